@@ -1,0 +1,3 @@
+"""KapMan: ETL toolkit for a TimescaleDB market-data warehouse."""
+
+__version__ = "0.1.0"

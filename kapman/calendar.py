@@ -1,0 +1,101 @@
+"""The NYSE trading calendar (full-day closures), computed from the exchange's holiday rules.
+
+Used by the sandbox to decide which days have a flat file, and by reports to tell a missing
+file from a market holiday.  Rules cover 2000 onwards; one-off closures (national days of
+mourning, 9/11, Hurricane Sandy) are listed explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from functools import lru_cache
+
+# Unscheduled full-day closures since 2000.
+_SPECIAL_CLOSURES = frozenset({
+    date(2001, 9, 11), date(2001, 9, 12), date(2001, 9, 13), date(2001, 9, 14),
+    date(2004, 6, 11), date(2007, 1, 2), date(2012, 10, 29), date(2012, 10, 30),
+    date(2018, 12, 5), date(2025, 1, 9),
+})
+
+
+def _easter(year: int) -> date:
+    """Gregorian Easter Sunday (anonymous Gregorian algorithm)."""
+    a = year % 19
+    b, c = divmod(year, 100)
+    d, e = divmod(b, 4)
+    f = (b + 8) // 25
+    g = (b - f + 1) // 3
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    l_ = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 22 * l_) // 451
+    month, day = divmod(h + l_ - 7 * m + 114, 31)
+    return date(year, month, day + 1)
+
+
+def _nth_weekday(year: int, month: int, weekday: int, n: int) -> date:
+    first = date(year, month, 1)
+    offset = (weekday - first.weekday()) % 7
+    return first + timedelta(days=offset + 7 * (n - 1))
+
+
+def _last_weekday(year: int, month: int, weekday: int) -> date:
+    nxt = date(year + (month == 12), month % 12 + 1, 1)
+    last = nxt - timedelta(days=1)
+    return last - timedelta(days=(last.weekday() - weekday) % 7)
+
+
+def _observed(day: date) -> date:
+    """Saturday holidays are observed Friday, Sunday holidays Monday."""
+    if day.weekday() == 5:
+        return day - timedelta(days=1)
+    if day.weekday() == 6:
+        return day + timedelta(days=1)
+    return day
+
+
+@lru_cache(maxsize=None)
+def holidays(year: int) -> frozenset[date]:
+    days = {
+        _nth_weekday(year, 1, 0, 3),   # Martin Luther King Jr. Day
+        _nth_weekday(year, 2, 0, 3),   # Washington's Birthday
+        _easter(year) - timedelta(days=2),  # Good Friday
+        _last_weekday(year, 5, 0),     # Memorial Day
+        _observed(date(year, 7, 4)),
+        _nth_weekday(year, 9, 0, 1),   # Labor Day
+        _nth_weekday(year, 11, 3, 4),  # Thanksgiving
+        _observed(date(year, 12, 25)),
+    }
+    new_year = date(year, 1, 1)
+    # NYSE does not close on the Friday before a Saturday New Year's Day.
+    if new_year.weekday() != 5:
+        days.add(_observed(new_year))
+    if year >= 2022:
+        days.add(_observed(date(year, 6, 19)))  # Juneteenth
+    days |= {d for d in _SPECIAL_CLOSURES if d.year == year}
+    return frozenset(days)
+
+
+def is_trading_day(day: date) -> bool:
+    return day.weekday() < 5 and day not in holidays(day.year)
+
+
+def trading_days(start: date, end: date) -> Iterator[date]:
+    """Trading days in [start, end], oldest first."""
+    day = start
+    while day <= end:
+        if is_trading_day(day):
+            yield day
+        day += timedelta(days=1)
+
+
+def previous_trading_day(day: date) -> date:
+    day -= timedelta(days=1)
+    while not is_trading_day(day):
+        day -= timedelta(days=1)
+    return day
+
+
+def last_trading_day_on_or_before(day: date) -> date:
+    return day if is_trading_day(day) else previous_trading_day(day)

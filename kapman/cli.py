@@ -1,0 +1,101 @@
+"""What every entrypoint shares: common options, logging set-up, error-to-exit-code mapping.
+
+Exit codes: 0 success, 1 partial failure, 2 usage, configuration or total failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kapman.config import Settings, load_settings
+from kapman.errors import KapManError
+
+EXIT_OK, EXIT_PARTIAL, EXIT_FAILURE = 0, 1, 2
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+def parser(prog: str, description: str, examples: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=_Formatter,
+                                epilog="examples:\n" + examples.strip("\n"))
+    p.add_argument("--db-url", metavar="URL", default=None,
+                   help="database URL; overrides DATABASE_URL from the environment or .env")
+    p.add_argument("--json", action="store_true", help="print the final summary as one JSON object")
+    noise = p.add_mutually_exclusive_group()
+    noise.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    noise.add_argument("-q", "--quiet", action="store_true", help="print only the summary and errors")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return p
+
+
+class _Scrubber(logging.Filter):
+    """Last line of defence: no secret value reaches a log line."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if len(s) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            text = record.getMessage()
+            for secret in self.secrets:
+                text = text.replace(secret, "***")
+            record.msg, record.args = text, None
+        return True
+
+
+def configure_logging(args: argparse.Namespace, settings: Settings | None = None) -> None:
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    if settings is not None:
+        handler.addFilter(_Scrubber(settings.secrets()))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("urllib3", "botocore", "boto3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    settings = load_settings(database_url=args.db_url)
+    configure_logging(args, settings)
+    return settings
+
+
+def emit(args: argparse.Namespace, text: str, data: dict[str, Any]) -> None:
+    """The one final summary: a human line, or JSON with --json."""
+    if getattr(args, "json", False):
+        print(json.dumps(data, default=str, sort_keys=True))
+    else:
+        print(text)
+
+
+def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Run an entrypoint's ``main``; turn KapManError into one line, a hint and an exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        return main(argv)
+    except KapManError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: work already committed is kept; rerun to resume", file=sys.stderr)
+        return 130
+
+
+def entrypoint(main: Callable[[Sequence[str] | None], int]) -> None:
+    """``if __name__ == '__main__': entrypoint(main)``."""
+    sys.exit(run_main(main))

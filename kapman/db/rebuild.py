@@ -1,0 +1,127 @@
+"""A5: drop and recreate the database, apply the A6 migrations, validate, fingerprint."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from kapman.config import mask_url
+from kapman.db import migrations as mig
+from kapman.db.capabilities import ServerInfo, server_info
+from kapman.db.connect import connect, database_name, with_database
+from kapman.db.errors import wrap
+from kapman.db.fingerprint import fingerprint
+from kapman.db.validate import ValidationReport, validate
+from kapman.errors import DatabaseError, KapManError
+
+log = logging.getLogger(__name__)
+MAINTENANCE_DB = "postgres"
+
+
+class ValidationFailed(KapManError):
+    """The rebuilt schema breaks an invariant."""
+
+
+@dataclass
+class Iteration:
+    fingerprint: str
+    seconds: float
+    report: ValidationReport
+
+
+@dataclass
+class RebuildResult:
+    database: str
+    server: ServerInfo
+    migrations: list[mig.Migration]
+    iterations: list[Iteration] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.iterations[-1].fingerprint
+
+    @property
+    def deterministic(self) -> bool:
+        return len({i.fingerprint for i in self.iterations}) == 1
+
+
+def check_server(info: ServerInfo) -> None:
+    if info.timescaledb_available is None:
+        raise DatabaseError("the server has no TimescaleDB extension installed",
+                            hint="use the timescale/timescaledb image (docker compose up -d db) "
+                                 "or the local server (./dev.sh db up)")
+    if not info.preloaded:
+        raise DatabaseError("TimescaleDB is installed but not preloaded",
+                            hint="add shared_preload_libraries = 'timescaledb' to postgresql.conf and restart")
+
+
+def recreate_database(admin: psycopg.Connection, name: str) -> None:
+    """Terminate other sessions on ``name``, drop it and create it empty."""
+    ident = sql.Identifier(name)
+    try:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise DatabaseError(f"not allowed to drop/create database {name}: {exc.diag.message_primary}",
+                            sqlstate=exc.sqlstate,
+                            hint="connect as the database owner or a superuser (the runbook's kapman user)") from None
+    except psycopg.errors.ObjectInUse as exc:
+        raise DatabaseError(f"database {name} is in use and its sessions could not be terminated",
+                            sqlstate=exc.sqlstate, hint="close the other sessions and retry") from None
+    except psycopg.Error as exc:
+        raise wrap(exc, f"recreating database {name}") from None
+
+
+def build_once(url: str, migrations: list[mig.Migration], warnings: list[str]) -> tuple[str, ValidationReport]:
+    with connect(url) as conn:
+        conn.add_notice_handler(lambda d: _on_notice(d, warnings))
+        mig.apply_pending(conn, migrations)
+        conn.commit()
+        report = validate(conn, server_info(conn))
+        digest = fingerprint(conn)
+        conn.rollback()
+    return digest, report
+
+
+def _on_notice(diag: psycopg.errors.Diagnostic, sink: list[str]) -> None:
+    if diag.severity in ("WARNING", "NOTICE") and diag.message_primary and "license" in diag.message_primary:
+        if diag.message_primary not in sink:
+            sink.append(diag.message_primary)
+            log.warning("%s", diag.message_primary)
+
+
+def rebuild(url: str, *, iterations: int = 1) -> RebuildResult:
+    """Pave the database ``iterations`` times; every fingerprint must match."""
+    if iterations < 1:
+        raise KapManError("--iterations must be at least 1")
+    name = database_name(url)
+    if name == MAINTENANCE_DB:
+        raise KapManError(f"refusing to drop the maintenance database {name!r}",
+                          hint="point DATABASE_URL at the kapman database")
+    migrations = mig.discover()
+    with connect(with_database(url, MAINTENANCE_DB), autocommit=True) as admin:
+        info = server_info(admin)
+        check_server(info)
+        result = RebuildResult(database=name, server=info, migrations=migrations)
+        for n in range(iterations):
+            started = time.perf_counter()
+            log.info("rebuild %d/%d of %s", n + 1, iterations, mask_url(url))
+            recreate_database(admin, name)
+            digest, report = build_once(url, migrations, result.warnings)
+            result.iterations.append(Iteration(digest, time.perf_counter() - started, report))
+            if not report.ok:
+                failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failures)
+                raise ValidationFailed(f"schema validation failed: {failed}")
+    with connect(url) as conn:  # the installed extension version, for the summary
+        result.server = server_info(conn)
+    if not result.deterministic:
+        raise ValidationFailed("schema fingerprints differ between rebuilds: "
+                               + ", ".join(i.fingerprint[:12] for i in result.iterations))
+    return result

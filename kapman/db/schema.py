@@ -1,0 +1,25 @@
+"""What the A6 schema must look like: the single source of truth for validation and tests."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+#: Every table (and view) in schema public after the migrations.
+EXPECTED_TABLES = frozenset({
+    "tickers", "watchlists", "ohlcv", "options_chains", "daily_snapshots",
+    "ingest_runs", "ingest_files", "hypertable_lifecycle", "schema_migrations",
+})
+#: Metadata tables that are not empty after a rebuild.
+METADATA_TABLES = frozenset({"schema_migrations", "hypertable_lifecycle"})
+#: hypertable -> (time column, chunk interval)
+HYPERTABLES = {
+    "ohlcv": ("date", timedelta(days=30)),
+    "options_chains": ("time", timedelta(days=7)),
+    "daily_snapshots": ("time", timedelta(days=7)),
+}
+#: Hypertables governed by compression and retention.
+LIFECYCLE_TABLES = ("ohlcv", "options_chains")
+RETENTION = timedelta(days=730)
+COMPRESS_AFTER = timedelta(days=120)
+OPTIONS_KEY = ("time", "ticker_id", "expiration_date", "strike_price", "option_type")
+FORBIDDEN_TABLE = "ohlcv_daily"

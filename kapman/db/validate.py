@@ -1,0 +1,131 @@
+"""Validate every invariant of the runbook's Step 2 against a rebuilt database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from kapman.db import schema
+from kapman.db.capabilities import ServerInfo
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class ValidationReport:
+    checks: list[Check] = field(default_factory=list)
+    lifecycle_mode: str = "unknown"   # 'policy' or 'application'
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def add(self, name: str, ok: bool, detail: str) -> None:
+        self.checks.append(Check(name, ok, detail))
+
+
+def _column(conn: psycopg.Connection, query: str, *params: object) -> list:
+    return [r[0] for r in conn.execute(query, params).fetchall()]  # type: ignore[arg-type]
+
+
+def _extensions(conn: psycopg.Connection, report: ValidationReport) -> None:
+    present = set(_column(conn, "SELECT extname FROM pg_extension WHERE extname IN ('timescaledb', 'uuid-ossp')"))
+    missing = {"timescaledb", "uuid-ossp"} - present
+    report.add("extensions", not missing, "timescaledb, uuid-ossp" if not missing else f"missing {sorted(missing)}")
+
+
+def _tables(conn: psycopg.Connection, report: ValidationReport) -> None:
+    tables = set(_column(conn, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"))
+    extra, missing = tables - schema.EXPECTED_TABLES, schema.EXPECTED_TABLES - tables
+    detail = f"{len(tables)} tables" if not (extra or missing) else f"missing {sorted(missing)}, unexpected {sorted(extra)}"
+    report.add("table set", not (extra or missing), detail)
+    forbidden = _column(conn, "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                              "WHERE table_name = %s", schema.FORBIDDEN_TABLE)
+    report.add("no ohlcv_daily", not forbidden, "absent" if not forbidden else f"found {forbidden}")
+    contracts = _column(conn, "SELECT table_name FROM information_schema.tables "
+                              "WHERE table_schema = 'public' AND table_name ILIKE '%%contract%%'")
+    report.add("no contracts table", not contracts, "absent" if not contracts else f"found {contracts}")
+
+
+def _hypertables(conn: psycopg.Connection, report: ValidationReport) -> None:
+    rows = conn.execute(
+        "SELECT hypertable_name, column_name, time_interval FROM timescaledb_information.dimensions "
+        "WHERE hypertable_schema = 'public' AND dimension_number = 1").fetchall()
+    dims = {name: (col, interval) for name, col, interval in rows}
+    for table, expected in schema.HYPERTABLES.items():
+        got = dims.get(table)
+        report.add(f"hypertable {table}", got == expected,
+                   f"on {expected[0]} every {expected[1].days} days" if got == expected else f"got {got}")
+
+
+def _options_key(conn: psycopg.Connection, report: ValidationReport) -> None:
+    key = _column(conn, """
+        SELECT a.attname FROM pg_constraint c
+        JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace
+        CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+        JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum = k.attnum
+        WHERE n.nspname = 'public' AND r.relname = 'options_chains' AND c.contype IN ('p', 'u')
+        ORDER BY c.conname, k.ord""")
+    report.add("options_chains unique key", tuple(key) == schema.OPTIONS_KEY, ", ".join(key))
+    strike = conn.execute(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = 'public.options_chains'::regclass AND attname = 'strike_price'").fetchone()
+    report.add("strike_price type", strike is not None and strike[0] == "numeric(12,4)", strike[0] if strike else "missing")
+
+
+def _lifecycle(conn: psycopg.Connection, info: ServerInfo, report: ValidationReport) -> None:
+    modes = dict(conn.execute(
+        "SELECT hypertable_name, retention_mode FROM public.hypertable_lifecycle").fetchall())  # type: ignore[arg-type]
+    expected_mode = "policy" if info.policies_available else "application"
+    report.lifecycle_mode = expected_mode
+    ok = all(modes.get(t) == expected_mode for t in schema.LIFECYCLE_TABLES)
+    report.add("lifecycle mode recorded", ok, f"{expected_mode} ({info.license} license)" if ok else f"got {modes}")
+    if not info.policies_available:
+        return
+    jobs = conn.execute(
+        "SELECT proc_name, hypertable_name, config FROM timescaledb_information.jobs "
+        "WHERE hypertable_schema = 'public' AND proc_name IN ('policy_retention', 'policy_compression')").fetchall()
+    found = {(p, h): c for p, h, c in jobs}
+    compressed = set(_column(conn, "SELECT hypertable_name FROM timescaledb_information.hypertables "
+                                   "WHERE hypertable_schema = 'public' AND compression_enabled"))
+    for table in schema.LIFECYCLE_TABLES:
+        retention = found.get(("policy_retention", table)) or {}
+        compression = found.get(("policy_compression", table)) or {}
+        report.add(f"retention policy {table}", retention.get("drop_after") == "730 days",
+                   f"drop_after = {retention.get('drop_after')}")
+        report.add(f"compression policy {table}", compression.get("compress_after") == "120 days",
+                   f"compress_after = {compression.get('compress_after')}")
+        report.add(f"compression enabled {table}", table in compressed, str(table in compressed))
+
+
+def _empty(conn: psycopg.Connection, report: ValidationReport) -> None:
+    nonempty = []
+    for table in sorted(schema.EXPECTED_TABLES - schema.METADATA_TABLES):
+        row = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(
+            sql.Identifier("public", table))).fetchone()
+        if row and row[0]:
+            nonempty.append(table)
+    report.add("data tables empty", not nonempty, "all empty" if not nonempty else f"rows in {nonempty}")
+
+
+def validate(conn: psycopg.Connection, info: ServerInfo, *, expect_empty: bool = True) -> ValidationReport:
+    report = ValidationReport()
+    _extensions(conn, report)
+    _tables(conn, report)
+    _hypertables(conn, report)
+    _options_key(conn, report)
+    _lifecycle(conn, info, report)
+    if expect_empty:
+        _empty(conn, report)
+    return report

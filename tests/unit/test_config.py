@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kapman.config import load_settings, mask_url
+from kapman.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_URL", "POLYGON_API_KEY", "MASSIVE_API_KEY", "POLYGON_BASE_URL",
+                 "POLYGON_RATE_LIMIT", "FLATFILES_MIRROR_DIR", "FLATFILES_SECRET_ACCESS_KEY",
+                 "POLYGON_MAX_RETRIES", "KAPMAN_ENV_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def write_env(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / ".env"
+    path.write_text(text)
+    return path
+
+
+def test_env_file_is_read(tmp_path: Path) -> None:
+    env = write_env(tmp_path, "DATABASE_URL=postgresql://u:pw@h:1/db\nPOLYGON_API_KEY=abc123\n")
+    s = load_settings(env)
+    assert s.database_url == "postgresql://u:pw@h:1/db"
+    assert s.polygon_api_key == "abc123"
+
+
+def test_environment_wins_over_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = write_env(tmp_path, "DATABASE_URL=postgresql://file@h/db\n")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://env@h/db")
+    assert load_settings(env).database_url == "postgresql://env@h/db"
+
+
+def test_explicit_db_url_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://env@h/db")
+    s = load_settings(tmp_path / "missing.env", database_url="postgresql://cli@h/db")
+    assert s.database_url == "postgresql://cli@h/db"
+
+
+def test_defaults(tmp_path: Path) -> None:
+    s = load_settings(tmp_path / "missing.env")
+    assert s.database_url is None
+    assert s.polygon_base_url == "https://api.massive.com"
+    assert s.flatfiles_bucket == "flatfiles"
+    assert s.flatfiles_stocks_prefix == "us_stocks_sip/day_aggs_v1"
+    assert s.flatfiles_mirror_dir is None
+
+
+def test_massive_key_alias(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MASSIVE_API_KEY", "k")
+    assert load_settings(tmp_path / "x").polygon_api_key == "k"
+
+
+def test_missing_database_url_error_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "x").require_database_url()
+    assert "DATABASE_URL is not set" in info.value.message
+    assert ".env.example" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize("raw", ["abc", "-1", "0"])
+def test_invalid_rate_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("POLYGON_RATE_LIMIT", raw)
+    with pytest.raises(ConfigError, match="POLYGON_RATE_LIMIT"):
+        load_settings(tmp_path / "x")
+
+
+def test_base_url_with_path_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYGON_BASE_URL", "https://api.massive.com/v3")
+    with pytest.raises(ConfigError, match="no path"):
+        load_settings(tmp_path / "x")
+
+
+def test_repr_masks_every_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://kapman:hunter2pw@db:5432/kapman")
+    monkeypatch.setenv("POLYGON_API_KEY", "sekritkey")
+    monkeypatch.setenv("FLATFILES_SECRET_ACCESS_KEY", "s3secretvalue")
+    s = load_settings(tmp_path / "x")
+    text = repr(s) + str(s)
+    for secret in ("hunter2pw", "sekritkey", "s3secretvalue"):
+        assert secret not in text
+    assert "kapman:***@db:5432/kapman" in text
+    assert set(s.secrets()) == {"hunter2pw", "sekritkey", "s3secretvalue"}
+
+
+@pytest.mark.parametrize("url, masked", [
+    ("postgresql://u:p@h:5432/d", "postgresql://u:***@h:5432/d"),
+    ("postgresql://u@h/d", "postgresql://u@h/d"),
+    ("postgresql://h/d?password=x&sslmode=require", "postgresql://h/d?password=***&sslmode=require"),
+    ("postgresql://u:p%40ss@h/d", "postgresql://u:***@h/d"),
+    (None, "<unset>"),
+])
+def test_mask_url(url: str | None, masked: str) -> None:
+    assert mask_url(url) == masked
