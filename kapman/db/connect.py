@@ -26,7 +26,9 @@ def with_database(url: str, dbname: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
 
 
-def connect(url: str, *, autocommit: bool = False, connect_timeout: int = 10) -> psycopg.Connection:
+def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> psycopg.Connection:
+    """Autocommit by default: every unit of work states its own ``conn.transaction()``, so a
+    commit is always explicit and never an accident of an earlier implicit transaction."""
     if not url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(f"not a PostgreSQL URL: {mask_url(url)}",
                           hint="use postgresql://user:password@host:port/database")

@@ -1,0 +1,187 @@
+"""A small, strict HTTP client for Polygon/Massive's REST API.
+
+KapMan does not use the official client's transport for ingestion: its models crash on a
+nested ``null`` (``"greeks": null``), its pagination has no loop guard, and its retries end in
+urllib3 exceptions without a status.  This module owns the policy instead: bearer auth, real
+connect/read timeouts, exponential backoff with full jitter on 429/5xx/timeouts honouring
+Retry-After, a shared rate limiter, a page cap and cursor-loop detection.  The API key is sent
+only in the Authorization header and never appears in URLs, logs or errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import urllib3
+
+from kapman.errors import (
+    AuthError,
+    EntitlementError,
+    PaginationError,
+    ProviderError,
+    RateLimitedError,
+    TransientProviderError,
+)
+from kapman.providers.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+#: Pagination guard: NVDA's chain is ~15 pages of 250 and the full ticker list ~35 of 1000.
+DEFAULT_MAX_PAGES = 500
+#: Backoff: base * 2**attempt, capped, with full jitter (AWS architecture blog's recommendation).
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+
+
+@dataclass
+class RequestStats:
+    """Counters shared across threads for progress and summaries."""
+
+    requests: int = 0
+    retries: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, requests: int = 0, retries: int = 0) -> None:
+        with self._lock:
+            self.requests += requests
+            self.retries += retries
+
+
+def _error_text(body: bytes) -> str:
+    """The server's own words from a JSON error body, or a short hint for HTML/empty ones."""
+    try:
+        data = json.loads(body)
+        if isinstance(data, dict):
+            return str(data.get("error") or data.get("message") or data.get("status") or "")[:300]
+    except ValueError:
+        pass
+    return "non-JSON response" if body else "empty response"
+
+
+def _retry_after(headers: Any) -> float | None:
+    raw = headers.get("Retry-After") if headers else None
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
+class PolygonHTTP:
+    def __init__(self, base_url: str, api_key: str, *, rate_limit: float = 50.0,
+                 connect_timeout: float = 10.0, read_timeout: float = 30.0, max_retries: int = 6,
+                 max_pages: int = DEFAULT_MAX_PAGES, pool_size: int = 16,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json",
+                         "User-Agent": "kapman"}
+        self._pool = urllib3.PoolManager(
+            maxsize=pool_size, block=False, retries=False,
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout))
+        self.limiter = RateLimiter(rate_limit, burst=max(1, min(int(rate_limit), 20)))
+        self.max_retries = max_retries
+        self.max_pages = max_pages
+        self.stats = RequestStats()
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._pool.clear()
+
+    def _url(self, path_or_url: str, params: dict[str, Any] | None) -> str:
+        if path_or_url.startswith(("http://", "https://")):
+            # next_url: only its path and query count (the host may be the public one).
+            parts = urlsplit(path_or_url)
+            path_or_url = parts.path + (f"?{parts.query}" if parts.query else "")
+        url = self.base_url + path_or_url
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params)
+        return url
+
+    def get_json(self, path_or_url: str, params: dict[str, Any] | None = None,
+                 *, symbol: str | None = None) -> dict[str, Any]:
+        """One GET with retries; returns the decoded JSON object."""
+        url = self._url(path_or_url, params)
+        shown = urlsplit(url).path
+        attempt = 0
+        while True:
+            self.limiter.acquire()
+            self.stats.add(requests=1)
+            try:
+                response = self._pool.request("GET", url, headers=self._headers, preload_content=True)
+                error = self._classify(response.status, response.data, response.headers, shown, symbol)
+                if error is None:
+                    return self._decode(response.data, shown, symbol)
+            except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError,
+                    urllib3.exceptions.NewConnectionError, urllib3.exceptions.SSLError) as exc:
+                error = TransientProviderError(f"{shown}: {type(exc).__name__}", url=shown, symbol=symbol)
+            except urllib3.exceptions.HTTPError as exc:
+                error = TransientProviderError(f"{shown}: {type(exc).__name__}", url=shown, symbol=symbol)
+            if not error.transient or attempt >= self.max_retries:
+                if error.transient:
+                    error.args = (f"{error.message} (gave up after {attempt + 1} attempts)",)
+                raise error
+            delay = self._backoff(attempt, getattr(error, "retry_after", None))
+            log.debug("retrying %s in %.2fs: %s", shown, delay, error.message)
+            self.stats.add(retries=1)
+            self._sleep(delay)
+            attempt += 1
+
+    @staticmethod
+    def _backoff(attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, BACKOFF_CAP * 4)
+        return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
+
+    @staticmethod
+    def _decode(body: bytes, shown: str, symbol: str | None) -> dict[str, Any]:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise TransientProviderError(f"{shown}: response is not JSON", url=shown, symbol=symbol) from None
+        if not isinstance(data, dict):
+            raise ProviderError(f"{shown}: unexpected response shape", url=shown, symbol=symbol)
+        return data
+
+    @staticmethod
+    def _classify(status: int, body: bytes, headers: Any, shown: str,
+                  symbol: str | None) -> ProviderError | None:
+        if status == 200:
+            return None
+        text = _error_text(body)
+        kw: dict[str, Any] = {"status": status, "url": shown, "symbol": symbol}
+        if status == 401:
+            return AuthError(f"{shown}: 401 {text}", hint="check POLYGON_API_KEY in .env", **kw)
+        if status == 403:
+            return EntitlementError(f"{shown}: 403 not entitled ({text})",
+                                    hint="your plan does not include this data", **kw)
+        if status == 429:
+            return RateLimitedError(f"{shown}: 429 rate limited", retry_after=_retry_after(headers), **kw)
+        if status >= 500 or status in (408, 413, 499):
+            return TransientProviderError(f"{shown}: {status} {text}", retry_after=_retry_after(headers), **kw)
+        return ProviderError(f"{shown}: {status} {text}", **kw)
+
+    def paginate(self, path: str, params: dict[str, Any], *, symbol: str | None = None) -> Iterator[list[dict]]:
+        """Yield each page's ``results``; follows ``next_url`` until it is absent."""
+        seen: set[str] = set()
+        url: str = path
+        query: dict[str, Any] | None = params
+        for page in range(self.max_pages):
+            data = self.get_json(url, query, symbol=symbol)
+            yield list(data.get("results") or [])
+            next_url = data.get("next_url")
+            if not next_url:
+                return
+            cursor = parse_qs(urlsplit(next_url).query).get("cursor", [next_url])[0]
+            if cursor in seen:
+                raise PaginationError(f"{path}: the server repeated a pagination cursor after page {page + 1}",
+                                      url=path, symbol=symbol)
+            seen.add(cursor)
+            url, query = next_url, None
+        raise PaginationError(f"{path}: more than {self.max_pages} pages; stopping", url=path, symbol=symbol)
