@@ -26,14 +26,21 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
 def parser(prog: str, description: str, examples: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=_Formatter,
                                 epilog="examples:\n" + examples.strip("\n"))
-    p.add_argument("--db-url", metavar="URL", default=None,
-                   help="database URL; overrides DATABASE_URL from the environment or .env")
-    p.add_argument("--json", action="store_true", help="print the final summary as one JSON object")
-    noise = p.add_mutually_exclusive_group()
-    noise.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    noise.add_argument("-q", "--quiet", action="store_true", help="print only the summary and errors")
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    add_common_options(p)
     return p
+
+
+def add_common_options(p: argparse.ArgumentParser, *, in_subcommand: bool = False) -> None:
+    """The options every command takes; a subcommand repeats them so they may follow it."""
+    default: Any = argparse.SUPPRESS if in_subcommand else None
+    flag: Any = argparse.SUPPRESS if in_subcommand else False
+    p.add_argument("--db-url", metavar="URL", default=default,
+                   help="database URL; overrides DATABASE_URL from the environment or .env")
+    p.add_argument("--json", action="store_true", default=flag, help="print the final summary as one JSON object")
+    noise = p.add_mutually_exclusive_group()
+    noise.add_argument("-v", "--verbose", action="store_true", default=flag, help="log progress details")
+    noise.add_argument("-q", "--quiet", action="store_true", default=flag, help="print only the summary and errors")
+    p.add_argument("--debug", action="store_true", default=flag, help="show tracebacks on errors")
 
 
 class _Scrubber(logging.Filter):

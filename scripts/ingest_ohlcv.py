@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from datetime import date
 
@@ -43,6 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     back = sub.add_parser("backfill", help="an explicit date range")
     back.add_argument("--start", type=_day, required=True)
     back.add_argument("--end", type=_day, required=True)
+    for sp in (base, inc, back):
+        sp.formatter_class = cli._Formatter
+        cli.add_common_options(sp, in_subcommand=True)
+        sp.add_argument("--force", action="store_true", default=argparse.SUPPRESS,
+                        help="reload files even when their ETag is unchanged")
     args = p.parse_args(argv)
     settings = cli.settings_for(args)
     source = source_from_settings(settings)

@@ -1,0 +1,134 @@
+"""``python -m kapman.sandbox``: run the offline market (REST + S3) or write a flat-file mirror."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+from kapman.sandbox.market import DEFAULT_DAYS, DEFAULT_END_DATE, Market
+from kapman.sandbox.mirror import write_mirror
+from kapman.sandbox.rest import SandboxRestServer
+from kapman.sandbox.s3 import SandboxS3
+
+EXAMPLES = """examples:
+  python -m kapman.sandbox serve                                  # 600 tickers, 800 days to 2025-12-19
+  python -m kapman.sandbox serve --env-file .env.sandbox          # also write the KEY=value lines
+  python -m kapman.sandbox serve --tickers 11000 --days 400 --rest-port 8765 --s3-port 8766
+  python -m kapman.sandbox write-mirror /tmp/flatfiles --tickers 50 --days 30
+
+control (no auth): curl -XPOST $POLYGON_BASE_URL/_sandbox/clock -d '{"step_trading_days": 1}'
+                   curl -XPOST $POLYGON_BASE_URL/_sandbox/faults -d '{"kind": "rate_limit", "times": 3}'
+"""
+
+
+def _market_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=42, help="market seed (default 42)")
+    parser.add_argument("--tickers", type=int, default=600, help="universe size (default 600)")
+    parser.add_argument(
+        "--end-date",
+        type=date.fromisoformat,
+        default=DEFAULT_END_DATE,
+        help=f"last market day (default {DEFAULT_END_DATE})",
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=DEFAULT_DAYS,
+        help=f"calendar days of history before the end date (default {DEFAULT_DAYS})",
+    )
+    parser.add_argument("--bad-rows", action="store_true", help="put deliberately bad rows in flat files")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m kapman.sandbox",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="serve REST and S3 until interrupted",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _market_args(serve)
+    serve.add_argument("--mirror-dir", type=Path, help="also write the flat files under DIR")
+    serve.add_argument("--rest-port", type=int, default=0, help="REST port (default: any free port)")
+    serve.add_argument("--s3-port", type=int, default=0, help="S3 port (default: any free port)")
+    serve.add_argument("--api-key", default="sandbox-key", help="API key the REST server accepts")
+    serve.add_argument("--env-file", type=Path, help="write the environment lines to this file too")
+    mirror = commands.add_parser(
+        "write-mirror",
+        help="write flat files to a directory and exit",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mirror.add_argument("directory", type=Path)
+    _market_args(mirror)
+    return parser
+
+
+def _market(args: argparse.Namespace) -> Market:
+    return Market(
+        seed=args.seed, n_tickers=args.tickers, end_date=args.end_date, days=args.days, bad_rows=args.bad_rows
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    market = _market(args)
+    started = time.perf_counter()
+    mirror_dir = None
+    if args.mirror_dir:
+        write_mirror(market, args.mirror_dir)
+        mirror_dir = args.mirror_dir.resolve()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with (
+        SandboxRestServer(market, api_key=args.api_key, port=args.rest_port) as rest,
+        SandboxS3(market, port=args.s3_port) as s3,
+    ):
+        env = {
+            "POLYGON_BASE_URL": rest.base_url,
+            "POLYGON_API_KEY": rest.api_key,
+            "FLATFILES_ENDPOINT": s3.endpoint_url,
+            "FLATFILES_BUCKET": s3.bucket,
+            "FLATFILES_ACCESS_KEY_ID": s3.access_key_id,
+            "FLATFILES_SECRET_ACCESS_KEY": s3.secret_access_key,
+            **({"FLATFILES_MIRROR_DIR": str(mirror_dir)} if mirror_dir else {}),
+            "KAPMAN_NOW": market.now.isoformat().replace("+00:00", "Z"),
+        }
+        lines = "".join(f"{k}={v}\n" for k, v in env.items())
+        print(lines, end="", flush=True)
+        if args.env_file:
+            args.env_file.write_text(lines)
+        print(
+            f"# {market!r}: {len(market.trading_days)} trading days, ready in "
+            f"{time.perf_counter() - started:.1f}s; Ctrl-C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
+        stop.wait()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "write-mirror":
+        paths = write_mirror(_market(args), args.directory)
+        print(f"wrote {len(paths)} files under {args.directory}")
+        return 0
+    return _serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

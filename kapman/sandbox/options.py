@@ -1,0 +1,226 @@
+"""Option chain snapshots in ``/v3/snapshot/options/{underlying}`` result format.
+
+A chain is a pure function of (seed, underlying, as-of instant, spot): weekly and monthly
+expirations out to about a year, strikes around spot, Black-Scholes prices and greeks from a
+volatility smile.  It carries the vendor's rough edges: contracts without greeks or IV, an
+adjusted contract (non-100 deliverable) colliding with a standard one, a ``contract_type: other``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+
+from kapman.calendar import is_trading_day, previous_trading_day
+from kapman.clock import close_of, ny_date_of
+from kapman.sandbox.blackscholes import price_and_greeks
+
+#: Weekly expirations listed ahead (plus monthlies out to a year).
+WEEKLIES = 8
+MONTHS_AHEAD = 12
+#: Share of contracts published without greeks and IV (besides the deep in-the-money ones).
+NO_GREEKS_SHARE = 0.02
+#: |delta| beyond which the vendor leaves greeks empty.
+DEEP_ITM_DELTA = 0.985
+_SECONDS_PER_YEAR = 365.0 * 24 * 3600
+
+
+def rng_for(*parts: object) -> np.random.Generator:
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=16).digest()
+    return np.random.default_rng(int.from_bytes(digest, "little"))
+
+
+def _session_day(day: date) -> date:
+    """Expirations on a holiday move to the previous trading day (Good Friday -> Thursday)."""
+    return day if is_trading_day(day) else previous_trading_day(day)
+
+
+def expirations(as_of: datetime) -> list[date]:
+    """Weekly Fridays for the next few weeks and third Fridays out to a year, after ``as_of``."""
+    today = ny_date_of(as_of)
+    first_friday = today + timedelta(days=(4 - today.weekday()) % 7 or 7)
+    days = {_session_day(first_friday + timedelta(weeks=i)) for i in range(WEEKLIES)}
+    for m in range(MONTHS_AHEAD + 1):
+        year, month = today.year + (today.month - 1 + m) // 12, (today.month - 1 + m) % 12 + 1
+        first = date(year, month, 1)
+        third_friday = first + timedelta(days=(4 - first.weekday()) % 7 + 14)
+        days.add(_session_day(third_friday))
+    horizon = today + timedelta(days=370)
+    return sorted(d for d in days if today < d <= horizon)
+
+
+def year_fraction(as_of: datetime, expiration: date) -> float:
+    """Time to expiry in years, to the 16:00 New York close of the expiration date."""
+    return max((close_of(expiration) - as_of).total_seconds(), 60.0) / _SECONDS_PER_YEAR
+
+
+def strike_step(spot: float) -> float:
+    for limit, step in ((5, 0.5), (25, 1.0), (100, 2.5), (250, 5.0), (1000, 10.0)):
+        if spot < limit:
+            return step
+    return 50.0
+
+
+def occ_ticker(root: str, expiration: date, kind: str, strike: float) -> str:
+    return f"O:{root}{expiration:%y%m%d}{kind}{round(strike * 1000):08d}"
+
+
+def _ns(instant: datetime) -> int:
+    return int(instant.timestamp()) * 1_000_000_000 + instant.microsecond * 1000
+
+
+def _grid(spot: float, expiries: list[date], as_of: datetime, per_expiry: int) -> list[tuple[date, float]]:
+    base = strike_step(spot)
+    center = round(spot / base) * base
+    out: list[tuple[date, float]] = []
+    for expiry in expiries:
+        t = year_fraction(as_of, expiry)
+        step = base * (1 if t < 0.1 else 2 if t < 0.4 else 4)  # wider grids further out
+        # Centred on spot, but shifted up rather than running into zero on deep chains.
+        lowest = max(-(per_expiry // 2), 1 - math.ceil(center / step))
+        out.extend((expiry, round(center + step * k, 2)) for k in range(lowest, lowest + per_expiry))
+    return out
+
+
+def option_chain(
+    seed: int, underlying: str, spot: float, vol: float, as_of: datetime, contracts: int, *, quirks: bool
+) -> list[dict]:
+    """About ``contracts`` snapshot results (calls and puts), plus the quirky extras when asked."""
+    rng = rng_for(seed, "chain", underlying, _ns(as_of))
+    as_of = as_of.astimezone(UTC)
+    expiries = expirations(as_of)
+    per_expiry = max(2, math.ceil(contracts / (2 * len(expiries))))
+    grid = _grid(spot, expiries, as_of, per_expiry)
+    n = len(grid)
+    expiry = [e for e, _ in grid] * 2
+    strike = np.array([s for _, s in grid] * 2)
+    is_call = np.repeat([True, False], n)
+    t = np.array([year_fraction(as_of, e) for e in expiry])
+    moneyness = np.log(strike / spot) / np.sqrt(t)
+    # Smile: put-side skew plus curvature, richer term premium at the front.
+    atm = vol * (1.0 + 0.15 * np.exp(-6.0 * t))
+    iv = np.round(np.clip(atm * (1.0 - 0.22 * moneyness + 0.30 * moneyness**2), 0.05, 4.0), 6)
+    g = price_and_greeks(is_call, spot, strike, t, iv)
+    no_greeks = (np.abs(g["delta"]) > DEEP_ITM_DELTA) | (rng.random(2 * n) < NO_GREEKS_SHARE)
+    oi = np.round(
+        4000
+        * np.sqrt(contracts / 300)
+        * np.exp(-0.5 * moneyness**2)
+        * rng.lognormal(0, 0.7, 2 * n)
+        / (1 + 4 * t)
+    ).astype(np.int64)
+    volume = np.round(oi * rng.uniform(0, 0.4, 2 * n) * (rng.random(2 * n) > 0.2)).astype(np.int64)
+    day_move = rng.normal(0, 0.08, 2 * n).tolist()
+    stamp = _ns(as_of) - 1_000_000_000 * rng.integers(1, 900, 2 * n)
+    root = underlying.replace(".", "")
+    results = []
+    for i in range(2 * n):
+        kind = "call" if is_call[i] else "put"
+        price = max(round(float(g["price"][i]), 2), 0.01)
+        half_spread = max(0.01, round(0.02 * price + 0.01, 2))
+        bid, ask = max(round(price - half_spread, 2), 0.0), round(price + half_spread, 2)
+        mid = round((bid + ask) / 2, 4)
+        prev = max(round(price / (1 + day_move[i]), 2), 0.01)
+        traded = volume[i] > 0
+        k = float(strike[i])
+        break_even = round(k + mid if is_call[i] else k - mid, 4)
+        result: dict = {
+            "break_even_price": break_even,
+            "day": {
+                "change": round(price - prev, 2) if traded else 0.0,
+                "change_percent": round((price - prev) / prev * 100, 2) if traded else 0.0,
+                "close": price if traded else prev,
+                "high": round(max(price, prev) * 1.04, 2) if traded else prev,
+                "last_updated": int(stamp[i]),
+                "low": round(min(price, prev) * 0.96, 2) if traded else prev,
+                "open": prev,
+                "previous_close": prev,
+                "volume": int(volume[i]),
+                "vwap": round((price + prev) / 2, 4) if traded else prev,
+            },
+            "details": {
+                "contract_type": kind,
+                "exercise_style": "american",
+                "expiration_date": expiry[i].isoformat(),
+                "shares_per_contract": 100,
+                "strike_price": k,
+                "ticker": occ_ticker(root, expiry[i], kind[0].upper(), k),
+            },
+            "last_quote": {
+                "ask": ask,
+                "ask_exchange": 316,
+                "ask_size": int(rng.integers(1, 200)),
+                "bid": bid,
+                "bid_exchange": 303,
+                "bid_size": int(rng.integers(1, 200)),
+                "last_updated": int(stamp[i]),
+                "midpoint": mid,
+                "timeframe": "REAL-TIME",
+            },
+            "open_interest": int(oi[i]),
+            "underlying_asset": {
+                "change_to_break_even": round(break_even - spot, 4),
+                "last_updated": _ns(as_of),
+                "price": spot,
+                "ticker": underlying,
+                "timeframe": "REAL-TIME",
+            },
+        }
+        if traded:
+            result["last_trade"] = {
+                "conditions": [209],
+                "exchange": 65,
+                "price": round(float(np.clip(price, bid, ask)), 2),
+                "sip_timestamp": int(stamp[i]),
+                "size": int(rng.integers(1, 50)),
+                "timeframe": "REAL-TIME",
+            }
+        if not no_greeks[i]:
+            result["greeks"] = {name: float(g[name][i]) for name in ("delta", "gamma", "theta", "vega")}
+            result["implied_volatility"] = float(iv[i])
+        elif abs(g["delta"][i]) > DEEP_ITM_DELTA:
+            result["greeks"] = {}  # the vendor's "no greeks" for deep in-the-money contracts
+        results.append(result)
+    if quirks and results:
+        results.extend(_quirky_contracts(results, root, spot))
+    return results
+
+
+def _quirky_contracts(results: list[dict], root: str, spot: float) -> list[dict]:
+    """An adjusted call (deliverable 150 shares after a 3:2 split) at the same (expiration, strike)
+    as a standard call, and one contract of type ``other``."""
+    calls = [r for r in results if r["details"]["contract_type"] == "call"]
+    standard = min(
+        calls, key=lambda r: (r["details"]["expiration_date"], abs(r["details"]["strike_price"] - spot))
+    )
+    d = standard["details"]
+    expiry = date.fromisoformat(d["expiration_date"])
+    adjusted = {
+        **standard,
+        "details": {
+            **d,
+            "shares_per_contract": 150,
+            "ticker": occ_ticker(root + "1", expiry, "C", d["strike_price"]),
+        },
+        "greeks": {},
+        "open_interest": max(standard["open_interest"] // 20, 1),
+    }
+    adjusted.pop("implied_volatility", None)
+    other_src = calls[len(calls) // 2]
+    od = other_src["details"]
+    other = {
+        **other_src,
+        "details": {
+            **od,
+            "contract_type": "other",
+            "ticker": occ_ticker(
+                root + "2", date.fromisoformat(od["expiration_date"]), "C", od["strike_price"]
+            ),
+        },
+    }
+    other.pop("greeks", None)
+    other.pop("implied_volatility", None)
+    return [adjusted, other]

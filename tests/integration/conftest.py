@@ -1,0 +1,82 @@
+"""Integration fixtures: the offline sandbox (REST, S3, mirror) and hydrated databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from kapman.ingest.tickers import ingest_tickers
+from kapman.ingest.watchlists import ingest_watchlists
+from kapman.providers.http import PolygonHTTP
+from kapman.providers.polygon import PolygonClient
+from kapman.sandbox.market import Market
+from kapman.sandbox.mirror import write_mirror
+from kapman.sandbox.rest import SandboxRestServer
+
+#: The sandbox's market clock: Friday 2025-12-19 close.
+MARKET_NOW = "2025-12-19"
+WATCHLISTS = Path(__file__).resolve().parents[2] / "data" / "watchlists"
+
+
+@pytest.fixture(scope="session")
+def market() -> Market:
+    # 250 tickers cover every real name of the MVP watchlist; 120 days keep files few.
+    return Market(seed=11, n_tickers=250, days=120)
+
+
+@pytest.fixture(scope="session")
+def rest_server(market: Market) -> Iterator[SandboxRestServer]:
+    with SandboxRestServer(market, api_key="it-secret-key-123") as server:
+        yield server
+
+
+@pytest.fixture
+def rest(rest_server: SandboxRestServer) -> Iterator[SandboxRestServer]:
+    rest_server.faults.clear()
+    rest_server.set_clock(rest_server.market.now)
+    yield rest_server
+    rest_server.faults.clear()
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def polygon(rest: SandboxRestServer, sleeps: list[float]) -> Iterator[PolygonClient]:
+    """A client whose backoff sleeps are recorded instead of slept."""
+    http = PolygonHTTP(rest.base_url, rest.api_key, rate_limit=1000, connect_timeout=2, read_timeout=1.5,
+                       max_retries=4, sleep=sleeps.append)
+    client = PolygonClient(http)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def mirror_dir(market: Market, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("mirror")
+    write_mirror(market, directory)
+    return directory
+
+
+@pytest.fixture
+def market_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAPMAN_NOW", MARKET_NOW)
+
+
+@pytest.fixture
+def db(fresh_db: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def reference_db(db: psycopg.Connection, polygon: PolygonClient) -> psycopg.Connection:
+    """A rebuilt database with tickers and the MVP watchlist loaded."""
+    ingest_tickers(db, polygon, force=True)
+    ingest_watchlists(db, WATCHLISTS)
+    return db

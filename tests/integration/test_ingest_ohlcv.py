@@ -1,0 +1,177 @@
+"""Step 5: OHLCV flat files (mirror and S3) into public.ohlcv, against a real TimescaleDB."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from kapman.config import load_settings
+from kapman.errors import UsageError
+from kapman.ingest.ohlcv import backfill_window, base_window, incremental_window, ingest_ohlcv
+from kapman.providers.flatfiles import FileRef, MirrorSource, S3Source
+from kapman.sandbox.market import Market
+from kapman.sandbox.mirror import write_mirror
+from kapman.sandbox.s3 import SandboxS3
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("market_clock")]
+PREFIX = "us_stocks_sip/day_aggs_v1"
+END = date(2025, 12, 19)
+
+
+def mirror(directory: Path) -> MirrorSource:
+    return MirrorSource(directory, PREFIX)
+
+
+def known_rows(db: psycopg.Connection, market: Market, days: list[date]) -> int:
+    symbols = {r[0] for r in db.execute("SELECT symbol FROM tickers").fetchall()}
+    return sum(int(market.bars(d)["ticker"].isin(symbols).sum()) for d in days)
+
+
+def test_base_load_matches_the_files(reference_db: psycopg.Connection, market: Market, mirror_dir: Path) -> None:
+    result = ingest_ohlcv(reference_db, mirror(mirror_dir), base_window(730, END))
+    days = market.trading_days
+    assert result.files_loaded == len(days) and not result.failed
+    assert result.rows_inserted == known_rows(reference_db, market, days) == \
+        reference_db.execute("SELECT count(*) FROM ohlcv").fetchone()[0]
+    assert result.unknown_rows > 0 and sum(result.rejected.values()) == 0
+    bars = market.bars(END).set_index("ticker")
+    got = dict(((s, (o, h, lo, c, v, n)) for s, o, h, lo, c, v, n in reference_db.execute("""
+        SELECT t.symbol, o.open, o.high, o.low, o.close, o.volume, o.transactions
+        FROM ohlcv o JOIN tickers t ON t.id = o.ticker_id WHERE o.date = %s""", (END,)).fetchall()))
+    for symbol in ("AAPL", "NVDA", "SPY"):
+        b = bars.loc[symbol]
+        assert got[symbol] == (b.open, b.high, b.low, b.close, b.volume, b.transactions)
+    fractional = [v for *_, v, _n in got.values() if v != int(v)]
+    assert fractional, "fractional volume must survive"
+    dates = {r[0] for r in reference_db.execute("SELECT DISTINCT date FROM ohlcv").fetchall()}
+    assert dates == set(days) and date(2025, 11, 27) not in dates      # Thanksgiving: no file, no error
+
+
+def test_rerun_skips_and_force_reloads_without_changes(reference_db: psycopg.Connection, mirror_dir: Path) -> None:
+    window = base_window(30, END)
+    first = ingest_ohlcv(reference_db, mirror(mirror_dir), window)
+    again = ingest_ohlcv(reference_db, mirror(mirror_dir), window)
+    assert again.files_loaded == 0 and again.files_skipped == first.files_loaded
+    forced = ingest_ohlcv(reference_db, mirror(mirror_dir), window, force=True)
+    assert forced.files_loaded == first.files_loaded
+    assert (forced.rows_inserted, forced.rows_updated, forced.rows_unchanged) == (0, 0, first.rows_inserted)
+
+
+def test_republished_file_is_reloaded_and_changed_rows_updated(reference_db: psycopg.Connection, market: Market,
+                                                               tmp_path: Path) -> None:
+    write_mirror(market, tmp_path, days=market.trading_days[-3:])
+    ingest_ohlcv(reference_db, mirror(tmp_path), base_window(10, END))
+    # Republish the last day with one corrected bar: new bytes, new ETag.
+    key = tmp_path / market.flat_file_key(END)
+    import gzip
+    lines = gzip.decompress(key.read_bytes()).decode().splitlines()
+    header, rows = lines[0], lines[1:]
+    aapl = next(i for i, r in enumerate(rows) if r.startswith("AAPL,"))
+    f = rows[aapl].split(",")
+    f[1] = str(float(f[1]) + 100)  # volume corrected
+    rows[aapl] = ",".join(f)
+    key.write_bytes(gzip.compress(("\n".join([header, *rows]) + "\n").encode(), mtime=0))
+    result = ingest_ohlcv(reference_db, mirror(tmp_path), base_window(10, END))
+    assert result.files_loaded == 1 and result.files_skipped == 2
+    assert (result.rows_inserted, result.rows_updated) == (0, 1)
+    vol = reference_db.execute("SELECT o.volume FROM ohlcv o JOIN tickers t ON t.id = o.ticker_id "
+                               "WHERE t.symbol = 'AAPL' AND o.date = %s", (END,)).fetchone()[0]
+    assert vol == float(f[1])
+
+
+def test_bad_rows_are_rejected_by_reason_and_good_rows_kept(reference_db: psycopg.Connection,
+                                                           tmp_path: Path) -> None:
+    bad_market = Market(seed=11, n_tickers=250, days=120, bad_rows=True)
+    days = bad_market.trading_days[-5:]
+    write_mirror(bad_market, tmp_path, days=days)
+    result = ingest_ohlcv(reference_db, mirror(tmp_path), backfill_window(days[0], days[-1]))
+    assert not result.failed and result.files_loaded == 5
+    for reason in ("malformed", "high_below_low", "negative_volume"):
+        assert result.rejected[reason] > 0, reason
+        assert all("line " in s for s in result.reject_samples[reason])
+    assert result.rows_read == result.rows_loaded + sum(result.rejected.values()) + result.unknown_rows
+    assert reference_db.execute("SELECT count(*) FROM ohlcv WHERE high < low OR volume < 0").fetchone()[0] == 0
+    assert "rejected high_below_low" in result.summary()
+
+
+def test_crash_mid_run_loses_nothing_and_rerun_completes(reference_db: psycopg.Connection, market: Market,
+                                                         mirror_dir: Path) -> None:
+    class Crashing(MirrorSource):
+        reads = 0
+
+        def read(self, ref: FileRef) -> bytes:
+            Crashing.reads += 1
+            if Crashing.reads > 6:
+                raise KeyboardInterrupt  # the operator's Ctrl-C, mid-download
+            return super().read(ref)
+
+    window = base_window(40, END)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_ohlcv(reference_db, Crashing(mirror_dir, PREFIX), window)
+    committed = reference_db.execute("SELECT count(*) FROM ingest_files").fetchone()[0]
+    assert 1 <= committed <= 6
+    assert reference_db.execute("SELECT count(DISTINCT date) FROM ohlcv").fetchone()[0] == committed
+    result = ingest_ohlcv(reference_db, mirror(mirror_dir), window)
+    assert result.files_skipped == committed
+    days = [d for d in market.trading_days if d > window.start]
+    assert reference_db.execute("SELECT count(*) FROM ohlcv").fetchone()[0] == \
+        known_rows(reference_db, market, days)
+
+
+def test_refuses_before_tickers(db: psycopg.Connection, mirror_dir: Path) -> None:
+    with pytest.raises(UsageError, match="before tickers exist"):
+        ingest_ohlcv(db, mirror(mirror_dir), base_window(10, END))
+
+
+def test_incremental_continues_from_newest_date(reference_db: psycopg.Connection, market: Market,
+                                                mirror_dir: Path) -> None:
+    with pytest.raises(UsageError, match="nothing to continue from") as info:
+        incremental_window(reference_db)
+    assert "scripts.ingest_ohlcv base" in (info.value.hint or "")
+    ingest_ohlcv(reference_db, mirror(mirror_dir), backfill_window(date(2025, 12, 1), date(2025, 12, 12)))
+    window = incremental_window(reference_db, end=END)
+    assert window.start == date(2025, 12, 13)
+    result = ingest_ohlcv(reference_db, mirror(mirror_dir), window)
+    assert result.files_loaded == 5   # 15-19 December; the weekend simply has no file
+
+
+def test_s3_source_gives_the_same_rows_as_the_mirror(reference_db: psycopg.Connection, market: Market) -> None:
+    days = market.trading_days[-4:]
+    with SandboxS3(market, days=days) as s3:
+        env = {"FLATFILES_ENDPOINT": s3.endpoint_url, "FLATFILES_ACCESS_KEY_ID": s3.access_key_id,
+               "FLATFILES_SECRET_ACCESS_KEY": s3.secret_access_key}
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            source = S3Source(load_settings(Path("/nonexistent")))
+        finally:
+            for k, v in old.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        result = ingest_ohlcv(reference_db, source, backfill_window(days[0], days[-1]))
+        assert result.files_loaded == 4 and result.rows_inserted == known_rows(reference_db, market, days)
+        s3.republish(days[-1])
+        again = ingest_ohlcv(reference_db, source, backfill_window(days[0], days[-1]))
+        assert again.files_loaded == 1 and again.rows_updated == 0 and again.rows_unchanged > 0
+    etags = reference_db.execute("SELECT count(DISTINCT etag) FROM ingest_files").fetchone()[0]
+    assert etags == 4
+
+
+def test_cli_base_with_mirror(fresh_db: str, reference_db: psycopg.Connection, mirror_dir: Path) -> None:
+    # reference_db is fresh_db with tickers and watchlists loaded.
+    env = {**os.environ, "FLATFILES_MIRROR_DIR": str(mirror_dir), "KAPMAN_ENV_FILE": "/nonexistent",
+           "KAPMAN_NOW": "2025-12-19"}
+    proc = subprocess.run([sys.executable, "-m", "scripts.ingest_ohlcv", "base", "--days", "10",
+                           "--db-url", fresh_db, "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    import json
+    summary = json.loads(proc.stdout)
+    assert summary["start"] == "2025-12-09" and summary["end"] == "2025-12-19"
+    assert summary["files_loaded"] == 9 and summary["rows_inserted"] > 0
+    assert np.isfinite(summary["seconds"])

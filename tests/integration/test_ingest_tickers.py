@@ -1,0 +1,128 @@
+"""Step 3 against the sandbox REST server and a real TimescaleDB."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import psycopg
+import pytest
+
+from kapman.errors import AuthError, PaginationError, TransientProviderError
+from kapman.ids import ticker_id
+from kapman.ingest.tickers import DEFAULT_TYPES, ingest_tickers
+from kapman.providers.http import PolygonHTTP
+from kapman.providers.polygon import PolygonClient
+from kapman.sandbox.market import Market
+from kapman.sandbox.rest import SandboxRestServer
+
+pytestmark = pytest.mark.integration
+
+
+def expected(market: Market) -> dict[str, dict]:
+    """The newest record per symbol of the kept types, straight from the sandbox."""
+    best: dict[str, dict] = {}
+    for rec in market.tickers:
+        if rec.get("active", True) and (rec["ticker"] not in best
+                                        or rec["last_updated_utc"] > best[rec["ticker"]]["last_updated_utc"]):
+            best[rec["ticker"]] = rec
+    return {s: r for s, r in best.items() if r.get("type") in DEFAULT_TYPES}
+
+
+def test_loads_latest_record_per_symbol(db: psycopg.Connection, polygon: PolygonClient, market: Market) -> None:
+    result = ingest_tickers(db, polygon, force=True)
+    want = expected(market)
+    assert result.kept == result.inserted == len(want)
+    assert result.duplicates >= 1
+    rows = {r[0]: r[1:] for r in db.execute("SELECT symbol, id, cik, type, name FROM tickers").fetchall()}
+    assert set(rows) == set(want)
+    for symbol, rec in want.items():
+        assert rows[symbol][0] == ticker_id(symbol)      # deterministic ids
+        assert rows[symbol][1] == rec.get("cik") and rows[symbol][2] == rec["type"]
+    dup = [r["ticker"] for r in market.tickers]
+    twice = {s for s in dup if dup.count(s) > 1} & set(want)
+    assert twice, "the sandbox should serve a duplicated symbol"
+
+
+def test_without_force_does_nothing(db: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer) -> None:
+    ingest_tickers(db, polygon, force=True)
+    before = rest.request_count()
+    result = ingest_tickers(db, polygon)
+    assert result.skipped and result.existing > 0
+    assert rest.request_count() == before
+    assert "--force" in result.summary()
+
+
+def test_rerun_is_idempotent_and_vanished_tickers_are_deactivated(db: psycopg.Connection,
+                                                                 polygon: PolygonClient) -> None:
+    first = ingest_tickers(db, polygon, force=True)
+    db.execute("INSERT INTO tickers (id, symbol, active) VALUES (%s, 'GONEX', true)", (uuid.uuid4(),))
+    second = ingest_tickers(db, polygon, force=True)
+    assert (second.inserted, second.updated, second.unchanged) == (0, 0, first.kept)
+    assert second.deactivated == 1
+    assert db.execute("SELECT active FROM tickers WHERE symbol = 'GONEX'").fetchone() == (False,)
+
+
+def test_rate_limit_storm_with_and_without_retry_after(db: psycopg.Connection, polygon: PolygonClient,
+                                                       rest: SandboxRestServer, sleeps: list[float]) -> None:
+    rest.faults.rate_limit(times=2, retry_after=3)
+    rest.faults.rate_limit(times=1)
+    rest.faults.server_error(times=1, html=True)
+    result = ingest_tickers(db, polygon, force=True)
+    assert result.kept > 0 and result.retries == 4
+    assert sorted(sleeps)[-2:] == [3.0, 3.0]              # Retry-After honoured
+    assert all(0 <= s <= 4 for s in sorted(sleeps)[:2])     # jittered backoff otherwise (attempts 0-3)
+
+
+def test_gives_up_after_max_retries(db: psycopg.Connection, polygon: PolygonClient,
+                                    rest: SandboxRestServer) -> None:
+    rest.faults.server_error(times=50)
+    with pytest.raises(TransientProviderError, match="gave up after 5 attempts"):
+        ingest_tickers(db, polygon, force=True)
+    assert db.execute("SELECT count(*) FROM tickers").fetchone() == (0,)
+    assert db.execute("SELECT status FROM ingest_runs WHERE job = 'tickers'").fetchone() == ("failed",)
+
+
+def test_slow_response_times_out_and_is_retried(db: psycopg.Connection, polygon: PolygonClient,
+                                                rest: SandboxRestServer) -> None:
+    rest.faults.slow(seconds=3, times=1)                   # read timeout is 1.5 s
+    result = ingest_tickers(db, polygon, force=True)
+    assert result.retries == 1 and result.kept > 0
+
+
+def test_pagination_loop_is_detected(db: psycopg.Connection, rest: SandboxRestServer) -> None:
+    rest.faults.pagination_loop("/v3/reference/tickers")
+    http = PolygonHTTP(rest.base_url, rest.api_key, rate_limit=1000)
+    client = PolygonClient(http)
+    original = client.ticker_pages
+    client.ticker_pages = lambda **kw: http.paginate(  # type: ignore[method-assign]
+        "/v3/reference/tickers", {"market": "stocks", "limit": 50})
+    with pytest.raises(PaginationError, match="repeated a pagination cursor"):
+        ingest_tickers(db, client, force=True)
+    client.ticker_pages = original  # type: ignore[method-assign]
+
+
+def test_bad_key_is_a_clear_auth_error_without_the_key(db: psycopg.Connection, rest: SandboxRestServer) -> None:
+    client = PolygonClient(PolygonHTTP(rest.base_url, "wrong-key-987", rate_limit=1000))
+    with pytest.raises(AuthError) as info:
+        ingest_tickers(db, client, force=True)
+    assert "401" in info.value.message and "wrong-key-987" not in info.value.message
+    assert "POLYGON_API_KEY" in (info.value.hint or "")
+
+
+def test_cli_summary_and_no_secret_in_output(fresh_db: str, rest: SandboxRestServer) -> None:
+    env = {**os.environ, "POLYGON_API_KEY": rest.api_key, "POLYGON_BASE_URL": rest.base_url,
+           "KAPMAN_ENV_FILE": "/nonexistent"}
+    cmd = [sys.executable, "-m", "scripts.ingest_tickers", "--force", "--db-url", fresh_db, "-v"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "inserted" in proc.stdout
+    again = subprocess.run(cmd[:3] + cmd[4:], capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0 and "nothing done" in again.stdout
+    bad = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                         env={**env, "POLYGON_API_KEY": "nope-secret-555"})
+    assert bad.returncode == 2 and "401" in bad.stderr
+    for out in (proc.stdout + proc.stderr, bad.stdout + bad.stderr):
+        assert rest.api_key not in out and "nope-secret-555" not in out
