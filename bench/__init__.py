@@ -1,0 +1,1 @@
+"""Micro-benchmarks, run as modules: venv/bin/python -m bench.<name>."""
