@@ -133,21 +133,35 @@ def _ledger(conn: psycopg.Connection, start: date, end: date) -> dict[str, str]:
     return {k: e for k, e in rows}
 
 
+def _fetch_and_parse(source: FlatFileSource, ref: FileRef) -> ParsedDay:
+    return parse_day_file(source.read(ref), ref.key)
+
+
 def _prefetch(source: FlatFileSource, refs: list[FileRef], workers: int) -> Iterator[tuple[FileRef, Future]]:
-    """Yield (ref, future bytes) in order, keeping at most PREFETCH downloads in flight."""
+    """Yield (ref, future ParsedDay) in order, at most PREFETCH files in flight.
+
+    Download and parse run on the pool (pandas' parser and the socket reads release the GIL),
+    so the writer thread only ever waits on the database.
+    """
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="flatfile") as pool:
         pending: list[tuple[FileRef, Future]] = []
         queue = iter(refs)
         for ref in queue:
-            pending.append((ref, pool.submit(source.read, ref)))
+            pending.append((ref, pool.submit(_fetch_and_parse, source, ref)))
             if len(pending) >= PREFETCH:
                 break
         while pending:
             ref, fut = pending.pop(0)
             nxt = next(queue, None)
             if nxt is not None:
-                pending.append((nxt, pool.submit(source.read, nxt)))
+                pending.append((nxt, pool.submit(_fetch_and_parse, source, nxt)))
             yield ref, fut
+
+
+def index_order(ids: np.ndarray) -> np.ndarray:
+    """Row order by ticker id, so inserts walk the (ticker_id, date) index leaf pages in order."""
+    words = ids.view(">u8").reshape(len(ids), 2)
+    return np.lexsort((words[:, 1], words[:, 0]))
 
 
 def _write_day(cur: psycopg.Cursor, day: date, ids: np.ndarray, parsed: ParsedDay, rows: np.ndarray,
@@ -174,11 +188,11 @@ def _write_day(cur: psycopg.Cursor, day: date, ids: np.ndarray, parsed: ParsedDa
                       columns=COLUMNS)
 
 
-def load_file(conn: psycopg.Connection, ref: FileRef, data: bytes, tickers: TickerMap, source_label: str,
+def load_file(conn: psycopg.Connection, ref: FileRef, parsed: ParsedDay, tickers: TickerMap, source_label: str,
               run_id: Any, result: OhlcvResult) -> None:
-    parsed = parse_day_file(data, ref.key)
     idx = tickers.index_of(parsed.symbols)
     known = np.flatnonzero(idx >= 0)
+    known = known[index_order(tickers.ids[idx[known]])]
     unknown = parsed.symbols[idx < 0]
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))

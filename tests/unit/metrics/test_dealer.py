@@ -28,8 +28,17 @@ SNAPSHOT = datetime(2025, 6, 13, 19, 45, tzinfo=UTC)  # 15:45 New York
 PARAMS = DealerParams()
 
 _DEFAULTS: dict[str, Any] = {
-    "contract_symbol": "O:TEST", "dte": 10, "strike": 100.0, "option_type": "C", "open_interest": 10,
-    "volume": 0, "implied_volatility": None, "delta": None, "gamma": None, "theta": None, "vega": None,
+    "contract_symbol": "O:TEST",
+    "dte": 10,
+    "strike": 100.0,
+    "option_type": "C",
+    "open_interest": 10,
+    "volume": 0,
+    "implied_volatility": None,
+    "delta": None,
+    "gamma": None,
+    "theta": None,
+    "vega": None,
     "shares_per_contract": 100,
 }
 
@@ -45,8 +54,14 @@ def chain(*rows: dict[str, Any]) -> pd.DataFrame:
 
 
 def metrics(frame: pd.DataFrame | ChainArrays, spot: float | None = 100.0, **params: Any) -> dict[str, Any]:
-    return compute_dealer_metrics(frame, spot=spot, spot_source="snapshot", as_of=AS_OF,
-                                  snapshot_time=SNAPSHOT, params=DealerParams(**params))
+    return compute_dealer_metrics(
+        frame,
+        spot=spot,
+        spot_source="snapshot",
+        as_of=AS_OF,
+        snapshot_time=SNAPSHOT,
+        params=DealerParams(**params),
+    )
 
 
 def assert_plain_json(value: Any) -> None:
@@ -65,8 +80,17 @@ def assert_plain_json(value: Any) -> None:
 
 def many(n: int, *, dtes: tuple[int, ...] = (10, 40), kinds: tuple[str, ...] = ("C", "P")) -> pd.DataFrame:
     """n eligible contracts cycling through the given expirations and sides."""
-    return chain(*({"strike": 80.0 + i, "dte": dtes[i % len(dtes)], "option_type": kinds[i % len(kinds)],
-                    "gamma": 0.01} for i in range(n)))
+    return chain(
+        *(
+            {
+                "strike": 80.0 + i,
+                "dte": dtes[i % len(dtes)],
+                "option_type": kinds[i % len(kinds)],
+                "gamma": 0.01,
+            }
+            for i in range(n)
+        )
+    )
 
 
 # --- GEX, DEX and ratios ------------------------------------------------------------------------
@@ -78,8 +102,16 @@ HAND = chain(
     {"strike": 95.0, "option_type": "P", "open_interest": 20, "gamma": 0.04, "delta": -0.3, "volume": 30},
     # An adjusted contract (multiplier 10), 40 days out:
     # GEX = +1 * 0.02 * 5 * 10 * 100^2 * 0.01 = +100 ; DEX = +1 * 0.2 * 5 * 10 * 100 = +1,000
-    {"strike": 110.0, "option_type": "C", "open_interest": 5, "gamma": 0.02, "delta": 0.2, "dte": 40,
-     "shares_per_contract": 10, "volume": 20},
+    {
+        "strike": 110.0,
+        "option_type": "C",
+        "open_interest": 5,
+        "gamma": 0.02,
+        "delta": 0.2,
+        "dte": 40,
+        "shares_per_contract": 10,
+        "volume": 20,
+    },
 )
 
 
@@ -125,6 +157,7 @@ def test_put_call_ratio_null_without_calls() -> None:
 
 # --- eligibility ------------------------------------------------------------------------------
 
+
 def test_filters_are_counted_once_each() -> None:
     frame = chain(
         {"gamma": 0.01},  # eligible, provider gamma
@@ -144,8 +177,13 @@ def test_filters_are_counted_once_each() -> None:
     out = metrics(frame)
     assert out["counts"]["total"] == 13
     assert out["counts"]["eligible"] == 4
-    assert out["counts"]["excluded"] == {"invalid_contract": 2, "expired": 2, "beyond_max_dte": 1,
-                                         "below_min_open_interest": 2, "no_gamma_no_iv": 2}
+    assert out["counts"]["excluded"] == {
+        "invalid_contract": 2,
+        "expired": 2,
+        "beyond_max_dte": 1,
+        "below_min_open_interest": 2,
+        "no_gamma_no_iv": 2,
+    }
     assert list(out["counts"]["excluded"]) == list(FILTER_REASONS)
     assert out["counts"]["total"] == out["counts"]["eligible"] + sum(out["counts"]["excluded"].values())
     assert out["counts"]["gamma_from_iv"] == 1
@@ -176,8 +214,10 @@ def test_missing_multiplier_defaults_to_100() -> None:
 
 
 def test_dataframe_with_database_types_equals_clean_input() -> None:
-    clean = chain({"gamma": 0.05, "implied_volatility": 0.3, "strike": 100.0},
-                  {"gamma": None, "implied_volatility": 0.25, "strike": 95.0, "option_type": "P"})
+    clean = chain(
+        {"gamma": 0.05, "implied_volatility": 0.3, "strike": 100.0},
+        {"gamma": None, "implied_volatility": 0.25, "strike": 95.0, "option_type": "P"},
+    )
     raw = clean.astype(object).copy()
     raw["strike"] = [Decimal("100.00"), Decimal("95.00")]
     raw["gamma"] = [Decimal("0.05"), None]
@@ -190,14 +230,17 @@ def test_dataframe_with_database_types_equals_clean_input() -> None:
 
 def test_missing_required_column_names_it() -> None:
     from kapman.errors import InputError
+
     with pytest.raises(InputError, match="open_interest"):
         metrics(chain({"gamma": 0.01}).drop(columns=["open_interest"]))
 
 
 # --- status ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("n", "status"),
-                         [(0, INVALID), (1, LIMITED), (24, LIMITED), (25, FULL), (200, FULL)])
+
+@pytest.mark.parametrize(
+    ("n", "status"), [(0, INVALID), (1, LIMITED), (24, LIMITED), (25, FULL), (200, FULL)]
+)
 def test_status_thresholds(n: int, status: str) -> None:
     frame = many(n) if n else chain({"gamma": 0.01, "open_interest": 0})
     out = metrics(frame)
@@ -213,14 +256,20 @@ def test_thin_coverage_is_limited() -> None:
     assert one_expiry["status"] == LIMITED and "single_expiration" in one_expiry["status_reason"]
 
 
-@pytest.mark.parametrize(("spot", "snapshot", "reason"), [
-    (100.0, None, "no_snapshot"), (None, SNAPSHOT, "no_spot"), (math.nan, SNAPSHOT, "no_spot"),
-    (0.0, SNAPSHOT, "no_spot"),
-])
+@pytest.mark.parametrize(
+    ("spot", "snapshot", "reason"),
+    [
+        (100.0, None, "no_snapshot"),
+        (None, SNAPSHOT, "no_spot"),
+        (math.nan, SNAPSHOT, "no_spot"),
+        (0.0, SNAPSHOT, "no_spot"),
+    ],
+)
 def test_invalid_payloads_keep_the_schema(spot: float | None, snapshot: datetime | None, reason: str) -> None:
     full = metrics(many(30))
-    out = compute_dealer_metrics(many(30), spot=spot, spot_source="close", as_of=AS_OF,
-                                 snapshot_time=snapshot, params=PARAMS)
+    out = compute_dealer_metrics(
+        many(30), spot=spot, spot_source="close", as_of=AS_OF, snapshot_time=snapshot, params=PARAMS
+    )
     assert out["status"] == INVALID and out["status_reason"].startswith(reason)
     assert out.keys() == full.keys()
     assert out["gex_net"] is None and out["gamma_flip"] is None and out["call_walls"] == []
@@ -255,17 +304,19 @@ def test_realistic_chain_is_json_clean_and_fast_enough() -> None:
     rng = np.random.default_rng(3)
     n = 2000
     strikes = np.round(100 * rng.uniform(0.6, 1.4, n), 1)
-    frame = pd.DataFrame({
-        "expiration_date": [AS_OF + timedelta(days=int(d)) for d in rng.integers(-2, 120, n)],
-        "strike": strikes,
-        "option_type": rng.choice(["C", "P"], n),
-        "open_interest": rng.integers(0, 5000, n).astype(float),
-        "volume": rng.integers(0, 500, n).astype(float),
-        "implied_volatility": np.where(rng.random(n) < 0.1, np.nan, rng.uniform(0.1, 0.9, n)),
-        "delta": np.nan,
-        "gamma": np.where(rng.random(n) < 0.3, np.nan, rng.uniform(0.0, 0.08, n)),
-        "shares_per_contract": 100,
-    })
+    frame = pd.DataFrame(
+        {
+            "expiration_date": [AS_OF + timedelta(days=int(d)) for d in rng.integers(-2, 120, n)],
+            "strike": strikes,
+            "option_type": rng.choice(["C", "P"], n),
+            "open_interest": rng.integers(0, 5000, n).astype(float),
+            "volume": rng.integers(0, 500, n).astype(float),
+            "implied_volatility": np.where(rng.random(n) < 0.1, np.nan, rng.uniform(0.1, 0.9, n)),
+            "delta": np.nan,
+            "gamma": np.where(rng.random(n) < 0.3, np.nan, rng.uniform(0.0, 0.08, n)),
+            "shares_per_contract": 100,
+        }
+    )
     out = metrics(frame)
     assert out["status"] == FULL
     assert_plain_json(out)

@@ -25,14 +25,27 @@ def arrays(rows: list[tuple[str, float, int, float, float, float]]) -> ChainArra
     n = len(rows)
     return ChainArrays(
         expiration=np.datetime64(AS_OF, "D") + dte.astype("timedelta64[D]"),
-        strike=strike.astype(float), is_call=kind == "C", is_put=kind == "P",
-        open_interest=oi.astype(float), volume=np.zeros(n), implied_volatility=iv.astype(float),
-        delta=np.full(n, np.nan), gamma=gamma.astype(float), multiplier=np.full(n, 100.0))
+        strike=strike.astype(float),
+        is_call=kind == "C",
+        is_put=kind == "P",
+        open_interest=oi.astype(float),
+        volume=np.zeros(n),
+        implied_volatility=iv.astype(float),
+        delta=np.full(n, np.nan),
+        gamma=gamma.astype(float),
+        multiplier=np.full(n, 100.0),
+    )
 
 
 def metrics(chain: ChainArrays, spot: float = 100.0, **params: Any) -> dict[str, Any]:
-    return compute_dealer_metrics(chain, spot=spot, spot_source="snapshot", as_of=AS_OF,
-                                  snapshot_time=SNAPSHOT, params=DealerParams(**params))
+    return compute_dealer_metrics(
+        chain,
+        spot=spot,
+        spot_source="snapshot",
+        as_of=AS_OF,
+        snapshot_time=SNAPSHOT,
+        params=DealerParams(**params),
+    )
 
 
 def years_of(chain: ChainArrays) -> np.ndarray:
@@ -64,12 +77,14 @@ def brute_force_roots(chain: ChainArrays, lo: float, hi: float) -> list[float]:
 
 
 # Heavy 92 puts below spot, calls at 100 and 106 above: one crossing between 92 and 100.
-ONE_CROSSING = arrays([
-    ("P", 92.0, 30, 1500, 0.30, np.nan),
-    ("C", 106.0, 30, 1000, 0.25, np.nan),
-    ("C", 100.0, 9, 200, 0.28, np.nan),
-    ("P", 97.0, 58, 300, 0.27, np.nan),
-])
+ONE_CROSSING = arrays(
+    [
+        ("P", 92.0, 30, 1500, 0.30, np.nan),
+        ("C", 106.0, 30, 1000, 0.25, np.nan),
+        ("C", 100.0, 9, 200, 0.28, np.nan),
+        ("P", 97.0, 58, 300, 0.27, np.nan),
+    ]
+)
 
 
 def test_gamma_flip_matches_brute_force_root() -> None:
@@ -81,11 +96,13 @@ def test_gamma_flip_matches_brute_force_root() -> None:
 
 
 def test_gamma_flip_picks_crossing_nearest_spot() -> None:
-    chain = arrays([
-        ("P", 90.0, 20, 2000, 0.25, np.nan),
-        ("C", 100.0, 20, 1500, 0.25, np.nan),
-        ("P", 112.0, 20, 3000, 0.25, np.nan),
-    ])
+    chain = arrays(
+        [
+            ("P", 90.0, 20, 2000, 0.25, np.nan),
+            ("C", 100.0, 20, 1500, 0.25, np.nan),
+            ("P", 112.0, 20, 3000, 0.25, np.nan),
+        ]
+    )
     roots = brute_force_roots(chain, 80.0, 124.0)
     assert len(roots) == 2
     for spot in (96.0, 108.0):
@@ -124,18 +141,21 @@ def test_gamma_book_equals_summed_bs_gamma() -> None:
 
 # --- walls ------------------------------------------------------------------------------------
 
+
 def test_walls_aggregate_per_strike_and_rank_by_gex() -> None:
     # With spot 100, GEX = sign * gamma * OI * 100 * 100^2 * 0.01 = sign * gamma * OI * 10,000.
-    chain = arrays([
-        ("C", 105.0, 10, 100, np.nan, 0.02),   # +20,000
-        ("C", 105.0, 40, 50, np.nan, 0.02),    # +10,000 -> strike 105: +30,000, OI 150
-        ("C", 100.0, 10, 100, np.nan, 0.025),  # +25,000
-        ("C", 110.0, 10, 200, np.nan, 0.012),  # +24,000: most OI, not most GEX
-        ("C", 120.0, 10, 10, np.nan, 0.005),   # +500
-        ("P", 95.0, 10, 300, np.nan, 0.02),    # -60,000
-        ("P", 90.0, 10, 500, np.nan, 0.01),    # -50,000
-        ("P", 85.0, 10, 100, np.nan, 0.005),   # -5,000
-    ])
+    chain = arrays(
+        [
+            ("C", 105.0, 10, 100, np.nan, 0.02),  # +20,000
+            ("C", 105.0, 40, 50, np.nan, 0.02),  # +10,000 -> strike 105: +30,000, OI 150
+            ("C", 100.0, 10, 100, np.nan, 0.025),  # +25,000
+            ("C", 110.0, 10, 200, np.nan, 0.012),  # +24,000: most OI, not most GEX
+            ("C", 120.0, 10, 10, np.nan, 0.005),  # +500
+            ("P", 95.0, 10, 300, np.nan, 0.02),  # -60,000
+            ("P", 90.0, 10, 500, np.nan, 0.01),  # -50,000
+            ("P", 85.0, 10, 100, np.nan, 0.005),  # -5,000
+        ]
+    )
     out = metrics(chain)
     assert out["call_wall"] == 105.0 and out["put_wall"] == 95.0
     assert out["call_walls"] == [
@@ -156,31 +176,44 @@ def test_walls_aggregate_per_strike_and_rank_by_gex() -> None:
 
 # --- max pain ---------------------------------------------------------------------------------
 
+
 def test_max_pain_textbook_example() -> None:
     # Nearest expiration with OI (7 days), multiplier 100. Payout to holders if it settles at:
     #   90: calls 0;                              puts 100: 30*10 + 110: 5*20  = 400
     #  100: calls 90: 10*10 = 100;                puts 110: 5*10               = 150  <- minimum
     #  110: calls 90: 10*20 + 100: 30*10 = 500;   puts 0                       = 500
-    chain = arrays([
-        ("C", 90.0, 7, 10, 0.3, np.nan), ("C", 100.0, 7, 30, 0.3, np.nan), ("C", 110.0, 7, 50, 0.3, np.nan),
-        ("P", 90.0, 7, 40, 0.3, np.nan), ("P", 100.0, 7, 30, 0.3, np.nan), ("P", 110.0, 7, 5, 0.3, np.nan),
-        ("C", 200.0, 3, 0, 0.3, np.nan),  # a nearer expiration with no open interest: skipped
-        ("C", 80.0, -1, 9999, 0.3, np.nan),  # expired: ignored
-        ("P", 130.0, 30, 9999, 0.3, np.nan),  # a later expiration: ignored
-    ])
+    chain = arrays(
+        [
+            ("C", 90.0, 7, 10, 0.3, np.nan),
+            ("C", 100.0, 7, 30, 0.3, np.nan),
+            ("C", 110.0, 7, 50, 0.3, np.nan),
+            ("P", 90.0, 7, 40, 0.3, np.nan),
+            ("P", 100.0, 7, 30, 0.3, np.nan),
+            ("P", 110.0, 7, 5, 0.3, np.nan),
+            ("C", 200.0, 3, 0, 0.3, np.nan),  # a nearer expiration with no open interest: skipped
+            ("C", 80.0, -1, 9999, 0.3, np.nan),  # expired: ignored
+            ("P", 130.0, 30, 9999, 0.3, np.nan),  # a later expiration: ignored
+        ]
+    )
     out = metrics(chain)
     assert out["max_pain"] == 100.0
     assert out["max_pain_expiration"] == (AS_OF + timedelta(days=7)).isoformat()
-    pain = max_pain(chain.expiration[:6], chain.strike[:6], chain.is_call[:6], chain.open_interest[:6],
-                    chain.multiplier[:6])
+    pain = max_pain(
+        chain.expiration[:6],
+        chain.strike[:6],
+        chain.is_call[:6],
+        chain.open_interest[:6],
+        chain.multiplier[:6],
+    )
     assert pain is not None and pain.payout == 150 * 100
 
 
 def test_max_pain_tie_goes_to_lowest_strike_and_none_without_oi() -> None:
     exp = np.full(2, np.datetime64(AS_OF, "D") + 7)
     # Settling at 90 or 100 costs nothing: both are minima.
-    pain = max_pain(exp, np.array([90.0, 100.0]), np.array([False, True]), np.array([0.0, 1.0]),
-                    np.full(2, 100.0))
+    pain = max_pain(
+        exp, np.array([90.0, 100.0]), np.array([False, True]), np.array([0.0, 1.0]), np.full(2, 100.0)
+    )
     assert pain is not None and pain.strike == 90.0
     no_oi = max_pain(exp, np.array([90.0, 100.0]), np.array([True, True]), np.zeros(2), np.full(2, 100.0))
     assert no_oi is None
@@ -188,13 +221,18 @@ def test_max_pain_tie_goes_to_lowest_strike_and_none_without_oi() -> None:
 
 # --- ATM implied volatility -------------------------------------------------------------------
 
+
 def test_atm_iv_interpolates_at_spot_on_first_expiry_past_a_week() -> None:
-    chain = arrays([
-        ("C", 100.0, 3, 10, 0.90, np.nan),  # under 7 days: ignored
-        ("C", 95.0, 10, 10, 0.30, np.nan), ("C", 105.0, 10, 10, 0.20, np.nan),  # calls: 0.25 at 100
-        ("P", 95.0, 10, 10, 0.32, np.nan), ("P", 105.0, 10, 10, 0.22, np.nan),  # puts: 0.27 at 100
-        ("C", 100.0, 40, 10, 0.50, np.nan),
-    ])
+    chain = arrays(
+        [
+            ("C", 100.0, 3, 10, 0.90, np.nan),  # under 7 days: ignored
+            ("C", 95.0, 10, 10, 0.30, np.nan),
+            ("C", 105.0, 10, 10, 0.20, np.nan),  # calls: 0.25 at 100
+            ("P", 95.0, 10, 10, 0.32, np.nan),
+            ("P", 105.0, 10, 10, 0.22, np.nan),  # puts: 0.27 at 100
+            ("C", 100.0, 40, 10, 0.50, np.nan),
+        ]
+    )
     out = metrics(chain)
     assert out["atm_iv"] == pytest.approx(0.26, abs=1e-12)
     assert out["atm_iv_expiration"] == (AS_OF + timedelta(days=10)).isoformat()

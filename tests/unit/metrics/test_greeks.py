@@ -47,37 +47,62 @@ def _close(ours: np.ndarray, ref: np.ndarray, tol: float = 1e-8) -> None:
 def grid() -> dict[str, np.ndarray]:
     rows = list(itertools.product(STRIKES, EXPIRIES, VOLS, RATES, (True, False)))
     cols = np.array(rows, dtype=object).T
-    return {"K": cols[0].astype(float), "T": cols[1].astype(float), "sigma": cols[2].astype(float),
-            "r": cols[3].astype(float), "call": cols[4].astype(bool)}
+    return {
+        "K": cols[0].astype(float),
+        "T": cols[1].astype(float),
+        "sigma": cols[2].astype(float),
+        "r": cols[3].astype(float),
+        "call": cols[4].astype(bool),
+    }
 
 
-@pytest.mark.parametrize(("ours", "ref"), [
-    (bs_price, lambda f, K, T, r, s: black_scholes(f, SPOT, K, T, r, s)),
-    (bs_delta, lambda f, K, T, r, s: bs_greeks.delta(f, SPOT, K, T, r, s)),
-    (bs_gamma, lambda f, K, T, r, s: bs_greeks.gamma(f, SPOT, K, T, r, s)),
-    (bs_vega, lambda f, K, T, r, s: bs_greeks.vega(f, SPOT, K, T, r, s)),
-    (bs_theta, lambda f, K, T, r, s: bs_greeks.theta(f, SPOT, K, T, r, s)),
-], ids=["price", "delta", "gamma", "vega", "theta"])
+@pytest.mark.parametrize(
+    ("ours", "ref"),
+    [
+        (bs_price, lambda f, K, T, r, s: black_scholes(f, SPOT, K, T, r, s)),
+        (bs_delta, lambda f, K, T, r, s: bs_greeks.delta(f, SPOT, K, T, r, s)),
+        (bs_gamma, lambda f, K, T, r, s: bs_greeks.gamma(f, SPOT, K, T, r, s)),
+        (bs_vega, lambda f, K, T, r, s: bs_greeks.vega(f, SPOT, K, T, r, s)),
+        (bs_theta, lambda f, K, T, r, s: bs_greeks.theta(f, SPOT, K, T, r, s)),
+    ],
+    ids=["price", "delta", "gamma", "vega", "theta"],
+)
 def test_matches_vollib_over_grid(grid, ours, ref) -> None:
     got = ours(SPOT, grid["K"], grid["T"], grid["sigma"], grid["r"], 0.0, grid["call"])
-    want = np.array([ref("c" if c else "p", K, T, r, s) for K, T, s, r, c in
-                     zip(grid["K"], grid["T"], grid["sigma"], grid["r"], grid["call"], strict=True)])
+    want = np.array(
+        [
+            ref("c" if c else "p", K, T, r, s)
+            for K, T, s, r, c in zip(
+                grid["K"], grid["T"], grid["sigma"], grid["r"], grid["call"], strict=True
+            )
+        ]
+    )
     assert got.shape == want.shape == (len(STRIKES) * len(EXPIRIES) * len(VOLS) * len(RATES) * 2,)
     _close(got, want)
 
 
-@pytest.mark.parametrize(("ours", "ref"), [
-    (bs_price, black_scholes_merton),
-    (bs_delta, bsm_greeks.delta),
-    (bs_gamma, bsm_greeks.gamma),
-    (bs_vega, bsm_greeks.vega),
-    (bs_theta, bsm_greeks.theta),
-], ids=["price", "delta", "gamma", "vega", "theta"])
+@pytest.mark.parametrize(
+    ("ours", "ref"),
+    [
+        (bs_price, black_scholes_merton),
+        (bs_delta, bsm_greeks.delta),
+        (bs_gamma, bsm_greeks.gamma),
+        (bs_vega, bsm_greeks.vega),
+        (bs_theta, bsm_greeks.theta),
+    ],
+    ids=["price", "delta", "gamma", "vega", "theta"],
+)
 def test_dividend_yield_matches_vollib_merton(grid, ours, ref) -> None:
     q = 0.03
     got = ours(SPOT, grid["K"], grid["T"], grid["sigma"], grid["r"], q, grid["call"])
-    want = np.array([ref("c" if c else "p", SPOT, K, T, r, s, q) for K, T, s, r, c in
-                     zip(grid["K"], grid["T"], grid["sigma"], grid["r"], grid["call"], strict=True)])
+    want = np.array(
+        [
+            ref("c" if c else "p", SPOT, K, T, r, s, q)
+            for K, T, s, r, c in zip(
+                grid["K"], grid["T"], grid["sigma"], grid["r"], grid["call"], strict=True
+            )
+        ]
+    )
     _close(got, want)
 
 
@@ -91,7 +116,7 @@ def test_put_call_parity_and_units() -> None:
     assert bumped / 0.02 == pytest.approx(float(bs_vega(SPOT, K, T, s, r)), rel=1e-6)
     # Theta per calendar day: the price change when one day of time passes.
     day = 1 / 365
-    decay = (bs_price(SPOT, K, T - day / 2, s, r) - bs_price(SPOT, K, T + day / 2, s, r))
+    decay = bs_price(SPOT, K, T - day / 2, s, r) - bs_price(SPOT, K, T + day / 2, s, r)
     assert decay == pytest.approx(float(bs_theta(SPOT, K, T, s, r)), rel=1e-5)
     assert float(bs_gamma(SPOT, K, T, s, r, is_call=True)) == float(bs_gamma(SPOT, K, T, s, r, is_call=False))
 

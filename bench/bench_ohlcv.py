@@ -1,0 +1,179 @@
+"""OHLCV ingestion against bare COPY and per-batch executemany upserts, in one run.
+
+    venv/bin/python -m bench.bench_ohlcv [--tickers 11000] [--days 365] [--repeat 3]
+
+Generates a full-market year into a flat-file mirror, loads it with the real command
+(`python -m scripts.ingest_ohlcv base`, a child process so its peak memory is its own; its rate
+is rows over the seconds the command itself reports, i.e. without interpreter start-up), and in
+the same run times a bare binary COPY of exactly the same rows into an empty hypertable and
+`executemany` upserts in batches of 1,000.  Prints medians and the two ratios with targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from bench.common import Figure, print_table, scratch_database
+from kapman.db import bulk
+from kapman.ids import ticker_id
+from kapman.ingest.daybars import parse_day_file
+from kapman.ingest.ohlcv import index_order
+from kapman.ingest.tickermap import load_ticker_map
+from kapman.sandbox.market import Market
+from kapman.sandbox.mirror import write_mirror
+
+PREFIX = "us_stocks_sip/day_aggs_v1"
+EXECUTEMANY_DAYS = 10   # the slow baseline runs on a sample of days; its rate is what is compared
+BATCH = 1000
+
+
+def load_tickers(conn: psycopg.Connection, market: Market) -> None:
+    rows = sorted({r["ticker"] for r in market.tickers})
+    with conn.transaction(), conn.cursor() as cur:
+        bulk.copy_rows(cur, sql.Identifier("public", "tickers"), ("id", "symbol"), ("uuid", "text"),
+                       ((ticker_id(s), s) for s in rows))
+
+
+def parsed_days(mirror: Path, market: Market, conn: psycopg.Connection) -> list[tuple]:
+    """Every day's accepted, known rows as COPY-ready arrays (what the ingest writes)."""
+    tickers = load_ticker_map(conn)
+    out = []
+    for day in market.trading_days:
+        key = market.flat_file_key(day)
+        p = parse_day_file((mirror / key).read_bytes(), key)
+        idx = tickers.index_of(p.symbols)
+        k = np.flatnonzero(idx >= 0)
+        k = k[index_order(tickers.ids[idx[k]])]   # the ingest's own row order
+        out.append((day, tickers.ids[idx[k]], p, k))
+    return out
+
+
+def bare_copy(url: str, days: list[tuple]) -> tuple[float, int]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bare_ohlcv")
+        conn.execute("CREATE TABLE bare_ohlcv (LIKE public.ohlcv INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+                     "INCLUDING INDEXES)")
+        conn.execute("SELECT create_hypertable('bare_ohlcv', by_range('date', INTERVAL '30 days'))")
+        payloads = []
+        for day, ids, p, k in days:
+            dates = np.full(len(k), np.datetime64(day, "D"))
+            payloads.append(bulk.encode_binary_copy([
+                ("uuid", ids), ("date", dates), ("float8", p.open[k]), ("float8", p.high[k]),
+                ("float8", p.low[k]), ("float8", p.close[k]), ("float8", p.volume[k]),
+                ("int8", p.transactions[k].astype(np.int64))]))
+        cols = ("ticker_id", "date", "open", "high", "low", "close", "volume", "transactions")
+        started = time.perf_counter()
+        with conn.cursor() as cur:
+            for payload in payloads:
+                with conn.transaction():
+                    bulk.copy_binary(cur, sql.Identifier("bare_ohlcv"), cols, payload)
+        seconds = time.perf_counter() - started
+        rows = conn.execute("SELECT count(*) FROM bare_ohlcv").fetchone()[0]
+        conn.execute("DROP TABLE bare_ohlcv")
+    return seconds, rows
+
+
+def executemany_upserts(url: str, days: list[tuple]) -> tuple[float, int]:
+    stmt = ("INSERT INTO ohlcv (ticker_id, date, open, high, low, close, volume, transactions) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (ticker_id, date) DO UPDATE SET "
+            "open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, "
+            "volume = EXCLUDED.volume, transactions = EXCLUDED.transactions")
+    rows = [(ids[i].tobytes(), day, float(p.open[j]), float(p.high[j]), float(p.low[j]), float(p.close[j]),
+             float(p.volume[j]), int(p.transactions[j]))
+            for day, ids, p, k in days for i, j in enumerate(k)]
+    import uuid
+    rows = [(uuid.UUID(bytes=r[0]), *r[1:]) for r in rows]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE ohlcv")
+        started = time.perf_counter()
+        with conn.cursor() as cur:
+            for i in range(0, len(rows), BATCH):
+                with conn.transaction():
+                    cur.executemany(stmt, rows[i:i + BATCH])
+        seconds = time.perf_counter() - started
+        conn.execute("TRUNCATE ohlcv")
+    return seconds, len(rows)
+
+
+def ingest_cli(url: str, mirror: Path, as_of: str, days: int) -> tuple[dict, float, float]:
+    """Run the real command in a child; returns (summary, wall seconds, child peak RSS in MiB)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE ohlcv, ingest_files")
+    env = {**os.environ, "FLATFILES_MIRROR_DIR": str(mirror), "KAPMAN_NOW": as_of,
+           "KAPMAN_ENV_FILE": "/nonexistent"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "scripts.ingest_ohlcv", "base", "--days", str(days),
+                           "--db-url", url, "--json", "-q"], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"ingest failed: {proc.stderr}")
+    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    return json.loads(proc.stdout), wall, peak
+
+
+def run(tickers: int = 11000, days: int = 365, repeat: int = 3) -> list[Figure]:
+    market = Market(seed=2024, n_tickers=tickers, days=days)
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory(prefix="kapman-bench-") as tmp, scratch_database("ohlcv") as url:
+        mirror = Path(tmp)
+        started = time.perf_counter()
+        write_mirror(market, mirror)
+        print(f"generated {len(market.trading_days)} day files for {tickers} tickers in "
+              f"{time.perf_counter() - started:.1f}s", file=sys.stderr)
+        with psycopg.connect(url, autocommit=True) as conn:
+            load_tickers(conn, market)
+            prepared = parsed_days(mirror, market, conn)
+        total_rows = sum(len(k) for *_, k in prepared)
+        as_of = market.trading_days[-1].isoformat()
+        calendar_days = (market.trading_days[-1] - market.trading_days[0] + timedelta(days=1)).days
+        e2e, walls, peaks, copies = [], [], [], []
+        for _ in range(repeat):   # interleaved, so neither side gets the warmer server
+            copies.append(bare_copy(url, prepared)[0])
+            summary, wall, peak = ingest_cli(url, mirror, as_of, calendar_days)
+            assert summary["rows_inserted"] == total_rows, (summary["rows_inserted"], total_rows)
+            e2e.append(summary["seconds"])
+            walls.append(wall)
+            peaks.append(peak)
+        sample = prepared[:EXECUTEMANY_DAYS]
+        em_seconds, em_rows = executemany_upserts(url, sample)
+    e2e_rate = total_rows / sorted(e2e)[len(e2e) // 2]
+    copy_rate = total_rows / sorted(copies)[len(copies) // 2]
+    em_rate = em_rows / em_seconds
+    figures += [
+        Figure("ohlcv", f"rows ({len(prepared)} files)", total_rows, "rows"),
+        Figure("ohlcv", "end-to-end ingest (median)", e2e_rate, "rows/s"),
+        Figure("ohlcv", "ingest command wall time (median)", sorted(walls)[len(walls) // 2], "s"),
+        Figure("ohlcv", "bare binary COPY (median)", copy_rate, "rows/s"),
+        Figure("ohlcv", "executemany upserts", em_rate, "rows/s"),
+        Figure("ohlcv", "ingest / bare COPY", e2e_rate / copy_rate, "ratio", ">= 0.7", e2e_rate / copy_rate >= 0.7),
+        Figure("ohlcv", "ingest / executemany", e2e_rate / em_rate, "ratio", ">= 10", e2e_rate / em_rate >= 10),
+        Figure("ohlcv", "ingest peak memory", max(peaks), "MiB", "< 1024", max(peaks) < 1024),
+    ]
+    return figures
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tickers", type=int, default=11000)
+    p.add_argument("--days", type=int, default=365, help="calendar days of history (365 = ~252 files)")
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args()
+    print_table(run(args.tickers, args.days, args.repeat))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""What every benchmark shares: a scratch database, medians, and a table of figures vs targets."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from kapman.db.connect import with_database
+from kapman.db.rebuild import rebuild
+
+DEFAULT_ADMIN_URL = "postgresql://kapman:kapman-local-dev@127.0.0.1:5432/postgres"
+
+
+def admin_url() -> str:
+    return os.environ.get("KAPMAN_BENCH_DATABASE_URL") or os.environ.get("KAPMAN_TEST_DATABASE_URL") \
+        or DEFAULT_ADMIN_URL
+
+
+@contextmanager
+def scratch_database(label: str) -> Iterator[str]:
+    """A rebuilt database named kapman_bench_<label>_<random>, dropped afterwards."""
+    admin = admin_url()
+    name = f"kapman_bench_{label}_{secrets.token_hex(3)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = with_database(admin, name)
+    try:
+        rebuild(url)
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def median_seconds(fn: Callable[[], object], repeat: int = 3, setup: Callable[[], object] | None = None) -> float:
+    runs = []
+    for _ in range(repeat):
+        if setup:
+            setup()
+        runs.append(timed(fn))
+    return statistics.median(runs)
+
+
+@dataclass
+class Figure:
+    bench: str
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    ok: bool | None = None
+
+    def as_dict(self) -> dict:
+        return {"bench": self.bench, "name": self.name, "value": self.value, "unit": self.unit,
+                "target": self.target, "ok": self.ok}
+
+
+def print_table(figures: list[Figure]) -> None:
+    width = max(len(f"{f.bench}: {f.name}") for f in figures)
+    for f in figures:
+        status = "" if f.ok is None else ("  ok" if f.ok else "  MISSED")
+        value = f"{f.value:,.3f}" if abs(f.value) < 100 else f"{f.value:,.0f}"
+        target = f"  (target {f.target})" if f.target else ""
+        print(f"{f'{f.bench}: {f.name}':<{width}}  {value:>14} {f.unit:<10}{target}{status}")

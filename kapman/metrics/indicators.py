@@ -1,0 +1,187 @@
+"""A2 technical indicators for a whole (T bars x N tickers) panel at once.
+
+``compute_technical`` maps every dotted ``category.indicator.output`` path of the A2 JSON surface
+to a (T, N) float64 array (NaN = not computable). Definitions and conventions: docs/a2_indicators.md.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from kapman.metrics import momentum, others, psar, trend, volatility, volume
+from kapman.metrics._panel import Panel
+
+TECHNICAL_KEYS: tuple[str, ...] = (
+    "momentum.awesome_oscillator.awesome_oscillator",
+    "momentum.kama.kama",
+    "momentum.ppo.ppo",
+    "momentum.ppo.ppo_signal",
+    "momentum.ppo.ppo_hist",
+    "momentum.pvo.pvo",
+    "momentum.pvo.pvo_signal",
+    "momentum.pvo.pvo_hist",
+    "momentum.roc.roc",
+    "momentum.rsi.rsi",
+    "momentum.stochrsi.stochrsi",
+    "momentum.stochrsi.stochrsi_k",
+    "momentum.stochrsi.stochrsi_d",
+    "momentum.stoch.stoch",
+    "momentum.stoch.stoch_signal",
+    "momentum.tsi.tsi",
+    "momentum.ultimate_oscillator.ultimate_oscillator",
+    "momentum.williams_r.williams_r",
+    "volatility.atr.average_true_range",
+    "volatility.bbands.bollinger_mavg",
+    "volatility.bbands.bollinger_hband",
+    "volatility.bbands.bollinger_lband",
+    "volatility.bbands.bollinger_wband",
+    "volatility.bbands.bollinger_pband",
+    "volatility.bbands.bollinger_hband_indicator",
+    "volatility.bbands.bollinger_lband_indicator",
+    "volatility.donchian.donchian_channel_hband",
+    "volatility.donchian.donchian_channel_lband",
+    "volatility.donchian.donchian_channel_mband",
+    "volatility.donchian.donchian_channel_pband",
+    "volatility.donchian.donchian_channel_wband",
+    "volatility.keltner.keltner_channel_hband",
+    "volatility.keltner.keltner_channel_lband",
+    "volatility.keltner.keltner_channel_mband",
+    "volatility.keltner.keltner_channel_pband",
+    "volatility.keltner.keltner_channel_wband",
+    "volatility.keltner.keltner_channel_hband_indicator",
+    "volatility.keltner.keltner_channel_lband_indicator",
+    "volatility.ulcer_index.ulcer_index",
+    "trend.adx.adx",
+    "trend.adx.adx_pos",
+    "trend.adx.adx_neg",
+    "trend.aroon.aroon_up",
+    "trend.aroon.aroon_down",
+    "trend.aroon.aroon_indicator",
+    "trend.cci.cci",
+    "trend.dpo.dpo",
+    "trend.ema.ema_indicator",
+    "trend.ichimoku.ichimoku_conversion_line",
+    "trend.ichimoku.ichimoku_base_line",
+    "trend.ichimoku.ichimoku_a",
+    "trend.ichimoku.ichimoku_b",
+    "trend.kst.kst",
+    "trend.kst.kst_sig",
+    "trend.kst.kst_diff",
+    "trend.macd.macd",
+    "trend.macd.macd_signal",
+    "trend.macd.macd_diff",
+    "trend.mass_index.mass_index",
+    "trend.psar.psar",
+    "trend.psar.psar_up",
+    "trend.psar.psar_down",
+    "trend.psar.psar_up_indicator",
+    "trend.psar.psar_down_indicator",
+    "trend.sma.sma_14",
+    "trend.sma.sma_20",
+    "trend.sma.sma_50",
+    "trend.sma.sma_200",
+    "trend.stc.stc",
+    "trend.trix.trix",
+    "trend.vortex.vortex_indicator_pos",
+    "trend.vortex.vortex_indicator_neg",
+    "trend.vortex.vortex_indicator_diff",
+    "trend.wma.wma",
+    "volume.adi.acc_dist_index",
+    "volume.cmf.chaikin_money_flow",
+    "volume.eom.ease_of_movement",
+    "volume.eom.sma_ease_of_movement",
+    "volume.fi.force_index",
+    "volume.mfi.money_flow_index",
+    "volume.nvi.negative_volume_index",
+    "volume.obv.on_balance_volume",
+    "volume.vpt.volume_price_trend",
+    "volume.vwap.volume_weighted_average_price",
+    "others.cr.cumulative_return",
+    "others.dlr.daily_log_return",
+    "others.dr.daily_return",
+)
+
+# Leading rows of NaN before the slowest indicator (the 200-bar SMA) has its first value: a window
+# needs MAX_WARMUP_BARS + 1 bars for every key to be computable on its last row. Recursive
+# indicators are exact from their seed row (they are defined on the window, not as an
+# approximation of an infinite history), so no extra "burn-in" is added; the runner-up is STC (71).
+MAX_WARMUP_BARS = 199
+
+
+# Tickers are processed in blocks of this many columns: a block's working arrays (T x 2048 x 8 bytes,
+# 4.9 MB at T=300) stay in cache, which is markedly faster than whole-panel operations.
+COLUMN_BLOCK = 2048
+# Column blocks computed concurrently (each block is independent; results do not depend on it).
+WORKERS = min(2, os.cpu_count() or 1)
+
+
+# The kernels create many short-lived block-sized temporaries. glibc's default policy hands such
+# memory back to the kernel as soon as a few MB are free, so every new temporary is page-faulted in
+# again, which doubles the run time. Keeping freed memory for reuse (up to these sizes) avoids that.
+_MMAP_THRESHOLD = 64 << 20
+_TRIM_THRESHOLD = 512 << 20
+_malloc_tuned = False
+
+
+def _tune_malloc() -> None:
+    """Raise glibc's mmap/trim thresholds once per process (no-op elsewhere or on failure)."""
+    global _malloc_tuned
+    if _malloc_tuned or not sys.platform.startswith("linux"):
+        return
+    _malloc_tuned = True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, _MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, _TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+def _compute_block(*ohlcv: np.ndarray) -> dict[str, np.ndarray]:
+    p = Panel(*ohlcv)
+    found: dict[str, np.ndarray] = {}
+    for part in (
+        momentum.compute(p),
+        volatility.compute(p),
+        trend.compute(p),
+        volume.compute(p),
+        others.compute(p),
+    ):
+        found.update(part)
+    found.update(psar.compute(p.high, p.low))
+    return found
+
+
+def compute_technical(
+    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume_: np.ndarray
+) -> dict[str, np.ndarray]:
+    """All A2 technical indicators for (T, N) OHLCV arrays; see the module docstring."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in (open_, high, low, close, volume_)]
+    shape = arrays[0].shape
+    if len(shape) != 2 or any(a.shape != shape for a in arrays):
+        raise ValueError(
+            f"open/high/low/close/volume must share one (T, N) shape, got {[a.shape for a in arrays]}"
+        )
+    if shape[0] == 0:
+        return {key: np.empty(shape, dtype=np.float64) for key in TECHNICAL_KEYS}
+    _tune_malloc()
+    out = {key: np.empty(shape, dtype=np.float64) for key in TECHNICAL_KEYS}
+    blocks = [slice(j0, j0 + COLUMN_BLOCK) for j0 in range(0, shape[1], COLUMN_BLOCK)]
+
+    def run(cols: slice) -> None:
+        found = _compute_block(*(a[:, cols] for a in arrays))
+        for key in TECHNICAL_KEYS:
+            out[key][:, cols] = found[key]
+
+    if len(blocks) == 1 or WORKERS <= 1:
+        for cols in blocks:
+            run(cols)
+    else:  # numpy releases the GIL inside its loops, so blocks overlap on a multi-core machine
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            list(pool.map(run, blocks))
+    return out
