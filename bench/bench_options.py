@@ -9,7 +9,7 @@ does not share our GIL) with ``latency`` seconds on every request, and caches it
 the figures measure KapMan, not the stand-in for the vendor.  Figures are medians of ``repeat``:
 
 - wall / ideal, where ideal = pages x latency / concurrency (target <= 1.3 at concurrency 8);
-- the write path (staging COPY + merge per symbol, as the job writes) against a bare binary COPY of
+- the write path (staging COPY + insert/merge per symbol, as the job writes) against a bare binary COPY of
   the same rows, per symbol, into the empty hypertable (target ratio >= 0.7).
 """
 
@@ -40,12 +40,13 @@ WALL_TARGET, WRITE_TARGET = 1.3, 0.7
 
 # ---- the child: a sandbox REST server with warm, cached pages ---------------------------------
 def serve(symbols: int, contracts: int, latency: float) -> None:
-    from kapman.sandbox import endpoints, market as market_mod, rest
+    from kapman.sandbox import endpoints, rest
+    from kapman.sandbox import market as market_mod
     from kapman.sandbox.market import OPTIONABLE, Market
 
     market = Market(seed=7, n_tickers=max(300, 2 * symbols), days=30, contracts_per_chain=contracts)
     names = [lst.symbol for lst in market.listings if lst.type in OPTIONABLE and not lst.delisted][:symbols]
-    market_mod._CHAIN_CACHE = len(names) + 16           # keep every chain of the run warm
+    market_mod._CHAIN_CACHE = len(names) + 16  # keep every chain of the run warm
     chains = {s: market.option_chain(s, market.now) for s in names}
     sorted_cache: dict[tuple, list[dict]] = {}
     original = endpoints.option_snapshots
@@ -59,30 +60,41 @@ def serve(symbols: int, contracts: int, latency: float) -> None:
     pages: dict[tuple, bytes] = {}
     page = rest._Handler._page
 
-    def cached_page(self: Any, path: str, query: dict, results: list, offset: int, limit: int,
-                    request_id: str, *, with_count: bool) -> None:
+    def cached_page(
+        self: Any,
+        path: str,
+        query: dict,
+        results: list,
+        offset: int,
+        limit: int,
+        request_id: str,
+        *,
+        with_count: bool,
+    ) -> None:
         if with_count or self.sandbox.faults.loops(path):
             return page(self, path, query, results, offset, limit, request_id, with_count=with_count)
         key = (path, tuple(sorted(query.items())), offset, limit)
         if key not in pages:
-            pages[key] = json.dumps(results[offset:offset + limit]).encode()
+            pages[key] = json.dumps(results[offset : offset + limit]).encode()
         tail = {"status": "OK", "request_id": request_id}
         if offset + limit < len(results):
             tail["next_url"] = self._next_url(path, query, offset + limit)
         self._send(200, b'{"results": ' + pages[key] + b", " + json.dumps(tail).encode()[1:])
 
-    endpoints.option_snapshots = option_snapshots      # type: ignore[assignment]
-    rest._Handler._page = cached_page                  # type: ignore[method-assign]
+    endpoints.option_snapshots = option_snapshots  # type: ignore[assignment]
+    rest._Handler._page = cached_page  # type: ignore[method-assign]
     with rest.SandboxRestServer(market, api_key=API_KEY) as server:
-        for symbol, chain in chains.items():           # render every page before the clock starts
+        for symbol, chain in chains.items():  # render every page before the clock starts
             results = option_snapshots(market, symbol, {"limit": "250"}, server.now)
             for offset in range(0, len(chain), 250):
                 key = (f"/v3/snapshot/options/{symbol}", (("limit", "250"),), offset, 250)
-                pages[key] = json.dumps(results[offset:offset + 250]).encode()
+                pages[key] = json.dumps(results[offset : offset + 250]).encode()
         server.faults.latency(latency)
-        print(json.dumps({"base_url": server.base_url, "symbols": names,
-                          "now": server.now.isoformat()}), flush=True)
-        sys.stdin.read()                               # until the parent closes our stdin
+        print(
+            json.dumps({"base_url": server.base_url, "symbols": names, "now": server.now.isoformat()}),
+            flush=True,
+        )
+        sys.stdin.read()  # until the parent closes our stdin
 
 
 # ---- the parent ------------------------------------------------------------------------------
@@ -112,7 +124,9 @@ def _stored_rows(conn: psycopg.Connection) -> list[list[tuple]]:
     from kapman.ingest.options_normalise import COLUMNS
 
     cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-    rows = conn.execute(sql.SQL("SELECT {} FROM public.options_chains ORDER BY ticker_id").format(cols)).fetchall()
+    rows = conn.execute(
+        sql.SQL("SELECT {} FROM public.options_chains ORDER BY ticker_id").format(cols)
+    ).fetchall()
     return [list(g) for _, g in itertools.groupby(rows, key=lambda r: r[1])]
 
 
@@ -124,8 +138,12 @@ def _measure(url: str, info: dict, concurrency: int, latency: float, repeat: int
     from kapman.providers.http import PolygonHTTP
     from kapman.providers.polygon import PolygonClient
 
-    figures: dict[str, list[float]] = {k: [] for k in ("wall", "ideal", "ratio", "in_run", "merge", "bare", "write")}
-    client = PolygonClient(PolygonHTTP(info["base_url"], API_KEY, rate_limit=RATE_LIMIT, pool_size=concurrency))
+    figures: dict[str, list[float]] = {
+        k: [] for k in ("wall", "ideal", "ratio", "in_run", "merge", "bare", "write")
+    }
+    client = PolygonClient(
+        PolygonHTTP(info["base_url"], API_KEY, rate_limit=RATE_LIMIT, pool_size=concurrency)
+    )
     with psycopg.connect(url, autocommit=True) as conn, tempfile.TemporaryDirectory() as tmp:
         ingest_tickers(conn, client, force=True)
         Path(tmp, "bench.txt").write_text("\n".join(info["symbols"]) + "\n")
@@ -133,36 +151,62 @@ def _measure(url: str, info: dict, concurrency: int, latency: float, repeat: int
         scope = resolve_scope(conn)
         for i in range(repeat):
             conn.execute("TRUNCATE public.options_chains, public.ingest_runs")
-            result = ingest_options(conn, client, scope, snapshot_time(), concurrency=concurrency,
-                                    enforce_retention=False)
+            result = ingest_options(
+                conn, client, scope, snapshot_time(), concurrency=concurrency, enforce_retention=False
+            )
             if result.exit_code() != 0:
                 raise RuntimeError(result.summary())
             ideal = result.pages * latency / concurrency
             groups = _stored_rows(conn)
             rows = sum(map(len, groups))
             merge_s, bare_s = _write_path(conn, groups), _bare_copy(conn, groups)
-            for key, value in (("wall", result.seconds), ("ideal", ideal), ("ratio", result.seconds / ideal),
-                               ("in_run", result.rows_written / result.write_seconds),
-                               ("merge", rows / merge_s), ("bare", rows / bare_s), ("write", bare_s / merge_s)):
+            for key, value in (
+                ("wall", result.seconds),
+                ("ideal", ideal),
+                ("ratio", result.seconds / ideal),
+                ("in_run", result.rows_written / result.write_seconds),
+                ("merge", rows / merge_s),
+                ("bare", rows / bare_s),
+                ("write", bare_s / merge_s),
+            ):
                 figures[key].append(value)
-            print(f"  run {i + 1}: {len(scope.tickers)} symbols, {result.pages} pages, {rows:,} rows; wall "
-                  f"{result.seconds:.2f}s vs ideal {ideal:.2f}s; writes {rows / merge_s:,.0f}/s vs bare COPY "
-                  f"{rows / bare_s:,.0f}/s", file=sys.stderr, flush=True)
+            print(
+                f"  run {i + 1}: {len(scope.tickers)} symbols, {result.pages} pages, {rows:,} rows; wall "
+                f"{result.seconds:.2f}s vs ideal {ideal:.2f}s; writes {rows / merge_s:,.0f}/s vs bare COPY "
+                f"{rows / bare_s:,.0f}/s",
+                file=sys.stderr,
+                flush=True,
+            )
     client.close()
     return figures
 
 
-def run(symbols: int = 150, contracts: int = 2000, concurrency: int = 8, latency: float = 0.05,
-        repeat: int = 3) -> list[dict]:
+def run(
+    symbols: int = 150, contracts: int = 2000, concurrency: int = 8, latency: float = 0.05, repeat: int = 3
+) -> list[dict]:
     """Rows {name, value, unit, target, ok} with the median of ``repeat`` runs."""
     from kapman.db.connect import with_database
     from kapman.db.rebuild import rebuild
 
     admin = os.environ.get("KAPMAN_BENCH_DATABASE_URL", DEFAULT_ADMIN)
     name = f"kapman_bench_{secrets.token_hex(4)}"
-    child = subprocess.Popen([sys.executable, "-m", "bench.bench_options", "--serve", "--symbols", str(symbols),
-                              "--contracts", str(contracts), "--latency", str(latency)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.bench_options",
+            "--serve",
+            "--symbols",
+            str(symbols),
+            "--contracts",
+            str(contracts),
+            "--latency",
+            str(latency),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     saved_now = os.environ.get("KAPMAN_NOW")
     created = False
     try:
@@ -170,13 +214,13 @@ def run(symbols: int = 150, contracts: int = 2000, concurrency: int = 8, latency
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
             created = True
         url = with_database(admin, name)
-        rebuild(url)                                    # while the child warms its chains
+        rebuild(url)  # while the child warms its chains
         assert child.stdout is not None
         line = child.stdout.readline()
         if not line:
             raise RuntimeError("the sandbox server did not start")
         info = json.loads(line)
-        os.environ["KAPMAN_NOW"] = info["now"]          # snapshot time = the sandbox's clock
+        os.environ["KAPMAN_NOW"] = info["now"]  # snapshot time = the sandbox's clock
         figures = _measure(url, info, concurrency, latency, repeat)
     finally:
         if saved_now is None:
@@ -194,18 +238,55 @@ def run(symbols: int = 150, contracts: int = 2000, concurrency: int = 8, latency
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     med = {k: statistics.median(v) for k, v in figures.items()}
     return [
-        {"name": "options wall time", "value": round(med["wall"], 2), "unit": "s", "target": None, "ok": True},
-        {"name": "ideal (pages x latency / concurrency)", "value": round(med["ideal"], 2), "unit": "s",
-         "target": None, "ok": True},
-        {"name": f"wall / ideal at concurrency {concurrency}", "value": round(med["ratio"], 3), "unit": "x",
-         "target": f"<= {WALL_TARGET}", "ok": med["ratio"] <= WALL_TARGET},
-        {"name": "writer throughput during the run", "value": round(med["in_run"]), "unit": "contracts/s",
-         "target": None, "ok": True},
-        {"name": "write path (staging COPY + merge)", "value": round(med["merge"]), "unit": "contracts/s",
-         "target": None, "ok": True},
-        {"name": "bare binary COPY", "value": round(med["bare"]), "unit": "contracts/s", "target": None, "ok": True},
-        {"name": "write path / bare COPY", "value": round(med["write"], 3), "unit": "x",
-         "target": f">= {WRITE_TARGET}", "ok": med["write"] >= WRITE_TARGET},
+        {
+            "name": "options wall time",
+            "value": round(med["wall"], 2),
+            "unit": "s",
+            "target": None,
+            "ok": True,
+        },
+        {
+            "name": "ideal (pages x latency / concurrency)",
+            "value": round(med["ideal"], 2),
+            "unit": "s",
+            "target": None,
+            "ok": True,
+        },
+        {
+            "name": f"wall / ideal at concurrency {concurrency}",
+            "value": round(med["ratio"], 3),
+            "unit": "x",
+            "target": f"<= {WALL_TARGET}",
+            "ok": med["ratio"] <= WALL_TARGET,
+        },
+        {
+            "name": "writer throughput during the run",
+            "value": round(med["in_run"]),
+            "unit": "contracts/s",
+            "target": None,
+            "ok": True,
+        },
+        {
+            "name": "write path (staging COPY + insert/merge)",
+            "value": round(med["merge"]),
+            "unit": "contracts/s",
+            "target": None,
+            "ok": True,
+        },
+        {
+            "name": "bare binary COPY",
+            "value": round(med["bare"]),
+            "unit": "contracts/s",
+            "target": None,
+            "ok": True,
+        },
+        {
+            "name": "write path / bare COPY",
+            "value": round(med["write"], 3),
+            "unit": "x",
+            "target": f">= {WRITE_TARGET}",
+            "ok": med["write"] >= WRITE_TARGET,
+        },
     ]
 
 
@@ -222,12 +303,16 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.symbols, args.contracts, args.latency)
         return 0
     rows = run(args.symbols, args.contracts, args.concurrency, args.latency, args.repeat)
-    print(f"options ingestion: {args.symbols} symbols x ~{args.contracts} contracts, {args.latency * 1000:.0f} ms "
-          f"per page, median of {args.repeat}")
+    print(
+        f"options ingestion: {args.symbols} symbols x ~{args.contracts} contracts, "
+        f"{args.latency * 1000:.0f} ms per page, median of {args.repeat}"
+    )
     print(f"{'figure':42} {'value':>12} {'unit':12} {'target':>8}  ok")
     for r in rows:
-        print(f"{r['name']:42} {r['value']:>12,} {r['unit']:12} {r['target'] or '':>8}  "
-              f"{'yes' if r['ok'] else 'NO'}")
+        print(
+            f"{r['name']:42} {r['value']:>12,} {r['unit']:12} {r['target'] or '':>8}  "
+            f"{'yes' if r['ok'] else 'NO'}"
+        )
     return 0 if all(r["ok"] for r in rows) else 1
 
 

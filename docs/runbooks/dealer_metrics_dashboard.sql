@@ -1,0 +1,149 @@
+-- Dealer metrics dashboard: A3 results in public.daily_snapshots.dealer_metrics_json.
+--
+--   psql -X -v ON_ERROR_STOP=1 [-v SNAPSHOT_N=1] [-v DAYS_BACK=10] -f docs/runbooks/dealer_metrics_dashboard.sql
+--   docker exec -i kapman-db psql -U kapman -d kapman -v ON_ERROR_STOP=1 -v SNAPSHOT_N=1 < docs/runbooks/dealer_metrics_dashboard.sql
+--
+-- SNAPSHOT_N (default 1): which date the per-symbol sections show: 1 = the latest date with dealer
+--   metrics, 2 = the one before, and so on.  Past the oldest date it prints "none" and the
+--   per-symbol sections are empty.
+-- DAYS_BACK (default 10): dates listed in the status distribution.
+-- The date of a row is its New York trading date, (time AT TIME ZONE 'America/New_York')::date.
+-- Payload fields are documented in docs/a3_dealer_metrics.md.
+-- Read-only: it runs on a replica or with default_transaction_read_only=on.
+
+\set QUIET on
+\if :{?SNAPSHOT_N} \else \set SNAPSHOT_N 1 \endif
+\if :{?DAYS_BACK} \else \set DAYS_BACK 10 \endif
+\pset null '(null)'
+-- The dates with dealer metrics, latest first, found by walking back one New York date at a time
+-- along the time index (a handful of index probes instead of a scan of every snapshot row):
+-- selected_date is the SNAPSHOT_N-th of them, selected_from/_to bound its snapshot times (an empty
+-- range when there is no such date), history_from is where the DAYS_BACK-th date starts.
+WITH RECURSIVE dealer_dates (date, n) AS (
+    SELECT (max(s.time) AT TIME ZONE 'America/New_York')::date, 1
+      FROM public.daily_snapshots AS s
+     WHERE s.dealer_metrics_json IS NOT NULL
+    UNION ALL
+    SELECT (SELECT (max(s.time) AT TIME ZONE 'America/New_York')::date
+              FROM public.daily_snapshots AS s
+             WHERE s.dealer_metrics_json IS NOT NULL
+               AND s.time < d.date::timestamp AT TIME ZONE 'America/New_York'),
+           d.n + 1
+      FROM dealer_dates AS d
+     WHERE d.date IS NOT NULL
+       AND d.n < greatest(:'SNAPSHOT_N'::int, :'DAYS_BACK'::int)
+), found AS (
+    SELECT date, n FROM dealer_dates WHERE date IS NOT NULL
+), nth AS (
+    SELECT max(date) AS date FROM found WHERE n = :'SNAPSHOT_N'::int
+)
+SELECT coalesce(nth.date::text, 'none')                                                     AS selected_date,
+       coalesce(nth.date, current_date)::timestamp AT TIME ZONE 'America/New_York'          AS selected_from,
+       coalesce(nth.date + 1, current_date)::timestamp AT TIME ZONE 'America/New_York'      AS selected_to,
+       coalesce((SELECT min(date) FROM found WHERE n <= :'DAYS_BACK'::int), current_date + 1)::timestamp
+           AT TIME ZONE 'America/New_York'                                                  AS history_from
+  FROM nth
+\gset
+\set QUIET off
+\echo 'Dealer metrics dashboard:' SNAPSHOT_N=:SNAPSHOT_N DAYS_BACK=:DAYS_BACK
+\echo 'Selected date (SNAPSHOT_N):' :selected_date
+
+-- One line per date, latest first.  Look for: FULL for liquid names; LIMITED for thin chains;
+-- INVALID mostly no_snapshot (options not ingested that day).  other counts statuses that are
+-- not FULL/LIMITED/INVALID: expected 0.
+\echo
+\echo '== status distribution per date (last DAYS_BACK dates with dealer metrics) =='
+WITH per_date AS (
+    SELECT (s.time AT TIME ZONE 'America/New_York')::date                              AS date,
+           count(*)                                                                    AS rows,
+           count(*) FILTER (WHERE s.dealer_metrics_json ->> 'status' = 'FULL')         AS "FULL",
+           count(*) FILTER (WHERE s.dealer_metrics_json ->> 'status' = 'LIMITED')      AS "LIMITED",
+           count(*) FILTER (WHERE s.dealer_metrics_json ->> 'status' = 'INVALID')      AS "INVALID",
+           count(*) FILTER (WHERE coalesce(s.dealer_metrics_json ->> 'status', '')
+                                  NOT IN ('FULL', 'LIMITED', 'INVALID'))               AS other,
+           max(s.dealer_computed_at)                                                   AS last_computed_at,
+           string_agg(DISTINCT s.dealer_version, ', ')                                 AS dealer_versions
+      FROM public.daily_snapshots AS s
+      JOIN public.tickers AS t ON t.id = s.ticker_id
+     WHERE s.dealer_metrics_json IS NOT NULL
+       AND s.time >= :'history_from'::timestamptz
+     GROUP BY 1
+)
+SELECT date, rows, "FULL", "LIMITED", "INVALID", other,
+       round(100.0 * "FULL" / nullif(rows, 0), 1) AS full_pct,
+       last_computed_at,
+       dealer_versions
+  FROM per_date
+ ORDER BY date DESC
+ LIMIT :'DAYS_BACK'::int;
+
+-- The selected date, one line per symbol.  gex_* in USD per 1 % move; position from
+-- gex_net / gex_gross; walls, flip and max pain are strikes/levels.  Look for: walls bracketing
+-- spot, gamma_flip near spot or (null) with a reason, INVALID lines with all metrics (null).
+\echo
+\echo '== walls and gamma flip on the selected date (SNAPSHOT_N) =='
+SELECT t.symbol,
+       d.dealer_metrics_json ->> 'status'                     AS status,
+       (d.dealer_metrics_json ->> 'spot')::numeric            AS spot,
+       (d.dealer_metrics_json ->> 'gex_net')::numeric         AS gex_net,
+       (d.dealer_metrics_json ->> 'gex_gross')::numeric       AS gex_gross,
+       d.dealer_metrics_json ->> 'position'                   AS position,
+       (d.dealer_metrics_json ->> 'gamma_flip')::numeric      AS gamma_flip,
+       (d.dealer_metrics_json ->> 'call_wall')::numeric       AS call_wall,
+       (d.dealer_metrics_json ->> 'put_wall')::numeric        AS put_wall,
+       (d.dealer_metrics_json ->> 'max_pain')::numeric        AS max_pain,
+       (d.dealer_metrics_json #>> '{counts,eligible}')::int   AS eligible,
+       d.dealer_snapshot_time
+  FROM public.daily_snapshots AS d
+  JOIN public.tickers AS t ON t.id = d.ticker_id
+ WHERE d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz
+   AND d.dealer_metrics_json IS NOT NULL
+ ORDER BY t.symbol;
+
+-- Why symbols are not FULL on the selected date: status_reason joins several reasons with "; ",
+-- counted here one by one.  Expected: INVALID mostly no_snapshot; no_spot or
+-- no_eligible_contracts on liquid names deserve a look.
+\echo
+\echo '== INVALID and LIMITED reasons on the selected date =='
+SELECT d.dealer_metrics_json ->> 'status'                            AS status,
+       r.reason,
+       count(*)                                                      AS symbols,
+       string_agg(t.symbol, ', ' ORDER BY t.symbol)                  AS examples
+  FROM public.daily_snapshots AS d
+  JOIN public.tickers AS t ON t.id = d.ticker_id
+ CROSS JOIN LATERAL regexp_split_to_table(coalesce(d.dealer_metrics_json ->> 'status_reason', '(no reason)'), ';\s*')
+       AS r(reason)
+ WHERE d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz
+   AND d.dealer_metrics_json ->> 'status' IS DISTINCT FROM 'FULL'
+   AND d.dealer_metrics_json IS NOT NULL
+ GROUP BY 1, 2
+ ORDER BY status, symbols DESC, reason;
+
+-- Active watchlist symbols (with an active ticker) that have no dealer metrics on the selected
+-- date.  Expected: 0 rows; A3 writes a row, INVALID at worst, for every watchlist symbol.
+\echo
+\echo '== active watchlist symbols without dealer metrics on the selected date (expected: 0 rows) =='
+SELECT DISTINCT t.symbol
+  FROM public.watchlists AS w
+  JOIN public.tickers AS t ON t.symbol = w.symbol AND t.active
+ WHERE w.active
+   AND :'selected_date' <> 'none'
+   AND NOT EXISTS (SELECT 1
+                     FROM public.daily_snapshots AS d
+                    WHERE d.ticker_id = t.id
+                      AND d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz
+                      AND d.dealer_metrics_json IS NOT NULL)
+ ORDER BY t.symbol;
+
+-- Whole payloads of the selected date, FULL first, 3 at most.
+\echo
+\echo '== sample payloads on the selected date (LIMIT 3) =='
+SELECT t.symbol,
+       d.dealer_metrics_json ->> 'status'     AS status,
+       jsonb_pretty(d.dealer_metrics_json)    AS dealer_metrics_json
+  FROM public.daily_snapshots AS d
+  JOIN public.tickers AS t ON t.id = d.ticker_id
+ WHERE d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz
+   AND d.dealer_metrics_json IS NOT NULL
+ ORDER BY d.dealer_metrics_json ->> 'status' = 'FULL' DESC, t.symbol
+ LIMIT 3;

@@ -1,0 +1,231 @@
+"""Option-chain snapshot results -> ``options_chains`` rows: pure functions, no I/O.
+
+One call turns one underlying's snapshot results into rows keyed by the run's snapshot time.
+The vendor's rough edges are handled here, each counted rather than crashing the symbol:
+
+- ``greeks`` may be absent, ``{}`` or ``null``; ``implied_volatility`` may be absent.  Missing
+  values stay NULL, never 0 (a zero delta is a real, different statement).
+- ``contract_type: other`` cannot be stored as 'C'/'P' and is dropped (``other``).
+- A contract that expired before the snapshot's New York date is dropped (``expired``).
+- A contract without a usable strike, expiration, type or symbol is ``malformed``.
+- Two contracts on the same (expiration, strike, type), e.g. an adjusted contract beside the
+  standard one, collide on the table's key.  Rule: keep the one with ``shares_per_contract ==
+  100`` (the standard deliverable every downstream metric assumes); between equals keep the
+  lexicographically smallest contract symbol.  The losers are counted as ``collisions``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+from uuid import UUID
+
+from kapman.clock import ny_date_of
+
+#: options_chains.strike_price is numeric(12,4): four decimals, below 10**8.
+STRIKE_QUANTUM = Decimal("0.0001")
+STRIKE_LIMIT = Decimal(10) ** 8
+STANDARD_SHARES = 100
+OPTION_TYPES = {"call": "C", "put": "P"}
+#: Malformed examples kept per symbol, for the summary.
+SAMPLES = 3
+
+#: Column order of the rows built here (and of the COPY that writes them).
+COLUMNS = (
+    "time",
+    "ticker_id",
+    "expiration_date",
+    "strike_price",
+    "option_type",
+    "contract_symbol",
+    "shares_per_contract",
+    "underlying_price",
+    "bid",
+    "ask",
+    "last",
+    "volume",
+    "open_interest",
+    "implied_volatility",
+    "delta",
+    "gamma",
+    "theta",
+    "vega",
+)
+TYPES = (
+    "timestamptz",
+    "uuid",
+    "date",
+    "numeric",
+    "text",
+    "text",
+    "int4",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "int8",
+    "int8",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+)
+DROP_REASONS = ("expired", "other", "collisions", "malformed")
+
+
+@dataclass
+class NormalisedChain:
+    rows: list[tuple] = field(default_factory=list)
+    contracts: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    samples: list[str] = field(default_factory=list)
+
+
+class Malformed(ValueError):
+    pass
+
+
+def _obj(value: Any) -> dict:
+    """A nested object, or {} for absent / null / not-an-object."""
+    return value if isinstance(value, dict) else {}
+
+
+def _num(value: Any) -> float | None:
+    """A finite float, or None (absent, null, text, NaN)."""
+    kind = type(value)
+    if kind is float:  # the common case first: this runs ~15 times per contract
+        return value if math.isfinite(value) else None
+    if kind is int:
+        return float(value)
+    return None
+
+
+def _int(value: Any) -> int | None:
+    kind = type(value)
+    if kind is int:
+        return value
+    if kind is float and math.isfinite(value):
+        return int(round(value))
+    return None
+
+
+def strike_of(value: Any) -> Decimal:
+    """The strike as numeric(12,4): via ``str`` so 150.1 is 150.1000, not the float's binary tail."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise Malformed("no strike_price")
+    try:
+        strike = Decimal(str(value).strip()).quantize(STRIKE_QUANTUM, rounding=ROUND_HALF_EVEN)
+    except InvalidOperation:
+        raise Malformed(f"strike_price {value!r} is not a number") from None
+    if not strike.is_finite() or strike <= 0 or strike >= STRIKE_LIMIT:
+        raise Malformed(f"strike_price {value!r} out of range")
+    return strike
+
+
+def _expiration(value: Any) -> date:
+    if not value:
+        raise Malformed("no expiration_date")
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise Malformed(f"expiration_date {value!r} is not a date") from None
+
+
+def underlying_price(result: dict) -> float | None:
+    """``underlying_asset.price`` for stocks, ``.value`` for indices."""
+    asset = _obj(result.get("underlying_asset"))
+    price = _num(asset.get("price"))
+    return price if price is not None else _num(asset.get("value"))
+
+
+def contract_row(
+    result: Any, snapshot_time: datetime, ticker_id: UUID, parsed: dict[Any, Any] | None = None
+) -> tuple | str:
+    """The row for one result, or the drop reason 'other' (raises Malformed when unusable).
+
+    ``parsed`` memoises strikes and dates, which repeat across a chain's expirations and types.
+    """
+    if not isinstance(result, dict):
+        raise Malformed("result is not an object")
+    details = _obj(result.get("details"))
+    kind = details.get("contract_type")
+    if kind == "other":
+        return "other"
+    option_type = OPTION_TYPES.get(kind) if isinstance(kind, str) else None
+    if option_type is None:
+        raise Malformed(f"contract_type {kind!r}" if kind else "no contract_type")
+    symbol = details.get("ticker")
+    if not isinstance(symbol, str) or not symbol.strip():
+        raise Malformed("no contract ticker")
+    parsed = {} if parsed is None else parsed
+    raw_expiry, raw_strike = details.get("expiration_date"), details.get("strike_price")
+    key_e, key_s = ("e", raw_expiry), ("s", type(raw_strike), raw_strike)
+    expiration = parsed.get(key_e) if isinstance(raw_expiry, str) else None
+    if expiration is None:
+        expiration = parsed[key_e] = _expiration(raw_expiry)
+    strike = parsed.get(key_s) if isinstance(raw_strike, (int, float, str)) else None
+    if strike is None:
+        strike = parsed[key_s] = strike_of(raw_strike)
+    greeks = _obj(result.get("greeks"))
+    quote = _obj(result.get("last_quote"))
+    return (
+        snapshot_time,
+        ticker_id,
+        expiration,
+        strike,
+        option_type,
+        symbol.strip(),
+        _int(details.get("shares_per_contract")),
+        underlying_price(result),
+        _num(quote.get("bid")),
+        _num(quote.get("ask")),
+        _num(_obj(result.get("last_trade")).get("price")),
+        _int(_obj(result.get("day")).get("volume")),
+        _int(result.get("open_interest")),
+        _num(result.get("implied_volatility")),
+        _num(greeks.get("delta")),
+        _num(greeks.get("gamma")),
+        _num(greeks.get("theta")),
+        _num(greeks.get("vega")),
+    )
+
+
+def preference(row: tuple) -> tuple[bool, str]:
+    """Sort key of the collision rule: standard deliverable first, then the smallest symbol."""
+    return (row[6] != STANDARD_SHARES, row[5])
+
+
+def normalise_chain(results: list[Any], snapshot_time: datetime, ticker_id: UUID) -> NormalisedChain:
+    """Rows for one underlying's snapshot, with every dropped contract counted by reason."""
+    out = NormalisedChain(contracts=len(results))
+    today = ny_date_of(snapshot_time)
+    kept: dict[tuple, tuple] = {}
+    parsed: dict[Any, Any] = {}
+    for result in results:
+        try:
+            row = contract_row(result, snapshot_time, ticker_id, parsed)
+        except Malformed as exc:
+            out.dropped["malformed"] += 1
+            if len(out.samples) < SAMPLES:
+                out.samples.append(str(exc))
+            continue
+        if isinstance(row, str):
+            out.dropped[row] += 1
+            continue
+        if row[2] < today:
+            out.dropped["expired"] += 1
+            continue
+        key = row[2:5]
+        current = kept.get(key)
+        if current is not None:
+            out.dropped["collisions"] += 1
+            if preference(row) >= preference(current):
+                continue
+        kept[key] = row
+    out.rows = list(kept.values())
+    return out

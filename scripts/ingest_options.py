@@ -1,0 +1,85 @@
+"""Step 6: option-chain snapshots of the active watchlist symbols into public.options_chains."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kapman import cli
+from kapman.db.connect import connect
+from kapman.errors import UsageError
+from kapman.ingest.options import ingest_options, plan_options
+from kapman.ingest.options_scope import resolve_scope, snapshot_time
+from kapman.progress import for_terminal
+from kapman.providers.polygon import PolygonClient
+
+EXAMPLES = """
+  python -m scripts.ingest_options                                # every active watchlist symbol, now
+  python -m scripts.ingest_options --concurrency 1 --symbols AAPL # a smoke test
+  python -m scripts.ingest_options --dry-run                      # what would be fetched
+  python -m scripts.ingest_options --snapshot-time 2025-12-19T21:00:00Z --symbols TSLA
+                                                                  # replay today's run: rows update in place
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = cli.parser(
+        "python -m scripts.ingest_options",
+        "Snapshot the option chains of the active watchlist symbols into public.options_chains. "
+        "Every symbol of a run shares one snapshot time; each symbol is written in its own "
+        "transaction, and a failing symbol never stops the others. Exit 0 all ok, 1 some "
+        "symbols failed, 2 none succeeded or a usage/configuration error (a 401 stops the run).",
+        EXAMPLES,
+    )
+    p.add_argument(
+        "--symbols",
+        metavar="A,B",
+        help="only these symbols (each must be in an active watchlist and have a ticker)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        metavar="N",
+        help="symbols fetched in parallel (one shared rate limit: POLYGON_RATE_LIMIT)",
+    )
+    p.add_argument(
+        "--snapshot-time",
+        metavar="ISO",
+        help="replay under this snapshot time (today only; default: now by KapMan's clock, "
+        "to the second); rows of the same time are updated in place",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="resolve the symbols and report; fetch and write nothing"
+    )
+    args = p.parse_args(argv)
+    if args.concurrency < 1:
+        raise UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
+    settings = cli.settings_for(args)
+    snapshot = snapshot_time(args.snapshot_time)
+    symbols = args.symbols.split(",") if args.symbols is not None else None
+    with connect(settings.require_database_url()) as conn:
+        scope = resolve_scope(conn, symbols)
+        if args.dry_run:
+            result = plan_options(scope, snapshot, args.concurrency)
+        else:
+            # The urllib3 pool holds a connection per worker, so no worker waits for a socket.
+            client = PolygonClient.from_settings(settings, pool_size=args.concurrency)
+            try:
+                result = ingest_options(
+                    conn,
+                    client,
+                    scope,
+                    snapshot,
+                    concurrency=args.concurrency,
+                    progress=for_terminal(args.quiet),
+                )
+            finally:
+                client.close()
+    cli.emit(args, result.summary(), result.as_dict())
+    if result.error is not None:
+        raise result.error
+    return result.exit_code()
+
+
+if __name__ == "__main__":
+    cli.entrypoint(main)

@@ -1,0 +1,319 @@
+"""The psql dashboards in docs/runbooks, run with psql against an empty and a hydrated database."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from kapman.db.rebuild import rebuild
+from tests.support import database
+from tests.support.hydrate import GAP, HOLIDAY, UNRESOLVED, Hydrated, hydrate
+
+pytestmark = pytest.mark.integration
+
+RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
+PSQL = shutil.which("psql") or "/usr/bin/psql"
+
+#: Every dashboard and the section titles (prefixes) it must print.
+SECTIONS = {
+    "ohlcv_dashboard.sql": ["coverage", "rows per day", "gaps", "OHLC sanity", "zero-volume rows",
+                            "thinnest symbols", "busiest symbols", "watchlist coverage",
+                            "ingest_files ledger summary", "latest loads"],
+    "options_chains_dashboard.sql": ["latest snapshot", "contracts per symbol", "NULL greeks and IV",
+                                     "symbols with the most NULL gamma", "contracts per expiration",
+                                     "watchlist coverage", "snapshot history", "latest options ingest runs"],
+    "tickers_watchlists_dashboard.sql": ["ticker universe", "universe by type", "watchlist membership",
+                                         "unresolved active watchlist symbols",
+                                         "inactive tickers still on active watchlists"],
+    "daily_snapshots_dashboard.sql": ["A2 coverage per date", "null indicator shares", "integrity checks",
+                                      "offending rows", "key values for", "price_metrics_json for",
+                                      "technical_indicators_json for"],
+    "dealer_metrics_dashboard.sql": ["status distribution per date", "walls and gamma flip",
+                                     "INVALID and LIMITED reasons", "active watchlist symbols without dealer",
+                                     "sample payloads"],
+}
+
+
+# --- running and reading psql ---------------------------------------------------------------------
+
+def run(url: str, name: str, *variables: str, stdin: bool = False) -> str:
+    """psql -X -v ON_ERROR_STOP=1 [-v NAME=VALUE ...] -d URL -f FILE (or < FILE), in a read-only session."""
+    args = [PSQL, "-X", "-v", "ON_ERROR_STOP=1"]
+    for variable in variables:
+        args += ["-v", variable]
+    args += ["-d", url]
+    path = RUNBOOKS / name
+    if not stdin:
+        args += ["-f", str(path)]
+    env = {**os.environ, "PGTZ": "UTC", "PGOPTIONS": "-c default_transaction_read_only=on"}
+    proc = subprocess.run(args, input=path.read_text() if stdin else None, capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stderr}"
+    assert "ERROR" not in proc.stderr and "WARNING" not in proc.stderr, proc.stderr
+    return proc.stdout
+
+
+def sections(output: str) -> dict[str, str]:
+    """Section title (between '== ' and ' ==') -> the text printed under it."""
+    parts = re.split(r"^== (.+?) ==$", output, flags=re.M)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
+
+
+def section(output: str, prefix: str) -> str:
+    matches = [text for title, text in sections(output).items() if title.startswith(prefix)]
+    assert len(matches) == 1, f"{len(matches)} sections titled {prefix!r}:\n{output}"
+    return matches[0]
+
+
+def tables(text: str) -> list[list[dict[str, str]]]:
+    """Every aligned psql table in ``text``: a list of rows, each {column: cell} (single-line cells)."""
+    lines = text.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if i and re.fullmatch(r"-+(\+-+)*", line):
+            header = [h.strip() for h in lines[i - 1].split("|")]
+            rows = []
+            for row in lines[i + 1:]:
+                if re.fullmatch(r"\(\d+ rows?\)", row):
+                    break
+                rows.append(dict(zip(header, (c.strip() for c in row.split("|")), strict=True)))
+            out.append(rows)
+    return out
+
+
+def table(output: str, prefix: str, index: int = 0) -> list[dict[str, str]]:
+    return tables(section(output, prefix))[index]
+
+
+def by(rows: list[dict[str, str]], column: str) -> dict[str, dict[str, str]]:
+    return {r[column]: r for r in rows}
+
+
+# --- databases ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hydrated(admin_url: str) -> Iterator[tuple[str, Hydrated]]:
+    """One rebuilt and hydrated database shared by this module's read-only dashboard runs."""
+    url = database.create_scratch(admin_url, "dash_")
+    try:
+        rebuild(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            counts = hydrate(conn)
+        yield url, counts
+    finally:
+        database.drop_scratch(admin_url, url)
+
+
+@pytest.fixture
+def url(hydrated: tuple[str, Hydrated]) -> str:
+    return hydrated[0]
+
+
+# --- empty database -------------------------------------------------------------------------------
+
+def test_every_dashboard_runs_on_an_empty_database(fresh_db: str) -> None:
+    for name, titles in SECTIONS.items():
+        out = run(fresh_db, name)
+        for title in titles:
+            section(out, title)
+    ohlcv = run(fresh_db, "ohlcv_dashboard.sql")
+    assert {r["violations"] for r in table(ohlcv, "OHLC sanity")} == {"0"}
+    assert table(ohlcv, "coverage")[0]["rows"] == "0"
+    snapshots = run(fresh_db, "daily_snapshots_dashboard.sql")
+    assert {r["violations"] for r in table(snapshots, "integrity checks")} == {"0"}
+    dealer = run(fresh_db, "dealer_metrics_dashboard.sql")
+    assert "Selected date (SNAPSHOT_N): none\n" in dealer
+    assert table(dealer, "walls and gamma flip") == []
+
+
+# --- OHLCV ----------------------------------------------------------------------------------------
+
+def test_ohlcv_dashboard_on_hydrated_database(hydrated: tuple[str, Hydrated]) -> None:
+    url, counts = hydrated
+    out = run(url, "ohlcv_dashboard.sql")
+    assert "DAYS_BACK=30 SYMBOL_LIMIT=25" in out                      # the defaults
+    coverage = table(out, "coverage")[0]
+    assert (coverage["rows"], coverage["tickers"], coverage["max_date"]) == (str(counts.ohlcv_rows), "4",
+                                                                               "2025-12-19")
+    assert {r["rule"]: r["violations"] for r in table(out, "OHLC sanity")} == {
+        "high < low": "0", "open outside [low, high]": "0", "close outside [low, high]": "0",
+        "open/high/low/close <= 0": "0", "volume < 0": "0", "NaN or infinite price or volume": "0"}
+
+    days = by(table(out, "rows per day"), "date")
+    assert len(days) == 22                                            # weekdays 2025-11-20 .. 2025-12-19
+    assert days[HOLIDAY.isoformat()]["status"] == "no data (holiday or missing)"
+    assert days["2025-12-19"] == {"date": "2025-12-19", "dow": "Fri", "rows": "4", "status": "ok"}
+
+    gaps = table(out, "gaps")
+    assert [(g["symbol"], g["missing_dates"]) for g in gaps] == [(GAP[0], GAP[1].isoformat())]
+    assert [r["symbol"] for r in table(out, "busiest symbols")] == ["NVDA", "SPY", "AAPL", "MSFT"]
+    assert table(out, "zero-volume rows", 1)[0]["symbol"] == "NVDA"
+
+    watch = table(out, "watchlist coverage")[0]
+    assert (watch["active_symbols"], watch["resolved"], watch["with_bar"], watch["without_bar"]) == \
+        ("6", "5", "4", "2")
+    assert {r["symbol"]: r["reason"] for r in table(out, "watchlist coverage", 1)} == \
+        {"OLDCO": "inactive ticker", UNRESOLVED: "no ticker"}
+    ledger = table(out, "ingest_files ledger summary")[0]
+    assert (ledger["files"], ledger["rows_rejected"], ledger["last_trading_date"]) == ("3", "1", "2025-12-19")
+    assert len(table(out, "latest loads")) == 3
+
+
+def test_ohlcv_variables_from_the_command_line_win(url: str) -> None:
+    # The runbook's own invocation: variables on the command line, the file on stdin.
+    out = run(url, "ohlcv_dashboard.sql", "DAYS_BACK=5", "SYMBOL_LIMIT=3", stdin=True)
+    assert "DAYS_BACK=5 SYMBOL_LIMIT=3" in out
+    days = table(out, "rows per day")
+    assert [d["date"] for d in days] == ["2025-12-19", "2025-12-18", "2025-12-17", "2025-12-16", "2025-12-15"]
+    assert len(table(out, "busiest symbols")) == 3
+    assert len(table(out, "thinnest symbols")) == 3
+    assert table(out, "gaps") == []                                   # MSFT's gap is outside 5 days
+
+
+# --- options chains -------------------------------------------------------------------------------
+
+def test_options_chains_dashboard_on_hydrated_database(hydrated: tuple[str, Hydrated]) -> None:
+    url, counts = hydrated
+    out = run(url, "options_chains_dashboard.sql")
+    latest_time, latest_rows = max(counts.options_rows.items())
+    latest = table(out, "latest snapshot")[0]
+    assert latest["snapshot_time"] == latest_time.strftime("%Y-%m-%d %H:%M:%S+00")
+    assert (latest["symbols"], latest["contracts"], latest["unresolved_ticker_rows"]) == \
+        ("2", str(latest_rows), "0")
+    assert {s: r["contracts"] for s, r in by(table(out, "contracts per symbol"), "symbol").items()} == \
+        {"AAPL": "40", "SPY": "12"}
+    nulls = table(out, "NULL greeks and IV")[0]
+    assert 0 < float(nulls["gamma_null_pct"]) < 100 and float(nulls["iv_null_pct"]) > 0
+
+    # Distinct symbols, not contract rows: 2 of the 6 active symbols are in the latest snapshot.
+    coverage = by(table(out, "watchlist coverage"), "watchlist_id")
+    for scope in ("mvp", "(all watchlists)"):
+        row = coverage[scope]
+        assert (row["active_symbols"], row["resolved"], row["with_latest_snapshot"],
+                row["with_snapshot_in_window"], row["missing_from_latest"]) == ("6", "5", "2", "3", "4")
+    missing = by(table(out, "watchlist coverage", 1), "symbol")
+    assert missing["MSFT"]["last_snapshot_time"] == "2025-12-18 21:05:00+00"
+    assert missing[UNRESOLVED]["reason"] == "no ticker"
+
+    history = table(out, "snapshot history")
+    assert [(h["symbols"], h["contracts"]) for h in history] == \
+        [("2", str(latest_rows)), ("3", str(min(counts.options_rows.items())[1]))]
+    assert [r["status"] for r in table(out, "latest options ingest runs")] == ["partial", "ok"]
+
+
+# --- tickers and watchlists -----------------------------------------------------------------------
+
+def test_tickers_watchlists_dashboard_on_hydrated_database(url: str) -> None:
+    out = run(url, "tickers_watchlists_dashboard.sql")
+    universe = table(out, "ticker universe")[0]
+    assert (universe["tickers"], universe["active"], universe["inactive"]) == ("5", "4", "1")
+    membership = by(table(out, "watchlist membership"), "watchlist_id")
+    assert (membership["mvp"]["total"], membership["mvp"]["active"], membership["mvp"]["inactive"]) == \
+        ("7", "6", "1")
+    assert [r["symbol"] for r in table(out, "unresolved active watchlist symbols")] == [UNRESOLVED]
+    assert [r["symbol"] for r in table(out, "inactive tickers still on active watchlists")] == ["OLDCO"]
+
+
+# --- daily snapshots ------------------------------------------------------------------------------
+
+def test_daily_snapshots_dashboard_on_hydrated_database(url: str) -> None:
+    out = run(url, "daily_snapshots_dashboard.sql")
+    assert "DAYS_BACK=10 SYMBOL=AAPL" in out
+    per_date = table(out, "A2 coverage per date")
+    assert len(per_date) == 10
+    assert [d["status"] for d in per_date[:5]] == ["complete"] * 5
+    assert per_date[0]["rows_with_dealer_metrics"] == "3" and per_date[0]["tickers_with_bar"] == "4"
+    assert {r["rule"]: r["violations"] for r in table(out, "integrity checks")} == {
+        "duplicate (ticker, date) pairs": "0", "rows not stamped 16:00 America/New_York": "0",
+        "rows on a date without a bar for the ticker": "0", "rows whose ticker_id is not in tickers": "0"}
+    assert table(out, "offending rows") == []
+
+    shares = by(table(out, "null indicator shares"), "path")
+    assert (shares["momentum.rsi.rsi"]["rows"], shares["momentum.rsi.rsi"]["null_pct"]) == ("4", "0.0")
+    assert shares["trend.sma.sma_200"]["null_pct"] == "100.0"       # 40 bars of history
+    assert {r["missing_key"] for r in shares.values()} == {"0"}
+    assert len(table(out, "key values for AAPL")) == 5
+    assert '"rsi": ' in section(out, "technical_indicators_json for AAPL")
+    assert '"rvol": ' in section(out, "price_metrics_json for AAPL")
+
+
+def test_daily_snapshots_variables_from_the_command_line_win(url: str) -> None:
+    out = run(url, "daily_snapshots_dashboard.sql", "DAYS_BACK=3", "SYMBOL=msft")
+    dates = [d["date"] for d in table(out, "A2 coverage per date")]
+    assert dates == ["2025-12-19", "2025-12-18", "2025-12-17"]
+    assert len(table(out, "key values for msft")) == 3
+    assert "MSFT" in section(out, "technical_indicators_json for msft")
+
+
+# --- dealer metrics -------------------------------------------------------------------------------
+
+def test_dealer_metrics_dashboard_on_hydrated_database(url: str) -> None:
+    out = run(url, "dealer_metrics_dashboard.sql")
+    assert "Selected date (SNAPSHOT_N): 2025-12-19\n" in out
+    per_date = by(table(out, "status distribution per date"), "date")
+    assert {d: (r["FULL"], r["LIMITED"], r["INVALID"], r["other"]) for d, r in per_date.items()} == \
+        {"2025-12-19": ("1", "1", "1", "0"), "2025-12-18": ("2", "1", "0", "0")}
+    walls = by(table(out, "walls and gamma flip"), "symbol")
+    assert {s: r["status"] for s, r in walls.items()} == {"AAPL": "FULL", "MSFT": "INVALID", "SPY": "LIMITED"}
+    aapl = walls["AAPL"]
+    spot = float(aapl["spot"])
+    assert float(aapl["gex_gross"]) > 0 and aapl["position"] in ("long_gamma", "short_gamma", "neutral")
+    for level in ("gamma_flip", "call_wall", "put_wall", "max_pain"):
+        assert 0.8 * spot < float(aapl[level]) < 1.2 * spot
+    assert walls["MSFT"]["gex_net"] == "(null)"
+    reasons = {(r["status"], r["reason"]): r["examples"] for r in table(out, "INVALID and LIMITED reasons")}
+    assert reasons == {("INVALID", "no_snapshot"): "MSFT", ("LIMITED", "few_eligible_contracts"): "SPY"}
+    assert [r["symbol"] for r in table(out, "active watchlist symbols without dealer")] == ["NVDA"]
+    payloads = section(out, "sample payloads")
+    assert payloads.count('"status": ') == 3 and "(3 rows)" in payloads
+    assert payloads.index('"status": "FULL"') < payloads.index('"status": "INVALID"')
+
+
+def test_dealer_metrics_snapshot_n_selects_an_earlier_date(url: str) -> None:
+    out = run(url, "dealer_metrics_dashboard.sql", "SNAPSHOT_N=2")
+    assert "Selected date (SNAPSHOT_N): 2025-12-18\n" in out
+    assert {s: r["status"] for s, r in by(table(out, "walls and gamma flip"), "symbol").items()} == \
+        {"AAPL": "FULL", "MSFT": "FULL", "SPY": "LIMITED"}
+    beyond = run(url, "dealer_metrics_dashboard.sql", "SNAPSHOT_N=3")
+    assert "Selected date (SNAPSHOT_N): none\n" in beyond
+    assert table(beyond, "walls and gamma flip") == []
+    assert len(table(beyond, "status distribution per date")) == 2
+
+
+# --- the checks catch what they are for -----------------------------------------------------------
+
+def test_integrity_checks_report_violations(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        hydrate(conn)
+        with conn.transaction():
+            # a bar with high < low and a close above the high
+            conn.execute("UPDATE public.ohlcv SET high = low - 1 WHERE date = '2025-12-19' AND ticker_id = "
+                         "(SELECT id FROM public.tickers WHERE symbol = 'SPY')")
+            # a second AAPL row on 2025-12-19 (midnight New York), and an MSFT row on its missing day
+            conn.execute("""
+                INSERT INTO public.daily_snapshots (time, ticker_id, technical_indicators_json)
+                SELECT timestamptz '2025-12-19 00:00 America/New_York', id, '{}'::jsonb FROM public.tickers
+                 WHERE symbol = 'AAPL'
+                UNION ALL
+                SELECT timestamptz '2025-12-03 16:00 America/New_York', id, '{}'::jsonb FROM public.tickers
+                 WHERE symbol = 'MSFT'""")
+    sanity = {r["rule"]: r for r in table(run(fresh_db, "ohlcv_dashboard.sql"), "OHLC sanity")}
+    assert (sanity["high < low"]["violations"], sanity["high < low"]["result"]) == ("1", "VIOLATION")
+    assert sanity["close outside [low, high]"]["violations"] == "1"
+    assert sanity["volume < 0"]["violations"] == "0"
+
+    out = run(fresh_db, "daily_snapshots_dashboard.sql", "DAYS_BACK=15")
+    checks = {r["rule"]: r["violations"] for r in table(out, "integrity checks")}
+    assert checks["duplicate (ticker, date) pairs"] == "1"
+    assert checks["rows not stamped 16:00 America/New_York"] == "1"
+    assert checks["rows on a date without a bar for the ticker"] == "1"
+    offending = {(r["symbol"], r["date"]): r["problems"] for r in table(out, "offending rows")}
+    assert offending[("MSFT", "2025-12-03")] == "no bar that date"
+    assert offending[("AAPL", "2025-12-19")].startswith("duplicate date")
