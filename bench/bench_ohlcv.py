@@ -28,23 +28,16 @@ from psycopg import sql
 
 from bench.common import Figure, print_table, scratch_database
 from kapman.db import bulk
-from kapman.ids import ticker_id
 from kapman.ingest.daybars import parse_day_file
 from kapman.ingest.ohlcv import index_order
 from kapman.ingest.tickermap import load_ticker_map
+from kapman.sandbox.dbload import load_tickers
 from kapman.sandbox.market import Market
 from kapman.sandbox.mirror import write_mirror
 
 PREFIX = "us_stocks_sip/day_aggs_v1"
 EXECUTEMANY_DAYS = 10   # the slow baseline runs on a sample of days; its rate is what is compared
 BATCH = 1000
-
-
-def load_tickers(conn: psycopg.Connection, market: Market) -> None:
-    rows = sorted({r["ticker"] for r in market.tickers})
-    with conn.transaction(), conn.cursor() as cur:
-        bulk.copy_rows(cur, sql.Identifier("public", "tickers"), ("id", "symbol"), ("uuid", "text"),
-                       ((ticker_id(s), s) for s in rows))
 
 
 def parsed_days(mirror: Path, market: Market, conn: psycopg.Connection) -> list[tuple]:

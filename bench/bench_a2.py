@@ -1,0 +1,90 @@
+"""A2 end to end (read, compute, write) on a full-market universe, against a per-ticker TA-Lib loop.
+
+    venv/bin/python -m bench.bench_a2 [--tickers 11000] [--repeat 3]
+
+Loads ~300 bars for every sandbox ticker straight into ohlcv, then times the A2 job for one date
+and for a 5-day range (each with --force, so every run computes and writes everything), and the
+kernels alone against TA-Lib called per ticker on the same panel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from datetime import date
+
+import psycopg
+
+from bench.bench_a2_kernels import talib_loop
+from bench.common import Figure, print_table, scratch_database
+from kapman.jobs import a2_local_ta
+from kapman.jobs.a2_window import anchor
+from kapman.metrics.indicators import compute_technical
+from kapman.metrics.price import compute_price_metrics
+from kapman.sandbox.dbload import load_bars, load_tickers
+from kapman.sandbox.market import Market
+
+END = date(2025, 12, 19)
+RANGE = [date(2025, 12, 15), date(2025, 12, 16), date(2025, 12, 17), date(2025, 12, 18), END]
+
+
+def load(conn: psycopg.Connection, market: Market) -> int:
+    load_tickers(conn, market)
+    rows = load_bars(conn, market)
+    conn.execute("VACUUM ANALYZE public.ohlcv")
+    return rows
+
+
+def run(tickers: int = 11000, repeat: int = 3) -> list[Figure]:
+    # History from 14 months before the anchor month, so every window is full.
+    market = Market(seed=7, n_tickers=tickers, days=(END - anchor(END)).days + 5)
+    with scratch_database("a2") as url, psycopg.connect(url, autocommit=True) as conn:
+        t0 = time.perf_counter()
+        rows = load(conn, market)
+        print(f"loaded {rows:,} bars for {tickers} tickers in {time.perf_counter() - t0:.0f}s")
+        one, five, results = [], [], []
+        for _ in range(repeat):
+            r1 = a2_local_ta.run(conn, a2_local_ta.A2Params(dates=[END], force=True, db_url=url))
+            r5 = a2_local_ta.run(conn, a2_local_ta.A2Params(dates=RANGE, force=True, db_url=url))
+            one.append(r1.seconds)
+            five.append(r5.seconds)
+            results.append(r1)
+        bars = a2_local_ta.read_bars(conn, anchor(END), END, None)
+    p, _ = a2_local_ta.panels(bars)
+    kernels = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        compute_technical(p["open"], p["high"], p["low"], p["close"], p["volume"])
+        compute_price_metrics(p["close"], p["volume"])
+        kernels.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    talib_loop(p["open"], p["high"], p["low"], p["close"], p["volume"])
+    talib = time.perf_counter() - t
+    m1, m5, mk = statistics.median(one), statistics.median(five), statistics.median(kernels)
+    n = results[-1].rows_written
+    r = results[-1]
+    return [
+        Figure("a2", f"universe ({n} tickers x {p['close'].shape[0]} bars)", n, "tickers"),
+        Figure("a2", "one date, end to end (median)", m1, "s", "<= 10", m1 <= 10),
+        Figure("a2", "  of which read / compute / write", r.read_seconds, "s"),
+        Figure("a2", "  compute", r.compute_seconds, "s"),
+        Figure("a2", "  write", r.write_seconds, "s"),
+        Figure("a2", "per ticker", 1000 * m1 / max(n, 1), "ms"),
+        Figure("a2", "5-day range / one date", m5 / m1, "ratio", "<= 1.5", m5 / m1 <= 1.5),
+        Figure("a2", "kernels alone (median)", mk, "s"),
+        Figure("a2", "per-ticker TA-Lib loop", talib, "s"),
+        Figure("a2", "kernels / TA-Lib loop time", mk / talib, "ratio", "<= 1.0", mk / talib <= 1.0),
+    ]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tickers", type=int, default=11000)
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args()
+    print_table(run(args.tickers, args.repeat))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""A2: technical indicators and price metrics for every ticker with a bar on the requested dates.
+
+Read once in bulk (binary COPY decoded by numpy), compute with the vectorised kernels on
+(bars x tickers) panels in ticker chunks, write one COPY + merge per date.  A ticker with no bar
+on D gets no row for D.  See ``kapman.jobs.a2_window`` for the look-back rule.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from kapman import clock
+from kapman.db import bulk
+from kapman.db.connect import connect
+from kapman.errors import UsageError
+from kapman.jobs import snapshots
+from kapman.jobs.a2_window import group_by_anchor
+from kapman.jobs.payload import JsonTemplate
+from kapman.metrics.indicators import TECHNICAL_KEYS, compute_technical
+from kapman.metrics.price import PRICE_KEYS, compute_price_metrics
+from kapman.progress import NullProgress, Progress
+
+log = logging.getLogger(__name__)
+
+VERSION = "a2-1"
+DEFAULT_CHUNK = 2000  # tickers per kernel call: ~275 x 2,000 x 8 B = 4.4 MB per array
+
+
+@dataclass
+class A2Params:
+    dates: list[date]
+    symbols: list[str] | None = None
+    workers: int = max(1, min(4, os.cpu_count() or 1))
+    ticker_chunk_size: int = DEFAULT_CHUNK
+    force: bool = False
+    patterns: bool = False
+    #: With a URL, bars are read over this many connections in parallel (see _read_split).
+    db_url: str | None = None
+    read_connections: int = 2
+
+
+@dataclass
+class A2Result:
+    dates: list[date]
+    tickers: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    skipped_existing: int = 0
+    no_bar: dict[str, int] = field(default_factory=dict)
+    dates_without_bars: list[date] = field(default_factory=list)
+    read_seconds: float = 0.0
+    compute_seconds: float = 0.0
+    write_seconds: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def rows_written(self) -> int:
+        return self.rows_inserted + self.rows_updated + self.rows_unchanged
+
+    def summary(self) -> str:
+        span = f"{self.dates[0]}" if len(self.dates) == 1 else f"{self.dates[0]}..{self.dates[-1]}"
+        per = f", {1000 * self.seconds / self.rows_written:.2f} ms/row" if self.rows_written else ""
+        no_bar = sum(self.no_bar.values())
+        lines = [f"a2 {span}: {self.rows_written} rows for {self.tickers} tickers ({self.rows_inserted} new, "
+                 f"{self.rows_updated} updated, {self.rows_unchanged} unchanged), {self.skipped_existing} "
+                 f"already computed (skipped; --force recomputes), {no_bar} ticker-dates without a bar; "
+                 f"{self.seconds:.1f}s (read {self.read_seconds:.1f}, compute {self.compute_seconds:.1f}, "
+                 f"write {self.write_seconds:.1f}){per}"]
+        if self.dates_without_bars:
+            lines.append(f"  no OHLCV at all on: {', '.join(map(str, self.dates_without_bars))}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dates": self.dates, "tickers": self.tickers, "rows_written": self.rows_written,
+                "rows_inserted": self.rows_inserted, "rows_updated": self.rows_updated,
+                "rows_unchanged": self.rows_unchanged, "skipped_existing": self.skipped_existing,
+                "no_bar": self.no_bar, "dates_without_bars": self.dates_without_bars,
+                "read_seconds": round(self.read_seconds, 3), "compute_seconds": round(self.compute_seconds, 3),
+                "write_seconds": round(self.write_seconds, 3), "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class Bars:
+    """A window of bars for many tickers, sorted by (ticker, date)."""
+
+    ids: np.ndarray        # (N, 16) uint8, one row per ticker
+    ticker: np.ndarray     # per bar: column index into ids
+    date: np.ndarray       # per bar: datetime64[D]
+    values: dict[str, np.ndarray]
+
+
+def _id_words(raw: np.ndarray) -> np.ndarray:
+    """uuid bytes (n, 16) as one big-endian uint64 per id: the high half, unique in practice."""
+    return raw[:, :8].copy().view(">u8").ravel().astype(np.uint64)
+
+
+def _read_split(conn: psycopg.Connection, start: date, end: date, filter_: sql.Composable,
+                readers: list[psycopg.Connection]) -> list[list[np.ndarray]]:
+    """Read [start, end] over ``conn`` plus ``readers``, each a contiguous slice of dates.
+
+    The server produces COPY rows at roughly a million a second per backend, which is most of
+    A2's read time; extra connections put the other cores to work on their own date slices.
+    """
+    conns = [conn, *readers]
+    span = (end - start).days + 1
+    bounds = [start + timedelta(days=span * i // len(conns)) for i in range(len(conns) + 1)]
+
+    def one(i: int) -> list[np.ndarray]:
+        hi = bounds[i + 1] - timedelta(days=1)
+        query = sql.SQL("SELECT ticker_id, date, open, high, low, close, volume FROM public.ohlcv "
+                        "WHERE date >= {} AND date <= {}{}").format(sql.Literal(bounds[i]), sql.Literal(hi), filter_)
+        with conns[i].cursor() as cur:
+            return bulk.read_fixed(cur, query, ["uuid", "date"] + ["float8"] * 5)
+
+    if len(conns) == 1:
+        return [one(0)]
+    with ThreadPoolExecutor(max_workers=len(conns)) as pool:
+        return list(pool.map(one, range(len(conns))))
+
+
+def read_bars(conn: psycopg.Connection, start: date, end: date, symbols: list[str] | None,
+              readers: list[psycopg.Connection] | None = None) -> Bars:
+    """Every bar in [start, end] in one binary COPY decoded by numpy.
+
+    Plain date bounds (chunk exclusion, index-friendly), no join: uuids are matched to the
+    ticker list on the client by binary search on their high 64 bits, verified in full.
+    """
+    where = sql.SQL(" WHERE symbol = ANY({})").format(sql.Literal(symbols)) if symbols else sql.SQL("")
+    ids = [r[0] for r in conn.execute(sql.SQL("SELECT id FROM public.tickers{}").format(where))]
+    raw = np.frombuffer(b"".join(i.bytes for i in ids), dtype=np.uint8).reshape(len(ids), 16)
+    keys = _id_words(raw)
+    sort = np.argsort(keys)
+    raw, keys = raw[sort], keys[sort]
+    filter_ = sql.SQL(" AND ticker_id = ANY({}::uuid[])").format(sql.Literal(ids)) if symbols else sql.SQL("")
+    columns = _read_split(conn, start, end, filter_, readers or [])
+    uid, dates, o, h, lo, c, v = (np.concatenate(parts) for parts in zip(*columns, strict=True))
+    ticker = np.searchsorted(keys, _id_words(uid)).clip(0, max(len(keys) - 1, 0))
+    known = (keys[ticker] == _id_words(uid)) & (raw[ticker] == uid).all(axis=1) if len(keys) else \
+        np.zeros(len(uid), dtype=bool)
+    order = np.flatnonzero(known)   # bars of tickers outside the list (a narrowed run) drop out here
+    order = order[np.argsort(ticker[order].astype(np.int64) * 1_000_000 + dates[order].astype(np.int64),
+                             kind="stable")]
+    return Bars(ids=raw, ticker=ticker[order].astype(np.intp), date=dates[order],
+                values={"open": o[order], "high": h[order], "low": lo[order], "close": c[order],
+                        "volume": v[order]})
+
+
+def panels(bars: Bars) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Left-aligned (T, N) panels and each bar's row position in its ticker's column."""
+    counts = np.bincount(bars.ticker, minlength=len(bars.ids))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    pos = np.arange(len(bars.ticker)) - starts[bars.ticker]
+    depth = int(counts.max()) if len(counts) else 0
+    out = {}
+    for name, values in bars.values.items():
+        panel = np.full((depth, len(bars.ids)), np.nan)
+        panel[pos, bars.ticker] = values
+        out[name] = panel
+    return out, pos
+
+
+def _compute_chunk(p: dict[str, np.ndarray], cols: np.ndarray, rows: np.ndarray, local: np.ndarray,
+                   patterns: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel outputs for the wanted (row, column) cells of one ticker chunk."""
+    sub = {k: np.ascontiguousarray(v[:, cols]) for k, v in p.items()}
+    tech = compute_technical(sub["open"], sub["high"], sub["low"], sub["close"], sub["volume"])
+    if patterns:
+        from kapman.metrics.patterns import compute_patterns
+        tech.update(compute_patterns(sub["open"], sub["high"], sub["low"], sub["close"]))
+    price = compute_price_metrics(sub["close"], sub["volume"])
+    ta = np.stack([tech[k][rows, local] for k in tech], axis=1)
+    pm = np.stack([price[k][rows, local] for k in PRICE_KEYS], axis=1)
+    return ta, pm
+
+
+def run(conn: psycopg.Connection, params: A2Params, progress: Progress | None = None) -> A2Result:
+    progress = progress or NullProgress()
+    started = time.perf_counter()
+    if not params.dates:
+        raise UsageError("no trading dates in the requested range")
+    result = A2Result(dates=sorted(params.dates))
+    keys = list(TECHNICAL_KEYS)
+    if params.patterns:
+        from kapman.metrics.patterns import PATTERN_KEYS
+        keys += list(PATTERN_KEYS)
+    ta_json, pm_json = JsonTemplate(keys), JsonTemplate(PRICE_KEYS, nested=False)
+    computed_at = clock.now()
+    all_tickers: set[bytes] = set()
+    readers = [connect(params.db_url) for _ in range(params.read_connections - 1)] if params.db_url else []
+    try:
+        _run_groups(conn, params, result, readers, ta_json, pm_json, computed_at, all_tickers, progress)
+    finally:
+        for reader in readers:
+            reader.close()
+    progress.close()
+    result.tickers = len(all_tickers)
+    result.seconds = time.perf_counter() - started
+    log.info("%s", result.summary())
+    return result
+
+
+def _run_groups(conn: psycopg.Connection, params: A2Params, result: A2Result, readers: list[psycopg.Connection],
+                ta_json: JsonTemplate, pm_json: JsonTemplate, computed_at: datetime, all_tickers: set[bytes],
+                progress: Progress) -> None:
+    progress.start(len(result.dates), "a2 dates", unit="date")
+    for anchor, days in group_by_anchor(result.dates).items():
+        t0 = time.perf_counter()
+        bars = read_bars(conn, anchor, days[-1], params.symbols, readers)
+        p, pos = panels(bars)
+        result.read_seconds += time.perf_counter() - t0
+        times = {d: clock.close_of(d) for d in days}
+        done = set() if params.force else snapshots.existing(conn, list(times.values()), "technical_indicators_json")
+        in_window = len(np.unique(bars.ticker))
+        want_rows, want_cols, want_day = [], [], []
+        for d in days:
+            on_day = np.flatnonzero(bars.date == np.datetime64(d, "D"))
+            if not len(on_day):
+                result.dates_without_bars.append(d)
+                continue
+            cols = bars.ticker[on_day]
+            result.no_bar[str(d)] = in_window - len(on_day)   # traded in the window, not on D
+            if done:
+                fresh = np.array([(times[d], _uuid(bars.ids[c])) not in done for c in cols], dtype=bool)
+                result.skipped_existing += int((~fresh).sum())
+                on_day, cols = on_day[fresh], cols[fresh]
+            want_rows.append(pos[on_day])
+            want_cols.append(cols)
+            want_day.append(np.full(len(cols), days.index(d)))
+        if not want_rows or not sum(len(c) for c in want_cols):
+            progress.advance(len(days))
+            continue
+        rows, cols, day_idx = (np.concatenate(a) for a in (want_rows, want_cols, want_day))
+        t1 = time.perf_counter()
+        ta, pm = _compute(p, rows, cols, params)
+        result.compute_seconds += time.perf_counter() - t1
+        t2 = time.perf_counter()
+        for i, d in enumerate(days):
+            sel = np.flatnonzero(day_idx == i)
+            if not len(sel):
+                continue
+            records = ((times[d], _uuid(bars.ids[cols[j]]), snapshots.json_text(ta_json.render(ta[j])),
+                        snapshots.json_text(pm_json.render(pm[j])), computed_at, VERSION) for j in sel)
+            counts = snapshots.write(conn, snapshots.A2_COLUMNS, records,
+                                     compare=("technical_indicators_json", "price_metrics_json"))
+            result.rows_inserted += counts.inserted
+            result.rows_updated += counts.updated
+            result.rows_unchanged += len(sel) - counts.inserted - counts.updated
+            all_tickers.update(bars.ids[cols[sel]].view("V16").ravel().tolist())
+            progress.advance(1, rows=result.rows_written)
+        result.write_seconds += time.perf_counter() - t2
+
+
+def _compute(p: dict[str, np.ndarray], rows: np.ndarray, cols: np.ndarray,
+             params: A2Params) -> tuple[np.ndarray, np.ndarray]:
+    """Run the kernels over the needed columns in chunks (threads: numpy releases the GIL)."""
+    needed = np.unique(cols)
+    chunks = [needed[i:i + params.ticker_chunk_size] for i in range(0, len(needed), params.ticker_chunk_size)]
+    ta_parts, pm_parts, order_parts = [], [], []
+
+    def one(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        mask = np.isin(cols, chunk)
+        sel = np.flatnonzero(mask)
+        local = np.searchsorted(chunk, cols[sel])
+        ta, pm = _compute_chunk(p, chunk, rows[sel], local, params.patterns)
+        return sel, ta, pm
+
+    with ThreadPoolExecutor(max_workers=max(1, min(params.workers, len(chunks)))) as pool:
+        for sel, ta, pm in pool.map(one, chunks):
+            order_parts.append(sel)
+            ta_parts.append(ta)
+            pm_parts.append(pm)
+    order = np.concatenate(order_parts)
+    ta_all = np.empty((len(cols), ta_parts[0].shape[1]))
+    pm_all = np.empty((len(cols), pm_parts[0].shape[1]))
+    ta_all[order] = np.concatenate(ta_parts)
+    pm_all[order] = np.concatenate(pm_parts)
+    return ta_all, pm_all
+
+
+def _uuid(raw: np.ndarray) -> uuid.UUID:
+    return uuid.UUID(bytes=raw.tobytes())

@@ -1,0 +1,149 @@
+"""Step 7: A2 over sandbox bars in a real TimescaleDB: rows, values, reruns, stability."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date
+
+import numpy as np
+import psycopg
+import pytest
+import talib
+
+from kapman.clock import close_of
+from kapman.jobs import a2_local_ta
+from kapman.jobs.a2_window import anchor
+from kapman.metrics.indicators import TECHNICAL_KEYS
+from kapman.sandbox.dbload import load_bars, load_tickers
+from kapman.sandbox.market import Market
+
+pytestmark = pytest.mark.integration
+D = date(2025, 12, 5)
+RANGE = [date(2025, 12, 15), date(2025, 12, 16), date(2025, 12, 17), date(2025, 12, 18), date(2025, 12, 19)]
+
+
+@pytest.fixture(scope="module")
+def market() -> Market:
+    return Market(seed=21, n_tickers=40, days=430)
+
+
+@pytest.fixture
+def bars_db(fresh_db: str, market: Market) -> Iterator[tuple[psycopg.Connection, str]]:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        load_tickers(conn, market)
+        load_bars(conn, market, [d for d in market.trading_days if d >= anchor(date(2025, 12, 1))])
+        yield conn, fresh_db
+
+
+def run(conn: psycopg.Connection, dates: list[date], **kw: object) -> a2_local_ta.A2Result:
+    return a2_local_ta.run(conn, a2_local_ta.A2Params(dates=dates, **kw))  # type: ignore[arg-type]
+
+
+def snapshot(conn: psycopg.Connection, day: date) -> dict[str, tuple[dict, dict]]:
+    rows = conn.execute("SELECT t.symbol, ds.technical_indicators_json, ds.price_metrics_json "
+                        "FROM daily_snapshots ds JOIN tickers t ON t.id = ds.ticker_id WHERE ds.time = %s",
+                        (close_of(day),)).fetchall()
+    return {s: (ta, pm) for s, ta, pm in rows}
+
+
+def window_closes(market: Market, symbol: str, day: date) -> np.ndarray:
+    frame = market.bars_between(anchor(day), day)
+    return frame[frame["ticker"] == symbol].sort_values("date")["close"].to_numpy(float)
+
+
+def test_one_row_per_ticker_with_a_bar_and_every_key(bars_db: tuple, market: Market) -> None:
+    conn, _ = bars_db
+    result = run(conn, [D])
+    traded = set(market.bars(D)["ticker"])
+    rows = snapshot(conn, D)
+    assert set(rows) == traded and result.rows_inserted == len(traded)
+    ta, pm = rows["AAPL"]
+    flat = {f"{c}.{i}.{o}" for c, inds in ta.items() for i, outs in inds.items() for o in outs}
+    assert flat == set(TECHNICAL_KEYS)
+    assert set(pm) == {"rvol", "vsi", "hv", "close"}
+    assert pm["close"] == float(market.bars(D).set_index("ticker").loc["AAPL", "close"])
+    assert ta["trend"]["aroon"]["aroon_up"] is not None and ta["trend"]["sma"]["sma_200"] is not None
+    times = conn.execute("SELECT DISTINCT time FROM daily_snapshots").fetchall()
+    assert times == [(close_of(D),)]
+
+
+def test_values_match_an_independent_calculation_on_the_window(bars_db: tuple, market: Market) -> None:
+    conn, _ = bars_db
+    run(conn, [D])
+    ta, pm = snapshot(conn, D)["NVDA"]
+    closes = window_closes(market, "NVDA", D)
+    assert ta["momentum"]["rsi"]["rsi"] == pytest.approx(talib.RSI(closes, 14)[-1], rel=1e-9)
+    assert ta["trend"]["sma"]["sma_200"] == pytest.approx(closes[-200:].mean(), rel=1e-12)
+    assert ta["trend"]["ema"]["ema_indicator"] == pytest.approx(talib.EMA(closes, 14)[-1], rel=1e-9)
+    logret = np.diff(np.log(closes[-21:]))
+    assert pm["hv"] == pytest.approx(logret.std(ddof=1) * np.sqrt(252), rel=1e-9)
+
+
+def test_no_row_for_a_ticker_without_a_bar_that_day(bars_db: tuple) -> None:
+    conn, _ = bars_db
+    # AAPL halted on D: it traded before and after, but must not get D's row with stale values.
+    conn.execute("DELETE FROM ohlcv o USING tickers t WHERE t.id = o.ticker_id AND t.symbol = 'AAPL' "
+                 "AND o.date = %s", (D,))
+    result = run(conn, [D])
+    assert "AAPL" not in snapshot(conn, D) and "MSFT" in snapshot(conn, D)
+    assert result.no_bar[str(D)] == 1
+
+
+def test_rerun_skips_force_updates_in_place_and_keeps_dealer_columns(bars_db: tuple) -> None:
+    conn, _ = bars_db
+    first = run(conn, [D])
+    conn.execute("UPDATE daily_snapshots SET dealer_metrics_json = '{\"status\": \"FULL\"}'")
+    again = run(conn, [D])
+    assert again.rows_written == 0 and again.skipped_existing == first.rows_inserted
+    forced = run(conn, [D], force=True)
+    assert (forced.rows_inserted, forced.rows_updated, forced.rows_unchanged) == (0, 0, first.rows_inserted)
+    count, dealer = conn.execute("SELECT count(*), count(dealer_metrics_json) FROM daily_snapshots").fetchone()
+    assert count == dealer == first.rows_inserted
+
+
+def test_range_equals_single_dates_and_1_vs_all_tickers(bars_db: tuple) -> None:
+    conn, _ = bars_db
+    ranged = run(conn, RANGE)
+    assert ranged.rows_inserted > 0
+    for day in (RANGE[0], RANGE[-1]):
+        single = run(conn, [day], force=True)
+        assert single.rows_updated == 0 and single.rows_unchanged == single.rows_written
+    alone = run(conn, [RANGE[-1]], force=True, symbols=["AAPL"])
+    assert alone.rows_written == 1 and alone.rows_unchanged == 1
+
+
+def test_stable_after_older_history_is_added_and_old_chunks_dropped(bars_db: tuple, market: Market) -> None:
+    conn, _ = bars_db
+    first = run(conn, [D])
+    before = snapshot(conn, D)
+    load_bars(conn, market, [d for d in market.trading_days if d < anchor(date(2025, 12, 1))])
+    after_backfill = run(conn, [D], force=True)
+    assert after_backfill.rows_unchanged == first.rows_inserted
+    conn.execute("SELECT drop_chunks('ohlcv', older_than => %s::date)", (anchor(D),))
+    after_drop = run(conn, [D], force=True)
+    assert after_drop.rows_unchanged == first.rows_inserted
+    assert snapshot(conn, D) == before
+
+
+def test_date_without_bars_is_reported(bars_db: tuple) -> None:
+    conn, _ = bars_db
+    result = run(conn, [date(2025, 12, 25)])
+    assert result.dates_without_bars == [date(2025, 12, 25)] and result.rows_written == 0
+
+
+def test_cli_as_in_the_runbook(bars_db: tuple) -> None:
+    _, url = bars_db
+    env = {**os.environ, "KAPMAN_ENV_FILE": "/nonexistent"}
+    cmd = [sys.executable, "-m", "scripts.run_a2_local_ta", "--date", "2025-12-05", "--workers", "6",
+           "--ticker-chunk-size", "7", "--db-url", url, "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["rows_inserted"] > 30 and summary["dates"] == ["2025-12-05"]
+    bad = subprocess.run(cmd[:3] + ["--date", "2025-12-05", "--start-date", "2025-12-01", "--end-date",
+                                    "2025-12-05", "--db-url", url], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "either --date or --start-date" in bad.stderr
