@@ -10,10 +10,15 @@ from kapman import clock
 from kapman.calendar import trading_days
 from kapman.errors import UsageError
 
+#: Default-date sources: the newest trading date that has the job's input.
+NEWEST_OHLCV = "SELECT max(date) FROM public.ohlcv WHERE date <= %s"
+NEWEST_SNAPSHOT = ("SELECT max((time AT TIME ZONE 'America/New_York')::date) FROM public.options_chains "
+                   "WHERE (time AT TIME ZONE 'America/New_York')::date <= %s")
+
 
 def requested_dates(conn: psycopg.Connection, *, day: date | None, start: date | None,
-                    end: date | None) -> list[date]:
-    """``--date D`` or ``--start-date/--end-date``; default: the newest date with OHLCV."""
+                    end: date | None, newest: str = NEWEST_OHLCV) -> list[date]:
+    """``--date D`` or ``--start-date/--end-date``; default: the newest date with input."""
     if day and (start or end):
         raise UsageError("give either --date or --start-date/--end-date, not both")
     if start or end:
@@ -24,9 +29,10 @@ def requested_dates(conn: psycopg.Connection, *, day: date | None, start: date |
         return list(trading_days(start, end))
     if day:
         return [day]
-    newest = conn.execute("SELECT max(date) FROM public.ohlcv WHERE date <= %s",
-                          (clock.today_ny(),)).fetchone()[0]  # type: ignore[index]
-    if newest is None:
-        raise UsageError("public.ohlcv is empty: there is no trading date to compute",
-                         hint="run python -m scripts.ingest_ohlcv base first")
-    return [newest]
+    found = conn.execute(newest, (clock.today_ny(),)).fetchone()[0]  # type: ignore[index]
+    if found is None:
+        what = "public.ohlcv" if newest == NEWEST_OHLCV else "public.options_chains"
+        step = "ingest_ohlcv base" if newest == NEWEST_OHLCV else "ingest_options"
+        raise UsageError(f"{what} is empty: there is no trading date to compute",
+                         hint=f"run python -m scripts.{step} first, or pass --date")
+    return [found]

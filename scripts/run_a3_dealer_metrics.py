@@ -1,0 +1,61 @@
+"""Step 8: dealer positioning metrics from options snapshots into daily_snapshots (A3)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from kapman import cli
+from kapman.db.connect import connect
+from kapman.jobs import a3_dealer_metrics as a3
+from kapman.jobs.dates import NEWEST_SNAPSHOT, requested_dates
+from kapman.metrics.dealer import DealerParams
+from kapman.progress import for_terminal
+
+EXAMPLES = """
+  python -m scripts.run_a3_dealer_metrics --start-date 2025-12-15 --end-date 2025-12-19 --workers 6
+  python -m scripts.run_a3_dealer_metrics --date 2025-12-19 --symbols AAPL,SPY --force
+  python -m scripts.run_a3_dealer_metrics --max-dte 60 --min-open-interest 10
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    defaults = DealerParams()
+    p = cli.parser("python -m scripts.run_a3_dealer_metrics",
+                   "Compute dealer metrics (GEX, gamma flip, walls, max pain, ...) per active watchlist symbol "
+                   "and trading date from the latest options snapshot taken that day, into "
+                   "daily_snapshots.dealer_metrics_json. Conventions: docs/a3_dealer_metrics.md.", EXAMPLES)
+    p.add_argument("--date", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                   help="one trading date (default: the newest date with an options snapshot)")
+    p.add_argument("--start-date", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    p.add_argument("--end-date", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    p.add_argument("--symbols", help="comma-separated subset of the active watchlist symbols")
+    p.add_argument("--workers", type=int, default=2, help="threads computing symbols in parallel")
+    p.add_argument("--force", action="store_true", help="recompute rows that already have dealer metrics")
+    p.add_argument("--max-dte", type=int, default=defaults.max_dte, help="ignore contracts expiring later")
+    p.add_argument("--min-open-interest", type=float, default=defaults.min_open_interest,
+                   help="ignore contracts with less open interest")
+    p.add_argument("--risk-free-rate", type=float, default=defaults.risk_free_rate,
+                   help="annual rate for Black-Scholes re-pricing (0.04 = 4%%)")
+    args = p.parse_args(argv)
+    if args.workers < 1 or args.max_dte < 0:
+        p.error("--workers must be at least 1 and --max-dte not negative")
+    settings = cli.settings_for(args)
+    symbols = sorted({s.strip().upper() for s in args.symbols.split(",") if s.strip()}) if args.symbols else None
+    dealer = DealerParams(max_dte=args.max_dte, min_open_interest=args.min_open_interest,
+                          risk_free_rate=args.risk_free_rate)
+    with connect(settings.require_database_url()) as conn:
+        dates = requested_dates(conn, day=args.date, start=args.start_date, end=args.end_date,
+                                newest=NEWEST_SNAPSHOT)
+        result = a3.run(conn, a3.A3Params(dates=dates, symbols=symbols, workers=args.workers, force=args.force,
+                                          dealer=dealer), progress=for_terminal(args.quiet))
+    cli.emit(args, result.summary(), result.as_dict())
+    if result.failed:
+        return cli.EXIT_PARTIAL if result.rows_written else cli.EXIT_FAILURE
+    if result.rows_written == 0 and result.skipped_existing == 0:
+        return cli.EXIT_FAILURE
+    return cli.EXIT_OK
+
+
+if __name__ == "__main__":
+    cli.entrypoint(main)

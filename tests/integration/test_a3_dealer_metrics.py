@@ -1,0 +1,136 @@
+"""Step 8: A3 over sandbox options snapshots and A2 rows in a real TimescaleDB."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import pytest
+
+from kapman.clock import close_of
+from kapman.ingest.options import ingest_options
+from kapman.ingest.options_scope import resolve_scope
+from kapman.ingest.tickers import ingest_tickers
+from kapman.ingest.watchlists import ingest_watchlists
+from kapman.jobs import a2_local_ta
+from kapman.jobs import a3_dealer_metrics as a3
+from kapman.metrics.dealer import compute_dealer_metrics
+from kapman.providers.polygon import PolygonClient
+from kapman.sandbox.dbload import load_bars
+from kapman.sandbox.market import Market
+from kapman.sandbox.rest import SandboxRestServer
+
+pytestmark = pytest.mark.integration
+D1, D2 = date(2025, 12, 18), date(2025, 12, 19)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def hydrated(fresh_db: str, rest: SandboxRestServer, polygon: PolygonClient, market: Market,
+             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[psycopg.Connection, str]]:
+    """Tickers, a 4-symbol watchlist, bars, and snapshots on D1 (all) and D2 (all but MSFT)."""
+    (tmp_path / "core.txt").write_text("AAPL\nSPY\nMSFT\nORCL\n")
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        monkeypatch.setenv("KAPMAN_NOW", str(D2))
+        ingest_tickers(conn, polygon, force=True)
+        ingest_watchlists(conn, tmp_path)
+        load_bars(conn, market)
+        for day, symbols in ((D1, ["AAPL", "SPY", "MSFT", "ORCL"]), (D2, ["AAPL", "SPY", "ORCL"])):
+            instant = close_of(day)
+            rest.set_clock(instant)
+            monkeypatch.setenv("KAPMAN_NOW", instant.isoformat())
+            ingest_options(conn, polygon, resolve_scope(conn, symbols), instant, concurrency=2)
+        monkeypatch.setenv("KAPMAN_NOW", str(D2))
+        yield conn, fresh_db
+
+
+def payloads(conn: psycopg.Connection, day: date) -> dict[str, dict]:
+    rows = conn.execute("SELECT t.symbol, ds.dealer_metrics_json FROM daily_snapshots ds "
+                        "JOIN tickers t ON t.id = ds.ticker_id WHERE ds.time = %s AND ds.dealer_metrics_json "
+                        "IS NOT NULL", (close_of(day),)).fetchall()
+    return dict(rows)
+
+
+def test_metrics_per_symbol_and_date_share_the_a2_row(hydrated: tuple) -> None:
+    conn, _ = hydrated
+    a2 = a2_local_ta.run(conn, a2_local_ta.A2Params(dates=[D1, D2]))
+    result = a3.run(conn, a3.A3Params(dates=[D1, D2]))
+    assert result.rows_written == 8 and not result.failed
+    assert result.statuses["INVALID"] == 1              # MSFT on D2: no snapshot that day
+    d2 = payloads(conn, D2)
+    assert d2["MSFT"]["status"] == "INVALID" and d2["MSFT"]["status_reason"].startswith("no_snapshot")
+    assert d2["MSFT"]["snapshot_time"] is None           # D1's snapshot is not reused on D2
+    for symbol in ("AAPL", "SPY", "ORCL"):
+        p = d2[symbol]
+        assert p["status"] in ("FULL", "LIMITED") and p["spot_source"] == "snapshot_underlying_price"
+        assert p["snapshot_time"].startswith("2025-12-19T21:00:00")
+        assert p["gex_gross"] >= abs(p["gex_net"]) and p["call_wall"] is not None
+    assert d2["AAPL"]["status"] == "FULL"
+    # One row per (ticker, date): A3 filled the rows A2 wrote, and made none of its own for them.
+    total = conn.execute("SELECT count(*) FROM daily_snapshots").fetchone()[0]
+    assert total == a2.rows_written
+    both = conn.execute("SELECT count(*) FROM daily_snapshots WHERE dealer_metrics_json IS NOT NULL "
+                        "AND technical_indicators_json IS NOT NULL").fetchone()[0]
+    assert both == 8
+
+
+def test_job_plumbing_matches_the_kernel_on_a_plain_query(hydrated: tuple) -> None:
+    conn, _ = hydrated
+    a3.run(conn, a3.A3Params(dates=[D2], symbols=["AAPL"]))
+    stored = payloads(conn, D2)["AAPL"]
+    frame = pd.DataFrame(conn.execute("""
+        SELECT oc.expiration_date, oc.strike_price AS strike, oc.option_type, oc.open_interest, oc.volume,
+               oc.implied_volatility, oc.delta, oc.gamma, oc.shares_per_contract, oc.underlying_price, oc.time
+        FROM options_chains oc JOIN tickers t ON t.id = oc.ticker_id
+        WHERE t.symbol = 'AAPL' AND oc.time = %s""", (close_of(D2),)).fetchall(),
+        columns=["expiration_date", "strike", "option_type", "open_interest", "volume", "implied_volatility",
+                 "delta", "gamma", "shares_per_contract", "underlying_price", "time"])
+    direct = compute_dealer_metrics(frame, spot=float(frame["underlying_price"].median()),
+                                    spot_source="snapshot_underlying_price", as_of=D2,
+                                    snapshot_time=frame["time"].iloc[0].to_pydatetime())
+    assert json.loads(json.dumps(direct)) == stored
+
+
+def test_rerun_skips_force_recomputes_and_a2_columns_stay(hydrated: tuple) -> None:
+    conn, _ = hydrated
+    a2_local_ta.run(conn, a2_local_ta.A2Params(dates=[D2], symbols=["AAPL"]))
+    first = a3.run(conn, a3.A3Params(dates=[D2]))
+    again = a3.run(conn, a3.A3Params(dates=[D2]))
+    assert again.rows_written == 0 and again.skipped_existing == first.rows_written == 4
+    forced = a3.run(conn, a3.A3Params(dates=[D2], force=True))
+    assert (forced.rows_inserted, forced.rows_updated, forced.rows_unchanged) == (0, 0, 4)
+    ta = conn.execute("SELECT count(*) FROM daily_snapshots WHERE technical_indicators_json IS NOT NULL").fetchone()
+    assert ta == (1,)
+
+
+def test_date_without_any_snapshot_is_reported_and_skipped(hydrated: tuple) -> None:
+    conn, _ = hydrated
+    result = a3.run(conn, a3.A3Params(dates=[date(2025, 12, 17), D2]))
+    assert result.dates_without_snapshots == [date(2025, 12, 17)]
+    assert conn.execute("SELECT count(*) FROM daily_snapshots WHERE time = %s",
+                        (close_of(date(2025, 12, 17)),)).fetchone() == (0,)
+
+
+def test_cli_range_from_the_runbook_and_dashboard(hydrated: tuple) -> None:
+    _, url = hydrated
+    env = {**os.environ, "KAPMAN_ENV_FILE": "/nonexistent", "KAPMAN_NOW": str(D2)}
+    proc = subprocess.run([sys.executable, "-m", "scripts.run_a3_dealer_metrics", "--start-date", "2025-12-15",
+                           "--end-date", "2025-12-19", "--workers", "6", "--db-url", url],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "8 rows" in proc.stdout and "2025-12-15" in proc.stdout
+    dash = subprocess.run(["psql", "-X", "-v", "ON_ERROR_STOP=1", "-v", "SNAPSHOT_N=1", "-d", url, "-f",
+                           str(ROOT / "docs" / "runbooks" / "dealer_metrics_dashboard.sql")],
+                          capture_output=True, text=True, timeout=120)
+    assert dash.returncode == 0, dash.stderr
+    assert "FULL" in dash.stdout and "AAPL" in dash.stdout
+    outside = subprocess.run([sys.executable, "-m", "scripts.run_a3_dealer_metrics", "--date", "2025-12-19",
+                              "--symbols", "NVDA", "--db-url", url], capture_output=True, text=True, env=env)
+    assert outside.returncode == 2 and "NVDA" in outside.stderr
