@@ -1,27 +1,142 @@
-"""The main job: the whole runbook, end to end, against a local TimescaleDB.
+"""The main job: the whole runbook, end to end, on the offline sandbox (or Polygon).
 
-Grows with the project; today it paves the database (A5) and reports.
+    python -m kapman.demo [--tickers 600] [--seed 42] [--option-days 5] [--live]
+
+Without Polygon credentials (or with --sandbox) it starts the offline market (Polygon REST and
+S3 on 127.0.0.1) and points every step at it, with KapMan's clock at the market's last close.
+Options are hydrated for the last ``--option-days`` trading days by stepping the sandbox clock
+and KapMan's clock day by day, so each run is a genuine snapshot as of that day and the A3 week
+of the runbook has data.  With POLYGON_API_KEY and flat-file keys in .env (and --live) the
+same steps run against Polygon, options for today only.  The database at DATABASE_URL is
+REBUILT (all data lost), as the runbook's Step 2 does.
 """
 
 from __future__ import annotations
 
-import subprocess
+import argparse
 import sys
+import time
 from collections.abc import Sequence
+from datetime import date
 
-from kapman.config import load_settings
+import psycopg
+
+from kapman import runbook
+from kapman.calendar import trading_days
+from kapman.clock import close_of
+from kapman.config import load_settings, mask_url
+from kapman.errors import KapManError
+
+REPORT = {
+    "tickers": "SELECT count(*) FILTER (WHERE active) || ' active of ' || count(*) FROM tickers",
+    "watchlist symbols": "SELECT count(DISTINCT symbol) || ' active' FROM watchlists WHERE active",
+    "ohlcv": "SELECT count(*) || ' bars, ' || coalesce(min(date)::text, '-') || ' .. ' || "
+             "coalesce(max(date)::text, '-') FROM ohlcv",
+    "options_chains": "SELECT count(*) || ' contracts in ' || count(DISTINCT time) || ' snapshots of ' || "
+                      "count(DISTINCT ticker_id) || ' symbols' FROM options_chains",
+    "A2 rows": "SELECT count(*) FILTER (WHERE technical_indicators_json IS NOT NULL) || ' rows over ' || "
+               "count(DISTINCT time) FILTER (WHERE technical_indicators_json IS NOT NULL) || ' dates' "
+               "FROM daily_snapshots",
+    "A3 rows": "SELECT count(*) FILTER (WHERE dealer_metrics_json IS NOT NULL) || ' rows: ' || coalesce(("
+               "SELECT string_agg(s || ' ' || n, ', ' ORDER BY s) FROM (SELECT dealer_metrics_json->>'status' s, "
+               "count(*) n FROM daily_snapshots WHERE dealer_metrics_json IS NOT NULL GROUP BY 1) x), '-') "
+               "FROM daily_snapshots",
+}
+
+
+def recent_days(end: date, n: int) -> list[date]:
+    days = list(trading_days(date(end.year - 1, end.month, 1), end))
+    return days[-n:]
+
+
+def option_steps(days: list[date], set_clock) -> list[runbook.Step]:  # type: ignore[no-untyped-def]
+    """One options run per day, each with both clocks at that day's close."""
+    return [runbook.Step("6", f"options snapshot as of {d}", "python -m scripts.ingest_options",
+                         env={"KAPMAN_NOW": close_of(d).isoformat()},
+                         before=(lambda d=d: set_clock(close_of(d))) if set_clock else None)
+            for d in days]
+
+
+def report(url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(url) as conn:
+        return [(name, str(conn.execute(query).fetchone()[0])) for name, query in REPORT.items()]  # type: ignore[index]
+
+
+def sandbox_runbook(url: str, *, tickers: int = 600, seed: int = 42, option_days: int = 5,
+                    dashboards: bool = True, quiet: bool = False) -> list[runbook.StepResult]:
+    """Every runbook step against a fresh offline sandbox; stops at the first exit code 2."""
+    from kapman.sandbox.environment import environment
+    from kapman.sandbox.market import Market
+    from kapman.sandbox.rest import SandboxRestServer
+    from kapman.sandbox.s3 import SandboxS3
+
+    market = Market(seed=seed, n_tickers=tickers)
+    if not quiet:
+        print(f"starting the offline sandbox: {market!r} (REST and S3 on 127.0.0.1)", flush=True)
+    with SandboxRestServer(market) as rest, SandboxS3(market) as s3:
+        env = environment(market, rest, s3)
+        env["FLATFILES_MIRROR_DIR"] = ""    # read the S3 server, not a mirror named in .env
+        if not quiet:
+            print(f"database {mask_url(url)} will be rebuilt; KapMan's clock: {env['KAPMAN_NOW']}", flush=True)
+        steps = (runbook.schema_and_reference_steps()
+                 + option_steps(recent_days(market.end_date, option_days), rest.set_clock)
+                 + runbook.analytics_steps() + (runbook.dashboard_steps() if dashboards else []))
+        return _run_all(steps, env, url, quiet)
+
+
+def live_runbook(url: str, *, dashboards: bool = True) -> list[runbook.StepResult]:
+    """The same steps against Polygon with the credentials in .env (options: today only)."""
+    settings = load_settings()
+    settings.require_polygon_api_key()
+    print(f"live run against {settings.polygon_base_url}, database {mask_url(url)}", flush=True)
+    steps = (runbook.schema_and_reference_steps()
+             + [runbook.Step("6", "options snapshot (now)", "python -m scripts.ingest_options")]
+             + [runbook.Step("7", "A2 for the newest date", "python -m scripts.run_a2_local_ta"),
+                runbook.Step("8", "A3 for the newest snapshot", "python -m scripts.run_a3_dealer_metrics")]
+             + (runbook.dashboard_steps() if dashboards else []))
+    return _run_all(steps, {}, url, False)
+
+
+def _run_all(steps: list[runbook.Step], env: dict[str, str], url: str, quiet: bool) -> list[runbook.StepResult]:
+    results = []
+    for step in steps:
+        result = runbook.run_step(step, {**env, "DATABASE_URL": url}, url, quiet=quiet)
+        results.append(result)
+        if result.returncode == 2:
+            print(f"\nstep {step.number} ({step.title}) failed with exit 2; stopping", file=sys.stderr)
+            break
+    return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = load_settings()
-    url = settings.require_database_url()
-    steps = [[sys.executable, "-m", "scripts.db.a5_deterministic_rebuild", "--db-url", url]]
-    for step in steps:
-        print(f"$ python -m {step[2]}", flush=True)
-        code = subprocess.call(step)
-        if code:
-            return code
-    return 0
+    p = argparse.ArgumentParser(prog="python -m kapman.demo", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tickers", type=int, default=600, help="sandbox universe size")
+    p.add_argument("--seed", type=int, default=42, help="sandbox market seed")
+    p.add_argument("--option-days", type=int, default=5, help="trading days of option snapshots to hydrate")
+    p.add_argument("--live", action="store_true", help="use Polygon (credentials from .env) instead of the sandbox")
+    p.add_argument("--no-dashboards", action="store_true", help="skip the psql dashboards")
+    args = p.parse_args(argv)
+    try:
+        url = load_settings().require_database_url()
+        started = time.perf_counter()
+        if args.live:
+            results = live_runbook(url, dashboards=not args.no_dashboards)
+        else:
+            results = sandbox_runbook(url, tickers=args.tickers, seed=args.seed, option_days=args.option_days,
+                                      dashboards=not args.no_dashboards)
+    except KapManError as exc:
+        print(f"error: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
+        return 2
+    if results and results[-1].returncode == 2:
+        return 2
+    print("\n== Report ==")
+    for name, value in report(url):
+        print(f"  {name:<18} {value}")
+    partial = [r for r in results if r.returncode]
+    print(f"{len(results)} steps in {time.perf_counter() - started:.0f}s"
+          + (f"; {len(partial)} with partial failures" if partial else "; all succeeded"))
+    return 1 if partial else 0
 
 
 if __name__ == "__main__":

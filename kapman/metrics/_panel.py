@@ -45,6 +45,19 @@ class Panel:
         return (self.high + self.low) / 2.0
 
     @cached_property
+    def close_windows(self) -> r.Windows:
+        """Rolling sums of the close (SMAs, Bollinger variance) from one cumulative pass."""
+        return r.Windows(self.close, squares=True)
+
+    @cached_property
+    def volume_windows(self) -> r.Windows:
+        return r.Windows(self.volume)
+
+    @cached_property
+    def true_range_windows(self) -> r.Windows:
+        return r.Windows(self.true_range)
+
+    @cached_property
     def high_max(self) -> r.Extrema:
         return r.Extrema(self.high, "max")
 

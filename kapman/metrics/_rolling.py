@@ -19,7 +19,8 @@ def empty_like(x: np.ndarray) -> np.ndarray:
 
 def shift(x: np.ndarray, k: int = 1) -> np.ndarray:
     """x[t - k] at row t; NaN for the first k rows."""
-    out = empty_like(x)
+    out = np.empty(x.shape, dtype=np.float64)
+    out[:k] = NAN
     if k < x.shape[0]:
         out[k:] = x[: x.shape[0] - k]
     return out
@@ -27,7 +28,8 @@ def shift(x: np.ndarray, k: int = 1) -> np.ndarray:
 
 def diff(x: np.ndarray, k: int = 1) -> np.ndarray:
     """x[t] - x[t - k]."""
-    out = empty_like(x)
+    out = np.empty(x.shape, dtype=np.float64)
+    out[:k] = NAN
     if k < x.shape[0]:
         np.subtract(x[k:], x[:-k], out=out[k:])
     return out
@@ -55,17 +57,27 @@ _CENTER_SCAN = 256
 
 def _center(x: np.ndarray) -> np.ndarray:
     """A typical value per column to subtract before cumulating (its first finite value near the top,
-    else 0). Only precision depends on it, and it makes a constant column sum to exactly 0."""
-    finite_rows = np.flatnonzero(np.isfinite(x[:_CENTER_SCAN]).any(axis=1))
-    if finite_rows.size == 0:
+    else 0). Only precision depends on it, and it makes a constant column sum to exactly 0.
+
+    Scanning starts at the first of the top rows where any column is finite; a column still NaN there
+    takes its first non-NaN value on a later such row."""
+    head = x[:_CENTER_SCAN]
+    usable = np.isfinite(head).any(axis=tuple(range(1, head.ndim)))
+    if not usable.any():
         return np.zeros(x.shape[1:])
-    c = x[finite_rows[0]].copy()
-    for t in finite_rows[1:]:
-        missing = np.isnan(c)
-        if not missing.any():
-            break
-        c[missing] = x[t][missing]
-    c[np.isnan(c)] = 0.0
+    first = int(usable.argmax())
+    c = x[first].copy()
+    missing = np.isnan(c)
+    if missing.any():
+        rest = head[first + 1 :][usable[first + 1 :]]
+        if rest.shape[0]:
+            cand = ~np.isnan(rest[:, missing])
+            found = cand.any(axis=0)
+            idx = cand.argmax(axis=0)
+            fill = c[missing]
+            fill[found] = rest[:, missing][idx[found], np.flatnonzero(found)]
+            c[missing] = fill
+        c[np.isnan(c)] = 0.0
     return c
 
 
@@ -73,27 +85,41 @@ def _center(x: np.ndarray) -> np.ndarray:
 _SCAN_GROUP = 16
 
 
-def cumsum0(x: np.ndarray) -> np.ndarray:
-    """Cumulative sum down the rows with a leading zero row (shape T+1).
+def _scan_buffer(t_len: int, tail: tuple[int, ...]) -> np.ndarray:
+    """A zeroed-edge buffer for _scan: row 0 and the padding rows after row t_len are 0; the caller
+    fills rows 1..t_len."""
+    g = _SCAN_GROUP
+    n_groups = max(-(-t_len // g), 1)
+    buf = np.empty((n_groups * g + 1,) + tail, dtype=np.float64)
+    buf[0] = 0
+    buf[t_len + 1 :] = 0
+    return buf
+
+
+def _scan(buf: np.ndarray, t_len: int) -> np.ndarray:
+    """Cumulate rows 1.. of a _scan_buffer in place; returns its first t_len + 1 rows.
 
     np.cumsum(axis=0) walks each column with a large stride and is slow on a C-ordered panel, and a
     plain row loop is dominated by call overhead; instead rows are cumulated inside groups of
     _SCAN_GROUP rows (one vector op per position, over all groups at once), then the group totals are
     carried forward. The order of additions per column does not depend on the number of columns.
     """
-    t_len = x.shape[0]
     g = _SCAN_GROUP
-    n_groups = -(-t_len // g)
-    buf = np.empty((n_groups * g + 1,) + x.shape[1:], dtype=x.dtype)
-    buf[0] = 0
-    buf[1 : t_len + 1] = x
-    buf[t_len + 1 :] = 0
-    grp = buf[1:].reshape((n_groups, g) + x.shape[1:])
+    n_groups = (buf.shape[0] - 1) // g
+    grp = buf[1:].reshape((n_groups, g) + buf.shape[1:])
     for k in range(1, g):
         grp[:, k] += grp[:, k - 1]
     for i in range(1, n_groups):
         grp[i] += grp[i - 1, g - 1]
     return buf[: t_len + 1]
+
+
+def cumsum0(x: np.ndarray) -> np.ndarray:
+    """Cumulative sum down the rows with a leading zero row (shape T+1); see _scan."""
+    t_len = x.shape[0]
+    buf = _scan_buffer(t_len, x.shape[1:])
+    buf[1 : t_len + 1] = x
+    return _scan(buf, t_len)
 
 
 def window_any(mask: np.ndarray, n: int) -> np.ndarray:
@@ -112,83 +138,136 @@ def window_any(mask: np.ndarray, n: int) -> np.ndarray:
     return cur[n - 1 :]
 
 
-def _window_sums(x: np.ndarray, n: int, squares: bool = False):
-    """Centred rolling sums via cumulative sums, for rows n-1..T-1.
+def _nan_head(shape: tuple[int, ...], k: int) -> np.ndarray:
+    """An uninitialised float64 array whose first k rows are NaN."""
+    out = np.empty(shape, dtype=np.float64)
+    out[:k] = NAN
+    return out
+
+
+class Windows:
+    """Rolling sums of one (T, N) array for any number of window lengths, from one cumulative pass.
 
     Subtracting a per-column centre before cumulating keeps the cumulative sums small, so the
     window differences lose little precision. Windows of identical values (a halt, a run of zero
-    volume) are flagged so callers can report their exact sum / mean / zero variance instead of
-    rounding residue. Returns (s1, s2 or None, center, bad, flat); bad marks windows with a NaN.
+    volume) are detected from a running count of value changes and report their exact sum / mean /
+    zero variance instead of rounding residue; a running count of NaN marks windows holding a NaN
+    (NaN output). The centred values, the change count and the NaN count are cumulated together.
     """
-    center = _center(x)
-    nan = np.isnan(x)
-    z = x - center
-    has_nan = nan.any()
-    if has_nan:
-        z[nan] = 0.0
-    cs = cumsum0(z)
-    s1 = cs[n:] - cs[:-n]
-    s2 = None
-    if squares:
-        np.multiply(z, z, out=z)
-        cs = cumsum0(z)
-        s2 = cs[n:] - cs[:-n]
-    bad = window_any(nan, n) if has_nan else None
-    moved = np.ones(x.shape, dtype=bool)
-    np.not_equal(x[1:], x[:-1], out=moved[1:])
-    # the n - 1 changes inside the window ending at t sit on rows t-n+2..t
-    flat = ~window_any(moved, n - 1)[1:] if n > 1 else np.ones(s1.shape, dtype=bool)
-    return s1, s2, center, bad, flat
+
+    def __init__(self, x: np.ndarray, squares: bool = False) -> None:
+        self.x = x
+        t_len = x.shape[0]
+        self.t_len = t_len
+        self.center = _center(x)
+        nan = np.isnan(x)
+        self.has_nan = bool(nan.any())
+        moved = np.not_equal(x[1:], x[:-1])
+        self.still = not moved.all()  # some bar repeats the previous value: flat windows possible
+        chans = 1 + squares + self.still + self.has_nan
+        buf = _scan_buffer(t_len, (chans,) + x.shape[1:])
+        rows = buf[1 : t_len + 1]
+        z = rows[:, 0]
+        np.subtract(x, self.center, out=z)
+        if self.has_nan:
+            np.copyto(z, 0.0, where=nan)
+        k = 1
+        self._sq = self._moves = self._nans = -1
+        if squares:
+            np.multiply(z, z, out=rows[:, k])
+            self._sq, k = k, k + 1
+        if self.still:
+            rows[0, k] = 1.0
+            rows[1:, k] = moved
+            self._moves, k = k, k + 1
+        if self.has_nan:
+            rows[:, k] = nan
+            self._nans = k
+        self._cs = _scan(buf, t_len)
+
+    def _raw(self, n: int, out: np.ndarray, chan: int = 0) -> np.ndarray:
+        cs = self._cs[:, chan]
+        return np.subtract(cs[n:], cs[:-n], out=out)
+
+    def _flat(self, n: int) -> np.ndarray | bool:
+        """Rows n-1..: True where the window holds n identical values."""
+        if n <= 1:
+            return True
+        if not self.still:
+            return False
+        cm = self._cs[:, self._moves]
+        # the n - 1 changes inside the window ending at t sit on rows t-n+2..t
+        return cm[n:] == cm[1 : self.t_len - n + 2]
+
+    def _bad(self, n: int) -> np.ndarray | None:
+        if not self.has_nan:
+            return None
+        cn = self._cs[:, self._nans]
+        return cn[n:] != cn[:-n]
+
+    def _finish(self, s: np.ndarray, n: int, flat_value, bad: np.ndarray | None) -> None:
+        flat = self._flat(n)
+        if flat is True:
+            np.copyto(s, flat_value)
+        elif flat is not False:
+            np.copyto(s, flat_value, where=flat)
+        if bad is not None:
+            np.copyto(s, NAN, where=bad)
+
+    def sum(self, n: int) -> np.ndarray:
+        if self.t_len < n:
+            return empty_like(self.x)
+        out = _nan_head(self.x.shape, n - 1)
+        s = self._raw(n, out[n - 1 :])
+        s += n * self.center
+        flat = self._flat(n)
+        self._finish(s, n, n * self.x[n - 1 :] if flat is not False else None, self._bad(n))
+        return out
+
+    def mean(self, n: int) -> np.ndarray:
+        if self.t_len < n:
+            return empty_like(self.x)
+        out = _nan_head(self.x.shape, n - 1)
+        s = self._raw(n, out[n - 1 :])
+        s /= n
+        s += self.center
+        self._finish(s, n, self.x[n - 1 :], self._bad(n))
+        return out
+
+    def var(self, n: int, ddof: int = 0) -> np.ndarray:
+        """Rolling variance (population for ddof=0); clamped at 0, exactly 0 on a flat window."""
+        if self.t_len < n or n - ddof <= 0:
+            return empty_like(self.x)
+        if self._sq < 0:
+            return Windows(self.x, squares=True).var(n, ddof)
+        out = _nan_head(self.x.shape, n - 1)
+        s1 = self._raw(n, np.empty((self.t_len - n + 1,) + self.x.shape[1:]))
+        s2 = self._raw(n, out[n - 1 :], self._sq)
+        s1 *= s1
+        s1 /= n
+        np.subtract(s2, s1, out=s2)
+        s2 /= n - ddof
+        np.maximum(s2, 0.0, out=s2)
+        self._finish(s2, n, 0.0, self._bad(n))
+        return out
 
 
 def rolling_sum(x: np.ndarray, n: int) -> np.ndarray:
-    out = empty_like(x)
-    if x.shape[0] < n:
-        return out
-    s1, _, center, bad, flat = _window_sums(x, n)
-    s1 += n * center
-    np.copyto(s1, n * x[n - 1 :], where=flat)
-    if bad is not None:
-        s1[bad] = NAN
-    out[n - 1 :] = s1
-    return out
+    return Windows(x).sum(n)
 
 
 def rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
-    out = empty_like(x)
-    if x.shape[0] < n:
-        return out
-    s1, _, center, bad, flat = _window_sums(x, n)
-    s1 /= n
-    s1 += center
-    np.copyto(s1, x[n - 1 :], where=flat)
-    if bad is not None:
-        s1[bad] = NAN
-    out[n - 1 :] = s1
-    return out
+    return Windows(x).mean(n)
 
 
 def rolling_var(x: np.ndarray, n: int, ddof: int = 0) -> np.ndarray:
     """Rolling variance (population for ddof=0); clamped at 0, exactly 0 on a flat window."""
-    out = empty_like(x)
-    if x.shape[0] < n or n - ddof <= 0:
-        return out
-    s1, s2, _, bad, flat = _window_sums(x, n, squares=True)
-    assert s2 is not None
-    s1 *= s1
-    s1 /= n
-    np.subtract(s2, s1, out=s2)
-    s2 /= n - ddof
-    np.maximum(s2, 0.0, out=s2)
-    s2[flat] = 0.0
-    if bad is not None:
-        s2[bad] = NAN
-    out[n - 1 :] = s2
-    return out
+    return Windows(x, squares=True).var(n, ddof)
 
 
 def rolling_std(x: np.ndarray, n: int, ddof: int = 0) -> np.ndarray:
-    return np.sqrt(rolling_var(x, n, ddof))
+    out = rolling_var(x, n, ddof)
+    return np.sqrt(out, out=out)
 
 
 class Extrema:
@@ -202,26 +281,30 @@ class Extrema:
     def __init__(self, x: np.ndarray, kind: str) -> None:
         self._op = np.maximum if kind == "max" else np.minimum
         self._levels = [x]
+        self._windows: dict[int, np.ndarray] = {}
 
     def _level(self, j: int) -> np.ndarray:
         while len(self._levels) <= j:
             prev = self._levels[-1]
             half = 1 << (len(self._levels) - 1)
-            nxt = empty_like(prev)
+            nxt = _nan_head(prev.shape, half)
             if half < prev.shape[0]:
                 self._op(prev[half:], prev[:-half], out=nxt[half:])
             self._levels.append(nxt)
         return self._levels[j]
 
     def window(self, n: int) -> np.ndarray:
+        if n in self._windows:
+            return self._windows[n]
         j = n.bit_length() - 1
         lev = self._level(j)
         rest = n - (1 << j)
         if rest == 0:
             return lev
-        out = empty_like(lev)
+        out = _nan_head(lev.shape, rest)
         if rest < lev.shape[0]:
             self._op(lev[rest:], lev[:-rest], out=out[rest:])
+        self._windows[n] = out
         return out
 
 
@@ -243,13 +326,18 @@ def bars_since_extreme(x: np.ndarray, n: int, kind: str) -> np.ndarray:
     t_len = x.shape[0]
     rows = np.broadcast_to(np.arange(t_len, dtype=np.float64)[:, None], x.shape)
     val, idx = x, np.array(rows)
+    wins = np.empty(x.shape, dtype=bool)
 
     def combine(v: np.ndarray, i: np.ndarray, k: int):
-        nv, ni = empty_like(v), empty_like(i)
+        nv, ni = _nan_head(v.shape, k), _nan_head(i.shape, k)
         if k < t_len:
-            newer_wins = better(v[k:], v[:-k])
+            newer_wins = better(v[k:], v[:-k], out=wins[k:])
             op(v[k:], v[:-k], out=nv[k:])
-            np.copyto(ni[k:], np.where(newer_wins, i[k:], i[:-k]))
+            # the newer index where newer_wins, else the older one; row numbers are small integers,
+            # so older + (0 or 1) * (newer - older) is exact and avoids a data-dependent branch
+            step = np.subtract(i[k:], i[:-k], out=ni[k:])
+            step *= newer_wins
+            step += i[:-k]
         return nv, ni
 
     j = n.bit_length() - 1
@@ -258,8 +346,8 @@ def bars_since_extreme(x: np.ndarray, n: int, kind: str) -> np.ndarray:
     rest = n - (1 << j)
     if rest:
         val, idx = combine(val, idx, rest)
-    out = rows - idx
-    out[np.isnan(val)] = NAN
+    out = np.subtract(rows, idx, out=idx)
+    np.copyto(out, NAN, where=np.isnan(val))
     return out
 
 
@@ -270,9 +358,136 @@ def weighted_ma(x: np.ndarray, n: int) -> np.ndarray:
     if t_len < n:
         return out
     acc = np.zeros((t_len - n + 1,) + x.shape[1:])
+    tmp = np.empty_like(acc)
     for k in range(n):  # k bars back gets weight n - k
-        acc += (n - k) * x[n - 1 - k : t_len - k]
-    out[n - 1 :] = acc / (n * (n + 1) / 2)
+        acc += np.multiply(n - k, x[n - 1 - k : t_len - k], out=tmp)
+    np.divide(acc, n * (n + 1) / 2, out=out[n - 1 :])
+    return out
+
+
+# Reseed positions of a recursive smoother: (rows, cols, values), sorted by row.
+Reseeds = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _dense_reseeds(seed: np.ndarray) -> Reseeds:
+    """The rows where seed turns finite (finite there, not finite on the row before), and its values."""
+    finite = np.isfinite(seed)
+    reseed = finite.copy()
+    reseed[1:] &= ~finite[:-1]
+    flat = np.flatnonzero(reseed)
+    rows, cols = np.divmod(flat, seed.shape[1])
+    return rows, cols, seed.reshape(-1)[flat]
+
+
+def window_seeds(x: np.ndarray, n: int, total: bool = False) -> Reseeds:
+    """_dense_reseeds(rolling_mean(x, n)) (rolling_sum with total), bit for bit, without the panel.
+
+    rolling_mean(x, n) turns finite on the last row of the first n bars of every clean run of at least
+    n bars. On a column's first run nothing precedes the run in the cumulative sum, so its value is
+    rebuilt from the n gathered values, added in the grouping order of _scan; columns with a later
+    qualifying run (a NaN gap inside the column) take the full rolling computation instead.
+    """
+    t_len, n_cols = x.shape
+    if t_len < n:
+        e = np.empty(0, dtype=np.intp)
+        return e, e, np.empty(0)
+    if np.isinf(x).any():
+        return _dense_reseeds(Windows(x).sum(n) if total else Windows(x).mean(n))
+    nan = np.isnan(x)
+    start = ~nan
+    start[1:] &= nan[:-1]
+    srows, scols = np.divmod(np.flatnonzero(start), n_cols)  # row-major: ascending rows
+    cols_u, first_at = np.unique(scols, return_index=True)
+    first = np.zeros(len(srows), dtype=bool)
+    first[first_at] = True
+    fits = srows <= t_len - n
+    steps = np.arange(n)
+
+    def clean(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        if n == 1:
+            return np.ones(len(rows), dtype=bool)
+        return ~nan[rows[:, None] + steps[1:], cols[:, None]].any(axis=1)
+
+    # columns whose later runs also seed: computed in full
+    later = ~first & fits
+    later_idx = np.flatnonzero(later)
+    fb_cols = np.unique(scols[later_idx[clean(srows[later_idx], scols[later_idx])]])
+
+    sel = np.flatnonzero(first & fits)
+    if fb_cols.size:
+        sel = sel[~np.isin(scols[sel], fb_cols)]
+    f, cols = srows[sel], scols[sel]
+    ok = clean(f, cols)
+    f, cols = f[ok], cols[ok]
+
+    # the centre _center would pick: the column's first non-NaN value within its scan rows
+    # (first-run columns start at their first non-NaN row)
+    center = np.where(f < _CENTER_SCAN, x[np.minimum(f, t_len - 1), cols], 0.0)
+    win = x[f[:, None] + steps, cols[:, None]]
+    z = win - center[:, None]
+    g = _SCAN_GROUP
+    acc = 0.0 + z[:, 0]
+    carry = np.zeros(len(f))
+    for i in range(1, n):
+        new_group = (f + i) % g == 0
+        if new_group.all():
+            carry = acc + carry
+            acc = 0.0 + z[:, i]
+        elif new_group.any():
+            carry = np.where(new_group, acc + carry, carry)
+            acc = np.where(new_group, 0.0 + z[:, i], acc + z[:, i])
+        else:
+            acc = acc + z[:, i]
+    s = acc + carry
+    last = win[:, -1]
+    flat = (win == last[:, None]).all(axis=1)
+    if total:
+        s += n * center
+        vals = np.where(flat, n * last, s)
+    else:
+        s /= n
+        s += center
+        vals = np.where(flat, last, s)
+    rows = f + (n - 1)
+
+    if fb_cols.size:
+        sub = x[:, fb_cols]
+        w = Windows(sub)
+        r2, c2, v2 = _dense_reseeds(w.sum(n) if total else w.mean(n))
+        rows = np.concatenate([rows, r2])
+        cols = np.concatenate([cols, fb_cols[c2]])
+        vals = np.concatenate([vals, v2])
+    order = np.argsort(rows, kind="stable")
+    return rows[order], cols[order], vals[order]
+
+
+def recurse_reseeded(
+    x: np.ndarray, reseeds: Reseeds, alpha: float | np.ndarray, first_row_nan: bool = False
+) -> np.ndarray:
+    """out[t] = out[t-1] + alpha * (x[t] - out[t-1]), restarted from the given values at the reseed
+    positions (rows sorted ascending); NaN until a column's first reseed. See recurse."""
+    t_len = x.shape[0]
+    rows, cols, vals = reseeds
+    if t_len == 0 or rows.size == 0:
+        return empty_like(x)
+    row_ids, begins = np.unique(rows, return_index=True)
+    ends = [*begins[1:], rows.size]
+    t0 = int(row_ids[0])
+    out = _nan_head(x.shape, t0 + 1)
+    per_row = isinstance(alpha, np.ndarray)
+    events = {int(t): (cols[b0:b1], vals[b0:b1]) for t, b0, b1 in zip(row_ids, begins, ends, strict=True)}
+    c0, v0 = events.pop(t0)
+    out[t0, c0] = v0
+    for t in range(t0 + 1, t_len):
+        row, prev = out[t], out[t - 1]
+        np.subtract(x[t], prev, out=row)
+        row *= alpha[t] if per_row else alpha  # type: ignore[index]
+        row += prev
+        ev = events.get(t)
+        if ev is not None:
+            row[ev[0]] = ev[1]
+    if first_row_nan:
+        out[rows, cols] = NAN
     return out
 
 
@@ -288,36 +503,17 @@ def recurse(
     alpha may be a (T, N) array (KAMA's adaptive constant).
     With first_row_nan the re-seed rows themselves are reported as NaN (state is kept).
     """
-    t_len = x.shape[0]
-    out = empty_like(x)
-    if t_len == 0:
-        return out
-    finite = np.isfinite(seed)
-    reseed = finite.copy()
-    reseed[1:] &= ~finite[:-1]
-    any_reseed = reseed.any(axis=1)
-    per_row = isinstance(alpha, np.ndarray)
-    out[0] = seed[0]
-    for t in range(1, t_len):
-        row, prev = out[t], out[t - 1]
-        np.subtract(x[t], prev, out=row)
-        row *= alpha[t] if per_row else alpha  # type: ignore[index]
-        row += prev
-        if any_reseed[t]:
-            np.copyto(row, seed[t], where=reseed[t])
-    if first_row_nan:
-        out[reseed] = NAN
-    return out
+    return recurse_reseeded(x, _dense_reseeds(seed), alpha, first_row_nan)
 
 
 def ema(x: np.ndarray, n: int) -> np.ndarray:
     """TA-Lib EMA: seeded with the SMA of the first n values, then alpha = 2 / (n + 1)."""
-    return recurse(x, rolling_mean(x, n), 2.0 / (n + 1))
+    return recurse_reseeded(x, window_seeds(x, n), 2.0 / (n + 1))
 
 
 def wilder(x: np.ndarray, n: int) -> np.ndarray:
     """Wilder's smoothing (RMA): seeded with the simple mean of the first n values, alpha = 1 / n."""
-    return recurse(x, rolling_mean(x, n), 1.0 / n)
+    return recurse_reseeded(x, window_seeds(x, n), 1.0 / n)
 
 
 def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
@@ -327,6 +523,20 @@ def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarr
         tr = np.fmax(high, pc) - np.fmin(low, pc)
     tr[np.isnan(pc) | np.isnan(high) | np.isnan(low)] = NAN
     return tr
+
+
+def where0(cond: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """np.where(cond, a, 0.0) where the sign of a zero a does not matter (cond implies a > 0, say).
+
+    Computed as a * cond: a select with an unpredictable mask is several times slower than a
+    multiplication. Adding 0.0 turns the -0.0 of a negative a times False into 0.0, and the NaN
+    that a non-finite a times False gives is reset to 0.0."""
+    out = np.multiply(a, cond)
+    out += 0.0
+    nonfinite = ~np.isfinite(a)
+    if nonfinite.any():
+        np.copyto(out, 0.0, where=nonfinite & ~cond)
+    return out
 
 
 def mark_nan(out: np.ndarray, *inputs: np.ndarray) -> np.ndarray:

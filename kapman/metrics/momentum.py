@@ -22,8 +22,8 @@ KAMA_ER, KAMA_FAST, KAMA_SLOW = 10, 2, 30
 def rsi(close: np.ndarray, n: int = RSI_N) -> np.ndarray:
     """Wilder RSI; average gain/loss seeded with the simple mean of the first n changes (TA-Lib)."""
     d = r.diff(close)
-    gain = np.where(d > 0, d, 0.0)
-    loss = np.where(d < 0, -d, 0.0)
+    gain = r.where0(d > 0, d)
+    loss = r.where0(d < 0, -d)
     nan = np.isnan(d)
     gain[nan] = loss[nan] = np.nan
     ag, al = r.wilder(gain, n), r.wilder(loss, n)
@@ -98,7 +98,8 @@ def compute(p: Panel) -> dict[str, np.ndarray]:
     buying = c - low_or_pc
     tr = p.true_range
     r.mark_nan(buying, tr)
-    avgs = [r.safe_div(r.rolling_sum(buying, w), r.rolling_sum(tr, w)) for w in UO_WINDOWS]
+    bw, tw = r.Windows(buying), p.true_range_windows
+    avgs = [r.safe_div(bw.sum(w), tw.sum(w)) for w in UO_WINDOWS]
     uo = sum(wt * a for wt, a in zip(UO_WEIGHTS, avgs, strict=True))
     out["momentum.ultimate_oscillator.ultimate_oscillator"] = 100.0 * uo / sum(UO_WEIGHTS)
 

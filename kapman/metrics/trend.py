@@ -26,14 +26,14 @@ WMA_N = 9
 def wilder_sum(x: np.ndarray, n: int) -> np.ndarray:
     """TA-Lib's running Wilder sum for DM/TR: seeded with the sum of the first n-1 values, then
     S = S - S/n + x; the seed row itself is not reported (PLUS_DI/MINUS_DI start at row n)."""
-    return r.recurse(x * n, r.rolling_sum(x, n - 1), 1.0 / n, first_row_nan=True)
+    return r.recurse_reseeded(x * n, r.window_seeds(x, n - 1, total=True), 1.0 / n, first_row_nan=True)
 
 
 def adx(p: Panel, n: int = ADX_N) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     up = r.diff(p.high)
     down = -r.diff(p.low)
-    plus_dm = np.where((up > down) & (up > 0), up, 0.0)
-    minus_dm = np.where((down > up) & (down > 0), down, 0.0)
+    plus_dm = r.where0((up > down) & (up > 0), up)
+    minus_dm = r.where0((down > up) & (down > 0), down)
     r.mark_nan(plus_dm, up, down)
     r.mark_nan(minus_dm, up, down)
     tr_s = wilder_sum(p.true_range, n)
@@ -67,13 +67,21 @@ def compute(p: Panel) -> dict[str, np.ndarray]:
 
     tp = p.typical
     tp_sma = r.rolling_mean(tp, CCI_N)
-    mean_dev = np.zeros_like(tp)
-    for k in range(CCI_N):  # mean absolute deviation from the window's current SMA (TA-Lib CCI)
-        mean_dev += np.abs(r.shift(tp, k) - tp_sma)
-    mean_dev /= CCI_N
+    # mean absolute deviation from the window's current SMA (TA-Lib CCI), NaN before the SMA exists
+    mean_dev = np.full_like(tp, np.nan)
+    if tp.shape[0] >= CCI_N:
+        t_len, w0 = tp.shape[0], CCI_N - 1
+        sma, acc = tp_sma[w0:], mean_dev[w0:]
+        acc[:] = 0.0
+        dev = np.empty_like(acc)
+        for k in range(CCI_N):
+            np.subtract(tp[w0 - k : t_len - k], sma, out=dev)
+            np.abs(dev, out=dev)
+            acc += dev
+        acc /= CCI_N
     out["trend.cci.cci"] = r.safe_div(tp - tp_sma, CCI_C * mean_dev)
 
-    out["trend.dpo.dpo"] = r.shift(c, DPO_N // 2 + 1) - r.rolling_mean(c, DPO_N)
+    out["trend.dpo.dpo"] = r.shift(c, DPO_N // 2 + 1) - p.close_windows.mean(DPO_N)
     out["trend.ema.ema_indicator"] = p.ema_close(EMA_N)
 
     conv = (p.high_max.window(ICHI_CONV) + p.low_min.window(ICHI_CONV)) / 2.0
@@ -101,7 +109,7 @@ def compute(p: Panel) -> dict[str, np.ndarray]:
     out["trend.mass_index.mass_index"] = r.rolling_sum(r.safe_div(e1, e2), MASS_SUM)
 
     for n in SMA_WINDOWS:
-        out[f"trend.sma.sma_{n}"] = r.rolling_mean(c, n)
+        out[f"trend.sma.sma_{n}"] = p.close_windows.mean(n)
 
     stc_macd = p.ema_close(STC_FAST) - p.ema_close(STC_SLOW)
     stoch_d = r.ema(_stoch_of(stc_macd, STC_CYCLE), STC_SMOOTH1)
@@ -112,7 +120,7 @@ def compute(p: Panel) -> dict[str, np.ndarray]:
 
     vm_pos = np.abs(h - r.shift(lo))
     vm_neg = np.abs(lo - r.shift(h))
-    tr_sum = r.rolling_sum(p.true_range, VORTEX_N)
+    tr_sum = p.true_range_windows.sum(VORTEX_N)
     vip = r.safe_div(r.rolling_sum(vm_pos, VORTEX_N), tr_sum)
     vin = r.safe_div(r.rolling_sum(vm_neg, VORTEX_N), tr_sum)
     out["trend.vortex.vortex_indicator_pos"], out["trend.vortex.vortex_indicator_neg"] = vip, vin

@@ -30,8 +30,9 @@ def compute(p: Panel) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     out["volatility.atr.average_true_range"] = atr(p, ATR_N)
 
-    mavg = r.rolling_mean(c, BB_N)
-    std = r.rolling_std(c, BB_N, ddof=0)  # population std, as TA-Lib BBANDS and `ta`; 0 on a flat window
+    cw = p.close_windows
+    mavg = cw.mean(BB_N)
+    std = np.sqrt(cw.var(BB_N, ddof=0))  # population std, as TA-Lib BBANDS and `ta`; 0 on a flat window
     hband, lband = mavg + BB_K * std, mavg - BB_K * std
     out["volatility.bbands.bollinger_mavg"] = mavg
     out["volatility.bbands.bollinger_hband"] = hband
@@ -48,7 +49,7 @@ def compute(p: Panel) -> dict[str, np.ndarray]:
     out["volatility.donchian.donchian_channel_pband"] = r.safe_div(c - dl, dh - dl)
     # width relative to the SMA of the close over the same window, as the `ta` library defines it
     out["volatility.donchian.donchian_channel_wband"] = 100.0 * r.safe_div(
-        dh - dl, r.rolling_mean(c, DONCHIAN_N)
+        dh - dl, cw.mean(DONCHIAN_N)
     )
 
     # ATR variant: EMA(close, 20) +/- 2 x Wilder ATR(10) (`ta` original_version=False, TA-Lib seeding)

@@ -41,7 +41,7 @@ def compute(p: Panel) -> dict[str, np.ndarray]:
 
     mfv = p.clv * v
     out["volume.adi.acc_dist_index"] = cumulate(mfv)
-    out["volume.cmf.chaikin_money_flow"] = r.safe_div(r.rolling_sum(mfv, CMF_N), r.rolling_sum(v, CMF_N))
+    out["volume.cmf.chaikin_money_flow"] = r.safe_div(r.rolling_sum(mfv, CMF_N), p.volume_windows.sum(CMF_N))
 
     emv = EOM_SCALE * r.safe_div((r.diff(h) + r.diff(lo)) * (h - lo), 2.0 * v)
     out["volume.eom.ease_of_movement"] = emv
@@ -52,8 +52,8 @@ def compute(p: Panel) -> dict[str, np.ndarray]:
     tp = p.typical
     flow = tp * v
     dtp = r.diff(tp)
-    pos = np.where(dtp > 0, flow, 0.0)
-    neg = np.where(dtp < 0, flow, 0.0)
+    pos = r.where0(dtp > 0, flow)
+    neg = r.where0(dtp < 0, flow)
     r.mark_nan(pos, dtp, flow)
     r.mark_nan(neg, dtp, flow)
     ps, ns = r.rolling_sum(pos, MFI_N), r.rolling_sum(neg, MFI_N)
@@ -61,7 +61,7 @@ def compute(p: Panel) -> dict[str, np.ndarray]:
 
     ret = r.safe_div(p.close_diff, p.prev_close)
     dv = r.diff(v)
-    factor = np.where(dv < 0, 1.0 + ret, 1.0)
+    factor = 1.0 + r.where0(dv < 0, ret)
     r.mark_nan(factor, ret, dv)
     factor[0] = np.where(np.isnan(c[0]) | np.isnan(v[0]), np.nan, NVI_START)
     bad = np.isnan(factor)
@@ -79,6 +79,6 @@ def compute(p: Panel) -> dict[str, np.ndarray]:
     out["volume.vpt.volume_price_trend"] = cumulate(_defined_from_row0(c[0] + v[0], v * ret))
 
     out["volume.vwap.volume_weighted_average_price"] = r.safe_div(
-        r.rolling_sum(flow, VWAP_N), r.rolling_sum(v, VWAP_N)
+        r.rolling_sum(flow, VWAP_N), p.volume_windows.sum(VWAP_N)
     )
     return out

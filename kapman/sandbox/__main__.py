@@ -11,6 +11,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from kapman.sandbox.environment import environment
 from kapman.sandbox.market import DEFAULT_DAYS, DEFAULT_END_DATE, Market
 from kapman.sandbox.mirror import write_mirror
 from kapman.sandbox.rest import SandboxRestServer
@@ -96,16 +97,7 @@ def _serve(args: argparse.Namespace) -> int:
         SandboxRestServer(market, api_key=args.api_key, port=args.rest_port) as rest,
         SandboxS3(market, port=args.s3_port) as s3,
     ):
-        env = {
-            "POLYGON_BASE_URL": rest.base_url,
-            "POLYGON_API_KEY": rest.api_key,
-            "FLATFILES_ENDPOINT": s3.endpoint_url,
-            "FLATFILES_BUCKET": s3.bucket,
-            "FLATFILES_ACCESS_KEY_ID": s3.access_key_id,
-            "FLATFILES_SECRET_ACCESS_KEY": s3.secret_access_key,
-            **({"FLATFILES_MIRROR_DIR": str(mirror_dir)} if mirror_dir else {}),
-            "KAPMAN_NOW": market.now.isoformat().replace("+00:00", "Z"),
-        }
+        env = environment(market, rest, s3, mirror_dir)
         lines = "".join(f"{k}={v}\n" for k, v in env.items())
         print(lines, end="", flush=True)
         if args.env_file:

@@ -1,0 +1,105 @@
+"""The runbook's steps as data: the commands of docs/runbooks/README.md, and a runner for them.
+
+The demo and the end-to-end test run exactly these commands; a unit test checks that each one
+appears verbatim in the runbook document, so the doc, the demo and the tests cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from kapman.config import PROJECT_ROOT
+
+RUNBOOK = PROJECT_ROOT / "docs" / "runbooks" / "README.md"
+DASHBOARDS = ("tickers_watchlists_dashboard.sql", "ohlcv_dashboard.sql", "options_chains_dashboard.sql",
+              "daily_snapshots_dashboard.sql", "dealer_metrics_dashboard.sql")
+#: The runbook's example dates: A2 for one date, then the A3 week (Mon 15 - Fri 19 December 2025).
+A2_EXAMPLE_DATE = date(2025, 12, 5)
+A3_WEEK = (date(2025, 12, 15), date(2025, 12, 19))
+
+
+@dataclass(frozen=True)
+class Step:
+    number: str
+    title: str
+    command: str                       # exactly as written in the runbook
+    env: Mapping[str, str] = field(default_factory=dict)
+    before: Callable[[], None] | None = None   # e.g. step the sandbox clock
+
+    def argv(self, db_url: str | None = None) -> list[str]:
+        args = shlex.split(self.command)
+        if args[0] == "python":
+            args[0] = sys.executable
+        if db_url:
+            args = [db_url if a == "$DATABASE_URL" else a for a in args]
+        if args[0] == "psql":
+            args[1:1] = ["-X", "-q"]
+        return args
+
+
+def schema_and_reference_steps() -> list[Step]:
+    return [
+        Step("2", "A6/A5 schema baseline", "python -m scripts.db.a5_deterministic_rebuild"),
+        Step("3", "ticker universe", "python -m scripts.ingest_tickers --force"),
+        Step("4", "watchlists", "python -m scripts.ingest_watchlists"),
+        Step("5", "OHLCV base from the flat files", "python -m scripts.ingest_ohlcv base"),
+    ]
+
+
+def analytics_steps() -> list[Step]:
+    d = A2_EXAMPLE_DATE.isoformat()
+    start, end = (x.isoformat() for x in A3_WEEK)
+    return [
+        Step("7", "A2 for the example date",
+             f"python -m scripts.run_a2_local_ta --date {d} --workers 6 --ticker-chunk-size 500"),
+        Step("7", "A2 for the A3 week",
+             f"python -m scripts.run_a2_local_ta --start-date {start} --end-date {end} --workers 6 "
+             "--ticker-chunk-size 500"),
+        Step("8", "A3 dealer metrics",
+             f"python -m scripts.run_a3_dealer_metrics --start-date {start} --end-date {end} --workers 6"),
+    ]
+
+
+def dashboard_steps() -> list[Step]:
+    variables = {"ohlcv_dashboard.sql": "-v DAYS_BACK=30 -v SYMBOL_LIMIT=25 ",
+                 "dealer_metrics_dashboard.sql": "-v SNAPSHOT_N=1 "}
+    return [Step("9", f"dashboard {name}",
+                 f'psql "$DATABASE_URL" -v ON_ERROR_STOP=1 {variables.get(name, "")}-f docs/runbooks/{name}')
+            for name in DASHBOARDS]
+
+
+@dataclass
+class StepResult:
+    step: Step
+    returncode: int
+    seconds: float
+
+
+def run_step(step: Step, env: Mapping[str, str], db_url: str, *, quiet: bool = False) -> StepResult:
+    if step.before:
+        step.before()
+    if not quiet:
+        extra = " ".join(f"{k}={v}" for k, v in step.env.items())
+        print(f"\n== Step {step.number}: {step.title} ==\n$ {extra + ' ' if extra else ''}{step.command}",
+              flush=True)
+    if step.command.startswith("psql") and not shutil.which("psql"):
+        print("psql is not installed; skipping the dashboard", flush=True)
+        return StepResult(step, 0, 0.0)
+    started = time.perf_counter()
+    out = subprocess.DEVNULL if quiet else None
+    code = subprocess.call(step.argv(db_url), cwd=PROJECT_ROOT, env={**os.environ, **env, **step.env},
+                           stdout=out, stderr=out)
+    return StepResult(step, code, time.perf_counter() - started)
+
+
+def documented_commands(path: Path = RUNBOOK) -> str:
+    return path.read_text(encoding="utf-8")
