@@ -1,0 +1,63 @@
+"""Every benchmark in one run, with a table of figures and ratios against their targets.
+
+    venv/bin/python -m bench [--quick] [--only ohlcv,options,a2,a3]    (or ./dev.sh bench)
+
+Each benchmark creates and drops its own kapman_bench_* database on the server named by
+KAPMAN_BENCH_DATABASE_URL (an admin URL; default: the local server).  Full size takes about a
+quarter of an hour on 2 cores; --quick shrinks the data (figures then only indicate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from bench.common import Figure, print_table
+
+SUITES = ("ohlcv", "options", "a2", "a3")
+
+
+def _options(quick: bool) -> list[Figure]:
+    from bench import bench_options
+
+    rows = bench_options.run(symbols=30 if quick else 150, repeat=1 if quick else 3)
+    return [Figure("options", r["name"], r["value"], r["unit"], r.get("target") or "", r.get("ok")) for r in rows]
+
+
+def run_suite(name: str, quick: bool) -> list[Figure]:
+    if name == "ohlcv":
+        from bench import bench_ohlcv
+        return bench_ohlcv.run(tickers=2000 if quick else 11000, repeat=1 if quick else 3)
+    if name == "options":
+        return _options(quick)
+    if name == "a2":
+        from bench import bench_a2
+        return bench_a2.run(tickers=2000 if quick else 11000, repeat=1 if quick else 3)
+    if name == "a3":
+        from bench import bench_a3
+        return bench_a3.run(symbols=30 if quick else 150, repeat=1 if quick else 3)
+    raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(SUITES)}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small data: a smoke run, not a measurement")
+    p.add_argument("--only", default=",".join(SUITES), help="comma-separated subset")
+    args = p.parse_args()
+    figures: list[Figure] = []
+    for name in [s.strip() for s in args.only.split(",") if s.strip()]:
+        started = time.perf_counter()
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        figures += run_suite(name, args.quick)
+        print(f"{name} done in {time.perf_counter() - started:.0f}s", file=sys.stderr, flush=True)
+    print()
+    print_table(figures)
+    missed = [f for f in figures if f.ok is False]
+    print(f"\n{len(figures)} figures, {sum(f.ok is True for f in figures)} targets met, {len(missed)} missed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""A3 end to end (read, compute, write) for 150 symbols x 2,000 contracts on one date.
+
+    venv/bin/python -m bench.bench_a3 [--symbols 150] [--contracts 2000] [--repeat 3]
+
+Writes synthetic chains (the kernel bench's generator) as one options snapshot of watchlist
+symbols, then times the A3 job with --force (every run reads, computes and writes everything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from decimal import Decimal
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from bench.bench_a3_kernels import AS_OF, SNAPSHOT, synthetic_chain
+from bench.common import Figure, print_table, scratch_database
+from kapman.db import bulk
+from kapman.ids import ticker_id
+from kapman.jobs import a3_dealer_metrics as a3
+
+COLUMNS = ("time", "ticker_id", "expiration_date", "strike_price", "option_type", "contract_symbol",
+           "shares_per_contract", "underlying_price", "open_interest", "volume", "implied_volatility", "delta",
+           "gamma")
+TYPES = ("timestamptz", "uuid", "date", "numeric", "text", "text", "int4", "float8", "int8", "int8", "float8",
+         "float8", "float8")
+
+
+def _f(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
+
+
+def load(conn: psycopg.Connection, symbols: int, contracts: int) -> int:
+    rng = np.random.default_rng(7)
+    names = [f"S{i:03d}" for i in range(symbols)]
+    with conn.transaction(), conn.cursor() as cur:
+        bulk.copy_rows(cur, sql.Identifier("public", "tickers"), ("id", "symbol"), ("uuid", "text"),
+                       ((ticker_id(s), s) for s in names))
+        bulk.copy_rows(cur, sql.Identifier("public", "watchlists"), ("watchlist_id", "symbol", "source",
+                                                                     "effective_date"),
+                       ("text", "text", "text", "date"), (("bench", s, "bench", AS_OF) for s in names))
+    total = 0
+    for name in names:
+        frame, spot = synthetic_chain(rng, contracts)
+        frame = frame.drop_duplicates(["expiration_date", "strike", "option_type"])
+        rows = ((SNAPSHOT, ticker_id(name), r.expiration_date, Decimal(f"{r.strike:.4f}"), r.option_type,
+                 f"{r.contract_symbol}{name}", 100, spot, int(r.open_interest), int(r.volume),
+                 _f(r.implied_volatility), _f(r.delta), _f(r.gamma)) for r in frame.itertuples())
+        with conn.transaction(), conn.cursor() as cur:
+            bulk.copy_rows(cur, sql.Identifier("public", "options_chains"), COLUMNS, TYPES, rows)
+        total += len(frame)
+    conn.execute("VACUUM ANALYZE public.options_chains")
+    return total
+
+
+def run(symbols: int = 150, contracts: int = 2000, repeat: int = 3) -> list[Figure]:
+    with scratch_database("a3") as url, psycopg.connect(url, autocommit=True) as conn:
+        total = load(conn, symbols, contracts)
+        results = [a3.run(conn, a3.A3Params(dates=[AS_OF], force=True, workers=2)) for _ in range(repeat)]
+    seconds = statistics.median(r.seconds for r in results)
+    last = results[-1]
+    return [
+        Figure("a3", f"contracts ({symbols} symbols)", total, "contracts"),
+        Figure("a3", "one date, end to end (median)", seconds, "s", "<= 3", seconds <= 3),
+        Figure("a3", "throughput", total / seconds, "contracts/s"),
+        Figure("a3", "statuses", last.statuses.get("FULL", 0), "FULL"),
+    ]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--symbols", type=int, default=150)
+    p.add_argument("--contracts", type=int, default=2000)
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args()
+    print_table(run(args.symbols, args.contracts, args.repeat))
+
+
+if __name__ == "__main__":
+    main()
