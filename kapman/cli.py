@@ -11,6 +11,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Any
 
 from kapman.config import Settings, load_settings
@@ -41,6 +42,19 @@ def add_common_options(p: argparse.ArgumentParser, *, in_subcommand: bool = Fals
     noise.add_argument("-v", "--verbose", action="store_true", default=flag, help="log progress details")
     noise.add_argument("-q", "--quiet", action="store_true", default=flag, help="print only the summary and errors")
     p.add_argument("--debug", action="store_true", default=flag, help="show tracebacks on errors")
+
+
+def add_date_options(p: argparse.ArgumentParser, default: str) -> None:
+    """--date or --start-date/--end-date (trading dates), and --symbols, as A2 and A3 take them."""
+    day = date.fromisoformat
+    p.add_argument("--date", type=day, metavar="YYYY-MM-DD", help=f"one trading date (default: {default})")
+    p.add_argument("--start-date", type=day, metavar="YYYY-MM-DD", help="first date of a range")
+    p.add_argument("--end-date", type=day, metavar="YYYY-MM-DD", help="last date of a range")
+
+
+def symbols_arg(text: str | None) -> list[str] | None:
+    """``--symbols a,B ,c`` -> ['A', 'B', 'C'] (sorted, unique); None when not given."""
+    return sorted({s.strip().upper() for s in text.split(",") if s.strip()}) if text else None
 
 
 class _Scrubber(logging.Filter):

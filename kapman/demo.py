@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
-from datetime import date
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
 
 import psycopg
 
@@ -49,11 +49,13 @@ def recent_days(end: date, n: int) -> list[date]:
     return days[-n:]
 
 
-def option_steps(days: list[date], set_clock) -> list[runbook.Step]:  # type: ignore[no-untyped-def]
+def option_steps(days: list[date], set_clock: Callable[[datetime], None] | None) -> list[runbook.Step]:
     """One options run per day, each with both clocks at that day's close."""
+    def mover(day: date) -> Callable[[], None] | None:
+        return (lambda: set_clock(close_of(day))) if set_clock else None
+
     return [runbook.Step("6", f"options snapshot as of {d}", "python -m scripts.ingest_options",
-                         env={"KAPMAN_NOW": close_of(d).isoformat()},
-                         before=(lambda d=d: set_clock(close_of(d))) if set_clock else None)
+                         env={"KAPMAN_NOW": close_of(d).isoformat()}, before=mover(d))
             for d in days]
 
 

@@ -35,7 +35,8 @@ class LineProgress:
     def __init__(self, stream: TextIO = sys.stderr, interval: float = 5.0) -> None:
         self.stream, self.interval = stream, interval
         self.total: int | None = None
-        self.done, self.desc, self.unit, self.info = 0, "", "it", {}
+        self.done, self.desc, self.unit = 0, "", "it"
+        self.info: dict[str, Any] = {}
         self._last = self._t0 = time.monotonic()
 
     def start(self, total: int | None, desc: str, unit: str = "it") -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 
 from kapman import cli
 from kapman.db.connect import connect
@@ -24,10 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "(price_metrics_json) for every ticker with a bar on each requested date. Values for "
                    "(ticker, D) use the bars from the first trading day of the month 12 months before D "
                    "through D. Dates already computed are skipped unless --force.", EXAMPLES)
-    p.add_argument("--date", type=date.fromisoformat, metavar="YYYY-MM-DD",
-                   help="one trading date (default: the newest date with OHLCV)")
-    p.add_argument("--start-date", type=date.fromisoformat, metavar="YYYY-MM-DD")
-    p.add_argument("--end-date", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    cli.add_date_options(p, "the newest date with OHLCV")
     p.add_argument("--symbols", help="comma-separated subset of tickers (default: all with bars)")
     p.add_argument("--workers", type=int, default=a2_local_ta.A2Params.workers,
                    help="threads running kernel chunks (more than the CPU count gains nothing)")
@@ -40,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers < 1 or args.ticker_chunk_size < 1:
         p.error("--workers and --ticker-chunk-size must be at least 1")
     settings = cli.settings_for(args)
-    symbols = sorted({s.strip().upper() for s in args.symbols.split(",") if s.strip()}) if args.symbols else None
+    symbols = cli.symbols_arg(args.symbols)
     url = settings.require_database_url()
     with connect(url) as conn:
         dates = requested_dates(conn, day=args.date, start=args.start_date, end=args.end_date)

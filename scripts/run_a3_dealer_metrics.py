@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 
 from kapman import cli
 from kapman.db.connect import connect
@@ -25,10 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "Compute dealer metrics (GEX, gamma flip, walls, max pain, ...) per active watchlist symbol "
                    "and trading date from the latest options snapshot taken that day, into "
                    "daily_snapshots.dealer_metrics_json. Conventions: docs/a3_dealer_metrics.md.", EXAMPLES)
-    p.add_argument("--date", type=date.fromisoformat, metavar="YYYY-MM-DD",
-                   help="one trading date (default: the newest date with an options snapshot)")
-    p.add_argument("--start-date", type=date.fromisoformat, metavar="YYYY-MM-DD")
-    p.add_argument("--end-date", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    cli.add_date_options(p, "the newest date with an options snapshot")
     p.add_argument("--symbols", help="comma-separated subset of the active watchlist symbols")
     p.add_argument("--workers", type=int, default=2, help="threads computing symbols in parallel")
     p.add_argument("--force", action="store_true", help="recompute rows that already have dealer metrics")
@@ -41,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers < 1 or args.max_dte < 0:
         p.error("--workers must be at least 1 and --max-dte not negative")
     settings = cli.settings_for(args)
-    symbols = sorted({s.strip().upper() for s in args.symbols.split(",") if s.strip()}) if args.symbols else None
+    symbols = cli.symbols_arg(args.symbols)
     dealer = DealerParams(max_dte=args.max_dte, min_open_interest=args.min_open_interest,
                           risk_free_rate=args.risk_free_rate)
     with connect(settings.require_database_url()) as conn:

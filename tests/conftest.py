@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -40,26 +41,28 @@ def admin_url() -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def rebuilt_db(admin_url: str) -> Iterator[str]:
-    """One rebuilt (A5) scratch database shared by read-only schema tests."""
-    url = database.create_scratch(admin_url, "schema_")
+@contextmanager
+def _rebuilt_scratch(admin_url: str, label: str) -> Iterator[str]:
+    url = database.create_scratch(admin_url, label)
     try:
         rebuild(url)
         yield url
     finally:
         database.drop_scratch(admin_url, url)
+
+
+@pytest.fixture(scope="session")
+def rebuilt_db(admin_url: str) -> Iterator[str]:
+    """One rebuilt (A5) scratch database shared by read-only schema tests."""
+    with _rebuilt_scratch(admin_url, "schema_") as url:
+        yield url
 
 
 @pytest.fixture
 def fresh_db(admin_url: str) -> Iterator[str]:
     """A freshly rebuilt scratch database for one test that writes."""
-    url = database.create_scratch(admin_url, "t_")
-    try:
-        rebuild(url)
+    with _rebuilt_scratch(admin_url, "t_") as url:
         yield url
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 @pytest.fixture

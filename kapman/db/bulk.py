@@ -161,8 +161,8 @@ def _copy_out(conn: psycopg.Connection, stmt: bytes) -> bytes:
         result = pgconn.exec_(stmt)
         if result.status != pq.ExecStatus.COPY_OUT:
             message = (result.error_message or b"").decode(errors="replace").strip()
-            raise psycopg.errors.lookup(result.error_field(pq.DiagnosticField.SQLSTATE).decode())(message) \
-                if result.error_field(pq.DiagnosticField.SQLSTATE) else psycopg.OperationalError(message)
+            sqlstate = result.error_field(pq.DiagnosticField.SQLSTATE)
+            raise psycopg.errors.lookup(sqlstate.decode())(message) if sqlstate else psycopg.OperationalError(message)
         while True:
             size, block = pgconn.get_copy_data(0)
             if size < 0:

@@ -48,7 +48,8 @@ def _extensions(conn: psycopg.Connection, report: ValidationReport) -> None:
 def _tables(conn: psycopg.Connection, report: ValidationReport) -> None:
     tables = set(_column(conn, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"))
     extra, missing = tables - schema.EXPECTED_TABLES, schema.EXPECTED_TABLES - tables
-    detail = f"{len(tables)} tables" if not (extra or missing) else f"missing {sorted(missing)}, unexpected {sorted(extra)}"
+    detail = (f"{len(tables)} tables" if not (extra or missing)
+              else f"missing {sorted(missing)}, unexpected {sorted(extra)}")
     report.add("table set", not (extra or missing), detail)
     forbidden = _column(conn, "SELECT table_schema || '.' || table_name FROM information_schema.tables "
                               "WHERE table_name = %s", schema.FORBIDDEN_TABLE)
@@ -81,11 +82,12 @@ def _options_key(conn: psycopg.Connection, report: ValidationReport) -> None:
     strike = conn.execute(
         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
         "WHERE attrelid = 'public.options_chains'::regclass AND attname = 'strike_price'").fetchone()
-    report.add("strike_price type", strike is not None and strike[0] == "numeric(12,4)", strike[0] if strike else "missing")
+    report.add("strike_price type", strike is not None and strike[0] == "numeric(12,4)",
+               strike[0] if strike else "missing")
 
 
 def _lifecycle(conn: psycopg.Connection, info: ServerInfo, report: ValidationReport) -> None:
-    modes = dict(conn.execute(
+    modes: dict[str, str] = dict(conn.execute(
         "SELECT hypertable_name, retention_mode FROM public.hypertable_lifecycle").fetchall())  # type: ignore[arg-type]
     expected_mode = "policy" if info.policies_available else "application"
     report.lifecycle_mode = expected_mode

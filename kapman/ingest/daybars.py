@@ -93,7 +93,8 @@ def parse_day_file(data: bytes, key: str) -> ParsedDay:
     if len(frame) != len(line_no):
         raise InputError(f"parsed {len(frame)} rows from {len(line_no)} data lines (quoted newlines?)", source=key)
 
-    day = ParsedDay(*([np.empty(0)] * 7), rows_read=len(line_no) + len(bad_lines))
+    empty = np.empty(0)
+    day = ParsedDay(empty, empty, empty, empty, empty, empty, empty, rows_read=len(line_no) + len(bad_lines))
     day.reject("malformed", len(bad_lines),
                [f"line {n + 1}: wrong number of fields" for n in bad_lines[:SAMPLES_PER_REASON]])
 

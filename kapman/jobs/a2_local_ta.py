@@ -50,13 +50,10 @@ class A2Params:
     read_connections: int = 2
 
 
-@dataclass
-class A2Result:
+@dataclass(kw_only=True)
+class A2Result(snapshots.WrittenRows):
     dates: list[date]
     tickers: int = 0
-    rows_inserted: int = 0
-    rows_updated: int = 0
-    rows_unchanged: int = 0
     skipped_existing: int = 0
     no_bar: dict[str, int] = field(default_factory=dict)
     dates_without_bars: list[date] = field(default_factory=list)
@@ -64,10 +61,6 @@ class A2Result:
     compute_seconds: float = 0.0
     write_seconds: float = 0.0
     seconds: float = 0.0
-
-    @property
-    def rows_written(self) -> int:
-        return self.rows_inserted + self.rows_updated + self.rows_unchanged
 
     def summary(self) -> str:
         span = f"{self.dates[0]}" if len(self.dates) == 1 else f"{self.dates[0]}..{self.dates[-1]}"
@@ -83,9 +76,8 @@ class A2Result:
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"dates": self.dates, "tickers": self.tickers, "rows_written": self.rows_written,
-                "rows_inserted": self.rows_inserted, "rows_updated": self.rows_updated,
-                "rows_unchanged": self.rows_unchanged, "skipped_existing": self.skipped_existing,
+        return {"dates": self.dates, "tickers": self.tickers, **self.rows_dict(),
+                "skipped_existing": self.skipped_existing,
                 "no_bar": self.no_bar, "dates_without_bars": self.dates_without_bars,
                 "read_seconds": round(self.read_seconds, 3), "compute_seconds": round(self.compute_seconds, 3),
                 "write_seconds": round(self.write_seconds, 3), "seconds": round(self.seconds, 3)}
@@ -254,9 +246,7 @@ def _run_groups(conn: psycopg.Connection, params: A2Params, result: A2Result, re
                         snapshots.json_text(pm_json.render(pm[j])), computed_at, VERSION) for j in sel)
             counts = snapshots.write(conn, snapshots.A2_COLUMNS, records,
                                      compare=("technical_indicators_json", "price_metrics_json"))
-            result.rows_inserted += counts.inserted
-            result.rows_updated += counts.updated
-            result.rows_unchanged += len(sel) - counts.inserted - counts.updated
+            result.tally(counts, len(sel))
             all_tickers.update(bars.ids[cols[sel]].view("V16").ravel().tolist())
             progress.advance(1, rows=result.rows_written)
         result.write_seconds += time.perf_counter() - t2

@@ -43,23 +43,16 @@ class A3Params:
     dealer: DealerParams = field(default_factory=DealerParams)
 
 
-@dataclass
-class A3Result:
+@dataclass(kw_only=True)
+class A3Result(snapshots.WrittenRows):
     dates: list[date]
     symbols: int = 0
     statuses: Counter = field(default_factory=Counter)
     dates_without_snapshots: list[date] = field(default_factory=list)
     skipped_existing: int = 0
     failed: dict[str, str] = field(default_factory=dict)
-    rows_inserted: int = 0
-    rows_updated: int = 0
-    rows_unchanged: int = 0
     contracts: int = 0
     seconds: float = 0.0
-
-    @property
-    def rows_written(self) -> int:
-        return self.rows_inserted + self.rows_updated + self.rows_unchanged
 
     def summary(self) -> str:
         span = f"{self.dates[0]}" if len(self.dates) == 1 else f"{self.dates[0]}..{self.dates[-1]}"
@@ -78,9 +71,8 @@ class A3Result:
     def as_dict(self) -> dict[str, Any]:
         return {"dates": self.dates, "symbols": self.symbols, "statuses": dict(self.statuses),
                 "dates_without_snapshots": self.dates_without_snapshots, "skipped_existing": self.skipped_existing,
-                "failed": self.failed, "rows_written": self.rows_written, "rows_inserted": self.rows_inserted,
-                "rows_updated": self.rows_updated, "rows_unchanged": self.rows_unchanged,
-                "contracts": self.contracts, "seconds": round(self.seconds, 3)}
+                "failed": self.failed, **self.rows_dict(), "contracts": self.contracts,
+                "seconds": round(self.seconds, 3)}
 
 
 def scope(conn: psycopg.Connection, symbols: list[str] | None) -> list[tuple[str, uuid.UUID]]:
@@ -91,7 +83,7 @@ def scope(conn: psycopg.Connection, symbols: list[str] | None) -> list[tuple[str
         raise UsageError("no active watchlist symbol resolves to a ticker",
                          hint="run python -m scripts.ingest_tickers --force and python -m scripts.ingest_watchlists")
     if symbols:
-        known = dict(rows)
+        known: dict[str, uuid.UUID] = dict(rows)
         outside = [s for s in symbols if s not in known]
         if outside:
             raise UsageError(f"not in an active watchlist with a ticker: {', '.join(outside)}")
@@ -211,9 +203,7 @@ def run(conn: psycopg.Connection, params: A3Params, progress: Progress | None = 
         if rows:
             counts = snapshots.write(conn, snapshots.A3_COLUMNS, rows,
                                      compare=("dealer_metrics_json", "dealer_snapshot_time"))
-            result.rows_inserted += counts.inserted
-            result.rows_updated += counts.updated
-            result.rows_unchanged += len(rows) - counts.inserted - counts.updated
+            result.tally(counts, len(rows))
     progress.close()
     result.seconds = time.perf_counter() - started
     log.info("%s", result.summary())

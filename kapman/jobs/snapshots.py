@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
@@ -46,3 +47,25 @@ def write(conn: psycopg.Connection, columns: Sequence[str], rows: Iterable[Seque
         bulk.copy_rows(cur, staging, columns, [_TYPES[c] for c in columns], rows)
         return bulk.merge(cur, target="daily_snapshots", staging=staging, key=("time", "ticker_id"),
                           columns=columns, compare=compare)
+
+
+@dataclass(kw_only=True)
+class WrittenRows:
+    """What a job's merges did to daily_snapshots; A2's and A3's results extend it."""
+
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+
+    @property
+    def rows_written(self) -> int:
+        return self.rows_inserted + self.rows_updated + self.rows_unchanged
+
+    def tally(self, counts: bulk.MergeCounts, rows: int) -> None:
+        self.rows_inserted += counts.inserted
+        self.rows_updated += counts.updated
+        self.rows_unchanged += rows - counts.inserted - counts.updated
+
+    def rows_dict(self) -> dict[str, int]:
+        return {"rows_written": self.rows_written, "rows_inserted": self.rows_inserted,
+                "rows_updated": self.rows_updated, "rows_unchanged": self.rows_unchanged}

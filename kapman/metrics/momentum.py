@@ -100,7 +100,7 @@ def compute(p: Panel) -> dict[str, np.ndarray]:
     r.mark_nan(buying, tr)
     bw, tw = r.Windows(buying), p.true_range_windows
     avgs = [r.safe_div(bw.sum(w), tw.sum(w)) for w in UO_WINDOWS]
-    uo = sum(wt * a for wt, a in zip(UO_WEIGHTS, avgs, strict=True))
+    uo: np.ndarray = sum(wt * a for wt, a in zip(UO_WEIGHTS, avgs, strict=True))  # type: ignore[assignment]
     out["momentum.ultimate_oscillator.ultimate_oscillator"] = 100.0 * uo / sum(UO_WEIGHTS)
 
     hh, ll = p.high_max.window(WILLR_N), p.low_min.window(WILLR_N)

@@ -41,7 +41,7 @@ def compute_patterns(
     out: dict[str, np.ndarray] = {}
     for func, key in zip(PATTERN_FUNCS, PATTERN_KEYS, strict=True):
         fn = getattr(talib, func)
-        lookback = abstract.Function(func).lookback
+        lookback = abstract.Function(func).lookback  # type: ignore[attr-defined]  # generated at import
         res = np.full((t_len, n), np.nan)
         for j in range(n):
             rows = ~bar_nan[:, j].astype(bool)

@@ -91,7 +91,7 @@ def compute(p: Panel) -> dict[str, np.ndarray]:
     out["trend.ichimoku.ichimoku_a"] = (conv + base) / 2.0
     out["trend.ichimoku.ichimoku_b"] = (p.high_max.window(ICHI_SPAN_B) + p.low_min.window(ICHI_SPAN_B)) / 2.0
 
-    kst = sum(
+    kst: np.ndarray = sum(  # type: ignore[assignment]  # a sum of arrays is an array
         (i + 1) * r.rolling_mean(_roc_fraction(c, rn), sn)
         for i, (rn, sn) in enumerate(zip(KST_ROC, KST_SMA, strict=True))
     )
