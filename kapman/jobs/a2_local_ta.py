@@ -242,8 +242,9 @@ def _run_groups(conn: psycopg.Connection, params: A2Params, result: A2Result, re
             sel = np.flatnonzero(day_idx == i)
             if not len(sel):
                 continue
-            records = ((times[d], _uuid(bars.ids[cols[j]]), snapshots.json_text(ta_json.render(ta[j])),
-                        snapshots.json_text(pm_json.render(pm[j])), computed_at, VERSION) for j in sel)
+            ta_docs, pm_docs = ta_json.render_many(ta[sel]), pm_json.render_many(pm[sel])
+            records = ((times[d], _uuid(bars.ids[cols[j]]), snapshots.json_text(ta_doc), snapshots.json_text(pm_doc),
+                        computed_at, VERSION) for j, ta_doc, pm_doc in zip(sel, ta_docs, pm_docs, strict=True))
             counts = snapshots.write(conn, snapshots.A2_COLUMNS, records,
                                      compare=("technical_indicators_json", "price_metrics_json"))
             result.tally(counts, len(sel))

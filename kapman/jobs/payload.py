@@ -1,8 +1,9 @@
 """Serialise rows of float values into nested ``{category: {indicator: {output: v}}}`` JSON fast.
 
-The document's shape is fixed per key list, so it is rendered once as a ``%s`` template and each
-row only formats its numbers (shortest round-trip repr; NaN and inf become null).  Roughly 20x
-faster than building dicts and calling json.dumps per row.
+The document's shape is fixed per key list, so it is rendered once as a ``%s`` template; the
+numbers of a whole (rows x keys) matrix are formatted in one orjson call (shortest round-trip
+repr; NaN and inf become null) and each row only fills the template.  About 10x faster than
+json.dumps per row.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from collections.abc import Sequence
 
 import numpy as np
+import orjson
 
 
 class JsonTemplate:
@@ -31,14 +33,18 @@ class JsonTemplate:
             self._order = list(self.keys)
             body = ",".join(f"{json.dumps(k)}:%s" for k in self.keys)
         self._template = "{" + body + "}"
+        self._bytes = self._template.encode()
         position = {k: n for n, k in enumerate(self.keys)}
         self._perm = np.array([position[k] for k in self._order], dtype=np.intp)
 
+    def render_many(self, rows: np.ndarray) -> list[bytes]:
+        """One JSON document per row of a (n, len(keys)) float matrix."""
+        if not len(rows):
+            return []
+        ordered = np.ascontiguousarray(rows[:, self._perm], dtype=np.float64)
+        text = orjson.dumps(ordered, option=orjson.OPT_SERIALIZE_NUMPY)
+        template = self._bytes
+        return [template % tuple(row.split(b",")) for row in text[2:-2].split(b"],[")]
+
     def render(self, row: np.ndarray) -> str:
-        # json.dumps formats every float in C (shortest round-trip repr); only its non-finite
-        # spellings need replacing, and no key contains them.
-        parts = json.dumps(row[self._perm].tolist())[1:-1].split(", ")
-        text = self._template % tuple(parts)
-        if "NaN" in text or "Infinity" in text:
-            text = text.replace("-Infinity", "null").replace("Infinity", "null").replace("NaN", "null")
-        return text
+        return self.render_many(row[np.newaxis, :])[0].decode()

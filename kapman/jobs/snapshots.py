@@ -21,11 +21,11 @@ _TYPES = {"time": "timestamptz", "ticker_id": "uuid", "technical_indicators_json
           "dealer_version": "text"}
 
 
-def _identity(text: str) -> str:
+def _identity(text: str | bytes) -> str | bytes:
     return text
 
 
-def json_text(text: str | None) -> Jsonb | None:
+def json_text(text: str | bytes | None) -> Jsonb | None:
     """Already-serialised JSON for a binary COPY into jsonb (no second json.dumps)."""
     return None if text is None else Jsonb(text, dumps=_identity)
 
