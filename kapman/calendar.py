@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import cache
 
 # Unscheduled full-day closures since 2000.
 _SPECIAL_CLOSURES = frozenset({
@@ -55,7 +55,7 @@ def _observed(day: date) -> date:
     return day
 
 
-@lru_cache(maxsize=None)
+@cache
 def holidays(year: int) -> frozenset[date]:
     days = {
         _nth_weekday(year, 1, 0, 3),   # Martin Luther King Jr. Day
