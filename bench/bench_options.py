@@ -9,8 +9,12 @@ does not share our GIL) with ``latency`` seconds on every request, and caches it
 the figures measure KapMan, not the stand-in for the vendor.  Figures are medians of ``repeat``:
 
 - wall / ideal, where ideal = pages x latency / concurrency (target <= 1.3 at concurrency 8);
-- the write path (staging COPY + insert/merge per symbol, as the job writes) against a bare binary COPY of
-  the same rows, per symbol, into the empty hypertable (target ratio >= 0.7).
+- the write path (per symbol, as the job writes: a binary COPY into the table on a first write,
+  staging and a merge on a replay) against a bare binary COPY of the same rows, per symbol, into the
+  empty hypertable (target ratio >= 0.7).
+
+Each run also reports (stderr) the CPU seconds of this process, of the sandbox server and of the
+rest of the machine (from /proc), because on a small shared host the wall time depends on them.
 """
 
 from __future__ import annotations
@@ -83,6 +87,11 @@ def serve(symbols: int, contracts: int, latency: float) -> None:
 
     endpoints.option_snapshots = option_snapshots  # type: ignore[assignment]
     rest._Handler._page = cached_page  # type: ignore[method-assign]
+    # The handler writes the headers and the body separately.  With Nagle's algorithm on, a body
+    # smaller than a segment (a chain's last page) waits for the ACK of the headers, which the
+    # client delays (~40 ms on Linux): one stall per symbol that a real API front end (nginx sets
+    # TCP_NODELAY) does not have, and that would be charged to KapMan.
+    rest._Handler.disable_nagle_algorithm = True
     with rest.SandboxRestServer(market, api_key=API_KEY) as server:
         for symbol, chain in chains.items():  # render every page before the clock starts
             results = option_snapshots(market, symbol, {"limit": "250"}, server.now)
@@ -130,7 +139,24 @@ def _stored_rows(conn: psycopg.Connection) -> list[list[tuple]]:
     return [list(g) for _, g in itertools.groupby(rows, key=lambda r: r[1])]
 
 
-def _measure(url: str, info: dict, concurrency: int, latency: float, repeat: int) -> dict[str, list[float]]:
+def _cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds of a process (this one by default), or of the whole machine for ``pid=0``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        if pid == 0:
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            return (sum(fields) - fields[3] - fields[4]) / tick  # minus idle and iowait
+        if pid is None:
+            return time.process_time()
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(stat[11]) + int(stat[12])) / tick
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def _measure(
+    url: str, info: dict, concurrency: int, latency: float, repeat: int, server_pid: int | None = None
+) -> dict[str, list[float]]:
     from kapman.ingest.options import ingest_options
     from kapman.ingest.options_scope import resolve_scope, snapshot_time
     from kapman.ingest.tickers import ingest_tickers
@@ -151,11 +177,13 @@ def _measure(url: str, info: dict, concurrency: int, latency: float, repeat: int
         scope = resolve_scope(conn)
         for i in range(repeat):
             conn.execute("TRUNCATE public.options_chains, public.ingest_runs")
+            cpu0 = (_cpu_seconds(), _cpu_seconds(server_pid) if server_pid else float("nan"), _cpu_seconds(0))
             result = ingest_options(
                 conn, client, scope, snapshot_time(), concurrency=concurrency, enforce_retention=False
             )
             if result.exit_code() != 0:
                 raise RuntimeError(result.summary())
+            cpu = (_cpu_seconds(), _cpu_seconds(server_pid) if server_pid else float("nan"), _cpu_seconds(0))
             ideal = result.pages * latency / concurrency
             groups = _stored_rows(conn)
             rows = sum(map(len, groups))
@@ -173,7 +201,8 @@ def _measure(url: str, info: dict, concurrency: int, latency: float, repeat: int
             print(
                 f"  run {i + 1}: {len(scope.tickers)} symbols, {result.pages} pages, {rows:,} rows; wall "
                 f"{result.seconds:.2f}s vs ideal {ideal:.2f}s; writes {rows / merge_s:,.0f}/s vs bare COPY "
-                f"{rows / bare_s:,.0f}/s",
+                f"{rows / bare_s:,.0f}/s; cpu during the run: kapman {cpu[0] - cpu0[0]:.1f}s, server "
+                f"{cpu[1] - cpu0[1]:.1f}s, whole machine {cpu[2] - cpu0[2]:.1f}s",
                 file=sys.stderr,
                 flush=True,
             )
@@ -221,7 +250,7 @@ def run(
             raise RuntimeError("the sandbox server did not start")
         info = json.loads(line)
         os.environ["KAPMAN_NOW"] = info["now"]  # snapshot time = the sandbox's clock
-        figures = _measure(url, info, concurrency, latency, repeat)
+        figures = _measure(url, info, concurrency, latency, repeat, child.pid)
     finally:
         if saved_now is None:
             os.environ.pop("KAPMAN_NOW", None)
@@ -267,7 +296,7 @@ def run(
             "ok": True,
         },
         {
-            "name": "write path (staging COPY + insert/merge)",
+            "name": "write path (COPY, or staging + merge)",
             "value": round(med["merge"]),
             "unit": "contracts/s",
             "target": None,

@@ -90,6 +90,10 @@ class Malformed(ValueError):
     pass
 
 
+#: What an absent or non-object nested field reads as (never mutated).
+_EMPTY: dict = {}
+
+
 def _obj(value: Any) -> dict:
     """A nested object, or {} for absent / null / not-an-object."""
     return value if isinstance(value, dict) else {}
@@ -200,32 +204,154 @@ def preference(row: tuple) -> tuple[bool, str]:
     return (row[6] != STANDARD_SHARES, row[5])
 
 
+class ChainNormaliser:
+    """``normalise_chain`` a page at a time: ``add`` each page's results, then ``finish``.
+
+    A fetch worker normalises each page while its decoded dicts are still warm in the cache and
+    drops them before the next page, instead of holding the whole decoded chain.  The result is
+    exactly ``normalise_chain`` of the concatenated pages.
+
+    The common contract (an object with a call/put type, a ticker, a string expiration and a
+    numeric strike) takes an inlined copy of ``contract_row`` with per-chain caches of parsed
+    dates and strikes; anything else goes through ``contract_row`` itself, so rows, drop counts
+    and malformed samples are the same either way.
+    """
+
+    def __init__(self, snapshot_time: datetime, ticker_id: UUID) -> None:
+        self.snapshot_time, self.ticker_id = snapshot_time, ticker_id
+        self.today = ny_date_of(snapshot_time)
+        self.out = NormalisedChain()
+        self._kept: dict[tuple, tuple] = {}
+        self._parsed: dict[Any, Any] = {}  # contract_row's memo
+        self._expiries: dict[str, date] = {}
+        self._strikes: dict[Any, Decimal] = {}  # int and float strikes of equal value quantise alike
+
+    def add(self, results: list[Any]) -> None:
+        out, kept, today = self.out, self._kept, self.today
+        snapshot_time, ticker_id = self.snapshot_time, self.ticker_id
+        expiries, strikes, types = self._expiries, self._strikes, OPTION_TYPES
+        num, whole, empty = _num, _int, _EMPTY
+        out.contracts += len(results)
+        for result in results:
+            row: tuple | None = None
+            if type(result) is dict:
+                details = result.get("details")
+                if type(details) is dict:
+                    kind = details.get("contract_type")
+                    symbol = details.get("ticker")
+                    raw_expiry = details.get("expiration_date")
+                    raw_strike = details.get("strike_price")
+                    strike_kind = type(raw_strike)
+                    if (
+                        type(kind) is str
+                        and kind in types
+                        and type(symbol) is str
+                        and type(raw_expiry) is str
+                        and (strike_kind is float or strike_kind is int)
+                    ):
+                        option_type = types[kind]
+                        contract_symbol = symbol.strip()
+                        expiration = expiries.get(raw_expiry)
+                        strike = strikes.get(raw_strike)
+                        try:
+                            if expiration is None:
+                                expiration = expiries[raw_expiry] = _expiration(raw_expiry)
+                            if strike is None:
+                                strike = strikes[raw_strike] = strike_of(raw_strike)
+                        except Malformed:
+                            contract_symbol = ""  # contract_row says why
+                        if contract_symbol:
+                            v = details.get("shares_per_contract")
+                            shares = v if type(v) is int else whole(v)
+                            asset = result.get("underlying_asset")
+                            if not isinstance(asset, dict):
+                                asset = empty
+                            v = asset.get("price")
+                            underlying: float | None
+                            if type(v) is float and v - v == 0.0:
+                                underlying = v
+                            else:
+                                underlying = num(v)
+                                if underlying is None:
+                                    underlying = num(asset.get("value"))
+                            quote = result.get("last_quote")
+                            if not isinstance(quote, dict):
+                                quote = empty
+                            v = quote.get("bid")
+                            bid = v if type(v) is float and v - v == 0.0 else num(v)
+                            v = quote.get("ask")
+                            ask = v if type(v) is float and v - v == 0.0 else num(v)
+                            trade = result.get("last_trade")
+                            v = trade.get("price") if isinstance(trade, dict) else None
+                            last = v if type(v) is float and v - v == 0.0 else num(v)
+                            day = result.get("day")
+                            v = day.get("volume") if isinstance(day, dict) else None
+                            volume = v if type(v) is int else whole(v)
+                            v = result.get("open_interest")
+                            open_interest = v if type(v) is int else whole(v)
+                            v = result.get("implied_volatility")
+                            iv = v if type(v) is float and v - v == 0.0 else num(v)
+                            greeks = result.get("greeks")
+                            if not isinstance(greeks, dict):
+                                greeks = empty
+                            v = greeks.get("delta")
+                            delta = v if type(v) is float and v - v == 0.0 else num(v)
+                            v = greeks.get("gamma")
+                            gamma = v if type(v) is float and v - v == 0.0 else num(v)
+                            v = greeks.get("theta")
+                            theta = v if type(v) is float and v - v == 0.0 else num(v)
+                            v = greeks.get("vega")
+                            vega = v if type(v) is float and v - v == 0.0 else num(v)
+                            row = (
+                                snapshot_time,
+                                ticker_id,
+                                expiration,
+                                strike,
+                                option_type,
+                                contract_symbol,
+                                shares,
+                                underlying,
+                                bid,
+                                ask,
+                                last,
+                                volume,
+                                open_interest,
+                                iv,
+                                delta,
+                                gamma,
+                                theta,
+                                vega,
+                            )
+            if row is None:
+                try:
+                    slow = contract_row(result, snapshot_time, ticker_id, self._parsed)
+                except Malformed as exc:
+                    out.dropped["malformed"] += 1
+                    if len(out.samples) < SAMPLES:
+                        out.samples.append(str(exc))
+                    continue
+                if isinstance(slow, str):
+                    out.dropped[slow] += 1
+                    continue
+                row = slow
+            if row[2] < today:
+                out.dropped["expired"] += 1
+                continue
+            key = row[2:5]
+            current = kept.get(key)
+            if current is not None:
+                out.dropped["collisions"] += 1
+                if preference(row) >= preference(current):
+                    continue
+            kept[key] = row
+
+    def finish(self) -> NormalisedChain:
+        self.out.rows = list(self._kept.values())
+        return self.out
+
+
 def normalise_chain(results: list[Any], snapshot_time: datetime, ticker_id: UUID) -> NormalisedChain:
     """Rows for one underlying's snapshot, with every dropped contract counted by reason."""
-    out = NormalisedChain(contracts=len(results))
-    today = ny_date_of(snapshot_time)
-    kept: dict[tuple, tuple] = {}
-    parsed: dict[Any, Any] = {}
-    for result in results:
-        try:
-            row = contract_row(result, snapshot_time, ticker_id, parsed)
-        except Malformed as exc:
-            out.dropped["malformed"] += 1
-            if len(out.samples) < SAMPLES:
-                out.samples.append(str(exc))
-            continue
-        if isinstance(row, str):
-            out.dropped[row] += 1
-            continue
-        if row[2] < today:
-            out.dropped["expired"] += 1
-            continue
-        key = row[2:5]
-        current = kept.get(key)
-        if current is not None:
-            out.dropped["collisions"] += 1
-            if preference(row) >= preference(current):
-                continue
-        kept[key] = row
-    out.rows = list(kept.values())
-    return out
+    normaliser = ChainNormaliser(snapshot_time, ticker_id)
+    normaliser.add(results)
+    return normaliser.finish()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import orjson
 import urllib3
 
 from kapman.errors import (
@@ -141,10 +142,21 @@ class PolygonHTTP:
 
     @staticmethod
     def _decode(body: bytes, shown: str, symbol: str | None) -> dict[str, Any]:
+        """The body as a JSON object.
+
+        orjson decodes a page of 250 option snapshots about four times faster than ``json``, and
+        decoding is most of the fetch workers' CPU.  What orjson refuses and ``json`` accepts
+        (``NaN``/``Infinity`` literals, a BOM or UTF-16/32, lone surrogates) goes to ``json``, so
+        such bodies decode as before.  One difference remains: an integer literal outside the
+        64-bit range becomes a float (no column KapMan stores can hold it either way).
+        """
         try:
-            data = json.loads(body)
+            data = orjson.loads(body)
         except ValueError:
-            raise TransientProviderError(f"{shown}: response is not JSON", url=shown, symbol=symbol) from None
+            try:
+                data = json.loads(body)
+            except ValueError:
+                raise TransientProviderError(f"{shown}: response is not JSON", url=shown, symbol=symbol) from None
         if not isinstance(data, dict):
             raise ProviderError(f"{shown}: unexpected response shape", url=shown, symbol=symbol)
         return data

@@ -72,8 +72,9 @@ def test_rate_limit_storm_with_and_without_retry_after(db: psycopg.Connection, p
     rest.faults.server_error(times=1, html=True)
     result = ingest_tickers(db, polygon, force=True)
     assert result.kept > 0 and result.retries == 4
-    assert sorted(sleeps)[-2:] == [3.0, 3.0]              # Retry-After honoured
-    assert all(0 <= s <= 4 for s in sorted(sleeps)[:2])     # jittered backoff otherwise (attempts 0-3)
+    assert len(sleeps) == 4 and sleeps.count(3.0) == 2       # Retry-After honoured, exactly
+    others = [s for s in sleeps if s != 3.0]
+    assert all(0 <= s <= 4 for s in others)                 # full jitter: at most 0.5 * 2**attempt (attempts 0-3)
 
 
 def test_gives_up_after_max_retries(db: psycopg.Connection, polygon: PolygonClient,

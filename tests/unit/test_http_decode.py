@@ -1,0 +1,45 @@
+"""PolygonHTTP._decode: orjson first, the stdlib for what orjson refuses, the same errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from kapman.errors import ProviderError, TransientProviderError
+from kapman.providers.http import PolygonHTTP
+
+
+def decode(body: bytes) -> dict:
+    return PolygonHTTP._decode(body, "/v3/x", "AAPL")
+
+
+def test_ordinary_body() -> None:
+    body = b'{"results": [{"greeks": null, "strike_price": 150.1, "open_interest": 12}], "status": "OK"}'
+    assert decode(body) == json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"iv": NaN, "x": Infinity}', b'\xef\xbb\xbf{"a": 1}', '{"a": "é"}'.encode("utf-16"), b'{"a": "\\ud800"}'],
+    ids=["nan-literals", "bom", "utf-16", "lone-surrogate"],
+)
+def test_what_orjson_refuses_decodes_as_before(body: bytes) -> None:
+    got, want = decode(body), json.loads(body)
+    assert got.keys() == want.keys()
+    for key in want:
+        if isinstance(want[key], float) and math.isnan(want[key]):
+            assert math.isnan(got[key])
+        else:
+            assert got[key] == want[key]
+
+
+def test_errors_unchanged() -> None:
+    with pytest.raises(TransientProviderError, match="not JSON"):
+        decode(b"<html>502</html>")
+    with pytest.raises(TransientProviderError, match="not JSON"):
+        decode(b"")
+    with pytest.raises(ProviderError, match="unexpected response shape") as info:
+        decode(b"[1, 2]")
+    assert not isinstance(info.value, TransientProviderError)
