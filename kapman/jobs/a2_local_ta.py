@@ -85,7 +85,7 @@ class A2Result(snapshots.WrittenRows):
 
 @dataclass
 class Bars:
-    """A window of bars for many tickers, sorted by (ticker, date)."""
+    """A window of bars for many tickers, in no particular order."""
 
     ids: np.ndarray        # (N, 16) uint8, one row per ticker
     ticker: np.ndarray     # per bar: column index into ids
@@ -137,24 +137,34 @@ def read_bars(conn: psycopg.Connection, start: date, end: date, symbols: list[st
     raw, keys = raw[sort], keys[sort]
     filter_ = sql.SQL(" AND ticker_id = ANY({}::uuid[])").format(sql.Literal(ids)) if symbols else sql.SQL("")
     columns = _read_split(conn, start, end, filter_, readers or [])
-    uid, dates, o, h, lo, c, v = (np.concatenate(parts) for parts in zip(*columns, strict=True))
+    parts = columns[0] if len(columns) == 1 else [np.concatenate(p) for p in zip(*columns, strict=True)]
+    uid, dates, o, h, lo, c, v = parts
     ticker = np.searchsorted(keys, _id_words(uid)).clip(0, max(len(keys) - 1, 0))
     known = (keys[ticker] == _id_words(uid)) & (raw[ticker] == uid).all(axis=1) if len(keys) else \
         np.zeros(len(uid), dtype=bool)
-    order = np.flatnonzero(known)   # bars of tickers outside the list (a narrowed run) drop out here
-    order = order[np.argsort(ticker[order].astype(np.int64) * 1_000_000 + dates[order].astype(np.int64),
-                             kind="stable")]
-    return Bars(ids=raw, ticker=ticker[order].astype(np.intp), date=dates[order],
-                values={"open": o[order], "high": h[order], "low": lo[order], "close": c[order],
-                        "volume": v[order]})
+    keep = np.flatnonzero(known)   # bars of tickers outside the list (a narrowed run) drop out here
+    if len(keep) == len(known):    # the usual case: no copy
+        return Bars(ids=raw, ticker=ticker.astype(np.intp), date=dates,
+                    values={"open": o, "high": h, "low": lo, "close": c, "volume": v})
+    return Bars(ids=raw, ticker=ticker[keep].astype(np.intp), date=dates[keep],
+                values={"open": o[keep], "high": h[keep], "low": lo[keep], "close": c[keep],
+                        "volume": v[keep]})
 
 
 def panels(bars: Bars) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Left-aligned (T, N) panels and each bar's row position in its ticker's column."""
-    counts = np.bincount(bars.ticker, minlength=len(bars.ids))
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    pos = np.arange(len(bars.ticker)) - starts[bars.ticker]
-    depth = int(counts.max()) if len(counts) else 0
+    """Left-aligned (T, N) panels and each bar's row position in its ticker's column.
+
+    Bars arrive in any order; a bar's position is the number of its ticker's bars on earlier
+    dates, counted with one cumulative sum over a (calendar day x ticker) grid: no sort.
+    """
+    if not len(bars.ticker):
+        return {name: np.empty((0, len(bars.ids))) for name in bars.values}, np.empty(0, dtype=np.intp)
+    day = (bars.date - bars.date.min()).astype(np.int64)
+    present = np.zeros((int(day.max()) + 1, len(bars.ids)), dtype=np.int32)
+    present[day, bars.ticker] = 1
+    np.cumsum(present, axis=0, out=present)
+    pos = present[day, bars.ticker].astype(np.intp) - 1
+    depth = int(present[-1].max())
     out = {}
     for name, values in bars.values.items():
         panel = np.full((depth, len(bars.ids)), np.nan)
