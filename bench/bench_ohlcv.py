@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -84,11 +85,9 @@ def executemany_upserts(url: str, days: list[tuple]) -> tuple[float, int]:
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (ticker_id, date) DO UPDATE SET "
             "open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, "
             "volume = EXCLUDED.volume, transactions = EXCLUDED.transactions")
-    rows = [(ids[i].tobytes(), day, float(p.open[j]), float(p.high[j]), float(p.low[j]), float(p.close[j]),
-             float(p.volume[j]), int(p.transactions[j]))
+    rows = [(uuid.UUID(bytes=ids[i].tobytes()), day, float(p.open[j]), float(p.high[j]), float(p.low[j]),
+             float(p.close[j]), float(p.volume[j]), int(p.transactions[j]))
             for day, ids, p, k in days for i, j in enumerate(k)]
-    import uuid
-    rows = [(uuid.UUID(bytes=r[0]), *r[1:]) for r in rows]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE ohlcv")
         started = time.perf_counter()

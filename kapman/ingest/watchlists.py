@@ -14,13 +14,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 
 from kapman import clock
 from kapman.config import PROJECT_ROOT
 from kapman.db import bulk, runs
-from kapman.errors import ConfigError, InputError
+from kapman.errors import ConfigError, InputError, UsageError
 
 #: Exchange symbols: letters first, then letters, digits, '.' or '-' (BRK.B, BF-B).
 SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,14}$")
@@ -157,3 +158,63 @@ def ingest_watchlists(conn: psycopg.Connection, directory: Path, *,
     result.seconds = time.perf_counter() - started
     runs.finish_run(conn, run_id, "ok", result.as_dict())
     return result
+
+
+@dataclass
+class Scope:
+    #: symbol -> ticker id, in symbol order.
+    tickers: dict[str, UUID] = field(default_factory=dict)
+    #: Active watchlist symbols left out, with the reason (no ticker).
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _count(conn: psycopg.Connection, query: str) -> int:
+    return int(conn.execute(query).fetchone()[0])  # type: ignore[index]
+
+
+def resolve_scope(conn: psycopg.Connection, symbols: list[str] | None = None, *,
+                  work: str = "options ingestion") -> Scope:
+    """Active watchlist symbols with their ticker ids; ``symbols`` narrows to a subset.
+
+    The scope of every non-OHLCV step (options ingestion, dealer metrics); ``work`` names the
+    step in the errors.
+    """
+    if not _count(conn, "SELECT count(*) FROM public.tickers"):
+        raise UsageError(
+            f"public.tickers is empty: {work} cannot run before tickers exist",
+            hint="run python -m scripts.ingest_tickers --force first",
+        )
+    if not _count(conn, "SELECT count(*) FROM public.watchlists WHERE active"):
+        raise UsageError(
+            f"no active watchlist symbols: the {work} scope is the watchlists",
+            hint="run python -m scripts.ingest_watchlists first",
+        )
+    rows = conn.execute("""
+        SELECT w.symbol, t.id
+        FROM (SELECT DISTINCT symbol FROM public.watchlists WHERE active) w
+        LEFT JOIN public.tickers t ON t.symbol = w.symbol
+        ORDER BY w.symbol""").fetchall()
+    active = {symbol: tid for symbol, tid in rows}
+    if symbols is not None:
+        wanted = sorted({s.strip().upper() for s in symbols if s.strip()})
+        if not wanted:
+            raise UsageError("--symbols is empty", hint="pass e.g. --symbols AAPL,MSFT")
+        outside = [s for s in wanted if s not in active]
+        unresolved = [s for s in wanted if s in active and active[s] is None]
+        if outside or unresolved:
+            parts = ([f"not in an active watchlist: {' '.join(outside)}"] if outside else []) + (
+                [f"no ticker: {' '.join(unresolved)}"] if unresolved else []
+            )
+            raise UsageError(
+                f"--symbols names symbols outside the {work} scope ({'; '.join(parts)})",
+                hint="add them to data/watchlists/*.txt and run python -m scripts.ingest_watchlists"
+                + (", and python -m scripts.ingest_tickers --force" if unresolved else ""),
+            )
+        active = {s: active[s] for s in wanted}
+    scope = Scope()
+    for symbol, tid in active.items():
+        if tid is None:
+            scope.skipped[symbol] = "no ticker"
+        else:
+            scope.tickers[symbol] = tid
+    return scope

@@ -24,6 +24,7 @@ from psycopg import sql
 from kapman import clock
 from kapman.db import bulk
 from kapman.errors import UsageError
+from kapman.ingest.watchlists import resolve_scope
 from kapman.jobs import snapshots
 from kapman.metrics.dealer import DealerParams, compute_dealer_metrics
 from kapman.metrics.dealer_chain import ChainArrays
@@ -73,22 +74,6 @@ class A3Result(snapshots.WrittenRows):
                 "dates_without_snapshots": self.dates_without_snapshots, "skipped_existing": self.skipped_existing,
                 "failed": self.failed, **self.rows_dict(), "contracts": self.contracts,
                 "seconds": round(self.seconds, 3)}
-
-
-def scope(conn: psycopg.Connection, symbols: list[str] | None) -> list[tuple[str, uuid.UUID]]:
-    """Active watchlist symbols with a ticker, optionally narrowed; unknown names are an error."""
-    rows = conn.execute("SELECT DISTINCT t.symbol, t.id FROM public.watchlists w "
-                        "JOIN public.tickers t ON t.symbol = w.symbol WHERE w.active ORDER BY 1").fetchall()
-    if not rows:
-        raise UsageError("no active watchlist symbol resolves to a ticker",
-                         hint="run python -m scripts.ingest_tickers --force and python -m scripts.ingest_watchlists")
-    if symbols:
-        known: dict[str, uuid.UUID] = dict(rows)
-        outside = [s for s in symbols if s not in known]
-        if outside:
-            raise UsageError(f"not in an active watchlist with a ticker: {', '.join(outside)}")
-        return [(s, known[s]) for s in symbols]
-    return [(s, i) for s, i in rows]
 
 
 @dataclass
@@ -157,7 +142,7 @@ def run(conn: psycopg.Connection, params: A3Params, progress: Progress | None = 
     if not params.dates:
         raise UsageError("no trading dates in the requested range")
     result = A3Result(dates=sorted(params.dates))
-    symbols = scope(conn, params.symbols)
+    symbols = list(resolve_scope(conn, params.symbols, work="dealer metrics").tickers.items())
     result.symbols = len(symbols)
     ids = [i for _, i in symbols]
     chains = read_chains(conn, ids, result.dates[0], result.dates[-1])
