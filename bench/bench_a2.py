@@ -4,7 +4,10 @@
 
 Loads ~300 bars for every sandbox ticker straight into ohlcv, then times the A2 job for one date
 and for a 5-day range (each with --force, so every run computes and writes everything), and the
-kernels alone against TA-Lib called per ticker on the same panel.
+kernels alone against TA-Lib called per ticker on the same panel.  "Kernels alone" is the job's
+compute step: every indicator's full series for every ticker, in --ticker-chunk-size chunks,
+keeping the date's row (the TA-Lib loop likewise computes full series and keeps nothing).  One
+whole-panel call that keeps all ~2 GB of outputs is printed beside it for reference.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import statistics
 import time
 from datetime import date
 
+import numpy as np
 import psycopg
 
 from bench.bench_a2_kernels import talib_loop
@@ -51,13 +55,21 @@ def run(tickers: int = 11000, repeat: int = 3) -> list[Figure]:
             five.append(r5.seconds)
             results.append(r1)
         bars = a2_local_ta.read_bars(conn, anchor(END), END, None)
-    p, _ = a2_local_ta.panels(bars)
-    kernels = []
+    p, pos = a2_local_ta.panels(bars)
+    on_end = np.flatnonzero(bars.date == np.datetime64(END, "D"))
+    params = a2_local_ta.A2Params(dates=[END])
+    kernels, whole = [], []
     for _ in range(repeat):
+        # as the job runs them: every indicator's full series for every ticker, in ticker chunks,
+        # keeping the requested date's row
+        t = time.perf_counter()
+        a2_local_ta.compute_cells(p, pos[on_end], bars.ticker[on_end], params)
+        kernels.append(time.perf_counter() - t)
+        # one call over the whole panel, keeping every output (88 x 264 x 10,655 floats, ~2 GB)
         t = time.perf_counter()
         compute_technical(p["open"], p["high"], p["low"], p["close"], p["volume"])
         compute_price_metrics(p["close"], p["volume"])
-        kernels.append(time.perf_counter() - t)
+        whole.append(time.perf_counter() - t)
     t = time.perf_counter()
     talib_loop(p["open"], p["high"], p["low"], p["close"], p["volume"])
     talib = time.perf_counter() - t
@@ -72,7 +84,8 @@ def run(tickers: int = 11000, repeat: int = 3) -> list[Figure]:
         Figure("a2", "  write", r.write_seconds, "s"),
         Figure("a2", "per ticker", 1000 * m1 / max(n, 1), "ms"),
         Figure("a2", "5-day range / one date", m5 / m1, "ratio", "<= 1.5", m5 / m1 <= 1.5),
-        Figure("a2", "kernels alone (median)", mk, "s"),
+        Figure("a2", "kernels alone, as the job runs them (median)", mk, "s"),
+        Figure("a2", "  one whole-panel call keeping every output", statistics.median(whole), "s"),
         Figure("a2", "per-ticker TA-Lib loop", talib, "s"),
         Figure("a2", "kernels / TA-Lib loop time", mk / talib, "ratio", "<= 1.0", mk / talib <= 1.0),
     ]

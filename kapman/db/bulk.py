@@ -58,14 +58,17 @@ def copy_binary(cur: psycopg.Cursor, table: sql.Composable, columns: Sequence[st
 
 
 def copy_rows(cur: psycopg.Cursor, table: sql.Composable, columns: Sequence[str], types: Sequence[str],
-              rows: Iterable[Sequence[object]]) -> None:
-    """Binary COPY of Python rows (None for NULL) with declared PostgreSQL types."""
+              rows: Iterable[Sequence[object]]) -> int:
+    """Binary COPY of Python rows (None for NULL) with declared PostgreSQL types; returns the count."""
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         table, sql.SQL(", ").join(map(sql.Identifier, columns)))
+    count = 0
     with cur.copy(stmt) as copy:
         copy.set_types(list(types))
         for row in rows:
             copy.write_row(row)
+            count += 1
+    return count
 
 
 def create_staging(cur: psycopg.Cursor, name: str, like: str, columns: Sequence[str]) -> sql.Identifier:
@@ -120,7 +123,7 @@ def read_fixed(cur: psycopg.Cursor, query: sql.Composable, types: Sequence[str])
     """
     stmt = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query).as_bytes(cur)
     data = _copy_out(cur.connection, stmt)
-    body = data[len(_HEADER):len(data) - len(_TRAILER)] if data else b""
+    body = memoryview(data)[len(_HEADER):len(data) - len(_TRAILER)] if data else b""  # no copy
     fields: list[tuple] = [("count", ">i2")]
     for i, pg_type in enumerate(types):
         base, shape = _WIRE[pg_type]
@@ -144,33 +147,35 @@ def read_fixed(cur: psycopg.Cursor, query: sql.Composable, types: Sequence[str])
     return out
 
 
-def _copy_out(conn: psycopg.Connection, stmt: bytes) -> bytes:
+def _copy_out(conn: psycopg.Connection, stmt: bytes) -> bytearray:
     """All bytes of a COPY TO STDOUT, read straight from libpq.
 
     psycopg's ``Copy`` iterator costs ~10 us per CopyData message, and the server sends one
     message per row: for millions of rows that is seconds of pure overhead.  Reading with
-    ``PQgetCopyData`` in a tight loop is the same protocol at a fraction of the cost.
+    ``PQgetCopyData`` in a tight loop is the same protocol at a fraction of the cost; appending
+    each message to one growing buffer (no per-row ``bytes``, no final join) halves it again.
     """
     from psycopg import pq
 
     if conn.info.transaction_status != pq.TransactionStatus.IDLE or not conn.autocommit:
         raise psycopg.ProgrammingError("bulk COPY reads need an idle autocommit connection")
     pgconn = conn.pgconn
-    chunks: list[bytes] = []
+    data = bytearray()
     with conn.lock:
         result = pgconn.exec_(stmt)
         if result.status != pq.ExecStatus.COPY_OUT:
             message = (result.error_message or b"").decode(errors="replace").strip()
             sqlstate = result.error_field(pq.DiagnosticField.SQLSTATE)
             raise psycopg.errors.lookup(sqlstate.decode())(message) if sqlstate else psycopg.OperationalError(message)
+        get = pgconn.get_copy_data
         while True:
-            size, block = pgconn.get_copy_data(0)
+            size, block = get(0)
             if size < 0:
                 break
-            chunks.append(bytes(block))
+            data += block
         final = pgconn.get_result()
         while pgconn.get_result() is not None:
             pass
     if final is not None and final.status != pq.ExecStatus.COMMAND_OK:
         raise psycopg.OperationalError((final.error_message or b"").decode(errors="replace").strip())
-    return b"".join(chunks)
+    return data

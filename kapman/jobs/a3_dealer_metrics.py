@@ -187,7 +187,7 @@ def run(conn: psycopg.Connection, params: A3Params, progress: Progress | None = 
                              datetime.fromisoformat(snap) if snap else None, computed_at, VERSION))
         if rows:
             counts = snapshots.write(conn, snapshots.A3_COLUMNS, rows,
-                                     compare=("dealer_metrics_json", "dealer_snapshot_time"))
+                                     compare=("dealer_metrics_json", "dealer_snapshot_time"), time=t)
             result.tally(counts, len(rows))
     progress.close()
     result.seconds = time.perf_counter() - started

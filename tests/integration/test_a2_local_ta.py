@@ -116,6 +116,31 @@ def test_range_equals_single_dates_and_1_vs_all_tickers(bars_db: tuple) -> None:
     assert alone.rows_written == 1 and alone.rows_unchanged == 1
 
 
+def test_dates_written_over_several_connections_match_one_connection(bars_db: tuple) -> None:
+    conn, url = bars_db
+    ranged = run(conn, RANGE, db_url=url, connections=3)
+    assert ranged.rows_inserted == sum(len(snapshot(conn, d)) for d in RANGE) > 0
+    again = run(conn, RANGE, force=True)
+    assert again.rows_unchanged == ranged.rows_inserted and again.rows_updated == again.rows_inserted == 0
+    lz4 = conn.execute("SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                       "WHERE name = 'default_toast_compression'").fetchone()[0]
+    methods = {m for (m,) in conn.execute("SELECT DISTINCT pg_column_compression(technical_indicators_json) "
+                                          "FROM daily_snapshots")}
+    assert methods == ({"lz4"} if lz4 else {"pglz"})
+
+
+def test_a_date_another_writer_started_is_merged_not_copied(bars_db: tuple) -> None:
+    conn, _ = bars_db
+    # A3 wrote AAPL's row for D first: A2 must merge into it (a plain COPY would collide).
+    conn.execute("INSERT INTO daily_snapshots (time, ticker_id, dealer_metrics_json) "
+                 "SELECT %s, id, '{\"status\": \"FULL\"}' FROM tickers WHERE symbol = 'AAPL'", (close_of(D),))
+    result = run(conn, [D])
+    assert result.rows_updated == 1 and result.rows_inserted == len(snapshot(conn, D)) - 1
+    dealer = conn.execute("SELECT ds.dealer_metrics_json FROM daily_snapshots ds JOIN tickers t ON t.id = "
+                          "ds.ticker_id WHERE t.symbol = 'AAPL'").fetchone()[0]
+    assert dealer == {"status": "FULL"} and snapshot(conn, D)["AAPL"][0] is not None
+
+
 def test_stable_after_older_history_is_added_and_old_chunks_dropped(bars_db: tuple, market: Market) -> None:
     conn, _ = bars_db
     first = run(conn, [D])
