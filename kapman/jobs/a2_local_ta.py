@@ -36,6 +36,9 @@ from kapman.progress import NullProgress, Progress
 log = logging.getLogger(__name__)
 
 VERSION = "a2-1"
+#: Connections the bulk read is split over: the server's COPY is most of the read, and two
+#: backends keep a 2-core server busy while the client decodes.
+READ_CONNECTIONS = 2
 DEFAULT_CHUNK = 2000  # tickers per kernel call: ~275 x 2,000 x 8 B = 4.4 MB per array
 
 
@@ -47,9 +50,10 @@ class A2Params:
     ticker_chunk_size: int = DEFAULT_CHUNK
     force: bool = False
     patterns: bool = False
-    #: With a URL, bars are read, and dates written, over this many connections in parallel.
+    #: With a URL, the job opens this many connections in all: bars are read over two of them,
+    #: and the dates of a range are written over all of them at once.
     db_url: str | None = None
-    connections: int = 2
+    connections: int = 4
 
 
 @dataclass(kw_only=True)
@@ -238,7 +242,7 @@ class _Job:
     def _window(self, anchor: date, days: list[date]) -> None:
         result, params = self.result, self.params
         t0 = time.perf_counter()
-        bars = read_bars(self.conn, anchor, days[-1], params.symbols, self.extra)
+        bars = read_bars(self.conn, anchor, days[-1], params.symbols, self.extra[:READ_CONNECTIONS - 1])
         p, pos = panels(bars)
         result.read_seconds += time.perf_counter() - t0
         times = {d: clock.close_of(d) for d in days}
@@ -277,8 +281,9 @@ class _Job:
     def _write(self, ids: np.ndarray, batches: list[tuple[datetime, np.ndarray, np.ndarray, np.ndarray]]) -> None:
         """One transaction per date; dates go out over all of the run's connections at once.
 
-        A date's write is mostly server work (parsing and compressing ~35 MB of JSON), so two
-        dates on two connections keep two server processes busy.
+        A date's write is mostly server work (parsing and compressing ~35 MB of JSON).  With
+        more dates in flight than cores, no core idles while the last of a range is written
+        (five dates two at a time would leave one core idle for the fifth).
         """
         free: queue.SimpleQueue[psycopg.Connection] = queue.SimpleQueue()
         for c in (self.conn, *self.extra):
