@@ -49,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=default_workers(),
         metavar="N",
         help="processes that decode, normalise and encode the fetched chains, so that the fetching "
-        "process does not (by default two, or one per CPU if fewer; 0: the fetch threads do it)",
+        "process does not (by default two, or one fewer than the CPUs if that is fewer, at least one; "
+        "0: the fetch threads do it)",
     )
     p.add_argument(
         "--snapshot-time",

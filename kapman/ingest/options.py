@@ -76,12 +76,17 @@ __all__ = [
 
 
 def default_workers() -> int:
-    """``DEFAULT_WORKERS``, or one per CPU this process may use when there are fewer."""
+    """``DEFAULT_WORKERS``, or fewer to leave a CPU to the fetching process and the database: one
+    fewer than the CPUs this process may use, at least one.
+
+    On 2 CPUs one worker keeps up with 8 fetch threads at 50 ms a page (bench/bench_options.py:
+    the same wall time as two, with one process less to start and schedule).
+    """
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    return max(1, min(DEFAULT_WORKERS, cpus))
+    return max(1, min(DEFAULT_WORKERS, cpus - 1))
 
 
 class _Stopped(Exception):

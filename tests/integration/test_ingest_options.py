@@ -504,7 +504,7 @@ def test_without_worker_processes_chains_are_processed_here(
 ) -> None:
     monkeypatch.setattr(options_job, target, replacement)
     symbols = ["AAPL", "DIA", "NVDA", "ORCL", "XLV"]
-    result = run(odb, polygon, symbols, concurrency=3)
+    result = ingest_options(odb, polygon, resolve_scope(odb, symbols), SNAPSHOT, concurrency=3, workers=2)
     assert result.exit_code() == 0 and result.workers == 2
     for symbol in symbols:
         assert len(rows_by_key(odb, symbol)) == len(expected(market, symbol, rest.now)) == result.outcomes[symbol].rows
@@ -520,8 +520,9 @@ def test_ctrl_c_ends_the_run_and_its_worker_processes(
 
     monkeypatch.setattr(options_job, "write_chain", interrupted)
     started = time.perf_counter()
+    scope = resolve_scope(odb, ["AAPL", "DIA", "NVDA", "ORCL", "XLV", "MSFT"])
     with pytest.raises(KeyboardInterrupt):
-        run(odb, polygon, ["AAPL", "DIA", "NVDA", "ORCL", "XLV", "MSFT"], concurrency=2)
+        ingest_options(odb, polygon, scope, SNAPSHOT, concurrency=2, workers=2)
     assert time.perf_counter() - started < 30 and not multiprocessing.active_children()
     assert odb.execute("SELECT status FROM ingest_runs").fetchone() == ("failed",)
     assert odb.execute("SELECT count(*) FROM options_chains").fetchone() == (0,)

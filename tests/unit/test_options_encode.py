@@ -9,6 +9,7 @@ import pytest
 
 from kapman.db import bulk
 from kapman.errors import ProviderError, TransientProviderError
+from kapman.ingest import options as options_job
 from kapman.ingest.options_encode import process_pages
 from kapman.ingest.options_normalise import TYPES, normalise_chain
 from kapman.providers.http import PolygonHTTP, RawPage
@@ -37,3 +38,11 @@ def test_process_pages_fails_like_get_json_and_checks_the_envelope() -> None:
     misread = RawPage(b'{"results": [], "next_url": "v"}', "/v3/x", "u")
     with pytest.raises(ProviderError, match="next_url was misread"):
         process_pages([misread], SNAPSHOT, uuid4(), "X")
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 1), (2, 1), (3, 2), (64, 2)])
+def test_default_workers_leave_a_cpu_to_the_fetching_process(
+    cpus: int, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(options_job.os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    assert options_job.default_workers() == workers
