@@ -81,7 +81,8 @@ class OptionsResult:
         if self.dry_run:
             lines = [
                 f"options dry run: would fetch {len(self.outcomes)} symbols for snapshot {when} "
-                f"with concurrency {self.concurrency} and {self.workers} worker processes: "
+                f"with concurrency {self.concurrency} and {self.workers} worker "
+                f"process{'' if self.workers == 1 else 'es'}: "
                 f"{_names(list(self.outcomes))}"
             ]
         else:
