@@ -32,7 +32,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -48,7 +48,7 @@ from kapman.db import bulk, retention, runs, schema
 from kapman.db.errors import wrap
 from kapman.errors import AuthError, KapManError
 from kapman.ingest import options_encode
-from kapman.ingest.options_encode import GC_YOUNG_THRESHOLD, EncodedChain, process_pages
+from kapman.ingest.options_encode import GC_YOUNG_THRESHOLD, ChainProcessor, EncodedChain, process_pages
 from kapman.ingest.options_normalise import COLUMNS, DROP_REASONS
 from kapman.ingest.options_report import OptionsResult, SymbolOutcome
 from kapman.ingest.options_scope import Scope
@@ -157,6 +157,11 @@ class _Processor:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
+    @property
+    def pooled(self) -> bool:
+        """Whether chains go to worker processes (else their fetch threads process them)."""
+        return self._pool is not None
+
     def submit(
         self, pages: Sequence[RawPage], snapshot: datetime, ticker_id: UUID, symbol: str
     ) -> Future[EncodedChain]:
@@ -170,12 +175,7 @@ class _Processor:
 
     @staticmethod
     def inline(pages: Sequence[RawPage], snapshot: datetime, ticker_id: UUID, symbol: str) -> Future[EncodedChain]:
-        future: Future[EncodedChain] = Future()
-        try:
-            future.set_result(process_pages(pages, snapshot, ticker_id, symbol))
-        except Exception as exc:
-            future.set_exception(exc)
-        return future
+        return _done(lambda: process_pages(pages, snapshot, ticker_id, symbol))
 
     def close(self) -> None:
         """Cancel what has not started, wait for what has, and end every worker process."""
@@ -186,10 +186,21 @@ class _Processor:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _done(work: Callable[[], EncodedChain]) -> Future[EncodedChain]:
+    """A future already settled with ``work()``'s result or exception."""
+    future: Future[EncodedChain] = Future()
+    try:
+        future.set_result(work())
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
 @dataclass
 class _Fetched:
     ticker_id: UUID
-    pages: list[RawPage]
+    pages: int
+    bodies: list[RawPage]  # kept until processed when processing is elsewhere
     seconds: float
     work: Future[EncodedChain]
 
@@ -203,19 +214,28 @@ def _fetch(
     processor: _Processor,
 ) -> _Fetched:
     started = time.perf_counter()
-    pages: list[RawPage] = []
+    pages, bodies = 0, []
+    # Without worker processes each page is processed as it arrives, as a thread that waits for
+    # the next page would, instead of all at once at the end (which holds the GIL for longer).
+    here = None if processor.pooled else ChainProcessor(snapshot, ticker_id, symbol)
     if stop.is_set():
         raise _Stopped
     try:
         for page in client.option_chain_bodies(symbol):
-            pages.append(page)
+            pages += 1
+            if here is None:
+                bodies.append(page)
+            else:
+                here.add(page)
             if stop.is_set():
                 raise _Stopped
     except AuthError:
         stop.set()  # at once, so no worker starts another symbol with a key that is refused
         raise
+    if here is not None:
+        return _Fetched(ticker_id, pages, [], time.perf_counter() - started - here.seconds, _done(here.finish))
     seconds = time.perf_counter() - started
-    return _Fetched(ticker_id, pages, seconds, processor.submit(pages, snapshot, ticker_id, symbol))
+    return _Fetched(ticker_id, pages, bodies, seconds, processor.submit(bodies, snapshot, ticker_id, symbol))
 
 
 def write_chain(conn: psycopg.Connection, chain: EncodedChain) -> bulk.MergeCounts:
@@ -342,7 +362,7 @@ class _Run:
         except Exception as exc:
             self._failed(symbol, exc)
             return None
-        self.result.outcomes[symbol].pages = len(fetched.pages)
+        self.result.outcomes[symbol].pages = fetched.pages
         self.fetched[fetched.work] = fetched
         return fetched.work
 
@@ -355,7 +375,7 @@ class _Run:
                 assert self.processor is not None
                 self.processor.give_up(exc)
                 chain = self.processor.inline(
-                    fetched.pages, self.result.snapshot_time, fetched.ticker_id, symbol
+                    fetched.bodies, self.result.snapshot_time, fetched.ticker_id, symbol
                 ).result()
         except Exception as exc:
             self._failed(symbol, exc)
