@@ -1,7 +1,7 @@
 """Options ingestion end to end: fetch concurrency against the ideal, writes against a bare COPY.
 
     venv/bin/python -m bench.bench_options [--symbols 150] [--contracts 2000] [--concurrency 8]
-                                           [--latency 0.05] [--repeat 3]
+                                           [--workers N] [--latency 0.05] [--repeat 3]
 
 The admin URL comes from KAPMAN_BENCH_DATABASE_URL; a scratch database kapman_bench_<random> is
 created, rebuilt and dropped.  The sandbox REST server runs in a child interpreter (so its work
@@ -9,12 +9,14 @@ does not share our GIL) with ``latency`` seconds on every request, and caches it
 the figures measure KapMan, not the stand-in for the vendor.  Figures are medians of ``repeat``:
 
 - wall / ideal, where ideal = pages x latency / concurrency (target <= 1.3 at concurrency 8);
-- the write path (per symbol, as the job writes: a binary COPY into the table on a first write,
-  staging and a merge on a replay) against a bare binary COPY of the same rows, per symbol, into the
-  empty hypertable (target ratio >= 0.7).
+- the write path (per symbol, as the job writes: the binary COPY payload a worker encodes, COPYed
+  into the table on a first write, into staging and merged on a replay) against a bare binary COPY
+  of the same payload bytes, per symbol, into the emptied hypertable (target ratio >= 0.7).  The
+  payloads are encoded from the stored rows before either is timed.
 
-Each run also reports (stderr) the CPU seconds of this process, of the sandbox server and of the
-rest of the machine (from /proc), because on a small shared host the wall time depends on them.
+Each run also reports (stderr) the CPU seconds of this process, of its worker processes (the
+children other than the server), of the sandbox server and of the whole machine (from /proc),
+because on a small shared host the wall time depends on them.
 """
 
 from __future__ import annotations
@@ -107,36 +109,41 @@ def serve(symbols: int, contracts: int, latency: float) -> None:
 
 
 # ---- the parent ------------------------------------------------------------------------------
-def _bare_copy(conn: psycopg.Connection, groups: list[list[tuple]]) -> float:
+def _bare_copy(conn: psycopg.Connection, chains: list[Any]) -> float:
     from kapman.db import bulk
-    from kapman.ingest.options_normalise import COLUMNS, TYPES
+    from kapman.ingest.options_normalise import COLUMNS
 
     conn.execute("TRUNCATE public.options_chains")
     started = time.perf_counter()
-    for rows in groups:
+    for chain in chains:
         with conn.transaction(), conn.cursor() as cur:
-            bulk.copy_rows(cur, sql.Identifier("public", "options_chains"), COLUMNS, TYPES, rows)
+            bulk.copy_binary(cur, sql.Identifier("public", "options_chains"), COLUMNS, chain.payload)
     return time.perf_counter() - started
 
 
-def _write_path(conn: psycopg.Connection, groups: list[list[tuple]]) -> float:
+def _write_path(conn: psycopg.Connection, chains: list[Any]) -> float:
     from kapman.ingest.options import write_chain
 
     conn.execute("TRUNCATE public.options_chains")
     started = time.perf_counter()
-    for rows in groups:
-        write_chain(conn, rows)
+    for chain in chains:
+        write_chain(conn, chain)
     return time.perf_counter() - started
 
 
-def _stored_rows(conn: psycopg.Connection) -> list[list[tuple]]:
-    from kapman.ingest.options_normalise import COLUMNS
+def _stored_chains(conn: psycopg.Connection) -> list[Any]:
+    """Each symbol's stored rows as the payload a worker would have encoded for them."""
+    from kapman.ingest.options_encode import encode_chain
+    from kapman.ingest.options_normalise import COLUMNS, NormalisedChain
 
     cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
     rows = conn.execute(
         sql.SQL("SELECT {} FROM public.options_chains ORDER BY ticker_id").format(cols)
     ).fetchall()
-    return [list(g) for _, g in itertools.groupby(rows, key=lambda r: r[1])]
+    return [
+        encode_chain(NormalisedChain(rows=list(group)), snapshot, ticker_id)
+        for (snapshot, ticker_id), group in itertools.groupby(rows, key=lambda r: (r[0], r[1]))
+    ]
 
 
 def _cpu_seconds(pid: int | None = None) -> float:
@@ -154,8 +161,22 @@ def _cpu_seconds(pid: int | None = None) -> float:
         return float("nan")
 
 
+def _cpu_now(server_pid: int | None) -> tuple[float, float, float, float]:
+    """CPU seconds so far: this process, its ended children (the worker processes of finished runs:
+    the server is still running), the sandbox server, the whole machine."""
+    times = os.times()
+    server = _cpu_seconds(server_pid) if server_pid else float("nan")
+    return _cpu_seconds(), times.children_user + times.children_system, server, _cpu_seconds(0)
+
+
 def _measure(
-    url: str, info: dict, concurrency: int, latency: float, repeat: int, server_pid: int | None = None
+    url: str,
+    info: dict,
+    concurrency: int,
+    workers: int | None,
+    latency: float,
+    repeat: int,
+    server_pid: int | None = None,
 ) -> dict[str, list[float]]:
     from kapman.ingest.options import ingest_options
     from kapman.ingest.options_scope import resolve_scope, snapshot_time
@@ -177,17 +198,23 @@ def _measure(
         scope = resolve_scope(conn)
         for i in range(repeat):
             conn.execute("TRUNCATE public.options_chains, public.ingest_runs")
-            cpu0 = (_cpu_seconds(), _cpu_seconds(server_pid) if server_pid else float("nan"), _cpu_seconds(0))
+            cpu0 = _cpu_now(server_pid)
             result = ingest_options(
-                conn, client, scope, snapshot_time(), concurrency=concurrency, enforce_retention=False
+                conn,
+                client,
+                scope,
+                snapshot_time(),
+                concurrency=concurrency,
+                workers=workers,
+                enforce_retention=False,
             )
             if result.exit_code() != 0:
                 raise RuntimeError(result.summary())
-            cpu = (_cpu_seconds(), _cpu_seconds(server_pid) if server_pid else float("nan"), _cpu_seconds(0))
+            cpu = [b - a for a, b in zip(cpu0, _cpu_now(server_pid), strict=True)]
             ideal = result.pages * latency / concurrency
-            groups = _stored_rows(conn)
-            rows = sum(map(len, groups))
-            merge_s, bare_s = _write_path(conn, groups), _bare_copy(conn, groups)
+            chains = _stored_chains(conn)
+            rows = sum(c.rows for c in chains)
+            merge_s, bare_s = _write_path(conn, chains), _bare_copy(conn, chains)
             for key, value in (
                 ("wall", result.seconds),
                 ("ideal", ideal),
@@ -201,8 +228,8 @@ def _measure(
             print(
                 f"  run {i + 1}: {len(scope.tickers)} symbols, {result.pages} pages, {rows:,} rows; wall "
                 f"{result.seconds:.2f}s vs ideal {ideal:.2f}s; writes {rows / merge_s:,.0f}/s vs bare COPY "
-                f"{rows / bare_s:,.0f}/s; cpu during the run: kapman {cpu[0] - cpu0[0]:.1f}s, server "
-                f"{cpu[1] - cpu0[1]:.1f}s, whole machine {cpu[2] - cpu0[2]:.1f}s",
+                f"{rows / bare_s:,.0f}/s; cpu during the run: kapman {cpu[0]:.1f}s + {result.workers} "
+                f"workers {cpu[1]:.1f}s, server {cpu[2]:.1f}s, whole machine {cpu[3]:.1f}s",
                 file=sys.stderr,
                 flush=True,
             )
@@ -211,7 +238,12 @@ def _measure(
 
 
 def run(
-    symbols: int = 150, contracts: int = 2000, concurrency: int = 8, latency: float = 0.05, repeat: int = 3
+    symbols: int = 150,
+    contracts: int = 2000,
+    concurrency: int = 8,
+    latency: float = 0.05,
+    repeat: int = 3,
+    workers: int | None = None,
 ) -> list[dict]:
     """Rows {name, value, unit, target, ok} with the median of ``repeat`` runs."""
     from kapman.db.connect import with_database
@@ -250,7 +282,7 @@ def run(
             raise RuntimeError("the sandbox server did not start")
         info = json.loads(line)
         os.environ["KAPMAN_NOW"] = info["now"]  # snapshot time = the sandbox's clock
-        figures = _measure(url, info, concurrency, latency, repeat, child.pid)
+        figures = _measure(url, info, concurrency, workers, latency, repeat, child.pid)
     finally:
         if saved_now is None:
             os.environ.pop("KAPMAN_NOW", None)
@@ -324,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--symbols", type=int, default=150)
     parser.add_argument("--contracts", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: the job's default; 0: none)"
+    )
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every request")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -331,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         serve(args.symbols, args.contracts, args.latency)
         return 0
-    rows = run(args.symbols, args.contracts, args.concurrency, args.latency, args.repeat)
+    rows = run(args.symbols, args.contracts, args.concurrency, args.latency, args.repeat, args.workers)
     print(
         f"options ingestion: {args.symbols} symbols x ~{args.contracts} contracts, "
         f"{args.latency * 1000:.0f} ms per page, median of {args.repeat}"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from kapman import cli
 from kapman.db.connect import connect
 from kapman.errors import UsageError
-from kapman.ingest.options import ingest_options, plan_options
+from kapman.ingest.options import default_workers, ingest_options, plan_options
 from kapman.ingest.options_scope import resolve_scope, snapshot_time
 from kapman.progress import for_terminal
 from kapman.providers.polygon import PolygonClient
@@ -15,6 +15,7 @@ from kapman.providers.polygon import PolygonClient
 EXAMPLES = """
   python -m scripts.ingest_options                                # every active watchlist symbol, now
   python -m scripts.ingest_options --concurrency 1 --symbols AAPL # a smoke test
+  python -m scripts.ingest_options --workers 0                    # decode in the fetch threads, no processes
   python -m scripts.ingest_options --dry-run                      # what would be fetched
   python -m scripts.ingest_options --snapshot-time 2025-12-19T21:00:00Z --symbols TSLA
                                                                   # replay today's run: rows update in place
@@ -43,6 +44,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="symbols fetched in parallel (one shared rate limit: POLYGON_RATE_LIMIT)",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        metavar="N",
+        help="processes that decode, normalise and encode the fetched chains, so that the fetching "
+        "process does not (by default two, or one fewer than the CPUs if that is fewer, at least one; "
+        "0: the fetch threads do it)",
+    )
+    p.add_argument(
         "--snapshot-time",
         metavar="ISO",
         help="replay under this snapshot time (today only; default: now by KapMan's clock, "
@@ -54,13 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.concurrency < 1:
         raise UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
+    if args.workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
     settings = cli.settings_for(args)
     snapshot = snapshot_time(args.snapshot_time)
     symbols = args.symbols.split(",") if args.symbols is not None else None
     with connect(settings.require_database_url()) as conn:
         scope = resolve_scope(conn, symbols)
         if args.dry_run:
-            result = plan_options(scope, snapshot, args.concurrency)
+            result = plan_options(scope, snapshot, args.concurrency, args.workers)
         else:
             # The urllib3 pool holds a connection per worker, so no worker waits for a socket.
             client = PolygonClient.from_settings(settings, pool_size=args.concurrency)
@@ -71,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     scope,
                     snapshot,
                     concurrency=args.concurrency,
+                    workers=args.workers,
                     progress=for_terminal(args.quiet),
                 )
             finally:

@@ -2,13 +2,23 @@
 
 ``encode_binary_copy`` builds PostgreSQL's binary COPY stream for fixed-width, non-null columns
 straight from numpy arrays (one structured array, one ``tobytes``), with no per-row Python work.
-Rows with nullable or variable-width fields go through psycopg's ``Copy.write_row`` instead.
+``encode_binary_rows`` builds the same stream for Python rows with NULLs and variable-width fields
+(text, numeric) a column at a time, so it can run away from the connection (in a worker process);
+``copy_rows`` sends such rows through psycopg's ``Copy.write_row``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+import operator
+import struct
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, DecimalTuple
+from itertools import repeat
+from typing import Any
+from uuid import UUID
 
 import numpy as np
 import psycopg
@@ -48,6 +58,177 @@ def encode_binary_copy(columns: Sequence[tuple[str, np.ndarray]]) -> bytes:
         rows[f"len{i}"] = _WIDTH[pg_type]
         rows[f"val{i}"] = _wire_values(pg_type, values)
     return _HEADER + rows.tobytes() + _TRAILER
+
+
+#: pg types ``encode_binary_rows`` accepts, with the Python types their values may have.
+ROW_TYPES: dict[str, tuple[type, ...]] = {
+    "timestamptz": (datetime,), "uuid": (UUID,), "date": (date,), "numeric": (Decimal, int),
+    "text": (str,), "varchar": (str,), "int4": (int,), "int8": (int,), "float8": (float, int),
+}
+_PG_EPOCH_TZ = datetime(2000, 1, 1, tzinfo=UTC)
+_PG_EPOCH_ORDINAL = date(2000, 1, 1).toordinal()
+_MICROSECOND = timedelta(microseconds=1)
+_INT_RANGE = {"int4": (-(2**31), 2**31 - 1), "int8": (-(2**63), 2**63 - 1)}
+_NUMERIC_POS, _NUMERIC_NEG = 0x0000, 0x4000
+_NUMERIC_SPECIAL = {"n": 0xC000, "N": 0xC000, "F": 0xD000}  # NaN, sNaN (stored as NaN), +Infinity
+_NUMERIC_NINF = 0xF000
+
+
+def numeric_binary(value: Decimal | int) -> bytes:
+    """A value in ``numeric``'s binary form: ndigits, weight, sign, dscale, then base-10000 digits.
+
+    The coefficient is scaled so that its base-10000 digits line up with the decimal point
+    (``dscale`` rounded up to whole groups of four), split into digits, and trailing zero digits are
+    dropped; the display scale is the Decimal's own (``Decimal('150.1')`` keeps one decimal).
+    """
+    return _numeric_of((value if isinstance(value, Decimal) else Decimal(value)).as_tuple())
+
+
+@functools.lru_cache(maxsize=1 << 16)  # keyed by sign, digits and exponent: equal values of other scales differ
+def _numeric_of(parts: DecimalTuple) -> bytes:
+    sign, digits, exponent = parts
+    if isinstance(exponent, str):
+        flag = _NUMERIC_NINF if exponent == "F" and sign else _NUMERIC_SPECIAL[exponent]
+        return struct.pack(">hhHh", 0, 0, flag, 0)
+    dscale = max(0, -exponent)
+    groups = -(-dscale // 4)  # base-10000 digits after the point
+    coefficient = int("".join(map(str, digits))) if digits else 0
+    scaled = coefficient * 10 ** (exponent + 4 * groups)
+    out: list[int] = []
+    while scaled:
+        scaled, digit = divmod(scaled, 10000)
+        out.append(digit)
+    if not out:
+        return struct.pack(">hhHh", 0, 0, _NUMERIC_POS, dscale)
+    weight = len(out) - 1 - groups
+    out.reverse()
+    while out[-1] == 0:
+        out.pop()
+    if len(out) > 0x7FFF or not -0x8000 <= weight <= 0x7FFF or dscale > 0x3FFF:
+        raise ValueError(f"numeric value out of range: {sign and '-' or ''}{''.join(map(str, digits))}E{exponent}")
+    return struct.pack(f">hhHh{len(out)}H", len(out), weight, _NUMERIC_NEG if sign else _NUMERIC_POS, dscale, *out)
+
+
+def _by_identity(values: Sequence[Any], encode: Callable[[Any], bytes]) -> tuple[np.ndarray, bytes]:
+    """Each value's length and all values' bytes, with ``encode`` called once per distinct object.
+
+    Snapshot times, ids, dates and strikes repeat across a chain as the same few objects.
+    """
+    ids = np.fromiter(map(id, values), dtype=np.uint64, count=len(values))
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    parts = [encode(values[i]) for i in first.tolist()]
+    sizes = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+    starts = np.cumsum(sizes) - sizes
+    lengths = sizes[inverse]
+    if (lengths == lengths[0]).all():  # fixed width: one row of bytes per value
+        table = np.frombuffer(b"".join(parts), dtype=np.uint8).reshape(len(parts), -1)
+        return lengths, table[inverse].tobytes()
+    blob = np.frombuffer(b"".join(parts), dtype=np.uint8)
+    source = np.repeat(starts[inverse] - (np.cumsum(lengths) - lengths), lengths) + np.arange(int(lengths.sum()))
+    return lengths, blob[source].tobytes()
+
+
+def _timestamptz(value: datetime) -> bytes:
+    if value.tzinfo is None:
+        raise ValueError(f"timestamptz needs an aware datetime, got {value!r}")
+    return struct.pack(">q", (value - _PG_EPOCH_TZ) // _MICROSECOND)
+
+
+def _date(value: date) -> bytes:
+    if isinstance(value, datetime):
+        raise TypeError(f"date column holds a datetime: {value!r}")
+    return struct.pack(">i", value.toordinal() - _PG_EPOCH_ORDINAL)
+
+
+def _uuid(value: UUID) -> bytes:
+    return value.bytes
+
+
+_ENCODERS: dict[str, Callable[[Any], bytes]] = {
+    "timestamptz": _timestamptz, "date": _date, "uuid": _uuid, "numeric": numeric_binary}
+
+
+def _encode_column(pg_type: str, values: Sequence[Any], index: int) -> tuple[np.ndarray, bytes]:
+    """One column: each row's value length (-1 for NULL) and the non-null values' bytes, in order."""
+    allowed = ROW_TYPES.get(pg_type)
+    if allowed is None:
+        raise ValueError(f"column {index}: unsupported type {pg_type!r}")
+    n = len(values)
+    kinds = set(map(type, values))
+    nulls: np.ndarray | None = None
+    if type(None) in kinds:
+        kinds.discard(type(None))
+        nulls = np.fromiter(map(operator.is_, values, repeat(None)), dtype=bool, count=n)
+    for kind in kinds:
+        if not issubclass(kind, allowed) or kind is bool:
+            raise TypeError(f"column {index} ({pg_type}) holds a {kind.__name__}")
+    present = values if nulls is None else [v for v in values if v is not None]
+    if pg_type in ("float8", "int4", "int8"):
+        if pg_type == "float8":
+            numbers = np.array(present, dtype=np.float64).astype(">f8")
+        else:
+            wide = np.array(present, dtype=np.int64)  # OverflowError beyond int8
+            low, high = _INT_RANGE[pg_type]
+            if len(wide) and (wide.min() < low or wide.max() > high):
+                raise ValueError(f"column {index}: value out of {pg_type} range")
+            numbers = wide.astype(">i4" if pg_type == "int4" else ">i8")
+        width = numbers.dtype.itemsize
+        lengths = np.full(n, width, dtype=np.int64)
+        data = numbers.tobytes()
+    else:
+        if not present:
+            sizes, data = np.empty(0, dtype=np.int64), b""
+        elif pg_type in ("text", "varchar"):
+            parts = [v.encode() for v in present]
+            sizes, data = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), b"".join(parts)
+        else:
+            sizes, data = _by_identity(present, _ENCODERS[pg_type])
+        lengths = np.empty(n, dtype=np.int64)
+        if nulls is None:
+            lengths[:] = sizes
+        else:
+            lengths[~nulls] = sizes
+    if nulls is not None:
+        lengths[nulls] = -1
+    return lengths, data
+
+
+def encode_binary_rows(types: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
+    """A complete binary COPY stream of Python rows (None for NULL) with declared PostgreSQL types.
+
+    The bytes ``copy_rows`` sends for the same rows and types, built a column at a time: values are
+    converted per column (numpy for the numbers, one encoding per distinct object for timestamps,
+    ids, dates and numerics), then every row's field count, field lengths and values are scattered
+    into one buffer.  Types: the keys of ``ROW_TYPES`` (text is sent as UTF-8, so the connection
+    that COPYs it must use that client encoding).  Integers are range-checked rather than wrapped.
+    """
+    m = len(types)
+    if not rows:
+        return _HEADER + _TRAILER
+    if set(map(len, rows)) != {m}:
+        raise ValueError(f"every row needs {m} fields")
+    n = len(rows)
+    lengths = np.empty((n, m), dtype=np.int64)
+    datas = []
+    for j, (pg_type, values) in enumerate(zip(types, zip(*rows, strict=True), strict=True)):
+        lengths[:, j], data = _encode_column(pg_type, values, j)
+        datas.append(data)
+    widths = np.maximum(lengths, 0)
+    field_sizes = widths + 4
+    row_sizes = 2 + field_sizes.sum(axis=1)
+    row_starts = np.cumsum(row_sizes) - row_sizes
+    field_starts = row_starts[:, None] + 2 + np.cumsum(field_sizes, axis=1) - field_sizes
+    out = np.empty(int(row_sizes.sum()), dtype=np.uint8)
+    out[row_starts[:, None] + np.arange(2)] = np.frombuffer(m.to_bytes(2, "big"), dtype=np.uint8)
+    out[field_starts[..., None] + np.arange(4)] = lengths.astype(">i4").view(np.uint8).reshape(n, m, 4)
+    for j, data in enumerate(datas):
+        if not data:
+            continue
+        width = widths[:, j]
+        offsets = np.cumsum(width) - width  # where each row's value starts in ``data``
+        out[np.repeat(field_starts[:, j] + 4 - offsets, width) + np.arange(len(data))] = np.frombuffer(
+            data, dtype=np.uint8)
+    return _HEADER + out.tobytes() + _TRAILER
 
 
 def copy_binary(cur: psycopg.Cursor, table: sql.Composable, columns: Sequence[str], payload: bytes) -> None:

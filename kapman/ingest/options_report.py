@@ -27,13 +27,14 @@ class SymbolOutcome:
     unchanged: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     samples: list[str] = field(default_factory=list)
-    seconds: float = 0.0  # fetching and normalising
+    seconds: float = 0.0  # fetching, normalising and encoding
 
 
 @dataclass
 class OptionsResult:
     snapshot_time: datetime
     concurrency: int
+    workers: int = 0  # processes decoding and encoding the chains (0: the fetch threads did)
     dry_run: bool = False
     outcomes: dict[str, SymbolOutcome] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -80,7 +81,9 @@ class OptionsResult:
         if self.dry_run:
             lines = [
                 f"options dry run: would fetch {len(self.outcomes)} symbols for snapshot {when} "
-                f"with concurrency {self.concurrency}: {_names(list(self.outcomes))}"
+                f"with concurrency {self.concurrency} and {self.workers} worker "
+                f"process{'' if self.workers == 1 else 'es'}: "
+                f"{_names(list(self.outcomes))}"
             ]
         else:
             rate = self.rows_written / self.write_seconds if self.write_seconds else 0.0

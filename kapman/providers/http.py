@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, NamedTuple, overload
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 
 #: Pagination guard: NVDA's chain is ~15 pages of 250 and the full ticker list ~35 of 1000.
 DEFAULT_MAX_PAGES = 500
+#: ``envelope``: where the results key may start, and how many ``]`` from the end may close it.
+_RESULTS_KEY = re.compile(rb'"results"[ \t\r\n]*:[ \t\r\n]*\[')
+_HEAD_LIMIT = 4096
+_TAIL_TRIES = 8
 #: Backoff: base * 2**attempt, capped, with full jitter (AWS architecture blog's recommendation).
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
@@ -54,6 +59,14 @@ class RequestStats:
         with self._lock:
             self.requests += requests
             self.retries += retries
+
+
+class RawPage(NamedTuple):
+    """One page as received: its body, the path its errors name, the next page's URL (if any)."""
+
+    body: bytes
+    shown: str
+    next_url: Any
 
 
 def _error_text(body: bytes) -> str:
@@ -108,6 +121,12 @@ class PolygonHTTP:
     def get_json(self, path_or_url: str, params: dict[str, Any] | None = None,
                  *, symbol: str | None = None) -> dict[str, Any]:
         """One GET with retries; returns the decoded JSON object."""
+        body, shown = self.get_body(path_or_url, params, symbol=symbol)
+        return self._decode(body, shown, symbol)
+
+    def get_body(self, path_or_url: str, params: dict[str, Any] | None = None,
+                 *, symbol: str | None = None) -> tuple[bytes, str]:
+        """One GET with retries; returns the body of the 200 response and the path shown in errors."""
         url = self._url(path_or_url, params)
         shown = urlsplit(url).path
         attempt = 0
@@ -118,7 +137,7 @@ class PolygonHTTP:
                 response = self._pool.request("GET", url, headers=self._headers, preload_content=True)
                 error = self._classify(response.status, response.data, response.headers, shown, symbol)
                 if error is None:
-                    return self._decode(response.data, shown, symbol)
+                    return response.data, shown
             except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError,
                     urllib3.exceptions.NewConnectionError, urllib3.exceptions.SSLError) as exc:
                 error = TransientProviderError(f"{shown}: {type(exc).__name__}", url=shown, symbol=symbol)
@@ -179,15 +198,79 @@ class PolygonHTTP:
             return TransientProviderError(f"{shown}: {status} {text}", retry_after=_retry_after(headers), **kw)
         return ProviderError(f"{shown}: {status} {text}", **kw)
 
+    @staticmethod
+    def envelope(body: bytes) -> dict[str, Any] | None:
+        """The top-level object of a page with ``results`` read as null, without decoding the results.
+
+        A page is ``{..., "results": [...], ...}`` with the array taking nearly all of it.  The head
+        up to the array is the text before the first ``"results": [`` (a quote cannot open that
+        match inside a string, so in valid JSON it is a ``results`` key); the array ends at one of
+        the last few ``]``, the first of them from the end for which head + ``null`` + rest parses
+        as an object.  None when no such split is found (the caller decodes the whole page then).
+        Which split is right is confirmed later, when the whole page is decoded
+        (``check_envelope``).
+        """
+        match = _RESULTS_KEY.search(body, 0, _HEAD_LIMIT)
+        if match is None or not body[: match.start()].lstrip().startswith(b"{"):
+            return None
+        head, end = body[: match.end() - 1], len(body)
+        for _ in range(_TAIL_TRIES):
+            end = body.rfind(b"]", match.end(), end)
+            if end < 0:
+                return None
+            try:
+                data = orjson.loads(head + b"null" + body[end + 1:])
+            except ValueError:
+                continue
+            return data if isinstance(data, dict) else None
+        return None
+
+    @staticmethod
+    def check_envelope(data: dict[str, Any], page: RawPage, symbol: str | None) -> None:
+        """Fail when the wholly decoded page names another next page than the one followed."""
+        if data.get("next_url") != page.next_url:
+            raise ProviderError(f"{page.shown}: the page's next_url was misread; rerun the symbol",
+                                url=page.shown, symbol=symbol)
+
     def paginate(self, path: str, params: dict[str, Any], *, symbol: str | None = None) -> Iterator[list[dict]]:
         """Yield each page's ``results``; follows ``next_url`` until it is absent."""
+        for data in self._pages(path, params, symbol, raw=False):
+            yield list(data.get("results") or [])
+
+    def paginate_raw(self, path: str, params: dict[str, Any], *, symbol: str | None = None) -> Iterator[RawPage]:
+        """``paginate``'s pages undecoded: each body with the next_url read from its envelope.
+
+        Decoding the results is left to whoever consumes the pages (a worker process); the rules
+        are ``paginate``'s (page cap, cursor loops, errors).  A body whose envelope cannot be read
+        on its own is decoded whole, with ``get_json``'s errors.
+        """
+        yield from self._pages(path, params, symbol, raw=True)
+
+    @overload
+    def _pages(self, path: str, params: dict[str, Any], symbol: str | None,
+               raw: Literal[False]) -> Iterator[dict[str, Any]]: ...
+
+    @overload
+    def _pages(self, path: str, params: dict[str, Any], symbol: str | None,
+               raw: Literal[True]) -> Iterator[RawPage]: ...
+
+    def _pages(self, path: str, params: dict[str, Any], symbol: str | None,
+               raw: bool) -> Iterator[dict[str, Any]] | Iterator[RawPage]:
         seen: set[str] = set()
         url: str = path
         query: dict[str, Any] | None = params
         for page in range(self.max_pages):
-            data = self.get_json(url, query, symbol=symbol)
-            yield list(data.get("results") or [])
-            next_url = data.get("next_url")
+            body, shown = self.get_body(url, query, symbol=symbol)
+            if raw:
+                top = self.envelope(body)
+                if top is None:
+                    top = self._decode(body, shown, symbol)
+                next_url = top.get("next_url")
+                yield RawPage(body, shown, next_url)
+            else:
+                data = self._decode(body, shown, symbol)
+                yield data
+                next_url = data.get("next_url")
             if not next_url:
                 return
             cursor = parse_qs(urlsplit(next_url).query).get("cursor", [next_url])[0]

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from kapman.config import Settings
-from kapman.providers.http import PolygonHTTP
+from kapman.providers.http import PolygonHTTP, RawPage
 
 #: The API's maximum page sizes (the defaults are 100 and 10).
 TICKERS_PAGE = 1000
@@ -45,3 +45,8 @@ class PolygonClient:
             params["expiration_date.gte"] = expiration_gte
         path = f"/v3/snapshot/options/{quote(underlying, safe='')}"
         yield from self.http.paginate(path, params, symbol=underlying)
+
+    def option_chain_bodies(self, underlying: str) -> Iterator[RawPage]:
+        """``option_chain_pages`` undecoded, for decoding elsewhere (see ``PolygonHTTP.paginate_raw``)."""
+        path = f"/v3/snapshot/options/{quote(underlying, safe='')}"
+        yield from self.http.paginate_raw(path, {"limit": OPTIONS_PAGE}, symbol=underlying)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -16,16 +19,18 @@ import pytest
 
 from kapman import clock
 from kapman.errors import UsageError
+from kapman.ingest import options as options_job
 from kapman.ingest.options import OptionsResult, ingest_options
 from kapman.ingest.options_scope import resolve_scope, snapshot_time
 from kapman.ingest.tickers import ingest_tickers
 from kapman.ingest.watchlists import ingest_watchlists
 from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
+from kapman.sandbox import endpoints
 from kapman.sandbox.market import Market
 from kapman.sandbox.rest import SandboxRestServer
 from tests.integration.conftest import WATCHLISTS
-from tests.support import database
+from tests.support import database, dying
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("market_clock")]
 
@@ -233,14 +238,14 @@ def test_faults_fail_only_their_symbols(
 def test_401_stops_the_run_and_keeps_what_was_written(
     odb: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer
 ) -> None:
-    pages = polygon.option_chain_pages
+    pages = polygon.option_chain_bodies
 
     def revoked_at_dia(underlying: str, **kw: object):  # type: ignore[no-untyped-def]
         if underlying == "DIA":  # the key is revoked mid-run
             polygon.http._headers["Authorization"] = "Bearer revoked-key-000"
         return pages(underlying, **kw)  # type: ignore[arg-type]
 
-    polygon.option_chain_pages = revoked_at_dia  # type: ignore[method-assign]
+    polygon.option_chain_bodies = revoked_at_dia  # type: ignore[method-assign]
     rest.reset_counts()
     result = run(odb, polygon, ["AAPL", "DIA", "NVDA", "ORCL"], concurrency=1)
     assert {s: o.status for s, o in result.outcomes.items()} == {
@@ -373,10 +378,9 @@ def test_runbook_step6_verification_sql(odb: psycopg.Connection, polygon: Polygo
     assert hypertable == ("public", "options_chains", 1)
 
 
-def test_cli_exit_codes_and_no_secret_in_output(
-    options_url: str, odb: psycopg.Connection, rest: SandboxRestServer
-) -> None:
-    env = {
+def cli_env(rest: SandboxRestServer) -> dict[str, str]:
+    """The entrypoint's environment: the sandbox as the API, its market day as today, no .env."""
+    return {
         **os.environ,
         "POLYGON_BASE_URL": rest.base_url,
         "POLYGON_API_KEY": rest.api_key,
@@ -384,6 +388,12 @@ def test_cli_exit_codes_and_no_secret_in_output(
         "KAPMAN_ENV_FILE": "/nonexistent",
         "POLYGON_READ_TIMEOUT": "5",
     }
+
+
+def test_cli_exit_codes_and_no_secret_in_output(
+    options_url: str, odb: psycopg.Connection, rest: SandboxRestServer
+) -> None:
+    env = cli_env(rest)
     base = [sys.executable, "-m", "scripts.ingest_options", "--db-url", options_url, "--symbols", "DIA,ORCL"]
 
     def cli(*extra: str, **env_over: str) -> subprocess.CompletedProcess:
@@ -411,3 +421,142 @@ def test_cli_exit_codes_and_no_secret_in_output(
     for proc in (dry, partial, again, bad_key, unknown):
         out = proc.stdout + proc.stderr
         assert rest.api_key not in out and "wrong-secret-555" not in out
+
+
+def malformed_for(symbol: str, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Serve ``symbol``'s chain with unusable contracts at its end (the last page)."""
+    bad: list = [
+        {"details": {"contract_type": "call", "ticker": "O:BAD1", "expiration_date": "2026-01-16"}},
+        {"details": {"contract_type": "put", "ticker": "O:BAD2", "strike_price": 1e9, "expiration_date": "2026-01-16"}},
+        {"details": {"contract_type": "call", "ticker": "O:BAD3", "strike_price": 10, "expiration_date": "soon"}},
+        {"details": {"ticker": "O:BAD4", "strike_price": 10, "expiration_date": "2026-01-16"}},
+        "not an object",
+    ]
+    snapshots = endpoints.option_snapshots
+
+    def with_bad(market: Market, underlying: str, query: dict, now: datetime) -> list:
+        results = snapshots(market, underlying, query, now)
+        return results + bad if underlying == symbol else results
+
+    monkeypatch.setattr(endpoints, "option_snapshots", with_bad)
+    return bad
+
+
+def outcomes(result: OptionsResult) -> dict:
+    return {s: {**vars(o), "seconds": None} for s, o in result.outcomes.items()}
+
+
+@pytest.mark.parametrize("stale", [False, True], ids=["collisions", "expired"])
+def test_worker_processes_write_what_in_process_writes(
+    stale: bool,
+    odb: psycopg.Connection,
+    polygon: PolygonClient,
+    rest: SandboxRestServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if stale:  # the server still lists Friday's contracts on Saturday morning
+        rest.set_clock(clock.close_of(date(2025, 12, 18)))
+        monkeypatch.setenv("KAPMAN_NOW", "2025-12-20T15:00:00Z")
+    bad = malformed_for("ORCL", monkeypatch)
+    symbols, snap = ["AAPL", "DIA", "NVDA", "ORCL"], snapshot_time()
+    scope = resolve_scope(odb, symbols)
+    here = ingest_options(odb, polygon, scope, snap, concurrency=2, workers=0)
+    rows = odb.execute(ROW_SQL).fetchall()
+    odb.execute("TRUNCATE options_chains")
+    pooled = ingest_options(odb, polygon, scope, snap, concurrency=2, workers=2)
+    assert (here.workers, pooled.workers, pooled.exit_code()) == (0, 2, 0)
+    assert odb.execute(ROW_SQL).fetchall() == rows and len(rows) == pooled.rows_inserted > 0
+    assert outcomes(pooled) == outcomes(here)
+    orcl, aapl = pooled.outcomes["ORCL"], pooled.outcomes["AAPL"]
+    assert orcl.dropped["malformed"] == len(bad) and len(orcl.samples) == 3
+    if stale:
+        assert orcl.dropped["expired"] > 0 and aapl.dropped["expired"] > 0
+    else:
+        assert aapl.dropped == {"other": 1, "collisions": 1} and "expired" not in orcl.dropped
+    assert odb.execute("SELECT count(*) FROM options_chains WHERE delta IS NULL").fetchone()[0] > 0
+    replay = ingest_options(odb, polygon, scope, snap, concurrency=3, workers=1)
+    assert (replay.rows_inserted, replay.rows_updated, replay.rows_unchanged) == (0, 0, len(rows))
+    assert not multiprocessing.active_children()
+
+
+def no_processes(*args: object, **kw: object) -> None:
+    raise OSError("no semaphores here")
+
+
+@pytest.mark.parametrize(
+    ("target", "replacement", "warning"),
+    [
+        ("process_pages", dying.process_pages, "(BrokenProcessPool"),  # each worker dies on its first chain
+        ("ProcessPoolExecutor", no_processes, "(OSError: no semaphores here)"),  # none can start
+    ],
+    ids=["worker-dies", "cannot-start"],
+)
+def test_without_worker_processes_chains_are_processed_here(
+    target: str,
+    replacement: object,
+    warning: str,
+    odb: psycopg.Connection,
+    polygon: PolygonClient,
+    market: Market,
+    rest: SandboxRestServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(options_job, target, replacement)
+    symbols = ["AAPL", "DIA", "NVDA", "ORCL", "XLV"]
+    result = ingest_options(odb, polygon, resolve_scope(odb, symbols), SNAPSHOT, concurrency=3, workers=2)
+    assert result.exit_code() == 0 and result.workers == 2
+    for symbol in symbols:
+        assert len(rows_by_key(odb, symbol)) == len(expected(market, symbol, rest.now)) == result.outcomes[symbol].rows
+    assert f"worker processes unavailable {warning}" in caplog.text
+    assert not multiprocessing.active_children()
+
+
+def test_ctrl_c_ends_the_run_and_its_worker_processes(
+    odb: psycopg.Connection, polygon: PolygonClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt  # the operator's Ctrl-C, while the first chain is written
+
+    monkeypatch.setattr(options_job, "write_chain", interrupted)
+    started = time.perf_counter()
+    scope = resolve_scope(odb, ["AAPL", "DIA", "NVDA", "ORCL", "XLV", "MSFT"])
+    with pytest.raises(KeyboardInterrupt):
+        ingest_options(odb, polygon, scope, SNAPSHOT, concurrency=2, workers=2)
+    assert time.perf_counter() - started < 30 and not multiprocessing.active_children()
+    assert odb.execute("SELECT status FROM ingest_runs").fetchone() == ("failed",)
+    assert odb.execute("SELECT count(*) FROM options_chains").fetchone() == (0,)
+
+
+def test_cli_ctrl_c_stops_promptly_and_leaves_no_process(
+    options_url: str, odb: psycopg.Connection, rest: SandboxRestServer
+) -> None:
+    env = cli_env(rest)
+    rest.faults.latency(0.2)  # slow pages: the run is mid-fetch when the key is pressed
+    rest.reset_counts()
+    argv = [sys.executable, "-m", "scripts.ingest_options", "--db-url", options_url, "--workers", "2",
+            "--symbols", "AAPL,DIA,NVDA,ORCL,XLV,MSFT", "--concurrency", "2"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while rest.request_count("/v3/snapshot/options/") < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends: the whole process group
+        pressed = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+        assert time.monotonic() - pressed < 5
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert rest.api_key not in out + err
+    for _ in range(50):  # the session's processes: the job, its workers, multiprocessing's helpers
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("processes of the run outlived it")
+    assert odb.execute("SELECT status FROM ingest_runs").fetchone()[0] in ("partial", "failed")  # closed
