@@ -24,8 +24,8 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-_TRAILER = (-1).to_bytes(2, "big", signed=True)
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
 _PG_EPOCH_DAYS = np.datetime64("2000-01-01", "D")
 _PG_EPOCH_US = np.datetime64("2000-01-01T00:00:00", "us")
 
@@ -57,7 +57,7 @@ def encode_binary_copy(columns: Sequence[tuple[str, np.ndarray]]) -> bytes:
             raise ValueError("columns differ in length")
         rows[f"len{i}"] = _WIDTH[pg_type]
         rows[f"val{i}"] = _wire_values(pg_type, values)
-    return _HEADER + rows.tobytes() + _TRAILER
+    return COPY_HEADER + rows.tobytes() + COPY_TRAILER
 
 
 #: pg types ``encode_binary_rows`` accepts, with the Python types their values may have.
@@ -204,7 +204,7 @@ def encode_binary_rows(types: Sequence[str], rows: Sequence[Sequence[Any]]) -> b
     """
     m = len(types)
     if not rows:
-        return _HEADER + _TRAILER
+        return COPY_HEADER + COPY_TRAILER
     if set(map(len, rows)) != {m}:
         raise ValueError(f"every row needs {m} fields")
     n = len(rows)
@@ -228,7 +228,7 @@ def encode_binary_rows(types: Sequence[str], rows: Sequence[Sequence[Any]]) -> b
         offsets = np.cumsum(width) - width  # where each row's value starts in ``data``
         out[np.repeat(field_starts[:, j] + 4 - offsets, width) + np.arange(len(data))] = np.frombuffer(
             data, dtype=np.uint8)
-    return _HEADER + out.tobytes() + _TRAILER
+    return COPY_HEADER + out.tobytes() + COPY_TRAILER
 
 
 def copy_binary(cur: psycopg.Cursor, table: sql.Composable, columns: Sequence[str], payload: bytes) -> None:
@@ -304,7 +304,7 @@ def read_fixed(cur: psycopg.Cursor, query: sql.Composable, types: Sequence[str])
     """
     stmt = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query).as_bytes(cur)
     data = _copy_out(cur.connection, stmt)
-    body = memoryview(data)[len(_HEADER):len(data) - len(_TRAILER)] if data else b""  # no copy
+    body = memoryview(data)[len(COPY_HEADER):len(data) - len(COPY_TRAILER)] if data else b""  # no copy
     fields: list[tuple] = [("count", ">i2")]
     for i, pg_type in enumerate(types):
         base, shape = _WIRE[pg_type]

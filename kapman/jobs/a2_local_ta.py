@@ -283,27 +283,32 @@ class _Job:
 
         A date's write is mostly server work (parsing and compressing ~35 MB of JSON).  With
         more dates in flight than cores, no core idles while the last of a range is written
-        (five dates two at a time would leave one core idle for the fifth).
+        (five dates two at a time would leave one core idle for the fifth).  The documents are
+        rendered and encoded here, a date at a time while earlier dates are being written, and
+        the writing threads only send them: rendering holds the GIL for tens of milliseconds at
+        a stretch, and a writing thread that cannot get it leaves its server process waiting.
         """
         free: queue.SimpleQueue[psycopg.Connection] = queue.SimpleQueue()
         for c in (self.conn, *self.extra):
             free.put(c)
 
-        def one(batch: tuple[datetime, np.ndarray, np.ndarray, np.ndarray]) -> bulk.MergeCounts:
-            at, cols, ta, pm = batch
-            ta_docs, pm_docs = self.ta_json.render_many(ta), self.pm_json.render_many(pm)
-            records = ((at, _uuid(ids[c]), snapshots.json_text(t), snapshots.json_text(m), self.computed_at, VERSION)
-                       for c, t, m in zip(cols, ta_docs, pm_docs, strict=True))
+        def write(at: datetime, payload: tuple[bytes, int]) -> bulk.MergeCounts:
             conn = free.get()
             try:
-                return snapshots.write(conn, snapshots.A2_COLUMNS, records,
+                return snapshots.write(conn, snapshots.A2_COLUMNS, payload,
                                        compare=("technical_indicators_json", "price_metrics_json"), time=at)
             finally:
                 free.put(conn)
 
         with ThreadPoolExecutor(max_workers=min(len(batches), 1 + len(self.extra)) or 1) as pool:
-            for (_, cols, _, _), counts in zip(batches, pool.map(one, batches), strict=True):
-                self.result.tally(counts, len(cols))
+            futures = []
+            for at, cols, ta, pm in batches:
+                ta_docs, pm_docs = self.ta_json.render_many(ta), self.pm_json.render_many(pm)
+                records = ((at, _uuid(ids[c]), t, m, self.computed_at, VERSION)
+                           for c, t, m in zip(cols, ta_docs, pm_docs, strict=True))
+                futures.append(pool.submit(write, at, snapshots.encode(snapshots.A2_COLUMNS, records)))
+            for (_, cols, _, _), future in zip(batches, futures, strict=True):
+                self.result.tally(future.result(), len(cols))
                 self.tickers.update(ids[cols].view("V16").ravel().tolist())
                 self.progress.advance(1, rows=self.result.rows_written)
 

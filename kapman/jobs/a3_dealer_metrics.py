@@ -183,10 +183,10 @@ def run(conn: psycopg.Connection, params: A3Params, progress: Progress | None = 
                     continue
                 result.statuses[payload["status"]] += 1
                 snap = payload["snapshot_time"]
-                rows.append((t, tid, snapshots.json_text(json.dumps(payload, allow_nan=False)),
+                rows.append((t, tid, json.dumps(payload, allow_nan=False),
                              datetime.fromisoformat(snap) if snap else None, computed_at, VERSION))
         if rows:
-            counts = snapshots.write(conn, snapshots.A3_COLUMNS, rows,
+            counts = snapshots.write(conn, snapshots.A3_COLUMNS, snapshots.encode(snapshots.A3_COLUMNS, rows),
                                      compare=("dealer_metrics_json", "dealer_snapshot_time"), time=t)
             result.tally(counts, len(rows))
     progress.close()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+import struct
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from kapman.db import bulk
 
@@ -16,6 +19,8 @@ A2_COLUMNS = ("time", "ticker_id", "technical_indicators_json", "price_metrics_j
               "ta_version")
 A3_COLUMNS = ("time", "ticker_id", "dealer_metrics_json", "dealer_snapshot_time", "dealer_computed_at",
               "dealer_version")
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 #: First key of the per-date advisory lock of every daily_snapshots writer: "ds".
 LOCK_CLASS = 0x6473
 _TYPES = {"time": "timestamptz", "ticker_id": "uuid", "technical_indicators_json": "jsonb",
@@ -24,13 +29,50 @@ _TYPES = {"time": "timestamptz", "ticker_id": "uuid", "technical_indicators_json
           "dealer_version": "text"}
 
 
-def _identity(text: str | bytes) -> str | bytes:
-    return text
+_NULL = b"\xff\xff\xff\xff"
+_length = struct.Struct(">i").pack
 
 
-def json_text(text: str | bytes | None) -> Jsonb | None:
-    """Already-serialised JSON for a binary COPY into jsonb (no second json.dumps)."""
-    return None if text is None else Jsonb(text, dumps=_identity)
+@functools.lru_cache(maxsize=64)
+def _timestamptz(value: datetime) -> bytes:
+    return b"\x00\x00\x00\x08" + struct.pack(">q", (value - _PG_EPOCH) // _MICROSECOND)
+
+
+def _uuid(value: UUID) -> bytes:
+    return b"\x00\x00\x00\x10" + value.bytes
+
+
+def _jsonb(value: str | bytes) -> bytes:
+    """Already-serialised JSON: jsonb's binary form is a version byte and the text."""
+    text = value.encode() if isinstance(value, str) else value
+    return _length(len(text) + 1) + b"\x01" + text
+
+
+def _text(value: str) -> bytes:
+    text = value.encode()
+    return _length(len(text)) + text
+
+
+_FIELDS: dict[str, Callable[[Any], bytes]] = {"timestamptz": _timestamptz, "uuid": _uuid, "jsonb": _jsonb,
+                                              "text": _text}
+
+
+def encode(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> tuple[bytes, int]:
+    """Rows of ``columns`` (None for NULL, JSON as serialised text) as a binary COPY stream, and their count.
+
+    Built without a connection, so a job can encode one date while others are being sent; a row
+    costs a few microseconds, a fraction of what parsing its JSON costs the server.
+    """
+    fields = [_FIELDS[_TYPES[c]] for c in columns]
+    count = struct.pack(">h", len(fields))
+    parts = [bulk.COPY_HEADER]
+    n = 0
+    for row in rows:
+        parts.append(count)
+        parts.extend(_NULL if v is None else f(v) for f, v in zip(fields, row, strict=True))
+        n += 1
+    parts.append(bulk.COPY_TRAILER)
+    return b"".join(parts), n
 
 
 def existing(conn: psycopg.Connection, times: Sequence[datetime], column: str) -> set[tuple[datetime, object]]:
@@ -42,26 +84,26 @@ def existing(conn: psycopg.Connection, times: Sequence[datetime], column: str) -
     return {(t, i) for t, i in rows}
 
 
-def write(conn: psycopg.Connection, columns: Sequence[str], rows: Iterable[Sequence[object]],
-          compare: Sequence[str], time: datetime) -> bulk.MergeCounts:
-    """One transaction for the rows of one ``time``, updating only ``columns`` of daily_snapshots.
+def write(conn: psycopg.Connection, columns: Sequence[str], payload: tuple[bytes, int], compare: Sequence[str],
+          time: datetime) -> bulk.MergeCounts:
+    """One transaction for the rows of one ``time`` (``encode``d), updating only ``columns``.
 
     When no row of ``time`` exists yet (a new trading date: the nightly case), the rows are
     COPYed straight into the table, as nothing can conflict; otherwise they are COPYed into
     staging and merged on (time, ticker_id).  Every writer takes the same per-date lock, so
     A2 and A3 writing the same date cannot race between that check and the write.
     """
+    data, rows = payload
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_CLASS, time.isoformat()))
         _fast_toast_compression(cur)
-        types = [_TYPES[c] for c in columns]
         present = cur.execute("SELECT EXISTS (SELECT 1 FROM public.daily_snapshots WHERE time = %s)",
                               (time,)).fetchone()
         if not (present and present[0]):
-            written = bulk.copy_rows(cur, sql.Identifier("public", "daily_snapshots"), columns, types, rows)
-            return bulk.MergeCounts(inserted=written, updated=0)
+            bulk.copy_binary(cur, sql.Identifier("public", "daily_snapshots"), columns, data)
+            return bulk.MergeCounts(inserted=rows, updated=0)
         staging = bulk.create_staging(cur, "snapshots_stage", "daily_snapshots", columns)
-        bulk.copy_rows(cur, staging, columns, types, rows)
+        bulk.copy_binary(cur, staging, columns, data)
         return bulk.merge(cur, target="daily_snapshots", staging=staging, key=("time", "ticker_id"),
                           columns=columns, compare=compare)
 

@@ -3,36 +3,21 @@
 from __future__ import annotations
 
 import random
-import struct
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from psycopg import postgres, pq
-from psycopg.adapt import Transformer
 
 from kapman.db import bulk
 from kapman.ingest.options_normalise import TYPES
+from tests.support.copy_stream import psycopg_stream
 
 SNAPSHOT = datetime(2025, 12, 19, 21, 0, tzinfo=UTC)
 TID = uuid4()
 STRIKES = ["0.0001", "99999999.9999", "150.1000", "150.1", "150", "1E+5", "0", "-0", "-12.5", "0.00001",
            "10000", "12345678.9", "1.23E-10", "-0.0001", "NaN", "Infinity", "-Infinity"]
-
-
-def psycopg_stream(types: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
-    """The stream ``copy_rows`` sends: psycopg's binary dumpers for the declared types, per field."""
-    tx = Transformer()
-    tx.set_dumper_types([postgres.types[t].oid for t in types], pq.Format.BINARY)
-    out = [bulk._HEADER]
-    for row in rows:
-        out.append(struct.pack(">h", len(types)))
-        for value in tx.dump_sequence(row, [pq.Format.BINARY] * len(types)):
-            out.append(b"\xff\xff\xff\xff" if value is None else struct.pack(">i", len(value)) + bytes(value))
-    return b"".join(out) + bulk._TRAILER
 
 
 def chain_row(i: int, rng: random.Random) -> tuple:
@@ -93,7 +78,7 @@ def test_each_object_is_encoded_alike_wherever_it_repeats() -> None:
 
 
 def test_no_rows_is_an_empty_stream() -> None:
-    assert bulk.encode_binary_rows(TYPES, []) == bulk._HEADER + bulk._TRAILER == psycopg_stream(TYPES, [])
+    assert bulk.encode_binary_rows(TYPES, []) == bulk.COPY_HEADER + bulk.COPY_TRAILER == psycopg_stream(TYPES, [])
 
 
 @pytest.mark.parametrize(
