@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from datetime import date
 
@@ -56,6 +57,8 @@ def run(tickers: int = 11000, repeat: int = 3) -> list[Figure]:
                 conn.execute("TRUNCATE public.daily_snapshots")
             r = a2_local_ta.run(conn, a2_local_ta.A2Params(dates=dates, force=force, db_url=url))
             timings[label].append(r.seconds)
+            print(f"  {label}: {r.seconds:.2f}s (read {r.read_seconds:.2f}, compute {r.compute_seconds:.2f}, "
+                  f"write {r.write_seconds:.2f})", file=sys.stderr, flush=True)
             return r
 
         for _ in range(repeat):
