@@ -1,8 +1,10 @@
 """A2: technical indicators and price metrics for every ticker with a bar on the requested dates.
 
 Read once in bulk (binary COPY decoded by numpy), compute with the vectorised kernels on
-(bars x tickers) panels in ticker chunks, write one COPY + merge per date.  A ticker with no bar
-on D gets no row for D.  See ``kapman.jobs.a2_window`` for the look-back rule.
+(bars x tickers) panels in ticker chunks, write one transaction per date (``snapshots.write``:
+a straight COPY for a new date, else COPY into staging and a merge), several dates at once.  A
+ticker with no bar on D gets no row for D.  See ``kapman.jobs.a2_window`` for the look-back rule
+and docs/a2_indicators.md for how the job reads and writes.
 """
 
 from __future__ import annotations
