@@ -128,7 +128,8 @@ def _by_identity(values: Sequence[Any], encode: Callable[[Any], bytes]) -> tuple
     return lengths, blob[source].tobytes()
 
 
-def _timestamptz(value: datetime) -> bytes:
+def timestamptz_binary(value: datetime) -> bytes:
+    """An aware datetime in ``timestamptz``'s binary form: microseconds since 2000-01-01 UTC."""
     if value.tzinfo is None:
         raise ValueError(f"timestamptz needs an aware datetime, got {value!r}")
     return struct.pack(">q", (value - _PG_EPOCH_TZ) // _MICROSECOND)
@@ -145,7 +146,7 @@ def _uuid(value: UUID) -> bytes:
 
 
 _ENCODERS: dict[str, Callable[[Any], bytes]] = {
-    "timestamptz": _timestamptz, "date": _date, "uuid": _uuid, "numeric": numeric_binary}
+    "timestamptz": timestamptz_binary, "date": _date, "uuid": _uuid, "numeric": numeric_binary}
 
 
 def _encode_column(pg_type: str, values: Sequence[Any], index: int) -> tuple[np.ndarray, bytes]:
@@ -239,17 +240,14 @@ def copy_binary(cur: psycopg.Cursor, table: sql.Composable, columns: Sequence[st
 
 
 def copy_rows(cur: psycopg.Cursor, table: sql.Composable, columns: Sequence[str], types: Sequence[str],
-              rows: Iterable[Sequence[object]]) -> int:
-    """Binary COPY of Python rows (None for NULL) with declared PostgreSQL types; returns the count."""
+              rows: Iterable[Sequence[object]]) -> None:
+    """Binary COPY of Python rows (None for NULL) with declared PostgreSQL types."""
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         table, sql.SQL(", ").join(map(sql.Identifier, columns)))
-    count = 0
     with cur.copy(stmt) as copy:
         copy.set_types(list(types))
         for row in rows:
             copy.write_row(row)
-            count += 1
-    return count
 
 
 def create_staging(cur: psycopg.Cursor, name: str, like: str, columns: Sequence[str]) -> sql.Identifier:
@@ -293,6 +291,32 @@ def merge(cur: psycopg.Cursor, *, target: str, staging: sql.Identifier, key: Seq
     row = cur.execute(stmt).fetchone()
     assert row is not None
     return MergeCounts(int(row[0]), int(row[1]))
+
+
+def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], payload: bytes, rows: int,
+                group: dict[str, object], lock_class: int, key: Sequence[str],
+                compare: Sequence[str] | None = None) -> MergeCounts:
+    """Write a binary COPY ``payload`` of rows that all share ``group``'s column values, in the
+    caller's transaction, under an advisory lock on the group.
+
+    When no row of the group exists yet (a new snapshot, a new date), the payload is COPYed
+    straight into ``target``: the rows are unique on ``key``, so nothing can conflict, and one pass
+    is cheaper than a COPY into staging plus an INSERT from it.  Otherwise it is COPYed into staging
+    and merged on ``key`` (see ``merge``).  The lock (``lock_class`` and the group's values) keeps
+    two writers of the same group from racing between that check and the write.
+    """
+    lock_key = "@".join(str(v) for v in group.values())
+    cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (lock_class, lock_key))
+    where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in group)
+    table = sql.Identifier("public", target)
+    present = cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(table, where),
+                          list(group.values())).fetchone()
+    if not (present and present[0]):
+        copy_binary(cur, table, columns, payload)
+        return MergeCounts(inserted=rows, updated=0)
+    staging = create_staging(cur, f"{target}_stage", target, columns)
+    copy_binary(cur, staging, columns, payload)
+    return merge(cur, target=target, staging=staging, key=key, columns=columns, compare=compare)
 
 
 def read_fixed(cur: psycopg.Cursor, query: sql.Composable, types: Sequence[str]) -> list[np.ndarray]:

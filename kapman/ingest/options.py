@@ -42,7 +42,6 @@ from types import TracebackType
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
 
 from kapman.db import bulk, retention, runs, schema
 from kapman.db.errors import wrap
@@ -60,7 +59,6 @@ log = logging.getLogger(__name__)
 
 #: First key of the per-(underlying, snapshot) advisory lock: "op" for options.
 LOCK_CLASS = 0x6F70
-_TABLE = sql.Identifier("public", "options_chains")
 #: Worker processes by default, fewer on a machine with fewer CPUs (see ``default_workers``).
 DEFAULT_WORKERS = 2
 
@@ -239,31 +237,16 @@ def _fetch(
 
 
 def write_chain(conn: psycopg.Connection, chain: EncodedChain) -> bulk.MergeCounts:
-    """One symbol's rows in one transaction, under a per-(snapshot time, underlying) advisory lock.
-
-    The first write of a (snapshot time, underlying) is a binary COPY of the payload straight into
-    the table: nothing of that pair exists yet and the rows are unique on the key, so nothing can
-    conflict, and one pass is cheaper than a COPY into staging plus an INSERT from it.  A replay
-    COPYs into staging and merges on the key, updating only changed rows.  The lock keeps two runs
-    of the same snapshot time from racing between the check and the write.
-    """
-    snapshot, ticker_id = chain.snapshot_time, chain.ticker_id
+    """One symbol's rows in one transaction: a straight COPY on the first write of a (snapshot
+    time, underlying), staging and a merge on a replay (``bulk.write_group``)."""
     with conn.transaction(), conn.cursor() as cur:
         if conn.info.encoding != "utf-8":
             cur.execute("SET LOCAL client_encoding TO 'UTF8'")  # the payload's text is UTF-8
-        cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_CLASS, f"{ticker_id}@{snapshot}"))
-        present = cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM public.options_chains WHERE time = %s AND ticker_id = %s)",
-            (snapshot, ticker_id),
-        ).fetchone()
-        if present and present[0]:
-            staging = bulk.create_staging(cur, "options_stage", "options_chains", COLUMNS)
-            bulk.copy_binary(cur, staging, COLUMNS, chain.payload)
-            return bulk.merge(
-                cur, target="options_chains", staging=staging, key=schema.OPTIONS_KEY, columns=COLUMNS
-            )
-        bulk.copy_binary(cur, _TABLE, COLUMNS, chain.payload)
-        return bulk.MergeCounts(inserted=chain.rows, updated=0)
+        return bulk.write_group(
+            cur, target="options_chains", columns=COLUMNS, payload=chain.payload, rows=chain.rows,
+            group={"time": chain.snapshot_time, "ticker_id": chain.ticker_id}, lock_class=LOCK_CLASS,
+            key=schema.OPTIONS_KEY,
+        )
 
 
 @contextmanager

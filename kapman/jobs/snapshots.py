@@ -6,12 +6,11 @@ import functools
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
 
 from kapman.db import bulk
 
@@ -19,8 +18,6 @@ A2_COLUMNS = ("time", "ticker_id", "technical_indicators_json", "price_metrics_j
               "ta_version")
 A3_COLUMNS = ("time", "ticker_id", "dealer_metrics_json", "dealer_snapshot_time", "dealer_computed_at",
               "dealer_version")
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 #: First key of the per-date advisory lock of every daily_snapshots writer: "ds".
 LOCK_CLASS = 0x6473
 _TYPES = {"time": "timestamptz", "ticker_id": "uuid", "technical_indicators_json": "jsonb",
@@ -33,9 +30,9 @@ _NULL = b"\xff\xff\xff\xff"
 _length = struct.Struct(">i").pack
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64)  # a job's rows share a few stamps
 def _timestamptz(value: datetime) -> bytes:
-    return b"\x00\x00\x00\x08" + struct.pack(">q", (value - _PG_EPOCH) // _MICROSECOND)
+    return b"\x00\x00\x00\x08" + bulk.timestamptz_binary(value)
 
 
 def _uuid(value: UUID) -> bytes:
@@ -88,24 +85,16 @@ def write(conn: psycopg.Connection, columns: Sequence[str], payload: tuple[bytes
           time: datetime) -> bulk.MergeCounts:
     """One transaction for the rows of one ``time`` (``encode``d), updating only ``columns``.
 
-    When no row of ``time`` exists yet (a new trading date: the nightly case), the rows are
-    COPYed straight into the table, as nothing can conflict; otherwise they are COPYed into
-    staging and merged on (time, ticker_id).  Every writer takes the same per-date lock, so
-    A2 and A3 writing the same date cannot race between that check and the write.
+    A new trading date (the nightly case) is COPYed straight into the table, a date with rows is
+    merged on (time, ticker_id) (``bulk.write_group``).  A2 and A3 take the same per-date lock,
+    so neither races the other between that check and the write.
     """
     data, rows = payload
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_CLASS, time.isoformat()))
         _fast_toast_compression(cur)
-        present = cur.execute("SELECT EXISTS (SELECT 1 FROM public.daily_snapshots WHERE time = %s)",
-                              (time,)).fetchone()
-        if not (present and present[0]):
-            bulk.copy_binary(cur, sql.Identifier("public", "daily_snapshots"), columns, data)
-            return bulk.MergeCounts(inserted=rows, updated=0)
-        staging = bulk.create_staging(cur, "snapshots_stage", "daily_snapshots", columns)
-        bulk.copy_binary(cur, staging, columns, data)
-        return bulk.merge(cur, target="daily_snapshots", staging=staging, key=("time", "ticker_id"),
-                          columns=columns, compare=compare)
+        return bulk.write_group(cur, target="daily_snapshots", columns=columns, payload=data, rows=rows,
+                                group={"time": time}, lock_class=LOCK_CLASS, key=("time", "ticker_id"),
+                                compare=compare)
 
 
 def _fast_toast_compression(cur: psycopg.Cursor) -> None:
