@@ -1,6 +1,7 @@
 """What every entrypoint shares: common options, logging set-up, error-to-exit-code mapping.
 
-Exit codes: 0 success, 1 partial failure, 2 usage, configuration or total failure.
+Exit codes follow kapman.step: 0 the asked work is done, 1 some units failed, 2 usage,
+configuration or total failure or nothing could be done for what was asked, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,10 +15,16 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
+import psycopg
+
 from kapman.config import Settings, load_settings
+from kapman.db.errors import classify
 from kapman.errors import KapManError
+from kapman.step import StepResult
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILURE = 0, 1, 2
+#: Ctrl-C, as a shell reports a process ended by SIGINT.
+EXIT_INTERRUPTED = 130
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -100,21 +107,42 @@ def emit(args: argparse.Namespace, text: str, data: dict[str, Any]) -> None:
         print(text)
 
 
+def finish(args: argparse.Namespace, result: StepResult) -> int:
+    """Print a step's summary (JSON with --json) and return its exit code."""
+    result.stop_clock()
+    emit(args, result.summary(), result.as_dict())
+    return result.exit_code
+
+
+def _report_error(as_json: bool, status: str, message: str, hint: str | None, code: int) -> int:
+    if as_json:
+        print(json.dumps({"status": status, "error": message, "hint": hint, "exit_code": code}, sort_keys=True))
+    else:
+        print(f"{status}: {message}", file=sys.stderr)
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
+    return code
+
+
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Run an entrypoint's ``main``; turn KapManError into one line, a hint and an exit code."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    """Run an entrypoint's ``main``: a KapManError, or a database error classified by SQLSTATE,
+    becomes one line (JSON with --json), a hint and an exit code; a traceback only with --debug."""
+    words = list(argv if argv is not None else sys.argv[1:])
+    debug, as_json = "--debug" in words, "--json" in words
     try:
         return main(argv)
     except KapManError as exc:
         if debug:
             traceback.print_exc()
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return exc.exit_code
+        return _report_error(as_json, "error", exc.message, exc.hint, exc.exit_code)
+    except psycopg.Error as exc:
+        if debug:
+            traceback.print_exc()
+        err = classify(exc)
+        return _report_error(as_json, "error", err.message, err.hint, err.exit_code)
     except KeyboardInterrupt:
-        print("interrupted: work already committed is kept; rerun to resume", file=sys.stderr)
-        return 130
+        return _report_error(as_json, "interrupted", "work already committed is kept; rerun to resume",
+                             None, EXIT_INTERRUPTED)
 
 
 def entrypoint(main: Callable[[Sequence[str] | None], int]) -> None:

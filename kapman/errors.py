@@ -99,7 +99,14 @@ class NotFoundError(ProviderError):
     """The object does not exist (e.g. no flat file for a holiday)."""
 
 
-class PartialFailure(KapManError):
-    """A job finished but some units (symbols, files, dates) failed; the summary says which."""
+class ConnectionLost(DatabaseError):
+    """The database connection dropped mid-step (server restart, a rebuild terminating sessions).
 
-    exit_code = 1
+    Work committed before it is kept; a rerun resumes from the database."""
+
+    def __init__(self, done: int | None = None, unit: str = "units") -> None:
+        after = f" after {done} {unit}" if done is not None else ""
+        super().__init__(f"the database connection was lost{after}; rerun to resume", sqlstate="08006",
+                         transient=True, hint="check that the database server is up (./dev.sh db status)")
+        self.done = done
+        self.unit = unit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -36,16 +37,53 @@ def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> 
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
                                application_name=APPLICATION_NAME)
     except psycopg.OperationalError as exc:
-        text = str(exc)
-        for secret in filter(None, [urlsplit(url).password]):
-            text = text.replace(secret, "***")
-        reason = text.strip().splitlines()[-1] if text.strip() else "connection failed"
-        if "does not exist" in text and "database" in text:
-            hint = "run python -m scripts.db.a5_deterministic_rebuild to create it"
-        elif "password authentication failed" in text:
-            hint = "check the user and password in DATABASE_URL"
-        else:
-            hint = ("start the database (./dev.sh db up, or docker compose up -d db) "
-                    "and check host and port in DATABASE_URL")
-        raise DatabaseError(f"cannot connect to {mask_url(url)}: {reason}", sqlstate=exc.sqlstate,
-                            transient=True, hint=hint) from None
+        raise _diagnose(url, exc) from None
+
+
+def _server_answers(url: str) -> bool:
+    """Whether anything listens where the URL points (a socket path, or host and port)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def _diagnose(url: str, exc: psycopg.OperationalError) -> DatabaseError:
+    """Why a connection failed, told by what answers rather than by the text of libpq's message
+    (libpq gives connection failures no SQLSTATE, and the text is localised by the server):
+    nothing listening (08001, transient); the maintenance database accepts the same credentials
+    (3D000, the database is missing); or it does not (28P01, the credentials are refused)."""
+    where = mask_url(url)
+    if not _server_answers(url):
+        return DatabaseError(f"cannot connect to {where}: no database server answers there",
+                             sqlstate="08001", transient=True,
+                             hint="start the database (./dev.sh db up, or docker compose up -d db) "
+                                  "and check host and port in DATABASE_URL")
+    name = urlsplit(url).path.lstrip("/")
+    maintenance = "template1" if name == "postgres" else "postgres"
+    try:
+        with psycopg.connect(with_database(url, maintenance), connect_timeout=5,
+                             application_name=APPLICATION_NAME) as conn:
+            exists = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = %s)",
+                                  (name,)).fetchone()
+    except psycopg.Error:
+        return DatabaseError(f"cannot connect to {where}: the server refused the user or password",
+                             sqlstate="28P01", transient=False,
+                             hint="check the user and password in DATABASE_URL (.env or the environment)")
+    if exists and not exists[0]:
+        return DatabaseError(f"cannot connect to {where}: database {name!r} does not exist",
+                             sqlstate="3D000", transient=False,
+                             hint="run python -m scripts.db.a5_deterministic_rebuild to create it")
+    text = str(exc).strip()
+    for secret in filter(None, [urlsplit(url).password]):
+        text = text.replace(secret, "***")
+    reason = text.splitlines()[-1] if text else "connection failed"
+    return DatabaseError(f"cannot connect to {where}: {reason}", sqlstate="08004", transient=True,
+                         hint="the server rejected the connection; check its logs and max_connections")
