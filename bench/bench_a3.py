@@ -18,6 +18,7 @@ from psycopg import sql
 
 from bench.bench_a3_kernels import AS_OF, SNAPSHOT, synthetic_chain
 from bench.common import Figure, print_table, scratch_database
+from kapman.config import Settings
 from kapman.db import bulk
 from kapman.ids import ticker_id
 from kapman.jobs import a3_dealer_metrics as a3
@@ -57,16 +58,18 @@ def load(conn: psycopg.Connection, symbols: int, contracts: int) -> int:
 
 
 def run(symbols: int = 150, contracts: int = 2000, repeat: int = 3) -> list[Figure]:
-    with scratch_database("a3") as url, psycopg.connect(url, autocommit=True) as conn:
-        total = load(conn, symbols, contracts)
-        results = [a3.run(conn, a3.A3Params(dates=[AS_OF], force=True, workers=2)) for _ in range(repeat)]
-    seconds = statistics.median(r.seconds for r in results)
+    with scratch_database("a3") as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            total = load(conn, symbols, contracts)
+        settings = Settings(database_url=url)
+        results = [a3.run(settings, a3.A3Params(dates=[AS_OF], force=True, workers=2)) for _ in range(repeat)]
+    seconds = statistics.median(r.elapsed for r in results)
     last = results[-1]
     return [
         Figure("a3", f"contracts ({symbols} symbols)", total, "contracts"),
         Figure("a3", "one date, end to end (median)", seconds, "s", "<= 3", seconds <= 3),
         Figure("a3", "throughput", total / seconds, "contracts/s"),
-        Figure("a3", "statuses", last.statuses.get("FULL", 0), "FULL"),
+        Figure("a3", "statuses", last.details["statuses"].get("FULL", 0), "FULL"),
     ]
 
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 
-from kapman.config import Settings, load_settings
+from kapman.config import Settings, load_settings, mask_url
 from kapman.db.errors import classify
 from kapman.errors import KapManError
 from kapman.step import StepResult
@@ -28,12 +29,38 @@ EXIT_INTERRUPTED = 130
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+    """Examples kept as written; "(default: …)" added only where the help does not say it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\",]+")
+
+
+class Parser(argparse.ArgumentParser):
+    """Every KapMan parser: no silently accepted abbreviations (``--for`` is not ``--force``), and
+    usage errors that never echo a URL-like value (a mistyped ``--dburl URL`` carries a password)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        super().error(_URL.sub(lambda m: mask_url(m.group(0)), message))
+
+
+#: The program name parsers show; the ``kapman`` command sets it to ``kapman <subcommand>``.
+prog_override: str | None = None
 
 
 def parser(prog: str, description: str, examples: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=_Formatter,
-                                epilog="examples:\n" + examples.strip("\n"))
+    p = Parser(prog=prog_override or prog, description=description,
+               epilog="examples:\n" + examples.strip("\n"))
     add_common_options(p)
     return p
 

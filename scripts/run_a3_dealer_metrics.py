@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kapman import cli
-from kapman.db.connect import connect
 from kapman.jobs import a3_dealer_metrics as a3
-from kapman.jobs.dates import NEWEST_SNAPSHOT, requested_dates
 from kapman.metrics.dealer import DealerParams
 from kapman.progress import for_terminal
 
@@ -37,21 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers < 1 or args.max_dte < 0:
         p.error("--workers must be at least 1 and --max-dte not negative")
     settings = cli.settings_for(args)
-    symbols = cli.symbols_arg(args.symbols)
     dealer = DealerParams(max_dte=args.max_dte, min_open_interest=args.min_open_interest,
                           risk_free_rate=args.risk_free_rate)
-    with connect(settings.require_database_url()) as conn:
-        dates = requested_dates(conn, day=args.date, start=args.start_date, end=args.end_date,
-                                newest=NEWEST_SNAPSHOT)
-        result = a3.run(conn, a3.A3Params(dates=dates, symbols=symbols, workers=args.workers, force=args.force,
-                                          dealer=dealer), progress=for_terminal(args.quiet))
-    cli.emit(args, result.summary(), result.as_dict())
-    if result.failed:
-        return cli.EXIT_PARTIAL if result.rows_written else cli.EXIT_FAILURE
-    if result.rows_written == 0 and result.skipped_existing == 0:
-        return cli.EXIT_FAILURE
-    return cli.EXIT_OK
-
+    params = a3.A3Params(day=args.date, start=args.start_date, end=args.end_date,
+                         symbols=cli.symbols_arg(args.symbols), workers=args.workers, force=args.force,
+                         dealer=dealer)
+    return cli.finish(args, a3.run(settings, params, for_terminal(args.quiet)))
 
 if __name__ == "__main__":
     cli.entrypoint(main)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -22,58 +21,48 @@ import psycopg
 from psycopg import sql
 
 from kapman import clock
-from kapman.db import bulk
-from kapman.errors import UsageError
+from kapman.calendar import is_trading_day
+from kapman.config import Settings
+from kapman.db import bulk, runs
+from kapman.db.connect import connect
+from kapman.db.errors import is_connection_lost
+from kapman.errors import ConnectionLost, UsageError
 from kapman.ingest.watchlists import resolve_scope
 from kapman.jobs import snapshots
+from kapman.jobs.dates import requested_dates
 from kapman.metrics.dealer import DealerParams, compute_dealer_metrics
 from kapman.metrics.dealer_chain import ChainArrays
 from kapman.progress import NullProgress, Progress
+from kapman.step import StepResult
 
 log = logging.getLogger(__name__)
 VERSION = "a3-1"
+#: New York dates that have a snapshot, newest first, up to KapMan's today.
+SNAPSHOT_DATES = ("SELECT DISTINCT (time AT TIME ZONE 'America/New_York')::date AS d FROM public.options_chains "
+                  "WHERE (time AT TIME ZONE 'America/New_York')::date <= %s ORDER BY d DESC LIMIT 31")
 SPOT_FROM_SNAPSHOT, SPOT_FROM_CLOSE, SPOT_NONE = "snapshot_underlying_price", "ohlcv_close", "none"
 
 
 @dataclass
 class A3Params:
-    dates: list[date]
+    dates: list[date] | None = None      # explicit trading dates; None: from day/start/end
+    day: date | None = None
+    start: date | None = None
+    end: date | None = None
     symbols: list[str] | None = None
     workers: int = 2
     force: bool = False
     dealer: DealerParams = field(default_factory=DealerParams)
 
+    def ledger_args(self) -> dict[str, Any]:
+        return {"dates": self.dates, "date": self.day, "start_date": self.start, "end_date": self.end,
+                "symbols": self.symbols, "workers": self.workers, "force": self.force,
+                "dealer": asdict(self.dealer)}
+
 
 @dataclass(kw_only=True)
-class A3Result(snapshots.WrittenRows):
-    dates: list[date]
-    symbols: int = 0
-    statuses: Counter = field(default_factory=Counter)
-    dates_without_snapshots: list[date] = field(default_factory=list)
-    skipped_existing: int = 0
-    failed: dict[str, str] = field(default_factory=dict)
-    contracts: int = 0
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        span = f"{self.dates[0]}" if len(self.dates) == 1 else f"{self.dates[0]}..{self.dates[-1]}"
-        status = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())) or "none"
-        rate = f", {self.contracts / self.seconds:,.0f} contracts/s" if self.seconds and self.contracts else ""
-        lines = [f"a3 {span}: {self.symbols} symbols, {self.rows_written} rows ({self.rows_inserted} new, "
-                 f"{self.rows_updated} updated, {self.rows_unchanged} unchanged); status {status}; "
-                 f"{self.skipped_existing} already computed (skipped; --force recomputes), {len(self.failed)} failed; "
-                 f"{self.contracts} contracts, {self.seconds:.1f}s{rate}"]
-        if self.dates_without_snapshots:
-            lines.append("  no options snapshot for any symbol on: "
-                         + ", ".join(map(str, self.dates_without_snapshots)) + " (skipped)")
-        lines += [f"  failed {k}: {v}" for k, v in sorted(self.failed.items())]
-        return "\n".join(lines)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"dates": self.dates, "symbols": self.symbols, "statuses": dict(self.statuses),
-                "dates_without_snapshots": self.dates_without_snapshots, "skipped_existing": self.skipped_existing,
-                "failed": self.failed, **self.rows_dict(), "contracts": self.contracts,
-                "seconds": round(self.seconds, 3)}
+class _Written(snapshots.WrittenRows):
+    """The merge counts of one run, folded into the step result at the end."""
 
 
 @dataclass
@@ -136,42 +125,84 @@ def _arrays(cols: dict[str, np.ndarray], sel: slice) -> ChainArrays:
                        gamma=cols["gamma"][sel], multiplier=np.where(mult > 0, mult, 100.0))
 
 
-def run(conn: psycopg.Connection, params: A3Params, progress: Progress | None = None) -> A3Result:
+def run(settings: Settings, params: A3Params, progress: Progress | None = None) -> StepResult:
+    """Step 8: dealer metrics for the requested dates, recorded in the run ledger."""
+    url = settings.require_database_url()
+    with runs.recorded(url, "a3", params.ledger_args()) as run_, connect(url) as conn:
+        run_.result = StepResult("a3", unit="symbol-dates")
+        try:
+            compute(conn, params, progress, run_.result)
+        except psycopg.Error as exc:
+            if is_connection_lost(exc):
+                raise ConnectionLost(len(run_.result.details.get("dates_done", [])), "dates") from None
+            raise
+        return run_.result
+
+
+def resolve_dates(conn: psycopg.Connection, params: A3Params) -> list[date]:
+    """The asked dates; by default the newest trading date with a snapshot, by KapMan's clock."""
+    if params.dates is not None:
+        return sorted(params.dates)
+    if params.day or params.start or params.end:
+        return requested_dates(conn, day=params.day, start=params.start, end=params.end)
+    today = clock.today_ny()
+    days = [d for (d,) in conn.execute(SNAPSHOT_DATES, (today,)).fetchall()]
+    trading = [d for d in days if is_trading_day(d)]
+    if trading:
+        return [trading[0]]
+    if days:
+        raise UsageError(f"no options snapshot on a trading day on or before {today} (the newest, {days[0]}, "
+                         "is not a trading day, and A3 computes trading dates only)",
+                         hint="run python -m scripts.ingest_options after a session's close, or pass --date")
+    newer = conn.execute("SELECT EXISTS (SELECT 1 FROM public.options_chains)").fetchone()
+    if newer and newer[0]:
+        raise UsageError(f"every options snapshot is dated after {today}, today by KapMan's clock",
+                         hint="check KAPMAN_NOW, or pass --date")
+    raise UsageError("public.options_chains is empty: there is no snapshot to compute",
+                     hint="run python -m scripts.ingest_options first")
+
+
+def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | None = None,
+            result: StepResult | None = None) -> StepResult:
+    """Dealer metrics on an open connection; every date is one transaction."""
     progress = progress or NullProgress()
-    started = time.perf_counter()
-    if not params.dates:
+    result = result or StepResult("a3", unit="symbol-dates")
+    dates = resolve_dates(conn, params)
+    if not dates:
         raise UsageError("no trading dates in the requested range")
-    result = A3Result(dates=sorted(params.dates))
+    written = _Written()
+    statuses: Counter = Counter()
+    without: list[date] = []
+    dates_done: list[date] = []
     symbols = list(resolve_scope(conn, params.symbols, work="dealer metrics").tickers.items())
-    result.symbols = len(symbols)
     ids = [i for _, i in symbols]
-    chains = read_chains(conn, ids, result.dates[0], result.dates[-1])
-    result.contracts = len(chains.ticker)
-    spot_close = closes(conn, ids, result.dates)
-    # Group boundaries of (ticker, day) runs in the sorted arrays.
-    key = chains.ticker.astype(np.int64) * 100_000 + chains.day.astype(np.int64)
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.empty(0, dtype=np.intp)
-    bounds = {(int(chains.ticker[s]), chains.day[s].astype(object)): slice(int(s), int(e))
-              for s, e in zip(starts, np.r_[starts[1:], len(key)], strict=True)}
+    chains = read_chains(conn, ids, dates[0], dates[-1])
+    result.read = len(chains.ticker)
+    spot_close = closes(conn, ids, dates)
+    bounds = _groups(chains)
     days_with = {d for _, d in bounds}
     computed_at = clock.now()
-    progress.start(len(result.dates) * len(symbols), "a3 symbol-dates", unit="sym")
-    for day in result.dates:
+    result.details.update(dates=dates, symbols=len(symbols), statuses=statuses, dates_without_snapshots=without,
+                          dates_done=dates_done)
+    span = f"{dates[0]}" if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
+    progress.start(len(dates) * len(symbols), "a3 symbol-dates", unit="sym")
+    for day in dates:
         if day not in days_with:
-            result.dates_without_snapshots.append(day)
+            without.append(day)
             progress.advance(len(symbols))
             continue
         t = clock.close_of(day)
         done = set() if params.force else snapshots.existing(conn, [t], "dealer_metrics_json")
         todo = [(n, s, i) for n, (s, i) in enumerate(symbols) if (t, i) not in done]
-        result.skipped_existing += len(symbols) - len(todo)
+        result.unchanged += len(symbols) - len(todo)
+        result.done += len(symbols) - len(todo)
 
         def one(item: tuple[int, str, uuid.UUID], day: date = day) -> tuple[str, uuid.UUID, dict | None, str | None]:
             n, symbol, tid = item
             try:
                 return symbol, tid, _metrics(chains, bounds.get((n, day)), spot_close.get((n, day)), day, params), None
             except Exception as exc:  # one bad chain must not stop the others
-                log.exception("a3 %s %s failed", symbol, day)
+                log.debug("a3 %s %s failed", symbol, day, exc_info=True)
                 return symbol, tid, None, f"{type(exc).__name__}: {exc}"
 
         rows = []
@@ -179,20 +210,48 @@ def run(conn: psycopg.Connection, params: A3Params, progress: Progress | None = 
             for symbol, tid, payload, error in pool.map(one, todo):
                 progress.advance(1)
                 if error is not None or payload is None:
-                    result.failed[f"{symbol} {day}"] = error or "no result"
+                    result.fail(f"{symbol} {day}", error or "no result")
                     continue
-                result.statuses[payload["status"]] += 1
+                statuses[payload["status"]] += 1
                 snap = payload["snapshot_time"]
                 rows.append((t, tid, json.dumps(payload, allow_nan=False),
                              datetime.fromisoformat(snap) if snap else None, computed_at, VERSION))
         if rows:
             counts = snapshots.write(conn, snapshots.A3_COLUMNS, snapshots.encode(snapshots.A3_COLUMNS, rows),
                                      compare=("dealer_metrics_json", "dealer_snapshot_time"), time=t)
-            result.tally(counts, len(rows))
+            written.tally(counts, len(rows))
+            result.done += len(rows)
+        dates_done.append(day)
     progress.close()
-    result.seconds = time.perf_counter() - started
+    result.written = written.rows_inserted + written.rows_updated
+    result.unchanged += written.rows_unchanged
+    result.details.update(written.rows_dict(), statuses=dict(statuses))
+    if len(without) == len(dates):
+        result.nothing(f"no options snapshot on {span}: run python -m scripts.ingest_options on a trading day "
+                       "first")
+        return result
+    if without:
+        result.note("no options snapshot for any symbol on " + ", ".join(map(str, without))
+                    + " (nothing to compute there; a snapshot missed on its day cannot be fetched later)")
+    status = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "none"
+    result.headline = (f"{span}: {len(symbols)} symbols, {written.rows_written} rows "
+                       f"({written.rows_inserted} new, {written.rows_updated} updated, "
+                       f"{written.rows_unchanged} unchanged); status {status}")
+    if result.unchanged > written.rows_unchanged:
+        result.headline += f"; {result.unchanged - written.rows_unchanged} already computed (--force recomputes)"
     log.info("%s", result.summary())
     return result
+
+
+def _groups(chains: Chains) -> dict[tuple[int, Any], slice]:
+    """The slice of each (ticker, day) run in the sorted contract arrays."""
+    if not len(chains.ticker):
+        return {}
+    key = chains.ticker.astype(np.int64) * 100_000 + chains.day.astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], len(key)]
+    return {(int(chains.ticker[s]), chains.day[s].astype(object)): slice(int(s), int(e))
+            for s, e in zip(starts, ends, strict=True)}
 
 
 def _metrics(chains: Chains, sel: slice | None, close: float | None, day: date, params: A3Params) -> dict:

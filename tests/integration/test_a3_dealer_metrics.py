@@ -61,9 +61,9 @@ def payloads(conn: psycopg.Connection, day: date) -> dict[str, dict]:
 def test_metrics_per_symbol_and_date_share_the_a2_row(hydrated: tuple) -> None:
     conn, _ = hydrated
     a2 = a2_local_ta.run(conn, a2_local_ta.A2Params(dates=[D1, D2]))
-    result = a3.run(conn, a3.A3Params(dates=[D1, D2]))
-    assert result.rows_written == 8 and not result.failed
-    assert result.statuses["INVALID"] == 1              # MSFT on D2: no snapshot that day
+    result = a3.compute(conn, a3.A3Params(dates=[D1, D2]))
+    assert result.details["rows_written"] == 8 and not result.failures and result.exit_code == 0
+    assert result.details["statuses"]["INVALID"] == 1              # MSFT on D2: no snapshot that day
     d2 = payloads(conn, D2)
     assert d2["MSFT"]["status"] == "INVALID" and d2["MSFT"]["status_reason"].startswith("no_snapshot")
     assert d2["MSFT"]["snapshot_time"] is None           # D1's snapshot is not reused on D2
@@ -83,7 +83,7 @@ def test_metrics_per_symbol_and_date_share_the_a2_row(hydrated: tuple) -> None:
 
 def test_job_plumbing_matches_the_kernel_on_a_plain_query(hydrated: tuple) -> None:
     conn, _ = hydrated
-    a3.run(conn, a3.A3Params(dates=[D2], symbols=["AAPL"]))
+    a3.compute(conn, a3.A3Params(dates=[D2], symbols=["AAPL"]))
     stored = payloads(conn, D2)["AAPL"]
     frame = pd.DataFrame(conn.execute("""
         SELECT oc.expiration_date, oc.strike_price AS strike, oc.option_type, oc.open_interest, oc.volume,
@@ -101,19 +101,22 @@ def test_job_plumbing_matches_the_kernel_on_a_plain_query(hydrated: tuple) -> No
 def test_rerun_skips_force_recomputes_and_a2_columns_stay(hydrated: tuple) -> None:
     conn, _ = hydrated
     a2_local_ta.run(conn, a2_local_ta.A2Params(dates=[D2], symbols=["AAPL"]))
-    first = a3.run(conn, a3.A3Params(dates=[D2]))
-    again = a3.run(conn, a3.A3Params(dates=[D2]))
-    assert again.rows_written == 0 and again.skipped_existing == first.rows_written == 4
-    forced = a3.run(conn, a3.A3Params(dates=[D2], force=True))
-    assert (forced.rows_inserted, forced.rows_updated, forced.rows_unchanged) == (0, 0, 4)
+    first = a3.compute(conn, a3.A3Params(dates=[D2]))
+    again = a3.compute(conn, a3.A3Params(dates=[D2]))
+    assert again.details["rows_written"] == 0 and again.unchanged == first.details["rows_written"] == 4
+    assert again.outcome == "ok" and "4 already computed" in again.headline
+    forced = a3.compute(conn, a3.A3Params(dates=[D2], force=True))
+    assert (forced.details["rows_inserted"], forced.details["rows_updated"],
+            forced.details["rows_unchanged"]) == (0, 0, 4)
     ta = conn.execute("SELECT count(*) FROM daily_snapshots WHERE technical_indicators_json IS NOT NULL").fetchone()
     assert ta == (1,)
 
 
 def test_date_without_any_snapshot_is_reported_and_skipped(hydrated: tuple) -> None:
     conn, _ = hydrated
-    result = a3.run(conn, a3.A3Params(dates=[date(2025, 12, 17), D2]))
-    assert result.dates_without_snapshots == [date(2025, 12, 17)]
+    result = a3.compute(conn, a3.A3Params(dates=[date(2025, 12, 17), D2]))
+    assert result.details["dates_without_snapshots"] == [date(2025, 12, 17)]
+    assert result.outcome == "ok" and "no options snapshot for any symbol on 2025-12-17" in result.summary()
     assert conn.execute("SELECT count(*) FROM daily_snapshots WHERE time = %s",
                         (close_of(date(2025, 12, 17)),)).fetchone() == (0,)
 
@@ -134,3 +137,34 @@ def test_cli_range_from_the_runbook_and_dashboard(hydrated: tuple) -> None:
     outside = subprocess.run([sys.executable, "-m", "scripts.run_a3_dealer_metrics", "--date", "2025-12-19",
                               "--symbols", "NVDA", "--db-url", url], capture_output=True, text=True, env=env)
     assert outside.returncode == 2 and "NVDA" in outside.stderr
+
+
+def _a3_cli(url: str, *args: str, now: str = str(D2)) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KAPMAN_ENV_FILE": "/nonexistent", "KAPMAN_NOW": now}
+    return subprocess.run([sys.executable, "-m", "scripts.run_a3_dealer_metrics", *args, "--db-url", url],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_a_date_without_a_snapshot_is_nothing_to_do_in_one_line(hydrated: tuple) -> None:
+    conn, url = hydrated
+    proc = _a3_cli(url, "--date", "2025-12-12")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stdout.startswith("a3: nothing-to-do · no options snapshot on 2025-12-12")
+    as_json = _a3_cli(url, "--date", "2025-12-12", "--json")
+    data = json.loads(as_json.stdout)
+    assert as_json.returncode == 2 and data["status"] == "nothing-to-do" and data["exit_code"] == 2
+    ledger = conn.execute("SELECT status, finished_at > started_at FROM ingest_runs WHERE job = 'a3' "
+                          "ORDER BY started_at").fetchall()
+    assert ledger == [("nothing-to-do", True), ("nothing-to-do", True)]
+
+
+def test_a_saturday_snapshot_alone_is_named_not_called_empty(hydrated: tuple) -> None:
+    conn, url = hydrated
+    # Only a snapshot taken on Saturday 2025-12-20 remains.
+    conn.execute("DELETE FROM options_chains WHERE time < '2025-12-19T20:00:00Z'")
+    conn.execute("UPDATE options_chains SET time = time + interval '1 day'")
+    proc = _a3_cli(url, now="2025-12-20")
+    assert proc.returncode == 2
+    assert "newest, 2025-12-20, is not a trading day" in proc.stderr and "empty" not in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,12 +10,22 @@ from pathlib import Path
 import pytest
 
 from kapman import runbook
+from kapman.console import COMMANDS
 from kapman.demo import option_steps
 
 ROOT = Path(__file__).resolve().parents[2]
-ENTRYPOINTS = ["scripts.db.a5_deterministic_rebuild", "scripts.ingest_tickers", "scripts.ingest_watchlists",
-               "scripts.ingest_ohlcv", "scripts.ingest_options", "scripts.run_a2_local_ta",
-               "scripts.run_a3_dealer_metrics"]
+
+
+def _entrypoints() -> list[str]:
+    """Every module under scripts/ (found on disk, so a new entry point cannot be forgotten)."""
+    found = []
+    for path in sorted((ROOT / "scripts").rglob("*.py")):
+        if path.name != "__init__.py":
+            found.append(".".join(path.relative_to(ROOT).with_suffix("").parts))
+    return found
+
+
+ENTRYPOINTS = _entrypoints()
 
 
 def all_steps() -> list[runbook.Step]:
@@ -35,6 +46,12 @@ def test_every_dashboard_file_exists() -> None:
         assert (ROOT / "docs" / "runbooks" / name).is_file()
 
 
+def test_the_scan_finds_the_runbook_steps() -> None:
+    assert {"scripts.db.a5_deterministic_rebuild", "scripts.ingest_tickers", "scripts.ingest_watchlists",
+            "scripts.ingest_ohlcv", "scripts.ingest_options", "scripts.run_a2_local_ta",
+            "scripts.run_a3_dealer_metrics"} <= set(ENTRYPOINTS)
+
+
 @pytest.mark.parametrize("module", ENTRYPOINTS)
 def test_every_entrypoint_has_help_with_examples_and_is_in_the_runbook(module: str) -> None:
     proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
@@ -42,6 +59,21 @@ def test_every_entrypoint_has_help_with_examples_and_is_in_the_runbook(module: s
     assert "examples:" in proc.stdout and "--db-url" in proc.stdout
     assert f"python -m {module}" in runbook.documented_commands()
     assert f"python -m {module}" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("module", ENTRYPOINTS)
+def test_no_help_line_states_its_default_twice(module: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
+    options = proc.stdout.split("examples:")[0]
+    entries = re.split(r"\n(?=  -)", options)
+    assert len(entries) > 3
+    for entry in entries:
+        assert entry.lower().count("default") <= 1, entry
+
+
+@pytest.mark.parametrize("module", ENTRYPOINTS)
+def test_every_entrypoint_is_a_kapman_subcommand(module: str) -> None:
+    assert module in {m for m, _ in COMMANDS.values()}, f"mount {module} in kapman/console.py COMMANDS"
 
 
 def test_psql_steps_get_the_database_url() -> None:

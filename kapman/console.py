@@ -1,0 +1,58 @@
+"""``kapman``: one command with a subcommand per runbook step, on the same parsers as ``python -m scripts.*``.
+
+``kapman ohlcv base --days 30`` runs exactly what ``python -m scripts.ingest_ohlcv base --days 30``
+runs: the subcommand hands the rest of the line to that entry point's ``main``, so options,
+help, summaries and exit codes are the same, with ``kapman ohlcv`` as the program name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+from kapman import cli
+
+#: subcommand -> (module with ``main(argv)``, one line for the overview), in runbook order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "rebuild": ("scripts.db.a5_deterministic_rebuild", "drop, recreate, migrate, validate, fingerprint"),
+    "tickers": ("scripts.ingest_tickers", "the ticker universe from the reference API"),
+    "watchlists": ("scripts.ingest_watchlists", "watchlists from data/watchlists/*.txt"),
+    "ohlcv": ("scripts.ingest_ohlcv", "daily bars from the flat files into public.ohlcv"),
+    "options": ("scripts.ingest_options", "option-chain snapshots of the watchlist symbols"),
+    "a2": ("scripts.run_a2_local_ta", "technical indicators and price metrics"),
+    "a3": ("scripts.run_a3_dealer_metrics", "dealer metrics from the option snapshots"),
+    "demo": ("kapman.demo", "the whole runbook on the offline sandbox"),
+    "sandbox": ("kapman.sandbox.__main__", "the offline market: REST and S3 servers, flat-file mirrors"),
+}
+
+
+def overview() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: kapman <command> [options]   (kapman <command> --help for its options)", "",
+             "KapMan's runbook steps and tools; each is also python -m <module>.", "", "commands:"]
+    lines += [f"  {name:<{width}}  {about}" for name, (_, about) in COMMANDS.items()]
+    lines += ["", "examples:", "  kapman rebuild", "  kapman ohlcv base --days 30",
+              "  kapman a2 --date 2025-12-19 --symbols AAPL,NVDA"]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not words or words[0] in ("-h", "--help", "help"):
+        print(overview())
+        return 0
+    name, rest = words[0], words[1:]
+    if name not in COMMANDS:
+        print(f"kapman: unknown command {name!r}\n\n{overview()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    cli.prog_override = f"kapman {name}"
+    try:
+        return cli.run_main(module.main, rest)
+    finally:
+        cli.prog_override = None
+
+
+def entry() -> None:
+    sys.exit(main())
