@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kapman import cli
+from kapman.config import bounded
 from kapman.jobs import a3_dealer_metrics as a3
 from kapman.metrics.dealer import DealerParams
 from kapman.progress import for_terminal
@@ -29,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-dte", type=int, default=defaults.max_dte, help="ignore contracts expiring later")
     p.add_argument("--min-open-interest", type=float, default=defaults.min_open_interest,
                    help="ignore contracts with less open interest")
-    p.add_argument("--risk-free-rate", type=float, default=defaults.risk_free_rate,
+    p.add_argument("--risk-free-rate", type=bounded(-0.1, 0.5), default=defaults.risk_free_rate,
                    help="annual rate for Black-Scholes re-pricing (0.04 = 4%%)")
     args = p.parse_args(argv)
     if args.workers < 1 or args.max_dte < 0:
