@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
 from kapman.config import mask_url
+from kapman.db import lifecycle
 from kapman.db import migrations as mig
 from kapman.db.capabilities import ServerInfo, server_info
 from kapman.db.connect import connect, database_name, with_database
+from kapman.db.destruction import Loss, measure
 from kapman.db.errors import wrap
 from kapman.db.fingerprint import fingerprint
 from kapman.db.validate import ValidationReport, validate
@@ -24,6 +27,14 @@ MAINTENANCE_DB = "postgres"
 
 class ValidationFailed(KapManError):
     """The rebuilt schema breaks an invariant."""
+
+
+class RebuildInProgress(KapManError):
+    """Another session is rebuilding the same database."""
+
+
+#: Called with what the rebuild would destroy; returns to go ahead, raises to stop.
+Confirm = Callable[[Loss], None]
 
 
 @dataclass
@@ -40,6 +51,7 @@ class RebuildResult:
     migrations: list[mig.Migration]
     iterations: list[Iteration] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    loss: Loss | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -60,6 +72,20 @@ def check_server(info: ServerInfo) -> None:
                             hint="add shared_preload_libraries = 'timescaledb' to postgresql.conf and restart")
 
 
+def hold_rebuild_lock(admin: psycopg.Connection, name: str) -> None:
+    """One rebuild per database at a time: a session-level advisory lock on the maintenance
+    database, keyed by the name, held until ``admin`` closes."""
+    got = admin.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+                        (f"kapman:rebuild:{name}",)).fetchone()
+    if not got or not got[0]:
+        raise RebuildInProgress(f"a rebuild of database {name} is already running in another session",
+                                hint="wait for it to finish; it leaves the database freshly built")
+
+
+def database_exists(admin: psycopg.Connection, name: str) -> bool:
+    return admin.execute("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = %s)", (name,)).fetchone()[0]  # type: ignore[index]
+
+
 def recreate_database(admin: psycopg.Connection, name: str) -> None:
     """Terminate other sessions on ``name``, drop it and create it empty."""
     ident = sql.Identifier(name)
@@ -72,6 +98,9 @@ def recreate_database(admin: psycopg.Connection, name: str) -> None:
         raise DatabaseError(f"not allowed to drop/create database {name}: {exc.diag.message_primary}",
                             sqlstate=exc.sqlstate,
                             hint="connect as the database owner or a superuser (the runbook's kapman user)") from None
+    except psycopg.errors.UniqueViolation:
+        raise RebuildInProgress(f"database {name} was created by another session while this rebuild ran",
+                                hint="is another tool rebuilding it? wait for it, then rerun") from None
     except psycopg.errors.ObjectInUse as exc:
         raise DatabaseError(f"database {name} is in use and its sessions could not be terminated",
                             sqlstate=exc.sqlstate, hint="close the other sessions and retry") from None
@@ -84,6 +113,7 @@ def build_once(url: str, migrations: list[mig.Migration], warnings: list[str]) -
         conn.add_notice_handler(lambda d: _on_notice(d, warnings))
         mig.apply_pending(conn, migrations)
         conn.commit()
+        lifecycle.record_clock(conn, lifecycle.process_clock())
         report = validate(conn, server_info(conn))
         digest = fingerprint(conn)
         conn.rollback()
@@ -97,8 +127,12 @@ def _on_notice(diag: psycopg.errors.Diagnostic, sink: list[str]) -> None:
             log.warning("%s", diag.message_primary)
 
 
-def rebuild(url: str, *, iterations: int = 1) -> RebuildResult:
-    """Pave the database ``iterations`` times; every fingerprint must match."""
+def rebuild(url: str, *, iterations: int = 1, confirm: Confirm | None = None) -> RebuildResult:
+    """Pave the database ``iterations`` times; every fingerprint must match.
+
+    ``confirm`` sees what would be lost (rows per table, irreplaceable option snapshots) before
+    anything is dropped and raises to stop; without it the library rebuilds unasked (tests,
+    benchmarks).  Two rebuilds of one database never interleave (:func:`hold_rebuild_lock`)."""
     if iterations < 1:
         raise KapManError("--iterations must be at least 1")
     name = database_name(url)
@@ -109,7 +143,11 @@ def rebuild(url: str, *, iterations: int = 1) -> RebuildResult:
     with connect(with_database(url, MAINTENANCE_DB), autocommit=True) as admin:
         info = server_info(admin)
         check_server(info)
+        hold_rebuild_lock(admin, name)
         result = RebuildResult(database=name, server=info, migrations=migrations)
+        result.loss = measure(url, name, database_exists(admin, name))
+        if confirm is not None:
+            confirm(result.loss)
         for n in range(iterations):
             started = time.perf_counter()
             log.info("rebuild %d/%d of %s", n + 1, iterations, mask_url(url))

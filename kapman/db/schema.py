@@ -7,10 +7,10 @@ from datetime import timedelta
 #: Every table (and view) in schema public after the migrations.
 EXPECTED_TABLES = frozenset({
     "tickers", "watchlists", "ohlcv", "options_chains", "daily_snapshots",
-    "ingest_runs", "ingest_files", "hypertable_lifecycle", "schema_migrations",
+    "ingest_runs", "ingest_files", "hypertable_lifecycle", "lifecycle_clock", "schema_migrations",
 })
 #: Metadata tables that are not empty after a rebuild.
-METADATA_TABLES = frozenset({"schema_migrations", "hypertable_lifecycle"})
+METADATA_TABLES = frozenset({"schema_migrations", "hypertable_lifecycle", "lifecycle_clock"})
 #: hypertable -> (time column, chunk interval)
 HYPERTABLES = {
     "ohlcv": ("date", timedelta(days=30)),
