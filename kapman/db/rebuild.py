@@ -1,4 +1,4 @@
-"""A5: drop and recreate the database, apply the A6 migrations, validate, fingerprint."""
+"""A5: drop and recreate the database, apply the A6 migrations, validate, fingerprint (runbook Step 2)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,25 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
 
 import psycopg
 from psycopg import sql
 
-from kapman.config import mask_url
-from kapman.db import lifecycle
+from kapman import clock
+from kapman.config import Settings, mask_url
+from kapman.db import lifecycle, runs
 from kapman.db import migrations as mig
 from kapman.db.capabilities import ServerInfo, server_info
 from kapman.db.connect import connect, database_name, with_database
-from kapman.db.destruction import Loss, measure
+from kapman.db.destruction import Loss, confirm, measure
 from kapman.db.errors import wrap
 from kapman.db.fingerprint import fingerprint
 from kapman.db.validate import ValidationReport, validate
 from kapman.errors import DatabaseError, KapManError
+from kapman.progress import NullProgress, Progress
+from kapman.step import StepResult
 
 log = logging.getLogger(__name__)
 MAINTENANCE_DB = "postgres"
@@ -127,7 +132,8 @@ def _on_notice(diag: psycopg.errors.Diagnostic, sink: list[str]) -> None:
             log.warning("%s", diag.message_primary)
 
 
-def rebuild(url: str, *, iterations: int = 1, confirm: Confirm | None = None) -> RebuildResult:
+def rebuild(url: str, *, iterations: int = 1, confirm: Confirm | None = None,
+            progress: Progress | None = None) -> RebuildResult:
     """Pave the database ``iterations`` times; every fingerprint must match.
 
     ``confirm`` sees what would be lost (rows per table, irreplaceable option snapshots) before
@@ -154,6 +160,8 @@ def rebuild(url: str, *, iterations: int = 1, confirm: Confirm | None = None) ->
             recreate_database(admin, name)
             digest, report = build_once(url, migrations, result.warnings)
             result.iterations.append(Iteration(digest, time.perf_counter() - started, report))
+            if progress is not None:
+                progress.advance(1)
             if not report.ok:
                 failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failures)
                 raise ValidationFailed(f"schema validation failed: {failed}")
@@ -163,3 +171,70 @@ def rebuild(url: str, *, iterations: int = 1, confirm: Confirm | None = None) ->
         raise ValidationFailed("schema fingerprints differ between rebuilds: "
                                + ", ".join(i.fingerprint[:12] for i in result.iterations))
     return result
+
+
+# --- the rebuild as a step ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RebuildParams:
+    iterations: int = 1
+    #: destroy a database that holds data without asking (no terminal: scripts, CI, the demo)
+    yes: bool = False
+
+
+def run(settings: Settings, params: RebuildParams, progress: Progress | None = None,
+        report: Callable[[RebuildResult], None] | None = None) -> StepResult:
+    """Runbook Step 2 on the step contract.  The old ledger goes with the old database, so the
+    rebuild's own run is the first row of the new one's ``ingest_runs``."""
+    url = settings.require_database_url()
+    started_wall, started_clock = datetime.now(UTC), clock.now()
+    progress = progress or NullProgress()
+    progress.start(params.iterations, "rebuilds", unit="rebuild")
+    try:
+        built = rebuild(url, iterations=params.iterations, confirm=partial(confirm, yes=params.yes),
+                        progress=progress)
+    finally:
+        progress.close()
+    if report is not None:
+        report(built)
+    result = step_result(built)
+    with runs.recorded(url, "rebuild", {"iterations": params.iterations, "yes": params.yes,
+                                        "db_url": url}) as ledger:
+        ledger.result = result
+    with connect(url) as conn:   # the run began before its database existed
+        conn.execute("UPDATE public.ingest_runs SET started_at = %s, clock_started_at = %s WHERE run_id = %s",
+                     (started_wall, started_clock, ledger.run_id))
+    return result
+
+
+def step_result(built: RebuildResult) -> StepResult:
+    report = built.iterations[-1].report
+    recorded = report.lifecycle_clock or lifecycle.Clock("real")
+    loss = built.loss
+    result = StepResult(step="rebuild", unit="rebuilds", done=len(built.iterations),
+                        removed=sum(loss.rows.values()) if loss else 0,
+                        headline=(f"rebuilt {built.database}: {len(built.migrations)} migrations, "
+                                  f"{len(report.checks)} checks passed, lifecycle={report.lifecycle_mode}, "
+                                  f"clock={recorded.mode}, fingerprint {built.fingerprint[:16]} identical "
+                                  f"across {len(built.iterations)} rebuild(s)"))
+    result.note(lifecycle.describe(report.lifecycle_mode, recorded)[len("lifecycle: "):])
+    for warning in built.warnings:
+        result.note(warning)
+    result.details.update({
+        "database": built.database, "migrations": [m.filename for m in built.migrations],
+        "fingerprint": built.fingerprint, "iterations": len(built.iterations),
+        "lifecycle_mode": report.lifecycle_mode, "lifecycle_clock": recorded.mode,
+        "server": built.server.describe(), "checks": {c.name: c.ok for c in report.checks},
+        "destroyed": loss.as_dict() if loss and loss.holds_data else None})
+    return result
+
+
+def report_lines(built: RebuildResult, *, migrations: bool = False) -> list[str]:
+    """The human report before the summary: server, migrations, fingerprints, every check."""
+    lines = [f"server: {built.server.describe()}"]
+    if migrations:
+        lines += [f"  {m.filename}  sha256:{m.checksum[:12]}" for m in built.migrations]
+    lines += [f"rebuild {n}: fingerprint {it.fingerprint}  ({it.seconds:.2f}s)"
+              for n, it in enumerate(built.iterations, 1)]
+    lines += [f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in built.iterations[-1].report.checks]
+    return lines
