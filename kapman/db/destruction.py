@@ -31,6 +31,10 @@ _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "timescaledb_
                    "timescaledb_experimental", "toolkit_experimental")
 
 
+#: Bookkeeping whose loss alone needs no confirmation: the rebuild's own run is recorded there.
+LEDGER_ONLY = frozenset({"ingest_runs"})
+
+
 class NotConfirmed(UsageError):
     """The user did not confirm the destruction (or could not: no terminal and no --yes)."""
 
@@ -45,7 +49,7 @@ class Loss:
 
     @property
     def holds_data(self) -> bool:
-        return any(self.rows.values())
+        return any(n for table, n in self.rows.items() if table not in LEDGER_ONLY)
 
     @property
     def irreplaceable(self) -> int:

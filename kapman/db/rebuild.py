@@ -128,8 +128,8 @@ def build_once(url: str, migrations: list[mig.Migration], warnings: list[str]) -
 def _on_notice(diag: psycopg.errors.Diagnostic, sink: list[str]) -> None:
     if diag.severity in ("WARNING", "NOTICE") and diag.message_primary and "license" in diag.message_primary:
         if diag.message_primary not in sink:
-            sink.append(diag.message_primary)
-            log.warning("%s", diag.message_primary)
+            sink.append(diag.message_primary)   # the summary says it, as its lifecycle line
+            log.info("%s", diag.message_primary)
 
 
 def rebuild(url: str, *, iterations: int = 1, confirm: Confirm | None = None,
@@ -188,6 +188,7 @@ def run(settings: Settings, params: RebuildParams, progress: Progress | None = N
     rebuild's own run is the first row of the new one's ``ingest_runs``."""
     url = settings.require_database_url()
     started_wall, started_clock = datetime.now(UTC), clock.now()
+    result = StepResult(step="rebuild", unit="rebuilds")
     progress = progress or NullProgress()
     progress.start(params.iterations, "rebuilds", unit="rebuild")
     try:
@@ -197,7 +198,7 @@ def run(settings: Settings, params: RebuildParams, progress: Progress | None = N
         progress.close()
     if report is not None:
         report(built)
-    result = step_result(built)
+    describe_result(result, built)
     with runs.recorded(url, "rebuild", {"iterations": params.iterations, "yes": params.yes,
                                         "db_url": url}) as ledger:
         ledger.result = result
@@ -207,26 +208,25 @@ def run(settings: Settings, params: RebuildParams, progress: Progress | None = N
     return result
 
 
-def step_result(built: RebuildResult) -> StepResult:
+def describe_result(result: StepResult, built: RebuildResult) -> None:
+    """Fill the step's result from what the rebuild did."""
     report = built.iterations[-1].report
     recorded = report.lifecycle_clock or lifecycle.Clock("real")
     loss = built.loss
-    result = StepResult(step="rebuild", unit="rebuilds", done=len(built.iterations),
-                        removed=sum(loss.rows.values()) if loss else 0,
-                        headline=(f"rebuilt {built.database}: {len(built.migrations)} migrations, "
-                                  f"{len(report.checks)} checks passed, lifecycle={report.lifecycle_mode}, "
-                                  f"clock={recorded.mode}, fingerprint {built.fingerprint[:16]} identical "
-                                  f"across {len(built.iterations)} rebuild(s)"))
-    result.note(lifecycle.describe(report.lifecycle_mode, recorded)[len("lifecycle: "):])
-    for warning in built.warnings:
-        result.note(warning)
+    result.done = len(built.iterations)
+    result.removed = sum(loss.rows.values()) if loss else 0
+    result.headline = (f"rebuilt {built.database}: {len(built.migrations)} migrations, "
+                       f"{len(report.checks)} checks passed, lifecycle={report.lifecycle_mode}, "
+                       f"clock={recorded.mode}, fingerprint {built.fingerprint[:16]} identical "
+                       f"across {len(built.iterations)} rebuild(s)")
+    result.note(lifecycle.describe(report.lifecycle_mode, recorded))
     result.details.update({
+        "warnings": built.warnings,
         "database": built.database, "migrations": [m.filename for m in built.migrations],
         "fingerprint": built.fingerprint, "iterations": len(built.iterations),
         "lifecycle_mode": report.lifecycle_mode, "lifecycle_clock": recorded.mode,
         "server": built.server.describe(), "checks": {c.name: c.ok for c in report.checks},
         "destroyed": loss.as_dict() if loss and loss.holds_data else None})
-    return result
 
 
 def report_lines(built: RebuildResult, *, migrations: bool = False) -> list[str]:
