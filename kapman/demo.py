@@ -24,7 +24,7 @@ from datetime import date, datetime
 
 import psycopg
 
-from kapman import runbook
+from kapman import cli, runbook
 from kapman.calendar import trading_days
 from kapman.cli import Parser
 from kapman.clock import close_of
@@ -155,7 +155,7 @@ def _run_all(steps: list[runbook.Step], env: dict[str, str], url: str, quiet: bo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = Parser(prog="python -m kapman.demo", description=__doc__,
+    p = Parser(prog=cli.prog_override or "python -m kapman.demo", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tickers", type=bounded(50, 20000, integer=True), default=600, help="sandbox universe size")
     p.add_argument("--seed", type=int, default=42, help="sandbox market seed")
