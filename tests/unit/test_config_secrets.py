@@ -119,6 +119,18 @@ def test_risk_free_rate_nan_is_one_usage_line() -> None:
     assert "--risk-free-rate: 'nan' is out of range; expected a number in" in proc.stderr
 
 
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--min-open-interest", "nan", "expected a number in [0, 1000000000]"),
+    ("--workers", "0", "expected an integer in [1, 64]"),
+    ("--max-dte", "-1", "expected an integer in [0, 3650]"),
+])
+def test_a3_numeric_flags_state_their_range(flag: str, value: str, expected: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "scripts.run_a3_dealer_metrics", flag, value],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"argument {flag}: '{value}' is " in proc.stderr and expected in proc.stderr
+
+
 def test_env_file_with_a_non_utf8_byte_names_file_and_line(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_bytes(b"DATABASE_URL=postgresql://u@h/d\n# caf\xe9\nPOLYGON_API_KEY=x\n")
