@@ -14,3 +14,14 @@ CREATE TABLE public.lifecycle_clock (
     CONSTRAINT lifecycle_clock_frozen_check CHECK ((mode = 'frozen') = (frozen_at IS NOT NULL))
 );
 INSERT INTO public.lifecycle_clock (mode) VALUES ('real');
+
+-- Writes into compressed chunks (a backfill or a republished file older than the compression
+-- window, community edition) decompress the segments they touch; TimescaleDB stops a transaction
+-- after 100,000 such tuples by default, less than one day file of the full market.  Unlimited
+-- for every session of this database: a day's write is one transaction and must not fail midway.
+DO $$
+BEGIN
+    EXECUTE format('ALTER DATABASE %I SET timescaledb.max_tuples_decompressed_per_dml_transaction = 0',
+                   current_database());
+END
+$$;

@@ -21,5 +21,7 @@ HYPERTABLES = {
 LIFECYCLE_TABLES = ("ohlcv", "options_chains")
 RETENTION = timedelta(days=730)
 COMPRESS_AFTER = timedelta(days=120)
+#: Set to 0 (unlimited) on the database by migration 0009, so one write may rewrite a compressed day.
+DECOMPRESSION_LIMIT_GUC = "timescaledb.max_tuples_decompressed_per_dml_transaction"
 OPTIONS_KEY = ("time", "ticker_id", "expiration_date", "strike_price", "option_type")
 FORBIDDEN_TABLE = "ohlcv_daily"

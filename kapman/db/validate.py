@@ -95,6 +95,7 @@ def _lifecycle(conn: psycopg.Connection, info: ServerInfo, report: ValidationRep
     ok = all(modes.get(t) == expected_mode for t in schema.LIFECYCLE_TABLES)
     report.add("lifecycle mode recorded", ok, f"{expected_mode} ({info.license} license)" if ok else f"got {modes}")
     _clock(conn, report)
+    _compressed_writes(conn, report)
     if not info.policies_available:
         return
     jobs = conn.execute(
@@ -111,6 +112,17 @@ def _lifecycle(conn: psycopg.Connection, info: ServerInfo, report: ValidationRep
         report.add(f"compression policy {table}", compression.get("compress_after") == "120 days",
                    f"compress_after = {compression.get('compress_after')}")
         report.add(f"compression enabled {table}", table in compressed, str(table in compressed))
+
+
+def _compressed_writes(conn: psycopg.Connection, report: ValidationReport) -> None:
+    """Migration 0009: no cap on the tuples one write may decompress (a day file into a compressed chunk)."""
+    row = conn.execute(
+        "SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+        "WHERE d.datname = current_database() AND s.setrole = 0").fetchone()
+    settings = dict(x.split("=", 1) for x in (row[0] if row else []))
+    value = settings.get(schema.DECOMPRESSION_LIMIT_GUC)
+    report.add("writes into compressed chunks", value == "0",
+               "no decompression limit" if value == "0" else f"{schema.DECOMPRESSION_LIMIT_GUC} = {value}")
 
 
 def _clock(conn: psycopg.Connection, report: ValidationReport) -> None:

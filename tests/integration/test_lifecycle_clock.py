@@ -209,6 +209,14 @@ def test_validation_reports_the_recorded_clock(scratch: str, monkeypatch: pytest
     assert check.ok and check.detail == "KapMan's clock is frozen at 2025-12-19 21:00 UTC"
 
 
+def test_no_session_caps_the_tuples_a_write_decompresses(scratch: str) -> None:
+    result = rebuild(scratch)
+    with psycopg.connect(scratch) as c:
+        assert c.execute("SHOW timescaledb.max_tuples_decompressed_per_dml_transaction").fetchone() == ("0",)
+    check = {ch.name: ch for ch in result.iterations[-1].report.checks}["writes into compressed chunks"]
+    assert check.ok and check.detail == "no decompression limit"
+
+
 # --- community edition: the built-in policies ----------------------------------------------------
 
 def _jobs(url: str) -> dict[tuple[str, str], bool]:
