@@ -70,11 +70,12 @@ class RetentionReport:
             return SKIPPED_LINE
         if self.mode == "none":
             return "retention: no lifecycle recorded (schema not rebuilt?)"
+        ledger = f", {len(self.ledger_removed)} ledger day(s) removed" if self.ledger_removed else ""
         if self.mode == "policy":
             return (f"retention: TimescaleDB policies ({days} days, compression after "
-                    f"{self.compress_cutoff_days} days) scheduled on the server's clock, which is KapMan's")
+                    f"{self.compress_cutoff_days} days) scheduled on the server's clock, which is KapMan's"
+                    + (f"; the days they dropped left the ledger{ledger}" if ledger else ""))
         assert self.now is not None
-        ledger = f", {len(self.ledger_removed)} ledger day(s) removed" if self.ledger_removed else ""
         done = (f"cutoff {self.cutoff}, {self.chunks_dropped} chunk(s) dropped{ledger}")
         if self.mode == "paused-policy":
             assert self.clock is not None
@@ -135,11 +136,16 @@ def enforce_retention(conn: psycopg.Connection, *, today: date | None = None) ->
     recorded = lifecycle.adopt_process_clock(conn)
     lifecycle.settle_schedule(conn)
     policies = all(w.retention_mode == "policy" for w in found)
-    if policies and recorded.policies_scheduled:
-        return RetentionReport(mode="policy", drop_after=found[0].drop_after,
-                               compress_cutoff_days=found[0].compress_after.days)
     now = lifecycle.effective_now(recorded)
     day = today or clock.ny_date_of(now.instant)
+    if policies and recorded.policies_scheduled:
+        # The policy drops on its own schedule and leaves the ledger as it was: mend it here.
+        report = RetentionReport(mode="policy", drop_after=found[0].drop_after, now=now,
+                                 cutoff=day - found[0].drop_after,
+                                 compress_cutoff_days=found[0].compress_after.days)
+        with conn.transaction():
+            report.ledger_removed = reconcile_ledger(conn, before=report.cutoff)
+        return report
     report = RetentionReport(mode="paused-policy" if policies else "application", now=now, clock=recorded,
                              drop_after=found[0].drop_after, cutoff=day - found[0].drop_after,
                              compress_cutoff=day - found[0].compress_after,
