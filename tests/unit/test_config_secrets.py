@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,8 @@ import pytest
 from kapman import cli
 from kapman.config import bounded, load_settings, mask_secrets_in, mask_url, url_password
 from kapman.errors import ConfigError
+from scripts.db.a5_deterministic_rebuild import main as rebuild_main
+from scripts.run_a3_dealer_metrics import main as a3_main
 
 
 @pytest.mark.parametrize("url, masked, secret", [
@@ -81,13 +81,13 @@ def test_subcommand_parsers_mask_too(capsys: pytest.CaptureFixture[str]) -> None
     assert "Zq9" not in capsys.readouterr().err
 
 
-def test_rebuild_cli_masks_a_mistyped_url_flag() -> None:
-    proc = subprocess.run([sys.executable, "-m", "scripts.db.a5_deterministic_rebuild",
-                           "--dburl", "postgresql://kapman:Sup3r/Secret@db:5432/kapman"],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2
-    assert "Sup3r" not in proc.stderr + proc.stdout and "Secret" not in proc.stderr + proc.stdout
-    assert "unrecognized arguments" in proc.stderr
+def test_rebuild_cli_masks_a_mistyped_url_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        rebuild_main(["--dburl", "postgresql://kapman:Sup3r/Secret@db:5432/kapman"])
+    out = capsys.readouterr()
+    assert info.value.code == 2
+    assert "Sup3r" not in out.err + out.out and "Secret" not in out.err + out.out
+    assert "unrecognized arguments" in out.err
 
 
 @pytest.mark.parametrize("raw, problem", [
@@ -111,24 +111,19 @@ def test_bounded_integer_and_open_range() -> None:
     assert bounded(0, 1, low_open=True)("0.5") == 0.5
 
 
-def test_risk_free_rate_nan_is_one_usage_line() -> None:
-    proc = subprocess.run([sys.executable, "-m", "scripts.run_a3_dealer_metrics", "--risk-free-rate", "nan"],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr
-    assert "--risk-free-rate: 'nan' is out of range; expected a number in" in proc.stderr
-
-
 @pytest.mark.parametrize("flag, value, expected", [
-    ("--min-open-interest", "nan", "expected a number in [0, 1000000000]"),
-    ("--workers", "0", "expected an integer in [1, 64]"),
-    ("--max-dte", "-1", "expected an integer in [0, 3650]"),
+    ("--risk-free-rate", "nan", "'nan' is out of range; expected a number in [-0.1, 0.5]"),
+    ("--min-open-interest", "nan", "'nan' is out of range; expected a number in [0, 1000000000]"),
+    ("--workers", "0", "'0' is out of range; expected an integer in [1, 64]"),
+    ("--max-dte", "-1", "'-1' is out of range; expected an integer in [0, 3650]"),
 ])
-def test_a3_numeric_flags_state_their_range(flag: str, value: str, expected: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "scripts.run_a3_dealer_metrics", flag, value],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert f"argument {flag}: '{value}' is " in proc.stderr and expected in proc.stderr
+def test_a3_numeric_flags_state_their_range(flag: str, value: str, expected: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        a3_main([flag, value])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "Traceback" not in err
+    assert f"argument {flag}: {expected}" in err
 
 
 def test_env_file_with_a_non_utf8_byte_names_file_and_line(tmp_path: Path) -> None:
@@ -139,15 +134,16 @@ def test_env_file_with_a_non_utf8_byte_names_file_and_line(tmp_path: Path) -> No
     assert info.value.message == f"{env}:2: not UTF-8 (byte 0xe9 at column 6)"
 
 
-def test_env_file_non_utf8_through_a_command(tmp_path: Path) -> None:
+def test_env_file_non_utf8_through_a_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     env = tmp_path / ".env"
     env.write_bytes(b"\xff\xfeDATABASE_URL=x\n")
-    proc = subprocess.run([sys.executable, "-m", "scripts.db.a5_deterministic_rebuild"],
-                          capture_output=True, text=True, timeout=60,
-                          env={**_env(), "KAPMAN_ENV_FILE": str(env)})
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr
-    assert f"error: {env}:1: not UTF-8 (byte 0xff at column 1)" in proc.stderr
+    monkeypatch.setenv("KAPMAN_ENV_FILE", str(env))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert cli.run_main(rebuild_main, []) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"error: {env}:1: not UTF-8 (byte 0xff at column 1)" in err
 
 
 def test_malformed_kapman_now_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,8 +151,3 @@ def test_malformed_kapman_now_is_a_config_error(tmp_path: Path, monkeypatch: pyt
     with pytest.raises(ConfigError, match="KAPMAN_NOW='yesterday' .* is not an ISO date"):
         load_settings(tmp_path / "none.env")
 
-
-def _env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAPMAN_NOW")}
