@@ -4,9 +4,9 @@
 
 Community edition only (compression needs ``timescaledb.license = timescale``); elsewhere it
 reports that it skipped and why.  In one run: a year of the sandbox market is loaded with the real
-command, then one month older than the compression window is republished (every volume changed,
-so every row is rewritten) and backfilled with ``--force`` twice: once with that month's chunks
-uncompressed, once with them compressed.  Between the two the month is restored to its first
+command, then one month is republished (every volume changed, so every row is rewritten) and
+backfilled with ``--force`` twice: once with that month's chunks uncompressed, once with them
+compressed (by hand: as a month past the 120-day window would be).  Between the two the month is restored to its first
 version.  The figure is the compressed rate over the uncompressed one (target >= 0.5).
 """
 
@@ -30,9 +30,10 @@ from kapman.sandbox.market import Market
 from kapman.sandbox.mirror import write_mirror
 
 NAME = "lifecycle"
-#: The backfilled month starts this many days before the market's last day: older than the
-#: 120-day compression window, inside the 730-day retention window.
-MONTH_AGO_DAYS = 200
+#: The backfilled month starts this many days before the market's last day: inside the 120-day
+#: compression window, so the command's own lifecycle step (after a successful run) neither
+#: compresses it nor counts compression time into either figure; the bench compresses it by hand.
+MONTH_AGO_DAYS = 90
 TARGET = 0.5
 
 
