@@ -1,5 +1,5 @@
 # Thin aliases for ./dev.sh, the single entry point.
-.PHONY: help setup demo test bench lint db-up db-down db-status db-destroy
+.PHONY: help setup demo test test-fast bench lint db-up db-down db-status db-destroy
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 setup: ## system packages, local TimescaleDB, venv/
@@ -8,6 +8,8 @@ demo: ## the whole runbook on the offline sandbox
 	./dev.sh demo
 test: ## the whole test suite
 	./dev.sh test
+test-fast: ## the unit tests only, no database
+	./dev.sh test --fast
 bench: ## every benchmark with targets
 	./dev.sh bench
 lint: ## ruff and mypy

@@ -1,22 +1,58 @@
 #!/usr/bin/env bash
-# KapMan's single entry for setting up, running, testing and benchmarking.
-#
-#   ./dev.sh demo        set everything up and run the whole runbook on the offline sandbox
-#   ./dev.sh test [ARGS] set everything up and run the whole test suite (ARGS go to pytest)
-#   ./dev.sh bench       run every benchmark and print figures against their targets
-#   ./dev.sh setup       system packages, the local TimescaleDB, venv/ with KapMan installed
-#   ./dev.sh db up|down|status|destroy|url   the local TimescaleDB server (tools/localdb.sh)
-#   ./dev.sh lint        ruff and mypy
-#
-# Idempotent: a second run skips what is already in place.  Needs root for the system packages
-# and the local server (Debian 12 / Ubuntu without Docker).
+# KapMan's single entry for setting up, running, testing and benchmarking (./dev.sh help).
+# Idempotent: a second run skips what is already in place.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 PYTHON=${KAPMAN_PYTHON:-python3}
 VENV=venv
 
+usage() {
+  cat <<'USAGE'
+usage: ./dev.sh COMMAND [ARGS]
+
+  demo [ARGS]        set everything up and run the whole runbook on the offline sandbox, in a
+                     database of its own (kapman_demo); ARGS go to python -m kapman.demo
+  test [ARGS]        set everything up and run the whole test suite (ARGS go to pytest)
+  test --fast [ARGS] only the unit tests: no database, no server set-up (under two minutes)
+  bench [ARGS]       run every benchmark and print figures against their targets
+  setup              the database server, venv/ with KapMan installed, .env
+  db up|down|status|destroy|url   the database server of the chosen kind (below)
+  lint               ruff and mypy
+  help               this text
+
+Which database server (KAPMAN_DB, in the environment or .env):
+  docker    the compose service db (TimescaleDB community edition); tests use testcontainers
+  local     PostgreSQL 15 + TimescaleDB (Apache edition) installed and run on this machine, as root
+            (tools/localdb.sh; Debian 12 / Ubuntu without Docker)
+  external  start nothing: DATABASE_URL (and KAPMAN_TEST_DATABASE_URL for tests) name a server
+Unset: docker when a Docker engine answers, else local.
+USAGE
+}
+
 say() { printf 'dev: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 2; }
+
+env_value() {  # a variable from the environment, else from .env
+  local name=$1 value=${!1:-}
+  if [[ -z $value && -f .env ]]; then
+    value=$(grep -E "^$name=" .env | tail -1 | cut -d= -f2- || true)
+    value=${value%\"}; value=${value#\"}
+  fi
+  printf '%s' "$value"
+}
+
+docker_answers() { command -v docker >/dev/null 2>&1 && timeout 5 docker info >/dev/null 2>&1; }
+
+db_kind() {
+  local kind
+  kind=$(env_value KAPMAN_DB)
+  case "$kind" in
+    docker|local|external) printf '%s' "$kind" ;;
+    "") if docker_answers; then printf docker; else printf local; fi ;;
+    *) die "KAPMAN_DB=$kind: expected docker, local or external" ;;
+  esac
+}
 
 setup_venv() {
   local stamp=$VENV/.kapman-installed want
@@ -38,15 +74,62 @@ setup_env_file() {
   [[ -f .env ]] || { cp .env.example .env; say "created .env from .env.example"; }
 }
 
+docker_db() {
+  docker_answers || die "KAPMAN_DB=docker but no Docker engine answers (docker info)"
+  case "$1" in
+    up) docker compose up -d --wait db >/dev/null && say "compose service db is up (kapman-db, 127.0.0.1:$(env_value KAPMAN_PGPORT | grep . || echo 5432))" ;;
+    down) docker compose stop db ;;
+    status) docker compose ps db ;;
+    destroy) docker compose rm -sf db && docker volume rm -f kapman-trader_pgdata >/dev/null && say "destroyed kapman-trader_pgdata" ;;
+    url) printf 'postgresql://kapman:%s@127.0.0.1:%s/%s\n' "$(env_value POSTGRES_PASSWORD)" \
+           "$(env_value KAPMAN_PGPORT | grep . || echo 5432)" "${2:-kapman}" ;;
+    *) die "db $1: expected up, down, status, destroy or url" ;;
+  esac
+}
+
+cmd_db() {
+  local action=${1:-status} kind
+  kind=$(db_kind)
+  case "$kind" in
+    docker) docker_db "$action" "${@:2}" ;;
+    local) exec tools/localdb.sh "$action" "${@:2}" ;;
+    external)
+      [[ $action == url ]] && { env_value DATABASE_URL; echo; exit 0; }
+      say "KAPMAN_DB=external: the server is not managed here (DATABASE_URL names it)" ;;
+  esac
+}
+
+start_db() {
+  case "$1" in
+    docker) setup_env_file; docker_db up ;;
+    local) tools/localdb.sh up ;;
+    external) ;;
+  esac
+}
+
 cmd_setup() {
-  tools/localdb.sh up
+  local kind
+  kind=$(db_kind)
+  start_db "$kind"
   setup_venv
   setup_env_file
 }
 
 cmd_test() {
-  cmd_setup
-  export KAPMAN_TEST_DATABASE_URL=${KAPMAN_TEST_DATABASE_URL:-$(tools/localdb.sh url postgres)}
+  if [[ ${1:-} == --fast ]]; then
+    shift
+    setup_venv
+    exec "$VENV/bin/python" -m pytest -q tests/unit "$@"
+  fi
+  local kind
+  kind=$(db_kind)
+  setup_venv
+  setup_env_file
+  # docker: testcontainers starts a TimescaleDB of the tests' own; external: KAPMAN_TEST_DATABASE_URL.
+  if [[ $kind == local ]]; then
+    tools/localdb.sh up
+    export KAPMAN_TEST_DATABASE_URL=${KAPMAN_TEST_DATABASE_URL:-$(tools/localdb.sh url postgres)}
+  fi
   exec "$VENV/bin/python" -m pytest -q "$@"
 }
 
@@ -57,7 +140,7 @@ cmd_demo() {
 
 cmd_bench() {
   cmd_setup
-  export KAPMAN_BENCH_DATABASE_URL=${KAPMAN_BENCH_DATABASE_URL:-$(tools/localdb.sh url postgres)}
+  export KAPMAN_BENCH_DATABASE_URL=${KAPMAN_BENCH_DATABASE_URL:-$(cmd_db url postgres)}
   exec "$VENV/bin/python" -m bench "$@"
 }
 
@@ -67,12 +150,13 @@ cmd_lint() {
   "$VENV/bin/mypy"
 }
 
-case "${1:-}" in
+case "${1:-help}" in
   setup) cmd_setup ;;
   test) shift; cmd_test "$@" ;;
   demo) shift; cmd_demo "$@" ;;
   bench) shift; cmd_bench "$@" ;;
   lint) cmd_lint ;;
-  db) shift; exec tools/localdb.sh "${1:-status}" "${@:2}" ;;
-  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  db) shift; cmd_db "$@" ;;
+  help|-h|--help) usage ;;
+  *) usage >&2; say "unknown command: $1"; exit 2 ;;
 esac

@@ -1,6 +1,6 @@
 """Every benchmark in one run, with a table of figures and ratios against their targets.
 
-    venv/bin/python -m bench [--quick] [--only ohlcv,options,a2,a3]    (or ./dev.sh bench)
+    venv/bin/python -m bench [--quick] [--only ohlcv,options,a2,a3,lifecycle]    (or ./dev.sh bench)
 
 Each benchmark creates and drops its own kapman_bench_* database on the server named by
 KAPMAN_BENCH_DATABASE_URL (an admin URL; default: the local server).  Full size takes about a
@@ -15,7 +15,7 @@ import time
 
 from bench.common import Figure, print_table
 
-SUITES = ("ohlcv", "options", "a2", "a3")
+SUITES = ("ohlcv", "options", "a2", "a3", "lifecycle")
 
 
 def _options(quick: bool) -> list[Figure]:
@@ -37,6 +37,9 @@ def run_suite(name: str, quick: bool) -> list[Figure]:
     if name == "a3":
         from bench import bench_a3
         return bench_a3.run(symbols=30 if quick else 150, repeat=1 if quick else 3)
+    if name == "lifecycle":   # community edition only; says why it skipped elsewhere
+        from bench import bench_lifecycle
+        return bench_lifecycle.run(tickers=500 if quick else 3000)
     raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(SUITES)}")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -18,7 +17,7 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from kapman.config import Settings, load_settings, mask_url
+from kapman.config import Settings, load_settings, mask_secrets_in
 from kapman.db.errors import classify
 from kapman.errors import KapManError
 from kapman.step import StepResult
@@ -38,9 +37,6 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
         return super()._get_help_string(action)
 
 
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\",]+")
-
-
 class Parser(argparse.ArgumentParser):
     """Every KapMan parser: no silently accepted abbreviations (``--for`` is not ``--force``), and
     usage errors that never echo a URL-like value (a mistyped ``--dburl URL`` carries a password)."""
@@ -51,7 +47,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        super().error(_URL.sub(lambda m: mask_url(m.group(0)), message))
+        super().error(mask_secrets_in(message))
 
 
 #: The program name parsers show; the ``kapman`` command sets it to ``kapman <subcommand>``.

@@ -34,7 +34,27 @@ def now() -> datetime:
     override = os.environ.get(ENV_VAR, "").strip()
     if override:
         return parse_instant(override)
+    return real_now()
+
+
+def real_now() -> datetime:
+    """The wall clock, whatever ``KAPMAN_NOW`` says (durations, and the server's view of time)."""
     return datetime.now(UTC)
+
+
+#: How far KapMan's clock may sit from real time and still count as real time: lifecycle windows
+#: are whole days, so a clock frozen earlier today changes no cutoff that matters.
+REAL_TIME_TOLERANCE = timedelta(days=1)
+
+
+def is_frozen() -> bool:
+    """Whether ``KAPMAN_NOW`` sets KapMan's clock in this process."""
+    return bool(os.environ.get(ENV_VAR, "").strip())
+
+
+def away_from_real_time() -> bool:
+    """KapMan's clock is frozen at an instant more than a day from the wall clock."""
+    return is_frozen() and abs(now() - real_now()) > REAL_TIME_TOLERANCE
 
 
 def today_ny() -> date:

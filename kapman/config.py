@@ -6,13 +6,20 @@ the flat-file secret) never appear in ``repr`` or in messages: use :func:`mask_u
 
 from __future__ import annotations
 
+import argparse
+import io
+import math
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 
+from kapman.clock import parse_instant
 from kapman.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -22,24 +29,124 @@ DEFAULT_FLATFILES_BUCKET = "flatfiles"
 DEFAULT_STOCKS_PREFIX = "us_stocks_sip/day_aggs_v1"
 
 
+#: Query parameters and DSN keys whose value is a secret (compared case-insensitively,
+#: after percent-decoding the key).
+SECRET_KEYS = ("password", "passwd", "pass", "pwd", "sslpassword", "apikey", "api_key", "secret", "token")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)(.*)$", re.S)
+_DSN_SECRET = re.compile(r"(?i)\b(" + "|".join(SECRET_KEYS) + r")(\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+_QUERY_PAIR = re.compile(r"([?&;])([^=&#;]*)=([^&#;]*)")
+#: A URL inside free text (a usage error, a log line): scheme://, then up to whitespace or a quote.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+
+
+def _is_secret_key(key: str) -> bool:
+    return unquote(key).strip().lower() in SECRET_KEYS
+
+
+def _mask_query(text: str) -> str:
+    return _QUERY_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}=***" if _is_secret_key(m.group(2))
+                           else m.group(0), text)
+
+
+def _split_userinfo(rest: str) -> tuple[str | None, str]:
+    """(userinfo, host and the rest) of what follows ``scheme://``.
+
+    The userinfo ends at the *last* ``@``: a password may hold unencoded ``/``, ``@``, ``:``, ``?``
+    or ``#``, which a standard parser would take for the start of the host or path and so print
+    its tail.  An ``@`` inside the query makes this hide too much, never too little."""
+    if "@" not in rest:
+        return None, rest
+    userinfo, host = rest.rsplit("@", 1)
+    return userinfo, host
+
+
+def url_password(url: str | None) -> str | None:
+    """The password a URL carries in its userinfo (as written, percent-encoding undone)."""
+    match = _SCHEME.match(url or "")
+    if not match:
+        return None
+    userinfo, _ = _split_userinfo(match.group(2))
+    if userinfo is None or ":" not in userinfo:
+        return None
+    return unquote(userinfo.split(":", 1)[1]) or None
+
+
 def mask_url(url: str | None) -> str:
-    """``postgresql://kapman:***@host:5432/db``: the password (and any query secrets) hidden."""
+    """``postgresql://kapman:***@host:5432/db``: every password the URL carries hidden.
+
+    Covers a password in the userinfo (encoded or not, with ``/ @ : ? #`` in it), secret query
+    parameters (``password=``, ``sslpassword=``, ... with the key percent-encoded or not) and libpq
+    ``key=value`` connection strings (``host=h password='x y'``)."""
     if not url:
         return "<unset>"
+    match = _SCHEME.match(url)
+    if not match:
+        return _DSN_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}***", url)
+    scheme, rest = match.groups()
+    userinfo, host = _split_userinfo(rest)
+    if userinfo is None:
+        return scheme + _mask_query(rest)
+    user = userinfo.split(":", 1)[0]
+    shown = f"{user}:***" if ":" in userinfo else user
+    return f"{scheme}{shown}@{_mask_query(host)}"
+
+
+def mask_secrets_in(text: str) -> str:
+    """Free text with every URL in it masked, and any ``password=...`` pair outside one."""
+    masked = _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text)
+    return _DSN_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}***", masked)
+
+
+class NumberRange:
+    """A closed (or left-open) numeric range, and the one message for a value outside it."""
+
+    def __init__(self, low: float, high: float, *, integer: bool = False, low_open: bool = False) -> None:
+        self.low, self.high, self.integer, self.low_open = low, high, integer, low_open
+
+    def __str__(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        return f"{kind} in {'(' if self.low_open else '['}{_fmt(self.low)}, {_fmt(self.high)}]"
+
+    def parse(self, raw: str) -> int | float:
+        """The value, or ValueError saying why not (NaN and infinities are never in range)."""
+        try:
+            value: int | float = int(raw) if self.integer else float(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not {'an integer' if self.integer else 'a number'}; "
+                             f"expected {self}") from None
+        if (not math.isfinite(value) or value < self.low or value > self.high
+                or (self.low_open and value == self.low)):
+            raise ValueError(f"{raw!r} is out of range; expected {self}")
+        return value
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+def env_number(merged: dict[str, str], name: str, default: float, allowed: NumberRange) -> int | float:
+    """A numeric setting from the environment or ``.env``, validated against ``allowed``."""
+    raw = _env(merged, name)
+    if raw is None:
+        return default
     try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
-    query = "&".join(
-        f"{k.split('=', 1)[0]}=***" if k.lower().startswith(("password", "apikey", "api_key")) else k
-        for k in parts.query.split("&")
-    ) if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        return allowed.parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={exc}", hint=f"set {name} to {allowed}") from None
+
+
+def bounded(low: float, high: float, *, integer: bool = False, low_open: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type=`` for a numeric flag: the value, or a usage error that states its range."""
+    allowed = NumberRange(low, high, integer=integer, low_open=low_open)
+
+    def parse(raw: str) -> int | float:
+        try:
+            return allowed.parse(raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "integer" if integer else "number"
+    return parse
 
 
 def _secret(value: str | None) -> str:
@@ -119,17 +226,43 @@ class Settings:
         """Every secret value in force, so output scrubbers can hide them."""
         out = [s for s in (self.polygon_api_key, self.flatfiles_secret_access_key) if s]
         if self.database_url:
-            pw = urlsplit(self.database_url).password
+            pw = url_password(self.database_url)
             if pw:
                 out.append(pw)
         return out
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables of a ``.env`` file; a byte that is not UTF-8 is one error naming file and line."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at column {column})",
+                          hint="save the file as UTF-8") from None
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
+
+
+def _check_clock(merged: dict[str, str], path: Path) -> None:
+    raw = _env(merged, "KAPMAN_NOW")
+    if raw is None:
+        return
+    try:
+        parse_instant(raw)
+    except ValueError:
+        where = "the environment" if os.environ.get("KAPMAN_NOW", "").strip() else str(path)
+        raise ConfigError(f"KAPMAN_NOW={raw!r} (from {where}) is not an ISO date or timestamp",
+                          hint="use e.g. KAPMAN_NOW=2025-12-19 or 2025-12-19T21:00:00Z, or unset it") from None
+
+
 def load_settings(env_file: Path | None = None, *, database_url: str | None = None) -> Settings:
     """Read settings: process environment first, then ``.env`` (project root or ``env_file``)."""
     path = env_file or Path(os.environ.get("KAPMAN_ENV_FILE", PROJECT_ROOT / ".env"))
-    file_values = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
+    file_values = read_env_file(path) if path.is_file() else {}
     merged = {**file_values, **os.environ}
+    _check_clock(merged, path)
     # The sandbox and tests set KAPMAN_NOW in .env too; make it visible to kapman.clock.
     if "KAPMAN_NOW" in file_values and "KAPMAN_NOW" not in os.environ:
         os.environ["KAPMAN_NOW"] = file_values["KAPMAN_NOW"]

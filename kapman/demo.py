@@ -1,14 +1,17 @@
 """The main job: the whole runbook, end to end, on the offline sandbox (or Polygon).
 
-    python -m kapman.demo [--tickers 600] [--seed 42] [--option-days 5] [--live]
+    python -m kapman.demo [--tickers 600] [--seed 42] [--option-days 5] [--live] [--db-url URL]
 
-Without Polygon credentials (or with --sandbox) it starts the offline market (Polygon REST and
-S3 on 127.0.0.1) and points every step at it, with KapMan's clock at the market's last close.
-Options are hydrated for the last ``--option-days`` trading days by stepping the sandbox clock
-and KapMan's clock day by day, so each run is a genuine snapshot as of that day and the A3 week
-of the runbook has data.  With POLYGON_API_KEY and flat-file keys in .env (and --live) the
-same steps run against Polygon, options for today only.  The database at DATABASE_URL is
-REBUILT (all data lost), as the runbook's Step 2 does.
+It starts the offline market (Polygon REST and S3 on 127.0.0.1) and points every step at it, with
+KapMan's clock at the market's last close.  Options are hydrated for the last ``--option-days``
+trading days by stepping the sandbox clock and KapMan's clock day by day, so each run is a
+genuine snapshot as of that day and the A3 week of the runbook has data.  With --live the same
+steps run against Polygon with the credentials in .env (the REST key and the flat-file keys,
+all checked before anything is dropped), options for today only.
+
+The demo works in a database of its own: kapman_demo on the server of DATABASE_URL, REBUILT on
+every run.  Your database is never touched unless you name it with --db-url; one that holds data
+is then described and destroyed only when you type its name on a terminal, or pass --yes.
 """
 
 from __future__ import annotations
@@ -21,11 +24,18 @@ from datetime import date, datetime
 
 import psycopg
 
-from kapman import runbook
+from kapman import cli, runbook
 from kapman.calendar import trading_days
+from kapman.cli import Parser
 from kapman.clock import close_of
-from kapman.config import load_settings, mask_url
-from kapman.errors import KapManError
+from kapman.config import Settings, bounded, load_settings, mask_url
+from kapman.db import destruction
+from kapman.db.connect import connect, database_name, with_database
+from kapman.db.rebuild import MAINTENANCE_DB, database_exists
+from kapman.errors import ConfigError, KapManError
+
+#: The demo's own database, on the server DATABASE_URL names.
+DEMO_DATABASE = "kapman_demo"
 
 REPORT = {
     "tickers": "SELECT count(*) FILTER (WHERE active) || ' active of ' || count(*) FROM tickers",
@@ -86,10 +96,44 @@ def sandbox_runbook(url: str, *, tickers: int = 600, seed: int = 42, option_days
         return _run_all(steps, env, url, quiet)
 
 
+def require_live_credentials(settings: Settings) -> None:
+    """Every credential the live runbook needs, checked before anything is dropped: the REST key
+    (tickers, options) and the flat-file keys (OHLCV), unless a local mirror replaces S3."""
+    missing = [] if settings.polygon_api_key else ["POLYGON_API_KEY"]
+    if settings.flatfiles_mirror_dir is None:
+        missing += [name for name, value in (("FLATFILES_ACCESS_KEY_ID", settings.flatfiles_access_key_id),
+                                             ("FLATFILES_SECRET_ACCESS_KEY", settings.flatfiles_secret_access_key))
+                    if not value]
+    if missing:
+        raise ConfigError(f"demo --live needs {', '.join(missing)} (looked in the environment and .env); "
+                          "nothing was changed",
+                          hint="put the REST key and the S3 flat-file keys from the Massive dashboard in .env, "
+                               "or run the demo without --live on the offline sandbox")
+
+
+def demo_url(settings: Settings, explicit: str | None) -> str:
+    """``--db-url`` when given, else kapman_demo on the server of DATABASE_URL."""
+    if explicit:
+        return explicit
+    base = settings.require_database_url()
+    database_name(base)      # a URL the server can be told apart in
+    return with_database(base, DEMO_DATABASE)
+
+
+def confirm_target(url: str, *, yes: bool) -> None:
+    """The demo's own database is rebuilt unasked; any other one only as the rebuild would."""
+    name = database_name(url)
+    if name == DEMO_DATABASE:
+        return
+    with connect(with_database(url, MAINTENANCE_DB)) as admin:
+        exists = database_exists(admin, name)
+    destruction.confirm(destruction.measure(url, name, exists), yes=yes, what="the demo")
+
+
 def live_runbook(url: str, *, dashboards: bool = True) -> list[runbook.StepResult]:
     """The same steps against Polygon with the credentials in .env (options: today only)."""
     settings = load_settings()
-    settings.require_polygon_api_key()
+    require_live_credentials(settings)
     print(f"live run against {settings.polygon_base_url}, database {mask_url(url)}", flush=True)
     steps = (runbook.schema_and_reference_steps()
              + [runbook.Step("6", "options snapshot (now)", "python -m scripts.ingest_options")]
@@ -111,16 +155,26 @@ def _run_all(steps: list[runbook.Step], env: dict[str, str], url: str, quiet: bo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m kapman.demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tickers", type=int, default=600, help="sandbox universe size")
+    p = Parser(prog=cli.prog_override or "python -m kapman.demo", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tickers", type=bounded(50, 20000, integer=True), default=600, help="sandbox universe size")
     p.add_argument("--seed", type=int, default=42, help="sandbox market seed")
-    p.add_argument("--option-days", type=int, default=5, help="trading days of option snapshots to hydrate")
+    p.add_argument("--option-days", type=bounded(1, 60, integer=True), default=5,
+                   help="trading days of option snapshots to hydrate")
     p.add_argument("--live", action="store_true", help="use Polygon (credentials from .env) instead of the sandbox")
     p.add_argument("--no-dashboards", action="store_true", help="skip the psql dashboards")
+    p.add_argument("--db-url", metavar="URL",
+                   help=f"the database to rebuild (default: {DEMO_DATABASE} on the server of DATABASE_URL)")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="with --db-url: destroy a database that holds data without asking")
     args = p.parse_args(argv)
     try:
-        url = load_settings().require_database_url()
+        settings = load_settings()
+        if args.live:
+            require_live_credentials(settings)
+        url = demo_url(settings, args.db_url)
+        confirm_target(url, yes=args.yes)
+        print(f"demo database: {mask_url(url)}", flush=True)
         started = time.perf_counter()
         if args.live:
             results = live_runbook(url, dashboards=not args.no_dashboards)
@@ -132,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if results and results[-1].returncode == 2:
         return 2
-    print("\n== Report ==")
+    print(f"\n== Report: {mask_url(url)} ==")
     for name, value in report(url):
         print(f"  {name:<18} {value}")
     partial = [r for r in results if r.returncode]

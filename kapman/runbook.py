@@ -48,7 +48,8 @@ class Step:
 
 def schema_and_reference_steps() -> list[Step]:
     return [
-        Step("2", "A6/A5 schema baseline", "python -m scripts.db.a5_deterministic_rebuild"),
+        # --yes: the demo and the tests run it without a terminal, on a database of their own.
+        Step("2", "A6/A5 schema baseline", "python -m scripts.db.a5_deterministic_rebuild --yes"),
         Step("3", "ticker universe", "python -m scripts.ingest_tickers --force"),
         Step("4", "watchlists", "python -m scripts.ingest_watchlists"),
         Step("5", "OHLCV base from the flat files", "python -m scripts.ingest_ohlcv base"),

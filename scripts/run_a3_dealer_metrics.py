@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kapman import cli
+from kapman.config import bounded
 from kapman.jobs import a3_dealer_metrics as a3
 from kapman.metrics.dealer import DealerParams
 from kapman.progress import for_terminal
@@ -24,16 +25,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "daily_snapshots.dealer_metrics_json. Conventions: docs/a3_dealer_metrics.md.", EXAMPLES)
     cli.add_date_options(p, "the newest date with an options snapshot")
     p.add_argument("--symbols", help="comma-separated subset of the active watchlist symbols")
-    p.add_argument("--workers", type=int, default=2, help="threads computing symbols in parallel")
+    p.add_argument("--workers", type=bounded(1, 64, integer=True), default=2,
+                   help="threads computing symbols in parallel")
     p.add_argument("--force", action="store_true", help="recompute rows that already have dealer metrics")
-    p.add_argument("--max-dte", type=int, default=defaults.max_dte, help="ignore contracts expiring later")
-    p.add_argument("--min-open-interest", type=float, default=defaults.min_open_interest,
+    p.add_argument("--max-dte", type=bounded(0, 3650, integer=True), default=defaults.max_dte,
+                   help="ignore contracts expiring later")
+    p.add_argument("--min-open-interest", type=bounded(0, 1e9), default=defaults.min_open_interest,
                    help="ignore contracts with less open interest")
-    p.add_argument("--risk-free-rate", type=float, default=defaults.risk_free_rate,
+    p.add_argument("--risk-free-rate", type=bounded(-0.1, 0.5), default=defaults.risk_free_rate,
                    help="annual rate for Black-Scholes re-pricing (0.04 = 4%%)")
     args = p.parse_args(argv)
-    if args.workers < 1 or args.max_dte < 0:
-        p.error("--workers must be at least 1 and --max-dte not negative")
     settings = cli.settings_for(args)
     dealer = DealerParams(max_dte=args.max_dte, min_open_interest=args.min_open_interest,
                           risk_free_rate=args.risk_free_rate)

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from kapman.config import mask_url
+from kapman.config import mask_url, url_password
 from kapman.errors import ConfigError, DatabaseError
 
 APPLICATION_NAME = "kapman"
@@ -82,7 +82,7 @@ def _diagnose(url: str, exc: psycopg.OperationalError) -> DatabaseError:
                              sqlstate="3D000", transient=False,
                              hint="run python -m scripts.db.a5_deterministic_rebuild to create it")
     text = str(exc).strip()
-    for secret in filter(None, [urlsplit(url).password]):
+    for secret in filter(None, [url_password(url), urlsplit(url).password]):
         text = text.replace(secret, "***")
     reason = text.splitlines()[-1] if text else "connection failed"
     return DatabaseError(f"cannot connect to {where}: {reason}", sqlstate="08004", transient=True,

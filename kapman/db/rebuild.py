@@ -1,22 +1,30 @@
-"""A5: drop and recreate the database, apply the A6 migrations, validate, fingerprint."""
+"""A5: drop and recreate the database, apply the A6 migrations, validate, fingerprint (runbook Step 2)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
 
 import psycopg
 from psycopg import sql
 
-from kapman.config import mask_url
+from kapman import clock
+from kapman.config import Settings, mask_url
+from kapman.db import lifecycle, runs
 from kapman.db import migrations as mig
 from kapman.db.capabilities import ServerInfo, server_info
 from kapman.db.connect import connect, database_name, with_database
+from kapman.db.destruction import Loss, confirm, measure
 from kapman.db.errors import wrap
 from kapman.db.fingerprint import fingerprint
 from kapman.db.validate import ValidationReport, validate
 from kapman.errors import DatabaseError, KapManError
+from kapman.progress import NullProgress, Progress
+from kapman.step import StepResult
 
 log = logging.getLogger(__name__)
 MAINTENANCE_DB = "postgres"
@@ -24,6 +32,14 @@ MAINTENANCE_DB = "postgres"
 
 class ValidationFailed(KapManError):
     """The rebuilt schema breaks an invariant."""
+
+
+class RebuildInProgress(KapManError):
+    """Another session is rebuilding the same database."""
+
+
+#: Called with what the rebuild would destroy; returns to go ahead, raises to stop.
+Confirm = Callable[[Loss], None]
 
 
 @dataclass
@@ -40,6 +56,7 @@ class RebuildResult:
     migrations: list[mig.Migration]
     iterations: list[Iteration] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    loss: Loss | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -60,6 +77,20 @@ def check_server(info: ServerInfo) -> None:
                             hint="add shared_preload_libraries = 'timescaledb' to postgresql.conf and restart")
 
 
+def hold_rebuild_lock(admin: psycopg.Connection, name: str) -> None:
+    """One rebuild per database at a time: a session-level advisory lock on the maintenance
+    database, keyed by the name, held until ``admin`` closes."""
+    got = admin.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+                        (f"kapman:rebuild:{name}",)).fetchone()
+    if not got or not got[0]:
+        raise RebuildInProgress(f"a rebuild of database {name} is already running in another session",
+                                hint="wait for it to finish; it leaves the database freshly built")
+
+
+def database_exists(admin: psycopg.Connection, name: str) -> bool:
+    return admin.execute("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = %s)", (name,)).fetchone()[0]  # type: ignore[index]
+
+
 def recreate_database(admin: psycopg.Connection, name: str) -> None:
     """Terminate other sessions on ``name``, drop it and create it empty."""
     ident = sql.Identifier(name)
@@ -72,6 +103,9 @@ def recreate_database(admin: psycopg.Connection, name: str) -> None:
         raise DatabaseError(f"not allowed to drop/create database {name}: {exc.diag.message_primary}",
                             sqlstate=exc.sqlstate,
                             hint="connect as the database owner or a superuser (the runbook's kapman user)") from None
+    except psycopg.errors.UniqueViolation:
+        raise RebuildInProgress(f"database {name} was created by another session while this rebuild ran",
+                                hint="is another tool rebuilding it? wait for it, then rerun") from None
     except psycopg.errors.ObjectInUse as exc:
         raise DatabaseError(f"database {name} is in use and its sessions could not be terminated",
                             sqlstate=exc.sqlstate, hint="close the other sessions and retry") from None
@@ -84,6 +118,7 @@ def build_once(url: str, migrations: list[mig.Migration], warnings: list[str]) -
         conn.add_notice_handler(lambda d: _on_notice(d, warnings))
         mig.apply_pending(conn, migrations)
         conn.commit()
+        lifecycle.record_clock(conn, lifecycle.process_clock())
         report = validate(conn, server_info(conn))
         digest = fingerprint(conn)
         conn.rollback()
@@ -93,12 +128,17 @@ def build_once(url: str, migrations: list[mig.Migration], warnings: list[str]) -
 def _on_notice(diag: psycopg.errors.Diagnostic, sink: list[str]) -> None:
     if diag.severity in ("WARNING", "NOTICE") and diag.message_primary and "license" in diag.message_primary:
         if diag.message_primary not in sink:
-            sink.append(diag.message_primary)
-            log.warning("%s", diag.message_primary)
+            sink.append(diag.message_primary)   # the summary says it, as its lifecycle line
+            log.info("%s", diag.message_primary)
 
 
-def rebuild(url: str, *, iterations: int = 1) -> RebuildResult:
-    """Pave the database ``iterations`` times; every fingerprint must match."""
+def rebuild(url: str, *, iterations: int = 1, confirm: Confirm | None = None,
+            progress: Progress | None = None) -> RebuildResult:
+    """Pave the database ``iterations`` times; every fingerprint must match.
+
+    ``confirm`` sees what would be lost (rows per table, irreplaceable option snapshots) before
+    anything is dropped and raises to stop; without it the library rebuilds unasked (tests,
+    benchmarks).  Two rebuilds of one database never interleave (:func:`hold_rebuild_lock`)."""
     if iterations < 1:
         raise KapManError("--iterations must be at least 1")
     name = database_name(url)
@@ -109,13 +149,19 @@ def rebuild(url: str, *, iterations: int = 1) -> RebuildResult:
     with connect(with_database(url, MAINTENANCE_DB), autocommit=True) as admin:
         info = server_info(admin)
         check_server(info)
+        hold_rebuild_lock(admin, name)
         result = RebuildResult(database=name, server=info, migrations=migrations)
+        result.loss = measure(url, name, database_exists(admin, name))
+        if confirm is not None:
+            confirm(result.loss)
         for n in range(iterations):
             started = time.perf_counter()
             log.info("rebuild %d/%d of %s", n + 1, iterations, mask_url(url))
             recreate_database(admin, name)
             digest, report = build_once(url, migrations, result.warnings)
             result.iterations.append(Iteration(digest, time.perf_counter() - started, report))
+            if progress is not None:
+                progress.advance(1)
             if not report.ok:
                 failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failures)
                 raise ValidationFailed(f"schema validation failed: {failed}")
@@ -125,3 +171,70 @@ def rebuild(url: str, *, iterations: int = 1) -> RebuildResult:
         raise ValidationFailed("schema fingerprints differ between rebuilds: "
                                + ", ".join(i.fingerprint[:12] for i in result.iterations))
     return result
+
+
+# --- the rebuild as a step ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RebuildParams:
+    iterations: int = 1
+    #: destroy a database that holds data without asking (no terminal: scripts, CI, the demo)
+    yes: bool = False
+
+
+def run(settings: Settings, params: RebuildParams, progress: Progress | None = None,
+        report: Callable[[RebuildResult], None] | None = None) -> StepResult:
+    """Runbook Step 2 on the step contract.  The old ledger goes with the old database, so the
+    rebuild's own run is the first row of the new one's ``ingest_runs``."""
+    url = settings.require_database_url()
+    started_wall, started_clock = datetime.now(UTC), clock.now()
+    result = StepResult(step="rebuild", unit="rebuilds")
+    progress = progress or NullProgress()
+    progress.start(params.iterations, "rebuilds", unit="rebuild")
+    try:
+        built = rebuild(url, iterations=params.iterations, confirm=partial(confirm, yes=params.yes),
+                        progress=progress)
+    finally:
+        progress.close()
+    if report is not None:
+        report(built)
+    describe_result(result, built)
+    with runs.recorded(url, "rebuild", {"iterations": params.iterations, "yes": params.yes,
+                                        "db_url": url}) as ledger:
+        ledger.result = result
+    with connect(url) as conn:   # the run began before its database existed
+        conn.execute("UPDATE public.ingest_runs SET started_at = %s, clock_started_at = %s WHERE run_id = %s",
+                     (started_wall, started_clock, ledger.run_id))
+    return result
+
+
+def describe_result(result: StepResult, built: RebuildResult) -> None:
+    """Fill the step's result from what the rebuild did."""
+    report = built.iterations[-1].report
+    recorded = report.lifecycle_clock or lifecycle.Clock("real")
+    loss = built.loss
+    result.done = len(built.iterations)
+    result.removed = sum(loss.rows.values()) if loss else 0
+    result.headline = (f"rebuilt {built.database}: {len(built.migrations)} migrations, "
+                       f"{len(report.checks)} checks passed, lifecycle={report.lifecycle_mode}, "
+                       f"clock={recorded.mode}, fingerprint {built.fingerprint[:16]} identical "
+                       f"across {len(built.iterations)} rebuild(s)")
+    result.note(lifecycle.describe(report.lifecycle_mode, recorded))
+    result.details.update({
+        "warnings": built.warnings,
+        "database": built.database, "migrations": [m.filename for m in built.migrations],
+        "fingerprint": built.fingerprint, "iterations": len(built.iterations),
+        "lifecycle_mode": report.lifecycle_mode, "lifecycle_clock": recorded.mode,
+        "server": built.server.describe(), "checks": {c.name: c.ok for c in report.checks},
+        "destroyed": loss.as_dict() if loss and loss.holds_data else None})
+
+
+def report_lines(built: RebuildResult, *, migrations: bool = False) -> list[str]:
+    """The human report before the summary: server, migrations, fingerprints, every check."""
+    lines = [f"server: {built.server.describe()}"]
+    if migrations:
+        lines += [f"  {m.filename}  sha256:{m.checksum[:12]}" for m in built.migrations]
+    lines += [f"rebuild {n}: fingerprint {it.fingerprint}  ({it.seconds:.2f}s)"
+              for n, it in enumerate(built.iterations, 1)]
+    lines += [f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in built.iterations[-1].report.checks]
+    return lines

@@ -1,8 +1,16 @@
-"""Application-enforced retention, for servers whose license has no retention policies.
+"""Retention and compression on KapMan's clock, wherever the TimescaleDB policies do not run.
 
-Mirrors what TimescaleDB's retention policy does: drop every chunk whose whole range lies
-before the cutoff (today in New York, by KapMan's clock, minus 730 days).  Deterministic: the
-cutoff depends only on the clock, and it reports exactly which chunks went.
+Who enforces the 730/120-day windows (``hypertable_lifecycle``), by edition and clock
+(``kapman.db.lifecycle``):
+
+* community edition, real clock: the built-in policies, scheduled; KapMan does nothing;
+* community edition, frozen clock: the policies exist but are paused; KapMan drops and compresses
+  the same chunks itself, counting from its own clock;
+* Apache edition: no policies; KapMan drops (compression is unavailable).
+
+Called by the ingesters after a *successful* run only (:func:`after_run`).  Dropping chunks and
+deleting the ``ingest_files`` rows of the days they held happen in one transaction, so the ledger
+never claims rows that are gone.  Deterministic: the cutoffs depend only on the clock.
 """
 
 from __future__ import annotations
@@ -14,55 +22,166 @@ from datetime import date, datetime, time, timedelta
 import psycopg
 
 from kapman import clock
-from kapman.db import schema
+from kapman.db import lifecycle, schema
 
 log = logging.getLogger(__name__)
+
+SKIPPED_LINE = "retention: not run (the run did not succeed; nothing is dropped after a failure)"
+
+
+@dataclass(frozen=True)
+class Window:
+    """One hypertable's lifecycle, as ``hypertable_lifecycle`` records it."""
+
+    table: str
+    retention_mode: str        # 'policy' (community edition) or 'application'
+    compression_mode: str      # 'policy' or 'unavailable'
+    drop_after: timedelta
+    compress_after: timedelta
 
 
 @dataclass
 class RetentionReport:
-    mode: str                                   # 'policy', 'application' or 'none'
+    #: 'policy' (scheduled policies do it), 'paused-policy' (KapMan does it for paused policies),
+    #: 'application' (Apache edition), 'skipped' (the run failed) or 'none' (no lifecycle recorded)
+    mode: str
     cutoff: date | None = None
+    compress_cutoff: date | None = None
+    now: lifecycle.Now | None = None
+    clock: lifecycle.Clock | None = None
+    drop_after: timedelta = schema.RETENTION
+    compress_cutoff_days: int = schema.COMPRESS_AFTER.days
     dropped: dict[str, list[str]] = field(default_factory=dict)
+    compressed: dict[str, list[str]] = field(default_factory=dict)
+    #: trading dates whose ingest_files rows went with the chunks
+    ledger_removed: list[date] = field(default_factory=list)
 
     @property
     def chunks_dropped(self) -> int:
         return sum(len(v) for v in self.dropped.values())
 
+    @property
+    def chunks_compressed(self) -> int:
+        return sum(len(v) for v in self.compressed.values())
+
     def describe(self) -> str:
-        if self.mode == "policy":
-            return "retention: TimescaleDB policies (730 days) manage it"
+        days = self.drop_after.days
+        if self.mode == "skipped":
+            return SKIPPED_LINE
         if self.mode == "none":
             return "retention: no lifecycle recorded (schema not rebuilt?)"
-        return (f"retention: application-enforced, cutoff {self.cutoff}, "
-                f"{self.chunks_dropped} chunk(s) dropped")
+        ledger = f", {len(self.ledger_removed)} ledger day(s) removed" if self.ledger_removed else ""
+        if self.mode == "policy":
+            return (f"retention: TimescaleDB policies ({days} days, compression after "
+                    f"{self.compress_cutoff_days} days) scheduled on the server's clock, which is KapMan's"
+                    + (f"; the days they dropped left the ledger{ledger}" if ledger else ""))
+        assert self.now is not None
+        done = (f"cutoff {self.cutoff}, {self.chunks_dropped} chunk(s) dropped{ledger}")
+        if self.mode == "paused-policy":
+            assert self.clock is not None
+            return (f"retention: TimescaleDB policies paused ({self.clock.describe()}); KapMan enforced "
+                    f"{days} days on its clock ({self.now.describe()}): {done}; compression cutoff "
+                    f"{self.compress_cutoff}, {self.chunks_compressed} chunk(s) compressed")
+        return (f"retention: enforced by KapMan ({days} days) on its clock ({self.now.describe()}): "
+                f"{done}; compression unavailable (Apache edition)")
+
+
+def windows(conn: psycopg.Connection) -> list[Window]:
+    if not conn.execute("SELECT to_regclass('public.hypertable_lifecycle') IS NOT NULL").fetchone()[0]:  # type: ignore[index]
+        return []
+    rows = conn.execute("SELECT hypertable_name, retention_mode, compression_mode, drop_after, compress_after "
+                        "FROM public.hypertable_lifecycle ORDER BY 1").fetchall()
+    return [Window(*r) for r in rows]
 
 
 def lifecycle_modes(conn: psycopg.Connection) -> dict[str, str]:
-    rows = conn.execute("SELECT hypertable_name, retention_mode FROM public.hypertable_lifecycle").fetchall()
-    return {name: mode for name, mode in rows}
+    return {w.table: w.retention_mode for w in windows(conn)}
 
 
-def enforce_retention(conn: psycopg.Connection, *, today: date | None = None,
-                      keep: timedelta = schema.RETENTION) -> RetentionReport:
-    """Drop chunks older than the retention window where no policy does it. Commits."""
-    modes = lifecycle_modes(conn)
-    targets = [t for t in schema.LIFECYCLE_TABLES if modes.get(t) == "application"]
-    if not modes:
+def cutoff(conn: psycopg.Connection, table: str = "ohlcv") -> date | None:
+    """The oldest date ``table`` keeps by KapMan's clock (rows before it are dropped), or None when
+    no lifecycle is recorded.  Loaders refuse older dates rather than load and drop them."""
+    found = {w.table: w for w in windows(conn)}.get(table)
+    if found is None:
+        return None
+    now = lifecycle.effective_now(lifecycle.read_clock(conn))
+    return clock.ny_date_of(now.instant) - found.drop_after
+
+
+def _boundary(table: str, day: date) -> date | datetime:
+    # ohlcv is partitioned by a date, options_chains by a timestamptz at midnight New York.
+    time_col = schema.HYPERTABLES[table][0]
+    return day if time_col == "date" else datetime.combine(day, time(0), tzinfo=clock.NEW_YORK)
+
+
+def reconcile_ledger(conn: psycopg.Connection, *, before: date | None = None) -> list[date]:
+    """Delete the ``ingest_files`` rows of trading days that claim loaded rows while ``ohlcv`` has
+    none for that day (dropped by KapMan or by a policy), so those files load again.  Returns the
+    days removed.  Runs in the caller's transaction."""
+    rows = conn.execute(
+        "DELETE FROM public.ingest_files f WHERE f.rows_loaded > 0 "
+        "AND (%(before)s::date IS NULL OR f.trading_date < %(before)s::date) "
+        "AND NOT EXISTS (SELECT 1 FROM public.ohlcv o WHERE o.date = f.trading_date) "
+        "RETURNING f.trading_date", {"before": before}).fetchall()
+    return sorted({r[0] for r in rows})
+
+
+def enforce_retention(conn: psycopg.Connection, *, today: date | None = None) -> RetentionReport:
+    """Drop (and, for paused policies, compress) what the windows say, on KapMan's clock. Commits.
+
+    ``today`` overrides the clock (tests)."""
+    found = windows(conn)
+    if not found:
         return RetentionReport(mode="none")
-    if not targets:
-        return RetentionReport(mode="policy")
-    cutoff = (today or clock.today_ny()) - keep
-    report = RetentionReport(mode="application", cutoff=cutoff)
+    recorded = lifecycle.adopt_process_clock(conn)
+    lifecycle.settle_schedule(conn)
+    policies = all(w.retention_mode == "policy" for w in found)
+    now = lifecycle.effective_now(recorded)
+    day = today or clock.ny_date_of(now.instant)
+    if policies and recorded.policies_scheduled:
+        # The policy drops on its own schedule and leaves the ledger as it was: mend it here.
+        report = RetentionReport(mode="policy", drop_after=found[0].drop_after, now=now,
+                                 cutoff=day - found[0].drop_after,
+                                 compress_cutoff_days=found[0].compress_after.days)
+        with conn.transaction():
+            report.ledger_removed = reconcile_ledger(conn, before=report.cutoff)
+        return report
+    report = RetentionReport(mode="paused-policy" if policies else "application", now=now, clock=recorded,
+                             drop_after=found[0].drop_after, cutoff=day - found[0].drop_after,
+                             compress_cutoff=day - found[0].compress_after,
+                             compress_cutoff_days=found[0].compress_after.days)
     with conn.transaction():
-        for table in targets:
-            time_col = schema.HYPERTABLES[table][0]
-            # ohlcv is partitioned by a date, options_chains by a timestamptz at midnight New York.
-            older_than: date | datetime = cutoff if time_col == "date" else \
-                datetime.combine(cutoff, time(0), tzinfo=clock.NEW_YORK)
-            rows = conn.execute("SELECT drop_chunks(%s::regclass, older_than => %s)",
-                                (f"public.{table}", older_than)).fetchall()
-            report.dropped[table] = [r[0] for r in rows]
-    if report.chunks_dropped:
-        log.info("retention dropped %d chunk(s) older than %s", report.chunks_dropped, cutoff)
+        for w in found:
+            report.dropped[w.table] = _drop(conn, w.table, day - w.drop_after)
+            if w.table == "ohlcv":
+                report.ledger_removed = reconcile_ledger(conn, before=day - w.drop_after)
+            if w.compression_mode == "policy":
+                report.compressed[w.table] = _compress(conn, w.table, day - w.compress_after)
+    if report.chunks_dropped or report.chunks_compressed:
+        log.info("retention dropped %d chunk(s) older than %s, compressed %d", report.chunks_dropped,
+                 report.cutoff, report.chunks_compressed)
     return report
+
+
+def after_run(conn: psycopg.Connection, *, succeeded: bool) -> RetentionReport:
+    """The retention step of an ingestion run: only after it succeeded, never as a side effect of
+    a failure.  ``describe()`` of the result is the run's retention line."""
+    if not succeeded:
+        return RetentionReport(mode="skipped")
+    return enforce_retention(conn)
+
+
+def _drop(conn: psycopg.Connection, table: str, day: date) -> list[str]:
+    rows = conn.execute("SELECT drop_chunks(%s::regclass, older_than => %s)",
+                        (f"public.{table}", _boundary(table, day))).fetchall()
+    return [r[0] for r in rows]
+
+
+def _compress(conn: psycopg.Connection, table: str, day: date) -> list[str]:
+    rows = conn.execute(
+        "SELECT compress_chunk(c, if_not_compressed => true) "
+        "FROM show_chunks(%s::regclass, older_than => %s) c "
+        "WHERE NOT EXISTS (SELECT 1 FROM timescaledb_information.chunks i "
+        "WHERE format('%%I.%%I', i.chunk_schema, i.chunk_name)::regclass = c AND i.is_compressed)",
+        (f"public.{table}", _boundary(table, day))).fetchall()
+    return [str(r[0]) for r in rows if r[0] is not None]

@@ -7,10 +7,10 @@ from datetime import timedelta
 #: Every table (and view) in schema public after the migrations.
 EXPECTED_TABLES = frozenset({
     "tickers", "watchlists", "ohlcv", "options_chains", "daily_snapshots",
-    "ingest_runs", "ingest_files", "hypertable_lifecycle", "schema_migrations",
+    "ingest_runs", "ingest_files", "hypertable_lifecycle", "lifecycle_clock", "schema_migrations",
 })
 #: Metadata tables that are not empty after a rebuild.
-METADATA_TABLES = frozenset({"schema_migrations", "hypertable_lifecycle"})
+METADATA_TABLES = frozenset({"schema_migrations", "hypertable_lifecycle", "lifecycle_clock"})
 #: hypertable -> (time column, chunk interval)
 HYPERTABLES = {
     "ohlcv": ("date", timedelta(days=30)),
@@ -21,5 +21,7 @@ HYPERTABLES = {
 LIFECYCLE_TABLES = ("ohlcv", "options_chains")
 RETENTION = timedelta(days=730)
 COMPRESS_AFTER = timedelta(days=120)
+#: Set to 0 (unlimited) on the database by migration 0009, so one write may rewrite a compressed day.
+DECOMPRESSION_LIMIT_GUC = "timescaledb.max_tuples_decompressed_per_dml_transaction"
 OPTIONS_KEY = ("time", "ticker_id", "expiration_date", "strike_price", "option_type")
 FORBIDDEN_TABLE = "ohlcv_daily"

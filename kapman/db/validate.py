@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from kapman.db import schema
+from kapman.db import lifecycle, schema
 from kapman.db.capabilities import ServerInfo
 
 
@@ -22,6 +22,7 @@ class Check:
 class ValidationReport:
     checks: list[Check] = field(default_factory=list)
     lifecycle_mode: str = "unknown"   # 'policy' or 'application'
+    lifecycle_clock: lifecycle.Clock | None = None
 
     @property
     def ok(self) -> bool:
@@ -93,6 +94,8 @@ def _lifecycle(conn: psycopg.Connection, info: ServerInfo, report: ValidationRep
     report.lifecycle_mode = expected_mode
     ok = all(modes.get(t) == expected_mode for t in schema.LIFECYCLE_TABLES)
     report.add("lifecycle mode recorded", ok, f"{expected_mode} ({info.license} license)" if ok else f"got {modes}")
+    _clock(conn, report)
+    _compressed_writes(conn, report)
     if not info.policies_available:
         return
     jobs = conn.execute(
@@ -109,6 +112,32 @@ def _lifecycle(conn: psycopg.Connection, info: ServerInfo, report: ValidationRep
         report.add(f"compression policy {table}", compression.get("compress_after") == "120 days",
                    f"compress_after = {compression.get('compress_after')}")
         report.add(f"compression enabled {table}", table in compressed, str(table in compressed))
+
+
+def _compressed_writes(conn: psycopg.Connection, report: ValidationReport) -> None:
+    """Migration 0009: no cap on the tuples one write may decompress (a day file into a compressed chunk)."""
+    row = conn.execute(
+        "SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+        "WHERE d.datname = current_database() AND s.setrole = 0").fetchone()
+    settings = dict(x.split("=", 1) for x in (row[0] if row else []))
+    value = settings.get(schema.DECOMPRESSION_LIMIT_GUC)
+    report.add("writes into compressed chunks", value == "0",
+               "no decompression limit" if value == "0" else f"{schema.DECOMPRESSION_LIMIT_GUC} = {value}")
+
+
+def _clock(conn: psycopg.Connection, report: ValidationReport) -> None:
+    """Migration 0009: the clock the lifecycle follows is KapMan's, and the policy jobs agree."""
+    recorded = lifecycle.read_clock(conn)
+    expected = lifecycle.process_clock()
+    ok = recorded.mode == expected.mode
+    report.lifecycle_clock = recorded
+    report.add("lifecycle clock", ok, recorded.describe() if ok else f"recorded {recorded}, expected {expected}")
+    jobs = lifecycle.policy_jobs(conn)
+    if jobs:
+        wrong = [f"{j.proc_name} {j.hypertable}" for j in jobs if j.scheduled != recorded.policies_scheduled]
+        state = "scheduled" if recorded.policies_scheduled else "paused"
+        report.add("policy jobs follow the clock", not wrong,
+                   f"{len(jobs)} {state}" if not wrong else f"not {state}: {', '.join(wrong)}")
 
 
 def _empty(conn: psycopg.Connection, report: ValidationReport) -> None:

@@ -72,8 +72,16 @@ def test_runbook_end_to_end_with_a_repave(scratch: str, capfd: pytest.CaptureFix
     out = capfd.readouterr().out
     assert "== dealer metrics" in out.lower() or "dealer" in out.lower()
     assert dict(report(scratch))["A3 rows"].startswith("750 rows")
+    with psycopg.connect(scratch) as conn:
+        # Step 2 ran without a terminal (--yes) and its run opened the new ledger; the sandbox's
+        # frozen clock is the one the lifecycle follows.
+        rebuilds = conn.execute("SELECT status FROM ingest_runs WHERE job = 'rebuild'").fetchall()
+        clock = conn.execute("SELECT mode, frozen_at FROM lifecycle_clock").fetchone()
+    assert rebuilds == [("ok",)]
+    assert clock is not None and clock[0] == "frozen" and clock[1].date().isoformat() == "2025-12-19"
 
     # Repave: Step 0-2 destroy everything; the same steps must rebuild the same contents.
+    # The database holds data now: without a terminal only Step 2's --yes lets the repave through.
     again = sandbox_runbook(scratch, tickers=200, seed=7, option_days=5, dashboards=False, quiet=True)
     assert not [r for r in again if r.returncode]
     assert digests(scratch) == first
