@@ -1,41 +1,30 @@
 """Reconcile ``data/watchlists/*.txt`` into ``public.watchlists``.
 
-A file's stem is the watchlist id; one symbol per line, ``#`` starts a comment.  Symbols are
-upper-cased and validated; an invalid one stops the run before anything is written.  Under an
+A file's stem is the watchlist id; one symbol per line, ``#`` starts a comment (files are read
+by ``kapman.ingest.watchlist_files``: any bad input stops the run before anything is written).
+Symbols are kept exactly as written: they are case-sensitive, and one that matches a ticker only
+when case is ignored is reported with the likely intended symbol, never mapped.  Under an
 advisory lock: new symbols are inserted, removed ones deactivated (never deleted), returning
 ones reactivated, and a deleted file deactivates its whole list.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import psycopg
 
 from kapman import clock
-from kapman.config import PROJECT_ROOT
 from kapman.db import bulk, runs
-from kapman.errors import ConfigError, InputError, UsageError
+from kapman.ingest.tickermap import case_suggestions
+from kapman.ingest.watchlist_files import WatchlistFile, read_directory
 
-#: Exchange symbols: letters first, then letters, digits, '.' or '-' (BRK.B, BF-B).
-SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,14}$")
-WATCHLIST_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 #: Transaction-scoped advisory lock key: one reconciliation at a time.
 LOCK_KEY = 0x6B61706D616E  # "kapman"
-
-
-@dataclass
-class WatchlistFile:
-    watchlist_id: str
-    source: str
-    symbols: list[str]
-    duplicates: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -44,68 +33,55 @@ class ListOutcome:
     reactivated: int = 0
     deactivated: int = 0
     active: int = 0
-    duplicates: list[str] = field(default_factory=list)
+    #: Lines that repeated a symbol, and the first few (capped: a file can repeat millions).
+    duplicates: int = 0
+    duplicate_samples: list[str] = field(default_factory=list)
+
+    def line(self, wid: str) -> str:
+        more = self.duplicates - len(self.duplicate_samples)
+        dupes = (f", duplicates {', '.join(self.duplicate_samples)}" + (f" ... and {more} more" if more else "")
+                 if self.duplicates else "")
+        return (f"{wid}: {self.active} active ({self.added} added, {self.reactivated} reactivated, "
+                f"{self.deactivated} deactivated{dupes})")
+
+
+@dataclass
+class Unresolved:
+    symbol: str
+    where: str             # "data/watchlists/mvp.txt:3"
+    suggestion: str | None  # the ticker(s) it matches when case is ignored
+
+    def message(self) -> str:
+        hint = f"; did you mean {self.suggestion}?" if self.suggestion else ""
+        return f"{self.where}: {self.symbol}: no such ticker{hint}"
+
+
+#: Unresolved symbols named one by one in the summary and the ledger (the count is exact).
+MAX_UNRESOLVED = 20
 
 
 @dataclass
 class WatchlistsResult:
     effective_date: date
     lists: dict[str, ListOutcome] = field(default_factory=dict)
-    unresolved: list[str] = field(default_factory=list)
+    unresolved: list[Unresolved] = field(default_factory=list)
+    unresolved_count: int = 0
     seconds: float = 0.0
 
     def summary(self) -> str:
-        lines = [f"{wid}: {o.active} active ({o.added} added, {o.reactivated} reactivated, "
-                 f"{o.deactivated} deactivated{', duplicates ' + ' '.join(o.duplicates) if o.duplicates else ''})"
-                 for wid, o in sorted(self.lists.items())]
+        lines = [o.line(wid) for wid, o in sorted(self.lists.items())]
+        lines += [u.message() for u in self.unresolved]
+        more = self.unresolved_count - len(self.unresolved)
+        if more:
+            lines.append(f"... and {more} more active symbols without a ticker")
         total = sum(o.active for o in self.lists.values())
-        unresolved = (f"; {len(self.unresolved)} active symbols have no ticker: {' '.join(self.unresolved[:20])}"
-                      if self.unresolved else "; every active symbol resolves to a ticker")
+        unresolved = (f"; {self.unresolved_count} active symbols have no ticker"
+                      if self.unresolved_count else "; every active symbol resolves to a ticker")
         return "\n".join(lines + [f"watchlists: {len(self.lists)} lists, {total} active entries{unresolved} "
                                   f"({self.seconds:.2f}s)"])
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _source_name(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(PROJECT_ROOT))
-    except ValueError:
-        return path.name
-
-
-def parse_file(path: Path) -> WatchlistFile:
-    wid = path.stem.lower()
-    if not WATCHLIST_ID.match(wid):
-        raise InputError("file name must be <watchlist_id>.txt with a lower-case id (a-z, 0-9, _ or -)",
-                         source=str(path))
-    symbols: list[str] = []
-    seen: set[str] = set()
-    dupes: list[str] = []
-    errors: list[str] = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        text = raw.split("#", 1)[0].strip().upper()
-        if not text:
-            continue
-        if not SYMBOL.match(text):
-            errors.append(f"{path}:{number}: invalid symbol {raw.strip()!r}")
-            continue
-        if text in seen:
-            dupes.append(text)
-            continue
-        seen.add(text)
-        symbols.append(text)
-    if errors:
-        raise InputError("; ".join(errors), hint="fix the lines above; nothing was written")
-    return WatchlistFile(wid, _source_name(path), symbols, dupes)
-
-
-def read_directory(directory: Path) -> list[WatchlistFile]:
-    if not directory.is_dir():
-        raise ConfigError(f"watchlist directory not found: {directory}",
-                          hint="create data/watchlists/<name>.txt or set KAPMAN_WATCHLISTS_DIR")
-    return [parse_file(p) for p in sorted(directory.glob("*.txt"))]
 
 
 _RECONCILE = """
@@ -131,6 +107,17 @@ UNION ALL SELECT watchlist_id, 'deactivated', count(*) FROM gone GROUP BY 1
 """
 
 
+def _unresolved(conn: psycopg.Connection, symbols: list[str], files: list[WatchlistFile]) -> list[Unresolved]:
+    """Each symbol with the file and line that names it, and what it may have meant."""
+    near = case_suggestions(conn, symbols)
+    where: dict[str, str] = {}
+    for f in files:
+        for symbol in symbols:
+            if symbol in f.lines and symbol not in where:
+                where[symbol] = f"{f.source}:{f.lines[symbol]}"
+    return [Unresolved(s, where.get(s, "watchlists"), near.get(s)) for s in symbols]
+
+
 def ingest_watchlists(conn: psycopg.Connection, directory: Path, *,
                       effective_date: date | None = None) -> WatchlistsResult:
     started = time.perf_counter()
@@ -145,76 +132,19 @@ def ingest_watchlists(conn: psycopg.Connection, directory: Path, *,
         bulk.copy_rows(cur, staging, columns, ("text", "text", "text"),
                        ((f.watchlist_id, s, f.source) for f in files for s in f.symbols))
         for f in files:
-            result.lists[f.watchlist_id] = ListOutcome(duplicates=f.duplicates)
+            result.lists[f.watchlist_id] = ListOutcome(duplicates=f.duplicates,
+                                                       duplicate_samples=f.duplicate_samples)
         for wid, what, count in cur.execute(_RECONCILE, {"eff": result.effective_date}).fetchall():
             outcome = result.lists.setdefault(wid, ListOutcome())
             setattr(outcome, what, int(count))
         for wid, active in cur.execute("SELECT watchlist_id, count(*) FILTER (WHERE active) "
                                        "FROM public.watchlists GROUP BY 1").fetchall():
             result.lists.setdefault(wid, ListOutcome()).active = int(active)
-        result.unresolved = [r[0] for r in cur.execute(
+        missing = [r[0] for r in cur.execute(
             "SELECT DISTINCT w.symbol FROM public.watchlists w LEFT JOIN public.tickers t ON t.symbol = w.symbol "
             "WHERE w.active AND t.id IS NULL ORDER BY 1").fetchall()]
+    result.unresolved_count = len(missing)
+    result.unresolved = _unresolved(conn, missing[:MAX_UNRESOLVED], files)
     result.seconds = time.perf_counter() - started
     runs.finish_run(conn, run_id, "ok", result.as_dict())
     return result
-
-
-@dataclass
-class Scope:
-    #: symbol -> ticker id, in symbol order.
-    tickers: dict[str, UUID] = field(default_factory=dict)
-    #: Active watchlist symbols left out, with the reason (no ticker).
-    skipped: dict[str, str] = field(default_factory=dict)
-
-
-def _count(conn: psycopg.Connection, query: str) -> int:
-    return int(conn.execute(query).fetchone()[0])  # type: ignore[index]
-
-
-def resolve_scope(conn: psycopg.Connection, symbols: list[str] | None = None, *,
-                  work: str = "options ingestion") -> Scope:
-    """Active watchlist symbols with their ticker ids; ``symbols`` narrows to a subset.
-
-    The scope of every non-OHLCV step (options ingestion, dealer metrics); ``work`` names the
-    step in the errors.
-    """
-    if not _count(conn, "SELECT count(*) FROM public.tickers"):
-        raise UsageError(
-            f"public.tickers is empty: {work} cannot run before tickers exist",
-            hint="run python -m scripts.ingest_tickers --force first",
-        )
-    if not _count(conn, "SELECT count(*) FROM public.watchlists WHERE active"):
-        raise UsageError(
-            f"no active watchlist symbols: the {work} scope is the watchlists",
-            hint="run python -m scripts.ingest_watchlists first",
-        )
-    rows = conn.execute("""
-        SELECT w.symbol, t.id
-        FROM (SELECT DISTINCT symbol FROM public.watchlists WHERE active) w
-        LEFT JOIN public.tickers t ON t.symbol = w.symbol
-        ORDER BY w.symbol""").fetchall()
-    active = {symbol: tid for symbol, tid in rows}
-    if symbols is not None:
-        wanted = sorted({s.strip().upper() for s in symbols if s.strip()})
-        if not wanted:
-            raise UsageError("--symbols is empty", hint="pass e.g. --symbols AAPL,MSFT")
-        outside = [s for s in wanted if s not in active]
-        unresolved = [s for s in wanted if s in active and active[s] is None]
-        if outside or unresolved:
-            parts = ([f"not in an active watchlist: {' '.join(outside)}"] if outside else []) + (
-                [f"no ticker: {' '.join(unresolved)}"] if unresolved else []
-            )
-            raise UsageError(
-                f"--symbols names symbols outside the {work} scope ({'; '.join(parts)})",
-                hint="add them to data/watchlists/*.txt and run python -m scripts.ingest_watchlists"
-                + (", and python -m scripts.ingest_tickers --force" if unresolved else ""),
-            )
-        active = {s: active[s] for s in wanted}
-    scope = Scope()
-    for symbol, tid in active.items():
-        if tid is None:
-            scope.skipped[symbol] = "no ticker"
-        else:
-            scope.tickers[symbol] = tid
-    return scope

@@ -21,8 +21,9 @@ from kapman import clock
 from kapman.errors import UsageError
 from kapman.ingest import options as options_job
 from kapman.ingest.options import OptionsResult, ingest_options
-from kapman.ingest.options_scope import resolve_scope, snapshot_time
+from kapman.ingest.options_scope import snapshot_time
 from kapman.ingest.tickers import ingest_tickers
+from kapman.ingest.watchlist_scope import resolve_scope
 from kapman.ingest.watchlists import ingest_watchlists
 from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
