@@ -6,11 +6,9 @@ import argparse
 from collections.abc import Sequence
 
 from kapman import cli
-from kapman.db.connect import connect
+from kapman.ingest import tickers
 from kapman.ingest.ticker_types import DEFAULT_TYPES, parse_types
-from kapman.ingest.tickers import ingest_tickers
 from kapman.progress import for_terminal
-from kapman.providers.polygon import PolygonClient
 
 EXAMPLES = """
   python -m scripts.ingest_tickers --force
@@ -34,15 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = cli.settings_for(args)
     given = getattr(args, "types", None)
     types = parse_types(given, source="--types") if given is not None else settings.ticker_types
-    with connect(settings.require_database_url()) as conn:
-        client = PolygonClient.from_settings(settings)
-        try:
-            result = ingest_tickers(conn, client, force=args.force, types=types,
-                                    progress=for_terminal(args.quiet))
-        finally:
-            client.close()
-    cli.emit(args, result.summary(), result.as_dict())
-    return cli.EXIT_OK
+    result = tickers.run(settings, tickers.TickersParams(force=args.force, types=types),
+                         for_terminal(args.quiet))
+    return cli.finish(args, result)
 
 
 if __name__ == "__main__":

@@ -11,20 +11,22 @@ lists inactive.  Nothing is ever deleted.  Symbols are kept exactly as the sourc
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
 from kapman import clock
+from kapman.config import Settings
 from kapman.db import bulk, runs, schema
+from kapman.db.connect import connect
 from kapman.ids import ticker_id
 from kapman.ingest.ticker_types import DEFAULT_TYPES
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
+from kapman.step import StepResult
 from kapman.symbols import MAX_LENGTH
 
 log = logging.getLogger(__name__)
@@ -37,42 +39,10 @@ TYPES = ("uuid", "text", "text", "text", "text", "text", "text", "text", "text",
          "timestamptz", "timestamptz")
 
 
-@dataclass
-class TickersResult:
-    skipped: bool = False
-    existing: int = 0
-    pages: int = 0
-    records: int = 0
-    duplicates: int = 0
-    invalid: int = 0
-    kept: int = 0
-    excluded_by_type: dict[str, int] = field(default_factory=dict)
-    delisted_kept: int = 0
-    delisted_outside_window: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deactivated: int = 0
-    requests: int = 0
-    retries: int = 0
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        if self.skipped:
-            return (f"tickers: {self.existing} already present, nothing done "
-                    "(use --force to refresh from the API)")
-        excluded = sum(self.excluded_by_type.values())
-        by_type = (" (" + ", ".join(f"{k} {v}" for k, v in self.excluded_by_type.items()) + ")") if excluded else ""
-        return (f"tickers: {self.records} records in {self.pages} pages, {self.duplicates} duplicates, "
-                f"{excluded} excluded by type{by_type}, {self.invalid} invalid, "
-                f"{self.delisted_outside_window} delisted before the retention window; kept {self.kept} "
-                f"({self.delisted_kept} delisted within it, inactive): "
-                f"{self.inserted} inserted, {self.updated} updated, {self.unchanged} unchanged, "
-                f"{self.deactivated} deactivated; {self.requests} requests, {self.retries} retries, "
-                f"{self.seconds:.1f}s")
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+@dataclass(frozen=True)
+class TickersParams:
+    force: bool = False
+    types: tuple[str, ...] = DEFAULT_TYPES
 
 
 @dataclass
@@ -162,14 +132,30 @@ def count_tickers(conn: psycopg.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM public.tickers").fetchone()[0])  # type: ignore[index]
 
 
-def _fetch(client: PolygonClient, *, active: bool, result: TickersResult, progress: Progress) -> list[dict]:
-    records: list[dict] = []
-    for page in client.ticker_pages(active=active):
-        records.extend(page)
-        result.pages += 1
-        progress.advance(1, records=result.records + len(records))
-    result.records += len(records)
-    return records
+@dataclass
+class _Fetched:
+    active: list[dict] = field(default_factory=list)
+    delisted: list[dict] = field(default_factory=list)
+    pages: int = 0
+
+    @property
+    def records(self) -> int:
+        return len(self.active) + len(self.delisted)
+
+
+def _fetch(client: PolygonClient, progress: Progress) -> _Fetched:
+    """Every listed record, then every delisted one (the API lists them apart: active=false)."""
+    fetched = _Fetched()
+    progress.start(None, "reference pages", unit="page")
+    try:
+        for active, records in ((True, fetched.active), (False, fetched.delisted)):
+            for page in client.ticker_pages(active=active):
+                records.extend(page)
+                fetched.pages += 1
+                progress.advance(1, records=fetched.records)
+    finally:
+        progress.close()
+    return fetched
 
 
 def retention_start() -> datetime:
@@ -177,45 +163,71 @@ def retention_start() -> datetime:
     return clock.now() - schema.RETENTION
 
 
-def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bool = False,
-                   types: tuple[str, ...] = DEFAULT_TYPES, progress: Progress | None = None) -> TickersResult:
-    progress = progress or NullProgress()
-    started = time.perf_counter()
-    result = TickersResult(existing=count_tickers(conn))
-    if result.existing and not force:
-        result.skipped = True
-        return result
-    run_id = runs.start_run(conn, "tickers", {"force": force, "types": list(types)})
-    requests0, retries0 = client.http.stats.requests, client.http.stats.retries
-    progress.start(None, "reference pages", unit="page")
-    try:
-        active = _fetch(client, active=True, result=result, progress=progress)
-        delisted = _fetch(client, active=False, result=result, progress=progress)
-    except Exception:
-        progress.close()
-        conn.rollback()
-        runs.finish_run(conn, run_id, "failed", {"pages": result.pages, "records": result.records})
-        raise
-    progress.close()
-    chosen = select(active, delisted, types, retention_start())
-    kept = chosen.kept
-    result.duplicates, result.invalid = chosen.duplicates, chosen.invalid
-    result.excluded_by_type, result.delisted_kept = chosen.excluded_by_type, chosen.delisted_kept
-    result.delisted_outside_window = chosen.delisted_outside_window
-    result.kept = len(kept)
+def _write(conn: psycopg.Connection, chosen: Selection) -> tuple[bulk.MergeCounts, int]:
+    """One transaction: merge the kept tickers, mark the ones no longer listed inactive."""
     with conn.transaction(), conn.cursor() as cur:
         staging = bulk.create_staging(cur, "tickers_stage", "tickers", COLUMNS)
-        bulk.copy_rows(cur, staging, COLUMNS, TYPES, (_row(s, r) for s, r in sorted(kept.items())))
+        bulk.copy_rows(cur, staging, COLUMNS, TYPES, (_row(s, r) for s, r in sorted(chosen.kept.items())))
         counts = bulk.merge(cur, target="tickers", staging=staging, key=("id",), columns=COLUMNS)
         # Anything not in today's active list (of any type) is no longer active; never deleted.
         cur.execute("UPDATE public.tickers SET active = false, updated_at = now() "
                     "WHERE active AND NOT (symbol = ANY(%s))", (sorted(chosen.listed),))
-        result.deactivated = cur.rowcount
-    result.inserted, result.updated = counts.inserted, counts.updated
-    result.unchanged = result.kept - counts.inserted - counts.updated
+        return counts, cur.rowcount
+
+
+def _headline(chosen: Selection, fetched: _Fetched, deactivated: int) -> str:
+    excluded = sum(chosen.excluded_by_type.values())
+    by_type = (": " + ", ".join(f"{k} {v}" for k, v in chosen.excluded_by_type.items())) if excluded else ""
+    return (f"kept {len(chosen.kept)} of {fetched.records} records in {fetched.pages} pages "
+            f"({chosen.duplicates} duplicates, {excluded} excluded by type{by_type}, {chosen.invalid} invalid); "
+            f"{chosen.delisted_kept} delisted within the retention window kept inactive, "
+            f"{chosen.delisted_outside_window} delisted before it left out; {deactivated} deactivated")
+
+
+def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bool = False,
+                   types: tuple[str, ...] = DEFAULT_TYPES, progress: Progress | None = None) -> StepResult:
+    """Load the universe on ``conn``; the caller records the run (see ``run``)."""
+    result = StepResult("tickers", unit="tickers")
+    existing = count_tickers(conn)
+    if existing and not force:
+        result.headline = f"{existing} already present, nothing done (use --force to refresh from the API)"
+        result.details = {"existing": existing, "skipped": True}
+        return result
+    requests0, retries0 = client.http.stats.requests, client.http.stats.retries
+    fetched = _fetch(client, progress or NullProgress())
+    chosen = select(fetched.active, fetched.delisted, types, retention_start())
+    result.read, result.rejected = fetched.records, chosen.invalid
+    if not any(rec["active"] for rec in chosen.kept.values()):
+        # An empty list would mark every ticker inactive: refuse rather than trust it.
+        result.nothing(f"the reference API listed no active ticker of the types {','.join(types)} "
+                       f"({fetched.records} records); nothing was written")
+        return result
+    counts, deactivated = _write(conn, chosen)
     stats = client.http.stats
-    result.requests, result.retries = stats.requests - requests0, stats.retries - retries0
-    result.seconds = time.perf_counter() - started
-    runs.finish_run(conn, run_id, "ok", result.as_dict())
-    log.info("%s", result.summary())
+    result.written, result.done = counts.inserted + counts.updated, len(chosen.kept)
+    result.unchanged = len(chosen.kept) - result.written
+    result.headline = _headline(chosen, fetched, deactivated)
+    result.details = {
+        "existing": existing, "skipped": False, "pages": fetched.pages, "records": fetched.records,
+        "kept": len(chosen.kept), "inserted": counts.inserted, "updated": counts.updated,
+        "deactivated": deactivated, "duplicates": chosen.duplicates, "invalid": chosen.invalid,
+        "excluded_by_type": chosen.excluded_by_type, "delisted_kept": chosen.delisted_kept,
+        "delisted_outside_window": chosen.delisted_outside_window, "types": list(types),
+        "requests": stats.requests - requests0, "retries": stats.retries - retries0,
+    }
     return result
+
+
+def run(settings: Settings, params: TickersParams, progress: Progress | None = None) -> StepResult:
+    """Step 3: the ticker universe, recorded in the run ledger."""
+    url = settings.require_database_url()
+    with runs.recorded(url, "tickers", {"force": params.force, "types": list(params.types)}) as ledger:
+        client = PolygonClient.from_settings(settings)
+        try:
+            with connect(url) as conn:
+                ledger.result = ingest_tickers(conn, client, force=params.force, types=params.types,
+                                               progress=progress)
+        finally:
+            client.close()
+    log.info("%s", ledger.result.summary())
+    return ledger.result

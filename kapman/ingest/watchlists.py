@@ -10,21 +10,32 @@ ones reactivated, and a deleted file deactivates its whole list.
 
 from __future__ import annotations
 
-import time
+import logging
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
 from kapman import clock
+from kapman.config import Settings
 from kapman.db import bulk, runs
+from kapman.db.connect import connect
 from kapman.ingest.tickermap import case_suggestions
 from kapman.ingest.watchlist_files import WatchlistFile, read_directory
+from kapman.progress import Progress
+from kapman.step import StepResult
+
+log = logging.getLogger(__name__)
 
 #: Transaction-scoped advisory lock key: one reconciliation at a time.
 LOCK_KEY = 0x6B61706D616E  # "kapman"
+
+
+@dataclass(frozen=True)
+class WatchlistsParams:
+    directory: Path
+    effective_date: date | None = None   # default: today in New York, by KapMan's clock
 
 
 @dataclass
@@ -43,45 +54,6 @@ class ListOutcome:
                  if self.duplicates else "")
         return (f"{wid}: {self.active} active ({self.added} added, {self.reactivated} reactivated, "
                 f"{self.deactivated} deactivated{dupes})")
-
-
-@dataclass
-class Unresolved:
-    symbol: str
-    where: str             # "data/watchlists/mvp.txt:3"
-    suggestion: str | None  # the ticker(s) it matches when case is ignored
-
-    def message(self) -> str:
-        hint = f"; did you mean {self.suggestion}?" if self.suggestion else ""
-        return f"{self.where}: {self.symbol}: no such ticker{hint}"
-
-
-#: Unresolved symbols named one by one in the summary and the ledger (the count is exact).
-MAX_UNRESOLVED = 20
-
-
-@dataclass
-class WatchlistsResult:
-    effective_date: date
-    lists: dict[str, ListOutcome] = field(default_factory=dict)
-    unresolved: list[Unresolved] = field(default_factory=list)
-    unresolved_count: int = 0
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        lines = [o.line(wid) for wid, o in sorted(self.lists.items())]
-        lines += [u.message() for u in self.unresolved]
-        more = self.unresolved_count - len(self.unresolved)
-        if more:
-            lines.append(f"... and {more} more active symbols without a ticker")
-        total = sum(o.active for o in self.lists.values())
-        unresolved = (f"; {self.unresolved_count} active symbols have no ticker"
-                      if self.unresolved_count else "; every active symbol resolves to a ticker")
-        return "\n".join(lines + [f"watchlists: {len(self.lists)} lists, {total} active entries{unresolved} "
-                                  f"({self.seconds:.2f}s)"])
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 _RECONCILE = """
@@ -107,44 +79,77 @@ UNION ALL SELECT watchlist_id, 'deactivated', count(*) FROM gone GROUP BY 1
 """
 
 
-def _unresolved(conn: psycopg.Connection, symbols: list[str], files: list[WatchlistFile]) -> list[Unresolved]:
-    """Each symbol with the file and line that names it, and what it may have meant."""
-    near = case_suggestions(conn, symbols)
-    where: dict[str, str] = {}
-    for f in files:
-        for symbol in symbols:
-            if symbol in f.lines and symbol not in where:
-                where[symbol] = f"{f.source}:{f.lines[symbol]}"
-    return [Unresolved(s, where.get(s, "watchlists"), near.get(s)) for s in symbols]
+def _tickers_exist(conn: psycopg.Connection) -> bool:
+    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM public.tickers)").fetchone()[0])  # type: ignore[index]
 
 
-def ingest_watchlists(conn: psycopg.Connection, directory: Path, *,
-                      effective_date: date | None = None) -> WatchlistsResult:
-    started = time.perf_counter()
-    files = read_directory(directory)
-    result = WatchlistsResult(effective_date=effective_date or clock.today_ny())
-    run_id = runs.start_run(conn, "watchlists", {"directory": str(directory),
-                                                 "effective_date": result.effective_date})
+def _reconcile(conn: psycopg.Connection, files: list[WatchlistFile], effective: date) -> dict[str, ListOutcome]:
+    """One transaction under the advisory lock: the files become the active entries."""
+    lists = {f.watchlist_id: ListOutcome(duplicates=f.duplicates, duplicate_samples=f.duplicate_samples)
+             for f in files}
     columns = ("watchlist_id", "symbol", "source")
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         staging = bulk.create_staging(cur, "watchlists_stage", "watchlists", columns)
         bulk.copy_rows(cur, staging, columns, ("text", "text", "text"),
                        ((f.watchlist_id, s, f.source) for f in files for s in f.symbols))
-        for f in files:
-            result.lists[f.watchlist_id] = ListOutcome(duplicates=f.duplicates,
-                                                       duplicate_samples=f.duplicate_samples)
-        for wid, what, count in cur.execute(_RECONCILE, {"eff": result.effective_date}).fetchall():
-            outcome = result.lists.setdefault(wid, ListOutcome())
-            setattr(outcome, what, int(count))
+        for wid, what, count in cur.execute(_RECONCILE, {"eff": effective}).fetchall():
+            setattr(lists.setdefault(wid, ListOutcome()), what, int(count))
         for wid, active in cur.execute("SELECT watchlist_id, count(*) FILTER (WHERE active) "
                                        "FROM public.watchlists GROUP BY 1").fetchall():
-            result.lists.setdefault(wid, ListOutcome()).active = int(active)
-        missing = [r[0] for r in cur.execute(
-            "SELECT DISTINCT w.symbol FROM public.watchlists w LEFT JOIN public.tickers t ON t.symbol = w.symbol "
-            "WHERE w.active AND t.id IS NULL ORDER BY 1").fetchall()]
-    result.unresolved_count = len(missing)
-    result.unresolved = _unresolved(conn, missing[:MAX_UNRESOLVED], files)
-    result.seconds = time.perf_counter() - started
-    runs.finish_run(conn, run_id, "ok", result.as_dict())
+            lists.setdefault(wid, ListOutcome()).active = int(active)
+    return lists
+
+
+def _unresolved(conn: psycopg.Connection, files: list[WatchlistFile]) -> list[tuple[str, str]]:
+    """(symbol, reason) of every active symbol without a ticker: the file and line that name it,
+    and the ticker it matches when case is ignored (reported, never mapped)."""
+    missing = [r[0] for r in conn.execute(
+        "SELECT DISTINCT w.symbol FROM public.watchlists w LEFT JOIN public.tickers t ON t.symbol = w.symbol "
+        "WHERE w.active AND t.id IS NULL ORDER BY 1").fetchall()]
+    near = case_suggestions(conn, missing)
+    where: dict[str, str] = {}
+    for f in files:
+        for symbol, line in f.lines.items():
+            where.setdefault(symbol, f"{f.source}:{line}")
+    return [(s, "no such ticker" + (f"; did you mean {near[s]}?" if s in near else "")
+             + (f" ({where[s]})" if s in where else "")) for s in missing]
+
+
+def ingest_watchlists(conn: psycopg.Connection, directory: Path, *,
+                      effective_date: date | None = None) -> StepResult:
+    """Reconcile ``directory`` on ``conn``; the caller records the run (see ``run``)."""
+    result = StepResult("watchlists", unit="symbols")
+    files = read_directory(directory)          # any bad input raises here, before any write
+    result.read = sum(len(f.symbols) for f in files)
+    if not _tickers_exist(conn):
+        result.nothing("public.tickers is empty: watchlist symbols cannot be resolved before tickers exist; "
+                       "run python -m scripts.ingest_tickers --force first (nothing was written)")
+        return result
+    effective = effective_date or clock.today_ny()
+    lists = _reconcile(conn, files, effective)
+    unresolved = _unresolved(conn, files)
+    for symbol, reason in unresolved:
+        result.fail(symbol, reason)
+    active = sum(o.active for o in lists.values())
+    arrived = sum(o.added + o.reactivated for o in lists.values())
+    result.written = arrived + sum(o.deactivated for o in lists.values())
+    result.unchanged = result.read - arrived
+    result.done = len({s for f in files for s in f.symbols}) - len(unresolved)
+    result.notes = [o.line(wid) for wid, o in sorted(lists.items())]
+    result.headline = (f"{len(lists)} lists, {active} active entries, "
+                       + (f"{len(unresolved)} active symbols have no ticker" if unresolved
+                          else "every active symbol resolves to a ticker"))
+    result.details = {"effective_date": effective.isoformat(), "unresolved": len(unresolved),
+                      "lists": {wid: asdict(o) for wid, o in sorted(lists.items())}}
     return result
+
+
+def run(settings: Settings, params: WatchlistsParams, progress: Progress | None = None) -> StepResult:
+    """Step 4: the watchlists, recorded in the run ledger (``progress`` unused: one quick transaction)."""
+    url = settings.require_database_url()
+    args = {"directory": str(params.directory), "effective_date": params.effective_date}
+    with runs.recorded(url, "watchlists", args) as ledger, connect(url) as conn:
+        ledger.result = ingest_watchlists(conn, params.directory, effective_date=params.effective_date)
+    log.info("%s", ledger.result.summary())
+    return ledger.result
