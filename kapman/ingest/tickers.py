@@ -175,13 +175,14 @@ def _write(conn: psycopg.Connection, chosen: Selection) -> tuple[bulk.MergeCount
         return counts, cur.rowcount
 
 
-def _headline(chosen: Selection, fetched: _Fetched, deactivated: int) -> str:
+def _headline(chosen: Selection, fetched: _Fetched, counts: bulk.MergeCounts, deactivated: int) -> str:
     excluded = sum(chosen.excluded_by_type.values())
     by_type = (": " + ", ".join(f"{k} {v}" for k, v in chosen.excluded_by_type.items())) if excluded else ""
-    return (f"kept {len(chosen.kept)} of {fetched.records} records in {fetched.pages} pages "
-            f"({chosen.duplicates} duplicates, {excluded} excluded by type{by_type}, {chosen.invalid} invalid); "
-            f"{chosen.delisted_kept} delisted within the retention window kept inactive, "
-            f"{chosen.delisted_outside_window} delisted before it left out; {deactivated} deactivated")
+    return (f"kept {len(chosen.kept)} of {fetched.records} records in {fetched.pages} pages: {counts.inserted} "
+            f"inserted, {counts.updated} updated, {deactivated} deactivated ({chosen.duplicates} duplicates, "
+            f"{excluded} excluded by type{by_type}; {chosen.invalid} invalid); {chosen.delisted_kept} delisted "
+            f"within the retention window kept inactive, {chosen.delisted_outside_window} delisted before it "
+            "left out")
 
 
 def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bool = False,
@@ -206,7 +207,7 @@ def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bo
     stats = client.http.stats
     result.written, result.done = counts.inserted + counts.updated, len(chosen.kept)
     result.unchanged = len(chosen.kept) - result.written
-    result.headline = _headline(chosen, fetched, deactivated)
+    result.headline = _headline(chosen, fetched, counts, deactivated)
     result.details = {
         "existing": existing, "skipped": False, "pages": fetched.pages, "records": fetched.records,
         "kept": len(chosen.kept), "inserted": counts.inserted, "updated": counts.updated,

@@ -10,9 +10,13 @@ import uuid
 import psycopg
 import pytest
 
+from kapman.config import Settings
+from kapman.db import runs
 from kapman.errors import AuthError, PaginationError, TransientProviderError
 from kapman.ids import ticker_id
-from kapman.ingest.tickers import DEFAULT_TYPES, ingest_tickers
+from kapman.ingest.ticker_types import DEFAULT_TYPES
+from kapman.ingest import tickers
+from kapman.ingest.tickers import ingest_tickers
 from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
 from kapman.sandbox.market import Market
@@ -21,26 +25,40 @@ from kapman.sandbox.rest import SandboxRestServer
 pytestmark = pytest.mark.integration
 
 
+def settings(url: str, rest: SandboxRestServer) -> Settings:
+    """Settings pointing at the test database and the sandbox."""
+    return Settings(database_url=url, polygon_api_key=rest.api_key, polygon_base_url=rest.base_url,
+                    polygon_rate_limit=1000, polygon_connect_timeout=2, polygon_read_timeout=1.5)
+
+
+#: The market clock's close (conftest.MARKET_NOW) less the 730-day retention window.
+WINDOW_START = "2023-12-20"
+
+
 def expected(market: Market) -> dict[str, dict]:
-    """The newest record per symbol of the kept types, straight from the sandbox."""
+    """The newest record per symbol of the kept types, straight from the sandbox: the listed ones
+    and those delisted within the 730-day window before the market clock."""
     best: dict[str, dict] = {}
     for rec in market.tickers:
-        if rec.get("active", True) and (rec["ticker"] not in best
-                                        or rec["last_updated_utc"] > best[rec["ticker"]]["last_updated_utc"]):
+        if not rec["active"] and rec["delisted_utc"] < WINDOW_START:
+            continue
+        if rec["ticker"] not in best or rec["last_updated_utc"] > best[rec["ticker"]]["last_updated_utc"]:
             best[rec["ticker"]] = rec
     return {s: r for s, r in best.items() if r.get("type") in DEFAULT_TYPES}
 
 
-def test_loads_latest_record_per_symbol(db: psycopg.Connection, polygon: PolygonClient, market: Market) -> None:
+def test_loads_latest_record_per_symbol(db: psycopg.Connection, polygon: PolygonClient, market: Market,
+                                        market_clock: None) -> None:
     result = ingest_tickers(db, polygon, force=True)
     want = expected(market)
-    assert result.kept == result.inserted == len(want)
-    assert result.duplicates >= 1
-    rows = {r[0]: r[1:] for r in db.execute("SELECT symbol, id, cik, type, name FROM tickers").fetchall()}
+    assert result.details["kept"] == result.details["inserted"] == result.written == len(want)
+    assert result.details["duplicates"] >= 1 and result.exit_code == 0
+    rows = {r[0]: r[1:] for r in db.execute("SELECT symbol, id, cik, type, name, active FROM tickers").fetchall()}
     assert set(rows) == set(want)
     for symbol, rec in want.items():
         assert rows[symbol][0] == ticker_id(symbol)      # deterministic ids
         assert rows[symbol][1] == rec.get("cik") and rows[symbol][2] == rec["type"]
+        assert rows[symbol][4] is rec["active"]
     dup = [r["ticker"] for r in market.tickers]
     twice = {s for s in dup if dup.count(s) > 1} & set(want)
     assert twice, "the sandbox should serve a duplicated symbol"
@@ -50,7 +68,7 @@ def test_without_force_does_nothing(db: psycopg.Connection, polygon: PolygonClie
     ingest_tickers(db, polygon, force=True)
     before = rest.request_count()
     result = ingest_tickers(db, polygon)
-    assert result.skipped and result.existing > 0
+    assert result.details["skipped"] and result.details["existing"] > 0 and result.exit_code == 0
     assert rest.request_count() == before
     assert "--force" in result.summary()
 
@@ -60,8 +78,8 @@ def test_rerun_is_idempotent_and_vanished_tickers_are_deactivated(db: psycopg.Co
     first = ingest_tickers(db, polygon, force=True)
     db.execute("INSERT INTO tickers (id, symbol, active) VALUES (%s, 'GONEX', true)", (uuid.uuid4(),))
     second = ingest_tickers(db, polygon, force=True)
-    assert (second.inserted, second.updated, second.unchanged) == (0, 0, first.kept)
-    assert second.deactivated == 1
+    assert (second.details["inserted"], second.details["updated"], second.unchanged) == (0, 0, first.details["kept"])
+    assert second.details["deactivated"] == 1
     assert db.execute("SELECT active FROM tickers WHERE symbol = 'GONEX'").fetchone() == (False,)
 
 
@@ -71,26 +89,29 @@ def test_rate_limit_storm_with_and_without_retry_after(db: psycopg.Connection, p
     rest.faults.rate_limit(times=1)
     rest.faults.server_error(times=1, html=True)
     result = ingest_tickers(db, polygon, force=True)
-    assert result.kept > 0 and result.retries == 4
+    assert result.details["kept"] > 0 and result.details["retries"] == 4
     assert len(sleeps) == 4 and sleeps.count(3.0) == 2       # Retry-After honoured, exactly
     others = [s for s in sleeps if s != 3.0]
     assert all(0 <= s <= 4 for s in others)                 # full jitter: at most 0.5 * 2**attempt (attempts 0-3)
 
 
-def test_gives_up_after_max_retries(db: psycopg.Connection, polygon: PolygonClient,
+def test_gives_up_after_max_retries(db: psycopg.Connection, fresh_db: str, polygon: PolygonClient,
                                     rest: SandboxRestServer) -> None:
     rest.faults.server_error(times=50)
-    with pytest.raises(TransientProviderError, match="gave up after 5 attempts"):
-        ingest_tickers(db, polygon, force=True)
+    with (pytest.raises(TransientProviderError, match="gave up after 5 attempts"),
+          runs.recorded(fresh_db, "tickers") as ledger):
+        ledger.result = ingest_tickers(db, polygon, force=True)
     assert db.execute("SELECT count(*) FROM tickers").fetchone() == (0,)
-    assert db.execute("SELECT status FROM ingest_runs WHERE job = 'tickers'").fetchone() == ("failed",)
+    status, error = db.execute("SELECT status, error FROM ingest_runs WHERE job = 'tickers'").fetchone()
+    assert (status, error) == ("failed", "TransientProviderError: /v3/reference/tickers: 500 Internal Server Error "
+                                         "(gave up after 5 attempts)")
 
 
 def test_slow_response_times_out_and_is_retried(db: psycopg.Connection, polygon: PolygonClient,
                                                 rest: SandboxRestServer) -> None:
     rest.faults.slow(seconds=3, times=1)                   # read timeout is 1.5 s
     result = ingest_tickers(db, polygon, force=True)
-    assert result.retries == 1 and result.kept > 0
+    assert result.details["retries"] == 1 and result.details["kept"] > 0
 
 
 def test_pagination_loop_is_detected(db: psycopg.Connection, rest: SandboxRestServer) -> None:
