@@ -14,6 +14,7 @@ from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
 from kapman.sandbox.market import Market
 from kapman.sandbox.mirror import write_mirror
+from kapman.sandbox.profiles import REALISTIC
 from kapman.sandbox.rest import SandboxRestServer
 
 #: The sandbox's market clock: Friday 2025-12-19 close.
@@ -39,6 +40,25 @@ def rest(rest_server: SandboxRestServer) -> Iterator[SandboxRestServer]:
     rest_server.set_clock(rest_server.market.now)
     yield rest_server
     rest_server.faults.clear()
+
+
+@pytest.fixture(scope="session")
+def realistic_market() -> Market:
+    """The same market on the realistic profile (class-suffix tickers, ETV/ETS, sparse ids)."""
+    return Market(seed=11, n_tickers=250, days=120, profile=REALISTIC)
+
+
+@pytest.fixture(scope="session")
+def realistic_rest(realistic_market: Market) -> Iterator[SandboxRestServer]:
+    with SandboxRestServer(realistic_market, api_key="it-secret-key-123") as server:
+        yield server
+
+
+@pytest.fixture
+def realistic_polygon(realistic_rest: SandboxRestServer) -> Iterator[PolygonClient]:
+    client = PolygonClient(PolygonHTTP(realistic_rest.base_url, realistic_rest.api_key, rate_limit=1000))
+    yield client
+    client.close()
 
 
 @pytest.fixture

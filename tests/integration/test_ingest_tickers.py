@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import uuid
+from datetime import datetime
 
 import psycopg
 import pytest
@@ -148,3 +150,100 @@ def test_cli_summary_and_no_secret_in_output(fresh_db: str, rest: SandboxRestSer
     assert bad.returncode == 2 and "401" in bad.stderr
     for out in (proc.stdout + proc.stderr, bad.stdout + bad.stderr):
         assert rest.api_key not in out and "nope-secret-555" not in out
+
+
+def test_realistic_reference_data_is_stored_exactly(db: psycopg.Connection, realistic_polygon: PolygonClient,
+                                                    realistic_market: Market, market_clock: None) -> None:
+    result = ingest_tickers(db, realistic_polygon, force=True)
+    assert result.exit_code == 0
+    want = expected(realistic_market)
+    rows = {r[0]: r[1:] for r in db.execute(
+        "SELECT symbol, id, type, name, cik, composite_figi, share_class_figi, last_updated_utc, active "
+        "FROM tickers").fetchall()}
+    assert set(rows) == set(want)
+    # Case-sensitive symbols: the preferreds beside their upper-case namesakes, each with its own id.
+    for symbol, kind in (("AAP", "CS"), ("AAp", "PFD"), ("TPC", "CS"), ("TpC", "PFD")):
+        rid, rtype, name, *_ = rows[symbol]
+        assert (rid, rtype, name) == (ticker_id(symbol), kind, want[symbol]["name"])
+    assert rows["TpC"][2] == "AT&T Inc. 4.750% Depositary Shares, Series C"
+    assert rows["TPC"][2] == "Tutor Perini Corporation"
+    # ETV and ETS are in the default universe.
+    assert (rows["GLD"][1], rows["SLV"][1], rows["NVDL"][1]) == ("ETV", "ETV", "ETS")
+    # Records without cik or FIGIs store NULLs; whole-second timestamps store as written.
+    assert rows["AAp"][3:6] == (None, None, None)
+    missing_cik = [s for s, r in want.items() if "cik" not in r]
+    assert missing_cik and all(rows[s][3] is None for s in missing_cik)
+    assert all(rows[s][3] == r["cik"] for s, r in want.items() if "cik" in r)
+    assert all(rows[s][4] == r.get("composite_figi") and rows[s][5] == r.get("share_class_figi")
+               for s, r in want.items())
+    for symbol, rec in want.items():
+        assert rows[symbol][6] == datetime.fromisoformat(rec["last_updated_utc"].replace("Z", "+00:00"))
+        assert rows[symbol][6].microsecond == 0
+
+
+def test_delisted_within_the_window_are_kept_inactive(db: psycopg.Connection, polygon: PolygonClient,
+                                                      market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    # KapMan's clock a year after the market's end: the window (730 days by that clock) then
+    # holds some of the sandbox's delistings and not others.
+    monkeypatch.setenv("KAPMAN_NOW", "2026-12-18")
+    window_start = "2024-12-18"
+    result = ingest_tickers(db, polygon, force=True)
+    gone = {r["ticker"]: r for r in market.tickers if not r["active"] and r["type"] in DEFAULT_TYPES}
+    inside = {s: r for s, r in gone.items() if r["delisted_utc"] >= window_start}
+    assert inside and len(inside) < len(gone), "the sandbox should delist inside and before the window"
+    rows = {s: (a, d) for s, a, d in db.execute(
+        "SELECT symbol, active, delisted_utc FROM tickers WHERE NOT active").fetchall()}
+    assert rows == {
+        s: (False, datetime.fromisoformat(r["delisted_utc"].replace("Z", "+00:00"))) for s, r in inside.items()}
+    assert result.details["delisted_kept"] == len(inside)
+    assert result.details["delisted_outside_window"] == len(
+        {r["ticker"] for r in market.tickers if not r["active"] and r["delisted_utc"] < window_start})
+
+
+def test_types_from_the_environment_and_exclusions_by_type(fresh_db: str, rest: SandboxRestServer,
+                                                           market: Market) -> None:
+    env = {**os.environ, "POLYGON_API_KEY": rest.api_key, "POLYGON_BASE_URL": rest.base_url,
+           "KAPMAN_ENV_FILE": "/nonexistent", "KAPMAN_TICKER_TYPES": "CS,ETF", "KAPMAN_NOW": "2025-12-19"}
+    proc = subprocess.run([sys.executable, "-m", "scripts.ingest_tickers", "--force", "--db-url", fresh_db,
+                           "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    with psycopg.connect(fresh_db) as conn:
+        types = dict(conn.execute("SELECT type, count(*) FROM tickers GROUP BY 1").fetchall())
+    assert set(types) == {"CS", "ETF"} and out["types"] == ["CS", "ETF"]
+    assert out["excluded_by_type"]["ADRC"] >= 1 and out["excluded_by_type"]["WARRANT"] >= 1
+    assert sum(types.values()) == out["kept"]
+    flag = subprocess.run([sys.executable, "-m", "scripts.ingest_tickers", "--force", "--db-url", fresh_db,
+                           "--types", "CS,ETFF"], capture_output=True, text=True, env=env, timeout=120)
+    assert flag.returncode == 2 and flag.stderr.splitlines()[0] == "error: --types: unknown security type 'ETFF'"
+    plain = subprocess.run([sys.executable, "-m", "scripts.ingest_tickers", "--force", "--db-url", fresh_db,
+                            "--types", "CS"], capture_output=True, text=True, env=env, timeout=120)
+    assert plain.returncode == 0 and "excluded by type: " in plain.stdout and "ETF " in plain.stdout
+
+
+def test_a_failed_merge_is_recorded_failed_and_is_one_line(fresh_db: str, rest: SandboxRestServer) -> None:
+    # A row from elsewhere holding AAPL under another id: the merge violates tickers' unique symbol.
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO tickers (id, symbol, active) VALUES (%s, 'AAPL', true)", (uuid.uuid4(),))
+    env = {**os.environ, "POLYGON_API_KEY": rest.api_key, "POLYGON_BASE_URL": rest.base_url,
+           "KAPMAN_ENV_FILE": "/nonexistent"}
+    proc = subprocess.run([sys.executable, "-m", "scripts.ingest_tickers", "--force", "--db-url", fresh_db, "-q"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[0] == ('error: a database operation failed: duplicate key value violates unique '
+                                           'constraint "tickers_symbol_key" (constraint tickers_symbol_key) '
+                                           '[SQLSTATE 23505]')
+    with psycopg.connect(fresh_db) as conn:
+        status, error = conn.execute("SELECT status, error FROM ingest_runs WHERE job = 'tickers'").fetchone()
+        assert conn.execute("SELECT count(*) FROM tickers").fetchone() == (1,)
+    assert status == "failed" and error.startswith("UniqueViolation")
+
+
+def test_an_empty_active_list_changes_nothing(db: psycopg.Connection, polygon: PolygonClient,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    ingest_tickers(db, polygon, force=True)
+    before = db.execute("SELECT count(*) FILTER (WHERE active) FROM tickers").fetchone()
+    monkeypatch.setattr(polygon, "ticker_pages", lambda **kw: iter([[]]))
+    result = ingest_tickers(db, polygon, force=True)
+    assert result.exit_code == 2 and "listed no active ticker" in (result.nothing_reason or "")
+    assert db.execute("SELECT count(*) FILTER (WHERE active) FROM tickers").fetchone() == before
