@@ -53,18 +53,26 @@ def _reason(ticker: UUID | None, active: bool | None, delisted: object) -> str |
 def _check_requested(conn: psycopg.Connection, wanted: list[str], reasons: dict[str, str | None],
                      work: str) -> None:
     outside = [s for s in wanted if s not in reasons]
-    left_out = [f"{s}: {reasons[s]}" for s in wanted if s in reasons and reasons[s]]
-    if not (outside or left_out):
+    no_ticker = [s for s in wanted if reasons.get(s) == "no ticker"]
+    inactive = [f"{s} ({reasons[s]})" for s in wanted if (reasons.get(s) or "").startswith("inactive")]
+    if not (outside or no_ticker or inactive):
         return
-    near = case_suggestions(conn, outside)
+    near_ticker = case_suggestions(conn, no_ticker)
+    no_ticker = [f"{s} (did you mean {near_ticker[s]}?)" if s in near_ticker else s for s in no_ticker]
+    # A name outside the watchlists may be one of them written in another case.
+    listed: dict[str, list[str]] = {}
+    for symbol in reasons:
+        listed.setdefault(symbol.upper(), []).append(symbol)
+    near = {s: " or ".join(listed[s.upper()]) for s in outside if s.upper() in listed}
     named = [f"{s} (did you mean {near[s]}?)" if s in near else s for s in outside]
     parts = ([f"not in an active watchlist: {capped(named)}"] if outside else []) + (
-        [capped(left_out)] if left_out else [])
+        [f"no ticker: {capped(no_ticker)}"] if no_ticker else []) + (
+        [f"inactive: {capped(inactive)}"] if inactive else [])
     raise UsageError(
         f"--symbols names symbols outside the {work} scope ({'; '.join(parts)})",
         hint="symbols are case-sensitive; add them to data/watchlists/*.txt and run "
              "python -m scripts.ingest_watchlists"
-        + (", and python -m scripts.ingest_tickers --force" if left_out else ""),
+        + (", and python -m scripts.ingest_tickers --force" if no_ticker else ""),
     )
 
 

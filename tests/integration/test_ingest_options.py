@@ -294,7 +294,7 @@ def test_expired_contracts_and_empty_chains(
 
 
 def test_scope_and_snapshot_time_rules(odb: psycopg.Connection) -> None:
-    with pytest.raises(UsageError, match="not in an active watchlist: ZZZZ"):
+    with pytest.raises(UsageError, match="not in an active watchlist: zzzz"):  # symbols keep their case
         resolve_scope(odb, ["AAPL", "zzzz"])
     odb.execute(
         "INSERT INTO watchlists (watchlist_id, symbol, source, effective_date) "

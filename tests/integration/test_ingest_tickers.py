@@ -12,12 +12,10 @@ from datetime import datetime
 import psycopg
 import pytest
 
-from kapman.config import Settings
 from kapman.db import runs
 from kapman.errors import AuthError, PaginationError, TransientProviderError
 from kapman.ids import ticker_id
 from kapman.ingest.ticker_types import DEFAULT_TYPES
-from kapman.ingest import tickers
 from kapman.ingest.tickers import ingest_tickers
 from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
@@ -25,12 +23,6 @@ from kapman.sandbox.market import Market
 from kapman.sandbox.rest import SandboxRestServer
 
 pytestmark = pytest.mark.integration
-
-
-def settings(url: str, rest: SandboxRestServer) -> Settings:
-    """Settings pointing at the test database and the sandbox."""
-    return Settings(database_url=url, polygon_api_key=rest.api_key, polygon_base_url=rest.base_url,
-                    polygon_rate_limit=1000, polygon_connect_timeout=2, polygon_read_timeout=1.5)
 
 
 #: The market clock's close (conftest.MARKET_NOW) less the 730-day retention window.
