@@ -86,3 +86,22 @@ def test_profile_by_name_and_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     assert profile_named("realistic") is REALISTIC and profile_named(None) is TIDY
     monkeypatch.setenv("KAPMAN_SANDBOX_PROFILE", "realistic")
     assert profile_named() is REALISTIC
+
+
+def test_the_official_client_reads_the_realistic_reference_list() -> None:
+    import massive
+
+    from kapman.sandbox.rest import SandboxRestServer
+
+    market = Market(seed=3, n_tickers=400, days=10, profile=REALISTIC)
+    with SandboxRestServer(market, api_key="k") as server:
+        api = massive.RESTClient(api_key="k", base=server.base_url, retries=0)
+        listed = {t.ticker: t for t in api.list_tickers(market="stocks", limit=1000)}
+        delisted = {t.ticker: t for t in api.list_tickers(market="stocks", active=False, limit=1000)}
+    refs = by_symbol(market)
+    assert {"AAP", "AAp", "TPC", "TpC", "GLD", "NVDL"} <= set(listed)
+    assert listed["AAp"].type == "PFD" and listed["AAp"].cik is None and listed["AAp"].composite_figi is None
+    assert listed["GLD"].type == "ETV" and listed["NVDL"].type == "ETS"
+    assert listed["AAPL"].last_updated_utc == refs["AAPL"]["last_updated_utc"]
+    assert delisted and all(t.active is False and t.delisted_utc for t in delisted.values())
+    assert set(delisted) == {s for s, r in refs.items() if not r["active"]}
