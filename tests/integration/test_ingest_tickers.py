@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -239,3 +240,27 @@ def test_an_empty_active_list_changes_nothing(db: psycopg.Connection, polygon: P
     result = ingest_tickers(db, polygon, force=True)
     assert result.exit_code == 2 and "listed no active ticker" in (result.nothing_reason or "")
     assert db.execute("SELECT count(*) FILTER (WHERE active) FROM tickers").fetchone() == before
+
+
+def test_bars_of_tickers_delisted_in_the_window_are_kept(db: psycopg.Connection, polygon: PolygonClient,
+                                                         tmp_path: Path, market_clock: None) -> None:
+    from kapman.ingest.ohlcv import base_window, ingest_ohlcv
+    from kapman.providers.flatfiles import MirrorSource
+    from kapman.sandbox.mirror import write_mirror
+
+    # The fixture's universe (it does not depend on the history's length) with 250 days of files:
+    # long enough to hold a delisting.
+    market = Market(seed=11, n_tickers=250, days=250)
+    write_mirror(market, tmp_path)
+    ingest_tickers(db, polygon, force=True)
+    ingest_ohlcv(db, MirrorSource(tmp_path, "us_stocks_sip/day_aggs_v1"), base_window(730, date(2025, 12, 19)))
+    frame = market.bars_between(market.trading_days[0], market.trading_days[-1])
+    gone = [lst for lst in market.listings if lst.delisted and lst.type in DEFAULT_TYPES
+            and lst.delisted > market.trading_days[1]]
+    assert gone, "the sandbox should delist a ticker during its history"
+    for listing in gone:
+        want = frame.loc[frame.ticker == listing.symbol, ["date", "close"]]
+        got = db.execute("SELECT o.date, o.close FROM ohlcv o JOIN tickers t ON t.id = o.ticker_id "
+                         "WHERE t.symbol = %s AND NOT t.active ORDER BY o.date", (listing.symbol,)).fetchall()
+        assert got == [(d, c) for d, c in zip(want.date, want.close, strict=True)] and got
+        assert got[-1][0] < listing.delisted
