@@ -185,3 +185,24 @@ def test_cli_exit_codes_follow_what_resolved(tickers_db: psycopg.Connection, fre
         statuses = [r[0] for r in conn.execute("SELECT status FROM ingest_runs WHERE job = 'watchlists' "
                                                "ORDER BY started_at").fetchall()]
     assert statuses == ["ok", "partial", "failed"]
+
+
+@pytest.mark.parametrize(("setup", "first_line"), [
+    (lambda d: None, "error: no watchlist in {d} (no <watchlist_id>.txt file)"),
+    (lambda d: (d / "mvp.txt").write_bytes(b"AAPL\n\x00\x00"),
+     "error: {d}/mvp.txt: binary file, not a watchlist (a NUL byte)"),
+    (lambda d: (d / "mvp.txt").write_text("AAPL\nıbm\n"),
+     "error: {d}/mvp.txt:2: invalid symbol 'ıbm' (ASCII letters, digits and '.', starting with a letter)"),
+])
+def test_cli_bad_input_is_one_line_exit_2_and_nothing_written(  # type: ignore[no-untyped-def]
+        tickers_db: psycopg.Connection, fresh_db: str, tmp_path: Path, setup, first_line: str) -> None:
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "mvp.txt").write_text("AAPL\nMSFT\n")
+    assert cli(fresh_db, tmp_path / "ok").returncode == 0
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    setup(bad)
+    proc = cli(fresh_db, bad)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stdout == ""
+    assert proc.stderr.splitlines()[0] == first_line.format(d=bad)
+    assert state(tickers_db) == {("mvp", "AAPL"): True, ("mvp", "MSFT"): True}
