@@ -28,9 +28,13 @@ def market() -> Market:
     return Market(seed=11, n_tickers=250, days=120)
 
 
+#: The API key both sandbox REST servers accept.
+API_KEY = "it-secret-key-123"
+
+
 @pytest.fixture(scope="session")
 def rest_server(market: Market) -> Iterator[SandboxRestServer]:
-    with SandboxRestServer(market, api_key="it-secret-key-123") as server:
+    with SandboxRestServer(market, api_key=API_KEY) as server:
         yield server
 
 
@@ -49,16 +53,12 @@ def realistic_market() -> Market:
 
 
 @pytest.fixture(scope="session")
-def realistic_rest(realistic_market: Market) -> Iterator[SandboxRestServer]:
-    with SandboxRestServer(realistic_market, api_key="it-secret-key-123") as server:
-        yield server
-
-
-@pytest.fixture
-def realistic_polygon(realistic_rest: SandboxRestServer) -> Iterator[PolygonClient]:
-    client = PolygonClient(PolygonHTTP(realistic_rest.base_url, realistic_rest.api_key, rate_limit=1000))
-    yield client
-    client.close()
+def realistic_polygon(realistic_market: Market) -> Iterator[PolygonClient]:
+    """A client of a REST server of its own on the realistic market."""
+    with SandboxRestServer(realistic_market, api_key=API_KEY) as server:
+        client = PolygonClient(PolygonHTTP(server.base_url, API_KEY, rate_limit=1000))
+        yield client
+        client.close()
 
 
 @pytest.fixture
