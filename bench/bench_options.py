@@ -179,8 +179,9 @@ def _measure(
     server_pid: int | None = None,
 ) -> dict[str, list[float]]:
     from kapman.ingest.options import ingest_options
-    from kapman.ingest.options_scope import resolve_scope, snapshot_time
+    from kapman.ingest.options_scope import snapshot_time
     from kapman.ingest.tickers import ingest_tickers
+    from kapman.ingest.watchlist_scope import resolve_scope
     from kapman.ingest.watchlists import ingest_watchlists
     from kapman.providers.http import PolygonHTTP
     from kapman.providers.polygon import PolygonClient

@@ -19,8 +19,9 @@ import psycopg
 
 from kapman.config import Settings, load_settings, mask_secrets_in
 from kapman.db.errors import classify
-from kapman.errors import KapManError
+from kapman.errors import KapManError, UsageError
 from kapman.step import StepResult
+from kapman.symbols import capped, is_symbol
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILURE = 0, 1, 2
 #: Ctrl-C, as a shell reports a process ended by SIGINT.
@@ -83,8 +84,16 @@ def add_date_options(p: argparse.ArgumentParser, default: str) -> None:
 
 
 def symbols_arg(text: str | None) -> list[str] | None:
-    """``--symbols a,B ,c`` -> ['A', 'B', 'C'] (sorted, unique); None when not given."""
-    return sorted({s.strip().upper() for s in text.split(",") if s.strip()}) if text else None
+    """``--symbols AAPL,AAp ,BRK.B`` -> ['AAPL', 'AAp', 'BRK.B'] (sorted, unique, case kept: symbols are
+    case-sensitive); None when not given.  A name that cannot be a symbol is a usage error."""
+    if not text:
+        return None
+    wanted = sorted({s.strip() for s in text.split(",") if s.strip()})
+    bad = [s for s in wanted if not is_symbol(s)]
+    if bad:
+        raise UsageError(f"--symbols: not a ticker symbol: {capped([repr(s) for s in bad])}",
+                         hint="symbols are ASCII letters, digits and '.', case as listed (e.g. AAPL,BRK.B,AAp)")
+    return wanted
 
 
 class _Scrubber(logging.Filter):

@@ -21,6 +21,7 @@ from dotenv import dotenv_values
 
 from kapman.clock import parse_instant
 from kapman.errors import ConfigError
+from kapman.ingest.ticker_types import DEFAULT_TYPES, parse_types
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POLYGON_BASE = "https://api.massive.com"
@@ -191,6 +192,8 @@ class Settings:
     #: A local directory laid out like the bucket; when set it replaces S3.
     flatfiles_mirror_dir: Path | None = None
     watchlists_dir: Path = PROJECT_ROOT / "data" / "watchlists"
+    #: Security types of the ticker universe (KAPMAN_TICKER_TYPES).
+    ticker_types: tuple[str, ...] = DEFAULT_TYPES
 
     def __repr__(self) -> str:  # never leak secrets
         shown = []
@@ -268,6 +271,7 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
         os.environ["KAPMAN_NOW"] = file_values["KAPMAN_NOW"]
     mirror = _env(merged, "FLATFILES_MIRROR_DIR")
     watch = _env(merged, "KAPMAN_WATCHLISTS_DIR")
+    types = _env(merged, "KAPMAN_TICKER_TYPES")
     retries_raw = _env(merged, "POLYGON_MAX_RETRIES", "6") or "6"
     try:
         retries = int(retries_raw)
@@ -292,4 +296,5 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
         flatfiles_secret_access_key=_env(merged, "FLATFILES_SECRET_ACCESS_KEY"),
         flatfiles_mirror_dir=Path(mirror) if mirror else None,
         watchlists_dir=Path(watch) if watch else PROJECT_ROOT / "data" / "watchlists",
+        ticker_types=parse_types(types, source="KAPMAN_TICKER_TYPES") if types else DEFAULT_TYPES,
     )

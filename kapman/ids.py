@@ -9,5 +9,9 @@ TICKER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "kapman.tickers")
 
 
 def ticker_id(symbol: str) -> uuid.UUID:
-    """The id of a ticker symbol: UUID v5 of the upper-case symbol."""
-    return uuid.uuid5(TICKER_NAMESPACE, symbol.upper())
+    """The id of a ticker symbol: UUID v5 of the symbol exactly as the source writes it.
+
+    Symbols are case-sensitive (``AAp`` is a preferred, ``AAP`` another company), so the case is
+    kept; an upper-case symbol has the same id it always had.
+    """
+    return uuid.uuid5(TICKER_NAMESPACE, symbol)

@@ -8,7 +8,8 @@ from kapman import cli
 from kapman.db.connect import connect
 from kapman.errors import UsageError
 from kapman.ingest.options import default_workers, ingest_options, plan_options
-from kapman.ingest.options_scope import resolve_scope, snapshot_time
+from kapman.ingest.options_scope import snapshot_time
+from kapman.ingest.watchlist_scope import resolve_scope
 from kapman.progress import for_terminal
 from kapman.providers.polygon import PolygonClient
 

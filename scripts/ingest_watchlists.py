@@ -7,8 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from kapman import cli
-from kapman.db.connect import connect
-from kapman.ingest.watchlists import ingest_watchlists
+from kapman.ingest import watchlists
 
 EXAMPLES = """
   python -m scripts.ingest_watchlists
@@ -20,17 +19,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = cli.parser("python -m scripts.ingest_watchlists",
                    "Reconcile watchlist files (<watchlist_id>.txt, one symbol per line, # comments) into "
                    "public.watchlists: add new symbols, deactivate removed ones (never delete), reactivate "
-                   "returning ones; a deleted file deactivates its list.", EXAMPLES)
+                   "returning ones; a deleted file deactivates its list. Symbols are case-sensitive (AAp is "
+                   "not AAP) and kept as written. Any bad file, or a directory without watchlists, stops the "
+                   "run before anything is written. Exits 1 when some active symbols have no ticker, 2 when "
+                   "none has one or tickers are not loaded yet.", EXAMPLES)
     p.add_argument("--effective-date", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
                    help="effective date recorded on added/reactivated entries (default: today, New York)")
     p.add_argument("--dir", type=Path, default=None,
                    help="watchlist directory (default: KAPMAN_WATCHLISTS_DIR or data/watchlists)")
     args = p.parse_args(argv)
     settings = cli.settings_for(args)
-    with connect(settings.require_database_url()) as conn:
-        result = ingest_watchlists(conn, args.dir or settings.watchlists_dir, effective_date=args.effective_date)
-    cli.emit(args, result.summary(), result.as_dict())
-    return cli.EXIT_OK
+    params = watchlists.WatchlistsParams(args.dir or settings.watchlists_dir, args.effective_date)
+    return cli.finish(args, watchlists.run(settings, params))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@
 --
 -- DAYS_BACK (default 10): the number of dates shown, counted back from the latest date that has an
 --   OHLCV bar or a snapshot row; the integrity checks cover the same dates.
--- SYMBOL (default AAPL): whose values and payloads are shown at the end.
+-- SYMBOL (default AAPL): whose values and payloads are shown at the end.  Symbols are
+--   case-sensitive (AAp is a preferred, AAP another company): the exact symbol when it is a
+--   ticker, else its upper-case form (so SYMBOL=msft shows MSFT).
 -- daily_snapshots.time is the trading date at 16:00 America/New_York (stored in UTC), so the date
 -- of a row is (time AT TIME ZONE 'America/New_York')::date throughout.
 -- Read-only: it runs on a replica or with default_transaction_read_only=on.
@@ -41,6 +43,8 @@ SELECT window_start,
        window_start::timestamp AT TIME ZONE 'America/New_York'       AS window_from,
        (window_end + 1)::timestamp AT TIME ZONE 'America/New_York'   AS window_to
   FROM bounds
+\gset
+SELECT coalesce((SELECT symbol FROM public.tickers WHERE symbol = :'SYMBOL'), upper(:'SYMBOL')) AS ticker_symbol
 \gset
 \set QUIET off
 \echo 'Daily snapshots dashboard:' DAYS_BACK=:DAYS_BACK SYMBOL=:SYMBOL 'dates' :window_start 'to' :window_end
@@ -221,7 +225,7 @@ SELECT (s.time AT TIME ZONE 'America/New_York')::date                   AS date,
   JOIN public.tickers AS t ON t.id = s.ticker_id
   LEFT JOIN public.ohlcv AS o
          ON o.ticker_id = s.ticker_id AND o.date = (s.time AT TIME ZONE 'America/New_York')::date
- WHERE t.symbol = upper(:'SYMBOL')
+ WHERE t.symbol = :'ticker_symbol'
    AND s.time >= :'window_from'::timestamptz AND s.time < :'window_to'::timestamptz
  ORDER BY s.time DESC;
 
@@ -234,7 +238,7 @@ SELECT t.symbol,
        jsonb_pretty(s.price_metrics_json)              AS price_metrics_json
   FROM public.daily_snapshots AS s
   JOIN public.tickers AS t ON t.id = s.ticker_id
- WHERE t.symbol = upper(:'SYMBOL')
+ WHERE t.symbol = :'ticker_symbol'
    AND s.price_metrics_json IS NOT NULL
  ORDER BY s.time DESC
  LIMIT 1;
@@ -247,7 +251,7 @@ SELECT t.symbol,
        jsonb_pretty(s.technical_indicators_json)       AS technical_indicators_json
   FROM public.daily_snapshots AS s
   JOIN public.tickers AS t ON t.id = s.ticker_id
- WHERE t.symbol = upper(:'SYMBOL')
+ WHERE t.symbol = :'ticker_symbol'
    AND s.technical_indicators_json IS NOT NULL
  ORDER BY s.time DESC
  LIMIT 1;

@@ -25,3 +25,6 @@ COMPRESS_AFTER = timedelta(days=120)
 DECOMPRESSION_LIMIT_GUC = "timescaledb.max_tuples_decompressed_per_dml_transaction"
 OPTIONS_KEY = ("time", "ticker_id", "expiration_date", "strike_price", "option_type")
 FORBIDDEN_TABLE = "ohlcv_daily"
+#: Symbols are stored exactly as the source writes them (case-sensitive, 0008): table -> the one
+#: CHECK constraint on its symbol, which must not fold case.
+SYMBOL_CHECKS = {"tickers": "tickers_symbol_nonblank", "watchlists": "watchlists_symbol_nonblank"}

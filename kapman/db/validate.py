@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import psycopg
@@ -87,6 +88,20 @@ def _options_key(conn: psycopg.Connection, report: ValidationReport) -> None:
                strike[0] if strike else "missing")
 
 
+def _case_sensitive_symbols(conn: psycopg.Connection, report: ValidationReport) -> None:
+    rows = conn.execute("""
+        SELECT r.relname, c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c
+        JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace
+        WHERE n.nspname = 'public' AND r.relname = ANY(%s) AND c.contype = 'c'""",
+                        (sorted(schema.SYMBOL_CHECKS),)).fetchall()
+    folding = sorted(name for _, name, definition in rows if re.search(r"\b(upper|lower)\(", definition))
+    present = {(table, name) for table, name, _ in rows}
+    missing = sorted(name for table, name in schema.SYMBOL_CHECKS.items() if (table, name) not in present)
+    ok = not folding and not missing
+    report.add("case-sensitive symbols", ok, "tickers, watchlists" if ok
+               else f"case-folding checks {folding}, missing {missing}")
+
+
 def _lifecycle(conn: psycopg.Connection, info: ServerInfo, report: ValidationReport) -> None:
     modes: dict[str, str] = dict(conn.execute(
         "SELECT hypertable_name, retention_mode FROM public.hypertable_lifecycle").fetchall())  # type: ignore[arg-type]
@@ -156,6 +171,7 @@ def validate(conn: psycopg.Connection, info: ServerInfo, *, expect_empty: bool =
     _tables(conn, report)
     _hypertables(conn, report)
     _options_key(conn, report)
+    _case_sensitive_symbols(conn, report)
     _lifecycle(conn, info, report)
     if expect_empty:
         _empty(conn, report)

@@ -50,7 +50,7 @@ from kapman.ingest import options_encode
 from kapman.ingest.options_encode import GC_YOUNG_THRESHOLD, ChainProcessor, EncodedChain, process_pages
 from kapman.ingest.options_normalise import COLUMNS, DROP_REASONS
 from kapman.ingest.options_report import OptionsResult, SymbolOutcome
-from kapman.ingest.options_scope import Scope
+from kapman.ingest.watchlist_scope import Scope
 from kapman.progress import NullProgress, Progress
 from kapman.providers.http import RawPage
 from kapman.providers.polygon import PolygonClient

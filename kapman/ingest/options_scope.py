@@ -1,4 +1,4 @@
-"""What an options run covers: the watchlist scope (kapman.ingest.watchlists), and its snapshot time."""
+"""An options run's one snapshot time (its symbols are the watchlist scope, kapman.ingest.watchlist_scope)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 from kapman import clock
 from kapman.errors import UsageError
-from kapman.ingest.watchlists import Scope, resolve_scope
-
-__all__ = ["Scope", "resolve_scope", "snapshot_time"]
 
 #: A --snapshot-time a little ahead of our clock is tolerated (clocks of two hosts disagree).
 CLOCK_SKEW = timedelta(seconds=60)

@@ -1,32 +1,36 @@
 """Load the ticker universe from the reference API into ``public.tickers``.
 
-Pages every active stocks record, keeps the latest record per symbol (the API can return a
-symbol twice with different ``last_updated_utc``), keeps the configured security types, upserts
-in bulk, and marks tickers that left the active list inactive.  Nothing is ever deleted.
+Pages every active stocks record and every delisted one, keeps the latest record per symbol (the
+API can return a symbol twice with different ``last_updated_utc``), keeps the configured security
+types and the tickers delisted within the retention window (inactive, with ``delisted_utc``, so
+the bars of their last two years are kept), upserts in bulk, and marks tickers that left both
+lists inactive.  Nothing is ever deleted.  Symbols are kept exactly as the source writes them:
+``TpC`` (a preferred) and ``TPC`` are two tickers.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
-from kapman.db import bulk, runs
+from kapman import clock
+from kapman.config import Settings
+from kapman.db import bulk, runs, schema
+from kapman.db.connect import connect
 from kapman.ids import ticker_id
+from kapman.ingest.ticker_types import DEFAULT_TYPES
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
+from kapman.step import StepResult
+from kapman.symbols import MAX_LENGTH
 
 log = logging.getLogger(__name__)
 
-#: Common stock, ETFs, ADRs (common, preferred, rights) and ETNs: the tradable equities a
-#: watchlist or an options chain refers to.  Warrants, units, rights, preferreds, funds and
-#: OTC oddities are left out to keep the universe (and A2's work) to what traders screen.
-DEFAULT_TYPES = ("CS", "ETF", "ADRC", "ADRP", "ADRR", "ETN")
 
 COLUMNS = ("id", "symbol", "name", "market", "locale", "type", "primary_exchange", "currency_name", "cik",
            "composite_figi", "share_class_figi", "active", "delisted_utc", "last_updated_utc")
@@ -35,37 +39,26 @@ TYPES = ("uuid", "text", "text", "text", "text", "text", "text", "text", "text",
          "timestamptz", "timestamptz")
 
 
+@dataclass(frozen=True)
+class TickersParams:
+    force: bool = False
+    types: tuple[str, ...] = DEFAULT_TYPES
+
+
 @dataclass
-class TickersResult:
-    skipped: bool = False
-    existing: int = 0
-    pages: int = 0
-    records: int = 0
+class Selection:
+    """What the reference records make of the universe (pure: no I/O)."""
+
+    #: symbol -> latest record, of the kept types: active ones, then those delisted in the window.
+    kept: dict[str, dict] = field(default_factory=dict)
+    #: every symbol the source still lists (active, any type): not to be marked inactive.
+    listed: set[str] = field(default_factory=set)
     duplicates: int = 0
     invalid: int = 0
-    kept: int = 0
     excluded_by_type: dict[str, int] = field(default_factory=dict)
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deactivated: int = 0
-    requests: int = 0
-    retries: int = 0
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        if self.skipped:
-            return (f"tickers: {self.existing} already present, nothing done "
-                    "(use --force to refresh from the API)")
-        excluded = sum(self.excluded_by_type.values())
-        return (f"tickers: {self.records} records in {self.pages} pages, {self.duplicates} duplicates, "
-                f"{excluded} excluded by type, {self.invalid} invalid; kept {self.kept}: "
-                f"{self.inserted} inserted, {self.updated} updated, {self.unchanged} unchanged, "
-                f"{self.deactivated} deactivated; {self.requests} requests, {self.retries} retries, "
-                f"{self.seconds:.1f}s")
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    delisted_kept: int = 0
+    #: delisted before the retention window (or without a delisting time): no bars to keep.
+    delisted_outside_window: int = 0
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -77,13 +70,17 @@ def _timestamp(value: Any) -> datetime | None:
         return None
 
 
+def _valid_symbol(symbol: str) -> bool:
+    return bool(symbol) and len(symbol) <= MAX_LENGTH and symbol.isascii() and not any(c.isspace() for c in symbol)
+
+
 def latest_per_symbol(records: list[dict]) -> tuple[dict[str, dict], int, int]:
-    """symbol -> the record with the newest last_updated_utc; plus (duplicates, invalid) counts."""
+    """symbol (exactly as written) -> the record with the newest last_updated_utc; (duplicates, invalid)."""
     best: dict[str, dict] = {}
     invalid = 0
     for rec in records:
-        symbol = str(rec.get("ticker") or "").strip().upper()
-        if not symbol or len(symbol) > 20 or any(ch.isspace() for ch in symbol):
+        symbol = str(rec.get("ticker") or "").strip()
+        if not _valid_symbol(symbol):
             invalid += 1
             continue
         current = best.get(symbol)
@@ -95,10 +92,39 @@ def latest_per_symbol(records: list[dict]) -> tuple[dict[str, dict], int, int]:
     return best, duplicates, invalid
 
 
+def select(active: list[dict], delisted: list[dict], types: tuple[str, ...], since: datetime) -> Selection:
+    """The universe: active records of ``types``, plus those delisted at or after ``since``.
+
+    A symbol both listed and delisted (a ticker reused by a new company) is the listed one.
+    """
+    listed, dup_a, bad_a = latest_per_symbol(active)
+    gone, dup_d, bad_d = latest_per_symbol(delisted)
+    out = Selection(listed=set(listed), duplicates=dup_a + dup_d, invalid=bad_a + bad_d)
+    wanted, excluded = set(types), Counter[str]()
+    for symbol, rec in listed.items():
+        if rec.get("type") in wanted:
+            out.kept[symbol] = {**rec, "active": True}
+        else:
+            excluded[str(rec.get("type"))] += 1
+    for symbol, rec in gone.items():
+        if symbol in listed:
+            continue
+        when = _timestamp(rec.get("delisted_utc"))
+        if when is None or when < since:
+            out.delisted_outside_window += 1
+        elif rec.get("type") not in wanted:
+            excluded[str(rec.get("type"))] += 1
+        else:
+            out.kept[symbol] = {**rec, "active": False}
+            out.delisted_kept += 1
+    out.excluded_by_type = dict(sorted(excluded.items(), key=lambda kv: (-kv[1], kv[0])))
+    return out
+
+
 def _row(symbol: str, rec: dict) -> tuple:
     return (ticker_id(symbol), symbol, rec.get("name"), rec.get("market"), rec.get("locale"), rec.get("type"),
             rec.get("primary_exchange"), rec.get("currency_name"), rec.get("cik"), rec.get("composite_figi"),
-            rec.get("share_class_figi"), bool(rec.get("active", True)), _timestamp(rec.get("delisted_utc")),
+            rec.get("share_class_figi"), bool(rec["active"]), _timestamp(rec.get("delisted_utc")),
             _timestamp(rec.get("last_updated_utc")))
 
 
@@ -106,49 +132,103 @@ def count_tickers(conn: psycopg.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM public.tickers").fetchone()[0])  # type: ignore[index]
 
 
-def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bool = False,
-                   types: tuple[str, ...] = DEFAULT_TYPES, progress: Progress | None = None) -> TickersResult:
-    progress = progress or NullProgress()
-    started = time.perf_counter()
-    result = TickersResult(existing=count_tickers(conn))
-    if result.existing and not force:
-        result.skipped = True
-        return result
-    run_id = runs.start_run(conn, "tickers", {"force": force, "types": list(types)})
-    requests0, retries0 = client.http.stats.requests, client.http.stats.retries
-    records: list[dict] = []
+@dataclass
+class _Fetched:
+    active: list[dict] = field(default_factory=list)
+    delisted: list[dict] = field(default_factory=list)
+    pages: int = 0
+
+    @property
+    def records(self) -> int:
+        return len(self.active) + len(self.delisted)
+
+
+def _fetch(client: PolygonClient, progress: Progress) -> _Fetched:
+    """Every listed record, then every delisted one (the API lists them apart: active=false)."""
+    fetched = _Fetched()
     progress.start(None, "reference pages", unit="page")
     try:
-        for page in client.ticker_pages():
-            records.extend(page)
-            result.pages += 1
-            progress.advance(1, records=len(records))
-    except Exception:
+        for active, records in ((True, fetched.active), (False, fetched.delisted)):
+            for page in client.ticker_pages(active=active):
+                records.extend(page)
+                fetched.pages += 1
+                progress.advance(1, records=fetched.records)
+    finally:
         progress.close()
-        conn.rollback()
-        runs.finish_run(conn, run_id, "failed", {"pages": result.pages, "records": len(records)})
-        raise
-    progress.close()
-    result.records = len(records)
-    latest, result.duplicates, result.invalid = latest_per_symbol(records)
-    wanted = set(types)
-    kept = {s: r for s, r in latest.items() if r.get("type") in wanted}
-    result.excluded_by_type = dict(sorted(Counter(str(r.get("type")) for s, r in latest.items()
-                                                  if s not in kept).items()))
-    result.kept = len(kept)
+    return fetched
+
+
+def retention_start() -> datetime:
+    """The oldest delisting whose bars are still inside the retention window, by KapMan's clock."""
+    return clock.now() - schema.RETENTION
+
+
+def _write(conn: psycopg.Connection, chosen: Selection) -> tuple[bulk.MergeCounts, int]:
+    """One transaction: merge the kept tickers, mark the ones no longer listed inactive."""
     with conn.transaction(), conn.cursor() as cur:
         staging = bulk.create_staging(cur, "tickers_stage", "tickers", COLUMNS)
-        bulk.copy_rows(cur, staging, COLUMNS, TYPES, (_row(s, r) for s, r in sorted(kept.items())))
+        bulk.copy_rows(cur, staging, COLUMNS, TYPES, (_row(s, r) for s, r in sorted(chosen.kept.items())))
         counts = bulk.merge(cur, target="tickers", staging=staging, key=("id",), columns=COLUMNS)
         # Anything not in today's active list (of any type) is no longer active; never deleted.
         cur.execute("UPDATE public.tickers SET active = false, updated_at = now() "
-                    "WHERE active AND NOT (symbol = ANY(%s))", (sorted(latest),))
-        result.deactivated = cur.rowcount
-    result.inserted, result.updated = counts.inserted, counts.updated
-    result.unchanged = result.kept - counts.inserted - counts.updated
+                    "WHERE active AND NOT (symbol = ANY(%s))", (sorted(chosen.listed),))
+        return counts, cur.rowcount
+
+
+def _headline(chosen: Selection, fetched: _Fetched, counts: bulk.MergeCounts, deactivated: int) -> str:
+    excluded = sum(chosen.excluded_by_type.values())
+    by_type = (": " + ", ".join(f"{k} {v}" for k, v in chosen.excluded_by_type.items())) if excluded else ""
+    return (f"kept {len(chosen.kept)} of {fetched.records} records in {fetched.pages} pages: {counts.inserted} "
+            f"inserted, {counts.updated} updated, {deactivated} deactivated ({chosen.duplicates} duplicates, "
+            f"{excluded} excluded by type{by_type}; {chosen.invalid} invalid); {chosen.delisted_kept} delisted "
+            f"within the retention window kept inactive, {chosen.delisted_outside_window} delisted before it "
+            "left out")
+
+
+def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bool = False,
+                   types: tuple[str, ...] = DEFAULT_TYPES, progress: Progress | None = None) -> StepResult:
+    """Load the universe on ``conn``; the caller records the run (see ``run``)."""
+    result = StepResult("tickers", unit="tickers")
+    existing = count_tickers(conn)
+    if existing and not force:
+        result.headline = f"{existing} already present, nothing done (use --force to refresh from the API)"
+        result.details = {"existing": existing, "skipped": True}
+        return result
+    requests0, retries0 = client.http.stats.requests, client.http.stats.retries
+    fetched = _fetch(client, progress or NullProgress())
+    chosen = select(fetched.active, fetched.delisted, types, retention_start())
+    result.read, result.rejected = fetched.records, chosen.invalid
+    if not any(rec["active"] for rec in chosen.kept.values()):
+        # An empty list would mark every ticker inactive: refuse rather than trust it.
+        result.nothing(f"the reference API listed no active ticker of the types {','.join(types)} "
+                       f"({fetched.records} records); nothing was written")
+        return result
+    counts, deactivated = _write(conn, chosen)
     stats = client.http.stats
-    result.requests, result.retries = stats.requests - requests0, stats.retries - retries0
-    result.seconds = time.perf_counter() - started
-    runs.finish_run(conn, run_id, "ok", result.as_dict())
-    log.info("%s", result.summary())
+    result.written, result.done = counts.inserted + counts.updated, len(chosen.kept)
+    result.unchanged = len(chosen.kept) - result.written
+    result.headline = _headline(chosen, fetched, counts, deactivated)
+    result.details = {
+        "existing": existing, "skipped": False, "pages": fetched.pages, "records": fetched.records,
+        "kept": len(chosen.kept), "inserted": counts.inserted, "updated": counts.updated,
+        "deactivated": deactivated, "duplicates": chosen.duplicates, "invalid": chosen.invalid,
+        "excluded_by_type": chosen.excluded_by_type, "delisted_kept": chosen.delisted_kept,
+        "delisted_outside_window": chosen.delisted_outside_window, "types": list(types),
+        "requests": stats.requests - requests0, "retries": stats.retries - retries0,
+    }
     return result
+
+
+def run(settings: Settings, params: TickersParams, progress: Progress | None = None) -> StepResult:
+    """Step 3: the ticker universe, recorded in the run ledger."""
+    url = settings.require_database_url()
+    with runs.recorded(url, "tickers", {"force": params.force, "types": list(params.types)}) as ledger:
+        client = PolygonClient.from_settings(settings)
+        try:
+            with connect(url) as conn:
+                ledger.result = ingest_tickers(conn, client, force=params.force, types=params.types,
+                                               progress=progress)
+        finally:
+            client.close()
+    log.info("%s", ledger.result.summary())
+    return ledger.result

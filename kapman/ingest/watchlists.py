@@ -1,41 +1,41 @@
 """Reconcile ``data/watchlists/*.txt`` into ``public.watchlists``.
 
-A file's stem is the watchlist id; one symbol per line, ``#`` starts a comment.  Symbols are
-upper-cased and validated; an invalid one stops the run before anything is written.  Under an
+A file's stem is the watchlist id; one symbol per line, ``#`` starts a comment (files are read
+by ``kapman.ingest.watchlist_files``: any bad input stops the run before anything is written).
+Symbols are kept exactly as written: they are case-sensitive, and one that matches a ticker only
+when case is ignored is reported with the likely intended symbol, never mapped.  Under an
 advisory lock: new symbols are inserted, removed ones deactivated (never deleted), returning
 ones reactivated, and a deleted file deactivates its whole list.
 """
 
 from __future__ import annotations
 
-import re
-import time
+import logging
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
-from uuid import UUID
 
 import psycopg
 
 from kapman import clock
-from kapman.config import PROJECT_ROOT
+from kapman.config import Settings
 from kapman.db import bulk, runs
-from kapman.errors import ConfigError, InputError, UsageError
+from kapman.db.connect import connect
+from kapman.ingest.tickermap import case_suggestions
+from kapman.ingest.watchlist_files import WatchlistFile, read_directory
+from kapman.progress import Progress
+from kapman.step import StepResult
 
-#: Exchange symbols: letters first, then letters, digits, '.' or '-' (BRK.B, BF-B).
-SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,14}$")
-WATCHLIST_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+log = logging.getLogger(__name__)
+
 #: Transaction-scoped advisory lock key: one reconciliation at a time.
 LOCK_KEY = 0x6B61706D616E  # "kapman"
 
 
-@dataclass
-class WatchlistFile:
-    watchlist_id: str
-    source: str
-    symbols: list[str]
-    duplicates: list[str] = field(default_factory=list)
+@dataclass(frozen=True)
+class WatchlistsParams:
+    directory: Path
+    effective_date: date | None = None   # default: today in New York, by KapMan's clock
 
 
 @dataclass
@@ -44,68 +44,16 @@ class ListOutcome:
     reactivated: int = 0
     deactivated: int = 0
     active: int = 0
-    duplicates: list[str] = field(default_factory=list)
+    #: Lines that repeated a symbol, and the first few (capped: a file can repeat millions).
+    duplicates: int = 0
+    duplicate_samples: list[str] = field(default_factory=list)
 
-
-@dataclass
-class WatchlistsResult:
-    effective_date: date
-    lists: dict[str, ListOutcome] = field(default_factory=dict)
-    unresolved: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def summary(self) -> str:
-        lines = [f"{wid}: {o.active} active ({o.added} added, {o.reactivated} reactivated, "
-                 f"{o.deactivated} deactivated{', duplicates ' + ' '.join(o.duplicates) if o.duplicates else ''})"
-                 for wid, o in sorted(self.lists.items())]
-        total = sum(o.active for o in self.lists.values())
-        unresolved = (f"; {len(self.unresolved)} active symbols have no ticker: {' '.join(self.unresolved[:20])}"
-                      if self.unresolved else "; every active symbol resolves to a ticker")
-        return "\n".join(lines + [f"watchlists: {len(self.lists)} lists, {total} active entries{unresolved} "
-                                  f"({self.seconds:.2f}s)"])
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _source_name(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(PROJECT_ROOT))
-    except ValueError:
-        return path.name
-
-
-def parse_file(path: Path) -> WatchlistFile:
-    wid = path.stem.lower()
-    if not WATCHLIST_ID.match(wid):
-        raise InputError("file name must be <watchlist_id>.txt with a lower-case id (a-z, 0-9, _ or -)",
-                         source=str(path))
-    symbols: list[str] = []
-    seen: set[str] = set()
-    dupes: list[str] = []
-    errors: list[str] = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        text = raw.split("#", 1)[0].strip().upper()
-        if not text:
-            continue
-        if not SYMBOL.match(text):
-            errors.append(f"{path}:{number}: invalid symbol {raw.strip()!r}")
-            continue
-        if text in seen:
-            dupes.append(text)
-            continue
-        seen.add(text)
-        symbols.append(text)
-    if errors:
-        raise InputError("; ".join(errors), hint="fix the lines above; nothing was written")
-    return WatchlistFile(wid, _source_name(path), symbols, dupes)
-
-
-def read_directory(directory: Path) -> list[WatchlistFile]:
-    if not directory.is_dir():
-        raise ConfigError(f"watchlist directory not found: {directory}",
-                          hint="create data/watchlists/<name>.txt or set KAPMAN_WATCHLISTS_DIR")
-    return [parse_file(p) for p in sorted(directory.glob("*.txt"))]
+    def line(self, wid: str) -> str:
+        more = self.duplicates - len(self.duplicate_samples)
+        dupes = (f", duplicates {', '.join(self.duplicate_samples)}" + (f" ... and {more} more" if more else "")
+                 if self.duplicates else "")
+        return (f"{wid}: {self.active} active ({self.added} added, {self.reactivated} reactivated, "
+                f"{self.deactivated} deactivated{dupes})")
 
 
 _RECONCILE = """
@@ -131,90 +79,77 @@ UNION ALL SELECT watchlist_id, 'deactivated', count(*) FROM gone GROUP BY 1
 """
 
 
-def ingest_watchlists(conn: psycopg.Connection, directory: Path, *,
-                      effective_date: date | None = None) -> WatchlistsResult:
-    started = time.perf_counter()
-    files = read_directory(directory)
-    result = WatchlistsResult(effective_date=effective_date or clock.today_ny())
-    run_id = runs.start_run(conn, "watchlists", {"directory": str(directory),
-                                                 "effective_date": result.effective_date})
+def _tickers_exist(conn: psycopg.Connection) -> bool:
+    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM public.tickers)").fetchone()[0])  # type: ignore[index]
+
+
+def _reconcile(conn: psycopg.Connection, files: list[WatchlistFile], effective: date) -> dict[str, ListOutcome]:
+    """One transaction under the advisory lock: the files become the active entries."""
+    lists = {f.watchlist_id: ListOutcome(duplicates=f.duplicates, duplicate_samples=f.duplicate_samples)
+             for f in files}
     columns = ("watchlist_id", "symbol", "source")
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         staging = bulk.create_staging(cur, "watchlists_stage", "watchlists", columns)
         bulk.copy_rows(cur, staging, columns, ("text", "text", "text"),
                        ((f.watchlist_id, s, f.source) for f in files for s in f.symbols))
-        for f in files:
-            result.lists[f.watchlist_id] = ListOutcome(duplicates=f.duplicates)
-        for wid, what, count in cur.execute(_RECONCILE, {"eff": result.effective_date}).fetchall():
-            outcome = result.lists.setdefault(wid, ListOutcome())
-            setattr(outcome, what, int(count))
+        for wid, what, count in cur.execute(_RECONCILE, {"eff": effective}).fetchall():
+            setattr(lists.setdefault(wid, ListOutcome()), what, int(count))
         for wid, active in cur.execute("SELECT watchlist_id, count(*) FILTER (WHERE active) "
                                        "FROM public.watchlists GROUP BY 1").fetchall():
-            result.lists.setdefault(wid, ListOutcome()).active = int(active)
-        result.unresolved = [r[0] for r in cur.execute(
-            "SELECT DISTINCT w.symbol FROM public.watchlists w LEFT JOIN public.tickers t ON t.symbol = w.symbol "
-            "WHERE w.active AND t.id IS NULL ORDER BY 1").fetchall()]
-    result.seconds = time.perf_counter() - started
-    runs.finish_run(conn, run_id, "ok", result.as_dict())
+            lists.setdefault(wid, ListOutcome()).active = int(active)
+    return lists
+
+
+def _unresolved(conn: psycopg.Connection, files: list[WatchlistFile]) -> list[tuple[str, str]]:
+    """(symbol, reason) of every active symbol without a ticker: the file and line that name it,
+    and the ticker it matches when case is ignored (reported, never mapped)."""
+    missing = [r[0] for r in conn.execute(
+        "SELECT DISTINCT w.symbol FROM public.watchlists w LEFT JOIN public.tickers t ON t.symbol = w.symbol "
+        "WHERE w.active AND t.id IS NULL ORDER BY 1").fetchall()]
+    near = case_suggestions(conn, missing)
+    where: dict[str, str] = {}
+    for f in files:
+        for symbol, line in f.lines.items():
+            where.setdefault(symbol, f"{f.source}:{line}")
+    return [(s, "no such ticker" + (f"; did you mean {near[s]}?" if s in near else "")
+             + (f" ({where[s]})" if s in where else "")) for s in missing]
+
+
+def ingest_watchlists(conn: psycopg.Connection, directory: Path, *,
+                      effective_date: date | None = None) -> StepResult:
+    """Reconcile ``directory`` on ``conn``; the caller records the run (see ``run``)."""
+    result = StepResult("watchlists", unit="symbols")
+    files = read_directory(directory)          # any bad input raises here, before any write
+    result.read = sum(len(f.symbols) for f in files)
+    if not _tickers_exist(conn):
+        result.nothing("public.tickers is empty: watchlist symbols cannot be resolved before tickers exist; "
+                       "run python -m scripts.ingest_tickers --force first (nothing was written)")
+        return result
+    effective = effective_date or clock.today_ny()
+    lists = _reconcile(conn, files, effective)
+    unresolved = _unresolved(conn, files)
+    for symbol, reason in unresolved:
+        result.fail(symbol, reason)
+    active = sum(o.active for o in lists.values())
+    arrived = sum(o.added + o.reactivated for o in lists.values())
+    result.written = arrived + sum(o.deactivated for o in lists.values())
+    result.unchanged = result.read - arrived
+    result.done = len({s for f in files for s in f.symbols}) - len(unresolved)
+    result.notes = [o.line(wid) for wid, o in sorted(lists.items())]
+    result.headline = (f"{len(lists)} lists, {active} active entries, "
+                       + (f"{len(unresolved)} active symbols have no ticker" if unresolved
+                          else "every active symbol resolves to a ticker"))
+    result.details = {"effective_date": effective.isoformat(), "unresolved": len(unresolved),
+                      "lists": {wid: asdict(o) for wid, o in sorted(lists.items())}}
     return result
 
 
-@dataclass
-class Scope:
-    #: symbol -> ticker id, in symbol order.
-    tickers: dict[str, UUID] = field(default_factory=dict)
-    #: Active watchlist symbols left out, with the reason (no ticker).
-    skipped: dict[str, str] = field(default_factory=dict)
-
-
-def _count(conn: psycopg.Connection, query: str) -> int:
-    return int(conn.execute(query).fetchone()[0])  # type: ignore[index]
-
-
-def resolve_scope(conn: psycopg.Connection, symbols: list[str] | None = None, *,
-                  work: str = "options ingestion") -> Scope:
-    """Active watchlist symbols with their ticker ids; ``symbols`` narrows to a subset.
-
-    The scope of every non-OHLCV step (options ingestion, dealer metrics); ``work`` names the
-    step in the errors.
-    """
-    if not _count(conn, "SELECT count(*) FROM public.tickers"):
-        raise UsageError(
-            f"public.tickers is empty: {work} cannot run before tickers exist",
-            hint="run python -m scripts.ingest_tickers --force first",
-        )
-    if not _count(conn, "SELECT count(*) FROM public.watchlists WHERE active"):
-        raise UsageError(
-            f"no active watchlist symbols: the {work} scope is the watchlists",
-            hint="run python -m scripts.ingest_watchlists first",
-        )
-    rows = conn.execute("""
-        SELECT w.symbol, t.id
-        FROM (SELECT DISTINCT symbol FROM public.watchlists WHERE active) w
-        LEFT JOIN public.tickers t ON t.symbol = w.symbol
-        ORDER BY w.symbol""").fetchall()
-    active = {symbol: tid for symbol, tid in rows}
-    if symbols is not None:
-        wanted = sorted({s.strip().upper() for s in symbols if s.strip()})
-        if not wanted:
-            raise UsageError("--symbols is empty", hint="pass e.g. --symbols AAPL,MSFT")
-        outside = [s for s in wanted if s not in active]
-        unresolved = [s for s in wanted if s in active and active[s] is None]
-        if outside or unresolved:
-            parts = ([f"not in an active watchlist: {' '.join(outside)}"] if outside else []) + (
-                [f"no ticker: {' '.join(unresolved)}"] if unresolved else []
-            )
-            raise UsageError(
-                f"--symbols names symbols outside the {work} scope ({'; '.join(parts)})",
-                hint="add them to data/watchlists/*.txt and run python -m scripts.ingest_watchlists"
-                + (", and python -m scripts.ingest_tickers --force" if unresolved else ""),
-            )
-        active = {s: active[s] for s in wanted}
-    scope = Scope()
-    for symbol, tid in active.items():
-        if tid is None:
-            scope.skipped[symbol] = "no ticker"
-        else:
-            scope.tickers[symbol] = tid
-    return scope
+def run(settings: Settings, params: WatchlistsParams, progress: Progress | None = None) -> StepResult:
+    """Step 4: the watchlists, recorded in the run ledger (``progress`` unused: one quick transaction)."""
+    url = settings.require_database_url()
+    args = {"directory": str(params.directory), "effective_date": params.effective_date}
+    with runs.recorded(url, "watchlists", args) as ledger, connect(url) as conn:
+        ledger.result = ingest_watchlists(conn, params.directory, effective_date=params.effective_date)
+    log.info("%s", ledger.result.summary())
+    return ledger.result

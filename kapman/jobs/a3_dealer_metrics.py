@@ -27,7 +27,7 @@ from kapman.db import bulk, runs
 from kapman.db.connect import connect
 from kapman.db.errors import is_connection_lost
 from kapman.errors import ConnectionLost, UsageError
-from kapman.ingest.watchlists import resolve_scope
+from kapman.ingest.watchlist_scope import resolve_scope
 from kapman.jobs import snapshots
 from kapman.jobs.dates import requested_dates
 from kapman.metrics.dealer import DealerParams, compute_dealer_metrics

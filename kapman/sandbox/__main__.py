@@ -14,12 +14,14 @@ from pathlib import Path
 from kapman.sandbox.environment import environment
 from kapman.sandbox.market import DEFAULT_DAYS, DEFAULT_END_DATE, Market
 from kapman.sandbox.mirror import write_mirror
+from kapman.sandbox.profiles import DEFAULT, ENV_VAR, PROFILES, profile_named
 from kapman.sandbox.rest import SandboxRestServer
 from kapman.sandbox.s3 import SandboxS3
 
 EXAMPLES = """examples:
   python -m kapman.sandbox serve                                  # 600 tickers, 800 days to 2025-12-19
   python -m kapman.sandbox serve --env-file .env.sandbox          # also write the KEY=value lines
+  python -m kapman.sandbox serve --profile realistic              # the real API's shapes (see --help)
   python -m kapman.sandbox serve --tickers 11000 --days 400 --rest-port 8765 --s3-port 8766
   python -m kapman.sandbox write-mirror /tmp/flatfiles --tickers 50 --days 30
 
@@ -44,6 +46,13 @@ def _market_args(parser: argparse.ArgumentParser) -> None:
         help=f"calendar days of history before the end date (default {DEFAULT_DAYS})",
     )
     parser.add_argument("--bad-rows", action="store_true", help="put deliberately bad rows in flat files")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help=f"data shapes to serve: {'; '.join(f'{p.name}: {p.description}' for p in PROFILES.values())} "
+        f"(default: ${ENV_VAR}, else {DEFAULT})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _market(args: argparse.Namespace) -> Market:
     return Market(
-        seed=args.seed, n_tickers=args.tickers, end_date=args.end_date, days=args.days, bad_rows=args.bad_rows
+        seed=args.seed,
+        n_tickers=args.tickers,
+        end_date=args.end_date,
+        days=args.days,
+        bad_rows=args.bad_rows,
+        profile=profile_named(args.profile),
     )
 
 

@@ -16,6 +16,7 @@ from kapman import calendar
 from kapman.clock import NEW_YORK, close_of, ny_date_of
 from kapman.sandbox import flatfiles, options
 from kapman.sandbox.bars import TickerParams, bars_block, log_closes, symbol_key, uniform
+from kapman.sandbox.profiles import TIDY, Profile
 from kapman.sandbox.universe import BIG_NAMES, build_universe
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,8 @@ DEFAULT_END_DATE = date(2025, 12, 19)
 DEFAULT_DAYS = 800
 #: The one stock split: NVDA 10-for-1 about 18 months before the end date (as in June 2024).
 SPLIT_SYMBOL, SPLIT_RATIO, SPLIT_DAYS_BEFORE_END = "NVDA", 10.0, 560
-#: Security types with listed options.
-OPTIONABLE = frozenset({"CS", "ETF", "ADRC", "ETN"})
+#: Security types with listed options (commodity trusts such as GLD and single-security ETFs too).
+OPTIONABLE = frozenset({"CS", "ETF", "ETV", "ETS", "ADRC", "ETN"})
 #: Default contracts per chain: the deepest names, other real names, synthetic names.
 CHAIN_SIZES = (1500, 400, 250)
 #: Share of underlyings whose chain carries an adjusted and an "other" contract (always the first).
@@ -48,16 +49,18 @@ class Market:
         days: int = DEFAULT_DAYS,
         contracts_per_chain: int | None = None,
         bad_rows: bool = False,
+        profile: Profile = TIDY,
     ) -> None:
         if n_tickers < 1 or days < 1:
             raise ValueError("n_tickers and days must be positive")
         self.seed, self.n_tickers, self.days = seed, n_tickers, days
         self.end_date, self.start_date = end_date, end_date - timedelta(days=days)
         self.contracts_per_chain, self.bad_rows = contracts_per_chain, bad_rows
+        self.profile = profile
         self.trading_days: list[date] = list(calendar.trading_days(self.start_date, end_date))
         if not self.trading_days:
             raise ValueError(f"no trading day between {self.start_date} and {end_date}")
-        self.tickers, self.listings = build_universe(seed, n_tickers, end_date)
+        self.tickers, self.listings = build_universe(seed, n_tickers, end_date, profile)
         self.symbols = [listing.symbol for listing in self.listings]
         self._index = {s: i for i, s in enumerate(self.symbols)}
         self._day_index = {d: i for i, d in enumerate(self.trading_days)}
@@ -68,7 +71,7 @@ class Market:
     def __repr__(self) -> str:
         return (
             f"Market(seed={self.seed}, n_tickers={self.n_tickers}, end_date={self.end_date}, "
-            f"days={self.days})"
+            f"days={self.days}, profile={self.profile.name})"
         )
 
     @property
@@ -83,8 +86,8 @@ class Market:
         real = np.array([listing.real for listing in self.listings])
         vol = np.select(
             [
-                kinds == "ETF",
-                kinds == "ETN",
+                np.isin(kinds, ["ETF", "ETV"]),
+                np.isin(kinds, ["ETN", "ETS"]),
                 np.isin(kinds, ["WARRANT", "RIGHT"]),
                 kinds == "PFD",
                 kinds == "UNIT",

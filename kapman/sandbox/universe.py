@@ -2,16 +2,22 @@
 
 It always opens with the fixed list of real liquid names below (so watchlists and demos work for
 every seed), then fills up to ``n`` with unique synthetic 1-5 letter symbols.  A few synthetic
-names are delisted, one is listed twice (an older record with another CIK), as the real API does.
+names are delisted (their bars stop the day before), one is listed twice (an older record with
+another CIK), as the real API does.  A profile (``kapman.sandbox.profiles``) can add the rougher
+shapes of the real reference data: class-suffix tickers beside their namesakes, ETV and ETS
+types, records without identifiers, whole-second timestamps.
 """
 
 from __future__ import annotations
 
+import hashlib
 import string
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
+
+from kapman.sandbox.profiles import TIDY, Profile
 
 # symbol | name | type | primary exchange (MIC) | price near the default end date (Dec 2025)
 _REAL = """
@@ -196,10 +202,27 @@ class RealName:
     price: float
 
 
-REAL_NAMES: tuple[RealName, ...] = tuple(
-    RealName(s, n, t, x, float(p))
-    for s, n, t, x, p in (line.split("|") for line in _REAL.strip().splitlines())
-)
+def _names(table: str) -> tuple[RealName, ...]:
+    rows = (line.split("|") for line in table.strip().splitlines())
+    return tuple(RealName(s, n, t, x, float(p)) for s, n, t, x, p in rows)
+
+
+REAL_NAMES: tuple[RealName, ...] = _names(_REAL)
+#: Class-suffix tickers beside their upper-case namesakes (CQS: a lower-case ``p`` marks a preferred):
+#: AAp is not Advance Auto Parts, TpC is an AT&T preferred, not Tutor Perini.
+CLASS_SUFFIX_NAMES: tuple[RealName, ...] = _names("""
+AAP|Advance Auto Parts, Inc.|CS|XNYS|62
+AAp|Alcoa Corporation $3.75 Cumulative Preferred Stock|PFD|XASE|72
+TPC|Tutor Perini Corporation|CS|XNYS|65
+TpC|AT&T Inc. 4.750% Depositary Shares, Series C|PFD|XNYS|19.5
+""")
+#: Single-security ETFs (type ETS in the live type list).
+SINGLE_SECURITY_ETFS: tuple[RealName, ...] = _names("""
+NVDL|GraniteShares 2x Long NVDA Daily ETF|ETS|XNAS|88
+TSLL|Direxion Daily TSLA Bull 2X Shares|ETS|XNAS|18
+""")
+#: Commodity trusts: exchange-traded vehicles (ETV), not ETFs, in the live type list.
+EXCHANGE_TRADED_VEHICLES = frozenset({"GLD", "SLV"})
 #: Names with the deepest option chains (more contracts by default).
 BIG_NAMES = frozenset(
     {
@@ -294,8 +317,36 @@ class Listing:
     delisted: date | None
 
 
-def _rfc3339(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+def _rfc3339(instant: datetime, whole_seconds: bool = False) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ" if whole_seconds else "%Y-%m-%dT%H:%M:%S.%f000Z")
+
+
+def _hashed(seed: int, symbol: str, what: str) -> int:
+    """A per-symbol draw that takes nothing from the random stream (the tidy universe stays as it was)."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{what}:{symbol}".encode(), digest_size=4).digest(), "little")
+
+
+#: Under ``ticker_sparse_ids``, about one record in six comes without a CIK and one in five
+#: without FIGIs (preferreds always without either), as in the real reference list.
+NO_CIK_ONE_IN, NO_FIGI_ONE_IN = 6, 5
+
+
+def _sparse(seed: int, record: dict) -> None:
+    symbol = record["ticker"]
+    if record["type"] == "PFD" or _hashed(seed, symbol, "cik") % NO_CIK_ONE_IN == 0:
+        del record["cik"]
+    if record["type"] == "PFD" or _hashed(seed, symbol, "figi") % NO_FIGI_ONE_IN == 0:
+        del record["composite_figi"], record["share_class_figi"]
+
+
+def _fixed_names(n: int, profile: Profile) -> list[RealName]:
+    names = list(REAL_NAMES)
+    if profile.ticker_etv_ets:
+        names = [RealName(r.symbol, r.name, "ETV", r.exchange, r.price) if r.symbol in EXCHANGE_TRADED_VEHICLES
+                 else r for r in names] + list(SINGLE_SECURITY_ETFS)
+    if profile.ticker_class_suffixes:
+        names += CLASS_SUFFIX_NAMES
+    return names[:n]
 
 
 class _Draws:
@@ -352,7 +403,8 @@ def _venue(d: _Draws, i: int, kind: str) -> str:
     return _EXCHANGES[min(int(np.searchsorted(np.cumsum(weights), d.venue[i])), len(_EXCHANGES) - 1)]
 
 
-def build_universe(seed: int, n: int, end_date: date) -> tuple[list[dict], list[Listing]]:
+def build_universe(seed: int, n: int, end_date: date,
+                   profile: Profile = TIDY) -> tuple[list[dict], list[Listing]]:
     """Reference records (with one duplicate) and per-symbol listings, both in universe order."""
     rng = np.random.default_rng([seed, 0x51A7])
     # Fixed-size batches keep the synthetic names a prefix-stable sequence: a bigger universe
@@ -379,18 +431,22 @@ def build_universe(seed: int, n: int, end_date: date) -> tuple[list[dict], list[
             "cik": f"{int(draws.cik[i]):010d}",
             "composite_figi": _figi(draws.figi[i, 0]),
             "share_class_figi": _figi(draws.figi[i, 1]),
-            "last_updated_utc": _rfc3339(updated + timedelta(seconds=int(draws.seconds[i]))),
+            "last_updated_utc": _rfc3339(updated + timedelta(seconds=int(draws.seconds[i])), whole),
         }
         if delisted is not None:
-            record["delisted_utc"] = _rfc3339(datetime.combine(delisted, time(0), tzinfo=UTC))
+            record["delisted_utc"] = _rfc3339(datetime.combine(delisted, time(0), tzinfo=UTC), whole)
             record["last_updated_utc"] = record["delisted_utc"]
+        if profile.ticker_sparse_ids:
+            _sparse(seed, record)
         taken.add(symbol)
         records.append(record)
         listings.append(Listing(symbol, kind, price, real, delisted))
 
-    for i, real in enumerate(REAL_NAMES[:n]):
+    whole = profile.ticker_whole_seconds
+    fixed = _fixed_names(n, profile)
+    for i, real in enumerate(fixed):
         add(i, real.symbol, real.name, real.type, real.exchange, real.price, True)
-    i = len(REAL_NAMES)  # draws before this index belong to the real names
+    i = max(len(REAL_NAMES), len(fixed))  # draws before this index belong to the fixed names
     while len(listings) < n:
         if i >= draws.n:
             draws, i = _Draws(rng, _BATCH), 0
@@ -415,6 +471,6 @@ def build_universe(seed: int, n: int, end_date: date) -> tuple[list[dict], list[
         k = synthetic_active[0]
         older = dict(records[k])
         older["cik"] = f"{int(rng.integers(1_000, 2_100_000)):010d}"
-        older["last_updated_utc"] = _rfc3339(updated - timedelta(days=400))
+        older["last_updated_utc"] = _rfc3339(updated - timedelta(days=400), whole)
         records.insert(k + 1, older)
     return records, listings

@@ -13,6 +13,8 @@ import psycopg
 import pytest
 
 from kapman.demo import report, sandbox_runbook
+from kapman.ids import ticker_id
+from kapman.ingest.ticker_types import DEFAULT_TYPES
 from tests.support import database
 
 pytestmark = pytest.mark.integration
@@ -67,6 +69,17 @@ def test_runbook_end_to_end_with_a_repave(scratch: str, capfd: pytest.CaptureFix
             "WHERE dealer_metrics_json IS NOT NULL GROUP BY 1").fetchall())
         a2_dates = conn.execute("SELECT count(DISTINCT time) FROM daily_snapshots "
                                 "WHERE technical_indicators_json IS NOT NULL").fetchone()[0]
+        reference = conn.execute("SELECT id, symbol, type, active, delisted_utc FROM tickers").fetchall()
+        inactive_in_scope = conn.execute(
+            "SELECT count(*) FROM tickers t WHERE NOT t.active AND (EXISTS (SELECT 1 FROM options_chains oc "
+            "WHERE oc.ticker_id = t.id) OR EXISTS (SELECT 1 FROM daily_snapshots ds WHERE ds.ticker_id = t.id "
+            "AND ds.dealer_metrics_json IS NOT NULL))").fetchone()[0]
+    # Ticker ids are the v5 UUIDs of the symbols as listed; delisted tickers are kept inactive with
+    # their delisting time, and options and dealer metrics leave them out.
+    assert all(tid == ticker_id(symbol) for tid, symbol, *_ in reference)
+    assert {kind for _, _, kind, _, _ in reference} <= set(DEFAULT_TYPES)
+    assert all(delisted is not None for _, _, _, active, delisted in reference if not active)
+    assert any(not active for _, _, _, active, _ in reference) and inactive_in_scope == 0
     assert sum(statuses.values()) == 150 * 5 and statuses.get("FULL", 0) > 100
     assert a2_dates == 6                      # 2025-12-05 and the A3 week
     out = capfd.readouterr().out

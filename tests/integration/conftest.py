@@ -14,6 +14,7 @@ from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
 from kapman.sandbox.market import Market
 from kapman.sandbox.mirror import write_mirror
+from kapman.sandbox.profiles import REALISTIC
 from kapman.sandbox.rest import SandboxRestServer
 
 #: The sandbox's market clock: Friday 2025-12-19 close.
@@ -27,9 +28,13 @@ def market() -> Market:
     return Market(seed=11, n_tickers=250, days=120)
 
 
+#: The API key both sandbox REST servers accept.
+API_KEY = "it-secret-key-123"
+
+
 @pytest.fixture(scope="session")
 def rest_server(market: Market) -> Iterator[SandboxRestServer]:
-    with SandboxRestServer(market, api_key="it-secret-key-123") as server:
+    with SandboxRestServer(market, api_key=API_KEY) as server:
         yield server
 
 
@@ -39,6 +44,21 @@ def rest(rest_server: SandboxRestServer) -> Iterator[SandboxRestServer]:
     rest_server.set_clock(rest_server.market.now)
     yield rest_server
     rest_server.faults.clear()
+
+
+@pytest.fixture(scope="session")
+def realistic_market() -> Market:
+    """The same market on the realistic profile (class-suffix tickers, ETV/ETS, sparse ids)."""
+    return Market(seed=11, n_tickers=250, days=120, profile=REALISTIC)
+
+
+@pytest.fixture(scope="session")
+def realistic_polygon(realistic_market: Market) -> Iterator[PolygonClient]:
+    """A client of a REST server of its own on the realistic market."""
+    with SandboxRestServer(realistic_market, api_key=API_KEY) as server:
+        client = PolygonClient(PolygonHTTP(server.base_url, API_KEY, rate_limit=1000))
+        yield client
+        client.close()
 
 
 @pytest.fixture

@@ -139,3 +139,30 @@ def test_cli_unreachable_server_is_exit_2_with_hint() -> None:
     assert proc.returncode == 2
     assert "cannot connect" in proc.stderr and "hint:" in proc.stderr
     assert "s3cretpw" not in proc.stdout + proc.stderr
+
+
+def test_symbols_are_case_sensitive_and_validation_checks_it(fresh_db: str) -> None:
+    from kapman.db.capabilities import server_info
+    from kapman.db.validate import validate
+    from kapman.ids import ticker_id
+
+    with psycopg.connect(fresh_db, autocommit=True) as c:
+        assert {ch.name: (ch.ok, ch.detail) for ch in validate(c, server_info(c)).checks}[
+            "case-sensitive symbols"] == (True, "tickers, watchlists")
+        for symbol in ("AAP", "AAp", "TPC", "TpC"):
+            c.execute("INSERT INTO tickers (id, symbol) VALUES (%s, %s)", (ticker_id(symbol), symbol))
+            c.execute("INSERT INTO watchlists (watchlist_id, symbol, source, effective_date) "
+                      "VALUES ('mvp', %s, 'mvp.txt', '2025-12-19')", (symbol,))
+        assert c.execute("SELECT symbol FROM tickers ORDER BY symbol COLLATE \"C\"").fetchall() == [
+            ("AAP",), ("AAp",), ("TPC",), ("TpC",)]
+        for bad in ("", " AAPL"):
+            with pytest.raises(psycopg.errors.CheckViolation, match="tickers_symbol_nonblank"):
+                c.execute("INSERT INTO tickers (id, symbol) VALUES (uuid_generate_v4(), %s)", (bad,))
+            with pytest.raises(psycopg.errors.CheckViolation, match="watchlists_symbol_nonblank"):
+                c.execute("INSERT INTO watchlists (watchlist_id, symbol, source, effective_date) "
+                          "VALUES ('mvp', %s, 'mvp.txt', '2025-12-19')", (bad,))
+        c.execute("DELETE FROM watchlists WHERE symbol <> upper(symbol)")
+        c.execute("ALTER TABLE tickers ADD CONSTRAINT tickers_symbol_upper CHECK (symbol = upper(symbol)) NOT VALID")
+        check = {ch.name: ch for ch in validate(c, server_info(c), expect_empty=False).checks}[
+            "case-sensitive symbols"]
+        assert not check.ok and check.detail == "case-folding checks ['tickers_symbol_upper'], missing []"

@@ -317,3 +317,17 @@ def test_integrity_checks_report_violations(fresh_db: str) -> None:
     offending = {(r["symbol"], r["date"]): r["problems"] for r in table(out, "offending rows")}
     assert offending[("MSFT", "2025-12-03")] == "no bar that date"
     assert offending[("AAPL", "2025-12-19")].startswith("duplicate date")
+
+
+def test_daily_snapshots_symbol_is_case_sensitive(fresh_db: str) -> None:
+    from kapman.ids import ticker_id
+
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        for symbol, close in (("AAP", 61.5), ("AAp", 71.25)):
+            conn.execute("INSERT INTO tickers (id, symbol, type) VALUES (%s, %s, 'CS')", (ticker_id(symbol), symbol))
+            conn.execute("INSERT INTO daily_snapshots (time, ticker_id, price_metrics_json) "
+                         "VALUES ('2025-12-19 21:00+00', %s, %s)", (ticker_id(symbol), f'{{"close": {close}}}'))
+    exact = section(run(fresh_db, "daily_snapshots_dashboard.sql", "SYMBOL=AAp"), "price_metrics_json for AAp")
+    assert "71.25" in exact and "61.5" not in exact
+    folded = section(run(fresh_db, "daily_snapshots_dashboard.sql", "SYMBOL=aap"), "price_metrics_json for aap")
+    assert "61.5" in folded and "71.25" not in folded           # no ticker 'aap': its upper-case form

@@ -21,8 +21,9 @@ from kapman import clock
 from kapman.errors import UsageError
 from kapman.ingest import options as options_job
 from kapman.ingest.options import OptionsResult, ingest_options
-from kapman.ingest.options_scope import resolve_scope, snapshot_time
+from kapman.ingest.options_scope import snapshot_time
 from kapman.ingest.tickers import ingest_tickers
+from kapman.ingest.watchlist_scope import resolve_scope
 from kapman.ingest.watchlists import ingest_watchlists
 from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
@@ -293,7 +294,7 @@ def test_expired_contracts_and_empty_chains(
 
 
 def test_scope_and_snapshot_time_rules(odb: psycopg.Connection) -> None:
-    with pytest.raises(UsageError, match="not in an active watchlist: ZZZZ"):
+    with pytest.raises(UsageError, match="not in an active watchlist: zzzz"):  # symbols keep their case
         resolve_scope(odb, ["AAPL", "zzzz"])
     odb.execute(
         "INSERT INTO watchlists (watchlist_id, symbol, source, effective_date) "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kapman.errors import InputError
+from kapman.errors import ConfigError, InputError
 from kapman.ingest.tickers import ingest_tickers
 from kapman.ingest.watchlists import ingest_watchlists
 from kapman.providers.polygon import PolygonClient
@@ -23,51 +24,118 @@ def state(db: psycopg.Connection) -> dict[tuple[str, str], bool]:
     return {(w, s): a for w, s, a in db.execute("SELECT watchlist_id, symbol, active FROM watchlists").fetchall()}
 
 
-def test_reconcile_adds_deactivates_reactivates(db: psycopg.Connection, tmp_path: Path) -> None:
+@pytest.fixture
+def tickers_db(db: psycopg.Connection, polygon: PolygonClient) -> psycopg.Connection:
+    ingest_tickers(db, polygon, force=True)
+    return db
+
+
+def test_reconcile_adds_deactivates_reactivates(tickers_db: psycopg.Connection, tmp_path: Path) -> None:
+    db = tickers_db
     (tmp_path / "core.txt").write_text("AAPL\nMSFT\nNVDA\n")
     (tmp_path / "etf.txt").write_text("SPY\nQQQ\n")
     first = ingest_watchlists(db, tmp_path, effective_date=date(2025, 12, 1))
-    assert (first.lists["core"].added, first.lists["core"].active) == (3, 3)
-    assert first.lists["etf"].added == 2
+    lists = first.details["lists"]
+    assert (lists["core"]["added"], lists["core"]["active"]) == (3, 3)
+    assert lists["etf"]["added"] == 2 and first.exit_code == 0 and first.done == 5
     (tmp_path / "core.txt").write_text("AAPL\nNVDA\nORCL\n")   # MSFT removed, ORCL added
     second = ingest_watchlists(db, tmp_path, effective_date=date(2025, 12, 2))
-    core = second.lists["core"]
-    assert (core.added, core.deactivated, core.reactivated, core.active) == (1, 1, 0, 3)
+    core = second.details["lists"]["core"]
+    assert (core["added"], core["deactivated"], core["reactivated"], core["active"]) == (1, 1, 0, 3)
     (tmp_path / "core.txt").write_text("AAPL\nNVDA\nORCL\nMSFT\n")  # MSFT back
     third = ingest_watchlists(db, tmp_path, effective_date=date(2025, 12, 3))
-    assert (third.lists["core"].reactivated, third.lists["core"].added) == (1, 0)
+    assert (third.details["lists"]["core"]["reactivated"], third.details["lists"]["core"]["added"]) == (1, 0)
     (tmp_path / "etf.txt").unlink()                              # deleted file: list deactivated
     fourth = ingest_watchlists(db, tmp_path)
-    assert (fourth.lists["etf"].deactivated, fourth.lists["etf"].active) == (2, 0)
+    assert (fourth.details["lists"]["etf"]["deactivated"], fourth.details["lists"]["etf"]["active"]) == (2, 0)
     s = state(db)
     assert s[("etf", "SPY")] is False and s[("core", "MSFT")] is True and len(s) == 6   # nothing deleted
     row = db.execute("SELECT effective_date, source FROM watchlists WHERE symbol = 'MSFT'").fetchone()
     assert row[0] == date(2025, 12, 3) and row[1] == "core.txt"
 
 
-def test_rerun_changes_nothing(db: psycopg.Connection, tmp_path: Path) -> None:
+def test_rerun_changes_nothing(tickers_db: psycopg.Connection, tmp_path: Path) -> None:
     (tmp_path / "core.txt").write_text("AAPL\nMSFT\n")
-    ingest_watchlists(db, tmp_path)
-    again = ingest_watchlists(db, tmp_path)
-    o = again.lists["core"]
-    assert (o.added, o.reactivated, o.deactivated, o.active) == (0, 0, 0, 2)
+    ingest_watchlists(tickers_db, tmp_path)
+    again = ingest_watchlists(tickers_db, tmp_path)
+    o = again.details["lists"]["core"]
+    assert (o["added"], o["reactivated"], o["deactivated"], o["active"]) == (0, 0, 0, 2)
+    assert (again.written, again.unchanged, again.exit_code) == (0, 2, 0)
 
 
-def test_invalid_file_writes_nothing(db: psycopg.Connection, tmp_path: Path) -> None:
+def test_invalid_file_writes_nothing(tickers_db: psycopg.Connection, tmp_path: Path) -> None:
     (tmp_path / "core.txt").write_text("AAPL\nMSFT\n")
-    ingest_watchlists(db, tmp_path)
+    ingest_watchlists(tickers_db, tmp_path)
     (tmp_path / "core.txt").write_text("AAPL\nNOT A SYMBOL\n")
     with pytest.raises(InputError, match="core.txt:2"):
-        ingest_watchlists(db, tmp_path)
-    assert state(db) == {("core", "AAPL"): True, ("core", "MSFT"): True}
+        ingest_watchlists(tickers_db, tmp_path)
+    assert state(tickers_db) == {("core", "AAPL"): True, ("core", "MSFT"): True}
 
 
-def test_unresolved_symbols_are_reported(db: psycopg.Connection, polygon: PolygonClient, tmp_path: Path) -> None:
-    ingest_tickers(db, polygon, force=True)
-    (tmp_path / "core.txt").write_text("AAPL\nZZZQX\n")
+@pytest.mark.parametrize("damage", ["empty", "no symbols", "binary", "clash", "non-ascii", "unreadable"])
+def test_bad_directories_and_files_write_nothing(tickers_db: psycopg.Connection, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
+    (tmp_path / "mvp.txt").write_text("AAPL\nMSFT\n")
+    ingest_watchlists(tickers_db, tmp_path)
+    before = state(tickers_db)
+    if damage == "empty":
+        (tmp_path / "mvp.txt").unlink()
+    elif damage == "no symbols":
+        (tmp_path / "mvp.txt").write_text("# emptied by mistake\n")
+    elif damage == "binary":
+        (tmp_path / "extra.txt").write_bytes(b"\x00\x01\x02AAPL")
+    elif damage == "clash":
+        (tmp_path / "MVP.txt").write_text("AAPL\n")          # shares AAPL with mvp.txt
+    elif damage == "non-ascii":
+        (tmp_path / "mvp.txt").write_text("AAPL\nıbm\nßpy\n")
+    else:
+        def denied(self: Path) -> None:
+            raise PermissionError(13, "Permission denied", str(self))
+        monkeypatch.setattr(Path, "iterdir", denied)
+    with pytest.raises((ConfigError, InputError)):
+        ingest_watchlists(tickers_db, tmp_path)
+    assert state(tickers_db) == before
+
+
+def test_unresolved_symbols_are_failures_with_the_likely_symbol(tickers_db: psycopg.Connection,
+                                                                tmp_path: Path) -> None:
+    (tmp_path / "core.txt").write_text("AAPL\nZZZQX\nmsft\n")
+    result = ingest_watchlists(tickers_db, tmp_path)
+    assert [(f.unit, f.reason) for f in result.failures] == [
+        ("ZZZQX", "no such ticker (core.txt:2)"),
+        ("msft", "no such ticker; did you mean MSFT? (core.txt:3)"),
+    ]
+    assert (result.done, result.exit_code) == (1, 1)                 # partial
+    assert "failed msft: no such ticker; did you mean MSFT? (core.txt:3)" in result.summary()
+    # Kept exactly as written: never mapped to MSFT.
+    assert state(tickers_db) == {("core", "AAPL"): True, ("core", "ZZZQX"): True, ("core", "msft"): True}
+
+
+def test_case_sensitive_symbols_resolve_exactly(db: psycopg.Connection, realistic_polygon: PolygonClient,
+                                                tmp_path: Path) -> None:
+    ingest_tickers(db, realistic_polygon, force=True)
+    (tmp_path / "mvp.txt").write_text("AAP\nAAp\nTPC\nTpC\nGLD\nNVDL\naap\n")
     result = ingest_watchlists(db, tmp_path)
-    assert result.unresolved == ["ZZZQX"]
-    assert "ZZZQX" in result.summary()
+    assert [(f.unit, f.reason) for f in result.failures] == [
+        ("aap", "no such ticker; did you mean AAP or AAp? (mvp.txt:7)")]
+    rows = db.execute("SELECT w.symbol, t.symbol, t.type FROM watchlists w LEFT JOIN tickers t ON t.symbol = w.symbol "
+                      "ORDER BY w.symbol COLLATE \"C\"").fetchall()
+    assert rows == [("AAP", "AAP", "CS"), ("AAp", "AAp", "PFD"), ("GLD", "GLD", "ETV"), ("NVDL", "NVDL", "ETS"),
+                    ("TPC", "TPC", "CS"), ("TpC", "TpC", "PFD"), ("aap", None, None)]
+
+
+def test_huge_duplicate_file_gives_a_capped_summary_and_ledger(tickers_db: psycopg.Connection, fresh_db: str,
+                                                              tmp_path: Path) -> None:
+    (tmp_path / "core.txt").write_text("AAPL\n" * 1_000_000)
+    env = {**os.environ, "KAPMAN_ENV_FILE": "/nonexistent"}
+    proc = subprocess.run([sys.executable, "-m", "scripts.ingest_watchlists", "--db-url", fresh_db,
+                           "--dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout) < 2000
+    assert "duplicates AAPL (line 2), AAPL (line 3)" in proc.stdout and "... and 999989 more" in proc.stdout
+    summary = tickers_db.execute("SELECT summary FROM ingest_runs WHERE job = 'watchlists'").fetchone()[0]
+    assert len(json.dumps(summary)) < 4000
+    assert summary["lists"]["core"]["duplicates"] == 999_999
 
 
 def test_mvp_watchlist_resolves_fully_on_the_sandbox(reference_db: psycopg.Connection) -> None:
@@ -80,12 +148,61 @@ def test_mvp_watchlist_resolves_fully_on_the_sandbox(reference_db: psycopg.Conne
     assert count >= 120
 
 
-def test_cli(fresh_db: str, tmp_path: Path) -> None:
-    (tmp_path / "core.txt").write_text("AAPL\nAAPL\n")
+def cli(fresh_db: str, directory: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KAPMAN_ENV_FILE": "/nonexistent"}
-    proc = subprocess.run([sys.executable, "-m", "scripts.ingest_watchlists", "--db-url", fresh_db,
-                           "--dir", str(tmp_path), "--effective-date", "2025-12-19"],
+    return subprocess.run([sys.executable, "-m", "scripts.ingest_watchlists", "--db-url", fresh_db,
+                           "--dir", str(directory), "--effective-date", "2025-12-19", *extra],
                           capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "core: 1 active (1 added" in proc.stdout and "duplicates AAPL" in proc.stdout
-    assert "1 active symbols have no ticker: AAPL" in proc.stdout
+
+
+def test_cli_before_tickers_exist_is_nothing_to_do_and_writes_nothing(fresh_db: str, tmp_path: Path) -> None:
+    (tmp_path / "core.txt").write_text("AAPL\nAAPL\n")
+    proc = cli(fresh_db, tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout.startswith("watchlists: nothing-to-do · public.tickers is empty")
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*) FROM watchlists").fetchone() == (0,)
+        assert conn.execute("SELECT status FROM ingest_runs WHERE job = 'watchlists'").fetchone() == (
+            "nothing-to-do",)
+
+
+def test_cli_exit_codes_follow_what_resolved(tickers_db: psycopg.Connection, fresh_db: str, tmp_path: Path) -> None:
+    (tmp_path / "core.txt").write_text("AAPL\nAAPL\n")
+    ok = cli(fresh_db, tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "core: 1 active (1 added, 0 reactivated, 0 deactivated, duplicates AAPL (line 2))" in ok.stdout
+    assert "every active symbol resolves to a ticker" in ok.stdout
+    (tmp_path / "core.txt").write_text("AAPL\naapl\n")
+    partial = cli(fresh_db, tmp_path, "--json")
+    assert partial.returncode == 1
+    out = json.loads(partial.stdout)
+    assert out["status"] == "partial" and out["failures"] == [
+        {"unit": "aapl", "reason": "no such ticker; did you mean AAPL? (core.txt:2)"}]
+    (tmp_path / "core.txt").write_text("ZZZQX\n")
+    failed = cli(fresh_db, tmp_path)
+    assert failed.returncode == 2 and "failed ZZZQX: no such ticker (core.txt:1)" in failed.stdout
+    with psycopg.connect(fresh_db) as conn:
+        statuses = [r[0] for r in conn.execute("SELECT status FROM ingest_runs WHERE job = 'watchlists' "
+                                               "ORDER BY started_at").fetchall()]
+    assert statuses == ["ok", "partial", "failed"]
+
+
+@pytest.mark.parametrize(("setup", "first_line"), [
+    (lambda d: None, "error: no watchlist in {d} (no <watchlist_id>.txt file)"),
+    (lambda d: (d / "mvp.txt").write_bytes(b"AAPL\n\x00\x00"),
+     "error: {d}/mvp.txt: binary file, not a watchlist (a NUL byte)"),
+    (lambda d: (d / "mvp.txt").write_text("AAPL\nıbm\n"),
+     "error: {d}/mvp.txt:2: invalid symbol 'ıbm' (ASCII letters, digits and '.', starting with a letter)"),
+])
+def test_cli_bad_input_is_one_line_exit_2_and_nothing_written(  # type: ignore[no-untyped-def]
+        tickers_db: psycopg.Connection, fresh_db: str, tmp_path: Path, setup, first_line: str) -> None:
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "mvp.txt").write_text("AAPL\nMSFT\n")
+    assert cli(fresh_db, tmp_path / "ok").returncode == 0
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    setup(bad)
+    proc = cli(fresh_db, bad)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stdout == ""
+    assert proc.stderr.splitlines()[0] == first_line.format(d=bad)
+    assert state(tickers_db) == {("mvp", "AAPL"): True, ("mvp", "MSFT"): True}

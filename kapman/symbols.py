@@ -1,0 +1,27 @@
+"""Ticker symbols as the source writes them: case-sensitive, never folded.
+
+In the CQS convention a lower-case letter marks a class: ``AAp`` is a preferred of one company,
+``AAP`` another company; ``w`` marks warrants, ``r`` rights; ``BRK.B`` a share class.  Every part
+of KapMan keeps a symbol's case; where a name matches a ticker only when case is ignored, it is
+reported with the likely intended symbol rather than silently mapped.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: ASCII letters (either case: lower-case class suffixes), digits and '.', starting with a letter.
+#: Checked before anything else, so no Unicode case mapping (``ı`` -> ``I``, ``ß`` -> ``SS``)
+#: can turn a foreign character into a valid symbol.
+SYMBOL = re.compile(r"[A-Za-z][A-Za-z0-9.]{0,19}", re.ASCII)
+MAX_LENGTH = 20
+
+
+def is_symbol(text: str) -> bool:
+    return text.isascii() and SYMBOL.fullmatch(text) is not None
+
+
+def capped(items: list[str], limit: int = 10) -> str:
+    """The first ``limit`` items joined by spaces, then how many more there are."""
+    shown = " ".join(items[:limit])
+    return f"{shown} ... and {len(items) - limit} more" if len(items) > limit else shown
