@@ -23,7 +23,8 @@ PSQL = shutil.which("psql") or "/usr/bin/psql"
 
 #: Every dashboard and the section titles (prefixes) it must print.
 SECTIONS = {
-    "ohlcv_dashboard.sql": ["coverage", "rows per day", "gaps", "OHLC sanity", "zero-volume rows",
+    "ohlcv_dashboard.sql": ["verdict", "coverage", "rows per day", "gaps", "listed or delisted", "OHLC sanity",
+                            "zero-volume rows",
                             "thinnest symbols", "busiest symbols", "watchlist coverage",
                             "ingest_files ledger summary", "latest loads"],
     "options_chains_dashboard.sql": ["latest snapshot", "contracts per symbol", "NULL greeks and IV",
@@ -146,13 +147,20 @@ def test_ohlcv_dashboard_on_hydrated_database(hydrated: tuple[str, Hydrated]) ->
         "high < low": "0", "open outside [low, high]": "0", "close outside [low, high]": "0",
         "open/high/low/close <= 0": "0", "volume < 0": "0", "NaN or infinite price or volume": "0"}
 
+    # NOW defaults to the data's clock: the close of the newest date with bars.
+    assert "NOW=2025-12-19 21:00:00+00" in out
+    assert table(out, "verdict") == [{"verdict": "OK", "reason": "every due trading day since 2025-11-20 has bars; "
+                                                                 "every bar is sane"}]
+    assert (coverage["files_due_since_max_date"]) == "0"
     days = by(table(out, "rows per day"), "date")
     assert len(days) == 22                                            # weekdays 2025-11-20 .. 2025-12-19
-    assert days[HOLIDAY.isoformat()]["status"] == "no data (holiday or missing)"
+    assert days[HOLIDAY.isoformat()]["status"] == "holiday"           # NYSE calendar: Thanksgiving
     assert days["2025-12-19"] == {"date": "2025-12-19", "dow": "Fri", "rows": "4", "status": "ok"}
 
+    # MSFT's missing day is a halt (the market traded), not a missing day.
     gaps = table(out, "gaps")
     assert [(g["symbol"], g["missing_dates"]) for g in gaps] == [(GAP[0], GAP[1].isoformat())]
+    assert table(out, "listed or delisted") == []
     assert [r["symbol"] for r in table(out, "busiest symbols")] == ["NVDA", "SPY", "AAPL", "MSFT"]
     assert table(out, "zero-volume rows", 1)[0]["symbol"] == "NVDA"
 
@@ -175,6 +183,30 @@ def test_ohlcv_variables_from_the_command_line_win(url: str) -> None:
     assert len(table(out, "busiest symbols")) == 3
     assert len(table(out, "thinnest symbols")) == 3
     assert table(out, "gaps") == []                                   # MSFT's gap is outside 5 days
+
+
+def test_ohlcv_dashboard_by_kapmans_clock(url: str) -> None:
+    # Tuesday 2025-12-23 12:00 New York: Monday's file is due and missing, Tuesday's is not due yet.
+    out = run(url, "ohlcv_dashboard.sql", "NOW=2025-12-23T17:00:00Z", "DAYS_BACK=10")
+    verdict = table(out, "verdict")[0]
+    assert verdict["verdict"] == "WARN"
+    assert verdict["reason"] == "1 due trading days without bars from 2025-12-22: python -m scripts.nightly"
+    assert table(out, "coverage")[0]["files_due_since_max_date"] == "1"
+    days = by(table(out, "rows per day"), "date")
+    assert (days["2025-12-22"]["status"], days["2025-12-23"]["status"]) == ("missing", "not due yet")
+    assert days["2025-12-19"]["status"] == "ok" and len(days) == 7     # weekdays 2025-12-15 .. 2025-12-23
+
+
+def test_ohlcv_dashboard_lists_new_listings_apart_from_gaps(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        hydrate(conn)
+        conn.execute("DELETE FROM public.ohlcv WHERE date < '2025-12-10' AND ticker_id = "
+                     "(SELECT id FROM public.tickers WHERE symbol = 'SPY')")
+    out = run(fresh_db, "ohlcv_dashboard.sql")
+    assert [(r["symbol"], r["event"], r["first_bar"]) for r in table(out, "listed or delisted")] == \
+        [("SPY", "listed", "2025-12-10")]
+    assert [g["symbol"] for g in table(out, "gaps")] == [GAP[0]]
+    assert table(out, "verdict")[0]["verdict"] == "OK"
 
 
 # --- options chains -------------------------------------------------------------------------------
