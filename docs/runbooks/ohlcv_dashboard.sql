@@ -25,8 +25,8 @@ SELECT coalesce(nullif(:'NOW', '')::timestamptz,
 \gset
 SELECT (:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date AS "NOW_DATE"
 \gset
--- NYSE full-day closures from 2000 (the exchange's rules, as kapman/calendar.py), one array, so a
--- weekday without bars reads "holiday" or "missing" rather than "holiday or missing".
+-- NYSE full-day closures from 2000 (the exchange's rules, as kapman/calendar.py) as one array, so
+-- a weekday is told apart as a session or a holiday.
 WITH y AS (
     SELECT g AS year, g % 19 AS a, g / 100 AS b, g % 100 AS c
       FROM generate_series(2000, extract(year FROM :'NOW_DATE'::date)::int + 1) AS g

@@ -27,7 +27,7 @@ SECTIONS = {
                             "zero-volume rows",
                             "thinnest symbols", "busiest symbols", "watchlist coverage",
                             "ingest_files ledger summary", "latest loads"],
-    "options_chains_dashboard.sql": ["latest snapshot", "contracts per symbol", "NULL greeks and IV",
+    "options_chains_dashboard.sql": ["verdict", "latest snapshot", "contracts per symbol", "NULL greeks and IV",
                                      "symbols with the most NULL gamma", "contracts per expiration",
                                      "watchlist coverage", "snapshot history", "latest options ingest runs"],
     "tickers_watchlists_dashboard.sql": ["ticker universe", "universe by type", "watchlist membership",
@@ -36,7 +36,7 @@ SECTIONS = {
     "daily_snapshots_dashboard.sql": ["A2 coverage per date", "null indicator shares", "integrity checks",
                                       "offending rows", "key values for", "price_metrics_json for",
                                       "technical_indicators_json for"],
-    "dealer_metrics_dashboard.sql": ["status distribution per date", "walls and gamma flip",
+    "dealer_metrics_dashboard.sql": ["verdict", "status distribution per date", "walls and gamma flip",
                                      "INVALID and LIMITED reasons", "active watchlist symbols without dealer",
                                      "sample payloads"],
 }
@@ -131,6 +131,9 @@ def test_every_dashboard_runs_on_an_empty_database(fresh_db: str) -> None:
     assert {r["violations"] for r in table(snapshots, "integrity checks")} == {"0"}
     dealer = run(fresh_db, "dealer_metrics_dashboard.sql")
     assert "Selected date (SNAPSHOT_N): none\n" in dealer
+    assert table(ohlcv, "verdict")[0]["verdict"] == "FAIL"
+    assert table(run(fresh_db, "options_chains_dashboard.sql"), "verdict")[0]["verdict"] == "FAIL"
+    assert table(dealer, "verdict")[0] == {"verdict": "WARN", "reason": "no option snapshots to compute from"}
     assert table(dealer, "walls and gamma flip") == []
 
 
@@ -238,6 +241,19 @@ def test_options_chains_dashboard_on_hydrated_database(hydrated: tuple[str, Hydr
     assert [(h["symbols"], h["contracts"]) for h in history] == \
         [("2", str(latest_rows)), ("3", str(min(counts.options_rows.items())[1]))]
     assert [r["status"] for r in table(out, "latest options ingest runs")] == ["partial", "ok"]
+    # NOW defaults to the newest snapshot: no age, nothing pending or lost.
+    assert latest["age"] == "00:00:00"
+    assert table(out, "verdict")[0] == {"verdict": "OK",
+                                        "reason": "every closed session of the last 14 days has a snapshot"}
+
+
+def test_options_dashboard_by_kapmans_clock(url: str) -> None:
+    monday_evening = run(url, "options_chains_dashboard.sql", "NOW=2025-12-22T22:00:00Z")
+    assert table(monday_evening, "latest snapshot")[0]["age"] == "3 days 00:55:00"
+    verdict = table(monday_evening, "verdict")[0]
+    assert verdict["verdict"] == "WARN" and verdict["reason"].startswith("today's session has closed without")
+    tuesday = table(run(url, "options_chains_dashboard.sql", "NOW=2025-12-23T15:00:00Z"), "verdict")[0]
+    assert tuesday == {"verdict": "WARN", "reason": "lost for good (never taken): 2025-12-22"}
 
 
 # --- tickers and watchlists -----------------------------------------------------------------------
@@ -303,7 +319,15 @@ def test_dealer_metrics_dashboard_on_hydrated_database(url: str) -> None:
     reasons = {(r["status"], r["reason"]): r["examples"] for r in table(out, "INVALID and LIMITED reasons")}
     assert reasons == {("INVALID", "no_snapshot"): "MSFT", ("LIMITED", "few_eligible_contracts"): "SPY"}
     assert [r["symbol"] for r in table(out, "active watchlist symbols without dealer")] == ["NVDA"]
-    payloads = section(out, "sample payloads")
+    assert table(out, "verdict") == [{"verdict": "WARN", "reason": "1 active watchlist symbols without dealer "
+                                      "metrics on 2025-12-19: python -m scripts.run_a3_dealer_metrics --date "
+                                      "2025-12-19"}]                # NVDA
+    # Summaries by default, whole documents only when asked for.
+    samples = table(out, "sample payloads")
+    assert [(r["symbol"], r["status"]) for r in samples] == [("AAPL", "FULL"), ("MSFT", "INVALID"),
+                                                             ("SPY", "LIMITED")]
+    assert samples[1]["status_reason"] == "no_snapshot" and '"status": ' not in section(out, "sample payloads")
+    payloads = section(run(url, "dealer_metrics_dashboard.sql", "PAYLOADS=on"), "sample payloads")
     assert payloads.count('"status": ') == 3 and "(3 rows)" in payloads
     assert payloads.index('"status": "FULL"') < payloads.index('"status": "INVALID"')
 
