@@ -30,10 +30,10 @@ SECTIONS = {
     "options_chains_dashboard.sql": ["verdict", "latest snapshot", "contracts per symbol", "NULL greeks and IV",
                                      "symbols with the most NULL gamma", "contracts per expiration",
                                      "watchlist coverage", "snapshot history", "latest options ingest runs"],
-    "tickers_watchlists_dashboard.sql": ["ticker universe", "universe by type", "watchlist membership",
+    "tickers_watchlists_dashboard.sql": ["verdict", "ticker universe", "universe by type", "watchlist membership",
                                          "unresolved active watchlist symbols",
                                          "inactive tickers still on active watchlists"],
-    "daily_snapshots_dashboard.sql": ["A2 coverage per date", "null indicator shares", "integrity checks",
+    "daily_snapshots_dashboard.sql": ["verdict", "A2 coverage per date", "null indicator shares", "integrity checks",
                                       "offending rows", "key values for", "price_metrics_json for",
                                       "technical_indicators_json for"],
     "dealer_metrics_dashboard.sql": ["verdict", "status distribution per date", "walls and gamma flip",
@@ -125,6 +125,7 @@ def test_every_dashboard_runs_on_an_empty_database(fresh_db: str) -> None:
         for title in titles:
             section(out, title)
     ohlcv = run(fresh_db, "ohlcv_dashboard.sql")
+    assert table(run(fresh_db, "tickers_watchlists_dashboard.sql"), "verdict")[0]["verdict"] == "FAIL"
     assert {r["violations"] for r in table(ohlcv, "OHLC sanity")} == {"0"}
     assert table(ohlcv, "coverage")[0]["rows"] == "0"
     snapshots = run(fresh_db, "daily_snapshots_dashboard.sql")
@@ -267,6 +268,8 @@ def test_tickers_watchlists_dashboard_on_hydrated_database(url: str) -> None:
         ("7", "6", "1")
     assert [r["symbol"] for r in table(out, "unresolved active watchlist symbols")] == [UNRESOLVED]
     assert [r["symbol"] for r in table(out, "inactive tickers still on active watchlists")] == ["OLDCO"]
+    assert table(out, "verdict") == [{"verdict": "WARN", "reason": "1 active watchlist symbols without a ticker, "
+                                      "1 with an inactive one: correct data/watchlists/*.txt"}]
 
 
 # --- daily snapshots ------------------------------------------------------------------------------
@@ -282,6 +285,9 @@ def test_daily_snapshots_dashboard_on_hydrated_database(url: str) -> None:
         "duplicate (ticker, date) pairs": "0", "rows not stamped 16:00 America/New_York": "0",
         "rows on a date without a bar for the ticker": "0", "rows whose ticker_id is not in tickers": "0"}
     assert table(out, "offending rows") == []
+    # A2 began on 2025-12-15 (the window's older dates have bars only, and are not a gap).
+    assert table(out, "verdict") == [{"verdict": "OK",
+                                      "reason": "one A2 row per bar on every date since A2 began in the window"}]
 
     shares = by(table(out, "null indicator shares"), "path")
     assert (shares["momentum.rsi.rsi"]["rows"], shares["momentum.rsi.rsi"]["null_pct"]) == ("4", "0.0")
@@ -370,6 +376,9 @@ def test_integrity_checks_report_violations(fresh_db: str) -> None:
     assert checks["duplicate (ticker, date) pairs"] == "1"
     assert checks["rows not stamped 16:00 America/New_York"] == "1"
     assert checks["rows on a date without a bar for the ticker"] == "1"
+    # MSFT's stray row makes A2 appear to begin on 2025-12-03, so the dates after it read as missing.
+    assert table(out, "verdict")[0] == {
+        "verdict": "WARN", "reason": "7 dates with bars and no A2 from 2025-12-04: python -m scripts.nightly"}
     offending = {(r["symbol"], r["date"]): r["problems"] for r in table(out, "offending rows")}
     assert offending[("MSFT", "2025-12-03")] == "no bar that date"
     assert offending[("AAPL", "2025-12-19")].startswith("duplicate date")
