@@ -8,7 +8,7 @@ set-based pass (``kapman.ops.inventory``).
 from __future__ import annotations
 
 import statistics
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -43,7 +43,8 @@ def schema(conn: psycopg.Connection) -> Check:
     except KapManError as exc:
         return Check("schema", Verdict.FAIL, exc.message, exc.hint)
     pending = [m.filename for m in files if m.version not in ledger]
-    modes: dict[str, str] = dict(conn.execute("SELECT hypertable_name, retention_mode FROM public.hypertable_lifecycle").fetchall())
+    modes: dict[str, str] = dict(conn.execute(
+        "SELECT hypertable_name, retention_mode FROM public.hypertable_lifecycle").fetchall())
     details: dict[str, Any] = {"migrations_applied": len(ledger), "pending": pending,
                                "fingerprint": fingerprint.fingerprint(conn), "lifecycle": modes}
     lifecycle = "/".join(sorted(set(modes.values()))) or "none"
@@ -100,8 +101,8 @@ def tickers(conn: psycopg.Connection, now: datetime) -> Check:
     total, active = conn.execute("SELECT count(*), count(*) FILTER (WHERE active) FROM public.tickers").fetchone()  # type: ignore[misc]
     if not total:
         return Check("tickers", Verdict.FAIL, "no tickers: nothing can be ingested", cmd.TICKERS)
-    refreshed = conn.execute("SELECT max(coalesce(finished_at, started_at)) FROM public.ingest_runs "
-                             "WHERE job = 'tickers' AND status = 'ok'").fetchone()[0]  # type: ignore[index]
+    refreshed = conn.execute("SELECT max(coalesce(clock_finished_at, finished_at)) FROM public.ingest_runs "
+                             "WHERE job = 'tickers' AND status IN ('ok', 'nothing-to-do')").fetchone()[0]  # type: ignore[index]
     if refreshed is None:     # loaded some other way: the rows' own stamps
         refreshed = conn.execute("SELECT max(updated_at) FROM public.tickers").fetchone()[0]  # type: ignore[index]
     age = max(now - refreshed, timedelta(0))
@@ -239,18 +240,20 @@ def a3(inv: Inventory) -> Check:
     return Check("a3", Verdict.OK, text, None, details)
 
 
-def runs(conn: psycopg.Connection, now: datetime) -> Check:
+def runs(conn: psycopg.Connection) -> Check:
+    # started_at/finished_at are wall-clock (real durations); clock_* are KapMan's clock beside them.
     rows = conn.execute("""
-        SELECT DISTINCT ON (job) job, status, started_at, finished_at
+        SELECT DISTINCT ON (job) job, status, coalesce(clock_started_at, started_at), started_at,
+               extract(epoch FROM finished_at - started_at), error
         FROM public.ingest_runs ORDER BY job, started_at DESC""").fetchall()
     details: dict[str, Any] = {}
     bad: list[str] = []
     fixes: list[str] = []
-    for job, status, started, finished in rows:
-        seconds = (finished - started).total_seconds() if finished else None
-        details[job] = {"status": status, "started": started, "finished": finished,
-                        "seconds": None if seconds is None else round(seconds, 1)}
-        stuck = status == "running" and now - started > RUN_STUCK
+    wall = datetime.now(UTC)
+    for job, status, started, wall_started, seconds, error in rows:
+        details[job] = {"status": status, "started": started, "error": error,
+                        "seconds": None if seconds is None else round(float(seconds), 1)}
+        stuck = status == "running" and wall - wall_started > RUN_STUCK
         if status in ("partial", "failed", "interrupted", "abandoned") or stuck:
             bad.append(f"{job} {'stuck running' if stuck else status}")
             fixes.append(cmd.BY_JOB.get(job, cmd.NIGHTLY))
@@ -273,4 +276,4 @@ def report(conn: psycopg.Connection, now: datetime | None = None) -> StatusRepor
         return StatusReport(now, [first])
     inv = take(conn, window_start(conn, now))
     return StatusReport(now, [first, tickers(conn, now), ohlcv(inv, now), ledger(inv), options(conn, inv, now),
-                              a2(inv), a3(inv), runs(conn, now)])
+                              a2(inv), a3(inv), runs(conn)])
