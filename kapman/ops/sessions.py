@@ -40,6 +40,10 @@ def snapshot_session(now: datetime) -> date | None:
     return None
 
 
+def snapshot_window_end(day: date) -> datetime:
+    """Midnight New York after ``day``: its snapshot can no longer be taken from then on."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=clock.NEW_YORK)
+
+
 def snapshot_window_over(day: date, now: datetime) -> bool:
-    """True once ``day``'s snapshot can no longer be taken (midnight New York has passed)."""
-    return clock.ny_date_of(now) > day
+    return now >= snapshot_window_end(day)
