@@ -92,7 +92,4 @@ def a2(settings: Settings, conn: psycopg.Connection, progress: Progress, *, date
 def a3(settings: Settings, conn: psycopg.Connection, progress: Progress, *, dates: list[date]) -> StepResult:
     from kapman.jobs import a3_dealer_metrics as job
 
-    legacy = job.run(conn, job.A3Params(dates=dates), progress=progress)
-    result = _adapted("a3", "dates", legacy, len(dates) - len(legacy.dates_without_snapshots), legacy.failed)
-    result.written = legacy.rows_written
-    return result
+    return job.run(settings, job.A3Params(dates=dates), progress)
