@@ -7,6 +7,7 @@ StepResult.  Each adapter goes once its step exposes the contract.
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from typing import Any
 
@@ -17,16 +18,17 @@ from kapman.progress import Progress
 from kapman.step import StepResult
 
 
-def _adapted(step: str, unit: str, legacy: Any, done: int, failures: dict[str, str]) -> StepResult:
+def _adapted(step: str, unit: str, legacy: Any, done: int, failures: dict[str, str],
+             started: float) -> StepResult:
     result = StepResult(step=step, unit=unit, done=done, headline=legacy.summary().splitlines()[0],
-                        details={"result": legacy.as_dict()})
+                        details={"result": legacy.as_dict()}, started=started)
     for what, reason in sorted(failures.items()):
         result.fail(what, reason)
-    result.seconds = float(getattr(legacy, "seconds", 0.0) or 0.0)
-    return result
+    return result.stop_clock()
 
 
 def tickers(settings: Settings, conn: psycopg.Connection, progress: Progress) -> StepResult:
+    started = time.perf_counter()
     from kapman.ingest.tickers import DEFAULT_TYPES, ingest_tickers
     from kapman.providers.polygon import PolygonClient
 
@@ -35,29 +37,32 @@ def tickers(settings: Settings, conn: psycopg.Connection, progress: Progress) ->
         legacy = ingest_tickers(conn, client, force=True, types=DEFAULT_TYPES, progress=progress)
     finally:
         client.close()
-    return _adapted("tickers", "tickers", legacy, legacy.kept, {})
+    return _adapted("tickers", "tickers", legacy, legacy.kept, {}, started)
 
 
 def watchlists(settings: Settings, conn: psycopg.Connection, progress: Progress) -> StepResult:
+    started = time.perf_counter()
     from kapman.ingest.watchlists import ingest_watchlists
 
     legacy = ingest_watchlists(conn, settings.watchlists_dir)
-    return _adapted("watchlists", "lists", legacy, len(legacy.lists), {})
+    return _adapted("watchlists", "lists", legacy, len(legacy.lists), {}, started)
 
 
 def ohlcv(settings: Settings, conn: psycopg.Connection, progress: Progress, *, start: date,
           end: date) -> StepResult:
+    started = time.perf_counter()
     from kapman.ingest.ohlcv import backfill_window, ingest_ohlcv
     from kapman.providers.flatfiles import source_from_settings
 
     legacy = ingest_ohlcv(conn, source_from_settings(settings), backfill_window(start, end), progress=progress)
-    result = _adapted("ohlcv", "files", legacy, legacy.files_loaded, legacy.failed)
+    result = _adapted("ohlcv", "files", legacy, legacy.files_loaded, legacy.failed, started)
     result.read, result.written, result.unchanged = legacy.rows_read, legacy.rows_inserted + legacy.rows_updated, \
         legacy.rows_unchanged
     return result
 
 
 def options(settings: Settings, conn: psycopg.Connection, progress: Progress) -> StepResult:
+    started = time.perf_counter()
     from kapman.ingest.options import default_workers, ingest_options
     from kapman.ingest.options_report import SUCCEEDED
     from kapman.ingest.options_scope import resolve_scope, snapshot_time
@@ -74,17 +79,18 @@ def options(settings: Settings, conn: psycopg.Connection, progress: Progress) ->
     if legacy.error is not None:
         raise legacy.error
     failed = {s: o.reason or o.status for s, o in legacy.outcomes.items() if o.status not in SUCCEEDED}
-    result = _adapted("options", "symbols", legacy, len(legacy.outcomes) - len(failed), failed)
+    result = _adapted("options", "symbols", legacy, len(legacy.outcomes) - len(failed), failed, started)
     result.written = legacy.rows_written
     return result
 
 
 def a2(settings: Settings, conn: psycopg.Connection, progress: Progress, *, dates: list[date]) -> StepResult:
+    started = time.perf_counter()
     from kapman.jobs import a2_local_ta
 
     params = a2_local_ta.A2Params(dates=dates, db_url=settings.require_database_url())
     legacy = a2_local_ta.run(conn, params, progress=progress)
-    result = _adapted("a2", "dates", legacy, len(dates) - len(legacy.dates_without_bars), {})
+    result = _adapted("a2", "dates", legacy, len(dates) - len(legacy.dates_without_bars), {}, started)
     result.written = legacy.rows_written
     return result
 
