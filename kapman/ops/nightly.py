@@ -21,7 +21,8 @@ from kapman import clock
 from kapman.config import Settings
 from kapman.db import runs
 from kapman.db.connect import connect
-from kapman.errors import DatabaseError, KapManError
+from kapman.db.errors import is_connection_lost, wrap
+from kapman.errors import ConnectionLost, DatabaseError, KapManError
 from kapman.ops import lock, sessions, steps
 from kapman.ops.checks import day_list, span
 from kapman.ops.inventory import Inventory, a2_missing, a3_missing, take, window_start
@@ -114,10 +115,12 @@ def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = No
                  f"{len(republished)} republished ({day_list(republished, 3)})" if republished else ""]
         result.tasks.append(Task("ohlcv", "flat files " + ", ".join(p for p in parts if p),
                                  {"start": todo[0], "end": todo[-1]}))
+    # Due days the source lacks, after the first day it or the table has (history before that
+    # simply does not exist there).
     listed = {r.day for r in refs}
-    oldest = min(inv.bars, default=None)
+    oldest = min([*inv.bars, *listed], default=None)
     result.unpublished = [d for d in sessions.ohlcv_due_days(inv.start, now)
-                          if d not in inv.bars and d not in listed and (oldest is None or d > oldest)]
+                          if oldest is not None and d > oldest and d not in inv.bars and d not in listed]
 
     session = sessions.snapshot_session(now)
     reconciling = any(t.step == "watchlists" for t in result.tasks)
@@ -168,11 +171,16 @@ def _run_task(settings: Settings, conn: psycopg.Connection, task: Task, now: dat
     log.info("nightly: %s: %s", task.step, task.reason)
     try:
         sub = RUNNERS[task.step](settings, conn, progress, **args)
-    except KapManError as exc:
-        if isinstance(exc, DatabaseError) and exc.transient:
-            raise           # the database is going away: stop; the next nightly resumes
-        result.fail(task.step, exc.message)
-        log.error("nightly: %s failed: %s", task.step, exc.message)
+    except (KapManError, psycopg.Error) as exc:
+        if isinstance(exc, psycopg.Error) and is_connection_lost(exc):
+            raise ConnectionLost(result.done, "steps") from exc
+        error = wrap(exc, task.step) if isinstance(exc, psycopg.Error) else exc
+        if isinstance(error, DatabaseError) and error.transient:
+            raise error from exc    # the database is going away: stop; the next nightly resumes
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        result.fail(task.step, error.message)     # the other steps still run
+        log.error("nightly: %s failed: %s", task.step, error.message)
         return
     sub.stop_clock()
     result.details["steps"][task.step] = sub.as_dict()
@@ -207,7 +215,8 @@ def run(settings: Settings, progress: Progress | None = None, *, dry_run: bool =
         for day in todo.lost:
             result.fail(f"options {day}", "snapshot lost: the session closed and no snapshot was taken that day")
         for day in todo.unpublished:
-            result.note(f"flat file for {day} is due (11:00 New York the next day) and not published yet")
+            result.fail(f"ohlcv {day}", "the flat file is due (11:00 New York the next day) and not published "
+                                        "yet; the next nightly loads it")
         result.headline = _headline(todo, result)
     return result
 
