@@ -8,7 +8,8 @@ evening of 2025-12-17 loads every published file and takes that session's snapsh
 of the 18th loads the 17th's file.  Then the measured day, as cron runs it: the evening of the
 18th (the options snapshot of the 150 watchlist symbols, A3) and the morning of the 19th (tickers
 and watchlists, the 18th's flat file, A2).  Each run is `python -m scripts.nightly --json`; the
-figures are the seconds its summary reports, per step and in all.
+figures are the seconds its summary reports, per step and in all, and how long
+`python -m scripts.status` then takes on the full market.
 
 Time spent on the API is the tickers step and the options step's fetch time (the sandbox REST
 server answers at once, so it is mostly the server rendering pages); the target is the whole day
@@ -103,6 +104,10 @@ def run(tickers: int = 11000, days: int = 760) -> list[Figure]:
             evening, evening_wall = _nightly(env, base_url, _at(MEASURED, 16))           # measured
             write_mirror(market, mirror, [MEASURED])
             morning, morning_wall = _nightly(env, base_url, _at(MEASURED + timedelta(days=1), 11))
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "scripts.status", "--json"], capture_output=True, check=False,
+                           env={**env, "KAPMAN_NOW": _at(MEASURED + timedelta(days=1), 12).isoformat()})
+            status_wall = time.perf_counter() - started
     finally:
         if child.stdin:
             child.stdin.close()
@@ -118,6 +123,7 @@ def run(tickers: int = 11000, days: int = 760) -> list[Figure]:
         Figure("nightly", "morning run (tickers, OHLCV, A2)", morning["seconds"], "s"),
         Figure("nightly", "both runs, with interpreter start", evening_wall + morning_wall, "s"),
         Figure("nightly", "time on the API (tickers, options fetch)", api, "s"),
+        Figure("nightly", "status afterwards, with interpreter start", status_wall, "s"),
         Figure("nightly", "the day beyond API time", total - api, "s", f"< {TARGET_SECONDS:.0f}",
                total - api < TARGET_SECONDS),
     ]

@@ -89,3 +89,16 @@ def test_the_command_prints_json_and_exits_with_the_verdict(fresh_db: str) -> No
     text = subprocess.run([sys.executable, "-m", "scripts.status"], capture_output=True, text=True, env=env,
                           timeout=60)
     assert text.returncode == 2 and "FAIL  tickers" in text.stdout and text.stdout.rstrip().endswith("(exit 2)")
+
+
+def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(db: psycopg.Connection,
+                                                                       license_name: str) -> None:
+    if license_name != "timescale":
+        pytest.skip("needs timescaledb.license = timescale")
+    schema = status.report(db, EVENING).check("schema")
+    assert schema.verdict is Verdict.OK, schema.summary
+    jobs = schema.details["policy_jobs"]
+    assert sorted((j["hypertable"], j["job"]) for j in jobs) == [
+        ("ohlcv", "policy_compression"), ("ohlcv", "policy_retention"),
+        ("options_chains", "policy_compression"), ("options_chains", "policy_retention")]
+    assert all(j["next_start"] is not None for j in jobs) and "next run" in schema.summary
