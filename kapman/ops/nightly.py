@@ -19,10 +19,10 @@ import psycopg
 
 from kapman import clock
 from kapman.config import Settings
-from kapman.db import runs
+from kapman.db import lifecycle, runs
 from kapman.db.connect import connect
 from kapman.db.errors import is_connection_lost, wrap
-from kapman.errors import ConnectionLost, DatabaseError, KapManError
+from kapman.errors import ConnectionLost, DatabaseError, KapManError, UsageError
 from kapman.ops import lock, sessions, steps
 from kapman.ops.checks import day_list, span
 from kapman.ops.inventory import Inventory, a2_missing, a3_missing, take, window_start
@@ -188,6 +188,11 @@ def run(settings: Settings, progress: Progress | None = None, *, dry_run: bool =
     progress = progress or NullProgress()
     url = settings.require_database_url()
     result = StepResult(step="nightly", unit="steps")
+    with connect(url) as conn:
+        recorded = lifecycle.read_clock(conn)
+    if recorded.mode == "frozen" and not clock.is_frozen():
+        raise UsageError(f"this database follows a frozen clock ({recorded.describe()}), this shell real time",
+                         hint="set KAPMAN_NOW to the instant to run as (the sandbox prints it)")
     if dry_run:
         with connect(url) as conn:
             todo = plan(settings, conn)

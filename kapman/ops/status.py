@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 
 from kapman import clock
-from kapman.db import fingerprint, migrations
+from kapman.db import fingerprint, lifecycle, migrations
 from kapman.errors import KapManError
 from kapman.ops import commands as cmd
 from kapman.ops import sessions
@@ -47,19 +47,24 @@ def schema(conn: psycopg.Connection) -> Check:
         "SELECT hypertable_name, retention_mode FROM public.hypertable_lifecycle").fetchall())
     details: dict[str, Any] = {"migrations_applied": len(ledger), "pending": pending,
                                "fingerprint": fingerprint.fingerprint(conn), "lifecycle": modes}
-    lifecycle = "/".join(sorted(set(modes.values()))) or "none"
-    text = f"{len(ledger)} migrations applied, fingerprint {details['fingerprint'][:16]}, lifecycle {lifecycle}"
+    recorded = lifecycle.read_clock(conn)
+    details["clock"] = {"mode": recorded.mode, "frozen_at": recorded.frozen_at}
+    mode = "/".join(sorted(set(modes.values()))) or "none"
+    text = (f"{len(ledger)} migrations applied, fingerprint {details['fingerprint'][:16]}, lifecycle {mode}"
+            + (f" ({recorded.describe()})" if recorded.mode == "frozen" else ""))
     if pending:
         return Check("schema", Verdict.FAIL, f"{text}; not applied: {', '.join(pending)}",
                      f"{cmd.REBUILD} (a repave: reload the data afterwards)", details)
     if not modes:
         return Check("schema", Verdict.FAIL, f"{text}: hypertable_lifecycle is empty", cmd.REBUILD, details)
     if "policy" in modes.values():
-        return _policy_jobs(conn, text, details, [t for t, m in modes.items() if m == "policy"])
+        return _policy_jobs(conn, text, details, [t for t, m in modes.items() if m == "policy"],
+                            recorded.policies_scheduled)
     return _application_retention(conn, text, details)
 
 
-def _policy_jobs(conn: psycopg.Connection, text: str, details: dict[str, Any], tables: list[str]) -> Check:
+def _policy_jobs(conn: psycopg.Connection, text: str, details: dict[str, Any], tables: list[str],
+                 scheduled: bool) -> Check:
     jobs = conn.execute("""
         SELECT j.hypertable_name, j.proc_name, j.next_start, s.last_run_status
         FROM timescaledb_information.jobs j
@@ -76,6 +81,9 @@ def _policy_jobs(conn: psycopg.Connection, text: str, details: dict[str, Any], t
                      cmd.REBUILD, details)
     failed = [f"{p} on {t}" for t, p, _, s in jobs if s == "Failed"]
     soonest = min((n for _, _, n, _ in jobs if n is not None), default=None)
+    if not scheduled:    # a frozen clock: KapMan keeps the windows itself after each run
+        return Check("schema", Verdict.OK, f"{text}; {len(jobs)} policy jobs paused, KapMan enforces the windows",
+                     None, details)
     text += f"; {len(jobs)} policy jobs" + (f", next run {soonest:%Y-%m-%d %H:%M} UTC" if soonest else "")
     if failed:
         return Check("schema", Verdict.WARN, f"{text}; last run failed: {', '.join(failed)}",
@@ -269,8 +277,10 @@ def runs(conn: psycopg.Connection) -> Check:
 
 
 def report(conn: psycopg.Connection, now: datetime | None = None) -> StatusReport:
-    """Every check, in the order a reader fixes them: schema first, runs last."""
-    now = now or clock.now()
+    """Every check, in the order a reader fixes them: schema first, runs last.  The clock is
+    KapMan's (KAPMAN_NOW), else the one the database's lifecycle follows (a frozen sandbox
+    database read from a shell without KAPMAN_NOW), else real time."""
+    now = now or lifecycle.effective_now(lifecycle.read_clock(conn)).instant
     first = schema(conn)
     if first.verdict is Verdict.FAIL and not first.details:
         return StatusReport(now, [first])
