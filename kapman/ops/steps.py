@@ -28,24 +28,15 @@ def _adapted(step: str, unit: str, legacy: Any, done: int, failures: dict[str, s
 
 
 def tickers(settings: Settings, conn: psycopg.Connection, progress: Progress) -> StepResult:
-    started = time.perf_counter()
-    from kapman.ingest.tickers import DEFAULT_TYPES, ingest_tickers
-    from kapman.providers.polygon import PolygonClient
+    from kapman.ingest import tickers as step
 
-    client = PolygonClient.from_settings(settings)
-    try:
-        legacy = ingest_tickers(conn, client, force=True, types=DEFAULT_TYPES, progress=progress)
-    finally:
-        client.close()
-    return _adapted("tickers", "tickers", legacy, legacy.kept, {}, started)
+    return step.run(settings, step.TickersParams(force=True, types=settings.ticker_types), progress)
 
 
 def watchlists(settings: Settings, conn: psycopg.Connection, progress: Progress) -> StepResult:
-    started = time.perf_counter()
-    from kapman.ingest.watchlists import ingest_watchlists
+    from kapman.ingest import watchlists as step
 
-    legacy = ingest_watchlists(conn, settings.watchlists_dir)
-    return _adapted("watchlists", "lists", legacy, len(legacy.lists), {}, started)
+    return step.run(settings, step.WatchlistsParams(settings.watchlists_dir), progress)
 
 
 def ohlcv(settings: Settings, conn: psycopg.Connection, progress: Progress, *, start: date,
@@ -65,7 +56,8 @@ def options(settings: Settings, conn: psycopg.Connection, progress: Progress) ->
     started = time.perf_counter()
     from kapman.ingest.options import default_workers, ingest_options
     from kapman.ingest.options_report import SUCCEEDED
-    from kapman.ingest.options_scope import resolve_scope, snapshot_time
+    from kapman.ingest.options_scope import snapshot_time
+    from kapman.ingest.watchlist_scope import resolve_scope
     from kapman.providers.polygon import PolygonClient
 
     concurrency = 4
