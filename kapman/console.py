@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "options": ("scripts.ingest_options", "option-chain snapshots of the watchlist symbols"),
     "a2": ("scripts.run_a2_local_ta", "technical indicators and price metrics"),
     "a3": ("scripts.run_a3_dealer_metrics", "dealer metrics from the option snapshots"),
+    "nightly": ("scripts.nightly", "everything due by the clock and the NYSE calendar, in order"),
+    "status": ("scripts.status", "OK / WARN / FAIL per area, and the command that mends it"),
     "demo": ("kapman.demo", "the whole runbook on the offline sandbox"),
     "sandbox": ("kapman.sandbox.__main__", "the offline market: REST and S3 servers, flat-file mirrors"),
 }

@@ -1,7 +1,7 @@
 -- Daily snapshots dashboard: A2 (technical indicators, price metrics) coverage and integrity of
 -- public.daily_snapshots over the last DAYS_BACK dates, and one symbol's payloads.
 --
---   psql -X -v ON_ERROR_STOP=1 [-v DAYS_BACK=10] [-v SYMBOL=AAPL] -f docs/runbooks/daily_snapshots_dashboard.sql
+--   psql -X -v ON_ERROR_STOP=1 [-v DAYS_BACK=10] [-v SYMBOL=AAPL] [-v NOW="$KAPMAN_NOW"] -f docs/runbooks/daily_snapshots_dashboard.sql
 --   docker exec -i kapman-db psql -U kapman -d kapman -v ON_ERROR_STOP=1 -v DAYS_BACK=10 < docs/runbooks/daily_snapshots_dashboard.sql
 --
 -- DAYS_BACK (default 10): the number of dates shown, counted back from the latest date that has an
@@ -9,6 +9,8 @@
 -- SYMBOL (default AAPL): whose values and payloads are shown at the end.  Symbols are
 --   case-sensitive (AAp is a preferred, AAP another company): the exact symbol when it is a
 --   ticker, else its upper-case form (so SYMBOL=msft shows MSFT).
+-- NOW: KapMan's clock (an ISO timestamp, -v NOW="$KAPMAN_NOW"); only an empty database uses it,
+--   as the window's end.  Default: the close of the newest date with bars.
 -- daily_snapshots.time is the trading date at 16:00 America/New_York (stored in UTC), so the date
 -- of a row is (time AT TIME ZONE 'America/New_York')::date throughout.
 -- Read-only: it runs on a replica or with default_transaction_read_only=on.
@@ -17,6 +19,13 @@
 \if :{?DAYS_BACK} \else \set DAYS_BACK 10 \endif
 \if :{?SYMBOL} \else \set SYMBOL AAPL \endif
 \pset null '(null)'
+\if :{?NOW} \else \set NOW '' \endif
+SELECT coalesce(nullif(:'NOW', '')::timestamptz,
+                (SELECT (max(date) + time '16:00') AT TIME ZONE 'America/New_York' FROM public.ohlcv),
+                now())                                                            AS "NOW"
+\gset
+SELECT (:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date AS "NOW_DATE"
+\gset
 -- The window: the last DAYS_BACK dates with a bar or a snapshot row (today when there is none).
 -- window_from / window_to bound the snapshot times of those dates (New York midnights).
 WITH anchor AS (
@@ -34,8 +43,8 @@ WITH anchor AS (
 ), last_dates AS (
     SELECT date FROM candidates ORDER BY date DESC LIMIT :'DAYS_BACK'::int
 ), bounds AS (
-    SELECT coalesce(min(date), current_date) AS window_start,
-           coalesce(max(date), current_date) AS window_end
+    SELECT coalesce(min(date), :'NOW_DATE'::date) AS window_start,
+           coalesce(max(date), :'NOW_DATE'::date) AS window_end
       FROM last_dates
 )
 SELECT window_start,
@@ -48,6 +57,40 @@ SELECT coalesce((SELECT symbol FROM public.tickers WHERE symbol = :'SYMBOL'), up
 \gset
 \set QUIET off
 \echo 'Daily snapshots dashboard:' DAYS_BACK=:DAYS_BACK SYMBOL=:SYMBOL 'dates' :window_start 'to' :window_end
+
+-- One line.  OK: every date of the window with bars has one A2 row per bar (A2 starts at the first
+-- date it was computed for); WARN names the first date short of that and the command.
+\echo
+\echo '== verdict =='
+WITH bars AS (
+    SELECT date, count(*) AS n FROM public.ohlcv
+     WHERE date BETWEEN :'window_start'::date AND :'window_end'::date GROUP BY date
+), a2 AS (
+    SELECT (time AT TIME ZONE 'America/New_York')::date AS date, count(*) AS n
+      FROM public.daily_snapshots
+     WHERE time >= :'window_from'::timestamptz AND time < :'window_to'::timestamptz
+       AND technical_indicators_json IS NOT NULL
+     GROUP BY 1
+), short AS (
+    SELECT min(b.date) FILTER (WHERE a2.n IS NULL)  AS first_missing,
+           min(b.date) FILTER (WHERE a2.n < b.n)    AS first_partial,
+           count(*) FILTER (WHERE a2.n IS NULL)     AS missing
+      FROM bars AS b LEFT JOIN a2 ON a2.date = b.date
+     WHERE b.date >= (SELECT coalesce(min(date), 'infinity') FROM a2)
+)
+SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM bars) THEN 'WARN'
+            WHEN NOT EXISTS (SELECT 1 FROM a2) OR short.first_missing IS NOT NULL OR short.first_partial IS NOT NULL
+                THEN 'WARN' ELSE 'OK' END                                                    AS verdict,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM bars) THEN 'no bars in the window: python -m scripts.ingest_ohlcv base'
+            WHEN NOT EXISTS (SELECT 1 FROM a2) THEN 'no A2 in the window: python -m scripts.nightly'
+            WHEN short.first_missing IS NOT NULL
+                THEN short.missing || ' dates with bars and no A2 from ' || short.first_missing
+                     || ': python -m scripts.nightly'
+            WHEN short.first_partial IS NOT NULL
+                THEN 'fewer A2 rows than bars on ' || short.first_partial
+                     || ': python -m scripts.run_a2_local_ta --date ' || short.first_partial || ' --force'
+            ELSE 'one A2 row per bar on every date since A2 began in the window' END           AS reason
+  FROM short;
 
 -- One line per date.  tickers_with_bar is what A2 should cover: expected rows_with_ta =
 -- rows_with_price_metrics = tickers_with_bar ("complete").  rows_with_dealer_metrics is A3 (the

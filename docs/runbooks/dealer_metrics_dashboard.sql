@@ -1,12 +1,14 @@
 -- Dealer metrics dashboard: A3 results in public.daily_snapshots.dealer_metrics_json.
 --
---   psql -X -v ON_ERROR_STOP=1 [-v SNAPSHOT_N=1] [-v DAYS_BACK=10] -f docs/runbooks/dealer_metrics_dashboard.sql
+--   psql -X -v ON_ERROR_STOP=1 [-v SNAPSHOT_N=1] [-v DAYS_BACK=10] [-v PAYLOADS=on] -f docs/runbooks/dealer_metrics_dashboard.sql
 --   docker exec -i kapman-db psql -U kapman -d kapman -v ON_ERROR_STOP=1 -v SNAPSHOT_N=1 < docs/runbooks/dealer_metrics_dashboard.sql
 --
 -- SNAPSHOT_N (default 1): which date the per-symbol sections show: 1 = the latest date with dealer
 --   metrics, 2 = the one before, and so on.  Past the oldest date it prints "none" and the
 --   per-symbol sections are empty.
 -- DAYS_BACK (default 10): dates listed in the status distribution.
+-- PAYLOADS (default off): on prints three whole dealer_metrics_json documents of the selected date;
+--   off prints one summary line per sample instead.
 -- The date of a row is its New York trading date, (time AT TIME ZONE 'America/New_York')::date.
 -- Payload fields are documented in docs/a3_dealer_metrics.md.
 -- Read-only: it runs on a replica or with default_transaction_read_only=on.
@@ -14,6 +16,7 @@
 \set QUIET on
 \if :{?SNAPSHOT_N} \else \set SNAPSHOT_N 1 \endif
 \if :{?DAYS_BACK} \else \set DAYS_BACK 10 \endif
+\if :{?PAYLOADS} \else \set PAYLOADS off \endif
 \pset null '(null)'
 -- The dates with dealer metrics, latest first, found by walking back one New York date at a time
 -- along the time index (a handful of index probes instead of a scan of every snapshot row):
@@ -38,15 +41,45 @@ WITH RECURSIVE dealer_dates (date, n) AS (
     SELECT max(date) AS date FROM found WHERE n = :'SNAPSHOT_N'::int
 )
 SELECT coalesce(nth.date::text, 'none')                                                     AS selected_date,
-       coalesce(nth.date, current_date)::timestamp AT TIME ZONE 'America/New_York'          AS selected_from,
-       coalesce(nth.date + 1, current_date)::timestamp AT TIME ZONE 'America/New_York'      AS selected_to,
-       coalesce((SELECT min(date) FROM found WHERE n <= :'DAYS_BACK'::int), current_date + 1)::timestamp
+       coalesce(nth.date, date '1970-01-01')::timestamp AT TIME ZONE 'America/New_York'          AS selected_from,
+       coalesce(nth.date + 1, date '1970-01-01')::timestamp AT TIME ZONE 'America/New_York'  AS selected_to,
+       coalesce((SELECT min(date) FROM found WHERE n <= :'DAYS_BACK'::int), date 'infinity')::timestamp
            AT TIME ZONE 'America/New_York'                                                  AS history_from
   FROM nth
 \gset
 \set QUIET off
 \echo 'Dealer metrics dashboard:' SNAPSHOT_N=:SNAPSHOT_N DAYS_BACK=:DAYS_BACK
 \echo 'Selected date (SNAPSHOT_N):' :selected_date
+
+-- One line.  OK: the newest snapshot date has A3 and every active watchlist symbol has a row on the
+-- selected date; WARN names what is missing and the command; no snapshots yet is a WARN too.
+\echo
+\echo '== verdict =='
+WITH newest AS (
+    SELECT (max(time) AT TIME ZONE 'America/New_York')::date AS day FROM public.options_chains
+), computed AS (
+    SELECT (max(time) AT TIME ZONE 'America/New_York')::date AS day
+      FROM public.daily_snapshots WHERE dealer_metrics_json IS NOT NULL
+), uncovered AS (
+    SELECT count(DISTINCT t.symbol) AS symbols
+      FROM public.watchlists AS w
+      JOIN public.tickers AS t ON t.symbol = w.symbol AND t.active
+     WHERE w.active AND :'selected_date' <> 'none'
+       AND NOT EXISTS (SELECT 1 FROM public.daily_snapshots AS d
+                        WHERE d.ticker_id = t.id AND d.dealer_metrics_json IS NOT NULL
+                          AND d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz)
+)
+SELECT CASE WHEN newest.day IS NULL OR computed.day IS NULL OR computed.day < newest.day OR uncovered.symbols > 0
+            THEN 'WARN' ELSE 'OK' END                                                       AS verdict,
+       CASE WHEN newest.day IS NULL THEN 'no option snapshots to compute from'
+            WHEN computed.day IS NULL OR computed.day < newest.day
+                THEN 'the snapshot of ' || newest.day || ' has no dealer metrics: python -m scripts.nightly'
+            WHEN uncovered.symbols > 0
+                THEN uncovered.symbols || ' active watchlist symbols without dealer metrics on ' || :'selected_date'
+                     || ': python -m scripts.run_a3_dealer_metrics --date ' || :'selected_date'
+            ELSE 'dealer metrics for the newest snapshot (' || newest.day || ') and every watchlist symbol' END
+                                                                                            AS reason
+  FROM newest, computed, uncovered;
 
 -- One line per date, latest first.  Look for: FULL for liquid names; LIMITED for thin chains;
 -- INVALID mostly no_snapshot (options not ingested that day).  other counts statuses that are
@@ -84,14 +117,14 @@ SELECT date, rows, "FULL", "LIMITED", "INVALID", other,
 \echo '== walls and gamma flip on the selected date (SNAPSHOT_N) =='
 SELECT t.symbol,
        d.dealer_metrics_json ->> 'status'                     AS status,
-       (d.dealer_metrics_json ->> 'spot')::numeric            AS spot,
-       (d.dealer_metrics_json ->> 'gex_net')::numeric         AS gex_net,
-       (d.dealer_metrics_json ->> 'gex_gross')::numeric       AS gex_gross,
+       round((d.dealer_metrics_json ->> 'spot')::numeric, 2)            AS spot,
+       round((d.dealer_metrics_json ->> 'gex_net')::numeric)         AS gex_net,
+       round((d.dealer_metrics_json ->> 'gex_gross')::numeric)       AS gex_gross,
        d.dealer_metrics_json ->> 'position'                   AS position,
-       (d.dealer_metrics_json ->> 'gamma_flip')::numeric      AS gamma_flip,
-       (d.dealer_metrics_json ->> 'call_wall')::numeric       AS call_wall,
-       (d.dealer_metrics_json ->> 'put_wall')::numeric        AS put_wall,
-       (d.dealer_metrics_json ->> 'max_pain')::numeric        AS max_pain,
+       round((d.dealer_metrics_json ->> 'gamma_flip')::numeric, 2)      AS gamma_flip,
+       round((d.dealer_metrics_json ->> 'call_wall')::numeric, 2)       AS call_wall,
+       round((d.dealer_metrics_json ->> 'put_wall')::numeric, 2)        AS put_wall,
+       round((d.dealer_metrics_json ->> 'max_pain')::numeric, 2)        AS max_pain,
        (d.dealer_metrics_json #>> '{counts,eligible}')::int   AS eligible,
        d.dealer_snapshot_time
   FROM public.daily_snapshots AS d
@@ -135,12 +168,25 @@ SELECT DISTINCT t.symbol
                       AND d.dealer_metrics_json IS NOT NULL)
  ORDER BY t.symbol;
 
--- Whole payloads of the selected date, FULL first, 3 at most.
+-- Three samples of the selected date, FULL first: a summary line each, or (PAYLOADS=on) the whole
+-- documents.
 \echo
-\echo '== sample payloads on the selected date (LIMIT 3) =='
+\echo '== sample payloads on the selected date (LIMIT 3; -v PAYLOADS=on for the documents) =='
+\if :PAYLOADS
 SELECT t.symbol,
        d.dealer_metrics_json ->> 'status'     AS status,
        jsonb_pretty(d.dealer_metrics_json)    AS dealer_metrics_json
+\else
+SELECT t.symbol,
+       d.dealer_metrics_json ->> 'status'                                    AS status,
+       d.dealer_metrics_json ->> 'status_reason'                             AS status_reason,
+       round((d.dealer_metrics_json ->> 'gex_ratio')::numeric, 3)            AS gex_ratio,
+       round((d.dealer_metrics_json ->> 'put_call_oi_ratio')::numeric, 2)    AS put_call_oi_ratio,
+       round((d.dealer_metrics_json ->> 'atm_iv')::numeric, 3)               AS atm_iv,
+       (d.dealer_metrics_json #>> '{counts,total}')::int                     AS contracts,
+       (d.dealer_metrics_json #>> '{counts,expirations}')::int               AS expirations,
+       d.dealer_metrics_json ->> 'spot_source'                               AS spot_source
+\endif
   FROM public.daily_snapshots AS d
   JOIN public.tickers AS t ON t.id = d.ticker_id
  WHERE d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz

@@ -1,25 +1,107 @@
--- OHLCV dashboard: coverage, calendar, gaps and sanity of public.ohlcv, plus the flat-file ledger.
+-- OHLCV dashboard: a verdict, then coverage, calendar, gaps and sanity of public.ohlcv, and the
+-- flat-file ledger.
 --
---   psql -X -v ON_ERROR_STOP=1 [-v DAYS_BACK=30] [-v SYMBOL_LIMIT=25] -f docs/runbooks/ohlcv_dashboard.sql
+--   psql -X -v ON_ERROR_STOP=1 [-v NOW="$KAPMAN_NOW"] [-v DAYS_BACK=30] [-v SYMBOL_LIMIT=25] -f docs/runbooks/ohlcv_dashboard.sql
 --   docker exec -i kapman-db psql -U kapman -d kapman -v ON_ERROR_STOP=1 -v DAYS_BACK=30 -v SYMBOL_LIMIT=25 < docs/runbooks/ohlcv_dashboard.sql
 --
--- DAYS_BACK (default 30): the window is the DAYS_BACK calendar days ending at the latest date with
---   bars (today on an empty table), so a dashboard run on a weekend or before today's load still
---   shows full days.  How stale that latest date is appears under "coverage".
+-- NOW: KapMan's clock (an ISO timestamp; pass -v NOW="$KAPMAN_NOW" to replay a day).  Every age,
+--   window and due date is measured from it, never from the server's now().  Default: the data's
+--   own clock, the 16:00 New York close of the newest trading date with bars.
+-- DAYS_BACK (default 30): the window is the DAYS_BACK calendar days ending on NOW's New York date.
 -- SYMBOL_LIMIT (default 25): rows shown in the per-symbol listings.
--- Expected trading days are derived as weekdays (Mon-Fri); the SQL knows no exchange holidays, so
--- a weekday without rows is reported as "no data (holiday or missing)" for you to judge.
+-- Trading days follow the NYSE calendar (computed below); a day's flat file is due at 11:00 New
+-- York the next calendar day, so a trading day without bars is "not due yet" until then and
+-- "missing" after.
 -- Read-only: it runs on a replica or with default_transaction_read_only=on.
 
 \set QUIET on
 \if :{?DAYS_BACK} \else \set DAYS_BACK 30 \endif
 \if :{?SYMBOL_LIMIT} \else \set SYMBOL_LIMIT 25 \endif
 \pset null '(null)'
+\if :{?NOW} \else \set NOW '' \endif
+SELECT coalesce(nullif(:'NOW', '')::timestamptz,
+                (SELECT (max(date) + time '16:00') AT TIME ZONE 'America/New_York' FROM public.ohlcv),
+                now())                                                            AS "NOW"
+\gset
+SELECT (:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date AS "NOW_DATE"
+\gset
+-- NYSE full-day closures from 2000 (the exchange's rules, as kapman/calendar.py) as one array, so
+-- a weekday is told apart as a session or a holiday.
+WITH y AS (
+    SELECT g AS year, g % 19 AS a, g / 100 AS b, g % 100 AS c
+      FROM generate_series(2000, extract(year FROM :'NOW_DATE'::date)::int + 1) AS g
+), e AS (
+    SELECT year, a, b, c, (19 * a + b - b / 4 - (b - (b + 8) / 25 + 1) / 3 + 15) % 30 AS h FROM y
+), easter AS (
+    SELECT year, h, (32 + 2 * (b % 4) + 2 * (c / 4) - h - c % 4) % 7 AS l, a FROM e
+), rules AS (
+    SELECT year,
+           make_date(year, 1, 1) AS new_year, make_date(year, 7, 4) AS july4, make_date(year, 12, 25) AS xmas,
+           make_date(year, 6, 19) AS juneteenth,
+           make_date(year, (h + l - 7 * ((a + 11 * h + 22 * l) / 451) + 114) / 31,
+                     (h + l - 7 * ((a + 11 * h + 22 * l) / 451) + 114) % 31 + 1) AS easter
+      FROM easter
+), nth AS (   -- the n-th given weekday (0 = Sunday) of a month; n = 5 means the last one
+    SELECT r.*, m.month, m.dow, m.n,
+           CASE WHEN m.n < 5
+                THEN make_date(r.year, m.month, 1)
+                     + ((m.dow - extract(dow FROM make_date(r.year, m.month, 1))::int + 7) % 7 + 7 * (m.n - 1))
+                ELSE (make_date(r.year, m.month, 1) + interval '1 month' - interval '1 day')::date
+                     - ((extract(dow FROM make_date(r.year, m.month, 1) + interval '1 month' - interval '1 day')::int
+                         - m.dow + 7) % 7)
+           END AS day
+      FROM rules AS r
+     CROSS JOIN (VALUES (1, 1, 3), (2, 1, 3), (5, 1, 5), (9, 1, 1), (11, 4, 4)) AS m(month, dow, n)
+), observed AS (
+    SELECT year, d + CASE extract(dow FROM d) WHEN 6 THEN -1 WHEN 0 THEN 1 ELSE 0 END AS day
+      FROM rules CROSS JOIN LATERAL (VALUES (july4), (xmas), (CASE WHEN year >= 2022 THEN juneteenth END)) AS v(d)
+     WHERE d IS NOT NULL
+)
+SELECT '{' || string_agg(day::text, ',' ORDER BY day) || '}' AS "HOLIDAYS"
+  FROM (SELECT day FROM nth
+        UNION SELECT day FROM observed
+        UNION SELECT easter - 2 FROM rules
+        UNION SELECT new_year + CASE extract(dow FROM new_year) WHEN 0 THEN 1 ELSE 0 END FROM rules
+               WHERE extract(dow FROM new_year) <> 6    -- a Saturday New Year is not moved to Friday
+        UNION SELECT unnest('{2001-09-11,2001-09-12,2001-09-13,2001-09-14,2004-06-11,2007-01-02,2012-10-29,2012-10-30,2018-12-05,2025-01-09}'::date[])
+       ) AS closures
+\gset
+SELECT :'NOW_DATE'::date - (:'DAYS_BACK'::int - 1) AS "WINDOW_START"
+\gset
 \set QUIET off
-\echo 'OHLCV dashboard:' DAYS_BACK=:DAYS_BACK SYMBOL_LIMIT=:SYMBOL_LIMIT
+\echo 'OHLCV dashboard:' DAYS_BACK=:DAYS_BACK SYMBOL_LIMIT=:SYMBOL_LIMIT NOW=:NOW
 
--- Whole table.  Look for: max_date = the last trading day; weekdays_since_max_date 0 or 1
--- (1 = today's file not loaded yet); unresolved_ticker_rows 0 (bars whose ticker_id is not in tickers).
+-- One line.  OK: every trading day of the window whose file is due has bars, and every bar is
+-- sane; WARN: a day is missing or a rule is broken (the reason says which); FAIL: no bars at all.
+\echo
+\echo '== verdict =='
+WITH due AS (
+    SELECT g.day::date AS day
+      FROM generate_series(:'WINDOW_START'::date, :'NOW_DATE'::date, interval '1 day') AS g(day)
+     WHERE extract(isodow FROM g.day) < 6 AND g.day::date <> ALL (:'HOLIDAYS'::date[])
+       AND (g.day::date + 1 + time '11:00') AT TIME ZONE 'America/New_York' <= :'NOW'::timestamptz
+), missing AS (
+    SELECT count(*) AS days, min(day) AS first_day
+      FROM due WHERE NOT EXISTS (SELECT 1 FROM public.ohlcv AS o WHERE o.date = due.day)
+), insane AS (
+    SELECT count(*) AS rows
+      FROM public.ohlcv
+     WHERE high < low OR open < low OR open > high OR close < low OR close > high
+        OR least(open, high, low, close) <= 0 OR volume < 0
+        OR 'NaN' IN (open, high, low, close, volume) OR 'Infinity' IN (open, high, low, close, volume)
+        OR '-Infinity' IN (open, high, low, close, volume)
+)
+SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM public.ohlcv) THEN 'FAIL'
+            WHEN missing.days > 0 OR insane.rows > 0 THEN 'WARN' ELSE 'OK' END  AS verdict,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM public.ohlcv) THEN 'no bars: python -m scripts.ingest_ohlcv base'
+            WHEN missing.days > 0 THEN missing.days || ' due trading days without bars from ' || missing.first_day
+                                       || ': python -m scripts.nightly'
+            WHEN insane.rows > 0 THEN insane.rows || ' bars break an OHLC rule (see OHLC sanity)'
+            ELSE 'every due trading day since ' || :'WINDOW_START' || ' has bars; every bar is sane' END AS reason
+  FROM missing, insane;
+
+-- Whole table.  Look for: files_due_since_max_date 0 (trading days after max_date whose file is due
+-- by NOW); unresolved_ticker_rows 0 (bars whose ticker_id is not in tickers).
 \echo
 \echo '== coverage =='
 WITH per_ticker AS (
@@ -33,27 +115,26 @@ SELECT coalesce(sum(p.rows), 0)                               AS rows,
        min(p.min_date)                                        AS min_date,
        max(p.max_date)                                        AS max_date,
        (SELECT count(*)
-          FROM generate_series(max(p.max_date) + 1, current_date, interval '1 day') AS g(day)
-         WHERE extract(isodow FROM g.day) < 6)                AS weekdays_since_max_date
+          FROM generate_series(max(p.max_date) + 1, :'NOW_DATE'::date, interval '1 day') AS g(day)
+         WHERE extract(isodow FROM g.day) < 6 AND g.day::date <> ALL (:'HOLIDAYS'::date[])
+           AND (g.day::date + 1 + time '11:00') AT TIME ZONE 'America/New_York' <= :'NOW'::timestamptz)
+                                                              AS files_due_since_max_date
   FROM per_ticker AS p
   LEFT JOIN public.tickers AS t ON t.id = p.ticker_id;
 
 -- One line per weekday of the window (and per weekend day that has rows, which it should not).
--- Look for: "ok" everywhere; "no data (holiday or missing)" only on exchange holidays; "low" means
--- fewer than 90 % of the window's median ticker count, i.e. a partial file.
+-- Look for: "ok" everywhere but "holiday" (NYSE closed) and "not due yet" (the file is final at
+-- 11:00 New York the next day); "missing" is a due file not loaded; "low" is fewer than 90 % of the
+-- window's median ticker count, i.e. a partial file.
 \echo
-\echo '== rows per day (last DAYS_BACK calendar days up to the latest bar date; expected trading days = weekdays) =='
-WITH win AS (
-    SELECT coalesce(max(date), current_date)                               AS end_date,
-           coalesce(max(date), current_date) - (:'DAYS_BACK'::int - 1)     AS start_date
-      FROM public.ohlcv
-), days AS (
+\echo '== rows per day (the DAYS_BACK calendar days to NOW, NYSE calendar) =='
+WITH days AS (
     SELECT g.day::date AS day
-      FROM win, generate_series(win.start_date, win.end_date, interval '1 day') AS g(day)
+      FROM generate_series(:'WINDOW_START'::date, :'NOW_DATE'::date, interval '1 day') AS g(day)
 ), per_day AS (
     SELECT o.date, count(*) AS rows
-      FROM public.ohlcv AS o, win
-     WHERE o.date BETWEEN win.start_date AND win.end_date
+      FROM public.ohlcv AS o
+     WHERE o.date BETWEEN :'WINDOW_START'::date AND :'NOW_DATE'::date
      GROUP BY o.date
 ), typical AS (
     SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY rows) AS median_rows FROM per_day
@@ -63,7 +144,11 @@ SELECT d.day                          AS date,
        coalesce(p.rows, 0)            AS rows,
        CASE
            WHEN extract(isodow FROM d.day) >= 6 THEN 'weekend rows (unexpected)'
-           WHEN p.rows IS NULL                  THEN 'no data (holiday or missing)'
+           WHEN d.day = ANY (:'HOLIDAYS'::date[]) AND p.rows IS NULL THEN 'holiday'
+           WHEN d.day = ANY (:'HOLIDAYS'::date[]) THEN 'holiday rows (unexpected)'
+           WHEN p.rows IS NULL AND (d.day + 1 + time '11:00') AT TIME ZONE 'America/New_York'
+                                   > :'NOW'::timestamptz THEN 'not due yet'
+           WHEN p.rows IS NULL                  THEN 'missing'
            WHEN p.rows < 0.9 * typical.median_rows THEN 'low (< 90% of window median)'
            ELSE 'ok'
        END                            AS status
@@ -73,21 +158,17 @@ SELECT d.day                          AS date,
  WHERE extract(isodow FROM d.day) < 6 OR p.rows IS NOT NULL
  ORDER BY d.day DESC;
 
--- A gap is a trading day of the window (a date on which any ticker has a bar, so holidays never
--- count) that a ticker skipped between its first and last bar of the window.
--- Expected: 0 tickers with gaps (a few halted names are normal on a real market).
+-- A halted ticker skipped a day the market traded (a date on which other tickers have bars)
+-- between its first and last bar of the window.  A few on a real market are normal; a day missing
+-- for everyone is not listed here but under "rows per day" as "missing".
 \echo
-\echo '== gaps: tickers missing days in the window they traded before and after (expected: 0 rows) =='
-WITH win AS (
-    SELECT coalesce(max(date), current_date)                               AS end_date,
-           coalesce(max(date), current_date) - (:'DAYS_BACK'::int - 1)     AS start_date
-      FROM public.ohlcv
-), trading_days AS (
-    SELECT DISTINCT o.date FROM public.ohlcv AS o, win WHERE o.date BETWEEN win.start_date AND win.end_date
+\echo '== gaps: halted tickers, days skipped while the market traded (informational) =='
+WITH trading_days AS (
+    SELECT DISTINCT o.date FROM public.ohlcv AS o WHERE o.date BETWEEN :'WINDOW_START'::date AND :'NOW_DATE'::date
 ), span AS (
     SELECT o.ticker_id, min(o.date) AS first_day, max(o.date) AS last_day, count(*) AS bars
-      FROM public.ohlcv AS o, win
-     WHERE o.date BETWEEN win.start_date AND win.end_date
+      FROM public.ohlcv AS o
+     WHERE o.date BETWEEN :'WINDOW_START'::date AND :'NOW_DATE'::date
      GROUP BY o.ticker_id
 ), gapped AS (
     SELECT s.*,
@@ -108,6 +189,29 @@ SELECT t.symbol,
   JOIN public.tickers AS t ON t.id = g.ticker_id
  WHERE g.missing_days > 0
  ORDER BY g.missing_days DESC, t.symbol
+ LIMIT :'SYMBOL_LIMIT'::int;
+
+-- Tickers whose bars start or stop inside the window: new listings (first bar later than both the
+-- window start and the table's first date) and delistings (inactive, last bar in the window).
+-- Not gaps: they did not trade.
+\echo
+\echo '== listed or delisted in the window (informational) =='
+WITH span AS (
+    SELECT o.ticker_id, min(o.date) AS first_bar, max(o.date) AS last_bar
+      FROM public.ohlcv AS o
+     GROUP BY o.ticker_id
+), firsts AS (
+    SELECT greatest(:'WINDOW_START'::date, min(date)) AS since FROM public.ohlcv
+)
+SELECT t.symbol,
+       CASE WHEN s.first_bar > firsts.since THEN 'listed' ELSE 'delisted' END AS event,
+       s.first_bar,
+       s.last_bar
+  FROM span AS s
+  JOIN public.tickers AS t ON t.id = s.ticker_id
+ CROSS JOIN firsts
+ WHERE s.first_bar > firsts.since OR (NOT t.active AND s.last_bar >= :'WINDOW_START'::date)
+ ORDER BY event, t.symbol
  LIMIT :'SYMBOL_LIMIT'::int;
 
 -- Whole table, one line per rule.  Expected: violations 0 on every line.
@@ -142,7 +246,7 @@ SELECT v.rule,
 \echo
 \echo '== zero-volume rows =='
 WITH win AS (
-    SELECT coalesce(max(date), current_date) - (:'DAYS_BACK'::int - 1) AS start_date FROM public.ohlcv
+    SELECT :'WINDOW_START'::date AS start_date
 )
 SELECT count(*) FILTER (WHERE o.volume = 0)                                  AS zero_volume_rows_all_history,
        count(*) FILTER (WHERE o.volume = 0 AND o.date >= win.start_date)     AS zero_volume_rows_in_window,
@@ -151,7 +255,7 @@ SELECT count(*) FILTER (WHERE o.volume = 0)                                  AS 
   FROM public.ohlcv AS o, win;
 
 WITH win AS (
-    SELECT coalesce(max(date), current_date) - (:'DAYS_BACK'::int - 1) AS start_date FROM public.ohlcv
+    SELECT :'WINDOW_START'::date AS start_date
 )
 SELECT t.symbol, count(*) AS zero_volume_days, min(o.date) AS first_date, max(o.date) AS last_date
   FROM public.ohlcv AS o
@@ -167,9 +271,7 @@ SELECT t.symbol, count(*) AS zero_volume_days, min(o.date) AS first_date, max(o.
 \echo
 \echo '== thinnest symbols in the window (by bars, then average volume) =='
 WITH win AS (
-    SELECT coalesce(max(date), current_date)                               AS end_date,
-           coalesce(max(date), current_date) - (:'DAYS_BACK'::int - 1)     AS start_date
-      FROM public.ohlcv
+    SELECT :'NOW_DATE'::date AS end_date, :'WINDOW_START'::date AS start_date
 )
 SELECT t.symbol,
        t.type,
@@ -189,15 +291,13 @@ SELECT t.symbol,
 \echo
 \echo '== busiest symbols in the window (by average volume) =='
 WITH win AS (
-    SELECT coalesce(max(date), current_date)                               AS end_date,
-           coalesce(max(date), current_date) - (:'DAYS_BACK'::int - 1)     AS start_date
-      FROM public.ohlcv
+    SELECT :'NOW_DATE'::date AS end_date, :'WINDOW_START'::date AS start_date
 )
 SELECT t.symbol,
        t.type,
        count(*)                          AS bars,
        round(avg(o.volume)::numeric, 0)  AS avg_volume,
-       round(avg(o.close)::numeric, 4)   AS avg_close,
+       round(avg(o.close)::numeric, 2)   AS avg_close,
        max(o.date)                       AS last_date
   FROM public.ohlcv AS o
   JOIN public.tickers AS t ON t.id = o.ticker_id

@@ -1,9 +1,11 @@
 -- Options chains dashboard: the latest snapshot of public.options_chains, its greeks, its coverage of
 -- the active watchlists, the recent snapshot history and the options ingestion runs.
 --
---   psql -X -v ON_ERROR_STOP=1 [-v DAYS_BACK=14] -f docs/runbooks/options_chains_dashboard.sql
+--   psql -X -v ON_ERROR_STOP=1 [-v NOW="$KAPMAN_NOW"] [-v DAYS_BACK=14] -f docs/runbooks/options_chains_dashboard.sql
 --   docker exec -i kapman-db psql -U kapman -d kapman -v ON_ERROR_STOP=1 < docs/runbooks/options_chains_dashboard.sql
 --
+-- NOW: KapMan's clock (an ISO timestamp; pass -v NOW="$KAPMAN_NOW" to replay a day).  Every age,
+--   window and due date is measured from it.  Default: the newest snapshot's time.
 -- DAYS_BACK (default 14): days of snapshot history listed, counted back from the latest snapshot.
 -- Every ingestion run writes all of its rows with one snapshot time, so "latest snapshot" means
 -- the rows with time = max(time).  Only the latest snapshot and the history window are scanned.
@@ -12,15 +14,96 @@
 \set QUIET on
 \if :{?DAYS_BACK} \else \set DAYS_BACK 14 \endif
 \pset null '(null)'
+\if :{?NOW} \else \set NOW '' \endif
+SELECT coalesce(nullif(:'NOW', '')::timestamptz,
+                (SELECT max(time) FROM public.options_chains),
+                now())                                                            AS "NOW"
+\gset
+SELECT (:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date AS "NOW_DATE"
+\gset
+-- NYSE full-day closures from 2000 (the exchange's rules, as kapman/calendar.py) as one array, so
+-- a weekday is told apart as a session or a holiday.
+WITH y AS (
+    SELECT g AS year, g % 19 AS a, g / 100 AS b, g % 100 AS c
+      FROM generate_series(2000, extract(year FROM :'NOW_DATE'::date)::int + 1) AS g
+), e AS (
+    SELECT year, a, b, c, (19 * a + b - b / 4 - (b - (b + 8) / 25 + 1) / 3 + 15) % 30 AS h FROM y
+), easter AS (
+    SELECT year, h, (32 + 2 * (b % 4) + 2 * (c / 4) - h - c % 4) % 7 AS l, a FROM e
+), rules AS (
+    SELECT year,
+           make_date(year, 1, 1) AS new_year, make_date(year, 7, 4) AS july4, make_date(year, 12, 25) AS xmas,
+           make_date(year, 6, 19) AS juneteenth,
+           make_date(year, (h + l - 7 * ((a + 11 * h + 22 * l) / 451) + 114) / 31,
+                     (h + l - 7 * ((a + 11 * h + 22 * l) / 451) + 114) % 31 + 1) AS easter
+      FROM easter
+), nth AS (   -- the n-th given weekday (0 = Sunday) of a month; n = 5 means the last one
+    SELECT r.*, m.month, m.dow, m.n,
+           CASE WHEN m.n < 5
+                THEN make_date(r.year, m.month, 1)
+                     + ((m.dow - extract(dow FROM make_date(r.year, m.month, 1))::int + 7) % 7 + 7 * (m.n - 1))
+                ELSE (make_date(r.year, m.month, 1) + interval '1 month' - interval '1 day')::date
+                     - ((extract(dow FROM make_date(r.year, m.month, 1) + interval '1 month' - interval '1 day')::int
+                         - m.dow + 7) % 7)
+           END AS day
+      FROM rules AS r
+     CROSS JOIN (VALUES (1, 1, 3), (2, 1, 3), (5, 1, 5), (9, 1, 1), (11, 4, 4)) AS m(month, dow, n)
+), observed AS (
+    SELECT year, d + CASE extract(dow FROM d) WHEN 6 THEN -1 WHEN 0 THEN 1 ELSE 0 END AS day
+      FROM rules CROSS JOIN LATERAL (VALUES (july4), (xmas), (CASE WHEN year >= 2022 THEN juneteenth END)) AS v(d)
+     WHERE d IS NOT NULL
+)
+SELECT '{' || string_agg(day::text, ',' ORDER BY day) || '}' AS "HOLIDAYS"
+  FROM (SELECT day FROM nth
+        UNION SELECT day FROM observed
+        UNION SELECT easter - 2 FROM rules
+        UNION SELECT new_year + CASE extract(dow FROM new_year) WHEN 0 THEN 1 ELSE 0 END FROM rules
+               WHERE extract(dow FROM new_year) <> 6    -- a Saturday New Year is not moved to Friday
+        UNION SELECT unnest('{2001-09-11,2001-09-12,2001-09-13,2001-09-14,2004-06-11,2007-01-02,2012-10-29,2012-10-30,2018-12-05,2025-01-09}'::date[])
+       ) AS closures
+\gset
 \set QUIET off
-\echo 'Options chains dashboard:' DAYS_BACK=:DAYS_BACK
+\echo 'Options chains dashboard:' DAYS_BACK=:DAYS_BACK NOW=:NOW
 
--- Look for: snapshot_time = the last run; symbols close to the number of active watchlist symbols
+-- One line.  A session's snapshot can only be taken from its 16:00 close to midnight New York:
+-- OK when every closed session of the last DAYS_BACK days (since the first snapshot) has one;
+-- WARN when today's is still to take (pending) or one was never taken (lost for good); FAIL: none.
+\echo
+\echo '== verdict =='
+WITH sessions AS (
+    SELECT g.day::date AS day
+      FROM generate_series(greatest(:'NOW_DATE'::date - :'DAYS_BACK'::int,
+                                    (SELECT (min(time) AT TIME ZONE 'America/New_York')::date
+                                       FROM public.options_chains)),
+                           :'NOW_DATE'::date, interval '1 day') AS g(day)
+     WHERE extract(isodow FROM g.day) < 6 AND g.day::date <> ALL (:'HOLIDAYS'::date[])
+       AND (g.day::date + time '16:00') AT TIME ZONE 'America/New_York' <= :'NOW'::timestamptz
+), taken AS (
+    SELECT DISTINCT (time AT TIME ZONE 'America/New_York')::date AS day
+      FROM public.options_chains
+     WHERE time >= (:'NOW_DATE'::date - :'DAYS_BACK'::int)::timestamp AT TIME ZONE 'America/New_York'
+), missing AS (
+    SELECT string_agg(day::text, ', ' ORDER BY day) FILTER (WHERE day < :'NOW_DATE'::date) AS lost,
+           bool_or(day = :'NOW_DATE'::date)                                              AS pending
+      FROM sessions WHERE day NOT IN (SELECT day FROM taken)
+)
+SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM public.options_chains) THEN 'FAIL'
+            WHEN missing.lost IS NOT NULL OR missing.pending THEN 'WARN' ELSE 'OK' END AS verdict,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM public.options_chains)
+                THEN 'no snapshots: python -m scripts.nightly after the 16:00 close'
+            WHEN missing.pending THEN 'today''s session has closed without a snapshot: python -m scripts.nightly '
+                                      || 'before midnight New York'
+                                      || coalesce('; lost: ' || missing.lost, '')
+            WHEN missing.lost IS NOT NULL THEN 'lost for good (never taken): ' || missing.lost
+            ELSE 'every closed session of the last ' || :'DAYS_BACK' || ' days has a snapshot' END AS reason
+  FROM missing;
+
+-- Look for: snapshot_time = the last run (age since it, by NOW); symbols close to the number of active watchlist symbols
 -- (see "watchlist coverage"); calls and puts of the same order; unresolved_ticker_rows 0.
 \echo
 \echo '== latest snapshot =='
 SELECT max(oc.time)                                   AS snapshot_time,
-       date_trunc('second', now() - max(oc.time))     AS age,
+       date_trunc('minute', :'NOW'::timestamptz - max(oc.time)) AS age,
        count(DISTINCT t.symbol)                       AS symbols,
        count(*)                                       AS contracts,
        count(*) FILTER (WHERE oc.option_type = 'C')   AS calls,
@@ -44,7 +127,7 @@ SELECT t.symbol,
        count(DISTINCT oc.expiration_date)            AS expirations,
        min(oc.expiration_date)                       AS first_expiration,
        max(oc.expiration_date)                       AS last_expiration,
-       max(oc.underlying_price)                      AS underlying_price,
+       round(max(oc.underlying_price)::numeric, 2)   AS underlying_price,
        coalesce(sum(oc.open_interest), 0)            AS open_interest
   FROM public.options_chains AS oc
   JOIN public.tickers AS t ON t.id = oc.ticker_id

@@ -10,6 +10,30 @@
 \set QUIET off
 \echo 'Tickers and watchlists dashboard'
 
+-- One line.  FAIL: no tickers (nothing can be ingested); WARN: an active watchlist symbol has no
+-- ticker or an inactive one; OK otherwise.
+\echo
+\echo '== verdict =='
+WITH members AS (
+    SELECT DISTINCT w.symbol, t.id, t.active
+      FROM public.watchlists AS w LEFT JOIN public.tickers AS t ON t.symbol = w.symbol
+     WHERE w.active
+), c AS (
+    SELECT (SELECT count(*) FROM public.tickers)                   AS tickers,
+           (SELECT count(*) FROM members)                          AS symbols,
+           (SELECT count(*) FROM members WHERE id IS NULL)         AS unresolved,
+           (SELECT count(*) FROM members WHERE NOT active)         AS inactive
+)
+SELECT CASE WHEN tickers = 0 THEN 'FAIL' WHEN unresolved + inactive > 0 OR symbols = 0 THEN 'WARN'
+            ELSE 'OK' END                                                                        AS verdict,
+       CASE WHEN tickers = 0 THEN 'no tickers: python -m scripts.ingest_tickers --force'
+            WHEN symbols = 0 THEN 'no active watchlist symbol: python -m scripts.ingest_watchlists'
+            WHEN unresolved + inactive > 0
+                THEN unresolved || ' active watchlist symbols without a ticker, ' || inactive
+                     || ' with an inactive one: correct data/watchlists/*.txt'
+            ELSE tickers || ' tickers; all ' || symbols || ' active watchlist symbols resolve' END AS reason
+  FROM c;
+
 -- Look for: some 10-12 thousand active tickers after a full load; last_updated_utc recent.
 \echo
 \echo '== ticker universe =='

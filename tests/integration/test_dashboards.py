@@ -23,19 +23,20 @@ PSQL = shutil.which("psql") or "/usr/bin/psql"
 
 #: Every dashboard and the section titles (prefixes) it must print.
 SECTIONS = {
-    "ohlcv_dashboard.sql": ["coverage", "rows per day", "gaps", "OHLC sanity", "zero-volume rows",
+    "ohlcv_dashboard.sql": ["verdict", "coverage", "rows per day", "gaps", "listed or delisted", "OHLC sanity",
+                            "zero-volume rows",
                             "thinnest symbols", "busiest symbols", "watchlist coverage",
                             "ingest_files ledger summary", "latest loads"],
-    "options_chains_dashboard.sql": ["latest snapshot", "contracts per symbol", "NULL greeks and IV",
+    "options_chains_dashboard.sql": ["verdict", "latest snapshot", "contracts per symbol", "NULL greeks and IV",
                                      "symbols with the most NULL gamma", "contracts per expiration",
                                      "watchlist coverage", "snapshot history", "latest options ingest runs"],
-    "tickers_watchlists_dashboard.sql": ["ticker universe", "universe by type", "watchlist membership",
+    "tickers_watchlists_dashboard.sql": ["verdict", "ticker universe", "universe by type", "watchlist membership",
                                          "unresolved active watchlist symbols",
                                          "inactive tickers still on active watchlists"],
-    "daily_snapshots_dashboard.sql": ["A2 coverage per date", "null indicator shares", "integrity checks",
+    "daily_snapshots_dashboard.sql": ["verdict", "A2 coverage per date", "null indicator shares", "integrity checks",
                                       "offending rows", "key values for", "price_metrics_json for",
                                       "technical_indicators_json for"],
-    "dealer_metrics_dashboard.sql": ["status distribution per date", "walls and gamma flip",
+    "dealer_metrics_dashboard.sql": ["verdict", "status distribution per date", "walls and gamma flip",
                                      "INVALID and LIMITED reasons", "active watchlist symbols without dealer",
                                      "sample payloads"],
 }
@@ -124,12 +125,16 @@ def test_every_dashboard_runs_on_an_empty_database(fresh_db: str) -> None:
         for title in titles:
             section(out, title)
     ohlcv = run(fresh_db, "ohlcv_dashboard.sql")
+    assert table(run(fresh_db, "tickers_watchlists_dashboard.sql"), "verdict")[0]["verdict"] == "FAIL"
     assert {r["violations"] for r in table(ohlcv, "OHLC sanity")} == {"0"}
     assert table(ohlcv, "coverage")[0]["rows"] == "0"
     snapshots = run(fresh_db, "daily_snapshots_dashboard.sql")
     assert {r["violations"] for r in table(snapshots, "integrity checks")} == {"0"}
     dealer = run(fresh_db, "dealer_metrics_dashboard.sql")
     assert "Selected date (SNAPSHOT_N): none\n" in dealer
+    assert table(ohlcv, "verdict")[0]["verdict"] == "FAIL"
+    assert table(run(fresh_db, "options_chains_dashboard.sql"), "verdict")[0]["verdict"] == "FAIL"
+    assert table(dealer, "verdict")[0] == {"verdict": "WARN", "reason": "no option snapshots to compute from"}
     assert table(dealer, "walls and gamma flip") == []
 
 
@@ -146,13 +151,20 @@ def test_ohlcv_dashboard_on_hydrated_database(hydrated: tuple[str, Hydrated]) ->
         "high < low": "0", "open outside [low, high]": "0", "close outside [low, high]": "0",
         "open/high/low/close <= 0": "0", "volume < 0": "0", "NaN or infinite price or volume": "0"}
 
+    # NOW defaults to the data's clock: the close of the newest date with bars.
+    assert "NOW=2025-12-19 21:00:00+00" in out
+    assert table(out, "verdict") == [{"verdict": "OK", "reason": "every due trading day since 2025-11-20 has bars; "
+                                                                 "every bar is sane"}]
+    assert (coverage["files_due_since_max_date"]) == "0"
     days = by(table(out, "rows per day"), "date")
     assert len(days) == 22                                            # weekdays 2025-11-20 .. 2025-12-19
-    assert days[HOLIDAY.isoformat()]["status"] == "no data (holiday or missing)"
+    assert days[HOLIDAY.isoformat()]["status"] == "holiday"           # NYSE calendar: Thanksgiving
     assert days["2025-12-19"] == {"date": "2025-12-19", "dow": "Fri", "rows": "4", "status": "ok"}
 
+    # MSFT's missing day is a halt (the market traded), not a missing day.
     gaps = table(out, "gaps")
     assert [(g["symbol"], g["missing_dates"]) for g in gaps] == [(GAP[0], GAP[1].isoformat())]
+    assert table(out, "listed or delisted") == []
     assert [r["symbol"] for r in table(out, "busiest symbols")] == ["NVDA", "SPY", "AAPL", "MSFT"]
     assert table(out, "zero-volume rows", 1)[0]["symbol"] == "NVDA"
 
@@ -175,6 +187,30 @@ def test_ohlcv_variables_from_the_command_line_win(url: str) -> None:
     assert len(table(out, "busiest symbols")) == 3
     assert len(table(out, "thinnest symbols")) == 3
     assert table(out, "gaps") == []                                   # MSFT's gap is outside 5 days
+
+
+def test_ohlcv_dashboard_by_kapmans_clock(url: str) -> None:
+    # Tuesday 2025-12-23 12:00 New York: Monday's file is due and missing, Tuesday's is not due yet.
+    out = run(url, "ohlcv_dashboard.sql", "NOW=2025-12-23T17:00:00Z", "DAYS_BACK=10")
+    verdict = table(out, "verdict")[0]
+    assert verdict["verdict"] == "WARN"
+    assert verdict["reason"] == "1 due trading days without bars from 2025-12-22: python -m scripts.nightly"
+    assert table(out, "coverage")[0]["files_due_since_max_date"] == "1"
+    days = by(table(out, "rows per day"), "date")
+    assert (days["2025-12-22"]["status"], days["2025-12-23"]["status"]) == ("missing", "not due yet")
+    assert days["2025-12-19"]["status"] == "ok" and len(days) == 7     # weekdays 2025-12-15 .. 2025-12-23
+
+
+def test_ohlcv_dashboard_lists_new_listings_apart_from_gaps(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        hydrate(conn)
+        conn.execute("DELETE FROM public.ohlcv WHERE date < '2025-12-10' AND ticker_id = "
+                     "(SELECT id FROM public.tickers WHERE symbol = 'SPY')")
+    out = run(fresh_db, "ohlcv_dashboard.sql")
+    assert [(r["symbol"], r["event"], r["first_bar"]) for r in table(out, "listed or delisted")] == \
+        [("SPY", "listed", "2025-12-10")]
+    assert [g["symbol"] for g in table(out, "gaps")] == [GAP[0]]
+    assert table(out, "verdict")[0]["verdict"] == "OK"
 
 
 # --- options chains -------------------------------------------------------------------------------
@@ -206,6 +242,19 @@ def test_options_chains_dashboard_on_hydrated_database(hydrated: tuple[str, Hydr
     assert [(h["symbols"], h["contracts"]) for h in history] == \
         [("2", str(latest_rows)), ("3", str(min(counts.options_rows.items())[1]))]
     assert [r["status"] for r in table(out, "latest options ingest runs")] == ["partial", "ok"]
+    # NOW defaults to the newest snapshot: no age, nothing pending or lost.
+    assert latest["age"] == "00:00:00"
+    assert table(out, "verdict")[0] == {"verdict": "OK",
+                                        "reason": "every closed session of the last 14 days has a snapshot"}
+
+
+def test_options_dashboard_by_kapmans_clock(url: str) -> None:
+    monday_evening = run(url, "options_chains_dashboard.sql", "NOW=2025-12-22T22:00:00Z")
+    assert table(monday_evening, "latest snapshot")[0]["age"] == "3 days 00:55:00"
+    verdict = table(monday_evening, "verdict")[0]
+    assert verdict["verdict"] == "WARN" and verdict["reason"].startswith("today's session has closed without")
+    tuesday = table(run(url, "options_chains_dashboard.sql", "NOW=2025-12-23T15:00:00Z"), "verdict")[0]
+    assert tuesday == {"verdict": "WARN", "reason": "lost for good (never taken): 2025-12-22"}
 
 
 # --- tickers and watchlists -----------------------------------------------------------------------
@@ -219,6 +268,8 @@ def test_tickers_watchlists_dashboard_on_hydrated_database(url: str) -> None:
         ("7", "6", "1")
     assert [r["symbol"] for r in table(out, "unresolved active watchlist symbols")] == [UNRESOLVED]
     assert [r["symbol"] for r in table(out, "inactive tickers still on active watchlists")] == ["OLDCO"]
+    assert table(out, "verdict") == [{"verdict": "WARN", "reason": "1 active watchlist symbols without a ticker, "
+                                      "1 with an inactive one: correct data/watchlists/*.txt"}]
 
 
 # --- daily snapshots ------------------------------------------------------------------------------
@@ -234,6 +285,9 @@ def test_daily_snapshots_dashboard_on_hydrated_database(url: str) -> None:
         "duplicate (ticker, date) pairs": "0", "rows not stamped 16:00 America/New_York": "0",
         "rows on a date without a bar for the ticker": "0", "rows whose ticker_id is not in tickers": "0"}
     assert table(out, "offending rows") == []
+    # A2 began on 2025-12-15 (the window's older dates have bars only, and are not a gap).
+    assert table(out, "verdict") == [{"verdict": "OK",
+                                      "reason": "one A2 row per bar on every date since A2 began in the window"}]
 
     shares = by(table(out, "null indicator shares"), "path")
     assert (shares["momentum.rsi.rsi"]["rows"], shares["momentum.rsi.rsi"]["null_pct"]) == ("4", "0.0")
@@ -271,7 +325,15 @@ def test_dealer_metrics_dashboard_on_hydrated_database(url: str) -> None:
     reasons = {(r["status"], r["reason"]): r["examples"] for r in table(out, "INVALID and LIMITED reasons")}
     assert reasons == {("INVALID", "no_snapshot"): "MSFT", ("LIMITED", "few_eligible_contracts"): "SPY"}
     assert [r["symbol"] for r in table(out, "active watchlist symbols without dealer")] == ["NVDA"]
-    payloads = section(out, "sample payloads")
+    assert table(out, "verdict") == [{"verdict": "WARN", "reason": "1 active watchlist symbols without dealer "
+                                      "metrics on 2025-12-19: python -m scripts.run_a3_dealer_metrics --date "
+                                      "2025-12-19"}]                # NVDA
+    # Summaries by default, whole documents only when asked for.
+    samples = table(out, "sample payloads")
+    assert [(r["symbol"], r["status"]) for r in samples] == [("AAPL", "FULL"), ("MSFT", "INVALID"),
+                                                             ("SPY", "LIMITED")]
+    assert samples[1]["status_reason"] == "no_snapshot" and '"status": ' not in section(out, "sample payloads")
+    payloads = section(run(url, "dealer_metrics_dashboard.sql", "PAYLOADS=on"), "sample payloads")
     assert payloads.count('"status": ') == 3 and "(3 rows)" in payloads
     assert payloads.index('"status": "FULL"') < payloads.index('"status": "INVALID"')
 
@@ -314,6 +376,9 @@ def test_integrity_checks_report_violations(fresh_db: str) -> None:
     assert checks["duplicate (ticker, date) pairs"] == "1"
     assert checks["rows not stamped 16:00 America/New_York"] == "1"
     assert checks["rows on a date without a bar for the ticker"] == "1"
+    # MSFT's stray row makes A2 appear to begin on 2025-12-03, so the dates after it read as missing.
+    assert table(out, "verdict")[0] == {
+        "verdict": "WARN", "reason": "7 dates with bars and no A2 from 2025-12-04: python -m scripts.nightly"}
     offending = {(r["symbol"], r["date"]): r["problems"] for r in table(out, "offending rows")}
     assert offending[("MSFT", "2025-12-03")] == "no bar that date"
     assert offending[("AAPL", "2025-12-19")].startswith("duplicate date")

@@ -1,0 +1,226 @@
+"""The nightly: work out what is due by KapMan's clock and the NYSE calendar, and do it in order.
+
+Tickers and watchlists (once per New York day), OHLCV for every trading day of the retention
+window whose flat file is not loaded or was republished, the options snapshot when today's
+session has closed and has none yet, A2 for every date with bars and no A2, A3 for every date
+with a snapshot and no A3.  Idempotent: run it twice and the second run finds nothing due.
+A snapshot that was not taken on its day is reported as lost, never taken late under its date.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+
+from kapman import clock
+from kapman.config import Settings
+from kapman.db import lifecycle, runs
+from kapman.db.connect import connect
+from kapman.db.errors import is_connection_lost, wrap
+from kapman.errors import ConnectionLost, DatabaseError, KapManError, UsageError
+from kapman.ops import lock, sessions, steps
+from kapman.ops.checks import day_list, span
+from kapman.ops.inventory import Inventory, a2_missing, a3_missing, take, window_start
+from kapman.progress import NullProgress, Progress
+from kapman.providers.flatfiles import source_from_settings
+from kapman.step import StepResult
+
+log = logging.getLogger(__name__)
+
+#: Lost snapshots are reported by the nightly run after the loss; with no earlier nightly, the
+#: sessions this far back are looked at.
+LOST_LOOKBACK_SESSIONS = 10
+
+ORDER = ("tickers", "watchlists", "ohlcv", "options", "a2", "a3")
+
+
+@dataclass
+class Task:
+    step: str
+    reason: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    now: datetime
+    tasks: list[Task] = field(default_factory=list)
+    lost: list[date] = field(default_factory=list)          # snapshots never taken, newly lost
+    unpublished: list[date] = field(default_factory=list)   # files due and not on the source
+
+    def render(self) -> str:
+        ny = self.now.astimezone(clock.NEW_YORK)
+        lines = [f"nightly plan as of {ny:%Y-%m-%d %H:%M} New York (KapMan's clock):"]
+        lines += [f"  {t.step:<10} {t.reason}" for t in self.tasks] or ["  nothing is due"]
+        if self.lost:
+            lines.append(f"  lost       option snapshots never taken: {day_list(self.lost)} (cannot be taken now)")
+        if self.unpublished:
+            lines.append(f"  waiting    flat files due and not published yet: {day_list(self.unpublished)}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"now": self.now, "tasks": [{"step": t.step, "reason": t.reason, **t.args} for t in self.tasks],
+                "lost_snapshots": self.lost, "unpublished_files": self.unpublished}
+
+
+# -- planning ------------------------------------------------------------------------------------
+
+def _tickers_refreshed_today(conn: psycopg.Connection, today: date) -> bool:
+    row = conn.execute("SELECT max(coalesce(clock_finished_at, finished_at)) FROM public.ingest_runs "
+                       "WHERE job = 'tickers' AND status IN ('ok', 'nothing-to-do')").fetchone()
+    return bool(row and row[0] and clock.ny_date_of(row[0]) >= today)
+
+
+def _last_nightly(conn: psycopg.Connection) -> datetime | None:
+    row = conn.execute("SELECT max(coalesce(clock_started_at, started_at)) FROM public.ingest_runs "
+                       "WHERE job = 'nightly' AND status <> 'running'").fetchone()
+    return row[0] if row else None
+
+
+def lost_snapshots(conn: psycopg.Connection, inv: Inventory, now: datetime) -> list[date]:
+    """Sessions whose snapshot window closed without a snapshot, since the previous nightly."""
+    if not inv.snapshots:
+        return []
+    closed = sessions.closed_sessions(min(inv.snapshots), now)
+    lost = [d for d in closed if d not in inv.snapshots and sessions.snapshot_window_over(d, now)]
+    previous = _last_nightly(conn)
+    if previous is None:
+        return [d for d in lost if d in set(closed[-LOST_LOOKBACK_SESSIONS:])]
+    return [d for d in lost if sessions.snapshot_window_end(d) > previous]
+
+
+def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = None) -> Plan:
+    now = now or clock.now()
+    today = clock.ny_date_of(now)
+    result = Plan(now)
+    inv = take(conn, window_start(conn, now))
+    has_tickers = conn.execute("SELECT EXISTS (SELECT 1 FROM public.tickers)").fetchone()[0]  # type: ignore[index]
+    if not has_tickers or not _tickers_refreshed_today(conn, today):
+        result.tasks.append(Task("tickers", "refresh the ticker universe (once per New York day)"))
+        result.tasks.append(Task("watchlists", f"reconcile {settings.watchlists_dir}/*.txt with the new universe"))
+
+    # OHLCV: every file of the window not in the ledger under its current ETag.
+    refs = source_from_settings(settings).list_files(inv.start, today)
+    etags = inv.ledger_etags()
+    new = sorted({r.day for r in refs if r.key not in etags})
+    republished = sorted({r.day for r in refs if r.key in etags and etags[r.key] != r.etag})
+    todo = sorted({*new, *republished})
+    if todo:
+        parts = [f"{len(new)} new ({day_list(new, 3)})" if new else "",
+                 f"{len(republished)} republished ({day_list(republished, 3)})" if republished else ""]
+        result.tasks.append(Task("ohlcv", "flat files " + ", ".join(p for p in parts if p),
+                                 {"start": todo[0], "end": todo[-1]}))
+    # Due days the source lacks, after the first day it or the table has (history before that
+    # simply does not exist there).
+    listed = {r.day for r in refs}
+    oldest = min([*inv.bars, *listed], default=None)
+    result.unpublished = [d for d in sessions.ohlcv_due_days(inv.start, now)
+                          if oldest is not None and d > oldest and d not in inv.bars and d not in listed]
+
+    session = sessions.snapshot_session(now)
+    reconciling = any(t.step == "watchlists" for t in result.tasks)
+    if session is not None and session not in inv.snapshots and (inv.watchlist_symbols or reconciling):
+        scope = f"{inv.watchlist_symbols} watchlist symbols" if inv.watchlist_symbols else "the watchlist symbols"
+        result.tasks.append(Task("options", f"snapshot of {session}'s session ({scope}), before midnight New York"))
+    result.lost = lost_snapshots(conn, inv, now)
+
+    # A2 begins where it first ran; a warehouse without any A2 starts at the newest date.
+    newest = max([*inv.bars, *new], default=None)
+    a2_from = min(inv.a2) if inv.a2 else newest
+    a2_dates = sorted({*a2_missing(inv), *(d for d in new if a2_from is not None and d >= a2_from)})
+    if a2_dates:
+        result.tasks.append(Task("a2", f"{len(a2_dates)} dates with bars and no A2 ({span(a2_dates)})",
+                                 {"dates": a2_dates}))
+    a3_dates = a3_missing(inv)
+    if session is not None and any(t.step == "options" for t in result.tasks):
+        a3_dates = sorted({*a3_dates, session})
+    if a3_dates:
+        result.tasks.append(Task("a3", f"{len(a3_dates)} dates with a snapshot and no A3 ({span(a3_dates)})",
+                                 {"dates": a3_dates}))
+    return result
+
+
+# -- doing ---------------------------------------------------------------------------------------
+
+Runner = Callable[..., StepResult]
+RUNNERS: dict[str, Runner] = {"tickers": steps.tickers, "watchlists": steps.watchlists, "ohlcv": steps.ohlcv,
+                              "options": steps.options, "a2": steps.a2, "a3": steps.a3}
+
+
+def _run_task(settings: Settings, conn: psycopg.Connection, task: Task, progress: Progress,
+              result: StepResult) -> None:
+    """One step; a failure is recorded and the next step still runs.  A2 and A3 take the dates
+    the plan foresaw (the bars and the snapshot the steps before them were to add): asking the
+    database again would cost a full inventory each on a full market."""
+    args = task.args
+    log.info("nightly: %s: %s", task.step, task.reason)
+    try:
+        sub = RUNNERS[task.step](settings, conn, progress, **args)
+    except (KapManError, psycopg.Error) as exc:
+        if isinstance(exc, psycopg.Error) and is_connection_lost(exc):
+            raise ConnectionLost(result.done, "steps") from exc
+        error = wrap(exc, task.step) if isinstance(exc, psycopg.Error) else exc
+        if isinstance(error, DatabaseError) and error.transient:
+            raise error from exc    # the database is going away: stop; the next nightly resumes
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        result.fail(task.step, error.message)     # the other steps still run
+        log.error("nightly: %s failed: %s", task.step, error.message)
+        return
+    sub.stop_clock()
+    result.details["steps"][task.step] = sub.as_dict()
+    log.info("nightly: %s", sub.summary())
+    if sub.failures:
+        first = sub.failures[0]
+        result.fail(task.step, f"{len(sub.failures)} {sub.unit} failed (first {first.unit}: {first.reason})")
+    else:
+        result.done += 1
+    result.written += sub.written
+
+
+def run(settings: Settings, progress: Progress | None = None, *, dry_run: bool = False) -> StepResult:
+    """The nightly step: the plan, then each task in order, under the nightly lock."""
+    progress = progress or NullProgress()
+    url = settings.require_database_url()
+    result = StepResult(step="nightly", unit="steps")
+    with connect(url) as conn:
+        recorded = lifecycle.read_clock(conn)
+    if recorded.mode == "frozen" and not clock.is_frozen():
+        raise UsageError(f"this database follows a frozen clock ({recorded.describe()}), this shell real time",
+                         hint="set KAPMAN_NOW to the instant to run as (the sandbox prints it)")
+    if dry_run:
+        with connect(url) as conn:
+            todo = plan(settings, conn)
+        result.details["plan"] = todo.as_dict()
+        result.details["plan_text"] = todo.render()
+        result.headline = "dry run, nothing changed: " + (", ".join(t.step for t in todo.tasks) or "nothing is due")
+        return result
+    with lock.exclusive(url), runs.recorded(url, "nightly", {"dry_run": False}) as ledger, connect(url) as conn:
+        ledger.result = result
+        todo = plan(settings, conn)
+        result.details.update(plan=todo.as_dict(), steps={})
+        log.info("%s", todo.render())
+        for task in todo.tasks:
+            _run_task(settings, conn, task, progress, result)
+        for day in todo.lost:
+            result.fail(f"options {day}", "snapshot lost: the session closed and no snapshot was taken that day")
+        for day in todo.unpublished:
+            result.fail(f"ohlcv {day}", "the flat file is due (11:00 New York the next day) and not published "
+                                        "yet; the next nightly loads it")
+        result.headline = _headline(todo, result)
+    return result
+
+
+def _headline(todo: Plan, result: StepResult) -> str:
+    done = [t.step for t in todo.tasks if t.step in result.details["steps"]
+            and not result.details["steps"][t.step]["failed"]]
+    failed = [f.unit for f in result.failures]
+    if not todo.tasks:
+        return "nothing was due"
+    text = f"{len(done)} of {len(todo.tasks)} steps done ({', '.join(done) or 'none'})"
+    return text + (f"; failed: {', '.join(failed)}" if failed else "")

@@ -1,0 +1,289 @@
+"""``scripts.status``: is the warehouse healthy, and what mends it.
+
+Every age and window is measured by KapMan's clock and the NYSE calendar, never the server's
+``now()``, so a replayed sandbox day reads the same as the real one.  Counts come from one
+set-based pass (``kapman.ops.inventory``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from kapman import clock
+from kapman.db import fingerprint, lifecycle, migrations
+from kapman.errors import KapManError
+from kapman.ops import commands as cmd
+from kapman.ops import sessions
+from kapman.ops.checks import Check, StatusReport, Verdict, day_list, span
+from kapman.ops.inventory import Inventory, a2_missing, a3_missing, take, window_start
+
+#: Tickers refreshed less recently than this are stale (listings change daily; weekly is the floor).
+TICKERS_STALE = timedelta(days=7)
+#: A day with fewer bars than this share of the recent median is a partial file.
+THIN_DAY_SHARE = 0.5
+#: Lost snapshots older than this many sessions are history, reported but no longer a warning.
+LOST_RECENT_SESSIONS = 10
+#: A run still 'running' after this long has probably died without the ledger knowing.
+RUN_STUCK = timedelta(hours=6)
+#: Chunks are 30 days; application retention is overdue once data is older than window + a chunk.
+RETENTION_SLACK = timedelta(days=30)
+
+
+def schema(conn: psycopg.Connection) -> Check:
+    ledger = migrations.applied(conn)
+    if not ledger:
+        return Check("schema", Verdict.FAIL, "no schema_migrations ledger: the schema was never built", cmd.REBUILD)
+    files = migrations.discover()
+    try:
+        migrations.check_drift(files, ledger)
+    except KapManError as exc:
+        return Check("schema", Verdict.FAIL, exc.message, exc.hint)
+    pending = [m.filename for m in files if m.version not in ledger]
+    modes: dict[str, str] = dict(conn.execute(
+        "SELECT hypertable_name, retention_mode FROM public.hypertable_lifecycle").fetchall())
+    details: dict[str, Any] = {"migrations_applied": len(ledger), "pending": pending,
+                               "fingerprint": fingerprint.fingerprint(conn), "lifecycle": modes}
+    recorded = lifecycle.read_clock(conn)
+    details["clock"] = {"mode": recorded.mode, "frozen_at": recorded.frozen_at}
+    mode = "/".join(sorted(set(modes.values()))) or "none"
+    text = (f"{len(ledger)} migrations applied, fingerprint {details['fingerprint'][:16]}, lifecycle {mode}"
+            + (f" ({recorded.describe()})" if recorded.mode == "frozen" else ""))
+    if pending:
+        return Check("schema", Verdict.FAIL, f"{text}; not applied: {', '.join(pending)}",
+                     f"{cmd.REBUILD} (a repave: reload the data afterwards)", details)
+    if not modes:
+        return Check("schema", Verdict.FAIL, f"{text}: hypertable_lifecycle is empty", cmd.REBUILD, details)
+    if "policy" in modes.values():
+        return _policy_jobs(conn, text, details, [t for t, m in modes.items() if m == "policy"],
+                            recorded.policies_scheduled)
+    return _application_retention(conn, text, details)
+
+
+def _policy_jobs(conn: psycopg.Connection, text: str, details: dict[str, Any], tables: list[str],
+                 scheduled: bool) -> Check:
+    jobs = conn.execute("""
+        SELECT j.hypertable_name, j.proc_name, j.next_start, s.last_run_status
+        FROM timescaledb_information.jobs j
+        LEFT JOIN timescaledb_information.job_stats s USING (job_id)
+        WHERE j.hypertable_schema = 'public' AND j.proc_name IN ('policy_retention', 'policy_compression')
+        ORDER BY 1, 2""").fetchall()
+    details["policy_jobs"] = [{"hypertable": t, "job": p, "next_start": n, "last_run_status": s}
+                              for t, p, n, s in jobs]
+    have = {(t, p) for t, p, _, _ in jobs}
+    missing = [f"{p} on {t}" for t in tables for p in ("policy_retention", "policy_compression")
+               if (t, p) not in have]
+    if missing:
+        return Check("schema", Verdict.FAIL, f"{text}; policy jobs missing: {', '.join(missing)}",
+                     cmd.REBUILD, details)
+    failed = [f"{p} on {t}" for t, p, _, s in jobs if s == "Failed"]
+    soonest = min((n for _, _, n, _ in jobs if n is not None), default=None)
+    if not scheduled:    # a frozen clock: KapMan keeps the windows itself after each run
+        return Check("schema", Verdict.OK, f"{text}; {len(jobs)} policy jobs paused, KapMan enforces the windows",
+                     None, details)
+    text += f"; {len(jobs)} policy jobs" + (f", next run {soonest:%Y-%m-%d %H:%M} UTC" if soonest else "")
+    if failed:
+        return Check("schema", Verdict.WARN, f"{text}; last run failed: {', '.join(failed)}",
+                     "see timescaledb_information.job_errors; SELECT run_job(<job_id>) reruns one", details)
+    return Check("schema", Verdict.OK, text, None, details)
+
+
+def _application_retention(conn: psycopg.Connection, text: str, details: dict[str, Any]) -> Check:
+    oldest = conn.execute("SELECT min(date) FROM public.ohlcv").fetchone()[0]  # type: ignore[index]
+    drop_after = conn.execute("SELECT drop_after FROM public.hypertable_lifecycle "
+                              "WHERE hypertable_name = 'ohlcv'").fetchone()
+    text += " (retention enforced by KapMan after each ingestion)"
+    details["oldest_bar"] = oldest
+    if oldest is not None and drop_after is not None:
+        cutoff = clock.today_ny() - drop_after[0] - RETENTION_SLACK
+        if oldest < cutoff:
+            return Check("schema", Verdict.WARN, f"{text}; bars from {oldest} are past retention",
+                         "python -m scripts.ingest_ohlcv incremental (drops old chunks when it finishes)", details)
+    return Check("schema", Verdict.OK, text, None, details)
+
+
+def tickers(conn: psycopg.Connection, now: datetime) -> Check:
+    total, active = conn.execute("SELECT count(*), count(*) FILTER (WHERE active) FROM public.tickers").fetchone()  # type: ignore[misc]
+    if not total:
+        return Check("tickers", Verdict.FAIL, "no tickers: nothing can be ingested", cmd.TICKERS)
+    refreshed = conn.execute("SELECT max(coalesce(clock_finished_at, finished_at)) FROM public.ingest_runs "
+                             "WHERE job = 'tickers' AND status IN ('ok', 'nothing-to-do')").fetchone()[0]  # type: ignore[index]
+    if refreshed is None:     # loaded some other way: the rows' own stamps
+        refreshed = conn.execute("SELECT max(updated_at) FROM public.tickers").fetchone()[0]  # type: ignore[index]
+    age = max(now - refreshed, timedelta(0))
+    wl_active, unresolved = conn.execute("""
+        SELECT count(DISTINCT w.symbol), count(DISTINCT w.symbol) FILTER (WHERE t.id IS NULL)
+        FROM public.watchlists w LEFT JOIN public.tickers t ON t.symbol = w.symbol WHERE w.active""").fetchone()  # type: ignore[misc]
+    details = {"tickers": total, "active": active, "refreshed": refreshed,
+               "age_days": round(age / timedelta(days=1), 1),
+               "watchlist_symbols": wl_active, "unresolved_watchlist_symbols": unresolved}
+    text = (f"{active:,} active of {total:,}, refreshed {details['age_days']} days ago; "
+            f"{wl_active} active watchlist symbols")
+    if age > TICKERS_STALE:
+        return Check("tickers", Verdict.WARN, f"{text}: stale", f"{cmd.NIGHTLY} (or {cmd.TICKERS})", details)
+    if not wl_active:
+        return Check("tickers", Verdict.WARN, f"{text}: no active watchlist scopes options and A3",
+                     cmd.WATCHLISTS, details)
+    if unresolved:
+        return Check("tickers", Verdict.WARN, f"{text}, {unresolved} without a ticker",
+                     f"correct data/watchlists/*.txt and run {cmd.WATCHLISTS}", details)
+    return Check("tickers", Verdict.OK, text, None, details)
+
+
+def thin_days(inv: Inventory) -> list[date]:
+    """Days whose bar count is under THIN_DAY_SHARE of the median of the 20 days before."""
+    days = sorted(inv.bars)
+    out = []
+    for i, day in enumerate(days[1:], start=1):
+        recent = [inv.bars[d] for d in days[max(0, i - 20):i]]
+        if inv.bars[day] < THIN_DAY_SHARE * statistics.median(recent):
+            out.append(day)
+    return out
+
+
+def ohlcv(inv: Inventory, now: datetime) -> Check:
+    due = sessions.ohlcv_due_days(inv.start, now)
+    if not inv.bars:
+        return Check("ohlcv", Verdict.FAIL, "no bars loaded", cmd.OHLCV_BASE, {"due_days": len(due)})
+    oldest, newest = min(inv.bars), max(inv.bars)
+    # Days before the oldest bar are history never loaded; days after it are holes.
+    before = [d for d in due if d < oldest]
+    holes = [d for d in due if d > oldest and d not in inv.bars]
+    thin = thin_days(inv)
+    details = {"window": span(due), "due_days": len(due), "not_loaded_before_oldest": before, "missing": holes,
+               "thin": thin, "oldest": oldest, "newest": newest, "newest_rows": inv.bars[newest]}
+    text = (f"{len(due) - len(before) - len(holes)} of {len(due)} trading days {span(due)}; "
+            f"newest {newest} ({inv.bars[newest]:,} bars)")
+    if holes:
+        return Check("ohlcv", Verdict.WARN, f"{text}; missing {day_list(holes)}", cmd.NIGHTLY, details)
+    if before:
+        return Check("ohlcv", Verdict.WARN, f"{text}; {len(before)} days before {oldest} not loaded",
+                     cmd.OHLCV_BASE, details)
+    if thin:
+        return Check("ohlcv", Verdict.WARN, f"{text}; partial files: {day_list(thin)}",
+                     cmd.ohlcv_reload(thin[0], thin[-1]), details)
+    return Check("ohlcv", Verdict.OK, text, None, details)
+
+
+def ledger(inv: Inventory) -> Check:
+    loaded = {d: sum(f.rows_loaded for f in files) for d, files in inv.ledger.items()}
+    unrecorded = sorted(d for d in inv.bars if d not in loaded)
+    empty = sorted(d for d in loaded if d not in inv.bars and loaded[d])
+    disagree = sorted(d for d in loaded if d in inv.bars and loaded[d] != inv.bars[d])
+    details = {"files": sum(len(f) for f in inv.ledger.values()), "bars_without_file": unrecorded,
+               "files_without_bars": empty, "count_mismatch": disagree}
+    text = f"{details['files']} files recorded for {len(inv.bars)} days with bars"
+    bad = sorted({*unrecorded, *empty, *disagree})
+    if not bad:
+        return Check("ledger", Verdict.OK, f"{text}; every count agrees", None, details)
+    parts = [f"{label} {day_list(days, 3)}" for label, days in
+             (("bars without a file:", unrecorded), ("files without bars:", empty),
+              ("row counts differ:", disagree)) if days]
+    return Check("ledger", Verdict.WARN, f"{text}; " + "; ".join(parts), cmd.ohlcv_reload(bad[0], bad[-1]), details)
+
+
+def options(conn: psycopg.Connection, inv: Inventory, now: datetime) -> Check:
+    if not inv.snapshots:
+        if not inv.watchlist_symbols:
+            return Check("options", Verdict.WARN, "no snapshots and no active watchlist symbol to take",
+                         cmd.WATCHLISTS)
+        return Check("options", Verdict.FAIL, "no option snapshots",
+                     f"{cmd.NIGHTLY} after the 16:00 New York close (or {cmd.OPTIONS})")
+    closed = sessions.closed_sessions(min(inv.snapshots), now)
+    lost = [d for d in closed if d not in inv.snapshots and sessions.snapshot_window_over(d, now)]
+    recent = set(closed[-LOST_RECENT_SESSIONS:])
+    lost_recent = [d for d in lost if d in recent]
+    pending = sessions.snapshot_session(now)
+    pending = pending if pending is not None and pending not in inv.snapshots else None
+    newest_time = max(max(v) for v in inv.snapshots.values())
+    symbols = conn.execute("SELECT count(DISTINCT ticker_id) FROM public.options_chains WHERE time = %s",
+                           (newest_time,)).fetchone()[0]  # type: ignore[index]
+    taken = [d for d in closed if d in inv.snapshots]
+    details = {"sessions": len(closed), "with_snapshot": len(taken), "lost": lost, "lost_recent": lost_recent,
+               "pending": pending, "newest": newest_time, "newest_symbols": symbols,
+               "watchlist_symbols": inv.watchlist_symbols}
+    text = (f"{len(taken)} of {len(closed)} sessions since {closed[0] if closed else '-'} have a snapshot; newest "
+            f"{newest_time.astimezone(clock.NEW_YORK):%Y-%m-%d %H:%M} New York, {symbols} of "
+            f"{inv.watchlist_symbols} watchlist symbols")
+    if pending:
+        return Check("options", Verdict.WARN, f"{text}; {pending} has closed and has no snapshot yet",
+                     f"{cmd.NIGHTLY} before midnight New York (or {cmd.OPTIONS})", details)
+    if lost_recent:
+        return Check("options", Verdict.WARN, f"{text}; lost (never taken): {day_list(lost_recent)}",
+                     f"lost for good, a snapshot cannot be taken later: schedule {cmd.NIGHTLY} after each close "
+                     "(docs/runbooks/README.md, nightly)", details)
+    if lost:
+        text += f"; {len(lost)} older sessions lost"
+    return Check("options", Verdict.OK, text, None, details)
+
+
+def a2(inv: Inventory) -> Check:
+    if not inv.bars:
+        return Check("a2", Verdict.WARN, "no bars to compute from", cmd.OHLCV_BASE)
+    missing = a2_missing(inv)
+    partial = sorted(d for d, n in inv.a2.items() if d in inv.bars and n < inv.bars[d])
+    details = {"dates": len(inv.a2), "first": min(inv.a2, default=None), "missing": missing, "partial": partial}
+    text = f"{len(inv.a2)} dates computed" + (f" since {min(inv.a2)}" if inv.a2 else "")
+    if missing:
+        return Check("a2", Verdict.WARN, f"{text}; dates with bars and no A2: {day_list(missing)}",
+                     f"{cmd.NIGHTLY} (or {cmd.dated(cmd.A2, missing)})", details)
+    if partial:
+        return Check("a2", Verdict.WARN, f"{text}; fewer A2 rows than bars on {day_list(partial)}",
+                     cmd.dated(cmd.A2, partial) + " --force", details)
+    return Check("a2", Verdict.OK, f"{text}, one row per bar", None, details)
+
+
+def a3(inv: Inventory) -> Check:
+    missing = a3_missing(inv)
+    details = {"dates": len(inv.a3), "snapshot_days": len(inv.snapshots), "missing": missing}
+    if not inv.snapshots:
+        return Check("a3", Verdict.OK, "no snapshots to compute from", None, details)
+    text = f"{len(inv.snapshots) - len(missing)} of {len(inv.snapshots)} snapshot days computed"
+    if missing:
+        return Check("a3", Verdict.WARN, f"{text}; missing {day_list(missing)}",
+                     f"{cmd.NIGHTLY} (or {cmd.dated(cmd.A3, missing)})", details)
+    return Check("a3", Verdict.OK, text, None, details)
+
+
+def runs(conn: psycopg.Connection) -> Check:
+    # started_at/finished_at are wall-clock (real durations); clock_* are KapMan's clock beside them.
+    rows = conn.execute("""
+        SELECT DISTINCT ON (job) job, status, coalesce(clock_started_at, started_at), started_at,
+               extract(epoch FROM finished_at - started_at), error
+        FROM public.ingest_runs ORDER BY job, started_at DESC""").fetchall()
+    details: dict[str, Any] = {}
+    bad: list[str] = []
+    fixes: list[str] = []
+    wall = datetime.now(UTC)
+    for job, status, started, wall_started, seconds, error in rows:
+        details[job] = {"status": status, "started": started, "error": error,
+                        "seconds": None if seconds is None else round(float(seconds), 1)}
+        stuck = status == "running" and wall - wall_started > RUN_STUCK
+        if status in ("partial", "failed", "interrupted", "abandoned") or stuck:
+            bad.append(f"{job} {'stuck running' if stuck else status}")
+            fixes.append(cmd.BY_JOB.get(job, cmd.NIGHTLY))
+    if not rows:
+        return Check("runs", Verdict.WARN, "no run recorded yet", cmd.NIGHTLY, details)
+    text = "; ".join(f"{job} {d['status']} {d['started'].astimezone(clock.NEW_YORK):%m-%d %H:%M}"
+                     + (f" {d['seconds']:.0f}s" if d["seconds"] is not None else "")
+                     for job, d in details.items())
+    if bad:
+        return Check("runs", Verdict.WARN, f"last runs: {text}; needs attention: {', '.join(bad)}",
+                     " ; ".join(dict.fromkeys(fixes)), details)
+    return Check("runs", Verdict.OK, f"last runs: {text}", None, details)
+
+
+def report(conn: psycopg.Connection, now: datetime | None = None) -> StatusReport:
+    """Every check, in the order a reader fixes them: schema first, runs last.  The clock is
+    KapMan's (KAPMAN_NOW), else the one the database's lifecycle follows (a frozen sandbox
+    database read from a shell without KAPMAN_NOW), else real time."""
+    now = now or lifecycle.effective_now(lifecycle.read_clock(conn)).instant
+    first = schema(conn)
+    if first.verdict is Verdict.FAIL and not first.details:
+        return StatusReport(now, [first])
+    inv = take(conn, window_start(conn, now))
+    return StatusReport(now, [first, tickers(conn, now), ohlcv(inv, now), ledger(inv), options(conn, inv, now),
+                              a2(inv), a3(inv), runs(conn)])

@@ -1,0 +1,104 @@
+"""scripts.status on an empty and on a hydrated database, by KapMan's clock."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+
+import psycopg
+import pytest
+
+from kapman.clock import parse_instant
+from kapman.db.migrations import discover
+from kapman.ops import status
+from kapman.ops.checks import Verdict
+from tests.support.hydrate import hydrate
+
+pytestmark = pytest.mark.integration
+
+#: Friday 2025-12-19 17:00 New York: after the close, before the day's flat file is final.
+EVENING = parse_instant("2025-12-19T22:00:00Z")
+
+
+def verdicts(report: status.StatusReport) -> dict[str, str]:
+    return {c.area: c.verdict.name for c in report.checks}
+
+
+def test_an_empty_database_fails_and_names_each_fix(db: psycopg.Connection) -> None:
+    report = status.report(db, EVENING)
+    assert report.exit_code == 2
+    assert verdicts(report) == {"schema": "OK", "tickers": "FAIL", "ohlcv": "FAIL", "ledger": "OK",
+                                "options": "WARN", "a2": "WARN", "a3": "OK", "runs": "WARN"}
+    assert report.check("tickers").fix == "python -m scripts.ingest_tickers --force"
+    assert report.check("ohlcv").fix == "python -m scripts.ingest_ohlcv base"
+    schema = report.check("schema")
+    assert schema.details["migrations_applied"] == len(discover()) and len(schema.details["fingerprint"]) == 64
+    assert schema.details["lifecycle"] == {"ohlcv": "application", "options_chains": "application"} \
+        or set(schema.details["lifecycle"].values()) == {"policy"}
+
+
+def test_a_hydrated_database_by_the_data_clock(db: psycopg.Connection) -> None:
+    hydrate(db)
+    report = status.report(db, EVENING)
+    assert verdicts(report) == {"schema": "OK", "tickers": "WARN", "ohlcv": "WARN", "ledger": "WARN",
+                                "options": "OK", "a2": "OK", "a3": "OK", "runs": "WARN"}
+    assert report.exit_code == 1
+    tickers = report.check("tickers")
+    assert tickers.details["unresolved_watchlist_symbols"] == 1            # ZZZZ
+    ohlcv = report.check("ohlcv")
+    # 40 days of history: the 2025-12-19 file is not due until 11:00 tomorrow, nothing inside is missing.
+    assert ohlcv.details["missing"] == [] and ohlcv.details["oldest"] == date(2025, 10, 24)
+    assert ohlcv.details["newest"] == date(2025, 12, 19) and ohlcv.details["newest_rows"] == 4
+    assert ohlcv.fix == "python -m scripts.ingest_ohlcv base"
+    ledger = report.check("ledger")
+    assert len(ledger.details["bars_without_file"]) == 37 and ledger.details["count_mismatch"] == []
+    options = report.check("options")
+    assert options.details["with_snapshot"] == 2 and options.details["newest_symbols"] == 2
+    assert report.check("a2").details["dates"] == 5 and report.check("a3").details["dates"] == 2
+    runs = report.check("runs")
+    assert runs.details["options"]["status"] == "partial" and runs.details["ohlcv"]["seconds"] == 120
+    assert runs.fix == "python -m scripts.ingest_options"
+
+
+def test_a_session_without_a_snapshot_is_pending_that_evening_and_lost_after_midnight(
+        db: psycopg.Connection) -> None:
+    hydrate(db)
+    monday_evening = status.report(db, parse_instant("2025-12-22T22:00:00Z")).check("options")
+    assert monday_evening.verdict is Verdict.WARN and monday_evening.details["pending"] == date(2025, 12, 22)
+    assert "before midnight" in (monday_evening.fix or "")
+    tuesday = status.report(db, parse_instant("2025-12-23T16:00:00Z"))
+    options = tuesday.check("options")
+    assert options.details["lost_recent"] == [date(2025, 12, 22)] and options.details["pending"] is None
+    assert "lost (never taken): 2025-12-22" in options.summary and "lost for good" in (options.fix or "")
+    ohlcv = tuesday.check("ohlcv")
+    assert ohlcv.details["missing"] == [date(2025, 12, 22)] and ohlcv.fix == "python -m scripts.nightly"
+
+
+def test_the_command_prints_json_and_exits_with_the_verdict(fresh_db: str) -> None:
+    env = {**os.environ, "DATABASE_URL": fresh_db, "KAPMAN_NOW": "2025-12-19T22:00:00Z"}
+    proc = subprocess.run([sys.executable, "-m", "scripts.status", "--json"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["verdict"] == "FAIL" and data["exit_code"] == 2 and data["now"].startswith("2025-12-19 22:00")
+    assert [c["area"] for c in data["checks"]] == ["schema", "tickers", "ohlcv", "ledger", "options", "a2", "a3",
+                                                  "runs"]
+    text = subprocess.run([sys.executable, "-m", "scripts.status"], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert text.returncode == 2 and "FAIL  tickers" in text.stdout and text.stdout.rstrip().endswith("(exit 2)")
+
+
+def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(db: psycopg.Connection,
+                                                                       license_name: str) -> None:
+    if license_name != "timescale":
+        pytest.skip("needs timescaledb.license = timescale")
+    schema = status.report(db, EVENING).check("schema")
+    assert schema.verdict is Verdict.OK, schema.summary
+    jobs = schema.details["policy_jobs"]
+    assert sorted((j["hypertable"], j["job"]) for j in jobs) == [
+        ("ohlcv", "policy_compression"), ("ohlcv", "policy_retention"),
+        ("options_chains", "policy_compression"), ("options_chains", "policy_retention")]
+    assert all(j["next_start"] is not None for j in jobs) and "next run" in schema.summary
