@@ -15,7 +15,9 @@ Control endpoints (no auth, JSON bodies; not counted as API requests):
   16:00 New York close; timestamps are ISO 8601) or ``{"step_trading_days": 1}``.
 - ``GET /_sandbox/requests`` (counts per path); ``DELETE /_sandbox/requests`` resets them.
 
-Faults act before authentication, like a proxy in front of the API.
+Faults act before authentication, like a proxy in front of the API.  Every response carries
+``X-Sandbox-Clock`` (the server's clock, ISO 8601): how a client tells the sandbox from the live
+API, whose chains are always "now" by the real clock.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 TICKERS_PATH = "/v3/reference/tickers"
 OPTIONS_PREFIX = "/v3/snapshot/options/"
 _GROUPED = re.compile(r"^/v2/aggs/grouped/locale/us/market/stocks/([^/]+)$")
+#: The response header that says "this is the sandbox" and gives its clock.
+CLOCK_HEADER = "X-Sandbox-Clock"
 NOT_ENTITLED = "You are not entitled to this data. Please upgrade your plan at https://massive.com/pricing"
 
 
@@ -153,6 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        self.send_header(CLOCK_HEADER, self.sandbox.now.isoformat().replace("+00:00", "Z"))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
