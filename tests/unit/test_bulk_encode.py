@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from kapman.db import bulk
-from kapman.ingest.options_normalise import TYPES
+from kapman.ingest.options.normalise import TYPES
 from tests.support.copy_stream import psycopg_stream
 
 SNAPSHOT = datetime(2025, 12, 19, 21, 0, tzinfo=UTC)
