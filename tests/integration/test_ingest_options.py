@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -23,16 +22,12 @@ from kapman.ingest.options import OptionsResult, ingest_options
 from kapman.ingest.options import pipeline as options_pipeline
 from kapman.ingest.options import workers as options_workers
 from kapman.ingest.options.snapshot import snapshot_time
-from kapman.ingest.tickers import ingest_tickers
 from kapman.ingest.watchlist_scope import resolve_scope
-from kapman.ingest.watchlists import ingest_watchlists
-from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
 from kapman.sandbox import endpoints
 from kapman.sandbox.market import Market
 from kapman.sandbox.rest import SandboxRestServer
-from tests.integration.conftest import WATCHLISTS
-from tests.support import database, dying
+from tests.support import dying
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("market_clock")]
 
@@ -44,33 +39,6 @@ ROW_SQL = """
            oc.implied_volatility, oc.delta, oc.gamma, oc.theta, oc.vega
     FROM options_chains oc JOIN tickers t ON t.id = oc.ticker_id
     ORDER BY 1, 3, 4, 5"""
-
-
-@pytest.fixture(scope="module")
-def options_url(admin_url: str, rest_server: SandboxRestServer) -> Iterator[str]:
-    """One database with tickers and the MVP watchlist for the module; tests clear the options."""
-    url = database.create_scratch(admin_url, "opt_")
-    try:
-        from kapman.db.rebuild import rebuild
-
-        rebuild(url)
-        client = PolygonClient(PolygonHTTP(rest_server.base_url, rest_server.api_key, rate_limit=1000))
-        with pytest.MonkeyPatch.context() as mp, psycopg.connect(url, autocommit=True) as conn:
-            mp.setenv("KAPMAN_NOW", "2025-12-19")
-            ingest_tickers(conn, client, force=True)
-            ingest_watchlists(conn, WATCHLISTS)
-        client.close()
-        yield url
-    finally:
-        database.drop_scratch(admin_url, url)
-
-
-@pytest.fixture
-def odb(options_url: str, rest: SandboxRestServer) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(options_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE options_chains, ingest_runs")
-        conn.execute("DELETE FROM watchlists WHERE watchlist_id = 'extra'")
-        yield conn
 
 
 def run(

@@ -99,7 +99,7 @@ class _Run:
     def _failed(self, symbol: str, exc: BaseException) -> None:
         outcome = self.result.outcomes[symbol]
         if isinstance(exc, CancelledError | Stopped):
-            outcome.status, outcome.reason = "not_attempted", f"not attempted, the run stopped: {self.result.stopped}"
+            outcome.status = "not_attempted"  # why is known once the stop is settled (``tally``)
         elif isinstance(exc, AuthError) or isinstance(exc, DeadlineError) and exc.run:
             outcome.status, outcome.reason = "failed", exc.message
             self.halt(exc)
@@ -169,6 +169,9 @@ class _Run:
 
     def tally(self) -> None:
         result, outcomes = self.result, self.result.outcomes.values()
+        for o in outcomes:
+            if o.status == "not_attempted" and not o.reason:
+                o.reason = f"not attempted, the run stopped: {result.stopped or 'interrupted'}"
         result.rows_inserted = sum(o.inserted for o in outcomes)
         result.rows_updated = sum(o.updated for o in outcomes)
         result.rows_unchanged = sum(o.unchanged for o in outcomes)
