@@ -151,13 +151,14 @@ def _encode_texts(values: Sequence[str | bytes], prefix: bytes) -> tuple[np.ndar
     UTF-8 bytes), anything else encoded first.
     """
     ascii_only = all(type(v) is str and v.isascii() for v in values)
-    parts: Sequence[str | bytes] = values if ascii_only else [v if type(v) is bytes else v.encode() for v in values]
+    parts: Sequence[str | bytes] = values if ascii_only else [
+        v.encode() if isinstance(v, str) else v for v in values]
     sizes = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)) + len(prefix)
     if int(sizes.sum()) >= _WIDE_FIELD * len(parts):
         texts = _Texts(parts)
         texts.prefix = prefix
         return sizes, texts
-    joined = [p.encode() if type(p) is str else p for p in parts] if ascii_only else parts
+    joined = [p.encode() if isinstance(p, str) else p for p in parts]
     return sizes, prefix.join([b"", *joined]) if prefix else b"".join(joined)  # type: ignore[list-item,arg-type]
 
 
@@ -198,6 +199,7 @@ def _encode_column(pg_type: str, values: Sequence[Any], index: int) -> tuple[np.
         if not issubclass(kind, allowed) or kind is bool:
             raise TypeError(f"column {index} ({pg_type}) holds a {kind.__name__}")
     present = values if nulls is None else [v for v in values if v is not None]
+    data: bytes | _Texts
     if pg_type in ("float8", "int4", "int8"):
         if pg_type == "float8":
             numbers = np.array(present, dtype=np.float64).astype(">f8")
@@ -212,7 +214,7 @@ def _encode_column(pg_type: str, values: Sequence[Any], index: int) -> tuple[np.
         data = numbers.tobytes()
     else:
         if not present:
-            sizes, data = np.empty(0, dtype=np.int64), b""  # type: ignore[assignment]
+            sizes, data = np.empty(0, dtype=np.int64), b""
         elif pg_type in ("text", "varchar", "jsonb"):
             sizes, data = _encode_texts(present, _JSONB_VERSION if pg_type == "jsonb" else b"")
         else:
@@ -283,8 +285,8 @@ def encode_binary_rows(types: Sequence[str], rows: Sequence[Sequence[Any]]) -> b
 def _copy_texts(buffer: bytearray, starts: list[int], texts: Sequence[str | bytes]) -> None:
     """Copy each value to where it starts: plain slice copies, one per row."""
     for start, value in zip(starts, texts, strict=True):
-        raw = value.encode() if type(value) is str else value
-        buffer[start:start + len(raw)] = raw  # type: ignore[arg-type]
+        raw = value.encode() if isinstance(value, str) else value
+        buffer[start:start + len(raw)] = raw
 
 
 def copy_binary(cur: psycopg.Cursor, table: sql.Composable, columns: Sequence[str], payload: bytes) -> None:
