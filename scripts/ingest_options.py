@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from kapman import cli
 from kapman.config import REQUEST_DEADLINE_RANGE, RUN_DEADLINE_RANGE, NumberRange, bounded
 from kapman.ingest import options
-from kapman.ingest.options.step import CONCURRENCY_RANGE, WORKERS_RANGE
+from kapman.ingest.options.fetch import CONCURRENCY_RANGE
+from kapman.ingest.options.workers import WORKERS_RANGE
 from kapman.progress import for_terminal
 
 DESCRIPTION = (

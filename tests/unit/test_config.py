@@ -70,25 +70,25 @@ def test_invalid_rate_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw
         load_settings(tmp_path / "x")
 
 
-@pytest.mark.parametrize(("name", "raw", "wanted"), [
-    ("POLYGON_RATE_LIMIT", "nan", "a number from 0.05 to 1000 (requests per second)"),
-    ("POLYGON_RATE_LIMIT", "0.0001", "a number from 0.05 to 1000 (requests per second)"),
-    ("POLYGON_RATE_LIMIT", "inf", "a number from 0.05 to 1000 (requests per second)"),
-    ("POLYGON_READ_TIMEOUT", "nan", "a number from 0.1 to 600 (seconds)"),
-    ("POLYGON_READ_TIMEOUT", "inf", "a number from 0.1 to 600 (seconds)"),
-    ("POLYGON_CONNECT_TIMEOUT", "-3", "a number from 0.1 to 600 (seconds)"),
-    ("POLYGON_MAX_RETRIES", "2.5", "an integer from 0 to 20 (retries)"),
-    ("POLYGON_MAX_RETRIES", "1000", "an integer from 0 to 20 (retries)"),
-    ("POLYGON_REQUEST_DEADLINE", "0", "a number from 1 to 3600"),
-    ("OPTIONS_RUN_DEADLINE", "1e9", "a number from 10 to 86400 (seconds per run)"),
+@pytest.mark.parametrize(("name", "raw", "message"), [
+    ("POLYGON_RATE_LIMIT", "nan", "'nan' is out of range; expected a number in [0.05, 1000]"),
+    ("POLYGON_RATE_LIMIT", "0.0001", "'0.0001' is out of range; expected a number in [0.05, 1000]"),
+    ("POLYGON_RATE_LIMIT", "inf", "'inf' is out of range; expected a number in [0.05, 1000]"),
+    ("POLYGON_READ_TIMEOUT", "nan", "'nan' is out of range; expected a number in [0.1, 600]"),
+    ("POLYGON_READ_TIMEOUT", "inf", "'inf' is out of range; expected a number in [0.1, 600]"),
+    ("POLYGON_CONNECT_TIMEOUT", "-3", "'-3' is out of range; expected a number in [0.1, 600]"),
+    ("POLYGON_MAX_RETRIES", "2.5", "'2.5' is not an integer; expected an integer in [0, 20]"),
+    ("POLYGON_MAX_RETRIES", "1000", "'1000' is out of range; expected an integer in [0, 20]"),
+    ("POLYGON_REQUEST_DEADLINE", "0", "'0' is out of range; expected a number in [1, 3600]"),
+    ("OPTIONS_RUN_DEADLINE", "1e9", "'1e9' is out of range; expected a number in [10, 86400]"),
 ])
 def test_numeric_settings_are_refused_outside_their_range(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, raw: str, wanted: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, raw: str, message: str
 ) -> None:
     monkeypatch.setenv(name, raw)
     with pytest.raises(ConfigError) as info:
         load_settings(tmp_path / "x")
-    assert info.value.message.startswith(f"{name}={raw!r} is not {wanted}")
+    assert info.value.message == f"{name}={message}"
     assert name in (info.value.hint or "")
 
 

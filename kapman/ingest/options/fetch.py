@@ -15,10 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from kapman.config import NumberRange
 from kapman.errors import AuthError, DeadlineError
 from kapman.ingest.options.process import ChainProcessor, EncodedChain
 from kapman.ingest.options.workers import Processor, done
 from kapman.providers.polygon import PolygonClient, RawPage
+
+#: Fetch threads at most (``--concurrency``): each holds a connection of the pool, and the rate
+#: limit is shared anyway.
+CONCURRENCY_RANGE = NumberRange(1, 64, integer=True)
 
 
 class Stopped(Exception):

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from kapman.config import REQUEST_DEADLINE_RANGE, RUN_DEADLINE_RANGE, NumberRange, Settings
+from kapman.config import REQUEST_DEADLINE_RANGE, RUN_DEADLINE_RANGE, Settings
 from kapman.db.connect import connect
 from kapman.errors import UsageError
+from kapman.ingest.options.fetch import CONCURRENCY_RANGE
 from kapman.ingest.options.pipeline import ingest_options, plan_options
 from kapman.ingest.options.snapshot import decide
-from kapman.ingest.options.workers import MAX_WORKERS, default_workers
+from kapman.ingest.options.workers import WORKERS_RANGE, default_workers
 from kapman.ingest.watchlist_scope import resolve_scope
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 from kapman.step import StepResult
-
-#: Fetch threads at most: each holds a connection of the pool, and the rate limit is shared anyway.
-MAX_CONCURRENCY = 64
-CONCURRENCY_RANGE = NumberRange(1, MAX_CONCURRENCY, integer=True)
-WORKERS_RANGE = NumberRange(0, MAX_WORKERS, integer=True)
 
 
 @dataclass(frozen=True)

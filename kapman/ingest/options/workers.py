@@ -29,6 +29,7 @@ from datetime import datetime
 from types import TracebackType
 from uuid import UUID
 
+from kapman.config import NumberRange
 from kapman.ingest.options.process import EncodedChain, process_pages
 from kapman.providers.polygon import RawPage
 
@@ -39,6 +40,7 @@ DEFAULT_WORKERS = 2
 #: The most ``--workers`` accepts: decoding is CPU-bound, so more processes than CPUs only add
 #: start-up time and memory (a spawned interpreter is ~30 MB).
 MAX_WORKERS = 32
+WORKERS_RANGE = NumberRange(0, MAX_WORKERS, integer=True)
 #: The cyclic collector's young-generation threshold while chains are decoded (CPython's default:
 #: 700).  A page decodes into ~2,500 dicts that live for a few milliseconds.  At the default the
 #: collector runs several times per page, promotes the pages in flight to the older generations,
