@@ -111,7 +111,7 @@ def serve(symbols: int, contracts: int, latency: float) -> None:
 # ---- the parent ------------------------------------------------------------------------------
 def _bare_copy(conn: psycopg.Connection, chains: list[Any]) -> float:
     from kapman.db import bulk
-    from kapman.ingest.options_normalise import COLUMNS
+    from kapman.ingest.options.normalise import COLUMNS
 
     conn.execute("TRUNCATE public.options_chains")
     started = time.perf_counter()
@@ -133,8 +133,8 @@ def _write_path(conn: psycopg.Connection, chains: list[Any]) -> float:
 
 def _stored_chains(conn: psycopg.Connection) -> list[Any]:
     """Each symbol's stored rows as the payload a worker would have encoded for them."""
-    from kapman.ingest.options_encode import encode_chain
-    from kapman.ingest.options_normalise import COLUMNS, NormalisedChain
+    from kapman.ingest.options.normalise import COLUMNS, NormalisedChain
+    from kapman.ingest.options.process import encode_chain
 
     cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
     rows = conn.execute(
@@ -179,7 +179,7 @@ def _measure(
     server_pid: int | None = None,
 ) -> dict[str, list[float]]:
     from kapman.ingest.options import ingest_options
-    from kapman.ingest.options_scope import snapshot_time
+    from kapman.ingest.options.snapshot import snapshot_time
     from kapman.ingest.tickers import ingest_tickers
     from kapman.ingest.watchlist_scope import resolve_scope
     from kapman.ingest.watchlists import ingest_watchlists
@@ -201,7 +201,7 @@ def _measure(
             conn.execute("TRUNCATE public.options_chains, public.ingest_runs")
             cpu0 = _cpu_now(server_pid)
             result = ingest_options(
-                conn,
+                url,
                 client,
                 scope,
                 snapshot_time(),

@@ -161,17 +161,14 @@ def _env(merged: dict[str, str], name: str, default: str | None = None) -> str |
     return value.strip()
 
 
-def _positive_float(merged: dict[str, str], name: str, default: float) -> float:
-    raw = _env(merged, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number", hint=f"set {name} to a positive number") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw}", hint=f"set {name} to a positive number")
-    return value
+#: Ranges of the REST client's settings.  The rate limit's floor is a little below the free plan's
+#: 5 requests per minute (0.083/s); slower would wait minutes per request.
+RATE_LIMIT_RANGE = NumberRange(0.05, 1000.0)
+TIMEOUT_RANGE = NumberRange(0.1, 600.0)
+RETRIES_RANGE = NumberRange(0, 20, integer=True)
+#: Seconds per request, retries and waits (Retry-After) included; seconds per options run.
+REQUEST_DEADLINE_RANGE = NumberRange(1.0, 3600.0)
+RUN_DEADLINE_RANGE = NumberRange(10.0, 86400.0)
 
 
 @dataclass(frozen=True)
@@ -184,6 +181,10 @@ class Settings:
     polygon_connect_timeout: float = 10.0
     polygon_read_timeout: float = 30.0
     polygon_max_retries: int = 6
+    #: Seconds one request may take with its retries and waits (Retry-After included).
+    polygon_request_deadline: float = 120.0
+    #: Seconds an options run may fetch for; symbols not fetched by then fail with that reason.
+    options_run_deadline: float = 3600.0
     flatfiles_endpoint: str = DEFAULT_FLATFILES_ENDPOINT
     flatfiles_bucket: str = DEFAULT_FLATFILES_BUCKET
     flatfiles_stocks_prefix: str = DEFAULT_STOCKS_PREFIX
@@ -272,11 +273,6 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
     mirror = _env(merged, "FLATFILES_MIRROR_DIR")
     watch = _env(merged, "KAPMAN_WATCHLISTS_DIR")
     types = _env(merged, "KAPMAN_TICKER_TYPES")
-    retries_raw = _env(merged, "POLYGON_MAX_RETRIES", "6") or "6"
-    try:
-        retries = int(retries_raw)
-    except ValueError:
-        raise ConfigError(f"POLYGON_MAX_RETRIES={retries_raw!r} is not an integer") from None
     base = (_env(merged, "POLYGON_BASE_URL", DEFAULT_POLYGON_BASE) or DEFAULT_POLYGON_BASE).rstrip("/")
     if urlsplit(base).path not in ("", "/"):
         raise ConfigError(f"POLYGON_BASE_URL must have no path, got {base}",
@@ -285,10 +281,12 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
         database_url=database_url or _env(merged, "DATABASE_URL"),
         polygon_api_key=_env(merged, "POLYGON_API_KEY") or _env(merged, "MASSIVE_API_KEY"),
         polygon_base_url=base,
-        polygon_rate_limit=_positive_float(merged, "POLYGON_RATE_LIMIT", 50.0),
-        polygon_connect_timeout=_positive_float(merged, "POLYGON_CONNECT_TIMEOUT", 10.0),
-        polygon_read_timeout=_positive_float(merged, "POLYGON_READ_TIMEOUT", 30.0),
-        polygon_max_retries=retries,
+        polygon_rate_limit=env_number(merged, "POLYGON_RATE_LIMIT", 50.0, RATE_LIMIT_RANGE),
+        polygon_connect_timeout=env_number(merged, "POLYGON_CONNECT_TIMEOUT", 10.0, TIMEOUT_RANGE),
+        polygon_read_timeout=env_number(merged, "POLYGON_READ_TIMEOUT", 30.0, TIMEOUT_RANGE),
+        polygon_max_retries=int(env_number(merged, "POLYGON_MAX_RETRIES", 6, RETRIES_RANGE)),
+        polygon_request_deadline=env_number(merged, "POLYGON_REQUEST_DEADLINE", 120.0, REQUEST_DEADLINE_RANGE),
+        options_run_deadline=env_number(merged, "OPTIONS_RUN_DEADLINE", 3600.0, RUN_DEADLINE_RANGE),
         flatfiles_endpoint=_env(merged, "FLATFILES_ENDPOINT", DEFAULT_FLATFILES_ENDPOINT) or "",
         flatfiles_bucket=_env(merged, "FLATFILES_BUCKET", DEFAULT_FLATFILES_BUCKET) or "",
         flatfiles_stocks_prefix=(_env(merged, "FLATFILES_STOCKS_PREFIX", DEFAULT_STOCKS_PREFIX) or "").strip("/"),

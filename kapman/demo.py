@@ -75,14 +75,17 @@ def report(url: str) -> list[tuple[str, str]]:
 
 
 def sandbox_runbook(url: str, *, tickers: int = 600, seed: int = 42, option_days: int = 5,
-                    dashboards: bool = True, quiet: bool = False) -> list[runbook.StepResult]:
-    """Every runbook step against a fresh offline sandbox; stops at the first exit code 2."""
+                    dashboards: bool = True, quiet: bool = False,
+                    profile: str = "realistic") -> list[runbook.StepResult]:
+    """Every runbook step against a fresh offline sandbox (on the real API's shapes unless
+    ``profile`` says otherwise); stops at the first exit code 2."""
     from kapman.sandbox.environment import environment
     from kapman.sandbox.market import Market
+    from kapman.sandbox.profiles import profile_named
     from kapman.sandbox.rest import SandboxRestServer
     from kapman.sandbox.s3 import SandboxS3
 
-    market = Market(seed=seed, n_tickers=tickers)
+    market = Market(seed=seed, n_tickers=tickers, profile=profile_named(profile))
     if not quiet:
         print(f"starting the offline sandbox: {market!r} (REST and S3 on 127.0.0.1)", flush=True)
     with SandboxRestServer(market) as rest, SandboxS3(market) as s3:
@@ -161,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=42, help="sandbox market seed")
     p.add_argument("--option-days", type=bounded(1, 60, integer=True), default=5,
                    help="trading days of option snapshots to hydrate")
+    p.add_argument("--profile", default="realistic", help="sandbox profile (python -m kapman.sandbox serve --help)")
     p.add_argument("--live", action="store_true", help="use Polygon (credentials from .env) instead of the sandbox")
     p.add_argument("--no-dashboards", action="store_true", help="skip the psql dashboards")
     p.add_argument("--db-url", metavar="URL",
@@ -180,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = live_runbook(url, dashboards=not args.no_dashboards)
         else:
             results = sandbox_runbook(url, tickers=args.tickers, seed=args.seed, option_days=args.option_days,
-                                      dashboards=not args.no_dashboards)
+                                      dashboards=not args.no_dashboards, profile=args.profile)
     except KapManError as exc:
         print(f"error: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
         return 2

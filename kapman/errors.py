@@ -91,6 +91,17 @@ class RateLimitedError(TransientProviderError):
     """429 Too Many Requests."""
 
 
+class DeadlineError(ProviderError):
+    """A request could not finish within its deadline or the run's (retries and waits included).
+
+    ``run``: the run's deadline passed (nothing more can be fetched), not only this request's.
+    """
+
+    def __init__(self, message: str, *, run: bool = False, **kw) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(message, **kw)
+        self.run = run
+
+
 class PaginationError(ProviderError):
     """The server's cursors loop or never end."""
 

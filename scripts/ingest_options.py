@@ -2,97 +2,79 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
 from kapman import cli
-from kapman.db.connect import connect
-from kapman.errors import UsageError
-from kapman.ingest.options import default_workers, ingest_options, plan_options
-from kapman.ingest.options_scope import snapshot_time
-from kapman.ingest.watchlist_scope import resolve_scope
+from kapman.config import REQUEST_DEADLINE_RANGE, RUN_DEADLINE_RANGE, NumberRange, bounded
+from kapman.ingest import options
+from kapman.ingest.options.fetch import CONCURRENCY_RANGE
+from kapman.ingest.options.workers import WORKERS_RANGE
 from kapman.progress import for_terminal
-from kapman.providers.polygon import PolygonClient
 
+DESCRIPTION = (
+    "Snapshot the option chains of the active watchlist symbols into public.options_chains. "
+    "Every symbol of a run shares one snapshot time: against the live API the real time (the "
+    "server's Date header), against the offline sandbox KapMan's clock. Each symbol is written in "
+    "its own transaction, and a failing symbol never stops the others (a 401 or a lost database "
+    "stops the run; what is written stays)."
+)
 EXAMPLES = """
   python -m scripts.ingest_options                                # every active watchlist symbol, now
   python -m scripts.ingest_options --concurrency 1 --symbols AAPL # a smoke test
   python -m scripts.ingest_options --workers 0                    # decode in the fetch threads, no processes
   python -m scripts.ingest_options --dry-run                      # what would be fetched
+  python -m scripts.ingest_options --deadline 600                 # give up on what is not fetched in 10 minutes
   python -m scripts.ingest_options --snapshot-time 2025-12-19T21:00:00Z --symbols TSLA
-                                                                  # replay today's run: rows update in place
+                                                                  # sandbox: replay a run of today, TSLA replaced
 """
 
 
+def _flag(allowed: NumberRange):  # type: ignore[no-untyped-def]
+    return bounded(allowed.low, allowed.high, integer=allowed.integer, low_open=allowed.low_open)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--symbols", metavar="A,B",
+                   help="only these symbols (each must be in an active watchlist and have a ticker)")
+    p.add_argument("--concurrency", type=_flag(CONCURRENCY_RANGE), default=4, metavar="N",
+                   help=f"symbols fetched in parallel, {CONCURRENCY_RANGE} (one shared rate limit: "
+                   "POLYGON_RATE_LIMIT)")
+    p.add_argument("--workers", type=_flag(WORKERS_RANGE), default=options.default_workers(), metavar="N",
+                   help=f"worker processes that decode, normalise and encode the fetched chains, {WORKERS_RANGE}, "
+                   "never more than there are symbols; by default two, or one fewer than the CPUs if that is "
+                   "fewer, at least one (0: the fetch threads do it)")
+    p.add_argument("--snapshot-time", metavar="ISO",
+                   help="sandbox only: replay under this time of today (New York), replacing the chains "
+                   "stored under it; unset: now (refused against the live API, whose chains are always now)")
+    p.add_argument("--deadline", type=_flag(RUN_DEADLINE_RANGE), metavar="SECONDS",
+                   help=f"seconds the run may fetch for, {RUN_DEADLINE_RANGE}; "
+                   "then symbols not fetched fail with that reason; unset: OPTIONS_RUN_DEADLINE, else 3600")
+    p.add_argument("--request-deadline", type=_flag(REQUEST_DEADLINE_RANGE), metavar="SECONDS",
+                   help=f"seconds one request may take with its retries and waits, {REQUEST_DEADLINE_RANGE}; "
+                   "unset: POLYGON_REQUEST_DEADLINE, else 120")
+    p.add_argument("--dry-run", action="store_true",
+                   help="resolve the symbols and the snapshot time (one request); fetch no chain, write nothing")
+
+
+def params_from(args: argparse.Namespace) -> options.OptionsParams:
+    return options.OptionsParams(
+        symbols=args.symbols.split(",") if args.symbols is not None else None,
+        concurrency=args.concurrency,
+        workers=args.workers,
+        snapshot_time=args.snapshot_time,
+        dry_run=args.dry_run,
+        deadline=args.deadline,
+        request_deadline=args.request_deadline,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    p = cli.parser(
-        "python -m scripts.ingest_options",
-        "Snapshot the option chains of the active watchlist symbols into public.options_chains. "
-        "Every symbol of a run shares one snapshot time; each symbol is written in its own "
-        "transaction, and a failing symbol never stops the others. Exit 0 all ok, 1 some "
-        "symbols failed, 2 none succeeded or a usage/configuration error (a 401 stops the run).",
-        EXAMPLES,
-    )
-    p.add_argument(
-        "--symbols",
-        metavar="A,B",
-        help="only these symbols (each must be in an active watchlist and have a ticker)",
-    )
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        default=4,
-        metavar="N",
-        help="symbols fetched in parallel (one shared rate limit: POLYGON_RATE_LIMIT)",
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=default_workers(),
-        metavar="N",
-        help="processes that decode, normalise and encode the fetched chains, so that the fetching "
-        "process does not (by default two, or one fewer than the CPUs if that is fewer, at least one; "
-        "0: the fetch threads do it)",
-    )
-    p.add_argument(
-        "--snapshot-time",
-        metavar="ISO",
-        help="replay under this snapshot time (today only; default: now by KapMan's clock, "
-        "to the second); rows of the same time are updated in place",
-    )
-    p.add_argument(
-        "--dry-run", action="store_true", help="resolve the symbols and report; fetch and write nothing"
-    )
+    p = cli.parser("python -m scripts.ingest_options", DESCRIPTION, EXAMPLES)
+    add_arguments(p)
     args = p.parse_args(argv)
-    if args.concurrency < 1:
-        raise UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
-    if args.workers < 0:
-        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
     settings = cli.settings_for(args)
-    snapshot = snapshot_time(args.snapshot_time)
-    symbols = args.symbols.split(",") if args.symbols is not None else None
-    with connect(settings.require_database_url()) as conn:
-        scope = resolve_scope(conn, symbols)
-        if args.dry_run:
-            result = plan_options(scope, snapshot, args.concurrency, args.workers)
-        else:
-            # The urllib3 pool holds a connection per worker, so no worker waits for a socket.
-            client = PolygonClient.from_settings(settings, pool_size=args.concurrency)
-            try:
-                result = ingest_options(
-                    conn,
-                    client,
-                    scope,
-                    snapshot,
-                    concurrency=args.concurrency,
-                    workers=args.workers,
-                    progress=for_terminal(args.quiet),
-                )
-            finally:
-                client.close()
-    cli.emit(args, result.summary(), result.as_dict())
-    if result.error is not None:
-        raise result.error
-    return result.exit_code()
+    return cli.finish(args, options.run(settings, params_from(args), for_terminal(args.quiet)))
 
 
 if __name__ == "__main__":

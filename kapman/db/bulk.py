@@ -3,8 +3,9 @@
 ``encode_binary_copy`` builds PostgreSQL's binary COPY stream for fixed-width, non-null columns
 straight from numpy arrays (one structured array, one ``tobytes``), with no per-row Python work.
 ``encode_binary_rows`` builds the same stream for Python rows with NULLs and variable-width fields
-(text, numeric) a column at a time, so it can run away from the connection (in a worker process);
-``copy_rows`` sends such rows through psycopg's ``Copy.write_row``.
+(text, numeric, jsonb) a column at a time, so it can run away from the connection (in a worker
+process or a thread): it is the one encoder of every writer's payload (option chains, A2's and A3's
+snapshot rows).  ``copy_rows`` sends such rows through psycopg's ``Copy.write_row``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,14 @@ def encode_binary_copy(columns: Sequence[tuple[str, np.ndarray]]) -> bytes:
 ROW_TYPES: dict[str, tuple[type, ...]] = {
     "timestamptz": (datetime,), "uuid": (UUID,), "date": (date,), "numeric": (Decimal, int),
     "text": (str,), "varchar": (str,), "int4": (int,), "int8": (int,), "float8": (float, int),
+    "jsonb": (str, bytes),  # already-serialised JSON text
 }
+#: jsonb's binary form: a version byte, then the JSON text.
+_JSONB_VERSION = b"\x01"
+#: Columns whose values average at least this many bytes are scattered a row at a time (a slice
+#: copy each) instead of one index per byte: JSON documents of a few kB would need index arrays
+#: eight times the payload's size.
+_WIDE_FIELD = 64
 _PG_EPOCH_TZ = datetime(2000, 1, 1, tzinfo=UTC)
 _PG_EPOCH_ORDINAL = date(2000, 1, 1).toordinal()
 _MICROSECOND = timedelta(microseconds=1)
@@ -128,6 +136,32 @@ def _by_identity(values: Sequence[Any], encode: Callable[[Any], bytes]) -> tuple
     return lengths, blob[source].tobytes()
 
 
+class _Texts(list):
+    """A wide text column's values, left unencoded until each is copied into the stream
+    (one 3 kB value at a time instead of a payload-sized intermediate); ``prefix`` goes before each."""
+
+    prefix: bytes = b""
+
+
+def _encode_texts(values: Sequence[str | bytes], prefix: bytes) -> tuple[np.ndarray, bytes | _Texts]:
+    """Each value's length (``prefix`` included: jsonb's version byte) and the values to copy.
+
+    Narrow columns come back as one joined buffer.  Wide ones (JSON documents) come back as a
+    ``_Texts`` of the values themselves: ASCII strings as they are (their length is that of their
+    UTF-8 bytes), anything else encoded first.
+    """
+    ascii_only = all(type(v) is str and v.isascii() for v in values)
+    parts: Sequence[str | bytes] = values if ascii_only else [
+        v.encode() if isinstance(v, str) else v for v in values]
+    sizes = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)) + len(prefix)
+    if int(sizes.sum()) >= _WIDE_FIELD * len(parts):
+        texts = _Texts(parts)
+        texts.prefix = prefix
+        return sizes, texts
+    joined = [p.encode() if isinstance(p, str) else p for p in parts]
+    return sizes, prefix.join([b"", *joined]) if prefix else b"".join(joined)  # type: ignore[list-item,arg-type]
+
+
 def timestamptz_binary(value: datetime) -> bytes:
     """An aware datetime in ``timestamptz``'s binary form: microseconds since 2000-01-01 UTC."""
     if value.tzinfo is None:
@@ -149,8 +183,9 @@ _ENCODERS: dict[str, Callable[[Any], bytes]] = {
     "timestamptz": timestamptz_binary, "date": _date, "uuid": _uuid, "numeric": numeric_binary}
 
 
-def _encode_column(pg_type: str, values: Sequence[Any], index: int) -> tuple[np.ndarray, bytes]:
-    """One column: each row's value length (-1 for NULL) and the non-null values' bytes, in order."""
+def _encode_column(pg_type: str, values: Sequence[Any], index: int) -> tuple[np.ndarray, bytes | _Texts]:
+    """One column: each row's value length (-1 for NULL) and the non-null values' bytes, in order
+    (or, for a wide text column, the values themselves: see ``_encode_texts``)."""
     allowed = ROW_TYPES.get(pg_type)
     if allowed is None:
         raise ValueError(f"column {index}: unsupported type {pg_type!r}")
@@ -164,6 +199,7 @@ def _encode_column(pg_type: str, values: Sequence[Any], index: int) -> tuple[np.
         if not issubclass(kind, allowed) or kind is bool:
             raise TypeError(f"column {index} ({pg_type}) holds a {kind.__name__}")
     present = values if nulls is None else [v for v in values if v is not None]
+    data: bytes | _Texts
     if pg_type in ("float8", "int4", "int8"):
         if pg_type == "float8":
             numbers = np.array(present, dtype=np.float64).astype(">f8")
@@ -179,9 +215,8 @@ def _encode_column(pg_type: str, values: Sequence[Any], index: int) -> tuple[np.
     else:
         if not present:
             sizes, data = np.empty(0, dtype=np.int64), b""
-        elif pg_type in ("text", "varchar"):
-            parts = [v.encode() for v in present]
-            sizes, data = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), b"".join(parts)
+        elif pg_type in ("text", "varchar", "jsonb"):
+            sizes, data = _encode_texts(present, _JSONB_VERSION if pg_type == "jsonb" else b"")
         else:
             sizes, data = _by_identity(present, _ENCODERS[pg_type])
         lengths = np.empty(n, dtype=np.int64)
@@ -219,17 +254,39 @@ def encode_binary_rows(types: Sequence[str], rows: Sequence[Sequence[Any]]) -> b
     row_sizes = 2 + field_sizes.sum(axis=1)
     row_starts = np.cumsum(row_sizes) - row_sizes
     field_starts = row_starts[:, None] + 2 + np.cumsum(field_sizes, axis=1) - field_sizes
-    out = np.empty(int(row_sizes.sum()), dtype=np.uint8)
+    head = len(COPY_HEADER)
+    total = head + int(row_sizes.sum())
+    # One buffer, header and trailer in place, returned as it is: a copy of tens of MB (A2's JSON)
+    # would cost as much as building it.
+    buffer = bytearray(total + len(COPY_TRAILER))
+    out = np.frombuffer(buffer, dtype=np.uint8)
+    out[:head] = np.frombuffer(COPY_HEADER, dtype=np.uint8)
+    out[total:] = np.frombuffer(COPY_TRAILER, dtype=np.uint8)
+    row_starts += head
+    field_starts += head
     out[row_starts[:, None] + np.arange(2)] = np.frombuffer(m.to_bytes(2, "big"), dtype=np.uint8)
     out[field_starts[..., None] + np.arange(4)] = lengths.astype(">i4").view(np.uint8).reshape(n, m, 4)
     for j, data in enumerate(datas):
         if not data:
             continue
+        if isinstance(data, _Texts):
+            starts = (field_starts[:, j] + 4)[lengths[:, j] >= 0]
+            if data.prefix:
+                out[starts[:, None] + np.arange(len(data.prefix))] = np.frombuffer(data.prefix, dtype=np.uint8)
+            _copy_texts(buffer, (starts + len(data.prefix)).tolist(), data)
+            continue
         width = widths[:, j]
         offsets = np.cumsum(width) - width  # where each row's value starts in ``data``
         out[np.repeat(field_starts[:, j] + 4 - offsets, width) + np.arange(len(data))] = np.frombuffer(
             data, dtype=np.uint8)
-    return COPY_HEADER + out.tobytes() + COPY_TRAILER
+    return buffer  # type: ignore[return-value]  # a bytearray: bytes to every reader and to COPY
+
+
+def _copy_texts(buffer: bytearray, starts: list[int], texts: Sequence[str | bytes]) -> None:
+    """Copy each value to where it starts: plain slice copies, one per row."""
+    for start, value in zip(starts, texts, strict=True):
+        raw = value.encode() if isinstance(value, str) else value
+        buffer[start:start + len(raw)] = raw
 
 
 def copy_binary(cur: psycopg.Cursor, table: sql.Composable, columns: Sequence[str], payload: bytes) -> None:
@@ -262,6 +319,7 @@ def create_staging(cur: psycopg.Cursor, name: str, like: str, columns: Sequence[
 class MergeCounts:
     inserted: int
     updated: int
+    removed: int = 0
 
 
 def merge(cur: psycopg.Cursor, *, target: str, staging: sql.Identifier, key: Sequence[str],
@@ -295,15 +353,17 @@ def merge(cur: psycopg.Cursor, *, target: str, staging: sql.Identifier, key: Seq
 
 def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], payload: bytes, rows: int,
                 group: dict[str, object], lock_class: int, key: Sequence[str],
-                compare: Sequence[str] | None = None) -> MergeCounts:
+                compare: Sequence[str] | None = None, replace: bool = False) -> MergeCounts:
     """Write a binary COPY ``payload`` of rows that all share ``group``'s column values, in the
     caller's transaction, under an advisory lock on the group.
 
     When no row of the group exists yet (a new snapshot, a new date), the payload is COPYed
     straight into ``target``: the rows are unique on ``key``, so nothing can conflict, and one pass
     is cheaper than a COPY into staging plus an INSERT from it.  Otherwise it is COPYed into staging
-    and merged on ``key`` (see ``merge``).  The lock (``lock_class`` and the group's values) keeps
-    two writers of the same group from racing between that check and the write.
+    and merged on ``key`` (see ``merge``); with ``replace`` the group's rows whose key is not in the
+    payload are deleted too (and counted), so the group ends up exactly the payload.  The lock
+    (``lock_class`` and the group's values) keeps two writers of the same group from racing between
+    that check and the write.
     """
     lock_key = "@".join(str(v) for v in group.values())
     cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (lock_class, lock_key))
@@ -316,7 +376,14 @@ def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], pay
         return MergeCounts(inserted=rows, updated=0)
     staging = create_staging(cur, f"{target}_stage", target, columns)
     copy_binary(cur, staging, columns, payload)
-    return merge(cur, target=target, staging=staging, key=key, columns=columns, compare=compare)
+    counts = merge(cur, target=target, staging=staging, key=key, columns=columns, compare=compare)
+    if not replace:
+        return counts
+    stale = sql.SQL("DELETE FROM {t} AS d WHERE {where} AND NOT EXISTS (SELECT 1 FROM {s} WHERE {same})").format(
+        t=table, s=staging, where=sql.SQL(" AND ").join(sql.SQL("d.{} = %s").format(sql.Identifier(c)) for c in group),
+        same=sql.SQL(" AND ").join(sql.SQL("{s}.{c} = d.{c}").format(s=staging, c=sql.Identifier(c)) for c in key))
+    removed = cur.execute(stale, list(group.values())).rowcount
+    return MergeCounts(counts.inserted, counts.updated, removed)
 
 
 def read_fixed(cur: psycopg.Cursor, query: sql.Composable, types: Sequence[str]) -> list[np.ndarray]:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import psycopg
 
@@ -26,50 +23,14 @@ _TYPES = {"time": "timestamptz", "ticker_id": "uuid", "technical_indicators_json
           "dealer_version": "text"}
 
 
-_NULL = b"\xff\xff\xff\xff"
-_length = struct.Struct(">i").pack
-
-
-@functools.lru_cache(maxsize=64)  # a job's rows share a few stamps
-def _timestamptz(value: datetime) -> bytes:
-    return b"\x00\x00\x00\x08" + bulk.timestamptz_binary(value)
-
-
-def _uuid(value: UUID) -> bytes:
-    return b"\x00\x00\x00\x10" + value.bytes
-
-
-def _jsonb(value: str | bytes) -> bytes:
-    """Already-serialised JSON: jsonb's binary form is a version byte and the text."""
-    text = value.encode() if isinstance(value, str) else value
-    return _length(len(text) + 1) + b"\x01" + text
-
-
-def _text(value: str) -> bytes:
-    text = value.encode()
-    return _length(len(text)) + text
-
-
-_FIELDS: dict[str, Callable[[Any], bytes]] = {"timestamptz": _timestamptz, "uuid": _uuid, "jsonb": _jsonb,
-                                              "text": _text}
-
-
 def encode(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> tuple[bytes, int]:
     """Rows of ``columns`` (None for NULL, JSON as serialised text) as a binary COPY stream, and their count.
 
-    Built without a connection, so a job can encode one date while others are being sent; a row
-    costs a few microseconds, a fraction of what parsing its JSON costs the server.
+    Built without a connection (``bulk.encode_binary_rows``), so a job can encode one date while
+    others are being sent.
     """
-    fields = [_FIELDS[_TYPES[c]] for c in columns]
-    count = struct.pack(">h", len(fields))
-    parts = [bulk.COPY_HEADER]
-    n = 0
-    for row in rows:
-        parts.append(count)
-        parts.extend(_NULL if v is None else f(v) for f, v in zip(fields, row, strict=True))
-        n += 1
-    parts.append(bulk.COPY_TRAILER)
-    return b"".join(parts), n
+    listed = rows if isinstance(rows, list) else list(rows)
+    return bulk.encode_binary_rows([_TYPES[c] for c in columns], listed), len(listed)
 
 
 def existing(conn: psycopg.Connection, times: Sequence[datetime], column: str) -> set[tuple[datetime, object]]:

@@ -53,27 +53,10 @@ def ohlcv(settings: Settings, conn: psycopg.Connection, progress: Progress, *, s
 
 
 def options(settings: Settings, conn: psycopg.Connection, progress: Progress) -> StepResult:
-    started = time.perf_counter()
-    from kapman.ingest.options import default_workers, ingest_options
-    from kapman.ingest.options_report import SUCCEEDED
-    from kapman.ingest.options_scope import snapshot_time
-    from kapman.ingest.watchlist_scope import resolve_scope
-    from kapman.providers.polygon import PolygonClient
+    """The options step itself (its own connections, ledger and snapshot-time rules)."""
+    from kapman.ingest import options as step
 
-    concurrency = 4
-    scope = resolve_scope(conn, None)
-    client = PolygonClient.from_settings(settings, pool_size=concurrency)
-    try:
-        legacy = ingest_options(conn, client, scope, snapshot_time(None), concurrency=concurrency,
-                                workers=default_workers(), progress=progress)
-    finally:
-        client.close()
-    if legacy.error is not None:
-        raise legacy.error
-    failed = {s: o.reason or o.status for s, o in legacy.outcomes.items() if o.status not in SUCCEEDED}
-    result = _adapted("options", "symbols", legacy, len(legacy.outcomes) - len(failed), failed, started)
-    result.written = legacy.rows_written
-    return result
+    return step.run(settings, step.OptionsParams(), progress)
 
 
 def a2(settings: Settings, conn: psycopg.Connection, progress: Progress, *, dates: list[date]) -> StepResult:

@@ -4,7 +4,8 @@ KapMan does not use the official client's transport for ingestion: its models cr
 nested ``null`` (``"greeks": null``), its pagination has no loop guard, and its retries end in
 urllib3 exceptions without a status.  This module owns the policy instead: bearer auth, real
 connect/read timeouts, exponential backoff with full jitter on 429/5xx/timeouts honouring
-Retry-After, a shared rate limiter, a page cap and cursor-loop detection.  The API key is sent
+Retry-After, a deadline per request (retries and waits included) and optionally per run, a shared
+rate limiter, a page cap and cursor-loop detection.  The API key is sent
 only in the Authorization header and never appears in URLs, logs or errors.
 """
 
@@ -18,6 +19,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal, NamedTuple, overload
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -26,6 +29,7 @@ import urllib3
 
 from kapman.errors import (
     AuthError,
+    DeadlineError,
     EntitlementError,
     PaginationError,
     ProviderError,
@@ -45,6 +49,11 @@ _TAIL_TRIES = 8
 #: Backoff: base * 2**attempt, capped, with full jitter (AWS architecture blog's recommendation).
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
+#: Seconds one request may take, retries and waits included, unless told otherwise: a server that
+#: asks for longer (``Retry-After: 3600``) fails the request at once instead of stalling the run.
+REQUEST_DEADLINE = 120.0
+#: The header by which the offline sandbox names itself and its clock (kapman.sandbox.rest).
+SANDBOX_CLOCK_HEADER = "X-Sandbox-Clock"
 
 
 @dataclass
@@ -88,10 +97,71 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
+def decode_json(body: bytes, shown: str, symbol: str | None = None) -> dict[str, Any]:
+    """A response body as a JSON object (``shown``, ``symbol``: what its errors name).
+
+    orjson decodes a page of 250 option snapshots about four times faster than ``json``, and
+    decoding is most of an options run's CPU.  What orjson refuses and ``json`` accepts
+    (``NaN``/``Infinity`` literals, a BOM or UTF-16/32, lone surrogates) goes to ``json``, so
+    such bodies decode as before.  One difference remains: an integer literal outside the
+    64-bit range becomes a float (no column KapMan stores can hold it either way).
+    """
+    try:
+        data = orjson.loads(body)
+    except ValueError:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise TransientProviderError(f"{shown}: response is not JSON", url=shown, symbol=symbol) from None
+    if not isinstance(data, dict):
+        raise ProviderError(f"{shown}: unexpected response shape", url=shown, symbol=symbol)
+    return data
+
+
+def page_results(page: RawPage, symbol: str | None = None) -> list[Any]:
+    """The ``results`` of a page from ``PolygonHTTP.paginate_raw``, decoded wherever the caller is.
+
+    Fails with ``decode_json``'s errors for a body that is not a JSON object, and when the wholly
+    decoded page names another next page than the one its envelope gave (and the fetch followed).
+    """
+    data = decode_json(page.body, page.shown, symbol)
+    if data.get("next_url") != page.next_url:
+        raise ProviderError(f"{page.shown}: the page's next_url was misread; rerun the symbol",
+                            url=page.shown, symbol=symbol)
+    return list(data.get("results") or [])
+
+
+@dataclass(frozen=True)
+class ServerClock:
+    """What a response says about the clock of the server that sent it.
+
+    ``sandbox``: the offline sandbox's own clock (its ``X-Sandbox-Clock`` header), None from any
+    other server.  ``date``: the ``Date`` header (whole seconds, UTC), None when absent or bad.
+    """
+
+    sandbox: datetime | None
+    date: datetime | None
+
+    @classmethod
+    def of(cls, headers: Any) -> ServerClock:
+        return cls(_instant(headers.get(SANDBOX_CLOCK_HEADER), iso=True), _instant(headers.get("Date"), iso=False))
+
+
+def _instant(raw: str | None, *, iso: bool) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00")) if iso else parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 class PolygonHTTP:
     def __init__(self, base_url: str, api_key: str, *, rate_limit: float = 50.0,
                  connect_timeout: float = 10.0, read_timeout: float = 30.0, max_retries: int = 6,
                  max_pages: int = DEFAULT_MAX_PAGES, pool_size: int = 16,
+                 request_deadline: float = REQUEST_DEADLINE,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json",
@@ -99,9 +169,13 @@ class PolygonHTTP:
         self._pool = urllib3.PoolManager(
             maxsize=pool_size, block=False, retries=False,
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout))
+        self._timeouts = (connect_timeout, read_timeout)
         self.limiter = RateLimiter(rate_limit, burst=max(1, min(int(rate_limit), 20)))
         self.max_retries = max_retries
         self.max_pages = max_pages
+        self.request_deadline = request_deadline
+        #: ``time.monotonic()`` after which no request starts or retries (a run's deadline), or None.
+        self.run_deadline: float | None = None
         self.stats = RequestStats()
         self._sleep = sleep
 
@@ -118,26 +192,60 @@ class PolygonHTTP:
             url += ("&" if "?" in url else "?") + urlencode(params)
         return url
 
-    def get_json(self, path_or_url: str, params: dict[str, Any] | None = None,
-                 *, symbol: str | None = None) -> dict[str, Any]:
-        """One GET with retries; returns the decoded JSON object."""
-        body, shown = self.get_body(path_or_url, params, symbol=symbol)
-        return self._decode(body, shown, symbol)
-
     def get_body(self, path_or_url: str, params: dict[str, Any] | None = None,
                  *, symbol: str | None = None) -> tuple[bytes, str]:
         """One GET with retries; returns the body of the 200 response and the path shown in errors."""
-        url = self._url(path_or_url, params)
-        shown = urlsplit(url).path
-        attempt = 0
+        response, shown = self._get(path_or_url, params, symbol)
+        return response.data, shown
+
+    def server_clock(self, path: str, params: dict[str, Any] | None = None) -> ServerClock:
+        """What one GET of ``path`` says about the server's clock (see ``ServerClock``).
+
+        Any answer will do, an error too (a 403 on that path has the same headers); only a server
+        that does not answer at all is retried, as ``get_body`` retries it.
+        """
+        url = self._url(path, params)
+        started, attempt = time.monotonic(), 0
         while True:
             self.limiter.acquire()
             self.stats.add(requests=1)
             try:
                 response = self._pool.request("GET", url, headers=self._headers, preload_content=True)
+                return ServerClock.of(response.headers)
+            except urllib3.exceptions.HTTPError as exc:
+                shown = urlsplit(url).path
+                if attempt >= self.max_retries or time.monotonic() - started > self.request_deadline:
+                    raise TransientProviderError(f"{shown}: {type(exc).__name__} (gave up after {attempt + 1} "
+                                                 "attempts)", url=shown) from None
+                self.stats.add(retries=1)
+                self._sleep(self._backoff(attempt, None))
+                attempt += 1
+
+    def _get(self, path_or_url: str, params: dict[str, Any] | None,
+             symbol: str | None) -> tuple[urllib3.BaseHTTPResponse, str]:
+        """One GET, retried on transient errors within the request's and the run's deadlines."""
+        url = self._url(path_or_url, params)
+        shown = urlsplit(url).path
+        started = time.monotonic()
+        until = started + self.request_deadline
+        if self.run_deadline is not None:
+            until = min(until, self.run_deadline)
+        attempt = 0
+        while True:
+            if time.monotonic() >= until:
+                raise self._late(shown, symbol, started, "starting the request")
+            if not self.limiter.acquire(until):
+                raise self._late(shown, symbol, started, "waiting for the rate limit (POLYGON_RATE_LIMIT)")
+            self.stats.add(requests=1)
+            # A slow answer may not outlast the deadline either.
+            timeout = urllib3.Timeout(connect=self._timeouts[0], read=self._timeouts[1],
+                                      total=max(until - time.monotonic(), 0.001))
+            try:
+                response = self._pool.request("GET", url, headers=self._headers, preload_content=True,
+                                              timeout=timeout)
                 error = self._classify(response.status, response.data, response.headers, shown, symbol)
                 if error is None:
-                    return response.data, shown
+                    return response, shown
             except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError,
                     urllib3.exceptions.NewConnectionError, urllib3.exceptions.SSLError) as exc:
                 error = TransientProviderError(f"{shown}: {type(exc).__name__}", url=shown, symbol=symbol)
@@ -148,37 +256,27 @@ class PolygonHTTP:
                     error.args = (f"{error.message} (gave up after {attempt + 1} attempts)",)
                 raise error
             delay = self._backoff(attempt, getattr(error, "retry_after", None))
+            if time.monotonic() + delay > until:
+                raise self._late(shown, symbol, started, f"{error.message.removeprefix(shown + ': ')}, "
+                                 f"and a retry in {delay:g}s")
             log.debug("retrying %s in %.2fs: %s", shown, delay, error.message)
             self.stats.add(retries=1)
             self._sleep(delay)
             attempt += 1
 
+    def _late(self, shown: str, symbol: str | None, started: float, doing: str) -> DeadlineError:
+        """The error for a request that cannot finish within its deadline or within the run's."""
+        run = self.run_deadline is not None and self.run_deadline < started + self.request_deadline
+        what = ("the run's deadline" if run else
+                f"the request deadline of {self.request_deadline:g}s (POLYGON_REQUEST_DEADLINE)")
+        return DeadlineError(f"{shown}: {doing} would pass {what}; gave up after {time.monotonic() - started:.1f}s",
+                             url=shown, symbol=symbol, run=run)
+
     @staticmethod
     def _backoff(attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return min(retry_after, BACKOFF_CAP * 4)
+            return retry_after
         return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
-
-    @staticmethod
-    def _decode(body: bytes, shown: str, symbol: str | None) -> dict[str, Any]:
-        """The body as a JSON object.
-
-        orjson decodes a page of 250 option snapshots about four times faster than ``json``, and
-        decoding is most of the fetch workers' CPU.  What orjson refuses and ``json`` accepts
-        (``NaN``/``Infinity`` literals, a BOM or UTF-16/32, lone surrogates) goes to ``json``, so
-        such bodies decode as before.  One difference remains: an integer literal outside the
-        64-bit range becomes a float (no column KapMan stores can hold it either way).
-        """
-        try:
-            data = orjson.loads(body)
-        except ValueError:
-            try:
-                data = json.loads(body)
-            except ValueError:
-                raise TransientProviderError(f"{shown}: response is not JSON", url=shown, symbol=symbol) from None
-        if not isinstance(data, dict):
-            raise ProviderError(f"{shown}: unexpected response shape", url=shown, symbol=symbol)
-        return data
 
     @staticmethod
     def _classify(status: int, body: bytes, headers: Any, shown: str,
@@ -208,7 +306,7 @@ class PolygonHTTP:
         the last few ``]``, the first of them from the end for which head + ``null`` + rest parses
         as an object.  None when no such split is found (the caller decodes the whole page then).
         Which split is right is confirmed later, when the whole page is decoded
-        (``check_envelope``).
+        (``page_results``).
         """
         match = _RESULTS_KEY.search(body, 0, _HEAD_LIMIT)
         if match is None or not body[: match.start()].lstrip().startswith(b"{"):
@@ -225,13 +323,6 @@ class PolygonHTTP:
             return data if isinstance(data, dict) else None
         return None
 
-    @staticmethod
-    def check_envelope(data: dict[str, Any], page: RawPage, symbol: str | None) -> None:
-        """Fail when the wholly decoded page names another next page than the one followed."""
-        if data.get("next_url") != page.next_url:
-            raise ProviderError(f"{page.shown}: the page's next_url was misread; rerun the symbol",
-                                url=page.shown, symbol=symbol)
-
     def paginate(self, path: str, params: dict[str, Any], *, symbol: str | None = None) -> Iterator[list[dict]]:
         """Yield each page's ``results``; follows ``next_url`` until it is absent."""
         for data in self._pages(path, params, symbol, raw=False):
@@ -242,7 +333,7 @@ class PolygonHTTP:
 
         Decoding the results is left to whoever consumes the pages (a worker process); the rules
         are ``paginate``'s (page cap, cursor loops, errors).  A body whose envelope cannot be read
-        on its own is decoded whole, with ``get_json``'s errors.
+        on its own is decoded whole, with ``decode_json``'s errors.
         """
         yield from self._pages(path, params, symbol, raw=True)
 
@@ -264,11 +355,11 @@ class PolygonHTTP:
             if raw:
                 top = self.envelope(body)
                 if top is None:
-                    top = self._decode(body, shown, symbol)
+                    top = decode_json(body, shown, symbol)
                 next_url = top.get("next_url")
                 yield RawPage(body, shown, next_url)
             else:
-                data = self._decode(body, shown, symbol)
+                data = decode_json(body, shown, symbol)
                 yield data
                 next_url = data.get("next_url")
             if not next_url:

@@ -7,7 +7,9 @@ from typing import Any
 from urllib.parse import quote
 
 from kapman.config import Settings
-from kapman.providers.http import PolygonHTTP, RawPage
+from kapman.providers.http import PolygonHTTP, RawPage, ServerClock, page_results
+
+__all__ = ["OPTIONS_PAGE", "TICKERS_PAGE", "PolygonClient", "RawPage", "ServerClock", "page_results"]
 
 #: The API's maximum page sizes (the defaults are 100 and 10).
 TICKERS_PAGE = 1000
@@ -25,6 +27,7 @@ class PolygonClient:
             "connect_timeout": settings.polygon_connect_timeout,
             "read_timeout": settings.polygon_read_timeout,
             "max_retries": settings.polygon_max_retries,
+            "request_deadline": settings.polygon_request_deadline,
         }
         kw.update(overrides)
         return cls(PolygonHTTP(settings.polygon_base_url, settings.require_polygon_api_key(), **kw))
@@ -38,15 +41,15 @@ class PolygonClient:
                   "sort": "ticker", "order": "asc"}
         yield from self.http.paginate("/v3/reference/tickers", params)
 
-    def option_chain_pages(self, underlying: str, *, expiration_gte: str | None = None) -> Iterator[list[dict]]:
-        """The underlying's whole option chain as of now, page by page."""
-        params: dict[str, Any] = {"limit": OPTIONS_PAGE}
-        if expiration_gte:
-            params["expiration_date.gte"] = expiration_gte
-        path = f"/v3/snapshot/options/{quote(underlying, safe='')}"
-        yield from self.http.paginate(path, params, symbol=underlying)
-
     def option_chain_bodies(self, underlying: str) -> Iterator[RawPage]:
-        """``option_chain_pages`` undecoded, for decoding elsewhere (see ``PolygonHTTP.paginate_raw``)."""
-        path = f"/v3/snapshot/options/{quote(underlying, safe='')}"
-        yield from self.http.paginate_raw(path, {"limit": OPTIONS_PAGE}, symbol=underlying)
+        """The underlying's whole option chain as of now, page by page, undecoded: decode each page
+        with ``page_results`` wherever that is cheapest (see ``PolygonHTTP.paginate_raw``)."""
+        yield from self.http.paginate_raw(self._chain_path(underlying), {"limit": OPTIONS_PAGE}, symbol=underlying)
+
+    def chain_clock(self, underlying: str) -> ServerClock:
+        """The server's clock as one request for a contract of ``underlying``'s chain tells it."""
+        return self.http.server_clock(self._chain_path(underlying), {"limit": 1})
+
+    @staticmethod
+    def _chain_path(underlying: str) -> str:
+        return f"/v3/snapshot/options/{quote(underlying, safe='')}"

@@ -18,9 +18,9 @@ class RateLimiter:
         self._stamp = time.monotonic()
         self._lock = threading.Lock()
 
-    def acquire(self) -> float:
-        """Block until a request may go; returns the seconds waited."""
-        waited = 0.0
+    def acquire(self, until: float | None = None) -> bool:
+        """Block until a request may go; False at once when that would be after ``until``
+        (a ``time.monotonic()`` instant)."""
         while True:
             with self._lock:
                 now = time.monotonic()
@@ -28,7 +28,8 @@ class RateLimiter:
                 self._stamp = now
                 if self._tokens >= 1:
                     self._tokens -= 1
-                    return waited
+                    return True
                 delay = (1 - self._tokens) / self.rate
+            if until is not None and now + delay > until:
+                return False
             time.sleep(delay)
-            waited += delay

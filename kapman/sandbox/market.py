@@ -279,6 +279,7 @@ class Market:
             as_of,
             self.chain_size(underlying),
             quirks=quirky,
+            profile=self.profile,
         )
         with self._chains_lock:
             self._chains[cache_key] = chain

@@ -4,6 +4,8 @@ A chain is a pure function of (seed, underlying, as-of instant, spot): weekly an
 expirations out to about a year, strikes around spot, Black-Scholes prices and greeks from a
 volatility smile.  It carries the vendor's rough edges: contracts without greeks or IV, an
 adjusted contract (non-100 deliverable) colliding with a standard one, a ``contract_type: other``.
+The profile (``kapman.sandbox.profiles``) decides the shapes that depend on the plan and on how the
+vendor serialises numbers.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from kapman.calendar import is_trading_day, previous_trading_day
 from kapman.clock import close_of, ny_date_of
 from kapman.sandbox.blackscholes import price_and_greeks
+from kapman.sandbox.profiles import TIDY, Profile
 
 #: Weekly expirations listed ahead (plus monthlies out to a year).
 WEEKLIES = 8
@@ -85,8 +88,21 @@ def _grid(spot: float, expiries: list[date], as_of: datetime, per_expiry: int) -
     return out
 
 
+def _whole(value: float) -> float | int:
+    """A whole number as a JSON integer, as the API writes ``150`` and ``"delta": 1``."""
+    return int(value) if float(value).is_integer() else value
+
+
 def option_chain(
-    seed: int, underlying: str, spot: float, vol: float, as_of: datetime, contracts: int, *, quirks: bool
+    seed: int,
+    underlying: str,
+    spot: float,
+    vol: float,
+    as_of: datetime,
+    contracts: int,
+    *,
+    quirks: bool,
+    profile: Profile = TIDY,
 ) -> list[dict]:
     """About ``contracts`` snapshot results (calls and puts), plus the quirky extras when asked."""
     rng = rng_for(seed, "chain", underlying, _ns(as_of))
@@ -102,7 +118,7 @@ def option_chain(
     moneyness = np.log(strike / spot) / np.sqrt(t)
     # Smile: put-side skew plus curvature, richer term premium at the front.
     atm = vol * (1.0 + 0.15 * np.exp(-6.0 * t))
-    iv = np.round(np.clip(atm * (1.0 - 0.22 * moneyness + 0.30 * moneyness**2), 0.05, 4.0), 6)
+    iv = np.round(np.clip(atm * (1.0 - 0.22 * moneyness + 0.30 * moneyness**2), 0.05, profile.chain_iv_cap), 6)
     g = price_and_greeks(is_call, spot, strike, t, iv)
     no_greeks = (np.abs(g["delta"]) > DEEP_ITM_DELTA) | (rng.random(2 * n) < NO_GREEKS_SHARE)
     oi = np.round(
@@ -126,6 +142,7 @@ def option_chain(
         prev = max(round(price / (1 + day_move[i]), 2), 0.01)
         traded = volume[i] > 0
         k = float(strike[i])
+        shown_strike = _whole(k) if profile.chain_integers else k
         break_even = round(k + mid if is_call[i] else k - mid, 4)
         result: dict = {
             "break_even_price": break_even,
@@ -146,7 +163,7 @@ def option_chain(
                 "exercise_style": "american",
                 "expiration_date": expiry[i].isoformat(),
                 "shares_per_contract": 100,
-                "strike_price": k,
+                "strike_price": shown_strike,
                 "ticker": occ_ticker(root, expiry[i], kind[0].upper(), k),
             },
             "last_quote": {
@@ -178,11 +195,26 @@ def option_chain(
                 "size": int(rng.integers(1, 50)),
                 "timeframe": "REAL-TIME",
             }
+        elif profile.chain_empty_objects:
+            result["day"], result["last_trade"] = {}, {}
+        deep = abs(g["delta"][i]) > DEEP_ITM_DELTA
         if not no_greeks[i]:
             result["greeks"] = {name: float(g[name][i]) for name in ("delta", "gamma", "theta", "vega")}
             result["implied_volatility"] = float(iv[i])
-        elif abs(g["delta"][i]) > DEEP_ITM_DELTA:
+        elif deep and profile.chain_integers and i % 2 == 0:
+            # Deep in the money the vendor also rounds the greeks to whole numbers.
+            result["greeks"] = {"delta": 1 if is_call[i] else -1, "gamma": 0, "theta": 0, "vega": 0}
+            result["implied_volatility"] = float(iv[i])
+        elif deep or profile.chain_empty_objects:
             result["greeks"] = {}  # the vendor's "no greeks" for deep in-the-money contracts
+        if not profile.chain_quotes:
+            del result["last_quote"]
+        if not profile.chain_underlying_price:
+            asset = result["underlying_asset"]
+            del asset["price"], asset["change_to_break_even"]
+        if profile.chain_fmv:
+            result["fmv"] = price
+            result["fmv_last_updated"] = int(stamp[i])
         results.append(result)
     if quirks and results:
         results.extend(_quirky_contracts(results, root, spot))

@@ -15,7 +15,9 @@ Control endpoints (no auth, JSON bodies; not counted as API requests):
   16:00 New York close; timestamps are ISO 8601) or ``{"step_trading_days": 1}``.
 - ``GET /_sandbox/requests`` (counts per path); ``DELETE /_sandbox/requests`` resets them.
 
-Faults act before authentication, like a proxy in front of the API.
+Faults act before authentication, like a proxy in front of the API.  Every response carries
+``X-Sandbox-Clock`` (the server's clock, ISO 8601): how a client tells the sandbox from the live
+API, whose chains are always "now" by the real clock.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from kapman.calendar import trading_days
 from kapman.clock import close_of, ny_date_of, parse_instant
+from kapman.providers.http import SANDBOX_CLOCK_HEADER as CLOCK_HEADER
 from kapman.sandbox import endpoints
 from kapman.sandbox.faults import NGINX_502, RATE_LIMIT_BODY, Faults
 from kapman.sandbox.market import Market
@@ -49,8 +52,10 @@ NOT_ENTITLED = "You are not entitled to this data. Please upgrade your plan at h
 class SandboxRestServer:
     """Serve ``market`` over HTTP; use as a context manager or call ``start()``/``stop()``."""
 
-    def __init__(self, market: Market, api_key: str = "sandbox-key", port: int = 0) -> None:
-        self.market, self.api_key = market, api_key
+    def __init__(self, market: Market, api_key: str = "sandbox-key", port: int = 0, *, identify: bool = True) -> None:
+        """``identify=False``: answer without ``X-Sandbox-Clock``, as the live API does (to test the
+        rules KapMan applies to a live server)."""
+        self.market, self.api_key, self.identify = market, api_key, identify
         self.faults = Faults()
         self._now = market.now
         self._counts: Counter[str] = Counter()
@@ -153,6 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if self.sandbox.identify:
+            self.send_header(CLOCK_HEADER, self.sandbox.now.isoformat().replace("+00:00", "Z"))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()

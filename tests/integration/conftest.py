@@ -16,6 +16,7 @@ from kapman.sandbox.market import Market
 from kapman.sandbox.mirror import write_mirror
 from kapman.sandbox.profiles import REALISTIC
 from kapman.sandbox.rest import SandboxRestServer
+from tests.support import database
 
 #: The sandbox's market clock: Friday 2025-12-19 close.
 MARKET_NOW = "2025-12-19"
@@ -100,3 +101,30 @@ def reference_db(db: psycopg.Connection, polygon: PolygonClient) -> psycopg.Conn
     ingest_tickers(db, polygon, force=True)
     ingest_watchlists(db, WATCHLISTS)
     return db
+
+
+@pytest.fixture(scope="module")
+def options_url(admin_url: str, rest_server: SandboxRestServer) -> Iterator[str]:
+    """One database with tickers and the MVP watchlist per module of options tests; tests clear the options."""
+    url = database.create_scratch(admin_url, "opt_")
+    try:
+        from kapman.db.rebuild import rebuild
+
+        rebuild(url)
+        client = PolygonClient(PolygonHTTP(rest_server.base_url, rest_server.api_key, rate_limit=1000))
+        with pytest.MonkeyPatch.context() as mp, psycopg.connect(url, autocommit=True) as conn:
+            mp.setenv("KAPMAN_NOW", "2025-12-19")
+            ingest_tickers(conn, client, force=True)
+            ingest_watchlists(conn, WATCHLISTS)
+        client.close()
+        yield url
+    finally:
+        database.drop_scratch(admin_url, url)
+
+
+@pytest.fixture
+def odb(options_url: str, rest: SandboxRestServer) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(options_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE options_chains, ingest_runs")
+        conn.execute("DELETE FROM watchlists WHERE watchlist_id = 'extra'")
+        yield conn

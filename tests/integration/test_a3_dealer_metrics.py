@@ -46,7 +46,7 @@ def hydrated(fresh_db: str, rest: SandboxRestServer, polygon: PolygonClient, mar
             instant = close_of(day)
             rest.set_clock(instant)
             monkeypatch.setenv("KAPMAN_NOW", instant.isoformat())
-            ingest_options(conn, polygon, resolve_scope(conn, symbols), instant, concurrency=2)
+            ingest_options(fresh_db, polygon, resolve_scope(conn, symbols), instant, concurrency=2)
         monkeypatch.setenv("KAPMAN_NOW", str(D2))
         yield conn, fresh_db
 

@@ -14,8 +14,8 @@ from psycopg import sql
 
 from kapman.db import bulk
 from kapman.ingest.options import write_chain
-from kapman.ingest.options_encode import encode_chain
-from kapman.ingest.options_normalise import COLUMNS, TYPES, NormalisedChain
+from kapman.ingest.options.normalise import COLUMNS, TYPES, NormalisedChain
+from kapman.ingest.options.process import encode_chain
 from tests.support import database
 
 pytestmark = pytest.mark.integration

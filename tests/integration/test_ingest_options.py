@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -18,20 +17,17 @@ import psycopg
 import pytest
 
 from kapman import clock
-from kapman.errors import UsageError
-from kapman.ingest import options as options_job
+from kapman.errors import AuthError, UsageError
 from kapman.ingest.options import OptionsResult, ingest_options
-from kapman.ingest.options_scope import snapshot_time
-from kapman.ingest.tickers import ingest_tickers
+from kapman.ingest.options import pipeline as options_pipeline
+from kapman.ingest.options import workers as options_workers
+from kapman.ingest.options.snapshot import snapshot_time
 from kapman.ingest.watchlist_scope import resolve_scope
-from kapman.ingest.watchlists import ingest_watchlists
-from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
 from kapman.sandbox import endpoints
 from kapman.sandbox.market import Market
 from kapman.sandbox.rest import SandboxRestServer
-from tests.integration.conftest import WATCHLISTS
-from tests.support import database, dying
+from tests.support import dying
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("market_clock")]
 
@@ -45,42 +41,17 @@ ROW_SQL = """
     ORDER BY 1, 3, 4, 5"""
 
 
-@pytest.fixture(scope="module")
-def options_url(admin_url: str, rest_server: SandboxRestServer) -> Iterator[str]:
-    """One database with tickers and the MVP watchlist for the module; tests clear the options."""
-    url = database.create_scratch(admin_url, "opt_")
-    try:
-        from kapman.db.rebuild import rebuild
-
-        rebuild(url)
-        client = PolygonClient(PolygonHTTP(rest_server.base_url, rest_server.api_key, rate_limit=1000))
-        with pytest.MonkeyPatch.context() as mp, psycopg.connect(url, autocommit=True) as conn:
-            mp.setenv("KAPMAN_NOW", "2025-12-19")
-            ingest_tickers(conn, client, force=True)
-            ingest_watchlists(conn, WATCHLISTS)
-        client.close()
-        yield url
-    finally:
-        database.drop_scratch(admin_url, url)
-
-
-@pytest.fixture
-def odb(options_url: str, rest: SandboxRestServer) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(options_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE options_chains, ingest_runs")
-        conn.execute("DELETE FROM watchlists WHERE watchlist_id = 'extra'")
-        yield conn
-
-
 def run(
-    conn: psycopg.Connection,
+    url: str,
     client: PolygonClient,
     symbols: list[str],
     *,
     concurrency: int = 2,
     snapshot: datetime = SNAPSHOT,
 ) -> OptionsResult:
-    return ingest_options(conn, client, resolve_scope(conn, symbols), snapshot, concurrency=concurrency)
+    with psycopg.connect(url) as conn:
+        scope = resolve_scope(conn, symbols)
+    return ingest_options(url, client, scope, snapshot, concurrency=concurrency)
 
 
 def expected(market: Market, symbol: str, as_of: datetime, snapshot: datetime = SNAPSHOT) -> dict:
@@ -110,10 +81,10 @@ def rows_by_key(conn: psycopg.Connection, symbol: str) -> dict[tuple, tuple]:
 
 
 def test_full_chains_values_collisions_and_ledger(
-    odb: psycopg.Connection, polygon: PolygonClient, market: Market, rest: SandboxRestServer
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient, market: Market, rest: SandboxRestServer
 ) -> None:
     symbols = ["AAPL", "DIA", "ORCL"]
-    result = run(odb, polygon, symbols)
+    result = run(options_url, polygon, symbols)
     assert result.exit_code() == 0 and [result.outcomes[s].status for s in symbols] == ["ok"] * 3
     chain = market.option_chain("AAPL", rest.now)
     assert len(chain) > 5 * 250  # several pages of 250
@@ -173,14 +144,16 @@ def test_full_chains_values_collisions_and_ledger(
     assert "3 ok" in result.summary()
 
 
-def test_rerun_same_snapshot_updates_in_place(odb: psycopg.Connection, polygon: PolygonClient) -> None:
-    first = run(odb, polygon, ["ORCL"])
+def test_rerun_same_snapshot_updates_in_place(
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient
+) -> None:
+    first = run(options_url, polygon, ["ORCL"])
     count = odb.execute("SELECT count(*) FROM options_chains").fetchone()[0]
     odb.execute(
         "UPDATE options_chains SET bid = -1, delta = NULL WHERE ctid IN "
         "(SELECT ctid FROM options_chains WHERE delta IS NOT NULL LIMIT 5)"
     )
-    again = run(odb, polygon, ["ORCL"])
+    again = run(options_url, polygon, ["ORCL"])
     assert count == first.rows_inserted > 0
     assert (again.rows_inserted, again.rows_updated, again.rows_unchanged) == (0, 5, count - 5)
     assert odb.execute("SELECT count(*) FROM options_chains").fetchone()[0] == count
@@ -188,12 +161,12 @@ def test_rerun_same_snapshot_updates_in_place(odb: psycopg.Connection, polygon: 
     assert odb.execute("SELECT count(DISTINCT time) FROM options_chains").fetchone()[0] == 1
 
 
-def test_concurrency_gives_the_same_rows(odb: psycopg.Connection, polygon: PolygonClient) -> None:
+def test_concurrency_gives_the_same_rows(options_url: str, odb: psycopg.Connection, polygon: PolygonClient) -> None:
     symbols = ["AAPL", "DIA", "NVDA", "ORCL", "XLV"]
-    serial = run(odb, polygon, symbols, concurrency=1)
+    serial = run(options_url, polygon, symbols, concurrency=1)
     rows = odb.execute(ROW_SQL).fetchall()
     odb.execute("TRUNCATE options_chains")
-    parallel = run(odb, polygon, symbols, concurrency=5)
+    parallel = run(options_url, polygon, symbols, concurrency=5)
     assert (
         odb.execute(ROW_SQL).fetchall() == rows
         and len(rows) == serial.rows_inserted == parallel.rows_inserted
@@ -201,7 +174,7 @@ def test_concurrency_gives_the_same_rows(odb: psycopg.Connection, polygon: Polyg
 
 
 def test_faults_fail_only_their_symbols(
-    odb: psycopg.Connection,
+    options_url: str, odb: psycopg.Connection,
     polygon: PolygonClient,
     market: Market,
     rest: SandboxRestServer,
@@ -214,7 +187,7 @@ def test_faults_fail_only_their_symbols(
     rest.faults.pagination_loop("/v3/snapshot/options/ORCL")
     rest.faults.forbid("MSFT")
     symbols = ["AAPL", "DIA", "MSFT", "NVDA", "ORCL", "XLV"]
-    result = run(odb, polygon, symbols, concurrency=3)
+    result = run(options_url, polygon, symbols, concurrency=3)
     status = {s: o.status for s, o in result.outcomes.items()}
     assert status == {
         "AAPL": "ok",
@@ -237,7 +210,7 @@ def test_faults_fail_only_their_symbols(
 
 
 def test_401_stops_the_run_and_keeps_what_was_written(
-    odb: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer
 ) -> None:
     pages = polygon.option_chain_bodies
 
@@ -248,26 +221,27 @@ def test_401_stops_the_run_and_keeps_what_was_written(
 
     polygon.option_chain_bodies = revoked_at_dia  # type: ignore[method-assign]
     rest.reset_counts()
-    result = run(odb, polygon, ["AAPL", "DIA", "NVDA", "ORCL"], concurrency=1)
-    assert {s: o.status for s, o in result.outcomes.items()} == {
+    with pytest.raises(AuthError, match="401"):
+        run(options_url, polygon, ["AAPL", "DIA", "NVDA", "ORCL"], concurrency=1)
+    status, error, summary = odb.execute("SELECT status, error, summary FROM ingest_runs").fetchone()
+    assert status == "failed" and error.startswith("AuthError: ") and "401" in error
+    assert {s: o["status"] for s, o in summary["outcomes"].items()} == {
         "AAPL": "ok",
         "DIA": "failed",
         "NVDA": "not_attempted",
         "ORCL": "not_attempted",
     }
-    assert result.exit_code() == 2 and "401" in (result.error.message if result.error else "")
+    assert summary["outcomes"]["NVDA"]["reason"].startswith("not attempted, the run stopped: ")
     assert (
         rest.request_count("/v3/snapshot/options/NVDA")
         == rest.request_count("/v3/snapshot/options/ORCL")
         == 0
     )
     assert rows_by_key(odb, "AAPL") and not rows_by_key(odb, "DIA")
-    assert odb.execute("SELECT status FROM ingest_runs").fetchone() == ("failed",)
-    assert "not attempted" in result.summary()
 
 
 def test_expired_contracts_and_empty_chains(
-    odb: psycopg.Connection,
+    options_url: str, odb: psycopg.Connection,
     polygon: PolygonClient,
     market: Market,
     rest: SandboxRestServer,
@@ -281,7 +255,7 @@ def test_expired_contracts_and_empty_chains(
         "VALUES ('extra', 'EI', 'test', '2025-12-19')"
     )  # an ADR without listed options
     snap = snapshot_time()
-    result = run(odb, polygon, ["EI", "ORCL"], snapshot=snap)
+    result = run(options_url, polygon, ["EI", "ORCL"], snapshot=snap)
     chain = market.option_chain("ORCL", rest.now)
     expiring = sum(1 for r in chain if r["details"]["expiration_date"] == "2025-12-19")
     assert snap == datetime(2025, 12, 20, 15, 0, tzinfo=UTC) and expiring > 0
@@ -322,8 +296,8 @@ def test_scope_and_snapshot_time_rules(odb: psycopg.Connection) -> None:
         assert "python -m scripts.ingest_tickers --force" in (info.value.hint or "")
 
 
-def test_runbook_step6_verification_sql(odb: psycopg.Connection, polygon: PolygonClient) -> None:
-    result = run(odb, polygon, ["DIA", "ORCL"])
+def test_runbook_step6_verification_sql(options_url: str, odb: psycopg.Connection, polygon: PolygonClient) -> None:
+    result = run(options_url, polygon, ["DIA", "ORCL"])
     assert (
         odb.execute("SELECT COUNT(*) AS options_rows FROM public.options_chains;").fetchone()[0]
         == result.rows_inserted
@@ -450,7 +424,7 @@ def outcomes(result: OptionsResult) -> dict:
 @pytest.mark.parametrize("stale", [False, True], ids=["collisions", "expired"])
 def test_worker_processes_write_what_in_process_writes(
     stale: bool,
-    odb: psycopg.Connection,
+    options_url: str, odb: psycopg.Connection,
     polygon: PolygonClient,
     rest: SandboxRestServer,
     monkeypatch: pytest.MonkeyPatch,
@@ -461,10 +435,10 @@ def test_worker_processes_write_what_in_process_writes(
     bad = malformed_for("ORCL", monkeypatch)
     symbols, snap = ["AAPL", "DIA", "NVDA", "ORCL"], snapshot_time()
     scope = resolve_scope(odb, symbols)
-    here = ingest_options(odb, polygon, scope, snap, concurrency=2, workers=0)
+    here = ingest_options(options_url, polygon, scope, snap, concurrency=2, workers=0)
     rows = odb.execute(ROW_SQL).fetchall()
     odb.execute("TRUNCATE options_chains")
-    pooled = ingest_options(odb, polygon, scope, snap, concurrency=2, workers=2)
+    pooled = ingest_options(options_url, polygon, scope, snap, concurrency=2, workers=2)
     assert (here.workers, pooled.workers, pooled.exit_code()) == (0, 2, 0)
     assert odb.execute(ROW_SQL).fetchall() == rows and len(rows) == pooled.rows_inserted > 0
     assert outcomes(pooled) == outcomes(here)
@@ -475,7 +449,7 @@ def test_worker_processes_write_what_in_process_writes(
     else:
         assert aapl.dropped == {"other": 1, "collisions": 1} and "expired" not in orcl.dropped
     assert odb.execute("SELECT count(*) FROM options_chains WHERE delta IS NULL").fetchone()[0] > 0
-    replay = ingest_options(odb, polygon, scope, snap, concurrency=3, workers=1)
+    replay = ingest_options(options_url, polygon, scope, snap, concurrency=3, workers=1)
     assert (replay.rows_inserted, replay.rows_updated, replay.rows_unchanged) == (0, 0, len(rows))
     assert not multiprocessing.active_children()
 
@@ -496,16 +470,16 @@ def test_without_worker_processes_chains_are_processed_here(
     target: str,
     replacement: object,
     warning: str,
-    odb: psycopg.Connection,
+    options_url: str, odb: psycopg.Connection,
     polygon: PolygonClient,
     market: Market,
     rest: SandboxRestServer,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(options_job, target, replacement)
+    monkeypatch.setattr(options_workers, target, replacement)
     symbols = ["AAPL", "DIA", "NVDA", "ORCL", "XLV"]
-    result = ingest_options(odb, polygon, resolve_scope(odb, symbols), SNAPSHOT, concurrency=3, workers=2)
+    result = ingest_options(options_url, polygon, resolve_scope(odb, symbols), SNAPSHOT, concurrency=3, workers=2)
     assert result.exit_code() == 0 and result.workers == 2
     for symbol in symbols:
         assert len(rows_by_key(odb, symbol)) == len(expected(market, symbol, rest.now)) == result.outcomes[symbol].rows
@@ -514,18 +488,18 @@ def test_without_worker_processes_chains_are_processed_here(
 
 
 def test_ctrl_c_ends_the_run_and_its_worker_processes(
-    odb: psycopg.Connection, polygon: PolygonClient, monkeypatch: pytest.MonkeyPatch
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def interrupted(*args: object) -> None:
         raise KeyboardInterrupt  # the operator's Ctrl-C, while the first chain is written
 
-    monkeypatch.setattr(options_job, "write_chain", interrupted)
+    monkeypatch.setattr(options_pipeline, "write_chain", interrupted)
     started = time.perf_counter()
     scope = resolve_scope(odb, ["AAPL", "DIA", "NVDA", "ORCL", "XLV", "MSFT"])
     with pytest.raises(KeyboardInterrupt):
-        ingest_options(odb, polygon, scope, SNAPSHOT, concurrency=2, workers=2)
+        ingest_options(options_url, polygon, scope, SNAPSHOT, concurrency=2, workers=2)
     assert time.perf_counter() - started < 30 and not multiprocessing.active_children()
-    assert odb.execute("SELECT status FROM ingest_runs").fetchone() == ("failed",)
+    assert odb.execute("SELECT status FROM ingest_runs").fetchone() == ("interrupted",)
     assert odb.execute("SELECT count(*) FROM options_chains").fetchone() == (0,)
 
 
@@ -560,4 +534,4 @@ def test_cli_ctrl_c_stops_promptly_and_leaves_no_process(
         time.sleep(0.1)
     else:
         pytest.fail("processes of the run outlived it")
-    assert odb.execute("SELECT status FROM ingest_runs").fetchone()[0] in ("partial", "failed")  # closed
+    assert odb.execute("SELECT status FROM ingest_runs").fetchone() == ("interrupted",)  # closed

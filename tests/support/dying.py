@@ -1,4 +1,4 @@
-"""A stand-in for ``options_encode.process_pages`` whose worker processes die on their first chain."""
+"""A stand-in for ``options_process.process_pages`` whose worker processes die on their first chain."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import multiprocessing
 import os
 from typing import Any
 
-from kapman.ingest import options_encode
+from kapman.ingest.options import process as options_process
 
 
-def process_pages(*args: Any) -> options_encode.EncodedChain:
+def process_pages(*args: Any) -> options_process.EncodedChain:
     if multiprocessing.parent_process() is not None:  # in a worker process: as if killed
         os._exit(9)
-    return options_encode.process_pages(*args)
+    return options_process.process_pages(*args)

@@ -12,7 +12,8 @@ from kapman.errors import ConfigError
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("DATABASE_URL", "POLYGON_API_KEY", "MASSIVE_API_KEY", "POLYGON_BASE_URL",
                  "POLYGON_RATE_LIMIT", "FLATFILES_MIRROR_DIR", "FLATFILES_SECRET_ACCESS_KEY",
-                 "POLYGON_MAX_RETRIES", "KAPMAN_ENV_FILE"):
+                 "POLYGON_MAX_RETRIES", "KAPMAN_ENV_FILE", "POLYGON_READ_TIMEOUT", "POLYGON_CONNECT_TIMEOUT",
+                 "POLYGON_REQUEST_DEADLINE", "OPTIONS_RUN_DEADLINE"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -67,6 +68,37 @@ def test_invalid_rate_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw
     monkeypatch.setenv("POLYGON_RATE_LIMIT", raw)
     with pytest.raises(ConfigError, match="POLYGON_RATE_LIMIT"):
         load_settings(tmp_path / "x")
+
+
+@pytest.mark.parametrize(("name", "raw", "message"), [
+    ("POLYGON_RATE_LIMIT", "nan", "'nan' is out of range; expected a number in [0.05, 1000]"),
+    ("POLYGON_RATE_LIMIT", "0.0001", "'0.0001' is out of range; expected a number in [0.05, 1000]"),
+    ("POLYGON_RATE_LIMIT", "inf", "'inf' is out of range; expected a number in [0.05, 1000]"),
+    ("POLYGON_READ_TIMEOUT", "nan", "'nan' is out of range; expected a number in [0.1, 600]"),
+    ("POLYGON_READ_TIMEOUT", "inf", "'inf' is out of range; expected a number in [0.1, 600]"),
+    ("POLYGON_CONNECT_TIMEOUT", "-3", "'-3' is out of range; expected a number in [0.1, 600]"),
+    ("POLYGON_MAX_RETRIES", "2.5", "'2.5' is not an integer; expected an integer in [0, 20]"),
+    ("POLYGON_MAX_RETRIES", "1000", "'1000' is out of range; expected an integer in [0, 20]"),
+    ("POLYGON_REQUEST_DEADLINE", "0", "'0' is out of range; expected a number in [1, 3600]"),
+    ("OPTIONS_RUN_DEADLINE", "1e9", "'1e9' is out of range; expected a number in [10, 86400]"),
+])
+def test_numeric_settings_are_refused_outside_their_range(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, raw: str, message: str
+) -> None:
+    monkeypatch.setenv(name, raw)
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "x")
+    assert info.value.message == f"{name}={message}"
+    assert name in (info.value.hint or "")
+
+
+def test_numeric_settings_in_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, raw in (("POLYGON_RATE_LIMIT", "0.083"), ("POLYGON_READ_TIMEOUT", "600"), ("POLYGON_MAX_RETRIES", "0"),
+                      ("POLYGON_REQUEST_DEADLINE", "5"), ("OPTIONS_RUN_DEADLINE", "60")):
+        monkeypatch.setenv(name, raw)
+    s = load_settings(tmp_path / "x")
+    assert (s.polygon_rate_limit, s.polygon_read_timeout, s.polygon_max_retries) == (0.083, 600.0, 0)
+    assert (s.polygon_request_deadline, s.options_run_deadline) == (5.0, 60.0)
 
 
 def test_base_url_with_path_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

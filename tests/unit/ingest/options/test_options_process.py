@@ -1,4 +1,4 @@
-"""options_encode.process_pages: raw pages -> the payload normalise_chain's rows encode to."""
+"""process.process_pages: raw pages -> the payload normalise_chain's rows encode to."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 
 from kapman.db import bulk
 from kapman.errors import ProviderError, TransientProviderError
-from kapman.ingest import options as options_job
-from kapman.ingest.options_encode import process_pages
-from kapman.ingest.options_normalise import TYPES, normalise_chain
+from kapman.ingest.options import workers as options_workers
+from kapman.ingest.options.normalise import TYPES, normalise_chain
+from kapman.ingest.options.process import process_pages
 from kapman.providers.http import PolygonHTTP, RawPage
 from tests.support.canned_http import Canned, chain
 
@@ -29,7 +29,7 @@ def test_process_pages_is_normalise_chain_of_the_decoded_pages() -> None:
     assert (got.contracts, got.dropped, got.samples) == (want.contracts, want.dropped, want.samples)
 
 
-def test_process_pages_fails_like_get_json_and_checks_the_envelope() -> None:
+def test_process_pages_fails_like_decode_json_and_checks_the_envelope() -> None:
     body = b'{"results": [{"a": 1}, oops], "next_url": "u"}'
     page = RawPage(body, "/v3/x", PolygonHTTP.envelope(body)["next_url"])  # type: ignore[index]
     with pytest.raises(TransientProviderError, match="^/v3/x: response is not JSON$") as info:
@@ -44,5 +44,5 @@ def test_process_pages_fails_like_get_json_and_checks_the_envelope() -> None:
 def test_default_workers_leave_a_cpu_to_the_fetching_process(
     cpus: int, workers: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(options_job.os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
-    assert options_job.default_workers() == workers
+    monkeypatch.setattr(options_workers.os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    assert options_workers.default_workers() == workers

@@ -1,4 +1,4 @@
-"""PolygonHTTP._decode: orjson first, the stdlib for what orjson refuses, the same errors."""
+"""decode_json: orjson first, the stdlib for what orjson refuses, the same errors."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import math
 import pytest
 
 from kapman.errors import ProviderError, TransientProviderError
-from kapman.providers.http import PolygonHTTP
+from kapman.providers.http import decode_json
 
 
 def decode(body: bytes) -> dict:
-    return PolygonHTTP._decode(body, "/v3/x", "AAPL")
+    return decode_json(body, "/v3/x", "AAPL")
 
 
 def test_ordinary_body() -> None:

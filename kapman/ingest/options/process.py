@@ -1,7 +1,7 @@
-"""Option-chain pages -> one binary COPY payload: the CPU-bound half of options ingestion.
+"""Option-chain pages -> one binary COPY payload: the CPU-bound stage of options ingestion.
 
 Decoding a page of 250 snapshots, normalising it and encoding the kept rows is pure Python work
-under the GIL.  ``kapman.ingest.options`` runs ``process_pages`` in worker processes, so that the
+under the GIL.  The pipeline runs ``process_pages`` in worker processes (``workers``), so that the
 fetch threads and the writer do not queue for that lock; with ``workers=0`` (or when no worker
 process can start) it runs in the fetch threads, with the same result.  Nothing here touches the
 network or the database, and nothing secret is passed in: the pages are response bodies only.
@@ -9,8 +9,6 @@ network or the database, and nothing secret is passed in: the pages are response
 
 from __future__ import annotations
 
-import gc
-import signal
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -19,16 +17,8 @@ from datetime import datetime
 from uuid import UUID
 
 from kapman.db import bulk
-from kapman.ingest.options_normalise import TYPES, ChainNormaliser, NormalisedChain
-from kapman.providers.http import PolygonHTTP, RawPage
-
-#: The cyclic collector's young-generation threshold while chains are decoded (CPython's default:
-#: 700).  A page decodes into ~2,500 dicts that live for a few milliseconds.  At the default the
-#: collector runs several times per page, promotes the pages in flight to the older generations,
-#: and the full collections that follow traverse every row kept so far: a third of the decoding
-#: CPU.  At 20,000 the pages die (by reference counting, as before) between collections.  Only
-#: reference cycles, which decoding hardly creates, wait for a later collection.
-GC_YOUNG_THRESHOLD = 20_000
+from kapman.ingest.options.normalise import TYPES, ChainNormaliser, NormalisedChain
+from kapman.providers.polygon import RawPage, page_results
 
 
 @dataclass
@@ -43,6 +33,8 @@ class EncodedChain:
     dropped: Counter = field(default_factory=Counter)
     samples: list[str] = field(default_factory=list)
     seconds: float = 0.0  # decoding, normalising and encoding
+    unpriced: int = 0
+    unquoted: int = 0
 
 
 def encode_chain(chain: NormalisedChain, snapshot_time: datetime, ticker_id: UUID) -> EncodedChain:
@@ -54,14 +46,16 @@ def encode_chain(chain: NormalisedChain, snapshot_time: datetime, ticker_id: UUI
         chain.contracts,
         chain.dropped,
         chain.samples,
+        unpriced=chain.unpriced,
+        unquoted=chain.unquoted,
     )
 
 
 class ChainProcessor:
     """``process_pages`` a page at a time: ``add`` each page in order, then ``finish``.
 
-    Errors are ``PolygonHTTP.get_json``'s for a body that is not a JSON object; a page whose
-    decoded ``next_url`` differs from the one its envelope gave (and the fetch followed) fails too.
+    Errors are ``page_results``'s: a body that is not a JSON object, or a page whose decoded
+    ``next_url`` differs from the one its envelope gave (and the fetch followed).
     """
 
     def __init__(self, snapshot_time: datetime, ticker_id: UUID, symbol: str) -> None:
@@ -71,10 +65,9 @@ class ChainProcessor:
 
     def add(self, page: RawPage) -> None:
         started = time.perf_counter()
-        data = PolygonHTTP._decode(page.body, page.shown, self.symbol)
-        PolygonHTTP.check_envelope(data, page, self.symbol)
-        self.normaliser.add(list(data.get("results") or []))
-        del data  # the page's dicts go now, while they are warm
+        results = page_results(page, self.symbol)
+        self.normaliser.add(results)
+        del results  # the page's dicts go now, while they are warm
         self.seconds += time.perf_counter() - started
 
     def finish(self) -> EncodedChain:
@@ -90,16 +83,3 @@ def process_pages(pages: Sequence[RawPage], snapshot_time: datetime, ticker_id: 
     for page in pages:
         processor.add(page)
     return processor.finish()
-
-
-def init_worker() -> None:
-    """A worker process's set-up: Ctrl-C is the parent's to handle (it shuts the pool down)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    young, *older = gc.get_threshold()
-    if 0 < young < GC_YOUNG_THRESHOLD:
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *older)
-
-
-def ready() -> bool:
-    """A no-op task: submitting one per worker starts the processes before the first chain is in."""
-    return True

@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import pytest
 
-from kapman.ingest.options_normalise import (
+from kapman.ingest.options.normalise import (
     COLUMNS,
     Malformed,
     contract_row,

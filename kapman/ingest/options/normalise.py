@@ -84,6 +84,8 @@ class NormalisedChain:
     contracts: int = 0
     dropped: Counter = field(default_factory=Counter)
     samples: list[str] = field(default_factory=list)
+    unpriced: int = 0  # rows without an underlying price (a chain without underlying_asset.price)
+    unquoted: int = 0  # rows without bid and ask (a chain without last_quote)
 
 
 class Malformed(ValueError):
@@ -346,7 +348,9 @@ class ChainNormaliser:
             kept[key] = row
 
     def finish(self) -> NormalisedChain:
-        self.out.rows = list(self._kept.values())
+        rows = self.out.rows = list(self._kept.values())
+        self.out.unpriced = sum(1 for r in rows if r[7] is None)
+        self.out.unquoted = sum(1 for r in rows if r[8] is None and r[9] is None)
         return self.out
 
 

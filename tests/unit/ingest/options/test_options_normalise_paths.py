@@ -13,7 +13,7 @@ from uuid import uuid4
 import pytest
 
 from kapman.clock import ny_date_of
-from kapman.ingest.options_normalise import (
+from kapman.ingest.options.normalise import (
     SAMPLES,
     ChainNormaliser,
     Malformed,

@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from kapman.db import bulk
-from kapman.ingest.options_normalise import TYPES
+from kapman.ingest.options.normalise import TYPES
 from tests.support.copy_stream import psycopg_stream
 
 SNAPSHOT = datetime(2025, 12, 19, 21, 0, tzinfo=UTC)
@@ -103,3 +103,23 @@ def test_refuses_what_it_cannot_encode_faithfully(
 ) -> None:
     with pytest.raises(error, match=match):
         bulk.encode_binary_rows(types, [row, row])
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["narrow", "wide"])
+def test_jsonb_and_text_match_psycopg_narrow_and_wide(wide: bool) -> None:
+    from psycopg.types.json import Jsonb
+
+    pad = "x" * (300 if wide else 3)
+    docs: list[Any] = [f'{{"a": "{pad}"}}', f'{{"é": "{pad} 中"}}'.encode(), None, f'{{"b": [1, 2], "c": "{pad}"}}',
+                       f'{{"ü": "{pad}"}}']
+    texts = [pad + "é", None, pad, "", pad + "😀"]
+    rows = [(d, t) for d, t in zip(docs, texts, strict=True)]
+    want = psycopg_stream(["jsonb", "text"], [(None if d is None else Jsonb(d, dumps=lambda v: v.decode() if
+                                               isinstance(v, bytes) else v), t) for d, t in rows])
+    assert bulk.encode_binary_rows(["jsonb", "text"], rows) == want
+    ascii_only = [(d, t) for d, t in rows if (d is None or isinstance(d, str) and d.isascii())
+                  and (t is None or t.isascii())]
+    assert bulk.encode_binary_rows(["jsonb", "text"], ascii_only) == psycopg_stream(
+        ["jsonb", "text"], [(None if d is None else Jsonb(d, dumps=lambda v: v), t) for d, t in ascii_only])
+    with pytest.raises(TypeError, match=r"column 1 \(text\) holds a bytes"):
+        bulk.encode_binary_rows(["jsonb", "text"], [("{}", b"no")])

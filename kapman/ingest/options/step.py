@@ -1,0 +1,69 @@
+"""The options step on the step contract: ``run(settings, params, progress) -> StepResult``.
+
+It owns its connections and its API client: it resolves the watchlist scope, asks the server
+what time it is (``snapshot.decide``: the live API's clock, or the sandbox's replay rules), then
+runs the pipeline, recorded in the run ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from kapman.config import REQUEST_DEADLINE_RANGE, RUN_DEADLINE_RANGE, Settings
+from kapman.db.connect import connect
+from kapman.errors import UsageError
+from kapman.ingest.options.fetch import CONCURRENCY_RANGE
+from kapman.ingest.options.pipeline import ingest_options, plan_options
+from kapman.ingest.options.snapshot import decide
+from kapman.ingest.options.workers import WORKERS_RANGE, default_workers
+from kapman.ingest.watchlist_scope import resolve_scope
+from kapman.progress import NullProgress, Progress
+from kapman.providers.polygon import PolygonClient
+from kapman.step import StepResult
+
+
+@dataclass(frozen=True)
+class OptionsParams:
+    symbols: list[str] | None = None  # None: every active watchlist symbol
+    concurrency: int = 4
+    workers: int | None = None  # None: default_workers()
+    snapshot_time: str | None = None  # a replay's ISO time (sandbox only); None: now
+    dry_run: bool = False
+    deadline: float | None = None  # seconds the run may fetch for; None: OPTIONS_RUN_DEADLINE
+    request_deadline: float | None = None  # seconds per request; None: POLYGON_REQUEST_DEADLINE
+
+    def validate(self) -> None:
+        """Every number within its range, or one line that gives the range."""
+        for flag, value, allowed in (("--concurrency", self.concurrency, CONCURRENCY_RANGE),
+                                     ("--workers", self.workers, WORKERS_RANGE),
+                                     ("--deadline", self.deadline, RUN_DEADLINE_RANGE),
+                                     ("--request-deadline", self.request_deadline, REQUEST_DEADLINE_RANGE)):
+            if value is not None:
+                try:
+                    allowed.parse(str(value))
+                except ValueError as exc:
+                    raise UsageError(f"argument {flag}: {exc}") from None
+
+
+def run(settings: Settings, params: OptionsParams, progress: Progress | None = None) -> StepResult:
+    params.validate()
+    url = settings.require_database_url()
+    with connect(url) as conn:
+        scope = resolve_scope(conn, params.symbols)
+    workers = default_workers() if params.workers is None else params.workers
+    deadline = params.deadline if params.deadline is not None else settings.options_run_deadline
+    request_deadline = params.request_deadline or settings.polygon_request_deadline
+    # The urllib3 pool holds a connection per fetch thread, so no thread waits for a socket.
+    client = PolygonClient.from_settings(settings, pool_size=params.concurrency, request_deadline=request_deadline)
+    try:
+        first = next(iter(scope.tickers))
+        snapshot = decide(params.snapshot_time, client.chain_clock(first), settings.polygon_base_url)
+        if params.dry_run:
+            return plan_options(scope, snapshot, params.concurrency, workers).step_result()
+        result = ingest_options(
+            url, client, scope, snapshot, concurrency=params.concurrency, workers=workers,
+            progress=progress or NullProgress(), deadline=deadline, args=asdict(params),
+        )
+    finally:
+        client.close()
+    return result.step_result()

@@ -1,0 +1,70 @@
+"""PolygonHTTP's deadlines: no request outlasts its own or the run's, whatever the server asks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import urllib3
+
+from kapman.errors import DeadlineError, TransientProviderError
+from kapman.providers.http import PolygonHTTP
+from kapman.providers.ratelimit import RateLimiter
+
+
+class _Response:
+    def __init__(self, status: int, headers: dict[str, str], data: bytes = b"{}") -> None:
+        self.status, self.headers, self.data = status, headers, data
+
+
+class Scripted(PolygonHTTP):
+    """Answers from a script of responses; records the sleeps instead of sleeping."""
+
+    def __init__(self, answers: list[_Response], **kw: Any) -> None:
+        self.sleeps: list[float] = []
+        super().__init__("http://api.test", "k", sleep=self.sleeps.append, **kw)
+        self.answers = answers
+        self._pool.request = self._answer  # type: ignore[method-assign]
+
+    def _answer(self, *args: Any, **kw: Any) -> _Response:
+        assert isinstance(kw["timeout"], urllib3.Timeout) and kw["timeout"].total <= self.request_deadline
+        return self.answers.pop(0)
+
+
+def test_retry_after_beyond_the_request_deadline_fails_at_once() -> None:
+    http = Scripted([_Response(429, {"Retry-After": "3600"})], request_deadline=120)
+    with pytest.raises(DeadlineError) as info:
+        http.get_body("/v3/snapshot/options/AAPL", symbol="AAPL")
+    assert info.value.message.startswith("/v3/snapshot/options/AAPL: 429 rate limited, and a retry in 3600s would "
+                                         "pass the request deadline of 120s (POLYGON_REQUEST_DEADLINE)")
+    assert http.sleeps == [] and not info.value.run and info.value.symbol == "AAPL"
+
+
+def test_retry_after_within_the_deadline_is_honoured() -> None:
+    http = Scripted([_Response(429, {"Retry-After": "2"}), _Response(200, {}, b'{"ok": 1}')], request_deadline=120)
+    assert http.get_body("/v3/x")[0] == b'{"ok": 1}' and http.sleeps == [2.0]
+
+
+def test_the_run_deadline_comes_first_when_it_is_nearer() -> None:
+    http = Scripted([_Response(503, {"Retry-After": "5"})], request_deadline=120)
+    http.run_deadline = time.monotonic() + 2
+    with pytest.raises(DeadlineError, match="would pass the run's deadline") as info:
+        http.get_body("/v3/x")
+    assert info.value.run
+    http.run_deadline = time.monotonic() - 1
+    with pytest.raises(DeadlineError, match="starting the request would pass the run's deadline"):
+        http.get_body("/v3/x")
+
+
+def test_exhausted_retries_still_say_how_many() -> None:
+    http = Scripted([_Response(500, {}), _Response(500, {})], max_retries=1)
+    with pytest.raises(TransientProviderError, match=r"gave up after 2 attempts"):
+        http.get_body("/v3/x")
+
+
+def test_the_rate_limiter_refuses_a_wait_past_the_deadline() -> None:
+    limiter = RateLimiter(0.1, burst=1)
+    assert limiter.acquire(time.monotonic() + 1)
+    started = time.monotonic()
+    assert not limiter.acquire(time.monotonic() + 1) and time.monotonic() - started < 0.5

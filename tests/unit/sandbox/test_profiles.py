@@ -1,0 +1,75 @@
+"""Sandbox profiles: ``tidy`` keeps the original chains, ``realistic`` serves the real API's shapes."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from kapman.errors import ConfigError
+from kapman.sandbox import profiles
+from kapman.sandbox.__main__ import build_parser
+from kapman.sandbox.market import Market
+from kapman.sandbox.profiles import REALISTIC, TIDY, profile_named
+from kapman.sandbox.rest import CLOCK_HEADER, SandboxRestServer
+
+
+@pytest.fixture(scope="module")
+def realistic() -> Market:
+    return Market(seed=42, n_tickers=60, days=40, profile=REALISTIC)
+
+
+@pytest.fixture(scope="module")
+def tidy() -> Market:
+    return Market(seed=42, n_tickers=60, days=40)
+
+
+def test_profile_choice_by_name_environment_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(profiles.ENV_VAR, raising=False)
+    assert profile_named() is TIDY and profile_named("Realistic") is REALISTIC
+    monkeypatch.setenv(profiles.ENV_VAR, "realistic")
+    assert profile_named() is REALISTIC and profile_named("tidy") is TIDY
+    with pytest.raises(ConfigError, match="unknown sandbox profile 'grim'"):
+        profile_named("grim")
+    with pytest.raises(AttributeError):
+        TIDY.chain_quotes = False  # type: ignore[misc]
+    args = build_parser().parse_args(["serve", "--profile", "realistic"])
+    assert args.profile == "realistic"
+
+
+def test_tidy_chains_are_unchanged_by_the_profile_mechanism(tidy: Market) -> None:
+    chain = tidy.option_chain("AAPL", tidy.now)
+    assert all("last_quote" in r and "price" in r["underlying_asset"] for r in chain)
+    assert all(type(r["details"]["strike_price"]) is float and "fmv" not in r for r in chain)
+    assert max(r.get("implied_volatility", 0) for r in chain) <= 4.0
+    assert not any(r.get("day") == {} or "last_trade" in r and not r["last_trade"] for r in chain)
+
+
+def test_realistic_chains_have_the_real_apis_shapes(realistic: Market, tidy: Market) -> None:
+    chain = realistic.option_chain("AAPL", realistic.now)
+    same = tidy.option_chain("AAPL", tidy.now)
+    assert len(chain) == len(same)  # the same contracts, differently shaped
+    assert not any("last_quote" in r for r in chain)
+    assert not any("price" in r["underlying_asset"] for r in chain)
+    assert all(r["underlying_asset"]["ticker"] == "AAPL" for r in chain)
+    assert all(isinstance(r["fmv"], float) and isinstance(r["fmv_last_updated"], int) for r in chain)
+    strikes = [r["details"]["strike_price"] for r in chain]
+    assert any(type(s) is int for s in strikes) and all(type(s) is int for s in strikes if float(s).is_integer())
+    untraded = [r for r in chain if r["day"] == {}]
+    assert untraded and all(r["last_trade"] == {} for r in untraded)
+    assert any(r.get("greeks") == {} and "implied_volatility" not in r for r in chain)
+    whole = [r for r in chain if r.get("greeks") and type(r["greeks"]["delta"]) is int]
+    assert whole and all(r["greeks"] == {"delta": 1 if r["details"]["contract_type"] == "call" else -1,
+                                         "gamma": 0, "theta": 0, "vega": 0} for r in whole)
+    assert max(r.get("implied_volatility", 0) for r in chain) > 4
+
+
+def test_every_response_names_the_sandbox_and_its_clock(realistic: Market) -> None:
+    with SandboxRestServer(realistic, api_key="k") as server:
+        request = urllib.request.Request(f"{server.base_url}/v3/snapshot/options/AAPL?limit=1",
+                                         headers={"Authorization": "Bearer k"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers[CLOCK_HEADER] == "2025-12-19T21:00:00Z"
+            body = json.loads(response.read())
+    assert "last_quote" not in body["results"][0]
