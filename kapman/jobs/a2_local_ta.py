@@ -28,7 +28,7 @@ from kapman import clock
 from kapman.db import bulk
 from kapman.db.connect import connect
 from kapman.errors import UsageError
-from kapman.jobs import snapshots
+from kapman.jobs import a2_splits, snapshots
 from kapman.jobs.a2_window import group_by_anchor
 from kapman.jobs.payload import JsonTemplate
 from kapman.metrics.indicators import TECHNICAL_KEYS, compute_technical
@@ -65,6 +65,8 @@ class A2Result(snapshots.WrittenRows):
     skipped_existing: int = 0
     no_bar: dict[str, int] = field(default_factory=dict)
     dates_without_bars: list[date] = field(default_factory=list)
+    #: Tickers whose window held a split, computed on bars adjusted as of each date.
+    split_adjusted: int = 0
     read_seconds: float = 0.0
     compute_seconds: float = 0.0
     write_seconds: float = 0.0
@@ -76,7 +78,8 @@ class A2Result(snapshots.WrittenRows):
         no_bar = sum(self.no_bar.values())
         lines = [f"a2 {span}: {self.rows_written} rows for {self.tickers} tickers ({self.rows_inserted} new, "
                  f"{self.rows_updated} updated, {self.rows_unchanged} unchanged), {self.skipped_existing} "
-                 f"already computed (skipped; --force recomputes), {no_bar} ticker-dates without a bar; "
+                 f"already computed (skipped; --force recomputes), {no_bar} ticker-dates without a bar, "
+                 f"{self.split_adjusted} split-adjusted; "
                  f"{self.seconds:.1f}s (read {self.read_seconds:.1f}, compute {self.compute_seconds:.1f}, "
                  f"write {self.write_seconds:.1f}){per}"]
         if self.dates_without_bars:
@@ -87,6 +90,7 @@ class A2Result(snapshots.WrittenRows):
         return {"dates": self.dates, "tickers": self.tickers, **self.rows_dict(),
                 "skipped_existing": self.skipped_existing,
                 "no_bar": self.no_bar, "dates_without_bars": self.dates_without_bars,
+                "split_adjusted": self.split_adjusted,
                 "read_seconds": round(self.read_seconds, 3), "compute_seconds": round(self.compute_seconds, 3),
                 "write_seconds": round(self.write_seconds, 3), "seconds": round(self.seconds, 3)}
 
@@ -245,6 +249,8 @@ class _Job:
         result, params = self.result, self.params
         t0 = time.perf_counter()
         bars = read_bars(self.conn, anchor, days[-1], params.symbols, self.extra[:READ_CONNECTIONS - 1])
+        split_ids, split_days, ratios = a2_splits.read(self.conn, anchor, days[-1])
+        splits = a2_splits.window_splits(_match_ids(bars.ids, split_ids), split_days, ratios)
         p, pos = panels(bars)
         result.read_seconds += time.perf_counter() - t0
         times = {d: clock.close_of(d) for d in days}
@@ -271,7 +277,10 @@ class _Job:
             return
         rows, cols, day_idx = (np.concatenate(a) for a in (want_rows, want_cols, want_day))
         t1 = time.perf_counter()
-        ta, pm = compute_cells(p, rows, cols, params)
+        cell_days = np.array(days, dtype="datetime64[D]")[day_idx]
+        p, source = a2_splits.adjust(p, splits, bars.ticker, bars.date, pos, cols, cell_days)
+        result.split_adjusted += len(np.unique(splits.col[np.isin(splits.col, cols)]))
+        ta, pm = compute_cells(p, rows, source, params)
         result.compute_seconds += time.perf_counter() - t1
         t2 = time.perf_counter()
         batches = [(times[d], cols[sel], ta[sel], pm[sel])
