@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -20,16 +19,19 @@ import psycopg
 from psycopg import sql
 
 from kapman import clock
-from kapman.db import bulk, schema
+from kapman.config import Settings
+from kapman.db import bulk, runs, schema
+from kapman.db.connect import connect
 from kapman.errors import UsageError
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
+from kapman.step import StepResult
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("ticker", "execution_date", "split_from", "split_to", "vendor_id")
 TYPES = ("text", "date", "float8", "float8", "text")
-#: Rejected records and unknown symbols named in the summary, at most.
+#: Invalid records and unknown symbols named in the summary, at most.
 SAMPLES = 5
 
 
@@ -50,40 +52,14 @@ class Split:
 
 
 @dataclass
-class SplitsResult:
-    since: date
-    pages: int = 0
-    records: int = 0
-    invalid: int = 0
-    invalid_samples: list[str] = field(default_factory=list)
-    duplicates: int = 0
-    kept: int = 0
-    reverse: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    unknown_tickers: list[str] = field(default_factory=list)
-    requests: int = 0
-    retries: int = 0
-    seconds: float = 0.0
+class SplitsParams:
+    #: First execution date to load (default: the start of the retention window).
+    since: date | None = None
 
-    def summary(self) -> str:
-        lines = [f"splits since {self.since}: {self.records} records in {self.pages} pages, {self.duplicates} "
-                 f"duplicates, {self.invalid} invalid; kept {self.kept} ({self.reverse} reverse): "
-                 f"{self.inserted} inserted, {self.updated} updated, {self.unchanged} unchanged, "
-                 f"{self.removed} removed; {self.requests} requests, {self.retries} retries, {self.seconds:.1f}s"]
-        if self.invalid_samples:
-            lines.append(f"  invalid: {'; '.join(self.invalid_samples)}")
-        if self.unknown_tickers:
-            shown = ", ".join(self.unknown_tickers[:SAMPLES])
-            more = f" and {len(self.unknown_tickers) - SAMPLES} more" if len(self.unknown_tickers) > SAMPLES else ""
-            lines.append(f"  {len(self.unknown_tickers)} split tickers are not in public.tickers (stored; A2 uses "
-                         f"them once the ticker is loaded): {shown}{more}")
-        return "\n".join(lines)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def _headline(since: date, kept: int, reverse: int, duplicates: int, pages: int) -> str:
+    return (f"{kept} splits executed since {since} ({reverse} reverse) from {pages} pages, "
+            f"{duplicates} duplicates")
 
 
 def default_since(today: date | None = None) -> date:
@@ -115,39 +91,51 @@ def _unknown(conn: psycopg.Connection, symbols: list[str]) -> list[str]:
     return sorted(set(symbols) - known)
 
 
+def run(settings: Settings, params: SplitsParams, progress: Progress | None = None) -> StepResult:
+    """The step: its own connection and REST client, recorded in the run ledger."""
+    url = settings.require_database_url()
+    with runs.recorded(url, "splits", {"since": params.since}) as ledger, connect(url) as conn:
+        client = PolygonClient.from_settings(settings)
+        try:
+            ledger.result = ingest_splits(conn, client, since=params.since, progress=progress)
+        finally:
+            client.close()
+    return ledger.result
+
+
 def ingest_splits(conn: psycopg.Connection, client: PolygonClient, *, since: date | None = None,
-                  progress: Progress | None = None) -> SplitsResult:
+                  progress: Progress | None = None) -> StepResult:
     progress = progress or NullProgress()
-    started = time.perf_counter()
     if not int(conn.execute("SELECT count(*) FROM public.tickers").fetchone()[0]):  # type: ignore[index]
         raise UsageError("public.tickers is empty: splits cannot be ingested before tickers exist",
                          hint="run python -m scripts.ingest_tickers --force first")
-    result = SplitsResult(since=since or default_since())
+    since = since or default_since()
+    result = StepResult(step="splits", unit="pages")
     stats = client.http.stats
     requests0, retries0 = stats.requests, stats.retries
     kept: dict[tuple[str, date], Split] = {}
+    duplicates = invalid = 0
     progress.start(None, "split pages", unit="page")
     try:
-        for page in client.split_pages(executed_from=result.since.isoformat()):
-            result.pages += 1
+        for page in client.split_pages(executed_from=since.isoformat()):
+            result.done += 1
             for record in page:
-                result.records += 1
+                result.read += 1
                 try:
                     split = parse_split(record)
                 except ValueError as exc:
-                    result.invalid += 1
-                    if len(result.invalid_samples) < SAMPLES:
-                        result.invalid_samples.append(f"page {result.pages}: {exc}")
+                    invalid += 1
+                    if invalid <= SAMPLES:
+                        result.note(f"invalid record on page {result.done}: {exc}")
                     continue
-                if split.execution_date < result.since:   # the server filters; never trust it blindly
+                if split.execution_date < since:   # the server filters; never trust it blindly
                     continue
-                result.duplicates += split.key in kept
+                duplicates += split.key in kept
                 kept[split.key] = split
-            progress.advance(1, records=result.records)
+            progress.advance(1, records=result.read)
     finally:
         progress.close()
-    result.kept = len(kept)
-    result.reverse = sum(s.split_from > s.split_to for s in kept.values())
+    result.rejected = invalid
     with conn.transaction(), conn.cursor() as cur:
         staging = bulk.create_staging(cur, "splits_stage", "splits", COLUMNS)
         bulk.copy_rows(cur, staging, COLUMNS, TYPES, (s.row() for _, s in sorted(kept.items())))
@@ -155,13 +143,21 @@ def ingest_splits(conn: psycopg.Connection, client: PolygonClient, *, since: dat
         # What the vendor no longer lists in the range just read in full was withdrawn.
         cur.execute(sql.SQL("DELETE FROM public.splits s WHERE s.execution_date >= %s AND NOT EXISTS "
                             "(SELECT 1 FROM {} g WHERE g.ticker = s.ticker "
-                            "AND g.execution_date = s.execution_date)").format(staging), (result.since,))
+                            "AND g.execution_date = s.execution_date)").format(staging), (since,))
         result.removed = cur.rowcount
-    result.inserted, result.updated = counts.inserted, counts.updated
-    result.unchanged = result.kept - counts.inserted - counts.updated
-    result.unknown_tickers = _unknown(conn, sorted({s.ticker for s in kept.values()}))
-    result.requests, result.retries = stats.requests - requests0, stats.retries - retries0
-    result.seconds = time.perf_counter() - started
+    result.written = counts.inserted + counts.updated
+    result.unchanged = len(kept) - result.written
+    unknown = _unknown(conn, sorted({s.ticker for s in kept.values()}))
+    if unknown:
+        more = f" and {len(unknown) - SAMPLES} more" if len(unknown) > SAMPLES else ""
+        result.note(f"{len(unknown)} split tickers are not in public.tickers (stored; A2 uses them once the "
+                    f"ticker is loaded): {', '.join(unknown[:SAMPLES])}{more}")
+    reverse = sum(s.split_from > s.split_to for s in kept.values())
+    result.headline = _headline(since, len(kept), reverse, duplicates, result.done)
+    result.details = {"since": since.isoformat(), "splits": len(kept), "reverse": reverse,
+                      "duplicates": duplicates, "inserted": counts.inserted, "updated": counts.updated,
+                      "unknown_tickers": unknown, "requests": stats.requests - requests0,
+                      "retries": stats.retries - retries0}
+    result.stop_clock()
     log.info("%s", result.summary())
     return result
-
