@@ -64,7 +64,7 @@ def values(conn: psycopg.Connection, symbol: str, day: date) -> dict[str, float 
 
 
 def run(conn: psycopg.Connection, dates: list[date], **kw: object) -> a2_local_ta.A2Result:
-    return a2_local_ta.run(conn, a2_local_ta.A2Params(dates=dates, **kw))  # type: ignore[arg-type]
+    return a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=dates, **kw))  # type: ignore[arg-type]
 
 
 # --- the sandbox's NVDA split, as the issue reproduced it ------------------------------------
