@@ -1,10 +1,14 @@
 """A2: technical indicators and price metrics for every ticker with a bar on the requested dates.
 
-Read once in bulk (binary COPY decoded by numpy), compute with the vectorised kernels on
-(bars x tickers) panels in ticker chunks, write one transaction per date (``snapshots.write``:
-a straight COPY for a new date, else COPY into staging and a merge), several dates at once.  A
-ticker with no bar on D gets no row for D.  See ``kapman.jobs.a2_window`` for the look-back rule
-and docs/a2_indicators.md for how the job reads and writes.
+Read once in bulk (binary COPY decoded by numpy), adjust for the splits executed by each date
+(``kapman.jobs.a2_splits``), compute with the vectorised kernels on (bars x tickers) panels in
+ticker chunks, write one transaction per date (``snapshots.write``: a straight COPY for a new
+date, else COPY into staging and a merge), several dates at once.  A ticker with no bar on D gets
+no row for D.  See ``kapman.jobs.a2_window`` for the look-back rule and docs/a2_indicators.md for
+how the job reads and writes.
+
+``run`` is the step (its own connections, the run ledger, the outcome); ``compute`` is the work
+on connections it is given, for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -219,10 +223,7 @@ def _compute_chunk(p: dict[str, np.ndarray], cols: np.ndarray, rows: np.ndarray,
 def run(settings: Settings, params: A2Params, progress: Progress | None = None) -> StepResult:
     """The A2 step: resolves the dates and symbols, opens its connections, records the run."""
     url = settings.require_database_url()
-    args = {"dates": params.dates, "day": params.day, "start_date": params.start_date,
-            "end_date": params.end_date, "symbols": params.symbols, "force": params.force,
-            "patterns": params.patterns, "workers": params.workers, "ticker_chunk_size": params.ticker_chunk_size}
-    with runs.recorded(url, "a2", args) as ledger, connect(url) as conn:
+    with runs.recorded(url, "a2", asdict(params)) as ledger, connect(url) as conn:
         step = ledger.result = StepResult(step="a2", unit="dates")
         job = replace(params, dates=params.dates or requested_dates(
             conn, day=params.day, start=params.start_date, end=params.end_date))
