@@ -17,6 +17,7 @@ import argparse
 import statistics
 import sys
 import time
+from contextlib import ExitStack
 from datetime import date
 
 import numpy as np
@@ -45,7 +46,10 @@ def load(conn: psycopg.Connection, market: Market) -> int:
 def run(tickers: int = 11000, repeat: int = 3) -> list[Figure]:
     # History from 14 months before the anchor month, so every window is full.
     market = Market(seed=7, n_tickers=tickers, days=(END - anchor(END)).days + 5)
-    with scratch_database("a2") as url, psycopg.connect(url, autocommit=True) as conn:
+    with scratch_database("a2") as url, psycopg.connect(url, autocommit=True) as conn, \
+            ExitStack() as stack:
+        # as the step opens them: four connections in all
+        extra = [stack.enter_context(psycopg.connect(url, autocommit=True)) for _ in range(3)]
         t0 = time.perf_counter()
         rows = load(conn, market)
         print(f"loaded {rows:,} bars for {tickers} tickers in {time.perf_counter() - t0:.0f}s")
@@ -55,7 +59,7 @@ def run(tickers: int = 11000, repeat: int = 3) -> list[Figure]:
         def job(label: str, dates: list[date], force: bool) -> a2_local_ta.A2Result:
             if not force:  # new dates: nothing of them is stored yet
                 conn.execute("TRUNCATE public.daily_snapshots")
-            r = a2_local_ta.run(conn, a2_local_ta.A2Params(dates=dates, force=force, db_url=url))
+            r = a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=dates, force=force), extra=extra)
             timings[label].append(r.seconds)
             print(f"  {label}: {r.seconds:.2f}s (read {r.read_seconds:.2f}, compute {r.compute_seconds:.2f}, "
                   f"write {r.write_seconds:.2f})", file=sys.stderr, flush=True)

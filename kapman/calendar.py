@@ -95,7 +95,3 @@ def previous_trading_day(day: date) -> date:
     while not is_trading_day(day):
         day -= timedelta(days=1)
     return day
-
-
-def last_trading_day_on_or_before(day: date) -> date:
-    return day if is_trading_day(day) else previous_trading_day(day)

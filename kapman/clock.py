@@ -70,7 +70,3 @@ def close_of(day: date) -> datetime:
 def ny_date_of(instant: datetime) -> date:
     """The New York calendar date of an instant."""
     return instant.astimezone(NEW_YORK).date()
-
-
-def days_ago(n: int, *, as_of: date | None = None) -> date:
-    return (as_of or today_ny()) - timedelta(days=n)

@@ -17,6 +17,7 @@ from kapman import cli
 COMMANDS: dict[str, tuple[str, str]] = {
     "rebuild": ("scripts.db.a5_deterministic_rebuild", "drop, recreate, migrate, validate, fingerprint"),
     "tickers": ("scripts.ingest_tickers", "the ticker universe from the reference API"),
+    "splits": ("scripts.ingest_splits", "stock splits from the reference API, for A2's adjustment"),
     "watchlists": ("scripts.ingest_watchlists", "watchlists from data/watchlists/*.txt"),
     "ohlcv": ("scripts.ingest_ohlcv", "daily bars from the flat files into public.ohlcv"),
     "options": ("scripts.ingest_options", "option-chain snapshots of the watchlist symbols"),

@@ -39,6 +39,8 @@ DEMO_DATABASE = "kapman_demo"
 
 REPORT = {
     "tickers": "SELECT count(*) FILTER (WHERE active) || ' active of ' || count(*) FROM tickers",
+    "splits": "SELECT count(*) || ' splits, ' || count(*) FILTER (WHERE split_from > split_to) || ' reverse' "
+              "FROM splits",
     "watchlist symbols": "SELECT count(DISTINCT symbol) || ' active' FROM watchlists WHERE active",
     "ohlcv": "SELECT count(*) || ' bars, ' || coalesce(min(date)::text, '-') || ' .. ' || "
              "coalesce(max(date)::text, '-') FROM ohlcv",

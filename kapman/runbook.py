@@ -51,6 +51,7 @@ def schema_and_reference_steps() -> list[Step]:
         # --yes: the demo and the tests run it without a terminal, on a database of their own.
         Step("2", "A6/A5 schema baseline", "python -m scripts.db.a5_deterministic_rebuild --yes"),
         Step("3", "ticker universe", "python -m scripts.ingest_tickers --force"),
+        Step("3b", "stock splits", "python -m scripts.ingest_splits"),
         Step("4", "watchlists", "python -m scripts.ingest_watchlists"),
         Step("5", "OHLCV base from the flat files", "python -m scripts.ingest_ohlcv base"),
     ]

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kapman import cli
-from kapman.db.connect import connect
 from kapman.jobs import a2_local_ta
-from kapman.jobs.dates import requested_dates
 from kapman.progress import for_terminal
 
 EXAMPLES = """
@@ -22,7 +20,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "Compute technical indicators (technical_indicators_json) and price metrics "
                    "(price_metrics_json) for every ticker with a bar on each requested date. Values for "
                    "(ticker, D) use the bars from the first trading day of the month 12 months before D "
-                   "through D. Dates already computed are skipped unless --force.", EXAMPLES)
+                   "through D, adjusted for the splits executed by D (public.splits, Step 3b). Dates "
+                   "already computed are skipped unless --force. Exit 2 when there is nothing to compute "
+                   "(a date without bars, only unknown symbols).", EXAMPLES)
     cli.add_date_options(p, "the newest date with OHLCV")
     p.add_argument("--symbols", help="comma-separated subset of tickers (default: all with bars)")
     p.add_argument("--workers", type=int, default=a2_local_ta.A2Params.workers,
@@ -36,16 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers < 1 or args.ticker_chunk_size < 1:
         p.error("--workers and --ticker-chunk-size must be at least 1")
     settings = cli.settings_for(args)
-    symbols = cli.symbols_arg(args.symbols)
-    url = settings.require_database_url()
-    with connect(url) as conn:
-        dates = requested_dates(conn, day=args.date, start=args.start_date, end=args.end_date)
-        params = a2_local_ta.A2Params(dates=dates, symbols=symbols, workers=args.workers,
-                                      ticker_chunk_size=args.ticker_chunk_size, force=args.force,
-                                      patterns=args.enable_pattern_indicators, db_url=url)
-        result = a2_local_ta.run(conn, params, progress=for_terminal(args.quiet))
-    cli.emit(args, result.summary(), result.as_dict())
-    return cli.EXIT_OK
+    params = a2_local_ta.A2Params(day=args.date, start_date=args.start_date, end_date=args.end_date,
+                                  symbols=cli.symbols_arg(args.symbols), workers=args.workers,
+                                  ticker_chunk_size=args.ticker_chunk_size, force=args.force,
+                                  patterns=args.enable_pattern_indicators)
+    return cli.finish(args, a2_local_ta.run(settings, params, for_terminal(args.quiet)))
 
 
 if __name__ == "__main__":

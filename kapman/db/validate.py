@@ -72,15 +72,20 @@ def _hypertables(conn: psycopg.Connection, report: ValidationReport) -> None:
                    f"on {expected[0]} every {expected[1].days} days" if got == expected else f"got {got}")
 
 
-def _options_key(conn: psycopg.Connection, report: ValidationReport) -> None:
-    key = _column(conn, """
+def _unique_key(conn: psycopg.Connection, table: str) -> tuple[str, ...]:
+    """The columns of ``table``'s primary key or unique constraint, in key order."""
+    return tuple(_column(conn, """
         SELECT a.attname FROM pg_constraint c
         JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace
         CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
         JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum = k.attnum
-        WHERE n.nspname = 'public' AND r.relname = 'options_chains' AND c.contype IN ('p', 'u')
-        ORDER BY c.conname, k.ord""")
-    report.add("options_chains unique key", tuple(key) == schema.OPTIONS_KEY, ", ".join(key))
+        WHERE n.nspname = 'public' AND r.relname = %s AND c.contype IN ('p', 'u')
+        ORDER BY c.conname, k.ord""", table))
+
+
+def _options_key(conn: psycopg.Connection, report: ValidationReport) -> None:
+    key = _unique_key(conn, "options_chains")
+    report.add("options_chains unique key", key == schema.OPTIONS_KEY, ", ".join(key))
     strike = conn.execute(
         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
         "WHERE attrelid = 'public.options_chains'::regclass AND attname = 'strike_price'").fetchone()
@@ -100,6 +105,11 @@ def _case_sensitive_symbols(conn: psycopg.Connection, report: ValidationReport) 
     ok = not folding and not missing
     report.add("case-sensitive symbols", ok, "tickers, watchlists" if ok
                else f"case-folding checks {folding}, missing {missing}")
+
+
+def _splits_key(conn: psycopg.Connection, report: ValidationReport) -> None:
+    key = _unique_key(conn, "splits")
+    report.add("splits unique key", key == schema.SPLITS_KEY, ", ".join(key) or "missing")
 
 
 def _lifecycle(conn: psycopg.Connection, info: ServerInfo, report: ValidationReport) -> None:
@@ -172,6 +182,7 @@ def validate(conn: psycopg.Connection, info: ServerInfo, *, expect_empty: bool =
     _hypertables(conn, report)
     _options_key(conn, report)
     _case_sensitive_symbols(conn, report)
+    _splits_key(conn, report)
     _lifecycle(conn, info, report)
     if expect_empty:
         _empty(conn, report)

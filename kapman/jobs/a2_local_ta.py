@@ -1,10 +1,14 @@
 """A2: technical indicators and price metrics for every ticker with a bar on the requested dates.
 
-Read once in bulk (binary COPY decoded by numpy), compute with the vectorised kernels on
-(bars x tickers) panels in ticker chunks, write one transaction per date (``snapshots.write``:
-a straight COPY for a new date, else COPY into staging and a merge), several dates at once.  A
-ticker with no bar on D gets no row for D.  See ``kapman.jobs.a2_window`` for the look-back rule
-and docs/a2_indicators.md for how the job reads and writes.
+Read once in bulk (binary COPY decoded by numpy), adjust for the splits executed by each date
+(``kapman.jobs.a2_splits``), compute with the vectorised kernels on (bars x tickers) panels in
+ticker chunks, write one transaction per date (``snapshots.write``: a straight COPY for a new
+date, else COPY into staging and a merge), several dates at once.  A ticker with no bar on D gets
+no row for D.  See ``kapman.jobs.a2_window`` for the look-back rule and docs/a2_indicators.md for
+how the job reads and writes.
+
+``run`` is the step (its own connections, the run ledger, the outcome); ``compute`` is the work
+on connections it is given, for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import os
 import queue
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -25,15 +30,20 @@ import psycopg
 from psycopg import sql
 
 from kapman import clock
-from kapman.db import bulk
+from kapman.config import Settings
+from kapman.db import bulk, runs
 from kapman.db.connect import connect
-from kapman.errors import UsageError
-from kapman.jobs import snapshots
+from kapman.db.errors import is_connection_lost
+from kapman.errors import ConnectionLost, UsageError
+from kapman.jobs import a2_splits, snapshots
 from kapman.jobs.a2_window import group_by_anchor
+from kapman.jobs.dates import requested_dates
 from kapman.jobs.payload import JsonTemplate
+from kapman.jobs.tuning import keep_freed_memory
 from kapman.metrics.indicators import TECHNICAL_KEYS, compute_technical
 from kapman.metrics.price import PRICE_KEYS, compute_price_metrics
 from kapman.progress import NullProgress, Progress
+from kapman.step import StepResult
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +56,19 @@ DEFAULT_CHUNK = 2000  # tickers per kernel call: ~275 x 2,000 x 8 B = 4.4 MB per
 
 @dataclass
 class A2Params:
-    dates: list[date]
+    #: The trading dates to compute; when empty, ``run`` resolves them from day/start_date/end_date
+    #: (default: the newest date with OHLCV).
+    dates: list[date] = field(default_factory=list)
+    day: date | None = None
+    start_date: date | None = None
+    end_date: date | None = None
     symbols: list[str] | None = None
     workers: int = max(1, min(4, os.cpu_count() or 1))
     ticker_chunk_size: int = DEFAULT_CHUNK
     force: bool = False
     patterns: bool = False
-    #: With a URL, the job opens this many connections in all: bars are read over two of them,
-    #: and the dates of a range are written over all of them at once.
-    db_url: str | None = None
+    #: Connections the step opens in all: bars are read over two of them, and the dates of a
+    #: range are written over all of them at once.
     connections: int = 4
 
 
@@ -65,28 +79,31 @@ class A2Result(snapshots.WrittenRows):
     skipped_existing: int = 0
     no_bar: dict[str, int] = field(default_factory=dict)
     dates_without_bars: list[date] = field(default_factory=list)
+    #: Tickers whose window held a split, computed on bars adjusted as of each date.
+    split_adjusted: int = 0
+    bars_read: int = 0
+    #: Dates finished: written (committed), or with nothing to write.
+    dates_done: int = 0
     read_seconds: float = 0.0
     compute_seconds: float = 0.0
     write_seconds: float = 0.0
     seconds: float = 0.0
 
-    def summary(self) -> str:
+    def headline(self) -> str:
         span = f"{self.dates[0]}" if len(self.dates) == 1 else f"{self.dates[0]}..{self.dates[-1]}"
         per = f", {1000 * self.seconds / self.rows_written:.2f} ms/row" if self.rows_written else ""
         no_bar = sum(self.no_bar.values())
-        lines = [f"a2 {span}: {self.rows_written} rows for {self.tickers} tickers ({self.rows_inserted} new, "
-                 f"{self.rows_updated} updated, {self.rows_unchanged} unchanged), {self.skipped_existing} "
-                 f"already computed (skipped; --force recomputes), {no_bar} ticker-dates without a bar; "
-                 f"{self.seconds:.1f}s (read {self.read_seconds:.1f}, compute {self.compute_seconds:.1f}, "
-                 f"write {self.write_seconds:.1f}){per}"]
-        if self.dates_without_bars:
-            lines.append(f"  no OHLCV at all on: {', '.join(map(str, self.dates_without_bars))}")
-        return "\n".join(lines)
+        return (f"{span}: {self.rows_written} rows for {self.tickers} tickers ({self.rows_inserted} new, "
+                f"{self.rows_updated} updated, {self.rows_unchanged} unchanged), {self.skipped_existing} "
+                f"already computed (skipped; --force recomputes), {no_bar} ticker-dates without a bar, "
+                f"{self.split_adjusted} split-adjusted; read {self.read_seconds:.1f}s, compute "
+                f"{self.compute_seconds:.1f}s, write {self.write_seconds:.1f}s{per}")
 
     def as_dict(self) -> dict[str, Any]:
         return {"dates": self.dates, "tickers": self.tickers, **self.rows_dict(),
                 "skipped_existing": self.skipped_existing,
                 "no_bar": self.no_bar, "dates_without_bars": self.dates_without_bars,
+                "split_adjusted": self.split_adjusted,
                 "read_seconds": round(self.read_seconds, 3), "compute_seconds": round(self.compute_seconds, 3),
                 "write_seconds": round(self.write_seconds, 3), "seconds": round(self.seconds, 3)}
 
@@ -203,21 +220,85 @@ def _compute_chunk(p: dict[str, np.ndarray], cols: np.ndarray, rows: np.ndarray,
     return ta, pm
 
 
-def run(conn: psycopg.Connection, params: A2Params, progress: Progress | None = None) -> A2Result:
+def run(settings: Settings, params: A2Params, progress: Progress | None = None) -> StepResult:
+    """The A2 step: resolves the dates and symbols, opens its connections, records the run."""
+    url = settings.require_database_url()
+    with runs.recorded(url, "a2", asdict(params)) as ledger, connect(url) as conn:
+        step = ledger.result = StepResult(step="a2", unit="dates")
+        job = replace(params, dates=params.dates or requested_dates(
+            conn, day=params.day, start=params.start_date, end=params.end_date))
+        if not _scope(conn, job, step):
+            return step
+        extra = [connect(url) for _ in range(params.connections - 1)]
+        try:
+            done = compute(conn, job, progress, extra=extra)
+        finally:
+            for other in extra:
+                other.close()
+        _report(done, step)
+    return step
+
+
+def _scope(conn: psycopg.Connection, params: A2Params, step: StepResult) -> bool:
+    """Whether there is anything to compute; says why not (nothing-to-do) or what is left out."""
+    if not params.dates:
+        step.nothing("no trading dates in the requested range")
+        return False
+    if params.symbols:
+        known = {r[0] for r in conn.execute("SELECT symbol FROM public.tickers WHERE symbol = ANY(%s)",
+                                            (params.symbols,))}
+        unknown = [s for s in params.symbols if s not in known]
+        if not known:
+            step.nothing(f"no such ticker in public.tickers: {', '.join(unknown)}")
+            return False
+        if unknown:
+            step.note(f"not in public.tickers, skipped: {', '.join(unknown)}")
+        params.symbols = sorted(known)
+    with_bars = {r[0] for r in conn.execute("SELECT DISTINCT date FROM public.ohlcv WHERE date = ANY(%s)",
+                                            (params.dates,))}
+    missing = [d for d in params.dates if d not in with_bars]
+    if len(missing) == len(params.dates):
+        days = ", ".join(f"{d} ({d:%A})" for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        step.nothing(f"no OHLCV bars on {days}: not a trading day, or not loaded yet (Step 5)")
+        return False
+    if missing:
+        step.note(f"no OHLCV bars on {', '.join(map(str, missing))}: skipped")
+        params.dates = [d for d in params.dates if d in with_bars]
+    return True
+
+
+def _report(done: A2Result, step: StepResult) -> None:
+    step.read, step.done = done.bars_read, done.dates_done
+    step.written, step.unchanged = done.rows_inserted + done.rows_updated, done.rows_unchanged
+    step.details = done.as_dict()
+    if not done.rows_written and done.skipped_existing:
+        step.headline = (f"up to date: {done.skipped_existing} rows already computed for "
+                         f"{len(done.dates)} date(s) (--force recomputes)")
+    else:
+        step.headline = done.headline()
+    if done.dates_without_bars:
+        step.note(f"no OHLCV at all on: {', '.join(map(str, done.dates_without_bars))}")
+
+
+def compute(conn: psycopg.Connection, params: A2Params, progress: Progress | None = None, *,
+            extra: Sequence[psycopg.Connection] = ()) -> A2Result:
+    """Compute and write ``params.dates`` over ``conn`` (and ``extra`` connections, if any)."""
     progress = progress or NullProgress()
     started = time.perf_counter()
     if not params.dates:
         raise UsageError("no trading dates in the requested range")
+    keep_freed_memory()
     result = A2Result(dates=sorted(params.dates))
-    extra = [connect(params.db_url) for _ in range(params.connections - 1)] if params.db_url else []
     try:
-        _Job(conn, extra, params, result, progress).run()
+        _Job(conn, list(extra), params, result, progress).run()
+    except psycopg.Error as exc:
+        if is_connection_lost(exc):
+            raise ConnectionLost(done=result.dates_done, unit="dates") from exc
+        raise
     finally:
-        for other in extra:
-            other.close()
-    progress.close()
+        progress.close()
     result.seconds = time.perf_counter() - started
-    log.info("%s", result.summary())
+    log.info("a2 %s", result.headline())
     return result
 
 
@@ -245,7 +326,10 @@ class _Job:
         result, params = self.result, self.params
         t0 = time.perf_counter()
         bars = read_bars(self.conn, anchor, days[-1], params.symbols, self.extra[:READ_CONNECTIONS - 1])
+        split_ids, split_days, ratios = a2_splits.read(self.conn, anchor, days[-1])
+        splits = a2_splits.window_splits(_match_ids(bars.ids, split_ids), split_days, ratios)
         p, pos = panels(bars)
+        result.bars_read += len(bars.ticker)
         result.read_seconds += time.perf_counter() - t0
         times = {d: clock.close_of(d) for d in days}
         done = set() if params.force else snapshots.existing(self.conn, list(times.values()),
@@ -267,15 +351,20 @@ class _Job:
             want_cols.append(cols)
             want_day.append(np.full(len(cols), i))
         if not sum(len(c) for c in want_cols):
+            result.dates_done += len(days)
             self.progress.advance(len(days))
             return
         rows, cols, day_idx = (np.concatenate(a) for a in (want_rows, want_cols, want_day))
         t1 = time.perf_counter()
-        ta, pm = compute_cells(p, rows, cols, params)
+        cell_days = np.array(days, dtype="datetime64[D]")[day_idx]
+        p, source = a2_splits.adjust(p, splits, bars.ticker, bars.date, pos, cols, cell_days)
+        result.split_adjusted += len(np.unique(splits.col[np.isin(splits.col, cols)]))
+        ta, pm = compute_cells(p, rows, source, params)
         result.compute_seconds += time.perf_counter() - t1
         t2 = time.perf_counter()
         batches = [(times[d], cols[sel], ta[sel], pm[sel])
                    for i, d in enumerate(days) if len(sel := np.flatnonzero(day_idx == i))]
+        result.dates_done += len(days) - len(batches)
         self.progress.advance(len(days) - len(batches))
         self._write(bars.ids, batches)
         result.write_seconds += time.perf_counter() - t2
@@ -311,6 +400,7 @@ class _Job:
                 futures.append(pool.submit(write, at, snapshots.encode(snapshots.A2_COLUMNS, records)))
             for (_, cols, _, _), future in zip(batches, futures, strict=True):
                 self.result.tally(future.result(), len(cols))
+                self.result.dates_done += 1
                 self.tickers.update(ids[cols].view("V16").ravel().tolist())
                 self.progress.advance(1, rows=self.result.rows_written)
 

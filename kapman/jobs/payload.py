@@ -45,6 +45,3 @@ class JsonTemplate:
         text = orjson.dumps(ordered, option=orjson.OPT_SERIALIZE_NUMPY)
         template = self._bytes
         return [template % tuple(row.split(b",")) for row in text[2:-2].split(b"],[")]
-
-    def render(self, row: np.ndarray) -> str:
-        return self.render_many(row[np.newaxis, :])[0].decode()

@@ -122,22 +122,6 @@ def cumsum0(x: np.ndarray) -> np.ndarray:
     return _scan(buf, t_len)
 
 
-def window_any(mask: np.ndarray, n: int) -> np.ndarray:
-    """For rows n-1..T-1: does the n-row window ending there hold a True? (doubling, like Extrema)"""
-    cur = mask
-    span = 1
-    while span * 2 <= n:
-        nxt = cur.copy()
-        nxt[span:] |= cur[:-span]
-        cur, span = nxt, span * 2
-    rest = n - span
-    if rest:
-        nxt = cur.copy()
-        nxt[rest:] |= cur[:-rest]
-        cur = nxt
-    return cur[n - 1 :]
-
-
 def _nan_head(shape: tuple[int, ...], k: int) -> np.ndarray:
     """An uninitialised float64 array whose first k rows are NaN."""
     out = np.empty(shape, dtype=np.float64)

@@ -6,9 +6,7 @@ to a (T, N) float64 array (NaN = not computable). Definitions and conventions: d
 
 from __future__ import annotations
 
-import ctypes
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -120,28 +118,6 @@ COLUMN_BLOCK = 2048
 WORKERS = min(2, os.cpu_count() or 1)
 
 
-# The kernels create many short-lived block-sized temporaries. glibc's default policy hands such
-# memory back to the kernel as soon as a few MB are free, so every new temporary is page-faulted in
-# again, which doubles the run time. Keeping freed memory for reuse (up to these sizes) avoids that.
-_MMAP_THRESHOLD = 64 << 20
-_TRIM_THRESHOLD = 512 << 20
-_malloc_tuned = False
-
-
-def _tune_malloc() -> None:
-    """Raise glibc's mmap/trim thresholds once per process (no-op elsewhere or on failure)."""
-    global _malloc_tuned
-    if _malloc_tuned or not sys.platform.startswith("linux"):
-        return
-    _malloc_tuned = True
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, _MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, _TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
 def _compute_block(*ohlcv: np.ndarray) -> dict[str, np.ndarray]:
     p = Panel(*ohlcv)
     found: dict[str, np.ndarray] = {}
@@ -169,7 +145,6 @@ def compute_technical(
         )
     if shape[0] == 0:
         return {key: np.empty(shape, dtype=np.float64) for key in TECHNICAL_KEYS}
-    _tune_malloc()
     out = {key: np.empty(shape, dtype=np.float64) for key in TECHNICAL_KEYS}
     blocks = [slice(j0, j0 + COLUMN_BLOCK) for j0 in range(0, shape[1], COLUMN_BLOCK)]
 

@@ -16,6 +16,10 @@ CMF_N = 20
 EOM_N, EOM_SCALE = 14, 1e8  # `ta` scales ease of movement by 1e8 to get readable magnitudes
 FI_N = 13
 MFI_N = 14
+#: Typical prices closer than this (relative to their size) are a tie: no money flow.  Equal
+#: H+L+C of different bars can differ in the last bit once summed in floating point; TA-Lib
+#: counts such a pair as unchanged with the same dead zone.
+MFI_TIE = 1e-14
 NVI_START = 1000.0
 VWAP_N = 14
 
@@ -49,13 +53,15 @@ def compute(p: Panel) -> dict[str, np.ndarray]:
 
     out["volume.fi.force_index"] = r.ema(p.close_diff * v, FI_N)
 
-    tp = p.typical
-    flow = tp * v
-    dtp = r.diff(tp)
-    pos = r.where0(dtp > 0, flow)
-    neg = r.where0(dtp < 0, flow)
-    r.mark_nan(pos, dtp, flow)
-    r.mark_nan(neg, dtp, flow)
+    flow = p.typical * v
+    # Direction from the sums H+L+C, not from a difference of the rounded /3 values.
+    hlc = h + lo + c
+    dhlc = r.diff(hlc)
+    moved = np.abs(dhlc) > MFI_TIE * (np.abs(hlc) + np.abs(r.shift(hlc)))
+    pos = r.where0(moved & (dhlc > 0), flow)
+    neg = r.where0(moved & (dhlc < 0), flow)
+    r.mark_nan(pos, dhlc, flow)
+    r.mark_nan(neg, dhlc, flow)
     ps, ns = r.rolling_sum(pos, MFI_N), r.rolling_sum(neg, MFI_N)
     out["volume.mfi.money_flow_index"] = 100.0 * r.safe_div(ps, ps + ns)
 

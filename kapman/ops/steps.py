@@ -60,14 +60,9 @@ def options(settings: Settings, conn: psycopg.Connection, progress: Progress) ->
 
 
 def a2(settings: Settings, conn: psycopg.Connection, progress: Progress, *, dates: list[date]) -> StepResult:
-    started = time.perf_counter()
-    from kapman.jobs import a2_local_ta
+    from kapman.jobs import a2_local_ta as job
 
-    params = a2_local_ta.A2Params(dates=dates, db_url=settings.require_database_url())
-    legacy = a2_local_ta.run(conn, params, progress=progress)
-    result = _adapted("a2", "dates", legacy, len(dates) - len(legacy.dates_without_bars), {}, started)
-    result.written = legacy.rows_written
-    return result
+    return job.run(settings, job.A2Params(dates=dates), progress)
 
 
 def a3(settings: Settings, conn: psycopg.Connection, progress: Progress, *, dates: list[date]) -> StepResult:

@@ -1,4 +1,4 @@
-"""Polygon/Massive REST endpoints KapMan reads: reference tickers and option-chain snapshots."""
+"""Polygon/Massive REST endpoints KapMan reads: reference tickers and splits, option-chain snapshots."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from urllib.parse import quote
 from kapman.config import Settings
 from kapman.providers.http import PolygonHTTP, RawPage, ServerClock, page_results
 
-__all__ = ["OPTIONS_PAGE", "TICKERS_PAGE", "PolygonClient", "RawPage", "ServerClock", "page_results"]
+__all__ = ["OPTIONS_PAGE", "SPLITS_PAGE", "TICKERS_PAGE", "PolygonClient", "RawPage", "ServerClock", "page_results"]
 
-#: The API's maximum page sizes (the defaults are 100 and 10).
+#: The API's maximum page sizes (the defaults are 100, 10 and 10).
 TICKERS_PAGE = 1000
+SPLITS_PAGE = 1000
 OPTIONS_PAGE = 250
 
 
@@ -40,6 +41,13 @@ class PolygonClient:
         params = {"market": market, "active": str(active).lower(), "limit": TICKERS_PAGE,
                   "sort": "ticker", "order": "asc"}
         yield from self.http.paginate("/v3/reference/tickers", params)
+
+    def split_pages(self, *, executed_from: str | None = None) -> Iterator[list[dict]]:
+        """Every split (executed on or after ``executed_from``, YYYY-MM-DD), page by page."""
+        params: dict[str, Any] = {"limit": SPLITS_PAGE, "sort": "execution_date", "order": "asc"}
+        if executed_from:
+            params["execution_date.gte"] = executed_from
+        yield from self.http.paginate("/v3/reference/splits", params)
 
     def option_chain_bodies(self, underlying: str) -> Iterator[RawPage]:
         """The underlying's whole option chain as of now, page by page, undecoded: decode each page

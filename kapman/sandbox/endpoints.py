@@ -1,4 +1,4 @@
-"""The three REST endpoints' query semantics: parameter parsing, filters, sorting, cursors.
+"""The REST endpoints' query semantics: parameter parsing, filters, sorting, cursors.
 
 Kept apart from the HTTP plumbing in ``rest.py`` so the rules can be read (and tested) alone.
 """
@@ -30,6 +30,7 @@ TICKER_SORTS = (
     "delisted_utc",
 )
 OPTION_SORTS = ("ticker", "expiration_date", "strike_price")
+SPLIT_SORTS = ("execution_date", "ticker")
 RANGE_SUFFIXES = ("", ".gt", ".gte", ".lt", ".lte")
 
 
@@ -137,6 +138,23 @@ def tickers(market: Market, query: dict[str, str]) -> list[dict]:
         and (not search or search in r["ticker"].lower() or search in r["name"].lower())
     ]
     return sorted(out, key=lambda r: str(r.get(sort) or ""), reverse=desc)
+
+
+def splits(market: Market, query: dict[str, str]) -> list[dict]:
+    """``/v3/reference/splits``: ``ticker`` and ``execution_date`` ranges, ``reverse_split``, sorting."""
+    ticker_ok = _range_filter(query, "ticker", str)
+    day_ok = _range_filter(query, "execution_date", lambda s: date.fromisoformat(s).isoformat())
+    reverse = query.get("reverse_split")
+    only_reverse = None if reverse is None or reverse == "" else _bool(query, "reverse_split", False)
+    sort, desc = _order(query, SPLIT_SORTS, "execution_date")
+    out = [
+        r
+        for r in market.splits
+        if ticker_ok(r["ticker"])
+        and day_ok(r["execution_date"])
+        and (only_reverse is None or (r["split_from"] > r["split_to"]) == only_reverse)
+    ]
+    return sorted(out, key=lambda r: (r[sort], r["ticker"], r["execution_date"]), reverse=desc)
 
 
 def option_snapshots(market: Market, underlying: str, query: dict[str, str], now: datetime) -> list[dict]:

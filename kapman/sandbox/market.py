@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import hashlib
 import logging
 from collections import OrderedDict
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,8 +25,12 @@ log = logging.getLogger(__name__)
 DEFAULT_END_DATE = date(2025, 12, 19)
 #: Calendar days of history: covers a 730-day base load with room to spare.
 DEFAULT_DAYS = 800
-#: The one stock split: NVDA 10-for-1 about 18 months before the end date (as in June 2024).
-SPLIT_SYMBOL, SPLIT_RATIO, SPLIT_DAYS_BEFORE_END = "NVDA", 10.0, 560
+#: NVDA's 10-for-1 split, executed 560 days before the end date (2024-06-07 for the default end,
+#: as it was for real): (symbol, days before the end date, split_from, split_to).
+SPLIT = ("NVDA", 560, 1, 10)
+#: A 1-for-10 reverse split, the kind small caps make to stay listed, about nine months before the
+#: end date: on the first active synthetic common stock (universes of real names only have none).
+REVERSE_SPLIT_DAYS_BEFORE_END, REVERSE_SPLIT_FROM, REVERSE_SPLIT_TO = 270, 10, 1
 #: Security types with listed options (commodity trusts such as GLD and single-security ETFs too).
 OPTIONABLE = frozenset({"CS", "ETF", "ETV", "ETS", "ADRC", "ETN"})
 #: Default contracts per chain: the deepest names, other real names, synthetic names.
@@ -64,6 +69,7 @@ class Market:
         self.symbols = [listing.symbol for listing in self.listings]
         self._index = {s: i for i, s in enumerate(self.symbols)}
         self._day_index = {d: i for i, d in enumerate(self.trading_days)}
+        self.splits = self._splits()
         self.params = self._params()
         self._chains: OrderedDict[tuple[str, datetime], list[dict]] = OrderedDict()
         self._chains_lock = Lock()  # the REST server asks from several threads
@@ -113,12 +119,10 @@ class Market:
         last = np.array([(lst.delisted.toordinal() - 1) if lst.delisted else 10**9 for lst in self.listings])
         split_ordinal = np.zeros(len(keys), dtype=np.int64)
         split_ratio = np.ones(len(keys))
-        if SPLIT_SYMBOL in self._index:
-            split_day = self.end_date - timedelta(days=SPLIT_DAYS_BEFORE_END)
-            while not calendar.is_trading_day(split_day):
-                split_day += timedelta(days=1)
-            split_ordinal[self._index[SPLIT_SYMBOL]] = split_day.toordinal()
-            split_ratio[self._index[SPLIT_SYMBOL]] = SPLIT_RATIO
+        for split in self.splits:
+            j = self._index[split["ticker"]]
+            split_ordinal[j] = date.fromisoformat(split["execution_date"]).toordinal()
+            split_ratio[j] = split["split_to"] / split["split_from"]
         return TickerParams(
             # Jitter the listed price by a few percent so the last close is not a round number.
             keys=keys,
@@ -133,6 +137,36 @@ class Market:
             split_ordinal=split_ordinal,
             split_ratio=split_ratio,
         )
+
+    def _splits(self) -> list[dict]:
+        """``/v3/reference/splits`` results of this market, oldest first (at most one per ticker).
+
+        The execution date is the first session at the new price: bars before it are unadjusted.
+        Like the real API, the list goes back before the market's first bar (those splits adjust
+        nothing here: every bar is already at the new price).
+        """
+        def on_or_after(day: date) -> date:
+            while not calendar.is_trading_day(day):
+                day += timedelta(days=1)
+            return day
+
+        plan = []
+        symbol, days_before, split_from, split_to = SPLIT
+        if symbol in self._index:
+            plan.append((symbol, days_before, split_from, split_to))
+        small = next((lst.symbol for lst in self.listings if not lst.real and lst.type == "CS"
+                      and lst.delisted is None), None)
+        if small is not None:
+            plan.append((small, REVERSE_SPLIT_DAYS_BEFORE_END, REVERSE_SPLIT_FROM, REVERSE_SPLIT_TO))
+        out = []
+        for symbol, days_before, split_from, split_to in plan:
+            day = on_or_after(self.end_date - timedelta(days=days_before))
+            if day > self.end_date:
+                continue
+            digest = hashlib.sha256(f"{self.seed}:{symbol}:{day}".encode()).hexdigest()
+            out.append({"execution_date": day.isoformat(), "id": "E" + digest[:63], "split_from": split_from,
+                        "split_to": split_to, "ticker": symbol})
+        return sorted(out, key=lambda r: (r["execution_date"], r["ticker"]))
 
     @cached_property
     def _log_close(self) -> np.ndarray:

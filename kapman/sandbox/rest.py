@@ -2,7 +2,8 @@
 
 API endpoints (auth: ``Authorization: Bearer <key>`` or ``?apiKey=<key>``):
 
-- ``GET /v3/reference/tickers``, ``GET /v3/snapshot/options/{underlying}`` (cursor-paginated)
+- ``GET /v3/reference/tickers``, ``GET /v3/reference/splits``, ``GET /v3/snapshot/options/{underlying}``
+  (cursor-paginated)
 - ``GET /v2/aggs/grouped/locale/us/market/stocks/{date}``
 
 Control endpoints (no auth, JSON bodies; not counted as API requests):
@@ -44,6 +45,7 @@ from kapman.sandbox.market import Market
 log = logging.getLogger(__name__)
 
 TICKERS_PATH = "/v3/reference/tickers"
+SPLITS_PATH = "/v3/reference/splits"
 OPTIONS_PREFIX = "/v3/snapshot/options/"
 _GROUPED = re.compile(r"^/v2/aggs/grouped/locale/us/market/stocks/([^/]+)$")
 NOT_ENTITLED = "You are not entitled to this data. Please upgrade your plan at https://massive.com/pricing"
@@ -320,6 +322,10 @@ class _Handler(BaseHTTPRequestHandler):
                 request_id,
                 with_count=True,
             )
+        if path == SPLITS_PATH:
+            limit = endpoints.parse_limit(effective, 10, 1000)
+            results = endpoints.splits(market, effective)
+            return self._page(path, effective, results, offset, limit, request_id, with_count=False)
         if path.startswith(OPTIONS_PREFIX) and len(path) > len(OPTIONS_PREFIX):
             limit = endpoints.parse_limit(effective, 10, 250)
             underlying = path[len(OPTIONS_PREFIX) :]

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.integration
 DIGESTS = {
     "tickers": "id, symbol, name, market, locale, type, primary_exchange, currency_name, cik, composite_figi, "
                "share_class_figi, active, delisted_utc, last_updated_utc",
+    "splits": "ticker, execution_date, split_from, split_to, vendor_id",
     "watchlists": "watchlist_id, symbol, active, source, effective_date",
     "ohlcv": "ticker_id, date, open, high, low, close, volume, vwap, transactions",
     "options_chains": "time, ticker_id, expiration_date, strike_price, option_type, contract_symbol, "
@@ -58,10 +59,11 @@ def test_runbook_end_to_end_with_a_repave(scratch: str, capfd: pytest.CaptureFix
     results = sandbox_runbook(scratch, tickers=200, seed=7, option_days=5, dashboards=True)
     failed = [(r.step.number, r.step.title, r.returncode) for r in results if r.returncode]
     assert not failed, failed
-    assert len(results) == 4 + 5 + 3 + 5
+    assert len(results) == 5 + 5 + 3 + 5
     first = digests(scratch)
     counts = {t: n for t, (n, _) in first.items()}
     assert counts["tickers"] > 150 and counts["watchlists"] == 150
+    assert counts["splits"] == 2                # NVDA 10-for-1 and a 1-for-10 reverse split
     assert counts["ohlcv"] > 150 * 450 and counts["options_chains"] > 150 * 5 * 100
     with psycopg.connect(scratch) as conn:
         statuses = dict(conn.execute(

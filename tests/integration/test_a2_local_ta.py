@@ -40,7 +40,7 @@ def bars_db(fresh_db: str, market: Market) -> Iterator[tuple[psycopg.Connection,
 
 
 def run(conn: psycopg.Connection, dates: list[date], **kw: object) -> a2_local_ta.A2Result:
-    return a2_local_ta.run(conn, a2_local_ta.A2Params(dates=dates, **kw))  # type: ignore[arg-type]
+    return a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=dates, **kw))  # type: ignore[arg-type]
 
 
 def snapshot(conn: psycopg.Connection, day: date) -> dict[str, tuple[dict, dict]]:
@@ -118,7 +118,8 @@ def test_range_equals_single_dates_and_1_vs_all_tickers(bars_db: tuple) -> None:
 
 def test_dates_written_over_several_connections_match_one_connection(bars_db: tuple) -> None:
     conn, url = bars_db
-    ranged = run(conn, RANGE, db_url=url, connections=3)
+    with psycopg.connect(url, autocommit=True) as one, psycopg.connect(url, autocommit=True) as two:
+        ranged = a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=RANGE), extra=[one, two])
     assert ranged.rows_inserted == sum(len(snapshot(conn, d)) for d in RANGE) > 0
     again = run(conn, RANGE, force=True)
     assert again.rows_unchanged == ranged.rows_inserted and again.rows_updated == again.rows_inserted == 0
@@ -172,3 +173,50 @@ def test_cli_as_in_the_runbook(bars_db: tuple) -> None:
     bad = subprocess.run(cmd[:3] + ["--date", "2025-12-05", "--start-date", "2025-12-01", "--end-date",
                                     "2025-12-05", "--db-url", url], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "either --date or --start-date" in bad.stderr
+
+
+def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KAPMAN_ENV_FILE": "/nonexistent"}
+    return subprocess.run([sys.executable, "-m", "scripts.run_a2_local_ta", "--db-url", url, *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_exit_codes_and_ledger_on_the_step_contract(bars_db: tuple) -> None:
+    conn, url = bars_db
+    unknown = _cli(url, "--date", "2025-12-05", "--symbols", "ZZZZ")
+    assert unknown.returncode == 2 and "nothing-to-do" in unknown.stdout and "ZZZZ" in unknown.stdout
+    assert "Traceback" not in unknown.stderr
+    saturday = _cli(url, "--date", "2025-12-20")
+    assert saturday.returncode == 2 and "no OHLCV bars on 2025-12-20 (Saturday)" in saturday.stdout
+    some = _cli(url, "--date", "2025-12-05", "--symbols", "AAPL,ZZZZ", "--json")
+    assert some.returncode == 0, some.stderr
+    data = json.loads(some.stdout)
+    assert data["status"] == "ok" and data["rows_inserted"] == 1 and "ZZZZ" in data["notes"][0]
+    again = _cli(url, "--date", "2025-12-05", "--symbols", "AAPL")
+    assert again.returncode == 0 and "up to date: 1 rows already computed" in again.stdout
+    statuses = [r[0] for r in conn.execute("SELECT status FROM ingest_runs WHERE job = 'a2' ORDER BY started_at")]
+    assert statuses == ["nothing-to-do", "nothing-to-do", "ok", "ok"]
+
+
+def test_a_lost_connection_says_how_many_dates_were_done(bars_db: tuple,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    conn, url = bars_db
+    from kapman.errors import ConnectionLost
+    from kapman.jobs import a2_splits
+
+    windows = []
+    original = a2_splits.read
+
+    def read_then_lose(c: psycopg.Connection, after: date, through: date):  # type: ignore[no-untyped-def]
+        windows.append(after)
+        if len(windows) == 2:   # the second month's window: the server drops the session
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (c.info.backend_pid,))
+        return original(c, after, through)
+
+    monkeypatch.setattr(a2_splits, "read", read_then_lose)
+    with psycopg.connect(url, autocommit=True) as doomed, pytest.raises(ConnectionLost) as info:
+        a2_local_ta.compute(doomed, a2_local_ta.A2Params(dates=[date(2025, 11, 14), D]))
+    assert info.value.message == "the database connection was lost after 1 dates; rerun to resume"
+    assert info.value.exit_code == 2
+    assert len(snapshot(conn, date(2025, 11, 14))) > 0 and not snapshot(conn, D)

@@ -60,7 +60,7 @@ def payloads(conn: psycopg.Connection, day: date) -> dict[str, dict]:
 
 def test_metrics_per_symbol_and_date_share_the_a2_row(hydrated: tuple) -> None:
     conn, _ = hydrated
-    a2 = a2_local_ta.run(conn, a2_local_ta.A2Params(dates=[D1, D2]))
+    a2 = a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=[D1, D2]))
     result = a3.compute(conn, a3.A3Params(dates=[D1, D2]))
     assert result.details["rows_written"] == 8 and not result.failures and result.exit_code == 0
     assert result.details["statuses"]["INVALID"] == 1              # MSFT on D2: no snapshot that day
@@ -100,7 +100,7 @@ def test_job_plumbing_matches_the_kernel_on_a_plain_query(hydrated: tuple) -> No
 
 def test_rerun_skips_force_recomputes_and_a2_columns_stay(hydrated: tuple) -> None:
     conn, _ = hydrated
-    a2_local_ta.run(conn, a2_local_ta.A2Params(dates=[D2], symbols=["AAPL"]))
+    a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=[D2], symbols=["AAPL"]))
     first = a3.compute(conn, a3.A3Params(dates=[D2]))
     again = a3.compute(conn, a3.A3Params(dates=[D2]))
     assert again.details["rows_written"] == 0 and again.unchanged == first.details["rows_written"] == 4

@@ -370,3 +370,23 @@ def test_return_series_textbook(kind):
         np.r_[np.nan, [100 * math.log(c[t] / c[t - 1]) for t in range(1, len(c))]],
     )
     check(o["others.cr.cumulative_return"], 100 * (c / c[0] - 1), atol=1e-9)
+
+
+def test_mfi_counts_equal_hlc_as_no_flow_like_talib():
+    # Cent prices whose H+L+C equals the day before's in decimal: summed in floating point the two
+    # sums differ in the last bit (checked below), which must not count as money flow.
+    rng = np.random.default_rng(3)
+    n = 80
+    c = np.round(50 + np.cumsum(rng.normal(0, 0.3, n)), 2)
+    h, lo = np.round(c + rng.uniform(0.01, 0.5, n), 2), np.round(c - rng.uniform(0.01, 0.5, n), 2)
+    for t in range(1, n, 3):
+        d = round(float(rng.uniform(0.01, 0.2)), 2)
+        h[t], lo[t], c[t] = round(h[t - 1] + d, 2), round(lo[t - 1] - d, 2), c[t - 1]
+    v = np.round(rng.uniform(1e5, 1e6, n))
+    ties = range(1, n, 3)
+    assert any(h[t] + lo[t] + c[t] != h[t - 1] + lo[t - 1] + c[t - 1] for t in ties), "no float tie to test"
+    got = compute_technical(c[:, None], h[:, None], lo[:, None], c[:, None], v[:, None])
+    mfi = got["volume.mfi.money_flow_index"][:, 0]
+    ref = talib.MFI(h, lo, c, v, 14)
+    both = np.isfinite(ref)
+    np.testing.assert_allclose(mfi[both], ref[both], rtol=1e-12, atol=1e-9)

@@ -246,3 +246,20 @@ def test_s3_flat_files():
         s3.delete(m.trading_days[0])
         with pytest.raises(c.exceptions.NoSuchKey):
             c.get_object(Bucket="flatfiles", Key=keys[0])
+
+
+def test_massive_client_lists_splits_forward_and_reverse(server: SandboxRestServer, market: Market):
+    got = list(client(server).list_splits(limit=1))
+    assert [(s.ticker, s.execution_date, s.split_from, s.split_to) for s in got] == [
+        (s["ticker"], s["execution_date"], s["split_from"], s["split_to"]) for s in market.splits]
+    assert server.request_count("/v3/reference/splits") == len(market.splits) == 2   # one split a page
+    assert ("NVDA", "2024-06-07", 1, 10) in [(s.ticker, s.execution_date, s.split_from, s.split_to) for s in got]
+    reverse = list(client(server).list_splits(reverse_split=True))
+    assert len(reverse) == 1 and reverse[0].split_from == 10 and reverse[0].split_to == 1
+    assert [s.ticker for s in client(server).list_splits(ticker="NVDA", execution_date_gte="2024-06-08")] == []
+    newest = list(client(server).list_splits(sort="execution_date", order="desc"))
+    assert [s.execution_date for s in newest] == sorted((s["execution_date"] for s in market.splits), reverse=True)
+    status, body = get_json(f"{server.base_url}/v3/reference/splits?sort=nope")
+    assert status == 400 and "sort" in body["error"]
+    status, body = get_json(f"{server.base_url}/v3/reference/splits?reverse_split=maybe")
+    assert status == 400 and "reverse_split" in body["error"]

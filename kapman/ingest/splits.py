@@ -1,0 +1,163 @@
+"""Load stock splits from the reference API into ``public.splits`` (for A2's adjustment).
+
+Pages ``/v3/reference/splits`` for every split executed on or after ``since`` (default: the
+start of the 730-day retention window; an older split changes no stored bar), validates each
+record, keeps one per (ticker, execution date), and merges them in one transaction.  A split
+the API no longer lists in that range (a vendor correction) is removed.  Splits of symbols that
+are not in ``public.tickers`` are stored too (the ticker may be loaded later) and reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from kapman import clock
+from kapman.config import Settings
+from kapman.db import bulk, runs, schema
+from kapman.db.connect import connect
+from kapman.errors import UsageError
+from kapman.progress import NullProgress, Progress
+from kapman.providers.polygon import PolygonClient
+from kapman.step import StepResult
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("ticker", "execution_date", "split_from", "split_to", "vendor_id")
+TYPES = ("text", "date", "float8", "float8", "text")
+#: Invalid records and unknown symbols named in the summary, at most.
+SAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Split:
+    ticker: str
+    execution_date: date
+    split_from: float
+    split_to: float
+    vendor_id: str | None
+
+    @property
+    def key(self) -> tuple[str, date]:
+        return self.ticker, self.execution_date
+
+    def row(self) -> tuple[Any, ...]:
+        return self.ticker, self.execution_date, self.split_from, self.split_to, self.vendor_id
+
+
+@dataclass
+class SplitsParams:
+    #: First execution date to load (default: the start of the retention window).
+    since: date | None = None
+
+
+def _headline(since: date, kept: int, reverse: int, duplicates: int, pages: int) -> str:
+    return (f"{kept} splits executed since {since} ({reverse} reverse) from {pages} pages, "
+            f"{duplicates} duplicates")
+
+
+def default_since(today: date | None = None) -> date:
+    """The first day of the retention window: a split executed before it adjusts no stored bar."""
+    return (today or clock.today_ny()) - schema.RETENTION
+
+
+def parse_split(record: dict[str, Any]) -> Split:
+    """One API record as a Split; ValueError naming the bad field."""
+    ticker = str(record.get("ticker") or "").strip()
+    if not ticker or len(ticker) > 20 or any(ch.isspace() for ch in ticker):
+        raise ValueError(f"ticker {record.get('ticker')!r}")
+    try:
+        day = date.fromisoformat(str(record.get("execution_date")))
+    except ValueError:
+        raise ValueError(f"{ticker}: execution_date {record.get('execution_date')!r}") from None
+    ratio = []
+    for name in ("split_from", "split_to"):
+        value = record.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{ticker} {day}: {name} {value!r}")
+        ratio.append(float(value))
+    vendor_id = record.get("id")
+    return Split(ticker, day, ratio[0], ratio[1], None if vendor_id is None else str(vendor_id))
+
+
+def _unknown(conn: psycopg.Connection, symbols: list[str]) -> list[str]:
+    known = {r[0] for r in conn.execute("SELECT symbol FROM public.tickers WHERE symbol = ANY(%s)", (symbols,))}
+    return sorted(set(symbols) - known)
+
+
+def run(settings: Settings, params: SplitsParams, progress: Progress | None = None) -> StepResult:
+    """The step: its own connection and REST client, recorded in the run ledger."""
+    url = settings.require_database_url()
+    with runs.recorded(url, "splits", {"since": params.since}) as ledger, connect(url) as conn:
+        client = PolygonClient.from_settings(settings)
+        try:
+            ledger.result = ingest_splits(conn, client, since=params.since, progress=progress)
+        finally:
+            client.close()
+    return ledger.result
+
+
+def ingest_splits(conn: psycopg.Connection, client: PolygonClient, *, since: date | None = None,
+                  progress: Progress | None = None) -> StepResult:
+    progress = progress or NullProgress()
+    if not int(conn.execute("SELECT count(*) FROM public.tickers").fetchone()[0]):  # type: ignore[index]
+        raise UsageError("public.tickers is empty: splits cannot be ingested before tickers exist",
+                         hint="run python -m scripts.ingest_tickers --force first")
+    since = since or default_since()
+    result = StepResult(step="splits", unit="pages")
+    stats = client.http.stats
+    requests0, retries0 = stats.requests, stats.retries
+    kept: dict[tuple[str, date], Split] = {}
+    duplicates = invalid = 0
+    progress.start(None, "split pages", unit="page")
+    try:
+        for page in client.split_pages(executed_from=since.isoformat()):
+            result.done += 1
+            for record in page:
+                result.read += 1
+                try:
+                    split = parse_split(record)
+                except ValueError as exc:
+                    invalid += 1
+                    if invalid <= SAMPLES:
+                        result.note(f"invalid record on page {result.done}: {exc}")
+                    continue
+                if split.execution_date < since:   # the server filters; never trust it blindly
+                    continue
+                duplicates += split.key in kept
+                kept[split.key] = split
+            progress.advance(1, records=result.read)
+    finally:
+        progress.close()
+    result.rejected = invalid
+    with conn.transaction(), conn.cursor() as cur:
+        staging = bulk.create_staging(cur, "splits_stage", "splits", COLUMNS)
+        bulk.copy_rows(cur, staging, COLUMNS, TYPES, (s.row() for _, s in sorted(kept.items())))
+        counts = bulk.merge(cur, target="splits", staging=staging, key=schema.SPLITS_KEY, columns=COLUMNS)
+        # What the vendor no longer lists in the range just read in full was withdrawn.
+        cur.execute(sql.SQL("DELETE FROM public.splits s WHERE s.execution_date >= %s AND NOT EXISTS "
+                            "(SELECT 1 FROM {} g WHERE g.ticker = s.ticker "
+                            "AND g.execution_date = s.execution_date)").format(staging), (since,))
+        result.removed = cur.rowcount
+    result.written = counts.inserted + counts.updated
+    result.unchanged = len(kept) - result.written
+    unknown = _unknown(conn, sorted({s.ticker for s in kept.values()}))
+    if unknown:
+        more = f" and {len(unknown) - SAMPLES} more" if len(unknown) > SAMPLES else ""
+        result.note(f"{len(unknown)} split tickers are not in public.tickers (stored; A2 uses them once the "
+                    f"ticker is loaded): {', '.join(unknown[:SAMPLES])}{more}")
+    reverse = sum(s.split_from > s.split_to for s in kept.values())
+    result.headline = _headline(since, len(kept), reverse, duplicates, result.done)
+    result.details = {"since": since.isoformat(), "splits": len(kept), "reverse": reverse,
+                      "duplicates": duplicates, "inserted": counts.inserted, "updated": counts.updated,
+                      "unknown_tickers": unknown, "requests": stats.requests - requests0,
+                      "retries": stats.retries - retries0}
+    result.stop_clock()
+    log.info("%s", result.summary())
+    return result

@@ -1,0 +1,196 @@
+"""A2 on split-adjusted bars: as of each date, stable in time, equal to the same series unsplit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+import numpy as np
+import psycopg
+import pytest
+
+from kapman.calendar import trading_days
+from kapman.clock import close_of
+from kapman.db import bulk
+from kapman.ids import ticker_id
+from kapman.jobs import a2_local_ta
+from kapman.jobs.a2_window import anchor
+from kapman.sandbox.dbload import load_bars, load_tickers
+from kapman.sandbox.market import Market
+
+pytestmark = pytest.mark.integration
+NVDA_DAY = date(2024, 6, 20)
+#: The synthetic series' split: 10-for-1 on FWD, 1-for-10 on REV, executed on SPLIT_DAY.
+SPLIT_DAY = date(2025, 6, 16)
+SERIES_DAYS = list(trading_days(date(2024, 5, 1), date(2025, 7, 31)))
+
+
+@pytest.fixture(scope="module")
+def market() -> Market:
+    # Enough names for a synthetic common stock (the reverse split), history back to mid-2023.
+    return Market(seed=21, n_tickers=185, days=950)
+
+
+@pytest.fixture
+def db(fresh_db: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        yield conn
+
+
+def insert_splits(conn: psycopg.Connection, splits: list[tuple[str, date, float, float]]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO splits (ticker, execution_date, split_from, split_to) VALUES (%s, %s, %s, %s)",
+                        splits)
+
+
+def stored(conn: psycopg.Connection, symbol: str, day: date) -> tuple[str, str] | None:
+    """The row's two documents as the server renders them (text: byte comparisons)."""
+    row = conn.execute("SELECT ds.technical_indicators_json::text, ds.price_metrics_json::text "
+                       "FROM daily_snapshots ds JOIN tickers t ON t.id = ds.ticker_id "
+                       "WHERE t.symbol = %s AND ds.time = %s", (symbol, close_of(day))).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def values(conn: psycopg.Connection, symbol: str, day: date) -> dict[str, float | None]:
+    row = stored(conn, symbol, day)
+    assert row is not None, f"no A2 row for {symbol} on {day}"
+    ta, pm = json.loads(row[0]), json.loads(row[1])
+    flat = {f"{c}.{i}.{o}": v for c, inds in ta.items() for i, outs in inds.items() for o, v in outs.items()}
+    return {**flat, **{f"price.{k}": v for k, v in pm.items()}}
+
+
+def run(conn: psycopg.Connection, dates: list[date], **kw: object) -> a2_local_ta.A2Result:
+    return a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=dates, **kw))  # type: ignore[arg-type]
+
+
+# --- the sandbox's NVDA split, as the issue reproduced it ------------------------------------
+
+@pytest.fixture
+def nvda_db(db: psycopg.Connection, market: Market) -> psycopg.Connection:
+    load_tickers(db, market)
+    load_bars(db, market, [d for d in market.trading_days if anchor(NVDA_DAY) <= d <= date(2024, 9, 30)])
+    return db
+
+
+def test_nvda_after_its_split_is_computed_on_adjusted_bars(nvda_db: psycopg.Connection, market: Market,
+                                                         fresh_db: str) -> None:
+    conn = nvda_db
+    split = next(s for s in market.splits if s["ticker"] == "NVDA")
+    assert split["execution_date"] == "2024-06-07" and (split["split_from"], split["split_to"]) == (1, 10)
+    insert_splits(conn, [("NVDA", date(2024, 6, 7), 1, 10)])
+    env = {**os.environ, "KAPMAN_ENV_FILE": "/nonexistent"}
+    cmd = [sys.executable, "-m", "scripts.run_a2_local_ta", "--date", NVDA_DAY.isoformat(), "--symbols", "NVDA",
+           "--db-url", fresh_db]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    day = values(conn, "NVDA", NVDA_DAY)
+    close = day["price.close"]
+    raw = market.bars(NVDA_DAY).set_index("ticker").loc["NVDA"]
+    assert close == float(raw["close"])      # the bar as traded, post-split
+    assert abs(day["trend.sma.sma_20"] / close - 1) < 0.05
+    frame = market.bars_between(anchor(NVDA_DAY), NVDA_DAY).query("ticker == 'NVDA'").sort_values("date")
+    adjusted = np.where(frame["date"] < date(2024, 6, 7), frame["close"] / 10, frame["close"])
+    assert day["trend.sma.sma_50"] == pytest.approx(adjusted[-50:].mean(), rel=1e-12)
+    assert 20 < day["momentum.rsi.rsi"] < 80
+    # hv like that of the weeks after the split left the 20-day window
+    later = [d for d in trading_days(date(2024, 8, 1), date(2024, 9, 30))]
+    run(conn, later, symbols=["NVDA"])
+    hv = np.array([values(conn, "NVDA", d)["price.hv"] for d in later])
+    assert 0.5 * hv.min() < day["price.hv"] < 2.0 * hv.max() and day["price.hv"] < 1.5
+
+
+def test_without_the_split_row_nvda_is_computed_on_raw_bars(nvda_db: psycopg.Connection) -> None:
+    run(nvda_db, [NVDA_DAY], symbols=["NVDA"])
+    day = values(nvda_db, "NVDA", NVDA_DAY)
+    assert day["trend.sma.sma_20"] / day["price.close"] > 3 and day["price.hv"] > 3   # what the issue saw
+
+
+# --- a synthetic series across a 10-for-1 and a 1-for-10 split --------------------------------
+
+def _series(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    n = len(SERIES_DAYS)
+    close = 50 * np.exp(np.cumsum(rng.normal(0.0003, 0.02, n)))
+    open_ = close * np.exp(rng.normal(0, 0.008, n))
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.006, n)))
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.006, n)))
+    volume = np.round(1e6 * np.exp(rng.normal(0, 0.3, n)))
+    return {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
+
+
+def _load(conn: psycopg.Connection, bars: dict[str, dict[str, np.ndarray]]) -> None:
+    with conn.transaction(), conn.cursor() as cur:
+        bulk.copy_rows(cur, psycopg.sql.Identifier("public", "tickers"), ("id", "symbol"), ("uuid", "text"),
+                       [(ticker_id(s), s) for s in bars])
+        columns = ("ticker_id", "date", "open", "high", "low", "close", "volume")
+        bulk.copy_rows(cur, psycopg.sql.Identifier("public", "ohlcv"), columns,
+                       ("uuid", "date", "float8", "float8", "float8", "float8", "float8"),
+                       [(ticker_id(s), d, *(float(b[k][i]) for k in columns[2:]))
+                        for s, b in bars.items() for i, d in enumerate(SERIES_DAYS)])
+
+
+@pytest.fixture
+def split_db(db: psycopg.Connection) -> psycopg.Connection:
+    """FWD and REV: FWD_PLAIN's and REV_PLAIN's series as traded across their split, unadjusted."""
+    before = np.array([d < SPLIT_DAY for d in SERIES_DAYS])
+    bars = {}
+    for symbol, seed, ratio in (("FWD", 1, 10.0), ("REV", 2, 0.1)):
+        plain = _series(seed)
+        bars[f"{symbol}_PLAIN"] = plain
+        raw = {k: np.where(before, v * ratio, v) for k, v in plain.items() if k != "volume"}
+        raw["volume"] = np.where(before, plain["volume"] / ratio, plain["volume"])
+        bars[symbol] = raw
+    _load(db, bars)
+    return db
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b)) or abs(a - b) < 1e-12
+
+
+def test_every_indicator_across_a_split_equals_the_unsplit_series(split_db: psycopg.Connection) -> None:
+    conn = split_db
+    insert_splits(conn, [("FWD", SPLIT_DAY, 1, 10), ("REV", SPLIT_DAY, 10, 1)])
+    after = [d for d in SERIES_DAYS if d >= SPLIT_DAY][:12:3] + [SERIES_DAYS[-1]]
+    result = run(conn, after)
+    assert result.split_adjusted >= 2
+    for symbol in ("FWD", "REV"):
+        for day in after:
+            got, want = values(conn, symbol, day), values(conn, f"{symbol}_PLAIN", day)
+            assert got.keys() == want.keys()
+            bad = {k: (got[k], want[k]) for k in got if not _close(got[k], want[k])}
+            assert not bad, f"{symbol} {day}: {bad}"
+            assert sum(v is not None for v in got.values()) > 80
+
+
+def test_a_split_after_d_leaves_d_byte_identical(split_db: psycopg.Connection) -> None:
+    conn = split_db
+    before = [d for d in SERIES_DAYS if d < SPLIT_DAY][-2:]
+    run(conn, before)
+    first = {(s, d): stored(conn, s, d) for s in ("FWD", "REV") for d in before}
+    insert_splits(conn, [("FWD", SPLIT_DAY, 1, 10), ("REV", SPLIT_DAY, 10, 1)])
+    # One range across the execution date: the dates before it read the unadjusted column.
+    across = [*before, SPLIT_DAY, SPLIT_DAY + timedelta(days=1)]
+    run(conn, across, force=True)
+    assert {(s, d): stored(conn, s, d) for s in ("FWD", "REV") for d in before} == first
+    run(conn, before[-1:], force=True)
+    assert stored(conn, "FWD", before[-1]) == first[("FWD", before[-1])]
+    for symbol in ("FWD", "REV"):   # while the dates from the split on are adjusted
+        got, want = values(conn, symbol, SPLIT_DAY), values(conn, f"{symbol}_PLAIN", SPLIT_DAY)
+        assert all(_close(got[k], want[k]) for k in got)
+
+
+def test_a_split_of_a_ticker_without_bars_or_ticker_changes_nothing(split_db: psycopg.Connection) -> None:
+    conn = split_db
+    day = SERIES_DAYS[-1]
+    run(conn, [day])
+    first = stored(conn, "FWD_PLAIN", day)
+    insert_splits(conn, [("NOSUCH", SPLIT_DAY, 1, 4), ("FWD_PLAIN", SERIES_DAYS[-1] + timedelta(days=3), 1, 2)])
+    result = run(conn, [day], force=True)
+    assert result.rows_updated == 0 and stored(conn, "FWD_PLAIN", day) == first
