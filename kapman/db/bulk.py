@@ -116,7 +116,11 @@ def _by_identity(values: Sequence[Any], encode: Callable[[Any], bytes]) -> tuple
     """
     ids = np.fromiter(map(id, values), dtype=np.uint64, count=len(values))
     _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    parts = [encode(values[i]) for i in first.tolist()]
+    return gather_distinct([encode(values[i]) for i in first.tolist()], inverse)
+
+
+def gather_distinct(parts: Sequence[bytes], inverse: np.ndarray) -> tuple[np.ndarray, bytes]:
+    """Each row's length and all rows' bytes, where row ``i`` holds ``parts[inverse[i]]``."""
     sizes = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
     starts = np.cumsum(sizes) - sizes
     lengths = sizes[inverse]
@@ -208,11 +212,21 @@ def encode_binary_rows(types: Sequence[str], rows: Sequence[Sequence[Any]]) -> b
         return COPY_HEADER + COPY_TRAILER
     if set(map(len, rows)) != {m}:
         raise ValueError(f"every row needs {m} fields")
-    n = len(rows)
+    return assemble_binary([_encode_column(pg_type, values, j)
+                            for j, (pg_type, values) in enumerate(zip(types, zip(*rows, strict=True), strict=True))])
+
+
+def assemble_binary(columns: Sequence[tuple[np.ndarray, bytes]]) -> bytes:
+    """A complete binary COPY stream from encoded columns: for each, every row's value length (-1
+    for NULL) and the non-null values' wire bytes concatenated in row order."""
+    m = len(columns)
+    n = len(columns[0][0]) if columns else 0
+    if not n:
+        return COPY_HEADER + COPY_TRAILER
     lengths = np.empty((n, m), dtype=np.int64)
     datas = []
-    for j, (pg_type, values) in enumerate(zip(types, zip(*rows, strict=True), strict=True)):
-        lengths[:, j], data = _encode_column(pg_type, values, j)
+    for j, (column_lengths, data) in enumerate(columns):
+        lengths[:, j] = column_lengths
         datas.append(data)
     widths = np.maximum(lengths, 0)
     field_sizes = widths + 4
@@ -295,14 +309,15 @@ def merge(cur: psycopg.Cursor, *, target: str, staging: sql.Identifier, key: Seq
 
 def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], payload: bytes, rows: int,
                 group: dict[str, object], lock_class: int, key: Sequence[str],
-                compare: Sequence[str] | None = None) -> MergeCounts:
+                compare: Sequence[str] | None = None, touch: str | None = "updated_at") -> MergeCounts:
     """Write a binary COPY ``payload`` of rows that all share ``group``'s column values, in the
     caller's transaction, under an advisory lock on the group.
 
     When no row of the group exists yet (a new snapshot, a new date), the payload is COPYed
     straight into ``target``: the rows are unique on ``key``, so nothing can conflict, and one pass
     is cheaper than a COPY into staging plus an INSERT from it.  Otherwise it is COPYed into staging
-    and merged on ``key`` (see ``merge``).  The lock (``lock_class`` and the group's values) keeps
+    and merged on ``key`` (see ``merge``; ``touch`` as there: None when ``columns`` carry the
+    bookkeeping stamps themselves, as a restore does).  The lock (``lock_class`` and the group's values) keeps
     two writers of the same group from racing between that check and the write.
     """
     lock_key = "@".join(str(v) for v in group.values())
@@ -316,7 +331,7 @@ def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], pay
         return MergeCounts(inserted=rows, updated=0)
     staging = create_staging(cur, f"{target}_stage", target, columns)
     copy_binary(cur, staging, columns, payload)
-    return merge(cur, target=target, staging=staging, key=key, columns=columns, compare=compare)
+    return merge(cur, target=target, staging=staging, key=key, columns=columns, compare=compare, touch=touch)
 
 
 def read_fixed(cur: psycopg.Cursor, query: sql.Composable, types: Sequence[str]) -> list[np.ndarray]:
@@ -327,7 +342,7 @@ def read_fixed(cur: psycopg.Cursor, query: sql.Composable, types: Sequence[str])
     datetime64[D], timestamptz as datetime64[us] UTC).
     """
     stmt = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query).as_bytes(cur)
-    data = _copy_out(cur.connection, stmt)
+    data = copy_out(cur.connection, stmt)
     body = memoryview(data)[len(COPY_HEADER):len(data) - len(COPY_TRAILER)] if data else b""  # no copy
     fields: list[tuple] = [("count", ">i2")]
     for i, pg_type in enumerate(types):
@@ -352,7 +367,7 @@ def read_fixed(cur: psycopg.Cursor, query: sql.Composable, types: Sequence[str])
     return out
 
 
-def _copy_out(conn: psycopg.Connection, stmt: bytes) -> bytearray:
+def copy_out(conn: psycopg.Connection, stmt: bytes) -> bytearray:
     """All bytes of a COPY TO STDOUT, read straight from libpq.
 
     psycopg's ``Copy`` iterator costs ~10 us per CopyData message, and the server sends one

@@ -1,0 +1,144 @@
+"""Archive what the database stores for a snapshot: read it back, write Parquet, update the manifest.
+
+The export runs after the options run's writes are committed and reads the table itself, so the
+archive holds exactly what is stored (a replay's updates included), whatever the ingester did to
+produce it.  Each underlying's rows go to one zstd Parquet file; a file whose bytes are those the
+manifest already lists is not written again.  After this run's snapshot, every stored snapshot
+that has no manifest yet is exported too, so a run after a failed archive write catches up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+from psycopg import sql
+
+from kapman.archive import inventory, table
+from kapman.archive.manifest import MANIFEST, Entry, Manifest, file_name, manifest_key, snapshot_dir
+from kapman.archive.store import ArchiveError, Store, open_store
+from kapman.config import Settings
+from kapman.db import bulk
+from kapman.db.connect import connect
+from kapman.errors import KapManError
+
+log = logging.getLogger(__name__)
+
+#: zstd level 3 (the library's default): most of the size of higher levels at a fraction of the CPU.
+COMPRESSION, LEVEL = "zstd", 3
+
+
+@dataclass
+class ExportReport:
+    location: str = ""
+    snapshots: int = 0
+    files: int = 0
+    unchanged: int = 0     # files already archived with the same bytes
+    rows: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    caught_up: list[str] = field(default_factory=list)  # earlier snapshots archived by this run
+    error: KapManError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def line(self) -> str:
+        if self.error is not None:
+            hint = f" ({self.error.hint})" if self.error.hint else ""
+            return (f"archive: NOT written, the database write is kept: {self.error.message}{hint}; "
+                    "the next options run archives it")
+        extra = f", {len(self.caught_up)} earlier snapshots caught up" if self.caught_up else ""
+        return (f"archive: {self.snapshots} snapshot(s), {self.files} files ({self.unchanged} unchanged), "
+                f"{self.rows:,} rows, {self.bytes / 1e6:.1f} MB at {self.location} in {self.seconds:.1f}s{extra}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"location": self.location, "ok": self.ok, "snapshots": self.snapshots, "files": self.files,
+                "unchanged": self.unchanged, "rows": self.rows, "bytes": self.bytes,
+                "seconds": round(self.seconds, 3), "caught_up": self.caught_up,
+                "error": self.error.message if self.error else None}
+
+
+def parquet_bytes(part: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(part, sink, compression=COMPRESSION, compression_level=LEVEL)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def read_snapshot(conn: psycopg.Connection, snapshot: datetime) -> pa.Table:
+    """Every stored row of one snapshot, ordered by underlying and key."""
+    query = table.export_query(sql.SQL("time = {}").format(sql.Literal(snapshot)))
+    return table.from_csv(bulk.copy_out(conn, query.as_bytes(conn)))
+
+
+def _existing(store: Store, snapshot: datetime) -> Manifest | None:
+    if manifest_key(snapshot) not in store.keys(snapshot_dir(snapshot)):
+        return None
+    try:
+        return Manifest.from_bytes(store.get(manifest_key(snapshot)))
+    except ValueError as exc:  # rewritten from the database below
+        log.warning("%s: %s; writing it anew", manifest_key(snapshot), exc)
+        return None
+
+
+def export_snapshot(conn: psycopg.Connection, store: Store, snapshot: datetime, report: ExportReport) -> None:
+    """Archive one snapshot as stored now.  Raises ArchiveError (store) or psycopg.Error (read)."""
+    rows = read_snapshot(conn, snapshot)
+    old = _existing(store, snapshot)
+    current = Manifest(snapshot, dict(old.files) if old else {})
+    for ticker_id, part in table.split_by_underlying(rows):
+        blob = parquet_bytes(part)
+        name = file_name(ticker_id)
+        entry = Entry(ticker_id, part.num_rows, len(blob), hashlib.sha256(blob).hexdigest())
+        if old is not None and old.files.get(name) == entry:
+            report.unchanged += 1
+        else:
+            store.put(current.key(name), blob)
+        current.files[name] = entry
+        report.files += 1
+        report.rows += part.num_rows
+        report.bytes += len(blob)
+    if old is None or current.files != old.files:
+        store.put(current.key(MANIFEST), current.to_bytes())
+    report.snapshots += 1
+
+
+def export_snapshots(settings: Settings, snapshots: Iterable[datetime], *, catch_up: bool = True) -> ExportReport:
+    """Archive ``snapshots`` and (``catch_up``) every stored snapshot the archive lacks.
+
+    Never raises for the archive's sake: a failure is the report's ``error``.
+    """
+    started = time.perf_counter()
+    report = ExportReport()
+    try:
+        store = open_store(settings)
+        report.location = store.location
+        with connect(settings.require_database_url()) as conn:
+            for statement in table.EXPORT_SESSION:
+                conn.execute(statement)
+            wanted = list(snapshots)
+            for snapshot in wanted:
+                export_snapshot(conn, store, snapshot, report)
+            if catch_up:
+                archived = inventory.archived_dirs(store)
+                done = {snapshot_dir(s) for s in wanted}
+                for snapshot in inventory.stored_snapshots(conn):
+                    directory = snapshot_dir(snapshot)
+                    if directory not in archived and directory not in done:
+                        export_snapshot(conn, store, snapshot, report)
+                        report.caught_up.append(snapshot.isoformat())
+    except ArchiveError as exc:
+        report.error = exc
+    except psycopg.Error as exc:
+        report.error = ArchiveError(f"reading the snapshot back failed: {type(exc).__name__}: {exc}".strip())
+    report.seconds = time.perf_counter() - started
+    return report

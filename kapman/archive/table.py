@@ -1,0 +1,225 @@
+"""``options_chains`` as Arrow: the archive's schema, the export query, and the restore payload.
+
+The archive holds every column of the table, bookkeeping stamps included, so a restored row is the
+row that was archived.  The export reads the table with one ``COPY .. TO STDOUT (FORMAT csv)`` of
+forms that are exact in text (timestamps as integer microseconds, floats in PostgreSQL's shortest
+round-trip form, numerics as their decimal digits) and lets Arrow's C++ reader parse it; the
+restore turns an Arrow table back into the binary COPY stream ``bulk.write_group`` sends, a column
+at a time with numpy.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from psycopg import sql
+
+from kapman.db import bulk
+
+TABLE = "options_chains"
+_UTC_US = pa.timestamp("us", tz="UTC")
+#: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), and days likewise.
+_PG_EPOCH_US = 946_684_800_000_000
+_PG_EPOCH_DAYS = 10_957
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    pg_type: str          # as bulk's encoders name it
+    arrow: pa.DataType
+    nullable: bool = True
+
+
+#: Every column of ``public.options_chains``, in table order (a test holds this to the schema).
+COLUMNS: tuple[Column, ...] = (
+    Column("time", "timestamptz", _UTC_US, False),
+    Column("ticker_id", "uuid", pa.uuid(), False),
+    Column("expiration_date", "date", pa.date32(), False),
+    Column("strike_price", "numeric", pa.decimal128(12, 4), False),
+    Column("option_type", "text", pa.string(), False),
+    Column("contract_symbol", "text", pa.string(), False),
+    Column("shares_per_contract", "int4", pa.int32()),
+    Column("underlying_price", "float8", pa.float64()),
+    Column("bid", "float8", pa.float64()),
+    Column("ask", "float8", pa.float64()),
+    Column("last", "float8", pa.float64()),
+    Column("volume", "int8", pa.int64()),
+    Column("open_interest", "int8", pa.int64()),
+    Column("implied_volatility", "float8", pa.float64()),
+    Column("delta", "float8", pa.float64()),
+    Column("gamma", "float8", pa.float64()),
+    Column("theta", "float8", pa.float64()),
+    Column("vega", "float8", pa.float64()),
+    Column("created_at", "timestamptz", _UTC_US, False),
+    Column("updated_at", "timestamptz", _UTC_US, False),
+)
+NAMES = tuple(c.name for c in COLUMNS)
+SCHEMA = pa.schema([pa.field(c.name, c.arrow, nullable=c.nullable) for c in COLUMNS])
+#: What makes a row different on a replayed restore: everything but the bookkeeping stamps.
+COMPARE = tuple(n for n in NAMES if n not in ("created_at", "updated_at"))
+#: The table's key, and the order rows are archived in.
+KEY = ("time", "ticker_id", "expiration_date", "strike_price", "option_type")
+
+
+# ---- export ----------------------------------------------------------------------------------
+def _text_form(c: Column) -> sql.Composable:
+    ident = sql.Identifier(c.name)
+    if c.pg_type == "timestamptz":  # exact: extract() is numeric since PostgreSQL 14
+        return sql.SQL("(extract(epoch FROM {}) * 1000000)::int8").format(ident)
+    return ident
+
+
+def export_query(where: sql.Composable) -> sql.Composable:
+    """``COPY`` of every column, ordered by underlying and key, for the rows ``where`` selects."""
+    return sql.SQL("COPY (SELECT {} FROM {} WHERE {} ORDER BY ticker_id, {}) TO STDOUT (FORMAT csv)").format(
+        sql.SQL(", ").join(map(_text_form, COLUMNS)), sql.Identifier("public", TABLE), where,
+        sql.SQL(", ").join(map(sql.Identifier, KEY[2:])))
+
+
+#: Session settings the text forms above rely on, whatever the server's defaults.
+EXPORT_SESSION = ("SET DateStyle = ISO", "SET extra_float_digits = 1")
+
+
+def _csv_type(c: Column) -> pa.DataType:
+    return pa.int64() if c.pg_type == "timestamptz" else pa.string() if c.pg_type == "uuid" else c.arrow
+
+
+def from_csv(data: bytes | bytearray) -> pa.Table:
+    """The export's CSV as a table of ``SCHEMA`` (NULL is an unquoted empty field, '' is quoted)."""
+    if not data:
+        return SCHEMA.empty_table()
+    raw = pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=list(NAMES)),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c.name: _csv_type(c) for c in COLUMNS}, null_values=[""],
+            strings_can_be_null=True, quoted_strings_can_be_null=False))
+    arrays = []
+    for c in COLUMNS:
+        column = raw.column(c.name).combine_chunks()
+        if c.pg_type == "timestamptz":
+            column = column.cast(_UTC_US)
+        elif c.pg_type == "uuid":
+            column = _uuids(column)
+        arrays.append(column)
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def _uuids(text: pa.Array) -> pa.Array:
+    """UUID text -> Arrow uuid, parsed once per distinct value (an underlying's id repeats)."""
+    distinct = pc.unique(text)
+    storage = pa.array([uuid.UUID(s).bytes for s in distinct.to_pylist()], pa.binary(16))
+    return pa.ExtensionArray.from_storage(pa.uuid(), storage.take(pc.index_in(text, value_set=distinct)))
+
+
+def split_by_underlying(table: pa.Table) -> list[tuple[uuid.UUID, pa.Table]]:
+    """Consecutive runs of one ``ticker_id`` (the export orders by it), each as its own table."""
+    if not table.num_rows:
+        return []
+    ids = _fixed_bytes(table.column("ticker_id").combine_chunks().storage, 16)
+    starts = np.flatnonzero(np.concatenate(([True], (ids[1:] != ids[:-1]).any(axis=1))))
+    ends = np.append(starts[1:], table.num_rows)
+    return [(uuid.UUID(bytes=ids[s].tobytes()), table.slice(s, e - s))
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+# ---- restore ---------------------------------------------------------------------------------
+def schema_problem(schema: pa.Schema) -> str | None:
+    """Why a file's schema is not the archive's (names, order and types), or None."""
+    names = tuple(schema.names)
+    if names != NAMES:
+        missing = [n for n in NAMES if n not in names]
+        extra = [n for n in names if n not in NAMES]
+        detail = "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
+                                          extra and f"unexpected {', '.join(extra)}"])) or "columns out of order"
+        return f"columns do not match options_chains ({detail})"
+    for c, field in zip(COLUMNS, schema, strict=True):
+        if field.type != c.arrow:
+            return f"column {c.name} is {field.type}, expected {c.arrow}"
+    return None
+
+
+def to_payload(table: pa.Table) -> bytes:
+    """The binary COPY stream of ``table`` (of ``SCHEMA``) for ``NAMES``, as ``write_group`` sends it.
+
+    Raises ValueError when a NOT NULL column holds a NULL."""
+    columns = []
+    for c in COLUMNS:
+        array = table.column(c.name).combine_chunks()
+        if not c.nullable and array.null_count:
+            raise ValueError(f"column {c.name} holds {array.null_count} NULLs")
+        columns.append(_encode(c.pg_type, array))
+    return bulk.assemble_binary(columns)
+
+
+def _valid(array: pa.Array) -> np.ndarray | None:
+    return None if not array.null_count else array.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _fixed(values: np.ndarray, valid: np.ndarray | None, wire: str) -> tuple[np.ndarray, bytes]:
+    width = np.dtype(wire).itemsize
+    if valid is None:
+        return np.full(len(values), width, dtype=np.int64), values.astype(wire).tobytes()
+    return np.where(valid, width, -1).astype(np.int64), values[valid].astype(wire).tobytes()
+
+
+def _fixed_bytes(array: pa.Array, width: int) -> np.ndarray:
+    """A fixed-size binary array's values as an (n, width) uint8 view (NULL slots hold garbage)."""
+    data = np.frombuffer(array.buffers()[1], dtype=np.uint8)
+    return data[array.offset * width:(array.offset + len(array)) * width].reshape(len(array), width)
+
+
+def _encode(pg_type: str, array: pa.Array) -> tuple[np.ndarray, bytes]:
+    valid = _valid(array)
+    if pg_type == "timestamptz":
+        micros = array.cast(pa.int64()).fill_null(0).to_numpy()
+        return _fixed(micros - _PG_EPOCH_US, valid, ">i8")
+    if pg_type == "date":
+        days = array.cast(pa.int32()).fill_null(0).to_numpy().astype(np.int64)
+        return _fixed(days - _PG_EPOCH_DAYS, valid, ">i4")
+    if pg_type == "uuid":
+        ids = _fixed_bytes(array.storage, 16)
+        if valid is None:
+            return np.full(len(array), 16, dtype=np.int64), ids.tobytes()
+        return np.where(valid, 16, -1).astype(np.int64), ids[valid].tobytes()
+    if pg_type in ("int4", "int8", "float8"):
+        wire = {"int4": ">i4", "int8": ">i8", "float8": ">f8"}[pg_type]
+        return _fixed(array.fill_null(0).to_numpy(), valid, wire)
+    if pg_type == "numeric":
+        return _numerics(array, valid)
+    if pg_type == "text":
+        offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset:array.offset + len(array) + 1]
+        data = array.buffers()[2]
+        lengths = np.diff(offsets).astype(np.int64)
+        if valid is not None:
+            lengths[~valid] = -1
+        body = data.to_pybytes()[offsets[0]:offsets[-1]] if data is not None else b""
+        return lengths, body
+    raise ValueError(f"unsupported column type {pg_type!r}")
+
+
+def _numerics(array: pa.Array, valid: np.ndarray | None) -> tuple[np.ndarray, bytes]:
+    """decimal128 -> numeric, one encoding per distinct value (a chain has a few hundred strikes)."""
+    scale = array.type.scale
+    # decimal128 is 16-byte little-endian two's complement; numeric(12,4) fits the low 8 bytes.
+    words = np.ascontiguousarray(_fixed_bytes(array, 16)).view("<i8")
+    low, high = words[:, 0], words[:, 1]
+    present = low if valid is None else low[valid]
+    if ((high if valid is None else high[valid]) != (present >> 63)).any():
+        raise ValueError("numeric value beyond 18 digits")
+    distinct, inverse = np.unique(present, return_inverse=True)
+    parts = [bulk.numeric_binary(Decimal(int(v)).scaleb(-scale)) for v in distinct.tolist()]
+    lengths, body = bulk.gather_distinct(parts, inverse) if len(present) else (np.empty(0, np.int64), b"")
+    if valid is None:
+        return lengths, body
+    out = np.full(len(array), -1, dtype=np.int64)
+    out[valid] = lengths
+    return out, body
