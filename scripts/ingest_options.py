@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kapman import cli
+from kapman import archive, cli
 from kapman.db.connect import connect
 from kapman.errors import UsageError
 from kapman.ingest.options import default_workers, ingest_options, plan_options
@@ -18,6 +18,7 @@ EXAMPLES = """
   python -m scripts.ingest_options --concurrency 1 --symbols AAPL # a smoke test
   python -m scripts.ingest_options --workers 0                    # decode in the fetch threads, no processes
   python -m scripts.ingest_options --dry-run                      # what would be fetched
+  python -m scripts.ingest_options --no-archive                   # do not archive this snapshot
   python -m scripts.ingest_options --snapshot-time 2025-12-19T21:00:00Z --symbols TSLA
                                                                   # replay today's run: rows update in place
 """
@@ -62,6 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--dry-run", action="store_true", help="resolve the symbols and report; fetch and write nothing"
     )
+    p.add_argument(
+        "--no-archive", action="store_true",
+        help="do not write this run's snapshot to the archive (KAPMAN_ARCHIVE_DIR); by default every "
+        "run archives what it stored, and a failed archive write makes the run exit 1",
+    )
     args = p.parse_args(argv)
     if args.concurrency < 1:
         raise UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
@@ -89,10 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             finally:
                 client.close()
-    cli.emit(args, result.summary(), result.as_dict())
+    # The archive hook: after the run's writes are committed, archive what is stored.
+    archived = None if args.dry_run or args.no_archive else archive.archive_run(settings, snapshot)
+    summary = result.summary() + (f"\n{archived.line()}" if archived else "")
+    cli.emit(args, summary, {**result.as_dict(), **({"archive": archived.as_dict()} if archived else {})})
     if result.error is not None:
         raise result.error
-    return result.exit_code()
+    return max(result.exit_code(), 0 if archived is None or archived.ok else cli.EXIT_PARTIAL)
 
 
 if __name__ == "__main__":

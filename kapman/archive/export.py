@@ -93,6 +93,8 @@ def _existing(store: Store, snapshot: datetime) -> Manifest | None:
 def export_snapshot(conn: psycopg.Connection, store: Store, snapshot: datetime, report: ExportReport) -> None:
     """Archive one snapshot as stored now.  Raises ArchiveError (store) or psycopg.Error (read)."""
     rows = read_snapshot(conn, snapshot)
+    if not rows.num_rows:  # nothing stored under this time (a run that wrote nothing)
+        return
     old = _existing(store, snapshot)
     current = Manifest(snapshot, dict(old.files) if old else {})
     for ticker_id, part in table.split_by_underlying(rows):

@@ -26,7 +26,8 @@ class ArchiveError(KapManError):
 
 
 class Store(Protocol):
-    location: str  # for messages: a path or an s3:// URL, never a secret
+    @property
+    def location(self) -> str: ...  # for messages: a path or an s3:// URL, never a secret
 
     def put(self, key: str, data: bytes) -> None: ...
 

@@ -138,8 +138,9 @@ def schema_problem(schema: pa.Schema) -> str | None:
     if names != NAMES:
         missing = [n for n in NAMES if n not in names]
         extra = [n for n in names if n not in NAMES]
-        detail = "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
-                                          extra and f"unexpected {', '.join(extra)}"])) or "columns out of order"
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"unexpected {', '.join(extra)}"] if extra else [])
+        detail = "; ".join(parts) or "columns out of order"
         return f"columns do not match options_chains ({detail})"
     for c, field in zip(COLUMNS, schema, strict=True):
         if field.type != c.arrow:
