@@ -9,7 +9,9 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pyarrow.parquet as pq
@@ -214,3 +216,39 @@ def test_restore_command_summary_json_and_nothing_archived(fresh_db: str, hydrat
     assert (body["status"], body["counts"]["written"], body["counts"]["unchanged"]) == ("ok", 52, 92)
     proc = subprocess.run(base + ["--date", "2024-01-02"], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 2 and "no archived snapshots at" in proc.stdout
+
+
+def test_every_options_run_archives_what_it_stored(fresh_db: str, reference_db: psycopg.Connection,
+                                                   rest: Any, tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    env = {**os.environ, "POLYGON_BASE_URL": rest.base_url, "POLYGON_API_KEY": rest.api_key,
+           "KAPMAN_NOW": "2025-12-19", "KAPMAN_ENV_FILE": "/nonexistent", "KAPMAN_ARCHIVE_DIR": str(root)}
+    base = [sys.executable, "-m", "scripts.ingest_options", "--db-url", fresh_db, "--symbols", "DIA,ORCL",
+            "--workers", "0", "--json"]
+
+    def cli(*extra: str, **env_over: str) -> subprocess.CompletedProcess:
+        return subprocess.run(base + list(extra), capture_output=True, text=True, timeout=120,
+                              env={**env, **env_over})
+
+    first = cli()
+    assert first.returncode == 0, first.stderr
+    body = json.loads(first.stdout)
+    stored = reference_db.execute("SELECT count(*) FROM options_chains").fetchone()[0]  # type: ignore[index]
+    assert body["archive"]["ok"] and body["archive"]["files"] == 2 and body["archive"]["rows"] == stored > 0
+    key = mf.manifest_key(datetime.fromisoformat(body["snapshot_time"]))
+    archived = mf.Manifest.from_bytes((root / key).read_bytes())
+    assert archived.rows == stored
+    written = (root / key).stat().st_mtime_ns
+
+    skipped = cli("--no-archive", "--snapshot-time", "2025-12-19T21:00:00Z")
+    assert skipped.returncode == 0 and "archive" not in json.loads(skipped.stdout)
+    replay = cli("--snapshot-time", "2025-12-19T21:00:00Z")
+    assert json.loads(replay.stdout)["archive"]["unchanged"] == 2  # same rows: same bytes, not rewritten
+    assert (root / key).stat().st_mtime_ns == written
+
+    refused = subprocess.run([a for a in base if a != "--json"], capture_output=True, text=True, timeout=120,
+                             env={**env, "KAPMAN_ARCHIVE_DIR": str(tmp_path / "gone" / "archive")})
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "archive: NOT written, the database write is kept" in refused.stdout and "gone/archive" in refused.stdout
+    assert reference_db.execute("SELECT count(*) FROM options_chains").fetchone()[0] == stored  # type: ignore[index]
+    assert rest.api_key not in refused.stdout + refused.stderr
