@@ -1,24 +1,19 @@
 """``options_chains`` as Arrow: the archive's schema, the export query, and the restore payload.
 
 The archive holds every column of the table, bookkeeping stamps included, so a restored row is the
-row that was archived.  The export reads the table with one ``COPY .. TO STDOUT (FORMAT csv)`` of
-forms that are exact in text (timestamps as integer microseconds, floats in PostgreSQL's shortest
-round-trip form, numerics as their decimal digits) and lets Arrow's C++ reader parse it; the
-restore turns an Arrow table back into the binary COPY stream ``bulk.write_group`` sends, a column
-at a time with numpy.
+row that was archived.  The export reads the table with one binary ``COPY .. TO STDOUT``
+(``kapman.archive.decode`` turns it into Arrow); the restore turns an Arrow table back into the
+binary COPY stream ``bulk.write_group`` sends, a column at a time with numpy.
 """
 
 from __future__ import annotations
 
-import io
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from psycopg import sql
 
 from kapman.db import bulk
@@ -26,8 +21,8 @@ from kapman.db import bulk
 TABLE = "options_chains"
 _UTC_US = pa.timestamp("us", tz="UTC")
 #: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), and days likewise.
-_PG_EPOCH_US = 946_684_800_000_000
-_PG_EPOCH_DAYS = 10_957
+PG_EPOCH_US = 946_684_800_000_000
+PG_EPOCH_DAYS = 10_957
 
 
 @dataclass(frozen=True)
@@ -70,54 +65,12 @@ KEY = ("time", "ticker_id", "expiration_date", "strike_price", "option_type")
 
 
 # ---- export ----------------------------------------------------------------------------------
-def _text_form(c: Column) -> sql.Composable:
-    ident = sql.Identifier(c.name)
-    if c.pg_type == "timestamptz":  # exact: extract() is numeric since PostgreSQL 14
-        return sql.SQL("(extract(epoch FROM {}) * 1000000)::int8").format(ident)
-    return ident
-
-
 def export_query(where: sql.Composable) -> sql.Composable:
-    """``COPY`` of every column, ordered by underlying and key, for the rows ``where`` selects."""
-    return sql.SQL("COPY (SELECT {} FROM {} WHERE {} ORDER BY ticker_id, {}) TO STDOUT (FORMAT csv)").format(
-        sql.SQL(", ").join(map(_text_form, COLUMNS)), sql.Identifier("public", TABLE), where,
+    """Binary ``COPY`` of every column, ordered by underlying and key, for the rows ``where`` selects
+    (decoded by ``kapman.archive.decode``)."""
+    return sql.SQL("COPY (SELECT {} FROM {} WHERE {} ORDER BY ticker_id, {}) TO STDOUT (FORMAT BINARY)").format(
+        sql.SQL(", ").join(map(sql.Identifier, NAMES)), sql.Identifier("public", TABLE), where,
         sql.SQL(", ").join(map(sql.Identifier, KEY[2:])))
-
-
-#: Session settings the text forms above rely on, whatever the server's defaults.
-EXPORT_SESSION = ("SET DateStyle = ISO", "SET extra_float_digits = 1")
-
-
-def _csv_type(c: Column) -> pa.DataType:
-    return pa.int64() if c.pg_type == "timestamptz" else pa.string() if c.pg_type == "uuid" else c.arrow
-
-
-def from_csv(data: bytes | bytearray) -> pa.Table:
-    """The export's CSV as a table of ``SCHEMA`` (NULL is an unquoted empty field, '' is quoted)."""
-    if not data:
-        return SCHEMA.empty_table()
-    raw = pacsv.read_csv(
-        io.BytesIO(data),
-        read_options=pacsv.ReadOptions(column_names=list(NAMES)),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c.name: _csv_type(c) for c in COLUMNS}, null_values=[""],
-            strings_can_be_null=True, quoted_strings_can_be_null=False))
-    arrays = []
-    for c in COLUMNS:
-        column = raw.column(c.name).combine_chunks()
-        if c.pg_type == "timestamptz":
-            column = column.cast(_UTC_US)
-        elif c.pg_type == "uuid":
-            column = _uuids(column)
-        arrays.append(column)
-    return pa.Table.from_arrays(arrays, schema=SCHEMA)
-
-
-def _uuids(text: pa.Array) -> pa.Array:
-    """UUID text -> Arrow uuid, parsed once per distinct value (an underlying's id repeats)."""
-    distinct = pc.unique(text)
-    storage = pa.array([uuid.UUID(s).bytes for s in distinct.to_pylist()], pa.binary(16))
-    return pa.ExtensionArray.from_storage(pa.uuid(), storage.take(pc.index_in(text, value_set=distinct)))
 
 
 def split_by_underlying(table: pa.Table) -> list[tuple[uuid.UUID, pa.Table]]:
@@ -182,10 +135,10 @@ def _encode(pg_type: str, array: pa.Array) -> tuple[np.ndarray, bytes]:
     valid = _valid(array)
     if pg_type == "timestamptz":
         micros = array.cast(pa.int64()).fill_null(0).to_numpy()
-        return _fixed(micros - _PG_EPOCH_US, valid, ">i8")
+        return _fixed(micros - PG_EPOCH_US, valid, ">i8")
     if pg_type == "date":
         days = array.cast(pa.int32()).fill_null(0).to_numpy().astype(np.int64)
-        return _fixed(days - _PG_EPOCH_DAYS, valid, ">i4")
+        return _fixed(days - PG_EPOCH_DAYS, valid, ">i4")
     if pg_type == "uuid":
         ids = _fixed_bytes(array.storage, 16)
         if valid is None:

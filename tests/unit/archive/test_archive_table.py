@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import struct
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,7 +13,7 @@ from uuid import UUID, uuid4
 import pyarrow as pa
 import pytest
 
-from kapman.archive import table
+from kapman.archive import decode, table
 from tests.support.copy_stream import psycopg_stream
 
 SNAPSHOT = datetime(2025, 12, 19, 21, 0, 0, 123456, tzinfo=UTC)
@@ -64,22 +65,39 @@ def test_a_null_in_a_not_null_column_is_refused() -> None:
         table.to_payload(t)
 
 
-def test_csv_as_postgresql_writes_it() -> None:
-    tid = UUID("1a4d5b38-114b-5c1a-a9d2-4ac083bdd910")
-    micros = (SNAPSHOT - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-    csv = (f'{micros},{tid},2026-01-16,150.1000,C,"",100,270.5,NaN,Infinity,-Infinity,,,'
-           f'0.25,,,,,{micros},{micros}\n'
-           f'{micros},{tid},2026-01-16,0.0001,P,"O:X""Y,Z",,1e-300,0,-0,1.7976931348623157e+308,'
-           f'9223372036854775807,-1,,,,,,{micros},{micros}\n').encode()
-    t = table.from_csv(csv)
-    assert t.schema == table.SCHEMA
-    a, b = t.to_pylist()
-    assert a["time"] == SNAPSHOT and a["ticker_id"] == tid and a["strike_price"] == Decimal("150.1000")
-    assert a["contract_symbol"] == "" and a["volume"] is None and a["delta"] is None
-    assert math.isnan(a["bid"]) and a["ask"] == math.inf and a["last"] == -math.inf
-    assert b["contract_symbol"] == 'O:X"Y,Z' and b["shares_per_contract"] is None and b["underlying_price"] == 1e-300
-    assert b["volume"] == 2**63 - 1 and math.copysign(1, b["ask"]) == -1
-    assert table.from_csv(b"").num_rows == 0
+def test_binary_copy_decodes_to_the_rows() -> None:
+    rng = random.Random(4)
+    tid = uuid4()
+    rows = [row(i, rng, tid) for i in range(400)]
+    decoded = decode.from_copy(psycopg_stream(PG_TYPES, rows), SNAPSHOT)
+    assert decoded.schema == table.SCHEMA
+    assert decoded.equals(arrow(rows))
+    assert table.to_payload(decoded) == psycopg_stream(PG_TYPES, rows)  # and back, byte for byte
+    assert decode.from_copy(b"", SNAPSHOT).num_rows == 0
+    assert decode.from_copy(psycopg_stream(PG_TYPES, []), SNAPSHOT).num_rows == 0
+    with pytest.raises(ValueError, match="not a binary COPY"):
+        decode.from_copy(b"time,ticker_id\n", SNAPSHOT)
+
+
+def test_a_value_holding_the_row_prefix_does_not_split_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With only the first 6 bytes of the prefix searched for, a bid ending in 00 14 followed by
+    ask's length (00 00 00 08) looks like a row start: the split must be caught and redone."""
+    monkeypatch.setattr(decode, "_row_prefix", lambda snapshot: struct.pack(">hi", 20, 8))
+    bid = struct.unpack(">d", bytes.fromhex("3ff0000000000014"))[0]
+    rng = random.Random(6)
+    tid = uuid4()
+    rows = [row(i, rng, tid) for i in range(5)]
+    rows[2] = rows[2][:8] + (bid, 1.5) + rows[2][10:]
+    stream = psycopg_stream(PG_TYPES, rows)
+    assert stream.count(struct.pack(">hi", 20, 8)) == 6
+    assert decode.from_copy(stream, SNAPSHOT).equals(arrow(rows))
+
+
+def test_a_nan_strike_cannot_be_archived() -> None:
+    rows = [row(0, random.Random(2), uuid4())]
+    rows[0] = rows[0][:3] + (Decimal("NaN"),) + rows[0][4:]
+    with pytest.raises(ValueError, match="strike_price holds NaN"):
+        decode.from_copy(psycopg_stream(PG_TYPES, rows), SNAPSHOT)
 
 
 def test_split_by_underlying_keeps_runs_in_order() -> None:
