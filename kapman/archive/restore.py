@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from uuid import UUID
 
 import psycopg
 import pyarrow as pa
@@ -38,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: The options writer's lock class ("op"), so a restore and an ingest of one group never race.
 LOCK_CLASS = 0x6F70
+#: Files being read and encoded while one is written (Arrow's reader and numpy release the GIL).
+PREPARERS, AHEAD = 2, 3
 
 
 @dataclass(frozen=True)
@@ -81,56 +86,81 @@ def read_file(store: Store, key: str, entry: Entry) -> pa.Table:
     return rows
 
 
-def _stored_rows(conn: psycopg.Connection, manifest: Manifest, entry: Entry) -> int:
-    row = conn.execute("SELECT count(*) FROM public.options_chains WHERE time = %s AND ticker_id = %s",
-                       (manifest.snapshot_time, entry.ticker_id)).fetchone()
-    return int(row[0]) if row else 0
+def _stored_counts(conn: psycopg.Connection, manifest: Manifest) -> dict[UUID, int]:
+    """Rows stored per underlying for the manifest's snapshot (what a resumed restore skips)."""
+    return dict(conn.execute("SELECT ticker_id, count(*) FROM public.options_chains WHERE time = %s "
+                             "GROUP BY ticker_id", (manifest.snapshot_time,)).fetchall())
 
 
-def write_file(conn: psycopg.Connection, manifest: Manifest, entry: Entry, rows: pa.Table) -> bulk.MergeCounts:
-    """One file's rows in one transaction, as the options writer writes a chain."""
+def prepare(store: Store, key: str, entry: Entry) -> tuple[int, bytes]:
+    """One verified file as (rows, the binary COPY payload to write).  Raises BadFile or ArchiveError."""
+    rows = read_file(store, key, entry)
     try:
-        payload = table.to_payload(rows)
+        return rows.num_rows, table.to_payload(rows)
     except ValueError as exc:
         raise BadFile(str(exc)) from None
+
+
+def write_payload(conn: psycopg.Connection, manifest: Manifest, entry: Entry, rows: int,
+                  payload: bytes) -> bulk.MergeCounts:
+    """One file's rows in one transaction, as the options writer writes a chain."""
     with conn.transaction(), conn.cursor() as cur:
         if conn.info.encoding != "utf-8":
             cur.execute("SET LOCAL client_encoding TO 'UTF8'")  # the payload's text is UTF-8
         return bulk.write_group(
-            cur, target=table.TABLE, columns=table.NAMES, payload=payload, rows=rows.num_rows,
+            cur, target=table.TABLE, columns=table.NAMES, payload=payload, rows=rows,
             group={"time": manifest.snapshot_time, "ticker_id": entry.ticker_id}, lock_class=LOCK_CLASS,
             key=table.KEY, compare=table.COMPARE, touch=None)
 
 
 def _restore_snapshot(conn: psycopg.Connection, store: Store, key: str, params: RestoreParams,
-                      result: StepResult, progress: Progress) -> None:
+                      result: StepResult, progress: Progress, pool: ThreadPoolExecutor) -> None:
     try:
         manifest = Manifest.from_bytes(store.get(key))
     except (ValueError, ArchiveError) as exc:
         result.fail(key, str(exc))
         return
+    stored = {} if params.force else _stored_counts(conn, manifest)
+    todo: list[tuple[str, Entry]] = []
     for name, entry in sorted(manifest.files.items()):
-        file_key = manifest.key(name)
-        if not params.force and _stored_rows(conn, manifest, entry) == entry.rows:
+        if stored.get(entry.ticker_id) == entry.rows:
             result.unchanged += entry.rows
             result.done += 1
             progress.advance(1, rows=result.written)
-            continue
+        else:
+            todo.append((manifest.key(name), entry))
+    # Files are read, verified and encoded AHEAD of the one being written: the writer waits on the
+    # server, and the next payloads are ready when it is done.
+    pending: deque[tuple[str, Entry, Future[tuple[int, bytes]]]] = deque()
+    upcoming = iter(todo)
+    def fill() -> None:
+        while len(pending) < AHEAD:
+            item = next(upcoming, None)
+            if item is None:
+                return
+            pending.append((*item, pool.submit(prepare, store, *item)))
+
+    fill()
+    while pending:
+        file_key, entry, work = pending.popleft()
+        fill()
         try:
-            rows = read_file(store, file_key, entry)
-            result.read += rows.num_rows
-            counts = write_file(conn, manifest, entry, rows)
+            rows, payload = work.result()
+            result.read += rows
+            counts = write_payload(conn, manifest, entry, rows, payload)
         except (BadFile, ArchiveError) as exc:
             result.fail(file_key, str(exc))
             log.warning("%s: %s; skipped", file_key, exc)
         except psycopg.Error as exc:
             error = wrap(exc, f"restoring {file_key}")
             if error.transient:
+                for *_, later in pending:
+                    later.cancel()
                 raise ConnectionLost(done=result.done, unit="files") from exc
             result.fail(file_key, error.message)
         else:
             result.written += counts.inserted + counts.updated
-            result.unchanged += rows.num_rows - counts.inserted - counts.updated
+            result.unchanged += rows - counts.inserted - counts.updated
             result.done += 1
         progress.advance(1, rows=result.written)
     result.details["snapshots"] = result.details.get("snapshots", 0) + 1
@@ -153,9 +183,10 @@ def restore(settings: Settings, params: RestoreParams, progress: Progress, resul
             pass
     progress.start(total, "restore", unit="file")
     try:
-        with connect(settings.require_database_url()) as conn:
+        with connect(settings.require_database_url()) as conn, ThreadPoolExecutor(
+                PREPARERS, thread_name_prefix="restore") as pool:
             for key in keys:
-                _restore_snapshot(conn, store, key, params, result, progress)
+                _restore_snapshot(conn, store, key, params, result, progress, pool)
     finally:
         progress.close()
     result.headline = (f"{result.done} files of {result.details.get('snapshots', 0)} snapshots from "

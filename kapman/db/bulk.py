@@ -116,11 +116,7 @@ def _by_identity(values: Sequence[Any], encode: Callable[[Any], bytes]) -> tuple
     """
     ids = np.fromiter(map(id, values), dtype=np.uint64, count=len(values))
     _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    return gather_distinct([encode(values[i]) for i in first.tolist()], inverse)
-
-
-def gather_distinct(parts: Sequence[bytes], inverse: np.ndarray) -> tuple[np.ndarray, bytes]:
-    """Each row's length and all rows' bytes, where row ``i`` holds ``parts[inverse[i]]``."""
+    parts = [encode(values[i]) for i in first.tolist()]
     sizes = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
     starts = np.cumsum(sizes) - sizes
     lengths = sizes[inverse]
@@ -212,21 +208,11 @@ def encode_binary_rows(types: Sequence[str], rows: Sequence[Sequence[Any]]) -> b
         return COPY_HEADER + COPY_TRAILER
     if set(map(len, rows)) != {m}:
         raise ValueError(f"every row needs {m} fields")
-    return assemble_binary([_encode_column(pg_type, values, j)
-                            for j, (pg_type, values) in enumerate(zip(types, zip(*rows, strict=True), strict=True))])
-
-
-def assemble_binary(columns: Sequence[tuple[np.ndarray, bytes]]) -> bytes:
-    """A complete binary COPY stream from encoded columns: for each, every row's value length (-1
-    for NULL) and the non-null values' wire bytes concatenated in row order."""
-    m = len(columns)
-    n = len(columns[0][0]) if columns else 0
-    if not n:
-        return COPY_HEADER + COPY_TRAILER
+    n = len(rows)
     lengths = np.empty((n, m), dtype=np.int64)
     datas = []
-    for j, (column_lengths, data) in enumerate(columns):
-        lengths[:, j] = column_lengths
+    for j, (pg_type, values) in enumerate(zip(types, zip(*rows, strict=True), strict=True)):
+        lengths[:, j], data = _encode_column(pg_type, values, j)
         datas.append(data)
     widths = np.maximum(lengths, 0)
     field_sizes = widths + 4
