@@ -93,6 +93,12 @@ def test_a_value_holding_the_row_prefix_does_not_split_a_row(monkeypatch: pytest
     assert decode.from_copy(stream, SNAPSHOT).equals(arrow(rows))
 
 
+def test_rows_decoded_in_blocks_are_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decode, "BLOCK_ROWS", 7)
+    rows = [row(i, random.Random(8), uuid4()) for i in range(50)]
+    assert decode.from_copy(psycopg_stream(PG_TYPES, rows), SNAPSHOT).equals(arrow(rows))
+
+
 def test_a_nan_strike_cannot_be_archived() -> None:
     rows = [row(0, random.Random(2), uuid4())]
     rows[0] = rows[0][:3] + (Decimal("NaN"),) + rows[0][4:]
