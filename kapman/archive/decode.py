@@ -49,18 +49,14 @@ def _walk(body: np.ndarray, m: int) -> np.ndarray:
 def _read(body: np.ndarray, pos: np.ndarray, dtype: str) -> np.ndarray:
     """The big-endian value of ``dtype`` at each byte position, in native order.
 
-    Built from one byte gather per byte of the type: numpy's own gathers from an unaligned,
-    byte-swapped view are many times slower.  Positions past the end (the stale positions of
-    NULL fields) read the last bytes.
+    The bytes are gathered into a fresh (n, size) array, which is aligned, and viewed as the type:
+    numpy's own gathers from an unaligned, byte-swapped view of the buffer are many times slower.
+    Positions past the end (the stale positions of NULL fields) read the last bytes.
     """
     kind = np.dtype(dtype)
     size = kind.itemsize
-    pos = np.minimum(pos, len(body) - size)
-    acc = np.zeros(len(pos), dtype=np.uint64)
-    for i in range(size):
-        acc = (acc << np.uint64(8)) | body[pos + i]
-    unsigned = acc.astype(f"u{size}")
-    return unsigned.view(kind.newbyteorder("=")) if kind.kind != "u" else unsigned
+    raw = body[np.minimum(pos, len(body) - size)[:, None] + np.arange(size)]
+    return raw.view(kind).ravel().astype(kind.newbyteorder("="))
 
 
 def _bytes_at(body: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:

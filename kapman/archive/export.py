@@ -1,7 +1,8 @@
 """Archive what the database stores for a snapshot: read it back, write Parquet, update the manifest.
 
-The export runs after the options run's writes are committed and reads the table itself, so the
-archive holds exactly what is stored (a replay's updates included), whatever the ingester did to
+The export runs after the options run's writes are committed and reads the table itself (a
+binary COPY per underlying, decoded by ``kapman.archive.decode``), so the archive holds exactly
+what is stored (a replay's updates included), whatever the ingester did to
 produce it.  Each underlying's rows go to one zstd Parquet file; a file whose bytes are those the
 manifest already lists is not written again.  After this run's snapshot, every stored snapshot
 that has no manifest yet is exported too, so a run after a failed archive write catches up.
@@ -10,10 +11,13 @@ that has no manifest yet is exported too, so a run after a failed archive write 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
+import queue
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,8 +40,12 @@ log = logging.getLogger(__name__)
 
 #: zstd level 1: half the CPU of the default level 3 on option chains, for nearly the same size.
 COMPRESSION, LEVEL = "zstd", 1
-#: Files encoded and written at once: Arrow's encoder, fsync and S3 PUTs all release the GIL.
-WRITERS = 4
+#: Connections reading batches of underlyings at once, and threads compressing and writing files:
+#: the server's COPY, Arrow's encoder, fsync and S3 PUTs all leave the GIL to the others.
+READERS, WRITERS = 2, 3
+#: Underlyings per COPY: few enough that decoding and writing start early, enough that the
+#: per-query and per-column costs of decoding are spread over tens of thousands of rows.
+BATCH = 4
 
 
 @dataclass
@@ -78,10 +86,16 @@ def parquet_bytes(part: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def read_snapshot(conn: psycopg.Connection, snapshot: datetime) -> pa.Table:
-    """Every stored row of one snapshot, ordered by underlying and key."""
-    query = table.export_query(sql.SQL("time = {}").format(sql.Literal(snapshot)))
-    return decode.from_copy(bulk.copy_out(conn, query.as_bytes(conn)), snapshot)
+def underlyings(conn: psycopg.Connection, snapshot: datetime) -> list[UUID]:
+    return [r[0] for r in conn.execute("SELECT DISTINCT ticker_id FROM public.options_chains WHERE time = %s "
+                                       "ORDER BY 1", (snapshot,)).fetchall()]
+
+
+def read_underlyings(conn: psycopg.Connection, snapshot: datetime, ids: list[UUID]) -> list[tuple[UUID, pa.Table]]:
+    """Every stored row of one snapshot for these underlyings, one table each, in key order."""
+    query = table.export_query(sql.SQL("time = {} AND ticker_id = ANY({}::uuid[])").format(
+        sql.Literal(snapshot), sql.Literal(ids)))
+    return table.split_by_underlying(decode.from_copy(bulk.copy_out(conn, query.as_bytes(conn)), snapshot))
 
 
 def _existing(store: Store, snapshot: datetime) -> Manifest | None:
@@ -94,13 +108,18 @@ def _existing(store: Store, snapshot: datetime) -> Manifest | None:
         return None
 
 
-def export_snapshot(conn: psycopg.Connection, store: Store, snapshot: datetime, report: ExportReport) -> None:
-    """Archive one snapshot as stored now.  Raises ArchiveError (store) or psycopg.Error (read)."""
-    rows = read_snapshot(conn, snapshot)
-    if not rows.num_rows:  # nothing stored under this time (a run that wrote nothing)
+def export_snapshot(conns: list[psycopg.Connection], store: Store, snapshot: datetime, report: ExportReport) -> None:
+    """Archive one snapshot as stored now, in batches of underlyings over ``conns`` (the server
+    sends one batch while another is decoded, compressed and written).  Raises
+    ArchiveError (store) or psycopg.Error (read)."""
+    ids = underlyings(conns[0], snapshot)
+    if not ids:  # nothing stored under this time (a run that wrote nothing)
         return
     old = _existing(store, snapshot)
     current = Manifest(snapshot, dict(old.files) if old else {})
+    free: queue.SimpleQueue[psycopg.Connection] = queue.SimpleQueue()
+    for conn in conns:
+        free.put(conn)
 
     def write(item: tuple[UUID, pa.Table]) -> tuple[str, Entry, bool]:
         ticker_id, part = item
@@ -112,8 +131,18 @@ def export_snapshot(conn: psycopg.Connection, store: Store, snapshot: datetime, 
             store.put(current.key(name), blob)
         return name, entry, same
 
-    with ThreadPoolExecutor(WRITERS, thread_name_prefix="archive") as pool:
-        for name, entry, same in pool.map(write, table.split_by_underlying(rows)):
+    def read(batch: list[UUID]) -> list[tuple[UUID, pa.Table]]:
+        conn = free.get()
+        try:
+            return read_underlyings(conn, snapshot, batch)
+        finally:
+            free.put(conn)
+
+    batches = [ids[i:i + BATCH] for i in range(0, len(ids), BATCH)]
+    with ThreadPoolExecutor(len(conns), thread_name_prefix="archive-read") as readers, \
+            ThreadPoolExecutor(WRITERS, thread_name_prefix="archive-write") as writers:
+        written = [writers.map(write, parts) for parts in readers.map(read, batches)]
+        for name, entry, same in itertools.chain.from_iterable(written):
             current.files[name] = entry
             report.unchanged += same
             report.files += 1
@@ -134,17 +163,20 @@ def export_snapshots(settings: Settings, snapshots: Iterable[datetime], *, catch
     try:
         store = open_store(settings)
         report.location = store.location
-        with connect(settings.require_database_url()) as conn:
+        url = settings.require_database_url()
+        with ExitStack() as stack:
+            conns = [stack.enter_context(connect(url)) for _ in range(READERS)]
+            conn = conns[0]
             wanted = list(snapshots)
             for snapshot in wanted:
-                export_snapshot(conn, store, snapshot, report)
+                export_snapshot(conns, store, snapshot, report)
             if catch_up:
                 archived = inventory.archived_dirs(store)
                 done = {snapshot_dir(s) for s in wanted}
                 for snapshot in inventory.stored_snapshots(conn):
                     directory = snapshot_dir(snapshot)
                     if directory not in archived and directory not in done:
-                        export_snapshot(conn, store, snapshot, report)
+                        export_snapshot(conns, store, snapshot, report)
                         report.caught_up.append(snapshot.isoformat())
     except ArchiveError as exc:
         report.error = exc

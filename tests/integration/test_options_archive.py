@@ -45,7 +45,7 @@ def settings_for(url: str, location: str | Path, **extra: str) -> Settings:
 
 
 def dealer_metrics(conn: psycopg.Connection) -> list[tuple]:
-    a3.run(conn, a3.A3Params(dates=list(DEALER_DAYS), force=True, workers=0))
+    a3.compute(conn, a3.A3Params(dates=list(DEALER_DAYS), force=True, workers=1))
     return conn.execute(DEALER).fetchall()
 
 
