@@ -1,13 +1,16 @@
 """A command's own peak memory, whatever ran before it, and the machine's load beside the figures.
 
-``run_command`` starts ``python -m bench.measure <module> <args>`` as a child and reaps it with
-``os.wait4``: the rusage of that one child (its peak resident set, and that of any process it
-waited for, e.g. worker processes).  Inside the child this module runs the command as
-``__main__`` and, as it exits, writes its own peak (``RUSAGE_SELF``: the main process alone) and
-its largest child's (``RUSAGE_CHILDREN``) to the file named by ``KAPMAN_BENCH_PEAK_FILE``.
+``run_command`` starts ``python -m bench.measure <module> <args>`` as a child (reaped with
+``os.wait4``).  Inside the child this module runs the command as ``__main__`` and, as it exits,
+writes to the file named by ``KAPMAN_BENCH_PEAK_FILE`` its own peak resident set (``VmHWM`` of
+/proc/self/status: the main process alone) and its largest reaped child's (``RUSAGE_CHILDREN``:
+a worker process).
 
-``resource.getrusage(RUSAGE_CHILDREN)`` in the benchmark itself is *not* such a figure: it is the
-largest child the benchmark ever waited for, so it reports whichever suite ran first.
+Neither ``resource.getrusage(RUSAGE_CHILDREN)`` in the benchmark (the largest child it ever
+waited for: whichever suite ran first) nor the ``ru_maxrss`` that ``os.wait4`` returns is such a
+figure: Linux carries a process's RSS high-water mark across fork and exec, so a child started by
+a 4 GiB benchmark process reports at least 4 GiB.  ``VmHWM`` belongs to the address space the
+exec created.  (A worker's figure has the same floor: its parent's size when it was started.)
 
     python -m bench.measure scripts.ingest_ohlcv base --days 30     # the command, then its peaks
 """
@@ -36,9 +39,13 @@ class Measured:
     stdout: str
     stderr: str
     wall: float          # seconds, interpreter start-up included
-    peak_mib: float      # the child and every process it reaped: os.wait4's ru_maxrss
-    main_mib: float      # the command's own process alone
+    main_mib: float      # the command's own process alone (VmHWM)
     children_mib: float  # its largest reaped child (a worker process), 0 without any
+
+    @property
+    def peak_mib(self) -> float:
+        """The largest of the command's processes."""
+        return max(self.main_mib, self.children_mib)
 
 
 def load_average() -> tuple[float, float, float]:
@@ -60,20 +67,26 @@ def run_command(module: str, args: Sequence[str], env: Mapping[str, str] | None 
             proc = subprocess.Popen([sys.executable, "-m", "bench.measure", module, *args], stdout=fo, stderr=fe,
                                     env={**(env if env is not None else os.environ), PEAK_FILE: str(peaks)},
                                     cwd=cwd)
-            _, status, usage = os.wait4(proc.pid, 0)
+            _, status, _ = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - started
             proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         own = json.loads(peaks.read_text()) if peaks.exists() else {"self": 0, "children": 0}
         return Measured(proc.returncode, out.read_text(errors="replace"), err.read_text(errors="replace"), wall,
-                        usage.ru_maxrss / 1024, own["self"] / 1024, own["children"] / 1024)
+                        own["self"] / 1024, own["children"] / 1024)
 
 
 def _record_peaks() -> None:
     path = os.environ.get(PEAK_FILE)
     if path:
-        Path(path).write_text(json.dumps({
-            "self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,        # KiB on Linux
-            "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+        Path(path).write_text(json.dumps({"self": _vm_hwm_kib(),
+                                          "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+
+
+def _vm_hwm_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: the best there is
 
 
 def main(argv: Sequence[str]) -> int:

@@ -37,9 +37,13 @@ def allocator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_each_command_is_measured_alone(allocator: str) -> None:
     import os
 
+    # this process holds 400 MiB as the child is started: Linux's ru_maxrss would count it
+    ballast = bytearray(400 * 1024 * 1024)
+    ballast[::4096] = b"x" * len(ballast[::4096])
     big = run_command(allocator, ["300", "0"], os.environ)
     small = run_command(allocator, ["20", "0"], os.environ)
     assert (big.returncode, small.returncode) == (3, 3) and small.stdout.strip() == "held 20"
     assert big.main_mib > 300 and small.main_mib < 120 and small.peak_mib < 120  # not the earlier 300
     with_child = run_command(allocator, ["20", "250"], os.environ)
     assert with_child.main_mib < 120 < 250 < with_child.children_mib and with_child.peak_mib >= 250
+    del ballast
