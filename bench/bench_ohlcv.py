@@ -4,7 +4,7 @@
 
 Generates a full-market year into a flat-file mirror, loads it with the real command
 (`python -m scripts.ingest_ohlcv base`, a child process so its peak memory is its own, measured
-with os.wait4 by bench/measure.py whatever ran before; its rate
+by bench/measure.py whatever ran before; its rate
 is rows over the seconds the command itself reports, i.e. without interpreter start-up), and in
 the same run times a bare binary COPY of exactly the same rows into an empty hypertable and
 `executemany` upserts in batches of 1,000.  Prints medians and the two ratios with targets.
