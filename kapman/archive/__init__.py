@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from kapman.archive.export import ExportReport, export_snapshots
-from kapman.archive.inventory import Census, count_snapshots
+from kapman.archive.inventory import Census, archived_snapshot_count, count_snapshots
 from kapman.archive.store import ArchiveError
 from kapman.config import Settings
 
-__all__ = ["ArchiveError", "Census", "ExportReport", "archive_run", "count_snapshots", "export_snapshots"]
+__all__ = ["ArchiveError", "Census", "ExportReport", "archive_run", "archived_snapshot_count", "count_snapshots",
+           "export_snapshots"]
 
 
 def archive_run(settings: Settings, snapshot: datetime) -> ExportReport:

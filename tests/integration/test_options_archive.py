@@ -81,6 +81,9 @@ def test_hydrate_archive_repave_restore_round_trip(fresh_db: str, hydrated: psyc
     assert (report.snapshots, report.files, report.rows) == (2, 5, before[0])
     census = archive.count_snapshots(settings)
     assert (census.stored, census.archived, census.stored_not_archived) == (2, 2, 0)
+    # the rebuild's confirmation counts (time, underlying) pairs: all 5 are archived
+    assert archive.archived_snapshot_count(hydrated, settings) == 5
+    assert archive.archived_snapshot_count(hydrated, settings_for(fresh_db, tmp_path / "none")) == 0
 
     repave(fresh_db)
     with psycopg.connect(fresh_db, autocommit=True) as conn:
