@@ -54,6 +54,7 @@ def ohlcv(settings: Settings, conn: psycopg.Connection, progress: Progress, *, s
 
 def options(settings: Settings, conn: psycopg.Connection, progress: Progress) -> StepResult:
     started = time.perf_counter()
+    from kapman import archive
     from kapman.ingest.options import default_workers, ingest_options
     from kapman.ingest.options_report import SUCCEEDED
     from kapman.ingest.options_scope import snapshot_time
@@ -68,11 +69,16 @@ def options(settings: Settings, conn: psycopg.Connection, progress: Progress) ->
                                 workers=default_workers(), progress=progress)
     finally:
         client.close()
+    archived = archive.archive_run(settings, legacy.snapshot_time)  # what was stored, archived (kapman.archive)
     if legacy.error is not None:
         raise legacy.error
     failed = {s: o.reason or o.status for s, o in legacy.outcomes.items() if o.status not in SUCCEEDED}
     result = _adapted("options", "symbols", legacy, len(legacy.outcomes) - len(failed), failed, started)
     result.written = legacy.rows_written
+    if archived.ok:
+        result.note(archived.line())
+    else:
+        result.fail("archive", archived.line())
     return result
 
 
