@@ -4,7 +4,9 @@
 
 Each benchmark creates and drops its own kapman_bench_* database on the server named by
 KAPMAN_BENCH_DATABASE_URL (an admin URL; default: the local server).  Full size takes about a
-quarter of an hour on 2 cores; --quick shrinks the data (figures then only indicate).
+quarter of an hour on 2 cores; --quick shrinks the data (figures then only indicate).  Every
+suite prints the machine's load average at its start and end, and the peak memory of each
+command it runs (that command's own, bench/measure.py) with its budget beside it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import argparse
 import sys
 import time
 
-from bench.common import Figure, print_table
+from bench.common import Figure, load_figure, print_table
 
 SUITES = ("ohlcv", "options", "a2", "a3", "lifecycle", "nightly")
 
@@ -55,9 +57,12 @@ def main() -> int:
     figures: list[Figure] = []
     for name in [s.strip() for s in args.only.split(",") if s.strip()]:
         started = time.perf_counter()
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        figures += run_suite(name, args.quick)
-        print(f"{name} done in {time.perf_counter() - started:.0f}s", file=sys.stderr, flush=True)
+        start = load_figure(name, "start")
+        print(f"running {name} ... ({start.name})", file=sys.stderr, flush=True)
+        suite = run_suite(name, args.quick)
+        end = load_figure(name, "end")
+        figures += [start, *suite, end]
+        print(f"{name} done in {time.perf_counter() - started:.0f}s ({end.name})", file=sys.stderr, flush=True)
     print()
     print_table(figures)
     missed = [f for f in figures if f.ok is False]

@@ -8,12 +8,15 @@ and again with --force (every row exists: COPY into staging and a merge that fin
 and the kernels alone against TA-Lib called per ticker on the same panel.  "Kernels alone" is the job's
 compute step: every indicator's full series for every ticker, in --ticker-chunk-size chunks,
 keeping the date's row (the TA-Lib loop likewise computes full series and keeps nothing).  One
-whole-panel call that keeps all ~2 GB of outputs is printed beside it for reference.
+whole-panel call that keeps all ~2 GB of outputs is printed beside it for reference.  Last, the
+real command runs once for the new date and once for the range, each in a child whose own peak
+memory is printed (bench/measure.py) with the budget (one date: < 2 GiB).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -24,7 +27,8 @@ import numpy as np
 import psycopg
 
 from bench.bench_a2_kernels import talib_loop
-from bench.common import Figure, print_table, scratch_database
+from bench.common import Figure, memory_figure, print_table, scratch_database
+from bench.measure import GIB, load_text, run_command
 from kapman.jobs import a2_local_ta
 from kapman.jobs.a2_window import anchor
 from kapman.metrics.indicators import compute_technical
@@ -41,6 +45,30 @@ def load(conn: psycopg.Connection, market: Market) -> int:
     rows = load_bars(conn, market)
     conn.execute("VACUUM ANALYZE public.ohlcv")
     return rows
+
+
+def command_memory(conn: psycopg.Connection, url: str) -> list[Figure]:
+    """The real command for one new date and for the 5-date range, each in a child measured alone."""
+    env = {**os.environ, "KAPMAN_ENV_FILE": "/nonexistent"}
+    figures = []
+    for label, dates, budget in (("one new date", ["--date", END.isoformat()], 2 * GIB),
+                                 ("5 new dates", ["--start-date", RANGE[0].isoformat(), "--end-date",
+                                                  END.isoformat()], None)):
+        conn.execute("TRUNCATE public.daily_snapshots")
+        run = run_command("scripts.run_a2_local_ta", [*dates, "--db-url", url, "--json", "-q"], env)
+        if run.returncode != 0:
+            raise SystemExit(f"A2 failed: {run.stderr}")
+        load = load_text()
+        print(f"  A2 command, {label}: {run.wall:.1f}s wall, main process {run.main_mib:,.0f} MiB, "
+              f"with its children {run.peak_mib:,.0f} MiB (load {load})", file=sys.stderr, flush=True)
+        figure = memory_figure("a2", f"command, {label},", run.main_mib, budget, "main process", load)
+        if budget is None:
+            figure.target = f"one date's: < {2 * GIB}"
+        figures.append(figure)
+        if run.children_mib:
+            figures.append(memory_figure("a2", f"command, {label},", run.children_mib, budget,
+                                         "largest worker process", load))
+    return figures
 
 
 def run(tickers: int = 11000, repeat: int = 3) -> list[Figure]:
@@ -70,6 +98,7 @@ def run(tickers: int = 11000, repeat: int = 3) -> list[Figure]:
             job("new 5", RANGE, False)
             job("force 1", [END], True)   # every row exists: staging + merge, all unchanged
             job("force 5", RANGE, True)
+        memory = command_memory(conn, url)
         bars = a2_local_ta.read_bars(conn, anchor(END), END, None)
     p, pos = a2_local_ta.panels(bars)
     on_end = np.flatnonzero(bars.date == np.datetime64(END, "D"))
@@ -108,6 +137,7 @@ def run(tickers: int = 11000, repeat: int = 3) -> list[Figure]:
         Figure("a2", "  one whole-panel call keeping every output", statistics.median(whole), "s"),
         Figure("a2", "per-ticker TA-Lib loop", talib, "s"),
         Figure("a2", "kernels / TA-Lib loop time", mk / talib, "ratio", "<= 1.0", mk / talib <= 1.0),
+        *memory,
     ]
 
 

@@ -3,12 +3,14 @@
     venv/bin/python -m bench.bench_a3 [--symbols 150] [--contracts 2000] [--repeat 3]
 
 Writes synthetic chains (the kernel bench's generator) as one options snapshot of watchlist
-symbols, then times the A3 job with --force (every run reads, computes and writes everything).
+symbols, then times the A3 job with --force (every run reads, computes and writes everything),
+and runs the real command once in a child whose own peak memory is printed (budget < 1 GiB).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 from decimal import Decimal
 
@@ -17,7 +19,8 @@ import psycopg
 from psycopg import sql
 
 from bench.bench_a3_kernels import AS_OF, SNAPSHOT, synthetic_chain
-from bench.common import Figure, print_table, scratch_database
+from bench.common import Figure, memory_figure, print_table, scratch_database
+from bench.measure import GIB, load_text, run_command
 from kapman.config import Settings
 from kapman.db import bulk
 from kapman.ids import ticker_id
@@ -63,6 +66,12 @@ def run(symbols: int = 150, contracts: int = 2000, repeat: int = 3) -> list[Figu
             total = load(conn, symbols, contracts)
         settings = Settings(database_url=url)
         results = [a3.run(settings, a3.A3Params(dates=[AS_OF], force=True, workers=2)) for _ in range(repeat)]
+        command = run_command("scripts.run_a3_dealer_metrics",
+                              ["--date", AS_OF.isoformat(), "--force", "--workers", "2", "--db-url", url, "--json",
+                               "-q"], {**os.environ, "KAPMAN_ENV_FILE": "/nonexistent"})
+        if command.returncode != 0:
+            raise SystemExit(f"A3 failed: {command.stderr}")
+        load_then = load_text()
     seconds = statistics.median(r.elapsed for r in results)
     last = results[-1]
     return [
@@ -70,6 +79,10 @@ def run(symbols: int = 150, contracts: int = 2000, repeat: int = 3) -> list[Figu
         Figure("a3", "one date, end to end (median)", seconds, "s", "<= 3", seconds <= 3),
         Figure("a3", "throughput", total / seconds, "contracts/s"),
         Figure("a3", "statuses", last.details["statuses"].get("FULL", 0), "FULL"),
+        Figure("a3", f"command wall time (interpreter start-up included, load {load_then})", command.wall, "s"),
+        memory_figure("a3", "command", command.main_mib, GIB, "main process", load_then),
+        *([memory_figure("a3", "command", command.children_mib, GIB, "largest child process", load_then)]
+          if command.children_mib else []),
     ]
 
 

@@ -3,7 +3,8 @@
     venv/bin/python -m bench.bench_ohlcv [--tickers 11000] [--days 365] [--repeat 3]
 
 Generates a full-market year into a flat-file mirror, loads it with the real command
-(`python -m scripts.ingest_ohlcv base`, a child process so its peak memory is its own; its rate
+(`python -m scripts.ingest_ohlcv base`, a child process so its peak memory is its own, measured
+by bench/measure.py whatever ran before; its rate
 is rows over the seconds the command itself reports, i.e. without interpreter start-up), and in
 the same run times a bare binary COPY of exactly the same rows into an empty hypertable and
 `executemany` upserts in batches of 1,000.  Prints medians and the two ratios with targets.
@@ -14,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +26,8 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from bench.common import Figure, print_table, scratch_database
+from bench.common import Figure, memory_figure, print_table, scratch_database
+from bench.measure import GIB, load_text, run_command
 from kapman.db import bulk
 from kapman.ingest.daybars import parse_day_file
 from kapman.ingest.ohlcv import index_order
@@ -101,20 +101,15 @@ def executemany_upserts(url: str, days: list[tuple]) -> tuple[float, int]:
 
 
 def ingest_cli(url: str, mirror: Path, as_of: str, days: int) -> tuple[dict, float, float]:
-    """Run the real command in a child; returns (summary, wall seconds, child peak RSS in MiB)."""
+    """Run the real command in a child; returns (summary, wall seconds, that child's peak RSS in MiB)."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE ohlcv, ingest_files")
     env = {**os.environ, "FLATFILES_MIRROR_DIR": str(mirror), "KAPMAN_NOW": as_of,
            "KAPMAN_ENV_FILE": "/nonexistent"}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "scripts.ingest_ohlcv", "base", "--days", str(days),
-                           "--db-url", url, "--json", "-q"], capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"ingest failed: {proc.stderr}")
-    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-    return json.loads(proc.stdout), wall, peak
+    run = run_command("scripts.ingest_ohlcv", ["base", "--days", str(days), "--db-url", url, "--json", "-q"], env)
+    if run.returncode != 0:
+        raise SystemExit(f"ingest failed: {run.stderr}")
+    return json.loads(run.stdout), run.wall, run.peak_mib
 
 
 def run(tickers: int = 11000, days: int = 365, repeat: int = 3) -> list[Figure]:
@@ -132,11 +127,12 @@ def run(tickers: int = 11000, days: int = 365, repeat: int = 3) -> list[Figure]:
         total_rows = sum(len(k) for *_, k in prepared)
         as_of = market.trading_days[-1].isoformat()
         calendar_days = (market.trading_days[-1] - market.trading_days[0] + timedelta(days=1)).days
-        e2e, walls, peaks, copies = [], [], [], []
+        e2e, walls, peaks, copies, loads = [], [], [], [], []
         for _ in range(repeat):   # interleaved, so neither side gets the warmer server
             copies.append(bare_copy(url, prepared)[0])
             summary, wall, peak = ingest_cli(url, mirror, as_of, calendar_days)
             assert summary["rows_inserted"] == total_rows, (summary["rows_inserted"], total_rows)
+            loads.append(load_text())
             e2e.append(summary["seconds"])
             walls.append(wall)
             peaks.append(peak)
@@ -153,7 +149,7 @@ def run(tickers: int = 11000, days: int = 365, repeat: int = 3) -> list[Figure]:
         Figure("ohlcv", "executemany upserts", em_rate, "rows/s"),
         Figure("ohlcv", "ingest / bare COPY", e2e_rate / copy_rate, "ratio", ">= 0.7", e2e_rate / copy_rate >= 0.7),
         Figure("ohlcv", "ingest / executemany", e2e_rate / em_rate, "ratio", ">= 10", e2e_rate / em_rate >= 10),
-        Figure("ohlcv", "ingest peak memory", max(peaks), "MiB", "< 1024", max(peaks) < 1024),
+        memory_figure("ohlcv", "ingest", max(peaks), GIB, "the command, largest of the runs", loads[-1]),
     ]
     return figures
 

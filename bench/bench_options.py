@@ -14,6 +14,9 @@ the figures measure KapMan, not the stand-in for the vendor.  Figures are median
   of the same payload bytes, per symbol, into the emptied hypertable (target ratio >= 0.7).  The
   payloads are encoded from the stored rows before either is timed.
 
+Then bench/bench_archive.py runs the real command in a child (its own peak memory, the archive's
+cost) and times a restore from that archive against a bare COPY of the same rows.
+
 Each run also reports (stderr) the CPU seconds of this process, of its worker processes (the
 children other than the server), of the sandbox server and of the whole machine (from /proc),
 because on a small shared host the wall time depends on them.
@@ -284,6 +287,9 @@ def run(
         info = json.loads(line)
         os.environ["KAPMAN_NOW"] = info["now"]  # snapshot time = the sandbox's clock
         figures = _measure(url, info, concurrency, workers, latency, repeat, child.pid)
+        from bench import bench_archive  # the archive's cost and the command's memory, beside the above
+
+        archive_rows = bench_archive.run(url, info["base_url"], API_KEY, info["now"], concurrency, workers)
     finally:
         if saved_now is None:
             os.environ.pop("KAPMAN_NOW", None)
@@ -349,6 +355,7 @@ def run(
             "target": f">= {WRITE_TARGET}",
             "ok": med["write"] >= WRITE_TARGET,
         },
+        *archive_rows,
     ]
 
 

@@ -76,3 +76,17 @@ def print_table(figures: list[Figure]) -> None:
         value = f"{f.value:,.3f}" if abs(f.value) < 100 else f"{f.value:,.0f}"
         target = f"  (target {f.target})" if f.target else ""
         print(f"{f'{f.bench}: {f.name}':<{width}}  {value:>14} {f.unit:<10}{target}{status}")
+
+
+def memory_figure(bench: str, step: str, mib: float, budget_mib: float | None, what: str = "main process",
+                  load: str = "") -> Figure:
+    """A command's peak resident memory with its budget beside it (and the load it was taken at)."""
+    at = f", load {load}" if load else ""
+    return Figure(bench, f"{step} peak memory ({what}{at})", mib, "MiB",
+                  f"< {budget_mib:.0f}" if budget_mib else "", mib < budget_mib if budget_mib else None)
+
+
+def load_figure(bench: str, when: str) -> Figure:
+    """The machine's load average (1, 5, 15 minutes) at the start or end of a suite."""
+    one, five, fifteen = os.getloadavg()
+    return Figure(bench, f"load average at {when} (1/5/15 min: {one:.2f} {five:.2f} {fifteen:.2f})", one, "load")

@@ -28,6 +28,8 @@ DEFAULT_POLYGON_BASE = "https://api.massive.com"
 DEFAULT_FLATFILES_ENDPOINT = "https://files.massive.com"
 DEFAULT_FLATFILES_BUCKET = "flatfiles"
 DEFAULT_STOCKS_PREFIX = "us_stocks_sip/day_aggs_v1"
+#: The options snapshot archive: a directory, or ``s3://bucket/prefix``.
+DEFAULT_ARCHIVE_DIR = PROJECT_ROOT / "archive"
 
 
 #: Query parameters and DSN keys whose value is a secret (compared case-insensitively,
@@ -171,6 +173,10 @@ REQUEST_DEADLINE_RANGE = NumberRange(1.0, 3600.0)
 RUN_DEADLINE_RANGE = NumberRange(10.0, 86400.0)
 
 
+_SECRET_FIELDS = frozenset({"polygon_api_key", "flatfiles_secret_access_key", "flatfiles_access_key_id",
+                            "archive_access_key_id", "archive_secret_access_key"})
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -195,6 +201,12 @@ class Settings:
     watchlists_dir: Path = PROJECT_ROOT / "data" / "watchlists"
     #: Security types of the ticker universe (KAPMAN_TICKER_TYPES).
     ticker_types: tuple[str, ...] = DEFAULT_TYPES
+    #: Where every options run archives its snapshot (a directory or ``s3://bucket/prefix``).
+    archive_location: str = str(DEFAULT_ARCHIVE_DIR)
+    #: S3-compatible endpoint of an ``s3://`` archive (unset: AWS); keys unset: boto3's own chain.
+    archive_endpoint: str | None = None
+    archive_access_key_id: str | None = None
+    archive_secret_access_key: str | None = None
 
     def __repr__(self) -> str:  # never leak secrets
         shown = []
@@ -202,7 +214,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "database_url":
                 value = mask_url(value)
-            elif f.name in {"polygon_api_key", "flatfiles_secret_access_key", "flatfiles_access_key_id"}:
+            elif f.name in _SECRET_FIELDS:
                 value = _secret(value)
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
@@ -228,7 +240,8 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value in force, so output scrubbers can hide them."""
-        out = [s for s in (self.polygon_api_key, self.flatfiles_secret_access_key) if s]
+        out = [s for s in (self.polygon_api_key, self.flatfiles_secret_access_key, self.archive_secret_access_key)
+               if s]
         if self.database_url:
             pw = url_password(self.database_url)
             if pw:
@@ -295,4 +308,8 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
         flatfiles_mirror_dir=Path(mirror) if mirror else None,
         watchlists_dir=Path(watch) if watch else PROJECT_ROOT / "data" / "watchlists",
         ticker_types=parse_types(types, source="KAPMAN_TICKER_TYPES") if types else DEFAULT_TYPES,
+        archive_location=_env(merged, "KAPMAN_ARCHIVE_DIR", str(DEFAULT_ARCHIVE_DIR)) or str(DEFAULT_ARCHIVE_DIR),
+        archive_endpoint=_env(merged, "KAPMAN_ARCHIVE_ENDPOINT"),
+        archive_access_key_id=_env(merged, "KAPMAN_ARCHIVE_ACCESS_KEY_ID"),
+        archive_secret_access_key=_env(merged, "KAPMAN_ARCHIVE_SECRET_ACCESS_KEY"),
     )

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "splits": ("scripts.ingest_splits", "stock splits from the reference API, for A2's adjustment"),
     "watchlists": ("scripts.ingest_watchlists", "watchlists from data/watchlists/*.txt"),
     "ohlcv": ("scripts.ingest_ohlcv", "daily bars from the flat files into public.ohlcv"),
+    "restore-options": ("scripts.restore_options_archive", "archived option snapshots into a rebuilt database"),
     "options": ("scripts.ingest_options", "option-chain snapshots of the watchlist symbols"),
     "a2": ("scripts.run_a2_local_ta", "technical indicators and price metrics"),
     "a3": ("scripts.run_a3_dealer_metrics", "dealer metrics from the option snapshots"),

@@ -3,11 +3,12 @@
     python -m kapman.demo [--tickers 600] [--seed 42] [--option-days 5] [--live] [--db-url URL]
 
 It starts the offline market (Polygon REST and S3 on 127.0.0.1) and points every step at it, with
-KapMan's clock at the market's last close.  Options are hydrated for the last ``--option-days``
-trading days by stepping the sandbox clock and KapMan's clock day by day, so each run is a
-genuine snapshot as of that day and the A3 week of the runbook has data.  With --live the same
-steps run against Polygon with the credentials in .env (the REST key and the flat-file keys,
-all checked before anything is dropped), options for today only.
+KapMan's clock at the market's last close.  When the options archive (KAPMAN_ARCHIVE_DIR) holds
+snapshots, they are restored after the OHLCV base, as the runbook's Step 5a does.  Options are
+hydrated for the last ``--option-days`` trading days by stepping the sandbox clock and KapMan's
+clock day by day, so each run is a genuine snapshot as of that day and the A3 week of the runbook
+has data.  With --live the same steps run against Polygon with the credentials in .env (the REST
+key and the flat-file keys, all checked before anything is dropped), options for today only.
 
 The demo works in a database of its own: kapman_demo on the server of DATABASE_URL, REBUILT on
 every run.  Your database is never touched unless you name it with --db-url; one that holds data
@@ -71,6 +72,19 @@ def option_steps(days: list[date], set_clock: Callable[[datetime], None] | None)
             for d in days]
 
 
+def archive_steps() -> list[runbook.Step]:
+    """Step 5a when the options archive (KAPMAN_ARCHIVE_DIR) holds snapshots, else nothing."""
+    from kapman.archive.inventory import archived_dirs
+    from kapman.archive.store import ArchiveError, open_store
+
+    try:
+        archived = archived_dirs(open_store(load_settings()))
+    except ArchiveError as exc:
+        print(f"options archive not readable ({exc.message}); not restoring from it", flush=True)
+        return []
+    return [runbook.restore_step()] if archived else []
+
+
 def report(url: str) -> list[tuple[str, str]]:
     with psycopg.connect(url) as conn:
         return [(name, str(conn.execute(query).fetchone()[0])) for name, query in REPORT.items()]  # type: ignore[index]
@@ -95,7 +109,7 @@ def sandbox_runbook(url: str, *, tickers: int = 600, seed: int = 42, option_days
         env["FLATFILES_MIRROR_DIR"] = ""    # read the S3 server, not a mirror named in .env
         if not quiet:
             print(f"database {mask_url(url)} will be rebuilt; KapMan's clock: {env['KAPMAN_NOW']}", flush=True)
-        steps = (runbook.schema_and_reference_steps()
+        steps = (runbook.schema_and_reference_steps() + archive_steps()
                  + option_steps(recent_days(market.end_date, option_days), rest.set_clock)
                  + runbook.analytics_steps() + (runbook.dashboard_steps() if dashboards else []))
         return _run_all(steps, env, url, quiet)
@@ -140,7 +154,7 @@ def live_runbook(url: str, *, dashboards: bool = True) -> list[runbook.StepResul
     settings = load_settings()
     require_live_credentials(settings)
     print(f"live run against {settings.polygon_base_url}, database {mask_url(url)}", flush=True)
-    steps = (runbook.schema_and_reference_steps()
+    steps = (runbook.schema_and_reference_steps() + archive_steps()
              + [runbook.Step("6", "options snapshot (now)", "python -m scripts.ingest_options")]
              + [runbook.Step("7", "A2 for the newest date", "python -m scripts.run_a2_local_ta"),
                 runbook.Step("8", "A3 for the newest snapshot", "python -m scripts.run_a3_dealer_metrics")]

@@ -57,6 +57,12 @@ def schema_and_reference_steps() -> list[Step]:
     ]
 
 
+def restore_step() -> Step:
+    """After a repave, before new snapshots: what the options archive holds (the demo runs it when
+    the archive is not empty)."""
+    return Step("5a", "restore the archived option snapshots", "python -m scripts.restore_options_archive")
+
+
 def analytics_steps() -> list[Step]:
     d = A2_EXAMPLE_DATE.isoformat()
     start, end = (x.isoformat() for x in A3_WEEK)

@@ -25,6 +25,7 @@ EXAMPLES = """
   python -m scripts.ingest_options --workers 0                    # decode in the fetch threads, no processes
   python -m scripts.ingest_options --dry-run                      # what would be fetched
   python -m scripts.ingest_options --deadline 600                 # give up on what is not fetched in 10 minutes
+  python -m scripts.ingest_options --no-archive                   # do not archive this snapshot
   python -m scripts.ingest_options --snapshot-time 2025-12-19T21:00:00Z --symbols TSLA
                                                                   # sandbox: replay a run of today, TSLA replaced
 """
@@ -55,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "unset: POLYGON_REQUEST_DEADLINE, else 120")
     p.add_argument("--dry-run", action="store_true",
                    help="resolve the symbols and the snapshot time (one request); fetch no chain, write nothing")
+    p.add_argument("--no-archive", action="store_true",
+                   help="do not write this run's snapshot to the archive (KAPMAN_ARCHIVE_DIR); every run "
+                   "archives what it stored, and a failed archive write makes the run exit 1")
 
 
 def params_from(args: argparse.Namespace) -> options.OptionsParams:
@@ -66,6 +70,7 @@ def params_from(args: argparse.Namespace) -> options.OptionsParams:
         dry_run=args.dry_run,
         deadline=args.deadline,
         request_deadline=args.request_deadline,
+        archive=not args.no_archive,
     )
 
 

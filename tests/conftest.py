@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,6 +20,19 @@ def _admin_info() -> tuple[str | None, str, object | None]:
     if _admin is None:
         _admin = database.find_admin_url()
     return _admin
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scratch_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Options runs archive their snapshots: into a scratch directory, never the repository's
+    (in os.environ, so the commands tests start inherit it)."""
+    saved = os.environ.get("KAPMAN_ARCHIVE_DIR")
+    os.environ["KAPMAN_ARCHIVE_DIR"] = str(tmp_path_factory.mktemp("archive"))
+    yield
+    if saved is None:
+        os.environ.pop("KAPMAN_ARCHIVE_DIR", None)
+    else:
+        os.environ["KAPMAN_ARCHIVE_DIR"] = saved
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -353,17 +353,19 @@ def merge(cur: psycopg.Cursor, *, target: str, staging: sql.Identifier, key: Seq
 
 def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], payload: bytes, rows: int,
                 group: dict[str, object], lock_class: int, key: Sequence[str],
-                compare: Sequence[str] | None = None, replace: bool = False) -> MergeCounts:
+                compare: Sequence[str] | None = None, replace: bool = False,
+                touch: str | None = "updated_at") -> MergeCounts:
     """Write a binary COPY ``payload`` of rows that all share ``group``'s column values, in the
     caller's transaction, under an advisory lock on the group.
 
     When no row of the group exists yet (a new snapshot, a new date), the payload is COPYed
     straight into ``target``: the rows are unique on ``key``, so nothing can conflict, and one pass
     is cheaper than a COPY into staging plus an INSERT from it.  Otherwise it is COPYed into staging
-    and merged on ``key`` (see ``merge``); with ``replace`` the group's rows whose key is not in the
-    payload are deleted too (and counted), so the group ends up exactly the payload.  The lock
-    (``lock_class`` and the group's values) keeps two writers of the same group from racing between
-    that check and the write.
+    and merged on ``key`` (see ``merge``; ``touch`` as there: None when ``columns`` carry the
+    bookkeeping stamps themselves, as a restore does); with ``replace`` the group's rows whose key
+    is not in the payload are deleted too (and counted), so the group ends up exactly the payload.
+    The lock (``lock_class`` and the group's values) keeps two writers of the same group from racing
+    between that check and the write.
     """
     lock_key = "@".join(str(v) for v in group.values())
     cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (lock_class, lock_key))
@@ -376,7 +378,7 @@ def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], pay
         return MergeCounts(inserted=rows, updated=0)
     staging = create_staging(cur, f"{target}_stage", target, columns)
     copy_binary(cur, staging, columns, payload)
-    counts = merge(cur, target=target, staging=staging, key=key, columns=columns, compare=compare)
+    counts = merge(cur, target=target, staging=staging, key=key, columns=columns, compare=compare, touch=touch)
     if not replace:
         return counts
     stale = sql.SQL("DELETE FROM {t} AS d WHERE {where} AND NOT EXISTS (SELECT 1 FROM {s} WHERE {same})").format(
@@ -394,7 +396,7 @@ def read_fixed(cur: psycopg.Cursor, query: sql.Composable, types: Sequence[str])
     datetime64[D], timestamptz as datetime64[us] UTC).
     """
     stmt = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query).as_bytes(cur)
-    data = _copy_out(cur.connection, stmt)
+    data = copy_out(cur.connection, stmt)
     body = memoryview(data)[len(COPY_HEADER):len(data) - len(COPY_TRAILER)] if data else b""  # no copy
     fields: list[tuple] = [("count", ">i2")]
     for i, pg_type in enumerate(types):
@@ -419,7 +421,7 @@ def read_fixed(cur: psycopg.Cursor, query: sql.Composable, types: Sequence[str])
     return out
 
 
-def _copy_out(conn: psycopg.Connection, stmt: bytes) -> bytearray:
+def copy_out(conn: psycopg.Connection, stmt: bytes) -> bytearray:
     """All bytes of a COPY TO STDOUT, read straight from libpq.
 
     psycopg's ``Copy`` iterator costs ~10 us per CopyData message, and the server sends one

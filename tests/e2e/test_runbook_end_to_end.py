@@ -2,7 +2,8 @@
 
 Runs every command of docs/runbooks/README.md (through kapman.runbook, which a unit test keeps
 identical to the document), then repaves and runs it all again: the table contents must be
-identical (deterministic ticker ids, deterministic sandbox, deterministic metrics).
+identical (deterministic ticker ids, deterministic sandbox, deterministic metrics, and the option
+snapshots restored from the archive the first pass wrote).
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ def scratch(admin_url: str) -> Iterator[str]:
         database.drop_scratch(admin_url, url)
 
 
-def test_runbook_end_to_end_with_a_repave(scratch: str, capfd: pytest.CaptureFixture[str]) -> None:
+def test_runbook_end_to_end_with_a_repave(scratch: str, capfd: pytest.CaptureFixture[str],
+                                          tmp_path_factory: pytest.TempPathFactory,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAPMAN_ARCHIVE_DIR", str(tmp_path_factory.mktemp("e2e-archive")))  # empty: no Step 5a
     results = sandbox_runbook(scratch, tickers=200, seed=7, option_days=5, dashboards=True)
     failed = [(r.step.number, r.step.title, r.returncode) for r in results if r.returncode]
     assert not failed, failed
@@ -95,8 +99,10 @@ def test_runbook_end_to_end_with_a_repave(scratch: str, capfd: pytest.CaptureFix
     assert rebuilds == [("ok",)]
     assert clock is not None and clock[0] == "frozen" and clock[1].date().isoformat() == "2025-12-19"
 
-    # Repave: Step 0-2 destroy everything; the same steps must rebuild the same contents.
+    # Repave: Step 0-2 destroy everything; the same steps, with Step 5a restoring the snapshots the
+    # first pass archived, must rebuild the same contents.
     # The database holds data now: without a terminal only Step 2's --yes lets the repave through.
     again = sandbox_runbook(scratch, tickers=200, seed=7, option_days=5, dashboards=False, quiet=True)
     assert not [r for r in again if r.returncode]
+    assert [r.step.number for r in again][:6] == ["2", "3", "4", "5", "5a", "6"]
     assert digests(scratch) == first

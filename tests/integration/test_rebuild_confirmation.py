@@ -56,8 +56,9 @@ def test_loss_counts_rows_per_table_and_irreplaceable_snapshots(filled: str) -> 
     loss = destruction.measure(filled, name, exists=True)
     assert {t: n for t, n in loss.rows.items() if n} == {"tickers": 1, "ohlcv": 2, "options_chains": 2}
     assert "schema_migrations" not in loss.rows and loss.holds_data
-    assert (loss.snapshots, loss.archived, loss.irreplaceable) == (1, None, 1)
-    assert loss.lines()[-1] == "  1 of 1 option snapshots cannot be fetched again (no archive is configured)"
+    # the archive (the session's scratch directory) holds none of them
+    assert (loss.snapshots, loss.archived, loss.irreplaceable) == (1, 0, 1)
+    assert loss.lines()[-1] == "  1 of 1 option snapshots cannot be fetched again (the archive holds 0)"
 
 
 def test_loss_subtracts_what_the_archive_holds(filled: str, monkeypatch: pytest.MonkeyPatch) -> None:

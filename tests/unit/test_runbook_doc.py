@@ -29,7 +29,7 @@ ENTRYPOINTS = _entrypoints()
 
 
 def all_steps() -> list[runbook.Step]:
-    return (runbook.schema_and_reference_steps() + option_steps([runbook.A3_WEEK[0]], None)
+    return (runbook.schema_and_reference_steps() + [runbook.restore_step()] + option_steps([runbook.A3_WEEK[0]], None)
             + runbook.analytics_steps() + runbook.dashboard_steps())
 
 

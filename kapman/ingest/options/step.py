@@ -8,6 +8,7 @@ runs the pipeline, recorded in the run ledger.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from kapman.config import REQUEST_DEADLINE_RANGE, RUN_DEADLINE_RANGE, Settings
 from kapman.db.connect import connect
@@ -31,6 +32,7 @@ class OptionsParams:
     dry_run: bool = False
     deadline: float | None = None  # seconds the run may fetch for; None: OPTIONS_RUN_DEADLINE
     request_deadline: float | None = None  # seconds per request; None: POLYGON_REQUEST_DEADLINE
+    archive: bool = True  # archive what the run stored (kapman.archive); False: --no-archive
 
     def validate(self) -> None:
         """Every number within its range, or one line that gives the range."""
@@ -66,4 +68,20 @@ def run(settings: Settings, params: OptionsParams, progress: Progress | None = N
         )
     finally:
         client.close()
-    return result.step_result()
+    step = result.step_result()
+    if params.archive:
+        _archive(settings, snapshot, step)
+    return step
+
+
+def _archive(settings: Settings, snapshot: datetime, step: StepResult) -> None:
+    """Archive what the run stored: option snapshots cannot be fetched again.  A failed archive
+    write keeps the database rows and makes the run partial (exit 1), saying so."""
+    from kapman import archive
+
+    archived = archive.archive_run(settings, snapshot)
+    step.details["archive"] = archived.as_dict()
+    if archived.ok:
+        step.note(archived.line())
+    else:
+        step.fail("archive", archived.line())

@@ -1,0 +1,132 @@
+"""The options archive's cost, restore throughput, and the options command's own peak memory.
+
+Runs beside bench_options (its sandbox server and scratch database, after its timed runs):
+
+- the real ``scripts.ingest_options`` twice in a child measured alone (bench/measure.py), once
+  with ``--no-archive`` and once archiving into a scratch directory: the main process's peak
+  memory (budget < 1 GiB) and the largest worker's; the archive's cost as (run + export) / run,
+  both as the command itself reports them for the same run (target <= 1.10), with the two
+  commands' wall times beside it;
+- the restore (``kapman.archive.restore.run``: read, verify, decode, encode, write_group per file)
+  into the emptied table, against a bare binary COPY of the same rows per file, payloads encoded
+  before the clock starts (target >= 0.7).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from bench.measure import GIB, load_text, run_command
+
+ARCHIVE_TARGET, RESTORE_TARGET = 1.10, 0.7
+
+
+def _row(name: str, value: float, unit: str, target: str | None = None, ok: bool = True) -> dict[str, Any]:
+    return {"name": name, "value": value, "unit": unit, "target": target, "ok": ok}
+
+
+def _options_command(url: str, env: dict[str, str], args: list[str]) -> tuple[Any, dict]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE public.options_chains")
+    run = run_command("scripts.ingest_options", ["--db-url", url, "--json", "-q", *args], env)
+    if run.returncode != 0:
+        raise RuntimeError(f"ingest_options exited {run.returncode}: {run.stderr.strip()[-500:]}")
+    return run, json.loads(run.stdout)
+
+
+def _bare_copy(url: str, payloads: list[bytes]) -> float:
+    from kapman.archive import table
+    from kapman.db import bulk
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE public.options_chains")
+        started = time.perf_counter()
+        for payload in payloads:
+            with conn.transaction(), conn.cursor() as cur:
+                bulk.copy_binary(cur, sql.Identifier("public", table.TABLE), table.NAMES, payload)
+        return time.perf_counter() - started
+
+
+def _payloads(root: Path) -> list[bytes]:
+    """Every archived file's rows as the binary COPY payload the restore would send."""
+    import pyarrow.parquet as pq
+
+    from kapman.archive import table
+
+    return [table.to_payload(pq.read_table(p)) for p in sorted(root.rglob("*.parquet"))]
+
+
+def _restore(url: str, root: Path) -> tuple[float, int]:
+    from kapman.archive import restore
+    from kapman.config import Settings
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE public.options_chains")
+    started = time.perf_counter()
+    result = restore.run(Settings(database_url=url, archive_location=str(root)), restore.RestoreParams())
+    seconds = time.perf_counter() - started
+    if result.exit_code != 0:
+        raise RuntimeError(result.summary())
+    return seconds, result.written
+
+
+def run(url: str, base_url: str, api_key: str, now: str, concurrency: int, workers: int | None) -> list[dict]:
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="kapman-bench-archive-") as tmp:
+        root = Path(tmp, "archive")
+        env = {**os.environ, "POLYGON_BASE_URL": base_url, "POLYGON_API_KEY": api_key, "POLYGON_RATE_LIMIT": "1000",
+               "KAPMAN_NOW": now, "KAPMAN_ENV_FILE": "/nonexistent", "KAPMAN_ARCHIVE_DIR": str(root)}
+        args = ["--concurrency", str(concurrency), *(["--workers", str(workers)] if workers is not None else [])]
+        bare_run, bare = _options_command(url, env, [*args, "--no-archive"])
+        load_bare = load_text()
+        archived_run, archived = _options_command(url, env, args)
+        load_archived = load_text()
+        export = archived["archive"]
+        if not export["ok"]:
+            raise RuntimeError(f"archive failed: {export['error']}")
+        cost = (archived["seconds"] + export["seconds"]) / archived["seconds"]
+        print(f"  options command: --no-archive {bare['seconds']:.2f}s (wall {bare_run.wall:.2f}s, load {load_bare}); "
+              f"archiving {archived['seconds']:.2f}s + export {export['seconds']:.2f}s (wall {archived_run.wall:.2f}s, "
+              f"load {load_archived}); {export['files']} files, {export['rows']:,} rows, "
+              f"{export['bytes'] / 1e6:.1f} MB; "
+              f"main process {archived_run.main_mib:,.0f} MiB, largest worker {archived_run.children_mib:,.0f} MiB",
+              file=sys.stderr, flush=True)
+        main_mib = max(bare_run.main_mib, archived_run.main_mib)
+        rows += [
+            _row(f"command peak memory, main process (load {load_archived})", round(main_mib), "MiB",
+                 f"< {GIB}", main_mib < GIB),
+            _row(f"command peak memory, largest worker (load {load_archived})",
+                 round(max(bare_run.children_mib, archived_run.children_mib)), "MiB"),
+            _row("archive export of the run's snapshot", round(export["seconds"], 2), "s"),
+            _row(f"archive size ({export['files']} files, {export['rows']:,} rows)", round(export["bytes"] / 1e6, 1),
+                 "MB"),
+            _row(f"run + archive / run, same run (load {load_archived})", round(cost, 3), "x", f"<= {ARCHIVE_TARGET}",
+                 cost <= ARCHIVE_TARGET),
+            _row("command wall, archiving / --no-archive (one run each)", round(archived_run.wall / bare_run.wall, 3),
+                 "x"),
+        ]
+        payloads = _payloads(root)
+        bare_s = _bare_copy(url, payloads)
+        restore_s, restored = _restore(url, root)
+        load_restore = load_text()
+        if restored != export["rows"]:
+            raise RuntimeError(f"restored {restored} rows of {export['rows']}")
+        ratio = (restored / restore_s) / (restored / bare_s)
+        print(f"  restore: {restored:,} rows in {restore_s:.2f}s vs bare COPY {bare_s:.2f}s (load {load_restore})",
+              file=sys.stderr, flush=True)
+        rows += [
+            _row("restore from the archive", round(restored / restore_s), "contracts/s"),
+            _row("bare binary COPY of the same rows", round(restored / bare_s), "contracts/s"),
+            _row(f"restore / bare COPY (load {load_restore})", round(ratio, 3), "x", f">= {RESTORE_TARGET}",
+                 ratio >= RESTORE_TARGET),
+        ]
+    return rows

@@ -1,0 +1,204 @@
+"""Load archived option snapshots into the database, through the ingester's own writer.
+
+Each archived file (one snapshot of one underlying) is checked (its SHA-256 and size against the
+manifest, a readable Parquet file, the archive's columns and types, the manifest's row count) and
+written in one transaction by ``bulk.write_group``, under the options writer's lock: a straight
+COPY when the database has no row of that snapshot and underlying, else staging and a merge that
+changes only rows that differ.  Rows keep their archived ``created_at``/``updated_at``, so a
+restored table is the archived table.
+
+Resumable: a file whose snapshot and underlying already hold the manifest's row count is counted
+unchanged without being read (``force`` reads and merges it anyway).  A bad file is reported with
+its name and skipped; the rest are restored (exit 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID
+
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kapman.archive import table
+from kapman.archive.manifest import Entry, Manifest, partition_date
+from kapman.archive.store import ArchiveError, Store, open_store
+from kapman.config import Settings
+from kapman.db import bulk, runs
+from kapman.db.connect import connect
+from kapman.db.errors import wrap
+from kapman.errors import ConnectionLost
+from kapman.progress import NullProgress, Progress
+from kapman.step import StepResult
+
+log = logging.getLogger(__name__)
+
+#: The options writer's lock class ("op"), so a restore and an ingest of one group never race.
+LOCK_CLASS = 0x6F70
+#: Files being read and encoded while one is written (Arrow's reader and numpy release the GIL).
+PREPARERS, AHEAD = 2, 3
+
+
+@dataclass(frozen=True)
+class RestoreParams:
+    start_date: date | None = None   # snapshot dates (New York), inclusive
+    end_date: date | None = None
+    force: bool = False              # read and merge files that look restored already
+
+
+class BadFile(Exception):
+    """An archived file that cannot be restored; the message says why."""
+
+
+def manifests(store: Store, params: RestoreParams) -> list[str]:
+    """Manifest keys of the snapshots in the date range, oldest first."""
+    out = []
+    for key in store.keys(table.TABLE):
+        day = partition_date(key)
+        if day is None or (params.start_date and day < params.start_date) or (
+                params.end_date and day > params.end_date):
+            continue
+        out.append(key)
+    return sorted(out)
+
+
+def read_file(store: Store, key: str, entry: Entry) -> pa.Table:
+    """One archived file, verified against its manifest entry.  Raises BadFile."""
+    data = store.get(key)
+    if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
+        raise BadFile(f"checksum mismatch ({len(data)} bytes, manifest says {entry.size} and another SHA-256)")
+    try:
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        problem = table.schema_problem(parquet.schema_arrow)
+        if problem:
+            raise BadFile(problem)
+        rows = parquet.read()
+    except (pa.ArrowException, OSError) as exc:
+        raise BadFile(f"unreadable Parquet ({exc})") from None
+    if rows.num_rows != entry.rows:
+        raise BadFile(f"{rows.num_rows} rows, manifest says {entry.rows}")
+    return rows
+
+
+def _stored_counts(conn: psycopg.Connection, manifest: Manifest) -> dict[UUID, int]:
+    """Rows stored per underlying for the manifest's snapshot (what a resumed restore skips)."""
+    return dict(conn.execute("SELECT ticker_id, count(*) FROM public.options_chains WHERE time = %s "
+                             "GROUP BY ticker_id", (manifest.snapshot_time,)).fetchall())
+
+
+def prepare(store: Store, key: str, entry: Entry) -> tuple[int, bytes]:
+    """One verified file as (rows, the binary COPY payload to write).  Raises BadFile or ArchiveError."""
+    rows = read_file(store, key, entry)
+    try:
+        return rows.num_rows, table.to_payload(rows)
+    except ValueError as exc:
+        raise BadFile(str(exc)) from None
+
+
+def write_payload(conn: psycopg.Connection, manifest: Manifest, entry: Entry, rows: int,
+                  payload: bytes) -> bulk.MergeCounts:
+    """One file's rows in one transaction, as the options writer writes a chain."""
+    with conn.transaction(), conn.cursor() as cur:
+        if conn.info.encoding != "utf-8":
+            cur.execute("SET LOCAL client_encoding TO 'UTF8'")  # the payload's text is UTF-8
+        return bulk.write_group(
+            cur, target=table.TABLE, columns=table.NAMES, payload=payload, rows=rows,
+            group={"time": manifest.snapshot_time, "ticker_id": entry.ticker_id}, lock_class=LOCK_CLASS,
+            key=table.KEY, compare=table.COMPARE, touch=None)
+
+
+def _restore_snapshot(conn: psycopg.Connection, store: Store, key: str, params: RestoreParams,
+                      result: StepResult, progress: Progress, pool: ThreadPoolExecutor) -> None:
+    try:
+        manifest = Manifest.from_bytes(store.get(key))
+    except (ValueError, ArchiveError) as exc:
+        result.fail(key, str(exc))
+        return
+    stored = {} if params.force else _stored_counts(conn, manifest)
+    todo: list[tuple[str, Entry]] = []
+    for name, entry in sorted(manifest.files.items()):
+        if stored.get(entry.ticker_id) == entry.rows:
+            result.unchanged += entry.rows
+            result.done += 1
+            progress.advance(1, rows=result.written)
+        else:
+            todo.append((manifest.key(name), entry))
+    # Files are read, verified and encoded AHEAD of the one being written: the writer waits on the
+    # server, and the next payloads are ready when it is done.
+    pending: deque[tuple[str, Entry, Future[tuple[int, bytes]]]] = deque()
+    upcoming = iter(todo)
+    def fill() -> None:
+        while len(pending) < AHEAD:
+            item = next(upcoming, None)
+            if item is None:
+                return
+            pending.append((*item, pool.submit(prepare, store, *item)))
+
+    fill()
+    while pending:
+        file_key, entry, work = pending.popleft()
+        fill()
+        try:
+            rows, payload = work.result()
+            result.read += rows
+            counts = write_payload(conn, manifest, entry, rows, payload)
+        except (BadFile, ArchiveError) as exc:
+            result.fail(file_key, str(exc))
+            log.warning("%s: %s; skipped", file_key, exc)
+        except psycopg.Error as exc:
+            error = wrap(exc, f"restoring {file_key}")
+            if error.transient:
+                for *_, later in pending:
+                    later.cancel()
+                raise ConnectionLost(done=result.done, unit="files") from exc
+            result.fail(file_key, error.message)
+        else:
+            result.written += counts.inserted + counts.updated
+            result.unchanged += rows - counts.inserted - counts.updated
+            result.done += 1
+        progress.advance(1, rows=result.written)
+    result.details["snapshots"] = result.details.get("snapshots", 0) + 1
+
+
+def restore(settings: Settings, params: RestoreParams, progress: Progress, result: StepResult) -> None:
+    store = open_store(settings)
+    result.details["location"] = store.location
+    keys = manifests(store, params)
+    if not keys:
+        result.nothing(f"no archived snapshots at {store.location}"
+                       + (f" between {params.start_date or '...'} and {params.end_date or '...'}"
+                          if params.start_date or params.end_date else ""))
+        return
+    total = 0
+    for key in keys:  # the manifests are small: read them twice rather than hold them
+        try:
+            total += len(Manifest.from_bytes(store.get(key)).files)
+        except (ValueError, ArchiveError):
+            pass
+    progress.start(total, "restore", unit="file")
+    try:
+        with connect(settings.require_database_url()) as conn, ThreadPoolExecutor(
+                PREPARERS, thread_name_prefix="restore") as pool:
+            for key in keys:
+                _restore_snapshot(conn, store, key, params, result, progress, pool)
+    finally:
+        progress.close()
+    result.headline = (f"{result.done} files of {result.details.get('snapshots', 0)} snapshots from "
+                       f"{store.location}")
+
+
+def run(settings: Settings, params: RestoreParams, progress: Progress | None = None) -> StepResult:
+    """Restore the archived snapshots of ``params``' date range: the step behind the command."""
+    result = StepResult(step="restore-options", unit="files")
+    url = settings.require_database_url()
+    with runs.recorded(url, "restore_options", {"start_date": params.start_date, "end_date": params.end_date,
+                                                "force": params.force}) as ledger:
+        ledger.result = result
+        restore(settings, params, progress or NullProgress(), result)
+    return result.stop_clock()

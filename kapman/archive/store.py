@@ -1,0 +1,156 @@
+"""Where the archive's files live: a local directory, or a prefix of an S3-compatible bucket.
+
+Both stores write atomically: a local file is written under a temporary name in its directory and
+renamed into place; an S3 PUT makes an object visible whole or not at all.  A file is listed in a
+manifest only after it is written, so a reader never meets a half-written file it was told about.
+
+A local archive directory is created when missing, but not its parent: a directory on a disk that
+is not mounted must fail, not quietly fill the system disk.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from kapman.config import Settings
+from kapman.errors import KapManError
+
+
+class ArchiveError(KapManError):
+    """The archive cannot be read or written (missing, read-only, bucket refused, file absent)."""
+
+
+class Store(Protocol):
+    @property
+    def location(self) -> str: ...  # for messages: a path or an s3:// URL, never a secret
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def keys(self, prefix: str) -> list[str]: ...
+
+
+@dataclass
+class LocalStore:
+    root: Path
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*key.split("/"))
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        try:
+            if not self.root.is_dir():
+                self.root.mkdir()  # FileNotFoundError when the parent is missing too
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            raise ArchiveError(f"cannot write {path}: {exc.strerror or exc}",
+                               hint="check KAPMAN_ARCHIVE_DIR: the directory (or its parent) must exist "
+                                    "and be writable") from None
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise ArchiveError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+    def keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*")
+                      if p.is_file() and not p.name.startswith("."))
+
+
+class S3Store:
+    """``s3://bucket/prefix`` through boto3, at ``endpoint`` (any S3-compatible store)."""
+
+    def __init__(self, url: str, client: Any) -> None:
+        parts = urlsplit(url)
+        self.bucket, self.prefix = parts.netloc, parts.path.strip("/")
+        self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self._client = client
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _error(self, verb: str, key: str, exc: Exception) -> ArchiveError:
+        from botocore.exceptions import ClientError
+
+        reason = str(exc)
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            reason = f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip(": ")
+        return ArchiveError(f"cannot {verb} {self.location}/{key}: {reason}",
+                            hint="check KAPMAN_ARCHIVE_DIR, KAPMAN_ARCHIVE_ENDPOINT and the archive's keys")
+
+    def put(self, key: str, data: bytes) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("write", key, exc) from None
+
+    def get(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return bytes(self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read())
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("read", key, exc) from None
+
+    def keys(self, prefix: str) -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        start = len(self.prefix) + 1 if self.prefix else 0
+        out: list[str] = []
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=self._key(prefix)):
+                out += [item["Key"][start:] for item in page.get("Contents", [])]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("list", prefix, exc) from None
+        return sorted(out)
+
+
+def open_store(settings: Settings) -> Store:
+    """The store ``KAPMAN_ARCHIVE_DIR`` names (relative directories from the working directory)."""
+    location = settings.archive_location
+    if location.startswith("s3://"):
+        if not urlsplit(location).netloc:
+            raise ArchiveError(f"KAPMAN_ARCHIVE_DIR={location} names no bucket", hint="use s3://bucket/prefix")
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client(
+            "s3", region_name=boto3.session.Session().region_name or "us-east-1",
+            endpoint_url=settings.archive_endpoint or None,
+            aws_access_key_id=settings.archive_access_key_id or None,
+            aws_secret_access_key=settings.archive_secret_access_key or None,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"}),
+        )
+        return S3Store(location, client)
+    if "://" in location:
+        raise ArchiveError(f"KAPMAN_ARCHIVE_DIR={location}: only directories and s3:// URLs are supported")
+    return LocalStore(Path(location).expanduser())

@@ -1,0 +1,205 @@
+"""``options_chains`` as Arrow: the archive's schema, the export query, and the restore payload.
+
+The archive holds every column of the table, bookkeeping stamps included, so a restored row is the
+row that was archived.  The export reads the table with one binary ``COPY .. TO STDOUT``
+(``kapman.archive.decode`` turns it into Arrow); the restore turns an Arrow table back into the
+binary COPY stream ``bulk.write_group`` sends, a column at a time with numpy.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+from psycopg import sql
+
+from kapman.db import bulk
+
+TABLE = "options_chains"
+_UTC_US = pa.timestamp("us", tz="UTC")
+#: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), and days likewise.
+PG_EPOCH_US = 946_684_800_000_000
+PG_EPOCH_DAYS = 10_957
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    pg_type: str          # as bulk's encoders name it
+    arrow: pa.DataType
+    nullable: bool = True
+
+
+#: Every column of ``public.options_chains``, in table order (a test holds this to the schema).
+COLUMNS: tuple[Column, ...] = (
+    Column("time", "timestamptz", _UTC_US, False),
+    Column("ticker_id", "uuid", pa.uuid(), False),
+    Column("expiration_date", "date", pa.date32(), False),
+    Column("strike_price", "numeric", pa.decimal128(12, 4), False),
+    Column("option_type", "text", pa.string(), False),
+    Column("contract_symbol", "text", pa.string(), False),
+    Column("shares_per_contract", "int4", pa.int32()),
+    Column("underlying_price", "float8", pa.float64()),
+    Column("bid", "float8", pa.float64()),
+    Column("ask", "float8", pa.float64()),
+    Column("last", "float8", pa.float64()),
+    Column("volume", "int8", pa.int64()),
+    Column("open_interest", "int8", pa.int64()),
+    Column("implied_volatility", "float8", pa.float64()),
+    Column("delta", "float8", pa.float64()),
+    Column("gamma", "float8", pa.float64()),
+    Column("theta", "float8", pa.float64()),
+    Column("vega", "float8", pa.float64()),
+    Column("created_at", "timestamptz", _UTC_US, False),
+    Column("updated_at", "timestamptz", _UTC_US, False),
+)
+NAMES = tuple(c.name for c in COLUMNS)
+SCHEMA = pa.schema([pa.field(c.name, c.arrow, nullable=c.nullable) for c in COLUMNS])
+#: What makes a row different on a replayed restore: everything but the bookkeeping stamps.
+COMPARE = tuple(n for n in NAMES if n not in ("created_at", "updated_at"))
+#: The table's key, and the order rows are archived in.
+KEY = ("time", "ticker_id", "expiration_date", "strike_price", "option_type")
+
+
+# ---- export ----------------------------------------------------------------------------------
+def export_query(where: sql.Composable) -> sql.Composable:
+    """Binary ``COPY`` of every column, ordered by underlying and key, for the rows ``where`` selects
+    (decoded by ``kapman.archive.decode``)."""
+    return sql.SQL("COPY (SELECT {} FROM {} WHERE {} ORDER BY ticker_id, {}) TO STDOUT (FORMAT BINARY)").format(
+        sql.SQL(", ").join(map(sql.Identifier, NAMES)), sql.Identifier("public", TABLE), where,
+        sql.SQL(", ").join(map(sql.Identifier, KEY[2:])))
+
+
+def split_by_underlying(table: pa.Table) -> list[tuple[uuid.UUID, pa.Table]]:
+    """Consecutive runs of one ``ticker_id`` (the export orders by it), each as its own table."""
+    if not table.num_rows:
+        return []
+    ids = _fixed_bytes(table.column("ticker_id").combine_chunks().storage, 16)
+    starts = np.flatnonzero(np.concatenate(([True], (ids[1:] != ids[:-1]).any(axis=1))))
+    ends = np.append(starts[1:], table.num_rows)
+    return [(uuid.UUID(bytes=ids[s].tobytes()), table.slice(s, e - s))
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+# ---- restore ---------------------------------------------------------------------------------
+def schema_problem(schema: pa.Schema) -> str | None:
+    """Why a file's schema is not the archive's (names, order and types), or None."""
+    names = tuple(schema.names)
+    if names != NAMES:
+        missing = [n for n in NAMES if n not in names]
+        extra = [n for n in names if n not in NAMES]
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"unexpected {', '.join(extra)}"] if extra else [])
+        detail = "; ".join(parts) or "columns out of order"
+        return f"columns do not match options_chains ({detail})"
+    for c, field in zip(COLUMNS, schema, strict=True):
+        if field.type != c.arrow:
+            return f"column {c.name} is {field.type}, expected {c.arrow}"
+    return None
+
+
+def to_payload(table: pa.Table) -> bytes:
+    """The binary COPY stream of ``table`` (of ``SCHEMA``) for ``NAMES``, as ``write_group`` sends it.
+
+    Every row is laid out in one (rows x widest row) byte slab: each field at the same offset in
+    every row, its length header and its value padded to the column's widest value; a mask of the
+    bytes each row really uses then compacts the slab, row by row, into the stream.  Slab-wide
+    copies and one boolean selection: no per-row or per-byte Python work, no per-byte index arrays.
+    Raises ValueError when a NOT NULL column holds a NULL.
+    """
+    n = table.num_rows
+    if not n:
+        return bulk.COPY_HEADER + bulk.COPY_TRAILER
+    encoded = []
+    for c in COLUMNS:
+        array = table.column(c.name).combine_chunks()
+        if not c.nullable and array.null_count:
+            raise ValueError(f"column {c.name} holds {array.null_count} NULLs")
+        encoded.append(_encode(c.pg_type, array))
+    width = 2 + sum(4 + values.shape[1] for _, values in encoded)
+    slab = np.zeros((n, width), dtype=np.uint8)
+    used = np.zeros((n, width), dtype=bool)
+    slab[:, :2] = np.frombuffer(len(COLUMNS).to_bytes(2, "big"), dtype=np.uint8)
+    used[:, :2] = True
+    at = 2
+    for lengths, values in encoded:
+        w = values.shape[1]
+        slab[:, at:at + 4] = lengths.astype(">i4").view(np.uint8).reshape(n, 4)
+        used[:, at:at + 4] = True
+        slab[:, at + 4:at + 4 + w] = values
+        used[:, at + 4:at + 4 + w] = np.arange(w) < lengths[:, None]  # NULL (-1) uses none
+        at += 4 + w
+    return bulk.COPY_HEADER + slab[used].tobytes() + bulk.COPY_TRAILER
+
+
+def _valid(array: pa.Array) -> np.ndarray | None:
+    return None if not array.null_count else array.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _lengths(n: int, width: int, valid: np.ndarray | None) -> np.ndarray:
+    return np.full(n, width, dtype=np.int64) if valid is None else np.where(valid, width, -1).astype(np.int64)
+
+
+def _fixed(values: np.ndarray, valid: np.ndarray | None, wire: str) -> tuple[np.ndarray, np.ndarray]:
+    big = values.astype(wire)
+    return _lengths(len(values), big.dtype.itemsize, valid), big.view(np.uint8).reshape(len(values), -1)
+
+
+def _fixed_bytes(array: pa.Array, width: int) -> np.ndarray:
+    """A fixed-size binary array's values as an (n, width) uint8 view (NULL slots hold garbage)."""
+    data = np.frombuffer(array.buffers()[1], dtype=np.uint8)
+    return data[array.offset * width:(array.offset + len(array)) * width].reshape(len(array), width)
+
+
+def _encode(pg_type: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """One column: each row's field length (-1 for NULL) and its value's bytes, one padded row each."""
+    valid = _valid(array)
+    n = len(array)
+    if pg_type == "timestamptz":
+        return _fixed(array.cast(pa.int64()).fill_null(0).to_numpy() - PG_EPOCH_US, valid, ">i8")
+    if pg_type == "date":
+        return _fixed(array.cast(pa.int32()).fill_null(0).to_numpy().astype(np.int64) - PG_EPOCH_DAYS, valid, ">i4")
+    if pg_type == "uuid":
+        return _lengths(n, 16, valid), _fixed_bytes(array.storage, 16)
+    if pg_type in ("int4", "int8", "float8"):
+        wire = {"int4": ">i4", "int8": ">i8", "float8": ">f8"}[pg_type]
+        return _fixed(array.fill_null(0).to_numpy(), valid, wire)
+    if pg_type == "numeric":
+        return _numerics(array, valid)
+    if pg_type == "text":
+        offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset:array.offset + n + 1].astype(np.int64)
+        lengths = np.diff(offsets)
+        data = array.buffers()[2]
+        body = np.frombuffer(data, dtype=np.uint8) if data is not None and len(data) else np.zeros(1, np.uint8)
+        widest = int(lengths.max())
+        padded = body[np.minimum(offsets[:-1, None] + np.arange(widest), len(body) - 1)]
+        if valid is not None:
+            lengths[~valid] = -1
+        return lengths, padded
+    raise ValueError(f"unsupported column type {pg_type!r}")
+
+
+def _numerics(array: pa.Array, valid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """decimal128 -> numeric, one encoding per distinct value (a chain has a few hundred strikes)."""
+    scale = array.type.scale
+    # decimal128 is 16-byte little-endian two's complement; numeric(12,4) fits the low 8 bytes.
+    words = np.ascontiguousarray(_fixed_bytes(array, 16)).view("<i8")
+    low, high = words[:, 0], words[:, 1]
+    beyond = high != (low >> 63)
+    if valid is not None:
+        low, beyond = np.where(valid, low, 0), beyond & valid
+    if beyond.any():
+        raise ValueError("numeric value beyond 18 digits")
+    distinct, inverse = np.unique(low, return_inverse=True)
+    parts = [bulk.numeric_binary(Decimal(int(v)).scaleb(-scale)) for v in distinct.tolist()]
+    sizes = np.array([len(p) for p in parts], dtype=np.int64)
+    table = np.zeros((len(parts), int(sizes.max())), dtype=np.uint8)
+    for k, part in enumerate(parts):
+        table[k, :len(part)] = np.frombuffer(part, dtype=np.uint8)
+    lengths = sizes[inverse]
+    if valid is not None:
+        lengths[~valid] = -1
+    return lengths, table[inverse]

@@ -1,0 +1,66 @@
+"""Local store writes atomically and refuses a missing parent; manifests round-trip and reject junk."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from kapman.archive import manifest as mf
+from kapman.archive.store import ArchiveError, LocalStore, S3Store, open_store
+from kapman.config import Settings
+
+
+def test_local_put_is_atomic_and_listing_skips_temporaries(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "archive")  # created on first write (its parent exists)
+    store.put("a/b/c.parquet", b"one")
+    store.put("a/b/c.parquet", b"two")
+    (tmp_path / "archive" / "a" / "b" / ".c.parquet.dead.tmp").write_bytes(b"half")
+    assert store.get("a/b/c.parquet") == b"two"
+    assert store.keys("a") == ["a/b/c.parquet"] and store.keys("nothing") == []
+    assert [p.name for p in (tmp_path / "archive" / "a" / "b").iterdir() if not p.name.startswith(".c.parquet.d")] \
+        == ["c.parquet"]
+
+
+def test_local_archive_on_a_missing_parent_is_refused(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "unmounted" / "archive")
+    with pytest.raises(ArchiveError, match="cannot write .*unmounted/archive") as exc:
+        store.put("x", b"")
+    assert exc.value.hint and "KAPMAN_ARCHIVE_DIR" in exc.value.hint
+    assert not (tmp_path / "unmounted").exists()
+    with pytest.raises(ArchiveError, match="cannot read"):
+        store.get("x")
+
+
+def test_open_store_by_location() -> None:
+    assert isinstance(open_store(Settings(archive_location="/tmp/a")), LocalStore)
+    s3 = open_store(Settings(archive_location="s3://bucket/some/prefix/", archive_endpoint="http://127.0.0.1:9"))
+    assert isinstance(s3, S3Store) and s3.location == "s3://bucket/some/prefix"
+    with pytest.raises(ArchiveError, match="names no bucket"):
+        open_store(Settings(archive_location="s3:///x"))
+    with pytest.raises(ArchiveError, match="only directories and s3://"):
+        open_store(Settings(archive_location="gs://bucket"))
+
+
+def test_archive_secrets_are_masked() -> None:
+    s = Settings(archive_access_key_id="AKIAEXAMPLE", archive_secret_access_key="very-secret-value")
+    assert "very-secret-value" not in repr(s) and "AKIAEXAMPLE" not in repr(s)
+    assert "very-secret-value" in s.secrets()
+
+
+def test_layout_and_manifest_round_trip() -> None:
+    snap = datetime(2025, 12, 20, 2, 30, tzinfo=UTC)  # 21:30 in New York on the 19th
+    assert mf.snapshot_dir(snap) == "options_chains/date=2025-12-19/time=20251220T023000Z"
+    assert mf.snapshot_dir(snap.replace(microsecond=5)).endswith("time=20251220T023000.000005Z")
+    assert mf.partition_date(mf.manifest_key(snap)) == date(2025, 12, 19)
+    assert mf.partition_date("options_chains/date=2025-12-19/time=x/a.parquet") is None
+    tid = uuid4()
+    m = mf.Manifest(snap, {mf.file_name(tid): mf.Entry(tid, 12, 345, "ab" * 32)})
+    back = mf.Manifest.from_bytes(m.to_bytes())
+    assert back == m and back.rows == 12 and back.key("m.parquet").endswith("T023000Z/m.parquet")
+    for junk in (b"\xff", b"[]", b'{"format": 2, "table": "options_chains"}',
+                 b'{"format": 1, "table": "options_chains", "snapshot_time": "2025-12-19T21:00:00", "files": {}}'):
+        with pytest.raises(ValueError):
+            mf.Manifest.from_bytes(junk)
