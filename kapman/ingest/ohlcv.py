@@ -166,7 +166,7 @@ def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams
     todo, republished, unchanged = _select(refs, known, window, params.force)
     tally = _Tally(unchanged=len(unchanged))
     result.done += len(unchanged)
-    cover = _coverage(first, window.end, refs, result, source.unit)
+    cover = _coverage(window, refs, known, result, source.unit)
     _describe_plan(result, window, source, refs, republished, cover)
 
     noun = "request" if source.format == grouped.FORMAT else "file"
@@ -201,13 +201,14 @@ def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams
     return result
 
 
-def _select(refs: list[FileRef], known: dict[str, str], window: plan.Window,
+def _select(refs: list[FileRef], known: dict[str, plan.Loaded], window: plan.Window,
             force: bool) -> tuple[list[FileRef], list[FileRef], list[FileRef]]:
     """(to load, of which republished, unchanged): new keys, changed ETags, and with ``force`` every
     file of the window (trailing re-checked days reload only when changed)."""
     todo, republished, unchanged = [], [], []
     for ref in refs:
-        etag = known.get(ref.key)
+        entry = known.get(ref.key)
+        etag = entry.etag if entry else None
         changed = etag is not None and bool(ref.etag) and etag != ref.etag
         if changed:
             republished.append(ref)
@@ -225,8 +226,13 @@ def _reconcile(conn: psycopg.Connection, result: StepResult, what: str) -> None:
         result.note(f"{len(fixed.keys)} file(s) {what}: {plan.spans(fixed.days)}")
 
 
-def _coverage(first: date, end: date, refs: list[FileRef], result: StepResult, unit: str) -> plan.Coverage:
-    cover = plan.coverage(first, end, refs) if first <= end else plan.Coverage([], [])
+def _coverage(window: plan.Window, refs: list[FileRef], known: dict[str, plan.Loaded], result: StepResult,
+              unit: str) -> plan.Coverage:
+    """Trading days of the window without a file, and re-checked days without one that were never
+    loaded either (a re-checked day already loaded keeps its rows whatever the listing says)."""
+    listed = refs + [FileRef(k, e.day, "", 0) for k, e in known.items() if e.day < window.start]
+    cover = plan.coverage(window.first_listed, window.end, listed) if window.first_listed <= window.end \
+        else plan.Coverage([], [])
     what = "no flat file" if unit == "files" else "no session data"
     for day in cover.missing:
         result.fail(str(day), f"{what} for this trading day, due by {plan.due_at(day):%Y-%m-%d %H:%M} New York")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import NamedTuple
 
 import psycopg
 
@@ -153,11 +154,16 @@ def reconcile_ledger(conn: psycopg.Connection) -> Reconciled:
     return Reconciled(sorted(r[0] for r in rows), sorted({r[1] for r in rows}))
 
 
-def ledger(conn: psycopg.Connection, start: date, end: date) -> dict[str, str]:
-    """key -> ETag of the files recorded as loaded for [start, end]."""
-    rows = conn.execute("SELECT key, etag FROM public.ingest_files WHERE trading_date BETWEEN %s AND %s",
-                        (start, end)).fetchall()
-    return {k: e for k, e in rows}
+class Loaded(NamedTuple):
+    etag: str
+    day: date
+
+
+def ledger(conn: psycopg.Connection, start: date, end: date) -> dict[str, Loaded]:
+    """key -> (ETag, trading date) of the files recorded as loaded for [start, end]."""
+    rows = conn.execute("SELECT key, etag, trading_date FROM public.ingest_files "
+                        "WHERE trading_date BETWEEN %s AND %s", (start, end)).fetchall()
+    return {k: Loaded(e, d) for k, e, d in rows}
 
 
 def spans(days: list[date]) -> str:

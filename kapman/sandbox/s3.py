@@ -46,6 +46,8 @@ class _Refusals:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return False
         path = environ.get("PATH_INFO", "")
+        if not path.strip("/"):
+            return False         # ListBuckets: the sandbox's own housekeeping
         if "list-type" in environ.get("QUERY_STRING", "") or path.count("/") <= 1:
             return self.listing
         return path.split("/", 2)[-1] in self.keys
@@ -127,6 +129,7 @@ class SandboxS3:
         return self
 
     def stop(self) -> None:
+        self.allow()
         try:
             self._reset_bucket()
         finally:
