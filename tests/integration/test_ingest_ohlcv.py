@@ -202,3 +202,109 @@ def test_cli_base_with_mirror(fresh_db: str, reference_db: psycopg.Connection, m
     with psycopg.connect(fresh_db) as c:
         assert c.execute("SELECT status, summary->>'files_loaded' FROM ingest_runs WHERE job = 'ohlcv'").fetchall() \
             == [("ok", "9")]
+
+
+# -- the step contract: ledger outcome, lost connection, flags -----------------------------------
+
+def _settings(url: str, mirror_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FLATFILES_MIRROR_DIR", str(mirror_dir))
+    return load_settings(Path("/nonexistent"), database_url=url)
+
+
+def _ledger(url: str) -> list[tuple]:
+    with psycopg.connect(url) as c:
+        return c.execute("SELECT status, error, (summary->>'files_loaded')::int FROM ingest_runs "
+                         "WHERE job = 'ohlcv' ORDER BY started_at").fetchall()
+
+
+def test_run_records_ok_and_a_ctrl_c_as_interrupted(fresh_db: str, reference_db: psycopg.Connection,
+                                                    mirror_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kapman.ingest import ohlcv
+
+    settings = _settings(fresh_db, mirror_dir, monkeypatch)
+    done = ohlcv.run(settings, OhlcvParams(mode="base", days=10, as_of=END))
+    assert done.exit_code == 0 and done.details["files_loaded"] == 9
+
+    class Interrupted(MirrorSource):
+        reads = 0
+
+        def read(self, ref: FileRef) -> bytes:
+            Interrupted.reads += 1
+            if Interrupted.reads > 3:
+                raise KeyboardInterrupt
+            return super().read(ref)
+
+    monkeypatch.setattr(ohlcv, "open_source", lambda s, kind: Interrupted(mirror_dir, PREFIX))
+    with pytest.raises(KeyboardInterrupt):
+        ohlcv.run(settings, OhlcvParams(mode="base", days=30, as_of=END, force=True))
+    (ok, interrupted) = _ledger(fresh_db)
+    assert ok == ("ok", None, 9)
+    assert interrupted[0] == "interrupted" and 1 <= interrupted[2] <= 3
+
+
+def test_a_lost_connection_is_one_error_and_a_failed_ledger_row(fresh_db: str, reference_db: psycopg.Connection,
+                                                                mirror_dir: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from kapman.errors import ConnectionLost
+    from kapman.ingest import ohlcv
+
+    writes: list[int] = []
+    real_write_day = ohlcv.write_day
+
+    def write_day(cur: psycopg.Cursor, *args: object) -> object:
+        """Before the fourth file, the server ends the session (as a restart or a rebuild would)."""
+        writes.append(1)
+        if len(writes) == 4:
+            with psycopg.connect(fresh_db, autocommit=True) as c:
+                c.execute("SELECT pg_terminate_backend(%s)", (cur.connection.info.backend_pid,))
+        return real_write_day(cur, *args)  # type: ignore[arg-type]
+
+    settings = _settings(fresh_db, mirror_dir, monkeypatch)
+    monkeypatch.setattr(ohlcv, "write_day", write_day)
+    with pytest.raises(ConnectionLost) as info:
+        ohlcv.run(settings, OhlcvParams(mode="base", days=30, as_of=END))
+    assert info.value.message == "the database connection was lost after 3 files; rerun to resume"
+    assert info.value.exit_code == 2
+    ((status, error, loaded),) = _ledger(fresh_db)
+    assert status == "failed" and error.startswith("ConnectionLost: the database connection was lost after 3 files")
+    assert loaded == 3
+    with psycopg.connect(fresh_db) as c:
+        assert c.execute("SELECT count(*) FROM ingest_files").fetchone()[0] == 3
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scripts.ingest_ohlcv", *args], capture_output=True, text=True,
+                          env={**os.environ, "KAPMAN_ENV_FILE": "/nonexistent", "KAPMAN_NOW": "2025-12-19", **env},
+                          timeout=300)
+
+
+def test_cli_flags_workers_range_and_date_aliases(fresh_db: str, reference_db: psycopg.Connection,
+                                                  mirror_dir: Path) -> None:
+    env = {"FLATFILES_MIRROR_DIR": str(mirror_dir)}
+    zero = _cli(["--workers", "0", "base", "--db-url", fresh_db], env)
+    assert zero.returncode == 2 and "--workers: must be between 1 and 32, not 0" in zero.stderr
+    assert "Traceback" not in zero.stderr
+    help_text = _cli(["--help"], env).stdout
+    assert "files downloaded and parsed at once" in help_text and "--source" in help_text
+    old = _cli(["backfill", "--start", "2025-12-15", "--end", "2025-12-16", "--db-url", fresh_db, "--json"], env)
+    new = _cli(["backfill", "--start-date", "2025-12-17", "--end-date", "2025-12-19", "--db-url", fresh_db,
+                "--json"], env)
+    assert old.returncode == new.returncode == 0, old.stderr + new.stderr
+    import json
+    assert json.loads(old.stdout)["files_loaded"] == 2 and json.loads(new.stdout)["files_loaded"] == 3
+    up_to_date = _cli(["incremental", "--db-url", fresh_db], {**env, "KAPMAN_NOW": "2025-12-20T15:00:00Z"})
+    assert up_to_date.returncode == 0 and "up to date" in up_to_date.stdout
+    assert "2025-12-20..2025-12-19" not in up_to_date.stdout
+    abbreviated = _cli(["incremental", "--recheck", "2", "--db-url", fresh_db], env)
+    assert abbreviated.returncode == 2 and "unrecognized arguments: --recheck" in abbreviated.stderr
+
+
+def test_cli_rest_source(fresh_db: str, reference_db: psycopg.Connection, rest: object) -> None:
+    env = {"POLYGON_BASE_URL": rest.base_url, "POLYGON_API_KEY": rest.api_key}  # type: ignore[attr-defined]
+    proc = _cli(["--source", "rest", "backfill", "--start-date", "2025-12-18", "--end-date", "2025-12-19",
+                 "--db-url", fresh_db, "--json"], env)
+    assert proc.returncode == 0, proc.stderr
+    import json
+    summary = json.loads(proc.stdout)
+    assert summary["unit"] == "dates" and summary["files_loaded"] == 2 and summary["source"].startswith("rest:")
+    assert reference_db.execute("SELECT count(DISTINCT date) FROM ohlcv").fetchone()[0] == 2

@@ -74,3 +74,20 @@ def test_bad_rows_by_reason_with_lines() -> None:
 def test_not_gzip_names_the_file() -> None:
     with pytest.raises(InputError, match="^f.csv.gz: not a valid gzip file"):
         parse_day_file(b"plain text", "f.csv.gz")
+
+
+def test_grouped_daily_results_are_validated_like_a_file() -> None:
+    from kapman.ingest.daybars import parse_grouped
+
+    results = [{"T": "AAPL", "v": 1000.5, "o": 10, "c": 10.5, "h": 11, "l": 9.5, "t": 1, "n": 7},
+               {"T": "AAp", "v": 10, "o": 20, "c": 20, "h": 20, "l": 20, "t": 1},          # no n
+               {"T": "BAD", "v": 10, "o": 20, "c": 25, "h": 21, "l": 19, "t": 1, "n": 1},
+               {"T": "Q", "v": 10, "o": 1, "c": 1, "h": 1, "l": 1, "n": 1},
+               {"T": "Q", "v": 11, "o": 1, "c": 1, "h": 1, "l": 1, "n": 1}]
+    parsed = parse_grouped(results, "rest/2025-12-19")
+    assert parsed.symbols.tolist() == ["AAPL", "AAp"]
+    assert parsed.volume.tolist() == [1000.5, 10.0]
+    assert parsed.transactions[0] == 7 and np.isnan(parsed.transactions[1])
+    assert parsed.rejected == {"close_outside_range": 1, "duplicate_symbol": 2}
+    assert parsed.samples["close_outside_range"] == ["result 3: BAD has close outside [low, high]"]
+    assert parsed.samples["duplicate_symbol"][0].startswith("Q appears 2 times, none kept: result 4 ")
