@@ -322,3 +322,19 @@ def test_rest_source_with_the_free_plan_rate_shows_an_eta(rest: SandboxRestServe
     title = _progress_title(backfill_window(date(2024, 1, 1), END), source, 502)
     assert title.endswith("(502 requests at 5/min: about 100 min)")
     source.close()
+
+
+def test_rows_without_transactions_are_stored_with_null(reference_db: psycopg.Connection, market: Market,
+                                                        tmp_path: Path) -> None:
+    write_mirror(market, tmp_path, days=[END])
+    path = tmp_path / market.flat_file_key(END)
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    i = next(n for n, r in enumerate(lines) if r.startswith("MSFT,"))
+    lines[i] = lines[i].rsplit(",", 1)[0] + ","
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0))
+    result = load(reference_db, MirrorSource(tmp_path, PREFIX), start=END, end=END)
+    final = market.bars(END).set_index("ticker")
+    msft, aapl = bar(reference_db, "MSFT", END), bar(reference_db, "AAPL", END)
+    assert msft is not None and msft[5] is None and msft[3] == final.loc["MSFT", "close"]
+    assert aapl is not None and aapl[5] == final.loc["AAPL", "transactions"]
+    assert result.details["rows_inserted"] == day_count(reference_db, END)
