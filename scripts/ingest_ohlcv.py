@@ -61,19 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="mode", required=True, metavar="{base,incremental,backfill}")
     base = sub.add_parser("base", help="every trading day in the last N calendar days")
     base.add_argument("--days", type=int, default=730, help="calendar days back (730 = the retention window)")
-    base.add_argument("--as-of", type=_day, default=None, metavar="YYYY-MM-DD",
+    base.add_argument("--as-of", type=_day, default=argparse.SUPPRESS, metavar="YYYY-MM-DD",
                       help="last day of the window (default: today by KapMan's clock)")
     inc = sub.add_parser("incremental", help="from the day after the newest loaded date")
-    inc.add_argument("--date", type=_day, default=None, metavar="YYYY-MM-DD", help="load just this date")
-    inc.add_argument("--start-date", "--start", dest="start", type=_day, default=None, metavar="YYYY-MM-DD",
-                     help="first date (default: the day after the newest loaded date)")
-    inc.add_argument("--end-date", "--end", dest="end", type=_day, default=None, metavar="YYYY-MM-DD",
+    inc.add_argument("--date", type=_day, default=argparse.SUPPRESS, metavar="YYYY-MM-DD",
+                     help="load just this date")
+    inc.add_argument("--start-date", "--start", dest="start", type=_day, default=argparse.SUPPRESS,
+                     metavar="YYYY-MM-DD", help="first date (default: the day after the newest loaded date)")
+    inc.add_argument("--end-date", "--end", dest="end", type=_day, default=argparse.SUPPRESS, metavar="YYYY-MM-DD",
                      help="last date (default: today by KapMan's clock)")
     inc.add_argument("--recheck-days", type=_non_negative, default=RECHECK_DAYS, metavar="N",
                      help="trading days before the start listed again; files with a new ETag are reloaded")
     back = sub.add_parser("backfill", help="an explicit date range")
-    back.add_argument("--start-date", "--start", dest="start", type=_day, required=True, metavar="YYYY-MM-DD")
-    back.add_argument("--end-date", "--end", dest="end", type=_day, required=True, metavar="YYYY-MM-DD")
+    back.add_argument("--start-date", "--start", dest="start", type=_day, required=True, metavar="YYYY-MM-DD",
+                      default=argparse.SUPPRESS, help="first date")
+    back.add_argument("--end-date", "--end", dest="end", type=_day, required=True, metavar="YYYY-MM-DD",
+                      default=argparse.SUPPRESS, help="last date")
     for sp in (base, inc, back):
         sp.formatter_class = cli._Formatter
         cli.add_common_options(sp, in_subcommand=True)
