@@ -82,8 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
         cli.add_common_options(sp, in_subcommand=True)
         sp.add_argument("--force", action="store_true", default=argparse.SUPPRESS,
                         help="reload files of the window even when their ETag is unchanged")
-    for sp in (p, base, inc, back):
-        sp.allow_abbrev = False
     return p
 
 
