@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 
 from kapman import cli
@@ -25,25 +25,15 @@ def _day(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def _workers(text: str) -> int:
-    low, high = WORKERS_RANGE
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"must be between {low} and {high}, not {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high], refused with its range otherwise."""
+    def parse(text: str) -> int:
+        value = int(text) if text.lstrip("-").isdigit() else None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, not {text}" if high is not None
+                                             else f"must be {low} or more, not {text}")
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the ledger are skipped; trading days without a file past their publication time "
                    "(11:00 New York the next day) are reported as missing (exit 1).", EXAMPLES)
     p.add_argument("--force", action="store_true", help="reload files of the window even when their ETag is unchanged")
-    p.add_argument("--workers", type=_workers, default=4, metavar=f"{WORKERS_RANGE[0]}-{WORKERS_RANGE[1]}",
+    low, high = WORKERS_RANGE
+    p.add_argument("--workers", type=_whole(low, high), default=4, metavar=f"{low}-{high}",
                    help="files downloaded and parsed at once, by threads (the database writer is one)")
     p.add_argument("--source", choices=SOURCES, default="flatfiles",
                    help="flatfiles: S3 or FLATFILES_MIRROR_DIR (paid plans); rest: one grouped-daily request "
@@ -70,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="YYYY-MM-DD", help="first date (default: the day after the newest loaded date)")
     inc.add_argument("--end-date", "--end", dest="end", type=_day, default=argparse.SUPPRESS, metavar="YYYY-MM-DD",
                      help="last date (default: today by KapMan's clock)")
-    inc.add_argument("--recheck-days", type=_non_negative, default=RECHECK_DAYS, metavar="N",
+    inc.add_argument("--recheck-days", type=_whole(0), default=RECHECK_DAYS, metavar="N",
                      help="trading days before the start listed again; files with a new ETag are reloaded")
     back = sub.add_parser("backfill", help="an explicit date range")
     back.add_argument("--start-date", "--start", dest="start", type=_day, required=True, metavar="YYYY-MM-DD",
