@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     inc.add_argument("--end-date", "--end", dest="end", type=_day, default=argparse.SUPPRESS, metavar="YYYY-MM-DD",
                      help="last date (default: today by KapMan's clock)")
     inc.add_argument("--recheck-days", type=_whole(0), default=RECHECK_DAYS, metavar="N",
-                     help="trading days before the start listed again; files with a new ETag are reloaded")
+                     help="trading days before the start listed again; flat files with a new ETag are reloaded")
     back = sub.add_parser("backfill", help="an explicit date range")
     back.add_argument("--start-date", "--start", dest="start", type=_day, required=True, metavar="YYYY-MM-DD",
                       default=argparse.SUPPRESS, help="first date")
