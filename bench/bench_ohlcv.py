@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +111,7 @@ def ingest_cli(url: str, mirror: Path, as_of: str, days: int) -> tuple[dict, flo
                            "--db-url", url, "--json", "-q"], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
-        raise SystemExit(f"ingest failed: {proc.stderr}")
+        raise SystemExit(f"ingest failed (exit {proc.returncode}): {proc.stdout[-2000:]} {proc.stderr}")
     peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     return json.loads(proc.stdout), wall, peak
 
@@ -131,7 +130,8 @@ def run(tickers: int = 11000, days: int = 365, repeat: int = 3) -> list[Figure]:
             prepared = parsed_days(mirror, market, conn)
         total_rows = sum(len(k) for *_, k in prepared)
         as_of = market.trading_days[-1].isoformat()
-        calendar_days = (market.trading_days[-1] - market.trading_days[0] + timedelta(days=1)).days
+        # base --days N covers [as_of - N, as_of]: exactly the market's trading days, none missing.
+        calendar_days = (market.trading_days[-1] - market.trading_days[0]).days
         e2e, walls, peaks, copies = [], [], [], []
         for _ in range(repeat):   # interleaved, so neither side gets the warmer server
             copies.append(bare_copy(url, prepared)[0])
