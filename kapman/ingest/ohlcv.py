@@ -30,7 +30,7 @@ import psycopg
 
 from kapman import clock
 from kapman.config import Settings
-from kapman.db import retention, runs
+from kapman.db import lifecycle, retention, runs
 from kapman.db.connect import connect
 from kapman.db.errors import is_connection_lost, wrap
 from kapman.errors import (
@@ -108,7 +108,8 @@ def run(settings: Settings, params: OhlcvParams, progress: Progress | None = Non
             result = StepResult("ohlcv", unit=source.unit)
             ledger_run.result = result
             try:
-                with connect(url) as conn:
+                # Policy jobs that drop or compress ohlcv chunks wait while the load writes.
+                with lifecycle.policies_paused(url, ["ohlcv"]), connect(url) as conn:
                     ingest(conn, source, params, result, progress, run_id=ledger_run.run_id)
             except psycopg.Error as exc:
                 if is_connection_lost(exc):
@@ -155,11 +156,10 @@ def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams
     if not len(tickers):
         raise UsageError("public.tickers is empty: OHLCV cannot be ingested before tickers exist",
                          hint="run python -m scripts.ingest_tickers --force first")
-    window, refused = plan.refuse_expired(window_for(conn, params), plan.retention_cutoff())
+    window, refused = plan.refuse_expired(window_for(conn, params), plan.retention_cutoff(conn))
     if refused:
         result.note(refused)
-    _reconcile(conn, result, "recorded as loaded but had no rows in ohlcv (dropped chunks?); reloaded when "
-                             "inside the window")
+    _reconcile(conn, result)
     first = window.first_listed
     refs = source.list_files(first, window.end) if first <= window.end else []
     known = plan.ledger(conn, first, window.end)
@@ -194,10 +194,11 @@ def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams
     if tally.forbidden and tally.forbidden == tally.attempted:
         raise AuthError(f"S3 refused every one of the {tally.forbidden} file(s) it listed (403 AccessDenied)",
                         status=403, hint=flatfiles.CREDENTIALS_HINT)
-    if params.retention and not result.failures:
-        result.details["retention"] = retention.enforce_retention(conn).describe()
-        result.note(result.details["retention"])
-        _reconcile(conn, result, "of days dropped by retention: removed from the ledger")
+    if params.retention:       # never as a side effect of a failed run
+        report = retention.after_run(conn, succeeded=not result.failures)
+        result.details["retention"] = report.describe()
+        result.details["retention_ledger_removed"] = [str(d) for d in report.ledger_removed]
+        result.note(report.describe())
     return result
 
 
@@ -219,11 +220,14 @@ def _select(refs: list[FileRef], known: dict[str, plan.Loaded], window: plan.Win
     return todo, republished, unchanged
 
 
-def _reconcile(conn: psycopg.Connection, result: StepResult, what: str) -> None:
-    fixed = plan.reconcile_ledger(conn)
-    if fixed.keys:
-        result.details.setdefault("ledger_reconciled", []).extend(str(d) for d in fixed.days)
-        result.note(f"{len(fixed.keys)} file(s) {what}: {plan.spans(fixed.days)}")
+def _reconcile(conn: psycopg.Connection, result: StepResult) -> None:
+    """Forget files recorded as loaded whose day has no rows (dropped chunks): they load again."""
+    with conn.transaction():
+        days = retention.reconcile_ledger(conn)
+    result.details["ledger_reconciled"] = [str(d) for d in days]
+    if days:
+        result.note(f"{len(days)} day(s) recorded as loaded had no rows in ohlcv (dropped chunks?): "
+                    f"{plan.spans(days)}; forgotten by the ledger, reloaded when inside the window")
 
 
 def _coverage(window: plan.Window, refs: list[FileRef], known: dict[str, plan.Loaded], result: StepResult,

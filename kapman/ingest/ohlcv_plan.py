@@ -1,7 +1,7 @@
 """What an OHLCV run should load: its window, what the calendar expects, what the ledger believes.
 
 Pure decisions (windows, the retention cutoff, publication times, which trading days lack a file)
-and the two ledger queries they need.  Every rule here counts by KapMan's clock
+and the ledger query they need.  Every rule here counts by KapMan's clock
 (``kapman.clock``) and the NYSE calendar (``kapman.calendar``).
 """
 
@@ -14,7 +14,7 @@ from typing import NamedTuple
 import psycopg
 
 from kapman import calendar, clock
-from kapman.db import schema
+from kapman.db import retention, schema
 from kapman.errors import UsageError
 from kapman.providers.flatfiles import FileRef
 
@@ -87,9 +87,11 @@ def incremental_window(conn: psycopg.Connection, *, start: date | None = None, e
     return Window("incremental", start, end, listed_from=listed_from, newest=newest)
 
 
-def retention_cutoff(today: date | None = None) -> date:
-    """The oldest date retention keeps: today in New York by KapMan's clock minus 730 days."""
-    return (today or clock.today_ny()) - schema.RETENTION
+def retention_cutoff(conn: psycopg.Connection | None = None) -> date:
+    """The oldest date retention keeps: 730 days before today by KapMan's clock (the lifecycle's
+    recorded clock where the database has one, see ``retention.cutoff``)."""
+    recorded = retention.cutoff(conn) if conn is not None else None
+    return recorded or clock.today_ny() - schema.RETENTION
 
 
 def refuse_expired(window: Window, cutoff: date) -> tuple[Window, str | None]:
@@ -128,30 +130,6 @@ def coverage(start: date, end: date, refs: list[FileRef], now: datetime | None =
     have = {r.day for r in refs}
     absent = [d for d in calendar.trading_days(start, end) if d not in have]
     return Coverage([d for d in absent if due_at(d) <= now], [d for d in absent if due_at(d) > now])
-
-
-@dataclass(frozen=True)
-class Reconciled:
-    """Ledger rows that claimed a loaded file whose day has no rows in ``ohlcv``."""
-
-    keys: list[str]
-    days: list[date]
-
-
-def reconcile_ledger(conn: psycopg.Connection) -> Reconciled:
-    """Delete ledger rows of files recorded as loaded whose day has no rows any more.
-
-    Dropped chunks (KapMan's retention or a TimescaleDB policy) take whole days with them; the
-    ledger must then forget those files so that a run inside the window loads them again rather
-    than skipping them as unchanged.  A file that loaded no known rows keeps its row.  Commits.
-    """
-    with conn.transaction():
-        rows = conn.execute("""
-            DELETE FROM public.ingest_files f
-             WHERE f.rows_loaded > 0
-               AND NOT EXISTS (SELECT 1 FROM public.ohlcv o WHERE o.date = f.trading_date)
-            RETURNING f.key, f.trading_date""").fetchall()
-    return Reconciled(sorted(r[0] for r in rows), sorted({r[1] for r in rows}))
 
 
 class Loaded(NamedTuple):

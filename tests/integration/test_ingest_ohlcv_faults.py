@@ -237,7 +237,7 @@ def test_a_day_whose_rows_are_gone_is_reloaded_and_reported(reference_db: psycop
     reference_db.execute("DELETE FROM ohlcv WHERE date IN ('2025-12-03', '2025-12-04')")
     result = load(reference_db, source, start=date(2025, 12, 1), end=END)
     assert result.details["ledger_reconciled"] == ["2025-12-03", "2025-12-04"]
-    assert any(n.startswith("2 file(s) recorded as loaded but had no rows in ohlcv") and
+    assert any(n.startswith("2 day(s) recorded as loaded had no rows in ohlcv") and
                "2025-12-03..2025-12-04" in n for n in result.notes)
     assert result.details["files_loaded"] == 2 and day_count(reference_db, date(2025, 12, 3)) == expected
 
@@ -267,17 +267,19 @@ def test_retention_runs_only_after_a_run_without_failures(reference_db: psycopg.
     shutil.copytree(mirror_dir, tmp_path / "m")
     (tmp_path / "m" / market.flat_file_key(date(2025, 11, 5))).unlink()
     failing = load(reference_db, MirrorSource(tmp_path / "m", PREFIX), start=date(2025, 11, 3), end=date(2025, 11, 7))
-    assert failing.exit_code == 1 and "retention" not in failing.details
+    assert failing.exit_code == 1 and failing.details["retention"].startswith("retention: not run")
     assert reference_db.execute("SELECT count(*) FROM ingest_files WHERE trading_date < '2025-10-01'").fetchone()[0] \
         == loaded
     clean = load(reference_db, source, start=date(2025, 11, 10), end=date(2025, 11, 14))
-    assert clean.exit_code == 0 and "application-enforced" in clean.details["retention"]
+    assert clean.exit_code == 0 and "enforced by KapMan (730 days)" in clean.details["retention"]
     gone = reference_db.execute("SELECT count(*) FROM ohlcv WHERE date < '2025-09-01'").fetchone()[0]
     assert gone == 0
     # Every file of a dropped day left the ledger in the same run.
     orphans = reference_db.execute("""SELECT count(*) FROM ingest_files f WHERE NOT EXISTS
                                       (SELECT 1 FROM ohlcv o WHERE o.date = f.trading_date)""").fetchone()[0]
-    assert orphans == 0 and any("dropped by retention: removed from the ledger" in n for n in clean.notes)
+    removed = clean.details["retention_ledger_removed"]
+    assert orphans == 0 and removed and max(removed) < "2025-10-15"
+    assert reference_db.execute("SELECT count(*) FROM ingest_files").fetchone()[0] == loaded + 4 + 5 - len(removed)
 
 
 # -- #15.6 the free-plan REST path ---------------------------------------------------------------
