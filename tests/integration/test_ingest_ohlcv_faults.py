@@ -340,3 +340,22 @@ def test_rows_without_transactions_are_stored_with_null(reference_db: psycopg.Co
     assert msft is not None and msft[5] is None and msft[3] == final.loc["MSFT", "close"]
     assert aapl is not None and aapl[5] == final.loc["AAPL", "transactions"]
     assert result.details["rows_inserted"] == day_count(reference_db, END)
+
+
+def test_a_lower_case_class_symbol_is_not_merged_into_its_namesake(reference_db: psycopg.Connection,
+                                                                   market: Market, tmp_path: Path) -> None:
+    write_mirror(market, tmp_path, days=[END])
+    path = tmp_path / market.flat_file_key(END)
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    aapl = next(r for r in lines if r.startswith("AAPL,")).split(",")
+    aapl[0], aapl[3] = "AAPl", aapl[4]       # a class of AAPL in the CQS convention, another close
+    lines.append(",".join(aapl))
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0))
+    result = load(reference_db, MirrorSource(tmp_path, PREFIX), start=END, end=END)
+    final = market.bars(END).set_index("ticker")
+    assert bar(reference_db, "AAPL", END)[3] == final.loc["AAPL", "close"]  # type: ignore[index]
+    assert result.details["rejected_by_reason"] == {} and result.details["ambiguous_symbols"] == {}
+    known = {r[0] for r in reference_db.execute("SELECT symbol FROM tickers").fetchall()}
+    # Stored under its own ticker when the reference list has it, else counted as unknown.
+    assert day_count(reference_db, END) == int(final.index.isin(known).sum()) + ("AAPl" in known)
+    assert result.details["unknown_rows"] == int((~final.index.isin(known)).sum()) + ("AAPl" not in known)
