@@ -41,15 +41,9 @@ def watchlists(settings: Settings, conn: psycopg.Connection, progress: Progress)
 
 def ohlcv(settings: Settings, conn: psycopg.Connection, progress: Progress, *, start: date,
           end: date) -> StepResult:
-    started = time.perf_counter()
-    from kapman.ingest.ohlcv import backfill_window, ingest_ohlcv
-    from kapman.providers.flatfiles import source_from_settings
+    from kapman.ingest import ohlcv as step
 
-    legacy = ingest_ohlcv(conn, source_from_settings(settings), backfill_window(start, end), progress=progress)
-    result = _adapted("ohlcv", "files", legacy, legacy.files_loaded, legacy.failed, started)
-    result.read, result.written, result.unchanged = legacy.rows_read, legacy.rows_inserted + legacy.rows_updated, \
-        legacy.rows_unchanged
-    return result
+    return step.run(settings, step.OhlcvParams(mode="backfill", start=start, end=end), progress)
 
 
 def options(settings: Settings, conn: psycopg.Connection, progress: Progress) -> StepResult:
