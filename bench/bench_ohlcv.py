@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +107,7 @@ def ingest_cli(url: str, mirror: Path, as_of: str, days: int) -> tuple[dict, flo
            "KAPMAN_ENV_FILE": "/nonexistent"}
     run = run_command("scripts.ingest_ohlcv", ["base", "--days", str(days), "--db-url", url, "--json", "-q"], env)
     if run.returncode != 0:
-        raise SystemExit(f"ingest failed: {run.stderr}")
+        raise SystemExit(f"ingest failed (exit {run.returncode}): {run.stdout[-2000:]} {run.stderr}")
     return json.loads(run.stdout), run.wall, run.peak_mib
 
 
@@ -126,7 +125,8 @@ def run(tickers: int = 11000, days: int = 365, repeat: int = 3) -> list[Figure]:
             prepared = parsed_days(mirror, market, conn)
         total_rows = sum(len(k) for *_, k in prepared)
         as_of = market.trading_days[-1].isoformat()
-        calendar_days = (market.trading_days[-1] - market.trading_days[0] + timedelta(days=1)).days
+        # base --days N covers [as_of - N, as_of]: exactly the market's trading days, none missing.
+        calendar_days = (market.trading_days[-1] - market.trading_days[0]).days
         e2e, walls, peaks, copies, loads = [], [], [], [], []
         for _ in range(repeat):   # interleaved, so neither side gets the warmer server
             copies.append(bare_copy(url, prepared)[0])

@@ -53,8 +53,12 @@ class LineProgress:
 
     def _emit(self, now: float) -> None:
         of = f"/{self.total}" if self.total is not None else ""
+        elapsed = now - self._t0
+        eta = ""
+        if self.total and 0 < self.done < self.total:
+            eta = f", ETA {elapsed / self.done * (self.total - self.done):.0f}s"
         extra = " ".join(f"{k}={v}" for k, v in self.info.items())
-        print(f"{self.desc}: {self.done}{of} {self.unit} ({now - self._t0:.0f}s) {extra}".rstrip(),
+        print(f"{self.desc}: {self.done}{of} {self.unit} ({elapsed:.0f}s{eta}) {extra}".rstrip(),
               file=self.stream, flush=True)
 
     def close(self) -> None:

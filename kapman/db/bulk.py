@@ -44,21 +44,35 @@ def _wire_values(pg_type: str, values: np.ndarray) -> np.ndarray:
     return values
 
 
-def encode_binary_copy(columns: Sequence[tuple[str, np.ndarray]]) -> bytes:
-    """A complete binary COPY stream for non-null fixed-width columns (uuid as (n, 16) uint8)."""
-    n = len(columns[0][1])
+def encode_binary_copy(columns: Sequence[tuple[str, np.ndarray | None]]) -> bytes:
+    """A complete binary COPY stream for fixed-width columns (uuid as (n, 16) uint8); a column
+    given as None is NULL in every row."""
+    n = next(len(v) for _, v in columns if v is not None)
     fields: list[tuple] = [("count", ">i2")]
-    for i, (pg_type, _) in enumerate(columns):
+    for i, (pg_type, values) in enumerate(columns):
         base, shape = _WIRE[pg_type]
-        fields += [(f"len{i}", ">i4"), (f"val{i}", base, shape) if shape else (f"val{i}", base)]
+        fields.append((f"len{i}", ">i4"))
+        if values is not None:
+            fields.append((f"val{i}", base, shape) if shape else (f"val{i}", base))
     rows = np.empty(n, dtype=np.dtype(fields))
     rows["count"] = len(columns)
     for i, (pg_type, values) in enumerate(columns):
+        if values is None:
+            rows[f"len{i}"] = -1
+            continue
         if len(values) != n:
             raise ValueError("columns differ in length")
         rows[f"len{i}"] = _WIDTH[pg_type]
         rows[f"val{i}"] = _wire_values(pg_type, values)
     return COPY_HEADER + rows.tobytes() + COPY_TRAILER
+
+
+def concat_copy(payloads: Sequence[bytes]) -> bytes:
+    """One binary COPY stream holding the rows of several (of the same columns), in order."""
+    if len(payloads) == 1:
+        return payloads[0]
+    body = b"".join(memoryview(p)[len(COPY_HEADER):len(p) - len(COPY_TRAILER)] for p in payloads)
+    return COPY_HEADER + body + COPY_TRAILER
 
 
 #: pg types ``encode_binary_rows`` accepts, with the Python types their values may have.

@@ -3,6 +3,10 @@
 Fast path: pandas' C parser with numeric inference; only a file that actually holds bad values
 pays for the slower checks.  Every rejected row is counted by reason with a few samples naming
 the line; rejected rows never block the good rows of the file.
+
+Symbols are kept exactly as the file writes them (only surrounding blanks are dropped): tickers
+are case-sensitive at the source, where a lower-case suffix marks a class (``AAp`` is a
+preferred, not ``AAP``).  A symbol with two rows in one file is ambiguous: neither row is kept.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ SAMPLES_PER_REASON = 3
 class ParsedDay:
     """Accepted rows of one file, as aligned arrays."""
 
-    symbols: np.ndarray          # object array of upper-case symbols
+    symbols: np.ndarray          # object array of symbols, exactly as in the file
     open: np.ndarray
     high: np.ndarray
     low: np.ndarray
@@ -38,6 +42,7 @@ class ParsedDay:
     rows_read: int = 0
     rejected: Counter = field(default_factory=Counter)
     samples: dict[str, list[str]] = field(default_factory=dict)
+    ambiguous: list[str] = field(default_factory=list)   # symbols rejected for having two rows
 
     @property
     def rows_rejected(self) -> int:
@@ -93,18 +98,38 @@ def parse_day_file(data: bytes, key: str) -> ParsedDay:
     if len(frame) != len(line_no):
         raise InputError(f"parsed {len(frame)} rows from {len(line_no)} data lines (quoted newlines?)", source=key)
 
-    empty = np.empty(0)
-    day = ParsedDay(empty, empty, empty, empty, empty, empty, empty, rows_read=len(line_no) + len(bad_lines))
+    day = _validate(frame, line_no, rows_read=len(line_no) + len(bad_lines), where="line")
     day.reject("malformed", len(bad_lines),
                [f"line {n + 1}: wrong number of fields" for n in bad_lines[:SAMPLES_PER_REASON]])
+    return day
 
+
+#: Grouped-daily result fields -> day-file columns (``t`` is the session's end, not its start).
+GROUPED_FIELDS = {"T": "ticker", "v": "volume", "o": "open", "c": "close", "h": "high", "l": "low",
+                  "t": "window_start", "n": "transactions"}
+
+
+def parse_grouped(results: list[dict], key: str) -> ParsedDay:
+    """The ``results`` of ``/v2/aggs/grouped/.../{date}`` as a day file's rows, validated the same way
+    (samples name the result's 1-based position)."""
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise InputError("grouped-daily results are not a list of objects", source=key)
+    frame = pd.DataFrame({col: [r.get(f) for r in results] for f, col in GROUPED_FIELDS.items()})
+    frame["ticker"] = frame["ticker"].map(lambda t: t if isinstance(t, str) else None)
+    return _validate(frame, np.arange(1, len(results) + 1), rows_read=len(results), where="result")
+
+
+def _validate(frame: pd.DataFrame, line_no: np.ndarray, *, rows_read: int, where: str) -> ParsedDay:
+    """Check every row of a frame with the day file's columns; keep the good ones as arrays."""
+    empty = np.empty(0)
+    day = ParsedDay(empty, empty, empty, empty, empty, empty, empty, rows_read=rows_read)
     ok = np.ones(len(frame), dtype=bool)
 
     def drop(mask: np.ndarray, reason: str, why: str) -> None:
         mask = mask & ok
         if mask.any():
             idx = np.flatnonzero(mask)
-            samples = [f"line {line_no[i]}: {frame['ticker'].iat[i]} {why}" for i in idx[:SAMPLES_PER_REASON]]
+            samples = [f"{where} {line_no[i]}: {frame['ticker'].iat[i]} {why}" for i in idx[:SAMPLES_PER_REASON]]
             day.reject(reason, int(mask.sum()), samples)
             ok[mask] = False
 
@@ -128,12 +153,41 @@ def parse_day_file(data: bytes, key: str) -> ParsedDay:
         drop((o < lo) | (o > h), "open_outside_range", "has open outside [low, high]")
         drop((c < lo) | (c > h), "close_outside_range", "has close outside [low, high]")
         drop(v < 0, "negative_volume", "has negative volume")
-    symbols = tick.fillna("").str.strip().str.upper().to_numpy(dtype=object)
-    # A symbol twice in one file: the last row wins (the merge key is (ticker, date)).
-    dup = pd.Series(symbols).where(ok).duplicated(keep="last").to_numpy() & ok
-    drop(dup, "duplicate_symbol", "appears again later in the file")
+    symbols = tick.fillna("").str.strip().to_numpy(dtype=object)
+    _drop_ambiguous(day, symbols, ok, line_no, values, where)
 
     keep = np.flatnonzero(ok)
     day.symbols, day.open, day.high, day.low, day.close = symbols[keep], o[keep], h[keep], lo[keep], c[keep]
     day.volume, day.transactions = v[keep], values["transactions"][keep]
     return day
+
+
+def _row_text(values: dict[str, np.ndarray], i: int) -> str:
+    o, h, lo, c, v = (values[k][i] for k in ("open", "high", "low", "close", "volume"))
+    return f"o={o:g} h={h:g} l={lo:g} c={c:g} v={v:g}"
+
+
+def _drop_ambiguous(day: ParsedDay, symbols: np.ndarray, ok: np.ndarray, line_no: np.ndarray,
+                    values: dict[str, np.ndarray], where: str) -> None:
+    """Reject the rows of a symbol that has more than one row in the file.
+
+    Which row is right cannot be told from the file, so none is stored (rows already rejected for
+    another reason keep that reason); the sample shows both rows, lines and values, so the
+    vendor's mistake can be reported.  Case matters: AAP and AAp are different symbols.
+    """
+    named = pd.Series(symbols).where(symbols != "")
+    repeated = (named.duplicated(keep=False) & named.notna()).to_numpy()
+    if not repeated.any():
+        return
+    groups: dict[str, list[int]] = {}
+    for i in np.flatnonzero(repeated).tolist():
+        groups.setdefault(symbols[i], []).append(i)
+    idx = np.flatnonzero(repeated & ok)
+    samples = []
+    for symbol, rows in list(groups.items())[:SAMPLES_PER_REASON]:
+        shown = "; ".join(f"{where} {line_no[i]} {_row_text(values, i)}" for i in rows[:2])
+        more = f" (+{len(rows) - 2} more)" if len(rows) > 2 else ""
+        samples.append(f"{symbol} appears {len(rows)} times, none kept: {shown}{more}")
+    day.reject("duplicate_symbol", len(idx), samples)
+    day.ambiguous.extend(groups)
+    ok[idx] = False

@@ -1,144 +1,302 @@
-"""Load day-aggregate flat files into ``public.ohlcv``: base, incremental and backfill.
+"""Load day bars into ``public.ohlcv``: base, incremental and backfill, from flat files or REST.
 
-Per file, in one transaction: parse and validate, binary COPY of the accepted rows, a set-based
-merge on (ticker_id, date) that updates only changed rows, and the file's ledger row (key, ETag,
-counts).  A rerun skips files whose ETag is unchanged and reloads republished ones; a killed run
-loses nothing already committed.  Downloads run ahead of parsing and writing on a small thread
-pool with a bounded window, so memory stays flat however many files there are.
+A run, in order: reconcile the ledger with the table (files recorded as loaded whose day has no
+rows, after dropped chunks, are forgotten and so reloaded), refuse dates older than the retention
+cutoff, list the window (an incremental run lists the trailing trading days again, so a
+republished file is noticed by its ETag), compare what was listed with the NYSE calendar (a
+trading day without a file past its publication time is missing data), then load each new or
+republished file in a transaction of its own: parse and validate, write the day through
+``bulk.write_group`` so its rows equal the file's (vanished tickers' rows deleted and counted),
+and the file's ledger row.  Retention runs only after a run without failures.
+
+Downloads and parsing run ahead of the writer on a small thread pool with a bounded window, so
+memory stays flat however many files there are; a killed run loses nothing already committed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import asdict, dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
+import orjson
 import psycopg
-from psycopg import sql
 
 from kapman import clock
-from kapman.db import bulk, retention, runs
-from kapman.db.errors import wrap
-from kapman.errors import AuthError, KapManError, UsageError
-from kapman.ingest.daybars import ParsedDay, parse_day_file
+from kapman.config import Settings
+from kapman.db import lifecycle, retention, runs
+from kapman.db.connect import connect
+from kapman.db.errors import is_connection_lost, wrap
+from kapman.errors import (
+    AuthError,
+    ConnectionLost,
+    EntitlementError,
+    InputError,
+    KapManError,
+    NotFoundError,
+    UsageError,
+)
+from kapman.ingest import ohlcv_plan as plan
+from kapman.ingest.daybars import ParsedDay, parse_day_file, parse_grouped
+from kapman.ingest.ohlcv_write import index_order, record_file, write_day
 from kapman.ingest.tickermap import TickerMap, load_ticker_map
 from kapman.progress import NullProgress, Progress
+from kapman.providers import flatfiles, grouped
 from kapman.providers.flatfiles import FileRef, FlatFileSource
+from kapman.step import StepResult
 
 log = logging.getLogger(__name__)
 
 #: Files downloaded ahead of the writer: enough to hide S3 latency, few enough to bound memory
 #: (a day file is ~200 kB gzipped, ~1 MB parsed).
 PREFETCH = 8
-#: Transaction-scoped lock so two OHLCV runs never interleave.
-LOCK_KEY = 0x6F686C6376  # "ohlcv"
+#: --workers: threads that download and parse files at once; more than this only queues on S3.
+WORKERS_RANGE = (1, 32)
 UNKNOWN_SAMPLES = 20
+MODES = ("base", "incremental", "backfill")
+SOURCES = ("flatfiles", "rest")
 
-COLUMNS = ("ticker_id", "date", "open", "high", "low", "close", "volume", "transactions")
-_WITHOUT_TX = COLUMNS[:-1]
-
-
-@dataclass
-class OhlcvResult:
-    mode: str
-    start: date
-    end: date
-    files_listed: int = 0
-    files_skipped: int = 0
-    files_loaded: int = 0
-    failed: dict[str, str] = field(default_factory=dict)
-    rows_read: int = 0
-    rows_inserted: int = 0
-    rows_updated: int = 0
-    rows_unchanged: int = 0
-    rejected: Counter = field(default_factory=Counter)
-    reject_samples: dict[str, list[str]] = field(default_factory=dict)
-    unknown_rows: int = 0
-    unknown_symbols: set[str] = field(default_factory=set)
-    retention: str = ""
-    seconds: float = 0.0
-
-    @property
-    def rows_loaded(self) -> int:
-        return self.rows_inserted + self.rows_updated + self.rows_unchanged
-
-    def summary(self) -> str:
-        rate = self.rows_loaded / self.seconds if self.seconds else 0.0
-        lines = [f"ohlcv {self.mode} {self.start}..{self.end}: {self.files_loaded} files loaded, "
-                 f"{self.files_skipped} unchanged skipped, {len(self.failed)} failed; "
-                 f"{self.rows_loaded} rows ({self.rows_inserted} new, {self.rows_updated} updated, "
-                 f"{self.rows_unchanged} unchanged), {sum(self.rejected.values())} rejected, "
-                 f"{self.unknown_rows} rows of {len(self.unknown_symbols)} unknown symbols; "
-                 f"{self.seconds:.1f}s, {rate:,.0f} rows/s"]
-        for reason, count in sorted(self.rejected.items()):
-            lines.append(f"  rejected {reason}: {count} (e.g. {'; '.join(self.reject_samples.get(reason, []))})")
-        if self.unknown_symbols:
-            lines.append(f"  unknown symbols (sample): {' '.join(sorted(self.unknown_symbols)[:UNKNOWN_SAMPLES])}")
-        for key, reason in sorted(self.failed.items()):
-            lines.append(f"  failed {key}: {reason}")
-        if self.retention:
-            lines.append(f"  {self.retention}")
-        return "\n".join(lines)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "start": self.start, "end": self.end, "files_listed": self.files_listed,
-                "files_skipped": self.files_skipped, "files_loaded": self.files_loaded, "failed": self.failed,
-                "rows_read": self.rows_read, "rows_loaded": self.rows_loaded, "rows_inserted": self.rows_inserted,
-                "rows_updated": self.rows_updated, "rows_unchanged": self.rows_unchanged,
-                "rejected": dict(self.rejected), "reject_samples": self.reject_samples,
-                "unknown_rows": self.unknown_rows,
-                "unknown_symbols_sample": sorted(self.unknown_symbols)[:UNKNOWN_SAMPLES],
-                "retention": self.retention, "seconds": round(self.seconds, 3)}
+__all__ = ["OhlcvParams", "index_order", "ingest", "run"]
 
 
 @dataclass(frozen=True)
-class Window:
-    mode: str
-    start: date
-    end: date
+class OhlcvParams:
+    mode: str = "base"
+    days: int = 730                       # base: calendar days back
+    as_of: date | None = None             # base: last day (default today by KapMan's clock)
+    start: date | None = None             # incremental (optional) and backfill
+    end: date | None = None
+    force: bool = False                   # reload files of the window even when their ETag is unchanged
+    workers: int = 4
+    recheck_days: int = plan.RECHECK_DAYS  # incremental: trailing trading days listed again
+    source: str = "flatfiles"
+    retention: bool = True                # enforce retention after a run without failures
+
+    def check(self) -> None:
+        low, high = WORKERS_RANGE
+        if not low <= self.workers <= high:
+            raise UsageError(f"--workers must be between {low} and {high}, not {self.workers}")
+        if self.mode not in MODES:
+            raise UsageError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.source not in SOURCES:
+            raise UsageError(f"--source must be one of {', '.join(SOURCES)}, not {self.source!r}")
+        if self.mode == "backfill" and (self.start is None or self.end is None):
+            raise UsageError("backfill needs --start-date and --end-date")
 
 
-def base_window(days: int, as_of: date | None = None) -> Window:
-    end = as_of or clock.today_ny()
-    if days < 1:
-        raise UsageError("--days must be at least 1")
-    return Window("base", end - timedelta(days=days), end)
+def open_source(settings: Settings, kind: str) -> FlatFileSource:
+    if kind == "rest":
+        from kapman.providers.polygon import PolygonClient
+
+        return grouped.GroupedDailySource(PolygonClient.from_settings(settings))
+    return flatfiles.source_from_settings(settings)
 
 
-def incremental_window(conn: psycopg.Connection, *, start: date | None = None, end: date | None = None) -> Window:
-    if start is None:
-        newest = conn.execute("SELECT max(date) FROM public.ohlcv").fetchone()[0]  # type: ignore[index]
-        if newest is None:
-            raise UsageError("no OHLCV loaded yet, so there is nothing to continue from",
-                             hint="run python -m scripts.ingest_ohlcv base first")
-        start = newest + timedelta(days=1)
-    return Window("incremental", start, end or clock.today_ny())
+def run(settings: Settings, params: OhlcvParams, progress: Progress | None = None) -> StepResult:
+    """The OHLCV step: its own connections, one ledger row, a StepResult."""
+    params.check()
+    url = settings.require_database_url()
+    source = open_source(settings, params.source)
+    try:
+        with runs.recorded(url, "ohlcv", {**asdict(params), "source_label": source.label}) as ledger_run:
+            result = StepResult("ohlcv", unit=source.unit)
+            ledger_run.result = result
+            try:
+                # Policy jobs that drop or compress ohlcv chunks wait while the load writes.
+                with lifecycle.policies_paused(url, ["ohlcv"]), connect(url) as conn:
+                    ingest(conn, source, params, result, progress, run_id=ledger_run.run_id)
+            except psycopg.Error as exc:
+                if is_connection_lost(exc):
+                    raise ConnectionLost(done=result.details.get("files_loaded", 0), unit=result.unit) from exc
+                raise
+    finally:
+        source.close()
+    return result
 
 
-def backfill_window(start: date, end: date) -> Window:
-    if start > end:
-        raise UsageError(f"--start {start} is after --end {end}")
-    return Window("backfill", start, end)
+def window_for(conn: psycopg.Connection, params: OhlcvParams) -> plan.Window:
+    if params.mode == "base":
+        return plan.base_window(params.days, params.as_of)
+    if params.mode == "incremental":
+        return plan.incremental_window(conn, start=params.start, end=params.end, recheck=params.recheck_days)
+    assert params.start is not None and params.end is not None
+    return plan.backfill_window(params.start, params.end)
 
 
-def _ledger(conn: psycopg.Connection, start: date, end: date) -> dict[str, str]:
-    rows = conn.execute("SELECT key, etag FROM public.ingest_files WHERE trading_date BETWEEN %s AND %s",
-                        (start, end)).fetchall()
-    return {k: e for k, e in rows}
+@dataclass
+class _Tally:
+    """Row and file counts beyond the StepResult's, for the summary and --json."""
+
+    loaded: int = 0
+    unchanged: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unknown_rows: int = 0
+    forbidden: int = 0
+    attempted: int = 0
+
+    def __post_init__(self) -> None:
+        self.rejected: Counter[str] = Counter()
+        self.samples: dict[str, list[str]] = {}
+        self.unknown: set[str] = set()
+        self.ambiguous: dict[str, list[str]] = {}
 
 
-def _fetch_and_parse(source: FlatFileSource, ref: FileRef) -> ParsedDay:
-    return parse_day_file(source.read(ref), ref.key)
+def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams, result: StepResult,
+           progress: Progress | None = None, *, run_id: Any = None) -> StepResult:
+    """Everything ``run`` does on a connection it was given (tests and benchmarks use it)."""
+    progress = progress or NullProgress()
+    tickers = load_ticker_map(conn)
+    if not len(tickers):
+        raise UsageError("public.tickers is empty: OHLCV cannot be ingested before tickers exist",
+                         hint="run python -m scripts.ingest_tickers --force first")
+    window, refused = plan.refuse_expired(window_for(conn, params), plan.retention_cutoff(conn))
+    if refused:
+        result.note(refused)
+    _reconcile(conn, result)
+    first = window.first_listed
+    refs = source.list_files(first, window.end) if first <= window.end else []
+    known = plan.ledger(conn, first, window.end)
+    todo, republished, unchanged = _select(refs, known, window, params.force)
+    tally = _Tally(unchanged=len(unchanged))
+    result.done += len(unchanged)
+    cover = _coverage(window, refs, known, result, source.unit)
+    _describe_plan(result, window, source, refs, republished, cover)
+
+    noun = "request" if source.format == grouped.FORMAT else "file"
+    progress.start(len(todo), _progress_title(window, source, len(todo)), unit=noun)
+    try:
+        for ref, future in _prefetch(source, todo, params.workers):
+            tally.attempted += 1
+            try:
+                parsed, etag, size = future.result()
+                _load(conn, ref, parsed, etag, size, tickers, source.label, run_id, result, tally)
+            except EntitlementError as exc:
+                tally.forbidden += 1
+                result.fail(ref.key, exc.message)
+            except NotFoundError as exc:
+                _absent(result, ref, exc)
+            except (AuthError, ConnectionLost):
+                raise                      # every other file would fail the same way
+            except KapManError as exc:     # a bad or unreadable file: record it, load the rest
+                result.fail(ref.key, exc.message)
+                log.warning("%s: %s", ref.key, exc.message)
+            progress.advance(1, rows=result.written + result.unchanged, rejected=result.rejected)
+    finally:
+        progress.close()
+        _report(result, tally, window, source)
+    if tally.forbidden and tally.forbidden == tally.attempted:
+        raise AuthError(f"S3 refused every one of the {tally.forbidden} file(s) it listed (403 AccessDenied)",
+                        status=403, hint=flatfiles.CREDENTIALS_HINT)
+    if params.retention:       # never as a side effect of a failed run
+        report = retention.after_run(conn, succeeded=not result.failures)
+        result.details["retention"] = report.describe()
+        result.details["retention_ledger_removed"] = [str(d) for d in report.ledger_removed]
+        result.note(report.describe())
+    return result
+
+
+def _select(refs: list[FileRef], known: dict[str, plan.Loaded], window: plan.Window,
+            force: bool) -> tuple[list[FileRef], list[FileRef], list[FileRef]]:
+    """(to load, of which republished, unchanged): new keys, changed ETags, and with ``force`` every
+    file of the window (trailing re-checked days reload only when changed)."""
+    todo, republished, unchanged = [], [], []
+    for ref in refs:
+        entry = known.get(ref.key)
+        etag = entry.etag if entry else None
+        changed = etag is not None and bool(ref.etag) and etag != ref.etag
+        if changed:
+            republished.append(ref)
+        if etag is None or changed or (force and ref.day >= window.start):
+            todo.append(ref)
+        else:
+            unchanged.append(ref)
+    return todo, republished, unchanged
+
+
+def _reconcile(conn: psycopg.Connection, result: StepResult) -> None:
+    """Forget files recorded as loaded whose day has no rows (dropped chunks): they load again."""
+    with conn.transaction():
+        days = retention.reconcile_ledger(conn)
+    result.details["ledger_reconciled"] = [str(d) for d in days]
+    if days:
+        result.note(f"{len(days)} day(s) recorded as loaded had no rows in ohlcv (dropped chunks?): "
+                    f"{plan.spans(days)}; forgotten by the ledger, reloaded when inside the window")
+
+
+def _coverage(window: plan.Window, refs: list[FileRef], known: dict[str, plan.Loaded], result: StepResult,
+              unit: str) -> plan.Coverage:
+    """Trading days of the window without a file, and re-checked days without one that were never
+    loaded either (a re-checked day already loaded keeps its rows whatever the listing says)."""
+    listed = refs + [FileRef(k, e.day, "", 0) for k, e in known.items() if e.day < window.start]
+    cover = plan.coverage(window.first_listed, window.end, listed) if window.first_listed <= window.end \
+        else plan.Coverage([], [])
+    what = "no flat file" if unit == "files" else "no session data"
+    for day in cover.missing:
+        result.fail(str(day), f"{what} for this trading day, due by {plan.due_at(day):%Y-%m-%d %H:%M} New York")
+    for day in cover.pending:
+        result.note(f"{day}: not published yet (due by {plan.due_at(day):%Y-%m-%d %H:%M} New York)")
+    result.details["missing_days"] = [str(d) for d in cover.missing]
+    result.details["pending_days"] = [str(d) for d in cover.pending]
+    return cover
+
+
+def _absent(result: StepResult, ref: FileRef, exc: NotFoundError) -> None:
+    """A listed day that turned out to have nothing (REST: no results; S3: deleted since listing)."""
+    if plan.due_at(ref.day) > clock.now():
+        result.note(f"{ref.day}: not published yet (due by {plan.due_at(ref.day):%Y-%m-%d %H:%M} New York)")
+        result.details["pending_days"].append(str(ref.day))
+    else:
+        result.fail(str(ref.day), exc.message)
+        result.details["missing_days"].append(str(ref.day))
+
+
+def _describe_plan(result: StepResult, window: plan.Window, source: FlatFileSource, refs: list[FileRef],
+                   republished: list[FileRef], cover: plan.Coverage) -> None:
+    d = result.details
+    d.update(mode=window.mode, source=source.label, start=None if window.empty else window.start,
+             end=None if window.empty else window.end, newest_before=window.newest, files_listed=len(refs),
+             republished=[r.key for r in republished])
+    for ref in republished:
+        result.note(f"{ref.day}: republished (new ETag {ref.etag}); reloaded")
+
+
+def _progress_title(window: plan.Window, source: FlatFileSource, todo: int) -> str:
+    title = f"ohlcv {window.describe()}"
+    rate = getattr(source, "requests_per_minute", None)
+    if rate and todo:
+        title += f" ({todo} requests at {rate:g}/min: about {todo / rate:.0f} min)"
+    return title
+
+
+def _read_and_parse(source: FlatFileSource, ref: FileRef) -> tuple[ParsedDay, str, int]:
+    """(parsed rows, ETag, size) of one listed ref; runs on the download pool."""
+    data = source.read(ref)
+    etag = ref.etag or hashlib.md5(data).hexdigest()  # noqa: S324 - a version tag, as S3's ETag
+    if source.format == grouped.FORMAT:
+        return _parse_grouped_body(data, ref), etag, len(data)
+    return parse_day_file(data, ref.key), etag, ref.size or len(data)
+
+
+def _parse_grouped_body(data: bytes, ref: FileRef) -> ParsedDay:
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"grouped-daily response is not JSON ({exc})", source=ref.key) from None
+    results = body.get("results") if isinstance(body, dict) else None
+    if not results:
+        raise NotFoundError(f"the grouped-daily endpoint returned no bars for {ref.day}", url=ref.key)
+    return parse_grouped(results, ref.key)
 
 
 def _prefetch(source: FlatFileSource, refs: list[FileRef], workers: int) -> Iterator[tuple[FileRef, Future]]:
-    """Yield (ref, future ParsedDay) in order, at most PREFETCH files in flight.
+    """Yield (ref, future) in order, at most PREFETCH files in flight.
 
     Download and parse run on the pool (pandas' parser and the socket reads release the GIL),
     so the writer thread only ever waits on the database.
@@ -147,124 +305,77 @@ def _prefetch(source: FlatFileSource, refs: list[FileRef], workers: int) -> Iter
         pending: list[tuple[FileRef, Future]] = []
         queue = iter(refs)
         for ref in queue:
-            pending.append((ref, pool.submit(_fetch_and_parse, source, ref)))
+            pending.append((ref, pool.submit(_read_and_parse, source, ref)))
             if len(pending) >= PREFETCH:
                 break
         while pending:
             ref, fut = pending.pop(0)
             nxt = next(queue, None)
             if nxt is not None:
-                pending.append((nxt, pool.submit(_fetch_and_parse, source, nxt)))
+                pending.append((nxt, pool.submit(_read_and_parse, source, nxt)))
             yield ref, fut
 
 
-def index_order(ids: np.ndarray) -> np.ndarray:
-    """Row order by ticker id, so inserts walk the (ticker_id, date) index leaf pages in order."""
-    words = ids.view(">u8").reshape(len(ids), 2)
-    return np.lexsort((words[:, 1], words[:, 0]))
-
-
-def _write_day(cur: psycopg.Cursor, day: date, ids: np.ndarray, parsed: ParsedDay, rows: np.ndarray,
-               fresh: bool) -> bulk.MergeCounts:
-    """COPY the accepted, known rows; straight into ohlcv when the date has no rows yet."""
-    dates = np.full(len(rows), np.datetime64(day, "D"))
-    has_tx = ~np.isnan(parsed.transactions[rows])
-    target: sql.Composable = sql.Identifier("public", "ohlcv")
-    if not fresh:
-        target = bulk.create_staging(cur, "ohlcv_stage", "ohlcv", COLUMNS)
-    for mask, columns in ((has_tx, COLUMNS), (~has_tx, _WITHOUT_TX)):
-        if not mask.any():
-            continue
-        sel = rows[mask]
-        data = [("uuid", ids[mask]), ("date", dates[mask]), ("float8", parsed.open[sel]),
-                ("float8", parsed.high[sel]), ("float8", parsed.low[sel]), ("float8", parsed.close[sel]),
-                ("float8", parsed.volume[sel])]
-        if columns is COLUMNS:
-            data.append(("int8", parsed.transactions[sel].astype(np.int64)))
-        bulk.copy_binary(cur, target, columns, bulk.encode_binary_copy(data))
-    if fresh:
-        return bulk.MergeCounts(inserted=len(rows), updated=0)
-    return bulk.merge(cur, target="ohlcv", staging=target, key=("ticker_id", "date"),  # type: ignore[arg-type]
-                      columns=COLUMNS)
-
-
-def load_file(conn: psycopg.Connection, ref: FileRef, parsed: ParsedDay, tickers: TickerMap, source_label: str,
-              run_id: Any, result: OhlcvResult) -> None:
+def _load(conn: psycopg.Connection, ref: FileRef, parsed: ParsedDay, etag: str, size: int, tickers: TickerMap,
+          label: str, run_id: Any, result: StepResult, tally: _Tally) -> None:
+    """One file in one transaction: the day's rows, then its ledger row."""
     idx = tickers.index_of(parsed.symbols)
     known = np.flatnonzero(idx >= 0)
     known = known[index_order(tickers.ids[idx[known]])]
     unknown = parsed.symbols[idx < 0]
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-        fresh = not cur.execute("SELECT EXISTS (SELECT 1 FROM public.ohlcv WHERE date = %s)",
-                                (ref.day,)).fetchone()[0]  # type: ignore[index]
-        counts = _write_day(cur, ref.day, tickers.ids[idx[known]], parsed, known, fresh) if len(known) else \
-            bulk.MergeCounts(0, 0)
-        cur.execute("""
-            INSERT INTO public.ingest_files (source, key, trading_date, etag, size_bytes, rows_read, rows_loaded,
-                                             rows_rejected, rows_unknown, run_id)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-            ON CONFLICT (key) DO UPDATE SET source = EXCLUDED.source, etag = EXCLUDED.etag,
-                size_bytes = EXCLUDED.size_bytes, rows_read = EXCLUDED.rows_read,
-                rows_loaded = EXCLUDED.rows_loaded, rows_rejected = EXCLUDED.rows_rejected,
-                rows_unknown = EXCLUDED.rows_unknown, run_id = EXCLUDED.run_id, loaded_at = now()""",
-                    (source_label, ref.key, ref.day, ref.etag, ref.size, parsed.rows_read, len(known),
-                     parsed.rows_rejected, len(unknown), run_id))
-    result.files_loaded += 1
-    result.rows_read += parsed.rows_read
-    result.rows_inserted += counts.inserted
-    result.rows_updated += counts.updated
-    result.rows_unchanged += len(known) - counts.inserted - counts.updated
-    result.rejected.update(parsed.rejected)
-    for reason, samples in parsed.samples.items():
-        kept = result.reject_samples.setdefault(reason, [])
-        kept.extend(f"{ref.key} {s}" for s in samples[: 3 - len(kept)])
-    result.unknown_rows += len(unknown)
-    if len(result.unknown_symbols) < 1000:
-        result.unknown_symbols.update(unknown.tolist())
-
-
-def ingest_ohlcv(conn: psycopg.Connection, source: FlatFileSource, window: Window, *, force: bool = False,
-                 workers: int = 4, progress: Progress | None = None, enforce_retention: bool = True) -> OhlcvResult:
-    progress = progress or NullProgress()
-    started = time.perf_counter()
-    tickers = load_ticker_map(conn)
-    if not len(tickers):
-        raise UsageError("public.tickers is empty: OHLCV cannot be ingested before tickers exist",
-                         hint="run python -m scripts.ingest_tickers --force first")
-    result = OhlcvResult(window.mode, window.start, window.end)
-    refs = source.list_files(window.start, window.end)
-    result.files_listed = len(refs)
-    ledger = {} if force else _ledger(conn, window.start, window.end)
-    todo = [r for r in refs if ledger.get(r.key) != r.etag]
-    result.files_skipped = len(refs) - len(todo)
-    run_id = runs.start_run(conn, "ohlcv", {"mode": window.mode, "start": window.start, "end": window.end,
-                                            "force": force, "source": source.label})
-    progress.start(len(todo), f"ohlcv {window.mode}", unit="file")
     try:
-        for ref, future in _prefetch(source, todo, workers):
-            try:
-                load_file(conn, ref, future.result(), tickers, source.label, run_id, result)
-            except psycopg.Error as exc:
-                conn.rollback()
-                error = wrap(exc, f"loading {ref.key}")
-                if error.transient:   # the server is going away: stop, the rerun resumes
-                    raise error from exc
-                result.failed[ref.key] = error.message
-            except AuthError:
-                raise                 # every other file would fail the same way
-            except KapManError as exc:  # a bad or unreadable file: record it, load the rest
-                result.failed[ref.key] = exc.message
-                log.warning("%s: %s", ref.key, exc.message)
-            progress.advance(1, rows=result.rows_loaded, rejected=sum(result.rejected.values()))
-    finally:
-        progress.close()
-        result.seconds = time.perf_counter() - started
-        status = "ok" if not result.failed else ("partial" if result.files_loaded else "failed")
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            conn.rollback()
-        runs.finish_run(conn, run_id, status, result.as_dict())
-    if enforce_retention:
-        result.retention = retention.enforce_retention(conn).describe()
-    result.seconds = time.perf_counter() - started
-    return result
+        with conn.transaction(), conn.cursor() as cur:
+            counts = write_day(cur, ref.day, tickers.ids[idx[known]], parsed, known)
+            record_file(cur, ref, etag, size, label, parsed, len(known), len(unknown), run_id)
+    except psycopg.Error as exc:
+        if is_connection_lost(exc):
+            raise ConnectionLost(done=tally.loaded, unit=result.unit) from exc
+        raise wrap(exc, f"loading {ref.key}") from exc
+    tally.loaded += 1
+    result.done += 1
+    result.read += parsed.rows_read
+    result.written += counts.inserted + counts.updated
+    result.unchanged += counts.unchanged
+    result.removed += counts.removed
+    result.rejected += parsed.rows_rejected
+    tally.inserted += counts.inserted
+    tally.updated += counts.updated
+    tally.rejected.update(parsed.rejected)
+    for reason, samples in parsed.samples.items():
+        kept = tally.samples.setdefault(reason, [])
+        kept.extend(f"{ref.key} {s}" for s in samples[: 3 - len(kept)])
+    if parsed.ambiguous:
+        tally.ambiguous[str(ref.day)] = list(parsed.ambiguous)
+        for sample in parsed.samples.get("duplicate_symbol", []):
+            result.note(f"{ref.day}: {sample}")
+    if counts.removed:
+        result.note(f"{ref.day}: {counts.removed} row(s) of tickers no longer in the file removed")
+    tally.unknown_rows += len(unknown)
+    if len(tally.unknown) < 1000:
+        tally.unknown.update(unknown.tolist())
+
+
+def _report(result: StepResult, tally: _Tally, window: plan.Window, source: FlatFileSource) -> None:
+    unit = source.unit
+    parts = [f"{window.describe()} from {source.label}: {tally.loaded} {unit} loaded",
+             f"{tally.unchanged} unchanged"]
+    if result.details.get("republished"):
+        parts.append(f"{len(result.details['republished'])} republished")
+    if result.details.get("missing_days"):
+        parts.append(f"{len(result.details['missing_days'])} trading day(s) missing")
+    if not tally.loaded and not result.failures:
+        parts.append("up to date")
+    result.headline = ", ".join(parts)
+    for reason, count in sorted(tally.rejected.items()):
+        if reason != "duplicate_symbol":
+            result.note(f"rejected {reason}: {count} (e.g. {'; '.join(tally.samples.get(reason, []))})")
+    if tally.unknown_rows:
+        sample = " ".join(sorted(tally.unknown)[:UNKNOWN_SAMPLES])
+        result.note(f"{tally.unknown_rows} rows of {len(tally.unknown)} symbols not in public.tickers "
+                    f"(e.g. {sample})")
+    result.details.update(
+        files_loaded=tally.loaded, files_unchanged=tally.unchanged, files_failed=len(result.failures),
+        rows_inserted=tally.inserted, rows_updated=tally.updated, rows_unchanged=result.unchanged,
+        rows_removed=result.removed, rejected_by_reason=dict(tally.rejected), reject_samples=tally.samples,
+        ambiguous_symbols=tally.ambiguous, unknown_rows=tally.unknown_rows,
+        unknown_symbols_sample=sorted(tally.unknown)[:UNKNOWN_SAMPLES])

@@ -1,30 +1,16 @@
-"""The steps the nightly runs, each called as ``run(settings, conn, progress, ...) -> StepResult``.
-
-Until every step is on the step contract (``run(settings, params, progress)``, kapman.step), this
-module calls each one through its current library function and turns its own result into a
-StepResult.  Each adapter goes once its step exposes the contract.
-"""
+"""The steps the nightly runs: each step's own ``run(settings, params, progress)`` (kapman.step)
+with the parameters the nightly's plan decided, so a step run by the nightly behaves, records
+and reports exactly as when run by hand."""
 
 from __future__ import annotations
 
-import time
 from datetime import date
-from typing import Any
 
 import psycopg
 
 from kapman.config import Settings
 from kapman.progress import Progress
 from kapman.step import StepResult
-
-
-def _adapted(step: str, unit: str, legacy: Any, done: int, failures: dict[str, str],
-             started: float) -> StepResult:
-    result = StepResult(step=step, unit=unit, done=done, headline=legacy.summary().splitlines()[0],
-                        details={"result": legacy.as_dict()}, started=started)
-    for what, reason in sorted(failures.items()):
-        result.fail(what, reason)
-    return result.stop_clock()
 
 
 def tickers(settings: Settings, conn: psycopg.Connection, progress: Progress) -> StepResult:
@@ -41,15 +27,9 @@ def watchlists(settings: Settings, conn: psycopg.Connection, progress: Progress)
 
 def ohlcv(settings: Settings, conn: psycopg.Connection, progress: Progress, *, start: date,
           end: date) -> StepResult:
-    started = time.perf_counter()
-    from kapman.ingest.ohlcv import backfill_window, ingest_ohlcv
-    from kapman.providers.flatfiles import source_from_settings
+    from kapman.ingest import ohlcv as step
 
-    legacy = ingest_ohlcv(conn, source_from_settings(settings), backfill_window(start, end), progress=progress)
-    result = _adapted("ohlcv", "files", legacy, legacy.files_loaded, legacy.failed, started)
-    result.read, result.written, result.unchanged = legacy.rows_read, legacy.rows_inserted + legacy.rows_updated, \
-        legacy.rows_unchanged
-    return result
+    return step.run(settings, step.OhlcvParams(mode="backfill", start=start, end=end), progress)
 
 
 def options(settings: Settings, conn: psycopg.Connection, progress: Progress) -> StepResult:

@@ -3,6 +3,10 @@
 Keys: ``<prefix>/YYYY/MM/YYYY-MM-DD.csv.gz``.  A file is identified by its key and versioned by
 its ETag (S3's, or for the mirror the MD5 of the bytes, which is what S3 reports for a
 single-part upload), so a republished file is noticed.
+
+A 403 on the listing means the keys (or the plan) do not give access to flat files at all: an
+``AuthError``.  A 403 on one object does not say why (outside the plan's history, not yet
+published, agreements unsigned): an ``EntitlementError`` for that file alone.
 """
 
 from __future__ import annotations
@@ -16,9 +20,21 @@ from pathlib import Path
 from typing import Protocol
 
 from kapman.config import Settings
-from kapman.errors import AuthError, ConfigError, NotFoundError, ProviderError, TransientProviderError
+from kapman.errors import (
+    AuthError,
+    ConfigError,
+    EntitlementError,
+    NotFoundError,
+    ProviderError,
+    TransientProviderError,
+)
 
 _KEY_DATE = re.compile(r"(\d{4})/(\d{2})/(\d{4}-\d{2}-\d{2})\.csv\.gz$")
+FORMAT = "csv.gz"
+CREDENTIALS_HINT = ("check FLATFILES_ACCESS_KEY_ID/SECRET (S3 keys, not the REST API key) and that your plan "
+                    "includes flat files; without flat files use --source rest")
+OBJECT_REFUSED = ("S3 refused this object (403 AccessDenied) although the listing worked: outside the plan's "
+                  "history, not yet published, or agreements unsigned (S3 does not say which)")
 
 
 @dataclass(frozen=True)
@@ -44,14 +60,21 @@ def _months(start: date, end: date) -> list[tuple[int, int]]:
 
 class FlatFileSource(Protocol):
     label: str
+    format: str      # how ``read``'s bytes are parsed: "csv.gz" or "grouped-json"
+    unit: str        # what one ref is, in messages: "files" or "dates"
 
     def list_files(self, start: date, end: date) -> list[FileRef]: ...
 
     def read(self, ref: FileRef) -> bytes: ...
 
+    def close(self) -> None: ...
+
 
 class MirrorSource:
     """A directory with the bucket's key layout."""
+
+    format = FORMAT
+    unit = "files"
 
     def __init__(self, root: Path, prefix: str) -> None:
         if not root.is_dir():
@@ -75,9 +98,15 @@ class MirrorSource:
     def read(self, ref: FileRef) -> bytes:
         return (self.root / ref.key).read_bytes()
 
+    def close(self) -> None:
+        pass
+
 
 class S3Source:
     """The S3 bucket (boto3, signature v4, path-style addressing)."""
+
+    format = FORMAT
+    unit = "files"
 
     def __init__(self, settings: Settings) -> None:
         import boto3
@@ -104,7 +133,7 @@ class S3Source:
             self._local.client = self._make()
         return self._local.client
 
-    def _call(self, what: str, fn, **kw):  # type: ignore[no-untyped-def]
+    def _call(self, what: str, fn, *, listing: bool = False, **kw):  # type: ignore[no-untyped-def]
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -114,10 +143,11 @@ class S3Source:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in ("NoSuchKey", "404"):
                 raise NotFoundError(f"{what}: no such object", status=404, url=what) from None
+            if status == 403 and code == "AccessDenied" and not listing:
+                raise EntitlementError(f"{what}: {OBJECT_REFUSED}", status=status, url=what) from None
             if status in (401, 403) or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                raise AuthError(f"{what}: S3 refused access ({code})", status=status, url=what,
-                                hint="check FLATFILES_ACCESS_KEY_ID/SECRET (S3 keys, not the REST API key) "
-                                     "and that your plan includes flat files") from None
+                raise AuthError(f"{what}: S3 refused access ({code or status})", status=status, url=what,
+                                hint=CREDENTIALS_HINT) from None
             if status and status >= 500:
                 raise TransientProviderError(f"{what}: S3 {status} {code}", status=status, url=what) from None
             raise ProviderError(f"{what}: S3 error {code}", status=status, url=what) from None
@@ -131,7 +161,7 @@ class S3Source:
             token: str | None = None
             while True:
                 kw = {"Bucket": self.bucket, "Prefix": prefix, **({"ContinuationToken": token} if token else {})}
-                page = self._call(f"list {prefix}", self._client.list_objects_v2, **kw)
+                page = self._call(f"list {prefix}", self._client.list_objects_v2, listing=True, **kw)
                 for obj in page.get("Contents", []):
                     day = key_date(obj["Key"])
                     if day and start <= day <= end:
@@ -144,6 +174,9 @@ class S3Source:
     def read(self, ref: FileRef) -> bytes:
         obj = self._call(ref.key, self._client.get_object, Bucket=self.bucket, Key=ref.key)
         return obj["Body"].read()
+
+    def close(self) -> None:
+        pass
 
 
 def source_from_settings(settings: Settings) -> FlatFileSource:

@@ -223,6 +223,31 @@ class Market:
             rows = flatfiles.corrupt(bars, rows, day, rng, set(self.symbols))
         return flatfiles.gzip_csv(rows, mtime=mtime)
 
+    def preliminary_bars(self, day: date) -> pd.DataFrame:
+        """The day's bars as first published at the close, before the next morning's correction.
+
+        The vendor may republish a file (final by about 11:00 New York the next day).  Here the
+        preliminary file differs from the final one (``bars``) in two ways: the first symbol's close
+        is different (it is corrected to the final value), and a ticker with no final bar that day
+        (halted or delisted) has a stale row, its previous bar, which the correction removes.
+        """
+        final = self.bars(day)
+        i = self._require_day(day)
+        prelim = final.copy()
+        if len(prelim):
+            row = prelim.index[0]
+            high, low, close = prelim.at[row, "high"], prelim.at[row, "low"], prelim.at[row, "close"]
+            prelim.at[row, "close"] = high if close != high else low
+        if i > 0:
+            before = self.bars(self.trading_days[i - 1])
+            stale = before[~before["ticker"].isin(set(final["ticker"]))]
+            prelim = pd.concat([prelim, stale.head(1)], ignore_index=True)
+        return prelim
+
+    def preliminary_flat_file_csv_gz(self, day: date) -> bytes:
+        """The preliminary version of the day's file (see ``preliminary_bars``): another ETag."""
+        return flatfiles.gzip_csv(flatfiles.render_rows(self.preliminary_bars(day), day), mtime=1)
+
     def grouped_daily(self, day: date, adjusted: bool = True) -> list[dict]:
         """``/v2/aggs/grouped`` results; ``adjusted`` undoes the split like the API's default."""
         if day not in self._day_index:

@@ -2,6 +2,11 @@
 
 moto keeps buckets in process-wide state, so only one ``SandboxS3`` per bucket name should be live
 at a time; the bucket is emptied on start and removed on stop.
+
+Faults the real bucket has: ``forbid(days)`` answers 403 AccessDenied for those days' objects
+(outside the plan's history, not yet published, agreements unsigned: S3 does not say which) and
+``forbid_listing()`` for every listing; ``publish_preliminary(day)`` uploads the file as first
+published at the close, and ``publish_final(day)`` the next morning's correction (another ETag).
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
 
 from kapman.sandbox.flatfiles import PREFIX
 from kapman.sandbox.market import Market
@@ -24,6 +31,48 @@ log = logging.getLogger(__name__)
 
 #: Parallel uploads: moto answers each PUT on its own thread.
 UPLOAD_WORKERS = 8
+ACCESS_DENIED = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+                 b"<Message>Access Denied</Message></Error>")
+
+
+class _Refusals:
+    """Which requests the bucket refuses with 403, shared with the server thread."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.listing = False
+
+    def refuses(self, environ: dict[str, Any]) -> bool:
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return False
+        path = environ.get("PATH_INFO", "")
+        if not path.strip("/"):
+            return False         # ListBuckets: the sandbox's own housekeeping
+        if "list-type" in environ.get("QUERY_STRING", "") or path.count("/") <= 1:
+            return self.listing
+        return path.split("/", 2)[-1] in self.keys
+
+
+class _RefusingServer(ThreadedMotoServer):
+    """moto's threaded server with a WSGI layer in front that answers 403 for refused requests."""
+
+    def __init__(self, refusals: _Refusals, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.refusals = refusals
+
+    def _server_entry(self) -> None:
+        moto_app = DomainDispatcherApplication(create_backend_app)
+
+        def app(environ: dict[str, Any], start_response: Any) -> Any:
+            if self.refusals.refuses(environ):
+                start_response("403 Forbidden", [("Content-Type", "application/xml"),
+                                                 ("Content-Length", str(len(ACCESS_DENIED)))])
+                return [ACCESS_DENIED]
+            return moto_app(environ, start_response)
+
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
 
 
 class SandboxS3:
@@ -39,7 +88,8 @@ class SandboxS3:
     ) -> None:
         self.market, self.bucket = market, bucket
         self.days = list(days) if days is not None else list(market.trading_days)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._refusals = _Refusals()
+        self._server = _RefusingServer(self._refusals, ip_address="127.0.0.1", port=port, verbose=False)
         self._revisions: dict[date, int] = {}
         self.endpoint_url = ""
         self._client: Any = None
@@ -79,6 +129,7 @@ class SandboxS3:
         return self
 
     def stop(self) -> None:
+        self.allow()
         try:
             self._reset_bucket()
         finally:
@@ -103,12 +154,11 @@ class SandboxS3:
         self._client.delete_bucket(Bucket=self.bucket)
 
     def _upload(self, day: date, mtime: int = 0) -> str:
+        return self._put(day, self.market.flat_file_csv_gz(day, mtime=mtime))
+
+    def _put(self, day: date, body: bytes) -> str:
         # No ContentEncoding: clients get the gzip bytes and decompress themselves, as in production.
-        response = self._client.put_object(
-            Bucket=self.bucket,
-            Key=self.market.flat_file_key(day),
-            Body=self.market.flat_file_csv_gz(day, mtime=mtime),
-        )
+        response = self._client.put_object(Bucket=self.bucket, Key=self.market.flat_file_key(day), Body=body)
         return str(response["ETag"])
 
     def republish(self, day: date) -> str:
@@ -116,6 +166,27 @@ class SandboxS3:
         ETag changes as when the vendor republishes; returns the new ETag."""
         self._revisions[day] = self._revisions.get(day, 0) + 1
         return self._upload(day, mtime=self._revisions[day])
+
+    def publish_preliminary(self, day: date) -> str:
+        """Upload the day's file as published at the close (``Market.preliminary_bars``)."""
+        return self._put(day, self.market.preliminary_flat_file_csv_gz(day))
+
+    def publish_final(self, day: date) -> str:
+        """Upload the day's final file, as corrected the next morning; returns its ETag."""
+        return self._upload(day)
+
+    def forbid(self, days: Iterable[date]) -> None:
+        """Answer 403 AccessDenied for these days' objects (listing still works)."""
+        self._refusals.keys |= {self.market.flat_file_key(d) for d in days}
+
+    def forbid_listing(self, refused: bool = True) -> None:
+        """Answer 403 AccessDenied for every listing of the bucket (wrong or unentitled keys)."""
+        self._refusals.listing = refused
+
+    def allow(self) -> None:
+        """Stop refusing anything."""
+        self._refusals.keys.clear()
+        self._refusals.listing = False
 
     def delete(self, day: date) -> None:
         self._client.delete_object(Bucket=self.bucket, Key=self.market.flat_file_key(day))

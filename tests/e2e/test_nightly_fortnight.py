@@ -136,7 +136,7 @@ def test_a_fortnight_of_nightlies(world: World) -> None:
             assert [(f.unit, f.reason.split(":")[0]) for f in result.failures] == \
                 [(f"options {SKIPPED}", "snapshot lost")]
             done = result.details["steps"]
-            assert done["ohlcv"]["result"]["files_loaded"] == 1
+            assert done["ohlcv"]["files_loaded"] == 1
             assert [str(d) for d in done["a2"]["dates"]] == [str(SKIPPED)]
             assert done["options"]["done"] == len(WATCHLIST)
             assert [str(d) for d in done["a3"]["dates"]] == [str(SKIPPED + timedelta(days=1))]
@@ -216,7 +216,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(world: World, tmp_path: Pat
     assert proc.stdout.startswith("nightly: ok · 6 of 6 steps done (tickers, watchlists, ohlcv, options, a2, a3)")
     text = log.read_text()
     assert "nightly plan as of 2025-12-01 16:30 New York" in text and "nightly: ok · 6 of 6 steps done" in text
-    assert "ohlcv backfill" in text and world.rest.api_key not in text
+    assert "ohlcv: ok · backfill" in text and world.rest.api_key not in text
     again = subprocess.run([sys.executable, "-m", "scripts.nightly", "--json", "--log-file", str(log)],
                            capture_output=True, text=True, env=env, timeout=60)
     data = json.loads(again.stdout)

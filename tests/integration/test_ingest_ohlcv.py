@@ -14,11 +14,13 @@ import pytest
 
 from kapman.config import load_settings
 from kapman.errors import UsageError
-from kapman.ingest.ohlcv import backfill_window, base_window, incremental_window, ingest_ohlcv
-from kapman.providers.flatfiles import FileRef, MirrorSource, S3Source
+from kapman.ingest.ohlcv import OhlcvParams, ingest
+from kapman.ingest.ohlcv_plan import incremental_window
+from kapman.providers.flatfiles import FileRef, FlatFileSource, MirrorSource, S3Source
 from kapman.sandbox.market import Market
 from kapman.sandbox.mirror import write_mirror
 from kapman.sandbox.s3 import SandboxS3
+from kapman.step import StepResult
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("market_clock")]
 PREFIX = "us_stocks_sip/day_aggs_v1"
@@ -29,18 +31,38 @@ def mirror(directory: Path) -> MirrorSource:
     return MirrorSource(directory, PREFIX)
 
 
+class Loaded(StepResult):
+    """A StepResult with the OHLCV details as attributes, for short assertions."""
+
+    def __getattr__(self, name: str) -> object:
+        try:
+            return self.__dict__["details"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def load(db: psycopg.Connection, source: FlatFileSource, mode: str = "backfill", **kw: object) -> Loaded:
+    result = Loaded("ohlcv", unit=source.unit)
+    ingest(db, source, OhlcvParams(mode=mode, **kw), result)  # type: ignore[arg-type]
+    return result
+
+
+def base(db: psycopg.Connection, source: FlatFileSource, days: int, **kw: object) -> Loaded:
+    return load(db, source, "base", days=days, as_of=END, **kw)
+
+
 def known_rows(db: psycopg.Connection, market: Market, days: list[date]) -> int:
     symbols = {r[0] for r in db.execute("SELECT symbol FROM tickers").fetchall()}
     return sum(int(market.bars(d)["ticker"].isin(symbols).sum()) for d in days)
 
 
 def test_base_load_matches_the_files(reference_db: psycopg.Connection, market: Market, mirror_dir: Path) -> None:
-    result = ingest_ohlcv(reference_db, mirror(mirror_dir), base_window(730, END))
     days = market.trading_days
-    assert result.files_loaded == len(days) and not result.failed
+    result = load(reference_db, mirror(mirror_dir), start=days[0], end=END)
+    assert result.files_loaded == len(days) and not result.failures and result.exit_code == 0
     assert result.rows_inserted == known_rows(reference_db, market, days) == \
         reference_db.execute("SELECT count(*) FROM ohlcv").fetchone()[0]
-    assert result.unknown_rows > 0 and sum(result.rejected.values()) == 0
+    assert result.unknown_rows > 0 and result.rejected == 0 and result.missing_days == []
     bars = market.bars(END).set_index("ticker")
     got = dict(((s, (o, h, lo, c, v, n)) for s, o, h, lo, c, v, n in reference_db.execute("""
         SELECT t.symbol, o.open, o.high, o.low, o.close, o.volume, o.transactions
@@ -55,19 +77,20 @@ def test_base_load_matches_the_files(reference_db: psycopg.Connection, market: M
 
 
 def test_rerun_skips_and_force_reloads_without_changes(reference_db: psycopg.Connection, mirror_dir: Path) -> None:
-    window = base_window(30, END)
-    first = ingest_ohlcv(reference_db, mirror(mirror_dir), window)
-    again = ingest_ohlcv(reference_db, mirror(mirror_dir), window)
-    assert again.files_loaded == 0 and again.files_skipped == first.files_loaded
-    forced = ingest_ohlcv(reference_db, mirror(mirror_dir), window, force=True)
+    first = base(reference_db, mirror(mirror_dir), 30)
+    again = base(reference_db, mirror(mirror_dir), 30)
+    assert again.files_loaded == 0 and again.files_unchanged == first.files_loaded
+    assert again.exit_code == 0 and "up to date" in again.summary()
+    forced = base(reference_db, mirror(mirror_dir), 30, force=True)
     assert forced.files_loaded == first.files_loaded
     assert (forced.rows_inserted, forced.rows_updated, forced.rows_unchanged) == (0, 0, first.rows_inserted)
+    assert forced.removed == 0
 
 
 def test_republished_file_is_reloaded_and_changed_rows_updated(reference_db: psycopg.Connection, market: Market,
                                                                tmp_path: Path) -> None:
     write_mirror(market, tmp_path, days=market.trading_days[-3:])
-    ingest_ohlcv(reference_db, mirror(tmp_path), base_window(10, END))
+    load(reference_db, mirror(tmp_path), start=market.trading_days[-3], end=END)
     # Republish the last day with one corrected bar: new bytes, new ETag.
     key = tmp_path / market.flat_file_key(END)
     import gzip
@@ -78,8 +101,8 @@ def test_republished_file_is_reloaded_and_changed_rows_updated(reference_db: psy
     f[1] = str(float(f[1]) + 100)  # volume corrected
     rows[aapl] = ",".join(f)
     key.write_bytes(gzip.compress(("\n".join([header, *rows]) + "\n").encode(), mtime=0))
-    result = ingest_ohlcv(reference_db, mirror(tmp_path), base_window(10, END))
-    assert result.files_loaded == 1 and result.files_skipped == 2
+    result = load(reference_db, mirror(tmp_path), start=market.trading_days[-3], end=END)
+    assert result.files_loaded == 1 and result.files_unchanged == 2
     assert (result.rows_inserted, result.rows_updated) == (0, 1)
     vol = reference_db.execute("SELECT o.volume FROM ohlcv o JOIN tickers t ON t.id = o.ticker_id "
                                "WHERE t.symbol = 'AAPL' AND o.date = %s", (END,)).fetchone()[0]
@@ -91,12 +114,12 @@ def test_bad_rows_are_rejected_by_reason_and_good_rows_kept(reference_db: psycop
     bad_market = Market(seed=11, n_tickers=250, days=120, bad_rows=True)
     days = bad_market.trading_days[-5:]
     write_mirror(bad_market, tmp_path, days=days)
-    result = ingest_ohlcv(reference_db, mirror(tmp_path), backfill_window(days[0], days[-1]))
-    assert not result.failed and result.files_loaded == 5
+    result = load(reference_db, mirror(tmp_path), start=days[0], end=days[-1])
+    assert not result.failures and result.files_loaded == 5
     for reason in ("malformed", "high_below_low", "negative_volume"):
-        assert result.rejected[reason] > 0, reason
+        assert result.rejected_by_reason[reason] > 0, reason
         assert all("line " in s for s in result.reject_samples[reason])
-    assert result.rows_read == result.rows_loaded + sum(result.rejected.values()) + result.unknown_rows
+    assert result.read == result.written + result.unchanged + result.rejected + result.unknown_rows
     assert reference_db.execute("SELECT count(*) FROM ohlcv WHERE high < low OR volume < 0").fetchone()[0] == 0
     assert "rejected high_below_low" in result.summary()
 
@@ -112,22 +135,21 @@ def test_crash_mid_run_loses_nothing_and_rerun_completes(reference_db: psycopg.C
                 raise KeyboardInterrupt  # the operator's Ctrl-C, mid-download
             return super().read(ref)
 
-    window = base_window(40, END)
     with pytest.raises(KeyboardInterrupt):
-        ingest_ohlcv(reference_db, Crashing(mirror_dir, PREFIX), window)
+        base(reference_db, Crashing(mirror_dir, PREFIX), 40)
     committed = reference_db.execute("SELECT count(*) FROM ingest_files").fetchone()[0]
     assert 1 <= committed <= 6
     assert reference_db.execute("SELECT count(DISTINCT date) FROM ohlcv").fetchone()[0] == committed
-    result = ingest_ohlcv(reference_db, mirror(mirror_dir), window)
-    assert result.files_skipped == committed
-    days = [d for d in market.trading_days if d > window.start]
+    result = base(reference_db, mirror(mirror_dir), 40)
+    assert result.files_unchanged == committed
+    days = [d for d in market.trading_days if d >= date.fromordinal(END.toordinal() - 40)]
     assert reference_db.execute("SELECT count(*) FROM ohlcv").fetchone()[0] == \
         known_rows(reference_db, market, days)
 
 
 def test_refuses_before_tickers(db: psycopg.Connection, mirror_dir: Path) -> None:
     with pytest.raises(UsageError, match="before tickers exist"):
-        ingest_ohlcv(db, mirror(mirror_dir), base_window(10, END))
+        base(db, mirror(mirror_dir), 10)
 
 
 def test_incremental_continues_from_newest_date(reference_db: psycopg.Connection, market: Market,
@@ -135,11 +157,12 @@ def test_incremental_continues_from_newest_date(reference_db: psycopg.Connection
     with pytest.raises(UsageError, match="nothing to continue from") as info:
         incremental_window(reference_db)
     assert "scripts.ingest_ohlcv base" in (info.value.hint or "")
-    ingest_ohlcv(reference_db, mirror(mirror_dir), backfill_window(date(2025, 12, 1), date(2025, 12, 12)))
+    load(reference_db, mirror(mirror_dir), start=date(2025, 12, 1), end=date(2025, 12, 12))
     window = incremental_window(reference_db, end=END)
     assert window.start == date(2025, 12, 13)
-    result = ingest_ohlcv(reference_db, mirror(mirror_dir), window)
+    result = load(reference_db, mirror(mirror_dir), "incremental", end=END)
     assert result.files_loaded == 5   # 15-19 December; the weekend simply has no file
+    assert result.files_unchanged == 5 and result.republished == []  # 5-11 December listed again
 
 
 def test_s3_source_gives_the_same_rows_as_the_mirror(reference_db: psycopg.Connection, market: Market) -> None:
@@ -154,10 +177,10 @@ def test_s3_source_gives_the_same_rows_as_the_mirror(reference_db: psycopg.Conne
         finally:
             for k, v in old.items():
                 os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-        result = ingest_ohlcv(reference_db, source, backfill_window(days[0], days[-1]))
+        result = load(reference_db, source, start=days[0], end=days[-1])
         assert result.files_loaded == 4 and result.rows_inserted == known_rows(reference_db, market, days)
         s3.republish(days[-1])
-        again = ingest_ohlcv(reference_db, source, backfill_window(days[0], days[-1]))
+        again = load(reference_db, source, start=days[0], end=days[-1])
         assert again.files_loaded == 1 and again.rows_updated == 0 and again.rows_unchanged > 0
     etags = reference_db.execute("SELECT count(DISTINCT etag) FROM ingest_files").fetchone()[0]
     assert etags == 4
@@ -174,4 +197,114 @@ def test_cli_base_with_mirror(fresh_db: str, reference_db: psycopg.Connection, m
     summary = json.loads(proc.stdout)
     assert summary["start"] == "2025-12-09" and summary["end"] == "2025-12-19"
     assert summary["files_loaded"] == 9 and summary["rows_inserted"] > 0
+    assert summary["status"] == "ok" and summary["counts"]["written"] == summary["rows_inserted"]
     assert np.isfinite(summary["seconds"])
+    with psycopg.connect(fresh_db) as c:
+        assert c.execute("SELECT status, summary->>'files_loaded' FROM ingest_runs WHERE job = 'ohlcv'").fetchall() \
+            == [("ok", "9")]
+
+
+# -- the step contract: ledger outcome, lost connection, flags -----------------------------------
+
+def _settings(url: str, mirror_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FLATFILES_MIRROR_DIR", str(mirror_dir))
+    return load_settings(Path("/nonexistent"), database_url=url)
+
+
+def _ledger(url: str) -> list[tuple]:
+    with psycopg.connect(url) as c:
+        return c.execute("SELECT status, error, (summary->>'files_loaded')::int FROM ingest_runs "
+                         "WHERE job = 'ohlcv' ORDER BY started_at").fetchall()
+
+
+def test_run_records_ok_and_a_ctrl_c_as_interrupted(fresh_db: str, reference_db: psycopg.Connection,
+                                                    mirror_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kapman.ingest import ohlcv
+
+    settings = _settings(fresh_db, mirror_dir, monkeypatch)
+    done = ohlcv.run(settings, OhlcvParams(mode="base", days=10, as_of=END))
+    assert done.exit_code == 0 and done.details["files_loaded"] == 9
+
+    class Interrupted(MirrorSource):
+        reads = 0
+
+        def read(self, ref: FileRef) -> bytes:
+            Interrupted.reads += 1
+            if Interrupted.reads > 3:
+                raise KeyboardInterrupt
+            return super().read(ref)
+
+    monkeypatch.setattr(ohlcv, "open_source", lambda s, kind: Interrupted(mirror_dir, PREFIX))
+    with pytest.raises(KeyboardInterrupt):
+        ohlcv.run(settings, OhlcvParams(mode="base", days=30, as_of=END, force=True))
+    (ok, interrupted) = _ledger(fresh_db)
+    assert ok == ("ok", None, 9)
+    assert interrupted[0] == "interrupted" and 1 <= interrupted[2] <= 3
+
+
+def test_a_lost_connection_is_one_error_and_a_failed_ledger_row(fresh_db: str, reference_db: psycopg.Connection,
+                                                                mirror_dir: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from kapman.errors import ConnectionLost
+    from kapman.ingest import ohlcv
+
+    writes: list[int] = []
+    real_write_day = ohlcv.write_day
+
+    def write_day(cur: psycopg.Cursor, *args: object) -> object:
+        """Before the fourth file, the server ends the session (as a restart or a rebuild would)."""
+        writes.append(1)
+        if len(writes) == 4:
+            with psycopg.connect(fresh_db, autocommit=True) as c:
+                c.execute("SELECT pg_terminate_backend(%s)", (cur.connection.info.backend_pid,))
+        return real_write_day(cur, *args)  # type: ignore[arg-type]
+
+    settings = _settings(fresh_db, mirror_dir, monkeypatch)
+    monkeypatch.setattr(ohlcv, "write_day", write_day)
+    with pytest.raises(ConnectionLost) as info:
+        ohlcv.run(settings, OhlcvParams(mode="base", days=30, as_of=END))
+    assert info.value.message == "the database connection was lost after 3 files; rerun to resume"
+    assert info.value.exit_code == 2
+    ((status, error, loaded),) = _ledger(fresh_db)
+    assert status == "failed" and error.startswith("ConnectionLost: the database connection was lost after 3 files")
+    assert loaded == 3
+    with psycopg.connect(fresh_db) as c:
+        assert c.execute("SELECT count(*) FROM ingest_files").fetchone()[0] == 3
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scripts.ingest_ohlcv", *args], capture_output=True, text=True,
+                          env={**os.environ, "KAPMAN_ENV_FILE": "/nonexistent", "KAPMAN_NOW": "2025-12-19", **env},
+                          timeout=300)
+
+
+def test_cli_flags_workers_range_and_date_aliases(fresh_db: str, reference_db: psycopg.Connection,
+                                                  mirror_dir: Path) -> None:
+    env = {"FLATFILES_MIRROR_DIR": str(mirror_dir)}
+    zero = _cli(["--workers", "0", "base", "--db-url", fresh_db], env)
+    assert zero.returncode == 2 and "--workers: must be between 1 and 32, not 0" in zero.stderr
+    assert "Traceback" not in zero.stderr
+    help_text = _cli(["--help"], env).stdout
+    assert "files downloaded and parsed at once" in help_text and "--source" in help_text
+    old = _cli(["backfill", "--start", "2025-12-15", "--end", "2025-12-16", "--db-url", fresh_db, "--json"], env)
+    new = _cli(["backfill", "--start-date", "2025-12-17", "--end-date", "2025-12-19", "--db-url", fresh_db,
+                "--json"], env)
+    assert old.returncode == new.returncode == 0, old.stderr + new.stderr
+    import json
+    assert json.loads(old.stdout)["files_loaded"] == 2 and json.loads(new.stdout)["files_loaded"] == 3
+    up_to_date = _cli(["incremental", "--db-url", fresh_db], {**env, "KAPMAN_NOW": "2025-12-20T15:00:00Z"})
+    assert up_to_date.returncode == 0 and "up to date" in up_to_date.stdout
+    assert "2025-12-20..2025-12-19" not in up_to_date.stdout
+    abbreviated = _cli(["incremental", "--recheck", "2", "--db-url", fresh_db], env)
+    assert abbreviated.returncode == 2 and "unrecognized arguments: --recheck" in abbreviated.stderr
+
+
+def test_cli_rest_source(fresh_db: str, reference_db: psycopg.Connection, rest: object) -> None:
+    env = {"POLYGON_BASE_URL": rest.base_url, "POLYGON_API_KEY": rest.api_key}  # type: ignore[attr-defined]
+    proc = _cli(["--source", "rest", "backfill", "--start-date", "2025-12-18", "--end-date", "2025-12-19",
+                 "--db-url", fresh_db, "--json"], env)
+    assert proc.returncode == 0, proc.stderr
+    import json
+    summary = json.loads(proc.stdout)
+    assert summary["unit"] == "dates" and summary["files_loaded"] == 2 and summary["source"].startswith("rest:")
+    assert reference_db.execute("SELECT count(DISTINCT date) FROM ohlcv").fetchone()[0] == 2

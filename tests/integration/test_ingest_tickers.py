@@ -244,16 +244,18 @@ def test_an_empty_active_list_changes_nothing(db: psycopg.Connection, polygon: P
 
 def test_bars_of_tickers_delisted_in_the_window_are_kept(db: psycopg.Connection, polygon: PolygonClient,
                                                          tmp_path: Path, market_clock: None) -> None:
-    from kapman.ingest.ohlcv import base_window, ingest_ohlcv
+    from kapman.ingest.ohlcv import OhlcvParams, ingest
     from kapman.providers.flatfiles import MirrorSource
     from kapman.sandbox.mirror import write_mirror
+    from kapman.step import StepResult
 
     # The fixture's universe (it does not depend on the history's length) with 250 days of files:
     # long enough to hold a delisting.
     market = Market(seed=11, n_tickers=250, days=250)
     write_mirror(market, tmp_path)
     ingest_tickers(db, polygon, force=True)
-    ingest_ohlcv(db, MirrorSource(tmp_path, "us_stocks_sip/day_aggs_v1"), base_window(730, date(2025, 12, 19)))
+    ingest(db, MirrorSource(tmp_path, "us_stocks_sip/day_aggs_v1"),
+           OhlcvParams(mode="backfill", start=market.trading_days[0], end=date(2025, 12, 19)), StepResult("ohlcv"))
     frame = market.bars_between(market.trading_days[0], market.trading_days[-1])
     gone = [lst for lst in market.listings if lst.delisted and lst.type in DEFAULT_TYPES
             and lst.delisted > market.trading_days[1]]

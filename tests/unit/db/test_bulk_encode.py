@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
+import numpy as np
 import pytest
 
 from kapman.db import bulk
@@ -123,3 +124,16 @@ def test_jsonb_and_text_match_psycopg_narrow_and_wide(wide: bool) -> None:
         ["jsonb", "text"], [(None if d is None else Jsonb(d, dumps=lambda v: v), t) for d, t in ascii_only])
     with pytest.raises(TypeError, match=r"column 1 \(text\) holds a bytes"):
         bulk.encode_binary_rows(["jsonb", "text"], [("{}", b"no")])
+
+
+def test_an_all_null_column_and_joined_streams() -> None:
+    from kapman.db.bulk import COPY_HEADER, COPY_TRAILER, concat_copy, encode_binary_copy
+
+    a = encode_binary_copy([("int8", np.array([1, 2])), ("int8", np.array([3, 4]))])
+    b = encode_binary_copy([("int8", np.array([5])), ("int8", None)])
+    body = concat_copy([a, b])[len(COPY_HEADER):-len(COPY_TRAILER)]
+    field = (8).to_bytes(4, "big")
+    row = lambda x, y: (2).to_bytes(2, "big") + field + x.to_bytes(8, "big") + y  # noqa: E731
+    assert body == row(1, field + (3).to_bytes(8, "big")) + row(2, field + (4).to_bytes(8, "big")) + \
+        row(5, (-1).to_bytes(4, "big", signed=True))
+    assert concat_copy([a]) is a

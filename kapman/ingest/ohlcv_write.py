@@ -1,0 +1,99 @@
+"""Write one day's accepted bars and its ledger row, in the caller's transaction.
+
+The rows go through ``bulk.write_group`` (grouped by date): straight COPY into ``ohlcv`` for a
+new date, staging and a merge that updates only changed rows when the date has rows already.
+After a reload the day's rows equal the file's: rows of tickers the file no longer holds are
+deleted and counted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from kapman.db import bulk
+from kapman.ingest.daybars import ParsedDay
+from kapman.providers.flatfiles import FileRef
+
+COLUMNS = ("ticker_id", "date", "open", "high", "low", "close", "volume", "transactions")
+#: Advisory lock class of OHLCV writers (with the date): two runs never write one day at once.
+LOCK_CLASS = 0x6F68
+
+
+@dataclass(frozen=True)
+class DayCounts:
+    inserted: int
+    updated: int
+    unchanged: int
+    removed: int
+
+
+def index_order(ids: np.ndarray) -> np.ndarray:
+    """Row order by ticker id, so inserts walk the (ticker_id, date) index leaf pages in order."""
+    words = ids.view(">u8").reshape(len(ids), 2)
+    return np.lexsort((words[:, 1], words[:, 0]))
+
+
+def encode_day(day: date, ids: np.ndarray, parsed: ParsedDay, rows: np.ndarray) -> bytes:
+    """One binary COPY payload of the rows ``rows`` of ``parsed`` (transactions NULL where absent)."""
+    dates = np.full(len(rows), np.datetime64(day, "D"))
+    has_tx = ~np.isnan(parsed.transactions[rows])
+    parts = []
+    for mask in (has_tx, ~has_tx):
+        if not mask.any():
+            continue
+        sel = rows[mask]
+        tx = parsed.transactions[sel].astype(np.int64) if mask is has_tx else None
+        parts.append(bulk.encode_binary_copy([
+            ("uuid", ids[mask]), ("date", dates[mask]), ("float8", parsed.open[sel]),
+            ("float8", parsed.high[sel]), ("float8", parsed.low[sel]), ("float8", parsed.close[sel]),
+            ("float8", parsed.volume[sel]), ("int8", tx)]))
+    return bulk.concat_copy(parts)
+
+
+def _day_has_rows(cur: psycopg.Cursor, day: date) -> bool:
+    row = cur.execute("SELECT EXISTS (SELECT 1 FROM public.ohlcv WHERE date = %s)", (day,)).fetchone()
+    return bool(row and row[0])
+
+
+def write_day(cur: psycopg.Cursor, day: date, ids: np.ndarray, parsed: ParsedDay, rows: np.ndarray) -> DayCounts:
+    """Make the day's rows in ``ohlcv`` exactly the given ones; ``ids`` are row-aligned with ``rows``."""
+    had_rows = _day_has_rows(cur, day)
+    counts = bulk.MergeCounts(0, 0)
+    if len(rows):
+        counts = bulk.write_group(cur, target="ohlcv", columns=COLUMNS, payload=encode_day(day, ids, parsed, rows),
+                                  rows=len(rows), group={"date": day}, lock_class=LOCK_CLASS,
+                                  key=("ticker_id", "date"))
+    removed = _remove_vanished(cur, day, ids) if had_rows else 0
+    return DayCounts(counts.inserted, counts.updated, len(rows) - counts.inserted - counts.updated, removed)
+
+
+def _remove_vanished(cur: psycopg.Cursor, day: date, ids: np.ndarray) -> int:
+    """Delete the day's rows of tickers not in ``ids`` (a hashed anti-join, not a per-row scan)."""
+    kept = [uuid.UUID(bytes=bytes(r)) for r in ids]
+    cur.execute("""
+        DELETE FROM public.ohlcv o
+         WHERE o.date = %s
+           AND NOT EXISTS (SELECT 1 FROM unnest(%s::uuid[]) AS k(id) WHERE k.id = o.ticker_id)""",
+                (day, kept))
+    return cur.rowcount
+
+
+def record_file(cur: psycopg.Cursor, ref: FileRef, etag: str, size: int, source_label: str,
+                parsed: ParsedDay, loaded: int, unknown: int, run_id: Any) -> None:
+    """The file's ledger row: key, ETag and counts (replacing an earlier load of the same key)."""
+    cur.execute("""
+        INSERT INTO public.ingest_files (source, key, trading_date, etag, size_bytes, rows_read, rows_loaded,
+                                         rows_rejected, rows_unknown, run_id)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (key) DO UPDATE SET source = EXCLUDED.source, etag = EXCLUDED.etag,
+            size_bytes = EXCLUDED.size_bytes, rows_read = EXCLUDED.rows_read,
+            rows_loaded = EXCLUDED.rows_loaded, rows_rejected = EXCLUDED.rows_rejected,
+            rows_unknown = EXCLUDED.rows_unknown, run_id = EXCLUDED.run_id, loaded_at = now()""",
+                (source_label, ref.key, ref.day, etag, size, parsed.rows_read, loaded,
+                 parsed.rows_rejected, unknown, run_id))
