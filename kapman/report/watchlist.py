@@ -1,0 +1,85 @@
+"""A watchlist's index page: every active symbol's report, linked from one sortable table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import psycopg
+
+from kapman.errors import KapManError, UsageError
+from kapman.report import page, symbol
+from kapman.report.data import SymbolDay, load_symbol_day
+from kapman.report.keyvalues import dig, fixed, fraction_pct, pct, usd
+
+INDEX = "index.html"
+COLUMNS = ["symbol", "date", "close", "net GEX", "position", "flip distance", "RSI 14", "HV 20d", "A3 status",
+           "note"]
+NUMERIC = [False, False, True, True, False, True, True, True, False, False]
+
+
+@dataclass
+class WatchlistPages:
+    index: Path
+    reports: dict[str, Path] = field(default_factory=dict)
+    #: symbol -> why it has no report (the message names the step to run)
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+def members(conn: psycopg.Connection, name: str) -> list[str]:
+    rows = conn.execute("SELECT symbol FROM public.watchlists WHERE watchlist_id = %s AND active ORDER BY symbol",
+                        (name,)).fetchall()
+    if not rows:
+        known = [r[0] for r in conn.execute("SELECT DISTINCT watchlist_id FROM public.watchlists WHERE active "
+                                            "ORDER BY 1").fetchall()]
+        raise UsageError(f"watchlist {name} has no active symbols (active watchlists: "
+                         f"{', '.join(known) or 'none'}); run python -m scripts.ingest_watchlists")
+    return [r[0] for r in rows]
+
+
+def report_name(sym: str) -> str:
+    """A file name for the symbol's page; symbols like BRK.B keep their dot."""
+    return "".join(c if c.isalnum() or c in ".-_" else "_" for c in sym) + ".html"
+
+
+def _row(sym: str, day: SymbolDay | None, href: str | None, note: str) -> list[tuple[str, object | None]]:
+    if day is None:
+        return [(page.esc(sym), sym), ("-", ""), ("-", ""), ("-", ""), ("-", ""), ("-", ""), ("-", ""),
+                ("-", ""), ("-", ""), (page.esc(note), note)]
+    d = day.dealer
+    rsi = dig(day.technical, "momentum", "rsi", "rsi")
+    hv = day.price.get("hv")
+    flip = d.get("gamma_flip_distance_pct")
+
+    def key(v: object) -> object:
+        return "" if v is None else v
+
+    return [(f'<a href="{page.esc(href)}">{page.esc(sym)}</a>', sym), (str(day.day), str(day.day)),
+            (fixed(2)(day.bars.close[-1]), day.bars.close[-1]), (usd(d.get("gex_net")), key(d.get("gex_net"))),
+            (page.esc(d.get("position") or "-"), d.get("position") or ""), (pct(flip), key(flip)),
+            (fixed(1)(rsi), key(rsi)), (fraction_pct(hv), key(hv)), (page.esc(d.get("status") or "-"),
+                                                                    d.get("status") or ""), ("", "")]
+
+
+def write_watchlist(conn: psycopg.Connection, name: str, day: date | None, out_dir: Path) -> WatchlistPages:
+    """Each member's report into ``out_dir`` and the index linking them; a member without the data
+    a report needs is listed with the reason instead of a link."""
+    result = WatchlistPages(index=out_dir / INDEX)
+    rows = []
+    for sym in members(conn, name):
+        try:
+            loaded = load_symbol_day(conn, sym, day)
+        except KapManError as exc:
+            result.missing[sym] = exc.message
+            rows.append(_row(sym, None, None, exc.message))
+            continue
+        path = page.write(out_dir / report_name(loaded.symbol), symbol.render(loaded))
+        result.reports[sym] = path
+        rows.append(_row(sym, loaded, path.name, ""))
+    body = (f"<h1>Watchlist {page.esc(name)}</h1>"
+            f'<div class="sub">{len(result.reports)} reports, {len(result.missing)} symbols without one; '
+            "click a column header to sort</div>"
+            + page.table(COLUMNS, rows, sortable=True, numeric=NUMERIC))
+    page.write(result.index, page.document(f"Watchlist {name} - KapMan", body, charts=False, sortable=True))
+    return result
