@@ -2,16 +2,20 @@
 
 Each cell of the heat map is a share of what the day should hold:
 
-- OHLCV: tickers with a bar / the most tickers any day of the window has;
+- OHLCV: tickers with a bar / the median of the days that have bars (the universe drifts as
+  tickers list and delist, so no fixed count is "full");
 - option snapshots and A3: symbols covered / active watchlist symbols with a ticker;
 - A2: rows with indicators / tickers with a bar that day (A2 computes every ticker with a bar).
 
 The retention window is the last 730 days by KapMan's clock (``kapman.db.schema.RETENTION``), its
-trading days from the NYSE calendar; a day nothing covers is a gap.
+trading days from the NYSE calendar; from a data set's first day on, a day nothing covers is a
+gap and a day below ``PARTIAL_BELOW`` of its share is partial.  Days before a data set's first day
+are left blank: option snapshots, for one, cannot be taken for the past.
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -25,6 +29,8 @@ from kapman.db.schema import RETENTION
 from kapman.report import page
 from kapman.report.charts import TEMPLATE
 
+#: Below this share a day is listed as partial (a few delisted or late tickers are normal).
+PARTIAL_BELOW = 0.9
 DATASETS = ("OHLCV", "option snapshots", "A2", "A3")
 #: The runbook step that fills each data set's gaps.
 MENDED_BY = {"OHLCV": "python -m scripts.ingest_ohlcv backfill --start D1 --end D2",
@@ -75,7 +81,7 @@ def coverage(conn: psycopg.Connection, today: date | None = None) -> Coverage:
     for day, with_a2, with_a3 in conn.execute(_COUNTS["snapshots"], (clock.close_of(start), clock.close_of(end))):
         a2[day], a3[day] = with_a2, with_a3
     watched = conn.execute(_WATCHLIST_SYMBOLS).fetchone()[0]  # type: ignore[index]
-    universe = max(ohlcv.values(), default=0)
+    universe = int(statistics.median(ohlcv.values())) if ohlcv else 0
     counts = {"OHLCV": [ohlcv.get(d, 0) for d in days], "option snapshots": [options.get(d, 0) for d in days],
               "A2": [a2.get(d, 0) for d in days], "A3": [a3.get(d, 0) for d in days]}
     expected = {"OHLCV": [universe] * len(days), "option snapshots": [watched] * len(days),
@@ -91,18 +97,23 @@ class Gaps:
     partial: list[tuple[date, date, int]]
 
 
+def first_covered(share: list[float]) -> int | None:
+    """Index of the first day with any data."""
+    return next((n for n, v in enumerate(share) if v > 0), None)
+
+
 def gaps(cov: Coverage) -> list[Gaps]:
     """Per data set, from its first covered day on: days with nothing, days with part of it."""
     out = []
     for name in DATASETS:
         share = cov.share(name)
-        first = next((n for n, s in enumerate(share) if s > 0), None)
+        first = first_covered(share)
         if first is None:
             out.append(Gaps(name, None, [], []))
             continue
         tail = list(zip(cov.days[first:], share[first:], strict=True))
         out.append(Gaps(name, cov.days[first], ranges(cov.days, [d for d, s in tail if s == 0]),
-                        ranges(cov.days, [d for d, s in tail if 0 < s < 1])))
+                        ranges(cov.days, [d for d, s in tail if 0 < s < PARTIAL_BELOW])))
     return out
 
 
@@ -120,7 +131,12 @@ def ranges(calendar: list[date], selected: list[date]) -> list[tuple[date, date,
 
 def heatmap(cov: Coverage) -> go.Figure:
     x = [d.isoformat() for d in cov.days]
-    z = [[round(100 * s, 1) for s in cov.share(name)] for name in DATASETS]
+    z = []
+    for name in DATASETS:
+        share = cov.share(name)
+        first = first_covered(share)
+        first = len(share) if first is None else first
+        z.append([None] * first + [round(100 * v, 1) for v in share[first:]])
     text = [[f"{n} of {e}" for n, e in zip(cov.counts[name], cov.expected[name], strict=True)] for name in DATASETS]
     fig = go.Figure(go.Heatmap(
         x=x, y=list(DATASETS), z=z, zmin=0, zmax=100, text=text, xgap=1, ygap=3,
