@@ -40,6 +40,7 @@ def find_chromium() -> str | None:
 class Page:
     ws: ClientConnection
     errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
     _next_id: int = 0
 
     def send(self, method: str, timeout: float = 60, **params: Any) -> dict[str, Any]:
@@ -70,7 +71,7 @@ class Page:
         return message
 
     def _collect(self, message: dict[str, Any]) -> None:
-        """Console errors, uncaught exceptions and browser log errors (failed loads)."""
+        """Console errors, uncaught exceptions, browser log errors (failed loads) and requests."""
         method, params = message.get("method"), message.get("params", {})
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
             self.errors.append("console: " + " ".join(str(a.get("value", a.get("description", "")))
@@ -79,6 +80,8 @@ class Page:
             details = params.get("exceptionDetails", {})
             self.errors.append("exception: " + str(details.get("exception", {}).get("description")
                                                    or details.get("text")))
+        elif method == "Network.requestWillBeSent":
+            self.requests.append(params.get("request", {}).get("url", ""))
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             entry = params["entry"]
             self.errors.append(f"log: {entry.get('text')} {entry.get('url', '')}".strip())
@@ -129,7 +132,7 @@ def chromium(executable: str, width: int = 1400, height: int = 900) -> Iterator[
             target = next(t for t in targets if t.get("type") == "page")
             with connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10) as ws:
                 page = Page(ws)
-                for domain in ("Page", "Runtime", "Log"):
+                for domain in ("Page", "Runtime", "Log", "Network"):
                     page.send(f"{domain}.enable")
                 yield page
         finally:
