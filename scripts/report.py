@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from kapman import cli
+from kapman.progress import for_terminal
 from kapman.report import run
 
 EXAMPLES = """
@@ -36,9 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = cli.settings_for(args)
     params = run.ReportParams(symbol=args.symbol, day=args.date, watchlist=args.watchlist,
                               warehouse=args.warehouse, out=args.out)
-    result = run.run(settings, params)
-    cli.emit(args, result.summary(), result.as_dict())
-    return result.exit_code
+    return cli.finish(args, run.run(settings, params, for_terminal(args.quiet)))
 
 
 if __name__ == "__main__":

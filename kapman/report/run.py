@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
 
-from kapman.cli import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL
+import psycopg
+
 from kapman.config import Settings
 from kapman.db.connect import connect
+from kapman.progress import NullProgress, Progress
 from kapman.report import page, symbol, warehouse
 from kapman.report.data import load_symbol_day
 from kapman.report.watchlist import report_name, write_watchlist
+from kapman.step import StepResult
 
 #: Where pages go when --out is not given (relative to the working directory).
 DEFAULT_DIR = Path("reports")
@@ -27,50 +29,44 @@ class ReportParams:
     out: Path | None = None
 
 
-@dataclass
-class ReportResult:
-    pages: list[Path] = field(default_factory=list)
-    #: symbol -> why it has no page
-    missing: dict[str, str] = field(default_factory=dict)
-    gaps: dict[str, int] = field(default_factory=dict)
-    headline: str = ""
-
-    @property
-    def exit_code(self) -> int:
-        if self.missing:
-            return EXIT_PARTIAL if len(self.pages) > 1 else EXIT_FAILURE
-        return EXIT_OK
-
-    def summary(self) -> str:
-        lines = [self.headline] + [f"  no report for {s}: {why}" for s, why in sorted(self.missing.items())]
-        return "\n".join(lines)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"status": {EXIT_OK: "ok", EXIT_PARTIAL: "partial", EXIT_FAILURE: "failed"}[self.exit_code],
-                "pages": [str(p) for p in self.pages], "missing": self.missing, "gaps": self.gaps,
-                "exit_code": self.exit_code}
-
-
-def run(settings: Settings, params: ReportParams) -> ReportResult:
-    result = ReportResult()
+def run(settings: Settings, params: ReportParams, progress: Progress | None = None) -> StepResult:
+    """Write the asked page(s).  A single symbol's missing data raises UsageError naming the step to
+    run; a watchlist member's is a failure of that symbol (its row on the index says why)."""
+    result = StepResult("report", unit="symbols")
     with connect(settings.require_database_url()) as conn:
         if params.warehouse:
-            path, found = warehouse.write_warehouse(conn, params.out or DEFAULT_DIR / "warehouse.html")
-            result.pages.append(path)
-            result.gaps = {g.dataset: sum(n for _, _, n in g.missing) for g in found}
-            missing = ", ".join(f"{k} {v}" for k, v in result.gaps.items())
-            result.headline = f"wrote {path} (missing trading days: {missing})"
+            _warehouse(conn, params, result)
         elif params.watchlist:
-            pages = write_watchlist(conn, params.watchlist, params.day,
-                                    params.out or DEFAULT_DIR / f"watchlist-{params.watchlist}")
-            result.pages = [pages.index, *pages.reports.values()]
-            result.missing = pages.missing
-            result.headline = (f"wrote {pages.index} with {len(pages.reports)} reports"
-                               f"{f', {len(pages.missing)} symbols without one' if pages.missing else ''}")
+            _watchlist(conn, params, result, progress or NullProgress())
         else:
-            assert params.symbol is not None
-            day = load_symbol_day(conn, params.symbol, params.day)
-            out = params.out or DEFAULT_DIR / report_name(f"{day.symbol}-{day.day}")
-            result.pages.append(page.write(out, symbol.render(day)))
-            result.headline = f"wrote {out} ({day.symbol} {day.day}, A3 {day.dealer.get('status')})"
+            _symbol(conn, params, result)
     return result
+
+
+def _symbol(conn: psycopg.Connection, params: ReportParams, result: StepResult) -> None:
+    assert params.symbol is not None
+    day = load_symbol_day(conn, params.symbol, params.day)
+    out = page.write(params.out or DEFAULT_DIR / report_name(f"{day.symbol}-{day.day}"), symbol.render(day))
+    result.done = 1
+    result.details["pages"] = [str(out)]
+    result.headline = f"wrote {out} ({day.symbol} {day.day}, A3 {day.dealer.get('status')})"
+
+
+def _watchlist(conn: psycopg.Connection, params: ReportParams, result: StepResult, progress: Progress) -> None:
+    assert params.watchlist is not None
+    pages = write_watchlist(conn, params.watchlist, params.day,
+                            params.out or DEFAULT_DIR / f"watchlist-{params.watchlist}", progress)
+    result.done = len(pages.reports)
+    for sym, why in pages.missing.items():
+        result.fail(sym, why)
+    result.details["pages"] = [str(p) for p in (pages.index, *pages.reports.values())]
+    result.headline = f"wrote {pages.index} linking {len(pages.reports)} reports"
+
+
+def _warehouse(conn: psycopg.Connection, params: ReportParams, result: StepResult) -> None:
+    path, found = warehouse.write_warehouse(conn, params.out or DEFAULT_DIR / "warehouse.html")
+    result.unit = "pages"
+    result.done = 1
+    gaps = {g.dataset: sum(n for _, _, n in g.missing) for g in found}
+    result.details.update(pages=[str(path)], gaps=gaps)
+    result.headline = f"wrote {path} (missing trading days: {', '.join(f'{k} {v}' for k, v in gaps.items())})"

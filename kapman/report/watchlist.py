@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 
 from kapman.errors import KapManError, UsageError
+from kapman.progress import NullProgress, Progress
 from kapman.report import page, symbol
 from kapman.report.data import SymbolDay, load_symbol_day
 from kapman.report.keyvalues import dig, fixed, fraction_pct, pct, usd
@@ -62,21 +63,27 @@ def _row(sym: str, day: SymbolDay | None, href: str | None, note: str) -> list[t
                                                                     d.get("status") or ""), ("", "")]
 
 
-def write_watchlist(conn: psycopg.Connection, name: str, day: date | None, out_dir: Path) -> WatchlistPages:
+def write_watchlist(conn: psycopg.Connection, name: str, day: date | None, out_dir: Path,
+                    progress: Progress | None = None) -> WatchlistPages:
     """Each member's report into ``out_dir`` and the index linking them; a member without the data
     a report needs is listed with the reason instead of a link."""
+    progress = progress or NullProgress()
     result = WatchlistPages(index=out_dir / INDEX)
     rows = []
-    for sym in members(conn, name):
+    symbols = members(conn, name)
+    progress.start(len(symbols), f"reports of {name}", unit="symbols")
+    for sym in symbols:
         try:
             loaded = load_symbol_day(conn, sym, day)
         except KapManError as exc:
             result.missing[sym] = exc.message
             rows.append(_row(sym, None, None, exc.message))
-            continue
-        path = page.write(out_dir / report_name(loaded.symbol), symbol.render(loaded))
-        result.reports[sym] = path
-        rows.append(_row(sym, loaded, path.name, ""))
+        else:
+            path = page.write(out_dir / report_name(loaded.symbol), symbol.render(loaded))
+            result.reports[sym] = path
+            rows.append(_row(sym, loaded, path.name, ""))
+        progress.advance()
+    progress.close()
     body = (f"<h1>Watchlist {page.esc(name)}</h1>"
             f'<div class="sub">{len(result.reports)} reports, {len(result.missing)} symbols without one; '
             "click a column header to sort</div>"

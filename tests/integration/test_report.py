@@ -84,7 +84,7 @@ def test_symbol_report_written_twice_is_byte_identical(url: str, tmp_path: Path)
     first = cli("scripts.report", url, "SPY", "--out", str(tmp_path / "a.html"))
     second = cli("scripts.report", url, "SPY", "--date", str(LAST_DAY), "--out", str(tmp_path / "b.html"))
     assert first.returncode == second.returncode == 0, first.stderr
-    assert first.stdout.strip() == f"wrote {tmp_path / 'a.html'} (SPY {LAST_DAY}, A3 LIMITED)"
+    assert first.stdout.startswith(f"report: ok · wrote {tmp_path / 'a.html'} (SPY {LAST_DAY}, A3 LIMITED) · ")
     assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
     assert b"A3 status LIMITED: few_eligible_contracts" in (tmp_path / "a.html").read_bytes()
 
@@ -102,15 +102,17 @@ def test_watchlist_index_links_reports_and_lists_symbols_without_one(url: str, t
     assert proc.returncode == 1, proc.stderr     # partial: some members have no report
     out = json.loads(proc.stdout)
     assert sorted(Path(p).name for p in out["pages"]) == ["AAPL.html", "MSFT.html", "SPY.html", "index.html"]
-    assert sorted(out["missing"]) == ["NVDA", "OLDCO", "ZZZZ"]
-    assert out["missing"]["NVDA"].startswith("no A3 dealer metrics for NVDA")
+    assert out["status"] == "partial" and out["done"] == 3 and out["unit"] == "symbols"
+    missing = {f["unit"]: f["reason"] for f in out["failures"]}
+    assert sorted(missing) == ["NVDA", "OLDCO", "ZZZZ"]
+    assert missing["NVDA"].startswith("no A3 dealer metrics for NVDA")
     index = (tmp_path / "mvp" / "index.html").read_text()
     assert '<a href="AAPL.html">AAPL</a>' in index and 'class="sortable"' in index
     assert 'MSFT</a></td><td data-sort="2025-12-19">2025-12-19</td>' in index and ">INVALID<" in index
     assert "unknown symbol ZZZZ" in index and "<script src" not in index
-    missing = cli("scripts.report", url, "--watchlist", "nope", "--out", str(tmp_path / "nope"))
-    assert missing.returncode == 2
-    assert missing.stderr.strip() == ("error: watchlist nope has no active symbols (active watchlists: mvp); "
+    unknown = cli("scripts.report", url, "--watchlist", "nope", "--out", str(tmp_path / "nope"))
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == ("error: watchlist nope has no active symbols (active watchlists: mvp); "
                                       "run python -m scripts.ingest_watchlists")
 
 
