@@ -25,6 +25,7 @@ from kapman.sandbox.market import Market
 from kapman.sandbox.rest import SandboxRestServer
 from tests.support import database, reportdb
 from tests.support.browser import Page, chromium, find_chromium
+from tests.support.symbolday import symbol_day
 
 pytestmark = pytest.mark.integration
 
@@ -146,6 +147,19 @@ def test_warehouse_heat_map_renders(browser: str, pages: dict[str, Any]) -> None
         assert rows == list(warehouse.DATASETS)
         check_clean(tab)
         screenshot(tab, pages["out"] / "warehouse.png")
+
+
+def test_an_invalid_dealer_day_renders_its_notes_without_errors(browser: str, tmp_path: Path) -> None:
+    """A3 INVALID (no snapshot): the price chart draws, the dealer charts say why they are empty."""
+    path = page.write(tmp_path / "invalid.html", symbol.render(symbol_day("INVALID")))
+    for tab in open_page(browser, path):
+        check_clean(tab)
+        charts = {c["id"]: c for c in tab.evaluate(CHARTS_JS)}
+        assert charts["price"]["drawn"] == charts["price"]["traces"] and charts["price"]["marks"] > 0
+        notes = tab.evaluate("Array.from(document.querySelectorAll('.annotation-text')).map(t => t.textContent)")
+        assert "no strike profile: A3 status INVALID (no_snapshot)" in notes
+        assert "no GEX by expiry for this date" in notes
+        screenshot(tab, tmp_path / "invalid.png")
 
 
 def test_a_page_with_a_script_error_fails_the_check(browser: str, tmp_path: Path) -> None:
