@@ -48,7 +48,7 @@ def build(conn: psycopg.Connection, market: Market, rest: SandboxRestServer, pol
             ingest_options(conn, polygon, resolve_scope(conn, SYMBOLS), instant, concurrency=2, workers=0)
         os.environ["KAPMAN_NOW"] = str(days[-1])
         a2_local_ta.run(conn, a2_local_ta.A2Params(dates=days[-a2_days:], symbols=SYMBOLS, workers=1))
-        a3.run(conn, a3.A3Params(dates=snapshot_days, symbols=SYMBOLS, workers=1))
+        a3.compute(conn, a3.A3Params(dates=snapshot_days, symbols=SYMBOLS, workers=1))
     finally:
         rest.set_clock(market.now)
         if saved is None:
