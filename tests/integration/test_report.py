@@ -140,3 +140,12 @@ def test_show_prints_the_key_values(url: str) -> None:
     assert data["date"] == str(LAST_DAY) and data["values"]["A3.status"] == "FULL"
     assert isinstance(data["values"]["price.close"], float)
     assert date.fromisoformat(data["values"]["price.date"]) == LAST_DAY
+
+
+def test_kapman_show_is_scripts_show(url: str) -> None:
+    console = "import sys; from kapman.console import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", console, "show", "SPY", "--db-url", url], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == cli("scripts.show", url, "SPY").stdout
+    assert any(line.split()[:2] == ["status", "LIMITED"] for line in proc.stdout.splitlines())
