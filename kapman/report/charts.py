@@ -1,20 +1,51 @@
-"""The report's plotly figures, built from a SymbolDay; no I/O."""
+"""The report's charts as plotly.js figures (``{"data": [...], "layout": {...}}``); no I/O.
+
+Figures are plain dicts in plotly.js's schema rather than plotly.py objects: the object model
+validates and copies every property on every update (most of a page's render time with it, about
+a second a page), while the browser tests check what plotly.js actually draws.
+"""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import Any
 
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
-
 from kapman.calendar import is_trading_day
 from kapman.report.data import SymbolDay
 
-TEMPLATE = "plotly_white"
-UP, DOWN = "#26a69a", "#ef5350"
-LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}
+Figure = dict[str, Any]
+Trace = dict[str, Any]
+
+UP, DOWN, GREY = "#26a69a", "#ef5350", "rgba(100,116,139,0.6)"
 MARKERS = {"spot": "#1f2937", "gamma flip": "#7c3aed", "call wall": UP, "put wall": DOWN, "max pain": "#f59e0b"}
+LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}
+AXIS: dict[str, Any] = {"gridcolor": "#e2e8f0", "zerolinecolor": "#94a3b8", "linecolor": "#cbd5e1",
+                        "automargin": True}
+STYLE: dict[str, Any] = {"paper_bgcolor": "white", "plot_bgcolor": "white", "legend": LEGEND,
+                         "font": {"family": "system-ui, sans-serif", "size": 12, "color": "#334155"},
+                         "margin": {"l": 70, "r": 60, "t": 80, "b": 40}}
+
+
+def figure(data: list[Trace], **layout: Any) -> Figure:
+    return {"data": data, "layout": {**STYLE, **layout}}
+
+
+def axis(**kw: Any) -> dict[str, Any]:
+    return {**AXIS, **kw}
+
+
+def title(text: str) -> dict[str, Any]:
+    return {"text": text, "x": 0.01, "xanchor": "left"}
+
+
+def signed(values: list[float | None]) -> list[str]:
+    return [UP if (v or 0) >= 0 else DOWN for v in values]
+
+
+def note(text: str) -> dict[str, Any]:
+    """A line of text in the middle of an empty chart."""
+    return {"text": text, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
+            "font": {"size": 14, "color": "#64748b"}}
 
 
 def closed_weekdays(start: date, end: date) -> list[str]:
@@ -27,56 +58,64 @@ def closed_weekdays(start: date, end: date) -> list[str]:
     return days
 
 
+def row_domains(heights: list[float], gap: float) -> list[list[float]]:
+    """Vertical [bottom, top] paper ranges of stacked panels, top panel first."""
+    scale = (1 - gap * (len(heights) - 1)) / sum(heights)
+    top, out = 1.0, []
+    for h in heights:
+        bottom = max(0.0, top - h * scale)
+        out.append([round(bottom, 6), round(top, 6)])
+        top = bottom - gap
+    return out
+
+
 def _series(day: SymbolDay, column: str) -> tuple[list[str], list[float | None]]:
     dates = sorted(day.indicators)
     return [d.isoformat() for d in dates], [day.indicators[d][column] for d in dates]
 
 
-def _line(day: SymbolDay, column: str, name: str, color: str, **kw: Any) -> go.Scatter:
+def _line(day: SymbolDay, column: str, name: str, color: str, yaxis: str = "y", **kw: Any) -> Trace:
     x, y = _series(day, column)
     # A2 stores values only on the dates it was run for: markers keep a lone date visible.
-    return go.Scatter(x=x, y=y, name=name, mode="lines+markers", marker={"size": 4}, connectgaps=True,
-                      line={"color": color, "width": 1.5}, **kw)
+    return {"type": "scatter", "x": x, "y": y, "name": name, "mode": "lines+markers", "marker": {"size": 4},
+            "connectgaps": True, "line": {"color": color, "width": 1.5}, "yaxis": yaxis, **kw}
 
 
-def price_figure(day: SymbolDay) -> go.Figure:
-    """Candles with SMA 20/50/200 and Bollinger bands, then volume, RSI and MACD panels."""
+def price_figure(day: SymbolDay) -> Figure:
+    """Candles with SMA 20/50/200 and Bollinger bands, then volume, RSI and MACD panels on one
+    shared date axis."""
     bars = day.bars
     x = [d.isoformat() for d in bars.dates]
-    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.03,
-                        row_heights=[0.55, 0.15, 0.15, 0.15],
-                        subplot_titles=("", "volume", "RSI 14", "MACD 12/26/9"))
-    fig.add_trace(_line(day, "bb_upper", "Bollinger upper", "rgba(100,116,139,0.6)"), 1, 1)
-    fig.add_trace(_line(day, "bb_lower", "Bollinger lower", "rgba(100,116,139,0.6)", fill="tonexty",
-                        fillcolor="rgba(148,163,184,0.15)"), 1, 1)
-    fig.add_trace(go.Candlestick(x=x, open=bars.open, high=bars.high, low=bars.low, close=bars.close,
-                                 name=day.symbol, increasing_line_color=UP, decreasing_line_color=DOWN), 1, 1)
-    for column, name, color in (("sma_20", "SMA 20", "#2563eb"), ("sma_50", "SMA 50", "#f59e0b"),
-                                ("sma_200", "SMA 200", "#7c3aed")):
-        fig.add_trace(_line(day, column, name, color), 1, 1)
-    colors = [UP if c >= o else DOWN for o, c in zip(bars.open, bars.close, strict=True)]
-    fig.add_trace(go.Bar(x=x, y=bars.volume, name="volume", marker_color=colors, showlegend=False), 2, 1)
-    fig.add_trace(_line(day, "rsi", "RSI", "#0ea5e9", showlegend=False), 3, 1)
-    for level in (30, 70):
-        fig.add_hline(y=level, line={"dash": "dot", "color": "#94a3b8", "width": 1}, row=3, col=1)
     hx, hist = _series(day, "macd_diff")
-    fig.add_trace(go.Bar(x=hx, y=hist, name="MACD histogram", showlegend=False,
-                         marker_color=[UP if (v or 0) >= 0 else DOWN for v in hist]), 4, 1)
-    fig.add_trace(_line(day, "macd", "MACD", "#2563eb", showlegend=False), 4, 1)
-    fig.add_trace(_line(day, "macd_signal", "signal", "#f59e0b", showlegend=False), 4, 1)
-    fig.update_xaxes(rangebreaks=[{"bounds": ["sat", "mon"]},
-                                  {"values": closed_weekdays(bars.dates[0], bars.dates[-1])}])
-    fig.update_xaxes(rangeslider_visible=False)
-    fig.update_yaxes(range=[0, 100], row=3, col=1)
-    fig.update_layout(template=TEMPLATE, height=860, margin={"l": 60, "r": 20, "t": 40, "b": 30},
-                      legend={"orientation": "h", "y": 1.04, "x": 0}, hovermode="x unified")
-    return fig
-
-
-def _note(fig: go.Figure, message: str) -> go.Figure:
-    fig.add_annotation(text=message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
-                       font={"size": 14, "color": "#64748b"})
-    return fig
+    data = [
+        _line(day, "bb_upper", "Bollinger upper", GREY),
+        _line(day, "bb_lower", "Bollinger lower", GREY, fill="tonexty", fillcolor="rgba(148,163,184,0.15)"),
+        {"type": "candlestick", "x": x, "open": bars.open, "high": bars.high, "low": bars.low,
+         "close": bars.close, "name": day.symbol, "increasing": {"line": {"color": UP}},
+         "decreasing": {"line": {"color": DOWN}}},
+        _line(day, "sma_20", "SMA 20", "#2563eb"),
+        _line(day, "sma_50", "SMA 50", "#f59e0b"),
+        _line(day, "sma_200", "SMA 200", "#7c3aed"),
+        {"type": "bar", "x": x, "y": bars.volume, "name": "volume", "yaxis": "y2", "showlegend": False,
+         "marker": {"color": [UP if c >= o else DOWN for o, c in zip(bars.open, bars.close, strict=True)]}},
+        _line(day, "rsi", "RSI 14", "#0ea5e9", "y3", showlegend=False),
+        {"type": "bar", "x": hx, "y": hist, "name": "MACD histogram", "yaxis": "y4", "showlegend": False,
+         "marker": {"color": signed(hist)}},
+        _line(day, "macd", "MACD", "#2563eb", "y4", showlegend=False),
+        _line(day, "macd_signal", "signal", "#f59e0b", "y4", showlegend=False),
+    ]
+    domains = row_domains([0.55, 0.15, 0.15, 0.15], 0.035)
+    panels = {"yaxis": axis(domain=domains[0], title={"text": "price"}),
+              "yaxis2": axis(domain=domains[1], title={"text": "volume"}),
+              "yaxis3": axis(domain=domains[2], title={"text": "RSI 14"}, range=[0, 100]),
+              "yaxis4": axis(domain=domains[3], title={"text": "MACD"})}
+    rsi_levels = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y3", "y0": v, "y1": v,
+                   "line": {"dash": "dot", "color": "#94a3b8", "width": 1}} for v in (30, 70)]
+    return figure(data, height=860, hovermode="x unified", shapes=rsi_levels, **panels,
+                  margin={"l": 70, "r": 20, "t": 40, "b": 30},
+                  xaxis=axis(anchor="y4", rangeslider={"visible": False},
+                             rangebreaks=[{"bounds": ["sat", "mon"]},
+                                          {"values": closed_weekdays(bars.dates[0], bars.dates[-1])}]))
 
 
 def dealer_levels(dealer: dict[str, Any]) -> dict[str, float]:
@@ -87,69 +126,58 @@ def dealer_levels(dealer: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in levels.items() if isinstance(v, int | float)}
 
 
-def strike_figure(day: SymbolDay) -> go.Figure:
-    """Net GEX per strike with spot, gamma flip, walls and max pain as vertical lines."""
+def strike_figure(day: SymbolDay) -> Figure:
+    """Net GEX per strike with spot, gamma flip, walls and max pain as dashed vertical lines."""
     profile = day.dealer.get("strike_profile") or {}
     strikes, gex = profile.get("strikes") or [], profile.get("gex") or []
-    colors = [UP if g >= 0 else DOWN for g in gex]
-    fig = go.Figure(go.Bar(x=strikes, y=gex, name="net GEX", showlegend=False, marker_color=colors,
-                           hovertemplate="strike %{x}<br>GEX $%{y:,.0f}<extra></extra>"))
+    data: list[Trace] = [{"type": "bar", "x": strikes, "y": gex, "name": "net GEX", "showlegend": False,
+                          "marker": {"color": signed(gex)},
+                          "hovertemplate": "strike %{x}<br>GEX $%{y:,.0f}<extra></extra>"}]
     # Each level is a line trace of its own, so the legend names it and hovering shows its value.
-    low, high = min([0.0, *gex]), max([0.0, *gex])
+    low, high = min([0.0, *gex]) * 1.05, max([0.0, *gex]) * 1.05
     for label, level in sorted(dealer_levels(day.dealer).items(), key=lambda kv: kv[1]):
-        fig.add_trace(go.Scatter(x=[level, level], y=[low * 1.05, high * 1.05], mode="lines",
-                                 name=f"{label} {level:,.2f}", hovertemplate=f"{label} {level:,.2f}<extra></extra>",
-                                 line={"color": MARKERS[label], "width": 2, "dash": "dash"}))
-    fig.update_layout(template=TEMPLATE, height=420, title="GEX by strike (USD per 1% move)",
-                      xaxis_title="strike", yaxis_title="net GEX", legend=LEGEND,
-                      margin={"l": 70, "r": 20, "t": 80, "b": 40})
-    if not strikes:
-        _note(fig, f"no strike profile: A3 status {day.dealer.get('status')} ({day.dealer.get('status_reason')})")
-    return fig
+        data.append({"type": "scatter", "x": [level, level], "y": [low, high], "mode": "lines",
+                     "name": f"{label} {level:,.2f}", "hovertemplate": f"{label} {level:,.2f}<extra></extra>",
+                     "line": {"color": MARKERS[label], "width": 2, "dash": "dash"}})
+    status = f"no strike profile: A3 status {day.dealer.get('status')} ({day.dealer.get('status_reason')})"
+    return figure(data, height=420, title=title("GEX by strike (USD per 1% move)"),
+                  xaxis=axis(title={"text": "strike"}), yaxis=axis(title={"text": "net GEX"}),
+                  annotations=[] if strikes else [note(status)])
 
 
-def bucket_figure(day: SymbolDay) -> go.Figure:
+def bucket_figure(day: SymbolDay) -> Figure:
     """Net and gross GEX per days-to-expiry bucket."""
     buckets = day.dealer.get("gex_by_dte") or {}
     names = list(buckets)
     net = [(buckets[b] or {}).get("net") for b in names]
     gross = [(buckets[b] or {}).get("gross") for b in names]
     contracts = [(buckets[b] or {}).get("contracts") for b in names]
-    fig = go.Figure([
-        go.Bar(x=names, y=net, name="net", marker_color=[UP if (v or 0) >= 0 else DOWN for v in net],
-               customdata=contracts, hovertemplate="%{x} DTE<br>net $%{y:,.0f}<br>%{customdata} contracts"
-                                                   "<extra></extra>"),
-        go.Bar(x=names, y=gross, name="gross", marker_color="rgba(100,116,139,0.45)",
-               hovertemplate="%{x} DTE<br>gross $%{y:,.0f}<extra></extra>"),
-    ])
-    fig.update_layout(template=TEMPLATE, height=360, title="GEX by days to expiry", barmode="group",
-                      xaxis_title="days to expiry", yaxis_title="GEX", xaxis_type="category",
-                      margin={"l": 70, "r": 20, "t": 80, "b": 40}, legend=LEGEND)
-    if not any(v is not None for v in net):
-        _note(fig, "no GEX by expiry for this date")
-    return fig
+    data = [{"type": "bar", "x": names, "y": net, "name": "net", "marker": {"color": signed(net)},
+             "customdata": contracts,
+             "hovertemplate": "%{x} DTE<br>net $%{y:,.0f}<br>%{customdata} contracts<extra></extra>"},
+            {"type": "bar", "x": names, "y": gross, "name": "gross", "marker": {"color": "rgba(100,116,139,0.45)"},
+             "hovertemplate": "%{x} DTE<br>gross $%{y:,.0f}<extra></extra>"}]
+    empty = not any(v is not None for v in net)
+    return figure(data, height=360, title=title("GEX by days to expiry"), barmode="group",
+                  xaxis=axis(title={"text": "days to expiry"}, type="category"), yaxis=axis(title={"text": "GEX"}),
+                  annotations=[note("no GEX by expiry for this date")] if empty else [])
 
 
-def history_figure(day: SymbolDay) -> go.Figure:
-    """Net GEX (bars) with close and gamma flip (lines) across the stored snapshot dates."""
+def history_figure(day: SymbolDay) -> Figure:
+    """Net GEX (bars) with close and gamma flip (lines, right axis) across the stored snapshot dates."""
     h = day.history
     x = [d.isoformat() for d in h.dates]
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(x=x, y=h.gex_net, name="net GEX",
-                         marker_color=[UP if (v or 0) >= 0 else DOWN for v in h.gex_net]), secondary_y=False)
-    fig.add_trace(go.Scatter(x=x, y=h.close, name="close", mode="lines+markers",
-                             line={"color": MARKERS["spot"]}), secondary_y=True)
-    fig.add_trace(go.Scatter(x=x, y=h.gamma_flip, name="gamma flip", mode="lines+markers",
-                             line={"color": MARKERS["gamma flip"], "dash": "dash"}), secondary_y=True)
-    fig.update_xaxes(type="category")
-    fig.update_yaxes(title_text="net GEX", secondary_y=False)
-    fig.update_yaxes(title_text="price", secondary_y=True)
-    fig.update_layout(template=TEMPLATE, height=360, title="net GEX, gamma flip and close by snapshot date",
-                      margin={"l": 70, "r": 60, "t": 80, "b": 40}, legend=LEGEND)
-    return fig
+    data = [{"type": "bar", "x": x, "y": h.gex_net, "name": "net GEX", "marker": {"color": signed(h.gex_net)}},
+            {"type": "scatter", "x": x, "y": h.close, "name": "close", "mode": "lines+markers", "yaxis": "y2",
+             "line": {"color": MARKERS["spot"]}},
+            {"type": "scatter", "x": x, "y": h.gamma_flip, "name": "gamma flip", "mode": "lines+markers",
+             "yaxis": "y2", "line": {"color": MARKERS["gamma flip"], "dash": "dash"}}]
+    return figure(data, height=360, title=title("net GEX, gamma flip and close by snapshot date"),
+                  xaxis=axis(type="category"), yaxis=axis(title={"text": "net GEX"}),
+                  yaxis2=axis(title={"text": "price"}, overlaying="y", side="right", showgrid=False))
 
 
-def symbol_figures(day: SymbolDay) -> dict[str, go.Figure]:
+def symbol_figures(day: SymbolDay) -> dict[str, Figure]:
     """Div id -> figure, in page order."""
     return {"price": price_figure(day), "gex-strike": strike_figure(day), "gex-expiry": bucket_figure(day),
             "history": history_figure(day)}

@@ -7,14 +7,16 @@ same data are byte-identical, and nothing is fetched when it is viewed.
 from __future__ import annotations
 
 import html
+import json
 import os
 from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 
-import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
+from plotly.utils import PlotlyJSONEncoder
 
+from kapman.report.charts import Figure
 from kapman.report.keyvalues import KeyValue
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
@@ -64,12 +66,19 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def chart(div_id: str, figure: go.Figure) -> str:
-    """A figure's div and the script that draws it, with a fixed id."""
-    height = figure.layout.height or 400
-    inner = figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOTLY_CONFIG,
-                           default_height=f"{height}px", default_width="100%")
-    return f'<div class="chart">{inner}</div>'
+def to_json(value: object) -> str:
+    """Sorted keys (same data, same bytes); NaN and dates as plotly.js expects them; safe inside a
+    script element."""
+    return json.dumps(value, cls=PlotlyJSONEncoder, sort_keys=True, separators=(",", ":")).replace("</", "<\\/")
+
+
+def chart(div_id: str, figure: Figure) -> str:
+    """A figure's div, with a fixed id, and the script that draws it."""
+    height = figure["layout"].get("height", 400)
+    call = f"Plotly.newPlot({to_json(div_id)}, {to_json(figure['data'])}, {to_json(figure['layout'])}, " \
+           f"{to_json(PLOTLY_CONFIG)});"
+    return (f'<div class="chart"><div id="{esc(div_id)}" class="plotly-graph-div" '
+            f'style="height:{int(height)}px; width:100%;"></div><script>{call}</script></div>')
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[tuple[str, object | None]]], *,

@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-import plotly.graph_objects as go
 import psycopg
 
 from kapman import clock
 from kapman.calendar import trading_days
 from kapman.db.schema import RETENTION
 from kapman.report import page
-from kapman.report.charts import TEMPLATE
+from kapman.report.charts import Figure, axis, figure, title
 
 #: Below this share a day is listed as partial (a few delisted or late tickers are normal).
 PARTIAL_BELOW = 0.9
@@ -129,7 +128,7 @@ def ranges(calendar: list[date], selected: list[date]) -> list[tuple[date, date,
     return out
 
 
-def heatmap(cov: Coverage) -> go.Figure:
+def heatmap(cov: Coverage) -> Figure:
     x = [d.isoformat() for d in cov.days]
     z = []
     for name in DATASETS:
@@ -138,16 +137,13 @@ def heatmap(cov: Coverage) -> go.Figure:
         first = len(share) if first is None else first
         z.append([None] * first + [round(100 * v, 1) for v in share[first:]])
     text = [[f"{n} of {e}" for n, e in zip(cov.counts[name], cov.expected[name], strict=True)] for name in DATASETS]
-    fig = go.Figure(go.Heatmap(
-        x=x, y=list(DATASETS), z=z, zmin=0, zmax=100, text=text, xgap=1, ygap=3,
-        colorscale=[[0, "#ef4444"], [0.5, "#facc15"], [1, "#22c55e"]],
-        colorbar={"title": {"text": "% covered"}, "thickness": 12},
-        hovertemplate="%{x} %{y}<br>%{text} (%{z}%)<extra></extra>"))
-    fig.update_xaxes(type="category", nticks=24)
-    fig.update_yaxes(autorange="reversed")
-    fig.update_layout(template=TEMPLATE, height=300, margin={"l": 120, "r": 20, "t": 30, "b": 60},
-                      title=f"coverage per trading day, {cov.days[0]} .. {cov.days[-1]}" if cov.days else "")
-    return fig
+    trace = {"type": "heatmap", "x": x, "y": list(DATASETS), "z": z, "zmin": 0, "zmax": 100, "text": text,
+             "xgap": 1, "ygap": 3, "colorscale": [[0, "#ef4444"], [0.5, "#facc15"], [1, "#22c55e"]],
+             "colorbar": {"title": {"text": "% covered"}, "thickness": 12},
+             "hovertemplate": "%{x} %{y}<br>%{text} (%{z}%)<extra></extra>"}
+    span = f"coverage per trading day, {cov.days[0]} .. {cov.days[-1]}" if cov.days else "no trading days"
+    return figure([trace], height=300, title=title(span), margin={"l": 120, "r": 20, "t": 40, "b": 60},
+                  xaxis=axis(type="category", nticks=24), yaxis=axis(autorange="reversed"))
 
 
 def _gap_rows(found: list[Gaps], cov: Coverage) -> list[list[tuple[str, object | None]]]:
