@@ -6,6 +6,7 @@ same data are byte-identical, and nothing is fetched when it is viewed.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 from plotly.offline import get_plotlyjs
 from plotly.utils import PlotlyJSONEncoder
 
+from kapman.errors import UsageError
 from kapman.report.charts import Figure
 from kapman.report.keyvalues import KeyValue
 
@@ -120,8 +122,20 @@ def document(title: str, body: str, *, charts: bool = True, sortable: bool = Fal
 
 def write(path: Path, text: str) -> Path:
     """Write atomically: a reader never sees half a page."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
+
+
+def target(out: Path | None, default: Path) -> Path:
+    """``--out``: a file as given, or the default name inside a directory given."""
+    if out is None:
+        return default
+    return out / default.name if out.is_dir() else out

@@ -10,6 +10,7 @@ import psycopg
 
 from kapman.config import Settings
 from kapman.db.connect import connect
+from kapman.errors import UsageError
 from kapman.progress import NullProgress, Progress
 from kapman.report import page, symbol, warehouse
 from kapman.report.data import load_symbol_day
@@ -46,7 +47,8 @@ def run(settings: Settings, params: ReportParams, progress: Progress | None = No
 def _symbol(conn: psycopg.Connection, params: ReportParams, result: StepResult) -> None:
     assert params.symbol is not None
     day = load_symbol_day(conn, params.symbol, params.day)
-    out = page.write(params.out or DEFAULT_DIR / report_name(f"{day.symbol}-{day.day}"), symbol.render(day))
+    default = DEFAULT_DIR / report_name(f"{day.symbol}-{day.day}")
+    out = page.write(page.target(params.out, default), symbol.render(day))
     result.done = 1
     result.details["pages"] = [str(out)]
     result.headline = f"wrote {out} ({day.symbol} {day.day}, A3 {day.dealer.get('status')})"
@@ -54,6 +56,8 @@ def _symbol(conn: psycopg.Connection, params: ReportParams, result: StepResult) 
 
 def _watchlist(conn: psycopg.Connection, params: ReportParams, result: StepResult, progress: Progress) -> None:
     assert params.watchlist is not None
+    if params.out is not None and params.out.exists() and not params.out.is_dir():
+        raise UsageError(f"--out {params.out} is a file; --watchlist writes a directory of pages")
     pages = write_watchlist(conn, params.watchlist, params.day,
                             params.out or DEFAULT_DIR / f"watchlist-{params.watchlist}", progress)
     result.done = len(pages.reports)
@@ -64,7 +68,7 @@ def _watchlist(conn: psycopg.Connection, params: ReportParams, result: StepResul
 
 
 def _warehouse(conn: psycopg.Connection, params: ReportParams, result: StepResult) -> None:
-    path, found = warehouse.write_warehouse(conn, params.out or DEFAULT_DIR / "warehouse.html")
+    path, found = warehouse.write_warehouse(conn, page.target(params.out, DEFAULT_DIR / "warehouse.html"))
     result.unit = "pages"
     result.done = 1
     gaps = {g.dataset: sum(n for _, _, n in g.missing) for g in found}

@@ -44,23 +44,22 @@ def report_name(sym: str) -> str:
     return "".join(c if c.isalnum() or c in ".-_" else "_" for c in sym) + ".html"
 
 
+def _cell(text: str, key: object | None) -> tuple[str, object | None]:
+    """A cell's HTML and its sort key ('' sorts a missing value last)."""
+    return page.esc(text), "" if key is None else key
+
+
 def _row(sym: str, day: SymbolDay | None, href: str | None, note: str) -> list[tuple[str, object | None]]:
     if day is None:
-        return [(page.esc(sym), sym), ("-", ""), ("-", ""), ("-", ""), ("-", ""), ("-", ""), ("-", ""),
-                ("-", ""), ("-", ""), (page.esc(note), note)]
+        return [_cell(sym, sym), *[_cell("-", None)] * (len(COLUMNS) - 2), _cell(note, note)]
     d = day.dealer
     rsi = dig(day.technical, "momentum", "rsi", "rsi")
-    hv = day.price.get("hv")
-    flip = d.get("gamma_flip_distance_pct")
-
-    def key(v: object) -> object:
-        return "" if v is None else v
-
-    return [(f'<a href="{page.esc(href)}">{page.esc(sym)}</a>', sym), (str(day.day), str(day.day)),
-            (fixed(2)(day.bars.close[-1]), day.bars.close[-1]), (usd(d.get("gex_net")), key(d.get("gex_net"))),
-            (page.esc(d.get("position") or "-"), d.get("position") or ""), (pct(flip), key(flip)),
-            (fixed(1)(rsi), key(rsi)), (fraction_pct(hv), key(hv)), (page.esc(d.get("status") or "-"),
-                                                                    d.get("status") or ""), ("", "")]
+    hv, flip, close = day.price.get("hv"), d.get("gamma_flip_distance_pct"), day.bars.close[-1]
+    return [(f'<a href="{page.esc(href)}">{page.esc(sym)}</a>', sym), _cell(str(day.day), str(day.day)),
+            _cell(fixed(2)(close), close), _cell(usd(d.get("gex_net")), d.get("gex_net")),
+            _cell(d.get("position") or "-", d.get("position")), _cell(pct(flip), flip),
+            _cell(fixed(1)(rsi), rsi), _cell(fraction_pct(hv), hv), _cell(d.get("status") or "-", d.get("status")),
+            _cell("", "")]
 
 
 def write_watchlist(conn: psycopg.Connection, name: str, day: date | None, out_dir: Path,

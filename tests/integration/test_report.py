@@ -97,6 +97,20 @@ def test_default_output_goes_under_reports(url: str, tmp_path: Path) -> None:
     assert (tmp_path / "reports" / f"AAPL-{LAST_DAY}.html").stat().st_size > 1_000_000   # plotly.js inlined
 
 
+def test_out_may_name_a_directory_and_an_unwritable_path_is_one_line(url: str, tmp_path: Path) -> None:
+    assert cli("scripts.report", url, "AAPL", "--out", str(tmp_path)).returncode == 0
+    assert (tmp_path / f"AAPL-{LAST_DAY}.html").is_file()
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("")
+    proc = cli("scripts.report", url, "AAPL", "--out", str(blocker / "a.html"))
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: cannot write {blocker / 'a.html'}: ")
+    assert len(proc.stderr.splitlines()) == 1
+    proc = cli("scripts.report", url, "--watchlist", "mvp", "--out", str(blocker))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: --out {blocker} is a file; --watchlist writes a directory of pages"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"AAPL-{LAST_DAY}.html", "file.txt"]
+
+
 def test_watchlist_index_links_reports_and_lists_symbols_without_one(url: str, tmp_path: Path) -> None:
     proc = cli("scripts.report", url, "--watchlist", "mvp", "--out", str(tmp_path / "mvp"), "--json")
     assert proc.returncode == 1, proc.stderr     # partial: some members have no report
