@@ -2,12 +2,14 @@
 
 Each test fails on any console error, uncaught exception or failed load, checks that every chart
 drew its traces (an SVG with marks for each trace), and saves a full-page screenshot next to the
-pages (the path is printed).  Data: three watchlist symbols taken through the real ingest, A2 and
-A3 steps on the sandbox market.
+pages (the path is printed; also copied to KAPMAN_SCREENSHOT_DIR when set).  Data: three
+watchlist symbols taken through the real ingest, A2 and A3 steps on the sandbox market.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -93,8 +95,13 @@ def check_charts(tab: Page, expected: list[str]) -> list[dict[str, Any]]:
 
 
 def screenshot(tab: Page, path: Path) -> None:
+    """Beside the page, and also into KAPMAN_SCREENSHOT_DIR when set (to keep them from CI)."""
     tab.screenshot(path)
     assert path.stat().st_size > 20_000
+    keep = os.environ.get("KAPMAN_SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / path.name)
     print(f"screenshot: {path}")
 
 
