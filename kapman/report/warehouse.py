@@ -39,8 +39,18 @@ MENDED_BY = {"OHLCV": "python -m scripts.ingest_ohlcv backfill --start D1 --end 
 
 _COUNTS = {
     "OHLCV": "SELECT date, count(*) FROM public.ohlcv WHERE date BETWEEN %s AND %s GROUP BY 1",
-    "option snapshots": "SELECT (time AT TIME ZONE 'America/New_York')::date, count(DISTINCT ticker_id) "
-                        "FROM public.options_chains WHERE time >= %s AND time < %s GROUP BY 1",
+    # A loose index scan of the primary key: one probe per (snapshot, symbol) instead of reading
+    # every contract row of two years of snapshots.
+    "option snapshots": """
+        WITH RECURSIVE pairs AS (
+            (SELECT time, ticker_id FROM public.options_chains WHERE time >= %(first)s AND time < %(after)s
+             ORDER BY time, ticker_id LIMIT 1)
+            UNION ALL
+            SELECT n.time, n.ticker_id FROM pairs p, LATERAL (
+                SELECT time, ticker_id FROM public.options_chains
+                WHERE (time, ticker_id) > (p.time, p.ticker_id) AND time < %(after)s
+                ORDER BY time, ticker_id LIMIT 1) n)
+        SELECT (time AT TIME ZONE 'America/New_York')::date, count(DISTINCT ticker_id) FROM pairs GROUP BY 1""",
     "snapshots": "SELECT (time AT TIME ZONE 'America/New_York')::date, "
                  "count(*) FILTER (WHERE technical_indicators_json IS NOT NULL), "
                  "count(*) FILTER (WHERE dealer_metrics_json IS NOT NULL) "
@@ -74,7 +84,8 @@ def coverage(conn: psycopg.Connection, today: date | None = None) -> Coverage:
     # Option snapshots are named by their New York date: midnight to midnight there.
     first, after = (datetime.combine(d, time(0), tzinfo=clock.NEW_YORK) for d in (start, end + timedelta(days=1)))
     ohlcv: dict[date, int] = dict(conn.execute(_COUNTS["OHLCV"], (start, end)).fetchall())
-    options: dict[date, int] = dict(conn.execute(_COUNTS["option snapshots"], (first, after)).fetchall())
+    options: dict[date, int] = dict(conn.execute(_COUNTS["option snapshots"],
+                                                 {"first": first, "after": after}).fetchall())
     a2: dict[date, int] = {}
     a3: dict[date, int] = {}
     for day, with_a2, with_a3 in conn.execute(_COUNTS["snapshots"], (clock.close_of(start), clock.close_of(end))):
