@@ -15,8 +15,8 @@ import psycopg
 
 from kapman.clock import close_of
 from kapman.ingest.options import ingest_options
-from kapman.ingest.options_scope import resolve_scope
 from kapman.ingest.tickers import ingest_tickers
+from kapman.ingest.watchlist_scope import resolve_scope
 from kapman.ingest.watchlists import ingest_watchlists
 from kapman.jobs import a2_local_ta
 from kapman.jobs import a3_dealer_metrics as a3
