@@ -107,10 +107,20 @@ start_db() {
   esac
 }
 
+# Headless Chromium for the report pages' browser tests; they skip with a reason without it.
+setup_browser() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  say "installing chromium (browser tests of the report pages)"
+  { apt-get install -y -q chromium >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; } ||
+    say "could not install chromium; the browser tests will be skipped"
+}
+
 cmd_setup() {
   local kind
   kind=$(db_kind)
   start_db "$kind"
+  setup_browser
   setup_venv
   setup_env_file
 }

@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "a3": ("scripts.run_a3_dealer_metrics", "dealer metrics from the option snapshots"),
     "nightly": ("scripts.nightly", "everything due by the clock and the NYSE calendar, in order"),
     "status": ("scripts.status", "OK / WARN / FAIL per area, and the command that mends it"),
+    "report": ("scripts.report", "offline HTML pages: a symbol's charts, a watchlist index, warehouse coverage"),
+    "show": ("scripts.show", "a symbol's key values in the terminal"),
     "demo": ("kapman.demo", "the whole runbook on the offline sandbox"),
     "sandbox": ("kapman.sandbox.__main__", "the offline market: REST and S3 servers, flat-file mirrors"),
 }

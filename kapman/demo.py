@@ -9,6 +9,8 @@ hydrated for the last ``--option-days`` trading days by stepping the sandbox clo
 clock day by day, so each run is a genuine snapshot as of that day and the A3 week of the runbook
 has data.  With --live the same steps run against Polygon with the credentials in .env (the REST
 key and the flat-file keys, all checked before anything is dropped), options for today only.
+It ends by writing the report page of a watchlist symbol (AAPL) and the warehouse coverage page
+under reports/, and prints their paths.
 
 The demo works in a database of its own: kapman_demo on the server of DATABASE_URL, REBUILT on
 every run.  Your database is never touched unless you name it with --db-url; one that holds data
@@ -29,7 +31,7 @@ from kapman import cli, runbook
 from kapman.calendar import trading_days
 from kapman.cli import Parser
 from kapman.clock import close_of
-from kapman.config import Settings, bounded, load_settings, mask_url
+from kapman.config import PROJECT_ROOT, Settings, bounded, load_settings, mask_url
 from kapman.db import destruction
 from kapman.db.connect import connect, database_name, with_database
 from kapman.db.rebuild import MAINTENANCE_DB, database_exists
@@ -111,7 +113,8 @@ def sandbox_runbook(url: str, *, tickers: int = 600, seed: int = 42, option_days
             print(f"database {mask_url(url)} will be rebuilt; KapMan's clock: {env['KAPMAN_NOW']}", flush=True)
         steps = (runbook.schema_and_reference_steps() + archive_steps()
                  + option_steps(recent_days(market.end_date, option_days), rest.set_clock)
-                 + runbook.analytics_steps() + (runbook.dashboard_steps() if dashboards else []))
+                 + runbook.analytics_steps() + (runbook.dashboard_steps() if dashboards else [])
+                 + runbook.report_steps())
         return _run_all(steps, env, url, quiet)
 
 
@@ -158,7 +161,7 @@ def live_runbook(url: str, *, dashboards: bool = True) -> list[runbook.StepResul
              + [runbook.Step("6", "options snapshot (now)", "python -m scripts.ingest_options")]
              + [runbook.Step("7", "A2 for the newest date", "python -m scripts.run_a2_local_ta"),
                 runbook.Step("8", "A3 for the newest snapshot", "python -m scripts.run_a3_dealer_metrics")]
-             + (runbook.dashboard_steps() if dashboards else []))
+             + (runbook.dashboard_steps() if dashboards else []) + runbook.report_steps())
     return _run_all(steps, {}, url, False)
 
 
@@ -209,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n== Report: {mask_url(url)} ==")
     for name, value in report(url):
         print(f"  {name:<18} {value}")
+    print("\n== Pages ==")
+    for page in runbook.REPORT_PAGES:
+        print(f"  {PROJECT_ROOT / page}")
     partial = [r for r in results if r.returncode]
     print(f"{len(results)} steps in {time.perf_counter() - started:.0f}s"
           + (f"; {len(partial)} with partial failures" if partial else "; all succeeded"))

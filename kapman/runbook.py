@@ -77,6 +77,17 @@ def analytics_steps() -> list[Step]:
     ]
 
 
+#: The demo's last step writes these pages (paths relative to the project root).
+REPORT_PAGES = (Path("reports/AAPL.html"), Path("reports/warehouse.html"))
+
+
+def report_steps() -> list[Step]:
+    """A watchlist symbol's report and the warehouse coverage page."""
+    symbol_page, warehouse_page = REPORT_PAGES
+    return [Step("10", "report of a watchlist symbol", f"python -m scripts.report AAPL --out {symbol_page}"),
+            Step("10", "warehouse coverage", f"python -m scripts.report --warehouse --out {warehouse_page}")]
+
+
 def dashboard_steps() -> list[Step]:
     variables = {"ohlcv_dashboard.sql": "-v DAYS_BACK=30 -v SYMBOL_LIMIT=25 ",
                  "dealer_metrics_dashboard.sql": "-v SNAPSHOT_N=1 "}

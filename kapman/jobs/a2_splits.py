@@ -62,7 +62,7 @@ def window_splits(col: np.ndarray, day: np.ndarray, ratio: np.ndarray) -> Window
     return WindowSplits(col[order].astype(np.intp), day[order], ratio[order])
 
 
-def _factors(dates: np.ndarray, days: np.ndarray, ratios: np.ndarray) -> np.ndarray:
+def split_factors(dates: np.ndarray, days: np.ndarray, ratios: np.ndarray) -> np.ndarray:
     """Per row of one column, the product of the ratios of the given splits executed after its bar."""
     factor = np.ones(len(dates))
     for day, ratio in zip(days, ratios, strict=True):
@@ -111,10 +111,10 @@ def adjust(p: dict[str, np.ndarray], splits: WindowSplits, bar_col: np.ndarray, 
         states = np.unique(epoch[own])
         latest = int(states[-1])
         for k in states[:-1]:   # earlier states first, from the unadjusted column
-            extra.append(_adjusted(p, c, _factors(dates[:, j], days[:k], ratios[:k])))
+            extra.append(_adjusted(p, c, split_factors(dates[:, j], days[:k], ratios[:k])))
             src[cells[own[epoch[own] == k]]] = n + len(extra) - 1
         if latest:
-            for name, values in _adjusted(p, c, _factors(dates[:, j], days[:latest], ratios[:latest])).items():
+            for name, values in _adjusted(p, c, split_factors(dates[:, j], days[:latest], ratios[:latest])).items():
                 p[name][:, c] = values
     if extra:
         p = {name: np.concatenate([p[name], np.stack([e[name] for e in extra], axis=1)], axis=1) for name in p}

@@ -13,9 +13,11 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from kapman.config import PROJECT_ROOT
 from kapman.demo import report, sandbox_runbook
 from kapman.ids import ticker_id
 from kapman.ingest.ticker_types import DEFAULT_TYPES
+from kapman.runbook import REPORT_PAGES
 from tests.support import database
 
 pytestmark = pytest.mark.integration
@@ -63,7 +65,9 @@ def test_runbook_end_to_end_with_a_repave(scratch: str, capfd: pytest.CaptureFix
     results = sandbox_runbook(scratch, tickers=200, seed=7, option_days=5, dashboards=True)
     failed = [(r.step.number, r.step.title, r.returncode) for r in results if r.returncode]
     assert not failed, failed
-    assert len(results) == 5 + 5 + 3 + 5
+    assert len(results) == 5 + 5 + 3 + 5 + 2
+    for page in REPORT_PAGES:
+        assert b"Plotly.newPlot" in (PROJECT_ROOT / page).read_bytes()
     first = digests(scratch)
     counts = {t: n for t, (n, _) in first.items()}
     assert counts["tickers"] > 150 and counts["watchlists"] == 150

@@ -1,0 +1,178 @@
+"""What a symbol's report shows, read from ``ohlcv`` and ``daily_snapshots`` in a few queries.
+
+Nothing is recomputed here: the indicator lines are the values A2 stored for each date, the
+dealer figures the document A3 stored.  When something the report needs is missing, the error
+names the runbook step that produces it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from kapman import clock
+from kapman.calendar import is_trading_day
+from kapman.errors import UsageError
+from kapman.jobs import a2_splits
+from kapman.jobs.a2_splits import split_factors
+from kapman.jobs.a2_window import anchor
+
+#: Indicator series drawn on the charts: column -> path in technical_indicators_json
+#: (docs/a2_indicators.md).
+SERIES: dict[str, tuple[str, ...]] = {
+    "sma_20": ("trend", "sma", "sma_20"),
+    "sma_50": ("trend", "sma", "sma_50"),
+    "sma_200": ("trend", "sma", "sma_200"),
+    "bb_upper": ("volatility", "bbands", "bollinger_hband"),
+    "bb_middle": ("volatility", "bbands", "bollinger_mavg"),
+    "bb_lower": ("volatility", "bbands", "bollinger_lband"),
+    "rsi": ("momentum", "rsi", "rsi"),
+    "macd": ("trend", "macd", "macd"),
+    "macd_signal": ("trend", "macd", "macd_signal"),
+    "macd_diff": ("trend", "macd", "macd_diff"),
+}
+
+_NY_DATE = "(time AT TIME ZONE 'America/New_York')::date"
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Daily bars, oldest first."""
+
+    dates: list[date] = field(default_factory=list)
+    open: list[float] = field(default_factory=list)
+    high: list[float] = field(default_factory=list)
+    low: list[float] = field(default_factory=list)
+    close: list[float] = field(default_factory=list)
+    volume: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class History:
+    """A3's figures on every stored snapshot date up to the report's, oldest first."""
+
+    dates: list[date] = field(default_factory=list)
+    close: list[float | None] = field(default_factory=list)
+    gex_net: list[float | None] = field(default_factory=list)
+    gamma_flip: list[float | None] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SymbolDay:
+    """Everything one report shows for (symbol, trading date)."""
+
+    symbol: str
+    day: date
+    bars: Bars
+    #: date -> {SERIES column: value or None}, the dates of the window A2 has values for.
+    indicators: dict[date, dict[str, float | None]]
+    technical: dict[str, Any]
+    price: dict[str, Any]
+    dealer: dict[str, Any]
+    history: History
+
+
+def ticker_of(conn: psycopg.Connection, symbol: str) -> tuple[uuid.UUID, str]:
+    """(ticker id, stored symbol) of ``symbol``, as given or upper-cased."""
+    row = conn.execute("SELECT id, symbol FROM public.tickers WHERE symbol = %s OR symbol = upper(%s) "
+                       "ORDER BY symbol = %s DESC LIMIT 1", (symbol, symbol, symbol)).fetchone()
+    if row is None:
+        raise UsageError(f"unknown symbol {symbol}: not in tickers; run python -m scripts.ingest_tickers")
+    return row[0], row[1]
+
+
+def report_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date | None) -> date:
+    """The requested date after checks, or the newest date A2 has values for."""
+    today = clock.today_ny()
+    if day is not None:
+        if day > today:
+            raise UsageError(f"{day} is after today ({today} by KapMan's clock)")
+        if not is_trading_day(day):
+            raise UsageError(f"{day} is not an NYSE trading day")
+        return day
+    newest = conn.execute(
+        f"SELECT max({_NY_DATE}) FROM public.daily_snapshots WHERE ticker_id = %s "
+        "AND technical_indicators_json IS NOT NULL AND time <= %s", (ticker, clock.close_of(today))).fetchone()
+    if newest is None or newest[0] is None:
+        raise UsageError(f"no A2 indicators stored for {symbol}: run python -m scripts.run_a2_local_ta "
+                         f"--symbols {symbol}")
+    return newest[0]  # type: ignore[no-any-return]
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows to columns; ``width`` empty columns when there are no rows."""
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+def load_bars(conn: psycopg.Connection, ticker: uuid.UUID, start: date, end: date) -> Bars:
+    rows = conn.execute("SELECT date, open, high, low, close, volume FROM public.ohlcv WHERE ticker_id = %s "
+                        "AND date BETWEEN %s AND %s ORDER BY date", (ticker, start, end)).fetchall()
+    return Bars(*_columns(rows, 6))
+
+
+def adjust_for_splits(conn: psycopg.Connection, ticker: uuid.UUID, bars: Bars, as_of: date) -> Bars:
+    """Bars as they would trade after every split executed up to ``as_of``, by the same rule as
+    A2 (``kapman.jobs.a2_splits``), so the candles line up with the stored indicators; a split
+    after the report date changes nothing on the page."""
+    if not bars.dates:
+        return bars
+    rows = conn.execute("SELECT s.execution_date, s.split_to / s.split_from FROM public.splits s "
+                        "JOIN public.tickers t ON t.symbol = s.ticker WHERE t.id = %s "
+                        "AND s.execution_date > %s AND s.execution_date <= %s",
+                        (ticker, bars.dates[0], as_of)).fetchall()
+    if not rows:
+        return bars
+    factor = split_factors(np.array(bars.dates, dtype="datetime64[D]"),
+                           np.array([r[0] for r in rows], dtype="datetime64[D]"),
+                           np.array([float(r[1]) for r in rows]))
+    prices = {name: (np.asarray(getattr(bars, name), dtype=float) / factor).tolist() for name in a2_splits.PRICES}
+    volume = (np.asarray(bars.volume, dtype=float) * factor).tolist()
+    return Bars(list(bars.dates), volume=volume, **prices)
+
+
+def load_indicators(conn: psycopg.Connection, ticker: uuid.UUID, start: date,
+                    end: date) -> dict[date, dict[str, float | None]]:
+    columns = list(SERIES)
+    select = ", ".join(["(technical_indicators_json #>> %s)::float8"] * len(columns))
+    rows = conn.execute(
+        f"SELECT {_NY_DATE}, {select} FROM public.daily_snapshots WHERE ticker_id = %s "
+        "AND technical_indicators_json IS NOT NULL AND time BETWEEN %s AND %s ORDER BY time",
+        [*(list(SERIES[c]) for c in columns), ticker, clock.close_of(start), clock.close_of(end)]).fetchall()
+    return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows}
+
+
+def load_history(conn: psycopg.Connection, ticker: uuid.UUID, end: date) -> History:
+    rows = conn.execute(
+        f"SELECT ds.day, o.close, (ds.doc->>'gex_net')::float8, (ds.doc->>'gamma_flip')::float8 "
+        f"FROM (SELECT {_NY_DATE} AS day, dealer_metrics_json AS doc FROM public.daily_snapshots "
+        "      WHERE ticker_id = %s AND dealer_metrics_json IS NOT NULL AND time <= %s) ds "
+        "LEFT JOIN public.ohlcv o ON o.ticker_id = %s AND o.date = ds.day ORDER BY ds.day",
+        (ticker, clock.close_of(end), ticker)).fetchall()
+    return History(*_columns(rows, 4))
+
+
+def load_symbol_day(conn: psycopg.Connection, symbol: str, day: date | None = None) -> SymbolDay:
+    """Read one report's data; raises UsageError naming the step to run when a piece is missing."""
+    ticker, symbol = ticker_of(conn, symbol)
+    day = report_day(conn, ticker, symbol, day)
+    start = anchor(day)
+    bars = adjust_for_splits(conn, ticker, load_bars(conn, ticker, start, day), day)
+    if not bars.dates or bars.dates[-1] != day:
+        raise UsageError(f"no OHLCV bar for {symbol} on {day}: run python -m scripts.ingest_ohlcv backfill "
+                         f"--start {day} --end {day}")
+    row = conn.execute("SELECT technical_indicators_json, price_metrics_json, dealer_metrics_json "
+                       "FROM public.daily_snapshots WHERE ticker_id = %s AND time = %s",
+                       (ticker, clock.close_of(day))).fetchone()
+    if row is None or row[0] is None:
+        raise UsageError(f"no A2 indicators for {symbol} on {day}: run python -m scripts.run_a2_local_ta "
+                         f"--date {day} --symbols {symbol}")
+    if row[2] is None:
+        raise UsageError(f"no A3 dealer metrics for {symbol} on {day}: run python -m "
+                         f"scripts.run_a3_dealer_metrics --date {day} --symbols {symbol}")
+    return SymbolDay(symbol=symbol, day=day, bars=bars, indicators=load_indicators(conn, ticker, start, day),
+                     technical=row[0], price=row[1] or {}, dealer=row[2], history=load_history(conn, ticker, day))

@@ -1,0 +1,192 @@
+"""Warehouse coverage: OHLCV, option snapshots, A2 and A3 per trading day of the retention window.
+
+Each cell of the heat map is a share of what the day should hold:
+
+- OHLCV: tickers with a bar / the median of the days that have bars (the universe drifts as
+  tickers list and delist, so no fixed count is "full");
+- option snapshots and A3: symbols covered / active watchlist symbols with a ticker;
+- A2: rows with indicators / tickers with a bar that day (A2 computes every ticker with a bar).
+
+The retention window is the last 730 days by KapMan's clock (``kapman.db.schema.RETENTION``), its
+trading days from the NYSE calendar; from a data set's first day on, a day nothing covers is a
+gap and a day below ``PARTIAL_BELOW`` of its share is partial.  Days before a data set's first day
+are left blank: option snapshots, for one, cannot be taken for the past.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+import psycopg
+
+from kapman import clock
+from kapman.calendar import trading_days
+from kapman.db.schema import RETENTION
+from kapman.report import page
+from kapman.report.charts import Figure, axis, figure, title
+
+#: Below this share a day is listed as partial (a few delisted or late tickers are normal).
+PARTIAL_BELOW = 0.9
+DATASETS = ("OHLCV", "option snapshots", "A2", "A3")
+#: The runbook step that fills each data set's gaps.
+MENDED_BY = {"OHLCV": "python -m scripts.ingest_ohlcv backfill --start D1 --end D2",
+             "option snapshots": "not fetchable again for past days (snapshots are taken live)",
+             "A2": "python -m scripts.run_a2_local_ta --start-date D1 --end-date D2",
+             "A3": "python -m scripts.run_a3_dealer_metrics --start-date D1 --end-date D2"}
+
+_COUNTS = {
+    "OHLCV": "SELECT date, count(*) FROM public.ohlcv WHERE date BETWEEN %s AND %s GROUP BY 1",
+    # A loose index scan of the primary key: one probe per (snapshot, symbol) instead of reading
+    # every contract row of two years of snapshots.
+    "option snapshots": """
+        WITH RECURSIVE pairs AS (
+            (SELECT time, ticker_id FROM public.options_chains WHERE time >= %(first)s AND time < %(after)s
+             ORDER BY time, ticker_id LIMIT 1)
+            UNION ALL
+            SELECT n.time, n.ticker_id FROM pairs p, LATERAL (
+                SELECT time, ticker_id FROM public.options_chains
+                WHERE (time, ticker_id) > (p.time, p.ticker_id) AND time < %(after)s
+                ORDER BY time, ticker_id LIMIT 1) n)
+        SELECT (time AT TIME ZONE 'America/New_York')::date, count(DISTINCT ticker_id) FROM pairs GROUP BY 1""",
+    "snapshots": "SELECT (time AT TIME ZONE 'America/New_York')::date, "
+                 "count(*) FILTER (WHERE technical_indicators_json IS NOT NULL), "
+                 "count(*) FILTER (WHERE dealer_metrics_json IS NOT NULL) "
+                 "FROM public.daily_snapshots WHERE time BETWEEN %s AND %s GROUP BY 1",
+}
+_WATCHLIST_SYMBOLS = ("SELECT count(DISTINCT w.symbol) FROM public.watchlists w "
+                      "JOIN public.tickers t ON t.symbol = w.symbol WHERE w.active")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    days: list[date]
+    #: data set -> count per day (aligned with ``days``)
+    counts: dict[str, list[int]]
+    #: data set -> what a full day holds, per day
+    expected: dict[str, list[int]]
+
+    def share(self, dataset: str) -> list[float]:
+        return [min(1.0, n / e) if e else 0.0 for n, e in zip(self.counts[dataset], self.expected[dataset],
+                                                              strict=True)]
+
+
+def window(today: date | None = None) -> tuple[date, date]:
+    end = today or clock.today_ny()
+    return end - RETENTION, end
+
+
+def coverage(conn: psycopg.Connection, today: date | None = None) -> Coverage:
+    start, end = window(today)
+    days = list(trading_days(start, end))
+    # Option snapshots are named by their New York date: midnight to midnight there.
+    first, after = (datetime.combine(d, time(0), tzinfo=clock.NEW_YORK) for d in (start, end + timedelta(days=1)))
+    ohlcv: dict[date, int] = dict(conn.execute(_COUNTS["OHLCV"], (start, end)).fetchall())
+    options: dict[date, int] = dict(conn.execute(_COUNTS["option snapshots"],
+                                                 {"first": first, "after": after}).fetchall())
+    a2: dict[date, int] = {}
+    a3: dict[date, int] = {}
+    for day, with_a2, with_a3 in conn.execute(_COUNTS["snapshots"], (clock.close_of(start), clock.close_of(end))):
+        a2[day], a3[day] = with_a2, with_a3
+    watched = conn.execute(_WATCHLIST_SYMBOLS).fetchone()[0]  # type: ignore[index]
+    universe = int(statistics.median(ohlcv.values())) if ohlcv else 0
+    counts = {"OHLCV": [ohlcv.get(d, 0) for d in days], "option snapshots": [options.get(d, 0) for d in days],
+              "A2": [a2.get(d, 0) for d in days], "A3": [a3.get(d, 0) for d in days]}
+    expected = {"OHLCV": [universe] * len(days), "option snapshots": [watched] * len(days),
+                "A2": counts["OHLCV"], "A3": [watched] * len(days)}
+    return Coverage(days, counts, expected)
+
+
+@dataclass(frozen=True)
+class Gaps:
+    dataset: str
+    first: date | None            # first day with any data in the window
+    missing: list[tuple[date, date, int]]
+    partial: list[tuple[date, date, int]]
+
+
+def first_covered(share: list[float]) -> int | None:
+    """Index of the first day with any data."""
+    return next((n for n, v in enumerate(share) if v > 0), None)
+
+
+def gaps(cov: Coverage) -> list[Gaps]:
+    """Per data set, from its first covered day on: days with nothing, days with part of it."""
+    out = []
+    for name in DATASETS:
+        share = cov.share(name)
+        first = first_covered(share)
+        if first is None:
+            out.append(Gaps(name, None, [], []))
+            continue
+        tail = list(zip(cov.days[first:], share[first:], strict=True))
+        out.append(Gaps(name, cov.days[first], ranges(cov.days, [d for d, s in tail if s == 0]),
+                        ranges(cov.days, [d for d, s in tail if 0 < s < PARTIAL_BELOW])))
+    return out
+
+
+def ranges(calendar: list[date], selected: list[date]) -> list[tuple[date, date, int]]:
+    """Runs of ``selected`` that are consecutive in ``calendar`` (so a weekend does not split one)."""
+    index = {d: n for n, d in enumerate(calendar)}
+    out: list[tuple[date, date, int]] = []
+    for day in selected:
+        if out and index[day] == index[out[-1][1]] + 1:
+            out[-1] = (out[-1][0], day, out[-1][2] + 1)
+        else:
+            out.append((day, day, 1))
+    return out
+
+
+def heatmap(cov: Coverage) -> Figure:
+    x = [d.isoformat() for d in cov.days]
+    z = []
+    for name in DATASETS:
+        share = cov.share(name)
+        first = first_covered(share)
+        first = len(share) if first is None else first
+        z.append([None] * first + [round(100 * v, 1) for v in share[first:]])
+    text = [[f"{n} of {e}" for n, e in zip(cov.counts[name], cov.expected[name], strict=True)] for name in DATASETS]
+    trace = {"type": "heatmap", "x": x, "y": list(DATASETS), "z": z, "zmin": 0, "zmax": 100, "text": text,
+             "xgap": 1, "ygap": 3, "colorscale": [[0, "#ef4444"], [0.5, "#facc15"], [1, "#22c55e"]],
+             "colorbar": {"title": {"text": "% covered"}, "thickness": 12},
+             "hovertemplate": "%{x} %{y}<br>%{text} (%{z}%)<extra></extra>"}
+    span = f"coverage per trading day, {cov.days[0]} .. {cov.days[-1]}" if cov.days else "no trading days"
+    return figure([trace], height=300, title=title(span), margin={"l": 120, "r": 20, "t": 40, "b": 60},
+                  xaxis=axis(type="category", nticks=24), yaxis=axis(autorange="reversed"))
+
+
+def _gap_rows(found: list[Gaps], cov: Coverage) -> list[list[tuple[str, object | None]]]:
+    rows: list[list[tuple[str, object | None]]] = []
+    for g in found:
+        total = sum(1 for c in cov.counts[g.dataset] if c)
+        if g.first is None:
+            rows.append([(page.esc(g.dataset), None), ("no data in the window", None), ("", None), ("", None)])
+            continue
+        shown = [f"{a} .. {b} ({n})" if n > 1 else str(a) for a, b, n in g.missing]
+        part = [f"{a} .. {b} ({n})" if n > 1 else str(a) for a, b, n in g.partial]
+        rows.append([(page.esc(g.dataset), None),
+                     (f"{total} days from {g.first}", None),
+                     (page.esc(", ".join(shown) or "none"), None),
+                     (page.esc(", ".join(part) or "none"), None)])
+    return rows
+
+
+def render(cov: Coverage) -> str:
+    found = gaps(cov)
+    mend = "".join(f"<li>{page.esc(k)}: <code>{page.esc(v)}</code></li>" for k, v in MENDED_BY.items())
+    body = (f"<h1>Warehouse coverage</h1>"
+            f'<div class="sub">{len(cov.days)} trading days in the retention window '
+            f"({cov.days[0] if cov.days else '-'} .. {cov.days[-1] if cov.days else '-'}, "
+            "730 days by KapMan's clock)</div>"
+            + page.chart("coverage", heatmap(cov))
+            + "<h2>Gaps (from each data set's first day)</h2>"
+            + page.table(["data set", "covered", "missing trading days", "partial days"], _gap_rows(found, cov))
+            + f"<h2>Mending a gap</h2><ul>{mend}</ul>")
+    return page.document("Warehouse coverage - KapMan", body)
+
+
+def write_warehouse(conn: psycopg.Connection, out: Path) -> tuple[Path, list[Gaps]]:
+    cov = coverage(conn)
+    return page.write(out, render(cov)), gaps(cov)

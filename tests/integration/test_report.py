@@ -1,0 +1,183 @@
+"""scripts.report and scripts.show against a hydrated database: values, missing data, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from kapman.db.rebuild import rebuild
+from kapman.report.data import load_symbol_day
+from tests.support import database
+from tests.support.hydrate import DAYS, GAP, HOLIDAY, LAST_DAY, hydrate
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def url(admin_url: str) -> Iterator[str]:
+    """One rebuilt and hydrated database shared by the module's read-only reports."""
+    url = database.create_scratch(admin_url, "report_")
+    try:
+        rebuild(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            hydrate(conn)
+        yield url
+    finally:
+        database.drop_scratch(admin_url, url)
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAPMAN_NOW", str(LAST_DAY))
+
+
+def cli(module: str, url: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", module, "--db-url", url, *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+
+
+def test_report_values_are_the_stored_ones(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        day = load_symbol_day(conn, "aapl")
+        close, doc = conn.execute("SELECT o.close, ds.dealer_metrics_json FROM ohlcv o JOIN tickers t ON t.id = "
+                                  "o.ticker_id JOIN daily_snapshots ds ON ds.ticker_id = o.ticker_id AND ds.time = "
+                                  "(o.date + time '16:00') AT TIME ZONE 'America/New_York' WHERE t.symbol = 'AAPL' "
+                                  "AND o.date = %s", (LAST_DAY,)).fetchone()  # type: ignore[misc]
+    assert day.symbol == "AAPL" and day.day == LAST_DAY    # newest date with A2 values by default
+    assert day.bars.close[-1] == close and day.bars.dates[0] == DAYS[0]    # all 40 bars lie in the window
+    assert HOLIDAY not in day.bars.dates
+    assert len(day.indicators) == 5 and day.dealer == doc
+    assert day.history.dates == DAYS[-2:] and day.history.gex_net[-1] == doc["gex_net"]
+    assert day.indicators[LAST_DAY]["sma_20"] == day.technical["trend"]["sma"]["sma_20"]
+    assert day.indicators[LAST_DAY]["sma_50"] is None
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["ZZZZ"], "error: unknown symbol ZZZZ: not in tickers; run python -m scripts.ingest_tickers"),
+    (["NVDA"], f"error: no A3 dealer metrics for NVDA on {LAST_DAY}: run python -m scripts.run_a3_dealer_metrics "
+               f"--date {LAST_DAY} --symbols NVDA"),
+    (["AAPL", "--date", str(DAYS[-6])], f"error: no A2 indicators for AAPL on {DAYS[-6]}: run python -m "
+                                        f"scripts.run_a2_local_ta --date {DAYS[-6]} --symbols AAPL"),
+    (["MSFT", "--date", str(GAP[1])], f"error: no OHLCV bar for MSFT on {GAP[1]}: run python -m "
+                                      f"scripts.ingest_ohlcv backfill --start {GAP[1]} --end {GAP[1]}"),
+    (["AAPL", "--date", str(HOLIDAY)], f"error: {HOLIDAY} is not an NYSE trading day"),
+    (["AAPL", "--date", "2025-12-22"], "error: 2025-12-22 is after today (2025-12-19 by KapMan's clock)"),
+])
+@pytest.mark.parametrize("module", ["scripts.report", "scripts.show"])
+def test_missing_data_is_one_line_naming_the_step(url: str, tmp_path: Path, module: str, args: list[str],
+                                                  message: str) -> None:
+    proc = cli(module, url, *args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == message and "Traceback" not in proc.stderr
+    assert not list(tmp_path.iterdir()), "nothing written"
+
+
+def test_symbol_report_written_twice_is_byte_identical(url: str, tmp_path: Path) -> None:
+    first = cli("scripts.report", url, "SPY", "--out", str(tmp_path / "a.html"))
+    second = cli("scripts.report", url, "SPY", "--date", str(LAST_DAY), "--out", str(tmp_path / "b.html"))
+    assert first.returncode == second.returncode == 0, first.stderr
+    assert first.stdout.startswith(f"report: ok · wrote {tmp_path / 'a.html'} (SPY {LAST_DAY}, A3 LIMITED) · ")
+    assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
+    assert b"A3 status LIMITED: few_eligible_contracts" in (tmp_path / "a.html").read_bytes()
+
+
+def test_default_output_goes_under_reports(url: str, tmp_path: Path) -> None:
+    proc = cli("scripts.report", url, "AAPL", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["status"] == "ok" and out["pages"] == [f"reports/AAPL-{LAST_DAY}.html"]
+    assert (tmp_path / "reports" / f"AAPL-{LAST_DAY}.html").stat().st_size > 1_000_000   # plotly.js inlined
+
+
+def test_out_may_name_a_directory_and_an_unwritable_path_is_one_line(url: str, tmp_path: Path) -> None:
+    assert cli("scripts.report", url, "AAPL", "--out", str(tmp_path)).returncode == 0
+    assert (tmp_path / f"AAPL-{LAST_DAY}.html").is_file()
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("")
+    proc = cli("scripts.report", url, "AAPL", "--out", str(blocker / "a.html"))
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: cannot write {blocker / 'a.html'}: ")
+    assert len(proc.stderr.splitlines()) == 1
+    proc = cli("scripts.report", url, "--watchlist", "mvp", "--out", str(blocker))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: --out {blocker} is a file; --watchlist writes a directory of pages"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"AAPL-{LAST_DAY}.html", "file.txt"]
+
+
+def test_watchlist_index_links_reports_and_lists_symbols_without_one(url: str, tmp_path: Path) -> None:
+    proc = cli("scripts.report", url, "--watchlist", "mvp", "--out", str(tmp_path / "mvp"), "--json")
+    assert proc.returncode == 1, proc.stderr     # partial: some members have no report
+    out = json.loads(proc.stdout)
+    assert sorted(Path(p).name for p in out["pages"]) == ["AAPL.html", "MSFT.html", "SPY.html", "index.html"]
+    assert out["status"] == "partial" and out["done"] == 3 and out["unit"] == "symbols"
+    missing = {f["unit"]: f["reason"] for f in out["failures"]}
+    assert sorted(missing) == ["NVDA", "OLDCO", "ZZZZ"]
+    assert missing["NVDA"].startswith("no A3 dealer metrics for NVDA")
+    index = (tmp_path / "mvp" / "index.html").read_text()
+    assert '<a href="AAPL.html">AAPL</a>' in index and 'class="sortable"' in index
+    assert 'MSFT</a></td><td data-sort="2025-12-19">2025-12-19</td>' in index and ">INVALID<" in index
+    assert "unknown symbol ZZZZ" in index and "<script src" not in index
+    unknown = cli("scripts.report", url, "--watchlist", "nope", "--out", str(tmp_path / "nope"))
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == ("error: watchlist nope has no active symbols (active watchlists: mvp); "
+                                      "run python -m scripts.ingest_watchlists")
+
+
+def test_warehouse_lists_the_gaps_of_the_retention_window(url: str, tmp_path: Path) -> None:
+    proc = cli("scripts.report", url, "--warehouse", "--out", str(tmp_path / "w.html"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["gaps"] == {"OHLCV": 0, "option snapshots": 0, "A2": 0, "A3": 0}
+    page = (tmp_path / "w.html").read_text()
+    # MSFT's missing bar makes its day partial; Thanksgiving is no trading day, so no gap.
+    assert f"{GAP[1]}" in page and str(HOLIDAY) not in page.split("Gaps")[1]
+    assert f"40 days from {DAYS[0]}" in page
+    # 3 of the 5 watchlist symbols with a ticker have snapshots and A3 rows, so both days are partial.
+    assert page.count(f"{DAYS[-2]} .. {DAYS[-1]} (2)") == 2
+    assert page == (tmp_path / "w.html").read_text()
+
+
+def test_show_prints_the_key_values(url: str) -> None:
+    proc = cli("scripts.show", url, "AAPL")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"AAPL {LAST_DAY}" and "  A3" in lines
+    assert any(line.split() == ["status", "FULL"] for line in lines)
+    data = json.loads(cli("scripts.show", url, "AAPL", "--json").stdout)
+    assert data["date"] == str(LAST_DAY) and data["values"]["A3.status"] == "FULL"
+    assert isinstance(data["values"]["price.close"], float)
+    assert date.fromisoformat(data["values"]["price.date"]) == LAST_DAY
+
+
+def test_kapman_show_is_scripts_show(url: str) -> None:
+    console = "import sys; from kapman.console import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", console, "show", "SPY", "--db-url", url], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == cli("scripts.show", url, "SPY").stdout
+    assert any(line.split()[:2] == ["status", "LIMITED"] for line in proc.stdout.splitlines())
+
+
+def test_candles_are_split_adjusted_as_of_the_report_date(url: str) -> None:
+    """A 2-for-1 split inside the window halves the earlier candles and doubles their volume, as
+    A2 adjusts; a split after the report date leaves the page alone."""
+    split_day, later = DAYS[-10], date(2026, 1, 5)
+    with psycopg.connect(url) as conn:
+        raw = load_symbol_day(conn, "AAPL", LAST_DAY).bars
+        conn.execute("INSERT INTO splits (ticker, execution_date, split_from, split_to) VALUES "
+                     "('AAPL', %s, 1, 2), ('AAPL', %s, 1, 10)", (split_day, later))
+        adjusted = load_symbol_day(conn, "AAPL", LAST_DAY).bars
+        conn.rollback()
+    assert adjusted.dates == raw.dates
+    for i, day in enumerate(raw.dates):
+        f = 2.0 if day < split_day else 1.0
+        assert adjusted.close[i] == pytest.approx(float(raw.close[i]) / f, rel=1e-12)
+        assert adjusted.low[i] == pytest.approx(float(raw.low[i]) / f, rel=1e-12)
+        assert adjusted.volume[i] == pytest.approx(float(raw.volume[i]) * f, rel=1e-12)

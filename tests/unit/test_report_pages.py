@@ -1,0 +1,65 @@
+"""Report pages from in-memory data: key values, offline and deterministic HTML, coverage gaps."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from kapman.calendar import trading_days
+from kapman.report import symbol, warehouse
+from kapman.report.keyvalues import key_values, terminal_table, usd
+from kapman.report.watchlist import report_name
+from tests.support.symbolday import symbol_day
+
+
+def test_usd_scales_dealer_exposures() -> None:
+    assert [usd(v) for v in (-48_700_000, 962_250_000, 1.2e10, 512.3, None, float("nan"))] == \
+        ["-$48.70M", "$962.25M", "$12.00B", "$512.30", "-", "-"]
+
+
+def test_key_values_format_levels_with_their_distance_from_spot() -> None:
+    values = {kv.label: kv.text for kv in key_values(symbol_day())}
+    assert values["close"] == "120.00" and values["change"] == "+0.84%"
+    assert values["gamma flip"] == "127.89 (+2.76%)"
+    assert values["call wall"] == "130.00 (+8.33%)" and values["put wall"] == "120.00 (+0.00%)"
+    assert values["max pain"] == "125.00 (+4.17%) exp 2025-12-26"
+    assert values["HV 20d"] == "23.4%" and values["ATM IV"] == "22.1%" and values["SMA 50"] == "-"
+    table = terminal_table(symbol_day())
+    assert table.splitlines()[0] == "TEST 2025-12-19" and "    net GEX          -$48.70M" in table
+
+
+def test_symbol_page_is_offline_and_byte_identical_across_renders() -> None:
+    first, second = symbol.render(symbol_day()), symbol.render(symbol_day())
+    assert first == second
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", first), "the page must not load anything"
+    for div in ("price", "gex-strike", "gex-expiry", "history"):
+        assert f'id="{div}"' in first
+    assert "Plotly.newPlot" in first and first.count("<script>") >= 5
+
+
+def test_a_limited_or_invalid_day_says_so_on_the_page() -> None:
+    page = symbol.render(symbol_day("INVALID"))
+    assert "A3 status INVALID: no_snapshot" in page
+
+
+def test_report_file_names_keep_share_classes_readable() -> None:
+    assert report_name("BRK.B") == "BRK.B.html" and report_name("A/B C") == "A_B_C.html"
+
+
+def test_coverage_gaps_are_ranges_of_trading_days_from_each_sets_first_day() -> None:
+    days = list(trading_days(date(2025, 11, 24), date(2025, 12, 5)))   # Thanksgiving 27 Nov is not a day
+    assert date(2025, 11, 27) not in days
+    ohlcv = [10, 10, 0, 0, 10, 10, 10, 7, 10]    # 26 and 28 Nov missing, 4 Dec partial
+    a3 = [0, 0, 0, 0, 0, 0, 2, 2, 0]
+    cov = warehouse.Coverage(days, {"OHLCV": ohlcv, "option snapshots": [0] * 9, "A2": ohlcv, "A3": a3},
+                             {"OHLCV": [10] * 9, "option snapshots": [2] * 9, "A2": ohlcv, "A3": [2] * 9})
+    found = {g.dataset: g for g in warehouse.gaps(cov)}
+    assert found["OHLCV"].first == date(2025, 11, 24)
+    assert found["OHLCV"].missing == [(date(2025, 11, 26), date(2025, 11, 28), 2)]
+    assert found["OHLCV"].partial == [(date(2025, 12, 4), date(2025, 12, 4), 1)]
+    assert found["A2"].missing == [(date(2025, 11, 26), date(2025, 11, 28), 2)] and found["A2"].partial == []
+    assert found["A3"].first == date(2025, 12, 3) and found["A3"].missing == [(date(2025, 12, 5), date(2025, 12, 5), 1)]
+    assert found["option snapshots"].first is None
+    page = warehouse.render(cov)
+    assert "2025-11-26 .. 2025-11-28 (2)" in page and "no data in the window" in page
+    assert page == warehouse.render(cov)
