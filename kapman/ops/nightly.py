@@ -1,10 +1,12 @@
 """The nightly: work out what is due by KapMan's clock and the NYSE calendar, and do it in order.
 
-Tickers and watchlists (once per New York day), OHLCV for every trading day of the retention
-window whose flat file is not loaded or was republished, the options snapshot when today's
-session has closed and has none yet, A2 for every date with bars and no A2, A3 for every date
-with a snapshot and no A3.  Idempotent: run it twice and the second run finds nothing due.
-A snapshot that was not taken on its day is reported as lost, never taken late under its date.
+Tickers, splits and watchlists (once per New York day), OHLCV for every trading day of the
+retention window whose flat file is not loaded or was republished, the options snapshot when
+today's session has closed and has none yet, A2 for every date with bars and no A2 (and again,
+with --force, for every computed date from a republished day on, since its look-back window
+holds that day's bars), A3 for every date with a snapshot and no A3.  Idempotent: run it twice
+and the second run finds nothing due.  A snapshot that was not taken on its day is reported as
+lost, never taken late under its date.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 #: sessions this far back are looked at.
 LOST_LOOKBACK_SESSIONS = 10
 
-ORDER = ("tickers", "watchlists", "ohlcv", "options", "a2", "a3")
+ORDER = ("tickers", "splits", "watchlists", "ohlcv", "options", "a2", "a3")
 
 
 @dataclass
@@ -102,6 +104,7 @@ def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = No
     has_tickers = conn.execute("SELECT EXISTS (SELECT 1 FROM public.tickers)").fetchone()[0]  # type: ignore[index]
     if not has_tickers or not _tickers_refreshed_today(conn, today):
         result.tasks.append(Task("tickers", "refresh the ticker universe (once per New York day)"))
+        result.tasks.append(Task("splits", "splits of the retention window, for A2's adjustment"))
         result.tasks.append(Task("watchlists", f"reconcile {settings.watchlists_dir}/*.txt with the new universe"))
 
     # OHLCV: every file of the window not in the ledger under its current ETag.
@@ -133,7 +136,13 @@ def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = No
     newest = max([*inv.bars, *new], default=None)
     a2_from = min(inv.a2) if inv.a2 else newest
     a2_dates = sorted({*a2_missing(inv), *(d for d in new if a2_from is not None and d >= a2_from)})
-    if a2_dates:
+    # A republished day changes the bars in the look-back window of every date from it on.
+    stale = sorted(d for d in inv.a2 if republished and d >= republished[0])
+    if stale:
+        a2_dates = sorted({*a2_dates, *stale})
+        result.tasks.append(Task("a2", f"{len(a2_dates)} dates, {len(stale)} of them recomputed after a "
+                                 f"republished file ({span(a2_dates)})", {"dates": a2_dates, "force": True}))
+    elif a2_dates:
         result.tasks.append(Task("a2", f"{len(a2_dates)} dates with bars and no A2 ({span(a2_dates)})",
                                  {"dates": a2_dates}))
     a3_dates = a3_missing(inv)
@@ -148,8 +157,8 @@ def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = No
 # -- doing ---------------------------------------------------------------------------------------
 
 Runner = Callable[..., StepResult]
-RUNNERS: dict[str, Runner] = {"tickers": steps.tickers, "watchlists": steps.watchlists, "ohlcv": steps.ohlcv,
-                              "options": steps.options, "a2": steps.a2, "a3": steps.a3}
+RUNNERS: dict[str, Runner] = {"tickers": steps.tickers, "splits": steps.splits, "watchlists": steps.watchlists,
+                              "ohlcv": steps.ohlcv, "options": steps.options, "a2": steps.a2, "a3": steps.a3}
 
 
 def _run_task(settings: Settings, conn: psycopg.Connection, task: Task, progress: Progress,

@@ -19,6 +19,12 @@ def tickers(settings: Settings, conn: psycopg.Connection, progress: Progress) ->
     return step.run(settings, step.TickersParams(force=True, types=settings.ticker_types), progress)
 
 
+def splits(settings: Settings, conn: psycopg.Connection, progress: Progress) -> StepResult:
+    from kapman.ingest import splits as step
+
+    return step.run(settings, step.SplitsParams(), progress)
+
+
 def watchlists(settings: Settings, conn: psycopg.Connection, progress: Progress) -> StepResult:
     from kapman.ingest import watchlists as step
 
@@ -39,10 +45,11 @@ def options(settings: Settings, conn: psycopg.Connection, progress: Progress) ->
     return step.run(settings, step.OptionsParams(), progress)
 
 
-def a2(settings: Settings, conn: psycopg.Connection, progress: Progress, *, dates: list[date]) -> StepResult:
+def a2(settings: Settings, conn: psycopg.Connection, progress: Progress, *, dates: list[date],
+       force: bool = False) -> StepResult:
     from kapman.jobs import a2_local_ta as job
 
-    return job.run(settings, job.A2Params(dates=dates), progress)
+    return job.run(settings, job.A2Params(dates=dates, force=force), progress)
 
 
 def a3(settings: Settings, conn: psycopg.Connection, progress: Progress, *, dates: list[date]) -> StepResult:

@@ -122,8 +122,12 @@ def test_a_fortnight_of_nightlies(world: World) -> None:
             path = world.mirror / MARKET.flat_file_key(REPUBLISHED[1])
             path.write_bytes(MARKET.flat_file_csv_gz(REPUBLISHED[1], mtime=1))
             plan = _plan(world, instant)
-            assert [t.step for t in plan.tasks] == ["tickers", "watchlists", "ohlcv", "a2"]
-            assert plan.tasks[2].reason == f"flat files 1 new (2025-12-08), 1 republished ({REPUBLISHED[1]})"
+            assert [t.step for t in plan.tasks] == ["tickers", "splits", "watchlists", "ohlcv", "a2"]
+            assert plan.tasks[3].reason == f"flat files 1 new (2025-12-08), 1 republished ({REPUBLISHED[1]})"
+            # A2 again for every computed date from the republished day on, and for the new day.
+            refreshed = plan.tasks[4].args
+            assert refreshed["force"] is True and refreshed["dates"][0] == REPUBLISHED[1]
+            assert refreshed["dates"][-1] == date(2025, 12, 8)
 
         result = world.nightly(instant)
         runs.append((instant, result.outcome))
@@ -153,7 +157,7 @@ def test_a_fortnight_of_nightlies(world: World) -> None:
         if instant == morning(BY_HAND + timedelta(days=1)):
             # Saturday morning: Friday's file, A2 for Friday and the A3 the hand-taken snapshot waited for.
             assert [t["step"] for t in result.details["plan"]["tasks"]] == \
-                ["tickers", "watchlists", "ohlcv", "a2", "a3"]
+                ["tickers", "splits", "watchlists", "ohlcv", "a2", "a3"]
             assert [str(d) for d in result.details["steps"]["a3"]["dates"]] == [str(BY_HAND)]
         if instant == morning(REPUBLISHED[0]):
             with psycopg.connect(world.url) as conn:
@@ -203,7 +207,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(world: World, tmp_path: Pat
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "nightly plan as of 2025-12-01 16:30 New York (KapMan's clock):"
-    assert [line.split()[0] for line in lines[1:6]] == ["tickers", "watchlists", "ohlcv", "options", "a2"]
+    assert [line.split()[0] for line in lines[1:7]] == ["tickers", "splits", "watchlists", "ohlcv", "options",
+                                                        "a2"]
     assert "snapshot of 2025-12-01's session (the watchlist symbols)" in proc.stdout
     assert not log.exists()
     with psycopg.connect(world.url) as conn:
@@ -213,9 +218,10 @@ def test_dry_run_prints_the_plan_and_changes_nothing(world: World, tmp_path: Pat
     proc = subprocess.run([sys.executable, "-m", "scripts.nightly", "-q", "--log-file", str(log)],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("nightly: ok · 6 of 6 steps done (tickers, watchlists, ohlcv, options, a2, a3)")
+    assert proc.stdout.startswith("nightly: ok · 7 of 7 steps done (tickers, splits, watchlists, ohlcv, options, a2, "
+                                 "a3)")
     text = log.read_text()
-    assert "nightly plan as of 2025-12-01 16:30 New York" in text and "nightly: ok · 6 of 6 steps done" in text
+    assert "nightly plan as of 2025-12-01 16:30 New York" in text and "nightly: ok · 7 of 7 steps done" in text
     assert "ohlcv: ok · backfill" in text and world.rest.api_key not in text
     again = subprocess.run([sys.executable, "-m", "scripts.nightly", "--json", "--log-file", str(log)],
                            capture_output=True, text=True, env=env, timeout=60)

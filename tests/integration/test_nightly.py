@@ -36,9 +36,9 @@ def test_a_failing_symbol_leaves_the_other_steps_done(env: str, rest: SandboxRes
     assert [f.unit for f in result.failures] == ["options"]
     assert result.failures[0].reason.startswith("1 symbols failed (first MSFT: ")
     steps = result.details["steps"]
-    assert set(steps) == {"tickers", "watchlists", "ohlcv", "options", "a2", "a3"}
+    assert set(steps) == {"tickers", "splits", "watchlists", "ohlcv", "options", "a2", "a3"}
     assert steps["options"]["done"] == 2 and steps["ohlcv"]["failed"] == 0
-    assert result.headline == "5 of 6 steps done (tickers, watchlists, ohlcv, a2, a3); failed: options"
+    assert result.headline == "6 of 7 steps done (tickers, splits, watchlists, ohlcv, a2, a3); failed: options"
     with psycopg.connect(env) as conn:
         a3 = conn.execute("SELECT count(*) FROM daily_snapshots WHERE dealer_metrics_json IS NOT NULL "
                           "AND time = '2025-12-19 21:00+00'").fetchone()[0]
@@ -52,10 +52,10 @@ def test_the_plan_on_an_empty_warehouse_after_the_close(env: str) -> None:
     with psycopg.connect(env) as conn:
         plan = nightly.plan(load_settings(), conn)
     steps = [t.step for t in plan.tasks]
-    assert steps == ["tickers", "watchlists", "ohlcv", "options", "a2", "a3"]
-    assert [d.isoformat() for d in plan.tasks[5].args["dates"]] == ["2025-12-19"]   # the snapshot to be taken
-    ohlcv = plan.tasks[2]
+    assert steps == ["tickers", "splits", "watchlists", "ohlcv", "options", "a2", "a3"]
+    assert [d.isoformat() for d in plan.tasks[6].args["dates"]] == ["2025-12-19"]   # the snapshot to be taken
+    ohlcv = plan.tasks[3]
     assert ohlcv.args["end"].isoformat() == "2025-12-19" and ohlcv.reason.startswith("flat files ")
-    assert plan.tasks[4].args["dates"][-1].isoformat() == "2025-12-19" and len(plan.tasks[4].args["dates"]) == 1
+    assert plan.tasks[5].args["dates"][-1].isoformat() == "2025-12-19" and len(plan.tasks[5].args["dates"]) == 1
     assert plan.lost == [] and plan.unpublished == []
     assert "snapshot of 2025-12-19's session" in plan.render()
