@@ -156,16 +156,3 @@ def _record_finish(db_url: str, conn: psycopg.Connection, run: Run, status: str,
     except Exception as exc:  # the run's own error matters more than the ledger's
         log.warning("could not record the outcome of %s run %s: %s", run.job, run.run_id,
                     type(exc).__name__)
-
-
-# -- the former interface, kept until every step records through ``recorded`` -------------------
-
-def start_run(conn: psycopg.Connection, job: str, args: dict[str, Any],
-              snapshot_time: datetime | None = None) -> uuid.UUID:
-    with conn.transaction():
-        return _start(conn, job, args, snapshot_time).run_id
-
-
-def finish_run(conn: psycopg.Connection, run_id: uuid.UUID, status: str, summary: dict[str, Any]) -> None:
-    with conn.transaction():
-        _finish(conn, Run(run_id, ""), status, summary, None)

@@ -30,7 +30,7 @@ def allocator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
             print("held", mib)
             sys.exit(3)
     """))
-    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{Path(__file__).resolve().parents[2]}")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{Path(__file__).resolve().parents[3]}")
     return "hold_memory"
 
 

@@ -8,7 +8,7 @@ import pytest
 from kapman.errors import ConfigError, InputError
 from kapman.ingest.watchlist_files import MAX_REPORTED, MAX_SAMPLES, parse_file, read_directory
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_comments_blanks_duplicates_and_case_kept(tmp_path: Path) -> None:
