@@ -108,5 +108,5 @@ def test_runbook_end_to_end_with_a_repave(scratch: str, capfd: pytest.CaptureFix
     # The database holds data now: without a terminal only Step 2's --yes lets the repave through.
     again = sandbox_runbook(scratch, tickers=200, seed=7, option_days=5, dashboards=False, quiet=True)
     assert not [r for r in again if r.returncode]
-    assert [r.step.number for r in again][:6] == ["2", "3", "4", "5", "5a", "6"]
+    assert [r.step.number for r in again][:7] == ["2", "3", "3b", "4", "5", "5a", "6"]
     assert digests(scratch) == first

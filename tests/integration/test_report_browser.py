@@ -59,7 +59,7 @@ def pages(admin_url: str, rest_server: SandboxRestServer, market: Market,
     try:
         rebuild(url)
         with psycopg.connect(url, autocommit=True) as conn:
-            snapshot_days = reportdb.build(conn, market, rest_server, client, tmp_path_factory.mktemp("lists"))
+            snapshot_days = reportdb.build(conn, url, market, rest_server, client, tmp_path_factory.mktemp("lists"))
             mp.setenv("KAPMAN_NOW", str(snapshot_days[-1]))
             day = load_symbol_day(conn, "AAPL")
             listed = write_watchlist(conn, reportdb.WATCHLIST, None, out / "core")

@@ -29,9 +29,9 @@ WATCHLIST = "core"
 SYMBOLS = ["AAPL", "MSFT", "SPY"]
 
 
-def build(conn: psycopg.Connection, market: Market, rest: SandboxRestServer, polygon: PolygonClient,
+def build(conn: psycopg.Connection, url: str, market: Market, rest: SandboxRestServer, polygon: PolygonClient,
           directory: Path, *, option_days: int = 3, a2_days: int = 30) -> list[date]:
-    """Fill the database behind ``conn`` (autocommit); returns the option snapshot days."""
+    """Fill the database at ``url`` (``conn`` is one on it, autocommit); returns the option snapshot days."""
     (directory / f"{WATCHLIST}.txt").write_text("\n".join(SYMBOLS) + "\n")
     days = list(market.trading_days)
     saved = os.environ.get("KAPMAN_NOW")
@@ -45,9 +45,9 @@ def build(conn: psycopg.Connection, market: Market, rest: SandboxRestServer, pol
             instant = close_of(day)
             rest.set_clock(instant)
             os.environ["KAPMAN_NOW"] = instant.isoformat()
-            ingest_options(conn, polygon, resolve_scope(conn, SYMBOLS), instant, concurrency=2, workers=0)
+            ingest_options(url, polygon, resolve_scope(conn, SYMBOLS), instant, concurrency=2, workers=0)
         os.environ["KAPMAN_NOW"] = str(days[-1])
-        a2_local_ta.run(conn, a2_local_ta.A2Params(dates=days[-a2_days:], symbols=SYMBOLS, workers=1))
+        a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=days[-a2_days:], symbols=SYMBOLS, workers=1))
         a3.compute(conn, a3.A3Params(dates=snapshot_days, symbols=SYMBOLS, workers=1))
     finally:
         rest.set_clock(market.now)
