@@ -16,11 +16,12 @@ from kapman.config import load_settings
 from kapman.errors import UsageError
 from kapman.ingest.ohlcv import OhlcvParams, ingest
 from kapman.ingest.ohlcv_plan import incremental_window
-from kapman.providers.flatfiles import FileRef, FlatFileSource, MirrorSource, S3Source
+from kapman.providers.flatfiles import FileRef, FlatFileSource, MirrorSource
 from kapman.sandbox.market import Market
 from kapman.sandbox.mirror import write_mirror
 from kapman.sandbox.s3 import SandboxS3
 from kapman.step import StepResult
+from tests.support.s3source import sandbox_s3_source
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("market_clock")]
 PREFIX = "us_stocks_sip/day_aggs_v1"
@@ -168,15 +169,7 @@ def test_incremental_continues_from_newest_date(reference_db: psycopg.Connection
 def test_s3_source_gives_the_same_rows_as_the_mirror(reference_db: psycopg.Connection, market: Market) -> None:
     days = market.trading_days[-4:]
     with SandboxS3(market, days=days) as s3:
-        env = {"FLATFILES_ENDPOINT": s3.endpoint_url, "FLATFILES_ACCESS_KEY_ID": s3.access_key_id,
-               "FLATFILES_SECRET_ACCESS_KEY": s3.secret_access_key}
-        old = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            source = S3Source(load_settings(Path("/nonexistent")))
-        finally:
-            for k, v in old.items():
-                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        source = sandbox_s3_source(s3)
         result = load(reference_db, source, start=days[0], end=days[-1])
         assert result.files_loaded == 4 and result.rows_inserted == known_rows(reference_db, market, days)
         s3.republish(days[-1])

@@ -4,7 +4,6 @@ ambiguous symbols, per-object 403s, dropped chunks, the retention cutoff, the fr
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 from collections.abc import Iterator
 from datetime import date
@@ -13,7 +12,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kapman.config import load_settings
 from kapman.errors import AuthError, UsageError
 from kapman.ingest.ohlcv import OhlcvParams, ingest
 from kapman.providers.flatfiles import FlatFileSource, MirrorSource, S3Source
@@ -25,6 +23,7 @@ from kapman.sandbox.mirror import write_mirror, write_preliminary
 from kapman.sandbox.rest import SandboxRestServer
 from kapman.sandbox.s3 import SandboxS3
 from kapman.step import Outcome, StepResult
+from tests.support.s3source import sandbox_s3_source
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("market_clock")]
 PREFIX = "us_stocks_sip/day_aggs_v1"
@@ -52,15 +51,7 @@ def day_count(db: psycopg.Connection, day: date) -> int:
 def s3(market: Market) -> Iterator[tuple[SandboxS3, S3Source]]:
     days = [d for d in market.trading_days if d >= date(2025, 12, 8)]
     with SandboxS3(market, days=days) as server:
-        env = {"FLATFILES_ENDPOINT": server.endpoint_url, "FLATFILES_ACCESS_KEY_ID": server.access_key_id,
-               "FLATFILES_SECRET_ACCESS_KEY": server.secret_access_key}
-        old = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            source = S3Source(load_settings(Path("/nonexistent")))
-        finally:
-            for k, v in old.items():
-                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        source = sandbox_s3_source(server)
         yield server, source
 
 
