@@ -289,7 +289,8 @@ def run(
         figures = _measure(url, info, concurrency, workers, latency, repeat, child.pid)
         from bench import bench_archive  # the archive's cost and the command's memory, beside the above
 
-        archive_rows = bench_archive.run(url, info["base_url"], API_KEY, info["now"], concurrency, workers)
+        archive_rows = bench_archive.run(url, info["base_url"], API_KEY, info["now"], concurrency, workers,
+                                         repeat)
     finally:
         if saved_now is None:
             os.environ.pop("KAPMAN_NOW", None)

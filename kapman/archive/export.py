@@ -1,11 +1,12 @@
 """Archive what the database stores for a snapshot: read it back, write Parquet, update the manifest.
 
-The export runs after the options run's writes are committed and reads the table itself (a
-binary COPY per underlying, decoded by ``kapman.archive.decode``), so the archive holds exactly
-what is stored (a replay's updates included), whatever the ingester did to
-produce it.  Each underlying's rows go to one zstd Parquet file; a file whose bytes are those the
-manifest already lists is not written again.  After this run's snapshot, every stored snapshot
-that has no manifest yet is exported too, so a run after a failed archive write catches up.
+The export reads the table itself once the rows are committed (a binary COPY of a few
+underlyings at a time, decoded by ``kapman.archive.decode``), so the archive holds exactly what is
+stored (a replay's updates included), whatever the ingester did to produce it.  Each underlying's
+rows go to one zstd Parquet file; a file whose bytes are those the manifest already lists is not
+written again.  Every stored snapshot that has no manifest yet is exported too, so a run after a
+failed or interrupted archive write catches up.  An options run exports while it fetches
+(``kapman.archive.live``); this module serves it and exports whole snapshots.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import itertools
 import logging
 import queue
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +31,7 @@ import pyarrow.parquet as pq
 from psycopg import sql
 
 from kapman.archive import decode, inventory, table
-from kapman.archive.manifest import MANIFEST, Entry, Manifest, file_name, manifest_key, snapshot_dir
+from kapman.archive.manifest import Entry, Manifest, file_name, manifest_key, snapshot_dir
 from kapman.archive.store import ArchiveError, Store, open_store
 from kapman.config import Settings
 from kapman.db import bulk
@@ -56,7 +58,8 @@ class ExportReport:
     unchanged: int = 0     # files already archived with the same bytes
     rows: int = 0
     bytes: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0   # the export's wall time (after an options run: what it added to the run)
+    overlapped: float = 0.0  # export work done while the options run was still fetching
     caught_up: list[str] = field(default_factory=list)  # earlier snapshots archived by this run
     error: KapManError | None = None
 
@@ -70,19 +73,31 @@ class ExportReport:
             return (f"archive: NOT written, the database write is kept: {self.error.message}{hint}; "
                     "the next options run archives it")
         extra = f", {len(self.caught_up)} earlier snapshots caught up" if self.caught_up else ""
+        during = f" ({self.overlapped:.1f}s of it while fetching)" if self.overlapped else ""
         return (f"archive: {self.snapshots} snapshot(s), {self.files} files ({self.unchanged} unchanged), "
-                f"{self.rows:,} rows, {self.bytes / 1e6:.1f} MB at {self.location} in {self.seconds:.1f}s{extra}")
+                f"{self.rows:,} rows, {self.bytes / 1e6:.1f} MB at {self.location} in "
+                f"{self.seconds + self.overlapped:.1f}s{during}{extra}")
+
+    def count(self, entry: Entry, same: bool) -> None:
+        self.files += 1
+        self.unchanged += same
+        self.rows += entry.rows
+        self.bytes += entry.size
 
     def as_dict(self) -> dict[str, Any]:
         return {"location": self.location, "ok": self.ok, "snapshots": self.snapshots, "files": self.files,
                 "unchanged": self.unchanged, "rows": self.rows, "bytes": self.bytes,
-                "seconds": round(self.seconds, 3), "caught_up": self.caught_up,
+                "seconds": round(self.seconds, 3), "overlapped": round(self.overlapped, 3), "caught_up": self.caught_up,
                 "error": self.error.message if self.error else None}
 
 
 def parquet_bytes(part: pa.Table) -> bytes:
+    """One zstd Parquet file.  Dictionary encoding only where a chain repeats values
+    (``table.REPEATING``): on prices, greeks and contract symbols it would be tried and given up,
+    for a third of the encoder's CPU and slightly larger files."""
     sink = pa.BufferOutputStream()
-    pq.write_table(part, sink, compression=COMPRESSION, compression_level=LEVEL)
+    pq.write_table(part, sink, compression=COMPRESSION, compression_level=LEVEL,
+                   use_dictionary=list(table.REPEATING))
     return bytes(sink.getvalue().to_pybytes())
 
 
@@ -108,49 +123,105 @@ def _existing(store: Store, snapshot: datetime) -> Manifest | None:
         return None
 
 
-def export_snapshot(conns: list[psycopg.Connection], store: Store, snapshot: datetime, report: ExportReport) -> None:
-    """Archive one snapshot as stored now, in batches of underlyings over ``conns`` (the server
-    sends one batch while another is decoded, compressed and written).  Raises
+class SnapshotFiles:
+    """One snapshot's files while they are written: the manifest found (``old``) and the next one.
+
+    A snapshot already archived keeps its manifest until something it lists changes; then the
+    manifest is withdrawn first (``withdraw``), so that until the new one is written the snapshot
+    counts as not archived (the next options run exports it again from the database) rather than
+    listing bytes that are no longer there.  Thread-safe: files are written from several threads.
+    """
+
+    def __init__(self, store: Store, snapshot: datetime) -> None:
+        self.store, self.snapshot = store, snapshot
+        self.old = _existing(store, snapshot)
+        self.files: dict[str, Entry] = dict(self.old.files) if self.old else {}
+        self.exported: set[UUID] = set()
+        self._withdrawn = False
+        self._lock = threading.Lock()
+
+    def withdraw(self) -> None:
+        with self._lock:
+            if self.old is None or self._withdrawn:
+                return
+            self._withdrawn = True
+        self.store.delete(manifest_key(self.snapshot))
+
+    def write(self, ticker_id: UUID, part: pa.Table, report: ExportReport) -> None:
+        """One underlying's file, unless the manifest lists these very bytes already."""
+        blob = parquet_bytes(part)
+        name = file_name(ticker_id)
+        entry = Entry(ticker_id, part.num_rows, len(blob), hashlib.sha256(blob).hexdigest())
+        same = self.old is not None and self.old.files.get(name) == entry
+        if not same:
+            self.withdraw()
+            self.store.put(f"{snapshot_dir(self.snapshot)}/{name}", blob)
+        with self._lock:
+            self.files[name] = entry
+            self.exported.add(ticker_id)
+            report.count(entry, same)
+
+    def drop(self, ticker_id: UUID) -> None:
+        """An underlying whose snapshot a rerun emptied: the manifest stops listing it."""
+        with self._lock:
+            self.exported.add(ticker_id)
+            if self.files.pop(file_name(ticker_id), None) is None:
+                return
+        self.withdraw()
+
+    def finish(self, report: ExportReport) -> None:
+        """The manifest, written after every file it lists (unless nothing changed)."""
+        if self.old is None or self._withdrawn or self.files != self.old.files:
+            self.store.put(manifest_key(self.snapshot), Manifest(self.snapshot, dict(self.files)).to_bytes())
+        report.snapshots += 1
+
+
+def export_underlyings(conns: list[psycopg.Connection], files: SnapshotFiles, ids: list[UUID],
+                       report: ExportReport) -> None:
+    """Archive these underlyings of ``files``' snapshot as stored now, in batches over ``conns`` (the
+    server sends one batch while another is decoded, compressed and written).  Raises
     ArchiveError (store) or psycopg.Error (read)."""
-    ids = underlyings(conns[0], snapshot)
-    if not ids:  # nothing stored under this time (a run that wrote nothing)
-        return
-    old = _existing(store, snapshot)
-    current = Manifest(snapshot, dict(old.files) if old else {})
     free: queue.SimpleQueue[psycopg.Connection] = queue.SimpleQueue()
     for conn in conns:
         free.put(conn)
 
-    def write(item: tuple[UUID, pa.Table]) -> tuple[str, Entry, bool]:
-        ticker_id, part = item
-        blob = parquet_bytes(part)
-        name = file_name(ticker_id)
-        entry = Entry(ticker_id, part.num_rows, len(blob), hashlib.sha256(blob).hexdigest())
-        same = old is not None and old.files.get(name) == entry
-        if not same:
-            store.put(current.key(name), blob)
-        return name, entry, same
-
     def read(batch: list[UUID]) -> list[tuple[UUID, pa.Table]]:
         conn = free.get()
         try:
-            return read_underlyings(conn, snapshot, batch)
+            return read_underlyings(conn, files.snapshot, batch)
         finally:
             free.put(conn)
+
+    def write(item: tuple[UUID, pa.Table]) -> None:
+        files.write(item[0], item[1], report)
 
     batches = [ids[i:i + BATCH] for i in range(0, len(ids), BATCH)]
     with ThreadPoolExecutor(len(conns), thread_name_prefix="archive-read") as readers, \
             ThreadPoolExecutor(WRITERS, thread_name_prefix="archive-write") as writers:
         written = [writers.map(write, parts) for parts in readers.map(read, batches)]
-        for name, entry, same in itertools.chain.from_iterable(written):
-            current.files[name] = entry
-            report.unchanged += same
-            report.files += 1
-            report.rows += entry.rows
-            report.bytes += entry.size
-    if old is None or current.files != old.files:
-        store.put(current.key(MANIFEST), current.to_bytes())
-    report.snapshots += 1
+        for _ in itertools.chain.from_iterable(written):  # re-raises a write's error
+            pass
+
+
+def export_snapshot(conns: list[psycopg.Connection], store: Store, snapshot: datetime, report: ExportReport) -> None:
+    """Archive one snapshot as stored now.  Raises ArchiveError (store) or psycopg.Error (read)."""
+    ids = underlyings(conns[0], snapshot)
+    if not ids:  # nothing stored under this time (a run that wrote nothing)
+        return
+    files = SnapshotFiles(store, snapshot)
+    export_underlyings(conns, files, ids, report)
+    files.finish(report)
+
+
+def catch_up_missing(conns: list[psycopg.Connection], store: Store, report: ExportReport, done: set[str]) -> None:
+    """Export every stored snapshot that has no manifest (a run whose archive write failed, or
+    that was stopped), but those in ``done``."""
+    archived = inventory.archived_dirs(store)
+    for snapshot in inventory.stored_snapshots(conns[0]):
+        directory = snapshot_dir(snapshot)
+        if directory not in archived and directory not in done:
+            export_snapshot(conns, store, snapshot, report)
+            report.caught_up.append(snapshot.isoformat())
 
 
 def export_snapshots(settings: Settings, snapshots: Iterable[datetime], *, catch_up: bool = True) -> ExportReport:
@@ -166,18 +237,11 @@ def export_snapshots(settings: Settings, snapshots: Iterable[datetime], *, catch
         url = settings.require_database_url()
         with ExitStack() as stack:
             conns = [stack.enter_context(connect(url)) for _ in range(READERS)]
-            conn = conns[0]
             wanted = list(snapshots)
             for snapshot in wanted:
                 export_snapshot(conns, store, snapshot, report)
             if catch_up:
-                archived = inventory.archived_dirs(store)
-                done = {snapshot_dir(s) for s in wanted}
-                for snapshot in inventory.stored_snapshots(conn):
-                    directory = snapshot_dir(snapshot)
-                    if directory not in archived and directory not in done:
-                        export_snapshot(conns, store, snapshot, report)
-                        report.caught_up.append(snapshot.isoformat())
+                catch_up_missing(conns, store, report, {snapshot_dir(s) for s in wanted})
     except ArchiveError as exc:
         report.error = exc
     except psycopg.Error as exc:

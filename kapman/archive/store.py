@@ -35,6 +35,8 @@ class Store(Protocol):
 
     def keys(self, prefix: str) -> list[str]: ...
 
+    def delete(self, key: str) -> None: ...  # absent already: not an error
+
 
 @dataclass
 class LocalStore:
@@ -50,8 +52,8 @@ class LocalStore:
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         try:
-            if not self.root.is_dir():
-                self.root.mkdir()  # FileNotFoundError when the parent is missing too
+            if not self.root.is_dir():  # FileNotFoundError when the parent is missing too
+                self.root.mkdir(exist_ok=True)  # another writer thread may be making it just now
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
             try:
@@ -73,6 +75,13 @@ class LocalStore:
             return path.read_bytes()
         except OSError as exc:
             raise ArchiveError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise ArchiveError(f"cannot remove {path}: {exc.strerror or exc}") from None
 
     def keys(self, prefix: str) -> list[str]:
         base = self._path(prefix)
@@ -119,6 +128,14 @@ class S3Store:
             return bytes(self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read())
         except (BotoCoreError, ClientError) as exc:
             raise self._error("read", key, exc) from None
+
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("remove", key, exc) from None
 
     def keys(self, prefix: str) -> list[str]:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -57,6 +57,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("updated_at", "timestamptz", _UTC_US, False),
 )
 NAMES = tuple(c.name for c in COLUMNS)
+#: Columns whose values repeat across a chain (the snapshot, the underlying, expirations, strikes):
+#: the ones Parquet's dictionary encoding is worth its CPU on.
+REPEATING = ("time", "ticker_id", "expiration_date", "strike_price", "option_type", "shares_per_contract",
+             "underlying_price", "created_at", "updated_at")
 SCHEMA = pa.schema([pa.field(c.name, c.arrow, nullable=c.nullable) for c in COLUMNS])
 #: What makes a row different on a replayed restore: everything but the bookkeeping stamps.
 COMPARE = tuple(n for n in NAMES if n not in ("created_at", "updated_at"))

@@ -9,14 +9,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from kapman import clock
+from kapman.config import Settings
 from kapman.errors import AuthError, UsageError
 from kapman.ingest.options import OptionsResult, ingest_options
 from kapman.ingest.options import pipeline as options_pipeline
@@ -501,6 +504,36 @@ def test_ctrl_c_ends_the_run_and_its_worker_processes(
     assert time.perf_counter() - started < 30 and not multiprocessing.active_children()
     assert odb.execute("SELECT status FROM ingest_runs").fetchone() == ("interrupted",)
     assert odb.execute("SELECT count(*) FROM options_chains").fetchone() == (0,)
+
+
+def test_ctrl_c_leaves_the_snapshot_unlisted_for_the_next_run_to_archive(
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from kapman.archive import export_snapshots
+    from kapman.archive import manifest as mf
+    from kapman.archive.live import LiveExport
+
+    real_write, written = options_pipeline.write_chain, []
+
+    def interrupted_after_two(conn: psycopg.Connection, chain: object) -> object:
+        if len(written) == 2:
+            raise KeyboardInterrupt  # the operator's Ctrl-C, after two chains are stored
+        written.append(chain)
+        return real_write(conn, chain)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(options_pipeline, "write_chain", interrupted_after_two)
+    settings = Settings(database_url=options_url, archive_location=str(tmp_path / "archive"))
+    live = LiveExport(settings, SNAPSHOT)
+    scope = resolve_scope(odb, ["AAPL", "DIA", "NVDA", "ORCL", "XLV", "MSFT"])
+    with pytest.raises(KeyboardInterrupt):
+        ingest_options(options_url, polygon, scope, SNAPSHOT, concurrency=2, workers=0, archive=live)
+    assert not (tmp_path / "archive" / mf.manifest_key(SNAPSHOT)).exists()
+    assert not [t for t in threading.enumerate() if t.name.startswith("archive")]
+    stored = odb.execute("SELECT count(*) FROM options_chains").fetchone()[0]  # type: ignore[index]
+    report = export_snapshots(settings, [])  # the next run's catch-up: the two stored chains
+    assert report.ok and report.caught_up == [SNAPSHOT.isoformat()] and report.rows == stored > 0
+    assert report.files == 2
 
 
 def test_cli_ctrl_c_stops_promptly_and_leaves_no_process(

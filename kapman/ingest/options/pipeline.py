@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -41,6 +41,9 @@ from kapman.ingest.options.write import clear_chain, write_chain
 from kapman.ingest.watchlist_scope import Scope
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
+
+if TYPE_CHECKING:  # the archive (and pyarrow) load only when a run archives
+    from kapman.archive.live import LiveExport
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +68,9 @@ class _Run:
     the processing (an ``EncodedChain``); a symbol is settled when either fails or when it is written.
     """
 
-    def __init__(self, conn: psycopg.Connection, client: PolygonClient, result: OptionsResult) -> None:
-        self.conn, self.client, self.result = conn, client, result
+    def __init__(self, conn: psycopg.Connection, client: PolygonClient, result: OptionsResult,
+                 archive: LiveExport | None = None) -> None:
+        self.conn, self.client, self.result, self.archive = conn, client, result, archive
         self.processor: Processor | None = None  # set once the worker processes are starting
         self.stop = threading.Event()
         self.stats0 = (client.http.stats.requests, client.http.stats.retries)
@@ -160,6 +164,9 @@ class _Run:
         finally:
             self.result.write_seconds += time.perf_counter() - started
         self.written += 1
+        if self.archive is not None:
+            changed = bool(outcome.inserted or outcome.updated or outcome.removed)
+            self.archive.committed(chain.ticker_id, changed=changed)
         if not chain.rows:
             outcome.status = "empty"
             outcome.reason = "no contracts" if not chain.contracts else f"all {chain.contracts} contracts dropped"
@@ -221,6 +228,7 @@ def ingest_options(
     deadline: float | None = None,
     enforce_retention: bool = True,
     args: Mapping[str, Any] | None = None,
+    archive: LiveExport | None = None,
 ) -> OptionsResult:
     """Fetch, normalise and write every symbol of ``scope`` under one snapshot time, recorded in the
     run ledger; raises the error that stopped the run (a 401, ``ConnectionLost``) once recorded.
@@ -229,6 +237,8 @@ def ingest_options(
     ``default_workers()``, never more than there are symbols); 0 does it in the fetch threads.
     ``deadline``: seconds the run may fetch for; then the symbol that meets it fails with that
     reason and those not yet fetched are not attempted.  ``args``: the ledger's record of the request.
+    ``archive``: fed each underlying as it commits and closed before retention runs (so a snapshot
+    about to expire is archived first); its outcome is part of the run's.  Abandoned on Ctrl-C.
     """
     progress = progress or NullProgress()
     started = time.perf_counter()
@@ -241,7 +251,7 @@ def ingest_options(
                    "deadline": deadline, **(args or {})}
     with runs.recorded(db_url, "options", ledger_args, snapshot_time=snapshot) as ledger, connect(db_url) as conn:
         result.run_id = ledger.run_id
-        run = _Run(conn, client, result)
+        run = _Run(conn, client, result, archive)
         progress.start(len(scope.tickers), "options", unit="symbol")
         client.http.run_deadline = None if deadline is None else time.monotonic() + deadline
         try:
@@ -249,12 +259,18 @@ def ingest_options(
                 max_workers=concurrency, thread_name_prefix="options"
             ) as pool:
                 run.consume(pool, processor, scope, progress)
+        except BaseException:
+            if archive is not None:
+                archive.abandon()
+            raise
         finally:
             client.http.run_deadline = None
             progress.close()
             run.tally()
             result.seconds = time.perf_counter() - started
             ledger.result = result.step_result()
+        if archive is not None:
+            result.archive = archive.close()
         if enforce_retention and result.error is None:
             result.retention = retention.enforce_retention(conn).describe()
         result.seconds = time.perf_counter() - started

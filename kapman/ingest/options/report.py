@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from kapman.errors import KapManError
 from kapman.step import StepResult
+
+if TYPE_CHECKING:  # the archive (and pyarrow) load only when a run archives
+    from kapman.archive.export import ExportReport
 
 #: Outcomes that complete a symbol ('empty': the provider listed no contracts).
 SUCCEEDED = ("ok", "empty")
@@ -56,6 +59,7 @@ class OptionsResult:
     retention: str = ""
     stopped: str = ""
     run_id: UUID | None = None
+    archive: ExportReport | None = None  # None: --no-archive (or a dry run)
     #: The error that stopped the run (401, lost database); the step raises it once recorded.
     error: KapManError | None = field(default=None, repr=False)
 
@@ -92,6 +96,12 @@ class OptionsResult:
             result.fail(symbol, self.outcomes[symbol].reason or "not attempted")
         for note in self._notes():
             result.note(note)
+        if self.archive is not None:  # a failed archive write keeps the rows and makes the run partial
+            result.details["archive"] = self.archive.as_dict()
+            if self.archive.ok:
+                result.note(self.archive.line())
+            else:
+                result.fail("archive", self.archive.line())
         result.seconds = self.seconds
         return result
 

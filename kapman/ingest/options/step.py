@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from kapman.config import REQUEST_DEADLINE_RANGE, RUN_DEADLINE_RANGE, Settings
 from kapman.db.connect import connect
@@ -21,6 +22,9 @@ from kapman.ingest.watchlist_scope import resolve_scope
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 from kapman.step import StepResult
+
+if TYPE_CHECKING:
+    from kapman.archive.live import LiveExport
 
 
 @dataclass(frozen=True)
@@ -62,26 +66,22 @@ def run(settings: Settings, params: OptionsParams, progress: Progress | None = N
         snapshot = decide(params.snapshot_time, client.chain_clock(first), settings.polygon_base_url)
         if params.dry_run:
             return plan_options(scope, snapshot, params.concurrency, workers).step_result()
-        result = ingest_options(
-            url, client, scope, snapshot, concurrency=params.concurrency, workers=workers,
-            progress=progress or NullProgress(), deadline=deadline, args=asdict(params),
-        )
+        # Option snapshots cannot be fetched again: the run archives what it stores as it goes.
+        archived = _archive(settings, snapshot) if params.archive else None
+        try:
+            result = ingest_options(
+                url, client, scope, snapshot, concurrency=params.concurrency, workers=workers,
+                progress=progress or NullProgress(), deadline=deadline, args=asdict(params), archive=archived,
+            )
+        finally:
+            if archived is not None:
+                archived.abandon()  # when the run never got to close it
     finally:
         client.close()
-    step = result.step_result()
-    if params.archive:
-        _archive(settings, snapshot, step)
-    return step
+    return result.step_result()
 
 
-def _archive(settings: Settings, snapshot: datetime, step: StepResult) -> None:
-    """Archive what the run stored: option snapshots cannot be fetched again.  A failed archive
-    write keeps the database rows and makes the run partial (exit 1), saying so."""
-    from kapman import archive
+def _archive(settings: Settings, snapshot: datetime) -> LiveExport:
+    from kapman.archive import archive_run  # pyarrow loads only for a run that archives
 
-    archived = archive.archive_run(settings, snapshot)
-    step.details["archive"] = archived.as_dict()
-    if archived.ok:
-        step.note(archived.line())
-    else:
-        step.fail("archive", archived.line())
+    return archive_run(settings, snapshot)

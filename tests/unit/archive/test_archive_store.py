@@ -24,6 +24,18 @@ def test_local_put_is_atomic_and_listing_skips_temporaries(tmp_path: Path) -> No
         == ["c.parquet"]
 
 
+def test_local_writers_racing_to_create_the_archive_all_succeed(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = LocalStore(tmp_path / "archive")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: store.put(f"d/{i}.parquet", b"x"), range(64)))
+    assert len(store.keys("d")) == 64
+    store.delete("d/0.parquet")
+    store.delete("d/0.parquet")  # gone already: not an error
+    assert len(store.keys("d")) == 63
+
+
 def test_local_archive_on_a_missing_parent_is_refused(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "unmounted" / "archive")
     with pytest.raises(ArchiveError, match="cannot write .*unmounted/archive") as exc:
