@@ -1,12 +1,14 @@
 """A2 technical indicators for a whole (T bars x N tickers) panel at once.
 
 ``compute_technical`` maps every dotted ``category.indicator.output`` path of the A2 JSON surface
-to a (T, N) float64 array (NaN = not computable). Definitions and conventions: docs/a2_indicators.md.
+to a (T, N) float64 array (NaN = not computable); ``compute_technical_cells`` gives the same values
+at chosen cells only, as the A2 job wants them. Definitions and conventions: docs/a2_indicators.md.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -118,18 +120,17 @@ COLUMN_BLOCK = 2048
 WORKERS = min(2, os.cpu_count() or 1)
 
 
-def _compute_block(*ohlcv: np.ndarray) -> dict[str, np.ndarray]:
+def _compute_block(*ohlcv: np.ndarray, keep: Callable[[np.ndarray], np.ndarray] | None = None,
+                   ) -> dict[str, np.ndarray]:
+    """Every key for one block; ``keep`` reduces each family's outputs as soon as they exist, so
+    that only one family's full series are alive at a time."""
     p = Panel(*ohlcv)
     found: dict[str, np.ndarray] = {}
-    for part in (
-        momentum.compute(p),
-        volatility.compute(p),
-        trend.compute(p),
-        volume.compute(p),
-        others.compute(p),
-    ):
-        found.update(part)
-    found.update(psar.compute(p.high, p.low))
+    for family in (momentum.compute, volatility.compute, trend.compute, volume.compute, others.compute,
+                   lambda panel: psar.compute(panel.high, panel.low)):
+        part = family(p)
+        found.update(part if keep is None else {k: keep(v) for k, v in part.items()})
+        del part
     return found
 
 
@@ -160,3 +161,24 @@ def compute_technical(
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             list(pool.map(run, blocks))
     return out
+
+
+def compute_technical_cells(
+    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume_: np.ndarray,
+    rows: np.ndarray, cols: np.ndarray,
+) -> np.ndarray:
+    """Every key at the cells (``rows[i]``, ``cols[i]``) of (T, N) panels: a (cells, keys) array in
+    ``TECHNICAL_KEYS`` order.
+
+    The values are ``compute_technical``'s, but each family's full series are cut down to the cells
+    as soon as they are computed, so a call's peak memory is one family's outputs rather than all
+    ~90: wide panels (whose per-bar recursions cost less per ticker) fit the memory a narrow one
+    would need.  The caller chunks the tickers (no threads here).
+    """
+    arrays = [np.asarray(a, dtype=np.float64) for a in (open_, high, low, close, volume_)]
+    if arrays[0].ndim != 2 or any(a.shape != arrays[0].shape for a in arrays):
+        raise ValueError(f"open/high/low/close/volume must share one (T, N) shape, got {[a.shape for a in arrays]}")
+    if not len(rows):
+        return np.empty((0, len(TECHNICAL_KEYS)))
+    found = _compute_block(*arrays, keep=lambda series: series[rows, cols])
+    return np.stack([found[key] for key in TECHNICAL_KEYS], axis=1)

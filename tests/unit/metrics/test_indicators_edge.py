@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kapman.metrics.indicators import MAX_WARMUP_BARS, TECHNICAL_KEYS, compute_technical
+from kapman.metrics.indicators import MAX_WARMUP_BARS, TECHNICAL_KEYS, compute_technical, compute_technical_cells
 
 # The A2 surface (docs: a2_surface.md), written out: every key must always be present.
 EXPECTED_KEYS = {
@@ -207,3 +207,19 @@ def test_rejects_mismatched_shapes():
         compute_technical(
             np.zeros((5, 2)), np.zeros((5, 2)), np.zeros((5, 2)), np.zeros((5, 3)), np.zeros((5, 2))
         )
+
+
+def test_cells_are_the_full_series_values_at_those_cells():
+    rng = np.random.default_rng(7)
+    t, n = 260, 9
+    close = 40.0 * np.exp(np.cumsum(rng.normal(0.0, 0.02, (t, n)), axis=0))
+    high, low = close * 1.01, close * 0.99
+    panel = (low + (high - low) * 0.5, high, low, close, rng.lognormal(12.0, 0.4, (t, n)))
+    full = compute_technical(*panel)
+    rows = np.array([259, 259, 200, 10, 258, 259])
+    cols = np.array([0, 8, 3, 3, 5, 4])
+    cells = compute_technical_cells(*panel, rows, cols)
+    assert cells.shape == (len(rows), len(TECHNICAL_KEYS))
+    for k, key in enumerate(TECHNICAL_KEYS):
+        np.testing.assert_array_equal(cells[:, k], full[key][rows, cols], err_msg=key)
+    assert compute_technical_cells(*panel, rows[:0], cols[:0]).shape == (0, len(TECHNICAL_KEYS))
