@@ -27,6 +27,8 @@ EXAMPLES = """examples:
 
 control (no auth): curl -XPOST $POLYGON_BASE_URL/_sandbox/clock -d '{"step_trading_days": 1}'
                    curl -XPOST $POLYGON_BASE_URL/_sandbox/faults -d '{"kind": "rate_limit", "times": 3}'
+                   curl -XPOST $POLYGON_BASE_URL/_sandbox/flatfiles -d '{"action": "preliminary", "date": "2025-12-19"}'
+                   curl -XPOST $POLYGON_BASE_URL/_sandbox/flatfiles -d '{"action": "forbid", "dates": ["2025-12-18"]}'
 """
 
 
@@ -111,6 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
         SandboxRestServer(market, api_key=args.api_key, port=args.rest_port) as rest,
         SandboxS3(market, port=args.s3_port) as s3,
     ):
+        rest.flatfiles = s3  # POST $POLYGON_BASE_URL/_sandbox/flatfiles controls the bucket
         env = environment(market, rest, s3, mirror_dir)
         lines = "".join(f"{k}={v}\n" for k, v in env.items())
         print(lines, end="", flush=True)

@@ -15,6 +15,10 @@ Control endpoints (no auth, JSON bodies; not counted as API requests):
 - ``GET /_sandbox/clock``; ``POST /_sandbox/clock`` with ``{"now": "2025-12-18"}`` (a date means its
   16:00 New York close; timestamps are ISO 8601) or ``{"step_trading_days": 1}``.
 - ``GET /_sandbox/requests`` (counts per path); ``DELETE /_sandbox/requests`` resets them.
+- ``GET /_sandbox/flatfiles``; ``POST /_sandbox/flatfiles`` with ``{"action": "preliminary",
+  "date": "2025-12-19"}`` (actions: preliminary, final, republish, delete, forbid with ``"dates"``,
+  forbid_listing, allow; see :meth:`kapman.sandbox.s3.SandboxS3.apply`): the flat-file bucket's
+  faults, when the server was given one (``flatfiles``; ``python -m kapman.sandbox serve`` does).
 
 Faults act before authentication, like a proxy in front of the API.  Every response carries
 ``X-Sandbox-Clock`` (the server's clock, ISO 8601): how a client tells the sandbox from the live
@@ -33,6 +37,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from kapman.calendar import trading_days
@@ -41,6 +46,9 @@ from kapman.providers.http import SANDBOX_CLOCK_HEADER as CLOCK_HEADER
 from kapman.sandbox import endpoints
 from kapman.sandbox.faults import NGINX_502, RATE_LIMIT_BODY, Faults
 from kapman.sandbox.market import Market
+
+if TYPE_CHECKING:  # moto loads only where a bucket is served
+    from kapman.sandbox.s3 import SandboxS3
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,7 @@ class SandboxRestServer:
         rules KapMan applies to a live server)."""
         self.market, self.api_key, self.identify = market, api_key, identify
         self.faults = Faults()
+        self.flatfiles: SandboxS3 | None = None  # the bucket /_sandbox/flatfiles controls
         self._now = market.now
         self._counts: Counter[str] = Counter()
         self._serial = 0
@@ -198,6 +207,15 @@ class _Handler(BaseHTTPRequestHandler):
                     elif "step_trading_days" in body:
                         sb.step_trading_days(int(body["step_trading_days"]))
                 return self._json(200, {"now": sb.now.isoformat().replace("+00:00", "Z")})
+            if path == "/_sandbox/flatfiles" and sb.flatfiles is not None:
+                done: dict[str, str] = {}
+                if method == "POST":
+                    body = self._body()
+                    for spec in body if isinstance(body, list) else [body]:
+                        if not isinstance(spec, dict):
+                            raise ValueError("expected a JSON object or a list of them")
+                        done.update(sb.flatfiles.apply(spec))
+                return self._json(200, {**sb.flatfiles.describe(), **done})
             if path == "/_sandbox/requests":
                 if method == "DELETE":
                     sb.reset_counts()

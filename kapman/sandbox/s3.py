@@ -7,6 +7,7 @@ Faults the real bucket has: ``forbid(days)`` answers 403 AccessDenied for those 
 (outside the plan's history, not yet published, agreements unsigned: S3 does not say which) and
 ``forbid_listing()`` for every listing; ``publish_preliminary(day)`` uploads the file as first
 published at the close, and ``publish_final(day)`` the next morning's correction (another ETag).
+``apply`` takes the same as JSON, for the REST server's ``/_sandbox/flatfiles`` control endpoint.
 """
 
 from __future__ import annotations
@@ -190,3 +191,36 @@ class SandboxS3:
 
     def delete(self, day: date) -> None:
         self._client.delete_object(Bucket=self.bucket, Key=self.market.flat_file_key(day))
+
+    def describe(self) -> dict[str, Any]:
+        """What the bucket refuses now, for the control endpoint."""
+        return {"forbidden": sorted(self._refusals.keys), "listing_forbidden": self._refusals.listing}
+
+    def apply(self, spec: dict[str, Any]) -> dict[str, str]:
+        """A control-endpoint JSON body, e.g. ``{"action": "preliminary", "date": "2025-12-19"}``.
+
+        Actions: preliminary, final, republish, delete (one ``date``); forbid (``dates``, a list);
+        forbid_listing; allow.  Returns the new ETag of an upload.  Raises ValueError on anything else.
+        """
+        action = spec.get("action")
+        one_day = {"preliminary": self.publish_preliminary, "final": self.publish_final,
+                   "republish": self.republish}
+        if action in one_day or action == "delete":
+            day = date.fromisoformat(str(spec.get("date")))
+            if action == "delete":
+                self.delete(day)
+                return {}
+            return {"etag": one_day[action](day)}
+        if action == "forbid":
+            days = spec.get("dates")
+            if not isinstance(days, list) or not days:
+                raise ValueError("forbid needs \"dates\": a list of ISO dates")
+            self.forbid(date.fromisoformat(str(d)) for d in days)
+        elif action == "forbid_listing":
+            self.forbid_listing(bool(spec.get("refused", True)))
+        elif action == "allow":
+            self.allow()
+        else:
+            raise ValueError(f"unknown flat-file action {action!r}; expected one of "
+                             f"{sorted([*one_day, 'delete', 'forbid', 'forbid_listing', 'allow'])}")
+        return {}

@@ -263,3 +263,50 @@ def test_massive_client_lists_splits_forward_and_reverse(server: SandboxRestServ
     assert status == 400 and "sort" in body["error"]
     status, body = get_json(f"{server.base_url}/v3/reference/splits?reverse_split=maybe")
     assert status == 400 and "reverse_split" in body["error"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_flat_file_faults_through_the_control_endpoint():
+    from botocore.exceptions import ClientError
+
+    m = Market(seed=11, n_tickers=30, days=20)
+    day, other = m.trading_days[-1], m.trading_days[-2]
+    with SandboxRestServer(m, api_key=KEY) as rest, SandboxS3(m) as s3:
+        def post(obj: object) -> tuple[int, dict]:
+            req = urllib.request.Request(rest.base_url + "/_sandbox/flatfiles", data=json.dumps(obj).encode(),
+                                         method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    return resp.status, json.loads(resp.read())
+            except urllib.error.HTTPError as exc:
+                return exc.code, json.loads(exc.read())
+
+        assert post({"action": "allow"})[0] == 404  # no bucket given to this server
+        rest.flatfiles = s3
+        c = boto3.client("s3", endpoint_url=s3.endpoint_url, region_name="us-east-1",
+                         aws_access_key_id="any", aws_secret_access_key="any")
+
+        def body(d: date) -> bytes:
+            return c.get_object(Bucket="flatfiles", Key=m.flat_file_key(d))["Body"].read()
+
+        status, out = post({"action": "preliminary", "date": day.isoformat()})
+        assert status == 200 and body(day) == m.preliminary_flat_file_csv_gz(day) != m.flat_file_csv_gz(day)
+        final_etag = post({"action": "final", "date": day.isoformat()})[1]["etag"]
+        assert final_etag != out["etag"] and body(day) == m.flat_file_csv_gz(day)
+
+        status, out = post([{"action": "forbid", "dates": [other.isoformat()]}, {"action": "forbid_listing"}])
+        assert status == 200 and out == {"forbidden": [m.flat_file_key(other)], "listing_forbidden": True}
+        for call in (lambda: body(other), lambda: c.list_objects_v2(Bucket="flatfiles", Prefix=s3.prefix)):
+            with pytest.raises(ClientError) as refused:
+                call()
+            assert refused.value.response["Error"]["Code"] in ("AccessDenied", "403")
+        assert body(day) == m.flat_file_csv_gz(day)  # other days are still served
+        assert post({"action": "allow"})[1] == {"forbidden": [], "listing_forbidden": False}
+        assert body(other) == m.flat_file_csv_gz(other)
+
+        post({"action": "delete", "date": other.isoformat()})
+        with pytest.raises(c.exceptions.NoSuchKey):
+            body(other)
+        status, out = post({"action": "halt"})
+        assert status == 400 and "unknown flat-file action 'halt'" in out["error"]
+        assert post({"action": "forbid"})[0] == 400 and post({"action": "final", "date": "soon"})[0] == 400
