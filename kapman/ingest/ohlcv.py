@@ -44,7 +44,7 @@ from kapman.errors import (
 )
 from kapman.ingest import ohlcv_plan as plan
 from kapman.ingest.daybars import ParsedDay, parse_day_file, parse_grouped
-from kapman.ingest.ohlcv_write import index_order, record_file, write_day
+from kapman.ingest.ohlcv_write import encode_day, index_order, record_file, write_day
 from kapman.ingest.tickermap import TickerMap, load_ticker_map
 from kapman.progress import NullProgress, Progress
 from kapman.providers import flatfiles, grouped
@@ -172,11 +172,10 @@ def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams
     noun = "request" if source.format == grouped.FORMAT else "file"
     progress.start(len(todo), _progress_title(window, source, len(todo)), unit=noun)
     try:
-        for ref, future in _prefetch(source, todo, params.workers):
+        for ref, future in _prefetch(source, todo, params.workers, tickers):
             tally.attempted += 1
             try:
-                parsed, etag, size = future.result()
-                _load(conn, ref, parsed, etag, size, tickers, source.label, run_id, result, tally)
+                _load(conn, ref, future.result(), source.label, run_id, result, tally)
             except EntitlementError as exc:
                 tally.forbidden += 1
                 result.fail(ref.key, exc.message)
@@ -275,13 +274,31 @@ def _progress_title(window: plan.Window, source: FlatFileSource, todo: int) -> s
     return title
 
 
-def _read_and_parse(source: FlatFileSource, ref: FileRef) -> tuple[ParsedDay, str, int]:
-    """(parsed rows, ETag, size) of one listed ref; runs on the download pool."""
+@dataclass(frozen=True)
+class _Prepared:
+    """One listed file read, parsed, matched to tickers and encoded: all the writer has to send."""
+
+    parsed: ParsedDay
+    etag: str
+    size: int
+    ids: np.ndarray       # ticker ids of the known rows, in write order (by id)
+    payload: bytes        # those rows as one binary COPY payload
+    unknown: np.ndarray   # symbols without a ticker
+
+
+def _prepare(source: FlatFileSource, ref: FileRef, tickers: TickerMap) -> _Prepared:
+    """Runs on the download pool, so the writer thread only waits on the database."""
     data = source.read(ref)
     etag = ref.etag or hashlib.md5(data).hexdigest()  # noqa: S324 - a version tag, as S3's ETag
     if source.format == grouped.FORMAT:
-        return _parse_grouped_body(data, ref), etag, len(data)
-    return parse_day_file(data, ref.key), etag, ref.size or len(data)
+        parsed, size = _parse_grouped_body(data, ref), len(data)
+    else:
+        parsed, size = parse_day_file(data, ref.key), ref.size or len(data)
+    idx = tickers.index_of(parsed.symbols)
+    known = np.flatnonzero(idx >= 0)
+    known = known[index_order(tickers.ids[idx[known]])]
+    ids = tickers.ids[idx[known]]
+    return _Prepared(parsed, etag, size, ids, encode_day(ref.day, ids, parsed, known), parsed.symbols[idx < 0])
 
 
 def _parse_grouped_body(data: bytes, ref: FileRef) -> ParsedDay:
@@ -295,38 +312,37 @@ def _parse_grouped_body(data: bytes, ref: FileRef) -> ParsedDay:
     return parse_grouped(results, ref.key)
 
 
-def _prefetch(source: FlatFileSource, refs: list[FileRef], workers: int) -> Iterator[tuple[FileRef, Future]]:
+def _prefetch(source: FlatFileSource, refs: list[FileRef], workers: int,
+              tickers: TickerMap) -> Iterator[tuple[FileRef, Future[_Prepared]]]:
     """Yield (ref, future) in order, at most PREFETCH files in flight.
 
-    Download and parse run on the pool (pandas' parser and the socket reads release the GIL),
-    so the writer thread only ever waits on the database.
+    Download, parse, ticker matching and encoding run on the pool (pandas' parser and the socket
+    reads release the GIL), so the writer thread only ever waits on the database.
     """
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="flatfile") as pool:
         pending: list[tuple[FileRef, Future]] = []
         queue = iter(refs)
         for ref in queue:
-            pending.append((ref, pool.submit(_read_and_parse, source, ref)))
+            pending.append((ref, pool.submit(_prepare, source, ref, tickers)))
             if len(pending) >= PREFETCH:
                 break
         while pending:
             ref, fut = pending.pop(0)
             nxt = next(queue, None)
             if nxt is not None:
-                pending.append((nxt, pool.submit(_read_and_parse, source, nxt)))
+                pending.append((nxt, pool.submit(_prepare, source, nxt, tickers)))
             yield ref, fut
 
 
-def _load(conn: psycopg.Connection, ref: FileRef, parsed: ParsedDay, etag: str, size: int, tickers: TickerMap,
-          label: str, run_id: Any, result: StepResult, tally: _Tally) -> None:
+def _load(conn: psycopg.Connection, ref: FileRef, prepared: _Prepared, label: str, run_id: Any,
+          result: StepResult, tally: _Tally) -> None:
     """One file in one transaction: the day's rows, then its ledger row."""
-    idx = tickers.index_of(parsed.symbols)
-    known = np.flatnonzero(idx >= 0)
-    known = known[index_order(tickers.ids[idx[known]])]
-    unknown = parsed.symbols[idx < 0]
+    parsed, unknown = prepared.parsed, prepared.unknown
     try:
         with conn.transaction(), conn.cursor() as cur:
-            counts = write_day(cur, ref.day, tickers.ids[idx[known]], parsed, known)
-            record_file(cur, ref, etag, size, label, parsed, len(known), len(unknown), run_id)
+            counts = write_day(cur, ref.day, prepared.ids, prepared.payload)
+            record_file(cur, ref, prepared.etag, prepared.size, label, parsed, len(prepared.ids), len(unknown),
+                        run_id)
     except psycopg.Error as exc:
         if is_connection_lost(exc):
             raise ConnectionLost(done=tally.loaded, unit=result.unit) from exc

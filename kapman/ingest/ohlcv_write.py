@@ -61,16 +61,16 @@ def _day_has_rows(cur: psycopg.Cursor, day: date) -> bool:
     return bool(row and row[0])
 
 
-def write_day(cur: psycopg.Cursor, day: date, ids: np.ndarray, parsed: ParsedDay, rows: np.ndarray) -> DayCounts:
-    """Make the day's rows in ``ohlcv`` exactly the given ones; ``ids`` are row-aligned with ``rows``."""
+def write_day(cur: psycopg.Cursor, day: date, ids: np.ndarray, payload: bytes) -> DayCounts:
+    """Make the day's rows in ``ohlcv`` exactly those of ``payload`` (``encode_day``), whose ticker
+    ids are ``ids``, in order."""
     had_rows = _day_has_rows(cur, day)
     counts = bulk.MergeCounts(0, 0)
-    if len(rows):
-        counts = bulk.write_group(cur, target="ohlcv", columns=COLUMNS, payload=encode_day(day, ids, parsed, rows),
-                                  rows=len(rows), group={"date": day}, lock_class=LOCK_CLASS,
-                                  key=("ticker_id", "date"))
+    if len(ids):
+        counts = bulk.write_group(cur, target="ohlcv", columns=COLUMNS, payload=payload, rows=len(ids),
+                                  group={"date": day}, lock_class=LOCK_CLASS, key=("ticker_id", "date"))
     removed = _remove_vanished(cur, day, ids) if had_rows else 0
-    return DayCounts(counts.inserted, counts.updated, len(rows) - counts.inserted - counts.updated, removed)
+    return DayCounts(counts.inserted, counts.updated, len(ids) - counts.inserted - counts.updated, removed)
 
 
 def _remove_vanished(cur: psycopg.Cursor, day: date, ids: np.ndarray) -> int:
