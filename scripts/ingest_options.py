@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="resolve the symbols and the snapshot time (one request); fetch no chain, write nothing")
     p.add_argument("--no-archive", action="store_true",
                    help="do not write this run's snapshot to the archive (KAPMAN_ARCHIVE_DIR); every run "
-                   "archives what it stored, and a failed archive write makes the run exit 1")
+                   "archives each chain as it is stored, and a failed archive write makes the run exit 1")
 
 
 def params_from(args: argparse.Namespace) -> options.OptionsParams:
