@@ -29,7 +29,7 @@ from bench.common import Figure, memory_figure, print_table, scratch_database
 from bench.measure import GIB, load_text, run_command
 from kapman.db import bulk
 from kapman.ingest.daybars import parse_day_file
-from kapman.ingest.ohlcv import index_order
+from kapman.ingest.ohlcv_write import match_rows
 from kapman.ingest.tickermap import load_ticker_map
 from kapman.sandbox.dbload import load_tickers
 from kapman.sandbox.market import Market
@@ -47,10 +47,8 @@ def parsed_days(mirror: Path, market: Market, conn: psycopg.Connection) -> list[
     for day in market.trading_days:
         key = market.flat_file_key(day)
         p = parse_day_file((mirror / key).read_bytes(), key)
-        idx = tickers.index_of(p.symbols)
-        k = np.flatnonzero(idx >= 0)
-        k = k[index_order(tickers.ids[idx[k]])]   # the ingest's own row order
-        out.append((day, tickers.ids[idx[k]], p, k))
+        k, ids, _ = match_rows(tickers, p.symbols)   # the ingest's own rows, in its order
+        out.append((day, ids, p, k))
     return out
 
 

@@ -91,6 +91,11 @@ class ExportReport:
                 "error": self.error.message if self.error else None}
 
 
+def read_back_failed(exc: psycopg.Error) -> ArchiveError:
+    """What the report says when the table could not be read back."""
+    return ArchiveError(f"reading the snapshot back failed: {type(exc).__name__}: {exc}".strip())
+
+
 def parquet_bytes(part: pa.Table) -> bytes:
     """One zstd Parquet file.  Dictionary encoding only where a chain repeats values
     (``table.REPEATING``): on prices, greeks and contract symbols it would be tried and given up,
@@ -245,6 +250,6 @@ def export_snapshots(settings: Settings, snapshots: Iterable[datetime], *, catch
     except ArchiveError as exc:
         report.error = exc
     except psycopg.Error as exc:
-        report.error = ArchiveError(f"reading the snapshot back failed: {type(exc).__name__}: {exc}".strip())
+        report.error = read_back_failed(exc)
     report.seconds = time.perf_counter() - started
     return report

@@ -71,14 +71,17 @@ class LiveExport:
             self.report.location = self.store.location
             self._conn = connect(settings.require_database_url())
             self.files = SnapshotFiles(self.store, snapshot)
-        except KapManError as exc:
-            self._fail(exc)
-            return
-        except psycopg.Error as exc:
+        except (KapManError, psycopg.Error) as exc:
             self._fail(exc)
             return
         self._thread = threading.Thread(target=self._work, name="archive-live", daemon=True)
         self._thread.start()
+
+    def __enter__(self) -> LiveExport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.abandon()  # a no-op once closed
 
     # ---- fed by the run's writer ----------------------------------------------------------
     def committed(self, ticker_id: UUID, changed: bool) -> None:
@@ -144,12 +147,9 @@ class LiveExport:
                 pending.append(future)
         self._writes = pending
 
-    def _fail(self, exc: BaseException) -> None:
-        if self.report.error is not None:
-            return
-        if isinstance(exc, psycopg.Error):
-            exc = ArchiveError(f"reading the snapshot back failed: {type(exc).__name__}: {exc}".strip())
-        self.report.error = exc if isinstance(exc, KapManError) else ArchiveError(str(exc))
+    def _fail(self, exc: KapManError | psycopg.Error) -> None:
+        if self.report.error is None:
+            self.report.error = export.read_back_failed(exc) if isinstance(exc, psycopg.Error) else exc
 
     def _join(self) -> None:
         if self._thread is not None:
@@ -169,9 +169,7 @@ class LiveExport:
         try:
             if self.report.error is None and self._conn is not None:
                 self._finish(self._conn)
-        except ArchiveError as exc:
-            self._fail(exc)
-        except psycopg.Error as exc:
+        except (ArchiveError, psycopg.Error) as exc:
             self._fail(exc)
         finally:
             self._disconnect()

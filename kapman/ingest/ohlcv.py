@@ -44,7 +44,7 @@ from kapman.errors import (
 )
 from kapman.ingest import ohlcv_plan as plan
 from kapman.ingest.daybars import ParsedDay, parse_day_file, parse_grouped
-from kapman.ingest.ohlcv_write import encode_day, index_order, record_file, write_day
+from kapman.ingest.ohlcv_write import encode_day, match_rows, record_file, write_day
 from kapman.ingest.tickermap import TickerMap, load_ticker_map
 from kapman.progress import NullProgress, Progress
 from kapman.providers import flatfiles, grouped
@@ -62,7 +62,7 @@ UNKNOWN_SAMPLES = 20
 MODES = ("base", "incremental", "backfill")
 SOURCES = ("flatfiles", "rest")
 
-__all__ = ["OhlcvParams", "index_order", "ingest", "run"]
+__all__ = ["OhlcvParams", "ingest", "run"]
 
 
 @dataclass(frozen=True)
@@ -294,11 +294,8 @@ def _prepare(source: FlatFileSource, ref: FileRef, tickers: TickerMap) -> _Prepa
         parsed, size = _parse_grouped_body(data, ref), len(data)
     else:
         parsed, size = parse_day_file(data, ref.key), ref.size or len(data)
-    idx = tickers.index_of(parsed.symbols)
-    known = np.flatnonzero(idx >= 0)
-    known = known[index_order(tickers.ids[idx[known]])]
-    ids = tickers.ids[idx[known]]
-    return _Prepared(parsed, etag, size, ids, encode_day(ref.day, ids, parsed, known), parsed.symbols[idx < 0])
+    known, ids, unknown = match_rows(tickers, parsed.symbols)
+    return _Prepared(parsed, etag, size, ids, encode_day(ref.day, ids, parsed, known), unknown)
 
 
 def _parse_grouped_body(data: bytes, ref: FileRef) -> ParsedDay:

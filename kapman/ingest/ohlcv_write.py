@@ -18,6 +18,7 @@ import psycopg
 
 from kapman.db import bulk
 from kapman.ingest.daybars import ParsedDay
+from kapman.ingest.tickermap import TickerMap
 from kapman.providers.flatfiles import FileRef
 
 COLUMNS = ("ticker_id", "date", "open", "high", "low", "close", "volume", "transactions")
@@ -37,6 +38,14 @@ def index_order(ids: np.ndarray) -> np.ndarray:
     """Row order by ticker id, so inserts walk the (ticker_id, date) index leaf pages in order."""
     words = ids.view(">u8").reshape(len(ids), 2)
     return np.lexsort((words[:, 1], words[:, 0]))
+
+
+def match_rows(tickers: TickerMap, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows with a ticker, in write order; their ticker ids; the symbols without one)."""
+    idx = tickers.index_of(symbols)
+    known = np.flatnonzero(idx >= 0)
+    known = known[index_order(tickers.ids[idx[known]])]
+    return known, tickers.ids[idx[known]], symbols[idx < 0]
 
 
 def encode_day(day: date, ids: np.ndarray, parsed: ParsedDay, rows: np.ndarray) -> bytes:

@@ -134,16 +134,23 @@ def _compute_block(*ohlcv: np.ndarray, keep: Callable[[np.ndarray], np.ndarray] 
     return found
 
 
-def compute_technical(
-    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume_: np.ndarray
-) -> dict[str, np.ndarray]:
-    """All A2 technical indicators for (T, N) OHLCV arrays; see the module docstring."""
-    arrays = [np.asarray(a, dtype=np.float64) for a in (open_, high, low, close, volume_)]
+def _panel_arrays(*ohlcv: np.ndarray) -> list[np.ndarray]:
+    """The five OHLCV arrays as float64, or ValueError unless they share one (T, N) shape."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in ohlcv]
     shape = arrays[0].shape
     if len(shape) != 2 or any(a.shape != shape for a in arrays):
         raise ValueError(
             f"open/high/low/close/volume must share one (T, N) shape, got {[a.shape for a in arrays]}"
         )
+    return arrays
+
+
+def compute_technical(
+    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume_: np.ndarray
+) -> dict[str, np.ndarray]:
+    """All A2 technical indicators for (T, N) OHLCV arrays; see the module docstring."""
+    arrays = _panel_arrays(open_, high, low, close, volume_)
+    shape = arrays[0].shape
     if shape[0] == 0:
         return {key: np.empty(shape, dtype=np.float64) for key in TECHNICAL_KEYS}
     out = {key: np.empty(shape, dtype=np.float64) for key in TECHNICAL_KEYS}
@@ -175,9 +182,7 @@ def compute_technical_cells(
     ~90: wide panels (whose per-bar recursions cost less per ticker) fit the memory a narrow one
     would need.  The caller chunks the tickers (no threads here).
     """
-    arrays = [np.asarray(a, dtype=np.float64) for a in (open_, high, low, close, volume_)]
-    if arrays[0].ndim != 2 or any(a.shape != arrays[0].shape for a in arrays):
-        raise ValueError(f"open/high/low/close/volume must share one (T, N) shape, got {[a.shape for a in arrays]}")
+    arrays = _panel_arrays(open_, high, low, close, volume_)
     if not len(rows):
         return np.empty((0, len(TECHNICAL_KEYS)))
     found = _compute_block(*arrays, keep=lambda series: series[rows, cols])

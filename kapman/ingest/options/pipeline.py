@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -238,7 +239,8 @@ def ingest_options(
     ``deadline``: seconds the run may fetch for; then the symbol that meets it fails with that
     reason and those not yet fetched are not attempted.  ``args``: the ledger's record of the request.
     ``archive``: fed each underlying as it commits and closed before retention runs (so a snapshot
-    about to expire is archived first); its outcome is part of the run's.  Abandoned on Ctrl-C.
+    about to expire is archived first); its outcome is part of the run's.  Abandoned when the run
+    stops before that (Ctrl-C, a 401 or a lost connection raised).
     """
     progress = progress or NullProgress()
     started = time.perf_counter()
@@ -249,7 +251,9 @@ def ingest_options(
     result.outcomes = {s: SymbolOutcome() for s in scope.tickers}
     ledger_args = {"symbols": list(scope.tickers), "concurrency": concurrency, "workers": workers,
                    "deadline": deadline, **(args or {})}
-    with runs.recorded(db_url, "options", ledger_args, snapshot_time=snapshot) as ledger, connect(db_url) as conn:
+    # The archive is closed once the chains are in; a run that stops before that abandons it.
+    with archive or nullcontext(), runs.recorded(db_url, "options", ledger_args, snapshot_time=snapshot) as ledger, \
+            connect(db_url) as conn:
         result.run_id = ledger.run_id
         run = _Run(conn, client, result, archive)
         progress.start(len(scope.tickers), "options", unit="symbol")
@@ -259,10 +263,6 @@ def ingest_options(
                 max_workers=concurrency, thread_name_prefix="options"
             ) as pool:
                 run.consume(pool, processor, scope, progress)
-        except BaseException:
-            if archive is not None:
-                archive.abandon()
-            raise
         finally:
             client.http.run_deadline = None
             progress.close()

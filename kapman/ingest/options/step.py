@@ -67,15 +67,11 @@ def run(settings: Settings, params: OptionsParams, progress: Progress | None = N
         if params.dry_run:
             return plan_options(scope, snapshot, params.concurrency, workers).step_result()
         # Option snapshots cannot be fetched again: the run archives what it stores as it goes.
-        archived = _archive(settings, snapshot) if params.archive else None
-        try:
-            result = ingest_options(
-                url, client, scope, snapshot, concurrency=params.concurrency, workers=workers,
-                progress=progress or NullProgress(), deadline=deadline, args=asdict(params), archive=archived,
-            )
-        finally:
-            if archived is not None:
-                archived.abandon()  # when the run never got to close it
+        result = ingest_options(
+            url, client, scope, snapshot, concurrency=params.concurrency, workers=workers,
+            progress=progress or NullProgress(), deadline=deadline, args=asdict(params),
+            archive=_archive(settings, snapshot) if params.archive else None,
+        )
     finally:
         client.close()
     return result.step_result()
