@@ -12,7 +12,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kapman.db.rebuild import rebuild
 from tests.support import database
 from tests.support.hydrate import GAP, HOLIDAY, UNRESOLVED, Hydrated, hydrate
 
@@ -100,16 +99,12 @@ def by(rows: list[dict[str, str]], column: str) -> dict[str, dict[str, str]]:
 # --- databases ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def hydrated(admin_url: str) -> Iterator[tuple[str, Hydrated]]:
+def hydrated(new_rebuilt_db: database.NewRebuiltDb) -> Iterator[tuple[str, Hydrated]]:
     """One rebuilt and hydrated database shared by this module's read-only dashboard runs."""
-    url = database.create_scratch(admin_url, "dash_")
-    try:
-        rebuild(url)
+    with new_rebuilt_db("dash_") as url:
         with psycopg.connect(url, autocommit=True) as conn:
             counts = hydrate(conn)
         yield url, counts
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 @pytest.fixture

@@ -276,16 +276,12 @@ def test_kill_9_of_the_run_leaves_no_worker_process(
 # ---- the realistic profile's chain shapes, as stored -------------------------------------------
 
 @pytest.fixture(scope="module")
-def realistic_db(admin_url: str, realistic_market: Market,
+def realistic_db(new_rebuilt_db: database.NewRebuiltDb, realistic_market: Market,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, SandboxRestServer]]:
     market = realistic_market
-    url = database.create_scratch(admin_url, "optreal_")
     watch = tmp_path_factory.mktemp("realistic")
     (watch / "core.txt").write_text("AAPL\nSPY\nORCL\n")
-    try:
-        from kapman.db.rebuild import rebuild
-
-        rebuild(url)
+    with new_rebuilt_db("optreal_") as url:
         with SandboxRestServer(market, api_key="real-key-1") as server, pytest.MonkeyPatch.context() as mp:
             mp.setenv("KAPMAN_NOW", "2025-12-19")
             client = PolygonClient(PolygonHTTP(server.base_url, server.api_key, rate_limit=1000))
@@ -294,8 +290,6 @@ def realistic_db(admin_url: str, realistic_market: Market,
                 ingest_watchlists(conn, watch)
             client.close()
             yield url, server
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 def test_realistic_chain_shapes_are_stored_as_they_mean(

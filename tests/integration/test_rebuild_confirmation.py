@@ -23,11 +23,9 @@ REBUILD = [sys.executable, "-m", "scripts.db.a5_deterministic_rebuild"]
 
 
 @pytest.fixture
-def filled(admin_url: str) -> Iterator[str]:
+def filled(new_rebuilt_db: database.NewRebuiltDb) -> Iterator[str]:
     """A rebuilt scratch database with a ticker, two bars and one option snapshot of two contracts."""
-    url = database.create_scratch(admin_url, "conf_")
-    try:
-        rebuild(url)
+    with new_rebuilt_db("conf_") as url:
         with psycopg.connect(url, autocommit=True) as c:
             c.execute("INSERT INTO tickers (id, symbol) VALUES ('00000000-0000-0000-0000-000000000001', 'AAA')")
             c.execute("INSERT INTO ohlcv (ticker_id, date, open, high, low, close, volume) VALUES "
@@ -38,8 +36,6 @@ def filled(admin_url: str) -> Iterator[str]:
                       "('2025-12-19 21:00Z', '00000000-0000-0000-0000-000000000001', '2026-01-16', 100, 'C', 'O:1'), "
                       "('2025-12-19 21:00Z', '00000000-0000-0000-0000-000000000001', '2026-01-16', 100, 'P', 'O:2')")
         yield url
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 def _tickers(url: str) -> int:
@@ -122,15 +118,11 @@ def test_on_a_terminal_anything_else_stops(filled: str) -> None:
     assert _tickers(filled) == 1
 
 
-def test_an_empty_database_needs_no_confirmation(admin_url: str) -> None:
-    url = database.create_scratch(admin_url, "empty_")
-    try:
-        rebuild(url)
+def test_an_empty_database_needs_no_confirmation(new_rebuilt_db: database.NewRebuiltDb) -> None:
+    with new_rebuilt_db("empty_") as url:
         proc = subprocess.run(REBUILD, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
                               env=_env(url))
         assert proc.returncode == 0, proc.stderr
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 def test_a_second_rebuild_of_the_same_database_is_refused(filled: str) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kapman.db.rebuild import rebuild
 from kapman.report.data import load_symbol_day
 from tests.support import database
 from tests.support.hydrate import DAYS, GAP, HOLIDAY, LAST_DAY, hydrate
@@ -22,16 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def url(admin_url: str) -> Iterator[str]:
+def url(new_rebuilt_db: database.NewRebuiltDb) -> Iterator[str]:
     """One rebuilt and hydrated database shared by the module's read-only reports."""
-    url = database.create_scratch(admin_url, "report_")
-    try:
-        rebuild(url)
+    with new_rebuilt_db("report_") as url:
         with psycopg.connect(url, autocommit=True) as conn:
             hydrate(conn)
         yield url
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 @pytest.fixture(autouse=True)

@@ -91,10 +91,8 @@ def test_the_command_prints_json_and_exits_with_the_verdict(fresh_db: str) -> No
     assert text.returncode == 2 and "FAIL  tickers" in text.stdout and text.stdout.rstrip().endswith("(exit 2)")
 
 
-def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(db: psycopg.Connection,
-                                                                       license_name: str) -> None:
-    if license_name != "timescale":
-        pytest.skip("needs timescaledb.license = timescale")
+@pytest.mark.community
+def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(db: psycopg.Connection) -> None:
     schema = status.report(db, EVENING).check("schema")
     assert schema.verdict is Verdict.OK, schema.summary
     jobs = schema.details["policy_jobs"]
