@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import psycopg
 import pytest
 
 from kapman.db.rebuild import rebuild
-from tests.support import database
+from tests.support import database, entry
 
 _admin: tuple[str | None, str, object | None] | None = None
 
@@ -45,6 +45,13 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _admin is not None and _admin[2] is not None:
         _admin[2].stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def run_main(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., entry.Ran]:
+    """``run_main("scripts.status", "--json")`` runs ``python -m scripts.status --json`` in this
+    process (``run_main(console.main, ...)`` a ``main`` itself): exit code, stdout, stderr."""
+    return lambda main, *argv: entry.run(main, argv, capsys, monkeypatch)
 
 
 @pytest.fixture(scope="session")

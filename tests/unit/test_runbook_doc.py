@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,9 @@ import pytest
 from kapman import runbook
 from kapman.console import COMMANDS
 from kapman.demo import option_steps
+from tests.support.entry import Ran
+
+RunMain = Callable[..., Ran]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,8 +55,8 @@ def test_the_scan_finds_the_runbook_steps() -> None:
 
 
 @pytest.mark.parametrize("module", ENTRYPOINTS)
-def test_every_entrypoint_has_help_with_examples_and_is_in_the_runbook(module: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
+def test_every_entrypoint_has_help_with_examples_and_is_in_the_runbook(module: str, run_main: RunMain) -> None:
+    proc = run_main(module, "--help")
     assert proc.returncode == 0, proc.stderr
     assert "examples:" in proc.stdout and "--db-url" in proc.stdout
     assert f"python -m {module}" in runbook.documented_commands()
@@ -62,8 +64,8 @@ def test_every_entrypoint_has_help_with_examples_and_is_in_the_runbook(module: s
 
 
 @pytest.mark.parametrize("module", ENTRYPOINTS)
-def test_no_help_line_states_its_default_twice(module: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
+def test_no_help_line_states_its_default_twice(module: str, run_main: RunMain) -> None:
+    proc = run_main(module, "--help")
     options = proc.stdout.split("examples:")[0]
     entries = re.split(r"\n(?=  -)", options)
     assert len(entries) > 3
