@@ -14,7 +14,7 @@ usage: ./dev.sh COMMAND [ARGS]
   demo [ARGS]        set everything up and run the whole runbook on the offline sandbox, in a
                      database of its own (kapman_demo); ARGS go to python -m kapman.demo
   test [ARGS]        set everything up and run the whole test suite (ARGS go to pytest)
-  test --fast [ARGS] only the unit tests: no database, no server set-up (under two minutes)
+  test --fast [ARGS] only the unit tests: no database, no server set-up (about a minute)
   bench [ARGS]       run every benchmark and print figures against their targets
   setup              the database server, venv/ with KapMan installed, .env
   db up|down|status|destroy|url   the database server of the chosen kind (below)
@@ -140,7 +140,8 @@ cmd_test() {
     tools/localdb.sh up
     export KAPMAN_TEST_DATABASE_URL=${KAPMAN_TEST_DATABASE_URL:-$(tools/localdb.sh url postgres)}
   fi
-  exec "$VENV/bin/python" -m pytest -q "$@"
+  # the README states this command: keep them the same (tests/unit/test_dev_sh.py)
+  exec "$VENV/bin/python" -m pytest -q --durations=15 "$@"
 }
 
 cmd_demo() {
