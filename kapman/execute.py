@@ -91,8 +91,9 @@ class Definition(Generic[P, D]):
     details: Callable[[], D] | None = None   # the typed details a run starts with
     #: The ledger row's arguments; default: the parameters as a dict.
     ledger_args: Callable[[P], dict[str, Any]] | None = None
-    #: False: the body records its own row (the rebuild creates the ledger it writes to).
-    ledger: bool = True
+    #: False: the body records its own row (the rebuild creates the ledger it writes to); or a
+    #: function of the parameters (a dry run records nothing).
+    ledger: bool | Callable[[P], bool] = True
     #: Entered before the ledger row (the nightly's lock: a second nightly leaves no row).
     guard: Callable[[str, P], AbstractContextManager[Any]] | None = None
     #: The parameters the nightly runs the step with, from its plan's arguments.
@@ -113,7 +114,7 @@ def execute(step: Step | str, settings: Settings, params: Any, progress: Progres
         if definition.guard is not None:
             outer.enter_context(definition.guard(url, params))
         ledger = None
-        if definition.ledger:
+        if definition.ledger(params) if callable(definition.ledger) else definition.ledger:
             args = definition.ledger_args(params) if definition.ledger_args else _as_args(params)
             ledger = outer.enter_context(runs.recorded(url, step.name, args))
             ledger.result = result
@@ -128,21 +129,24 @@ def execute(step: Step | str, settings: Settings, params: Any, progress: Progres
                         ledger.result = result
         except (psycopg.Error, ConnectionLost) as exc:
             lost = lost_connection(exc, result)
-            if lost is None:
+            if lost is None or lost is exc:
                 raise
             raise lost from exc
     return result.stop_clock()
 
 
 def lost_connection(exc: BaseException, result: StepResult[Any]) -> ConnectionLost | None:
-    """The one mapping of a dropped connection: ``ConnectionLost`` naming the units done."""
+    """The one mapping of a dropped connection: ``ConnectionLost`` naming the units done (one that
+    already names them, a step run by the nightly or the options pipeline's, is kept)."""
+    if isinstance(exc, ConnectionLost) and exc.done is not None:
+        return exc
     if isinstance(exc, ConnectionLost) or is_connection_lost(exc):
         return ConnectionLost(result.units_done(), result.unit)
     return None
 
 
 def _as_args(params: Any) -> dict[str, Any]:
-    return asdict(params) if is_dataclass(params) else dict(vars(params))
+    return asdict(params) if is_dataclass(params) and not isinstance(params, type) else dict(vars(params))
 
 
 @contextmanager

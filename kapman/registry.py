@@ -7,10 +7,12 @@ strings (module paths), so reading it imports nothing heavy: ``kapman --help`` a
 worker processes never load pandas or numpy.  The step's definition (its parameters type, details
 type and body, see ``kapman.execute.Definition``) is imported from ``module`` on first use.
 
-Adding a step touches two files and a shim: the step's own module (its ``Params`` with
-``validate()``, its details dataclass and ``STEP = Definition(...)``), one line in ``STEPS``
-below, and ``scripts/<entry>.py`` (the argument parser that builds the params and calls
-``kapman.execute.execute``).
+Adding a step: its own module (its ``Params`` with ``validate()``, its details dataclass, its
+body and ``STEP = Definition(...)``), its command line ``kapman/commands/<name>.py`` (the parser
+that builds the params and runs the step), one line in ``STEPS`` below, and, for the runbook's
+``python -m scripts.<entry>`` spelling, a four-line shim ``scripts/<entry>.py``.  The console,
+the nightly (when the step declares ``planned``), status's mending commands, hints, the runbook
+and the docs tests pick it up from here.
 """
 
 from __future__ import annotations
@@ -31,12 +33,18 @@ if TYPE_CHECKING:
 class Step:
     name: str                  # subcommand, ledger job and result step: one string
     about: str                 # one line for the overview
-    script: str                # the module with ``main(argv)``: ``python -m <script>``
+    script: str                # the runbook's entry point: ``python -m <script>``
     unit: str = ""             # what one unit of work is: "files", "symbols", "dates" ("": not a step)
     module: str | None = None  # where ``STEP`` (a kapman.execute.Definition) is defined
     mend_args: str = ""        # the arguments of the command that mends (or reruns) this step
     done_on: str | None = None  # "module:function": ``(conn, day) -> bool``, whether ``day`` is done
     ledger_aliases: tuple[str, ...] = ()  # older job names its ledger rows may carry
+    cli: str | None = None     # the module with ``main(argv)``; default ``kapman.commands.<name>``
+
+    @property
+    def main_module(self) -> str:
+        """Where the command's ``main(argv)`` is (``kapman <name>`` and the script shim run it)."""
+        return self.cli or f"kapman.commands.{self.name.replace('-', '_')}"
 
     @property
     def command(self) -> str:
@@ -67,14 +75,8 @@ class Step:
         ask: Callable[[psycopg.Connection, date], bool] = getattr(importlib.import_module(module), function)
         return ask(conn, day)
 
-    def dated(self, days: list[date]) -> str:
-        """This step's command for one date or a range of dates (A2, A3)."""
-        if len(days) == 1:
-            return f"{self.command} --date {days[0]}"
-        return f"{self.command} --start-date {days[0]} --end-date {days[-1]}"
 
-
-_DONE = "kapman.ops.inventory"
+_DONE = "kapman.ops.done"
 
 #: Runbook order; the nightly runs the steps among these it plans, in this order.
 STEPS: tuple[Step, ...] = (
@@ -102,8 +104,9 @@ STEPS: tuple[Step, ...] = (
     Step("report", "offline HTML pages: a symbol's charts, a watchlist index, warehouse coverage",
          "scripts.report", "symbols", "kapman.report.run"),
     Step("show", "a symbol's key values in the terminal", "scripts.show"),
-    Step("demo", "the whole runbook on the offline sandbox", "kapman.demo"),
-    Step("sandbox", "the offline market: REST and S3 servers, flat-file mirrors", "kapman.sandbox.__main__"),
+    Step("demo", "the whole runbook on the offline sandbox", "kapman.demo", cli="kapman.demo"),
+    Step("sandbox", "the offline market: REST and S3 servers, flat-file mirrors", "kapman.sandbox",
+         cli="kapman.sandbox.__main__"),
 )
 
 BY_NAME: dict[str, Step] = {s.name: s for s in STEPS}

@@ -61,7 +61,7 @@ class StepResult(Generic[D]):
     done: int = 0                       # units completed
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    details: D = field(default_factory=dict)  # type: ignore[assignment]  # the step's typed details
+    details: D = None  # type: ignore[assignment]  # the step's typed details (a dataclass), or None
     headline: str = ""                  # the step's own words for the summary line
     nothing_reason: str | None = None
     started: float = field(default_factory=time.perf_counter, repr=False)
@@ -115,9 +115,9 @@ class StepResult(Generic[D]):
             return {}
         if hasattr(details, "as_dict"):
             return dict(details.as_dict())
-        if is_dataclass(details) and not isinstance(details, type):
-            return asdict(details)
-        return dict(details)
+        if not is_dataclass(details) or isinstance(details, type):
+            raise TypeError(f"{self.step}: details must be a dataclass, not {type(details).__name__}")
+        return asdict(details)
 
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTS}

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from kapman import clock
+from kapman import clock, registry
 from kapman.config import Settings
 from kapman.db import bulk, schema
 from kapman.errors import UsageError
@@ -123,7 +123,7 @@ def ingest_splits(conn: psycopg.Connection, client: PolygonClient, *, since: dat
     progress = progress or NullProgress()
     if not int(conn.execute("SELECT count(*) FROM public.tickers").fetchone()[0]):  # type: ignore[index]
         raise UsageError("public.tickers is empty: splits cannot be ingested before tickers exist",
-                         hint="run python -m scripts.ingest_tickers --force first")
+                         hint=f"run {registry.mend('tickers')} first")
     since = since or default_since()
     result = StepResult("splits", unit="pages", details=SplitsDetails())
     stats = client.http.stats

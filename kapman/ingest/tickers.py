@@ -23,11 +23,11 @@ from kapman.config import Settings
 from kapman.db import bulk, schema
 from kapman.execute import Context, Definition, execute
 from kapman.ids import ticker_id
-from kapman.ingest.ticker_types import DEFAULT_TYPES, parse_types
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 from kapman.step import StepResult
 from kapman.symbols import MAX_LENGTH
+from kapman.ingest.ticker_types import DEFAULT_TYPES, parse_types
 
 log = logging.getLogger(__name__)
 

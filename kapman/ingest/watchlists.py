@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from kapman import clock
+from kapman import clock, registry
 from kapman.config import Settings
 from kapman.db import bulk
 from kapman.execute import Context, Definition, execute
@@ -134,7 +134,7 @@ def ingest_watchlists(conn: psycopg.Connection, directory: Path, *,
     result.read = sum(len(f.symbols) for f in files)
     if not _tickers_exist(conn):
         result.nothing("public.tickers is empty: watchlist symbols cannot be resolved before tickers exist; "
-                       "run python -m scripts.ingest_tickers --force first (nothing was written)")
+                       f"run {registry.mend('tickers')} first (nothing was written)")
         return result
     effective = effective_date or clock.today_ny()
     lists = _reconcile(conn, files, effective)

@@ -72,3 +72,18 @@ def test_a_run_is_one_ledger_row_under_the_steps_name(fresh_db: str, tmp_path: P
     result = run(Settings(database_url=fresh_db), WatchlistsParams(directory=tmp_path))   # no tickers yet
     assert result.outcome.value == "nothing-to-do" and result.step == "watchlists"
     assert _ledger(fresh_db) == [("watchlists", "nothing-to-do", None, "0")]
+
+
+def test_each_dated_step_tells_whether_a_day_is_done(fresh_db: str) -> None:
+    from datetime import date
+
+    from kapman import registry
+
+    day = date(2025, 12, 19)
+    with psycopg.connect(fresh_db) as conn:
+        assert {s.name: s.done(conn, day) for s in registry.STEPS if s.done_on} == \
+            {"ohlcv": False, "options": False, "a2": False, "a3": False}
+        conn.execute("INSERT INTO tickers (id, symbol, active) VALUES (gen_random_uuid(), 'AAPL', true)")
+        conn.execute("INSERT INTO ohlcv (date, ticker_id, open, high, low, close, volume) "
+                     "SELECT %s, id, 1, 1, 1, 1, 1 FROM tickers", (day,))
+        assert registry.get("ohlcv").done(conn, day) and not registry.get("a2").done(conn, day)

@@ -16,12 +16,12 @@ import pytest
 from kapman.db import runs
 from kapman.errors import AuthError, PaginationError, TransientProviderError
 from kapman.ids import ticker_id
-from kapman.ingest.ticker_types import DEFAULT_TYPES
 from kapman.ingest.tickers import ingest_tickers
 from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
 from kapman.sandbox.market import Market
 from kapman.sandbox.rest import SandboxRestServer
+from kapman.ingest.ticker_types import DEFAULT_TYPES
 
 pytestmark = pytest.mark.integration
 
@@ -244,7 +244,7 @@ def test_an_empty_active_list_changes_nothing(db: psycopg.Connection, polygon: P
 
 def test_bars_of_tickers_delisted_in_the_window_are_kept(db: psycopg.Connection, polygon: PolygonClient,
                                                          tmp_path: Path, market_clock: None) -> None:
-    from kapman.ingest.ohlcv import OhlcvParams, ingest
+    from kapman.ingest.ohlcv import OhlcvDetails, OhlcvParams, ingest
     from kapman.providers.flatfiles import MirrorSource
     from kapman.sandbox.mirror import write_mirror
     from kapman.step import StepResult
@@ -255,7 +255,8 @@ def test_bars_of_tickers_delisted_in_the_window_are_kept(db: psycopg.Connection,
     write_mirror(market, tmp_path)
     ingest_tickers(db, polygon, force=True)
     ingest(db, MirrorSource(tmp_path, "us_stocks_sip/day_aggs_v1"),
-           OhlcvParams(mode="backfill", start=market.trading_days[0], end=date(2025, 12, 19)), StepResult("ohlcv"))
+           OhlcvParams(mode="backfill", start=market.trading_days[0], end=date(2025, 12, 19)),
+           StepResult("ohlcv", details=OhlcvDetails()))
     frame = market.bars_between(market.trading_days[0], market.trading_days[-1])
     gone = [lst for lst in market.listings if lst.delisted and lst.type in DEFAULT_TYPES
             and lst.delisted > market.trading_days[1]]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from kapman import console
+from kapman import registry
 
 
 def _kapman(*args: str) -> subprocess.CompletedProcess:
@@ -18,8 +18,8 @@ def _kapman(*args: str) -> subprocess.CompletedProcess:
 def test_no_argument_prints_the_overview_and_exits_0() -> None:
     proc = _kapman()
     assert proc.returncode == 0 and proc.stderr == ""
-    for name in console.COMMANDS:
-        assert f"  {name}" in proc.stdout
+    for step in registry.STEPS:
+        assert f"  {step.name}" in proc.stdout
 
 
 def test_an_unknown_command_exits_2_with_the_overview() -> None:
@@ -30,7 +30,7 @@ def test_an_unknown_command_exits_2_with_the_overview() -> None:
 @pytest.mark.parametrize("name", ["a2", "a3", "ohlcv", "rebuild"])
 def test_a_subcommand_shows_its_steps_help_under_its_own_name(name: str) -> None:
     proc = _kapman(name, "--help")
-    module = console.COMMANDS[name][0]
+    module = registry.get(name).script
     direct = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     assert proc.stdout.startswith(f"usage: kapman {name}")

@@ -62,16 +62,27 @@ def test_a_steps_commands_come_from_its_declaration() -> None:
     a2 = registry.get("a2")
     assert a2.command == "python -m scripts.run_a2_local_ta"
     assert registry.mend("tickers") == "python -m scripts.ingest_tickers --force"
-    assert a2.dated([__import__("datetime").date(2025, 12, 19)]) == f"{a2.command} --date 2025-12-19"
+    assert registry.mend("ohlcv") == "python -m scripts.ingest_ohlcv incremental"
 
 
-MIGRATED = ("tickers", "splits", "watchlists")
+def test_status_mends_every_step_by_its_ledger_job() -> None:
+    from kapman.ops import commands
+
+    assert commands.BY_JOB["restore_options"] == commands.BY_JOB["restore-options"] == \
+        "python -m scripts.restore_options_archive"
+    assert {"splits", "rebuild", "nightly", "a2", "a3"} <= set(commands.BY_JOB)
+    assert "status" not in commands.BY_JOB        # a tool, not a step
 
 
-@pytest.mark.parametrize("name", MIGRATED)
+@pytest.mark.parametrize("name", [s.name for s in registry.steps()])
 def test_every_step_declares_its_params_and_body(name: str) -> None:
     definition = registry.get(name).definition()
     assert callable(definition.params.validate) and callable(definition.body)
+
+
+def test_the_nightly_plans_the_steps_it_runs() -> None:
+    planned = [s.name for s in registry.steps() if s.definition().planned is not None]
+    assert planned == ["tickers", "splits", "watchlists", "ohlcv", "options", "a2", "a3"]
 
 
 def test_validation_comes_first_and_is_the_params_own() -> None:
