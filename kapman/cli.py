@@ -24,7 +24,7 @@ from kapman.errors import KapManError, UsageError
 from kapman.step import StepResult
 from kapman.symbols import capped, is_symbol
 
-EXIT_OK, EXIT_PARTIAL, EXIT_FAILURE = 0, 1, 2
+EXIT_OK = 0
 #: Ctrl-C, as a shell reports a process ended by SIGINT.
 EXIT_INTERRUPTED = 130
 

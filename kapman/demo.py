@@ -149,7 +149,9 @@ def confirm_target(url: str, *, yes: bool) -> None:
         return
     with connect(with_database(url, MAINTENANCE_DB)) as admin:
         exists = database_exists(admin, name)
-    destruction.confirm(destruction.measure(url, name, exists), yes=yes, what="the demo")
+    from kapman.archive import archived_snapshot_count
+
+    destruction.confirm(destruction.measure(url, name, exists, archived_snapshot_count), yes=yes, what="the demo")
 
 
 def live_runbook(url: str, *, dashboards: bool = True) -> list[runbook.StepRun]:

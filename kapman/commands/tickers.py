@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from kapman import cli, registry
 from kapman.ingest import tickers
 from kapman.progress import for_terminal
-from kapman.ingest.ticker_types import DEFAULT_TYPES, parse_types
+from kapman.ticker_types import DEFAULT_TYPES, parse_types
 
 COMMAND = registry.command("tickers")
 EXAMPLES = f"""

@@ -19,7 +19,7 @@ from kapman.db import lifecycle, runs
 from kapman.db import migrations as mig
 from kapman.db.capabilities import ServerInfo, server_info
 from kapman.db.connect import connect, database_name, with_database
-from kapman.db.destruction import Loss, confirm, measure
+from kapman.db.destruction import ArchivedCount, Loss, confirm, measure
 from kapman.db.errors import wrap
 from kapman.db.fingerprint import fingerprint
 from kapman.db.validate import ValidationReport, validate
@@ -136,14 +136,13 @@ def _on_notice(diag: psycopg.errors.Diagnostic, sink: list[str]) -> None:
 
 
 def rebuild(url: str, *, iterations: int = 1, confirm: Confirm | None = None,
-            progress: Progress | None = None) -> RebuildResult:
+            progress: Progress | None = None, archived: ArchivedCount | None = None) -> RebuildResult:
     """Pave the database ``iterations`` times; every fingerprint must match.
 
     ``confirm`` sees what would be lost (rows per table, irreplaceable option snapshots) before
     anything is dropped and raises to stop; without it the library rebuilds unasked (tests,
-    benchmarks).  Two rebuilds of one database never interleave (:func:`hold_rebuild_lock`)."""
-    if iterations < 1:
-        raise KapManError("--iterations must be at least 1")
+    benchmarks).  ``archived``: the archive's census, so the loss says which snapshots it keeps.
+    Two rebuilds of one database never interleave (:func:`hold_rebuild_lock`)."""
     name = database_name(url)
     if name == MAINTENANCE_DB:
         raise KapManError(f"refusing to drop the maintenance database {name!r}",
@@ -154,7 +153,7 @@ def rebuild(url: str, *, iterations: int = 1, confirm: Confirm | None = None,
         check_server(info)
         hold_rebuild_lock(admin, name)
         result = RebuildResult(database=name, server=info, migrations=migrations)
-        result.loss = measure(url, name, database_exists(admin, name))
+        result.loss = measure(url, name, database_exists(admin, name), archived)
         if confirm is not None:
             confirm(result.loss)
         for n in range(iterations):
@@ -220,9 +219,12 @@ def _body(ctx: Context, params: RebuildParams) -> None:
     started_wall, started_clock = datetime.now(UTC), clock.now()
     result: StepResult[RebuildDetails] = ctx.result
     ctx.progress.start(params.iterations, "rebuilds", unit="rebuild")
+    # The step composes the database layer with the archive's census (what a repave keeps).
+    from kapman.archive import archived_snapshot_count
+
     try:
         built = rebuild(ctx.url, iterations=params.iterations, confirm=partial(confirm, yes=params.yes),
-                        progress=ctx.progress)
+                        progress=ctx.progress, archived=partial(archived_snapshot_count, settings=ctx.settings))
     finally:
         ctx.progress.close()
     describe_result(result, built)

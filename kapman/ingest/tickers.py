@@ -27,7 +27,7 @@ from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 from kapman.step import StepResult
 from kapman.symbols import MAX_LENGTH
-from kapman.ingest.ticker_types import DEFAULT_TYPES, parse_types
+from kapman.ticker_types import DEFAULT_TYPES, parse_types
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
 from kapman.sandbox.market import Market
 from kapman.sandbox.rest import SandboxRestServer
-from kapman.ingest.ticker_types import DEFAULT_TYPES
+from kapman.ticker_types import DEFAULT_TYPES
 
 pytestmark = pytest.mark.integration
 
