@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
-    from kapman.execute import Definition
-
 
 @dataclass(frozen=True)
 class Step:
@@ -61,8 +59,9 @@ class Step:
         """Every ``ingest_runs.job`` this step's rows carry (the current name first)."""
         return (self.name, *self.ledger_aliases)
 
-    def definition(self) -> Definition[Any, Any]:
-        """The step's parameters, details and body (imports its module)."""
+    def definition(self) -> Any:
+        """The step's ``kapman.execute.Definition``: its parameters, details and body (imports its
+        module; the registry itself imports nothing of KapMan, so every layer may read it)."""
         if self.module is None:
             raise LookupError(f"{self.name} is a tool, not a step with a body")
         return importlib.import_module(self.module).STEP  # type: ignore[no-any-return]
@@ -81,7 +80,7 @@ _DONE = "kapman.ops.done"
 #: Runbook order; the nightly runs the steps among these it plans, in this order.
 STEPS: tuple[Step, ...] = (
     Step("rebuild", "drop, recreate, migrate, validate, fingerprint", "scripts.db.a5_deterministic_rebuild",
-         "rebuilds", "kapman.db.rebuild"),
+         "rebuilds", "kapman.ops.rebuild"),
     Step("tickers", "the ticker universe from the reference API", "scripts.ingest_tickers", "tickers",
          "kapman.ingest.tickers", "--force"),
     Step("splits", "stock splits from the reference API, for A2's adjustment", "scripts.ingest_splits", "pages",

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from kapman import cli, registry
 from kapman.config import mask_url
-from kapman.db import rebuild
+from kapman.db.rebuild import report_lines
+from kapman.ops import rebuild
 from kapman.progress import for_terminal
 
 COMMAND = registry.command("rebuild")
@@ -37,6 +38,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = rebuild.run(settings, rebuild.RebuildParams(iterations=args.iterations, yes=args.yes),
                          for_terminal(args.quiet or args.json))
     if not args.quiet and not args.json and result.details.built is not None:
-        print("\n".join(rebuild.report_lines(result.details.built, migrations=args.print_migrations)
+        print("\n".join(report_lines(result.details.built, migrations=args.print_migrations)
                         + [f"database: {mask_url(settings.database_url)}"]))
     return cli.finish(args, result)
