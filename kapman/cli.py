@@ -1,7 +1,8 @@
 """What every entrypoint shares: common options, logging set-up, error-to-exit-code mapping.
 
 Exit codes follow kapman.step: 0 the asked work is done, 1 some units failed, 2 usage,
-configuration or total failure or nothing could be done for what was asked, 130 interrupted.
+configuration or total failure or nothing could be done for what was asked, 130 interrupted by
+Ctrl-C, 143 ended by SIGTERM (both record the run as ``interrupted``; see kapman.execute).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from kapman.errors import KapManError, UsageError
 from kapman.step import StepResult
 from kapman.symbols import capped, is_symbol
 
-EXIT_OK, EXIT_PARTIAL, EXIT_FAILURE = 0, 1, 2
+EXIT_OK = 0
 #: Ctrl-C, as a shell reports a process ended by SIGINT.
 EXIT_INTERRUPTED = 130
 
@@ -172,9 +173,9 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
             traceback.print_exc()
         err = classify(exc)
         return _report_error(as_json, "error", err.message, err.hint, err.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM while a step runs (kapman.errors.Terminated)
         return _report_error(as_json, "interrupted", "work already committed is kept; rerun to resume",
-                             None, EXIT_INTERRUPTED)
+                             None, getattr(exc, "exit_code", EXIT_INTERRUPTED))
 
 
 def entrypoint(main: Callable[[Sequence[str] | None], int]) -> None:

@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 
 from kapman.clock import parse_instant
 from kapman.errors import ConfigError
-from kapman.ingest.ticker_types import DEFAULT_TYPES, parse_types
+from kapman.ticker_types import DEFAULT_TYPES, parse_types
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POLYGON_BASE = "https://api.massive.com"

@@ -27,7 +27,7 @@ from datetime import date, datetime
 
 import psycopg
 
-from kapman import cli, runbook
+from kapman import cli, registry, runbook
 from kapman.calendar import trading_days
 from kapman.cli import Parser
 from kapman.clock import close_of
@@ -69,7 +69,7 @@ def option_steps(days: list[date], set_clock: Callable[[datetime], None] | None)
     def mover(day: date) -> Callable[[], None] | None:
         return (lambda: set_clock(close_of(day))) if set_clock else None
 
-    return [runbook.Step("6", f"options snapshot as of {d}", "python -m scripts.ingest_options",
+    return [runbook.Step("6", f"options snapshot as of {d}", registry.command("options"),
                          env={"KAPMAN_NOW": close_of(d).isoformat()}, before=mover(d))
             for d in days]
 
@@ -94,7 +94,7 @@ def report(url: str) -> list[tuple[str, str]]:
 
 def sandbox_runbook(url: str, *, tickers: int = 600, seed: int = 42, option_days: int = 5,
                     dashboards: bool = True, quiet: bool = False,
-                    profile: str = "realistic") -> list[runbook.StepResult]:
+                    profile: str = "realistic") -> list[runbook.StepRun]:
     """Every runbook step against a fresh offline sandbox (on the real API's shapes unless
     ``profile`` says otherwise); stops at the first exit code 2."""
     from kapman.sandbox.environment import environment
@@ -149,23 +149,25 @@ def confirm_target(url: str, *, yes: bool) -> None:
         return
     with connect(with_database(url, MAINTENANCE_DB)) as admin:
         exists = database_exists(admin, name)
-    destruction.confirm(destruction.measure(url, name, exists), yes=yes, what="the demo")
+    from kapman.archive import archived_snapshot_count
+
+    destruction.confirm(destruction.measure(url, name, exists, archived_snapshot_count), yes=yes, what="the demo")
 
 
-def live_runbook(url: str, *, dashboards: bool = True) -> list[runbook.StepResult]:
+def live_runbook(url: str, *, dashboards: bool = True) -> list[runbook.StepRun]:
     """The same steps against Polygon with the credentials in .env (options: today only)."""
     settings = load_settings()
     require_live_credentials(settings)
     print(f"live run against {settings.polygon_base_url}, database {mask_url(url)}", flush=True)
     steps = (runbook.schema_and_reference_steps() + archive_steps()
-             + [runbook.Step("6", "options snapshot (now)", "python -m scripts.ingest_options")]
-             + [runbook.Step("7", "A2 for the newest date", "python -m scripts.run_a2_local_ta"),
-                runbook.Step("8", "A3 for the newest snapshot", "python -m scripts.run_a3_dealer_metrics")]
+             + [runbook.Step("6", "options snapshot (now)", registry.command("options"))]
+             + [runbook.Step("7", "A2 for the newest date", registry.command("a2")),
+                runbook.Step("8", "A3 for the newest snapshot", registry.command("a3"))]
              + (runbook.dashboard_steps() if dashboards else []) + runbook.report_steps())
     return _run_all(steps, {}, url, False)
 
 
-def _run_all(steps: list[runbook.Step], env: dict[str, str], url: str, quiet: bool) -> list[runbook.StepResult]:
+def _run_all(steps: list[runbook.Step], env: dict[str, str], url: str, quiet: bool) -> list[runbook.StepRun]:
     results = []
     for step in steps:
         result = runbook.run_step(step, {**env, "DATABASE_URL": url}, url, quiet=quiet)

@@ -121,3 +121,10 @@ class ConnectionLost(DatabaseError):
                          transient=True, hint="check that the database server is up (./dev.sh db status)")
         self.done = done
         self.unit = unit
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM while a step runs (``kill``, a service stop): an interruption like Ctrl-C, so every
+    ``except KeyboardInterrupt`` cleanup applies; the command exits 143 (128 + SIGTERM)."""
+
+    exit_code = 143

@@ -1,4 +1,5 @@
-"""The runbook's steps as data: the commands of docs/runbooks/README.md, and a runner for them.
+"""The runbook's steps as data: the commands of docs/runbooks/README.md (each the registry's
+command of its step, with the runbook's example arguments), and a runner for them.
 
 The demo and the end-to-end test run exactly these commands; a unit test checks that each one
 appears verbatim in the runbook document, so the doc, the demo and the tests cannot drift apart.
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from kapman import registry
 from kapman.config import PROJECT_ROOT
 
 RUNBOOK = PROJECT_ROOT / "docs" / "runbooks" / "README.md"
@@ -49,31 +51,29 @@ class Step:
 def schema_and_reference_steps() -> list[Step]:
     return [
         # --yes: the demo and the tests run it without a terminal, on a database of their own.
-        Step("2", "A6/A5 schema baseline", "python -m scripts.db.a5_deterministic_rebuild --yes"),
-        Step("3", "ticker universe", "python -m scripts.ingest_tickers --force"),
-        Step("3b", "stock splits", "python -m scripts.ingest_splits"),
-        Step("4", "watchlists", "python -m scripts.ingest_watchlists"),
-        Step("5", "OHLCV base from the flat files", "python -m scripts.ingest_ohlcv base"),
+        Step("2", "A6/A5 schema baseline", f"{registry.command('rebuild')} --yes"),
+        Step("3", "ticker universe", registry.mend("tickers")),
+        Step("3b", "stock splits", registry.command("splits")),
+        Step("4", "watchlists", registry.command("watchlists")),
+        Step("5", "OHLCV base from the flat files", f"{registry.command('ohlcv')} base"),
     ]
 
 
 def restore_step() -> Step:
     """After a repave, before new snapshots: what the options archive holds (the demo runs it when
     the archive is not empty)."""
-    return Step("5a", "restore the archived option snapshots", "python -m scripts.restore_options_archive")
+    return Step("5a", "restore the archived option snapshots", registry.command("restore-options"))
 
 
 def analytics_steps() -> list[Step]:
     d = A2_EXAMPLE_DATE.isoformat()
     start, end = (x.isoformat() for x in A3_WEEK)
+    a2, a3 = registry.command("a2"), registry.command("a3")
     return [
-        Step("7", "A2 for the example date",
-             f"python -m scripts.run_a2_local_ta --date {d} --workers 6 --ticker-chunk-size 500"),
+        Step("7", "A2 for the example date", f"{a2} --date {d} --workers 6 --ticker-chunk-size 500"),
         Step("7", "A2 for the A3 week",
-             f"python -m scripts.run_a2_local_ta --start-date {start} --end-date {end} --workers 6 "
-             "--ticker-chunk-size 500"),
-        Step("8", "A3 dealer metrics",
-             f"python -m scripts.run_a3_dealer_metrics --start-date {start} --end-date {end} --workers 6"),
+             f"{a2} --start-date {start} --end-date {end} --workers 6 --ticker-chunk-size 500"),
+        Step("8", "A3 dealer metrics", f"{a3} --start-date {start} --end-date {end} --workers 6"),
     ]
 
 
@@ -84,8 +84,9 @@ REPORT_PAGES = (Path("reports/AAPL.html"), Path("reports/warehouse.html"))
 def report_steps() -> list[Step]:
     """A watchlist symbol's report and the warehouse coverage page."""
     symbol_page, warehouse_page = REPORT_PAGES
-    return [Step("10", "report of a watchlist symbol", f"python -m scripts.report AAPL --out {symbol_page}"),
-            Step("10", "warehouse coverage", f"python -m scripts.report --warehouse --out {warehouse_page}")]
+    report = registry.command("report")
+    return [Step("10", "report of a watchlist symbol", f"{report} AAPL --out {symbol_page}"),
+            Step("10", "warehouse coverage", f"{report} --warehouse --out {warehouse_page}")]
 
 
 def dashboard_steps() -> list[Step]:
@@ -97,13 +98,15 @@ def dashboard_steps() -> list[Step]:
 
 
 @dataclass
-class StepResult:
+class StepRun:
+    """How one runbook command ran (not a step's result: its exit code and time)."""
+
     step: Step
     returncode: int
     seconds: float
 
 
-def run_step(step: Step, env: Mapping[str, str], db_url: str, *, quiet: bool = False) -> StepResult:
+def run_step(step: Step, env: Mapping[str, str], db_url: str, *, quiet: bool = False) -> StepRun:
     if step.before:
         step.before()
     if not quiet:
@@ -112,12 +115,12 @@ def run_step(step: Step, env: Mapping[str, str], db_url: str, *, quiet: bool = F
               flush=True)
     if step.command.startswith("psql") and not shutil.which("psql"):
         print("psql is not installed; skipping the dashboard", flush=True)
-        return StepResult(step, 0, 0.0)
+        return StepRun(step, 0, 0.0)
     started = time.perf_counter()
     out = subprocess.DEVNULL if quiet else None
     code = subprocess.call(step.argv(db_url), cwd=PROJECT_ROOT, env={**os.environ, **env, **step.env},
                            stdout=out, stderr=out)
-    return StepResult(step, code, time.perf_counter() - started)
+    return StepRun(step, code, time.perf_counter() - started)
 
 
 def documented_commands(path: Path = RUNBOOK) -> str:

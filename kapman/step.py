@@ -16,9 +16,9 @@ status and the exit code are all derived here, so no step decides them on its ow
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 #: How many failures or notes a summary lists before it says "and N more": a 10 MB input of
 #: duplicates must not become a 10 MB summary line or ledger row.
@@ -36,6 +36,9 @@ EXIT_CODES = {Outcome.OK: 0, Outcome.PARTIAL: 1, Outcome.FAILED: 2, Outcome.NOTH
 
 COUNTS = ("read", "written", "unchanged", "rejected", "removed")
 
+#: A step's own typed details (a dataclass, or None): rendered by ``as_dict`` for --json and the ledger.
+D = TypeVar("D")
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -47,7 +50,7 @@ class Failure:
 
 
 @dataclass
-class StepResult:
+class StepResult(Generic[D]):
     step: str
     unit: str = "units"                 # what a unit of work is: "files", "symbols", "dates"
     read: int = 0
@@ -58,7 +61,7 @@ class StepResult:
     done: int = 0                       # units completed
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
+    details: D = None  # type: ignore[assignment]  # the step's typed details (a dataclass), or None
     headline: str = ""                  # the step's own words for the summary line
     nothing_reason: str | None = None
     started: float = field(default_factory=time.perf_counter, repr=False)
@@ -98,6 +101,23 @@ class StepResult:
     @property
     def elapsed(self) -> float:
         return self.seconds if self.seconds is not None else time.perf_counter() - self.started
+
+    def units_done(self) -> int:
+        """Units done so far (a lost connection's message says how far a run got): the details'
+        own running count when they keep one (``units_done()``), else ``done``."""
+        counted = getattr(self.details, "units_done", None)
+        return int(counted()) if callable(counted) else self.done
+
+    def details_dict(self) -> dict[str, Any]:
+        """The typed details as the ``--json`` object's and the ledger's extra keys."""
+        details: Any = self.details
+        if details is None:
+            return {}
+        if hasattr(details, "as_dict"):
+            return dict(details.as_dict())
+        if not is_dataclass(details) or isinstance(details, type):
+            raise TypeError(f"{self.step}: details must be a dataclass, not {type(details).__name__}")
+        return asdict(details)
 
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTS}
@@ -139,7 +159,7 @@ class StepResult:
             "notes": self.notes[:LISTED_AT_MOST],
             "notes_total": len(self.notes),
             "nothing_reason": self.nothing_reason,
-            **self.details,
+            **self.details_dict(),
         }
 
 

@@ -30,11 +30,11 @@ from kapman.archive import table
 from kapman.archive.manifest import Entry, Manifest, partition_date
 from kapman.archive.store import ArchiveError, Store, open_store
 from kapman.config import Settings
-from kapman.db import bulk, runs
-from kapman.db.connect import connect
+from kapman.db import bulk
 from kapman.db.errors import wrap
-from kapman.errors import ConnectionLost
-from kapman.progress import NullProgress, Progress
+from kapman.execute import Context, Definition, execute
+from kapman.params import date_span
+from kapman.progress import Progress
 from kapman.step import StepResult
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,27 @@ PREPARERS, AHEAD = 2, 3
 
 @dataclass(frozen=True)
 class RestoreParams:
-    start_date: date | None = None   # snapshot dates (New York), inclusive
-    end_date: date | None = None
+    day: date | None = None          # one snapshot date (New York)
+    start: date | None = None        # or a range of them, inclusive; either end may be left open
+    end: date | None = None
     force: bool = False              # read and merge files that look restored already
+
+    def validate(self) -> None:
+        date_span(self.day, self.start, self.end, open_ended=True)
+
+    @property
+    def first(self) -> date | None:
+        return self.day or self.start
+
+    @property
+    def last(self) -> date | None:
+        return self.day or self.end
+
+
+@dataclass
+class RestoreDetails:
+    location: str = ""
+    snapshots: int = 0
 
 
 class BadFile(Exception):
@@ -61,8 +79,7 @@ def manifests(store: Store, params: RestoreParams) -> list[str]:
     out = []
     for key in store.keys(table.TABLE):
         day = partition_date(key)
-        if day is None or (params.start_date and day < params.start_date) or (
-                params.end_date and day > params.end_date):
+        if day is None or (params.first and day < params.first) or (params.last and day > params.last):
             continue
         out.append(key)
     return sorted(out)
@@ -153,27 +170,28 @@ def _restore_snapshot(conn: psycopg.Connection, store: Store, key: str, params: 
             log.warning("%s: %s; skipped", file_key, exc)
         except psycopg.Error as exc:
             error = wrap(exc, f"restoring {file_key}")
-            if error.transient:
+            if error.transient:    # the server is going away (kapman.execute says how far it got)
                 for *_, later in pending:
                     later.cancel()
-                raise ConnectionLost(done=result.done, unit="files") from exc
+                raise error from exc
             result.fail(file_key, error.message)
         else:
             result.written += counts.inserted + counts.updated
             result.unchanged += rows - counts.inserted - counts.updated
             result.done += 1
         progress.advance(1, rows=result.written)
-    result.details["snapshots"] = result.details.get("snapshots", 0) + 1
+    result.details.snapshots += 1
 
 
-def restore(settings: Settings, params: RestoreParams, progress: Progress, result: StepResult) -> None:
+def restore(conn: psycopg.Connection, settings: Settings, params: RestoreParams, progress: Progress,
+            result: StepResult[RestoreDetails]) -> None:
     store = open_store(settings)
-    result.details["location"] = store.location
+    result.details.location = store.location
     keys = manifests(store, params)
     if not keys:
         result.nothing(f"no archived snapshots at {store.location}"
-                       + (f" between {params.start_date or '...'} and {params.end_date or '...'}"
-                          if params.start_date or params.end_date else ""))
+                       + (f" between {params.first or '...'} and {params.last or '...'}"
+                          if params.first or params.last else ""))
         return
     total = 0
     for key in keys:  # the manifests are small: read them twice rather than hold them
@@ -183,22 +201,22 @@ def restore(settings: Settings, params: RestoreParams, progress: Progress, resul
             pass
     progress.start(total, "restore", unit="file")
     try:
-        with connect(settings.require_database_url()) as conn, ThreadPoolExecutor(
-                PREPARERS, thread_name_prefix="restore") as pool:
+        with ThreadPoolExecutor(PREPARERS, thread_name_prefix="restore") as pool:
             for key in keys:
                 _restore_snapshot(conn, store, key, params, result, progress, pool)
     finally:
         progress.close()
-    result.headline = (f"{result.done} files of {result.details.get('snapshots', 0)} snapshots from "
-                       f"{store.location}")
+    result.headline = f"{result.done} files of {result.details.snapshots} snapshots from {store.location}"
 
 
-def run(settings: Settings, params: RestoreParams, progress: Progress | None = None) -> StepResult:
+def run(settings: Settings, params: RestoreParams,
+        progress: Progress | None = None) -> StepResult[RestoreDetails]:
     """Restore the archived snapshots of ``params``' date range: the step behind the command."""
-    result = StepResult(step="restore-options", unit="files")
-    url = settings.require_database_url()
-    with runs.recorded(url, "restore_options", {"start_date": params.start_date, "end_date": params.end_date,
-                                                "force": params.force}) as ledger:
-        ledger.result = result
-        restore(settings, params, progress or NullProgress(), result)
-    return result.stop_clock()
+    return execute("restore-options", settings, params, progress)
+
+
+def _body(ctx: Context, params: RestoreParams) -> None:
+    restore(ctx.conn, ctx.settings, params, ctx.progress, ctx.result)
+
+
+STEP = Definition(RestoreParams, _body, details=RestoreDetails)

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from kapman import clock
+from kapman import clock, registry
 from kapman.config import Settings
-from kapman.db import bulk, runs, schema
-from kapman.db.connect import connect
+from kapman.db import bulk, schema
 from kapman.errors import UsageError
+from kapman.execute import Context, Definition, execute
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 from kapman.step import StepResult
@@ -51,10 +51,26 @@ class Split:
         return self.ticker, self.execution_date, self.split_from, self.split_to, self.vendor_id
 
 
-@dataclass
+@dataclass(frozen=True)
 class SplitsParams:
     #: First execution date to load (default: the start of the retention window).
     since: date | None = None
+
+    def validate(self) -> None:
+        """Any date will do: one before the retention window only loads splits no bar needs."""
+
+
+@dataclass
+class SplitsDetails:
+    since: str = ""
+    splits: int = 0
+    reverse: int = 0
+    duplicates: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unknown_tickers: list[str] = field(default_factory=list)
+    requests: int = 0
+    retries: int = 0
 
 
 def _headline(since: date, kept: int, reverse: int, duplicates: int, pages: int) -> str:
@@ -91,26 +107,25 @@ def _unknown(conn: psycopg.Connection, symbols: list[str]) -> list[str]:
     return sorted(set(symbols) - known)
 
 
-def run(settings: Settings, params: SplitsParams, progress: Progress | None = None) -> StepResult:
-    """The step: its own connection and REST client, recorded in the run ledger."""
-    url = settings.require_database_url()
-    with runs.recorded(url, "splits", {"since": params.since}) as ledger, connect(url) as conn:
-        client = PolygonClient.from_settings(settings)
-        try:
-            ledger.result = ingest_splits(conn, client, since=params.since, progress=progress)
-        finally:
-            client.close()
-    return ledger.result
+def run(settings: Settings, params: SplitsParams, progress: Progress | None = None) -> StepResult[SplitsDetails]:
+    return execute("splits", settings, params, progress)
+
+
+def _body(ctx: Context, params: SplitsParams) -> StepResult[SplitsDetails]:
+    return ingest_splits(ctx.conn, ctx.client(), since=params.since, progress=ctx.progress)
+
+
+STEP = Definition(SplitsParams, _body, planned=lambda settings: SplitsParams())
 
 
 def ingest_splits(conn: psycopg.Connection, client: PolygonClient, *, since: date | None = None,
-                  progress: Progress | None = None) -> StepResult:
+                  progress: Progress | None = None) -> StepResult[SplitsDetails]:
     progress = progress or NullProgress()
     if not int(conn.execute("SELECT count(*) FROM public.tickers").fetchone()[0]):  # type: ignore[index]
         raise UsageError("public.tickers is empty: splits cannot be ingested before tickers exist",
-                         hint="run python -m scripts.ingest_tickers --force first")
+                         hint=f"run {registry.mend('tickers')} first")
     since = since or default_since()
-    result = StepResult(step="splits", unit="pages")
+    result = StepResult("splits", unit="pages", details=SplitsDetails())
     stats = client.http.stats
     requests0, retries0 = stats.requests, stats.retries
     kept: dict[tuple[str, date], Split] = {}
@@ -154,10 +169,8 @@ def ingest_splits(conn: psycopg.Connection, client: PolygonClient, *, since: dat
                     f"ticker is loaded): {', '.join(unknown[:SAMPLES])}{more}")
     reverse = sum(s.split_from > s.split_to for s in kept.values())
     result.headline = _headline(since, len(kept), reverse, duplicates, result.done)
-    result.details = {"since": since.isoformat(), "splits": len(kept), "reverse": reverse,
-                      "duplicates": duplicates, "inserted": counts.inserted, "updated": counts.updated,
-                      "unknown_tickers": unknown, "requests": stats.requests - requests0,
-                      "retries": stats.retries - retries0}
+    result.details = SplitsDetails(since.isoformat(), len(kept), reverse, duplicates, counts.inserted,
+                                   counts.updated, unknown, stats.requests - requests0, stats.retries - retries0)
     result.stop_clock()
     log.info("%s", result.summary())
     return result

@@ -20,14 +20,14 @@ import psycopg
 
 from kapman import clock
 from kapman.config import Settings
-from kapman.db import bulk, runs, schema
-from kapman.db.connect import connect
+from kapman.db import bulk, schema
+from kapman.execute import Context, Definition, execute
 from kapman.ids import ticker_id
-from kapman.ingest.ticker_types import DEFAULT_TYPES
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 from kapman.step import StepResult
 from kapman.symbols import MAX_LENGTH
+from kapman.ticker_types import DEFAULT_TYPES, parse_types
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,29 @@ TYPES = ("uuid", "text", "text", "text", "text", "text", "text", "text", "text",
 class TickersParams:
     force: bool = False
     types: tuple[str, ...] = DEFAULT_TYPES
+
+    def validate(self) -> None:
+        parse_types(",".join(self.types), source="--types")
+
+
+@dataclass
+class TickersDetails:
+    existing: int = 0
+    skipped: bool = False
+    pages: int = 0
+    records: int = 0
+    kept: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deactivated: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    excluded_by_type: dict[str, int] = field(default_factory=dict)
+    delisted_kept: int = 0
+    delisted_outside_window: int = 0
+    types: list[str] = field(default_factory=list)
+    requests: int = 0
+    retries: int = 0
 
 
 @dataclass
@@ -186,13 +209,14 @@ def _headline(chosen: Selection, fetched: _Fetched, counts: bulk.MergeCounts, de
 
 
 def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bool = False,
-                   types: tuple[str, ...] = DEFAULT_TYPES, progress: Progress | None = None) -> StepResult:
+                   types: tuple[str, ...] = DEFAULT_TYPES,
+                   progress: Progress | None = None) -> StepResult[TickersDetails]:
     """Load the universe on ``conn``; the caller records the run (see ``run``)."""
-    result = StepResult("tickers", unit="tickers")
     existing = count_tickers(conn)
+    result = StepResult("tickers", unit="tickers", details=TickersDetails(existing=existing))
     if existing and not force:
         result.headline = f"{existing} already present, nothing done (use --force to refresh from the API)"
-        result.details = {"existing": existing, "skipped": True}
+        result.details.skipped = True
         return result
     requests0, retries0 = client.http.stats.requests, client.http.stats.retries
     fetched = _fetch(client, progress or NullProgress())
@@ -208,27 +232,25 @@ def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bo
     result.written, result.done = counts.inserted + counts.updated, len(chosen.kept)
     result.unchanged = len(chosen.kept) - result.written
     result.headline = _headline(chosen, fetched, counts, deactivated)
-    result.details = {
-        "existing": existing, "skipped": False, "pages": fetched.pages, "records": fetched.records,
-        "kept": len(chosen.kept), "inserted": counts.inserted, "updated": counts.updated,
-        "deactivated": deactivated, "duplicates": chosen.duplicates, "invalid": chosen.invalid,
-        "excluded_by_type": chosen.excluded_by_type, "delisted_kept": chosen.delisted_kept,
-        "delisted_outside_window": chosen.delisted_outside_window, "types": list(types),
-        "requests": stats.requests - requests0, "retries": stats.retries - retries0,
-    }
+    result.details = TickersDetails(
+        existing=existing, pages=fetched.pages, records=fetched.records, kept=len(chosen.kept),
+        inserted=counts.inserted, updated=counts.updated, deactivated=deactivated, duplicates=chosen.duplicates,
+        invalid=chosen.invalid, excluded_by_type=dict(chosen.excluded_by_type), delisted_kept=chosen.delisted_kept,
+        delisted_outside_window=chosen.delisted_outside_window, types=list(types),
+        requests=stats.requests - requests0, retries=stats.retries - retries0)
     return result
 
 
-def run(settings: Settings, params: TickersParams, progress: Progress | None = None) -> StepResult:
-    """Step 3: the ticker universe, recorded in the run ledger."""
-    url = settings.require_database_url()
-    with runs.recorded(url, "tickers", {"force": params.force, "types": list(params.types)}) as ledger:
-        client = PolygonClient.from_settings(settings)
-        try:
-            with connect(url) as conn:
-                ledger.result = ingest_tickers(conn, client, force=params.force, types=params.types,
-                                               progress=progress)
-        finally:
-            client.close()
-    log.info("%s", ledger.result.summary())
-    return ledger.result
+def run(settings: Settings, params: TickersParams, progress: Progress | None = None) -> StepResult[TickersDetails]:
+    """Step 3: the ticker universe."""
+    return execute("tickers", settings, params, progress)
+
+
+def _body(ctx: Context, params: TickersParams) -> StepResult[TickersDetails]:
+    result = ingest_tickers(ctx.conn, ctx.client(), force=params.force, types=params.types, progress=ctx.progress)
+    log.info("%s", result.summary())
+    return result
+
+
+STEP = Definition(TickersParams, _body, ledger_args=lambda p: {"force": p.force, "types": list(p.types)},
+                  planned=lambda settings: TickersParams(force=True, types=settings.ticker_types))

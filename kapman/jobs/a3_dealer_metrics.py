@@ -20,18 +20,18 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from kapman import clock
+from kapman import clock, registry
 from kapman.calendar import is_trading_day
-from kapman.config import Settings
-from kapman.db import bulk, runs
-from kapman.db.connect import connect
-from kapman.db.errors import is_connection_lost
-from kapman.errors import ConnectionLost, UsageError
+from kapman.config import NumberRange, Settings
+from kapman.db import bulk
+from kapman.errors import UsageError
+from kapman.execute import Context, Definition, execute
 from kapman.ingest.watchlist_scope import resolve_scope
 from kapman.jobs import snapshots
 from kapman.jobs.dates import requested_dates
 from kapman.metrics.dealer import DealerParams, compute_dealer_metrics
 from kapman.metrics.dealer_chain import ChainArrays
+from kapman.params import WORKERS_RANGE, date_span, in_range
 from kapman.progress import NullProgress, Progress
 from kapman.step import StepResult
 
@@ -43,7 +43,13 @@ SNAPSHOT_DATES = ("SELECT DISTINCT (time AT TIME ZONE 'America/New_York')::date 
 SPOT_FROM_SNAPSHOT, SPOT_FROM_CLOSE, SPOT_NONE = "snapshot_underlying_price", "ohlcv_close", "none"
 
 
-@dataclass
+#: The ranges of the dealer parameters a run may ask for.
+MAX_DTE_RANGE = NumberRange(0, 3650, integer=True)
+MIN_OPEN_INTEREST_RANGE = NumberRange(0, 1e9)
+RISK_FREE_RATE_RANGE = NumberRange(-0.1, 0.5)
+
+
+@dataclass(frozen=True)
 class A3Params:
     dates: list[date] | None = None      # explicit trading dates; None: from day/start/end
     day: date | None = None
@@ -54,15 +60,32 @@ class A3Params:
     force: bool = False
     dealer: DealerParams = field(default_factory=DealerParams)
 
-    def ledger_args(self) -> dict[str, Any]:
-        return {"dates": self.dates, "date": self.day, "start_date": self.start, "end_date": self.end,
-                "symbols": self.symbols, "workers": self.workers, "force": self.force,
-                "dealer": asdict(self.dealer)}
+    def validate(self) -> None:
+        in_range("--workers", self.workers, WORKERS_RANGE)
+        in_range("--max-dte", self.dealer.max_dte, MAX_DTE_RANGE)
+        in_range("--min-open-interest", self.dealer.min_open_interest, MIN_OPEN_INTEREST_RANGE)
+        in_range("--risk-free-rate", self.dealer.risk_free_rate, RISK_FREE_RATE_RANGE)
+        self.dealer.validate()
+        date_span(self.day, self.start, self.end)
 
 
 @dataclass(kw_only=True)
-class _Written(snapshots.WrittenRows):
-    """The merge counts of one run, folded into the step result at the end."""
+class A3Details(snapshots.WrittenRows):
+    """What a run computed beyond the StepResult's counts."""
+
+    dates: list[date] = field(default_factory=list)
+    symbols: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    dates_without_snapshots: list[date] = field(default_factory=list)
+    dates_done: list[date] = field(default_factory=list)
+
+    def units_done(self) -> int:
+        return len(self.dates_done)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dates": self.dates, "symbols": self.symbols, "statuses": dict(self.statuses),
+                "dates_without_snapshots": self.dates_without_snapshots, "dates_done": self.dates_done,
+                **self.rows_dict()}
 
 
 @dataclass
@@ -125,18 +148,20 @@ def _arrays(cols: dict[str, np.ndarray], sel: slice) -> ChainArrays:
                        gamma=cols["gamma"][sel], multiplier=np.where(mult > 0, mult, 100.0))
 
 
-def run(settings: Settings, params: A3Params, progress: Progress | None = None) -> StepResult:
-    """Step 8: dealer metrics for the requested dates, recorded in the run ledger."""
-    url = settings.require_database_url()
-    with runs.recorded(url, "a3", params.ledger_args()) as run_, connect(url) as conn:
-        run_.result = StepResult("a3", unit="symbol-dates")
-        try:
-            compute(conn, params, progress, run_.result)
-        except psycopg.Error as exc:
-            if is_connection_lost(exc):
-                raise ConnectionLost(len(run_.result.details.get("dates_done", [])), "dates") from None
-            raise
-        return run_.result
+def run(settings: Settings, params: A3Params, progress: Progress | None = None) -> StepResult[A3Details]:
+    """Step 8: dealer metrics for the requested dates (see kapman.execute)."""
+    return execute("a3", settings, params, progress)
+
+
+def _body(ctx: Context, params: A3Params) -> None:
+    compute(ctx.conn, params, ctx.progress, ctx.result)
+
+
+STEP = Definition(A3Params, _body, details=A3Details,
+                  ledger_args=lambda p: {"dates": p.dates, "date": p.day, "start": p.start, "end": p.end,
+                                         "symbols": p.symbols, "workers": p.workers, "force": p.force,
+                                         "dealer": asdict(p.dealer)},
+                  planned=lambda settings, dates: A3Params(dates=dates))
 
 
 def resolve_dates(conn: psycopg.Connection, params: A3Params) -> list[date]:
@@ -153,27 +178,26 @@ def resolve_dates(conn: psycopg.Connection, params: A3Params) -> list[date]:
     if days:
         raise UsageError(f"no options snapshot on a trading day on or before {today} (the newest, {days[0]}, "
                          "is not a trading day, and A3 computes trading dates only)",
-                         hint="run python -m scripts.ingest_options after a session's close, or pass --date")
+                         hint=f"run {registry.command('options')} after a session's close, or pass --date")
     newer = conn.execute("SELECT EXISTS (SELECT 1 FROM public.options_chains)").fetchone()
     if newer and newer[0]:
         raise UsageError(f"every options snapshot is dated after {today}, today by KapMan's clock",
                          hint="check KAPMAN_NOW, or pass --date")
     raise UsageError("public.options_chains is empty: there is no snapshot to compute",
-                     hint="run python -m scripts.ingest_options first")
+                     hint=f"run {registry.command('options')} first")
 
 
 def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | None = None,
-            result: StepResult | None = None) -> StepResult:
+            result: StepResult[A3Details] | None = None) -> StepResult[A3Details]:
     """Dealer metrics on an open connection; every date is one transaction."""
     progress = progress or NullProgress()
-    result = result or StepResult("a3", unit="symbol-dates")
+    result = result or StepResult("a3", unit="symbol-dates", details=A3Details())
     dates = resolve_dates(conn, params)
     if not dates:
         raise UsageError("no trading dates in the requested range")
-    written = _Written()
-    statuses: Counter = Counter()
-    without: list[date] = []
-    dates_done: list[date] = []
+    written = result.details
+    statuses, without, dates_done = written.statuses, written.dates_without_snapshots, written.dates_done
+    written.dates = dates
     symbols = list(resolve_scope(conn, params.symbols, work="dealer metrics").tickers.items())
     ids = [i for _, i in symbols]
     chains = read_chains(conn, ids, dates[0], dates[-1])
@@ -182,8 +206,7 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
     bounds = _groups(chains)
     days_with = {d for _, d in bounds}
     computed_at = clock.now()
-    result.details.update(dates=dates, symbols=len(symbols), statuses=statuses, dates_without_snapshots=without,
-                          dates_done=dates_done)
+    written.symbols = len(symbols)
     span = f"{dates[0]}" if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
     progress.start(len(dates) * len(symbols), "a3 symbol-dates", unit="sym")
     for day in dates:
@@ -225,10 +248,8 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
     progress.close()
     result.written = written.rows_inserted + written.rows_updated
     result.unchanged += written.rows_unchanged
-    result.details.update(written.rows_dict(), statuses=dict(statuses))
     if len(without) == len(dates):
-        result.nothing(f"no options snapshot on {span}: run python -m scripts.ingest_options on a trading day "
-                       "first")
+        result.nothing(f"no options snapshot on {span}: run {registry.command('options')} on a trading day first")
         return result
     if without:
         result.note("no options snapshot for any symbol on " + ", ".join(map(str, without))

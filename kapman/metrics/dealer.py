@@ -76,7 +76,8 @@ class DealerParams:
     #: contracts in an after-close snapshot keep a finite gamma instead of NaN.
     min_time_to_expiry_hours: float = 1.0
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        """The invariants the computation relies on (A3Params.validate() asks before a run)."""
         problems = []
         if self.max_dte < 0:
             problems.append("max_dte must be >= 0")

@@ -12,23 +12,25 @@ lost, never taken late under its date.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 import psycopg
 
-from kapman import clock
+from kapman import clock, registry
 from kapman.config import Settings
-from kapman.db import lifecycle, runs
+from kapman.db import lifecycle
 from kapman.db.connect import connect
-from kapman.db.errors import is_connection_lost, wrap
-from kapman.errors import ConnectionLost, DatabaseError, KapManError, UsageError
-from kapman.ops import lock, sessions, steps
+from kapman.db.errors import wrap
+from kapman.errors import DatabaseError, KapManError, UsageError
+from kapman.execute import Context, Definition, execute
+from kapman.ops import lock, sessions
 from kapman.ops.checks import day_list, span
 from kapman.ops.inventory import Inventory, a2_missing, a3_missing, take, window_start
-from kapman.progress import NullProgress, Progress
+from kapman.progress import Progress
 from kapman.providers.flatfiles import source_from_settings
 from kapman.step import StepResult
 
@@ -37,8 +39,6 @@ log = logging.getLogger(__name__)
 #: Lost snapshots are reported by the nightly run after the loss; with no earlier nightly, the
 #: sessions this far back are looked at.
 LOST_LOOKBACK_SESSIONS = 10
-
-ORDER = ("tickers", "splits", "watchlists", "ohlcv", "options", "a2", "a3")
 
 
 @dataclass
@@ -156,23 +156,41 @@ def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = No
 
 # -- doing ---------------------------------------------------------------------------------------
 
-Runner = Callable[..., StepResult]
-RUNNERS: dict[str, Runner] = {"tickers": steps.tickers, "splits": steps.splits, "watchlists": steps.watchlists,
-                              "ohlcv": steps.ohlcv, "options": steps.options, "a2": steps.a2, "a3": steps.a3}
+@dataclass(frozen=True)
+class NightlyParams:
+    dry_run: bool = False   # print the plan and change nothing
+
+    def validate(self) -> None:
+        """Nothing to check: the plan decides every step's parameters."""
+
+
+@dataclass
+class NightlyDetails:
+    plan: Plan | None = None
+    steps: dict[str, StepResult[Any]] = field(default_factory=dict)   # the result of each step run
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.plan is None:
+            return {}
+        if self.dry_run:
+            return {"plan": self.plan.as_dict(), "plan_text": self.plan.render()}
+        return {"plan": self.plan.as_dict(), "steps": {name: sub.as_dict() for name, sub in self.steps.items()}}
 
 
 def _run_task(settings: Settings, conn: psycopg.Connection, task: Task, progress: Progress,
-              result: StepResult) -> None:
-    """One step; a failure is recorded and the next step still runs.  A2 and A3 take the dates
-    the plan foresaw (the bars and the snapshot the steps before them were to add): asking the
-    database again would cost a full inventory each on a full market."""
-    args = task.args
+              result: StepResult[NightlyDetails]) -> None:
+    """One step, run as by hand (kapman.execute) with the parameters the plan decided; a failure is
+    recorded and the next step still runs.  A2 and A3 take the dates the plan foresaw (the bars and
+    the snapshot the steps before them were to add): asking the database again would cost a full
+    inventory each on a full market."""
     log.info("nightly: %s: %s", task.step, task.reason)
+    step = registry.get(task.step)
+    planned = step.definition().planned
+    assert planned is not None, f"{task.step} cannot be planned by the nightly"
     try:
-        sub = RUNNERS[task.step](settings, conn, progress, **args)
+        sub = execute(step, settings, planned(settings, **task.args), progress)
     except (KapManError, psycopg.Error) as exc:
-        if isinstance(exc, psycopg.Error) and is_connection_lost(exc):
-            raise ConnectionLost(result.done, "steps") from exc
         error = wrap(exc, task.step) if isinstance(exc, psycopg.Error) else exc
         if isinstance(error, DatabaseError) and error.transient:
             raise error from exc    # the database is going away: stop; the next nightly resumes
@@ -182,7 +200,7 @@ def _run_task(settings: Settings, conn: psycopg.Connection, task: Task, progress
         log.error("nightly: %s failed: %s", task.step, error.message)
         return
     sub.stop_clock()
-    result.details["steps"][task.step] = sub.as_dict()
+    result.details.steps[task.step] = sub
     log.info("nightly: %s", sub.summary())
     if sub.failures:
         first = sub.failures[0]
@@ -192,42 +210,55 @@ def _run_task(settings: Settings, conn: psycopg.Connection, task: Task, progress
     result.written += sub.written
 
 
-def run(settings: Settings, progress: Progress | None = None, *, dry_run: bool = False) -> StepResult:
+def run(settings: Settings, progress: Progress | None = None, *,
+        dry_run: bool = False) -> StepResult[NightlyDetails]:
     """The nightly step: the plan, then each task in order, under the nightly lock."""
-    progress = progress or NullProgress()
-    url = settings.require_database_url()
-    result = StepResult(step="nightly", unit="steps")
+    return execute("nightly", settings, NightlyParams(dry_run), progress)
+
+
+@contextmanager
+def _guard(url: str, params: NightlyParams) -> Iterator[None]:
+    """Before anything is recorded: the database's clock agrees with this shell's, and (to do the
+    work) no other nightly runs."""
     with connect(url) as conn:
         recorded = lifecycle.read_clock(conn)
     if recorded.mode == "frozen" and not clock.is_frozen():
         raise UsageError(f"this database follows a frozen clock ({recorded.describe()}), this shell real time",
                          hint="set KAPMAN_NOW to the instant to run as (the sandbox prints it)")
-    if dry_run:
-        with connect(url) as conn:
-            todo = plan(settings, conn)
-        result.details["plan"] = todo.as_dict()
-        result.details["plan_text"] = todo.render()
+    if params.dry_run:
+        yield
+        return
+    with lock.exclusive(url):
+        yield
+
+
+def _body(ctx: Context, params: NightlyParams) -> None:
+    result: StepResult[NightlyDetails] = ctx.result
+    todo = result.details.plan = plan(ctx.settings, ctx.conn)
+    if params.dry_run:
+        result.details.dry_run = True
         result.headline = "dry run, nothing changed: " + (", ".join(t.step for t in todo.tasks) or "nothing is due")
-        return result
-    with lock.exclusive(url), runs.recorded(url, "nightly", {"dry_run": False}) as ledger, connect(url) as conn:
-        ledger.result = result
-        todo = plan(settings, conn)
-        result.details.update(plan=todo.as_dict(), steps={})
-        log.info("%s", todo.render())
-        for task in todo.tasks:
-            _run_task(settings, conn, task, progress, result)
-        for day in todo.lost:
-            result.fail(f"options {day}", "snapshot lost: the session closed and no snapshot was taken that day")
-        for day in todo.unpublished:
-            result.fail(f"ohlcv {day}", "the flat file is due (11:00 New York the next day) and not published "
-                                        "yet; the next nightly loads it")
-        result.headline = _headline(todo, result)
-    return result
+        return
+    log.info("%s", todo.render())
+    for task in sorted(todo.tasks, key=lambda t: _ORDER[t.step]):
+        _run_task(ctx.settings, ctx.conn, task, ctx.progress, result)
+    for day in todo.lost:
+        result.fail(f"options {day}", "snapshot lost: the session closed and no snapshot was taken that day")
+    for day in todo.unpublished:
+        result.fail(f"ohlcv {day}", "the flat file is due (11:00 New York the next day) and not published "
+                                    "yet; the next nightly loads it")
+    result.headline = _headline(todo, result)
 
 
-def _headline(todo: Plan, result: StepResult) -> str:
-    done = [t.step for t in todo.tasks if t.step in result.details["steps"]
-            and not result.details["steps"][t.step]["failed"]]
+#: The steps run in runbook order (the registry's), whatever order the plan listed them in.
+_ORDER = {step.name: n for n, step in enumerate(registry.STEPS)}
+
+STEP = Definition(NightlyParams, _body, details=NightlyDetails, ledger=lambda p: not p.dry_run, guard=_guard)
+
+
+def _headline(todo: Plan, result: StepResult[NightlyDetails]) -> str:
+    steps = result.details.steps
+    done = [t.step for t in todo.tasks if t.step in steps and not steps[t.step].failures]
     failed = [f.unit for f in result.failures]
     if not todo.tasks:
         return "nothing was due"

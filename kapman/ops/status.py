@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from kapman import clock
+from kapman import clock, registry
 from kapman.db import fingerprint, lifecycle, migrations
 from kapman.errors import KapManError
 from kapman.ops import commands as cmd
@@ -101,7 +101,7 @@ def _application_retention(conn: psycopg.Connection, text: str, details: dict[st
         cutoff = clock.today_ny() - drop_after[0] - RETENTION_SLACK
         if oldest < cutoff:
             return Check("schema", Verdict.WARN, f"{text}; bars from {oldest} are past retention",
-                         "python -m scripts.ingest_ohlcv incremental (drops old chunks when it finishes)", details)
+                         f"{registry.mend('ohlcv')} (drops old chunks when it finishes)", details)
     return Check("schema", Verdict.OK, text, None, details)
 
 

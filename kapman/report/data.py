@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from kapman import clock
+from kapman import clock, registry
 from kapman.calendar import is_trading_day
 from kapman.errors import UsageError
 from kapman.jobs import a2_splits
@@ -82,7 +82,7 @@ def ticker_of(conn: psycopg.Connection, symbol: str) -> tuple[uuid.UUID, str]:
     row = conn.execute("SELECT id, symbol FROM public.tickers WHERE symbol = %s OR symbol = upper(%s) "
                        "ORDER BY symbol = %s DESC LIMIT 1", (symbol, symbol, symbol)).fetchone()
     if row is None:
-        raise UsageError(f"unknown symbol {symbol}: not in tickers; run python -m scripts.ingest_tickers")
+        raise UsageError(f"unknown symbol {symbol}: not in tickers; run {registry.command('tickers')}")
     return row[0], row[1]
 
 
@@ -99,7 +99,7 @@ def report_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: da
         f"SELECT max({_NY_DATE}) FROM public.daily_snapshots WHERE ticker_id = %s "
         "AND technical_indicators_json IS NOT NULL AND time <= %s", (ticker, clock.close_of(today))).fetchone()
     if newest is None or newest[0] is None:
-        raise UsageError(f"no A2 indicators stored for {symbol}: run python -m scripts.run_a2_local_ta "
+        raise UsageError(f"no A2 indicators stored for {symbol}: run {registry.command('a2')} "
                          f"--symbols {symbol}")
     return newest[0]  # type: ignore[no-any-return]
 
@@ -163,16 +163,16 @@ def load_symbol_day(conn: psycopg.Connection, symbol: str, day: date | None = No
     start = anchor(day)
     bars = adjust_for_splits(conn, ticker, load_bars(conn, ticker, start, day), day)
     if not bars.dates or bars.dates[-1] != day:
-        raise UsageError(f"no OHLCV bar for {symbol} on {day}: run python -m scripts.ingest_ohlcv backfill "
+        raise UsageError(f"no OHLCV bar for {symbol} on {day}: run {registry.command('ohlcv')} backfill "
                          f"--start {day} --end {day}")
     row = conn.execute("SELECT technical_indicators_json, price_metrics_json, dealer_metrics_json "
                        "FROM public.daily_snapshots WHERE ticker_id = %s AND time = %s",
                        (ticker, clock.close_of(day))).fetchone()
     if row is None or row[0] is None:
-        raise UsageError(f"no A2 indicators for {symbol} on {day}: run python -m scripts.run_a2_local_ta "
+        raise UsageError(f"no A2 indicators for {symbol} on {day}: run {registry.command('a2')} "
                          f"--date {day} --symbols {symbol}")
     if row[2] is None:
-        raise UsageError(f"no A3 dealer metrics for {symbol} on {day}: run python -m "
-                         f"scripts.run_a3_dealer_metrics --date {day} --symbols {symbol}")
+        raise UsageError(f"no A3 dealer metrics for {symbol} on {day}: run {registry.command('a3')} "
+                         f"--date {day} --symbols {symbol}")
     return SymbolDay(symbol=symbol, day=day, bars=bars, indicators=load_indicators(conn, ticker, start, day),
                      technical=row[0], price=row[1] or {}, dealer=row[2], history=load_history(conn, ticker, day))

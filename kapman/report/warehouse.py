@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg
 
-from kapman import clock
+from kapman import clock, registry
 from kapman.calendar import trading_days
 from kapman.db.schema import RETENTION
 from kapman.report import page
@@ -32,10 +32,10 @@ from kapman.report.charts import Figure, axis, figure, title
 PARTIAL_BELOW = 0.9
 DATASETS = ("OHLCV", "option snapshots", "A2", "A3")
 #: The runbook step that fills each data set's gaps.
-MENDED_BY = {"OHLCV": "python -m scripts.ingest_ohlcv backfill --start D1 --end D2",
+MENDED_BY = {"OHLCV": f"{registry.command('ohlcv')} backfill --start D1 --end D2",
              "option snapshots": "not fetchable again for past days (snapshots are taken live)",
-             "A2": "python -m scripts.run_a2_local_ta --start-date D1 --end-date D2",
-             "A3": "python -m scripts.run_a3_dealer_metrics --start-date D1 --end-date D2"}
+             "A2": f"{registry.command('a2')} --start-date D1 --end-date D2",
+             "A3": f"{registry.command('a3')} --start-date D1 --end-date D2"}
 
 _COUNTS = {
     "OHLCV": "SELECT date, count(*) FROM public.ohlcv WHERE date BETWEEN %s AND %s GROUP BY 1",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 
+from kapman import registry
 from kapman.errors import KapManError, UsageError
 from kapman.progress import NullProgress, Progress
 from kapman.report import page, symbol
@@ -35,7 +36,7 @@ def members(conn: psycopg.Connection, name: str) -> list[str]:
         known = [r[0] for r in conn.execute("SELECT DISTINCT watchlist_id FROM public.watchlists WHERE active "
                                             "ORDER BY 1").fetchall()]
         raise UsageError(f"watchlist {name} has no active symbols (active watchlists: "
-                         f"{', '.join(known) or 'none'}); run python -m scripts.ingest_watchlists")
+                         f"{', '.join(known) or 'none'}); run {registry.command('watchlists')}")
     return [r[0] for r in rows]
 
 

@@ -274,13 +274,6 @@ class Market:
             )
         return out
 
-    def reference(self, symbol: str) -> dict:
-        """The latest reference record of a symbol."""
-        records = [r for r in self.tickers if r["ticker"] == symbol]
-        if not records:
-            raise KeyError(symbol)
-        return max(records, key=lambda r: r["last_updated_utc"])
-
     def spot(self, underlying: str, as_of: datetime) -> float:
         """The underlying's (unadjusted) price at an instant: the last close, or during the
         session a straight line from the open to the close."""

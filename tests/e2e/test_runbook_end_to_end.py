@@ -16,8 +16,8 @@ import pytest
 from kapman.config import PROJECT_ROOT
 from kapman.demo import report, sandbox_runbook
 from kapman.ids import ticker_id
-from kapman.ingest.ticker_types import DEFAULT_TYPES
 from kapman.runbook import REPORT_PAGES
+from kapman.ticker_types import DEFAULT_TYPES
 from tests.support import database
 
 pytestmark = pytest.mark.integration

@@ -35,9 +35,9 @@ def test_a_failing_symbol_leaves_the_other_steps_done(env: str, rest: SandboxRes
     assert result.outcome is Outcome.PARTIAL and result.exit_code == 1
     assert [f.unit for f in result.failures] == ["options"]
     assert result.failures[0].reason.startswith("1 symbols failed (first MSFT: ")
-    steps = result.details["steps"]
+    steps = result.details.steps
     assert set(steps) == {"tickers", "splits", "watchlists", "ohlcv", "options", "a2", "a3"}
-    assert steps["options"]["done"] == 2 and steps["ohlcv"]["failed"] == 0
+    assert steps["options"].done == 2 and not steps["ohlcv"].failures
     assert result.headline == "6 of 7 steps done (tickers, splits, watchlists, ohlcv, a2, a3); failed: options"
     with psycopg.connect(env) as conn:
         a3 = conn.execute("SELECT count(*) FROM daily_snapshots WHERE dealer_metrics_json IS NOT NULL "

@@ -90,11 +90,11 @@ def test_hydrate_archive_repave_restore_round_trip(fresh_db: str, hydrated: psyc
         assert archive.count_snapshots(settings, conn).stored == 0
         result = restore.run(settings, restore.RestoreParams())
         assert result.outcome is Outcome.OK, result.summary()
-        assert (result.done, result.written, result.unchanged, result.details["snapshots"]) == (5, before[0], 0, 2)
+        assert (result.done, result.written, result.unchanged, result.details.snapshots) == (5, before[0], 0, 2)
         assert digest(conn) == before
         assert dealer_metrics(conn) == dealer_before
         status = conn.execute("SELECT status, summary->'counts'->>'written' FROM ingest_runs "
-                              "WHERE job = 'restore_options'").fetchall()
+                              "WHERE job = 'restore-options'").fetchall()
         assert status == [("ok", str(before[0]))]
 
         again = restore.run(settings, restore.RestoreParams())  # idempotent: nothing read, nothing written
@@ -106,8 +106,8 @@ def test_hydrate_archive_repave_restore_round_trip(fresh_db: str, hydrated: psyc
         # resumable: a restore stopped after some files writes only what is missing
         conn.execute("DELETE FROM options_chains WHERE time = %s", (max(SNAPSHOTS),))
         day = max(SNAPSHOTS).date()
-        only = restore.run(settings, restore.RestoreParams(start_date=day, end_date=day))
-        assert (only.done, only.written, only.details["snapshots"]) == (2, 40 + 12, 1)
+        only = restore.run(settings, restore.RestoreParams(start=day, end=day))
+        assert (only.done, only.written, only.details.snapshots) == (2, 40 + 12, 1)
         assert digest(conn) == before
 
 

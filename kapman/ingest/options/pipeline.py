@@ -31,7 +31,7 @@ import psycopg
 
 from kapman.db import retention, runs
 from kapman.db.connect import connect
-from kapman.db.errors import is_connection_lost, wrap
+from kapman.db.errors import wrap
 from kapman.errors import AuthError, ConnectionLost, DeadlineError, KapManError
 from kapman.ingest.options.fetch import Fetched, Stopped, fetch
 from kapman.ingest.options.normalise import DROP_REASONS
@@ -152,12 +152,9 @@ class _Run:
             else:  # a rerun may have found the chain empty: the snapshot is then empty too
                 outcome.removed = clear_chain(self.conn, chain.snapshot_time, chain.ticker_id)
         except psycopg.Error as exc:
-            if is_connection_lost(exc):  # the server went away: stop, a rerun resumes
-                lost = ConnectionLost(done=self.written, unit="symbols")
-                outcome.status, outcome.reason = "failed", lost.message
-                self.halt(lost)
-                return
             error = wrap(exc, f"writing {symbol}")
+            if isinstance(error, ConnectionLost):  # the server went away: stop, a rerun resumes
+                error = ConnectionLost(done=self.written, unit="symbols")  # the row this run records says so
             outcome.status, outcome.reason = "failed", error.message
             if error.transient:
                 self.halt(error)

@@ -294,10 +294,11 @@ def test_payload_echoes_inputs_and_conventions() -> None:
 
 
 def test_params_are_validated() -> None:
+    # validate() is the one check (A3Params.validate() calls it before a run).
     with pytest.raises(ConfigError, match="flip_range"):
-        DealerParams(flip_range=1.5)
+        DealerParams(flip_range=1.5).validate()
     with pytest.raises(ConfigError, match="grid_points"):
-        DealerParams(grid_points=2)
+        DealerParams(grid_points=2).validate()
 
 
 def test_realistic_chain_is_json_clean_and_fast_enough() -> None:
