@@ -38,7 +38,7 @@ from kapman.ingest.options.normalise import DROP_REASONS
 from kapman.ingest.options.process import EncodedChain
 from kapman.ingest.options.report import OptionsResult, SymbolOutcome
 from kapman.ingest.options.workers import Processor, default_workers, fewer_collections
-from kapman.ingest.options.write import clear_chain, write_chain
+from kapman.ingest.options.write import clear_chain, removes, write_chain
 from kapman.ingest.watchlist_scope import Scope
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
@@ -149,7 +149,7 @@ class _Run:
             if chain.rows:
                 counts = write_chain(self.conn, chain)
                 outcome.inserted, outcome.updated, outcome.removed = counts.inserted, counts.updated, counts.removed
-            else:  # a rerun may have found the chain empty: the snapshot is then empty too
+            elif removes(chain):  # a rerun may have found the chain empty: the snapshot is then empty too
                 outcome.removed = clear_chain(self.conn, chain.snapshot_time, chain.ticker_id)
         except psycopg.Error as exc:
             if is_connection_lost(exc):  # the server went away: stop, a rerun resumes
