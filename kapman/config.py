@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 
-from kapman.clock import parse_instant
+from kapman.clock import INSTANT_FORMS, parse_instant
 from kapman.errors import ConfigError
 from kapman.ingest.ticker_types import DEFAULT_TYPES, parse_types
 
@@ -270,7 +270,7 @@ def _check_clock(merged: dict[str, str], path: Path) -> None:
         parse_instant(raw)
     except ValueError:
         where = "the environment" if os.environ.get("KAPMAN_NOW", "").strip() else str(path)
-        raise ConfigError(f"KAPMAN_NOW={raw!r} (from {where}) is not an ISO date or timestamp",
+        raise ConfigError(f"KAPMAN_NOW={raw!r} (from {where}) is not {INSTANT_FORMS}",
                           hint="use e.g. KAPMAN_NOW=2025-12-19 or 2025-12-19T21:00:00Z, or unset it") from None
 
 

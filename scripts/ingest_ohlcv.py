@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from datetime import date
 
 from kapman import cli
 from kapman.ingest.ohlcv import SOURCES, WORKERS_RANGE, OhlcvParams, run
@@ -21,8 +20,7 @@ EXAMPLES = """
 """
 
 
-def _day(text: str) -> date:
-    return date.fromisoformat(text)
+_day = cli.day_arg
 
 
 def _whole(low: int, high: int | None = None) -> Callable[[str], int]:

@@ -353,7 +353,7 @@ def _load(conn: psycopg.Connection, ref: FileRef, prepared: _Prepared, label: st
     parsed, unknown = prepared.parsed, prepared.unknown
     try:
         with conn.transaction(), conn.cursor() as cur:
-            counts = write_day(cur, ref.day, prepared.ids, prepared.payload, keep=prepared.refused)
+            counts = write_day(cur, ref.day, prepared.ids, prepared.payload, prepared.refused)
             record_file(cur, ref, prepared.etag, prepared.size, label, parsed, len(prepared.ids), len(unknown),
                         run_id)
     except psycopg.Error as exc:

@@ -62,12 +62,18 @@ class Selection:
 
 
 def _timestamp(value: Any) -> datetime | None:
-    if not value:
+    """A vendor ``*_utc`` field as an aware UTC instant, or None when absent or unreadable.
+
+    The field's name states its zone: a time without an offset, or a bare date (its midnight),
+    is UTC.  Comparing a naive value with an aware one used to end the run in a traceback.
+    """
+    if not value or not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _valid_symbol(symbol: str) -> bool:

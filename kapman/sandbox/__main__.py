@@ -8,9 +8,9 @@ import signal
 import sys
 import threading
 import time
-from datetime import date
 from pathlib import Path
 
+from kapman.cli import day_arg
 from kapman.sandbox.environment import environment
 from kapman.sandbox.market import DEFAULT_DAYS, DEFAULT_END_DATE, Market
 from kapman.sandbox.mirror import write_mirror
@@ -37,7 +37,7 @@ def _market_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tickers", type=int, default=600, help="universe size (default 600)")
     parser.add_argument(
         "--end-date",
-        type=date.fromisoformat,
+        type=day_arg,
         default=DEFAULT_END_DATE,
         help=f"last market day (default {DEFAULT_END_DATE})",
     )
