@@ -29,8 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--date", type=cli.day_arg, metavar="YYYY-MM-DD",
                    help="trading date (default: each symbol's newest date with A2 values)")
     p.add_argument("--out", type=Path, metavar="PATH",
-                   help="output file, or a directory to write it into (with --watchlist: the directory of "
-                        "pages); default under reports/")
+                   help="output file (a regular file, replaced atomically; a symlink is followed; a device, "
+                        "FIFO or directory is refused), or a directory to write it into; with --watchlist the "
+                        "directory of pages (index.html and one per symbol); default under reports/")
     args = p.parse_args(argv)
     if args.warehouse and args.date:
         p.error("--date does not apply to --warehouse (it covers the whole retention window)")
