@@ -19,6 +19,8 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from kapman import calendar
+
 NEW_YORK = ZoneInfo("America/New_York")
 #: The regular session close; ``daily_snapshots.time`` is the trading date at this time.
 MARKET_CLOSE = time(16, 0)
@@ -95,8 +97,17 @@ def today_ny() -> date:
 
 
 def close_of(day: date) -> datetime:
-    """The canonical snapshot time of a trading date: 16:00 America/New_York, in UTC."""
+    """The canonical snapshot time of a trading date: 16:00 America/New_York, in UTC.
+
+    A label (``daily_snapshots.time``, ``KAPMAN_NOW=YYYY-MM-DD``), at or after every session's
+    end; whether a session has closed is ``session_close``'s to say."""
     return datetime.combine(day, MARKET_CLOSE, tzinfo=NEW_YORK).astimezone(UTC)
+
+
+def session_close(day: date) -> datetime:
+    """The instant a trading day's session really closes (UTC): 16:00 New York, 13:00 on the
+    NYSE's early-close days (``calendar.close_time``).  Every "after the close" rule uses it."""
+    return datetime.combine(day, calendar.close_time(day), tzinfo=NEW_YORK).astimezone(UTC)
 
 
 def ny_date_of(instant: datetime) -> date:

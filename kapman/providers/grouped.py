@@ -40,7 +40,7 @@ class GroupedDailySource:
         once the body is read (empty here)."""
         now = clock.now()
         return [FileRef(KEY_PREFIX + day.isoformat(), day, "", 0)
-                for day in calendar.trading_days(start, end) if clock.close_of(day) <= now]
+                for day in calendar.trading_days(start, end) if clock.session_close(day) <= now]
 
     def read(self, ref: FileRef) -> bytes:
         body, _ = self.client.http.get_body(GROUPED_PATH.format(day=ref.day.isoformat()), {"adjusted": "false"})
