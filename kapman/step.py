@@ -41,6 +41,7 @@ COUNTS = ("read", "written", "unchanged", "rejected", "removed")
 class Failure:
     unit: str      # the file, symbol or date that failed
     reason: str
+    counted: bool = True  # one of the step's units; False for a part of the run (its archive)
 
     def as_dict(self) -> dict[str, str]:
         return {"unit": self.unit, "reason": self.reason}
@@ -66,8 +67,10 @@ class StepResult:
 
     # -- recording -------------------------------------------------------------------------------
 
-    def fail(self, unit: str, reason: str) -> None:
-        self.failures.append(Failure(str(unit), reason))
+    def fail(self, unit: str, reason: str, *, counted: bool = True) -> None:
+        """``unit`` failed; ``counted=False``: not one of the step's units but a part of the run
+        (the summary says "archive failed", not "1 symbols failed")."""
+        self.failures.append(Failure(str(unit), reason, counted))
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -113,7 +116,7 @@ class StepResult:
         if counts:
             parts.append(counts)
         if self.failures:
-            parts.append(f"{len(self.failures)} {self.unit} failed")
+            parts.append(self.failed_text())
         parts.append(f"{self.elapsed:.1f}s")
         lines = [" · ".join(parts)]
         if self.nothing_reason and self.headline:
@@ -123,6 +126,12 @@ class StepResult:
         lines += [f"  note: {n}" for n in self.notes[:LISTED_AT_MOST]]
         lines += _more(self.notes, "notes")
         return "\n".join(lines)
+
+    def failed_text(self) -> str:
+        """What failed, counted: "3 symbols failed", "archive failed", or both."""
+        units = sum(1 for f in self.failures if f.counted)
+        parts = [f"{units} {self.unit} failed"] if units else []
+        return ", ".join(parts + [f"{f.unit} failed" for f in self.failures if not f.counted])
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` object and the ledger's summary (lists capped, with their full counts)."""
