@@ -43,7 +43,10 @@ class GroupedDailySource:
                 for day in calendar.trading_days(start, end) if clock.session_close(day) <= now]
 
     def read(self, ref: FileRef) -> bytes:
-        body, _ = self.client.http.get_body(GROUPED_PATH.format(day=ref.day.isoformat()), {"adjusted": "false"})
+        """The day's response body, checked as a page (a body that is not JSON, or whose results
+        is not a list, is retried within the request deadline: ``PolygonHTTP.get_page``)."""
+        body, _, _ = self.client.http.get_page(GROUPED_PATH.format(day=ref.day.isoformat()), {"adjusted": "false"},
+                                               symbol=None, whole=True)
         return body
 
     def close(self) -> None:

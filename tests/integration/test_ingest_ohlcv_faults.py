@@ -428,3 +428,12 @@ def test_a_file_whose_every_row_is_rejected_is_not_recorded_and_keeps_the_day(
     # The ledger still holds the earlier load, not this file with 0 rows: a rerun tries it again.
     assert reference_db.execute(ledger, (market.flat_file_key(END),)).fetchone() == before
     assert before[1] == count and result.exit_code == 2  # type: ignore[index]
+
+
+def test_rest_grouped_daily_retries_a_body_that_is_not_json(reference_db: psycopg.Connection, rest: SandboxRestServer,
+                                                           grouped: GroupedDailySource) -> None:
+    """A 200 that is not JSON used to fail the date at once as an unreadable file."""
+    rest.faults.body("<html>busy</html>", path_prefix="/v2/aggs/grouped")
+    result = load(reference_db, grouped, start=END, end=END)
+    assert result.details["files_loaded"] == 1 and result.exit_code == 0 and not result.failures
+    assert day_count(reference_db, END) > 0
