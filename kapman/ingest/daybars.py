@@ -124,7 +124,8 @@ def parse_day_file(data: bytes, key: str, day: date | None = None) -> ParsedDay:
     known = [n for n in names if n in HEADER]
     try:
         frame = pd.read_csv(io.BytesIO(raw), dtype={"ticker": str}, skiprows=bad_lines.tolist() or None,
-                            keep_default_na=False, na_values=[""], engine="c", usecols=known)
+                            keep_default_na=False, na_values=[""], engine="c",
+                            usecols=known if len(known) < len(names) else None)
     except pd.errors.EmptyDataError:
         raise InputError("empty file (no header)", source=key) from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
@@ -206,8 +207,11 @@ def _validate(frame: pd.DataFrame, line_no: np.ndarray, *, rows_read: int, where
     o, h, lo, c, v = (values[k] for k in ("open", "high", "low", "close", "volume"))
     tx, start = values["transactions"], values["window_start"]
     with np.errstate(invalid="ignore"):
-        for col in ("open", "high", "low", "close", "volume", "transactions", "window_start"):
-            drop(np.isinf(values[col]), "non_finite", f"has {col} that is not finite")
+        finite = ("open", "high", "low", "close", "volume", "transactions", "window_start")
+        for col in finite:
+            inf = np.isinf(values[col])
+            if inf.any():
+                drop(inf, "non_finite", f"has {col} that is not finite")
         drop((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0), "non_positive_price", "has a price <= 0")
         drop((o > MAX_PRICE) | (h > MAX_PRICE) | (lo > MAX_PRICE) | (c > MAX_PRICE), "price_out_of_range",
              f"has a price above {MAX_PRICE:g}")
@@ -226,7 +230,8 @@ def _validate(frame: pd.DataFrame, line_no: np.ndarray, *, rows_read: int, where
     _drop_ambiguous(day, symbols, ok, line_no, values, where)
 
     keep = np.flatnonzero(ok)
-    day.refused = np.unique(symbols[~ok & (symbols != "")]).astype(object)
+    if not ok.all():
+        day.refused = np.unique(symbols[~ok & (symbols != "")]).astype(object)
     day.symbols, day.open, day.high, day.low, day.close = symbols[keep], o[keep], h[keep], lo[keep], c[keep]
     day.volume, day.transactions = v[keep], values["transactions"][keep]
     return day

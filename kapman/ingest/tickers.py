@@ -80,13 +80,25 @@ def _valid_symbol(symbol: str) -> bool:
     return bool(symbol) and len(symbol) <= MAX_LENGTH and symbol.isascii() and not any(c.isspace() for c in symbol)
 
 
+#: The record's fields stored as text: each must be absent, null or a string without NUL (which
+#: PostgreSQL text cannot hold); a record with another value is invalid, not the whole run.
+TEXT_FIELDS = ("name", "market", "locale", "type", "primary_exchange", "currency_name", "cik",
+               "composite_figi", "share_class_figi")
+
+
+def _valid_record(rec: Any) -> bool:
+    if not isinstance(rec, dict):
+        return False
+    return all(v is None or isinstance(v, str) and "\x00" not in v for v in map(rec.get, TEXT_FIELDS))
+
+
 def latest_per_symbol(records: list[dict]) -> tuple[dict[str, dict], int, int]:
     """symbol (exactly as written) -> the record with the newest last_updated_utc; (duplicates, invalid)."""
     best: dict[str, dict] = {}
     invalid = 0
     for rec in records:
-        symbol = str(rec.get("ticker") or "").strip()
-        if not _valid_symbol(symbol):
+        symbol = str(rec.get("ticker") or "").strip() if isinstance(rec, dict) else ""
+        if not _valid_symbol(symbol) or not _valid_record(rec):
             invalid += 1
             continue
         current = best.get(symbol)

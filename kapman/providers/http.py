@@ -17,6 +17,7 @@ the key masked).  A ``next_url`` is followed only to the configured host (``foll
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
@@ -198,6 +199,8 @@ def follow(base_url: str, path_or_url: str) -> str:
     ``//host/...``, another scheme) is refused with ``ForeignURLError``: glued to the base it
     would name another host, and the request carries the API key.
     """
+    if any(ord(c) < 33 or ord(c) == 127 for c in path_or_url):  # urlsplit would drop some silently
+        raise ForeignURLError(f"{_quoted(path_or_url)} holds spaces or control characters; not followed")
     parts = urlsplit(path_or_url)
     if parts.scheme.lower() in ("http", "https") and parts.netloc:
         path_or_url = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -373,7 +376,7 @@ class PolygonHTTP:
                         return response, shown, parse(response.data, shown)
                     except TransientProviderError as exc:
                         error = exc
-            except urllib3.exceptions.LocationValueError as exc:  # the URL itself: no retry can help
+            except (urllib3.exceptions.LocationValueError, http.client.InvalidURL) as exc:  # no retry can help
                 raise ProviderError(f"{shown}: the URL cannot be requested ({exc})", url=shown, symbol=symbol) from None
             except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError,
                     urllib3.exceptions.NewConnectionError, urllib3.exceptions.SSLError) as exc:

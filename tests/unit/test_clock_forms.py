@@ -53,13 +53,3 @@ def test_kapman_now_out_of_form_is_a_configuration_error(monkeypatch: pytest.Mon
         monkeypatch.setenv("KAPMAN_NOW", value)
         with pytest.raises(ConfigError, match=rf"^KAPMAN_NOW='{value}' \(from the environment\) is not YYYY-MM-DD"):
             load_settings()
-
-
-def test_a_date_only_delisted_utc_is_utc_midnight() -> None:
-    """A date-only delisted_utc used to be compared naive with aware: a traceback, exit 1."""
-    from kapman.ingest.tickers import select
-    rec = {"ticker": "OLD", "type": "CS", "active": False, "last_updated_utc": "2025-01-02T00:00:00Z"}
-    since = datetime(2024, 1, 1, tzinfo=UTC)
-    out = select([], [{**rec, "delisted_utc": "2024-06-03"}, {**rec, "ticker": "OLDER", "delisted_utc": "2023-06-03"},
-                      {**rec, "ticker": "ODD", "delisted_utc": 17}], ("CS",), since)
-    assert set(out.kept) == {"OLD"} and out.delisted_outside_window == 2

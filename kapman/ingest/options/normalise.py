@@ -7,7 +7,8 @@ The vendor's rough edges are handled here, each counted rather than crashing the
   values stay NULL, never 0 (a zero delta is a real, different statement).
 - ``contract_type: other`` cannot be stored as 'C'/'P' and is dropped (``other``).
 - A contract that expired before the snapshot's New York date is dropped (``expired``).
-- A contract without a usable strike, expiration, type or symbol is ``malformed``, and so is one
+- A contract without a usable strike, expiration, type or symbol (one without NUL, which a text
+  column cannot hold) is ``malformed``, and so is one
   with a number out of range for its column (``insane``): a sane contract has a whole
   ``shares_per_contract`` in 1..2**31-1, a ``volume`` and ``open_interest`` in 0..2**63-1, and
   prices (underlying, bid, ask, last) and implied volatility that are not negative.  Only that
@@ -197,6 +198,8 @@ def contract_row(
     symbol = details.get("ticker")
     if not isinstance(symbol, str) or not symbol.strip():
         raise Malformed("no contract ticker")
+    if "\x00" in symbol:
+        raise Malformed(f"contract ticker {symbol!r} holds a NUL character")
     parsed = {} if parsed is None else parsed
     raw_expiry, raw_strike = details.get("expiration_date"), details.get("strike_price")
     key_e, key_s = ("e", raw_expiry), ("s", type(raw_strike), raw_strike)
@@ -357,8 +360,9 @@ class ChainNormaliser:
                                 theta,
                                 vega,
                             )
-                            # The ranges of ``insane``, inline: this runs once per contract.
-                            if not (
+                            # The ranges of ``insane`` (and contract_row's NUL rule), inline:
+                            # this runs once per contract.
+                            if "\x00" in contract_symbol or not (
                                 (shares is None or 0 < shares <= INT4_MAX)
                                 and (volume is None or 0 <= volume <= INT8_MAX)
                                 and (open_interest is None or 0 <= open_interest <= INT8_MAX)

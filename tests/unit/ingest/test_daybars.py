@@ -158,3 +158,9 @@ def test_a_missing_required_column_fails_the_file() -> None:
         parse_day_file(data, "k", DAY)
     with pytest.raises(InputError, match=r"^k:1: header repeats the column\(s\) open"):
         parse_day_file(file_with(HEADER + ",open", row("A") + ",10"), "k", DAY)
+
+
+def test_an_infinite_price_beside_an_empty_transactions_is_still_refused() -> None:
+    data = day_file(row("A"), f"B,5,10,inf,11,9.5,{START},", f"C,5,-inf,10.5,11,9.5,{START},")
+    parsed = parse_day_file(data, "k", DAY)
+    assert parsed.symbols.tolist() == ["A"] and parsed.rejected == {"non_finite": 2}

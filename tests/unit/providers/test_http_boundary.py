@@ -104,3 +104,11 @@ def test_a_url_that_cannot_be_parsed_is_not_retried() -> None:
     with pytest.raises(ProviderError) as info:
         http.get_body("/v3/x")
     assert calls == [1] and not info.value.transient and "cannot be requested" in info.value.message
+
+
+@pytest.mark.parametrize("next_url", ["/v3/x?cursor=a\r\nHost: evil", "/v3/x?cursor=a b", "/v3/x\x00"])
+def test_a_next_url_with_control_characters_is_not_followed(next_url: str) -> None:
+    http = Canned({"first": page(next_url)})
+    with pytest.raises(ForeignURLError, match="holds spaces or control characters; not followed"):
+        list(http.paginate("/v3/x", {}))
+    assert len(http.asked) == 1

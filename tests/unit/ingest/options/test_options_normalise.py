@@ -234,3 +234,10 @@ def test_edges_of_the_ranges_are_kept() -> None:
     chain = normalise_chain([contract(open_interest=2**63 - 1, day={"volume": 0}, last_quote={"bid": 0.0, "ask": 0.0})],
                             SNAPSHOT, TID)
     assert chain.dropped == {} and chain.rows[0][COL["open_interest"]] == 2**63 - 1
+
+
+def test_a_contract_ticker_with_nul_is_dropped_not_the_chain() -> None:
+    """PostgreSQL text cannot hold NUL: such a symbol used to fail the chain's COPY."""
+    chain = normalise_chain([contract(ticker_="O:AA\x00PL"), contract(ticker_="O:B", contract_type="put")],
+                            SNAPSHOT, TID)
+    assert chain.dropped == {"malformed": 1} and "NUL" in chain.samples[0] and len(chain.rows) == 1
