@@ -29,6 +29,13 @@ control (no auth): curl -XPOST $POLYGON_BASE_URL/_sandbox/clock -d '{"step_tradi
                    curl -XPOST $POLYGON_BASE_URL/_sandbox/faults -d '{"kind": "rate_limit", "times": 3}'
                    curl -XPOST $POLYGON_BASE_URL/_sandbox/flatfiles -d '{"action": "preliminary", "date": "2025-12-19"}'
                    curl -XPOST $POLYGON_BASE_URL/_sandbox/flatfiles -d '{"action": "forbid", "dates": ["2025-12-18"]}'
+  hostile upstream (kinds body, reshape, patch; flat-file action tamper):
+                   curl -XPOST $POLYGON_BASE_URL/_sandbox/faults -d '{"kind": "patch", "field": "open_interest",
+                                                                      "value": 1e300}'
+                   curl -XPOST $POLYGON_BASE_URL/_sandbox/faults -d '{"kind": "reshape",
+                                                                      "fields": {"next_url": "@other/x"}}'
+                   curl -XPOST $POLYGON_BASE_URL/_sandbox/flatfiles -d '{"action": "tamper", "date": "2025-12-19",
+                                                                        "rows": {"MSFT": {"close": "inf"}}}'
 """
 
 
