@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from kapman.cli import day_arg
+from kapman.cli import day_arg, entrypoint
 from kapman.sandbox.environment import environment
 from kapman.sandbox.market import DEFAULT_DAYS, DEFAULT_END_DATE, Market
 from kapman.sandbox.mirror import write_mirror
@@ -147,4 +147,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entrypoint(main)

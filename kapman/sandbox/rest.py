@@ -10,11 +10,12 @@ Control endpoints (no auth, JSON bodies; not counted as API requests):
 
 - ``GET /_sandbox/faults``; ``POST /_sandbox/faults`` with ``{"kind": "rate_limit", "times": 2,
   "retry_after": 1, "path_prefix": "/v3"}`` (kinds: rate_limit, server_error, slow, latency, forbid,
-  pagination_loop, body, reshape, patch, clear; arguments as in :class:`kapman.sandbox.faults.Faults`)
-  or a list of them;
+  pagination_loop, body, reshape, patch, clear; arguments as in :class:`kapman.sandbox.faults.Faults`;
+  body, reshape and patch serve a hostile upstream) or a list of them;
   ``DELETE /_sandbox/faults`` clears everything.
 - ``GET /_sandbox/clock``; ``POST /_sandbox/clock`` with ``{"now": "2025-12-18"}`` (a date means its
-  16:00 New York close; timestamps are ISO 8601) or ``{"step_trading_days": 1}``.
+  16:00 New York close; timestamps are ISO 8601 with an offset: ``kapman.clock``'s forms) or
+  ``{"step_trading_days": 1}``.
 - ``GET /_sandbox/requests`` (counts per path); ``DELETE /_sandbox/requests`` resets them.
 - ``GET /_sandbox/flatfiles``; ``POST /_sandbox/flatfiles`` with ``{"action": "preliminary",
   "date": "2025-12-19"}`` (actions: preliminary, final, republish, delete, forbid with ``"dates"``,

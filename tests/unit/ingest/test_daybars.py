@@ -164,3 +164,18 @@ def test_an_infinite_price_beside_an_empty_transactions_is_still_refused() -> No
     data = day_file(row("A"), f"B,5,10,inf,11,9.5,{START},", f"C,5,-inf,10.5,11,9.5,{START},")
     parsed = parse_day_file(data, "k", DAY)
     assert parsed.symbols.tolist() == ["A"] and parsed.rejected == {"non_finite": 2}
+
+
+def test_a_stray_key_that_names_no_day_is_not_a_day_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A mirror file named 2025-13-45.csv.gz used to stop the whole listing with a ValueError."""
+    from datetime import date
+
+    from kapman.providers.flatfiles import MirrorSource, key_date
+    assert key_date("x/2025/12/2025-13-45.csv.gz") is None and key_date("x/2025/12/2025-12-19.csv.gz") == DAY
+    folder = tmp_path / "p" / "2025" / "12"
+    folder.mkdir(parents=True)
+    (folder / "2025-13-45.csv.gz").write_bytes(day_file(row("A")))
+    (folder / "2025-12-18.csv.gz").mkdir()  # a directory named like a file
+    (folder / "2025-12-19.csv.gz").write_bytes(day_file(row("A")))
+    refs = MirrorSource(tmp_path, "p").list_files(date(2025, 12, 1), date(2025, 12, 31))
+    assert [r.day for r in refs] == [DAY]
