@@ -105,7 +105,8 @@ def _header(raw: bytes, key: str) -> list[str]:
     first = raw.split(b"\n", 1)[0].rstrip(b"\r")
     if not first.strip():
         raise InputError("empty file (no header)", source=key)
-    names = [n.strip() for n in first.decode("utf-8", "replace").split(",")]
+    # Names as a hand-edited mirror may write them: a BOM, quotes, another case.
+    names = [n.strip().strip('"').strip().lower() for n in first.decode("utf-8-sig", "replace").split(",")]
     missing = [c for c in REQUIRED if c not in names]
     if missing:
         raise InputError(f"header lacks the required column(s) {', '.join(missing)} "
@@ -124,7 +125,7 @@ def parse_day_file(data: bytes, key: str, day: date | None = None) -> ParsedDay:
     known = [n for n in names if n in HEADER]
     try:
         frame = pd.read_csv(io.BytesIO(raw), dtype={"ticker": str}, skiprows=bad_lines.tolist() or None,
-                            keep_default_na=False, na_values=[""], engine="c",
+                            keep_default_na=False, na_values=[""], engine="c", header=0, names=names,
                             usecols=known if len(known) < len(names) else None)
     except pd.errors.EmptyDataError:
         raise InputError("empty file (no header)", source=key) from None
@@ -157,13 +158,17 @@ GROUPED_FIELDS = {"T": "ticker", "v": "volume", "o": "open", "c": "close", "h": 
 
 def parse_grouped(results: list[dict], key: str, day: date | None = None) -> ParsedDay:
     """The ``results`` of ``/v2/aggs/grouped/.../{date}`` as a day file's rows, validated the same way
-    (samples name the result's 1-based position)."""
-    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-        raise InputError("grouped-daily results are not a list of objects", source=key)
-    frame = pd.DataFrame({col: [r.get(f) for r in results] for f, col in GROUPED_FIELDS.items()})
+    (samples name the result's 1-based position; a result that is not an object is a malformed row)."""
+    if not isinstance(results, list):
+        raise InputError("grouped-daily results are not a list", source=key)
+    objects = [i for i, r in enumerate(results) if isinstance(r, dict)]
+    frame = pd.DataFrame({col: [results[i].get(f) for i in objects] for f, col in GROUPED_FIELDS.items()})
     frame["ticker"] = frame["ticker"].map(lambda t: t if isinstance(t, str) else None)
-    return _validate(frame, np.arange(1, len(results) + 1), rows_read=len(results), where="result",
-                     trading_day=day, unit=MS)
+    parsed = _validate(frame, np.array(objects, dtype=np.int64) + 1, rows_read=len(results), where="result",
+                       trading_day=day, unit=MS)
+    odd = [i + 1 for i, r in enumerate(results) if not isinstance(r, dict)]
+    parsed.reject("malformed", len(odd), [f"result {n}: not an object" for n in odd[:SAMPLES_PER_REASON]])
+    return parsed
 
 
 def day_bounds(day: date, unit: int) -> tuple[float, float]:

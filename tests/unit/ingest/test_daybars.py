@@ -179,3 +179,18 @@ def test_a_stray_key_that_names_no_day_is_not_a_day_file(tmp_path) -> None:  # t
     (folder / "2025-12-19.csv.gz").write_bytes(day_file(row("A")))
     refs = MirrorSource(tmp_path, "p").list_files(date(2025, 12, 1), date(2025, 12, 31))
     assert [r.day for r in refs] == [DAY]
+
+
+def test_a_grouped_result_that_is_not_an_object_is_a_malformed_row() -> None:
+    """It used to fail the whole date."""
+    from kapman.ingest.daybars import parse_grouped
+    good = {"T": "AAPL", "v": 10, "o": 20, "c": 20, "h": 20, "l": 20, "n": 1}
+    parsed = parse_grouped([good, "AAPL,1,2", None, {**good, "T": "MSFT"}], "rest/2025-12-19")
+    assert parsed.symbols.tolist() == ["AAPL", "MSFT"] and parsed.rejected == {"malformed": 2}
+    assert parsed.samples["malformed"] == ["result 2: not an object", "result 3: not an object"]
+
+
+@pytest.mark.parametrize("header", ["\ufeff" + HEADER, ",".join(f'"{n}"' for n in HEADER.split(",")), HEADER.upper()])
+def test_a_header_with_a_bom_quotes_or_capitals_is_read_by_name(header: str) -> None:
+    parsed = parse_day_file(file_with(header, row("A")), "k", DAY)
+    assert parsed.symbols.tolist() == ["A"] and parsed.rows_rejected == 0 and parsed.notes == []
