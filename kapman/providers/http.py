@@ -9,7 +9,7 @@ rate limiter, a page cap and cursor-loop detection.  The API key is sent
 only in the Authorization header, only to the configured API host, and never appears in URLs,
 logs or errors.
 
-What a response says is checked where it enters (``PageShapeError``): a 200 whose body is not a
+What a response says is checked where it enters (``check_page``): a 200 whose body is not a
 JSON object, whose ``results`` is not a list or whose ``next_url`` is not a string is retried as
 transient within the request deadline, then fails the request with what was received (truncated,
 the key masked).  A ``next_url`` is followed only to the configured host (``follow``).
@@ -69,9 +69,14 @@ class ForeignURLError(ProviderError):
     """A URL the server sent (``next_url``) leads away from the configured API host: not followed."""
 
 
+#: Credentials a body might echo (``apiKey=…``, ``Bearer …``), masked wherever it is quoted.
+_CREDENTIAL = re.compile(r"(?i)(api_?key[\"']?\s*[=:]\s*[\"']?|bearer\s+)[^\s&\"',}]+")
+
+
 def received(body: bytes, secret: str | None = None) -> str:
-    """What a refused body held, for its error: its start, quoted, with ``secret`` masked."""
-    text = body[:RECEIVED_CHARS * 4].decode("utf-8", "replace")
+    """What a refused body held, for its error: its start, quoted, with ``secret`` and anything
+    that looks like a credential masked (the worker processes that call this hold no key)."""
+    text = _CREDENTIAL.sub(r"\1***", body[:RECEIVED_CHARS * 4].decode("utf-8", "replace"))
     if secret:
         text = text.replace(secret, "***")
     shown = text[:RECEIVED_CHARS] + ("…" if len(text) > RECEIVED_CHARS or len(body) > RECEIVED_CHARS * 4 else "")

@@ -112,3 +112,10 @@ def test_a_next_url_with_control_characters_is_not_followed(next_url: str) -> No
     with pytest.raises(ForeignURLError, match="holds spaces or control characters; not followed"):
         list(http.paginate("/v3/x", {}))
     assert len(http.asked) == 1
+
+
+def test_what_was_received_masks_credentials_it_echoes() -> None:
+    from kapman.providers.http import received
+    shown = received(b'<p>apiKey=abc123&x=1 "apiKey": "zzz999" Authorization: Bearer tok-42</p>')
+    assert "abc123" not in shown and "zzz999" not in shown and "tok-42" not in shown
+    assert shown.startswith("received 72 bytes: '<p>apiKey=***&x=1")
