@@ -111,7 +111,7 @@ def _header(raw: bytes, key: str) -> list[str]:
     if missing:
         raise InputError(f"header lacks the required column(s) {', '.join(missing)} "
                          f"(required: {','.join(REQUIRED)}; optional: {','.join(OPTIONAL)})", source=key, line=1)
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    repeated = sorted({n for n in names if n in HEADER and names.count(n) > 1})
     if repeated:
         raise InputError(f"header repeats the column(s) {', '.join(repeated)}", source=key, line=1)
     return names
@@ -125,7 +125,8 @@ def parse_day_file(data: bytes, key: str, day: date | None = None) -> ParsedDay:
     known = [n for n in names if n in HEADER]
     try:
         frame = pd.read_csv(io.BytesIO(raw), dtype={"ticker": str}, skiprows=bad_lines.tolist() or None,
-                            keep_default_na=False, na_values=[""], engine="c", header=0, names=names,
+                            keep_default_na=False, na_values=[""], engine="c", header=0,
+                            names=[n if n in HEADER else f"_extra{i}" for i, n in enumerate(names)],
                             usecols=known if len(known) < len(names) else None)
     except pd.errors.EmptyDataError:
         raise InputError("empty file (no header)", source=key) from None

@@ -194,3 +194,9 @@ def test_a_grouped_result_that_is_not_an_object_is_a_malformed_row() -> None:
 def test_a_header_with_a_bom_quotes_or_capitals_is_read_by_name(header: str) -> None:
     parsed = parse_day_file(file_with(header, row("A")), "k", DAY)
     assert parsed.symbols.tolist() == ["A"] and parsed.rows_rejected == 0 and parsed.notes == []
+
+
+def test_unnamed_and_repeated_unknown_columns_are_ignored() -> None:
+    parsed = parse_day_file(file_with(HEADER + ",note,note,,", row("A") + ",x,y,,"), "k", DAY)
+    assert parsed.symbols.tolist() == ["A"] and parsed.rows_rejected == 0
+    assert parsed.notes == ["k: column(s) note, note, (unnamed), (unnamed) not known; ignored"]
