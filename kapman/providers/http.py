@@ -184,8 +184,8 @@ def page_results(page: RawPage, symbol: str | None = None) -> list[Any]:
 
 def origin(url: str) -> tuple[str, str, int] | None:
     """(scheme, host, port) of a URL, the port made explicit; None when it has none or a bad port."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return None
@@ -206,7 +206,10 @@ def follow(base_url: str, path_or_url: str) -> str:
     """
     if any(ord(c) < 33 or ord(c) == 127 for c in path_or_url):  # urlsplit would drop some silently
         raise ForeignURLError(f"{_quoted(path_or_url)} holds spaces or control characters; not followed")
-    parts = urlsplit(path_or_url)
+    try:
+        parts = urlsplit(path_or_url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise ForeignURLError(f"{_quoted(path_or_url)} is not a URL ({exc}); not followed") from None
     if parts.scheme.lower() in ("http", "https") and parts.netloc:
         path_or_url = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     elif not path_or_url.startswith("/") or path_or_url.startswith("//") or parts.scheme:
@@ -221,7 +224,10 @@ def follow(base_url: str, path_or_url: str) -> str:
 
 def host_of(url: str) -> str:
     """``scheme://host:port`` of a URL, without any user information, for messages."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "?"
     try:
         port = f":{parts.port}" if parts.port is not None else ""
     except ValueError:

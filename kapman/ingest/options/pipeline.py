@@ -113,7 +113,8 @@ class _Run:
             log.warning("%s: %s", symbol, exc.message)
         else:  # a bug or an unforeseen payload must not stop the other symbols
             outcome.status, outcome.reason = "failed", f"{type(exc).__name__}: {exc}"
-            log.error("%s: unexpected error", symbol, exc_info=exc)
+            log.error("%s: unexpected %s: %s", symbol, type(exc).__name__, exc)
+            log.debug("%s: the unexpected error's traceback", symbol, exc_info=exc)  # only with --debug
 
     def _fetched(self, future: Future, symbol: str) -> Future | None:
         """A chain's pages are in: the processing future to wait for, or None when the fetch failed."""

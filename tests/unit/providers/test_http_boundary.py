@@ -119,3 +119,11 @@ def test_what_was_received_masks_credentials_it_echoes() -> None:
     shown = received(b'<p>apiKey=abc123&x=1 "apiKey": "zzz999" Authorization: Bearer tok-42</p>')
     assert "abc123" not in shown and "zzz999" not in shown and "tok-42" not in shown
     assert shown.startswith("received 72 bytes: '<p>apiKey=***&x=1")
+
+
+def test_a_next_url_that_cannot_be_parsed_fails_at_once() -> None:
+    """An unparseable URL used to be retried as a transient error, seven attempts."""
+    http = Canned({"first": page("http://[::1/v3/x?cursor=c1")})
+    with pytest.raises(ForeignURLError, match=r"is not a URL \(Invalid IPv6 URL\); not followed"):
+        list(http.paginate("/v3/x", {}))
+    assert len(http.asked) == 1 and http.sleeps == []
