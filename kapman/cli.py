@@ -180,15 +180,25 @@ def _where(exc: BaseException) -> str:
     inner = ""
     for frame, _ in traceback.walk_tb(exc.__traceback__):
         module = frame.f_globals.get("__name__", "")
-        if module.startswith(("kapman", "scripts")):
+        if module.startswith(("kapman", "scripts")) and module != __name__:
             inner = f"{module}.{frame.f_code.co_name}"
     return inner
+
+
+def _command_of(main: Callable[..., int]) -> str:
+    """How the command was run, for messages: ``python -m scripts.status`` (its module, also when
+    it runs as ``__main__``)."""
+    module = getattr(main, "__module__", None) or "kapman"
+    if module == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        module = spec.name if spec is not None else sys.argv[0]
+    return f"python -m {module}" if module.startswith(("scripts", "kapman")) else module
 
 
 def _unexpected(main: Callable[..., int], exc: Exception, debug: bool) -> tuple[str, str]:
     """(one line naming what was being done and what went wrong, the hint) for an error nobody
     foresaw; the traceback goes to the log files attached (the nightly's), or to stderr with --debug."""
-    command = prog_override or getattr(main, "__module__", "kapman")
+    command = prog_override or _command_of(main)
     where = _where(exc)
     text = mask_secrets_in(str(exc)).replace("\n", " ")[:300]
     line = f"{command}: unexpected {type(exc).__name__}{f' in {where}' if where else ''}: {text}"

@@ -28,6 +28,12 @@ def test_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert out == "" and "Traceback" not in err
     first, hint = err.splitlines()
     assert first.startswith(f"error: {__name__}: unexpected TypeError in kapman.clock.close_of: ")
+    cli.prog_override = "kapman status"
+    try:
+        assert cli.run_main(broken, []) == 2
+    finally:
+        cli.prog_override = None
+    assert capsys.readouterr().err.startswith("error: kapman status: unexpected TypeError in kapman.clock.close_of: ")
     assert hint == "hint: rerun with --debug for the traceback; this is a bug in KapMan or an input it does not foresee"
 
 
@@ -74,3 +80,13 @@ def test_a_bad_kapman_now_in_a_process_is_one_json_line(now: str) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr
     data = json.loads(done.stdout)
     assert data["error"].startswith(f"KAPMAN_NOW='{now}' (from the environment) is not YYYY-MM-DD")
+
+
+def test_a_module_run_as_main_is_named_by_its_module(tmp_path: Path) -> None:
+    """python -m scripts.x names itself scripts.x, not __main__."""
+    script = tmp_path / "boom_cmd.py"
+    script.write_text("from kapman import cli\n\ndef main(argv=None):\n    raise RuntimeError('boom')\n\n"
+                      "if __name__ == '__main__':\n    cli.entrypoint(main)\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{Path(__file__).resolve().parents[2]}"}
+    done = subprocess.run([sys.executable, "-m", "boom_cmd"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.splitlines()[0] == "error: boom_cmd: unexpected RuntimeError: boom"
