@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 
-from kapman.clock import parse_instant
+from kapman.clock import INSTANT_FORMS, parse_instant
 from kapman.errors import ConfigError
 from kapman.ticker_types import DEFAULT_TYPES, parse_types
 
@@ -262,6 +262,24 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
 
 
+def _check_base_url(base: str) -> None:
+    """POLYGON_BASE_URL is where the API key goes: an http(s) scheme and a host, nothing else."""
+    parts = urlsplit(base)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        why = "must be http(s)://host[:port]"
+    elif parts.path not in ("", "/"):
+        why = "must have no path"
+    elif parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        why = "must have no user information, query or fragment"
+    else:
+        return
+    raise ConfigError(f"POLYGON_BASE_URL {why}, got {mask_url(base)}", hint="use e.g. https://api.massive.com")
+
+
 def _check_clock(merged: dict[str, str], path: Path) -> None:
     raw = _env(merged, "KAPMAN_NOW")
     if raw is None:
@@ -270,7 +288,7 @@ def _check_clock(merged: dict[str, str], path: Path) -> None:
         parse_instant(raw)
     except ValueError:
         where = "the environment" if os.environ.get("KAPMAN_NOW", "").strip() else str(path)
-        raise ConfigError(f"KAPMAN_NOW={raw!r} (from {where}) is not an ISO date or timestamp",
+        raise ConfigError(f"KAPMAN_NOW={raw!r} (from {where}) is not {INSTANT_FORMS}",
                           hint="use e.g. KAPMAN_NOW=2025-12-19 or 2025-12-19T21:00:00Z, or unset it") from None
 
 
@@ -287,9 +305,7 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
     watch = _env(merged, "KAPMAN_WATCHLISTS_DIR")
     types = _env(merged, "KAPMAN_TICKER_TYPES")
     base = (_env(merged, "POLYGON_BASE_URL", DEFAULT_POLYGON_BASE) or DEFAULT_POLYGON_BASE).rstrip("/")
-    if urlsplit(base).path not in ("", "/"):
-        raise ConfigError(f"POLYGON_BASE_URL must have no path, got {base}",
-                          hint="use e.g. https://api.massive.com")
+    _check_base_url(base)
     return Settings(
         database_url=database_url or _env(merged, "DATABASE_URL"),
         polygon_api_key=_env(merged, "POLYGON_API_KEY") or _env(merged, "MASSIVE_API_KEY"),

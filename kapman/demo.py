@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 
@@ -192,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help=f"the database to rebuild (default: {DEMO_DATABASE} on the server of DATABASE_URL)")
     p.add_argument("-y", "--yes", action="store_true",
                    help="with --db-url: destroy a database that holds data without asking")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     args = p.parse_args(argv)
     try:
         settings = load_settings()
@@ -207,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = sandbox_runbook(url, tickers=args.tickers, seed=args.seed, option_days=args.option_days,
                                       dashboards=not args.no_dashboards, profile=args.profile)
     except KapManError as exc:
+        if args.debug:
+            traceback.print_exc()
         print(f"error: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
         return 2
     if results and results[-1].returncode == 2:
@@ -224,4 +228,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.entrypoint(main)

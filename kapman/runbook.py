@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from kapman import registry
 from kapman.config import PROJECT_ROOT
@@ -38,14 +39,32 @@ class Step:
     before: Callable[[], None] | None = None   # e.g. step the sandbox clock
 
     def argv(self, db_url: str | None = None) -> list[str]:
+        """The command's words; psql gets the URL without its password (``secret_env`` has it),
+        since a command line is visible to every local user."""
         args = shlex.split(self.command)
         if args[0] == "python":
             args[0] = sys.executable
         if db_url:
-            args = [db_url if a == "$DATABASE_URL" else a for a in args]
+            shown = without_password(db_url)[0] if args[0] == "psql" else db_url
+            args = [shown if a == "$DATABASE_URL" else a for a in args]
         if args[0] == "psql":
             args[1:1] = ["-X", "-q"]
         return args
+
+    def secret_env(self, db_url: str | None) -> dict[str, str]:
+        """What the command needs beside ``argv``: psql's password as PGPASSWORD."""
+        password = without_password(db_url)[1] if db_url and self.command.startswith("psql") else None
+        return {"PGPASSWORD": password} if password is not None else {}
+
+
+def without_password(url: str) -> tuple[str, str | None]:
+    """(``url`` without the password in its user information, that password or None)."""
+    parts = urlsplit(url)
+    if parts.password is None or "@" not in parts.netloc:
+        return url, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}")), unquote(parts.password)
 
 
 def schema_and_reference_steps() -> list[Step]:
@@ -118,8 +137,8 @@ def run_step(step: Step, env: Mapping[str, str], db_url: str, *, quiet: bool = F
         return StepRun(step, 0, 0.0)
     started = time.perf_counter()
     out = subprocess.DEVNULL if quiet else None
-    code = subprocess.call(step.argv(db_url), cwd=PROJECT_ROOT, env={**os.environ, **env, **step.env},
-                           stdout=out, stderr=out)
+    code = subprocess.call(step.argv(db_url), cwd=PROJECT_ROOT,
+                           env={**os.environ, **env, **step.env, **step.secret_env(db_url)}, stdout=out, stderr=out)
     return StepRun(step, code, time.perf_counter() - started)
 
 

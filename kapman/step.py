@@ -44,6 +44,7 @@ D = TypeVar("D")
 class Failure:
     unit: str      # the file, symbol or date that failed
     reason: str
+    counted: bool = True  # one of the step's units; False for a part of the run (its archive)
 
     def as_dict(self) -> dict[str, str]:
         return {"unit": self.unit, "reason": self.reason}
@@ -69,8 +70,10 @@ class StepResult(Generic[D]):
 
     # -- recording -------------------------------------------------------------------------------
 
-    def fail(self, unit: str, reason: str) -> None:
-        self.failures.append(Failure(str(unit), reason))
+    def fail(self, unit: str, reason: str, *, counted: bool = True) -> None:
+        """``unit`` failed; ``counted=False``: not one of the step's units but a part of the run
+        (the summary says "archive failed", not "1 symbols failed")."""
+        self.failures.append(Failure(str(unit), reason, counted))
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -133,7 +136,7 @@ class StepResult(Generic[D]):
         if counts:
             parts.append(counts)
         if self.failures:
-            parts.append(f"{len(self.failures)} {self.unit} failed")
+            parts.append(self.failed_text())
         parts.append(f"{self.elapsed:.1f}s")
         lines = [" · ".join(parts)]
         if self.nothing_reason and self.headline:
@@ -143,6 +146,12 @@ class StepResult(Generic[D]):
         lines += [f"  note: {n}" for n in self.notes[:LISTED_AT_MOST]]
         lines += _more(self.notes, "notes")
         return "\n".join(lines)
+
+    def failed_text(self) -> str:
+        """What failed, counted: "3 symbols failed", "archive failed", or both."""
+        units = sum(1 for f in self.failures if f.counted)
+        parts = [f"{units} {self.unit} failed"] if units else []
+        return ", ".join(parts + [f"{f.unit} failed" for f in self.failures if not f.counted])
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` object and the ledger's summary (lists capped, with their full counts)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from datetime import date
 
 from kapman import cli, registry
 from kapman.ingest.ohlcv import SOURCES, WORKERS_RANGE, OhlcvParams, run
@@ -22,8 +21,7 @@ EXAMPLES = f"""
 """
 
 
-def _day(text: str) -> date:
-    return date.fromisoformat(text)
+_day = cli.day_arg
 
 
 def build_parser() -> argparse.ArgumentParser:

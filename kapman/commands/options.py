@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"worker processes that decode, normalise and encode the fetched chains, {WORKERS_RANGE}, "
                    "never more than there are symbols; by default two, or one fewer than the CPUs if that is "
                    "fewer, at least one (0: the fetch threads do it)")
-    p.add_argument("--snapshot-time", metavar="ISO",
+    p.add_argument("--snapshot-time", metavar="ISO", type=cli.instant_arg,
                    help="sandbox only: replay under this time of today (New York), replacing the chains "
                    "stored under it; unset: now (refused against the live API, whose chains are always now)")
     p.add_argument("--deadline", type=float, metavar="SECONDS",

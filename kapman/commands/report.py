@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 
 from kapman import cli, registry
@@ -28,11 +27,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     what.add_argument("symbol", nargs="?", help="the ticker symbol to report on")
     what.add_argument("--watchlist", metavar="NAME", help="report on every active symbol of this watchlist")
     what.add_argument("--warehouse", action="store_true", help="coverage of OHLCV, snapshots, A2 and A3")
-    p.add_argument("--date", type=date.fromisoformat, metavar="YYYY-MM-DD",
+    p.add_argument("--date", type=cli.day_arg, metavar="YYYY-MM-DD",
                    help="trading date (default: each symbol's newest date with A2 values)")
     p.add_argument("--out", type=Path, metavar="PATH",
-                   help="output file, or a directory to write it into (with --watchlist: the directory of "
-                        "pages); default under reports/")
+                   help="output file (a regular file, replaced atomically; a symlink is followed; a device, "
+                        "FIFO or directory is refused), or a directory to write it into; with --watchlist the "
+                        "directory of pages (index.html and one per symbol); default under reports/")
     args = p.parse_args(argv)
     settings = cli.settings_for(args)
     params = run.ReportParams(symbol=args.symbol, day=args.date, watchlist=args.watchlist,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 
 from kapman import cli, registry
 from kapman.db.connect import connect
@@ -23,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "Print a symbol's key values for one trading date: price, the stored A2 indicators and "
                    f"the A3 dealer metrics (the table of {registry.command('report')}).", EXAMPLES)
     p.add_argument("symbol", help="the ticker symbol")
-    p.add_argument("--date", type=date.fromisoformat, metavar="YYYY-MM-DD",
+    p.add_argument("--date", type=cli.day_arg, metavar="YYYY-MM-DD",
                    help="trading date (default: the newest date with A2 values)")
     args = p.parse_args(argv)
     settings = cli.settings_for(args)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 
 from kapman import cli, registry
 from kapman.ingest import splits
@@ -23,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "adjusted for the splits executed by then; ohlcv keeps the bars as delivered. "
                    "Splits the API no longer lists in that range are removed; splits of symbols not "
                    "in public.tickers are kept and reported.", EXAMPLES)
-    p.add_argument("--since", type=date.fromisoformat, metavar="YYYY-MM-DD",
+    p.add_argument("--since", type=cli.day_arg, metavar="YYYY-MM-DD",
                    help="first execution date to load (default: the start of the 730-day retention "
                         "window, by KapMan's clock)")
     args = p.parse_args(argv)

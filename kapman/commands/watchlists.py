@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 
 from kapman import cli, registry
@@ -24,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "not AAP) and kept as written. Any bad file, or a directory without watchlists, stops the "
                    "run before anything is written. Exits 1 when some active symbols have no ticker, 2 when "
                    "none has one or tickers are not loaded yet.", EXAMPLES)
-    p.add_argument("--effective-date", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+    p.add_argument("--effective-date", type=cli.day_arg, default=None, metavar="YYYY-MM-DD",
                    help="effective date recorded on added/reactivated entries (default: today, New York)")
     p.add_argument("--dir", type=Path, default=None,
                    help="watchlist directory (default: KAPMAN_WATCHLISTS_DIR or data/watchlists)")

@@ -211,8 +211,8 @@ def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams
             except (AuthError, ConnectionLost):
                 raise                      # every other file would fail the same way
             except KapManError as exc:     # a bad or unreadable file: record it, load the rest
-                result.fail(ref.key, exc.message)
-                log.warning("%s: %s", ref.key, exc.message)
+                result.fail(ref.key, _without_key(exc, ref.key))
+                log.warning("%s: %s", ref.key, _without_key(exc, ref.key))
             progress.advance(1, rows=result.written + result.unchanged, rejected=result.rejected)
     finally:
         progress.close()
@@ -226,6 +226,15 @@ def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams
         tally.retention_ledger_removed = [str(d) for d in report.ledger_removed]
         result.note(report.describe())
     return result
+
+
+def _without_key(exc: KapManError, key: str) -> str:
+    """The error's message without the file key it starts with (the failure names the file)."""
+    message = exc.message
+    if isinstance(exc, InputError) and exc.source == key:
+        rest = message.removeprefix(key)
+        return f"line {exc.line}{rest.removeprefix(f':{exc.line}')}" if exc.line is not None else rest.lstrip(": ")
+    return message.removeprefix(f"{key}: ")
 
 
 def _select(refs: list[FileRef], known: dict[str, plan.Loaded], window: plan.Window,
@@ -312,6 +321,7 @@ class _Prepared:
     ids: np.ndarray       # ticker ids of the known rows, in write order (by id)
     payload: bytes        # those rows as one binary COPY payload
     unknown: np.ndarray   # symbols without a ticker
+    refused: np.ndarray   # ticker ids of rejected rows: their stored rows stay
 
 
 def _prepare(source: FlatFileSource, ref: FileRef, tickers: TickerMap) -> _Prepared:
@@ -321,9 +331,15 @@ def _prepare(source: FlatFileSource, ref: FileRef, tickers: TickerMap) -> _Prepa
     if source.format == grouped.FORMAT:
         parsed, size = _parse_grouped_body(data, ref), len(data)
     else:
-        parsed, size = parse_day_file(data, ref.key), ref.size or len(data)
+        parsed, size = parse_day_file(data, ref.key, ref.day), ref.size or len(data)
+    if parsed.rows_read and not len(parsed.symbols):  # recorded as loaded only if its rows were
+        reasons = ", ".join(f"{n} {why}" for why, n in parsed.rejected.most_common())
+        sample = next(iter(parsed.samples.values()), [""])[0]
+        raise InputError(f"every one of its {parsed.rows_read} rows was rejected ({reasons}; e.g. {sample}); "
+                         "not recorded as loaded, the day's stored rows kept", source=ref.key)
     known, ids, unknown = match_rows(tickers, parsed.symbols)
-    return _Prepared(parsed, etag, size, ids, encode_day(ref.day, ids, parsed, known), unknown)
+    refused = match_rows(tickers, parsed.refused)[1]
+    return _Prepared(parsed, etag, size, ids, encode_day(ref.day, ids, parsed, known), unknown, refused)
 
 
 def _parse_grouped_body(data: bytes, ref: FileRef) -> ParsedDay:
@@ -334,7 +350,7 @@ def _parse_grouped_body(data: bytes, ref: FileRef) -> ParsedDay:
     results = body.get("results") if isinstance(body, dict) else None
     if not results:
         raise NotFoundError(f"the grouped-daily endpoint returned no bars for {ref.day}", url=ref.key)
-    return parse_grouped(results, ref.key)
+    return parse_grouped(results, ref.key, ref.day)
 
 
 def _prefetch(source: FlatFileSource, refs: list[FileRef], workers: int,
@@ -365,7 +381,7 @@ def _load(conn: psycopg.Connection, ref: FileRef, prepared: _Prepared, label: st
     parsed, unknown = prepared.parsed, prepared.unknown
     try:
         with conn.transaction(), conn.cursor() as cur:
-            counts = write_day(cur, ref.day, prepared.ids, prepared.payload)
+            counts = write_day(cur, ref.day, prepared.ids, prepared.payload, prepared.refused)
             record_file(cur, ref, prepared.etag, prepared.size, label, parsed, len(prepared.ids), len(unknown),
                         run_id)
     except psycopg.Error as exc:
@@ -389,6 +405,8 @@ def _load(conn: psycopg.Connection, ref: FileRef, prepared: _Prepared, label: st
             result.note(f"{ref.day}: {sample}")
     if counts.removed:
         result.note(f"{ref.day}: {counts.removed} row(s) of tickers no longer in the file removed")
+    for note in parsed.notes:
+        result.note(note)
     tally.unknown_rows += len(unknown)
     if len(tally.unknown) < 1000:
         tally.unknown.update(unknown.tolist())

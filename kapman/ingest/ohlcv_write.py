@@ -70,15 +70,18 @@ def _day_has_rows(cur: psycopg.Cursor, day: date) -> bool:
     return bool(row and row[0])
 
 
-def write_day(cur: psycopg.Cursor, day: date, ids: np.ndarray, payload: bytes) -> DayCounts:
+def write_day(cur: psycopg.Cursor, day: date, ids: np.ndarray, payload: bytes,
+              keep: np.ndarray | None = None) -> DayCounts:
     """Make the day's rows in ``ohlcv`` exactly those of ``payload`` (``encode_day``), whose ticker
-    ids are ``ids``, in order."""
+    ids are ``ids``, in order, besides the stored rows of ``keep`` (tickers whose rows the file
+    holds but were rejected: a row that failed a check removes nothing)."""
     had_rows = _day_has_rows(cur, day)
     counts = bulk.MergeCounts(0, 0)
     if len(ids):
         counts = bulk.write_group(cur, target="ohlcv", columns=COLUMNS, payload=payload, rows=len(ids),
                                   group={"date": day}, lock_class=LOCK_CLASS, key=("ticker_id", "date"))
-    removed = _remove_vanished(cur, day, ids) if had_rows else 0
+    kept = ids if keep is None or not len(keep) else np.concatenate((ids, keep))
+    removed = _remove_vanished(cur, day, kept) if had_rows else 0
     return DayCounts(counts.inserted, counts.updated, len(ids) - counts.inserted - counts.updated, removed)
 
 

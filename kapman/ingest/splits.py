@@ -10,7 +10,6 @@ are not in ``public.tickers`` are stored too (the ticker may be loaded later) an
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -83,10 +82,15 @@ def default_since(today: date | None = None) -> date:
     return (today or clock.today_ny()) - schema.RETENTION
 
 
+#: The largest sane split_from or split_to: real splits are a few to a few hundred shares; a
+#: term of 1e308 would make every adjusted price infinite.
+MAX_RATIO_TERM = 1e6
+
+
 def parse_split(record: dict[str, Any]) -> Split:
     """One API record as a Split; ValueError naming the bad field."""
     ticker = str(record.get("ticker") or "").strip()
-    if not ticker or len(ticker) > 20 or any(ch.isspace() for ch in ticker):
+    if not ticker or len(ticker) > 20 or any(ch.isspace() or ch == "\x00" for ch in ticker):
         raise ValueError(f"ticker {record.get('ticker')!r}")
     try:
         day = date.fromisoformat(str(record.get("execution_date")))
@@ -95,7 +99,7 @@ def parse_split(record: dict[str, Any]) -> Split:
     ratio = []
     for name in ("split_from", "split_to"):
         value = record.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_RATIO_TERM:
             raise ValueError(f"{ticker} {day}: {name} {value!r}")
         ratio.append(float(value))
     vendor_id = record.get("id")

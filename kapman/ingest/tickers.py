@@ -85,16 +85,34 @@ class Selection:
 
 
 def _timestamp(value: Any) -> datetime | None:
-    if not value:
+    """A vendor ``*_utc`` field as an aware UTC instant, or None when absent or unreadable.
+
+    The field's name states its zone: a time without an offset, or a bare date (its midnight),
+    is UTC.  Comparing a naive value with an aware one used to end the run in a traceback.
+    """
+    if not value or not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _valid_symbol(symbol: str) -> bool:
     return bool(symbol) and len(symbol) <= MAX_LENGTH and symbol.isascii() and not any(c.isspace() for c in symbol)
+
+
+#: The record's fields stored as text: each must be absent, null or a string without NUL (which
+#: PostgreSQL text cannot hold); a record with another value is invalid, not the whole run.
+TEXT_FIELDS = ("name", "market", "locale", "type", "primary_exchange", "currency_name", "cik",
+               "composite_figi", "share_class_figi")
+
+
+def _valid_record(rec: Any) -> bool:
+    if not isinstance(rec, dict):
+        return False
+    return all(v is None or isinstance(v, str) and "\x00" not in v for v in map(rec.get, TEXT_FIELDS))
 
 
 def latest_per_symbol(records: list[dict]) -> tuple[dict[str, dict], int, int]:
@@ -102,8 +120,8 @@ def latest_per_symbol(records: list[dict]) -> tuple[dict[str, dict], int, int]:
     best: dict[str, dict] = {}
     invalid = 0
     for rec in records:
-        symbol = str(rec.get("ticker") or "").strip()
-        if not _valid_symbol(symbol):
+        symbol = str(rec.get("ticker") or "").strip() if isinstance(rec, dict) else ""
+        if not _valid_symbol(symbol) or not _valid_record(rec):
             invalid += 1
             continue
         current = best.get(symbol)

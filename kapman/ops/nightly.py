@@ -204,7 +204,7 @@ def _run_task(settings: Settings, conn: psycopg.Connection, task: Task, progress
     log.info("nightly: %s", sub.summary())
     if sub.failures:
         first = sub.failures[0]
-        result.fail(task.step, f"{len(sub.failures)} {sub.unit} failed (first {first.unit}: {first.reason})")
+        result.fail(task.step, f"{sub.failed_text()} (first {first.unit}: {first.reason})")
     else:
         result.done += 1
     result.written += sub.written

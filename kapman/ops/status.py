@@ -191,7 +191,7 @@ def options(conn: psycopg.Connection, inv: Inventory, now: datetime) -> Check:
             return Check("options", Verdict.WARN, "no snapshots and no active watchlist symbol to take",
                          cmd.WATCHLISTS)
         return Check("options", Verdict.FAIL, "no option snapshots",
-                     f"{cmd.NIGHTLY} after the 16:00 New York close (or {cmd.OPTIONS})")
+                     f"{cmd.NIGHTLY} after the New York close (16:00, 13:00 on early-close days) (or {cmd.OPTIONS})")
     closed = sessions.closed_sessions(min(inv.snapshots), now)
     lost = [d for d in closed if d not in inv.snapshots and sessions.snapshot_window_over(d, now)]
     recent = set(closed[-LOST_RECENT_SESSIONS:])

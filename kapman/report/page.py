@@ -10,6 +10,7 @@ import contextlib
 import html
 import json
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
@@ -120,8 +121,32 @@ def document(title: str, body: str, *, charts: bool = True, sortable: bool = Fal
             f"<body>\n{body}\n{tail}\n</body>\n</html>\n")
 
 
+def writable(path: Path) -> Path:
+    """Where a page for ``path`` may be written: ``path`` itself when it is absent or a regular file,
+    the file a symlink leads to (followed, the link kept) under the same rule; anything else
+    (a directory, a device such as /dev/full, a FIFO, a socket) is refused."""
+    shown = path
+    if path.is_symlink():
+        path = path.resolve()
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return path
+    except OSError as exc:
+        raise UsageError(f"cannot write {shown}: {exc.strerror or exc}") from None
+    if stat.S_ISREG(mode):
+        return path
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    via = f" (the link {shown} leads to {path})" if shown != path else ""
+    raise UsageError(f"refusing to write a page over {path}{via}: it is {kind}",
+                     hint="--out takes a regular file (replaced atomically) or a directory to write it into")
+
+
 def write(path: Path, text: str) -> Path:
-    """Write atomically: a reader never sees half a page."""
+    """Write atomically: a reader never sees half a page.  Only over a regular file (``writable``)."""
+    path = writable(path)
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

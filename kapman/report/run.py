@@ -74,8 +74,12 @@ def _symbol(conn: psycopg.Connection, params: ReportParams, result: StepResult[R
 def _watchlist(conn: psycopg.Connection, params: ReportParams, result: StepResult[ReportDetails],
                progress: Progress) -> None:
     assert params.watchlist is not None
-    if params.out is not None and params.out.exists() and not params.out.is_dir():
-        raise UsageError(f"--out {params.out} is a file; --watchlist writes a directory of pages")
+    if params.out is not None and (params.out.exists() or params.out.is_symlink()) and not params.out.is_dir():
+        raise UsageError(f"--out {params.out} is not a directory; --watchlist writes a directory of pages "
+                         "(index.html and one page per symbol)")
+    if params.out is not None and not params.out.exists() and params.out.suffix.lower() in (".html", ".htm"):
+        raise UsageError(f"--out {params.out} names a page; --watchlist writes a directory of pages "
+                         "(index.html and one page per symbol)", hint=f"e.g. --out {params.out.with_suffix('')}")
     pages = write_watchlist(conn, params.watchlist, params.day,
                             params.out or DEFAULT_DIR / f"watchlist-{params.watchlist}", progress)
     result.done = len(pages.reports)

@@ -8,9 +8,9 @@ import signal
 import sys
 import threading
 import time
-from datetime import date
 from pathlib import Path
 
+from kapman.cli import day_arg, entrypoint
 from kapman.sandbox.environment import environment
 from kapman.sandbox.market import DEFAULT_DAYS, DEFAULT_END_DATE, Market
 from kapman.sandbox.mirror import write_mirror
@@ -29,6 +29,13 @@ control (no auth): curl -XPOST $POLYGON_BASE_URL/_sandbox/clock -d '{"step_tradi
                    curl -XPOST $POLYGON_BASE_URL/_sandbox/faults -d '{"kind": "rate_limit", "times": 3}'
                    curl -XPOST $POLYGON_BASE_URL/_sandbox/flatfiles -d '{"action": "preliminary", "date": "2025-12-19"}'
                    curl -XPOST $POLYGON_BASE_URL/_sandbox/flatfiles -d '{"action": "forbid", "dates": ["2025-12-18"]}'
+  hostile upstream (kinds body, reshape, patch; flat-file action tamper):
+                   curl -XPOST $POLYGON_BASE_URL/_sandbox/faults -d '{"kind": "patch", "field": "open_interest",
+                                                                      "value": 1e300}'
+                   curl -XPOST $POLYGON_BASE_URL/_sandbox/faults -d '{"kind": "reshape",
+                                                                      "fields": {"next_url": "@other/x"}}'
+                   curl -XPOST $POLYGON_BASE_URL/_sandbox/flatfiles -d '{"action": "tamper", "date": "2025-12-19",
+                                                                        "rows": {"MSFT": {"close": "inf"}}}'
 """
 
 
@@ -37,7 +44,7 @@ def _market_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tickers", type=int, default=600, help="universe size (default 600)")
     parser.add_argument(
         "--end-date",
-        type=date.fromisoformat,
+        type=day_arg,
         default=DEFAULT_END_DATE,
         help=f"last market day (default {DEFAULT_END_DATE})",
     )
@@ -140,4 +147,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entrypoint(main)

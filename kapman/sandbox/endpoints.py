@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from kapman.clock import close_of, ny_date_of
+from kapman.clock import ny_date_of, session_close
 from kapman.sandbox.market import Market
 
 TICKER_SORTS = (
@@ -182,7 +182,7 @@ def grouped_daily(market: Market, day_text: str, query: dict[str, str], now: dat
         raise BadQuery(f"date: invalid date {day_text!r}") from None
     adjusted = _bool(query, "adjusted", True)
     # Nothing for sessions that have not closed yet on the server's clock.
-    published = day < ny_date_of(now) or (day == ny_date_of(now) and now >= close_of(day))
+    published = day < ny_date_of(now) or (day == ny_date_of(now) and now >= session_close(day))
     results = market.grouped_daily(day, adjusted=adjusted) if published else []
     body: dict = {"queryCount": len(results), "resultsCount": len(results), "adjusted": adjusted}
     if results:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from kapman import calendar
-from kapman.clock import NEW_YORK, close_of, ny_date_of
+from kapman.clock import NEW_YORK, close_of, ny_date_of, session_close
 from kapman.sandbox import flatfiles, options
 from kapman.sandbox.bars import TickerParams, bars_block, log_closes, symbol_key, uniform
 from kapman.sandbox.profiles import TIDY, Profile
@@ -286,12 +286,12 @@ class Market:
         block = self._block(i, i)
         session_day = self.trading_days[i]
         opens = datetime.combine(session_day, _SESSION_OPEN, tzinfo=NEW_YORK)
-        if session_day == day and as_of < close_of(session_day):
+        if session_day == day and as_of < session_close(session_day):
             if as_of < opens:
                 if i == 0:
                     return float(block["open"][0, j])
                 return float(self._block(i - 1, i - 1)["close"][0, j])
-            frac = (as_of - opens) / (close_of(session_day) - opens)
+            frac = (as_of - opens) / (session_close(session_day) - opens)
             o, c = float(block["open"][0, j]), float(block["close"][0, j])
             return round(o + (c - o) * frac, 4)
         return float(block["close"][0, j])

@@ -350,3 +350,90 @@ def test_a_lower_case_class_symbol_is_not_merged_into_its_namesake(reference_db:
     # Stored under its own ticker when the reference list has it, else counted as unknown.
     assert day_count(reference_db, END) == int(final.index.isin(known).sum()) + ("AAPl" in known)
     assert result.details.unknown_rows == int((~final.index.isin(known)).sum()) + ("AAPl" not in known)
+
+
+# -- hostile flat files (issue 26): the sandbox bucket's "tamper" action ---------------------------
+
+def _tampered(server: SandboxS3, source: S3Source, db: psycopg.Connection, **edits: object) -> StepResult:
+    server.apply({"action": "tamper", "date": END.isoformat(), **edits})
+    return load(db, source, start=END, end=END)
+
+
+@pytest.mark.parametrize("close", ["inf", "1e308", "1e400"])
+def test_an_infinite_or_huge_close_rejects_that_row_and_keeps_the_stored_one(
+        reference_db: psycopg.Connection, market: Market, s3: tuple[SandboxS3, S3Source], close: str) -> None:
+    server, source = s3
+    load(reference_db, source, start=END, end=END)
+    stored, count = bar(reference_db, "MSFT", END), day_count(reference_db, END)
+    result = _tampered(server, source, reference_db, rows={"MSFT": {"close": close}})
+    reason = "price_out_of_range" if close == "1e308" else "non_finite"
+    assert result.details.rejected_by_reason == {reason: 1} and not result.failures
+    assert any("MSFT has " in s for s in result.details.reject_samples[reason])
+    assert bar(reference_db, "MSFT", END) == stored and day_count(reference_db, END) == count
+    assert result.removed == 0
+
+
+def test_rows_of_another_day_are_rejected_and_named(reference_db: psycopg.Connection, market: Market,
+                                                     s3: tuple[SandboxS3, S3Source]) -> None:
+    from kapman.sandbox.flatfiles import window_start_ns
+    server, source = s3
+    result = _tampered(server, source, reference_db,
+                       rows={"AAPL": {"window_start": str(window_start_ns(date(2025, 12, 18)))}})
+    assert result.details.rejected_by_reason == {"other_day": 1}
+    assert bar(reference_db, "AAPL", END) is None and bar(reference_db, "MSFT", END) is not None
+    (sample,) = result.details.reject_samples["other_day"]
+    assert "AAPL has a window_start outside the file's day 2025-12-19" in sample
+
+
+def test_an_extra_column_is_ignored_and_a_missing_transactions_column_is_null(
+        reference_db: psycopg.Connection, market: Market, s3: tuple[SandboxS3, S3Source]) -> None:
+    server, source = s3
+    key = market.flat_file_key(END)
+    extra = _tampered(server, source, reference_db, add_columns={"vwap": "12.5"})
+    assert extra.details.files_loaded == 1 and extra.rejected == 0 and not extra.failures
+    assert f"{key}: column(s) vwap not known; ignored" in extra.notes
+    assert bar(reference_db, "AAPL", END)[5] is not None  # type: ignore[index]
+    no_tx = _tampered(server, source, reference_db, drop_columns=["transactions"])
+    assert no_tx.details.files_loaded == 1 and no_tx.rejected == 0
+    assert bar(reference_db, "AAPL", END)[5] is None  # type: ignore[index]
+    assert f"{key}: no transactions column; stored as NULL" in no_tx.notes
+
+
+def test_a_missing_required_column_fails_the_file_and_it_is_not_recorded(
+        reference_db: psycopg.Connection, market: Market, s3: tuple[SandboxS3, S3Source]) -> None:
+    server, source = s3
+    key = market.flat_file_key(END)
+    result = _tampered(server, source, reference_db, drop_columns=["close"])
+    (failure,) = result.failures
+    assert failure.unit == key and failure.reason.startswith("line 1: header lacks the required column(s) close")
+    assert key not in failure.reason  # the key once, as the unit
+    assert reference_db.execute("SELECT count(*) FROM ingest_files WHERE key = %s", (key,)).fetchone() == (0,)
+    server.apply({"action": "final", "date": END.isoformat()})
+    assert load(reference_db, source, start=END, end=END).details.files_loaded == 1
+
+
+def test_a_file_whose_every_row_is_rejected_is_not_recorded_and_keeps_the_day(
+        reference_db: psycopg.Connection, market: Market, s3: tuple[SandboxS3, S3Source]) -> None:
+    server, source = s3
+    load(reference_db, source, start=END, end=END)
+    count = day_count(reference_db, END)
+    ledger = "SELECT etag, rows_loaded FROM ingest_files WHERE key = %s"
+    before = reference_db.execute(ledger, (market.flat_file_key(END),)).fetchone()
+    lines = gzip.decompress(market.flat_file_csv_gz(END)).decode().splitlines()
+    everyone = {line.split(",")[0]: {"high": "0.0001"} for line in lines[1:]}
+    result = _tampered(server, source, reference_db, rows=everyone)
+    (failure,) = result.failures
+    assert "rows was rejected" in failure.reason and "not recorded as loaded" in failure.reason
+    assert day_count(reference_db, END) == count
+    # The ledger still holds the earlier load, not this file with 0 rows: a rerun tries it again.
+    assert reference_db.execute(ledger, (market.flat_file_key(END),)).fetchone() == before
+    assert before[1] == count and result.exit_code == 2  # type: ignore[index]
+
+
+def test_rest_grouped_daily_retries_a_body_that_is_not_json(reference_db: psycopg.Connection, rest: SandboxRestServer,
+                                                           grouped: GroupedDailySource) -> None:
+    """A 200 that is not JSON used to fail the date at once as an unreadable file."""
+    rest.faults.body("<html>busy</html>", path_prefix="/v2/aggs/grouped")
+    result = load(reference_db, grouped, start=END, end=END)
+    assert result.details.files_loaded == 1 and result.exit_code == 0 and not result.failures
+    assert day_count(reference_db, END) > 0

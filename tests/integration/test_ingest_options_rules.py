@@ -242,13 +242,14 @@ def _alive(pid: int) -> bool:
 
 
 def test_kill_9_of_the_run_leaves_no_worker_process(
-    options_url: str, odb: psycopg.Connection, rest: SandboxRestServer
+    options_url: str, odb: psycopg.Connection, rest: SandboxRestServer, tmp_path: Path
 ) -> None:
     rest.faults.latency(0.2)
     rest.reset_counts()
     argv = [sys.executable, "-m", "scripts.ingest_options", "--db-url", options_url, "--workers", "2",
             "--symbols", "AAPL,DIA,NVDA,ORCL,XLV,MSFT", "--concurrency", "2"]
-    proc = subprocess.Popen(argv, env=cli_env(rest), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    stderr = (tmp_path / "stderr").open("wb")  # the resource tracker's too, which outlives the run
+    proc = subprocess.Popen(argv, env=cli_env(rest), stdout=subprocess.DEVNULL, stderr=stderr,
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -266,7 +267,10 @@ def test_kill_9_of_the_run_leaves_no_worker_process(
         while any(map(_alive, children)) and time.monotonic() < until:
             time.sleep(0.1)
         assert not [pid for pid in children if _alive(pid)]
+        # The tracker unlinked the pool's semaphores without warning of "leaked semaphore objects".
+        assert "leaked" not in (tmp_path / "stderr").read_text(), (tmp_path / "stderr").read_text()
     finally:
+        stderr.close()
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -102,7 +102,8 @@ def test_out_may_name_a_directory_and_an_unwritable_path_is_one_line(url: str, t
     assert len(proc.stderr.splitlines()) == 1
     proc = cli("scripts.report", url, "--watchlist", "mvp", "--out", str(blocker))
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"error: --out {blocker} is a file; --watchlist writes a directory of pages"
+    assert proc.stderr.strip() == (f"error: --out {blocker} is not a directory; --watchlist writes a directory of "
+                                   "pages (index.html and one page per symbol)")
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"AAPL-{LAST_DAY}.html", "file.txt"]
 
 

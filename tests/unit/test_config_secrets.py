@@ -148,6 +148,6 @@ def test_env_file_non_utf8_through_a_command(tmp_path: Path, monkeypatch: pytest
 
 def test_malformed_kapman_now_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAPMAN_NOW", "yesterday")
-    with pytest.raises(ConfigError, match="KAPMAN_NOW='yesterday' .* is not an ISO date"):
+    with pytest.raises(ConfigError, match=r"KAPMAN_NOW='yesterday' .* is not YYYY-MM-DD \(that day's 16:00 close"):
         load_settings(tmp_path / "none.env")
 

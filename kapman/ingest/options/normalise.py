@@ -7,7 +7,12 @@ The vendor's rough edges are handled here, each counted rather than crashing the
   values stay NULL, never 0 (a zero delta is a real, different statement).
 - ``contract_type: other`` cannot be stored as 'C'/'P' and is dropped (``other``).
 - A contract that expired before the snapshot's New York date is dropped (``expired``).
-- A contract without a usable strike, expiration, type or symbol is ``malformed``.
+- A contract without a usable strike, expiration, type or symbol (one without NUL, which a text
+  column cannot hold) is ``malformed``, and so is one
+  with a number out of range for its column (``insane``): a sane contract has a whole
+  ``shares_per_contract`` in 1..2**31-1, a ``volume`` and ``open_interest`` in 0..2**63-1, and
+  prices (underlying, bid, ask, last) and implied volatility that are not negative.  Only that
+  contract is dropped, named in the samples; the chain is kept.
 - Two contracts on the same (expiration, strike, type), e.g. an adjusted contract beside the
   standard one, collide on the table's key.  Rule: keep the one with ``shares_per_contract ==
   100`` (the standard deliverable every downstream metric assumes); between equals keep the
@@ -76,6 +81,31 @@ TYPES = (
     "float8",
 )
 DROP_REASONS = ("expired", "other", "collisions", "malformed")
+#: The integer columns' ranges: shares_per_contract is int4, volume and open_interest int8.
+INT4_MAX = 2**31 - 1
+INT8_MAX = 2**63 - 1
+#: (column index in a row, field name as the vendor spells it, lowest sane value, highest).
+_RANGES = (
+    (6, "shares_per_contract", 1, INT4_MAX),
+    (7, "underlying_asset.price", 0.0, math.inf),
+    (8, "last_quote.bid", 0.0, math.inf),
+    (9, "last_quote.ask", 0.0, math.inf),
+    (10, "last_trade.price", 0.0, math.inf),
+    (11, "day.volume", 0, INT8_MAX),
+    (12, "open_interest", 0, INT8_MAX),
+    (13, "implied_volatility", 0.0, math.inf),
+)
+
+
+def insane(row: tuple) -> str | None:
+    """Why a contract's row cannot be stored as it is (a number out of range for its column), or None."""
+    for index, name, low, high in _RANGES:
+        value = row[index]
+        if value is not None and not low <= value <= high:
+            shown = f"{value:.6g}" if isinstance(value, float) or abs(value) > 10**15 else str(value)
+            top = "2**31-1" if high == INT4_MAX else "2**63-1" if high == INT8_MAX else "inf"
+            return f"{row[5]}: {name} {shown} is out of range ({low:g}..{top})"
+    return None
 
 
 @dataclass
@@ -152,7 +182,7 @@ def underlying_price(result: dict) -> float | None:
 def contract_row(
     result: Any, snapshot_time: datetime, ticker_id: UUID, parsed: dict[Any, Any] | None = None
 ) -> tuple | str:
-    """The row for one result, or the drop reason 'other' (raises Malformed when unusable).
+    """The row for one result, or the drop reason 'other' (raises Malformed when unusable or ``insane``).
 
     ``parsed`` memoises strikes and dates, which repeat across a chain's expirations and types.
     """
@@ -168,6 +198,8 @@ def contract_row(
     symbol = details.get("ticker")
     if not isinstance(symbol, str) or not symbol.strip():
         raise Malformed("no contract ticker")
+    if "\x00" in symbol:
+        raise Malformed(f"contract ticker {symbol!r} holds a NUL character")
     parsed = {} if parsed is None else parsed
     raw_expiry, raw_strike = details.get("expiration_date"), details.get("strike_price")
     key_e, key_s = ("e", raw_expiry), ("s", type(raw_strike), raw_strike)
@@ -179,7 +211,7 @@ def contract_row(
         strike = parsed[key_s] = strike_of(raw_strike)
     greeks = _obj(result.get("greeks"))
     quote = _obj(result.get("last_quote"))
-    return (
+    row = (
         snapshot_time,
         ticker_id,
         expiration,
@@ -199,6 +231,10 @@ def contract_row(
         _num(greeks.get("theta")),
         _num(greeks.get("vega")),
     )
+    why = insane(row)
+    if why is not None:
+        raise Malformed(why)
+    return row
 
 
 def preference(row: tuple) -> tuple[bool, str]:
@@ -324,6 +360,19 @@ class ChainNormaliser:
                                 theta,
                                 vega,
                             )
+                            # The ranges of ``insane`` (and contract_row's NUL rule), inline:
+                            # this runs once per contract.
+                            if "\x00" in contract_symbol or not (
+                                (shares is None or 0 < shares <= INT4_MAX)
+                                and (volume is None or 0 <= volume <= INT8_MAX)
+                                and (open_interest is None or 0 <= open_interest <= INT8_MAX)
+                                and (underlying is None or underlying >= 0.0)
+                                and (bid is None or bid >= 0.0)
+                                and (ask is None or ask >= 0.0)
+                                and (last is None or last >= 0.0)
+                                and (iv is None or iv >= 0.0)
+                            ):
+                                row = None
             if row is None:
                 try:
                     slow = contract_row(result, snapshot_time, ticker_id, self._parsed)

@@ -38,7 +38,7 @@ from kapman.ingest.options.normalise import DROP_REASONS
 from kapman.ingest.options.process import EncodedChain
 from kapman.ingest.options.report import OptionsResult, SymbolOutcome
 from kapman.ingest.options.workers import Processor, default_workers, fewer_collections
-from kapman.ingest.options.write import clear_chain, write_chain
+from kapman.ingest.options.write import clear_chain, removes, write_chain
 from kapman.ingest.watchlist_scope import Scope
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
@@ -113,7 +113,8 @@ class _Run:
             log.warning("%s: %s", symbol, exc.message)
         else:  # a bug or an unforeseen payload must not stop the other symbols
             outcome.status, outcome.reason = "failed", f"{type(exc).__name__}: {exc}"
-            log.error("%s: unexpected error", symbol, exc_info=exc)
+            log.error("%s: unexpected %s: %s", symbol, type(exc).__name__, exc)
+            log.debug("%s: the unexpected error's traceback", symbol, exc_info=exc)  # only with --debug
 
     def _fetched(self, future: Future, symbol: str) -> Future | None:
         """A chain's pages are in: the processing future to wait for, or None when the fetch failed."""
@@ -149,7 +150,7 @@ class _Run:
             if chain.rows:
                 counts = write_chain(self.conn, chain)
                 outcome.inserted, outcome.updated, outcome.removed = counts.inserted, counts.updated, counts.removed
-            else:  # a rerun may have found the chain empty: the snapshot is then empty too
+            elif removes(chain):  # a rerun may have found the chain empty: the snapshot is then empty too
                 outcome.removed = clear_chain(self.conn, chain.snapshot_time, chain.ticker_id)
         except psycopg.Error as exc:
             error = wrap(exc, f"writing {symbol}")

@@ -94,7 +94,7 @@ class OptionsResult:
             if self.archive.ok:
                 result.note(self.archive.line())
             else:
-                result.fail("archive", self.archive.line())
+                result.fail("archive", self.archive.line(), counted=False)
         result.seconds = self.seconds
         return result
 

@@ -206,3 +206,38 @@ def test_malformed_contracts_are_counted_not_fatal() -> None:
     assert chain.dropped == {"malformed": len(bad), "other": 1}
     assert len(chain.rows) == 1 and len(chain.samples) == 3
     assert chain.samples[0] == "no strike_price"
+
+
+@pytest.mark.parametrize(("over", "said"), [
+    ({"open_interest": 1e300}, "O:AAPL260116C00150100: open_interest 1e+300 is out of range (0..2**63-1)"),
+    ({"open_interest": 2**70}, "open_interest 1.18059e+21 is out of range (0..2**63-1)"),
+    ({"open_interest": -5}, "open_interest -5 is out of range (0..2**63-1)"),
+    ({"day": {"volume": 1e19}}, "day.volume 1e+19 is out of range (0..2**63-1)"),
+    ({"shares_per_contract": 2**40}, "shares_per_contract 1099511627776 is out of range (1..2**31-1)"),
+    ({"shares_per_contract": 0}, "shares_per_contract 0 is out of range (1..2**31-1)"),
+    ({"last_quote": {"bid": -1.5, "ask": 4.2}}, "last_quote.bid -1.5 is out of range (0..inf)"),
+    ({"underlying_asset": {"price": -3}}, "underlying_asset.price -3 is out of range (0..inf)"),
+    ({"implied_volatility": -0.2}, "implied_volatility -0.2 is out of range (0..inf)"),
+])
+def test_a_number_out_of_range_drops_that_contract_and_keeps_the_chain(over: dict, said: str) -> None:
+    """One open_interest of 1e300 used to lose the whole chain (OverflowError in the COPY encoder)."""
+    from kapman.db.bulk import encode_binary_rows
+    from kapman.ingest.options.normalise import TYPES
+    good = contract(ticker_="O:AAPL260116P00150100", contract_type="put")
+    chain = normalise_chain([contract(**over), good], SNAPSHOT, TID)
+    assert chain.dropped == {"malformed": 1} and chain.samples and said in chain.samples[0]
+    assert [r[COL["contract_symbol"]] for r in chain.rows] == ["O:AAPL260116P00150100"]
+    assert encode_binary_rows(TYPES, chain.rows)  # the kept chain encodes
+
+
+def test_edges_of_the_ranges_are_kept() -> None:
+    chain = normalise_chain([contract(open_interest=2**63 - 1, day={"volume": 0}, last_quote={"bid": 0.0, "ask": 0.0})],
+                            SNAPSHOT, TID)
+    assert chain.dropped == {} and chain.rows[0][COL["open_interest"]] == 2**63 - 1
+
+
+def test_a_contract_ticker_with_nul_is_dropped_not_the_chain() -> None:
+    """PostgreSQL text cannot hold NUL: such a symbol used to fail the chain's COPY."""
+    chain = normalise_chain([contract(ticker_="O:AA\x00PL"), contract(ticker_="O:B", contract_type="put")],
+                            SNAPSHOT, TID)
+    assert chain.dropped == {"malformed": 1} and "NUL" in chain.samples[0] and len(chain.rows) == 1
