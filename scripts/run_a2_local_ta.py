@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 
 from kapman import cli
@@ -35,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.workers < 1 or args.ticker_chunk_size < 1:
         p.error("--workers and --ticker-chunk-size must be at least 1")
+    if args.enable_pattern_indicators and importlib.util.find_spec("talib") is None:
+        p.error("--enable-pattern-indicators needs TA-Lib: pip install 'kapman[patterns]'")
     settings = cli.settings_for(args)
     params = a2_local_ta.A2Params(day=args.date, start_date=args.start_date, end_date=args.end_date,
                                   symbols=cli.symbols_arg(args.symbols), workers=args.workers,
