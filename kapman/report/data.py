@@ -18,7 +18,7 @@ import psycopg
 from kapman import clock
 from kapman.calendar import is_trading_day
 from kapman.errors import UsageError
-from kapman.jobs import a2_splits
+from kapman.jobs import a2_splits, split_checks
 from kapman.jobs.a2_splits import split_factors
 from kapman.jobs.a2_window import anchor
 
@@ -121,10 +121,7 @@ def adjust_for_splits(conn: psycopg.Connection, ticker: uuid.UUID, bars: Bars, a
     after the report date changes nothing on the page."""
     if not bars.dates:
         return bars
-    rows = conn.execute("SELECT s.execution_date, s.split_to / s.split_from FROM public.splits s "
-                        "JOIN public.tickers t ON t.symbol = s.ticker WHERE t.id = %s "
-                        "AND s.execution_date > %s AND s.execution_date <= %s",
-                        (ticker, bars.dates[0], as_of)).fetchall()
+    rows = [(s.execution_date, s.ratio) for s in split_checks.applied(conn, bars.dates[0], as_of, ticker)]
     if not rows:
         return bars
     factor = split_factors(np.array(bars.dates, dtype="datetime64[D]"),
