@@ -172,6 +172,7 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
         raise UsageError("no trading dates in the requested range")
     written = _Written()
     statuses: Counter = Counter()
+    adjusted: Counter = Counter()   # per symbol: adjusted contracts kept out (dealer_chain's rule)
     without: list[date] = []
     dates_done: list[date] = []
     symbols = list(resolve_scope(conn, params.symbols, work="dealer metrics").tickers.items())
@@ -213,6 +214,7 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
                     result.fail(f"{symbol} {day}", error or "no result")
                     continue
                 statuses[payload["status"]] += 1
+                adjusted[symbol] += payload["counts"]["excluded"]["adjusted_deliverable"]
                 snap = payload["snapshot_time"]
                 rows.append((t, tid, json.dumps(payload, allow_nan=False),
                              datetime.fromisoformat(snap) if snap else None, computed_at, VERSION))
@@ -225,7 +227,8 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
     progress.close()
     result.written = written.rows_inserted + written.rows_updated
     result.unchanged += written.rows_unchanged
-    result.details.update(written.rows_dict(), statuses=dict(statuses))
+    result.details.update(written.rows_dict(), statuses=dict(statuses),
+                          adjusted_contracts={s: n for s, n in adjusted.items() if n})
     if len(without) == len(dates):
         result.nothing(f"no options snapshot on {span}: run python -m scripts.ingest_options on a trading day "
                        "first")
@@ -233,6 +236,10 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
     if without:
         result.note("no options snapshot for any symbol on " + ", ".join(map(str, without))
                     + " (nothing to compute there; a snapshot missed on its day cannot be fetched later)")
+    if sum(adjusted.values()):
+        names = ", ".join(f"{s} {n}" for s, n in adjusted.most_common(10) if n)
+        result.note(f"{sum(adjusted.values())} adjusted contracts (deliverable != 100) kept out of every metric "
+                    f"(counts.excluded.adjusted_deliverable): {names}")
     status = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "none"
     result.headline = (f"{span}: {len(symbols)} symbols, {written.rows_written} rows "
                        f"({written.rows_inserted} new, {written.rows_updated} updated, "

@@ -11,7 +11,9 @@ The vendor's rough edges are handled here, each counted rather than crashing the
 - Two contracts on the same (expiration, strike, type), e.g. an adjusted contract beside the
   standard one, collide on the table's key.  Rule: keep the one with ``shares_per_contract ==
   100`` (the standard deliverable every downstream metric assumes); between equals keep the
-  lexicographically smallest contract symbol.  The losers are counted as ``collisions``.
+  lexicographically smallest contract symbol.  A loser with a non-standard deliverable is counted
+  as ``adjusted``, any other loser as ``collisions``.  (Adjusted contracts without a standard twin
+  are stored; A3 keeps them out of its metrics, see docs/a3_dealer_metrics.md.)
 """
 
 from __future__ import annotations
@@ -75,7 +77,16 @@ TYPES = (
     "float8",
     "float8",
 )
-DROP_REASONS = ("expired", "other", "collisions", "malformed")
+DROP_REASONS = ("expired", "other", "adjusted", "collisions", "malformed")
+#: How the run's summary names each drop reason (after the count).
+DROP_LABELS = {
+    "expired": "expired before the snapshot's date",
+    "other": "of contract_type other",
+    "adjusted": "adjusted contracts (deliverable != 100) kept out: a standard contract has the same "
+                "expiration, strike and type",
+    "collisions": "duplicates of another contract's expiration, strike and type",
+    "malformed": "malformed",
+}
 
 
 @dataclass
@@ -204,6 +215,11 @@ def contract_row(
 def preference(row: tuple) -> tuple[bool, str]:
     """Sort key of the collision rule: standard deliverable first, then the smallest symbol."""
     return (row[6] != STANDARD_SHARES, row[5])
+
+
+def collision_reason(loser: tuple) -> str:
+    """The drop reason of a collision's loser: ``adjusted`` when its deliverable is not 100 shares."""
+    return "adjusted" if loser[6] is not None and loser[6] != STANDARD_SHARES else "collisions"
 
 
 class ChainNormaliser:
@@ -342,8 +358,9 @@ class ChainNormaliser:
             key = row[2:5]
             current = kept.get(key)
             if current is not None:
-                out.dropped["collisions"] += 1
-                if preference(row) >= preference(current):
+                loser = row if preference(row) >= preference(current) else current
+                out.dropped[collision_reason(loser)] += 1
+                if loser is row:
                     continue
             kept[key] = row
 

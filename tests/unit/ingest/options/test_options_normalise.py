@@ -168,7 +168,7 @@ def test_collision_prefers_standard_deliverable_then_smallest_symbol() -> None:
     adjusted = contract(shares_per_contract=150, ticker_="O:AAPL1260116C00150100", greeks={})
     for results in ([standard, adjusted], [adjusted, standard]):
         chain = normalise_chain(copy.deepcopy(results), SNAPSHOT, TID)
-        assert chain.dropped["collisions"] == 1 and len(chain.rows) == 1
+        assert chain.dropped == {"adjusted": 1} and len(chain.rows) == 1
         assert chain.rows[0][COL["shares_per_contract"]] == 100
         assert chain.rows[0][COL["contract_symbol"]] == "O:AAPL260116C00150100"
     b, a = contract(ticker_="O:B"), contract(ticker_="O:A")
