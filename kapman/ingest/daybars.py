@@ -39,6 +39,8 @@ class ParsedDay:
     close: np.ndarray
     volume: np.ndarray
     transactions: np.ndarray     # float64, NaN when absent
+    #: float64, NaN when absent: grouped daily's ``vw``; the day files have no VWAP column.
+    vwap: np.ndarray = field(default_factory=lambda: np.empty(0))
     rows_read: int = 0
     rejected: Counter = field(default_factory=Counter)
     samples: dict[str, list[str]] = field(default_factory=dict)
@@ -106,7 +108,7 @@ def parse_day_file(data: bytes, key: str) -> ParsedDay:
 
 #: Grouped-daily result fields -> day-file columns (``t`` is the session's end, not its start).
 GROUPED_FIELDS = {"T": "ticker", "v": "volume", "o": "open", "c": "close", "h": "high", "l": "low",
-                  "t": "window_start", "n": "transactions"}
+                  "t": "window_start", "n": "transactions", "vw": "vwap"}
 
 
 def parse_grouped(results: list[dict], key: str) -> ParsedDay:
@@ -159,7 +161,17 @@ def _validate(frame: pd.DataFrame, line_no: np.ndarray, *, rows_read: int, where
     keep = np.flatnonzero(ok)
     day.symbols, day.open, day.high, day.low, day.close = symbols[keep], o[keep], h[keep], lo[keep], c[keep]
     day.volume, day.transactions = v[keep], values["transactions"][keep]
+    day.vwap = _vwap(frame)[keep]
     return day
+
+
+def _vwap(frame: pd.DataFrame) -> np.ndarray:
+    """The optional ``vwap`` column as float64: NaN where absent, not a number, or not positive."""
+    if "vwap" not in frame.columns:
+        return np.full(len(frame), np.nan)
+    vw = pd.to_numeric(frame["vwap"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return np.where(vw > 0, vw, np.nan)
 
 
 def _row_text(values: dict[str, np.ndarray], i: int) -> str:

@@ -76,7 +76,7 @@ class Chains:
 
 
 _NUMERIC = ("strike", "open_interest", "volume", "implied_volatility", "delta", "gamma", "shares_per_contract",
-            "underlying_price")
+            "underlying_price", "stale_quote")
 
 
 def read_chains(conn: psycopg.Connection, ids: list[uuid.UUID], first: date, last: date) -> Chains:
@@ -94,7 +94,9 @@ def read_chains(conn: psycopg.Connection, ids: list[uuid.UUID], first: date, las
                (oc.option_type = 'C')::int4, oc.strike_price::float8,
                coalesce(oc.open_interest::float8, {nan}), coalesce(oc.volume::float8, {nan}),
                coalesce(oc.implied_volatility, {nan}), coalesce(oc.delta, {nan}), coalesce(oc.gamma, {nan}),
-               coalesce(oc.shares_per_contract::float8, {nan}), coalesce(oc.underlying_price, {nan})
+               coalesce(oc.shares_per_contract::float8, {nan}), coalesce(oc.underlying_price, {nan}),
+               coalesce(((oc.quote_updated_at AT TIME ZONE 'America/New_York')::date
+                         < (oc.time AT TIME ZONE 'America/New_York')::date)::int4::float8, 0)
         FROM public.options_chains oc
         JOIN latest l ON l.ticker_id = oc.ticker_id AND l.time = oc.time
         JOIN k ON k.id = oc.ticker_id""").format(ids=sql.Literal(ids), lo=sql.Literal(lo), hi=sql.Literal(hi),
@@ -173,6 +175,7 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
     written = _Written()
     statuses: Counter = Counter()
     adjusted: Counter = Counter()   # per symbol: adjusted contracts kept out (dealer_chain's rule)
+    stale: Counter = Counter()      # per symbol: contracts whose quote predates the snapshot's session
     without: list[date] = []
     dates_done: list[date] = []
     symbols = list(resolve_scope(conn, params.symbols, work="dealer metrics").tickers.items())
@@ -215,6 +218,7 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
                     continue
                 statuses[payload["status"]] += 1
                 adjusted[symbol] += payload["counts"]["excluded"]["adjusted_deliverable"]
+                stale[symbol] += payload["counts"]["stale_quotes"]
                 snap = payload["snapshot_time"]
                 rows.append((t, tid, json.dumps(payload, allow_nan=False),
                              datetime.fromisoformat(snap) if snap else None, computed_at, VERSION))
@@ -228,7 +232,8 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
     result.written = written.rows_inserted + written.rows_updated
     result.unchanged += written.rows_unchanged
     result.details.update(written.rows_dict(), statuses=dict(statuses),
-                          adjusted_contracts={s: n for s, n in adjusted.items() if n})
+                          adjusted_contracts={s: n for s, n in adjusted.items() if n},
+                          stale_quotes={s: n for s, n in stale.items() if n})
     if len(without) == len(dates):
         result.nothing(f"no options snapshot on {span}: run python -m scripts.ingest_options on a trading day "
                        "first")
@@ -240,6 +245,10 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
         names = ", ".join(f"{s} {n}" for s, n in adjusted.most_common(10) if n)
         result.note(f"{sum(adjusted.values())} adjusted contracts (deliverable != 100) kept out of every metric "
                     f"(counts.excluded.adjusted_deliverable): {names}")
+    if sum(stale.values()):
+        names = ", ".join(f"{s} {n}" for s, n in stale.most_common(10) if n)
+        result.note(f"{sum(stale.values())} contracts quoted before their snapshot's session (stale quotes, "
+                    f"counts.stale_quotes): {names}")
     status = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "none"
     result.headline = (f"{span}: {len(symbols)} symbols, {written.rows_written} rows "
                        f"({written.rows_inserted} new, {written.rows_updated} updated, "
@@ -263,13 +272,17 @@ def _groups(chains: Chains) -> dict[tuple[int, Any], slice]:
 
 def _metrics(chains: Chains, sel: slice | None, close: float | None, day: date, params: A3Params) -> dict:
     if sel is None:
-        return compute_dealer_metrics(_arrays(chains.cols, slice(0, 0)), spot=close,
-                                      spot_source=SPOT_FROM_CLOSE if close else SPOT_NONE, as_of=day,
-                                      snapshot_time=None, params=params.dealer)
+        out = compute_dealer_metrics(_arrays(chains.cols, slice(0, 0)), spot=close,
+                                     spot_source=SPOT_FROM_CLOSE if close else SPOT_NONE, as_of=day,
+                                     snapshot_time=None, params=params.dealer)
+        out["counts"]["stale_quotes"] = 0
+        return out
     underlying = chains.cols["underlying_price"][sel]
     finite = underlying[np.isfinite(underlying) & (underlying > 0)]
     spot, source = (float(np.median(finite)), SPOT_FROM_SNAPSHOT) if len(finite) else \
         (close, SPOT_FROM_CLOSE if close else SPOT_NONE)
     snap = chains.snap[sel.start].astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
-    return compute_dealer_metrics(_arrays(chains.cols, sel), spot=spot, spot_source=source, as_of=day,
-                                  snapshot_time=snap, params=params.dealer)
+    out = compute_dealer_metrics(_arrays(chains.cols, sel), spot=spot, spot_source=source, as_of=day,
+                                 snapshot_time=snap, params=params.dealer)
+    out["counts"]["stale_quotes"] = int(chains.cols["stale_quote"][sel].sum())
+    return out

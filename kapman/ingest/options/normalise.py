@@ -8,6 +8,9 @@ The vendor's rough edges are handled here, each counted rather than crashing the
 - ``contract_type: other`` cannot be stored as 'C'/'P' and is dropped (``other``).
 - A contract that expired before the snapshot's New York date is dropped (``expired``).
 - A contract without a usable strike, expiration, type or symbol is ``malformed``.
+- Freshness is kept (migration 0010): the last quote's and last trade's times, the timeframe
+  (REAL-TIME or DELAYED: the quote's, else the trade's) and the day's close.  ``last`` is the last
+  trade's price only (NULL without a trade); ``day_close`` keeps the session's close beside it.
 - Two contracts on the same (expiration, strike, type), e.g. an adjusted contract beside the
   standard one, collide on the table's key.  Rule: keep the one with ``shares_per_contract ==
   100`` (the standard deliverable every downstream metric assumes); between equals keep the
@@ -21,7 +24,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
@@ -56,6 +59,10 @@ COLUMNS = (
     "gamma",
     "theta",
     "vega",
+    "quote_updated_at",
+    "trade_updated_at",
+    "timeframe",
+    "day_close",
 )
 TYPES = (
     "timestamptz",
@@ -75,6 +82,10 @@ TYPES = (
     "float8",
     "float8",
     "float8",
+    "float8",
+    "timestamptz",
+    "timestamptz",
+    "text",
     "float8",
 )
 DROP_REASONS = ("expired", "other", "adjusted", "collisions", "malformed")
@@ -129,6 +140,26 @@ def _int(value: Any) -> int | None:
     if kind is float and math.isfinite(value):
         return int(round(value))
     return None
+
+
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The vendor's two timeframes; anything else is stored NULL.
+TIMEFRAMES = frozenset({"REAL-TIME", "DELAYED"})
+
+
+def ns_time(value: Any) -> datetime | None:
+    """A vendor timestamp (integer nanoseconds since the epoch) as an aware datetime (to the us)."""
+    if type(value) is not int or value <= 0:
+        return None
+    return _UNIX_EPOCH + timedelta(microseconds=value // 1000)
+
+
+def freshness(quote: dict, trade: dict, day: dict) -> tuple[datetime | None, datetime | None, str | None,
+                                                           float | None]:
+    """(quote_updated_at, trade_updated_at, timeframe, day_close) of one contract."""
+    timeframe = quote.get("timeframe") or trade.get("timeframe")
+    return (ns_time(quote.get("last_updated")), ns_time(trade.get("sip_timestamp")),
+            timeframe if timeframe in TIMEFRAMES else None, _num(day.get("close")))
 
 
 def strike_of(value: Any) -> Decimal:
@@ -190,6 +221,7 @@ def contract_row(
         strike = parsed[key_s] = strike_of(raw_strike)
     greeks = _obj(result.get("greeks"))
     quote = _obj(result.get("last_quote"))
+    trade, day = _obj(result.get("last_trade")), _obj(result.get("day"))
     return (
         snapshot_time,
         ticker_id,
@@ -201,14 +233,15 @@ def contract_row(
         underlying_price(result),
         _num(quote.get("bid")),
         _num(quote.get("ask")),
-        _num(_obj(result.get("last_trade")).get("price")),
-        _int(_obj(result.get("day")).get("volume")),
+        _num(trade.get("price")),
+        _int(day.get("volume")),
         _int(result.get("open_interest")),
         _num(result.get("implied_volatility")),
         _num(greeks.get("delta")),
         _num(greeks.get("gamma")),
         _num(greeks.get("theta")),
         _num(greeks.get("vega")),
+        *freshness(quote, trade, day),
     )
 
 
@@ -248,7 +281,7 @@ class ChainNormaliser:
         out, kept, today = self.out, self._kept, self.today
         snapshot_time, ticker_id = self.snapshot_time, self.ticker_id
         expiries, strikes, types = self._expiries, self._strikes, OPTION_TYPES
-        num, whole, empty = _num, _int, _EMPTY
+        num, whole, empty, fresh = _num, _int, _EMPTY, freshness
         out.contracts += len(results)
         for result in results:
             row: tuple | None = None
@@ -300,10 +333,14 @@ class ChainNormaliser:
                             v = quote.get("ask")
                             ask = v if type(v) is float and v - v == 0.0 else num(v)
                             trade = result.get("last_trade")
-                            v = trade.get("price") if isinstance(trade, dict) else None
+                            if not isinstance(trade, dict):
+                                trade = empty
+                            v = trade.get("price")
                             last = v if type(v) is float and v - v == 0.0 else num(v)
                             day = result.get("day")
-                            v = day.get("volume") if isinstance(day, dict) else None
+                            if not isinstance(day, dict):
+                                day = empty
+                            v = day.get("volume")
                             volume = v if type(v) is int else whole(v)
                             v = result.get("open_interest")
                             open_interest = v if type(v) is int else whole(v)
@@ -339,6 +376,7 @@ class ChainNormaliser:
                                 gamma,
                                 theta,
                                 vega,
+                                *fresh(quote, trade, day),
                             )
             if row is None:
                 try:
