@@ -40,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = ["  splits in the A2 window", *(
         f"    {s.label():<22}  {'applied' if s.applied else 'NOT applied'}: {s.verdict}, {s.reason}"
         for s in splits)] if splits else []
+    if day.no_bars:   # an index: say why the price and A2 rows are empty
+        data["no_bars"] = day.no_bars
+        lines.append(f"  price and A2 are empty: {day.no_bars}")
     cli.emit(args, "\n".join([terminal_table(day), *lines]), data)
     return cli.EXIT_OK
 

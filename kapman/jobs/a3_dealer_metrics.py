@@ -11,6 +11,7 @@ import json
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -31,9 +32,10 @@ from kapman.ingest.watchlist_scope import resolve_scope
 from kapman.jobs import snapshots
 from kapman.jobs.dates import requested_dates
 from kapman.metrics.dealer import DealerParams, compute_dealer_metrics
-from kapman.metrics.dealer_chain import ChainArrays
+from kapman.metrics.dealer_chain import AM_SETTLED_ROOTS, ChainArrays
 from kapman.progress import NullProgress, Progress
 from kapman.step import StepResult
+from kapman.symbols import is_index
 
 log = logging.getLogger(__name__)
 VERSION = "a3-1"
@@ -76,11 +78,13 @@ class Chains:
 
 
 _NUMERIC = ("strike", "open_interest", "volume", "implied_volatility", "delta", "gamma", "shares_per_contract",
-            "underlying_price", "stale_quote")
+            "underlying_price", "stale_quote", "settles_at_open")
 
 
-def read_chains(conn: psycopg.Connection, ids: list[uuid.UUID], first: date, last: date) -> Chains:
-    """Every contract of the latest snapshot per (ticker, New York date) in [first, last]."""
+def read_chains(conn: psycopg.Connection, ids: list[uuid.UUID], first: date, last: date,
+                index_ids: Sequence[uuid.UUID] = ()) -> Chains:
+    """Every contract of the latest snapshot per (ticker, New York date) in [first, last]; of the
+    underlyings ``index_ids``, the contracts of AM-settled roots are marked (``settles_at_open``)."""
     lo = datetime.combine(first, datetime.min.time(), tzinfo=clock.NEW_YORK)
     hi = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=clock.NEW_YORK)
     nan = sql.SQL("'NaN'::float8")
@@ -96,11 +100,14 @@ def read_chains(conn: psycopg.Connection, ids: list[uuid.UUID], first: date, las
                coalesce(oc.implied_volatility, {nan}), coalesce(oc.delta, {nan}), coalesce(oc.gamma, {nan}),
                coalesce(oc.shares_per_contract::float8, {nan}), coalesce(oc.underlying_price, {nan}),
                coalesce(((oc.quote_updated_at AT TIME ZONE 'America/New_York')::date
-                         < (oc.time AT TIME ZONE 'America/New_York')::date)::int4::float8, 0)
+                         < (oc.time AT TIME ZONE 'America/New_York')::date)::int4::float8, 0),
+               CASE WHEN oc.ticker_id = ANY({index_ids}::uuid[]) AND oc.contract_symbol ~ {am}
+                    THEN 1.0::float8 ELSE 0.0::float8 END
         FROM public.options_chains oc
         JOIN latest l ON l.ticker_id = oc.ticker_id AND l.time = oc.time
         JOIN k ON k.id = oc.ticker_id""").format(ids=sql.Literal(ids), lo=sql.Literal(lo), hi=sql.Literal(hi),
-                                                   nan=nan)
+                                                   nan=nan, index_ids=sql.Literal(list(index_ids)),
+                                                   am=sql.Literal(f"^O:({'|'.join(AM_SETTLED_ROOTS)})[0-9]"))
     types = ["int4", "date", "timestamptz", "date", "int4"] + ["float8"] * len(_NUMERIC)
     with conn.cursor() as cur:
         ticker, day, snap, expiration, is_call, *numbers = bulk.read_fixed(cur, query, types)
@@ -124,7 +131,8 @@ def _arrays(cols: dict[str, np.ndarray], sel: slice) -> ChainArrays:
                        is_put=~is_call, open_interest=np.nan_to_num(cols["open_interest"][sel], nan=0.0),
                        volume=np.nan_to_num(cols["volume"][sel], nan=0.0),
                        implied_volatility=cols["implied_volatility"][sel], delta=cols["delta"][sel],
-                       gamma=cols["gamma"][sel], multiplier=np.where(mult > 0, mult, 100.0))
+                       gamma=cols["gamma"][sel], multiplier=np.where(mult > 0, mult, 100.0),
+                       settles_at_open=cols["settles_at_open"][sel] > 0)
 
 
 def run(settings: Settings, params: A3Params, progress: Progress | None = None) -> StepResult:
@@ -180,7 +188,7 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
     dates_done: list[date] = []
     symbols = list(resolve_scope(conn, params.symbols, work="dealer metrics").tickers.items())
     ids = [i for _, i in symbols]
-    chains = read_chains(conn, ids, dates[0], dates[-1])
+    chains = read_chains(conn, ids, dates[0], dates[-1], [i for s, i in symbols if is_index(s)])
     result.read = len(chains.ticker)
     spot_close = closes(conn, ids, dates)
     bounds = _groups(chains)

@@ -46,6 +46,12 @@ DEFAULT_MULTIPLIER = 100.0
 #: is not a price level of today's shares, and its deliverable may carry cash or other securities
 #: the chain does not describe, so it is not converted.
 
+#: Roots of AM-settled index options (the monthlies; the weeklies, SPXW, NDXP, RUTW, VIXW, settle
+#: at the close).  A contract symbol is ``O:<root><yymmdd><C|P><strike>``.
+AM_SETTLED_ROOTS = ("SPX", "NDX", "RUT", "VIX", "DJX")
+#: From the 09:30 open to the 16:00 close.
+OPEN_TO_CLOSE_HOURS = 6.5
+
 #: Exclusion reasons in the order they are tested; a contract counts under the first that applies.
 FILTER_REASONS = ("invalid_contract", "adjusted_deliverable", "expired", "beyond_max_dte",
                   "below_min_open_interest", "no_gamma_no_iv")
@@ -83,6 +89,9 @@ class ChainArrays:
     delta: FloatArray
     gamma: FloatArray
     multiplier: FloatArray  # NULL/<=0 already replaced by 100
+    #: AM-settled index contracts (SPX monthlies): they settle at the expiration day's open, not
+    #: its close.  None: every contract settles at the close.
+    settles_at_open: BoolArray | None = None
 
     def __len__(self) -> int:
         return int(self.strike.shape[0])

@@ -236,6 +236,31 @@ def _stale_quotes(seed: int, underlying: str, as_of: datetime, stamp: np.ndarray
     return np.where(stale, stamp - days * 86_400 * 1_000_000_000, stamp)
 
 
+def adjusted_after_split(results: list[dict], root: str, spot: float, split_from: float,
+                         split_to: float) -> list[dict]:
+    """The call and put a reverse split left behind (GE after its 1-for-8): listed before the split,
+    they keep their strike, near the old price, and deliver 100 * split_to / split_from shares of
+    today's stock; their open interest is large.  Root ``<root>1``; no greeks (the vendor's are
+    meaningless for them)."""
+    calls = [r for r in results if r["details"]["contract_type"] == "call"]
+    if not calls or split_from <= split_to:
+        return []
+    expiry = min(r["details"]["expiration_date"] for r in calls)
+    strike = max(round(spot * split_to / split_from), 1)
+    shares = int(100 * split_to // split_from)
+    out = []
+    for kind, oi in (("call", 50_000), ("put", 30_000)):
+        src = next(r for r in results if r["details"]["contract_type"] == kind
+                   and r["details"]["expiration_date"] == expiry)
+        contract = {**src, "details": {**src["details"], "shares_per_contract": shares, "strike_price": strike,
+                                       "ticker": occ_ticker(root + "1", date.fromisoformat(expiry),
+                                                            kind[0].upper(), strike)},
+                    "greeks": {}, "open_interest": oi}
+        contract.pop("implied_volatility", None)
+        out.append(contract)
+    return out
+
+
 def _quirky_contracts(results: list[dict], root: str, spot: float) -> list[dict]:
     """An adjusted call (deliverable 150 shares after a 3:2 split) at the same (expiration, strike)
     as a standard call, and one contract of type ``other``."""
