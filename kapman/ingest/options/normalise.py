@@ -159,7 +159,7 @@ def freshness(quote: dict, trade: dict, day: dict) -> tuple[datetime | None, dat
     """(quote_updated_at, trade_updated_at, timeframe, day_close) of one contract."""
     timeframe = quote.get("timeframe") or trade.get("timeframe")
     return (ns_time(quote.get("last_updated")), ns_time(trade.get("sip_timestamp")),
-            timeframe if timeframe in TIMEFRAMES else None, _num(day.get("close")))
+            timeframe if isinstance(timeframe, str) and timeframe in TIMEFRAMES else None, _num(day.get("close")))
 
 
 def strike_of(value: Any) -> Decimal:
@@ -281,7 +281,8 @@ class ChainNormaliser:
         out, kept, today = self.out, self._kept, self.today
         snapshot_time, ticker_id = self.snapshot_time, self.ticker_id
         expiries, strikes, types = self._expiries, self._strikes, OPTION_TYPES
-        num, whole, empty, fresh = _num, _int, _EMPTY, freshness
+        num, whole, empty = _num, _int, _EMPTY
+        epoch, micros, frames = _UNIX_EPOCH, timedelta, TIMEFRAMES
         out.contracts += len(results)
         for result in results:
             row: tuple | None = None
@@ -376,7 +377,14 @@ class ChainNormaliser:
                                 gamma,
                                 theta,
                                 vega,
-                                *fresh(quote, trade, day),
+                                # freshness(), inlined: this runs once per contract
+                                epoch + micros(microseconds=qt // 1000) if type(qt := quote.get("last_updated"))
+                                is int and qt > 0 else None,
+                                epoch + micros(microseconds=tt // 1000) if type(tt := trade.get("sip_timestamp"))
+                                is int and tt > 0 else None,
+                                tf if type(tf := quote.get("timeframe") or trade.get("timeframe")) is str
+                                and tf in frames else None,
+                                v if type(v := day.get("close")) is float and v - v == 0.0 else num(v),
                             )
             if row is None:
                 try:

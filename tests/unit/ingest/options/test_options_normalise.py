@@ -100,10 +100,12 @@ def test_freshness_is_kept_and_the_day_close_survives_a_missing_trade() -> None:
     for row in (row_of(untraded), normalise_chain([untraded], SNAPSHOT, TID).rows[0]):
         assert row[COL["last"]] is None and row[COL["day_close"]] == 3.9
         assert row[COL["trade_updated_at"]] is None and row[COL["timeframe"]] == "REAL-TIME"
-    odd = contract(last_quote={"last_updated": "yesterday", "timeframe": "live"}, last_trade=None, day=None)
-    for row in (row_of(odd), normalise_chain([odd], SNAPSHOT, TID).rows[0]):
-        assert [row[COL[c]] for c in ("quote_updated_at", "trade_updated_at", "timeframe", "day_close")] == [
-            None] * 4
+    for odd in (contract(last_quote={"last_updated": "yesterday", "timeframe": "live"}, last_trade=None, day=None),
+                contract(last_quote={"last_updated": -5, "timeframe": ["DELAYED"]}, last_trade={"sip_timestamp": 1.5},
+                         day={"close": "4.1"})):
+        for row in (row_of(odd), normalise_chain([copy.deepcopy(odd)], SNAPSHOT, TID).rows[0]):
+            assert [row[COL[c]] for c in ("quote_updated_at", "trade_updated_at", "timeframe", "day_close")] == [
+                None] * 4
 
 
 @pytest.mark.parametrize("greeks", [None, {}, ...], ids=["null", "empty", "absent"])
