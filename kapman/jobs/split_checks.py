@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import psycopg
@@ -97,24 +97,30 @@ def resolve(records: list[tuple[uuid.UUID, str, date, float, float, float | None
     for tid, symbol, day, s_from, s_to, before, after in records:
         verdict, reason = price_verdict(s_to / s_from, before, after)
         out.append(CheckedSplit(tid, symbol, day, s_from, s_to, verdict, reason))
-    for i, split in enumerate(out):
-        if not split.applied:
-            continue
-        twins = [j for j, other in enumerate(out) if j != i and other.ticker_id == split.ticker_id
-                 and other.applied and math.isclose(other.ratio, split.ratio, rel_tol=1e-9)
-                 and abs((other.execution_date - split.execution_date).days) <= DUPLICATE_DAYS]
-        if not twins:
-            continue
-        group = sorted([i, *twins], key=lambda k: (out[k].verdict != "confirmed", out[k].execution_date))
-        for k in group[1:]:
-            kept = out[group[0]]
-            out[k] = CheckedSplit(*_fields(out[k])[:5], "duplicate",     # type: ignore[arg-type]
-                                  f"same ratio as the record of {kept.execution_date} (applied once)")
+    start = 0
+    for end in range(1, len(out) + 1):   # one ticker's records at a time (rows come ordered by ticker)
+        if end == len(out) or out[end].ticker_id != out[start].ticker_id:
+            _apply_once(out, start, end)
+            start = end
     return out
 
 
-def _fields(s: CheckedSplit) -> tuple:
-    return s.ticker_id, s.symbol, s.execution_date, s.split_from, s.split_to
+def _apply_once(out: list[CheckedSplit], start: int, end: int) -> None:
+    """Rule 2 over one ticker's records ``out[start:end]``, in place."""
+    for i in range(start, end):
+        split = out[i]
+        if not split.applied:
+            continue
+        twins = [j for j in range(start, end) if j != i and out[j].applied
+                 and math.isclose(out[j].ratio, split.ratio, rel_tol=1e-9)
+                 and abs((out[j].execution_date - split.execution_date).days) <= DUPLICATE_DAYS]
+        if not twins:
+            continue
+        group = sorted([i, *twins], key=lambda k: (out[k].verdict != "confirmed", out[k].execution_date))
+        kept = out[group[0]]
+        for k in group[1:]:
+            out[k] = replace(out[k], verdict="duplicate",
+                             reason=f"same ratio as the record of {kept.execution_date} (applied once)")
 
 
 def checked(conn: psycopg.Connection, after: date, through: date,
