@@ -114,7 +114,8 @@ def symbols_arg(text: str | None) -> list[str] | None:
     bad = [s for s in wanted if not is_symbol(s)]
     if bad:
         raise UsageError(f"--symbols: not a ticker symbol: {capped([repr(s) for s in bad])}",
-                         hint="symbols are ASCII letters, digits and '.', case as listed (e.g. AAPL,BRK.B,AAp)")
+                         hint="symbols are ASCII letters, digits and '.', case as listed, an index with I: "
+                              "(e.g. AAPL,BRK.B,AAp,I:SPX)")
     return wanted
 
 

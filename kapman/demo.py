@@ -57,6 +57,10 @@ REPORT = {
                "SELECT string_agg(s || ' ' || n, ', ' ORDER BY s) FROM (SELECT dealer_metrics_json->>'status' s, "
                "count(*) n FROM daily_snapshots WHERE dealer_metrics_json IS NOT NULL GROUP BY 1) x), '-') "
                "FROM daily_snapshots",
+    "index A3 (newest)": "SELECT coalesce(string_agg(t.symbol || ' ' || (ds.dealer_metrics_json->>'status'), ', ' "
+                         "ORDER BY t.symbol), '-') FROM daily_snapshots ds JOIN tickers t ON t.id = ds.ticker_id "
+                         "WHERE t.symbol LIKE 'I:%' AND ds.dealer_metrics_json IS NOT NULL AND ds.time = "
+                         "(SELECT max(time) FROM daily_snapshots WHERE dealer_metrics_json IS NOT NULL)",
 }
 
 

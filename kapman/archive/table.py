@@ -55,6 +55,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("vega", "float8", pa.float64()),
     Column("created_at", "timestamptz", _UTC_US, False),
     Column("updated_at", "timestamptz", _UTC_US, False),
+    Column("quote_updated_at", "timestamptz", _UTC_US),   # migration 0010: freshness
+    Column("trade_updated_at", "timestamptz", _UTC_US),
+    Column("timeframe", "text", pa.string()),
+    Column("day_close", "float8", pa.float64()),
 )
 NAMES = tuple(c.name for c in COLUMNS)
 #: Columns whose values repeat across a chain (the snapshot, the underlying, expirations, strikes):

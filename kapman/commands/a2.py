@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 
 from kapman import cli, registry
@@ -34,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--enable-pattern-indicators", action="store_true",
                    help="add TA-Lib's 61 candlestick patterns under pattern_recognition")
     args = p.parse_args(argv)
+    if args.enable_pattern_indicators and importlib.util.find_spec("talib") is None:
+        p.error("--enable-pattern-indicators needs TA-Lib: pip install 'kapman[patterns]'")
     settings = cli.settings_for(args)
     params = a2_local_ta.A2Params(day=args.date, start=args.start_date, end=args.end_date,
                                   symbols=cli.symbols_arg(args.symbols), workers=args.workers,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from kapman import cli, registry
 from kapman.db.connect import connect
-from kapman.report.data import load_symbol_day
+from kapman.jobs import split_checks
+from kapman.jobs.a2_window import anchor
+from kapman.report.data import load_symbol_day, ticker_of
 from kapman.report.keyvalues import key_values, terminal_table
 
 COMMAND = registry.command("show")
@@ -20,7 +23,8 @@ EXAMPLES = f"""
 def main(argv: Sequence[str] | None = None) -> int:
     p = cli.parser(COMMAND,
                    "Print a symbol's key values for one trading date: price, the stored A2 indicators and "
-                   f"the A3 dealer metrics (the table of {registry.command('report')}).", EXAMPLES)
+                   f"the A3 dealer metrics (the table of {registry.command('report')}), and the split "
+                   "records of the A2 window with whether each was applied.", EXAMPLES)
     p.add_argument("symbol", help="the ticker symbol")
     p.add_argument("--date", type=cli.day_arg, metavar="YYYY-MM-DD",
                    help="trading date (default: the newest date with A2 values)")
@@ -28,7 +32,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = cli.settings_for(args)
     with connect(settings.require_database_url()) as conn:
         day = load_symbol_day(conn, args.symbol, args.date)
+        splits = split_checks.checked(conn, anchor(day.day) - timedelta(days=1), day.day,
+                                      ticker_of(conn, day.symbol)[0])
     data = {"symbol": day.symbol, "date": day.day.isoformat(),
-            "values": {f"{kv.group}.{kv.label}": kv.value for kv in key_values(day)}}
-    cli.emit(args, terminal_table(day), data)
+            "values": {f"{kv.group}.{kv.label}": kv.value for kv in key_values(day)},
+            "splits": [{"split": s.label(), "applied": s.applied, "verdict": s.verdict, "reason": s.reason}
+                       for s in splits]}
+    lines = ["  splits in the A2 window", *(
+        f"    {s.label():<22}  {'applied' if s.applied else 'NOT applied'}: {s.verdict}, {s.reason}"
+        for s in splits)] if splits else []
+    if day.no_bars:   # an index: say why the price and A2 rows are empty
+        data["no_bars"] = day.no_bars
+        lines.append(f"  price and A2 are empty: {day.no_bars}")
+    cli.emit(args, "\n".join([terminal_table(day), *lines]), data)
     return cli.EXIT_OK

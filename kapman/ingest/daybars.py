@@ -55,6 +55,8 @@ class ParsedDay:
     close: np.ndarray
     volume: np.ndarray
     transactions: np.ndarray     # float64, NaN when absent
+    #: float64, NaN when absent: grouped daily's ``vw``; the day files have no VWAP column.
+    vwap: np.ndarray = field(default_factory=lambda: np.empty(0))
     rows_read: int = 0
     notes: list[str] = field(default_factory=list)      # about the file, e.g. columns ignored
     refused: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))  # symbols of rejected rows
@@ -154,7 +156,7 @@ def parse_day_file(data: bytes, key: str, day: date | None = None) -> ParsedDay:
 
 #: Grouped-daily result fields -> day-file columns (``t`` is the session's end, not its start).
 GROUPED_FIELDS = {"T": "ticker", "v": "volume", "o": "open", "c": "close", "h": "high", "l": "low",
-                  "t": "window_start", "n": "transactions"}
+                  "t": "window_start", "n": "transactions", "vw": "vwap"}
 
 
 def parse_grouped(results: list[dict], key: str, day: date | None = None) -> ParsedDay:
@@ -240,7 +242,17 @@ def _validate(frame: pd.DataFrame, line_no: np.ndarray, *, rows_read: int, where
         day.refused = np.unique(symbols[~ok & (symbols != "")]).astype(object)
     day.symbols, day.open, day.high, day.low, day.close = symbols[keep], o[keep], h[keep], lo[keep], c[keep]
     day.volume, day.transactions = v[keep], values["transactions"][keep]
+    day.vwap = _vwap(frame)[keep]
     return day
+
+
+def _vwap(frame: pd.DataFrame) -> np.ndarray:
+    """The optional ``vwap`` column as float64: NaN where absent, not a number, or not positive."""
+    if "vwap" not in frame.columns:
+        return np.full(len(frame), np.nan)
+    vw = pd.to_numeric(frame["vwap"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return np.where(vw > 0, vw, np.nan)
 
 
 def _row_text(values: dict[str, np.ndarray], i: int) -> str:

@@ -4,14 +4,16 @@ Pages ``/v3/reference/splits`` for every split executed on or after ``since`` (d
 start of the 730-day retention window; an older split changes no stored bar), validates each
 record, keeps one per (ticker, execution date), and merges them in one transaction.  A split
 the API no longer lists in that range (a vendor correction) is removed.  Splits of symbols that
-are not in ``public.tickers`` are stored too (the ticker may be loaded later) and reported.
+are not in ``public.tickers`` are stored too (the ticker may be loaded later) and reported, and so
+are the records A2 will not apply (``kapman.jobs.split_checks``: a ratio the bars do not show, or
+one split recorded twice).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import psycopg
@@ -22,6 +24,7 @@ from kapman.config import Settings
 from kapman.db import bulk, schema
 from kapman.errors import UsageError
 from kapman.execute import Context, Definition, execute
+from kapman.jobs import split_checks
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 from kapman.step import StepResult
@@ -68,6 +71,7 @@ class SplitsDetails:
     inserted: int = 0
     updated: int = 0
     unknown_tickers: list[str] = field(default_factory=list)
+    not_applied: int = 0             # split records A2 leaves out (kapman.jobs.split_checks)
     requests: int = 0
     retries: int = 0
 
@@ -171,10 +175,17 @@ def ingest_splits(conn: psycopg.Connection, client: PolygonClient, *, since: dat
         more = f" and {len(unknown) - SAMPLES} more" if len(unknown) > SAMPLES else ""
         result.note(f"{len(unknown)} split tickers are not in public.tickers (stored; A2 uses them once the "
                     f"ticker is loaded): {', '.join(unknown[:SAMPLES])}{more}")
+    left_out = [s for s in split_checks.checked(conn, since - timedelta(days=1), clock.today_ny()) if not s.applied]
+    for s in left_out[:SAMPLES]:
+        result.note(f"not applied by A2: {s.symbol} {s.label()} ({s.verdict}: {s.reason})")
+    if len(left_out) > SAMPLES:
+        result.note(f"... and {len(left_out) - SAMPLES} more split records not applied (python -m scripts.show "
+                    "SYMBOL lists a ticker's)")
     reverse = sum(s.split_from > s.split_to for s in kept.values())
     result.headline = _headline(since, len(kept), reverse, duplicates, result.done)
     result.details = SplitsDetails(since.isoformat(), len(kept), reverse, duplicates, counts.inserted,
-                                   counts.updated, unknown, stats.requests - requests0, stats.retries - retries0)
+                                   counts.updated, unknown, len(left_out), stats.requests - requests0,
+                                   stats.retries - retries0)
     result.stop_clock()
     log.info("%s", result.summary())
     return result

@@ -1,9 +1,10 @@
 """Load the ticker universe from the reference API into ``public.tickers``.
 
-Pages every active stocks record and every delisted one, keeps the latest record per symbol (the
-API can return a symbol twice with different ``last_updated_utc``), keeps the configured security
-types and the tickers delisted within the retention window (inactive, with ``delisted_utc``, so
-the bars of their last two years are kept), upserts in bulk, and marks tickers that left both
+Pages every active stocks record and every delisted one, and the listed indices (``I:SPX``),
+keeps the latest record per symbol (the API can return a symbol twice with different
+``last_updated_utc``), keeps the configured security types (every index) and the tickers
+delisted within the retention window (inactive, with ``delisted_utc``, so the bars of their
+last two years are kept), upserts in bulk, and marks tickers that left both
 lists inactive.  Nothing is ever deleted.  Symbols are kept exactly as the source writes them:
 ``TpC`` (a preferred) and ``TPC`` are two tickers.
 """
@@ -26,7 +27,7 @@ from kapman.ids import ticker_id
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 from kapman.step import StepResult
-from kapman.symbols import MAX_LENGTH
+from kapman.symbols import MAX_LENGTH, is_index
 from kapman.ticker_types import DEFAULT_TYPES, parse_types
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class TickersDetails:
     delisted_kept: int = 0
     delisted_outside_window: int = 0
     types: list[str] = field(default_factory=list)
+    indices: int = 0                 # index tickers (the I: namespace) among those kept
     requests: int = 0
     retries: int = 0
 
@@ -82,6 +84,7 @@ class Selection:
     delisted_kept: int = 0
     #: delisted before the retention window (or without a delisting time): no bars to keep.
     delisted_outside_window: int = 0
+    indices: int = 0
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -177,11 +180,12 @@ def count_tickers(conn: psycopg.Connection) -> int:
 class _Fetched:
     active: list[dict] = field(default_factory=list)
     delisted: list[dict] = field(default_factory=list)
+    indices: list[dict] = field(default_factory=list)
     pages: int = 0
 
     @property
     def records(self) -> int:
-        return len(self.active) + len(self.delisted)
+        return len(self.active) + len(self.delisted) + len(self.indices)
 
 
 def _fetch(client: PolygonClient, progress: Progress) -> _Fetched:
@@ -194,9 +198,26 @@ def _fetch(client: PolygonClient, progress: Progress) -> _Fetched:
                 records.extend(page)
                 fetched.pages += 1
                 progress.advance(1, records=fetched.records)
+        for page in client.ticker_pages(market="indices"):
+            fetched.indices.extend(page)
+            fetched.pages += 1
+            progress.advance(1, records=fetched.records)
     finally:
         progress.close()
     return fetched
+
+
+def add_indices(chosen: Selection, records: list[dict]) -> None:
+    """The listed indices (the ``I:`` namespace: ``I:SPX``, ``I:VIX``), whatever their type: their
+    option chains are the largest gamma books; they have no stock bars."""
+    listed, duplicates, invalid = latest_per_symbol(records)
+    chosen.duplicates += duplicates
+    chosen.invalid += invalid
+    for symbol, rec in listed.items():
+        if is_index(symbol):
+            chosen.kept[symbol] = {**rec, "active": True}
+            chosen.listed.add(symbol)
+            chosen.indices += 1
 
 
 def retention_start() -> datetime:
@@ -223,7 +244,7 @@ def _headline(chosen: Selection, fetched: _Fetched, counts: bulk.MergeCounts, de
             f"inserted, {counts.updated} updated, {deactivated} deactivated ({chosen.duplicates} duplicates, "
             f"{excluded} excluded by type{by_type}; {chosen.invalid} invalid); {chosen.delisted_kept} delisted "
             f"within the retention window kept inactive, {chosen.delisted_outside_window} delisted before it "
-            "left out")
+            f"left out; {chosen.indices} indices")
 
 
 def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bool = False,
@@ -239,6 +260,7 @@ def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bo
     requests0, retries0 = client.http.stats.requests, client.http.stats.retries
     fetched = _fetch(client, progress or NullProgress())
     chosen = select(fetched.active, fetched.delisted, types, retention_start())
+    add_indices(chosen, fetched.indices)
     result.read, result.rejected = fetched.records, chosen.invalid
     if not any(rec["active"] for rec in chosen.kept.values()):
         # An empty list would mark every ticker inactive: refuse rather than trust it.
@@ -254,7 +276,7 @@ def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bo
         existing=existing, pages=fetched.pages, records=fetched.records, kept=len(chosen.kept),
         inserted=counts.inserted, updated=counts.updated, deactivated=deactivated, duplicates=chosen.duplicates,
         invalid=chosen.invalid, excluded_by_type=dict(chosen.excluded_by_type), delisted_kept=chosen.delisted_kept,
-        delisted_outside_window=chosen.delisted_outside_window, types=list(types),
+        delisted_outside_window=chosen.delisted_outside_window, types=list(types), indices=chosen.indices,
         requests=stats.requests - requests0, retries=stats.retries - retries0)
     return result
 

@@ -94,6 +94,8 @@ class A2Result(snapshots.WrittenRows):
     dates_without_bars: list[date] = field(default_factory=list)
     #: Tickers whose window held a split, computed on bars adjusted as of each date.
     split_adjusted: int = 0
+    #: Split records of the windows not applied ("SYM date a-for-b": "verdict: reason").
+    splits_not_applied: dict[str, str] = field(default_factory=dict)
     bars_read: int = 0
     #: Dates finished: written (committed), or with nothing to write.
     dates_done: int = 0
@@ -119,7 +121,7 @@ class A2Result(snapshots.WrittenRows):
         return {"dates": self.dates, "tickers": self.tickers, **self.rows_dict(),
                 "skipped_existing": self.skipped_existing,
                 "no_bar": self.no_bar, "dates_without_bars": self.dates_without_bars,
-                "split_adjusted": self.split_adjusted,
+                "split_adjusted": self.split_adjusted, "splits_not_applied": self.splits_not_applied,
                 "read_seconds": round(self.read_seconds, 3), "compute_seconds": round(self.compute_seconds, 3),
                 "write_seconds": round(self.write_seconds, 3), "seconds": round(self.seconds, 3)}
 
@@ -293,6 +295,8 @@ def _report(done: A2Result, step: StepResult[A2Result]) -> None:
                          f"{len(done.dates)} date(s) (--force recomputes)")
     else:
         step.headline = done.headline()
+    for split, why in done.splits_not_applied.items():
+        step.note(f"split record not applied: {split} ({why})")
     if done.dates_without_bars:
         step.note(f"no OHLCV at all on: {', '.join(map(str, done.dates_without_bars))}")
 
@@ -341,7 +345,9 @@ class _Job:
         result, params = self.result, self.params
         t0 = time.perf_counter()
         bars = read_bars(self.conn, anchor, days[-1], params.symbols, self.extra[:READ_CONNECTIONS - 1])
-        split_ids, split_days, ratios = a2_splits.read(self.conn, anchor, days[-1])
+        split_ids, split_days, ratios, left_out = a2_splits.read(self.conn, anchor, days[-1])
+        for s in left_out:
+            result.splits_not_applied.setdefault(f"{s.symbol} {s.label()}", f"{s.verdict}: {s.reason}")
         splits = a2_splits.window_splits(_match_ids(bars.ids, split_ids), split_days, ratios)
         p, pos = panels(bars)
         result.bars_read += len(bars.ticker)

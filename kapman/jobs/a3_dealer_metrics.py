@@ -11,6 +11,7 @@ import json
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -30,10 +31,11 @@ from kapman.ingest.watchlist_scope import resolve_scope
 from kapman.jobs import snapshots
 from kapman.jobs.dates import requested_dates
 from kapman.metrics.dealer import DealerParams, compute_dealer_metrics
-from kapman.metrics.dealer_chain import ChainArrays
+from kapman.metrics.dealer_chain import AM_SETTLED_ROOTS, ChainArrays
 from kapman.params import WORKERS_RANGE, date_span, in_range
 from kapman.progress import NullProgress, Progress
 from kapman.step import StepResult
+from kapman.symbols import is_index
 
 log = logging.getLogger(__name__)
 VERSION = "a3-1"
@@ -78,6 +80,8 @@ class A3Details(snapshots.WrittenRows):
     statuses: Counter[str] = field(default_factory=Counter)
     dates_without_snapshots: list[date] = field(default_factory=list)
     dates_done: list[date] = field(default_factory=list)
+    adjusted_contracts: Counter[str] = field(default_factory=Counter)  # per symbol, kept out (dealer_chain)
+    stale_quotes: Counter[str] = field(default_factory=Counter)        # per symbol, quoted before the session
 
     def units_done(self) -> int:
         return len(self.dates_done)
@@ -85,7 +89,8 @@ class A3Details(snapshots.WrittenRows):
     def as_dict(self) -> dict[str, Any]:
         return {"dates": self.dates, "symbols": self.symbols, "statuses": dict(self.statuses),
                 "dates_without_snapshots": self.dates_without_snapshots, "dates_done": self.dates_done,
-                **self.rows_dict()}
+                "adjusted_contracts": {s: n for s, n in self.adjusted_contracts.items() if n},
+                "stale_quotes": {s: n for s, n in self.stale_quotes.items() if n}, **self.rows_dict()}
 
 
 @dataclass
@@ -99,11 +104,13 @@ class Chains:
 
 
 _NUMERIC = ("strike", "open_interest", "volume", "implied_volatility", "delta", "gamma", "shares_per_contract",
-            "underlying_price")
+            "underlying_price", "stale_quote", "settles_at_open")
 
 
-def read_chains(conn: psycopg.Connection, ids: list[uuid.UUID], first: date, last: date) -> Chains:
-    """Every contract of the latest snapshot per (ticker, New York date) in [first, last]."""
+def read_chains(conn: psycopg.Connection, ids: list[uuid.UUID], first: date, last: date,
+                index_ids: Sequence[uuid.UUID] = ()) -> Chains:
+    """Every contract of the latest snapshot per (ticker, New York date) in [first, last]; of the
+    underlyings ``index_ids``, the contracts of AM-settled roots are marked (``settles_at_open``)."""
     lo = datetime.combine(first, datetime.min.time(), tzinfo=clock.NEW_YORK)
     hi = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=clock.NEW_YORK)
     nan = sql.SQL("'NaN'::float8")
@@ -117,11 +124,16 @@ def read_chains(conn: psycopg.Connection, ids: list[uuid.UUID], first: date, las
                (oc.option_type = 'C')::int4, oc.strike_price::float8,
                coalesce(oc.open_interest::float8, {nan}), coalesce(oc.volume::float8, {nan}),
                coalesce(oc.implied_volatility, {nan}), coalesce(oc.delta, {nan}), coalesce(oc.gamma, {nan}),
-               coalesce(oc.shares_per_contract::float8, {nan}), coalesce(oc.underlying_price, {nan})
+               coalesce(oc.shares_per_contract::float8, {nan}), coalesce(oc.underlying_price, {nan}),
+               coalesce(((oc.quote_updated_at AT TIME ZONE 'America/New_York')::date
+                         < (oc.time AT TIME ZONE 'America/New_York')::date)::int4::float8, 0),
+               CASE WHEN oc.ticker_id = ANY({index_ids}::uuid[]) AND oc.contract_symbol ~ {am}
+                    THEN 1.0::float8 ELSE 0.0::float8 END
         FROM public.options_chains oc
         JOIN latest l ON l.ticker_id = oc.ticker_id AND l.time = oc.time
         JOIN k ON k.id = oc.ticker_id""").format(ids=sql.Literal(ids), lo=sql.Literal(lo), hi=sql.Literal(hi),
-                                                   nan=nan)
+                                                   nan=nan, index_ids=sql.Literal(list(index_ids)),
+                                                   am=sql.Literal(f"^O:({'|'.join(AM_SETTLED_ROOTS)})[0-9]"))
     types = ["int4", "date", "timestamptz", "date", "int4"] + ["float8"] * len(_NUMERIC)
     with conn.cursor() as cur:
         ticker, day, snap, expiration, is_call, *numbers = bulk.read_fixed(cur, query, types)
@@ -145,7 +157,8 @@ def _arrays(cols: dict[str, np.ndarray], sel: slice) -> ChainArrays:
                        is_put=~is_call, open_interest=np.nan_to_num(cols["open_interest"][sel], nan=0.0),
                        volume=np.nan_to_num(cols["volume"][sel], nan=0.0),
                        implied_volatility=cols["implied_volatility"][sel], delta=cols["delta"][sel],
-                       gamma=cols["gamma"][sel], multiplier=np.where(mult > 0, mult, 100.0))
+                       gamma=cols["gamma"][sel], multiplier=np.where(mult > 0, mult, 100.0),
+                       settles_at_open=cols["settles_at_open"][sel] > 0)
 
 
 def run(settings: Settings, params: A3Params, progress: Progress | None = None) -> StepResult[A3Details]:
@@ -198,9 +211,10 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
     written = result.details
     statuses, without, dates_done = written.statuses, written.dates_without_snapshots, written.dates_done
     written.dates = dates
+    adjusted, stale = written.adjusted_contracts, written.stale_quotes
     symbols = list(resolve_scope(conn, params.symbols, work="dealer metrics").tickers.items())
     ids = [i for _, i in symbols]
-    chains = read_chains(conn, ids, dates[0], dates[-1])
+    chains = read_chains(conn, ids, dates[0], dates[-1], [i for s, i in symbols if is_index(s)])
     result.read = len(chains.ticker)
     spot_close = closes(conn, ids, dates)
     bounds = _groups(chains)
@@ -236,6 +250,8 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
                     result.fail(f"{symbol} {day}", error or "no result")
                     continue
                 statuses[payload["status"]] += 1
+                adjusted[symbol] += payload["counts"]["excluded"]["adjusted_deliverable"]
+                stale[symbol] += payload["counts"]["stale_quotes"]
                 snap = payload["snapshot_time"]
                 rows.append((t, tid, json.dumps(payload, allow_nan=False),
                              datetime.fromisoformat(snap) if snap else None, computed_at, VERSION))
@@ -254,6 +270,14 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
     if without:
         result.note("no options snapshot for any symbol on " + ", ".join(map(str, without))
                     + " (nothing to compute there; a snapshot missed on its day cannot be fetched later)")
+    if sum(adjusted.values()):
+        names = ", ".join(f"{s} {n}" for s, n in adjusted.most_common(10) if n)
+        result.note(f"{sum(adjusted.values())} adjusted contracts (deliverable != 100) kept out of every metric "
+                    f"(counts.excluded.adjusted_deliverable): {names}")
+    if sum(stale.values()):
+        names = ", ".join(f"{s} {n}" for s, n in stale.most_common(10) if n)
+        result.note(f"{sum(stale.values())} contracts quoted before their snapshot's session (stale quotes, "
+                    f"counts.stale_quotes): {names}")
     status = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "none"
     result.headline = (f"{span}: {len(symbols)} symbols, {written.rows_written} rows "
                        f"({written.rows_inserted} new, {written.rows_updated} updated, "
@@ -277,13 +301,17 @@ def _groups(chains: Chains) -> dict[tuple[int, Any], slice]:
 
 def _metrics(chains: Chains, sel: slice | None, close: float | None, day: date, params: A3Params) -> dict:
     if sel is None:
-        return compute_dealer_metrics(_arrays(chains.cols, slice(0, 0)), spot=close,
-                                      spot_source=SPOT_FROM_CLOSE if close else SPOT_NONE, as_of=day,
-                                      snapshot_time=None, params=params.dealer)
+        out = compute_dealer_metrics(_arrays(chains.cols, slice(0, 0)), spot=close,
+                                     spot_source=SPOT_FROM_CLOSE if close else SPOT_NONE, as_of=day,
+                                     snapshot_time=None, params=params.dealer)
+        out["counts"]["stale_quotes"] = 0
+        return out
     underlying = chains.cols["underlying_price"][sel]
     finite = underlying[np.isfinite(underlying) & (underlying > 0)]
     spot, source = (float(np.median(finite)), SPOT_FROM_SNAPSHOT) if len(finite) else \
         (close, SPOT_FROM_CLOSE if close else SPOT_NONE)
     snap = chains.snap[sel.start].astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
-    return compute_dealer_metrics(_arrays(chains.cols, sel), spot=spot, spot_source=source, as_of=day,
-                                  snapshot_time=snap, params=params.dealer)
+    out = compute_dealer_metrics(_arrays(chains.cols, sel), spot=spot, spot_source=source, as_of=day,
+                                 snapshot_time=snap, params=params.dealer)
+    out["counts"]["stale_quotes"] = int(chains.cols["stale_quote"][sel].sum())
+    return out

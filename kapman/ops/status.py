@@ -114,14 +114,18 @@ def tickers(conn: psycopg.Connection, now: datetime) -> Check:
     if refreshed is None:     # loaded some other way: the rows' own stamps
         refreshed = conn.execute("SELECT max(updated_at) FROM public.tickers").fetchone()[0]  # type: ignore[index]
     age = max(now - refreshed, timedelta(0))
-    wl_active, unresolved = conn.execute("""
-        SELECT count(DISTINCT w.symbol), count(DISTINCT w.symbol) FILTER (WHERE t.id IS NULL)
+    wl_active, unresolved, wl_indices = conn.execute("""
+        SELECT count(DISTINCT w.symbol), count(DISTINCT w.symbol) FILTER (WHERE t.id IS NULL),
+               count(DISTINCT w.symbol) FILTER (WHERE w.symbol LIKE 'I:%')
         FROM public.watchlists w LEFT JOIN public.tickers t ON t.symbol = w.symbol WHERE w.active""").fetchone()  # type: ignore[misc]
     details = {"tickers": total, "active": active, "refreshed": refreshed,
                "age_days": round(age / timedelta(days=1), 1),
                "watchlist_symbols": wl_active, "unresolved_watchlist_symbols": unresolved}
     text = (f"{active:,} active of {total:,}, refreshed {details['age_days']} days ago; "
             f"{wl_active} active watchlist symbols")
+    if wl_indices:   # an index (I:SPX) has options and A3, never bars or A2: the stock flat files hold none
+        text += f" ({wl_indices} indices: options and A3 only, no bars in the stock flat files)"
+        details["watchlist_indices"] = wl_indices
     if age > TICKERS_STALE:
         return Check("tickers", Verdict.WARN, f"{text}: stale", f"{cmd.NIGHTLY} (or {cmd.TICKERS})", details)
     if not wl_active:

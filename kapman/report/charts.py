@@ -179,5 +179,6 @@ def history_figure(day: SymbolDay) -> Figure:
 
 def symbol_figures(day: SymbolDay) -> dict[str, Figure]:
     """Div id -> figure, in page order."""
-    return {"price": price_figure(day), "gex-strike": strike_figure(day), "gex-expiry": bucket_figure(day),
+    price = {"price": price_figure(day)} if day.bars.dates else {}   # an index has no bars
+    return {**price, "gex-strike": strike_figure(day), "gex-expiry": bucket_figure(day),
             "history": history_figure(day)}

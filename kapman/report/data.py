@@ -18,9 +18,10 @@ import psycopg
 from kapman import clock, registry
 from kapman.calendar import is_trading_day
 from kapman.errors import UsageError
-from kapman.jobs import a2_splits
+from kapman.jobs import a2_splits, split_checks
 from kapman.jobs.a2_splits import split_factors
 from kapman.jobs.a2_window import anchor
+from kapman.symbols import is_index
 
 #: Indicator series drawn on the charts: column -> path in technical_indicators_json
 #: (docs/a2_indicators.md).
@@ -75,6 +76,13 @@ class SymbolDay:
     price: dict[str, Any]
     dealer: dict[str, Any]
     history: History
+    #: Why the price and A2 sections are empty (an index has no bars in the stock flat files).
+    no_bars: str | None = None
+
+
+#: What the price and A2 sections say for an index (``I:SPX``).
+INDEX_NO_BARS = ("{symbol} is an index: the stock flat files hold no index bars, so there is no price "
+                 "history and no A2 indicators; the A3 figures come from its option chain's index value")
 
 
 def ticker_of(conn: psycopg.Connection, symbol: str) -> tuple[uuid.UUID, str]:
@@ -95,9 +103,10 @@ def report_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: da
         if not is_trading_day(day):
             raise UsageError(f"{day} is not an NYSE trading day")
         return day
+    column = "dealer_metrics_json" if is_index(symbol) else "technical_indicators_json"   # an index: A3 only
     newest = conn.execute(
         f"SELECT max({_NY_DATE}) FROM public.daily_snapshots WHERE ticker_id = %s "
-        "AND technical_indicators_json IS NOT NULL AND time <= %s", (ticker, clock.close_of(today))).fetchone()
+        f"AND {column} IS NOT NULL AND time <= %s", (ticker, clock.close_of(today))).fetchone()
     if newest is None or newest[0] is None:
         raise UsageError(f"no A2 indicators stored for {symbol}: run {registry.command('a2')} "
                          f"--symbols {symbol}")
@@ -121,10 +130,7 @@ def adjust_for_splits(conn: psycopg.Connection, ticker: uuid.UUID, bars: Bars, a
     after the report date changes nothing on the page."""
     if not bars.dates:
         return bars
-    rows = conn.execute("SELECT s.execution_date, s.split_to / s.split_from FROM public.splits s "
-                        "JOIN public.tickers t ON t.symbol = s.ticker WHERE t.id = %s "
-                        "AND s.execution_date > %s AND s.execution_date <= %s",
-                        (ticker, bars.dates[0], as_of)).fetchall()
+    rows = [(s.execution_date, s.ratio) for s in split_checks.applied(conn, bars.dates[0], as_of, ticker)]
     if not rows:
         return bars
     factor = split_factors(np.array(bars.dates, dtype="datetime64[D]"),
@@ -156,12 +162,25 @@ def load_history(conn: psycopg.Connection, ticker: uuid.UUID, end: date) -> Hist
     return History(*_columns(rows, 4))
 
 
+def _index_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date, bars: Bars) -> SymbolDay:
+    """An index's report: the A3 sections only, and why the others are empty."""
+    row = conn.execute("SELECT dealer_metrics_json FROM public.daily_snapshots WHERE ticker_id = %s AND time = %s",
+                       (ticker, clock.close_of(day))).fetchone()
+    if row is None or row[0] is None:
+        raise UsageError(f"no A3 dealer metrics for {symbol} on {day}: run python -m "
+                         f"scripts.run_a3_dealer_metrics --date {day} --symbols {symbol}")
+    return SymbolDay(symbol=symbol, day=day, bars=bars, indicators={}, technical={}, price={}, dealer=row[0],
+                     history=load_history(conn, ticker, day), no_bars=INDEX_NO_BARS.format(symbol=symbol))
+
+
 def load_symbol_day(conn: psycopg.Connection, symbol: str, day: date | None = None) -> SymbolDay:
     """Read one report's data; raises UsageError naming the step to run when a piece is missing."""
     ticker, symbol = ticker_of(conn, symbol)
     day = report_day(conn, ticker, symbol, day)
     start = anchor(day)
     bars = adjust_for_splits(conn, ticker, load_bars(conn, ticker, start, day), day)
+    if not bars.dates and is_index(symbol):
+        return _index_day(conn, ticker, symbol, day, bars)
     if not bars.dates or bars.dates[-1] != day:
         raise UsageError(f"no OHLCV bar for {symbol} on {day}: run {registry.command('ohlcv')} backfill "
                          f"--start {day} --end {day}")

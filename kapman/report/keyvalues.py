@@ -93,7 +93,7 @@ def _distance(level: Any, spot: Any) -> float | None:
 def key_values(day: SymbolDay) -> list[KeyValue]:
     """Price, A2 and A3 figures of the report's date, in display order."""
     bars, ta, dealer = day.bars, day.technical, day.dealer
-    close = bars.close[-1]
+    close = bars.close[-1] if bars.close else None   # an index has no bars (day.no_bars says why)
     change = (close / bars.close[-2] - 1) * 100 if len(bars.close) > 1 and bars.close[-2] else None
     spot = dealer.get("spot")
     flip, flip_distance = dealer.get("gamma_flip"), dealer.get("gamma_flip_distance_pct")
@@ -103,7 +103,7 @@ def key_values(day: SymbolDay) -> list[KeyValue]:
         ("price", "date", day.day.isoformat(), text),
         ("price", "close", close, fixed(2)),
         ("price", "change", change, pct),
-        ("price", "volume", bars.volume[-1], volume),
+        ("price", "volume", bars.volume[-1] if bars.volume else None, volume),
         ("price", "relative volume", day.price.get("rvol"), fixed(2)),
         ("price", "HV 20d", day.price.get("hv"), fraction_pct),
         ("A2", "RSI 14", dig(ta, "momentum", "rsi", "rsi"), fixed(1)),
@@ -130,6 +130,9 @@ def key_values(day: SymbolDay) -> list[KeyValue]:
         ("A3", "put/call OI", dealer.get("put_call_oi_ratio"), fixed(2)),
         ("A3", "ATM IV", dealer.get("atm_iv"), fraction_pct),
         ("A3", "net DEX", dealer.get("dex_net"), usd),
+        ("A3", "stale quotes", dig(dealer, "counts", "stale_quotes"),
+         lambda v: text(v) + (f" of {dealer['counts']['total']} (quoted before the session)" if v else "")),
+        ("A3", "adjusted kept out", dig(dealer, "counts", "excluded", "adjusted_deliverable"), text),
     ]
     return [KeyValue(group, label, value, fmt(value)) for group, label, value, fmt in rows]
 

@@ -15,7 +15,9 @@ def render(day: SymbolDay) -> str:
     if status != "FULL":
         warn = (f'<p class="warn">A3 status {page.esc(status)}: {page.esc(dealer.get("status_reason"))}; '
                 "dealer figures are partial or missing.</p>")
-    window = f"{day.bars.dates[0]} .. {day.bars.dates[-1]}"
+    window = f"{day.bars.dates[0]} .. {day.bars.dates[-1]}" if day.bars.dates else "none"
+    if day.no_bars:
+        warn += f'<p class="warn">{page.esc(day.no_bars)}.</p>'
     figures = symbol_figures(day)
     titles = {"price": "Price, volume, RSI and MACD (A2 values as stored)", "gex-strike": "Dealer gamma by strike",
               "gex-expiry": "Dealer gamma by expiry", "history": "Dealer gamma history"}

@@ -55,7 +55,8 @@ def _row(sym: str, day: SymbolDay | None, href: str | None, note: str) -> list[t
         return [_cell(sym, sym), *[_cell("-", None)] * (len(COLUMNS) - 2), _cell(note, note)]
     d = day.dealer
     rsi = dig(day.technical, "momentum", "rsi", "rsi")
-    hv, flip, close = day.price.get("hv"), d.get("gamma_flip_distance_pct"), day.bars.close[-1]
+    hv, flip = day.price.get("hv"), d.get("gamma_flip_distance_pct")
+    close = day.bars.close[-1] if day.bars.close else None
     return [(f'<a href="{page.esc(href)}">{page.esc(sym)}</a>', sym), _cell(str(day.day), str(day.day)),
             _cell(fixed(2)(close), close), _cell(usd(d.get("gex_net")), d.get("gex_net")),
             _cell(d.get("position") or "-", d.get("position")), _cell(pct(flip), flip),

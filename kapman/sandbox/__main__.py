@@ -55,6 +55,8 @@ def _market_args(parser: argparse.ArgumentParser) -> None:
         help=f"calendar days of history before the end date (default {DEFAULT_DAYS})",
     )
     parser.add_argument("--bad-rows", action="store_true", help="put deliberately bad rows in flat files")
+    parser.add_argument("--duplicate-split", action="store_true",
+                        help="list the reverse split twice, five sessions apart, as the vendor did for SHOP")
     parser.add_argument(
         "--profile",
         choices=sorted(PROFILES),
@@ -103,6 +105,7 @@ def _market(args: argparse.Namespace) -> Market:
         days=args.days,
         bad_rows=args.bad_rows,
         profile=profile_named(args.profile),
+        duplicate_split=args.duplicate_split,
     )
 
 

@@ -129,9 +129,10 @@ def tickers(market: Market, query: dict[str, str]) -> list[dict]:
         if query.get(param)
     }
     search = (query.get("search") or "").lower()
+    records = market.index_records() if query.get("market") == "indices" else market.tickers
     out = [
         r
-        for r in market.tickers
+        for r in records
         if r["active"] == active
         and in_range(r["ticker"])
         and all(r.get(f) == v for f, v in exact.items())

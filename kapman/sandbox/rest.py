@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from kapman.calendar import trading_days
 from kapman.clock import close_of, ny_date_of, parse_instant
@@ -352,7 +352,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._page(path, effective, results, offset, limit, request_id, with_count=False)
         if path.startswith(OPTIONS_PREFIX) and len(path) > len(OPTIONS_PREFIX):
             limit = endpoints.parse_limit(effective, 10, 250)
-            underlying = path[len(OPTIONS_PREFIX) :]
+            underlying = unquote(path[len(OPTIONS_PREFIX) :])   # I%3ASPX is I:SPX
             results = endpoints.option_snapshots(market, underlying, effective, now)
             return self._page(path, effective, results, offset, limit, request_id, with_count=False)
         match = _GROUPED.match(path)

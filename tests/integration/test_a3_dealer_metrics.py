@@ -168,3 +168,32 @@ def test_a_saturday_snapshot_alone_is_named_not_called_empty(hydrated: tuple) ->
     assert proc.returncode == 2
     assert "newest, 2025-12-20, is not a trading day" in proc.stderr and "empty" not in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_freshness_is_stored_and_stale_quotes_are_counted(hydrated: tuple, market: Market,
+                                                         rest: SandboxRestServer) -> None:
+    """The sandbox leaves untraded far strikes with quotes from earlier sessions."""
+    from kapman.clock import ny_date_of
+    conn, _ = hydrated
+    rows = conn.execute(
+        "SELECT oc.contract_symbol, oc.quote_updated_at, oc.trade_updated_at, oc.timeframe, oc.day_close, oc.last "
+        "FROM options_chains oc JOIN tickers t ON t.id = oc.ticker_id WHERE t.symbol = 'AAPL' AND oc.time = %s",
+        (close_of(D2),)).fetchall()
+    chain = {r["details"]["ticker"]: r for r in market.option_chain("AAPL", close_of(D2))}
+    stale = 0
+    for symbol, quoted, traded, timeframe, day_close, last in rows:
+        src = chain[symbol]
+        assert quoted is not None and int(quoted.timestamp() * 1e6) == src["last_quote"]["last_updated"] // 1000
+        assert timeframe == "REAL-TIME" and day_close == src["day"]["close"]
+        if "last_trade" in src:
+            assert int(traded.timestamp() * 1e6) == src["last_trade"]["sip_timestamp"] // 1000
+            assert last == src["last_trade"]["price"]
+        else:
+            assert traded is None and last is None and day_close is not None   # the close is not lost
+        stale += ny_date_of(quoted) < D2
+    assert stale > 10
+    result = a3.compute(conn, a3.A3Params(dates=[D2], symbols=["AAPL"]))
+    payload = payloads(conn, D2)["AAPL"]
+    assert payload["counts"]["stale_quotes"] == stale and payload["status"] == "FULL"
+    assert result.details.stale_quotes == {"AAPL": stale}
+    assert any(f"{stale} contracts quoted before their snapshot's session" in n for n in result.notes)

@@ -100,8 +100,10 @@ def test_full_chains_values_collisions_and_ledger(
             and result.outcomes[symbol].rows == len(want) == result.outcomes[symbol].inserted
         )
     # AAPL carries an adjusted (150-share) call beside the standard one, and a contract of type other.
-    assert result.outcomes["AAPL"].dropped == {"other": 1, "collisions": 1}
-    assert result.dropped == {"expired": 0, "other": 2, "collisions": 2, "malformed": 0}  # DIA is quirky too
+    assert result.outcomes["AAPL"].dropped == {"other": 1, "adjusted": 1}
+    assert result.dropped == {"expired": 0, "other": 2, "adjusted": 2, "collisions": 0, "malformed": 0}  # DIA too
+    assert "2 adjusted contracts (deliverable != 100) kept out" in result.summary()
+    assert "2 of contract_type other" in result.summary() and "0 expired" not in result.summary()
     adjusted = next(r for r in chain if r["details"]["shares_per_contract"] != 100)
     d = adjusted["details"]
     key = (date.fromisoformat(d["expiration_date"]), Decimal(str(d["strike_price"])).quantize(FOUR), "C")
@@ -450,7 +452,7 @@ def test_worker_processes_write_what_in_process_writes(
     if stale:
         assert orcl.dropped["expired"] > 0 and aapl.dropped["expired"] > 0
     else:
-        assert aapl.dropped == {"other": 1, "collisions": 1} and "expired" not in orcl.dropped
+        assert aapl.dropped == {"other": 1, "adjusted": 1} and "expired" not in orcl.dropped
     assert odb.execute("SELECT count(*) FROM options_chains WHERE delta IS NULL").fetchone()[0] > 0
     replay = ingest_options(options_url, polygon, scope, snap, concurrency=3, workers=1)
     assert (replay.rows_inserted, replay.rows_updated, replay.rows_unchanged) == (0, 0, len(rows))

@@ -72,7 +72,7 @@ def test_a_schemeless_next_url_neither_sends_the_key_away_nor_empties_a_replay(
     assert outcome.status == "failed" and f"{path}: page 1's next_url " in outcome.reason
     assert "not followed" in outcome.reason and rest.api_key not in outcome.reason
     assert rows_by_key(odb, "ORCL") == stored and replay.rows_removed == 0
-    assert replay.exit_code() != 0
+    assert replay.step_result().exit_code != 0
 
 
 def test_one_contract_with_open_interest_1e300_loses_only_itself(

@@ -32,14 +32,15 @@ WINDOW_START = "2023-12-20"
 
 def expected(market: Market) -> dict[str, dict]:
     """The newest record per symbol of the kept types, straight from the sandbox: the listed ones
-    and those delisted within the 730-day window before the market clock."""
+    and those delisted within the 730-day window before the market clock; and every index."""
     best: dict[str, dict] = {}
     for rec in market.tickers:
         if not rec["active"] and rec["delisted_utc"] < WINDOW_START:
             continue
         if rec["ticker"] not in best or rec["last_updated_utc"] > best[rec["ticker"]]["last_updated_utc"]:
             best[rec["ticker"]] = rec
-    return {s: r for s, r in best.items() if r.get("type") in DEFAULT_TYPES}
+    kept = {s: r for s, r in best.items() if r.get("type") in DEFAULT_TYPES}
+    return {**kept, **{r["ticker"]: r for r in market.index_records()}}
 
 
 def test_loads_latest_record_per_symbol(db: psycopg.Connection, polygon: PolygonClient, market: Market,
@@ -203,7 +204,8 @@ def test_types_from_the_environment_and_exclusions_by_type(fresh_db: str, rest: 
     out = json.loads(proc.stdout)
     with psycopg.connect(fresh_db) as conn:
         types = dict(conn.execute("SELECT type, count(*) FROM tickers GROUP BY 1").fetchall())
-    assert set(types) == {"CS", "ETF"} and out["types"] == ["CS", "ETF"]
+    assert set(types) == {"CS", "ETF", "INDEX"} and out["types"] == ["CS", "ETF"]   # indices whatever the types
+    assert types["INDEX"] == out["indices"] == 4
     assert out["excluded_by_type"]["ADRC"] >= 1 and out["excluded_by_type"]["WARRANT"] >= 1
     assert sum(types.values()) == out["kept"]
     flag = subprocess.run([sys.executable, "-m", "scripts.ingest_tickers", "--force", "--db-url", fresh_db,

@@ -192,7 +192,8 @@ def test_cli_exit_codes_follow_what_resolved(tickers_db: psycopg.Connection, fre
     (lambda d: (d / "mvp.txt").write_bytes(b"AAPL\n\x00\x00"),
      "error: {d}/mvp.txt: binary file, not a watchlist (a NUL byte)"),
     (lambda d: (d / "mvp.txt").write_text("AAPL\nıbm\n"),
-     "error: {d}/mvp.txt:2: invalid symbol 'ıbm' (ASCII letters, digits and '.', starting with a letter)"),
+     "error: {d}/mvp.txt:2: invalid symbol 'ıbm' (ASCII letters, digits and '.', starting with a letter; "
+     "an index as I:SPX)"),
 ])
 def test_cli_bad_input_is_one_line_exit_2_and_nothing_written(  # type: ignore[no-untyped-def]
         tickers_db: psycopg.Connection, fresh_db: str, tmp_path: Path, setup, first_line: str) -> None:

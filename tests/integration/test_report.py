@@ -162,18 +162,21 @@ def test_kapman_show_is_scripts_show(url: str) -> None:
 
 
 def test_candles_are_split_adjusted_as_of_the_report_date(url: str) -> None:
-    """A 2-for-1 split inside the window halves the earlier candles and doubles their volume, as
-    A2 adjusts; a split after the report date leaves the page alone."""
-    split_day, later = DAYS[-10], date(2026, 1, 5)
+    """A 2-for-1 split inside the window (the bars as traded show it) halves the earlier candles and
+    doubles their volume, as A2 adjusts, giving back the series as if never split; a split after the
+    report date, or a record the prices do not show, leaves the page alone."""
+    split_day, later, bogus = DAYS[-10], date(2026, 1, 5), DAYS[-5]
     with psycopg.connect(url) as conn:
         raw = load_symbol_day(conn, "AAPL", LAST_DAY).bars
+        conn.execute("UPDATE ohlcv o SET open = open * 2, high = high * 2, low = low * 2, close = close * 2, "
+                     "volume = volume / 2 FROM tickers t WHERE t.id = o.ticker_id AND t.symbol = 'AAPL' "
+                     "AND o.date < %s", (split_day,))
         conn.execute("INSERT INTO splits (ticker, execution_date, split_from, split_to) VALUES "
-                     "('AAPL', %s, 1, 2), ('AAPL', %s, 1, 10)", (split_day, later))
+                     "('AAPL', %s, 1, 2), ('AAPL', %s, 1, 10), ('AAPL', %s, 1, 3)", (split_day, later, bogus))
         adjusted = load_symbol_day(conn, "AAPL", LAST_DAY).bars
         conn.rollback()
     assert adjusted.dates == raw.dates
-    for i, day in enumerate(raw.dates):
-        f = 2.0 if day < split_day else 1.0
-        assert adjusted.close[i] == pytest.approx(float(raw.close[i]) / f, rel=1e-12)
-        assert adjusted.low[i] == pytest.approx(float(raw.low[i]) / f, rel=1e-12)
-        assert adjusted.volume[i] == pytest.approx(float(raw.volume[i]) * f, rel=1e-12)
+    for i in range(len(raw.dates)):   # the doubled candles before the split halved back, the rest as read
+        assert adjusted.close[i] == pytest.approx(float(raw.close[i]), rel=1e-12)
+        assert adjusted.low[i] == pytest.approx(float(raw.low[i]), rel=1e-12)
+        assert adjusted.volume[i] == pytest.approx(float(raw.volume[i]), rel=1e-12)

@@ -270,7 +270,7 @@ def _dealer_payload(as_of: date, snap: datetime | None, spot: float, spot_source
         "put_call_volume_ratio": None, "dex_net": None, "atm_iv": None, "atm_iv_expiration": None,
         "strike_profile": {"strikes": [], "gex": []},
         "counts": {"total": len(chain), "eligible": len(eligible),
-                   "excluded": {"invalid_contract": 0, "expired": 0,
+                   "excluded": {"invalid_contract": 0, "adjusted_deliverable": 0, "expired": 0,
                                 "beyond_max_dte": len(chain) - len(universe), "below_min_open_interest": 0,
                                 "no_gamma_no_iv": len(universe) - len(eligible)},
                    "calls": sum(c["option_type"] == "C" for c in eligible),

@@ -13,10 +13,15 @@ The vendor's rough edges are handled here, each counted rather than crashing the
   ``shares_per_contract`` in 1..2**31-1, a ``volume`` and ``open_interest`` in 0..2**63-1, and
   prices (underlying, bid, ask, last) and implied volatility that are not negative.  Only that
   contract is dropped, named in the samples; the chain is kept.
+- Freshness is kept (migration 0010): the last quote's and last trade's times, the timeframe
+  (REAL-TIME or DELAYED: the quote's, else the trade's) and the day's close.  ``last`` is the last
+  trade's price only (NULL without a trade); ``day_close`` keeps the session's close beside it.
 - Two contracts on the same (expiration, strike, type), e.g. an adjusted contract beside the
   standard one, collide on the table's key.  Rule: keep the one with ``shares_per_contract ==
   100`` (the standard deliverable every downstream metric assumes); between equals keep the
-  lexicographically smallest contract symbol.  The losers are counted as ``collisions``.
+  lexicographically smallest contract symbol.  A loser with a non-standard deliverable is counted
+  as ``adjusted``, any other loser as ``collisions``.  (Adjusted contracts without a standard twin
+  are stored; A3 keeps them out of its metrics, see docs/a3_dealer_metrics.md.)
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
@@ -59,6 +64,10 @@ COLUMNS = (
     "gamma",
     "theta",
     "vega",
+    "quote_updated_at",
+    "trade_updated_at",
+    "timeframe",
+    "day_close",
 )
 TYPES = (
     "timestamptz",
@@ -79,8 +88,21 @@ TYPES = (
     "float8",
     "float8",
     "float8",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "float8",
 )
-DROP_REASONS = ("expired", "other", "collisions", "malformed")
+DROP_REASONS = ("expired", "other", "adjusted", "collisions", "malformed")
+#: How the run's summary names each drop reason (after the count).
+DROP_LABELS = {
+    "expired": "expired before the snapshot's date",
+    "other": "of contract_type other",
+    "adjusted": "adjusted contracts (deliverable != 100) kept out: a standard contract has the same "
+                "expiration, strike and type",
+    "collisions": "duplicates of another contract's expiration, strike and type",
+    "malformed": "malformed",
+}
 #: The integer columns' ranges: shares_per_contract is int4, volume and open_interest int8.
 INT4_MAX = 2**31 - 1
 INT8_MAX = 2**63 - 1
@@ -150,6 +172,26 @@ def _int(value: Any) -> int | None:
     return None
 
 
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The vendor's two timeframes; anything else is stored NULL.
+TIMEFRAMES = frozenset({"REAL-TIME", "DELAYED"})
+
+
+def ns_time(value: Any) -> datetime | None:
+    """A vendor timestamp (integer nanoseconds since the epoch) as an aware datetime (to the us)."""
+    if type(value) is not int or value <= 0:
+        return None
+    return _UNIX_EPOCH + timedelta(microseconds=value // 1000)
+
+
+def freshness(quote: dict, trade: dict, day: dict) -> tuple[datetime | None, datetime | None, str | None,
+                                                           float | None]:
+    """(quote_updated_at, trade_updated_at, timeframe, day_close) of one contract."""
+    timeframe = quote.get("timeframe") or trade.get("timeframe")
+    return (ns_time(quote.get("last_updated")), ns_time(trade.get("sip_timestamp")),
+            timeframe if isinstance(timeframe, str) and timeframe in TIMEFRAMES else None, _num(day.get("close")))
+
+
 def strike_of(value: Any) -> Decimal:
     """The strike as numeric(12,4): via ``str`` so 150.1 is 150.1000, not the float's binary tail."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
@@ -211,6 +253,7 @@ def contract_row(
         strike = parsed[key_s] = strike_of(raw_strike)
     greeks = _obj(result.get("greeks"))
     quote = _obj(result.get("last_quote"))
+    trade, day = _obj(result.get("last_trade")), _obj(result.get("day"))
     row = (
         snapshot_time,
         ticker_id,
@@ -222,14 +265,15 @@ def contract_row(
         underlying_price(result),
         _num(quote.get("bid")),
         _num(quote.get("ask")),
-        _num(_obj(result.get("last_trade")).get("price")),
-        _int(_obj(result.get("day")).get("volume")),
+        _num(trade.get("price")),
+        _int(day.get("volume")),
         _int(result.get("open_interest")),
         _num(result.get("implied_volatility")),
         _num(greeks.get("delta")),
         _num(greeks.get("gamma")),
         _num(greeks.get("theta")),
         _num(greeks.get("vega")),
+        *freshness(quote, trade, day),
     )
     why = insane(row)
     if why is not None:
@@ -240,6 +284,11 @@ def contract_row(
 def preference(row: tuple) -> tuple[bool, str]:
     """Sort key of the collision rule: standard deliverable first, then the smallest symbol."""
     return (row[6] != STANDARD_SHARES, row[5])
+
+
+def collision_reason(loser: tuple) -> str:
+    """The drop reason of a collision's loser: ``adjusted`` when its deliverable is not 100 shares."""
+    return "adjusted" if loser[6] is not None and loser[6] != STANDARD_SHARES else "collisions"
 
 
 class ChainNormaliser:
@@ -269,6 +318,7 @@ class ChainNormaliser:
         snapshot_time, ticker_id = self.snapshot_time, self.ticker_id
         expiries, strikes, types = self._expiries, self._strikes, OPTION_TYPES
         num, whole, empty = _num, _int, _EMPTY
+        epoch, micros, frames = _UNIX_EPOCH, timedelta, TIMEFRAMES
         out.contracts += len(results)
         for result in results:
             row: tuple | None = None
@@ -320,10 +370,14 @@ class ChainNormaliser:
                             v = quote.get("ask")
                             ask = v if type(v) is float and v - v == 0.0 else num(v)
                             trade = result.get("last_trade")
-                            v = trade.get("price") if isinstance(trade, dict) else None
+                            if not isinstance(trade, dict):
+                                trade = empty
+                            v = trade.get("price")
                             last = v if type(v) is float and v - v == 0.0 else num(v)
                             day = result.get("day")
-                            v = day.get("volume") if isinstance(day, dict) else None
+                            if not isinstance(day, dict):
+                                day = empty
+                            v = day.get("volume")
                             volume = v if type(v) is int else whole(v)
                             v = result.get("open_interest")
                             open_interest = v if type(v) is int else whole(v)
@@ -359,6 +413,14 @@ class ChainNormaliser:
                                 gamma,
                                 theta,
                                 vega,
+                                # freshness(), inlined: this runs once per contract
+                                epoch + micros(microseconds=qt // 1000) if type(qt := quote.get("last_updated"))
+                                is int and qt > 0 else None,
+                                epoch + micros(microseconds=tt // 1000) if type(tt := trade.get("sip_timestamp"))
+                                is int and tt > 0 else None,
+                                tf if type(tf := quote.get("timeframe") or trade.get("timeframe")) is str
+                                and tf in frames else None,
+                                v if type(v := day.get("close")) is float and v - v == 0.0 else num(v),
                             )
                             # The ranges of ``insane`` (and contract_row's NUL rule), inline:
                             # this runs once per contract.
@@ -391,8 +453,9 @@ class ChainNormaliser:
             key = row[2:5]
             current = kept.get(key)
             if current is not None:
-                out.dropped["collisions"] += 1
-                if preference(row) >= preference(current):
+                loser = row if preference(row) >= preference(current) else current
+                out.dropped[collision_reason(loser)] += 1
+                if loser is row:
                     continue
             kept[key] = row
 

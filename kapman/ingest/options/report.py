@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from kapman.errors import KapManError
+from kapman.ingest.options.normalise import DROP_LABELS
 from kapman.step import StepResult
 
 if TYPE_CHECKING:  # the archive (and pyarrow) load only when a run archives
@@ -110,7 +111,7 @@ class OptionsResult:
             if self.by_status(s) or s == "ok"
         )
         rate = self.rows_written / self.write_seconds if self.write_seconds else 0.0
-        dropped = ", ".join(f"{k} {v}" for k, v in self.dropped.items())
+        dropped = ", ".join(f"{v} {DROP_LABELS.get(k, k)}" for k, v in self.dropped.items() if v)
         return (f"snapshot {when}: {len(self.outcomes)} symbols ({counts}); {self.rows_inserted} rows inserted, "
                 f"{self.rows_updated} updated from {self.contracts} contracts (dropped {dropped or 'none'}); "
                 f"{self.pages} pages, {self.requests} requests, {self.retries} retries; writing "

@@ -81,7 +81,31 @@ def test_full_contract() -> None:
         "gamma": 0.03,
         "theta": -0.08,
         "vega": 0.21,
+        "quote_updated_at": None,
+        "trade_updated_at": None,
+        "timeframe": None,
+        "day_close": 4.1,
     }
+
+
+def test_freshness_is_kept_and_the_day_close_survives_a_missing_trade() -> None:
+    quote_ns, trade_ns = 1_734_634_799_123_456_789, 1_714_000_000_000_000_000   # 2024-12-19, 2024-04-24
+    fresh = contract(last_quote={"bid": 4.0, "ask": 4.2, "last_updated": quote_ns, "timeframe": "DELAYED"},
+                     last_trade={"price": 4.15, "sip_timestamp": trade_ns, "timeframe": "REAL-TIME"})
+    for row in (row_of(fresh), normalise_chain([copy.deepcopy(fresh)], SNAPSHOT, TID).rows[0]):
+        assert row[COL["quote_updated_at"]] == datetime(2024, 12, 19, 18, 59, 59, 123456, tzinfo=UTC)
+        assert row[COL["trade_updated_at"]] == datetime(2024, 4, 24, 23, 6, 40, tzinfo=UTC)
+        assert row[COL["timeframe"]] == "DELAYED"      # the quote's
+    untraded = contract(last_trade={}, last_quote={"bid": 1.0, "timeframe": "REAL-TIME"}, day={"close": 3.9})
+    for row in (row_of(untraded), normalise_chain([untraded], SNAPSHOT, TID).rows[0]):
+        assert row[COL["last"]] is None and row[COL["day_close"]] == 3.9
+        assert row[COL["trade_updated_at"]] is None and row[COL["timeframe"]] == "REAL-TIME"
+    for odd in (contract(last_quote={"last_updated": "yesterday", "timeframe": "live"}, last_trade=None, day=None),
+                contract(last_quote={"last_updated": -5, "timeframe": ["DELAYED"]}, last_trade={"sip_timestamp": 1.5},
+                         day={"close": "4.1"})):
+        for row in (row_of(odd), normalise_chain([copy.deepcopy(odd)], SNAPSHOT, TID).rows[0]):
+            assert [row[COL[c]] for c in ("quote_updated_at", "trade_updated_at", "timeframe", "day_close")] == [
+                None] * 4
 
 
 @pytest.mark.parametrize("greeks", [None, {}, ...], ids=["null", "empty", "absent"])
@@ -168,7 +192,7 @@ def test_collision_prefers_standard_deliverable_then_smallest_symbol() -> None:
     adjusted = contract(shares_per_contract=150, ticker_="O:AAPL1260116C00150100", greeks={})
     for results in ([standard, adjusted], [adjusted, standard]):
         chain = normalise_chain(copy.deepcopy(results), SNAPSHOT, TID)
-        assert chain.dropped["collisions"] == 1 and len(chain.rows) == 1
+        assert chain.dropped == {"adjusted": 1} and len(chain.rows) == 1
         assert chain.rows[0][COL["shares_per_contract"]] == 100
         assert chain.rows[0][COL["contract_symbol"]] == "O:AAPL260116C00150100"
     b, a = contract(ticker_="O:B"), contract(ticker_="O:A")
