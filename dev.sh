@@ -63,9 +63,11 @@ setup_venv() {
       apt-get install -y -q python3-venv >/dev/null 2>&1 || true; "$PYTHON" -m venv "$VENV"; }
   fi
   if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-    say "installing KapMan and its dependencies into $VENV/"
+    say "installing KapMan and its dependencies into $VENV/ (what pip fetches, builds and installs:)"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$VENV/bin/python" -m pip install -q -e '.[dev]'
+    # pip's own lines of what it does, without its hundreds of "already satisfied" ones
+    "$VENV/bin/python" -m pip install -e '.[dev]' \
+      | { grep -E '^(Collecting|Building|Installing|Successfully)' | sed 's/^/  pip: /' >&2 || true; }
     echo "$want" >"$stamp"
   fi
 }

@@ -11,7 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from kapman import cli
+from kapman import __version__, cli
+from kapman.config import CHECKOUT
 
 #: subcommand -> (module with ``main(argv)``, one line for the overview), in runbook order.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -38,9 +39,18 @@ def overview() -> str:
     lines = ["usage: kapman <command> [options]   (kapman <command> --help for its options)", "",
              "KapMan's runbook steps and tools; each is also python -m <module>.", "", "commands:"]
     lines += [f"  {name:<{width}}  {about}" for name, (_, about) in COMMANDS.items()]
+    lines += ["", "  --version  the installed KapMan's version"]
     lines += ["", "examples:", "  kapman rebuild", "  kapman ohlcv base --days 30",
               "  kapman a2 --date 2025-12-19 --symbols AAPL,NVDA"]
     return "\n".join(lines)
+
+
+def module_name(name: str) -> str:
+    """The module a command runs: ``scripts.*`` in a checkout, their copy ``kapman._scripts.*`` when installed
+    (the wheel has no top-level ``scripts``, a name other packages use too)."""
+    if CHECKOUT is None and (name == "scripts" or name.startswith("scripts.")):
+        return "kapman._" + name
+    return name
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,14 +58,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not words or words[0] in ("-h", "--help", "help"):
         print(overview())
         return 0
+    if words[0] in ("-V", "--version"):
+        print(f"kapman {__version__}")
+        return 0
     name, rest = words[0], words[1:]
     if name not in COMMANDS:
         print(f"kapman: unknown command {name!r}\n\n{overview()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+
+    def run(args: Sequence[str] | None) -> int:
+        # imported here so that a missing optional dependency is one line, not a traceback
+        return int(importlib.import_module(module_name(COMMANDS[name][0])).main(args))
+
     cli.prog_override = f"kapman {name}"
     try:
-        return cli.run_main(module.main, rest)
+        return cli.run_main(run, rest)
     finally:
         cli.prog_override = None
 
