@@ -1,0 +1,142 @@
+"""kapman.data against a hydrated database: the values stored, the selections, splits, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pytest
+
+from kapman import data
+from kapman.db.rebuild import rebuild
+from kapman.errors import InputError, UsageError
+from tests.support import database
+from tests.support.hydrate import DAYS, DEALER_DAYS, GAP, LAST_DAY, SNAPSHOT_DAYS, hydrate
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def url(admin_url: str) -> Iterator[str]:
+    url = database.create_scratch(admin_url, "data_")
+    try:
+        rebuild(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            hydrate(conn)
+        yield url
+    finally:
+        database.drop_scratch(admin_url, url)
+
+
+@pytest.fixture
+def conn(url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        yield conn
+
+
+def test_bars_are_the_stored_rows(conn: psycopg.Connection, url: str) -> None:
+    stored = conn.execute("SELECT o.date, o.open, o.high, o.low, o.close, o.volume, o.vwap, o.transactions "
+                          "FROM ohlcv o JOIN tickers t ON t.id = o.ticker_id WHERE t.symbol = 'MSFT' "
+                          "ORDER BY o.date").fetchall()
+    frame = data.bars(url, "MSFT")               # a URL: the API opens and closes its own connection
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame.columns) == ["symbol", "date", "open", "high", "low", "close", "volume", "vwap",
+                                   "transactions"]
+    assert len(frame) == len(stored) == len(DAYS) - 1             # MSFT's gap day has no bar
+    assert pd.Timestamp(GAP[1]) not in set(frame["date"])
+    assert [tuple(r) for r in frame.drop(columns="symbol").itertuples(index=False)] == [
+        (pd.Timestamp(d), *rest) for d, *rest in stored]
+
+
+def test_bars_for_a_watchlist_and_a_range_as_arrow(conn: psycopg.Connection) -> None:
+    table = data.bars(conn, watchlist="mvp", start=DAYS[-3], end=LAST_DAY, arrow=True)
+    assert isinstance(table, pa.Table)
+    assert table.schema.field("date").type == pa.date32()
+    # OLDCO (no bars), ZZZZ (no ticker) and IBM (removed) bring no rows
+    assert sorted(set(table.column("symbol").to_pylist())) == ["AAPL", "MSFT", "NVDA", "SPY"]
+    assert set(table.column("date").to_pylist()) == set(DAYS[-3:])
+    assert table.num_rows == 12
+
+
+def test_bars_split_adjusted_as_of_a_date(conn: psycopg.Connection) -> None:
+    split_day = DAYS[20]
+    raw = data.bars(conn, "AAPL")
+    conn.execute("INSERT INTO splits (ticker, execution_date, split_from, split_to) VALUES ('AAPL', %s, 1, 4)",
+                 (split_day,))
+    try:
+        adjusted = data.bars(conn, "AAPL", adjusted=True, as_of=LAST_DAY)
+        before_split = data.bars(conn, "AAPL", adjusted=True, as_of=DAYS[19])
+        range_end = data.bars(conn, "AAPL", end=DAYS[25], adjusted=True)
+    finally:
+        conn.execute("DELETE FROM splits WHERE ticker = 'AAPL'")
+    early = raw["date"] < pd.Timestamp(split_day)
+    assert early.sum() == 20
+    for name in ("open", "high", "low", "close", "vwap"):
+        assert list(adjusted.loc[early, name]) == pytest.approx(list(raw.loc[early, name] / 4), rel=1e-15)
+        assert list(adjusted.loc[~early, name]) == list(raw.loc[~early, name])
+    assert list(adjusted.loc[early, "volume"]) == pytest.approx(list(raw.loc[early, "volume"] * 4))
+    assert before_split.equals(raw)                       # a split after as_of changes nothing
+    assert list(range_end["close"][:20]) == pytest.approx(list(raw["close"][:20] / 4))   # as of the range's end
+
+
+def test_snapshots_flattened_to_the_documented_columns(conn: psycopg.Connection) -> None:
+    frame = data.snapshots(conn, "AAPL")
+    assert list(frame.columns) == ["symbol", "date"] + [c["name"] for c in data.describe()]
+    assert list(frame["date"]) == [pd.Timestamp(d) for d in SNAPSHOT_DAYS]
+    docs = conn.execute("SELECT technical_indicators_json, price_metrics_json, dealer_metrics_json "
+                        "FROM daily_snapshots s JOIN tickers t ON t.id = s.ticker_id WHERE t.symbol = 'AAPL' "
+                        "ORDER BY time").fetchall()
+    for row, (ta, price, dealer) in zip(frame.itertuples(index=False), docs, strict=True):
+        got = dict(zip(frame.columns, row, strict=True))
+        assert got["momentum.rsi.rsi"] == ta["momentum"]["rsi"]["rsi"]
+        assert got["volatility.bbands.bollinger_pband"] == ta["volatility"]["bbands"]["bollinger_pband"]
+        assert pd.isna(got["trend.sma.sma_200"])                         # null in the document
+        assert pd.isna(got["momentum.kama.kama"])                        # absent from the document
+        assert got["close"] == price["close"] and got["rvol"] == price["rvol"]
+        if dealer is None:
+            assert pd.isna(got["position"]) and pd.isna(got["gex_net"])
+        else:
+            assert got["position"] == dealer["position"] and got["gex_net"] == dealer["gex_net"]
+            assert got["status"] == dealer["status"]
+
+
+def test_snapshots_of_a_watchlist_on_a_date_with_chosen_columns(conn: psycopg.Connection) -> None:
+    table = data.snapshots(conn, watchlist="mvp", date=DEALER_DAYS[-1], columns=["rsi", "position", "gex_net"],
+                           arrow=True)
+    assert table.column_names == ["symbol", "date", "momentum.rsi.rsi", "position", "gex_net"]
+    rows = {r["symbol"]: r for r in table.to_pylist()}
+    assert sorted(rows) == ["AAPL", "MSFT", "NVDA", "SPY"]
+    assert rows["NVDA"]["position"] is None                              # no A3 for NVDA
+    assert rows["AAPL"]["position"] in data.POSITIONS
+    assert table.schema.field("gex_net").type == pa.float64()
+
+
+def test_the_chain_as_of_a_snapshot(conn: psycopg.Connection) -> None:
+    latest = data.chain(conn, ["AAPL", "MSFT"])
+    times = latest.groupby("symbol")["time"].unique().to_dict()
+    assert [t.to_pydatetime() for t in times["AAPL"]] == [datetime(2025, 12, 19, 21, 5, tzinfo=UTC)]
+    assert [t.to_pydatetime() for t in times["MSFT"]] == [datetime(2025, 12, 18, 21, 5, tzinfo=UTC)]
+    earlier = data.chain(conn, "AAPL", snapshot=date(2025, 12, 18), arrow=True)
+    assert set(earlier.column("time").to_pylist()) == {datetime(2025, 12, 18, 21, 5, tzinfo=UTC)}
+    stored = conn.execute("SELECT count(*), sum(strike_price)::float8 FROM options_chains o "
+                          "JOIN tickers t ON t.id = o.ticker_id WHERE t.symbol = 'AAPL' "
+                          "AND time = '2025-12-18 21:05+00'").fetchone()
+    assert (earlier.num_rows, sum(earlier.column("strike_price").to_pylist())) == stored
+    assert earlier.schema.field("strike_price").type == pa.float64()
+
+
+def test_symbols_are_case_sensitive_with_a_did_you_mean(conn: psycopg.Connection) -> None:
+    with pytest.raises(InputError, match=r"no ticker QQQQ aapl \(did you mean AAPL\?\)"):
+        data.bars(conn, ["aapl", "QQQQ"])
+    with pytest.raises(InputError, match="no watchlist 'nope' \\(known: mvp\\)"):
+        data.snapshots(conn, watchlist="nope")
+
+
+def test_an_unknown_column_names_the_closest(conn: psycopg.Connection) -> None:
+    with pytest.raises(UsageError, match=r"no column 'rsii'; did you mean rsi \(momentum.rsi.rsi\)"):
+        data.snapshots(conn, "AAPL", columns=["rsii"])
+    with pytest.raises(UsageError, match="start 2025-12-19 is after end 2025-12-01"):
+        data.bars(conn, "AAPL", start="2025-12-19", end="2025-12-01")
