@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
@@ -14,7 +15,7 @@ from kapman import data
 from kapman.db.rebuild import rebuild
 from kapman.errors import InputError, UsageError
 from tests.support import database
-from tests.support.hydrate import DAYS, DEALER_DAYS, GAP, LAST_DAY, SNAPSHOT_DAYS, hydrate
+from tests.support.hydrate import DAYS, DEALER_DAYS, GAP, LAST_DAY, SNAPSHOT_DAYS, hydrate, snapshot_time
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +141,44 @@ def test_an_unknown_column_names_the_closest(conn: psycopg.Connection) -> None:
         data.snapshots(conn, "AAPL", columns=["rsii"])
     with pytest.raises(UsageError, match="start 2025-12-19 is after end 2025-12-01"):
         data.bars(conn, "AAPL", start="2025-12-19", end="2025-12-01")
+
+
+# --- kapman screen ------------------------------------------------------------------------------
+
+def screen(url: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from kapman.console import main
+
+    code = main(["screen", *args, "--db-url", url])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_screen_matches_what_the_documents_say(url: str, conn: psycopg.Connection,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    expected = sorted(r[0] for r in conn.execute(
+        "SELECT t.symbol FROM daily_snapshots s JOIN tickers t ON t.id = s.ticker_id WHERE s.time = %s AND "
+        "((technical_indicators_json #>> '{momentum,rsi,rsi}')::float8 < 50 "
+        "OR dealer_metrics_json ->> 'position' = 'short_gamma')", (snapshot_time(LAST_DAY),)))
+    code, out, _ = screen(url, capsys, "rsi < 50 or short_gamma", "--date", str(LAST_DAY), "--json")
+    assert code == 0
+    found = json.loads(out)
+    assert [r["symbol"] for r in found["rows"]] == expected and expected
+    assert (found["screened"], found["matched"], found["date"]) == (4, len(expected), str(LAST_DAY))
+    assert set(found["rows"][0]) == {"symbol", "momentum.rsi.rsi", "position"}
+
+
+def test_screen_as_csv_and_as_a_table(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = screen(url, capsys, "close > 0 and rvol is not null", "--watchlist", "mvp", "--csv")
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "symbol,close,rvol"
+    assert [line.split(",")[0] for line in lines[1:]] == ["AAPL", "MSFT", "NVDA", "SPY"]
+    code, out, _ = screen(url, capsys, "close < 0")
+    assert code == 0 and out.strip() == f"0 of 4 symbols on {LAST_DAY} match close < 0"
+
+
+def test_screen_refuses_an_unknown_column_with_the_closest(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = screen(url, capsys, "gex_nett < 0")
+    assert code == 2 and out == ""
+    assert err.splitlines()[0] == ("error: screen: no column 'gex_nett' (column 1); "
+                                   "did you mean gex_net, dex_net, gex_ratio?")
+    assert "Traceback" not in err
