@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from datetime import date
+from pathlib import Path
 
 import psycopg
 
 from bench.common import Figure, median_seconds, print_table, scratch_database
-from kapman import data
+from kapman import data, export
 from kapman.calendar import trading_days
+from kapman.data import api
 from kapman.data.expression import parse
 from kapman.jobs import a2_local_ta
 from kapman.sandbox.dbload import load_bars, load_tickers
@@ -69,7 +72,36 @@ def run(tickers: int = 11000, repeat: int = 3) -> list[Figure]:
 
 def extra_figures(conn: psycopg.Connection, url: str, repeat: int) -> list[Figure]:
     """The screener's and the export's figures."""
-    return screen_figures(conn, repeat)
+    return screen_figures(conn, repeat) + export_figures(url)
+
+
+#: The full market's A2 over the retention window: 11,000 tickers x 502 dates (the issue's measure).
+FULL_WINDOW_ROWS = 5_400_000
+
+
+def export_figures(url: str) -> list[Figure]:
+    import duckdb
+
+    with tempfile.TemporaryDirectory() as directory:
+        started = time.perf_counter()
+        result = export.export(url, export.ExportParams(Path(directory), ["daily_snapshots"], api.Dates(END, END)))
+        seconds = time.perf_counter() - started
+        stats = result.details["daily_snapshots"]
+        per_row = stats["bytes_per_row"]
+        export.export(url, export.ExportParams(Path(directory), ["daily_snapshots"]))     # the other dates
+        query = (f"SELECT date, avg(\"momentum.rsi.rsi\") FROM '{directory}/daily_snapshots/*.parquet' "
+                 "GROUP BY 1 ORDER BY 1")
+        average = median_seconds(lambda: duckdb.sql(query).fetchall(), 3)
+    rate = stats["rows"] / seconds
+    projected = FULL_WINDOW_ROWS / rate
+    return [Figure("serve", f"export: a full-market date of flattened A2 ({stats['rows']:,} rows)",
+                   rate, "rows/s"),
+            Figure("serve", "export: the full window's A2 (5.4M rows) at that rate", projected, "s", "<= 120",
+                   projected <= 120),
+            Figure("serve", "export: a full-market date of flattened A2, zstd", per_row, "bytes/row", "<= 600",
+                   per_row <= 600),
+            Figure("serve", "export: average of one indicator per date over the export in DuckDB", average, "s",
+                   "< 1", average < 1)]
 
 
 def screen_figures(conn: psycopg.Connection, repeat: int) -> list[Figure]:

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("scripts.status", "OK / WARN / FAIL per area, and the command that mends it"),
     "report": ("scripts.report", "offline HTML pages: a symbol's charts, a watchlist index, warehouse coverage"),
     "show": ("scripts.show", "a symbol's key values in the terminal"),
+    "export": ("kapman.export", "ohlcv, flattened daily_snapshots and options_chains to Parquet, a file per date"),
     "screen": ("kapman.screen", "the symbols whose stored values on a date satisfy an expression"),
     "demo": ("kapman.demo", "the whole runbook on the offline sandbox"),
     "sandbox": ("kapman.sandbox.__main__", "the offline market: REST and S3 servers, flat-file mirrors"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pandas as pd
 import psycopg
@@ -182,3 +183,63 @@ def test_screen_refuses_an_unknown_column_with_the_closest(url: str, capsys: pyt
     assert err.splitlines()[0] == ("error: screen: no column 'gex_nett' (column 1); "
                                    "did you mean gex_net, dex_net, gex_ratio?")
     assert "Traceback" not in err
+
+
+# --- kapman export ------------------------------------------------------------------------------
+
+def export(url: str, capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    from kapman.console import main
+
+    code = main(["export", *args, "--db-url", url, "--json"])
+    out, _ = capsys.readouterr()
+    assert code == 0, out
+    return json.loads(out)
+
+
+def test_export_is_read_alike_by_pandas_polars_and_duckdb(url: str, conn: psycopg.Connection, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import duckdb
+    import polars as pl
+
+    done = export(url, capsys, "--to", str(tmp_path))
+    assert done["ohlcv"]["files"] == len(DAYS)
+    assert done["daily_snapshots"]["files"] == len(SNAPSHOT_DAYS)
+    assert done["options_chains"]["files"] == 2
+    assert sorted(p.name for p in (tmp_path / "options_chains").iterdir()) == ["2025-12-18.parquet",
+                                                                             "2025-12-19.parquet"]
+    bars = pd.read_parquet(tmp_path / "ohlcv").sort_values(["symbol", "date"], ignore_index=True)
+    expected = data.bars(conn, arrow=True).to_pandas().sort_values(["symbol", "date"], ignore_index=True)
+    pd.testing.assert_frame_equal(bars, expected, check_dtype=False)
+
+    snapshots = pl.read_parquet(str(tmp_path / "daily_snapshots" / "*.parquet")).sort(["symbol", "date"])
+    assert snapshots.columns == ["symbol", "date"] + [c["name"] for c in data.describe()]
+    stored = data.snapshots(conn, arrow=True)
+    assert snapshots["momentum.rsi.rsi"].to_list() == stored.column("momentum.rsi.rsi").to_pylist()
+    assert snapshots["position"].to_list() == stored.column("position").to_pylist()
+
+    averages = duckdb.sql(f"""SELECT date, avg("momentum.rsi.rsi") FROM '{tmp_path}/daily_snapshots/*.parquet'
+                              GROUP BY 1 ORDER BY 1""").fetchall()
+    in_sql = conn.execute("SELECT (time AT TIME ZONE 'America/New_York')::date, "
+                          "avg((technical_indicators_json #>> '{momentum,rsi,rsi}')::float8) "
+                          "FROM daily_snapshots GROUP BY 1 ORDER BY 1").fetchall()
+    assert [d for d, _ in averages] == [d for d, _ in in_sql]
+    assert [a for _, a in averages] == pytest.approx([a for _, a in in_sql], rel=1e-12)
+    contracts = duckdb.sql(f"SELECT count(*), count(DISTINCT time) FROM '{tmp_path}/options_chains/*.parquet'")
+    assert contracts.fetchall()[0] == conn.execute("SELECT count(*), count(DISTINCT time) FROM options_chains").fetchone()
+
+
+def test_export_writes_only_the_dates_not_yet_exported(url: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv")
+    again = export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv")
+    assert again["ohlcv"]["files"] == 0 and again["ohlcv"]["skipped"] == len(DAYS)
+    missing = tmp_path / "ohlcv" / f"{DAYS[5]}.parquet"
+    untouched = tmp_path / "ohlcv" / f"{DAYS[6]}.parquet"
+    before = untouched.stat().st_mtime_ns
+    missing.unlink()
+    third = export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv")
+    assert third["ohlcv"]["files"] == 1 and missing.exists()
+    assert untouched.stat().st_mtime_ns == before
+    forced = export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv", "--date", str(DAYS[6]), "--force")
+    assert forced["ohlcv"]["files"] == 1 and untouched.stat().st_mtime_ns != before
+    assert not list(tmp_path.rglob(".*.partial"))
