@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("scripts.show", "a symbol's key values in the terminal"),
     "export": ("kapman.export", "ohlcv, flattened daily_snapshots and options_chains to Parquet, a file per date"),
     "screen": ("kapman.screen", "the symbols whose stored values on a date satisfy an expression"),
+    "runs": ("kapman.views.runs", "the run ledger, newest first, by step and outcome"),
+    "snapshots": ("kapman.views.snapshots", "option snapshots: symbols, completeness, archive state"),
     "demo": ("kapman.demo", "the whole runbook on the offline sandbox"),
     "sandbox": ("kapman.sandbox.__main__", "the offline market: REST and S3 servers, flat-file mirrors"),
 }

@@ -20,8 +20,10 @@ is then described and destroyed only when you type its name on a terminal, or pa
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 
@@ -186,11 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--profile", default="realistic", help="sandbox profile (python -m kapman.sandbox serve --help)")
     p.add_argument("--live", action="store_true", help="use Polygon (credentials from .env) instead of the sandbox")
     p.add_argument("--no-dashboards", action="store_true", help="skip the psql dashboards")
-    p.add_argument("--db-url", metavar="URL",
-                   help=f"the database to rebuild (default: {DEMO_DATABASE} on the server of DATABASE_URL)")
+    cli.add_common_options(p, db_url_help=f"the database to rebuild (default: {DEMO_DATABASE} on the server of "
+                                          "DATABASE_URL)")
     p.add_argument("-y", "--yes", action="store_true",
                    help="with --db-url: destroy a database that holds data without asking")
     args = p.parse_args(argv)
+    cli.configure_logging(args)
     try:
         settings = load_settings()
         if args.live:
@@ -205,19 +208,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = sandbox_runbook(url, tickers=args.tickers, seed=args.seed, option_days=args.option_days,
                                       dashboards=not args.no_dashboards, profile=args.profile)
     except KapManError as exc:
+        if args.debug:
+            traceback.print_exc()
         print(f"error: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
         return 2
     if results and results[-1].returncode == 2:
         return 2
-    print(f"\n== Report: {mask_url(url)} ==")
-    for name, value in report(url):
-        print(f"  {name:<18} {value}")
-    print("\n== Pages ==")
-    for page in runbook.REPORT_PAGES:
-        print(f"  {PROJECT_ROOT / page}")
     partial = [r for r in results if r.returncode]
-    print(f"{len(results)} steps in {time.perf_counter() - started:.0f}s"
-          + (f"; {len(partial)} with partial failures" if partial else "; all succeeded"))
+    summary = (f"{len(results)} steps in {time.perf_counter() - started:.0f}s"
+               + (f"; {len(partial)} with partial failures" if partial else "; all succeeded"))
+    values, pages = report(url), [str(PROJECT_ROOT / page) for page in runbook.REPORT_PAGES]
+    if args.json:
+        print(json.dumps({"database": mask_url(url), "steps": len(results), "partial": len(partial),
+                          "report": dict(values), "pages": pages, "summary": summary}, default=str, sort_keys=True))
+        return 1 if partial else 0
+    if not args.quiet:
+        print(f"\n== Report: {mask_url(url)} ==")
+        for name, value in values:
+            print(f"  {name:<18} {value}")
+    print("\n== Pages ==")
+    for page in pages:
+        print(f"  {page}")
+    print(summary)
     return 1 if partial else 0
 
 

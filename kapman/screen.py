@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
 
 import psycopg
 import pyarrow as pa
@@ -23,6 +21,7 @@ from kapman.data.columns import COLUMNS, leaf_names
 from kapman.data.expression import Expression, parse
 from kapman.db.connect import connect
 from kapman.errors import InputError
+from kapman.views.table import plain, table_text
 
 EXAMPLES = """
   kapman screen "rsi < 30 and short_gamma" --watchlist mvp
@@ -40,27 +39,6 @@ short_gamma, neutral (a bare label means position = label), with < <= > >= = != 
 or, not and parentheses; COLUMN is null / is not null. A missing value satisfies no comparison.
 An unknown column is refused with the closest names. Output: a table of the matching symbols with
 the columns the expression reads (--csv: CSV; --json: one object)."""
-
-
-def _value(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value.isoformat() if isinstance(value, date) else value
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def table_text(rows: list[dict[str, Any]], names: Sequence[str]) -> str:
-    cells = [[_text(r[n]) for n in names] for r in rows]
-    widths = [max([len(n)] + [len(c[i]) for c in cells]) for i, n in enumerate(names)]
-    lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True))]
-    lines += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-              for row in cells]
-    return "\n".join(lines)
 
 
 def newest_date(conn: psycopg.Connection) -> date:
@@ -107,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = cli.settings_for(args)
     with connect(settings.require_database_url()) as conn:
         day, screened, matched = screen(conn, expression, args.date, args.watchlist)
-    rows = [{k: _value(v) for k, v in r.items()} for r in matched.to_pylist()]
+    rows = [{k: plain(v) for k, v in r.items()} for r in matched.to_pylist()]
     names = matched.column_names
     if args.csv and not args.json:
         out = io.StringIO()

@@ -243,3 +243,42 @@ def test_export_writes_only_the_dates_not_yet_exported(url: str, tmp_path: Path,
     forced = export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv", "--date", str(DAYS[6]), "--force")
     assert forced["ohlcv"]["files"] == 1 and untouched.stat().st_mtime_ns != before
     assert not list(tmp_path.rglob(".*.partial"))
+
+
+# --- kapman runs, kapman snapshots --------------------------------------------------------------
+
+def command(url: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from kapman.console import main
+
+    code = main([*args, "--db-url", url])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_runs_lists_the_ledger_newest_first_filtered(url: str, conn: psycopg.Connection,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = command(url, capsys, "runs", "--json")
+    runs = json.loads(out)["runs"]
+    stored = conn.execute("SELECT job, status FROM ingest_runs ORDER BY started_at DESC").fetchall()
+    assert code == 0 and [(r["step"], r["status"]) for r in runs] == stored and len(stored) == 3
+    code, out, _ = command(url, capsys, "runs", "--step", "options", "--status", "partial", "--json")
+    assert [(r["step"], r["status"], r["snapshot_time"]) for r in json.loads(out)["runs"]] == [
+        ("options", "partial", "2025-12-19T21:05:00+00:00")]
+    code, out, _ = command(url, capsys, "runs", "--step", "options")
+    lines = out.splitlines()
+    assert lines[0].split() == ["started_at", "step", "status", "seconds", "clock", "outcome"]
+    assert [line.split()[2:4] for line in lines[1:]] == [["options", "partial"], ["options", "ok"]]
+    code, _, err = command(url, capsys, "runs", "--status", "done")
+    assert code == 2 and "--status: done is not a run status" in err
+
+
+def test_snapshots_lists_symbols_runs_and_archive_state(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = command(url, capsys, "snapshots", "--json")
+    found = json.loads(out)
+    rows = [(s["time"], s["date"], s["symbols"], s["run"], s["archive"]) for s in found["snapshots"]]
+    assert code == 0 and rows == [("2025-12-19T21:05:00+00:00", "2025-12-19", 2, "partial", "not archived"),
+                                  ("2025-12-18T21:05:00+00:00", "2025-12-18", 3, "ok", "not archived")]
+    assert [s["contracts"] for s in found["snapshots"]] == [40 + 12, 40 + 40 + 12]
+    code, out, _ = command(url, capsys, "snapshots", "--limit", "1")
+    assert out.splitlines()[0].split() == ["time", "date", "symbols", "contracts", "run", "failed", "archive"]
+    assert len(out.splitlines()) == 3 and out.splitlines()[-1].startswith("archive: ")
