@@ -75,19 +75,25 @@ class SymbolDay:
     price: dict[str, Any]
     dealer: dict[str, Any]
     history: History
+    #: section -> one line saying why it is left out and which step fills it (A2, A3)
+    missing: dict[str, str] = field(default_factory=dict)
 
 
 def ticker_of(conn: psycopg.Connection, symbol: str) -> tuple[uuid.UUID, str]:
-    """(ticker id, stored symbol) of ``symbol``, as given or upper-cased."""
-    row = conn.execute("SELECT id, symbol FROM public.tickers WHERE symbol = %s OR symbol = upper(%s) "
-                       "ORDER BY symbol = %s DESC LIMIT 1", (symbol, symbol, symbol)).fetchone()
-    if row is None:
-        raise UsageError(f"unknown symbol {symbol}: not in tickers; run python -m scripts.ingest_tickers")
-    return row[0], row[1]
+    """(ticker id, symbol) of ``symbol`` exactly as written: symbols are case-sensitive (``AAp`` is not
+    ``AAP``), so a name that matches only when case is ignored is answered with "did you mean"."""
+    row = conn.execute("SELECT id, symbol FROM public.tickers WHERE symbol = %s", (symbol,)).fetchone()
+    if row is not None:
+        return row[0], row[1]
+    near = [r[0] for r in conn.execute("SELECT symbol FROM public.tickers WHERE upper(symbol) = upper(%s) "
+                                       "ORDER BY symbol LIMIT 3", (symbol,))]
+    if near:
+        raise UsageError(f"unknown symbol {symbol}; did you mean {' or '.join(near)}? (symbols are case-sensitive)")
+    raise UsageError(f"unknown symbol {symbol}: not in tickers; run python -m scripts.ingest_tickers")
 
 
 def report_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date | None) -> date:
-    """The requested date after checks, or the newest date A2 has values for."""
+    """The requested date after checks, or the newest date with a bar."""
     today = clock.today_ny()
     if day is not None:
         if day > today:
@@ -95,12 +101,10 @@ def report_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: da
         if not is_trading_day(day):
             raise UsageError(f"{day} is not an NYSE trading day")
         return day
-    newest = conn.execute(
-        f"SELECT max({_NY_DATE}) FROM public.daily_snapshots WHERE ticker_id = %s "
-        "AND technical_indicators_json IS NOT NULL AND time <= %s", (ticker, clock.close_of(today))).fetchone()
+    newest = conn.execute("SELECT max(date) FROM public.ohlcv WHERE ticker_id = %s AND date <= %s",
+                          (ticker, today)).fetchone()
     if newest is None or newest[0] is None:
-        raise UsageError(f"no A2 indicators stored for {symbol}: run python -m scripts.run_a2_local_ta "
-                         f"--symbols {symbol}")
+        raise UsageError(f"no OHLCV bars stored for {symbol}: run python -m scripts.ingest_ohlcv base")
     return newest[0]  # type: ignore[no-any-return]
 
 
@@ -157,7 +161,8 @@ def load_history(conn: psycopg.Connection, ticker: uuid.UUID, end: date) -> Hist
 
 
 def load_symbol_day(conn: psycopg.Connection, symbol: str, day: date | None = None) -> SymbolDay:
-    """Read one report's data; raises UsageError naming the step to run when a piece is missing."""
+    """Read one report's data: any ticker with a bar on the date.  No bar raises UsageError naming the step
+    to run; missing A2 or A3 values leave their sections empty, ``missing`` saying which step fills them."""
     ticker, symbol = ticker_of(conn, symbol)
     day = report_day(conn, ticker, symbol, day)
     start = anchor(day)
@@ -168,11 +173,15 @@ def load_symbol_day(conn: psycopg.Connection, symbol: str, day: date | None = No
     row = conn.execute("SELECT technical_indicators_json, price_metrics_json, dealer_metrics_json "
                        "FROM public.daily_snapshots WHERE ticker_id = %s AND time = %s",
                        (ticker, clock.close_of(day))).fetchone()
-    if row is None or row[0] is None:
-        raise UsageError(f"no A2 indicators for {symbol} on {day}: run python -m scripts.run_a2_local_ta "
-                         f"--date {day} --symbols {symbol}")
-    if row[2] is None:
-        raise UsageError(f"no A3 dealer metrics for {symbol} on {day}: run python -m "
-                         f"scripts.run_a3_dealer_metrics --date {day} --symbols {symbol}")
+    technical, price, dealer = (row[0] or {}, row[1] or {}, row[2] or {}) if row else ({}, {}, {})
+    missing = {}
+    if not technical:
+        missing["A2"] = (f"A2 indicators: none stored for {symbol} on {day}; python -m scripts.run_a2_local_ta "
+                         f"--date {day} --symbols {symbol} fills them")
+    if not dealer:
+        missing["A3"] = (f"A3 dealer metrics and options: none stored for {symbol} on {day}; they come from its "
+                         f"option snapshot (python -m scripts.ingest_options, for watchlist symbols) and then "
+                         f"python -m scripts.run_a3_dealer_metrics --date {day} --symbols {symbol}")
     return SymbolDay(symbol=symbol, day=day, bars=bars, indicators=load_indicators(conn, ticker, start, day),
-                     technical=row[0], price=row[1] or {}, dealer=row[2], history=load_history(conn, ticker, day))
+                     technical=technical, price=price, dealer=dealer, history=load_history(conn, ticker, day),
+                     missing=missing)

@@ -9,11 +9,12 @@ from kapman.report.keyvalues import key_values
 
 
 def render(day: SymbolDay) -> str:
+    """The page; a section without its data is left out, one line saying which step fills it."""
     dealer = day.dealer
     status = dealer.get("status")
-    warn = ""
-    if status != "FULL":
-        warn = (f'<p class="warn">A3 status {page.esc(status)}: {page.esc(dealer.get("status_reason"))}; '
+    warn = "".join(f'<p class="warn">{page.esc(why)}</p>' for why in day.missing.values())
+    if dealer and status != "FULL":
+        warn += (f'<p class="warn">A3 status {page.esc(status)}: {page.esc(dealer.get("status_reason"))}; '
                 "dealer figures are partial or missing.</p>")
     window = f"{day.bars.dates[0]} .. {day.bars.dates[-1]}"
     figures = symbol_figures(day)

@@ -59,7 +59,7 @@ def _row(sym: str, day: SymbolDay | None, href: str | None, note: str) -> list[t
             _cell(fixed(2)(close), close), _cell(usd(d.get("gex_net")), d.get("gex_net")),
             _cell(d.get("position") or "-", d.get("position")), _cell(pct(flip), flip),
             _cell(fixed(1)(rsi), rsi), _cell(fraction_pct(hv), hv), _cell(d.get("status") or "-", d.get("status")),
-            _cell("", "")]
+            _cell(", ".join(f"no {section}" for section in day.missing), ", ".join(day.missing))]
 
 
 def write_watchlist(conn: psycopg.Connection, name: str, day: date | None, out_dir: Path,
