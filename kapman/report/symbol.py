@@ -8,8 +8,9 @@ from kapman.report.data import SymbolDay
 from kapman.report.keyvalues import key_values
 
 
-def render(day: SymbolDay) -> str:
-    """The page; a section without its data is left out, one line saying which step fills it."""
+def render(day: SymbolDay, plotly_src: str | None = None) -> str:
+    """The page; a section without its data is left out, one line saying which step fills it.
+    ``plotly_src``: plotly.js from that file beside the page instead of inlined."""
     dealer = day.dealer
     status = dealer.get("status")
     warn = "".join(f'<p class="warn">{page.esc(why)}</p>' for why in day.missing.values())
@@ -26,4 +27,4 @@ def render(day: SymbolDay) -> str:
             f"{len(day.indicators)} dates; A3 snapshots on {len(day.history.dates)} dates; "
             f"options snapshot {page.esc(dealer.get('snapshot_time') or '-')}</div>"
             f"{warn}<h2>Key values</h2>{page.key_value_tables(key_values(day))}{charts}")
-    return page.document(f"{day.symbol} {day.day} - KapMan report", body)
+    return page.document(f"{day.symbol} {day.day} - KapMan report", body, plotly_src=plotly_src)

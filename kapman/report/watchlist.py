@@ -70,6 +70,7 @@ def write_watchlist(conn: psycopg.Connection, name: str, day: date | None, out_d
     result = WatchlistPages(index=out_dir / INDEX)
     rows = []
     symbols = members(conn, name)
+    plotly_src = page.write_plotly(out_dir)     # once for every page
     progress.start(len(symbols), f"reports of {name}", unit="symbols")
     for sym in symbols:
         try:
@@ -78,7 +79,7 @@ def write_watchlist(conn: psycopg.Connection, name: str, day: date | None, out_d
             result.missing[sym] = exc.message
             rows.append(_row(sym, None, None, exc.message))
         else:
-            path = page.write(out_dir / report_name(loaded.symbol), symbol.render(loaded))
+            path = page.write(out_dir / report_name(loaded.symbol), symbol.render(loaded, plotly_src))
             result.reports[sym] = path
             rows.append(_row(sym, loaded, path.name, ""))
         progress.advance()

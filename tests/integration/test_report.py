@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from kapman.db.rebuild import rebuild
+from kapman.report import page as report_page
 from kapman.report.data import load_symbol_day
 from tests.support import database
 from tests.support.hydrate import DAYS, GAP, HOLIDAY, LAST_DAY, hydrate
@@ -124,6 +125,15 @@ def test_watchlist_index_links_reports_and_lists_symbols_without_one(url: str, t
     assert '<a href="AAPL.html">AAPL</a>' in index and 'class="sortable"' in index
     assert 'MSFT</a></td><td data-sort="2025-12-19">2025-12-19</td>' in index and ">INVALID<" in index
     assert "unknown symbol ZZZZ" in index and "<script src" not in index
+    # plotly.js once beside the pages, each page loading it from there: a 150-symbol report stays small
+    library = report_page.plotly_file_name()
+    assert [p.name for p in (tmp_path / "mvp").glob("*.js")] == [library]
+    sizes = {p.name: p.stat().st_size for p in (tmp_path / "mvp").glob("*.html")}
+    for name in ("AAPL.html", "MSFT.html", "NVDA.html", "SPY.html"):
+        text = (tmp_path / "mvp" / name).read_text()
+        assert f'<script src="{library}"></script>' in text and text.count("<script") == text.count("</script>")
+        assert sizes[name] < 60_000, (name, sizes[name])
+    assert (tmp_path / "mvp" / library).stat().st_size + 150 * max(sizes.values()) < 25 * 2**20
     unknown = cli("scripts.report", url, "--watchlist", "nope", "--out", str(tmp_path / "nope"))
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == ("error: watchlist nope has no active symbols (active watchlists: mvp); "
@@ -142,6 +152,8 @@ def test_warehouse_lists_the_gaps_of_the_retention_window(url: str, tmp_path: Pa
     # 3 of the 5 watchlist symbols with a ticker have snapshots and A3 rows, so both days are partial.
     assert page.count(f"{DAYS[-2]} .. {DAYS[-1]} (2)") == 2
     assert page == (tmp_path / "w.html").read_text()
+    assert f'<script src="{report_page.plotly_file_name()}"></script>' in page and len(page) < 200_000
+    assert (tmp_path / report_page.plotly_file_name()).is_file()
 
 
 def test_show_prints_the_key_values(url: str) -> None:
