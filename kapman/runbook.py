@@ -67,6 +67,7 @@ def analytics_steps() -> list[Step]:
     d = A2_EXAMPLE_DATE.isoformat()
     start, end = (x.isoformat() for x in A3_WEEK)
     return [
+        Step("7", "A2 history: every date of the retention window", "python -m scripts.run_a2_local_ta --history"),
         Step("7", "A2 for the example date",
              f"python -m scripts.run_a2_local_ta --date {d} --workers 6 --ticker-chunk-size 500"),
         Step("7", "A2 for the A3 week",

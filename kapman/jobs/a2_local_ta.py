@@ -37,7 +37,7 @@ from kapman.db.errors import is_connection_lost
 from kapman.errors import ConnectionLost, UsageError
 from kapman.jobs import a2_splits, snapshots
 from kapman.jobs.a2_window import group_by_anchor
-from kapman.jobs.dates import requested_dates
+from kapman.jobs.dates import history_dates, requested_dates
 from kapman.jobs.payload import JsonTemplate
 from kapman.jobs.tuning import keep_freed_memory
 from kapman.metrics.indicators import TECHNICAL_KEYS, compute_technical_cells
@@ -71,6 +71,8 @@ class A2Params:
     ticker_chunk_size: int = DEFAULT_CHUNK
     force: bool = False
     patterns: bool = False
+    #: every date with bars in the retention window (the indicator history after a repave)
+    history: bool = False
     #: Connections the step opens in all: bars are read over two of them, and the dates of a
     #: range are written over all of them at once.
     connections: int = 4
@@ -229,8 +231,10 @@ def run(settings: Settings, params: A2Params, progress: Progress | None = None) 
     url = settings.require_database_url()
     with runs.recorded(url, "a2", asdict(params)) as ledger, connect(url) as conn:
         step = ledger.result = StepResult(step="a2", unit="dates")
-        job = replace(params, dates=params.dates or requested_dates(
-            conn, day=params.day, start=params.start_date, end=params.end_date))
+        if params.history and (params.day or params.start_date or params.end_date or params.dates):
+            raise UsageError("--history is every date of the retention window: give it without dates")
+        job = replace(params, dates=params.dates or (history_dates(conn) if params.history else requested_dates(
+            conn, day=params.day, start=params.start_date, end=params.end_date)))
         if not _scope(conn, job, step):
             return step
         extra = [connect(url) for _ in range(params.connections - 1)]
