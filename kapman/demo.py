@@ -26,6 +26,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from pathlib import Path
 
 import psycopg
 
@@ -115,7 +116,7 @@ def sandbox_runbook(url: str, *, tickers: int = 600, seed: int = 42, option_days
             print(f"database {mask_url(url)} will be rebuilt; KapMan's clock: {env['KAPMAN_NOW']}", flush=True)
         steps = (runbook.schema_and_reference_steps() + archive_steps()
                  + option_steps(recent_days(market.end_date, option_days), rest.set_clock)
-                 + runbook.analytics_steps() + (runbook.dashboard_steps() if dashboards else [])
+                 + runbook.analytics_steps() + (runbook.dashboard_steps(fresh(DASHBOARDS_OUT)) if dashboards else [])
                  + runbook.report_steps())
         return _run_all(steps, env, url, quiet)
 
@@ -163,8 +164,19 @@ def live_runbook(url: str, *, dashboards: bool = True) -> list[runbook.StepResul
              + [runbook.Step("6", "options snapshot (now)", "python -m scripts.ingest_options")]
              + [runbook.Step("7", "A2 for the newest date", "python -m scripts.run_a2_local_ta"),
                 runbook.Step("8", "A3 for the newest snapshot", "python -m scripts.run_a3_dealer_metrics")]
-             + (runbook.dashboard_steps() if dashboards else []) + runbook.report_steps())
+             + (runbook.dashboard_steps(fresh(DASHBOARDS_OUT)) if dashboards else []) + runbook.report_steps())
     return _run_all(steps, {}, url, False)
+
+
+#: The dashboards' output (about 1,100 lines), kept out of the terminal so the demo ends with its summary.
+DASHBOARDS_OUT = PROJECT_ROOT / "logs" / "demo-dashboards.txt"
+
+
+def fresh(path: Path) -> Path:
+    """``path`` emptied, for this run's output."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("", encoding="utf-8")
+    return path
 
 
 def _run_all(steps: list[runbook.Step], env: dict[str, str], url: str, quiet: bool) -> list[runbook.StepResult]:
@@ -218,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = (f"{len(results)} steps in {time.perf_counter() - started:.0f}s"
                + (f"; {len(partial)} with partial failures" if partial else "; all succeeded"))
     values, pages = report(url), [str(PROJECT_ROOT / page) for page in runbook.REPORT_PAGES]
+    if not args.no_dashboards:
+        pages.append(str(DASHBOARDS_OUT))
     if args.json:
         print(json.dumps({"database": mask_url(url), "steps": len(results), "partial": len(partial),
                           "report": dict(values), "pages": pages, "summary": summary}, default=str, sort_keys=True))
@@ -226,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n== Report: {mask_url(url)} ==")
         for name, value in values:
             print(f"  {name:<18} {value}")
-    print("\n== Pages ==")
+    print("\n== Pages (and the dashboards' output) ==")
     for page in pages:
         print(f"  {page}")
     print(summary)
