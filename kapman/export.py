@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
@@ -59,26 +60,46 @@ def stored_dates(conn: psycopg.Connection, table: str, dates: api.Dates) -> list
     return sorted(found)
 
 
-def options_of(conn: psycopg.Connection, day: date) -> pa.Table:
-    """Every option snapshot row of a New York date, with its symbol and date."""
+def options_of(conn: psycopg.Connection, span: api.Dates) -> pa.Table:
+    """Every option snapshot row of some New York dates, with its symbol and date."""
     names = [f.name for f in api.CHAIN_SCHEMA if f.name not in ("symbol", "time")]
-    query = sql.SQL("SELECT t.symbol, {day}::date, {time}, {rest} FROM public.options_chains o "
+    query = sql.SQL("SELECT t.symbol, (o.time AT TIME ZONE 'America/New_York')::date, {time}, {rest} "
+                    "FROM public.options_chains o "
                     "JOIN public.tickers t ON t.id = o.ticker_id WHERE {within} "
                     "ORDER BY t.symbol, o.time, o.expiration_date, o.strike_price, o.option_type").format(
-        day=sql.Literal(day), time=sql.SQL(epoch_us("o.time")),
+        time=sql.SQL(epoch_us("o.time")),
         rest=sql.SQL(", ").join(sql.SQL("o.strike_price::float8" if n == "strike_price" else f"o.{n}")
                                 for n in names),
-        within=api.Dates(day, day).on_time("o.time"))
+        within=span.on_time("o.time"))
     schema = pa.schema([api.CHAIN_SCHEMA.field("symbol"), pa.field("date", pa.date32()),
                         api.CHAIN_SCHEMA.field("time")] + [api.CHAIN_SCHEMA.field(n) for n in names])
     return copy_table(conn, query, schema)
 
 
-READERS: dict[str, Callable[[psycopg.Connection, date], pa.Table]] = {
-    "ohlcv": lambda conn, day: api.bars(conn, date=day, arrow=True),  # type: ignore[return-value,arg-type]
-    "daily_snapshots": lambda conn, day: api.snapshots(conn, date=day, arrow=True),  # type: ignore[return-value,arg-type]
+#: Each table's rows of a span of dates (one query: its planning over the hypertable's chunks is paid once).
+READERS: dict[str, Callable[[psycopg.Connection, api.Dates], pa.Table]] = {
+    "ohlcv": lambda conn, span: api.bars(conn, start=span.start, end=span.end, arrow=True),  # type: ignore[return-value,arg-type]
+    "daily_snapshots": lambda conn, span: api.snapshots(conn, start=span.start, end=span.end,  # type: ignore[return-value,arg-type]
+                                                        arrow=True),
     "options_chains": options_of,
 }
+#: Dates read by one query: enough to pay a query's fixed cost once for many small dates, few enough that a
+#: full-market batch (~11,000 rows a date) stays around 100 MB.
+BATCH_DATES = 10
+
+
+def batches(days: list[date], todo: set[date]) -> list[list[date]]:
+    """Runs of consecutive stored dates still to write, at most BATCH_DATES long (no written date inside
+    a run, so a run's query reads only dates it writes)."""
+    runs: list[list[date]] = []
+    for day in days:
+        if day not in todo:
+            runs.append([])
+        elif runs and runs[-1] and len(runs[-1]) < BATCH_DATES:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return [run for run in runs if run]
 
 
 def write_parquet(table: pa.Table, path: Path) -> int:
@@ -114,37 +135,43 @@ class Written:
             self.rows, self.bytes, self.files = self.rows + rows, self.bytes + size, self.files + 1
 
 
+def _path(params: ExportParams, table: str, day: date) -> Path:
+    return params.directory / table / f"{day.isoformat()}.parquet"
+
+
 def export(url: str, params: ExportParams, progress: Progress | None = None) -> StepResult:
     """Write each table's dates that have no file yet (all with ``force``); one connection per worker."""
     result = StepResult("export", unit="files")
     written: dict[str, Written] = {}
     with connect(url) as conn:
-        todo = []
+        jobs: list[tuple[str, list[date]]] = []
         for table in params.tables:
             stats = written.setdefault(table, Written())
-            for day in stored_dates(conn, table, params.dates):
-                path = params.directory / table / f"{day.isoformat()}.parquet"
-                if path.exists() and not params.force:
-                    stats.skipped += 1
-                else:
-                    todo.append((table, day, path))
+            days = stored_dates(conn, table, params.dates)
+            todo = {d for d in days if params.force or not _path(params, table, d).exists()}
+            stats.skipped = len(days) - len(todo)
+            jobs += [(table, run) for run in batches(days, todo)]
     local = threading.local()
     connections: list[psycopg.Connection] = []
 
-    def one(job: tuple[str, date, Path]) -> None:
-        table, day, path = job
+    def one(job: tuple[str, list[date]]) -> int:
+        table, days = job
         if not hasattr(local, "conn"):
             local.conn = connect(url)
             connections.append(local.conn)
-        data = READERS[table](local.conn, day)
-        written[table].add(data.num_rows, write_parquet(data, path))
+        rows = READERS[table](local.conn, api.Dates(days[0], days[-1]))
+        on = rows.column("date")
+        for day in days:
+            part = rows.filter(pc.equal(on, pa.scalar(day, pa.date32())))
+            written[table].add(part.num_rows, write_parquet(part, _path(params, table, day)))
+        return len(days)
 
     bar = progress or NullProgress()
-    bar.start(len(todo), "export", "files")
+    bar.start(sum(len(days) for _, days in jobs), "export", "files")
     try:
         with ThreadPoolExecutor(max_workers=max(1, params.workers)) as pool:
-            for _ in pool.map(one, todo):
-                bar.advance()
+            for count in pool.map(one, jobs):
+                bar.advance(count)
     finally:
         bar.close()
         for conn in connections:
