@@ -13,24 +13,25 @@ import pyarrow as pa
 import pytest
 
 from kapman import data
-from kapman.db.rebuild import rebuild
 from kapman.errors import InputError, UsageError
-from tests.support import database
-from tests.support.hydrate import DAYS, DEALER_DAYS, GAP, LAST_DAY, SNAPSHOT_DAYS, hydrate, snapshot_time
+from tests.support.hydrate import (
+    DAYS,
+    DEALER_DAYS,
+    GAP,
+    LAST_DAY,
+    SNAPSHOT_DAYS,
+    hydrated_database,
+    snapshot_time,
+)
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def url(admin_url: str) -> Iterator[str]:
-    url = database.create_scratch(admin_url, "data_")
-    try:
-        rebuild(url)
-        with psycopg.connect(url, autocommit=True) as conn:
-            hydrate(conn)
+    """One rebuilt and hydrated database shared by the module's read-only tests."""
+    with hydrated_database(admin_url, "data_") as url:
         yield url
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 @pytest.fixture
@@ -225,7 +226,8 @@ def test_export_is_read_alike_by_pandas_polars_and_duckdb(url: str, conn: psycop
     assert [d for d, _ in averages] == [d for d, _ in in_sql]
     assert [a for _, a in averages] == pytest.approx([a for _, a in in_sql], rel=1e-12)
     contracts = duckdb.sql(f"SELECT count(*), count(DISTINCT time) FROM '{tmp_path}/options_chains/*.parquet'")
-    assert contracts.fetchall()[0] == conn.execute("SELECT count(*), count(DISTINCT time) FROM options_chains").fetchone()
+    stored = conn.execute("SELECT count(*), count(DISTINCT time) FROM options_chains").fetchone()
+    assert contracts.fetchall()[0] == stored
 
 
 def test_export_writes_only_the_dates_not_yet_exported(url: str, tmp_path: Path,

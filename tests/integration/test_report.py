@@ -12,11 +12,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kapman.db.rebuild import rebuild
 from kapman.report import page as report_page
 from kapman.report.data import load_symbol_day
-from tests.support import database
-from tests.support.hydrate import DAYS, GAP, HOLIDAY, LAST_DAY, hydrate
+from tests.support.hydrate import DAYS, GAP, HOLIDAY, LAST_DAY, hydrated_database
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,15 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def url(admin_url: str) -> Iterator[str]:
-    """One rebuilt and hydrated database shared by the module's read-only reports."""
-    url = database.create_scratch(admin_url, "report_")
-    try:
-        rebuild(url)
-        with psycopg.connect(url, autocommit=True) as conn:
-            hydrate(conn)
+    """One rebuilt and hydrated database shared by the module's read-only tests."""
+    with hydrated_database(admin_url, "report_") as url:
         yield url
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 @pytest.fixture(autouse=True)
