@@ -8,6 +8,7 @@ help, summaries and exit codes are the same, with ``kapman ohlcv`` as the progra
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -50,10 +51,14 @@ def overview() -> str:
 
 
 def module_name(name: str) -> str:
-    """The module a command runs: ``scripts.*`` in a checkout, their copy ``kapman._scripts.*`` when installed
-    (the wheel has no top-level ``scripts``, a name other packages use too)."""
-    if CHECKOUT is None and (name == "scripts" or name.startswith("scripts.")):
+    """The module a command runs: ``scripts.*`` of the checkout, or their copy ``kapman._scripts.*`` when
+    installed (the wheel has no top-level ``scripts``, a name other packages use too)."""
+    if not (name == "scripts" or name.startswith("scripts.")):
+        return name
+    if CHECKOUT is None:
         return "kapman._" + name
+    if importlib.util.find_spec("scripts") is None:   # an editable install, run outside its checkout
+        sys.path.append(str(CHECKOUT))
     return name
 
 

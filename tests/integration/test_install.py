@@ -32,12 +32,35 @@ def _tracked_files() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel built from a copy of the checkout's tracked files (the checkout stays clean)."""
-    source, dist = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("dist")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the checkout's files (builds write into it; the checkout stays clean)."""
+    source = tmp_path_factory.mktemp("source")
     for name in _tracked_files():
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, source / name)
+    return source
+
+
+def new_venv(home: Path) -> Path:
+    """A virtualenv reading its dependencies from this one's site-packages; its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home)], check=True, timeout=60)
+    purelib = Path(subprocess.run([str(home / "bin" / "python"), "-c",
+                                   "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                  capture_output=True, text=True, check=True).stdout.strip())
+    (purelib / "zz_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return home / "bin" / "python"
+
+
+def pip_install(python: Path, *args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+                           "--no-index", "--no-build-isolation", *args], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from the copy."""
+    dist = tmp_path_factory.mktemp("dist")
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
                             "-w", str(dist), str(source)], capture_output=True, text=True, timeout=180)
     assert built.returncode == 0, built.stdout + built.stderr
@@ -48,14 +71,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("venv") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home)], check=True, timeout=60)
-    purelib = Path(subprocess.run([str(home / "bin" / "python"), "-c",
-                                   "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                  capture_output=True, text=True, check=True).stdout.strip())
-    (purelib / "zz_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(home / "bin" / "python"), "install",
-                                "--no-deps", "--no-index", str(wheel)], capture_output=True, text=True, timeout=120)
-    assert installed.returncode == 0, installed.stdout + installed.stderr
+    pip_install(new_venv(home), str(wheel))
     return home
 
 
@@ -132,3 +148,13 @@ def test_the_sandbox_without_moto_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "needs moto" in done.stderr and "pip install 'kapman[sandbox]'" in done.stderr
+
+
+def test_an_editable_install_runs_its_scripts_from_anywhere(source: Path, tmp_path: Path) -> None:
+    """``pip install -e`` (./dev.sh setup): the commands find the checkout's ``scripts`` from any directory."""
+    home = tmp_path / "editable"
+    pip_install(new_venv(home), "-e", str(source))
+    done = subprocess.run([str(home / "bin" / "kapman"), "status", "--help"], cwd=tmp_path,
+                          env=clean_env(home, tmp_path), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: kapman status")
