@@ -63,9 +63,11 @@ setup_venv() {
       apt-get install -y -q python3-venv >/dev/null 2>&1 || true; "$PYTHON" -m venv "$VENV"; }
   fi
   if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-    say "installing KapMan and its dependencies into $VENV/"
+    say "installing KapMan and its dependencies into $VENV/ (what pip fetches, builds and installs:)"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$VENV/bin/python" -m pip install -q -e '.[dev]'
+    # pip's own lines of what it does, without its hundreds of "already satisfied" ones
+    "$VENV/bin/python" -m pip install -e '.[dev]' \
+      | { grep -E '^(Collecting|Building|Installing|Successfully)' | sed 's/^/  pip: /' >&2 || true; }
     echo "$want" >"$stamp"
   fi
 }
@@ -144,7 +146,20 @@ cmd_test() {
   exec "$VENV/bin/python" -m pytest -q --durations=15 "$@"
 }
 
+wants_help() { local a; for a in "$@"; do [[ $a == -h || $a == --help ]] && return 0; done; return 1; }
+
+# The demo's help before anything is installed or started: the venv's when it has KapMan, else the
+# demo's description read straight from its source with the system Python.
+demo_help() {
+  if [[ -x $VENV/bin/python ]] && "$VENV/bin/python" -c 'import kapman.demo' 2>/dev/null; then
+    exec "$VENV/bin/python" -m kapman.demo --help
+  fi
+  "$PYTHON" -c 'import ast, pathlib; print(ast.get_docstring(ast.parse(pathlib.Path("kapman/demo.py").read_text())))'
+  printf '\nThe full list of options: ./dev.sh setup, then ./dev.sh demo --help.\n'
+}
+
 cmd_demo() {
+  if wants_help "$@"; then demo_help; return; fi
   cmd_setup
   exec "$VENV/bin/python" -m kapman.demo "$@"
 }

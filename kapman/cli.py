@@ -67,12 +67,12 @@ def parser(prog: str, description: str, examples: str) -> argparse.ArgumentParse
     return p
 
 
-def add_common_options(p: argparse.ArgumentParser, *, in_subcommand: bool = False) -> None:
+def add_common_options(p: argparse.ArgumentParser, *, in_subcommand: bool = False,
+                       db_url_help: str = "database URL; overrides DATABASE_URL from the environment or .env") -> None:
     """The options every command takes; a subcommand repeats them so they may follow it."""
     default: Any = argparse.SUPPRESS if in_subcommand else None
     flag: Any = argparse.SUPPRESS if in_subcommand else False
-    p.add_argument("--db-url", metavar="URL", default=default,
-                   help="database URL; overrides DATABASE_URL from the environment or .env")
+    p.add_argument("--db-url", metavar="URL", default=default, help=db_url_help)
     p.add_argument("--json", action="store_true", default=flag, help="print the final summary as one JSON object")
     noise = p.add_mutually_exclusive_group()
     noise.add_argument("-v", "--verbose", action="store_true", default=flag, help="log progress details")

@@ -23,7 +23,12 @@ from kapman.clock import INSTANT_FORMS, parse_instant
 from kapman.errors import ConfigError
 from kapman.ticker_types import DEFAULT_TYPES, parse_types
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The source checkout KapMan runs from (``pyproject.toml`` beside the package), or None when installed.
+_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+CHECKOUT: Path | None = _PACKAGE_PARENT if (_PACKAGE_PARENT / "pyproject.toml").is_file() else None
+#: Where ``.env``, ``archive/``, ``logs/`` and ``data/watchlists/`` are: ``KAPMAN_HOME`` when set, else
+#: the checkout, else (an installed package) the working directory: never inside site-packages.
+PROJECT_ROOT = Path(os.environ.get("KAPMAN_HOME") or CHECKOUT or Path.cwd()).resolve()
 DEFAULT_POLYGON_BASE = "https://api.massive.com"
 DEFAULT_FLATFILES_ENDPOINT = "https://files.massive.com"
 DEFAULT_FLATFILES_BUCKET = "flatfiles"
@@ -198,7 +203,7 @@ class Settings:
     flatfiles_secret_access_key: str | None = None
     #: A local directory laid out like the bucket; when set it replaces S3.
     flatfiles_mirror_dir: Path | None = None
-    watchlists_dir: Path = PROJECT_ROOT / "data" / "watchlists"
+    watchlists_dir: Path = field(default_factory=lambda: default_watchlists_dir())
     #: Security types of the ticker universe (KAPMAN_TICKER_TYPES).
     ticker_types: tuple[str, ...] = DEFAULT_TYPES
     #: Where every options run archives its snapshot (a directory or ``s3://bucket/prefix``).
@@ -247,6 +252,21 @@ class Settings:
             if pw:
                 out.append(pw)
         return out
+
+
+def default_watchlists_dir() -> Path:
+    """``data/watchlists`` of the home directory when it has one, else the watchlists KapMan ships."""
+    own = PROJECT_ROOT / "data" / "watchlists"
+    return own if own.is_dir() or CHECKOUT is not None else shipped("watchlists")
+
+
+def shipped(kind: str) -> Path:
+    """The files KapMan ships, ``migrations`` (``db/migrations``) or ``watchlists`` (``data/watchlists``):
+    the checkout's directory, or its copy inside the installed package (``kapman/_shipped/``)."""
+    where = {"migrations": ("db", "migrations"), "watchlists": ("data", "watchlists")}[kind]
+    if CHECKOUT is not None:
+        return CHECKOUT.joinpath(*where)
+    return Path(__file__).resolve().parent / "_shipped" / kind
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -322,7 +342,7 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
         flatfiles_access_key_id=_env(merged, "FLATFILES_ACCESS_KEY_ID"),
         flatfiles_secret_access_key=_env(merged, "FLATFILES_SECRET_ACCESS_KEY"),
         flatfiles_mirror_dir=Path(mirror) if mirror else None,
-        watchlists_dir=Path(watch) if watch else PROJECT_ROOT / "data" / "watchlists",
+        watchlists_dir=Path(watch) if watch else default_watchlists_dir(),
         ticker_types=parse_types(types, source="KAPMAN_TICKER_TYPES") if types else DEFAULT_TYPES,
         archive_location=_env(merged, "KAPMAN_ARCHIVE_DIR", str(DEFAULT_ARCHIVE_DIR)) or str(DEFAULT_ARCHIVE_DIR),
         archive_endpoint=_env(merged, "KAPMAN_ARCHIVE_ENDPOINT"),

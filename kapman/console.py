@@ -1,9 +1,9 @@
-"""``kapman``: one command with a subcommand per step of the registry, in runbook order.
+"""``kapman``: one command with a subcommand per entry of the registry, in runbook order.
 
 ``kapman ohlcv base --days 30`` runs exactly what the runbook's spelling of that step runs: the
 subcommand hands the rest of the line to the step's ``main`` (``kapman.commands.<step>``, which
 the ``scripts/`` shims run too), so options, help, summaries and exit codes are the same, with
-``kapman ohlcv`` as the program name.  Only the named step's module is imported.
+``kapman ohlcv`` as the program name.  Only the named command's module is imported.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from kapman import cli, registry
+from kapman import __version__, cli, registry
 
 
 def overview() -> str:
@@ -20,6 +20,7 @@ def overview() -> str:
     lines = ["usage: kapman <command> [options]   (kapman <command> --help for its options)", "",
              "KapMan's runbook steps and tools; each is also python -m <module>.", "", "commands:"]
     lines += [f"  {step.name:<{width}}  {step.about}" for step in registry.STEPS]
+    lines += ["", "  --version  the installed KapMan's version"]
     lines += ["", "examples:", "  kapman rebuild", "  kapman ohlcv base --days 30",
               "  kapman a2 --date 2025-12-19 --symbols AAPL,NVDA"]
     return "\n".join(lines)
@@ -30,15 +31,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not words or words[0] in ("-h", "--help", "help"):
         print(overview())
         return 0
+    if words[0] in ("-V", "--version"):
+        print(f"kapman {__version__}")
+        return 0
     name, rest = words[0], words[1:]
     step = registry.BY_NAME.get(name)
     if step is None:
         print(f"kapman: unknown command {name!r}\n\n{overview()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(step.main_module)
+
+    def run(args: Sequence[str] | None) -> int:
+        # imported here so that a missing optional dependency is one line, not a traceback
+        return int(importlib.import_module(step.main_module).main(args))
+
     cli.prog_override = f"kapman {name}"
     try:
-        return cli.run_main(module.main, rest)
+        return cli.run_main(run, rest)
     finally:
         cli.prog_override = None
 

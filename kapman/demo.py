@@ -20,11 +20,13 @@ is then described and destroyed only when you type its name on a terminal, or pa
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from pathlib import Path
 
 import psycopg
 
@@ -118,7 +120,7 @@ def sandbox_runbook(url: str, *, tickers: int = 600, seed: int = 42, option_days
             print(f"database {mask_url(url)} will be rebuilt; KapMan's clock: {env['KAPMAN_NOW']}", flush=True)
         steps = (runbook.schema_and_reference_steps() + archive_steps()
                  + option_steps(recent_days(market.end_date, option_days), rest.set_clock)
-                 + runbook.analytics_steps() + (runbook.dashboard_steps() if dashboards else [])
+                 + runbook.analytics_steps() + (runbook.dashboard_steps(fresh(DASHBOARDS_OUT)) if dashboards else [])
                  + runbook.report_steps())
         return _run_all(steps, env, url, quiet)
 
@@ -168,8 +170,19 @@ def live_runbook(url: str, *, dashboards: bool = True) -> list[runbook.StepRun]:
              + [runbook.Step("6", "options snapshot (now)", registry.command("options"))]
              + [runbook.Step("7", "A2 for the newest date", registry.command("a2")),
                 runbook.Step("8", "A3 for the newest snapshot", registry.command("a3"))]
-             + (runbook.dashboard_steps() if dashboards else []) + runbook.report_steps())
+             + (runbook.dashboard_steps(fresh(DASHBOARDS_OUT)) if dashboards else []) + runbook.report_steps())
     return _run_all(steps, {}, url, False)
+
+
+#: The dashboards' output (about 1,100 lines), kept out of the terminal so the demo ends with its summary.
+DASHBOARDS_OUT = PROJECT_ROOT / "logs" / "demo-dashboards.txt"
+
+
+def fresh(path: Path) -> Path:
+    """``path`` emptied, for this run's output."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("", encoding="utf-8")
+    return path
 
 
 def _run_all(steps: list[runbook.Step], env: dict[str, str], url: str, quiet: bool) -> list[runbook.StepRun]:
@@ -193,12 +206,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--profile", default="realistic", help="sandbox profile (python -m kapman.sandbox serve --help)")
     p.add_argument("--live", action="store_true", help="use Polygon (credentials from .env) instead of the sandbox")
     p.add_argument("--no-dashboards", action="store_true", help="skip the psql dashboards")
-    p.add_argument("--db-url", metavar="URL",
-                   help=f"the database to rebuild (default: {DEMO_DATABASE} on the server of DATABASE_URL)")
+    cli.add_common_options(p, db_url_help=f"the database to rebuild (default: {DEMO_DATABASE} on the server of "
+                                          "DATABASE_URL)")
     p.add_argument("-y", "--yes", action="store_true",
                    help="with --db-url: destroy a database that holds data without asking")
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     args = p.parse_args(argv)
+    cli.configure_logging(args)
     try:
         settings = load_settings()
         if args.live:
@@ -219,15 +232,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if results and results[-1].returncode == 2:
         return 2
-    print(f"\n== Report: {mask_url(url)} ==")
-    for name, value in report(url):
-        print(f"  {name:<18} {value}")
-    print("\n== Pages ==")
-    for page in runbook.REPORT_PAGES:
-        print(f"  {PROJECT_ROOT / page}")
     partial = [r for r in results if r.returncode]
-    print(f"{len(results)} steps in {time.perf_counter() - started:.0f}s"
-          + (f"; {len(partial)} with partial failures" if partial else "; all succeeded"))
+    summary = (f"{len(results)} steps in {time.perf_counter() - started:.0f}s"
+               + (f"; {len(partial)} with partial failures" if partial else "; all succeeded"))
+    values, pages = report(url), [str(PROJECT_ROOT / page) for page in runbook.REPORT_PAGES]
+    if not args.no_dashboards:
+        pages.append(str(DASHBOARDS_OUT))
+    if args.json:
+        print(json.dumps({"database": mask_url(url), "steps": len(results), "partial": len(partial),
+                          "report": dict(values), "pages": pages, "summary": summary}, default=str, sort_keys=True))
+        return 1 if partial else 0
+    if not args.quiet:
+        print(f"\n== Report: {mask_url(url)} ==")
+        for name, value in values:
+            print(f"  {name:<18} {value}")
+    print("\n== Pages (and the dashboards' output) ==")
+    for page in pages:
+        print(f"  {page}")
+    print(summary)
     return 1 if partial else 0
 
 

@@ -37,6 +37,8 @@ class Step:
     command: str                       # exactly as written in the runbook
     env: Mapping[str, str] = field(default_factory=dict)
     before: Callable[[], None] | None = None   # e.g. step the sandbox clock
+    #: where its output goes (appended) instead of the terminal, e.g. the dashboards' hundreds of lines
+    output: Path | None = None
 
     def argv(self, db_url: str | None = None) -> list[str]:
         """The command's words; psql gets the URL without its password (``secret_env`` has it),
@@ -89,6 +91,7 @@ def analytics_steps() -> list[Step]:
     start, end = (x.isoformat() for x in A3_WEEK)
     a2, a3 = registry.command("a2"), registry.command("a3")
     return [
+        Step("7", "A2 history: every date of the retention window", f"{a2} --history"),
         Step("7", "A2 for the example date", f"{a2} --date {d} --workers 6 --ticker-chunk-size 500"),
         Step("7", "A2 for the A3 week",
              f"{a2} --start-date {start} --end-date {end} --workers 6 --ticker-chunk-size 500"),
@@ -108,11 +111,13 @@ def report_steps() -> list[Step]:
             Step("10", "warehouse coverage", f"{report} --warehouse --out {warehouse_page}")]
 
 
-def dashboard_steps() -> list[Step]:
+def dashboard_steps(output: Path | None = None) -> list[Step]:
+    """The psql dashboards; their output appended to ``output`` when given."""
     variables = {"ohlcv_dashboard.sql": "-v DAYS_BACK=30 -v SYMBOL_LIMIT=25 ",
                  "dealer_metrics_dashboard.sql": "-v SNAPSHOT_N=1 "}
     return [Step("9", f"dashboard {name}",
-                 f'psql "$DATABASE_URL" -v ON_ERROR_STOP=1 {variables.get(name, "")}-f docs/runbooks/{name}')
+                 f'psql "$DATABASE_URL" -v ON_ERROR_STOP=1 {variables.get(name, "")}-f docs/runbooks/{name}',
+                 output=output)
             for name in DASHBOARDS]
 
 
@@ -136,6 +141,17 @@ def run_step(step: Step, env: Mapping[str, str], db_url: str, *, quiet: bool = F
         print("psql is not installed; skipping the dashboard", flush=True)
         return StepRun(step, 0, 0.0)
     started = time.perf_counter()
+    if step.output is not None:
+        step.output.parent.mkdir(parents=True, exist_ok=True)
+        with step.output.open("a", encoding="utf-8") as sink:
+            sink.write(f"\n== Step {step.number}: {step.title} ==\n$ {step.command}\n")
+            sink.flush()
+            code = subprocess.call(step.argv(db_url), cwd=PROJECT_ROOT,
+                                   env={**os.environ, **env, **step.env, **step.secret_env(db_url)},
+                                   stdout=sink, stderr=subprocess.STDOUT)
+        if not quiet:
+            print(f"(output appended to {step.output})", flush=True)
+        return StepRun(step, code, time.perf_counter() - started)
     out = subprocess.DEVNULL if quiet else None
     code = subprocess.call(step.argv(db_url), cwd=PROJECT_ROOT,
                            env={**os.environ, **env, **step.env, **step.secret_env(db_url)}, stdout=out, stderr=out)

@@ -14,6 +14,7 @@ EXAMPLES = f"""
   {COMMAND} --date 2025-12-05 --workers 6 --ticker-chunk-size 500
   {COMMAND} --start-date 2025-12-15 --end-date 2025-12-19
   {COMMAND} --date 2025-12-19 --symbols AAPL,NVDA --force
+  {COMMAND} --history         # after a repave: every date of the retention window
 """
 
 
@@ -31,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="threads running kernel chunks (more than the CPU count gains nothing)")
     p.add_argument("--ticker-chunk-size", type=int, default=a2_local_ta.DEFAULT_CHUNK,
                    help="tickers per kernel call; caps memory on very large universes")
+    p.add_argument("--history", action="store_true",
+                   help="every date with bars in the retention window: the indicator history after a repave "
+                        "(resumable: dates already computed are skipped; progress with an ETA)")
     p.add_argument("--force", action="store_true", help="recompute dates that already have values")
     p.add_argument("--enable-pattern-indicators", action="store_true",
                    help="add TA-Lib's 61 candlestick patterns under pattern_recognition")
@@ -41,5 +45,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = a2_local_ta.A2Params(day=args.date, start=args.start_date, end=args.end_date,
                                   symbols=cli.symbols_arg(args.symbols), workers=args.workers,
                                   ticker_chunk_size=args.ticker_chunk_size, force=args.force,
-                                  patterns=args.enable_pattern_indicators)
+                                  patterns=args.enable_pattern_indicators, history=args.history)
     return cli.finish(args, a2_local_ta.run(settings, params, for_terminal(args.quiet)))

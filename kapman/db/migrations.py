@@ -16,13 +16,13 @@ from pathlib import Path
 import psycopg
 
 from kapman import registry
-from kapman.config import PROJECT_ROOT
+from kapman.config import shipped
 from kapman.db.errors import wrap
 from kapman.errors import KapManError
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = PROJECT_ROOT / "db" / "migrations"
+MIGRATIONS_DIR = shipped("migrations")
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 LEDGER_DDL = """

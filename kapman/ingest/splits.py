@@ -179,8 +179,8 @@ def ingest_splits(conn: psycopg.Connection, client: PolygonClient, *, since: dat
     for s in left_out[:SAMPLES]:
         result.note(f"not applied by A2: {s.symbol} {s.label()} ({s.verdict}: {s.reason})")
     if len(left_out) > SAMPLES:
-        result.note(f"... and {len(left_out) - SAMPLES} more split records not applied (python -m scripts.show "
-                    "SYMBOL lists a ticker's)")
+        result.note(f"... and {len(left_out) - SAMPLES} more split records not applied "
+                    f"({registry.command('show')} SYMBOL lists a ticker's)")
     reverse = sum(s.split_from > s.split_to for s in kept.values())
     result.headline = _headline(since, len(kept), reverse, duplicates, result.done)
     result.details = SplitsDetails(since.isoformat(), len(kept), reverse, duplicates, counts.inserted,

@@ -36,7 +36,7 @@ from kapman.errors import UsageError
 from kapman.execute import Context, Definition, execute
 from kapman.jobs import a2_splits, snapshots
 from kapman.jobs.a2_window import group_by_anchor
-from kapman.jobs.dates import requested_dates
+from kapman.jobs.dates import history_dates, requested_dates
 from kapman.jobs.payload import JsonTemplate
 from kapman.jobs.tuning import keep_freed_memory
 from kapman.metrics.indicators import TECHNICAL_KEYS, compute_technical_cells
@@ -74,6 +74,8 @@ class A2Params:
     ticker_chunk_size: int = DEFAULT_CHUNK
     force: bool = False
     patterns: bool = False
+    #: every date with bars in the retention window (the indicator history after a repave)
+    history: bool = False
     #: Connections the step opens in all: bars are read over two of them, and the dates of a
     #: range are written over all of them at once.
     connections: int = 4
@@ -83,6 +85,8 @@ class A2Params:
         in_range("--ticker-chunk-size", self.ticker_chunk_size, CHUNK_RANGE)
         in_range("connections", self.connections, CONNECTIONS_RANGE)
         date_span(self.day, self.start, self.end)
+        if self.history and (self.day or self.start or self.end or self.dates):
+            raise UsageError("--history is every date of the retention window: give it without dates")
 
 
 @dataclass(kw_only=True)
@@ -246,8 +250,9 @@ def run(settings: Settings, params: A2Params, progress: Progress | None = None) 
 def _body(ctx: Context, params: A2Params) -> None:
     """Resolves the dates and symbols, then computes over the step's connections."""
     step: StepResult[A2Result] = ctx.result
-    job = _scope(ctx.conn, replace(params, dates=params.dates or requested_dates(
-        ctx.conn, day=params.day, start=params.start, end=params.end)), step)
+    dates = params.dates or (history_dates(ctx.conn) if params.history else requested_dates(
+        ctx.conn, day=params.day, start=params.start, end=params.end))
+    job = _scope(ctx.conn, replace(params, dates=dates), step)
     if job is None:
         return
     extra = [ctx.connect() for _ in range(params.connections - 1)]

@@ -28,3 +28,17 @@ def requested_dates(conn: psycopg.Connection, *, day: date | None, start: date |
         raise UsageError("public.ohlcv is empty: there is no trading date to compute",
                          hint=f"run {registry.get('ohlcv').command} base first, or pass --date")
     return [found]
+
+
+def history_dates(conn: psycopg.Connection) -> list[date]:
+    """Every date with bars in the retention window, up to today: A2's indicator history after a repave
+    (dates already computed are then skipped, so a second run resumes where the first stopped)."""
+    from kapman.ops.inventory import window_start
+
+    start = window_start(conn, clock.now())
+    rows = conn.execute("SELECT DISTINCT date FROM public.ohlcv WHERE date >= %s AND date <= %s ORDER BY 1",
+                        (start, clock.today_ny())).fetchall()
+    if not rows:
+        raise UsageError(f"public.ohlcv has no bars since {start}: there is no history to compute",
+                         hint=f"run {registry.command('ohlcv')} base first")
+    return [r[0] for r in rows]

@@ -78,6 +78,8 @@ class SymbolDay:
     history: History
     #: Why the price and A2 sections are empty (an index has no bars in the stock flat files).
     no_bars: str | None = None
+    #: section -> one line saying why it is left out and which step fills it (A2, A3)
+    missing: dict[str, str] = field(default_factory=dict)
 
 
 #: What the price and A2 sections say for an index (``I:SPX``).
@@ -86,16 +88,20 @@ INDEX_NO_BARS = ("{symbol} is an index: the stock flat files hold no index bars,
 
 
 def ticker_of(conn: psycopg.Connection, symbol: str) -> tuple[uuid.UUID, str]:
-    """(ticker id, stored symbol) of ``symbol``, as given or upper-cased."""
-    row = conn.execute("SELECT id, symbol FROM public.tickers WHERE symbol = %s OR symbol = upper(%s) "
-                       "ORDER BY symbol = %s DESC LIMIT 1", (symbol, symbol, symbol)).fetchone()
-    if row is None:
-        raise UsageError(f"unknown symbol {symbol}: not in tickers; run {registry.command('tickers')}")
-    return row[0], row[1]
+    """(ticker id, symbol) of ``symbol`` exactly as written: symbols are case-sensitive (``AAp`` is not
+    ``AAP``), so a name that matches only when case is ignored is answered with "did you mean"."""
+    row = conn.execute("SELECT id, symbol FROM public.tickers WHERE symbol = %s", (symbol,)).fetchone()
+    if row is not None:
+        return row[0], row[1]
+    near = [r[0] for r in conn.execute("SELECT symbol FROM public.tickers WHERE upper(symbol) = upper(%s) "
+                                       "ORDER BY symbol LIMIT 3", (symbol,))]
+    if near:
+        raise UsageError(f"unknown symbol {symbol}; did you mean {' or '.join(near)}? (symbols are case-sensitive)")
+    raise UsageError(f"unknown symbol {symbol}: not in tickers; run {registry.command('tickers')}")
 
 
 def report_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date | None) -> date:
-    """The requested date after checks, or the newest date A2 has values for."""
+    """The requested date after checks, or the newest date with a bar."""
     today = clock.today_ny()
     if day is not None:
         if day > today:
@@ -103,13 +109,18 @@ def report_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: da
         if not is_trading_day(day):
             raise UsageError(f"{day} is not an NYSE trading day")
         return day
-    column = "dealer_metrics_json" if is_index(symbol) else "technical_indicators_json"   # an index: A3 only
-    newest = conn.execute(
-        f"SELECT max({_NY_DATE}) FROM public.daily_snapshots WHERE ticker_id = %s "
-        f"AND {column} IS NOT NULL AND time <= %s", (ticker, clock.close_of(today))).fetchone()
+    if is_index(symbol):   # an index has no bars in the stock flat files: its newest A3 date
+        newest = conn.execute(
+            f"SELECT max({_NY_DATE}) FROM public.daily_snapshots WHERE ticker_id = %s "
+            "AND dealer_metrics_json IS NOT NULL AND time <= %s", (ticker, clock.close_of(today))).fetchone()
+        if newest is None or newest[0] is None:
+            raise UsageError(f"no A3 dealer metrics stored for {symbol}: run {registry.command('options')} and "
+                             f"{registry.command('a3')} --symbols {symbol}")
+        return newest[0]  # type: ignore[no-any-return]
+    newest = conn.execute("SELECT max(date) FROM public.ohlcv WHERE ticker_id = %s AND date <= %s",
+                          (ticker, today)).fetchone()
     if newest is None or newest[0] is None:
-        raise UsageError(f"no A2 indicators stored for {symbol}: run {registry.command('a2')} "
-                         f"--symbols {symbol}")
+        raise UsageError(f"no OHLCV bars stored for {symbol}: run {registry.command('ohlcv')} base")
     return newest[0]  # type: ignore[no-any-return]
 
 
@@ -167,14 +178,15 @@ def _index_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: da
     row = conn.execute("SELECT dealer_metrics_json FROM public.daily_snapshots WHERE ticker_id = %s AND time = %s",
                        (ticker, clock.close_of(day))).fetchone()
     if row is None or row[0] is None:
-        raise UsageError(f"no A3 dealer metrics for {symbol} on {day}: run python -m "
-                         f"scripts.run_a3_dealer_metrics --date {day} --symbols {symbol}")
+        raise UsageError(f"no A3 dealer metrics for {symbol} on {day}: run {registry.command('a3')} "
+                         f"--date {day} --symbols {symbol}")
     return SymbolDay(symbol=symbol, day=day, bars=bars, indicators={}, technical={}, price={}, dealer=row[0],
                      history=load_history(conn, ticker, day), no_bars=INDEX_NO_BARS.format(symbol=symbol))
 
 
 def load_symbol_day(conn: psycopg.Connection, symbol: str, day: date | None = None) -> SymbolDay:
-    """Read one report's data; raises UsageError naming the step to run when a piece is missing."""
+    """Read one report's data: any ticker with a bar on the date.  No bar raises UsageError naming the step
+    to run; missing A2 or A3 values leave their sections empty, ``missing`` saying which step fills them."""
     ticker, symbol = ticker_of(conn, symbol)
     day = report_day(conn, ticker, symbol, day)
     start = anchor(day)
@@ -187,11 +199,15 @@ def load_symbol_day(conn: psycopg.Connection, symbol: str, day: date | None = No
     row = conn.execute("SELECT technical_indicators_json, price_metrics_json, dealer_metrics_json "
                        "FROM public.daily_snapshots WHERE ticker_id = %s AND time = %s",
                        (ticker, clock.close_of(day))).fetchone()
-    if row is None or row[0] is None:
-        raise UsageError(f"no A2 indicators for {symbol} on {day}: run {registry.command('a2')} "
-                         f"--date {day} --symbols {symbol}")
-    if row[2] is None:
-        raise UsageError(f"no A3 dealer metrics for {symbol} on {day}: run {registry.command('a3')} "
-                         f"--date {day} --symbols {symbol}")
+    technical, price, dealer = (row[0] or {}, row[1] or {}, row[2] or {}) if row else ({}, {}, {})
+    missing: dict[str, str] = {}
+    if not technical:
+        missing["A2"] = (f"A2 indicators: none stored for {symbol} on {day}; {registry.command('a2')} "
+                         f"--date {day} --symbols {symbol} fills them")
+    if not dealer:
+        missing["A3"] = (f"A3 dealer metrics and options: none stored for {symbol} on {day}; they come from its "
+                         f"option snapshot ({registry.command('options')}, for watchlist symbols) and then "
+                         f"{registry.command('a3')} --date {day} --symbols {symbol}")
     return SymbolDay(symbol=symbol, day=day, bars=bars, indicators=load_indicators(conn, ticker, start, day),
-                     technical=row[0], price=row[1] or {}, dealer=row[2], history=load_history(conn, ticker, day))
+                     technical=technical, price=price, dealer=dealer, history=load_history(conn, ticker, day),
+                     missing=missing)

@@ -68,7 +68,7 @@ def _symbol(conn: psycopg.Connection, params: ReportParams, result: StepResult[R
     out = page.write(page.target(params.out, default), symbol.render(day))
     result.done = 1
     result.details.pages = [str(out)]
-    result.headline = f"wrote {out} ({day.symbol} {day.day}, A3 {day.dealer.get('status')})"
+    result.headline = f"wrote {out} ({day.symbol} {day.day}, A3 {day.dealer.get('status') or 'none'})"
 
 
 def _watchlist(conn: psycopg.Connection, params: ReportParams, result: StepResult[ReportDetails],

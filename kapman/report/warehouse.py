@@ -173,7 +173,7 @@ def _gap_rows(found: list[Gaps], cov: Coverage) -> list[list[tuple[str, object |
     return rows
 
 
-def render(cov: Coverage) -> str:
+def render(cov: Coverage, plotly_src: str | None = None) -> str:
     found = gaps(cov)
     mend = "".join(f"<li>{page.esc(k)}: <code>{page.esc(v)}</code></li>" for k, v in MENDED_BY.items())
     body = (f"<h1>Warehouse coverage</h1>"
@@ -184,9 +184,10 @@ def render(cov: Coverage) -> str:
             + "<h2>Gaps (from each data set's first day)</h2>"
             + page.table(["data set", "covered", "missing trading days", "partial days"], _gap_rows(found, cov))
             + f"<h2>Mending a gap</h2><ul>{mend}</ul>")
-    return page.document("Warehouse coverage - KapMan", body)
+    return page.document("Warehouse coverage - KapMan", body, plotly_src=plotly_src)
 
 
 def write_warehouse(conn: psycopg.Connection, out: Path) -> tuple[Path, list[Gaps]]:
+    """The page at ``out``, loading plotly.js from a file written beside it."""
     cov = coverage(conn)
-    return page.write(out, render(cov)), gaps(cov)
+    return page.write(out, render(cov, page.write_plotly(out.parent))), gaps(cov)

@@ -61,7 +61,7 @@ def _row(sym: str, day: SymbolDay | None, href: str | None, note: str) -> list[t
             _cell(fixed(2)(close), close), _cell(usd(d.get("gex_net")), d.get("gex_net")),
             _cell(d.get("position") or "-", d.get("position")), _cell(pct(flip), flip),
             _cell(fixed(1)(rsi), rsi), _cell(fraction_pct(hv), hv), _cell(d.get("status") or "-", d.get("status")),
-            _cell("", "")]
+            _cell(", ".join(f"no {section}" for section in day.missing), ", ".join(day.missing))]
 
 
 def write_watchlist(conn: psycopg.Connection, name: str, day: date | None, out_dir: Path,
@@ -72,6 +72,7 @@ def write_watchlist(conn: psycopg.Connection, name: str, day: date | None, out_d
     result = WatchlistPages(index=out_dir / INDEX)
     rows = []
     symbols = members(conn, name)
+    plotly_src = page.write_plotly(out_dir)     # once for every page
     progress.start(len(symbols), f"reports of {name}", unit="symbols")
     for sym in symbols:
         try:
@@ -80,7 +81,7 @@ def write_watchlist(conn: psycopg.Connection, name: str, day: date | None, out_d
             result.missing[sym] = exc.message
             rows.append(_row(sym, None, None, exc.message))
         else:
-            path = page.write(out_dir / report_name(loaded.symbol), symbol.render(loaded))
+            path = page.write(out_dir / report_name(loaded.symbol), symbol.render(loaded, plotly_src))
             result.reports[sym] = path
             rows.append(_row(sym, loaded, path.name, ""))
         progress.advance()

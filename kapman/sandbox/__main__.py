@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import json
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
-from kapman.cli import day_arg, entrypoint
+from kapman import cli
 from kapman.sandbox.environment import environment
 from kapman.sandbox.market import DEFAULT_DAYS, DEFAULT_END_DATE, Market
 from kapman.sandbox.mirror import write_mirror
 from kapman.sandbox.profiles import DEFAULT, ENV_VAR, PROFILES, profile_named
 from kapman.sandbox.rest import SandboxRestServer
-from kapman.sandbox.s3 import SandboxS3
 
 EXAMPLES = """examples:
   python -m kapman.sandbox serve                                  # 600 tickers, 800 days to 2025-12-19
@@ -44,7 +43,7 @@ def _market_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tickers", type=int, default=600, help="universe size (default 600)")
     parser.add_argument(
         "--end-date",
-        type=day_arg,
+        type=cli.day_arg,
         default=DEFAULT_END_DATE,
         help=f"last market day (default {DEFAULT_END_DATE})",
     )
@@ -94,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mirror.add_argument("directory", type=Path)
     _market_args(mirror)
+    for sub in (serve, mirror):
+        cli.add_common_options(sub, db_url_help="accepted as every command accepts it; the sandbox uses no database")
     return parser
 
 
@@ -110,6 +111,8 @@ def _market(args: argparse.Namespace) -> Market:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from kapman.sandbox.s3 import SandboxS3  # moto: the 'sandbox' extra, needed only to serve
+
     market = _market(args)
     started = time.perf_counter()
     mirror_dir = None
@@ -126,28 +129,30 @@ def _serve(args: argparse.Namespace) -> int:
         rest.flatfiles = s3  # POST $POLYGON_BASE_URL/_sandbox/flatfiles controls the bucket
         env = environment(market, rest, s3, mirror_dir)
         lines = "".join(f"{k}={v}\n" for k, v in env.items())
-        print(lines, end="", flush=True)
+        print(json.dumps(env, sort_keys=True) if args.json else lines, end="\n" if args.json else "", flush=True)
         if args.env_file:
             args.env_file.write_text(lines)
-        print(
-            f"# {market!r}: {len(market.trading_days)} trading days, ready in "
-            f"{time.perf_counter() - started:.1f}s; Ctrl-C to stop",
-            file=sys.stderr,
-            flush=True,
-        )
+        if not args.quiet:
+            print(
+                f"# {market!r}: {len(market.trading_days)} trading days, ready in "
+                f"{time.perf_counter() - started:.1f}s; Ctrl-C to stop",
+                file=sys.stderr,
+                flush=True,
+            )
         stop.wait()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cli.configure_logging(args)
     if args.command == "write-mirror":
         paths = write_mirror(_market(args), args.directory)
-        print(f"wrote {len(paths)} files under {args.directory}")
+        cli.emit(args, f"wrote {len(paths)} files under {args.directory}",
+                 {"files": len(paths), "directory": str(args.directory)})
         return 0
     return _serve(args)
 
 
 if __name__ == "__main__":
-    entrypoint(main)
+    cli.entrypoint(main)

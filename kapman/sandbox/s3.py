@@ -21,9 +21,16 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import make_server
+
+from kapman.errors import ConfigError
+
+try:  # moto is the 'sandbox' extra: a plain install runs everything but the offline market
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+except ModuleNotFoundError as exc:
+    raise ConfigError(f"the sandbox's S3 server needs moto, which is not installed ({exc.msg})",
+                      hint="pip install 'kapman[sandbox]'") from None
 
 from kapman.sandbox import flatfiles
 from kapman.sandbox.flatfiles import PREFIX

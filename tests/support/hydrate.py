@@ -25,6 +25,8 @@ import math
 import random
 import statistics
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -428,3 +430,19 @@ def hydrate(conn: psycopg.Connection[Any]) -> Hydrated:
     return Hydrated(tickers=len(ids), watchlist_rows=len(WATCHLIST_ACTIVE) + 1,
                     ohlcv_rows=sum(len(b) for b in bars.values()), options_rows=options_rows,
                     snapshot_rows=snapshot_rows, dealer_status=dealer_status)
+
+
+@contextmanager
+def hydrated_database(admin_url: str, label: str) -> Iterator[str]:
+    """A scratch database, rebuilt and hydrated, dropped afterwards: for a module's read-only tests."""
+    from kapman.db.rebuild import rebuild
+    from tests.support import database
+
+    url = database.create_scratch(admin_url, label)
+    try:
+        rebuild(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            hydrate(conn)
+        yield url
+    finally:
+        database.drop_scratch(admin_url, url)
