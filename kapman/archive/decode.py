@@ -14,23 +14,20 @@ proof fails and the rows are found by walking the stream field by field instead 
 from __future__ import annotations
 
 import struct
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
 
-from kapman.archive.table import COLUMNS, PG_EPOCH_DAYS, PG_EPOCH_US, SCHEMA, Column
-from kapman.db import bulk
+from kapman.archive.table import COLUMNS, SCHEMA, Column
+from kapman.db import pgcopy
 
-_HEADER, _TRAILER = bulk.COPY_HEADER, bulk.COPY_TRAILER
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-_WIDTH = {"timestamptz": 8, "uuid": 16, "date": 4, "int4": 4, "int8": 8, "float8": 8}
-_NUMERIC_NEG, _NUMERIC_POS = 0x4000, 0x0000
+_HEADER, _TRAILER = pgcopy.HEADER, pgcopy.TRAILER
+_NUMERIC_POS, _NUMERIC_NEG = pgcopy.NUMERIC_SIGNS
 
 
 def _row_prefix(snapshot: datetime) -> bytes:
-    micros = (snapshot - _PG_EPOCH) // timedelta(microseconds=1)
-    return struct.pack(">hiqi", len(COLUMNS), 8, micros, 16)
+    return struct.pack(">hi", len(COLUMNS), 8) + pgcopy.timestamptz_binary(snapshot) + struct.pack(">i", 16)
 
 
 def _walk(body: np.ndarray, m: int) -> np.ndarray:
@@ -92,8 +89,8 @@ class _Fields:
         if not c.nullable and not valid.all():
             raise ValueError(f"column {c.name} holds NULLs")
         n = len(lengths)
-        if c.pg_type in _WIDTH:
-            width = _WIDTH[c.pg_type]
+        width = pgcopy.pg_type(c.pg_type).width
+        if width is not None:
             if (lengths[valid] != width).any():
                 raise ValueError(f"column {c.name}: unexpected field width")
             return self._fixed(c, at, valid, n)
@@ -108,15 +105,13 @@ class _Fields:
             raw = _bytes_at(self.body, at, 16)
             storage = pa.Array.from_buffers(pa.binary(16), n, [_validity(valid), pa.py_buffer(raw.tobytes())])
             return pa.ExtensionArray.from_storage(pa.uuid(), storage)
-        wire = {"timestamptz": ">i8", "date": ">i4", "int4": ">i4", "int8": ">i8", "float8": ">u8"}[c.pg_type]
-        values = _read(self.body, at, wire)
+        wire = pgcopy.pg_type(c.pg_type).wire
+        assert wire is not None
         if c.pg_type == "float8":
-            values = values.view(np.float64)  # the bits as sent
-        elif c.pg_type == "timestamptz":
-            values = values + PG_EPOCH_US
-        elif c.pg_type == "date":
-            values = values + PG_EPOCH_DAYS
-        values = np.where(valid, values, 0)
+            values = _read(self.body, at, ">u8").view(np.float64)  # the bits as sent
+        else:
+            values = pgcopy.from_wire(c.pg_type, _read(self.body, at, wire))
+        values = np.where(valid, values, 0).astype(values.dtype if c.pg_type != "date" else np.int32)
         return pa.Array.from_buffers(c.arrow, n, [_validity(valid), pa.py_buffer(values.tobytes())])
 
     def _text(self, at: np.ndarray, lengths: np.ndarray, valid: np.ndarray, n: int) -> pa.Array:

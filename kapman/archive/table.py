@@ -3,7 +3,7 @@
 The archive holds every column of the table, bookkeeping stamps included, so a restored row is the
 row that was archived.  The export reads the table with one binary ``COPY .. TO STDOUT``
 (``kapman.archive.decode`` turns it into Arrow); the restore turns an Arrow table back into the
-binary COPY stream ``bulk.write_group`` sends, a column at a time with numpy.
+binary COPY stream ``bulk.write_group`` sends, through the one encoder (``kapman.db.pgcopy``).
 """
 
 from __future__ import annotations
@@ -16,19 +16,16 @@ import numpy as np
 import pyarrow as pa
 from psycopg import sql
 
-from kapman.db import bulk
+from kapman.db import pgcopy
 
 TABLE = "options_chains"
 _UTC_US = pa.timestamp("us", tz="UTC")
-#: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), and days likewise.
-PG_EPOCH_US = 946_684_800_000_000
-PG_EPOCH_DAYS = 10_957
 
 
 @dataclass(frozen=True)
 class Column:
     name: str
-    pg_type: str          # as bulk's encoders name it
+    pg_type: str          # a name of ``pgcopy.TYPES``
     arrow: pa.DataType
     nullable: bool = True
 
@@ -106,50 +103,20 @@ def schema_problem(schema: pa.Schema) -> str | None:
 
 
 def to_payload(table: pa.Table) -> bytes:
-    """The binary COPY stream of ``table`` (of ``SCHEMA``) for ``NAMES``, as ``write_group`` sends it.
-
-    Every row is laid out in one (rows x widest row) byte slab: each field at the same offset in
-    every row, its length header and its value padded to the column's widest value; a mask of the
-    bytes each row really uses then compacts the slab, row by row, into the stream.  Slab-wide
-    copies and one boolean selection: no per-row or per-byte Python work, no per-byte index arrays.
-    Raises ValueError when a NOT NULL column holds a NULL.
-    """
-    n = table.num_rows
-    if not n:
-        return bulk.COPY_HEADER + bulk.COPY_TRAILER
-    encoded = []
+    """The binary COPY stream of ``table`` (of ``SCHEMA``) for ``NAMES``, as ``write_group`` sends it:
+    each column turned into its wire values with numpy, then ``pgcopy.encode_columns``.
+    Raises ValueError when a NOT NULL column holds a NULL."""
+    columns = []
     for c in COLUMNS:
         array = table.column(c.name).combine_chunks()
         if not c.nullable and array.null_count:
             raise ValueError(f"column {c.name} holds {array.null_count} NULLs")
-        encoded.append(_encode(c.pg_type, array))
-    width = 2 + sum(4 + values.shape[1] for _, values in encoded)
-    slab = np.zeros((n, width), dtype=np.uint8)
-    used = np.zeros((n, width), dtype=bool)
-    slab[:, :2] = np.frombuffer(len(COLUMNS).to_bytes(2, "big"), dtype=np.uint8)
-    used[:, :2] = True
-    at = 2
-    for lengths, values in encoded:
-        w = values.shape[1]
-        slab[:, at:at + 4] = lengths.astype(">i4").view(np.uint8).reshape(n, 4)
-        used[:, at:at + 4] = True
-        slab[:, at + 4:at + 4 + w] = values
-        used[:, at + 4:at + 4 + w] = np.arange(w) < lengths[:, None]  # NULL (-1) uses none
-        at += 4 + w
-    return bulk.COPY_HEADER + slab[used].tobytes() + bulk.COPY_TRAILER
+        columns.append(_encode(c.pg_type, array))
+    return bytes(pgcopy.encode_columns(table.num_rows, columns))
 
 
 def _valid(array: pa.Array) -> np.ndarray | None:
     return None if not array.null_count else array.is_valid().to_numpy(zero_copy_only=False)
-
-
-def _lengths(n: int, width: int, valid: np.ndarray | None) -> np.ndarray:
-    return np.full(n, width, dtype=np.int64) if valid is None else np.where(valid, width, -1).astype(np.int64)
-
-
-def _fixed(values: np.ndarray, valid: np.ndarray | None, wire: str) -> tuple[np.ndarray, np.ndarray]:
-    big = values.astype(wire)
-    return _lengths(len(values), big.dtype.itemsize, valid), big.view(np.uint8).reshape(len(values), -1)
 
 
 def _fixed_bytes(array: pa.Array, width: int) -> np.ndarray:
@@ -158,35 +125,32 @@ def _fixed_bytes(array: pa.Array, width: int) -> np.ndarray:
     return data[array.offset * width:(array.offset + len(array)) * width].reshape(len(array), width)
 
 
-def _encode(pg_type: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """One column: each row's field length (-1 for NULL) and its value's bytes, one padded row each."""
+def _encode(pg_type: str, array: pa.Array) -> pgcopy.Column:
+    """One column as ``pgcopy`` lays it out."""
     valid = _valid(array)
-    n = len(array)
-    if pg_type == "timestamptz":
-        return _fixed(array.cast(pa.int64()).fill_null(0).to_numpy() - PG_EPOCH_US, valid, ">i8")
-    if pg_type == "date":
-        return _fixed(array.cast(pa.int32()).fill_null(0).to_numpy().astype(np.int64) - PG_EPOCH_DAYS, valid, ">i4")
+    if pg_type == "timestamptz":  # microseconds from the Unix epoch
+        return pgcopy.fixed(pg_type, array.cast(pa.int64()).fill_null(0).to_numpy(), valid)
+    if pg_type == "date":         # days from the Unix epoch
+        return pgcopy.fixed(pg_type, array.cast(pa.int32()).fill_null(0).to_numpy().astype(np.int64), valid)
     if pg_type == "uuid":
-        return _lengths(n, 16, valid), _fixed_bytes(array.storage, 16)
+        return pgcopy.fixed(pg_type, _fixed_bytes(array.storage, 16), valid)
     if pg_type in ("int4", "int8", "float8"):
-        wire = {"int4": ">i4", "int8": ">i8", "float8": ">f8"}[pg_type]
-        return _fixed(array.fill_null(0).to_numpy(), valid, wire)
+        return pgcopy.fixed(pg_type, array.fill_null(0).to_numpy(), valid)
     if pg_type == "numeric":
         return _numerics(array, valid)
     if pg_type == "text":
+        n = len(array)
         offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset:array.offset + n + 1].astype(np.int64)
-        lengths = np.diff(offsets)
         data = array.buffers()[2]
-        body = np.frombuffer(data, dtype=np.uint8) if data is not None and len(data) else np.zeros(1, np.uint8)
-        widest = int(lengths.max())
-        padded = body[np.minimum(offsets[:-1, None] + np.arange(widest), len(body) - 1)]
+        body = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+        lengths = np.diff(offsets)
         if valid is not None:
             lengths[~valid] = -1
-        return lengths, padded
+        return pgcopy.Column(pgcopy.padded(body, offsets), lengths)
     raise ValueError(f"unsupported column type {pg_type!r}")
 
 
-def _numerics(array: pa.Array, valid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _numerics(array: pa.Array, valid: np.ndarray | None) -> pgcopy.Column:
     """decimal128 -> numeric, one encoding per distinct value (a chain has a few hundred strikes)."""
     scale = array.type.scale
     # decimal128 is 16-byte little-endian two's complement; numeric(12,4) fits the low 8 bytes.
@@ -198,12 +162,12 @@ def _numerics(array: pa.Array, valid: np.ndarray | None) -> tuple[np.ndarray, np
     if beyond.any():
         raise ValueError("numeric value beyond 18 digits")
     distinct, inverse = np.unique(low, return_inverse=True)
-    parts = [bulk.numeric_binary(Decimal(int(v)).scaleb(-scale)) for v in distinct.tolist()]
+    parts = [pgcopy.numeric_binary(Decimal(int(v)).scaleb(-scale)) for v in distinct.tolist()]
     sizes = np.array([len(p) for p in parts], dtype=np.int64)
-    table = np.zeros((len(parts), int(sizes.max())), dtype=np.uint8)
-    for k, part in enumerate(parts):
-        table[k, :len(part)] = np.frombuffer(part, dtype=np.uint8)
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    table = pgcopy.padded(np.frombuffer(b"".join(parts), dtype=np.uint8), offsets)
     lengths = sizes[inverse]
     if valid is not None:
         lengths[~valid] = -1
-    return lengths, table[inverse]
+    return pgcopy.Column(table[inverse], lengths)
