@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
 from kapman.db import pgcopy
@@ -56,9 +57,21 @@ COLUMNS: tuple[Column, ...] = (
 NAMES = tuple(c.name for c in COLUMNS)
 #: Columns whose values repeat across a chain (the snapshot, the underlying, expirations, strikes):
 #: the ones Parquet's dictionary encoding is worth its CPU on.
-REPEATING = ("time", "ticker_id", "expiration_date", "strike_price", "option_type", "shares_per_contract",
+REPEATING = ("time", "ticker_id", "symbol", "expiration_date", "strike_price", "option_type", "shares_per_contract",
              "underlying_price", "created_at", "updated_at")
 SCHEMA = pa.schema([pa.field(c.name, c.arrow, nullable=c.nullable) for c in COLUMNS])
+#: An archive file's columns (format 2): the table's, with ``ticker_id`` as text and the
+#: underlying's ``symbol`` after it, so any Parquet reader (pandas, polars, DuckDB) reads it alone.
+FILE_COLUMNS = ("time", "ticker_id", "symbol", *NAMES[2:])
+FILE_SCHEMA = pa.schema([pa.field("ticker_id", pa.string(), nullable=False) if f.name == "ticker_id" else f
+                         for f in SCHEMA]).insert(2, pa.field("symbol", pa.string()))
+#: Values far outside any real chain: a file holding one was damaged (before it was hashed, or in
+#: the table it was read from) and is not restored.  NULLs pass; NaN and infinities do not.
+PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "shares_per_contract": (0, 1e7), "underlying_price": (0, 1e7), "bid": (0, 1e7), "ask": (0, 1e7),
+    "last": (0, 1e7), "volume": (0, 1e13), "open_interest": (0, 1e13), "implied_volatility": (0, 1e3),
+    "delta": (-10, 10), "gamma": (-1e4, 1e4), "theta": (-1e6, 1e6), "vega": (-1e6, 1e6),
+}
 #: What makes a row different on a replayed restore: everything but the bookkeeping stamps.
 COMPARE = tuple(n for n in NAMES if n not in ("created_at", "updated_at"))
 #: The table's key, and the order rows are archived in.
@@ -74,31 +87,91 @@ def export_query(where: sql.Composable) -> sql.Composable:
         sql.SQL(", ").join(map(sql.Identifier, KEY[2:])))
 
 
+def runs(ids: np.ndarray) -> list[tuple[uuid.UUID, int, int]]:
+    """Consecutive runs of one id in (n, 16) uuid bytes: (id, first row, row after the last)."""
+    if not len(ids):
+        return []
+    starts = np.flatnonzero(np.concatenate(([True], (ids[1:] != ids[:-1]).any(axis=1))))
+    ends = np.append(starts[1:], len(ids))
+    return [(uuid.UUID(bytes=ids[s].tobytes()), s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
 def split_by_underlying(table: pa.Table) -> list[tuple[uuid.UUID, pa.Table]]:
     """Consecutive runs of one ``ticker_id`` (the export orders by it), each as its own table."""
     if not table.num_rows:
         return []
     ids = _fixed_bytes(table.column("ticker_id").combine_chunks().storage, 16)
-    starts = np.flatnonzero(np.concatenate(([True], (ids[1:] != ids[:-1]).any(axis=1))))
-    ends = np.append(starts[1:], table.num_rows)
-    return [(uuid.UUID(bytes=ids[s].tobytes()), table.slice(s, e - s))
-            for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+    return [(tid, table.slice(s, e - s)) for tid, s, e in runs(ids)]
+
+
+# ---- archive files ---------------------------------------------------------------------------
+def to_file(part: pa.Table, ticker_id: uuid.UUID, symbol: str | None) -> pa.Table:
+    """One underlying's rows (of ``SCHEMA``) as an archive file's table (``FILE_SCHEMA``)."""
+    n = part.num_rows
+    ids = pa.array([str(ticker_id)], pa.string()).take(np.zeros(n, dtype=np.int32))
+    symbols = pa.array([symbol], pa.string()).take(np.zeros(n, dtype=np.int32))
+    columns = [part.column("time"), ids, symbols, *part.columns[2:]]
+    return pa.Table.from_arrays(columns, schema=FILE_SCHEMA)
+
+
+def from_file(rows: pa.Table) -> tuple[pa.Table, str | None]:
+    """An archive file's table as ``SCHEMA`` rows, and the symbol it names (None in a format-1 file,
+    whose schema is ``SCHEMA`` itself).  Raises ValueError: wrong columns, or not one underlying."""
+    problem = file_schema_problem(rows.schema)
+    if problem:
+        raise ValueError(problem)
+    if "symbol" not in rows.column_names:
+        return rows, None
+    ids = pc.unique(rows.column("ticker_id")).to_pylist()
+    symbols = pc.unique(rows.column("symbol")).to_pylist()
+    if len(ids) > 1 or len(symbols) > 1:
+        raise ValueError(f"{len(ids)} ticker ids and {len(symbols)} symbols in one underlying's file")
+    n = rows.num_rows
+    if not n:
+        return SCHEMA.empty_table(), None
+    try:
+        tid = uuid.UUID(ids[0])
+    except (TypeError, ValueError):
+        raise ValueError(f"ticker_id {ids[0]!r} is not a UUID") from None
+    storage = pa.array([tid.bytes], pa.binary(16)).take(np.zeros(n, dtype=np.int32))
+    ticker = pa.ExtensionArray.from_storage(pa.uuid(), storage)
+    columns = [rows.column("time"), ticker, *rows.columns[3:]]
+    return pa.Table.from_arrays(columns, schema=SCHEMA), symbols[0]
+
+
+def implausible(rows: pa.Table) -> str | None:
+    """The first value far outside any real chain (``PLAUSIBLE``), or None."""
+    for name, (low, high) in PLAUSIBLE.items():
+        column = rows.column(name)
+        values = pc.fill_null(column, low).to_numpy(zero_copy_only=False)  # NULL: plausible
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(values) | (values < low) | (values > high)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            return f"row {i + 1}: {name} {values[i].item()!r} outside [{low:g}, {high:g}]"
+    return None
 
 
 # ---- restore ---------------------------------------------------------------------------------
-def schema_problem(schema: pa.Schema) -> str | None:
-    """Why a file's schema is not the archive's (names, order and types), or None."""
-    names = tuple(schema.names)
-    if names != NAMES:
-        missing = [n for n in NAMES if n not in names]
-        extra = [n for n in names if n not in NAMES]
+def file_schema_problem(schema: pa.Schema) -> str | None:
+    """Why a file's schema is neither format 2's (``FILE_SCHEMA``) nor format 1's (``SCHEMA``), or None."""
+    text_id = "ticker_id" in schema.names and schema.field("ticker_id").type == pa.string()
+    return schema_problem(schema, FILE_SCHEMA if "symbol" in schema.names or text_id else SCHEMA)
+
+
+def schema_problem(schema: pa.Schema, want: pa.Schema = SCHEMA) -> str | None:
+    """Why a file's schema is not ``want`` (names, order and types), or None."""
+    names, expected = tuple(schema.names), tuple(want.names)
+    if names != expected:
+        missing = [n for n in expected if n not in names]
+        extra = [n for n in names if n not in expected]
         parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
             [f"unexpected {', '.join(extra)}"] if extra else [])
         detail = "; ".join(parts) or "columns out of order"
         return f"columns do not match options_chains ({detail})"
-    for c, field in zip(COLUMNS, schema, strict=True):
-        if field.type != c.arrow:
-            return f"column {c.name} is {field.type}, expected {c.arrow}"
+    for field, wanted in zip(schema, want, strict=True):
+        if field.type != wanted.type:
+            return f"column {field.name} is {field.type}, expected {wanted.type}"
     return None
 
 
