@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import psycopg
@@ -258,3 +262,21 @@ def test_a_silent_s3_endpoint_costs_one_request_not_the_run(fresh_db: str, hydra
     took = time.monotonic() - started
     assert not report.ok and "cannot list s3://bucket/x" in report.line() and "timeout" in report.line().lower()
     assert took < 2 * (1.0 + 1) + 3, took  # two attempts of one read timeout, and no more requests
+
+
+def test_a_one_symbol_run_with_a_silent_s3_archive_ends_in_seconds(fresh_db: str, reference_db: psycopg.Connection,
+                                                                   rest: Any, silent_endpoint: str) -> None:
+    """The run itself, as a process, with the archive's own timeouts: it stores the chain, says the
+    archive was not written, and ends long before botocore's defaults would let it (minutes)."""
+    env = {**os.environ, "POLYGON_BASE_URL": rest.base_url, "POLYGON_API_KEY": rest.api_key,
+           "KAPMAN_NOW": "2025-12-19", "KAPMAN_ENV_FILE": "/nonexistent", "KAPMAN_ARCHIVE_DIR": "s3://bucket/x",
+           "KAPMAN_ARCHIVE_ENDPOINT": silent_endpoint, "KAPMAN_ARCHIVE_ACCESS_KEY_ID": "k",
+           "KAPMAN_ARCHIVE_SECRET_ACCESS_KEY": "s"}
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "scripts.ingest_options", "--db-url", fresh_db, "--symbols", "DIA",
+                           "--workers", "0"], capture_output=True, text=True, timeout=120, env=env)
+    took = time.monotonic() - started
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "archive: NOT written, the database write is kept" in proc.stdout and "s3://bucket/x" in proc.stdout
+    assert reference_db.execute("SELECT count(*) FROM options_chains").fetchone()[0] > 0  # type: ignore[index]
+    assert took < 60, took  # one listing: 2 attempts of a 10 s read timeout
