@@ -185,7 +185,7 @@ def to_payload(table: pa.Table) -> bytes:
         if not c.nullable and array.null_count:
             raise ValueError(f"column {c.name} holds {array.null_count} NULLs")
         columns.append(_encode(c.pg_type, array))
-    return bytes(pgcopy.encode_columns(table.num_rows, columns))
+    return pgcopy.encode_columns(table.num_rows, columns)
 
 
 def _valid(array: pa.Array) -> np.ndarray | None:

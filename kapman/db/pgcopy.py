@@ -209,7 +209,7 @@ def fixed(name: str, values: np.ndarray, valid: np.ndarray | None = None) -> Col
     return column
 
 
-def encode_columns(n: int, columns: Sequence[Column | Wide]) -> bytes | bytearray:
+def encode_columns(n: int, columns: Sequence[Column | Wide]) -> bytes:
     """The complete binary COPY stream of ``n`` rows of ``columns`` (see the module's docstring)."""
     if not n:
         return HEADER + TRAILER
@@ -228,7 +228,9 @@ def encode_columns(n: int, columns: Sequence[Column | Wide]) -> bytes | bytearra
     count = len(columns)
     if not wides:
         return HEADER + _slab(n, pieces[0], count)[0] + TRAILER
-    return _interleave(n, [_slab(n, p, count if k == 0 else None) for k, p in enumerate(pieces)], wides)
+    # A bytearray, returned as it is: a copy of tens of MB (A2's JSON) would cost as much as building it.
+    return _interleave(n, [_slab(n, p, count if k == 0 else None) for k, p in enumerate(pieces)],  # type: ignore[return-value]
+                       wides)
 
 
 def _slab(n: int, columns: list[Column | Wide], count: int | None) -> tuple[bytes, np.ndarray]:
@@ -289,7 +291,7 @@ def _interleave(n: int, pieces: list[tuple[bytes, np.ndarray]], wides: list[Wide
 
 
 # ---- numpy columns ----------------------------------------------------------------------------
-def encode_binary_copy(columns: Sequence[tuple[str, np.ndarray | None]]) -> bytes | bytearray:
+def encode_binary_copy(columns: Sequence[tuple[str, np.ndarray | None]]) -> bytes:
     """A complete binary COPY stream of fixed-width numpy columns (as ``to_wire`` takes them); a
     column given as None is NULL in every row."""
     n = next(len(v) for _, v in columns if v is not None)
@@ -425,7 +427,7 @@ def _with_nulls(sizes: np.ndarray, nulls: np.ndarray | None, n: int) -> np.ndarr
     return lengths
 
 
-def encode_binary_rows(types: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes | bytearray:
+def encode_binary_rows(types: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
     """A complete binary COPY stream of Python rows (None for NULL) with declared PostgreSQL types.
 
     The bytes psycopg's ``Copy.write_row`` sends for the same rows and types, built a column at a
