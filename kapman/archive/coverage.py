@@ -2,13 +2,14 @@
 underlying) checked against an archived file of the same rows.
 
 A chain is covered when a manifest of this warehouse lists its file with the stored row count and
-the file is in the store with the manifest's size.  With ``content``, the check also reads every
+latest ``updated_at`` (every KapMan writer sets it on a row it changes), and the file is in the
+store with the manifest's size.  With ``content``, the check also reads every
 file (its SHA-256 against the manifest) and every stored row (the SHA-256 of each chain's rows as
 the table's binary COPY sends them, against the manifest's content hash): that is what the repave
 prompt counts, since a repave destroys what it misses.  Without ``content`` it reads only
 manifests, the store's listing and the table's row counts: cheap enough for every options run's
-catch-up, which so re-archives chains a run left out, a file deleted or truncated, and chains whose
-row count changed.
+catch-up, which so re-archives chains a run left out, a file deleted or truncated, and chains
+written since they were archived.
 """
 
 from __future__ import annotations
@@ -60,12 +61,12 @@ class Coverage:
                 f"{self.location} ({why}; checked: {how})")
 
 
-def stored_chains(conn: psycopg.Connection) -> dict[datetime, dict[UUID, int]]:
-    """Rows per underlying of every stored snapshot."""
-    out: dict[datetime, dict[UUID, int]] = defaultdict(dict)
-    for time, ticker_id, rows in conn.execute("SELECT time, ticker_id, count(*) FROM public.options_chains "
-                                              "GROUP BY 1, 2").fetchall():
-        out[time][ticker_id] = int(rows)
+def stored_chains(conn: psycopg.Connection) -> dict[datetime, dict[UUID, tuple[int, datetime]]]:
+    """Rows and the latest ``updated_at`` per underlying of every stored snapshot."""
+    out: dict[datetime, dict[UUID, tuple[int, datetime]]] = defaultdict(dict)
+    for time, ticker_id, rows, updated in conn.execute(
+            "SELECT time, ticker_id, count(*), max(updated_at) FROM public.options_chains GROUP BY 1, 2").fetchall():
+        out[time][ticker_id] = (int(rows), updated)
     return dict(out)
 
 
@@ -118,8 +119,8 @@ def check(conn: psycopg.Connection, store: Store, owner: Warehouse, *, content: 
         result.chains += len(chains)
         found = listed.get(snapshot)
         hashes = stored_contents(conn, snapshot) if content and found is not None else {}
-        for ticker_id, rows in chains.items():
-            why = _problem(store, found, ticker_id, rows, present, hashes if content else None)
+        for ticker_id, stored in chains.items():
+            why = _problem(store, found, ticker_id, stored, present, hashes if content else None)
             if why is None:
                 result.covered += 1
             else:
@@ -127,9 +128,10 @@ def check(conn: psycopg.Connection, store: Store, owner: Warehouse, *, content: 
     return result
 
 
-def _problem(store: Store, found: Manifest | None, ticker_id: UUID, rows: int, present: dict[str, int],
-             hashes: dict[UUID, str] | None) -> str | None:
+def _problem(store: Store, found: Manifest | None, ticker_id: UUID, stored: tuple[int, datetime],
+             present: dict[str, int], hashes: dict[UUID, str] | None) -> str | None:
     """Why one stored chain is not covered, or None."""
+    rows, updated = stored
     if found is None:
         return "no manifest"
     name = file_name(ticker_id)
@@ -138,6 +140,8 @@ def _problem(store: Store, found: Manifest | None, ticker_id: UUID, rows: int, p
         return "not listed"
     if entry.rows != rows:
         return f"rows differ: {entry.rows} archived, {rows} stored"
+    if entry.updated is not None and entry.updated != updated:
+        return "rows differ: written since they were archived"
     key = found.key(name)
     if key not in present:
         return "file missing"

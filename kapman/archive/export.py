@@ -30,6 +30,7 @@ from uuid import UUID
 import numpy as np
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
@@ -124,6 +125,10 @@ class Part:
     rows: pa.Table      # of ``table.SCHEMA``
     content: str        # SHA-256 of the rows' bytes in the table's binary COPY (``manifest``)
 
+    @property
+    def updated(self) -> datetime | None:
+        return pc.max(self.rows.column("updated_at")).as_py()
+
 
 def copy_snapshot(conn: psycopg.Connection, snapshot: datetime, ids: list[UUID] | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +204,7 @@ class SnapshotFiles:
         blob = parquet_bytes(table.to_file(part.rows, part.ticker_id, part.symbol))
         name = file_name(part.ticker_id)
         entry = Entry(part.ticker_id, part.rows.num_rows, len(blob), hashlib.sha256(blob).hexdigest(),
-                      part.symbol, part.content)
+                      part.symbol, part.content, part.updated)
         same = self.old is not None and self.old.files.get(name) == entry and name not in self.rewrite
         if not same:
             self.withdraw()

@@ -60,7 +60,8 @@ class Entry:
     size: int
     sha256: str                   # of the file's bytes
     symbol: str | None = None     # None: a format-1 manifest
-    content: str | None = None    # SHA-256 of the rows as the table's binary COPY sends them (``content``)
+    content: str | None = None    # SHA-256 of the rows as the table's binary COPY sends them
+    updated: datetime | None = None  # the rows' latest updated_at: a later write shows without reading rows
 
 
 @dataclass
@@ -91,7 +92,8 @@ class Manifest:
             "format": FORMAT, "table": ROOT, "warehouse": self.warehouse, "source": self.source,
             "snapshot_time": self.snapshot_time.isoformat(), "rows": self.rows,
             "files": {name: {"ticker_id": str(e.ticker_id), "symbol": e.symbol, "rows": e.rows, "bytes": e.size,
-                             "sha256": e.sha256, "content_sha256": e.content}
+                             "sha256": e.sha256, "content_sha256": e.content,
+                             "updated_at_max": e.updated.isoformat() if e.updated else None}
                       for name, e in sorted(self.files.items())},
         }
         return json.dumps(body, indent=1).encode()
@@ -106,7 +108,8 @@ class Manifest:
                 raise ValueError(f"not a format-{FORMAT} {ROOT} manifest")
             snapshot = datetime.fromisoformat(body["snapshot_time"])
             files = {name: Entry(UUID(e["ticker_id"]), int(e["rows"]), int(e["bytes"]), str(e["sha256"]),
-                                 e.get("symbol"), e.get("content_sha256"))
+                                 e.get("symbol"), e.get("content_sha256"),
+                                 datetime.fromisoformat(e["updated_at_max"]) if e.get("updated_at_max") else None)
                      for name, e in body["files"].items()}
             warehouse, source = body.get("warehouse"), body.get("source")
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:

@@ -158,6 +158,15 @@ def test_catch_up_archives_chains_a_run_left_out(fresh_db: str, hydrated: psycop
     assert report.ok and report.caught_up == [FIRST.isoformat()] and (report.files, report.unchanged) == (3, 2)
     assert mf.file_name(spy) in manifest_of(root, FIRST).files
     assert archive.archived_snapshot_count(hydrated, settings) == 5
+    # a replay without the archive changed a chain in place (same rows, later updated_at)
+    aapl = ticker_id("AAPL")
+    hydrated.execute("UPDATE options_chains SET bid = bid + 0.01, updated_at = now() WHERE time = %s "
+                     "AND ticker_id = %s", (SECOND, aapl))
+    found = archive.inventory.check(settings, hydrated, content=False)
+    assert found.problems == {SECOND: {aapl: "rows differ: written since they were archived"}}
+    report = archive.export_snapshots(settings, [])
+    assert report.ok and report.caught_up == [SECOND.isoformat()] and (report.files, report.unchanged) == (2, 1)
+    assert archive.archived_snapshot_count(hydrated, settings) == 5
 
 
 def test_restore_refuses_a_file_that_is_not_its_entrys(fresh_db: str, hydrated: psycopg.Connection,
