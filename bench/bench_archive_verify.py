@@ -5,11 +5,10 @@
 Builds the archive with the sandbox in a scratch database (kapman_bench_verify_*, dropped after):
 one real ``scripts.ingest_options`` run of ``symbols`` chains against the sandbox REST server
 (``--no-archive``), the snapshot copied in the table to ``snapshots`` trading days, then every
-snapshot archived by the export's catch-up into a scratch directory.  Then it times:
-
-- the full verification (``coverage.check`` with content: every file read and hashed, every stored
-  row read by binary COPY and hashed per chain): what the repave prompt runs;
-- the rows check every options run's catch-up makes (manifests, the store's listing, row counts).
+snapshot archived by the export's catch-up into a scratch directory.  Then it times each depth of
+``kapman.archive.coverage.check``: the full verification (every file read and hashed, every stored
+row read by binary COPY and hashed per chain), the repave prompt's (files hashed), and the one
+every options run's catch-up makes (manifests, the store's listing, row counts).
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ API_KEY = "bench-key"
 
 def run(symbols: int = 150, snapshots: int = 20, contracts: int = 2000) -> list[tuple[str, float, str]]:
     from kapman.archive import export_snapshots, inventory
+    from kapman.archive.coverage import Depth
     from kapman.config import Settings
     from kapman.sandbox.dbload import load_tickers
     from kapman.sandbox.market import OPTIONABLE, Market
@@ -76,18 +76,16 @@ def run(symbols: int = 150, snapshots: int = 20, contracts: int = 2000) -> list[
         figures.append((f"archive of {report.snapshots} snapshots, {report.files} files, {report.rows:,} rows, "
                         f"{report.bytes / 1e6:.0f} MB", time.perf_counter() - started, "s"))
         with psycopg.connect(url, autocommit=True) as conn:
-            load = load_text()
-            started = time.perf_counter()
-            full = inventory.check(settings, conn, content=True)
-            seconds = time.perf_counter() - started
-            if full.covered != symbols * snapshots or full.chains != full.covered:
-                raise RuntimeError(full.line())
-            figures.append((f"full verification of {full.chains:,} chains, {rows:,} rows (load {load})", seconds, "s"))
-            load = load_text()
-            started = time.perf_counter()
-            cheap = inventory.check(settings, conn, content=False)
-            figures.append((f"catch-up's rows check of {cheap.chains:,} chains (load {load})",
-                            time.perf_counter() - started, "s"))
+            for depth, what in ((Depth.CONTENT, "full verification (files and stored rows hashed)"),
+                                (Depth.FILES, "the repave prompt's check (files hashed)"),
+                                (Depth.ROWS, "the catch-up's check (manifests, listing, row counts)")):
+                load = load_text()
+                started = time.perf_counter()
+                found = inventory.check(settings, conn, depth)
+                seconds = time.perf_counter() - started
+                if found.covered != symbols * snapshots or found.chains != found.covered:
+                    raise RuntimeError(found.line())
+                figures.append((f"{what}: {found.chains:,} chains, {rows:,} rows (load {load})", seconds, "s"))
     print(f"load at end: {load_text()}", file=sys.stderr, flush=True)
     return figures
 

@@ -1,15 +1,15 @@
 """Which stored option chains the archive really holds: every stored chain (one snapshot of one
-underlying) checked against an archived file of the same rows.
+underlying) checked against an archived file of the same rows, to a chosen ``Depth``:
 
-A chain is covered when a manifest of this warehouse lists its file with the stored row count and
-latest ``updated_at`` (every KapMan writer sets it on a row it changes), and the file is in the
-store with the manifest's size.  With ``content``, the check also reads every
-file (its SHA-256 against the manifest) and every stored row (the SHA-256 of each chain's rows as
-the table's binary COPY sends them, against the manifest's content hash): that is what the repave
-prompt counts, since a repave destroys what it misses.  Without ``content`` it reads only
-manifests, the store's listing and the table's row counts: cheap enough for every options run's
-catch-up, which so re-archives chains a run left out, a file deleted or truncated, and chains
-written since they were archived.
+- ``ROWS``: a manifest of this warehouse lists the chain's file with the stored row count and latest
+  ``updated_at`` (every KapMan writer sets it on a row it changes), and the file is in the store with
+  the manifest's size.  Reads manifests, the store's listing and one aggregate of the table: cheap
+  enough for every options run's catch-up, which so re-archives chains a run left out, a file
+  deleted or truncated, and chains written since they were archived.
+- ``FILES``: also every file read and its SHA-256 compared with the manifest's: what the repave
+  prompt counts (file present, its hash, its rows), since a repave destroys what it misses.
+- ``CONTENT``: also every stored row read (binary COPY) and each chain's content hash compared
+  with the manifest's (the SHA-256 of the rows the file was written from): the full verification.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import IntEnum
 from uuid import UUID
 
 import psycopg
@@ -31,6 +32,12 @@ from kapman.archive.warehouse import Warehouse
 log = logging.getLogger(__name__)
 
 
+class Depth(IntEnum):
+    ROWS = 1
+    FILES = 2
+    CONTENT = 3
+
+
 @dataclass
 class Coverage:
     location: str
@@ -38,7 +45,7 @@ class Coverage:
     covered: int = 0          # of which the archive holds the same rows (verified as asked)
     snapshots: int = 0        # stored snapshots
     archived: int = 0         # this warehouse's manifests in the store
-    content: bool = False     # whether files and rows were hashed
+    depth: Depth = field(default_factory=lambda: Depth.ROWS)
     problems: dict[datetime, dict[UUID, str]] = field(default_factory=dict)  # what is not covered, and why
 
     @property
@@ -53,7 +60,8 @@ class Coverage:
         return dict(out)
 
     def line(self) -> str:
-        how = "rows and hashes" if self.content else "rows"
+        how = {Depth.ROWS: "rows", Depth.FILES: "rows and file hashes",
+               Depth.CONTENT: "rows, file hashes and stored rows' hashes"}[self.depth]
         if not self.uncovered:
             return f"all {self.chains:,} stored option chains are archived at {self.location} (checked: {how})"
         why = ", ".join(f"{n} {reason}" for reason, n in sorted(self.reasons().items()))
@@ -108,19 +116,19 @@ def _file_intact(store: Store, key: str, entry: manifest.Entry) -> bool:
     return len(data) == entry.size and hashlib.sha256(data).hexdigest() == entry.sha256
 
 
-def check(conn: psycopg.Connection, store: Store, owner: Warehouse, *, content: bool) -> Coverage:
-    """Every stored chain against the archive (see the module's docstring).  Raises ArchiveError
-    when the store cannot be listed, psycopg.Error when the table cannot be read."""
+def check(conn: psycopg.Connection, store: Store, owner: Warehouse, depth: Depth) -> Coverage:
+    """Every stored chain against the archive, to ``depth`` (see the module's docstring).  Raises
+    ArchiveError when the store cannot be listed, psycopg.Error when the table cannot be read."""
     present = store.sizes(manifest.ROOT)
     listed = manifests(store, owner, sorted(present))
-    result = Coverage(store.location, content=content, archived=len(listed))
+    result = Coverage(store.location, depth=depth, archived=len(listed))
     for snapshot, chains in sorted(stored_chains(conn).items()):
         result.snapshots += 1
         result.chains += len(chains)
         found = listed.get(snapshot)
-        hashes = stored_contents(conn, snapshot) if content and found is not None else {}
+        hashes = stored_contents(conn, snapshot) if depth >= Depth.CONTENT and found is not None else None
         for ticker_id, stored in chains.items():
-            why = _problem(store, found, ticker_id, stored, present, hashes if content else None)
+            why = _problem(store, found, ticker_id, stored, present, depth, hashes)
             if why is None:
                 result.covered += 1
             else:
@@ -129,7 +137,7 @@ def check(conn: psycopg.Connection, store: Store, owner: Warehouse, *, content: 
 
 
 def _problem(store: Store, found: Manifest | None, ticker_id: UUID, stored: tuple[int, datetime],
-             present: dict[str, int], hashes: dict[UUID, str] | None) -> str | None:
+             present: dict[str, int], depth: Depth, hashes: dict[UUID, str] | None) -> str | None:
     """Why one stored chain is not covered, or None."""
     rows, updated = stored
     if found is None:
@@ -147,10 +155,10 @@ def _problem(store: Store, found: Manifest | None, ticker_id: UUID, stored: tupl
         return "file missing"
     if present[key] != entry.size:
         return "file damaged: its size is not the manifest's"
-    if hashes is None:
+    if depth < Depth.FILES:
         return None
     if not _file_intact(store, key, entry):
         return "file damaged"
-    if entry.content is not None and entry.content != hashes.get(ticker_id):
+    if hashes is not None and entry.content is not None and entry.content != hashes.get(ticker_id):
         return "content differs"
     return None

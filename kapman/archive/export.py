@@ -270,10 +270,10 @@ def export_snapshot(conns: list[psycopg.Connection], store: Store, snapshot: dat
 
 def catch_up_missing(conns: list[psycopg.Connection], store: Store, owner: Warehouse, report: ExportReport,
                      done: set[str]) -> None:
-    """Export every stored snapshot whose chains the archive does not cover (``coverage.check``
-    without content: no manifest of this warehouse, a chain it does not list or lists with another
-    row count, a file missing), but those in ``done``; missing files are written again."""
-    found = coverage.check(conns[0], store, owner, content=False)
+    """Export every stored snapshot whose chains the archive does not cover (``coverage.Depth.ROWS``:
+    no manifest of this warehouse, a chain it does not list or lists with another row count or
+    update, a file missing or of another size), but those in ``done``; such files are written again."""
+    found = coverage.check(conns[0], store, owner, coverage.Depth.ROWS)
     for snapshot, problems in sorted(found.problems.items()):
         if snapshot_dir(snapshot) in done:
             continue

@@ -34,31 +34,33 @@ class Census:
                    if self.stored_not_archived else "every stored snapshot is archived"))
 
 
-def check(settings: Settings, conn: psycopg.Connection | None = None, *, content: bool) -> coverage.Coverage:
+def check(settings: Settings, conn: psycopg.Connection | None = None,
+          depth: coverage.Depth = coverage.Depth.ROWS) -> coverage.Coverage:
     """``coverage.check`` of this configuration's warehouse and archive.  Raises ArchiveError when
     the archive cannot be listed, ConfigError without a database URL."""
     store = open_store(settings)
     owner = warehouse.of(settings)
     if conn is None:
         with connect(settings.require_database_url()) as own:
-            return coverage.check(own, store, owner, content=content)
-    return coverage.check(conn, store, owner, content=content)
+            return coverage.check(own, store, owner, depth)
+    return coverage.check(conn, store, owner, depth)
 
 
 def count_snapshots(settings: Settings, conn: psycopg.Connection | None = None) -> Census:
     """Snapshots stored vs archived (rows checked, not hashes).  Raises ArchiveError when the
     archive cannot be listed."""
-    found = check(settings, conn, content=False)
+    found = check(settings, conn, coverage.Depth.ROWS)
     return Census(found.location, found.snapshots, found.archived, len(found.problems))
 
 
 def archived_snapshot_count(conn: psycopg.Connection, settings: Settings | None = None) -> int:
     """How many of this database's option snapshots (distinct time and underlying) the archive
-    verifiably holds (file present, its bytes and the stored rows' hashes as the manifest lists
-    them): what the rebuild's confirmation subtracts from what it would destroy for good.  An
+    verifiably holds (``coverage.Depth.FILES``: the file present with the manifest's SHA-256, the
+    stored rows' count and latest update as the manifest lists them): what the rebuild's
+    confirmation subtracts from what it would destroy for good.  An
     archive that cannot be read holds none (the prompt then errs on the side of warning)."""
     try:  # without settings: this connection's database is the warehouse
-        found = check(settings or load_settings(database_url=conn.info.dsn), conn, content=True)
+        found = check(settings or load_settings(database_url=conn.info.dsn), conn, coverage.Depth.FILES)
     except KapManError as exc:
         log.warning("the options archive cannot be read (%s); counting none of its snapshots", exc.message)
         return 0

@@ -26,6 +26,7 @@ import pytest
 from kapman import archive
 from kapman.archive import manifest as mf
 from kapman.archive import restore, store, table
+from kapman.archive.coverage import Depth
 from kapman.archive.export import parquet_bytes
 from kapman.config import Settings
 from kapman.db import destruction
@@ -132,7 +133,7 @@ def test_the_repave_prompt_counts_only_verified_chains(fresh_db: str, hydrated: 
     # rows changed in the table after they were archived: same count, another content
     hydrated.execute("UPDATE options_chains SET bid = bid + 0.01 WHERE time = %s AND ticker_id = %s",
                      (SECOND, ticker_id("SPY")))
-    found = archive.inventory.check(settings, hydrated, content=True)
+    found = archive.inventory.check(settings, hydrated, Depth.CONTENT)
     assert found.covered == 2 and found.problems[SECOND] == {ticker_id("SPY"): "content differs"}
     assert found.reasons() == {"content differs": 1, "file damaged": 1, "file missing": 1}
     # the catch-up rewrites what is missing or differs, and everything is verified again
@@ -162,7 +163,7 @@ def test_catch_up_archives_chains_a_run_left_out(fresh_db: str, hydrated: psycop
     aapl = ticker_id("AAPL")
     hydrated.execute("UPDATE options_chains SET bid = bid + 0.01, updated_at = now() WHERE time = %s "
                      "AND ticker_id = %s", (SECOND, aapl))
-    found = archive.inventory.check(settings, hydrated, content=False)
+    found = archive.inventory.check(settings, hydrated, Depth.ROWS)
     assert found.problems == {SECOND: {aapl: "rows differ: written since they were archived"}}
     report = archive.export_snapshots(settings, [])
     assert report.ok and report.caught_up == [SECOND.isoformat()] and (report.files, report.unchanged) == (2, 1)
