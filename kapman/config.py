@@ -33,7 +33,7 @@ DEFAULT_POLYGON_BASE = "https://api.massive.com"
 DEFAULT_FLATFILES_ENDPOINT = "https://files.massive.com"
 DEFAULT_FLATFILES_BUCKET = "flatfiles"
 DEFAULT_STOCKS_PREFIX = "us_stocks_sip/day_aggs_v1"
-#: The options snapshot archive: a directory, or ``s3://bucket/prefix``.
+#: Where the options snapshot archives live by default: one directory per warehouse below it.
 DEFAULT_ARCHIVE_DIR = PROJECT_ROOT / "archive"
 
 
@@ -206,8 +206,11 @@ class Settings:
     watchlists_dir: Path = field(default_factory=lambda: default_watchlists_dir())
     #: Security types of the ticker universe (KAPMAN_TICKER_TYPES).
     ticker_types: tuple[str, ...] = DEFAULT_TYPES
-    #: Where every options run archives its snapshot (a directory or ``s3://bucket/prefix``).
-    archive_location: str = str(DEFAULT_ARCHIVE_DIR)
+    #: Where every options run archives its snapshot (a directory or ``s3://bucket/prefix``);
+    #: None: this warehouse's own directory under ``DEFAULT_ARCHIVE_DIR`` (``kapman.archive.warehouse``).
+    archive_location: str | None = None
+    #: The warehouse's identity in its archive (KAPMAN_WAREHOUSE); None: the database's name and server.
+    warehouse: str | None = None
     #: S3-compatible endpoint of an ``s3://`` archive (unset: AWS); keys unset: boto3's own chain.
     archive_endpoint: str | None = None
     archive_access_key_id: str | None = None
@@ -344,7 +347,8 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
         flatfiles_mirror_dir=Path(mirror) if mirror else None,
         watchlists_dir=Path(watch) if watch else default_watchlists_dir(),
         ticker_types=parse_types(types, source="KAPMAN_TICKER_TYPES") if types else DEFAULT_TYPES,
-        archive_location=_env(merged, "KAPMAN_ARCHIVE_DIR", str(DEFAULT_ARCHIVE_DIR)) or str(DEFAULT_ARCHIVE_DIR),
+        archive_location=_env(merged, "KAPMAN_ARCHIVE_DIR"),
+        warehouse=_env(merged, "KAPMAN_WAREHOUSE"),
         archive_endpoint=_env(merged, "KAPMAN_ARCHIVE_ENDPOINT"),
         archive_access_key_id=_env(merged, "KAPMAN_ARCHIVE_ACCESS_KEY_ID"),
         archive_secret_access_key=_env(merged, "KAPMAN_ARCHIVE_SECRET_ACCESS_KEY"),

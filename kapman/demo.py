@@ -81,13 +81,14 @@ def option_steps(days: list[date], set_clock: Callable[[datetime], None] | None)
             for d in days]
 
 
-def archive_steps() -> list[runbook.Step]:
-    """Step 5a when the options archive (KAPMAN_ARCHIVE_DIR) holds snapshots, else nothing."""
+def archive_steps(url: str) -> list[runbook.Step]:
+    """Step 5a when the options archive of the warehouse at ``url`` (KAPMAN_ARCHIVE_DIR, else its
+    own directory) holds snapshots, else nothing."""
     from kapman.archive.inventory import archived_dirs
     from kapman.archive.store import ArchiveError, open_store
 
     try:
-        archived = archived_dirs(open_store(load_settings()))
+        archived = archived_dirs(open_store(load_settings(database_url=url)))
     except ArchiveError as exc:
         print(f"options archive not readable ({exc.message}); not restoring from it", flush=True)
         return []
@@ -118,7 +119,7 @@ def sandbox_runbook(url: str, *, tickers: int = 600, seed: int = 42, option_days
         env["FLATFILES_MIRROR_DIR"] = ""    # read the S3 server, not a mirror named in .env
         if not quiet:
             print(f"database {mask_url(url)} will be rebuilt; KapMan's clock: {env['KAPMAN_NOW']}", flush=True)
-        steps = (runbook.schema_and_reference_steps() + archive_steps()
+        steps = (runbook.schema_and_reference_steps() + archive_steps(url)
                  + option_steps(recent_days(market.end_date, option_days), rest.set_clock)
                  + runbook.analytics_steps() + (runbook.dashboard_steps(fresh(DASHBOARDS_OUT)) if dashboards else [])
                  + runbook.report_steps())
@@ -166,7 +167,7 @@ def live_runbook(url: str, *, dashboards: bool = True) -> list[runbook.StepRun]:
     settings = load_settings()
     require_live_credentials(settings)
     print(f"live run against {settings.polygon_base_url}, database {mask_url(url)}", flush=True)
-    steps = (runbook.schema_and_reference_steps() + archive_steps()
+    steps = (runbook.schema_and_reference_steps() + archive_steps(url)
              + [runbook.Step("6", "options snapshot (now)", registry.command("options"))]
              + [runbook.Step("7", "A2 for the newest date", registry.command("a2")),
                 runbook.Step("8", "A3 for the newest snapshot", registry.command("a3"))]

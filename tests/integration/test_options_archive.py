@@ -137,9 +137,9 @@ def test_bad_files_are_named_and_skipped_the_rest_restored(fresh_db: str, hydrat
     result = restore.run(settings, restore.RestoreParams())
     assert result.outcome is Outcome.FAILED and result.exit_code == 2  # every file attempted failed
     reasons = {f.unit.rsplit("/", 1)[-1]: f.reason for f in result.failures}
-    assert set(reasons) == {names[0], names[1], names[2], "manifest.json"}
+    assert set(reasons) == {names[0], names[1], names[2], mf.MANIFEST}
     assert "checksum mismatch" in reasons[names[0]] and "checksum mismatch" in reasons[names[1]]
-    assert "missing vega" in reasons[names[2]] and "unreadable manifest" in reasons["manifest.json"]
+    assert "missing vega" in reasons[names[2]] and "unreadable manifest" in reasons[mf.MANIFEST]
     assert result.done == 0 and hydrated.execute("SELECT count(*) FROM options_chains").fetchone() == (0,)
 
     # the truncated file again, with a checksum that matches it: unreadable Parquet, the others restored
