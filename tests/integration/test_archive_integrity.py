@@ -127,7 +127,7 @@ def test_the_repave_prompt_counts_only_verified_chains(fresh_db: str, hydrated: 
     (root / m.key(mf.file_name(ticker_id("MSFT")))).write_bytes(b"garbage" * 100)
     assert archive.archived_snapshot_count(hydrated, settings) == 3
     monkeypatch.setenv("KAPMAN_ARCHIVE_DIR", str(root))
-    loss = destruction.measure(fresh_db, "x", exists=True)
+    loss = destruction.measure(fresh_db, "x", exists=True, archived=archive.archived_snapshot_count)
     assert (loss.snapshots, loss.archived, loss.irreplaceable) == (5, 3, 2)
     assert loss.lines()[-1] == "  2 of 5 option snapshots cannot be fetched again (the archive holds 3)"
     # rows changed in the table after they were archived: same count, another content
