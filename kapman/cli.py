@@ -1,7 +1,8 @@
 """What every entrypoint shares: common options, logging set-up, error-to-exit-code mapping.
 
 Exit codes follow kapman.step: 0 the asked work is done, 1 some units failed, 2 usage,
-configuration or total failure or nothing could be done for what was asked, 130 interrupted.
+configuration or total failure or nothing could be done for what was asked, 130 interrupted
+(Ctrl-C), 143 and 129 stopped by SIGTERM and SIGHUP (recorded as interrupted, like Ctrl-C).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, NoReturn
 
 import psycopg
 
+from kapman import signals
 from kapman.config import Settings, load_settings, mask_secrets_in
 from kapman.db.errors import classify
 from kapman.errors import KapManError, UsageError
@@ -162,7 +164,8 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
     words = list(argv if argv is not None else sys.argv[1:])
     debug, as_json = "--debug" in words, "--json" in words
     try:
-        return main(argv)
+        with signals.as_interrupts():
+            return main(argv)
     except KapManError as exc:
         if debug:
             traceback.print_exc()
@@ -172,9 +175,9 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
             traceback.print_exc()
         err = classify(exc)
         return _report_error(as_json, "error", err.message, err.hint, err.exit_code)
-    except KeyboardInterrupt:
-        return _report_error(as_json, "interrupted", "work already committed is kept; rerun to resume",
-                             None, EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        return _report_error(as_json, "interrupted", f"{signals.describe(exc)}: work already committed is kept; "
+                             "rerun to resume", None, signals.exit_code(exc))
 
 
 def entrypoint(main: Callable[[Sequence[str] | None], int]) -> None:

@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     settings = cli.settings_for(args)
     with connect(settings.require_database_url()) as conn:
-        result = status.report(conn)
+        result = status.report(conn, settings=settings)
     cli.emit(args, result.render(), result.as_dict())
     return result.exit_code
 

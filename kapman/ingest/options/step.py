@@ -3,6 +3,12 @@
 It owns its connections and its API client: it resolves the watchlist scope, asks the server
 what time it is (``snapshot.decide``: the live API's clock, or the sandbox's replay rules), then
 runs the pipeline, recorded in the run ledger.
+
+Between a session's close and midnight New York a run without ``--symbols`` completes the
+session's snapshot: it fetches only the symbols with no chain of the session yet (never stored,
+or failed in an earlier run), under its own snapshot time, so a rerun never takes a second
+snapshot of what is already stored (``kapman.ops.inventory.options_day``).  ``--symbols`` takes
+the symbols named, stored or not; ``--snapshot-time`` replays a whole run.
 """
 
 from __future__ import annotations
@@ -12,13 +18,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from kapman.config import REQUEST_DEADLINE_RANGE, RUN_DEADLINE_RANGE, Settings
+from kapman.db import runs
 from kapman.db.connect import connect
 from kapman.errors import UsageError
 from kapman.ingest.options.fetch import CONCURRENCY_RANGE
 from kapman.ingest.options.pipeline import ingest_options, plan_options
 from kapman.ingest.options.snapshot import decide
 from kapman.ingest.options.workers import WORKERS_RANGE, default_workers
-from kapman.ingest.watchlist_scope import resolve_scope
+from kapman.ingest.watchlist_scope import Scope, resolve_scope
+from kapman.ops import inventory, sessions
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 from kapman.step import StepResult
@@ -64,6 +72,10 @@ def run(settings: Settings, params: OptionsParams, progress: Progress | None = N
     try:
         first = next(iter(scope.tickers))
         snapshot = decide(params.snapshot_time, client.chain_clock(first), settings.polygon_base_url)
+        if params.symbols is None and params.snapshot_time is None:
+            scope, complete = _still_missing(url, scope, snapshot)
+            if complete is not None:
+                return complete
         if params.dry_run:
             return plan_options(scope, snapshot, params.concurrency, workers).step_result()
         # Option snapshots cannot be fetched again: the run archives what it stores as it goes.
@@ -75,6 +87,28 @@ def run(settings: Settings, params: OptionsParams, progress: Progress | None = N
     finally:
         client.close()
     return result.step_result()
+
+
+def _still_missing(url: str, scope: Scope, snapshot: datetime) -> tuple[Scope, StepResult | None]:
+    """Within a session's snapshot window, the scope narrowed to the symbols without a chain of the
+    session; a result instead when there is none left (or another run is writing it)."""
+    session = sessions.snapshot_session(snapshot)
+    if session is None:
+        return scope, None
+    with connect(url, autocommit=True) as conn:
+        runs.resolve_abandoned(conn)
+        day = inventory.options_day(conn, session)
+    if day.writing:
+        raise UsageError(f"an options run is still writing {session}'s snapshot (run {day.writing[0]}); this one "
+                         "did nothing", hint="wait for it to end; a run after it fetches whatever it missed")
+    done = set(day.stored) | day.empty
+    todo = {s: i for s, i in scope.tickers.items() if s not in done}
+    if not todo:
+        result = StepResult("options", unit="symbols", done=day.taken, details={"complete": str(session)})
+        result.headline = (f"{session}'s snapshot is complete: {day.taken} of {len(day.expected)} symbols stored, "
+                           "nothing to fetch (--symbols takes some again)")
+        return scope, result
+    return Scope(tickers=todo, skipped=scope.skipped), None
 
 
 def _archive(settings: Settings, snapshot: datetime) -> LiveExport:
