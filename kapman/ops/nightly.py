@@ -77,7 +77,7 @@ class Plan:
 
     def as_dict(self) -> dict[str, Any]:
         return {"now": self.now, "tasks": [{"step": t.step, "reason": t.reason, **t.args} for t in self.tasks],
-                "lost_snapshots": self.lost, "lost_symbols": self.lost_symbols,
+                "lost_snapshots": self.lost, "lost_symbols": {str(d): s for d, s in self.lost_symbols.items()},
                 "unpublished_files": self.unpublished, "waiting": self.waiting}
 
 

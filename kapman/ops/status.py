@@ -220,7 +220,8 @@ def options(conn: psycopg.Connection, inv: Inventory, now: datetime) -> Check:
     newest = options_day(conn, clock.ny_date_of(newest_time))
     taken = [d for d in closed if d in inv.snapshots]
     details = {"sessions": len(closed), "with_snapshot": len(taken), "lost": lost, "lost_recent": lost_recent,
-               "lost_symbols": partial, "pending": pending if today is not None and not today.complete else None,
+               "lost_symbols": {str(d): m for d, m in partial.items()},
+               "pending": pending if today is not None and not today.complete else None,
                "pending_missing": today.missing if today is not None else [],
                "writing": [str(r) for r in today.writing] if today is not None else [],
                "newest": newest_time, "newest_symbols": newest.taken, "watchlist_symbols": len(newest.expected)}
@@ -320,7 +321,7 @@ def runs(conn: psycopg.Connection) -> Check:
         return Check("runs", Verdict.WARN, "no run recorded yet", cmd.NIGHTLY, details)
     text = "; ".join(f"{job} {d['status']} {d['started'].astimezone(clock.NEW_YORK):%m-%d %H:%M}"
                      + (f" {d['seconds']:.0f}s" if d["seconds"] is not None else "")
-                     for job, d in details.items())
+                     for job, d in details.items() if job != "abandoned_now")
     if bad:
         return Check("runs", Verdict.WARN, f"last runs: {text}; needs attention: {', '.join(bad)}",
                      " ; ".join(dict.fromkeys(fixes)), details)

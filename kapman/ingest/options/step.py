@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from kapman import clock
 from kapman.config import REQUEST_DEADLINE_RANGE, RUN_DEADLINE_RANGE, Settings
 from kapman.db import runs
 from kapman.db.connect import connect
@@ -70,9 +71,14 @@ def run(settings: Settings, params: OptionsParams, progress: Progress | None = N
     # The urllib3 pool holds a connection per fetch thread, so no thread waits for a socket.
     client = PolygonClient.from_settings(settings, pool_size=params.concurrency, request_deadline=request_deadline)
     try:
-        first = next(iter(scope.tickers))
-        snapshot = decide(params.snapshot_time, client.chain_clock(first), settings.polygon_base_url)
-        if params.symbols is None and params.snapshot_time is None:
+        completing = params.symbols is None and params.snapshot_time is None
+        # By KapMan's clock first, so the server's clock is asked about a symbol still to fetch.
+        probe, complete = _still_missing(url, scope, clock.now()) if completing else (scope, None)
+        if complete is not None:
+            return complete
+        snapshot = decide(params.snapshot_time, client.chain_clock(next(iter(probe.tickers))),
+                          settings.polygon_base_url)
+        if completing:
             scope, complete = _still_missing(url, scope, snapshot)
             if complete is not None:
                 return complete
