@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import date
 
 import psycopg
@@ -109,3 +110,39 @@ def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(db: psycop
         ("ohlcv", "policy_compression"), ("ohlcv", "policy_retention"),
         ("options_chains", "policy_compression"), ("options_chains", "policy_retention")]
     assert all(j["next_start"] is not None for j in jobs) and "next run" in schema.summary
+
+
+@pytest.mark.community
+def test_on_the_community_edition_a_failed_policy_job_is_a_warning_with_call_run_job(
+        db: psycopg.Connection, license_name: str) -> None:
+    if license_name != "timescale":
+        pytest.skip("policy jobs need the community edition (timescaledb.license = timescale); "
+                    "this server runs the Apache-2 edition")
+    job = db.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' "
+                     "AND hypertable_name = 'ohlcv'").fetchone()[0]  # type: ignore[index]
+    # A retention policy whose config names no drop_after fails when the scheduler runs it.
+    db.execute("SELECT alter_job(%s, config => '{\"hypertable_id\": 0}'::jsonb, next_start => now())", (job,))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        failed = db.execute("SELECT last_run_status FROM timescaledb_information.job_stats WHERE job_id = %s",
+                            (job,)).fetchone()
+        if failed and failed[0] == "Failed":
+            break
+        time.sleep(0.5)
+    schema = status.report(db, with_archive=False).check("schema")
+    assert schema.verdict is Verdict.WARN and "last run failed: policy_retention on ohlcv" in schema.summary
+    assert schema.fix is not None and schema.fix.startswith(f"CALL run_job({job})")
+    assert next(j for j in schema.details["policy_jobs"] if j["job_id"] == job)["last_run_status"] == "Failed"
+
+
+@pytest.mark.community
+def test_on_the_community_edition_a_running_job_is_read_without_error(db: psycopg.Connection,
+                                                                      license_name: str) -> None:
+    """``next_start`` is -infinity while a job runs, a value psycopg cannot load as a datetime."""
+    if license_name != "timescale":
+        pytest.skip("policy jobs need the community edition (timescaledb.license = timescale); "
+                    "this server runs the Apache-2 edition")
+    rows = db.execute(status._POLICY_JOBS.replace("j.next_start", "'-infinity'::timestamptz")).fetchall()
+    assert rows and all(r[3] is None and r[4] == "-infinity" for r in rows)
+    schema = status.report(db, with_archive=False).check("schema")
+    assert schema.verdict is Verdict.OK, schema.summary
