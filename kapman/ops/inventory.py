@@ -94,12 +94,12 @@ def take(conn: psycopg.Connection, start: date) -> Inventory:
 
 def a2_first(inv: Inventory, now: datetime) -> date | None:
     """The first date A2 owes: where it first ran, or, on a warehouse without any A2, the newest
-    session closed by ``now`` (the calendar's answer, never whichever day a killed load happened
-    to store last)."""
+    trading day whose flat file is due by ``now`` (the calendar's answer, never whichever day a
+    killed load happened to store last)."""
     if inv.a2:
         return min(inv.a2)
-    closed = sessions.closed_sessions(max(inv.start, clock.ny_date_of(now) - timedelta(days=10)), now)
-    return closed[-1] if closed else None
+    due = sessions.ohlcv_due_days(max(inv.start, clock.ny_date_of(now) - timedelta(days=10)), now)
+    return due[-1] if due else None
 
 
 def a2_missing(inv: Inventory, now: datetime) -> list[date]:
