@@ -25,6 +25,7 @@ from uuid import UUID
 import psycopg
 
 from kapman import clock
+from kapman.db import lifecycle
 from kapman.ops import sessions
 
 #: The retention window when hypertable_lifecycle has no row for ohlcv (schema not rebuilt).
@@ -243,3 +244,59 @@ def a3_due(conn: psycopg.Connection, inv: Inventory, recent: list[date]) -> list
     due = set(a3_missing(inv))
     due.update(d for d in recent if d in inv.snapshots and d not in due and a3_day(conn, d).due)
     return sorted(due)
+
+
+# -- per step, over a range: what the step registry asks ---------------------------------------
+
+@dataclass(frozen=True)
+class StepDays:
+    """What one step has done over a range of trading days, and what it owes there."""
+
+    step: str
+    done: dict[date, int]          # units stored per day (bars, A2 rows, A3 rows, symbols with a chain)
+    owed: list[date]               # days the step still owes, by the warehouse's clock
+
+    def complete(self, day: date) -> bool:
+        return day in self.done and day not in self.owed
+
+
+def _range(conn: psycopg.Connection, start: date, end: date) -> tuple[Inventory, datetime]:
+    now = min(lifecycle.warehouse_now(conn), sessions.snapshot_window_end(end))
+    return take(conn, start), now
+
+
+def ohlcv_days(conn: psycopg.Connection, start: date, end: date) -> StepDays:
+    """Bars per day; owed: trading days whose flat file is due and that have none, after the oldest
+    day with bars (history before it is a base load the user asks for)."""
+    inv, now = _range(conn, start, end)
+    oldest = min(inv.bars, default=None)
+    owed = [d for d in sessions.ohlcv_due_days(start, now) if oldest is not None and d > oldest and d not in inv.bars]
+    return StepDays("ohlcv", {d: n for d, n in inv.bars.items() if d <= end}, owed)
+
+
+def a2_days(conn: psycopg.Connection, start: date, end: date) -> StepDays:
+    inv, now = _range(conn, start, end)
+    return StepDays("a2", {d: n for d, n in inv.a2.items() if d <= end},
+                    [d for d in a2_missing(inv, now) if d <= end])
+
+
+def options_days(conn: psycopg.Connection, start: date, end: date) -> StepDays:
+    """Symbols with a chain of each session (``options_day``); owed: sessions whose window is open
+    now and that are not complete (a closed window's gaps are lost, not owed)."""
+    inv, now = _range(conn, start, end)
+    days = {d: options_day(conn, d) for d in sessions.closed_sessions(start, now) if d <= end and d in inv.snapshots}
+    today = sessions.snapshot_session(now)
+    owed = [today] if today is not None and today <= end and not options_day(conn, today).complete else []
+    return StepDays("options", {d: o.taken for d, o in days.items()}, owed)
+
+
+#: Chains that change after A3 ran are looked for over this many recent sessions (a symbol
+#: fetched later happens within its session; older days would cost a probe per symbol each).
+STALE_A3_SESSIONS = 10
+
+
+def a3_days(conn: psycopg.Connection, start: date, end: date) -> StepDays:
+    inv, now = _range(conn, start, end)
+    recent = [d for d in sessions.closed_sessions(start, now) if d <= end][-STALE_A3_SESSIONS:]
+    return StepDays("a3", {d: n for d, n in inv.a3.items() if d <= end},
+                    [d for d in a3_due(conn, inv, recent) if d <= end])

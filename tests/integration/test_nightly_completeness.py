@@ -253,9 +253,19 @@ def test_status_the_warehouse_page_and_the_plan_share_a_sandbox_databases_clock(
     with psycopg.connect(env) as conn:
         report = status.report(conn, with_archive=False)
         cov = warehouse.coverage(conn)
+        # Each step's days, as the step registry asks them (by the same clock).
+        first, last = date(2025, 12, 1), date(2025, 12, 19)
+        options_days = inventory.options_days(conn, first, last)
+        a2_days = inventory.a2_days(conn, first, last)
+        ohlcv_days = inventory.ohlcv_days(conn, first, last)
+        a3_days = inventory.a3_days(conn, first, last)
         window = warehouse.window(conn)
         start = inventory.window_start(conn, frozen)
     assert report.now == frozen and "past retention" not in report.check("schema").summary
+    assert options_days.done == {date(2025, 12, 18): 3, SESSION: 2} and options_days.owed == [SESSION]
+    assert not options_days.complete(SESSION) and a2_days.owed == [] and a2_days.complete(SESSION)
+    assert ohlcv_days.owed == [] and ohlcv_days.done[SESSION] == 4
+    assert a3_days.owed == [] and set(a3_days.done) == {date(2025, 12, 18), SESSION}
     assert window == (start, date(2025, 12, 19)) and cov.days[-1] == date(2025, 12, 19)
     assert report.check("ohlcv").details["window"].startswith(str(cov.days[0]))
     ohlcv_gaps = next(g for g in warehouse.gaps(cov) if g.dataset == "OHLCV")
