@@ -6,6 +6,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 PYTHON=${KAPMAN_PYTHON:-python3}
 VENV=venv
+# shellcheck source=tools/confirm.sh
+source tools/confirm.sh
 
 usage() {
   cat <<'USAGE'
@@ -17,7 +19,8 @@ usage: ./dev.sh COMMAND [ARGS]
   test --fast [ARGS] only the unit tests: no database, no server set-up (about a minute)
   bench [ARGS]       run every benchmark and print figures against their targets
   setup              the database server, venv/ with KapMan installed, .env
-  db up|down|status|destroy|url   the database server of the chosen kind (below)
+  db up|down|status|destroy|url   the database server of the chosen kind (below); destroy removes
+                     every database on it: it says what and asks (--yes: no question)
   lint               ruff and mypy
   help               this text
 
@@ -82,7 +85,8 @@ docker_db() {
     up) docker compose up -d --wait db >/dev/null && say "compose service db is up (kapman-db, 127.0.0.1:$(env_value KAPMAN_PGPORT | grep . || echo 5432))" ;;
     down) docker compose stop db ;;
     status) docker compose ps db ;;
-    destroy) docker compose rm -sf db && docker volume rm -f kapman-trader_pgdata >/dev/null && say "destroyed kapman-trader_pgdata" ;;
+    destroy) confirm_destroy "  the compose service db and its volume kapman-trader_pgdata, every database in it" "${@:2}"
+             docker compose rm -sf db && docker volume rm -f kapman-trader_pgdata >/dev/null && say "destroyed kapman-trader_pgdata" ;;
     url) printf 'postgresql://kapman:%s@127.0.0.1:%s/%s\n' "$(env_value POSTGRES_PASSWORD)" \
            "$(env_value KAPMAN_PGPORT | grep . || echo 5432)" "${2:-kapman}" ;;
     *) die "db $1: expected up, down, status, destroy or url" ;;

@@ -1,8 +1,9 @@
 """What every entrypoint shares: common options, logging set-up, error-to-exit-code mapping.
 
 Exit codes follow kapman.step: 0 the asked work is done, 1 some units failed, 2 usage,
-configuration or total failure or nothing could be done for what was asked, 130 interrupted by
-Ctrl-C, 143 ended by SIGTERM (both record the run as ``interrupted``; see kapman.execute).
+configuration or total failure or nothing could be done for what was asked, 130 interrupted
+(Ctrl-C), 143 and 129 stopped by SIGTERM and SIGHUP (recorded as interrupted, like Ctrl-C;
+see kapman.signals).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from kapman import clock
+from kapman import clock, signals
 from kapman.config import Settings, load_settings, mask_secrets_in
 from kapman.db.errors import classify
 from kapman.errors import KapManError, UsageError
@@ -227,7 +228,8 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
     words = list(argv if argv is not None else sys.argv[1:])
     debug, as_json = "--debug" in words, "--json" in words
     try:
-        return main(argv)
+        with signals.as_interrupts():
+            return main(argv)
     except KapManError as exc:
         if debug:
             traceback.print_exc()
@@ -237,9 +239,9 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
             traceback.print_exc()
         err = classify(exc)
         return _report_error(as_json, "error", err.message, err.hint, err.exit_code)
-    except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM while a step runs (kapman.errors.Terminated)
-        return _report_error(as_json, "interrupted", "work already committed is kept; rerun to resume",
-                             None, getattr(exc, "exit_code", EXIT_INTERRUPTED))
+    except KeyboardInterrupt as exc:
+        return _report_error(as_json, "interrupted", f"{signals.describe(exc)}: work already committed is kept; "
+                             "rerun to resume", None, signals.exit_code(exc))
     except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare traceback
         line, hint = _unexpected(main, exc, debug)
         return _report_error(as_json, "error", line, hint, EXIT_FAILURE)

@@ -122,9 +122,3 @@ class ConnectionLost(DatabaseError):
         self.done = done
         self.unit = unit
 
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM while a step runs (``kill``, a service stop): an interruption like Ctrl-C, so every
-    ``except KeyboardInterrupt`` cleanup applies; the command exits 143 (128 + SIGTERM)."""
-
-    exit_code = 143

@@ -3,27 +3,26 @@
 It validates the parameters (``params.validate()``, the only validation), resolves the database
 URL, takes the step's guard (the nightly's lock), opens the ledger row (``db.runs.recorded``),
 hands the body a ``Context`` whose connections and clients it closes, maps a lost connection to
-``ConnectionLost`` (saying how many units were done), turns SIGTERM into the same interruption as
-Ctrl-C (``Terminated``: the ledger row says ``interrupted``, the command exits 143; Ctrl-C 130),
+``ConnectionLost`` (saying how many units were done), turns SIGTERM and SIGHUP into the same interruption as
+Ctrl-C (``kapman.signals``: the ledger row says ``interrupted``, the command exits 143 or 129; Ctrl-C 130),
 and returns the result.  A step's body does its work and nothing else.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import psycopg
 
+from kapman import signals
 from kapman.config import Settings
 from kapman.db import runs
 from kapman.db.connect import connect
 from kapman.db.errors import is_connection_lost
-from kapman.errors import ConnectionLost, Terminated
+from kapman.errors import ConnectionLost
 from kapman.progress import NullProgress, Progress
 from kapman.registry import Step, get
 from kapman.step import StepResult
@@ -110,7 +109,7 @@ def execute(step: Step | str, settings: Settings, params: Any, progress: Progres
     url = settings.require_database_url()
     details = definition.details() if definition.details is not None else None
     result: StepResult[Any] = StepResult(step.name, unit=step.unit, details=details)
-    with terminated_on_sigterm(), ExitStack() as outer:
+    with signals.as_interrupts(), ExitStack() as outer:
         if definition.guard is not None:
             outer.enter_context(definition.guard(url, params))
         ledger = None
@@ -148,20 +147,3 @@ def lost_connection(exc: BaseException, result: StepResult[Any]) -> ConnectionLo
 def _as_args(params: Any) -> dict[str, Any]:
     return asdict(params) if is_dataclass(params) and not isinstance(params, type) else dict(vars(params))
 
-
-@contextmanager
-def terminated_on_sigterm() -> Iterator[None]:
-    """SIGTERM raises ``Terminated`` (a KeyboardInterrupt) in the main thread while a step runs, so
-    a ``kill`` or a service stop ends it as Ctrl-C does: its ledger row ``interrupted``, exit 143."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def raise_terminated(signum: int, frame: object) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -24,11 +24,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = cli.parser(COMMAND,
                    "Do what is due, in order: tickers and watchlists (once per New York day); OHLCV for every "
                    "trading day of the retention window whose flat file is not loaded or was republished; the "
-                   "options snapshot once today's session has closed (a snapshot missed on its day is reported "
-                   "lost, never taken late); A2 for every date with bars and no A2; A3 for every date with a "
-                   "snapshot and no A3. Run it at 16:30 and 11:30 New York. One run at a time (a second "
-                   "exits 2 at once). Exit 0 all done or nothing due; 1 work done, but a step failed, a snapshot "
-                   "was lost or a due file is unpublished; 2 nothing could be done.", EXAMPLES)
+                   "options snapshot once today's session has closed, for every watchlist symbol without a chain "
+                   "of the session yet (a symbol or a snapshot missed by midnight is reported lost, never taken "
+                   "late); A2 for every date with bars and no A2; A3 for every date with a snapshot and no A3, "
+                   "or whose chains changed after it ran. Run it at 16:30 and 11:30 New York. One run at a time "
+                   "(a second exits 2 at once). SIGTERM or SIGHUP stops it like Ctrl-C, recorded as interrupted "
+                   "(exit 143 or 129). --dry-run plans by the database's clock. Exit 0 all done or nothing due; "
+                   "1 work done, but a step failed, a snapshot or a symbol was lost or a due file is unpublished; "
+                   "2 nothing could be done.", EXAMPLES)
     p.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     p.add_argument("--log-file", type=Path, default=None, metavar="PATH",
                    help="rotating log of every run (5 MB x 7 files; default: logs/nightly.log in the checkout); "

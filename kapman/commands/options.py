@@ -17,11 +17,15 @@ DESCRIPTION = (
     "Every symbol of a run shares one snapshot time: against the live API the real time (the "
     "server's Date header), against the offline sandbox KapMan's clock. Each symbol is written in "
     "its own transaction, and a failing symbol never stops the others (a 401 or a lost database "
-    "stops the run; what is written stays)."
+    "stops the run; what is written stays). Between a session's close and midnight New York a run "
+    "without --symbols or --snapshot-time completes the session's snapshot: it fetches only the "
+    "symbols with no chain of the session yet (never fetched, or failed earlier), each under this "
+    "run's own time, and does nothing when every symbol has one."
 )
 COMMAND = registry.command("options")
 EXAMPLES = f"""
-  {COMMAND}                                # every active watchlist symbol, now
+  {COMMAND}                                # every active watchlist symbol without a
+                                                                  # chain of today's session yet, now
   {COMMAND} --concurrency 1 --symbols AAPL # a smoke test
   {COMMAND} --workers 0                    # decode in the fetch threads, no processes
   {COMMAND} --dry-run                      # what would be fetched

@@ -20,12 +20,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = cli.parser(COMMAND,
                    "Check schema (migrations, fingerprint, lifecycle and policy jobs), tickers freshness, OHLCV "
                    "coverage of every trading day in the retention window, the file ledger against the table, "
-                   "option snapshots per session (a gap is lost data), A2 and A3 coverage, and the last run of "
-                   "every step, by KapMan's clock and the NYSE calendar. Each area is OK, WARN or FAIL; each WARN "
-                   "and FAIL names the command that mends it. Exit 0 all OK, 1 some WARN, 2 some FAIL.", EXAMPLES)
+                   "option snapshots per session and symbol (a gap is lost data), A2 and A3 coverage (INVALID "
+                   "counted), stored snapshots the archive lacks, and the last run of every step (a run killed "
+                   "without a word is marked abandoned), by the warehouse's clock and the NYSE calendar. Each "
+                   "area is OK, WARN or FAIL; each WARN and FAIL names the command that mends it. Exit 0 all OK, "
+                   "1 some WARN, 2 some FAIL.", EXAMPLES)
     args = p.parse_args(argv)
     settings = cli.settings_for(args)
     with connect(settings.require_database_url()) as conn:
-        result = status.report(conn)
+        result = status.report(conn, settings=settings)
     cli.emit(args, result.render(), result.as_dict())
     return result.exit_code

@@ -1,8 +1,15 @@
 """A3: dealer positioning metrics per (watchlist symbol, trading date) into daily_snapshots.
 
-For each date D the input of a symbol is its latest options snapshot taken on D (New York date
-of ``options_chains.time``); spot is that snapshot's underlying price, else D's close.  All
-contracts of all requested dates come in one bulk read; the kernel is vectorised per chain.
+For each date D the input of a symbol is its chain of the day: its latest options snapshot taken
+on D (New York date of ``options_chains.time``), whatever time that chain carries (a symbol
+fetched later in the session keeps its own time); spot is that snapshot's underlying price,
+else D's close.  All contracts of all requested dates come in one bulk read; the kernel is
+vectorised per chain.
+
+A date an options run is still writing is not computed (the run holds the day's writing lock,
+``kapman.ops.lock``): it fails with that reason, and the next nightly computes it.  Without
+``--force`` a symbol is recomputed when its chain of the day is not the one its stored metrics
+were computed from (``dealer_snapshot_time``): a chain fetched, or taken again, after A3 ran.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from kapman.jobs import snapshots
 from kapman.jobs.dates import requested_dates
 from kapman.metrics.dealer import DealerParams, compute_dealer_metrics
 from kapman.metrics.dealer_chain import AM_SETTLED_ROOTS, ChainArrays
+from kapman.ops import lock
 from kapman.params import WORKERS_RANGE, date_span, in_range
 from kapman.progress import NullProgress, Progress
 from kapman.step import StepResult
@@ -208,6 +216,22 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
     dates = resolve_dates(conn, params)
     if not dates:
         raise UsageError("no trading dates in the requested range")
+    dates, busy = lock.claim_days(conn, dates)
+    try:
+        for day in busy:
+            result.fail(str(day), "an options run is still writing this day's snapshot; A3 computes it once the run "
+                                  "has ended (the next nightly)")
+        if dates:
+            _compute(conn, params, dates, progress, result)
+        elif busy:
+            result.details.dates = busy
+    finally:
+        lock.release_days(conn, dates)
+    return result
+
+
+def _compute(conn: psycopg.Connection, params: A3Params, dates: list[date], progress: Progress,
+             result: StepResult[A3Details]) -> StepResult[A3Details]:
     written = result.details
     statuses, without, dates_done = written.statuses, written.dates_without_snapshots, written.dates_done
     written.dates = dates
@@ -229,8 +253,9 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
             progress.advance(len(symbols))
             continue
         t = clock.close_of(day)
-        done = set() if params.force else snapshots.existing(conn, [t], "dealer_metrics_json")
-        todo = [(n, s, i) for n, (s, i) in enumerate(symbols) if (t, i) not in done]
+        done = {} if params.force else _computed_from(conn, t)
+        todo = [(n, s, i) for n, (s, i) in enumerate(symbols)
+                if i not in done or done[i] != _chain_time(chains, bounds.get((n, day)))]
         result.unchanged += len(symbols) - len(todo)
         result.done += len(symbols) - len(todo)
 
@@ -288,6 +313,18 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
     return result
 
 
+def _computed_from(conn: psycopg.Connection, t: datetime) -> dict[uuid.UUID, datetime | None]:
+    """The symbols of a date with dealer metrics, and the chain time each was computed from."""
+    return dict(conn.execute("SELECT ticker_id, dealer_snapshot_time FROM public.daily_snapshots "
+                             "WHERE time = %s AND dealer_metrics_json IS NOT NULL", (t,)).fetchall())
+
+
+def _chain_time(chains: Chains, sel: slice | None) -> datetime | None:
+    if sel is None:
+        return None
+    return chains.snap[sel.start].astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
+
+
 def _groups(chains: Chains) -> dict[tuple[int, Any], slice]:
     """The slice of each (ticker, day) run in the sorted contract arrays."""
     if not len(chains.ticker):
@@ -310,7 +347,7 @@ def _metrics(chains: Chains, sel: slice | None, close: float | None, day: date, 
     finite = underlying[np.isfinite(underlying) & (underlying > 0)]
     spot, source = (float(np.median(finite)), SPOT_FROM_SNAPSHOT) if len(finite) else \
         (close, SPOT_FROM_CLOSE if close else SPOT_NONE)
-    snap = chains.snap[sel.start].astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
+    snap = _chain_time(chains, sel)
     out = compute_dealer_metrics(_arrays(chains.cols, sel), spot=spot, spot_source=source, as_of=day,
                                  snapshot_time=snap, params=params.dealer)
     out["counts"]["stale_quotes"] = int(chains.cols["stale_quote"][sel].sum())

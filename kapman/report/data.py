@@ -17,6 +17,7 @@ import psycopg
 
 from kapman import clock, registry
 from kapman.calendar import is_trading_day
+from kapman.db import lifecycle
 from kapman.errors import UsageError
 from kapman.jobs import a2_splits, split_checks
 from kapman.jobs.a2_splits import split_factors
@@ -101,8 +102,9 @@ def ticker_of(conn: psycopg.Connection, symbol: str) -> tuple[uuid.UUID, str]:
 
 
 def report_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date | None) -> date:
-    """The requested date after checks, or the newest date with a bar."""
-    today = clock.today_ny()
+    """The requested date after checks, or the newest date with a bar, up to today by the warehouse's
+    clock (``lifecycle.warehouse_now``)."""
+    today = clock.ny_date_of(lifecycle.warehouse_now(conn))
     if day is not None:
         if day > today:
             raise UsageError(f"{day} is after today ({today} by KapMan's clock)")

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from kapman import clock
 from kapman.db import retention, runs
 from kapman.db.connect import connect
 from kapman.db.errors import wrap
@@ -40,6 +41,7 @@ from kapman.ingest.options.report import OptionsResult, SymbolOutcome
 from kapman.ingest.options.workers import Processor, default_workers, fewer_collections
 from kapman.ingest.options.write import clear_chain, removes, write_chain
 from kapman.ingest.watchlist_scope import Scope
+from kapman.ops import lock
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 
@@ -250,8 +252,9 @@ def ingest_options(
     ledger_args = {"symbols": list(scope.tickers), "concurrency": concurrency, "workers": workers,
                    "deadline": deadline, **(args or {})}
     # The archive is closed once the chains are in; a run that stops before that abandons it.
+    # The writing lock of the snapshot's New York day keeps A3 off the chains until the run ends.
     with archive or nullcontext(), runs.recorded(db_url, "options", ledger_args, snapshot_time=snapshot) as ledger, \
-            connect(db_url) as conn:
+            lock.writing_snapshot(db_url, clock.ny_date_of(snapshot)), connect(db_url) as conn:
         result.run_id = ledger.run_id
         run = _Run(conn, client, result, archive)
         progress.start(len(scope.tickers), "options", unit="symbol")
