@@ -140,7 +140,7 @@ def key_values(day: SymbolDay) -> list[KeyValue]:
         ("A3", "net DEX", f"{a3}.dex_net", dealer.get("dex_net"), usd),
         ("A3", "stale quotes", f"{a3}.counts.stale_quotes", dig(dealer, "counts", "stale_quotes"),
          lambda v: text(v) + (f" of {dealer['counts']['total']} (quoted before the session)" if v else "")),
-        ("A3", "adjusted kept out", f"{a3}.counts.excluded.adjusted_deliverable",
+        ("A3", "adjusted (out)", f"{a3}.counts.excluded.adjusted_deliverable",
          dig(dealer, "counts", "excluded", "adjusted_deliverable"), text),
     ]
     rows = price + (technical if "A2" not in day.missing else []) + (dealers if "A3" not in day.missing else [])
