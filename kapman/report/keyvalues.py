@@ -132,7 +132,7 @@ def key_values(day: SymbolDay) -> list[KeyValue]:
         ("A3", "net DEX", dealer.get("dex_net"), usd),
         ("A3", "stale quotes", dig(dealer, "counts", "stale_quotes"),
          lambda v: text(v) + (f" of {dealer['counts']['total']} (quoted before the session)" if v else "")),
-        ("A3", "adjusted kept out", dig(dealer, "counts", "excluded", "adjusted_deliverable"), text),
+        ("A3", "adjusted out", dig(dealer, "counts", "excluded", "adjusted_deliverable"), text),
     ]
     return [KeyValue(group, label, value, fmt(value)) for group, label, value, fmt in rows]
 
