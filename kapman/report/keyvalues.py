@@ -94,7 +94,8 @@ def key_values(day: SymbolDay) -> list[KeyValue]:
     """Price, A2 and A3 figures of the report's date, in display order."""
     bars, ta, dealer = day.bars, day.technical, day.dealer
     close = bars.close[-1] if bars.close else None   # an index has no bars (day.no_bars says why)
-    change = (close / bars.close[-2] - 1) * 100 if len(bars.close) > 1 and bars.close[-2] else None
+    change = (close / bars.close[-2] - 1) * 100 if close is not None and len(bars.close) > 1 and bars.close[-2] \
+        else None
     spot = dealer.get("spot")
     flip, flip_distance = dealer.get("gamma_flip"), dealer.get("gamma_flip_distance_pct")
     call_wall, put_wall = dealer.get("call_wall"), dealer.get("put_wall")
