@@ -97,7 +97,8 @@ def key_values(day: SymbolDay) -> list[KeyValue]:
     (``day.missing``) is left out."""
     bars, ta, dealer = day.bars, day.technical, day.dealer
     close = bars.close[-1] if bars.close else None   # an index has no bars (day.no_bars says why)
-    change = (close / bars.close[-2] - 1) * 100 if len(bars.close) > 1 and bars.close[-2] else None
+    change = (close / bars.close[-2] - 1) * 100 if close is not None and len(bars.close) > 1 and bars.close[-2] \
+        else None
     spot = dealer.get("spot")
     flip, flip_distance = dealer.get("gamma_flip"), dealer.get("gamma_flip_distance_pct")
     call_wall, put_wall = dealer.get("call_wall"), dealer.get("put_wall")
@@ -140,7 +141,7 @@ def key_values(day: SymbolDay) -> list[KeyValue]:
         ("A3", "net DEX", f"{a3}.dex_net", dealer.get("dex_net"), usd),
         ("A3", "stale quotes", f"{a3}.counts.stale_quotes", dig(dealer, "counts", "stale_quotes"),
          lambda v: text(v) + (f" of {dealer['counts']['total']} (quoted before the session)" if v else "")),
-        ("A3", "adjusted (out)", f"{a3}.counts.excluded.adjusted_deliverable",
+        ("A3", "adjusted out", f"{a3}.counts.excluded.adjusted_deliverable",
          dig(dealer, "counts", "excluded", "adjusted_deliverable"), text),
     ]
     rows = price + (technical if "A2" not in day.missing else []) + (dealers if "A3" not in day.missing else [])

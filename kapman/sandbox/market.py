@@ -161,7 +161,7 @@ class Market:
                       and lst.delisted is None), None)
         if small is not None:
             plan.append((small, REVERSE_SPLIT_DAYS_BEFORE_END, REVERSE_SPLIT_FROM, REVERSE_SPLIT_TO))
-        out = []
+        out: list[dict] = []
         for symbol, days_before, split_from, split_to in plan:
             day = on_or_after(self.end_date - timedelta(days=days_before))
             if day > self.end_date:

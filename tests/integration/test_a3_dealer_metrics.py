@@ -197,3 +197,8 @@ def test_freshness_is_stored_and_stale_quotes_are_counted(hydrated: tuple, marke
     assert payload["counts"]["stale_quotes"] == stale and payload["status"] == "FULL"
     assert result.details.stale_quotes == {"AAPL": stale}
     assert any(f"{stale} contracts quoted before their snapshot's session" in n for n in result.notes)
+    from kapman.report.data import load_symbol_day
+    from kapman.report.keyvalues import key_values
+    a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=[D2], symbols=["AAPL"]))
+    shown = {kv.label: kv.text for kv in key_values(load_symbol_day(conn, "AAPL", D2))}
+    assert shown["stale quotes"] == f"{stale} of {payload['counts']['total']} (quoted before the session)"

@@ -306,6 +306,21 @@ def test_rest_grouped_daily_stores_what_the_flat_files_store(reference_db: psyco
     assert via_rest == via_files
 
 
+def test_vwap_from_grouped_daily_and_null_from_day_files(reference_db: psycopg.Connection, market: Market,
+                                                         mirror_dir: Path, grouped: GroupedDailySource) -> None:
+    days = (date(2025, 12, 17), END)
+    assert load(reference_db, grouped, start=days[0], end=days[1]).exit_code == 0
+    stored = {(s, d): v for s, d, v in reference_db.execute(
+        "SELECT t.symbol, o.date, o.vwap FROM ohlcv o JOIN tickers t ON t.id = o.ticker_id").fetchall()}
+    want = {(r["T"], d): r["vw"] for d in market.trading_days if days[0] <= d <= days[1]
+            for r in market.grouped_daily(d, adjusted=False) if (r["T"], d) in stored}
+    assert len(want) == len(stored) > 300 and stored == want
+    reference_db.execute("TRUNCATE ohlcv, ingest_files")
+    assert load(reference_db, MirrorSource(mirror_dir, PREFIX), start=days[0], end=days[1]).exit_code == 0
+    counts = reference_db.execute("SELECT count(*), count(vwap) FROM ohlcv").fetchone()
+    assert counts[0] == len(stored) and counts[1] == 0     # the day files have no VWAP column
+
+
 def test_rest_source_with_the_free_plan_rate_shows_an_eta(rest: SandboxRestServer) -> None:
     http = PolygonHTTP(rest.base_url, rest.api_key, rate_limit=5 / 60, max_retries=0)
     source = GroupedDailySource(PolygonClient(http))
