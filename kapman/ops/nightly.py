@@ -16,6 +16,7 @@ late under its date.  A snapshot an options run is still writing is left to it: 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -205,9 +206,40 @@ def _options_reason(day: inventory.OptionsDay, session: date) -> str:
 
 # -- doing ---------------------------------------------------------------------------------------
 
+#: Pauses before the options step runs again for the symbols that failed on something passing (a
+#: 5xx, a timeout), while the session's window is open: the evening nightly is usually the only
+#: run before midnight, after which a missing chain is lost.
+OPTIONS_RETRY_WAITS: tuple[float, ...] = (60.0, 300.0)
+
+
+def options_until_complete(settings: Settings, conn: psycopg.Connection, progress: Progress) -> StepResult:
+    """The options step, then again (it fetches only what is still missing) after each pause of
+    ``OPTIONS_RETRY_WAITS`` while symbols failed on something passing and the window is open."""
+    session = sessions.snapshot_session(clock.now())
+    result = steps.options(settings, conn, progress)
+    for pause in OPTIONS_RETRY_WAITS:
+        retryable = result.details.get("retryable") or []
+        if not result.failures or not retryable or session is None:
+            break
+        log.info("nightly: options: %d symbols failed on something passing (%s); again in %.0f s",
+                 len(retryable), " ".join(retryable[:10]), pause)
+        time.sleep(pause)
+        if sessions.snapshot_session(clock.now()) != session:    # midnight passed: lost, not taken late
+            break
+        again = steps.options(settings, conn, progress)
+        if "complete" in again.details:     # another run fetched them meanwhile
+            return again
+        again.done += result.done
+        again.written += result.written
+        again.notes = [*result.notes, *again.notes, f"{len(retryable)} failed symbols fetched again"]
+        result = again
+    return result
+
+
 Runner = Callable[..., StepResult]
 RUNNERS: dict[str, Runner] = {"tickers": steps.tickers, "splits": steps.splits, "watchlists": steps.watchlists,
-                              "ohlcv": steps.ohlcv, "options": steps.options, "a2": steps.a2, "a3": steps.a3}
+                              "ohlcv": steps.ohlcv, "options": options_until_complete, "a2": steps.a2,
+                              "a3": steps.a3}
 
 
 def _run_task(settings: Settings, conn: psycopg.Connection, task: Task, progress: Progress,

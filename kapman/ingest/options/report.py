@@ -35,6 +35,7 @@ class SymbolOutcome:
     dropped: dict[str, int] = field(default_factory=dict)
     samples: list[str] = field(default_factory=list)
     seconds: float = 0.0  # fetching, normalising and encoding
+    retryable: bool = False  # failed on something a later pass may not meet (a 5xx, a timeout, a deadline)
 
 
 @dataclass
@@ -149,6 +150,7 @@ class OptionsResult:
             "concurrency": self.concurrency,
             "workers": self.workers,
             "outcomes": {s: asdict(o) for s, o in self.outcomes.items()},
+            "retryable": [s for s, o in self.outcomes.items() if o.retryable],
             "skipped": self.skipped,
             "dropped": self.dropped,
             "pages": self.pages,
