@@ -16,6 +16,7 @@ late under its date.  A snapshot an options run is still writing is left to it: 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -227,6 +228,39 @@ class NightlyDetails:
         return {"plan": self.plan.as_dict(), "steps": {name: sub.as_dict() for name, sub in self.steps.items()}}
 
 
+#: Pauses before the options step runs again for the symbols that failed on something passing (a
+#: 5xx, a timeout), while the session's window is open: the evening nightly is usually the only
+#: run before midnight, after which a missing chain is lost.
+OPTIONS_RETRY_WAITS: tuple[float, ...] = (60.0, 300.0)
+
+
+def options_until_complete(settings: Settings, progress: Progress) -> StepResult[Any]:
+    """The options step, then again (it fetches only what is still missing) after each pause of
+    ``OPTIONS_RETRY_WAITS`` while symbols failed on something passing and the window is open."""
+    from kapman.ingest.options.report import OptionsResult
+    from kapman.ingest.options.step import OptionsParams
+
+    session = sessions.snapshot_session(clock.now())
+    result: StepResult[Any] = execute("options", settings, OptionsParams(), progress)
+    for pause in OPTIONS_RETRY_WAITS:
+        retryable = result.details.retryable() if isinstance(result.details, OptionsResult) else []
+        if not result.failures or not retryable or session is None:
+            break
+        log.info("nightly: options: %d symbols failed on something passing (%s); again in %.0f s",
+                 len(retryable), " ".join(retryable[:10]), pause)
+        time.sleep(pause)
+        if sessions.snapshot_session(clock.now()) != session:    # midnight passed: lost, not taken late
+            break
+        again: StepResult[Any] = execute("options", settings, OptionsParams(), progress)
+        if not isinstance(again.details, OptionsResult):     # another run fetched them meanwhile
+            return again
+        again.done += result.done
+        again.written += result.written
+        again.notes = [*result.notes, *again.notes, f"{len(retryable)} failed symbols fetched again"]
+        result = again
+    return result
+
+
 def _run_task(settings: Settings, conn: psycopg.Connection, task: Task, progress: Progress,
               result: StepResult[NightlyDetails]) -> None:
     """One step, run as by hand (kapman.execute) with the parameters the plan decided; a failure is
@@ -238,7 +272,8 @@ def _run_task(settings: Settings, conn: psycopg.Connection, task: Task, progress
     planned = step.definition().planned
     assert planned is not None, f"{task.step} cannot be planned by the nightly"
     try:
-        sub = execute(step, settings, planned(settings, **task.args), progress)
+        sub = (options_until_complete(settings, progress) if task.step == "options"
+               else execute(step, settings, planned(settings, **task.args), progress))
     except (KapManError, psycopg.Error) as exc:
         error = wrap(exc, task.step) if isinstance(exc, psycopg.Error) else exc
         if isinstance(error, DatabaseError) and error.transient:

@@ -160,11 +160,17 @@ def test_sigterm_is_recorded_as_interrupted_with_what_was_committed(env: str, re
 
 def test_symbols_failing_on_a_500_are_fetched_by_the_next_nightly_and_lost_after_midnight(
         env: str, rest: SandboxRestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nightly, "OPTIONS_RETRY_WAITS", (0.0,))      # one pass again, at once
     for symbol in ("MSFT", "NVDA"):
         rest.faults.server_error(times=50, symbol=symbol, path_prefix=CHAINS)
+    rest.faults.server_error(times=1, symbol="QQQ", path_prefix=CHAINS)   # passes: the nightly's second pass
     first = nightly.run(load_settings())
     assert first.exit_code == 1 and [f.unit for f in first.failures] == ["options"]
+    options = first.details.steps["options"].as_dict()
+    assert options["done"] == 3 and sorted(f["unit"] for f in options["failures"]) == ["MSFT", "NVDA"]
     assert {s for s, (st, _) in _a3(env).items() if st == "INVALID"} == {"MSFT", "NVDA"}
+    with psycopg.connect(env) as conn:
+        assert inventory.options_day(conn, SESSION).stored["QQQ"] == parse_instant(EVENING)
 
     rest.faults.clear()
     rest.faults.server_error(times=50, symbol="NVDA", path_prefix=CHAINS)   # NVDA still failing

@@ -112,6 +112,7 @@ class _Run:
             self.halt(exc)
         elif isinstance(exc, KapManError):
             outcome.status, outcome.reason = "failed", exc.message
+            outcome.retryable = exc.transient or isinstance(exc, DeadlineError)
             log.warning("%s: %s", symbol, exc.message)
         else:  # a bug or an unforeseen payload must not stop the other symbols
             outcome.status, outcome.reason = "failed", f"{type(exc).__name__}: {exc}"
@@ -178,8 +179,10 @@ class _Run:
     def tally(self) -> None:
         result, outcomes = self.result, self.result.outcomes.values()
         for o in outcomes:
-            if o.status == "not_attempted" and not o.reason:
-                o.reason = f"not attempted, the run stopped: {result.stopped or 'interrupted'}"
+            if o.status == "not_attempted":
+                o.retryable = True
+                if not o.reason:
+                    o.reason = f"not attempted, the run stopped: {result.stopped or 'interrupted'}"
         result.rows_inserted = sum(o.inserted for o in outcomes)
         result.rows_updated = sum(o.updated for o in outcomes)
         result.rows_unchanged = sum(o.unchanged for o in outcomes)

@@ -36,6 +36,7 @@ class SymbolOutcome:
     dropped: dict[str, int] = field(default_factory=dict)
     samples: list[str] = field(default_factory=list)
     seconds: float = 0.0  # fetching, normalising and encoding
+    retryable: bool = False  # failed on something a later pass may not meet (a 5xx, a timeout, a deadline)
 
 
 @dataclass
@@ -139,6 +140,10 @@ class OptionsResult:
     def units_done(self) -> int:
         return sum(1 for o in self.outcomes.values() if o.status in SUCCEEDED)
 
+    def retryable(self) -> list[str]:
+        """The symbols that failed on something a later pass may not meet (a 5xx, a timeout)."""
+        return [s for s, o in self.outcomes.items() if o.retryable]
+
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` object's and the ledger's details of the run."""
         return {
@@ -147,6 +152,7 @@ class OptionsResult:
             "concurrency": self.concurrency,
             "workers": self.workers,
             "outcomes": {s: asdict(o) for s, o in self.outcomes.items()},
+            "retryable": self.retryable(),
             "skipped": self.skipped,
             "dropped": self.dropped,
             "pages": self.pages,
