@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import psycopg
@@ -22,17 +23,33 @@ def _admin_info() -> tuple[str | None, str, object | None]:
     return _admin
 
 
+@contextmanager
+def _archive_dir(path: str) -> Iterator[None]:
+    """KAPMAN_ARCHIVE_DIR in os.environ, so the commands tests start inherit it."""
+    saved = os.environ.get("KAPMAN_ARCHIVE_DIR")
+    os.environ["KAPMAN_ARCHIVE_DIR"] = path
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("KAPMAN_ARCHIVE_DIR", None)
+        else:
+            os.environ["KAPMAN_ARCHIVE_DIR"] = saved
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _scratch_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Options runs archive their snapshots: into a scratch directory, never the repository's
-    (in os.environ, so the commands tests start inherit it)."""
-    saved = os.environ.get("KAPMAN_ARCHIVE_DIR")
-    os.environ["KAPMAN_ARCHIVE_DIR"] = str(tmp_path_factory.mktemp("archive"))
-    yield
-    if saved is None:
-        os.environ.pop("KAPMAN_ARCHIVE_DIR", None)
-    else:
-        os.environ["KAPMAN_ARCHIVE_DIR"] = saved
+    """Options runs archive their snapshots: into a scratch directory, never the repository's."""
+    with _archive_dir(str(tmp_path_factory.mktemp("archive"))):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _archive_per_test(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """And one per test: an archive belongs to one warehouse, and every test's scratch database is
+    another warehouse (a shared directory would refuse the second one's snapshot of the same time)."""
+    with _archive_dir(str(tmp_path_factory.mktemp("archive"))):
+        yield
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -7,12 +7,12 @@ import pty
 import subprocess
 import sys
 import threading
-import types
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
+from kapman.archive import archived_snapshot_count
 from kapman.db import destruction
 from kapman.db.rebuild import RebuildInProgress, rebuild
 from tests.support import database
@@ -49,7 +49,7 @@ def _env(url: str) -> dict[str, str]:
 
 def test_loss_counts_rows_per_table_and_irreplaceable_snapshots(filled: str) -> None:
     name = filled.rsplit("/", 1)[1]
-    loss = destruction.measure(filled, name, exists=True)
+    loss = destruction.measure(filled, name, exists=True, archived=archived_snapshot_count)
     assert {t: n for t, n in loss.rows.items() if n} == {"tickers": 1, "ohlcv": 2, "options_chains": 2}
     assert "schema_migrations" not in loss.rows and loss.holds_data
     # the archive (the session's scratch directory) holds none of them
@@ -57,12 +57,10 @@ def test_loss_counts_rows_per_table_and_irreplaceable_snapshots(filled: str) -> 
     assert loss.lines()[-1] == "  1 of 1 option snapshots cannot be fetched again (the archive holds 0)"
 
 
-def test_loss_subtracts_what_the_archive_holds(filled: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    archive = types.ModuleType("kapman.archive")
-    archive.archived_snapshot_count = lambda conn: 1  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "kapman.archive", archive)
-    loss = destruction.measure(filled, "x", exists=True)
+def test_loss_subtracts_what_the_archive_holds(filled: str) -> None:
+    loss = destruction.measure(filled, "x", exists=True, archived=lambda conn: 1)   # the caller's census
     assert (loss.snapshots, loss.archived, loss.irreplaceable) == (1, 1, 0)
+    assert destruction.measure(filled, "x", exists=True).archived is None          # no archive asked
 
 
 def test_without_a_terminal_a_database_with_data_needs_yes(filled: str) -> None:

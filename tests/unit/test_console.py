@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from kapman import console
+from kapman import console, registry
 from tests.support.entry import Ran
 
 RunMain = Callable[..., Ran]
@@ -19,8 +19,8 @@ def test_no_argument_prints_the_overview_and_exits_0() -> None:
     proc = subprocess.run([sys.executable, "-c", "from kapman.console import entry; entry()"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stderr == ""
-    for name in console.COMMANDS:
-        assert f"  {name}" in proc.stdout
+    for step in registry.STEPS:
+        assert f"  {step.name}" in proc.stdout
 
 
 def test_an_unknown_command_exits_2_with_the_overview(run_main: RunMain) -> None:
@@ -31,7 +31,7 @@ def test_an_unknown_command_exits_2_with_the_overview(run_main: RunMain) -> None
 @pytest.mark.parametrize("name", ["a2", "a3", "ohlcv", "rebuild"])
 def test_a_subcommand_shows_its_steps_help_under_its_own_name(name: str, run_main: RunMain) -> None:
     proc = run_main(console.main, name, "--help")
-    module = console.COMMANDS[name][0]
+    module = registry.get(name).script
     direct = run_main(module, "--help")
     assert proc.returncode == 0
     assert proc.stdout.startswith(f"usage: kapman {name}")

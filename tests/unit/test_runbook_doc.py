@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kapman import runbook
-from kapman.console import COMMANDS
+from kapman import registry, runbook
 from kapman.demo import option_steps
 from tests.support.entry import Ran
 
@@ -75,7 +74,14 @@ def test_no_help_line_states_its_default_twice(module: str, run_main: RunMain) -
 
 @pytest.mark.parametrize("module", ENTRYPOINTS)
 def test_every_entrypoint_is_a_kapman_subcommand(module: str) -> None:
-    assert module in {m for m, _ in COMMANDS.values()}, f"mount {module} in kapman/console.py COMMANDS"
+    assert module in {s.script for s in registry.STEPS}, f"declare {module} in kapman/registry.py STEPS"
+
+
+@pytest.mark.parametrize("step", [s for s in registry.STEPS if s.script.startswith("scripts.")], ids=lambda s: s.name)
+def test_every_registered_step_is_in_the_runbook_and_its_shim_runs_its_command(step: registry.Step) -> None:
+    assert step.command in runbook.documented_commands()
+    shim = __import__(step.script, fromlist=["main"])
+    assert shim.main is __import__(step.main_module, fromlist=["main"]).main
 
 
 def test_psql_steps_get_the_database_url() -> None:
