@@ -86,7 +86,9 @@ class SandboxRestServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> SandboxRestServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="sandbox-rest", daemon=True)
+        # stop() waits for the serving loop's next poll: a short one makes stopping prompt
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="sandbox-rest", daemon=True)
         self._thread.start()
         log.info("sandbox REST server on %s", self.base_url)
         return self

@@ -81,7 +81,7 @@ class _RefusingServer(ThreadedMotoServer):
 
         self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
         self._server_ready_event.set()
-        self._server.serve_forever()
+        self._server.serve_forever(poll_interval=0.05)   # a prompt stop(), as the REST server's
 
 
 class SandboxS3:
