@@ -103,7 +103,7 @@ def stored_contents(conn: psycopg.Connection, snapshot: datetime) -> dict[UUID, 
     from kapman.archive.export import copy_snapshot
     from kapman.archive.table import runs
 
-    body, starts = copy_snapshot(conn, snapshot)
+    body, starts = decode.rows_of(copy_snapshot(conn, snapshot), snapshot)
     return {tid: hashlib.sha256(decode.row_bytes(body, starts, first, end)).hexdigest()
             for tid, first, end in runs(decode.ticker_ids(body, starts))}
 

@@ -152,14 +152,19 @@ class _Fields:
         return pa.Array.from_buffers(c.arrow, n, [_validity(valid), pa.py_buffer(words.tobytes())])
 
 
-def rows_of(data: bytes | bytearray, snapshot: datetime) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of a binary COPY of ``COLUMNS`` (in order) for one snapshot: the stream's body
-    (header and trailer off) and each row's start in it, proven to tile the body."""
+def _body(data: bytes | bytearray) -> np.ndarray:
+    """The stream's rows: header and trailer off."""
     if not data:
-        return np.zeros(0, np.uint8), np.zeros(0, np.int64)
+        return np.zeros(0, np.uint8)
     if not (bytes(data[:len(_HEADER)]) == _HEADER and bytes(data[-len(_TRAILER):]) == _TRAILER):
         raise ValueError("not a binary COPY stream")
-    body = np.frombuffer(data, dtype=np.uint8)[len(_HEADER):len(data) - len(_TRAILER)]
+    return np.frombuffer(data, dtype=np.uint8)[len(_HEADER):len(data) - len(_TRAILER)]
+
+
+def rows_of(data: bytes | bytearray, snapshot: datetime) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of a binary COPY of ``COLUMNS`` (in order) for one snapshot, without decoding them:
+    the stream's body and each row's start in it, proven to tile the body."""
+    body = _body(data)
     if not len(body):
         return body, np.zeros(0, np.int64)
     starts = _row_starts(body, _row_prefix(snapshot))
@@ -180,12 +185,23 @@ def _tiles(body: np.ndarray, starts: np.ndarray) -> bool:
     return bool(np.array_equal(pos, np.append(starts[1:], len(body))))
 
 
+def decoded(data: bytes | bytearray, snapshot: datetime) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """The rows of a binary COPY of ``COLUMNS`` (in order) for one snapshot as a table of ``SCHEMA``,
+    with the body and row starts (``rows_of``'s).  The decoding itself proves the split."""
+    body = _body(data)
+    if not len(body):
+        return SCHEMA.empty_table(), body, np.zeros(0, np.int64)
+    starts = _row_starts(body, _row_prefix(snapshot))
+    try:
+        return _decode_blocks(body, starts), body, starts
+    except (_Misaligned, ValueError, IndexError):  # a value held the prefix: split the certain way
+        starts = _walk(body, len(COLUMNS))
+        return _decode_blocks(body, starts), body, starts
+
+
 def from_copy(data: bytes | bytearray, snapshot: datetime) -> pa.Table:
     """The rows of a binary COPY of ``COLUMNS`` (in order) for one snapshot, as a table of ``SCHEMA``."""
-    body, starts = rows_of(data, snapshot)
-    if not len(starts):
-        return SCHEMA.empty_table()
-    return decode_rows(body, starts)
+    return decoded(data, snapshot)[0]
 
 
 def row_bytes(body: np.ndarray, starts: np.ndarray, first: int, end: int) -> memoryview:
@@ -207,10 +223,9 @@ def ticker_ids(body: np.ndarray, starts: np.ndarray) -> np.ndarray:
 BLOCK_ROWS = 8192
 
 
-def decode_rows(body: np.ndarray, starts: np.ndarray) -> pa.Table:
-    """Rows at ``starts`` (``rows_of``'s), decoded a block at a time."""
+def _decode_blocks(body: np.ndarray, starts: np.ndarray) -> pa.Table:
     if not len(starts) or starts[0] != 0:
-        raise ValueError("rows do not start at the stream's body")
+        raise _Misaligned
     tables = []
     for first in range(0, len(starts), BLOCK_ROWS):
         block = starts[first:first + BLOCK_ROWS]
@@ -219,7 +234,17 @@ def decode_rows(body: np.ndarray, starts: np.ndarray) -> pa.Table:
     return pa.concat_tables(tables)
 
 
+class _Misaligned(Exception):
+    """The rows found do not tile the stream."""
+
+
 def _decode(body: np.ndarray, starts: np.ndarray) -> pa.Table:
     fields = _Fields(body, starts)
-    arrays = [fields.next(c) for c in COLUMNS]
+    arrays = []
+    for c in COLUMNS:
+        if (fields.pos > len(body) - 4).any():
+            raise _Misaligned
+        arrays.append(fields.next(c))
+    if not np.array_equal(fields.pos, np.append(starts[1:], len(body))):
+        raise _Misaligned
     return pa.Table.from_arrays(arrays, schema=SCHEMA)

@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -130,14 +129,12 @@ class Part:
         return pc.max(self.rows.column("updated_at")).as_py()
 
 
-def copy_snapshot(conn: psycopg.Connection, snapshot: datetime, ids: list[UUID] | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """The binary COPY of one snapshot's rows (of ``ids``, or all), ordered by underlying and key:
-    the body and each row's start (``decode.rows_of``)."""
+def copy_snapshot(conn: psycopg.Connection, snapshot: datetime, ids: list[UUID] | None = None) -> bytearray:
+    """The binary COPY of one snapshot's rows (of ``ids``, or all), ordered by underlying and key."""
     where = sql.SQL("time = {}").format(sql.Literal(snapshot))
     if ids is not None:
         where = sql.SQL("{} AND ticker_id = ANY({}::uuid[])").format(where, sql.Literal(ids))
-    return decode.rows_of(bulk.copy_out(conn, table.export_query(where).as_bytes(conn)), snapshot)
+    return bulk.copy_out(conn, table.export_query(where).as_bytes(conn))
 
 
 def symbols_of(conn: psycopg.Connection, ids: list[UUID]) -> dict[UUID, str]:
@@ -146,10 +143,9 @@ def symbols_of(conn: psycopg.Connection, ids: list[UUID]) -> dict[UUID, str]:
 
 def read_underlyings(conn: psycopg.Connection, snapshot: datetime, ids: list[UUID]) -> list[Part]:
     """Every stored row of one snapshot for these underlyings, one part each, in key order."""
-    body, starts = copy_snapshot(conn, snapshot, ids)
+    rows, body, starts = decode.decoded(copy_snapshot(conn, snapshot, ids), snapshot)
     if not len(starts):
         return []
-    rows = decode.decode_rows(body, starts)
     symbols = symbols_of(conn, ids)
     return [Part(tid, symbols.get(tid), rows.slice(first, end - first),
                  hashlib.sha256(decode.row_bytes(body, starts, first, end)).hexdigest())
