@@ -240,7 +240,7 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
         err = classify(exc)
         return _report_error(as_json, "error", err.message, err.hint, err.exit_code)
     except KeyboardInterrupt as exc:
-        return _report_error(as_json, "interrupted", f"{signals.describe(exc)}: work already committed is kept; "
+        return _report_error(as_json, "interrupted", f"by {signals.cause(exc)}; work already committed is kept; "
                              "rerun to resume", None, signals.exit_code(exc))
     except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare traceback
         line, hint = _unexpected(main, exc, debug)

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pyarrow as pa
@@ -135,13 +136,22 @@ class Written:
             self.rows, self.bytes, self.files = self.rows + rows, self.bytes + size, self.files + 1
 
 
+@dataclass
+class ExportDetails:
+    directory: str = ""
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)   # table -> files, rows, bytes, skipped
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.tables, "directory": self.directory}
+
+
 def _path(params: ExportParams, table: str, day: date) -> Path:
     return params.directory / table / f"{day.isoformat()}.parquet"
 
 
-def export(url: str, params: ExportParams, progress: Progress | None = None) -> StepResult:
+def export(url: str, params: ExportParams, progress: Progress | None = None) -> StepResult[ExportDetails]:
     """Write each table's dates that have no file yet (all with ``force``); one connection per worker."""
-    result = StepResult("export", unit="files")
+    result = StepResult("export", unit="files", details=ExportDetails(str(params.directory)))
     written: dict[str, Written] = {}
     with connect(url) as conn:
         jobs: list[tuple[str, list[date]]] = []
@@ -178,10 +188,9 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
             conn.close()
     for table, stats in written.items():
         result.done += stats.files
-        result.details[table] = {"files": stats.files, "rows": stats.rows, "bytes": stats.bytes,
+        result.details.tables[table] = {"files": stats.files, "rows": stats.rows, "bytes": stats.bytes,
                                  "skipped": stats.skipped,
                                  "bytes_per_row": round(stats.bytes / stats.rows, 1) if stats.rows else None}
-    result.details["directory"] = str(params.directory)
     files, rows = sum(w.files for w in written.values()), sum(w.rows for w in written.values())
     skipped = sum(w.skipped for w in written.values())
     result.headline = (f"{files} files, {rows:,} rows, {sum(w.bytes for w in written.values()) / 2**20:.1f} MiB "

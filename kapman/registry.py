@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
+    from kapman.ops.inventory import StepDays
+
 
 @dataclass(frozen=True)
 class Step:
@@ -35,7 +37,9 @@ class Step:
     unit: str = ""             # what one unit of work is: "files", "symbols", "dates" ("": not a step)
     module: str | None = None  # where ``STEP`` (a kapman.execute.Definition) is defined
     mend_args: str = ""        # the arguments of the command that mends (or reruns) this step
-    done_on: str | None = None  # "module:function": ``(conn, day) -> bool``, whether ``day`` is done
+    #: "module:function": ``(conn, start, end) -> kapman.ops.inventory.StepDays``, what the step has
+    #: done and still owes over a range of trading days (the inventory status and the nightly read)
+    days_of: str | None = None
     ledger_aliases: tuple[str, ...] = ()  # older job names its ledger rows may carry
     cli: str | None = None     # the module with ``main(argv)``; default ``kapman.commands.<name>``
 
@@ -66,16 +70,20 @@ class Step:
             raise LookupError(f"{self.name} is a tool, not a step with a body")
         return importlib.import_module(self.module).STEP  # type: ignore[no-any-return]
 
-    def done(self, conn: psycopg.Connection, day: date) -> bool:
-        """Whether this step's work for ``day`` is in the database."""
-        if self.done_on is None:
+    def days(self, conn: psycopg.Connection, start: date, end: date) -> StepDays:
+        """What this step has done and still owes from ``start`` to ``end``."""
+        if self.days_of is None:
             raise LookupError(f"{self.name} does not work by day")
-        module, _, function = self.done_on.partition(":")
-        ask: Callable[[psycopg.Connection, date], bool] = getattr(importlib.import_module(module), function)
-        return ask(conn, day)
+        module, _, function = self.days_of.partition(":")
+        ask: Callable[[psycopg.Connection, date, date], StepDays] = getattr(importlib.import_module(module), function)
+        return ask(conn, start, end)
+
+    def done(self, conn: psycopg.Connection, day: date) -> bool:
+        """Whether this step's work for ``day`` is in the warehouse, and nothing of it is owed."""
+        return self.days(conn, day, day).complete(day)
 
 
-_DONE = "kapman.ops.done"
+_DAYS = "kapman.ops.inventory"
 
 #: Runbook order; the nightly runs the steps among these it plans, in this order.
 STEPS: tuple[Step, ...] = (
@@ -88,15 +96,15 @@ STEPS: tuple[Step, ...] = (
     Step("watchlists", "watchlists from data/watchlists/*.txt", "scripts.ingest_watchlists", "symbols",
          "kapman.ingest.watchlists"),
     Step("ohlcv", "daily bars from the flat files into public.ohlcv", "scripts.ingest_ohlcv", "files",
-         "kapman.ingest.ohlcv", "incremental", f"{_DONE}:bars_done"),
+         "kapman.ingest.ohlcv", "incremental", days_of=f"{_DAYS}:ohlcv_days"),
     Step("restore-options", "archived option snapshots into a rebuilt database", "scripts.restore_options_archive",
          "files", "kapman.archive.restore", ledger_aliases=("restore_options",)),
     Step("options", "option-chain snapshots of the watchlist symbols", "scripts.ingest_options", "symbols",
-         "kapman.ingest.options.step", done_on=f"{_DONE}:snapshot_done"),
+         "kapman.ingest.options.step", days_of=f"{_DAYS}:options_days"),
     Step("a2", "technical indicators and price metrics", "scripts.run_a2_local_ta", "dates",
-         "kapman.jobs.a2_local_ta", done_on=f"{_DONE}:a2_done"),
+         "kapman.jobs.a2_local_ta", days_of=f"{_DAYS}:a2_days"),
     Step("a3", "dealer metrics from the option snapshots", "scripts.run_a3_dealer_metrics", "symbol-dates",
-         "kapman.jobs.a3_dealer_metrics", done_on=f"{_DONE}:a3_done"),
+         "kapman.jobs.a3_dealer_metrics", days_of=f"{_DAYS}:a3_days"),
     Step("nightly", "everything due by the clock and the NYSE calendar, in order", "scripts.nightly", "steps",
          "kapman.ops.nightly"),
     Step("status", "OK / WARN / FAIL per area, and the command that mends it", "scripts.status"),

@@ -32,6 +32,11 @@ class Terminated(KeyboardInterrupt):
         return 128 + self.signum
 
 
+def cause(exc: KeyboardInterrupt) -> str:
+    """What stopped the run: ``SIGTERM``, ``SIGHUP`` or ``Ctrl-C``."""
+    return exc.name if isinstance(exc, Terminated) else "Ctrl-C"
+
+
 def describe(exc: KeyboardInterrupt) -> str:
     """What stopped the run, for the ledger and the log."""
     return f"interrupted by {exc.name}" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"

@@ -1,8 +1,10 @@
 """``kapman snapshots``: each option snapshot's time, symbols, completeness and archive state.
 
-Completeness is the snapshot's options run as the ledger has it (``ok``, ``partial`` with the
-symbols it failed, ...) beside the symbols stored; the archive state comes from the archive's own
-reading of its manifests (kapman.archive.inventory.archived_pairs).
+Completeness is the inventory's one definition for the snapshot's session
+(``kapman.ops.inventory.options_day``: every watchlist symbol has a chain of the session), beside
+the snapshot's options run as the ledger has it (``ok``, ``partial`` with the symbols it failed,
+...); the archive state comes from the archive's own reading of its manifests
+(``kapman.archive.coverage``: each stored chain against an archived file of the same rows).
 """
 
 from __future__ import annotations
@@ -15,18 +17,20 @@ from uuid import UUID
 import psycopg
 
 from kapman import cli
-from kapman.archive.inventory import archived_pairs, stored_snapshots
-from kapman.archive.store import ArchiveError, open_store
+from kapman.archive import inventory as archive_inventory
+from kapman.archive.coverage import Coverage, Depth, stored_chains
+from kapman.archive.store import ArchiveError
 from kapman.clock import ny_date_of
 from kapman.config import Settings
 from kapman.db.connect import connect
+from kapman.ops.inventory import OptionsDay, options_day
 from kapman.views.table import plain, table_text
 
 EXAMPLES = """
   kapman snapshots                 # the last 20 option snapshots
   kapman snapshots --limit 200 --json
 """
-COLUMNS = ("time", "date", "symbols", "contracts", "run", "failed", "archive")
+COLUMNS = ("time", "date", "symbols", "contracts", "session", "run", "failed", "archive")
 
 
 def _runs(conn: psycopg.Connection, times: list[datetime]) -> dict[datetime, tuple[str, int]]:
@@ -38,16 +42,16 @@ def _runs(conn: psycopg.Connection, times: list[datetime]) -> dict[datetime, tup
     return {t: (status, failed) for t, status, failed in rows}
 
 
-def _archive(settings: Settings) -> tuple[set[tuple[datetime, UUID]] | None, str]:
+def _archive(settings: Settings, conn: psycopg.Connection) -> tuple[Coverage | None, str]:
     try:
-        store = open_store(settings)
-        return archived_pairs(store), store.location
+        found = archive_inventory.check(settings, conn, Depth.ROWS)
+        return found, found.location
     except ArchiveError as exc:
         return None, exc.message
 
 
 def list_snapshots(conn: psycopg.Connection, settings: Settings, limit: int) -> tuple[list[dict[str, Any]], str]:
-    times = stored_snapshots(conn)[-limit:]
+    times = sorted(stored_chains(conn))[-limit:]
     if not times:
         return [], ""
     rows = conn.execute("SELECT time, ticker_id, count(*) FROM public.options_chains WHERE time = ANY(%s) "
@@ -56,7 +60,8 @@ def list_snapshots(conn: psycopg.Connection, settings: Settings, limit: int) -> 
     for time, ticker, contracts in rows:
         per_time.setdefault(time, {})[ticker] = contracts
     runs = _runs(conn, times)
-    archived, where = _archive(settings)
+    sessions = {day: options_day(conn, day) for day in {ny_date_of(t) for t in times}}
+    archived, where = _archive(settings, conn)
     out = []
     for time in reversed(times):
         tickers = per_time.get(time, {})
@@ -64,11 +69,18 @@ def list_snapshots(conn: psycopg.Connection, settings: Settings, limit: int) -> 
         if archived is None:
             state = "unreadable"
         else:
-            held = sum((time, t) in archived for t in tickers)
+            held = len(tickers) - len(archived.problems.get(time, {}))
             state = "archived" if held == len(tickers) else f"{held} of {len(tickers)}" if held else "not archived"
         out.append({"time": time, "date": ny_date_of(time), "symbols": len(tickers),
-                    "contracts": sum(tickers.values()), "run": status, "failed": failed, "archive": state})
+                    "contracts": sum(tickers.values()),
+                    "session": _session(sessions[ny_date_of(time)]), "run": status, "failed": failed, "archive": state})
     return out, where
+
+
+def _session(day: OptionsDay) -> str:
+    if day.complete:
+        return "complete"
+    return f"{len(day.missing)} missing" if day.missing else "writing" if day.writing else "incomplete"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -275,12 +275,15 @@ def test_runs_lists_the_ledger_newest_first_filtered(url: str, conn: psycopg.Con
 
 
 def test_snapshots_lists_symbols_runs_and_archive_state(url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = command(url, capsys, "snapshots", "--json")
+    code, out, err = command(url, capsys, "snapshots", "--json")
     found = json.loads(out)
-    rows = [(s["time"], s["date"], s["symbols"], s["run"], s["archive"]) for s in found["snapshots"]]
-    assert code == 0 and rows == [("2025-12-19T21:05:00+00:00", "2025-12-19", 2, "partial", "not archived"),
-                                  ("2025-12-18T21:05:00+00:00", "2025-12-18", 3, "ok", "not archived")]
+    assert "snapshots" in found, err
+    rows = [(s["time"], s["date"], s["symbols"], s["session"], s["run"], s["archive"]) for s in found["snapshots"]]
+    assert code == 0 and rows == [
+        ("2025-12-19T21:05:00+00:00", "2025-12-19", 2, "2 missing", "partial", "not archived"),
+        ("2025-12-18T21:05:00+00:00", "2025-12-18", 3, "1 missing", "ok", "not archived")]
     assert [s["contracts"] for s in found["snapshots"]] == [40 + 12, 40 + 40 + 12]
     code, out, _ = command(url, capsys, "snapshots", "--limit", "1")
-    assert out.splitlines()[0].split() == ["time", "date", "symbols", "contracts", "run", "failed", "archive"]
+    assert out.splitlines()[0].split() == ["time", "date", "symbols", "contracts", "session", "run", "failed",
+                                           "archive"]
     assert len(out.splitlines()) == 3 and out.splitlines()[-1].startswith("archive: ")

@@ -60,8 +60,10 @@ def test_a_signal_ends_the_step_as_interrupted(fresh_db: str, sig: signal.Signal
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
-    assert err.startswith("interrupted: work already committed is kept") and "Traceback" not in err
-    assert _ledger(fresh_db) == [("probe", "interrupted", "interrupted (Ctrl-C or SIGTERM)", "1")]
+    cause = "SIGTERM" if sig == signal.SIGTERM else "Ctrl-C"
+    assert err.startswith(f"interrupted: by {cause}; work already committed is kept") and "Traceback" not in err
+    recorded = "interrupted by SIGTERM" if sig == signal.SIGTERM else "interrupted (Ctrl-C)"
+    assert _ledger(fresh_db) == [("probe", "interrupted", recorded, "1")]
 
 
 def test_a_run_is_one_ledger_row_under_the_steps_name(fresh_db: str, tmp_path: Path) -> None:
@@ -81,7 +83,7 @@ def test_each_dated_step_tells_whether_a_day_is_done(fresh_db: str) -> None:
 
     day = date(2025, 12, 19)
     with psycopg.connect(fresh_db) as conn:
-        assert {s.name: s.done(conn, day) for s in registry.STEPS if s.done_on} == \
+        assert {s.name: s.done(conn, day) for s in registry.STEPS if s.days_of} == \
             {"ohlcv": False, "options": False, "a2": False, "a3": False}
         conn.execute("INSERT INTO tickers (id, symbol, active) VALUES (gen_random_uuid(), 'AAPL', true)")
         conn.execute("INSERT INTO ohlcv (date, ticker_id, open, high, low, close, volume) "
