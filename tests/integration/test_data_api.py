@@ -14,6 +14,7 @@ import pytest
 
 from kapman import data
 from kapman.errors import InputError, UsageError
+from tests.support.database import NewRebuiltDb
 from tests.support.hydrate import (
     DAYS,
     DEALER_DAYS,
@@ -28,9 +29,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def url(admin_url: str) -> Iterator[str]:
+def url(new_rebuilt_db: NewRebuiltDb) -> Iterator[str]:
     """One rebuilt and hydrated database shared by the module's read-only tests."""
-    with hydrated_database(admin_url, "data_") as url:
+    with hydrated_database(new_rebuilt_db, "data_") as url:
         yield url
 
 

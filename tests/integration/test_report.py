@@ -15,7 +15,7 @@ import pytest
 from kapman.report import page as report_page
 from kapman.report.data import load_symbol_day
 from tests.support import database
-from tests.support.hydrate import DAYS, GAP, HOLIDAY, LAST_DAY, hydrate
+from tests.support.hydrate import DAYS, GAP, HOLIDAY, LAST_DAY, hydrated_database
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,9 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def url(new_rebuilt_db: database.NewRebuiltDb) -> Iterator[str]:
     """One rebuilt and hydrated database shared by the module's read-only reports."""
-    with new_rebuilt_db("report_") as url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            hydrate(conn)
+    with hydrated_database(new_rebuilt_db, "report_") as url:
         yield url
 
 

@@ -112,10 +112,7 @@ def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(db: psycop
 
 @pytest.mark.community
 def test_on_the_community_edition_a_failed_policy_job_is_a_warning_with_call_run_job(
-        db: psycopg.Connection, license_name: str) -> None:
-    if license_name != "timescale":
-        pytest.skip("policy jobs need the community edition (timescaledb.license = timescale); "
-                    "this server runs the Apache-2 edition")
+        db: psycopg.Connection) -> None:
     job = db.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' "
                      "AND hypertable_name = 'ohlcv'").fetchone()[0]  # type: ignore[index]
     # A retention policy whose config names no drop_after fails when the scheduler runs it.
@@ -134,12 +131,8 @@ def test_on_the_community_edition_a_failed_policy_job_is_a_warning_with_call_run
 
 
 @pytest.mark.community
-def test_on_the_community_edition_a_running_job_is_read_without_error(db: psycopg.Connection,
-                                                                      license_name: str) -> None:
+def test_on_the_community_edition_a_running_job_is_read_without_error(db: psycopg.Connection) -> None:
     """``next_start`` is -infinity while a job runs, a value psycopg cannot load as a datetime."""
-    if license_name != "timescale":
-        pytest.skip("policy jobs need the community edition (timescaledb.license = timescale); "
-                    "this server runs the Apache-2 edition")
     rows = db.execute(status._POLICY_JOBS.replace("j.next_start", "'-infinity'::timestamptz")).fetchall()
     assert rows and all(r[3] is None and r[4] == "-infinity" for r in rows)
     schema = status.report(db, with_archive=False).check("schema")

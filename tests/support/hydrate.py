@@ -37,6 +37,7 @@ from psycopg.types.json import Jsonb
 
 from kapman.calendar import trading_days
 from kapman.ids import ticker_id
+from tests.support.database import NewRebuiltDb
 
 NEW_YORK = ZoneInfo("America/New_York")
 LAST_DAY = date(2025, 12, 19)
@@ -433,16 +434,10 @@ def hydrate(conn: psycopg.Connection[Any]) -> Hydrated:
 
 
 @contextmanager
-def hydrated_database(admin_url: str, label: str) -> Iterator[str]:
-    """A scratch database, rebuilt and hydrated, dropped afterwards: for a module's read-only tests."""
-    from kapman.db.rebuild import rebuild
-    from tests.support import database
-
-    url = database.create_scratch(admin_url, label)
-    try:
-        rebuild(url)
+def hydrated_database(new_rebuilt_db: NewRebuiltDb, label: str) -> Iterator[str]:
+    """A scratch database, rebuilt and hydrated, dropped afterwards: for a module's read-only tests
+    (``new_rebuilt_db`` is the fixture of that name)."""
+    with new_rebuilt_db(label) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             hydrate(conn)
         yield url
-    finally:
-        database.drop_scratch(admin_url, url)
