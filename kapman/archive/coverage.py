@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
@@ -69,11 +70,13 @@ class Coverage:
                 f"{self.location} ({why}; checked: {how})")
 
 
-def stored_chains(conn: psycopg.Connection) -> dict[datetime, dict[UUID, tuple[int, datetime]]]:
-    """Rows and the latest ``updated_at`` per underlying of every stored snapshot."""
+def stored_chains(conn: psycopg.Connection, skip: Collection[datetime] = ()
+                  ) -> dict[datetime, dict[UUID, tuple[int, datetime]]]:
+    """Rows and the latest ``updated_at`` per underlying of every stored snapshot but ``skip``."""
     out: dict[datetime, dict[UUID, tuple[int, datetime]]] = defaultdict(dict)
     for time, ticker_id, rows, updated in conn.execute(
-            "SELECT time, ticker_id, count(*), max(updated_at) FROM public.options_chains GROUP BY 1, 2").fetchall():
+            "SELECT time, ticker_id, count(*), max(updated_at) FROM public.options_chains "
+            "WHERE time <> ALL(%s) GROUP BY 1, 2", (list(skip),)).fetchall():
         out[time][ticker_id] = (int(rows), updated)
     return dict(out)
 
@@ -116,13 +119,15 @@ def _file_intact(store: Store, key: str, entry: manifest.Entry) -> bool:
     return len(data) == entry.size and hashlib.sha256(data).hexdigest() == entry.sha256
 
 
-def check(conn: psycopg.Connection, store: Store, owner: Warehouse, depth: Depth) -> Coverage:
-    """Every stored chain against the archive, to ``depth`` (see the module's docstring).  Raises
-    ArchiveError when the store cannot be listed, psycopg.Error when the table cannot be read."""
+def check(conn: psycopg.Connection, store: Store, owner: Warehouse, depth: Depth,
+          skip: Collection[datetime] = ()) -> Coverage:
+    """Every stored chain against the archive, to ``depth`` (see the module's docstring), but the
+    snapshots in ``skip``.  Raises ArchiveError when the store cannot be listed, psycopg.Error when
+    the table cannot be read."""
     present = store.sizes(manifest.ROOT)
     listed = manifests(store, owner, sorted(present))
     result = Coverage(store.location, depth=depth, archived=len(listed))
-    for snapshot, chains in sorted(stored_chains(conn).items()):
+    for snapshot, chains in sorted(stored_chains(conn, skip).items()):
         result.snapshots += 1
         result.chains += len(chains)
         found = listed.get(snapshot)

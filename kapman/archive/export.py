@@ -137,16 +137,23 @@ def copy_snapshot(conn: psycopg.Connection, snapshot: datetime, ids: list[UUID] 
     return bulk.copy_out(conn, table.export_query(where).as_bytes(conn))
 
 
-def symbols_of(conn: psycopg.Connection, ids: list[UUID]) -> dict[UUID, str]:
-    return dict(conn.execute("SELECT id, symbol FROM public.tickers WHERE id = ANY(%s)", (ids,)).fetchall())
+def symbols_of(conn: psycopg.Connection, ids: list[UUID], known: dict[UUID, str] | None = None) -> dict[UUID, str]:
+    """The symbols of ``ids``: from ``known`` when it has them all, else every ticker's, read once
+    into ``known`` (one query per export rather than one per batch)."""
+    known = {} if known is None else known
+    if any(i not in known for i in ids):
+        known.update(conn.execute("SELECT id, symbol FROM public.tickers").fetchall())
+    return known
 
 
-def read_underlyings(conn: psycopg.Connection, snapshot: datetime, ids: list[UUID]) -> list[Part]:
-    """Every stored row of one snapshot for these underlyings, one part each, in key order."""
+def read_underlyings(conn: psycopg.Connection, snapshot: datetime, ids: list[UUID],
+                     symbols: dict[UUID, str] | None = None) -> list[Part]:
+    """Every stored row of one snapshot for these underlyings, one part each, in key order
+    (``symbols``: a cache for ``symbols_of``)."""
     rows, body, starts = decode.decoded(copy_snapshot(conn, snapshot, ids), snapshot)
     if not len(starts):
         return []
-    symbols = symbols_of(conn, ids)
+    symbols = symbols_of(conn, ids, symbols)
     return [Part(tid, symbols.get(tid), rows.slice(first, end - first),
                  hashlib.sha256(decode.row_bytes(body, starts, first, end)).hexdigest())
             for tid, first, end in table.runs(decode.ticker_ids(body, starts))]
@@ -185,6 +192,7 @@ class SnapshotFiles:
         self.old = _existing(store, snapshot, owner)
         self.files: dict[str, Entry] = dict(self.old.files) if self.old else {}
         self.exported: set[UUID] = set()
+        self.symbols: dict[UUID, str] = {}  # symbols_of's cache
         self._withdrawn = False
         self._lock = threading.Lock()
 
@@ -238,7 +246,7 @@ def export_underlyings(conns: list[psycopg.Connection], files: SnapshotFiles, id
     def read(batch: list[UUID]) -> list[Part]:
         conn = free.get()
         try:
-            return read_underlyings(conn, files.snapshot, batch)
+            return read_underlyings(conn, files.snapshot, batch, files.symbols)
         finally:
             free.put(conn)
 
@@ -265,14 +273,12 @@ def export_snapshot(conns: list[psycopg.Connection], store: Store, snapshot: dat
 
 
 def catch_up_missing(conns: list[psycopg.Connection], store: Store, owner: Warehouse, report: ExportReport,
-                     done: set[str]) -> None:
+                     done: set[datetime]) -> None:
     """Export every stored snapshot whose chains the archive does not cover (``coverage.Depth.ROWS``:
     no manifest of this warehouse, a chain it does not list or lists with another row count or
     update, a file missing or of another size), but those in ``done``; such files are written again."""
-    found = coverage.check(conns[0], store, owner, coverage.Depth.ROWS)
+    found = coverage.check(conns[0], store, owner, coverage.Depth.ROWS, skip=done)
     for snapshot, problems in sorted(found.problems.items()):
-        if snapshot_dir(snapshot) in done:
-            continue
         export_snapshot(conns, store, snapshot, owner, report, frozenset(file_name(t) for t in problems))
         report.caught_up.append(snapshot.isoformat())
 
@@ -295,7 +301,7 @@ def export_snapshots(settings: Settings, snapshots: Iterable[datetime], *, catch
             for snapshot in wanted:
                 export_snapshot(conns, store, snapshot, owner, report)
             if catch_up:
-                catch_up_missing(conns, store, owner, report, {snapshot_dir(s) for s in wanted})
+                catch_up_missing(conns, store, owner, report, set(wanted))
     except KapManError as exc:  # the store, or no warehouse to archive for
         report.error = exc
     except psycopg.Error as exc:

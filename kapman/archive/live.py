@@ -31,7 +31,6 @@ import psycopg
 
 from kapman.archive import export, warehouse
 from kapman.archive.export import ExportReport, SnapshotFiles
-from kapman.archive.manifest import snapshot_dir
 from kapman.archive.store import ArchiveError, open_store
 from kapman.config import Settings
 from kapman.db.connect import connect
@@ -122,7 +121,7 @@ class LiveExport:
     def _export(self, ids: list[UUID], writers: ThreadPoolExecutor) -> None:
         assert self._conn is not None
         try:
-            parts = export.read_underlyings(self._conn, self.snapshot, ids)
+            parts = export.read_underlyings(self._conn, self.snapshot, ids, self.files.symbols)
         except psycopg.Error as exc:
             self._fail(exc)
             return
@@ -185,7 +184,7 @@ class LiveExport:
             export.export_underlyings([conn], self.files, missing, self.report)
         if stored or self.files.old is not None:
             self.files.finish(self.report)
-        export.catch_up_missing([conn], self.store, self.owner, self.report, {snapshot_dir(self.snapshot)})
+        export.catch_up_missing([conn], self.store, self.owner, self.report, {self.snapshot})
 
     def abandon(self) -> None:
         """The run was interrupted: stop after the batch in hand; no manifest is written, so a
