@@ -15,6 +15,7 @@ from datetime import date
 import numpy as np
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from kapman.db import bulk, chunks, retention, schema
 from kapman.db.rebuild import rebuild
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.integration
 
 COMMUNITY = "needs timescaledb.license = timescale (compression)"
 FROZEN = "2025-12-19"
-TICKERS = [uuid.UUID(int=i) for i in (1, 2, 3)]
+#: Enough tickers that a 30-day chunk holds more than one compressed batch (1,000 rows).
+TICKERS = [uuid.UUID(int=i) for i in range(1, 61)]
 DAY = date(2025, 3, 3)          # inside the 120-day compression window of the frozen clock
 
 
@@ -61,7 +63,7 @@ def _fill(url: str, first: str = "2025-01-02", last: str = FROZEN) -> None:
                           unnest(%s::uuid[]) WITH ORDINALITY AS x(t, i)""", (first, last, TICKERS))
         c.execute("""INSERT INTO ingest_files (source, key, trading_date, etag, rows_read, rows_loaded,
                                               rows_rejected, rows_unknown)
-                     SELECT 'file://m', 'day/' || d::date, d::date, 'e', 3, 3, 0, 0
+                     SELECT 'file://m', 'day/' || d::date, d::date, 'e', 60, 60, 0, 0
                      FROM generate_series(%s::date, %s::date, interval '1 day') d""", (first, last))
 
 
@@ -70,6 +72,16 @@ def _status(url: str, day: date) -> int:
         found = [ch for ch in chunks.chunks(c, "ohlcv") if ch.start <= day < ch.end]
     assert len(found) == 1
     return found[0].status
+
+
+def _batched(c: psycopg.Connection, day: date) -> int:
+    """Rows of the ohlcv chunk holding ``day`` that are still in compressed batches."""
+    name = next(ch.name for ch in chunks.chunks(c, "ohlcv") if ch.start <= day < ch.end)
+    found = c.execute("SELECT z.schema_name, z.table_name FROM _timescaledb_catalog.chunk k "
+                      "JOIN _timescaledb_catalog.chunk z ON z.id = k.compressed_chunk_id WHERE k.table_name = %s",
+                      (name,)).fetchone()
+    assert found is not None
+    return int(c.execute(f"SELECT coalesce(sum(_ts_meta_count), 0) FROM {found[0]}.{found[1]}").fetchone()[0])  # type: ignore[index]
 
 
 def _day_payload(cur: psycopg.Cursor, day: date, *, bump: uuid.UUID | None = None,
@@ -95,35 +107,33 @@ def _write(url: str, day: date, **change: uuid.UUID) -> ohlcv_write.DayCounts:
 
 def test_an_unchanged_rewrite_leaves_the_chunk_compressed(compressed: str) -> None:
     counts = _write(compressed, DAY)
-    assert counts == ohlcv_write.DayCounts(inserted=0, updated=0, unchanged=3, removed=0)
+    assert counts == ohlcv_write.DayCounts(inserted=0, updated=0, unchanged=60, removed=0)
     assert _status(compressed, DAY) == chunks.STATUS_COMPRESSED     # nothing decompressed
 
 
 def test_a_change_is_written_and_compressed_again_by_the_lifecycle(compressed: str) -> None:
     counts = _write(compressed, DAY, bump=TICKERS[1])
-    assert counts == ohlcv_write.DayCounts(inserted=0, updated=1, unchanged=2, removed=0)
+    assert counts == ohlcv_write.DayCounts(inserted=0, updated=1, unchanged=59, removed=0)
     assert _status(compressed, DAY) == chunks.STATUS_COMPRESSED | chunks.STATUS_PARTIAL
     with psycopg.connect(compressed, autocommit=True) as c:
         report = retention.enforce_retention(c)
         closes = c.execute("SELECT array_agg(close ORDER BY ticker_id) FROM ohlcv WHERE date = %s",
-                           (DAY,)).fetchone()[0]  # type: ignore[index]
+                           (DAY,)).fetchone()[0][:3]  # type: ignore[index]
     assert report.chunks_compressed == 1 and "1 chunk(s) compressed" in report.describe()
     assert _status(compressed, DAY) == chunks.STATUS_COMPRESSED
-    assert closes == [11.5, 13.5, 13.5]
+    assert closes == [11.5, 13.5, 13.5]        # the second ticker's close raised by one
 
 
 def test_a_vanished_ticker_is_deleted_alone(compressed: str) -> None:
     counts = _write(compressed, DAY, without=TICKERS[0])
-    assert counts == ohlcv_write.DayCounts(inserted=0, updated=0, unchanged=2, removed=1)
+    assert counts == ohlcv_write.DayCounts(inserted=0, updated=0, unchanged=59, removed=1)
     with psycopg.connect(compressed) as c:
-        kept = c.execute("SELECT array_agg(ticker_id ORDER BY ticker_id) FROM ohlcv WHERE date = %s",
-                         (DAY,)).fetchone()[0]  # type: ignore[index]
-        # the delete decompressed the vanished ticker's segment only: the others' are still batches
-        loose = c.execute("SELECT count(*) FROM ONLY {} WHERE date <> %s".format(
-            next(ch for ch in chunks.chunks(c, "ohlcv") if ch.start <= DAY < ch.end).ident.as_string(c)),
-                          (DAY,)).fetchone()[0]  # type: ignore[index]
-    assert kept == TICKERS[1:]
-    assert loose <= 31                       # at most one ticker's month came out of compression
+        kept = c.execute("SELECT count(*), bool_and(ticker_id <> %s) FROM ohlcv WHERE date = %s",
+                         (TICKERS[0], DAY)).fetchone()
+        batched, total = _batched(c, DAY), c.execute("SELECT count(*) FROM ohlcv WHERE date BETWEEN %s AND %s",
+                                                      (DAY.replace(day=1), DAY.replace(day=28))).fetchone()[0]  # type: ignore[index]
+    assert kept == (59, True)
+    assert batched >= total - 1000 > 0          # one batch came out of compression at most
 
 
 def test_replace_into_a_compressed_snapshot_touches_only_what_changes(compressed: str) -> None:
@@ -188,3 +198,47 @@ def test_the_ledger_on_compressed_chunks(compressed: str) -> None:
         with c.transaction():
             before_cutoff = retention.reconcile_ledger(c, before=date(2025, 1, 1))
     assert removed == [date(2024, 12, 30), date(2025, 2, 12)] and before_cutoff == []
+
+
+# --- daily_snapshots' lifecycle (migration 0013) ---------------------------------------------------
+
+def _snapshots(url: str, first: str, last: str = FROZEN) -> None:
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("""INSERT INTO daily_snapshots (time, ticker_id, technical_indicators_json)
+                     SELECT d + interval '21 hours', t, jsonb_build_object('rsi', 50 + i, 'sma_20', 10 + i)
+                     FROM generate_series(%s::date, %s::date, interval '1 day') d,
+                          unnest(%s::uuid[]) WITH ORDINALITY AS x(t, i)""", (first, last, TICKERS[:3]))
+
+
+def test_snapshots_are_kept_for_the_window_of_the_data_they_derive_from(scratch: str, license_name: str) -> None:
+    _snapshots(scratch, "2023-06-01")
+    with psycopg.connect(scratch, autocommit=True) as c:
+        report = retention.enforce_retention(c)
+        oldest = c.execute("SELECT min(time)::date FROM daily_snapshots").fetchone()[0]  # type: ignore[index]
+        states = {ch.compressed for ch in chunks.chunks(c, "daily_snapshots") if ch.end <= date(2025, 8, 21)}
+    assert report.dropped["daily_snapshots"] and report.cutoff == date(2023, 12, 20)
+    assert date(2023, 12, 13) <= oldest <= date(2023, 12, 20)     # 7-day chunks drop whole
+    if license_name == "timescale":      # compressed after 120 days where the edition can
+        assert report.compressed["daily_snapshots"] and states == {True}
+    else:
+        assert "daily_snapshots" not in report.compressed and states == {False}
+
+
+def test_each_policy_is_validated_against_its_recorded_window(scratch: str, license_name: str) -> None:
+    if license_name != "timescale":
+        pytest.skip(COMMUNITY)
+    from kapman.db.capabilities import server_info
+    from kapman.db.validate import validate
+
+    def check(c: psycopg.Connection) -> tuple[bool, str]:
+        found = {ch.name: ch for ch in validate(c, server_info(c), expect_empty=False).checks}
+        return found["retention policy daily_snapshots"].ok, found["retention policy daily_snapshots"].detail
+
+    with psycopg.connect(scratch, autocommit=True) as c:
+        assert check(c) == (True, "drop_after = 730 days")
+        job, config = c.execute("SELECT job_id, config FROM timescaledb_information.jobs WHERE proc_name = "
+                                "'policy_retention' AND hypertable_name = 'daily_snapshots'").fetchone()  # type: ignore[misc]
+        c.execute("SELECT alter_job(%s, config => %s)", (job, Jsonb({**config, "drop_after": "365 days"})))
+        assert check(c) == (False, "drop_after = 365 days")          # the policy left the recorded window
+        c.execute("UPDATE hypertable_lifecycle SET drop_after = '365 days' WHERE hypertable_name = 'daily_snapshots'")
+        assert check(c) == (True, "drop_after = 365 days")           # a window configured in both places

@@ -36,7 +36,8 @@ def test_an_empty_database_fails_and_names_each_fix(db: psycopg.Connection) -> N
     assert report.check("ohlcv").fix == "python -m scripts.ingest_ohlcv base"
     schema = report.check("schema")
     assert schema.details["migrations_applied"] == len(discover()) and len(schema.details["fingerprint"]) == 64
-    assert schema.details["lifecycle"] == {"ohlcv": "application", "options_chains": "application"} \
+    assert schema.details["lifecycle"] == dict.fromkeys(("ohlcv", "options_chains", "daily_snapshots"),
+                                                        "application") \
         or set(schema.details["lifecycle"].values()) == {"policy"}
 
 
@@ -99,6 +100,7 @@ def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(db: psycop
     assert schema.verdict is Verdict.OK, schema.summary
     jobs = schema.details["policy_jobs"]
     assert sorted((j["hypertable"], j["job"]) for j in jobs) == [
+        ("daily_snapshots", "policy_compression"), ("daily_snapshots", "policy_retention"),
         ("ohlcv", "policy_compression"), ("ohlcv", "policy_retention"),
         ("options_chains", "policy_compression"), ("options_chains", "policy_retention")]
     assert all(j["next_start"] is not None for j in jobs) and "next run" in schema.summary
