@@ -30,7 +30,7 @@ STATUS_PARTIAL = 8
 class Chunk:
     schema: str
     name: str
-    start: date          # first day the chunk covers (New York dates for a timestamptz column)
+    start: date          # first day the chunk covers (its UTC date for a timestamptz column)
     end: date            # first day after it
     status: int
 
