@@ -6,6 +6,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 PYTHON=${KAPMAN_PYTHON:-python3}
 VENV=venv
+# shellcheck source=tools/confirm.sh
+source tools/confirm.sh
 
 usage() {
   cat <<'USAGE'
@@ -14,10 +16,11 @@ usage: ./dev.sh COMMAND [ARGS]
   demo [ARGS]        set everything up and run the whole runbook on the offline sandbox, in a
                      database of its own (kapman_demo); ARGS go to python -m kapman.demo
   test [ARGS]        set everything up and run the whole test suite (ARGS go to pytest)
-  test --fast [ARGS] only the unit tests: no database, no server set-up (under two minutes)
+  test --fast [ARGS] only the unit tests: no database, no server set-up (about a minute)
   bench [ARGS]       run every benchmark and print figures against their targets
   setup              the database server, venv/ with KapMan installed, .env
-  db up|down|status|destroy|url   the database server of the chosen kind (below)
+  db up|down|status|destroy|url   the database server of the chosen kind (below); destroy removes
+                     every database on it: it says what and asks (--yes: no question)
   lint               ruff and mypy
   help               this text
 
@@ -63,9 +66,11 @@ setup_venv() {
       apt-get install -y -q python3-venv >/dev/null 2>&1 || true; "$PYTHON" -m venv "$VENV"; }
   fi
   if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-    say "installing KapMan and its dependencies into $VENV/"
+    say "installing KapMan and its dependencies into $VENV/ (what pip fetches, builds and installs:)"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$VENV/bin/python" -m pip install -q -e '.[dev]'
+    # pip's own lines of what it does, without its hundreds of "already satisfied" ones
+    "$VENV/bin/python" -m pip install -e '.[dev]' \
+      | { grep -E '^(Collecting|Building|Installing|Successfully)' | sed 's/^/  pip: /' >&2 || true; }
     echo "$want" >"$stamp"
   fi
 }
@@ -80,7 +85,8 @@ docker_db() {
     up) docker compose up -d --wait db >/dev/null && say "compose service db is up (kapman-db, 127.0.0.1:$(env_value KAPMAN_PGPORT | grep . || echo 5432))" ;;
     down) docker compose stop db ;;
     status) docker compose ps db ;;
-    destroy) docker compose rm -sf db && docker volume rm -f kapman-trader_pgdata >/dev/null && say "destroyed kapman-trader_pgdata" ;;
+    destroy) confirm_destroy "  the compose service db and its volume kapman-trader_pgdata, every database in it" "${@:2}"
+             docker compose rm -sf db && docker volume rm -f kapman-trader_pgdata >/dev/null && say "destroyed kapman-trader_pgdata" ;;
     url) printf 'postgresql://kapman:%s@127.0.0.1:%s/%s\n' "$(env_value POSTGRES_PASSWORD)" \
            "$(env_value KAPMAN_PGPORT | grep . || echo 5432)" "${2:-kapman}" ;;
     *) die "db $1: expected up, down, status, destroy or url" ;;
@@ -140,10 +146,24 @@ cmd_test() {
     tools/localdb.sh up
     export KAPMAN_TEST_DATABASE_URL=${KAPMAN_TEST_DATABASE_URL:-$(tools/localdb.sh url postgres)}
   fi
-  exec "$VENV/bin/python" -m pytest -q "$@"
+  # the README states this command: keep them the same (tests/unit/test_dev_sh.py)
+  exec "$VENV/bin/python" -m pytest -q --durations=15 "$@"
+}
+
+wants_help() { local a; for a in "$@"; do [[ $a == -h || $a == --help ]] && return 0; done; return 1; }
+
+# The demo's help before anything is installed or started: the venv's when it has KapMan, else the
+# demo's description read straight from its source with the system Python.
+demo_help() {
+  if [[ -x $VENV/bin/python ]] && "$VENV/bin/python" -c 'import kapman.demo' 2>/dev/null; then
+    exec "$VENV/bin/python" -m kapman.demo --help
+  fi
+  "$PYTHON" -c 'import ast, pathlib; print(ast.get_docstring(ast.parse(pathlib.Path("kapman/demo.py").read_text())))'
+  printf '\nThe full list of options: ./dev.sh setup, then ./dev.sh demo --help.\n'
 }
 
 cmd_demo() {
+  if wants_help "$@"; then demo_help; return; fi
   cmd_setup
   exec "$VENV/bin/python" -m kapman.demo "$@"
 }

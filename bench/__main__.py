@@ -1,6 +1,6 @@
 """Every benchmark in one run, with a table of figures and ratios against their targets.
 
-    venv/bin/python -m bench [--quick] [--only ohlcv,options,a2,a3,lifecycle,nightly]    (or ./dev.sh bench)
+    venv/bin/python -m bench [--quick] [--only ohlcv,options,a2,a3,lifecycle,nightly,serve]    (or ./dev.sh bench)
 
 Each benchmark creates and drops its own kapman_bench_* database on the server named by
 KAPMAN_BENCH_DATABASE_URL (an admin URL; default: the local server).  Full size takes about a
@@ -17,7 +17,7 @@ import time
 
 from bench.common import Figure, load_figure, print_table
 
-SUITES = ("ohlcv", "options", "a2", "a3", "lifecycle", "nightly")
+SUITES = ("ohlcv", "options", "a2", "a3", "lifecycle", "nightly", "serve")
 
 
 def _options(quick: bool) -> list[Figure]:
@@ -45,6 +45,9 @@ def run_suite(name: str, quick: bool) -> list[Figure]:
     if name == "nightly":
         from bench import bench_nightly
         return bench_nightly.run(tickers=2000 if quick else 11000, days=400 if quick else 760)
+    if name == "serve":
+        from bench import bench_serve
+        return bench_serve.run(tickers=2000 if quick else 11000, repeat=1 if quick else 3)
     raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(SUITES)}")
 
 

@@ -78,7 +78,7 @@ def run(symbols: int = 150, contracts: int = 2000, repeat: int = 3) -> list[Figu
         Figure("a3", f"contracts ({symbols} symbols)", total, "contracts"),
         Figure("a3", "one date, end to end (median)", seconds, "s", "<= 3", seconds <= 3),
         Figure("a3", "throughput", total / seconds, "contracts/s"),
-        Figure("a3", "statuses", last.details["statuses"].get("FULL", 0), "FULL"),
+        Figure("a3", "statuses", last.details.statuses.get("FULL", 0), "FULL"),
         Figure("a3", f"command wall time (interpreter start-up included, load {load_then})", command.wall, "s"),
         memory_figure("a3", "command", command.main_mib, GIB, "main process", load_then),
         *([memory_figure("a3", "command", command.children_mib, GIB, "largest child process", load_then)]

@@ -64,17 +64,18 @@ def _payloads(root: Path) -> list[bytes]:
 
     from kapman.archive import table
 
-    return [table.to_payload(pq.read_table(p)) for p in sorted(root.rglob("*.parquet"))]
+    return [table.to_payload(table.from_file(pq.read_table(p))[0]) for p in sorted(root.rglob("*.parquet"))]
 
 
-def _restore(url: str, root: Path) -> tuple[float, int]:
+def _restore(url: str, root: Path, base_url: str) -> tuple[float, int]:
     from kapman.archive import restore
     from kapman.config import Settings
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE public.options_chains")
-    started = time.perf_counter()
-    result = restore.run(Settings(database_url=url, archive_location=str(root)), restore.RestoreParams())
+    started = time.perf_counter()  # the sandbox warehouse that wrote the archive
+    result = restore.run(Settings(database_url=url, archive_location=str(root), polygon_base_url=base_url),
+                         restore.RestoreParams())
     seconds = time.perf_counter() - started
     if result.exit_code != 0:
         raise RuntimeError(result.summary())
@@ -127,7 +128,7 @@ def run(url: str, base_url: str, api_key: str, now: str, concurrency: int, worke
         ]
         payloads = _payloads(root)
         bare_s = _bare_copy(url, payloads)
-        restore_s, restored = _restore(url, root)
+        restore_s, restored = _restore(url, root, base_url)
         load_restore = load_text()
         if restored != export["rows"]:
             raise RuntimeError(f"restored {restored} rows of {export['rows']}")

@@ -1,15 +1,25 @@
-"""The NYSE trading calendar (full-day closures), computed from the exchange's holiday rules.
+"""The NYSE trading calendar (full-day closures and 13:00 early closes), from the exchange's rules.
 
-Used by the sandbox to decide which days have a flat file, and by reports to tell a missing
-file from a market holiday.  Rules cover 2000 onwards; one-off closures (national days of
-mourning, 9/11, Hurricane Sandy) are listed explicitly.
+Used by the sandbox to decide which days have a flat file, by reports to tell a missing file
+from a market holiday, and by every "after the close" rule (``close_time``).  Rules cover 2000
+onwards; one-off closures (national days of mourning, 9/11, Hurricane Sandy) are listed
+explicitly.  Early closes at 13:00: the day after Thanksgiving, Christmas Eve and July 3 when
+they are trading days before the holiday (Monday to Thursday), plus the listed one-offs.
+
+Written here rather than taken from ``exchange_calendars``: its XNYS sessions and early closes
+for 2000-2030 are these (checked when this was written), but importing it costs seconds and
+pins another pandas, for a few dozen dates a year.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from functools import cache
+
+#: The regular close and the early close, New York time.
+REGULAR_CLOSE = time(16, 0)
+EARLY_CLOSE = time(13, 0)
 
 # Unscheduled full-day closures since 2000.
 _SPECIAL_CLOSURES = frozenset({
@@ -75,6 +85,25 @@ def holidays(year: int) -> frozenset[date]:
         days.add(_observed(date(year, 6, 19)))  # Juneteenth
     days |= {d for d in _SPECIAL_CLOSURES if d.year == year}
     return frozenset(days)
+
+
+# One-off early closes since 2000, and a July 3 that closed at 16:00 (2002 closed early on the 5th).
+_SPECIAL_EARLY = frozenset({date(2002, 7, 5), date(2003, 12, 26)})
+_REGULAR_JULY_3 = frozenset({date(2002, 7, 3)})
+
+
+@cache
+def early_closes(year: int) -> frozenset[date]:
+    """The trading days of ``year`` that close at 13:00 New York."""
+    candidates = {date(year, 7, 3), _nth_weekday(year, 11, 3, 4) + timedelta(days=1), date(year, 12, 24)}
+    days = {d for d in candidates if d.weekday() < 4 or d.month == 11}
+    days = (days - _REGULAR_JULY_3) | {d for d in _SPECIAL_EARLY if d.year == year}
+    return frozenset(d for d in days if is_trading_day(d))
+
+
+def close_time(day: date) -> time:
+    """The New York time a trading day's session closes: 13:00 on an early close, else 16:00."""
+    return EARLY_CLOSE if day in early_closes(day.year) else REGULAR_CLOSE
 
 
 def is_trading_day(day: date) -> bool:

@@ -1,7 +1,9 @@
 """What every entrypoint shares: common options, logging set-up, error-to-exit-code mapping.
 
 Exit codes follow kapman.step: 0 the asked work is done, 1 some units failed, 2 usage,
-configuration or total failure or nothing could be done for what was asked, 130 interrupted.
+configuration or total failure or nothing could be done for what was asked, 130 interrupted
+(Ctrl-C), 143 and 129 stopped by SIGTERM and SIGHUP (recorded as interrupted, like Ctrl-C;
+see kapman.signals).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -17,13 +20,16 @@ from typing import Any, NoReturn
 
 import psycopg
 
+from kapman import clock, signals
 from kapman.config import Settings, load_settings, mask_secrets_in
 from kapman.db.errors import classify
 from kapman.errors import KapManError, UsageError
 from kapman.step import StepResult
 from kapman.symbols import capped, is_symbol
 
-EXIT_OK, EXIT_PARTIAL, EXIT_FAILURE = 0, 1, 2
+EXIT_OK = 0
+#: An unforeseen error, as any failure that stops a command (kapman.step).
+EXIT_FAILURE = 2
 #: Ctrl-C, as a shell reports a process ended by SIGINT.
 EXIT_INTERRUPTED = 130
 
@@ -62,12 +68,12 @@ def parser(prog: str, description: str, examples: str) -> argparse.ArgumentParse
     return p
 
 
-def add_common_options(p: argparse.ArgumentParser, *, in_subcommand: bool = False) -> None:
+def add_common_options(p: argparse.ArgumentParser, *, in_subcommand: bool = False,
+                       db_url_help: str = "database URL; overrides DATABASE_URL from the environment or .env") -> None:
     """The options every command takes; a subcommand repeats them so they may follow it."""
     default: Any = argparse.SUPPRESS if in_subcommand else None
     flag: Any = argparse.SUPPRESS if in_subcommand else False
-    p.add_argument("--db-url", metavar="URL", default=default,
-                   help="database URL; overrides DATABASE_URL from the environment or .env")
+    p.add_argument("--db-url", metavar="URL", default=default, help=db_url_help)
     p.add_argument("--json", action="store_true", default=flag, help="print the final summary as one JSON object")
     noise = p.add_mutually_exclusive_group()
     noise.add_argument("-v", "--verbose", action="store_true", default=flag, help="log progress details")
@@ -75,9 +81,26 @@ def add_common_options(p: argparse.ArgumentParser, *, in_subcommand: bool = Fals
     p.add_argument("--debug", action="store_true", default=flag, help="show tracebacks on errors")
 
 
+def day_arg(text: str) -> date:
+    """An argparse type: a date written YYYY-MM-DD (``clock.parse_day``), refused with the form otherwise."""
+    try:
+        return clock.parse_day(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def instant_arg(text: str) -> str:
+    """An argparse type: an instant in one of ``clock.INSTANT_FORMS``, kept as written."""
+    try:
+        clock.parse_instant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def add_date_options(p: argparse.ArgumentParser, default: str) -> None:
     """--date or --start-date/--end-date (trading dates), and --symbols, as A2 and A3 take them."""
-    day = date.fromisoformat
+    day = day_arg
     p.add_argument("--date", type=day, metavar="YYYY-MM-DD", help=f"one trading date (default: {default})")
     p.add_argument("--start-date", type=day, metavar="YYYY-MM-DD", help="first date of a range")
     p.add_argument("--end-date", type=day, metavar="YYYY-MM-DD", help="last date of a range")
@@ -92,7 +115,8 @@ def symbols_arg(text: str | None) -> list[str] | None:
     bad = [s for s in wanted if not is_symbol(s)]
     if bad:
         raise UsageError(f"--symbols: not a ticker symbol: {capped([repr(s) for s in bad])}",
-                         hint="symbols are ASCII letters, digits and '.', case as listed (e.g. AAPL,BRK.B,AAp)")
+                         hint="symbols are ASCII letters, digits and '.', case as listed, an index with I: "
+                              "(e.g. AAPL,BRK.B,AAp,I:SPX)")
     return wanted
 
 
@@ -156,13 +180,56 @@ def _report_error(as_json: bool, status: str, message: str, hint: str | None, co
     return code
 
 
+def _where(exc: BaseException) -> str:
+    """The innermost KapMan function the exception passed through, e.g. ``kapman.clock.close_of``."""
+    inner = ""
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith(("kapman", "scripts")) and module != __name__:
+            inner = f"{module}.{frame.f_code.co_name}"
+    return inner
+
+
+def _command_of(main: Callable[..., int]) -> str:
+    """How the command was run, for messages: ``python -m scripts.status`` (its module, also when
+    it runs as ``__main__``)."""
+    module = getattr(main, "__module__", None) or "kapman"
+    if module == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        module = spec.name if spec is not None else sys.argv[0]
+    return f"python -m {module}" if module.startswith(("scripts", "kapman")) else module
+
+
+def _unexpected(main: Callable[..., int], exc: Exception, debug: bool) -> tuple[str, str]:
+    """(one line naming what was being done and what went wrong, the hint) for an error nobody
+    foresaw; the traceback goes to the log files attached (the nightly's), or to stderr with --debug."""
+    command = prog_override or _command_of(main)
+    where = _where(exc)
+    text = mask_secrets_in(str(exc)).replace("\n", " ")[:300]
+    line = f"{command}: unexpected {type(exc).__name__}{f' in {where}' if where else ''}: {text}"
+    files = [h for h in logging.getLogger().handlers
+             if isinstance(h, logging.FileHandler) and h.baseFilename != os.devnull]
+    if debug:
+        traceback.print_exception(exc)
+    for handler in files:
+        handler.handle(logging.LogRecord("kapman.cli", logging.ERROR, __file__, 0, "%s", (line,),
+                                         (type(exc), exc, exc.__traceback__)))
+    if debug:
+        return line, "this is a bug in KapMan or an input it does not foresee; please report it with the traceback"
+    shown = f"the traceback is in {files[0].baseFilename}" if files else "rerun with --debug for the traceback"
+    return line, f"{shown}; this is a bug in KapMan or an input it does not foresee"
+
+
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run an entrypoint's ``main``: a KapManError, or a database error classified by SQLSTATE,
-    becomes one line (JSON with --json), a hint and an exit code; a traceback only with --debug."""
+    becomes one line (JSON with --json), a hint and an exit code; any other exception one line
+    naming the command and where it happened, exit 2.  A traceback only with --debug (or in the
+    log file, when one is attached)."""
     words = list(argv if argv is not None else sys.argv[1:])
     debug, as_json = "--debug" in words, "--json" in words
     try:
-        return main(argv)
+        with signals.as_interrupts():
+            return main(argv)
     except KapManError as exc:
         if debug:
             traceback.print_exc()
@@ -172,9 +239,12 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
             traceback.print_exc()
         err = classify(exc)
         return _report_error(as_json, "error", err.message, err.hint, err.exit_code)
-    except KeyboardInterrupt:
-        return _report_error(as_json, "interrupted", "work already committed is kept; rerun to resume",
-                             None, EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        return _report_error(as_json, "interrupted", f"{signals.describe(exc)}: work already committed is kept; "
+                             "rerun to resume", None, signals.exit_code(exc))
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare traceback
+        line, hint = _unexpected(main, exc, debug)
+        return _report_error(as_json, "error", line, hint, EXIT_FAILURE)
 
 
 def entrypoint(main: Callable[[Sequence[str] | None], int]) -> None:

@@ -19,16 +19,21 @@ from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 
-from kapman.clock import parse_instant
+from kapman.clock import INSTANT_FORMS, parse_instant
 from kapman.errors import ConfigError
-from kapman.ingest.ticker_types import DEFAULT_TYPES, parse_types
+from kapman.ticker_types import DEFAULT_TYPES, parse_types
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The source checkout KapMan runs from (``pyproject.toml`` beside the package), or None when installed.
+_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+CHECKOUT: Path | None = _PACKAGE_PARENT if (_PACKAGE_PARENT / "pyproject.toml").is_file() else None
+#: Where ``.env``, ``archive/``, ``logs/`` and ``data/watchlists/`` are: ``KAPMAN_HOME`` when set, else
+#: the checkout, else (an installed package) the working directory: never inside site-packages.
+PROJECT_ROOT = Path(os.environ.get("KAPMAN_HOME") or CHECKOUT or Path.cwd()).resolve()
 DEFAULT_POLYGON_BASE = "https://api.massive.com"
 DEFAULT_FLATFILES_ENDPOINT = "https://files.massive.com"
 DEFAULT_FLATFILES_BUCKET = "flatfiles"
 DEFAULT_STOCKS_PREFIX = "us_stocks_sip/day_aggs_v1"
-#: The options snapshot archive: a directory, or ``s3://bucket/prefix``.
+#: Where the options snapshot archives live by default: one directory per warehouse below it.
 DEFAULT_ARCHIVE_DIR = PROJECT_ROOT / "archive"
 
 
@@ -198,11 +203,14 @@ class Settings:
     flatfiles_secret_access_key: str | None = None
     #: A local directory laid out like the bucket; when set it replaces S3.
     flatfiles_mirror_dir: Path | None = None
-    watchlists_dir: Path = PROJECT_ROOT / "data" / "watchlists"
+    watchlists_dir: Path = field(default_factory=lambda: default_watchlists_dir())
     #: Security types of the ticker universe (KAPMAN_TICKER_TYPES).
     ticker_types: tuple[str, ...] = DEFAULT_TYPES
-    #: Where every options run archives its snapshot (a directory or ``s3://bucket/prefix``).
-    archive_location: str = str(DEFAULT_ARCHIVE_DIR)
+    #: Where every options run archives its snapshot (a directory or ``s3://bucket/prefix``);
+    #: None: this warehouse's own directory under ``DEFAULT_ARCHIVE_DIR`` (``kapman.archive.warehouse``).
+    archive_location: str | None = None
+    #: The warehouse's identity in its archive (KAPMAN_WAREHOUSE); None: the database's name and server.
+    warehouse: str | None = None
     #: S3-compatible endpoint of an ``s3://`` archive (unset: AWS); keys unset: boto3's own chain.
     archive_endpoint: str | None = None
     archive_access_key_id: str | None = None
@@ -249,6 +257,21 @@ class Settings:
         return out
 
 
+def default_watchlists_dir() -> Path:
+    """``data/watchlists`` of the home directory when it has one, else the watchlists KapMan ships."""
+    own = PROJECT_ROOT / "data" / "watchlists"
+    return own if own.is_dir() or CHECKOUT is not None else shipped("watchlists")
+
+
+def shipped(kind: str) -> Path:
+    """The files KapMan ships, ``migrations`` (``db/migrations``) or ``watchlists`` (``data/watchlists``):
+    the checkout's directory, or its copy inside the installed package (``kapman/_shipped/``)."""
+    where = {"migrations": ("db", "migrations"), "watchlists": ("data", "watchlists")}[kind]
+    if CHECKOUT is not None:
+        return CHECKOUT.joinpath(*where)
+    return Path(__file__).resolve().parent / "_shipped" / kind
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """The variables of a ``.env`` file; a byte that is not UTF-8 is one error naming file and line."""
     data = path.read_bytes()
@@ -262,6 +285,24 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
 
 
+def _check_base_url(base: str) -> None:
+    """POLYGON_BASE_URL is where the API key goes: an http(s) scheme and a host, nothing else."""
+    parts = urlsplit(base)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        why = "must be http(s)://host[:port]"
+    elif parts.path not in ("", "/"):
+        why = "must have no path"
+    elif parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        why = "must have no user information, query or fragment"
+    else:
+        return
+    raise ConfigError(f"POLYGON_BASE_URL {why}, got {mask_url(base)}", hint="use e.g. https://api.massive.com")
+
+
 def _check_clock(merged: dict[str, str], path: Path) -> None:
     raw = _env(merged, "KAPMAN_NOW")
     if raw is None:
@@ -270,7 +311,7 @@ def _check_clock(merged: dict[str, str], path: Path) -> None:
         parse_instant(raw)
     except ValueError:
         where = "the environment" if os.environ.get("KAPMAN_NOW", "").strip() else str(path)
-        raise ConfigError(f"KAPMAN_NOW={raw!r} (from {where}) is not an ISO date or timestamp",
+        raise ConfigError(f"KAPMAN_NOW={raw!r} (from {where}) is not {INSTANT_FORMS}",
                           hint="use e.g. KAPMAN_NOW=2025-12-19 or 2025-12-19T21:00:00Z, or unset it") from None
 
 
@@ -287,9 +328,7 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
     watch = _env(merged, "KAPMAN_WATCHLISTS_DIR")
     types = _env(merged, "KAPMAN_TICKER_TYPES")
     base = (_env(merged, "POLYGON_BASE_URL", DEFAULT_POLYGON_BASE) or DEFAULT_POLYGON_BASE).rstrip("/")
-    if urlsplit(base).path not in ("", "/"):
-        raise ConfigError(f"POLYGON_BASE_URL must have no path, got {base}",
-                          hint="use e.g. https://api.massive.com")
+    _check_base_url(base)
     return Settings(
         database_url=database_url or _env(merged, "DATABASE_URL"),
         polygon_api_key=_env(merged, "POLYGON_API_KEY") or _env(merged, "MASSIVE_API_KEY"),
@@ -306,9 +345,10 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
         flatfiles_access_key_id=_env(merged, "FLATFILES_ACCESS_KEY_ID"),
         flatfiles_secret_access_key=_env(merged, "FLATFILES_SECRET_ACCESS_KEY"),
         flatfiles_mirror_dir=Path(mirror) if mirror else None,
-        watchlists_dir=Path(watch) if watch else PROJECT_ROOT / "data" / "watchlists",
+        watchlists_dir=Path(watch) if watch else default_watchlists_dir(),
         ticker_types=parse_types(types, source="KAPMAN_TICKER_TYPES") if types else DEFAULT_TYPES,
-        archive_location=_env(merged, "KAPMAN_ARCHIVE_DIR", str(DEFAULT_ARCHIVE_DIR)) or str(DEFAULT_ARCHIVE_DIR),
+        archive_location=_env(merged, "KAPMAN_ARCHIVE_DIR"),
+        warehouse=_env(merged, "KAPMAN_WAREHOUSE"),
         archive_endpoint=_env(merged, "KAPMAN_ARCHIVE_ENDPOINT"),
         archive_access_key_id=_env(merged, "KAPMAN_ARCHIVE_ACCESS_KEY_ID"),
         archive_secret_access_key=_env(merged, "KAPMAN_ARCHIVE_SECRET_ACCESS_KEY"),

@@ -1,8 +1,9 @@
-"""``kapman``: one command with a subcommand per runbook step, on the same parsers as ``python -m scripts.*``.
+"""``kapman``: one command with a subcommand per entry of the registry, in runbook order.
 
-``kapman ohlcv base --days 30`` runs exactly what ``python -m scripts.ingest_ohlcv base --days 30``
-runs: the subcommand hands the rest of the line to that entry point's ``main``, so options,
-help, summaries and exit codes are the same, with ``kapman ohlcv`` as the program name.
+``kapman ohlcv base --days 30`` runs exactly what the runbook's spelling of that step runs: the
+subcommand hands the rest of the line to the step's ``main`` (``kapman.commands.<step>``, which
+the ``scripts/`` shims run too), so options, help, summaries and exit codes are the same, with
+``kapman ohlcv`` as the program name.  Only the named command's module is imported.
 """
 
 from __future__ import annotations
@@ -11,33 +12,15 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from kapman import cli
-
-#: subcommand -> (module with ``main(argv)``, one line for the overview), in runbook order.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "rebuild": ("scripts.db.a5_deterministic_rebuild", "drop, recreate, migrate, validate, fingerprint"),
-    "tickers": ("scripts.ingest_tickers", "the ticker universe from the reference API"),
-    "splits": ("scripts.ingest_splits", "stock splits from the reference API, for A2's adjustment"),
-    "watchlists": ("scripts.ingest_watchlists", "watchlists from data/watchlists/*.txt"),
-    "ohlcv": ("scripts.ingest_ohlcv", "daily bars from the flat files into public.ohlcv"),
-    "restore-options": ("scripts.restore_options_archive", "archived option snapshots into a rebuilt database"),
-    "options": ("scripts.ingest_options", "option-chain snapshots of the watchlist symbols"),
-    "a2": ("scripts.run_a2_local_ta", "technical indicators and price metrics"),
-    "a3": ("scripts.run_a3_dealer_metrics", "dealer metrics from the option snapshots"),
-    "nightly": ("scripts.nightly", "everything due by the clock and the NYSE calendar, in order"),
-    "status": ("scripts.status", "OK / WARN / FAIL per area, and the command that mends it"),
-    "report": ("scripts.report", "offline HTML pages: a symbol's charts, a watchlist index, warehouse coverage"),
-    "show": ("scripts.show", "a symbol's key values in the terminal"),
-    "demo": ("kapman.demo", "the whole runbook on the offline sandbox"),
-    "sandbox": ("kapman.sandbox.__main__", "the offline market: REST and S3 servers, flat-file mirrors"),
-}
+from kapman import __version__, cli, registry
 
 
 def overview() -> str:
-    width = max(map(len, COMMANDS))
+    width = max(len(step.name) for step in registry.STEPS)
     lines = ["usage: kapman <command> [options]   (kapman <command> --help for its options)", "",
              "KapMan's runbook steps and tools; each is also python -m <module>.", "", "commands:"]
-    lines += [f"  {name:<{width}}  {about}" for name, (_, about) in COMMANDS.items()]
+    lines += [f"  {step.name:<{width}}  {step.about}" for step in registry.STEPS]
+    lines += ["", "  --version  the installed KapMan's version"]
     lines += ["", "examples:", "  kapman rebuild", "  kapman ohlcv base --days 30",
               "  kapman a2 --date 2025-12-19 --symbols AAPL,NVDA"]
     return "\n".join(lines)
@@ -48,14 +31,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not words or words[0] in ("-h", "--help", "help"):
         print(overview())
         return 0
+    if words[0] in ("-V", "--version"):
+        print(f"kapman {__version__}")
+        return 0
     name, rest = words[0], words[1:]
-    if name not in COMMANDS:
+    step = registry.BY_NAME.get(name)
+    if step is None:
         print(f"kapman: unknown command {name!r}\n\n{overview()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+
+    def run(args: Sequence[str] | None) -> int:
+        # imported here so that a missing optional dependency is one line, not a traceback
+        return int(importlib.import_module(step.main_module).main(args))
+
     cli.prog_override = f"kapman {name}"
     try:
-        return cli.run_main(module.main, rest)
+        return cli.run_main(run, rest)
     finally:
         cli.prog_override = None
 

@@ -20,14 +20,17 @@ is then described and destroyed only when you type its name on a terminal, or pa
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from pathlib import Path
 
 import psycopg
 
-from kapman import cli, runbook
+from kapman import cli, registry, runbook
 from kapman.calendar import trading_days
 from kapman.cli import Parser
 from kapman.clock import close_of
@@ -56,6 +59,10 @@ REPORT = {
                "SELECT string_agg(s || ' ' || n, ', ' ORDER BY s) FROM (SELECT dealer_metrics_json->>'status' s, "
                "count(*) n FROM daily_snapshots WHERE dealer_metrics_json IS NOT NULL GROUP BY 1) x), '-') "
                "FROM daily_snapshots",
+    "index A3 (newest)": "SELECT coalesce(string_agg(t.symbol || ' ' || (ds.dealer_metrics_json->>'status'), ', ' "
+                         "ORDER BY t.symbol), '-') FROM daily_snapshots ds JOIN tickers t ON t.id = ds.ticker_id "
+                         "WHERE t.symbol LIKE 'I:%' AND ds.dealer_metrics_json IS NOT NULL AND ds.time = "
+                         "(SELECT max(time) FROM daily_snapshots WHERE dealer_metrics_json IS NOT NULL)",
 }
 
 
@@ -69,18 +76,19 @@ def option_steps(days: list[date], set_clock: Callable[[datetime], None] | None)
     def mover(day: date) -> Callable[[], None] | None:
         return (lambda: set_clock(close_of(day))) if set_clock else None
 
-    return [runbook.Step("6", f"options snapshot as of {d}", "python -m scripts.ingest_options",
+    return [runbook.Step("6", f"options snapshot as of {d}", registry.command("options"),
                          env={"KAPMAN_NOW": close_of(d).isoformat()}, before=mover(d))
             for d in days]
 
 
-def archive_steps() -> list[runbook.Step]:
-    """Step 5a when the options archive (KAPMAN_ARCHIVE_DIR) holds snapshots, else nothing."""
+def archive_steps(url: str) -> list[runbook.Step]:
+    """Step 5a when the options archive of the warehouse at ``url`` (KAPMAN_ARCHIVE_DIR, else its
+    own directory) holds snapshots, else nothing."""
     from kapman.archive.inventory import archived_dirs
     from kapman.archive.store import ArchiveError, open_store
 
     try:
-        archived = archived_dirs(open_store(load_settings()))
+        archived = archived_dirs(open_store(load_settings(database_url=url)))
     except ArchiveError as exc:
         print(f"options archive not readable ({exc.message}); not restoring from it", flush=True)
         return []
@@ -94,7 +102,7 @@ def report(url: str) -> list[tuple[str, str]]:
 
 def sandbox_runbook(url: str, *, tickers: int = 600, seed: int = 42, option_days: int = 5,
                     dashboards: bool = True, quiet: bool = False,
-                    profile: str = "realistic") -> list[runbook.StepResult]:
+                    profile: str = "realistic") -> list[runbook.StepRun]:
     """Every runbook step against a fresh offline sandbox (on the real API's shapes unless
     ``profile`` says otherwise); stops at the first exit code 2."""
     from kapman.sandbox.environment import environment
@@ -111,9 +119,9 @@ def sandbox_runbook(url: str, *, tickers: int = 600, seed: int = 42, option_days
         env["FLATFILES_MIRROR_DIR"] = ""    # read the S3 server, not a mirror named in .env
         if not quiet:
             print(f"database {mask_url(url)} will be rebuilt; KapMan's clock: {env['KAPMAN_NOW']}", flush=True)
-        steps = (runbook.schema_and_reference_steps() + archive_steps()
+        steps = (runbook.schema_and_reference_steps() + archive_steps(url)
                  + option_steps(recent_days(market.end_date, option_days), rest.set_clock)
-                 + runbook.analytics_steps() + (runbook.dashboard_steps() if dashboards else [])
+                 + runbook.analytics_steps() + (runbook.dashboard_steps(fresh(DASHBOARDS_OUT)) if dashboards else [])
                  + runbook.report_steps())
         return _run_all(steps, env, url, quiet)
 
@@ -149,23 +157,36 @@ def confirm_target(url: str, *, yes: bool) -> None:
         return
     with connect(with_database(url, MAINTENANCE_DB)) as admin:
         exists = database_exists(admin, name)
-    destruction.confirm(destruction.measure(url, name, exists), yes=yes, what="the demo")
+    from kapman.archive import archived_snapshot_count
+
+    destruction.confirm(destruction.measure(url, name, exists, archived_snapshot_count), yes=yes, what="the demo")
 
 
-def live_runbook(url: str, *, dashboards: bool = True) -> list[runbook.StepResult]:
+def live_runbook(url: str, *, dashboards: bool = True) -> list[runbook.StepRun]:
     """The same steps against Polygon with the credentials in .env (options: today only)."""
     settings = load_settings()
     require_live_credentials(settings)
     print(f"live run against {settings.polygon_base_url}, database {mask_url(url)}", flush=True)
-    steps = (runbook.schema_and_reference_steps() + archive_steps()
-             + [runbook.Step("6", "options snapshot (now)", "python -m scripts.ingest_options")]
-             + [runbook.Step("7", "A2 for the newest date", "python -m scripts.run_a2_local_ta"),
-                runbook.Step("8", "A3 for the newest snapshot", "python -m scripts.run_a3_dealer_metrics")]
-             + (runbook.dashboard_steps() if dashboards else []) + runbook.report_steps())
+    steps = (runbook.schema_and_reference_steps() + archive_steps(url)
+             + [runbook.Step("6", "options snapshot (now)", registry.command("options"))]
+             + [runbook.Step("7", "A2 for the newest date", registry.command("a2")),
+                runbook.Step("8", "A3 for the newest snapshot", registry.command("a3"))]
+             + (runbook.dashboard_steps(fresh(DASHBOARDS_OUT)) if dashboards else []) + runbook.report_steps())
     return _run_all(steps, {}, url, False)
 
 
-def _run_all(steps: list[runbook.Step], env: dict[str, str], url: str, quiet: bool) -> list[runbook.StepResult]:
+#: The dashboards' output (about 1,100 lines), kept out of the terminal so the demo ends with its summary.
+DASHBOARDS_OUT = PROJECT_ROOT / "logs" / "demo-dashboards.txt"
+
+
+def fresh(path: Path) -> Path:
+    """``path`` emptied, for this run's output."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("", encoding="utf-8")
+    return path
+
+
+def _run_all(steps: list[runbook.Step], env: dict[str, str], url: str, quiet: bool) -> list[runbook.StepRun]:
     results = []
     for step in steps:
         result = runbook.run_step(step, {**env, "DATABASE_URL": url}, url, quiet=quiet)
@@ -186,11 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--profile", default="realistic", help="sandbox profile (python -m kapman.sandbox serve --help)")
     p.add_argument("--live", action="store_true", help="use Polygon (credentials from .env) instead of the sandbox")
     p.add_argument("--no-dashboards", action="store_true", help="skip the psql dashboards")
-    p.add_argument("--db-url", metavar="URL",
-                   help=f"the database to rebuild (default: {DEMO_DATABASE} on the server of DATABASE_URL)")
+    cli.add_common_options(p, db_url_help=f"the database to rebuild (default: {DEMO_DATABASE} on the server of "
+                                          "DATABASE_URL)")
     p.add_argument("-y", "--yes", action="store_true",
                    help="with --db-url: destroy a database that holds data without asking")
     args = p.parse_args(argv)
+    cli.configure_logging(args)
     try:
         settings = load_settings()
         if args.live:
@@ -205,21 +227,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = sandbox_runbook(url, tickers=args.tickers, seed=args.seed, option_days=args.option_days,
                                       dashboards=not args.no_dashboards, profile=args.profile)
     except KapManError as exc:
+        if args.debug:
+            traceback.print_exc()
         print(f"error: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
         return 2
     if results and results[-1].returncode == 2:
         return 2
-    print(f"\n== Report: {mask_url(url)} ==")
-    for name, value in report(url):
-        print(f"  {name:<18} {value}")
-    print("\n== Pages ==")
-    for page in runbook.REPORT_PAGES:
-        print(f"  {PROJECT_ROOT / page}")
     partial = [r for r in results if r.returncode]
-    print(f"{len(results)} steps in {time.perf_counter() - started:.0f}s"
-          + (f"; {len(partial)} with partial failures" if partial else "; all succeeded"))
+    summary = (f"{len(results)} steps in {time.perf_counter() - started:.0f}s"
+               + (f"; {len(partial)} with partial failures" if partial else "; all succeeded"))
+    values, pages = report(url), [str(PROJECT_ROOT / page) for page in runbook.REPORT_PAGES]
+    if not args.no_dashboards:
+        pages.append(str(DASHBOARDS_OUT))
+    if args.json:
+        print(json.dumps({"database": mask_url(url), "steps": len(results), "partial": len(partial),
+                          "report": dict(values), "pages": pages, "summary": summary}, default=str, sort_keys=True))
+        return 1 if partial else 0
+    if not args.quiet:
+        print(f"\n== Report: {mask_url(url)} ==")
+        for name, value in values:
+            print(f"  {name:<18} {value}")
+    print("\n== Pages (and the dashboards' output) ==")
+    for page in pages:
+        print(f"  {page}")
+    print(summary)
     return 1 if partial else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.entrypoint(main)

@@ -121,3 +121,4 @@ class ConnectionLost(DatabaseError):
                          transient=True, hint="check that the database server is up (./dev.sh db status)")
         self.done = done
         self.unit = unit
+

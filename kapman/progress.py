@@ -40,7 +40,9 @@ class LineProgress:
         self._last = self._t0 = time.monotonic()
 
     def start(self, total: int | None, desc: str, unit: str = "it") -> None:
+        """A new task: its counters start empty (a nightly's steps share one progress)."""
         self.total, self.desc, self.unit, self.done = total, desc, unit, 0
+        self.info = {}
         self._last = self._t0 = time.monotonic()
 
     def advance(self, n: int = 1, **info: Any) -> None:

@@ -16,9 +16,9 @@ status and the exit code are all derived here, so no step decides them on its ow
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 #: How many failures or notes a summary lists before it says "and N more": a 10 MB input of
 #: duplicates must not become a 10 MB summary line or ledger row.
@@ -36,18 +36,22 @@ EXIT_CODES = {Outcome.OK: 0, Outcome.PARTIAL: 1, Outcome.FAILED: 2, Outcome.NOTH
 
 COUNTS = ("read", "written", "unchanged", "rejected", "removed")
 
+#: A step's own typed details (a dataclass, or None): rendered by ``as_dict`` for --json and the ledger.
+D = TypeVar("D")
+
 
 @dataclass(frozen=True)
 class Failure:
     unit: str      # the file, symbol or date that failed
     reason: str
+    counted: bool = True  # one of the step's units; False for a part of the run (its archive)
 
     def as_dict(self) -> dict[str, str]:
         return {"unit": self.unit, "reason": self.reason}
 
 
 @dataclass
-class StepResult:
+class StepResult(Generic[D]):
     step: str
     unit: str = "units"                 # what a unit of work is: "files", "symbols", "dates"
     read: int = 0
@@ -58,7 +62,7 @@ class StepResult:
     done: int = 0                       # units completed
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
+    details: D = None  # type: ignore[assignment]  # the step's typed details (a dataclass), or None
     headline: str = ""                  # the step's own words for the summary line
     nothing_reason: str | None = None
     started: float = field(default_factory=time.perf_counter, repr=False)
@@ -66,8 +70,10 @@ class StepResult:
 
     # -- recording -------------------------------------------------------------------------------
 
-    def fail(self, unit: str, reason: str) -> None:
-        self.failures.append(Failure(str(unit), reason))
+    def fail(self, unit: str, reason: str, *, counted: bool = True) -> None:
+        """``unit`` failed; ``counted=False``: not one of the step's units but a part of the run
+        (the summary says "archive failed", not "1 symbols failed")."""
+        self.failures.append(Failure(str(unit), reason, counted))
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -99,6 +105,23 @@ class StepResult:
     def elapsed(self) -> float:
         return self.seconds if self.seconds is not None else time.perf_counter() - self.started
 
+    def units_done(self) -> int:
+        """Units done so far (a lost connection's message says how far a run got): the details'
+        own running count when they keep one (``units_done()``), else ``done``."""
+        counted = getattr(self.details, "units_done", None)
+        return int(counted()) if callable(counted) else self.done
+
+    def details_dict(self) -> dict[str, Any]:
+        """The typed details as the ``--json`` object's and the ledger's extra keys."""
+        details: Any = self.details
+        if details is None:
+            return {}
+        if hasattr(details, "as_dict"):
+            return dict(details.as_dict())
+        if not is_dataclass(details) or isinstance(details, type):
+            raise TypeError(f"{self.step}: details must be a dataclass, not {type(details).__name__}")
+        return asdict(details)
+
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTS}
 
@@ -113,7 +136,7 @@ class StepResult:
         if counts:
             parts.append(counts)
         if self.failures:
-            parts.append(f"{len(self.failures)} {self.unit} failed")
+            parts.append(self.failed_text())
         parts.append(f"{self.elapsed:.1f}s")
         lines = [" · ".join(parts)]
         if self.nothing_reason and self.headline:
@@ -123,6 +146,12 @@ class StepResult:
         lines += [f"  note: {n}" for n in self.notes[:LISTED_AT_MOST]]
         lines += _more(self.notes, "notes")
         return "\n".join(lines)
+
+    def failed_text(self) -> str:
+        """What failed, counted: "3 symbols failed", "archive failed", or both."""
+        units = sum(1 for f in self.failures if f.counted)
+        parts = [f"{units} {self.unit} failed"] if units else []
+        return ", ".join(parts + [f"{f.unit} failed" for f in self.failures if not f.counted])
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` object and the ledger's summary (lists capped, with their full counts)."""
@@ -139,7 +168,7 @@ class StepResult:
             "notes": self.notes[:LISTED_AT_MOST],
             "notes_total": len(self.notes),
             "nothing_reason": self.nothing_reason,
-            **self.details,
+            **self.details_dict(),
         }
 
 

@@ -1,7 +1,8 @@
 """Ticker symbols as the source writes them: case-sensitive, never folded.
 
 In the CQS convention a lower-case letter marks a class: ``AAp`` is a preferred of one company,
-``AAP`` another company; ``w`` marks warrants, ``r`` rights; ``BRK.B`` a share class.  Every part
+``AAP`` another company; ``w`` marks warrants, ``r`` rights; ``BRK.B`` a share class; ``I:SPX``
+an index (the vendor's ``I:`` namespace).  Every part
 of KapMan keeps a symbol's case; where a name matches a ticker only when case is ignored, it is
 reported with the likely intended symbol rather than silently mapped.
 """
@@ -10,15 +11,22 @@ from __future__ import annotations
 
 import re
 
-#: ASCII letters (either case: lower-case class suffixes), digits and '.', starting with a letter.
-#: Checked before anything else, so no Unicode case mapping (``ı`` -> ``I``, ``ß`` -> ``SS``)
-#: can turn a foreign character into a valid symbol.
-SYMBOL = re.compile(r"[A-Za-z][A-Za-z0-9.]{0,19}", re.ASCII)
+#: ASCII letters (either case: lower-case class suffixes), digits and '.', starting with a letter;
+#: an index is the vendor's ``I:`` namespace before such a name (``I:SPX``).  Checked before
+#: anything else, so no Unicode case mapping (``ı`` -> ``I``, ``ß`` -> ``SS``) can turn a foreign
+#: character into a valid symbol.
+SYMBOL = re.compile(r"(?:I:)?[A-Za-z][A-Za-z0-9.]{0,19}", re.ASCII)
 MAX_LENGTH = 20
+INDEX_PREFIX = "I:"
 
 
 def is_symbol(text: str) -> bool:
-    return text.isascii() and SYMBOL.fullmatch(text) is not None
+    return text.isascii() and SYMBOL.fullmatch(text) is not None and len(text) <= MAX_LENGTH
+
+
+def is_index(symbol: str) -> bool:
+    """An index (``I:SPX``): no stock bars in the flat files; options cash-settled, European."""
+    return symbol.startswith(INDEX_PREFIX)
 
 
 def capped(items: list[str], limit: int = 10) -> str:

@@ -1,35 +1,12 @@
-"""Step 3b: load stock splits from Polygon's reference API (for A2's split adjustment)."""
+"""Step 3b: load stock splits from Polygon's reference API (for A2's split adjustment).
 
-from __future__ import annotations
-
-from collections.abc import Sequence
-from datetime import date
-
-from kapman import cli
-from kapman.ingest import splits
-from kapman.progress import for_terminal
-
-EXAMPLES = """
-  python -m scripts.ingest_splits
-  python -m scripts.ingest_splits --since 2020-01-01
+The runbook's spelling of ``kapman splits``: the command is ``kapman.commands.splits``.
 """
 
+from kapman.cli import entrypoint
+from kapman.commands.splits import main
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = cli.parser("python -m scripts.ingest_splits",
-                   "Load the stock splits executed since --since from /v3/reference/splits into "
-                   "public.splits (one per ticker and execution date). A2 computes each date on bars "
-                   "adjusted for the splits executed by then; ohlcv keeps the bars as delivered. "
-                   "Splits the API no longer lists in that range are removed; splits of symbols not "
-                   "in public.tickers are kept and reported.", EXAMPLES)
-    p.add_argument("--since", type=date.fromisoformat, metavar="YYYY-MM-DD",
-                   help="first execution date to load (default: the start of the 730-day retention "
-                        "window, by KapMan's clock)")
-    args = p.parse_args(argv)
-    settings = cli.settings_for(args)
-    result = splits.run(settings, splits.SplitsParams(since=args.since), for_terminal(args.quiet))
-    return cli.finish(args, result)
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
-    cli.entrypoint(main)
+    entrypoint(main)

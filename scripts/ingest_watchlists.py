@@ -1,37 +1,12 @@
-"""Step 4: reconcile data/watchlists/*.txt into public.watchlists."""
+"""Step 4: reconcile data/watchlists/*.txt into public.watchlists.
 
-from __future__ import annotations
-
-from collections.abc import Sequence
-from datetime import date
-from pathlib import Path
-
-from kapman import cli
-from kapman.ingest import watchlists
-
-EXAMPLES = """
-  python -m scripts.ingest_watchlists
-  python -m scripts.ingest_watchlists --effective-date 2025-12-19 --dir data/watchlists
+The runbook's spelling of ``kapman watchlists``: the command is ``kapman.commands.watchlists``.
 """
 
+from kapman.cli import entrypoint
+from kapman.commands.watchlists import main
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = cli.parser("python -m scripts.ingest_watchlists",
-                   "Reconcile watchlist files (<watchlist_id>.txt, one symbol per line, # comments) into "
-                   "public.watchlists: add new symbols, deactivate removed ones (never delete), reactivate "
-                   "returning ones; a deleted file deactivates its list. Symbols are case-sensitive (AAp is "
-                   "not AAP) and kept as written. Any bad file, or a directory without watchlists, stops the "
-                   "run before anything is written. Exits 1 when some active symbols have no ticker, 2 when "
-                   "none has one or tickers are not loaded yet.", EXAMPLES)
-    p.add_argument("--effective-date", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
-                   help="effective date recorded on added/reactivated entries (default: today, New York)")
-    p.add_argument("--dir", type=Path, default=None,
-                   help="watchlist directory (default: KAPMAN_WATCHLISTS_DIR or data/watchlists)")
-    args = p.parse_args(argv)
-    settings = cli.settings_for(args)
-    params = watchlists.WatchlistsParams(args.dir or settings.watchlists_dir, args.effective_date)
-    return cli.finish(args, watchlists.run(settings, params))
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
-    cli.entrypoint(main)
+    entrypoint(main)

@@ -1,49 +1,12 @@
-"""The nightly: everything due by KapMan's clock and the NYSE calendar, in order, one run at a time."""
+"""The nightly: everything due by KapMan's clock and the NYSE calendar, in order, one run at a time.
 
-from __future__ import annotations
-
-import logging
-from collections.abc import Sequence
-from pathlib import Path
-
-from kapman import cli
-from kapman.ops import logfile, nightly
-from kapman.progress import for_terminal
-
-log = logging.getLogger("kapman.nightly")
-
-EXAMPLES = """
-  python -m scripts.nightly --dry-run          # what is due now, and why
-  python -m scripts.nightly -q                 # from cron or a systemd timer
-  python -m scripts.nightly --log-file /var/log/kapman/nightly.log --json
+The runbook's spelling of ``kapman nightly``: the command is ``kapman.commands.nightly``.
 """
 
+from kapman.cli import entrypoint
+from kapman.commands.nightly import main
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = cli.parser("python -m scripts.nightly",
-                   "Do what is due, in order: tickers and watchlists (once per New York day); OHLCV for every "
-                   "trading day of the retention window whose flat file is not loaded or was republished; the "
-                   "options snapshot once today's session has closed (a snapshot missed on its day is reported "
-                   "lost, never taken late); A2 for every date with bars and no A2; A3 for every date with a "
-                   "snapshot and no A3. Run it at 16:30 and 11:30 New York. One run at a time (a second "
-                   "exits 2 at once). Exit 0 all done or nothing due; 1 work done, but a step failed, a snapshot "
-                   "was lost or a due file is unpublished; 2 nothing could be done.", EXAMPLES)
-    p.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
-    p.add_argument("--log-file", type=Path, default=None, metavar="PATH",
-                   help="rotating log of every run (5 MB x 7 files; default: logs/nightly.log in the checkout); "
-                        "'' for none")
-    args = p.parse_args(argv)
-    settings = cli.settings_for(args)
-    path = logfile.DEFAULT_PATH if args.log_file is None else args.log_file
-    if str(path) not in ("", ".") and not args.dry_run:
-        logfile.attach(path, settings)
-    result = nightly.run(settings, for_terminal(args.quiet), dry_run=args.dry_run)
-    if args.dry_run and not args.json:
-        print(result.details["plan_text"])
-    code = cli.finish(args, result)
-    log.info("%s (exit %d)", result.summary(), code)
-    return code
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
-    cli.entrypoint(main)
+    entrypoint(main)

@@ -1,47 +1,12 @@
-"""Restore archived option-chain snapshots into a rebuilt database (after Step 5, before Step 6)."""
+"""Restore archived option-chain snapshots into a rebuilt database (after Step 5, before Step 6).
 
-from __future__ import annotations
-
-from collections.abc import Sequence
-
-from kapman import cli
-from kapman.archive import restore
-from kapman.errors import UsageError
-from kapman.progress import for_terminal
-
-EXAMPLES = """
-  python -m scripts.restore_options_archive                       # every archived snapshot
-  python -m scripts.restore_options_archive --start-date 2025-12-15 --end-date 2025-12-19
-  python -m scripts.restore_options_archive --force               # re-read and merge every file
-  KAPMAN_ARCHIVE_DIR=s3://bucket/kapman python -m scripts.restore_options_archive
+The runbook's spelling of ``kapman restore-options``: the command is ``kapman.commands.restore_options``.
 """
 
+from kapman.cli import entrypoint
+from kapman.commands.restore_options import main
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = cli.parser(
-        "python -m scripts.restore_options_archive",
-        "Load the option snapshots of the archive (KAPMAN_ARCHIVE_DIR: a directory or s3://bucket/prefix) "
-        "into public.options_chains through the ingester's writer, one transaction per snapshot and "
-        "underlying. Idempotent and resumable: files already restored are skipped, rows that exist are "
-        "merged, never duplicated. A corrupt file, a checksum mismatch or wrong columns are reported "
-        "with the file's name and skipped. Exit 0 all restored, 1 some files failed, 2 none could be "
-        "restored or nothing is archived in the range.",
-        EXAMPLES,
-    )
-    cli.add_date_options(p, "every archived snapshot")
-    p.add_argument("--force", action="store_true",
-                   help="read and merge every file, also those whose rows are all stored already")
-    args = p.parse_args(argv)
-    if args.date and (args.start_date or args.end_date):
-        raise UsageError("give --date or --start-date/--end-date, not both")
-    start = args.date or args.start_date
-    end = args.date or args.end_date
-    if start and end and start > end:
-        raise UsageError(f"--start-date {start} is after --end-date {end}")
-    settings = cli.settings_for(args)
-    params = restore.RestoreParams(start_date=start, end_date=end, force=args.force)
-    return cli.finish(args, restore.run(settings, params, for_terminal(args.quiet)))
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
-    cli.entrypoint(main)
+    entrypoint(main)

@@ -1,38 +1,12 @@
-"""A symbol's key values for a trading date (the report's table) in the terminal."""
+"""A symbol's key values for a trading date (the report's table) in the terminal.
 
-from __future__ import annotations
-
-from collections.abc import Sequence
-from datetime import date
-
-from kapman import cli
-from kapman.db.connect import connect
-from kapman.report.data import load_symbol_day
-from kapman.report.keyvalues import key_values, terminal_table
-
-EXAMPLES = """
-  python -m scripts.show AAPL                    # newest date with A2 values
-  python -m scripts.show SPY --date 2025-12-19
-  python -m scripts.show SPY --json              # the same values as one JSON object
+The runbook's spelling of ``kapman show``: the command is ``kapman.commands.show``.
 """
 
+from kapman.cli import entrypoint
+from kapman.commands.show import main
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = cli.parser("python -m scripts.show",
-                   "Print a symbol's key values for one trading date: price, the stored A2 indicators and "
-                   "the A3 dealer metrics (the table of python -m scripts.report).", EXAMPLES)
-    p.add_argument("symbol", help="the ticker symbol")
-    p.add_argument("--date", type=date.fromisoformat, metavar="YYYY-MM-DD",
-                   help="trading date (default: the newest date with A2 values)")
-    args = p.parse_args(argv)
-    settings = cli.settings_for(args)
-    with connect(settings.require_database_url()) as conn:
-        day = load_symbol_day(conn, args.symbol, args.date)
-    data = {"symbol": day.symbol, "date": day.day.isoformat(),
-            "values": {f"{kv.group}.{kv.label}": kv.value for kv in key_values(day)}}
-    cli.emit(args, terminal_table(day), data)
-    return cli.EXIT_OK
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
-    cli.entrypoint(main)
+    entrypoint(main)

@@ -1,34 +1,12 @@
-"""Is the warehouse healthy? A verdict per area, the command that mends each problem, an exit code."""
+"""Is the warehouse healthy? A verdict per area, the command that mends each problem, an exit code.
 
-from __future__ import annotations
-
-from collections.abc import Sequence
-
-from kapman import cli
-from kapman.db.connect import connect
-from kapman.ops import status
-
-EXAMPLES = """
-  python -m scripts.status
-  python -m scripts.status --json | jq '.checks[] | select(.verdict != "OK")'
-  KAPMAN_NOW=2025-12-19T22:00:00Z python -m scripts.status     # as of a replayed sandbox evening
+The runbook's spelling of ``kapman status``: the command is ``kapman.commands.status``.
 """
 
+from kapman.cli import entrypoint
+from kapman.commands.status import main
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = cli.parser("python -m scripts.status",
-                   "Check schema (migrations, fingerprint, lifecycle and policy jobs), tickers freshness, OHLCV "
-                   "coverage of every trading day in the retention window, the file ledger against the table, "
-                   "option snapshots per session (a gap is lost data), A2 and A3 coverage, and the last run of "
-                   "every step, by KapMan's clock and the NYSE calendar. Each area is OK, WARN or FAIL; each WARN "
-                   "and FAIL names the command that mends it. Exit 0 all OK, 1 some WARN, 2 some FAIL.", EXAMPLES)
-    args = p.parse_args(argv)
-    settings = cli.settings_for(args)
-    with connect(settings.require_database_url()) as conn:
-        result = status.report(conn)
-    cli.emit(args, result.render(), result.as_dict())
-    return result.exit_code
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
-    cli.entrypoint(main)
+    entrypoint(main)

@@ -6,7 +6,8 @@
 #   tools/localdb.sh up        install if needed, initialise, start, create the kapman role/db
 #   tools/localdb.sh down      stop the server (data kept)
 #   tools/localdb.sh status    is it running, and where
-#   tools/localdb.sh destroy   stop and delete all data (the runbook's Step 0)
+#   tools/localdb.sh destroy   stop and delete the whole cluster, every database in it (the
+#                              runbook's Step 0); says what it destroys and asks, or --yes
 #   tools/localdb.sh url       print the DATABASE_URL for it
 #
 # Settings (environment or .env): POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB,
@@ -38,6 +39,8 @@ PGDATA=$PGROOT/pg$PG_VERSION
 SOCKET_DIR=$PGROOT/run
 LOG_FILE=$PGROOT/server.log
 BUILD_DIR=${KAPMAN_BUILD_DIR:-/var/cache/kapman/timescaledb}
+# shellcheck source=tools/confirm.sh
+source "$ROOT_DIR/tools/confirm.sh"
 
 say() { printf 'localdb: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 2; }
@@ -145,6 +148,13 @@ cmd_status() {
 
 cmd_destroy() {
   need_root destroy
+  [[ -d $PGDATA ]] || { say "nothing to destroy: $PGDATA does not exist"; return 0; }
+  local databases="(the server is stopped: not listed)"
+  if running; then
+    databases=$(psql_admin -At -c "SELECT string_agg(format('%s (%s)', datname, pg_size_pretty(pg_database_size(oid))), ', ' ORDER BY datname) FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres'")
+  fi
+  confirm_destroy "  the local PostgreSQL cluster $PGDATA ($(du -sh "$PGDATA" 2>/dev/null | cut -f1)), every database in it:
+  ${databases:-none}" "$@"
   cmd_down
   rm -rf "$PGDATA"
   say "destroyed $PGDATA"
@@ -157,7 +167,7 @@ case "${1:-}" in
   up|start) cmd_up ;;
   down|stop) cmd_down ;;
   status) cmd_status ;;
-  destroy) cmd_destroy ;;
+  destroy) cmd_destroy "${@:2}" ;;
   url) cmd_url "${2:-}" ;;
   *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -9,8 +9,9 @@
 -- SYMBOL (default AAPL): whose values and payloads are shown at the end.  Symbols are
 --   case-sensitive (AAp is a preferred, AAP another company): the exact symbol when it is a
 --   ticker, else its upper-case form (so SYMBOL=msft shows MSFT).
--- NOW: KapMan's clock (an ISO timestamp, -v NOW="$KAPMAN_NOW"); only an empty database uses it,
---   as the window's end.  Default: the close of the newest date with bars.
+-- NOW: KapMan's clock (an ISO timestamp, -v NOW="$KAPMAN_NOW"): the end of the retention window
+--   the verdict covers (as scripts.status), and an empty database's window end.  Default: the
+--   warehouse's clock, public.kapman_now() (a sandbox database's recorded clock, else now()).
 -- daily_snapshots.time is the trading date at 16:00 America/New_York (stored in UTC), so the date
 -- of a row is (time AT TIME ZONE 'America/New_York')::date throughout.
 -- Read-only: it runs on a replica or with default_transaction_read_only=on.
@@ -21,8 +22,7 @@
 \pset null '(null)'
 \if :{?NOW} \else \set NOW '' \endif
 SELECT coalesce(nullif(:'NOW', '')::timestamptz,
-                (SELECT (max(date) + time '16:00') AT TIME ZONE 'America/New_York' FROM public.ohlcv),
-                now())                                                            AS "NOW"
+                public.kapman_now())                                                            AS "NOW"
 \gset
 SELECT (:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date AS "NOW_DATE"
 \gset
@@ -58,17 +58,21 @@ SELECT coalesce((SELECT symbol FROM public.tickers WHERE symbol = :'SYMBOL'), up
 \set QUIET off
 \echo 'Daily snapshots dashboard:' DAYS_BACK=:DAYS_BACK SYMBOL=:SYMBOL 'dates' :window_start 'to' :window_end
 
--- One line.  OK: every date of the window with bars has one A2 row per bar (A2 starts at the first
--- date it was computed for); WARN names the first date short of that and the command.
+-- One line, as scripts.status's A2 area: OK when every date with bars of the retention window
+-- ending NOW has one A2 row per bar, from the first date A2 was computed for (older dates are a
+-- backfill, not a gap); WARN names the first date short of that and the command.
 \echo
 \echo '== verdict =='
-WITH bars AS (
+WITH retention AS (
+    SELECT (:'NOW_DATE'::date - coalesce((SELECT drop_after FROM public.hypertable_lifecycle
+                                          WHERE hypertable_name = 'ohlcv'), interval '730 days'))::date AS start
+), bars AS (
     SELECT date, count(*) AS n FROM public.ohlcv
-     WHERE date BETWEEN :'window_start'::date AND :'window_end'::date GROUP BY date
+     WHERE date BETWEEN (SELECT start FROM retention) AND :'NOW_DATE'::date GROUP BY date
 ), a2 AS (
     SELECT (time AT TIME ZONE 'America/New_York')::date AS date, count(*) AS n
       FROM public.daily_snapshots
-     WHERE time >= :'window_from'::timestamptz AND time < :'window_to'::timestamptz
+     WHERE time >= (SELECT start FROM retention)::timestamp AT TIME ZONE 'America/New_York'
        AND technical_indicators_json IS NOT NULL
      GROUP BY 1
 ), short AS (
@@ -89,7 +93,7 @@ SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM bars) THEN 'WARN'
             WHEN short.first_partial IS NOT NULL
                 THEN 'fewer A2 rows than bars on ' || short.first_partial
                      || ': python -m scripts.run_a2_local_ta --date ' || short.first_partial || ' --force'
-            ELSE 'one A2 row per bar on every date since A2 began in the window' END           AS reason
+            ELSE 'one A2 row per bar on every date since A2 began (retention window)' END     AS reason
   FROM short;
 
 -- One line per date.  tickers_with_bar is what A2 should cover: expected rows_with_ta =

@@ -5,8 +5,8 @@
 --   docker exec -i kapman-db psql -U kapman -d kapman -v ON_ERROR_STOP=1 -v DAYS_BACK=30 -v SYMBOL_LIMIT=25 < docs/runbooks/ohlcv_dashboard.sql
 --
 -- NOW: KapMan's clock (an ISO timestamp; pass -v NOW="$KAPMAN_NOW" to replay a day).  Every age,
---   window and due date is measured from it, never from the server's now().  Default: the data's
---   own clock, the 16:00 New York close of the newest trading date with bars.
+--   window and due date is measured from it.  Default: the warehouse's clock, public.kapman_now()
+--   (a sandbox database's recorded clock, else now()), the clock scripts.status reads.
 -- DAYS_BACK (default 30): the window is the DAYS_BACK calendar days ending on NOW's New York date.
 -- SYMBOL_LIMIT (default 25): rows shown in the per-symbol listings.
 -- Trading days follow the NYSE calendar (computed below); a day's flat file is due at 11:00 New
@@ -20,8 +20,7 @@
 \pset null '(null)'
 \if :{?NOW} \else \set NOW '' \endif
 SELECT coalesce(nullif(:'NOW', '')::timestamptz,
-                (SELECT (max(date) + time '16:00') AT TIME ZONE 'America/New_York' FROM public.ohlcv),
-                now())                                                            AS "NOW"
+                public.kapman_now())                                                            AS "NOW"
 \gset
 SELECT (:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date AS "NOW_DATE"
 \gset

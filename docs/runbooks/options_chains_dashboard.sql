@@ -5,7 +5,8 @@
 --   docker exec -i kapman-db psql -U kapman -d kapman -v ON_ERROR_STOP=1 < docs/runbooks/options_chains_dashboard.sql
 --
 -- NOW: KapMan's clock (an ISO timestamp; pass -v NOW="$KAPMAN_NOW" to replay a day).  Every age,
---   window and due date is measured from it.  Default: the newest snapshot's time.
+--   window and due date is measured from it.  Default: the warehouse's clock, public.kapman_now()
+--   (a sandbox database's recorded clock, else now()), the clock scripts.status reads.
 -- DAYS_BACK (default 14): days of snapshot history listed, counted back from the latest snapshot.
 -- Every ingestion run writes all of its rows with one snapshot time, so "latest snapshot" means
 -- the rows with time = max(time).  Only the latest snapshot and the history window are scanned.
@@ -16,8 +17,7 @@
 \pset null '(null)'
 \if :{?NOW} \else \set NOW '' \endif
 SELECT coalesce(nullif(:'NOW', '')::timestamptz,
-                (SELECT max(time) FROM public.options_chains),
-                now())                                                            AS "NOW"
+                public.kapman_now())                                                            AS "NOW"
 \gset
 SELECT (:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date AS "NOW_DATE"
 \gset
@@ -82,20 +82,44 @@ WITH sessions AS (
     SELECT DISTINCT (time AT TIME ZONE 'America/New_York')::date AS day
       FROM public.options_chains
      WHERE time >= (:'NOW_DATE'::date - :'DAYS_BACK'::int)::timestamp AT TIME ZONE 'America/New_York'
+), scope AS (       -- the watchlist scope: active symbols with an active ticker, by the day they joined
+    SELECT t.id, min(w.effective_date) AS since
+      FROM public.watchlists AS w JOIN public.tickers AS t ON t.symbol = w.symbol
+     WHERE w.active AND t.active GROUP BY t.id
+), short AS (       -- sessions with a snapshot that lacks symbols (a chain from the close to midnight)
+    SELECT s.day, count(*) AS missing
+      FROM sessions AS s JOIN scope AS sc ON sc.since <= s.day
+     WHERE s.day IN (SELECT day FROM taken)
+       AND NOT EXISTS (SELECT 1 FROM public.options_chains AS oc
+                        WHERE oc.ticker_id = sc.id
+                          AND oc.time >= (s.day + time '16:00') AT TIME ZONE 'America/New_York'
+                          AND oc.time < (s.day + 1)::timestamp AT TIME ZONE 'America/New_York')
+     GROUP BY s.day
 ), missing AS (
     SELECT string_agg(day::text, ', ' ORDER BY day) FILTER (WHERE day < :'NOW_DATE'::date) AS lost,
-           bool_or(day = :'NOW_DATE'::date)                                              AS pending
+           bool_or(day = :'NOW_DATE'::date)                                              AS pending,
+           (SELECT string_agg(day || ' (' || short.missing || ')', ', ' ORDER BY day)
+              FROM short WHERE day < :'NOW_DATE'::date)                                  AS lost_symbols,
+           (SELECT missing FROM short WHERE day = :'NOW_DATE'::date)                     AS pending_symbols
       FROM sessions WHERE day NOT IN (SELECT day FROM taken)
 )
 SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM public.options_chains) THEN 'FAIL'
-            WHEN missing.lost IS NOT NULL OR missing.pending THEN 'WARN' ELSE 'OK' END AS verdict,
+            WHEN missing.lost IS NOT NULL OR missing.pending OR missing.lost_symbols IS NOT NULL
+              OR missing.pending_symbols IS NOT NULL THEN 'WARN' ELSE 'OK' END AS verdict,
        CASE WHEN NOT EXISTS (SELECT 1 FROM public.options_chains)
                 THEN 'no snapshots: python -m scripts.nightly after the 16:00 close'
             WHEN missing.pending THEN 'today''s session has closed without a snapshot: python -m scripts.nightly '
                                       || 'before midnight New York'
                                       || coalesce('; lost: ' || missing.lost, '')
+            WHEN missing.pending_symbols IS NOT NULL
+                THEN 'today''s snapshot lacks ' || missing.pending_symbols || ' watchlist symbols: '
+                     || 'python -m scripts.nightly before midnight New York'
+                     || coalesce('; lost: ' || missing.lost, '')
             WHEN missing.lost IS NOT NULL THEN 'lost for good (never taken): ' || missing.lost
-            ELSE 'every closed session of the last ' || :'DAYS_BACK' || ' days has a snapshot' END AS reason
+                                               || coalesce('; symbols lost: ' || missing.lost_symbols, '')
+            WHEN missing.lost_symbols IS NOT NULL THEN 'symbols lost for good: ' || missing.lost_symbols
+            ELSE 'every closed session of the last ' || :'DAYS_BACK' || ' days has a chain of every watchlist symbol'
+       END AS reason
   FROM missing;
 
 -- Look for: snapshot_time = the last run (age since it, by NOW); symbols close to the number of active watchlist symbols

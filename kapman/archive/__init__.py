@@ -3,7 +3,8 @@
 A snapshot cannot be fetched again once its day has passed, and a repave destroys the database:
 every options run therefore also writes what it stores to the archive as it goes (``archive_run``), and a
 rebuilt database is loaded back from it (``restore.run``).  Layout: ``kapman.archive.manifest``;
-stores (a directory or an S3 prefix): ``kapman.archive.store``.
+stores (a directory or an S3 prefix): ``kapman.archive.store``; whose archive it is:
+``kapman.archive.warehouse``; what it verifiably holds: ``kapman.archive.coverage``.
 """
 
 from __future__ import annotations

@@ -14,23 +14,20 @@ proof fails and the rows are found by walking the stream field by field instead 
 from __future__ import annotations
 
 import struct
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
 
-from kapman.archive.table import COLUMNS, PG_EPOCH_DAYS, PG_EPOCH_US, SCHEMA, Column
-from kapman.db import bulk
+from kapman.archive.table import COLUMNS, SCHEMA, Column
+from kapman.db import pgcopy
 
-_HEADER, _TRAILER = bulk.COPY_HEADER, bulk.COPY_TRAILER
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-_WIDTH = {"timestamptz": 8, "uuid": 16, "date": 4, "int4": 4, "int8": 8, "float8": 8}
-_NUMERIC_NEG, _NUMERIC_POS = 0x4000, 0x0000
+_HEADER, _TRAILER = pgcopy.HEADER, pgcopy.TRAILER
+_NUMERIC_POS, _NUMERIC_NEG = pgcopy.NUMERIC_SIGNS
 
 
 def _row_prefix(snapshot: datetime) -> bytes:
-    micros = (snapshot - _PG_EPOCH) // timedelta(microseconds=1)
-    return struct.pack(">hiqi", len(COLUMNS), 8, micros, 16)
+    return struct.pack(">hi", len(COLUMNS), 8) + pgcopy.timestamptz_binary(snapshot) + struct.pack(">i", 16)
 
 
 def _walk(body: np.ndarray, m: int) -> np.ndarray:
@@ -92,8 +89,8 @@ class _Fields:
         if not c.nullable and not valid.all():
             raise ValueError(f"column {c.name} holds NULLs")
         n = len(lengths)
-        if c.pg_type in _WIDTH:
-            width = _WIDTH[c.pg_type]
+        width = pgcopy.pg_type(c.pg_type).width
+        if width is not None:
             if (lengths[valid] != width).any():
                 raise ValueError(f"column {c.name}: unexpected field width")
             return self._fixed(c, at, valid, n)
@@ -108,15 +105,13 @@ class _Fields:
             raw = _bytes_at(self.body, at, 16)
             storage = pa.Array.from_buffers(pa.binary(16), n, [_validity(valid), pa.py_buffer(raw.tobytes())])
             return pa.ExtensionArray.from_storage(pa.uuid(), storage)
-        wire = {"timestamptz": ">i8", "date": ">i4", "int4": ">i4", "int8": ">i8", "float8": ">u8"}[c.pg_type]
-        values = _read(self.body, at, wire)
+        wire = pgcopy.pg_type(c.pg_type).wire
+        assert wire is not None
         if c.pg_type == "float8":
-            values = values.view(np.float64)  # the bits as sent
-        elif c.pg_type == "timestamptz":
-            values = values + PG_EPOCH_US
-        elif c.pg_type == "date":
-            values = values + PG_EPOCH_DAYS
-        values = np.where(valid, values, 0)
+            values = _read(self.body, at, ">u8").view(np.float64)  # the bits as sent
+        else:
+            values = pgcopy.from_wire(c.pg_type, _read(self.body, at, wire))
+        values = np.where(valid, values, 0).astype(values.dtype if c.pg_type != "date" else np.int32)
         return pa.Array.from_buffers(c.arrow, n, [_validity(valid), pa.py_buffer(values.tobytes())])
 
     def _text(self, at: np.ndarray, lengths: np.ndarray, valid: np.ndarray, n: int) -> pa.Array:
@@ -157,29 +152,65 @@ class _Fields:
         return pa.Array.from_buffers(c.arrow, n, [_validity(valid), pa.py_buffer(words.tobytes())])
 
 
-def from_copy(data: bytes | bytearray, snapshot: datetime) -> pa.Table:
-    """The rows of a binary COPY of ``COLUMNS`` (in order) for one snapshot, as a table of ``SCHEMA``."""
+def rows_of(data: bytes | bytearray, snapshot: datetime) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of a binary COPY of ``COLUMNS`` (in order) for one snapshot: the stream's body
+    (header and trailer off) and each row's start in it, proven to tile the body."""
     if not data:
-        return SCHEMA.empty_table()
+        return np.zeros(0, np.uint8), np.zeros(0, np.int64)
     if not (bytes(data[:len(_HEADER)]) == _HEADER and bytes(data[-len(_TRAILER):]) == _TRAILER):
         raise ValueError("not a binary COPY stream")
     body = np.frombuffer(data, dtype=np.uint8)[len(_HEADER):len(data) - len(_TRAILER)]
     if not len(body):
-        return SCHEMA.empty_table()
+        return body, np.zeros(0, np.int64)
     starts = _row_starts(body, _row_prefix(snapshot))
-    try:
-        return _decode_blocks(body, starts)
-    except (_Misaligned, ValueError, IndexError):  # a value held the prefix: split the certain way
-        return _decode_blocks(body, _walk(body, len(COLUMNS)))
+    if not _tiles(body, starts):  # a value held the prefix: split the certain way
+        starts = _walk(body, len(COLUMNS))
+    return body, starts
+
+
+def _tiles(body: np.ndarray, starts: np.ndarray) -> bool:
+    """Whether walking every field's length from ``starts`` ends each row where the next begins."""
+    if not len(starts) or starts[0] != 0:
+        return False
+    pos = starts + 2
+    for _ in COLUMNS:
+        if (pos > len(body) - 4).any():
+            return False
+        pos = pos + 4 + np.maximum(_read(body, pos, ">i4").astype(np.int64), 0)
+    return bool(np.array_equal(pos, np.append(starts[1:], len(body))))
+
+
+def from_copy(data: bytes | bytearray, snapshot: datetime) -> pa.Table:
+    """The rows of a binary COPY of ``COLUMNS`` (in order) for one snapshot, as a table of ``SCHEMA``."""
+    body, starts = rows_of(data, snapshot)
+    if not len(starts):
+        return SCHEMA.empty_table()
+    return decode_rows(body, starts)
+
+
+def row_bytes(body: np.ndarray, starts: np.ndarray, first: int, end: int) -> memoryview:
+    """The stream's bytes of rows ``first`` to ``end`` (exclusive): what a content hash covers."""
+    stop = int(starts[end]) if end < len(starts) else len(body)
+    return body[int(starts[first]):stop].data
+
+
+#: Where a row's ticker_id starts: after the field count, time's length and value, ticker_id's length.
+TICKER_AT = 2 + 4 + 8 + 4
+
+
+def ticker_ids(body: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Each row's ticker_id as (n, 16) uint8, straight from the stream."""
+    return _bytes_at(body, starts + TICKER_AT, 16)
 
 
 #: Rows decoded at a time: a block's bytes (~2 MB) stay in the CPU's cache across its 20 fields.
 BLOCK_ROWS = 8192
 
 
-def _decode_blocks(body: np.ndarray, starts: np.ndarray) -> pa.Table:
+def decode_rows(body: np.ndarray, starts: np.ndarray) -> pa.Table:
+    """Rows at ``starts`` (``rows_of``'s), decoded a block at a time."""
     if not len(starts) or starts[0] != 0:
-        raise _Misaligned
+        raise ValueError("rows do not start at the stream's body")
     tables = []
     for first in range(0, len(starts), BLOCK_ROWS):
         block = starts[first:first + BLOCK_ROWS]
@@ -188,20 +219,7 @@ def _decode_blocks(body: np.ndarray, starts: np.ndarray) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-class _Misaligned(Exception):
-    """The rows found do not tile the stream."""
-
-
 def _decode(body: np.ndarray, starts: np.ndarray) -> pa.Table:
-    if not len(starts) or starts[0] != 0:
-        raise _Misaligned
     fields = _Fields(body, starts)
-    arrays = []
-    for c in COLUMNS:
-        if (fields.pos > len(body) - 4).any():
-            raise _Misaligned
-        arrays.append(fields.next(c))
-    ends = np.append(starts[1:], len(body))
-    if not np.array_equal(fields.pos, ends):
-        raise _Misaligned
+    arrays = [fields.next(c) for c in COLUMNS]
     return pa.Table.from_arrays(arrays, schema=SCHEMA)

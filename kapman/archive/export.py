@@ -3,9 +3,11 @@
 The export reads the table itself once the rows are committed (a binary COPY of a few
 underlyings at a time, decoded by ``kapman.archive.decode``), so the archive holds exactly what is
 stored (a replay's updates included), whatever the ingester did to produce it.  Each underlying's
-rows go to one zstd Parquet file; a file whose bytes are those the manifest already lists is not
-written again.  Every stored snapshot that has no manifest yet is exported too, so a run after a
-failed or interrupted archive write catches up.  An options run exports while it fetches
+rows go to one zstd Parquet file (``table.to_file``: with its symbol, readable without KapMan); a
+file whose bytes are those the manifest already lists is not written again.  The manifest records
+each file's content hash: the SHA-256 of the rows' bytes as the COPY sent them.  Every stored
+snapshot the archive does not cover (``coverage``) is exported too, so a run after a failed or
+interrupted archive write, or after a run with ``--no-archive``, catches up.  An options run exports while it fetches
 (``kapman.archive.live``); this module serves it and exports whole snapshots.
 """
 
@@ -25,14 +27,17 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import numpy as np
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from kapman.archive import decode, inventory, table
+from kapman.archive import coverage, decode, table, warehouse
 from kapman.archive.manifest import Entry, Manifest, file_name, manifest_key, snapshot_dir
 from kapman.archive.store import ArchiveError, Store, open_store
+from kapman.archive.warehouse import Warehouse
 from kapman.config import Settings
 from kapman.db import bulk
 from kapman.db.connect import connect
@@ -111,21 +116,60 @@ def underlyings(conn: psycopg.Connection, snapshot: datetime) -> list[UUID]:
                                        "ORDER BY 1", (snapshot,)).fetchall()]
 
 
-def read_underlyings(conn: psycopg.Connection, snapshot: datetime, ids: list[UUID]) -> list[tuple[UUID, pa.Table]]:
-    """Every stored row of one snapshot for these underlyings, one table each, in key order."""
-    query = table.export_query(sql.SQL("time = {} AND ticker_id = ANY({}::uuid[])").format(
-        sql.Literal(snapshot), sql.Literal(ids)))
-    return table.split_by_underlying(decode.from_copy(bulk.copy_out(conn, query.as_bytes(conn)), snapshot))
+@dataclass(frozen=True)
+class Part:
+    """One underlying's stored rows of a snapshot, as read back."""
+
+    ticker_id: UUID
+    symbol: str | None
+    rows: pa.Table      # of ``table.SCHEMA``
+    content: str        # SHA-256 of the rows' bytes in the table's binary COPY (``manifest``)
+
+    @property
+    def updated(self) -> datetime | None:
+        return pc.max(self.rows.column("updated_at")).as_py()
 
 
-def _existing(store: Store, snapshot: datetime) -> Manifest | None:
+def copy_snapshot(conn: psycopg.Connection, snapshot: datetime, ids: list[UUID] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The binary COPY of one snapshot's rows (of ``ids``, or all), ordered by underlying and key:
+    the body and each row's start (``decode.rows_of``)."""
+    where = sql.SQL("time = {}").format(sql.Literal(snapshot))
+    if ids is not None:
+        where = sql.SQL("{} AND ticker_id = ANY({}::uuid[])").format(where, sql.Literal(ids))
+    return decode.rows_of(bulk.copy_out(conn, table.export_query(where).as_bytes(conn)), snapshot)
+
+
+def symbols_of(conn: psycopg.Connection, ids: list[UUID]) -> dict[UUID, str]:
+    return dict(conn.execute("SELECT id, symbol FROM public.tickers WHERE id = ANY(%s)", (ids,)).fetchall())
+
+
+def read_underlyings(conn: psycopg.Connection, snapshot: datetime, ids: list[UUID]) -> list[Part]:
+    """Every stored row of one snapshot for these underlyings, one part each, in key order."""
+    body, starts = copy_snapshot(conn, snapshot, ids)
+    if not len(starts):
+        return []
+    rows = decode.decode_rows(body, starts)
+    symbols = symbols_of(conn, ids)
+    return [Part(tid, symbols.get(tid), rows.slice(first, end - first),
+                 hashlib.sha256(decode.row_bytes(body, starts, first, end)).hexdigest())
+            for tid, first, end in table.runs(decode.ticker_ids(body, starts))]
+
+
+def _existing(store: Store, snapshot: datetime, owner: Warehouse) -> Manifest | None:
+    """The snapshot's manifest, if any.  Raises ArchiveError when another warehouse wrote it."""
     if manifest_key(snapshot) not in store.keys(snapshot_dir(snapshot)):
         return None
     try:
-        return Manifest.from_bytes(store.get(manifest_key(snapshot)))
+        found = Manifest.from_bytes(store.get(manifest_key(snapshot)))
     except ValueError as exc:  # rewritten from the database below
         log.warning("%s: %s; writing it anew", manifest_key(snapshot), exc)
         return None
+    if found.warehouse is not None and found.warehouse != owner.name:
+        raise ArchiveError(f"{store.location}/{manifest_key(snapshot)} belongs to warehouse {found.warehouse}, "
+                           f"not {owner.name}; not overwritten",
+                           hint="give each warehouse its own KAPMAN_ARCHIVE_DIR (unset, it is archive/<warehouse>)")
+    return found
 
 
 class SnapshotFiles:
@@ -134,12 +178,15 @@ class SnapshotFiles:
     A snapshot already archived keeps its manifest until something it lists changes; then the
     manifest is withdrawn first (``withdraw``), so that until the new one is written the snapshot
     counts as not archived (the next options run exports it again from the database) rather than
-    listing bytes that are no longer there.  Thread-safe: files are written from several threads.
+    listing bytes that are no longer there.  Files named in ``rewrite`` (found missing or damaged)
+    are written even when the manifest lists their bytes.  Thread-safe: files are written from
+    several threads.
     """
 
-    def __init__(self, store: Store, snapshot: datetime) -> None:
-        self.store, self.snapshot = store, snapshot
-        self.old = _existing(store, snapshot)
+    def __init__(self, store: Store, snapshot: datetime, owner: Warehouse,
+                 rewrite: frozenset[str] = frozenset()) -> None:
+        self.store, self.snapshot, self.owner, self.rewrite = store, snapshot, owner, rewrite
+        self.old = _existing(store, snapshot, owner)
         self.files: dict[str, Entry] = dict(self.old.files) if self.old else {}
         self.exported: set[UUID] = set()
         self._withdrawn = False
@@ -152,18 +199,19 @@ class SnapshotFiles:
             self._withdrawn = True
         self.store.delete(manifest_key(self.snapshot))
 
-    def write(self, ticker_id: UUID, part: pa.Table, report: ExportReport) -> None:
+    def write(self, part: Part, report: ExportReport) -> None:
         """One underlying's file, unless the manifest lists these very bytes already."""
-        blob = parquet_bytes(part)
-        name = file_name(ticker_id)
-        entry = Entry(ticker_id, part.num_rows, len(blob), hashlib.sha256(blob).hexdigest())
-        same = self.old is not None and self.old.files.get(name) == entry
+        blob = parquet_bytes(table.to_file(part.rows, part.ticker_id, part.symbol))
+        name = file_name(part.ticker_id)
+        entry = Entry(part.ticker_id, part.rows.num_rows, len(blob), hashlib.sha256(blob).hexdigest(),
+                      part.symbol, part.content, part.updated)
+        same = self.old is not None and self.old.files.get(name) == entry and name not in self.rewrite
         if not same:
             self.withdraw()
             self.store.put(f"{snapshot_dir(self.snapshot)}/{name}", blob)
         with self._lock:
             self.files[name] = entry
-            self.exported.add(ticker_id)
+            self.exported.add(part.ticker_id)
             report.count(entry, same)
 
     def drop(self, ticker_id: UUID) -> None:
@@ -176,8 +224,9 @@ class SnapshotFiles:
 
     def finish(self, report: ExportReport) -> None:
         """The manifest, written after every file it lists (unless nothing changed)."""
-        if self.old is None or self._withdrawn or self.files != self.old.files:
-            self.store.put(manifest_key(self.snapshot), Manifest(self.snapshot, dict(self.files)).to_bytes())
+        if self.old is None or self._withdrawn or self.files != self.old.files or self.old.warehouse is None:
+            self.store.put(manifest_key(self.snapshot), Manifest(
+                self.snapshot, dict(self.files), self.owner.name, self.owner.source).to_bytes())
         report.snapshots += 1
 
 
@@ -190,15 +239,15 @@ def export_underlyings(conns: list[psycopg.Connection], files: SnapshotFiles, id
     for conn in conns:
         free.put(conn)
 
-    def read(batch: list[UUID]) -> list[tuple[UUID, pa.Table]]:
+    def read(batch: list[UUID]) -> list[Part]:
         conn = free.get()
         try:
             return read_underlyings(conn, files.snapshot, batch)
         finally:
             free.put(conn)
 
-    def write(item: tuple[UUID, pa.Table]) -> None:
-        files.write(item[0], item[1], report)
+    def write(part: Part) -> None:
+        files.write(part, report)
 
     batches = [ids[i:i + BATCH] for i in range(0, len(ids), BATCH)]
     with ThreadPoolExecutor(len(conns), thread_name_prefix="archive-read") as readers, \
@@ -208,25 +257,28 @@ def export_underlyings(conns: list[psycopg.Connection], files: SnapshotFiles, id
             pass
 
 
-def export_snapshot(conns: list[psycopg.Connection], store: Store, snapshot: datetime, report: ExportReport) -> None:
+def export_snapshot(conns: list[psycopg.Connection], store: Store, snapshot: datetime, owner: Warehouse,
+                    report: ExportReport, rewrite: frozenset[str] = frozenset()) -> None:
     """Archive one snapshot as stored now.  Raises ArchiveError (store) or psycopg.Error (read)."""
     ids = underlyings(conns[0], snapshot)
     if not ids:  # nothing stored under this time (a run that wrote nothing)
         return
-    files = SnapshotFiles(store, snapshot)
+    files = SnapshotFiles(store, snapshot, owner, rewrite)
     export_underlyings(conns, files, ids, report)
     files.finish(report)
 
 
-def catch_up_missing(conns: list[psycopg.Connection], store: Store, report: ExportReport, done: set[str]) -> None:
-    """Export every stored snapshot that has no manifest (a run whose archive write failed, or
-    that was stopped), but those in ``done``."""
-    archived = inventory.archived_dirs(store)
-    for snapshot in inventory.stored_snapshots(conns[0]):
-        directory = snapshot_dir(snapshot)
-        if directory not in archived and directory not in done:
-            export_snapshot(conns, store, snapshot, report)
-            report.caught_up.append(snapshot.isoformat())
+def catch_up_missing(conns: list[psycopg.Connection], store: Store, owner: Warehouse, report: ExportReport,
+                     done: set[str]) -> None:
+    """Export every stored snapshot whose chains the archive does not cover (``coverage.Depth.ROWS``:
+    no manifest of this warehouse, a chain it does not list or lists with another row count or
+    update, a file missing or of another size), but those in ``done``; such files are written again."""
+    found = coverage.check(conns[0], store, owner, coverage.Depth.ROWS)
+    for snapshot, problems in sorted(found.problems.items()):
+        if snapshot_dir(snapshot) in done:
+            continue
+        export_snapshot(conns, store, snapshot, owner, report, frozenset(file_name(t) for t in problems))
+        report.caught_up.append(snapshot.isoformat())
 
 
 def export_snapshots(settings: Settings, snapshots: Iterable[datetime], *, catch_up: bool = True) -> ExportReport:
@@ -237,6 +289,7 @@ def export_snapshots(settings: Settings, snapshots: Iterable[datetime], *, catch
     started = time.perf_counter()
     report = ExportReport()
     try:
+        owner = warehouse.of(settings)
         store = open_store(settings)
         report.location = store.location
         url = settings.require_database_url()
@@ -244,10 +297,10 @@ def export_snapshots(settings: Settings, snapshots: Iterable[datetime], *, catch
             conns = [stack.enter_context(connect(url)) for _ in range(READERS)]
             wanted = list(snapshots)
             for snapshot in wanted:
-                export_snapshot(conns, store, snapshot, report)
+                export_snapshot(conns, store, snapshot, owner, report)
             if catch_up:
-                catch_up_missing(conns, store, report, {snapshot_dir(s) for s in wanted})
-    except ArchiveError as exc:
+                catch_up_missing(conns, store, owner, report, {snapshot_dir(s) for s in wanted})
+    except KapManError as exc:  # the store, or no warehouse to archive for
         report.error = exc
     except psycopg.Error as exc:
         report.error = read_back_failed(exc)

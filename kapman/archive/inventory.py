@@ -1,37 +1,20 @@
-"""Which snapshots the database holds and which the archive holds, for the export's catch-up and
-the rebuild's confirmation prompt."""
+"""Which snapshots the database holds and which the archive holds (``coverage``), for status, the
+demo and the rebuild's confirmation prompt."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
-from uuid import UUID
 
 import psycopg
 
-from kapman.archive import manifest
-from kapman.archive.store import ArchiveError, Store, open_store
+from kapman.archive import coverage, manifest, warehouse
+from kapman.archive.store import Store, open_store
 from kapman.config import Settings, load_settings
 from kapman.db.connect import connect
+from kapman.errors import KapManError
 
 log = logging.getLogger(__name__)
-
-#: DISTINCT time by hopping down the time index one snapshot at a time (a loose index scan):
-#: a few index probes per snapshot instead of reading every row of the hypertable.
-_STORED = """
-WITH RECURSIVE t(time) AS (
-    SELECT min(time) FROM public.options_chains
-    UNION ALL
-    SELECT (SELECT min(o.time) FROM public.options_chains o WHERE o.time > t.time) FROM t WHERE t.time IS NOT NULL
-)
-SELECT time FROM t WHERE time IS NOT NULL
-"""
-
-
-def stored_snapshots(conn: psycopg.Connection) -> list[datetime]:
-    return [row[0] for row in conn.execute(_STORED).fetchall()]
-
 
 def archived_dirs(store: Store) -> set[str]:
     """The snapshot directories that have a manifest."""
@@ -43,7 +26,7 @@ class Census:
     location: str
     stored: int
     archived: int
-    stored_not_archived: int  # what a repave would lose for good
+    stored_not_archived: int  # stored snapshots with a chain the archive does not cover
 
     def line(self) -> str:
         return (f"{self.stored} option snapshots in the database, {self.archived} in the archive at {self.location}; "
@@ -51,41 +34,36 @@ class Census:
                    if self.stored_not_archived else "every stored snapshot is archived"))
 
 
-def count_snapshots(settings: Settings, conn: psycopg.Connection | None = None) -> Census:
-    """Snapshots stored vs archived.  Raises ArchiveError when the archive cannot be listed."""
+def check(settings: Settings, conn: psycopg.Connection | None = None,
+          depth: coverage.Depth = coverage.Depth.ROWS) -> coverage.Coverage:
+    """``coverage.check`` of this configuration's warehouse and archive.  Raises ArchiveError when
+    the archive cannot be listed, ConfigError without a database URL."""
     store = open_store(settings)
-    archived = archived_dirs(store)
+    owner = warehouse.of(settings)
     if conn is None:
         with connect(settings.require_database_url()) as own:
-            stored = {manifest.snapshot_dir(t) for t in stored_snapshots(own)}
-    else:
-        stored = {manifest.snapshot_dir(t) for t in stored_snapshots(conn)}
-    return Census(store.location, len(stored), len(archived), len(stored - archived))
+            return coverage.check(own, store, owner, depth)
+    return coverage.check(conn, store, owner, depth)
 
 
-def archived_pairs(store: Store) -> set[tuple[datetime, UUID]]:
-    """Every (snapshot time, underlying) a readable manifest lists."""
-    out: set[tuple[datetime, UUID]] = set()
-    for key in store.keys(manifest.ROOT):
-        if manifest.partition_date(key) is None:
-            continue
-        try:
-            listed = manifest.Manifest.from_bytes(store.get(key))
-        except ValueError as exc:
-            log.warning("%s: %s; its files are not counted as archived", key, exc)
-            continue
-        out.update((listed.snapshot_time, e.ticker_id) for e in listed.files.values())
-    return out
+def count_snapshots(settings: Settings, conn: psycopg.Connection | None = None) -> Census:
+    """Snapshots stored vs archived (rows checked, not hashes).  Raises ArchiveError when the
+    archive cannot be listed."""
+    found = check(settings, conn, coverage.Depth.ROWS)
+    return Census(found.location, found.snapshots, found.archived, len(found.problems))
 
 
 def archived_snapshot_count(conn: psycopg.Connection, settings: Settings | None = None) -> int:
     """How many of this database's option snapshots (distinct time and underlying) the archive
-    holds: what the rebuild's confirmation subtracts from what it would destroy for good.  An
+    verifiably holds (``coverage.Depth.FILES``: the file present with the manifest's SHA-256, the
+    stored rows' count and latest update as the manifest lists them): what the rebuild's
+    confirmation subtracts from what it would destroy for good.  An
     archive that cannot be read holds none (the prompt then errs on the side of warning)."""
-    try:
-        pairs = archived_pairs(open_store(settings or load_settings()))
-    except ArchiveError as exc:
+    try:  # without settings: this connection's database is the warehouse
+        found = check(settings or load_settings(database_url=conn.info.dsn), conn, coverage.Depth.FILES)
+    except KapManError as exc:
         log.warning("the options archive cannot be read (%s); counting none of its snapshots", exc.message)
         return 0
-    stored = conn.execute("SELECT DISTINCT time, ticker_id FROM public.options_chains").fetchall()
-    return sum((t, i) in pairs for t, i in stored)
+    if found.uncovered:
+        log.warning("%s", found.line())
+    return found.covered

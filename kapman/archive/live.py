@@ -8,9 +8,9 @@ lower CPU priority (Linux), so on a small machine they take the CPU the run leav
 than slowing the chains' decoding.
 
 ``close()`` then archives whatever the snapshot holds that was not exported yet (a rerun's other
-underlyings), writes the manifest, and catches up earlier snapshots that have none.  A run that is
-interrupted or meets an archive error writes no manifest for a snapshot it changed, so the next
-options run exports that snapshot from the database (``export.catch_up_missing``).
+underlyings), writes the manifest, and catches up earlier snapshots the archive does not cover.  A
+run that is interrupted or meets an archive error writes no manifest for a snapshot it changed, so
+the next options run exports that snapshot from the database (``export.catch_up_missing``).
 
 Nothing here raises for the archive's sake: a failure becomes the report's ``error`` and the
 database write stands.
@@ -29,7 +29,7 @@ from uuid import UUID
 
 import psycopg
 
-from kapman.archive import export
+from kapman.archive import export, warehouse
 from kapman.archive.export import ExportReport, SnapshotFiles
 from kapman.archive.manifest import snapshot_dir
 from kapman.archive.store import ArchiveError, open_store
@@ -67,10 +67,11 @@ class LiveExport:
         self._conn: psycopg.Connection | None = None
         self._thread: threading.Thread | None = None
         try:
+            self.owner = warehouse.of(settings)
             self.store = open_store(settings)
             self.report.location = self.store.location
             self._conn = connect(settings.require_database_url())
-            self.files = SnapshotFiles(self.store, snapshot)
+            self.files = SnapshotFiles(self.store, snapshot, self.owner)
         except (KapManError, psycopg.Error) as exc:
             self._fail(exc)
             return
@@ -126,12 +127,12 @@ class LiveExport:
             self._fail(exc)
             return
         try:
-            for ticker_id in set(ids) - {t for t, _ in parts}:  # emptied by this run
+            for ticker_id in set(ids) - {p.ticker_id for p in parts}:  # emptied by this run
                 self.files.drop(ticker_id)
         except ArchiveError as exc:
             self._fail(exc)
             return
-        self._writes += [writers.submit(self.files.write, t, part, self.report) for t, part in parts]
+        self._writes += [writers.submit(self.files.write, part, self.report) for part in parts]
         self._harvest(wait=False)
 
     def _harvest(self, wait: bool) -> None:
@@ -184,7 +185,7 @@ class LiveExport:
             export.export_underlyings([conn], self.files, missing, self.report)
         if stored or self.files.old is not None:
             self.files.finish(self.report)
-        export.catch_up_missing([conn], self.store, self.report, {snapshot_dir(self.snapshot)})
+        export.catch_up_missing([conn], self.store, self.owner, self.report, {snapshot_dir(self.snapshot)})
 
     def abandon(self) -> None:
         """The run was interrupted: stop after the batch in hand; no manifest is written, so a

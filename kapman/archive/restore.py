@@ -1,7 +1,12 @@
 """Load archived option snapshots into the database, through the ingester's own writer.
 
-Each archived file (one snapshot of one underlying) is checked (its SHA-256 and size against the
-manifest, a readable Parquet file, the archive's columns and types, the manifest's row count) and
+Only this warehouse's archive is restored (``kapman.archive.warehouse``): an archive that another
+warehouse wrote, or a sandbox's into a live warehouse, is refused in one line unless
+``from_warehouse`` names it.  Each archived file (one snapshot of one underlying) is checked before
+anything is written: its SHA-256 and size against the manifest, a readable Parquet file with the
+archive's columns and types (format 2, or format 1's), the manifest's row count, snapshot time,
+underlying and symbol, values a chain can hold (``table.PLAUSIBLE``), and its rows against the
+content hash the manifest recorded when they were archived.  It is then
 written in one transaction by ``bulk.write_group``, under the options writer's lock: a straight
 COPY when the database has no row of that snapshot and underlying, else staging and a merge that
 changes only rows that differ.  Rows keep their archived ``created_at``/``updated_at``, so a
@@ -24,17 +29,20 @@ from uuid import UUID
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from kapman.archive import table
+from kapman.archive import table, warehouse
 from kapman.archive.manifest import Entry, Manifest, partition_date
 from kapman.archive.store import ArchiveError, Store, open_store
+from kapman.archive.warehouse import Warehouse
 from kapman.config import Settings
-from kapman.db import bulk, runs
-from kapman.db.connect import connect
+from kapman.db import bulk, pgcopy
 from kapman.db.errors import wrap
-from kapman.errors import ConnectionLost
-from kapman.progress import NullProgress, Progress
+from kapman.errors import UsageError
+from kapman.execute import Context, Definition, execute
+from kapman.params import date_span
+from kapman.progress import Progress
 from kapman.step import StepResult
 
 log = logging.getLogger(__name__)
@@ -47,9 +55,31 @@ PREPARERS, AHEAD = 2, 3
 
 @dataclass(frozen=True)
 class RestoreParams:
-    start_date: date | None = None   # snapshot dates (New York), inclusive
-    end_date: date | None = None
+    day: date | None = None          # one snapshot date (New York)
+    start: date | None = None        # or a range of them, inclusive; either end may be left open
+    end: date | None = None
     force: bool = False              # read and merge files that look restored already
+    #: Restore an archive written by this other warehouse (or a sandbox's into a live one); "any":
+    #: whatever wrote it, format-1 archives (which name no warehouse) included.
+    from_warehouse: str | None = None
+
+    def validate(self) -> None:
+        date_span(self.day, self.start, self.end, open_ended=True)
+
+    @property
+    def first(self) -> date | None:
+        return self.day or self.start
+
+    @property
+    def last(self) -> date | None:
+        return self.day or self.end
+
+
+@dataclass
+class RestoreDetails:
+    location: str = ""
+    warehouse: str = ""
+    snapshots: int = 0
 
 
 class BadFile(Exception):
@@ -61,29 +91,48 @@ def manifests(store: Store, params: RestoreParams) -> list[str]:
     out = []
     for key in store.keys(table.TABLE):
         day = partition_date(key)
-        if day is None or (params.start_date and day < params.start_date) or (
-                params.end_date and day > params.end_date):
+        if day is None or (params.first and day < params.first) or (params.last and day > params.last):
             continue
         out.append(key)
     return sorted(out)
 
 
-def read_file(store: Store, key: str, entry: Entry) -> pa.Table:
-    """One archived file, verified against its manifest entry.  Raises BadFile."""
+def read_file(store: Store, key: str, entry: Entry) -> tuple[pa.Table, str | None]:
+    """One archived file's rows (``table.SCHEMA``) and the symbol it names, its bytes verified
+    against its manifest entry.  Raises BadFile."""
     data = store.get(key)
     if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
         raise BadFile(f"checksum mismatch ({len(data)} bytes, manifest says {entry.size} and another SHA-256)")
     try:
         parquet = pq.ParquetFile(pa.BufferReader(data))
-        problem = table.schema_problem(parquet.schema_arrow)
+        problem = table.file_schema_problem(parquet.schema_arrow)
         if problem:
             raise BadFile(problem)
-        rows = parquet.read()
+        rows, symbol = table.from_file(parquet.read())
     except (pa.ArrowException, OSError) as exc:
         raise BadFile(f"unreadable Parquet ({exc})") from None
+    except ValueError as exc:
+        raise BadFile(str(exc)) from None
     if rows.num_rows != entry.rows:
         raise BadFile(f"{rows.num_rows} rows, manifest says {entry.rows}")
-    return rows
+    return rows, symbol
+
+
+def check_rows(rows: pa.Table, symbol: str | None, manifest: Manifest, entry: Entry) -> None:
+    """The rows are the manifest entry's: its snapshot time, its underlying (id and symbol), and
+    values a chain can hold.  Raises BadFile naming the first thing that differs."""
+    times = pc.unique(rows.column("time")).to_pylist()
+    if times and times != [manifest.snapshot_time]:
+        raise BadFile(f"rows of snapshot {', '.join(t.isoformat() for t in times[:2])}, "
+                      f"manifest says {manifest.snapshot_time.isoformat()}")
+    ids = {UUID(bytes=b) for b in pc.unique(rows.column("ticker_id").combine_chunks().storage).to_pylist()}
+    if ids and ids != {entry.ticker_id}:
+        raise BadFile(f"rows of underlying {', '.join(sorted(map(str, ids))[:2])}, manifest says {entry.ticker_id}")
+    if entry.symbol is not None and symbol != entry.symbol:
+        raise BadFile(f"rows of symbol {symbol}, manifest says {entry.symbol}")
+    problem = table.implausible(rows)
+    if problem:
+        raise BadFile(f"implausible value ({problem})")
 
 
 def _stored_counts(conn: psycopg.Connection, manifest: Manifest) -> dict[UUID, int]:
@@ -92,13 +141,21 @@ def _stored_counts(conn: psycopg.Connection, manifest: Manifest) -> dict[UUID, i
                              "GROUP BY ticker_id", (manifest.snapshot_time,)).fetchall())
 
 
-def prepare(store: Store, key: str, entry: Entry) -> tuple[int, bytes]:
-    """One verified file as (rows, the binary COPY payload to write).  Raises BadFile or ArchiveError."""
-    rows = read_file(store, key, entry)
+def prepare(store: Store, key: str, manifest: Manifest, entry: Entry) -> tuple[int, bytes]:
+    """One verified file as (rows, the binary COPY payload to write): its bytes, its rows against the
+    manifest entry (``check_rows``), and the payload's rows against the entry's content hash (the
+    rows the table held when they were archived).  Raises BadFile or ArchiveError."""
+    rows, symbol = read_file(store, key, entry)
+    check_rows(rows, symbol, manifest, entry)
     try:
-        return rows.num_rows, table.to_payload(rows)
+        payload = table.to_payload(rows)
     except ValueError as exc:
         raise BadFile(str(exc)) from None
+    if entry.content is not None:
+        body = memoryview(payload)[len(pgcopy.HEADER):len(payload) - len(pgcopy.TRAILER)]
+        if hashlib.sha256(body).hexdigest() != entry.content:
+            raise BadFile("rows differ from those archived (content hash mismatch)")
+    return rows.num_rows, payload
 
 
 def write_payload(conn: psycopg.Connection, manifest: Manifest, entry: Entry, rows: int,
@@ -116,7 +173,7 @@ def write_payload(conn: psycopg.Connection, manifest: Manifest, entry: Entry, ro
 def _restore_snapshot(conn: psycopg.Connection, store: Store, key: str, params: RestoreParams,
                       result: StepResult, progress: Progress, pool: ThreadPoolExecutor) -> None:
     try:
-        manifest = Manifest.from_bytes(store.get(key))
+        manifest = Manifest.load(store, key)
     except (ValueError, ArchiveError) as exc:
         result.fail(key, str(exc))
         return
@@ -138,7 +195,7 @@ def _restore_snapshot(conn: psycopg.Connection, store: Store, key: str, params: 
             item = next(upcoming, None)
             if item is None:
                 return
-            pending.append((*item, pool.submit(prepare, store, *item)))
+            pending.append((*item, pool.submit(prepare, store, item[0], manifest, item[1])))
 
     fill()
     while pending:
@@ -153,52 +210,77 @@ def _restore_snapshot(conn: psycopg.Connection, store: Store, key: str, params: 
             log.warning("%s: %s; skipped", file_key, exc)
         except psycopg.Error as exc:
             error = wrap(exc, f"restoring {file_key}")
-            if error.transient:
+            if error.transient:    # the server is going away (kapman.execute says how far it got)
                 for *_, later in pending:
                     later.cancel()
-                raise ConnectionLost(done=result.done, unit="files") from exc
+                raise error from exc
             result.fail(file_key, error.message)
         else:
             result.written += counts.inserted + counts.updated
             result.unchanged += rows - counts.inserted - counts.updated
             result.done += 1
         progress.advance(1, rows=result.written)
-    result.details["snapshots"] = result.details.get("snapshots", 0) + 1
+    result.details.snapshots += 1
 
 
-def restore(settings: Settings, params: RestoreParams, progress: Progress, result: StepResult) -> None:
+def refusal(found: list[Manifest], here: Warehouse, location: str, allowed: str | None) -> UsageError | None:
+    """Why these manifests may not be restored into ``here``: another warehouse's, a format-1 one's
+    (no warehouse), or a sandbox's into a live warehouse, unless ``allowed`` names it (or is ANY)."""
+    if allowed == warehouse.ANY:
+        return None
+    for m in found:
+        if m.warehouse is not None and allowed == m.warehouse:
+            continue
+        owner = f"warehouse {m.warehouse} ({m.source})" if m.warehouse else "no warehouse (an older archive)"
+        if m.warehouse is None or m.warehouse != here.name or (m.source == warehouse.SANDBOX and
+                                                                 here.source == warehouse.LIVE):
+            return UsageError(
+                f"the archive at {location} holds snapshots of {owner}; this is warehouse {here.describe()}: "
+                "nothing restored",
+                hint=f"to restore them here anyway, pass --from-warehouse {m.warehouse or warehouse.ANY}")
+    return None
+
+
+def restore(conn: psycopg.Connection, settings: Settings, params: RestoreParams, progress: Progress,
+            result: StepResult[RestoreDetails]) -> None:
+    here = warehouse.of(settings)
     store = open_store(settings)
-    result.details["location"] = store.location
+    result.details.location = store.location
+    result.details.warehouse = here.name
     keys = manifests(store, params)
     if not keys:
         result.nothing(f"no archived snapshots at {store.location}"
-                       + (f" between {params.start_date or '...'} and {params.end_date or '...'}"
-                          if params.start_date or params.end_date else ""))
+                       + (f" between {params.first or '...'} and {params.last or '...'}"
+                          if params.first or params.last else ""))
         return
-    total = 0
+    total, found = 0, []
     for key in keys:  # the manifests are small: read them twice rather than hold them
         try:
-            total += len(Manifest.from_bytes(store.get(key)).files)
+            found.append(Manifest.load(store, key))
+            total += len(found[-1].files)
         except (ValueError, ArchiveError):
             pass
+    refused = refusal(found, here, store.location, params.from_warehouse)
+    if refused is not None:
+        raise refused
     progress.start(total, "restore", unit="file")
     try:
-        with connect(settings.require_database_url()) as conn, ThreadPoolExecutor(
-                PREPARERS, thread_name_prefix="restore") as pool:
+        with ThreadPoolExecutor(PREPARERS, thread_name_prefix="restore") as pool:
             for key in keys:
                 _restore_snapshot(conn, store, key, params, result, progress, pool)
     finally:
         progress.close()
-    result.headline = (f"{result.done} files of {result.details.get('snapshots', 0)} snapshots from "
-                       f"{store.location}")
+    result.headline = f"{result.done} files of {result.details.snapshots} snapshots from {store.location}"
 
 
-def run(settings: Settings, params: RestoreParams, progress: Progress | None = None) -> StepResult:
+def run(settings: Settings, params: RestoreParams,
+        progress: Progress | None = None) -> StepResult[RestoreDetails]:
     """Restore the archived snapshots of ``params``' date range: the step behind the command."""
-    result = StepResult(step="restore-options", unit="files")
-    url = settings.require_database_url()
-    with runs.recorded(url, "restore_options", {"start_date": params.start_date, "end_date": params.end_date,
-                                                "force": params.force}) as ledger:
-        ledger.result = result
-        restore(settings, params, progress or NullProgress(), result)
-    return result.stop_clock()
+    return execute("restore-options", settings, params, progress)
+
+
+def _body(ctx: Context, params: RestoreParams) -> None:
+    restore(ctx.conn, ctx.settings, params, ctx.progress, ctx.result)
+
+
+STEP = Definition(RestoreParams, _body, details=RestoreDetails)

@@ -35,6 +35,8 @@ class Store(Protocol):
 
     def keys(self, prefix: str) -> list[str]: ...
 
+    def sizes(self, prefix: str) -> dict[str, int]: ...  # keys() with each file's size, from the listing
+
     def delete(self, key: str) -> None: ...  # absent already: not an error
 
 
@@ -84,11 +86,17 @@ class LocalStore:
             raise ArchiveError(f"cannot remove {path}: {exc.strerror or exc}") from None
 
     def keys(self, prefix: str) -> list[str]:
+        return sorted(self.sizes(prefix))
+
+    def sizes(self, prefix: str) -> dict[str, int]:
         base = self._path(prefix)
         if not base.is_dir():
-            return []
-        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*")
-                      if p.is_file() and not p.name.startswith("."))
+            return {}
+        try:
+            return {p.relative_to(self.root).as_posix(): p.stat().st_size for p in base.rglob("*")
+                    if p.is_file() and not p.name.startswith(".")}
+        except OSError as exc:
+            raise ArchiveError(f"cannot list {base}: {exc.strerror or exc}") from None
 
 
 class S3Store:
@@ -138,34 +146,59 @@ class S3Store:
             raise self._error("remove", key, exc) from None
 
     def keys(self, prefix: str) -> list[str]:
+        return sorted(self.sizes(prefix))
+
+    def sizes(self, prefix: str) -> dict[str, int]:
         from botocore.exceptions import BotoCoreError, ClientError
 
         start = len(self.prefix) + 1 if self.prefix else 0
-        out: list[str] = []
+        out: dict[str, int] = {}
         try:
             for page in self._client.get_paginator("list_objects_v2").paginate(
                     Bucket=self.bucket, Prefix=self._key(prefix)):
-                out += [item["Key"][start:] for item in page.get("Contents", [])]
+                out.update((item["Key"][start:], int(item.get("Size", 0))) for item in page.get("Contents", []))
         except (BotoCoreError, ClientError) as exc:
             raise self._error("list", prefix, exc) from None
-        return sorted(out)
+        return out
+
+
+#: An S3 archive's own limits: seconds to connect, seconds to wait for each read of a response, and
+#: attempts per request (the first included).  A hung endpoint costs one request at most
+#: ATTEMPTS x (CONNECT + READ) seconds (26 s): the archive stops at its first error, and the
+#: options run goes on without it (botocore's defaults would wait 60 s per try, five tries).
+S3_CONNECT_TIMEOUT, S3_READ_TIMEOUT, S3_ATTEMPTS = 3.0, 10.0, 2
+
+
+def s3_config() -> Any:
+    from botocore.config import Config
+
+    return Config(s3={"addressing_style": "path"}, connect_timeout=S3_CONNECT_TIMEOUT, read_timeout=S3_READ_TIMEOUT,
+                  retries={"total_max_attempts": S3_ATTEMPTS, "mode": "standard"})
+
+
+def location_of(settings: Settings) -> str:
+    """``KAPMAN_ARCHIVE_DIR``, or this warehouse's own directory (``kapman.archive.warehouse``)."""
+    if settings.archive_location:
+        return settings.archive_location
+    from kapman.archive.warehouse import default_location
+
+    return default_location(settings)
 
 
 def open_store(settings: Settings) -> Store:
     """The store ``KAPMAN_ARCHIVE_DIR`` names (relative directories from the working directory)."""
-    location = settings.archive_location
+    location = location_of(settings)
     if location.startswith("s3://"):
         if not urlsplit(location).netloc:
             raise ArchiveError(f"KAPMAN_ARCHIVE_DIR={location} names no bucket", hint="use s3://bucket/prefix")
         import boto3
-        from botocore.config import Config
 
         client = boto3.client(
             "s3", region_name=boto3.session.Session().region_name or "us-east-1",
             endpoint_url=settings.archive_endpoint or None,
             aws_access_key_id=settings.archive_access_key_id or None,
             aws_secret_access_key=settings.archive_secret_access_key or None,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"}),
+            config=s3_config(),
         )
         return S3Store(location, client)
     if "://" in location:

@@ -3,7 +3,7 @@
 The archive holds every column of the table, bookkeeping stamps included, so a restored row is the
 row that was archived.  The export reads the table with one binary ``COPY .. TO STDOUT``
 (``kapman.archive.decode`` turns it into Arrow); the restore turns an Arrow table back into the
-binary COPY stream ``bulk.write_group`` sends, a column at a time with numpy.
+binary COPY stream ``bulk.write_group`` sends, through the one encoder (``kapman.db.pgcopy``).
 """
 
 from __future__ import annotations
@@ -14,21 +14,19 @@ from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
-from kapman.db import bulk
+from kapman.db import pgcopy
 
 TABLE = "options_chains"
 _UTC_US = pa.timestamp("us", tz="UTC")
-#: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), and days likewise.
-PG_EPOCH_US = 946_684_800_000_000
-PG_EPOCH_DAYS = 10_957
 
 
 @dataclass(frozen=True)
 class Column:
     name: str
-    pg_type: str          # as bulk's encoders name it
+    pg_type: str          # a name of ``pgcopy.TYPES``
     arrow: pa.DataType
     nullable: bool = True
 
@@ -55,13 +53,29 @@ COLUMNS: tuple[Column, ...] = (
     Column("vega", "float8", pa.float64()),
     Column("created_at", "timestamptz", _UTC_US, False),
     Column("updated_at", "timestamptz", _UTC_US, False),
+    Column("quote_updated_at", "timestamptz", _UTC_US),   # migration 0010: freshness
+    Column("trade_updated_at", "timestamptz", _UTC_US),
+    Column("timeframe", "text", pa.string()),
+    Column("day_close", "float8", pa.float64()),
 )
 NAMES = tuple(c.name for c in COLUMNS)
 #: Columns whose values repeat across a chain (the snapshot, the underlying, expirations, strikes):
 #: the ones Parquet's dictionary encoding is worth its CPU on.
-REPEATING = ("time", "ticker_id", "expiration_date", "strike_price", "option_type", "shares_per_contract",
+REPEATING = ("time", "ticker_id", "symbol", "expiration_date", "strike_price", "option_type", "shares_per_contract",
              "underlying_price", "created_at", "updated_at")
 SCHEMA = pa.schema([pa.field(c.name, c.arrow, nullable=c.nullable) for c in COLUMNS])
+#: An archive file's columns (format 2): the table's, with ``ticker_id`` as text and the
+#: underlying's ``symbol`` after it, so any Parquet reader (pandas, polars, DuckDB) reads it alone.
+FILE_COLUMNS = ("time", "ticker_id", "symbol", *NAMES[2:])
+FILE_SCHEMA = pa.schema([pa.field("ticker_id", pa.string(), nullable=False) if f.name == "ticker_id" else f
+                         for f in SCHEMA]).insert(2, pa.field("symbol", pa.string()))
+#: Values far outside any real chain: a file holding one was damaged (before it was hashed, or in
+#: the table it was read from) and is not restored.  NULLs pass; NaN and infinities do not.
+PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "shares_per_contract": (0, 1e7), "underlying_price": (0, 1e7), "bid": (0, 1e7), "ask": (0, 1e7),
+    "last": (0, 1e7), "volume": (0, 1e13), "open_interest": (0, 1e13), "implied_volatility": (0, 1e3),
+    "delta": (-10, 10), "gamma": (-1e4, 1e4), "theta": (-1e6, 1e6), "vega": (-1e6, 1e6),
+}
 #: What makes a row different on a replayed restore: everything but the bookkeeping stamps.
 COMPARE = tuple(n for n in NAMES if n not in ("created_at", "updated_at"))
 #: The table's key, and the order rows are archived in.
@@ -77,79 +91,109 @@ def export_query(where: sql.Composable) -> sql.Composable:
         sql.SQL(", ").join(map(sql.Identifier, KEY[2:])))
 
 
+def runs(ids: np.ndarray) -> list[tuple[uuid.UUID, int, int]]:
+    """Consecutive runs of one id in (n, 16) uuid bytes: (id, first row, row after the last)."""
+    if not len(ids):
+        return []
+    starts = np.flatnonzero(np.concatenate(([True], (ids[1:] != ids[:-1]).any(axis=1))))
+    ends = np.append(starts[1:], len(ids))
+    return [(uuid.UUID(bytes=ids[s].tobytes()), s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
 def split_by_underlying(table: pa.Table) -> list[tuple[uuid.UUID, pa.Table]]:
     """Consecutive runs of one ``ticker_id`` (the export orders by it), each as its own table."""
     if not table.num_rows:
         return []
     ids = _fixed_bytes(table.column("ticker_id").combine_chunks().storage, 16)
-    starts = np.flatnonzero(np.concatenate(([True], (ids[1:] != ids[:-1]).any(axis=1))))
-    ends = np.append(starts[1:], table.num_rows)
-    return [(uuid.UUID(bytes=ids[s].tobytes()), table.slice(s, e - s))
-            for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+    return [(tid, table.slice(s, e - s)) for tid, s, e in runs(ids)]
+
+
+# ---- archive files ---------------------------------------------------------------------------
+def to_file(part: pa.Table, ticker_id: uuid.UUID, symbol: str | None) -> pa.Table:
+    """One underlying's rows (of ``SCHEMA``) as an archive file's table (``FILE_SCHEMA``)."""
+    n = part.num_rows
+    ids = pa.array([str(ticker_id)], pa.string()).take(np.zeros(n, dtype=np.int32))
+    symbols = pa.array([symbol], pa.string()).take(np.zeros(n, dtype=np.int32))
+    columns = [part.column("time"), ids, symbols, *part.columns[2:]]
+    return pa.Table.from_arrays(columns, schema=FILE_SCHEMA)
+
+
+def from_file(rows: pa.Table) -> tuple[pa.Table, str | None]:
+    """An archive file's table as ``SCHEMA`` rows, and the symbol it names (None in a format-1 file,
+    whose schema is ``SCHEMA`` itself).  Raises ValueError: wrong columns, or not one underlying."""
+    problem = file_schema_problem(rows.schema)
+    if problem:
+        raise ValueError(problem)
+    if "symbol" not in rows.column_names:
+        return rows, None
+    ids = pc.unique(rows.column("ticker_id")).to_pylist()
+    symbols = pc.unique(rows.column("symbol")).to_pylist()
+    if len(ids) > 1 or len(symbols) > 1:
+        raise ValueError(f"{len(ids)} ticker ids and {len(symbols)} symbols in one underlying's file")
+    n = rows.num_rows
+    if not n:
+        return SCHEMA.empty_table(), None
+    try:
+        tid = uuid.UUID(ids[0])
+    except (TypeError, ValueError):
+        raise ValueError(f"ticker_id {ids[0]!r} is not a UUID") from None
+    storage = pa.array([tid.bytes], pa.binary(16)).take(np.zeros(n, dtype=np.int32))
+    ticker = pa.ExtensionArray.from_storage(pa.uuid(), storage)
+    columns = [rows.column("time"), ticker, *rows.columns[3:]]
+    return pa.Table.from_arrays(columns, schema=SCHEMA), symbols[0]
+
+
+def implausible(rows: pa.Table) -> str | None:
+    """The first value far outside any real chain (``PLAUSIBLE``), or None."""
+    for name, (low, high) in PLAUSIBLE.items():
+        column = rows.column(name)
+        values = pc.fill_null(column, low).to_numpy(zero_copy_only=False)  # NULL: plausible
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(values) | (values < low) | (values > high)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            return f"row {i + 1}: {name} {values[i].item()!r} outside [{low:g}, {high:g}]"
+    return None
 
 
 # ---- restore ---------------------------------------------------------------------------------
-def schema_problem(schema: pa.Schema) -> str | None:
-    """Why a file's schema is not the archive's (names, order and types), or None."""
-    names = tuple(schema.names)
-    if names != NAMES:
-        missing = [n for n in NAMES if n not in names]
-        extra = [n for n in names if n not in NAMES]
+def file_schema_problem(schema: pa.Schema) -> str | None:
+    """Why a file's schema is neither format 2's (``FILE_SCHEMA``) nor format 1's (``SCHEMA``), or None."""
+    text_id = "ticker_id" in schema.names and schema.field("ticker_id").type == pa.string()
+    return schema_problem(schema, FILE_SCHEMA if "symbol" in schema.names or text_id else SCHEMA)
+
+
+def schema_problem(schema: pa.Schema, want: pa.Schema = SCHEMA) -> str | None:
+    """Why a file's schema is not ``want`` (names, order and types), or None."""
+    names, expected = tuple(schema.names), tuple(want.names)
+    if names != expected:
+        missing = [n for n in expected if n not in names]
+        extra = [n for n in names if n not in expected]
         parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
             [f"unexpected {', '.join(extra)}"] if extra else [])
         detail = "; ".join(parts) or "columns out of order"
         return f"columns do not match options_chains ({detail})"
-    for c, field in zip(COLUMNS, schema, strict=True):
-        if field.type != c.arrow:
-            return f"column {c.name} is {field.type}, expected {c.arrow}"
+    for field, wanted in zip(schema, want, strict=True):
+        if field.type != wanted.type:
+            return f"column {field.name} is {field.type}, expected {wanted.type}"
     return None
 
 
 def to_payload(table: pa.Table) -> bytes:
-    """The binary COPY stream of ``table`` (of ``SCHEMA``) for ``NAMES``, as ``write_group`` sends it.
-
-    Every row is laid out in one (rows x widest row) byte slab: each field at the same offset in
-    every row, its length header and its value padded to the column's widest value; a mask of the
-    bytes each row really uses then compacts the slab, row by row, into the stream.  Slab-wide
-    copies and one boolean selection: no per-row or per-byte Python work, no per-byte index arrays.
-    Raises ValueError when a NOT NULL column holds a NULL.
-    """
-    n = table.num_rows
-    if not n:
-        return bulk.COPY_HEADER + bulk.COPY_TRAILER
-    encoded = []
+    """The binary COPY stream of ``table`` (of ``SCHEMA``) for ``NAMES``, as ``write_group`` sends it:
+    each column turned into its wire values with numpy, then ``pgcopy.encode_columns``.
+    Raises ValueError when a NOT NULL column holds a NULL."""
+    columns = []
     for c in COLUMNS:
         array = table.column(c.name).combine_chunks()
         if not c.nullable and array.null_count:
             raise ValueError(f"column {c.name} holds {array.null_count} NULLs")
-        encoded.append(_encode(c.pg_type, array))
-    width = 2 + sum(4 + values.shape[1] for _, values in encoded)
-    slab = np.zeros((n, width), dtype=np.uint8)
-    used = np.zeros((n, width), dtype=bool)
-    slab[:, :2] = np.frombuffer(len(COLUMNS).to_bytes(2, "big"), dtype=np.uint8)
-    used[:, :2] = True
-    at = 2
-    for lengths, values in encoded:
-        w = values.shape[1]
-        slab[:, at:at + 4] = lengths.astype(">i4").view(np.uint8).reshape(n, 4)
-        used[:, at:at + 4] = True
-        slab[:, at + 4:at + 4 + w] = values
-        used[:, at + 4:at + 4 + w] = np.arange(w) < lengths[:, None]  # NULL (-1) uses none
-        at += 4 + w
-    return bulk.COPY_HEADER + slab[used].tobytes() + bulk.COPY_TRAILER
+        columns.append(_encode(c.pg_type, array))
+    return pgcopy.encode_columns(table.num_rows, columns)
 
 
 def _valid(array: pa.Array) -> np.ndarray | None:
     return None if not array.null_count else array.is_valid().to_numpy(zero_copy_only=False)
-
-
-def _lengths(n: int, width: int, valid: np.ndarray | None) -> np.ndarray:
-    return np.full(n, width, dtype=np.int64) if valid is None else np.where(valid, width, -1).astype(np.int64)
-
-
-def _fixed(values: np.ndarray, valid: np.ndarray | None, wire: str) -> tuple[np.ndarray, np.ndarray]:
-    big = values.astype(wire)
-    return _lengths(len(values), big.dtype.itemsize, valid), big.view(np.uint8).reshape(len(values), -1)
 
 
 def _fixed_bytes(array: pa.Array, width: int) -> np.ndarray:
@@ -158,35 +202,32 @@ def _fixed_bytes(array: pa.Array, width: int) -> np.ndarray:
     return data[array.offset * width:(array.offset + len(array)) * width].reshape(len(array), width)
 
 
-def _encode(pg_type: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """One column: each row's field length (-1 for NULL) and its value's bytes, one padded row each."""
+def _encode(pg_type: str, array: pa.Array) -> pgcopy.Column:
+    """One column as ``pgcopy`` lays it out."""
     valid = _valid(array)
-    n = len(array)
-    if pg_type == "timestamptz":
-        return _fixed(array.cast(pa.int64()).fill_null(0).to_numpy() - PG_EPOCH_US, valid, ">i8")
-    if pg_type == "date":
-        return _fixed(array.cast(pa.int32()).fill_null(0).to_numpy().astype(np.int64) - PG_EPOCH_DAYS, valid, ">i4")
+    if pg_type == "timestamptz":  # microseconds from the Unix epoch
+        return pgcopy.fixed(pg_type, array.cast(pa.int64()).fill_null(0).to_numpy(), valid)
+    if pg_type == "date":         # days from the Unix epoch
+        return pgcopy.fixed(pg_type, array.cast(pa.int32()).fill_null(0).to_numpy().astype(np.int64), valid)
     if pg_type == "uuid":
-        return _lengths(n, 16, valid), _fixed_bytes(array.storage, 16)
+        return pgcopy.fixed(pg_type, _fixed_bytes(array.storage, 16), valid)
     if pg_type in ("int4", "int8", "float8"):
-        wire = {"int4": ">i4", "int8": ">i8", "float8": ">f8"}[pg_type]
-        return _fixed(array.fill_null(0).to_numpy(), valid, wire)
+        return pgcopy.fixed(pg_type, array.fill_null(0).to_numpy(), valid)
     if pg_type == "numeric":
         return _numerics(array, valid)
     if pg_type == "text":
+        n = len(array)
         offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset:array.offset + n + 1].astype(np.int64)
-        lengths = np.diff(offsets)
         data = array.buffers()[2]
-        body = np.frombuffer(data, dtype=np.uint8) if data is not None and len(data) else np.zeros(1, np.uint8)
-        widest = int(lengths.max())
-        padded = body[np.minimum(offsets[:-1, None] + np.arange(widest), len(body) - 1)]
+        body = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+        lengths = np.diff(offsets)
         if valid is not None:
             lengths[~valid] = -1
-        return lengths, padded
+        return pgcopy.Column(pgcopy.padded(body, offsets), lengths)
     raise ValueError(f"unsupported column type {pg_type!r}")
 
 
-def _numerics(array: pa.Array, valid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _numerics(array: pa.Array, valid: np.ndarray | None) -> pgcopy.Column:
     """decimal128 -> numeric, one encoding per distinct value (a chain has a few hundred strikes)."""
     scale = array.type.scale
     # decimal128 is 16-byte little-endian two's complement; numeric(12,4) fits the low 8 bytes.
@@ -198,12 +239,12 @@ def _numerics(array: pa.Array, valid: np.ndarray | None) -> tuple[np.ndarray, np
     if beyond.any():
         raise ValueError("numeric value beyond 18 digits")
     distinct, inverse = np.unique(low, return_inverse=True)
-    parts = [bulk.numeric_binary(Decimal(int(v)).scaleb(-scale)) for v in distinct.tolist()]
+    parts = [pgcopy.numeric_binary(Decimal(int(v)).scaleb(-scale)) for v in distinct.tolist()]
     sizes = np.array([len(p) for p in parts], dtype=np.int64)
-    table = np.zeros((len(parts), int(sizes.max())), dtype=np.uint8)
-    for k, part in enumerate(parts):
-        table[k, :len(part)] = np.frombuffer(part, dtype=np.uint8)
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    table = pgcopy.padded(np.frombuffer(b"".join(parts), dtype=np.uint8), offsets)
     lengths = sizes[inverse]
     if valid is not None:
         lengths[~valid] = -1
-    return lengths, table[inverse]
+    return pgcopy.Column(table[inverse], lengths)

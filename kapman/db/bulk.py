@@ -1,306 +1,30 @@
 """Bulk writes: binary COPY into a temporary staging table, then one set-based merge.
 
-``encode_binary_copy`` builds PostgreSQL's binary COPY stream for fixed-width, non-null columns
-straight from numpy arrays (one structured array, one ``tobytes``), with no per-row Python work.
-``encode_binary_rows`` builds the same stream for Python rows with NULLs and variable-width fields
-(text, numeric, jsonb) a column at a time, so it can run away from the connection (in a worker
-process or a thread): it is the one encoder of every writer's payload (option chains, A2's and A3's
-snapshot rows).  ``copy_rows`` sends such rows through psycopg's ``Copy.write_row``.
+Payloads are built by the one binary COPY encoder, ``kapman.db.pgcopy`` (``encode_binary_copy``
+for numpy columns, ``encode_binary_rows`` for Python rows with NULLs and variable-width fields), so
+they can be built away from the connection (in a worker process or a thread).  ``copy_rows`` sends
+rows through psycopg's ``Copy.write_row``; ``read_fixed`` and ``copy_out`` read binary COPY back.
 """
 
 from __future__ import annotations
 
-import functools
-import operator
-import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, DecimalTuple
-from itertools import repeat
-from typing import Any
-from uuid import UUID
 
 import numpy as np
 import psycopg
 from psycopg import sql
 
-COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
-_PG_EPOCH_DAYS = np.datetime64("2000-01-01", "D")
-_PG_EPOCH_US = np.datetime64("2000-01-01T00:00:00", "us")
+from kapman.db import pgcopy
 
-#: pg type -> numpy big-endian storage
-_WIRE = {"uuid": ("u1", (16,)), "date": (">i4", ()), "float8": (">f8", ()), "int8": (">i8", ()),
-         "int4": (">i4", ()), "timestamptz": (">i8", ())}
-_WIDTH = {"uuid": 16, "date": 4, "float8": 8, "int8": 8, "int4": 4, "timestamptz": 8}
-
-
-def _wire_values(pg_type: str, values: np.ndarray) -> np.ndarray:
-    if pg_type == "date":
-        return (values.astype("datetime64[D]") - _PG_EPOCH_DAYS).astype(np.int64)
-    if pg_type == "timestamptz":
-        return (values.astype("datetime64[us]") - _PG_EPOCH_US).astype(np.int64)
-    return values
-
-
-def encode_binary_copy(columns: Sequence[tuple[str, np.ndarray | None]]) -> bytes:
-    """A complete binary COPY stream for fixed-width columns (uuid as (n, 16) uint8); a column
-    given as None is NULL in every row."""
-    n = next(len(v) for _, v in columns if v is not None)
-    fields: list[tuple] = [("count", ">i2")]
-    for i, (pg_type, values) in enumerate(columns):
-        base, shape = _WIRE[pg_type]
-        fields.append((f"len{i}", ">i4"))
-        if values is not None:
-            fields.append((f"val{i}", base, shape) if shape else (f"val{i}", base))
-    rows = np.empty(n, dtype=np.dtype(fields))
-    rows["count"] = len(columns)
-    for i, (pg_type, values) in enumerate(columns):
-        if values is None:
-            rows[f"len{i}"] = -1
-            continue
-        if len(values) != n:
-            raise ValueError("columns differ in length")
-        rows[f"len{i}"] = _WIDTH[pg_type]
-        rows[f"val{i}"] = _wire_values(pg_type, values)
-    return COPY_HEADER + rows.tobytes() + COPY_TRAILER
-
-
-def concat_copy(payloads: Sequence[bytes]) -> bytes:
-    """One binary COPY stream holding the rows of several (of the same columns), in order."""
-    if len(payloads) == 1:
-        return payloads[0]
-    body = b"".join(memoryview(p)[len(COPY_HEADER):len(p) - len(COPY_TRAILER)] for p in payloads)
-    return COPY_HEADER + body + COPY_TRAILER
-
-
-#: pg types ``encode_binary_rows`` accepts, with the Python types their values may have.
-ROW_TYPES: dict[str, tuple[type, ...]] = {
-    "timestamptz": (datetime,), "uuid": (UUID,), "date": (date,), "numeric": (Decimal, int),
-    "text": (str,), "varchar": (str,), "int4": (int,), "int8": (int,), "float8": (float, int),
-    "jsonb": (str, bytes),  # already-serialised JSON text
-}
-#: jsonb's binary form: a version byte, then the JSON text.
-_JSONB_VERSION = b"\x01"
-#: Columns whose values average at least this many bytes are scattered a row at a time (a slice
-#: copy each) instead of one index per byte: JSON documents of a few kB would need index arrays
-#: eight times the payload's size.
-_WIDE_FIELD = 64
-_PG_EPOCH_TZ = datetime(2000, 1, 1, tzinfo=UTC)
-_PG_EPOCH_ORDINAL = date(2000, 1, 1).toordinal()
-_MICROSECOND = timedelta(microseconds=1)
-_INT_RANGE = {"int4": (-(2**31), 2**31 - 1), "int8": (-(2**63), 2**63 - 1)}
-_NUMERIC_POS, _NUMERIC_NEG = 0x0000, 0x4000
-_NUMERIC_SPECIAL = {"n": 0xC000, "N": 0xC000, "F": 0xD000}  # NaN, sNaN (stored as NaN), +Infinity
-_NUMERIC_NINF = 0xF000
-
-
-def numeric_binary(value: Decimal | int) -> bytes:
-    """A value in ``numeric``'s binary form: ndigits, weight, sign, dscale, then base-10000 digits.
-
-    The coefficient is scaled so that its base-10000 digits line up with the decimal point
-    (``dscale`` rounded up to whole groups of four), split into digits, and trailing zero digits are
-    dropped; the display scale is the Decimal's own (``Decimal('150.1')`` keeps one decimal).
-    """
-    return _numeric_of((value if isinstance(value, Decimal) else Decimal(value)).as_tuple())
-
-
-@functools.lru_cache(maxsize=1 << 16)  # keyed by sign, digits and exponent: equal values of other scales differ
-def _numeric_of(parts: DecimalTuple) -> bytes:
-    sign, digits, exponent = parts
-    if isinstance(exponent, str):
-        flag = _NUMERIC_NINF if exponent == "F" and sign else _NUMERIC_SPECIAL[exponent]
-        return struct.pack(">hhHh", 0, 0, flag, 0)
-    dscale = max(0, -exponent)
-    groups = -(-dscale // 4)  # base-10000 digits after the point
-    coefficient = int("".join(map(str, digits))) if digits else 0
-    scaled = coefficient * 10 ** (exponent + 4 * groups)
-    out: list[int] = []
-    while scaled:
-        scaled, digit = divmod(scaled, 10000)
-        out.append(digit)
-    if not out:
-        return struct.pack(">hhHh", 0, 0, _NUMERIC_POS, dscale)
-    weight = len(out) - 1 - groups
-    out.reverse()
-    while out[-1] == 0:
-        out.pop()
-    if len(out) > 0x7FFF or not -0x8000 <= weight <= 0x7FFF or dscale > 0x3FFF:
-        raise ValueError(f"numeric value out of range: {sign and '-' or ''}{''.join(map(str, digits))}E{exponent}")
-    return struct.pack(f">hhHh{len(out)}H", len(out), weight, _NUMERIC_NEG if sign else _NUMERIC_POS, dscale, *out)
-
-
-def _by_identity(values: Sequence[Any], encode: Callable[[Any], bytes]) -> tuple[np.ndarray, bytes]:
-    """Each value's length and all values' bytes, with ``encode`` called once per distinct object.
-
-    Snapshot times, ids, dates and strikes repeat across a chain as the same few objects.
-    """
-    ids = np.fromiter(map(id, values), dtype=np.uint64, count=len(values))
-    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    parts = [encode(values[i]) for i in first.tolist()]
-    sizes = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
-    starts = np.cumsum(sizes) - sizes
-    lengths = sizes[inverse]
-    if (lengths == lengths[0]).all():  # fixed width: one row of bytes per value
-        table = np.frombuffer(b"".join(parts), dtype=np.uint8).reshape(len(parts), -1)
-        return lengths, table[inverse].tobytes()
-    blob = np.frombuffer(b"".join(parts), dtype=np.uint8)
-    source = np.repeat(starts[inverse] - (np.cumsum(lengths) - lengths), lengths) + np.arange(int(lengths.sum()))
-    return lengths, blob[source].tobytes()
-
-
-class _Texts(list):
-    """A wide text column's values, left unencoded until each is copied into the stream
-    (one 3 kB value at a time instead of a payload-sized intermediate); ``prefix`` goes before each."""
-
-    prefix: bytes = b""
-
-
-def _encode_texts(values: Sequence[str | bytes], prefix: bytes) -> tuple[np.ndarray, bytes | _Texts]:
-    """Each value's length (``prefix`` included: jsonb's version byte) and the values to copy.
-
-    Narrow columns come back as one joined buffer.  Wide ones (JSON documents) come back as a
-    ``_Texts`` of the values themselves: ASCII strings as they are (their length is that of their
-    UTF-8 bytes), anything else encoded first.
-    """
-    ascii_only = all(type(v) is str and v.isascii() for v in values)
-    parts: Sequence[str | bytes] = values if ascii_only else [
-        v.encode() if isinstance(v, str) else v for v in values]
-    sizes = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)) + len(prefix)
-    if int(sizes.sum()) >= _WIDE_FIELD * len(parts):
-        texts = _Texts(parts)
-        texts.prefix = prefix
-        return sizes, texts
-    joined = [p.encode() if isinstance(p, str) else p for p in parts]
-    return sizes, prefix.join([b"", *joined]) if prefix else b"".join(joined)  # type: ignore[list-item,arg-type]
-
-
-def timestamptz_binary(value: datetime) -> bytes:
-    """An aware datetime in ``timestamptz``'s binary form: microseconds since 2000-01-01 UTC."""
-    if value.tzinfo is None:
-        raise ValueError(f"timestamptz needs an aware datetime, got {value!r}")
-    return struct.pack(">q", (value - _PG_EPOCH_TZ) // _MICROSECOND)
-
-
-def _date(value: date) -> bytes:
-    if isinstance(value, datetime):
-        raise TypeError(f"date column holds a datetime: {value!r}")
-    return struct.pack(">i", value.toordinal() - _PG_EPOCH_ORDINAL)
-
-
-def _uuid(value: UUID) -> bytes:
-    return value.bytes
-
-
-_ENCODERS: dict[str, Callable[[Any], bytes]] = {
-    "timestamptz": timestamptz_binary, "date": _date, "uuid": _uuid, "numeric": numeric_binary}
-
-
-def _encode_column(pg_type: str, values: Sequence[Any], index: int) -> tuple[np.ndarray, bytes | _Texts]:
-    """One column: each row's value length (-1 for NULL) and the non-null values' bytes, in order
-    (or, for a wide text column, the values themselves: see ``_encode_texts``)."""
-    allowed = ROW_TYPES.get(pg_type)
-    if allowed is None:
-        raise ValueError(f"column {index}: unsupported type {pg_type!r}")
-    n = len(values)
-    kinds = set(map(type, values))
-    nulls: np.ndarray | None = None
-    if type(None) in kinds:
-        kinds.discard(type(None))
-        nulls = np.fromiter(map(operator.is_, values, repeat(None)), dtype=bool, count=n)
-    for kind in kinds:
-        if not issubclass(kind, allowed) or kind is bool:
-            raise TypeError(f"column {index} ({pg_type}) holds a {kind.__name__}")
-    present = values if nulls is None else [v for v in values if v is not None]
-    data: bytes | _Texts
-    if pg_type in ("float8", "int4", "int8"):
-        if pg_type == "float8":
-            numbers = np.array(present, dtype=np.float64).astype(">f8")
-        else:
-            wide = np.array(present, dtype=np.int64)  # OverflowError beyond int8
-            low, high = _INT_RANGE[pg_type]
-            if len(wide) and (wide.min() < low or wide.max() > high):
-                raise ValueError(f"column {index}: value out of {pg_type} range")
-            numbers = wide.astype(">i4" if pg_type == "int4" else ">i8")
-        width = numbers.dtype.itemsize
-        lengths = np.full(n, width, dtype=np.int64)
-        data = numbers.tobytes()
-    else:
-        if not present:
-            sizes, data = np.empty(0, dtype=np.int64), b""
-        elif pg_type in ("text", "varchar", "jsonb"):
-            sizes, data = _encode_texts(present, _JSONB_VERSION if pg_type == "jsonb" else b"")
-        else:
-            sizes, data = _by_identity(present, _ENCODERS[pg_type])
-        lengths = np.empty(n, dtype=np.int64)
-        if nulls is None:
-            lengths[:] = sizes
-        else:
-            lengths[~nulls] = sizes
-    if nulls is not None:
-        lengths[nulls] = -1
-    return lengths, data
-
-
-def encode_binary_rows(types: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
-    """A complete binary COPY stream of Python rows (None for NULL) with declared PostgreSQL types.
-
-    The bytes ``copy_rows`` sends for the same rows and types, built a column at a time: values are
-    converted per column (numpy for the numbers, one encoding per distinct object for timestamps,
-    ids, dates and numerics), then every row's field count, field lengths and values are scattered
-    into one buffer.  Types: the keys of ``ROW_TYPES`` (text is sent as UTF-8, so the connection
-    that COPYs it must use that client encoding).  Integers are range-checked rather than wrapped.
-    """
-    m = len(types)
-    if not rows:
-        return COPY_HEADER + COPY_TRAILER
-    if set(map(len, rows)) != {m}:
-        raise ValueError(f"every row needs {m} fields")
-    n = len(rows)
-    lengths = np.empty((n, m), dtype=np.int64)
-    datas = []
-    for j, (pg_type, values) in enumerate(zip(types, zip(*rows, strict=True), strict=True)):
-        lengths[:, j], data = _encode_column(pg_type, values, j)
-        datas.append(data)
-    widths = np.maximum(lengths, 0)
-    field_sizes = widths + 4
-    row_sizes = 2 + field_sizes.sum(axis=1)
-    row_starts = np.cumsum(row_sizes) - row_sizes
-    field_starts = row_starts[:, None] + 2 + np.cumsum(field_sizes, axis=1) - field_sizes
-    head = len(COPY_HEADER)
-    total = head + int(row_sizes.sum())
-    # One buffer, header and trailer in place, returned as it is: a copy of tens of MB (A2's JSON)
-    # would cost as much as building it.
-    buffer = bytearray(total + len(COPY_TRAILER))
-    out = np.frombuffer(buffer, dtype=np.uint8)
-    out[:head] = np.frombuffer(COPY_HEADER, dtype=np.uint8)
-    out[total:] = np.frombuffer(COPY_TRAILER, dtype=np.uint8)
-    row_starts += head
-    field_starts += head
-    out[row_starts[:, None] + np.arange(2)] = np.frombuffer(m.to_bytes(2, "big"), dtype=np.uint8)
-    out[field_starts[..., None] + np.arange(4)] = lengths.astype(">i4").view(np.uint8).reshape(n, m, 4)
-    for j, data in enumerate(datas):
-        if not data:
-            continue
-        if isinstance(data, _Texts):
-            starts = (field_starts[:, j] + 4)[lengths[:, j] >= 0]
-            if data.prefix:
-                out[starts[:, None] + np.arange(len(data.prefix))] = np.frombuffer(data.prefix, dtype=np.uint8)
-            _copy_texts(buffer, (starts + len(data.prefix)).tolist(), data)
-            continue
-        width = widths[:, j]
-        offsets = np.cumsum(width) - width  # where each row's value starts in ``data``
-        out[np.repeat(field_starts[:, j] + 4 - offsets, width) + np.arange(len(data))] = np.frombuffer(
-            data, dtype=np.uint8)
-    return buffer  # type: ignore[return-value]  # a bytearray: bytes to every reader and to COPY
-
-
-def _copy_texts(buffer: bytearray, starts: list[int], texts: Sequence[str | bytes]) -> None:
-    """Copy each value to where it starts: plain slice copies, one per row."""
-    for start, value in zip(starts, texts, strict=True):
-        raw = value.encode() if isinstance(value, str) else value
-        buffer[start:start + len(raw)] = raw
+COPY_HEADER, COPY_TRAILER = pgcopy.HEADER, pgcopy.TRAILER
+#: The one encoder (``kapman.db.pgcopy``), under the names every writer calls.
+ROW_TYPES = pgcopy.ROW_TYPES
+encode_binary_copy = pgcopy.encode_binary_copy
+encode_binary_rows = pgcopy.encode_binary_rows
+concat_copy = pgcopy.concat_copy
+numeric_binary = pgcopy.numeric_binary
+timestamptz_binary = pgcopy.timestamptz_binary
 
 
 def copy_binary(cur: psycopg.Cursor, table: sql.Composable, columns: Sequence[str], payload: bytes) -> None:
@@ -461,24 +185,24 @@ def read_fixed(cur: psycopg.Cursor, query: sql.Composable, types: Sequence[str])
     stmt = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query).as_bytes(cur)
     data = copy_out(cur.connection, stmt)
     body = memoryview(data)[len(COPY_HEADER):len(data) - len(COPY_TRAILER)] if data else b""  # no copy
+    wire = [pgcopy.pg_type(t) for t in types]
+    if any(t.wire is None for t in wire):
+        raise ValueError("read_fixed reads fixed-width columns only")
     fields: list[tuple] = [("count", ">i2")]
-    for i, pg_type in enumerate(types):
-        base, shape = _WIRE[pg_type]
-        fields += [(f"len{i}", ">i4"), (f"val{i}", base, shape) if shape else (f"val{i}", base)]
+    for i, t in enumerate(wire):
+        fields += [(f"len{i}", ">i4"), (f"val{i}", "u1", (16,)) if t.name == "uuid" else (f"val{i}", t.wire)]
     rows = np.frombuffer(body, dtype=np.dtype(fields))
     if len(rows) and (rows["count"] != len(types)).any():
         raise ValueError("unexpected column count in COPY stream")
     out = []
-    for i, pg_type in enumerate(types):
-        if len(rows) and (rows[f"len{i}"] != _WIDTH[pg_type]).any():
+    for i, t in enumerate(wire):
+        if len(rows) and (rows[f"len{i}"] != t.width).any():
             raise ValueError(f"column {i} has NULLs or an unexpected width; read_fixed needs NOT NULL columns")
         values = rows[f"val{i}"]
-        if pg_type == "date":
-            out.append(_PG_EPOCH_DAYS + values.astype(np.int64).astype("timedelta64[D]"))
-        elif pg_type == "timestamptz":
-            out.append(_PG_EPOCH_US + values.astype(np.int64).astype("timedelta64[us]"))
-        elif pg_type == "uuid":
+        if t.name == "uuid":
             out.append(np.ascontiguousarray(values))
+        elif t.epoch_unit is not None:
+            out.append(pgcopy.from_wire(t.name, values).astype(f"datetime64[{t.epoch_unit}]"))
         else:
             out.append(values.astype(values.dtype.newbyteorder("=")))
     return out

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from kapman import registry
 from kapman.config import mask_url, url_password
 from kapman.errors import ConfigError, DatabaseError
 
@@ -80,7 +81,7 @@ def _diagnose(url: str, exc: psycopg.OperationalError) -> DatabaseError:
     if exists and not exists[0]:
         return DatabaseError(f"cannot connect to {where}: database {name!r} does not exist",
                              sqlstate="3D000", transient=False,
-                             hint="run python -m scripts.db.a5_deterministic_rebuild to create it")
+                             hint=f"run {registry.mend('rebuild')} to create it")
     text = str(exc).strip()
     for secret in filter(None, [url_password(url), urlsplit(url).password]):
         text = text.replace(secret, "***")

@@ -8,7 +8,6 @@ snapshot is replaceable only if the archive holds it.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 from collections.abc import Callable
@@ -24,9 +23,9 @@ from kapman.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-#: The archive package may provide ``archived_snapshot_count(conn) -> int``: how many of this
-#: database's option snapshots (distinct symbol and time) it holds.  Without it none are.
-ARCHIVE_HOOK = ("kapman.archive", "archived_snapshot_count")
+#: How many of a database's option snapshots (distinct symbol and time) the archive holds; the
+#: caller passes the archive's census (``kapman.archive.archived_snapshot_count``), or nothing.
+ArchivedCount = Callable[[psycopg.Connection], int]
 _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "timescaledb_information",
                    "timescaledb_experimental", "toolkit_experimental")
 
@@ -70,8 +69,9 @@ class Loss:
                 "archived_snapshots": self.archived, "irreplaceable_snapshots": self.irreplaceable}
 
 
-def measure(url: str, name: str, exists: bool) -> Loss:
-    """Rows per table and option snapshots in the database at ``url`` (nothing if it is absent)."""
+def measure(url: str, name: str, exists: bool, archived: ArchivedCount | None = None) -> Loss:
+    """Rows per table and option snapshots in the database at ``url`` (nothing if it is absent), and
+    with ``archived`` how many of those snapshots the archive holds."""
     loss = Loss(database=name, exists=exists)
     if not exists:
         return loss
@@ -90,18 +90,8 @@ def measure(url: str, name: str, exists: bool) -> Loss:
             row = conn.execute("SELECT count(*) FROM (SELECT DISTINCT time, ticker_id "
                                "FROM public.options_chains) s").fetchone()
             loss.snapshots = int(row[0]) if row else 0
-            loss.archived = _archived(conn)
+            loss.archived = None if archived is None else int(archived(conn))
     return loss
-
-
-def _archived(conn: psycopg.Connection) -> int | None:
-    module_name, function = ARCHIVE_HOOK
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    counter: Callable[[psycopg.Connection], int] | None = getattr(module, function, None)
-    return None if counter is None else int(counter(conn))
 
 
 def confirm(loss: Loss, *, yes: bool, what: str = "the rebuild",

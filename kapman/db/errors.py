@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import psycopg
 
-from kapman.errors import DatabaseError
+from kapman import registry
+from kapman.errors import ConnectionLost, DatabaseError
 
 TRANSIENT_CLASSES = ("08", "40", "53", "57P")
 #: Connection failure: libpq reports a dropped socket without any SQLSTATE.
 CONNECTION_CLASSES = ("08", "57P")
 
-REBUILD = "python -m scripts.db.a5_deterministic_rebuild"
+REBUILD = registry.mend("rebuild")
 
 #: SQLSTATEs with a fix of their own.
 HINTS = {
@@ -57,7 +58,10 @@ def _primary(exc: psycopg.Error) -> str:
 
 
 def wrap(exc: psycopg.Error, doing: str) -> DatabaseError:
-    """A DatabaseError naming what we were doing, the server's message and constraint."""
+    """A DatabaseError naming what we were doing, the server's message and constraint; a dropped
+    connection is ``ConnectionLost`` (kapman.execute says how far the step got)."""
+    if is_connection_lost(exc):
+        return ConnectionLost()
     diag = getattr(exc, "diag", None)
     sqlstate = getattr(exc, "sqlstate", None)
     parts = [f"{doing} failed: {_primary(exc)}"]
@@ -71,8 +75,4 @@ def wrap(exc: psycopg.Error, doing: str) -> DatabaseError:
 
 def classify(exc: psycopg.Error) -> DatabaseError:
     """The one-line error for a psycopg error that reached the step boundary."""
-    if is_connection_lost(exc):
-        from kapman.errors import ConnectionLost
-
-        return ConnectionLost()
     return wrap(exc, "a database operation")

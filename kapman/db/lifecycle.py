@@ -139,6 +139,13 @@ def effective_now(recorded: Clock) -> Now:
     return Now(clock.real_now(), "real time")
 
 
+def warehouse_now(conn: psycopg.Connection) -> datetime:
+    """KapMan's clock for this warehouse: what status, the nightly, the reports, ``show`` and the
+    dashboards (``public.kapman_now()``) count from.  ``KAPMAN_NOW`` where set; on a database that
+    follows a frozen clock (the sandbox's), that clock; else real time."""
+    return effective_now(read_clock(conn)).instant
+
+
 # --- policy jobs (community edition) ------------------------------------------------------------
 
 def policy_jobs(conn: psycopg.Connection, tables: Sequence[str] = schema.LIFECYCLE_TABLES) -> list[PolicyJob]:

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import psycopg
 
-from kapman.config import PROJECT_ROOT
+from kapman import registry
+from kapman.config import shipped
 from kapman.db.errors import wrap
 from kapman.errors import KapManError
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = PROJECT_ROOT / "db" / "migrations"
+MIGRATIONS_DIR = shipped("migrations")
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 LEDGER_DDL = """
@@ -95,8 +96,7 @@ def check_drift(migrations: list[Migration], ledger: dict[int, tuple[str, str]])
             raise MigrationError(
                 f"{current.filename} was edited after it was applied (checksum "
                 f"{checksum[:12]} in the ledger, {current.checksum[:12]} on disk)",
-                hint="revert the edit and add a new migration, or repave with "
-                     "python -m scripts.db.a5_deterministic_rebuild")
+                hint=f"revert the edit and add a new migration, or repave with {registry.mend('rebuild')}")
 
 
 def apply_pending(conn: psycopg.Connection, migrations: list[Migration] | None = None) -> list[Migration]:

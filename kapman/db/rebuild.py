@@ -6,25 +6,21 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import partial
 
 import psycopg
 from psycopg import sql
 
-from kapman import clock
-from kapman.config import Settings, mask_url
-from kapman.db import lifecycle, runs
+from kapman.config import mask_url
+from kapman.db import lifecycle
 from kapman.db import migrations as mig
 from kapman.db.capabilities import ServerInfo, server_info
 from kapman.db.connect import connect, database_name, with_database
-from kapman.db.destruction import Loss, confirm, measure
+from kapman.db.destruction import ArchivedCount, Loss, measure
 from kapman.db.errors import wrap
 from kapman.db.fingerprint import fingerprint
 from kapman.db.validate import ValidationReport, validate
 from kapman.errors import DatabaseError, KapManError
-from kapman.progress import NullProgress, Progress
-from kapman.step import StepResult
+from kapman.progress import Progress
 
 log = logging.getLogger(__name__)
 MAINTENANCE_DB = "postgres"
@@ -133,14 +129,13 @@ def _on_notice(diag: psycopg.errors.Diagnostic, sink: list[str]) -> None:
 
 
 def rebuild(url: str, *, iterations: int = 1, confirm: Confirm | None = None,
-            progress: Progress | None = None) -> RebuildResult:
+            progress: Progress | None = None, archived: ArchivedCount | None = None) -> RebuildResult:
     """Pave the database ``iterations`` times; every fingerprint must match.
 
     ``confirm`` sees what would be lost (rows per table, irreplaceable option snapshots) before
     anything is dropped and raises to stop; without it the library rebuilds unasked (tests,
-    benchmarks).  Two rebuilds of one database never interleave (:func:`hold_rebuild_lock`)."""
-    if iterations < 1:
-        raise KapManError("--iterations must be at least 1")
+    benchmarks).  ``archived``: the archive's census, so the loss says which snapshots it keeps.
+    Two rebuilds of one database never interleave (:func:`hold_rebuild_lock`)."""
     name = database_name(url)
     if name == MAINTENANCE_DB:
         raise KapManError(f"refusing to drop the maintenance database {name!r}",
@@ -151,7 +146,7 @@ def rebuild(url: str, *, iterations: int = 1, confirm: Confirm | None = None,
         check_server(info)
         hold_rebuild_lock(admin, name)
         result = RebuildResult(database=name, server=info, migrations=migrations)
-        result.loss = measure(url, name, database_exists(admin, name))
+        result.loss = measure(url, name, database_exists(admin, name), archived)
         if confirm is not None:
             confirm(result.loss)
         for n in range(iterations):
@@ -171,62 +166,6 @@ def rebuild(url: str, *, iterations: int = 1, confirm: Confirm | None = None,
         raise ValidationFailed("schema fingerprints differ between rebuilds: "
                                + ", ".join(i.fingerprint[:12] for i in result.iterations))
     return result
-
-
-# --- the rebuild as a step ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RebuildParams:
-    iterations: int = 1
-    #: destroy a database that holds data without asking (no terminal: scripts, CI, the demo)
-    yes: bool = False
-
-
-def run(settings: Settings, params: RebuildParams, progress: Progress | None = None,
-        report: Callable[[RebuildResult], None] | None = None) -> StepResult:
-    """Runbook Step 2 on the step contract.  The old ledger goes with the old database, so the
-    rebuild's own run is the first row of the new one's ``ingest_runs``."""
-    url = settings.require_database_url()
-    started_wall, started_clock = datetime.now(UTC), clock.now()
-    result = StepResult(step="rebuild", unit="rebuilds")
-    progress = progress or NullProgress()
-    progress.start(params.iterations, "rebuilds", unit="rebuild")
-    try:
-        built = rebuild(url, iterations=params.iterations, confirm=partial(confirm, yes=params.yes),
-                        progress=progress)
-    finally:
-        progress.close()
-    if report is not None:
-        report(built)
-    describe_result(result, built)
-    with runs.recorded(url, "rebuild", {"iterations": params.iterations, "yes": params.yes,
-                                        "db_url": url}) as ledger:
-        ledger.result = result
-    with connect(url) as conn:   # the run began before its database existed
-        conn.execute("UPDATE public.ingest_runs SET started_at = %s, clock_started_at = %s WHERE run_id = %s",
-                     (started_wall, started_clock, ledger.run_id))
-    return result
-
-
-def describe_result(result: StepResult, built: RebuildResult) -> None:
-    """Fill the step's result from what the rebuild did."""
-    report = built.iterations[-1].report
-    recorded = report.lifecycle_clock or lifecycle.Clock("real")
-    loss = built.loss
-    result.done = len(built.iterations)
-    result.removed = sum(loss.rows.values()) if loss else 0
-    result.headline = (f"rebuilt {built.database}: {len(built.migrations)} migrations, "
-                       f"{len(report.checks)} checks passed, lifecycle={report.lifecycle_mode}, "
-                       f"clock={recorded.mode}, fingerprint {built.fingerprint[:16]} identical "
-                       f"across {len(built.iterations)} rebuild(s)")
-    result.note(lifecycle.describe(report.lifecycle_mode, recorded))
-    result.details.update({
-        "warnings": built.warnings,
-        "database": built.database, "migrations": [m.filename for m in built.migrations],
-        "fingerprint": built.fingerprint, "iterations": len(built.iterations),
-        "lifecycle_mode": report.lifecycle_mode, "lifecycle_clock": recorded.mode,
-        "server": built.server.describe(), "checks": {c.name: c.ok for c in report.checks},
-        "destroyed": loss.as_dict() if loss and loss.holds_data else None})
 
 
 def report_lines(built: RebuildResult, *, migrations: bool = False) -> list[str]:

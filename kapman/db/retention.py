@@ -96,10 +96,6 @@ def windows(conn: psycopg.Connection) -> list[Window]:
     return [Window(*r) for r in rows]
 
 
-def lifecycle_modes(conn: psycopg.Connection) -> dict[str, str]:
-    return {w.table: w.retention_mode for w in windows(conn)}
-
-
 def cutoff(conn: psycopg.Connection, table: str = "ohlcv") -> date | None:
     """The oldest date ``table`` keeps by KapMan's clock (rows before it are dropped), or None when
     no lifecycle is recorded.  Loaders refuse older dates rather than load and drop them."""

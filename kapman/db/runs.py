@@ -4,8 +4,13 @@
 own, which stays open for the whole run: its backend is the witness that the run is alive.  At
 the end the row gets the outcome of the step's result, ``interrupted`` on Ctrl-C, or ``failed``
 with the error class on an exception; if the step's database connection (or the ledger's) was
-lost, a fresh connection records it.  A row left ``running`` by a run that was killed without a
-word is marked ``abandoned`` by the next run of the same step, once no backend holds it.
+lost, a fresh connection records it.  SIGTERM and SIGHUP arrive as a ``KeyboardInterrupt``
+(``kapman.signals``) and are recorded ``interrupted`` like Ctrl-C, with what was committed.
+
+A row left ``running`` by a run killed without a word (kill -9, a lost machine) is marked
+``abandoned`` by the next command of any kind that reads the ledger (every step, the nightly,
+status): its process is gone when its backend has ended, or, on the host that ran it, when no
+process with its pid and start time is alive (``process_host``/``process_pid``/``process_start``).
 
 Times: ``started_at``/``finished_at`` are wall-clock time, so durations are real even when
 KapMan's clock is frozen (``KAPMAN_NOW``); ``clock_started_at``/``clock_finished_at`` are
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -25,7 +32,7 @@ from typing import Any
 
 import psycopg
 
-from kapman import clock
+from kapman import clock, signals
 from kapman.config import mask_url
 from kapman.errors import KapManError
 from kapman.step import StepResult
@@ -64,28 +71,76 @@ def _connect(url: str) -> psycopg.Connection:
     return connect(url, autocommit=True)
 
 
-def mark_abandoned(conn: psycopg.Connection, job: str) -> int:
-    """Rows of ``job`` still 'running' whose backend is gone: the run was killed. Returns how many."""
-    rows = conn.execute(
-        """UPDATE public.ingest_runs r SET status = 'abandoned', finished_at = %s,
-                  error = coalesce(r.error, 'the process ended without recording an outcome')
-            WHERE r.job = %s AND r.status = 'running'
-              AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
-                               WHERE a.pid = r.backend_pid AND a.backend_start = r.backend_start)
-        RETURNING r.run_id""", (_wall(), job)).fetchall()
-    return len(rows)
+def _boot_id() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def process_start(pid: int) -> str | None:
+    """'<boot id>:<start tick>' of a live process, None when it is gone (or not on Linux)."""
+    boot = _boot_id()
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # Field 22, counted after the command name (which may hold spaces) closes with ')'.
+    fields = stat[stat.rindex(")") + 2:].split()
+    return f"{boot}:{fields[19]}" if boot and len(fields) > 19 else None
+
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+def _dead_here(host: str | None, pid: int | None, start: str | None) -> bool:
+    """A process recorded on this host that is no longer alive (a pid reused since is not it)."""
+    if host != _host() or pid is None or start is None:
+        return False
+    return process_start(pid) != start
+
+
+_ABANDON = """
+    UPDATE public.ingest_runs r SET status = 'abandoned', finished_at = %s,
+           error = coalesce(r.error, 'the process ended without recording an outcome')
+     WHERE r.status = 'running' AND (r.run_id = ANY(%s) OR NOT EXISTS (
+           SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.backend_pid AND a.backend_start = r.backend_start))
+    RETURNING r.job"""
+
+
+def resolve_abandoned(conn: psycopg.Connection) -> dict[str, int]:
+    """Mark 'abandoned' every 'running' row, of any job, whose process is gone; returns how many per
+    job.  Cheap (a partial index on running rows): every command that reads the ledger calls it."""
+    running = conn.execute("SELECT run_id, process_host, process_pid, process_start FROM public.ingest_runs "
+                           "WHERE status = 'running'").fetchall()
+    if not running:
+        return {}
+    dead = [run_id for run_id, host, pid, start in running if _dead_here(host, pid, start)]
+    jobs: dict[str, int] = {}
+    with conn.transaction():
+        for (job,) in conn.execute(_ABANDON, (_wall(), dead)).fetchall():
+            jobs[job] = jobs.get(job, 0) + 1
+    if jobs:
+        log.warning("runs ended without recording an outcome, marked abandoned: %s",
+                    ", ".join(f"{job} {n}" for job, n in sorted(jobs.items())))
+    return jobs
 
 
 def _start(conn: psycopg.Connection, job: str, args: Mapping[str, Any],
            snapshot_time: datetime | None) -> Run:
     run = Run(uuid.uuid4(), job)
-    run.abandoned = mark_abandoned(conn, job)
+    run.abandoned = resolve_abandoned(conn).get(job, 0)
+    pid = os.getpid()
     conn.execute(
         """INSERT INTO public.ingest_runs (run_id, job, started_at, clock_started_at, snapshot_time, args,
-                                          backend_pid, backend_start)
-           SELECT %s, %s, %s, %s, %s, %s, pg_backend_pid(), a.backend_start
+                                          backend_pid, backend_start, process_host, process_pid, process_start)
+           SELECT %s, %s, %s, %s, %s, %s, pg_backend_pid(), a.backend_start, %s, %s, %s
              FROM pg_stat_activity a WHERE a.pid = pg_backend_pid()""",
-        (run.run_id, job, _wall(), clock.now(), snapshot_time, json.dumps(masked_args(args))))
+        (run.run_id, job, _wall(), clock.now(), snapshot_time, json.dumps(masked_args(args)),
+         _host(), pid, process_start(pid)))
     return run
 
 
@@ -114,9 +169,6 @@ def recorded(db_url: str, job: str, args: Mapping[str, Any] | None = None,
     except BaseException:
         conn.close()
         raise
-    if run.abandoned:
-        log.warning("%d earlier %s run(s) ended without recording an outcome; marked abandoned",
-                    run.abandoned, job)
     status, summary, error = "failed", None, None
     try:
         yield run
@@ -125,8 +177,8 @@ def recorded(db_url: str, job: str, args: Mapping[str, Any] | None = None,
         else:
             run.result.stop_clock()
             status, summary = run.result.outcome.value, run.result.as_dict()
-    except KeyboardInterrupt:
-        status, error = "interrupted", "interrupted (Ctrl-C or SIGTERM)"
+    except KeyboardInterrupt as exc:
+        status, error = "interrupted", signals.describe(exc)
         if run.result is not None:
             summary = run.result.stop_clock().as_dict()
         raise

@@ -4,6 +4,13 @@ Fast path: pandas' C parser with numeric inference; only a file that actually ho
 pays for the slower checks.  Every rejected row is counted by reason with a few samples naming
 the line; rejected rows never block the good rows of the file.
 
+Columns are read by the header's names: an unknown extra column is noted and ignored, an
+optional one (``window_start``, ``transactions``) may be absent (NULL), a missing required one
+fails the file.  A sane bar (``_validate``): a symbol; open, high, low and close finite, above 0
+and at most ``MAX_PRICE``; high >= low and open and close within [low, high]; a finite volume in
+0..2**63-1; transactions absent or a whole number in that range; a ``window_start`` (when the
+file has one) within the file's New York day.  Anything else rejects its row, counted and named.
+
 Symbols are kept exactly as the file writes them (only surrounding blanks are dropped): tickers
 are case-sensitive at the source, where a lower-case suffix marks a class (``AAp`` is a
 preferred, not ``AAP``).  A symbol with two rows in one file is ambiguous: neither row is kept.
@@ -16,16 +23,25 @@ import io
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 
 import numpy as np
 import pandas as pd
 
+from kapman.clock import NEW_YORK
 from kapman.errors import InputError
 
 HEADER = ("ticker", "volume", "open", "close", "high", "low", "window_start", "transactions")
 NUMERIC = ("volume", "open", "close", "high", "low", "window_start", "transactions")
 REQUIRED = ("ticker", "volume", "open", "close", "high", "low")
+OPTIONAL = ("window_start", "transactions")
 SAMPLES_PER_REASON = 3
+#: The highest sane price: well above any listed share (Berkshire A trades below 10**6).
+MAX_PRICE = 1e9
+#: The highest sane volume or trade count: bigint's (transactions is stored as one).
+MAX_COUNT = float(2**63 - 1)
+#: ``window_start``'s unit per source: nanoseconds in day files, milliseconds from grouped daily.
+NS, MS = 1, 1_000_000
 
 
 @dataclass
@@ -39,7 +55,11 @@ class ParsedDay:
     close: np.ndarray
     volume: np.ndarray
     transactions: np.ndarray     # float64, NaN when absent
+    #: float64, NaN when absent: grouped daily's ``vw``; the day files have no VWAP column.
+    vwap: np.ndarray = field(default_factory=lambda: np.empty(0))
     rows_read: int = 0
+    notes: list[str] = field(default_factory=list)      # about the file, e.g. columns ignored
+    refused: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))  # symbols of rejected rows
     rejected: Counter = field(default_factory=Counter)
     samples: dict[str, list[str]] = field(default_factory=dict)
     ambiguous: list[str] = field(default_factory=list)   # symbols rejected for having two rows
@@ -62,7 +82,7 @@ def _decompress(data: bytes, key: str) -> bytes:
         raise InputError(f"not a valid gzip file ({exc})", source=key) from None
 
 
-def _line_layout(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+def _line_layout(raw: bytes, fields: int) -> tuple[np.ndarray, np.ndarray]:
     """(0-based indices of data lines with the wrong field count, 1-based numbers of good data lines).
 
     Counted on the raw bytes with numpy (commas per line), so a clean file costs a few
@@ -77,50 +97,96 @@ def _line_layout(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
     lengths = ends - starts
     blank = lengths - (buf[np.maximum(ends - 1, 0)] == 13) <= 0
     data = np.arange(len(ends)) >= 1
-    bad = data & ~blank & (commas != len(HEADER) - 1)
+    bad = data & ~blank & (commas != fields - 1)
     good = data & ~blank & ~bad
     return np.flatnonzero(bad), np.flatnonzero(good) + 1
 
 
-def parse_day_file(data: bytes, key: str) -> ParsedDay:
+def _header(raw: bytes, key: str) -> list[str]:
+    """The file's column names; fails the file when a required one is missing or one repeats."""
+    first = raw.split(b"\n", 1)[0].rstrip(b"\r")
+    if not first.strip():
+        raise InputError("empty file (no header)", source=key)
+    # Names as a hand-edited mirror may write them: a BOM, quotes, another case.
+    names = [n.strip().strip('"').strip().lower() for n in first.decode("utf-8-sig", "replace").split(",")]
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        raise InputError(f"header lacks the required column(s) {', '.join(missing)} "
+                         f"(required: {','.join(REQUIRED)}; optional: {','.join(OPTIONAL)})", source=key, line=1)
+    repeated = sorted({n for n in names if n in HEADER and names.count(n) > 1})
+    if repeated:
+        raise InputError(f"header repeats the column(s) {', '.join(repeated)}", source=key, line=1)
+    return names
+
+
+def parse_day_file(data: bytes, key: str, day: date | None = None) -> ParsedDay:
+    """The rows of a day file; ``day``: the file's trading day, which every ``window_start`` must fall on."""
     raw = _decompress(data, key)
-    bad_lines, line_no = _line_layout(raw)
+    names = _header(raw, key)
+    bad_lines, line_no = _line_layout(raw, len(names))
+    known = [n for n in names if n in HEADER]
     try:
         frame = pd.read_csv(io.BytesIO(raw), dtype={"ticker": str}, skiprows=bad_lines.tolist() or None,
-                            keep_default_na=False, na_values=[""], engine="c")
+                            keep_default_na=False, na_values=[""], engine="c", header=0,
+                            names=[n if n in HEADER else f"_extra{i}" for i, n in enumerate(names)],
+                            usecols=known if len(known) < len(names) else None)
     except pd.errors.EmptyDataError:
         raise InputError("empty file (no header)", source=key) from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"unreadable CSV ({exc})", source=key) from None
-    missing_cols = [c for c in HEADER if c not in frame.columns]
-    if missing_cols:
-        raise InputError(f"header lacks {', '.join(missing_cols)} (expected {','.join(HEADER)})", source=key, line=1)
     if len(frame) != len(line_no):
         raise InputError(f"parsed {len(frame)} rows from {len(line_no)} data lines (quoted newlines?)", source=key)
+    for col in OPTIONAL:
+        if col not in frame.columns:
+            frame[col] = np.nan
 
-    day = _validate(frame, line_no, rows_read=len(line_no) + len(bad_lines), where="line")
-    day.reject("malformed", len(bad_lines),
-               [f"line {n + 1}: wrong number of fields" for n in bad_lines[:SAMPLES_PER_REASON]])
-    return day
+    day_rows = _validate(frame, line_no, rows_read=len(line_no) + len(bad_lines), where="line",
+                         trading_day=day, unit=NS)
+    day_rows.reject("malformed", len(bad_lines),
+                    [f"line {n + 1}: wrong number of fields"
+                     for n in bad_lines[:SAMPLES_PER_REASON]])
+    extra = [n or "(unnamed)" for n in names if n not in HEADER]
+    if extra:
+        day_rows.notes.append(f"{key}: column(s) {', '.join(extra)} not known; ignored")
+    absent = [c for c in OPTIONAL if c not in names]
+    if absent:
+        day_rows.notes.append(f"{key}: no {', '.join(absent)} column; stored as NULL")
+    return day_rows
 
 
 #: Grouped-daily result fields -> day-file columns (``t`` is the session's end, not its start).
 GROUPED_FIELDS = {"T": "ticker", "v": "volume", "o": "open", "c": "close", "h": "high", "l": "low",
-                  "t": "window_start", "n": "transactions"}
+                  "t": "window_start", "n": "transactions", "vw": "vwap"}
 
 
-def parse_grouped(results: list[dict], key: str) -> ParsedDay:
+def parse_grouped(results: list[dict], key: str, day: date | None = None) -> ParsedDay:
     """The ``results`` of ``/v2/aggs/grouped/.../{date}`` as a day file's rows, validated the same way
-    (samples name the result's 1-based position)."""
-    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-        raise InputError("grouped-daily results are not a list of objects", source=key)
-    frame = pd.DataFrame({col: [r.get(f) for r in results] for f, col in GROUPED_FIELDS.items()})
+    (samples name the result's 1-based position; a result that is not an object is a malformed row)."""
+    if not isinstance(results, list):
+        raise InputError("grouped-daily results are not a list", source=key)
+    objects = [i for i, r in enumerate(results) if isinstance(r, dict)]
+    frame = pd.DataFrame({col: [results[i].get(f) for i in objects] for f, col in GROUPED_FIELDS.items()})
     frame["ticker"] = frame["ticker"].map(lambda t: t if isinstance(t, str) else None)
-    return _validate(frame, np.arange(1, len(results) + 1), rows_read=len(results), where="result")
+    parsed = _validate(frame, np.array(objects, dtype=np.int64) + 1, rows_read=len(results), where="result",
+                       trading_day=day, unit=MS)
+    odd = [i + 1 for i, r in enumerate(results) if not isinstance(r, dict)]
+    parsed.reject("malformed", len(odd), [f"result {n}: not an object" for n in odd[:SAMPLES_PER_REASON]])
+    return parsed
 
 
-def _validate(frame: pd.DataFrame, line_no: np.ndarray, *, rows_read: int, where: str) -> ParsedDay:
-    """Check every row of a frame with the day file's columns; keep the good ones as arrays."""
+def day_bounds(day: date, unit: int) -> tuple[float, float]:
+    """[start, end) of ``day`` in New York, in ``window_start``'s unit since the epoch."""
+    start = datetime.combine(day, time(0), tzinfo=NEW_YORK)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=NEW_YORK)
+    per_second = 1e9 / unit
+    return start.timestamp() * per_second, end.timestamp() * per_second
+
+
+def _validate(frame: pd.DataFrame, line_no: np.ndarray, *, rows_read: int, where: str,
+              trading_day: date | None = None, unit: int = NS) -> ParsedDay:
+    """Check every row of a frame with the day file's columns; keep the good ones as arrays.
+
+    Every check is one vector operation over a column, so a clean file pays a few passes."""
     empty = np.empty(0)
     day = ParsedDay(empty, empty, empty, empty, empty, empty, empty, rows_read=rows_read)
     ok = np.ones(len(frame), dtype=bool)
@@ -147,19 +213,46 @@ def _validate(frame: pd.DataFrame, line_no: np.ndarray, *, rows_read: int, where
         missing |= np.isnan(values[col])
     drop(missing, "missing_field", "lacks a required field")
     o, h, lo, c, v = (values[k] for k in ("open", "high", "low", "close", "volume"))
+    tx, start = values["transactions"], values["window_start"]
     with np.errstate(invalid="ignore"):
+        finite = ("open", "high", "low", "close", "volume", "transactions", "window_start")
+        for col in finite:
+            inf = np.isinf(values[col])
+            if inf.any():
+                drop(inf, "non_finite", f"has {col} that is not finite")
         drop((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0), "non_positive_price", "has a price <= 0")
+        drop((o > MAX_PRICE) | (h > MAX_PRICE) | (lo > MAX_PRICE) | (c > MAX_PRICE), "price_out_of_range",
+             f"has a price above {MAX_PRICE:g}")
         drop(h < lo, "high_below_low", "has high < low")
         drop((o < lo) | (o > h), "open_outside_range", "has open outside [low, high]")
         drop((c < lo) | (c > h), "close_outside_range", "has close outside [low, high]")
         drop(v < 0, "negative_volume", "has negative volume")
+        drop(v > MAX_COUNT, "volume_out_of_range", "has volume above 2**63-1")
+        drop((tx < 0) | (tx > MAX_COUNT) | (tx != np.floor(tx)) & ~np.isnan(tx), "bad_transactions",
+             "has transactions that are not a whole number in 0..2**63-1")
+        if trading_day is not None:
+            first, end = day_bounds(trading_day, unit)
+            drop((start < first) | (start >= end), "other_day",
+                 f"has a window_start outside the file's day {trading_day} (New York)")
     symbols = tick.fillna("").str.strip().to_numpy(dtype=object)
     _drop_ambiguous(day, symbols, ok, line_no, values, where)
 
     keep = np.flatnonzero(ok)
+    if not ok.all():
+        day.refused = np.unique(symbols[~ok & (symbols != "")]).astype(object)
     day.symbols, day.open, day.high, day.low, day.close = symbols[keep], o[keep], h[keep], lo[keep], c[keep]
     day.volume, day.transactions = v[keep], values["transactions"][keep]
+    day.vwap = _vwap(frame)[keep]
     return day
+
+
+def _vwap(frame: pd.DataFrame) -> np.ndarray:
+    """The optional ``vwap`` column as float64: NaN where absent, not a number, or not positive."""
+    if "vwap" not in frame.columns:
+        return np.full(len(frame), np.nan)
+    vw = pd.to_numeric(frame["vwap"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return np.where(vw > 0, vw, np.nan)
 
 
 def _row_text(values: dict[str, np.ndarray], i: int) -> str:

@@ -20,7 +20,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
 
@@ -28,11 +28,10 @@ import numpy as np
 import orjson
 import psycopg
 
-from kapman import clock
-from kapman.config import Settings
-from kapman.db import lifecycle, retention, runs
-from kapman.db.connect import connect
-from kapman.db.errors import is_connection_lost, wrap
+from kapman import clock, registry
+from kapman.config import NumberRange, Settings
+from kapman.db import lifecycle, retention
+from kapman.db.errors import wrap
 from kapman.errors import (
     AuthError,
     ConnectionLost,
@@ -42,10 +41,12 @@ from kapman.errors import (
     NotFoundError,
     UsageError,
 )
+from kapman.execute import Context, Definition, execute
 from kapman.ingest import ohlcv_plan as plan
 from kapman.ingest.daybars import ParsedDay, parse_day_file, parse_grouped
 from kapman.ingest.ohlcv_write import encode_day, match_rows, record_file, write_day
 from kapman.ingest.tickermap import TickerMap, load_ticker_map
+from kapman.params import date_span, in_range
 from kapman.progress import NullProgress, Progress
 from kapman.providers import flatfiles, grouped
 from kapman.providers.flatfiles import FileRef, FlatFileSource
@@ -57,7 +58,10 @@ log = logging.getLogger(__name__)
 #: (a day file is ~200 kB gzipped, ~1 MB parsed).
 PREFETCH = 8
 #: --workers: threads that download and parse files at once; more than this only queues on S3.
-WORKERS_RANGE = (1, 32)
+WORKERS_RANGE = NumberRange(1, 32, integer=True)
+RECHECK_RANGE = NumberRange(0, 10_000, integer=True)
+#: base: calendar days back (a century is more than any retention window).
+DAYS_RANGE = NumberRange(1, 36_500, integer=True)
 UNKNOWN_SAMPLES = 20
 MODES = ("base", "incremental", "backfill")
 SOURCES = ("flatfiles", "rest")
@@ -78,16 +82,18 @@ class OhlcvParams:
     source: str = "flatfiles"
     retention: bool = True                # enforce retention after a run without failures
 
-    def check(self) -> None:
-        low, high = WORKERS_RANGE
-        if not low <= self.workers <= high:
-            raise UsageError(f"--workers must be between {low} and {high}, not {self.workers}")
+    def validate(self) -> None:
+        in_range("--workers", self.workers, WORKERS_RANGE)
+        in_range("--recheck-days", self.recheck_days, RECHECK_RANGE)
+        in_range("--days", self.days, DAYS_RANGE)
         if self.mode not in MODES:
             raise UsageError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.source not in SOURCES:
             raise UsageError(f"--source must be one of {', '.join(SOURCES)}, not {self.source!r}")
-        if self.mode == "backfill" and (self.start is None or self.end is None):
-            raise UsageError("backfill needs --start-date and --end-date")
+        if self.mode == "backfill":
+            if self.start is None or self.end is None:
+                raise UsageError("backfill needs --start-date and --end-date")
+            date_span(None, self.start, self.end)
 
 
 def open_source(settings: Settings, kind: str) -> FlatFileSource:
@@ -98,26 +104,22 @@ def open_source(settings: Settings, kind: str) -> FlatFileSource:
     return flatfiles.source_from_settings(settings)
 
 
-def run(settings: Settings, params: OhlcvParams, progress: Progress | None = None) -> StepResult:
-    """The OHLCV step: its own connections, one ledger row, a StepResult."""
-    params.check()
-    url = settings.require_database_url()
-    source = open_source(settings, params.source)
-    try:
-        with runs.recorded(url, "ohlcv", {**asdict(params), "source_label": source.label}) as ledger_run:
-            result = StepResult("ohlcv", unit=source.unit)
-            ledger_run.result = result
-            try:
-                # Policy jobs that drop or compress ohlcv chunks wait while the load writes.
-                with lifecycle.policies_paused(url, ["ohlcv"]), connect(url) as conn:
-                    ingest(conn, source, params, result, progress, run_id=ledger_run.run_id)
-            except psycopg.Error as exc:
-                if is_connection_lost(exc):
-                    raise ConnectionLost(done=result.details.get("files_loaded", 0), unit=result.unit) from exc
-                raise
-    finally:
-        source.close()
-    return result
+def run(settings: Settings, params: OhlcvParams, progress: Progress | None = None) -> StepResult[OhlcvDetails]:
+    """The OHLCV step (see kapman.execute)."""
+    return execute("ohlcv", settings, params, progress)
+
+
+def _body(ctx: Context, params: OhlcvParams) -> None:
+    source = open_source(ctx.settings, params.source)
+    ctx.stack.callback(source.close)
+    ctx.result.unit = source.unit
+    # Policy jobs that drop or compress ohlcv chunks wait while the load writes.
+    ctx.enter(lifecycle.policies_paused(ctx.url, ["ohlcv"]))
+    ingest(ctx.conn, source, params, ctx.result, ctx.progress, run_id=ctx.run_id)
+
+
+STEP = Definition(OhlcvParams, _body, details=lambda: OhlcvDetails(),
+                  planned=lambda settings, start, end: OhlcvParams(mode="backfill", start=start, end=end))
 
 
 def window_for(conn: psycopg.Connection, params: OhlcvParams) -> plan.Window:
@@ -130,32 +132,56 @@ def window_for(conn: psycopg.Connection, params: OhlcvParams) -> plan.Window:
 
 
 @dataclass
-class _Tally:
-    """Row and file counts beyond the StepResult's, for the summary and --json."""
+class OhlcvDetails:
+    """What a run did beyond the StepResult's counts, for the summary, --json and the ledger."""
 
-    loaded: int = 0
-    unchanged: int = 0
-    inserted: int = 0
-    updated: int = 0
+    mode: str | None = None
+    source: str | None = None
+    start: date | None = None
+    end: date | None = None
+    newest_before: date | None = None
+    files_listed: int = 0
+    republished: list[str] = field(default_factory=list)
+    ledger_reconciled: list[str] = field(default_factory=list)
+    missing_days: list[str] = field(default_factory=list)
+    pending_days: list[str] = field(default_factory=list)
+    files_loaded: int = 0
+    files_unchanged: int = 0
+    files_failed: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    rows_removed: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    reject_samples: dict[str, list[str]] = field(default_factory=dict)
+    ambiguous_symbols: dict[str, list[str]] = field(default_factory=dict)
     unknown_rows: int = 0
-    forbidden: int = 0
-    attempted: int = 0
+    unknown: set[str] = field(default_factory=set)   # symbols without a ticker (the first thousand)
+    retention: str | None = None
+    retention_ledger_removed: list[str] = field(default_factory=list)
+    forbidden: int = 0    # files S3 refused (403)
+    attempted: int = 0    # files the writer took up
 
-    def __post_init__(self) -> None:
-        self.rejected: Counter[str] = Counter()
-        self.samples: dict[str, list[str]] = {}
-        self.unknown: set[str] = set()
-        self.ambiguous: dict[str, list[str]] = {}
+    def units_done(self) -> int:
+        return self.files_loaded
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name not in ("unknown", "forbidden", "attempted")}
+        out["rejected_by_reason"] = dict(self.rejected_by_reason)
+        out["unknown_symbols_sample"] = sorted(self.unknown)[:UNKNOWN_SAMPLES]
+        return out
 
 
-def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams, result: StepResult,
-           progress: Progress | None = None, *, run_id: Any = None) -> StepResult:
+def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams,
+           result: StepResult[OhlcvDetails], progress: Progress | None = None, *,
+           run_id: Any = None) -> StepResult[OhlcvDetails]:
     """Everything ``run`` does on a connection it was given (tests and benchmarks use it)."""
     progress = progress or NullProgress()
     tickers = load_ticker_map(conn)
     if not len(tickers):
         raise UsageError("public.tickers is empty: OHLCV cannot be ingested before tickers exist",
-                         hint="run python -m scripts.ingest_tickers --force first")
+                         hint=f"run {registry.mend('tickers')} first")
     window, refused = plan.refuse_expired(window_for(conn, params), plan.retention_cutoff(conn))
     if refused:
         result.note(refused)
@@ -164,7 +190,8 @@ def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams
     refs = source.list_files(first, window.end) if first <= window.end else []
     known = plan.ledger(conn, first, window.end)
     todo, republished, unchanged = _select(refs, known, window, params.force)
-    tally = _Tally(unchanged=len(unchanged))
+    tally = result.details
+    tally.files_unchanged = len(unchanged)
     result.done += len(unchanged)
     cover = _coverage(window, refs, known, result, source.unit)
     _describe_plan(result, window, source, refs, republished, cover)
@@ -184,8 +211,8 @@ def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams
             except (AuthError, ConnectionLost):
                 raise                      # every other file would fail the same way
             except KapManError as exc:     # a bad or unreadable file: record it, load the rest
-                result.fail(ref.key, exc.message)
-                log.warning("%s: %s", ref.key, exc.message)
+                result.fail(ref.key, _without_key(exc, ref.key))
+                log.warning("%s: %s", ref.key, _without_key(exc, ref.key))
             progress.advance(1, rows=result.written + result.unchanged, rejected=result.rejected)
     finally:
         progress.close()
@@ -195,10 +222,19 @@ def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams
                         status=403, hint=flatfiles.CREDENTIALS_HINT)
     if params.retention:       # never as a side effect of a failed run
         report = retention.after_run(conn, succeeded=not result.failures)
-        result.details["retention"] = report.describe()
-        result.details["retention_ledger_removed"] = [str(d) for d in report.ledger_removed]
+        tally.retention = report.describe()
+        tally.retention_ledger_removed = [str(d) for d in report.ledger_removed]
         result.note(report.describe())
     return result
+
+
+def _without_key(exc: KapManError, key: str) -> str:
+    """The error's message without the file key it starts with (the failure names the file)."""
+    message = exc.message
+    if isinstance(exc, InputError) and exc.source == key:
+        rest = message.removeprefix(key)
+        return f"line {exc.line}{rest.removeprefix(f':{exc.line}')}" if exc.line is not None else rest.lstrip(": ")
+    return message.removeprefix(f"{key}: ")
 
 
 def _select(refs: list[FileRef], known: dict[str, plan.Loaded], window: plan.Window,
@@ -219,17 +255,18 @@ def _select(refs: list[FileRef], known: dict[str, plan.Loaded], window: plan.Win
     return todo, republished, unchanged
 
 
-def _reconcile(conn: psycopg.Connection, result: StepResult) -> None:
+def _reconcile(conn: psycopg.Connection, result: StepResult[OhlcvDetails]) -> None:
     """Forget files recorded as loaded whose day has no rows (dropped chunks): they load again."""
     with conn.transaction():
         days = retention.reconcile_ledger(conn)
-    result.details["ledger_reconciled"] = [str(d) for d in days]
+    result.details.ledger_reconciled = [str(d) for d in days]
     if days:
         result.note(f"{len(days)} day(s) recorded as loaded had no rows in ohlcv (dropped chunks?): "
                     f"{plan.spans(days)}; forgotten by the ledger, reloaded when inside the window")
 
 
-def _coverage(window: plan.Window, refs: list[FileRef], known: dict[str, plan.Loaded], result: StepResult,
+def _coverage(window: plan.Window, refs: list[FileRef], known: dict[str, plan.Loaded],
+              result: StepResult[OhlcvDetails],
               unit: str) -> plan.Coverage:
     """Trading days of the window without a file, and re-checked days without one that were never
     loaded either (a re-checked day already loaded keeps its rows whatever the listing says)."""
@@ -241,27 +278,27 @@ def _coverage(window: plan.Window, refs: list[FileRef], known: dict[str, plan.Lo
         result.fail(str(day), f"{what} for this trading day, due by {plan.due_at(day):%Y-%m-%d %H:%M} New York")
     for day in cover.pending:
         result.note(f"{day}: not published yet (due by {plan.due_at(day):%Y-%m-%d %H:%M} New York)")
-    result.details["missing_days"] = [str(d) for d in cover.missing]
-    result.details["pending_days"] = [str(d) for d in cover.pending]
+    result.details.missing_days = [str(d) for d in cover.missing]
+    result.details.pending_days = [str(d) for d in cover.pending]
     return cover
 
 
-def _absent(result: StepResult, ref: FileRef, exc: NotFoundError) -> None:
+def _absent(result: StepResult[OhlcvDetails], ref: FileRef, exc: NotFoundError) -> None:
     """A listed day that turned out to have nothing (REST: no results; S3: deleted since listing)."""
     if plan.due_at(ref.day) > clock.now():
         result.note(f"{ref.day}: not published yet (due by {plan.due_at(ref.day):%Y-%m-%d %H:%M} New York)")
-        result.details["pending_days"].append(str(ref.day))
+        result.details.pending_days.append(str(ref.day))
     else:
         result.fail(str(ref.day), exc.message)
-        result.details["missing_days"].append(str(ref.day))
+        result.details.missing_days.append(str(ref.day))
 
 
-def _describe_plan(result: StepResult, window: plan.Window, source: FlatFileSource, refs: list[FileRef],
+def _describe_plan(result: StepResult[OhlcvDetails], window: plan.Window, source: FlatFileSource, refs: list[FileRef],
                    republished: list[FileRef], cover: plan.Coverage) -> None:
     d = result.details
-    d.update(mode=window.mode, source=source.label, start=None if window.empty else window.start,
-             end=None if window.empty else window.end, newest_before=window.newest, files_listed=len(refs),
-             republished=[r.key for r in republished])
+    d.mode, d.source, d.newest_before, d.files_listed = window.mode, source.label, window.newest, len(refs)
+    d.start, d.end = (None, None) if window.empty else (window.start, window.end)
+    d.republished = [r.key for r in republished]
     for ref in republished:
         result.note(f"{ref.day}: republished (new ETag {ref.etag}); reloaded")
 
@@ -284,6 +321,7 @@ class _Prepared:
     ids: np.ndarray       # ticker ids of the known rows, in write order (by id)
     payload: bytes        # those rows as one binary COPY payload
     unknown: np.ndarray   # symbols without a ticker
+    refused: np.ndarray   # ticker ids of rejected rows: their stored rows stay
 
 
 def _prepare(source: FlatFileSource, ref: FileRef, tickers: TickerMap) -> _Prepared:
@@ -293,9 +331,15 @@ def _prepare(source: FlatFileSource, ref: FileRef, tickers: TickerMap) -> _Prepa
     if source.format == grouped.FORMAT:
         parsed, size = _parse_grouped_body(data, ref), len(data)
     else:
-        parsed, size = parse_day_file(data, ref.key), ref.size or len(data)
+        parsed, size = parse_day_file(data, ref.key, ref.day), ref.size or len(data)
+    if parsed.rows_read and not len(parsed.symbols):  # recorded as loaded only if its rows were
+        reasons = ", ".join(f"{n} {why}" for why, n in parsed.rejected.most_common())
+        sample = next(iter(parsed.samples.values()), [""])[0]
+        raise InputError(f"every one of its {parsed.rows_read} rows was rejected ({reasons}; e.g. {sample}); "
+                         "not recorded as loaded, the day's stored rows kept", source=ref.key)
     known, ids, unknown = match_rows(tickers, parsed.symbols)
-    return _Prepared(parsed, etag, size, ids, encode_day(ref.day, ids, parsed, known), unknown)
+    refused = match_rows(tickers, parsed.refused)[1]
+    return _Prepared(parsed, etag, size, ids, encode_day(ref.day, ids, parsed, known), unknown, refused)
 
 
 def _parse_grouped_body(data: bytes, ref: FileRef) -> ParsedDay:
@@ -306,7 +350,7 @@ def _parse_grouped_body(data: bytes, ref: FileRef) -> ParsedDay:
     results = body.get("results") if isinstance(body, dict) else None
     if not results:
         raise NotFoundError(f"the grouped-daily endpoint returned no bars for {ref.day}", url=ref.key)
-    return parse_grouped(results, ref.key)
+    return parse_grouped(results, ref.key, ref.day)
 
 
 def _prefetch(source: FlatFileSource, refs: list[FileRef], workers: int,
@@ -332,63 +376,60 @@ def _prefetch(source: FlatFileSource, refs: list[FileRef], workers: int,
 
 
 def _load(conn: psycopg.Connection, ref: FileRef, prepared: _Prepared, label: str, run_id: Any,
-          result: StepResult, tally: _Tally) -> None:
+          result: StepResult[OhlcvDetails], tally: OhlcvDetails) -> None:
     """One file in one transaction: the day's rows, then its ledger row."""
     parsed, unknown = prepared.parsed, prepared.unknown
     try:
         with conn.transaction(), conn.cursor() as cur:
-            counts = write_day(cur, ref.day, prepared.ids, prepared.payload)
+            counts = write_day(cur, ref.day, prepared.ids, prepared.payload, prepared.refused)
             record_file(cur, ref, prepared.etag, prepared.size, label, parsed, len(prepared.ids), len(unknown),
                         run_id)
     except psycopg.Error as exc:
-        if is_connection_lost(exc):
-            raise ConnectionLost(done=tally.loaded, unit=result.unit) from exc
         raise wrap(exc, f"loading {ref.key}") from exc
-    tally.loaded += 1
+    tally.files_loaded += 1
     result.done += 1
     result.read += parsed.rows_read
     result.written += counts.inserted + counts.updated
     result.unchanged += counts.unchanged
     result.removed += counts.removed
     result.rejected += parsed.rows_rejected
-    tally.inserted += counts.inserted
-    tally.updated += counts.updated
-    tally.rejected.update(parsed.rejected)
+    tally.rows_inserted += counts.inserted
+    tally.rows_updated += counts.updated
+    tally.rejected_by_reason.update(parsed.rejected)
     for reason, samples in parsed.samples.items():
-        kept = tally.samples.setdefault(reason, [])
+        kept = tally.reject_samples.setdefault(reason, [])
         kept.extend(f"{ref.key} {s}" for s in samples[: 3 - len(kept)])
     if parsed.ambiguous:
-        tally.ambiguous[str(ref.day)] = list(parsed.ambiguous)
+        tally.ambiguous_symbols[str(ref.day)] = list(parsed.ambiguous)
         for sample in parsed.samples.get("duplicate_symbol", []):
             result.note(f"{ref.day}: {sample}")
     if counts.removed:
         result.note(f"{ref.day}: {counts.removed} row(s) of tickers no longer in the file removed")
+    for note in parsed.notes:
+        result.note(note)
     tally.unknown_rows += len(unknown)
     if len(tally.unknown) < 1000:
         tally.unknown.update(unknown.tolist())
 
 
-def _report(result: StepResult, tally: _Tally, window: plan.Window, source: FlatFileSource) -> None:
+def _report(result: StepResult[OhlcvDetails], tally: OhlcvDetails, window: plan.Window,
+            source: FlatFileSource) -> None:
     unit = source.unit
-    parts = [f"{window.describe()} from {source.label}: {tally.loaded} {unit} loaded",
-             f"{tally.unchanged} unchanged"]
-    if result.details.get("republished"):
-        parts.append(f"{len(result.details['republished'])} republished")
-    if result.details.get("missing_days"):
-        parts.append(f"{len(result.details['missing_days'])} trading day(s) missing")
-    if not tally.loaded and not result.failures:
+    parts = [f"{window.describe()} from {source.label}: {tally.files_loaded} {unit} loaded",
+             f"{tally.files_unchanged} unchanged"]
+    if tally.republished:
+        parts.append(f"{len(tally.republished)} republished")
+    if tally.missing_days:
+        parts.append(f"{len(tally.missing_days)} trading day(s) missing")
+    if not tally.files_loaded and not result.failures:
         parts.append("up to date")
     result.headline = ", ".join(parts)
-    for reason, count in sorted(tally.rejected.items()):
+    for reason, count in sorted(tally.rejected_by_reason.items()):
         if reason != "duplicate_symbol":
-            result.note(f"rejected {reason}: {count} (e.g. {'; '.join(tally.samples.get(reason, []))})")
+            result.note(f"rejected {reason}: {count} (e.g. {'; '.join(tally.reject_samples.get(reason, []))})")
     if tally.unknown_rows:
         sample = " ".join(sorted(tally.unknown)[:UNKNOWN_SAMPLES])
         result.note(f"{tally.unknown_rows} rows of {len(tally.unknown)} symbols not in public.tickers "
                     f"(e.g. {sample})")
-    result.details.update(
-        files_loaded=tally.loaded, files_unchanged=tally.unchanged, files_failed=len(result.failures),
-        rows_inserted=tally.inserted, rows_updated=tally.updated, rows_unchanged=result.unchanged,
-        rows_removed=result.removed, rejected_by_reason=dict(tally.rejected), reject_samples=tally.samples,
-        ambiguous_symbols=tally.ambiguous, unknown_rows=tally.unknown_rows,
-        unknown_symbols_sample=sorted(tally.unknown)[:UNKNOWN_SAMPLES])
+    tally.files_failed, tally.rows_unchanged, tally.rows_removed = len(result.failures), result.unchanged, \
+        result.removed

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import psycopg
 
-from kapman import calendar, clock
+from kapman import calendar, clock, registry
 from kapman.db import retention, schema
 from kapman.errors import UsageError
 from kapman.providers.flatfiles import FileRef
@@ -51,15 +51,11 @@ class Window:
 
 
 def base_window(days: int, as_of: date | None = None) -> Window:
-    if days < 1:
-        raise UsageError("--days must be at least 1")
     end = as_of or clock.today_ny()
     return Window("base", end - timedelta(days=days), end)
 
 
 def backfill_window(start: date, end: date) -> Window:
-    if start > end:
-        raise UsageError(f"--start-date {start} is after --end-date {end}")
     return Window("backfill", start, end)
 
 
@@ -72,13 +68,11 @@ def incremental_window(conn: psycopg.Connection, *, start: date | None = None, e
                        recheck: int = RECHECK_DAYS) -> Window:
     """From the day after the newest loaded date (or ``start``) to ``end`` (default today), listing
     the ``recheck`` trading days before it again so a republished file is noticed."""
-    if recheck < 0:
-        raise UsageError(f"--recheck-days must be 0 or more, not {recheck}")
     newest = newest_loaded(conn)
     if start is None:
         if newest is None:
             raise UsageError("no OHLCV loaded yet, so there is nothing to continue from",
-                             hint="run python -m scripts.ingest_ohlcv base first")
+                             hint=f"run {registry.command('ohlcv')} base first")
         start = newest + timedelta(days=1)
     end = end or clock.today_ny()
     listed_from = start

@@ -21,7 +21,7 @@ from kapman.ingest.daybars import ParsedDay
 from kapman.ingest.tickermap import TickerMap
 from kapman.providers.flatfiles import FileRef
 
-COLUMNS = ("ticker_id", "date", "open", "high", "low", "close", "volume", "transactions")
+COLUMNS = ("ticker_id", "date", "open", "high", "low", "close", "volume", "transactions", "vwap")
 #: Advisory lock class of OHLCV writers (with the date): two runs never write one day at once.
 LOCK_CLASS = 0x6F68
 
@@ -49,19 +49,24 @@ def match_rows(tickers: TickerMap, symbols: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def encode_day(day: date, ids: np.ndarray, parsed: ParsedDay, rows: np.ndarray) -> bytes:
-    """One binary COPY payload of the rows ``rows`` of ``parsed`` (transactions NULL where absent)."""
+    """One binary COPY payload of the rows ``rows`` of ``parsed`` (transactions and vwap NULL where
+    absent: one part per combination of the two, each column wholly present or NULL)."""
     dates = np.full(len(rows), np.datetime64(day, "D"))
     has_tx = ~np.isnan(parsed.transactions[rows])
+    vwap = parsed.vwap if len(parsed.vwap) == len(parsed.close) else np.full(len(parsed.close), np.nan)
+    has_vw = ~np.isnan(vwap[rows])
     parts = []
-    for mask in (has_tx, ~has_tx):
-        if not mask.any():
-            continue
-        sel = rows[mask]
-        tx = parsed.transactions[sel].astype(np.int64) if mask is has_tx else None
-        parts.append(bulk.encode_binary_copy([
-            ("uuid", ids[mask]), ("date", dates[mask]), ("float8", parsed.open[sel]),
-            ("float8", parsed.high[sel]), ("float8", parsed.low[sel]), ("float8", parsed.close[sel]),
-            ("float8", parsed.volume[sel]), ("int8", tx)]))
+    for tx_ok in (True, False):
+        for vw_ok in (True, False):
+            mask = (has_tx == tx_ok) & (has_vw == vw_ok)
+            if not mask.any():
+                continue
+            sel = rows[mask]
+            tx = parsed.transactions[sel].astype(np.int64) if tx_ok else None
+            parts.append(bulk.encode_binary_copy([
+                ("uuid", ids[mask]), ("date", dates[mask]), ("float8", parsed.open[sel]),
+                ("float8", parsed.high[sel]), ("float8", parsed.low[sel]), ("float8", parsed.close[sel]),
+                ("float8", parsed.volume[sel]), ("int8", tx), ("float8", vwap[sel] if vw_ok else None)]))
     return bulk.concat_copy(parts)
 
 
@@ -70,15 +75,18 @@ def _day_has_rows(cur: psycopg.Cursor, day: date) -> bool:
     return bool(row and row[0])
 
 
-def write_day(cur: psycopg.Cursor, day: date, ids: np.ndarray, payload: bytes) -> DayCounts:
+def write_day(cur: psycopg.Cursor, day: date, ids: np.ndarray, payload: bytes,
+              keep: np.ndarray | None = None) -> DayCounts:
     """Make the day's rows in ``ohlcv`` exactly those of ``payload`` (``encode_day``), whose ticker
-    ids are ``ids``, in order."""
+    ids are ``ids``, in order, besides the stored rows of ``keep`` (tickers whose rows the file
+    holds but were rejected: a row that failed a check removes nothing)."""
     had_rows = _day_has_rows(cur, day)
     counts = bulk.MergeCounts(0, 0)
     if len(ids):
         counts = bulk.write_group(cur, target="ohlcv", columns=COLUMNS, payload=payload, rows=len(ids),
                                   group={"date": day}, lock_class=LOCK_CLASS, key=("ticker_id", "date"))
-    removed = _remove_vanished(cur, day, ids) if had_rows else 0
+    kept = ids if keep is None or not len(keep) else np.concatenate((ids, keep))
+    removed = _remove_vanished(cur, day, kept) if had_rows else 0
     return DayCounts(counts.inserted, counts.updated, len(ids) - counts.inserted - counts.updated, removed)
 
 

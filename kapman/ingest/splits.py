@@ -4,25 +4,27 @@ Pages ``/v3/reference/splits`` for every split executed on or after ``since`` (d
 start of the 730-day retention window; an older split changes no stored bar), validates each
 record, keeps one per (ticker, execution date), and merges them in one transaction.  A split
 the API no longer lists in that range (a vendor correction) is removed.  Splits of symbols that
-are not in ``public.tickers`` are stored too (the ticker may be loaded later) and reported.
+are not in ``public.tickers`` are stored too (the ticker may be loaded later) and reported, and so
+are the records A2 will not apply (``kapman.jobs.split_checks``: a ratio the bars do not show, or
+one split recorded twice).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from kapman import clock
+from kapman import clock, registry
 from kapman.config import Settings
-from kapman.db import bulk, runs, schema
-from kapman.db.connect import connect
+from kapman.db import bulk, schema
 from kapman.errors import UsageError
+from kapman.execute import Context, Definition, execute
+from kapman.jobs import split_checks
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 from kapman.step import StepResult
@@ -51,10 +53,27 @@ class Split:
         return self.ticker, self.execution_date, self.split_from, self.split_to, self.vendor_id
 
 
-@dataclass
+@dataclass(frozen=True)
 class SplitsParams:
     #: First execution date to load (default: the start of the retention window).
     since: date | None = None
+
+    def validate(self) -> None:
+        """Any date will do: one before the retention window only loads splits no bar needs."""
+
+
+@dataclass
+class SplitsDetails:
+    since: str = ""
+    splits: int = 0
+    reverse: int = 0
+    duplicates: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unknown_tickers: list[str] = field(default_factory=list)
+    not_applied: int = 0             # split records A2 leaves out (kapman.jobs.split_checks)
+    requests: int = 0
+    retries: int = 0
 
 
 def _headline(since: date, kept: int, reverse: int, duplicates: int, pages: int) -> str:
@@ -67,10 +86,15 @@ def default_since(today: date | None = None) -> date:
     return (today or clock.today_ny()) - schema.RETENTION
 
 
+#: The largest sane split_from or split_to: real splits are a few to a few hundred shares; a
+#: term of 1e308 would make every adjusted price infinite.
+MAX_RATIO_TERM = 1e6
+
+
 def parse_split(record: dict[str, Any]) -> Split:
     """One API record as a Split; ValueError naming the bad field."""
     ticker = str(record.get("ticker") or "").strip()
-    if not ticker or len(ticker) > 20 or any(ch.isspace() for ch in ticker):
+    if not ticker or len(ticker) > 20 or any(ch.isspace() or ch == "\x00" for ch in ticker):
         raise ValueError(f"ticker {record.get('ticker')!r}")
     try:
         day = date.fromisoformat(str(record.get("execution_date")))
@@ -79,7 +103,7 @@ def parse_split(record: dict[str, Any]) -> Split:
     ratio = []
     for name in ("split_from", "split_to"):
         value = record.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_RATIO_TERM:
             raise ValueError(f"{ticker} {day}: {name} {value!r}")
         ratio.append(float(value))
     vendor_id = record.get("id")
@@ -91,26 +115,25 @@ def _unknown(conn: psycopg.Connection, symbols: list[str]) -> list[str]:
     return sorted(set(symbols) - known)
 
 
-def run(settings: Settings, params: SplitsParams, progress: Progress | None = None) -> StepResult:
-    """The step: its own connection and REST client, recorded in the run ledger."""
-    url = settings.require_database_url()
-    with runs.recorded(url, "splits", {"since": params.since}) as ledger, connect(url) as conn:
-        client = PolygonClient.from_settings(settings)
-        try:
-            ledger.result = ingest_splits(conn, client, since=params.since, progress=progress)
-        finally:
-            client.close()
-    return ledger.result
+def run(settings: Settings, params: SplitsParams, progress: Progress | None = None) -> StepResult[SplitsDetails]:
+    return execute("splits", settings, params, progress)
+
+
+def _body(ctx: Context, params: SplitsParams) -> StepResult[SplitsDetails]:
+    return ingest_splits(ctx.conn, ctx.client(), since=params.since, progress=ctx.progress)
+
+
+STEP = Definition(SplitsParams, _body, planned=lambda settings: SplitsParams())
 
 
 def ingest_splits(conn: psycopg.Connection, client: PolygonClient, *, since: date | None = None,
-                  progress: Progress | None = None) -> StepResult:
+                  progress: Progress | None = None) -> StepResult[SplitsDetails]:
     progress = progress or NullProgress()
     if not int(conn.execute("SELECT count(*) FROM public.tickers").fetchone()[0]):  # type: ignore[index]
         raise UsageError("public.tickers is empty: splits cannot be ingested before tickers exist",
-                         hint="run python -m scripts.ingest_tickers --force first")
+                         hint=f"run {registry.mend('tickers')} first")
     since = since or default_since()
-    result = StepResult(step="splits", unit="pages")
+    result = StepResult("splits", unit="pages", details=SplitsDetails())
     stats = client.http.stats
     requests0, retries0 = stats.requests, stats.retries
     kept: dict[tuple[str, date], Split] = {}
@@ -152,12 +175,17 @@ def ingest_splits(conn: psycopg.Connection, client: PolygonClient, *, since: dat
         more = f" and {len(unknown) - SAMPLES} more" if len(unknown) > SAMPLES else ""
         result.note(f"{len(unknown)} split tickers are not in public.tickers (stored; A2 uses them once the "
                     f"ticker is loaded): {', '.join(unknown[:SAMPLES])}{more}")
+    left_out = [s for s in split_checks.checked(conn, since - timedelta(days=1), clock.today_ny()) if not s.applied]
+    for s in left_out[:SAMPLES]:
+        result.note(f"not applied by A2: {s.symbol} {s.label()} ({s.verdict}: {s.reason})")
+    if len(left_out) > SAMPLES:
+        result.note(f"... and {len(left_out) - SAMPLES} more split records not applied "
+                    f"({registry.command('show')} SYMBOL lists a ticker's)")
     reverse = sum(s.split_from > s.split_to for s in kept.values())
     result.headline = _headline(since, len(kept), reverse, duplicates, result.done)
-    result.details = {"since": since.isoformat(), "splits": len(kept), "reverse": reverse,
-                      "duplicates": duplicates, "inserted": counts.inserted, "updated": counts.updated,
-                      "unknown_tickers": unknown, "requests": stats.requests - requests0,
-                      "retries": stats.retries - retries0}
+    result.details = SplitsDetails(since.isoformat(), len(kept), reverse, duplicates, counts.inserted,
+                                   counts.updated, unknown, len(left_out), stats.requests - requests0,
+                                   stats.retries - retries0)
     result.stop_clock()
     log.info("%s", result.summary())
     return result

@@ -1,9 +1,10 @@
 """Load the ticker universe from the reference API into ``public.tickers``.
 
-Pages every active stocks record and every delisted one, keeps the latest record per symbol (the
-API can return a symbol twice with different ``last_updated_utc``), keeps the configured security
-types and the tickers delisted within the retention window (inactive, with ``delisted_utc``, so
-the bars of their last two years are kept), upserts in bulk, and marks tickers that left both
+Pages every active stocks record and every delisted one, and the listed indices (``I:SPX``),
+keeps the latest record per symbol (the API can return a symbol twice with different
+``last_updated_utc``), keeps the configured security types (every index) and the tickers
+delisted within the retention window (inactive, with ``delisted_utc``, so the bars of their
+last two years are kept), upserts in bulk, and marks tickers that left both
 lists inactive.  Nothing is ever deleted.  Symbols are kept exactly as the source writes them:
 ``TpC`` (a preferred) and ``TPC`` are two tickers.
 """
@@ -20,14 +21,14 @@ import psycopg
 
 from kapman import clock
 from kapman.config import Settings
-from kapman.db import bulk, runs, schema
-from kapman.db.connect import connect
+from kapman.db import bulk, schema
+from kapman.execute import Context, Definition, execute
 from kapman.ids import ticker_id
-from kapman.ingest.ticker_types import DEFAULT_TYPES
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 from kapman.step import StepResult
-from kapman.symbols import MAX_LENGTH
+from kapman.symbols import MAX_LENGTH, is_index
+from kapman.ticker_types import DEFAULT_TYPES, parse_types
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,30 @@ class TickersParams:
     force: bool = False
     types: tuple[str, ...] = DEFAULT_TYPES
 
+    def validate(self) -> None:
+        parse_types(",".join(self.types), source="--types")
+
+
+@dataclass
+class TickersDetails:
+    existing: int = 0
+    skipped: bool = False
+    pages: int = 0
+    records: int = 0
+    kept: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deactivated: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    excluded_by_type: dict[str, int] = field(default_factory=dict)
+    delisted_kept: int = 0
+    delisted_outside_window: int = 0
+    types: list[str] = field(default_factory=list)
+    indices: int = 0                 # index tickers (the I: namespace) among those kept
+    requests: int = 0
+    retries: int = 0
+
 
 @dataclass
 class Selection:
@@ -59,19 +84,38 @@ class Selection:
     delisted_kept: int = 0
     #: delisted before the retention window (or without a delisting time): no bars to keep.
     delisted_outside_window: int = 0
+    indices: int = 0
 
 
 def _timestamp(value: Any) -> datetime | None:
-    if not value:
+    """A vendor ``*_utc`` field as an aware UTC instant, or None when absent or unreadable.
+
+    The field's name states its zone: a time without an offset, or a bare date (its midnight),
+    is UTC.  Comparing a naive value with an aware one used to end the run in a traceback.
+    """
+    if not value or not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _valid_symbol(symbol: str) -> bool:
     return bool(symbol) and len(symbol) <= MAX_LENGTH and symbol.isascii() and not any(c.isspace() for c in symbol)
+
+
+#: The record's fields stored as text: each must be absent, null or a string without NUL (which
+#: PostgreSQL text cannot hold); a record with another value is invalid, not the whole run.
+TEXT_FIELDS = ("name", "market", "locale", "type", "primary_exchange", "currency_name", "cik",
+               "composite_figi", "share_class_figi")
+
+
+def _valid_record(rec: Any) -> bool:
+    if not isinstance(rec, dict):
+        return False
+    return all(v is None or isinstance(v, str) and "\x00" not in v for v in map(rec.get, TEXT_FIELDS))
 
 
 def latest_per_symbol(records: list[dict]) -> tuple[dict[str, dict], int, int]:
@@ -79,8 +123,8 @@ def latest_per_symbol(records: list[dict]) -> tuple[dict[str, dict], int, int]:
     best: dict[str, dict] = {}
     invalid = 0
     for rec in records:
-        symbol = str(rec.get("ticker") or "").strip()
-        if not _valid_symbol(symbol):
+        symbol = str(rec.get("ticker") or "").strip() if isinstance(rec, dict) else ""
+        if not _valid_symbol(symbol) or not _valid_record(rec):
             invalid += 1
             continue
         current = best.get(symbol)
@@ -136,11 +180,12 @@ def count_tickers(conn: psycopg.Connection) -> int:
 class _Fetched:
     active: list[dict] = field(default_factory=list)
     delisted: list[dict] = field(default_factory=list)
+    indices: list[dict] = field(default_factory=list)
     pages: int = 0
 
     @property
     def records(self) -> int:
-        return len(self.active) + len(self.delisted)
+        return len(self.active) + len(self.delisted) + len(self.indices)
 
 
 def _fetch(client: PolygonClient, progress: Progress) -> _Fetched:
@@ -153,9 +198,26 @@ def _fetch(client: PolygonClient, progress: Progress) -> _Fetched:
                 records.extend(page)
                 fetched.pages += 1
                 progress.advance(1, records=fetched.records)
+        for page in client.ticker_pages(market="indices"):
+            fetched.indices.extend(page)
+            fetched.pages += 1
+            progress.advance(1, records=fetched.records)
     finally:
         progress.close()
     return fetched
+
+
+def add_indices(chosen: Selection, records: list[dict]) -> None:
+    """The listed indices (the ``I:`` namespace: ``I:SPX``, ``I:VIX``), whatever their type: their
+    option chains are the largest gamma books; they have no stock bars."""
+    listed, duplicates, invalid = latest_per_symbol(records)
+    chosen.duplicates += duplicates
+    chosen.invalid += invalid
+    for symbol, rec in listed.items():
+        if is_index(symbol):
+            chosen.kept[symbol] = {**rec, "active": True}
+            chosen.listed.add(symbol)
+            chosen.indices += 1
 
 
 def retention_start() -> datetime:
@@ -182,21 +244,23 @@ def _headline(chosen: Selection, fetched: _Fetched, counts: bulk.MergeCounts, de
             f"inserted, {counts.updated} updated, {deactivated} deactivated ({chosen.duplicates} duplicates, "
             f"{excluded} excluded by type{by_type}; {chosen.invalid} invalid); {chosen.delisted_kept} delisted "
             f"within the retention window kept inactive, {chosen.delisted_outside_window} delisted before it "
-            "left out")
+            f"left out; {chosen.indices} indices")
 
 
 def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bool = False,
-                   types: tuple[str, ...] = DEFAULT_TYPES, progress: Progress | None = None) -> StepResult:
+                   types: tuple[str, ...] = DEFAULT_TYPES,
+                   progress: Progress | None = None) -> StepResult[TickersDetails]:
     """Load the universe on ``conn``; the caller records the run (see ``run``)."""
-    result = StepResult("tickers", unit="tickers")
     existing = count_tickers(conn)
+    result = StepResult("tickers", unit="tickers", details=TickersDetails(existing=existing))
     if existing and not force:
         result.headline = f"{existing} already present, nothing done (use --force to refresh from the API)"
-        result.details = {"existing": existing, "skipped": True}
+        result.details.skipped = True
         return result
     requests0, retries0 = client.http.stats.requests, client.http.stats.retries
     fetched = _fetch(client, progress or NullProgress())
     chosen = select(fetched.active, fetched.delisted, types, retention_start())
+    add_indices(chosen, fetched.indices)
     result.read, result.rejected = fetched.records, chosen.invalid
     if not any(rec["active"] for rec in chosen.kept.values()):
         # An empty list would mark every ticker inactive: refuse rather than trust it.
@@ -208,27 +272,25 @@ def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bo
     result.written, result.done = counts.inserted + counts.updated, len(chosen.kept)
     result.unchanged = len(chosen.kept) - result.written
     result.headline = _headline(chosen, fetched, counts, deactivated)
-    result.details = {
-        "existing": existing, "skipped": False, "pages": fetched.pages, "records": fetched.records,
-        "kept": len(chosen.kept), "inserted": counts.inserted, "updated": counts.updated,
-        "deactivated": deactivated, "duplicates": chosen.duplicates, "invalid": chosen.invalid,
-        "excluded_by_type": chosen.excluded_by_type, "delisted_kept": chosen.delisted_kept,
-        "delisted_outside_window": chosen.delisted_outside_window, "types": list(types),
-        "requests": stats.requests - requests0, "retries": stats.retries - retries0,
-    }
+    result.details = TickersDetails(
+        existing=existing, pages=fetched.pages, records=fetched.records, kept=len(chosen.kept),
+        inserted=counts.inserted, updated=counts.updated, deactivated=deactivated, duplicates=chosen.duplicates,
+        invalid=chosen.invalid, excluded_by_type=dict(chosen.excluded_by_type), delisted_kept=chosen.delisted_kept,
+        delisted_outside_window=chosen.delisted_outside_window, types=list(types), indices=chosen.indices,
+        requests=stats.requests - requests0, retries=stats.retries - retries0)
     return result
 
 
-def run(settings: Settings, params: TickersParams, progress: Progress | None = None) -> StepResult:
-    """Step 3: the ticker universe, recorded in the run ledger."""
-    url = settings.require_database_url()
-    with runs.recorded(url, "tickers", {"force": params.force, "types": list(params.types)}) as ledger:
-        client = PolygonClient.from_settings(settings)
-        try:
-            with connect(url) as conn:
-                ledger.result = ingest_tickers(conn, client, force=params.force, types=params.types,
-                                               progress=progress)
-        finally:
-            client.close()
-    log.info("%s", ledger.result.summary())
-    return ledger.result
+def run(settings: Settings, params: TickersParams, progress: Progress | None = None) -> StepResult[TickersDetails]:
+    """Step 3: the ticker universe."""
+    return execute("tickers", settings, params, progress)
+
+
+def _body(ctx: Context, params: TickersParams) -> StepResult[TickersDetails]:
+    result = ingest_tickers(ctx.conn, ctx.client(), force=params.force, types=params.types, progress=ctx.progress)
+    log.info("%s", result.summary())
+    return result
+
+
+STEP = Definition(TickersParams, _body, ledger_args=lambda p: {"force": p.force, "types": list(p.types)},
+                  planned=lambda settings: TickersParams(force=True, types=settings.ticker_types))

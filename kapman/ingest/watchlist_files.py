@@ -83,7 +83,7 @@ def parse_file(path: Path) -> WatchlistFile:
             continue
         if not is_symbol(text):
             problems.append(f"{path}:{number}: invalid symbol {text[:40]!r} "
-                            "(ASCII letters, digits and '.', starting with a letter)")
+                            "(ASCII letters, digits and '.', starting with a letter; an index as I:SPX)")
             continue
         if text in wl.lines:
             wl.duplicates += 1

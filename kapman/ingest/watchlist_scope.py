@@ -12,6 +12,7 @@ from uuid import UUID
 
 import psycopg
 
+from kapman import registry
 from kapman.errors import UsageError
 from kapman.ingest.tickermap import case_suggestions
 from kapman.symbols import capped
@@ -33,12 +34,12 @@ def _require_inputs(conn: psycopg.Connection, work: str) -> None:
     if not _count(conn, "SELECT count(*) FROM public.tickers"):
         raise UsageError(
             f"public.tickers is empty: {work} cannot run before tickers exist",
-            hint="run python -m scripts.ingest_tickers --force first",
+            hint=f"run {registry.mend('tickers')} first",
         )
     if not _count(conn, "SELECT count(*) FROM public.watchlists WHERE active"):
         raise UsageError(
             f"no active watchlist symbols: the {work} scope is the watchlists",
-            hint="run python -m scripts.ingest_watchlists first",
+            hint=f"run {registry.mend('watchlists')} first",
         )
 
 
@@ -71,8 +72,7 @@ def _check_requested(conn: psycopg.Connection, wanted: list[str], reasons: dict[
     raise UsageError(
         f"--symbols names symbols outside the {work} scope ({'; '.join(parts)})",
         hint="symbols are case-sensitive; add them to data/watchlists/*.txt and run "
-             "python -m scripts.ingest_watchlists"
-        + (", and python -m scripts.ingest_tickers --force" if no_ticker else ""),
+             + registry.mend("watchlists") + (f", and {registry.mend('tickers')}" if no_ticker else ""),
     )
 
 

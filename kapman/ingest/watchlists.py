@@ -11,16 +11,16 @@ ones reactivated, and a deleted file deactivates its whole list.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import psycopg
 
-from kapman import clock
+from kapman import clock, registry
 from kapman.config import Settings
-from kapman.db import bulk, runs
-from kapman.db.connect import connect
+from kapman.db import bulk
+from kapman.execute import Context, Definition, execute
 from kapman.ingest.tickermap import case_suggestions
 from kapman.ingest.watchlist_files import WatchlistFile, read_directory
 from kapman.progress import Progress
@@ -36,6 +36,9 @@ LOCK_KEY = 0x6B61706D616E  # "kapman"
 class WatchlistsParams:
     directory: Path
     effective_date: date | None = None   # default: today in New York, by KapMan's clock
+
+    def validate(self) -> None:
+        """The directory and its files are input, checked as they are read (before any write)."""
 
 
 @dataclass
@@ -116,15 +119,22 @@ def _unresolved(conn: psycopg.Connection, files: list[WatchlistFile]) -> list[tu
              + (f" ({where[s]})" if s in where else "")) for s in missing]
 
 
+@dataclass
+class WatchlistsDetails:
+    effective_date: str | None = None
+    unresolved: int = 0
+    lists: dict[str, ListOutcome] = field(default_factory=dict)
+
+
 def ingest_watchlists(conn: psycopg.Connection, directory: Path, *,
-                      effective_date: date | None = None) -> StepResult:
+                      effective_date: date | None = None) -> StepResult[WatchlistsDetails]:
     """Reconcile ``directory`` on ``conn``; the caller records the run (see ``run``)."""
-    result = StepResult("watchlists", unit="symbols")
+    result = StepResult("watchlists", unit="symbols", details=WatchlistsDetails())
     files = read_directory(directory)          # any bad input raises here, before any write
     result.read = sum(len(f.symbols) for f in files)
     if not _tickers_exist(conn):
         result.nothing("public.tickers is empty: watchlist symbols cannot be resolved before tickers exist; "
-                       "run python -m scripts.ingest_tickers --force first (nothing was written)")
+                       f"run {registry.mend('tickers')} first (nothing was written)")
         return result
     effective = effective_date or clock.today_ny()
     lists = _reconcile(conn, files, effective)
@@ -140,16 +150,22 @@ def ingest_watchlists(conn: psycopg.Connection, directory: Path, *,
     result.headline = (f"{len(lists)} lists, {active} active entries, "
                        + (f"{len(unresolved)} active symbols have no ticker" if unresolved
                           else "every active symbol resolves to a ticker"))
-    result.details = {"effective_date": effective.isoformat(), "unresolved": len(unresolved),
-                      "lists": {wid: asdict(o) for wid, o in sorted(lists.items())}}
+    result.details = WatchlistsDetails(effective.isoformat(), len(unresolved), dict(sorted(lists.items())))
     return result
 
 
-def run(settings: Settings, params: WatchlistsParams, progress: Progress | None = None) -> StepResult:
-    """Step 4: the watchlists, recorded in the run ledger (``progress`` unused: one quick transaction)."""
-    url = settings.require_database_url()
-    args = {"directory": str(params.directory), "effective_date": params.effective_date}
-    with runs.recorded(url, "watchlists", args) as ledger, connect(url) as conn:
-        ledger.result = ingest_watchlists(conn, params.directory, effective_date=params.effective_date)
-    log.info("%s", ledger.result.summary())
-    return ledger.result
+def run(settings: Settings, params: WatchlistsParams,
+        progress: Progress | None = None) -> StepResult[WatchlistsDetails]:
+    """Step 4: the watchlists (``progress`` unused: one quick transaction)."""
+    return execute("watchlists", settings, params, progress)
+
+
+def _body(ctx: Context, params: WatchlistsParams) -> StepResult[WatchlistsDetails]:
+    result = ingest_watchlists(ctx.conn, params.directory, effective_date=params.effective_date)
+    log.info("%s", result.summary())
+    return result
+
+
+STEP = Definition(WatchlistsParams, _body,
+                  ledger_args=lambda p: {"directory": str(p.directory), "effective_date": p.effective_date},
+                  planned=lambda settings: WatchlistsParams(settings.watchlists_dir))

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -30,18 +30,18 @@ import psycopg
 from psycopg import sql
 
 from kapman import clock
-from kapman.config import Settings
-from kapman.db import bulk, runs
-from kapman.db.connect import connect
-from kapman.db.errors import is_connection_lost
-from kapman.errors import ConnectionLost, UsageError
+from kapman.config import NumberRange, Settings
+from kapman.db import bulk
+from kapman.errors import UsageError
+from kapman.execute import Context, Definition, execute
 from kapman.jobs import a2_splits, snapshots
 from kapman.jobs.a2_window import group_by_anchor
-from kapman.jobs.dates import requested_dates
+from kapman.jobs.dates import history_dates, requested_dates
 from kapman.jobs.payload import JsonTemplate
 from kapman.jobs.tuning import keep_freed_memory
 from kapman.metrics.indicators import TECHNICAL_KEYS, compute_technical_cells
 from kapman.metrics.price import PRICE_KEYS, compute_price_metrics
+from kapman.params import WORKERS_RANGE, date_span, in_range
 from kapman.progress import NullProgress, Progress
 from kapman.step import StepResult
 
@@ -56,24 +56,37 @@ READ_CONNECTIONS = 2
 #: keeps only the wanted cells of each indicator family as it goes (``compute_technical_cells``),
 #: so at 2,000 tickers it peaks near 300 MB, two chunks at a time (4,000: twice that, no faster).
 DEFAULT_CHUNK = 2000
+CHUNK_RANGE = NumberRange(1, 1_000_000, integer=True)
+#: At least the two the bulk read is split over... and one is enough for a single date.
+CONNECTIONS_RANGE = NumberRange(1, 16, integer=True)
 
 
-@dataclass
+@dataclass(frozen=True)
 class A2Params:
-    #: The trading dates to compute; when empty, ``run`` resolves them from day/start_date/end_date
+    #: The trading dates to compute; when empty, ``run`` resolves them from day/start/end
     #: (default: the newest date with OHLCV).
     dates: list[date] = field(default_factory=list)
     day: date | None = None
-    start_date: date | None = None
-    end_date: date | None = None
+    start: date | None = None
+    end: date | None = None
     symbols: list[str] | None = None
     workers: int = max(1, min(4, os.cpu_count() or 1))
     ticker_chunk_size: int = DEFAULT_CHUNK
     force: bool = False
     patterns: bool = False
+    #: every date with bars in the retention window (the indicator history after a repave)
+    history: bool = False
     #: Connections the step opens in all: bars are read over two of them, and the dates of a
     #: range are written over all of them at once.
     connections: int = 4
+
+    def validate(self) -> None:
+        in_range("--workers", self.workers, WORKERS_RANGE)
+        in_range("--ticker-chunk-size", self.ticker_chunk_size, CHUNK_RANGE)
+        in_range("connections", self.connections, CONNECTIONS_RANGE)
+        date_span(self.day, self.start, self.end)
+        if self.history and (self.day or self.start or self.end or self.dates):
+            raise UsageError("--history is every date of the retention window: give it without dates")
 
 
 @dataclass(kw_only=True)
@@ -85,6 +98,8 @@ class A2Result(snapshots.WrittenRows):
     dates_without_bars: list[date] = field(default_factory=list)
     #: Tickers whose window held a split, computed on bars adjusted as of each date.
     split_adjusted: int = 0
+    #: Split records of the windows not applied ("SYM date a-for-b": "verdict: reason").
+    splits_not_applied: dict[str, str] = field(default_factory=dict)
     bars_read: int = 0
     #: Dates finished: written (committed), or with nothing to write.
     dates_done: int = 0
@@ -92,6 +107,9 @@ class A2Result(snapshots.WrittenRows):
     compute_seconds: float = 0.0
     write_seconds: float = 0.0
     seconds: float = 0.0
+
+    def units_done(self) -> int:
+        return self.dates_done
 
     def headline(self) -> str:
         span = f"{self.dates[0]}" if len(self.dates) == 1 else f"{self.dates[0]}..{self.dates[-1]}"
@@ -107,7 +125,7 @@ class A2Result(snapshots.WrittenRows):
         return {"dates": self.dates, "tickers": self.tickers, **self.rows_dict(),
                 "skipped_existing": self.skipped_existing,
                 "no_bar": self.no_bar, "dates_without_bars": self.dates_without_bars,
-                "split_adjusted": self.split_adjusted,
+                "split_adjusted": self.split_adjusted, "splits_not_applied": self.splits_not_applied,
                 "read_seconds": round(self.read_seconds, 3), "compute_seconds": round(self.compute_seconds, 3),
                 "write_seconds": round(self.write_seconds, 3), "seconds": round(self.seconds, 3)}
 
@@ -224,81 +242,83 @@ def _compute_chunk(p: dict[str, np.ndarray], cols: np.ndarray, rows: np.ndarray,
     return ta, pm
 
 
-def run(settings: Settings, params: A2Params, progress: Progress | None = None) -> StepResult:
-    """The A2 step: resolves the dates and symbols, opens its connections, records the run."""
-    url = settings.require_database_url()
-    with runs.recorded(url, "a2", asdict(params)) as ledger, connect(url) as conn:
-        step = ledger.result = StepResult(step="a2", unit="dates")
-        job = replace(params, dates=params.dates or requested_dates(
-            conn, day=params.day, start=params.start_date, end=params.end_date))
-        if not _scope(conn, job, step):
-            return step
-        extra = [connect(url) for _ in range(params.connections - 1)]
-        try:
-            done = compute(conn, job, progress, extra=extra)
-        finally:
-            for other in extra:
-                other.close()
-        _report(done, step)
-    return step
+def run(settings: Settings, params: A2Params, progress: Progress | None = None) -> StepResult[A2Result]:
+    """The A2 step (see kapman.execute)."""
+    return execute("a2", settings, params, progress)
 
 
-def _scope(conn: psycopg.Connection, params: A2Params, step: StepResult) -> bool:
-    """Whether there is anything to compute; says why not (nothing-to-do) or what is left out."""
+def _body(ctx: Context, params: A2Params) -> None:
+    """Resolves the dates and symbols, then computes over the step's connections."""
+    step: StepResult[A2Result] = ctx.result
+    dates = params.dates or (history_dates(ctx.conn) if params.history else requested_dates(
+        ctx.conn, day=params.day, start=params.start, end=params.end))
+    job = _scope(ctx.conn, replace(params, dates=dates), step)
+    if job is None:
+        return
+    extra = [ctx.connect() for _ in range(params.connections - 1)]
+    _report(compute(ctx.conn, job, ctx.progress, extra=extra, into=step.details), step)
+
+
+STEP = Definition(A2Params, _body, details=lambda: A2Result(dates=[]),
+                  planned=lambda settings, dates, force=False: A2Params(dates=dates, force=force))
+
+
+def _scope(conn: psycopg.Connection, params: A2Params, step: StepResult[A2Result]) -> A2Params | None:
+    """What there is to compute, or None; says why not (nothing-to-do) or what is left out."""
     if not params.dates:
         step.nothing("no trading dates in the requested range")
-        return False
+        return None
     if params.symbols:
         known = {r[0] for r in conn.execute("SELECT symbol FROM public.tickers WHERE symbol = ANY(%s)",
                                             (params.symbols,))}
         unknown = [s for s in params.symbols if s not in known]
         if not known:
             step.nothing(f"no such ticker in public.tickers: {', '.join(unknown)}")
-            return False
+            return None
         if unknown:
             step.note(f"not in public.tickers, skipped: {', '.join(unknown)}")
-        params.symbols = sorted(known)
+        params = replace(params, symbols=sorted(known))
     with_bars = {r[0] for r in conn.execute("SELECT DISTINCT date FROM public.ohlcv WHERE date = ANY(%s)",
                                             (params.dates,))}
     missing = [d for d in params.dates if d not in with_bars]
     if len(missing) == len(params.dates):
         days = ", ".join(f"{d} ({d:%A})" for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
         step.nothing(f"no OHLCV bars on {days}: not a trading day, or not loaded yet (Step 5)")
-        return False
+        return None
     if missing:
         step.note(f"no OHLCV bars on {', '.join(map(str, missing))}: skipped")
-        params.dates = [d for d in params.dates if d in with_bars]
-    return True
+        params = replace(params, dates=[d for d in params.dates if d in with_bars])
+    return params
 
 
-def _report(done: A2Result, step: StepResult) -> None:
+def _report(done: A2Result, step: StepResult[A2Result]) -> None:
     step.read, step.done = done.bars_read, done.dates_done
     step.written, step.unchanged = done.rows_inserted + done.rows_updated, done.rows_unchanged
-    step.details = done.as_dict()
+    step.details = done
     if not done.rows_written and done.skipped_existing:
         step.headline = (f"up to date: {done.skipped_existing} rows already computed for "
                          f"{len(done.dates)} date(s) (--force recomputes)")
     else:
         step.headline = done.headline()
+    for split, why in done.splits_not_applied.items():
+        step.note(f"split record not applied: {split} ({why})")
     if done.dates_without_bars:
         step.note(f"no OHLCV at all on: {', '.join(map(str, done.dates_without_bars))}")
 
 
 def compute(conn: psycopg.Connection, params: A2Params, progress: Progress | None = None, *,
-            extra: Sequence[psycopg.Connection] = ()) -> A2Result:
-    """Compute and write ``params.dates`` over ``conn`` (and ``extra`` connections, if any)."""
+            extra: Sequence[psycopg.Connection] = (), into: A2Result | None = None) -> A2Result:
+    """Compute and write ``params.dates`` over ``conn`` (and ``extra`` connections, if any), counting
+    into ``into`` as it goes (a lost connection then says how many dates were done)."""
     progress = progress or NullProgress()
     started = time.perf_counter()
     if not params.dates:
         raise UsageError("no trading dates in the requested range")
     keep_freed_memory()
-    result = A2Result(dates=sorted(params.dates))
+    result = into or A2Result(dates=[])
+    result.dates = sorted(params.dates)
     try:
         _Job(conn, list(extra), params, result, progress).run()
-    except psycopg.Error as exc:
-        if is_connection_lost(exc):
-            raise ConnectionLost(done=result.dates_done, unit="dates") from exc
-        raise
     finally:
         progress.close()
     result.seconds = time.perf_counter() - started
@@ -330,7 +350,9 @@ class _Job:
         result, params = self.result, self.params
         t0 = time.perf_counter()
         bars = read_bars(self.conn, anchor, days[-1], params.symbols, self.extra[:READ_CONNECTIONS - 1])
-        split_ids, split_days, ratios = a2_splits.read(self.conn, anchor, days[-1])
+        split_ids, split_days, ratios, left_out = a2_splits.read(self.conn, anchor, days[-1])
+        for s in left_out:
+            result.splits_not_applied.setdefault(f"{s.symbol} {s.label()}", f"{s.verdict}: {s.reason}")
         splits = a2_splits.window_splits(_match_ids(bars.ids, split_ids), split_days, ratios)
         p, pos = panels(bars)
         result.bars_read += len(bars.ticker)

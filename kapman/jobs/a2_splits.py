@@ -12,6 +12,9 @@ dates; only when some of its wanted dates fall before one of those splits (a dat
 an execution date) does it get one extra column per other state of adjustment, and those dates'
 cells read that column.  The cost is a few columns' arithmetic per split, not a pass over the
 panel.
+
+Which recorded splits count (once, and only those the prices show) is decided by
+``kapman.jobs.split_checks``.
 """
 
 from __future__ import annotations
@@ -22,12 +25,9 @@ from datetime import date
 import numpy as np
 import psycopg
 
+from kapman.jobs import split_checks
+
 PRICES = ("open", "high", "low", "close")
-
-_READ = ("SELECT t.id, s.execution_date, s.split_to / s.split_from FROM public.splits s "
-         "JOIN public.tickers t ON t.symbol = s.ticker "
-         "WHERE s.execution_date > %s AND s.execution_date <= %s")
-
 
 @dataclass(frozen=True)
 class WindowSplits:
@@ -45,13 +45,17 @@ class WindowSplits:
         return len(self.col)
 
 
-def read(conn: psycopg.Connection, after: date, through: date) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ticker uuids as (n, 16) uint8, execution dates, ratios) of the splits executed in
-    (after, through] of tickers in ``public.tickers``: those that adjust a window starting at
-    ``after``.  Splits of symbols without a ticker have no bars to adjust."""
-    rows = conn.execute(_READ, (after, through)).fetchall()
-    uid = np.frombuffer(b"".join(r[0].bytes for r in rows), dtype=np.uint8).reshape(len(rows), 16)
-    return uid, np.array([r[1] for r in rows], dtype="datetime64[D]"), np.array([float(r[2]) for r in rows])
+def read(conn: psycopg.Connection, after: date, through: date
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[split_checks.CheckedSplit]]:
+    """(ticker uuids as (n, 16) uint8, execution dates, ratios) of the splits applied in
+    (after, through] (``kapman.jobs.split_checks``: in the prices, once) of tickers in
+    ``public.tickers``: those that adjust a window starting at ``after``; and the records left
+    out, with why.  Splits of symbols without a ticker have no bars to adjust."""
+    found = split_checks.checked(conn, after, through)
+    rows = [s for s in found if s.applied]
+    uid = np.frombuffer(b"".join(r.ticker_id.bytes for r in rows), dtype=np.uint8).reshape(len(rows), 16)
+    return (uid, np.array([r.execution_date for r in rows], dtype="datetime64[D]"),
+            np.array([r.ratio for r in rows]), [s for s in found if not s.applied])
 
 
 def window_splits(col: np.ndarray, day: np.ndarray, ratio: np.ndarray) -> WindowSplits:

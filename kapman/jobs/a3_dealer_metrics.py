@@ -1,8 +1,15 @@
 """A3: dealer positioning metrics per (watchlist symbol, trading date) into daily_snapshots.
 
-For each date D the input of a symbol is its latest options snapshot taken on D (New York date
-of ``options_chains.time``); spot is that snapshot's underlying price, else D's close.  All
-contracts of all requested dates come in one bulk read; the kernel is vectorised per chain.
+For each date D the input of a symbol is its chain of the day: its latest options snapshot taken
+on D (New York date of ``options_chains.time``), whatever time that chain carries (a symbol
+fetched later in the session keeps its own time); spot is that snapshot's underlying price,
+else D's close.  All contracts of all requested dates come in one bulk read; the kernel is
+vectorised per chain.
+
+A date an options run is still writing is not computed (the run holds the day's writing lock,
+``kapman.ops.lock``): it fails with that reason, and the next nightly computes it.  Without
+``--force`` a symbol is recomputed when its chain of the day is not the one its stored metrics
+were computed from (``dealer_snapshot_time``): a chain fetched, or taken again, after A3 ran.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import json
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -20,20 +28,22 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from kapman import clock
+from kapman import clock, registry
 from kapman.calendar import is_trading_day
-from kapman.config import Settings
-from kapman.db import bulk, runs
-from kapman.db.connect import connect
-from kapman.db.errors import is_connection_lost
-from kapman.errors import ConnectionLost, UsageError
+from kapman.config import NumberRange, Settings
+from kapman.db import bulk
+from kapman.errors import UsageError
+from kapman.execute import Context, Definition, execute
 from kapman.ingest.watchlist_scope import resolve_scope
 from kapman.jobs import snapshots
 from kapman.jobs.dates import requested_dates
 from kapman.metrics.dealer import DealerParams, compute_dealer_metrics
-from kapman.metrics.dealer_chain import ChainArrays
+from kapman.metrics.dealer_chain import AM_SETTLED_ROOTS, ChainArrays
+from kapman.ops import lock
+from kapman.params import WORKERS_RANGE, date_span, in_range
 from kapman.progress import NullProgress, Progress
 from kapman.step import StepResult
+from kapman.symbols import is_index
 
 log = logging.getLogger(__name__)
 VERSION = "a3-1"
@@ -43,7 +53,13 @@ SNAPSHOT_DATES = ("SELECT DISTINCT (time AT TIME ZONE 'America/New_York')::date 
 SPOT_FROM_SNAPSHOT, SPOT_FROM_CLOSE, SPOT_NONE = "snapshot_underlying_price", "ohlcv_close", "none"
 
 
-@dataclass
+#: The ranges of the dealer parameters a run may ask for.
+MAX_DTE_RANGE = NumberRange(0, 3650, integer=True)
+MIN_OPEN_INTEREST_RANGE = NumberRange(0, 1e9)
+RISK_FREE_RATE_RANGE = NumberRange(-0.1, 0.5)
+
+
+@dataclass(frozen=True)
 class A3Params:
     dates: list[date] | None = None      # explicit trading dates; None: from day/start/end
     day: date | None = None
@@ -54,15 +70,35 @@ class A3Params:
     force: bool = False
     dealer: DealerParams = field(default_factory=DealerParams)
 
-    def ledger_args(self) -> dict[str, Any]:
-        return {"dates": self.dates, "date": self.day, "start_date": self.start, "end_date": self.end,
-                "symbols": self.symbols, "workers": self.workers, "force": self.force,
-                "dealer": asdict(self.dealer)}
+    def validate(self) -> None:
+        in_range("--workers", self.workers, WORKERS_RANGE)
+        in_range("--max-dte", self.dealer.max_dte, MAX_DTE_RANGE)
+        in_range("--min-open-interest", self.dealer.min_open_interest, MIN_OPEN_INTEREST_RANGE)
+        in_range("--risk-free-rate", self.dealer.risk_free_rate, RISK_FREE_RATE_RANGE)
+        self.dealer.validate()
+        date_span(self.day, self.start, self.end)
 
 
 @dataclass(kw_only=True)
-class _Written(snapshots.WrittenRows):
-    """The merge counts of one run, folded into the step result at the end."""
+class A3Details(snapshots.WrittenRows):
+    """What a run computed beyond the StepResult's counts."""
+
+    dates: list[date] = field(default_factory=list)
+    symbols: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    dates_without_snapshots: list[date] = field(default_factory=list)
+    dates_done: list[date] = field(default_factory=list)
+    adjusted_contracts: Counter[str] = field(default_factory=Counter)  # per symbol, kept out (dealer_chain)
+    stale_quotes: Counter[str] = field(default_factory=Counter)        # per symbol, quoted before the session
+
+    def units_done(self) -> int:
+        return len(self.dates_done)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dates": self.dates, "symbols": self.symbols, "statuses": dict(self.statuses),
+                "dates_without_snapshots": self.dates_without_snapshots, "dates_done": self.dates_done,
+                "adjusted_contracts": {s: n for s, n in self.adjusted_contracts.items() if n},
+                "stale_quotes": {s: n for s, n in self.stale_quotes.items() if n}, **self.rows_dict()}
 
 
 @dataclass
@@ -76,11 +112,13 @@ class Chains:
 
 
 _NUMERIC = ("strike", "open_interest", "volume", "implied_volatility", "delta", "gamma", "shares_per_contract",
-            "underlying_price")
+            "underlying_price", "stale_quote", "settles_at_open")
 
 
-def read_chains(conn: psycopg.Connection, ids: list[uuid.UUID], first: date, last: date) -> Chains:
-    """Every contract of the latest snapshot per (ticker, New York date) in [first, last]."""
+def read_chains(conn: psycopg.Connection, ids: list[uuid.UUID], first: date, last: date,
+                index_ids: Sequence[uuid.UUID] = ()) -> Chains:
+    """Every contract of the latest snapshot per (ticker, New York date) in [first, last]; of the
+    underlyings ``index_ids``, the contracts of AM-settled roots are marked (``settles_at_open``)."""
     lo = datetime.combine(first, datetime.min.time(), tzinfo=clock.NEW_YORK)
     hi = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=clock.NEW_YORK)
     nan = sql.SQL("'NaN'::float8")
@@ -94,11 +132,16 @@ def read_chains(conn: psycopg.Connection, ids: list[uuid.UUID], first: date, las
                (oc.option_type = 'C')::int4, oc.strike_price::float8,
                coalesce(oc.open_interest::float8, {nan}), coalesce(oc.volume::float8, {nan}),
                coalesce(oc.implied_volatility, {nan}), coalesce(oc.delta, {nan}), coalesce(oc.gamma, {nan}),
-               coalesce(oc.shares_per_contract::float8, {nan}), coalesce(oc.underlying_price, {nan})
+               coalesce(oc.shares_per_contract::float8, {nan}), coalesce(oc.underlying_price, {nan}),
+               coalesce(((oc.quote_updated_at AT TIME ZONE 'America/New_York')::date
+                         < (oc.time AT TIME ZONE 'America/New_York')::date)::int4::float8, 0),
+               CASE WHEN oc.ticker_id = ANY({index_ids}::uuid[]) AND oc.contract_symbol ~ {am}
+                    THEN 1.0::float8 ELSE 0.0::float8 END
         FROM public.options_chains oc
         JOIN latest l ON l.ticker_id = oc.ticker_id AND l.time = oc.time
         JOIN k ON k.id = oc.ticker_id""").format(ids=sql.Literal(ids), lo=sql.Literal(lo), hi=sql.Literal(hi),
-                                                   nan=nan)
+                                                   nan=nan, index_ids=sql.Literal(list(index_ids)),
+                                                   am=sql.Literal(f"^O:({'|'.join(AM_SETTLED_ROOTS)})[0-9]"))
     types = ["int4", "date", "timestamptz", "date", "int4"] + ["float8"] * len(_NUMERIC)
     with conn.cursor() as cur:
         ticker, day, snap, expiration, is_call, *numbers = bulk.read_fixed(cur, query, types)
@@ -122,21 +165,24 @@ def _arrays(cols: dict[str, np.ndarray], sel: slice) -> ChainArrays:
                        is_put=~is_call, open_interest=np.nan_to_num(cols["open_interest"][sel], nan=0.0),
                        volume=np.nan_to_num(cols["volume"][sel], nan=0.0),
                        implied_volatility=cols["implied_volatility"][sel], delta=cols["delta"][sel],
-                       gamma=cols["gamma"][sel], multiplier=np.where(mult > 0, mult, 100.0))
+                       gamma=cols["gamma"][sel], multiplier=np.where(mult > 0, mult, 100.0),
+                       settles_at_open=cols["settles_at_open"][sel] > 0)
 
 
-def run(settings: Settings, params: A3Params, progress: Progress | None = None) -> StepResult:
-    """Step 8: dealer metrics for the requested dates, recorded in the run ledger."""
-    url = settings.require_database_url()
-    with runs.recorded(url, "a3", params.ledger_args()) as run_, connect(url) as conn:
-        run_.result = StepResult("a3", unit="symbol-dates")
-        try:
-            compute(conn, params, progress, run_.result)
-        except psycopg.Error as exc:
-            if is_connection_lost(exc):
-                raise ConnectionLost(len(run_.result.details.get("dates_done", [])), "dates") from None
-            raise
-        return run_.result
+def run(settings: Settings, params: A3Params, progress: Progress | None = None) -> StepResult[A3Details]:
+    """Step 8: dealer metrics for the requested dates (see kapman.execute)."""
+    return execute("a3", settings, params, progress)
+
+
+def _body(ctx: Context, params: A3Params) -> None:
+    compute(ctx.conn, params, ctx.progress, ctx.result)
+
+
+STEP = Definition(A3Params, _body, details=A3Details,
+                  ledger_args=lambda p: {"dates": p.dates, "date": p.day, "start": p.start, "end": p.end,
+                                         "symbols": p.symbols, "workers": p.workers, "force": p.force,
+                                         "dealer": asdict(p.dealer)},
+                  planned=lambda settings, dates: A3Params(dates=dates))
 
 
 def resolve_dates(conn: psycopg.Connection, params: A3Params) -> list[date]:
@@ -153,37 +199,52 @@ def resolve_dates(conn: psycopg.Connection, params: A3Params) -> list[date]:
     if days:
         raise UsageError(f"no options snapshot on a trading day on or before {today} (the newest, {days[0]}, "
                          "is not a trading day, and A3 computes trading dates only)",
-                         hint="run python -m scripts.ingest_options after a session's close, or pass --date")
+                         hint=f"run {registry.command('options')} after a session's close, or pass --date")
     newer = conn.execute("SELECT EXISTS (SELECT 1 FROM public.options_chains)").fetchone()
     if newer and newer[0]:
         raise UsageError(f"every options snapshot is dated after {today}, today by KapMan's clock",
                          hint="check KAPMAN_NOW, or pass --date")
     raise UsageError("public.options_chains is empty: there is no snapshot to compute",
-                     hint="run python -m scripts.ingest_options first")
+                     hint=f"run {registry.command('options')} first")
 
 
 def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | None = None,
-            result: StepResult | None = None) -> StepResult:
+            result: StepResult[A3Details] | None = None) -> StepResult[A3Details]:
     """Dealer metrics on an open connection; every date is one transaction."""
     progress = progress or NullProgress()
-    result = result or StepResult("a3", unit="symbol-dates")
+    result = result or StepResult("a3", unit="symbol-dates", details=A3Details())
     dates = resolve_dates(conn, params)
     if not dates:
         raise UsageError("no trading dates in the requested range")
-    written = _Written()
-    statuses: Counter = Counter()
-    without: list[date] = []
-    dates_done: list[date] = []
+    dates, busy = lock.claim_days(conn, dates)
+    try:
+        for day in busy:
+            result.fail(str(day), "an options run is still writing this day's snapshot; A3 computes it once the run "
+                                  "has ended (the next nightly)")
+        if dates:
+            _compute(conn, params, dates, progress, result)
+        elif busy:
+            result.details.dates = busy
+    finally:
+        lock.release_days(conn, dates)
+    return result
+
+
+def _compute(conn: psycopg.Connection, params: A3Params, dates: list[date], progress: Progress,
+             result: StepResult[A3Details]) -> StepResult[A3Details]:
+    written = result.details
+    statuses, without, dates_done = written.statuses, written.dates_without_snapshots, written.dates_done
+    written.dates = dates
+    adjusted, stale = written.adjusted_contracts, written.stale_quotes
     symbols = list(resolve_scope(conn, params.symbols, work="dealer metrics").tickers.items())
     ids = [i for _, i in symbols]
-    chains = read_chains(conn, ids, dates[0], dates[-1])
+    chains = read_chains(conn, ids, dates[0], dates[-1], [i for s, i in symbols if is_index(s)])
     result.read = len(chains.ticker)
     spot_close = closes(conn, ids, dates)
     bounds = _groups(chains)
     days_with = {d for _, d in bounds}
     computed_at = clock.now()
-    result.details.update(dates=dates, symbols=len(symbols), statuses=statuses, dates_without_snapshots=without,
-                          dates_done=dates_done)
+    written.symbols = len(symbols)
     span = f"{dates[0]}" if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
     progress.start(len(dates) * len(symbols), "a3 symbol-dates", unit="sym")
     for day in dates:
@@ -192,8 +253,9 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
             progress.advance(len(symbols))
             continue
         t = clock.close_of(day)
-        done = set() if params.force else snapshots.existing(conn, [t], "dealer_metrics_json")
-        todo = [(n, s, i) for n, (s, i) in enumerate(symbols) if (t, i) not in done]
+        done = {} if params.force else _computed_from(conn, t)
+        todo = [(n, s, i) for n, (s, i) in enumerate(symbols)
+                if i not in done or done[i] != _chain_time(chains, bounds.get((n, day)))]
         result.unchanged += len(symbols) - len(todo)
         result.done += len(symbols) - len(todo)
 
@@ -213,6 +275,8 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
                     result.fail(f"{symbol} {day}", error or "no result")
                     continue
                 statuses[payload["status"]] += 1
+                adjusted[symbol] += payload["counts"]["excluded"]["adjusted_deliverable"]
+                stale[symbol] += payload["counts"]["stale_quotes"]
                 snap = payload["snapshot_time"]
                 rows.append((t, tid, json.dumps(payload, allow_nan=False),
                              datetime.fromisoformat(snap) if snap else None, computed_at, VERSION))
@@ -225,14 +289,20 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
     progress.close()
     result.written = written.rows_inserted + written.rows_updated
     result.unchanged += written.rows_unchanged
-    result.details.update(written.rows_dict(), statuses=dict(statuses))
     if len(without) == len(dates):
-        result.nothing(f"no options snapshot on {span}: run python -m scripts.ingest_options on a trading day "
-                       "first")
+        result.nothing(f"no options snapshot on {span}: run {registry.command('options')} on a trading day first")
         return result
     if without:
         result.note("no options snapshot for any symbol on " + ", ".join(map(str, without))
                     + " (nothing to compute there; a snapshot missed on its day cannot be fetched later)")
+    if sum(adjusted.values()):
+        names = ", ".join(f"{s} {n}" for s, n in adjusted.most_common(10) if n)
+        result.note(f"{sum(adjusted.values())} adjusted contracts (deliverable != 100) kept out of every metric "
+                    f"(counts.excluded.adjusted_deliverable): {names}")
+    if sum(stale.values()):
+        names = ", ".join(f"{s} {n}" for s, n in stale.most_common(10) if n)
+        result.note(f"{sum(stale.values())} contracts quoted before their snapshot's session (stale quotes, "
+                    f"counts.stale_quotes): {names}")
     status = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "none"
     result.headline = (f"{span}: {len(symbols)} symbols, {written.rows_written} rows "
                        f"({written.rows_inserted} new, {written.rows_updated} updated, "
@@ -241,6 +311,18 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
         result.headline += f"; {result.unchanged - written.rows_unchanged} already computed (--force recomputes)"
     log.info("%s", result.summary())
     return result
+
+
+def _computed_from(conn: psycopg.Connection, t: datetime) -> dict[uuid.UUID, datetime | None]:
+    """The symbols of a date with dealer metrics, and the chain time each was computed from."""
+    return dict(conn.execute("SELECT ticker_id, dealer_snapshot_time FROM public.daily_snapshots "
+                             "WHERE time = %s AND dealer_metrics_json IS NOT NULL", (t,)).fetchall())
+
+
+def _chain_time(chains: Chains, sel: slice | None) -> datetime | None:
+    if sel is None:
+        return None
+    return chains.snap[sel.start].astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
 
 
 def _groups(chains: Chains) -> dict[tuple[int, Any], slice]:
@@ -256,13 +338,17 @@ def _groups(chains: Chains) -> dict[tuple[int, Any], slice]:
 
 def _metrics(chains: Chains, sel: slice | None, close: float | None, day: date, params: A3Params) -> dict:
     if sel is None:
-        return compute_dealer_metrics(_arrays(chains.cols, slice(0, 0)), spot=close,
-                                      spot_source=SPOT_FROM_CLOSE if close else SPOT_NONE, as_of=day,
-                                      snapshot_time=None, params=params.dealer)
+        out = compute_dealer_metrics(_arrays(chains.cols, slice(0, 0)), spot=close,
+                                     spot_source=SPOT_FROM_CLOSE if close else SPOT_NONE, as_of=day,
+                                     snapshot_time=None, params=params.dealer)
+        out["counts"]["stale_quotes"] = 0
+        return out
     underlying = chains.cols["underlying_price"][sel]
     finite = underlying[np.isfinite(underlying) & (underlying > 0)]
     spot, source = (float(np.median(finite)), SPOT_FROM_SNAPSHOT) if len(finite) else \
         (close, SPOT_FROM_CLOSE if close else SPOT_NONE)
-    snap = chains.snap[sel.start].astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
-    return compute_dealer_metrics(_arrays(chains.cols, sel), spot=spot, spot_source=source, as_of=day,
-                                  snapshot_time=snap, params=params.dealer)
+    snap = _chain_time(chains, sel)
+    out = compute_dealer_metrics(_arrays(chains.cols, sel), spot=spot, spot_source=source, as_of=day,
+                                 snapshot_time=snap, params=params.dealer)
+    out["counts"]["stale_quotes"] = int(chains.cols["stale_quote"][sel].sum())
+    return out

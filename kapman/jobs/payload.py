@@ -1,5 +1,8 @@
 """Serialise rows of float values into nested ``{category: {indicator: {output: v}}}`` JSON fast.
 
+A key has three levels (``trend.sma.sma_200``) or two (``pattern_recognition.cdl2crows``, a
+pattern has one output).
+
 The document's shape is fixed per key list, so it is rendered once as a ``%s`` template; the
 numbers of a whole (rows x keys) matrix are formatted in one orjson call (shortest round-trip
 repr; NaN and inf become null) and each row only fills the template.  About 10x faster than
@@ -21,14 +24,17 @@ class JsonTemplate:
         if nested:
             tree: dict = {}
             for k in self.keys:
-                cat, ind, out = k.split(".", 2)
-                tree.setdefault(cat, {}).setdefault(ind, {})[out] = None
-            self._order = [f"{c}.{i}.{o}" for c, inds in tree.items() for i, outs in inds.items() for o in outs]
-            body = ",".join(
-                f"{json.dumps(c)}:{{" + ",".join(
-                    f"{json.dumps(i)}:{{" + ",".join(f"{json.dumps(o)}:%s" for o in outs) + "}"
-                    for i, outs in inds.items()) + "}"
-                for c, inds in tree.items())
+                *path, leaf = k.split(".", 2)   # "cat.ind.out" or two levels ("pattern_recognition.cdl2crows")
+                node = tree
+                for part in path:
+                    node = node.setdefault(part, {})
+                    if not isinstance(node, dict):
+                        raise ValueError(f"key {k!r}: {part!r} is both a value and a group")
+                if leaf in node:
+                    raise ValueError(f"key {k!r} is given twice or is also a group")
+                node[leaf] = None
+            self._order: list[str] = []
+            body = self._render(tree, ())
         else:
             self._order = list(self.keys)
             body = ",".join(f"{json.dumps(k)}:%s" for k in self.keys)
@@ -36,6 +42,17 @@ class JsonTemplate:
         self._bytes = self._template.encode()
         position = {k: n for n, k in enumerate(self.keys)}
         self._perm = np.array([position[k] for k in self._order], dtype=np.intp)
+
+    def _render(self, tree: dict, path: tuple[str, ...]) -> str:
+        """The template's body for ``tree``; leaves (None) become ``%s`` in key order."""
+        parts = []
+        for name, sub in tree.items():
+            if sub is None:
+                self._order.append(".".join((*path, name)))
+                parts.append(f"{json.dumps(name)}:%s")
+            else:
+                parts.append(f"{json.dumps(name)}:{{" + self._render(sub, (*path, name)) + "}")
+        return ",".join(parts)
 
     def render_many(self, rows: np.ndarray) -> list[bytes]:
         """One JSON document per row of a (n, len(keys)) float matrix."""

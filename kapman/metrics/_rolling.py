@@ -381,7 +381,7 @@ def window_seeds(x: np.ndarray, n: int, total: bool = False) -> Reseeds:
     start = ~nan
     start[1:] &= nan[:-1]
     srows, scols = np.divmod(np.flatnonzero(start), n_cols)  # row-major: ascending rows
-    cols_u, first_at = np.unique(scols, return_index=True)
+    _, first_at = np.unique(scols, return_index=True)
     first = np.zeros(len(srows), dtype=bool)
     first[first_at] = True
     fits = srows <= t_len - n

@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 
 from kapman.errors import ConfigError
-from kapman.metrics.dealer_chain import FILTER_REASONS, ChainArrays, Eligibility, classify
+from kapman.metrics.dealer_chain import (
+    FILTER_REASONS,
+    OPEN_TO_CLOSE_HOURS,
+    ChainArrays,
+    Eligibility,
+    classify,
+)
 from kapman.metrics.dealer_flip import GammaBook, find_gamma_flip
 from kapman.metrics.dealer_levels import Wall, atm_iv, by_strike, max_pain, walls
 from kapman.metrics.greeks import bs_delta, bs_gamma, year_fraction
@@ -34,8 +40,9 @@ CONVENTIONS: dict[str, str] = {
     "gex": "USD per 1% move of the underlying: sign * gamma * open_interest * multiplier * spot^2 * 0.01",
     "dex": "share-equivalent USD: sign * delta * open_interest * multiplier * spot",
     "greeks": "provider gamma/delta; Black-Scholes from the contract's IV when the provider gives none",
-    "time_to_expiry": "snapshot instant to 16:00 America/New_York on expiration, 365-day years, "
-                      "floored at min_time_to_expiry_hours",
+    "time_to_expiry": "snapshot instant to each contract's settlement: 16:00 America/New_York on "
+                      "expiration (PM-settled), 09:30 for AM-settled index monthlies (roots SPX, NDX, RUT, "
+                      "VIX, DJX); 365-day years, floored at min_time_to_expiry_hours",
     "dte": "calendar days from as_of to expiration",
     "gamma_flip": "spot level where re-priced Black-Scholes dealer gamma (own IV and expiry, "
                   "contracts with IV only) crosses zero, nearest to spot within flip_range",
@@ -76,7 +83,8 @@ class DealerParams:
     #: contracts in an after-close snapshot keep a finite gamma instead of NaN.
     min_time_to_expiry_hours: float = 1.0
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        """The invariants the computation relies on (A3Params.validate() asks before a run)."""
         problems = []
         if self.max_dte < 0:
             problems.append("max_dte must be >= 0")
@@ -218,7 +226,10 @@ def _fill_metrics(out: dict[str, Any], a: ChainArrays, elig: Eligibility, *, spo
     iv = a.implied_volatility[e]
     has_iv = elig.has_iv[e]
     floor = params.min_time_to_expiry_hours / (365.0 * 24.0)
-    years = np.maximum(year_fraction(snapshot_time, a.expiration[e]), floor)
+    years = year_fraction(snapshot_time, a.expiration[e])
+    if a.settles_at_open is not None:   # AM-settled index monthlies stop 6.5 hours earlier
+        years = years - a.settles_at_open[e] * (OPEN_TO_CLOSE_HOURS / (365.0 * 24.0))
+    years = np.maximum(years, floor)
 
     # Provider greeks first; Black-Scholes from IV only where the provider gave none.
     gamma = a.gamma[e]

@@ -14,7 +14,7 @@ open_interest          yes       contracts held at the previous session's end; N
 volume                 no        contracts traded today; NULL -> 0
 implied_volatility     no        decimal fraction (0.35 = 35 %); NULL or <= 0 -> none
 delta, gamma           no        provider greeks per share; NULL -> none
-shares_per_contract    no        contract multiplier; NULL or <= 0 -> 100
+shares_per_contract    no        deliverable shares; NULL or <= 0 -> 100; not 100 -> excluded
 =====================  ========  ==========================================================
 
 Other columns (contract symbol, theta, vega, ...) are ignored.
@@ -39,10 +39,22 @@ _CALL_CODES = frozenset({"C", "CALL"})
 _PUT_CODES = frozenset({"P", "PUT"})
 # Standard equity option; adjusted contracts carry their own value.
 DEFAULT_MULTIPLIER = 100.0
+#: The one rule for adjusted contracts (after a split, reverse split or merger the exchange keeps a
+#: contract's strike and changes its deliverable, e.g. 12 GE shares at strike 13 beside a spot of
+#: 104): a contract whose deliverable is not the standard 100 shares is kept out of every metric
+#: (GEX, DEX, walls, flip, max pain, ratios, ATM IV) as ``adjusted_deliverable``.  Its listed strike
+#: is not a price level of today's shares, and its deliverable may carry cash or other securities
+#: the chain does not describe, so it is not converted.
+
+#: Roots of AM-settled index options (the monthlies; the weeklies, SPXW, NDXP, RUTW, VIXW, settle
+#: at the close).  A contract symbol is ``O:<root><yymmdd><C|P><strike>``.
+AM_SETTLED_ROOTS = ("SPX", "NDX", "RUT", "VIX", "DJX")
+#: From the 09:30 open to the 16:00 close.
+OPEN_TO_CLOSE_HOURS = 6.5
 
 #: Exclusion reasons in the order they are tested; a contract counts under the first that applies.
-FILTER_REASONS = ("invalid_contract", "expired", "beyond_max_dte", "below_min_open_interest",
-                  "no_gamma_no_iv")
+FILTER_REASONS = ("invalid_contract", "adjusted_deliverable", "expired", "beyond_max_dte",
+                  "below_min_open_interest", "no_gamma_no_iv")
 
 
 def _dates(col: pd.Series) -> npt.NDArray[np.datetime64]:
@@ -77,6 +89,9 @@ class ChainArrays:
     delta: FloatArray
     gamma: FloatArray
     multiplier: FloatArray  # NULL/<=0 already replaced by 100
+    #: AM-settled index contracts (SPX monthlies): they settle at the expiration day's open, not
+    #: its close.  None: every contract settles at the close.
+    settles_at_open: BoolArray | None = None
 
     def __len__(self) -> int:
         return int(self.strike.shape[0])
@@ -147,6 +162,8 @@ def classify(chain: ChainArrays, *, as_of: date, max_dte: int, min_open_interest
         valid = (chain.is_call | chain.is_put) & (chain.strike > 0.0) & ~nat
         has_iv = np.isfinite(chain.implied_volatility) & (chain.implied_volatility > 0.0)
     has_gamma = np.isfinite(chain.gamma)
+    adjusted = valid & (chain.multiplier != DEFAULT_MULTIPLIER)
+    valid &= ~adjusted
 
     expired = valid & (dte < 0)
     beyond = valid & (dte > max_dte)
@@ -154,7 +171,7 @@ def classify(chain: ChainArrays, *, as_of: date, max_dte: int, min_open_interest
     low_oi = universe & ~(chain.open_interest >= min_open_interest)  # NaN counts as below
     no_gamma = universe & ~low_oi & ~has_gamma & ~has_iv
     eligible = universe & ~low_oi & ~no_gamma
-    counts = (~valid, expired, beyond, low_oi, no_gamma)
+    counts = (~valid & ~adjusted, adjusted, expired, beyond, low_oi, no_gamma)
     excluded = {reason: int(mask.sum()) for reason, mask in zip(FILTER_REASONS, counts, strict=True)}
     return Eligibility(dte=dte, universe=universe, eligible=eligible, has_iv=has_iv,
                        has_gamma=has_gamma, excluded=excluded)

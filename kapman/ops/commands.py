@@ -1,25 +1,26 @@
-"""The commands that mend what status finds, named once."""
+"""The commands that mend what status finds, as status names them: each read from the registry."""
 
 from __future__ import annotations
 
 from datetime import date
 
-NIGHTLY = "python -m scripts.nightly"
-REBUILD = "python -m scripts.db.a5_deterministic_rebuild"
-TICKERS = "python -m scripts.ingest_tickers --force"
-WATCHLISTS = "python -m scripts.ingest_watchlists"
-OHLCV_BASE = "python -m scripts.ingest_ohlcv base"
-OPTIONS = "python -m scripts.ingest_options"
-A2 = "python -m scripts.run_a2_local_ta"
-A3 = "python -m scripts.run_a3_dealer_metrics"
+from kapman import registry
 
-#: ingest_runs.job -> the command that reruns it.
-BY_JOB = {"tickers": TICKERS, "watchlists": WATCHLISTS, "ohlcv": "python -m scripts.ingest_ohlcv incremental",
-          "options": OPTIONS, "a2": A2, "a3": A3, "nightly": NIGHTLY}
+NIGHTLY = registry.mend("nightly")
+REBUILD = registry.mend("rebuild")
+TICKERS = registry.mend("tickers")
+WATCHLISTS = registry.mend("watchlists")
+OHLCV_BASE = f"{registry.command('ohlcv')} base"
+OPTIONS = registry.mend("options")
+A2 = registry.command("a2")
+A3 = registry.command("a3")
+
+#: ingest_runs.job -> the command that reruns it (older job names included).
+BY_JOB = {job: step.mend for job, step in registry.BY_JOB.items() if step.unit}
 
 
 def ohlcv_reload(start: date, end: date) -> str:
-    return f"python -m scripts.ingest_ohlcv backfill --start {start} --end {end} --force"
+    return f"{registry.command('ohlcv')} backfill --start {start} --end {end} --force"
 
 
 def dated(command: str, days: list[date]) -> str:

@@ -1,17 +1,32 @@
-"""What the warehouse holds per trading day: set-based counts that status and nightly share.
+"""What the warehouse holds per trading day: the one answer the nightly's plan, status and the
+warehouse page share.
 
-One query per table, grouped by day, over a window (the retention window by default), so a
-full market (11,000 tickers, two years) is a handful of index scans rather than a loop.
+``take`` counts every table per day over a window (the retention window by default): one query
+per table, grouped by day, so a full market (11,000 tickers, two years) is a handful of index
+scans rather than a loop.  Beside it, each step says what is done for a day as a plain function
+``(conn, day or range) -> typed result``:
+
+- ``options_day``: a session's snapshot symbol by symbol.  It is complete when every symbol of the
+  watchlist scope has a stored chain of that session (taken between the close and midnight New
+  York), or the provider listed no contracts for it, and no options run is still writing it.  A
+  symbol fetched later in the session keeps its own snapshot time: a session's chains may carry
+  several times, and A3 uses each symbol's latest chain of the day.
+- ``a2_first`` / ``a2_missing``: where A2 begins and which dates with bars have none.
+- ``a3_day`` / ``a3_missing``: A3 per symbol of a day, INVALID counted, and stale where the
+  symbol's chain of the day is not the one A3 was computed from.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from uuid import UUID
 
 import psycopg
 
 from kapman import clock
+from kapman.db import lifecycle
+from kapman.ops import sessions
 
 #: The retention window when hypertable_lifecycle has no row for ohlcv (schema not rebuilt).
 DEFAULT_WINDOW = timedelta(days=730)
@@ -78,15 +93,210 @@ def take(conn: psycopg.Connection, start: date) -> Inventory:
     return inv
 
 
-def a2_missing(inv: Inventory) -> list[date]:
-    """Dates with bars and no A2, from the first date A2 was computed (or the newest bar date when
-    A2 never ran): history before A2 began is a backfill the user asks for, not a gap."""
-    if not inv.bars:
+def a2_first(inv: Inventory, now: datetime) -> date | None:
+    """The first date A2 owes: where it first ran, or, on a warehouse without any A2, the newest
+    trading day whose flat file is due by ``now`` (the calendar's answer, never whichever day a
+    killed load happened to store last)."""
+    if inv.a2:
+        return min(inv.a2)
+    due = sessions.ohlcv_due_days(max(inv.start, clock.ny_date_of(now) - timedelta(days=10)), now)
+    return due[-1] if due else None
+
+
+def a2_missing(inv: Inventory, now: datetime) -> list[date]:
+    """Dates with bars and no A2, from ``a2_first`` on: history before A2 began is a backfill the
+    user asks for, not a gap."""
+    first = a2_first(inv, now)
+    if first is None:
         return []
-    first = min(inv.a2) if inv.a2 else max(inv.bars)
     return sorted(d for d in inv.bars if d >= first and d not in inv.a2)
+
+
+# -- options: a session's snapshot, symbol by symbol ----------------------------------------------
+
+@dataclass(frozen=True)
+class OptionsDay:
+    """What a session's option snapshot holds, symbol by symbol."""
+
+    day: date
+    expected: dict[str, UUID]                 # the watchlist scope of the day: symbol -> ticker id
+    stored: dict[str, datetime]               # symbol -> time of its latest chain of the session
+    empty: frozenset[str] = frozenset()       # the provider listed no contracts (a run of the session said)
+    writing: tuple[UUID, ...] = ()            # options runs of the day still running
+
+    @property
+    def missing(self) -> list[str]:
+        return [s for s in self.expected if s not in self.stored and s not in self.empty]
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.writing
+
+    @property
+    def taken(self) -> int:
+        return len(self.expected) - len(self.missing)
+
+    def line(self) -> str:
+        text = f"{self.day}: {self.taken} of {len(self.expected)} symbols stored"
+        if self.missing:
+            text += f", missing {_names(self.missing)}"
+        if self.writing:
+            text += f"; an options run is still writing it (run {self.writing[0]})"
+        return text
+
+
+def _names(symbols: list[str], shown: int = 8) -> str:
+    return " ".join(symbols[:shown]) + (f" and {len(symbols) - shown} more" if len(symbols) > shown else "")
+
+
+def scope_of(conn: psycopg.Connection, day: date) -> dict[str, UUID]:
+    """The active watchlist symbols with an active ticker that were on a watchlist by ``day``."""
+    return dict(conn.execute("""
+        SELECT w.symbol, t.id FROM public.watchlists w JOIN public.tickers t ON t.symbol = w.symbol
+        WHERE w.active AND t.active GROUP BY w.symbol, t.id HAVING min(w.effective_date) <= %s
+        ORDER BY w.symbol""", (day,)).fetchall())
+
+
+def latest_chains(conn: psycopg.Connection, ids: list[UUID], lo: datetime, hi: datetime) -> dict[UUID, datetime]:
+    """Each ticker's newest chain time in [lo, hi): one probe of (ticker_id, time DESC) per ticker."""
+    return {tid: t for tid, t in conn.execute("""
+        SELECT k.id, (SELECT max(o.time) FROM public.options_chains o
+                      WHERE o.ticker_id = k.id AND o.time >= %s AND o.time < %s)
+        FROM unnest(%s::uuid[]) AS k(id)""", (lo, hi, ids)).fetchall() if t is not None}
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    """Midnight to midnight New York: the chains named by ``day``."""
+    return (datetime.combine(day, datetime.min.time(), tzinfo=clock.NEW_YORK),
+            sessions.snapshot_window_end(day))
+
+
+def options_writing(conn: psycopg.Connection, day: date) -> tuple[UUID, ...]:
+    """Options runs of ``day`` still running (call ``runs.resolve_abandoned`` first: the rest are alive)."""
+    lo, hi = _day_bounds(day)
+    return tuple(r for (r,) in conn.execute(
+        "SELECT run_id FROM public.ingest_runs WHERE job = 'options' AND status = 'running' "
+        "AND snapshot_time >= %s AND snapshot_time < %s ORDER BY started_at", (lo, hi)).fetchall())
+
+
+def _empty_symbols(conn: psycopg.Connection, lo: datetime, hi: datetime) -> frozenset[str]:
+    rows = conn.execute("""
+        SELECT DISTINCT o.key FROM public.ingest_runs r,
+             jsonb_each(CASE WHEN jsonb_typeof(r.summary -> 'outcomes') = 'object' THEN r.summary -> 'outcomes'
+                             ELSE '{}'::jsonb END) AS o
+        WHERE r.job = 'options' AND r.snapshot_time >= %s AND r.snapshot_time < %s
+          AND o.value ->> 'status' = 'empty'""", (lo, hi)).fetchall()
+    return frozenset(s for (s,) in rows)
+
+
+def options_day(conn: psycopg.Connection, day: date) -> OptionsDay:
+    """``day``'s session snapshot: chains taken from its close to midnight New York."""
+    expected = scope_of(conn, day)
+    lo, hi = clock.close_of(day), sessions.snapshot_window_end(day)
+    latest = latest_chains(conn, list(expected.values()), lo, hi)
+    by_id = {tid: s for s, tid in expected.items()}
+    stored = {by_id[tid]: t for tid, t in latest.items()}
+    empty = _empty_symbols(conn, lo, hi) - stored.keys()
+    return OptionsDay(day, expected, stored, frozenset(empty & expected.keys()), options_writing(conn, day))
+
+
+# -- A3 -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class A3Day:
+    """A3 of a trading date, symbol by symbol, against each symbol's chain of the day."""
+
+    day: date
+    expected: int                      # symbols of the scope
+    computed: int                      # ... with dealer metrics
+    invalid: int                       # ... whose metrics say INVALID
+    stale: tuple[str, ...]             # computed from another chain than the symbol's chain of the day
+    uncomputed: tuple[str, ...]        # no dealer metrics although the symbol has a chain of the day
+
+    @property
+    def due(self) -> bool:
+        return bool(self.stale or self.uncomputed)
+
+
+def a3_day(conn: psycopg.Connection, day: date) -> A3Day:
+    expected = scope_of(conn, day)
+    lo, hi = _day_bounds(day)
+    chains = latest_chains(conn, list(expected.values()), lo, hi)
+    rows = {tid: (used, status) for tid, used, status in conn.execute(
+        "SELECT ticker_id, dealer_snapshot_time, dealer_metrics_json ->> 'status' FROM public.daily_snapshots "
+        "WHERE time = %s AND dealer_metrics_json IS NOT NULL", (clock.close_of(day),)).fetchall()}
+    stale = [s for s, tid in expected.items() if tid in rows and tid in chains and rows[tid][0] != chains[tid]]
+    uncomputed = [s for s, tid in expected.items() if tid in chains and tid not in rows]
+    invalid = sum(1 for tid in expected.values() if tid in rows and rows[tid][1] == "INVALID")
+    return A3Day(day, len(expected), sum(1 for tid in expected.values() if tid in rows), invalid,
+                 tuple(stale), tuple(uncomputed))
 
 
 def a3_missing(inv: Inventory) -> list[date]:
     """Dates with an option snapshot and no A3."""
     return sorted(d for d in inv.snapshots if d not in inv.a3)
+
+
+def a3_due(conn: psycopg.Connection, inv: Inventory, recent: list[date]) -> list[date]:
+    """Dates A3 owes: those with a snapshot and no A3, and, among ``recent`` dates, those where a
+    symbol's chain of the day is not the one its A3 was computed from (a chain fetched or replaced
+    after A3 ran)."""
+    due = set(a3_missing(inv))
+    due.update(d for d in recent if d in inv.snapshots and d not in due and a3_day(conn, d).due)
+    return sorted(due)
+
+
+# -- per step, over a range: what the step registry asks ---------------------------------------
+
+@dataclass(frozen=True)
+class StepDays:
+    """What one step has done over a range of trading days, and what it owes there."""
+
+    step: str
+    done: dict[date, int]          # units stored per day (bars, A2 rows, A3 rows, symbols with a chain)
+    owed: list[date]               # days the step still owes, by the warehouse's clock
+
+    def complete(self, day: date) -> bool:
+        return day in self.done and day not in self.owed
+
+
+def _range(conn: psycopg.Connection, start: date, end: date) -> tuple[Inventory, datetime]:
+    now = min(lifecycle.warehouse_now(conn), sessions.snapshot_window_end(end))
+    return take(conn, start), now
+
+
+def ohlcv_days(conn: psycopg.Connection, start: date, end: date) -> StepDays:
+    """Bars per day; owed: trading days whose flat file is due and that have none, after the oldest
+    day with bars (history before it is a base load the user asks for)."""
+    inv, now = _range(conn, start, end)
+    oldest = min(inv.bars, default=None)
+    owed = [d for d in sessions.ohlcv_due_days(start, now) if oldest is not None and d > oldest and d not in inv.bars]
+    return StepDays("ohlcv", {d: n for d, n in inv.bars.items() if d <= end}, owed)
+
+
+def a2_days(conn: psycopg.Connection, start: date, end: date) -> StepDays:
+    inv, now = _range(conn, start, end)
+    return StepDays("a2", {d: n for d, n in inv.a2.items() if d <= end},
+                    [d for d in a2_missing(inv, now) if d <= end])
+
+
+def options_days(conn: psycopg.Connection, start: date, end: date) -> StepDays:
+    """Symbols with a chain of each session (``options_day``); owed: sessions whose window is open
+    now and that are not complete (a closed window's gaps are lost, not owed)."""
+    inv, now = _range(conn, start, end)
+    days = {d: options_day(conn, d) for d in sessions.closed_sessions(start, now) if d <= end and d in inv.snapshots}
+    today = sessions.snapshot_session(now)
+    owed = [today] if today is not None and today <= end and not options_day(conn, today).complete else []
+    return StepDays("options", {d: o.taken for d, o in days.items()}, owed)
+
+
+#: Chains that change after A3 ran are looked for over this many recent sessions (a symbol
+#: fetched later happens within its session; older days would cost a probe per symbol each).
+STALE_A3_SESSIONS = 10
+
+
+def a3_days(conn: psycopg.Connection, start: date, end: date) -> StepDays:
+    inv, now = _range(conn, start, end)
+    recent = [d for d in sessions.closed_sessions(start, now) if d <= end][-STALE_A3_SESSIONS:]
+    return StepDays("a3", {d: n for d, n in inv.a3.items() if d <= end},
+                    [d for d in a3_due(conn, inv, recent) if d <= end])

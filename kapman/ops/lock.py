@@ -1,9 +1,10 @@
-"""One nightly at a time: a session-level advisory lock held on a connection of its own."""
+"""Advisory locks: one nightly at a time, and no A3 on a snapshot an options run is still writing."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 
 import psycopg
 
@@ -47,3 +48,35 @@ def exclusive(db_url: str, key: int = NIGHTLY_LOCK) -> Iterator[None]:
         yield
     finally:
         conn.close()    # ends the session, which releases the lock even if unlock never ran
+
+
+#: "ow": an options run writing a New York day's snapshot holds (OPTIONS_WRITING, ordinal) shared;
+#: A3 takes it exclusively for the dates it computes, so it never reads a half-written snapshot.
+OPTIONS_WRITING = 0x6F77
+
+
+@contextmanager
+def writing_snapshot(db_url: str, day: date) -> Iterator[None]:
+    """Held by an options run while it writes ``day``'s chains (waits for an A3 of that day to end)."""
+    conn = connect(db_url, autocommit=True)
+    try:
+        conn.execute("SELECT pg_advisory_lock_shared(%s::int4, %s::int4)", (OPTIONS_WRITING, day.toordinal()))
+        yield
+    finally:
+        conn.close()    # releases the lock, also when the process is killed
+
+
+def claim_days(conn: psycopg.Connection, days: list[date]) -> tuple[list[date], list[date]]:
+    """Take the writing lock of each day exclusively on ``conn`` (session-level, released by
+    ``release_days`` or the connection's end): (the days claimed, the days an options run is writing)."""
+    got = dict(conn.execute("SELECT d, pg_try_advisory_lock(%s::int4, d) FROM unnest(%s::int4[]) AS d",
+                            (OPTIONS_WRITING, [d.toordinal() for d in days])).fetchall())
+    return [d for d in days if got[d.toordinal()]], [d for d in days if not got[d.toordinal()]]
+
+
+def release_days(conn: psycopg.Connection, days: list[date]) -> None:
+    """Give the days back; on a connection that failed, its end gives them back instead."""
+    if not days or conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+        return
+    conn.execute("SELECT pg_advisory_unlock(%s::int4, d) FROM unnest(%s::int4[]) AS d",
+                 (OPTIONS_WRITING, [d.toordinal() for d in days]))

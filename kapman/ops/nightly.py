@@ -1,34 +1,40 @@
 """The nightly: work out what is due by KapMan's clock and the NYSE calendar, and do it in order.
 
 Tickers, splits and watchlists (once per New York day), OHLCV for every trading day of the
-retention window whose flat file is not loaded or was republished, the options snapshot when
-today's session has closed and has none yet, A2 for every date with bars and no A2 (and again,
-with --force, for every computed date from a republished day on, since its look-back window
-holds that day's bars), A3 for every date with a snapshot and no A3.  Idempotent: run it twice
-and the second run finds nothing due.  A snapshot that was not taken on its day is reported as
-lost, never taken late under its date.
+retention window whose flat file is not loaded or was republished, the options snapshot of
+today's session from its close to midnight New York for every watchlist symbol without a chain
+of the session yet (never fetched, or failed: a nightly killed half-way, a transient error, are
+completed by the next one), A2 for every date with bars and no A2 (and again, with --force, for
+every computed date from a republished day on, since its look-back window holds that day's bars),
+A3 for every date with a snapshot and no A3, or whose chains changed after A3 ran.  What is done
+per day is ``kapman.ops.inventory``'s answer, the same status and the warehouse page read.
+Idempotent: run it twice and the second run finds nothing due.  A snapshot, or a symbol of one,
+that was not taken by its session's midnight is reported lost by the next nightly, never taken
+late under its date.  A snapshot an options run is still writing is left to it: no A3 on it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import psycopg
 
-from kapman import clock
+from kapman import clock, registry, signals
 from kapman.config import Settings
 from kapman.db import lifecycle, runs
 from kapman.db.connect import connect
-from kapman.db.errors import is_connection_lost, wrap
-from kapman.errors import ConnectionLost, DatabaseError, KapManError, UsageError
-from kapman.ops import lock, sessions, steps
+from kapman.db.errors import wrap
+from kapman.errors import DatabaseError, KapManError, UsageError
+from kapman.execute import Context, Definition, execute
+from kapman.ops import inventory, lock, sessions
 from kapman.ops.checks import day_list, span
-from kapman.ops.inventory import Inventory, a2_missing, a3_missing, take, window_start
-from kapman.progress import NullProgress, Progress
+from kapman.ops.inventory import Inventory, a2_first, a2_missing, a3_due, options_day, take, window_start
+from kapman.progress import Progress
 from kapman.providers.flatfiles import source_from_settings
 from kapman.step import StepResult
 
@@ -37,8 +43,6 @@ log = logging.getLogger(__name__)
 #: Lost snapshots are reported by the nightly run after the loss; with no earlier nightly, the
 #: sessions this far back are looked at.
 LOST_LOOKBACK_SESSIONS = 10
-
-ORDER = ("tickers", "splits", "watchlists", "ohlcv", "options", "a2", "a3")
 
 
 @dataclass
@@ -53,7 +57,9 @@ class Plan:
     now: datetime
     tasks: list[Task] = field(default_factory=list)
     lost: list[date] = field(default_factory=list)          # snapshots never taken, newly lost
+    lost_symbols: dict[date, list[str]] = field(default_factory=dict)  # symbols a session's snapshot lacks for good
     unpublished: list[date] = field(default_factory=list)   # files due and not on the source
+    waiting: list[str] = field(default_factory=list)        # work left to a run still in progress
 
     def render(self) -> str:
         ny = self.now.astimezone(clock.NEW_YORK)
@@ -61,13 +67,18 @@ class Plan:
         lines += [f"  {t.step:<10} {t.reason}" for t in self.tasks] or ["  nothing is due"]
         if self.lost:
             lines.append(f"  lost       option snapshots never taken: {day_list(self.lost)} (cannot be taken now)")
+        for day, symbols in self.lost_symbols.items():
+            lines.append(f"  lost       {day}: {len(symbols)} symbols never stored ({' '.join(symbols[:10])}"
+                         f"{' ...' if len(symbols) > 10 else ''}; cannot be taken now)")
+        lines += [f"  waiting    {w}" for w in self.waiting]
         if self.unpublished:
             lines.append(f"  waiting    flat files due and not published yet: {day_list(self.unpublished)}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
         return {"now": self.now, "tasks": [{"step": t.step, "reason": t.reason, **t.args} for t in self.tasks],
-                "lost_snapshots": self.lost, "unpublished_files": self.unpublished}
+                "lost_snapshots": self.lost, "lost_symbols": {str(d): s for d, s in self.lost_symbols.items()},
+                "unpublished_files": self.unpublished, "waiting": self.waiting}
 
 
 # -- planning ------------------------------------------------------------------------------------
@@ -84,20 +95,40 @@ def _last_nightly(conn: psycopg.Connection) -> datetime | None:
     return row[0] if row else None
 
 
+def _newly_over(conn: psycopg.Connection, days: list[date], closed: list[date]) -> list[date]:
+    """Of ``days`` (sessions whose window is over), those that closed since the previous nightly."""
+    previous = _last_nightly(conn)
+    if previous is None:
+        return [d for d in days if d in set(closed[-LOST_LOOKBACK_SESSIONS:])]
+    return [d for d in days if sessions.snapshot_window_end(d) > previous]
+
+
 def lost_snapshots(conn: psycopg.Connection, inv: Inventory, now: datetime) -> list[date]:
     """Sessions whose snapshot window closed without a snapshot, since the previous nightly."""
     if not inv.snapshots:
         return []
     closed = sessions.closed_sessions(min(inv.snapshots), now)
     lost = [d for d in closed if d not in inv.snapshots and sessions.snapshot_window_over(d, now)]
-    previous = _last_nightly(conn)
-    if previous is None:
-        return [d for d in lost if d in set(closed[-LOST_LOOKBACK_SESSIONS:])]
-    return [d for d in lost if sessions.snapshot_window_end(d) > previous]
+    return _newly_over(conn, lost, closed)
+
+
+def lost_symbols(conn: psycopg.Connection, inv: Inventory, now: datetime) -> dict[date, list[str]]:
+    """Symbols missing from sessions with a snapshot whose window closed since the previous nightly."""
+    if not inv.snapshots:
+        return {}
+    closed = sessions.closed_sessions(min(inv.snapshots), now)
+    over = [d for d in closed if d in inv.snapshots and sessions.snapshot_window_over(d, now)]
+    out = {}
+    for day in _newly_over(conn, over, closed):
+        missing = options_day(conn, day).missing
+        if missing:
+            out[day] = missing
+    return out
 
 
 def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = None) -> Plan:
-    now = now or clock.now()
+    """What is due ``now`` (default: the warehouse's clock, ``lifecycle.warehouse_now``)."""
+    now = now or lifecycle.warehouse_now(conn)
     today = clock.ny_date_of(now)
     result = Plan(now)
     inv = take(conn, window_start(conn, now))
@@ -127,15 +158,21 @@ def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = No
 
     session = sessions.snapshot_session(now)
     reconciling = any(t.step == "watchlists" for t in result.tasks)
-    if session is not None and session not in inv.snapshots and (inv.watchlist_symbols or reconciling):
-        scope = f"{inv.watchlist_symbols} watchlist symbols" if inv.watchlist_symbols else "the watchlist symbols"
-        result.tasks.append(Task("options", f"snapshot of {session}'s session ({scope}), before midnight New York"))
+    writing = False
+    if session is not None:
+        today_options = options_day(conn, session)
+        writing = bool(today_options.writing)
+        if writing:
+            result.waiting.append(f"an options run is still writing {session}'s snapshot (run "
+                                  f"{today_options.writing[0]}): the next nightly completes it and computes its A3")
+        elif today_options.missing or (reconciling and not today_options.expected):
+            result.tasks.append(Task("options", _options_reason(today_options, session)))
     result.lost = lost_snapshots(conn, inv, now)
+    result.lost_symbols = lost_symbols(conn, inv, now)
 
-    # A2 begins where it first ran; a warehouse without any A2 starts at the newest date.
-    newest = max([*inv.bars, *new], default=None)
-    a2_from = min(inv.a2) if inv.a2 else newest
-    a2_dates = sorted({*a2_missing(inv), *(d for d in new if a2_from is not None and d >= a2_from)})
+    # A2 begins where it first ran; a warehouse without any A2 starts at the newest due day.
+    a2_from = a2_first(inv, now)
+    a2_dates = sorted({*a2_missing(inv, now), *(d for d in new if a2_from is not None and d >= a2_from)})
     # A republished day changes the bars in the look-back window of every date from it on.
     stale = sorted(d for d in inv.a2 if republished and d >= republished[0])
     if stale:
@@ -145,34 +182,64 @@ def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = No
     elif a2_dates:
         result.tasks.append(Task("a2", f"{len(a2_dates)} dates with bars and no A2 ({span(a2_dates)})",
                                  {"dates": a2_dates}))
-    a3_dates = a3_missing(inv)
+    recent = sessions.closed_sessions(today - timedelta(days=2 * LOST_LOOKBACK_SESSIONS), now)
+    a3_dates = a3_due(conn, inv, recent[-LOST_LOOKBACK_SESSIONS:])
     if session is not None and any(t.step == "options" for t in result.tasks):
         a3_dates = sorted({*a3_dates, session})
+    if writing:
+        a3_dates = [d for d in a3_dates if d != session]
     if a3_dates:
-        result.tasks.append(Task("a3", f"{len(a3_dates)} dates with a snapshot and no A3 ({span(a3_dates)})",
-                                 {"dates": a3_dates}))
+        result.tasks.append(Task("a3", f"{len(a3_dates)} dates with a snapshot and no A3, or chains newer than "
+                                 f"their A3 ({span(a3_dates)})", {"dates": a3_dates}))
     return result
+
+
+def _options_reason(day: inventory.OptionsDay, session: date) -> str:
+    if not day.expected:
+        return f"snapshot of {session}'s session (the watchlist symbols), before midnight New York"
+    if not day.stored:
+        return f"snapshot of {session}'s session ({len(day.expected)} watchlist symbols), before midnight New York"
+    return (f"complete {session}'s snapshot: {len(day.missing)} of {len(day.expected)} symbols without a chain "
+            f"yet ({' '.join(day.missing[:5])}{' ...' if len(day.missing) > 5 else ''}), before midnight New York")
 
 
 # -- doing ---------------------------------------------------------------------------------------
 
-Runner = Callable[..., StepResult]
-RUNNERS: dict[str, Runner] = {"tickers": steps.tickers, "splits": steps.splits, "watchlists": steps.watchlists,
-                              "ohlcv": steps.ohlcv, "options": steps.options, "a2": steps.a2, "a3": steps.a3}
+@dataclass(frozen=True)
+class NightlyParams:
+    dry_run: bool = False   # print the plan and change nothing
+
+    def validate(self) -> None:
+        """Nothing to check: the plan decides every step's parameters."""
+
+
+@dataclass
+class NightlyDetails:
+    plan: Plan | None = None
+    steps: dict[str, StepResult[Any]] = field(default_factory=dict)   # the result of each step run
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.plan is None:
+            return {}
+        if self.dry_run:
+            return {"plan": self.plan.as_dict(), "plan_text": self.plan.render()}
+        return {"plan": self.plan.as_dict(), "steps": {name: sub.as_dict() for name, sub in self.steps.items()}}
 
 
 def _run_task(settings: Settings, conn: psycopg.Connection, task: Task, progress: Progress,
-              result: StepResult) -> None:
-    """One step; a failure is recorded and the next step still runs.  A2 and A3 take the dates
-    the plan foresaw (the bars and the snapshot the steps before them were to add): asking the
-    database again would cost a full inventory each on a full market."""
-    args = task.args
+              result: StepResult[NightlyDetails]) -> None:
+    """One step, run as by hand (kapman.execute) with the parameters the plan decided; a failure is
+    recorded and the next step still runs.  A2 and A3 take the dates the plan foresaw (the bars and
+    the snapshot the steps before them were to add): asking the database again would cost a full
+    inventory each on a full market."""
     log.info("nightly: %s: %s", task.step, task.reason)
+    step = registry.get(task.step)
+    planned = step.definition().planned
+    assert planned is not None, f"{task.step} cannot be planned by the nightly"
     try:
-        sub = RUNNERS[task.step](settings, conn, progress, **args)
+        sub = execute(step, settings, planned(settings, **task.args), progress)
     except (KapManError, psycopg.Error) as exc:
-        if isinstance(exc, psycopg.Error) and is_connection_lost(exc):
-            raise ConnectionLost(result.done, "steps") from exc
         error = wrap(exc, task.step) if isinstance(exc, psycopg.Error) else exc
         if isinstance(error, DatabaseError) and error.transient:
             raise error from exc    # the database is going away: stop; the next nightly resumes
@@ -182,54 +249,79 @@ def _run_task(settings: Settings, conn: psycopg.Connection, task: Task, progress
         log.error("nightly: %s failed: %s", task.step, error.message)
         return
     sub.stop_clock()
-    result.details["steps"][task.step] = sub.as_dict()
+    result.details.steps[task.step] = sub
     log.info("nightly: %s", sub.summary())
     if sub.failures:
         first = sub.failures[0]
-        result.fail(task.step, f"{len(sub.failures)} {sub.unit} failed (first {first.unit}: {first.reason})")
+        result.fail(task.step, f"{sub.failed_text()} (first {first.unit}: {first.reason})")
     else:
         result.done += 1
     result.written += sub.written
 
 
-def run(settings: Settings, progress: Progress | None = None, *, dry_run: bool = False) -> StepResult:
+def run(settings: Settings, progress: Progress | None = None, *,
+        dry_run: bool = False) -> StepResult[NightlyDetails]:
     """The nightly step: the plan, then each task in order, under the nightly lock."""
-    progress = progress or NullProgress()
-    url = settings.require_database_url()
-    result = StepResult(step="nightly", unit="steps")
-    with connect(url) as conn:
+    return execute("nightly", settings, NightlyParams(dry_run), progress)
+
+
+@contextmanager
+def _guard(url: str, params: NightlyParams) -> Iterator[None]:
+    """Before anything is recorded: runs whose process is gone are resolved, the database's clock
+    agrees with this shell's (a dry run plans by the database's clock, a sandbox's recorded one
+    included), and (to do the work) no other nightly runs."""
+    with connect(url, autocommit=True) as conn:
+        runs.resolve_abandoned(conn)
         recorded = lifecycle.read_clock(conn)
+    if params.dry_run:     # what is due by the warehouse's clock (a sandbox's recorded one included)
+        yield
+        return
     if recorded.mode == "frozen" and not clock.is_frozen():
         raise UsageError(f"this database follows a frozen clock ({recorded.describe()}), this shell real time",
-                         hint="set KAPMAN_NOW to the instant to run as (the sandbox prints it)")
-    if dry_run:
-        with connect(url) as conn:
-            todo = plan(settings, conn)
-        result.details["plan"] = todo.as_dict()
-        result.details["plan_text"] = todo.render()
+                         hint="set KAPMAN_NOW to the instant to run as (the sandbox prints it); "
+                              "--dry-run shows what is due by the database's clock")
+    with lock.exclusive(url):
+        yield
+
+
+def _body(ctx: Context, params: NightlyParams) -> None:
+    result: StepResult[NightlyDetails] = ctx.result
+    todo = result.details.plan = plan(ctx.settings, ctx.conn)
+    if params.dry_run:
+        result.details.dry_run = True
         result.headline = "dry run, nothing changed: " + (", ".join(t.step for t in todo.tasks) or "nothing is due")
-        return result
-    with lock.exclusive(url), runs.recorded(url, "nightly", {"dry_run": False}) as ledger, connect(url) as conn:
-        ledger.result = result
-        todo = plan(settings, conn)
-        result.details.update(plan=todo.as_dict(), steps={})
-        log.info("%s", todo.render())
-        for task in todo.tasks:
-            _run_task(settings, conn, task, progress, result)
-        for day in todo.lost:
-            result.fail(f"options {day}", "snapshot lost: the session closed and no snapshot was taken that day")
-        for day in todo.unpublished:
-            result.fail(f"ohlcv {day}", "the flat file is due (11:00 New York the next day) and not published "
-                                        "yet; the next nightly loads it")
-        result.headline = _headline(todo, result)
-    return result
+        return
+    log.info("%s", todo.render())
+    try:
+        for task in sorted(todo.tasks, key=lambda t: _ORDER[t.step]):
+            _run_task(ctx.settings, ctx.conn, task, ctx.progress, result)
+    except KeyboardInterrupt as exc:    # Ctrl-C, SIGTERM, SIGHUP: say so in the nightly's log
+        done = [step for step, sub in result.details.steps.items() if not sub.failures]
+        log.error("nightly: %s; steps done before it: %s; each step's committed work is kept and recorded "
+                  "in ingest_runs; the next nightly resumes", signals.describe(exc), ", ".join(done) or "none")
+        raise
+    for day in todo.lost:
+        result.fail(f"options {day}", "snapshot lost: the session closed and no snapshot was taken that day")
+    for day, symbols in todo.lost_symbols.items():
+        result.fail(f"options {day}", f"{len(symbols)} symbols lost: no chain stored by the session's midnight "
+                                      f"({' '.join(symbols[:20])}{' ...' if len(symbols) > 20 else ''})")
+    for day in todo.unpublished:
+        result.fail(f"ohlcv {day}", "the flat file is due (11:00 New York the next day) and not published "
+                                    "yet; the next nightly loads it")
+    result.headline = _headline(todo, result)
 
 
-def _headline(todo: Plan, result: StepResult) -> str:
-    done = [t.step for t in todo.tasks if t.step in result.details["steps"]
-            and not result.details["steps"][t.step]["failed"]]
+#: The steps run in runbook order (the registry's), whatever order the plan listed them in.
+_ORDER = {step.name: n for n, step in enumerate(registry.STEPS)}
+
+STEP = Definition(NightlyParams, _body, details=NightlyDetails, ledger=lambda p: not p.dry_run, guard=_guard)
+
+
+def _headline(todo: Plan, result: StepResult[NightlyDetails]) -> str:
+    steps = result.details.steps
+    done = [t.step for t in todo.tasks if t.step in steps and not steps[t.step].failures]
     failed = [f.unit for f in result.failures]
     if not todo.tasks:
-        return "nothing was due"
+        return "nothing was due" + (f"; lost or waiting: {', '.join(failed)}" if failed else "")
     text = f"{len(done)} of {len(todo.tasks)} steps done ({', '.join(done) or 'none'})"
     return text + (f"; failed: {', '.join(failed)}" if failed else "")

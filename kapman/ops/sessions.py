@@ -1,7 +1,8 @@
 """When each day's data becomes available, by KapMan's clock and the NYSE calendar.
 
 Two schedules: a day's flat file is final about 11:00 New York the next calendar day, and an
-option snapshot of a session can only be taken between its 16:00 close and midnight New York
+option snapshot of a session can only be taken between its close (16:00, 13:00 on the NYSE's
+early-close days: ``clock.session_close``) and midnight New York
 that day (the endpoint returns the chain as of now, and ``options_chains.time`` is named by its
 New York date, so a later snapshot would belong to another day).
 """
@@ -29,13 +30,13 @@ def ohlcv_due_days(start: date, now: datetime) -> list[date]:
 
 def closed_sessions(start: date, now: datetime) -> list[date]:
     """Trading days from ``start`` whose session has closed by ``now``."""
-    return [d for d in calendar.trading_days(start, clock.ny_date_of(now)) if clock.close_of(d) <= now]
+    return [d for d in calendar.trading_days(start, clock.ny_date_of(now)) if clock.session_close(d) <= now]
 
 
 def snapshot_session(now: datetime) -> date | None:
     """The session whose option snapshot can be taken now: today's, after its close, else None."""
     today = clock.ny_date_of(now)
-    if calendar.is_trading_day(today) and clock.close_of(today) <= now:
+    if calendar.is_trading_day(today) and clock.session_close(today) <= now:
         return today
     return None
 

@@ -13,13 +13,15 @@ from typing import Any
 
 import psycopg
 
-from kapman import clock
+from kapman import clock, registry
+from kapman.config import Settings, load_settings
 from kapman.db import fingerprint, lifecycle, migrations
+from kapman.db import runs as ledger_runs
 from kapman.errors import KapManError
 from kapman.ops import commands as cmd
 from kapman.ops import sessions
 from kapman.ops.checks import Check, StatusReport, Verdict, day_list, span
-from kapman.ops.inventory import Inventory, a2_missing, a3_missing, take, window_start
+from kapman.ops.inventory import Inventory, a2_missing, a3_day, a3_missing, options_day, take, window_start
 
 #: Tickers refreshed less recently than this are stale (listings change daily; weekly is the floor).
 TICKERS_STALE = timedelta(days=7)
@@ -33,7 +35,7 @@ RUN_STUCK = timedelta(hours=6)
 RETENTION_SLACK = timedelta(days=30)
 
 
-def schema(conn: psycopg.Connection) -> Check:
+def schema(conn: psycopg.Connection, now: datetime) -> Check:
     ledger = migrations.applied(conn)
     if not ledger:
         return Check("schema", Verdict.FAIL, "no schema_migrations ledger: the schema was never built", cmd.REBUILD)
@@ -60,48 +62,59 @@ def schema(conn: psycopg.Connection) -> Check:
     if "policy" in modes.values():
         return _policy_jobs(conn, text, details, [t for t, m in modes.items() if m == "policy"],
                             recorded.policies_scheduled)
-    return _application_retention(conn, text, details)
+    return _application_retention(conn, text, details, now)
+
+
+#: Job times as text: ``next_start`` is -infinity while a job runs, which psycopg cannot load.
+_POLICY_JOBS = """
+    SELECT j.job_id, j.hypertable_name, j.proc_name,
+           CASE WHEN isfinite(j.next_start) THEN j.next_start END, j.next_start::text, s.last_run_status,
+           (SELECT e.err_message FROM timescaledb_information.job_errors e
+             WHERE e.job_id = j.job_id ORDER BY e.start_time DESC LIMIT 1)
+    FROM timescaledb_information.jobs j
+    LEFT JOIN timescaledb_information.job_stats s USING (job_id)
+    WHERE j.hypertable_schema = 'public' AND j.proc_name IN ('policy_retention', 'policy_compression')
+    ORDER BY 2, 3"""
 
 
 def _policy_jobs(conn: psycopg.Connection, text: str, details: dict[str, Any], tables: list[str],
                  scheduled: bool) -> Check:
-    jobs = conn.execute("""
-        SELECT j.hypertable_name, j.proc_name, j.next_start, s.last_run_status
-        FROM timescaledb_information.jobs j
-        LEFT JOIN timescaledb_information.job_stats s USING (job_id)
-        WHERE j.hypertable_schema = 'public' AND j.proc_name IN ('policy_retention', 'policy_compression')
-        ORDER BY 1, 2""").fetchall()
-    details["policy_jobs"] = [{"hypertable": t, "job": p, "next_start": n, "last_run_status": s}
-                              for t, p, n, s in jobs]
-    have = {(t, p) for t, p, _, _ in jobs}
+    jobs = conn.execute(_POLICY_JOBS).fetchall()
+    details["policy_jobs"] = [{"job_id": i, "hypertable": t, "job": p, "next_start": shown, "last_run_status": s,
+                               "last_error": e} for i, t, p, _, shown, s, e in jobs]
+    have = {(t, p) for _, t, p, *_ in jobs}
     missing = [f"{p} on {t}" for t in tables for p in ("policy_retention", "policy_compression")
                if (t, p) not in have]
     if missing:
         return Check("schema", Verdict.FAIL, f"{text}; policy jobs missing: {', '.join(missing)}",
                      cmd.REBUILD, details)
-    failed = [f"{p} on {t}" for t, p, _, s in jobs if s == "Failed"]
-    soonest = min((n for _, _, n, _ in jobs if n is not None), default=None)
+    failed = [(i, f"{p} on {t}" + (f" ({e})" if e else "")) for i, t, p, _, _, s, e in jobs if s == "Failed"]
+    soonest = min((n for _, _, _, n, *_ in jobs if n is not None), default=None)
+    running = [f"{p} on {t}" for _, t, p, n, shown, *_ in jobs if n is None and shown == "-infinity"]
     if not scheduled:    # a frozen clock: KapMan keeps the windows itself after each run
         return Check("schema", Verdict.OK, f"{text}; {len(jobs)} policy jobs paused, KapMan enforces the windows",
                      None, details)
     text += f"; {len(jobs)} policy jobs" + (f", next run {soonest:%Y-%m-%d %H:%M} UTC" if soonest else "")
+    if running:
+        text += f", running now: {', '.join(running)}"
     if failed:
-        return Check("schema", Verdict.WARN, f"{text}; last run failed: {', '.join(failed)}",
-                     "see timescaledb_information.job_errors; SELECT run_job(<job_id>) reruns one", details)
+        return Check("schema", Verdict.WARN, f"{text}; last run failed: {', '.join(f for _, f in failed)}",
+                     " ; ".join(f"CALL run_job({i})" for i, _ in failed)
+                     + " (after mending the cause in timescaledb_information.job_errors)", details)
     return Check("schema", Verdict.OK, text, None, details)
 
 
-def _application_retention(conn: psycopg.Connection, text: str, details: dict[str, Any]) -> Check:
+def _application_retention(conn: psycopg.Connection, text: str, details: dict[str, Any], now: datetime) -> Check:
     oldest = conn.execute("SELECT min(date) FROM public.ohlcv").fetchone()[0]  # type: ignore[index]
     drop_after = conn.execute("SELECT drop_after FROM public.hypertable_lifecycle "
                               "WHERE hypertable_name = 'ohlcv'").fetchone()
     text += " (retention enforced by KapMan after each ingestion)"
     details["oldest_bar"] = oldest
     if oldest is not None and drop_after is not None:
-        cutoff = clock.today_ny() - drop_after[0] - RETENTION_SLACK
+        cutoff = clock.ny_date_of(now) - drop_after[0] - RETENTION_SLACK
         if oldest < cutoff:
             return Check("schema", Verdict.WARN, f"{text}; bars from {oldest} are past retention",
-                         "python -m scripts.ingest_ohlcv incremental (drops old chunks when it finishes)", details)
+                         f"{registry.mend('ohlcv')} (drops old chunks when it finishes)", details)
     return Check("schema", Verdict.OK, text, None, details)
 
 
@@ -114,14 +127,18 @@ def tickers(conn: psycopg.Connection, now: datetime) -> Check:
     if refreshed is None:     # loaded some other way: the rows' own stamps
         refreshed = conn.execute("SELECT max(updated_at) FROM public.tickers").fetchone()[0]  # type: ignore[index]
     age = max(now - refreshed, timedelta(0))
-    wl_active, unresolved = conn.execute("""
-        SELECT count(DISTINCT w.symbol), count(DISTINCT w.symbol) FILTER (WHERE t.id IS NULL)
+    wl_active, unresolved, wl_indices = conn.execute("""
+        SELECT count(DISTINCT w.symbol), count(DISTINCT w.symbol) FILTER (WHERE t.id IS NULL),
+               count(DISTINCT w.symbol) FILTER (WHERE w.symbol LIKE 'I:%')
         FROM public.watchlists w LEFT JOIN public.tickers t ON t.symbol = w.symbol WHERE w.active""").fetchone()  # type: ignore[misc]
     details = {"tickers": total, "active": active, "refreshed": refreshed,
                "age_days": round(age / timedelta(days=1), 1),
                "watchlist_symbols": wl_active, "unresolved_watchlist_symbols": unresolved}
     text = (f"{active:,} active of {total:,}, refreshed {details['age_days']} days ago; "
             f"{wl_active} active watchlist symbols")
+    if wl_indices:   # an index (I:SPX) has options and A3, never bars or A2: the stock flat files hold none
+        text += f" ({wl_indices} indices: options and A3 only, no bars in the stock flat files)"
+        details["watchlist_indices"] = wl_indices
     if age > TICKERS_STALE:
         return Check("tickers", Verdict.WARN, f"{text}: stale", f"{cmd.NIGHTLY} (or {cmd.TICKERS})", details)
     if not wl_active:
@@ -186,33 +203,49 @@ def ledger(inv: Inventory) -> Check:
 
 
 def options(conn: psycopg.Connection, inv: Inventory, now: datetime) -> Check:
+    """Per session: a snapshot with a chain of every watchlist symbol (``inventory.options_day``);
+    today's until midnight New York is pending, then a symbol or a session without one is lost."""
     if not inv.snapshots:
         if not inv.watchlist_symbols:
             return Check("options", Verdict.WARN, "no snapshots and no active watchlist symbol to take",
                          cmd.WATCHLISTS)
         return Check("options", Verdict.FAIL, "no option snapshots",
-                     f"{cmd.NIGHTLY} after the 16:00 New York close (or {cmd.OPTIONS})")
+                     f"{cmd.NIGHTLY} after the New York close (16:00, 13:00 on early-close days) (or {cmd.OPTIONS})")
     closed = sessions.closed_sessions(min(inv.snapshots), now)
     lost = [d for d in closed if d not in inv.snapshots and sessions.snapshot_window_over(d, now)]
-    recent = set(closed[-LOST_RECENT_SESSIONS:])
-    lost_recent = [d for d in lost if d in recent]
+    recent = closed[-LOST_RECENT_SESSIONS:]
+    lost_recent = [d for d in lost if d in set(recent)]
     pending = sessions.snapshot_session(now)
-    pending = pending if pending is not None and pending not in inv.snapshots else None
+    today = options_day(conn, pending) if pending is not None else None
+    # Sessions of the recent past with a snapshot that lacks symbols: those symbols are lost.
+    partial = {d: day.missing for d in recent if d in inv.snapshots and d != pending
+               for day in [options_day(conn, d)] if day.missing}
     newest_time = max(max(v) for v in inv.snapshots.values())
-    symbols = conn.execute("SELECT count(DISTINCT ticker_id) FROM public.options_chains WHERE time = %s",
-                           (newest_time,)).fetchone()[0]  # type: ignore[index]
+    newest = options_day(conn, clock.ny_date_of(newest_time))
     taken = [d for d in closed if d in inv.snapshots]
     details = {"sessions": len(closed), "with_snapshot": len(taken), "lost": lost, "lost_recent": lost_recent,
-               "pending": pending, "newest": newest_time, "newest_symbols": symbols,
-               "watchlist_symbols": inv.watchlist_symbols}
+               "lost_symbols": {str(d): m for d, m in partial.items()},
+               "pending": pending if today is not None and not today.complete else None,
+               "pending_missing": today.missing if today is not None else [],
+               "writing": [str(r) for r in today.writing] if today is not None else [],
+               "newest": newest_time, "newest_symbols": newest.taken, "watchlist_symbols": len(newest.expected)}
     text = (f"{len(taken)} of {len(closed)} sessions since {closed[0] if closed else '-'} have a snapshot; newest "
-            f"{newest_time.astimezone(clock.NEW_YORK):%Y-%m-%d %H:%M} New York, {symbols} of "
-            f"{inv.watchlist_symbols} watchlist symbols")
-    if pending:
-        return Check("options", Verdict.WARN, f"{text}; {pending} has closed and has no snapshot yet",
-                     f"{cmd.NIGHTLY} before midnight New York (or {cmd.OPTIONS})", details)
-    if lost_recent:
-        return Check("options", Verdict.WARN, f"{text}; lost (never taken): {day_list(lost_recent)}",
+            f"{newest_time.astimezone(clock.NEW_YORK):%Y-%m-%d %H:%M} New York, {newest.taken} of "
+            f"{len(newest.expected)} watchlist symbols")
+    if today is not None and today.writing:
+        return Check("options", Verdict.WARN, f"{text}; {today.line()}",
+                     f"wait for the run to end; then {registry.command('status')} again", details)
+    if today is not None and today.missing:
+        if not today.stored:
+            return Check("options", Verdict.WARN, f"{text}; {pending} has closed and has no snapshot yet",
+                         f"{cmd.NIGHTLY} before midnight New York (or {cmd.OPTIONS})", details)
+        return Check("options", Verdict.WARN, f"{text}; {today.line()}",
+                     f"{cmd.NIGHTLY} before midnight New York (or {cmd.OPTIONS}: it fetches only the missing symbols)",
+                     details)
+    if lost_recent or partial:
+        parts = ([f"lost (never taken): {day_list(lost_recent)}"] if lost_recent else []) + [
+            f"{d}: {len(m)} symbols lost ({' '.join(m[:5])}{' ...' if len(m) > 5 else ''})" for d, m in partial.items()]
+        return Check("options", Verdict.WARN, f"{text}; " + "; ".join(parts),
                      f"lost for good, a snapshot cannot be taken later: schedule {cmd.NIGHTLY} after each close "
                      "(docs/runbooks/README.md, nightly)", details)
     if lost:
@@ -220,10 +253,10 @@ def options(conn: psycopg.Connection, inv: Inventory, now: datetime) -> Check:
     return Check("options", Verdict.OK, text, None, details)
 
 
-def a2(inv: Inventory) -> Check:
+def a2(inv: Inventory, now: datetime) -> Check:
     if not inv.bars:
         return Check("a2", Verdict.WARN, "no bars to compute from", cmd.OHLCV_BASE)
-    missing = a2_missing(inv)
+    missing = a2_missing(inv, now)
     partial = sorted(d for d, n in inv.a2.items() if d in inv.bars and n < inv.bars[d])
     details = {"dates": len(inv.a2), "first": min(inv.a2, default=None), "missing": missing, "partial": partial}
     text = f"{len(inv.a2)} dates computed" + (f" since {min(inv.a2)}" if inv.a2 else "")
@@ -236,20 +269,41 @@ def a2(inv: Inventory) -> Check:
     return Check("a2", Verdict.OK, f"{text}, one row per bar", None, details)
 
 
-def a3(inv: Inventory) -> Check:
+def a3(conn: psycopg.Connection, inv: Inventory, now: datetime) -> Check:
+    """Dates with a snapshot and no A3; over the recent sessions, A3 per symbol against each
+    symbol's chain of the day (stale when computed from another one), INVALID counted."""
     missing = a3_missing(inv)
-    details = {"dates": len(inv.a3), "snapshot_days": len(inv.snapshots), "missing": missing}
+    recent = [d for d in sessions.closed_sessions(clock.ny_date_of(now) - timedelta(days=2 * LOST_RECENT_SESSIONS),
+                                                  now)[-LOST_RECENT_SESSIONS:] if d in inv.snapshots]
+    days = [a3_day(conn, d) for d in recent if d not in missing]
+    stale = {str(d.day): [*d.stale, *d.uncomputed] for d in days if d.due}
+    invalid = {str(d.day): d.invalid for d in days if d.invalid}
+    details = {"dates": len(inv.a3), "snapshot_days": len(inv.snapshots), "missing": missing, "stale": stale,
+               "invalid": invalid}
     if not inv.snapshots:
         return Check("a3", Verdict.OK, "no snapshots to compute from", None, details)
     text = f"{len(inv.snapshots) - len(missing)} of {len(inv.snapshots)} snapshot days computed"
-    if missing:
-        return Check("a3", Verdict.WARN, f"{text}; missing {day_list(missing)}",
-                     f"{cmd.NIGHTLY} (or {cmd.dated(cmd.A3, missing)})", details)
+    if invalid:
+        text += f"; INVALID (no usable chain): {', '.join(f'{n} on {d}' for d, n in invalid.items())}"
+    due = sorted({*missing, *(date.fromisoformat(d) for d in stale)})
+    if due:
+        parts = ([f"missing {day_list(missing)}"] if missing else []) + [
+            f"{len(s)} symbols on {d} computed before their chain of the day" for d, s in stale.items()]
+        return Check("a3", Verdict.WARN, f"{text}; " + "; ".join(parts),
+                     f"{cmd.NIGHTLY} (or {cmd.dated(cmd.A3, due)})", details)
     return Check("a3", Verdict.OK, text, None, details)
+
+
+def _stop_stuck(job: str) -> str:
+    """A run 'running' for hours whose process is alive: look at it, stop it (recorded), rerun."""
+    return (f"{job} is still alive after hours: find it (SELECT process_host, process_pid FROM ingest_runs WHERE "
+            f"status = 'running'), stop it with kill <pid> (recorded as interrupted), then "
+            f"{cmd.BY_JOB.get(job, cmd.NIGHTLY)}")
 
 
 def runs(conn: psycopg.Connection) -> Check:
     # started_at/finished_at are wall-clock (real durations); clock_* are KapMan's clock beside them.
+    abandoned = ledger_runs.resolve_abandoned(conn)     # a run killed without a word is shown as such
     rows = conn.execute("""
         SELECT DISTINCT ON (job) job, status, coalesce(clock_started_at, started_at), started_at,
                extract(epoch FROM finished_at - started_at), error
@@ -264,26 +318,47 @@ def runs(conn: psycopg.Connection) -> Check:
         stuck = status == "running" and wall - wall_started > RUN_STUCK
         if status in ("partial", "failed", "interrupted", "abandoned") or stuck:
             bad.append(f"{job} {'stuck running' if stuck else status}")
-            fixes.append(cmd.BY_JOB.get(job, cmd.NIGHTLY))
+            fixes.append(_stop_stuck(job) if stuck else cmd.BY_JOB.get(job, cmd.NIGHTLY))
+    if abandoned:
+        details["abandoned_now"] = abandoned
     if not rows:
         return Check("runs", Verdict.WARN, "no run recorded yet", cmd.NIGHTLY, details)
     text = "; ".join(f"{job} {d['status']} {d['started'].astimezone(clock.NEW_YORK):%m-%d %H:%M}"
                      + (f" {d['seconds']:.0f}s" if d["seconds"] is not None else "")
-                     for job, d in details.items())
+                     for job, d in details.items() if job != "abandoned_now")
     if bad:
         return Check("runs", Verdict.WARN, f"last runs: {text}; needs attention: {', '.join(bad)}",
                      " ; ".join(dict.fromkeys(fixes)), details)
     return Check("runs", Verdict.OK, f"last runs: {text}", None, details)
 
 
-def report(conn: psycopg.Connection, now: datetime | None = None) -> StatusReport:
-    """Every check, in the order a reader fixes them: schema first, runs last.  The clock is
-    KapMan's (KAPMAN_NOW), else the one the database's lifecycle follows (a frozen sandbox
-    database read from a shell without KAPMAN_NOW), else real time."""
-    now = now or lifecycle.effective_now(lifecycle.read_clock(conn)).instant
-    first = schema(conn)
+def archive(conn: psycopg.Connection, settings: Settings | None) -> Check | None:
+    """Stored snapshots the options archive lacks: what a repave would lose for good."""
+    from kapman.archive import count_snapshots  # the archive's modules load only here
+
+    try:
+        census = count_snapshots(settings or load_settings(), conn)
+    except KapManError as exc:
+        return Check("archive", Verdict.WARN, f"the options archive cannot be listed: {exc.message}", exc.hint)
+    details = {"location": census.location, "stored": census.stored, "archived": census.archived,
+               "not_archived": census.stored_not_archived}
+    if census.stored_not_archived:
+        return Check("archive", Verdict.WARN, census.line(),
+                     f"{cmd.OPTIONS} (every run archives the stored snapshots the archive lacks)", details)
+    return Check("archive", Verdict.OK, census.line(), None, details)
+
+
+def report(conn: psycopg.Connection, now: datetime | None = None, settings: Settings | None = None,
+           *, with_archive: bool = True) -> StatusReport:
+    """Every check, in the order a reader fixes them: schema first, runs last.  The clock is the
+    warehouse's (``lifecycle.warehouse_now``: KAPMAN_NOW, else the frozen clock the database
+    follows, else real time), for every check alike."""
+    now = now or lifecycle.warehouse_now(conn)
+    first = schema(conn, now)
     if first.verdict is Verdict.FAIL and not first.details:
         return StatusReport(now, [first])
     inv = take(conn, window_start(conn, now))
-    return StatusReport(now, [first, tickers(conn, now), ohlcv(inv, now), ledger(inv), options(conn, inv, now),
-                              a2(inv), a3(inv), runs(conn)])
+    checks = [first, tickers(conn, now), ohlcv(inv, now), ledger(inv), options(conn, inv, now), a2(inv, now),
+              a3(conn, inv, now)]
+    stored = archive(conn, settings) if with_archive and inv.snapshots else None
+    return StatusReport(now, [*checks, *([stored] if stored else []), runs(conn)])

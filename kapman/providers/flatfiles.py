@@ -46,8 +46,13 @@ class FileRef:
 
 
 def key_date(key: str) -> date | None:
+    """The trading day a day file's key names, or None when it names none (``2025-13-45``
+    included: a stray object is not a day file, and must not stop the listing)."""
     match = _KEY_DATE.search(key)
-    return date.fromisoformat(match.group(3)) if match else None
+    try:
+        return date.fromisoformat(match.group(3)) if match else None
+    except ValueError:
+        return None
 
 
 def _months(start: date, end: date) -> list[tuple[int, int]]:
@@ -89,7 +94,7 @@ class MirrorSource:
             folder = self.root / self.prefix / f"{year:04d}" / f"{month:02d}"
             for path in sorted(folder.glob("*.csv.gz")) if folder.is_dir() else []:
                 day = key_date(str(path))
-                if day and start <= day <= end:
+                if day and start <= day <= end and path.is_file():
                     data = path.read_bytes()
                     refs.append(FileRef(str(path.relative_to(self.root)), day,
                                         hashlib.md5(data).hexdigest(), len(data)))  # noqa: S324 - S3 ETag semantics

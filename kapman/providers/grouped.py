@@ -40,10 +40,13 @@ class GroupedDailySource:
         once the body is read (empty here)."""
         now = clock.now()
         return [FileRef(KEY_PREFIX + day.isoformat(), day, "", 0)
-                for day in calendar.trading_days(start, end) if clock.close_of(day) <= now]
+                for day in calendar.trading_days(start, end) if clock.session_close(day) <= now]
 
     def read(self, ref: FileRef) -> bytes:
-        body, _ = self.client.http.get_body(GROUPED_PATH.format(day=ref.day.isoformat()), {"adjusted": "false"})
+        """The day's response body, checked as a page (a body that is not JSON, or whose results
+        is not a list, is retried within the request deadline: ``PolygonHTTP.get_page``)."""
+        body, _, _ = self.client.http.get_page(GROUPED_PATH.format(day=ref.day.isoformat()), {"adjusted": "false"},
+                                               symbol=None, whole=True)
         return body
 
     def close(self) -> None:

@@ -6,11 +6,18 @@ urllib3 exceptions without a status.  This module owns the policy instead: beare
 connect/read timeouts, exponential backoff with full jitter on 429/5xx/timeouts honouring
 Retry-After, a deadline per request (retries and waits included) and optionally per run, a shared
 rate limiter, a page cap and cursor-loop detection.  The API key is sent
-only in the Authorization header and never appears in URLs, logs or errors.
+only in the Authorization header, only to the configured API host, and never appears in URLs,
+logs or errors.
+
+What a response says is checked where it enters (``check_page``): a 200 whose body is not a
+JSON object, whose ``results`` is not a list or whose ``next_url`` is not a string is retried as
+transient within the request deadline, then fails the request with what was received (truncated,
+the key masked).  A ``next_url`` is followed only to the configured host (``follow``).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
@@ -22,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, NamedTuple, overload
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import orjson
 import urllib3
@@ -54,6 +61,26 @@ BACKOFF_CAP = 30.0
 REQUEST_DEADLINE = 120.0
 #: The header by which the offline sandbox names itself and its clock (kapman.sandbox.rest).
 SANDBOX_CLOCK_HEADER = "X-Sandbox-Clock"
+#: Characters of a refused body quoted in its error.
+RECEIVED_CHARS = 120
+
+
+class ForeignURLError(ProviderError):
+    """A URL the server sent (``next_url``) leads away from the configured API host: not followed."""
+
+
+#: Credentials a body might echo (``apiKey=…``, ``Bearer …``), masked wherever it is quoted.
+_CREDENTIAL = re.compile(r"(?i)(api_?key[\"']?\s*[=:]\s*[\"']?|bearer\s+)[^\s&\"',}]+")
+
+
+def received(body: bytes, secret: str | None = None) -> str:
+    """What a refused body held, for its error: its start, quoted, with ``secret`` and anything
+    that looks like a credential masked (the worker processes that call this hold no key)."""
+    text = _CREDENTIAL.sub(r"\1***", body[:RECEIVED_CHARS * 4].decode("utf-8", "replace"))
+    if secret:
+        text = text.replace(secret, "***")
+    shown = text[:RECEIVED_CHARS] + ("…" if len(text) > RECEIVED_CHARS or len(body) > RECEIVED_CHARS * 4 else "")
+    return f"received {len(body)} bytes: {shown!r}" if body else "received an empty body"
 
 
 @dataclass
@@ -112,10 +139,34 @@ def decode_json(body: bytes, shown: str, symbol: str | None = None) -> dict[str,
         try:
             data = json.loads(body)
         except ValueError:
-            raise TransientProviderError(f"{shown}: response is not JSON", url=shown, symbol=symbol) from None
+            raise TransientProviderError(f"{shown}: response is not JSON ({received(body)})",
+                                         url=shown, symbol=symbol) from None
     if not isinstance(data, dict):
-        raise ProviderError(f"{shown}: unexpected response shape", url=shown, symbol=symbol)
+        raise ProviderError(f"{shown}: unexpected response shape ({received(body)})", url=shown, symbol=symbol)
     return data
+
+
+def check_page(top: dict[str, Any], body: bytes, shown: str, symbol: str | None) -> dict[str, Any]:
+    """``top`` (a page's object) when its ``results`` is a list (or absent or null) and its
+    ``next_url`` a non-empty string (or absent or null); else a transient error naming the field."""
+    results, next_url = top.get("results"), top.get("next_url")
+    if results is not None and not isinstance(results, list):
+        what = f"results is a JSON {type(results).__name__}, not a list"
+    elif next_url is not None and not (isinstance(next_url, str) and next_url):
+        what = f"next_url is {next_url!r}, not a URL"
+    else:
+        return top
+    raise TransientProviderError(f"{shown}: wrongly shaped page: {what} ({received(body)})", url=shown, symbol=symbol)
+
+
+def page_object(body: bytes, shown: str, symbol: str | None = None) -> dict[str, Any]:
+    """A page's object, decoded whole and checked (``decode_json``, ``check_page``); any refusal is
+    transient, so that the request is retried."""
+    try:
+        top = decode_json(body, shown, symbol)
+    except ProviderError as exc:
+        raise TransientProviderError(exc.message, url=shown, symbol=symbol) from None
+    return check_page(top, body, shown, symbol)
 
 
 def page_results(page: RawPage, symbol: str | None = None) -> list[Any]:
@@ -124,11 +175,68 @@ def page_results(page: RawPage, symbol: str | None = None) -> list[Any]:
     Fails with ``decode_json``'s errors for a body that is not a JSON object, and when the wholly
     decoded page names another next page than the one its envelope gave (and the fetch followed).
     """
-    data = decode_json(page.body, page.shown, symbol)
+    data = page_object(page.body, page.shown, symbol)
     if data.get("next_url") != page.next_url:
         raise ProviderError(f"{page.shown}: the page's next_url was misread; rerun the symbol",
                             url=page.shown, symbol=symbol)
     return list(data.get("results") or [])
+
+
+def origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of a URL, the port made explicit; None when it has none or a bad port."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in ("http", "https") or not host:
+        return None
+    return scheme, host, port if port is not None else (443 if scheme == "https" else 80)
+
+
+def follow(base_url: str, path_or_url: str) -> str:
+    """The URL a request for ``path_or_url`` goes to on the API at ``base_url``.
+
+    A path of the API (``/v3/...``) is resolved against the base.  An absolute http(s) URL (a
+    ``next_url``, which names the vendor's public host) keeps only its path and query, as the
+    vendor's own client does.  Anything else (``@host/...``, ``.host/...``, ``:443@host``,
+    ``//host/...``, another scheme) is refused with ``ForeignURLError``: glued to the base it
+    would name another host, and the request carries the API key.
+    """
+    if any(ord(c) < 33 or ord(c) == 127 for c in path_or_url):  # urlsplit would drop some silently
+        raise ForeignURLError(f"{_quoted(path_or_url)} holds spaces or control characters; not followed")
+    try:
+        parts = urlsplit(path_or_url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise ForeignURLError(f"{_quoted(path_or_url)} is not a URL ({exc}); not followed") from None
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        path_or_url = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    elif not path_or_url.startswith("/") or path_or_url.startswith("//") or parts.scheme:
+        raise ForeignURLError(f"{_quoted(path_or_url)} is neither a path of the API nor an absolute URL; "
+                              f"not followed (the API key is sent only to {host_of(base_url)})")
+    url = urljoin(base_url + "/", path_or_url)
+    if origin(url) != origin(base_url):
+        raise ForeignURLError(f"{_quoted(path_or_url)} leads to {host_of(url)}; not followed "
+                              f"(the API key is sent only to {host_of(base_url)})")
+    return url
+
+
+def host_of(url: str) -> str:
+    """``scheme://host:port`` of a URL, without any user information, for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "?"
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        port = ":?"
+    return f"{parts.scheme or '?'}://{parts.hostname or '?'}{port}"
+
+
+def _quoted(text: str) -> str:
+    return repr(text[:RECEIVED_CHARS] + ("…" if len(text) > RECEIVED_CHARS else ""))
 
 
 @dataclass(frozen=True)
@@ -164,6 +272,8 @@ class PolygonHTTP:
                  request_deadline: float = REQUEST_DEADLINE,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.base_url = base_url.rstrip("/")
+        self._origin = origin(self.base_url)
+        self._secret = api_key
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json",
                          "User-Agent": "kapman"}
         self._pool = urllib3.PoolManager(
@@ -183,20 +293,38 @@ class PolygonHTTP:
         self._pool.clear()
 
     def _url(self, path_or_url: str, params: dict[str, Any] | None) -> str:
-        if path_or_url.startswith(("http://", "https://")):
-            # next_url: only its path and query count (the host may be the public one).
-            parts = urlsplit(path_or_url)
-            path_or_url = parts.path + (f"?{parts.query}" if parts.query else "")
-        url = self.base_url + path_or_url
+        """The URL of a request for a path of the API or a page's ``next_url`` (see ``follow``);
+        raises ``ForeignURLError`` for any URL that would leave the configured host."""
+        url = follow(self.base_url, path_or_url)
         if params:
             url += ("&" if "?" in url else "?") + urlencode(params)
+        if origin(url) != self._origin:  # the last word, whatever built the URL
+            raise ForeignURLError(f"refused a request to {host_of(url)}: the API key is sent only to "
+                                  f"{host_of(self.base_url)}")
         return url
 
     def get_body(self, path_or_url: str, params: dict[str, Any] | None = None,
                  *, symbol: str | None = None) -> tuple[bytes, str]:
         """One GET with retries; returns the body of the 200 response and the path shown in errors."""
-        response, shown = self._get(path_or_url, params, symbol)
+        response, shown, _ = self._get(path_or_url, params, symbol)
         return response.data, shown
+
+    def get_page(self, path_or_url: str, params: dict[str, Any] | None, *, symbol: str | None,
+                 whole: bool) -> tuple[bytes, str, dict[str, Any]]:
+        """One page: its body, the path shown in errors and its checked object (``check_page``).
+
+        ``whole``: the object is the whole decoded page; else its envelope (``results`` read as
+        null, undecoded) when that can be read alone.  A refused body is retried as transient.
+        """
+        def parse(body: bytes, shown: str) -> dict[str, Any]:
+            top = None if whole else self.envelope(body)
+            if top is None:
+                return page_object(body, shown, symbol)
+            return check_page(top, body, shown, symbol)
+
+        response, shown, top = self._get(path_or_url, params, symbol, parse)
+        assert top is not None
+        return response.data, shown, top
 
     def server_clock(self, path: str, params: dict[str, Any] | None = None) -> ServerClock:
         """What one GET of ``path`` says about the server's clock (see ``ServerClock``).
@@ -221,10 +349,18 @@ class PolygonHTTP:
                 self._sleep(self._backoff(attempt, None))
                 attempt += 1
 
-    def _get(self, path_or_url: str, params: dict[str, Any] | None,
-             symbol: str | None) -> tuple[urllib3.BaseHTTPResponse, str]:
-        """One GET, retried on transient errors within the request's and the run's deadlines."""
-        url = self._url(path_or_url, params)
+    def _get(self, path_or_url: str, params: dict[str, Any] | None, symbol: str | None,
+             parse: Callable[[bytes, str], dict[str, Any]] | None = None,
+             ) -> tuple[urllib3.BaseHTTPResponse, str, dict[str, Any] | None]:
+        """One GET, retried on transient errors within the request's and the run's deadlines.
+
+        ``parse``: what a 200's body must parse as; its ``TransientProviderError`` is retried too.
+        """
+        try:
+            url = self._url(path_or_url, params)
+        except ForeignURLError as exc:
+            exc.symbol = symbol
+            raise
         shown = urlsplit(url).path
         started = time.monotonic()
         until = started + self.request_deadline
@@ -245,7 +381,14 @@ class PolygonHTTP:
                                               timeout=timeout)
                 error = self._classify(response.status, response.data, response.headers, shown, symbol)
                 if error is None:
-                    return response, shown
+                    if parse is None:
+                        return response, shown, None
+                    try:
+                        return response, shown, parse(response.data, shown)
+                    except TransientProviderError as exc:
+                        error = exc
+            except (urllib3.exceptions.LocationValueError, http.client.InvalidURL) as exc:  # no retry can help
+                raise ProviderError(f"{shown}: the URL cannot be requested ({exc})", url=shown, symbol=symbol) from None
             except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError,
                     urllib3.exceptions.NewConnectionError, urllib3.exceptions.SSLError) as exc:
                 error = TransientProviderError(f"{shown}: {type(exc).__name__}", url=shown, symbol=symbol)
@@ -254,6 +397,7 @@ class PolygonHTTP:
             if not error.transient or attempt >= self.max_retries:
                 if error.transient:
                     error.args = (f"{error.message} (gave up after {attempt + 1} attempts)",)
+                error.args = (error.message.replace(self._secret, "***"),) if self._secret else error.args
                 raise error
             delay = self._backoff(attempt, getattr(error, "retry_after", None))
             if time.monotonic() + delay > until:
@@ -351,17 +495,15 @@ class PolygonHTTP:
         url: str = path
         query: dict[str, Any] | None = params
         for page in range(self.max_pages):
-            body, shown = self.get_body(url, query, symbol=symbol)
-            if raw:
-                top = self.envelope(body)
-                if top is None:
-                    top = decode_json(body, shown, symbol)
-                next_url = top.get("next_url")
-                yield RawPage(body, shown, next_url)
-            else:
-                data = decode_json(body, shown, symbol)
-                yield data
-                next_url = data.get("next_url")
+            body, shown, top = self.get_page(url, query, symbol=symbol, whole=not raw)
+            next_url = top.get("next_url")
+            if next_url:
+                try:
+                    follow(self.base_url, next_url)
+                except ForeignURLError as exc:  # the unit fails: its pages end here unchecked
+                    raise ForeignURLError(f"{path}: page {page + 1}'s next_url {exc.message}", url=path,
+                                          symbol=symbol) from None
+            yield RawPage(body, shown, next_url) if raw else top
             if not next_url:
                 return
             cursor = parse_qs(urlsplit(next_url).query).get("cursor", [next_url])[0]

@@ -178,6 +178,11 @@ def history_figure(day: SymbolDay) -> Figure:
 
 
 def symbol_figures(day: SymbolDay) -> dict[str, Figure]:
-    """Div id -> figure, in page order."""
-    return {"price": price_figure(day), "gex-strike": strike_figure(day), "gex-expiry": bucket_figure(day),
-            "history": history_figure(day)}
+    """Div id -> figure, in page order: the price chart where there are bars (an index has none), the
+    dealer charts only where A3 has a document for the date."""
+    figures = {"price": price_figure(day)} if day.bars.dates else {}
+    if day.dealer:
+        figures.update({"gex-strike": strike_figure(day), "gex-expiry": bucket_figure(day)})
+    if day.history.dates:
+        figures["history"] = history_figure(day)
+    return figures

@@ -15,12 +15,14 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from kapman import clock
+from kapman import clock, registry
 from kapman.calendar import is_trading_day
+from kapman.db import lifecycle
 from kapman.errors import UsageError
-from kapman.jobs import a2_splits
+from kapman.jobs import a2_splits, split_checks
 from kapman.jobs.a2_splits import split_factors
 from kapman.jobs.a2_window import anchor
+from kapman.symbols import is_index
 
 #: Indicator series drawn on the charts: column -> path in technical_indicators_json
 #: (docs/a2_indicators.md).
@@ -75,32 +77,52 @@ class SymbolDay:
     price: dict[str, Any]
     dealer: dict[str, Any]
     history: History
+    #: Why the price and A2 sections are empty (an index has no bars in the stock flat files).
+    no_bars: str | None = None
+    #: section -> one line saying why it is left out and which step fills it (A2, A3)
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+#: What the price and A2 sections say for an index (``I:SPX``).
+INDEX_NO_BARS = ("{symbol} is an index: the stock flat files hold no index bars, so there is no price "
+                 "history and no A2 indicators; the A3 figures come from its option chain's index value")
 
 
 def ticker_of(conn: psycopg.Connection, symbol: str) -> tuple[uuid.UUID, str]:
-    """(ticker id, stored symbol) of ``symbol``, as given or upper-cased."""
-    row = conn.execute("SELECT id, symbol FROM public.tickers WHERE symbol = %s OR symbol = upper(%s) "
-                       "ORDER BY symbol = %s DESC LIMIT 1", (symbol, symbol, symbol)).fetchone()
-    if row is None:
-        raise UsageError(f"unknown symbol {symbol}: not in tickers; run python -m scripts.ingest_tickers")
-    return row[0], row[1]
+    """(ticker id, symbol) of ``symbol`` exactly as written: symbols are case-sensitive (``AAp`` is not
+    ``AAP``), so a name that matches only when case is ignored is answered with "did you mean"."""
+    row = conn.execute("SELECT id, symbol FROM public.tickers WHERE symbol = %s", (symbol,)).fetchone()
+    if row is not None:
+        return row[0], row[1]
+    near = [r[0] for r in conn.execute("SELECT symbol FROM public.tickers WHERE upper(symbol) = upper(%s) "
+                                       "ORDER BY symbol LIMIT 3", (symbol,))]
+    if near:
+        raise UsageError(f"unknown symbol {symbol}; did you mean {' or '.join(near)}? (symbols are case-sensitive)")
+    raise UsageError(f"unknown symbol {symbol}: not in tickers; run {registry.command('tickers')}")
 
 
 def report_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date | None) -> date:
-    """The requested date after checks, or the newest date A2 has values for."""
-    today = clock.today_ny()
+    """The requested date after checks, or the newest date with a bar, up to today by the warehouse's
+    clock (``lifecycle.warehouse_now``)."""
+    today = clock.ny_date_of(lifecycle.warehouse_now(conn))
     if day is not None:
         if day > today:
             raise UsageError(f"{day} is after today ({today} by KapMan's clock)")
         if not is_trading_day(day):
             raise UsageError(f"{day} is not an NYSE trading day")
         return day
-    newest = conn.execute(
-        f"SELECT max({_NY_DATE}) FROM public.daily_snapshots WHERE ticker_id = %s "
-        "AND technical_indicators_json IS NOT NULL AND time <= %s", (ticker, clock.close_of(today))).fetchone()
+    if is_index(symbol):   # an index has no bars in the stock flat files: its newest A3 date
+        newest = conn.execute(
+            f"SELECT max({_NY_DATE}) FROM public.daily_snapshots WHERE ticker_id = %s "
+            "AND dealer_metrics_json IS NOT NULL AND time <= %s", (ticker, clock.close_of(today))).fetchone()
+        if newest is None or newest[0] is None:
+            raise UsageError(f"no A3 dealer metrics stored for {symbol}: run {registry.command('options')} and "
+                             f"{registry.command('a3')} --symbols {symbol}")
+        return newest[0]  # type: ignore[no-any-return]
+    newest = conn.execute("SELECT max(date) FROM public.ohlcv WHERE ticker_id = %s AND date <= %s",
+                          (ticker, today)).fetchone()
     if newest is None or newest[0] is None:
-        raise UsageError(f"no A2 indicators stored for {symbol}: run python -m scripts.run_a2_local_ta "
-                         f"--symbols {symbol}")
+        raise UsageError(f"no OHLCV bars stored for {symbol}: run {registry.command('ohlcv')} base")
     return newest[0]  # type: ignore[no-any-return]
 
 
@@ -121,10 +143,7 @@ def adjust_for_splits(conn: psycopg.Connection, ticker: uuid.UUID, bars: Bars, a
     after the report date changes nothing on the page."""
     if not bars.dates:
         return bars
-    rows = conn.execute("SELECT s.execution_date, s.split_to / s.split_from FROM public.splits s "
-                        "JOIN public.tickers t ON t.symbol = s.ticker WHERE t.id = %s "
-                        "AND s.execution_date > %s AND s.execution_date <= %s",
-                        (ticker, bars.dates[0], as_of)).fetchall()
+    rows = [(s.execution_date, s.ratio) for s in split_checks.applied(conn, bars.dates[0], as_of, ticker)]
     if not rows:
         return bars
     factor = split_factors(np.array(bars.dates, dtype="datetime64[D]"),
@@ -156,23 +175,41 @@ def load_history(conn: psycopg.Connection, ticker: uuid.UUID, end: date) -> Hist
     return History(*_columns(rows, 4))
 
 
+def _index_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date, bars: Bars) -> SymbolDay:
+    """An index's report: the A3 sections only, and why the others are empty."""
+    row = conn.execute("SELECT dealer_metrics_json FROM public.daily_snapshots WHERE ticker_id = %s AND time = %s",
+                       (ticker, clock.close_of(day))).fetchone()
+    if row is None or row[0] is None:
+        raise UsageError(f"no A3 dealer metrics for {symbol} on {day}: run {registry.command('a3')} "
+                         f"--date {day} --symbols {symbol}")
+    return SymbolDay(symbol=symbol, day=day, bars=bars, indicators={}, technical={}, price={}, dealer=row[0],
+                     history=load_history(conn, ticker, day), no_bars=INDEX_NO_BARS.format(symbol=symbol))
+
+
 def load_symbol_day(conn: psycopg.Connection, symbol: str, day: date | None = None) -> SymbolDay:
-    """Read one report's data; raises UsageError naming the step to run when a piece is missing."""
+    """Read one report's data: any ticker with a bar on the date.  No bar raises UsageError naming the step
+    to run; missing A2 or A3 values leave their sections empty, ``missing`` saying which step fills them."""
     ticker, symbol = ticker_of(conn, symbol)
     day = report_day(conn, ticker, symbol, day)
     start = anchor(day)
     bars = adjust_for_splits(conn, ticker, load_bars(conn, ticker, start, day), day)
+    if not bars.dates and is_index(symbol):
+        return _index_day(conn, ticker, symbol, day, bars)
     if not bars.dates or bars.dates[-1] != day:
-        raise UsageError(f"no OHLCV bar for {symbol} on {day}: run python -m scripts.ingest_ohlcv backfill "
+        raise UsageError(f"no OHLCV bar for {symbol} on {day}: run {registry.command('ohlcv')} backfill "
                          f"--start {day} --end {day}")
     row = conn.execute("SELECT technical_indicators_json, price_metrics_json, dealer_metrics_json "
                        "FROM public.daily_snapshots WHERE ticker_id = %s AND time = %s",
                        (ticker, clock.close_of(day))).fetchone()
-    if row is None or row[0] is None:
-        raise UsageError(f"no A2 indicators for {symbol} on {day}: run python -m scripts.run_a2_local_ta "
-                         f"--date {day} --symbols {symbol}")
-    if row[2] is None:
-        raise UsageError(f"no A3 dealer metrics for {symbol} on {day}: run python -m "
-                         f"scripts.run_a3_dealer_metrics --date {day} --symbols {symbol}")
+    technical, price, dealer = (row[0] or {}, row[1] or {}, row[2] or {}) if row else ({}, {}, {})
+    missing: dict[str, str] = {}
+    if not technical:
+        missing["A2"] = (f"A2 indicators: none stored for {symbol} on {day}; {registry.command('a2')} "
+                         f"--date {day} --symbols {symbol} fills them")
+    if not dealer:
+        missing["A3"] = (f"A3 dealer metrics and options: none stored for {symbol} on {day}; they come from its "
+                         f"option snapshot ({registry.command('options')}, for watchlist symbols) and then "
+                         f"{registry.command('a3')} --date {day} --symbols {symbol}")
     return SymbolDay(symbol=symbol, day=day, bars=bars, indicators=load_indicators(conn, ticker, start, day),
-                     technical=row[0], price=row[1] or {}, dealer=row[2], history=load_history(conn, ticker, day))
+                     technical=technical, price=price, dealer=dealer, history=load_history(conn, ticker, day),
+                     missing=missing)

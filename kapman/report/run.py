@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import psycopg
 
 from kapman.config import Settings
-from kapman.db.connect import connect
 from kapman.errors import UsageError
-from kapman.progress import NullProgress, Progress
+from kapman.execute import Context, Definition, execute
+from kapman.progress import Progress
 from kapman.report import page, symbol, warehouse
 from kapman.report.data import load_symbol_day
 from kapman.report.watchlist import report_name, write_watchlist
@@ -29,48 +29,70 @@ class ReportParams:
     warehouse: bool = False
     out: Path | None = None
 
+    def validate(self) -> None:
+        if sum((self.symbol is not None, self.watchlist is not None, self.warehouse)) != 1:
+            raise UsageError("give one of a symbol, --watchlist NAME or --warehouse")
+        if self.warehouse and self.day:
+            raise UsageError("--date does not apply to --warehouse (it covers the whole retention window)")
 
-def run(settings: Settings, params: ReportParams, progress: Progress | None = None) -> StepResult:
+
+@dataclass
+class ReportDetails:
+    pages: list[str] = field(default_factory=list)
+    gaps: dict[str, int] | None = None     # --warehouse: missing trading days per dataset
+
+
+def run(settings: Settings, params: ReportParams, progress: Progress | None = None) -> StepResult[ReportDetails]:
     """Write the asked page(s).  A single symbol's missing data raises UsageError naming the step to
     run; a watchlist member's is a failure of that symbol (its row on the index says why)."""
-    result = StepResult("report", unit="symbols")
-    with connect(settings.require_database_url()) as conn:
-        if params.warehouse:
-            _warehouse(conn, params, result)
-        elif params.watchlist:
-            _watchlist(conn, params, result, progress or NullProgress())
-        else:
-            _symbol(conn, params, result)
-    return result
+    return execute("report", settings, params, progress)
 
 
-def _symbol(conn: psycopg.Connection, params: ReportParams, result: StepResult) -> None:
+def _body(ctx: Context, params: ReportParams) -> None:
+    if params.warehouse:
+        _warehouse(ctx.conn, params, ctx.result)
+    elif params.watchlist:
+        _watchlist(ctx.conn, params, ctx.result, ctx.progress)
+    else:
+        _symbol(ctx.conn, params, ctx.result)
+
+
+#: Reading the warehouse changes nothing in it: no ledger row.
+STEP = Definition(ReportParams, _body, details=ReportDetails, ledger=False)
+
+
+def _symbol(conn: psycopg.Connection, params: ReportParams, result: StepResult[ReportDetails]) -> None:
     assert params.symbol is not None
     day = load_symbol_day(conn, params.symbol, params.day)
     default = DEFAULT_DIR / report_name(f"{day.symbol}-{day.day}")
     out = page.write(page.target(params.out, default), symbol.render(day))
     result.done = 1
-    result.details["pages"] = [str(out)]
-    result.headline = f"wrote {out} ({day.symbol} {day.day}, A3 {day.dealer.get('status')})"
+    result.details.pages = [str(out)]
+    result.headline = f"wrote {out} ({day.symbol} {day.day}, A3 {day.dealer.get('status') or 'none'})"
 
 
-def _watchlist(conn: psycopg.Connection, params: ReportParams, result: StepResult, progress: Progress) -> None:
+def _watchlist(conn: psycopg.Connection, params: ReportParams, result: StepResult[ReportDetails],
+               progress: Progress) -> None:
     assert params.watchlist is not None
-    if params.out is not None and params.out.exists() and not params.out.is_dir():
-        raise UsageError(f"--out {params.out} is a file; --watchlist writes a directory of pages")
+    if params.out is not None and (params.out.exists() or params.out.is_symlink()) and not params.out.is_dir():
+        raise UsageError(f"--out {params.out} is not a directory; --watchlist writes a directory of pages "
+                         "(index.html and one page per symbol)")
+    if params.out is not None and not params.out.exists() and params.out.suffix.lower() in (".html", ".htm"):
+        raise UsageError(f"--out {params.out} names a page; --watchlist writes a directory of pages "
+                         "(index.html and one page per symbol)", hint=f"e.g. --out {params.out.with_suffix('')}")
     pages = write_watchlist(conn, params.watchlist, params.day,
                             params.out or DEFAULT_DIR / f"watchlist-{params.watchlist}", progress)
     result.done = len(pages.reports)
     for sym, why in pages.missing.items():
         result.fail(sym, why)
-    result.details["pages"] = [str(p) for p in (pages.index, *pages.reports.values())]
+    result.details.pages = [str(p) for p in (pages.index, *pages.reports.values())]
     result.headline = f"wrote {pages.index} linking {len(pages.reports)} reports"
 
 
-def _warehouse(conn: psycopg.Connection, params: ReportParams, result: StepResult) -> None:
+def _warehouse(conn: psycopg.Connection, params: ReportParams, result: StepResult[ReportDetails]) -> None:
     path, found = warehouse.write_warehouse(conn, page.target(params.out, DEFAULT_DIR / "warehouse.html"))
     result.unit = "pages"
     result.done = 1
     gaps = {g.dataset: sum(n for _, _, n in g.missing) for g in found}
-    result.details.update(pages=[str(path)], gaps=gaps)
+    result.details.pages, result.details.gaps = [str(path)], gaps
     result.headline = f"wrote {path} (missing trading days: {', '.join(f'{k} {v}' for k, v in gaps.items())})"

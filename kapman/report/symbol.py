@@ -8,14 +8,18 @@ from kapman.report.data import SymbolDay
 from kapman.report.keyvalues import key_values
 
 
-def render(day: SymbolDay) -> str:
+def render(day: SymbolDay, plotly_src: str | None = None) -> str:
+    """The page; a section without its data is left out, one line saying which step fills it.
+    ``plotly_src``: plotly.js from that file beside the page instead of inlined."""
     dealer = day.dealer
     status = dealer.get("status")
-    warn = ""
-    if status != "FULL":
-        warn = (f'<p class="warn">A3 status {page.esc(status)}: {page.esc(dealer.get("status_reason"))}; '
+    warn = "".join(f'<p class="warn">{page.esc(why)}</p>' for why in day.missing.values())
+    if dealer and status != "FULL":
+        warn += (f'<p class="warn">A3 status {page.esc(status)}: {page.esc(dealer.get("status_reason"))}; '
                 "dealer figures are partial or missing.</p>")
-    window = f"{day.bars.dates[0]} .. {day.bars.dates[-1]}"
+    window = f"{day.bars.dates[0]} .. {day.bars.dates[-1]}" if day.bars.dates else "none"
+    if day.no_bars:
+        warn += f'<p class="warn">{page.esc(day.no_bars)}.</p>'
     figures = symbol_figures(day)
     titles = {"price": "Price, volume, RSI and MACD (A2 values as stored)", "gex-strike": "Dealer gamma by strike",
               "gex-expiry": "Dealer gamma by expiry", "history": "Dealer gamma history"}
@@ -25,4 +29,4 @@ def render(day: SymbolDay) -> str:
             f"{len(day.indicators)} dates; A3 snapshots on {len(day.history.dates)} dates; "
             f"options snapshot {page.esc(dealer.get('snapshot_time') or '-')}</div>"
             f"{warn}<h2>Key values</h2>{page.key_value_tables(key_values(day))}{charts}")
-    return page.document(f"{day.symbol} {day.day} - KapMan report", body)
+    return page.document(f"{day.symbol} {day.day} - KapMan report", body, plotly_src=plotly_src)

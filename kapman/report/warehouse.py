@@ -7,8 +7,10 @@ Each cell of the heat map is a share of what the day should hold:
 - option snapshots and A3: symbols covered / active watchlist symbols with a ticker;
 - A2: rows with indicators / tickers with a bar that day (A2 computes every ticker with a bar).
 
-The retention window is the last 730 days by KapMan's clock (``kapman.db.schema.RETENTION``), its
-trading days from the NYSE calendar; from a data set's first day on, a day nothing covers is a
+The retention window is status's and the nightly's (``kapman.ops.inventory.window_start``), ending
+today by the warehouse's clock (``lifecycle.warehouse_now``: a sandbox database's recorded clock
+too), its trading days from the NYSE calendar; the expected symbols are the watchlist scope
+(``inventory.scope_of``); from a data set's first day on, a day nothing covers is a
 gap and a day below ``PARTIAL_BELOW`` of its share is partial.  Days before a data set's first day
 are left blank: option snapshots, for one, cannot be taken for the past.
 """
@@ -22,9 +24,10 @@ from pathlib import Path
 
 import psycopg
 
-from kapman import clock
+from kapman import clock, registry
 from kapman.calendar import trading_days
-from kapman.db.schema import RETENTION
+from kapman.db import lifecycle
+from kapman.ops import inventory
 from kapman.report import page
 from kapman.report.charts import Figure, axis, figure, title
 
@@ -32,10 +35,10 @@ from kapman.report.charts import Figure, axis, figure, title
 PARTIAL_BELOW = 0.9
 DATASETS = ("OHLCV", "option snapshots", "A2", "A3")
 #: The runbook step that fills each data set's gaps.
-MENDED_BY = {"OHLCV": "python -m scripts.ingest_ohlcv backfill --start D1 --end D2",
+MENDED_BY = {"OHLCV": f"{registry.command('ohlcv')} backfill --start D1 --end D2",
              "option snapshots": "not fetchable again for past days (snapshots are taken live)",
-             "A2": "python -m scripts.run_a2_local_ta --start-date D1 --end-date D2",
-             "A3": "python -m scripts.run_a3_dealer_metrics --start-date D1 --end-date D2"}
+             "A2": f"{registry.command('a2')} --start-date D1 --end-date D2",
+             "A3": f"{registry.command('a3')} --start-date D1 --end-date D2"}
 
 _COUNTS = {
     "OHLCV": "SELECT date, count(*) FROM public.ohlcv WHERE date BETWEEN %s AND %s GROUP BY 1",
@@ -56,8 +59,6 @@ _COUNTS = {
                  "count(*) FILTER (WHERE dealer_metrics_json IS NOT NULL) "
                  "FROM public.daily_snapshots WHERE time BETWEEN %s AND %s GROUP BY 1",
 }
-_WATCHLIST_SYMBOLS = ("SELECT count(DISTINCT w.symbol) FROM public.watchlists w "
-                      "JOIN public.tickers t ON t.symbol = w.symbol WHERE w.active")
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,14 @@ class Coverage:
                                                               strict=True)]
 
 
-def window(today: date | None = None) -> tuple[date, date]:
-    end = today or clock.today_ny()
-    return end - RETENTION, end
+def window(conn: psycopg.Connection, today: date | None = None) -> tuple[date, date]:
+    """The retention window ending ``today`` (default: today by the warehouse's clock)."""
+    now = lifecycle.warehouse_now(conn) if today is None else clock.close_of(today)
+    return inventory.window_start(conn, now), clock.ny_date_of(now)
 
 
 def coverage(conn: psycopg.Connection, today: date | None = None) -> Coverage:
-    start, end = window(today)
+    start, end = window(conn, today)
     days = list(trading_days(start, end))
     # Option snapshots are named by their New York date: midnight to midnight there.
     first, after = (datetime.combine(d, time(0), tzinfo=clock.NEW_YORK) for d in (start, end + timedelta(days=1)))
@@ -90,7 +92,7 @@ def coverage(conn: psycopg.Connection, today: date | None = None) -> Coverage:
     a3: dict[date, int] = {}
     for day, with_a2, with_a3 in conn.execute(_COUNTS["snapshots"], (clock.close_of(start), clock.close_of(end))):
         a2[day], a3[day] = with_a2, with_a3
-    watched = conn.execute(_WATCHLIST_SYMBOLS).fetchone()[0]  # type: ignore[index]
+    watched = len(inventory.scope_of(conn, end))
     universe = int(statistics.median(ohlcv.values())) if ohlcv else 0
     counts = {"OHLCV": [ohlcv.get(d, 0) for d in days], "option snapshots": [options.get(d, 0) for d in days],
               "A2": [a2.get(d, 0) for d in days], "A3": [a3.get(d, 0) for d in days]}
@@ -173,20 +175,21 @@ def _gap_rows(found: list[Gaps], cov: Coverage) -> list[list[tuple[str, object |
     return rows
 
 
-def render(cov: Coverage) -> str:
+def render(cov: Coverage, plotly_src: str | None = None) -> str:
     found = gaps(cov)
     mend = "".join(f"<li>{page.esc(k)}: <code>{page.esc(v)}</code></li>" for k, v in MENDED_BY.items())
     body = (f"<h1>Warehouse coverage</h1>"
             f'<div class="sub">{len(cov.days)} trading days in the retention window '
             f"({cov.days[0] if cov.days else '-'} .. {cov.days[-1] if cov.days else '-'}, "
-            "730 days by KapMan's clock)</div>"
+            "by the warehouse's clock)</div>"
             + page.chart("coverage", heatmap(cov))
             + "<h2>Gaps (from each data set's first day)</h2>"
             + page.table(["data set", "covered", "missing trading days", "partial days"], _gap_rows(found, cov))
             + f"<h2>Mending a gap</h2><ul>{mend}</ul>")
-    return page.document("Warehouse coverage - KapMan", body)
+    return page.document("Warehouse coverage - KapMan", body, plotly_src=plotly_src)
 
 
 def write_warehouse(conn: psycopg.Connection, out: Path) -> tuple[Path, list[Gaps]]:
+    """The page at ``out``, loading plotly.js from a file written beside it."""
     cov = coverage(conn)
-    return page.write(out, render(cov)), gaps(cov)
+    return page.write(out, render(cov, page.write_plotly(out.parent))), gaps(cov)

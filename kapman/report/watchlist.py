@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 
+from kapman import registry
 from kapman.errors import KapManError, UsageError
 from kapman.progress import NullProgress, Progress
 from kapman.report import page, symbol
@@ -35,7 +36,7 @@ def members(conn: psycopg.Connection, name: str) -> list[str]:
         known = [r[0] for r in conn.execute("SELECT DISTINCT watchlist_id FROM public.watchlists WHERE active "
                                             "ORDER BY 1").fetchall()]
         raise UsageError(f"watchlist {name} has no active symbols (active watchlists: "
-                         f"{', '.join(known) or 'none'}); run python -m scripts.ingest_watchlists")
+                         f"{', '.join(known) or 'none'}); run {registry.command('watchlists')}")
     return [r[0] for r in rows]
 
 
@@ -54,12 +55,13 @@ def _row(sym: str, day: SymbolDay | None, href: str | None, note: str) -> list[t
         return [_cell(sym, sym), *[_cell("-", None)] * (len(COLUMNS) - 2), _cell(note, note)]
     d = day.dealer
     rsi = dig(day.technical, "momentum", "rsi", "rsi")
-    hv, flip, close = day.price.get("hv"), d.get("gamma_flip_distance_pct"), day.bars.close[-1]
+    hv, flip = day.price.get("hv"), d.get("gamma_flip_distance_pct")
+    close = day.bars.close[-1] if day.bars.close else None
     return [(f'<a href="{page.esc(href)}">{page.esc(sym)}</a>', sym), _cell(str(day.day), str(day.day)),
             _cell(fixed(2)(close), close), _cell(usd(d.get("gex_net")), d.get("gex_net")),
             _cell(d.get("position") or "-", d.get("position")), _cell(pct(flip), flip),
             _cell(fixed(1)(rsi), rsi), _cell(fraction_pct(hv), hv), _cell(d.get("status") or "-", d.get("status")),
-            _cell("", "")]
+            _cell(", ".join(f"no {section}" for section in day.missing), ", ".join(day.missing))]
 
 
 def write_watchlist(conn: psycopg.Connection, name: str, day: date | None, out_dir: Path,
@@ -70,6 +72,7 @@ def write_watchlist(conn: psycopg.Connection, name: str, day: date | None, out_d
     result = WatchlistPages(index=out_dir / INDEX)
     rows = []
     symbols = members(conn, name)
+    plotly_src = page.write_plotly(out_dir)     # once for every page
     progress.start(len(symbols), f"reports of {name}", unit="symbols")
     for sym in symbols:
         try:
@@ -78,7 +81,7 @@ def write_watchlist(conn: psycopg.Connection, name: str, day: date | None, out_d
             result.missing[sym] = exc.message
             rows.append(_row(sym, None, None, exc.message))
         else:
-            path = page.write(out_dir / report_name(loaded.symbol), symbol.render(loaded))
+            path = page.write(out_dir / report_name(loaded.symbol), symbol.render(loaded, plotly_src))
             result.reports[sym] = path
             rows.append(_row(sym, loaded, path.name, ""))
         progress.advance()

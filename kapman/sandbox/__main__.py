@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import json
 import signal
 import sys
 import threading
 import time
-from datetime import date
 from pathlib import Path
 
+from kapman import cli
 from kapman.sandbox.environment import environment
 from kapman.sandbox.market import DEFAULT_DAYS, DEFAULT_END_DATE, Market
 from kapman.sandbox.mirror import write_mirror
 from kapman.sandbox.profiles import DEFAULT, ENV_VAR, PROFILES, profile_named
 from kapman.sandbox.rest import SandboxRestServer
-from kapman.sandbox.s3 import SandboxS3
 
 EXAMPLES = """examples:
   python -m kapman.sandbox serve                                  # 600 tickers, 800 days to 2025-12-19
@@ -29,6 +28,13 @@ control (no auth): curl -XPOST $POLYGON_BASE_URL/_sandbox/clock -d '{"step_tradi
                    curl -XPOST $POLYGON_BASE_URL/_sandbox/faults -d '{"kind": "rate_limit", "times": 3}'
                    curl -XPOST $POLYGON_BASE_URL/_sandbox/flatfiles -d '{"action": "preliminary", "date": "2025-12-19"}'
                    curl -XPOST $POLYGON_BASE_URL/_sandbox/flatfiles -d '{"action": "forbid", "dates": ["2025-12-18"]}'
+  hostile upstream (kinds body, reshape, patch; flat-file action tamper):
+                   curl -XPOST $POLYGON_BASE_URL/_sandbox/faults -d '{"kind": "patch", "field": "open_interest",
+                                                                      "value": 1e300}'
+                   curl -XPOST $POLYGON_BASE_URL/_sandbox/faults -d '{"kind": "reshape",
+                                                                      "fields": {"next_url": "@other/x"}}'
+                   curl -XPOST $POLYGON_BASE_URL/_sandbox/flatfiles -d '{"action": "tamper", "date": "2025-12-19",
+                                                                        "rows": {"MSFT": {"close": "inf"}}}'
 """
 
 
@@ -37,7 +43,7 @@ def _market_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tickers", type=int, default=600, help="universe size (default 600)")
     parser.add_argument(
         "--end-date",
-        type=date.fromisoformat,
+        type=cli.day_arg,
         default=DEFAULT_END_DATE,
         help=f"last market day (default {DEFAULT_END_DATE})",
     )
@@ -48,6 +54,8 @@ def _market_args(parser: argparse.ArgumentParser) -> None:
         help=f"calendar days of history before the end date (default {DEFAULT_DAYS})",
     )
     parser.add_argument("--bad-rows", action="store_true", help="put deliberately bad rows in flat files")
+    parser.add_argument("--duplicate-split", action="store_true",
+                        help="list the reverse split twice, five sessions apart, as the vendor did for SHOP")
     parser.add_argument(
         "--profile",
         choices=sorted(PROFILES),
@@ -85,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mirror.add_argument("directory", type=Path)
     _market_args(mirror)
+    for sub in (serve, mirror):
+        cli.add_common_options(sub, db_url_help="accepted as every command accepts it; the sandbox uses no database")
     return parser
 
 
@@ -96,10 +106,13 @@ def _market(args: argparse.Namespace) -> Market:
         days=args.days,
         bad_rows=args.bad_rows,
         profile=profile_named(args.profile),
+        duplicate_split=args.duplicate_split,
     )
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from kapman.sandbox.s3 import SandboxS3  # moto: the 'sandbox' extra, needed only to serve
+
     market = _market(args)
     started = time.perf_counter()
     mirror_dir = None
@@ -116,28 +129,30 @@ def _serve(args: argparse.Namespace) -> int:
         rest.flatfiles = s3  # POST $POLYGON_BASE_URL/_sandbox/flatfiles controls the bucket
         env = environment(market, rest, s3, mirror_dir)
         lines = "".join(f"{k}={v}\n" for k, v in env.items())
-        print(lines, end="", flush=True)
+        print(json.dumps(env, sort_keys=True) if args.json else lines, end="\n" if args.json else "", flush=True)
         if args.env_file:
             args.env_file.write_text(lines)
-        print(
-            f"# {market!r}: {len(market.trading_days)} trading days, ready in "
-            f"{time.perf_counter() - started:.1f}s; Ctrl-C to stop",
-            file=sys.stderr,
-            flush=True,
-        )
+        if not args.quiet:
+            print(
+                f"# {market!r}: {len(market.trading_days)} trading days, ready in "
+                f"{time.perf_counter() - started:.1f}s; Ctrl-C to stop",
+                file=sys.stderr,
+                flush=True,
+            )
         stop.wait()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cli.configure_logging(args)
     if args.command == "write-mirror":
         paths = write_mirror(_market(args), args.directory)
-        print(f"wrote {len(paths)} files under {args.directory}")
+        cli.emit(args, f"wrote {len(paths)} files under {args.directory}",
+                 {"files": len(paths), "directory": str(args.directory)})
         return 0
     return _serve(args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.entrypoint(main)

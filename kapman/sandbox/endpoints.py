@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from kapman.clock import close_of, ny_date_of
+from kapman.clock import ny_date_of, session_close
 from kapman.sandbox.market import Market
 
 TICKER_SORTS = (
@@ -129,9 +129,10 @@ def tickers(market: Market, query: dict[str, str]) -> list[dict]:
         if query.get(param)
     }
     search = (query.get("search") or "").lower()
+    records = market.index_records() if query.get("market") == "indices" else market.tickers
     out = [
         r
-        for r in market.tickers
+        for r in records
         if r["active"] == active
         and in_range(r["ticker"])
         and all(r.get(f) == v for f, v in exact.items())
@@ -182,7 +183,7 @@ def grouped_daily(market: Market, day_text: str, query: dict[str, str], now: dat
         raise BadQuery(f"date: invalid date {day_text!r}") from None
     adjusted = _bool(query, "adjusted", True)
     # Nothing for sessions that have not closed yet on the server's clock.
-    published = day < ny_date_of(now) or (day == ny_date_of(now) and now >= close_of(day))
+    published = day < ny_date_of(now) or (day == ny_date_of(now) and now >= session_close(day))
     results = market.grouped_daily(day, adjusted=adjusted) if published else []
     body: dict = {"queryCount": len(results), "resultsCount": len(results), "adjusted": adjusted}
     if results:

@@ -2,6 +2,12 @@
 
 Faults are consumed in the order they were added; each fires on matching requests until its
 count runs out.  Latency and entitlement (403) rules stay until ``clear()``.
+
+Hostile answers (a proxy that corrupts responses): ``body`` answers 200 with any text (not JSON,
+an HTML page, a JSON array); ``reshape`` sets top-level fields of a page (``{"results": {}}``,
+``{"next_url": 7}``, ``{"next_url": "@other-host/v3/..."}``); ``patch`` sets one field of one
+result of a page (``{"field": "open_interest", "value": 1e300}``, dotted for nested fields:
+``"day.volume"``, ``"delisted_utc"``).
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 RATE_LIMIT_BODY = (
     "You've exceeded the maximum requests per minute, please wait or upgrade your "
@@ -22,7 +29,7 @@ NGINX_502 = (
 
 @dataclass
 class Fault:
-    kind: str  # "rate_limit", "server_error" or "slow"
+    kind: str  # "rate_limit", "server_error", "slow", "body", "reshape" or "patch"
     times: int
     path_prefix: str | None = None
     symbol: str | None = None
@@ -31,6 +38,25 @@ class Fault:
     html: bool = False
     empty_body: bool = False
     seconds: float = 0.0
+    body: str = ""  # "body": the text answered
+    fields: dict[str, Any] = field(default_factory=dict)  # "reshape": top-level fields set
+    target: str = ""  # "patch": the (dotted) field of result ``index`` set to ``value``
+    value: Any = None
+    index: int = 0
+
+    def patched(self, results: list[Any]) -> list[Any]:
+        """``results`` with this patch applied to a copy of result ``index`` (when there is one)."""
+        if not 0 <= self.index < len(results) or not isinstance(results[self.index], dict):
+            return results
+        out = list(results)
+        target = out[self.index] = dict(out[self.index])
+        *path, last = self.target.split(".")
+        for name in path:
+            inner = target.get(name)
+            target[name] = dict(inner) if isinstance(inner, dict) else {}
+            target = target[name]
+        target[last] = self.value
+        return out
 
     def matches(self, path: str, symbol: str | None) -> bool:
         if self.path_prefix and not path.startswith(self.path_prefix):
@@ -97,6 +123,24 @@ class Faults:
         """Sleep before answering (normally) the next ``times`` matching requests."""
         return self._add(Fault("slow", times, path_prefix, symbol, seconds=seconds))
 
+    def body(self, body: str, times: int = 1, path_prefix: str | None = None, symbol: str | None = None) -> Fault:
+        """200 with ``body`` as it is (e.g. ``<html>`` or ``[1, 2]``) instead of the page."""
+        return self._add(Fault("body", times, path_prefix, symbol, status=200, body=body))
+
+    def reshape(self, fields: dict[str, Any], times: int = 1, path_prefix: str | None = None,
+                symbol: str | None = None) -> Fault:
+        """The page with its top-level ``fields`` set (``{"next_url": "@host/x"}``, ``{"results": {}}``)."""
+        if not isinstance(fields, dict):
+            raise ValueError("fields must be a JSON object")
+        return self._add(Fault("reshape", times, path_prefix, symbol, fields=dict(fields)))
+
+    def patch(self, field: str, value: Any, times: int = 1, index: int = 0, path_prefix: str | None = None,
+              symbol: str | None = None) -> Fault:
+        """The page with ``field`` (dotted: ``day.volume``) of its result ``index`` set to ``value``."""
+        if not isinstance(field, str) or not field:
+            raise ValueError("field must name a field, e.g. open_interest or day.volume")
+        return self._add(Fault("patch", times, path_prefix, symbol, target=field, value=value, index=int(index)))
+
     def latency(self, seconds: float) -> None:
         """A fixed delay on every API request (e.g. 0.05 for 50 ms per page)."""
         with self._lock:
@@ -158,6 +202,9 @@ class Faults:
             "latency": self.latency,
             "forbid": self.forbid,
             "pagination_loop": self.pagination_loop,
+            "body": self.body,
+            "reshape": self.reshape,
+            "patch": self.patch,
             "clear": self.clear,
         }
         if kind not in actions:

@@ -66,3 +66,25 @@ def gzip_csv(rows: list[str], mtime: int = 0) -> bytes:
     """Gzip with a fixed header timestamp so equal content gives equal bytes (and ETag)."""
     body = (HEADER + "\n" + "\n".join(rows) + ("\n" if rows else "")).encode()
     return gzip.compress(body, compresslevel=6, mtime=mtime)
+
+
+def tamper(body: bytes, *, add_columns: dict[str, str] | None = None, drop_columns: list[str] | None = None,
+           rows: dict[str, dict[str, str]] | None = None) -> bytes:
+    """A day file (gzip CSV) hand-edited: columns added (every row gets the value) or dropped, and
+    fields of the named symbols' rows set (``{"MSFT": {"close": "inf", "window_start": "..."}}``,
+    values written as given)."""
+    lines = gzip.decompress(body).decode().splitlines()
+    names = lines[0].split(",")
+    table = [line.split(",") for line in lines[1:] if line]
+    for name, value in (add_columns or {}).items():
+        names.append(name)
+        for fields in table:
+            fields.append(str(value))
+    for symbol, changes in (rows or {}).items():
+        for fields in table:
+            if fields[0] == symbol:
+                for name, value in changes.items():
+                    fields[names.index(name)] = str(value)
+    keep = [i for i, name in enumerate(names) if name not in set(drop_columns or ())]
+    text = "\n".join(",".join(line[i] for i in keep) for line in [names, *table]) + "\n"
+    return gzip.compress(text.encode(), compresslevel=6, mtime=0)

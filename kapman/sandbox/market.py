@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from kapman import calendar
-from kapman.clock import NEW_YORK, close_of, ny_date_of
-from kapman.sandbox import flatfiles, options
+from kapman.clock import NEW_YORK, close_of, ny_date_of, session_close
+from kapman.sandbox import flatfiles, indices, options
 from kapman.sandbox.bars import TickerParams, bars_block, log_closes, symbol_key, uniform
 from kapman.sandbox.profiles import TIDY, Profile
 from kapman.sandbox.universe import BIG_NAMES, build_universe
@@ -55,6 +55,7 @@ class Market:
         contracts_per_chain: int | None = None,
         bad_rows: bool = False,
         profile: Profile = TIDY,
+        duplicate_split: bool = False,
     ) -> None:
         if n_tickers < 1 or days < 1:
             raise ValueError("n_tickers and days must be positive")
@@ -62,6 +63,8 @@ class Market:
         self.end_date, self.start_date = end_date, end_date - timedelta(days=days)
         self.contracts_per_chain, self.bad_rows = contracts_per_chain, bad_rows
         self.profile = profile
+        #: Also list the last split a second time, five sessions before it executed (as the vendor did).
+        self.duplicate_split = duplicate_split
         self.trading_days: list[date] = list(calendar.trading_days(self.start_date, end_date))
         if not self.trading_days:
             raise ValueError(f"no trading day between {self.start_date} and {end_date}")
@@ -166,6 +169,13 @@ class Market:
             digest = hashlib.sha256(f"{self.seed}:{symbol}:{day}".encode()).hexdigest()
             out.append({"execution_date": day.isoformat(), "id": "E" + digest[:63], "split_from": split_from,
                         "split_to": split_to, "ticker": symbol})
+        if self.duplicate_split and out:   # the vendor's SHOP 1-for-10 on 2022-06-22 and on 2022-06-29
+            twin = out[-1]
+            day = date.fromisoformat(twin["execution_date"])
+            early = calendar.previous_trading_day(day)
+            for _ in range(4):
+                early = calendar.previous_trading_day(early)
+            out.append({**twin, "execution_date": early.isoformat(), "id": "D" + twin["id"][1:]})
         return sorted(out, key=lambda r: (r["execution_date"], r["ticker"]))
 
     @cached_property
@@ -274,12 +284,17 @@ class Market:
             )
         return out
 
-    def reference(self, symbol: str) -> dict:
-        """The latest reference record of a symbol."""
-        records = [r for r in self.tickers if r["ticker"] == symbol]
-        if not records:
-            raise KeyError(symbol)
-        return max(records, key=lambda r: r["last_updated_utc"])
+    def _reverse_splits_listed(self, underlying: str, as_of: datetime) -> list[dict]:
+        """Reverse splits of ``underlying`` executed within the year before ``as_of``: contracts
+        listed before them are still trading, adjusted."""
+        today = ny_date_of(as_of)
+        found = [s for s in self.splits if s["ticker"] == underlying and s["split_from"] > s["split_to"]
+                 and today - timedelta(days=365) < date.fromisoformat(s["execution_date"]) <= today]
+        return found[-1:]   # one split, even when the vendor lists it twice
+
+    def index_records(self) -> list[dict]:
+        """The reference records of the indices (``market=indices``): I:SPX, I:NDX, I:RUT, I:VIX."""
+        return indices.reference_records(f"{self.end_date.isoformat()}T00:00:00Z")
 
     def spot(self, underlying: str, as_of: datetime) -> float:
         """The underlying's (unadjusted) price at an instant: the last close, or during the
@@ -293,12 +308,12 @@ class Market:
         block = self._block(i, i)
         session_day = self.trading_days[i]
         opens = datetime.combine(session_day, _SESSION_OPEN, tzinfo=NEW_YORK)
-        if session_day == day and as_of < close_of(session_day):
+        if session_day == day and as_of < session_close(session_day):
             if as_of < opens:
                 if i == 0:
                     return float(block["open"][0, j])
                 return float(self._block(i - 1, i - 1)["close"][0, j])
-            frac = (as_of - opens) / (close_of(session_day) - opens)
+            frac = (as_of - opens) / (session_close(session_day) - opens)
             o, c = float(block["open"][0, j]), float(block["close"][0, j])
             return round(o + (c - o) * frac, 4)
         return float(block["close"][0, j])
@@ -313,9 +328,14 @@ class Market:
     def option_chain(self, underlying: str, as_of: datetime) -> list[dict]:
         """Snapshot results for every contract of ``underlying`` as of an instant ([] if none)."""
         j = self._index.get(underlying)
+        as_of = (as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)).astimezone(UTC)
+        if underlying in indices.INDICES:
+            with self._chains_lock:
+                if (underlying, as_of) not in self._chains:
+                    self._chains[(underlying, as_of)] = indices.chain(self.seed, underlying, as_of, self.profile)
+                return self._chains[(underlying, as_of)]
         if j is None or self.listings[j].type not in OPTIONABLE or self.listings[j].delisted:
             return []
-        as_of = (as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)).astimezone(UTC)
         cache_key = (underlying, as_of)
         with self._chains_lock:
             if cache_key in self._chains:
@@ -330,16 +350,20 @@ class Market:
             )
             < QUIRKY_CHAIN_SHARE
         )
+        spot = self.spot(underlying, as_of)
         chain = options.option_chain(
             self.seed,
             underlying,
-            self.spot(underlying, as_of),
+            spot,
             float(self.params.vol[j]),
             as_of,
             self.chain_size(underlying),
             quirks=quirky,
             profile=self.profile,
         )
+        for split in self._reverse_splits_listed(underlying, as_of):
+            chain = chain + options.adjusted_after_split(chain, underlying.replace(".", ""), spot,
+                                                         split["split_from"], split["split_to"])
         with self._chains_lock:
             self._chains[cache_key] = chain
             if len(self._chains) > _CHAIN_CACHE:

@@ -3,7 +3,8 @@
 A chain is a pure function of (seed, underlying, as-of instant, spot): weekly and monthly
 expirations out to about a year, strikes around spot, Black-Scholes prices and greeks from a
 volatility smile.  It carries the vendor's rough edges: contracts without greeks or IV, an
-adjusted contract (non-100 deliverable) colliding with a standard one, a ``contract_type: other``.
+adjusted contract (non-100 deliverable) colliding with a standard one, a ``contract_type: other``,
+quotes of untraded far strikes left from earlier sessions (stale).
 The profile (``kapman.sandbox.profiles``) decides the shapes that depend on the plan and on how the
 vendor serialises numbers.
 """
@@ -131,6 +132,7 @@ def option_chain(
     volume = np.round(oi * rng.uniform(0, 0.4, 2 * n) * (rng.random(2 * n) > 0.2)).astype(np.int64)
     day_move = rng.normal(0, 0.08, 2 * n).tolist()
     stamp = _ns(as_of) - 1_000_000_000 * rng.integers(1, 900, 2 * n)
+    quote_stamp = _stale_quotes(seed, underlying, as_of, stamp, volume, moneyness)
     root = underlying.replace(".", "")
     results = []
     for i in range(2 * n):
@@ -173,7 +175,7 @@ def option_chain(
                 "bid": bid,
                 "bid_exchange": 303,
                 "bid_size": int(rng.integers(1, 200)),
-                "last_updated": int(stamp[i]),
+                "last_updated": int(quote_stamp[i]),
                 "midpoint": mid,
                 "timeframe": "REAL-TIME",
             },
@@ -219,6 +221,44 @@ def option_chain(
     if quirks and results:
         results.extend(_quirky_contracts(results, root, spot))
     return results
+
+
+#: Untraded contracts this far from the money (|log(K/S)| / sqrt(t)) keep a quote from an earlier
+#: session, as illiquid real ones do (one eight months old looks current unless its time is kept).
+STALE_MONEYNESS = 1.2
+
+
+def _stale_quotes(seed: int, underlying: str, as_of: datetime, stamp: np.ndarray, volume: np.ndarray,
+                  moneyness: np.ndarray) -> np.ndarray:
+    """Each contract's quote time: the session's, or 1 to 240 days earlier for untraded far strikes."""
+    stale = (volume == 0) & (np.abs(moneyness) > STALE_MONEYNESS)
+    days = rng_for(seed, "stale", underlying, _ns(as_of)).integers(1, 241, len(stamp))
+    return np.where(stale, stamp - days * 86_400 * 1_000_000_000, stamp)
+
+
+def adjusted_after_split(results: list[dict], root: str, spot: float, split_from: float,
+                         split_to: float) -> list[dict]:
+    """The call and put a reverse split left behind (GE after its 1-for-8): listed before the split,
+    they keep their strike, near the old price, and deliver 100 * split_to / split_from shares of
+    today's stock; their open interest is large.  Root ``<root>1``; no greeks (the vendor's are
+    meaningless for them)."""
+    calls = [r for r in results if r["details"]["contract_type"] == "call"]
+    if not calls or split_from <= split_to:
+        return []
+    expiry = min(r["details"]["expiration_date"] for r in calls)
+    strike = max(round(spot * split_to / split_from), 1)
+    shares = int(100 * split_to // split_from)
+    out = []
+    for kind, oi in (("call", 50_000), ("put", 30_000)):
+        src = next(r for r in results if r["details"]["contract_type"] == kind
+                   and r["details"]["expiration_date"] == expiry)
+        contract = {**src, "details": {**src["details"], "shares_per_contract": shares, "strike_price": strike,
+                                       "ticker": occ_ticker(root + "1", date.fromisoformat(expiry),
+                                                            kind[0].upper(), strike)},
+                    "greeks": {}, "open_interest": oi}
+        contract.pop("implied_volatility", None)
+        out.append(contract)
+    return out
 
 
 def _quirky_contracts(results: list[dict], root: str, spot: float) -> list[dict]:

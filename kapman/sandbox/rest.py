@@ -10,10 +10,12 @@ Control endpoints (no auth, JSON bodies; not counted as API requests):
 
 - ``GET /_sandbox/faults``; ``POST /_sandbox/faults`` with ``{"kind": "rate_limit", "times": 2,
   "retry_after": 1, "path_prefix": "/v3"}`` (kinds: rate_limit, server_error, slow, latency, forbid,
-  pagination_loop, clear; arguments as in :class:`kapman.sandbox.faults.Faults`) or a list of them;
+  pagination_loop, body, reshape, patch, clear; arguments as in :class:`kapman.sandbox.faults.Faults`;
+  body, reshape and patch serve a hostile upstream) or a list of them;
   ``DELETE /_sandbox/faults`` clears everything.
 - ``GET /_sandbox/clock``; ``POST /_sandbox/clock`` with ``{"now": "2025-12-18"}`` (a date means its
-  16:00 New York close; timestamps are ISO 8601) or ``{"step_trading_days": 1}``.
+  16:00 New York close; timestamps are ISO 8601 with an offset: ``kapman.clock``'s forms) or
+  ``{"step_trading_days": 1}``.
 - ``GET /_sandbox/requests`` (counts per path); ``DELETE /_sandbox/requests`` resets them.
 - ``GET /_sandbox/flatfiles``; ``POST /_sandbox/flatfiles`` with ``{"action": "preliminary",
   "date": "2025-12-19"}`` (actions: preliminary, final, republish, delete, forbid with ``"dates"``,
@@ -38,7 +40,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from kapman.calendar import trading_days
 from kapman.clock import close_of, ny_date_of, parse_instant
@@ -301,6 +303,10 @@ class _Handler(BaseHTTPRequestHandler):
                     {"status": "ERROR", "request_id": request_id, "error": "Internal Server Error"},
                 )
             return True
+        hostile = faults.take("body", path, symbol)
+        if hostile:
+            self._send(200, hostile.body.encode(), "application/json")
+            return True
         limited = faults.take("rate_limit", path, symbol)
         if limited:
             headers = {} if limited.retry_after is None else {"Retry-After": f"{limited.retry_after:g}"}
@@ -346,7 +352,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._page(path, effective, results, offset, limit, request_id, with_count=False)
         if path.startswith(OPTIONS_PREFIX) and len(path) > len(OPTIONS_PREFIX):
             limit = endpoints.parse_limit(effective, 10, 250)
-            underlying = path[len(OPTIONS_PREFIX) :]
+            underlying = unquote(path[len(OPTIONS_PREFIX) :])   # I%3ASPX is I:SPX
             results = endpoints.option_snapshots(market, underlying, effective, now)
             return self._page(path, effective, results, offset, limit, request_id, with_count=False)
         match = _GROUPED.match(path)
@@ -376,7 +382,19 @@ class _Handler(BaseHTTPRequestHandler):
             body["next_url"] = self._next_url(path, query, target)
         elif offset + limit < len(results):
             body["next_url"] = self._next_url(path, query, offset + limit)
-        self._json(200, body)
+        self._json(200, self._corrupted(path, body))
+
+    def _corrupted(self, path: str, body: dict) -> dict:
+        """``body`` as the ``reshape`` and ``patch`` faults leave it."""
+        faults = self.sandbox.faults
+        symbol = path[len(OPTIONS_PREFIX):] if path.startswith(OPTIONS_PREFIX) else None
+        patch = faults.take("patch", path, symbol)
+        if patch is not None:
+            body["results"] = patch.patched(body["results"])
+        reshape = faults.take("reshape", path, symbol)
+        if reshape is not None:
+            body.update(reshape.fields)
+        return body
 
     def _next_url(self, path: str, query: dict[str, str], offset: int) -> str:
         original = {k: v for k, v in query.items() if k not in ("apiKey", "cursor")}

@@ -21,10 +21,18 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import make_server
 
+from kapman.errors import ConfigError
+
+try:  # moto is the 'sandbox' extra: a plain install runs everything but the offline market
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+except ModuleNotFoundError as exc:
+    raise ConfigError(f"the sandbox's S3 server needs moto, which is not installed ({exc.msg})",
+                      hint="pip install 'kapman[sandbox]'") from None
+
+from kapman.sandbox import flatfiles
 from kapman.sandbox.flatfiles import PREFIX
 from kapman.sandbox.market import Market
 
@@ -176,6 +184,10 @@ class SandboxS3:
         """Upload the day's final file, as corrected the next morning; returns its ETag."""
         return self._upload(day)
 
+    def tamper(self, day: date, **edits: Any) -> str:
+        """Upload the day's file hand-edited (``flatfiles.tamper``); returns its ETag."""
+        return self._put(day, flatfiles.tamper(self.market.flat_file_csv_gz(day), **edits))
+
     def forbid(self, days: Iterable[date]) -> None:
         """Answer 403 AccessDenied for these days' objects (listing still works)."""
         self._refusals.keys |= {self.market.flat_file_key(d) for d in days}
@@ -200,9 +212,15 @@ class SandboxS3:
         """A control-endpoint JSON body, e.g. ``{"action": "preliminary", "date": "2025-12-19"}``.
 
         Actions: preliminary, final, republish, delete (one ``date``); forbid (``dates``, a list);
-        forbid_listing; allow.  Returns the new ETag of an upload.  Raises ValueError on anything else.
+        forbid_listing; allow; tamper (one ``date``: the file hand-edited, with ``add_columns``,
+        ``drop_columns``, ``rows`` as in ``flatfiles.tamper``).  Returns the new ETag of an upload.
+        Raises ValueError on anything else.
         """
         action = spec.get("action")
+        if action == "tamper":
+            day = date.fromisoformat(str(spec.get("date")))
+            edits = {k: spec[k] for k in ("add_columns", "drop_columns", "rows") if k in spec}
+            return {"etag": self.tamper(day, **edits)}
         one_day = {"preliminary": self.publish_preliminary, "final": self.publish_final,
                    "republish": self.republish}
         if action in one_day or action == "delete":
@@ -222,5 +240,5 @@ class SandboxS3:
             self.allow()
         else:
             raise ValueError(f"unknown flat-file action {action!r}; expected one of "
-                             f"{sorted([*one_day, 'delete', 'forbid', 'forbid_listing', 'allow'])}")
+                             f"{sorted([*one_day, 'delete', 'forbid', 'forbid_listing', 'allow', 'tamper'])}")
         return {}

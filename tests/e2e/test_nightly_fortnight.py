@@ -21,7 +21,8 @@ import pytest
 from kapman import calendar
 from kapman.clock import NEW_YORK
 from kapman.config import Settings, load_settings
-from kapman.ops import lock, nightly, status, steps
+from kapman.ingest import options
+from kapman.ops import lock, nightly, status
 from kapman.progress import NullProgress
 from kapman.sandbox.market import Market
 from kapman.sandbox.mirror import write_mirror
@@ -112,8 +113,7 @@ def test_a_fortnight_of_nightlies(world: World) -> None:
     for instant in instants:
         if instant == evening(BY_HAND):
             settings = world.at(instant)
-            with psycopg.connect(world.url, autocommit=True) as conn:
-                assert steps.options(settings, conn, NullProgress()).outcome is Outcome.OK
+            assert options.run(settings, options.OptionsParams(), NullProgress()).outcome is Outcome.OK
             continue
         if instant in skipped:
             continue
@@ -139,11 +139,11 @@ def test_a_fortnight_of_nightlies(world: World) -> None:
             assert result.outcome is Outcome.PARTIAL
             assert [(f.unit, f.reason.split(":")[0]) for f in result.failures] == \
                 [(f"options {SKIPPED}", "snapshot lost")]
-            done = result.details["steps"]
-            assert done["ohlcv"]["files_loaded"] == 1
-            assert [str(d) for d in done["a2"]["dates"]] == [str(SKIPPED)]
-            assert done["options"]["done"] == len(WATCHLIST)
-            assert [str(d) for d in done["a3"]["dates"]] == [str(SKIPPED + timedelta(days=1))]
+            done = result.details.steps
+            assert done["ohlcv"].details.files_loaded == 1
+            assert [str(d) for d in done["a2"].details.dates] == [str(SKIPPED)]
+            assert done["options"].done == len(WATCHLIST)
+            assert [str(d) for d in done["a3"].details.dates] == [str(SKIPPED + timedelta(days=1))]
         else:
             assert result.outcome is Outcome.OK, (instant, result.summary())
         if lost_yet:
@@ -156,9 +156,9 @@ def test_a_fortnight_of_nightlies(world: World) -> None:
 
         if instant == morning(BY_HAND + timedelta(days=1)):
             # Saturday morning: Friday's file, A2 for Friday and the A3 the hand-taken snapshot waited for.
-            assert [t["step"] for t in result.details["plan"]["tasks"]] == \
+            assert [t.step for t in result.details.plan.tasks] == \
                 ["tickers", "splits", "watchlists", "ohlcv", "a2", "a3"]
-            assert [str(d) for d in result.details["steps"]["a3"]["dates"]] == [str(BY_HAND)]
+            assert [str(d) for d in result.details.steps["a3"].details.dates] == [str(BY_HAND)]
         if instant == morning(REPUBLISHED[0]):
             with psycopg.connect(world.url) as conn:
                 etag = conn.execute("SELECT etag FROM ingest_files WHERE trading_date = %s",

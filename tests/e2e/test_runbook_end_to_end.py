@@ -16,8 +16,8 @@ import pytest
 from kapman.config import PROJECT_ROOT
 from kapman.demo import report, sandbox_runbook
 from kapman.ids import ticker_id
-from kapman.ingest.ticker_types import DEFAULT_TYPES
 from kapman.runbook import REPORT_PAGES
+from kapman.ticker_types import DEFAULT_TYPES
 from tests.support import database
 
 pytestmark = pytest.mark.integration
@@ -65,12 +65,13 @@ def test_runbook_end_to_end_with_a_repave(scratch: str, capfd: pytest.CaptureFix
     results = sandbox_runbook(scratch, tickers=200, seed=7, option_days=5, dashboards=True)
     failed = [(r.step.number, r.step.title, r.returncode) for r in results if r.returncode]
     assert not failed, failed
-    assert len(results) == 5 + 5 + 3 + 5 + 2
+    assert len(results) == 5 + 5 + 4 + 5 + 2       # Step 7 begins with the A2 history
     for page in REPORT_PAGES:
         assert b"Plotly.newPlot" in (PROJECT_ROOT / page).read_bytes()
     first = digests(scratch)
     counts = {t: n for t, (n, _) in first.items()}
-    assert counts["tickers"] > 150 and counts["watchlists"] == 150
+    # 150 MVP symbols and the 4 shipped indices (data/watchlists/indices.txt, issue 27)
+    assert counts["tickers"] > 150 and counts["watchlists"] == 154
     assert counts["splits"] == 2                # NVDA 10-for-1 and a 1-for-10 reverse split
     assert counts["ohlcv"] > 150 * 450 and counts["options_chains"] > 150 * 5 * 100
     with psycopg.connect(scratch) as conn:
@@ -79,6 +80,7 @@ def test_runbook_end_to_end_with_a_repave(scratch: str, capfd: pytest.CaptureFix
             "WHERE dealer_metrics_json IS NOT NULL GROUP BY 1").fetchall())
         a2_dates = conn.execute("SELECT count(DISTINCT time) FROM daily_snapshots "
                                 "WHERE technical_indicators_json IS NOT NULL").fetchone()[0]
+        bar_dates = conn.execute("SELECT count(DISTINCT date) FROM ohlcv").fetchone()[0]
         reference = conn.execute("SELECT id, symbol, type, active, delisted_utc FROM tickers").fetchall()
         inactive_in_scope = conn.execute(
             "SELECT count(*) FROM tickers t WHERE NOT t.active AND (EXISTS (SELECT 1 FROM options_chains oc "
@@ -87,14 +89,16 @@ def test_runbook_end_to_end_with_a_repave(scratch: str, capfd: pytest.CaptureFix
     # Ticker ids are the v5 UUIDs of the symbols as listed; delisted tickers are kept inactive with
     # their delisting time, and options and dealer metrics leave them out.
     assert all(tid == ticker_id(symbol) for tid, symbol, *_ in reference)
-    assert {kind for _, _, kind, _, _ in reference} <= set(DEFAULT_TYPES)
+    assert {kind for _, _, kind, _, _ in reference} <= {*DEFAULT_TYPES, "INDEX"}
     assert all(delisted is not None for _, _, _, active, delisted in reference if not active)
     assert any(not active for _, _, _, active, _ in reference) and inactive_in_scope == 0
-    assert sum(statuses.values()) == 150 * 5 and statuses.get("FULL", 0) > 100
-    assert a2_dates == 6                      # 2025-12-05 and the A3 week
+    assert sum(statuses.values()) == 154 * 5 and statuses.get("FULL", 0) > 100
+    assert a2_dates == bar_dates > 450        # the history: every date with bars in the window
     out = capfd.readouterr().out
     assert "== dealer metrics" in out.lower() or "dealer" in out.lower()
-    assert dict(report(scratch))["A3 rows"].startswith("750 rows")
+    assert "(output appended to " in out       # the dashboards' hundreds of lines went to a file
+    summary = dict(report(scratch))
+    assert summary["A3 rows"].startswith("770 rows") and "I:SPX FULL" in summary["index A3 (newest)"]
     with psycopg.connect(scratch) as conn:
         # Step 2 ran without a terminal (--yes) and its run opened the new ledger; the sandbox's
         # frozen clock is the one the lifecycle follows.

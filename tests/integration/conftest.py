@@ -104,13 +104,9 @@ def reference_db(db: psycopg.Connection, polygon: PolygonClient) -> psycopg.Conn
 
 
 @pytest.fixture(scope="module")
-def options_url(admin_url: str, rest_server: SandboxRestServer) -> Iterator[str]:
+def options_url(new_rebuilt_db: database.NewRebuiltDb, rest_server: SandboxRestServer) -> Iterator[str]:
     """One database with tickers and the MVP watchlist per module of options tests; tests clear the options."""
-    url = database.create_scratch(admin_url, "opt_")
-    try:
-        from kapman.db.rebuild import rebuild
-
-        rebuild(url)
+    with new_rebuilt_db("opt_") as url:
         client = PolygonClient(PolygonHTTP(rest_server.base_url, rest_server.api_key, rate_limit=1000))
         with pytest.MonkeyPatch.context() as mp, psycopg.connect(url, autocommit=True) as conn:
             mp.setenv("KAPMAN_NOW", "2025-12-19")
@@ -118,8 +114,6 @@ def options_url(admin_url: str, rest_server: SandboxRestServer) -> Iterator[str]
             ingest_watchlists(conn, WATCHLISTS)
         client.close()
         yield url
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 import talib
 
 from kapman.clock import close_of
+from kapman.config import Settings
 from kapman.jobs import a2_local_ta
 from kapman.jobs.a2_window import anchor
 from kapman.metrics.indicators import TECHNICAL_KEYS
@@ -215,8 +216,9 @@ def test_a_lost_connection_says_how_many_dates_were_done(bars_db: tuple,
         return original(c, after, through)
 
     monkeypatch.setattr(a2_splits, "read", read_then_lose)
-    with psycopg.connect(url, autocommit=True) as doomed, pytest.raises(ConnectionLost) as info:
-        a2_local_ta.compute(doomed, a2_local_ta.A2Params(dates=[date(2025, 11, 14), D]))
+    # Through the step: the one mapping of a lost connection (kapman.execute) counts the dates done.
+    with pytest.raises(ConnectionLost) as info:
+        a2_local_ta.run(Settings(database_url=url), a2_local_ta.A2Params(dates=[date(2025, 11, 14), D]))
     assert info.value.message == "the database connection was lost after 1 dates; rerun to resume"
     assert info.value.exit_code == 2
     assert len(snapshot(conn, date(2025, 11, 14))) > 0 and not snapshot(conn, D)

@@ -199,3 +199,73 @@ def test_a_split_of_a_ticker_without_bars_or_ticker_changes_nothing(split_db: ps
     insert_splits(conn, [("NOSUCH", SPLIT_DAY, 1, 4), ("FWD_PLAIN", SERIES_DAYS[-1] + timedelta(days=3), 1, 2)])
     result = run(conn, [day], force=True)
     assert result.rows_updated == 0 and stored(conn, "FWD_PLAIN", day) == first
+
+
+# --- split records the prices contradict, and one split recorded twice ------------------------
+
+def test_a_split_recorded_twice_is_applied_once(split_db: psycopg.Connection) -> None:
+    """The vendor lists SHOP 1-for-10 on 2022-06-22 and 2022-06-29; only the second shows in the bars."""
+    conn = split_db
+    week_before = SERIES_DAYS[SERIES_DAYS.index(SPLIT_DAY) - 5]
+    insert_splits(conn, [("FWD", week_before, 1, 10), ("FWD", SPLIT_DAY, 1, 10), ("REV", SPLIT_DAY, 10, 1)])
+    day = SERIES_DAYS[-1]
+    result = run(conn, [day, week_before])
+    got, want = values(conn, "FWD", day), values(conn, "FWD_PLAIN", day)
+    assert got["trend.sma.sma_200"] == pytest.approx(want["trend.sma.sma_200"], rel=1e-12)
+    assert all(_close(got[k], want[k]) for k in got)
+    # on the duplicate's own date nothing was adjusted: the bars then were the bars as traded
+    early, plain = values(conn, "FWD", week_before), values(conn, "FWD_PLAIN", week_before)
+    assert early["price.close"] == pytest.approx(10 * plain["price.close"], rel=1e-12)
+    assert early["trend.sma.sma_20"] == pytest.approx(10 * plain["trend.sma.sma_20"], rel=1e-9)
+    assert result.splits_not_applied == {
+        f"FWD {week_before} 10-for-1": f"not-in-prices: {_jump(conn, 'FWD', week_before)}: no x10 jump"}
+
+
+def test_a_record_without_its_jump_is_not_applied_and_twins_unchecked_apply_once(
+        split_db: psycopg.Connection) -> None:
+    conn = split_db
+    day = SERIES_DAYS[-1]
+    run(conn, [day])
+    first = stored(conn, "REV_PLAIN", day)
+    bogus = SERIES_DAYS[SERIES_DAYS.index(SPLIT_DAY) + 10]
+    insert_splits(conn, [("REV_PLAIN", bogus, 1, 4)])
+    result = run(conn, [day], force=True)
+    assert result.rows_updated == 0 and stored(conn, "REV_PLAIN", day) == first
+    assert list(result.splits_not_applied) == [f"REV_PLAIN {bogus} 4-for-1"]
+    # Without bars across the dates, two records of one ratio days apart are still applied once.
+    from kapman.jobs import split_checks
+    tid = conn.execute("SELECT id FROM tickers WHERE symbol = 'FWD'").fetchone()[0]
+    twins = split_checks.resolve([(tid, "FWD", date(2030, 1, 2), 1.0, 10.0, None, None),
+                                  (tid, "FWD", date(2030, 1, 9), 1.0, 10.0, None, None),
+                                  (tid, "FWD", date(2030, 3, 9), 1.0, 10.0, None, None)])
+    assert [(s.verdict, s.applied) for s in twins] == [("unchecked", True), ("duplicate", False),
+                                                       ("unchecked", True)]
+
+
+def _jump(conn: psycopg.Connection, symbol: str, day: date) -> str:
+    before = conn.execute("SELECT o.close FROM ohlcv o JOIN tickers t ON t.id = o.ticker_id WHERE t.symbol = %s "
+                          "AND o.date < %s ORDER BY o.date DESC LIMIT 1", (symbol, day)).fetchone()[0]
+    on = conn.execute("SELECT o.open FROM ohlcv o JOIN tickers t ON t.id = o.ticker_id WHERE t.symbol = %s "
+                      "AND o.date = %s", (symbol, day)).fetchone()[0]
+    return f"close {before:g} before, open {on:g} from the date"
+
+
+def test_show_lists_each_split_record_and_whether_it_was_applied(split_db: psycopg.Connection, fresh_db: str,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from scripts import show
+    conn = split_db
+    week_before = SERIES_DAYS[SERIES_DAYS.index(SPLIT_DAY) - 5]
+    insert_splits(conn, [("FWD", week_before, 1, 10), ("FWD", SPLIT_DAY, 1, 10)])
+    day = SERIES_DAYS[-1]
+    run(conn, [day])
+    conn.execute("UPDATE daily_snapshots SET dealer_metrics_json = '{}'")   # show wants an A3 row too
+    monkeypatch.setenv("KAPMAN_ENV_FILE", "/nonexistent")
+    assert show.main(["FWD", "--date", str(day), "--db-url", fresh_db, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(s["split"], s["applied"], s["verdict"]) for s in data["splits"]] == [
+        (f"{week_before} 10-for-1", False, "not-in-prices"), (f"{SPLIT_DAY} 10-for-1", True, "confirmed")]
+    assert show.main(["FWD", "--date", str(day), "--db-url", fresh_db]) == 0
+    text = capsys.readouterr().out
+    assert f"{week_before} 10-for-1" in text and "NOT applied: not-in-prices" in text
+    assert f"{SPLIT_DAY} 10-for-1" in text and "applied: confirmed" in text

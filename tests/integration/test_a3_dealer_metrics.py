@@ -62,8 +62,8 @@ def test_metrics_per_symbol_and_date_share_the_a2_row(hydrated: tuple) -> None:
     conn, _ = hydrated
     a2 = a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=[D1, D2]))
     result = a3.compute(conn, a3.A3Params(dates=[D1, D2]))
-    assert result.details["rows_written"] == 8 and not result.failures and result.exit_code == 0
-    assert result.details["statuses"]["INVALID"] == 1              # MSFT on D2: no snapshot that day
+    assert result.details.rows_written == 8 and not result.failures and result.exit_code == 0
+    assert result.details.statuses["INVALID"] == 1              # MSFT on D2: no snapshot that day
     d2 = payloads(conn, D2)
     assert d2["MSFT"]["status"] == "INVALID" and d2["MSFT"]["status_reason"].startswith("no_snapshot")
     assert d2["MSFT"]["snapshot_time"] is None           # D1's snapshot is not reused on D2
@@ -103,11 +103,11 @@ def test_rerun_skips_force_recomputes_and_a2_columns_stay(hydrated: tuple) -> No
     a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=[D2], symbols=["AAPL"]))
     first = a3.compute(conn, a3.A3Params(dates=[D2]))
     again = a3.compute(conn, a3.A3Params(dates=[D2]))
-    assert again.details["rows_written"] == 0 and again.unchanged == first.details["rows_written"] == 4
+    assert again.details.rows_written == 0 and again.unchanged == first.details.rows_written == 4
     assert again.outcome == "ok" and "4 already computed" in again.headline
     forced = a3.compute(conn, a3.A3Params(dates=[D2], force=True))
-    assert (forced.details["rows_inserted"], forced.details["rows_updated"],
-            forced.details["rows_unchanged"]) == (0, 0, 4)
+    assert (forced.details.rows_inserted, forced.details.rows_updated,
+            forced.details.rows_unchanged) == (0, 0, 4)
     ta = conn.execute("SELECT count(*) FROM daily_snapshots WHERE technical_indicators_json IS NOT NULL").fetchone()
     assert ta == (1,)
 
@@ -115,7 +115,7 @@ def test_rerun_skips_force_recomputes_and_a2_columns_stay(hydrated: tuple) -> No
 def test_date_without_any_snapshot_is_reported_and_skipped(hydrated: tuple) -> None:
     conn, _ = hydrated
     result = a3.compute(conn, a3.A3Params(dates=[date(2025, 12, 17), D2]))
-    assert result.details["dates_without_snapshots"] == [date(2025, 12, 17)]
+    assert result.details.dates_without_snapshots == [date(2025, 12, 17)]
     assert result.outcome == "ok" and "no options snapshot for any symbol on 2025-12-17" in result.summary()
     assert conn.execute("SELECT count(*) FROM daily_snapshots WHERE time = %s",
                         (close_of(date(2025, 12, 17)),)).fetchone() == (0,)
@@ -168,3 +168,32 @@ def test_a_saturday_snapshot_alone_is_named_not_called_empty(hydrated: tuple) ->
     assert proc.returncode == 2
     assert "newest, 2025-12-20, is not a trading day" in proc.stderr and "empty" not in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_freshness_is_stored_and_stale_quotes_are_counted(hydrated: tuple, market: Market,
+                                                         rest: SandboxRestServer) -> None:
+    """The sandbox leaves untraded far strikes with quotes from earlier sessions."""
+    from kapman.clock import ny_date_of
+    conn, _ = hydrated
+    rows = conn.execute(
+        "SELECT oc.contract_symbol, oc.quote_updated_at, oc.trade_updated_at, oc.timeframe, oc.day_close, oc.last "
+        "FROM options_chains oc JOIN tickers t ON t.id = oc.ticker_id WHERE t.symbol = 'AAPL' AND oc.time = %s",
+        (close_of(D2),)).fetchall()
+    chain = {r["details"]["ticker"]: r for r in market.option_chain("AAPL", close_of(D2))}
+    stale = 0
+    for symbol, quoted, traded, timeframe, day_close, last in rows:
+        src = chain[symbol]
+        assert quoted is not None and int(quoted.timestamp() * 1e6) == src["last_quote"]["last_updated"] // 1000
+        assert timeframe == "REAL-TIME" and day_close == src["day"]["close"]
+        if "last_trade" in src:
+            assert int(traded.timestamp() * 1e6) == src["last_trade"]["sip_timestamp"] // 1000
+            assert last == src["last_trade"]["price"]
+        else:
+            assert traded is None and last is None and day_close is not None   # the close is not lost
+        stale += ny_date_of(quoted) < D2
+    assert stale > 10
+    result = a3.compute(conn, a3.A3Params(dates=[D2], symbols=["AAPL"]))
+    payload = payloads(conn, D2)["AAPL"]
+    assert payload["counts"]["stale_quotes"] == stale and payload["status"] == "FULL"
+    assert result.details.stale_quotes == {"AAPL": stale}
+    assert any(f"{stale} contracts quoted before their snapshot's session" in n for n in result.notes)

@@ -67,9 +67,8 @@ def test_no_contracts_table(conn: psycopg.Connection) -> None:
                         "WHERE table_schema='public' AND table_name ILIKE '%contract%'").fetchall() == []
 
 
-def test_community_edition_has_both_policies(conn: psycopg.Connection, license_name: str) -> None:
-    if license_name != "timescale":
-        pytest.skip(f"timescaledb.license = {license_name}: policies need the community edition")
+@pytest.mark.community
+def test_community_edition_has_both_policies(conn: psycopg.Connection) -> None:
     retention_rows = conn.execute(POLICY_SQL, ("policy_retention",)).fetchall()
     compression_rows = conn.execute(POLICY_SQL, ("policy_compression",)).fetchall()
     assert [(r[3], r[5]["drop_after"]) for r in retention_rows] == [
@@ -91,16 +90,13 @@ def test_apache_edition_records_application_retention(conn: psycopg.Connection, 
     assert modes == {"ohlcv": "application", "options_chains": "application", "daily_snapshots": "application"}
 
 
-def test_application_retention_drops_only_old_chunks(admin_url: str, license_name: str) -> None:
+def test_application_retention_drops_only_old_chunks(new_rebuilt_db: database.NewRebuiltDb,
+                                                     license_name: str) -> None:
     if license_name == "timescale":
         pytest.skip("community edition: the retention policy does this")
     from datetime import date
 
-    from kapman.db.rebuild import rebuild
-
-    url = database.create_scratch(admin_url, "ret_")
-    try:
-        rebuild(url)
+    with new_rebuilt_db("ret_") as url:
         with psycopg.connect(url) as c:
             c.execute("""INSERT INTO ohlcv (ticker_id, date, open, high, low, close, volume)
                          SELECT '00000000-0000-0000-0000-000000000001', d::date, 1, 1, 1, 1, 1
@@ -123,5 +119,3 @@ def test_application_retention_drops_only_old_chunks(admin_url: str, license_nam
                 (date(2025, 12, 19) - date(2023, 12, 20)).days + 1
             again = retention.enforce_retention(c, today=date(2025, 12, 19))
             assert again.chunks_dropped == 0   # deterministic and idempotent
-    finally:
-        database.drop_scratch(admin_url, url)

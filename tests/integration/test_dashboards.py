@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kapman.db.rebuild import rebuild
+from kapman.ops import status
 from tests.support import database
 from tests.support.hydrate import GAP, HOLIDAY, UNRESOLVED, Hydrated, hydrate
 
@@ -100,16 +100,14 @@ def by(rows: list[dict[str, str]], column: str) -> dict[str, dict[str, str]]:
 # --- databases ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def hydrated(admin_url: str) -> Iterator[tuple[str, Hydrated]]:
-    """One rebuilt and hydrated database shared by this module's read-only dashboard runs."""
-    url = database.create_scratch(admin_url, "dash_")
-    try:
-        rebuild(url)
+def hydrated(new_rebuilt_db: database.NewRebuiltDb) -> Iterator[tuple[str, Hydrated]]:
+    """One rebuilt and hydrated database shared by this module's read-only dashboard runs, on the
+    frozen clock a sandbox database records (the newest instant it has seen: the last snapshot)."""
+    with new_rebuilt_db("dash_") as url:
         with psycopg.connect(url, autocommit=True) as conn:
             counts = hydrate(conn)
+            conn.execute("UPDATE lifecycle_clock SET mode = 'frozen', frozen_at = '2025-12-19 21:05+00'")
         yield url, counts
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 @pytest.fixture
@@ -151,8 +149,8 @@ def test_ohlcv_dashboard_on_hydrated_database(hydrated: tuple[str, Hydrated]) ->
         "high < low": "0", "open outside [low, high]": "0", "close outside [low, high]": "0",
         "open/high/low/close <= 0": "0", "volume < 0": "0", "NaN or infinite price or volume": "0"}
 
-    # NOW defaults to the data's clock: the close of the newest date with bars.
-    assert "NOW=2025-12-19 21:00:00+00" in out
+    # NOW defaults to the warehouse's clock (public.kapman_now()): the database's frozen clock.
+    assert "NOW=2025-12-19 21:05:00+00" in out
     assert table(out, "verdict") == [{"verdict": "OK", "reason": "every due trading day since 2025-11-20 has bars; "
                                                                  "every bar is sane"}]
     assert (coverage["files_due_since_max_date"]) == "0"
@@ -206,6 +204,8 @@ def test_ohlcv_dashboard_lists_new_listings_apart_from_gaps(fresh_db: str) -> No
         hydrate(conn)
         conn.execute("DELETE FROM public.ohlcv WHERE date < '2025-12-10' AND ticker_id = "
                      "(SELECT id FROM public.tickers WHERE symbol = 'SPY')")
+        # NOW defaults to the warehouse's clock: this one's, as a sandbox records it.
+        conn.execute("UPDATE lifecycle_clock SET mode = 'frozen', frozen_at = '2025-12-19 21:05+00'")
     out = run(fresh_db, "ohlcv_dashboard.sql")
     assert [(r["symbol"], r["event"], r["first_bar"]) for r in table(out, "listed or delisted")] == \
         [("SPY", "listed", "2025-12-10")]
@@ -242,10 +242,12 @@ def test_options_chains_dashboard_on_hydrated_database(hydrated: tuple[str, Hydr
     assert [(h["symbols"], h["contracts"]) for h in history] == \
         [("2", str(latest_rows)), ("3", str(min(counts.options_rows.items())[1]))]
     assert [r["status"] for r in table(out, "latest options ingest runs")] == ["partial", "ok"]
-    # NOW defaults to the newest snapshot: no age, nothing pending or lost.
+    # NOW defaults to the warehouse's clock, the newest snapshot's time: no age.  Today's snapshot
+    # lacks MSFT and NVDA (a WARN, as status says) until midnight.
     assert latest["age"] == "00:00:00"
-    assert table(out, "verdict")[0] == {"verdict": "OK",
-                                        "reason": "every closed session of the last 14 days has a snapshot"}
+    assert table(out, "verdict")[0] == {"verdict": "WARN",
+                                        "reason": "today's snapshot lacks 2 watchlist symbols: python -m "
+                                                  "scripts.nightly before midnight New York"}
 
 
 def test_options_dashboard_by_kapmans_clock(url: str) -> None:
@@ -254,7 +256,8 @@ def test_options_dashboard_by_kapmans_clock(url: str) -> None:
     verdict = table(monday_evening, "verdict")[0]
     assert verdict["verdict"] == "WARN" and verdict["reason"].startswith("today's session has closed without")
     tuesday = table(run(url, "options_chains_dashboard.sql", "NOW=2025-12-23T15:00:00Z"), "verdict")[0]
-    assert tuesday == {"verdict": "WARN", "reason": "lost for good (never taken): 2025-12-22"}
+    assert tuesday == {"verdict": "WARN", "reason": "lost for good (never taken): 2025-12-22; symbols lost: "
+                                                    "2025-12-18 (1), 2025-12-19 (2)"}
 
 
 # --- tickers and watchlists -----------------------------------------------------------------------
@@ -285,9 +288,9 @@ def test_daily_snapshots_dashboard_on_hydrated_database(url: str) -> None:
         "duplicate (ticker, date) pairs": "0", "rows not stamped 16:00 America/New_York": "0",
         "rows on a date without a bar for the ticker": "0", "rows whose ticker_id is not in tickers": "0"}
     assert table(out, "offending rows") == []
-    # A2 began on 2025-12-15 (the window's older dates have bars only, and are not a gap).
+    # A2 began on 2025-12-15 (older dates have bars only, and are not a gap).
     assert table(out, "verdict") == [{"verdict": "OK",
-                                      "reason": "one A2 row per bar on every date since A2 began in the window"}]
+                                      "reason": "one A2 row per bar on every date since A2 began (retention window)"}]
 
     shares = by(table(out, "null indicator shares"), "path")
     assert (shares["momentum.rsi.rsi"]["rows"], shares["momentum.rsi.rsi"]["null_pct"]) == ("4", "0.0")
@@ -304,6 +307,29 @@ def test_daily_snapshots_variables_from_the_command_line_win(url: str) -> None:
     assert dates == ["2025-12-19", "2025-12-18", "2025-12-17"]
     assert len(table(out, "key values for msft")) == 3
     assert "MSFT" in section(out, "technical_indicators_json for msft")
+
+
+def test_the_dashboards_verdicts_match_status_by_the_same_clock(fresh_db: str) -> None:
+    """Five dates without A2 after A2 began, older than the dashboard's DAYS_BACK dates: status and
+    the daily-snapshots dashboard both WARN; options likewise, by the database's recorded clock."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        hydrate(conn)
+        conn.execute("UPDATE lifecycle_clock SET mode = 'frozen', frozen_at = '2025-12-19 21:05+00'")
+        # A2 back to 2025-11-28, then five dates without it (2025-12-08 .. 12-12).
+        conn.execute("""
+            INSERT INTO daily_snapshots (time, ticker_id, technical_indicators_json)
+            SELECT ((o.date + time '16:00') AT TIME ZONE 'America/New_York'), o.ticker_id, '{}'::jsonb
+              FROM ohlcv o WHERE o.date BETWEEN '2025-11-28' AND '2025-12-05'
+            ON CONFLICT (time, ticker_id) DO UPDATE SET technical_indicators_json = '{}'::jsonb""")
+        report = status.report(conn, with_archive=False)
+    a2 = report.check("a2")
+    assert a2.verdict.name == "WARN" and [str(d) for d in a2.details["missing"]] == [
+        "2025-12-08", "2025-12-09", "2025-12-10", "2025-12-11", "2025-12-12"]
+    snapshots = table(run(fresh_db, "daily_snapshots_dashboard.sql"), "verdict")[0]
+    assert snapshots == {"verdict": "WARN", "reason": "5 dates with bars and no A2 from 2025-12-08: python -m "
+                                                      "scripts.nightly"}
+    options = table(run(fresh_db, "options_chains_dashboard.sql"), "verdict")[0]
+    assert options["verdict"] == report.check("options").verdict.name == "WARN"
 
 
 # --- dealer metrics -------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import psycopg
 import pytest
 
 from kapman.config import load_settings
-from kapman.db.rebuild import rebuild
 from kapman.demo import DEMO_DATABASE, demo_url
 from tests.support import database
 
@@ -22,16 +21,12 @@ DEMO = [sys.executable, "-m", "kapman.demo"]
 
 
 @pytest.fixture
-def users_db(admin_url: str) -> Iterator[str]:
+def users_db(new_rebuilt_db: database.NewRebuiltDb) -> Iterator[str]:
     """Stands in for the user's database: rebuilt, with one ticker in it."""
-    url = database.create_scratch(admin_url, "user_")
-    try:
-        rebuild(url)
+    with new_rebuilt_db("user_") as url:
         with psycopg.connect(url, autocommit=True) as c:
             c.execute("INSERT INTO tickers (id, symbol) VALUES (uuid_generate_v4(), 'MINE')")
         yield url
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 def _env(tmp_path: Path, **values: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ import pytest
 
 from kapman.config import load_settings
 from kapman.errors import UsageError
-from kapman.ingest.ohlcv import OhlcvParams, ingest
+from kapman.ingest.ohlcv import OhlcvDetails, OhlcvParams, ingest
 from kapman.ingest.ohlcv_plan import incremental_window
 from kapman.providers.flatfiles import FileRef, FlatFileSource, MirrorSource
 from kapman.sandbox.market import Market
@@ -37,13 +37,13 @@ class Loaded(StepResult):
 
     def __getattr__(self, name: str) -> object:
         try:
-            return self.__dict__["details"][name]
-        except KeyError:
+            return getattr(self.__dict__["details"], name)
+        except (KeyError, AttributeError):
             raise AttributeError(name) from None
 
 
 def load(db: psycopg.Connection, source: FlatFileSource, mode: str = "backfill", **kw: object) -> Loaded:
-    result = Loaded("ohlcv", unit=source.unit)
+    result = Loaded("ohlcv", unit=source.unit, details=OhlcvDetails())
     ingest(db, source, OhlcvParams(mode=mode, **kw), result)  # type: ignore[arg-type]
     return result
 
@@ -216,7 +216,7 @@ def test_run_records_ok_and_a_ctrl_c_as_interrupted(fresh_db: str, reference_db:
 
     settings = _settings(fresh_db, mirror_dir, monkeypatch)
     done = ohlcv.run(settings, OhlcvParams(mode="base", days=10, as_of=END))
-    assert done.exit_code == 0 and done.details["files_loaded"] == 9
+    assert done.exit_code == 0 and done.details.files_loaded == 9
 
     class Interrupted(MirrorSource):
         reads = 0
@@ -275,7 +275,7 @@ def test_cli_flags_workers_range_and_date_aliases(fresh_db: str, reference_db: p
                                                   mirror_dir: Path) -> None:
     env = {"FLATFILES_MIRROR_DIR": str(mirror_dir)}
     zero = _cli(["--workers", "0", "base", "--db-url", fresh_db], env)
-    assert zero.returncode == 2 and "--workers: must be between 1 and 32, not 0" in zero.stderr
+    assert zero.returncode == 2 and "--workers: '0' is out of range; expected an integer in [1, 32]" in zero.stderr
     assert "Traceback" not in zero.stderr
     help_text = _cli(["--help"], env).stdout
     assert "files downloaded and parsed at once" in help_text and "--source" in help_text

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from kapman.errors import AuthError, UsageError
-from kapman.ingest.ohlcv import OhlcvParams, ingest
+from kapman.ingest.ohlcv import OhlcvDetails, OhlcvParams, ingest
 from kapman.providers.flatfiles import FlatFileSource, MirrorSource, S3Source
 from kapman.providers.grouped import GroupedDailySource
 from kapman.providers.http import PolygonHTTP
@@ -32,7 +32,7 @@ HALT_DAY = date(2025, 12, 17)   # FURE has no bar that day in the test market (a
 
 
 def load(db: psycopg.Connection, source: FlatFileSource, mode: str = "backfill", **kw: object) -> StepResult:
-    result = StepResult("ohlcv", unit=source.unit)
+    result = StepResult("ohlcv", unit=source.unit, details=OhlcvDetails())
     ingest(db, source, OhlcvParams(mode=mode, **kw), result)  # type: ignore[arg-type]
     return result
 
@@ -63,7 +63,7 @@ def test_a_missing_trading_day_is_reported_and_fails_the_run(reference_db: psyco
     gone = date(2025, 12, 10)
     (tmp_path / "m" / market.flat_file_key(gone)).unlink()
     result = load(reference_db, MirrorSource(tmp_path / "m", PREFIX), start=date(2025, 12, 1), end=END)
-    assert result.details["files_loaded"] == 14 and result.details["missing_days"] == ["2025-12-10"]
+    assert result.details.files_loaded == 14 and result.details.missing_days == ["2025-12-10"]
     assert [(f.unit, f.reason) for f in result.failures] == [
         ("2025-12-10", "no flat file for this trading day, due by 2025-12-11 11:00 New York")]
     assert result.outcome is Outcome.PARTIAL and result.exit_code == 1
@@ -71,15 +71,15 @@ def test_a_missing_trading_day_is_reported_and_fails_the_run(reference_db: psyco
     # Weekends and Thanksgiving are not trading days: no file expected.
     thanksgiving = load(reference_db, MirrorSource(tmp_path / "m", PREFIX), start=date(2025, 11, 26),
                         end=date(2025, 11, 30))
-    assert not thanksgiving.failures and thanksgiving.details["files_loaded"] == 2
+    assert not thanksgiving.failures and thanksgiving.details.files_loaded == 2
 
 
 def test_base_over_days_the_vendor_never_had_reports_them(reference_db: psycopg.Connection, market: Market,
                                                          mirror_dir: Path) -> None:
     result = load(reference_db, MirrorSource(mirror_dir, PREFIX), "base", days=730, as_of=END)
-    missing = result.details["missing_days"]
+    missing = result.details.missing_days
     assert missing[0] == "2023-12-20" and missing[-1] == str(market.trading_days[0].replace(day=20))
-    assert result.details["files_loaded"] == len(market.trading_days) and result.exit_code == 1
+    assert result.details.files_loaded == len(market.trading_days) and result.exit_code == 1
 
 
 def test_todays_file_before_its_publication_time_is_pending_not_missing(
@@ -89,12 +89,12 @@ def test_todays_file_before_its_publication_time_is_pending_not_missing(
     load(reference_db, source, start=date(2025, 12, 11), end=date(2025, 12, 18))
     result = load(reference_db, source, "incremental")     # KAPMAN_NOW: 2025-12-19 16:00 New York
     assert not result.failures and result.exit_code == 0
-    assert result.details["pending_days"] == ["2025-12-19"]
+    assert result.details.pending_days == ["2025-12-19"]
     assert "2025-12-19: not published yet (due by 2025-12-20 11:00 New York)" in result.notes
     assert "incremental 2025-12-19" in result.headline and "up to date" in result.headline
     monkeypatch.setenv("KAPMAN_NOW", "2025-12-20T16:00:00Z")   # 11:00 New York the next day
     late = load(reference_db, source, "incremental")
-    assert late.details["missing_days"] == ["2025-12-19"] and late.exit_code == 1
+    assert late.details.missing_days == ["2025-12-19"] and late.exit_code == 1
 
 
 def test_incremental_when_up_to_date_says_so_without_a_reversed_range(
@@ -106,11 +106,11 @@ def test_incremental_when_up_to_date_says_so_without_a_reversed_range(
     assert result.exit_code == 0 and not result.failures
     text = result.summary()
     assert "up to date" in text and "2025-12-20..2025-12-20" not in text
-    assert result.details["files_unchanged"] == 5       # the trailing re-check of 13-19 December
+    assert result.details.files_unchanged == 5       # the trailing re-check of 13-19 December
     monkeypatch.setenv("KAPMAN_NOW", "2025-12-19T22:00:00Z")   # the same evening: nothing after the 19th
     same_day = load(reference_db, source, "incremental")
     assert "2025-12-20..2025-12-19" not in same_day.summary() and "nothing after 2025-12-19" in same_day.headline
-    assert same_day.details["start"] is None and same_day.exit_code == 0
+    assert same_day.details.start is None and same_day.exit_code == 0
 
 
 # -- #14.4 / #15.4 republished files ------------------------------------------------------------
@@ -121,17 +121,17 @@ def test_a_corrected_file_the_next_morning_is_found_by_the_trailing_recheck(
     server, source = s3
     server.publish_preliminary(HALT_DAY)
     first = load(reference_db, source, start=date(2025, 12, 8), end=HALT_DAY)
-    assert first.details["files_loaded"] == 8
+    assert first.details.files_loaded == 8
     prelim = market.preliminary_bars(HALT_DAY).set_index("ticker")
     assert bar(reference_db, "FURE", HALT_DAY) is not None          # the stale row of the halted ticker
     assert bar(reference_db, "AAPL", HALT_DAY)[3] == prelim.loc["AAPL", "close"]  # type: ignore[index]
     final_etag = server.publish_final(HALT_DAY).strip('"')
     monkeypatch.setenv("KAPMAN_NOW", "2025-12-19T17:00:00Z")
     result = load(reference_db, source, "incremental", end=date(2025, 12, 18))
-    assert result.details["republished"] == [market.flat_file_key(HALT_DAY)]
+    assert result.details.republished == [market.flat_file_key(HALT_DAY)]
     assert f"{HALT_DAY}: republished (new ETag {final_etag}); reloaded" in result.notes
-    assert result.details["files_loaded"] == 2           # the corrected 17th and the new 18th
-    assert result.removed == 1 and result.details["rows_removed"] == 1
+    assert result.details.files_loaded == 2           # the corrected 17th and the new 18th
+    assert result.removed == 1 and result.details.rows_removed == 1
     final = market.bars(HALT_DAY).set_index("ticker")
     assert bar(reference_db, "FURE", HALT_DAY) is None
     assert bar(reference_db, "AAPL", HALT_DAY)[3] == final.loc["AAPL", "close"]  # type: ignore[index]
@@ -149,7 +149,7 @@ def test_recheck_days_zero_does_not_list_loaded_days(reference_db: psycopg.Conne
     load(reference_db, source, start=date(2025, 12, 8), end=HALT_DAY)
     server.publish_final(HALT_DAY)
     result = load(reference_db, source, "incremental", recheck_days=0)
-    assert result.details["republished"] == [] and bar(reference_db, "FURE", HALT_DAY) is not None
+    assert result.details.republished == [] and bar(reference_db, "FURE", HALT_DAY) is not None
 
 
 def test_a_mirror_republished_without_a_ticker_deletes_its_row(reference_db: psycopg.Connection, market: Market,
@@ -179,8 +179,8 @@ def test_a_symbol_twice_in_a_file_is_not_stored_for_that_day(reference_db: psyco
     result = load(reference_db, MirrorSource(tmp_path, PREFIX), start=END, end=END)
     assert bar(reference_db, "MSFT", END) is None
     assert bar(reference_db, "AAPL", END) is not None and not result.failures
-    assert result.details["ambiguous_symbols"] == {str(END): ["MSFT"]}
-    assert result.details["rejected_by_reason"] == {"duplicate_symbol": 2}
+    assert result.details.ambiguous_symbols == {str(END): ["MSFT"]}
+    assert result.details.rejected_by_reason == {"duplicate_symbol": 2}
     note = next(n for n in result.notes if n.startswith(f"{END}: MSFT appears 2 times"))
     assert note.count("line ") == 2 and f"c={float(fields[3]):g}" in note
 
@@ -192,14 +192,14 @@ def test_a_403_on_one_object_fails_that_file_only(reference_db: psycopg.Connecti
     server, source = s3
     server.forbid([date(2025, 12, 16)])
     result = load(reference_db, source, start=date(2025, 12, 8), end=END)
-    assert result.details["files_loaded"] == 9 and result.exit_code == 1
+    assert result.details.files_loaded == 9 and result.exit_code == 1
     (failure,) = result.failures
     assert failure.unit == market.flat_file_key(date(2025, 12, 16))
     assert "403 AccessDenied" in failure.reason and "outside the plan's history" in failure.reason
     assert day_count(reference_db, date(2025, 12, 16)) == 0 and day_count(reference_db, END) > 0
     server.allow()
     again = load(reference_db, source, start=date(2025, 12, 8), end=END)
-    assert again.details["files_loaded"] == 1 and again.exit_code == 0
+    assert again.details.files_loaded == 1 and again.exit_code == 0
 
 
 def test_a_403_on_every_file_or_on_the_listing_is_a_credentials_error(
@@ -227,10 +227,10 @@ def test_a_day_whose_rows_are_gone_is_reloaded_and_reported(reference_db: psycop
     # As when chunks are dropped by a policy: the rows go, the ledger is not told.
     reference_db.execute("DELETE FROM ohlcv WHERE date IN ('2025-12-03', '2025-12-04')")
     result = load(reference_db, source, start=date(2025, 12, 1), end=END)
-    assert result.details["ledger_reconciled"] == ["2025-12-03", "2025-12-04"]
+    assert result.details.ledger_reconciled == ["2025-12-03", "2025-12-04"]
     assert any(n.startswith("2 day(s) recorded as loaded had no rows in ohlcv") and
                "2025-12-03..2025-12-04" in n for n in result.notes)
-    assert result.details["files_loaded"] == 2 and day_count(reference_db, date(2025, 12, 3)) == expected
+    assert result.details.files_loaded == 2 and day_count(reference_db, date(2025, 12, 3)) == expected
 
 
 def test_dates_older_than_the_retention_cutoff_are_refused(reference_db: psycopg.Connection, mirror_dir: Path,
@@ -258,20 +258,20 @@ def test_retention_runs_only_after_a_run_without_failures(reference_db: psycopg.
     shutil.copytree(mirror_dir, tmp_path / "m")
     (tmp_path / "m" / market.flat_file_key(date(2025, 11, 5))).unlink()
     failing = load(reference_db, MirrorSource(tmp_path / "m", PREFIX), start=date(2025, 11, 3), end=date(2025, 11, 7))
-    assert failing.exit_code == 1 and failing.details["retention"].startswith("retention: not run")
+    assert failing.exit_code == 1 and failing.details.retention.startswith("retention: not run")
     assert reference_db.execute("SELECT count(*) FROM ingest_files WHERE trading_date < '2025-10-01'").fetchone()[0] \
         == loaded
     clean = load(reference_db, source, start=date(2025, 11, 10), end=date(2025, 11, 14))
     # the Apache edition has no policies; the community edition's are paused on this frozen clock
     enforced = ("KapMan enforced 730 days on its clock" if license_name == "timescale"
                 else "enforced by KapMan (730 days)")
-    assert clean.exit_code == 0 and enforced in clean.details["retention"]
+    assert clean.exit_code == 0 and enforced in clean.details.retention
     gone = reference_db.execute("SELECT count(*) FROM ohlcv WHERE date < '2025-09-01'").fetchone()[0]
     assert gone == 0
     # Every file of a dropped day left the ledger in the same run.
     orphans = reference_db.execute("""SELECT count(*) FROM ingest_files f WHERE NOT EXISTS
                                       (SELECT 1 FROM ohlcv o WHERE o.date = f.trading_date)""").fetchone()[0]
-    removed = clean.details["retention_ledger_removed"]
+    removed = clean.details.retention_ledger_removed
     assert orphans == 0 and removed and max(removed) < "2025-10-15"
     assert reference_db.execute("SELECT count(*) FROM ingest_files").fetchone()[0] == loaded + 4 + 5 - len(removed)
 
@@ -292,7 +292,7 @@ def test_rest_grouped_daily_stores_what_the_flat_files_store(reference_db: psyco
     days = (date(2025, 12, 15), END)
     rest.reset_counts()
     result = load(reference_db, grouped, start=days[0], end=days[1])
-    assert result.unit == "dates" and result.details["files_loaded"] == 5 and result.exit_code == 0
+    assert result.unit == "dates" and result.details.files_loaded == 5 and result.exit_code == 0
     assert rest.request_count("/v2/aggs/grouped") == 5
     via_rest = reference_db.execute("SELECT ticker_id, date, open, high, low, close, volume, transactions "
                                     "FROM ohlcv ORDER BY 1, 2").fetchall()
@@ -300,7 +300,7 @@ def test_rest_grouped_daily_stores_what_the_flat_files_store(reference_db: psyco
                                                "ORDER BY trading_date").fetchall()]
     assert keys[0] == "rest/v2/aggs/grouped/locale/us/market/stocks/2025-12-15" and len(keys) == 5
     again = load(reference_db, grouped, start=days[0], end=days[1])
-    assert again.details["files_unchanged"] == 5 and rest.request_count("/v2/aggs/grouped") == 5
+    assert again.details.files_unchanged == 5 and rest.request_count("/v2/aggs/grouped") == 5
     # The same dates from the flat files: the same stored values (unadjusted, like the files).
     reference_db.execute("TRUNCATE ohlcv, ingest_files")
     load(reference_db, MirrorSource(mirror_dir, PREFIX), start=days[0], end=days[1])
@@ -333,7 +333,7 @@ def test_rows_without_transactions_are_stored_with_null(reference_db: psycopg.Co
     msft, aapl = bar(reference_db, "MSFT", END), bar(reference_db, "AAPL", END)
     assert msft is not None and msft[5] is None and msft[3] == final.loc["MSFT", "close"]
     assert aapl is not None and aapl[5] == final.loc["AAPL", "transactions"]
-    assert result.details["rows_inserted"] == day_count(reference_db, END)
+    assert result.details.rows_inserted == day_count(reference_db, END)
 
 
 def test_a_lower_case_class_symbol_is_not_merged_into_its_namesake(reference_db: psycopg.Connection,
@@ -348,8 +348,95 @@ def test_a_lower_case_class_symbol_is_not_merged_into_its_namesake(reference_db:
     result = load(reference_db, MirrorSource(tmp_path, PREFIX), start=END, end=END)
     final = market.bars(END).set_index("ticker")
     assert bar(reference_db, "AAPL", END)[3] == final.loc["AAPL", "close"]  # type: ignore[index]
-    assert result.details["rejected_by_reason"] == {} and result.details["ambiguous_symbols"] == {}
+    assert result.details.rejected_by_reason == {} and result.details.ambiguous_symbols == {}
     known = {r[0] for r in reference_db.execute("SELECT symbol FROM tickers").fetchall()}
     # Stored under its own ticker when the reference list has it, else counted as unknown.
     assert day_count(reference_db, END) == int(final.index.isin(known).sum()) + ("AAPl" in known)
-    assert result.details["unknown_rows"] == int((~final.index.isin(known)).sum()) + ("AAPl" not in known)
+    assert result.details.unknown_rows == int((~final.index.isin(known)).sum()) + ("AAPl" not in known)
+
+
+# -- hostile flat files (issue 26): the sandbox bucket's "tamper" action ---------------------------
+
+def _tampered(server: SandboxS3, source: S3Source, db: psycopg.Connection, **edits: object) -> StepResult:
+    server.apply({"action": "tamper", "date": END.isoformat(), **edits})
+    return load(db, source, start=END, end=END)
+
+
+@pytest.mark.parametrize("close", ["inf", "1e308", "1e400"])
+def test_an_infinite_or_huge_close_rejects_that_row_and_keeps_the_stored_one(
+        reference_db: psycopg.Connection, market: Market, s3: tuple[SandboxS3, S3Source], close: str) -> None:
+    server, source = s3
+    load(reference_db, source, start=END, end=END)
+    stored, count = bar(reference_db, "MSFT", END), day_count(reference_db, END)
+    result = _tampered(server, source, reference_db, rows={"MSFT": {"close": close}})
+    reason = "price_out_of_range" if close == "1e308" else "non_finite"
+    assert result.details.rejected_by_reason == {reason: 1} and not result.failures
+    assert any("MSFT has " in s for s in result.details.reject_samples[reason])
+    assert bar(reference_db, "MSFT", END) == stored and day_count(reference_db, END) == count
+    assert result.removed == 0
+
+
+def test_rows_of_another_day_are_rejected_and_named(reference_db: psycopg.Connection, market: Market,
+                                                     s3: tuple[SandboxS3, S3Source]) -> None:
+    from kapman.sandbox.flatfiles import window_start_ns
+    server, source = s3
+    result = _tampered(server, source, reference_db,
+                       rows={"AAPL": {"window_start": str(window_start_ns(date(2025, 12, 18)))}})
+    assert result.details.rejected_by_reason == {"other_day": 1}
+    assert bar(reference_db, "AAPL", END) is None and bar(reference_db, "MSFT", END) is not None
+    (sample,) = result.details.reject_samples["other_day"]
+    assert "AAPL has a window_start outside the file's day 2025-12-19" in sample
+
+
+def test_an_extra_column_is_ignored_and_a_missing_transactions_column_is_null(
+        reference_db: psycopg.Connection, market: Market, s3: tuple[SandboxS3, S3Source]) -> None:
+    server, source = s3
+    key = market.flat_file_key(END)
+    extra = _tampered(server, source, reference_db, add_columns={"vwap": "12.5"})
+    assert extra.details.files_loaded == 1 and extra.rejected == 0 and not extra.failures
+    assert f"{key}: column(s) vwap not known; ignored" in extra.notes
+    assert bar(reference_db, "AAPL", END)[5] is not None  # type: ignore[index]
+    no_tx = _tampered(server, source, reference_db, drop_columns=["transactions"])
+    assert no_tx.details.files_loaded == 1 and no_tx.rejected == 0
+    assert bar(reference_db, "AAPL", END)[5] is None  # type: ignore[index]
+    assert f"{key}: no transactions column; stored as NULL" in no_tx.notes
+
+
+def test_a_missing_required_column_fails_the_file_and_it_is_not_recorded(
+        reference_db: psycopg.Connection, market: Market, s3: tuple[SandboxS3, S3Source]) -> None:
+    server, source = s3
+    key = market.flat_file_key(END)
+    result = _tampered(server, source, reference_db, drop_columns=["close"])
+    (failure,) = result.failures
+    assert failure.unit == key and failure.reason.startswith("line 1: header lacks the required column(s) close")
+    assert key not in failure.reason  # the key once, as the unit
+    assert reference_db.execute("SELECT count(*) FROM ingest_files WHERE key = %s", (key,)).fetchone() == (0,)
+    server.apply({"action": "final", "date": END.isoformat()})
+    assert load(reference_db, source, start=END, end=END).details.files_loaded == 1
+
+
+def test_a_file_whose_every_row_is_rejected_is_not_recorded_and_keeps_the_day(
+        reference_db: psycopg.Connection, market: Market, s3: tuple[SandboxS3, S3Source]) -> None:
+    server, source = s3
+    load(reference_db, source, start=END, end=END)
+    count = day_count(reference_db, END)
+    ledger = "SELECT etag, rows_loaded FROM ingest_files WHERE key = %s"
+    before = reference_db.execute(ledger, (market.flat_file_key(END),)).fetchone()
+    lines = gzip.decompress(market.flat_file_csv_gz(END)).decode().splitlines()
+    everyone = {line.split(",")[0]: {"high": "0.0001"} for line in lines[1:]}
+    result = _tampered(server, source, reference_db, rows=everyone)
+    (failure,) = result.failures
+    assert "rows was rejected" in failure.reason and "not recorded as loaded" in failure.reason
+    assert day_count(reference_db, END) == count
+    # The ledger still holds the earlier load, not this file with 0 rows: a rerun tries it again.
+    assert reference_db.execute(ledger, (market.flat_file_key(END),)).fetchone() == before
+    assert before[1] == count and result.exit_code == 2  # type: ignore[index]
+
+
+def test_rest_grouped_daily_retries_a_body_that_is_not_json(reference_db: psycopg.Connection, rest: SandboxRestServer,
+                                                           grouped: GroupedDailySource) -> None:
+    """A 200 that is not JSON used to fail the date at once as an unreadable file."""
+    rest.faults.body("<html>busy</html>", path_prefix="/v2/aggs/grouped")
+    result = load(reference_db, grouped, start=END, end=END)
+    assert result.details.files_loaded == 1 and result.exit_code == 0 and not result.failures
+    assert day_count(reference_db, END) > 0

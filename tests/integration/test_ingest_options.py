@@ -88,7 +88,7 @@ def test_full_chains_values_collisions_and_ledger(
 ) -> None:
     symbols = ["AAPL", "DIA", "ORCL"]
     result = run(options_url, polygon, symbols)
-    assert result.exit_code() == 0 and [result.outcomes[s].status for s in symbols] == ["ok"] * 3
+    assert result.step_result().exit_code == 0 and [result.outcomes[s].status for s in symbols] == ["ok"] * 3
     chain = market.option_chain("AAPL", rest.now)
     assert len(chain) > 5 * 250  # several pages of 250
     assert result.outcomes["AAPL"].pages == math.ceil(len(chain) / 250)
@@ -100,8 +100,10 @@ def test_full_chains_values_collisions_and_ledger(
             and result.outcomes[symbol].rows == len(want) == result.outcomes[symbol].inserted
         )
     # AAPL carries an adjusted (150-share) call beside the standard one, and a contract of type other.
-    assert result.outcomes["AAPL"].dropped == {"other": 1, "collisions": 1}
-    assert result.dropped == {"expired": 0, "other": 2, "collisions": 2, "malformed": 0}  # DIA is quirky too
+    assert result.outcomes["AAPL"].dropped == {"other": 1, "adjusted": 1}
+    assert result.dropped == {"expired": 0, "other": 2, "adjusted": 2, "collisions": 0, "malformed": 0}  # DIA too
+    assert "2 adjusted contracts (deliverable != 100) kept out" in result.summary()
+    assert "2 of contract_type other" in result.summary() and "0 expired" not in result.summary()
     adjusted = next(r for r in chain if r["details"]["shares_per_contract"] != 100)
     d = adjusted["details"]
     key = (date.fromisoformat(d["expiration_date"]), Decimal(str(d["strike_price"])).quantize(FOUR), "C")
@@ -144,7 +146,7 @@ def test_full_chains_values_collisions_and_ledger(
     )
     assert result.requests == sum(o.pages for o in result.outcomes.values()) and result.retries == 0
     assert "retention:" in result.retention
-    assert "3 ok" in result.summary()
+    assert "3 ok" in result.step_result().summary()
 
 
 def test_rerun_same_snapshot_updates_in_place(
@@ -202,14 +204,14 @@ def test_faults_fail_only_their_symbols(
     }
     assert "403" in result.outcomes["MSFT"].reason and "not entitled" in result.outcomes["MSFT"].reason
     assert "repeated a pagination cursor" in result.outcomes["ORCL"].reason
-    assert result.retries == 3 + 2 + 2 + 1 and result.exit_code() == 1
+    assert result.retries == 3 + 2 + 2 + 1 and result.step_result().exit_code == 1
     assert sorted(sleeps)[-3:] == [2.0, 2.0, 2.0]  # Retry-After honoured
     for symbol in ("AAPL", "DIA", "NVDA", "XLV"):  # nothing lost for the healthy symbols
         assert len(rows_by_key(odb, symbol)) == len(expected(market, symbol, rest.now))
     assert not rows_by_key(odb, "ORCL") and not rows_by_key(odb, "MSFT")
     ledger = odb.execute("SELECT status, summary FROM ingest_runs").fetchone()
     assert ledger[0] == "partial" and ledger[1]["outcomes"]["MSFT"]["status"] == "failed"
-    assert "failed MSFT" in result.summary() and "failed ORCL" in result.summary()
+    assert "failed MSFT" in result.step_result().summary() and "failed ORCL" in result.step_result().summary()
 
 
 def test_401_stops_the_run_and_keeps_what_was_written(
@@ -266,8 +268,8 @@ def test_expired_contracts_and_empty_chains(
     assert (
         result.outcomes["ORCL"].rows == len(chain) - expiring == len(expected(market, "ORCL", rest.now, snap))
     )
-    assert result.outcomes["EI"].status == "empty" and result.exit_code() == 0
-    assert "empty EI: no contracts" in result.summary()
+    assert result.outcomes["EI"].status == "empty" and result.step_result().exit_code == 0
+    assert "empty EI: no contracts" in result.step_result().summary()
 
 
 def test_scope_and_snapshot_time_rules(odb: psycopg.Connection) -> None:
@@ -442,7 +444,7 @@ def test_worker_processes_write_what_in_process_writes(
     rows = odb.execute(ROW_SQL).fetchall()
     odb.execute("TRUNCATE options_chains")
     pooled = ingest_options(options_url, polygon, scope, snap, concurrency=2, workers=2)
-    assert (here.workers, pooled.workers, pooled.exit_code()) == (0, 2, 0)
+    assert (here.workers, pooled.workers, pooled.step_result().exit_code) == (0, 2, 0)
     assert odb.execute(ROW_SQL).fetchall() == rows and len(rows) == pooled.rows_inserted > 0
     assert outcomes(pooled) == outcomes(here)
     orcl, aapl = pooled.outcomes["ORCL"], pooled.outcomes["AAPL"]
@@ -450,7 +452,7 @@ def test_worker_processes_write_what_in_process_writes(
     if stale:
         assert orcl.dropped["expired"] > 0 and aapl.dropped["expired"] > 0
     else:
-        assert aapl.dropped == {"other": 1, "collisions": 1} and "expired" not in orcl.dropped
+        assert aapl.dropped == {"other": 1, "adjusted": 1} and "expired" not in orcl.dropped
     assert odb.execute("SELECT count(*) FROM options_chains WHERE delta IS NULL").fetchone()[0] > 0
     replay = ingest_options(options_url, polygon, scope, snap, concurrency=3, workers=1)
     assert (replay.rows_inserted, replay.rows_updated, replay.rows_unchanged) == (0, 0, len(rows))
@@ -483,7 +485,7 @@ def test_without_worker_processes_chains_are_processed_here(
     monkeypatch.setattr(options_workers, target, replacement)
     symbols = ["AAPL", "DIA", "NVDA", "ORCL", "XLV"]
     result = ingest_options(options_url, polygon, resolve_scope(odb, symbols), SNAPSHOT, concurrency=3, workers=2)
-    assert result.exit_code() == 0 and result.workers == 2
+    assert result.step_result().exit_code == 0 and result.workers == 2
     for symbol in symbols:
         assert len(rows_by_key(odb, symbol)) == len(expected(market, symbol, rest.now)) == result.outcomes[symbol].rows
     assert f"worker processes unavailable {warning}" in caplog.text

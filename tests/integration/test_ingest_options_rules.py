@@ -79,9 +79,9 @@ def test_a_live_snapshot_is_taken_at_the_servers_real_time(
     after = datetime.now(UTC) + timedelta(seconds=1)
     (stored,) = odb.execute("SELECT snapshot_time FROM ingest_runs").fetchone()
     assert before <= stored <= after and stored.microsecond == 0
-    assert result.details["snapshot_time"] == stored.isoformat()
+    assert result.details.snapshot_time == stored
     # The sandbox's chain is of 2025-12-19: by the real date its near expirations are past.
-    assert result.details["outcomes"]["ORCL"]["dropped"]["expired"] > 0
+    assert result.details.outcomes["ORCL"].dropped["expired"] > 0
     assert odb.execute("SELECT count(*) FROM options_chains WHERE time <> %s", (stored,)).fetchone() == (0,)
 
 
@@ -92,7 +92,7 @@ def test_the_sandbox_keeps_kapmans_clock_and_replays(
     first = options.run(settings, options.OptionsParams(symbols=["ORCL"], workers=0))
     replay = options.run(settings, options.OptionsParams(symbols=["ORCL"], workers=0,
                                                          snapshot_time="2025-12-19T21:00:00Z"))
-    assert first.details["snapshot_time"] == replay.details["snapshot_time"] == SNAPSHOT.isoformat()
+    assert first.details.snapshot_time == replay.details.snapshot_time == SNAPSHOT
     assert replay.unchanged == first.written > 0 and replay.written == replay.removed == 0
     with pytest.raises(UsageError, match="not today in New York"):
         options.run(settings, options.OptionsParams(symbols=["ORCL"], snapshot_time="2025-12-18T21:00:00Z"))
@@ -121,7 +121,7 @@ def test_a_rerun_replaces_the_snapshot_and_counts_what_it_removed(
     assert again.rows_removed == len(vanished) and again.step_result().removed == len(vanished)
     assert again.outcomes["ORCL"].unchanged == len(after)
     assert first.rows_inserted == again.rows_unchanged + len(vanished)
-    assert f"{len(vanished)} removed" in again.summary()
+    assert f"{len(vanished)} removed" in again.step_result().summary()
     # A chain that comes back empty leaves an empty snapshot, not the old one.
     monkeypatch.setattr(endpoints, "option_snapshots", lambda m, u, q, n: [] if u == "ORCL" else served(m, u, q, n))
     empty = run(options_url, polygon, ["ORCL"])
@@ -139,7 +139,7 @@ def test_retry_after_an_hour_fails_the_symbol_at_once(
     result = run(options_url, polygon, ["DIA", "ORCL"])
     assert time.monotonic() - started < 30 and 3600 not in sleeps
     dia = result.outcomes["DIA"]
-    assert dia.status == "failed" and result.outcomes["ORCL"].status == "ok" and result.exit_code() == 1
+    assert dia.status == "failed" and result.outcomes["ORCL"].status == "ok" and result.step_result().exit_code == 1
     assert dia.reason.startswith("/v3/snapshot/options/DIA: 429 rate limited, and a retry in 3600s would pass the "
                                  "request deadline of 120s (POLYGON_REQUEST_DEADLINE); gave up after ")
     assert odb.execute("SELECT status FROM ingest_runs").fetchone() == ("partial",)
@@ -161,7 +161,7 @@ def test_the_run_deadline_fails_what_it_meets_and_never_leaves_the_ledger_runnin
     assert statuses["AAPL"] == "failed" and "would pass the run's deadline" in result.outcomes["AAPL"].reason
     assert {statuses[s] for s in ("DIA", "NVDA", "ORCL", "XLV")} == {"not_attempted"}
     assert result.outcomes["XLV"].reason.startswith("not attempted, the run stopped: /v3/snapshot/options/AAPL: ")
-    assert result.exit_code() == 2 and result.step_result().outcome == "failed"
+    assert result.step_result().exit_code == 2 and result.step_result().outcome == "failed"
     assert odb.execute("SELECT status FROM ingest_runs").fetchone() == ("failed",)
     assert not rows_by_key(odb, "AAPL")
 
@@ -242,13 +242,14 @@ def _alive(pid: int) -> bool:
 
 
 def test_kill_9_of_the_run_leaves_no_worker_process(
-    options_url: str, odb: psycopg.Connection, rest: SandboxRestServer
+    options_url: str, odb: psycopg.Connection, rest: SandboxRestServer, tmp_path: Path
 ) -> None:
     rest.faults.latency(0.2)
     rest.reset_counts()
     argv = [sys.executable, "-m", "scripts.ingest_options", "--db-url", options_url, "--workers", "2",
             "--symbols", "AAPL,DIA,NVDA,ORCL,XLV,MSFT", "--concurrency", "2"]
-    proc = subprocess.Popen(argv, env=cli_env(rest), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    stderr = (tmp_path / "stderr").open("wb")  # the resource tracker's too, which outlives the run
+    proc = subprocess.Popen(argv, env=cli_env(rest), stdout=subprocess.DEVNULL, stderr=stderr,
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -266,7 +267,10 @@ def test_kill_9_of_the_run_leaves_no_worker_process(
         while any(map(_alive, children)) and time.monotonic() < until:
             time.sleep(0.1)
         assert not [pid for pid in children if _alive(pid)]
+        # The tracker unlinked the pool's semaphores without warning of "leaked semaphore objects".
+        assert "leaked" not in (tmp_path / "stderr").read_text(), (tmp_path / "stderr").read_text()
     finally:
+        stderr.close()
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -276,16 +280,12 @@ def test_kill_9_of_the_run_leaves_no_worker_process(
 # ---- the realistic profile's chain shapes, as stored -------------------------------------------
 
 @pytest.fixture(scope="module")
-def realistic_db(admin_url: str, realistic_market: Market,
+def realistic_db(new_rebuilt_db: database.NewRebuiltDb, realistic_market: Market,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, SandboxRestServer]]:
     market = realistic_market
-    url = database.create_scratch(admin_url, "optreal_")
     watch = tmp_path_factory.mktemp("realistic")
     (watch / "core.txt").write_text("AAPL\nSPY\nORCL\n")
-    try:
-        from kapman.db.rebuild import rebuild
-
-        rebuild(url)
+    with new_rebuilt_db("optreal_") as url:
         with SandboxRestServer(market, api_key="real-key-1") as server, pytest.MonkeyPatch.context() as mp:
             mp.setenv("KAPMAN_NOW", "2025-12-19")
             client = PolygonClient(PolygonHTTP(server.base_url, server.api_key, rate_limit=1000))
@@ -294,8 +294,6 @@ def realistic_db(admin_url: str, realistic_market: Market,
                 ingest_watchlists(conn, watch)
             client.close()
             yield url, server
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 def test_realistic_chain_shapes_are_stored_as_they_mean(
@@ -343,4 +341,4 @@ def test_realistic_chain_shapes_are_stored_as_they_mean(
     assert all(shapes.values()), shapes
     assert "no underlying price in the chains of AAPL" in result.summary()
     assert "no last_quote in the chains of AAPL (a plan without quotes): bid and ask stored NULL" in result.summary()
-    assert result.details["outcomes"]["AAPL"]["unpriced"] == result.details["outcomes"]["AAPL"]["rows"]
+    assert result.details.outcomes["AAPL"].unpriced == result.details.outcomes["AAPL"].rows

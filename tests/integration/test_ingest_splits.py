@@ -38,7 +38,7 @@ def test_loads_the_markets_splits_forward_and_reverse(reference_db: psycopg.Conn
     assert stored(reference_db) == served(market)
     assert ("NVDA", "2024-06-07", 1.0, 10.0) in stored(reference_db)
     assert result.outcome.value == "ok" and result.written == len(market.splits) == 2
-    assert result.details["reverse"] == 1 and not result.details["unknown_tickers"]
+    assert result.details.reverse == 1 and not result.details.unknown_tickers
     again = ingest_splits(reference_db, polygon)
     assert (again.written, again.unchanged, again.removed) == (0, 2, 0)
 
@@ -61,7 +61,7 @@ def test_a_split_of_a_ticker_not_in_tickers_is_reported_not_fatal(reference_db: 
     reference_db.execute("DELETE FROM tickers WHERE symbol = %s", (reverse,))
     result = ingest_splits(reference_db, polygon)
     assert result.exit_code == 0 and result.written == 2
-    assert result.details["unknown_tickers"] == [reverse]
+    assert result.details.unknown_tickers == [reverse]
     assert any(reverse in note and "not in public.tickers" in note for note in result.notes)
 
 
@@ -75,7 +75,7 @@ def test_pages_retries_and_loop_guard(reference_db: psycopg.Connection, rest: Sa
     # One split a page: the cursor is followed to the end.
     client.split_pages = lambda **kw: http.paginate("/v3/reference/splits", {"limit": 1})  # type: ignore[method-assign]
     result = ingest_splits(reference_db, client)
-    assert result.done == 2 and result.details["retries"] == 2 and 2.0 in sleeps
+    assert result.done == 2 and result.details.retries == 2 and 2.0 in sleeps
     assert stored(reference_db) == served(market)
     rest.faults.pagination_loop("/v3/reference/splits")
     with pytest.raises(PaginationError, match="repeated a pagination cursor"):

@@ -16,12 +16,12 @@ import pytest
 from kapman.db import runs
 from kapman.errors import AuthError, PaginationError, TransientProviderError
 from kapman.ids import ticker_id
-from kapman.ingest.ticker_types import DEFAULT_TYPES
 from kapman.ingest.tickers import ingest_tickers
 from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
 from kapman.sandbox.market import Market
 from kapman.sandbox.rest import SandboxRestServer
+from kapman.ticker_types import DEFAULT_TYPES
 
 pytestmark = pytest.mark.integration
 
@@ -32,22 +32,23 @@ WINDOW_START = "2023-12-20"
 
 def expected(market: Market) -> dict[str, dict]:
     """The newest record per symbol of the kept types, straight from the sandbox: the listed ones
-    and those delisted within the 730-day window before the market clock."""
+    and those delisted within the 730-day window before the market clock; and every index."""
     best: dict[str, dict] = {}
     for rec in market.tickers:
         if not rec["active"] and rec["delisted_utc"] < WINDOW_START:
             continue
         if rec["ticker"] not in best or rec["last_updated_utc"] > best[rec["ticker"]]["last_updated_utc"]:
             best[rec["ticker"]] = rec
-    return {s: r for s, r in best.items() if r.get("type") in DEFAULT_TYPES}
+    kept = {s: r for s, r in best.items() if r.get("type") in DEFAULT_TYPES}
+    return {**kept, **{r["ticker"]: r for r in market.index_records()}}
 
 
 def test_loads_latest_record_per_symbol(db: psycopg.Connection, polygon: PolygonClient, market: Market,
                                         market_clock: None) -> None:
     result = ingest_tickers(db, polygon, force=True)
     want = expected(market)
-    assert result.details["kept"] == result.details["inserted"] == result.written == len(want)
-    assert result.details["duplicates"] >= 1 and result.exit_code == 0
+    assert result.details.kept == result.details.inserted == result.written == len(want)
+    assert result.details.duplicates >= 1 and result.exit_code == 0
     rows = {r[0]: r[1:] for r in db.execute("SELECT symbol, id, cik, type, name, active FROM tickers").fetchall()}
     assert set(rows) == set(want)
     for symbol, rec in want.items():
@@ -63,7 +64,7 @@ def test_without_force_does_nothing(db: psycopg.Connection, polygon: PolygonClie
     ingest_tickers(db, polygon, force=True)
     before = rest.request_count()
     result = ingest_tickers(db, polygon)
-    assert result.details["skipped"] and result.details["existing"] > 0 and result.exit_code == 0
+    assert result.details.skipped and result.details.existing > 0 and result.exit_code == 0
     assert rest.request_count() == before
     assert "--force" in result.summary()
 
@@ -73,8 +74,8 @@ def test_rerun_is_idempotent_and_vanished_tickers_are_deactivated(db: psycopg.Co
     first = ingest_tickers(db, polygon, force=True)
     db.execute("INSERT INTO tickers (id, symbol, active) VALUES (%s, 'GONEX', true)", (uuid.uuid4(),))
     second = ingest_tickers(db, polygon, force=True)
-    assert (second.details["inserted"], second.details["updated"], second.unchanged) == (0, 0, first.details["kept"])
-    assert second.details["deactivated"] == 1
+    assert (second.details.inserted, second.details.updated, second.unchanged) == (0, 0, first.details.kept)
+    assert second.details.deactivated == 1
     assert db.execute("SELECT active FROM tickers WHERE symbol = 'GONEX'").fetchone() == (False,)
 
 
@@ -84,7 +85,7 @@ def test_rate_limit_storm_with_and_without_retry_after(db: psycopg.Connection, p
     rest.faults.rate_limit(times=1)
     rest.faults.server_error(times=1, html=True)
     result = ingest_tickers(db, polygon, force=True)
-    assert result.details["kept"] > 0 and result.details["retries"] == 4
+    assert result.details.kept > 0 and result.details.retries == 4
     assert len(sleeps) == 4 and sleeps.count(3.0) == 2       # Retry-After honoured, exactly
     others = [s for s in sleeps if s != 3.0]
     assert all(0 <= s <= 4 for s in others)                 # full jitter: at most 0.5 * 2**attempt (attempts 0-3)
@@ -106,7 +107,7 @@ def test_slow_response_times_out_and_is_retried(db: psycopg.Connection, polygon:
                                                 rest: SandboxRestServer) -> None:
     rest.faults.slow(seconds=3, times=1)                   # read timeout is 1.5 s
     result = ingest_tickers(db, polygon, force=True)
-    assert result.details["retries"] == 1 and result.details["kept"] > 0
+    assert result.details.retries == 1 and result.details.kept > 0
 
 
 def test_pagination_loop_is_detected(db: psycopg.Connection, rest: SandboxRestServer) -> None:
@@ -188,8 +189,8 @@ def test_delisted_within_the_window_are_kept_inactive(db: psycopg.Connection, po
         "SELECT symbol, active, delisted_utc FROM tickers WHERE NOT active").fetchall()}
     assert rows == {
         s: (False, datetime.fromisoformat(r["delisted_utc"].replace("Z", "+00:00"))) for s, r in inside.items()}
-    assert result.details["delisted_kept"] == len(inside)
-    assert result.details["delisted_outside_window"] == len(
+    assert result.details.delisted_kept == len(inside)
+    assert result.details.delisted_outside_window == len(
         {r["ticker"] for r in market.tickers if not r["active"] and r["delisted_utc"] < window_start})
 
 
@@ -203,7 +204,8 @@ def test_types_from_the_environment_and_exclusions_by_type(fresh_db: str, rest: 
     out = json.loads(proc.stdout)
     with psycopg.connect(fresh_db) as conn:
         types = dict(conn.execute("SELECT type, count(*) FROM tickers GROUP BY 1").fetchall())
-    assert set(types) == {"CS", "ETF"} and out["types"] == ["CS", "ETF"]
+    assert set(types) == {"CS", "ETF", "INDEX"} and out["types"] == ["CS", "ETF"]   # indices whatever the types
+    assert types["INDEX"] == out["indices"] == 4
     assert out["excluded_by_type"]["ADRC"] >= 1 and out["excluded_by_type"]["WARRANT"] >= 1
     assert sum(types.values()) == out["kept"]
     flag = subprocess.run([sys.executable, "-m", "scripts.ingest_tickers", "--force", "--db-url", fresh_db,
@@ -244,7 +246,7 @@ def test_an_empty_active_list_changes_nothing(db: psycopg.Connection, polygon: P
 
 def test_bars_of_tickers_delisted_in_the_window_are_kept(db: psycopg.Connection, polygon: PolygonClient,
                                                          tmp_path: Path, market_clock: None) -> None:
-    from kapman.ingest.ohlcv import OhlcvParams, ingest
+    from kapman.ingest.ohlcv import OhlcvDetails, OhlcvParams, ingest
     from kapman.providers.flatfiles import MirrorSource
     from kapman.sandbox.mirror import write_mirror
     from kapman.step import StepResult
@@ -255,7 +257,8 @@ def test_bars_of_tickers_delisted_in_the_window_are_kept(db: psycopg.Connection,
     write_mirror(market, tmp_path)
     ingest_tickers(db, polygon, force=True)
     ingest(db, MirrorSource(tmp_path, "us_stocks_sip/day_aggs_v1"),
-           OhlcvParams(mode="backfill", start=market.trading_days[0], end=date(2025, 12, 19)), StepResult("ohlcv"))
+           OhlcvParams(mode="backfill", start=market.trading_days[0], end=date(2025, 12, 19)),
+           StepResult("ohlcv", details=OhlcvDetails()))
     frame = market.bars_between(market.trading_days[0], market.trading_days[-1])
     gone = [lst for lst in market.listings if lst.delisted and lst.type in DEFAULT_TYPES
             and lst.delisted > market.trading_days[1]]

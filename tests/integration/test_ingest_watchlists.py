@@ -35,19 +35,19 @@ def test_reconcile_adds_deactivates_reactivates(tickers_db: psycopg.Connection, 
     (tmp_path / "core.txt").write_text("AAPL\nMSFT\nNVDA\n")
     (tmp_path / "etf.txt").write_text("SPY\nQQQ\n")
     first = ingest_watchlists(db, tmp_path, effective_date=date(2025, 12, 1))
-    lists = first.details["lists"]
-    assert (lists["core"]["added"], lists["core"]["active"]) == (3, 3)
-    assert lists["etf"]["added"] == 2 and first.exit_code == 0 and first.done == 5
+    lists = first.details.lists
+    assert (lists["core"].added, lists["core"].active) == (3, 3)
+    assert lists["etf"].added == 2 and first.exit_code == 0 and first.done == 5
     (tmp_path / "core.txt").write_text("AAPL\nNVDA\nORCL\n")   # MSFT removed, ORCL added
     second = ingest_watchlists(db, tmp_path, effective_date=date(2025, 12, 2))
-    core = second.details["lists"]["core"]
-    assert (core["added"], core["deactivated"], core["reactivated"], core["active"]) == (1, 1, 0, 3)
+    core = second.details.lists["core"]
+    assert (core.added, core.deactivated, core.reactivated, core.active) == (1, 1, 0, 3)
     (tmp_path / "core.txt").write_text("AAPL\nNVDA\nORCL\nMSFT\n")  # MSFT back
     third = ingest_watchlists(db, tmp_path, effective_date=date(2025, 12, 3))
-    assert (third.details["lists"]["core"]["reactivated"], third.details["lists"]["core"]["added"]) == (1, 0)
+    assert (third.details.lists["core"].reactivated, third.details.lists["core"].added) == (1, 0)
     (tmp_path / "etf.txt").unlink()                              # deleted file: list deactivated
     fourth = ingest_watchlists(db, tmp_path)
-    assert (fourth.details["lists"]["etf"]["deactivated"], fourth.details["lists"]["etf"]["active"]) == (2, 0)
+    assert (fourth.details.lists["etf"].deactivated, fourth.details.lists["etf"].active) == (2, 0)
     s = state(db)
     assert s[("etf", "SPY")] is False and s[("core", "MSFT")] is True and len(s) == 6   # nothing deleted
     row = db.execute("SELECT effective_date, source FROM watchlists WHERE symbol = 'MSFT'").fetchone()
@@ -58,8 +58,8 @@ def test_rerun_changes_nothing(tickers_db: psycopg.Connection, tmp_path: Path) -
     (tmp_path / "core.txt").write_text("AAPL\nMSFT\n")
     ingest_watchlists(tickers_db, tmp_path)
     again = ingest_watchlists(tickers_db, tmp_path)
-    o = again.details["lists"]["core"]
-    assert (o["added"], o["reactivated"], o["deactivated"], o["active"]) == (0, 0, 0, 2)
+    o = again.details.lists["core"]
+    assert (o.added, o.reactivated, o.deactivated, o.active) == (0, 0, 0, 2)
     assert (again.written, again.unchanged, again.exit_code) == (0, 2, 0)
 
 
@@ -192,7 +192,8 @@ def test_cli_exit_codes_follow_what_resolved(tickers_db: psycopg.Connection, fre
     (lambda d: (d / "mvp.txt").write_bytes(b"AAPL\n\x00\x00"),
      "error: {d}/mvp.txt: binary file, not a watchlist (a NUL byte)"),
     (lambda d: (d / "mvp.txt").write_text("AAPL\nıbm\n"),
-     "error: {d}/mvp.txt:2: invalid symbol 'ıbm' (ASCII letters, digits and '.', starting with a letter)"),
+     "error: {d}/mvp.txt:2: invalid symbol 'ıbm' (ASCII letters, digits and '.', starting with a letter; "
+     "an index as I:SPX)"),
 ])
 def test_cli_bad_input_is_one_line_exit_2_and_nothing_written(  # type: ignore[no-untyped-def]
         tickers_db: psycopg.Connection, fresh_db: str, tmp_path: Path, setup, first_line: str) -> None:

@@ -2,7 +2,7 @@
 
 Apache-edition tests cover application retention on KapMan's clock; the community-edition tests
 (paused versus scheduled policies, the ledger after a policy drop, writes into compressed chunks,
-a load while the policy jobs run) skip elsewhere with the reason below.
+a load while the policy jobs run) carry the ``community`` marker and skip elsewhere with its reason.
 """
 
 from __future__ import annotations
@@ -22,24 +22,16 @@ from tests.support import database
 
 pytestmark = pytest.mark.integration
 
-COMMUNITY = "needs timescaledb.license = timescale"
 TICKER = "00000000-0000-0000-0000-000000000001"
 FROZEN = "2025-12-19"
 
 
 @pytest.fixture
-def scratch(admin_url: str) -> Iterator[str]:
-    url = database.create_scratch(admin_url, "lc_")
-    try:
-        yield url
-    finally:
-        database.drop_scratch(admin_url, url)
-
-
-@pytest.fixture
-def community(license_name: str) -> None:
-    if license_name != "timescale":
-        pytest.skip(COMMUNITY)
+def scratch(admin_url: str, dropper: database.Dropper) -> Iterator[str]:
+    """The URL of a database each test rebuilds (the rebuild creates it)."""
+    url = database.scratch_url(admin_url, "lc_")
+    yield url
+    dropper.drop(url)
 
 
 @pytest.fixture
@@ -229,8 +221,8 @@ def _job_id(url: str, proc: str, table: str) -> int:
         return next(j.job_id for j in lifecycle.policy_jobs(c) if (j.proc_name, j.hypertable) == (proc, table))
 
 
-def test_policies_are_scheduled_on_a_real_clock(scratch: str, monkeypatch: pytest.MonkeyPatch,
-                                                 community: None) -> None:
+@pytest.mark.community
+def test_policies_are_scheduled_on_a_real_clock(scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KAPMAN_NOW", raising=False)
     rebuild(scratch)
     jobs = _jobs(scratch)
@@ -242,8 +234,8 @@ def test_policies_are_scheduled_on_a_real_clock(scratch: str, monkeypatch: pytes
                                  "scheduled on the server's clock, which is KapMan's")
 
 
-def test_policies_exist_but_are_paused_on_a_frozen_clock(scratch: str, monkeypatch: pytest.MonkeyPatch,
-                                                          community: None) -> None:
+@pytest.mark.community
+def test_policies_exist_but_are_paused_on_a_frozen_clock(scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAPMAN_NOW", FROZEN)
     rebuild(scratch)
     jobs = _jobs(scratch)
@@ -264,7 +256,8 @@ def test_policies_exist_but_are_paused_on_a_frozen_clock(scratch: str, monkeypat
     assert _oldest(scratch)[0] >= date(2023, 11, 20)
 
 
-def test_ledger_after_a_policy_drop(scratch: str, monkeypatch: pytest.MonkeyPatch, community: None) -> None:
+@pytest.mark.community
+def test_ledger_after_a_policy_drop(scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KAPMAN_NOW", raising=False)
     rebuild(scratch)
     today = datetime.now(UTC).date()
@@ -277,7 +270,8 @@ def test_ledger_after_a_policy_drop(scratch: str, monkeypatch: pytest.MonkeyPatc
     assert "the days they dropped left the ledger" in report.describe()
 
 
-def test_writes_into_compressed_chunks(scratch: str, monkeypatch: pytest.MonkeyPatch, community: None) -> None:
+@pytest.mark.community
+def test_writes_into_compressed_chunks(scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAPMAN_NOW", FROZEN)
     rebuild(scratch)
     _fill(scratch, "2024-06-03", "2025-12-19")
@@ -295,7 +289,8 @@ def test_writes_into_compressed_chunks(scratch: str, monkeypatch: pytest.MonkeyP
     assert closes == (31, 32)
 
 
-def test_a_load_while_the_policy_jobs_run(scratch: str, monkeypatch: pytest.MonkeyPatch, community: None) -> None:
+@pytest.mark.community
+def test_a_load_while_the_policy_jobs_run(scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A job already running when the load starts is waited for; none starts during the load; all
     are back on schedule afterwards."""
     monkeypatch.delenv("KAPMAN_NOW", raising=False)
@@ -319,8 +314,8 @@ def test_a_load_while_the_policy_jobs_run(scratch: str, monkeypatch: pytest.Monk
     assert all(_jobs(scratch).values())
 
 
-def test_pause_is_undone_after_an_error_and_ctrl_c(scratch: str, monkeypatch: pytest.MonkeyPatch,
-                                                   community: None) -> None:
+@pytest.mark.community
+def test_pause_is_undone_after_an_error_and_ctrl_c(scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KAPMAN_NOW", raising=False)
     rebuild(scratch)
     for exc in (RuntimeError("load failed"), KeyboardInterrupt()):
@@ -330,7 +325,8 @@ def test_pause_is_undone_after_an_error_and_ctrl_c(scratch: str, monkeypatch: py
         assert all(_jobs(scratch).values())
 
 
-def test_the_last_loader_out_resumes(scratch: str, monkeypatch: pytest.MonkeyPatch, community: None) -> None:
+@pytest.mark.community
+def test_the_last_loader_out_resumes(scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KAPMAN_NOW", raising=False)
     rebuild(scratch)
     with lifecycle.policies_paused(scratch):
@@ -340,8 +336,9 @@ def test_the_last_loader_out_resumes(scratch: str, monkeypatch: pytest.MonkeyPat
     assert all(_jobs(scratch).values())
 
 
+@pytest.mark.community
 def test_a_frozen_clock_keeps_the_policies_paused_after_a_load(
-        scratch: str, monkeypatch: pytest.MonkeyPatch, community: None) -> None:
+        scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAPMAN_NOW", FROZEN)
     rebuild(scratch)
     with lifecycle.policies_paused(scratch):
@@ -349,8 +346,9 @@ def test_a_frozen_clock_keeps_the_policies_paused_after_a_load(
     assert not any(_jobs(scratch).values())
 
 
+@pytest.mark.community
 def test_jobs_left_paused_by_a_killed_loader_are_repaired(
-        scratch: str, monkeypatch: pytest.MonkeyPatch, community: None) -> None:
+        scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KAPMAN_NOW", raising=False)
     rebuild(scratch)
     with psycopg.connect(scratch, autocommit=True) as c:

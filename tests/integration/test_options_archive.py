@@ -90,11 +90,11 @@ def test_hydrate_archive_repave_restore_round_trip(fresh_db: str, hydrated: psyc
         assert archive.count_snapshots(settings, conn).stored == 0
         result = restore.run(settings, restore.RestoreParams())
         assert result.outcome is Outcome.OK, result.summary()
-        assert (result.done, result.written, result.unchanged, result.details["snapshots"]) == (5, before[0], 0, 2)
+        assert (result.done, result.written, result.unchanged, result.details.snapshots) == (5, before[0], 0, 2)
         assert digest(conn) == before
         assert dealer_metrics(conn) == dealer_before
         status = conn.execute("SELECT status, summary->'counts'->>'written' FROM ingest_runs "
-                              "WHERE job = 'restore_options'").fetchall()
+                              "WHERE job = 'restore-options'").fetchall()
         assert status == [("ok", str(before[0]))]
 
         again = restore.run(settings, restore.RestoreParams())  # idempotent: nothing read, nothing written
@@ -106,8 +106,8 @@ def test_hydrate_archive_repave_restore_round_trip(fresh_db: str, hydrated: psyc
         # resumable: a restore stopped after some files writes only what is missing
         conn.execute("DELETE FROM options_chains WHERE time = %s", (max(SNAPSHOTS),))
         day = max(SNAPSHOTS).date()
-        only = restore.run(settings, restore.RestoreParams(start_date=day, end_date=day))
-        assert (only.done, only.written, only.details["snapshots"]) == (2, 40 + 12, 1)
+        only = restore.run(settings, restore.RestoreParams(start=day, end=day))
+        assert (only.done, only.written, only.details.snapshots) == (2, 40 + 12, 1)
         assert digest(conn) == before
 
 
@@ -137,9 +137,9 @@ def test_bad_files_are_named_and_skipped_the_rest_restored(fresh_db: str, hydrat
     result = restore.run(settings, restore.RestoreParams())
     assert result.outcome is Outcome.FAILED and result.exit_code == 2  # every file attempted failed
     reasons = {f.unit.rsplit("/", 1)[-1]: f.reason for f in result.failures}
-    assert set(reasons) == {names[0], names[1], names[2], "manifest.json"}
+    assert set(reasons) == {names[0], names[1], names[2], mf.MANIFEST}
     assert "checksum mismatch" in reasons[names[0]] and "checksum mismatch" in reasons[names[1]]
-    assert "missing vega" in reasons[names[2]] and "unreadable manifest" in reasons["manifest.json"]
+    assert "missing vega" in reasons[names[2]] and "unreadable manifest" in reasons[mf.MANIFEST]
     assert result.done == 0 and hydrated.execute("SELECT count(*) FROM options_chains").fetchone() == (0,)
 
     # the truncated file again, with a checksum that matches it: unreadable Parquet, the others restored

@@ -7,12 +7,12 @@ import pty
 import subprocess
 import sys
 import threading
-import types
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
+from kapman.archive import archived_snapshot_count
 from kapman.db import destruction
 from kapman.db.rebuild import RebuildInProgress, rebuild
 from tests.support import database
@@ -23,11 +23,9 @@ REBUILD = [sys.executable, "-m", "scripts.db.a5_deterministic_rebuild"]
 
 
 @pytest.fixture
-def filled(admin_url: str) -> Iterator[str]:
+def filled(new_rebuilt_db: database.NewRebuiltDb) -> Iterator[str]:
     """A rebuilt scratch database with a ticker, two bars and one option snapshot of two contracts."""
-    url = database.create_scratch(admin_url, "conf_")
-    try:
-        rebuild(url)
+    with new_rebuilt_db("conf_") as url:
         with psycopg.connect(url, autocommit=True) as c:
             c.execute("INSERT INTO tickers (id, symbol) VALUES ('00000000-0000-0000-0000-000000000001', 'AAA')")
             c.execute("INSERT INTO ohlcv (ticker_id, date, open, high, low, close, volume) VALUES "
@@ -38,8 +36,6 @@ def filled(admin_url: str) -> Iterator[str]:
                       "('2025-12-19 21:00Z', '00000000-0000-0000-0000-000000000001', '2026-01-16', 100, 'C', 'O:1'), "
                       "('2025-12-19 21:00Z', '00000000-0000-0000-0000-000000000001', '2026-01-16', 100, 'P', 'O:2')")
         yield url
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 def _tickers(url: str) -> int:
@@ -53,7 +49,7 @@ def _env(url: str) -> dict[str, str]:
 
 def test_loss_counts_rows_per_table_and_irreplaceable_snapshots(filled: str) -> None:
     name = filled.rsplit("/", 1)[1]
-    loss = destruction.measure(filled, name, exists=True)
+    loss = destruction.measure(filled, name, exists=True, archived=archived_snapshot_count)
     assert {t: n for t, n in loss.rows.items() if n} == {"tickers": 1, "ohlcv": 2, "options_chains": 2}
     assert "schema_migrations" not in loss.rows and loss.holds_data
     # the archive (the session's scratch directory) holds none of them
@@ -61,12 +57,10 @@ def test_loss_counts_rows_per_table_and_irreplaceable_snapshots(filled: str) -> 
     assert loss.lines()[-1] == "  1 of 1 option snapshots cannot be fetched again (the archive holds 0)"
 
 
-def test_loss_subtracts_what_the_archive_holds(filled: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    archive = types.ModuleType("kapman.archive")
-    archive.archived_snapshot_count = lambda conn: 1  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "kapman.archive", archive)
-    loss = destruction.measure(filled, "x", exists=True)
+def test_loss_subtracts_what_the_archive_holds(filled: str) -> None:
+    loss = destruction.measure(filled, "x", exists=True, archived=lambda conn: 1)   # the caller's census
     assert (loss.snapshots, loss.archived, loss.irreplaceable) == (1, 1, 0)
+    assert destruction.measure(filled, "x", exists=True).archived is None          # no archive asked
 
 
 def test_without_a_terminal_a_database_with_data_needs_yes(filled: str) -> None:
@@ -122,15 +116,11 @@ def test_on_a_terminal_anything_else_stops(filled: str) -> None:
     assert _tickers(filled) == 1
 
 
-def test_an_empty_database_needs_no_confirmation(admin_url: str) -> None:
-    url = database.create_scratch(admin_url, "empty_")
-    try:
-        rebuild(url)
+def test_an_empty_database_needs_no_confirmation(new_rebuilt_db: database.NewRebuiltDb) -> None:
+    with new_rebuilt_db("empty_") as url:
         proc = subprocess.run(REBUILD, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
                               env=_env(url))
         assert proc.returncode == 0, proc.stderr
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 def test_a_second_rebuild_of_the_same_database_is_refused(filled: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kapman.db.rebuild import rebuild
+from kapman.report import page as report_page
 from kapman.report.data import load_symbol_day
 from tests.support import database
 from tests.support.hydrate import DAYS, GAP, HOLIDAY, LAST_DAY, hydrate
@@ -22,16 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def url(admin_url: str) -> Iterator[str]:
+def url(new_rebuilt_db: database.NewRebuiltDb) -> Iterator[str]:
     """One rebuilt and hydrated database shared by the module's read-only reports."""
-    url = database.create_scratch(admin_url, "report_")
-    try:
-        rebuild(url)
+    with new_rebuilt_db("report_") as url:
         with psycopg.connect(url, autocommit=True) as conn:
             hydrate(conn)
         yield url
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 @pytest.fixture(autouse=True)
@@ -46,12 +42,13 @@ def cli(module: str, url: str, *args: str, cwd: Path = ROOT) -> subprocess.Compl
 
 def test_report_values_are_the_stored_ones(url: str) -> None:
     with psycopg.connect(url) as conn:
-        day = load_symbol_day(conn, "aapl")
+        day = load_symbol_day(conn, "AAPL")
         close, doc = conn.execute("SELECT o.close, ds.dealer_metrics_json FROM ohlcv o JOIN tickers t ON t.id = "
                                   "o.ticker_id JOIN daily_snapshots ds ON ds.ticker_id = o.ticker_id AND ds.time = "
                                   "(o.date + time '16:00') AT TIME ZONE 'America/New_York' WHERE t.symbol = 'AAPL' "
                                   "AND o.date = %s", (LAST_DAY,)).fetchone()  # type: ignore[misc]
-    assert day.symbol == "AAPL" and day.day == LAST_DAY    # newest date with A2 values by default
+    assert day.symbol == "AAPL" and day.day == LAST_DAY    # the newest date with a bar by default
+    assert day.missing == {}
     assert day.bars.close[-1] == close and day.bars.dates[0] == DAYS[0]    # all 40 bars lie in the window
     assert HOLIDAY not in day.bars.dates
     assert len(day.indicators) == 5 and day.dealer == doc
@@ -62,10 +59,8 @@ def test_report_values_are_the_stored_ones(url: str) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["ZZZZ"], "error: unknown symbol ZZZZ: not in tickers; run python -m scripts.ingest_tickers"),
-    (["NVDA"], f"error: no A3 dealer metrics for NVDA on {LAST_DAY}: run python -m scripts.run_a3_dealer_metrics "
-               f"--date {LAST_DAY} --symbols NVDA"),
-    (["AAPL", "--date", str(DAYS[-6])], f"error: no A2 indicators for AAPL on {DAYS[-6]}: run python -m "
-                                        f"scripts.run_a2_local_ta --date {DAYS[-6]} --symbols AAPL"),
+    # symbols are case-sensitive everywhere: aapl is not silently AAPL
+    (["aapl"], "error: unknown symbol aapl; did you mean AAPL? (symbols are case-sensitive)"),
     (["MSFT", "--date", str(GAP[1])], f"error: no OHLCV bar for MSFT on {GAP[1]}: run python -m "
                                       f"scripts.ingest_ohlcv backfill --start {GAP[1]} --end {GAP[1]}"),
     (["AAPL", "--date", str(HOLIDAY)], f"error: {HOLIDAY} is not an NYSE trading day"),
@@ -107,7 +102,8 @@ def test_out_may_name_a_directory_and_an_unwritable_path_is_one_line(url: str, t
     assert len(proc.stderr.splitlines()) == 1
     proc = cli("scripts.report", url, "--watchlist", "mvp", "--out", str(blocker))
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"error: --out {blocker} is a file; --watchlist writes a directory of pages"
+    assert proc.stderr.strip() == (f"error: --out {blocker} is not a directory; --watchlist writes a directory of "
+                                   "pages (index.html and one page per symbol)")
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"AAPL-{LAST_DAY}.html", "file.txt"]
 
 
@@ -115,15 +111,25 @@ def test_watchlist_index_links_reports_and_lists_symbols_without_one(url: str, t
     proc = cli("scripts.report", url, "--watchlist", "mvp", "--out", str(tmp_path / "mvp"), "--json")
     assert proc.returncode == 1, proc.stderr     # partial: some members have no report
     out = json.loads(proc.stdout)
-    assert sorted(Path(p).name for p in out["pages"]) == ["AAPL.html", "MSFT.html", "SPY.html", "index.html"]
-    assert out["status"] == "partial" and out["done"] == 3 and out["unit"] == "symbols"
+    assert sorted(Path(p).name for p in out["pages"]) == ["AAPL.html", "MSFT.html", "NVDA.html", "SPY.html",
+                                                          "index.html"]
+    assert out["status"] == "partial" and out["done"] == 4 and out["unit"] == "symbols"
     missing = {f["unit"]: f["reason"] for f in out["failures"]}
-    assert sorted(missing) == ["NVDA", "OLDCO", "ZZZZ"]
-    assert missing["NVDA"].startswith("no A3 dealer metrics for NVDA")
+    assert sorted(missing) == ["OLDCO", "ZZZZ"]                 # NVDA has bars: a page without its A3 section
+    assert missing["OLDCO"] == "no OHLCV bars stored for OLDCO: run python -m scripts.ingest_ohlcv base"
     index = (tmp_path / "mvp" / "index.html").read_text()
     assert '<a href="AAPL.html">AAPL</a>' in index and 'class="sortable"' in index
     assert 'MSFT</a></td><td data-sort="2025-12-19">2025-12-19</td>' in index and ">INVALID<" in index
     assert "unknown symbol ZZZZ" in index and "<script src" not in index
+    # plotly.js once beside the pages, each page loading it from there: a 150-symbol report stays small
+    library = report_page.plotly_file_name()
+    assert [p.name for p in (tmp_path / "mvp").glob("*.js")] == [library]
+    sizes = {p.name: p.stat().st_size for p in (tmp_path / "mvp").glob("*.html")}
+    for name in ("AAPL.html", "MSFT.html", "NVDA.html", "SPY.html"):
+        text = (tmp_path / "mvp" / name).read_text()
+        assert f'<script src="{library}"></script>' in text and text.count("<script") == text.count("</script>")
+        assert sizes[name] < 60_000, (name, sizes[name])
+    assert (tmp_path / "mvp" / library).stat().st_size + 150 * max(sizes.values()) < 25 * 2**20
     unknown = cli("scripts.report", url, "--watchlist", "nope", "--out", str(tmp_path / "nope"))
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == ("error: watchlist nope has no active symbols (active watchlists: mvp); "
@@ -142,6 +148,8 @@ def test_warehouse_lists_the_gaps_of_the_retention_window(url: str, tmp_path: Pa
     # 3 of the 5 watchlist symbols with a ticker have snapshots and A3 rows, so both days are partial.
     assert page.count(f"{DAYS[-2]} .. {DAYS[-1]} (2)") == 2
     assert page == (tmp_path / "w.html").read_text()
+    assert f'<script src="{report_page.plotly_file_name()}"></script>' in page and len(page) < 200_000
+    assert (tmp_path / report_page.plotly_file_name()).is_file()
 
 
 def test_show_prints_the_key_values(url: str) -> None:
@@ -151,9 +159,41 @@ def test_show_prints_the_key_values(url: str) -> None:
     assert lines[0] == f"AAPL {LAST_DAY}" and "  A3" in lines
     assert any(line.split() == ["status", "FULL"] for line in lines)
     data = json.loads(cli("scripts.show", url, "AAPL", "--json").stdout)
-    assert data["date"] == str(LAST_DAY) and data["values"]["A3.status"] == "FULL"
-    assert isinstance(data["values"]["price.close"], float)
-    assert date.fromisoformat(data["values"]["price.date"]) == LAST_DAY
+    # keyed by where each value is stored, not by its display label
+    assert data["date"] == str(LAST_DAY) and data["values"]["dealer_metrics_json.status"] == "FULL"
+    assert isinstance(data["values"]["ohlcv.close"], float)
+    assert date.fromisoformat(data["values"]["ohlcv.date"]) == LAST_DAY
+    with psycopg.connect(url) as conn:
+        ta = conn.execute("SELECT technical_indicators_json FROM daily_snapshots s JOIN tickers t ON t.id = "
+                          "s.ticker_id WHERE t.symbol = 'AAPL' ORDER BY time DESC LIMIT 1").fetchone()[0]  # type: ignore[index]
+    assert data["values"]["technical_indicators_json.momentum.rsi.rsi"] == ta["momentum"]["rsi"]["rsi"]
+    assert data["missing"] == {}
+
+
+@pytest.mark.parametrize("module", ["scripts.report", "scripts.show"])
+def test_any_ticker_with_bars_omits_each_section_it_lacks(url: str, tmp_path: Path, module: str) -> None:
+    """NVDA has no A3; AAPL six days back has no A2 or A3: each missing section is one line naming the step."""
+    nvda = cli(module, url, "NVDA", "--out" if module == "scripts.report" else "--json",
+               *([str(tmp_path / "nvda.html")] if module == "scripts.report" else []))
+    assert nvda.returncode == 0, nvda.stderr
+    a3_line = (f"A3 dealer metrics and options: none stored for NVDA on {LAST_DAY}; they come from its option "
+               f"snapshot (python -m scripts.ingest_options, for watchlist symbols) and then "
+               f"python -m scripts.run_a3_dealer_metrics --date {LAST_DAY} --symbols NVDA")
+    early = DAYS[-6]
+    a2_line = (f"A2 indicators: none stored for AAPL on {early}; python -m scripts.run_a2_local_ta --date {early} "
+               f"--symbols AAPL fills them")
+    if module == "scripts.show":
+        data = json.loads(nvda.stdout)
+        assert data["missing"] == {"A3": a3_line}
+        assert "dealer_metrics_json.gex_net" not in data["values"] and "ohlcv.close" in data["values"]
+        text = cli(module, url, "AAPL", "--date", str(early)).stdout.splitlines()
+        assert "  A2" not in text and "  A3" not in text and f"  {a2_line}" in text
+        return
+    page = (tmp_path / "nvda.html").read_text()
+    assert a3_line in page and 'id="gex-strike"' not in page and 'id="price"' in page
+    early_page = cli(module, url, "AAPL", "--date", str(early), "--out", str(tmp_path / "early.html"))
+    assert early_page.returncode == 0, early_page.stderr
+    assert a2_line in (tmp_path / "early.html").read_text()
 
 
 def test_kapman_show_is_scripts_show(url: str) -> None:
@@ -166,18 +206,21 @@ def test_kapman_show_is_scripts_show(url: str) -> None:
 
 
 def test_candles_are_split_adjusted_as_of_the_report_date(url: str) -> None:
-    """A 2-for-1 split inside the window halves the earlier candles and doubles their volume, as
-    A2 adjusts; a split after the report date leaves the page alone."""
-    split_day, later = DAYS[-10], date(2026, 1, 5)
+    """A 2-for-1 split inside the window (the bars as traded show it) halves the earlier candles and
+    doubles their volume, as A2 adjusts, giving back the series as if never split; a split after the
+    report date, or a record the prices do not show, leaves the page alone."""
+    split_day, later, bogus = DAYS[-10], date(2026, 1, 5), DAYS[-5]
     with psycopg.connect(url) as conn:
         raw = load_symbol_day(conn, "AAPL", LAST_DAY).bars
+        conn.execute("UPDATE ohlcv o SET open = open * 2, high = high * 2, low = low * 2, close = close * 2, "
+                     "volume = volume / 2 FROM tickers t WHERE t.id = o.ticker_id AND t.symbol = 'AAPL' "
+                     "AND o.date < %s", (split_day,))
         conn.execute("INSERT INTO splits (ticker, execution_date, split_from, split_to) VALUES "
-                     "('AAPL', %s, 1, 2), ('AAPL', %s, 1, 10)", (split_day, later))
+                     "('AAPL', %s, 1, 2), ('AAPL', %s, 1, 10), ('AAPL', %s, 1, 3)", (split_day, later, bogus))
         adjusted = load_symbol_day(conn, "AAPL", LAST_DAY).bars
         conn.rollback()
     assert adjusted.dates == raw.dates
-    for i, day in enumerate(raw.dates):
-        f = 2.0 if day < split_day else 1.0
-        assert adjusted.close[i] == pytest.approx(float(raw.close[i]) / f, rel=1e-12)
-        assert adjusted.low[i] == pytest.approx(float(raw.low[i]) / f, rel=1e-12)
-        assert adjusted.volume[i] == pytest.approx(float(raw.volume[i]) * f, rel=1e-12)
+    for i in range(len(raw.dates)):   # the doubled candles before the split halved back, the rest as read
+        assert adjusted.close[i] == pytest.approx(float(raw.close[i]), rel=1e-12)
+        assert adjusted.low[i] == pytest.approx(float(raw.low[i]), rel=1e-12)
+        assert adjusted.volume[i] == pytest.approx(float(raw.volume[i]), rel=1e-12)

@@ -17,7 +17,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from kapman.db.rebuild import rebuild
 from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
 from kapman.report import page, symbol, warehouse
@@ -47,18 +46,16 @@ def browser() -> str:
 
 
 @pytest.fixture(scope="module")
-def pages(admin_url: str, rest_server: SandboxRestServer, market: Market,
+def pages(new_rebuilt_db: database.NewRebuiltDb, rest_server: SandboxRestServer, market: Market,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The AAPL report, the watchlist index and the warehouse page, written from one database."""
-    url = database.create_scratch(admin_url, "reportui_")
     out = tmp_path_factory.mktemp("report-pages")
     http = PolygonHTTP(rest_server.base_url, rest_server.api_key, rate_limit=1000, connect_timeout=2,
                        read_timeout=5, max_retries=4)
     client = PolygonClient(http)
     mp = pytest.MonkeyPatch()
     try:
-        rebuild(url)
-        with psycopg.connect(url, autocommit=True) as conn:
+        with new_rebuilt_db("reportui_") as url, psycopg.connect(url, autocommit=True) as conn:
             snapshot_days = reportdb.build(conn, url, market, rest_server, client, tmp_path_factory.mktemp("lists"))
             mp.setenv("KAPMAN_NOW", str(snapshot_days[-1]))
             day = load_symbol_day(conn, "AAPL")
@@ -69,7 +66,6 @@ def pages(admin_url: str, rest_server: SandboxRestServer, market: Market,
     finally:
         mp.undo()
         client.close()
-        database.drop_scratch(admin_url, url)
 
 
 def open_page(executable: str, path: Path) -> Iterator[Page]:

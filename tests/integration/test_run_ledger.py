@@ -117,3 +117,30 @@ def test_connect_tells_a_missing_database_from_a_bad_password(fresh_db: str) -> 
     with pytest.raises(DatabaseError) as e:
         connect("postgresql://u:p@127.0.0.1:1/db")
     assert e.value.sqlstate == "08001" and e.value.transient
+
+
+def test_a_running_row_whose_process_is_gone_is_abandoned_by_any_command_even_while_its_backend_lives(
+        fresh_db: str) -> None:
+    """A killed process whose connection the server still holds (a pooler, a half-open socket):
+    its host, pid and start time tell it is gone, and status resolves it."""
+    from kapman.ops import status
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    gone_pid = int(dead.stdout)
+    with psycopg.connect(fresh_db, autocommit=True) as witness, psycopg.connect(fresh_db) as conn:
+        witness.execute(
+            "INSERT INTO ingest_runs (run_id, job, started_at, status, backend_pid, backend_start, process_host, "
+            "process_pid, process_start) SELECT gen_random_uuid(), 'a2', now(), 'running', pg_backend_pid(), "
+            "backend_start, %s, %s, %s FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            (runs._host(), gone_pid, runs.process_start(os.getpid())))
+        alive = witness.execute("SELECT run_id FROM ingest_runs WHERE status = 'running'").fetchone()[0]  # type: ignore[index]
+        report = status.report(conn, with_archive=False)
+        assert report.check("runs").details["a2"]["status"] == "abandoned"
+        assert report.check("runs").details["abandoned_now"] == {"a2": 1}
+    assert _row(fresh_db, alive)[0] == "abandoned"
+    # Our own live process is never taken for a dead one.
+    with runs.recorded(fresh_db, "ohlcv") as mine:
+        with psycopg.connect(fresh_db, autocommit=True) as other:
+            assert runs.resolve_abandoned(other) == {}
+        mine.result = StepResult("ohlcv")

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
 from datetime import date
 
 import psycopg
@@ -26,7 +26,7 @@ EVENING = parse_instant("2025-12-19T22:00:00Z")
 
 
 @pytest.fixture
-def db(db: psycopg.Connection) -> psycopg.Connection:
+def sandbox_db(db: psycopg.Connection) -> psycopg.Connection:
     """The data is the sandbox's, older than the real clock's window: the database's lifecycle
     follows the sandbox's frozen clock, so the community edition's policies are paused (they
     neither drop the data nor leave a run's outcome in the schema check)."""
@@ -34,18 +34,12 @@ def db(db: psycopg.Connection) -> psycopg.Connection:
     return db
 
 
-@pytest.fixture
-def real_clock_db(fresh_db: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
-        yield conn
-
-
 def verdicts(report: status.StatusReport) -> dict[str, str]:
     return {c.area: c.verdict.name for c in report.checks}
 
 
-def test_an_empty_database_fails_and_names_each_fix(db: psycopg.Connection) -> None:
-    report = status.report(db, EVENING)
+def test_an_empty_database_fails_and_names_each_fix(sandbox_db: psycopg.Connection) -> None:
+    report = status.report(sandbox_db, EVENING)
     assert report.exit_code == 2
     assert verdicts(report) == {"schema": "OK", "tickers": "FAIL", "ohlcv": "FAIL", "ledger": "OK",
                                 "options": "WARN", "a2": "WARN", "a3": "OK", "runs": "WARN"}
@@ -58,11 +52,13 @@ def test_an_empty_database_fails_and_names_each_fix(db: psycopg.Connection) -> N
         or set(schema.details["lifecycle"].values()) == {"policy"}
 
 
-def test_a_hydrated_database_by_the_data_clock(db: psycopg.Connection) -> None:
-    hydrate(db)
-    report = status.report(db, EVENING)
+def test_a_hydrated_database_by_the_data_clock(sandbox_db: psycopg.Connection) -> None:
+    hydrate(sandbox_db)
+    report = status.report(sandbox_db, EVENING)
+    # Options are WARN: 2025-12-19's snapshot holds 2 of the 4 watchlist symbols and its session is
+    # open until midnight (OK only for a complete day); neither snapshot is in the archive.
     assert verdicts(report) == {"schema": "OK", "tickers": "WARN", "ohlcv": "WARN", "ledger": "WARN",
-                                "options": "OK", "a2": "OK", "a3": "OK", "runs": "WARN"}
+                                "options": "WARN", "a2": "OK", "a3": "OK", "archive": "WARN", "runs": "WARN"}
     assert report.exit_code == 1
     tickers = report.check("tickers")
     assert tickers.details["unresolved_watchlist_symbols"] == 1            # ZZZZ
@@ -75,6 +71,11 @@ def test_a_hydrated_database_by_the_data_clock(db: psycopg.Connection) -> None:
     assert len(ledger.details["bars_without_file"]) == 37 and ledger.details["count_mismatch"] == []
     options = report.check("options")
     assert options.details["with_snapshot"] == 2 and options.details["newest_symbols"] == 2
+    assert options.details["pending_missing"] == ["MSFT", "NVDA"]
+    assert "2025-12-19: 2 of 4 symbols stored, missing MSFT NVDA" in options.summary
+    assert "it fetches only the missing symbols" in (options.fix or "")
+    assert report.check("a3").details["invalid"] == {"2025-12-19": 1}
+    assert report.check("archive").details["not_archived"] == 2
     assert report.check("a2").details["dates"] == 5 and report.check("a3").details["dates"] == 2
     runs = report.check("runs")
     assert runs.details["options"]["status"] == "partial" and runs.details["ohlcv"]["seconds"] == 120
@@ -82,7 +83,8 @@ def test_a_hydrated_database_by_the_data_clock(db: psycopg.Connection) -> None:
 
 
 def test_a_session_without_a_snapshot_is_pending_that_evening_and_lost_after_midnight(
-        db: psycopg.Connection) -> None:
+        sandbox_db: psycopg.Connection) -> None:
+    db = sandbox_db
     hydrate(db)
     monday_evening = status.report(db, parse_instant("2025-12-22T22:00:00Z")).check("options")
     assert monday_evening.verdict is Verdict.WARN and monday_evening.details["pending"] == date(2025, 12, 22)
@@ -109,11 +111,9 @@ def test_the_command_prints_json_and_exits_with_the_verdict(fresh_db: str) -> No
     assert text.returncode == 2 and "FAIL  tickers" in text.stdout and text.stdout.rstrip().endswith("(exit 2)")
 
 
-def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(real_clock_db: psycopg.Connection,
-                                                                       license_name: str) -> None:
-    if license_name != "timescale":
-        pytest.skip("needs timescaledb.license = timescale")
-    schema = status.report(real_clock_db, EVENING).check("schema")
+@pytest.mark.community
+def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(db: psycopg.Connection) -> None:
+    schema = status.report(db, EVENING).check("schema")
     assert schema.verdict is Verdict.OK, schema.summary
     jobs = schema.details["policy_jobs"]
     assert sorted((j["hypertable"], j["job"]) for j in jobs) == [
@@ -121,3 +121,39 @@ def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(real_clock
         ("ohlcv", "policy_compression"), ("ohlcv", "policy_retention"),
         ("options_chains", "policy_compression"), ("options_chains", "policy_retention")]
     assert all(j["next_start"] is not None for j in jobs) and "next run" in schema.summary
+
+
+@pytest.mark.community
+def test_on_the_community_edition_a_failed_policy_job_is_a_warning_with_call_run_job(
+        db: psycopg.Connection, license_name: str) -> None:
+    if license_name != "timescale":
+        pytest.skip("policy jobs need the community edition (timescaledb.license = timescale); "
+                    "this server runs the Apache-2 edition")
+    job = db.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' "
+                     "AND hypertable_name = 'ohlcv'").fetchone()[0]  # type: ignore[index]
+    # A retention policy whose config names no drop_after fails when the scheduler runs it.
+    db.execute("SELECT alter_job(%s, config => '{\"hypertable_id\": 0}'::jsonb, next_start => now())", (job,))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        failed = db.execute("SELECT last_run_status FROM timescaledb_information.job_stats WHERE job_id = %s",
+                            (job,)).fetchone()
+        if failed and failed[0] == "Failed":
+            break
+        time.sleep(0.5)
+    schema = status.report(db, with_archive=False).check("schema")
+    assert schema.verdict is Verdict.WARN and "last run failed: policy_retention on ohlcv" in schema.summary
+    assert schema.fix is not None and schema.fix.startswith(f"CALL run_job({job})")
+    assert next(j for j in schema.details["policy_jobs"] if j["job_id"] == job)["last_run_status"] == "Failed"
+
+
+@pytest.mark.community
+def test_on_the_community_edition_a_running_job_is_read_without_error(db: psycopg.Connection,
+                                                                      license_name: str) -> None:
+    """``next_start`` is -infinity while a job runs, a value psycopg cannot load as a datetime."""
+    if license_name != "timescale":
+        pytest.skip("policy jobs need the community edition (timescaledb.license = timescale); "
+                    "this server runs the Apache-2 edition")
+    rows = db.execute(status._POLICY_JOBS.replace("j.next_start", "'-infinity'::timestamptz")).fetchall()
+    assert rows and all(r[3] is None and r[4] == "-infinity" for r in rows)
+    schema = status.report(db, with_archive=False).check("schema")
+    assert schema.verdict is Verdict.OK, schema.summary

@@ -9,19 +9,24 @@ from urllib.parse import parse_qs, urlsplit
 from kapman.providers.http import PolygonHTTP
 
 
+class _Response:
+    def __init__(self, data: bytes) -> None:
+        self.status, self.headers, self.data = 200, {}, data
+
+
 class Canned(PolygonHTTP):
     """Serves bodies by cursor ("first" without one); every request's URL is recorded."""
 
     def __init__(self, bodies: dict[str, bytes], **kw: Any) -> None:
-        super().__init__("http://api.test", "secret-key-42", **kw)
+        self.sleeps: list[float] = []
+        super().__init__("http://api.test", "secret-key-42", sleep=self.sleeps.append, **kw)
         self.bodies, self.asked = bodies, []
+        self._pool.request = self._answer  # type: ignore[method-assign]
 
-    def get_body(self, path_or_url: str, params: dict[str, Any] | None = None,
-                 *, symbol: str | None = None) -> tuple[bytes, str]:
-        url = self._url(path_or_url, params)
+    def _answer(self, method: str, url: str, **kw: Any) -> _Response:
         self.asked.append(url)
         cursor = parse_qs(urlsplit(url).query).get("cursor", ["first"])[0]
-        return self.bodies[cursor], urlsplit(url).path
+        return _Response(self.bodies[cursor])
 
 
 def contract(i: int) -> dict:

@@ -25,6 +25,8 @@ import math
 import random
 import statistics
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -270,7 +272,7 @@ def _dealer_payload(as_of: date, snap: datetime | None, spot: float, spot_source
         "put_call_volume_ratio": None, "dex_net": None, "atm_iv": None, "atm_iv_expiration": None,
         "strike_profile": {"strikes": [], "gex": []},
         "counts": {"total": len(chain), "eligible": len(eligible),
-                   "excluded": {"invalid_contract": 0, "expired": 0,
+                   "excluded": {"invalid_contract": 0, "adjusted_deliverable": 0, "expired": 0,
                                 "beyond_max_dte": len(chain) - len(universe), "below_min_open_interest": 0,
                                 "no_gamma_no_iv": len(universe) - len(eligible)},
                    "calls": sum(c["option_type"] == "C" for c in eligible),
@@ -428,3 +430,19 @@ def hydrate(conn: psycopg.Connection[Any]) -> Hydrated:
     return Hydrated(tickers=len(ids), watchlist_rows=len(WATCHLIST_ACTIVE) + 1,
                     ohlcv_rows=sum(len(b) for b in bars.values()), options_rows=options_rows,
                     snapshot_rows=snapshot_rows, dealer_status=dealer_status)
+
+
+@contextmanager
+def hydrated_database(admin_url: str, label: str) -> Iterator[str]:
+    """A scratch database, rebuilt and hydrated, dropped afterwards: for a module's read-only tests."""
+    from kapman.db.rebuild import rebuild
+    from tests.support import database
+
+    url = database.create_scratch(admin_url, label)
+    try:
+        rebuild(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            hydrate(conn)
+        yield url
+    finally:
+        database.drop_scratch(admin_url, url)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,19 @@ def test_repr_masks_every_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ])
 def test_mask_url(url: str | None, masked: str) -> None:
     assert mask_url(url) == masked
+
+
+@pytest.mark.parametrize(("base", "why"), [
+    ("ftp://api.massive.com", "must be http(s)://host[:port]"),
+    ("api.massive.com", "must be http(s)://host[:port]"),
+    ("https://api.massive.com:99999", "must be http(s)://host[:port]"),
+    ("https://user:pw@api.massive.com", "must have no user information, query or fragment"),
+    ("https://api.massive.com?apiKey=x", "must have no user information, query or fragment"),
+])
+def test_base_url_is_a_scheme_and_a_host_only(base: str, why: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API key goes wherever POLYGON_BASE_URL points: it is checked like every other input."""
+    monkeypatch.setenv("POLYGON_BASE_URL", base)
+    with pytest.raises(ConfigError, match=re.escape(why)) as info:
+        load_settings(tmp_path / "x")
+    assert ":pw@" not in info.value.message

@@ -4,34 +4,35 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 
-from kapman import console
+from kapman import console, registry
+from tests.support.entry import Ran
 
-
-def _kapman(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from kapman.console import entry; entry()", *args],
-                          capture_output=True, text=True, timeout=60)
+RunMain = Callable[..., Ran]
 
 
 def test_no_argument_prints_the_overview_and_exits_0() -> None:
-    proc = _kapman()
+    """The one process here: the console entry point exits with main's code."""
+    proc = subprocess.run([sys.executable, "-c", "from kapman.console import entry; entry()"],
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stderr == ""
-    for name in console.COMMANDS:
-        assert f"  {name}" in proc.stdout
+    for step in registry.STEPS:
+        assert f"  {step.name}" in proc.stdout
 
 
-def test_an_unknown_command_exits_2_with_the_overview() -> None:
-    proc = _kapman("frobnicate")
+def test_an_unknown_command_exits_2_with_the_overview(run_main: RunMain) -> None:
+    proc = run_main(console.main, "frobnicate")
     assert proc.returncode == 2 and "unknown command 'frobnicate'" in proc.stderr
 
 
 @pytest.mark.parametrize("name", ["a2", "a3", "ohlcv", "rebuild"])
-def test_a_subcommand_shows_its_steps_help_under_its_own_name(name: str) -> None:
-    proc = _kapman(name, "--help")
-    module = console.COMMANDS[name][0]
-    direct = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
+def test_a_subcommand_shows_its_steps_help_under_its_own_name(name: str, run_main: RunMain) -> None:
+    proc = run_main(console.main, name, "--help")
+    module = registry.get(name).script
+    direct = run_main(module, "--help")
     assert proc.returncode == 0
     assert proc.stdout.startswith(f"usage: kapman {name}")
     def options(text: str) -> str:   # the option list; the examples keep the runbook's spelling
@@ -40,11 +41,11 @@ def test_a_subcommand_shows_its_steps_help_under_its_own_name(name: str) -> None
     assert options(proc.stdout) == options(direct.stdout)
 
 
-def test_abbreviations_are_refused() -> None:
-    proc = _kapman("a2", "--for")
+def test_abbreviations_are_refused(run_main: RunMain) -> None:
+    proc = run_main(console.main, "a2", "--for")
     assert proc.returncode == 2 and "unrecognized arguments: --for" in proc.stderr
 
 
-def test_a_mistyped_url_option_does_not_echo_the_password() -> None:
-    proc = _kapman("ohlcv", "--dburl", "postgresql://kapman:s3cr3t-pw@db:5432/kapman", "base")
+def test_a_mistyped_url_option_does_not_echo_the_password(run_main: RunMain) -> None:
+    proc = run_main(console.main, "ohlcv", "--dburl", "postgresql://kapman:s3cr3t-pw@db:5432/kapman", "base")
     assert proc.returncode == 2 and "s3cr3t-pw" not in proc.stderr + proc.stdout

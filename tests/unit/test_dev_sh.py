@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -84,3 +85,11 @@ def test_external_starts_nothing(fake_docker: tuple[dict[str, str], Path]) -> No
     assert proc.returncode == 0
     assert "not managed here" in proc.stderr
     assert not log.exists()
+
+
+def test_the_readme_states_the_test_command_dev_sh_runs() -> None:
+    """One command for the whole suite: ./dev.sh test runs what the README says it runs."""
+    runs = re.findall(r'exec "\$VENV/bin/python" (-m pytest [^"]*?) ?"\$@"', (ROOT / "dev.sh").read_text())
+    whole = [command for command in runs if "tests/unit" not in command]
+    assert len(whole) == 1 and "--durations=15" in whole[0]
+    assert f"`./dev.sh test` runs `python {whole[0]}`" in (ROOT / "README.md").read_text()

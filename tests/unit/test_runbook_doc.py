@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from kapman import runbook
-from kapman.console import COMMANDS
+from kapman import registry, runbook
 from kapman.demo import option_steps
+from tests.support.entry import Ran
+
+RunMain = Callable[..., Ran]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,8 +54,8 @@ def test_the_scan_finds_the_runbook_steps() -> None:
 
 
 @pytest.mark.parametrize("module", ENTRYPOINTS)
-def test_every_entrypoint_has_help_with_examples_and_is_in_the_runbook(module: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
+def test_every_entrypoint_has_help_with_examples_and_is_in_the_runbook(module: str, run_main: RunMain) -> None:
+    proc = run_main(module, "--help")
     assert proc.returncode == 0, proc.stderr
     assert "examples:" in proc.stdout and "--db-url" in proc.stdout
     assert f"python -m {module}" in runbook.documented_commands()
@@ -62,8 +63,8 @@ def test_every_entrypoint_has_help_with_examples_and_is_in_the_runbook(module: s
 
 
 @pytest.mark.parametrize("module", ENTRYPOINTS)
-def test_no_help_line_states_its_default_twice(module: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
+def test_no_help_line_states_its_default_twice(module: str, run_main: RunMain) -> None:
+    proc = run_main(module, "--help")
     options = proc.stdout.split("examples:")[0]
     entries = re.split(r"\n(?=  -)", options)
     assert len(entries) > 3
@@ -73,7 +74,14 @@ def test_no_help_line_states_its_default_twice(module: str) -> None:
 
 @pytest.mark.parametrize("module", ENTRYPOINTS)
 def test_every_entrypoint_is_a_kapman_subcommand(module: str) -> None:
-    assert module in {m for m, _ in COMMANDS.values()}, f"mount {module} in kapman/console.py COMMANDS"
+    assert module in {s.script for s in registry.STEPS}, f"declare {module} in kapman/registry.py STEPS"
+
+
+@pytest.mark.parametrize("step", [s for s in registry.STEPS if s.script.startswith("scripts.")], ids=lambda s: s.name)
+def test_every_registered_step_is_in_the_runbook_and_its_shim_runs_its_command(step: registry.Step) -> None:
+    assert step.command in runbook.documented_commands()
+    shim = __import__(step.script, fromlist=["main"])
+    assert shim.main is __import__(step.main_module, fromlist=["main"]).main
 
 
 def test_psql_steps_get_the_database_url() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from kapman.step import LISTED_AT_MOST, Outcome, StepResult
 
@@ -63,8 +64,13 @@ def test_lists_are_capped_in_summary_and_json() -> None:
     assert len(json.dumps(data)) < 5_000
 
 
+@dataclass
+class Window:
+    window: str
+
+
 def test_json_has_status_counts_and_details() -> None:
-    r = StepResult("ohlcv", unit="files", read=3, done=1, details={"window": "2025-12-15..2025-12-19"})
+    r = StepResult("ohlcv", unit="files", read=3, done=1, details=Window("2025-12-15..2025-12-19"))
     data = r.stop_clock().as_dict()
     assert data["status"] == "ok" and data["exit_code"] == 0 and data["step"] == "ohlcv"
     assert data["counts"] == {"read": 3, "written": 0, "unchanged": 0, "rejected": 0, "removed": 0}

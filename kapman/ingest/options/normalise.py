@@ -7,11 +7,21 @@ The vendor's rough edges are handled here, each counted rather than crashing the
   values stay NULL, never 0 (a zero delta is a real, different statement).
 - ``contract_type: other`` cannot be stored as 'C'/'P' and is dropped (``other``).
 - A contract that expired before the snapshot's New York date is dropped (``expired``).
-- A contract without a usable strike, expiration, type or symbol is ``malformed``.
+- A contract without a usable strike, expiration, type or symbol (one without NUL, which a text
+  column cannot hold) is ``malformed``, and so is one
+  with a number out of range for its column (``insane``): a sane contract has a whole
+  ``shares_per_contract`` in 1..2**31-1, a ``volume`` and ``open_interest`` in 0..2**63-1, and
+  prices (underlying, bid, ask, last) and implied volatility that are not negative.  Only that
+  contract is dropped, named in the samples; the chain is kept.
+- Freshness is kept (migration 0010): the last quote's and last trade's times, the timeframe
+  (REAL-TIME or DELAYED: the quote's, else the trade's) and the day's close.  ``last`` is the last
+  trade's price only (NULL without a trade); ``day_close`` keeps the session's close beside it.
 - Two contracts on the same (expiration, strike, type), e.g. an adjusted contract beside the
   standard one, collide on the table's key.  Rule: keep the one with ``shares_per_contract ==
   100`` (the standard deliverable every downstream metric assumes); between equals keep the
-  lexicographically smallest contract symbol.  The losers are counted as ``collisions``.
+  lexicographically smallest contract symbol.  A loser with a non-standard deliverable is counted
+  as ``adjusted``, any other loser as ``collisions``.  (Adjusted contracts without a standard twin
+  are stored; A3 keeps them out of its metrics, see docs/a3_dealer_metrics.md.)
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
@@ -54,6 +64,10 @@ COLUMNS = (
     "gamma",
     "theta",
     "vega",
+    "quote_updated_at",
+    "trade_updated_at",
+    "timeframe",
+    "day_close",
 )
 TYPES = (
     "timestamptz",
@@ -74,8 +88,46 @@ TYPES = (
     "float8",
     "float8",
     "float8",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "float8",
 )
-DROP_REASONS = ("expired", "other", "collisions", "malformed")
+DROP_REASONS = ("expired", "other", "adjusted", "collisions", "malformed")
+#: How the run's summary names each drop reason (after the count).
+DROP_LABELS = {
+    "expired": "expired before the snapshot's date",
+    "other": "of contract_type other",
+    "adjusted": "adjusted contracts (deliverable != 100) kept out: a standard contract has the same "
+                "expiration, strike and type",
+    "collisions": "duplicates of another contract's expiration, strike and type",
+    "malformed": "malformed",
+}
+#: The integer columns' ranges: shares_per_contract is int4, volume and open_interest int8.
+INT4_MAX = 2**31 - 1
+INT8_MAX = 2**63 - 1
+#: (column index in a row, field name as the vendor spells it, lowest sane value, highest).
+_RANGES = (
+    (6, "shares_per_contract", 1, INT4_MAX),
+    (7, "underlying_asset.price", 0.0, math.inf),
+    (8, "last_quote.bid", 0.0, math.inf),
+    (9, "last_quote.ask", 0.0, math.inf),
+    (10, "last_trade.price", 0.0, math.inf),
+    (11, "day.volume", 0, INT8_MAX),
+    (12, "open_interest", 0, INT8_MAX),
+    (13, "implied_volatility", 0.0, math.inf),
+)
+
+
+def insane(row: tuple) -> str | None:
+    """Why a contract's row cannot be stored as it is (a number out of range for its column), or None."""
+    for index, name, low, high in _RANGES:
+        value = row[index]
+        if value is not None and not low <= value <= high:
+            shown = f"{value:.6g}" if isinstance(value, float) or abs(value) > 10**15 else str(value)
+            top = "2**31-1" if high == INT4_MAX else "2**63-1" if high == INT8_MAX else "inf"
+            return f"{row[5]}: {name} {shown} is out of range ({low:g}..{top})"
+    return None
 
 
 @dataclass
@@ -120,6 +172,26 @@ def _int(value: Any) -> int | None:
     return None
 
 
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The vendor's two timeframes; anything else is stored NULL.
+TIMEFRAMES = frozenset({"REAL-TIME", "DELAYED"})
+
+
+def ns_time(value: Any) -> datetime | None:
+    """A vendor timestamp (integer nanoseconds since the epoch) as an aware datetime (to the us)."""
+    if type(value) is not int or value <= 0:
+        return None
+    return _UNIX_EPOCH + timedelta(microseconds=value // 1000)
+
+
+def freshness(quote: dict, trade: dict, day: dict) -> tuple[datetime | None, datetime | None, str | None,
+                                                           float | None]:
+    """(quote_updated_at, trade_updated_at, timeframe, day_close) of one contract."""
+    timeframe = quote.get("timeframe") or trade.get("timeframe")
+    return (ns_time(quote.get("last_updated")), ns_time(trade.get("sip_timestamp")),
+            timeframe if isinstance(timeframe, str) and timeframe in TIMEFRAMES else None, _num(day.get("close")))
+
+
 def strike_of(value: Any) -> Decimal:
     """The strike as numeric(12,4): via ``str`` so 150.1 is 150.1000, not the float's binary tail."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
@@ -152,7 +224,7 @@ def underlying_price(result: dict) -> float | None:
 def contract_row(
     result: Any, snapshot_time: datetime, ticker_id: UUID, parsed: dict[Any, Any] | None = None
 ) -> tuple | str:
-    """The row for one result, or the drop reason 'other' (raises Malformed when unusable).
+    """The row for one result, or the drop reason 'other' (raises Malformed when unusable or ``insane``).
 
     ``parsed`` memoises strikes and dates, which repeat across a chain's expirations and types.
     """
@@ -168,6 +240,8 @@ def contract_row(
     symbol = details.get("ticker")
     if not isinstance(symbol, str) or not symbol.strip():
         raise Malformed("no contract ticker")
+    if "\x00" in symbol:
+        raise Malformed(f"contract ticker {symbol!r} holds a NUL character")
     parsed = {} if parsed is None else parsed
     raw_expiry, raw_strike = details.get("expiration_date"), details.get("strike_price")
     key_e, key_s = ("e", raw_expiry), ("s", type(raw_strike), raw_strike)
@@ -179,7 +253,8 @@ def contract_row(
         strike = parsed[key_s] = strike_of(raw_strike)
     greeks = _obj(result.get("greeks"))
     quote = _obj(result.get("last_quote"))
-    return (
+    trade, day = _obj(result.get("last_trade")), _obj(result.get("day"))
+    row = (
         snapshot_time,
         ticker_id,
         expiration,
@@ -190,20 +265,30 @@ def contract_row(
         underlying_price(result),
         _num(quote.get("bid")),
         _num(quote.get("ask")),
-        _num(_obj(result.get("last_trade")).get("price")),
-        _int(_obj(result.get("day")).get("volume")),
+        _num(trade.get("price")),
+        _int(day.get("volume")),
         _int(result.get("open_interest")),
         _num(result.get("implied_volatility")),
         _num(greeks.get("delta")),
         _num(greeks.get("gamma")),
         _num(greeks.get("theta")),
         _num(greeks.get("vega")),
+        *freshness(quote, trade, day),
     )
+    why = insane(row)
+    if why is not None:
+        raise Malformed(why)
+    return row
 
 
 def preference(row: tuple) -> tuple[bool, str]:
     """Sort key of the collision rule: standard deliverable first, then the smallest symbol."""
     return (row[6] != STANDARD_SHARES, row[5])
+
+
+def collision_reason(loser: tuple) -> str:
+    """The drop reason of a collision's loser: ``adjusted`` when its deliverable is not 100 shares."""
+    return "adjusted" if loser[6] is not None and loser[6] != STANDARD_SHARES else "collisions"
 
 
 class ChainNormaliser:
@@ -233,6 +318,7 @@ class ChainNormaliser:
         snapshot_time, ticker_id = self.snapshot_time, self.ticker_id
         expiries, strikes, types = self._expiries, self._strikes, OPTION_TYPES
         num, whole, empty = _num, _int, _EMPTY
+        epoch, micros, frames = _UNIX_EPOCH, timedelta, TIMEFRAMES
         out.contracts += len(results)
         for result in results:
             row: tuple | None = None
@@ -284,10 +370,14 @@ class ChainNormaliser:
                             v = quote.get("ask")
                             ask = v if type(v) is float and v - v == 0.0 else num(v)
                             trade = result.get("last_trade")
-                            v = trade.get("price") if isinstance(trade, dict) else None
+                            if not isinstance(trade, dict):
+                                trade = empty
+                            v = trade.get("price")
                             last = v if type(v) is float and v - v == 0.0 else num(v)
                             day = result.get("day")
-                            v = day.get("volume") if isinstance(day, dict) else None
+                            if not isinstance(day, dict):
+                                day = empty
+                            v = day.get("volume")
                             volume = v if type(v) is int else whole(v)
                             v = result.get("open_interest")
                             open_interest = v if type(v) is int else whole(v)
@@ -323,7 +413,28 @@ class ChainNormaliser:
                                 gamma,
                                 theta,
                                 vega,
+                                # freshness(), inlined: this runs once per contract
+                                epoch + micros(microseconds=qt // 1000) if type(qt := quote.get("last_updated"))
+                                is int and qt > 0 else None,
+                                epoch + micros(microseconds=tt // 1000) if type(tt := trade.get("sip_timestamp"))
+                                is int and tt > 0 else None,
+                                tf if type(tf := quote.get("timeframe") or trade.get("timeframe")) is str
+                                and tf in frames else None,
+                                v if type(v := day.get("close")) is float and v - v == 0.0 else num(v),
                             )
+                            # The ranges of ``insane`` (and contract_row's NUL rule), inline:
+                            # this runs once per contract.
+                            if "\x00" in contract_symbol or not (
+                                (shares is None or 0 < shares <= INT4_MAX)
+                                and (volume is None or 0 <= volume <= INT8_MAX)
+                                and (open_interest is None or 0 <= open_interest <= INT8_MAX)
+                                and (underlying is None or underlying >= 0.0)
+                                and (bid is None or bid >= 0.0)
+                                and (ask is None or ask >= 0.0)
+                                and (last is None or last >= 0.0)
+                                and (iv is None or iv >= 0.0)
+                            ):
+                                row = None
             if row is None:
                 try:
                     slow = contract_row(result, snapshot_time, ticker_id, self._parsed)
@@ -342,8 +453,9 @@ class ChainNormaliser:
             key = row[2:5]
             current = kept.get(key)
             if current is not None:
-                out.dropped["collisions"] += 1
-                if preference(row) >= preference(current):
+                loser = row if preference(row) >= preference(current) else current
+                out.dropped[collision_reason(loser)] += 1
+                if loser is row:
                     continue
             kept[key] = row
 

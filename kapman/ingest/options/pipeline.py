@@ -29,17 +29,19 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from kapman import clock
 from kapman.db import retention, runs
 from kapman.db.connect import connect
-from kapman.db.errors import is_connection_lost, wrap
+from kapman.db.errors import wrap
 from kapman.errors import AuthError, ConnectionLost, DeadlineError, KapManError
 from kapman.ingest.options.fetch import Fetched, Stopped, fetch
 from kapman.ingest.options.normalise import DROP_REASONS
 from kapman.ingest.options.process import EncodedChain
 from kapman.ingest.options.report import OptionsResult, SymbolOutcome
 from kapman.ingest.options.workers import Processor, default_workers, fewer_collections
-from kapman.ingest.options.write import clear_chain, write_chain
+from kapman.ingest.options.write import clear_chain, removes, write_chain
 from kapman.ingest.watchlist_scope import Scope
+from kapman.ops import lock
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 
@@ -113,7 +115,8 @@ class _Run:
             log.warning("%s: %s", symbol, exc.message)
         else:  # a bug or an unforeseen payload must not stop the other symbols
             outcome.status, outcome.reason = "failed", f"{type(exc).__name__}: {exc}"
-            log.error("%s: unexpected error", symbol, exc_info=exc)
+            log.error("%s: unexpected %s: %s", symbol, type(exc).__name__, exc)
+            log.debug("%s: the unexpected error's traceback", symbol, exc_info=exc)  # only with --debug
 
     def _fetched(self, future: Future, symbol: str) -> Future | None:
         """A chain's pages are in: the processing future to wait for, or None when the fetch failed."""
@@ -149,15 +152,12 @@ class _Run:
             if chain.rows:
                 counts = write_chain(self.conn, chain)
                 outcome.inserted, outcome.updated, outcome.removed = counts.inserted, counts.updated, counts.removed
-            else:  # a rerun may have found the chain empty: the snapshot is then empty too
+            elif removes(chain):  # a rerun may have found the chain empty: the snapshot is then empty too
                 outcome.removed = clear_chain(self.conn, chain.snapshot_time, chain.ticker_id)
         except psycopg.Error as exc:
-            if is_connection_lost(exc):  # the server went away: stop, a rerun resumes
-                lost = ConnectionLost(done=self.written, unit="symbols")
-                outcome.status, outcome.reason = "failed", lost.message
-                self.halt(lost)
-                return
             error = wrap(exc, f"writing {symbol}")
+            if isinstance(error, ConnectionLost):  # the server went away: stop, a rerun resumes
+                error = ConnectionLost(done=self.written, unit="symbols")  # the row this run records says so
             outcome.status, outcome.reason = "failed", error.message
             if error.transient:
                 self.halt(error)
@@ -252,8 +252,9 @@ def ingest_options(
     ledger_args = {"symbols": list(scope.tickers), "concurrency": concurrency, "workers": workers,
                    "deadline": deadline, **(args or {})}
     # The archive is closed once the chains are in; a run that stops before that abandons it.
+    # The writing lock of the snapshot's New York day keeps A3 off the chains until the run ends.
     with archive or nullcontext(), runs.recorded(db_url, "options", ledger_args, snapshot_time=snapshot) as ledger, \
-            connect(db_url) as conn:
+            lock.writing_snapshot(db_url, clock.ny_date_of(snapshot)), connect(db_url) as conn:
         result.run_id = ledger.run_id
         run = _Run(conn, client, result, archive)
         progress.start(len(scope.tickers), "options", unit="symbol")

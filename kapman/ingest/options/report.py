@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from kapman.errors import KapManError
+from kapman.ingest.options.normalise import DROP_LABELS
 from kapman.step import StepResult
 
 if TYPE_CHECKING:  # the archive (and pyarrow) load only when a run archives
@@ -70,14 +71,8 @@ class OptionsResult:
     def rows_written(self) -> int:
         return self.rows_inserted + self.rows_updated + self.rows_unchanged
 
-    def exit_code(self) -> int:
-        """The step contract's exit code; a run stopped by an error exits with the error's."""
-        return self.error.exit_code if self.error is not None else self.step_result().exit_code
-
-    def summary(self) -> str:
-        return self.step_result().summary()
-
-    def step_result(self) -> StepResult:
+    def step_result(self) -> StepResult[OptionsResult]:
+        """The step's result, with this run as its typed details."""
         result = StepResult(
             "options",
             unit="symbols",
@@ -86,9 +81,9 @@ class OptionsResult:
             unchanged=self.rows_unchanged,
             rejected=sum(self.dropped.values()),
             removed=self.rows_removed,
-            done=sum(1 for o in self.outcomes.values() if o.status in SUCCEEDED),
+            done=self.units_done(),
             headline=self._headline(),
-            details=self._details(),
+            details=self,
         )
         for symbol in self.by_status("failed"):
             result.fail(symbol, self.outcomes[symbol].reason)
@@ -97,11 +92,10 @@ class OptionsResult:
         for note in self._notes():
             result.note(note)
         if self.archive is not None:  # a failed archive write keeps the rows and makes the run partial
-            result.details["archive"] = self.archive.as_dict()
             if self.archive.ok:
                 result.note(self.archive.line())
             else:
-                result.fail("archive", self.archive.line())
+                result.fail("archive", self.archive.line(), counted=False)
         result.seconds = self.seconds
         return result
 
@@ -117,7 +111,7 @@ class OptionsResult:
             if self.by_status(s) or s == "ok"
         )
         rate = self.rows_written / self.write_seconds if self.write_seconds else 0.0
-        dropped = ", ".join(f"{k} {v}" for k, v in self.dropped.items())
+        dropped = ", ".join(f"{v} {DROP_LABELS.get(k, k)}" for k, v in self.dropped.items() if v)
         return (f"snapshot {when}: {len(self.outcomes)} symbols ({counts}); {self.rows_inserted} rows inserted, "
                 f"{self.rows_updated} updated from {self.contracts} contracts (dropped {dropped or 'none'}); "
                 f"{self.pages} pages, {self.requests} requests, {self.retries} retries; writing "
@@ -142,7 +136,11 @@ class OptionsResult:
             notes.append(self.retention)
         return notes
 
-    def _details(self) -> dict[str, Any]:
+    def units_done(self) -> int:
+        return sum(1 for o in self.outcomes.values() if o.status in SUCCEEDED)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``--json`` object's and the ledger's details of the run."""
         return {
             "snapshot_time": self.snapshot_time.isoformat(),
             "dry_run": self.dry_run,
@@ -162,10 +160,8 @@ class OptionsResult:
             "stopped": self.stopped,
             "retention": self.retention,
             "run_id": str(self.run_id) if self.run_id else None,
+            **({"archive": self.archive.as_dict()} if self.archive is not None else {}),
         }
-
-    def as_dict(self) -> dict[str, Any]:
-        return self.step_result().as_dict()
 
 
 def _names(symbols: list[str]) -> str:

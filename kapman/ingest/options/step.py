@@ -3,6 +3,12 @@
 It owns its connections and its API client: it resolves the watchlist scope, asks the server
 what time it is (``snapshot.decide``: the live API's clock, or the sandbox's replay rules), then
 runs the pipeline, recorded in the run ledger.
+
+Between a session's close and midnight New York a run without ``--symbols`` completes the
+session's snapshot: it fetches only the symbols with no chain of the session yet (never stored,
+or failed in an earlier run), under its own snapshot time, so a rerun never takes a second
+snapshot of what is already stored (``kapman.ops.inventory.options_day``).  ``--symbols`` takes
+the symbols named, stored or not; ``--snapshot-time`` replays a whole run.
 """
 
 from __future__ import annotations
@@ -11,16 +17,21 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from kapman import clock
 from kapman.config import REQUEST_DEADLINE_RANGE, RUN_DEADLINE_RANGE, Settings
+from kapman.db import runs
 from kapman.db.connect import connect
 from kapman.errors import UsageError
+from kapman.execute import Context, Definition, execute
 from kapman.ingest.options.fetch import CONCURRENCY_RANGE
 from kapman.ingest.options.pipeline import ingest_options, plan_options
+from kapman.ingest.options.report import OptionsResult
 from kapman.ingest.options.snapshot import decide
 from kapman.ingest.options.workers import WORKERS_RANGE, default_workers
-from kapman.ingest.watchlist_scope import resolve_scope
-from kapman.progress import NullProgress, Progress
-from kapman.providers.polygon import PolygonClient
+from kapman.ingest.watchlist_scope import Scope, resolve_scope
+from kapman.ops import inventory, sessions
+from kapman.params import in_range
+from kapman.progress import Progress
 from kapman.step import StepResult
 
 if TYPE_CHECKING:
@@ -40,41 +51,76 @@ class OptionsParams:
 
     def validate(self) -> None:
         """Every number within its range, or one line that gives the range."""
-        for flag, value, allowed in (("--concurrency", self.concurrency, CONCURRENCY_RANGE),
-                                     ("--workers", self.workers, WORKERS_RANGE),
-                                     ("--deadline", self.deadline, RUN_DEADLINE_RANGE),
-                                     ("--request-deadline", self.request_deadline, REQUEST_DEADLINE_RANGE)):
-            if value is not None:
-                try:
-                    allowed.parse(str(value))
-                except ValueError as exc:
-                    raise UsageError(f"argument {flag}: {exc}") from None
+        in_range("--concurrency", self.concurrency, CONCURRENCY_RANGE)
+        in_range("--workers", self.workers, WORKERS_RANGE)
+        in_range("--deadline", self.deadline, RUN_DEADLINE_RANGE)
+        in_range("--request-deadline", self.request_deadline, REQUEST_DEADLINE_RANGE)
 
 
-def run(settings: Settings, params: OptionsParams, progress: Progress | None = None) -> StepResult:
-    params.validate()
-    url = settings.require_database_url()
-    with connect(url) as conn:
-        scope = resolve_scope(conn, params.symbols)
+def run(settings: Settings, params: OptionsParams, progress: Progress | None = None) -> StepResult[OptionsResult]:
+    return execute("options", settings, params, progress)
+
+
+def _body(ctx: Context, params: OptionsParams) -> StepResult[OptionsResult]:
+    settings = ctx.settings
+    scope = resolve_scope(ctx.conn, params.symbols)
     workers = default_workers() if params.workers is None else params.workers
     deadline = params.deadline if params.deadline is not None else settings.options_run_deadline
-    request_deadline = params.request_deadline or settings.polygon_request_deadline
     # The urllib3 pool holds a connection per fetch thread, so no thread waits for a socket.
-    client = PolygonClient.from_settings(settings, pool_size=params.concurrency, request_deadline=request_deadline)
-    try:
-        first = next(iter(scope.tickers))
-        snapshot = decide(params.snapshot_time, client.chain_clock(first), settings.polygon_base_url)
-        if params.dry_run:
-            return plan_options(scope, snapshot, params.concurrency, workers).step_result()
-        # Option snapshots cannot be fetched again: the run archives what it stores as it goes.
-        result = ingest_options(
-            url, client, scope, snapshot, concurrency=params.concurrency, workers=workers,
-            progress=progress or NullProgress(), deadline=deadline, args=asdict(params),
-            archive=_archive(settings, snapshot) if params.archive else None,
-        )
-    finally:
-        client.close()
-    return result.step_result()
+    client = ctx.client(pool_size=params.concurrency,
+                        request_deadline=params.request_deadline or settings.polygon_request_deadline)
+    completing = params.symbols is None and params.snapshot_time is None
+    # By KapMan's clock first, so the server's clock is asked about a symbol still to fetch.
+    probe, complete = _still_missing(ctx.url, scope, clock.now()) if completing else (scope, None)
+    if complete is not None:
+        return complete
+    snapshot = decide(params.snapshot_time, client.chain_clock(next(iter(probe.tickers))), settings.polygon_base_url)
+    if completing:
+        scope, complete = _still_missing(ctx.url, scope, snapshot)
+        if complete is not None:
+            return complete
+    if params.dry_run:
+        return plan_options(scope, snapshot, params.concurrency, workers).step_result()
+    # Option snapshots cannot be fetched again: the run archives what it stores as it goes.
+    return ingest_options(
+        ctx.url, client, scope, snapshot, concurrency=params.concurrency, workers=workers,
+        progress=ctx.progress, deadline=deadline, args=asdict(params),
+        archive=_archive(settings, snapshot) if params.archive else None,
+    ).step_result()
+
+
+#: The pipeline records its own ledger row: the row carries the snapshot time, decided in the body
+#: by the server's clock, and the resolved scope.
+STEP = Definition(OptionsParams, _body, ledger=False, planned=lambda settings: OptionsParams())
+
+
+@dataclass(frozen=True)
+class Complete:
+    """The details of a run that found its session's snapshot complete and fetched nothing."""
+
+    complete: str   # the session (New York date)
+
+
+def _still_missing(url: str, scope: Scope, snapshot: datetime) -> tuple[Scope, StepResult[Complete] | None]:
+    """Within a session's snapshot window, the scope narrowed to the symbols without a chain of the
+    session; a result instead when there is none left (or another run is writing it)."""
+    session = sessions.snapshot_session(snapshot)
+    if session is None:
+        return scope, None
+    with connect(url, autocommit=True) as conn:
+        runs.resolve_abandoned(conn)
+        day = inventory.options_day(conn, session)
+    if day.writing:
+        raise UsageError(f"an options run is still writing {session}'s snapshot (run {day.writing[0]}); this one "
+                         "did nothing", hint="wait for it to end; a run after it fetches whatever it missed")
+    done = set(day.stored) | day.empty
+    todo = {s: i for s, i in scope.tickers.items() if s not in done}
+    if not todo:
+        result = StepResult("options", unit="symbols", done=day.taken, details=Complete(str(session)))
+        result.headline = (f"{session}'s snapshot is complete: {day.taken} of {len(day.expected)} symbols stored, "
+                           "nothing to fetch (--symbols takes some again)")
+        return scope, result
+    return Scope(tickers=todo, skipped=scope.skipped), None
 
 
 def _archive(settings: Settings, snapshot: datetime) -> LiveExport:

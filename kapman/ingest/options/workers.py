@@ -7,7 +7,10 @@ chains are processed in the calling thread instead, with a warning.
 
 A worker never outlives the run's process: when the parent dies, even by ``kill -9``, the kernel
 kills it (``PR_SET_PDEATHSIG`` on Linux), and a watchdog thread that sees the parent gone ends it
-elsewhere.  The multiprocessing resource tracker then ends by itself, its last writer gone.
+elsewhere.  The multiprocessing resource tracker then ends by itself, its last writer gone,
+after unlinking the pool's semaphores; it is started told not to warn about them
+(``_quiet_tracker``): cleaning up after a killed run is its job, and its "leaked semaphore
+objects" warning only alarmed whoever had killed the run.
 """
 
 from __future__ import annotations
@@ -120,6 +123,27 @@ def fewer_collections() -> Iterator[None]:
             gc.set_threshold(young, *older)
 
 
+#: The warning multiprocessing's resource tracker gives when it cleans up after a killed process.
+_TRACKER_WARNING = "ignore:resource_tracker:UserWarning"
+
+
+def _quiet_tracker() -> None:
+    """Start this process's resource tracker (if not running yet) with its cleanup warning off.
+
+    The tracker is a child started with this interpreter's ``-W`` options (``sys.warnoptions``),
+    so the filter is added for that start only; the workers start without it.
+    """
+    from multiprocessing import resource_tracker
+
+    sys.warnoptions.append(_TRACKER_WARNING)
+    try:
+        resource_tracker.ensure_running()
+    except OSError:
+        pass  # the pool will say why it cannot start
+    finally:
+        sys.warnoptions.remove(_TRACKER_WARNING)
+
+
 @contextmanager
 def _sigint_ignored() -> Iterator[None]:
     """Ignore SIGINT while worker processes are started (only the main thread can), then restore it.
@@ -149,6 +173,7 @@ class Processor:
         if workers > 0:
             try:
                 with _sigint_ignored():  # inherited through exec: Ctrl-C never reaches the workers
+                    _quiet_tracker()
                     self._pool = ProcessPoolExecutor(
                         workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
                         initargs=(os.getpid(),),

@@ -3,7 +3,10 @@
 The first write of a (snapshot time, underlying) is a straight COPY into ``options_chains``; a
 rerun under the same snapshot time replaces that snapshot: rows are merged on the table's key
 and the contracts absent from the new chain are deleted and counted (``removed``), so a snapshot
-is always one coherent chain, never two chains' rows mixed (``bulk.write_group``).
+is always one coherent chain, never two chains' rows mixed (``bulk.write_group``).  Only a chain
+fetched whole with every contract checked may remove anything (``removes``): when a contract was
+refused (``malformed``), its stored row must not go on the strength of that response, so the
+rerun merges and removes nothing.
 """
 
 from __future__ import annotations
@@ -29,8 +32,13 @@ def write_chain(conn: psycopg.Connection, chain: EncodedChain) -> bulk.MergeCoun
         return bulk.write_group(
             cur, target="options_chains", columns=COLUMNS, payload=chain.payload, rows=chain.rows,
             group={"time": chain.snapshot_time, "ticker_id": chain.ticker_id}, lock_class=LOCK_CLASS,
-            key=schema.OPTIONS_KEY, replace=True,
+            key=schema.OPTIONS_KEY, replace=removes(chain),
         )
+
+
+def removes(chain: EncodedChain) -> bool:
+    """Whether ``chain`` may remove stored contracts it lacks: none of its contracts was refused."""
+    return not chain.dropped.get("malformed")
 
 
 def clear_chain(conn: psycopg.Connection, snapshot_time: datetime, ticker_id: UUID) -> int:

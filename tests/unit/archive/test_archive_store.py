@@ -64,9 +64,11 @@ def test_archive_secrets_are_masked() -> None:
 
 def test_layout_and_manifest_round_trip() -> None:
     snap = datetime(2025, 12, 20, 2, 30, tzinfo=UTC)  # 21:30 in New York on the 19th
-    assert mf.snapshot_dir(snap) == "options_chains/date=2025-12-19/time=20251220T023000Z"
-    assert mf.snapshot_dir(snap.replace(microsecond=5)).endswith("time=20251220T023000.000005Z")
+    assert mf.snapshot_dir(snap) == "options_chains/date=2025-12-19/snapshot=20251220T023000Z"
+    assert mf.snapshot_dir(snap.replace(microsecond=5)).endswith("snapshot=20251220T023000.000005Z")
+    assert mf.manifest_key(snap).endswith("/_manifest.json")
     assert mf.partition_date(mf.manifest_key(snap)) == date(2025, 12, 19)
+    assert mf.partition_date("options_chains/date=2025-12-19/time=x/manifest.json") == date(2025, 12, 19)  # format 1
     assert mf.partition_date("options_chains/date=2025-12-19/time=x/a.parquet") is None
     tid = uuid4()
     m = mf.Manifest(snap, {mf.file_name(tid): mf.Entry(tid, 12, 345, "ab" * 32)})

@@ -33,7 +33,8 @@ def row(i: int, rng: random.Random, tid: UUID) -> tuple:
             maybe(rng.choice([0.0, -0.0, 1e-300, math.inf, -math.inf, 1.7976931348623157e308])),
             maybe(rng.uniform(0, 50)), maybe(rng.uniform(0, 50)), maybe(rng.randrange(2**40)),
             maybe(rng.choice([0, 2**63 - 1, -(2**63)])), maybe(rng.uniform(0, 3)), maybe(rng.uniform(-1, 1)),
-            maybe(rng.uniform(0, 1)), maybe(rng.uniform(-5, 0)), maybe(rng.uniform(0, 1)), stamp, stamp)
+            maybe(rng.uniform(0, 1)), maybe(rng.uniform(-5, 0)), maybe(rng.uniform(0, 1)), stamp, stamp,
+            maybe(stamp), maybe(stamp), maybe(rng.choice(["REAL-TIME", "DELAYED"])), maybe(rng.uniform(0, 50)))
 
 
 def arrow(rows: list[tuple]) -> pa.Table:
@@ -80,16 +81,18 @@ def test_binary_copy_decodes_to_the_rows() -> None:
 
 
 def test_a_value_holding_the_row_prefix_does_not_split_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With only the first 6 bytes of the prefix searched for, a bid ending in 00 14 followed by
-    ask's length (00 00 00 08) looks like a row start: the split must be caught and redone."""
-    monkeypatch.setattr(decode, "_row_prefix", lambda snapshot: struct.pack(">hi", 20, 8))
-    bid = struct.unpack(">d", bytes.fromhex("3ff0000000000014"))[0]
+    """With only the first 6 bytes of the prefix searched for, a bid ending in the field count
+    (00 18) followed by ask's length (00 00 00 08) looks like a row start: the split must be caught
+    and redone."""
+    fields = len(table.COLUMNS)
+    monkeypatch.setattr(decode, "_row_prefix", lambda snapshot: struct.pack(">hi", fields, 8))
+    bid = struct.unpack(">d", bytes.fromhex(f"3ff000000000{fields:04x}"))[0]
     rng = random.Random(6)
     tid = uuid4()
     rows = [row(i, rng, tid) for i in range(5)]
     rows[2] = rows[2][:8] + (bid, 1.5) + rows[2][10:]
     stream = psycopg_stream(PG_TYPES, rows)
-    assert stream.count(struct.pack(">hi", 20, 8)) == 6
+    assert stream.count(struct.pack(">hi", fields, 8)) == 6
     assert decode.from_copy(stream, SNAPSHOT).equals(arrow(rows))
 
 

@@ -46,6 +46,10 @@ def chain_row(i: int, rng: random.Random) -> tuple:
         maybe(rng.uniform(0, 1)),
         maybe(-rng.uniform(0, 1)),
         maybe(rng.uniform(0, 1)),
+        maybe(SNAPSHOT - timedelta(microseconds=rng.randrange(10**12))),
+        maybe(SNAPSHOT - timedelta(microseconds=rng.randrange(10**12))),
+        maybe(rng.choice(["REAL-TIME", "DELAYED"])),
+        maybe(rng.uniform(0, 50)),
     )
 
 

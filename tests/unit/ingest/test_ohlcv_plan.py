@@ -8,6 +8,7 @@ import pytest
 
 from kapman.errors import UsageError
 from kapman.ingest import ohlcv_plan as plan
+from kapman.ingest.ohlcv import OhlcvParams
 from kapman.providers.flatfiles import FileRef
 
 
@@ -49,7 +50,7 @@ def test_windows_never_read_reversed() -> None:
     empty = plan.Window("incremental", date(2025, 12, 20), date(2025, 12, 19), newest=date(2025, 12, 19))
     assert empty.empty and empty.describe() == "incremental: nothing after 2025-12-19"
     with pytest.raises(UsageError, match="--start-date 2025-12-20 is after --end-date 2025-12-19"):
-        plan.backfill_window(date(2025, 12, 20), date(2025, 12, 19))
+        OhlcvParams(mode="backfill", start=date(2025, 12, 20), end=date(2025, 12, 19)).validate()  # the one check
 
 
 def test_spans_collapse_consecutive_trading_days() -> None:

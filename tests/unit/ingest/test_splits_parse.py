@@ -28,6 +28,9 @@ def test_a_record_becomes_a_split() -> None:
     ({"ticker": "X", "execution_date": "2024-06-10", "split_from": 1, "split_to": "10"}, "split_to"),
     ({"ticker": "X", "execution_date": "2024-06-10", "split_from": True, "split_to": 10}, "split_from"),
     ({"ticker": "X", "execution_date": "2024-06-10", "split_from": 1, "split_to": float("nan")}, "split_to"),
+    ({"ticker": "X", "execution_date": "2024-06-10", "split_from": 1, "split_to": 1e308}, "split_to"),
+    ({"ticker": "X", "execution_date": "2024-06-10", "split_from": float("inf"), "split_to": 2}, "split_from"),
+    ({"ticker": "X\x00Y", "execution_date": "2024-06-10", "split_from": 1, "split_to": 2}, "ticker"),
 ])
 def test_a_bad_record_names_its_field(record: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):

@@ -10,8 +10,8 @@ import pytest
 from kapman import cli
 from kapman.errors import ConfigError, UsageError
 from kapman.ids import TICKER_NAMESPACE, ticker_id
-from kapman.ingest.ticker_types import DEFAULT_TYPES, parse_types
 from kapman.ingest.tickers import select
+from kapman.ticker_types import DEFAULT_TYPES, parse_types
 
 SINCE = datetime(2023, 12, 20, tzinfo=UTC)
 

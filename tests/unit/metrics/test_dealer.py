@@ -100,16 +100,15 @@ HAND = chain(
     {"strike": 100.0, "option_type": "C", "open_interest": 10, "gamma": 0.05, "delta": 0.5, "volume": 40},
     # GEX = -1 * 0.04 * 20 * 100 * 100^2 * 0.01 = -8,000 ; DEX = -1 * -0.3 * 20 * 100 * 100 = +60,000
     {"strike": 95.0, "option_type": "P", "open_interest": 20, "gamma": 0.04, "delta": -0.3, "volume": 30},
-    # An adjusted contract (multiplier 10), 40 days out:
-    # GEX = +1 * 0.02 * 5 * 10 * 100^2 * 0.01 = +100 ; DEX = +1 * 0.2 * 5 * 10 * 100 = +1,000
+    # 40 days out (until issue 27 an adjusted contract with multiplier 10, now kept out: see below):
+    # GEX = +1 * 0.002 * 5 * 100 * 100^2 * 0.01 = +100 ; DEX = +1 * 0.02 * 5 * 100 * 100 = +1,000
     {
         "strike": 110.0,
         "option_type": "C",
         "open_interest": 5,
-        "gamma": 0.02,
-        "delta": 0.2,
+        "gamma": 0.002,
+        "delta": 0.02,
         "dte": 40,
-        "shares_per_contract": 10,
         "volume": 20,
     },
 )
@@ -135,6 +134,20 @@ def test_gex_sign_and_magnitude_by_hand() -> None:
     assert out["status"] == LIMITED and out["status_reason"].startswith("few_eligible_contracts: 3 < 25")
     assert out["counts"]["eligible"] == 3 and out["counts"]["calls"] == 2 and out["counts"]["puts"] == 1
     assert_plain_json(out)
+
+
+def test_adjusted_contracts_change_no_metric_and_are_counted() -> None:
+    """GE-like: after a reverse split 12-share contracts keep strike 13 while spot is 100; with the
+    largest open interest they would be both walls and max pain."""
+    adjusted = [{"strike": 13.0, "option_type": kind, "open_interest": oi, "gamma": 0.0004, "delta": 0.9,
+                 "shares_per_contract": 12, "volume": 5} for kind, oi in (("C", 50_000), ("P", 30_000))]
+    plain, out = metrics(HAND), metrics(pd.concat([HAND, chain(*adjusted)], ignore_index=True))
+    assert out["counts"]["excluded"]["adjusted_deliverable"] == 2
+    assert out["counts"]["total"] == plain["counts"]["total"] + 2
+    keep = ("gex_net", "gex_gross", "dex_net", "call_walls", "put_walls", "max_pain", "strike_profile",
+            "put_call_oi_ratio", "put_call_volume_ratio", "gamma_flip", "atm_iv", "status")
+    assert {k: out[k] for k in keep} == {k: plain[k] for k in keep}
+    assert out["max_pain"] != 13.0
 
 
 def test_gex_scales_with_spot_squared_and_position_is_scale_free() -> None:
@@ -179,6 +192,7 @@ def test_filters_are_counted_once_each() -> None:
     assert out["counts"]["eligible"] == 4
     assert out["counts"]["excluded"] == {
         "invalid_contract": 2,
+        "adjusted_deliverable": 0,
         "expired": 2,
         "beyond_max_dte": 1,
         "below_min_open_interest": 2,
@@ -294,10 +308,11 @@ def test_payload_echoes_inputs_and_conventions() -> None:
 
 
 def test_params_are_validated() -> None:
+    # validate() is the one check (A3Params.validate() calls it before a run).
     with pytest.raises(ConfigError, match="flip_range"):
-        DealerParams(flip_range=1.5)
+        DealerParams(flip_range=1.5).validate()
     with pytest.raises(ConfigError, match="grid_points"):
-        DealerParams(grid_points=2)
+        DealerParams(grid_points=2).validate()
 
 
 def test_realistic_chain_is_json_clean_and_fast_enough() -> None:

@@ -45,3 +45,30 @@ def test_the_overall_verdict_is_the_worst_and_is_the_exit_code() -> None:
     assert report.exit_code == 2 and report.as_dict()["verdict"] == "FAIL"
     assert StatusReport(now, []).exit_code == 0
     assert day_list([date(2025, 12, d) for d in range(1, 9)], 2) == "2025-12-01, 2025-12-02 and 6 more"
+
+
+def test_early_closes_end_the_session_at_one() -> None:
+    """The day after Thanksgiving and Christmas Eve close at 13:00: a snapshot after that is of the
+    closed session (it used to wait for 16:00)."""
+    from kapman import clock
+    friday, eve = date(2025, 11, 28), date(2025, 12, 24)
+    assert sessions.snapshot_session(parse_instant("2025-11-28T17:59:00Z")) is None      # 12:59 New York
+    assert sessions.snapshot_session(parse_instant("2025-11-28T18:00:00Z")) == friday    # 13:00
+    assert sessions.snapshot_session(parse_instant("2025-12-24T18:30:00Z")) == eve
+    assert sessions.closed_sessions(eve, parse_instant("2025-12-24T18:00:00Z")) == [eve]
+    assert clock.session_close(date(2025, 7, 3)) == parse_instant("2025-07-03T17:00:00Z")  # 13:00 EDT
+    assert clock.session_close(date(2025, 12, 23)) == parse_instant("2025-12-23T21:00:00Z")
+    assert clock.close_of(eve) == parse_instant("2025-12-24")  # the label keeps 16:00
+
+
+def test_the_calendars_early_closes() -> None:
+    """As the NYSE publishes them (13:00): July 3 only when July 4 falls Tuesday to Friday,
+    Christmas Eve only Monday to Thursday, the day after Thanksgiving always."""
+    from kapman import calendar
+    got = sorted(d for y in range(2019, 2028) for d in calendar.early_closes(y))
+    assert got == [date(2019, 7, 3), date(2019, 11, 29), date(2019, 12, 24), date(2020, 11, 27),
+                   date(2020, 12, 24), date(2021, 11, 26), date(2022, 11, 25), date(2023, 7, 3),
+                   date(2023, 11, 24), date(2024, 7, 3), date(2024, 11, 29), date(2024, 12, 24),
+                   date(2025, 7, 3), date(2025, 11, 28), date(2025, 12, 24), date(2026, 11, 27),
+                   date(2026, 12, 24), date(2027, 11, 26)]
+    assert calendar.close_time(date(2002, 7, 5)).hour == 13 and calendar.close_time(date(2002, 7, 3)).hour == 16

@@ -310,3 +310,48 @@ def test_flat_file_faults_through_the_control_endpoint():
         status, out = post({"action": "halt"})
         assert status == 400 and "unknown flat-file action 'halt'" in out["error"]
         assert post({"action": "forbid"})[0] == 400 and post({"action": "final", "date": "soon"})[0] == 400
+
+
+def test_hostile_faults_through_the_control_endpoint(server: SandboxRestServer):
+    """body, reshape and patch serve a proxy's corruptions; tamper hand-edits a day file."""
+    def post(obj: object) -> int:
+        req = urllib.request.Request(server.base_url + "/_sandbox/faults", data=json.dumps(obj).encode(), method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    chain = server.base_url + "/v3/snapshot/options/AAPL?limit=5"
+    try:
+        assert post({"kind": "body", "body": "<html>oops</html>", "symbol": "AAPL"}) == 200
+        assert get(chain)[0] == 200 and get(chain)[2] != b"<html>oops</html>"  # once, then the page
+        server.faults.clear()
+        assert post({"kind": "body", "body": "<html>oops</html>", "symbol": "AAPL", "times": 1}) == 200
+        assert get(chain)[2] == b"<html>oops</html>"
+        assert post({"kind": "reshape", "fields": {"next_url": "@evil.example/x", "results": {"a": 1}}}) == 200
+        status, page = get_json(chain)
+        assert status == 200 and page["next_url"] == "@evil.example/x" and page["results"] == {"a": 1}
+        assert post([{"kind": "patch", "field": "open_interest", "value": 1e300},
+                     {"kind": "patch", "field": "day.volume", "value": -1, "index": 1}]) == 200
+        assert get_json(chain)[1]["results"][0]["open_interest"] == 1e300  # one patch per page, in order
+        assert get_json(chain)[1]["results"][1]["day"]["volume"] == -1
+        clean = get_json(chain)[1]["results"]
+        assert clean[0]["open_interest"] != 1e300 and clean[1]["day"]["volume"] != -1  # each fired once
+        assert post({"kind": "patch", "value": 1}) == 400 and post({"kind": "reshape", "fields": 3}) == 400
+    finally:
+        server.faults.clear()
+
+
+def test_tamper_edits_a_day_file():
+    from kapman.sandbox.flatfiles import tamper
+
+    m = Market(seed=11, n_tickers=30, days=20)
+    day = m.trading_days[-1]
+    first = gzip.decompress(m.flat_file_csv_gz(day)).decode().splitlines()[1].split(",")[0]
+    body = tamper(m.flat_file_csv_gz(day), add_columns={"vwap": "1"}, drop_columns=["transactions"],
+                  rows={first: {"close": "inf"}})
+    lines = gzip.decompress(body).decode().splitlines()
+    assert lines[0] == "ticker,volume,open,close,high,low,window_start,vwap"
+    assert all(line.endswith(",1") for line in lines[1:])
+    assert lines[1].split(",")[:4] == [first, lines[1].split(",")[1], lines[1].split(",")[2], "inf"]

@@ -81,7 +81,31 @@ def test_full_contract() -> None:
         "gamma": 0.03,
         "theta": -0.08,
         "vega": 0.21,
+        "quote_updated_at": None,
+        "trade_updated_at": None,
+        "timeframe": None,
+        "day_close": 4.1,
     }
+
+
+def test_freshness_is_kept_and_the_day_close_survives_a_missing_trade() -> None:
+    quote_ns, trade_ns = 1_734_634_799_123_456_789, 1_714_000_000_000_000_000   # 2024-12-19, 2024-04-24
+    fresh = contract(last_quote={"bid": 4.0, "ask": 4.2, "last_updated": quote_ns, "timeframe": "DELAYED"},
+                     last_trade={"price": 4.15, "sip_timestamp": trade_ns, "timeframe": "REAL-TIME"})
+    for row in (row_of(fresh), normalise_chain([copy.deepcopy(fresh)], SNAPSHOT, TID).rows[0]):
+        assert row[COL["quote_updated_at"]] == datetime(2024, 12, 19, 18, 59, 59, 123456, tzinfo=UTC)
+        assert row[COL["trade_updated_at"]] == datetime(2024, 4, 24, 23, 6, 40, tzinfo=UTC)
+        assert row[COL["timeframe"]] == "DELAYED"      # the quote's
+    untraded = contract(last_trade={}, last_quote={"bid": 1.0, "timeframe": "REAL-TIME"}, day={"close": 3.9})
+    for row in (row_of(untraded), normalise_chain([untraded], SNAPSHOT, TID).rows[0]):
+        assert row[COL["last"]] is None and row[COL["day_close"]] == 3.9
+        assert row[COL["trade_updated_at"]] is None and row[COL["timeframe"]] == "REAL-TIME"
+    for odd in (contract(last_quote={"last_updated": "yesterday", "timeframe": "live"}, last_trade=None, day=None),
+                contract(last_quote={"last_updated": -5, "timeframe": ["DELAYED"]}, last_trade={"sip_timestamp": 1.5},
+                         day={"close": "4.1"})):
+        for row in (row_of(odd), normalise_chain([copy.deepcopy(odd)], SNAPSHOT, TID).rows[0]):
+            assert [row[COL[c]] for c in ("quote_updated_at", "trade_updated_at", "timeframe", "day_close")] == [
+                None] * 4
 
 
 @pytest.mark.parametrize("greeks", [None, {}, ...], ids=["null", "empty", "absent"])
@@ -168,7 +192,7 @@ def test_collision_prefers_standard_deliverable_then_smallest_symbol() -> None:
     adjusted = contract(shares_per_contract=150, ticker_="O:AAPL1260116C00150100", greeks={})
     for results in ([standard, adjusted], [adjusted, standard]):
         chain = normalise_chain(copy.deepcopy(results), SNAPSHOT, TID)
-        assert chain.dropped["collisions"] == 1 and len(chain.rows) == 1
+        assert chain.dropped == {"adjusted": 1} and len(chain.rows) == 1
         assert chain.rows[0][COL["shares_per_contract"]] == 100
         assert chain.rows[0][COL["contract_symbol"]] == "O:AAPL260116C00150100"
     b, a = contract(ticker_="O:B"), contract(ticker_="O:A")
@@ -206,3 +230,38 @@ def test_malformed_contracts_are_counted_not_fatal() -> None:
     assert chain.dropped == {"malformed": len(bad), "other": 1}
     assert len(chain.rows) == 1 and len(chain.samples) == 3
     assert chain.samples[0] == "no strike_price"
+
+
+@pytest.mark.parametrize(("over", "said"), [
+    ({"open_interest": 1e300}, "O:AAPL260116C00150100: open_interest 1e+300 is out of range (0..2**63-1)"),
+    ({"open_interest": 2**70}, "open_interest 1.18059e+21 is out of range (0..2**63-1)"),
+    ({"open_interest": -5}, "open_interest -5 is out of range (0..2**63-1)"),
+    ({"day": {"volume": 1e19}}, "day.volume 1e+19 is out of range (0..2**63-1)"),
+    ({"shares_per_contract": 2**40}, "shares_per_contract 1099511627776 is out of range (1..2**31-1)"),
+    ({"shares_per_contract": 0}, "shares_per_contract 0 is out of range (1..2**31-1)"),
+    ({"last_quote": {"bid": -1.5, "ask": 4.2}}, "last_quote.bid -1.5 is out of range (0..inf)"),
+    ({"underlying_asset": {"price": -3}}, "underlying_asset.price -3 is out of range (0..inf)"),
+    ({"implied_volatility": -0.2}, "implied_volatility -0.2 is out of range (0..inf)"),
+])
+def test_a_number_out_of_range_drops_that_contract_and_keeps_the_chain(over: dict, said: str) -> None:
+    """One open_interest of 1e300 used to lose the whole chain (OverflowError in the COPY encoder)."""
+    from kapman.db.bulk import encode_binary_rows
+    from kapman.ingest.options.normalise import TYPES
+    good = contract(ticker_="O:AAPL260116P00150100", contract_type="put")
+    chain = normalise_chain([contract(**over), good], SNAPSHOT, TID)
+    assert chain.dropped == {"malformed": 1} and chain.samples and said in chain.samples[0]
+    assert [r[COL["contract_symbol"]] for r in chain.rows] == ["O:AAPL260116P00150100"]
+    assert encode_binary_rows(TYPES, chain.rows)  # the kept chain encodes
+
+
+def test_edges_of_the_ranges_are_kept() -> None:
+    chain = normalise_chain([contract(open_interest=2**63 - 1, day={"volume": 0}, last_quote={"bid": 0.0, "ask": 0.0})],
+                            SNAPSHOT, TID)
+    assert chain.dropped == {} and chain.rows[0][COL["open_interest"]] == 2**63 - 1
+
+
+def test_a_contract_ticker_with_nul_is_dropped_not_the_chain() -> None:
+    """PostgreSQL text cannot hold NUL: such a symbol used to fail the chain's COPY."""
+    chain = normalise_chain([contract(ticker_="O:AA\x00PL"), contract(ticker_="O:B", contract_type="put")],
+                            SNAPSHOT, TID)
+    assert chain.dropped == {"malformed": 1} and "NUL" in chain.samples[0] and len(chain.rows) == 1

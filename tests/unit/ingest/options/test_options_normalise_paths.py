@@ -17,6 +17,7 @@ from kapman.ingest.options.normalise import (
     SAMPLES,
     ChainNormaliser,
     Malformed,
+    collision_reason,
     contract_row,
     normalise_chain,
     preference,
@@ -52,8 +53,9 @@ def reference(results: list[Any]) -> tuple[list[tuple], Counter, list[str], int]
         key = row[2:5]
         current = kept.get(key)
         if current is not None:
-            dropped["collisions"] += 1
-            if preference(row) >= preference(current):
+            loser = row if preference(row) >= preference(current) else current
+            dropped[collision_reason(loser)] += 1
+            if loser is row:
                 continue
         kept[key] = row
     return list(kept.values()), dropped, samples, len(results)

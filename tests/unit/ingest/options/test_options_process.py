@@ -32,7 +32,7 @@ def test_process_pages_is_normalise_chain_of_the_decoded_pages() -> None:
 def test_process_pages_fails_like_decode_json_and_checks_the_envelope() -> None:
     body = b'{"results": [{"a": 1}, oops], "next_url": "u"}'
     page = RawPage(body, "/v3/x", PolygonHTTP.envelope(body)["next_url"])  # type: ignore[index]
-    with pytest.raises(TransientProviderError, match="^/v3/x: response is not JSON$") as info:
+    with pytest.raises(TransientProviderError, match=r"^/v3/x: response is not JSON \(received 46 bytes: ") as info:
         process_pages([page], SNAPSHOT, uuid4(), "X")
     assert info.value.symbol == "X" and "secret" not in repr(info.value.__dict__)
     misread = RawPage(b'{"results": [], "next_url": "v"}', "/v3/x", "u")

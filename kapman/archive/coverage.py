@@ -1,0 +1,164 @@
+"""Which stored option chains the archive really holds: every stored chain (one snapshot of one
+underlying) checked against an archived file of the same rows, to a chosen ``Depth``:
+
+- ``ROWS``: a manifest of this warehouse lists the chain's file with the stored row count and latest
+  ``updated_at`` (every KapMan writer sets it on a row it changes), and the file is in the store with
+  the manifest's size.  Reads manifests, the store's listing and one aggregate of the table: cheap
+  enough for every options run's catch-up, which so re-archives chains a run left out, a file
+  deleted or truncated, and chains written since they were archived.
+- ``FILES``: also every file read and its SHA-256 compared with the manifest's: what the repave
+  prompt counts (file present, its hash, its rows), since a repave destroys what it misses.
+- ``CONTENT``: also every stored row read (binary COPY) and each chain's content hash compared
+  with the manifest's (the SHA-256 of the rows the file was written from): the full verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum
+from uuid import UUID
+
+import psycopg
+
+from kapman.archive import decode, manifest
+from kapman.archive.manifest import Manifest, file_name
+from kapman.archive.store import ArchiveError, Store
+from kapman.archive.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+class Depth(IntEnum):
+    ROWS = 1
+    FILES = 2
+    CONTENT = 3
+
+
+@dataclass
+class Coverage:
+    location: str
+    chains: int = 0           # stored chains: distinct (snapshot time, underlying)
+    covered: int = 0          # of which the archive holds the same rows (verified as asked)
+    snapshots: int = 0        # stored snapshots
+    archived: int = 0         # this warehouse's manifests in the store
+    depth: Depth = field(default_factory=lambda: Depth.ROWS)
+    problems: dict[datetime, dict[UUID, str]] = field(default_factory=dict)  # what is not covered, and why
+
+    @property
+    def uncovered(self) -> int:
+        return self.chains - self.covered
+
+    def reasons(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for chains in self.problems.values():
+            for why in chains.values():
+                out[why.split(":")[0]] += 1
+        return dict(out)
+
+    def line(self) -> str:
+        how = {Depth.ROWS: "rows", Depth.FILES: "rows and file hashes",
+               Depth.CONTENT: "rows, file hashes and stored rows' hashes"}[self.depth]
+        if not self.uncovered:
+            return f"all {self.chains:,} stored option chains are archived at {self.location} (checked: {how})"
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(self.reasons().items()))
+        return (f"{self.uncovered:,} of {self.chains:,} stored option chains are NOT in the archive at "
+                f"{self.location} ({why}; checked: {how})")
+
+
+def stored_chains(conn: psycopg.Connection) -> dict[datetime, dict[UUID, tuple[int, datetime]]]:
+    """Rows and the latest ``updated_at`` per underlying of every stored snapshot."""
+    out: dict[datetime, dict[UUID, tuple[int, datetime]]] = defaultdict(dict)
+    for time, ticker_id, rows, updated in conn.execute(
+            "SELECT time, ticker_id, count(*), max(updated_at) FROM public.options_chains GROUP BY 1, 2").fetchall():
+        out[time][ticker_id] = (int(rows), updated)
+    return dict(out)
+
+
+def manifests(store: Store, owner: Warehouse, keys: list[str]) -> dict[datetime, Manifest]:
+    """This warehouse's readable manifests among ``keys``, by snapshot time (format-1 manifests,
+    which name no warehouse, count as this warehouse's: they were written before warehouses)."""
+    out: dict[datetime, Manifest] = {}
+    for key in keys:
+        if manifest.partition_date(key) is None:
+            continue
+        try:
+            found = Manifest.load(store, key)
+        except ValueError as exc:
+            log.warning("%s: %s; its files are not counted as archived", key, exc)
+            continue
+        if found.warehouse not in (None, owner.name):
+            continue
+        earlier = out.get(found.snapshot_time)
+        if earlier is None or earlier.warehouse is None:  # a format-2 manifest over a format-1 one
+            out[found.snapshot_time] = found
+    return out
+
+
+def stored_contents(conn: psycopg.Connection, snapshot: datetime) -> dict[UUID, str]:
+    """Each underlying's content hash (``manifest``) of one stored snapshot, as the export computes it."""
+    from kapman.archive.export import copy_snapshot
+    from kapman.archive.table import runs
+
+    body, starts = copy_snapshot(conn, snapshot)
+    return {tid: hashlib.sha256(decode.row_bytes(body, starts, first, end)).hexdigest()
+            for tid, first, end in runs(decode.ticker_ids(body, starts))}
+
+
+def _file_intact(store: Store, key: str, entry: manifest.Entry) -> bool:
+    try:
+        data = store.get(key)
+    except ArchiveError:
+        return False
+    return len(data) == entry.size and hashlib.sha256(data).hexdigest() == entry.sha256
+
+
+def check(conn: psycopg.Connection, store: Store, owner: Warehouse, depth: Depth) -> Coverage:
+    """Every stored chain against the archive, to ``depth`` (see the module's docstring).  Raises
+    ArchiveError when the store cannot be listed, psycopg.Error when the table cannot be read."""
+    present = store.sizes(manifest.ROOT)
+    listed = manifests(store, owner, sorted(present))
+    result = Coverage(store.location, depth=depth, archived=len(listed))
+    for snapshot, chains in sorted(stored_chains(conn).items()):
+        result.snapshots += 1
+        result.chains += len(chains)
+        found = listed.get(snapshot)
+        hashes = stored_contents(conn, snapshot) if depth >= Depth.CONTENT and found is not None else None
+        for ticker_id, stored in chains.items():
+            why = _problem(store, found, ticker_id, stored, present, depth, hashes)
+            if why is None:
+                result.covered += 1
+            else:
+                result.problems.setdefault(snapshot, {})[ticker_id] = why
+    return result
+
+
+def _problem(store: Store, found: Manifest | None, ticker_id: UUID, stored: tuple[int, datetime],
+             present: dict[str, int], depth: Depth, hashes: dict[UUID, str] | None) -> str | None:
+    """Why one stored chain is not covered, or None."""
+    rows, updated = stored
+    if found is None:
+        return "no manifest"
+    name = file_name(ticker_id)
+    entry = found.files.get(name)
+    if entry is None:
+        return "not listed"
+    if entry.rows != rows:
+        return f"rows differ: {entry.rows} archived, {rows} stored"
+    if entry.updated is not None and entry.updated != updated:
+        return "rows differ: written since they were archived"
+    key = found.key(name)
+    if key not in present:
+        return "file missing"
+    if present[key] != entry.size:
+        return "file damaged: its size is not the manifest's"
+    if depth < Depth.FILES:
+        return None
+    if not _file_intact(store, key, entry):
+        return "file damaged"
+    if hashes is not None and entry.content is not None and entry.content != hashes.get(ticker_id):
+        return "content differs"
+    return None

@@ -1,0 +1,40 @@
+"""Reports: a symbol's day, a watchlist's index, or the warehouse's coverage, as offline HTML pages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from kapman import cli, registry
+from kapman.progress import for_terminal
+from kapman.report import run
+
+COMMAND = registry.command("report")
+EXAMPLES = f"""
+  {COMMAND} AAPL                                  # newest date with A2 values
+  {COMMAND} AAPL --date 2025-12-19 --out aapl.html
+  {COMMAND} --watchlist mvp --out reports/mvp     # index.html and one page per symbol
+  {COMMAND} --warehouse                           # coverage heat map and gaps
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = cli.parser(COMMAND,
+                   "Write a self-contained HTML report (charts work offline): a symbol's candles with its stored "
+                   "A2 indicators and A3 dealer gamma, a watchlist's index of such reports, or the warehouse's "
+                   "coverage per trading day of the retention window.", EXAMPLES)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("symbol", nargs="?", help="the ticker symbol to report on")
+    what.add_argument("--watchlist", metavar="NAME", help="report on every active symbol of this watchlist")
+    what.add_argument("--warehouse", action="store_true", help="coverage of OHLCV, snapshots, A2 and A3")
+    p.add_argument("--date", type=cli.day_arg, metavar="YYYY-MM-DD",
+                   help="trading date (default: each symbol's newest date with A2 values)")
+    p.add_argument("--out", type=Path, metavar="PATH",
+                   help="output file (a regular file, replaced atomically; a symlink is followed; a device, "
+                        "FIFO or directory is refused), or a directory to write it into; with --watchlist the "
+                        "directory of pages (index.html and one per symbol); default under reports/")
+    args = p.parse_args(argv)
+    settings = cli.settings_for(args)
+    params = run.ReportParams(symbol=args.symbol, day=args.date, watchlist=args.watchlist,
+                              warehouse=args.warehouse, out=args.out)
+    return cli.finish(args, run.run(settings, params, for_terminal(args.quiet)))

@@ -1,0 +1,223 @@
+"""``kapman export``: ohlcv, daily_snapshots (flattened) and options_chains as Parquet, one file per date.
+
+Layout: ``DIR/<table>/<YYYY-MM-DD>.parquet``, each file with its ``date`` and ``symbol`` columns,
+so any reader takes a table whole with a glob and nothing else: ``pd.read_parquet("DIR/ohlcv")``,
+``pl.read_parquet("DIR/ohlcv/*.parquet")``, DuckDB ``FROM 'DIR/ohlcv/*.parquet'``.  A date is
+exported once: a later run writes only dates without a file (``--force`` rewrites them), each
+file written beside its final name and renamed into place, so an interrupted run leaves no half
+file.  zstd, with the float columns byte-stream-split (about 590 bytes a row of flattened A2
+where plain zstd gives about 700).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from psycopg import sql
+
+from kapman import cli
+from kapman.clock import ny_date_of
+from kapman.config import PROJECT_ROOT
+from kapman.data import api
+from kapman.data.copy import copy_table, epoch_us
+from kapman.db.connect import connect
+from kapman.errors import UsageError
+from kapman.progress import NullProgress, Progress, for_terminal
+from kapman.step import StepResult
+
+TABLES = ("ohlcv", "daily_snapshots", "options_chains")
+DEFAULT_DIR = PROJECT_ROOT / "export"
+
+EXAMPLES = """
+  kapman export                                   # every date not yet exported, all three tables, into export/
+  kapman export --tables daily_snapshots --to /data/kapman --start-date 2024-01-01
+  kapman export --tables ohlcv --date 2025-12-19 --force        # write that date again
+  duckdb -c "SELECT date, avg(\\"momentum.rsi.rsi\\") FROM 'export/daily_snapshots/*.parquet' GROUP BY 1"
+"""
+
+#: How each table's dates are found: (SQL of its distinct dates in a range, the Parquet dates are New York dates)
+_DATES = {
+    "ohlcv": "SELECT DISTINCT date FROM public.ohlcv WHERE {}",
+    "daily_snapshots": "SELECT DISTINCT time FROM public.daily_snapshots s WHERE {}",
+    "options_chains": "SELECT DISTINCT time FROM public.options_chains WHERE {}",
+}
+
+
+def stored_dates(conn: psycopg.Connection, table: str, dates: api.Dates) -> list[date]:
+    condition = dates.on("date") if table == "ohlcv" else dates.on_time("time")
+    rows = conn.execute(sql.SQL(_DATES[table]).format(condition)).fetchall()
+    found = {r[0] if table == "ohlcv" else ny_date_of(r[0]) for r in rows}
+    return sorted(found)
+
+
+def options_of(conn: psycopg.Connection, span: api.Dates) -> pa.Table:
+    """Every option snapshot row of some New York dates, with its symbol and date."""
+    names = [f.name for f in api.CHAIN_SCHEMA if f.name not in ("symbol", "time")]
+    query = sql.SQL("SELECT t.symbol, (o.time AT TIME ZONE 'America/New_York')::date, {time}, {rest} "
+                    "FROM public.options_chains o "
+                    "JOIN public.tickers t ON t.id = o.ticker_id WHERE {within} "
+                    "ORDER BY t.symbol, o.time, o.expiration_date, o.strike_price, o.option_type").format(
+        time=sql.SQL(epoch_us("o.time")),
+        rest=sql.SQL(", ").join(sql.SQL("o.strike_price::float8" if n == "strike_price" else f"o.{n}")
+                                for n in names),
+        within=span.on_time("o.time"))
+    schema = pa.schema([api.CHAIN_SCHEMA.field("symbol"), pa.field("date", pa.date32()),
+                        api.CHAIN_SCHEMA.field("time")] + [api.CHAIN_SCHEMA.field(n) for n in names])
+    return copy_table(conn, query, schema)
+
+
+#: Each table's rows of a span of dates (one query: its planning over the hypertable's chunks is paid once).
+READERS: dict[str, Callable[[psycopg.Connection, api.Dates], pa.Table]] = {
+    "ohlcv": lambda conn, span: api.bars(conn, start=span.start, end=span.end, arrow=True),  # type: ignore[return-value,arg-type]
+    "daily_snapshots": lambda conn, span: api.snapshots(conn, start=span.start, end=span.end,  # type: ignore[return-value,arg-type]
+                                                        arrow=True),
+    "options_chains": options_of,
+}
+#: Dates read by one query: enough to pay a query's fixed cost once for many small dates, few enough that a
+#: full-market batch (~11,000 rows a date) stays around 100 MB.
+BATCH_DATES = 10
+
+
+def batches(days: list[date], todo: set[date]) -> list[list[date]]:
+    """Runs of consecutive stored dates still to write, at most BATCH_DATES long (no written date inside
+    a run, so a run's query reads only dates it writes)."""
+    runs: list[list[date]] = []
+    for day in days:
+        if day not in todo:
+            runs.append([])
+        elif runs and runs[-1] and len(runs[-1]) < BATCH_DATES:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return [run for run in runs if run]
+
+
+def write_parquet(table: pa.Table, path: Path) -> int:
+    """``table`` at ``path``, written beside it and renamed into place; its size in bytes."""
+    floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
+    texts = [f.name for f in table.schema if pa.types.is_string(f.type)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    pq.write_table(table, partial, compression="zstd", use_dictionary=texts, use_byte_stream_split=floats)
+    os.replace(partial, path)
+    return path.stat().st_size
+
+
+@dataclass
+class ExportParams:
+    directory: Path = DEFAULT_DIR
+    tables: Sequence[str] = TABLES
+    dates: api.Dates = field(default_factory=api.Dates)
+    force: bool = False
+    workers: int = 2
+
+
+@dataclass
+class Written:
+    rows: int = 0
+    bytes: int = 0
+    files: int = 0
+    skipped: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, rows: int, size: int) -> None:
+        with self.lock:
+            self.rows, self.bytes, self.files = self.rows + rows, self.bytes + size, self.files + 1
+
+
+def _path(params: ExportParams, table: str, day: date) -> Path:
+    return params.directory / table / f"{day.isoformat()}.parquet"
+
+
+def export(url: str, params: ExportParams, progress: Progress | None = None) -> StepResult:
+    """Write each table's dates that have no file yet (all with ``force``); one connection per worker."""
+    result = StepResult("export", unit="files")
+    written: dict[str, Written] = {}
+    with connect(url) as conn:
+        jobs: list[tuple[str, list[date]]] = []
+        for table in params.tables:
+            stats = written.setdefault(table, Written())
+            days = stored_dates(conn, table, params.dates)
+            todo = {d for d in days if params.force or not _path(params, table, d).exists()}
+            stats.skipped = len(days) - len(todo)
+            jobs += [(table, run) for run in batches(days, todo)]
+    local = threading.local()
+    connections: list[psycopg.Connection] = []
+
+    def one(job: tuple[str, list[date]]) -> int:
+        table, days = job
+        if not hasattr(local, "conn"):
+            local.conn = connect(url)
+            connections.append(local.conn)
+        rows = READERS[table](local.conn, api.Dates(days[0], days[-1]))
+        on = rows.column("date")
+        for day in days:
+            part = rows.filter(pc.equal(on, pa.scalar(day, pa.date32())))
+            written[table].add(part.num_rows, write_parquet(part, _path(params, table, day)))
+        return len(days)
+
+    bar = progress or NullProgress()
+    bar.start(sum(len(days) for _, days in jobs), "export", "files")
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, params.workers)) as pool:
+            for count in pool.map(one, jobs):
+                bar.advance(count)
+    finally:
+        bar.close()
+        for conn in connections:
+            conn.close()
+    for table, stats in written.items():
+        result.done += stats.files
+        result.details[table] = {"files": stats.files, "rows": stats.rows, "bytes": stats.bytes,
+                                 "skipped": stats.skipped,
+                                 "bytes_per_row": round(stats.bytes / stats.rows, 1) if stats.rows else None}
+    result.details["directory"] = str(params.directory)
+    files, rows = sum(w.files for w in written.values()), sum(w.rows for w in written.values())
+    skipped = sum(w.skipped for w in written.values())
+    result.headline = (f"{files} files, {rows:,} rows, {sum(w.bytes for w in written.values()) / 2**20:.1f} MiB "
+                       f"into {params.directory}" + (f"; {skipped} already there" if skipped else ""))
+    return result
+
+
+def _tables(text: str) -> list[str]:
+    chosen = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in chosen if t not in TABLES]
+    if unknown or not chosen:
+        raise UsageError(f"--tables: {', '.join(unknown) or 'none given'}; choose from {', '.join(TABLES)}")
+    return chosen
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = cli.parser("python -m kapman.export",
+                   "Export ohlcv, daily_snapshots (flattened: one column per stored key, as kapman.data names "
+                   "them) and options_chains to Parquet, one zstd file per table and New York date with its "
+                   "symbol and date columns: DIR/<table>/<YYYY-MM-DD>.parquet. Only dates without a file are "
+                   "written (--force rewrites them); pandas, polars and DuckDB read a table by its glob.",
+                   EXAMPLES)
+    p.add_argument("--to", type=Path, default=DEFAULT_DIR, metavar="DIR", help="where the files go")
+    p.add_argument("--tables", type=_tables, default=list(TABLES), metavar="T1,T2",
+                   help=f"which tables (default: {','.join(TABLES)})")
+    cli.add_date_options(p, "every stored date")
+    p.add_argument("--force", action="store_true", help="rewrite dates already exported")
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="connections reading at once (default 2)")
+    args = p.parse_args(argv)
+    settings = cli.settings_for(args)
+    dates = api.Dates.of(args.date, args.start_date, args.end_date)
+    result = export(settings.require_database_url(),
+                    ExportParams(args.to, args.tables, dates, args.force, args.workers),
+                    for_terminal(args.quiet or args.json))
+    return cli.finish(args, result)
+
+
+if __name__ == "__main__":
+    cli.entrypoint(main)

@@ -1,0 +1,65 @@
+"""SIGTERM and SIGHUP end a run the way Ctrl-C does.
+
+What a scheduler sends to stop a job (systemd, cron's shell going away, ``kill``) becomes a
+``Terminated`` exception, a ``KeyboardInterrupt``, in the main thread: every ``except
+KeyboardInterrupt`` path (the run ledger's ``interrupted`` row with what was committed, the options
+pipeline's shutdown of its threads and worker processes) runs for it too, and the command exits
+128 + the signal's number, as a shell reports a process killed by it.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+#: The signals that stop a run politely (SIGINT keeps Python's own KeyboardInterrupt).
+HANDLED = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop by a signal."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def describe(exc: KeyboardInterrupt) -> str:
+    """What stopped the run, for the ledger and the log."""
+    return f"interrupted by {exc.name}" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+
+
+def exit_code(exc: KeyboardInterrupt) -> int:
+    """130 for Ctrl-C, 128 + the signal's number for the others."""
+    return exc.exit_code if isinstance(exc, Terminated) else 128 + signal.SIGINT
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    # Restore the default first: a second signal while the run records its outcome ends it at once.
+    for handled in HANDLED:
+        signal.signal(handled, signal.SIG_DFL)
+    raise Terminated(signum)
+
+
+@contextmanager
+def as_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise ``Terminated`` in the main thread; the previous
+    handlers are back afterwards.  Elsewhere than the main thread it does nothing (Python delivers
+    signals to the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _raise) for s in HANDLED}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -1,0 +1,1 @@
+"""Read-only listings of the warehouse for the terminal: ``kapman runs``, ``kapman snapshots``."""

@@ -1,0 +1,62 @@
+"""A2's indicator history: every date with bars in the retention window, resumable by date."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from kapman import cli
+from kapman.clock import close_of
+from kapman.sandbox.dbload import load_bars, load_tickers
+from kapman.sandbox.market import Market
+from scripts import run_a2_local_ta
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def bars_only(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Market]]:
+    """A repaved warehouse: tickers and bars, no A2 at all."""
+    market = Market(seed=5, n_tickers=60, days=90)
+    monkeypatch.setenv("KAPMAN_NOW", str(market.end_date))
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        load_tickers(conn, market)
+        load_bars(conn, market)
+    yield fresh_db, market
+
+
+def a2(url: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
+    code = run_a2_local_ta.main([*args, "--db-url", url, "--json", "-q", "--workers", "1"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_history_computes_every_date_with_bars_and_resumes(bars_only: tuple[str, Market],
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    url, market = bars_only
+    with psycopg.connect(url, autocommit=True) as conn:
+        pairs = conn.execute("SELECT count(*), count(DISTINCT date) FROM ohlcv").fetchone()
+        code, first = a2(url, capsys, "--history")
+        assert code == 0, first
+        stored = conn.execute("SELECT count(*), count(DISTINCT time) FROM daily_snapshots "
+                              "WHERE technical_indicators_json IS NOT NULL").fetchone()
+        assert stored == pairs and pairs[1] == len(market.trading_days)
+        # interrupted after some dates: a rerun computes only the dates not stored
+        lost = [close_of(d) for d in market.trading_days[-3:]]
+        conn.execute("DELETE FROM daily_snapshots WHERE time = ANY(%s)", (lost,))
+        code, second = a2(url, capsys, "--history")
+        assert code == 0 and second["rows_written"] == conn.execute(
+            "SELECT count(*) FROM ohlcv WHERE date = ANY(%s)", (market.trading_days[-3:],)).fetchone()[0]
+        assert second["skipped_existing"] == pairs[0] - second["rows_written"]
+        code, third = a2(url, capsys, "--history")
+        assert code == 0 and third["rows_written"] == 0 and "up to date" in third.get("headline", "up to date")
+
+
+def test_history_takes_no_dates(bars_only: tuple[str, Market], capsys: pytest.CaptureFixture[str]) -> None:
+    url, market = bars_only
+    code = cli.run_main(run_a2_local_ta.main, ["--history", "--date", str(market.end_date), "--db-url", url])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines()[0] == ("error: --history is every date of the retention window: "
+                                                        "give it without dates")

@@ -1,0 +1,286 @@
+"""kapman.data against a hydrated database: the values stored, the selections, splits, errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pytest
+
+from kapman import data
+from kapman.errors import InputError, UsageError
+from tests.support.hydrate import (
+    DAYS,
+    DEALER_DAYS,
+    GAP,
+    LAST_DAY,
+    SNAPSHOT_DAYS,
+    hydrated_database,
+    snapshot_time,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def url(admin_url: str) -> Iterator[str]:
+    """One rebuilt and hydrated database shared by the module's read-only tests."""
+    with hydrated_database(admin_url, "data_") as url:
+        yield url
+
+
+@pytest.fixture
+def conn(url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        yield conn
+
+
+def test_bars_are_the_stored_rows(conn: psycopg.Connection, url: str) -> None:
+    stored = conn.execute("SELECT o.date, o.open, o.high, o.low, o.close, o.volume, o.vwap, o.transactions "
+                          "FROM ohlcv o JOIN tickers t ON t.id = o.ticker_id WHERE t.symbol = 'MSFT' "
+                          "ORDER BY o.date").fetchall()
+    frame = data.bars(url, "MSFT")               # a URL: the API opens and closes its own connection
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame.columns) == ["symbol", "date", "open", "high", "low", "close", "volume", "vwap",
+                                   "transactions"]
+    assert len(frame) == len(stored) == len(DAYS) - 1             # MSFT's gap day has no bar
+    assert pd.Timestamp(GAP[1]) not in set(frame["date"])
+    assert [tuple(r) for r in frame.drop(columns="symbol").itertuples(index=False)] == [
+        (pd.Timestamp(d), *rest) for d, *rest in stored]
+
+
+def test_bars_for_a_watchlist_and_a_range_as_arrow(conn: psycopg.Connection) -> None:
+    table = data.bars(conn, watchlist="mvp", start=DAYS[-3], end=LAST_DAY, arrow=True)
+    assert isinstance(table, pa.Table)
+    assert table.schema.field("date").type == pa.date32()
+    # OLDCO (no bars), ZZZZ (no ticker) and IBM (removed) bring no rows
+    assert sorted(set(table.column("symbol").to_pylist())) == ["AAPL", "MSFT", "NVDA", "SPY"]
+    assert set(table.column("date").to_pylist()) == set(DAYS[-3:])
+    assert table.num_rows == 12
+
+
+def test_bars_split_adjusted_as_of_a_date(conn: psycopg.Connection) -> None:
+    split_day = DAYS[20]
+    raw = data.bars(conn, "AAPL")
+    conn.execute("INSERT INTO splits (ticker, execution_date, split_from, split_to) VALUES ('AAPL', %s, 1, 4)",
+                 (split_day,))
+    try:
+        adjusted = data.bars(conn, "AAPL", adjusted=True, as_of=LAST_DAY)
+        before_split = data.bars(conn, "AAPL", adjusted=True, as_of=DAYS[19])
+        range_end = data.bars(conn, "AAPL", end=DAYS[25], adjusted=True)
+    finally:
+        conn.execute("DELETE FROM splits WHERE ticker = 'AAPL'")
+    early = raw["date"] < pd.Timestamp(split_day)
+    assert early.sum() == 20
+    for name in ("open", "high", "low", "close", "vwap"):
+        assert list(adjusted.loc[early, name]) == pytest.approx(list(raw.loc[early, name] / 4), rel=1e-15)
+        assert list(adjusted.loc[~early, name]) == list(raw.loc[~early, name])
+    assert list(adjusted.loc[early, "volume"]) == pytest.approx(list(raw.loc[early, "volume"] * 4))
+    assert before_split.equals(raw)                       # a split after as_of changes nothing
+    assert list(range_end["close"][:20]) == pytest.approx(list(raw["close"][:20] / 4))   # as of the range's end
+
+
+def test_snapshots_flattened_to_the_documented_columns(conn: psycopg.Connection) -> None:
+    frame = data.snapshots(conn, "AAPL")
+    assert list(frame.columns) == ["symbol", "date"] + [c["name"] for c in data.describe()]
+    assert list(frame["date"]) == [pd.Timestamp(d) for d in SNAPSHOT_DAYS]
+    docs = conn.execute("SELECT technical_indicators_json, price_metrics_json, dealer_metrics_json "
+                        "FROM daily_snapshots s JOIN tickers t ON t.id = s.ticker_id WHERE t.symbol = 'AAPL' "
+                        "ORDER BY time").fetchall()
+    for row, (ta, price, dealer) in zip(frame.itertuples(index=False), docs, strict=True):
+        got = dict(zip(frame.columns, row, strict=True))
+        assert got["momentum.rsi.rsi"] == ta["momentum"]["rsi"]["rsi"]
+        assert got["volatility.bbands.bollinger_pband"] == ta["volatility"]["bbands"]["bollinger_pband"]
+        assert pd.isna(got["trend.sma.sma_200"])                         # null in the document
+        assert pd.isna(got["momentum.kama.kama"])                        # absent from the document
+        assert got["close"] == price["close"] and got["rvol"] == price["rvol"]
+        if dealer is None:
+            assert pd.isna(got["position"]) and pd.isna(got["gex_net"])
+        else:
+            assert got["position"] == dealer["position"] and got["gex_net"] == dealer["gex_net"]
+            assert got["status"] == dealer["status"]
+
+
+def test_snapshots_of_a_watchlist_on_a_date_with_chosen_columns(conn: psycopg.Connection) -> None:
+    table = data.snapshots(conn, watchlist="mvp", date=DEALER_DAYS[-1], columns=["rsi", "position", "gex_net"],
+                           arrow=True)
+    assert table.column_names == ["symbol", "date", "momentum.rsi.rsi", "position", "gex_net"]
+    rows = {r["symbol"]: r for r in table.to_pylist()}
+    assert sorted(rows) == ["AAPL", "MSFT", "NVDA", "SPY"]
+    assert rows["NVDA"]["position"] is None                              # no A3 for NVDA
+    assert rows["AAPL"]["position"] in data.POSITIONS
+    assert table.schema.field("gex_net").type == pa.float64()
+
+
+def test_the_chain_as_of_a_snapshot(conn: psycopg.Connection) -> None:
+    latest = data.chain(conn, ["AAPL", "MSFT"])
+    times = latest.groupby("symbol")["time"].unique().to_dict()
+    assert [t.to_pydatetime() for t in times["AAPL"]] == [datetime(2025, 12, 19, 21, 5, tzinfo=UTC)]
+    assert [t.to_pydatetime() for t in times["MSFT"]] == [datetime(2025, 12, 18, 21, 5, tzinfo=UTC)]
+    earlier = data.chain(conn, "AAPL", snapshot=date(2025, 12, 18), arrow=True)
+    assert set(earlier.column("time").to_pylist()) == {datetime(2025, 12, 18, 21, 5, tzinfo=UTC)}
+    stored = conn.execute("SELECT count(*), sum(strike_price)::float8 FROM options_chains o "
+                          "JOIN tickers t ON t.id = o.ticker_id WHERE t.symbol = 'AAPL' "
+                          "AND time = '2025-12-18 21:05+00'").fetchone()
+    assert (earlier.num_rows, sum(earlier.column("strike_price").to_pylist())) == stored
+    assert earlier.schema.field("strike_price").type == pa.float64()
+
+
+def test_symbols_are_case_sensitive_with_a_did_you_mean(conn: psycopg.Connection) -> None:
+    with pytest.raises(InputError, match=r"no ticker QQQQ aapl \(did you mean AAPL\?\)"):
+        data.bars(conn, ["aapl", "QQQQ"])
+    with pytest.raises(InputError, match="no watchlist 'nope' \\(known: mvp\\)"):
+        data.snapshots(conn, watchlist="nope")
+
+
+def test_an_unknown_column_names_the_closest(conn: psycopg.Connection) -> None:
+    with pytest.raises(UsageError, match=r"no column 'rsii'; did you mean rsi \(momentum.rsi.rsi\)"):
+        data.snapshots(conn, "AAPL", columns=["rsii"])
+    with pytest.raises(UsageError, match="start 2025-12-19 is after end 2025-12-01"):
+        data.bars(conn, "AAPL", start="2025-12-19", end="2025-12-01")
+
+
+# --- kapman screen ------------------------------------------------------------------------------
+
+def screen(url: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from kapman.console import main
+
+    code = main(["screen", *args, "--db-url", url])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_screen_matches_what_the_documents_say(url: str, conn: psycopg.Connection,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    expected = sorted(r[0] for r in conn.execute(
+        "SELECT t.symbol FROM daily_snapshots s JOIN tickers t ON t.id = s.ticker_id WHERE s.time = %s AND "
+        "((technical_indicators_json #>> '{momentum,rsi,rsi}')::float8 < 50 "
+        "OR dealer_metrics_json ->> 'position' = 'short_gamma')", (snapshot_time(LAST_DAY),)))
+    code, out, _ = screen(url, capsys, "rsi < 50 or short_gamma", "--date", str(LAST_DAY), "--json")
+    assert code == 0
+    found = json.loads(out)
+    assert [r["symbol"] for r in found["rows"]] == expected and expected
+    assert (found["screened"], found["matched"], found["date"]) == (4, len(expected), str(LAST_DAY))
+    assert set(found["rows"][0]) == {"symbol", "momentum.rsi.rsi", "position"}
+
+
+def test_screen_as_csv_and_as_a_table(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = screen(url, capsys, "close > 0 and rvol is not null", "--watchlist", "mvp", "--csv")
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "symbol,close,rvol"
+    assert [line.split(",")[0] for line in lines[1:]] == ["AAPL", "MSFT", "NVDA", "SPY"]
+    code, out, _ = screen(url, capsys, "close < 0")
+    assert code == 0 and out.strip() == f"0 of 4 symbols on {LAST_DAY} match close < 0"
+
+
+def test_screen_refuses_an_unknown_column_with_the_closest(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = screen(url, capsys, "gex_nett < 0")
+    assert code == 2 and out == ""
+    assert err.splitlines()[0] == ("error: screen: no column 'gex_nett' (column 1); "
+                                   "did you mean gex_net, dex_net, gex_ratio?")
+    assert "Traceback" not in err
+
+
+# --- kapman export ------------------------------------------------------------------------------
+
+def export(url: str, capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    from kapman.console import main
+
+    code = main(["export", *args, "--db-url", url, "--json"])
+    out, _ = capsys.readouterr()
+    assert code == 0, out
+    return json.loads(out)
+
+
+def test_export_is_read_alike_by_pandas_polars_and_duckdb(url: str, conn: psycopg.Connection, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import duckdb
+    import polars as pl
+
+    done = export(url, capsys, "--to", str(tmp_path))
+    assert done["ohlcv"]["files"] == len(DAYS)
+    assert done["daily_snapshots"]["files"] == len(SNAPSHOT_DAYS)
+    assert done["options_chains"]["files"] == 2
+    assert sorted(p.name for p in (tmp_path / "options_chains").iterdir()) == ["2025-12-18.parquet",
+                                                                             "2025-12-19.parquet"]
+    bars = pd.read_parquet(tmp_path / "ohlcv").sort_values(["symbol", "date"], ignore_index=True)
+    expected = data.bars(conn, arrow=True).to_pandas().sort_values(["symbol", "date"], ignore_index=True)
+    pd.testing.assert_frame_equal(bars, expected, check_dtype=False)
+
+    snapshots = pl.read_parquet(str(tmp_path / "daily_snapshots" / "*.parquet")).sort(["symbol", "date"])
+    assert snapshots.columns == ["symbol", "date"] + [c["name"] for c in data.describe()]
+    stored = data.snapshots(conn, arrow=True)
+    assert snapshots["momentum.rsi.rsi"].to_list() == stored.column("momentum.rsi.rsi").to_pylist()
+    assert snapshots["position"].to_list() == stored.column("position").to_pylist()
+
+    averages = duckdb.sql(f"""SELECT date, avg("momentum.rsi.rsi") FROM '{tmp_path}/daily_snapshots/*.parquet'
+                              GROUP BY 1 ORDER BY 1""").fetchall()
+    in_sql = conn.execute("SELECT (time AT TIME ZONE 'America/New_York')::date, "
+                          "avg((technical_indicators_json #>> '{momentum,rsi,rsi}')::float8) "
+                          "FROM daily_snapshots GROUP BY 1 ORDER BY 1").fetchall()
+    assert [d for d, _ in averages] == [d for d, _ in in_sql]
+    assert [a for _, a in averages] == pytest.approx([a for _, a in in_sql], rel=1e-12)
+    contracts = duckdb.sql(f"SELECT count(*), count(DISTINCT time) FROM '{tmp_path}/options_chains/*.parquet'")
+    stored = conn.execute("SELECT count(*), count(DISTINCT time) FROM options_chains").fetchone()
+    assert contracts.fetchall()[0] == stored
+
+
+def test_export_writes_only_the_dates_not_yet_exported(url: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv")
+    again = export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv")
+    assert again["ohlcv"]["files"] == 0 and again["ohlcv"]["skipped"] == len(DAYS)
+    missing = tmp_path / "ohlcv" / f"{DAYS[5]}.parquet"
+    untouched = tmp_path / "ohlcv" / f"{DAYS[6]}.parquet"
+    before = untouched.stat().st_mtime_ns
+    missing.unlink()
+    third = export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv")
+    assert third["ohlcv"]["files"] == 1 and missing.exists()
+    assert untouched.stat().st_mtime_ns == before
+    forced = export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv", "--date", str(DAYS[6]), "--force")
+    assert forced["ohlcv"]["files"] == 1 and untouched.stat().st_mtime_ns != before
+    assert not list(tmp_path.rglob(".*.partial"))
+
+
+# --- kapman runs, kapman snapshots --------------------------------------------------------------
+
+def command(url: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from kapman.console import main
+
+    code = main([*args, "--db-url", url])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_runs_lists_the_ledger_newest_first_filtered(url: str, conn: psycopg.Connection,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = command(url, capsys, "runs", "--json")
+    runs = json.loads(out)["runs"]
+    stored = conn.execute("SELECT job, status FROM ingest_runs ORDER BY started_at DESC").fetchall()
+    assert code == 0 and [(r["step"], r["status"]) for r in runs] == stored and len(stored) == 3
+    code, out, _ = command(url, capsys, "runs", "--step", "options", "--status", "partial", "--json")
+    assert [(r["step"], r["status"], r["snapshot_time"]) for r in json.loads(out)["runs"]] == [
+        ("options", "partial", "2025-12-19T21:05:00+00:00")]
+    code, out, _ = command(url, capsys, "runs", "--step", "options")
+    lines = out.splitlines()
+    assert lines[0].split() == ["started_at", "step", "status", "seconds", "clock", "outcome"]
+    assert [line.split()[2:4] for line in lines[1:]] == [["options", "partial"], ["options", "ok"]]
+    code, _, err = command(url, capsys, "runs", "--status", "done")
+    assert code == 2 and "--status: done is not a run status" in err
+
+
+def test_snapshots_lists_symbols_runs_and_archive_state(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = command(url, capsys, "snapshots", "--json")
+    found = json.loads(out)
+    rows = [(s["time"], s["date"], s["symbols"], s["run"], s["archive"]) for s in found["snapshots"]]
+    assert code == 0 and rows == [("2025-12-19T21:05:00+00:00", "2025-12-19", 2, "partial", "not archived"),
+                                  ("2025-12-18T21:05:00+00:00", "2025-12-18", 3, "ok", "not archived")]
+    assert [s["contracts"] for s in found["snapshots"]] == [40 + 12, 40 + 40 + 12]
+    code, out, _ = command(url, capsys, "snapshots", "--limit", "1")
+    assert out.splitlines()[0].split() == ["time", "date", "symbols", "contracts", "run", "failed", "archive"]
+    assert len(out.splitlines()) == 3 and out.splitlines()[-1].startswith("archive: ")

@@ -1,0 +1,113 @@
+"""A hostile upstream against options runs (the sandbox's body/reshape/patch faults): the API key
+never leaves its host, a refused contract loses only itself, and a replay that met a refused page
+or contract removes nothing stored."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from kapman.providers.polygon import PolygonClient
+from kapman.sandbox.rest import SandboxRestServer
+from tests.integration.test_ingest_options import rows_by_key, run
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("market_clock")]
+
+
+class Capture:
+    """Another host on 127.0.0.1 that answers every GET with an empty page and records its headers."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str]] = []
+        capture = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                capture.seen.append({"path": self.path, **dict(self.headers)})
+                body = b'{"status": "OK", "results": []}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+
+@pytest.fixture
+def other_host() -> Iterator[Capture]:
+    capture = Capture()
+    yield capture
+    capture.httpd.shutdown()
+    capture.httpd.server_close()
+
+
+@pytest.mark.parametrize("form", ["@127.0.0.1:{port}", ":{port}@127.0.0.1:{port}"])
+def test_a_schemeless_next_url_neither_sends_the_key_away_nor_empties_a_replay(
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer,
+    other_host: Capture, form: str,
+) -> None:
+    first = run(options_url, polygon, ["ORCL"])
+    stored = rows_by_key(odb, "ORCL")
+    assert first.outcomes["ORCL"].status == "ok" and first.outcomes["ORCL"].pages > 1 and stored
+    path = "/v3/snapshot/options/ORCL"
+    next_url = form.format(port=other_host.port) + path + "?cursor=x"
+    assert urlsplit(rest.base_url + next_url).port == other_host.port  # what glueing would reach
+    rest.faults.reshape({"next_url": next_url}, symbol="ORCL")
+    replay = run(options_url, polygon, ["ORCL"])
+    outcome = replay.outcomes["ORCL"]
+    assert other_host.seen == []  # not a request, let alone the key
+    assert outcome.status == "failed" and f"{path}: page 1's next_url " in outcome.reason
+    assert "not followed" in outcome.reason and rest.api_key not in outcome.reason
+    assert rows_by_key(odb, "ORCL") == stored and replay.rows_removed == 0
+    assert replay.step_result().exit_code != 0
+
+
+def test_one_contract_with_open_interest_1e300_loses_only_itself(
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer,
+) -> None:
+    first = run(options_url, polygon, ["ORCL"])
+    stored = rows_by_key(odb, "ORCL")
+    rest.faults.patch("open_interest", 1e300, symbol="ORCL")
+    replay = run(options_url, polygon, ["ORCL"])
+    outcome = replay.outcomes["ORCL"]
+    assert outcome.status == "ok" and outcome.dropped == {"malformed": 1}
+    assert len(outcome.samples) == 1 and "open_interest 1e+300 is out of range (0..2**63-1)" in outcome.samples[0]
+    assert outcome.samples[0].startswith("O:ORCL")
+    # The refused contract's stored row stays: a replay that refused a contract removes nothing.
+    assert rows_by_key(odb, "ORCL") == stored and replay.rows_removed == 0
+    assert outcome.unchanged == first.outcomes["ORCL"].rows - 1
+
+
+@pytest.mark.parametrize(("fault", "said"), [
+    ({"kind": "body", "body": "<html>proxy error</html>"}, "response is not JSON (received 24 bytes"),
+    ({"kind": "reshape", "fields": {"results": {"x": 1}}}, "results is a JSON dict, not a list"),
+    ({"kind": "reshape", "fields": {"next_url": 42}}, "next_url is 42, not a URL"),
+])
+def test_a_bad_page_is_retried_then_fails_only_its_symbol(
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer,
+    sleeps: list[float], fault: dict, said: str,
+) -> None:
+    run(options_url, polygon, ["ORCL", "DIA"])
+    stored = rows_by_key(odb, "ORCL")
+    rest.faults.apply({**fault, "symbol": "ORCL", "times": 1})
+    healed = run(options_url, polygon, ["ORCL", "DIA"])  # one bad answer: a retry heals it
+    assert healed.outcomes["ORCL"].status == "ok" and sleeps
+    rest.faults.apply({**fault, "symbol": "ORCL", "times": 50})
+    failed = run(options_url, polygon, ["ORCL", "DIA"])
+    reason = failed.outcomes["ORCL"].reason or ""
+    assert failed.outcomes["ORCL"].status == "failed" and said in reason and "gave up after 5 attempts" in reason
+    assert failed.outcomes["DIA"].status == "ok"
+    assert rows_by_key(odb, "ORCL") == stored

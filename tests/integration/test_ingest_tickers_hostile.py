@@ -1,0 +1,65 @@
+"""Step 3 against a hostile upstream (the sandbox's body/reshape/patch faults): a bad page is
+retried, a persistently bad one is one line and exit 2, a date-only delisted_utc is a date."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from kapman.ingest.tickers import ingest_tickers
+from kapman.providers.polygon import PolygonClient
+from kapman.sandbox.rest import SandboxRestServer
+
+pytestmark = pytest.mark.integration
+TICKERS = "/v3/reference/tickers"
+
+
+def test_one_page_that_is_not_json_is_retried(db: psycopg.Connection, polygon: PolygonClient,
+                                              rest: SandboxRestServer, sleeps: list[float]) -> None:
+    """It used to be called transient yet never retried: one bad page failed the whole run."""
+    rest.faults.body("<html>gateway hiccup</html>", path_prefix=TICKERS)
+    result = ingest_tickers(db, polygon, force=True)
+    assert result.exit_code == 0 and len(sleeps) == 1
+    assert db.execute("SELECT count(*) FROM tickers").fetchone()[0] > 0  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("fault", "said"), [
+    ({"kind": "body", "body": "<html>proxy</html>"}, "response is not JSON (received 18 bytes: '<html>proxy</html>')"),
+    ({"kind": "reshape", "fields": {"results": {"ticker": "AAPL"}}}, "results is a JSON dict, not a list"),
+    ({"kind": "reshape", "fields": {"next_url": 12}}, "next_url is 12, not a URL"),
+    ({"kind": "reshape", "fields": {"next_url": "@127.0.0.1:9/v3/reference/tickers?cursor=x"}},
+     "page 1's next_url '@127.0.0.1:9/v3/reference/tickers?cursor=x' is neither a path of the API"),
+])
+def test_a_persistently_bad_page_is_one_line_exit_2_and_json(fresh_db: str, rest: SandboxRestServer,
+                                                             fault: dict, said: str) -> None:
+    rest.faults.apply({**fault, "times": 50, "path_prefix": TICKERS})
+    env = {**os.environ, "POLYGON_API_KEY": rest.api_key, "POLYGON_BASE_URL": rest.base_url,
+           "KAPMAN_ENV_FILE": "/nonexistent", "POLYGON_MAX_RETRIES": "2"}
+    cmd = [sys.executable, "-m", "scripts.ingest_tickers", "--force", "--db-url", fresh_db]
+    plain = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    first = plain.stderr.splitlines()[0]
+    assert first.startswith(f"error: {TICKERS}") and said in first and rest.api_key not in plain.stderr
+    as_json = subprocess.run([*cmd, "--json"], capture_output=True, text=True, env=env, timeout=180)
+    data = json.loads(as_json.stdout)
+    assert as_json.returncode == 2 and data["exit_code"] == 2 and said in data["error"]
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*) FROM tickers").fetchone() == (0,)
+
+
+def test_a_date_only_delisted_utc_is_that_day(fresh_db: str, rest: SandboxRestServer) -> None:
+    """It used to end the run in a TypeError traceback (naive compared with aware), exit 1."""
+    rest.faults.patch("delisted_utc", "2025-06-02", times=2, path_prefix=TICKERS)  # the listed page, then the delisted
+    env = {**os.environ, "POLYGON_API_KEY": rest.api_key, "POLYGON_BASE_URL": rest.base_url,
+           "KAPMAN_ENV_FILE": "/nonexistent", "KAPMAN_NOW": "2025-12-19"}
+    proc = subprocess.run([sys.executable, "-m", "scripts.ingest_tickers", "--force", "--db-url", fresh_db, "--json"],
+                          capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    with psycopg.connect(fresh_db) as conn:
+        rows = conn.execute("SELECT delisted_utc FROM tickers WHERE delisted_utc::date = '2025-06-02'").fetchall()
+    assert rows and all(r[0].isoformat() == "2025-06-02T00:00:00+00:00" for r in rows)

@@ -1,0 +1,34 @@
+"""demo and sandbox take the common flags the README lists (--db-url -v -q --json --debug); --version."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kapman import __version__
+from kapman.console import main
+
+
+@pytest.mark.parametrize("command", [["demo"], ["sandbox", "serve"], ["sandbox", "write-mirror"]])
+def test_the_common_flags_are_in_the_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0
+    for flag in ("--db-url URL", "--json", "-v, --verbose", "-q, --quiet", "--debug"):
+        assert flag in out, (command, flag)
+
+
+def test_sandbox_write_mirror_takes_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["sandbox", "write-mirror", str(tmp_path), "--tickers", "50", "--days", "10", "--json", "-q",
+                 "--db-url", "postgresql://nobody@127.0.0.1:1/none", "--debug"])
+    found = json.loads(capsys.readouterr().out)
+    assert code == 0 and found == {"files": len(list(tmp_path.rglob("*.csv.gz"))), "directory": str(tmp_path)}
+    assert found["files"] > 0
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"kapman {__version__}\n"
