@@ -3,7 +3,7 @@
 A rewrite that changes nothing leaves compressed chunks compressed; a change decompresses only the
 segments it touches, and KapMan's lifecycle compresses the chunk again.  The ledger reconciliation
 probes one day at a time and never scans the table.  The compressed cases need the community
-edition and skip elsewhere with the reason below; the ledger's answers are checked on both.
+edition (marked ``community``: they skip elsewhere); the ledger's answers are checked on both.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from tests.support import database
 
 pytestmark = pytest.mark.integration
 
-COMMUNITY = "needs timescaledb.license = timescale (compression)"
 FROZEN = "2025-12-19"
 #: Enough tickers that a 30-day chunk holds more than one compressed batch (1,000 rows).
 TICKERS = [uuid.UUID(int=i) for i in range(1, 61)]
@@ -43,11 +42,9 @@ def scratch(admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 @pytest.fixture
-def compressed(scratch: str, license_name: str) -> str:
-    """Bars for 2025 of three tickers, with the chunks older than 120 days compressed by KapMan's
-    lifecycle on the frozen clock."""
-    if license_name != "timescale":
-        pytest.skip(COMMUNITY)
+def compressed(scratch: str) -> str:
+    """Bars for 2025 of sixty tickers, with the chunks older than 120 days compressed by KapMan's
+    lifecycle on the frozen clock (tests using it are marked ``community``)."""
     _fill(scratch)
     with psycopg.connect(scratch, autocommit=True) as c:
         assert retention.enforce_retention(c).chunks_compressed > 0
@@ -105,12 +102,14 @@ def _write(url: str, day: date, **change: uuid.UUID) -> ohlcv_write.DayCounts:
 
 # --- writes into compressed chunks ---------------------------------------------------------------
 
+@pytest.mark.community
 def test_an_unchanged_rewrite_leaves_the_chunk_compressed(compressed: str) -> None:
     counts = _write(compressed, DAY)
     assert counts == ohlcv_write.DayCounts(inserted=0, updated=0, unchanged=60, removed=0)
     assert _status(compressed, DAY) == chunks.STATUS_COMPRESSED     # nothing decompressed
 
 
+@pytest.mark.community
 def test_a_change_is_written_and_compressed_again_by_the_lifecycle(compressed: str) -> None:
     counts = _write(compressed, DAY, bump=TICKERS[1])
     assert counts == ohlcv_write.DayCounts(inserted=0, updated=1, unchanged=59, removed=0)
@@ -124,6 +123,7 @@ def test_a_change_is_written_and_compressed_again_by_the_lifecycle(compressed: s
     assert closes == [11.5, 13.5, 13.5]        # the second ticker's close raised by one
 
 
+@pytest.mark.community
 def test_a_vanished_ticker_is_deleted_alone(compressed: str) -> None:
     counts = _write(compressed, DAY, without=TICKERS[0])
     assert counts == ohlcv_write.DayCounts(inserted=0, updated=0, unchanged=59, removed=1)
@@ -136,6 +136,7 @@ def test_a_vanished_ticker_is_deleted_alone(compressed: str) -> None:
     assert batched >= total - 1000 > 0          # one batch came out of compression at most
 
 
+@pytest.mark.community
 def test_replace_into_a_compressed_snapshot_touches_only_what_changes(compressed: str) -> None:
     snap = "2025-03-03 21:00:00+00"
     columns = ("time", "ticker_id", "expiration_date", "strike_price", "option_type", "contract_symbol")
@@ -189,6 +190,7 @@ def test_the_ledger_forgets_days_outside_every_chunk_and_emptied_days(scratch: s
     assert again == [] and left == 28
 
 
+@pytest.mark.community
 def test_the_ledger_on_compressed_chunks(compressed: str) -> None:
     _ledger_days(compressed, "2024-12-30")
     with psycopg.connect(compressed, autocommit=True) as c:
@@ -224,9 +226,8 @@ def test_snapshots_are_kept_for_the_window_of_the_data_they_derive_from(scratch:
         assert "daily_snapshots" not in report.compressed and states == {False}
 
 
-def test_each_policy_is_validated_against_its_recorded_window(scratch: str, license_name: str) -> None:
-    if license_name != "timescale":
-        pytest.skip(COMMUNITY)
+@pytest.mark.community
+def test_each_policy_is_validated_against_its_recorded_window(scratch: str) -> None:
     from kapman.db.capabilities import server_info
     from kapman.db.validate import validate
 
