@@ -15,6 +15,7 @@ from datetime import date
 import numpy as np
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from kapman.db import bulk, chunks, retention, schema
@@ -86,10 +87,10 @@ def _day_payload(cur: psycopg.Cursor, day: date, *, bump: uuid.UUID | None = Non
     """The stored day as a binary COPY payload of ``ohlcv_write.COLUMNS`` (the form the loader
     writes), with ``bump``'s close raised by one and ``without``'s row left out."""
     ids = [t for t in TICKERS if t != without]
-    with cur.copy("COPY (SELECT ticker_id, date, open, high, low, "
-                  "CASE WHEN ticker_id = %s THEN close + 1 ELSE close END, volume, transactions "
-                  "FROM ohlcv WHERE date = %s AND ticker_id = ANY(%s) ORDER BY ticker_id) "
-                  "TO STDOUT (FORMAT BINARY)", (bump, day, ids)) as copy:
+    cols = sql.SQL(", ").join(sql.SQL("CASE WHEN ticker_id = %s THEN close + 1 ELSE close END") if c == "close"
+                              else sql.Identifier(c) for c in ohlcv_write.COLUMNS)
+    with cur.copy(sql.SQL("COPY (SELECT {} FROM ohlcv WHERE date = %s AND ticker_id = ANY(%s) ORDER BY ticker_id) "
+                          "TO STDOUT (FORMAT BINARY)").format(cols), (bump, day, ids)) as copy:
         payload = b"".join(bytes(block) for block in copy)
     return np.array([list(t.bytes) for t in ids], dtype=np.uint8), payload
 
