@@ -59,7 +59,7 @@ def median_seconds(fn: Callable[[], object], repeat: int = 3, setup: Callable[[]
 class Figure:
     bench: str
     name: str
-    value: float
+    value: float | None      # None: the suite skipped it (the name says why); no figure is printed
     unit: str
     target: str = ""
     ok: bool | None = None
@@ -70,9 +70,12 @@ class Figure:
 
 
 def print_table(figures: list[Figure]) -> None:
-    width = max(len(f"{f.bench}: {f.name}") for f in figures)
+    width = max((len(f"{f.bench}: {f.name}") for f in figures), default=0)
     for f in figures:
         status = "" if f.ok is None else ("  ok" if f.ok else "  MISSED")
+        if f.value is None:
+            print(f"{f'{f.bench}: {f.name}':<{width}}  {'skipped':>14}")
+            continue
         value = f"{f.value:,.3f}" if abs(f.value) < 100 else f"{f.value:,.0f}"
         target = f"  (target {f.target})" if f.target else ""
         print(f"{f'{f.bench}: {f.name}':<{width}}  {value:>14} {f.unit:<10}{target}{status}")

@@ -98,12 +98,16 @@ def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], pay
 
     When no row of the group exists yet (a new snapshot, a new date), the payload is COPYed
     straight into ``target``: the rows are unique on ``key``, so nothing can conflict, and one pass
-    is cheaper than a COPY into staging plus an INSERT from it.  Otherwise it is COPYed into staging
-    and merged on ``key`` (see ``merge``; ``touch`` as there: None when ``columns`` carry the
+    is cheaper than a COPY into staging plus an INSERT from it.  Otherwise it is COPYed into staging,
+    the rows equal to the stored ones are dropped from staging (``prune_unchanged``) and the rest
+    merged on ``key`` (see ``merge``; ``touch`` as there: None when ``columns`` carry the
     bookkeeping stamps themselves, as a restore does); with ``replace`` the group's rows whose key
     is not in the payload are deleted too (and counted), so the group ends up exactly the payload.
     The lock (``lock_class`` and the group's values) keeps two writers of the same group from racing
     between that check and the write.
+
+    On a compressed chunk only rows that change are written: every write (an upsert's conflict, a
+    delete) decompresses the segments it touches, so a rewrite of an unchanged day touches none.
     """
     lock_key = "@".join(str(v) for v in group.values())
     cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (lock_class, lock_key))
@@ -116,14 +120,59 @@ def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], pay
         return MergeCounts(inserted=rows, updated=0)
     staging = create_staging(cur, f"{target}_stage", target, columns)
     copy_binary(cur, staging, columns, payload)
+    removed = delete_absent(cur, target=target, staging=staging, key=key, group=group) if replace else 0
+    written = [c for c in columns if c not in key]
+    prune_unchanged(cur, target=target, staging=staging, key=key, group=group,
+                    compare=list(compare) if compare is not None else written)
     counts = merge(cur, target=target, staging=staging, key=key, columns=columns, compare=compare, touch=touch)
-    if not replace:
-        return counts
-    stale = sql.SQL("DELETE FROM {t} AS d WHERE {where} AND NOT EXISTS (SELECT 1 FROM {s} WHERE {same})").format(
-        t=table, s=staging, where=sql.SQL(" AND ").join(sql.SQL("d.{} = %s").format(sql.Identifier(c)) for c in group),
-        same=sql.SQL(" AND ").join(sql.SQL("{s}.{c} = d.{c}").format(s=staging, c=sql.Identifier(c)) for c in key))
-    removed = cur.execute(stale, list(group.values())).rowcount
     return MergeCounts(counts.inserted, counts.updated, removed)
+
+
+def _group_filter(alias: str, group: dict[str, object]) -> sql.Composable:
+    return sql.SQL(" AND ").join(sql.SQL("{}.{} = %s").format(sql.Identifier(alias), sql.Identifier(c))
+                                 for c in group)
+
+
+def _same_key(left: str, right: sql.Composable, key: Sequence[str]) -> sql.Composable:
+    return sql.SQL(" AND ").join(sql.SQL("{l}.{c} = {r}.{c}").format(l=sql.Identifier(left), r=right,
+                                                                     c=sql.Identifier(c)) for c in key)
+
+
+def prune_unchanged(cur: psycopg.Cursor, *, target: str, staging: sql.Identifier, key: Sequence[str],
+                    group: dict[str, object], compare: Sequence[str]) -> int:
+    """Delete from ``staging`` the rows whose ``compare`` columns equal the stored row's with the
+    same key; returns how many.  It only reads ``target`` (a compressed chunk is decompressed in
+    memory, not rewritten), so the merge that follows writes only new and changed rows."""
+    stmt = sql.SQL(
+        "DELETE FROM {s} USING {t} AS t WHERE {group} AND {same} "
+        "AND ({tv}) IS NOT DISTINCT FROM ({sv})").format(
+        s=staging, t=sql.Identifier("public", target), group=_group_filter("t", group),
+        same=_same_key("t", staging, key),
+        tv=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in compare),
+        sv=sql.SQL(", ").join(sql.SQL("{}.{}").format(staging, sql.Identifier(c)) for c in compare))
+    return cur.execute(stmt, list(group.values())).rowcount
+
+
+def delete_absent(cur: psycopg.Cursor, *, target: str, staging: sql.Identifier, key: Sequence[str],
+                  group: dict[str, object]) -> int:
+    """Delete the group's rows of ``target`` whose key is not in ``staging``; returns how many.
+
+    The keys are found by a read first and the delete runs only when there are some, narrowed to
+    their values of each key column: a delete decompresses every compressed segment its filter
+    can match, and the group's filter alone matches a whole chunk."""
+    tgt = sql.Identifier("public", target)
+    absent = sql.SQL("NOT EXISTS (SELECT 1 FROM {s} WHERE {same})").format(s=staging, same=_same_key("d", staging, key))
+    free = [c for c in key if c not in group]
+    found = cur.execute(sql.SQL("SELECT {cols} FROM {t} AS d WHERE {group} AND {absent}").format(
+        cols=sql.SQL(", ").join(sql.SQL("d.{}").format(sql.Identifier(c)) for c in free), t=tgt,
+        group=_group_filter("d", group), absent=absent), list(group.values())).fetchall()
+    if not found:
+        return 0
+    narrow = sql.SQL(" AND ").join(sql.SQL("d.{} = ANY(%s)").format(sql.Identifier(c)) for c in free)
+    distinct = [sorted({row[i] for row in found}) for i in range(len(free))]
+    return cur.execute(sql.SQL("DELETE FROM {t} AS d WHERE {group} AND {narrow} AND {absent}").format(
+        t=tgt, group=_group_filter("d", group), narrow=narrow, absent=absent),
+        [*group.values(), *distinct]).rowcount
 
 
 def read_fixed(cur: psycopg.Cursor, query: sql.Composable, types: Sequence[str]) -> list[np.ndarray]:

@@ -22,7 +22,7 @@ from datetime import date, datetime, time, timedelta
 import psycopg
 
 from kapman import clock
-from kapman.db import lifecycle, schema
+from kapman.db import chunks, lifecycle, schema
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,9 @@ class RetentionReport:
         if self.mode == "policy":
             return (f"retention: TimescaleDB policies ({days} days, compression after "
                     f"{self.compress_cutoff_days} days) scheduled on the server's clock, which is KapMan's"
-                    + (f"; the days they dropped left the ledger{ledger}" if ledger else ""))
+                    + (f"; the days they dropped left the ledger{ledger}" if ledger else "")
+                    + (f"; {self.chunks_compressed} chunk(s) written into since compression compressed again"
+                       if self.chunks_compressed else ""))
         assert self.now is not None
         done = (f"cutoff {self.cutoff}, {self.chunks_dropped} chunk(s) dropped{ledger}")
         if self.mode == "paused-policy":
@@ -113,13 +115,17 @@ def _boundary(table: str, day: date) -> date | datetime:
 def reconcile_ledger(conn: psycopg.Connection, *, before: date | None = None) -> list[date]:
     """Delete the ``ingest_files`` rows of trading days that claim loaded rows while ``ohlcv`` has
     none for that day (dropped by KapMan or by a policy), so those files load again.  Returns the
-    days removed.  Runs in the caller's transaction."""
-    rows = conn.execute(
-        "DELETE FROM public.ingest_files f WHERE f.rows_loaded > 0 "
-        "AND (%(before)s::date IS NULL OR f.trading_date < %(before)s::date) "
-        "AND NOT EXISTS (SELECT 1 FROM public.ohlcv o WHERE o.date = f.trading_date) "
-        "RETURNING f.trading_date", {"before": before}).fetchall()
-    return sorted({r[0] for r in rows})
+    days removed.  Runs in the caller's transaction.
+
+    Costs one probe per ledger day (``chunks.days_without_rows``), not a scan of ``ohlcv``: an
+    anti-join against the table decompressed every compressed chunk on each run."""
+    claimed = [r[0] for r in conn.execute(
+        "SELECT DISTINCT trading_date FROM public.ingest_files WHERE rows_loaded > 0 "
+        "AND (%(before)s::date IS NULL OR trading_date < %(before)s::date)", {"before": before}).fetchall()]
+    gone = chunks.days_without_rows(conn, "ohlcv", "date", claimed) if claimed else []
+    if gone:
+        conn.execute("DELETE FROM public.ingest_files WHERE rows_loaded > 0 AND trading_date = ANY(%s)", (gone,))
+    return gone
 
 
 def enforce_retention(conn: psycopg.Connection, *, today: date | None = None) -> RetentionReport:
@@ -141,6 +147,9 @@ def enforce_retention(conn: psycopg.Connection, *, today: date | None = None) ->
                                  compress_cutoff_days=found[0].compress_after.days)
         with conn.transaction():
             report.ledger_removed = reconcile_ledger(conn, before=report.cutoff)
+            for w in found:     # the policy compresses on its schedule; what a write left partial, now
+                if w.compression_mode == "policy":
+                    report.compressed[w.table] = _compress(conn, w.table, day - w.compress_after, partial_only=True)
         return report
     report = RetentionReport(mode="paused-policy" if policies else "application", now=now, clock=recorded,
                              drop_after=found[0].drop_after, cutoff=day - found[0].drop_after,
@@ -173,11 +182,15 @@ def _drop(conn: psycopg.Connection, table: str, day: date) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _compress(conn: psycopg.Connection, table: str, day: date) -> list[str]:
+def _compress(conn: psycopg.Connection, table: str, day: date, *, partial_only: bool = False) -> list[str]:
+    """Compress the chunks wholly older than ``day`` that are not compressed (unless
+    ``partial_only``), or only partially: a write into a compressed chunk leaves its rows beside
+    the compressed batches, and ``compress_chunk`` folds them back in."""
     rows = conn.execute(
         "SELECT compress_chunk(c, if_not_compressed => true) "
         "FROM show_chunks(%s::regclass, older_than => %s) c "
-        "WHERE NOT EXISTS (SELECT 1 FROM timescaledb_information.chunks i "
-        "WHERE format('%%I.%%I', i.chunk_schema, i.chunk_name)::regclass = c AND i.is_compressed)",
-        (f"public.{table}", _boundary(table, day))).fetchall()
+        "WHERE (NOT %s AND _timescaledb_functions.chunk_status(c) & %s = 0) "
+        "OR _timescaledb_functions.chunk_status(c) & %s <> 0",
+        (f"public.{table}", _boundary(table, day), partial_only, chunks.STATUS_COMPRESSED,
+         chunks.STATUS_PARTIAL)).fetchall()
     return [str(r[0]) for r in rows if r[0] is not None]

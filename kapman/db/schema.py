@@ -18,8 +18,8 @@ HYPERTABLES = {
     "options_chains": ("time", timedelta(days=7)),
     "daily_snapshots": ("time", timedelta(days=7)),
 }
-#: Hypertables governed by compression and retention.
-LIFECYCLE_TABLES = ("ohlcv", "options_chains")
+#: Hypertables governed by compression and retention (daily_snapshots since migration 0011).
+LIFECYCLE_TABLES = ("ohlcv", "options_chains", "daily_snapshots")
 RETENTION = timedelta(days=730)
 COMPRESS_AFTER = timedelta(days=120)
 #: Set to 0 (unlimited) on the database by migration 0009, so one write may rewrite a compressed day.

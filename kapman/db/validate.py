@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import psycopg
 from psycopg import sql
@@ -113,8 +114,10 @@ def _splits_key(conn: psycopg.Connection, report: ValidationReport) -> None:
 
 
 def _lifecycle(conn: psycopg.Connection, info: ServerInfo, report: ValidationReport) -> None:
-    modes: dict[str, str] = dict(conn.execute(
-        "SELECT hypertable_name, retention_mode FROM public.hypertable_lifecycle").fetchall())  # type: ignore[arg-type]
+    recorded = {r[0]: r[1:] for r in conn.execute(
+        "SELECT hypertable_name, retention_mode, drop_after, compress_after FROM public.hypertable_lifecycle"
+    ).fetchall()}
+    modes = {t: r[0] for t, r in recorded.items()}
     expected_mode = "policy" if info.policies_available else "application"
     report.lifecycle_mode = expected_mode
     ok = all(modes.get(t) == expected_mode for t in schema.LIFECYCLE_TABLES)
@@ -130,13 +133,21 @@ def _lifecycle(conn: psycopg.Connection, info: ServerInfo, report: ValidationRep
     compressed = set(_column(conn, "SELECT hypertable_name FROM timescaledb_information.hypertables "
                                    "WHERE hypertable_schema = 'public' AND compression_enabled"))
     for table in schema.LIFECYCLE_TABLES:
+        # each policy keeps the window hypertable_lifecycle records for its table
+        _, drop_after, compress_after = recorded.get(table, (None, None, None))
         retention = found.get(("policy_retention", table)) or {}
         compression = found.get(("policy_compression", table)) or {}
-        report.add(f"retention policy {table}", retention.get("drop_after") == "730 days",
+        report.add(f"retention policy {table}", _days(retention.get("drop_after")) == drop_after,
                    f"drop_after = {retention.get('drop_after')}")
-        report.add(f"compression policy {table}", compression.get("compress_after") == "120 days",
+        report.add(f"compression policy {table}", _days(compression.get("compress_after")) == compress_after,
                    f"compress_after = {compression.get('compress_after')}")
         report.add(f"compression enabled {table}", table in compressed, str(table in compressed))
+
+
+def _days(text: str | None) -> timedelta | None:
+    """A policy's interval as the jobs' config writes it ('730 days')."""
+    match = re.fullmatch(r"(\d+) days?", text or "")
+    return timedelta(days=int(match.group(1))) if match else None
 
 
 def _compressed_writes(conn: psycopg.Connection, report: ValidationReport) -> None:

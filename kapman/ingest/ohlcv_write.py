@@ -91,14 +91,21 @@ def write_day(cur: psycopg.Cursor, day: date, ids: np.ndarray, payload: bytes,
 
 
 def _remove_vanished(cur: psycopg.Cursor, day: date, ids: np.ndarray) -> int:
-    """Delete the day's rows of tickers not in ``ids`` (a hashed anti-join, not a per-row scan)."""
+    """Delete the day's rows of tickers not in ``ids`` (a hashed anti-join, not a per-row scan).
+
+    Found by a read first, then deleted ticker by ticker: a delete filtered on the date alone (or
+    on a list of tickers) decompresses every batch of a compressed chunk, even to delete nothing."""
     kept = [uuid.UUID(bytes=bytes(r)) for r in ids]
-    cur.execute("""
-        DELETE FROM public.ohlcv o
+    gone = [r[0] for r in cur.execute("""
+        SELECT o.ticker_id FROM public.ohlcv o
          WHERE o.date = %s
            AND NOT EXISTS (SELECT 1 FROM unnest(%s::uuid[]) AS k(id) WHERE k.id = o.ticker_id)""",
-                (day, kept))
-    return cur.rowcount
+                                      (day, kept)).fetchall()]
+    removed = 0
+    for ticker in gone:        # one key each: an equality the compressed batches' metadata can skip by
+        cur.execute("DELETE FROM public.ohlcv WHERE date = %s AND ticker_id = %s", (day, ticker))
+        removed += cur.rowcount
+    return removed
 
 
 def record_file(cur: psycopg.Cursor, ref: FileRef, etag: str, size: int, source_label: str,

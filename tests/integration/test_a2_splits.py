@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import psycopg
@@ -15,7 +15,7 @@ import pytest
 
 from kapman.calendar import trading_days
 from kapman.clock import close_of
-from kapman.db import bulk
+from kapman.db import bulk, lifecycle
 from kapman.ids import ticker_id
 from kapman.jobs import a2_local_ta
 from kapman.jobs.a2_window import anchor
@@ -27,6 +27,7 @@ NVDA_DAY = date(2024, 6, 20)
 #: The synthetic series' split: 10-for-1 on FWD, 1-for-10 on REV, executed on SPLIT_DAY.
 SPLIT_DAY = date(2025, 6, 16)
 SERIES_DAYS = list(trading_days(date(2024, 5, 1), date(2025, 7, 31)))
+FROZEN_AT = datetime(2025, 12, 19, 21, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,11 @@ def market() -> Market:
 
 @pytest.fixture
 def db(fresh_db: str) -> Iterator[psycopg.Connection]:
+    """The bars go back to 2023, older than the real clock's retention window: the database's
+    lifecycle follows a clock frozen at the sandbox's date, so on the community edition the
+    retention policy is paused and never drops them in the middle of a test."""
     with psycopg.connect(fresh_db, autocommit=True) as conn:
+        lifecycle.record_clock(conn, lifecycle.Clock("frozen", FROZEN_AT))
         yield conn
 
 

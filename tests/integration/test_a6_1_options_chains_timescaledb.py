@@ -79,7 +79,7 @@ def test_community_edition_has_both_policies(conn: psycopg.Connection) -> None:
                            "WHERE hypertable_name IN ('ohlcv','options_chains') ORDER BY 1").fetchall()
     assert enabled == [("ohlcv", True), ("options_chains", True)]
     modes = dict(conn.execute("SELECT hypertable_name, retention_mode FROM hypertable_lifecycle").fetchall())
-    assert modes == {"ohlcv": "policy", "options_chains": "policy"}
+    assert modes == {"ohlcv": "policy", "options_chains": "policy", "daily_snapshots": "policy"}
 
 
 def test_apache_edition_records_application_retention(conn: psycopg.Connection, license_name: str) -> None:
@@ -87,7 +87,7 @@ def test_apache_edition_records_application_retention(conn: psycopg.Connection, 
         pytest.skip("community edition: policies are used instead")
     assert conn.execute(POLICY_SQL, ("policy_retention",)).fetchall() == []
     modes = dict(conn.execute("SELECT hypertable_name, retention_mode FROM hypertable_lifecycle").fetchall())
-    assert modes == {"ohlcv": "application", "options_chains": "application"}
+    assert modes == {"ohlcv": "application", "options_chains": "application", "daily_snapshots": "application"}
 
 
 def test_application_retention_drops_only_old_chunks(new_rebuilt_db: database.NewRebuiltDb,

@@ -226,7 +226,7 @@ def test_policies_are_scheduled_on_a_real_clock(scratch: str, monkeypatch: pytes
     monkeypatch.delenv("KAPMAN_NOW", raising=False)
     rebuild(scratch)
     jobs = _jobs(scratch)
-    assert len(jobs) == 4 and all(jobs.values())
+    assert len(jobs) == 6 and all(jobs.values())
     with psycopg.connect(scratch, autocommit=True) as c:
         report = retention.enforce_retention(c)
     assert report.mode == "policy"
@@ -239,7 +239,7 @@ def test_policies_exist_but_are_paused_on_a_frozen_clock(scratch: str, monkeypat
     monkeypatch.setenv("KAPMAN_NOW", FROZEN)
     rebuild(scratch)
     jobs = _jobs(scratch)
-    assert len(jobs) == 4 and not any(jobs.values())
+    assert len(jobs) == 6 and not any(jobs.values())
     _fill(scratch, "2023-01-02")
     monkeypatch.delenv("KAPMAN_NOW")
     with psycopg.connect(scratch, autocommit=True) as c:
@@ -300,7 +300,7 @@ def test_a_load_while_the_policy_jobs_run(scratch: str, monkeypatch: pytest.Monk
     with psycopg.connect(scratch, autocommit=True) as c:
         for table in ("ohlcv", "options_chains"):   # due now: the scheduler starts them at once
             c.execute("SELECT alter_job(%s, next_start => now())", (_job_id(scratch, "policy_compression", table),))
-    with lifecycle.policies_paused(scratch, ["ohlcv", "options_chains"]) as paused:
+    with lifecycle.policies_paused(scratch) as paused:      # every lifecycle table's jobs
         assert {j.proc_name for j in paused} == {"policy_retention", "policy_compression"}
         with psycopg.connect(scratch, autocommit=True) as c:
             assert lifecycle._running(c, lifecycle.policy_jobs(c)) == []

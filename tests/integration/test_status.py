@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from kapman.clock import parse_instant
+from kapman.db import lifecycle
 from kapman.db.migrations import discover
 from kapman.ops import status
 from kapman.ops.checks import Verdict
@@ -24,12 +25,21 @@ pytestmark = pytest.mark.integration
 EVENING = parse_instant("2025-12-19T22:00:00Z")
 
 
+@pytest.fixture
+def sandbox_db(db: psycopg.Connection) -> psycopg.Connection:
+    """The data is the sandbox's, older than the real clock's window: the database's lifecycle
+    follows the sandbox's frozen clock, so the community edition's policies are paused (they
+    neither drop the data nor leave a run's outcome in the schema check)."""
+    lifecycle.record_clock(db, lifecycle.Clock("frozen", EVENING))
+    return db
+
+
 def verdicts(report: status.StatusReport) -> dict[str, str]:
     return {c.area: c.verdict.name for c in report.checks}
 
 
-def test_an_empty_database_fails_and_names_each_fix(db: psycopg.Connection) -> None:
-    report = status.report(db, EVENING)
+def test_an_empty_database_fails_and_names_each_fix(sandbox_db: psycopg.Connection) -> None:
+    report = status.report(sandbox_db, EVENING)
     assert report.exit_code == 2
     assert verdicts(report) == {"schema": "OK", "tickers": "FAIL", "ohlcv": "FAIL", "ledger": "OK",
                                 "options": "WARN", "a2": "WARN", "a3": "OK", "runs": "WARN"}
@@ -37,13 +47,14 @@ def test_an_empty_database_fails_and_names_each_fix(db: psycopg.Connection) -> N
     assert report.check("ohlcv").fix == "python -m scripts.ingest_ohlcv base"
     schema = report.check("schema")
     assert schema.details["migrations_applied"] == len(discover()) and len(schema.details["fingerprint"]) == 64
-    assert schema.details["lifecycle"] == {"ohlcv": "application", "options_chains": "application"} \
+    assert schema.details["lifecycle"] == dict.fromkeys(("ohlcv", "options_chains", "daily_snapshots"),
+                                                        "application") \
         or set(schema.details["lifecycle"].values()) == {"policy"}
 
 
-def test_a_hydrated_database_by_the_data_clock(db: psycopg.Connection) -> None:
-    hydrate(db)
-    report = status.report(db, EVENING)
+def test_a_hydrated_database_by_the_data_clock(sandbox_db: psycopg.Connection) -> None:
+    hydrate(sandbox_db)
+    report = status.report(sandbox_db, EVENING)
     # Options are WARN: 2025-12-19's snapshot holds 2 of the 4 watchlist symbols and its session is
     # open until midnight (OK only for a complete day); neither snapshot is in the archive.
     assert verdicts(report) == {"schema": "OK", "tickers": "WARN", "ohlcv": "WARN", "ledger": "WARN",
@@ -72,7 +83,8 @@ def test_a_hydrated_database_by_the_data_clock(db: psycopg.Connection) -> None:
 
 
 def test_a_session_without_a_snapshot_is_pending_that_evening_and_lost_after_midnight(
-        db: psycopg.Connection) -> None:
+        sandbox_db: psycopg.Connection) -> None:
+    db = sandbox_db
     hydrate(db)
     monday_evening = status.report(db, parse_instant("2025-12-22T22:00:00Z")).check("options")
     assert monday_evening.verdict is Verdict.WARN and monday_evening.details["pending"] == date(2025, 12, 22)
@@ -105,6 +117,7 @@ def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(db: psycop
     assert schema.verdict is Verdict.OK, schema.summary
     jobs = schema.details["policy_jobs"]
     assert sorted((j["hypertable"], j["job"]) for j in jobs) == [
+        ("daily_snapshots", "policy_compression"), ("daily_snapshots", "policy_retention"),
         ("ohlcv", "policy_compression"), ("ohlcv", "policy_retention"),
         ("options_chains", "policy_compression"), ("options_chains", "policy_retention")]
     assert all(j["next_start"] is not None for j in jobs) and "next run" in schema.summary
