@@ -18,7 +18,7 @@ HYPERTABLES = {
     "options_chains": ("time", timedelta(days=7)),
     "daily_snapshots": ("time", timedelta(days=7)),
 }
-#: Hypertables governed by compression and retention (daily_snapshots since migration 0011).
+#: Hypertables governed by compression and retention (daily_snapshots since migration 0012).
 LIFECYCLE_TABLES = ("ohlcv", "options_chains", "daily_snapshots")
 RETENTION = timedelta(days=730)
 COMPRESS_AFTER = timedelta(days=120)

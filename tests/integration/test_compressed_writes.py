@@ -203,7 +203,7 @@ def test_the_ledger_on_compressed_chunks(compressed: str) -> None:
     assert removed == [date(2024, 12, 30), date(2025, 2, 12)] and before_cutoff == []
 
 
-# --- daily_snapshots' lifecycle (migration 0011) ---------------------------------------------------
+# --- daily_snapshots' lifecycle (migration 0012) ---------------------------------------------------
 
 def _snapshots(url: str, first: str, last: str = FROZEN) -> None:
     with psycopg.connect(url, autocommit=True) as c:
