@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from kapman.clock import close_of
+from kapman.db import lifecycle
 from kapman.ingest.options import ingest_options
 from kapman.ingest.splits import ingest_splits
 from kapman.ingest.watchlist_scope import resolve_scope
@@ -37,6 +38,9 @@ def actions_db(fresh_db: str, market: Market,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[psycopg.Connection, PolygonClient, str]]:
     monkeypatch.setenv("KAPMAN_NOW", close_of(D).isoformat())
     with SandboxRestServer(market, api_key="k") as server, psycopg.connect(fresh_db, autocommit=True) as conn:
+        # the bars are older than the real clock's retention window: the database follows the
+        # frozen clock too, so the community edition's policies are paused and never drop them
+        lifecycle.record_clock(conn, lifecycle.Clock("frozen", close_of(D)))
         server.set_clock(close_of(D))
         client = PolygonClient(PolygonHTTP(server.base_url, "k", rate_limit=1000))
         load_tickers(conn, market)
