@@ -95,6 +95,13 @@ def test_job_plumbing_matches_the_kernel_on_a_plain_query(hydrated: tuple) -> No
     direct = compute_dealer_metrics(frame, spot=float(frame["underlying_price"].median()),
                                     spot_source="snapshot_underlying_price", as_of=D2,
                                     snapshot_time=frame["time"].iloc[0].to_pydatetime())
+    # The job adds one count the kernel does not see: contracts quoted before the snapshot's session.
+    stale = conn.execute("""
+        SELECT count(*) FROM options_chains oc JOIN tickers t ON t.id = oc.ticker_id
+        WHERE t.symbol = 'AAPL' AND oc.time = %s
+          AND (oc.quote_updated_at AT TIME ZONE 'America/New_York')::date
+              < (oc.time AT TIME ZONE 'America/New_York')::date""", (close_of(D2),)).fetchone()[0]
+    direct["counts"]["stale_quotes"] = stale
     assert json.loads(json.dumps(direct)) == stored
 
 

@@ -84,7 +84,8 @@ def test_stores_what_psycopg_stores(scratch: psycopg.Connection) -> None:
 def test_write_chain_sends_utf8_whatever_the_client_encoding(fresh_db: str) -> None:
     tid = uuid4()
     chain = NormalisedChain(rows=[
-        (SNAPSHOT, tid, date(2026, 1, 16), Decimal(f"{100 + i}.5000"), "C", f"O:ÉÜ{i}", 100, *(None,) * 11)
+        (SNAPSHOT, tid, date(2026, 1, 16), Decimal(f"{100 + i}.5000"), "C", f"O:ÉÜ{i}", 100,
+         *(None,) * (len(COLUMNS) - 7))
         for i in range(50)
     ])
     with psycopg.connect(fresh_db, autocommit=True, options="-c client_encoding=LATIN1") as conn:

@@ -83,8 +83,8 @@ def test_show_and_the_report_say_why_an_index_has_no_price_or_a2(index_db: tuple
     monkeypatch.setenv("KAPMAN_ENV_FILE", "/nonexistent")
     assert show.main(["I:SPX", "--db-url", url, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["date"] == str(D) and data["values"]["A3.status"] == "FULL"
-    assert data["values"]["price.close"] is None and "the stock flat files hold no index bars" in data["no_bars"]
+    assert data["date"] == str(D) and data["values"]["dealer_metrics_json.status"] == "FULL"
+    assert data["values"]["ohlcv.close"] is None and "the stock flat files hold no index bars" in data["no_bars"]
     assert show.main(["I:SPX", "--db-url", url]) == 0
     assert "price and A2 are empty: I:SPX is an index" in capsys.readouterr().out
     html = symbol.render(load_symbol_day(conn, "I:SPX", D))

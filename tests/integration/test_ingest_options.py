@@ -102,8 +102,9 @@ def test_full_chains_values_collisions_and_ledger(
     # AAPL carries an adjusted (150-share) call beside the standard one, and a contract of type other.
     assert result.outcomes["AAPL"].dropped == {"other": 1, "adjusted": 1}
     assert result.dropped == {"expired": 0, "other": 2, "adjusted": 2, "collisions": 0, "malformed": 0}  # DIA too
-    assert "2 adjusted contracts (deliverable != 100) kept out" in result.summary()
-    assert "2 of contract_type other" in result.summary() and "0 expired" not in result.summary()
+    summary = result.step_result().summary()
+    assert "2 adjusted contracts (deliverable != 100) kept out" in summary
+    assert "2 of contract_type other" in summary and "0 expired" not in summary
     adjusted = next(r for r in chain if r["details"]["shares_per_contract"] != 100)
     d = adjusted["details"]
     key = (date.fromisoformat(d["expiration_date"]), Decimal(str(d["strike_price"])).quantize(FOUR), "C")

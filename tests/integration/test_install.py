@@ -124,12 +124,14 @@ def test_installed_kapman_runs_outside_the_checkout(venv: Path, scratch: str, tm
 
     where = subprocess.run([str(venv / "bin" / "python"), "-c",
                             "import kapman, kapman.config as c; s = c.load_settings(); "
-                            "print(kapman.__file__); print(c.PROJECT_ROOT); print(s.archive_location); "
+                            "import kapman.archive.store as a; "
+                            "print(kapman.__file__); print(c.PROJECT_ROOT); print(a.location_of(s)); "
                             "print(s.watchlists_dir); import kapman.ops.logfile as l; print(l.DEFAULT_PATH)"],
                            cwd=work, env=clean_env(venv, work), capture_output=True, text=True,
                            check=True).stdout.splitlines()
     assert where[0].startswith(str(venv)), where
-    assert where[1:3] == [str(work.resolve()), str(work.resolve() / "archive")]
+    # the archive of this warehouse (its database and server) under the working directory's archive/
+    assert where[1] == str(work.resolve()) and Path(where[2]).parent == work.resolve() / "archive"
     assert Path(where[3], "mvp.txt").is_file() and where[3].startswith(str(venv))   # the shipped watchlists
     assert where[4] == str(work.resolve() / "logs" / "nightly.log")
 
