@@ -19,7 +19,6 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from kapman.db import bulk, chunks, retention, schema
-from kapman.db.rebuild import rebuild
 from kapman.ingest import ohlcv_write
 from tests.support import database
 
@@ -32,14 +31,11 @@ DAY = date(2025, 3, 3)          # inside the 120-day compression window of the f
 
 
 @pytest.fixture
-def scratch(admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def scratch(new_rebuilt_db: database.NewRebuiltDb, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A database as a rebuild on the frozen clock leaves it."""
     monkeypatch.setenv("KAPMAN_NOW", FROZEN)
-    url = database.create_scratch(admin_url, "cw_")
-    try:
-        rebuild(url)
+    with new_rebuilt_db("cw_") as url:
         yield url
-    finally:
-        database.drop_scratch(admin_url, url)
 
 
 @pytest.fixture
