@@ -8,6 +8,7 @@ set-based pass (``kapman.ops.inventory``).
 from __future__ import annotations
 
 import statistics
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -336,8 +337,10 @@ def archive(conn: psycopg.Connection, settings: Settings | None) -> Check | None
     """Stored snapshots the options archive lacks: what a repave would lose for good."""
     from kapman.archive import count_snapshots  # the archive's modules load only here
 
+    # The warehouse is the database status reads (its name and server), whatever DATABASE_URL says.
+    here = replace(settings or load_settings(), database_url=conn.info.dsn)
     try:
-        census = count_snapshots(settings or load_settings(), conn)
+        census = count_snapshots(here, conn)
     except KapManError as exc:
         return Check("archive", Verdict.WARN, f"the options archive cannot be listed: {exc.message}", exc.hint)
     details = {"location": census.location, "stored": census.stored, "archived": census.archived,

@@ -121,7 +121,8 @@ def _devtools_port(profile: Path, proc: subprocess.Popen[bytes], timeout: float 
 @contextmanager
 def chromium(executable: str, width: int = 1400, height: int = 900) -> Iterator[Page]:
     """A fresh headless Chromium and its first page, with console and log events enabled."""
-    with tempfile.TemporaryDirectory(prefix="kapman-chromium-") as profile:
+    # Chromium's helper processes may still write to the profile as it is removed: never an error.
+    with tempfile.TemporaryDirectory(prefix="kapman-chromium-", ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={profile}",
                                  f"--window-size={width},{height}", "about:blank"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
