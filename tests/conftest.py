@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -14,6 +15,10 @@ from kapman.db.rebuild import rebuild
 from tests.support import database, entry
 
 _admin: tuple[str | None, str, object | None] | None = None
+
+# A suite started with SIGINT ignored (a background job of a non-interactive shell) would pass that
+# on to every process a test starts, and the Ctrl-C tests would test nothing: Python's own handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _admin_info() -> tuple[str | None, str, object | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -34,8 +35,10 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def cli(module: str, url: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``python -m module`` as the runbook runs it from the checkout (``scripts`` found there), in ``cwd``."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", module, "--db-url", url, *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd)
+                          timeout=120, cwd=cwd, env=env)
 
 
 def test_report_values_are_the_stored_ones(url: str) -> None:
