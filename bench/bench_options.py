@@ -218,8 +218,9 @@ def _measure(
                 workers=workers,
                 enforce_retention=False,
             )
-            if result.exit_code() != 0:
-                raise RuntimeError(result.summary())
+            outcome = result.step_result()
+            if outcome.exit_code != 0:
+                raise RuntimeError(outcome.summary())
             cpu = [b - a for a, b in zip(cpu0, _cpu_now(server_pid), strict=True)]
             ideal = result.pages * latency / concurrency
             chains, republished = _stored_chains(conn), _stored_chains(conn, changed="bid")

@@ -86,7 +86,7 @@ def export_figures(url: str) -> list[Figure]:
         started = time.perf_counter()
         result = export.export(url, export.ExportParams(Path(directory), ["daily_snapshots"], api.Dates(END, END)))
         seconds = time.perf_counter() - started
-        stats = result.details["daily_snapshots"]
+        stats = result.details.tables["daily_snapshots"]
         per_row = stats["bytes_per_row"]
         export.export(url, export.ExportParams(Path(directory), ["daily_snapshots"]))     # the other dates
         query = (f"SELECT date, avg(\"momentum.rsi.rsi\") FROM '{directory}/daily_snapshots/*.parquet' "
