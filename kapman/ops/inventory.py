@@ -189,9 +189,12 @@ def _empty_symbols(conn: psycopg.Connection, lo: datetime, hi: datetime) -> froz
     return frozenset(s for (s,) in rows)
 
 
-def options_day(conn: psycopg.Connection, day: date) -> OptionsDay:
-    """``day``'s session snapshot: chains taken from its close to midnight New York."""
-    expected = scope_of(conn, day)
+def options_day(conn: psycopg.Connection, day: date, scope: dict[str, UUID] | None = None) -> OptionsDay:
+    """``day``'s session snapshot: chains taken from its close to midnight New York, for the
+    symbols of ``scope`` (default: the watchlist scope of the day, ``scope_of``).  A run completing
+    the session passes its own scope: symbols added to a watchlist after ``day`` (a repave's
+    watchlists are all dated the day they were loaded) are due as well."""
+    expected = scope_of(conn, day) if scope is None else scope
     lo, hi = clock.close_of(day), sessions.snapshot_window_end(day)
     latest = latest_chains(conn, list(expected.values()), lo, hi)
     by_id = {tid: s for s, tid in expected.items()}

@@ -193,6 +193,23 @@ def test_symbols_failing_on_a_500_are_fetched_by_the_next_nightly_and_lost_after
     assert third.exit_code == 1
 
 
+def test_a_session_restored_under_watchlists_loaded_later_is_complete_for_a_plain_run(
+        env: str, rest: SandboxRestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kapman.ingest.options import step as options
+
+    assert nightly.run(load_settings()).exit_code == 0
+    # A repave loads its watchlists on the day it runs: every membership is dated after the session
+    # whose restored chains are stored. A run completing the session asks about its own scope.
+    with psycopg.connect(env) as conn:
+        conn.execute("UPDATE watchlists SET effective_date = '2025-12-22'")
+    rest.reset_counts()
+    monkeypatch.setenv("KAPMAN_NOW", LATER)
+    again = options.run(load_settings(), options.OptionsParams())
+    assert again.exit_code == 0 and again.done == len(SYMBOLS)
+    assert again.headline.startswith("2025-12-19's snapshot is complete: 5 of 5 symbols stored")
+    assert _chain_requests(rest) == set()                        # nothing fetched a second time
+
+
 def test_a3_never_reads_a_snapshot_an_options_run_is_still_writing(env: str, rest: SandboxRestServer,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAPMAN_NOW", "2025-12-19T19:00:00Z")     # 14:00: reference data and bars, no session yet

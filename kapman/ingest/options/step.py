@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import psycopg
+
 from kapman import clock
 from kapman.config import REQUEST_DEADLINE_RANGE, RUN_DEADLINE_RANGE, Settings
 from kapman.db import runs
-from kapman.db.connect import connect
 from kapman.errors import UsageError
 from kapman.execute import Context, Definition, execute
 from kapman.ingest.options.fetch import CONCURRENCY_RANGE
@@ -64,6 +65,7 @@ def run(settings: Settings, params: OptionsParams, progress: Progress | None = N
 def _body(ctx: Context, params: OptionsParams) -> StepResult[OptionsResult]:
     settings = ctx.settings
     scope = resolve_scope(ctx.conn, params.symbols)
+    ctx.conn.commit()   # the run writes over connections of its own; none waits on this one
     workers = default_workers() if params.workers is None else params.workers
     deadline = params.deadline if params.deadline is not None else settings.options_run_deadline
     # The urllib3 pool holds a connection per fetch thread, so no thread waits for a socket.
@@ -71,12 +73,12 @@ def _body(ctx: Context, params: OptionsParams) -> StepResult[OptionsResult]:
                         request_deadline=params.request_deadline or settings.polygon_request_deadline)
     completing = params.symbols is None and params.snapshot_time is None
     # By KapMan's clock first, so the server's clock is asked about a symbol still to fetch.
-    probe, complete = _still_missing(ctx.url, scope, clock.now()) if completing else (scope, None)
+    probe, complete = _still_missing(ctx.conn, scope, clock.now()) if completing else (scope, None)
     if complete is not None:
         return complete
     snapshot = decide(params.snapshot_time, client.chain_clock(next(iter(probe.tickers))), settings.polygon_base_url)
     if completing:
-        scope, complete = _still_missing(ctx.url, scope, snapshot)
+        scope, complete = _still_missing(ctx.conn, scope, snapshot)
         if complete is not None:
             return complete
     if params.dry_run:
@@ -101,15 +103,17 @@ class Complete:
     complete: str   # the session (New York date)
 
 
-def _still_missing(url: str, scope: Scope, snapshot: datetime) -> tuple[Scope, StepResult[Complete] | None]:
+def _still_missing(conn: psycopg.Connection, scope: Scope,
+                   snapshot: datetime) -> tuple[Scope, StepResult[Complete] | None]:
     """Within a session's snapshot window, the scope narrowed to the symbols without a chain of the
-    session; a result instead when there is none left (or another run is writing it)."""
+    session; a result instead when there is none left (or another run is writing it).  Commits: no
+    transaction of the step's connection stays open while the run fetches."""
     session = sessions.snapshot_session(snapshot)
     if session is None:
         return scope, None
-    with connect(url, autocommit=True) as conn:
-        runs.resolve_abandoned(conn)
-        day = inventory.options_day(conn, session)
+    runs.resolve_abandoned(conn)
+    day = inventory.options_day(conn, session, scope.tickers)
+    conn.commit()
     if day.writing:
         raise UsageError(f"an options run is still writing {session}'s snapshot (run {day.writing[0]}); this one "
                          "did nothing", hint="wait for it to end; a run after it fetches whatever it missed")
