@@ -29,12 +29,20 @@ def state(url: str) -> dict[str, Any]:
             "fingerprint": fingerprint(c),
             "checks": [(ch.name, ch.ok, ch.detail) for ch in validate(c, server_info(c)).checks],
             "clock": lifecycle.read_clock(c),
-            "settings": c.execute("SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d "
-                                  "ON d.oid = s.setdatabase WHERE d.datname = current_database()").fetchall(),
+            "settings": [[x for x in config if x != database.SCRATCH_SETTING] for (config,) in c.execute(
+                "SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d "
+                "ON d.oid = s.setdatabase WHERE d.datname = current_database()").fetchall()],
             "rows": {t: c.execute(sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(t))).fetchone()
                      for t in tables},
             "ledger": c.execute("SELECT version, name, checksum FROM public.schema_migrations ORDER BY 1").fetchall(),
         }
+
+
+def settings(url: str) -> list[str]:
+    with psycopg.connect(url) as c:
+        row = c.execute("SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+                        "WHERE d.datname = current_database() AND s.setrole = 0").fetchone()
+    return list(row[0]) if row else []
 
 
 @pytest.mark.parametrize("now", [None, "2025-12-19"], ids=["real-clock", "frozen-clock"])
@@ -50,6 +58,8 @@ def test_a_copy_of_the_template_is_what_a_rebuild_leaves(
         rebuild(rebuilt)
         with new_rebuilt_db("copy_") as copy:
             assert state(copy) == state(rebuilt)
+            # beside the suite's own setting, which the rebuilt database does not carry
+            assert database.SCRATCH_SETTING in settings(copy) and database.SCRATCH_SETTING not in settings(rebuilt)
         with psycopg.connect(rebuilt) as c:
             assert lifecycle.read_clock(c).mode == ("real" if now is None else "frozen")
     finally:

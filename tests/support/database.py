@@ -154,11 +154,21 @@ def seal_template(admin_url: str, url: str) -> None:
         raise AssertionError(f"sessions still connected to {_own(url)}")
 
 
+#: The one per-database setting a scratch copy carries that a rebuild does not (see ``clone``).
+SCRATCH_SETTING = "synchronous_commit=off"
+
+
 def clone(admin_url: str, template: str, label: str = "") -> str:
     """A new scratch database copied from ``template``, with the template's per-database settings
     (``ALTER DATABASE ... SET``, which a copy does not carry)."""
     url = create_scratch(admin_url, label, template=_own(template))
     with psycopg.connect(admin_url, autocommit=True) as conn:
+        # A scratch database outlives no server crash worth surviving: its commits need not wait
+        # for the WAL flush (1.7 ms a commit here, 0.1 ms without; a kill -9 of a client still
+        # loses nothing committed).
+        name, value = SCRATCH_SETTING.split("=")
+        conn.execute(sql.SQL("ALTER DATABASE {} SET {} = {}").format(sql.Identifier(_own(url)), sql.Identifier(name),
+                                                                    sql.Literal(value)))
         settings = conn.execute(
             "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
             "WHERE d.datname = %s AND s.setrole = 0", (_own(template),)).fetchall()
