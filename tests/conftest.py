@@ -118,6 +118,14 @@ def new_rebuilt_db(admin_url: str, migrated_template: str,
 
 
 @pytest.fixture(scope="session")
+def templates(admin_url: str, migrated_template: str, dropper: database.Dropper) -> Iterator[database.Templates]:
+    """Hydrated templates built once per session, copied per test (``database.Templates``)."""
+    built = database.Templates(admin_url, migrated_template, dropper)
+    yield built
+    built.close()
+
+
+@pytest.fixture(scope="session")
 def rebuilt_db(new_rebuilt_db: database.NewRebuiltDb) -> Iterator[str]:
     """One rebuilt (A5) scratch database shared by read-only schema tests."""
     with new_rebuilt_db("schema_") as url:

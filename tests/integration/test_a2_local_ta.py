@@ -21,6 +21,7 @@ from kapman.jobs.a2_window import anchor
 from kapman.metrics.indicators import TECHNICAL_KEYS
 from kapman.sandbox.dbload import load_bars, load_tickers
 from kapman.sandbox.market import Market
+from tests.support import database
 
 pytestmark = pytest.mark.integration
 D = date(2025, 12, 5)
@@ -33,11 +34,14 @@ def market() -> Market:
 
 
 @pytest.fixture
-def bars_db(fresh_db: str, market: Market) -> Iterator[tuple[psycopg.Connection, str]]:
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
-        load_tickers(conn, market)
-        load_bars(conn, market, [d for d in market.trading_days if d >= anchor(date(2025, 12, 1))])
-        yield conn, fresh_db
+def bars_db(templates: database.Templates, market: Market) -> Iterator[tuple[psycopg.Connection, str]]:
+    def build(url: str) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            load_tickers(conn, market)
+            load_bars(conn, market, [d for d in market.trading_days if d >= anchor(date(2025, 12, 1))])
+
+    with templates.copy("a2_bars", build) as url, psycopg.connect(url, autocommit=True) as conn:
+        yield conn, url
 
 
 def run(conn: psycopg.Connection, dates: list[date], **kw: object) -> a2_local_ta.A2Result:

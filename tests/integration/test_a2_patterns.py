@@ -17,6 +17,7 @@ from kapman.metrics.indicators import TECHNICAL_KEYS
 from kapman.metrics.patterns import PATTERN_FUNCS
 from kapman.sandbox.dbload import load_bars, load_tickers
 from kapman.sandbox.market import Market
+from tests.support import database
 from scripts import run_a2_local_ta
 
 pytestmark = pytest.mark.integration
@@ -29,11 +30,14 @@ def market() -> Market:
 
 
 @pytest.fixture
-def bars_db(fresh_db: str, market: Market) -> Iterator[tuple[psycopg.Connection, str]]:
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
-        load_tickers(conn, market)
-        load_bars(conn, market, [d for d in market.trading_days if d >= anchor(D)])
-        yield conn, fresh_db
+def bars_db(templates: database.Templates, market: Market) -> Iterator[tuple[psycopg.Connection, str]]:
+    def build(url: str) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            load_tickers(conn, market)
+            load_bars(conn, market, [d for d in market.trading_days if d >= anchor(D)])
+
+    with templates.copy("a2_pattern_bars", build) as url, psycopg.connect(url, autocommit=True) as conn:
+        yield conn, url
 
 
 def test_the_flag_stores_every_pattern_beside_the_indicators(bars_db: tuple, market: Market,

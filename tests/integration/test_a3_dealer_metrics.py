@@ -22,10 +22,12 @@ from kapman.ingest.watchlists import ingest_watchlists
 from kapman.jobs import a2_local_ta
 from kapman.jobs import a3_dealer_metrics as a3
 from kapman.metrics.dealer import compute_dealer_metrics
+from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
 from kapman.sandbox.dbload import load_bars
 from kapman.sandbox.market import Market
 from kapman.sandbox.rest import SandboxRestServer
+from tests.support import database
 
 pytestmark = pytest.mark.integration
 D1, D2 = date(2025, 12, 18), date(2025, 12, 19)
@@ -33,22 +35,31 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def hydrated(fresh_db: str, rest: SandboxRestServer, polygon: PolygonClient, market: Market,
-             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[psycopg.Connection, str]]:
+def hydrated(templates: database.Templates, rest: SandboxRestServer, market: Market,
+             tmp_path_factory: pytest.TempPathFactory,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[psycopg.Connection, str]]:
     """Tickers, a 4-symbol watchlist, bars, and snapshots on D1 (all) and D2 (all but MSFT)."""
-    (tmp_path / "core.txt").write_text("AAPL\nSPY\nMSFT\nORCL\n")
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
+
+    def build(url: str) -> None:
+        watchlists = tmp_path_factory.mktemp("a3-watchlists")
+        (watchlists / "core.txt").write_text("AAPL\nSPY\nMSFT\nORCL\n")
+        polygon = PolygonClient(PolygonHTTP(rest.base_url, rest.api_key, rate_limit=1000))
+        with pytest.MonkeyPatch.context() as mp, psycopg.connect(url, autocommit=True) as conn:
+            mp.setenv("KAPMAN_NOW", str(D2))
+            ingest_tickers(conn, polygon, force=True)
+            ingest_watchlists(conn, watchlists)
+            load_bars(conn, market)
+            for day, symbols in ((D1, ["AAPL", "SPY", "MSFT", "ORCL"]), (D2, ["AAPL", "SPY", "ORCL"])):
+                instant = close_of(day)
+                rest.set_clock(instant)
+                mp.setenv("KAPMAN_NOW", instant.isoformat())
+                ingest_options(url, polygon, resolve_scope(conn, symbols), instant, concurrency=2)
+        polygon.close()
+
+    with templates.copy("a3_hydrated", build) as url, psycopg.connect(url, autocommit=True) as conn:
+        rest.set_clock(close_of(D2))
         monkeypatch.setenv("KAPMAN_NOW", str(D2))
-        ingest_tickers(conn, polygon, force=True)
-        ingest_watchlists(conn, tmp_path)
-        load_bars(conn, market)
-        for day, symbols in ((D1, ["AAPL", "SPY", "MSFT", "ORCL"]), (D2, ["AAPL", "SPY", "ORCL"])):
-            instant = close_of(day)
-            rest.set_clock(instant)
-            monkeypatch.setenv("KAPMAN_NOW", instant.isoformat())
-            ingest_options(fresh_db, polygon, resolve_scope(conn, symbols), instant, concurrency=2)
-        monkeypatch.setenv("KAPMAN_NOW", str(D2))
-        yield conn, fresh_db
+        yield conn, url
 
 
 def payloads(conn: psycopg.Connection, day: date) -> dict[str, dict]:
