@@ -16,10 +16,12 @@ from kapman.ingest.tickers import ingest_tickers
 from kapman.ingest.watchlist_scope import resolve_scope
 from kapman.ingest.watchlists import ingest_watchlists
 from kapman.jobs import a3_dealer_metrics as a3
+from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
 from kapman.sandbox import indices
 from kapman.sandbox.market import Market
 from kapman.sandbox.rest import SandboxRestServer
+from tests.support import database
 
 pytestmark = pytest.mark.integration
 D = date(2025, 12, 19)
@@ -27,18 +29,25 @@ WATCHLISTS = Path(__file__).resolve().parents[2] / "data" / "watchlists"
 
 
 @pytest.fixture
-def index_db(fresh_db: str, rest: SandboxRestServer, polygon: PolygonClient,
+def index_db(templates: database.Templates, rest: SandboxRestServer,
              monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[psycopg.Connection, str]]:
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
-        monkeypatch.setenv("KAPMAN_NOW", close_of(D).isoformat())
-        tickers = ingest_tickers(conn, polygon, force=True)
-        assert tickers.details.indices == 4
-        ingest_watchlists(conn, WATCHLISTS)
+    monkeypatch.setenv("KAPMAN_NOW", close_of(D).isoformat())
+
+    def build(url: str) -> None:
+        polygon = PolygonClient(PolygonHTTP(rest.base_url, rest.api_key, rate_limit=1000))
+        with psycopg.connect(url, autocommit=True) as conn:
+            tickers = ingest_tickers(conn, polygon, force=True)
+            assert tickers.details.indices == 4
+            ingest_watchlists(conn, WATCHLISTS)
+            rest.set_clock(close_of(D))
+            result = ingest_options(url, polygon, resolve_scope(conn, ["I:SPX", "I:VIX"]), close_of(D),
+                                    concurrency=2)
+            assert result.step_result().exit_code == 0 and result.outcomes["I:SPX"].status == "ok"
+        polygon.close()
+
+    with templates.copy("index_options", build) as url, psycopg.connect(url, autocommit=True) as conn:
         rest.set_clock(close_of(D))
-        result = ingest_options(fresh_db, polygon, resolve_scope(conn, ["I:SPX", "I:VIX"]), close_of(D),
-                                concurrency=2)
-        assert result.step_result().exit_code == 0 and result.outcomes["I:SPX"].status == "ok"
-        yield conn, fresh_db
+        yield conn, url
 
 
 def test_spx_and_spxw_are_one_underlying_with_the_index_value(index_db: tuple, market: Market) -> None:

@@ -23,6 +23,7 @@ from kapman.providers.polygon import PolygonClient
 from kapman.sandbox.dbload import load_bars, load_tickers
 from kapman.sandbox.market import Market
 from kapman.sandbox.rest import SandboxRestServer
+from tests.support import database
 
 pytestmark = pytest.mark.integration
 D = date(2025, 4, 30)     # five weeks after the sandbox's reverse split
@@ -34,18 +35,23 @@ def market() -> Market:
 
 
 @pytest.fixture
-def actions_db(fresh_db: str, market: Market,
+def actions_db(templates: database.Templates, market: Market,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[psycopg.Connection, PolygonClient, str]]:
     monkeypatch.setenv("KAPMAN_NOW", close_of(D).isoformat())
-    with SandboxRestServer(market, api_key="k") as server, psycopg.connect(fresh_db, autocommit=True) as conn:
-        # the bars are older than the real clock's retention window: the database follows the
-        # frozen clock too, so the community edition's policies are paused and never drop them
-        lifecycle.record_clock(conn, lifecycle.Clock("frozen", close_of(D)))
+
+    def build(url: str) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            # the bars are older than the real clock's retention window: the database follows the
+            # frozen clock too, so the community edition's policies are paused and never drop them
+            lifecycle.record_clock(conn, lifecycle.Clock("frozen", close_of(D)))
+            load_tickers(conn, market)
+            load_bars(conn, market, [d for d in market.trading_days if anchor(D) <= d <= D])
+
+    with (templates.copy("corporate_actions", build) as url, SandboxRestServer(market, api_key="k") as server,
+          psycopg.connect(url, autocommit=True) as conn):
         server.set_clock(close_of(D))
         client = PolygonClient(PolygonHTTP(server.base_url, "k", rate_limit=1000))
-        load_tickers(conn, market)
-        load_bars(conn, market, [d for d in market.trading_days if anchor(D) <= d <= D])
-        yield conn, client, fresh_db
+        yield conn, client, url
         client.close()
 
 
