@@ -44,8 +44,7 @@ _DOCUMENTS = {"ta": "technical_indicators_json", "pm": "price_metrics_json", "dm
 
 def detoasted(chosen: Iterable[Column], where: sql.Composable) -> sql.Composed:
     """The rows of ``daily_snapshots`` matching ``where`` (over ``s``, the table, and ``t``, tickers), ordered
-    by symbol and time, with the documents ``chosen`` reads, each as ``d.ta``, ``d.pm``,
-    ``d.dm``.
+    by symbol and time, with the documents ``chosen`` reads, each as ``d.ta``, ``d.pm``, ``d.dm``.
 
     The rows are ordered while they are narrow (the stored documents are pointers until read), so the sort
     moves a few bytes a row, not the detoasted documents or the extracted columns."""
