@@ -92,10 +92,10 @@ def analytics_steps() -> list[Step]:
     a2, a3 = registry.command("a2"), registry.command("a3")
     return [
         Step("7", "A2 history: every date of the retention window", f"{a2} --history"),
-        Step("7", "A2 for the example date", f"{a2} --date {d} --workers 6 --ticker-chunk-size 500"),
+        Step("7", "A2 for the example date", f"{a2} --date {d} --ticker-chunk-size 500"),
         Step("7", "A2 for the A3 week",
-             f"{a2} --start-date {start} --end-date {end} --workers 6 --ticker-chunk-size 500"),
-        Step("8", "A3 dealer metrics", f"{a3} --start-date {start} --end-date {end} --workers 6"),
+             f"{a2} --start-date {start} --end-date {end} --ticker-chunk-size 500"),
+        Step("8", "A3 dealer metrics", f"{a3} --start-date {start} --end-date {end}"),
     ]
 
 

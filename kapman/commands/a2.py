@@ -11,7 +11,7 @@ from kapman.progress import for_terminal
 
 COMMAND = registry.command("a2")
 EXAMPLES = f"""
-  {COMMAND} --date 2025-12-05 --workers 6 --ticker-chunk-size 500
+  {COMMAND} --date 2025-12-05 --workers 2 --ticker-chunk-size 500
   {COMMAND} --start-date 2025-12-15 --end-date 2025-12-19
   {COMMAND} --date 2025-12-19 --symbols AAPL,NVDA --force
   {COMMAND} --history         # after a repave: every date of the retention window
@@ -29,7 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli.add_date_options(p, "the newest date with OHLCV")
     p.add_argument("--symbols", help="comma-separated subset of tickers (default: all with bars)")
     p.add_argument("--workers", type=int, default=a2_local_ta.A2Params.workers,
-                   help="threads running kernel chunks (more than the CPU count gains nothing)")
+                   help="threads running kernel chunks (default: the CPU count, at most 4; more than the CPU "
+                        "count gains nothing)")
     p.add_argument("--ticker-chunk-size", type=int, default=a2_local_ta.DEFAULT_CHUNK,
                    help="tickers per kernel call; caps memory on very large universes")
     p.add_argument("--history", action="store_true",

@@ -11,7 +11,7 @@ from kapman.progress import for_terminal
 
 COMMAND = registry.command("a3")
 EXAMPLES = f"""
-  {COMMAND} --start-date 2025-12-15 --end-date 2025-12-19 --workers 6
+  {COMMAND} --start-date 2025-12-15 --end-date 2025-12-19 --workers 2
   {COMMAND} --date 2025-12-19 --symbols AAPL,SPY --force
   {COMMAND} --max-dte 60 --min-open-interest 10
 """

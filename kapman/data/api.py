@@ -130,23 +130,27 @@ def scope(conn: psycopg.Connection, symbols: str | Sequence[str] | None = None,
     wanted = _as_list(symbols)
     if wanted is None and watchlist is None:
         return Scope(None)
-    if wanted is not None:
-        _check_symbols(conn, wanted)
     if watchlist is not None and not conn.execute(
             "SELECT 1 FROM public.watchlists WHERE watchlist_id = %s LIMIT 1", (watchlist,)).fetchone():
         known = [r[0] for r in conn.execute("SELECT DISTINCT watchlist_id FROM public.watchlists ORDER BY 1")]
         raise InputError(f"no watchlist {watchlist!r} (known: {', '.join(known) or 'none'})",
                          hint="watchlists come from data/watchlists/*.txt: kapman watchlists")
-    rows = conn.execute("SELECT t.id FROM public.tickers t WHERE (%(symbols)s::text[] IS NULL "
+    # One query: the selected tickers with their symbols, so a symbol not stored is found without another.
+    rows = conn.execute("SELECT t.id, t.symbol FROM public.tickers t WHERE (%(symbols)s::text[] IS NULL "
                         "OR t.symbol = ANY(%(symbols)s)) AND (%(watchlist)s::text IS NULL OR t.symbol IN "
                         "(SELECT symbol FROM public.watchlists WHERE watchlist_id = %(watchlist)s AND active))",
                         {"symbols": wanted, "watchlist": watchlist}).fetchall()
+    if wanted is not None:
+        _check_symbols(conn, wanted, {r[1] for r in rows})
     return Scope([r[0] for r in rows])
 
 
-def _check_symbols(conn: psycopg.Connection, wanted: list[str]) -> None:
-    found = {r[0] for r in conn.execute("SELECT symbol FROM public.tickers WHERE symbol = ANY(%s)", (wanted,))}
-    missing = [s for s in wanted if s not in found]
+def _check_symbols(conn: psycopg.Connection, wanted: list[str], selected: set[str]) -> None:
+    """Each wanted symbol is stored (``selected`` holds those also on the watchlist, if one is given)."""
+    missing = [s for s in wanted if s not in selected]
+    if missing:
+        found = {r[0] for r in conn.execute("SELECT symbol FROM public.tickers WHERE symbol = ANY(%s)", (missing,))}
+        missing = [s for s in missing if s not in found]
     if not missing:
         return
     folded = {r[0].upper(): r[0] for r in conn.execute(
@@ -222,9 +226,9 @@ def snapshot_columns(columns: Sequence[str] | None = None, *, a2: bool = True, a
 def snapshot_query(chosen: Sequence[Column], tickers: Scope, dates: Dates) -> tuple[sql.Composable, pa.Schema]:
     """The flattened ``daily_snapshots`` rows (``symbol, date`` and ``chosen``) of some tickers, and their schema."""
     exprs = sql.SQL(", ").join(sql.SQL(c.expr) for c in chosen)
-    query = sql.SQL("SELECT d.symbol, (d.time AT TIME ZONE 'America/New_York')::date, {} FROM ({} WHERE {} AND {} "
-                    "OFFSET 0) d ORDER BY d.symbol, d.time").format(
-                        exprs, sql.SQL(detoasted(chosen)), tickers.on("s.ticker_id"), dates.on_time("s.time"))
+    where = sql.SQL("{} AND {} AND {}").format(tickers.on("s.ticker_id"), tickers.on("t.id"), dates.on_time("s.time"))
+    query = sql.SQL("SELECT d.symbol, (d.time AT TIME ZONE 'America/New_York')::date, {} FROM ({} OFFSET 0) d").format(
+        exprs, detoasted(chosen, where))
     schema = pa.schema([("symbol", pa.string()), ("date", pa.date32())] + [(c.name, c.type) for c in chosen])
     return query, schema
 

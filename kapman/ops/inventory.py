@@ -11,7 +11,9 @@ scans rather than a loop.  Beside it, each step says what is done for a day as a
   York), or the provider listed no contracts for it, and no options run is still writing it.  A
   symbol fetched later in the session keeps its own snapshot time: a session's chains may carry
   several times, and A3 uses each symbol's latest chain of the day.
-- ``a2_first`` / ``a2_missing``: where A2 begins and which dates with bars have none.
+- ``a2_first`` / ``a2_missing``: where A2 begins and which dates with bars have none.  Once the
+  indicator history was asked for (``a2 --history``, a repave's Step 7), A2 begins at the window's
+  first date with bars: a history interrupted before it reached its first dates is owed, not a backfill.
 - ``a3_day`` / ``a3_missing``: A3 per symbol of a day, INVALID counted, and stale where the
   symbol's chain of the day is not the one A3 was computed from.
 """
@@ -50,6 +52,7 @@ class Inventory:
     a2: dict[date, int] = field(default_factory=dict)      # daily_snapshots rows with A2 per date
     a3: dict[date, int] = field(default_factory=dict)      # ... with A3 per date
     watchlist_symbols: int = 0                             # active watchlist symbols with a ticker
+    a2_history: bool = False                               # an A2 run was asked for the indicator history
 
     def ledger_etags(self) -> dict[str, str]:
         return {f.key: f.etag for files in self.ledger.values() for f in files}
@@ -87,16 +90,27 @@ def take(conn: psycopg.Connection, start: date) -> Inventory:
             inv.a2[day] = a2
         if a3:
             inv.a3[day] = a3
+    inv.a2_history = a2_history_asked(conn)
     inv.watchlist_symbols = conn.execute(
         "SELECT count(DISTINCT w.symbol) FROM public.watchlists w JOIN public.tickers t ON t.symbol = w.symbol "
         "WHERE w.active").fetchone()[0]  # type: ignore[index]
     return inv
 
 
+def a2_history_asked(conn: psycopg.Connection) -> bool:
+    """Whether an A2 run (finished or not) was asked for the indicator history, ``--history``."""
+    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM public.ingest_runs WHERE job = 'a2' "
+                             "AND args->>'history' = 'true')").fetchone()[0])  # type: ignore[index]
+
+
 def a2_first(inv: Inventory, now: datetime) -> date | None:
-    """The first date A2 owes: where it first ran, or, on a warehouse without any A2, the newest
-    trading day whose flat file is due by ``now`` (the calendar's answer, never whichever day a
-    killed load happened to store last)."""
+    """The first date A2 owes: the window's first date with bars once the history was asked for (an
+    interrupted ``--history`` is resumed from wherever it stopped, even before its first date);
+    else where A2 first ran, or, on a warehouse without any A2, the newest trading day whose flat
+    file is due by ``now`` (the calendar's answer, never whichever day a killed load happened to
+    store last)."""
+    if inv.a2_history and inv.bars:
+        return min(inv.bars)
     if inv.a2:
         return min(inv.a2)
     due = sessions.ohlcv_due_days(max(inv.start, clock.ny_date_of(now) - timedelta(days=10)), now)
@@ -105,7 +119,7 @@ def a2_first(inv: Inventory, now: datetime) -> date | None:
 
 def a2_missing(inv: Inventory, now: datetime) -> list[date]:
     """Dates with bars and no A2, from ``a2_first`` on: history before A2 began is a backfill the
-    user asks for, not a gap."""
+    user asks for (``a2 --history``), not a gap, until it was asked for."""
     first = a2_first(inv, now)
     if first is None:
         return []

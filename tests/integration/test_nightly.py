@@ -1,13 +1,22 @@
-"""The nightly against the sandbox when a step fails: the others still run, the exit code says so."""
+"""The nightly against the sandbox when a step fails: the others still run, the exit code says so; an
+interrupted A2 history is resumed."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from kapman.clock import parse_instant
 from kapman.config import load_settings
+from kapman.jobs import a2_local_ta
 from kapman.ops import nightly, status
 from kapman.progress import NullProgress
 from kapman.sandbox.rest import SandboxRestServer
@@ -61,3 +70,54 @@ def test_the_plan_on_an_empty_warehouse_after_the_close(env: str) -> None:
     assert [d.isoformat() for d in plan.tasks[5].args["dates"]] == ["2025-12-18", "2025-12-19"]
     assert plan.lost == [] and plan.unpublished == []
     assert "snapshot of 2025-12-19's session" in plan.render()
+
+
+# After a repave, the runbook's Step 7 starts with run_a2_local_ta --history; killed (a real process,
+# SIGKILL) before it wrote its first dates and followed by the runbook's dated A2 command, the history is
+# still owed: the nightly plans every date of the window with bars and no A2, and status agrees.
+SESSION = date(2025, 12, 19)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _kill_history_when_it_runs(url: str) -> None:
+    """``run_a2_local_ta --history`` as the runbook runs it, killed once its run is in the ledger."""
+    proc = subprocess.Popen([sys.executable, "-m", "scripts.run_a2_local_ta", "--history", "-q"], cwd=ROOT,
+                            env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with psycopg.connect(url, autocommit=True) as conn:
+                if conn.execute("SELECT 1 FROM ingest_runs WHERE job = 'a2' AND status = 'running'").fetchone():
+                    break
+            if proc.poll() is not None:
+                pytest.fail(f"the history ended first (exit {proc.returncode}): {proc.stderr.read()}")  # type: ignore[union-attr]
+            time.sleep(0.05)
+        else:
+            pytest.fail("the history run never started")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()  # type: ignore[union-attr]
+
+
+def test_a_history_killed_early_then_a_dated_run_is_resumed_by_the_nightly(env: str) -> None:
+    from kapman.ingest import ohlcv, tickers
+
+    tickers.run(load_settings(), tickers.TickersParams(force=True))
+    ohlcv.run(load_settings(), ohlcv.OhlcvParams(mode="backfill", start=date(2025, 9, 1), end=SESSION))
+    _kill_history_when_it_runs(env)
+    # The runbook's next A2 command: one dated run, which alone would make A2 "begin" on its date.
+    a2_local_ta.run(load_settings(), a2_local_ta.A2Params(dates=[SESSION]))
+    with psycopg.connect(env) as conn:
+        bars = [r[0] for r in conn.execute("SELECT DISTINCT date FROM ohlcv ORDER BY 1")]
+        computed = {r[0] for r in conn.execute(
+            "SELECT DISTINCT (time AT TIME ZONE 'America/New_York')::date FROM daily_snapshots "
+            "WHERE technical_indicators_json IS NOT NULL")}
+        todo = nightly.plan(load_settings(), conn)
+        report = status.report(conn, parse_instant(EVENING), with_archive=False)
+    owed = [d for d in bars if d not in computed]
+    assert SESSION in computed and len(owed) >= len(bars) // 2 and owed[0] == date(2025, 9, 2)
+    a2 = [t for t in todo.tasks if t.step == "a2"]
+    assert [t.args["dates"] for t in a2] == [owed]
+    assert report.check("a2").details["missing"] == owed

@@ -88,3 +88,20 @@ def test_psql_steps_get_the_database_url() -> None:
     step = runbook.dashboard_steps()[0]
     argv = step.argv("postgresql://u@h/db")
     assert argv[:3] == ["psql", "-X", "-q"] and "postgresql://u@h/db" in argv
+
+
+#: The machine the runbook is written for has 2 cores: an example asking for more workers than that teaches
+#: contention, not speed.
+EXAMPLE_CORES = 2
+_WORKERS = re.compile(r"--workers[ =](\d+)")
+
+
+def test_examples_ask_for_no_more_workers_than_the_machine_has() -> None:
+    """The runbook, the README, the demo's steps and each command's --help examples."""
+    texts = {"docs/runbooks/README.md": (ROOT / "docs" / "runbooks" / "README.md").read_text(),
+             "README.md": (ROOT / "README.md").read_text(),
+             "kapman/runbook.py": "\n".join(s.command for s in all_steps())}
+    texts.update({f"kapman/commands/{p.name}": p.read_text() for p in (ROOT / "kapman" / "commands").glob("*.py")})
+    too_many = {name: counts for name, text in texts.items()
+                if (counts := [int(n) for n in _WORKERS.findall(text) if int(n) > EXAMPLE_CORES])}
+    assert too_many == {}
