@@ -1,11 +1,14 @@
 """The options run's archive catch-up examines only the snapshots that could need archiving, against
 the real database: on a warehouse with a long archived history it reads the chunks of the newest
 snapshots and of the runs the ledger says did not archive, not the old ones; a restore widens it
-to everything again."""
+to everything again; real options runs record in the ledger where the next catch-up starts."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -157,3 +160,32 @@ def test_a_restore_since_the_last_check_widens_the_catch_up_to_everything(fresh_
     assert checkpoint.window(history) == checkpoint.EVERYTHING
     summary = history.execute("SELECT summary FROM ingest_runs WHERE job = 'options'").fetchone()[0]
     assert json.loads(json.dumps(summary))["archive"]["checked_through"] == SECOND.isoformat()
+
+
+def test_options_runs_record_what_their_catch_up_checked_and_the_next_starts_there(
+        fresh_db: str, reference_db: psycopg.Connection, rest: Any, tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    env = {**os.environ, "POLYGON_BASE_URL": rest.base_url, "POLYGON_API_KEY": rest.api_key,
+           "KAPMAN_NOW": "2025-12-19", "KAPMAN_ENV_FILE": "/nonexistent", "KAPMAN_ARCHIVE_DIR": str(root)}
+
+    def run(*extra: str) -> dict[str, Any]:
+        done = subprocess.run([sys.executable, "-m", "scripts.ingest_options", "--db-url", fresh_db, "--symbols",
+                               "DIA,ORCL", "--workers", "0", "--json", *extra], capture_output=True, text=True,
+                              timeout=120, env=env)
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    first = run("--snapshot-time", "2025-12-19T20:00:00Z")
+    assert first["archive"]["ok"] and first["archive"]["examined"] == 0  # nothing stored before it
+    assert first["archive"]["checked_through"] == first["snapshot_time"]
+    skipped = run("--no-archive", "--snapshot-time", "2025-12-19T19:00:00Z")  # older than the checkpoint
+    assert "archive" not in skipped
+    later = run()
+    assert later["snapshot_time"] > first["snapshot_time"]
+    # the first run's snapshot (the checkpoint) and the --no-archive run's, which the ledger names
+    assert later["archive"]["examined"] == 2 and later["archive"]["caught_up"] == [skipped["snapshot_time"]]
+    assert later["archive"]["checked_through"] == later["snapshot_time"]
+    recorded = reference_db.execute("SELECT summary->'archive'->>'checked_through' FROM ingest_runs "
+                                    "WHERE job = 'options' ORDER BY started_at DESC LIMIT 1").fetchone()
+    assert recorded is not None and datetime.fromisoformat(recorded[0]) == datetime.fromisoformat(
+        later["snapshot_time"])
