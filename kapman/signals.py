@@ -32,14 +32,18 @@ class Terminated(KeyboardInterrupt):
         return 128 + self.signum
 
 
+CTRL_C = "Ctrl-C"
+
+
 def cause(exc: KeyboardInterrupt) -> str:
     """What stopped the run: ``SIGTERM``, ``SIGHUP`` or ``Ctrl-C``."""
-    return exc.name if isinstance(exc, Terminated) else "Ctrl-C"
+    return exc.name if isinstance(exc, Terminated) else CTRL_C
 
 
 def describe(exc: KeyboardInterrupt) -> str:
-    """What stopped the run, for the ledger and the log."""
-    return f"interrupted by {exc.name}" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+    """``cause`` as the ledger and the log say it: "interrupted by SIGTERM", "interrupted (Ctrl-C)"."""
+    what = cause(exc)
+    return f"interrupted ({what})" if what == CTRL_C else f"interrupted by {what}"
 
 
 def exit_code(exc: KeyboardInterrupt) -> int:

@@ -3,9 +3,10 @@ underlying) checked against an archived file of the same rows, to a chosen ``Dep
 
 - ``ROWS``: a manifest of this warehouse lists the chain's file with the stored row count and latest
   ``updated_at`` (every KapMan writer sets it on a row it changes), and the file is in the store with
-  the manifest's size.  Reads manifests, the store's listing and one aggregate of the table: cheap
-  enough for every options run's catch-up, which so re-archives chains a run left out, a file
-  deleted or truncated, and chains written since they were archived.
+  the manifest's size.  Reads manifests, the store's listing and one aggregate of the table; an
+  options run's catch-up reads them only for the snapshots that could need archiving
+  (``kapman.archive.checkpoint``), and so re-archives chains a run left out, a file deleted or
+  truncated, and chains written since they were archived, in time that does not grow with history.
 - ``FILES``: also every file read and its SHA-256 compared with the manifest's: what the repave
   prompt counts (file present, its hash, its rows), since a repave destroys what it misses.
 - ``CONTENT``: also every stored row read (binary COPY) and each chain's content hash compared
@@ -21,14 +22,17 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
+from typing import Any
 from uuid import UUID
 
 import psycopg
 
 from kapman.archive import decode, manifest
+from kapman.archive.checkpoint import EVERYTHING, Window
 from kapman.archive.manifest import Manifest, file_name
 from kapman.archive.store import ArchiveError, Store
 from kapman.archive.warehouse import Warehouse
+from kapman.clock import ny_date_of
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +48,11 @@ class Coverage:
     location: str
     chains: int = 0           # stored chains: distinct (snapshot time, underlying)
     covered: int = 0          # of which the archive holds the same rows (verified as asked)
-    snapshots: int = 0        # stored snapshots
+    snapshots: int = 0        # stored snapshots (of the scope checked)
     archived: int = 0         # this warehouse's manifests in the store
     depth: Depth = field(default_factory=lambda: Depth.ROWS)
     problems: dict[datetime, dict[UUID, str]] = field(default_factory=dict)  # what is not covered, and why
+    checked: list[datetime] = field(default_factory=list)  # the stored snapshots examined
 
     @property
     def uncovered(self) -> int:
@@ -70,14 +75,25 @@ class Coverage:
                 f"{self.location} ({why}; checked: {how})")
 
 
-def stored_chains(conn: psycopg.Connection, skip: Collection[datetime] = ()
+def stored_chains(conn: psycopg.Connection, skip: Collection[datetime] = (), scope: Window = EVERYTHING
                   ) -> dict[datetime, dict[UUID, tuple[int, datetime]]]:
-    """Rows and the latest ``updated_at`` per underlying of every stored snapshot but ``skip``."""
+    """Rows and the latest ``updated_at`` per underlying of every stored snapshot in ``scope`` but
+    ``skip``.  A bounded scope reads only its snapshots' chunks: its start as a range on ``time``
+    (the hypertable's partitioning column), its other snapshots by their times."""
     out: dict[datetime, dict[UUID, tuple[int, datetime]]] = defaultdict(dict)
-    for time, ticker_id, rows, updated in conn.execute(
-            "SELECT time, ticker_id, count(*), max(updated_at) FROM public.options_chains "
-            "WHERE time <> ALL(%s) GROUP BY 1, 2", (list(skip),)).fetchall():
-        out[time][ticker_id] = (int(rows), updated)
+    aggregate = ("SELECT time, ticker_id, count(*), max(updated_at) FROM public.options_chains "
+                 "WHERE time <> ALL(%s) AND {} GROUP BY 1, 2")
+    queries: list[tuple[str, tuple[Any, ...]]]
+    if scope.everything:
+        queries = [(aggregate.format("true"), (list(skip),))]
+    else:
+        queries = [(aggregate.format("time >= %s"), (list(skip), scope.since))]
+        older = [t for t in scope.also if t < scope.since]  # type: ignore[operator]
+        if older:
+            queries.append((aggregate.format("time = ANY(%s)"), (list(skip), older)))
+    for query, params in queries:
+        for time, ticker_id, rows, updated in conn.execute(query, params).fetchall():
+            out[time][ticker_id] = (int(rows), updated)
     return dict(out)
 
 
@@ -120,15 +136,23 @@ def _file_intact(store: Store, key: str, entry: manifest.Entry) -> bool:
 
 
 def check(conn: psycopg.Connection, store: Store, owner: Warehouse, depth: Depth,
-          skip: Collection[datetime] = ()) -> Coverage:
-    """Every stored chain against the archive, to ``depth`` (see the module's docstring), but the
-    snapshots in ``skip``.  Raises ArchiveError when the store cannot be listed, psycopg.Error when
-    the table cannot be read."""
-    present = store.sizes(manifest.ROOT)
+          skip: Collection[datetime] = (), scope: Window = EVERYTHING) -> Coverage:
+    """Every stored chain of ``scope`` (``kapman.archive.checkpoint``; default: all) against the
+    archive, to ``depth`` (see the module's docstring), but the snapshots in ``skip``.  A bounded
+    scope lists and reads only its snapshots' days of the archive.  Raises ArchiveError when the
+    store cannot be listed, psycopg.Error when the table cannot be read."""
+    by_snapshot = stored_chains(conn, skip, scope)
+    if scope.everything:
+        present = store.sizes(manifest.ROOT)
+    else:
+        present = {}
+        for day in sorted({ny_date_of(t) for t in by_snapshot}):
+            present.update(store.sizes(f"{manifest.ROOT}/date={day.isoformat()}"))
     listed = manifests(store, owner, sorted(present))
     result = Coverage(store.location, depth=depth, archived=len(listed))
-    for snapshot, chains in sorted(stored_chains(conn, skip).items()):
+    for snapshot, chains in sorted(by_snapshot.items()):
         result.snapshots += 1
+        result.checked.append(snapshot)
         result.chains += len(chains)
         found = listed.get(snapshot)
         hashes = stored_contents(conn, snapshot) if depth >= Depth.CONTENT and found is not None else None

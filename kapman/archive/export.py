@@ -6,8 +6,9 @@ stored (a replay's updates included), whatever the ingester did to produce it.  
 rows go to one zstd Parquet file (``table.to_file``: with its symbol, readable without KapMan); a
 file whose bytes are those the manifest already lists is not written again.  The manifest records
 each file's content hash: the SHA-256 of the rows' bytes as the COPY sent them.  Every stored
-snapshot the archive does not cover (``coverage``) is exported too, so a run after a failed or
-interrupted archive write, or after a run with ``--no-archive``, catches up.  An options run exports while it fetches
+snapshot that could need archiving (``checkpoint``) and that the archive does not cover
+(``coverage``) is exported too, so a run after a failed or interrupted archive write, or after a
+run with ``--no-archive``, catches up.  An options run exports while it fetches
 (``kapman.archive.live``); this module serves it and exports whole snapshots.
 """
 
@@ -33,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from kapman.archive import coverage, decode, table, warehouse
+from kapman.archive import checkpoint, coverage, decode, table, warehouse
 from kapman.archive.manifest import Entry, Manifest, file_name, manifest_key, snapshot_dir
 from kapman.archive.store import ArchiveError, Store, open_store
 from kapman.archive.warehouse import Warehouse
@@ -65,6 +66,8 @@ class ExportReport:
     seconds: float = 0.0   # the export's wall time (after an options run: what it added to the run)
     overlapped: float = 0.0  # export work done while the options run was still fetching
     caught_up: list[str] = field(default_factory=list)  # earlier snapshots archived by this run
+    examined: int = 0      # stored snapshots the catch-up checked (``kapman.archive.checkpoint``)
+    checked_through: datetime | None = None  # after a catch-up: every snapshot up to it is archived
     error: KapManError | None = None
 
     @property
@@ -92,6 +95,8 @@ class ExportReport:
         return {"location": self.location, "ok": self.ok, "snapshots": self.snapshots, "files": self.files,
                 "unchanged": self.unchanged, "rows": self.rows, "bytes": self.bytes,
                 "seconds": round(self.seconds, 3), "overlapped": round(self.overlapped, 3), "caught_up": self.caught_up,
+                "examined": self.examined,
+                checkpoint.KEY: self.checked_through.isoformat() if self.ok and self.checked_through else None,
                 "error": self.error.message if self.error else None}
 
 
@@ -274,13 +279,18 @@ def export_snapshot(conns: list[psycopg.Connection], store: Store, snapshot: dat
 
 def catch_up_missing(conns: list[psycopg.Connection], store: Store, owner: Warehouse, report: ExportReport,
                      done: set[datetime]) -> None:
-    """Export every stored snapshot whose chains the archive does not cover (``coverage.Depth.ROWS``:
-    no manifest of this warehouse, a chain it does not list or lists with another row count or
-    update, a file missing or of another size), but those in ``done``; such files are written again."""
-    found = coverage.check(conns[0], store, owner, coverage.Depth.ROWS, skip=done)
+    """Export every stored snapshot that could need archiving (``checkpoint.window``) whose chains
+    the archive does not cover (``coverage.Depth.ROWS``: no manifest of this warehouse, a chain it
+    does not list or lists with another row count or update, a file missing or of another size),
+    but those in ``done``; such files are written again.  Then every snapshot up to the newest
+    examined is archived: the report's ``checked_through``, which the run's ledger row keeps."""
+    scope = checkpoint.window(conns[0])
+    found = coverage.check(conns[0], store, owner, coverage.Depth.ROWS, skip=done, scope=scope)
+    report.examined = found.snapshots
     for snapshot, problems in sorted(found.problems.items()):
         export_snapshot(conns, store, snapshot, owner, report, frozenset(file_name(t) for t in problems))
         report.caught_up.append(snapshot.isoformat())
+    report.checked_through = checkpoint.checked_through(scope, found.checked, done)
 
 
 def export_snapshots(settings: Settings, snapshots: Iterable[datetime], *, catch_up: bool = True) -> ExportReport:

@@ -10,7 +10,7 @@ import psycopg
 
 from kapman.archive import coverage, manifest, warehouse
 from kapman.archive.store import Store, open_store
-from kapman.config import Settings, load_settings
+from kapman.config import Settings
 from kapman.db.connect import connect
 from kapman.errors import KapManError
 
@@ -60,7 +60,7 @@ def archived_snapshot_count(conn: psycopg.Connection, settings: Settings | None 
     confirmation subtracts from what it would destroy for good.  An
     archive that cannot be read holds none (the prompt then errs on the side of warning)."""
     try:  # without settings: this connection's database is the warehouse
-        found = check(settings or load_settings(database_url=conn.info.dsn), conn, coverage.Depth.FILES)
+        found = check(settings or warehouse.reading(conn), conn, coverage.Depth.FILES)
     except KapManError as exc:
         log.warning("the options archive cannot be read (%s); counting none of its snapshots", exc.message)
         return 0

@@ -108,7 +108,7 @@ def read_file(store: Store, key: str, entry: Entry) -> tuple[pa.Table, str | Non
         problem = table.file_schema_problem(parquet.schema_arrow)
         if problem:
             raise BadFile(problem)
-        rows, symbol = table.from_file(parquet.read())
+        rows, symbol = table.from_file(parquet.read(use_threads=False))  # the restore runs files in parallel
     except (pa.ArrowException, OSError) as exc:
         raise BadFile(f"unreadable Parquet ({exc})") from None
     except ValueError as exc:

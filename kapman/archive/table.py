@@ -8,6 +8,7 @@ binary COPY stream ``bulk.write_group`` sends, through the one encoder (``kapman
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -144,12 +145,15 @@ def from_file(rows: pa.Table) -> tuple[pa.Table, str | None]:
 
 
 def implausible(rows: pa.Table) -> str | None:
-    """The first value far outside any real chain (``PLAUSIBLE``), or None."""
+    """The first value far outside any real chain (``PLAUSIBLE``), or None.  NaN fails both bounds."""
     for name, (low, high) in PLAUSIBLE.items():
-        column = rows.column(name)
-        values = pc.fill_null(column, low).to_numpy(zero_copy_only=False)  # NULL: plausible
+        array = rows.column(name).combine_chunks()
+        values = _values(array)
         with np.errstate(invalid="ignore"):
-            bad = ~np.isfinite(values) | (values < low) | (values > high)
+            bad = ~((values >= low) & (values <= high))
+        valid = _valid(array)
+        if valid is not None:
+            bad &= valid  # NULL: plausible
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             return f"row {i + 1}: {name} {values[i].item()!r} outside [{low:g}, {high:g}]"
@@ -193,7 +197,21 @@ def to_payload(table: pa.Table) -> bytes:
 
 
 def _valid(array: pa.Array) -> np.ndarray | None:
-    return None if not array.null_count else array.is_valid().to_numpy(zero_copy_only=False)
+    """Which rows are not NULL (None: all of them), from the validity bitmap."""
+    if not array.null_count:
+        return None
+    bits = np.frombuffer(array.buffers()[0], dtype=np.uint8)
+    return np.unpackbits(bits, count=array.offset + len(array), bitorder="little")[array.offset:].view(bool)
+
+
+def _values(array: pa.Array, dtype: type | None = None) -> np.ndarray:
+    """A fixed-width array's values as numpy, read from its buffer without a copy (timestamps and
+    dates as their integer counts; NULL slots hold whatever the buffer holds: callers mask them)."""
+    kind = np.dtype(dtype or array.type.to_pandas_dtype())
+    buffer = array.buffers()[1]
+    if buffer is None:  # no rows, or (some writers) NULL in every row
+        return np.zeros(len(array), dtype=kind)
+    return np.frombuffer(buffer, dtype=kind)[array.offset:array.offset + len(array)]
 
 
 def _fixed_bytes(array: pa.Array, width: int) -> np.ndarray:
@@ -206,13 +224,13 @@ def _encode(pg_type: str, array: pa.Array) -> pgcopy.Column:
     """One column as ``pgcopy`` lays it out."""
     valid = _valid(array)
     if pg_type == "timestamptz":  # microseconds from the Unix epoch
-        return pgcopy.fixed(pg_type, array.cast(pa.int64()).fill_null(0).to_numpy(), valid)
+        return pgcopy.fixed(pg_type, _values(array, np.int64), valid)
     if pg_type == "date":         # days from the Unix epoch
-        return pgcopy.fixed(pg_type, array.cast(pa.int32()).fill_null(0).to_numpy().astype(np.int64), valid)
+        return pgcopy.fixed(pg_type, _values(array, np.int32).astype(np.int64), valid)
     if pg_type == "uuid":
         return pgcopy.fixed(pg_type, _fixed_bytes(array.storage, 16), valid)
     if pg_type in ("int4", "int8", "float8"):
-        return pgcopy.fixed(pg_type, array.fill_null(0).to_numpy(), valid)
+        return pgcopy.fixed(pg_type, _values(array), valid)
     if pg_type == "numeric":
         return _numerics(array, valid)
     if pg_type == "text":
@@ -227,6 +245,11 @@ def _encode(pg_type: str, array: pa.Array) -> pgcopy.Column:
     raise ValueError(f"unsupported column type {pg_type!r}")
 
 
+@functools.lru_cache(maxsize=1 << 14)  # strikes repeat across the chains of a snapshot
+def _numeric(coefficient: int, scale: int) -> bytes:
+    return pgcopy.numeric_binary(Decimal(coefficient).scaleb(-scale))
+
+
 def _numerics(array: pa.Array, valid: np.ndarray | None) -> pgcopy.Column:
     """decimal128 -> numeric, one encoding per distinct value (a chain has a few hundred strikes)."""
     scale = array.type.scale
@@ -239,7 +262,7 @@ def _numerics(array: pa.Array, valid: np.ndarray | None) -> pgcopy.Column:
     if beyond.any():
         raise ValueError("numeric value beyond 18 digits")
     distinct, inverse = np.unique(low, return_inverse=True)
-    parts = [pgcopy.numeric_binary(Decimal(int(v)).scaleb(-scale)) for v in distinct.tolist()]
+    parts = [_numeric(v, scale) for v in distinct.tolist()]
     sizes = np.array([len(p) for p in parts], dtype=np.int64)
     offsets = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])

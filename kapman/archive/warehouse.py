@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from kapman.config import DEFAULT_ARCHIVE_DIR, Settings
+from kapman.config import DEFAULT_ARCHIVE_DIR, Settings, load_settings
 from kapman.errors import ConfigError
 
 LIVE, SANDBOX = "live", "sandbox"
@@ -52,6 +53,13 @@ def name_of(settings: Settings) -> str:
     port = str(params.get("port") or "5432").split(",")[0]
     database = str(params.get("dbname") or params.get("user") or "postgres")
     return f"{database}@{host}:{port}"
+
+
+def reading(conn: psycopg.Connection, settings: Settings | None = None) -> Settings:
+    """``settings`` (default: the environment's) for the warehouse that ``conn`` reads: its
+    database and server name it, whatever ``DATABASE_URL`` says (``KAPMAN_WAREHOUSE`` still wins).
+    The connection's parameters carry no password."""
+    return replace(settings or load_settings(), database_url=conn.info.dsn)
 
 
 def source_of(settings: Settings) -> str:

@@ -187,7 +187,10 @@ class Wide(list):
 
 def padded(body: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Variable-width values ``body[offsets[i]:offsets[i + 1]]`` as one padded row each."""
-    widest = int(np.diff(offsets).max()) if len(offsets) > 1 else 0
+    widths = np.diff(offsets)
+    widest = int(widths.max()) if len(widths) else 0
+    if widest and (widths == widest).all():  # one width (a chain's option types): a view, no gather
+        return body[offsets[0]:offsets[-1]].reshape(len(widths), widest)
     if not len(body):
         body = np.zeros(1, np.uint8)
     return body[np.minimum(offsets[:-1, None] + np.arange(widest), len(body) - 1)]
@@ -253,7 +256,7 @@ def _slab(n: int, columns: list[Column | Wide], count: int | None) -> tuple[byte
         if isinstance(c, Wide):
             continue
         rows[f"v{i}"] = c.values
-        if c.lengths is not None:
+        if c.lengths is not None and (c.lengths != c.width).any():  # else every row uses it whole
             short.append((int(layout.fields[f"v{i}"][1]), c.width, c.lengths))  # type: ignore[index]
             sizes -= c.width - np.maximum(c.lengths, 0)
     if not short:

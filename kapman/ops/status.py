@@ -8,14 +8,13 @@ set-based pass (``kapman.ops.inventory``).
 from __future__ import annotations
 
 import statistics
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
 
 from kapman import clock, registry
-from kapman.config import Settings, load_settings
+from kapman.config import Settings
 from kapman.db import fingerprint, lifecycle, migrations
 from kapman.db import runs as ledger_runs
 from kapman.errors import KapManError
@@ -335,12 +334,10 @@ def runs(conn: psycopg.Connection) -> Check:
 
 def archive(conn: psycopg.Connection, settings: Settings | None) -> Check | None:
     """Stored snapshots the options archive lacks: what a repave would lose for good."""
-    from kapman.archive import count_snapshots  # the archive's modules load only here
+    from kapman.archive import count_snapshots, warehouse  # the archive's modules load only here
 
-    # The warehouse is the database status reads (its name and server), whatever DATABASE_URL says.
-    here = replace(settings or load_settings(), database_url=conn.info.dsn)
     try:
-        census = count_snapshots(here, conn)
+        census = count_snapshots(warehouse.reading(conn, settings), conn)
     except KapManError as exc:
         return Check("archive", Verdict.WARN, f"the options archive cannot be listed: {exc.message}", exc.hint)
     details = {"location": census.location, "stored": census.stored, "archived": census.archived,

@@ -6,6 +6,7 @@ import io
 import random
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from uuid import uuid4
 
 import pyarrow as pa
@@ -21,6 +22,15 @@ from kapman.errors import ConfigError
 from tests.unit.archive.test_archive_table import arrow, row
 
 SNAPSHOT = datetime(2025, 12, 19, 21, tzinfo=UTC)
+
+
+def test_the_warehouse_a_connection_reads_is_its_database_not_database_url() -> None:
+    conn = SimpleNamespace(info=SimpleNamespace(dsn="user=u dbname=prod host=10.0.0.5 port=6543"))
+    settings = Settings(database_url="postgresql://u:pw@127.0.0.1/kapman")
+    here = warehouse.reading(conn, settings)  # type: ignore[arg-type]
+    assert warehouse.name_of(here) == "prod@10.0.0.5:6543" and settings.database_url.endswith("/kapman")
+    named = warehouse.reading(conn, Settings(database_url=settings.database_url, warehouse="books"))  # type: ignore[arg-type]
+    assert warehouse.name_of(named) == "books"
 
 
 def test_the_identity_is_the_database_and_its_server_unless_named() -> None:
