@@ -164,6 +164,28 @@ def test_on_the_community_edition_a_failed_policy_job_is_a_warning_with_call_run
 
 
 @pytest.mark.community
+def test_on_the_community_edition_a_job_left_paused_is_a_warning_and_one_paused_by_a_load_is_not(
+        jobs_before_first_run: psycopg.Connection, fresh_db: str) -> None:
+    db = jobs_before_first_run
+    with lifecycle.policies_paused(fresh_db) as paused:     # a bulk load in progress
+        assert len(paused) == 6
+        schema = status.report(db, with_archive=False).check("schema")
+        assert schema.verdict is Verdict.OK, schema.summary
+        assert "paused for a running load: policy_compression on daily_snapshots" in schema.summary
+        assert "next run" not in schema.summary and not any(j["scheduled"] for j in schema.details["policy_jobs"])
+    assert status.report(db, with_archive=False).check("schema").verdict is Verdict.OK
+    job = db.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' "
+                     "AND hypertable_name = 'ohlcv'").fetchone()[0]  # type: ignore[index]
+    db.execute("SELECT alter_job(%s, scheduled => false)", (job,))    # as a killed load leaves it
+    schema = status.report(db, with_archive=False).check("schema")
+    assert schema.verdict is Verdict.WARN, schema.summary
+    assert schema.summary.endswith("; paused with no load running: policy_retention on ohlcv")
+    assert schema.fix == f"SELECT alter_job({job}, scheduled => true)"
+    db.execute(schema.fix)
+    assert status.report(db, with_archive=False).check("schema").verdict is Verdict.OK
+
+
+@pytest.mark.community
 def test_on_the_community_edition_a_running_job_is_read_without_error(
         jobs_before_first_run: psycopg.Connection) -> None:
     """``next_start`` is -infinity while a job runs, a value psycopg cannot load as a datetime."""
