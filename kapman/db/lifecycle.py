@@ -185,6 +185,17 @@ def _lock_key(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+def load_holds_pause(conn: psycopg.Connection) -> bool:
+    """Whether a bulk loader is running with the policy jobs paused (it holds the pause lock shared);
+    read from ``pg_locks``, so asking takes no lock.  A bigint advisory key is stored split in two."""
+    key = _lock_key(conn)
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND classid::bigint = %s AND objid::bigint = %s)", ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)).fetchone()
+    return bool(row and row[0])
+
+
 def settle_schedule(conn: psycopg.Connection) -> bool:
     """Put every policy job on the schedule the recorded clock calls for, unless a loader holds
     the pause (then it will).  Repairs jobs left paused by a loader that was killed.  Returns

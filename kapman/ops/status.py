@@ -70,7 +70,7 @@ _POLICY_JOBS = """
     SELECT j.job_id, j.hypertable_name, j.proc_name,
            CASE WHEN isfinite(j.next_start) THEN j.next_start END, j.next_start::text, s.last_run_status,
            (SELECT e.err_message FROM timescaledb_information.job_errors e
-             WHERE e.job_id = j.job_id ORDER BY e.start_time DESC LIMIT 1)
+             WHERE e.job_id = j.job_id ORDER BY e.start_time DESC LIMIT 1), j.scheduled
     FROM timescaledb_information.jobs j
     LEFT JOIN timescaledb_information.job_stats s USING (job_id)
     WHERE j.hypertable_schema = 'public' AND j.proc_name IN ('policy_retention', 'policy_compression')
@@ -81,15 +81,16 @@ def _policy_jobs(conn: psycopg.Connection, text: str, details: dict[str, Any], t
                  scheduled: bool) -> Check:
     jobs = conn.execute(_POLICY_JOBS).fetchall()
     details["policy_jobs"] = [{"job_id": i, "hypertable": t, "job": p, "next_start": shown, "last_run_status": s,
-                               "last_error": e} for i, t, p, _, shown, s, e in jobs]
+                               "last_error": e, "scheduled": on} for i, t, p, _, shown, s, e, on in jobs]
     have = {(t, p) for _, t, p, *_ in jobs}
     missing = [f"{p} on {t}" for t in tables for p in ("policy_retention", "policy_compression")
                if (t, p) not in have]
     if missing:
         return Check("schema", Verdict.FAIL, f"{text}; policy jobs missing: {', '.join(missing)}",
                      cmd.REBUILD, details)
-    failed = [(i, f"{p} on {t}" + (f" ({e})" if e else "")) for i, t, p, _, _, s, e in jobs if s == "Failed"]
-    soonest = min((n for _, _, _, n, *_ in jobs if n is not None), default=None)
+    failed = [(i, f"{p} on {t}" + (f" ({e})" if e else "")) for i, t, p, _, _, s, e, _ in jobs if s == "Failed"]
+    paused = [(i, f"{p} on {t}") for i, t, p, *_, on in jobs if not on]
+    soonest = min((n for _, _, _, n, *_, on in jobs if n is not None and on), default=None)
     running = [f"{p} on {t}" for _, t, p, n, shown, *_ in jobs if n is None and shown == "-infinity"]
     if not scheduled:    # a frozen clock: KapMan keeps the windows itself after each run
         return Check("schema", Verdict.OK, f"{text}; {len(jobs)} policy jobs paused, KapMan enforces the windows",
@@ -97,10 +98,19 @@ def _policy_jobs(conn: psycopg.Connection, text: str, details: dict[str, Any], t
     text += f"; {len(jobs)} policy jobs" + (f", next run {soonest:%Y-%m-%d %H:%M} UTC" if soonest else "")
     if running:
         text += f", running now: {', '.join(running)}"
+    if paused and lifecycle.load_holds_pause(conn):    # the load puts them back on schedule when it ends
+        text += f", paused for a running load: {', '.join(f for _, f in paused)}"
+        paused = []
+    problems, fixes = [], []
     if failed:
-        return Check("schema", Verdict.WARN, f"{text}; last run failed: {', '.join(f for _, f in failed)}",
-                     " ; ".join(f"CALL run_job({i})" for i, _ in failed)
-                     + " (after mending the cause in timescaledb_information.job_errors)", details)
+        problems.append(f"last run failed: {', '.join(f for _, f in failed)}")
+        fixes.append(" ; ".join(f"CALL run_job({i})" for i, _ in failed)
+                     + " (after mending the cause in timescaledb_information.job_errors)")
+    if paused:           # left paused by a load that was killed: nothing keeps the windows
+        problems.append(f"paused with no load running: {', '.join(f for _, f in paused)}")
+        fixes.append(" ; ".join(f"SELECT alter_job({i}, scheduled => true)" for i, _ in paused))
+    if problems:
+        return Check("schema", Verdict.WARN, f"{text}; {'; '.join(problems)}", " ; ".join(fixes), details)
     return Check("schema", Verdict.OK, text, None, details)
 
 

@@ -34,6 +34,20 @@ def sandbox_db(db: psycopg.Connection) -> psycopg.Connection:
     return db
 
 
+@pytest.fixture
+def jobs_before_first_run(db: psycopg.Connection) -> psycopg.Connection:
+    """The policy jobs as a rebuild schedules them, before the scheduler's first run, the next an
+    hour away.  The scheduler runs a new database's jobs within a second (in this copy and in the
+    template it was copied from) and what those runs leave is the server's outcome, not the
+    rebuild's: a test of a healthy schedule starts from a known state instead of racing it."""
+    jobs = [j.job_id for j in lifecycle.policy_jobs(db)]
+    with db.transaction():     # a job without stats in between would be due at once
+        db.execute("DELETE FROM _timescaledb_internal.bgw_job_stat WHERE job_id = ANY(%s)", (jobs,))
+        for job in jobs:
+            db.execute("SELECT alter_job(%s, next_start => now() + interval '1 hour')", (job,))
+    return db
+
+
 def verdicts(report: status.StatusReport) -> dict[str, str]:
     return {c.area: c.verdict.name for c in report.checks}
 
@@ -112,8 +126,9 @@ def test_the_command_prints_json_and_exits_with_the_verdict(fresh_db: str) -> No
 
 
 @pytest.mark.community
-def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(db: psycopg.Connection) -> None:
-    schema = status.report(db, EVENING).check("schema")
+def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(
+        jobs_before_first_run: psycopg.Connection) -> None:
+    schema = status.report(jobs_before_first_run, EVENING).check("schema")
     assert schema.verdict is Verdict.OK, schema.summary
     jobs = schema.details["policy_jobs"]
     assert sorted((j["hypertable"], j["job"]) for j in jobs) == [
@@ -125,27 +140,59 @@ def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(db: psycop
 
 @pytest.mark.community
 def test_on_the_community_edition_a_failed_policy_job_is_a_warning_with_call_run_job(
-        db: psycopg.Connection) -> None:
+        jobs_before_first_run: psycopg.Connection) -> None:
+    db = jobs_before_first_run
     job = db.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' "
                      "AND hypertable_name = 'ohlcv'").fetchone()[0]  # type: ignore[index]
-    # A retention policy whose config names no drop_after fails when the scheduler runs it.
-    db.execute("SELECT alter_job(%s, config => '{\"hypertable_id\": 0}'::jsonb, next_start => now())", (job,))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        failed = db.execute("SELECT last_run_status FROM timescaledb_information.job_stats WHERE job_id = %s",
-                            (job,)).fetchone()
+    # A retention policy of hypertable 0 fails when the scheduler runs it.  TimescaleDB checks a
+    # new config with the job's check function, so the job gets one that accepts anything.
+    db.execute("CREATE FUNCTION public.accept_any_config(config jsonb) RETURNS void LANGUAGE sql AS 'SELECT'")
+    changed = db.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+    db.execute("SELECT alter_job(%s, config => '{\"hypertable_id\": 0}'::jsonb, "
+               "check_config => 'public.accept_any_config', next_start => now())", (job,))
+    # The scheduler of a database copied from a template starts at the launcher's next poll
+    # (timescaledb.bgw_launcher_poll_time, a minute by default), then runs the job at once.
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:   # a run of the broken job, not one from before the change
+        failed = db.execute("SELECT last_run_status FROM timescaledb_information.job_stats "
+                            "WHERE job_id = %s AND last_run_started_at >= %s", (job, changed)).fetchone()
         if failed and failed[0] == "Failed":
             break
         time.sleep(0.5)
     schema = status.report(db, with_archive=False).check("schema")
     assert schema.verdict is Verdict.WARN and "last run failed: policy_retention on ohlcv" in schema.summary
     assert schema.fix is not None and schema.fix.startswith(f"CALL run_job({job})")
-    assert next(j for j in schema.details["policy_jobs"] if j["job_id"] == job)["last_run_status"] == "Failed"
+    broken = next(j for j in schema.details["policy_jobs"] if j["job_id"] == job)
+    assert broken["last_run_status"] == "Failed" and "hypertable 0" in broken["last_error"]
 
 
 @pytest.mark.community
-def test_on_the_community_edition_a_running_job_is_read_without_error(db: psycopg.Connection) -> None:
+def test_on_the_community_edition_a_job_left_paused_is_a_warning_and_one_paused_by_a_load_is_not(
+        jobs_before_first_run: psycopg.Connection, fresh_db: str) -> None:
+    db = jobs_before_first_run
+    with lifecycle.policies_paused(fresh_db) as paused:     # a bulk load in progress
+        assert len(paused) == 6
+        schema = status.report(db, with_archive=False).check("schema")
+        assert schema.verdict is Verdict.OK, schema.summary
+        assert "paused for a running load: policy_compression on daily_snapshots" in schema.summary
+        assert "next run" not in schema.summary and not any(j["scheduled"] for j in schema.details["policy_jobs"])
+    assert status.report(db, with_archive=False).check("schema").verdict is Verdict.OK
+    job = db.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' "
+                     "AND hypertable_name = 'ohlcv'").fetchone()[0]  # type: ignore[index]
+    db.execute("SELECT alter_job(%s, scheduled => false)", (job,))    # as a killed load leaves it
+    schema = status.report(db, with_archive=False).check("schema")
+    assert schema.verdict is Verdict.WARN, schema.summary
+    assert schema.summary.endswith("; paused with no load running: policy_retention on ohlcv")
+    assert schema.fix == f"SELECT alter_job({job}, scheduled => true)"
+    db.execute(schema.fix)
+    assert status.report(db, with_archive=False).check("schema").verdict is Verdict.OK
+
+
+@pytest.mark.community
+def test_on_the_community_edition_a_running_job_is_read_without_error(
+        jobs_before_first_run: psycopg.Connection) -> None:
     """``next_start`` is -infinity while a job runs, a value psycopg cannot load as a datetime."""
+    db = jobs_before_first_run
     rows = db.execute(status._POLICY_JOBS.replace("j.next_start", "'-infinity'::timestamptz")).fetchall()
     assert rows and all(r[3] is None and r[4] == "-infinity" for r in rows)
     schema = status.report(db, with_archive=False).check("schema")
