@@ -134,18 +134,25 @@ def option_chain(
     stamp = _ns(as_of) - 1_000_000_000 * rng.integers(1, 900, 2 * n)
     quote_stamp = _stale_quotes(seed, underlying, as_of, stamp, volume, moneyness)
     root = underlying.replace(".", "")
+    # Plain Python values, once: indexing numpy arrays element by element costs more than the rest
+    # of a contract's work.
+    calls, strikes, volumes, ois, stamps, quote_stamps = (
+        a.tolist() for a in (is_call, strike, volume, oi, stamp, quote_stamp))
+    prices, deltas, ivs, missing_greeks = g["price"].tolist(), g["delta"].tolist(), iv.tolist(), no_greeks.tolist()
+    greeks = {name: g[name].tolist() for name in ("delta", "gamma", "theta", "vega")}
+    as_of_ns = _ns(as_of)
     results = []
     for i in range(2 * n):
-        kind = "call" if is_call[i] else "put"
-        price = max(round(float(g["price"][i]), 2), 0.01)
+        kind = "call" if calls[i] else "put"
+        price = max(round(prices[i], 2), 0.01)
         half_spread = max(0.01, round(0.02 * price + 0.01, 2))
         bid, ask = max(round(price - half_spread, 2), 0.0), round(price + half_spread, 2)
         mid = round((bid + ask) / 2, 4)
         prev = max(round(price / (1 + day_move[i]), 2), 0.01)
-        traded = volume[i] > 0
-        k = float(strike[i])
+        traded = volumes[i] > 0
+        k = strikes[i]
         shown_strike = _whole(k) if profile.chain_integers else k
-        break_even = round(k + mid if is_call[i] else k - mid, 4)
+        break_even = round(k + mid if calls[i] else k - mid, 4)
         result: dict = {
             "break_even_price": break_even,
             "day": {
@@ -153,11 +160,11 @@ def option_chain(
                 "change_percent": round((price - prev) / prev * 100, 2) if traded else 0.0,
                 "close": price if traded else prev,
                 "high": round(max(price, prev) * 1.04, 2) if traded else prev,
-                "last_updated": int(stamp[i]),
+                "last_updated": stamps[i],
                 "low": round(min(price, prev) * 0.96, 2) if traded else prev,
                 "open": prev,
                 "previous_close": prev,
-                "volume": int(volume[i]),
+                "volume": volumes[i],
                 "vwap": round((price + prev) / 2, 4) if traded else prev,
             },
             "details": {
@@ -175,14 +182,14 @@ def option_chain(
                 "bid": bid,
                 "bid_exchange": 303,
                 "bid_size": int(rng.integers(1, 200)),
-                "last_updated": int(quote_stamp[i]),
+                "last_updated": quote_stamps[i],
                 "midpoint": mid,
                 "timeframe": "REAL-TIME",
             },
-            "open_interest": int(oi[i]),
+            "open_interest": ois[i],
             "underlying_asset": {
                 "change_to_break_even": round(break_even - spot, 4),
-                "last_updated": _ns(as_of),
+                "last_updated": as_of_ns,
                 "price": spot,
                 "ticker": underlying,
                 "timeframe": "REAL-TIME",
@@ -192,21 +199,21 @@ def option_chain(
             result["last_trade"] = {
                 "conditions": [209],
                 "exchange": 65,
-                "price": round(float(np.clip(price, bid, ask)), 2),
-                "sip_timestamp": int(stamp[i]),
+                "price": round(min(max(price, bid), ask), 2),
+                "sip_timestamp": stamps[i],
                 "size": int(rng.integers(1, 50)),
                 "timeframe": "REAL-TIME",
             }
         elif profile.chain_empty_objects:
             result["day"], result["last_trade"] = {}, {}
-        deep = abs(g["delta"][i]) > DEEP_ITM_DELTA
-        if not no_greeks[i]:
-            result["greeks"] = {name: float(g[name][i]) for name in ("delta", "gamma", "theta", "vega")}
-            result["implied_volatility"] = float(iv[i])
+        deep = abs(deltas[i]) > DEEP_ITM_DELTA
+        if not missing_greeks[i]:
+            result["greeks"] = {name: values[i] for name, values in greeks.items()}
+            result["implied_volatility"] = ivs[i]
         elif deep and profile.chain_integers and i % 2 == 0:
             # Deep in the money the vendor also rounds the greeks to whole numbers.
-            result["greeks"] = {"delta": 1 if is_call[i] else -1, "gamma": 0, "theta": 0, "vega": 0}
-            result["implied_volatility"] = float(iv[i])
+            result["greeks"] = {"delta": 1 if calls[i] else -1, "gamma": 0, "theta": 0, "vega": 0}
+            result["implied_volatility"] = ivs[i]
         elif deep or profile.chain_empty_objects:
             result["greeks"] = {}  # the vendor's "no greeks" for deep in-the-money contracts
         if not profile.chain_quotes:
@@ -216,7 +223,7 @@ def option_chain(
             del asset["price"], asset["change_to_break_even"]
         if profile.chain_fmv:
             result["fmv"] = price
-            result["fmv_last_updated"] = int(stamp[i])
+            result["fmv_last_updated"] = stamps[i]
         results.append(result)
     if quirks and results:
         results.extend(_quirky_contracts(results, root, spot))
