@@ -143,6 +143,13 @@ class Bars:
     ticker: np.ndarray     # per bar: column index into ids
     date: np.ndarray       # per bar: datetime64[D]
     values: dict[str, np.ndarray]
+    by_date: bool = False  # the bars are in date order (a window is then a slice: ``_cut``)
+
+    def in_date_order(self) -> Bars:
+        """The same bars sorted by date (one copy, after which the unsorted read can be freed)."""
+        order = np.argsort(self.date, kind="stable")
+        return Bars(ids=self.ids, ticker=self.ticker[order], date=self.date[order],
+                    values={k: v[order] for k, v in self.values.items()}, by_date=True)
 
 
 def _match_ids(ids: np.ndarray, uid: np.ndarray) -> np.ndarray:
@@ -366,15 +373,21 @@ class _Job:
                 writer.drain()   # the batch's read uses connections the writes use
                 first, last = next(iter(batch)), batch[next(reversed(batch))][-1]
                 t0 = time.perf_counter()
-                bars = read_bars(self.conn, first, last, self.params.symbols, self.extra[:READ_CONNECTIONS - 1])
+                bars: Bars | None = read_bars(self.conn, first, last, self.params.symbols,
+                                              self.extra[:READ_CONNECTIONS - 1])
+                if len(batch) > 1:   # each window a slice of one sorted copy, not a copy of its own
+                    bars = bars.in_date_order()   # type: ignore[union-attr]
                 self.result.read_seconds += time.perf_counter() - t0
-                for anchor, days in batch.items():
+                for i, (anchor, days) in enumerate(batch.items()):
                     if shared:
                         writer.drain()
-                    work = self._window(_cut(bars, anchor, days[-1]), anchor, days)
+                    window = _cut(bars, anchor, days[-1])   # type: ignore[arg-type]
+                    if i == len(batch) - 1:
+                        bars = None   # the last window holds what it needs of the read
+                    work = self._window(window, anchor, days)
+                    del window
                     if work is not None:
                         writer.put(work)
-                del bars
         self.result.tickers = len(self.tickers)
 
     def _not_complete(self, days: list[date]) -> list[date]:
@@ -438,8 +451,10 @@ class _Job:
         result.split_adjusted += len(np.unique(splits.col[np.isin(splits.col, cols)]))
         ta, pm = compute_cells(p, rows, source, params)
         result.compute_seconds += time.perf_counter() - t1
-        batches = [(times[d], cols[sel], ta[sel], pm[sel])
-                   for i, d in enumerate(days) if len(sel := np.flatnonzero(day_idx == i))]
+        # the cells are in date order: each date's rows are a slice (a view, not a copy)
+        bounds = np.searchsorted(day_idx, np.arange(len(days) + 1))
+        batches = [(times[d], cols[a:b], ta[a:b], pm[a:b])
+                   for d, a, b in zip(days, bounds[:-1], bounds[1:], strict=True) if b > a]
         if len(days) > len(batches):
             self.finished(len(days) - len(batches))
         return _Written(bars.ids, batches)
@@ -447,7 +462,12 @@ class _Job:
 
 def _cut(bars: Bars, start: date, end: date) -> Bars:
     """The bars dated [start, end] (one window) of a read that may span several."""
-    keep = (bars.date >= np.datetime64(start, "D")) & (bars.date <= np.datetime64(end, "D"))
+    lo, hi = np.datetime64(start, "D"), np.datetime64(end, "D")
+    if bars.by_date:
+        a, b = int(np.searchsorted(bars.date, lo, side="left")), int(np.searchsorted(bars.date, hi, side="right"))
+        return Bars(ids=bars.ids, ticker=bars.ticker[a:b], date=bars.date[a:b],
+                    values={k: v[a:b] for k, v in bars.values.items()}, by_date=True)
+    keep = (bars.date >= lo) & (bars.date <= hi)
     if keep.all():
         return bars
     at = np.flatnonzero(keep)
@@ -580,7 +600,6 @@ def compute_cells(p: dict[str, np.ndarray], rows: np.ndarray, cols: np.ndarray,
     """
     needed = np.unique(cols)
     chunks = [needed[i:i + params.ticker_chunk_size] for i in range(0, len(needed), params.ticker_chunk_size)]
-    ta_parts, pm_parts, order_parts = [], [], []
 
     def one(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mask = np.isin(cols, chunk)
@@ -589,16 +608,12 @@ def compute_cells(p: dict[str, np.ndarray], rows: np.ndarray, cols: np.ndarray,
         ta, pm = _compute_chunk(p, chunk, rows[sel], local, params.patterns)
         return sel, ta, pm
 
+    ta_all = pm_all = np.empty((0, 0))
     with ThreadPoolExecutor(max_workers=max(1, min(params.workers, len(chunks)))) as pool:
-        for sel, ta, pm in pool.map(one, chunks):
-            order_parts.append(sel)
-            ta_parts.append(ta)
-            pm_parts.append(pm)
-    order = np.concatenate(order_parts)
-    ta_all = np.empty((len(cols), ta_parts[0].shape[1]))
-    pm_all = np.empty((len(cols), pm_parts[0].shape[1]))
-    ta_all[order] = np.concatenate(ta_parts)
-    pm_all[order] = np.concatenate(pm_parts)
+        for n, (sel, ta, pm) in enumerate(pool.map(one, chunks)):   # each chunk's cells put in place as it
+            if not n:                                                # comes, not concatenated at the end
+                ta_all, pm_all = np.empty((len(cols), ta.shape[1])), np.empty((len(cols), pm.shape[1]))
+            ta_all[sel], pm_all[sel] = ta, pm
     return ta_all, pm_all
 
 
