@@ -40,7 +40,7 @@ from kapman.jobs import a2_splits, snapshots
 from kapman.jobs.a2_window import group_by_anchor, read_batches
 from kapman.jobs.dates import history_dates, requested_dates
 from kapman.jobs.payload import JsonTemplate
-from kapman.jobs.tuning import keep_freed_memory
+from kapman.jobs.tuning import keep_freed_memory, release_freed_memory
 from kapman.metrics.indicators import TECHNICAL_KEYS, compute_technical_cells
 from kapman.metrics.price import PRICE_KEYS, compute_price_metrics
 from kapman.params import WORKERS_RANGE, date_span, in_range
@@ -394,17 +394,24 @@ class _Job:
         """``days`` less those where every ticker with a bar already has A2's values: counted as
         done and skipped before anything is read (a stopped --history resumes at its first
         missing date).  A date done only in part is computed, its stored cells skipped."""
-        times = [clock.close_of(d) for d in days]
+        at = {clock.close_of(d): d for d in days}
+        # the usual case (a new date, a range never computed) costs one index lookup, no join
+        started = [at[t] for (t,) in self.conn.execute(
+            "SELECT DISTINCT time FROM public.daily_snapshots WHERE time = ANY(%s) "
+            "AND technical_indicators_json IS NOT NULL", (list(at),))]
+        if not started:
+            return days
+        times = [clock.close_of(d) for d in started]
         where = sql.SQL(" AND t.symbol = ANY({})").format(sql.Literal(self.params.symbols)) \
             if self.params.symbols else sql.SQL("")
         rows = self.conn.execute(sql.SQL(
             "SELECT d.day, count(*), count(s.ticker_id) "
-            "FROM unnest({}::date[], {}::timestamptz[]) AS d(day, at) "
-            "JOIN public.ohlcv o ON o.date = d.day "
-            "JOIN public.tickers t ON t.id = o.ticker_id{} "
-            "LEFT JOIN public.daily_snapshots s ON s.time = d.at AND s.ticker_id = o.ticker_id "
-            "AND s.technical_indicators_json IS NOT NULL GROUP BY d.day").format(
-                sql.Literal(days), sql.Literal(times), where)).fetchall()
+            "FROM unnest({d}::date[], {t}::timestamptz[]) AS d(day, at) "
+            "JOIN public.ohlcv o ON o.date = d.day AND o.date = ANY({d}::date[]) "   # constants: chunk exclusion
+            "JOIN public.tickers t ON t.id = o.ticker_id{w} "
+            "LEFT JOIN public.daily_snapshots s ON s.time = d.at AND s.time = ANY({t}::timestamptz[]) "
+            "AND s.ticker_id = o.ticker_id AND s.technical_indicators_json IS NOT NULL GROUP BY d.day").format(
+                d=sql.Literal(started), t=sql.Literal(times), w=where)).fetchall()
         complete = {d: bars for d, bars, stored in rows if bars == stored}
         self.result.skipped_existing += sum(complete.values())
         self.result.dates_complete += len(complete)
@@ -450,6 +457,8 @@ class _Job:
         p, source = a2_splits.adjust(p, splits, bars.ticker, bars.date, pos, cols, cell_days)
         result.split_adjusted += len(np.unique(splits.col[np.isin(splits.col, cols)]))
         ta, pm = compute_cells(p, rows, source, params)
+        del p, source
+        release_freed_memory()   # what the kernels kept for reuse, before the next window's overlap
         result.compute_seconds += time.perf_counter() - t1
         # the cells are in date order: each date's rows are a slice (a view, not a copy)
         bounds = np.searchsorted(day_idx, np.arange(len(days) + 1))
