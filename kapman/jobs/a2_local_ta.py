@@ -567,7 +567,7 @@ class _Writer:
     def _send(self, work: _Written) -> None:
         job = self.job
         for at, cols, ta, pm in work.dates:
-            if self.abort:
+            if self.abort or self.error is not None:
                 return
             ta_docs, pm_docs = job.ta_json.render_many(ta), job.pm_json.render_many(pm)
             records = ((at, _uuid(work.ids[c]), t, m, job.computed_at, VERSION)

@@ -252,3 +252,15 @@ def test_range_over_months_read_in_batches_equals_single_dates_and_resumes(
                           (anchor(lost), lost)).fetchone()[0]
     assert again.bars_read == window
     assert run(conn, days).rows_written == 0
+
+
+def test_a_failed_write_is_the_runs_error_and_the_written_dates_stay_counted(bars_db: tuple) -> None:
+    conn, url = bars_db
+    broken = psycopg.connect(url, autocommit=True)
+    broken.close()
+    into = a2_local_ta.A2Result(dates=[])
+    with psycopg.connect(url, autocommit=True) as ok, pytest.raises(psycopg.OperationalError):
+        # reads over conn and ok; dates written over ok and broken: one of them fails
+        a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=RANGE), extra=[ok, broken], into=into)
+    stored = conn.execute("SELECT count(DISTINCT time) FROM daily_snapshots").fetchone()[0]
+    assert 0 < stored < len(RANGE) and into.dates_done == stored
