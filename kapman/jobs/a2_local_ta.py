@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -35,10 +37,10 @@ from kapman.db import bulk
 from kapman.errors import UsageError
 from kapman.execute import Context, Definition, execute
 from kapman.jobs import a2_splits, snapshots
-from kapman.jobs.a2_window import group_by_anchor
+from kapman.jobs.a2_window import group_by_anchor, read_batches
 from kapman.jobs.dates import history_dates, requested_dates
 from kapman.jobs.payload import JsonTemplate
-from kapman.jobs.tuning import keep_freed_memory
+from kapman.jobs.tuning import keep_freed_memory, release_freed_memory
 from kapman.metrics.indicators import TECHNICAL_KEYS, compute_technical_cells
 from kapman.metrics.price import PRICE_KEYS, compute_price_metrics
 from kapman.params import WORKERS_RANGE, date_span, in_range
@@ -94,6 +96,8 @@ class A2Result(snapshots.WrittenRows):
     dates: list[date]
     tickers: int = 0
     skipped_existing: int = 0
+    #: Dates whose every row was already computed: skipped before reading (``--force`` recomputes).
+    dates_complete: int = 0
     no_bar: dict[str, int] = field(default_factory=dict)
     dates_without_bars: list[date] = field(default_factory=list)
     #: Tickers whose window held a split, computed on bars adjusted as of each date.
@@ -117,13 +121,14 @@ class A2Result(snapshots.WrittenRows):
         no_bar = sum(self.no_bar.values())
         return (f"{span}: {self.rows_written} rows for {self.tickers} tickers ({self.rows_inserted} new, "
                 f"{self.rows_updated} updated, {self.rows_unchanged} unchanged), {self.skipped_existing} "
-                f"already computed (skipped; --force recomputes), {no_bar} ticker-dates without a bar, "
+                f"already computed ({self.dates_complete} whole dates; skipped, --force recomputes), "
+                f"{no_bar} ticker-dates without a bar, "
                 f"{self.split_adjusted} split-adjusted; read {self.read_seconds:.1f}s, compute "
                 f"{self.compute_seconds:.1f}s, write {self.write_seconds:.1f}s{per}")
 
     def as_dict(self) -> dict[str, Any]:
         return {"dates": self.dates, "tickers": self.tickers, **self.rows_dict(),
-                "skipped_existing": self.skipped_existing,
+                "skipped_existing": self.skipped_existing, "dates_complete": self.dates_complete,
                 "no_bar": self.no_bar, "dates_without_bars": self.dates_without_bars,
                 "split_adjusted": self.split_adjusted, "splits_not_applied": self.splits_not_applied,
                 "read_seconds": round(self.read_seconds, 3), "compute_seconds": round(self.compute_seconds, 3),
@@ -138,6 +143,13 @@ class Bars:
     ticker: np.ndarray     # per bar: column index into ids
     date: np.ndarray       # per bar: datetime64[D]
     values: dict[str, np.ndarray]
+    by_date: bool = False  # the bars are in date order (a window is then a slice: ``_cut``)
+
+    def in_date_order(self) -> Bars:
+        """The same bars sorted by date (one copy, after which the unsorted read can be freed)."""
+        order = np.argsort(self.date, kind="stable")
+        return Bars(ids=self.ids, ticker=self.ticker[order], date=self.date[order],
+                    values={k: v[order] for k, v in self.values.items()}, by_date=True)
 
 
 def _match_ids(ids: np.ndarray, uid: np.ndarray) -> np.ndarray:
@@ -327,7 +339,8 @@ def compute(conn: psycopg.Connection, params: A2Params, progress: Progress | Non
 
 
 class _Job:
-    """One run: for each look-back window, read, pick the wanted cells, compute, write."""
+    """One run: read the bars of a batch of look-back windows once, then per window pick the wanted
+    cells and compute them while the previous window's dates are being written (``_Writer``)."""
 
     def __init__(self, conn: psycopg.Connection, extra: list[psycopg.Connection], params: A2Params,
                  result: A2Result, progress: Progress) -> None:
@@ -339,17 +352,76 @@ class _Job:
         self.ta_json, self.pm_json = JsonTemplate(keys), JsonTemplate(PRICE_KEYS, nested=False)
         self.computed_at = clock.now()
         self.tickers: set[bytes] = set()
+        self.lock = threading.Lock()   # counters shared with the writer thread
+
+    def finished(self, dates: int, counts: bulk.MergeCounts | None = None, rows: int = 0) -> None:
+        """Count ``dates`` done (with their write's ``counts`` of ``rows``), from either thread."""
+        with self.lock:
+            if counts is not None:
+                self.result.tally(counts, rows)
+            self.result.dates_done += dates
+            self.progress.advance(dates, rows=self.result.rows_written)
 
     def run(self) -> None:
-        self.progress.start(len(self.result.dates), "a2 dates", unit="date")
-        for anchor, days in group_by_anchor(self.result.dates).items():
-            self._window(anchor, days)
+        todo = self.result.dates if self.params.force else self._not_complete(self.result.dates)
+        self.progress.start(len(todo), "a2 dates", unit="date")   # its ETA: over the dates left
+        # Writes go over the extra connections, leaving ``conn`` to this thread's per-window
+        # queries; with none, the one connection is shared and each window waits for the last.
+        shared = not self.extra
+        with _Writer(self, self.extra or [self.conn]) as writer:
+            for batch in read_batches(group_by_anchor(todo)):
+                writer.drain()   # the batch's read uses connections the writes use
+                first, last = next(iter(batch)), batch[next(reversed(batch))][-1]
+                t0 = time.perf_counter()
+                bars: Bars | None = read_bars(self.conn, first, last, self.params.symbols,
+                                              self.extra[:READ_CONNECTIONS - 1])
+                if len(batch) > 1:   # each window a slice of one sorted copy, not a copy of its own
+                    bars = bars.in_date_order()   # type: ignore[union-attr]
+                self.result.read_seconds += time.perf_counter() - t0
+                for i, (anchor, days) in enumerate(batch.items()):
+                    if shared:
+                        writer.drain()
+                    window = _cut(bars, anchor, days[-1])   # type: ignore[arg-type]
+                    if i == len(batch) - 1:
+                        bars = None   # the last window holds what it needs of the read
+                    work = self._window(window, anchor, days)
+                    del window
+                    if work is not None:
+                        writer.put(work)
         self.result.tickers = len(self.tickers)
 
-    def _window(self, anchor: date, days: list[date]) -> None:
+    def _not_complete(self, days: list[date]) -> list[date]:
+        """``days`` less those where every ticker with a bar already has A2's values: counted as
+        done and skipped before anything is read (a stopped --history resumes at its first
+        missing date).  A date done only in part is computed, its stored cells skipped."""
+        at = {clock.close_of(d): d for d in days}
+        # the usual case (a new date, a range never computed) costs one index lookup, no join
+        started = [at[t] for (t,) in self.conn.execute(
+            "SELECT DISTINCT time FROM public.daily_snapshots WHERE time = ANY(%s) "
+            "AND technical_indicators_json IS NOT NULL", (list(at),))]
+        if not started:
+            return days
+        times = [clock.close_of(d) for d in started]
+        where = sql.SQL(" AND t.symbol = ANY({})").format(sql.Literal(self.params.symbols)) \
+            if self.params.symbols else sql.SQL("")
+        rows = self.conn.execute(sql.SQL(
+            "SELECT d.day, count(*), count(s.ticker_id) "
+            "FROM unnest({d}::date[], {t}::timestamptz[]) AS d(day, at) "
+            "JOIN public.ohlcv o ON o.date = d.day AND o.date = ANY({d}::date[]) "   # constants: chunk exclusion
+            "JOIN public.tickers t ON t.id = o.ticker_id{w} "
+            "LEFT JOIN public.daily_snapshots s ON s.time = d.at AND s.time = ANY({t}::timestamptz[]) "
+            "AND s.ticker_id = o.ticker_id AND s.technical_indicators_json IS NOT NULL GROUP BY d.day").format(
+                d=sql.Literal(started), t=sql.Literal(times), w=where)).fetchall()
+        complete = {d: bars for d, bars, stored in rows if bars == stored}
+        self.result.skipped_existing += sum(complete.values())
+        self.result.dates_complete += len(complete)
+        self.result.dates_done += len(complete)
+        return [d for d in days if d not in complete]
+
+    def _window(self, bars: Bars, anchor: date, days: list[date]) -> _Written | None:
+        """The cells of ``days`` not yet stored, computed on ``bars`` (their window), to be written."""
         result, params = self.result, self.params
         t0 = time.perf_counter()
-        bars = read_bars(self.conn, anchor, days[-1], params.symbols, self.extra[:READ_CONNECTIONS - 1])
         split_ids, split_days, ratios, left_out = a2_splits.read(self.conn, anchor, days[-1])
         for s in left_out:
             result.splits_not_applied.setdefault(f"{s.symbol} {s.label()}", f"{s.verdict}: {s.reason}")
@@ -377,58 +449,155 @@ class _Job:
             want_cols.append(cols)
             want_day.append(np.full(len(cols), i))
         if not sum(len(c) for c in want_cols):
-            result.dates_done += len(days)
-            self.progress.advance(len(days))
-            return
+            self.finished(len(days))
+            return None
         rows, cols, day_idx = (np.concatenate(a) for a in (want_rows, want_cols, want_day))
         t1 = time.perf_counter()
         cell_days = np.array(days, dtype="datetime64[D]")[day_idx]
         p, source = a2_splits.adjust(p, splits, bars.ticker, bars.date, pos, cols, cell_days)
         result.split_adjusted += len(np.unique(splits.col[np.isin(splits.col, cols)]))
         ta, pm = compute_cells(p, rows, source, params)
+        del p, source
+        release_freed_memory()   # what the kernels kept for reuse, before the next window's overlap
         result.compute_seconds += time.perf_counter() - t1
-        t2 = time.perf_counter()
-        batches = [(times[d], cols[sel], ta[sel], pm[sel])
-                   for i, d in enumerate(days) if len(sel := np.flatnonzero(day_idx == i))]
-        result.dates_done += len(days) - len(batches)
-        self.progress.advance(len(days) - len(batches))
-        self._write(bars.ids, batches)
-        result.write_seconds += time.perf_counter() - t2
+        # the cells are in date order: each date's rows are a slice (a view, not a copy)
+        bounds = np.searchsorted(day_idx, np.arange(len(days) + 1))
+        batches = [(times[d], cols[a:b], ta[a:b], pm[a:b])
+                   for d, a, b in zip(days, bounds[:-1], bounds[1:], strict=True) if b > a]
+        if len(days) > len(batches):
+            self.finished(len(days) - len(batches))
+        return _Written(bars.ids, batches)
 
-    def _write(self, ids: np.ndarray, batches: list[tuple[datetime, np.ndarray, np.ndarray, np.ndarray]]) -> None:
-        """One transaction per date; dates go out over all of the run's connections at once.
 
-        A date's write is mostly server work (parsing and compressing ~35 MB of JSON).  With
-        more dates in flight than cores, no core idles while the last of a range is written
-        (five dates two at a time would leave one core idle for the fifth).  The documents are
-        rendered and encoded here, a date at a time while earlier dates are being written, and
-        the writing threads only send them: rendering holds the GIL for tens of milliseconds at
-        a stretch, and a writing thread that cannot get it leaves its server process waiting.
-        """
-        free: queue.SimpleQueue[psycopg.Connection] = queue.SimpleQueue()
-        for c in (self.conn, *self.extra):
-            free.put(c)
+def _cut(bars: Bars, start: date, end: date) -> Bars:
+    """The bars dated [start, end] (one window) of a read that may span several."""
+    lo, hi = np.datetime64(start, "D"), np.datetime64(end, "D")
+    if bars.by_date:
+        a, b = int(np.searchsorted(bars.date, lo, side="left")), int(np.searchsorted(bars.date, hi, side="right"))
+        return Bars(ids=bars.ids, ticker=bars.ticker[a:b], date=bars.date[a:b],
+                    values={k: v[a:b] for k, v in bars.values.items()}, by_date=True)
+    keep = (bars.date >= lo) & (bars.date <= hi)
+    if keep.all():
+        return bars
+    at = np.flatnonzero(keep)
+    return Bars(ids=bars.ids, ticker=bars.ticker[at], date=bars.date[at],
+                values={k: v[at] for k, v in bars.values.items()})
 
-        def write(at: datetime, payload: tuple[bytes, int]) -> bulk.MergeCounts:
-            conn = free.get()
+
+@dataclass
+class _Written:
+    """One window's computed dates: (close time, panel columns, indicator rows, price-metric rows)."""
+
+    ids: np.ndarray
+    dates: list[tuple[datetime, np.ndarray, np.ndarray, np.ndarray]]
+
+
+_DRAIN, _STOP = object(), object()
+
+
+class _Writer:
+    """Writes windows' dates on a thread of its own while the caller computes the next window.
+
+    One transaction per date, up to one date per connection in flight.  A date's write is mostly
+    server work (parsing and compressing ~35 MB of JSON), so with the next window computing here
+    meanwhile a range keeps both the client and the server busy.  The documents are rendered and
+    encoded on this thread, one date at a time while earlier dates are being sent; the sending
+    threads only send (rendering holds the GIL for tens of milliseconds at a stretch, and a
+    sending thread that cannot get it leaves its server process waiting).  At most one computed
+    window waits here, so memory holds two windows' cells and a few encoded dates.
+    """
+
+    def __init__(self, job: _Job, conns: list[psycopg.Connection]) -> None:
+        self.job, self.conns = job, conns
+        self.todo: queue.Queue[object] = queue.Queue(maxsize=1)
+        self.free: queue.SimpleQueue[psycopg.Connection] = queue.SimpleQueue()
+        for c in conns:
+            self.free.put(c)
+        self.pool = ThreadPoolExecutor(max_workers=len(conns), thread_name_prefix="a2-write")
+        self.inflight: deque[tuple[Future[bulk.MergeCounts], int, np.ndarray]] = deque()
+        self.error: BaseException | None = None
+        self.abort = False
+        self.thread = threading.Thread(target=self._loop, name="a2-render", daemon=True)
+
+    def __enter__(self) -> _Writer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self.abort = kind is not None   # stopping: dates not yet sent stay unwritten
+        self.todo.put(_STOP)
+        self.thread.join()
+        self.pool.shutdown(wait=True)
+        if self.error is not None and kind is None:
+            raise self.error
+
+    def put(self, work: _Written) -> None:
+        """Queue a window's dates; waits while the one before it is still being rendered."""
+        self._check()
+        self.todo.put(work)
+
+    def drain(self) -> None:
+        """Wait until every queued date is written (its connections are then free)."""
+        self.todo.put(_DRAIN)
+        self.todo.join()
+        self._check()
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _loop(self) -> None:
+        while True:
+            item = self.todo.get()
             try:
-                return snapshots.write(conn, snapshots.A2_COLUMNS, payload,
-                                       compare=("technical_indicators_json", "price_metrics_json"), time=at)
+                if item is _STOP:
+                    self._settle(0)
+                    return
+                if item is _DRAIN:
+                    self._settle(0)
+                elif self.error is None and not self.abort:
+                    t = time.perf_counter()
+                    self._send(item)  # type: ignore[arg-type]
+                    self.job.result.write_seconds += time.perf_counter() - t
+            except BaseException as e:   # noqa: BLE001 - handed to the caller's thread
+                self.error = self.error or e
             finally:
-                free.put(conn)
+                self.todo.task_done()
 
-        with ThreadPoolExecutor(max_workers=min(len(batches), 1 + len(self.extra)) or 1) as pool:
-            futures = []
-            for at, cols, ta, pm in batches:
-                ta_docs, pm_docs = self.ta_json.render_many(ta), self.pm_json.render_many(pm)
-                records = ((at, _uuid(ids[c]), t, m, self.computed_at, VERSION)
-                           for c, t, m in zip(cols, ta_docs, pm_docs, strict=True))
-                futures.append(pool.submit(write, at, snapshots.encode(snapshots.A2_COLUMNS, records)))
-            for (_, cols, _, _), future in zip(batches, futures, strict=True):
-                self.result.tally(future.result(), len(cols))
-                self.result.dates_done += 1
-                self.tickers.update(ids[cols].view("V16").ravel().tolist())
-                self.progress.advance(1, rows=self.result.rows_written)
+    def _send(self, work: _Written) -> None:
+        job = self.job
+        for at, cols, ta, pm in work.dates:
+            if self.abort or self.error is not None:
+                return
+            ta_docs, pm_docs = job.ta_json.render_many(ta), job.pm_json.render_many(pm)
+            records = ((at, _uuid(work.ids[c]), t, m, job.computed_at, VERSION)
+                       for c, t, m in zip(cols, ta_docs, pm_docs, strict=True))
+            payload = snapshots.encode(snapshots.A2_COLUMNS, records)
+            self._settle(len(self.conns) - 1)
+            self.inflight.append((self.pool.submit(self._write, at, payload), len(cols), work.ids[cols]))
+
+    def _settle(self, keep: int) -> None:
+        """Wait for the oldest writes until at most ``keep`` are in flight, counting each."""
+        t = time.perf_counter()
+        while len(self.inflight) > keep:
+            future, rows, ids = self.inflight.popleft()
+            try:
+                counts = future.result()
+            except BaseException as e:   # noqa: BLE001 - the first failure is the run's error
+                self.error = self.error or e
+                continue
+            self.job.tickers.update(ids.view("V16").ravel().tolist())
+            self.job.finished(1, counts, rows)
+        if keep == 0:
+            self.job.result.write_seconds += time.perf_counter() - t
+
+    def _write(self, at: datetime, payload: tuple[bytes, int]) -> bulk.MergeCounts:
+        conn = self.free.get()
+        try:
+            return snapshots.write(conn, snapshots.A2_COLUMNS, payload,
+                                   compare=("technical_indicators_json", "price_metrics_json"), time=at)
+        finally:
+            self.free.put(conn)
 
 
 def compute_cells(p: dict[str, np.ndarray], rows: np.ndarray, cols: np.ndarray,
@@ -440,7 +609,6 @@ def compute_cells(p: dict[str, np.ndarray], rows: np.ndarray, cols: np.ndarray,
     """
     needed = np.unique(cols)
     chunks = [needed[i:i + params.ticker_chunk_size] for i in range(0, len(needed), params.ticker_chunk_size)]
-    ta_parts, pm_parts, order_parts = [], [], []
 
     def one(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mask = np.isin(cols, chunk)
@@ -449,16 +617,12 @@ def compute_cells(p: dict[str, np.ndarray], rows: np.ndarray, cols: np.ndarray,
         ta, pm = _compute_chunk(p, chunk, rows[sel], local, params.patterns)
         return sel, ta, pm
 
+    ta_all = pm_all = np.empty((0, 0))
     with ThreadPoolExecutor(max_workers=max(1, min(params.workers, len(chunks)))) as pool:
-        for sel, ta, pm in pool.map(one, chunks):
-            order_parts.append(sel)
-            ta_parts.append(ta)
-            pm_parts.append(pm)
-    order = np.concatenate(order_parts)
-    ta_all = np.empty((len(cols), ta_parts[0].shape[1]))
-    pm_all = np.empty((len(cols), pm_parts[0].shape[1]))
-    ta_all[order] = np.concatenate(ta_parts)
-    pm_all[order] = np.concatenate(pm_parts)
+        for n, (sel, ta, pm) in enumerate(pool.map(one, chunks)):   # each chunk's cells put in place as it
+            if not n:                                                # comes, not concatenated at the end
+                ta_all, pm_all = np.empty((len(cols), ta.shape[1])), np.empty((len(cols), pm.shape[1]))
+            ta_all[sel], pm_all[sel] = ta, pm
     return ta_all, pm_all
 
 

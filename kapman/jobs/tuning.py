@@ -27,3 +27,15 @@ def keep_freed_memory() -> None:
         libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     except (OSError, AttributeError):
         pass
+
+
+def release_freed_memory() -> None:
+    """Hand the memory ``keep_freed_memory`` keeps back to the kernel (glibc's malloc_trim), between
+    two large phases: a job that overlaps the next phase with the last one's output would otherwise
+    carry what every thread kept into it.  A no-op elsewhere or on failure."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

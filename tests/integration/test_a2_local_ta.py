@@ -17,7 +17,7 @@ import talib
 from kapman.clock import close_of
 from kapman.config import Settings
 from kapman.jobs import a2_local_ta
-from kapman.jobs.a2_window import anchor
+from kapman.jobs.a2_window import anchor, read_batches
 from kapman.metrics.indicators import TECHNICAL_KEYS
 from kapman.sandbox.dbload import load_bars, load_tickers
 from kapman.sandbox.market import Market
@@ -226,3 +226,45 @@ def test_a_lost_connection_says_how_many_dates_were_done(bars_db: tuple,
     assert info.value.message == "the database connection was lost after 1 dates; rerun to resume"
     assert info.value.exit_code == 2
     assert len(snapshot(conn, date(2025, 11, 14))) > 0 and not snapshot(conn, D)
+
+
+def test_range_over_months_read_in_batches_equals_single_dates_and_resumes(
+        bars_db: tuple, market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn, url = bars_db
+    load_bars(conn, market, [d for d in market.trading_days if d < anchor(date(2025, 12, 1))])
+    days = [d for d in market.trading_days if date(2025, 9, 26) <= d <= date(2025, 12, 2)]   # four anchors
+    # two reads of two windows each, computed while the previous window is written
+    monkeypatch.setattr(a2_local_ta, "read_batches", lambda groups: read_batches(groups, size=2))
+    with psycopg.connect(url, autocommit=True) as one, psycopg.connect(url, autocommit=True) as two:
+        ranged = a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=days), extra=[one, two])
+    bars = conn.execute("SELECT count(*) FROM ohlcv WHERE date = ANY(%s)", (days,)).fetchone()[0]
+    assert ranged.rows_inserted == bars and ranged.dates_done == len(days)
+    # each value as a run for that date alone computes it (its own read of its own window)
+    for day in (days[0], date(2025, 10, 31), date(2025, 11, 3), days[-1]):
+        single = run(conn, [day], force=True)
+        assert single.rows_unchanged == single.rows_written == len(snapshot(conn, day)) > 30
+        assert single.rows_updated == 0
+    # a stopped run resumes at the missing date: complete dates are skipped before any read
+    lost = date(2025, 11, 14)
+    conn.execute("DELETE FROM daily_snapshots WHERE time = %s", (close_of(lost),))
+    again = run(conn, days)
+    assert again.rows_inserted == conn.execute("SELECT count(*) FROM ohlcv WHERE date = %s",
+                                               (lost,)).fetchone()[0] > 30
+    assert again.dates_complete == len(days) - 1 and again.dates_done == len(days)
+    assert again.skipped_existing == bars - again.rows_inserted
+    window = conn.execute("SELECT count(*) FROM ohlcv WHERE date BETWEEN %s AND %s",
+                          (anchor(lost), lost)).fetchone()[0]
+    assert again.bars_read == window
+    assert run(conn, days).rows_written == 0
+
+
+def test_a_failed_write_is_the_runs_error_and_the_written_dates_stay_counted(bars_db: tuple) -> None:
+    conn, url = bars_db
+    broken = psycopg.connect(url, autocommit=True)
+    broken.close()
+    into = a2_local_ta.A2Result(dates=[])
+    with psycopg.connect(url, autocommit=True) as ok, pytest.raises(psycopg.OperationalError):
+        # reads over conn and ok; dates written over ok and broken: one of them fails
+        a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=RANGE), extra=[ok, broken], into=into)
+    stored = conn.execute("SELECT count(DISTINCT time) FROM daily_snapshots").fetchone()[0]
+    assert 0 < stored < len(RANGE) and into.dates_done == stored
