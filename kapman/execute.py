@@ -51,7 +51,8 @@ class Context:
     progress: Progress
     result: StepResult[Any]
     stack: ExitStack
-    run_id: uuid.UUID | None = None
+    #: The run's ledger row (None when the step records none, e.g. a dry run).
+    ledger: runs.Run | None = None
     _conn: psycopg.Connection | None = field(default=None, repr=False)
 
     @property
@@ -60,6 +61,10 @@ class Context:
         if self._conn is None:
             self._conn = self.connect()
         return self._conn
+
+    @property
+    def run_id(self) -> uuid.UUID | None:
+        return self.ledger.run_id if self.ledger is not None else None
 
     def connect(self) -> psycopg.Connection:
         """A further connection of the step's own."""
@@ -119,8 +124,7 @@ def execute(step: Step | str, settings: Settings, params: Any, progress: Progres
             ledger.result = result
         try:
             with ExitStack() as resources:   # closed before the ledger row is finished
-                ctx = Context(step, settings, url, progress or NullProgress(), result, resources,
-                              ledger.run_id if ledger else None)
+                ctx = Context(step, settings, url, progress or NullProgress(), result, resources, ledger)
                 returned = definition.body(ctx, params)
                 if returned is not None:
                     result = returned

@@ -26,7 +26,7 @@ import socket
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +49,15 @@ class Run:
     job: str
     result: StepResult | None = None
     abandoned: int = 0      # stale rows of this job marked abandoned when this run started
+    conn: psycopg.Connection | None = field(default=None, repr=False)   # the ledger's own connection
+
+    def decided(self, *, snapshot_time: datetime | None = None, args: Mapping[str, Any] | None = None) -> None:
+        """What the step decided once it began, on its row: the snapshot time it takes (which the
+        server's clock tells), the request as resolved (the symbols of the scope)."""
+        assert self.conn is not None, "decided() is for a run being recorded"
+        self.conn.execute("UPDATE public.ingest_runs SET snapshot_time = coalesce(%s, snapshot_time), "
+                          "args = coalesce(%s, args) WHERE run_id = %s",
+                          (snapshot_time, json.dumps(masked_args(args)) if args is not None else None, self.run_id))
 
 
 def _wall() -> datetime:
@@ -166,6 +175,7 @@ def recorded(db_url: str, job: str, args: Mapping[str, Any] | None = None,
     conn = _connect(db_url)
     try:
         run = _start(conn, job, args or {}, snapshot_time)
+        run.conn = conn
     except BaseException:
         conn.close()
         raise

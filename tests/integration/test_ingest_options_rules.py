@@ -66,7 +66,12 @@ def test_a_live_chain_cannot_be_stored_under_a_past_time(
     with pytest.raises(UsageError, match=r"--snapshot-time 2025-12-19T21:00:00Z is not now: .* is the live API"):
         options.run(settings, options.OptionsParams(symbols=["ORCL"], snapshot_time="2025-12-19T21:00:00Z"))
     assert odb.execute("SELECT count(*) FROM options_chains").fetchone() == (0,)
-    assert odb.execute("SELECT count(*) FROM ingest_runs").fetchone() == (0,)
+    # Nothing stored; each refusal is in the ledger as the failed run it was, with its reason.
+    refused = odb.execute("SELECT status, error, snapshot_time FROM ingest_runs WHERE job = 'options' "
+                          "ORDER BY started_at").fetchall()
+    assert [(status, snapshot) for status, _, snapshot in refused] == [("failed", None), ("failed", None)]
+    assert refused[0][1].startswith("UsageError: KAPMAN_NOW=2025-12-15 puts KapMan's clock at")
+    assert refused[1][1].startswith("UsageError: --snapshot-time 2025-12-19T21:00:00Z is not now")
 
 
 def test_a_live_snapshot_is_taken_at_the_servers_real_time(

@@ -233,6 +233,7 @@ def ingest_options(
     enforce_retention: bool = True,
     args: Mapping[str, Any] | None = None,
     archive: LiveExport | None = None,
+    ledger: runs.Run | None = None,
 ) -> OptionsResult:
     """Fetch, normalise and write every symbol of ``scope`` under one snapshot time, recorded in the
     run ledger; raises the error that stopped the run (a 401, ``ConnectionLost``) once recorded.
@@ -243,7 +244,9 @@ def ingest_options(
     reason and those not yet fetched are not attempted.  ``args``: the ledger's record of the request.
     ``archive``: fed each underlying as it commits and closed before retention runs (so a snapshot
     about to expire is archived first); its outcome is part of the run's.  Abandoned when the run
-    stops before that (Ctrl-C, a 401 or a lost connection raised).
+    stops before that (Ctrl-C, a 401 or a lost connection raised).  ``ledger``: the run's row,
+    opened by ``kapman.execute`` for the options step (the snapshot time and the resolved scope are
+    written on it here); without it the pipeline records a row of its own.
     """
     progress = progress or NullProgress()
     started = time.perf_counter()
@@ -256,7 +259,11 @@ def ingest_options(
                    "deadline": deadline, **(args or {})}
     # The archive is closed once the chains are in; a run that stops before that abandons it.
     # The writing lock of the snapshot's New York day keeps A3 off the chains until the run ends.
-    with archive or nullcontext(), runs.recorded(db_url, "options", ledger_args, snapshot_time=snapshot) as ledger, \
+    if ledger is not None:
+        ledger.decided(snapshot_time=snapshot, args=ledger_args)
+    recording = nullcontext(ledger) if ledger is not None else runs.recorded(db_url, "options", ledger_args,
+                                                                          snapshot_time=snapshot)
+    with archive or nullcontext(), recording as ledger, \
             lock.writing_snapshot(db_url, clock.ny_date_of(snapshot)), connect(db_url) as conn:
         result.run_id = ledger.run_id
         run = _Run(conn, client, result, archive)

@@ -87,13 +87,14 @@ def _body(ctx: Context, params: OptionsParams) -> StepResult[OptionsResult]:
     return ingest_options(
         ctx.url, client, scope, snapshot, concurrency=params.concurrency, workers=workers,
         progress=ctx.progress, deadline=deadline, args=asdict(params),
-        archive=_archive(settings, snapshot) if params.archive else None,
+        archive=_archive(settings, snapshot) if params.archive else None, ledger=ctx.ledger,
     ).step_result()
 
 
-#: The pipeline records its own ledger row: the row carries the snapshot time, decided in the body
-#: by the server's clock, and the resolved scope.
-STEP = Definition(OptionsParams, _body, ledger=False, planned=lambda settings: OptionsParams())
+#: A dry run records nothing; a run's row gets its snapshot time (the server's clock decides it)
+#: and its resolved scope once the body knows them (``runs.Run.decided``).
+STEP = Definition(OptionsParams, _body, ledger=lambda params: not params.dry_run,
+                  planned=lambda settings: OptionsParams())
 
 
 @dataclass(frozen=True)
