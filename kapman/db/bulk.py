@@ -143,6 +143,10 @@ def prune_unchanged(cur: psycopg.Cursor, *, target: str, staging: sql.Identifier
     """Delete from ``staging`` the rows whose ``compare`` columns equal the stored row's with the
     same key; returns how many.  It only reads ``target`` (a compressed chunk is decompressed in
     memory, not rewritten), so the merge that follows writes only new and changed rows."""
+    # Neither side has statistics yet (a temporary table, often a chunk written moments ago): a
+    # nested loop the planner may then pick compares every staged document with every stored one
+    # (10,000 x 10,000 for an A2 date, tens of minutes); a hash join on the key compares each once.
+    cur.execute("SET LOCAL enable_nestloop = off")
     stmt = sql.SQL(
         "DELETE FROM {s} USING {t} AS t WHERE {group} AND {same} "
         "AND ({tv}) IS NOT DISTINCT FROM ({sv})").format(
@@ -150,7 +154,9 @@ def prune_unchanged(cur: psycopg.Cursor, *, target: str, staging: sql.Identifier
         same=_same_key("t", staging, key),
         tv=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in compare),
         sv=sql.SQL(", ").join(sql.SQL("{}.{}").format(staging, sql.Identifier(c)) for c in compare))
-    return cur.execute(stmt, list(group.values())).rowcount
+    pruned = cur.execute(stmt, list(group.values())).rowcount
+    cur.execute("RESET enable_nestloop")
+    return pruned
 
 
 def delete_absent(cur: psycopg.Cursor, *, target: str, staging: sql.Identifier, key: Sequence[str],
