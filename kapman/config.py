@@ -215,6 +215,9 @@ class Settings:
     archive_endpoint: str | None = None
     archive_access_key_id: str | None = None
     archive_secret_access_key: str | None = None
+    #: An ``s3://`` archive's seconds to connect and to wait for each read of a response.
+    archive_connect_timeout: float = 3.0
+    archive_read_timeout: float = 10.0
 
     def __repr__(self) -> str:  # never leak secrets
         shown = []
@@ -352,4 +355,6 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
         archive_endpoint=_env(merged, "KAPMAN_ARCHIVE_ENDPOINT"),
         archive_access_key_id=_env(merged, "KAPMAN_ARCHIVE_ACCESS_KEY_ID"),
         archive_secret_access_key=_env(merged, "KAPMAN_ARCHIVE_SECRET_ACCESS_KEY"),
+        archive_connect_timeout=env_number(merged, "KAPMAN_ARCHIVE_CONNECT_TIMEOUT", 3.0, TIMEOUT_RANGE),
+        archive_read_timeout=env_number(merged, "KAPMAN_ARCHIVE_READ_TIMEOUT", 10.0, TIMEOUT_RANGE),
     )

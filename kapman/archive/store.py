@@ -162,17 +162,19 @@ class S3Store:
         return out
 
 
-#: An S3 archive's own limits: seconds to connect, seconds to wait for each read of a response, and
-#: attempts per request (the first included).  A hung endpoint costs one request at most
-#: ATTEMPTS x (CONNECT + READ) seconds (26 s): the archive stops at its first error, and the
-#: options run goes on without it (botocore's defaults would wait 60 s per try, five tries).
-S3_CONNECT_TIMEOUT, S3_READ_TIMEOUT, S3_ATTEMPTS = 3.0, 10.0, 2
+#: An S3 archive's attempts per request (the first included).  With its own timeouts
+#: (KAPMAN_ARCHIVE_CONNECT_TIMEOUT, KAPMAN_ARCHIVE_READ_TIMEOUT: 3 s and 10 s by default) a hung
+#: endpoint costs one request at most ATTEMPTS x (connect + read) seconds (26 s): the archive stops
+#: at its first error, and the options run goes on without it (botocore's defaults would wait 60 s
+#: per try, five tries).
+S3_ATTEMPTS = 2
 
 
-def s3_config() -> Any:
+def s3_config(settings: Settings) -> Any:
     from botocore.config import Config
 
-    return Config(s3={"addressing_style": "path"}, connect_timeout=S3_CONNECT_TIMEOUT, read_timeout=S3_READ_TIMEOUT,
+    return Config(s3={"addressing_style": "path"}, connect_timeout=settings.archive_connect_timeout,
+                  read_timeout=settings.archive_read_timeout,
                   retries={"total_max_attempts": S3_ATTEMPTS, "mode": "standard"})
 
 
@@ -198,7 +200,7 @@ def open_store(settings: Settings) -> Store:
             endpoint_url=settings.archive_endpoint or None,
             aws_access_key_id=settings.archive_access_key_id or None,
             aws_secret_access_key=settings.archive_secret_access_key or None,
-            config=s3_config(),
+            config=s3_config(settings),
         )
         return S3Store(location, client)
     if "://" in location:

@@ -69,8 +69,8 @@ def writing_snapshot(db_url: str, day: date) -> Iterator[None]:
 def claim_days(conn: psycopg.Connection, days: list[date]) -> tuple[list[date], list[date]]:
     """Take the writing lock of each day exclusively on ``conn`` (session-level, released by
     ``release_days`` or the connection's end): (the days claimed, the days an options run is writing)."""
-    got = dict(conn.execute("SELECT d, pg_try_advisory_lock(%s::int4, d) FROM unnest(%s::int4[]) AS d",
-                            (OPTIONS_WRITING, [d.toordinal() for d in days])).fetchall())
+    got: dict[int, bool] = dict(conn.execute("SELECT d, pg_try_advisory_lock(%s::int4, d) FROM unnest(%s::int4[]) AS d",
+                                              (OPTIONS_WRITING, [d.toordinal() for d in days])).fetchall())
     return [d for d in days if got[d.toordinal()]], [d for d in days if not got[d.toordinal()]]
 
 

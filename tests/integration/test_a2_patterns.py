@@ -17,8 +17,8 @@ from kapman.metrics.indicators import TECHNICAL_KEYS
 from kapman.metrics.patterns import PATTERN_FUNCS
 from kapman.sandbox.dbload import load_bars, load_tickers
 from kapman.sandbox.market import Market
-from tests.support import database
 from scripts import run_a2_local_ta
+from tests.support import database
 
 pytestmark = pytest.mark.integration
 D = date(2025, 12, 5)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -62,7 +62,7 @@ def run(settings: Settings, params: OptionsParams, progress: Progress | None = N
     return execute("options", settings, params, progress)
 
 
-def _body(ctx: Context, params: OptionsParams) -> StepResult[OptionsResult]:
+def _body(ctx: Context, params: OptionsParams) -> StepResult[Any]:
     settings = ctx.settings
     scope = resolve_scope(ctx.conn, params.symbols)
     ctx.conn.commit()   # the run writes over connections of its own; none waits on this one
