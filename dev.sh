@@ -16,7 +16,7 @@ usage: ./dev.sh COMMAND [ARGS]
   demo [ARGS]        set everything up and run the whole runbook on the offline sandbox, in a
                      database of its own (kapman_demo); ARGS go to python -m kapman.demo
   test [ARGS]        set everything up and run the whole test suite (ARGS go to pytest)
-  test --fast [ARGS] only the unit tests: no database, no server set-up (about a minute)
+  test --fast [ARGS] only the unit tests: no database, no server set-up (under a minute)
   bench [ARGS]       run every benchmark and print figures against their targets
   setup              the database server, venv/ with KapMan installed, .env
   db up|down|status|destroy|url   the database server of the chosen kind (below); destroy removes
@@ -146,8 +146,9 @@ cmd_test() {
     tools/localdb.sh up
     export KAPMAN_TEST_DATABASE_URL=${KAPMAN_TEST_DATABASE_URL:-$(tools/localdb.sh url postgres)}
   fi
-  # the README states this command: keep them the same (tests/unit/test_dev_sh.py)
-  exec "$VENV/bin/python" -m pytest -q --durations=15 "$@"
+  # the README states this command: keep them the same (tests/unit/test_dev_sh.py). Two worker
+  # processes (pytest-xdist): the runbook's end-to-end test and the rest share the two cores.
+  exec "$VENV/bin/python" -m pytest -q -n 2 --durations=15 "$@"
 }
 
 wants_help() { local a; for a in "$@"; do [[ $a == -h || $a == --help ]] && return 0; done; return 1; }
