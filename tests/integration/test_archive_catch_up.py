@@ -84,7 +84,15 @@ def chunks_read(conn: psycopg.Connection, scope: checkpoint.Window) -> set[str]:
         coverage.stored_chains(conn, (), scope)
     finally:
         del conn.execute
-    return seen
+    return {_compressed_holds(conn, name) for name in seen}
+
+
+def _compressed_holds(conn: psycopg.Connection, name: str) -> str:
+    """The chunk whose rows a relation holds: on the community edition a compressed chunk's rows
+    live in an internal table of their own (``compress_hyper_*``), read in the chunk's place."""
+    row = conn.execute("SELECT c.table_name FROM _timescaledb_catalog.chunk c JOIN _timescaledb_catalog.chunk z "
+                       "ON z.id = c.compressed_chunk_id WHERE z.table_name = %s", (name,)).fetchone()
+    return row[0] if row else name
 
 
 def _relations(node: Any) -> Iterator[str]:
