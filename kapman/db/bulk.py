@@ -146,6 +146,7 @@ def prune_unchanged(cur: psycopg.Cursor, *, target: str, staging: sql.Identifier
     # Neither side has statistics yet (a temporary table, often a chunk written moments ago): a
     # nested loop the planner may then pick compares every staged document with every stored one
     # (10,000 x 10,000 for an A2 date, tens of minutes); a hash join on the key compares each once.
+    previous = cur.execute("SELECT current_setting('enable_nestloop')").fetchone()[0]  # type: ignore[index]
     cur.execute("SET LOCAL enable_nestloop = off")
     stmt = sql.SQL(
         "DELETE FROM {s} USING {t} AS t WHERE {group} AND {same} "
@@ -155,7 +156,7 @@ def prune_unchanged(cur: psycopg.Cursor, *, target: str, staging: sql.Identifier
         tv=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in compare),
         sv=sql.SQL(", ").join(sql.SQL("{}.{}").format(staging, sql.Identifier(c)) for c in compare))
     pruned = cur.execute(stmt, list(group.values())).rowcount
-    cur.execute("RESET enable_nestloop")
+    cur.execute("SELECT set_config('enable_nestloop', %s, true)", (previous,))   # the caller's, not the default
     return pruned
 
 

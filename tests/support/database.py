@@ -200,13 +200,19 @@ def rebuilt_copy(admin_url: str, template: str, label: str, dropper: Dropper) ->
     """A scratch database indistinguishable from one rebuilt now: a copy of the migrated template
     (schema, migration ledger, per-database settings) whose lifecycle clock is recorded from this
     process's clock (``KAPMAN_NOW`` as set at this moment), exactly as the rebuild records it."""
-    url = clone(admin_url, template, label)
+    url = clock_recorded_clone(admin_url, template, label)
     try:
-        with connect(url) as conn:
-            lifecycle.record_clock(conn, lifecycle.process_clock())
         yield url
     finally:
         dropper.drop(url)
+
+
+def clock_recorded_clone(admin_url: str, template: str, label: str) -> str:
+    """A copy of ``template`` with the lifecycle clock recorded from this process's, as a rebuild does."""
+    url = clone(admin_url, template, label)
+    with connect(url) as conn:
+        lifecycle.record_clock(conn, lifecycle.process_clock())
+    return url
 
 
 class Templates:
@@ -230,9 +236,7 @@ class Templates:
             self._dropper.drop(url)
 
     def _build(self, name: str, build: Callable[[str], None]) -> str:
-        url = clone(self._admin_url, self._migrated, f"tpl_{name}_")
-        with connect(url) as conn:
-            lifecycle.record_clock(conn, lifecycle.process_clock())
+        url = clock_recorded_clone(self._admin_url, self._migrated, f"tpl_{name}_")
         build(url)
         seal_template(self._admin_url, url)
         self._built[name] = url
