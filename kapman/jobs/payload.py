@@ -7,6 +7,11 @@ The document's shape is fixed per key list, so it is rendered once as a ``%s`` t
 numbers of a whole (rows x keys) matrix are formatted in one orjson call (shortest round-trip
 repr; NaN and inf become null) and each row only fills the template.  About 10x faster than
 json.dumps per row.
+
+Keys are written in the order jsonb keeps them (shorter first, then bytewise): the server sorts
+each object's keys as it parses a document, and input already in that order is sorted in one
+pass.  The stored document is the same either way; parsing it measured 10-20 % cheaper, and
+parsing is most of a date's write.
 """
 
 from __future__ import annotations
@@ -16,6 +21,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import orjson
+
+
+def _jsonb_order(key: str) -> tuple[int, bytes]:
+    """The position jsonb gives an object's key: by length in bytes, then bytewise."""
+    raw = key.encode()
+    return len(raw), raw
 
 
 class JsonTemplate:
@@ -36,8 +47,8 @@ class JsonTemplate:
             self._order: list[str] = []
             body = self._render(tree, ())
         else:
-            self._order = list(self.keys)
-            body = ",".join(f"{json.dumps(k)}:%s" for k in self.keys)
+            self._order = sorted(self.keys, key=_jsonb_order)
+            body = ",".join(f"{json.dumps(k)}:%s" for k in self._order)
         self._template = "{" + body + "}"
         self._bytes = self._template.encode()
         position = {k: n for n, k in enumerate(self.keys)}
@@ -46,7 +57,7 @@ class JsonTemplate:
     def _render(self, tree: dict, path: tuple[str, ...]) -> str:
         """The template's body for ``tree``; leaves (None) become ``%s`` in key order."""
         parts = []
-        for name, sub in tree.items():
+        for name, sub in sorted(tree.items(), key=lambda item: _jsonb_order(item[0])):
             if sub is None:
                 self._order.append(".".join((*path, name)))
                 parts.append(f"{json.dumps(name)}:%s")
