@@ -57,6 +57,14 @@ def repave(url: str) -> None:
         conn.execute("TRUNCATE options_chains, daily_snapshots")
 
 
+@pytest.fixture(autouse=True)
+def _frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The data is from December 2025.  On a real clock a community server's policies compress it in the
+    background while a test rewrites it (a TRUNCATE racing a compression job deadlocks); a database
+    written on a frozen clock has them paused, as the README says."""
+    monkeypatch.setenv("KAPMAN_NOW", "2025-12-19T22:00:00Z")
+
+
 @pytest.fixture
 def hydrated(fresh_db: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(fresh_db, autocommit=True) as conn:
