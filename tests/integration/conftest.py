@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
@@ -20,6 +21,8 @@ from tests.support import database
 
 #: The sandbox's market clock: Friday 2025-12-19 close.
 MARKET_NOW = "2025-12-19"
+#: The evening of the hydrated data's last snapshot (tests.support.hydrate.SNAPSHOTS).
+HYDRATED_NOW = "2025-12-19T22:00:00Z"
 WATCHLISTS = Path(__file__).resolve().parents[2] / "data" / "watchlists"
 
 
@@ -90,6 +93,15 @@ def market_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def hydrated_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KapMan's clock frozen just after the hydrated data (tests.support.hydrate), before the test's
+    database is made.  On a community server's real clock the policies compress December 2025's chunks
+    in the background while a test rewrites them (a TRUNCATE racing the compression job deadlocks); a
+    database made on a frozen clock has them paused, as the README says."""
+    monkeypatch.setenv("KAPMAN_NOW", HYDRATED_NOW)
+
+
+@pytest.fixture
 def db(fresh_db: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         yield conn
@@ -106,13 +118,17 @@ def reference_db(db: psycopg.Connection, polygon: PolygonClient) -> psycopg.Conn
 @pytest.fixture(scope="module")
 def options_url(new_rebuilt_db: database.NewRebuiltDb, rest_server: SandboxRestServer) -> Iterator[str]:
     """One database with tickers and the MVP watchlist per module of options tests; tests clear the options."""
-    with new_rebuilt_db("opt_") as url:
-        client = PolygonClient(PolygonHTTP(rest_server.base_url, rest_server.api_key, rate_limit=1000))
-        with pytest.MonkeyPatch.context() as mp, psycopg.connect(url, autocommit=True) as conn:
-            mp.setenv("KAPMAN_NOW", "2025-12-19")
-            ingest_tickers(conn, client, force=True)
-            ingest_watchlists(conn, WATCHLISTS)
-        client.close()
+    with ExitStack() as stack:
+        # the copy is made on the frozen clock too, so a community server's policies stay paused while
+        # the tests truncate and rewrite December 2025's snapshots
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("KAPMAN_NOW", MARKET_NOW)
+            url = stack.enter_context(new_rebuilt_db("opt_"))
+            client = PolygonClient(PolygonHTTP(rest_server.base_url, rest_server.api_key, rate_limit=1000))
+            with psycopg.connect(url, autocommit=True) as conn:
+                ingest_tickers(conn, client, force=True)
+                ingest_watchlists(conn, WATCHLISTS)
+            client.close()
         yield url
 
 

@@ -37,7 +37,7 @@ from kapman.step import Outcome
 from tests.integration.test_options_archive import digest
 from tests.support.hydrate import SNAPSHOTS, hydrate
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("hydrated_clock")]
 
 FIRST, SECOND = sorted(SNAPSHOTS)
 SANDBOX_URL = "http://127.0.0.1:9"

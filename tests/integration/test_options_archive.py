@@ -28,7 +28,7 @@ from kapman.jobs import a3_dealer_metrics as a3
 from kapman.step import Outcome
 from tests.support.hydrate import DEALER_DAYS, SNAPSHOTS, hydrate
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("hydrated_clock")]
 
 DIGEST = """SELECT count(*), md5(string_agg(t::text, '|' ORDER BY time, ticker_id, expiration_date, strike_price,
                                                            option_type)) FROM options_chains t"""
@@ -55,14 +55,6 @@ def repave(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         hydrate(conn)
         conn.execute("TRUNCATE options_chains, daily_snapshots")
-
-
-@pytest.fixture(autouse=True)
-def _frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The data is from December 2025.  On a real clock a community server's policies compress it in the
-    background while a test rewrites it (a TRUNCATE racing a compression job deadlocks); a database
-    written on a frozen clock has them paused, as the README says."""
-    monkeypatch.setenv("KAPMAN_NOW", "2025-12-19T22:00:00Z")
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from kapman.step import Outcome
 from tests.integration.test_options_archive import digest
 from tests.support.hydrate import SNAPSHOTS, hydrate
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("hydrated_clock")]
 
 FIRST, SECOND = sorted(SNAPSHOTS)
 
