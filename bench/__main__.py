@@ -1,6 +1,8 @@
 """Every benchmark in one run, with a table of figures and ratios against their targets.
 
-    venv/bin/python -m bench [--quick] [--only ohlcv,options,a2,a3,lifecycle,nightly,serve]    (or ./dev.sh bench)
+    venv/bin/python -m bench [--quick] [--only ohlcv,options,a2,...]    (or ./dev.sh bench)
+
+Suites: ohlcv, options, a2, a3, lifecycle, compression, nightly, serve.
 
 Each benchmark creates and drops its own kapman_bench_* database on the server named by
 KAPMAN_BENCH_DATABASE_URL (an admin URL; default: the local server).  Full size takes about a
@@ -17,7 +19,7 @@ import time
 
 from bench.common import Figure, load_figure, print_table
 
-SUITES = ("ohlcv", "options", "a2", "a3", "lifecycle", "nightly", "serve")
+SUITES = ("ohlcv", "options", "a2", "a3", "lifecycle", "compression", "nightly", "serve")
 
 
 def _options(quick: bool) -> list[Figure]:
@@ -42,6 +44,9 @@ def run_suite(name: str, quick: bool) -> list[Figure]:
     if name == "lifecycle":   # community edition only; says why it skipped elsewhere
         from bench import bench_lifecycle
         return bench_lifecycle.run(tickers=500 if quick else 3000)
+    if name == "compression":   # community edition only; says why it skipped elsewhere
+        from bench import bench_compression
+        return bench_compression.run(tickers=200 if quick else 600, days=400 if quick else 1060)
     if name == "nightly":
         from bench import bench_nightly
         return bench_nightly.run(tickers=2000 if quick else 11000, days=400 if quick else 760)

@@ -58,6 +58,10 @@ END = date(2025, 12, 2)
 WITHIN = [date(2025, 12, 1), END, date(2025, 12, 3), date(2025, 12, 4), date(2025, 12, 5)]
 RANGE = [date(2025, 11, 25), date(2025, 11, 26), date(2025, 11, 28), date(2025, 12, 1), END]
 HISTORY = list(trading_days(date(2025, 9, 1), END))[-40:]
+#: Trading dates of the 730-day retention window: what --history computes after a repave.
+WINDOW_DATES = 502
+#: The issue's target for the whole window on a full market (5 minutes).
+HISTORY_TARGET = 300.0
 #: The sandbox market's last day.
 MARKET_END = date(2025, 12, 19)
 
@@ -124,6 +128,9 @@ def job_figures(conn: psycopg.Connection, extra: list[psycopg.Connection], repea
     r, n = results[-1], results[-1].rows_written
     within, across = med["new 5 within a month"] / med["new 1"], med["new 5 across months"] / med["new 1"]
     force = med["force 5 across months"] / med["force 1"]
+    # a range is a steady stream of windows, so its rate carries to the whole window (not measured whole:
+    # that alone would take the bench ten minutes)
+    projected = WINDOW_DATES * med["new 40"] / len(HISTORY)
     return [
         Figure("a2", f"universe ({n} tickers)", n, "tickers"),
         Figure("a2", "one new date, end to end (median)", med["new 1"], "s", "<= 10", med["new 1"] <= 10),
@@ -138,6 +145,8 @@ def job_figures(conn: psycopg.Connection, extra: list[psycopg.Connection], repea
         Figure("a2", f"{len(HISTORY)} new dates (3 windows, history-style): rows per second",
                rows["new 40"] / med["new 40"], "rows/s"),
         Figure("a2", f"  {len(HISTORY)} new dates, end to end (median)", med["new 40"], "s"),
+        Figure("a2", f"  the whole window's history ({WINDOW_DATES} dates), projected at that rate", projected, "s",
+               f"<= {HISTORY_TARGET:.0f}", projected <= HISTORY_TARGET),
         Figure("a2", "one date again with --force (median)", med["force 1"], "s", "<= 10", med["force 1"] <= 10),
         Figure("a2", "5 dates across months again with --force / one date", force, "ratio", "<= 2.0",
                force <= 2.0),

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import Figure, admin_url, print_table, scratch_database
+from bench.common import Figure, admin_url, edition_license, print_table, scratch_database
 from kapman.sandbox.dbload import load_tickers
 from kapman.sandbox.market import Market
 from kapman.sandbox.mirror import write_mirror
@@ -35,13 +35,6 @@ NAME = "lifecycle"
 #: compresses it nor counts compression time into either figure; the bench compresses it by hand.
 MONTH_AGO_DAYS = 90
 TARGET = 0.5
-
-
-def _license() -> str | None:
-    """The license of a database where the extension is loaded (the admin database may lack it)."""
-    with scratch_database(f"{NAME}_probe") as url, psycopg.connect(url) as conn:
-        row = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()
-    return row[0] if row else None
 
 
 def _republish(mirror: Path, market: Market, days: list[date], factor: int) -> None:
@@ -87,7 +80,7 @@ def _rows(summary: dict) -> int:
 
 
 def run(tickers: int = 3000) -> list[Figure]:
-    lic = _license()
+    lic = edition_license(NAME)
     if lic != "timescale":
         reason = f"timescaledb.license = {lic} on {admin_url().rsplit('@', 1)[-1]}; needs timescale"
         print(f"{NAME}: skipped: {reason}", file=sys.stderr)

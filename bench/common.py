@@ -40,6 +40,14 @@ def scratch_database(label: str) -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def edition_license(label: str) -> str | None:
+    """``timescaledb.license`` of a scratch database (the admin database may lack the extension):
+    ``timescale`` where compression, policies and jobs exist (the community edition)."""
+    with scratch_database(f"{label}_probe") as url, psycopg.connect(url) as conn:
+        row = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()
+    return row[0] if row else None
+
+
 def timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()

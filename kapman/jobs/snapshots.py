@@ -52,13 +52,13 @@ def write(conn: psycopg.Connection, columns: Sequence[str], payload: tuple[bytes
     """
     data, rows = payload
     with conn.transaction(), conn.cursor() as cur:
-        _fast_toast_compression(cur)
+        fast_toast_compression(cur)
         return bulk.write_group(cur, target="daily_snapshots", columns=columns, payload=data, rows=rows,
                                 group={"time": time}, lock_class=LOCK_CLASS, key=("time", "ticker_id"),
                                 compare=compare)
 
 
-def _fast_toast_compression(cur: psycopg.Cursor) -> None:
+def fast_toast_compression(cur: psycopg.Cursor) -> None:
     """Compress this transaction's large JSON documents with lz4 where the server was built with it.
 
     A2's indicator documents (~3 kB each, ~35 MB per date) are TOAST-compressed on the way in;

@@ -17,7 +17,8 @@ from kapman.db import bulk
 from kapman.ids import ticker_id
 from kapman.sandbox.market import Market
 
-_COLUMNS = ("ticker_id", "date", "open", "high", "low", "close", "volume")
+#: What a flat file carries (no vwap).
+_COLUMNS = ("ticker_id", "date", "open", "high", "low", "close", "volume", "transactions")
 
 
 def load_tickers(conn: psycopg.Connection, market: Market) -> int:
@@ -38,7 +39,8 @@ def load_bars(conn: psycopg.Connection, market: Market, days: Iterable[date] | N
                         for s in bars["ticker"]])
         payload = bulk.encode_binary_copy([
             ("uuid", uid), ("date", np.full(len(bars), np.datetime64(day, "D"))),
-            *(("float8", bars[c].to_numpy(float)) for c in ("open", "high", "low", "close", "volume"))])
+            *(("float8", bars[c].to_numpy(float)) for c in ("open", "high", "low", "close", "volume")),
+            ("int8", bars["transactions"].to_numpy(np.int64))])
         with conn.transaction(), conn.cursor() as cur:
             bulk.copy_binary(cur, sql.Identifier("public", "ohlcv"), _COLUMNS, payload)
         total += len(bars)
