@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import Figure, admin_url, print_table, scratch_database
+from bench.common import Figure, edition_skip, print_table, scratch_database, timescaledb_license
 from kapman.sandbox.dbload import load_tickers
 from kapman.sandbox.market import Market
 from kapman.sandbox.mirror import write_mirror
@@ -38,10 +38,8 @@ TARGET = 0.5
 
 
 def _license() -> str | None:
-    """The license of a database where the extension is loaded (the admin database may lack it)."""
-    with scratch_database(f"{NAME}_probe") as url, psycopg.connect(url) as conn:
-        row = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()
-    return row[0] if row else None
+    with scratch_database(f"{NAME}_probe") as url:
+        return timescaledb_license(url)
 
 
 def _republish(mirror: Path, market: Market, days: list[date], factor: int) -> None:
@@ -89,7 +87,7 @@ def _rows(summary: dict) -> int:
 def run(tickers: int = 3000) -> list[Figure]:
     lic = _license()
     if lic != "timescale":
-        reason = f"timescaledb.license = {lic} on {admin_url().rsplit('@', 1)[-1]}; needs timescale"
+        reason = edition_skip(lic)
         print(f"{NAME}: skipped: {reason}", file=sys.stderr)
         return [Figure(NAME, f"compressed / uncompressed backfill (skipped: {reason})", None, "ratio")]
     market = Market(seed=2026, n_tickers=tickers, days=365)
