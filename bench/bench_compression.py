@@ -16,7 +16,6 @@ issue's targets (``ohlcv`` and ``options_chains`` >= 8x, A2 documents >= 5x).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from bench.common import Figure, admin_url, edition_license, print_table, scratch_database
+from bench.common import Figure, edition_license, edition_skip, kapman_now, print_table, scratch_database
 from kapman.clock import NEW_YORK
 from kapman.config import Settings
 from kapman.db import bulk
@@ -243,21 +242,14 @@ def _precisions(conn: psycopg.Connection) -> list[Figure]:
 def run(tickers: int = 600, days: int = 1060, underlyings: int = 10, snapshots: int = 25) -> list[Figure]:
     lic = edition_license(NAME)
     if lic != "timescale":
-        reason = f"timescaledb.license = {lic} on {admin_url().rsplit('@', 1)[-1]}; needs timescale"
+        reason = edition_skip(lic)
         print(f"{NAME}: skipped: {reason}", file=sys.stderr)
         return [Figure(NAME, f"compression ratios (skipped: {reason})", None, "x")]
     market = Market(seed=42, n_tickers=tickers, days=days)
     # KapMan's clock at the market's last day: the scratch database's policies stay paused, so the
     # background jobs neither drop the older bars nor compress the tables the candidates are copied from
-    saved = os.environ.get("KAPMAN_NOW")
-    os.environ["KAPMAN_NOW"] = market.trading_days[-1].isoformat()
-    try:
+    with kapman_now(_at_close(market.trading_days[-1])):
         return _measure(market, underlyings, snapshots)
-    finally:
-        if saved is None:
-            os.environ.pop("KAPMAN_NOW", None)
-        else:
-            os.environ["KAPMAN_NOW"] = saved
 
 
 def _measure(market: Market, underlyings: int, snapshots: int) -> list[Figure]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import Figure, admin_url, edition_license, print_table, scratch_database
+from bench.common import Figure, edition_license, edition_skip, print_table, scratch_database
 from kapman.sandbox.dbload import load_tickers
 from kapman.sandbox.market import Market
 from kapman.sandbox.mirror import write_mirror
@@ -82,7 +82,7 @@ def _rows(summary: dict) -> int:
 def run(tickers: int = 3000) -> list[Figure]:
     lic = edition_license(NAME)
     if lic != "timescale":
-        reason = f"timescaledb.license = {lic} on {admin_url().rsplit('@', 1)[-1]}; needs timescale"
+        reason = edition_skip(lic)
         print(f"{NAME}: skipped: {reason}", file=sys.stderr)
         return [Figure(NAME, f"compressed / uncompressed backfill (skipped: {reason})", None, "ratio")]
     market = Market(seed=2026, n_tickers=tickers, days=365)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 from psycopg import sql
@@ -40,12 +41,37 @@ def scratch_database(label: str) -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@contextmanager
+def kapman_now(instant: datetime) -> Iterator[None]:
+    """KapMan's clock frozen at ``instant`` in this process (``KAPMAN_NOW``), restored afterwards."""
+    saved = os.environ.get("KAPMAN_NOW")
+    os.environ["KAPMAN_NOW"] = instant.isoformat()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("KAPMAN_NOW", None)
+        else:
+            os.environ["KAPMAN_NOW"] = saved
+
+
 def edition_license(label: str) -> str | None:
-    """``timescaledb.license`` of a scratch database (the admin database may lack the extension):
-    ``timescale`` where compression, policies and jobs exist (the community edition)."""
-    with scratch_database(f"{label}_probe") as url, psycopg.connect(url) as conn:
+    """``timescaledb.license`` of a scratch database (see ``timescaledb_license``)."""
+    with scratch_database(f"{label}_probe") as url:
+        return timescaledb_license(url)
+
+
+def timescaledb_license(url: str) -> str | None:
+    """``timescale`` on the community edition (compression, policies, jobs), ``apache`` on the
+    Apache-2 edition; read where the extension is loaded (the admin database may lack it)."""
+    with psycopg.connect(url) as conn:
         row = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()
     return row[0] if row else None
+
+
+def edition_skip(lic: str | None) -> str:
+    """Why a community-edition figure is not taken on this server."""
+    return f"timescaledb.license = {lic} on {admin_url().rsplit('@', 1)[-1]}; needs timescale"
 
 
 def timed(fn: Callable[[], object]) -> float:

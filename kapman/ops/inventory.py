@@ -172,11 +172,17 @@ def scope_of(conn: psycopg.Connection, day: date) -> dict[str, UUID]:
 
 
 def latest_chains(conn: psycopg.Connection, ids: list[UUID], lo: datetime, hi: datetime) -> dict[UUID, datetime]:
-    """Each ticker's newest chain time in [lo, hi): one probe of (ticker_id, time DESC) per ticker."""
+    """Each ticker's newest chain time in [lo, hi): one probe of (ticker_id, time DESC) per ticker.
+
+    Ordered by that index's own keys: written as ``max(time)`` the planner may take a chunk's
+    (time, ...) key instead and filter on the ticker, a walk through the whole day's chains per
+    symbol (3-5 s a day on a full watchlist, against a few ms)."""
     return {tid: t for tid, t in conn.execute("""
-        SELECT k.id, (SELECT max(o.time) FROM public.options_chains o
-                      WHERE o.ticker_id = k.id AND o.time >= %s AND o.time < %s)
-        FROM unnest(%s::uuid[]) AS k(id)""", (lo, hi, ids)).fetchall() if t is not None}
+        SELECT k.id, l.time FROM unnest(%s::uuid[]) AS k(id)
+        LEFT JOIN LATERAL (SELECT o.time FROM public.options_chains o
+                           WHERE o.ticker_id = k.id AND o.time >= %s AND o.time < %s
+                           ORDER BY o.ticker_id, o.time DESC LIMIT 1) l ON true""", (ids, lo, hi)).fetchall()
+        if t is not None}
 
 
 def _day_bounds(day: date) -> tuple[datetime, datetime]:
