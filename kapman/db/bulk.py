@@ -1,4 +1,4 @@
-"""Bulk writes: binary COPY into a temporary staging table, then one set-based merge.
+"""Bulk writes: binary COPY, straight into the table or into a staging table compared with the stored rows.
 
 Payloads are built by the one binary COPY encoder, ``kapman.db.pgcopy`` (``encode_binary_copy``
 for numpy columns, ``encode_binary_rows`` for Python rows with NULLs and variable-width fields), so
@@ -136,17 +136,17 @@ def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], pay
     cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (lock_class, lock_key))
     where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in group)
     table = sql.Identifier("public", target)
-    staging = sql.Identifier(_staging_name(target, columns))
-    found = cur.execute(sql.SQL(
-        "SELECT EXISTS (SELECT 1 FROM {} WHERE {}), to_regclass(%s) IS NOT NULL, "
-        "ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
-        "AND NOT attisdropped ORDER BY attnum)").format(table, where),
-        [*group.values(), f"pg_temp.{staging.as_string(cur)}", f"public.{target}"]).fetchone()
-    assert found is not None
-    present, staged_before, target_columns = found
-    if not present:
+    present = cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(table, where),
+                          list(group.values())).fetchone()
+    if not (present and present[0]):
         copy_binary(cur, table, columns, payload)
         return MergeCounts(inserted=rows, updated=0)
+    staging = sql.Identifier(_staging_name(target, columns))
+    found = cur.execute("SELECT to_regclass(%s) IS NOT NULL, ARRAY(SELECT attname::text FROM pg_attribute "
+                        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum)",
+                        (f"pg_temp.{staging.as_string(cur)}", f"public.{target}")).fetchone()
+    assert found is not None
+    staged_before, target_columns = found
     _stage(cur, staging, target, columns, exists=staged_before)
     copy_binary(cur, staging, columns, payload)
     written = [c for c in columns if c not in key]
