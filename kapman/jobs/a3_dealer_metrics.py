@@ -3,8 +3,9 @@
 For each date D the input of a symbol is its chain of the day: its latest options snapshot taken
 on D (New York date of ``options_chains.time``), whatever time that chain carries (a symbol
 fetched later in the session keeps its own time); spot is that snapshot's underlying price,
-else D's close.  All contracts of all requested dates come in one bulk read; the kernel is
-vectorised per chain.
+else D's close.  The contracts of up to five consecutive requested dates come in one bulk read
+(a range is read window by window, so it holds a window's chains, not the range's); the kernel
+is vectorised per chain.
 
 A date an options run is still writing is not computed (the run holds the day's writing lock,
 ``kapman.ops.lock``): it fails with that reason, and the next nightly computes it.  Without
@@ -47,6 +48,9 @@ from kapman.symbols import is_index
 
 log = logging.getLogger(__name__)
 VERSION = "a3-1"
+#: Dates whose chains are read and held at once: a range is computed window by window, so its
+#: memory is a window's (150 symbols x 2,000 contracts is about 60 MB a date held), not the range's.
+WINDOW_DATES = 5
 #: New York dates that have a snapshot, newest first, up to KapMan's today.
 SNAPSHOT_DATES = ("SELECT DISTINCT (time AT TIME ZONE 'America/New_York')::date AS d FROM public.options_chains "
                   "WHERE (time AT TIME ZONE 'America/New_York')::date <= %s ORDER BY d DESC LIMIT 31")
@@ -233,20 +237,57 @@ def compute(conn: psycopg.Connection, params: A3Params, progress: Progress | Non
 def _compute(conn: psycopg.Connection, params: A3Params, dates: list[date], progress: Progress,
              result: StepResult[A3Details]) -> StepResult[A3Details]:
     written = result.details
-    statuses, without, dates_done = written.statuses, written.dates_without_snapshots, written.dates_done
+    statuses, without = written.statuses, written.dates_without_snapshots
     written.dates = dates
     adjusted, stale = written.adjusted_contracts, written.stale_quotes
     symbols = list(resolve_scope(conn, params.symbols, work="dealer metrics").tickers.items())
-    ids = [i for _, i in symbols]
-    chains = read_chains(conn, ids, dates[0], dates[-1], [i for s, i in symbols if is_index(s)])
-    result.read = len(chains.ticker)
-    spot_close = closes(conn, ids, dates)
-    bounds = _groups(chains)
-    days_with = {d for _, d in bounds}
     computed_at = clock.now()
     written.symbols = len(symbols)
     span = f"{dates[0]}" if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
     progress.start(len(dates) * len(symbols), "a3 symbol-dates", unit="sym")
+    for first in range(0, len(dates), WINDOW_DATES):
+        _compute_window(conn, params, symbols, dates[first:first + WINDOW_DATES], computed_at, progress, result)
+    progress.close()
+    result.written = written.rows_inserted + written.rows_updated
+    result.unchanged += written.rows_unchanged
+    if len(without) == len(dates):
+        result.nothing(f"no options snapshot on {span}: run {registry.command('options')} on a trading day first")
+        return result
+    if without:
+        result.note("no options snapshot for any symbol on " + ", ".join(map(str, without))
+                    + " (nothing to compute there; a snapshot missed on its day cannot be fetched later)")
+    if sum(adjusted.values()):
+        names = ", ".join(f"{s} {n}" for s, n in adjusted.most_common(10) if n)
+        result.note(f"{sum(adjusted.values())} adjusted contracts (deliverable != 100) kept out of every metric "
+                    f"(counts.excluded.adjusted_deliverable): {names}")
+    if sum(stale.values()):
+        names = ", ".join(f"{s} {n}" for s, n in stale.most_common(10) if n)
+        result.note(f"{sum(stale.values())} contracts quoted before their snapshot's session (stale quotes, "
+                    f"counts.stale_quotes): {names}")
+    status = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "none"
+    result.headline = (f"{span}: {len(symbols)} symbols, {written.rows_written} rows "
+                       f"({written.rows_inserted} new, {written.rows_updated} updated, "
+                       f"{written.rows_unchanged} unchanged); status {status}")
+    if result.unchanged > written.rows_unchanged:
+        result.headline += f"; {result.unchanged - written.rows_unchanged} already computed (--force recomputes)"
+    log.info("%s", result.summary())
+    return result
+
+
+def _compute_window(conn: psycopg.Connection, params: A3Params, symbols: list[tuple[str, uuid.UUID]],
+                    dates: list[date], computed_at: datetime, progress: Progress,
+                    result: StepResult[A3Details]) -> None:
+    """Read the chains of ``dates`` (consecutive, at most WINDOW_DATES), then compute and write each
+    date in a transaction of its own; the chains go when the window is done."""
+    written = result.details
+    statuses, without, dates_done = written.statuses, written.dates_without_snapshots, written.dates_done
+    adjusted, stale = written.adjusted_contracts, written.stale_quotes
+    ids = [i for _, i in symbols]
+    chains = read_chains(conn, ids, dates[0], dates[-1], [i for s, i in symbols if is_index(s)])
+    result.read += len(chains.ticker)
+    spot_close = closes(conn, ids, dates)
+    bounds = _groups(chains)
+    days_with = {d for _, d in bounds}
     for day in dates:
         if day not in days_with:
             without.append(day)
@@ -286,31 +327,6 @@ def _compute(conn: psycopg.Connection, params: A3Params, dates: list[date], prog
             written.tally(counts, len(rows))
             result.done += len(rows)
         dates_done.append(day)
-    progress.close()
-    result.written = written.rows_inserted + written.rows_updated
-    result.unchanged += written.rows_unchanged
-    if len(without) == len(dates):
-        result.nothing(f"no options snapshot on {span}: run {registry.command('options')} on a trading day first")
-        return result
-    if without:
-        result.note("no options snapshot for any symbol on " + ", ".join(map(str, without))
-                    + " (nothing to compute there; a snapshot missed on its day cannot be fetched later)")
-    if sum(adjusted.values()):
-        names = ", ".join(f"{s} {n}" for s, n in adjusted.most_common(10) if n)
-        result.note(f"{sum(adjusted.values())} adjusted contracts (deliverable != 100) kept out of every metric "
-                    f"(counts.excluded.adjusted_deliverable): {names}")
-    if sum(stale.values()):
-        names = ", ".join(f"{s} {n}" for s, n in stale.most_common(10) if n)
-        result.note(f"{sum(stale.values())} contracts quoted before their snapshot's session (stale quotes, "
-                    f"counts.stale_quotes): {names}")
-    status = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "none"
-    result.headline = (f"{span}: {len(symbols)} symbols, {written.rows_written} rows "
-                       f"({written.rows_inserted} new, {written.rows_updated} updated, "
-                       f"{written.rows_unchanged} unchanged); status {status}")
-    if result.unchanged > written.rows_unchanged:
-        result.headline += f"; {result.unchanged - written.rows_unchanged} already computed (--force recomputes)"
-    log.info("%s", result.summary())
-    return result
 
 
 def _computed_from(conn: psycopg.Connection, t: datetime) -> dict[uuid.UUID, datetime | None]:

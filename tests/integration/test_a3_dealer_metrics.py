@@ -92,6 +92,18 @@ def test_metrics_per_symbol_and_date_share_the_a2_row(hydrated: tuple) -> None:
     assert both == 8
 
 
+def test_a_range_read_window_by_window_computes_what_one_read_does(hydrated: tuple,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    conn, _ = hydrated
+    whole = a3.compute(conn, a3.A3Params(dates=[D1, D2]))
+    at_once = {day: payloads(conn, day) for day in (D1, D2)}
+    monkeypatch.setattr(a3, "WINDOW_DATES", 1)                  # each date read on its own
+    windowed = a3.compute(conn, a3.A3Params(dates=[D1, D2], force=True))
+    assert windowed.read == whole.read > 0 and windowed.details.statuses == whole.details.statuses
+    assert windowed.details.rows_unchanged == 8 and windowed.details.dates_done == [D1, D2]  # equal rows
+    assert {day: payloads(conn, day) for day in (D1, D2)} == at_once
+
+
 def test_job_plumbing_matches_the_kernel_on_a_plain_query(hydrated: tuple) -> None:
     conn, _ = hydrated
     a3.compute(conn, a3.A3Params(dates=[D2], symbols=["AAPL"]))
