@@ -155,6 +155,8 @@ def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], pay
         diff = diff_staged(cur, target=target, staging=staging, key=key, group=group, compare=compare)
         removed = delete_absent(cur, target=target, staging=staging, key=key, group=group) \
             if replace and diff.absent else 0
+        if not diff.new and not diff.changed:   # a rewrite of what is stored: nothing to write
+            return MergeCounts(0, 0, removed)
         if diff.unchanged:  # row by row, so that only the changed rows' compressed batches are touched
             prune_unchanged(cur, target=target, staging=staging, key=key, group=group, compare=compare)
             counts = merge(cur, target=target, staging=staging, key=key, columns=columns, compare=compare,
