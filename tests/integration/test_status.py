@@ -41,10 +41,17 @@ def jobs_before_first_run(db: psycopg.Connection) -> psycopg.Connection:
     template it was copied from) and what those runs leave is the server's outcome, not the
     rebuild's: a test of a healthy schedule starts from a known state instead of racing it."""
     jobs = [j.job_id for j in lifecycle.policy_jobs(db)]
+    for job in jobs:            # none starts again; one already running finishes first, and its
+        db.execute("SELECT alter_job(%s, scheduled => false)", (job,))   # outcome is then cleared too
+    deadline = time.monotonic() + 60
+    while db.execute("SELECT count(*) FROM timescaledb_information.job_stats WHERE job_id = ANY(%s) "
+                     "AND job_status = 'Running'", (jobs,)).fetchone()[0]:  # type: ignore[index]
+        assert time.monotonic() < deadline, "a policy job still runs after 60 s"
+        time.sleep(0.1)
     with db.transaction():     # a job without stats in between would be due at once
         db.execute("DELETE FROM _timescaledb_internal.bgw_job_stat WHERE job_id = ANY(%s)", (jobs,))
         for job in jobs:
-            db.execute("SELECT alter_job(%s, next_start => now() + interval '1 hour')", (job,))
+            db.execute("SELECT alter_job(%s, scheduled => true, next_start => now() + interval '1 hour')", (job,))
     return db
 
 
