@@ -43,6 +43,10 @@ class Store(Protocol):
 @dataclass
 class LocalStore:
     root: Path
+    #: Make missing parents of ``root`` on first write: only for KapMan's own default location
+    #: (``archive/<warehouse>`` under its home, absent in a fresh checkout).  A directory the user
+    #: names must have an existing parent, so that a typo or an unmounted volume is refused.
+    make_parents: bool = False
 
     @property
     def location(self) -> str:
@@ -55,7 +59,7 @@ class LocalStore:
         path = self._path(key)
         try:
             if not self.root.is_dir():  # FileNotFoundError when the parent is missing too
-                self.root.mkdir(exist_ok=True)  # another writer thread may be making it just now
+                self.root.mkdir(parents=self.make_parents, exist_ok=True)  # another writer may be making it now
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
             try:
@@ -205,4 +209,4 @@ def open_store(settings: Settings) -> Store:
         return S3Store(location, client)
     if "://" in location:
         raise ArchiveError(f"KAPMAN_ARCHIVE_DIR={location}: only directories and s3:// URLs are supported")
-    return LocalStore(Path(location).expanduser())
+    return LocalStore(Path(location).expanduser(), make_parents=not settings.archive_location)

@@ -46,6 +46,24 @@ def test_local_archive_on_a_missing_parent_is_refused(tmp_path: Path) -> None:
         store.get("x")
 
 
+def test_default_archive_is_made_where_none_exists_yet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh checkout has no archive/: KapMan's own default location is made on the first write,
+    while a directory the user names still needs its parent."""
+    from kapman.archive import warehouse
+
+    monkeypatch.setattr(warehouse, "DEFAULT_ARCHIVE_DIR", tmp_path / "home" / "archive")
+    store = open_store(Settings(database_url="postgresql://u@127.0.0.1:5432/kapman"))
+    assert isinstance(store, LocalStore) and store.root == tmp_path / "home" / "archive" / "kapman@127.0.0.1-5432"
+    store.put("options_chains/x.parquet", b"x")
+    home = tmp_path / "home" / "archive" / "kapman@127.0.0.1-5432"
+    assert (home / "options_chains" / "x.parquet").read_bytes() == b"x"
+    named = open_store(Settings(database_url="postgresql://u@127.0.0.1:5432/kapman",
+                                archive_location=str(tmp_path / "unmounted" / "archive")))
+    with pytest.raises(ArchiveError, match="cannot write"):
+        named.put("x", b"")
+    assert not (tmp_path / "unmounted").exists()
+
+
 def test_open_store_by_location() -> None:
     assert isinstance(open_store(Settings(archive_location="/tmp/a")), LocalStore)
     s3 = open_store(Settings(archive_location="s3://bucket/some/prefix/", archive_endpoint="http://127.0.0.1:9"))
