@@ -15,7 +15,7 @@ from datetime import date
 import psycopg
 import pyarrow as pa
 
-from kapman import cli
+from kapman import calendar, cli
 from kapman.data import api
 from kapman.data.columns import COLUMNS, leaf_names
 from kapman.data.expression import Expression, parse
@@ -55,6 +55,9 @@ def screen(conn: psycopg.Connection, expression: Expression, day: date | None = 
     day = day or newest_date(conn)
     table = api.snapshots(conn, watchlist=watchlist, date=day, columns=list(expression.columns), arrow=True)
     if not table.num_rows:
+        if not calendar.is_trading_day(day):  # nothing is ever computed for it: name a date that has values
+            raise InputError(f"{day} is not a trading day: no A2 or A3 values are computed for it",
+                             hint=f"the newest date with values is {newest_date(conn)}")
         raise InputError(f"no A2 or A3 values stored for {day}" + (f" on watchlist {watchlist}" if watchlist else ""),
                          hint=f"kapman a2 --date {day} (and kapman a3 for the dealer columns)")
     assert isinstance(table, pa.Table)

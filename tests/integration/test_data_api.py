@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -185,6 +185,19 @@ def test_screen_refuses_an_unknown_column_with_the_closest(url: str, capsys: pyt
     assert err.splitlines()[0] == ("error: screen: no column 'gex_nett' (column 1); "
                                    "did you mean gex_net, dex_net, gex_ratio?")
     assert "Traceback" not in err
+
+
+def test_screen_of_a_day_without_values_names_the_step_or_the_newest_date(url: str,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    weekend = LAST_DAY + timedelta(days=(5 - LAST_DAY.weekday()) % 7 or 7)   # the Saturday after
+    code, out, err = screen(url, capsys, "rsi < 30", "--date", str(weekend))
+    assert code == 2 and out == ""
+    assert err.splitlines() == [f"error: {weekend} is not a trading day: no A2 or A3 values are computed for it",
+                                f"hint: the newest date with values is {LAST_DAY}"]
+    code, out, err = screen(url, capsys, "rsi < 30", "--date", "2025-12-22")   # a Monday not computed
+    assert code == 2 and err.splitlines() == [
+        "error: no A2 or A3 values stored for 2025-12-22",
+        "hint: kapman a2 --date 2025-12-22 (and kapman a3 for the dealer columns)"]
 
 
 # --- kapman export ------------------------------------------------------------------------------
