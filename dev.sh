@@ -68,8 +68,9 @@ setup_venv() {
   if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     say "installing KapMan and its dependencies into $VENV/ (what pip fetches, builds and installs:)"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-    # pip's own lines of what it does, without its hundreds of "already satisfied" ones
-    "$VENV/bin/python" -m pip install -e '.[dev]' \
+    # pip's own lines of what it does, without its hundreds of "already satisfied" ones; setuptools'
+    # advice printed for every editable install (a Python warning) is silenced, errors still show
+    PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip install -e '.[dev]' \
       | { grep -E '^(Collecting|Building|Installing|Successfully)' | sed 's/^/  pip: /' >&2 || true; }
     echo "$want" >"$stamp"
   fi
