@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from kapman import cli
+from kapman import cli, registry
 from kapman.db.connect import connect
 from kapman.errors import UsageError
 from kapman.views.table import plain, table_text
@@ -30,6 +30,28 @@ def _statuses(text: str) -> list[str]:
     return chosen
 
 
+def _steps(text: str) -> list[str]:
+    """The ledger job names of the steps named (a step's older job names included)."""
+    jobs: list[str] = []
+    for name in (n.strip() for n in text.split(",") if n.strip()):
+        step = registry.BY_JOB.get(name) or registry.BY_NAME.get(name)
+        if step is None or step.module is None:
+            known = ", ".join(s.name for s in registry.steps())
+            raise UsageError(f"--step: {name} is not a step that records runs; choose from {known}")
+        jobs += step.jobs
+    return jobs
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"--limit: {text!r} is not a whole number") from None
+    if value < 1:
+        raise UsageError(f"--limit: {value} is not at least 1")
+    return value
+
+
 def _outcome(row: dict[str, Any]) -> str:
     """What a run did, in a few words: its error, else its summary's counts."""
     if row["error"]:
@@ -37,7 +59,9 @@ def _outcome(row: dict[str, Any]) -> str:
     summary = row["summary"] or {}
     counts = summary.get("counts") or {}
     said = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-    done = f"{summary['done']} {summary.get('unit', '')}".strip() if summary.get("done") else ""
+    unit = str(summary.get("unit", ""))
+    done = f"{summary['done']} {unit[:-1] if summary.get('done') == 1 and unit.endswith('s') else unit}".strip() \
+        if summary.get("done") else ""
     return "; ".join(p for p in (done, said) if p)
 
 
@@ -64,15 +88,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "List the runs of every step from the ledger (ingest_runs), newest first: when it started "
                    "(wall clock, and KapMan's clock where that differs), the step, its outcome, how long it "
                    "took and what it did or the error that ended it.", EXAMPLES)
-    p.add_argument("--step", metavar="S1,S2", help="only these steps (e.g. options,a2)")
+    p.add_argument("--step", type=_steps, metavar="S1,S2", help="only these steps (e.g. options,a2)")
     p.add_argument("--status", type=_statuses, metavar="S1,S2", help=f"only these outcomes: {', '.join(STATUSES)}")
-    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (default 20)")
+    p.add_argument("--limit", type=_limit, default=20, metavar="N", help="at most N runs (default 20)")
     args = p.parse_args(argv)
     settings = cli.settings_for(args)
-    steps = [s.strip() for s in args.step.split(",") if s.strip()] if args.step else None
     with connect(settings.require_database_url()) as conn:
-        rows = list_runs(conn, steps, args.status, max(1, args.limit))
-    text = table_text(rows, COLUMNS) if rows else "no runs recorded" + (" that match" if steps or args.status else "")
+        rows = list_runs(conn, args.step, args.status, args.limit)
+    filtered = " that match" if args.step or args.status else ""
+    text = table_text(rows, COLUMNS) if rows else f"no runs recorded{filtered}"
     cli.emit(args, text, {"runs": [{k: plain(v) for k, v in r.items()} for r in rows]})
     return cli.EXIT_OK
 

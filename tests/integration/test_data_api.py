@@ -288,6 +288,25 @@ def test_runs_lists_the_ledger_newest_first_filtered(url: str, conn: psycopg.Con
     assert code == 2 and "--status: done is not a run status" in err
 
 
+def test_runs_refuses_what_is_not_a_step_or_a_count(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from kapman.views.runs import _outcome
+
+    code, out, err = command(url, capsys, "runs", "--step", "a2,optionz")
+    assert code == 2 and out == "" and err.splitlines()[0] == (
+        "error: --step: optionz is not a step that records runs; choose from rebuild, tickers, splits, "
+        "watchlists, ohlcv, restore-options, options, a2, a3, nightly, report")
+    code, _, err = command(url, capsys, "runs", "--step", "status")
+    assert code == 2 and "--step: status is not a step that records runs" in err
+    for older in ("restore_options", "restore-options"):   # a step's older ledger name reads as the step
+        code, out, _ = command(url, capsys, "runs", "--step", older)
+        assert code == 0 and out.strip() == "no runs recorded that match"
+    code, _, err = command(url, capsys, "runs", "--limit", "0")
+    assert code == 2 and "--limit: 0 is not at least 1" in err
+    assert _outcome({"error": None, "summary": {"done": 1, "unit": "dates"}}) == "1 date"
+    assert _outcome({"error": None, "summary": {"done": 2, "unit": "dates", "counts": {"written": 5}}}) \
+        == "2 dates; 5 written"
+
+
 def test_snapshots_lists_symbols_runs_and_archive_state(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = command(url, capsys, "snapshots", "--json")
     found = json.loads(out)
