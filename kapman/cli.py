@@ -89,6 +89,17 @@ def day_arg(text: str) -> date:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def count_arg(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (how many rows to list)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
 def instant_arg(text: str) -> str:
     """An argparse type: an instant in one of ``clock.INSTANT_FORMS``, kept as written."""
     try:

@@ -42,16 +42,6 @@ def _steps(text: str) -> list[str]:
     return jobs
 
 
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"--limit: {text!r} is not a whole number") from None
-    if value < 1:
-        raise UsageError(f"--limit: {value} is not at least 1")
-    return value
-
-
 def _outcome(row: dict[str, Any]) -> str:
     """What a run did, in a few words: its error, else its summary's counts."""
     if row["error"]:
@@ -90,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "took and what it did or the error that ended it.", EXAMPLES)
     p.add_argument("--step", type=_steps, metavar="S1,S2", help="only these steps (e.g. options,a2)")
     p.add_argument("--status", type=_statuses, metavar="S1,S2", help=f"only these outcomes: {', '.join(STATUSES)}")
-    p.add_argument("--limit", type=_limit, default=20, metavar="N", help="at most N runs (default 20)")
+    p.add_argument("--limit", type=cli.count_arg, default=20, metavar="N", help="at most N runs (default 20)")
     args = p.parse_args(argv)
     settings = cli.settings_for(args)
     with connect(settings.require_database_url()) as conn:

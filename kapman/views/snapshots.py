@@ -89,11 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "the symbols and contracts stored, the options run that took it (ok, partial, failed) with "
                    "the symbols it failed, and whether the options archive holds it (archived, n of m symbols, "
                    "not archived).", EXAMPLES)
-    p.add_argument("--limit", type=int, default=20, metavar="N", help="the newest N snapshots (default 20)")
+    p.add_argument("--limit", type=cli.count_arg, default=20, metavar="N", help="the newest N snapshots (default 20)")
     args = p.parse_args(argv)
     settings = cli.settings_for(args)
     with connect(settings.require_database_url()) as conn:
-        rows, where = list_snapshots(conn, settings, max(1, args.limit))
+        rows, where = list_snapshots(conn, settings, args.limit)
     text = (table_text(rows, COLUMNS) + f"\narchive: {where}") if rows else "no option snapshots stored"
     cli.emit(args, text, {"archive": where, "snapshots": [{k: plain(v) for k, v in r.items()} for r in rows]})
     return cli.EXIT_OK
