@@ -300,8 +300,11 @@ def test_runs_refuses_what_is_not_a_step_or_a_count(url: str, capsys: pytest.Cap
     for older in ("restore_options", "restore-options"):   # a step's older ledger name reads as the step
         code, out, _ = command(url, capsys, "runs", "--step", older)
         assert code == 0 and out.strip() == "no runs recorded that match"
-    code, _, err = command(url, capsys, "runs", "--limit", "0")
-    assert code == 2 and "--limit: 0 is not at least 1" in err
+    for listing in ("runs", "snapshots"):
+        with pytest.raises(SystemExit) as exited:   # argparse's refusal: usage and one error line
+            command(url, capsys, listing, "--limit", "0")
+        assert exited.value.code == 2 and capsys.readouterr().err.splitlines()[-1] == (
+            f"kapman {listing}: error: argument --limit: 0 is not at least 1")
     assert _outcome({"error": None, "summary": {"done": 1, "unit": "dates"}}) == "1 date"
     assert _outcome({"error": None, "summary": {"done": 2, "unit": "dates", "counts": {"written": 5}}}) \
         == "2 dates; 5 written"
