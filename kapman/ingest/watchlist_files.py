@@ -57,7 +57,7 @@ def _read_text(path: Path) -> str:
         raise InputError("binary file, not a watchlist (a NUL byte)", source=str(path),
                          hint="a watchlist is UTF-8 text, one symbol per line; nothing was written")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # an editor's byte-order mark is not part of the first symbol
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InputError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", source=str(path), line=line,

@@ -22,6 +22,16 @@ def test_comments_blanks_duplicates_and_case_kept(tmp_path: Path) -> None:
     assert wl.lines == {"AAPL": 3, "MSFT": 4, "NVDA": 5, "BRK.B": 7, "AAp": 8, "TpC": 9, "aapl": 10}
 
 
+def test_a_byte_order_mark_and_windows_line_ends_are_read_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "core.txt"
+    path.write_bytes("\ufeffAAPL\r\nMSFT # software\r\n\r\nBRK.B\r\n".encode())
+    wl = parse_file(path)
+    assert wl.symbols == ["AAPL", "MSFT", "BRK.B"] and wl.lines == {"AAPL": 1, "MSFT": 2, "BRK.B": 4}
+    path.write_bytes("AAPL\n\ufeffMSFT\n".encode())   # a mark anywhere else is a character of the symbol
+    with pytest.raises(InputError, match=f"{path}:2: invalid symbol"):
+        parse_file(path)
+
+
 def test_invalid_symbols_name_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.txt"
     path.write_text("AAPL\nAA PL\n$TSLA\nBF-B\n")
