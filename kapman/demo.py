@@ -201,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = Parser(prog=cli.prog_override or "python -m kapman.demo", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tickers", type=bounded(50, 20000, integer=True), default=600, help="sandbox universe size")
-    p.add_argument("--seed", type=int, default=42, help="sandbox market seed")
+    p.add_argument("--seed", type=bounded(0, 2**32 - 1, integer=True), default=42, help="sandbox market seed")
     p.add_argument("--option-days", type=bounded(1, 60, integer=True), default=5,
                    help="trading days of option snapshots to hydrate")
     p.add_argument("--profile", default="realistic", help="sandbox profile (python -m kapman.sandbox serve --help)")

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kapman import cli
+from kapman.config import bounded
 from kapman.sandbox.environment import environment
 from kapman.sandbox.market import DEFAULT_DAYS, DEFAULT_END_DATE, Market
 from kapman.sandbox.mirror import write_mirror
@@ -39,9 +40,14 @@ control (no auth): curl -XPOST $POLYGON_BASE_URL/_sandbox/clock -d '{"step_tradi
 """
 
 
+PORT = bounded(0, 65535, integer=True)
+
+
 def _market_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=42, help="market seed (default 42)")
-    parser.add_argument("--tickers", type=int, default=600, help="universe size (default 600)")
+    parser.add_argument("--seed", type=bounded(0, 2**32 - 1, integer=True), default=42,
+                        help="market seed (default 42)")
+    parser.add_argument("--tickers", type=bounded(1, 20000, integer=True), default=600,
+                        help="universe size (default 600)")
     parser.add_argument(
         "--end-date",
         type=cli.day_arg,
@@ -50,7 +56,7 @@ def _market_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--days",
-        type=int,
+        type=bounded(1, 3650, integer=True),
         default=DEFAULT_DAYS,
         help=f"calendar days of history before the end date (default {DEFAULT_DAYS})",
     )
@@ -68,7 +74,7 @@ def _market_args(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m kapman.sandbox",
+        prog=cli.prog_override or "python -m kapman.sandbox",
         description=__doc__,
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -82,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _market_args(serve)
     serve.add_argument("--mirror-dir", type=Path, help="also write the flat files under DIR")
-    serve.add_argument("--rest-port", type=int, default=0, help="REST port (default: any free port)")
-    serve.add_argument("--s3-port", type=int, default=0, help="S3 port (default: any free port)")
+    serve.add_argument("--rest-port", type=PORT, default=0, help="REST port (default: any free port)")
+    serve.add_argument("--s3-port", type=PORT, default=0, help="S3 port (default: any free port)")
     serve.add_argument("--api-key", default="sandbox-key", help="API key the REST server accepts")
     serve.add_argument("--env-file", type=Path, help="write the environment lines to this file too")
     mirror = commands.add_parser(

@@ -73,3 +73,20 @@ def test_every_response_names_the_sandbox_and_its_clock(realistic: Market) -> No
             assert response.headers[CLOCK_HEADER] == "2025-12-19T21:00:00Z"
             body = json.loads(response.read())
     assert "last_quote" not in body["results"][0]
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["serve", "--tickers", "0"], "argument --tickers: '0' is out of range; expected an integer in [1, 20000]"),
+    (["serve", "--days", "-3"], "argument --days: '-3' is out of range; expected an integer in [1, 3650]"),
+    (["serve", "--rest-port", "99999"],
+     "argument --rest-port: '99999' is out of range; expected an integer in [0, 65535]"),
+    (["serve", "--seed", "-1"], "argument --seed: '-1' is out of range; expected an integer in [0, 4294967295]"),
+    (["write-mirror", "/nonexistent", "--tickers", "x"],
+     "argument --tickers: 'x' is not an integer; expected an integer in [1, 20000]"),
+])
+def test_market_and_port_arguments_are_refused_by_the_parser(args: list[str], said: str,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """One usage line each, before any market is built (they were ValueErrors reported as bugs)."""
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(args)
+    assert exited.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(f"error: {said}")
