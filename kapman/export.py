@@ -29,11 +29,12 @@ from psycopg import sql
 
 from kapman import cli
 from kapman.clock import ny_date_of
-from kapman.config import PROJECT_ROOT
+from kapman.config import PROJECT_ROOT, bounded
 from kapman.data import api
 from kapman.data.copy import copy_table, epoch_us
 from kapman.db.connect import connect
-from kapman.errors import UsageError
+from kapman.errors import InputError, UsageError
+from kapman.params import WORKERS_RANGE
 from kapman.progress import NullProgress, Progress, for_terminal
 from kapman.step import StepResult
 
@@ -119,11 +120,18 @@ def write_parquet(table: pa.Table, path: Path) -> int:
     """``table`` at ``path``, written beside it and renamed into place; its size in bytes."""
     floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
     texts = [f.name for f in table.schema if pa.types.is_string(f.type)]
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    pq.write_table(table, partial, compression="zstd", use_dictionary=texts, use_byte_stream_split=floats)
-    os.replace(partial, path)
-    return path.stat().st_size
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, partial, compression="zstd", use_dictionary=texts, use_byte_stream_split=floats)
+        os.replace(partial, path)
+        return path.stat().st_size
+    except OSError as exc:  # a full disk, a file where a directory goes: the files written so far stay
+        if partial.parent.is_dir():
+            partial.unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}",
+                         hint="check --to: a writable directory with room; the files already written are kept "
+                              "and a rerun writes only the dates still missing") from None
 
 
 @dataclass
@@ -164,6 +172,8 @@ def _path(params: ExportParams, table: str, day: date) -> Path:
 def export(url: str, params: ExportParams, progress: Progress | None = None) -> StepResult[ExportDetails]:
     """Write each table's dates that have no file yet (all with ``force``); one connection per worker."""
     result = StepResult("export", unit="files", details=ExportDetails(str(params.directory)))
+    if params.directory.exists() and not params.directory.is_dir():
+        raise UsageError(f"--to {params.directory} is a file, not a directory")
     written: dict[str, Written] = {}
     with connect(url) as conn:
         jobs: list[tuple[str, list[date]]] = []
@@ -228,7 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help=f"which tables (default: {','.join(TABLES)})")
     cli.add_date_options(p, "every stored date")
     p.add_argument("--force", action="store_true", help="rewrite dates already exported")
-    p.add_argument("--workers", type=int, default=2, metavar="N", help="connections reading at once (default 2)")
+    p.add_argument("--workers", type=bounded(WORKERS_RANGE.low, WORKERS_RANGE.high, integer=True), default=2,
+                   metavar="N", help="connections reading at once (default 2)")
     args = p.parse_args(argv)
     settings = cli.settings_for(args)
     dates = api.Dates.of(args.date, args.start_date, args.end_date)

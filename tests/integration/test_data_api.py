@@ -261,6 +261,24 @@ def test_export_writes_only_the_dates_not_yet_exported(url: str, tmp_path: Path,
     assert not list(tmp_path.rglob(".*.partial"))
 
 
+def test_export_to_a_place_it_cannot_write_is_one_line_and_keeps_what_it_wrote(
+        url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kapman.console import main
+
+    (tmp_path / "afile").write_text("")
+    code = main(["export", "--to", str(tmp_path / "afile"), "--db-url", url])
+    assert code == 2 and capsys.readouterr().err.splitlines() == [f"error: --to {tmp_path / 'afile'} is a file, "
+                                                                  "not a directory"]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "options_chains").write_text("")   # where the options table's directory goes
+    code = main(["export", "--to", str(tmp_path / "out"), "--tables", "ohlcv,options_chains", "--db-url", url])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and err[-2].startswith(f"error: cannot write {tmp_path / 'out' / 'options_chains'}/")
+    assert err[-1].startswith("hint: check --to: a writable directory with room") and "Traceback" not in err
+    assert len(list((tmp_path / "out" / "ohlcv").glob("*.parquet"))) == len(DAYS)   # the table written first stays
+    assert not list(tmp_path.rglob(".*.partial"))
+
+
 # --- kapman runs, kapman snapshots --------------------------------------------------------------
 
 def command(url: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
