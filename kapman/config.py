@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from kapman.clock import INSTANT_FORMS, parse_instant
 from kapman.errors import ConfigError
@@ -279,12 +280,16 @@ def read_env_file(path: Path) -> dict[str, str]:
     """The variables of a ``.env`` file; a byte that is not UTF-8 is one error naming file and line."""
     data = path.read_bytes()
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # an editor's byte-order mark is not part of the first name
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at column {column})",
                           hint="save the file as UTF-8") from None
+    for binding in parse_stream(io.StringIO(text)):  # the line is not quoted back: it may hold a secret
+        if binding.error:
+            raise ConfigError(f"{path}:{binding.original.line}: not a KEY=value line",
+                              hint="fix or remove the line (# starts a comment)")
     return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
 
 
@@ -320,6 +325,9 @@ def _check_clock(merged: dict[str, str], path: Path) -> None:
 
 def load_settings(env_file: Path | None = None, *, database_url: str | None = None) -> Settings:
     """Read settings: process environment first, then ``.env`` (project root or ``env_file``)."""
+    if os.environ.get("KAPMAN_HOME") and not PROJECT_ROOT.is_dir():
+        raise ConfigError(f"KAPMAN_HOME={os.environ['KAPMAN_HOME']} is not a directory",
+                          hint="create it (it holds .env, archive/ and logs/) or unset KAPMAN_HOME")
     path = env_file or Path(os.environ.get("KAPMAN_ENV_FILE", PROJECT_ROOT / ".env"))
     file_values = read_env_file(path) if path.is_file() else {}
     merged = {**file_values, **os.environ}

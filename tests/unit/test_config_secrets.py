@@ -146,6 +146,35 @@ def test_env_file_non_utf8_through_a_command(tmp_path: Path, monkeypatch: pytest
     assert f"error: {env}:1: not UTF-8 (byte 0xff at column 1)" in err
 
 
+def test_env_file_line_that_is_not_an_assignment_names_file_and_line_not_its_text(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("DATABASE_URL=postgresql://u@h/d\n# a comment\nexport POLYGON_API_KEY=ok\n"
+                   "sk-live-4f9a secret pasted\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    assert info.value.message == f"{env}:4: not a KEY=value line"
+    assert "sk-live" not in info.value.message + (info.value.hint or "")
+
+
+def test_env_file_saved_with_a_byte_order_mark_reads_its_first_variable(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    env = tmp_path / ".env"
+    env.write_bytes("\ufeffDATABASE_URL=postgresql://u@h/d\r\nPOLYGON_API_KEY=x\r\n".encode())
+    settings = load_settings(env)
+    assert (settings.database_url, settings.polygon_api_key) == ("postgresql://u@h/d", "x")
+
+
+def test_kapman_home_that_is_not_a_directory_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kapman import config
+
+    monkeypatch.setenv("KAPMAN_HOME", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path / "nowhere")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.message == f"KAPMAN_HOME={tmp_path / 'nowhere'} is not a directory"
+
+
 def test_malformed_kapman_now_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAPMAN_NOW", "yesterday")
     with pytest.raises(ConfigError, match=r"KAPMAN_NOW='yesterday' .* is not YYYY-MM-DD \(that day's 16:00 close"):
