@@ -56,12 +56,33 @@ def _server_answers(url: str) -> bool:
         return False
 
 
+def _refused_by_libpq(url: str) -> str | None:
+    """libpq's reason when it refuses the URL's options before connecting (``sslmode=bogus``, a
+    port that is no number), else None: such a URL is refused before any server is asked, so
+    asking the server what went wrong would blame the credentials."""
+    try:
+        pgconn = psycopg.pq.PGconn.connect_start(url.encode())
+    except psycopg.Error as exc:
+        return str(exc).strip() or "invalid connection options"
+    try:
+        if pgconn.status != psycopg.pq.ConnStatus.BAD:
+            return None
+        return pgconn.get_error_message().strip() or "invalid connection options"
+    finally:
+        pgconn.finish()
+
+
 def _diagnose(url: str, exc: psycopg.OperationalError) -> DatabaseError:
     """Why a connection failed, told by what answers rather than by the text of libpq's message
     (libpq gives connection failures no SQLSTATE, and the text is localised by the server):
     nothing listening (08001, transient); the maintenance database accepts the same credentials
     (3D000, the database is missing); or it does not (28P01, the credentials are refused)."""
     where = mask_url(url)
+    refused = _refused_by_libpq(url)
+    if refused is not None:
+        return DatabaseError(f"cannot connect to {where}: {_masked(url, refused).splitlines()[-1]}",
+                             sqlstate="08001", transient=False,
+                             hint="fix the connection options in DATABASE_URL (or --db-url)")
     if not _server_answers(url):
         return DatabaseError(f"cannot connect to {where}: no database server answers there",
                              sqlstate="08001", transient=True,
@@ -82,9 +103,14 @@ def _diagnose(url: str, exc: psycopg.OperationalError) -> DatabaseError:
         return DatabaseError(f"cannot connect to {where}: database {name!r} does not exist",
                              sqlstate="3D000", transient=False,
                              hint=f"run {registry.mend('rebuild')} to create it")
-    text = str(exc).strip()
-    for secret in filter(None, [url_password(url), urlsplit(url).password]):
-        text = text.replace(secret, "***")
+    text = _masked(url, str(exc).strip())
     reason = text.splitlines()[-1] if text else "connection failed"
     return DatabaseError(f"cannot connect to {where}: {reason}", sqlstate="08004", transient=True,
                          hint="the server rejected the connection; check its logs and max_connections")
+
+
+def _masked(url: str, text: str) -> str:
+    """``text`` without the URL's password."""
+    for secret in filter(None, [url_password(url), urlsplit(url).password]):
+        text = text.replace(secret, "***")
+    return text

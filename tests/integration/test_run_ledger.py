@@ -117,6 +117,11 @@ def test_connect_tells_a_missing_database_from_a_bad_password(fresh_db: str) -> 
     with pytest.raises(DatabaseError) as e:
         connect("postgresql://u:p@127.0.0.1:1/db")
     assert e.value.sqlstate == "08001" and e.value.transient
+    bad_option = f"{fresh_db}{'&' if '?' in fresh_db else '?'}sslmode=bogus"   # refused before any server is asked
+    with pytest.raises(DatabaseError) as e:
+        connect(bad_option)
+    assert e.value.message.endswith(': invalid sslmode value: "bogus"') and not e.value.transient
+    assert "password" not in e.value.message and "connection options" in (e.value.hint or "")
 
 
 def test_a_running_row_whose_process_is_gone_is_abandoned_by_any_command_even_while_its_backend_lives(
