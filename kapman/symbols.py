@@ -10,6 +10,10 @@ reported with the likely intended symbol rather than silently mapped.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psycopg
 
 #: ASCII letters (either case: lower-case class suffixes), digits and '.', starting with a letter;
 #: an index is the vendor's ``I:`` namespace before such a name (``I:SPX``).  Checked before
@@ -33,3 +37,17 @@ def capped(items: list[str], limit: int = 10) -> str:
     """The first ``limit`` items joined by spaces, then how many more there are."""
     shown = " ".join(items[:limit])
     return f"{shown} ... and {len(items) - limit} more" if len(items) > limit else shown
+
+
+def case_suggestions(conn: psycopg.Connection, symbols: list[str]) -> dict[str, str]:
+    """symbol -> the ticker(s) it matches only when case is ignored ("AAPL", or "AAP or AAp").
+
+    Only a hint for messages: symbols are case-sensitive and never mapped this way.
+    """
+    if not symbols:
+        return {}
+    rows = conn.execute("SELECT u.symbol, string_agg(t.symbol, ' or ' ORDER BY t.symbol) "
+                        "FROM unnest(%s::text[]) AS u(symbol) "
+                        "JOIN public.tickers t ON upper(t.symbol) = upper(u.symbol) AND t.symbol <> u.symbol "
+                        "GROUP BY u.symbol", (symbols,)).fetchall()
+    return {symbol: near for symbol, near in rows}

@@ -27,7 +27,7 @@ from kapman.data.copy import copy_table, epoch_us
 from kapman.db.connect import connect
 from kapman.errors import InputError, UsageError
 from kapman.jobs.a2_splits import split_factors
-from kapman.symbols import capped
+from kapman.symbols import capped, case_suggestions
 
 Db: TypeAlias = psycopg.Connection | str | None
 Frame: TypeAlias = pd.DataFrame | pa.Table
@@ -153,9 +153,8 @@ def _check_symbols(conn: psycopg.Connection, wanted: list[str], selected: set[st
         missing = [s for s in missing if s not in found]
     if not missing:
         return
-    folded = {r[0].upper(): r[0] for r in conn.execute(
-        "SELECT symbol FROM public.tickers WHERE upper(symbol) = ANY(%s)", ([s.upper() for s in missing],))}
-    meant = [f"{s} (did you mean {folded[s.upper()]}?)" if s.upper() in folded else s for s in missing]
+    near = case_suggestions(conn, missing)
+    meant = [f"{s} (did you mean {near[s]}?)" if s in near else s for s in missing]
     raise InputError(f"no ticker {capped(meant)}", hint="symbols are case-sensitive, as the source writes them")
 
 

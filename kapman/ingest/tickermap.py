@@ -39,15 +39,3 @@ def load_ticker_map(conn: psycopg.Connection) -> TickerMap:
     return TickerMap([r[0] for r in rows], ids)
 
 
-def case_suggestions(conn: psycopg.Connection, symbols: list[str]) -> dict[str, str]:
-    """symbol -> the ticker(s) it matches only when case is ignored ("AAPL", or "AAP or AAp").
-
-    Only a hint for messages: symbols are case-sensitive and never mapped this way.
-    """
-    if not symbols:
-        return {}
-    rows = conn.execute("SELECT u.symbol, string_agg(t.symbol, ' or ' ORDER BY t.symbol) "
-                        "FROM unnest(%s::text[]) AS u(symbol) "
-                        "JOIN public.tickers t ON upper(t.symbol) = upper(u.symbol) AND t.symbol <> u.symbol "
-                        "GROUP BY u.symbol", (symbols,)).fetchall()
-    return {symbol: near for symbol, near in rows}

@@ -14,8 +14,7 @@ import psycopg
 
 from kapman import registry
 from kapman.errors import UsageError
-from kapman.ingest.tickermap import case_suggestions
-from kapman.symbols import capped
+from kapman.symbols import capped, case_suggestions
 
 
 @dataclass

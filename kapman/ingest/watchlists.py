@@ -21,10 +21,10 @@ from kapman import clock, registry
 from kapman.config import Settings
 from kapman.db import bulk
 from kapman.execute import Context, Definition, execute
-from kapman.ingest.tickermap import case_suggestions
 from kapman.ingest.watchlist_files import WatchlistFile, read_directory
 from kapman.progress import Progress
 from kapman.step import StepResult
+from kapman.symbols import case_suggestions
 
 log = logging.getLogger(__name__)
 

@@ -46,6 +46,7 @@ from kapman.metrics.price import PRICE_KEYS, compute_price_metrics
 from kapman.params import WORKERS_RANGE, date_span, in_range
 from kapman.progress import NullProgress, Progress
 from kapman.step import StepResult
+from kapman.symbols import capped, case_suggestions
 
 log = logging.getLogger(__name__)
 
@@ -283,12 +284,14 @@ def _scope(conn: psycopg.Connection, params: A2Params, step: StepResult[A2Result
     if params.symbols:
         known = {r[0] for r in conn.execute("SELECT symbol FROM public.tickers WHERE symbol = ANY(%s)",
                                             (params.symbols,))}
-        unknown = [s for s in params.symbols if s not in known]
+        near = case_suggestions(conn, [s for s in params.symbols if s not in known])
+        unknown = capped([f"{s} (did you mean {near[s]}?)" if s in near else s
+                          for s in params.symbols if s not in known])
         if not known:
-            step.nothing(f"no such ticker in public.tickers: {', '.join(unknown)}")
+            step.nothing(f"no such ticker in public.tickers: {unknown}")
             return None
         if unknown:
-            step.note(f"not in public.tickers, skipped: {', '.join(unknown)}")
+            step.note(f"not in public.tickers, skipped: {unknown}")
         params = replace(params, symbols=sorted(known))
     with_bars = {r[0] for r in conn.execute("SELECT DISTINCT date FROM public.ohlcv WHERE date = ANY(%s)",
                                             (params.dates,))}

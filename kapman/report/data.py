@@ -22,7 +22,7 @@ from kapman.errors import UsageError
 from kapman.jobs import a2_splits, split_checks
 from kapman.jobs.a2_splits import split_factors
 from kapman.jobs.a2_window import anchor
-from kapman.symbols import is_index
+from kapman.symbols import case_suggestions, is_index
 
 #: Indicator series drawn on the charts: column -> path in technical_indicators_json
 #: (docs/a2_indicators.md).
@@ -94,10 +94,9 @@ def ticker_of(conn: psycopg.Connection, symbol: str) -> tuple[uuid.UUID, str]:
     row = conn.execute("SELECT id, symbol FROM public.tickers WHERE symbol = %s", (symbol,)).fetchone()
     if row is not None:
         return row[0], row[1]
-    near = [r[0] for r in conn.execute("SELECT symbol FROM public.tickers WHERE upper(symbol) = upper(%s) "
-                                       "ORDER BY symbol LIMIT 3", (symbol,))]
+    near = case_suggestions(conn, [symbol])
     if near:
-        raise UsageError(f"unknown symbol {symbol}; did you mean {' or '.join(near)}? (symbols are case-sensitive)")
+        raise UsageError(f"unknown symbol {symbol}; did you mean {near[symbol]}? (symbols are case-sensitive)")
     raise UsageError(f"unknown symbol {symbol}: not in tickers; run {registry.command('tickers')}")
 
 

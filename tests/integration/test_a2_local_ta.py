@@ -193,10 +193,11 @@ def test_exit_codes_and_ledger_on_the_step_contract(bars_db: tuple) -> None:
     assert "Traceback" not in unknown.stderr
     saturday = _cli(url, "--date", "2025-12-20")
     assert saturday.returncode == 2 and "no OHLCV bars on 2025-12-20 (Saturday)" in saturday.stdout
-    some = _cli(url, "--date", "2025-12-05", "--symbols", "AAPL,ZZZZ", "--json")
+    some = _cli(url, "--date", "2025-12-05", "--symbols", "AAPL,ZZZZ,msft", "--json")
     assert some.returncode == 0, some.stderr
     data = json.loads(some.stdout)
-    assert data["status"] == "ok" and data["rows_inserted"] == 1 and "ZZZZ" in data["notes"][0]
+    assert data["status"] == "ok" and data["rows_inserted"] == 1
+    assert data["notes"][0] == "not in public.tickers, skipped: ZZZZ msft (did you mean MSFT?)"
     again = _cli(url, "--date", "2025-12-05", "--symbols", "AAPL")
     assert again.returncode == 0 and "up to date: 1 rows already computed" in again.stdout
     statuses = [r[0] for r in conn.execute("SELECT status FROM ingest_runs WHERE job = 'a2' ORDER BY started_at")]
