@@ -120,9 +120,11 @@ def add_date_options(p: argparse.ArgumentParser, default: str) -> None:
 def symbols_arg(text: str | None) -> list[str] | None:
     """``--symbols AAPL,AAp ,BRK.B`` -> ['AAPL', 'AAp', 'BRK.B'] (sorted, unique, case kept: symbols are
     case-sensitive); None when not given.  A name that cannot be a symbol is a usage error."""
-    if not text:
+    if text is None:
         return None
     wanted = sorted({s.strip() for s in text.split(",") if s.strip()})
+    if not wanted:  # an empty variable in a script: not a licence to take every symbol
+        raise UsageError("--symbols is empty", hint="name symbols (AAPL,MSFT), or leave --symbols out for all")
     bad = [s for s in wanted if not is_symbol(s)]
     if bad:
         raise UsageError(f"--symbols: not a ticker symbol: {capped([repr(s) for s in bad])}",

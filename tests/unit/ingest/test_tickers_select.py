@@ -99,3 +99,6 @@ def test_symbols_arg_keeps_case() -> None:
     assert cli.symbols_arg(None) is None
     with pytest.raises(UsageError, match=r"--symbols: not a ticker symbol: '\$TSLA' 'ıbm'"):
         cli.symbols_arg("AAPL,$TSLA,ıbm")
+    for empty in ("", " , ,"):   # an empty variable in a script is refused, not read as every symbol
+        with pytest.raises(UsageError, match="^--symbols is empty$"):
+            cli.symbols_arg(empty)
