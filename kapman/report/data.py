@@ -22,6 +22,7 @@ from kapman.errors import UsageError
 from kapman.jobs import a2_splits, split_checks
 from kapman.jobs.a2_splits import split_factors
 from kapman.jobs.a2_window import anchor
+from kapman.ops import inventory
 from kapman.symbols import case_suggestions, is_index
 
 #: Indicator series drawn on the charts: column -> path in technical_indicators_json
@@ -109,6 +110,10 @@ def report_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: da
             raise UsageError(f"{day} is after today ({today} by KapMan's clock)")
         if not is_trading_day(day):
             raise UsageError(f"{day} is not an NYSE trading day")
+        oldest = inventory.window_start(conn, lifecycle.warehouse_now(conn))
+        if day < oldest:  # its bars are past retention: a backfill would load what the lifecycle drops
+            raise UsageError(f"{day} is before the retention window (bars are kept from {oldest}, "
+                             f"{inventory.retention_window(conn).days} days)")
         return day
     if is_index(symbol):   # an index has no bars in the stock flat files: its newest A3 date
         newest = conn.execute(

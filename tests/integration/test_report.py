@@ -66,6 +66,9 @@ def test_report_values_are_the_stored_ones(url: str) -> None:
                                       f"scripts.ingest_ohlcv backfill --start {GAP[1]} --end {GAP[1]}"),
     (["AAPL", "--date", str(HOLIDAY)], f"error: {HOLIDAY} is not an NYSE trading day"),
     (["AAPL", "--date", "2025-12-22"], "error: 2025-12-22 is after today (2025-12-19 by KapMan's clock)"),
+    # past retention: a backfill would load bars the lifecycle drops, so no step is named
+    (["AAPL", "--date", "2023-12-19"], "error: 2023-12-19 is before the retention window (bars are kept from "
+                                       "2023-12-20, 730 days)"),
 ])
 @pytest.mark.parametrize("module", ["scripts.report", "scripts.show"])
 def test_missing_data_is_one_line_naming_the_step(url: str, tmp_path: Path, module: str, args: list[str],
