@@ -12,8 +12,10 @@ examined is archived, and only these can need archiving later:
 - everything, when a restore ran since then (it may have loaded another warehouse's archive).
 
 The catch-up's run records that newest snapshot in its ledger row (the archive report's
-``checked_through``); with no such row (a new or repaved warehouse, or ``export_snapshots``
-called alone) the window is everything.  Rows written around KapMan (by hand, in SQL) into an
+``checked_through``, beside the archive's location); with no such row for this archive (a new or
+repaved warehouse, ``export_snapshots`` called alone, or an archive moved to another location), or
+when the archive no longer holds that snapshot's manifest (an archive emptied or lost), the window
+is everything.  Rows written around KapMan (by hand, in SQL) into an
 older snapshot are not seen by the catch-up; ``status`` and the repave prompt still check every
 stored chain.
 """
@@ -23,10 +25,15 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from kapman import registry
+from kapman.archive.manifest import manifest_key, snapshot_dir
+
+if TYPE_CHECKING:
+    from kapman.archive.store import Store
 
 #: The archive report's key, in the options run's ledger summary, for the newest snapshot up to
 #: which its catch-up found (or made) everything archived.
@@ -51,16 +58,20 @@ class Window:
 EVERYTHING = Window()
 
 
-def window(conn: psycopg.Connection) -> Window:
-    """The snapshots the next catch-up examines (see the module's docstring)."""
+def window(conn: psycopg.Connection, store: Store | None = None) -> Window:
+    """The snapshots the next catch-up of ``store`` examines (see the module's docstring; without a
+    store, the checkpoint of any location, unchecked)."""
     options, restores = list(registry.get("options").jobs), list(registry.get("restore-options").jobs)
     last = conn.execute(
         "SELECT (summary->'archive'->>%s)::timestamptz, started_at FROM public.ingest_runs "
-        "WHERE job = ANY(%s) AND summary->'archive'->>%s IS NOT NULL ORDER BY started_at DESC LIMIT 1",
-        (KEY, options, KEY)).fetchone()
+        "WHERE job = ANY(%s) AND summary->'archive'->>%s IS NOT NULL "
+        "AND (%s::text IS NULL OR summary->'archive'->>'location' = %s) ORDER BY started_at DESC LIMIT 1",
+        (KEY, options, KEY, store and store.location, store and store.location)).fetchone()
     if last is None:
         return EVERYTHING
     through, started = last
+    if store is not None and manifest_key(through) not in store.keys(snapshot_dir(through)):
+        return EVERYTHING  # the archive lost what the checkpoint vouches for: examine it all again
     restored = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM public.ingest_runs WHERE job = ANY(%s) "
         "AND (finished_at IS NULL OR finished_at >= %s))", (restores, started)).fetchone()

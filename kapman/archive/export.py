@@ -66,6 +66,7 @@ class ExportReport:
     seconds: float = 0.0   # the export's wall time (after an options run: what it added to the run)
     overlapped: float = 0.0  # export work done while the options run was still fetching
     caught_up: list[str] = field(default_factory=list)  # earlier snapshots archived by this run
+    replaced: int = 0      # archived files whose rows differed from the stored ones, written anew
     examined: int = 0      # stored snapshots the catch-up checked (``kapman.archive.checkpoint``)
     checked_through: datetime | None = None  # after a catch-up: every snapshot up to it is archived
     error: KapManError | None = None
@@ -80,14 +81,18 @@ class ExportReport:
             return (f"archive: NOT written, the database write is kept: {self.error.message}{hint}; "
                     "the next options run archives it")
         extra = f", {len(self.caught_up)} earlier snapshots caught up" if self.caught_up else ""
+        if self.replaced:
+            extra += (f"; {self.replaced} archived files REPLACED: they held other rows than the database "
+                      "(a replay, or a warehouse repaved without a restore)")
         during = f" ({self.overlapped:.1f}s of it while fetching)" if self.overlapped else ""
         return (f"archive: {self.snapshots} snapshot(s), {self.files} files ({self.unchanged} unchanged), "
                 f"{self.rows:,} rows, {self.bytes / 1e6:.1f} MB at {self.location} in "
                 f"{self.seconds + self.overlapped:.1f}s{during}{extra}")
 
-    def count(self, entry: Entry, same: bool) -> None:
+    def count(self, entry: Entry, same: bool, *, replaced: bool = False) -> None:
         self.files += 1
         self.unchanged += same
+        self.replaced += replaced
         self.rows += entry.rows
         self.bytes += entry.size
 
@@ -95,6 +100,7 @@ class ExportReport:
         return {"location": self.location, "ok": self.ok, "snapshots": self.snapshots, "files": self.files,
                 "unchanged": self.unchanged, "rows": self.rows, "bytes": self.bytes,
                 "seconds": round(self.seconds, 3), "overlapped": round(self.overlapped, 3), "caught_up": self.caught_up,
+                "replaced": self.replaced,
                 "examined": self.examined,
                 checkpoint.KEY: self.checked_through.isoformat() if self.ok and self.checked_through else None,
                 "error": self.error.message if self.error else None}
@@ -214,14 +220,16 @@ class SnapshotFiles:
         name = file_name(part.ticker_id)
         entry = Entry(part.ticker_id, part.rows.num_rows, len(blob), hashlib.sha256(blob).hexdigest(),
                       part.symbol, part.content, part.updated)
-        same = self.old is not None and self.old.files.get(name) == entry and name not in self.rewrite
+        before = self.old.files.get(name) if self.old is not None else None
+        same = before == entry and name not in self.rewrite
         if not same:
             self.withdraw()
             self.store.put(f"{snapshot_dir(self.snapshot)}/{name}", blob)
         with self._lock:
             self.files[name] = entry
             self.exported.add(part.ticker_id)
-            report.count(entry, same)
+            # other rows than the archive held (a replay, or a warehouse repaved without a restore)
+            report.count(entry, same, replaced=before is not None and before.content not in (None, entry.content))
 
     def drop(self, ticker_id: UUID) -> None:
         """An underlying whose snapshot a rerun emptied: the manifest stops listing it."""
@@ -278,13 +286,14 @@ def export_snapshot(conns: list[psycopg.Connection], store: Store, snapshot: dat
 
 
 def catch_up_missing(conns: list[psycopg.Connection], store: Store, owner: Warehouse, report: ExportReport,
-                     done: set[datetime]) -> None:
+                     done: set[datetime], *, everything: bool = False) -> None:
     """Export every stored snapshot that could need archiving (``checkpoint.window``) whose chains
     the archive does not cover (``coverage.Depth.ROWS``: no manifest of this warehouse, a chain it
     does not list or lists with another row count or update, a file missing or of another size),
     but those in ``done``; such files are written again.  Then every snapshot up to the newest
-    examined is archived: the report's ``checked_through``, which the run's ledger row keeps."""
-    scope = checkpoint.window(conns[0])
+    examined is archived: the report's ``checked_through``, which the run's ledger row keeps.
+    ``everything``: every stored snapshot is examined, whatever the checkpoint says."""
+    scope = checkpoint.EVERYTHING if everything else checkpoint.window(conns[0], store)
     found = coverage.check(conns[0], store, owner, coverage.Depth.ROWS, skip=done, scope=scope)
     report.examined = found.snapshots
     for snapshot, problems in sorted(found.problems.items()):
@@ -293,8 +302,10 @@ def catch_up_missing(conns: list[psycopg.Connection], store: Store, owner: Wareh
     report.checked_through = checkpoint.checked_through(scope, found.checked, done)
 
 
-def export_snapshots(settings: Settings, snapshots: Iterable[datetime], *, catch_up: bool = True) -> ExportReport:
-    """Archive ``snapshots`` and (``catch_up``) every stored snapshot the archive lacks.
+def export_snapshots(settings: Settings, snapshots: Iterable[datetime], *, catch_up: bool = True,
+                     everything: bool = False) -> ExportReport:
+    """Archive ``snapshots`` and (``catch_up``) every stored snapshot the archive lacks: of those the
+    checkpoint leaves to examine, or (``everything``) of all.
 
     Never raises for the archive's sake: a failure is the report's ``error``.
     """
@@ -311,7 +322,7 @@ def export_snapshots(settings: Settings, snapshots: Iterable[datetime], *, catch
             for snapshot in wanted:
                 export_snapshot(conns, store, snapshot, owner, report)
             if catch_up:
-                catch_up_missing(conns, store, owner, report, set(wanted))
+                catch_up_missing(conns, store, owner, report, set(wanted), everything=everything)
     except KapManError as exc:  # the store, or no warehouse to archive for
         report.error = exc
     except psycopg.Error as exc:

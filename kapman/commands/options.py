@@ -31,6 +31,7 @@ EXAMPLES = f"""
   {COMMAND} --dry-run                      # what would be fetched
   {COMMAND} --deadline 600                 # give up on what is not fetched in 10 minutes
   {COMMAND} --no-archive                   # do not archive this snapshot
+  {COMMAND} --archive-only                 # archive what the archive lacks, fetch nothing
   {COMMAND} --snapshot-time 2025-12-19T21:00:00Z --symbols TSLA
                                                                   # sandbox: replay a run of today, TSLA replaced
 """
@@ -57,6 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "unset: POLYGON_REQUEST_DEADLINE, else 120")
     p.add_argument("--dry-run", action="store_true",
                    help="resolve the symbols and the snapshot time (one request); fetch no chain, write nothing")
+    p.add_argument("--archive-only", action="store_true",
+                   help="fetch nothing: archive every stored snapshot the archive does not hold (after the "
+                   "archive moved or was emptied; status names it), whatever earlier runs checked")
     p.add_argument("--no-archive", action="store_true",
                    help="do not write this run's snapshot to the archive (KAPMAN_ARCHIVE_DIR); every run "
                    "archives each chain as it is stored, and a failed archive write makes the run exit 1")
@@ -72,6 +76,7 @@ def params_from(args: argparse.Namespace) -> options.OptionsParams:
         deadline=args.deadline,
         request_deadline=args.request_deadline,
         archive=not args.no_archive,
+        archive_only=args.archive_only,
     )
 
 

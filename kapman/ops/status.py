@@ -354,7 +354,8 @@ def archive(conn: psycopg.Connection, settings: Settings | None) -> Check | None
                "not_archived": census.stored_not_archived}
     if census.stored_not_archived:
         return Check("archive", Verdict.WARN, census.line(),
-                     f"{cmd.OPTIONS} (every run archives the stored snapshots the archive lacks)", details)
+                     f"{cmd.OPTIONS} --archive-only (archives every stored snapshot the archive lacks; "
+                     "no API call)", details)
     return Check("archive", Verdict.OK, census.line(), None, details)
 
 

@@ -197,3 +197,64 @@ def test_options_runs_record_what_their_catch_up_checked_and_the_next_starts_the
                                     "WHERE job = 'options' ORDER BY started_at DESC LIMIT 1").fetchone()
     assert recorded is not None and datetime.fromisoformat(recorded[0]) == datetime.fromisoformat(
         later["snapshot_time"])
+
+
+def test_an_archive_moved_or_emptied_is_caught_up_by_the_next_run_and_by_archive_only(
+        fresh_db: str, reference_db: psycopg.Connection, rest: Any, tmp_path: Path) -> None:
+    """The checkpoint vouches for one archive: a run archiving elsewhere, or an archive that lost the
+    checkpoint's manifest, examines every stored snapshot again; a complete session's rerun (nothing
+    to fetch) still catches up; --archive-only does it without the API, and status names it."""
+    reference_db.execute("UPDATE watchlists SET active = false WHERE symbol NOT IN ('DIA', 'ORCL')")
+    first_root, moved = tmp_path / "first", tmp_path / "moved"
+
+    def command(module: str, root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "POLYGON_BASE_URL": rest.base_url, "POLYGON_API_KEY": rest.api_key,
+               "KAPMAN_NOW": "2025-12-19", "KAPMAN_ENV_FILE": "/nonexistent", "KAPMAN_ARCHIVE_DIR": str(root)}
+        return subprocess.run([sys.executable, "-m", module, "--db-url", fresh_db, *extra], capture_output=True,
+                              text=True, timeout=120, env=env)
+
+    def run(root: Path, *extra: str) -> dict[str, Any]:
+        done = command("scripts.ingest_options", root, "--workers", "0", "--json", *extra)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return dict(json.loads(done.stdout))
+
+    first = run(first_root)
+    taken = datetime.fromisoformat(first["snapshot_time"])
+    assert first["archive"]["ok"] and (first_root / mf.manifest_key(taken)).is_file()
+    again = run(first_root)   # the session is complete: nothing fetched, the checkpoint's snapshot examined
+    assert again["complete"] == "2025-12-19" and again["archive"]["examined"] == 1
+    assert again["archive"]["caught_up"] == [] and again["archive"]["replaced"] == 0
+
+    elsewhere = run(moved)   # KAPMAN_ARCHIVE_DIR moved: the old checkpoint says nothing of this archive
+    assert elsewhere["archive"]["caught_up"] == [taken.isoformat()] and (moved / mf.manifest_key(taken)).is_file()
+
+    for path in moved.rglob("*"):   # emptied (a disk replaced): the checkpoint's manifest is gone
+        if path.is_file():
+            path.unlink()
+    told = command("scripts.status", moved).stdout   # (FAIL overall: this warehouse has no bars)
+    assert "WARN  archive   1 option snapshots in the database, 0 in the archive" in told
+    assert "fix: python -m scripts.ingest_options --archive-only" in told
+    only = run(moved, "--archive-only")
+    assert only["status"] == "ok" and only["archive"]["caught_up"] == [taken.isoformat()]
+    assert (only["done"], only["unit"]) == (1, "snapshots")
+    twice = command("scripts.ingest_options", moved, "--archive-only").stdout
+    assert twice.startswith("options: ok · every stored snapshot checked against the archive: 1 examined, "
+                            "0 archived now · ")
+    assert "OK    archive   1 option snapshots in the database, 1 in the archive" in command("scripts.status",
+                                                                                              moved).stdout
+    verified = archive.inventory.check(Settings(database_url=fresh_db, archive_location=str(moved)), reference_db,
+                                       coverage.Depth.FILES)
+    assert (verified.snapshots, verified.uncovered) == (1, 0)
+    refused = command("scripts.ingest_options", moved, "--archive-only", "--symbols", "DIA")
+    assert refused.returncode == 2 and "--archive-only takes none of" in refused.stderr
+
+
+def test_archived_files_whose_rows_changed_are_replaced_and_said_so(fresh_db: str, history: psycopg.Connection,
+                                                                   tmp_path: Path) -> None:
+    settings = Settings(database_url=fresh_db, archive_location=str(tmp_path / "archive"))
+    assert archive.export_snapshots(settings, []).replaced == 0
+    history.execute("UPDATE options_chains SET bid = bid + 0.01, updated_at = now() WHERE time = %s "
+                    "AND ticker_id = %s", (SECOND, ticker_id("SPY")))
+    report = archive.export_snapshots(settings, [], everything=True)
+    assert report.ok and report.examined == 14 and report.caught_up == [SECOND.isoformat()]
+    assert report.replaced == 1 and "1 archived files REPLACED: they held other rows" in report.line()

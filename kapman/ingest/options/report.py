@@ -92,11 +92,8 @@ class OptionsResult:
             result.fail(symbol, self.outcomes[symbol].reason or "not attempted")
         for note in self._notes():
             result.note(note)
-        if self.archive is not None:  # a failed archive write keeps the rows and makes the run partial
-            if self.archive.ok:
-                result.note(self.archive.line())
-            else:
-                result.fail("archive", self.archive.line(), counted=False)
+        if self.archive is not None:
+            archive_outcome(result, self.archive)
         result.seconds = self.seconds
         return result
 
@@ -173,3 +170,12 @@ class OptionsResult:
 def _names(symbols: list[str]) -> str:
     more = len(symbols) - SHOWN
     return " ".join(symbols[:SHOWN]) + (f" and {more} more" if more > 0 else "")
+
+
+def archive_outcome(result: StepResult[Any], report: ExportReport) -> None:
+    """The archive's part of a run's result: a note, or (the archive could not be written) a failure
+    that keeps the rows and makes the run partial."""
+    if report.ok:
+        result.note(report.line())
+    else:
+        result.fail("archive", report.line(), counted=False)

@@ -26,7 +26,7 @@ from kapman.errors import UsageError
 from kapman.execute import Context, Definition, execute
 from kapman.ingest.options.fetch import CONCURRENCY_RANGE
 from kapman.ingest.options.pipeline import ingest_options, plan_options
-from kapman.ingest.options.report import OptionsResult
+from kapman.ingest.options.report import OptionsResult, archive_outcome
 from kapman.ingest.options.snapshot import decide
 from kapman.ingest.options.workers import WORKERS_RANGE, default_workers
 from kapman.ingest.watchlist_scope import Scope, resolve_scope
@@ -49,9 +49,13 @@ class OptionsParams:
     deadline: float | None = None  # seconds the run may fetch for; None: OPTIONS_RUN_DEADLINE
     request_deadline: float | None = None  # seconds per request; None: POLYGON_REQUEST_DEADLINE
     archive: bool = True  # archive what the run stored (kapman.archive); False: --no-archive
+    archive_only: bool = False  # fetch nothing: archive every stored snapshot the archive lacks
 
     def validate(self) -> None:
         """Every number within its range, or one line that gives the range."""
+        if self.archive_only and (not self.archive or self.dry_run or self.symbols is not None
+                                  or self.snapshot_time is not None):
+            raise UsageError("--archive-only takes none of --no-archive, --dry-run, --symbols, --snapshot-time")
         in_range("--concurrency", self.concurrency, CONCURRENCY_RANGE)
         in_range("--workers", self.workers, WORKERS_RANGE)
         in_range("--deadline", self.deadline, RUN_DEADLINE_RANGE)
@@ -64,6 +68,8 @@ def run(settings: Settings, params: OptionsParams, progress: Progress | None = N
 
 def _body(ctx: Context, params: OptionsParams) -> StepResult[Any]:
     settings = ctx.settings
+    if params.archive_only:
+        return _archived(_catch_up(settings, everything=True), "every stored snapshot checked against the archive")
     scope = resolve_scope(ctx.conn, params.symbols)
     ctx.conn.commit()   # the run writes over connections of its own; none waits on this one
     workers = default_workers() if params.workers is None else params.workers
@@ -75,12 +81,12 @@ def _body(ctx: Context, params: OptionsParams) -> StepResult[Any]:
     # By KapMan's clock first, so the server's clock is asked about a symbol still to fetch.
     probe, complete = _still_missing(ctx.conn, scope, clock.now()) if completing else (scope, None)
     if complete is not None:
-        return complete
+        return _caught_up(settings, params, complete)
     snapshot = decide(params.snapshot_time, client.chain_clock(next(iter(probe.tickers))), settings.polygon_base_url)
     if completing:
         scope, complete = _still_missing(ctx.conn, scope, snapshot)
         if complete is not None:
-            return complete
+            return _caught_up(settings, params, complete)
     if params.dry_run:
         return plan_options(scope, snapshot, params.concurrency, workers).step_result()
     # Option snapshots cannot be fetched again: the run archives what it stores as it goes.
@@ -97,11 +103,52 @@ STEP = Definition(OptionsParams, _body, ledger=lambda params: not params.dry_run
                   planned=lambda settings: OptionsParams())
 
 
-@dataclass(frozen=True)
+@dataclass
 class Complete:
     """The details of a run that found its session's snapshot complete and fetched nothing."""
 
     complete: str   # the session (New York date)
+    archive: Any = None  # kapman.archive.ExportReport of the catch-up it still ran, if any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"complete": self.complete, **({"archive": self.archive.as_dict()} if self.archive else {})}
+
+
+@dataclass
+class Archived:
+    """The details of an ``--archive-only`` run: its archive report."""
+
+    archive: Any  # kapman.archive.ExportReport
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"archive": self.archive.as_dict()}
+
+
+def _catch_up(settings: Settings, *, everything: bool = False) -> Any:
+    from kapman.archive import export_snapshots  # pyarrow loads only for a run that archives
+
+    return export_snapshots(settings, [], everything=everything)
+
+
+def _archived(report: Any, what: str) -> StepResult[Archived]:
+    """A result of archive work alone: ok, or partial when the archive could not be written."""
+    result = StepResult("options", unit="snapshots", done=len(report.caught_up), details=Archived(report))
+    result.headline = f"{what}: {report.examined} examined, {len(report.caught_up)} archived now"
+    archive_outcome(result, report)
+    return result
+
+
+def _caught_up(settings: Settings, params: OptionsParams, complete: StepResult[Complete]) -> StepResult[Complete]:
+    """A complete session still catches up what earlier runs left unarchived (an archive that failed
+    this evening, an archive moved or emptied), as every run that fetches does."""
+    if not params.archive:
+        return complete
+    report = _catch_up(settings)
+    assert complete.details is not None
+    complete.details.archive = report
+    if report.caught_up or not report.ok:
+        archive_outcome(complete, report)
+    return complete
 
 
 def _still_missing(conn: psycopg.Connection, scope: Scope,
