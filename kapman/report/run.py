@@ -40,6 +40,7 @@ class ReportParams:
 class ReportDetails:
     pages: list[str] = field(default_factory=list)
     gaps: dict[str, int] | None = None     # --warehouse: missing trading days per dataset
+    empty: list[str] | None = None         # --warehouse: datasets with nothing stored in the window
 
 
 def run(settings: Settings, params: ReportParams, progress: Progress | None = None) -> StepResult[ReportDetails]:
@@ -94,5 +95,7 @@ def _warehouse(conn: psycopg.Connection, params: ReportParams, result: StepResul
     result.unit = "pages"
     result.done = 1
     gaps = {g.dataset: sum(n for _, _, n in g.missing) for g in found}
-    result.details.pages, result.details.gaps = [str(path)], gaps
-    result.headline = f"wrote {path} (missing trading days: {', '.join(f'{k} {v}' for k, v in gaps.items())})"
+    empty = [g.dataset for g in found if g.first is None]   # not "0 missing": nothing there to miss from
+    result.details.pages, result.details.gaps, result.details.empty = [str(path)], gaps, empty
+    said = ", ".join(f"{k} none stored" if k in empty else f"{k} {v}" for k, v in gaps.items())
+    result.headline = f"wrote {path} (missing trading days: {said})"

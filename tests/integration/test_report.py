@@ -144,7 +144,7 @@ def test_warehouse_lists_the_gaps_of_the_retention_window(url: str, tmp_path: Pa
     proc = cli("scripts.report", url, "--warehouse", "--out", str(tmp_path / "w.html"), "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["gaps"] == {"OHLCV": 0, "option snapshots": 0, "A2": 0, "A3": 0}
+    assert out["gaps"] == {"OHLCV": 0, "option snapshots": 0, "A2": 0, "A3": 0} and out["empty"] == []
     page = (tmp_path / "w.html").read_text()
     # MSFT's missing bar makes its day partial; Thanksgiving is no trading day, so no gap.
     assert f"{GAP[1]}" in page and str(HOLIDAY) not in page.split("Gaps")[1]
@@ -154,6 +154,14 @@ def test_warehouse_lists_the_gaps_of_the_retention_window(url: str, tmp_path: Pa
     assert page == (tmp_path / "w.html").read_text()
     assert f'<script src="{report_page.plotly_file_name()}"></script>' in page and len(page) < 200_000
     assert (tmp_path / report_page.plotly_file_name()).is_file()
+
+
+def test_warehouse_of_an_empty_warehouse_says_nothing_is_stored_not_zero_missing(fresh_db: str,
+                                                                                 tmp_path: Path) -> None:
+    proc = cli("scripts.report", fresh_db, "--warehouse", "--out", str(tmp_path / "w.html"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"report: ok · wrote {tmp_path / 'w.html'} (missing trading days: OHLCV none "
+                                  "stored, option snapshots none stored, A2 none stored, A3 none stored) · ")
 
 
 def test_show_prints_the_key_values(url: str) -> None:
