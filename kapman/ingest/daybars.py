@@ -265,7 +265,7 @@ def _validate(frame: pd.DataFrame, line_no: np.ndarray, *, rows_read: int, where
     day.vwap = vwap[keep]
     odd_kept = np.flatnonzero(odd & ok)
     if len(odd_kept):
-        shown = "; ".join(f"{where} {line_no[i]}: {symbols[i]} vw={frame['vwap'].iat[i]!r:.40} "
+        shown = "; ".join(f"{where} {line_no[i]}: {symbols[i]} vw={_given(frame['vwap'].iat[i])} "
                           f"l={lo[i]:g} h={h[i]:g}" for i in odd_kept[:SAMPLES_PER_REASON])
         day.notes.append(f"{key}: {len(odd_kept)} {where}(s) with a vwap that is not a number within [low, high] "
                          f"(±{VWAP_TOLERANCE:.0%} of the price): stored as NULL (e.g. {shown})")
@@ -278,6 +278,13 @@ def _shown(ticker: object) -> str:
     if not isinstance(ticker, str) or is_symbol(ticker.strip()):
         return str(ticker)
     return ascii(ticker[:30]) + ("..." if len(ticker) > 30 else "")
+
+
+def _given(value: object) -> str:
+    """A vendor value as a note shows it: a float as a number, anything else as its repr, cut."""
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):g}"
+    return f"{value!r:.40}"
 
 
 def _vwap(frame: pd.DataFrame, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -86,6 +86,12 @@ def test_a_vwap_that_is_not_finite_or_outside_the_bar_is_stored_as_null_and_note
         "result 5: E vw=11.2 l=9.5 h=11)"]
 
 
+def test_a_column_of_float_vwaps_is_noted_as_numbers() -> None:
+    parsed = parse_grouped([{**GOOD, "vw": 1e300}, {**GOOD, "T": "A", "vw": 10.0}], "r", DAY)
+    assert parsed.vwap[1] == 10.0 and np.isnan(parsed.vwap[0])
+    assert parsed.notes[0].endswith("(e.g. result 1: MSFT vw=1e+300 l=9.5 h=11)")
+
+
 def test_an_absent_vwap_is_null_without_a_note() -> None:
     parsed = parse_grouped([GOOD, {**GOOD, "T": "A", "vw": None}], "r", DAY)
     assert np.isnan(parsed.vwap).all() and parsed.notes == []
