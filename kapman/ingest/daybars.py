@@ -6,10 +6,12 @@ the line; rejected rows never block the good rows of the file.
 
 Columns are read by the header's names: an unknown extra column is noted and ignored, an
 optional one (``window_start``, ``transactions``) may be absent (NULL), a missing required one
-fails the file.  A sane bar (``_validate``): a symbol; open, high, low and close finite, above 0
-and at most ``MAX_PRICE``; high >= low and open and close within [low, high]; a finite volume in
-0..2**63-1; transactions absent or a whole number in that range; a ``window_start`` (when the
-file has one) within the file's New York day.  Anything else rejects its row, counted and named.
+fails the file.  A sane bar (``_validate``): a symbol (``kapman.symbols.is_symbol``); open, high,
+low and close finite, above 0 and at most ``MAX_PRICE``; high >= low and open and close within
+[low, high]; a finite volume in 0..2**63-1; transactions absent or a whole number in that range; a
+``window_start`` (when the file has one) within the file's New York day.  Anything else rejects
+its row, counted and named.  Grouped daily's VWAP is optional: one that is not a finite number
+within [low, high] (give or take ``VWAP_TOLERANCE``) is stored as NULL, and the file's notes say so.
 
 Symbols are kept exactly as the file writes them (only surrounding blanks are dropped): tickers
 are case-sensitive at the source, where a lower-case suffix marks a class (``AAp`` is a
@@ -30,6 +32,7 @@ import pandas as pd
 
 from kapman.clock import NEW_YORK
 from kapman.errors import InputError
+from kapman.symbols import is_symbol
 
 HEADER = ("ticker", "volume", "open", "close", "high", "low", "window_start", "transactions")
 NUMERIC = ("volume", "open", "close", "high", "low", "window_start", "transactions")
@@ -38,8 +41,12 @@ OPTIONAL = ("window_start", "transactions")
 SAMPLES_PER_REASON = 3
 #: The highest sane price: well above any listed share (Berkshire A trades below 10**6).
 MAX_PRICE = 1e9
-#: The highest sane volume or trade count: bigint's (transactions is stored as one).
-MAX_COUNT = float(2**63 - 1)
+#: The first volume or trade count refused: bigint holds up to 2**63-1 (transactions is stored as
+#: one), and no float64 lies between that and 2**63 (``float(2**63 - 1)`` *is* 2**63).
+COUNT_LIMIT = 2.0**63
+#: How far grouped daily's VWAP may lie outside [low, high], relative to the price: trades that
+#: count towards the VWAP but not the day's range (odd lots, some conditions) may stray a little.
+VWAP_TOLERANCE = 0.01
 #: ``window_start``'s unit per source: nanoseconds in day files, milliseconds from grouped daily.
 NS, MS = 1, 1_000_000
 
@@ -165,13 +172,22 @@ def parse_grouped(results: list[dict], key: str, day: date | None = None) -> Par
     if not isinstance(results, list):
         raise InputError("grouped-daily results are not a list", source=key)
     objects = [i for i, r in enumerate(results) if isinstance(r, dict)]
-    frame = pd.DataFrame({col: [results[i].get(f) for i in objects] for f, col in GROUPED_FIELDS.items()})
-    frame["ticker"] = frame["ticker"].map(lambda t: t if isinstance(t, str) else None)
+    frame = pd.DataFrame({col: pd.Series([_grouped_value(f, results[i].get(f)) for i in objects], dtype=object)
+                          for f, col in GROUPED_FIELDS.items()})
+    frame = frame.infer_objects()    # whole columns of numbers take the fast path, as a file's do
     parsed = _validate(frame, np.array(objects, dtype=np.int64) + 1, rows_read=len(results), where="result",
-                       trading_day=day, unit=MS)
+                       trading_day=day, unit=MS, key=key)
     odd = [i + 1 for i, r in enumerate(results) if not isinstance(r, dict)]
     parsed.reject("malformed", len(odd), [f"result {n}: not an object" for n in odd[:SAMPLES_PER_REASON]])
     return parsed
+
+
+def _grouped_value(name: str, value: object) -> object:
+    """A result's field as the frame holds it: a ticker only as a string; a boolean is not a
+    number (JSON ``true`` would read as 1), so it is kept as text, which the checks refuse."""
+    if name == "T":
+        return value if isinstance(value, str) else None
+    return str(value).lower() if isinstance(value, bool) else value
 
 
 def day_bounds(day: date, unit: int) -> tuple[float, float]:
@@ -183,7 +199,7 @@ def day_bounds(day: date, unit: int) -> tuple[float, float]:
 
 
 def _validate(frame: pd.DataFrame, line_no: np.ndarray, *, rows_read: int, where: str,
-              trading_day: date | None = None, unit: int = NS) -> ParsedDay:
+              trading_day: date | None = None, unit: int = NS, key: str = "") -> ParsedDay:
     """Check every row of a frame with the day file's columns; keep the good ones as arrays.
 
     Every check is one vector operation over a column, so a clean file pays a few passes."""
@@ -195,7 +211,8 @@ def _validate(frame: pd.DataFrame, line_no: np.ndarray, *, rows_read: int, where
         mask = mask & ok
         if mask.any():
             idx = np.flatnonzero(mask)
-            samples = [f"{where} {line_no[i]}: {frame['ticker'].iat[i]} {why}" for i in idx[:SAMPLES_PER_REASON]]
+            samples = [f"{where} {line_no[i]}: {_shown(frame['ticker'].iat[i])} {why}"
+                       for i in idx[:SAMPLES_PER_REASON]]
             day.reject(reason, int(mask.sum()), samples)
             ok[mask] = False
 
@@ -207,11 +224,14 @@ def _validate(frame: pd.DataFrame, line_no: np.ndarray, *, rows_read: int, where
             drop((coerced.isna() & series.notna()).to_numpy(), "non_numeric", f"has a non-numeric {col}")
             series = coerced
         values[col] = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    tick = frame["ticker"]
-    missing = tick.isna().to_numpy(copy=True)
+    symbols = np.array([t.strip() if isinstance(t, str) else "" for t in frame["ticker"]], dtype=object)
+    valid = np.fromiter((is_symbol(s) for s in symbols), dtype=bool, count=len(symbols))
+    missing = symbols == ""
     for col in REQUIRED[1:]:
         missing |= np.isnan(values[col])
     drop(missing, "missing_field", "lacks a required field")
+    drop(~valid, "bad_symbol", "is not a symbol (a letter, then letters, digits or '.', at most 20; "
+                               "or an index's I: before one)")
     o, h, lo, c, v = (values[k] for k in ("open", "high", "low", "close", "volume"))
     tx, start = values["transactions"], values["window_start"]
     with np.errstate(invalid="ignore"):
@@ -227,32 +247,58 @@ def _validate(frame: pd.DataFrame, line_no: np.ndarray, *, rows_read: int, where
         drop((o < lo) | (o > h), "open_outside_range", "has open outside [low, high]")
         drop((c < lo) | (c > h), "close_outside_range", "has close outside [low, high]")
         drop(v < 0, "negative_volume", "has negative volume")
-        drop(v > MAX_COUNT, "volume_out_of_range", "has volume above 2**63-1")
-        drop((tx < 0) | (tx > MAX_COUNT) | (tx != np.floor(tx)) & ~np.isnan(tx), "bad_transactions",
+        drop(v >= COUNT_LIMIT, "volume_out_of_range", "has volume above 2**63-1")
+        drop((tx < 0) | (tx >= COUNT_LIMIT) | (tx != np.floor(tx)) & ~np.isnan(tx), "bad_transactions",
              "has transactions that are not a whole number in 0..2**63-1")
         if trading_day is not None:
             first, end = day_bounds(trading_day, unit)
             drop((start < first) | (start >= end), "other_day",
                  f"has a window_start outside the file's day {trading_day} (New York)")
-    symbols = tick.fillna("").str.strip().to_numpy(dtype=object)
-    _drop_ambiguous(day, symbols, ok, line_no, values, where)
+    _drop_ambiguous(day, symbols, valid, ok, line_no, values, where)
 
     keep = np.flatnonzero(ok)
     if not ok.all():
-        day.refused = np.unique(symbols[~ok & (symbols != "")]).astype(object)
+        day.refused = np.unique(symbols[~ok & valid]).astype(object)
     day.symbols, day.open, day.high, day.low, day.close = symbols[keep], o[keep], h[keep], lo[keep], c[keep]
     day.volume, day.transactions = v[keep], values["transactions"][keep]
-    day.vwap = _vwap(frame)[keep]
+    vwap, odd = _vwap(frame, lo, h)
+    day.vwap = vwap[keep]
+    odd_kept = np.flatnonzero(odd & ok)
+    if len(odd_kept):
+        shown = "; ".join(f"{where} {line_no[i]}: {symbols[i]} vw={_given(frame['vwap'].iat[i])} "
+                          f"l={lo[i]:g} h={h[i]:g}" for i in odd_kept[:SAMPLES_PER_REASON])
+        day.notes.append(f"{key}: {len(odd_kept)} {where}(s) with a vwap that is not a number within [low, high] "
+                         f"(±{VWAP_TOLERANCE:.0%} of the price): stored as NULL (e.g. {shown})")
     return day
 
 
-def _vwap(frame: pd.DataFrame) -> np.ndarray:
-    """The optional ``vwap`` column as float64: NaN where absent, not a number, or not positive."""
+def _shown(ticker: object) -> str:
+    """A row's ticker as a sample shows it: as written when it is a symbol, else escaped and cut
+    (a NUL or a 10 MB field must not reach a report or the run ledger's JSON as it is)."""
+    if not isinstance(ticker, str) or is_symbol(ticker.strip()):
+        return str(ticker)
+    return ascii(ticker[:30]) + ("..." if len(ticker) > 30 else "")
+
+
+def _given(value: object) -> str:
+    """A vendor value as a note shows it: a float as a number, anything else as its repr, cut."""
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):g}"
+    return f"{value!r:.40}"
+
+
+def _vwap(frame: pd.DataFrame, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the optional ``vwap`` column as float64, rows whose vwap was given but is not kept).
+
+    NaN where absent, not a number, not finite, not positive, or outside [low, high] by more
+    than ``VWAP_TOLERANCE`` of the price: a VWAP the bar itself contradicts is no VWAP."""
     if "vwap" not in frame.columns:
-        return np.full(len(frame), np.nan)
+        return np.full(len(frame), np.nan), np.zeros(len(frame), dtype=bool)
+    given = frame["vwap"].notna().to_numpy()
     vw = pd.to_numeric(frame["vwap"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     with np.errstate(invalid="ignore"):
-        return np.where(vw > 0, vw, np.nan)
+        sane = np.isfinite(vw) & (vw > 0) & (vw >= low * (1 - VWAP_TOLERANCE)) & (vw <= high * (1 + VWAP_TOLERANCE))
+    return np.where(sane, vw, np.nan), given & ~sane
 
 
 def _row_text(values: dict[str, np.ndarray], i: int) -> str:
@@ -260,15 +306,16 @@ def _row_text(values: dict[str, np.ndarray], i: int) -> str:
     return f"o={o:g} h={h:g} l={lo:g} c={c:g} v={v:g}"
 
 
-def _drop_ambiguous(day: ParsedDay, symbols: np.ndarray, ok: np.ndarray, line_no: np.ndarray,
+def _drop_ambiguous(day: ParsedDay, symbols: np.ndarray, valid: np.ndarray, ok: np.ndarray, line_no: np.ndarray,
                     values: dict[str, np.ndarray], where: str) -> None:
     """Reject the rows of a symbol that has more than one row in the file.
 
     Which row is right cannot be told from the file, so none is stored (rows already rejected for
     another reason keep that reason); the sample shows both rows, lines and values, so the
-    vendor's mistake can be reported.  Case matters: AAP and AAp are different symbols.
+    vendor's mistake can be reported.  Case matters: AAP and AAp are different symbols.  Only
+    ``valid`` symbols are grouped: what is not a symbol is rejected as such, never named here.
     """
-    named = pd.Series(symbols).where(symbols != "")
+    named = pd.Series(symbols).where(valid)
     repeated = (named.duplicated(keep=False) & named.notna()).to_numpy()
     if not repeated.any():
         return

@@ -17,7 +17,8 @@ import numpy as np
 import psycopg
 
 from kapman.db import bulk
-from kapman.ingest.daybars import ParsedDay
+from kapman.errors import InputError
+from kapman.ingest.daybars import COUNT_LIMIT, ParsedDay
 from kapman.ingest.tickermap import TickerMap
 from kapman.providers.flatfiles import FileRef
 
@@ -62,12 +63,21 @@ def encode_day(day: date, ids: np.ndarray, parsed: ParsedDay, rows: np.ndarray) 
             if not mask.any():
                 continue
             sel = rows[mask]
-            tx = parsed.transactions[sel].astype(np.int64) if tx_ok else None
+            tx = _bigint(parsed.transactions[sel]) if tx_ok else None
             parts.append(bulk.encode_binary_copy([
                 ("uuid", ids[mask]), ("date", dates[mask]), ("float8", parsed.open[sel]),
                 ("float8", parsed.high[sel]), ("float8", parsed.low[sel]), ("float8", parsed.close[sel]),
                 ("float8", parsed.volume[sel]), ("int8", tx), ("float8", vwap[sel] if vw_ok else None)]))
     return bulk.concat_copy(parts)
+
+
+def _bigint(values: np.ndarray) -> np.ndarray:
+    """Whole numbers as int64, refusing any outside bigint's range: numpy's cast would wrap them
+    to -2**63 without a word (the parser rejects them; this keeps the encoder honest on its own)."""
+    if not ((values >= -COUNT_LIMIT) & (values < COUNT_LIMIT)).all():
+        raise InputError(f"a transactions value outside bigint's range reached the writer "
+                         f"({values[(values < -COUNT_LIMIT) | (values >= COUNT_LIMIT)][0]:g})")
+    return values.astype(np.int64)
 
 
 def _day_has_rows(cur: psycopg.Cursor, day: date) -> bool:

@@ -27,7 +27,7 @@ from kapman.ids import ticker_id
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 from kapman.step import StepResult
-from kapman.symbols import MAX_LENGTH, is_index
+from kapman.symbols import is_index, is_symbol
 from kapman.ticker_types import DEFAULT_TYPES, parse_types
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class TickersDetails:
     deactivated: int = 0
     duplicates: int = 0
     invalid: int = 0
+    invalid_by_reason: dict[str, int] = field(default_factory=dict)
     excluded_by_type: dict[str, int] = field(default_factory=dict)
     delisted_kept: int = 0
     delisted_outside_window: int = 0
@@ -80,6 +81,9 @@ class Selection:
     listed: set[str] = field(default_factory=set)
     duplicates: int = 0
     invalid: int = 0
+    #: reason -> records rejected for it (``INVALID_REASONS``), and a few samples naming them.
+    invalid_by_reason: Counter[str] = field(default_factory=Counter)
+    invalid_samples: dict[str, list[str]] = field(default_factory=dict)
     excluded_by_type: dict[str, int] = field(default_factory=dict)
     delisted_kept: int = 0
     #: delisted before the retention window (or without a delisting time): no bars to keep.
@@ -91,48 +95,74 @@ def _timestamp(value: Any) -> datetime | None:
     """A vendor ``*_utc`` field as an aware UTC instant, or None when absent or unreadable.
 
     The field's name states its zone: a time without an offset, or a bare date (its midnight),
-    is UTC.  Comparing a naive value with an aware one used to end the run in a traceback.
+    is UTC.  Comparing a naive value with an aware one used to end the run in a traceback, and so
+    did an instant that leaves datetime's range in UTC (``9999-12-31T23:59:59-01:00``): unreadable.
     """
     if not value or not isinstance(value, str):
         return None
     try:
         when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-def _valid_symbol(symbol: str) -> bool:
-    return bool(symbol) and len(symbol) <= MAX_LENGTH and symbol.isascii() and not any(c.isspace() for c in symbol)
-
-
-#: The record's fields stored as text: each must be absent, null or a string without NUL (which
-#: PostgreSQL text cannot hold); a record with another value is invalid, not the whole run.
+#: The record's fields stored as text: each must be absent, null or a string PostgreSQL text can
+#: hold (no NUL, nothing UTF-8 cannot encode, such as a lone surrogate from a JSON ``\ud800``); a
+#: record with another value is invalid, not the whole run.
 TEXT_FIELDS = ("name", "market", "locale", "type", "primary_exchange", "currency_name", "cik",
                "composite_figi", "share_class_figi")
+SAMPLES_PER_REASON = 3
 
 
-def _valid_record(rec: Any) -> bool:
-    if not isinstance(rec, dict):
+def _storable_text(value: Any) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, str) or "\x00" in value:
         return False
-    return all(v is None or isinstance(v, str) and "\x00" not in v for v in map(rec.get, TEXT_FIELDS))
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
-def latest_per_symbol(records: list[dict]) -> tuple[dict[str, dict], int, int]:
-    """symbol (exactly as written) -> the record with the newest last_updated_utc; (duplicates, invalid)."""
+def _invalid(rec: Any) -> tuple[str, str] | None:
+    """(reason, sample) when the record cannot be kept, else None.  Reasons: ``not_an_object``;
+    ``bad_symbol``, a ticker that is not a string satisfying ``kapman.symbols.is_symbol``
+    (``BRK.A``, ``AAp`` and ``I:SPX`` do); ``bad_text``, a ``TEXT_FIELDS`` value text cannot hold."""
+    if not isinstance(rec, dict):
+        return "not_an_object", f"{type(rec).__name__} {ascii(rec)[:40]}"
+    ticker = rec.get("ticker")
+    if not isinstance(ticker, str) or not is_symbol(ticker.strip()):
+        return "bad_symbol", f"ticker {ascii(ticker)[:40]} is not a symbol"
+    odd = [name for name in TEXT_FIELDS if not _storable_text(rec.get(name))]
+    if odd:
+        return "bad_text", f"{ticker.strip()}: {odd[0]} {ascii(rec.get(odd[0]))[:40]} cannot be stored as text"
+    return None
+
+
+def latest_per_symbol(records: list[dict],
+                      samples: dict[str, list[str]] | None = None) -> tuple[dict[str, dict], int, Counter[str]]:
+    """symbol (exactly as written) -> the record with the newest last_updated_utc; (duplicates, the
+    invalid records by reason), with a few samples per reason added to ``samples`` when given."""
     best: dict[str, dict] = {}
-    invalid = 0
+    invalid = Counter[str]()
     for rec in records:
-        symbol = str(rec.get("ticker") or "").strip() if isinstance(rec, dict) else ""
-        if not _valid_symbol(symbol) or not _valid_record(rec):
-            invalid += 1
+        rejected = _invalid(rec)
+        if rejected:
+            reason, sample = rejected
+            invalid[reason] += 1
+            if samples is not None and len(samples.setdefault(reason, [])) < SAMPLES_PER_REASON:
+                samples[reason].append(sample)
             continue
+        symbol = rec["ticker"].strip()
         current = best.get(symbol)
         rank = (_timestamp(rec.get("last_updated_utc")) or _EPOCH,
                 str(rec.get("cik") or ""))
         if current is None or rank > current["_rank"]:
             best[symbol] = {**rec, "_rank": rank, "ticker": symbol}
-    duplicates = len(records) - invalid - len(best)
+    duplicates = len(records) - invalid.total() - len(best)
     return best, duplicates, invalid
 
 
@@ -141,9 +171,11 @@ def select(active: list[dict], delisted: list[dict], types: tuple[str, ...], sin
 
     A symbol both listed and delisted (a ticker reused by a new company) is the listed one.
     """
-    listed, dup_a, bad_a = latest_per_symbol(active)
-    gone, dup_d, bad_d = latest_per_symbol(delisted)
-    out = Selection(listed=set(listed), duplicates=dup_a + dup_d, invalid=bad_a + bad_d)
+    samples: dict[str, list[str]] = {}
+    listed, dup_a, bad_a = latest_per_symbol(active, samples)
+    gone, dup_d, bad_d = latest_per_symbol(delisted, samples)
+    out = Selection(listed=set(listed), duplicates=dup_a + dup_d, invalid=(bad_a + bad_d).total(),
+                    invalid_by_reason=bad_a + bad_d, invalid_samples=samples)
     wanted, excluded = set(types), Counter[str]()
     for symbol, rec in listed.items():
         if rec.get("type") in wanted:
@@ -210,9 +242,10 @@ def _fetch(client: PolygonClient, progress: Progress) -> _Fetched:
 def add_indices(chosen: Selection, records: list[dict]) -> None:
     """The listed indices (the ``I:`` namespace: ``I:SPX``, ``I:VIX``), whatever their type: their
     option chains are the largest gamma books; they have no stock bars."""
-    listed, duplicates, invalid = latest_per_symbol(records)
+    listed, duplicates, invalid = latest_per_symbol(records, chosen.invalid_samples)
     chosen.duplicates += duplicates
-    chosen.invalid += invalid
+    chosen.invalid += invalid.total()
+    chosen.invalid_by_reason.update(invalid)
     for symbol, rec in listed.items():
         if is_index(symbol):
             chosen.kept[symbol] = {**rec, "active": True}
@@ -262,6 +295,8 @@ def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bo
     chosen = select(fetched.active, fetched.delisted, types, retention_start())
     add_indices(chosen, fetched.indices)
     result.read, result.rejected = fetched.records, chosen.invalid
+    for reason, count in sorted(chosen.invalid_by_reason.items()):
+        result.note(f"invalid {reason}: {count} (e.g. {'; '.join(chosen.invalid_samples.get(reason, []))})")
     if not any(rec["active"] for rec in chosen.kept.values()):
         # An empty list would mark every ticker inactive: refuse rather than trust it.
         result.nothing(f"the reference API listed no active ticker of the types {','.join(types)} "
@@ -275,7 +310,8 @@ def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bo
     result.details = TickersDetails(
         existing=existing, pages=fetched.pages, records=fetched.records, kept=len(chosen.kept),
         inserted=counts.inserted, updated=counts.updated, deactivated=deactivated, duplicates=chosen.duplicates,
-        invalid=chosen.invalid, excluded_by_type=dict(chosen.excluded_by_type), delisted_kept=chosen.delisted_kept,
+        invalid=chosen.invalid, invalid_by_reason=dict(sorted(chosen.invalid_by_reason.items())),
+        excluded_by_type=dict(chosen.excluded_by_type), delisted_kept=chosen.delisted_kept,
         delisted_outside_window=chosen.delisted_outside_window, types=list(types), indices=chosen.indices,
         requests=stats.requests - requests0, retries=stats.retries - retries0)
     return result

@@ -4,6 +4,7 @@ ambiguous symbols, per-object 403s, dropped chunks, the retention cutoff, the fr
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from collections.abc import Iterator
 from datetime import date
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 
 from kapman.errors import AuthError, UsageError
+from kapman.ingest.daybars import parse_day_file
 from kapman.ingest.ohlcv import OhlcvDetails, OhlcvParams, ingest
 from kapman.providers.flatfiles import FlatFileSource, MirrorSource, S3Source
 from kapman.providers.grouped import GroupedDailySource
@@ -401,6 +403,28 @@ def test_rows_of_another_day_are_rejected_and_named(reference_db: psycopg.Connec
     assert bar(reference_db, "AAPL", END) is None and bar(reference_db, "MSFT", END) is not None
     (sample,) = result.details.reject_samples["other_day"]
     assert "AAPL has a window_start outside the file's day 2025-12-19" in sample
+
+
+def test_a_junk_ticker_and_a_count_past_bigint_are_rejected_and_the_rest_stored(
+        reference_db: psycopg.Connection, market: Market, s3: tuple[SandboxS3, S3Source]) -> None:
+    """A NUL ticker used to be kept as an unknown symbol (whose sample the run ledger's jsonb then
+    refused), and 2**63-1 transactions stored as -2**63."""
+    server, source = s3
+    clean = parse_day_file(market.flat_file_csv_gz(END), "k", END)
+    result = _tampered(server, source, reference_db,
+                       rows={"MSFT": {"ticker": "MS\x00FT"}, "AAPL": {"transactions": str(2**63 - 1)}})
+    assert result.details.rejected_by_reason == {"bad_symbol": 1, "bad_transactions": 1} and not result.failures
+    (junk,) = result.details.reject_samples["bad_symbol"]
+    assert junk.endswith("'MS\\x00FT' is not a symbol (a letter, then letters, digits or '.', at most 20; "
+                         "or an index's I: before one)")
+    assert bar(reference_db, "AAPL", END) is None and bar(reference_db, "MSFT", END) is None
+    assert day_count(reference_db, END) == len(clean.symbols) - 2 - result.details.unknown_rows
+    i = clean.symbols.tolist().index("NVDA")
+    assert bar(reference_db, "NVDA", END) == (clean.open[i], clean.high[i], clean.low[i], clean.close[i],
+                                              clean.volume[i], int(clean.transactions[i]))
+    assert reference_db.execute("SELECT min(transactions) FROM ohlcv WHERE date = %s", (END,)).fetchone()[0] >= 0
+    summary = json.dumps(result.as_dict(), default=str)      # as the run ledger stores it
+    assert reference_db.execute("SELECT %s::jsonb ->> 'step'", (summary,)).fetchone() == ("ohlcv",)
 
 
 def test_an_extra_column_is_ignored_and_a_missing_transactions_column_is_null(

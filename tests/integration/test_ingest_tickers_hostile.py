@@ -63,3 +63,30 @@ def test_a_date_only_delisted_utc_is_that_day(fresh_db: str, rest: SandboxRestSe
     with psycopg.connect(fresh_db) as conn:
         rows = conn.execute("SELECT delisted_utc FROM tickers WHERE delisted_utc::date = '2025-06-02'").fetchall()
     assert rows and all(r[0].isoformat() == "2025-06-02T00:00:00+00:00" for r in rows)
+
+
+def test_a_record_whose_ticker_is_not_a_symbol_is_rejected_by_reason_and_the_rest_stored(
+        db: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer) -> None:
+    """``"ticker": true`` used to be stored as the ticker 'True'."""
+    first = next(iter(polygon.ticker_pages()))[0]["ticker"]
+    clean = ingest_tickers(db, polygon, force=True)
+    stored = {r[0] for r in db.execute("SELECT symbol FROM tickers").fetchall()}
+    db.execute("TRUNCATE tickers CASCADE")
+    rest.faults.patch("ticker", True, times=1, index=0, path_prefix=TICKERS)
+    result = ingest_tickers(db, polygon, force=True)
+    assert result.exit_code == 0 and result.details.invalid_by_reason == {"bad_symbol": 1}
+    assert result.rejected == 1 and result.details.kept == clean.details.kept - 1
+    assert "invalid bad_symbol: 1 (e.g. ticker True is not a symbol)" in result.notes
+    assert {r[0] for r in db.execute("SELECT symbol FROM tickers").fetchall()} == stored - {first}
+
+
+def test_a_last_updated_utc_beyond_datetimes_range_is_absent_for_that_record(
+        db: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer) -> None:
+    """It used to end the whole step in an OverflowError traceback."""
+    first = next(iter(polygon.ticker_pages()))[0]["ticker"]
+    rest.faults.patch("last_updated_utc", "9999-12-31T23:59:59-01:00", times=1, index=0, path_prefix=TICKERS)
+    result = ingest_tickers(db, polygon, force=True)
+    assert result.exit_code == 0 and result.rejected == 0
+    rows = dict(db.execute("SELECT symbol, last_updated_utc FROM tickers").fetchall())
+    assert rows[first] is None and len(rows) == result.details.kept
+    assert sum(v is None for v in rows.values()) == 1
