@@ -174,7 +174,11 @@ def select(active: list[dict], delisted: list[dict], types: tuple[str, ...], sin
     samples: dict[str, list[str]] = {}
     listed, dup_a, bad_a = latest_per_symbol(active, samples)
     gone, dup_d, bad_d = latest_per_symbol(delisted, samples)
-    out = Selection(listed=set(listed), duplicates=dup_a + dup_d, invalid=(bad_a + bad_d).total(),
+    # A listed record refused for another field than its symbol is still listed: its stored row is
+    # left as it was, not marked inactive for a bad name.
+    still_listed = {r["ticker"].strip() for r in active
+                    if isinstance(r, dict) and isinstance(r.get("ticker"), str) and is_symbol(r["ticker"].strip())}
+    out = Selection(listed=set(listed) | still_listed, duplicates=dup_a + dup_d, invalid=(bad_a + bad_d).total(),
                     invalid_by_reason=bad_a + bad_d, invalid_samples=samples)
     wanted, excluded = set(types), Counter[str]()
     for symbol, rec in listed.items():

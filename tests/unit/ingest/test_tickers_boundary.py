@@ -73,6 +73,7 @@ def test_a_text_field_utf8_cannot_encode_makes_its_record_invalid(field: str) ->
     from kapman.ingest.tickers import _row, select
     out = select([{**GOOD, "ticker": "AAPL", field: "Apple \ud800"}, GOOD], [], ("CS",), SINCE)
     assert list(out.kept) == ["MSFT"] and out.invalid_by_reason == {"bad_text": 1}
+    assert out.listed == {"AAPL", "MSFT"}   # AAPL's stored row stays as it was, active: only its text was bad
     assert out.invalid_samples == {"bad_text": [f"AAPL: {field} 'Apple \\ud800' cannot be stored as text"]}
     for value in _row("MSFT", out.kept["MSFT"])[1:11]:
         assert value is None or value.encode("utf-8")
