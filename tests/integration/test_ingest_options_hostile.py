@@ -93,6 +93,8 @@ def test_one_contract_with_open_interest_1e300_loses_only_itself(
 
 @pytest.mark.parametrize(("fault", "said"), [
     ({"kind": "body", "body": "<html>proxy error</html>"}, "response is not JSON (received 24 bytes"),
+    ({"kind": "body", "body": '{"x": ' + "[" * 5000 + "]" * 5000 + ', "results": []}'},
+     "response is not JSON (received 10022 bytes"),  # deeper than the stack: not RecursionError
     ({"kind": "reshape", "fields": {"results": {"x": 1}}}, "results is a JSON dict, not a list"),
     ({"kind": "reshape", "fields": {"next_url": 42}}, "next_url is 42, not a URL"),
 ])
