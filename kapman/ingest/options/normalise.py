@@ -381,12 +381,14 @@ class ChainNormaliser:
         self._kept: dict[tuple, tuple] = {}
         self._parsed: dict[Any, Any] = {}  # contract_row's memo
         self._expiries: dict[str, date] = {}
+        self._yymmdd: dict[str, str] = {}  # each expiration as its tickers spell it
         self._strikes: dict[Any, Decimal] = {}  # int and float strikes of equal value quantise alike
 
     def add(self, results: list[Any]) -> None:
         out, kept, today = self.out, self._kept, self.today
         snapshot_time, ticker_id = self.snapshot_time, self.ticker_id
         expiries, strikes, types = self._expiries, self._strikes, OPTION_TYPES
+        yymmdd, is_ticker = self._yymmdd, _OPTION_TICKER.fullmatch
         num, whole, empty = _num, _int, _EMPTY
         epoch, micros, frames, ns_limit = _UNIX_EPOCH, timedelta, TIMEFRAMES, NS_LIMIT
         out.contracts += len(results)
@@ -414,6 +416,7 @@ class ChainNormaliser:
                         try:
                             if expiration is None:
                                 expiration = expiries[raw_expiry] = _expiration(raw_expiry)
+                                yymmdd[raw_expiry] = f"{expiration:%y%m%d}"
                             if strike is None:
                                 strike = strikes[raw_strike] = strike_of(raw_strike)
                         except Malformed:
@@ -506,7 +509,9 @@ class ChainNormaliser:
                                 and (iv is None or 0.0 <= iv <= IV_MAX)
                                 and (delta is None or -1.0 <= delta <= 1.0)
                                 and (row[21] is None or 0.0 <= row[21] <= PRICE_MAX)
-                                and ticker_problem(contract_symbol, raw_expiry, option_type) is None
+                                and contract_symbol[-15:-9] == yymmdd[raw_expiry]
+                                and contract_symbol[-9:-8] == option_type
+                                and is_ticker(contract_symbol)
                             ):
                                 row = None
             if row is None:
