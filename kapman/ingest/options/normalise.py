@@ -229,6 +229,16 @@ def freshness(quote: dict, trade: dict, day: dict) -> tuple[datetime | None, dat
             timeframe if isinstance(timeframe, str) and timeframe in TIMEFRAMES else None, _num(day.get("close")))
 
 
+#: How much of an unusable value a drop sample quotes.
+SHOWN = 48
+
+
+def _shown(value: Any) -> str:
+    """``value``'s repr for a drop sample, cut to SHOWN characters (a vendor's text can be any length)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+
+
 #: A strike given as text: ASCII digits with an optional sign and decimal point (no exponent,
 #: no ``_`` separators, no other scripts' digits, which ``Decimal`` would all accept).
 _DECIMAL_TEXT = re.compile(r"\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*", re.ASCII)
@@ -239,13 +249,13 @@ def strike_of(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         raise Malformed("no strike_price")
     if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value):
-        raise Malformed(f"strike_price {value!r} is not a number")
+        raise Malformed(f"strike_price {_shown(value)} is not a number")
     try:
         strike = Decimal(str(value).strip()).quantize(STRIKE_QUANTUM, rounding=ROUND_HALF_EVEN)
     except InvalidOperation:
-        raise Malformed(f"strike_price {value!r} is not a number") from None
+        raise Malformed(f"strike_price {_shown(value)} is not a number") from None
     if not strike.is_finite() or strike <= 0 or strike >= STRIKE_LIMIT:
-        raise Malformed(f"strike_price {value!r} out of range")
+        raise Malformed(f"strike_price {_shown(value)} out of range")
     return strike
 
 
@@ -257,11 +267,11 @@ def _expiration(value: Any) -> date:
     if not value:
         raise Malformed("no expiration_date")
     if type(value) is not str or not _ISO_DATE.fullmatch(value):
-        raise Malformed(f"expiration_date {value!r} is not a date (YYYY-MM-DD)")
+        raise Malformed(f"expiration_date {_shown(value)} is not a date (YYYY-MM-DD)")
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise Malformed(f"expiration_date {value!r} is not a date") from None
+        raise Malformed(f"expiration_date {_shown(value)} is not a date") from None
 
 
 #: The vendor's option ticker: ``O:``, the root, the expiration as YYMMDD, C or P, the strike in
@@ -275,9 +285,9 @@ def ticker_problem(symbol: str, expiration: str, option_type: str) -> str | None
     type (C/P), or None."""
     match = _OPTION_TICKER.fullmatch(symbol)
     if match is None:
-        return f"contract ticker {symbol!r} is not an option ticker (O:, root, YYMMDD, C or P, 8-digit strike)"
+        return f"contract ticker {_shown(symbol)} is not an option ticker (O:, root, YYMMDD, C or P, 8-digit strike)"
     if match[1] != expiration[2:4] + expiration[5:7] + expiration[8:10] or match[2] != option_type:
-        return f"contract ticker {symbol!r} is not the contract's ({expiration}, {option_type})"
+        return f"contract ticker {_shown(symbol)} is not the contract's ({expiration}, {option_type})"
     return None
 
 
@@ -303,12 +313,12 @@ def contract_row(
         return "other"
     option_type = OPTION_TYPES.get(kind) if isinstance(kind, str) else None
     if option_type is None:
-        raise Malformed(f"contract_type {kind!r}" if kind else "no contract_type")
+        raise Malformed(f"contract_type {_shown(kind)}" if kind else "no contract_type")
     symbol = details.get("ticker")
     if not isinstance(symbol, str) or not symbol.strip():
         raise Malformed("no contract ticker")
     if "\x00" in symbol:
-        raise Malformed(f"contract ticker {symbol!r} holds a NUL character")
+        raise Malformed(f"contract ticker {_shown(symbol)} holds a NUL character")
     parsed = {} if parsed is None else parsed
     raw_expiry, raw_strike = details.get("expiration_date"), details.get("strike_price")
     key_e, key_s = ("e", raw_expiry), ("s", type(raw_strike), raw_strike)

@@ -394,3 +394,12 @@ def test_real_values_at_the_edges_are_kept() -> None:
             4.3, 4.2, 8.5, 1.0, 0.0, 85, 2, 100, 1e-4]
         assert [type(row[COL[c]]) for c in ("volume", "open_interest", "shares_per_contract")] == [int] * 3
     assert [chain.rows[1][COL[c]] for c in ("delta", "implied_volatility", "bid")] == [-1.0, 1000.0, 1e8]
+
+
+def test_a_long_unusable_value_is_quoted_cut() -> None:
+    """A drop sample is one line of the run's summary: a long text is cut, not quoted whole."""
+    ticker = "O:" + "A" * 5000
+    said = dropped_alone(contract(ticker_=ticker))
+    assert said == (f"contract ticker '{ticker[:44]}... is not an option ticker "
+                    "(O:, root, YYMMDD, C or P, 8-digit strike)")
+    assert dropped_alone(contract(strike_price="9" * 400)) == f"strike_price '{'9' * 44}... is not a number"
