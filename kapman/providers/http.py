@@ -138,7 +138,7 @@ def decode_json(body: bytes, shown: str, symbol: str | None = None) -> dict[str,
     except ValueError:
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # nesting deeper than the interpreter's stack: not a page
             raise TransientProviderError(f"{shown}: response is not JSON ({received(body)})",
                                          url=shown, symbol=symbol) from None
     if not isinstance(data, dict):

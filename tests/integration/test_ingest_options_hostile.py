@@ -93,6 +93,8 @@ def test_one_contract_with_open_interest_1e300_loses_only_itself(
 
 @pytest.mark.parametrize(("fault", "said"), [
     ({"kind": "body", "body": "<html>proxy error</html>"}, "response is not JSON (received 24 bytes"),
+    ({"kind": "body", "body": '{"x": ' + "[" * 5000 + "]" * 5000 + ', "results": []}'},
+     "response is not JSON (received 10022 bytes"),  # deeper than the stack: not RecursionError
     ({"kind": "reshape", "fields": {"results": {"x": 1}}}, "results is a JSON dict, not a list"),
     ({"kind": "reshape", "fields": {"next_url": 42}}, "next_url is 42, not a URL"),
 ])
@@ -111,3 +113,37 @@ def test_a_bad_page_is_retried_then_fails_only_its_symbol(
     assert failed.outcomes["ORCL"].status == "failed" and said in reason and "gave up after 5 attempts" in reason
     assert failed.outcomes["DIA"].status == "ok"
     assert rows_by_key(odb, "ORCL") == stored
+
+
+def test_a_ticker_with_a_lone_surrogate_loses_only_its_contract(
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer,
+) -> None:
+    """The escaped surrogate makes orjson refuse the page and the json module decode it; the COPY
+    encoder used to raise UnicodeEncodeError and lose the whole chain."""
+    rest.faults.patch("details.ticker", "O:ORCL\ud800", symbol="ORCL")
+    first = run(options_url, polygon, ["ORCL"])
+    outcome = first.outcomes["ORCL"]
+    assert outcome.status == "ok" and outcome.dropped == {"malformed": 1}
+    assert outcome.samples == ["contract ticker 'O:ORCL\\ud800' is not an option ticker "
+                               "(O:, root, YYMMDD, C or P, 8-digit strike)"]
+    stored = rows_by_key(odb, "ORCL")
+    assert len(stored) == outcome.rows > 250  # the rest of the chain, beyond its first page
+    run(options_url, polygon, ["ORCL"])  # the same snapshot unharmed adds just that contract
+    complete = rows_by_key(odb, "ORCL")
+    missing = set(complete) - set(stored)
+    assert len(missing) == 1 and {k: complete[k] for k in stored} == stored
+    assert complete[missing.pop()][5].startswith("O:ORCL")
+
+
+def test_a_quote_time_beyond_datetime_is_stored_null(
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer,
+) -> None:
+    """A NaN sends the page to the json module, which keeps 10**22 an int: its time used to raise
+    OverflowError and fail the symbol."""
+    rest.faults.patch("last_quote", {"bid": 1.25, "ask": float("nan"), "last_updated": 10**22}, symbol="ORCL")
+    first = run(options_url, polygon, ["ORCL"])
+    outcome = first.outcomes["ORCL"]
+    assert outcome.status == "ok" and outcome.dropped == {} and outcome.rows == len(rows_by_key(odb, "ORCL"))
+    unquoted = odb.execute("SELECT bid, ask, quote_updated_at FROM options_chains WHERE ask IS NULL").fetchall()
+    assert unquoted == [(1.25, None, None)]
+    assert odb.execute("SELECT count(*) FROM options_chains WHERE quote_updated_at IS NULL").fetchone() == (1,)

@@ -30,7 +30,8 @@ class Canned(PolygonHTTP):
 
 
 def contract(i: int) -> dict:
-    return {"details": {"contract_type": "call" if i % 2 else "put", "ticker": f"O:X{i}", "strike_price": 10 + i,
+    return {"details": {"contract_type": "call" if i % 2 else "put",
+                        "ticker": f"O:X260116{'C' if i % 2 else 'P'}{(10 + i) * 1000:08d}", "strike_price": 10 + i,
                         "expiration_date": "2026-01-16", "shares_per_contract": 100},
             "greeks": {"delta": 0.5} if i % 3 else None, "open_interest": i, "note": "a ] b [ \" ]"}
 

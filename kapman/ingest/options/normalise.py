@@ -7,12 +7,21 @@ The vendor's rough edges are handled here, each counted rather than crashing the
   values stay NULL, never 0 (a zero delta is a real, different statement).
 - ``contract_type: other`` cannot be stored as 'C'/'P' and is dropped (``other``).
 - A contract that expired before the snapshot's New York date is dropped (``expired``).
-- A contract without a usable strike, expiration, type or symbol (one without NUL, which a text
-  column cannot hold) is ``malformed``, and so is one
-  with a number out of range for its column (``insane``): a sane contract has a whole
-  ``shares_per_contract`` in 1..2**31-1, a ``volume`` and ``open_interest`` in 0..2**63-1, and
-  prices (underlying, bid, ask, last) and implied volatility that are not negative.  Only that
+- A contract without a usable strike, expiration, type or symbol is ``malformed``.  The expiration
+  is a string ``YYYY-MM-DD`` and nothing else; the strike a number (not a bool) or an ASCII
+  decimal string; the symbol the vendor's option ticker (``O:``, an ASCII root of 1 to 6 letters
+  or digits such as ``AAPL``, ``SPXW`` or the adjusted ``AAPL1``, the expiration as YYMMDD, C or P,
+  the strike in thousandths as 8 digits) whose expiration and type are the contract's own.  Its
+  strike is not compared: it has three decimals, the column four.
+- So is a contract with a number out of range for its column (``insane``): a sane contract has a
+  whole ``shares_per_contract`` in 1..2**31-1, a whole ``volume`` and ``open_interest`` in
+  0..2**63-1 (a fractional count is refused, not rounded), prices (bid, ask, last, the day's
+  close) in 0..1e8 and an underlying price in (0..1e8] (no price reaches the strike column's
+  10**8), an implied volatility in 0..1000 (a generous cap: real ones exceed 5, 1000 is
+  100,000 %) and a delta in -1..1.  A crossed quote (bid above ask) is real and kept.  Only that
   contract is dropped, named in the samples; the chain is kept.
+- A quote or trade time that is not a positive integer of nanoseconds within datetime's range
+  (through year 9999) is stored NULL, as an absent one is.
 - Freshness is kept (migration 0010): the last quote's and last trade's times, the timeframe
   (REAL-TIME or DELAYED: the quote's, else the trade's) and the day's close.  ``last`` is the last
   trade's price only (NULL without a trade); ``day_close`` keeps the session's close beside it.
@@ -27,6 +36,7 @@ The vendor's rough edges are handled here, each counted rather than crashing the
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -106,27 +116,46 @@ DROP_LABELS = {
 #: The integer columns' ranges: shares_per_contract is int4, volume and open_interest int8.
 INT4_MAX = 2**31 - 1
 INT8_MAX = 2**63 - 1
+#: The highest sane price (bid, ask, last, close, underlying): below the strike column's 10**8.
+PRICE_MAX = 1e8
+#: The highest sane implied volatility: 1000 (100,000 %); real ones exceed 5 on short expiries.
+IV_MAX = 1000.0
+#: The lowest sane underlying price: above zero (a stock or index at 0 is no quote).
+_ABOVE_ZERO = math.ulp(0.0)
 #: (column index in a row, field name as the vendor spells it, lowest sane value, highest).
 _RANGES = (
     (6, "shares_per_contract", 1, INT4_MAX),
-    (7, "underlying_asset.price", 0.0, math.inf),
-    (8, "last_quote.bid", 0.0, math.inf),
-    (9, "last_quote.ask", 0.0, math.inf),
-    (10, "last_trade.price", 0.0, math.inf),
+    (7, "underlying_asset.price", _ABOVE_ZERO, PRICE_MAX),
+    (8, "last_quote.bid", 0.0, PRICE_MAX),
+    (9, "last_quote.ask", 0.0, PRICE_MAX),
+    (10, "last_trade.price", 0.0, PRICE_MAX),
     (11, "day.volume", 0, INT8_MAX),
     (12, "open_interest", 0, INT8_MAX),
-    (13, "implied_volatility", 0.0, math.inf),
+    (13, "implied_volatility", 0.0, IV_MAX),
+    (14, "greeks.delta", -1.0, 1.0),
+    (21, "day.close", 0.0, PRICE_MAX),
 )
+#: The counts (shares_per_contract, day.volume, open_interest), which must be whole: ``_int``
+#: leaves a fractional float as it is for ``insane`` to refuse.
+_WHOLE = (6, 11, 12)
+COLUMN_NAMES = {index: name for index, name, _low, _high in _RANGES}
+
+
+def _bound(value: float) -> str:
+    return {INT4_MAX: "2**31-1", INT8_MAX: "2**63-1", _ABOVE_ZERO: "above 0"}.get(value, f"{value:g}")
 
 
 def insane(row: tuple) -> str | None:
     """Why a contract's row cannot be stored as it is (a number out of range for its column), or None."""
+    for index in _WHOLE:
+        value = row[index]
+        if type(value) is float:
+            return f"{row[5]}: {COLUMN_NAMES[index]} {value:.6g} is not a whole number"
     for index, name, low, high in _RANGES:
         value = row[index]
         if value is not None and not low <= value <= high:
             shown = f"{value:.6g}" if isinstance(value, float) or abs(value) > 10**15 else str(value)
-            top = "2**31-1" if high == INT4_MAX else "2**63-1" if high == INT8_MAX else "inf"
-            return f"{row[5]}: {name} {shown} is out of range ({low:g}..{top})"
+            return f"{row[5]}: {name} {shown} is out of range ({_bound(low)}..{_bound(high)})"
     return None
 
 
@@ -163,12 +192,14 @@ def _num(value: Any) -> float | None:
     return None
 
 
-def _int(value: Any) -> int | None:
+def _int(value: Any) -> int | float | None:
+    """A whole number as an int; a fractional finite float as it is (``insane`` refuses it where a
+    count must be whole); None for anything else."""
     kind = type(value)
     if kind is int:
         return value
     if kind is float and math.isfinite(value):
-        return int(round(value))
+        return int(value) if value.is_integer() else value
     return None
 
 
@@ -177,9 +208,15 @@ _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TIMEFRAMES = frozenset({"REAL-TIME", "DELAYED"})
 
 
+#: Nanoseconds since the epoch beyond which a datetime cannot hold the time (after year 9999).
+NS_LIMIT = ((datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _UNIX_EPOCH) // timedelta(microseconds=1)
+            + 1) * 1000 - 1
+
+
 def ns_time(value: Any) -> datetime | None:
-    """A vendor timestamp (integer nanoseconds since the epoch) as an aware datetime (to the us)."""
-    if type(value) is not int or value <= 0:
+    """A vendor timestamp (integer nanoseconds since the epoch) as an aware datetime (to the us);
+    None when absent, not a positive integer or beyond datetime's range."""
+    if type(value) is not int or not 0 < value <= NS_LIMIT:
         return None
     return _UNIX_EPOCH + timedelta(microseconds=value // 1000)
 
@@ -192,26 +229,66 @@ def freshness(quote: dict, trade: dict, day: dict) -> tuple[datetime | None, dat
             timeframe if isinstance(timeframe, str) and timeframe in TIMEFRAMES else None, _num(day.get("close")))
 
 
+#: How much of an unusable value a drop sample quotes.
+SHOWN = 48
+
+
+def _shown(value: Any) -> str:
+    """``value``'s repr for a drop sample, cut to SHOWN characters (a vendor's text can be any length)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+
+
+#: A strike given as text: ASCII digits with an optional sign and decimal point (no exponent,
+#: no ``_`` separators, no other scripts' digits, which ``Decimal`` would all accept).
+_DECIMAL_TEXT = re.compile(r"\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*", re.ASCII)
+
+
 def strike_of(value: Any) -> Decimal:
     """The strike as numeric(12,4): via ``str`` so 150.1 is 150.1000, not the float's binary tail."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         raise Malformed("no strike_price")
+    if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value):
+        raise Malformed(f"strike_price {_shown(value)} is not a number")
     try:
         strike = Decimal(str(value).strip()).quantize(STRIKE_QUANTUM, rounding=ROUND_HALF_EVEN)
     except InvalidOperation:
-        raise Malformed(f"strike_price {value!r} is not a number") from None
+        raise Malformed(f"strike_price {_shown(value)} is not a number") from None
     if not strike.is_finite() or strike <= 0 or strike >= STRIKE_LIMIT:
-        raise Malformed(f"strike_price {value!r} out of range")
+        raise Malformed(f"strike_price {_shown(value)} out of range")
     return strike
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+
+
 def _expiration(value: Any) -> date:
+    """The expiration: a string YYYY-MM-DD exactly (no other ISO form, no number, nothing after it)."""
     if not value:
         raise Malformed("no expiration_date")
+    if type(value) is not str or not _ISO_DATE.fullmatch(value):
+        raise Malformed(f"expiration_date {_shown(value)} is not a date (YYYY-MM-DD)")
     try:
-        return date.fromisoformat(str(value)[:10])
+        return date.fromisoformat(value)
     except ValueError:
-        raise Malformed(f"expiration_date {value!r} is not a date") from None
+        raise Malformed(f"expiration_date {_shown(value)} is not a date") from None
+
+
+#: The vendor's option ticker: ``O:``, the root, the expiration as YYMMDD, C or P, the strike in
+#: thousandths.  The root is the underlying's symbol without punctuation, or another the exchange
+#: lists (``SPXW`` for an index's weeklies, ``AAPL1`` for an adjusted contract): not compared.
+_OPTION_TICKER = re.compile(r"O:[A-Z0-9]{1,6}([0-9]{6})([CP])[0-9]{8}", re.ASCII)
+
+
+def ticker_problem(symbol: str, expiration: str, option_type: str) -> str | None:
+    """Why ``symbol`` is not the option ticker of a contract of that expiration (YYYY-MM-DD) and
+    type (C/P), or None."""
+    match = _OPTION_TICKER.fullmatch(symbol)
+    if match is None:
+        return f"contract ticker {_shown(symbol)} is not an option ticker (O:, root, YYMMDD, C or P, 8-digit strike)"
+    if match[1] != expiration[2:4] + expiration[5:7] + expiration[8:10] or match[2] != option_type:
+        return f"contract ticker {_shown(symbol)} is not the contract's ({expiration}, {option_type})"
+    return None
 
 
 def underlying_price(result: dict) -> float | None:
@@ -236,18 +313,21 @@ def contract_row(
         return "other"
     option_type = OPTION_TYPES.get(kind) if isinstance(kind, str) else None
     if option_type is None:
-        raise Malformed(f"contract_type {kind!r}" if kind else "no contract_type")
+        raise Malformed(f"contract_type {_shown(kind)}" if kind else "no contract_type")
     symbol = details.get("ticker")
     if not isinstance(symbol, str) or not symbol.strip():
         raise Malformed("no contract ticker")
     if "\x00" in symbol:
-        raise Malformed(f"contract ticker {symbol!r} holds a NUL character")
+        raise Malformed(f"contract ticker {_shown(symbol)} holds a NUL character")
     parsed = {} if parsed is None else parsed
     raw_expiry, raw_strike = details.get("expiration_date"), details.get("strike_price")
     key_e, key_s = ("e", raw_expiry), ("s", type(raw_strike), raw_strike)
     expiration = parsed.get(key_e) if isinstance(raw_expiry, str) else None
     if expiration is None:
         expiration = parsed[key_e] = _expiration(raw_expiry)
+    why = ticker_problem(symbol.strip(), expiration.isoformat(), option_type)
+    if why is not None:
+        raise Malformed(why)
     strike = parsed.get(key_s) if isinstance(raw_strike, (int, float, str)) else None
     if strike is None:
         strike = parsed[key_s] = strike_of(raw_strike)
@@ -311,14 +391,16 @@ class ChainNormaliser:
         self._kept: dict[tuple, tuple] = {}
         self._parsed: dict[Any, Any] = {}  # contract_row's memo
         self._expiries: dict[str, date] = {}
+        self._yymmdd: dict[str, str] = {}  # each expiration as its tickers spell it
         self._strikes: dict[Any, Decimal] = {}  # int and float strikes of equal value quantise alike
 
     def add(self, results: list[Any]) -> None:
         out, kept, today = self.out, self._kept, self.today
         snapshot_time, ticker_id = self.snapshot_time, self.ticker_id
         expiries, strikes, types = self._expiries, self._strikes, OPTION_TYPES
+        yymmdd, is_ticker = self._yymmdd, _OPTION_TICKER.fullmatch
         num, whole, empty = _num, _int, _EMPTY
-        epoch, micros, frames = _UNIX_EPOCH, timedelta, TIMEFRAMES
+        epoch, micros, frames, ns_limit = _UNIX_EPOCH, timedelta, TIMEFRAMES, NS_LIMIT
         out.contracts += len(results)
         for result in results:
             row: tuple | None = None
@@ -344,6 +426,7 @@ class ChainNormaliser:
                         try:
                             if expiration is None:
                                 expiration = expiries[raw_expiry] = _expiration(raw_expiry)
+                                yymmdd[raw_expiry] = f"{expiration:%y%m%d}"
                             if strike is None:
                                 strike = strikes[raw_strike] = strike_of(raw_strike)
                         except Malformed:
@@ -415,24 +498,30 @@ class ChainNormaliser:
                                 vega,
                                 # freshness(), inlined: this runs once per contract
                                 epoch + micros(microseconds=qt // 1000) if type(qt := quote.get("last_updated"))
-                                is int and qt > 0 else None,
+                                is int and 0 < qt <= ns_limit else None,
                                 epoch + micros(microseconds=tt // 1000) if type(tt := trade.get("sip_timestamp"))
-                                is int and tt > 0 else None,
+                                is int and 0 < tt <= ns_limit else None,
                                 tf if type(tf := quote.get("timeframe") or trade.get("timeframe")) is str
                                 and tf in frames else None,
                                 v if type(v := day.get("close")) is float and v - v == 0.0 else num(v),
                             )
-                            # The ranges of ``insane`` (and contract_row's NUL rule), inline:
+                            # The ranges of ``insane`` and contract_row's ticker rule, inline:
                             # this runs once per contract.
-                            if "\x00" in contract_symbol or not (
-                                (shares is None or 0 < shares <= INT4_MAX)
-                                and (volume is None or 0 <= volume <= INT8_MAX)
-                                and (open_interest is None or 0 <= open_interest <= INT8_MAX)
-                                and (underlying is None or underlying >= 0.0)
-                                and (bid is None or bid >= 0.0)
-                                and (ask is None or ask >= 0.0)
-                                and (last is None or last >= 0.0)
-                                and (iv is None or iv >= 0.0)
+                            if not (
+                                (shares is None or type(shares) is int and 0 < shares <= INT4_MAX)
+                                and (volume is None or type(volume) is int and 0 <= volume <= INT8_MAX)
+                                and (open_interest is None or type(open_interest) is int
+                                     and 0 <= open_interest <= INT8_MAX)
+                                and (underlying is None or 0.0 < underlying <= PRICE_MAX)
+                                and (bid is None or 0.0 <= bid <= PRICE_MAX)
+                                and (ask is None or 0.0 <= ask <= PRICE_MAX)
+                                and (last is None or 0.0 <= last <= PRICE_MAX)
+                                and (iv is None or 0.0 <= iv <= IV_MAX)
+                                and (delta is None or -1.0 <= delta <= 1.0)
+                                and (row[21] is None or 0.0 <= row[21] <= PRICE_MAX)
+                                and contract_symbol[-15:-9] == yymmdd[raw_expiry]
+                                and contract_symbol[-9:-8] == option_type
+                                and is_ticker(contract_symbol)
                             ):
                                 row = None
             if row is None:

@@ -43,3 +43,13 @@ def test_errors_unchanged() -> None:
     with pytest.raises(ProviderError, match="unexpected response shape") as info:
         decode(b"[1, 2]")
     assert not isinstance(info.value, TransientProviderError)
+
+
+@pytest.mark.parametrize("prefix", [b"", b"\xef\xbb\xbf"], ids=["plain", "bom"])
+def test_nesting_deeper_than_the_stack_is_not_json(prefix: bytes) -> None:
+    """orjson refuses it (depth 1024) and the json module used to raise RecursionError, which
+    failed an options symbol as an unexpected error instead of a page that is not JSON."""
+    body = prefix + b'{"status": "OK", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b', "results": []}'
+    with pytest.raises(TransientProviderError, match=r"^/v3/x: response is not JSON \(received 200") as info:
+        decode(body)
+    assert info.value.symbol == "AAPL"

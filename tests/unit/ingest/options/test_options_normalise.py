@@ -51,6 +51,11 @@ def contract(**over: object) -> dict:
             target.pop(name, None)
         else:
             target[name] = value
+    details = base["details"] or {}
+    if "ticker_" not in over and details.get("contract_type") in ("call", "put") and isinstance(
+            details.get("expiration_date"), str):  # the ticker follows the expiration and type
+        yymmdd = details["expiration_date"][2:10].replace("-", "")
+        details["ticker"] = f"O:AAPL{yymmdd}{details['contract_type'][0].upper()}00150100"
     return base
 
 
@@ -195,18 +200,21 @@ def test_collision_prefers_standard_deliverable_then_smallest_symbol() -> None:
         assert chain.dropped == {"adjusted": 1} and len(chain.rows) == 1
         assert chain.rows[0][COL["shares_per_contract"]] == 100
         assert chain.rows[0][COL["contract_symbol"]] == "O:AAPL260116C00150100"
-    b, a = contract(ticker_="O:B"), contract(ticker_="O:A")
+    b, a = contract(ticker_="O:AAPL2260116C00150100"), contract(ticker_="O:AAPL1260116C00150100")
     for results in ([a, b], [b, a]):
         chain = normalise_chain(copy.deepcopy(results), SNAPSHOT, TID)
-        assert [r[COL["contract_symbol"]] for r in chain.rows] == ["O:A"]
+        assert [r[COL["contract_symbol"]] for r in chain.rows] == ["O:AAPL1260116C00150100"]
     # Two non-standard contracts: still deterministic (smallest symbol).
-    x, y = contract(shares_per_contract=150, ticker_="O:Y"), contract(shares_per_contract=None, ticker_="O:X")
-    assert [r[COL["contract_symbol"]] for r in normalise_chain([x, y], SNAPSHOT, TID).rows] == ["O:X"]
+    x = contract(shares_per_contract=150, ticker_="O:AAPL3260116C00150100")
+    y = contract(shares_per_contract=None, ticker_="O:AAPL2260116C00150100")
+    assert [r[COL["contract_symbol"]] for r in normalise_chain([x, y], SNAPSHOT, TID).rows] == [
+        "O:AAPL2260116C00150100"]
 
 
 def test_strikes_equal_after_quantisation_collide() -> None:
     chain = normalise_chain(
-        [contract(strike_price=10.00001, ticker_="O:B"), contract(strike_price=10.0, ticker_="O:A")],
+        [contract(strike_price=10.00001, ticker_="O:AAPL2260116C00010000"),
+         contract(strike_price=10.0, ticker_="O:AAPL1260116C00010000")],
         SNAPSHOT,
         TID,
     )
@@ -239,15 +247,15 @@ def test_malformed_contracts_are_counted_not_fatal() -> None:
     ({"day": {"volume": 1e19}}, "day.volume 1e+19 is out of range (0..2**63-1)"),
     ({"shares_per_contract": 2**40}, "shares_per_contract 1099511627776 is out of range (1..2**31-1)"),
     ({"shares_per_contract": 0}, "shares_per_contract 0 is out of range (1..2**31-1)"),
-    ({"last_quote": {"bid": -1.5, "ask": 4.2}}, "last_quote.bid -1.5 is out of range (0..inf)"),
-    ({"underlying_asset": {"price": -3}}, "underlying_asset.price -3 is out of range (0..inf)"),
-    ({"implied_volatility": -0.2}, "implied_volatility -0.2 is out of range (0..inf)"),
+    ({"last_quote": {"bid": -1.5, "ask": 4.2}}, "last_quote.bid -1.5 is out of range (0..1e+08)"),
+    ({"underlying_asset": {"price": -3}}, "underlying_asset.price -3 is out of range (above 0..1e+08)"),
+    ({"implied_volatility": -0.2}, "implied_volatility -0.2 is out of range (0..1000)"),
 ])
 def test_a_number_out_of_range_drops_that_contract_and_keeps_the_chain(over: dict, said: str) -> None:
     """One open_interest of 1e300 used to lose the whole chain (OverflowError in the COPY encoder)."""
     from kapman.db.bulk import encode_binary_rows
     from kapman.ingest.options.normalise import TYPES
-    good = contract(ticker_="O:AAPL260116P00150100", contract_type="put")
+    good = contract(contract_type="put")
     chain = normalise_chain([contract(**over), good], SNAPSHOT, TID)
     assert chain.dropped == {"malformed": 1} and chain.samples and said in chain.samples[0]
     assert [r[COL["contract_symbol"]] for r in chain.rows] == ["O:AAPL260116P00150100"]
@@ -262,6 +270,136 @@ def test_edges_of_the_ranges_are_kept() -> None:
 
 def test_a_contract_ticker_with_nul_is_dropped_not_the_chain() -> None:
     """PostgreSQL text cannot hold NUL: such a symbol used to fail the chain's COPY."""
-    chain = normalise_chain([contract(ticker_="O:AA\x00PL"), contract(ticker_="O:B", contract_type="put")],
+    chain = normalise_chain([contract(ticker_="O:AA\x00PL"), contract(contract_type="put")],
                             SNAPSHOT, TID)
     assert chain.dropped == {"malformed": 1} and "NUL" in chain.samples[0] and len(chain.rows) == 1
+
+
+def dropped_alone(bad: dict) -> str:
+    """The one sample of ``bad`` dropped as malformed beside a good put, which is kept (both paths)."""
+    with pytest.raises(Malformed) as info:
+        contract_row(copy.deepcopy(bad), SNAPSHOT, TID)
+    chain = normalise_chain([bad, contract(contract_type="put")], SNAPSHOT, TID)
+    assert chain.dropped == {"malformed": 1} and chain.samples == [str(info.value)]
+    assert [r[COL["contract_symbol"]] for r in chain.rows] == ["O:AAPL260116P00150100"]
+    return chain.samples[0]
+
+
+@pytest.mark.parametrize("where", ["last_quote.last_updated", "last_trade.sip_timestamp"])
+@pytest.mark.parametrize("ns", [10**22, 2**70, 253402300800 * 10**9])  # the last: 10000-01-01
+def test_a_time_beyond_datetime_is_null_not_an_overflow(where: str, ns: int) -> None:
+    """Such a time used to raise OverflowError and fail the whole symbol."""
+    outer, inner = where.split(".")
+    ok = 1_734_634_799_123_456_789  # 2024-12-19 18:59:59.123456
+    result = contract(last_quote={"bid": 4.0, "last_updated": ok}, last_trade={"price": 4.15, "sip_timestamp": ok})
+    result[outer][inner] = ns
+    for row in (row_of(copy.deepcopy(result)), normalise_chain([result], SNAPSHOT, TID).rows[0]):
+        times = {"last_quote.last_updated": row[COL["quote_updated_at"]],
+                 "last_trade.sip_timestamp": row[COL["trade_updated_at"]]}
+        assert times.pop(where) is None
+        assert list(times.values()) == [datetime(2024, 12, 19, 18, 59, 59, 123456, tzinfo=UTC)]
+    last = contract(last_quote={"last_updated": 253402300799999999999})  # 9999-12-31 23:59:59.999999
+    assert row_of(last)[COL["quote_updated_at"]] == datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("ticker", "said"), [
+    ("hello world", "contract ticker 'hello world' is not an option ticker (O:, root, YYMMDD, C or P, 8-digit strike)"),
+    ("O:ÄAPL260116C00150100", "contract ticker 'O:ÄAPL260116C00150100' is not an option ticker"),
+    ("O:AAPL\ud800", "contract ticker 'O:AAPL\\ud800' is not an option ticker"),
+    ("O:AAPL260116C0015010", "contract ticker 'O:AAPL260116C0015010' is not an option ticker"),
+    ("O:AAPL260116C00150100X", "is not an option ticker"),
+    ("O:aapl260116C00150100", "is not an option ticker"),
+    ("O:AAPL260116C00١50100", "is not an option ticker"),
+    ("AAPL260116C00150100", "is not an option ticker"),
+    ("O:MSFT260116P00999000", "contract ticker 'O:MSFT260116P00999000' is not the contract's (2026-01-16, C)"),
+    ("O:AAPL260117C00150100", "contract ticker 'O:AAPL260117C00150100' is not the contract's (2026-01-16, C)"),
+    ("O:AAPL360116C00150100", "is not the contract's (2026-01-16, C)"),
+])
+def test_a_contract_ticker_not_of_the_contract_is_dropped(ticker: str, said: str) -> None:
+    """Any text used to be stored as the contract's symbol, another contract's ticker too."""
+    assert said in dropped_alone(contract(ticker_=ticker))
+
+
+@pytest.mark.parametrize("ticker", ["O:SPXW260116C06800000", "O:SPX260116C06800000", "O:AAPL1260116C00150100",
+                                    "O:BRKB260116C00150100", "O:A260116C00001500", " O:AAPL260116C00150100\n"])
+def test_real_contract_tickers_are_kept(ticker: str) -> None:
+    """Index roots, adjusted roots (``AAPL1``), one-letter roots; the strike is not compared (three
+    decimals in the ticker, four in the column), so an adjusted strike still matches."""
+    row = row_of(contract(ticker_=ticker))
+    assert row[COL["contract_symbol"]] == ticker.strip() and row[COL["strike_price"]] == Decimal("150.1000")
+
+
+@pytest.mark.parametrize(("expiration", "said"), [
+    ("20260116", "expiration_date '20260116' is not a date (YYYY-MM-DD)"),
+    (20260116, "expiration_date 20260116 is not a date (YYYY-MM-DD)"),
+    ("2026-W03-5", "expiration_date '2026-W03-5' is not a date (YYYY-MM-DD)"),
+    ("2026-01-16garbage", "expiration_date '2026-01-16garbage' is not a date (YYYY-MM-DD)"),
+    ("2026-01-16T00:00:00", "expiration_date '2026-01-16T00:00:00' is not a date (YYYY-MM-DD)"),
+    ("２０２６-01-16", "expiration_date '２０２６-01-16' is not a date (YYYY-MM-DD)"),
+    ("2026-02-30", "expiration_date '2026-02-30' is not a date"),
+])
+def test_only_a_yyyy_mm_dd_string_is_an_expiration(expiration: object, said: str) -> None:
+    """These used to become 2026-01-16 (the first ten characters of ``str(value)``)."""
+    assert dropped_alone(contract(expiration_date=expiration, ticker_="O:AAPL260116C00150100")) == said
+
+
+@pytest.mark.parametrize("strike", ["1_50", "١٥٠", "1e2", "NaN", "Infinity", "0x96", "150.1.0"])
+def test_only_an_ascii_decimal_string_is_a_strike(strike: str) -> None:
+    """"1_50" and Arabic-Indic digits used to become strike 150."""
+    with pytest.raises(Malformed, match="is not a number"):
+        strike_of(strike)
+    assert dropped_alone(contract(strike_price=strike)) == f"strike_price {strike!r} is not a number"
+
+
+def test_ascii_decimal_strike_strings_are_kept() -> None:
+    assert [strike_of(s) for s in ("150", "150.1", " 7.25 ", ".5", "+2.5")] == [
+        Decimal("150.0000"), Decimal("150.1000"), Decimal("7.2500"), Decimal("0.5000"), Decimal("2.5000")]
+
+
+@pytest.mark.parametrize(("over", "said"), [
+    ({"day": {"close": -3.0}}, "O:AAPL260116C00150100: day.close -3 is out of range (0..1e+08)"),
+    ({"greeks": {"delta": 5.0}}, "O:AAPL260116C00150100: greeks.delta 5 is out of range (-1..1)"),
+    ({"greeks": {"delta": 1e300}}, "O:AAPL260116C00150100: greeks.delta 1e+300 is out of range (-1..1)"),
+    ({"greeks": {"delta": -1.5}}, "O:AAPL260116C00150100: greeks.delta -1.5 is out of range (-1..1)"),
+    ({"implied_volatility": 1e300}, "O:AAPL260116C00150100: implied_volatility 1e+300 is out of range (0..1000)"),
+    ({"last_quote": {"bid": 1e300}}, "O:AAPL260116C00150100: last_quote.bid 1e+300 is out of range (0..1e+08)"),
+    ({"last_quote": {"ask": 1e9}}, "O:AAPL260116C00150100: last_quote.ask 1e+09 is out of range (0..1e+08)"),
+    ({"last_trade": {"price": 1e300}}, "O:AAPL260116C00150100: last_trade.price 1e+300 is out of range (0..1e+08)"),
+    ({"underlying_asset": {"price": 0}},
+     "O:AAPL260116C00150100: underlying_asset.price 0 is out of range (above 0..1e+08)"),
+    ({"underlying_asset": {"value": 0.0}},
+     "O:AAPL260116C00150100: underlying_asset.price 0 is out of range (above 0..1e+08)"),
+    ({"open_interest": 1.5}, "O:AAPL260116C00150100: open_interest 1.5 is not a whole number"),
+    ({"open_interest": 2.5}, "O:AAPL260116C00150100: open_interest 2.5 is not a whole number"),
+    ({"shares_per_contract": 100.4}, "O:AAPL260116C00150100: shares_per_contract 100.4 is not a whole number"),
+    ({"day": {"volume": 85.5}}, "O:AAPL260116C00150100: day.volume 85.5 is not a whole number"),
+])
+def test_values_no_market_has_drop_that_contract(over: dict, said: str) -> None:
+    """These used to be stored (a negative close, a delta of 5, an IV or bid of 1e300, an underlying
+    at 0) or rounded (open interest 1.5 and 2.5 both became 2, 100.4 shares became 100)."""
+    assert dropped_alone(contract(**over)) == said
+
+
+def test_real_values_at_the_edges_are_kept() -> None:
+    """A crossed quote (bid above ask) happens in real markets; IV above 4 too; whole floats are counts."""
+    result = contract(last_quote={"bid": 4.3, "ask": 4.2}, implied_volatility=8.5, greeks={"delta": 1},
+                      day={"close": 0.0, "volume": 85.0}, open_interest=2.0, shares_per_contract=100.0,
+                      underlying_asset={"value": 1e-4})
+    put = contract(contract_type="put", greeks={"delta": -1.0}, implied_volatility=1000, last_quote={"bid": 1e8})
+    chain = normalise_chain([copy.deepcopy(result), put], SNAPSHOT, TID)
+    assert chain.dropped == {} and len(chain.rows) == 2
+    for row in (row_of(result), chain.rows[0]):
+        assert [row[COL[c]] for c in ("bid", "ask", "implied_volatility", "delta", "day_close", "volume",
+                                      "open_interest", "shares_per_contract", "underlying_price")] == [
+            4.3, 4.2, 8.5, 1.0, 0.0, 85, 2, 100, 1e-4]
+        assert [type(row[COL[c]]) for c in ("volume", "open_interest", "shares_per_contract")] == [int] * 3
+    assert [chain.rows[1][COL[c]] for c in ("delta", "implied_volatility", "bid")] == [-1.0, 1000.0, 1e8]
+
+
+def test_a_long_unusable_value_is_quoted_cut() -> None:
+    """A drop sample is one line of the run's summary: a long text is cut, not quoted whole."""
+    ticker = "O:" + "A" * 5000
+    said = dropped_alone(contract(ticker_=ticker))
+    assert said == (f"contract ticker '{ticker[:44]}... is not an option ticker "
+                    "(O:, root, YYMMDD, C or P, 8-digit strike)")
+    assert dropped_alone(contract(strike_price="9" * 400)) == f"strike_price '{'9' * 44}... is not a number"

@@ -63,13 +63,16 @@ def reference(results: list[Any]) -> tuple[list[tuple], Counter, list[str], int]
 
 def contract(rng: random.Random, i: int) -> dict:
     strike = rng.choice([100.0, 100, 150.5, 150.50001, 7.25, 0.5, 12.345678])
+    kind = rng.choice(["call", "put", "call", "put", "other"])
+    expiration = rng.choice(["2025-12-18", "2025-12-19", "2026-01-16", "2026-03-20"])
+    tail = f"{expiration[2:].replace('-', '')}{kind[0].upper()}"  # the ticker's expiration and type
     return {
         "details": {
-            "contract_type": rng.choice(["call", "put", "call", "put", "other"]),
-            "expiration_date": rng.choice(["2025-12-18", "2025-12-19", "2026-01-16", "2026-03-20"]),
+            "contract_type": kind,
+            "expiration_date": expiration,
             "shares_per_contract": rng.choice([100, 100, 100, 150, 10]),
             "strike_price": strike,
-            "ticker": rng.choice([f"O:X{i:05d}", f"O:X{i % 7:05d}", f" O:X{i:05d} "]),
+            "ticker": rng.choice([f"O:X{tail}{i:08d}", f"O:X1{tail}{i % 7:08d}", f" O:X{tail}{i:08d} "]),
         },
         "greeks": rng.choice([{"delta": 0.5, "gamma": 0.01, "theta": -0.1, "vega": 0.2}, {}, None]),
         "implied_volatility": 0.3,
@@ -125,12 +128,13 @@ def test_pages_match_contract_row(seed: int) -> None:
 
 
 def test_int_and_float_strikes_share_the_memo() -> None:
-    base = {"details": {"contract_type": "call", "expiration_date": "2026-01-16", "ticker": "O:A"}}
+    base = {"details": {"contract_type": "call", "expiration_date": "2026-01-16", "ticker": "O:A260116C00150000"}}
     chain = normalise_chain(
         [
             {"details": {**base["details"], "strike_price": 150}},
-            {"details": {**base["details"], "strike_price": 150.0, "ticker": "O:B", "contract_type": "put"}},
-            {"details": {**base["details"], "strike_price": True, "ticker": "O:C"}},
+            {"details": {**base["details"], "strike_price": 150.0, "ticker": "O:B260116P00150000",
+                         "contract_type": "put"}},
+            {"details": {**base["details"], "strike_price": True, "ticker": "O:C260116C00150000"}},
         ],
         SNAPSHOT,
         TID,
