@@ -17,8 +17,9 @@ The vendor's rough edges are handled here, each counted rather than crashing the
   whole ``shares_per_contract`` in 1..2**31-1, a whole ``volume`` and ``open_interest`` in
   0..2**63-1 (a fractional count is refused, not rounded), prices (bid, ask, last, the day's
   close) in 0..1e8 and an underlying price in (0..1e8] (no price reaches the strike column's
-  10**8), an implied volatility in 0..1000 (a generous cap: real ones exceed 5, 1000 is
-  100,000 %) and a delta in -1..1.  A crossed quote (bid above ask) is real and kept.  Only that
+  10**8; a price of 0 is no quote and stored NULL), an implied volatility in 0..1000 (a generous
+  cap: real ones exceed 5, 1000 is 100,000 %) and a delta in -1..1 (with 1e-6 for a model's
+  rounding).  A crossed quote (bid above ask) is real and kept.  Only that
   contract is dropped, named in the samples; the chain is kept.
 - A quote or trade time that is not a positive integer of nanoseconds within datetime's range
   (through year 9999) is stored NULL, as an absent one is.
@@ -120,7 +121,9 @@ INT8_MAX = 2**63 - 1
 PRICE_MAX = 1e8
 #: The highest sane implied volatility: 1000 (100,000 %); real ones exceed 5 on short expiries.
 IV_MAX = 1000.0
-#: The lowest sane underlying price: above zero (a stock or index at 0 is no quote).
+#: A delta's bound: 1, and a model's rounding past it (1.0000000002) is not a reason to lose a contract.
+DELTA_MAX = 1.0 + 1e-6
+#: The lowest sane underlying price: above zero (a stock or index at 0 is no quote, read as absent).
 _ABOVE_ZERO = math.ulp(0.0)
 #: (column index in a row, field name as the vendor spells it, lowest sane value, highest).
 _RANGES = (
@@ -132,7 +135,7 @@ _RANGES = (
     (11, "day.volume", 0, INT8_MAX),
     (12, "open_interest", 0, INT8_MAX),
     (13, "implied_volatility", 0.0, IV_MAX),
-    (14, "greeks.delta", -1.0, 1.0),
+    (14, "greeks.delta", -DELTA_MAX, DELTA_MAX),
     (21, "day.close", 0.0, PRICE_MAX),
 )
 #: The counts (shares_per_contract, day.volume, open_interest), which must be whole: ``_int``
@@ -292,10 +295,12 @@ def ticker_problem(symbol: str, expiration: str, option_type: str) -> str | None
 
 
 def underlying_price(result: dict) -> float | None:
-    """``underlying_asset.price`` for stocks, ``.value`` for indices."""
+    """``underlying_asset.price`` for stocks, ``.value`` for indices; a price of 0 is no quote (None):
+    it costs the contract its underlying price, not its row, which cannot be fetched again."""
     asset = _obj(result.get("underlying_asset"))
     price = _num(asset.get("price"))
-    return price if price is not None else _num(asset.get("value"))
+    price = price if price is not None else _num(asset.get("value"))
+    return None if price == 0.0 else price
 
 
 def contract_row(
@@ -445,6 +450,8 @@ class ChainNormaliser:
                                 underlying = num(v)
                                 if underlying is None:
                                     underlying = num(asset.get("value"))
+                            if underlying == 0.0:  # no quote (as ``underlying_price``): not a reason to drop
+                                underlying = None
                             quote = result.get("last_quote")
                             if not isinstance(quote, dict):
                                 quote = empty
@@ -517,7 +524,7 @@ class ChainNormaliser:
                                 and (ask is None or 0.0 <= ask <= PRICE_MAX)
                                 and (last is None or 0.0 <= last <= PRICE_MAX)
                                 and (iv is None or 0.0 <= iv <= IV_MAX)
-                                and (delta is None or -1.0 <= delta <= 1.0)
+                                and (delta is None or -DELTA_MAX <= delta <= DELTA_MAX)
                                 and (row[21] is None or 0.0 <= row[21] <= PRICE_MAX)
                                 and contract_symbol[-15:-9] == yymmdd[raw_expiry]
                                 and contract_symbol[-9:-8] == option_type

@@ -365,19 +365,30 @@ def test_ascii_decimal_strike_strings_are_kept() -> None:
     ({"last_quote": {"bid": 1e300}}, "O:AAPL260116C00150100: last_quote.bid 1e+300 is out of range (0..1e+08)"),
     ({"last_quote": {"ask": 1e9}}, "O:AAPL260116C00150100: last_quote.ask 1e+09 is out of range (0..1e+08)"),
     ({"last_trade": {"price": 1e300}}, "O:AAPL260116C00150100: last_trade.price 1e+300 is out of range (0..1e+08)"),
-    ({"underlying_asset": {"price": 0}},
-     "O:AAPL260116C00150100: underlying_asset.price 0 is out of range (above 0..1e+08)"),
-    ({"underlying_asset": {"value": 0.0}},
-     "O:AAPL260116C00150100: underlying_asset.price 0 is out of range (above 0..1e+08)"),
     ({"open_interest": 1.5}, "O:AAPL260116C00150100: open_interest 1.5 is not a whole number"),
     ({"open_interest": 2.5}, "O:AAPL260116C00150100: open_interest 2.5 is not a whole number"),
     ({"shares_per_contract": 100.4}, "O:AAPL260116C00150100: shares_per_contract 100.4 is not a whole number"),
     ({"day": {"volume": 85.5}}, "O:AAPL260116C00150100: day.volume 85.5 is not a whole number"),
 ])
 def test_values_no_market_has_drop_that_contract(over: dict, said: str) -> None:
-    """These used to be stored (a negative close, a delta of 5, an IV or bid of 1e300, an underlying
-    at 0) or rounded (open interest 1.5 and 2.5 both became 2, 100.4 shares became 100)."""
+    """These used to be stored (a negative close, a delta of 5, an IV or bid of 1e300) or rounded
+    (open interest 1.5 and 2.5 both became 2, 100.4 shares became 100)."""
     assert dropped_alone(contract(**over)) == said
+
+
+@pytest.mark.parametrize("asset", [{"price": 0}, {"value": 0.0}, {"price": 0.0, "value": 0}])
+def test_an_underlying_at_zero_is_no_quote_and_the_contract_is_kept(asset: dict) -> None:
+    """A contract cannot be fetched again: an underlying price of 0 costs it that price, not its row."""
+    result = contract(underlying_asset=asset)
+    chain = normalise_chain([copy.deepcopy(result)], SNAPSHOT, TID)
+    assert chain.dropped == {} and len(chain.rows) == 1
+    assert chain.rows[0][COL["underlying_price"]] is None and row_of(result)[COL["underlying_price"]] is None
+
+
+def test_a_delta_a_models_rounding_past_one_is_kept() -> None:
+    chain = normalise_chain([contract(greeks={"delta": 1.0000000002}),
+                             contract(contract_type="put", greeks={"delta": -1.0000000002})], SNAPSHOT, TID)
+    assert chain.dropped == {} and [r[COL["delta"]] for r in chain.rows] == [1.0000000002, -1.0000000002]
 
 
 def test_real_values_at_the_edges_are_kept() -> None:
