@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import Counter
-from collections.abc import Iterator
+import queue
+from collections import Counter, deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import date
@@ -44,7 +45,7 @@ from kapman.errors import (
 from kapman.execute import Context, Definition, execute
 from kapman.ingest import ohlcv_plan as plan
 from kapman.ingest.daybars import ParsedDay, parse_day_file, parse_grouped
-from kapman.ingest.ohlcv_write import encode_day, match_rows, record_file, write_day
+from kapman.ingest.ohlcv_write import DayCounts, encode_day, match_rows, record_file, write_day
 from kapman.ingest.tickermap import TickerMap, load_ticker_map
 from kapman.params import date_span, in_range
 from kapman.progress import NullProgress, Progress
@@ -115,7 +116,7 @@ def _body(ctx: Context, params: OhlcvParams) -> None:
     ctx.result.unit = source.unit
     # Policy jobs that drop or compress ohlcv chunks wait while the load writes.
     ctx.enter(lifecycle.policies_paused(ctx.url, ["ohlcv"]))
-    ingest(ctx.conn, source, params, ctx.result, ctx.progress, run_id=ctx.run_id)
+    ingest(ctx.conn, source, params, ctx.result, ctx.progress, run_id=ctx.run_id, extra=[ctx.connect()])
 
 
 STEP = Definition(OhlcvParams, _body, details=lambda: OhlcvDetails(),
@@ -175,8 +176,9 @@ class OhlcvDetails:
 
 def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams,
            result: StepResult[OhlcvDetails], progress: Progress | None = None, *,
-           run_id: Any = None) -> StepResult[OhlcvDetails]:
-    """Everything ``run`` does on a connection it was given (tests and benchmarks use it)."""
+           run_id: Any = None, extra: Sequence[psycopg.Connection] = ()) -> StepResult[OhlcvDetails]:
+    """Everything ``run`` does on a connection it was given (tests and benchmarks use it); files are
+    written on it and on the ``extra`` connections at once, each in its own transaction."""
     progress = progress or NullProgress()
     tickers = load_ticker_map(conn)
     if not len(tickers):
@@ -198,23 +200,28 @@ def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams
 
     noun = "request" if source.format == grouped.FORMAT else "file"
     progress.start(len(todo), _progress_title(window, source, len(todo)), unit=noun)
+    writers = _Writers([conn, *extra], source.label, run_id)
     try:
-        for ref, future in _prefetch(source, todo, params.workers, tickers):
-            tally.attempted += 1
-            try:
-                _load(conn, ref, future.result(), source.label, run_id, result, tally)
-            except EntitlementError as exc:
-                tally.forbidden += 1
-                result.fail(ref.key, exc.message)
-            except NotFoundError as exc:
-                _absent(result, ref, exc)
-            except (AuthError, ConnectionLost):
-                raise                      # every other file would fail the same way
-            except KapManError as exc:     # a bad or unreadable file: record it, load the rest
-                result.fail(ref.key, _without_key(exc, ref.key))
-                log.warning("%s: %s", ref.key, _without_key(exc, ref.key))
-            progress.advance(1, rows=result.written + result.unchanged, rejected=result.rejected)
+        with writers:
+            for ref, written in writers.each(_prefetch(source, todo, params.workers, tickers)):
+                tally.attempted += 1
+                try:
+                    _count(ref, *written.result(), result, tally)
+                except EntitlementError as exc:
+                    tally.forbidden += 1
+                    result.fail(ref.key, exc.message)
+                except NotFoundError as exc:
+                    _absent(result, ref, exc)
+                except (AuthError, ConnectionLost):
+                    raise                      # every other file would fail the same way
+                except KapManError as exc:     # a bad or unreadable file: record it, load the rest
+                    result.fail(ref.key, _without_key(exc, ref.key))
+                    log.warning("%s: %s", ref.key, _without_key(exc, ref.key))
+                progress.advance(1, rows=result.written + result.unchanged, rejected=result.rejected)
     finally:
+        for ref, prepared, counts in writers.committed():
+            tally.attempted += 1
+            _count(ref, prepared, counts, result, tally)
         progress.close()
         _report(result, tally, window, source)
     if tally.forbidden and tally.forbidden == tally.attempted:
@@ -375,17 +382,74 @@ def _prefetch(source: FlatFileSource, refs: list[FileRef], workers: int,
             yield ref, fut
 
 
-def _load(conn: psycopg.Connection, ref: FileRef, prepared: _Prepared, label: str, run_id: Any,
-          result: StepResult[OhlcvDetails], tally: OhlcvDetails) -> None:
+class _Writers:
+    """Files written on several connections at once, each in its own transaction, and handed back
+    in the order they were listed, so the run counts and reports them on one thread as before.
+
+    One connection's COPY leaves a 2-core server half idle while the next file is parsed; two
+    load the same files about 1.5x faster (the bench's two-stream COPY).  Each file is one day,
+    under that day's own lock (``bulk.write_group``), so two files never write the same rows."""
+
+    def __init__(self, conns: list[psycopg.Connection], label: str, run_id: Any) -> None:
+        self.label, self.run_id = label, run_id
+        self.free: queue.SimpleQueue[psycopg.Connection] = queue.SimpleQueue()
+        for conn in conns:
+            self.free.put(conn)
+        self.size = len(conns)
+        self.pool = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="ohlcv-write")
+        self.inflight: deque[tuple[FileRef, Future[tuple[_Prepared, DayCounts]]]] = deque()
+
+    def __enter__(self) -> _Writers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)  # a write under way ends before the run does
+
+    def each(self, prepared: Iterator[tuple[FileRef, Future[_Prepared]]]
+             ) -> Iterator[tuple[FileRef, Future[tuple[_Prepared, DayCounts]]]]:
+        """(ref, its write) in order, with at most one write in flight per connection."""
+        for ref, future in prepared:
+            self.inflight.append((ref, self.pool.submit(self._write, ref, future)))
+            if len(self.inflight) >= self.size:
+                ref_done, written = self.inflight.popleft()
+                written.exception()      # wait for it, so the next write has a free connection
+                yield ref_done, written
+        while self.inflight:
+            yield self.inflight.popleft()
+
+    def committed(self) -> Iterator[tuple[FileRef, _Prepared, DayCounts]]:
+        """After a run stopped early (an interrupt, a lost connection): the writes still in flight,
+        waited for, that committed; the run counts them as the ledger does."""
+        while self.inflight:
+            ref, written = self.inflight.popleft()
+            if not written.cancel() and written.exception() is None:
+                yield (ref, *written.result())
+
+    def _write(self, ref: FileRef, future: Future[_Prepared]) -> tuple[_Prepared, DayCounts]:
+        prepared = future.result()      # a download or parse error is this file's, raised here
+        conn = self.free.get()
+        try:
+            return prepared, _load(conn, ref, prepared, self.label, self.run_id)
+        finally:
+            self.free.put(conn)
+
+
+def _load(conn: psycopg.Connection, ref: FileRef, prepared: _Prepared, label: str, run_id: Any) -> DayCounts:
     """One file in one transaction: the day's rows, then its ledger row."""
-    parsed, unknown = prepared.parsed, prepared.unknown
     try:
         with conn.transaction(), conn.cursor() as cur:
             counts = write_day(cur, ref.day, prepared.ids, prepared.payload, prepared.refused)
-            record_file(cur, ref, prepared.etag, prepared.size, label, parsed, len(prepared.ids), len(unknown),
-                        run_id)
+            record_file(cur, ref, prepared.etag, prepared.size, label, prepared.parsed, len(prepared.ids),
+                        len(prepared.unknown), run_id)
     except psycopg.Error as exc:
         raise wrap(exc, f"loading {ref.key}") from exc
+    return counts
+
+
+def _count(ref: FileRef, prepared: _Prepared, counts: DayCounts, result: StepResult[OhlcvDetails],
+           tally: OhlcvDetails) -> None:
+    """A written file's part of the run's counts, samples and notes."""
+    parsed, unknown = prepared.parsed, prepared.unknown
     tally.files_loaded += 1
     result.done += 1
     result.read += parsed.rows_read
