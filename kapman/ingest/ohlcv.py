@@ -9,8 +9,9 @@ republished file in a transaction of its own: parse and validate, write the day 
 ``bulk.write_group`` so its rows equal the file's (vanished tickers' rows deleted and counted),
 and the file's ledger row.  Retention runs only after a run without failures.
 
-Downloads and parsing run ahead of the writer on a small thread pool with a bounded window, so
-memory stays flat however many files there are; a killed run loses nothing already committed.
+Downloads and parsing run ahead of the writers (two connections, ``_Writers``) on a small thread
+pool with a bounded window, so memory stays flat however many files there are; a killed run loses
+nothing already committed.
 """
 
 from __future__ import annotations
@@ -332,7 +333,7 @@ class _Prepared:
 
 
 def _prepare(source: FlatFileSource, ref: FileRef, tickers: TickerMap) -> _Prepared:
-    """Runs on the download pool, so the writer thread only waits on the database."""
+    """Runs on the download pool, so the writers only wait on the database."""
     data = source.read(ref)
     etag = ref.etag or hashlib.md5(data).hexdigest()  # noqa: S324 - a version tag, as S3's ETag
     if source.format == grouped.FORMAT:
@@ -365,7 +366,7 @@ def _prefetch(source: FlatFileSource, refs: list[FileRef], workers: int,
     """Yield (ref, future) in order, at most PREFETCH files in flight.
 
     Download, parse, ticker matching and encoding run on the pool (pandas' parser and the socket
-    reads release the GIL), so the writer thread only ever waits on the database.
+    reads release the GIL), so the writers only ever wait on the database.
     """
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="flatfile") as pool:
         pending: list[tuple[FileRef, Future]] = []
