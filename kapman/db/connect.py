@@ -35,10 +35,16 @@ def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> 
         raise ConfigError(f"not a PostgreSQL URL: {mask_url(url)}",
                           hint="use postgresql://user:password@host:port/database")
     try:
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
+        conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
                                application_name=APPLICATION_NAME)
     except psycopg.OperationalError as exc:
         raise _diagnose(url, exc) from None
+    # No server-side prepared statements: psycopg prepares a query run five times, and a generic
+    # plan the server then caches keeps a compressed chunk's plan after a write left the chunk
+    # partly decompressed (TimescaleDB's community edition), so it misses the moved rows: "does
+    # this day have rows?" answered no for a day that had them, and the load failed on its key.
+    conn.prepare_threshold = None
+    return conn
 
 
 def _server_answers(url: str) -> bool:

@@ -237,3 +237,35 @@ def test_a2_change_decompresses_only_the_batch_of_its_ticker(url: str) -> None:
         changed = conn.execute("SELECT technical_indicators_json->>'rsi' FROM daily_snapshots WHERE ticker_id = %s",
                                (tickers[1499],)).fetchone()
     assert changed == ("51",)
+
+
+OHLCV_TYPES = ("uuid", "date", "float8", "float8", "float8", "float8", "float8", "int8", "float8")
+
+
+def _bars(day: date, volume: float, tickers: int = 300) -> bytes:
+    return bulk.encode_binary_rows(OHLCV_TYPES, [(UUID(int=t), day, 10.0, 11.0, 9.0, 10.5, volume, 7, None)
+                                                 for t in range(1, tickers + 1)])
+
+
+@pytest.mark.community
+def test_day_after_day_on_one_connection_into_a_compressed_chunk_finds_each_days_rows(url: str) -> None:
+    """A write that leaves a compressed chunk partly decompressed moves other days' rows out of its
+    batches. A plan the server had cached for "does this day have rows?" (psycopg prepares a query
+    run five times) still read the chunk as compressed and answered no for the next day, whose
+    rows then failed the COPY on their key: a month's --force backfill stopped at its sixth day."""
+    from kapman.db.connect import connect
+    from kapman.ingest.ohlcv_write import COLUMNS as OHLCV
+
+    days = [date(2025, 10, d) for d in (1, 2, 3, 6, 7, 8, 9, 10, 13, 14)]
+    with connect(url) as conn:
+        for day in days:
+            with conn.transaction(), conn.cursor() as cur:
+                bulk.write_group(cur, target="ohlcv", columns=OHLCV, payload=_bars(day, 100.0), rows=300,
+                                 group={"date": day}, lock_class=2, key=("ticker_id", "date"))
+        _compress(conn, "ohlcv")
+        for day in days:   # every row of every day changed, one day a transaction, as a backfill writes them
+            with conn.transaction(), conn.cursor() as cur:
+                counts = bulk.write_group(cur, target="ohlcv", columns=OHLCV, payload=_bars(day, 200.0), rows=300,
+                                          group={"date": day}, lock_class=2, key=("ticker_id", "date"))
+            assert counts == bulk.MergeCounts(0, 300, 0), day
+        assert conn.execute("SELECT count(*), min(volume), max(volume) FROM ohlcv").fetchone() == (3000, 200.0, 200.0)
