@@ -23,7 +23,7 @@ from kapman.jobs import a2_splits, split_checks
 from kapman.jobs.a2_splits import split_factors
 from kapman.jobs.a2_window import anchor
 from kapman.ops import inventory
-from kapman.symbols import case_suggestions, is_index
+from kapman.symbols import case_suggestions, is_index, is_symbol
 
 #: Indicator series drawn on the charts: column -> path in technical_indicators_json
 #: (docs/a2_indicators.md).
@@ -92,6 +92,9 @@ INDEX_NO_BARS = ("{symbol} is an index: the stock flat files hold no index bars,
 def ticker_of(conn: psycopg.Connection, symbol: str) -> tuple[uuid.UUID, str]:
     """(ticker id, symbol) of ``symbol`` exactly as written: symbols are case-sensitive (``AAp`` is not
     ``AAP``), so a name that matches only when case is ignored is answered with "did you mean"."""
+    if not is_symbol(symbol):
+        raise UsageError(f"{symbol!r} is not a ticker symbol",
+                         hint="ASCII letters, digits and '.', starting with a letter; an index as I:SPX")
     row = conn.execute("SELECT id, symbol FROM public.tickers WHERE symbol = %s", (symbol,)).fetchone()
     if row is not None:
         return row[0], row[1]

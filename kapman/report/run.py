@@ -34,6 +34,9 @@ class ReportParams:
             raise UsageError("give one of a symbol, --watchlist NAME or --warehouse")
         if self.warehouse and self.day:
             raise UsageError("--date does not apply to --warehouse (it covers the whole retention window)")
+        if self.watchlist is not None and not self.watchlist.strip():
+            raise UsageError("--watchlist is empty", hint="name a watchlist (e.g. mvp)")
+
 
 
 @dataclass

@@ -66,6 +66,8 @@ def test_report_values_are_the_stored_ones(url: str) -> None:
                                       f"scripts.ingest_ohlcv backfill --start {GAP[1]} --end {GAP[1]}"),
     (["AAPL", "--date", str(HOLIDAY)], f"error: {HOLIDAY} is not an NYSE trading day"),
     (["AAPL", "--date", "2025-12-22"], "error: 2025-12-22 is after today (2025-12-19 by KapMan's clock)"),
+    (["A B"], "error: 'A B' is not a ticker symbol\nhint: ASCII letters, digits and '.', starting with a letter; "
+              "an index as I:SPX"),
     # past retention: a backfill would load bars the lifecycle drops, so no step is named
     (["AAPL", "--date", "2023-12-19"], "error: 2023-12-19 is before the retention window (bars are kept from "
                                        "2023-12-20, 730 days)"),
@@ -134,6 +136,9 @@ def test_watchlist_index_links_reports_and_lists_symbols_without_one(url: str, t
         assert f'<script src="{library}"></script>' in text and text.count("<script") == text.count("</script>")
         assert sizes[name] < 60_000, (name, sizes[name])
     assert (tmp_path / "mvp" / library).stat().st_size + 150 * max(sizes.values()) < 25 * 2**20
+    empty = cli("scripts.report", url, "--watchlist", "", "--out", str(tmp_path / "empty"))
+    assert empty.returncode == 2 and empty.stderr.splitlines() == ["error: --watchlist is empty",
+                                                                   "hint: name a watchlist (e.g. mvp)"]
     unknown = cli("scripts.report", url, "--watchlist", "nope", "--out", str(tmp_path / "nope"))
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == ("error: watchlist nope has no active symbols (active watchlists: mvp); "
