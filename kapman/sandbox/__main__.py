@@ -8,11 +8,13 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from kapman import cli
 from kapman.config import bounded
+from kapman.errors import ConfigError
 from kapman.sandbox.environment import environment
 from kapman.sandbox.market import DEFAULT_DAYS, DEFAULT_END_DATE, Market
 from kapman.sandbox.mirror import write_mirror
@@ -117,14 +119,35 @@ def _market(args: argparse.Namespace) -> Market:
     )
 
 
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """A file or directory the sandbox writes: one line naming it when the system refuses."""
+    try:
+        yield
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}",
+                          hint="name a writable directory (or file) whose parent exists") from None
+
+
+def _check_targets(env_file: Path | None, directory: Path | None) -> None:
+    """Refuse what cannot be written before the market is built (seconds for a large one)."""
+    if directory is not None and directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{directory} is a file, not a directory")
+    if env_file is not None and (env_file.is_dir() or not env_file.parent.is_dir()):
+        raise ConfigError(f"cannot write {env_file}: " + ("it is a directory" if env_file.is_dir()
+                                                          else f"{env_file.parent} is not a directory"))
+
+
 def _serve(args: argparse.Namespace) -> int:
     from kapman.sandbox.s3 import SandboxS3  # moto: the 'sandbox' extra, needed only to serve
 
+    _check_targets(args.env_file, args.mirror_dir)
     market = _market(args)
     started = time.perf_counter()
     mirror_dir = None
     if args.mirror_dir:
-        write_mirror(market, args.mirror_dir)
+        with _writing(args.mirror_dir):
+            write_mirror(market, args.mirror_dir)
         mirror_dir = args.mirror_dir.resolve()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -138,7 +161,8 @@ def _serve(args: argparse.Namespace) -> int:
         lines = "".join(f"{k}={v}\n" for k, v in env.items())
         print(json.dumps(env, sort_keys=True) if args.json else lines, end="\n" if args.json else "", flush=True)
         if args.env_file:
-            args.env_file.write_text(lines)
+            with _writing(args.env_file):
+                args.env_file.write_text(lines)
         if not args.quiet:
             print(
                 f"# {market!r}: {len(market.trading_days)} trading days, ready in "
@@ -154,7 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cli.configure_logging(args)
     if args.command == "write-mirror":
-        paths = write_mirror(_market(args), args.directory)
+        _check_targets(None, args.directory)
+        with _writing(args.directory):
+            paths = write_mirror(_market(args), args.directory)
         cli.emit(args, f"wrote {len(paths)} files under {args.directory}",
                  {"files": len(paths), "directory": str(args.directory)})
         return 0

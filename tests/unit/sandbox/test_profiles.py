@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +91,22 @@ def test_market_and_port_arguments_are_refused_by_the_parser(args: list[str], sa
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args(args)
     assert exited.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(f"error: {said}")
+
+
+def test_a_place_the_sandbox_cannot_write_is_one_line_before_any_market_is_built(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """They were 'unexpected NotADirectoryError ... a bug in KapMan'."""
+    from kapman import cli
+    from kapman.sandbox.__main__ import main
+
+    (tmp_path / "afile").write_text("")
+    for args, said in [
+        (["write-mirror", str(tmp_path / "afile"), "--tickers", "5", "--days", "5"],
+         f"error: {tmp_path / 'afile'} is a file, not a directory"),
+        (["serve", "--tickers", "5", "--days", "5", "--mirror-dir", str(tmp_path / "afile")],
+         f"error: {tmp_path / 'afile'} is a file, not a directory"),
+        (["serve", "--tickers", "5", "--days", "5", "--env-file", str(tmp_path / "afile" / "x.env")],
+         f"error: cannot write {tmp_path / 'afile' / 'x.env'}: {tmp_path / 'afile'} is not a directory"),
+    ]:
+        assert cli.run_main(main, args) == 2
+        assert capsys.readouterr().err.splitlines()[0] == said
