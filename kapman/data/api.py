@@ -8,7 +8,7 @@ DataFrame, or an Arrow table with ``arrow=True``.  Rows come through one COPY ea
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -106,7 +106,10 @@ def _ny_midnight(day: date) -> datetime:
 def _as_list(symbols: str | Sequence[str] | None) -> list[str] | None:
     if symbols is None:
         return None
-    items = [symbols] if isinstance(symbols, str) else list(symbols)
+    items = [symbols] if isinstance(symbols, str) else list(symbols) if isinstance(symbols, Iterable) else None
+    if items is None or not all(isinstance(item, str) for item in items):
+        raise UsageError(f"symbols: {symbols!r:.60} is not a symbol or a list of symbols",
+                         hint='e.g. "AAPL", "AAPL,MSFT" or ["AAPL", "MSFT"]')
     return sorted({s.strip() for item in items for s in item.split(",") if s.strip()})
 
 
@@ -207,12 +210,12 @@ def _adjust(conn: psycopg.Connection, table: pa.Table, as_of: date | None) -> pa
                           pa.array(table.column("volume").to_numpy() * factor))
 
 
-def snapshot_columns(columns: Sequence[str] | None = None, *, a2: bool = True, a3: bool = True) -> list[Column]:
+def snapshot_columns(columns: str | Sequence[str] | None = None, *, a2: bool = True, a3: bool = True) -> list[Column]:
     """The flattened columns asked for (full or short names), or every A2 and/or A3 one."""
     if columns is None:
         return [c for c in A2_COLUMNS if a2] + [c for c in A3_COLUMNS if a3]
     chosen = []
-    for name in columns:
+    for name in [columns] if isinstance(columns, str) else columns:   # one name is one column, not its letters
         try:
             chosen.append(COLUMNS[resolve(name)])
         except KeyError:
@@ -234,7 +237,8 @@ def snapshot_query(chosen: Sequence[Column], tickers: Scope, dates: Dates) -> tu
 
 def snapshots(db: Db = None, symbols: str | Sequence[str] | None = None, *, watchlist: str | None = None,
               date: date | str | None = None, start: date | str | None = None, end: date | str | None = None,
-              columns: Sequence[str] | None = None, a2: bool = True, a3: bool = True, arrow: bool = False) -> Frame:
+              columns: str | Sequence[str] | None = None, a2: bool = True, a3: bool = True,
+              arrow: bool = False) -> Frame:
     """``daily_snapshots`` flattened: ``symbol, date`` and one typed column per stored key (kapman.data.columns),
     null where the key or the whole document is absent.  ``columns`` picks some (``"rsi"`` or
     ``"momentum.rsi.rsi"``, ``"gex_net"``); ``a2=False``/``a3=False`` drops a family."""

@@ -139,6 +139,15 @@ def test_symbols_are_case_sensitive_with_a_did_you_mean(conn: psycopg.Connection
         data.snapshots(conn, watchlist="nope")
 
 
+def test_one_column_or_symbol_by_name_and_a_selection_that_is_neither(conn: psycopg.Connection) -> None:
+    """A single name is one column (it was read letter by letter: "no column 'r'")."""
+    one = data.snapshots(conn, "AAPL", columns="rsi", date=str(LAST_DAY))
+    assert list(one.columns) == ["symbol", "date", "momentum.rsi.rsi"] and len(one) == 1
+    for wrong in (123, ["AAPL", 5]):
+        with pytest.raises(UsageError, match=r"^symbols: .* is not a symbol or a list of symbols$"):
+            data.bars(conn, wrong)  # type: ignore[arg-type]
+
+
 def test_an_unknown_column_names_the_closest(conn: psycopg.Connection) -> None:
     with pytest.raises(UsageError, match=r"no column 'rsii'; did you mean rsi \(momentum.rsi.rsi\)"):
         data.snapshots(conn, "AAPL", columns=["rsii"])
