@@ -85,12 +85,27 @@ def tokens(text: str) -> list[Token]:
     return out
 
 
+#: Parentheses and ``not`` nested deeper than this are refused (a screen needs a few; the parser
+#: recurses once per level).
+MAX_DEPTH = 50
+#: How an expected token is named in an error.
+_KIND_WORDS = {"op": "a comparison (< <= > >= = == != <>)", "paren": "')'", "name": "a column",
+               "number": "a number", "string": "a string"}
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.items = tokens(text)
         self.pos = 0
+        self.depth = 0
         self.columns: list[str] = []
+
+    def _deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            token = self.items[self.pos - 1]
+            raise UsageError(f"screen: nested deeper than {MAX_DEPTH} parentheses or nots at column {token.at}")
 
     def peek(self) -> Token | None:
         return self.items[self.pos] if self.pos < len(self.items) else None
@@ -99,7 +114,7 @@ class _Parser:
         token = self.peek()
         if token is None or token.kind not in kinds:
             where = f"at column {token.at}: {token.text!r}" if token else "at the end"
-            raise UsageError(f"screen: expected {' or '.join(kinds)} {where}")
+            raise UsageError(f"screen: expected {' or '.join(_KIND_WORDS.get(k, k) for k in kinds)} {where}")
         self.pos += 1
         return token
 
@@ -129,16 +144,21 @@ class _Parser:
     def negation(self) -> Node:
         if (t := self.peek()) is not None and t.kind == "not":
             self.pos += 1
-            return Logic("not", (self.negation(),))
+            self._deeper()
+            node = Logic("not", (self.negation(),))
+            self.depth -= 1
+            return node
         return self.atom()
 
     def atom(self) -> Node:
         token = self.peek()
         if token is not None and token.kind == "paren" and token.text == "(":
             self.pos += 1
+            self._deeper()
             node = self.disjunction()
             if self.take("paren").text != ")":
                 raise UsageError(f"screen: expected ')' at column {self.items[self.pos - 1].at}")
+            self.depth -= 1
             return node
         if token is not None and token.kind == "name" and token.text in POSITIONS and not self._operator_next():
             self.pos += 1

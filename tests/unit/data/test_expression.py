@@ -55,9 +55,11 @@ def test_the_tree_and_the_columns_read() -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("rsii < 30", r"no column 'rsii' \(column 1\); did you mean rsi \(momentum.rsi.rsi\)"),
     ("gex_nett > 0", "did you mean gex_net"),
-    ("rsi < 30 and", "expected number or string or name at the end"),
+    ("rsi < 30 and", "expected a number or a string or a column at the end"),
     ("rsi < 30)", r"unexpected '\)' at column 9"),
-    ("rsi 30", "expected op at column 5"),
+    ("rsi 30", r"expected a comparison \(< <= > >= = == != <>\) at column 5"),
+    ("(" * 51 + "rsi < 30" + ")" * 51, "nested deeper than 50 parentheses or nots at column 51"),
+    ("not " * 51 + "rsi < 30", "nested deeper than 50 parentheses or nots at column 201"),
     ("position = shorty", "no column 'shorty'"),
     ("position = 'shorty'", "position is one of long_gamma, short_gamma, neutral, not 'shorty'"),
     ("status < 'FULL'", "text compares only with = or !="),
