@@ -35,3 +35,9 @@ def date_span(day: date | None, start: date | None, end: date | None, *, open_en
         raise UsageError("--start-date and --end-date go together")
     if start and end and start > end:
         raise UsageError(f"--start-date {start} is after --end-date {end}")
+
+
+def not_after_today(day: date | None, today: date) -> None:
+    """A date nothing can be stored for yet is refused as such (not "no bars", not "run a step first")."""
+    if day is not None and day > today:
+        raise UsageError(f"{day} is after today ({today} by KapMan's clock)")

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import psycopg
 
@@ -144,6 +144,11 @@ def warehouse_now(conn: psycopg.Connection) -> datetime:
     dashboards (``public.kapman_now()``) count from.  ``KAPMAN_NOW`` where set; on a database that
     follows a frozen clock (the sandbox's), that clock; else real time."""
     return effective_now(read_clock(conn)).instant
+
+
+def warehouse_today(conn: psycopg.Connection) -> date:
+    """Today in New York by the warehouse's clock (``warehouse_now``)."""
+    return clock.ny_date_of(warehouse_now(conn))
 
 
 # --- policy jobs (community edition) ------------------------------------------------------------

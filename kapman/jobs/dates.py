@@ -8,8 +8,9 @@ import psycopg
 
 from kapman import clock, registry
 from kapman.calendar import trading_days
+from kapman.db import lifecycle
 from kapman.errors import UsageError
-from kapman.params import date_span
+from kapman.params import date_span, not_after_today
 
 #: The default date: the newest trading date with bars.
 NEWEST_OHLCV = "SELECT max(date) FROM public.ohlcv WHERE date <= %s"
@@ -19,8 +20,13 @@ def requested_dates(conn: psycopg.Connection, *, day: date | None, start: date |
                     end: date | None) -> list[date]:
     """``--date D`` or ``--start-date/--end-date``; default: the newest date with bars."""
     date_span(day, start, end)
-    if start and end:
-        return list(trading_days(start, end))
+    today = lifecycle.warehouse_today(conn)
+    not_after_today(day or start, today)
+    if start and end:  # the days after today hold nothing yet, and are not "missed" either
+        days = list(trading_days(start, min(end, today)))
+        if not days:
+            raise UsageError(f"{start}..{end} holds no NYSE trading day")
+        return days
     if day:
         return [day]
     found = conn.execute(NEWEST_OHLCV, (clock.today_ny(),)).fetchone()[0]  # type: ignore[index]

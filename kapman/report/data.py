@@ -23,6 +23,7 @@ from kapman.jobs import a2_splits, split_checks
 from kapman.jobs.a2_splits import split_factors
 from kapman.jobs.a2_window import anchor
 from kapman.ops import inventory
+from kapman.params import not_after_today
 from kapman.symbols import case_suggestions, is_index, is_symbol
 
 #: Indicator series drawn on the charts: column -> path in technical_indicators_json
@@ -107,10 +108,9 @@ def ticker_of(conn: psycopg.Connection, symbol: str) -> tuple[uuid.UUID, str]:
 def report_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date | None) -> date:
     """The requested date after checks, or the newest date with a bar, up to today by the warehouse's
     clock (``lifecycle.warehouse_now``)."""
-    today = clock.ny_date_of(lifecycle.warehouse_now(conn))
+    today = lifecycle.warehouse_today(conn)
     if day is not None:
-        if day > today:
-            raise UsageError(f"{day} is after today ({today} by KapMan's clock)")
+        not_after_today(day, today)
         if not is_trading_day(day):
             raise UsageError(f"{day} is not an NYSE trading day")
         oldest = inventory.window_start(conn, lifecycle.warehouse_now(conn))

@@ -269,3 +269,16 @@ def test_a_failed_write_is_the_runs_error_and_the_written_dates_stay_counted(bar
         a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=RANGE), extra=[ok, broken], into=into)
     stored = conn.execute("SELECT count(DISTINCT time) FROM daily_snapshots").fetchone()[0]
     assert 0 < stored < len(RANGE) and into.dates_done == stored
+
+
+def test_a_date_after_today_or_a_span_without_trading_days_is_one_line(bars_db: tuple,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not "no OHLCV bars … not loaded yet (Step 5)": no step can store anything for those dates."""
+    _, url = bars_db
+    monkeypatch.setenv("KAPMAN_NOW", "2025-12-19T21:00:00Z")
+    future = _cli(url, "--date", "2025-12-22")
+    assert future.returncode == 2 and "Traceback" not in future.stderr
+    assert future.stderr.splitlines()[0] == "error: 2025-12-22 is after today (2025-12-19 by KapMan's clock)"
+    weekend = _cli(url, "--start-date", "2025-12-13", "--end-date", "2025-12-14")
+    assert weekend.returncode == 2
+    assert weekend.stderr.splitlines()[0] == "error: 2025-12-13..2025-12-14 holds no NYSE trading day"

@@ -232,3 +232,19 @@ def test_freshness_is_stored_and_stale_quotes_are_counted(hydrated: tuple, marke
     a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=[D2], symbols=["AAPL"]))
     shown = {kv.label: kv.text for kv in key_values(load_symbol_day(conn, "AAPL", D2))}
     assert shown["stale quotes"] == f"{stale} of {payload['counts']['total']} (quoted before the session)"
+
+
+def test_dates_after_today_are_refused_or_left_out_not_called_missed(hydrated: tuple) -> None:
+    """KapMan's clock is at D2's close: a date after it holds nothing yet, so it is neither computed
+    nor listed with the sessions whose snapshot was missed."""
+    _, url = hydrated
+    future = _a3_cli(url, "--date", "2025-12-22")
+    assert future.returncode == 2 and "Traceback" not in future.stderr
+    assert future.stderr.splitlines()[0] == f"error: 2025-12-22 is after today ({D2} by KapMan's clock)"
+    across = _a3_cli(url, "--start-date", "2025-12-17", "--end-date", "2026-01-09")
+    assert across.returncode == 0, across.stderr
+    assert f"2025-12-17..{D2}:" in across.stdout
+    assert "no options snapshot for any symbol on 2025-12-17 (" in across.stdout
+    weekend = _a3_cli(url, "--start-date", "2025-12-13", "--end-date", "2025-12-14")
+    assert weekend.returncode == 2
+    assert weekend.stderr.splitlines()[0] == "error: 2025-12-13..2025-12-14 holds no NYSE trading day"
