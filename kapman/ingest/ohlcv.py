@@ -48,7 +48,7 @@ from kapman.ingest import ohlcv_plan as plan
 from kapman.ingest.daybars import ParsedDay, parse_day_file, parse_grouped
 from kapman.ingest.ohlcv_write import DayCounts, encode_day, match_rows, record_file, write_day
 from kapman.ingest.tickermap import TickerMap, load_ticker_map
-from kapman.params import date_span, in_range
+from kapman.params import date_span, in_range, not_after_today
 from kapman.progress import NullProgress, Progress
 from kapman.providers import flatfiles, grouped
 from kapman.providers.flatfiles import FileRef, FlatFileSource
@@ -125,6 +125,8 @@ STEP = Definition(OhlcvParams, _body, details=lambda: OhlcvDetails(),
 
 
 def window_for(conn: psycopg.Connection, params: OhlcvParams) -> plan.Window:
+    # A window that starts after today lists only files that cannot be published yet.
+    not_after_today(params.as_of if params.mode == "base" else params.start, lifecycle.warehouse_today(conn))
     if params.mode == "base":
         return plan.base_window(params.days, params.as_of)
     if params.mode == "incremental":

@@ -315,6 +315,12 @@ def test_cli_flags_workers_range_and_date_aliases(fresh_db: str, reference_db: p
     assert "2025-12-20..2025-12-19" not in up_to_date.stdout
     abbreviated = _cli(["incremental", "--recheck", "2", "--db-url", fresh_db], env)
     assert abbreviated.returncode == 2 and "unrecognized arguments: --recheck" in abbreviated.stderr
+    # A window starting after today holds only files that cannot be published yet (it was "ok, up to date").
+    for args in (["incremental", "--date", "2030-01-02"], ["base", "--as-of", "2025-12-22"],
+                 ["backfill", "--start", "2025-12-22", "--end", "2025-12-23"]):
+        future = _cli([*args, "--db-url", fresh_db], env)
+        assert future.returncode == 2, future.stdout
+        assert future.stderr.splitlines()[0] == f"error: {args[2]} is after today (2025-12-19 by KapMan's clock)"
 
 
 def test_cli_rest_source(fresh_db: str, reference_db: psycopg.Connection, rest: object) -> None:
