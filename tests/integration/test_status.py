@@ -204,3 +204,12 @@ def test_on_the_community_edition_a_running_job_is_read_without_error(
     assert rows and all(r[3] is None and r[4] == "-infinity" for r in rows)
     schema = status.report(db, with_archive=False).check("schema")
     assert schema.verdict is Verdict.OK, schema.summary
+
+
+def test_the_schema_line_names_the_clock_the_status_counts_from(sandbox_db: psycopg.Connection) -> None:
+    """The recorded instant moves only with a bulk load; a morning of reference steps later, the
+    schema line said the evening's instant while the header said the morning's."""
+    morning = parse_instant("2025-12-22T16:30:00Z")
+    report = status.report(sandbox_db, morning)
+    assert "(KapMan's clock is frozen at 2025-12-22 16:30 UTC)" in report.check("schema").summary
+    assert report.check("schema").details["clock"] == {"mode": "frozen", "frozen_at": EVENING}
