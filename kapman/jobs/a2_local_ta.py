@@ -42,11 +42,12 @@ from kapman.jobs.dates import history_dates, requested_dates
 from kapman.jobs.payload import JsonTemplate
 from kapman.jobs.tuning import keep_freed_memory, release_freed_memory
 from kapman.metrics.indicators import TECHNICAL_KEYS, compute_technical_cells
+from kapman.metrics.patterns import PATTERN_CATEGORY
 from kapman.metrics.price import PRICE_KEYS, compute_price_metrics
 from kapman.params import WORKERS_RANGE, date_span, in_range
 from kapman.progress import NullProgress, Progress
 from kapman.step import StepResult
-from kapman.symbols import capped, case_suggestions
+from kapman.symbols import capped, case_suggestions, is_index
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +270,7 @@ def _body(ctx: Context, params: A2Params) -> None:
     if job is None:
         return
     extra = [ctx.connect() for _ in range(params.connections - 1)]
-    _report(compute(ctx.conn, job, ctx.progress, extra=extra, into=step.details), step)
+    _report(compute(ctx.conn, job, ctx.progress, extra=extra, into=step.details), step, chosen=bool(job.symbols))
 
 
 STEP = Definition(A2Params, _body, details=lambda: A2Result(dates=[]),
@@ -292,7 +293,13 @@ def _scope(conn: psycopg.Connection, params: A2Params, step: StepResult[A2Result
             return None
         if unknown:
             step.note(f"not in public.tickers, skipped: {unknown}")
-        params = replace(params, symbols=sorted(known))
+        indices = sorted(s for s in known if is_index(s))
+        if indices and len(indices) == len(known):
+            step.nothing(f"{capped(indices)}: an index has no daily bars, and A2 computes from bars")
+            return None
+        if indices:
+            step.note(f"indices have no daily bars, skipped: {capped(indices)}")
+        params = replace(params, symbols=sorted(known - set(indices)))
     with_bars = {r[0] for r in conn.execute("SELECT DISTINCT date FROM public.ohlcv WHERE date = ANY(%s)",
                                             (params.dates,))}
     missing = [d for d in params.dates if d not in with_bars]
@@ -306,7 +313,8 @@ def _scope(conn: psycopg.Connection, params: A2Params, step: StepResult[A2Result
     return params
 
 
-def _report(done: A2Result, step: StepResult[A2Result]) -> None:
+def _report(done: A2Result, step: StepResult[A2Result], *, chosen: bool) -> None:
+    """``chosen``: the run's tickers are the ``--symbols`` asked for."""
     step.read, step.done = done.bars_read, done.dates_done
     step.written, step.unchanged = done.rows_inserted + done.rows_updated, done.rows_unchanged
     step.details = done
@@ -318,7 +326,8 @@ def _report(done: A2Result, step: StepResult[A2Result]) -> None:
     for split, why in done.splits_not_applied.items():
         step.note(f"split record not applied: {split} ({why})")
     if done.dates_without_bars:
-        step.note(f"no OHLCV at all on: {', '.join(map(str, done.dates_without_bars))}")
+        whose = "the symbols asked for" if chosen else "any ticker"
+        step.note(f"no bars of {whose} on: {', '.join(map(str, done.dates_without_bars))}")
 
 
 def compute(conn: psycopg.Connection, params: A2Params, progress: Progress | None = None, *,
@@ -353,6 +362,8 @@ class _Job:
             from kapman.metrics.patterns import PATTERN_KEYS
             keys += list(PATTERN_KEYS)
         self.ta_json, self.pm_json = JsonTemplate(keys), JsonTemplate(PRICE_KEYS, nested=False)
+        #: a row computed without the patterns asked for now is not done
+        self.holding = PATTERN_CATEGORY if params.patterns else None
         self.computed_at = clock.now()
         self.tickers: set[bytes] = set()
         self.lock = threading.Lock()   # counters shared with the writer thread
@@ -399,9 +410,9 @@ class _Job:
         missing date).  A date done only in part is computed, its stored cells skipped."""
         at = {clock.close_of(d): d for d in days}
         # the usual case (a new date, a range never computed) costs one index lookup, no join
-        started = [at[t] for (t,) in self.conn.execute(
-            "SELECT DISTINCT time FROM public.daily_snapshots WHERE time = ANY(%s) "
-            "AND technical_indicators_json IS NOT NULL", (list(at),))]
+        started = [at[t] for (t,) in self.conn.execute(sql.SQL(
+            "SELECT DISTINCT time FROM public.daily_snapshots s WHERE time = ANY(%s) AND {}").format(self._done()),
+            (list(at),))]
         if not started:
             return days
         times = [clock.close_of(d) for d in started]
@@ -413,13 +424,20 @@ class _Job:
             "JOIN public.ohlcv o ON o.date = d.day AND o.date = ANY({d}::date[]) "   # constants: chunk exclusion
             "JOIN public.tickers t ON t.id = o.ticker_id{w} "
             "LEFT JOIN public.daily_snapshots s ON s.time = d.at AND s.time = ANY({t}::timestamptz[]) "
-            "AND s.ticker_id = o.ticker_id AND s.technical_indicators_json IS NOT NULL GROUP BY d.day").format(
-                d=sql.Literal(started), t=sql.Literal(times), w=where)).fetchall()
+            "AND s.ticker_id = o.ticker_id AND {done} GROUP BY d.day").format(
+                d=sql.Literal(started), t=sql.Literal(times), w=where, done=self._done())).fetchall()
         complete = {d: bars for d, bars, stored in rows if bars == stored}
         self.result.skipped_existing += sum(complete.values())
         self.result.dates_complete += len(complete)
         self.result.dates_done += len(complete)
         return [d for d in days if d not in complete]
+
+    def _done(self) -> sql.Composable:
+        """Over ``s``, a stored row: whether it holds what this run computes."""
+        done = sql.SQL("s.technical_indicators_json IS NOT NULL")
+        if not self.holding:
+            return done
+        return done + sql.SQL(" AND s.technical_indicators_json ? {}").format(sql.Literal(self.holding))
 
     def _window(self, bars: Bars, anchor: date, days: list[date]) -> _Written | None:
         """The cells of ``days`` not yet stored, computed on ``bars`` (their window), to be written."""
@@ -434,7 +452,7 @@ class _Job:
         result.read_seconds += time.perf_counter() - t0
         times = {d: clock.close_of(d) for d in days}
         done = set() if params.force else snapshots.existing(self.conn, list(times.values()),
-                                                              "technical_indicators_json")
+                                                              "technical_indicators_json", self.holding)
         in_window = len(np.unique(bars.ticker))
         want_rows, want_cols, want_day = [], [], []
         for i, d in enumerate(days):

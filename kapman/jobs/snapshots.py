@@ -33,12 +33,16 @@ def encode(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> tuple[bytes
     return bulk.encode_binary_rows([_TYPES[c] for c in columns], listed), len(listed)
 
 
-def existing(conn: psycopg.Connection, times: Sequence[datetime], column: str) -> set[tuple[datetime, object]]:
-    """(time, ticker_id) pairs that already have ``column`` filled."""
+def existing(conn: psycopg.Connection, times: Sequence[datetime], column: str,
+             holding: str | None = None) -> set[tuple[datetime, object]]:
+    """(time, ticker_id) pairs that already have ``column`` filled (and, given ``holding``, whose
+    document has that top-level key: A2's candlestick patterns are computed only when asked for)."""
     if column not in ("technical_indicators_json", "dealer_metrics_json"):
         raise ValueError(column)
+    key = f" AND {column} ? %s" if holding else ""
     rows = conn.execute(f"SELECT time, ticker_id FROM public.daily_snapshots "  # noqa: S608 - fixed names
-                        f"WHERE time = ANY(%s) AND {column} IS NOT NULL", (list(times),)).fetchall()
+                        f"WHERE time = ANY(%s) AND {column} IS NOT NULL{key}",
+                        (list(times), *([holding] if holding else []))).fetchall()
     return {(t, i) for t, i in rows}
 
 

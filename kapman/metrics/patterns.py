@@ -25,7 +25,9 @@ PATTERN_FUNCS: tuple[str, ...] = (
     "CDLTASUKIGAP", "CDLTHRUSTING", "CDLTRISTAR", "CDLUNIQUE3RIVER", "CDLUPSIDEGAP2CROWS",
     "CDLXSIDEGAP3METHODS",
 )  # fmt: skip
-PATTERN_KEYS: tuple[str, ...] = tuple(f"pattern_recognition.{f.lower()}" for f in PATTERN_FUNCS)
+#: The A2 document's category that holds them.
+PATTERN_CATEGORY = "pattern_recognition"
+PATTERN_KEYS: tuple[str, ...] = tuple(f"{PATTERN_CATEGORY}.{f.lower()}" for f in PATTERN_FUNCS)
 
 
 def compute_patterns(

@@ -282,3 +282,18 @@ def test_a_date_after_today_or_a_span_without_trading_days_is_one_line(bars_db: 
     weekend = _cli(url, "--start-date", "2025-12-13", "--end-date", "2025-12-14")
     assert weekend.returncode == 2
     assert weekend.stderr.splitlines()[0] == "error: 2025-12-13..2025-12-14 holds no NYSE trading day"
+
+
+def test_an_index_named_in_symbols_is_said_to_have_no_bars(bars_db: tuple) -> None:
+    """It ended 'ok · 0 rows for 0 tickers' with 'no OHLCV at all on' each date, which the market had."""
+    conn, url = bars_db
+    if conn.execute("SELECT count(*) FROM tickers WHERE symbol = 'I:SPX'").fetchone() == (0,):
+        conn.execute("INSERT INTO tickers (id, symbol, name, market, type, active) "
+                     "VALUES (gen_random_uuid(), 'I:SPX', 'S&P 500', 'indices', 'INDEX', true)")
+    alone = _cli(url, "--date", "2025-12-05", "--symbols", "I:SPX")
+    assert alone.returncode == 2 and "Traceback" not in alone.stderr
+    assert "a2: nothing-to-do · I:SPX: an index has no daily bars, and A2 computes from bars" in alone.stdout
+    beside = _cli(url, "--date", "2025-12-05", "--symbols", "I:SPX,AAPL", "--json")
+    assert beside.returncode == 0, beside.stderr
+    data = json.loads(beside.stdout)
+    assert data["rows_inserted"] == 1 and data["notes"] == ["indices have no daily bars, skipped: I:SPX"]

@@ -78,3 +78,29 @@ def test_without_the_flag_no_pattern_is_stored(bars_db: tuple, monkeypatch: pyte
     docs = [r[0] for r in conn.execute("SELECT technical_indicators_json FROM daily_snapshots")]
     assert docs and all("pattern_recognition" not in d for d in docs)
     assert all(np.isfinite(d["trend"]["sma"]["sma_20"]) for d in docs)
+
+
+def test_rows_computed_without_the_patterns_are_not_done_for_a_run_that_asks_for_them(
+        bars_db: tuple, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A plain run's rows, then the flag: each row gains the patterns (it said 'up to date: … already
+    computed' and stored none); again with the flag it is up to date; a plain run keeps them."""
+    conn, url = bars_db
+    monkeypatch.setenv("KAPMAN_ENV_FILE", "/nonexistent")
+    assert run_a2_local_ta.main(["--date", str(D), "--db-url", url, "--quiet"]) == 0
+    rows = conn.execute("SELECT count(*) FROM daily_snapshots").fetchone()[0]
+    capsys.readouterr()
+
+    def run(*flags: str) -> dict:
+        assert run_a2_local_ta.main(["--date", str(D), "--db-url", url, "--json", *flags]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    first = run("--enable-pattern-indicators")
+    assert (first["rows_inserted"], first["rows_updated"], first["skipped_existing"]) == (0, rows, 0)
+    assert conn.execute("SELECT count(*) FROM daily_snapshots WHERE technical_indicators_json ? "
+                        "'pattern_recognition'").fetchone() == (rows,)
+    again = run("--enable-pattern-indicators")
+    assert (again["rows_updated"], again["skipped_existing"]) == (0, rows)
+    plain = run()
+    assert (plain["rows_updated"], plain["skipped_existing"]) == (0, rows)
+    assert conn.execute("SELECT count(*) FROM daily_snapshots WHERE technical_indicators_json ? "
+                        "'pattern_recognition'").fetchone() == (rows,)
