@@ -10,7 +10,7 @@ from kapman import clock, registry
 from kapman.calendar import trading_days
 from kapman.db import lifecycle
 from kapman.errors import UsageError
-from kapman.params import date_span, not_after_today
+from kapman.params import date_span, not_after_today, not_before_window
 
 #: The default date: the newest trading date with bars.
 NEWEST_OHLCV = "SELECT max(date) FROM public.ohlcv WHERE date <= %s"
@@ -20,10 +20,14 @@ def requested_dates(conn: psycopg.Connection, *, day: date | None, start: date |
                     end: date | None) -> list[date]:
     """``--date D`` or ``--start-date/--end-date``; default: the newest date with bars."""
     date_span(day, start, end)
-    today = lifecycle.warehouse_today(conn)
+    from kapman.ops.inventory import retention_window, window_start
+
+    now = lifecycle.warehouse_now(conn)
+    today, oldest = clock.ny_date_of(now), window_start(conn, now)
     not_after_today(day or start, today)
-    if start and end:  # the days after today hold nothing yet, and are not "missed" either
-        days = list(trading_days(start, min(end, today)))
+    not_before_window(day or end, oldest, retention_window(conn).days, span=f"{start}..{end}" if end else None)
+    if start and end:  # the days after today hold nothing yet, nor the days before the window any more
+        days = list(trading_days(max(start, oldest), min(end, today)))
         if not days:
             raise UsageError(f"{start}..{end} holds no NYSE trading day")
         return days

@@ -23,7 +23,7 @@ from kapman.jobs import a2_splits, split_checks
 from kapman.jobs.a2_splits import split_factors
 from kapman.jobs.a2_window import anchor
 from kapman.ops import inventory
-from kapman.params import not_after_today
+from kapman.params import not_after_today, not_before_window
 from kapman.symbols import case_suggestions, is_index, is_symbol
 
 #: Indicator series drawn on the charts: column -> path in technical_indicators_json
@@ -113,10 +113,8 @@ def report_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: da
         not_after_today(day, today)
         if not is_trading_day(day):
             raise UsageError(f"{day} is not an NYSE trading day")
-        oldest = inventory.window_start(conn, lifecycle.warehouse_now(conn))
-        if day < oldest:  # its bars are past retention: a backfill would load what the lifecycle drops
-            raise UsageError(f"{day} is before the retention window (bars are kept from {oldest}, "
-                             f"{inventory.retention_window(conn).days} days)")
+        not_before_window(day, inventory.window_start(conn, lifecycle.warehouse_now(conn)),
+                          inventory.retention_window(conn).days)
         return day
     if is_index(symbol):   # an index has no bars in the stock flat files: its newest A3 date
         newest = conn.execute(

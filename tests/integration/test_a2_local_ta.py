@@ -271,9 +271,10 @@ def test_a_failed_write_is_the_runs_error_and_the_written_dates_stay_counted(bar
     assert 0 < stored < len(RANGE) and into.dates_done == stored
 
 
-def test_a_date_after_today_or_a_span_without_trading_days_is_one_line(bars_db: tuple,
+def test_a_date_after_today_before_the_window_or_a_span_without_trading_days_is_one_line(bars_db: tuple,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Not "no OHLCV bars … not loaded yet (Step 5)": no step can store anything for those dates."""
+    """Not "no OHLCV bars … not loaded yet (Step 5)": no step can store anything for those dates (the bars
+    of a date before the retention window would be dropped again at once)."""
     _, url = bars_db
     monkeypatch.setenv("KAPMAN_NOW", "2025-12-19T21:00:00Z")
     future = _cli(url, "--date", "2025-12-22")
@@ -282,6 +283,12 @@ def test_a_date_after_today_or_a_span_without_trading_days_is_one_line(bars_db: 
     weekend = _cli(url, "--start-date", "2025-12-13", "--end-date", "2025-12-14")
     assert weekend.returncode == 2
     assert weekend.stderr.splitlines()[0] == "error: 2025-12-13..2025-12-14 holds no NYSE trading day"
+    past = _cli(url, "--date", "2023-01-03")
+    assert past.returncode == 2
+    assert past.stderr.splitlines()[0] == ("error: 2023-01-03 is before the retention window (bars are kept "
+                                           "from 2023-12-20, 730 days)")
+    span = _cli(url, "--start-date", "2023-01-03", "--end-date", "2023-02-01")
+    assert span.stderr.splitlines()[0].startswith("error: 2023-01-03..2023-02-01 is before the retention window")
 
 
 def test_an_index_named_in_symbols_is_said_to_have_no_bars(bars_db: tuple) -> None:
