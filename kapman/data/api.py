@@ -20,7 +20,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from kapman.clock import NEW_YORK, parse_instant
+from kapman.clock import NEW_YORK, parse_day, parse_instant
 from kapman.config import load_settings
 from kapman.data.columns import A2_COLUMNS, A3_COLUMNS, COLUMNS, Column, closest, detoasted, resolve
 from kapman.data.copy import copy_table, epoch_us
@@ -55,12 +55,16 @@ def connection(db: Db) -> Iterator[psycopg.Connection]:
 
 
 def _day(value: date | str | None, what: str) -> date | None:
+    """A New York trading date: a date, a datetime (an aware one taken in New York), or text written
+    exactly ``YYYY-MM-DD`` (``20251219`` or ``2025-12-19junk`` is refused, as on every command line)."""
     if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
         return value
+    if isinstance(value, datetime):
+        return (value.astimezone(NEW_YORK) if value.tzinfo else value).date()
     try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        raise UsageError(f"{what}: {value!r} is not a date (YYYY-MM-DD)") from None
+        return parse_day(str(value))
+    except ValueError as exc:
+        raise UsageError(f"{what}: {exc}") from None
 
 
 @dataclass(frozen=True)
