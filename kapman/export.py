@@ -219,7 +219,8 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
 
 
 def _tables(text: str) -> list[str]:
-    chosen = [t.strip() for t in text.split(",") if t.strip()]
+    # each table once: a table named twice would write each of its dates twice at once, through one temp file
+    chosen = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
     unknown = [t for t in chosen if t not in TABLES]
     if unknown or not chosen:
         raise UsageError(f"--tables: {', '.join(unknown) or 'none given'}; choose from {', '.join(TABLES)}")
