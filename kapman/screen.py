@@ -36,9 +36,11 @@ EXPR compares the flattened columns of daily_snapshots (the A2 indicators by pat
 momentum.rsi.rsi or rsi; the price metrics rvol, vsi, hv, close; the A3 scalars gex_net, position,
 gamma_flip, call_wall ...) with numbers, quoted strings or the position labels long_gamma,
 short_gamma, neutral (a bare label means position = label), with < <= > >= = != ; joined by and,
-or, not and parentheses; COLUMN is null / is not null. A missing value satisfies no comparison.
-An unknown column is refused with the closest names. Output: a table of the matching symbols with
-the columns the expression reads (--csv: CSV; --json: one object)."""
+or, not and parentheses; COLUMN is null / is not null. The date columns (max_pain_expiration ...)
+compare with a quoted 'YYYY-MM-DD', dealer_snapshot_time with a quoted date or ISO 8601 time. A
+missing value satisfies no comparison. An unknown column is refused with the closest names.
+Output: a table of the matching symbols with the columns the expression reads (--csv: CSV; --json:
+one object)."""
 
 
 def newest_date(conn: psycopg.Connection) -> date:
