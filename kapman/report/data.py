@@ -193,6 +193,19 @@ def _index_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: da
                      history=load_history(conn, ticker, day), no_bars=INDEX_NO_BARS.format(symbol=symbol))
 
 
+def _no_bar(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date) -> UsageError:
+    """Why a ticker with bars has none on ``day``, and the command that would load it: a day whose file is
+    loaded (other tickers have bars) is skipped by a plain backfill, so it takes --force, and the ticker's
+    span of bars says whether it traded then at all."""
+    backfill = f"{registry.command('ohlcv')} backfill --start {day} --end {day}"
+    if conn.execute("SELECT 1 FROM public.ohlcv WHERE date = %s LIMIT 1", (day,)).fetchone() is None:
+        return UsageError(f"no OHLCV bar for {symbol} on {day}: run {backfill}")
+    first, last = conn.execute("SELECT min(date), max(date) FROM public.ohlcv WHERE ticker_id = %s",
+                               (ticker,)).fetchone() or (None, None)
+    return UsageError(f"no OHLCV bar for {symbol} on {day}: the day's file is loaded without one ({symbol}'s bars "
+                      f"run from {first} to {last}); to load the file again: {backfill} --force")
+
+
 def load_symbol_day(conn: psycopg.Connection, symbol: str, day: date | None = None) -> SymbolDay:
     """Read one report's data: any ticker with a bar on the date.  No bar raises UsageError naming the step
     to run; missing A2 or A3 values leave their sections empty, ``missing`` saying which step fills them."""
@@ -203,8 +216,7 @@ def load_symbol_day(conn: psycopg.Connection, symbol: str, day: date | None = No
     if not bars.dates and is_index(symbol):
         return _index_day(conn, ticker, symbol, day, bars)
     if not bars.dates or bars.dates[-1] != day:
-        raise UsageError(f"no OHLCV bar for {symbol} on {day}: run {registry.command('ohlcv')} backfill "
-                         f"--start {day} --end {day}")
+        raise _no_bar(conn, ticker, symbol, day)
     row = conn.execute("SELECT technical_indicators_json, price_metrics_json, dealer_metrics_json "
                        "FROM public.daily_snapshots WHERE ticker_id = %s AND time = %s",
                        (ticker, clock.close_of(day))).fetchone()

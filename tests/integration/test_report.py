@@ -62,8 +62,14 @@ def test_report_values_are_the_stored_ones(url: str) -> None:
     (["ZZZZ"], "error: unknown symbol ZZZZ: not in tickers; run python -m scripts.ingest_tickers"),
     # symbols are case-sensitive everywhere: aapl is not silently AAPL
     (["aapl"], "error: unknown symbol aapl; did you mean AAPL? (symbols are case-sensitive)"),
-    (["MSFT", "--date", str(GAP[1])], f"error: no OHLCV bar for MSFT on {GAP[1]}: run python -m "
-                                      f"scripts.ingest_ohlcv backfill --start {GAP[1]} --end {GAP[1]}"),
+    # the day's file is loaded (other tickers have bars): a plain backfill skips it, so the hint takes --force
+    (["MSFT", "--date", str(GAP[1])], f"error: no OHLCV bar for MSFT on {GAP[1]}: the day's file is loaded "
+                                      f"without one (MSFT's bars run from {DAYS[0]} to {LAST_DAY}); to load the "
+                                      f"file again: python -m scripts.ingest_ohlcv backfill --start {GAP[1]} "
+                                      f"--end {GAP[1]} --force"),
+    # a trading day of the window with no bars at all: the plain backfill loads it
+    (["MSFT", "--date", "2025-06-02"], "error: no OHLCV bar for MSFT on 2025-06-02: run python -m "
+                                      "scripts.ingest_ohlcv backfill --start 2025-06-02 --end 2025-06-02"),
     (["AAPL", "--date", str(HOLIDAY)], f"error: {HOLIDAY} is not an NYSE trading day"),
     (["AAPL", "--date", "2025-12-22"], "error: 2025-12-22 is after today (2025-12-19 by KapMan's clock)"),
     (["A B"], "error: 'A B' is not a ticker symbol\nhint: ASCII letters, digits and '.', starting with a letter; "
