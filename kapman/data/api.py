@@ -231,9 +231,9 @@ def snapshot_columns(columns: str | Sequence[str] | None = None, *, a2: bool = T
 
 def snapshot_query(chosen: Sequence[Column], tickers: Scope, dates: Dates) -> tuple[sql.Composable, pa.Schema]:
     """The flattened ``daily_snapshots`` rows (``symbol, date`` and ``chosen``) of some tickers, and their schema."""
-    exprs = sql.SQL(", ").join(sql.SQL(c.expr) for c in chosen)
+    exprs = sql.SQL("").join(sql.SQL(", " + c.expr) for c in chosen)   # none chosen: symbol and date alone
     where = sql.SQL("{} AND {} AND {}").format(tickers.on("s.ticker_id"), tickers.on("t.id"), dates.on_time("s.time"))
-    query = sql.SQL("SELECT d.symbol, (d.time AT TIME ZONE 'America/New_York')::date, {} FROM ({} OFFSET 0) d").format(
+    query = sql.SQL("SELECT d.symbol, (d.time AT TIME ZONE 'America/New_York')::date{} FROM ({} OFFSET 0) d").format(
         exprs, detoasted(chosen, where))
     schema = pa.schema([("symbol", pa.string()), ("date", pa.date32())] + [(c.name, c.type) for c in chosen])
     return query, schema

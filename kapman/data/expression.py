@@ -203,8 +203,8 @@ class _Parser:
             return token.text, False
         try:
             name = resolve(token.text)
-        except KeyError:
-            near = closest(token.text)
+        except KeyError:   # a position label in other case is named first (SHORT_GAMMA: short_gamma)
+            near = [label for label in POSITIONS if label == token.text.lower()] + closest(token.text)
             raise UsageError(f"screen: no column {token.text!r} (column {token.at})"
                              + (f"; did you mean {', '.join(near)}?" if near else ""),
                              hint="kapman screen --columns lists them") from None
@@ -227,6 +227,8 @@ class Expression:
 def parse(text: str) -> Expression:
     parser = _Parser(text)
     tree = _typed(parser.parse())
+    if not parser.columns:   # '1 < 2' screens nothing; it would select no column at all
+        raise UsageError(f"screen: {text.strip()!r} reads no column", hint="kapman screen --columns lists them")
     return Expression(text, tree, tuple(dict.fromkeys(parser.columns)))
 
 

@@ -143,6 +143,9 @@ def test_one_column_or_symbol_by_name_and_a_selection_that_is_neither(conn: psyc
     """A single name is one column (it was read letter by letter: "no column 'r'")."""
     one = data.snapshots(conn, "AAPL", columns="rsi", date=str(LAST_DAY))
     assert list(one.columns) == ["symbol", "date", "momentum.rsi.rsi"] and len(one) == 1
+    # no column: the rows' symbol and date (it was an SQL syntax error, "at or near FROM")
+    none = data.snapshots(conn, "AAPL", columns=[], start=str(DAYS[-2]), arrow=True)
+    assert none.to_pylist() == [{"symbol": "AAPL", "date": d} for d in DAYS[-2:]]
     for wrong in (123, ["AAPL", 5]):
         with pytest.raises(UsageError, match=r"^symbols: .* is not a symbol or a list of symbols$"):
             data.bars(conn, wrong)  # type: ignore[arg-type]
@@ -151,6 +154,8 @@ def test_one_column_or_symbol_by_name_and_a_selection_that_is_neither(conn: psyc
 def test_an_unknown_column_names_the_closest(conn: psycopg.Connection) -> None:
     with pytest.raises(UsageError, match=r"no column 'rsii'; did you mean rsi \(momentum.rsi.rsi\)"):
         data.snapshots(conn, "AAPL", columns=["rsii"])
+    with pytest.raises(UsageError, match=r"no column 'RSI'; did you mean rsi \(momentum.rsi.rsi\)"):   # case aside
+        data.snapshots(conn, "AAPL", columns="RSI")
     with pytest.raises(UsageError, match="start 2025-12-19 is after end 2025-12-01"):
         data.bars(conn, "AAPL", start="2025-12-19", end="2025-12-01")
 

@@ -57,6 +57,12 @@ def test_the_tree_and_the_columns_read() -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("rsii < 30", r"no column 'rsii' \(column 1\); did you mean rsi \(momentum.rsi.rsi\)"),
     ("gex_nett > 0", "did you mean gex_net"),
+    # a name in other case is named (closest compared case-sensitively offered nothing for RSI)
+    ("RSI < 30", r"^screen: no column 'RSI' \(column 1\); did you mean rsi \(momentum.rsi.rsi\)"),
+    ("position = SHORT_GAMMA", r"^screen: no column 'SHORT_GAMMA' \(column 12\); did you mean short_gamma\?$"),
+    # no column at all: it selected nothing and failed in SQL ("syntax error at or near FROM")
+    ("1 < 2", "^screen: '1 < 2' reads no column$"),
+    ("'a' = 'a' or not 2 > 3", "reads no column$"),
     ("rsi < 30 and", "expected a number or a string or a column at the end"),
     ("rsi < 30)", r"unexpected '\)' at column 9"),
     ("rsi 30", r"expected a comparison \(< <= > >= = == != <>\) at column 5"),
