@@ -214,6 +214,19 @@ def test_screen_of_a_day_without_values_names_the_step_or_the_newest_date(url: s
         "hint: kapman a2 --date 2025-12-22 (and kapman a3 for the dealer columns)"]
 
 
+def test_screen_of_a_watchlist_whose_symbols_were_all_removed_says_so(fresh_db: str,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """It said no values were stored and named an A2 run, which computes nothing for a list with no symbols."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO watchlists (watchlist_id, symbol, active, source, effective_date) "
+                     "VALUES ('gone', 'AAPL', false, 'gone.txt', '2025-01-02'), ('kept', 'MSFT', true, 'kept.txt', "
+                     "'2025-01-02')")
+    code, out, err = screen(fresh_db, capsys, "rsi < 30", "--date", str(LAST_DAY), "--watchlist", "gone")
+    assert code == 2 and out == ""
+    assert err.splitlines() == ["error: watchlist gone has no active symbols (active watchlists: kept); "
+                                "run python -m scripts.ingest_watchlists"]
+
+
 # --- kapman export ------------------------------------------------------------------------------
 
 def export(url: str, capsys: pytest.CaptureFixture[str], *args: str) -> dict:
