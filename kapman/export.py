@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from kapman import cli
+from kapman import calendar, cli
 from kapman.clock import ny_date_of
 from kapman.config import PROJECT_ROOT, bounded
 from kapman.data import api
@@ -175,14 +175,19 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
     if params.directory.exists() and not params.directory.is_dir():
         raise UsageError(f"--to {params.directory} is a file, not a directory")
     written: dict[str, Written] = {}
+    stored = 0
     with connect(url) as conn:
         jobs: list[tuple[str, list[date]]] = []
         for table in params.tables:
             stats = written.setdefault(table, Written())
             days = stored_dates(conn, table, params.dates)
+            stored += len(days)
             todo = {d for d in days if params.force or not _path(params, table, d).exists()}
             stats.skipped = len(days) - len(todo)
             jobs += [(table, run) for run in batches(days, todo)]
+    if not stored and (params.dates.start or params.dates.end):   # asked for dates that hold nothing
+        result.nothing(_nothing_stored(params))
+        return result
     local = threading.local()
     connections: list[psycopg.Connection] = []
 
@@ -216,6 +221,17 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
     result.headline = (f"{files} files, {rows:,} rows, {sum(w.bytes for w in written.values()) / 2**20:.1f} MiB "
                        f"into {params.directory}" + (f"; {skipped} already there" if skipped else ""))
     return result
+
+
+def _nothing_stored(params: ExportParams) -> str:
+    span = params.dates
+    if span.start == span.end and span.start is not None:
+        asked = f"on {span.start}" + ("" if calendar.is_trading_day(span.start) else " (not a trading day)")
+    elif span.start and span.end:
+        asked = f"from {span.start} to {span.end}"
+    else:
+        asked = f"from {span.start} on" if span.start else f"up to {span.end}"
+    return f"no {', '.join(params.tables)} rows stored {asked}: nothing to export"
 
 
 def _tables(text: str) -> list[str]:

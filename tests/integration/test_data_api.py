@@ -288,6 +288,24 @@ def test_export_writes_only_the_dates_not_yet_exported(url: str, tmp_path: Path,
     assert not list(tmp_path.rglob(".*.partial"))
 
 
+def test_export_of_dates_that_hold_nothing_is_nothing_to_do(url: str, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """It was 'ok', 0 files, exit 0, for a weekend or a range past the data, as if written."""
+    from kapman.console import main
+
+    weekend = LAST_DAY + timedelta(days=(5 - LAST_DAY.weekday()) % 7 or 7)
+    code = main(["export", "--to", str(tmp_path), "--date", str(weekend), "--db-url", url])
+    assert code == 2 and capsys.readouterr().out.splitlines()[0].rsplit(" · ", 1)[0] == (
+        f"export: nothing-to-do · no ohlcv, daily_snapshots, options_chains rows stored on {weekend} (not a "
+        "trading day): nothing to export")
+    code = main(["export", "--to", str(tmp_path), "--tables", "options_chains", "--start-date", str(DAYS[0]),
+                 "--end-date", str(DAYS[2]), "--db-url", url, "--json"])
+    found = json.loads(capsys.readouterr().out)
+    assert code == 2 and (found["status"], found["nothing_reason"]) == (
+        "nothing-to-do", f"no options_chains rows stored from {DAYS[0]} to {DAYS[2]}: nothing to export")
+    assert not list(tmp_path.iterdir())
+
+
 def test_export_to_a_place_it_cannot_write_is_one_line_and_keeps_what_it_wrote(
         url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from kapman.console import main
