@@ -187,10 +187,20 @@ def _index_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: da
     row = conn.execute("SELECT dealer_metrics_json FROM public.daily_snapshots WHERE ticker_id = %s AND time = %s",
                        (ticker, clock.close_of(day))).fetchone()
     if row is None or row[0] is None:
-        raise UsageError(f"no A3 dealer metrics for {symbol} on {day}: run {registry.command('a3')} "
-                         f"--date {day} --symbols {symbol}")
+        raise UsageError(f"no A3 dealer metrics for {symbol} on {day}: {_a3_source(conn, ticker, symbol, day)}")
     return SymbolDay(symbol=symbol, day=day, bars=bars, indicators={}, technical={}, price={}, dealer=row[0],
                      history=load_history(conn, ticker, day), no_bars=INDEX_NO_BARS.format(symbol=symbol))
+
+
+def _a3_source(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date) -> str:
+    """What fills a day's A3: its option snapshot when one is stored, else where a snapshot comes from (the
+    options step takes one on its own day only, so it cannot fill a past date; an archived one is restored)."""
+    stored = conn.execute(f"SELECT 1 FROM public.options_chains WHERE ticker_id = %s AND {_NY_DATE} = %s LIMIT 1",
+                          (ticker, day)).fetchone()
+    if stored:
+        return f"its option snapshot is stored; {registry.command('a3')} --date {day} --symbols {symbol} fills them"
+    return (f"no option snapshot of {symbol} on {day} is stored ({registry.command('options')} takes one on its "
+            f"own day, for watchlist symbols; an archived one comes back with {registry.command('restore-options')})")
 
 
 def _no_bar(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date) -> UsageError:
@@ -226,9 +236,8 @@ def load_symbol_day(conn: psycopg.Connection, symbol: str, day: date | None = No
         missing["A2"] = (f"A2 indicators: none stored for {symbol} on {day}; {registry.command('a2')} "
                          f"--date {day} --symbols {symbol} fills them")
     if not dealer:
-        missing["A3"] = (f"A3 dealer metrics and options: none stored for {symbol} on {day}; they come from its "
-                         f"option snapshot ({registry.command('options')}, for watchlist symbols) and then "
-                         f"{registry.command('a3')} --date {day} --symbols {symbol}")
+        missing["A3"] = (f"A3 dealer metrics and options: none stored for {symbol} on {day}; "
+                         f"{_a3_source(conn, ticker, symbol, day)}")
     return SymbolDay(symbol=symbol, day=day, bars=bars, indicators=load_indicators(conn, ticker, start, day),
                      technical=technical, price=price, dealer=dealer, history=load_history(conn, ticker, day),
                      missing=missing)

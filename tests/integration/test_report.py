@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from kapman.clock import close_of
 from kapman.report import page as report_page
 from kapman.report.data import load_symbol_day
 from tests.support import database
@@ -199,9 +200,11 @@ def test_any_ticker_with_bars_omits_each_section_it_lacks(url: str, tmp_path: Pa
     nvda = cli(module, url, "NVDA", "--out" if module == "scripts.report" else "--json",
                *([str(tmp_path / "nvda.html")] if module == "scripts.report" else []))
     assert nvda.returncode == 0, nvda.stderr
-    a3_line = (f"A3 dealer metrics and options: none stored for NVDA on {LAST_DAY}; they come from its option "
-               f"snapshot (python -m scripts.ingest_options, for watchlist symbols) and then "
-               f"python -m scripts.run_a3_dealer_metrics --date {LAST_DAY} --symbols NVDA")
+    # NVDA has no option snapshot: the options step takes one only on its own day, so it is not named as the
+    # way to fill a past date's A3 (nor A3 itself, which would find no chain)
+    a3_line = (f"A3 dealer metrics and options: none stored for NVDA on {LAST_DAY}; no option snapshot of NVDA on "
+               f"{LAST_DAY} is stored (python -m scripts.ingest_options takes one on its own day, for watchlist "
+               "symbols; an archived one comes back with python -m scripts.restore_options_archive)")
     early = DAYS[-6]
     a2_line = (f"A2 indicators: none stored for AAPL on {early}; python -m scripts.run_a2_local_ta --date {early} "
                f"--symbols AAPL fills them")
@@ -217,6 +220,17 @@ def test_any_ticker_with_bars_omits_each_section_it_lacks(url: str, tmp_path: Pa
     early_page = cli(module, url, "AAPL", "--date", str(early), "--out", str(tmp_path / "early.html"))
     assert early_page.returncode == 0, early_page.stderr
     assert a2_line in (tmp_path / "early.html").read_text()
+
+
+def test_a_day_whose_option_snapshot_is_stored_names_a3_to_fill_it(url: str) -> None:
+    with psycopg.connect(url) as conn:   # the change is rolled back: the module's database stays as hydrated
+        conn.execute("UPDATE daily_snapshots SET dealer_metrics_json = NULL WHERE time = %s AND ticker_id = "
+                     "(SELECT id FROM tickers WHERE symbol = 'AAPL')", (close_of(LAST_DAY),))
+        day = load_symbol_day(conn, "AAPL", LAST_DAY)
+        conn.rollback()
+    assert day.missing == {"A3": f"A3 dealer metrics and options: none stored for AAPL on {LAST_DAY}; its option "
+                                 f"snapshot is stored; python -m scripts.run_a3_dealer_metrics --date {LAST_DAY} "
+                                 "--symbols AAPL fills them"}
 
 
 def test_kapman_show_is_scripts_show(url: str) -> None:
