@@ -22,8 +22,17 @@ EXAMPLES = """
 COLUMNS = ("started_at", "step", "status", "seconds", "clock", "outcome")
 
 
+def _named(flag: str, text: str) -> list[str]:
+    """The comma-separated names of a filter; none at all (an empty variable in a script) is refused, not read
+    as a filter that matches nothing."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"{flag} is empty", hint=f"name one or more, or leave {flag} out for all")
+    return names
+
+
 def _statuses(text: str) -> list[str]:
-    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    chosen = _named("--status", text)
     unknown = [s for s in chosen if s not in STATUSES]
     if unknown:
         raise UsageError(f"--status: {', '.join(unknown)} is not a run status; choose from {', '.join(STATUSES)}")
@@ -33,7 +42,7 @@ def _statuses(text: str) -> list[str]:
 def _steps(text: str) -> list[str]:
     """The ledger job names of the steps named (a step's older job names included)."""
     jobs: list[str] = []
-    for name in (n.strip() for n in text.split(",") if n.strip()):
+    for name in _named("--step", text):
         step = registry.BY_JOB.get(name) or registry.BY_NAME.get(name)
         if step is None or step.module is None:
             known = ", ".join(s.name for s in registry.steps())
@@ -86,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with connect(settings.require_database_url()) as conn:
         rows = list_runs(conn, args.step, args.status, args.limit)
     filtered = " that match" if args.step or args.status else ""
-    text = table_text(rows, COLUMNS) if rows else f"no runs recorded{filtered}"
+    shown = [{**r, "seconds": None if r["seconds"] is None else round(r["seconds"], 1)} for r in rows]  # not 1.63045
+    text = table_text(shown, COLUMNS) if rows else f"no runs recorded{filtered}"
     cli.emit(args, text, {"runs": [{k: plain(v) for k, v in r.items()} for r in rows]})
     return cli.EXIT_OK
 
