@@ -82,6 +82,11 @@ def list_runs(conn: psycopg.Connection, steps: list[str] | None, statuses: list[
     return rows
 
 
+def shown(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows as the table prints them: seconds to a tenth (1.63045 and 0.197698 side by side read badly)."""
+    return [{**r, "seconds": None if r["seconds"] is None else round(r["seconds"], 1)} for r in rows]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = cli.parser("python -m kapman.views.runs",
                    "List the runs of every step from the ledger (ingest_runs), newest first: when it started "
@@ -95,8 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with connect(settings.require_database_url()) as conn:
         rows = list_runs(conn, args.step, args.status, args.limit)
     filtered = " that match" if args.step or args.status else ""
-    shown = [{**r, "seconds": None if r["seconds"] is None else round(r["seconds"], 1)} for r in rows]  # not 1.63045
-    text = table_text(shown, COLUMNS) if rows else f"no runs recorded{filtered}"
+    text = table_text(shown(rows), COLUMNS) if rows else f"no runs recorded{filtered}"
     cli.emit(args, text, {"runs": [{k: plain(v) for k, v in r.items()} for r in rows]})
     return cli.EXIT_OK
 

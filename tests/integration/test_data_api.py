@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -348,7 +347,6 @@ def test_runs_lists_the_ledger_newest_first_filtered(url: str, conn: psycopg.Con
     lines = out.splitlines()
     assert lines[0].split() == ["started_at", "step", "status", "seconds", "clock", "outcome"]
     assert [line.split()[2:4] for line in lines[1:]] == [["options", "partial"], ["options", "ok"]]
-    assert all(re.fullmatch(r"\d+\.\d", line.split()[4]) for line in lines[1:])   # seconds to a tenth
     code, _, err = command(url, capsys, "runs", "--status", "done")
     assert code == 2 and "--status: done is not a run status" in err
 

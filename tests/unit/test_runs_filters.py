@@ -16,3 +16,14 @@ def test_an_empty_filter_is_refused(flag: str, value: str, capsys: pytest.Captur
     out, err = capsys.readouterr()
     assert out == "" and err.splitlines() == [f"error: {flag} is empty",
                                               f"hint: name one or more, or leave {flag} out for all"]
+
+
+def test_the_table_shows_seconds_to_a_tenth() -> None:
+    from kapman.views.runs import COLUMNS, shown
+    from kapman.views.table import table_text
+
+    rows = [{"started_at": None, "step": "a3", "status": "ok", "seconds": 1.63045, "clock": None, "outcome": ""},
+            {"started_at": None, "step": "a2", "status": "ok", "seconds": 0.197698, "clock": None, "outcome": ""},
+            {"started_at": None, "step": "a2", "status": "running", "seconds": None, "clock": None, "outcome": ""}]
+    assert [line.split()[2:] for line in table_text(shown(rows), COLUMNS).splitlines()[1:]] == [
+        ["1.6"], ["0.2"], []]
