@@ -254,7 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tables", type=_tables, default=list(TABLES), metavar="T1,T2",
                    help=f"which tables (default: {','.join(TABLES)})")
     cli.add_date_options(p, "every stored date")
-    p.add_argument("--force", action="store_true", help="rewrite dates already exported")
+    p.add_argument("--force", action="store_true",
+                   help="rewrite dates already exported (after recomputing them: a date with a file is not read)")
     p.add_argument("--workers", type=bounded(WORKERS_RANGE.low, WORKERS_RANGE.high, integer=True), default=2,
                    metavar="N", help="connections reading at once (default 2)")
     args = p.parse_args(argv)
