@@ -202,10 +202,14 @@ def _adjust(conn: psycopg.Connection, table: pa.Table, as_of: date | None) -> pa
     by_symbol: dict[str, list[tuple[date, float]]] = {}
     for ticker, day, ratio in rows:
         by_symbol.setdefault(ticker, []).append((day, float(ratio)))
+    # The rows come ordered by the server's collation, which is byte order only under C: en_US puts BRKA
+    # before BRK.B and AAp before AAPL. Each symbol's rows are found in an order of our own.
+    order = np.argsort(symbols, kind="stable")
+    ordered = symbols[order]
     for ticker, splits in by_symbol.items():
-        lo, hi = np.searchsorted(symbols, ticker, "left"), np.searchsorted(symbols, ticker, "right")
-        factor[lo:hi] = split_factors(days[lo:hi], np.array([d for d, _ in splits], dtype="datetime64[D]"),
-                                      np.array([r for _, r in splits]))
+        mine = order[np.searchsorted(ordered, ticker, "left"):np.searchsorted(ordered, ticker, "right")]
+        factor[mine] = split_factors(days[mine], np.array([d for d, _ in splits], dtype="datetime64[D]"),
+                                     np.array([r for _, r in splits]))
     out = table
     for name in ("open", "high", "low", "close", "vwap"):
         out = out.set_column(out.schema.get_field_index(name), name,
