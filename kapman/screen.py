@@ -11,13 +11,13 @@ import csv
 import io
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 import psycopg
 import pyarrow as pa
 
 from kapman import calendar, cli
 from kapman.data import api
-from kapman.data.columns import COLUMNS, leaf_names
 from kapman.data.expression import Expression, parse
 from kapman.db.connect import connect
 from kapman.errors import InputError
@@ -70,10 +70,8 @@ def screen(conn: psycopg.Connection, expression: Expression, day: date | None = 
     return day, table.num_rows, table.filter(expression.mask(table)).drop_columns(["date"])
 
 
-def columns_text() -> str:
-    short = {full: leaf for leaf, full in leaf_names().items()}
-    return "\n".join(f"{name}{f'  ({short[name]})' if name in short else ''}  {c.type}"
-                     for name, c in COLUMNS.items())
+def columns_text(columns: list[dict[str, Any]]) -> str:
+    return "\n".join(c["name"] + (f"  ({c['short']})" if c["short"] else "") + f"  {c['type']}" for c in columns)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--columns", action="store_true", help="list the column names EXPR may use, and exit")
     args = p.parse_args(argv)
     if args.columns:
-        print(columns_text())
+        listed = api.describe()
+        cli.emit(args, columns_text(listed), {"columns": listed})
         return cli.EXIT_OK
     if not args.expression:
         p.error("EXPR is required (or --columns)")

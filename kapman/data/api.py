@@ -22,7 +22,16 @@ from psycopg import sql
 
 from kapman.clock import NEW_YORK, parse_day, parse_instant
 from kapman.config import load_settings
-from kapman.data.columns import A2_COLUMNS, A3_COLUMNS, COLUMNS, Column, closest, detoasted, resolve
+from kapman.data.columns import (
+    A2_COLUMNS,
+    A3_COLUMNS,
+    COLUMNS,
+    Column,
+    closest,
+    detoasted,
+    leaf_names,
+    resolve,
+)
 from kapman.data.copy import copy_table, epoch_us
 from kapman.db.connect import connect
 from kapman.errors import InputError, UsageError
@@ -297,5 +306,8 @@ def chain(db: Db = None, symbols: str | Sequence[str] | None = None, *, watchlis
 
 
 def describe() -> list[dict[str, Any]]:
-    """The flattened columns: name, family (a2 or a3) and Arrow type, in order."""
-    return [{"name": c.name, "family": c.family, "type": str(c.type)} for c in A2_COLUMNS + A3_COLUMNS]
+    """The flattened columns: name, short name (``rsi``; None where there is none), family (a2 or a3) and Arrow
+    type, in order."""
+    short = {full: leaf for leaf, full in leaf_names().items()}
+    return [{"name": c.name, "short": short.get(c.name), "family": c.family, "type": str(c.type)}
+            for c in A2_COLUMNS + A3_COLUMNS]

@@ -32,3 +32,4 @@ def test_screen_date_takes_only_yyyy_mm_dd(text: str, capsys: pytest.CaptureFixt
     assert done.value.code == 2
     assert err.splitlines()[-1] == (f"kapman screen: error: argument --date: '{text}' is not a date written "
                                     "YYYY-MM-DD (years 1900..2999)")
+
