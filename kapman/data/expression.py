@@ -205,9 +205,11 @@ class _Parser:
             name = resolve(token.text)
         except KeyError:   # a position label in other case is named first (SHORT_GAMMA: short_gamma)
             near = [label for label in POSITIONS if label == token.text.lower()] + closest(token.text)
+            compared = self.pos >= 2 and self.items[self.pos - 2].kind == "op"   # status = FULL: a value unquoted
             raise UsageError(f"screen: no column {token.text!r} (column {token.at})"
                              + (f"; did you mean {', '.join(near)}?" if near else ""),
-                             hint="kapman screen --columns lists them") from None
+                             hint="kapman screen --columns lists them"
+                                  + (f"; a text value is quoted: '{token.text}'" if compared else "")) from None
         self.columns.append(name)
         return name, True
 

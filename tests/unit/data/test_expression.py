@@ -118,3 +118,12 @@ def test_date_and_time_columns_compare_with_a_quoted_date_or_instant() -> None:
 def test_a_date_or_time_compared_with_anything_else_is_one_clear_line(text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parse(text)
+
+
+def test_an_unquoted_text_value_is_told_to_be_quoted() -> None:
+    with pytest.raises(UsageError, match="^screen: no column 'FULL' \\(column 10\\)") as refused:
+        parse("status = FULL")
+    assert refused.value.hint == "kapman screen --columns lists them; a text value is quoted: 'FULL'"
+    with pytest.raises(UsageError) as refused:   # a name on the left is a column, misspelt
+        parse("rsii < 30")
+    assert refused.value.hint == "kapman screen --columns lists them"
