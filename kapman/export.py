@@ -185,7 +185,7 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
             todo = {d for d in days if params.force or not _path(params, table, d).exists()}
             stats.skipped = len(days) - len(todo)
             jobs += [(table, run) for run in batches(days, todo)]
-    if not stored and (params.dates.start or params.dates.end):   # asked for dates that hold nothing
+    if not stored:   # the tables (or the dates asked for) hold nothing: not an export that is up to date
         result.nothing(_nothing_stored(params))
         return result
     local = threading.local()
@@ -229,8 +229,10 @@ def _nothing_stored(params: ExportParams) -> str:
         asked = f"on {span.start}" + ("" if calendar.is_trading_day(span.start) else " (not a trading day)")
     elif span.start and span.end:
         asked = f"from {span.start} to {span.end}"
-    else:
+    elif span.start or span.end:
         asked = f"from {span.start} on" if span.start else f"up to {span.end}"
+    else:
+        asked = "at all"
     return f"no {', '.join(params.tables)} rows stored {asked}: nothing to export"
 
 

@@ -306,6 +306,17 @@ def test_export_of_dates_that_hold_nothing_is_nothing_to_do(url: str, tmp_path: 
     assert not list(tmp_path.iterdir())
 
 
+def test_export_of_an_empty_warehouse_is_nothing_to_do(fresh_db: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from kapman.console import main
+
+    code = main(["export", "--to", str(tmp_path), "--db-url", fresh_db, "--json"])
+    found = json.loads(capsys.readouterr().out)
+    assert code == 2 and (found["status"], found["nothing_reason"]) == (
+        "nothing-to-do", "no ohlcv, daily_snapshots, options_chains rows stored at all: nothing to export")
+    assert not list(tmp_path.iterdir())
+
+
 def test_export_to_a_place_it_cannot_write_is_one_line_and_keeps_what_it_wrote(
         url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from kapman.console import main
