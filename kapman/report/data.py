@@ -104,20 +104,27 @@ def ticker_of(conn: psycopg.Connection, symbol: str) -> tuple[uuid.UUID, str]:
     raise UsageError(f"unknown symbol {symbol}: not in tickers; run {registry.command('tickers')}")
 
 
+def checked_day(conn: psycopg.Connection, day: date) -> date:
+    """A date asked for, if a report can be made of it for any symbol: not after today by the warehouse's clock
+    (``lifecycle.warehouse_now``), a trading day, within the retention window."""
+    today = clock.ny_date_of(lifecycle.warehouse_now(conn))
+    if day > today:
+        raise UsageError(f"{day} is after today ({today} by KapMan's clock)")
+    if not is_trading_day(day):
+        raise UsageError(f"{day} is not an NYSE trading day")
+    oldest = inventory.window_start(conn, lifecycle.warehouse_now(conn))
+    if day < oldest:  # its bars are past retention: a backfill would load what the lifecycle drops
+        raise UsageError(f"{day} is before the retention window (bars are kept from {oldest}, "
+                         f"{inventory.retention_window(conn).days} days)")
+    return day
+
+
 def report_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date | None) -> date:
     """The requested date after checks, or the newest date with a bar, up to today by the warehouse's
     clock (``lifecycle.warehouse_now``)."""
-    today = clock.ny_date_of(lifecycle.warehouse_now(conn))
     if day is not None:
-        if day > today:
-            raise UsageError(f"{day} is after today ({today} by KapMan's clock)")
-        if not is_trading_day(day):
-            raise UsageError(f"{day} is not an NYSE trading day")
-        oldest = inventory.window_start(conn, lifecycle.warehouse_now(conn))
-        if day < oldest:  # its bars are past retention: a backfill would load what the lifecycle drops
-            raise UsageError(f"{day} is before the retention window (bars are kept from {oldest}, "
-                             f"{inventory.retention_window(conn).days} days)")
-        return day
+        return checked_day(conn, day)
+    today = clock.ny_date_of(lifecycle.warehouse_now(conn))
     if is_index(symbol):   # an index has no bars in the stock flat files: its newest A3 date
         newest = conn.execute(
             f"SELECT max({_NY_DATE}) FROM public.daily_snapshots WHERE ticker_id = %s "

@@ -233,6 +233,18 @@ def test_a_day_whose_option_snapshot_is_stored_names_a3_to_fill_it(url: str) -> 
                                  "--symbols AAPL fills them"}
 
 
+@pytest.mark.parametrize(("day", "message"), [
+    (str(HOLIDAY), f"error: {HOLIDAY} is not an NYSE trading day"),
+    ("2025-12-22", "error: 2025-12-22 is after today (2025-12-19 by KapMan's clock)"),
+])
+def test_a_watchlist_report_of_a_date_no_member_can_have_is_refused_once(url: str, tmp_path: Path, day: str,
+                                                                         message: str) -> None:
+    """It wrote an index of no reports, with every member failed for the same date, exit 2."""
+    proc = cli("scripts.report", url, "--watchlist", "mvp", "--date", day, "--out", str(tmp_path / "mvp"))
+    assert proc.returncode == 2 and proc.stderr.strip() == message and proc.stdout == ""
+    assert not (tmp_path / "mvp").exists()
+
+
 def test_kapman_show_is_scripts_show(url: str) -> None:
     console = "import sys; from kapman.console import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.run([sys.executable, "-c", console, "show", "SPY", "--db-url", url], capture_output=True,
