@@ -60,9 +60,11 @@ def screen(conn: psycopg.Connection, expression: Expression, day: date | None = 
         if not calendar.is_trading_day(day):  # nothing is ever computed for it: name a date that has values
             raise InputError(f"{day} is not a trading day: no A2 or A3 values are computed for it",
                              hint=f"the newest date with values is {newest_date(conn)}")
+        # imported only on this path: the report's modules are not needed to screen
+        from kapman.report.data import checked_day
+        from kapman.report.watchlist import members
+        checked_day(conn, day)   # after today or before the retention window: A2 cannot compute it either
         if watchlist is not None:   # one whose symbols were all removed says so, as report --watchlist does
-            # imported only on this path: the report's modules are not needed to screen
-            from kapman.report.watchlist import members
             members(conn, watchlist)
         raise InputError(f"no A2 or A3 values stored for {day}" + (f" on watchlist {watchlist}" if watchlist else ""),
                          hint=f"kapman a2 --date {day} (and kapman a3 for the dealer columns)")

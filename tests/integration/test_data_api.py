@@ -214,6 +214,19 @@ def test_screen_of_a_day_without_values_names_the_step_or_the_newest_date(url: s
         "hint: kapman a2 --date 2025-12-22 (and kapman a3 for the dealer columns)"]
 
 
+@pytest.mark.parametrize(("day", "message"), [
+    ("2025-12-22", "error: 2025-12-22 is after today (2025-12-19 by KapMan's clock)"),
+    ("2023-06-01", "error: 2023-06-01 is before the retention window (bars are kept from 2023-12-20, 730 days)"),
+])
+def test_screen_of_a_day_a2_cannot_compute_says_why(url: str, day: str, message: str,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """It named 'kapman a2 --date D', which refuses a date after today and has no bars before the window."""
+    monkeypatch.setenv("KAPMAN_NOW", str(LAST_DAY))
+    code, out, err = screen(url, capsys, "rsi < 30", "--date", day)
+    assert code == 2 and out == "" and err.splitlines() == [message]
+
+
 def test_screen_of_a_watchlist_whose_symbols_were_all_removed_says_so(fresh_db: str,
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """It said no values were stored and named an A2 run, which computes nothing for a list with no symbols."""
