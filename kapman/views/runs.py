@@ -9,6 +9,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from kapman import cli, registry
+from kapman.db import runs as ledger
 from kapman.db.connect import connect
 from kapman.errors import UsageError
 from kapman.views.table import plain, table_text
@@ -66,6 +67,7 @@ def _outcome(row: dict[str, Any]) -> str:
 
 def list_runs(conn: psycopg.Connection, steps: list[str] | None, statuses: list[str] | None,
               limit: int) -> list[dict[str, Any]]:
+    ledger.resolve_abandoned(conn)   # a run killed without a word is listed as abandoned, not running
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             "SELECT run_id, job AS step, status, started_at, finished_at, extract(epoch FROM duration)::float8 "

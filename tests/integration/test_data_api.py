@@ -397,6 +397,27 @@ def test_runs_refuses_what_is_not_a_step_or_a_count(url: str, capsys: pytest.Cap
         == "2 dates; 5 written"
 
 
+def test_runs_and_snapshots_mark_a_run_killed_without_a_word_abandoned(fresh_db: str,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Each reads the ledger, so each marks what no process will finish (they listed it as running)."""
+    snap = datetime(2025, 12, 19, 21, 5, tzinfo=UTC)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        ticker = conn.execute("INSERT INTO tickers (id, symbol) VALUES (gen_random_uuid(), 'AAPL') RETURNING id"
+                              ).fetchone()[0]  # type: ignore[index]
+        conn.execute("INSERT INTO options_chains (time, ticker_id, expiration_date, strike_price, option_type, "
+                     "contract_symbol) VALUES (%s, %s, '2026-01-16', 250, 'C', 'O:AAPL260116C00250000')",
+                     (snap, ticker))
+        for job, at in (("a2", None), ("options", snap)):   # a backend and a process that are long gone
+            conn.execute("INSERT INTO ingest_runs (run_id, job, started_at, status, args, snapshot_time, backend_pid, "
+                         "backend_start, process_host, process_pid, process_start) VALUES (gen_random_uuid(), %s, "
+                         "now(), 'running', '{}', %s, 999999, now(), 'elsewhere', 999999, 'long ago')", (job, at))
+    code, out, _ = command(fresh_db, capsys, "snapshots", "--json")
+    assert code == 0 and [s["run"] for s in json.loads(out)["snapshots"]] == ["abandoned"]
+    code, out, _ = command(fresh_db, capsys, "runs", "--json")
+    assert code == 0 and sorted((r["step"], r["status"]) for r in json.loads(out)["runs"]) == [
+        ("a2", "abandoned"), ("options", "abandoned")]
+
+
 def test_snapshots_lists_symbols_runs_and_archive_state(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = command(url, capsys, "snapshots", "--json")
     found = json.loads(out)
