@@ -32,6 +32,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 2
 #: Ctrl-C, as a shell reports a process ended by SIGINT.
 EXIT_INTERRUPTED = 130
+#: The reader of the output went away (``| head``), as a shell reports a process ended by SIGPIPE.
+EXIT_BROKEN_PIPE = 141
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -242,7 +244,14 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
     debug, as_json = "--debug" in words, "--json" in words
     try:
         with signals.as_interrupts():
-            return main(argv)
+            code = main(argv)
+            sys.stdout.flush()   # a reader that went away shows here, not as a warning at exit
+            return code
+    except BrokenPipeError:
+        # ``kapman screen ... --csv | head``: what the reader took stands; nothing more is written, not even
+        # the flush at exit, and it is no error of KapMan's
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KapManError as exc:
         if debug:
             traceback.print_exc()

@@ -162,17 +162,18 @@ def confirm_target(url: str, *, yes: bool) -> None:
     destruction.confirm(destruction.measure(url, name, exists, archived_snapshot_count), yes=yes, what="the demo")
 
 
-def live_runbook(url: str, *, dashboards: bool = True) -> list[runbook.StepRun]:
+def live_runbook(url: str, *, dashboards: bool = True, quiet: bool = False) -> list[runbook.StepRun]:
     """The same steps against Polygon with the credentials in .env (options: today only)."""
     settings = load_settings()
     require_live_credentials(settings)
-    print(f"live run against {settings.polygon_base_url}, database {mask_url(url)}", flush=True)
+    if not quiet:
+        print(f"live run against {settings.polygon_base_url}, database {mask_url(url)}", flush=True)
     steps = (runbook.schema_and_reference_steps() + archive_steps(url)
              + [runbook.Step("6", "options snapshot (now)", registry.command("options"))]
              + [runbook.Step("7", "A2 for the newest date", registry.command("a2")),
                 runbook.Step("8", "A3 for the newest snapshot", registry.command("a3"))]
              + (runbook.dashboard_steps(fresh(DASHBOARDS_OUT)) if dashboards else []) + runbook.report_steps())
-    return _run_all(steps, {}, url, False)
+    return _run_all(steps, {}, url, quiet)
 
 
 #: The dashboards' output (about 1,100 lines), kept out of the terminal so the demo ends with its summary.
@@ -194,6 +195,8 @@ def _run_all(steps: list[runbook.Step], env: dict[str, str], url: str, quiet: bo
         if result.returncode == 2:
             print(f"\nstep {step.number} ({step.title}) failed with exit 2; stopping", file=sys.stderr)
             break
+        if result.returncode and quiet:   # its own output went nowhere: say which step, and how to rerun it
+            print(f"step {step.number} ({step.title}) exited {result.returncode}: {step.command}", file=sys.stderr)
     return results
 
 
@@ -213,19 +216,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="with --db-url: destroy a database that holds data without asking")
     args = p.parse_args(argv)
     cli.configure_logging(args)
+    quiet = args.quiet or args.json   # the steps' output would bury the summary (and break the JSON)
     try:
         settings = load_settings()
         if args.live:
             require_live_credentials(settings)
         url = demo_url(settings, args.db_url)
         confirm_target(url, yes=args.yes)
-        print(f"demo database: {mask_url(url)}", flush=True)
+        if not quiet:
+            print(f"demo database: {mask_url(url)}", flush=True)
         started = time.perf_counter()
         if args.live:
-            results = live_runbook(url, dashboards=not args.no_dashboards)
+            results = live_runbook(url, dashboards=not args.no_dashboards, quiet=quiet)
         else:
             results = sandbox_runbook(url, tickers=args.tickers, seed=args.seed, option_days=args.option_days,
-                                      dashboards=not args.no_dashboards, profile=args.profile)
+                                      dashboards=not args.no_dashboards, profile=args.profile, quiet=quiet)
     except KapManError as exc:
         if args.debug:
             traceback.print_exc()

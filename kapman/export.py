@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from kapman import cli
+from kapman import calendar, cli
 from kapman.clock import ny_date_of
 from kapman.config import PROJECT_ROOT, bounded
 from kapman.data import api
@@ -175,14 +175,19 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
     if params.directory.exists() and not params.directory.is_dir():
         raise UsageError(f"--to {params.directory} is a file, not a directory")
     written: dict[str, Written] = {}
+    stored = 0
     with connect(url) as conn:
         jobs: list[tuple[str, list[date]]] = []
         for table in params.tables:
             stats = written.setdefault(table, Written())
             days = stored_dates(conn, table, params.dates)
+            stored += len(days)
             todo = {d for d in days if params.force or not _path(params, table, d).exists()}
             stats.skipped = len(days) - len(todo)
             jobs += [(table, run) for run in batches(days, todo)]
+    if not stored:   # the tables (or the dates asked for) hold nothing: not an export that is up to date
+        result.nothing(_nothing_stored(params))
+        return result
     local = threading.local()
     connections: list[psycopg.Connection] = []
 
@@ -218,8 +223,22 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
     return result
 
 
+def _nothing_stored(params: ExportParams) -> str:
+    span = params.dates
+    if span.start == span.end and span.start is not None:
+        asked = f"on {span.start}" + ("" if calendar.is_trading_day(span.start) else " (not a trading day)")
+    elif span.start and span.end:
+        asked = f"from {span.start} to {span.end}"
+    elif span.start or span.end:
+        asked = f"from {span.start} on" if span.start else f"up to {span.end}"
+    else:
+        asked = "at all"
+    return f"no {', '.join(params.tables)} rows stored {asked}: nothing to export"
+
+
 def _tables(text: str) -> list[str]:
-    chosen = [t.strip() for t in text.split(",") if t.strip()]
+    # each table once: a table named twice would write each of its dates twice at once, through one temp file
+    chosen = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
     unknown = [t for t in chosen if t not in TABLES]
     if unknown or not chosen:
         raise UsageError(f"--tables: {', '.join(unknown) or 'none given'}; choose from {', '.join(TABLES)}")
@@ -237,7 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tables", type=_tables, default=list(TABLES), metavar="T1,T2",
                    help=f"which tables (default: {','.join(TABLES)})")
     cli.add_date_options(p, "every stored date")
-    p.add_argument("--force", action="store_true", help="rewrite dates already exported")
+    p.add_argument("--force", action="store_true",
+                   help="rewrite dates already exported (after recomputing them: a date with a file is not read)")
     p.add_argument("--workers", type=bounded(WORKERS_RANGE.low, WORKERS_RANGE.high, integer=True), default=2,
                    metavar="N", help="connections reading at once (default 2)")
     args = p.parse_args(argv)

@@ -11,13 +11,13 @@ import csv
 import io
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 import psycopg
 import pyarrow as pa
 
 from kapman import calendar, cli
 from kapman.data import api
-from kapman.data.columns import COLUMNS, leaf_names
 from kapman.data.expression import Expression, parse
 from kapman.db.connect import connect
 from kapman.errors import InputError
@@ -36,9 +36,11 @@ EXPR compares the flattened columns of daily_snapshots (the A2 indicators by pat
 momentum.rsi.rsi or rsi; the price metrics rvol, vsi, hv, close; the A3 scalars gex_net, position,
 gamma_flip, call_wall ...) with numbers, quoted strings or the position labels long_gamma,
 short_gamma, neutral (a bare label means position = label), with < <= > >= = != ; joined by and,
-or, not and parentheses; COLUMN is null / is not null. A missing value satisfies no comparison.
-An unknown column is refused with the closest names. Output: a table of the matching symbols with
-the columns the expression reads (--csv: CSV; --json: one object)."""
+or, not and parentheses; COLUMN is null / is not null. The date columns (max_pain_expiration ...)
+compare with a quoted 'YYYY-MM-DD', dealer_snapshot_time with a quoted date or ISO 8601 time. A
+missing value satisfies no comparison. An unknown column is refused with the closest names.
+Output: a table of the matching symbols with the columns the expression reads (--csv: CSV; --json:
+one object)."""
 
 
 def newest_date(conn: psycopg.Connection) -> date:
@@ -58,29 +60,34 @@ def screen(conn: psycopg.Connection, expression: Expression, day: date | None = 
         if not calendar.is_trading_day(day):  # nothing is ever computed for it: name a date that has values
             raise InputError(f"{day} is not a trading day: no A2 or A3 values are computed for it",
                              hint=f"the newest date with values is {newest_date(conn)}")
+        # imported only on this path: the report's modules are not needed to screen
+        from kapman.report.data import checked_day
+        from kapman.report.watchlist import members
+        checked_day(conn, day)   # after today or before the retention window: A2 cannot compute it either
+        if watchlist is not None:   # one whose symbols were all removed says so, as report --watchlist does
+            members(conn, watchlist)
         raise InputError(f"no A2 or A3 values stored for {day}" + (f" on watchlist {watchlist}" if watchlist else ""),
                          hint=f"kapman a2 --date {day} (and kapman a3 for the dealer columns)")
     assert isinstance(table, pa.Table)
     return day, table.num_rows, table.filter(expression.mask(table)).drop_columns(["date"])
 
 
-def columns_text() -> str:
-    short = {full: leaf for leaf, full in leaf_names().items()}
-    return "\n".join(f"{name}{f'  ({short[name]})' if name in short else ''}  {c.type}"
-                     for name, c in COLUMNS.items())
+def columns_text(columns: list[dict[str, Any]]) -> str:
+    return "\n".join(c["name"] + (f"  ({c['short']})" if c["short"] else "") + f"  {c['type']}" for c in columns)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = cli.parser("python -m kapman.screen", DESCRIPTION, EXAMPLES)
     p.add_argument("expression", nargs="?", metavar="EXPR", help="what to screen for (quote it)")
-    p.add_argument("--date", type=date.fromisoformat, metavar="YYYY-MM-DD",
+    p.add_argument("--date", type=cli.day_arg, metavar="YYYY-MM-DD",
                    help="trading date (default: the newest date in daily_snapshots)")
     p.add_argument("--watchlist", metavar="NAME", help="only this watchlist's symbols")
     p.add_argument("--csv", action="store_true", help="print CSV (a header line, then one line a symbol)")
     p.add_argument("--columns", action="store_true", help="list the column names EXPR may use, and exit")
     args = p.parse_args(argv)
     if args.columns:
-        print(columns_text())
+        listed = api.describe()
+        cli.emit(args, columns_text(listed), {"columns": listed})
         return cli.EXIT_OK
     if not args.expression:
         p.error("EXPR is required (or --columns)")

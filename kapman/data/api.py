@@ -20,9 +20,18 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from kapman.clock import NEW_YORK, parse_instant
+from kapman.clock import NEW_YORK, parse_day, parse_instant
 from kapman.config import load_settings
-from kapman.data.columns import A2_COLUMNS, A3_COLUMNS, COLUMNS, Column, closest, detoasted, resolve
+from kapman.data.columns import (
+    A2_COLUMNS,
+    A3_COLUMNS,
+    COLUMNS,
+    Column,
+    closest,
+    detoasted,
+    leaf_names,
+    resolve,
+)
 from kapman.data.copy import copy_table, epoch_us
 from kapman.db.connect import connect
 from kapman.errors import InputError, UsageError
@@ -55,12 +64,16 @@ def connection(db: Db) -> Iterator[psycopg.Connection]:
 
 
 def _day(value: date | str | None, what: str) -> date | None:
+    """A New York trading date: a date, a datetime (an aware one taken in New York), or text written
+    exactly ``YYYY-MM-DD`` (``20251219`` or ``2025-12-19junk`` is refused, as on every command line)."""
     if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
         return value
+    if isinstance(value, datetime):
+        return (value.astimezone(NEW_YORK) if value.tzinfo else value).date()
     try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        raise UsageError(f"{what}: {value!r} is not a date (YYYY-MM-DD)") from None
+        return parse_day(str(value))
+    except ValueError as exc:
+        raise UsageError(f"{what}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -198,10 +211,14 @@ def _adjust(conn: psycopg.Connection, table: pa.Table, as_of: date | None) -> pa
     by_symbol: dict[str, list[tuple[date, float]]] = {}
     for ticker, day, ratio in rows:
         by_symbol.setdefault(ticker, []).append((day, float(ratio)))
+    # The rows come ordered by the server's collation, which is byte order only under C: en_US puts BRKA
+    # before BRK.B and AAp before AAPL. Each symbol's rows are found in an order of our own.
+    order = np.argsort(symbols, kind="stable")
+    ordered = symbols[order]
     for ticker, splits in by_symbol.items():
-        lo, hi = np.searchsorted(symbols, ticker, "left"), np.searchsorted(symbols, ticker, "right")
-        factor[lo:hi] = split_factors(days[lo:hi], np.array([d for d, _ in splits], dtype="datetime64[D]"),
-                                      np.array([r for _, r in splits]))
+        mine = order[np.searchsorted(ordered, ticker, "left"):np.searchsorted(ordered, ticker, "right")]
+        factor[mine] = split_factors(days[mine], np.array([d for d, _ in splits], dtype="datetime64[D]"),
+                                     np.array([r for _, r in splits]))
     out = table
     for name in ("open", "high", "low", "close", "vwap"):
         out = out.set_column(out.schema.get_field_index(name), name,
@@ -227,9 +244,9 @@ def snapshot_columns(columns: str | Sequence[str] | None = None, *, a2: bool = T
 
 def snapshot_query(chosen: Sequence[Column], tickers: Scope, dates: Dates) -> tuple[sql.Composable, pa.Schema]:
     """The flattened ``daily_snapshots`` rows (``symbol, date`` and ``chosen``) of some tickers, and their schema."""
-    exprs = sql.SQL(", ").join(sql.SQL(c.expr) for c in chosen)
+    exprs = sql.SQL("").join(sql.SQL(", " + c.expr) for c in chosen)   # none chosen: symbol and date alone
     where = sql.SQL("{} AND {} AND {}").format(tickers.on("s.ticker_id"), tickers.on("t.id"), dates.on_time("s.time"))
-    query = sql.SQL("SELECT d.symbol, (d.time AT TIME ZONE 'America/New_York')::date, {} FROM ({} OFFSET 0) d").format(
+    query = sql.SQL("SELECT d.symbol, (d.time AT TIME ZONE 'America/New_York')::date{} FROM ({} OFFSET 0) d").format(
         exprs, detoasted(chosen, where))
     schema = pa.schema([("symbol", pa.string()), ("date", pa.date32())] + [(c.name, c.type) for c in chosen])
     return query, schema
@@ -289,5 +306,8 @@ def chain(db: Db = None, symbols: str | Sequence[str] | None = None, *, watchlis
 
 
 def describe() -> list[dict[str, Any]]:
-    """The flattened columns: name, family (a2 or a3) and Arrow type, in order."""
-    return [{"name": c.name, "family": c.family, "type": str(c.type)} for c in A2_COLUMNS + A3_COLUMNS]
+    """The flattened columns: name, short name (``rsi``; None where there is none), family (a2 or a3) and Arrow
+    type, in order."""
+    short = {full: leaf for leaf, full in leaf_names().items()}
+    return [{"name": c.name, "short": short.get(c.name), "family": c.family, "type": str(c.type)}
+            for c in A2_COLUMNS + A3_COLUMNS]

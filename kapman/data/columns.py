@@ -110,6 +110,7 @@ def resolve(name: str) -> str:
 
 
 def closest(name: str, limit: int = 3) -> list[str]:
-    candidates = list(COLUMNS) + list(leaf_names())
-    near = difflib.get_close_matches(name, candidates, n=limit, cutoff=0.5)
+    """The names nearest to ``name``, compared without case (``RSI`` is near ``rsi``, which the name must be)."""
+    candidates = {c.lower(): c for c in list(COLUMNS) + list(leaf_names())}
+    near = [candidates[c] for c in difflib.get_close_matches(name.lower(), candidates, n=limit, cutoff=0.5)]
     return [short if short in COLUMNS else f"{short} ({leaf_names()[short]})" for short in near]

@@ -7,6 +7,8 @@
 * A value is a number (``30``, ``-1.5e6``), a quoted string (``'FULL'``), or one of the stored
   position labels ``long_gamma``, ``short_gamma``, ``neutral`` (bare).
 * Comparisons: ``< <= > >= = == != <>``; a column may be compared with a value or another column.
+* A date column (``max_pain_expiration``) compares with a quoted ``'YYYY-MM-DD'``; ``dealer_snapshot_time``
+  with a quoted date (its 16:00 close in New York) or an ISO 8601 time with its offset.
 * A bare position label alone means ``position = label``; ``COLUMN is null`` / ``is not null``.
 * ``and`` binds tighter than ``or``; ``not`` tighter than both; parentheses group.  A missing value
   (null) satisfies no comparison.
@@ -20,10 +22,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kapman.clock import parse_day, parse_instant
 from kapman.data.columns import COLUMNS, POSITIONS, closest, resolve
 from kapman.errors import UsageError
 
@@ -46,11 +50,15 @@ class Token:
     at: int
 
 
+#: A literal: a number, a string, or a date or time read from a quoted one beside a date or time column.
+Value = str | float | date | datetime
+
+
 @dataclass(frozen=True)
 class Compare:
     op: str
-    left: str | float          # a column name (resolved) or a value
-    right: str | float
+    left: Value                # a column name (resolved) or a value
+    right: Value
     left_is_column: bool
     right_is_column: bool
 
@@ -195,11 +203,13 @@ class _Parser:
             return token.text, False
         try:
             name = resolve(token.text)
-        except KeyError:
-            near = closest(token.text)
+        except KeyError:   # a position label in other case is named first (SHORT_GAMMA: short_gamma)
+            near = [label for label in POSITIONS if label == token.text.lower()] + closest(token.text)
+            compared = self.pos >= 2 and self.items[self.pos - 2].kind == "op"   # status = FULL: a value unquoted
             raise UsageError(f"screen: no column {token.text!r} (column {token.at})"
                              + (f"; did you mean {', '.join(near)}?" if near else ""),
-                             hint="kapman screen --columns lists them") from None
+                             hint="kapman screen --columns lists them"
+                                  + (f"; a text value is quoted: '{token.text}'" if compared else "")) from None
         self.columns.append(name)
         return name, True
 
@@ -218,35 +228,59 @@ class Expression:
 
 def parse(text: str) -> Expression:
     parser = _Parser(text)
-    tree = parser.parse()
-    _check_types(tree)
+    tree = _typed(parser.parse())
+    if not parser.columns:   # '1 < 2' screens nothing; it would select no column at all
+        raise UsageError(f"screen: {text.strip()!r} reads no column", hint="kapman screen --columns lists them")
     return Expression(text, tree, tuple(dict.fromkeys(parser.columns)))
 
 
-def _is_text(name: str) -> bool:
-    return pa.types.is_string(COLUMNS[name].type)
+def _kind(value: object, column: bool) -> str:
+    """number, text, date (a date32 column) or time (a timestamp column); a literal is text or a number."""
+    if not column:
+        return "text" if isinstance(value, str) else "number"
+    kind = COLUMNS[str(value)].type
+    if pa.types.is_string(kind):
+        return "text"
+    if pa.types.is_date(kind):
+        return "date"
+    return "time" if pa.types.is_timestamp(kind) else "number"
 
 
-def _check_types(node: Node) -> None:
+def _as_when(text: str, kind: str, column: str) -> date | datetime:
+    """A quoted literal compared with a date or time column, read in the one written form of each."""
+    try:
+        return parse_day(text) if kind == "date" else parse_instant(text)
+    except ValueError as exc:
+        raise UsageError(f"screen: {column} is a {kind}: {exc}") from None
+
+
+def _typed(node: Node) -> Node:
+    """The tree checked for comparable types, with a quoted date or time compared with a date or time column
+    read as one (``max_pain_expiration <= '2025-12-26'``)."""
     if isinstance(node, Logic):
-        for part in node.parts:
-            _check_types(part)
-        return
+        return Logic(node.op, tuple(_typed(part) for part in node.parts))
     if not isinstance(node, Compare):
-        return
+        return node
     sides = [(node.left, node.left_is_column), (node.right, node.right_is_column)]
-    kinds = ["text" if (_is_text(str(v)) if col else isinstance(v, str)) else "number" for v, col in sides]
+    kinds = [_kind(v, col) for v, col in sides]
+    for i, j in ((0, 1), (1, 0)):   # a quoted literal beside a date or time column is a date or time
+        if kinds[i] in ("date", "time") and not sides[j][1] and kinds[j] == "text":
+            sides[j] = (_as_when(str(sides[j][0]), kinds[i], str(sides[i][0])), False)
+            kinds[j] = kinds[i]
     if kinds[0] != kinds[1]:
         shown = [str(v) if col else repr(v) for v, col in sides]
-        raise UsageError(f"screen: cannot compare {shown[0]} ({kinds[0]}) with {shown[1]} ({kinds[1]})")
+        raise UsageError(f"screen: cannot compare {shown[0]} ({kinds[0]}) with {shown[1]} ({kinds[1]})"
+                         + (" (write a date as 'YYYY-MM-DD')" if {"date", "time"} & set(kinds)
+                            and not (sides[0][1] and sides[1][1]) else ""))
     for (value, column), (other, other_column) in ((sides[0], sides[1]), (sides[1], sides[0])):
         if column and value == "position" and not other_column and other not in POSITIONS:
             raise UsageError(f"screen: position is one of {', '.join(POSITIONS)}, not {other!r}")
     if kinds[0] == "text" and node.op in ("<", "<=", ">", ">="):
         raise UsageError(f"screen: text compares only with = or != (got {node.op})")
+    return Compare(node.op, sides[0][0], sides[1][0], node.left_is_column, node.right_is_column)
 
 
-def _side(value: str | float, column: bool, table: pa.Table) -> pa.ChunkedArray | pa.Scalar:
+def _side(value: Value, column: bool, table: pa.Table) -> pa.ChunkedArray | pa.Scalar:
     if not column:
         return pa.scalar(value)
     data = table.column(str(value))

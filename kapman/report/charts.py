@@ -83,37 +83,44 @@ def _line(day: SymbolDay, column: str, name: str, color: str, yaxis: str = "y", 
 
 def price_figure(day: SymbolDay) -> Figure:
     """Candles with SMA 20/50/200 and Bollinger bands, then volume, RSI and MACD panels on one
-    shared date axis."""
+    shared date axis; without any A2 values in the window, candles and volume alone (the page says
+    which step fills the rest: empty indicator traces drew NaN paths and console errors)."""
     bars = day.bars
     x = [d.isoformat() for d in bars.dates]
-    hx, hist = _series(day, "macd_diff")
-    data = [
-        _line(day, "bb_upper", "Bollinger upper", GREY),
-        _line(day, "bb_lower", "Bollinger lower", GREY, fill="tonexty", fillcolor="rgba(148,163,184,0.15)"),
-        {"type": "candlestick", "x": x, "open": bars.open, "high": bars.high, "low": bars.low,
-         "close": bars.close, "name": day.symbol, "increasing": {"line": {"color": UP}},
-         "decreasing": {"line": {"color": DOWN}}},
-        _line(day, "sma_20", "SMA 20", "#2563eb"),
-        _line(day, "sma_50", "SMA 50", "#f59e0b"),
-        _line(day, "sma_200", "SMA 200", "#7c3aed"),
-        {"type": "bar", "x": x, "y": bars.volume, "name": "volume", "yaxis": "y2", "showlegend": False,
-         "marker": {"color": [UP if c >= o else DOWN for o, c in zip(bars.open, bars.close, strict=True)]}},
-        _line(day, "rsi", "RSI 14", "#0ea5e9", "y3", showlegend=False),
-        {"type": "bar", "x": hx, "y": hist, "name": "MACD histogram", "yaxis": "y4", "showlegend": False,
-         "marker": {"color": signed(hist)}},
-        _line(day, "macd", "MACD", "#2563eb", "y4", showlegend=False),
-        _line(day, "macd_signal", "signal", "#f59e0b", "y4", showlegend=False),
-    ]
-    domains = row_domains([0.55, 0.15, 0.15, 0.15], 0.035)
-    panels = {"yaxis": axis(domain=domains[0], title={"text": "price"}),
-              "yaxis2": axis(domain=domains[1], title={"text": "volume"}),
-              "yaxis3": axis(domain=domains[2], title={"text": "RSI 14"}, range=[0, 100]),
-              "yaxis4": axis(domain=domains[3], title={"text": "MACD"})}
-    rsi_levels = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y3", "y0": v, "y1": v,
+    candles = {"type": "candlestick", "x": x, "open": bars.open, "high": bars.high, "low": bars.low,
+               "close": bars.close, "name": day.symbol, "increasing": {"line": {"color": UP}},
+               "decreasing": {"line": {"color": DOWN}}}
+    volume = {"type": "bar", "x": x, "y": bars.volume, "name": "volume", "yaxis": "y2", "showlegend": False,
+              "marker": {"color": [UP if c >= o else DOWN for o, c in zip(bars.open, bars.close, strict=True)]}}
+    shapes: list[dict[str, Any]] = []
+    if day.indicators:
+        hx, hist = _series(day, "macd_diff")
+        data = [
+            _line(day, "bb_upper", "Bollinger upper", GREY),
+            _line(day, "bb_lower", "Bollinger lower", GREY, fill="tonexty", fillcolor="rgba(148,163,184,0.15)"),
+            candles,
+            _line(day, "sma_20", "SMA 20", "#2563eb"),
+            _line(day, "sma_50", "SMA 50", "#f59e0b"),
+            _line(day, "sma_200", "SMA 200", "#7c3aed"),
+            volume,
+            _line(day, "rsi", "RSI 14", "#0ea5e9", "y3", showlegend=False),
+            {"type": "bar", "x": hx, "y": hist, "name": "MACD histogram", "yaxis": "y4", "showlegend": False,
+             "marker": {"color": signed(hist)}},
+            _line(day, "macd", "MACD", "#2563eb", "y4", showlegend=False),
+            _line(day, "macd_signal", "signal", "#f59e0b", "y4", showlegend=False),
+        ]
+        domains = row_domains([0.55, 0.15, 0.15, 0.15], 0.035)
+        panels = {"yaxis3": axis(domain=domains[2], title={"text": "RSI 14"}, range=[0, 100]),
+                  "yaxis4": axis(domain=domains[3], title={"text": "MACD"})}
+        shapes = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y3", "y0": v, "y1": v,
                    "line": {"dash": "dot", "color": "#94a3b8", "width": 1}} for v in (30, 70)]
-    return figure(data, height=860, hovermode="x unified", shapes=rsi_levels, **panels,
+    else:
+        data, domains, panels = [candles, volume], row_domains([0.75, 0.25], 0.035), {}
+    panels = {"yaxis": axis(domain=domains[0], title={"text": "price"}),
+              "yaxis2": axis(domain=domains[1], title={"text": "volume"}), **panels}
+    return figure(data, height=860 if day.indicators else 560, hovermode="x unified", shapes=shapes, **panels,
                   margin={"l": 70, "r": 20, "t": 40, "b": 30},
-                  xaxis=axis(anchor="y4", rangeslider={"visible": False},
+                  xaxis=axis(anchor="y4" if day.indicators else "y2", rangeslider={"visible": False},
                              rangebreaks=[{"bounds": ["sat", "mon"]},
                                           {"values": closed_weekdays(bars.dates[0], bars.dates[-1])}]))
 

@@ -105,17 +105,23 @@ def ticker_of(conn: psycopg.Connection, symbol: str) -> tuple[uuid.UUID, str]:
     raise UsageError(f"unknown symbol {symbol}: not in tickers; run {registry.command('tickers')}")
 
 
+def checked_day(conn: psycopg.Connection, day: date) -> date:
+    """A date asked for, if a report can be made of it for any symbol: not after today by the warehouse's clock
+    (``lifecycle.warehouse_now``), a trading day, within the retention window."""
+    now = lifecycle.warehouse_now(conn)
+    not_after_today(day, clock.ny_date_of(now))
+    if not is_trading_day(day):
+        raise UsageError(f"{day} is not an NYSE trading day")
+    not_before_window(day, inventory.window_start(conn, now), inventory.retention_window(conn).days)
+    return day
+
+
 def report_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date | None) -> date:
     """The requested date after checks, or the newest date with a bar, up to today by the warehouse's
     clock (``lifecycle.warehouse_now``)."""
-    today = lifecycle.warehouse_today(conn)
     if day is not None:
-        not_after_today(day, today)
-        if not is_trading_day(day):
-            raise UsageError(f"{day} is not an NYSE trading day")
-        not_before_window(day, inventory.window_start(conn, lifecycle.warehouse_now(conn)),
-                          inventory.retention_window(conn).days)
-        return day
+        return checked_day(conn, day)
+    today = clock.ny_date_of(lifecycle.warehouse_now(conn))
     if is_index(symbol):   # an index has no bars in the stock flat files: its newest A3 date
         newest = conn.execute(
             f"SELECT max({_NY_DATE}) FROM public.daily_snapshots WHERE ticker_id = %s "
@@ -185,10 +191,33 @@ def _index_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: da
     row = conn.execute("SELECT dealer_metrics_json FROM public.daily_snapshots WHERE ticker_id = %s AND time = %s",
                        (ticker, clock.close_of(day))).fetchone()
     if row is None or row[0] is None:
-        raise UsageError(f"no A3 dealer metrics for {symbol} on {day}: run {registry.command('a3')} "
-                         f"--date {day} --symbols {symbol}")
+        raise UsageError(f"no A3 dealer metrics for {symbol} on {day}: {_a3_source(conn, ticker, symbol, day)}")
     return SymbolDay(symbol=symbol, day=day, bars=bars, indicators={}, technical={}, price={}, dealer=row[0],
                      history=load_history(conn, ticker, day), no_bars=INDEX_NO_BARS.format(symbol=symbol))
+
+
+def _a3_source(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date) -> str:
+    """What fills a day's A3: its option snapshot when one is stored, else where a snapshot comes from (the
+    options step takes one on its own day only, so it cannot fill a past date; an archived one is restored)."""
+    stored = conn.execute(f"SELECT 1 FROM public.options_chains WHERE ticker_id = %s AND {_NY_DATE} = %s LIMIT 1",
+                          (ticker, day)).fetchone()
+    if stored:
+        return f"its option snapshot is stored; {registry.command('a3')} --date {day} --symbols {symbol} fills them"
+    return (f"no option snapshot of {symbol} on {day} is stored ({registry.command('options')} takes one on its "
+            f"own day, for watchlist symbols; an archived one comes back with {registry.command('restore-options')})")
+
+
+def _no_bar(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date) -> UsageError:
+    """Why a ticker with bars has none on ``day``, and the command that would load it: a day whose file is
+    loaded (other tickers have bars) is skipped by a plain backfill, so it takes --force, and the ticker's
+    span of bars says whether it traded then at all."""
+    backfill = f"{registry.command('ohlcv')} backfill --start {day} --end {day}"
+    if conn.execute("SELECT 1 FROM public.ohlcv WHERE date = %s LIMIT 1", (day,)).fetchone() is None:
+        return UsageError(f"no OHLCV bar for {symbol} on {day}: run {backfill}")
+    first, last = conn.execute("SELECT min(date), max(date) FROM public.ohlcv WHERE ticker_id = %s",
+                               (ticker,)).fetchone() or (None, None)
+    return UsageError(f"no OHLCV bar for {symbol} on {day}: the day's file is loaded without one ({symbol}'s bars "
+                      f"run from {first} to {last}); to load the file again: {backfill} --force")
 
 
 def load_symbol_day(conn: psycopg.Connection, symbol: str, day: date | None = None) -> SymbolDay:
@@ -201,8 +230,7 @@ def load_symbol_day(conn: psycopg.Connection, symbol: str, day: date | None = No
     if not bars.dates and is_index(symbol):
         return _index_day(conn, ticker, symbol, day, bars)
     if not bars.dates or bars.dates[-1] != day:
-        raise UsageError(f"no OHLCV bar for {symbol} on {day}: run {registry.command('ohlcv')} backfill "
-                         f"--start {day} --end {day}")
+        raise _no_bar(conn, ticker, symbol, day)
     row = conn.execute("SELECT technical_indicators_json, price_metrics_json, dealer_metrics_json "
                        "FROM public.daily_snapshots WHERE ticker_id = %s AND time = %s",
                        (ticker, clock.close_of(day))).fetchone()
@@ -212,9 +240,8 @@ def load_symbol_day(conn: psycopg.Connection, symbol: str, day: date | None = No
         missing["A2"] = (f"A2 indicators: none stored for {symbol} on {day}; {registry.command('a2')} "
                          f"--date {day} --symbols {symbol} fills them")
     if not dealer:
-        missing["A3"] = (f"A3 dealer metrics and options: none stored for {symbol} on {day}; they come from its "
-                         f"option snapshot ({registry.command('options')}, for watchlist symbols) and then "
-                         f"{registry.command('a3')} --date {day} --symbols {symbol}")
+        missing["A3"] = (f"A3 dealer metrics and options: none stored for {symbol} on {day}; "
+                         f"{_a3_source(conn, ticker, symbol, day)}")
     return SymbolDay(symbol=symbol, day=day, bars=bars, indicators=load_indicators(conn, ticker, start, day),
                      technical=technical, price=price, dealer=dealer, history=load_history(conn, ticker, day),
                      missing=missing)

@@ -13,7 +13,7 @@ from kapman.errors import UsageError
 from kapman.execute import Context, Definition, execute
 from kapman.progress import Progress
 from kapman.report import page, symbol, warehouse
-from kapman.report.data import load_symbol_day
+from kapman.report.data import checked_day, load_symbol_day
 from kapman.report.watchlist import report_name, write_watchlist
 from kapman.step import StepResult
 
@@ -84,6 +84,8 @@ def _watchlist(conn: psycopg.Connection, params: ReportParams, result: StepResul
     if params.out is not None and not params.out.exists() and params.out.suffix.lower() in (".html", ".htm"):
         raise UsageError(f"--out {params.out} names a page; --watchlist writes a directory of pages "
                          "(index.html and one page per symbol)", hint=f"e.g. --out {params.out.with_suffix('')}")
+    if params.day is not None:   # a date no member can have (a Saturday, after today) is refused once, up front
+        checked_day(conn, params.day)
     pages = write_watchlist(conn, params.watchlist, params.day,
                             params.out or DEFAULT_DIR / f"watchlist-{params.watchlist}", progress)
     result.done = len(pages.reports)

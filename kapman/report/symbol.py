@@ -21,7 +21,8 @@ def render(day: SymbolDay, plotly_src: str | None = None) -> str:
     if day.no_bars:
         warn += f'<p class="warn">{page.esc(day.no_bars)}.</p>'
     figures = symbol_figures(day)
-    titles = {"price": "Price, volume, RSI and MACD (A2 values as stored)", "gex-strike": "Dealer gamma by strike",
+    price = "Price, volume, RSI and MACD (A2 values as stored)" if day.indicators else "Price and volume"
+    titles = {"price": price, "gex-strike": "Dealer gamma by strike",
               "gex-expiry": "Dealer gamma by expiry", "history": "Dealer gamma history"}
     charts = "".join(f"<h2>{page.esc(titles[k])}</h2>{page.chart(k, f)}" for k, f in figures.items())
     body = (f"<h1>{page.esc(day.symbol)} &middot; {day.day}</h1>"

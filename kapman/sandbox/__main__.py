@@ -75,7 +75,7 @@ def _market_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(   # as every command's: no abbreviations, no URL echoed in a usage error
         prog=cli.prog_override or "python -m kapman.sandbox",
         description=__doc__,
         epilog=EXAMPLES,

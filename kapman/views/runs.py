@@ -9,6 +9,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from kapman import cli, registry
+from kapman.db import runs as ledger
 from kapman.db.connect import connect
 from kapman.errors import UsageError
 from kapman.views.table import plain, table_text
@@ -22,8 +23,17 @@ EXAMPLES = """
 COLUMNS = ("started_at", "step", "status", "seconds", "clock", "outcome")
 
 
+def _named(flag: str, text: str) -> list[str]:
+    """The comma-separated names of a filter; none at all (an empty variable in a script) is refused, not read
+    as a filter that matches nothing."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"{flag} is empty", hint=f"name one or more, or leave {flag} out for all")
+    return names
+
+
 def _statuses(text: str) -> list[str]:
-    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    chosen = _named("--status", text)
     unknown = [s for s in chosen if s not in STATUSES]
     if unknown:
         raise UsageError(f"--status: {', '.join(unknown)} is not a run status; choose from {', '.join(STATUSES)}")
@@ -33,7 +43,7 @@ def _statuses(text: str) -> list[str]:
 def _steps(text: str) -> list[str]:
     """The ledger job names of the steps named (a step's older job names included)."""
     jobs: list[str] = []
-    for name in (n.strip() for n in text.split(",") if n.strip()):
+    for name in _named("--step", text):
         step = registry.BY_JOB.get(name) or registry.BY_NAME.get(name)
         if step is None or step.module is None:
             known = ", ".join(s.name for s in registry.steps())
@@ -57,6 +67,7 @@ def _outcome(row: dict[str, Any]) -> str:
 
 def list_runs(conn: psycopg.Connection, steps: list[str] | None, statuses: list[str] | None,
               limit: int) -> list[dict[str, Any]]:
+    ledger.resolve_abandoned(conn)   # a run killed without a word is listed as abandoned, not running
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             "SELECT run_id, job AS step, status, started_at, finished_at, extract(epoch FROM duration)::float8 "
@@ -73,6 +84,11 @@ def list_runs(conn: psycopg.Connection, steps: list[str] | None, statuses: list[
     return rows
 
 
+def shown(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows as the table prints them: seconds to a tenth (1.63045 and 0.197698 side by side read badly)."""
+    return [{**r, "seconds": None if r["seconds"] is None else round(r["seconds"], 1)} for r in rows]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = cli.parser("python -m kapman.views.runs",
                    "List the runs of every step from the ledger (ingest_runs), newest first: when it started "
@@ -86,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with connect(settings.require_database_url()) as conn:
         rows = list_runs(conn, args.step, args.status, args.limit)
     filtered = " that match" if args.step or args.status else ""
-    text = table_text(rows, COLUMNS) if rows else f"no runs recorded{filtered}"
+    text = table_text(shown(rows), COLUMNS) if rows else f"no runs recorded{filtered}"
     cli.emit(args, text, {"runs": [{k: plain(v) for k, v in r.items()} for r in rows]})
     return cli.EXIT_OK
 

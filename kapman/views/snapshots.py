@@ -22,6 +22,7 @@ from kapman.archive.coverage import Coverage, Depth, stored_chains
 from kapman.archive.store import ArchiveError
 from kapman.clock import ny_date_of
 from kapman.config import Settings
+from kapman.db import runs as ledger
 from kapman.db.connect import connect
 from kapman.ops.inventory import OptionsDay, options_day
 from kapman.views.table import plain, table_text
@@ -34,7 +35,9 @@ COLUMNS = ("time", "date", "symbols", "contracts", "session", "run", "failed", "
 
 
 def _runs(conn: psycopg.Connection, times: list[datetime]) -> dict[datetime, tuple[str, int]]:
-    """The options run of each snapshot time: (status, symbols it failed)."""
+    """The options run of each snapshot time: (status, symbols it failed); a run killed without a word is
+    marked abandoned first, as every reader of the ledger does."""
+    ledger.resolve_abandoned(conn)
     rows = conn.execute("SELECT DISTINCT ON (snapshot_time) snapshot_time, status, "
                         "coalesce((summary ->> 'failed')::int, 0) FROM public.ingest_runs "
                         "WHERE job = 'options' AND snapshot_time = ANY(%s) ORDER BY snapshot_time, started_at DESC",

@@ -143,6 +143,9 @@ def test_one_column_or_symbol_by_name_and_a_selection_that_is_neither(conn: psyc
     """A single name is one column (it was read letter by letter: "no column 'r'")."""
     one = data.snapshots(conn, "AAPL", columns="rsi", date=str(LAST_DAY))
     assert list(one.columns) == ["symbol", "date", "momentum.rsi.rsi"] and len(one) == 1
+    # no column: the rows' symbol and date (it was an SQL syntax error, "at or near FROM")
+    none = data.snapshots(conn, "AAPL", columns=[], start=str(DAYS[-2]), arrow=True)
+    assert none.to_pylist() == [{"symbol": "AAPL", "date": d} for d in DAYS[-2:]]
     for wrong in (123, ["AAPL", 5]):
         with pytest.raises(UsageError, match=r"^symbols: .* is not a symbol or a list of symbols$"):
             data.bars(conn, wrong)  # type: ignore[arg-type]
@@ -151,6 +154,8 @@ def test_one_column_or_symbol_by_name_and_a_selection_that_is_neither(conn: psyc
 def test_an_unknown_column_names_the_closest(conn: psycopg.Connection) -> None:
     with pytest.raises(UsageError, match=r"no column 'rsii'; did you mean rsi \(momentum.rsi.rsi\)"):
         data.snapshots(conn, "AAPL", columns=["rsii"])
+    with pytest.raises(UsageError, match=r"no column 'RSI'; did you mean rsi \(momentum.rsi.rsi\)"):   # case aside
+        data.snapshots(conn, "AAPL", columns="RSI")
     with pytest.raises(UsageError, match="start 2025-12-19 is after end 2025-12-01"):
         data.bars(conn, "AAPL", start="2025-12-19", end="2025-12-01")
 
@@ -207,6 +212,32 @@ def test_screen_of_a_day_without_values_names_the_step_or_the_newest_date(url: s
     assert code == 2 and err.splitlines() == [
         "error: no A2 or A3 values stored for 2025-12-22",
         "hint: kapman a2 --date 2025-12-22 (and kapman a3 for the dealer columns)"]
+
+
+@pytest.mark.parametrize(("day", "message"), [
+    ("2025-12-22", "error: 2025-12-22 is after today (2025-12-19 by KapMan's clock)"),
+    ("2023-06-01", "error: 2023-06-01 is before the retention window (bars are kept from 2023-12-20, 730 days)"),
+])
+def test_screen_of_a_day_a2_cannot_compute_says_why(url: str, day: str, message: str,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """It named 'kapman a2 --date D', which refuses a date after today and has no bars before the window."""
+    monkeypatch.setenv("KAPMAN_NOW", str(LAST_DAY))
+    code, out, err = screen(url, capsys, "rsi < 30", "--date", day)
+    assert code == 2 and out == "" and err.splitlines() == [message]
+
+
+def test_screen_of_a_watchlist_whose_symbols_were_all_removed_says_so(fresh_db: str,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """It said no values were stored and named an A2 run, which computes nothing for a list with no symbols."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO watchlists (watchlist_id, symbol, active, source, effective_date) "
+                     "VALUES ('gone', 'AAPL', false, 'gone.txt', '2025-01-02'), ('kept', 'MSFT', true, 'kept.txt', "
+                     "'2025-01-02')")
+    code, out, err = screen(fresh_db, capsys, "rsi < 30", "--date", str(LAST_DAY), "--watchlist", "gone")
+    assert code == 2 and out == ""
+    assert err.splitlines() == ["error: watchlist gone has no active symbols (active watchlists: kept); "
+                                "run python -m scripts.ingest_watchlists"]
 
 
 # --- kapman export ------------------------------------------------------------------------------
@@ -268,6 +299,35 @@ def test_export_writes_only_the_dates_not_yet_exported(url: str, tmp_path: Path,
     forced = export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv", "--date", str(DAYS[6]), "--force")
     assert forced["ohlcv"]["files"] == 1 and untouched.stat().st_mtime_ns != before
     assert not list(tmp_path.rglob(".*.partial"))
+
+
+def test_export_of_dates_that_hold_nothing_is_nothing_to_do(url: str, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """It was 'ok', 0 files, exit 0, for a weekend or a range past the data, as if written."""
+    from kapman.console import main
+
+    weekend = LAST_DAY + timedelta(days=(5 - LAST_DAY.weekday()) % 7 or 7)
+    code = main(["export", "--to", str(tmp_path), "--date", str(weekend), "--db-url", url])
+    assert code == 2 and capsys.readouterr().out.splitlines()[0].rsplit(" · ", 1)[0] == (
+        f"export: nothing-to-do · no ohlcv, daily_snapshots, options_chains rows stored on {weekend} (not a "
+        "trading day): nothing to export")
+    code = main(["export", "--to", str(tmp_path), "--tables", "options_chains", "--start-date", str(DAYS[0]),
+                 "--end-date", str(DAYS[2]), "--db-url", url, "--json"])
+    found = json.loads(capsys.readouterr().out)
+    assert code == 2 and (found["status"], found["nothing_reason"]) == (
+        "nothing-to-do", f"no options_chains rows stored from {DAYS[0]} to {DAYS[2]}: nothing to export")
+    assert not list(tmp_path.iterdir())
+
+
+def test_export_of_an_empty_warehouse_is_nothing_to_do(fresh_db: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from kapman.console import main
+
+    code = main(["export", "--to", str(tmp_path), "--db-url", fresh_db, "--json"])
+    found = json.loads(capsys.readouterr().out)
+    assert code == 2 and (found["status"], found["nothing_reason"]) == (
+        "nothing-to-do", "no ohlcv, daily_snapshots, options_chains rows stored at all: nothing to export")
+    assert not list(tmp_path.iterdir())
 
 
 def test_export_to_a_place_it_cannot_write_is_one_line_and_keeps_what_it_wrote(
@@ -335,6 +395,27 @@ def test_runs_refuses_what_is_not_a_step_or_a_count(url: str, capsys: pytest.Cap
     assert _outcome({"error": None, "summary": {"done": 1, "unit": "dates"}}) == "1 date"
     assert _outcome({"error": None, "summary": {"done": 2, "unit": "dates", "counts": {"written": 5}}}) \
         == "2 dates; 5 written"
+
+
+def test_runs_and_snapshots_mark_a_run_killed_without_a_word_abandoned(fresh_db: str,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Each reads the ledger, so each marks what no process will finish (they listed it as running)."""
+    snap = datetime(2025, 12, 19, 21, 5, tzinfo=UTC)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        ticker = conn.execute("INSERT INTO tickers (id, symbol) VALUES (gen_random_uuid(), 'AAPL') RETURNING id"
+                              ).fetchone()[0]  # type: ignore[index]
+        conn.execute("INSERT INTO options_chains (time, ticker_id, expiration_date, strike_price, option_type, "
+                     "contract_symbol) VALUES (%s, %s, '2026-01-16', 250, 'C', 'O:AAPL260116C00250000')",
+                     (snap, ticker))
+        for job, at in (("a2", None), ("options", snap)):   # a backend and a process that are long gone
+            conn.execute("INSERT INTO ingest_runs (run_id, job, started_at, status, args, snapshot_time, backend_pid, "
+                         "backend_start, process_host, process_pid, process_start) VALUES (gen_random_uuid(), %s, "
+                         "now(), 'running', '{}', %s, 999999, now(), 'elsewhere', 999999, 'long ago')", (job, at))
+    code, out, _ = command(fresh_db, capsys, "snapshots", "--json")
+    assert code == 0 and [s["run"] for s in json.loads(out)["snapshots"]] == ["abandoned"]
+    code, out, _ = command(fresh_db, capsys, "runs", "--json")
+    assert code == 0 and sorted((r["step"], r["status"]) for r in json.loads(out)["runs"]) == [
+        ("a2", "abandoned"), ("options", "abandoned")]
 
 
 def test_snapshots_lists_symbols_runs_and_archive_state(url: str, capsys: pytest.CaptureFixture[str]) -> None:

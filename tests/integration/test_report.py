@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from kapman.clock import close_of
 from kapman.report import page as report_page
 from kapman.report.data import load_symbol_day
 from tests.support import database
@@ -62,8 +63,14 @@ def test_report_values_are_the_stored_ones(url: str) -> None:
     (["ZZZZ"], "error: unknown symbol ZZZZ: not in tickers; run python -m scripts.ingest_tickers"),
     # symbols are case-sensitive everywhere: aapl is not silently AAPL
     (["aapl"], "error: unknown symbol aapl; did you mean AAPL? (symbols are case-sensitive)"),
-    (["MSFT", "--date", str(GAP[1])], f"error: no OHLCV bar for MSFT on {GAP[1]}: run python -m "
-                                      f"scripts.ingest_ohlcv backfill --start {GAP[1]} --end {GAP[1]}"),
+    # the day's file is loaded (other tickers have bars): a plain backfill skips it, so the hint takes --force
+    (["MSFT", "--date", str(GAP[1])], f"error: no OHLCV bar for MSFT on {GAP[1]}: the day's file is loaded "
+                                      f"without one (MSFT's bars run from {DAYS[0]} to {LAST_DAY}); to load the "
+                                      f"file again: python -m scripts.ingest_ohlcv backfill --start {GAP[1]} "
+                                      f"--end {GAP[1]} --force"),
+    # a trading day of the window with no bars at all: the plain backfill loads it
+    (["MSFT", "--date", "2025-06-02"], "error: no OHLCV bar for MSFT on 2025-06-02: run python -m "
+                                      "scripts.ingest_ohlcv backfill --start 2025-06-02 --end 2025-06-02"),
     (["AAPL", "--date", str(HOLIDAY)], f"error: {HOLIDAY} is not an NYSE trading day"),
     (["AAPL", "--date", "2025-12-22"], "error: 2025-12-22 is after today (2025-12-19 by KapMan's clock)"),
     (["A B"], "error: 'A B' is not a ticker symbol\nhint: ASCII letters, digits and '.', starting with a letter; "
@@ -193,9 +200,11 @@ def test_any_ticker_with_bars_omits_each_section_it_lacks(url: str, tmp_path: Pa
     nvda = cli(module, url, "NVDA", "--out" if module == "scripts.report" else "--json",
                *([str(tmp_path / "nvda.html")] if module == "scripts.report" else []))
     assert nvda.returncode == 0, nvda.stderr
-    a3_line = (f"A3 dealer metrics and options: none stored for NVDA on {LAST_DAY}; they come from its option "
-               f"snapshot (python -m scripts.ingest_options, for watchlist symbols) and then "
-               f"python -m scripts.run_a3_dealer_metrics --date {LAST_DAY} --symbols NVDA")
+    # NVDA has no option snapshot: the options step takes one only on its own day, so it is not named as the
+    # way to fill a past date's A3 (nor A3 itself, which would find no chain)
+    a3_line = (f"A3 dealer metrics and options: none stored for NVDA on {LAST_DAY}; no option snapshot of NVDA on "
+               f"{LAST_DAY} is stored (python -m scripts.ingest_options takes one on its own day, for watchlist "
+               "symbols; an archived one comes back with python -m scripts.restore_options_archive)")
     early = DAYS[-6]
     a2_line = (f"A2 indicators: none stored for AAPL on {early}; python -m scripts.run_a2_local_ta --date {early} "
                f"--symbols AAPL fills them")
@@ -211,6 +220,29 @@ def test_any_ticker_with_bars_omits_each_section_it_lacks(url: str, tmp_path: Pa
     early_page = cli(module, url, "AAPL", "--date", str(early), "--out", str(tmp_path / "early.html"))
     assert early_page.returncode == 0, early_page.stderr
     assert a2_line in (tmp_path / "early.html").read_text()
+
+
+def test_a_day_whose_option_snapshot_is_stored_names_a3_to_fill_it(url: str) -> None:
+    with psycopg.connect(url) as conn:   # the change is rolled back: the module's database stays as hydrated
+        conn.execute("UPDATE daily_snapshots SET dealer_metrics_json = NULL WHERE time = %s AND ticker_id = "
+                     "(SELECT id FROM tickers WHERE symbol = 'AAPL')", (close_of(LAST_DAY),))
+        day = load_symbol_day(conn, "AAPL", LAST_DAY)
+        conn.rollback()
+    assert day.missing == {"A3": f"A3 dealer metrics and options: none stored for AAPL on {LAST_DAY}; its option "
+                                 f"snapshot is stored; python -m scripts.run_a3_dealer_metrics --date {LAST_DAY} "
+                                 "--symbols AAPL fills them"}
+
+
+@pytest.mark.parametrize(("day", "message"), [
+    (str(HOLIDAY), f"error: {HOLIDAY} is not an NYSE trading day"),
+    ("2025-12-22", "error: 2025-12-22 is after today (2025-12-19 by KapMan's clock)"),
+])
+def test_a_watchlist_report_of_a_date_no_member_can_have_is_refused_once(url: str, tmp_path: Path, day: str,
+                                                                         message: str) -> None:
+    """It wrote an index of no reports, with every member failed for the same date, exit 2."""
+    proc = cli("scripts.report", url, "--watchlist", "mvp", "--date", day, "--out", str(tmp_path / "mvp"))
+    assert proc.returncode == 2 and proc.stderr.strip() == message and proc.stdout == ""
+    assert not (tmp_path / "mvp").exists()
 
 
 def test_kapman_show_is_scripts_show(url: str) -> None:

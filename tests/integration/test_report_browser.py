@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,19 @@ def test_an_invalid_dealer_day_renders_its_notes_without_errors(browser: str, tm
         assert "no strike profile: A3 status INVALID (no_snapshot)" in notes
         assert "no GEX by expiry for this date" in notes
         screenshot(tab, tmp_path / "invalid.png")
+
+
+def test_a_ticker_without_a2_draws_candles_and_volume_without_errors(browser: str, tmp_path: Path) -> None:
+    """Any ticker with bars has a page: without A2 values its empty indicator traces drew NaN paths
+    ('<path> attribute d: Expected number') and 2 of 11 traces."""
+    day = replace(symbol_day(), indicators={}, technical={}, price={},
+                  missing={"A2": "A2 indicators: none stored for TEST"})
+    path = page.write(tmp_path / "no-a2.html", symbol.render(day))
+    for tab in open_page(browser, path):
+        check_clean(tab)
+        charts = check_charts(tab, ["price", "gex-strike", "gex-expiry", "history"])
+        assert charts[0]["traces"] == 2                         # candles and volume
+        screenshot(tab, tmp_path / "no-a2.png")
 
 
 def test_a_page_with_a_script_error_fails_the_check(browser: str, tmp_path: Path) -> None:

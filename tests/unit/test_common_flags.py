@@ -32,3 +32,18 @@ def test_sandbox_write_mirror_takes_them(tmp_path: Path, capsys: pytest.CaptureF
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"kapman {__version__}\n"
+
+
+@pytest.mark.parametrize("command", [["sandbox", "serve"], ["sandbox", "write-mirror", "/nonexistent"]])
+def test_sandbox_usage_errors_mask_a_url_and_take_no_abbreviation(command: list[str],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """As every command's parser: a mistyped --dburl printed its password, and --tick was read as --tickers."""
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--dburl", "postgresql://u:hunter2@127.0.0.1:1/none"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "hunter2" not in err
+    assert err.splitlines()[-1] == "kapman sandbox: error: unrecognized arguments: --dburl postgresql://u:***@127.0.0.1:1/none"
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--tick", "5"])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "kapman sandbox: error: unrecognized arguments: --tick 5"

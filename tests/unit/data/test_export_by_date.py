@@ -6,7 +6,7 @@ from datetime import date
 
 import pyarrow as pa
 
-from kapman.export import by_date
+from kapman.export import _tables, by_date
 
 
 def test_each_date_is_its_rows_in_their_order() -> None:
@@ -23,3 +23,8 @@ def test_each_date_is_its_rows_in_their_order() -> None:
 def test_an_empty_table_gives_empty_dates() -> None:
     table = pa.table({"symbol": pa.array([], pa.string()), "date": pa.array([], pa.date32())})
     assert [(day, part.num_rows) for day, part in by_date(table, [date(2024, 1, 2)])] == [(date(2024, 1, 2), 0)]
+
+
+def test_a_table_named_twice_is_exported_once() -> None:
+    # two writers of the same date raced on its temporary file, and the loser failed the run
+    assert _tables("ohlcv, daily_snapshots,ohlcv") == ["ohlcv", "daily_snapshots"]

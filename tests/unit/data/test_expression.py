@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import pyarrow as pa
 import pytest
 
@@ -55,6 +57,12 @@ def test_the_tree_and_the_columns_read() -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("rsii < 30", r"no column 'rsii' \(column 1\); did you mean rsi \(momentum.rsi.rsi\)"),
     ("gex_nett > 0", "did you mean gex_net"),
+    # a name in other case is named (closest compared case-sensitively offered nothing for RSI)
+    ("RSI < 30", r"^screen: no column 'RSI' \(column 1\); did you mean rsi \(momentum.rsi.rsi\)"),
+    ("position = SHORT_GAMMA", r"^screen: no column 'SHORT_GAMMA' \(column 12\); did you mean short_gamma\?$"),
+    # no column at all: it selected nothing and failed in SQL ("syntax error at or near FROM")
+    ("1 < 2", "^screen: '1 < 2' reads no column$"),
+    ("'a' = 'a' or not 2 > 3", "reads no column$"),
     ("rsi < 30 and", "expected a number or a string or a column at the end"),
     ("rsi < 30)", r"unexpected '\)' at column 9"),
     ("rsi 30", r"expected a comparison \(< <= > >= = == != <>\) at column 5"),
@@ -72,3 +80,50 @@ def test_the_tree_and_the_columns_read() -> None:
 def test_bad_expressions_are_one_clear_line(text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parse(text)
+
+
+DATED = pa.table({
+    "symbol": ["A", "B", "C"],
+    "max_pain_expiration": pa.array([date(2025, 12, 19), date(2025, 12, 26), None], pa.date32()),
+    "atm_iv_expiration": pa.array([date(2025, 12, 19), date(2026, 1, 2), None], pa.date32()),
+    "dealer_snapshot_time": pa.array([datetime(2025, 12, 19, 21, tzinfo=UTC), datetime(2025, 12, 18, 21, tzinfo=UTC),
+                                      None], pa.timestamp("us", tz="UTC")),
+})
+
+
+def test_date_and_time_columns_compare_with_a_quoted_date_or_instant() -> None:
+    def dated(text: str) -> list[str]:
+        return DATED.filter(parse(text).mask(DATED)).column("symbol").to_pylist()
+
+    # they ended in an unexpected ArrowNotImplementedError ('greater' has no kernel for date32 and double),
+    # and a quoted date was refused as text
+    assert dated("max_pain_expiration <= '2025-12-19'") == ["A"]
+    assert dated("max_pain_expiration != '2025-12-19'") == ["B"]
+    assert dated("max_pain_expiration = atm_iv_expiration") == ["A"]
+    assert dated("dealer_snapshot_time >= '2025-12-19'") == ["A"]            # that day's 16:00 in New York
+    assert dated("dealer_snapshot_time < '2025-12-19T20:00:00Z'") == ["B"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("max_pain_expiration > 5", r"^screen: cannot compare max_pain_expiration \(date\) with 5.0 \(number\) "
+                                r"\(write a date as 'YYYY-MM-DD'\)$"),
+    ("dealer_snapshot_time > 1", r"cannot compare dealer_snapshot_time \(time\) with 1.0 \(number\)"),
+    ("max_pain_expiration < '20251226'", "^screen: max_pain_expiration is a date: '20251226' is not a date "
+                                         "written YYYY-MM-DD"),
+    ("dealer_snapshot_time < '2025-12-19 21:00'", "^screen: dealer_snapshot_time is a time: '2025-12-19 21:00' is "
+                                                  "not YYYY-MM-DD"),
+    ("dealer_snapshot_time = max_pain_expiration", r"cannot compare dealer_snapshot_time \(time\) with "
+                                                   r"max_pain_expiration \(date\)$"),
+])
+def test_a_date_or_time_compared_with_anything_else_is_one_clear_line(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse(text)
+
+
+def test_an_unquoted_text_value_is_told_to_be_quoted() -> None:
+    with pytest.raises(UsageError, match="^screen: no column 'FULL' \\(column 10\\)") as refused:
+        parse("status = FULL")
+    assert refused.value.hint == "kapman screen --columns lists them; a text value is quoted: 'FULL'"
+    with pytest.raises(UsageError) as refused:   # a name on the left is a column, misspelt
+        parse("rsii < 30")
+    assert refused.value.hint == "kapman screen --columns lists them"
