@@ -204,3 +204,24 @@ def test_on_the_community_edition_a_running_job_is_read_without_error(
     assert rows and all(r[3] is None and r[4] == "-infinity" for r in rows)
     schema = status.report(db, with_archive=False).check("schema")
     assert schema.verdict is Verdict.OK, schema.summary
+
+
+@pytest.mark.community
+def test_on_a_frozen_clock_a_scheduled_policy_job_is_a_warning_and_its_fix_pauses_it(
+        sandbox_db: psycopg.Connection) -> None:
+    """A job resumed by hand on a frozen clock would count 730 days from the server's date and drop
+    the sandbox's bars that KapMan's window keeps: status says so, and its fix pauses the job."""
+    db = sandbox_db
+    assert status.report(db, EVENING, with_archive=False).check("schema").verdict is Verdict.OK
+    job = db.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' "
+                     "AND hypertable_name = 'ohlcv'").fetchone()[0]  # type: ignore[index]
+    db.execute("SELECT alter_job(%s, scheduled => true, next_start => now() + interval '1 hour')", (job,))
+    schema = status.report(db, EVENING, with_archive=False).check("schema")
+    assert schema.verdict is Verdict.WARN, schema.summary
+    assert "6 policy jobs paused" not in schema.summary
+    assert ("scheduled on the server's clock although KapMan's is frozen: policy_retention on ohlcv"
+            in schema.summary)
+    assert schema.fix == f"SELECT alter_job({job}, scheduled => false)"
+    db.execute(schema.fix)
+    again = status.report(db, EVENING, with_archive=False).check("schema")
+    assert again.verdict is Verdict.OK and "6 policy jobs paused" in again.summary
