@@ -132,6 +132,21 @@ def test_the_command_prints_json_and_exits_with_the_verdict(fresh_db: str) -> No
     assert text.returncode == 2 and "FAIL  tickers" in text.stdout and text.stdout.rstrip().endswith("(exit 2)")
 
 
+@pytest.mark.parametrize("args", [[], ["--json"]], ids=["text", "json"])
+def test_status_into_a_pipe_its_reader_closed_ends_quietly(fresh_db: str, args: list[str]) -> None:
+    """``scripts.status | head -1``: it said 'unexpected BrokenPipeError ... this is a bug' (exit 2),
+    and a traceback under --json."""
+    env = {**os.environ, "DATABASE_URL": fresh_db, "KAPMAN_NOW": "2025-12-19T22:00:00Z"}
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "scripts.status", *args], stdout=write, stderr=subprocess.PIPE,
+                              text=True, env=env, timeout=60)
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (141, "")
+
+
 @pytest.mark.community
 def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(
         jobs_before_first_run: psycopg.Connection) -> None:
