@@ -239,7 +239,14 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
     """Run an entrypoint's ``main``: a KapManError, or a database error classified by SQLSTATE,
     becomes one line (JSON with --json), a hint and an exit code; any other exception one line
     naming the command and where it happened, exit 2.  A traceback only with --debug (or in the
-    log file, when one is attached)."""
+    log file, when one is attached).  A reader of the output that went away ends it quietly, 141."""
+    try:
+        return _run_main(main, argv)
+    except BrokenPipeError:      # also from the error line itself, under --json
+        return _reader_gone()
+
+
+def _run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
     words = list(argv if argv is not None else sys.argv[1:])
     debug, as_json = "--debug" in words, "--json" in words
     try:
@@ -247,11 +254,6 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
             code = main(argv)
             sys.stdout.flush()   # a reader that went away shows here, not as a warning at exit
             return code
-    except BrokenPipeError:
-        # ``kapman screen ... --csv | head``: what the reader took stands; nothing more is written, not even
-        # the flush at exit, and it is no error of KapMan's
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
     except KapManError as exc:
         if debug:
             traceback.print_exc()
@@ -264,9 +266,25 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
     except KeyboardInterrupt as exc:
         return _report_error(as_json, "interrupted", f"by {signals.cause(exc)}; work already committed is kept; "
                              "rerun to resume", None, signals.exit_code(exc))
+    except BrokenPipeError:
+        # ``kapman screen ... --csv | head``: what the reader took stands; not an error of KapMan's (run_main)
+        raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare traceback
         line, hint = _unexpected(main, exc, debug)
         return _report_error(as_json, "error", line, hint, EXIT_FAILURE)
+
+
+def _reader_gone() -> int:
+    """Stop quietly, as a tool killed by SIGPIPE: the reader asked for no more (``status | head``).
+    Standard output goes to /dev/null first, so no later write or the exit's flush fails again."""
+    try:
+        stdout = sys.stdout.fileno()
+    except (OSError, ValueError):    # not a file (a test's capture): nothing will flush into a pipe
+        return EXIT_BROKEN_PIPE
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stdout)
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 def entrypoint(main: Callable[[Sequence[str] | None], int]) -> None:

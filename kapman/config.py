@@ -293,8 +293,10 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
 
 
-def _check_base_url(base: str) -> None:
-    """POLYGON_BASE_URL is where the API key goes: an http(s) scheme and a host, nothing else."""
+def _check_endpoint(name: str, base: str, example: str) -> None:
+    """POLYGON_BASE_URL (where the API key goes) and the S3 endpoints (where the keys go): an http(s)
+    scheme and a host, nothing else, refused in one line naming the variable (boto3 took
+    ``notaurl`` for a bug: "unexpected ValueError: Invalid endpoint")."""
     parts = urlsplit(base)
     try:
         port_ok = parts.port is None or parts.port > 0
@@ -308,7 +310,7 @@ def _check_base_url(base: str) -> None:
         why = "must have no user information, query or fragment"
     else:
         return
-    raise ConfigError(f"POLYGON_BASE_URL {why}, got {mask_url(base)}", hint="use e.g. https://api.massive.com")
+    raise ConfigError(f"{name} {why}, got {mask_url(base)}", hint=f"use e.g. {example}")
 
 
 def _check_clock(merged: dict[str, str], path: Path) -> None:
@@ -339,7 +341,12 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
     watch = _env(merged, "KAPMAN_WATCHLISTS_DIR")
     types = _env(merged, "KAPMAN_TICKER_TYPES")
     base = (_env(merged, "POLYGON_BASE_URL", DEFAULT_POLYGON_BASE) or DEFAULT_POLYGON_BASE).rstrip("/")
-    _check_base_url(base)
+    _check_endpoint("POLYGON_BASE_URL", base, DEFAULT_POLYGON_BASE)
+    for name, example in (("FLATFILES_ENDPOINT", DEFAULT_FLATFILES_ENDPOINT),
+                          ("KAPMAN_ARCHIVE_ENDPOINT", "http://127.0.0.1:9000, or unset it for AWS")):
+        endpoint = _env(merged, name)
+        if endpoint is not None:
+            _check_endpoint(name, endpoint.rstrip("/"), example)
     return Settings(
         database_url=database_url or _env(merged, "DATABASE_URL"),
         polygon_api_key=_env(merged, "POLYGON_API_KEY") or _env(merged, "MASSIVE_API_KEY"),

@@ -9,9 +9,10 @@
 -- SYMBOL (default AAPL): whose values and payloads are shown at the end.  Symbols are
 --   case-sensitive (AAp is a preferred, AAP another company): the exact symbol when it is a
 --   ticker, else its upper-case form (so SYMBOL=msft shows MSFT).
--- NOW: KapMan's clock (an ISO timestamp, -v NOW="$KAPMAN_NOW"): the end of the retention window
---   the verdict covers (as scripts.status), and an empty database's window end.  Default: the
---   warehouse's clock, public.kapman_now() (a sandbox database's recorded clock, else now()).
+-- NOW: KapMan's clock (a date is its 16:00 New York close, or a timestamp; -v NOW="$KAPMAN_NOW"):
+--   the end of the retention window the verdict covers (as scripts.status), and an empty
+--   database's window end.  Default: the warehouse's clock, public.kapman_now() (a sandbox
+--   database's recorded clock, else now()).
 -- daily_snapshots.time is the trading date at 16:00 America/New_York (stored in UTC), so the date
 -- of a row is (time AT TIME ZONE 'America/New_York')::date throughout.
 -- Read-only: it runs on a replica or with default_transaction_read_only=on.
@@ -21,8 +22,10 @@
 \if :{?SYMBOL} \else \set SYMBOL AAPL \endif
 \pset null '(null)'
 \if :{?NOW} \else \set NOW '' \endif
-SELECT coalesce(nullif(:'NOW', '')::timestamptz,
-                public.kapman_now())                                                            AS "NOW"
+-- A bare date is that day's 16:00 close in New York, as KAPMAN_NOW reads it (not its midnight).
+SELECT coalesce((substring(:'NOW' FROM '^\s*(\d{4}-\d{2}-\d{2})\s*$')::date + time '16:00')
+                    AT TIME ZONE 'America/New_York',
+                nullif(:'NOW', '')::timestamptz, public.kapman_now())                           AS "NOW"
 \gset
 SELECT (:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date AS "NOW_DATE"
 \gset

@@ -4,9 +4,10 @@
 --   psql -X -v ON_ERROR_STOP=1 [-v NOW="$KAPMAN_NOW"] [-v DAYS_BACK=30] [-v SYMBOL_LIMIT=25] -f docs/runbooks/ohlcv_dashboard.sql
 --   docker exec -i kapman-db psql -U kapman -d kapman -v ON_ERROR_STOP=1 -v DAYS_BACK=30 -v SYMBOL_LIMIT=25 < docs/runbooks/ohlcv_dashboard.sql
 --
--- NOW: KapMan's clock (an ISO timestamp; pass -v NOW="$KAPMAN_NOW" to replay a day).  Every age,
---   window and due date is measured from it.  Default: the warehouse's clock, public.kapman_now()
---   (a sandbox database's recorded clock, else now()), the clock scripts.status reads.
+-- NOW: KapMan's clock (KAPMAN_NOW's forms: a date is its 16:00 close in New York; pass
+--   -v NOW="$KAPMAN_NOW" to replay a day).  Every age, window and due date is measured from it.
+--   Default: the warehouse's clock, public.kapman_now() (a sandbox database's recorded clock,
+--   else now()), the clock scripts.status reads.
 -- DAYS_BACK (default 30): the window is the DAYS_BACK calendar days ending on NOW's New York date.
 -- SYMBOL_LIMIT (default 25): rows shown in the per-symbol listings.
 -- Trading days follow the NYSE calendar (computed below); a day's flat file is due at 11:00 New
@@ -19,8 +20,10 @@
 \if :{?SYMBOL_LIMIT} \else \set SYMBOL_LIMIT 25 \endif
 \pset null '(null)'
 \if :{?NOW} \else \set NOW '' \endif
-SELECT coalesce(nullif(:'NOW', '')::timestamptz,
-                public.kapman_now())                                                            AS "NOW"
+-- A bare date is that day's 16:00 close in New York, as KAPMAN_NOW reads it (not its midnight).
+SELECT coalesce((substring(:'NOW' FROM '^\s*(\d{4}-\d{2}-\d{2})\s*$')::date + time '16:00')
+                    AT TIME ZONE 'America/New_York',
+                nullif(:'NOW', '')::timestamptz, public.kapman_now())                           AS "NOW"
 \gset
 SELECT (:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date AS "NOW_DATE"
 \gset

@@ -4,9 +4,10 @@
 --   psql -X -v ON_ERROR_STOP=1 [-v NOW="$KAPMAN_NOW"] [-v DAYS_BACK=14] -f docs/runbooks/options_chains_dashboard.sql
 --   docker exec -i kapman-db psql -U kapman -d kapman -v ON_ERROR_STOP=1 < docs/runbooks/options_chains_dashboard.sql
 --
--- NOW: KapMan's clock (an ISO timestamp; pass -v NOW="$KAPMAN_NOW" to replay a day).  Every age,
---   window and due date is measured from it.  Default: the warehouse's clock, public.kapman_now()
---   (a sandbox database's recorded clock, else now()), the clock scripts.status reads.
+-- NOW: KapMan's clock (KAPMAN_NOW's forms: a date is its 16:00 close in New York; pass
+--   -v NOW="$KAPMAN_NOW" to replay a day).  Every age, window and due date is measured from it.
+--   Default: the warehouse's clock, public.kapman_now() (a sandbox database's recorded clock,
+--   else now()), the clock scripts.status reads.
 -- DAYS_BACK (default 14): days of snapshot history listed, counted back from the latest snapshot.
 -- Every ingestion run writes all of its rows with one snapshot time, so "latest snapshot" means
 -- the rows with time = max(time).  Only the latest snapshot and the history window are scanned.
@@ -16,8 +17,10 @@
 \if :{?DAYS_BACK} \else \set DAYS_BACK 14 \endif
 \pset null '(null)'
 \if :{?NOW} \else \set NOW '' \endif
-SELECT coalesce(nullif(:'NOW', '')::timestamptz,
-                public.kapman_now())                                                            AS "NOW"
+-- A bare date is that day's 16:00 close in New York, as KAPMAN_NOW reads it (not its midnight).
+SELECT coalesce((substring(:'NOW' FROM '^\s*(\d{4}-\d{2}-\d{2})\s*$')::date + time '16:00')
+                    AT TIME ZONE 'America/New_York',
+                nullif(:'NOW', '')::timestamptz, public.kapman_now())                           AS "NOW"
 \gset
 SELECT (:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date AS "NOW_DATE"
 \gset

@@ -229,15 +229,20 @@ def refusal(found: list[Manifest], here: Warehouse, location: str, allowed: str 
     if allowed == warehouse.ANY:
         return None
     for m in found:
-        if m.warehouse is not None and allowed == m.warehouse:
+        synthetic = m.source == warehouse.SANDBOX and here.source == warehouse.LIVE
+        own_name = m.warehouse == here.name
+        # Naming this warehouse admits its own live snapshots, never a sandbox's filed under its name.
+        if m.warehouse is not None and allowed == m.warehouse and not (synthetic and own_name):
             continue
         owner = f"warehouse {m.warehouse} ({m.source})" if m.warehouse else "no warehouse (an older archive)"
-        if m.warehouse is None or m.warehouse != here.name or (m.source == warehouse.SANDBOX and
-                                                                 here.source == warehouse.LIVE):
-            return UsageError(
-                f"the archive at {location} holds snapshots of {owner}; this is warehouse {here.describe()}: "
-                "nothing restored",
-                hint=f"to restore them here anyway, pass --from-warehouse {m.warehouse or warehouse.ANY}")
+        if m.warehouse is None or not own_name or synthetic:
+            hint = (f"to restore them here anyway, pass --from-warehouse {m.warehouse or warehouse.ANY}"
+                    if not (synthetic and own_name) else
+                    f"sandbox snapshots are not mixed into a live warehouse: move the snapshot of "
+                    f"{m.snapshot_time:%Y-%m-%d %H:%M} UTC out of the archive, or restore the dates around it "
+                    f"(--start-date/--end-date); --from-warehouse {warehouse.ANY} restores it too")
+            return UsageError(f"the archive at {location} holds snapshots of {owner}; this is warehouse "
+                              f"{here.describe()}: nothing restored", hint=hint)
     return None
 
 

@@ -55,7 +55,15 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*key.split("/"))
 
+    def _check_root(self) -> None:
+        """A file where the archive should be: it holds nothing and takes nothing (it read as an
+        empty archive, and status named ``--archive-only``, which cannot write there)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise ArchiveError(f"KAPMAN_ARCHIVE_DIR={self.root} is not a directory",
+                               hint="point KAPMAN_ARCHIVE_DIR at the archive's directory (or s3://bucket/prefix)")
+
     def put(self, key: str, data: bytes) -> None:
+        self._check_root()
         path = self._path(key)
         try:
             if not self.root.is_dir():  # FileNotFoundError when the parent is missing too
@@ -93,6 +101,7 @@ class LocalStore:
         return sorted(self.sizes(prefix))
 
     def sizes(self, prefix: str) -> dict[str, int]:
+        self._check_root()
         base = self._path(prefix)
         if not base.is_dir():
             return {}

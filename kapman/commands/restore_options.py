@@ -37,8 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="read and merge every file, also those whose rows are all stored already")
     p.add_argument("--from-warehouse", metavar="NAME",
                    help="restore an archive written by warehouse NAME (as the refusal names it) into this one, "
-                        "or a sandbox archive into a live warehouse; 'any': whatever wrote it, older "
-                        "archives without a warehouse included")
+                        "or another warehouse's sandbox archive into a live one; 'any': whatever wrote it, "
+                        "older archives without a warehouse and sandbox snapshots filed under this "
+                        "warehouse's own name included")
     args = p.parse_args(argv)
     settings = cli.settings_for(args)
     params = restore.RestoreParams(day=args.date, start=args.start_date, end=args.end_date, force=args.force,

@@ -13,7 +13,9 @@ in:
   the database.  A later command without ``KAPMAN_NOW`` counts from ``frozen_at`` too.
 
 A database recorded ``real`` becomes ``frozen`` the first time a write runs with a clock frozen
-away from real time; the way back is a rebuild on real time.  Bulk loads pause the policy jobs of
+away from real time; the way back is a rebuild on real time.  A clock ahead of real time is never
+recorded (:func:`ahead_of_real_time`): a rebuild on one is refused, and a write counts from it
+for itself only.  Bulk loads pause the policy jobs of
 the tables they write with :func:`policies_paused`, so the jobs never race a COPY.
 """
 
@@ -31,6 +33,7 @@ import psycopg
 from kapman import clock
 from kapman.db import schema
 from kapman.db.connect import connect
+from kapman.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,24 @@ def process_clock() -> Clock:
     return Clock("real")
 
 
+def ahead_of_real_time(recorded: Clock) -> bool:
+    """A frozen clock later than real time (beyond the day's tolerance): a date that has not come.
+    The database never records one: every later command without ``KAPMAN_NOW`` would count its
+    retention from it, and a typo (2052 for 2025) would drop the whole warehouse."""
+    return (recorded.frozen_at is not None
+            and recorded.frozen_at > clock.real_now() + clock.REAL_TIME_TOLERANCE)
+
+
+def refuse_future_clock(what: str) -> None:
+    """Raise UsageError when KapMan's clock runs ahead of real time and ``what`` would record it."""
+    mine = process_clock()
+    if ahead_of_real_time(mine):
+        raise UsageError(f"KAPMAN_NOW ({mine.frozen_at:%Y-%m-%d %H:%M} UTC) is ahead of real time "
+                         f"({clock.real_now():%Y-%m-%d %H:%M} UTC): {what} would record it as the database's "
+                         "clock and count retention from a date that has not come; nothing changed",
+                         hint="fix or unset KAPMAN_NOW (a replayed day is in the past)")
+
+
 def _has_clock_table(conn: psycopg.Connection) -> bool:
     row = conn.execute("SELECT to_regclass('public.lifecycle_clock') IS NOT NULL").fetchone()
     return bool(row and row[0])
@@ -117,6 +138,9 @@ def adopt_process_clock(conn: psycopg.Connection) -> Clock:
     if mine.mode != "frozen" or not _has_clock_table(conn):
         return recorded
     assert mine.frozen_at is not None
+    if ahead_of_real_time(mine):   # this process counts from it (KAPMAN_NOW is explicit); later ones must not
+        log.warning("KAPMAN_NOW (%s) is ahead of real time: not recorded as the database's clock", mine.frozen_at)
+        return recorded
     if recorded.mode == "real":
         log.info("KapMan's clock is frozen away from real time: the database's lifecycle follows it")
         record_clock(conn, mine)

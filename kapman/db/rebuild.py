@@ -140,6 +140,7 @@ def rebuild(url: str, *, iterations: int = 1, confirm: Confirm | None = None,
     if name == MAINTENANCE_DB:
         raise KapManError(f"refusing to drop the maintenance database {name!r}",
                           hint="point DATABASE_URL at the kapman database")
+    lifecycle.refuse_future_clock("the rebuild")
     migrations = mig.discover()
     with connect(with_database(url, MAINTENANCE_DB), autocommit=True) as admin:
         info = server_info(admin)

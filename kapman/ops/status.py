@@ -95,8 +95,7 @@ def _policy_jobs(conn: psycopg.Connection, text: str, details: dict[str, Any], t
     soonest = min((n for _, _, _, n, *_, on in jobs if n is not None and on), default=None)
     running = [f"{p} on {t}" for _, t, p, n, shown, *_ in jobs if n is None and shown == "-infinity"]
     if not scheduled:    # a frozen clock: KapMan keeps the windows itself after each run
-        return Check("schema", Verdict.OK, f"{text}; {len(jobs)} policy jobs paused, KapMan enforces the windows",
-                     None, details)
+        return _frozen_policy_jobs(jobs, text, details)
     text += f"; {len(jobs)} policy jobs" + (f", next run {soonest:%Y-%m-%d %H:%M} UTC" if soonest else "")
     if running:
         text += f", running now: {', '.join(running)}"
@@ -114,6 +113,19 @@ def _policy_jobs(conn: psycopg.Connection, text: str, details: dict[str, Any], t
     if problems:
         return Check("schema", Verdict.WARN, f"{text}; {'; '.join(problems)}", " ; ".join(fixes), details)
     return Check("schema", Verdict.OK, text, None, details)
+
+
+def _frozen_policy_jobs(jobs: list[tuple[Any, ...]], text: str, details: dict[str, Any]) -> Check:
+    """On a frozen clock every policy job must stay paused: a scheduled one counts its window from
+    the server's clock, not KapMan's, and drops (or compresses) data that KapMan's window keeps."""
+    live = [(i, f"{p} on {t}") for i, t, p, *_, on in jobs if on]
+    if not live:
+        return Check("schema", Verdict.OK, f"{text}; {len(jobs)} policy jobs paused, KapMan enforces the windows",
+                     None, details)
+    return Check("schema", Verdict.WARN,
+                 f"{text}; scheduled on the server's clock although KapMan's is frozen: "
+                 f"{', '.join(f for _, f in live)} (would drop or compress by the server's date)",
+                 " ; ".join(f"SELECT alter_job({i}, scheduled => false)" for i, _ in live), details)
 
 
 def _application_retention(conn: psycopg.Connection, text: str, details: dict[str, Any], now: datetime) -> Check:

@@ -118,6 +118,31 @@ def test_restore_refuses_another_warehouses_and_a_sandbox_archive_unless_named(
     assert not clash.ok and "belongs to warehouse demo" in clash.line()
 
 
+def test_a_sandbox_snapshot_under_this_warehouses_name_is_not_mixed_in_by_naming_it(
+        fresh_db: str, hydrated: psycopg.Connection, tmp_path: Path) -> None:
+    """A live warehouse's archive that also holds a sandbox snapshot filed under its name (the
+    sandbox once ran against a database of the same name): the refusal's hint named this very
+    warehouse, and --from-warehouse with it restored the sandbox's synthetic chains into live."""
+    root = tmp_path / "archive"
+    here = settings_for(fresh_db, root)
+    assert archive.export_snapshots(here, []).ok
+    m = manifest_of(root, FIRST)
+    (root / mf.manifest_key(FIRST)).write_bytes(dataclasses.replace(m, source="sandbox").to_bytes())
+    own = m.warehouse
+    hydrated.execute("TRUNCATE options_chains")
+    with pytest.raises(UsageError) as refused:
+        restore.run(here, restore.RestoreParams())
+    assert f"holds snapshots of warehouse {own} (sandbox); this is warehouse {own} (live)" in refused.value.message
+    hint = refused.value.hint or ""
+    assert f"--from-warehouse {own}" not in hint and f"snapshot of {FIRST:%Y-%m-%d %H:%M} UTC" in hint
+    with pytest.raises(UsageError, match="nothing restored"):
+        restore.run(here, restore.RestoreParams(from_warehouse=own))
+    assert hydrated.execute("SELECT count(*) FROM options_chains").fetchone() == (0,)
+    later = restore.run(here, restore.RestoreParams(start=SECOND.date()))   # the dates around it, as the hint says
+    assert later.outcome is Outcome.OK
+    assert hydrated.execute("SELECT DISTINCT time FROM options_chains").fetchall() == [(SECOND,)]
+
+
 def test_the_repave_prompt_counts_only_verified_chains(fresh_db: str, hydrated: psycopg.Connection,
                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "archive"

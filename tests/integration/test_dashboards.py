@@ -260,6 +260,18 @@ def test_options_dashboard_by_kapmans_clock(url: str) -> None:
                                                     "2025-12-18 (1), 2025-12-19 (2)"}
 
 
+
+def test_a_date_as_now_is_that_days_close_in_new_york_as_kapman_now_reads_it(url: str) -> None:
+    """KAPMAN_NOW=2025-12-23 is Tuesday's 16:00 close (kapman.clock), not midnight UTC (Monday
+    evening in New York, when Monday's flat file was not due yet): -v NOW="$KAPMAN_NOW" reads the same."""
+    for name in ("ohlcv_dashboard.sql", "options_chains_dashboard.sql", "daily_snapshots_dashboard.sql"):
+        assert run(url, name, "NOW=2025-12-23") == run(url, name, "NOW=2025-12-23T21:00:00Z"), name
+    out = run(url, "ohlcv_dashboard.sql", "NOW=2025-12-23", "DAYS_BACK=10")
+    assert "NOW=2025-12-23 21:00:00+00" in out
+    assert table(out, "verdict")[0]["reason"] == ("1 due trading days without bars from 2025-12-22: "
+                                                  "python -m scripts.nightly")
+
+
 # --- tickers and watchlists -----------------------------------------------------------------------
 
 def test_tickers_watchlists_dashboard_on_hydrated_database(url: str) -> None:

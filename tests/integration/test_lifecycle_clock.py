@@ -18,6 +18,7 @@ from kapman.db import lifecycle, retention
 from kapman.db.capabilities import server_info
 from kapman.db.rebuild import rebuild
 from kapman.db.validate import validate
+from kapman.errors import UsageError
 from tests.support import database
 
 pytestmark = pytest.mark.integration
@@ -102,6 +103,38 @@ def test_a_frozen_write_freezes_a_real_database_and_only_moves_forward(
         assert lifecycle.read_clock(c).frozen_at == close_of(date(2025, 12, 19))
         monkeypatch.delenv("KAPMAN_NOW")
         assert lifecycle.adopt_process_clock(c).mode == "frozen"   # real time never unfreezes it
+
+
+
+def test_a_clock_ahead_of_real_time_is_never_recorded(scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mistyped KAPMAN_NOW (2052 for 2025) on a load that is then refused must not become the
+    database's clock: the next run without KAPMAN_NOW counted from it and dropped every chunk."""
+    monkeypatch.setenv("KAPMAN_NOW", FROZEN)
+    rebuild(scratch)
+    _fill(scratch, "2024-01-02")
+    monkeypatch.setenv("KAPMAN_NOW", "2052-12-19")
+    with lifecycle.policies_paused(scratch):     # as every OHLCV load starts
+        pass
+    with psycopg.connect(scratch, autocommit=True) as c:
+        assert lifecycle.adopt_process_clock(c) == lifecycle.Clock("frozen", close_of(date(2025, 12, 19)))
+        assert lifecycle.read_clock(c) == lifecycle.Clock("frozen", close_of(date(2025, 12, 19)))
+        monkeypatch.delenv("KAPMAN_NOW")
+        report = retention.enforce_retention(c)
+    assert report.cutoff == date(2023, 12, 20) and report.chunks_dropped == 0
+    assert _oldest(scratch) == (date(2024, 1, 2), date(2024, 1, 2))
+
+
+def test_a_rebuild_on_a_clock_ahead_of_real_time_is_refused(scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAPMAN_NOW", FROZEN)
+    rebuild(scratch)
+    _fill(scratch, "2025-12-01")
+    monkeypatch.setenv("KAPMAN_NOW", "2052-12-19")
+    with pytest.raises(UsageError, match=r"KAPMAN_NOW \(2052-12-19 21:00 UTC\) is ahead of real time") as info:
+        rebuild(scratch)
+    assert info.value.message.endswith("nothing changed") and "unset KAPMAN_NOW" in (info.value.hint or "")
+    with psycopg.connect(scratch) as c:
+        assert lifecycle.read_clock(c) == lifecycle.Clock("frozen", close_of(date(2025, 12, 19)))
+        assert c.execute("SELECT count(*) FROM ohlcv").fetchone()[0] == 19  # type: ignore[index]
 
 
 # --- application retention (Apache edition) -------------------------------------------------------

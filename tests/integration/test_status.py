@@ -132,6 +132,21 @@ def test_the_command_prints_json_and_exits_with_the_verdict(fresh_db: str) -> No
     assert text.returncode == 2 and "FAIL  tickers" in text.stdout and text.stdout.rstrip().endswith("(exit 2)")
 
 
+@pytest.mark.parametrize("args", [[], ["--json"]], ids=["text", "json"])
+def test_status_into_a_pipe_its_reader_closed_ends_quietly(fresh_db: str, args: list[str]) -> None:
+    """``scripts.status | head -1``: it said 'unexpected BrokenPipeError ... this is a bug' (exit 2),
+    and a traceback under --json."""
+    env = {**os.environ, "DATABASE_URL": fresh_db, "KAPMAN_NOW": "2025-12-19T22:00:00Z"}
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "scripts.status", *args], stdout=write, stderr=subprocess.PIPE,
+                              text=True, env=env, timeout=60)
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (141, "")
+
+
 @pytest.mark.community
 def test_on_the_community_edition_the_policy_jobs_and_their_next_runs(
         jobs_before_first_run: psycopg.Connection) -> None:
@@ -213,3 +228,24 @@ def test_the_schema_line_names_the_clock_the_status_counts_from(sandbox_db: psyc
     report = status.report(sandbox_db, morning)
     assert "(KapMan's clock is frozen at 2025-12-22 16:30 UTC)" in report.check("schema").summary
     assert report.check("schema").details["clock"] == {"mode": "frozen", "frozen_at": EVENING}
+
+
+@pytest.mark.community
+def test_on_a_frozen_clock_a_scheduled_policy_job_is_a_warning_and_its_fix_pauses_it(
+        sandbox_db: psycopg.Connection) -> None:
+    """A job resumed by hand on a frozen clock would count 730 days from the server's date and drop
+    the sandbox's bars that KapMan's window keeps: status says so, and its fix pauses the job."""
+    db = sandbox_db
+    assert status.report(db, EVENING, with_archive=False).check("schema").verdict is Verdict.OK
+    job = db.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' "
+                     "AND hypertable_name = 'ohlcv'").fetchone()[0]  # type: ignore[index]
+    db.execute("SELECT alter_job(%s, scheduled => true, next_start => now() + interval '1 hour')", (job,))
+    schema = status.report(db, EVENING, with_archive=False).check("schema")
+    assert schema.verdict is Verdict.WARN, schema.summary
+    assert "6 policy jobs paused" not in schema.summary
+    assert ("scheduled on the server's clock although KapMan's is frozen: policy_retention on ohlcv"
+            in schema.summary)
+    assert schema.fix == f"SELECT alter_job({job}, scheduled => false)"
+    db.execute(schema.fix)
+    again = status.report(db, EVENING, with_archive=False).check("schema")
+    assert again.verdict is Verdict.OK and "6 policy jobs paused" in again.summary

@@ -90,3 +90,27 @@ def test_a_module_run_as_main_is_named_by_its_module(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{Path(__file__).resolve().parents[2]}"}
     done = subprocess.run([sys.executable, "-m", "boom_cmd"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.splitlines()[0] == "error: boom_cmd: unexpected RuntimeError: boom"
+
+
+def test_an_error_line_for_a_reader_that_went_away_is_no_traceback(tmp_path: Path) -> None:
+    """``kapman status --json | head`` without a database: the error's JSON line meets the closed
+    pipe inside the error handler; it ended in a traceback."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAPMAN_ENV_FILE")}
+    env["KAPMAN_ENV_FILE"] = str(tmp_path / "absent.env")     # no DATABASE_URL: an error line to write
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "scripts.status", "--json"], stdout=write, stderr=subprocess.PIPE,
+                              text=True, env=env, timeout=60, cwd=Path(cli.__file__).resolve().parent.parent)
+    finally:
+        os.close(write)
+    assert proc.returncode == cli.EXIT_BROKEN_PIPE == 141
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_a_broken_pipe_inside_main_is_not_reported_as_a_bug(capsys: pytest.CaptureFixture[str]) -> None:
+    def writes_to_a_closed_pipe(argv: Sequence[str] | None) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    assert cli.run_main(writes_to_a_closed_pipe, []) == 141
+    assert capsys.readouterr().err == ""

@@ -14,7 +14,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("DATABASE_URL", "POLYGON_API_KEY", "MASSIVE_API_KEY", "POLYGON_BASE_URL",
                  "POLYGON_RATE_LIMIT", "FLATFILES_MIRROR_DIR", "FLATFILES_SECRET_ACCESS_KEY",
                  "POLYGON_MAX_RETRIES", "KAPMAN_ENV_FILE", "POLYGON_READ_TIMEOUT", "POLYGON_CONNECT_TIMEOUT",
-                 "POLYGON_REQUEST_DEADLINE", "OPTIONS_RUN_DEADLINE"):
+                 "POLYGON_REQUEST_DEADLINE", "OPTIONS_RUN_DEADLINE", "FLATFILES_ENDPOINT",
+                 "KAPMAN_ARCHIVE_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -145,3 +146,26 @@ def test_base_url_is_a_scheme_and_a_host_only(base: str, why: str, tmp_path: Pat
     with pytest.raises(ConfigError, match=re.escape(why)) as info:
         load_settings(tmp_path / "x")
     assert ":pw@" not in info.value.message
+
+
+@pytest.mark.parametrize("name", ["FLATFILES_ENDPOINT", "KAPMAN_ARCHIVE_ENDPOINT"])
+@pytest.mark.parametrize(("value", "why"), [
+    ("notaurl", "must be http(s)://host[:port]"),
+    ("https://u:secretpw@files.example.com", "must have no user information, query or fragment"),
+    ("http://127.0.0.1:0", "must be http(s)://host[:port]"),
+])
+def test_s3_endpoints_are_a_scheme_and_a_host_named_in_one_line(name: str, value: str, why: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3 refused them later as 'unexpected ValueError: Invalid endpoint', a bug by its own words."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=re.escape(f"{name} {why}")) as info:
+        load_settings(tmp_path / "x")
+    assert "secretpw" not in info.value.message and info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("value", ["http://127.0.0.1:9000", "https://s3.eu-west-1.amazonaws.com/"])
+def test_s3_endpoints_that_are_urls_are_kept(value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLATFILES_ENDPOINT", value)
+    monkeypatch.setenv("KAPMAN_ARCHIVE_ENDPOINT", value)
+    s = load_settings(tmp_path / "x")
+    assert (s.flatfiles_endpoint, s.archive_endpoint) == (value, value)

@@ -46,6 +46,18 @@ def test_local_archive_on_a_missing_parent_is_refused(tmp_path: Path) -> None:
         store.get("x")
 
 
+def test_a_file_where_the_archive_should_be_is_refused_not_read_as_empty(tmp_path: Path) -> None:
+    """KAPMAN_ARCHIVE_DIR naming a file listed as an empty archive: status warned that every stored
+    snapshot was unarchived and named --archive-only, which could not write there either."""
+    (tmp_path / "archive").write_text("DATABASE_URL=...\n")
+    store = LocalStore(tmp_path / "archive")
+    for call in (lambda: store.keys("options_chains"), lambda: store.put("options_chains/x", b"x")):
+        with pytest.raises(ArchiveError, match=r"KAPMAN_ARCHIVE_DIR=.*/archive is not a directory") as exc:
+            call()
+        assert exc.value.hint and "KAPMAN_ARCHIVE_DIR" in exc.value.hint
+    assert (tmp_path / "archive").read_text() == "DATABASE_URL=...\n"
+
+
 def test_default_archive_is_made_where_none_exists_yet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A fresh checkout has no archive/: KapMan's own default location is made on the first write,
     while a directory the user names still needs its parent."""
