@@ -99,6 +99,9 @@ def parse_file(path: Path) -> WatchlistFile:
 
 def _txt_files(directory: Path) -> list[Path]:
     """The directory's ``*.txt`` files; unlike ``Path.glob`` an unreadable directory is an error."""
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"the watchlist directory {directory} is a file: name the directory that holds "
+                          "<watchlist_id>.txt files", hint="nothing was written")
     if not directory.is_dir():
         raise ConfigError(f"watchlist directory not found: {directory}",
                           hint="create data/watchlists/<name>.txt or set KAPMAN_WATCHLISTS_DIR")

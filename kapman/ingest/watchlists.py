@@ -17,11 +17,12 @@ from pathlib import Path
 
 import psycopg
 
-from kapman import clock, registry
+from kapman import registry
 from kapman.config import Settings
-from kapman.db import bulk
+from kapman.db import bulk, lifecycle
 from kapman.execute import Context, Definition, execute
 from kapman.ingest.watchlist_files import WatchlistFile, read_directory
+from kapman.params import not_after_today
 from kapman.progress import Progress
 from kapman.step import StepResult
 from kapman.symbols import case_suggestions
@@ -136,7 +137,9 @@ def ingest_watchlists(conn: psycopg.Connection, directory: Path, *,
         result.nothing("public.tickers is empty: watchlist symbols cannot be resolved before tickers exist; "
                        f"run {registry.mend('tickers')} first (nothing was written)")
         return result
-    effective = effective_date or clock.today_ny()
+    today = lifecycle.warehouse_today(conn)
+    not_after_today(effective_date, today)   # a symbol is not on a list from a day still to come
+    effective = effective_date or today
     lists = _reconcile(conn, files, effective)
     unresolved = _unresolved(conn, files)
     for symbol, reason in unresolved:

@@ -207,3 +207,18 @@ def test_cli_bad_input_is_one_line_exit_2_and_nothing_written(  # type: ignore[n
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stdout == ""
     assert proc.stderr.splitlines()[0] == first_line.format(d=bad)
     assert state(tickers_db) == {("mvp", "AAPL"): True, ("mvp", "MSFT"): True}
+
+
+def test_cli_refuses_an_effective_date_after_today_and_a_file_for_a_directory(
+        tickers_db: psycopg.Connection, fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "core.txt").write_text("AAPL\n")
+    monkeypatch.setenv("KAPMAN_NOW", "2025-12-19T21:00:00Z")
+    future = cli(fresh_db, tmp_path, "--effective-date", "2025-12-22")
+    assert future.returncode == 2 and "Traceback" not in future.stderr
+    assert future.stderr.splitlines()[0] == "error: 2025-12-22 is after today (2025-12-19 by KapMan's clock)"
+    a_file = cli(fresh_db, tmp_path / "core.txt")
+    assert a_file.returncode == 2
+    assert a_file.stderr.splitlines()[0] == (f"error: the watchlist directory {tmp_path / 'core.txt'} is a file: "
+                                             "name the directory that holds <watchlist_id>.txt files")
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*) FROM watchlists").fetchone() == (0,)
