@@ -33,7 +33,7 @@ def requested_dates(conn: psycopg.Connection, *, day: date | None, start: date |
         return days
     if day:
         return [day]
-    found = conn.execute(NEWEST_OHLCV, (clock.today_ny(),)).fetchone()[0]  # type: ignore[index]
+    found = conn.execute(NEWEST_OHLCV, (today,)).fetchone()[0]  # type: ignore[index]
     if found is None:
         raise UsageError("public.ohlcv is empty: there is no trading date to compute",
                          hint=f"run {registry.get('ohlcv').command} base first, or pass --date")
@@ -45,9 +45,10 @@ def history_dates(conn: psycopg.Connection) -> list[date]:
     (dates already computed are then skipped, so a second run resumes where the first stopped)."""
     from kapman.ops.inventory import window_start
 
-    start = window_start(conn, clock.now())
+    now = lifecycle.warehouse_now(conn)   # the window status counts, on a frozen database's clock too
+    start = window_start(conn, now)
     rows = conn.execute("SELECT DISTINCT date FROM public.ohlcv WHERE date >= %s AND date <= %s ORDER BY 1",
-                        (start, clock.today_ny())).fetchall()
+                        (start, clock.ny_date_of(now))).fetchall()
     if not rows:
         raise UsageError(f"public.ohlcv has no bars since {start}: there is no history to compute",
                          hint=f"run {registry.command('ohlcv')} base first")

@@ -60,3 +60,26 @@ def test_history_takes_no_dates(bars_only: tuple[str, Market], capsys: pytest.Ca
     assert code == 2
     assert capsys.readouterr().err.splitlines()[0] == ("error: --history is every date of the retention window: "
                                                         "give it without dates")
+
+
+def test_history_on_a_frozen_database_without_kapman_now_covers_the_window_status_counts(
+        fresh_db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sandbox database follows its recorded clock: status counts the window back from it, and so
+    does the history (it counted back from the real date, leaving out every date older than that
+    window although status listed them as owed)."""
+    from kapman.db import lifecycle
+    from kapman.ops import inventory
+
+    market = Market(seed=5, n_tickers=12, days=470)
+    monkeypatch.delenv("KAPMAN_NOW", raising=False)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        load_tickers(conn, market)
+        load_bars(conn, market)
+        lifecycle.record_clock(conn, lifecycle.Clock("frozen", close_of(market.end_date)))
+        start = inventory.window_start(conn, lifecycle.warehouse_now(conn))
+        assert start < market.trading_days[0]   # every bar is in the window of the database's clock
+        code, summary = a2(fresh_db, capsys, "--history")
+        assert code == 0, summary
+        assert summary["dates"][0] == str(market.trading_days[0])
+        assert conn.execute("SELECT count(DISTINCT time) FROM daily_snapshots").fetchone() == (
+            len(market.trading_days),)
