@@ -32,7 +32,7 @@ from psycopg import sql
 from kapman import clock, registry
 from kapman.calendar import is_trading_day
 from kapman.config import NumberRange, Settings
-from kapman.db import bulk
+from kapman.db import bulk, lifecycle
 from kapman.errors import UsageError
 from kapman.execute import Context, Definition, execute
 from kapman.ingest.watchlist_scope import resolve_scope
@@ -195,7 +195,7 @@ def resolve_dates(conn: psycopg.Connection, params: A3Params) -> list[date]:
         return sorted(params.dates)
     if params.day or params.start or params.end:
         return requested_dates(conn, day=params.day, start=params.start, end=params.end)
-    today = clock.today_ny()
+    today = lifecycle.warehouse_today(conn)   # as A2's default date and status
     days = [d for (d,) in conn.execute(SNAPSHOT_DATES, (today,)).fetchall()]
     trading = [d for d in days if is_trading_day(d)]
     if trading:
