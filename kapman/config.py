@@ -69,6 +69,25 @@ def _split_userinfo(rest: str) -> tuple[str | None, str]:
     return userinfo, host
 
 
+def unencoded_in_userinfo(url: str) -> tuple[str, str] | None:
+    """(character, encoding) when the URL's user or password holds one of ``@ / ? #`` unencoded, else None.
+
+    libpq ends the userinfo at the first ``@`` or ``/`` (and the URL parsers at ``?`` and ``#`` too),
+    so it would read the rest of the password as the host, port or database, and print that in its
+    error.  Told from where the parts of a standard split land: a second ``@`` in the host part, an
+    ``@`` in the path or in a query parameter's name, or any fragment."""
+    parts = urlsplit(url)
+    if parts.netloc.count("@") > 1:
+        return "@", "%40"
+    if "@" in parts.path:
+        return "/", "%2F"
+    if any("@" in item.split("=", 1)[0] for item in parts.query.split("&")):
+        return "?", "%3F"
+    if parts.fragment or url.endswith("#"):
+        return "#", "%23"
+    return None
+
+
 def url_password(url: str | None) -> str | None:
     """The password a URL carries in its userinfo (as written, percent-encoding undone)."""
     match = _SCHEME.match(url or "")

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from kapman import registry
-from kapman.config import mask_url, url_password
+from kapman.config import mask_url, unencoded_in_userinfo, url_password
 from kapman.errors import ConfigError, DatabaseError
 
 APPLICATION_NAME = "kapman"
@@ -34,6 +34,11 @@ def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> 
     if not url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(f"not a PostgreSQL URL: {mask_url(url)}",
                           hint="use postgresql://user:password@host:port/database")
+    unencoded = unencoded_in_userinfo(url)
+    if unencoded is not None:
+        char, code = unencoded
+        raise ConfigError(f"the user or password of {mask_url(url)} holds '{char}': a URL reads it as the end "
+                          "of the password", hint=f"percent-encode it as {code} in DATABASE_URL (or --db-url)")
     try:
         conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=connect_timeout,
                                application_name=APPLICATION_NAME)
@@ -86,7 +91,7 @@ def _diagnose(url: str, exc: psycopg.OperationalError) -> DatabaseError:
     where = mask_url(url)
     refused = _refused_by_libpq(url)
     if refused is not None:
-        return DatabaseError(f"cannot connect to {where}: {_masked(url, refused).splitlines()[-1]}",
+        return DatabaseError(f"cannot connect to {where}: {_one_line(_masked(url, refused))}",
                              sqlstate="08001", transient=False,
                              hint="fix the connection options in DATABASE_URL (or --db-url)")
     if not _server_answers(url):
@@ -109,10 +114,14 @@ def _diagnose(url: str, exc: psycopg.OperationalError) -> DatabaseError:
         return DatabaseError(f"cannot connect to {where}: database {name!r} does not exist",
                              sqlstate="3D000", transient=False,
                              hint=f"run {registry.mend('rebuild')} to create it")
-    text = _masked(url, str(exc).strip())
-    reason = text.splitlines()[-1] if text else "connection failed"
+    reason = _one_line(_masked(url, str(exc))) or "connection failed"
     return DatabaseError(f"cannot connect to {where}: {reason}", sqlstate="08004", transient=True,
                          hint="the server rejected the connection; check its logs and max_connections")
+
+
+def _one_line(text: str) -> str:
+    """libpq's message on one line: its lines (the failure, then a tab-indented question) joined."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _masked(url: str, text: str) -> str:

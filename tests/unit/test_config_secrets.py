@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from kapman import cli
-from kapman.config import bounded, load_settings, mask_secrets_in, mask_url, url_password
+from kapman.config import bounded, load_settings, mask_secrets_in, mask_url, unencoded_in_userinfo, url_password
+from kapman.db.connect import connect
 from kapman.errors import ConfigError
 from scripts.db.a5_deterministic_rebuild import main as rebuild_main
 from scripts.run_a3_dealer_metrics import main as a3_main
@@ -180,3 +181,28 @@ def test_malformed_kapman_now_is_a_config_error(tmp_path: Path, monkeypatch: pyt
     with pytest.raises(ConfigError, match=r"KAPMAN_NOW='yesterday' .* is not YYYY-MM-DD \(that day's 16:00 close"):
         load_settings(tmp_path / "none.env")
 
+
+
+@pytest.mark.parametrize(("password", "char", "code"), [
+    ("p@ss", "@", "%40"), ("ab/cd", "/", "%2F"), ("a?b", "?", "%3F"), ("s3cr#t", "#", "%23")])
+def test_a_password_holding_a_delimiter_is_refused_before_libpq_can_print_its_tail(
+        password: str, char: str, code: str) -> None:
+    """libpq ends the password at '@' or '/' and reads the rest as the host: 'could not translate host
+    name "ss@127.0.0.1"' printed part of the password."""
+    url = f"postgresql://kapman:{password}@127.0.0.1:5432/kapman"
+    assert unencoded_in_userinfo(url) == (char, code)
+    with pytest.raises(ConfigError) as e:
+        connect(url)
+    assert e.value.message == (f"the user or password of postgresql://kapman:***@127.0.0.1:5432/kapman holds "
+                               f"'{char}': a URL reads it as the end of the password")
+    assert e.value.hint == f"percent-encode it as {code} in DATABASE_URL (or --db-url)"
+    assert password not in e.value.message + str(e.value.hint)
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://kapman:s%40c%2Fr%3Ft%23@127.0.0.1:5432/kapman",
+    "postgresql://kapman:pw@127.0.0.1:5432/kapman?application_name=a@b",
+    "postgresql://kapman:pw@/kapman?host=/var/run/postgresql",
+    "postgresql://kapman@127.0.0.1/kapman", "postgresql:///kapman"])
+def test_encoded_or_plain_urls_pass(url: str) -> None:
+    assert unencoded_in_userinfo(url) is None
