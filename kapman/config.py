@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import ipaddress
 import math
 import os
 import re
@@ -312,6 +313,16 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine: ``localhost`` or a loopback address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _check_endpoint(name: str, base: str, example: str) -> None:
     """POLYGON_BASE_URL (where the API key goes) and the S3 endpoints (where the keys go): an http(s)
     scheme and a host, nothing else, refused in one line naming the variable (boto3 took
@@ -361,6 +372,10 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
     types = _env(merged, "KAPMAN_TICKER_TYPES")
     base = (_env(merged, "POLYGON_BASE_URL", DEFAULT_POLYGON_BASE) or DEFAULT_POLYGON_BASE).rstrip("/")
     _check_endpoint("POLYGON_BASE_URL", base, DEFAULT_POLYGON_BASE)
+    if urlsplit(base).scheme == "http" and not is_loopback(urlsplit(base).hostname or ""):
+        raise ConfigError(f"POLYGON_BASE_URL {mask_url(base)} is plain http to another machine: the API key "
+                          "would cross the network readable by anyone on the way",
+                          hint="use https:// (plain http is for a server on this machine, as the sandbox's)")
     for name, example in (("FLATFILES_ENDPOINT", DEFAULT_FLATFILES_ENDPOINT),
                           ("KAPMAN_ARCHIVE_ENDPOINT", "http://127.0.0.1:9000, or unset it for AWS")):
         endpoint = _env(merged, name)

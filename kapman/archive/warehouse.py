@@ -15,7 +15,6 @@ the demo's database and a real warehouse never share one.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,7 +23,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from kapman.config import DEFAULT_ARCHIVE_DIR, Settings, load_settings
+from kapman.config import DEFAULT_ARCHIVE_DIR, Settings, is_loopback, load_settings
 from kapman.errors import ConfigError
 
 LIVE, SANDBOX = "live", "sandbox"
@@ -63,13 +62,7 @@ def reading(conn: psycopg.Connection, settings: Settings | None = None) -> Setti
 
 
 def source_of(settings: Settings) -> str:
-    host = urlsplit(settings.polygon_base_url).hostname or ""
-    if host == "localhost":
-        return SANDBOX
-    try:
-        return SANDBOX if ipaddress.ip_address(host).is_loopback else LIVE
-    except ValueError:
-        return LIVE
+    return SANDBOX if is_loopback(urlsplit(settings.polygon_base_url).hostname or "") else LIVE
 
 
 def of(settings: Settings) -> Warehouse:

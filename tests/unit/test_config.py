@@ -148,6 +148,25 @@ def test_base_url_is_a_scheme_and_a_host_only(base: str, why: str, tmp_path: Pat
     assert ":pw@" not in info.value.message
 
 
+@pytest.mark.parametrize("base", ["http://api.massive.com", "http://10.0.0.5:8080", "HTTP://api.example.com"])
+def test_the_api_key_never_goes_over_plain_http_to_another_machine(base: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYGON_BASE_URL", base)
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "x")
+    assert info.value.message.endswith("is plain http to another machine: the API key would cross the network "
+                                       "readable by anyone on the way")
+    assert info.value.hint and info.value.hint.startswith("use https://")
+
+
+@pytest.mark.parametrize("base", ["http://127.0.0.1:8765", "http://localhost:8765", "http://[::1]:8765",
+                                  "https://api.massive.com"])
+def test_plain_http_to_this_machine_and_https_anywhere_are_taken(base: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYGON_BASE_URL", base)
+    assert load_settings(tmp_path / "x").polygon_base_url == base
+
+
 @pytest.mark.parametrize("name", ["FLATFILES_ENDPOINT", "KAPMAN_ARCHIVE_ENDPOINT"])
 @pytest.mark.parametrize(("value", "why"), [
     ("notaurl", "must be http(s)://host[:port]"),
