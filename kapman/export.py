@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -120,7 +121,9 @@ def write_parquet(table: pa.Table, path: Path) -> int:
     """``table`` at ``path``, written beside it and renamed into place; its size in bytes."""
     floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
     texts = [f.name for f in table.schema if pa.types.is_string(f.type)]
-    partial = path.with_name(f".{path.name}.partial")
+    # a name of this write's own: two exports into one directory (a nightly's and one by hand) write the same
+    # date at once, and on a shared name one renamed the other's file away from under it
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, partial, compression="zstd", use_dictionary=texts, use_byte_stream_split=floats)
