@@ -56,3 +56,13 @@ def test_two_writers_of_one_date_do_not_take_each_others_file(tmp_path: Path,
     assert export.write_parquet(table, target) > 0 and others and others[0] > 0
     assert pq.read_table(target).equals(table)
     assert [p.name for p in target.parent.iterdir()] == [target.name]   # no temporary file left
+
+
+def test_an_empty_to_is_refused_not_read_as_the_working_directory(capsys: pytest.CaptureFixture[str]) -> None:
+    from kapman.console import main
+    from kapman.export import DEFAULT_DIR
+
+    with pytest.raises(SystemExit) as done:   # before any database is asked
+        main(["export", "--to", " ", "--db-url", "postgresql://nobody@127.0.0.1:1/none"])
+    assert done.value.code == 2 and capsys.readouterr().err.splitlines()[-1] == (
+        f"kapman export: error: argument --to: is empty; name a directory, or leave --to out for {DEFAULT_DIR}")
