@@ -99,7 +99,7 @@ def count_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not at least 1")
-    return value
+    return min(value, 2**63 - 1)   # more than SQL's LIMIT takes means all of them (it was 'bigint out of range')
 
 
 def instant_arg(text: str) -> str:

@@ -11,8 +11,10 @@ where plain zstd gives about 700).
 
 from __future__ import annotations
 
+import argparse
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -120,7 +122,9 @@ def write_parquet(table: pa.Table, path: Path) -> int:
     """``table`` at ``path``, written beside it and renamed into place; its size in bytes."""
     floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
     texts = [f.name for f in table.schema if pa.types.is_string(f.type)]
-    partial = path.with_name(f".{path.name}.partial")
+    # a name of this write's own: two exports into one directory (a nightly's and one by hand) write the same
+    # date at once, and on a shared name one renamed the other's file away from under it
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, partial, compression="zstd", use_dictionary=texts, use_byte_stream_split=floats)
@@ -236,6 +240,13 @@ def _nothing_stored(params: ExportParams) -> str:
     return f"no {', '.join(params.tables)} rows stored {asked}: nothing to export"
 
 
+def _directory(text: str) -> Path:
+    """--to: a directory; an empty one (a variable left unset in a script) is refused, not read as '.'."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"is empty; name a directory, or leave --to out for {DEFAULT_DIR}")
+    return Path(text)
+
+
 def _tables(text: str) -> list[str]:
     # each table once: a table named twice would write each of its dates twice at once, through one temp file
     chosen = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
@@ -252,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "symbol and date columns: DIR/<table>/<YYYY-MM-DD>.parquet. Only dates without a file are "
                    "written (--force rewrites them); pandas, polars and DuckDB read a table by its glob.",
                    EXAMPLES)
-    p.add_argument("--to", type=Path, default=DEFAULT_DIR, metavar="DIR", help="where the files go")
+    p.add_argument("--to", type=_directory, default=DEFAULT_DIR, metavar="DIR", help="where the files go")
     p.add_argument("--tables", type=_tables, default=list(TABLES), metavar="T1,T2",
                    help=f"which tables (default: {','.join(TABLES)})")
     cli.add_date_options(p, "every stored date")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,12 +30,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     what.add_argument("--warehouse", action="store_true", help="coverage of OHLCV, snapshots, A2 and A3")
     p.add_argument("--date", type=cli.day_arg, metavar="YYYY-MM-DD",
                    help="trading date (default: each symbol's newest date with A2 values)")
-    p.add_argument("--out", type=Path, metavar="PATH",
+    p.add_argument("--out", dest="out_text", metavar="PATH",
                    help="output file (a regular file, replaced atomically; a symlink is followed; a device, "
-                        "FIFO or directory is refused), or a directory to write it into; with --watchlist the "
+                        "FIFO or directory is refused), or a directory to write it into (a trailing '/' names "
+                        "one, made if need be); with --watchlist the "
                         "directory of pages (index.html and one per symbol); default under reports/")
     args = p.parse_args(argv)
+    args.out = Path(args.out_text) if args.out_text is not None else None
     settings = cli.settings_for(args)
     params = run.ReportParams(symbol=args.symbol, day=args.date, watchlist=args.watchlist,
-                              warehouse=args.warehouse, out=args.out)
+                              warehouse=args.warehouse, out=args.out,
+                              out_is_dir=bool(args.out_text) and args.out_text.endswith(("/", os.sep)))
     return cli.finish(args, run.run(settings, params, for_terminal(args.quiet)))

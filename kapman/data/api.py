@@ -269,6 +269,9 @@ def snapshots(db: Db = None, symbols: str | Sequence[str] | None = None, *, watc
 
 def _instant(value: datetime | date | str | None) -> datetime | None:
     """A snapshot bound: an instant as given, a date (or ``YYYY-MM-DD``) the end of that New York day."""
+    if isinstance(value, datetime) and value.tzinfo is None:   # the server would read it in its own zone
+        raise UsageError(f"snapshot: {value.isoformat()} has no time zone; give an aware datetime, a date or "
+                         "an ISO 8601 time with its offset")
     if value is None or isinstance(value, datetime):
         return value
     if isinstance(value, date):

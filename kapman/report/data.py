@@ -93,15 +93,17 @@ INDEX_NO_BARS = ("{symbol} is an index: the stock flat files hold no index bars,
 def ticker_of(conn: psycopg.Connection, symbol: str) -> tuple[uuid.UUID, str]:
     """(ticker id, symbol) of ``symbol`` exactly as written: symbols are case-sensitive (``AAp`` is not
     ``AAP``), so a name that matches only when case is ignored is answered with "did you mean"."""
+    if is_symbol(symbol):
+        row = conn.execute("SELECT id, symbol FROM public.tickers WHERE symbol = %s", (symbol,)).fetchone()
+        if row is not None:
+            return row[0], row[1]
+    # ASCII only: a foreign letter that upper-cases to a symbol's ('ıbm') is not a case-only mismatch
+    near = case_suggestions(conn, [symbol]) if symbol.isascii() and symbol.strip() else {}
+    if near:   # 'i:spx' is no symbol as written, but I:SPX is what was meant
+        raise UsageError(f"unknown symbol {symbol}; did you mean {near[symbol]}? (symbols are case-sensitive)")
     if not is_symbol(symbol):
         raise UsageError(f"{symbol!r} is not a ticker symbol",
                          hint="ASCII letters, digits and '.', starting with a letter; an index as I:SPX")
-    row = conn.execute("SELECT id, symbol FROM public.tickers WHERE symbol = %s", (symbol,)).fetchone()
-    if row is not None:
-        return row[0], row[1]
-    near = case_suggestions(conn, [symbol])
-    if near:
-        raise UsageError(f"unknown symbol {symbol}; did you mean {near[symbol]}? (symbols are case-sensitive)")
     raise UsageError(f"unknown symbol {symbol}: not in tickers; run {registry.command('tickers')}")
 
 

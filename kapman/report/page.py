@@ -185,8 +185,9 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def target(out: Path | None, default: Path) -> Path:
-    """``--out``: a file as given, or the default name inside a directory given."""
+def target(out: Path | None, default: Path, *, directory: bool = False) -> Path:
+    """``--out``: a file as given, or the default name inside a directory given (``directory``: one named with a
+    trailing '/', which may not exist yet)."""
     if out is None:
         return default
-    return out / default.name if out.is_dir() else out
+    return out / default.name if directory or out.is_dir() else out

@@ -28,6 +28,8 @@ class ReportParams:
     watchlist: str | None = None
     warehouse: bool = False
     out: Path | None = None
+    #: --out was written with a trailing '/': a directory, made if need be, never a file of that name
+    out_is_dir: bool = False
 
     def validate(self) -> None:
         if sum((self.symbol is not None, self.watchlist is not None, self.warehouse)) != 1:
@@ -69,7 +71,7 @@ def _symbol(conn: psycopg.Connection, params: ReportParams, result: StepResult[R
     assert params.symbol is not None
     day = load_symbol_day(conn, params.symbol, params.day)
     default = DEFAULT_DIR / report_name(f"{day.symbol}-{day.day}")
-    out = page.write(page.target(params.out, default), symbol.render(day))
+    out = page.write(page.target(params.out, default, directory=params.out_is_dir), symbol.render(day))
     result.done = 1
     result.details.pages = [str(out)]
     result.headline = f"wrote {out} ({day.symbol} {day.day}, A3 {day.dealer.get('status') or 'none'})"
@@ -96,7 +98,8 @@ def _watchlist(conn: psycopg.Connection, params: ReportParams, result: StepResul
 
 
 def _warehouse(conn: psycopg.Connection, params: ReportParams, result: StepResult[ReportDetails]) -> None:
-    path, found = warehouse.write_warehouse(conn, page.target(params.out, DEFAULT_DIR / "warehouse.html"))
+    out = page.target(params.out, DEFAULT_DIR / "warehouse.html", directory=params.out_is_dir)
+    path, found = warehouse.write_warehouse(conn, out)
     result.unit = "pages"
     result.done = 1
     gaps = {g.dataset: sum(n for _, _, n in g.missing) for g in found}

@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rest-port", type=PORT, default=0, help="REST port (default: any free port)")
     serve.add_argument("--s3-port", type=PORT, default=0, help="S3 port (default: any free port)")
     serve.add_argument("--api-key", default="sandbox-key", help="API key the REST server accepts")
-    serve.add_argument("--env-file", type=Path, help="write the environment lines to this file too")
+    serve.add_argument("--env-file", type=Path,
+                       help="write the environment lines to this file too (one of the sandbox's own: a file holding "
+                            "other settings, such as .env, is refused)")
     mirror = commands.add_parser(
         "write-mirror",
         help="write flat files to a directory and exit",
@@ -129,6 +131,10 @@ def _writing(path: Path) -> Iterator[None]:
                           hint="name a writable directory (or file) whose parent exists") from None
 
 
+#: The first line of an env file the sandbox writes: a file without it is someone's settings, never overwritten.
+ENV_FILE_HEADER = "# the offline sandbox's environment (kapman sandbox serve --env-file); rewritten on every start\n"
+
+
 def _check_targets(env_file: Path | None, directory: Path | None) -> None:
     """Refuse what cannot be written before the market is built (seconds for a large one)."""
     if directory is not None and directory.exists() and not directory.is_dir():
@@ -136,6 +142,28 @@ def _check_targets(env_file: Path | None, directory: Path | None) -> None:
     if env_file is not None and (env_file.is_dir() or not env_file.parent.is_dir()):
         raise ConfigError(f"cannot write {env_file}: " + ("it is a directory" if env_file.is_dir()
                                                           else f"{env_file.parent} is not a directory"))
+    if env_file is not None and env_file.is_file() and not _written_by_the_sandbox(env_file):
+        # --env-file .env replaced the real settings (DATABASE_URL, the API keys) with the sandbox's
+        raise ConfigError(f"refusing to overwrite {env_file}: it holds settings the sandbox did not write",
+                          hint="name a file of the sandbox's own, e.g. --env-file .env.sandbox")
+
+
+#: The keys kapman.sandbox.environment writes.
+SANDBOX_KEYS = {"POLYGON_BASE_URL", "POLYGON_API_KEY", "POLYGON_RATE_LIMIT", "FLATFILES_ENDPOINT", "FLATFILES_BUCKET",
+                "FLATFILES_ACCESS_KEY_ID", "FLATFILES_SECRET_ACCESS_KEY", "FLATFILES_MIRROR_DIR", "KAPMAN_NOW"}
+
+
+def _written_by_the_sandbox(path: Path) -> bool:
+    """Empty, begun with ENV_FILE_HEADER, or written before the header was: the sandbox's keys alone, its REST
+    server on this machine."""
+    with _writing(path):
+        text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip() or text.startswith(ENV_FILE_HEADER):
+        return True
+    pairs = [line.split("=", 1) for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    values = {pair[0]: pair[1] for pair in pairs if len(pair) == 2}
+    return (len(values) == len(pairs) and set(values) <= SANDBOX_KEYS
+            and values.get("POLYGON_BASE_URL", "").startswith("http://127.0.0.1:"))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -162,7 +190,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(json.dumps(env, sort_keys=True) if args.json else lines, end="\n" if args.json else "", flush=True)
         if args.env_file:
             with _writing(args.env_file):
-                args.env_file.write_text(lines)
+                args.env_file.write_text(ENV_FILE_HEADER + lines)
         if not args.quiet:
             print(
                 f"# {market!r}: {len(market.trading_days)} trading days, ready in "

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from kapman.clock import close_of
+from kapman.errors import UsageError
 from kapman.ingest.options import ingest_options
 from kapman.ingest.tickers import ingest_tickers
 from kapman.ingest.watchlist_scope import resolve_scope
@@ -98,3 +99,6 @@ def test_show_and_the_report_say_why_an_index_has_no_price_or_a2(index_db: tuple
     assert "price and A2 are empty: I:SPX is an index" in capsys.readouterr().out
     html = symbol.render(load_symbol_day(conn, "I:SPX", D))
     assert "I:SPX is an index" in html and "Dealer gamma by strike" in html and "Price, volume" not in html
+    # an index in other case is answered as any symbol is (it was "'i:spx' is not a ticker symbol")
+    with pytest.raises(UsageError, match=r"^unknown symbol i:spx; did you mean I:SPX\? \(symbols are case-sens"):
+        load_symbol_day(conn, "i:spx", D)

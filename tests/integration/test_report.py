@@ -120,6 +120,14 @@ def test_out_may_name_a_directory_and_an_unwritable_path_is_one_line(url: str, t
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"AAPL-{LAST_DAY}.html", "file.txt"]
 
 
+def test_out_with_a_trailing_slash_is_a_directory_made_if_need_be(url: str, tmp_path: Path) -> None:
+    """'--out pages/' wrote a file named 'pages' (the slash was lost on the way to a path)."""
+    assert cli("scripts.report", url, "AAPL", "--out", f"{tmp_path / 'pages'}/").returncode == 0
+    assert (tmp_path / "pages" / f"AAPL-{LAST_DAY}.html").is_file()
+    assert cli("scripts.report", url, "--warehouse", "--out", f"{tmp_path / 'cover' / 'age'}/").returncode == 0
+    assert (tmp_path / "cover" / "age" / "warehouse.html").is_file()
+
+
 def test_watchlist_index_links_reports_and_lists_symbols_without_one(url: str, tmp_path: Path) -> None:
     proc = cli("scripts.report", url, "--watchlist", "mvp", "--out", str(tmp_path / "mvp"), "--json")
     assert proc.returncode == 1, proc.stderr     # partial: some members have no report

@@ -27,3 +27,10 @@ def test_the_table_shows_seconds_to_a_tenth() -> None:
             {"started_at": None, "step": "a2", "status": "running", "seconds": None, "clock": None, "outcome": ""}]
     assert [line.split()[2:] for line in table_text(shown(rows), COLUMNS).splitlines()[1:]] == [
         ["1.6"], ["0.2"], []]
+
+
+def test_a_limit_beyond_what_sql_takes_means_all() -> None:
+    from kapman.cli import count_arg
+
+    # runs --limit 99999999999999999999 failed in the database: 'bigint out of range'
+    assert count_arg("99999999999999999999") == 2**63 - 1 and count_arg("20") == 20

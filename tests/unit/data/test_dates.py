@@ -33,3 +33,14 @@ def test_screen_date_takes_only_yyyy_mm_dd(text: str, capsys: pytest.CaptureFixt
     assert err.splitlines()[-1] == (f"kapman screen: error: argument --date: '{text}' is not a date written "
                                     "YYYY-MM-DD (years 1900..2999)")
 
+
+
+def test_a_snapshot_bound_is_an_instant_with_its_zone_or_a_date() -> None:
+    from kapman.data.api import _instant
+
+    assert _instant(datetime(2025, 12, 18, 21, 5, tzinfo=UTC)) == datetime(2025, 12, 18, 21, 5, tzinfo=UTC)
+    assert _instant("2025-12-18T16:05:00-05:00") == datetime(2025, 12, 18, 21, 5, tzinfo=UTC)
+    assert _instant(date(2025, 12, 18)) == datetime(2025, 12, 19, 4, 59, 59, 999999, tzinfo=UTC)  # the day's end
+    # a naive datetime went to the server as is, read in the server's own time zone
+    with pytest.raises(UsageError, match=r"^snapshot: 2025-12-18T21:05:00 has no time zone"):
+        _instant(datetime(2025, 12, 18, 21, 5))

@@ -110,3 +110,26 @@ def test_a_place_the_sandbox_cannot_write_is_one_line_before_any_market_is_built
     ]:
         assert cli.run_main(main, args) == 2
         assert capsys.readouterr().err.splitlines()[0] == said
+
+
+def test_an_env_file_with_settings_the_sandbox_did_not_write_is_not_overwritten(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--env-file .env replaced the real settings (DATABASE_URL, the API keys) with the sandbox's."""
+    from kapman import cli
+    from kapman.sandbox.__main__ import ENV_FILE_HEADER, _written_by_the_sandbox, main
+
+    settings = tmp_path / ".env"
+    settings.write_text("DATABASE_URL=postgresql://kapman:secret@127.0.0.1:5432/kapman\nPOLYGON_API_KEY=real\n")
+    assert cli.run_main(main, ["serve", "--tickers", "5", "--days", "5", "--env-file", str(settings)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: refusing to overwrite {settings}: it holds settings the sandbox did not write",
+        "hint: name a file of the sandbox's own, e.g. --env-file .env.sandbox"]
+    assert settings.read_text().startswith("DATABASE_URL=postgresql://kapman:secret@")   # untouched
+    ours = tmp_path / ".env.sandbox"
+    for text, mine in [("", True), (ENV_FILE_HEADER + "KAPMAN_NOW=2025-12-19T21:00:00Z\n", True),
+                       # one written before the header: the sandbox's keys, its server on this machine
+                       ("POLYGON_BASE_URL=http://127.0.0.1:8765\nPOLYGON_API_KEY=sandbox-key\n", True),
+                       ("POLYGON_BASE_URL=https://api.massive.com\nPOLYGON_API_KEY=real\n", False),
+                       ("POLYGON_BASE_URL=http://127.0.0.1:8765\nDATABASE_URL=postgresql://x\n", False)]:
+        ours.write_text(text)
+        assert _written_by_the_sandbox(ours) is mine, text
