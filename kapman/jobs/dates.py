@@ -18,7 +18,9 @@ NEWEST_OHLCV = "SELECT max(date) FROM public.ohlcv WHERE date <= %s"
 
 def requested_dates(conn: psycopg.Connection, *, day: date | None, start: date | None,
                     end: date | None) -> list[date]:
-    """``--date D`` or ``--start-date/--end-date``; default: the newest date with bars."""
+    """``--date D`` or ``--start-date/--end-date``; default: the newest date with bars.  By the warehouse's
+    clock: a date after today, or before the retention window, holds nothing a step can store, so it
+    is refused, and a range is cut to the days between."""
     date_span(day, start, end)
     from kapman.ops.inventory import retention_window, window_start
 
