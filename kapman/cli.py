@@ -55,8 +55,18 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
 
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        self._words = list(sys.argv[1:] if args is None else args)   # for error(): was --json asked for?
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
-        super().error(mask_secrets_in(message))
+        message = mask_secrets_in(message)
+        # A script reading stdout gets its one object (``--json`` given to the command or before its subcommand).
+        if "--json" in getattr(self, "_words", ()) or "--json" in sys.argv[1:]:
+            print(json.dumps({"status": "error", "error": f"{self.prog}: {message}", "hint": "see --help",
+                              "exit_code": EXIT_FAILURE}, sort_keys=True))
+        super().error(message)
 
 
 #: The program name parsers show; the ``kapman`` command sets it to ``kapman <subcommand>``.

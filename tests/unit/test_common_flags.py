@@ -47,3 +47,20 @@ def test_sandbox_usage_errors_mask_a_url_and_take_no_abbreviation(command: list[
         main([*command, "--tick", "5"])
     assert done.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == "kapman sandbox: error: unrecognized arguments: --tick 5"
+
+
+@pytest.mark.parametrize(("command", "error"), [
+    (["status", "--json", "--bogus"], "kapman status: unrecognized arguments: --bogus"),
+    (["ohlcv", "base", "--json", "--days", "x"], "kapman ohlcv base: argument --days: invalid int value: 'x'"),
+    (["status", "--json", "--dburl", "postgresql://u:hunter2@h/d"],
+     "kapman status: unrecognized arguments: --dburl postgresql://u:***@h/d"),
+])
+def test_a_usage_error_under_json_is_one_json_object_on_stdout(command: list[str], error: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A script reading --json's stdout got nothing from a usage error, only argparse's text on stderr."""
+    with pytest.raises(SystemExit) as done:
+        main(command)
+    out, err = capsys.readouterr()
+    assert done.value.code == 2 and json.loads(out) == {"status": "error", "error": error, "hint": "see --help",
+                                                        "exit_code": 2}
+    assert err.splitlines()[-1].endswith(error.split(": ", 1)[1]) and "hunter2" not in out + err
