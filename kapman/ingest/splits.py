@@ -28,6 +28,7 @@ from kapman.jobs import split_checks
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 from kapman.step import StepResult
+from kapman.symbols import is_symbol
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +93,20 @@ MAX_RATIO_TERM = 1e6
 
 
 def parse_split(record: dict[str, Any]) -> Split:
-    """One API record as a Split; ValueError naming the bad field."""
-    ticker = str(record.get("ticker") or "").strip()
-    if not ticker or len(ticker) > 20 or any(ch.isspace() or ch == "\x00" for ch in ticker):
-        raise ValueError(f"ticker {record.get('ticker')!r}")
+    """One API record as a Split; ValueError naming the bad field.  The ticker is a symbol as the
+    tickers step takes one (a JSON true is no "True"), the date exactly YYYY-MM-DD (not 20250602)."""
+    if not isinstance(record, dict):
+        raise ValueError(f"a record that is not an object ({type(record).__name__})")
+    ticker = record.get("ticker")
+    if type(ticker) is not str or not is_symbol(ticker):
+        raise ValueError(f"ticker {ticker!r}")
+    raw_day = record.get("execution_date")
     try:
-        day = date.fromisoformat(str(record.get("execution_date")))
+        day = clock.parse_day(raw_day) if type(raw_day) is str and raw_day.isascii() else None
     except ValueError:
-        raise ValueError(f"{ticker}: execution_date {record.get('execution_date')!r}") from None
+        day = None
+    if day is None:
+        raise ValueError(f"{ticker}: execution_date {raw_day!r}")
     ratio = []
     for name in ("split_from", "split_to"):
         value = record.get(name)
@@ -163,11 +170,15 @@ def ingest_splits(conn: psycopg.Connection, client: PolygonClient, *, since: dat
         staging = bulk.create_staging(cur, "splits_stage", "splits", COLUMNS)
         bulk.copy_rows(cur, staging, COLUMNS, TYPES, (s.row() for _, s in sorted(kept.items())))
         counts = bulk.merge(cur, target="splits", staging=staging, key=schema.SPLITS_KEY, columns=COLUMNS)
-        # What the vendor no longer lists in the range just read in full was withdrawn.
-        cur.execute(sql.SQL("DELETE FROM public.splits s WHERE s.execution_date >= %s AND NOT EXISTS "
-                            "(SELECT 1 FROM {} g WHERE g.ticker = s.ticker "
-                            "AND g.execution_date = s.execution_date)").format(staging), (since,))
-        result.removed = cur.rowcount
+        # What the vendor no longer lists in the range just read in full was withdrawn; not when a
+        # record was refused: it may be a stored split's, which a malformed listing must not remove.
+        if not invalid:
+            cur.execute(sql.SQL("DELETE FROM public.splits s WHERE s.execution_date >= %s AND NOT EXISTS "
+                                "(SELECT 1 FROM {} g WHERE g.ticker = s.ticker "
+                                "AND g.execution_date = s.execution_date)").format(staging), (since,))
+            result.removed = cur.rowcount
+        else:
+            result.note(f"{invalid} record(s) refused: no stored split is removed as withdrawn this run")
     result.written = counts.inserted + counts.updated
     result.unchanged = len(kept) - result.written
     unknown = _unknown(conn, sorted({s.ticker for s in kept.values()}))

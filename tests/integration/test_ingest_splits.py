@@ -54,6 +54,22 @@ def test_since_narrows_and_a_withdrawn_split_is_removed(reference_db: psycopg.Co
     assert [r for r in rows if r[0] != "AAPL"] == [r for r in served(market) if r[1] >= "2025-01-01"]
 
 
+def test_a_malformed_record_is_refused_and_removes_no_stored_split(reference_db: psycopg.Connection,
+                                                                   polygon: PolygonClient, rest: SandboxRestServer,
+                                                                   market: Market, market_clock: None) -> None:
+    """A split the vendor lists with a broken field is not 'withdrawn': its stored row stays (it was
+    deleted as no longer listed, and A2 then computed that ticker's history unadjusted)."""
+    ingest_splits(reference_db, polygon)
+    before = stored(reference_db)
+    rest.faults.patch("execution_date", "20240607", path_prefix="/v3/reference/splits")
+    result = ingest_splits(reference_db, polygon)
+    assert result.rejected == 1 and result.removed == 0 and stored(reference_db) == before
+    assert any("execution_date '20240607'" in note for note in result.notes)
+    assert "1 record(s) refused: no stored split is removed as withdrawn this run" in result.notes
+    again = ingest_splits(reference_db, polygon)   # a clean listing withdraws as before
+    assert again.rejected == 0 and stored(reference_db) == before
+
+
 def test_a_split_of_a_ticker_not_in_tickers_is_reported_not_fatal(reference_db: psycopg.Connection,
                                                                   polygon: PolygonClient,
                                                                   market: Market, market_clock: None) -> None:

@@ -31,6 +31,16 @@ def test_a_record_becomes_a_split() -> None:
     ({"ticker": "X", "execution_date": "2024-06-10", "split_from": 1, "split_to": 1e308}, "split_to"),
     ({"ticker": "X", "execution_date": "2024-06-10", "split_from": float("inf"), "split_to": 2}, "split_from"),
     ({"ticker": "X\x00Y", "execution_date": "2024-06-10", "split_from": 1, "split_to": 2}, "ticker"),
+    # found at the boundary: each was stored (True as the ticker "True"; a lone surrogate would have
+    # failed the step's COPY) or ended the step (a record that is no object)
+    ({"ticker": True, "execution_date": "2024-06-10", "split_from": 1, "split_to": 2}, "ticker"),
+    ({"ticker": "AAPL\ud800", "execution_date": "2024-06-10", "split_from": 1, "split_to": 2}, "ticker"),
+    ({"ticker": "X", "execution_date": "20240610", "split_from": 1, "split_to": 2}, "execution_date"),
+    ({"ticker": "X", "execution_date": "9999-12-31", "split_from": 1, "split_to": 2}, "execution_date"),
+    ({"ticker": "X", "execution_date": 20240610, "split_from": 1, "split_to": 2}, "execution_date"),
+    ({"ticker": "X", "execution_date": "２０２４-06-10", "split_from": 1, "split_to": 2}, "execution_date"),
+    ("NVDA", "not an object"),
+    (None, "not an object"),
 ])
 def test_a_bad_record_names_its_field(record: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
