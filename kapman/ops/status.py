@@ -103,10 +103,11 @@ def _policy_jobs(conn: psycopg.Connection, text: str, details: dict[str, Any], t
         text += f", paused for a running load: {', '.join(f for _, f in paused)}"
         paused = []
     problems, fixes = [], []
-    if failed:
-        problems.append(f"last run failed: {', '.join(f for _, f in failed)}")
-        fixes.append(" ; ".join(f"CALL run_job({i})" for i, _ in failed)
-                     + " (after mending the cause in timescaledb_information.job_errors)")
+    if failed:   # SQL that runs as printed.  The scheduler's run is recorded in job_stats and clears the
+        # warning; CALL run_job() runs in the caller's session and leaves the last run 'Failed'.
+        problems.append(f"last run failed: {', '.join(f for _, f in failed)}; mend the cause "
+                        "(timescaledb_information.job_errors), then run the fix")
+        fixes.append(" ; ".join(f"SELECT alter_job({i}, next_start => now())" for i, _ in failed))
     if paused:           # left paused by a load that was killed: nothing keeps the windows
         problems.append(f"paused with no load running: {', '.join(f for _, f in paused)}")
         fixes.append(" ; ".join(f"SELECT alter_job({i}, scheduled => true)" for i, _ in paused))
