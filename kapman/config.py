@@ -343,6 +343,18 @@ def _check_endpoint(name: str, base: str, example: str) -> None:
     raise ConfigError(f"{name} {why}, got {mask_url(base)}", hint=f"use e.g. {example}")
 
 
+#: What S3 (and botocore, before any request) accepts as a bucket name.
+_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")
+
+
+def _bucket(merged: dict[str, str]) -> str:
+    bucket = _env(merged, "FLATFILES_BUCKET", DEFAULT_FLATFILES_BUCKET) or DEFAULT_FLATFILES_BUCKET
+    if not _BUCKET.fullmatch(bucket):   # botocore refused it as "ParamValidationError", naming no variable
+        raise ConfigError(f"FLATFILES_BUCKET={bucket!r} is not a bucket name (letters, digits, '.', '-', '_')",
+                          hint=f"use e.g. FLATFILES_BUCKET={DEFAULT_FLATFILES_BUCKET}")
+    return bucket
+
+
 def _check_clock(merged: dict[str, str], path: Path) -> None:
     raw = _env(merged, "KAPMAN_NOW")
     if raw is None:
@@ -392,7 +404,7 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
         polygon_request_deadline=env_number(merged, "POLYGON_REQUEST_DEADLINE", 120.0, REQUEST_DEADLINE_RANGE),
         options_run_deadline=env_number(merged, "OPTIONS_RUN_DEADLINE", 3600.0, RUN_DEADLINE_RANGE),
         flatfiles_endpoint=_env(merged, "FLATFILES_ENDPOINT", DEFAULT_FLATFILES_ENDPOINT) or "",
-        flatfiles_bucket=_env(merged, "FLATFILES_BUCKET", DEFAULT_FLATFILES_BUCKET) or "",
+        flatfiles_bucket=_bucket(merged),
         flatfiles_stocks_prefix=(_env(merged, "FLATFILES_STOCKS_PREFIX", DEFAULT_STOCKS_PREFIX) or "").strip("/"),
         flatfiles_access_key_id=_env(merged, "FLATFILES_ACCESS_KEY_ID"),
         flatfiles_secret_access_key=_env(merged, "FLATFILES_SECRET_ACCESS_KEY"),

@@ -15,7 +15,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
                  "POLYGON_RATE_LIMIT", "FLATFILES_MIRROR_DIR", "FLATFILES_SECRET_ACCESS_KEY",
                  "POLYGON_MAX_RETRIES", "KAPMAN_ENV_FILE", "POLYGON_READ_TIMEOUT", "POLYGON_CONNECT_TIMEOUT",
                  "POLYGON_REQUEST_DEADLINE", "OPTIONS_RUN_DEADLINE", "FLATFILES_ENDPOINT",
-                 "KAPMAN_ARCHIVE_ENDPOINT"):
+                 "KAPMAN_ARCHIVE_ENDPOINT", "FLATFILES_BUCKET"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -188,3 +188,19 @@ def test_s3_endpoints_that_are_urls_are_kept(value: str, tmp_path: Path, monkeyp
     monkeypatch.setenv("KAPMAN_ARCHIVE_ENDPOINT", value)
     s = load_settings(tmp_path / "x")
     assert (s.flatfiles_endpoint, s.archive_endpoint) == (value, value)
+
+
+@pytest.mark.parametrize("bucket", ["no such bucket", "flat/files", "x" * 256])
+def test_a_flatfiles_bucket_that_is_no_bucket_name_is_named_in_one_line(bucket: str, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """It reached boto3: 'error: list us_stocks_sip/day_aggs_v1/2025/12/: ParamValidationError'."""
+    monkeypatch.setenv("FLATFILES_BUCKET", bucket)
+    with pytest.raises(ConfigError, match=r"^FLATFILES_BUCKET='.*' is not a bucket name") as info:
+        load_settings(tmp_path / "x")
+    assert info.value.exit_code == 2
+
+
+def test_a_flatfiles_bucket_by_default_and_as_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(tmp_path / "x").flatfiles_bucket == "flatfiles"
+    monkeypatch.setenv("FLATFILES_BUCKET", "my-bucket.eu_1")
+    assert load_settings(tmp_path / "x").flatfiles_bucket == "my-bucket.eu_1"
