@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from kapman.db import schema
+from kapman.db.capabilities import server_info
 from kapman.db.connect import with_database
 from kapman.db.rebuild import rebuild
+from kapman.db.validate import validate
 from kapman.errors import KapManError
 from tests.support import database
 
@@ -28,6 +32,23 @@ def test_table_set_is_exactly_the_schema(conn: psycopg.Connection) -> None:
     rows = conn.execute("SELECT table_schema, table_name FROM information_schema.tables "
                         "WHERE table_schema = 'public' ORDER BY table_name;").fetchall()
     assert {r[1] for r in rows} == schema.EXPECTED_TABLES
+
+
+RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbooks" / "README.md"
+WORDS = {15: "fifteen", 25: "twenty-five"}
+
+
+def test_the_runbook_states_the_rebuilds_checks_and_tables(conn: psycopg.Connection, license_name: str) -> None:
+    """Step 2 followed literally: it said twenty-two [ok] lines on the community edition (25 are
+    printed), listed ten tables (lifecycle_clock is the eleventh) and 9 migrations."""
+    text = " ".join(RUNBOOK.read_text().split())
+    checks = len(validate(conn, server_info(conn)).checks)
+    apache, community = re.search(r"ends with (\S+) `\[ok\]` lines \((\S+) on the community edition", text).groups()  # type: ignore[union-attr]
+    assert (community if license_name == "timescale" else apache) == WORDS[checks]
+    listed = re.search(r"Expected: both extensions; the tables `([^`]+)`", text).group(1)  # type: ignore[union-attr]
+    assert listed.split(", ") == sorted(schema.EXPECTED_TABLES)
+    migrations = conn.execute("SELECT count(*) FROM public.schema_migrations").fetchone()[0]  # type: ignore[index]
+    assert f"rebuilt kapman: {migrations} migrations, 15 checks passed" in text
 
 
 def test_hypertables_and_dimensions(conn: psycopg.Connection) -> None:
