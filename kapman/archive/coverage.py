@@ -52,6 +52,9 @@ class Coverage:
     archived: int = 0         # this warehouse's manifests in the store
     depth: Depth = field(default_factory=lambda: Depth.ROWS)
     problems: dict[datetime, dict[UUID, str]] = field(default_factory=dict)  # what is not covered, and why
+    #: Stored snapshots without a manifest of this warehouse whose manifest there is another's (its
+    #: name): an export will not overwrite it, so only a store of this warehouse's own archives them.
+    others: dict[datetime, str] = field(default_factory=dict)
     checked: list[datetime] = field(default_factory=list)  # the stored snapshots examined
 
     @property
@@ -97,9 +100,11 @@ def stored_chains(conn: psycopg.Connection, skip: Collection[datetime] = (), sco
     return dict(out)
 
 
-def manifests(store: Store, owner: Warehouse, keys: list[str]) -> dict[datetime, Manifest]:
+def manifests(store: Store, owner: Warehouse, keys: list[str],
+              others: dict[datetime, str] | None = None) -> dict[datetime, Manifest]:
     """This warehouse's readable manifests among ``keys``, by snapshot time (format-1 manifests,
-    which name no warehouse, count as this warehouse's: they were written before warehouses)."""
+    which name no warehouse, count as this warehouse's: they were written before warehouses).
+    ``others`` collects the snapshot times whose manifest another warehouse wrote."""
     out: dict[datetime, Manifest] = {}
     for key in keys:
         if manifest.partition_date(key) is None:
@@ -110,6 +115,8 @@ def manifests(store: Store, owner: Warehouse, keys: list[str]) -> dict[datetime,
             log.warning("%s: %s; its files are not counted as archived", key, exc)
             continue
         if found.warehouse not in (None, owner.name):
+            if others is not None and found.warehouse is not None:
+                others[found.snapshot_time] = found.warehouse
             continue
         earlier = out.get(found.snapshot_time)
         if earlier is None or earlier.warehouse is None:  # a format-2 manifest over a format-1 one
@@ -148,13 +155,16 @@ def check(conn: psycopg.Connection, store: Store, owner: Warehouse, depth: Depth
         present = {}
         for day in sorted({ny_date_of(t) for t in by_snapshot}):
             present.update(store.sizes(f"{manifest.ROOT}/date={day.isoformat()}"))
-    listed = manifests(store, owner, sorted(present))
+    others: dict[datetime, str] = {}
+    listed = manifests(store, owner, sorted(present), others)
     result = Coverage(store.location, depth=depth, archived=len(listed))
     for snapshot, chains in sorted(by_snapshot.items()):
         result.snapshots += 1
         result.checked.append(snapshot)
         result.chains += len(chains)
         found = listed.get(snapshot)
+        if found is None and snapshot in others:
+            result.others[snapshot] = others[snapshot]
         hashes = stored_contents(conn, snapshot) if depth >= Depth.CONTENT and found is not None else None
         for ticker_id, stored in chains.items():
             why = _problem(store, found, ticker_id, stored, present, depth, hashes)

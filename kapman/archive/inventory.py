@@ -27,6 +27,8 @@ class Census:
     stored: int
     archived: int
     stored_not_archived: int  # stored snapshots with a chain the archive does not cover
+    #: Warehouses whose manifests the archive holds for stored snapshots it does not cover for this one.
+    held_by_others: tuple[str, ...] = ()
 
     def line(self) -> str:
         return (f"{self.stored} option snapshots in the database, {self.archived} in the archive at {self.location}; "
@@ -50,7 +52,8 @@ def count_snapshots(settings: Settings, conn: psycopg.Connection | None = None) 
     """Snapshots stored vs archived (rows checked, not hashes).  Raises ArchiveError when the
     archive cannot be listed."""
     found = check(settings, conn, coverage.Depth.ROWS)
-    return Census(found.location, found.snapshots, found.archived, len(found.problems))
+    others = tuple(sorted({name for t, name in found.others.items() if t in found.problems}))
+    return Census(found.location, found.snapshots, found.archived, len(found.problems), others)
 
 
 def archived_snapshot_count(conn: psycopg.Connection, settings: Settings | None = None) -> int:

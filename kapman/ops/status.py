@@ -366,7 +366,13 @@ def archive(conn: psycopg.Connection, settings: Settings | None) -> Check | None
     except KapManError as exc:
         return Check("archive", Verdict.WARN, f"the options archive cannot be listed: {exc.message}", exc.hint)
     details = {"location": census.location, "stored": census.stored, "archived": census.archived,
-               "not_archived": census.stored_not_archived}
+               "not_archived": census.stored_not_archived, "held_by_others": list(census.held_by_others)}
+    if census.held_by_others:     # --archive-only alone would refuse to overwrite their manifests
+        return Check("archive", Verdict.WARN,
+                     f"{census.line()}: the archive holds those snapshots under warehouse "
+                     f"{', '.join(census.held_by_others)}",
+                     "give this warehouse an archive of its own: set KAPMAN_ARCHIVE_DIR to a new directory "
+                     f"(unset, it is archive/<warehouse>), then {cmd.OPTIONS} --archive-only", details)
     if census.stored_not_archived:
         return Check("archive", Verdict.WARN, census.line(),
                      f"{cmd.OPTIONS} --archive-only (archives every stored snapshot the archive lacks; "

@@ -143,6 +143,28 @@ def test_a_sandbox_snapshot_under_this_warehouses_name_is_not_mixed_in_by_naming
     assert hydrated.execute("SELECT DISTINCT time FROM options_chains").fetchall() == [(SECOND,)]
 
 
+def test_status_names_the_mend_when_another_warehouse_holds_the_snapshots(
+        fresh_db: str, hydrated: psycopg.Connection, tmp_path: Path) -> None:
+    """Two warehouses sharing one KAPMAN_ARCHIVE_DIR: status named --archive-only, which refuses to
+    overwrite the other warehouse's manifests (exit 2) and so never mended the warning."""
+    from kapman.ops import status
+    from kapman.ops.checks import Verdict
+
+    shared = tmp_path / "shared"
+    assert archive.export_snapshots(settings_for(fresh_db, shared, warehouse="demo"), []).ok
+    here = settings_for(fresh_db, shared)
+    assert not archive.export_snapshots(here, []).ok          # what --archive-only does here
+    check = status.archive(hydrated, here)
+    assert check is not None and check.verdict is Verdict.WARN
+    assert check.details["held_by_others"] == ["demo"] and check.details["not_archived"] == 2
+    assert check.summary.endswith("would be lost: the archive holds those snapshots under warehouse demo")
+    assert (check.fix or "").startswith("give this warehouse an archive of its own: set KAPMAN_ARCHIVE_DIR")
+    own = settings_for(fresh_db, tmp_path / "own")              # the fix, followed
+    assert archive.export_snapshots(own, []).ok
+    mended = status.archive(hydrated, own)
+    assert mended is not None and mended.verdict is Verdict.OK and mended.details["held_by_others"] == []
+
+
 def test_the_repave_prompt_counts_only_verified_chains(fresh_db: str, hydrated: psycopg.Connection,
                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "archive"
