@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from kapman import registry
 from kapman.config import mask_url, unencoded_in_userinfo, url_password
@@ -67,6 +69,24 @@ def _server_answers(url: str) -> bool:
         return False
 
 
+def _socket_file(url: str) -> str | None:
+    """The Unix socket the URL names (``?host=/var/run/postgresql``), or None for a TCP host."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.Error:
+        return None
+    host = str(params.get("host") or "").split(",")[0]
+    if not host.startswith("/"):
+        return None
+    return os.path.join(host, f".s.PGSQL.{str(params.get('port') or 5432).split(',')[0]}")
+
+
+def _nothing_answers(where: str, at: str) -> DatabaseError:
+    return DatabaseError(f"cannot connect to {where}: no database server answers {at}", sqlstate="08001",
+                         transient=True, hint="start the database (./dev.sh db up, or docker compose up -d db) "
+                                              "and check host and port in DATABASE_URL")
+
+
 def _refused_by_libpq(url: str) -> str | None:
     """libpq's reason when it refuses the URL's options before connecting (``sslmode=bogus``, a
     port that is no number), else None: such a URL is refused before any server is asked, so
@@ -90,15 +110,15 @@ def _diagnose(url: str, exc: psycopg.OperationalError) -> DatabaseError:
     (3D000, the database is missing); or it does not (28P01, the credentials are refused)."""
     where = mask_url(url)
     refused = _refused_by_libpq(url)
+    socket_file = _socket_file(url)
+    if refused is not None and socket_file is not None and not os.path.exists(socket_file):
+        return _nothing_answers(where, f"at {socket_file}")   # libpq fails a missing socket at once too
     if refused is not None:
         return DatabaseError(f"cannot connect to {where}: {_one_line(_masked(url, refused))}",
                              sqlstate="08001", transient=False,
                              hint="fix the connection options in DATABASE_URL (or --db-url)")
     if not _server_answers(url):
-        return DatabaseError(f"cannot connect to {where}: no database server answers there",
-                             sqlstate="08001", transient=True,
-                             hint="start the database (./dev.sh db up, or docker compose up -d db) "
-                                  "and check host and port in DATABASE_URL")
+        return _nothing_answers(where, "there")
     name = urlsplit(url).path.lstrip("/")
     maintenance = "template1" if name == "postgres" else "postgres"
     try:
