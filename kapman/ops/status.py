@@ -371,8 +371,10 @@ def archive(conn: psycopg.Connection, settings: Settings | None) -> Check | None
         return Check("archive", Verdict.WARN,
                      f"{census.line()}: the archive holds those snapshots under warehouse "
                      f"{', '.join(census.held_by_others)}",
-                     "give this warehouse an archive of its own: set KAPMAN_ARCHIVE_DIR to a new directory "
-                     f"(unset, it is archive/<warehouse>), then {cmd.OPTIONS} --archive-only", details)
+                     f"if {census.held_by_others[0]} is this database under another host name, set "
+                     f"KAPMAN_WAREHOUSE={census.held_by_others[0]}; else give this warehouse an archive of its "
+                     "own: set KAPMAN_ARCHIVE_DIR to a new directory (unset, it is archive/<warehouse>), then "
+                     f"{cmd.OPTIONS} --archive-only", details)
     if census.stored_not_archived:
         return Check("archive", Verdict.WARN, census.line(),
                      f"{cmd.OPTIONS} --archive-only (archives every stored snapshot the archive lacks; "
