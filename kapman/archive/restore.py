@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kapman import registry
 from kapman.archive import table, warehouse
 from kapman.archive.manifest import Entry, Manifest, partition_date
 from kapman.archive.store import ArchiveError, Store, open_store
@@ -248,6 +249,9 @@ def refusal(found: list[Manifest], here: Warehouse, location: str, allowed: str 
 
 def restore(conn: psycopg.Connection, settings: Settings, params: RestoreParams, progress: Progress,
             result: StepResult[RestoreDetails]) -> None:
+    if not conn.execute("SELECT EXISTS (SELECT 1 FROM public.tickers)").fetchone()[0]:  # type: ignore[index]
+        raise UsageError("public.tickers is empty: option snapshots cannot be restored before tickers exist",
+                         hint=f"run {registry.mend('tickers')} first (runbook Step 3)")
     here = warehouse.of(settings)
     store = open_store(settings)
     result.details.location = store.location

@@ -168,6 +168,18 @@ def test_status_names_the_mend_when_another_warehouse_holds_the_snapshots(
     assert mended is not None and mended.verdict is Verdict.OK and mended.details["held_by_others"] == []
 
 
+def test_restore_before_tickers_exist_is_refused(fresh_db: str, hydrated: psycopg.Connection, tmp_path: Path) -> None:
+    """'nothing is ingested before tickers exist (the ingesters refuse)': a restore into a database
+    repaved without Step 3 wrote every row, each naming a ticker the table did not hold."""
+    settings = settings_for(fresh_db, tmp_path / "archive")
+    assert archive.export_snapshots(settings, []).ok
+    hydrated.execute("TRUNCATE options_chains, tickers")
+    with pytest.raises(UsageError, match="public.tickers is empty: option snapshots cannot be restored") as info:
+        restore.run(settings, restore.RestoreParams())
+    assert "ingest_tickers" in (info.value.hint or "")
+    assert hydrated.execute("SELECT count(*) FROM options_chains").fetchone() == (0,)
+
+
 def test_the_repave_prompt_counts_only_verified_chains(fresh_db: str, hydrated: psycopg.Connection,
                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "archive"
