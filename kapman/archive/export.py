@@ -78,8 +78,8 @@ class ExportReport:
     def line(self) -> str:
         if self.error is not None:
             hint = f" ({self.error.hint})" if self.error.hint else ""
-            return (f"archive: NOT written, the database write is kept: {self.error.message}{hint}; "
-                    "the next options run archives it")
+            then = "" if isinstance(self.error, ForeignManifest) else "; the next options run archives it"
+            return f"archive: NOT written, the database write is kept: {self.error.message}{hint}{then}"
         extra = f", {len(self.caught_up)} earlier snapshots caught up" if self.caught_up else ""
         if self.replaced:
             extra += (f"; {self.replaced} archived files REPLACED: they held other rows than the database "
@@ -104,6 +104,10 @@ class ExportReport:
                 "examined": self.examined,
                 checkpoint.KEY: self.checked_through.isoformat() if self.ok and self.checked_through else None,
                 "error": self.error.message if self.error else None}
+
+
+class ForeignManifest(ArchiveError):
+    """The snapshot's manifest belongs to another warehouse: no later run overwrites it either."""
 
 
 def read_back_failed(exc: psycopg.Error) -> ArchiveError:
@@ -180,9 +184,9 @@ def _existing(store: Store, snapshot: datetime, owner: Warehouse) -> Manifest | 
         log.warning("%s: %s; writing it anew", manifest_key(snapshot), exc)
         return None
     if found.warehouse is not None and found.warehouse != owner.name:
-        raise ArchiveError(f"{store.location}/{manifest_key(snapshot)} belongs to warehouse {found.warehouse}, "
-                           f"not {owner.name}; not overwritten",
-                           hint="give each warehouse its own KAPMAN_ARCHIVE_DIR (unset, it is archive/<warehouse>)")
+        raise ForeignManifest(f"{store.location}/{manifest_key(snapshot)} belongs to warehouse {found.warehouse}, "
+                              f"not {owner.name}; not overwritten",
+                              hint="give each warehouse its own KAPMAN_ARCHIVE_DIR (unset, it is archive/<warehouse>)")
     return found
 
 

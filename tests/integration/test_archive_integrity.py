@@ -116,6 +116,7 @@ def test_restore_refuses_another_warehouses_and_a_sandbox_archive_unless_named(
     # an archive this warehouse wrote is never overwritten by another's export
     clash = archive.export_snapshots(settings_for(fresh_db, other), [])
     assert not clash.ok and "belongs to warehouse demo" in clash.line()
+    assert "the next options run archives it" not in clash.line()   # no run will: it promised one would
 
 
 def test_a_sandbox_snapshot_under_this_warehouses_name_is_not_mixed_in_by_naming_it(
