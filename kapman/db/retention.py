@@ -43,7 +43,8 @@ class Window:
 @dataclass
 class RetentionReport:
     #: 'policy' (scheduled policies do it), 'paused-policy' (KapMan does it for paused policies),
-    #: 'application' (Apache edition), 'skipped' (the run failed) or 'none' (no lifecycle recorded)
+    #: 'application' (Apache edition), 'skipped' (the run failed), 'ahead' (KapMan's clock is ahead
+    #: of real time: nothing dropped) or 'none' (no lifecycle recorded)
     mode: str
     cutoff: date | None = None
     compress_cutoff: date | None = None
@@ -70,6 +71,10 @@ class RetentionReport:
             return SKIPPED_LINE
         if self.mode == "none":
             return "retention: no lifecycle recorded (schema not rebuilt?)"
+        if self.mode == "ahead":
+            assert self.now is not None
+            return (f"retention: not enforced: KapMan's clock ({self.now.describe()}) is ahead of real time, "
+                    "so its cutoff would drop what the window keeps; nothing dropped or compressed")
         ledger = f", {len(self.ledger_removed)} ledger day(s) removed" if self.ledger_removed else ""
         if self.mode == "policy":
             return (f"retention: TimescaleDB policies ({days} days, compression after "
@@ -139,6 +144,11 @@ def enforce_retention(conn: psycopg.Connection, *, today: date | None = None) ->
     lifecycle.settle_schedule(conn)
     policies = all(w.retention_mode == "policy" for w in found)
     now = lifecycle.effective_now(recorded)
+    if today is None and lifecycle.ahead_of_real_time(lifecycle.Clock("frozen", now.instant)):
+        # A date that has not come (KAPMAN_NOW=2052 for 2025) would drop the whole warehouse, the option
+        # snapshots with it, in this very run: never from such a clock.
+        log.warning("KapMan's clock (%s) is ahead of real time: retention not enforced", now.instant)
+        return RetentionReport(mode="ahead", now=now, drop_after=found[0].drop_after)
     day = today or clock.ny_date_of(now.instant)
     if policies and recorded.policies_scheduled:
         # The policy drops on its own schedule and leaves the ledger as it was: mend it here.

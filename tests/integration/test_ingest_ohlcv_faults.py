@@ -7,12 +7,13 @@ import gzip
 import json
 import shutil
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from kapman import clock
 from kapman.errors import AuthError, UsageError
 from kapman.ingest.daybars import parse_day_file
 from kapman.ingest.ohlcv import OhlcvDetails, OhlcvParams, ingest
@@ -257,6 +258,9 @@ def test_retention_runs_only_after_a_run_without_failures(reference_db: psycopg.
     load(reference_db, source, start=market.trading_days[0], end=date(2025, 9, 30), retention=False)
     loaded = reference_db.execute("SELECT count(*) FROM ingest_files").fetchone()[0]
     monkeypatch.setenv("KAPMAN_NOW", "2027-10-15")   # cutoff 2025-10-15: the August/September chunks expire
+    # ... on a day that has come: retention never counts from a clock ahead of real time, so real time
+    # is two days later here (the clock stays frozen away from it, as a replayed day is)
+    monkeypatch.setattr(clock, "real_now", lambda: datetime(2027, 10, 17, 21, tzinfo=UTC))
     shutil.copytree(mirror_dir, tmp_path / "m")
     (tmp_path / "m" / market.flat_file_key(date(2025, 11, 5))).unlink()
     failing = load(reference_db, MirrorSource(tmp_path / "m", PREFIX), start=date(2025, 11, 3), end=date(2025, 11, 7))

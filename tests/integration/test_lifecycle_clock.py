@@ -124,6 +124,23 @@ def test_a_clock_ahead_of_real_time_is_never_recorded(scratch: str, monkeypatch:
     assert _oldest(scratch) == (date(2024, 1, 2), date(2024, 1, 2))
 
 
+def test_a_run_on_a_clock_ahead_of_real_time_drops_nothing(scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run itself: with KAPMAN_NOW=2052-12-19 a load's retention counted its cutoff from 2052 and
+    dropped every chunk of every table, option snapshots included, in that very run."""
+    monkeypatch.setenv("KAPMAN_NOW", FROZEN)
+    rebuild(scratch)
+    _fill(scratch, "2024-01-02")
+    monkeypatch.setenv("KAPMAN_NOW", "2052-12-19")
+    with psycopg.connect(scratch, autocommit=True) as c:
+        report = retention.enforce_retention(c)
+        assert report.mode == "ahead" and report.chunks_dropped == 0 and report.cutoff is None
+        assert report.describe() == ("retention: not enforced: KapMan's clock (2052-12-19, KAPMAN_NOW) is ahead of "
+                                     "real time, so its cutoff would drop what the window keeps; nothing dropped "
+                                     "or compressed")
+        assert c.execute("SELECT min(time)::date FROM options_chains").fetchone() == (date(2024, 1, 2),)
+    assert _oldest(scratch) == (date(2024, 1, 2), date(2024, 1, 2))
+
+
 def test_a_rebuild_on_a_clock_ahead_of_real_time_is_refused(scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAPMAN_NOW", FROZEN)
     rebuild(scratch)
