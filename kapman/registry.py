@@ -42,6 +42,7 @@ class Step:
     days_of: str | None = None
     ledger_aliases: tuple[str, ...] = ()  # older job names its ledger rows may carry
     cli: str | None = None     # the module with ``main(argv)``; default ``kapman.commands.<name>``
+    recorded: bool = True      # its runs are rows of ``ingest_runs`` (a report writes files only)
 
     @property
     def main_module(self) -> str:
@@ -109,7 +110,7 @@ STEPS: tuple[Step, ...] = (
          "kapman.ops.nightly"),
     Step("status", "OK / WARN / FAIL per area, and the command that mends it", "scripts.status"),
     Step("report", "offline HTML pages: a symbol's charts, a watchlist index, warehouse coverage",
-         "scripts.report", "symbols", "kapman.report.run"),
+         "scripts.report", "symbols", "kapman.report.run", recorded=False),
     Step("show", "a symbol's key values in the terminal", "scripts.show"),
     Step("export", "ohlcv, flattened daily_snapshots and options_chains to Parquet, a file per date",
          "kapman.export", cli="kapman.export"),
@@ -139,6 +140,11 @@ def get(name: str) -> Step:
 def steps() -> Iterator[Step]:
     """The steps with a body, in runbook order."""
     return (s for s in STEPS if s.module is not None)
+
+
+def recorded_steps() -> Iterator[Step]:
+    """The steps whose runs the ledger records, in runbook order."""
+    return (s for s in steps() if s.recorded)
 
 
 def command(name: str) -> str:

@@ -45,8 +45,8 @@ def _steps(text: str) -> list[str]:
     jobs: list[str] = []
     for name in _named("--step", text):
         step = registry.BY_JOB.get(name) or registry.BY_NAME.get(name)
-        if step is None or step.module is None:
-            known = ", ".join(s.name for s in registry.steps())
+        if step is None or step.module is None or not step.recorded:
+            known = ", ".join(s.name for s in registry.recorded_steps())
             raise UsageError(f"--step: {name} is not a step that records runs; choose from {known}")
         jobs += step.jobs
     return jobs
