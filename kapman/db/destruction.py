@@ -43,7 +43,8 @@ class Loss:
     database: str
     exists: bool = False
     rows: dict[str, int] = field(default_factory=dict)     # schema.table -> rows (data tables only)
-    snapshots: int = 0                                      # option snapshots: (time, symbol) pairs
+    snapshots: int = 0                                      # option chains: (time, symbol) pairs
+    snapshot_times: int = 0                                 # option snapshots: times, as status counts them
     archived: int | None = None                             # of which the archive holds; None: no archive
 
     @property
@@ -60,12 +61,14 @@ class Loss:
         if self.snapshots:
             where = ("no archive is configured" if self.archived is None
                      else f"the archive holds {self.archived:,}")
-            out.append(f"  {self.irreplaceable:,} of {self.snapshots:,} option snapshots cannot be fetched "
+            out.append(f"  {self.irreplaceable:,} of {self.snapshots:,} option chains ({self.snapshot_times:,} "
+                       f"snapshot{'s' if self.snapshot_times != 1 else ''}, a chain per symbol) cannot be fetched "
                        f"again ({where})")
         return out
 
     def as_dict(self) -> dict[str, object]:
         return {"database": self.database, "rows": self.rows, "option_snapshots": self.snapshots,
+                "option_snapshot_times": self.snapshot_times,
                 "archived_snapshots": self.archived, "irreplaceable_snapshots": self.irreplaceable}
 
 
@@ -87,9 +90,9 @@ def measure(url: str, name: str, exists: bool, archived: ArchivedCount | None = 
             label = rel if nsp == "public" else f"{nsp}.{rel}"
             loss.rows[label] = int(count[0]) if count else 0
         if loss.rows.get("options_chains"):
-            row = conn.execute("SELECT count(*) FROM (SELECT DISTINCT time, ticker_id "
+            row = conn.execute("SELECT count(*), count(DISTINCT time) FROM (SELECT DISTINCT time, ticker_id "
                                "FROM public.options_chains) s").fetchone()
-            loss.snapshots = int(row[0]) if row else 0
+            loss.snapshots, loss.snapshot_times = (int(row[0]), int(row[1])) if row else (0, 0)
             loss.archived = None if archived is None else int(archived(conn))
     return loss
 
@@ -109,7 +112,8 @@ def confirm(loss: Loss, *, yes: bool, what: str = "the rebuild",
     summary = ", ".join(f"{t} {n:,}" for t, n in sorted(loss.rows.items()) if n)
     if not stdin.isatty():
         raise NotConfirmed(f"database {loss.database} holds data ({summary} rows"
-                           + (f"; {loss.irreplaceable:,} option snapshots cannot be fetched again"
+                           + (f"; {loss.irreplaceable:,} option chain{'s' if loss.irreplaceable != 1 else ''} "
+                              "cannot be fetched again"
                               if loss.irreplaceable else "") + f") and {what} would destroy it",
                            hint="run it on a terminal to confirm, or pass --yes to confirm up front")
     for line in loss.lines():

@@ -194,7 +194,9 @@ def test_the_repave_prompt_counts_only_verified_chains(fresh_db: str, hydrated: 
     monkeypatch.setenv("KAPMAN_ARCHIVE_DIR", str(root))
     loss = destruction.measure(fresh_db, "x", exists=True, archived=archive.archived_snapshot_count)
     assert (loss.snapshots, loss.archived, loss.irreplaceable) == (5, 3, 2)
-    assert loss.lines()[-1] == "  2 of 5 option snapshots cannot be fetched again (the archive holds 3)"
+    assert (loss.snapshots, loss.snapshot_times) == (5, 2)   # status counts the 2 snapshots, the chains are 5
+    assert loss.lines()[-1] == ("  2 of 5 option chains (2 snapshots, a chain per symbol) cannot be fetched again "
+                                "(the archive holds 3)")
     # rows changed in the table after they were archived: same count, another content
     hydrated.execute("UPDATE options_chains SET bid = bid + 0.01 WHERE time = %s AND ticker_id = %s",
                      (SECOND, ticker_id("SPY")))

@@ -54,7 +54,8 @@ def test_loss_counts_rows_per_table_and_irreplaceable_snapshots(filled: str) -> 
     assert "schema_migrations" not in loss.rows and loss.holds_data
     # the archive (the session's scratch directory) holds none of them
     assert (loss.snapshots, loss.archived, loss.irreplaceable) == (1, 0, 1)
-    assert loss.lines()[-1] == "  1 of 1 option snapshots cannot be fetched again (the archive holds 0)"
+    assert loss.lines()[-1] == ("  1 of 1 option chains (1 snapshot, a chain per symbol) cannot be fetched again "
+                                "(the archive holds 0)")
 
 
 def test_loss_subtracts_what_the_archive_holds(filled: str) -> None:
@@ -69,7 +70,7 @@ def test_without_a_terminal_a_database_with_data_needs_yes(filled: str) -> None:
     assert proc.returncode == 2, proc.stderr
     name = filled.rsplit("/", 1)[1]
     assert (f"error: database {name} holds data (ohlcv 2, options_chains 2, tickers 1 rows; 1 option "
-            "snapshots cannot be fetched again) and the rebuild would destroy it") in proc.stderr
+            "chain cannot be fetched again) and the rebuild would destroy it") in proc.stderr
     assert "--yes" in proc.stderr and "Traceback" not in proc.stderr
     assert _tickers(filled) == 1
 
