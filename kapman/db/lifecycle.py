@@ -15,7 +15,7 @@ in:
 A database recorded ``real`` becomes ``frozen`` the first time a write runs with a clock frozen
 away from real time; the way back is a rebuild on real time.  A clock ahead of real time is never
 recorded (:func:`ahead_of_real_time`): a rebuild on one is refused, and a write counts from it
-for itself only.  Bulk loads pause the policy jobs of
+for itself only, and never drops or compresses by it (``kapman.db.retention``).  Bulk loads pause the policy jobs of
 the tables they write with :func:`policies_paused`, so the jobs never race a COPY.
 """
 
