@@ -285,13 +285,18 @@ def a2(inv: Inventory, now: datetime) -> Check:
     partial = sorted(d for d, n in inv.a2.items() if d in inv.bars and n < inv.bars[d])
     details = {"dates": len(inv.a2), "first": min(inv.a2, default=None), "missing": missing, "partial": partial}
     text = f"{len(inv.a2)} dates computed" + (f" since {min(inv.a2)}" if inv.a2 else "")
+    # Dates before A2 began are the indicator history, owed only once asked for: said, not warned.
+    earlier = [d for d in inv.bars if d < min(inv.a2)] if inv.a2 and not inv.a2_history else []
+    details["history_not_computed"] = len(earlier)
+    history = (f"; the {len(earlier)} earlier dates with bars have none ({cmd.A2} --history computes them)"
+               if earlier else "")
     if missing:
-        return Check("a2", Verdict.WARN, f"{text}; dates with bars and no A2: {day_list(missing)}",
+        return Check("a2", Verdict.WARN, f"{text}; dates with bars and no A2: {day_list(missing)}{history}",
                      f"{cmd.NIGHTLY} (or {cmd.dated(cmd.A2, missing)})", details)
     if partial:
-        return Check("a2", Verdict.WARN, f"{text}; fewer A2 rows than bars on {day_list(partial)}",
+        return Check("a2", Verdict.WARN, f"{text}; fewer A2 rows than bars on {day_list(partial)}{history}",
                      cmd.dated(cmd.A2, partial) + " --force", details)
-    return Check("a2", Verdict.OK, f"{text}, one row per bar", None, details)
+    return Check("a2", Verdict.OK, f"{text}, one row per bar{history}", None, details)
 
 
 def a3(conn: psycopg.Connection, inv: Inventory, now: datetime) -> Check:

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from kapman.clock import parse_instant
+from kapman.clock import ny_date_of, parse_instant
 from kapman.db import lifecycle
 from kapman.db.migrations import discover
 from kapman.ops import status
@@ -272,3 +272,18 @@ def test_on_a_frozen_clock_a_scheduled_policy_job_is_a_warning_and_its_fix_pause
     db.execute(schema.fix)
     again = status.report(db, EVENING, with_archive=False).check("schema")
     assert again.verdict is Verdict.OK and "6 policy jobs paused" in again.summary
+
+
+def test_a2_says_how_many_earlier_dates_lack_the_indicator_history(sandbox_db: psycopg.Connection) -> None:
+    """Not owed until asked for (the verdict stays OK), but said, with the command that computes it:
+    a warehouse filled by the nightly alone after a repave has charts of a few points."""
+    hydrate(sandbox_db)
+    first = sandbox_db.execute("SELECT min(time) FROM daily_snapshots WHERE technical_indicators_json IS NOT NULL"
+                               ).fetchone()[0]   # type: ignore[index]
+    earlier = sandbox_db.execute("SELECT count(DISTINCT date) FROM ohlcv WHERE date < %s",
+                                 (ny_date_of(first),)).fetchone()[0]   # type: ignore[index]
+    assert earlier > 0
+    a2 = status.report(sandbox_db, EVENING, with_archive=False).check("a2")
+    assert a2.verdict is Verdict.OK and a2.details["history_not_computed"] == earlier
+    assert a2.summary.endswith(f"one row per bar; the {earlier} earlier dates with bars have none "
+                               "(python -m scripts.run_a2_local_ta --history computes them)")
