@@ -38,7 +38,7 @@ from kapman.archive.manifest import Entry, Manifest, partition_date
 from kapman.archive.store import ArchiveError, Store, open_store
 from kapman.archive.warehouse import Warehouse
 from kapman.config import Settings
-from kapman.db import bulk, pgcopy
+from kapman.db import bulk, pgcopy, retention
 from kapman.db.errors import wrap
 from kapman.errors import UsageError
 from kapman.execute import Context, Definition, execute
@@ -96,6 +96,24 @@ def manifests(store: Store, params: RestoreParams) -> list[str]:
             continue
         out.append(key)
     return sorted(out)
+
+
+def _within_window(conn: psycopg.Connection, keys: list[str], result: StepResult[RestoreDetails]) -> list[str]:
+    """The manifests of snapshots the retention window keeps: an older one stays in the archive (restored,
+    the next run's retention would drop it again), said in a note, or as the run's reason if it is all."""
+    oldest = retention.cutoff(conn, "options_chains")
+    if oldest is None:
+        return keys
+    kept = [k for k in keys if (partition_date(k) or oldest) >= oldest]
+    older = len(keys) - len(kept)
+    if older:
+        said = (f"{older} archived snapshot(s) before the retention window (option snapshots are kept from "
+                f"{oldest} by KapMan's clock) stay in the archive, not restored: retention would drop them again")
+        if kept:
+            result.note(said)
+        else:
+            result.nothing(said)
+    return kept
 
 
 def read_file(store: Store, key: str, entry: Entry) -> tuple[pa.Table, str | None]:
@@ -261,6 +279,9 @@ def restore(conn: psycopg.Connection, settings: Settings, params: RestoreParams,
         result.nothing(f"no archived snapshots at {store.location}"
                        + (f" between {params.first or '...'} and {params.last or '...'}"
                           if params.first or params.last else ""))
+        return
+    keys = _within_window(conn, keys, result)
+    if not keys:
         return
     total, found = 0, []
     for key in keys:  # the manifests are small: read them twice rather than hold them

@@ -111,6 +111,30 @@ def test_hydrate_archive_repave_restore_round_trip(fresh_db: str, hydrated: psyc
         assert digest(conn) == before
 
 
+def test_a_snapshot_before_the_retention_window_stays_in_the_archive(fresh_db: str, hydrated: psycopg.Connection,
+                                                                      tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Restored, it was dropped again by the next run's retention (the archive keeps every snapshot for
+    good; the warehouse keeps the window): it is left in the archive, and the run says so."""
+    settings = settings_for(fresh_db, tmp_path / "archive")
+    assert archive.export_snapshots(settings, []).ok
+    repave(fresh_db)
+    first, second = sorted(SNAPSHOTS)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("UPDATE hypertable_lifecycle SET drop_after = interval '1 day' "
+                     "WHERE hypertable_name = 'options_chains'")
+        monkeypatch.setenv("KAPMAN_NOW", "2025-12-20T22:00:00Z")   # options are kept from the 19th
+        result = restore.run(settings, restore.RestoreParams())
+        assert result.outcome is Outcome.OK and result.details.snapshots == 1, result.summary()
+        said = ("1 archived snapshot(s) before the retention window (option snapshots are kept from 2025-12-19 "
+                "by KapMan's clock) stay in the archive, not restored: retention would drop them again")
+        assert said in result.notes
+        assert conn.execute("SELECT DISTINCT time FROM options_chains").fetchall() == [(second,)]
+        only_older = restore.run(settings, restore.RestoreParams(day=first.date()))
+        assert only_older.outcome is Outcome.NOTHING and only_older.exit_code == 2
+        assert said in only_older.summary()
+
+
 def test_bad_files_are_named_and_skipped_the_rest_restored(fresh_db: str, hydrated: psycopg.Connection,
                                                             tmp_path: Path) -> None:
     root = tmp_path / "archive"
