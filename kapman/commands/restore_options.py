@@ -28,8 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "resumable: files already restored are skipped, rows that exist are merged, never duplicated. "
         "Each file is checked against its manifest entry before it is written (checksum, columns, rows, "
         "snapshot time, underlying, content hash, plausible values); one that does not match is named and "
-        "skipped. Exit 0 all restored, 1 some files failed, 2 none could be restored, nothing is archived "
-        "in the range, or the archive is another warehouse's.",
+        "skipped. Snapshots older than the retention window stay in the archive (named in a note). Exit 0 "
+        "all restored, 1 some files failed, 2 none could be restored, nothing is archived in the range (or "
+        "only snapshots older than the window), or the archive is another warehouse's.",
         EXAMPLES,
     )
     cli.add_date_options(p, "every archived snapshot")
