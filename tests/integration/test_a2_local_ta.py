@@ -16,6 +16,7 @@ import talib
 
 from kapman.clock import close_of
 from kapman.config import Settings
+from kapman.db import lifecycle
 from kapman.jobs import a2_local_ta
 from kapman.jobs.a2_window import anchor, read_batches
 from kapman.metrics.indicators import TECHNICAL_KEYS
@@ -37,6 +38,10 @@ def market() -> Market:
 def bars_db(templates: database.Templates, market: Market) -> Iterator[tuple[psycopg.Connection, str]]:
     def build(url: str) -> None:
         with psycopg.connect(url, autocommit=True) as conn:
+            # A frozen clock, first: on the community edition it pauses the retention policy, which on the
+            # real clock drops the 2024 bars some tests load (mid-COPY: 'could not open relation').  The
+            # Monday after the market's last day, so that its weekend is a weekend, not the future.
+            lifecycle.record_clock(conn, lifecycle.Clock("frozen", close_of(date(2025, 12, 22))))
             load_tickers(conn, market)
             load_bars(conn, market, [d for d in market.trading_days if d >= anchor(date(2025, 12, 1))])
 

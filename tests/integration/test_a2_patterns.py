@@ -12,6 +12,7 @@ import pytest
 import talib
 
 from kapman.clock import close_of
+from kapman.db import lifecycle
 from kapman.jobs.a2_window import anchor
 from kapman.metrics.indicators import TECHNICAL_KEYS
 from kapman.metrics.patterns import PATTERN_FUNCS
@@ -33,6 +34,9 @@ def market() -> Market:
 def bars_db(templates: database.Templates, market: Market) -> Iterator[tuple[psycopg.Connection, str]]:
     def build(url: str) -> None:
         with psycopg.connect(url, autocommit=True) as conn:
+            # A frozen clock, first: on the community edition it pauses the retention policy, which on the
+            # real clock drops the window's 2024 bars while they load.
+            lifecycle.record_clock(conn, lifecycle.Clock("frozen", close_of(date(2025, 12, 22))))
             load_tickers(conn, market)
             load_bars(conn, market, [d for d in market.trading_days if d >= anchor(D)])
 
