@@ -384,7 +384,8 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
     types = _env(merged, "KAPMAN_TICKER_TYPES")
     base = (_env(merged, "POLYGON_BASE_URL", DEFAULT_POLYGON_BASE) or DEFAULT_POLYGON_BASE).rstrip("/")
     _check_endpoint("POLYGON_BASE_URL", base, DEFAULT_POLYGON_BASE)
-    if urlsplit(base).scheme == "http" and not is_loopback(urlsplit(base).hostname or ""):
+    api = urlsplit(base)
+    if api.scheme == "http" and not is_loopback(api.hostname or ""):
         raise ConfigError(f"POLYGON_BASE_URL {mask_url(base)} is plain http to another machine: the API key "
                           "would cross the network readable by anyone on the way",
                           hint="use https:// (plain http is for a server on this machine, as the sandbox's)")

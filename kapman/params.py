@@ -37,12 +37,12 @@ def date_span(day: date | None, start: date | None, end: date | None, *, open_en
         raise UsageError(f"--start-date {start} is after --end-date {end}")
 
 
-def not_before_window(day: date | None, oldest: date, window_days: int, *, span: str | None = None) -> None:
-    """A date (the last of ``span``) whose bars retention drops: a backfill would load what the
-    lifecycle drops again."""
+def not_before_window(day: date | None, oldest: date, today: date, *, span: str | None = None) -> None:
+    """A date (the last of ``span``) before the retention window running from ``oldest`` to ``today``,
+    whose bars retention drops: a backfill would load what the lifecycle drops again."""
     if day is not None and day < oldest:
         raise UsageError(f"{span or day} is before the retention window (bars are kept from {oldest}, "
-                         f"{window_days} days)")
+                         f"{(today - oldest).days} days)")
 
 
 def not_after_today(day: date | None, today: date) -> None:

@@ -92,18 +92,17 @@ def process_clock() -> Clock:
     return Clock("real")
 
 
-def ahead_of_real_time(recorded: Clock) -> bool:
-    """A frozen clock later than real time (beyond the day's tolerance): a date that has not come.
-    The database never records one: every later command without ``KAPMAN_NOW`` would count its
-    retention from it, and a typo (2052 for 2025) would drop the whole warehouse."""
-    return (recorded.frozen_at is not None
-            and recorded.frozen_at > clock.real_now() + clock.REAL_TIME_TOLERANCE)
+def ahead_of_real_time(instant: datetime | None) -> bool:
+    """An instant of KapMan's clock later than real time (beyond the day's tolerance): a date that has
+    not come.  The database never records one, and retention never counts from one: a typo (2052 for
+    2025) would drop the whole warehouse."""
+    return instant is not None and instant > clock.real_now() + clock.REAL_TIME_TOLERANCE
 
 
 def refuse_future_clock(what: str) -> None:
     """Raise UsageError when KapMan's clock runs ahead of real time and ``what`` would record it."""
     mine = process_clock()
-    if ahead_of_real_time(mine):
+    if ahead_of_real_time(mine.frozen_at):
         raise UsageError(f"KAPMAN_NOW ({mine.frozen_at:%Y-%m-%d %H:%M} UTC) is ahead of real time "
                          f"({clock.real_now():%Y-%m-%d %H:%M} UTC): {what} would record it as the database's "
                          "clock and count retention from a date that has not come; nothing changed",
@@ -138,7 +137,7 @@ def adopt_process_clock(conn: psycopg.Connection) -> Clock:
     if mine.mode != "frozen" or not _has_clock_table(conn):
         return recorded
     assert mine.frozen_at is not None
-    if ahead_of_real_time(mine):   # this process counts from it (KAPMAN_NOW is explicit); later ones must not
+    if ahead_of_real_time(mine.frozen_at):   # this process counts from it (KAPMAN_NOW is explicit); later ones must not
         log.warning("KAPMAN_NOW (%s) is ahead of real time: not recorded as the database's clock", mine.frozen_at)
         return recorded
     if recorded.mode == "real":

@@ -144,7 +144,7 @@ def enforce_retention(conn: psycopg.Connection, *, today: date | None = None) ->
     lifecycle.settle_schedule(conn)
     policies = all(w.retention_mode == "policy" for w in found)
     now = lifecycle.effective_now(recorded)
-    if today is None and lifecycle.ahead_of_real_time(lifecycle.Clock("frozen", now.instant)):
+    if today is None and lifecycle.ahead_of_real_time(now.instant):
         # A date that has not come (KAPMAN_NOW=2052 for 2025) would drop the whole warehouse, the option
         # snapshots with it, in this very run: never from such a clock.
         log.warning("KapMan's clock (%s) is ahead of real time: retention not enforced", now.instant)

@@ -22,12 +22,12 @@ def requested_dates(conn: psycopg.Connection, *, day: date | None, start: date |
     clock: a date after today, or before the retention window, holds nothing a step can store, so it
     is refused, and a range is cut to the days between."""
     date_span(day, start, end)
-    from kapman.ops.inventory import retention_window, window_start
+    from kapman.ops.inventory import window_start
 
     now = lifecycle.warehouse_now(conn)
     today, oldest = clock.ny_date_of(now), window_start(conn, now)
     not_after_today(day or start, today)
-    not_before_window(day or end, oldest, retention_window(conn).days, span=f"{start}..{end}" if end else None)
+    not_before_window(day or end, oldest, today, span=f"{start}..{end}" if end else None)
     if start and end:  # the days after today hold nothing yet, nor the days before the window any more
         days = list(trading_days(max(start, oldest), min(end, today)))
         if not days:

@@ -111,10 +111,11 @@ def checked_day(conn: psycopg.Connection, day: date) -> date:
     """A date asked for, if a report can be made of it for any symbol: not after today by the warehouse's clock
     (``lifecycle.warehouse_now``), a trading day, within the retention window."""
     now = lifecycle.warehouse_now(conn)
-    not_after_today(day, clock.ny_date_of(now))
+    today = clock.ny_date_of(now)
+    not_after_today(day, today)
     if not is_trading_day(day):
         raise UsageError(f"{day} is not an NYSE trading day")
-    not_before_window(day, inventory.window_start(conn, now), inventory.retention_window(conn).days)
+    not_before_window(day, inventory.window_start(conn, now), today)
     return day
 
 
