@@ -2,11 +2,13 @@
 
 Layout: ``DIR/<table>/<YYYY-MM-DD>.parquet``, each file with its ``date`` and ``symbol`` columns,
 so any reader takes a table whole with a glob and nothing else: ``pd.read_parquet("DIR/ohlcv")``,
-``pl.read_parquet("DIR/ohlcv/*.parquet")``, DuckDB ``FROM 'DIR/ohlcv/*.parquet'``.  A date is
-exported once: a later run writes only dates without a file (``--force`` rewrites them), each
-file written beside its final name and renamed into place, so an interrupted run leaves no half
-file.  zstd, with the float columns byte-stream-split (about 590 bytes a row of flattened A2
-where plain zstd gives about 700).
+``pl.read_parquet("DIR/ohlcv/*.parquet")``, DuckDB ``FROM 'DIR/ohlcv/*.parquet'``.  Each file
+records what it was written from, the date's row count and latest ``updated_at`` (every KapMan
+writer sets it on a row it changes): a later run writes the dates without a file and the dates
+whose rows changed since (recomputed, reloaded, deleted), and reads nothing else (``--force``
+rewrites every date).  Each file is written beside its final name and renamed into place, so an
+interrupted run leaves no half file.  zstd, with the float columns byte-stream-split (about 590
+bytes a row of flattened A2 where plain zstd gives about 700).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,23 +48,54 @@ DEFAULT_DIR = PROJECT_ROOT / "export"
 EXAMPLES = """
   kapman export                                   # every date not yet exported, all three tables, into export/
   kapman export --tables daily_snapshots --to /data/kapman --start-date 2024-01-01
-  kapman export --tables ohlcv --date 2025-12-19 --force        # write that date again
+  kapman export --tables ohlcv --date 2025-12-19 --force        # write that date again, changed or not
   duckdb -c "SELECT date, avg(\\"momentum.rsi.rsi\\") FROM 'export/daily_snapshots/*.parquet' GROUP BY 1"
 """
 
-#: How each table's dates are found: (SQL of its distinct dates in a range, the Parquet dates are New York dates)
-_DATES = {
-    "ohlcv": "SELECT DISTINCT date FROM public.ohlcv WHERE {}",
-    "daily_snapshots": "SELECT DISTINCT time FROM public.daily_snapshots s WHERE {}",
-    "options_chains": "SELECT DISTINCT time FROM public.options_chains WHERE {}",
+#: What each table holds per stored date in a range: rows and the latest ``updated_at`` (the Parquet dates
+#: are New York dates; a snapshot time is mapped to its date on the client).
+_STORED = {
+    "ohlcv": "SELECT date, count(*), max(updated_at) FROM public.ohlcv WHERE {} GROUP BY 1",
+    "daily_snapshots": "SELECT time, count(*), max(updated_at) FROM public.daily_snapshots WHERE {} GROUP BY 1",
+    "options_chains": "SELECT time, count(*), max(updated_at) FROM public.options_chains WHERE {} GROUP BY 1",
 }
+#: The key of a file's metadata that holds the stamp of what it was written from.
+STAMP_KEY = b"kapman.stamp"
 
 
-def stored_dates(conn: psycopg.Connection, table: str, dates: api.Dates) -> list[date]:
+@dataclass(frozen=True)
+class Stamp:
+    """What a date held when it was read: its rows and their latest ``updated_at``.  A date whose stamp
+    differs from its file's changed since (rows recomputed, reloaded, added or deleted)."""
+
+    rows: int
+    updated: datetime
+
+    def encode(self) -> bytes:
+        return f"{self.rows} {self.updated.isoformat()}".encode()
+
+    def merge(self, other: Stamp) -> Stamp:
+        return Stamp(self.rows + other.rows, max(self.updated, other.updated))
+
+
+def stored_stamps(conn: psycopg.Connection, table: str, dates: api.Dates) -> dict[date, Stamp]:
+    """Each stored date of ``table`` in ``dates`` with its stamp."""
     condition = dates.on("date") if table == "ohlcv" else dates.on_time("time")
-    rows = conn.execute(sql.SQL(_DATES[table]).format(condition)).fetchall()
-    found = {r[0] if table == "ohlcv" else ny_date_of(r[0]) for r in rows}
-    return sorted(found)
+    found: dict[date, Stamp] = {}
+    for key, rows, updated in conn.execute(sql.SQL(_STORED[table]).format(condition)):
+        day = key if table == "ohlcv" else ny_date_of(key)
+        stamp = Stamp(rows, updated)
+        found[day] = found[day].merge(stamp) if day in found else stamp
+    return dict(sorted(found.items()))
+
+
+def file_stamp(path: Path) -> bytes | None:
+    """The stamp a file was written with; None for no file, or one without a stamp or unreadable (a file
+    written before stamps, or damaged): written again."""
+    try:
+        return (pq.read_metadata(path).metadata or {}).get(STAMP_KEY)
+    except (OSError, pa.ArrowException):
+        return None
 
 
 def options_of(conn: psycopg.Connection, span: api.Dates) -> pa.Table:
@@ -118,8 +151,11 @@ def by_date(rows: pa.Table, days: list[date]) -> Iterator[tuple[date, pa.Table]]
         yield day, ordered.slice(lo, hi - lo)
 
 
-def write_parquet(table: pa.Table, path: Path) -> int:
-    """``table`` at ``path``, written beside it and renamed into place; its size in bytes."""
+def write_parquet(table: pa.Table, path: Path, stamp: Stamp | None = None) -> int:
+    """``table`` at ``path`` (with ``stamp`` in its metadata), written beside it and renamed into place;
+    its size in bytes."""
+    if stamp is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), STAMP_KEY: stamp.encode()})
     floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
     texts = [f.name for f in table.schema if pa.types.is_string(f.type)]
     # a name of this write's own: two exports into one directory (a nightly's and one by hand) write the same
@@ -153,6 +189,7 @@ class Written:
     bytes: int = 0
     files: int = 0
     skipped: int = 0
+    changed: int = 0     # dates with a file written again because their rows changed since
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, rows: int, size: int) -> None:
@@ -163,7 +200,7 @@ class Written:
 @dataclass
 class ExportDetails:
     directory: str = ""
-    tables: dict[str, dict[str, Any]] = field(default_factory=dict)   # table -> files, rows, bytes, skipped
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)   # table -> files, rows, bytes, skipped, changed
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.tables, "directory": self.directory}
@@ -174,21 +211,30 @@ def _path(params: ExportParams, table: str, day: date) -> Path:
 
 
 def export(url: str, params: ExportParams, progress: Progress | None = None) -> StepResult[ExportDetails]:
-    """Write each table's dates that have no file yet (all with ``force``); one connection per worker."""
+    """Write each table's dates that have no file yet or whose rows changed since theirs (all with
+    ``force``); one connection per worker."""
     result = StepResult("export", unit="files", details=ExportDetails(str(params.directory)))
     if params.directory.exists() and not params.directory.is_dir():
         raise UsageError(f"--to {params.directory} is a file, not a directory")
     written: dict[str, Written] = {}
-    stored = 0
+    stamps: dict[str, dict[date, Stamp]] = {}
     with connect(url) as conn:
         jobs: list[tuple[str, list[date]]] = []
         for table in params.tables:
             stats = written.setdefault(table, Written())
-            days = stored_dates(conn, table, params.dates)
-            stored += len(days)
-            todo = {d for d in days if params.force or not _path(params, table, d).exists()}
+            stamps[table] = stored_stamps(conn, table, params.dates)
+            days = list(stamps[table])
+            todo = set(days) if params.force else set()
+            for day in [] if params.force else days:
+                path = _path(params, table, day)
+                if not path.exists():
+                    todo.add(day)
+                elif file_stamp(path) != stamps[table][day].encode():
+                    todo.add(day)
+                    stats.changed += 1
             stats.skipped = len(days) - len(todo)
             jobs += [(table, run) for run in batches(days, todo)]
+    stored = sum(len(found) for found in stamps.values())
     if not stored:   # the tables (or the dates asked for) hold nothing: not an export that is up to date
         result.nothing(_nothing_stored(params))
         return result
@@ -202,7 +248,7 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
             connections.append(local.conn)
         rows = READERS[table](local.conn, api.Dates(days[0], days[-1]))
         for day, part in by_date(rows, days):
-            written[table].add(part.num_rows, write_parquet(part, _path(params, table, day)))
+            written[table].add(part.num_rows, write_parquet(part, _path(params, table, day), stamps[table][day]))
         return len(days)
 
     bar = progress or NullProgress()
@@ -218,12 +264,14 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
     for table, stats in written.items():
         result.done += stats.files
         result.details.tables[table] = {"files": stats.files, "rows": stats.rows, "bytes": stats.bytes,
-                                 "skipped": stats.skipped,
+                                 "skipped": stats.skipped, "changed": stats.changed,
                                  "bytes_per_row": round(stats.bytes / stats.rows, 1) if stats.rows else None}
     files, rows = sum(w.files for w in written.values()), sum(w.rows for w in written.values())
-    skipped = sum(w.skipped for w in written.values())
+    skipped, changed = sum(w.skipped for w in written.values()), sum(w.changed for w in written.values())
     result.headline = (f"{files} files, {rows:,} rows, {sum(w.bytes for w in written.values()) / 2**20:.1f} MiB "
-                       f"into {params.directory}" + (f"; {skipped} already there" if skipped else ""))
+                       f"into {params.directory}" + (f", {changed} of them dates whose rows changed since their "
+                                                     "file" if changed else "")
+                       + (f"; {skipped} already there" if skipped else ""))
     return result
 
 
@@ -260,15 +308,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = cli.parser("python -m kapman.export",
                    "Export ohlcv, daily_snapshots (flattened: one column per stored key, as kapman.data names "
                    "them) and options_chains to Parquet, one zstd file per table and New York date with its "
-                   "symbol and date columns: DIR/<table>/<YYYY-MM-DD>.parquet. Only dates without a file are "
-                   "written (--force rewrites them); pandas, polars and DuckDB read a table by its glob.",
+                   "symbol and date columns: DIR/<table>/<YYYY-MM-DD>.parquet. Only dates without a file, or whose "
+                   "rows changed since their file was written (recomputed, reloaded, deleted), are written "
+                   "(--force rewrites them all); pandas, polars and DuckDB read a table by its glob.",
                    EXAMPLES)
     p.add_argument("--to", type=_directory, default=DEFAULT_DIR, metavar="DIR", help="where the files go")
     p.add_argument("--tables", type=_tables, default=list(TABLES), metavar="T1,T2",
                    help=f"which tables (default: {','.join(TABLES)})")
     cli.add_date_options(p, "every stored date")
     p.add_argument("--force", action="store_true",
-                   help="rewrite dates already exported (after recomputing them: a date with a file is not read)")
+                   help="rewrite every date, even those whose file is up to date")
     p.add_argument("--workers", type=bounded(WORKERS_RANGE.low, WORKERS_RANGE.high, integer=True), default=2,
                    metavar="N", help="connections reading at once (default 2)")
     args = p.parse_args(argv)

@@ -301,6 +301,60 @@ def test_export_writes_only_the_dates_not_yet_exported(url: str, tmp_path: Path,
     assert not list(tmp_path.rglob(".*.partial"))
 
 
+def test_export_writes_again_the_dates_whose_rows_changed_since_their_file(
+        url: str, conn: psycopg.Connection, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A date recomputed (its rows' updated_at) or with a row deleted (its count) after it was exported is
+    written again by the next run; the other dates are not; a file without a stamp is written again."""
+    import pyarrow.parquet as pq
+
+    export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv,daily_snapshots")
+    recomputed, deleted, unstamped = SNAPSHOT_DAYS[-2], DAYS[3], DAYS[0]
+    files = {table: {p.name: p.stat().st_mtime_ns for p in (tmp_path / table).iterdir()}
+             for table in ("ohlcv", "daily_snapshots")}
+    where = "t.id = s.ticker_id AND t.symbol = 'AAPL' AND (s.time AT TIME ZONE 'America/New_York')::date = %s"
+    old_json, old_stamp = conn.execute(f"SELECT s.technical_indicators_json, s.updated_at FROM daily_snapshots s, "
+                                       f"tickers t WHERE {where}", (recomputed,)).fetchone()  # type: ignore[misc]
+    bar = conn.execute("SELECT o.* FROM ohlcv o JOIN tickers t ON t.id = o.ticker_id "
+                       "WHERE t.symbol = 'MSFT' AND o.date = %s", (deleted,)).fetchone()
+    assert bar is not None
+    try:
+        conn.execute("UPDATE daily_snapshots s SET technical_indicators_json = jsonb_set("
+                     "s.technical_indicators_json, '{momentum,rsi,rsi}', '12.5'), updated_at = now() "
+                     f"FROM tickers t WHERE {where}", (recomputed,))
+        conn.execute("DELETE FROM ohlcv o USING tickers t WHERE t.id = o.ticker_id AND t.symbol = 'MSFT' "
+                     "AND o.date = %s", (deleted,))
+        path = tmp_path / "ohlcv" / f"{unstamped}.parquet"
+        pq.write_table(pq.read_table(path).replace_schema_metadata(None), path)   # as written before stamps
+        files["ohlcv"][path.name] = path.stat().st_mtime_ns
+        again = export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv,daily_snapshots")
+        rewritten = {table: sorted(name for name, mtime in before.items()
+                                   if (tmp_path / table / name).stat().st_mtime_ns != mtime)
+                     for table, before in files.items()}
+        snapshot = pq.read_table(tmp_path / "daily_snapshots" / f"{recomputed}.parquet").to_pandas()
+        bars = pq.read_table(tmp_path / "ohlcv" / f"{deleted}.parquet").to_pandas()
+    finally:
+        conn.execute("UPDATE daily_snapshots s SET technical_indicators_json = %s, updated_at = %s "
+                     f"FROM tickers t WHERE {where}", (psycopg.types.json.Jsonb(old_json), old_stamp, recomputed))
+        conn.execute("INSERT INTO ohlcv VALUES (" + ", ".join(["%s"] * len(bar)) + ")", bar)
+    assert rewritten == {"ohlcv": sorted([f"{deleted}.parquet", f"{unstamped}.parquet"]),
+                         "daily_snapshots": [f"{recomputed}.parquet"]}
+    assert (again["ohlcv"]["files"], again["ohlcv"]["changed"], again["ohlcv"]["skipped"]) == (2, 2, len(DAYS) - 2)
+    assert (again["daily_snapshots"]["files"], again["daily_snapshots"]["changed"]) == (1, 1)
+    assert snapshot.loc[snapshot["symbol"] == "AAPL", "momentum.rsi.rsi"].tolist() == [12.5]
+    assert "MSFT" not in set(bars["symbol"]) and len(bars) > 0
+    from kapman.console import main
+
+    # the restored rows are what the first files held, but not what the new files hold: exactly the two
+    # dates changed back are written once more, and then nothing
+    code = main(["export", "--to", str(tmp_path), "--tables", "ohlcv,daily_snapshots", "--db-url", url])
+    summary = capsys.readouterr().out.splitlines()[0]
+    assert code == 0 and summary.startswith("export: ok · 2 files, ")
+    assert summary.split(" · ")[1].endswith(f", 2 of them dates whose rows changed since their file; "
+                                            f"{len(DAYS) - 1 + len(SNAPSHOT_DAYS) - 1} already there")
+    fourth = export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv,daily_snapshots")
+    assert fourth["ohlcv"]["files"] == fourth["daily_snapshots"]["files"] == 0
+
+
 def test_export_of_dates_that_hold_nothing_is_nothing_to_do(url: str, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     """It was 'ok', 0 files, exit 0, for a weekend or a range past the data, as if written."""
