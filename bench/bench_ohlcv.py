@@ -23,7 +23,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import psycopg
 from psycopg import sql
 
@@ -31,7 +30,7 @@ from bench.common import Figure, memory_figure, print_table, scratch_database
 from bench.measure import GIB, load_text, run_command
 from kapman.db import bulk
 from kapman.ingest.daybars import parse_day_file
-from kapman.ingest.ohlcv_write import match_rows
+from kapman.ingest.ohlcv_write import COLUMNS, encode_day, match_rows
 from kapman.ingest.tickermap import load_ticker_map
 from kapman.sandbox.dbload import load_tickers
 from kapman.sandbox.market import Market
@@ -57,31 +56,25 @@ def parsed_days(mirror: Path, market: Market, conn: psycopg.Connection) -> list[
 #: Bare COPY runs on this many parallel streams (each its own connection) and the best counts:
 #: the limit is the best the machine does, whatever the ingest's own stream count.
 BARE_STREAMS = (1, 2)
-COPY_COLUMNS = ("ticker_id", "date", "open", "high", "low", "close", "volume", "transactions")
 
 
 def bare_copy(url: str, days: list[tuple], streams: int = 1) -> tuple[float, int]:
     """A bare binary COPY of every day's rows into an empty hypertable, one transaction per day,
-    the days dealt round-robin over ``streams`` connections copying at once."""
+    the days dealt round-robin over ``streams`` connections copying at once: the same columns and
+    bytes the ingest writes (``encode_day``, vwap included), encoded before the clock starts."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS bare_ohlcv")
         conn.execute("CREATE TABLE bare_ohlcv (LIKE public.ohlcv INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
                      "INCLUDING INDEXES)")
         conn.execute("SELECT create_hypertable('bare_ohlcv', by_range('date', INTERVAL '30 days'))")
-        payloads = []
-        for day, ids, p, k in days:
-            dates = np.full(len(k), np.datetime64(day, "D"))
-            payloads.append(bulk.encode_binary_copy([
-                ("uuid", ids), ("date", dates), ("float8", p.open[k]), ("float8", p.high[k]),
-                ("float8", p.low[k]), ("float8", p.close[k]), ("float8", p.volume[k]),
-                ("int8", p.transactions[k].astype(np.int64))]))
+        payloads = [encode_day(day, ids, p, k) for day, ids, p, k in days]   # the ingest's own bytes
         conns = [psycopg.connect(url, autocommit=True) for _ in range(streams)]
 
         def stream(i: int) -> None:
             with conns[i].cursor() as cur:
                 for payload in payloads[i::streams]:
                     with conns[i].transaction():
-                        bulk.copy_binary(cur, sql.Identifier("bare_ohlcv"), COPY_COLUMNS, payload)
+                        bulk.copy_binary(cur, sql.Identifier("bare_ohlcv"), COLUMNS, payload)
 
         try:
             started = time.perf_counter()
@@ -97,12 +90,13 @@ def bare_copy(url: str, days: list[tuple], streams: int = 1) -> tuple[float, int
 
 
 def executemany_upserts(url: str, days: list[tuple]) -> tuple[float, int]:
-    stmt = ("INSERT INTO ohlcv (ticker_id, date, open, high, low, close, volume, transactions) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (ticker_id, date) DO UPDATE SET "
+    stmt = ("INSERT INTO ohlcv (ticker_id, date, open, high, low, close, volume, transactions, vwap) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (ticker_id, date) DO UPDATE SET "
             "open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, "
-            "volume = EXCLUDED.volume, transactions = EXCLUDED.transactions")
+            "volume = EXCLUDED.volume, transactions = EXCLUDED.transactions, vwap = EXCLUDED.vwap")
     rows = [(uuid.UUID(bytes=ids[i].tobytes()), day, float(p.open[j]), float(p.high[j]), float(p.low[j]),
-             float(p.close[j]), float(p.volume[j]), int(p.transactions[j]))
+             float(p.close[j]), float(p.volume[j]), _or_none(p.transactions[j], int),
+             _or_none(p.vwap[j], float) if len(p.vwap) else None)
             for day, ids, p, k in days for i, j in enumerate(k)]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE ohlcv")
@@ -114,6 +108,10 @@ def executemany_upserts(url: str, days: list[tuple]) -> tuple[float, int]:
         seconds = time.perf_counter() - started
         conn.execute("TRUNCATE ohlcv")
     return seconds, len(rows)
+
+
+def _or_none(value: float, kind: type) -> object:
+    return None if value != value else kind(value)   # NaN: the file had no value
 
 
 def ingest_cli(url: str, mirror: Path, as_of: str, days: int) -> tuple[dict, float, float]:
