@@ -99,9 +99,11 @@ def _line_layout(raw: bytes, fields: int) -> tuple[np.ndarray, np.ndarray]:
     ends = np.flatnonzero(buf == 10)
     if len(buf) and buf[-1] != 10:
         ends = np.append(ends, len(buf))
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    commas = np.searchsorted(np.flatnonzero(buf == 44), ends) - np.searchsorted(np.flatnonzero(buf == 44), starts)
-    lengths = ends - starts
+    # a line's commas: those before its end less those before its start (each line starts right
+    # after the previous end, so one count per end serves both)
+    before_end = np.searchsorted(np.flatnonzero(buf == 44), ends)
+    commas = np.diff(before_end, prepend=0)
+    lengths = ends - np.concatenate(([0], ends[:-1] + 1))
     blank = lengths - (buf[np.maximum(ends - 1, 0)] == 13) <= 0
     data = np.arange(len(ends)) >= 1
     bad = data & ~blank & (commas != fields - 1)
