@@ -16,6 +16,7 @@ COMMAND = registry.command("nightly")
 EXAMPLES = f"""
   {COMMAND} --dry-run          # what is due now, and why
   {COMMAND} -q                 # from cron or a systemd timer
+  {COMMAND} --no-history       # quick: leave the indicator history to run_a2_local_ta --history
   {COMMAND} --log-file /var/log/kapman/nightly.log --json
 """
 
@@ -26,13 +27,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "trading day of the retention window whose flat file is not loaded or was republished; the "
                    "options snapshot once today's session has closed, for every watchlist symbol without a chain "
                    "of the session yet (a symbol or a snapshot missed by midnight is reported lost, never taken "
-                   "late); A2 for every date with bars and no A2; A3 for every date with a snapshot and no A3, "
-                   "or whose chains changed after it ran. Run it at 16:30 and 11:30 New York. One run at a time "
+                   "late); A2 for every date with bars and no A2 (on a warehouse without any A2, the indicator "
+                   "history: every date of the retention window with bars, resumed by later nightlies if "
+                   "interrupted); A3 for every date with a snapshot and no A3, or whose chains changed after it "
+                   "ran. Run it at 16:30 and 11:30 New York. One run at a time "
                    "(a second exits 2 at once). SIGTERM or SIGHUP stops it like Ctrl-C, recorded as interrupted "
                    "(exit 143 or 129). --dry-run plans by the database's clock. Exit 0 all done or nothing due; "
                    "1 work done, but a step failed, a snapshot or a symbol was lost or a due file is unpublished; "
                    "2 nothing could be done.", EXAMPLES)
     p.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    p.add_argument("--no-history", action="store_true",
+                   help="do not start or resume A2's indicator history (every date of the window, minutes on a "
+                        "full market): A2 only from where it began, on a warehouse without any A2 the newest day "
+                        "whose flat file is due; status still says the history is owed")
     p.add_argument("--log-file", type=Path, default=None, metavar="PATH",
                    help="rotating log of every run (5 MB x 7 files; default: logs/nightly.log in the checkout); "
                         "'' for none")
@@ -41,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = logfile.DEFAULT_PATH if args.log_file is None else args.log_file
     if str(path) not in ("", ".") and not args.dry_run:
         logfile.attach(path, settings)
-    result = nightly.run(settings, for_terminal(args.quiet), dry_run=args.dry_run)
+    result = nightly.run(settings, for_terminal(args.quiet), dry_run=args.dry_run, history=not args.no_history)
     if args.dry_run and not args.json and result.details.plan is not None:
         print(result.details.plan.render())
     code = cli.finish(args, result)

@@ -273,8 +273,10 @@ def _body(ctx: Context, params: A2Params) -> None:
     _report(compute(ctx.conn, job, ctx.progress, extra=extra, into=step.details), step, chosen=bool(job.symbols))
 
 
+#: The nightly's task: its dates, or (on a warehouse without any A2) the indicator history.
 STEP = Definition(A2Params, _body, details=lambda: A2Result(dates=[]),
-                  planned=lambda settings, dates, force=False: A2Params(dates=dates, force=force))
+                  planned=lambda settings, dates=(), force=False, history=False: A2Params(
+                      dates=list(dates), force=force, history=history))
 
 
 def _scope(conn: psycopg.Connection, params: A2Params, step: StepResult[A2Result]) -> A2Params | None:

@@ -11,9 +11,11 @@ scans rather than a loop.  Beside it, each step says what is done for a day as a
   York), or the provider listed no contracts for it, and no options run is still writing it.  A
   symbol fetched later in the session keeps its own snapshot time: a session's chains may carry
   several times, and A3 uses each symbol's latest chain of the day.
-- ``a2_first`` / ``a2_missing``: where A2 begins and which dates with bars have none.  Once the
-  indicator history was asked for (``a2 --history``, a repave's Step 7), A2 begins at the window's
-  first date with bars: a history interrupted before it reached its first dates is owed, not a backfill.
+- ``a2_first`` / ``a2_missing``: where A2 begins and which dates with bars have none.  The
+  indicator history is owed, and A2 begins at the window's first date with bars, once it was asked
+  for (``a2 --history``, a repave's Step 7: a history interrupted before it reached its first dates
+  is owed, not a backfill) and on a warehouse without any A2 (a repave followed by nightlies only:
+  the nightly computes it).
 - ``a3_day`` / ``a3_missing``: A3 per symbol of a day, INVALID counted, and stale where the
   symbol's chain of the day is not the one A3 was computed from.
 """
@@ -103,13 +105,14 @@ def a2_history_asked(conn: psycopg.Connection) -> bool:
                              "AND args->>'history' = 'true')").fetchone()[0])  # type: ignore[index]
 
 
-def a2_first(inv: Inventory, now: datetime) -> date | None:
-    """The first date A2 owes: the window's first date with bars once the history was asked for (an
-    interrupted ``--history`` is resumed from wherever it stopped, even before its first date);
-    else where A2 first ran, or, on a warehouse without any A2, the newest trading day whose flat
-    file is due by ``now`` (the calendar's answer, never whichever day a killed load happened to
-    store last)."""
-    if inv.a2_history and inv.bars:
+def a2_first(inv: Inventory, now: datetime, *, history: bool = True) -> date | None:
+    """The first date A2 owes.  The window's first date with bars while the indicator history is
+    owed: once it was asked for (an interrupted ``--history`` is resumed from wherever it stopped,
+    even before its first date) or on a warehouse without any A2.  Else where A2 first ran.  With
+    ``history=False`` (``nightly --no-history``: the history is left to a run by hand), or without
+    bars, a warehouse without any A2 begins at the newest trading day whose flat file is due by
+    ``now`` (the calendar's answer, never whichever day a killed load happened to store last)."""
+    if history and inv.bars and (inv.a2_history or not inv.a2):
         return min(inv.bars)
     if inv.a2:
         return min(inv.a2)
@@ -117,10 +120,11 @@ def a2_first(inv: Inventory, now: datetime) -> date | None:
     return due[-1] if due else None
 
 
-def a2_missing(inv: Inventory, now: datetime) -> list[date]:
-    """Dates with bars and no A2, from ``a2_first`` on: history before A2 began is a backfill the
-    user asks for (``a2 --history``), not a gap, until it was asked for."""
-    first = a2_first(inv, now)
+def a2_missing(inv: Inventory, now: datetime, *, history: bool = True) -> list[date]:
+    """Dates with bars and no A2, from ``a2_first`` on: on a warehouse whose A2 began later without
+    the history being asked for, the dates before it are a backfill the user asks for (``a2
+    --history``), not a gap."""
+    first = a2_first(inv, now, history=history)
     if first is None:
         return []
     return sorted(d for d in inv.bars if d >= first and d not in inv.a2)

@@ -5,7 +5,8 @@ retention window whose flat file is not loaded or was republished, the options s
 today's session from its close to midnight New York for every watchlist symbol without a chain
 of the session yet (never fetched, or failed: a nightly killed half-way, a transient error, are
 completed by the next one), A2 for every date with bars and no A2 (and again, with --force, for
-every computed date from a republished day on, since its look-back window holds that day's bars),
+every computed date from a republished day on, since its look-back window holds that day's bars;
+on a warehouse without any A2, the indicator history: A2's --history, unless --no-history),
 A3 for every date with a snapshot and no A3, or whose chains changed after A3 ran.  What is done
 per day is ``kapman.ops.inventory``'s answer, the same status and the warehouse page read.
 Idempotent: run it twice and the second run finds nothing due.  A snapshot, or a symbol of one,
@@ -127,8 +128,10 @@ def lost_symbols(conn: psycopg.Connection, inv: Inventory, now: datetime) -> dic
     return out
 
 
-def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = None) -> Plan:
-    """What is due ``now`` (default: the warehouse's clock, ``lifecycle.warehouse_now``)."""
+def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = None, *,
+         history: bool = True) -> Plan:
+    """What is due ``now`` (default: the warehouse's clock, ``lifecycle.warehouse_now``).
+    ``history=False`` (``--no-history``): A2 neither starts nor resumes the indicator history."""
     now = now or lifecycle.warehouse_now(conn)
     today = clock.ny_date_of(now)
     result = Plan(now)
@@ -171,18 +174,9 @@ def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = No
     result.lost = lost_snapshots(conn, inv, now)
     result.lost_symbols = lost_symbols(conn, inv, now)
 
-    # A2 begins where it first ran; a warehouse without any A2 starts at the newest due day.
-    a2_from = a2_first(inv, now)
-    a2_dates = sorted({*a2_missing(inv, now), *(d for d in new if a2_from is not None and d >= a2_from)})
-    # A republished day changes the bars in the look-back window of every date from it on.
-    stale = sorted(d for d in inv.a2 if republished and d >= republished[0])
-    if stale:
-        a2_dates = sorted({*a2_dates, *stale})
-        result.tasks.append(Task("a2", f"{len(a2_dates)} dates, {len(stale)} of them recomputed after a "
-                                 f"republished file ({span(a2_dates)})", {"dates": a2_dates, "force": True}))
-    elif a2_dates:
-        result.tasks.append(Task("a2", f"{len(a2_dates)} dates with bars and no A2 ({span(a2_dates)})",
-                                 {"dates": a2_dates}))
+    a2 = _a2_task(inv, now, new, republished, history)
+    if a2 is not None:
+        result.tasks.append(a2)
     recent = sessions.closed_sessions(today - timedelta(days=2 * LOST_LOOKBACK_SESSIONS), now)
     a3_dates = a3_due(conn, inv, recent[-LOST_LOOKBACK_SESSIONS:])
     if session is not None and any(t.step == "options" for t in result.tasks):
@@ -193,6 +187,30 @@ def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = No
         result.tasks.append(Task("a3", f"{len(a3_dates)} dates with a snapshot and no A3, or chains newer than "
                                  f"their A3 ({span(a3_dates)})", {"dates": a3_dates}))
     return result
+
+
+def _a2_task(inv: Inventory, now: datetime, new: list[date], republished: list[date], history: bool) -> Task | None:
+    """A warehouse without any A2 (a repave followed by nightlies) is owed the indicator history:
+    A2's ``--history``, which takes every date with bars when it runs, after this nightly's OHLCV,
+    and is recorded as such, so every later nightly resumes it (``inventory.a2_first``).  Else A2
+    from where it began (``--no-history`` on a warehouse without any: the newest due day) for every
+    date with bars and no A2, the new days included."""
+    if history and not inv.a2 and (inv.bars or new):
+        now_with_bars = f"; {len(inv.bars)} dates with bars now, {span(sorted(inv.bars))}" if inv.bars else ""
+        return Task("a2", f"the indicator history: every date of the retention window with bars (no A2 yet"
+                          f"{now_with_bars})", {"history": True})
+    a2_from = a2_first(inv, now, history=history)
+    a2_dates = sorted({*a2_missing(inv, now, history=history),
+                       *(d for d in new if a2_from is not None and d >= a2_from)})
+    # A republished day changes the bars in the look-back window of every date from it on.
+    stale = sorted(d for d in inv.a2 if republished and d >= republished[0])
+    if stale:
+        a2_dates = sorted({*a2_dates, *stale})
+        return Task("a2", f"{len(a2_dates)} dates, {len(stale)} of them recomputed after a republished file "
+                          f"({span(a2_dates)})", {"dates": a2_dates, "force": True})
+    if a2_dates:
+        return Task("a2", f"{len(a2_dates)} dates with bars and no A2 ({span(a2_dates)})", {"dates": a2_dates})
+    return None
 
 
 def _options_reason(day: inventory.OptionsDay, session: date) -> str:
@@ -209,6 +227,7 @@ def _options_reason(day: inventory.OptionsDay, session: date) -> str:
 @dataclass(frozen=True)
 class NightlyParams:
     dry_run: bool = False   # print the plan and change nothing
+    history: bool = True    # False: A2 neither starts nor resumes the indicator history (--no-history)
 
     def validate(self) -> None:
         """Nothing to check: the plan decides every step's parameters."""
@@ -295,9 +314,9 @@ def _run_task(settings: Settings, conn: psycopg.Connection, task: Task, progress
 
 
 def run(settings: Settings, progress: Progress | None = None, *,
-        dry_run: bool = False) -> StepResult[NightlyDetails]:
+        dry_run: bool = False, history: bool = True) -> StepResult[NightlyDetails]:
     """The nightly step: the plan, then each task in order, under the nightly lock."""
-    return execute("nightly", settings, NightlyParams(dry_run), progress)
+    return execute("nightly", settings, NightlyParams(dry_run, history), progress)
 
 
 @contextmanager
@@ -321,7 +340,7 @@ def _guard(url: str, params: NightlyParams) -> Iterator[None]:
 
 def _body(ctx: Context, params: NightlyParams) -> None:
     result: StepResult[NightlyDetails] = ctx.result
-    todo = result.details.plan = plan(ctx.settings, ctx.conn)
+    todo = result.details.plan = plan(ctx.settings, ctx.conn, history=params.history)
     if params.dry_run:
         result.details.dry_run = True
         result.headline = "dry run, nothing changed: " + (", ".join(t.step for t in todo.tasks) or "nothing is due")

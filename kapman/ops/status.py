@@ -290,6 +290,10 @@ def a2(inv: Inventory, now: datetime) -> Check:
     details["history_not_computed"] = len(earlier)
     history = (f"; the {len(earlier)} earlier dates with bars have none ({cmd.A2} --history computes them)"
                if earlier else "")
+    if missing and missing[0] == min(inv.bars):
+        # The indicator history is owed (asked for, or no A2 at all): the nightly computes it.
+        return Check("a2", Verdict.WARN, f"{text}; the indicator history is owed, {len(missing)} dates with bars "
+                     f"and no A2: {day_list(missing)}", f"{cmd.NIGHTLY} (or {cmd.A2} --history)", details)
     if missing:
         return Check("a2", Verdict.WARN, f"{text}; dates with bars and no A2: {day_list(missing)}{history}",
                      f"{cmd.NIGHTLY} (or {cmd.dated(cmd.A2, missing)})", details)

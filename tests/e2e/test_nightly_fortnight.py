@@ -178,9 +178,16 @@ def test_a_fortnight_of_nightlies(world: World) -> None:
             FROM daily_snapshots""").fetchone()
         nightly_rows = conn.execute("SELECT status, count(*) FROM ingest_runs WHERE job = 'nightly' "
                                     "GROUP BY 1 ORDER BY 1").fetchall()
+        bars, bar_rows, a2_rows = conn.execute("""
+            SELECT (SELECT count(DISTINCT date) FROM ohlcv), (SELECT count(*) FROM ohlcv),
+                   (SELECT count(*) FROM daily_snapshots WHERE technical_indicators_json IS NOT NULL)""").fetchone()
+        history = conn.execute("SELECT count(*) FROM ingest_runs WHERE job = 'a2' AND args->>'history' = 'true'"
+                               ).fetchone()[0]
     sessions = list(calendar.trading_days(FIRST_EVENING, LAST_DAY))
-    # A2 from the newest date of the first load (Friday 2025-11-28) to the last file (2025-12-11).
-    assert a2_dates == 1 + len(sessions) - 1
+    # The first nightly found no A2 and computed the indicator history (it used to start A2 at the
+    # newest due day, Friday 2025-11-28): one A2 row per bar on every date of the window, each
+    # later nightly adding its new day; the history was one run.
+    assert a2_dates == bars > len(sessions) and a2_rows == bar_rows and history == 1
     assert snaps == len(sessions) - 1 == a3_dates          # every session but the lost one
     assert nightly_rows == [("ok", len(runs)), ("partial", 1)]      # the runs, the rerun, the lost day
 

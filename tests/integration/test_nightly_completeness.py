@@ -241,20 +241,25 @@ def test_a3_never_reads_a_snapshot_an_options_run_is_still_writing(env: str, res
     assert sorted(dealer) == SYMBOLS and "INVALID" not in {s for s, _ in dealer.values()}
 
 
-def test_a2_after_a_load_killed_half_way_starts_at_the_newest_session(env: str) -> None:
+def test_a2_after_a_load_killed_half_way_is_the_history_or_starts_at_the_newest_session(env: str) -> None:
     from kapman.ingest import ohlcv, tickers
 
     # A base load killed after storing a few days out of order: bars for three old days only.
     tickers.run(load_settings(), tickers.TickersParams(force=True))
-    ohlcv.run(load_settings(), ohlcv.OhlcvParams(mode="backfill", start=date(2025, 10, 6), end=date(2025, 10, 8)))
+    stored = [date(2025, 10, 6), date(2025, 10, 7), date(2025, 10, 8)]
+    ohlcv.run(load_settings(), ohlcv.OhlcvParams(mode="backfill", start=stored[0], end=stored[-1]))
     with psycopg.connect(env) as conn:
         todo = nightly.plan(load_settings(), conn)
+        quick = nightly.plan(load_settings(), conn, history=False)
         report = status.report(conn, parse_instant(EVENING), with_archive=False)
-    a2_dates = next(t.args["dates"] for t in todo.tasks if t.step == "a2")
-    # From the newest day whose file is due (the 18th; the sandbox lists the 19th already), never
-    # from the newest day the killed load happened to store.
-    assert a2_dates == [date(2025, 12, 18), SESSION]
-    assert report.check("a2").details["missing"] == []
+    # Without any A2 the indicator history is owed (it was not, before the nightly computed it):
+    # every date with bars once the nightly's OHLCV step has loaded the rest, the stored days
+    # included, and status owes those it has now.
+    assert [t.args for t in todo.tasks if t.step == "a2"] == [{"history": True}]
+    assert report.check("a2").details["missing"] == stored
+    # --no-history: from the newest day whose file is due (the 18th; the sandbox lists the 19th
+    # already), never from the newest day the killed load happened to store.
+    assert next(t.args["dates"] for t in quick.tasks if t.step == "a2") == [date(2025, 12, 18), SESSION]
 
 
 def test_status_the_warehouse_page_and_the_plan_share_a_sandbox_databases_clock(
