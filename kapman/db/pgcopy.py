@@ -256,7 +256,8 @@ def _slab(n: int, columns: list[Column | Wide], count: int | None) -> tuple[byte
         if isinstance(c, Wide):
             continue
         rows[f"v{i}"] = c.values
-        if c.lengths is not None and (c.lengths != c.width).any():  # else every row uses it whole
+        # else every row uses it whole; a column NULL in every row (width 0) has no bytes to leave out
+        if c.width and c.lengths is not None and (c.lengths != c.width).any():
             short.append((int(layout.fields[f"v{i}"][1]), c.width, c.lengths))  # type: ignore[index]
             sizes -= c.width - np.maximum(c.lengths, 0)
     if not short:

@@ -325,6 +325,9 @@ def _drop_ambiguous(day: ParsedDay, symbols: np.ndarray, valid: np.ndarray, ok: 
     vendor's mistake can be reported.  Case matters: AAP and AAp are different symbols.  Only
     ``valid`` symbols are grouped: what is not a symbol is rejected as such, never named here.
     """
+    names = symbols[valid]
+    if len(set(names.tolist())) == len(names):   # the usual file: a set is a fifth of a hashed duplicated()
+        return
     named = pd.Series(symbols).where(valid)
     repeated = (named.duplicated(keep=False) & named.notna()).to_numpy()
     if not repeated.any():

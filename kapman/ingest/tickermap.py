@@ -13,9 +13,15 @@ class TickerMap:
     symbols: list[str]
     ids: np.ndarray          # (n, 16) uint8: the uuid bytes, row-aligned with symbols
     _rows: dict[str, int] = field(init=False, repr=False, compare=False)
+    #: each row's rank among the ids in byte order (as the uuid index orders them), worked out once
+    id_rank: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_rows", {s: i for i, s in enumerate(self.symbols)})
+        words = self.ids.view(">u8").reshape(len(self.ids), 2)
+        rank = np.empty(len(self.ids), dtype=np.intp)
+        rank[np.lexsort((words[:, 1], words[:, 0]))] = np.arange(len(self.ids))
+        object.__setattr__(self, "id_rank", rank)
 
     def __len__(self) -> int:
         return len(self.symbols)
