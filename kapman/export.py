@@ -6,8 +6,10 @@ so any reader takes a table whole with a glob and nothing else: ``pd.read_parque
 records what it was written from, the date's row count and latest ``updated_at`` (every KapMan
 writer sets it on a row it changes): a later run writes the dates without a file and the dates
 whose rows changed since (recomputed, reloaded, deleted), and reads nothing else (``--force``
-rewrites every date).  Each file is written beside its final name and renamed into place, so an
-interrupted run leaves no half file.  zstd, with the float columns byte-stream-split (about 590
+rewrites every date).  Each file also records its warehouse (``kapman.archive.warehouse``): a
+directory holding another warehouse's files is refused, as a glob over it would read both as one.
+Each file is written beside its final name and renamed into place, so an interrupted run leaves
+no half file.  zstd, with the float columns byte-stream-split (about 590
 bytes a row of flattened A2 where plain zstd gives about 700).
 """
 
@@ -32,6 +34,7 @@ import pyarrow.parquet as pq
 from psycopg import sql
 
 from kapman import calendar, cli
+from kapman.archive import warehouse
 from kapman.clock import ny_date_of
 from kapman.config import PROJECT_ROOT, bounded
 from kapman.data import api
@@ -59,8 +62,9 @@ _STORED = {
     "daily_snapshots": "SELECT time, count(*), max(updated_at) FROM public.daily_snapshots WHERE {} GROUP BY 1",
     "options_chains": "SELECT time, count(*), max(updated_at) FROM public.options_chains WHERE {} GROUP BY 1",
 }
-#: The key of a file's metadata that holds the stamp of what it was written from.
+#: The keys of a file's metadata that hold the stamp of what it was written from, and its warehouse.
 STAMP_KEY = b"kapman.stamp"
+WAREHOUSE_KEY = b"kapman.warehouse"
 
 
 @dataclass(frozen=True)
@@ -89,13 +93,15 @@ def stored_stamps(conn: psycopg.Connection, table: str, dates: api.Dates) -> dic
     return dict(sorted(found.items()))
 
 
-def file_stamp(path: Path) -> bytes | None:
-    """The stamp a file was written with; None for no file, or one without a stamp or unreadable (a file
-    written before stamps, or damaged): written again."""
+def file_record(path: Path) -> tuple[bytes | None, str | None]:
+    """(the stamp, the warehouse) a file was written with; None for what it lacks or when it cannot be
+    read (a file written before stamps, or damaged: written again)."""
     try:
-        return (pq.read_metadata(path).metadata or {}).get(STAMP_KEY)
+        found = pq.read_metadata(path).metadata or {}
     except (OSError, pa.ArrowException):
-        return None
+        return None, None
+    owner = found.get(WAREHOUSE_KEY)
+    return found.get(STAMP_KEY), owner.decode("utf-8", "replace") if owner is not None else None
 
 
 def options_of(conn: psycopg.Connection, span: api.Dates) -> pa.Table:
@@ -151,11 +157,14 @@ def by_date(rows: pa.Table, days: list[date]) -> Iterator[tuple[date, pa.Table]]
         yield day, ordered.slice(lo, hi - lo)
 
 
-def write_parquet(table: pa.Table, path: Path, stamp: Stamp | None = None) -> int:
-    """``table`` at ``path`` (with ``stamp`` in its metadata), written beside it and renamed into place;
-    its size in bytes."""
-    if stamp is not None:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), STAMP_KEY: stamp.encode()})
+def write_parquet(table: pa.Table, path: Path, stamp: Stamp | None = None, warehouse: str = "") -> int:
+    """``table`` at ``path`` (with ``stamp`` and ``warehouse`` in its metadata), written beside it and
+    renamed into place; its size in bytes."""
+    record = {STAMP_KEY: stamp.encode()} if stamp is not None else {}
+    if warehouse:
+        record[WAREHOUSE_KEY] = warehouse.encode()
+    if record:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **record})
     floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
     texts = [f.name for f in table.schema if pa.types.is_string(f.type)]
     # a name of this write's own: two exports into one directory (a nightly's and one by hand) write the same
@@ -181,6 +190,7 @@ class ExportParams:
     dates: api.Dates = field(default_factory=api.Dates)
     force: bool = False
     workers: int = 2
+    warehouse: str = ""     # recorded in every file: a directory holds one warehouse's files
 
 
 @dataclass
@@ -225,13 +235,15 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
             stamps[table] = stored_stamps(conn, table, params.dates)
             days = list(stamps[table])
             todo = set(days) if params.force else set()
-            for day in [] if params.force else days:
-                path = _path(params, table, day)
-                if not path.exists():
-                    todo.add(day)
-                elif file_stamp(path) != stamps[table][day].encode():
+            for path in sorted((params.directory / table).glob("*.parquet")):
+                stamp, owner = file_record(path)
+                if owner is not None and params.warehouse and owner != params.warehouse:
+                    raise _mixed(params, path, owner)
+                day = _day_of(path)
+                if day in stamps[table] and not params.force and stamp != stamps[table][day].encode():
                     todo.add(day)
                     stats.changed += 1
+            todo |= {d for d in days if not _path(params, table, d).exists()}
             stats.skipped = len(days) - len(todo)
             jobs += [(table, run) for run in batches(days, todo)]
     stored = sum(len(found) for found in stamps.values())
@@ -248,7 +260,8 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
             connections.append(local.conn)
         rows = READERS[table](local.conn, api.Dates(days[0], days[-1]))
         for day, part in by_date(rows, days):
-            written[table].add(part.num_rows, write_parquet(part, _path(params, table, day), stamps[table][day]))
+            written[table].add(part.num_rows, write_parquet(part, _path(params, table, day), stamps[table][day],
+                                                            params.warehouse))
         return len(days)
 
     bar = progress or NullProgress()
@@ -273,6 +286,21 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
                                                      "file" if changed else "")
                        + (f"; {skipped} already there" if skipped else ""))
     return result
+
+
+def _day_of(path: Path) -> date | None:
+    try:
+        return date.fromisoformat(path.stem)
+    except ValueError:     # a file of another name: not one of the export's
+        return None
+
+
+def _mixed(params: ExportParams, path: Path, owner: str) -> UsageError:
+    """A directory holding another warehouse's files (a sandbox's beside a real one's): rewriting some of
+    its dates would leave the rest, and every glob over it would read two warehouses as one."""
+    return UsageError(f"{params.directory} holds files exported from another warehouse ({owner}; e.g. {path.name} "
+                      f"of {path.parent.name}); this is {params.warehouse}: nothing was written",
+                      hint="export into a directory of its own (--to DIR), or move that warehouse's files away")
 
 
 def _nothing_stored(params: ExportParams) -> str:
@@ -310,7 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "them) and options_chains to Parquet, one zstd file per table and New York date with its "
                    "symbol and date columns: DIR/<table>/<YYYY-MM-DD>.parquet. Only dates without a file, or whose "
                    "rows changed since their file was written (recomputed, reloaded, deleted), are written "
-                   "(--force rewrites them all); pandas, polars and DuckDB read a table by its glob.",
+                   "(--force rewrites them all); pandas, polars and DuckDB read a table by its glob. A directory "
+                   "holding another warehouse's files (a sandbox's) is refused, exit 2.",
                    EXAMPLES)
     p.add_argument("--to", type=_directory, default=DEFAULT_DIR, metavar="DIR", help="where the files go")
     p.add_argument("--tables", type=_tables, default=list(TABLES), metavar="T1,T2",
@@ -324,7 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = cli.settings_for(args)
     dates = api.Dates.of(args.date, args.start_date, args.end_date)
     result = export(settings.require_database_url(),
-                    ExportParams(args.to, args.tables, dates, args.force, args.workers),
+                    ExportParams(args.to, args.tables, dates, args.force, args.workers,
+                                 warehouse.of(settings).describe()),
                     for_terminal(args.quiet or args.json))
     return cli.finish(args, result)
 

@@ -355,6 +355,35 @@ def test_export_writes_again_the_dates_whose_rows_changed_since_their_file(
     assert fourth["ohlcv"]["files"] == fourth["daily_snapshots"]["files"] == 0
 
 
+def test_export_refuses_a_directory_holding_another_warehouses_files(
+        url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sandbox's export and a real warehouse's in one directory would read as one data set: each file
+    records its warehouse, and an export into a directory with another's files writes nothing."""
+    import pyarrow.parquet as pq
+
+    from kapman.console import main
+
+    export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv")
+    path = tmp_path / "ohlcv" / f"{DAYS[4]}.parquet"
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    here = pq.read_metadata(path).metadata[b"kapman.warehouse"].decode()
+    assert here.startswith(f"{params['dbname']}@{params['host']}:{params.get('port') or 5432} (")
+    table = pq.read_table(path)
+    other = "kapman_sandbox@127.0.0.1:5432 (sandbox)"
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, b"kapman.warehouse": other.encode()}),
+                   path)
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ohlcv").iterdir()}
+    path.with_name(f"{DAYS[5]}.parquet").unlink()       # a date to write: still nothing is
+    for force in ([], ["--force"]):
+        code = main(["export", "--to", str(tmp_path), "--tables", "ohlcv", *force, "--db-url", url])
+        err = capsys.readouterr().err.splitlines()
+        assert code == 2 and err[0] == (f"error: {tmp_path} holds files exported from another warehouse ({other}; "
+                                        f"e.g. {path.name} of ohlcv); this is {here}: nothing was written")
+        assert err[1] == ("hint: export into a directory of its own (--to DIR), or move that warehouse's files away")
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ohlcv").iterdir()}
+    assert after == {n: m for n, m in before.items() if n != f"{DAYS[5]}.parquet"}
+
+
 def test_export_of_dates_that_hold_nothing_is_nothing_to_do(url: str, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     """It was 'ok', 0 files, exit 0, for a weekend or a range past the data, as if written."""
