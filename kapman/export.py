@@ -300,7 +300,8 @@ def _mixed(params: ExportParams, path: Path, owner: str) -> UsageError:
     its dates would leave the rest, and every glob over it would read two warehouses as one."""
     return UsageError(f"{params.directory} holds files exported from another warehouse ({owner}; e.g. {path.name} "
                       f"of {path.parent.name}); this is {params.warehouse}: nothing was written",
-                      hint="export into a directory of its own (--to DIR), or move that warehouse's files away")
+                      hint="export into a directory of its own (--to DIR), or move that warehouse's files away; if "
+                           "it is this warehouse under another host name, set KAPMAN_WAREHOUSE to its name")
 
 
 def _nothing_stored(params: ExportParams) -> str:

@@ -379,7 +379,8 @@ def test_export_refuses_a_directory_holding_another_warehouses_files(
         err = capsys.readouterr().err.splitlines()
         assert code == 2 and err[0] == (f"error: {tmp_path} holds files exported from another warehouse ({other}; "
                                         f"e.g. {path.name} of ohlcv); this is {here}: nothing was written")
-        assert err[1] == ("hint: export into a directory of its own (--to DIR), or move that warehouse's files away")
+        assert err[1] == ("hint: export into a directory of its own (--to DIR), or move that warehouse's files away; "
+                          "if it is this warehouse under another host name, set KAPMAN_WAREHOUSE to its name")
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ohlcv").iterdir()}
     assert after == {n: m for n, m in before.items() if n != f"{DAYS[5]}.parquet"}
 
