@@ -18,7 +18,7 @@ are left blank: option snapshots, for one, cannot be taken for the past.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
@@ -37,7 +37,7 @@ DATASETS = ("OHLCV", "option snapshots", "A2", "A3")
 #: The runbook step that fills each data set's gaps.
 MENDED_BY = {"OHLCV": f"{registry.command('ohlcv')} backfill --start D1 --end D2",
              "option snapshots": "not fetchable again for past days (snapshots are taken live)",
-             "A2": f"{registry.command('a2')} --start-date D1 --end-date D2",
+             "A2": f"{registry.command('a2')} --start-date D1 --end-date D2 (the whole window: --history)",
              "A3": f"{registry.command('a3')} --start-date D1 --end-date D2"}
 
 _COUNTS = {
@@ -68,6 +68,9 @@ class Coverage:
     counts: dict[str, list[int]]
     #: data set -> what a full day holds, per day
     expected: dict[str, list[int]]
+    #: data set -> the day it is owed from, where that is not its first day with data (A2 while the
+    #: indicator history is owed: the first day with bars, as status and the nightly count it)
+    owed_from: dict[str, date] = field(default_factory=dict)
 
     def share(self, dataset: str) -> list[float]:
         return [min(1.0, n / e) if e else 0.0 for n, e in zip(self.counts[dataset], self.expected[dataset],
@@ -98,7 +101,17 @@ def coverage(conn: psycopg.Connection, today: date | None = None) -> Coverage:
               "A2": [a2.get(d, 0) for d in days], "A3": [a3.get(d, 0) for d in days]}
     expected = {"OHLCV": [universe] * len(days), "option snapshots": [watched] * len(days),
                 "A2": counts["OHLCV"], "A3": [watched] * len(days)}
-    return Coverage(days, counts, expected)
+    return Coverage(days, counts, expected, _owed_from(conn, days, ohlcv, a2))
+
+
+def _owed_from(conn: psycopg.Connection, days: list[date], ohlcv: dict[date, int],
+               a2: dict[date, int]) -> dict[str, date]:
+    """A2 is owed from the window's first day with bars while the indicator history is owed (asked
+    for, or no A2 at all: ``inventory.a2_first``), not from its own first day."""
+    barred = [d for d in days if ohlcv.get(d)]
+    if barred and (not any(a2.get(d) for d in days) or inventory.a2_history_asked(conn)):
+        return {"A2": barred[0]}
+    return {}
 
 
 @dataclass(frozen=True)
@@ -114,12 +127,19 @@ def first_covered(share: list[float]) -> int | None:
     return next((n for n, v in enumerate(share) if v > 0), None)
 
 
+def first_owed(cov: Coverage, name: str) -> int | None:
+    """Index of the day a data set is counted from: its first day with data, or the day it is owed from."""
+    covered = first_covered(cov.share(name))
+    owed = cov.days.index(cov.owed_from[name]) if name in cov.owed_from else None
+    return min((i for i in (covered, owed) if i is not None), default=None)
+
+
 def gaps(cov: Coverage) -> list[Gaps]:
-    """Per data set, from its first covered day on: days with nothing, days with part of it."""
+    """Per data set, from the day it is counted from on: days with nothing, days with part of it."""
     out = []
     for name in DATASETS:
         share = cov.share(name)
-        first = first_covered(share)
+        first = first_owed(cov, name)
         if first is None:
             out.append(Gaps(name, None, [], []))
             continue
@@ -146,7 +166,7 @@ def heatmap(cov: Coverage) -> Figure:
     z = []
     for name in DATASETS:
         share = cov.share(name)
-        first = first_covered(share)
+        first = first_owed(cov, name)
         first = len(share) if first is None else first
         z.append([None] * first + [round(100 * v, 1) for v in share[first:]])
     text = [[f"{n} of {e}" for n, e in zip(cov.counts[name], cov.expected[name], strict=True)] for name in DATASETS]
@@ -183,7 +203,8 @@ def render(cov: Coverage, plotly_src: str | None = None) -> str:
             f"({cov.days[0] if cov.days else '-'} .. {cov.days[-1] if cov.days else '-'}, "
             "by the warehouse's clock)</div>"
             + page.chart("coverage", heatmap(cov))
-            + "<h2>Gaps (from each data set's first day)</h2>"
+            + "<h2>Gaps (from each data set's first day; A2 from the first day with bars while the indicator "
+              "history is owed)</h2>"
             + page.table(["data set", "covered", "missing trading days", "partial days"], _gap_rows(found, cov))
             + f"<h2>Mending a gap</h2><ul>{mend}</ul>")
     return page.document("Warehouse coverage - KapMan", body, plotly_src=plotly_src)

@@ -176,6 +176,29 @@ def test_warehouse_lists_the_gaps_of_the_retention_window(url: str, tmp_path: Pa
     assert (tmp_path / report_page.plotly_file_name()).is_file()
 
 
+def test_warehouse_counts_a2_as_status_does_once_the_history_is_owed(url: str, tmp_path: Path) -> None:
+    """Once the indicator history was asked for, A2 is owed from the first day with bars: the page's
+    gaps and status's a2 check name the same dates (the page had counted from A2's first day, 0 missing)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        run = conn.execute("INSERT INTO ingest_runs (run_id, job, started_at, finished_at, status, args) VALUES "
+                           "(gen_random_uuid(), 'a2', now(), now(), 'failed', '{\"history\": true}') "
+                           "RETURNING run_id").fetchone()[0]  # type: ignore[index]
+        try:
+            proc = cli("scripts.report", url, "--warehouse", "--out", str(tmp_path / "w.html"), "--json")
+            state = cli("scripts.status", url, "--json")
+        finally:
+            conn.execute("DELETE FROM ingest_runs WHERE run_id = %s", (run,))
+        first_a2 = conn.execute("SELECT min((time AT TIME ZONE 'America/New_York')::date) FROM daily_snapshots "
+                                "WHERE technical_indicators_json IS NOT NULL").fetchone()[0]  # type: ignore[index]
+    assert proc.returncode == 0, proc.stderr
+    owed = [d for d in DAYS if d < first_a2]
+    assert len(owed) == 35 and json.loads(proc.stdout)["gaps"]["A2"] == len(owed)
+    a2 = next(c for c in json.loads(state.stdout)["checks"] if c["area"] == "a2")
+    assert a2["verdict"] == "WARN" and a2["details"]["missing"] == [str(d) for d in owed]
+    page = (tmp_path / "w.html").read_text()
+    assert f"{owed[0]} .. {owed[-1]} ({len(owed)})" in page.split("Gaps")[1]
+
+
 def test_warehouse_of_an_empty_warehouse_says_nothing_is_stored_not_zero_missing(fresh_db: str,
                                                                                  tmp_path: Path) -> None:
     proc = cli("scripts.report", fresh_db, "--warehouse", "--out", str(tmp_path / "w.html"))
