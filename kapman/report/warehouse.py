@@ -99,19 +99,26 @@ def coverage(conn: psycopg.Connection, today: date | None = None) -> Coverage:
     universe = int(statistics.median(ohlcv.values())) if ohlcv else 0
     counts = {"OHLCV": [ohlcv.get(d, 0) for d in days], "option snapshots": [options.get(d, 0) for d in days],
               "A2": [a2.get(d, 0) for d in days], "A3": [a3.get(d, 0) for d in days]}
+    # A2 is computed from a day's bars and A3 from its snapshot: a day without them owes neither
+    # (the OHLCV and snapshot rows show that gap), as status counts them
     expected = {"OHLCV": [universe] * len(days), "option snapshots": [watched] * len(days),
-                "A2": counts["OHLCV"], "A3": [watched] * len(days)}
-    return Coverage(days, counts, expected, _owed_from(conn, days, ohlcv, a2))
+                "A2": counts["OHLCV"], "A3": [watched if n else 0 for n in counts["option snapshots"]]}
+    return Coverage(days, counts, expected, _owed_from(conn, days, ohlcv, a2, options))
 
 
-def _owed_from(conn: psycopg.Connection, days: list[date], ohlcv: dict[date, int],
-               a2: dict[date, int]) -> dict[str, date]:
-    """A2 is owed from the window's first day with bars while the indicator history is owed (asked
-    for, or no A2 at all: ``inventory.a2_first``), not from its own first day."""
+def _owed_from(conn: psycopg.Connection, days: list[date], ohlcv: dict[date, int], a2: dict[date, int],
+               options: dict[date, int]) -> dict[str, date]:
+    """Where A2 and A3 are owed from when that precedes their own first day, as status counts them:
+    A2 from the window's first day with bars while the indicator history is owed (asked for, or no
+    A2 at all: ``inventory.a2_first``); A3 from the first day with a snapshot (``a3_missing``)."""
+    owed = {}
     barred = [d for d in days if ohlcv.get(d)]
     if barred and (not any(a2.get(d) for d in days) or inventory.a2_history_asked(conn)):
-        return {"A2": barred[0]}
-    return {}
+        owed["A2"] = barred[0]
+    snapped = [d for d in days if options.get(d)]
+    if snapped:
+        owed["A3"] = snapped[0]
+    return owed
 
 
 @dataclass(frozen=True)
@@ -143,9 +150,11 @@ def gaps(cov: Coverage) -> list[Gaps]:
         if first is None:
             out.append(Gaps(name, None, [], []))
             continue
-        tail = list(zip(cov.days[first:], share[first:], strict=True))
-        out.append(Gaps(name, cov.days[first], ranges(cov.days, [d for d, s in tail if s == 0]),
-                        ranges(cov.days, [d for d, s in tail if 0 < s < PARTIAL_BELOW])))
+        # a day that owes nothing (A2 without bars, A3 without a snapshot) is no gap
+        tail = [(d, v) for d, v, e in zip(cov.days[first:], share[first:], cov.expected[name][first:], strict=True)
+                if e]
+        out.append(Gaps(name, cov.days[first], ranges(cov.days, [d for d, v in tail if v == 0]),
+                        ranges(cov.days, [d for d, v in tail if 0 < v < PARTIAL_BELOW])))
     return out
 
 
@@ -163,12 +172,15 @@ def ranges(calendar: list[date], selected: list[date]) -> list[tuple[date, date,
 
 def heatmap(cov: Coverage) -> Figure:
     x = [d.isoformat() for d in cov.days]
-    z = []
+    z: list[list[float | None]] = []
     for name in DATASETS:
         share = cov.share(name)
         first = first_owed(cov, name)
         first = len(share) if first is None else first
-        z.append([None] * first + [round(100 * v, 1) for v in share[first:]])
+        row: list[float | None] = [None] * first
+        row += [round(100 * v, 1) if e else None     # blank: the day owes nothing
+                for v, e in zip(share[first:], cov.expected[name][first:], strict=True)]
+        z.append(row)
     text = [[f"{n} of {e}" for n, e in zip(cov.counts[name], cov.expected[name], strict=True)] for name in DATASETS]
     trace = {"type": "heatmap", "x": x, "y": list(DATASETS), "z": z, "zmin": 0, "zmax": 100, "text": text,
              "xgap": 1, "ygap": 3, "colorscale": [[0, "#ef4444"], [0.5, "#facc15"], [1, "#22c55e"]],
@@ -204,7 +216,7 @@ def render(cov: Coverage, plotly_src: str | None = None) -> str:
             "by the warehouse's clock)</div>"
             + page.chart("coverage", heatmap(cov))
             + "<h2>Gaps (from each data set's first day; A2 from the first day with bars while the indicator "
-              "history is owed)</h2>"
+              "history is owed, A3 from the first snapshot; a day without bars or a snapshot owes no A2 or A3)</h2>"
             + page.table(["data set", "covered", "missing trading days", "partial days"], _gap_rows(found, cov))
             + f"<h2>Mending a gap</h2><ul>{mend}</ul>")
     return page.document("Warehouse coverage - KapMan", body, plotly_src=plotly_src)

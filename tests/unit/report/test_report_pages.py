@@ -50,16 +50,32 @@ def test_coverage_gaps_are_ranges_of_trading_days_from_each_sets_first_day() -> 
     days = list(trading_days(date(2025, 11, 24), date(2025, 12, 5)))   # Thanksgiving 27 Nov is not a day
     assert date(2025, 11, 27) not in days
     ohlcv = [10, 10, 0, 0, 10, 10, 10, 7, 10]    # 26 and 28 Nov missing, 4 Dec partial
+    a2 = [10, 10, 0, 0, 10, 0, 10, 7, 10]        # and A2 lacks 2 Dec
     a3 = [0, 0, 0, 0, 0, 0, 2, 2, 0]
-    cov = warehouse.Coverage(days, {"OHLCV": ohlcv, "option snapshots": [0] * 9, "A2": ohlcv, "A3": a3},
+    cov = warehouse.Coverage(days, {"OHLCV": ohlcv, "option snapshots": [0] * 9, "A2": a2, "A3": a3},
                              {"OHLCV": [10] * 9, "option snapshots": [2] * 9, "A2": ohlcv, "A3": [2] * 9})
     found = {g.dataset: g for g in warehouse.gaps(cov)}
     assert found["OHLCV"].first == date(2025, 11, 24)
     assert found["OHLCV"].missing == [(date(2025, 11, 26), date(2025, 11, 28), 2)]
     assert found["OHLCV"].partial == [(date(2025, 12, 4), date(2025, 12, 4), 1)]
-    assert found["A2"].missing == [(date(2025, 11, 26), date(2025, 11, 28), 2)] and found["A2"].partial == []
+    # a day without bars owes no A2 (the OHLCV row lists it), as status counts A2
+    assert found["A2"].missing == [(date(2025, 12, 2), date(2025, 12, 2), 1)] and found["A2"].partial == []
     assert found["A3"].first == date(2025, 12, 3) and found["A3"].missing == [(date(2025, 12, 5), date(2025, 12, 5), 1)]
     assert found["option snapshots"].first is None
     page = warehouse.render(cov)
     assert "2025-11-26 .. 2025-11-28 (2)" in page and "no data in the window" in page
     assert page == warehouse.render(cov)
+
+
+def test_a3_is_owed_on_days_with_a_snapshot_from_the_first_one() -> None:
+    """As status counts A3: a snapshot day before A3's first day is owed; a day without a snapshot is not."""
+    days = list(trading_days(date(2025, 12, 1), date(2025, 12, 5)))
+    snapshots, a3 = [2, 2, 0, 2, 2], [0, 0, 0, 2, 0]
+    cov = warehouse.Coverage(days, {"OHLCV": [10] * 5, "option snapshots": snapshots, "A2": [10] * 5, "A3": a3},
+                             {"OHLCV": [10] * 5, "option snapshots": [2] * 5, "A2": [10] * 5,
+                              "A3": [2 if n else 0 for n in snapshots]}, {"A3": days[0]})
+    found = {g.dataset: g for g in warehouse.gaps(cov)}
+    assert found["A3"].first == days[0]
+    assert found["A3"].missing == [(days[0], days[1], 2), (days[4], days[4], 1)]
+    z = warehouse.heatmap(cov)["data"][0]["z"][3]
+    assert z == [0.0, 0.0, None, 100.0, 0.0]
