@@ -63,7 +63,9 @@ SELECT coalesce((SELECT symbol FROM public.tickers WHERE symbol = :'SYMBOL'), up
 
 -- One line, as scripts.status's A2 area: OK when every date with bars of the retention window
 -- ending NOW has one A2 row per bar, from the first date A2 was computed for (older dates are a
--- backfill, not a gap); WARN names the first date short of that and the command.
+-- backfill, not a gap), or from the window's first date with bars once the indicator history was
+-- asked for (an A2 run with --history in ingest_runs); WARN names the first date short of that
+-- and the command.
 \echo
 \echo '== verdict =='
 WITH retention AS (
@@ -83,7 +85,10 @@ WITH retention AS (
            min(b.date) FILTER (WHERE a2.n < b.n)    AS first_partial,
            count(*) FILTER (WHERE a2.n IS NULL)     AS missing
       FROM bars AS b LEFT JOIN a2 ON a2.date = b.date
-     WHERE b.date >= (SELECT coalesce(min(date), 'infinity') FROM a2)
+     WHERE b.date >= CASE WHEN EXISTS (SELECT 1 FROM public.ingest_runs
+                                        WHERE job = 'a2' AND args->>'history' = 'true')
+                          THEN (SELECT min(date) FROM bars)
+                          ELSE (SELECT coalesce(min(date), 'infinity') FROM a2) END
 )
 SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM bars) THEN 'WARN'
             WHEN NOT EXISTS (SELECT 1 FROM a2) OR short.first_missing IS NOT NULL OR short.first_partial IS NOT NULL

@@ -313,6 +313,22 @@ def test_daily_snapshots_dashboard_on_hydrated_database(url: str) -> None:
     assert '"rvol": ' in section(out, "price_metrics_json for AAPL")
 
 
+def test_daily_snapshots_verdict_owes_the_history_once_asked_as_status_does(fresh_db: str) -> None:
+    """An A2 history asked for and not finished: status owes every earlier date with bars, and so does the
+    dashboard's verdict (it had counted from A2's first date: OK)."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        hydrate(conn)
+        conn.execute("UPDATE lifecycle_clock SET mode = 'frozen', frozen_at = '2025-12-19 21:05+00'")
+        conn.execute("INSERT INTO ingest_runs (run_id, job, started_at, finished_at, status, args) VALUES "
+                     "(gen_random_uuid(), 'a2', now(), now(), 'failed', '{\"history\": true}')")
+        report = status.report(conn, with_archive=False)
+    missing = report.check("a2").details["missing"]
+    assert report.check("a2").verdict.name == "WARN" and len(missing) == 35
+    assert table(run(fresh_db, "daily_snapshots_dashboard.sql"), "verdict")[0] == {
+        "verdict": "WARN", "reason": f"{len(missing)} dates with bars and no A2 from {missing[0]}: python -m "
+                                     "scripts.nightly"}
+
+
 def test_daily_snapshots_variables_from_the_command_line_win(url: str) -> None:
     out = run(url, "daily_snapshots_dashboard.sql", "DAYS_BACK=3", "SYMBOL=msft")
     dates = [d["date"] for d in table(out, "A2 coverage per date")]
