@@ -380,6 +380,8 @@ class _Job:
 
     def run(self) -> None:
         todo = self.result.dates if self.params.force else self._not_complete(self.result.dates)
+        if len(self.extra) > 1:   # parallel writers of new dates: make their chunks first (create_chunks)
+            snapshots.create_chunks(self.conn, [clock.close_of(d) for d in todo])
         self.progress.start(len(todo), "a2 dates", unit="date")   # its ETA: over the dates left
         # Writes go over the extra connections, leaving ``conn`` to this thread's per-window
         # queries; with none, the one connection is shared and each window waits for the last.
