@@ -1,6 +1,6 @@
 -- Dealer metrics dashboard: A3 results in public.daily_snapshots.dealer_metrics_json.
 --
---   psql -X -v ON_ERROR_STOP=1 [-v SNAPSHOT_N=1] [-v DAYS_BACK=10] [-v PAYLOADS=on] -f docs/runbooks/dealer_metrics_dashboard.sql
+--   psql -X -v ON_ERROR_STOP=1 [-v SNAPSHOT_N=1] [-v DAYS_BACK=10] [-v PAYLOADS=on] [-v NOW="$KAPMAN_NOW"] -f docs/runbooks/dealer_metrics_dashboard.sql
 --   docker exec -i kapman-db psql -U kapman -d kapman -v ON_ERROR_STOP=1 -v SNAPSHOT_N=1 < docs/runbooks/dealer_metrics_dashboard.sql
 --
 -- SNAPSHOT_N (default 1): which date the per-symbol sections show: 1 = the latest date with dealer
@@ -9,6 +9,9 @@
 -- DAYS_BACK (default 10): dates listed in the status distribution.
 -- PAYLOADS (default off): on prints three whole dealer_metrics_json documents of the selected date;
 --   off prints one summary line per sample instead.
+-- NOW: KapMan's clock (a date is its 16:00 New York close, or a timestamp; -v NOW="$KAPMAN_NOW"):
+--   the retention window whose snapshot dates the verdict checks ends there; without it, the
+--   database's recorded clock (a sandbox's frozen one), else now().
 -- The date of a row is its New York trading date, (time AT TIME ZONE 'America/New_York')::date.
 -- Payload fields are documented in docs/a3_dealer_metrics.md.
 -- Read-only: it runs on a replica or with default_transaction_read_only=on.
@@ -17,7 +20,12 @@
 \if :{?SNAPSHOT_N} \else \set SNAPSHOT_N 1 \endif
 \if :{?DAYS_BACK} \else \set DAYS_BACK 10 \endif
 \if :{?PAYLOADS} \else \set PAYLOADS off \endif
+\if :{?NOW} \else \set NOW '' \endif
 \pset null '(null)'
+SELECT coalesce((substring(:'NOW' FROM '^\s*(\d{4}-\d{2}-\d{2})\s*$')::date + time '16:00')
+                    AT TIME ZONE 'America/New_York',
+                nullif(:'NOW', '')::timestamptz, public.kapman_now())                           AS "NOW"
+\gset
 -- The dates with dealer metrics, latest first, found by walking back one New York date at a time
 -- along the time index (a handful of index probes instead of a scan of every snapshot row):
 -- selected_date is the SNAPSHOT_N-th of them, selected_from/_to bound its snapshot times (an empty
@@ -51,12 +59,29 @@ SELECT coalesce(nth.date::text, 'none')                                         
 \echo 'Dealer metrics dashboard:' SNAPSHOT_N=:SNAPSHOT_N DAYS_BACK=:DAYS_BACK
 \echo 'Selected date (SNAPSHOT_N):' :selected_date
 
--- One line.  OK: the newest snapshot date has A3 and every active watchlist symbol has a row on the
--- selected date; WARN names what is missing and the command; no snapshots yet is a WARN too.
+-- One line.  OK: every snapshot date of the retention window ending NOW has A3 (as scripts.status's
+-- A3 area counts them) and every active watchlist symbol has a row on the selected date; WARN names
+-- what is missing and the command; no snapshots yet is a WARN too.
 \echo
 \echo '== verdict =='
 WITH newest AS (
     SELECT (max(time) AT TIME ZONE 'America/New_York')::date AS day FROM public.options_chains
+), retention AS (
+    SELECT ((:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date
+            - coalesce((SELECT drop_after FROM public.hypertable_lifecycle WHERE hypertable_name = 'ohlcv'),
+                       interval '730 days'))::date AS start
+), snapshot_days AS (   -- DISTINCT on the leading key column: a skip scan of the time index
+    SELECT DISTINCT (t.time AT TIME ZONE 'America/New_York')::date AS day
+      FROM (SELECT DISTINCT time FROM public.options_chains
+             WHERE time >= ((SELECT start FROM retention) + time '16:00') AT TIME ZONE 'America/New_York'
+                           - interval '1 day') AS t
+), unmet AS (
+    SELECT count(*) AS days, min(s.day) AS first
+      FROM snapshot_days AS s
+     WHERE NOT EXISTS (SELECT 1 FROM public.daily_snapshots AS d
+                        WHERE d.dealer_metrics_json IS NOT NULL
+                          AND d.time >= s.day::timestamp AT TIME ZONE 'America/New_York'
+                          AND d.time < (s.day + 1)::timestamp AT TIME ZONE 'America/New_York')
 ), computed AS (
     SELECT (max(time) AT TIME ZONE 'America/New_York')::date AS day
       FROM public.daily_snapshots WHERE dealer_metrics_json IS NOT NULL
@@ -69,17 +94,21 @@ WITH newest AS (
                         WHERE d.ticker_id = t.id AND d.dealer_metrics_json IS NOT NULL
                           AND d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz)
 )
-SELECT CASE WHEN newest.day IS NULL OR computed.day IS NULL OR computed.day < newest.day OR uncovered.symbols > 0
+SELECT CASE WHEN newest.day IS NULL OR computed.day IS NULL OR computed.day < newest.day OR unmet.days > 0
+                 OR uncovered.symbols > 0
             THEN 'WARN' ELSE 'OK' END                                                       AS verdict,
        CASE WHEN newest.day IS NULL THEN 'no option snapshots to compute from'
             WHEN computed.day IS NULL OR computed.day < newest.day
                 THEN 'the snapshot of ' || newest.day || ' has no dealer metrics: python -m scripts.nightly'
+            WHEN unmet.days > 0
+                THEN unmet.days || ' snapshot dates without dealer metrics from ' || unmet.first
+                     || ': python -m scripts.nightly'
             WHEN uncovered.symbols > 0
                 THEN uncovered.symbols || ' active watchlist symbols without dealer metrics on ' || :'selected_date'
                      || ': python -m scripts.run_a3_dealer_metrics --date ' || :'selected_date'
             ELSE 'dealer metrics for the newest snapshot (' || newest.day || ') and every watchlist symbol' END
                                                                                             AS reason
-  FROM newest, computed, uncovered;
+  FROM newest, computed, unmet, uncovered;
 
 -- One line per date, latest first.  Look for: FULL for liquid names; LIMITED for thin chains;
 -- INVALID mostly no_snapshot (options not ingested that day).  other counts statuses that are

@@ -12,9 +12,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from kapman.clock import close_of
 from kapman.ops import status
 from tests.support import database
-from tests.support.hydrate import GAP, HOLIDAY, UNRESOLVED, Hydrated, hydrate
+from tests.support.hydrate import DAYS, GAP, HOLIDAY, UNRESOLVED, Hydrated, hydrate
 
 pytestmark = pytest.mark.integration
 
@@ -361,6 +362,20 @@ def test_the_dashboards_verdicts_match_status_by_the_same_clock(fresh_db: str) -
 
 
 # --- dealer metrics -------------------------------------------------------------------------------
+
+def test_dealer_metrics_verdict_owes_every_snapshot_date_as_status_does(fresh_db: str) -> None:
+    """An older snapshot date without A3 while the newest has it: status's a3 area WARNs, and so does the
+    dashboard (it had looked at the newest snapshot and the selected date only: OK)."""
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        hydrate(conn)
+        conn.execute("UPDATE lifecycle_clock SET mode = 'frozen', frozen_at = '2025-12-19 21:05+00'")
+        conn.execute("UPDATE daily_snapshots SET dealer_metrics_json = NULL WHERE time = %s", (close_of(DAYS[-2]),))
+        report = status.report(conn, with_archive=False)
+    assert report.check("a3").verdict.name == "WARN" and report.check("a3").details["missing"] == [DAYS[-2]]
+    assert table(run(fresh_db, "dealer_metrics_dashboard.sql"), "verdict")[0] == {
+        "verdict": "WARN", "reason": f"1 snapshot dates without dealer metrics from {DAYS[-2]}: python -m "
+                                     "scripts.nightly"}
+
 
 def test_dealer_metrics_dashboard_on_hydrated_database(url: str) -> None:
     out = run(url, "dealer_metrics_dashboard.sql")
