@@ -41,8 +41,10 @@ def members(conn: psycopg.Connection, name: str) -> list[str]:
 
 
 def report_name(sym: str) -> str:
-    """A file name for the symbol's page; symbols like BRK.B keep their dot."""
-    return "".join(c if c.isalnum() or c in ".-_" else "_" for c in sym) + ".html"
+    """A file name for the symbol's page, distinct for every symbol even on a case-insensitive file
+    system: a lower-case letter is marked with a ``_`` before it (``AAp`` is ``AA_p.html``, beside
+    ``AAP.html``); an index's ``I:`` is ``I-``; symbols like BRK.B keep their dot."""
+    return "".join(f"_{c}" if c.islower() else c if c.isalnum() or c in ".-" else "-" for c in sym) + ".html"
 
 
 def _cell(text: str, key: object | None) -> tuple[str, object | None]:

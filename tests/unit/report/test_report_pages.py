@@ -43,7 +43,17 @@ def test_a_limited_or_invalid_day_says_so_on_the_page() -> None:
 
 
 def test_report_file_names_keep_share_classes_readable() -> None:
-    assert report_name("BRK.B") == "BRK.B.html" and report_name("A/B C") == "A_B_C.html"
+    assert report_name("BRK.B") == "BRK.B.html" and report_name("I:SPX") == "I-SPX.html"
+
+
+def test_report_file_names_differ_on_a_case_insensitive_file_system() -> None:
+    """AAp (a preferred share) and AAP are two companies: their pages must not overwrite each other where
+    the file system ignores case (macOS, Windows)."""
+    symbols = ["AAP", "AAp", "Ap", "I:P", "IP", "Ip", "BRK.B", "BRK.b"]
+    names = [report_name(s) for s in symbols]
+    assert names[:3] == ["AAP.html", "AA_p.html", "A_p.html"]
+    assert len({n.lower() for n in names}) == len(symbols)
+    assert len({report_name(f"{s}-2025-12-19").lower() for s in symbols}) == len(symbols)
 
 
 def test_coverage_gaps_are_ranges_of_trading_days_from_each_sets_first_day() -> None:
