@@ -67,9 +67,10 @@ def chunks(conn: psycopg.Connection, table: str) -> list[Chunk]:
     return [Chunk(*r) for r in rows]
 
 
-def covering(found: Sequence[Chunk], day: date) -> int | None:
-    """Index in ``found`` (``chunks``, in time order) of the chunk that covers ``day``, or None."""
-    i = bisect.bisect_right([c.start for c in found], day) - 1
+def covering(found: Sequence[Chunk], starts: Sequence[date], day: date) -> int | None:
+    """Index in ``found`` (``chunks``, in time order; ``starts`` their first days) of the chunk that
+    covers ``day``, or None."""
+    i = bisect.bisect_right(starts, day) - 1
     return i if i >= 0 and day < found[i].end else None
 
 
@@ -79,10 +80,11 @@ def days_without_rows(conn: psycopg.Connection, table: str, column: str, days: S
     One statement: per chunk, one probe per day of it (``LIMIT 1`` keeps each probe a nested loop
     that stops at the first row, never a hashed scan of the chunk)."""
     found = chunks(conn, table)
+    starts = [c.start for c in found]
     by_chunk: dict[int, list[date]] = {}
     missing: list[date] = []
     for day in sorted(set(days)):
-        i = covering(found, day)
+        i = covering(found, starts, day)
         if i is not None:
             by_chunk.setdefault(i, []).append(day)
         else:

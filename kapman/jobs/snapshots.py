@@ -51,7 +51,8 @@ def create_chunks(conn: psycopg.Connection, times: Sequence[datetime]) -> int:
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         return 0
     found = chunks.chunks(conn, "daily_snapshots")
-    missing = sorted({t for t in times if chunks.covering(found, t.astimezone(UTC).date()) is None})
+    starts = [c.start for c in found]
+    missing = sorted({t for t in times if chunks.covering(found, starts, t.astimezone(UTC).date()) is None})
     if missing:
         with conn.transaction():
             conn.execute("INSERT INTO public.daily_snapshots (time, ticker_id) SELECT t, %s "

@@ -29,7 +29,7 @@ def test_only_the_missing_chunks_are_made_and_no_row_is_left(fresh_db: str) -> N
         rows = conn.execute("SELECT ticker_id FROM daily_snapshots").fetchall()
         again = snapshots.create_chunks(conn, [close_of(d) for d in DATES])
     assert made == 4                 # every time outside the one chunk there was
-    assert len(after) == 3 and all(chunks.covering(after, d) is not None for d in DATES)
+    assert len(after) == 3 and all(chunks.covering(after, [c.start for c in after], d) is not None for d in DATES)
     assert rows == [(real,)] and again == 0
 
 
