@@ -9,8 +9,8 @@ whose rows changed since (recomputed, reloaded, deleted), and reads nothing else
 rewrites every date).  Each file also records its warehouse (``kapman.archive.warehouse``): a
 directory holding another warehouse's files is refused, as a glob over it would read both as one.
 Each file is written beside its final name and renamed into place, so an interrupted run leaves
-no half file.  zstd, with the float columns byte-stream-split (about 590
-bytes a row of flattened A2 where plain zstd gives about 700).
+no half file.  zstd, with the float columns byte-stream-split (about 590 bytes a row of flattened
+A2 where plain zstd gives about 700).
 """
 
 from __future__ import annotations
@@ -235,15 +235,19 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
             stamps[table] = stored_stamps(conn, table, params.dates)
             days = list(stamps[table])
             todo = set(days) if params.force else set()
+            present: set[date] = set()
             for path in sorted((params.directory / table).glob("*.parquet")):
                 stamp, owner = file_record(path)
                 if owner is not None and params.warehouse and owner != params.warehouse:
                     raise _mixed(params, path, owner)
                 day = _day_of(path)
+                if day is None:
+                    continue
+                present.add(day)
                 if day in stamps[table] and not params.force and stamp != stamps[table][day].encode():
                     todo.add(day)
                     stats.changed += 1
-            todo |= {d for d in days if not _path(params, table, d).exists()}
+            todo |= set(days) - present    # the directory was just listed: no look per date
             stats.skipped = len(days) - len(todo)
             jobs += [(table, run) for run in batches(days, todo)]
     stored = sum(len(found) for found in stamps.values())
@@ -289,10 +293,12 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
 
 
 def _day_of(path: Path) -> date | None:
+    """The date of an export's file (``YYYY-MM-DD.parquet``, as ``_path`` names it); None for another name."""
     try:
-        return date.fromisoformat(path.stem)
-    except ValueError:     # a file of another name: not one of the export's
+        day = date.fromisoformat(path.stem)
+    except ValueError:
         return None
+    return day if day.isoformat() == path.stem else None   # fromisoformat also takes 20251219
 
 
 def _mixed(params: ExportParams, path: Path, owner: str) -> UsageError:

@@ -293,8 +293,10 @@ def test_export_writes_only_the_dates_not_yet_exported(url: str, tmp_path: Path,
     untouched = tmp_path / "ohlcv" / f"{DAYS[6]}.parquet"
     before = untouched.stat().st_mtime_ns
     missing.unlink()
+    # a file of another name for that day (fromisoformat also reads 20251209) is not its file
+    (tmp_path / "ohlcv" / f"{DAYS[5]:%Y%m%d}.parquet").write_bytes(untouched.read_bytes())
     third = export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv")
-    assert third["ohlcv"]["files"] == 1 and missing.exists()
+    assert third["ohlcv"]["files"] == 1 and third["ohlcv"]["changed"] == 0 and missing.exists()
     assert untouched.stat().st_mtime_ns == before
     forced = export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv", "--date", str(DAYS[6]), "--force")
     assert forced["ohlcv"]["files"] == 1 and untouched.stat().st_mtime_ns != before
