@@ -109,6 +109,8 @@ STEPS: tuple[Step, ...] = (
     Step("nightly", "everything due by the clock and the NYSE calendar, in order", "scripts.nightly", "steps",
          "kapman.ops.nightly"),
     Step("status", "OK / WARN / FAIL per area, and the command that mends it", "scripts.status"),
+    Step("migrate", "pending migrations applied in place, every row kept", "scripts.db.migrate", "migrations",
+         "kapman.ops.migrate"),
     Step("report", "offline HTML pages: a symbol's charts, a watchlist index, warehouse coverage",
          "scripts.report", "symbols", "kapman.report.run", recorded=False),
     Step("show", "a symbol's key values in the terminal", "scripts.show"),

@@ -8,6 +8,7 @@ from kapman import registry
 
 NIGHTLY = registry.mend("nightly")
 REBUILD = registry.mend("rebuild")
+MIGRATE = registry.mend("migrate")
 TICKERS = registry.mend("tickers")
 WATCHLISTS = registry.mend("watchlists")
 OHLCV_BASE = f"{registry.command('ohlcv')} base"

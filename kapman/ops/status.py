@@ -58,7 +58,7 @@ def schema(conn: psycopg.Connection, now: datetime) -> Check:
             + (f" ({lifecycle.Clock('frozen', now).describe()})" if recorded.mode == "frozen" else ""))
     if pending:
         return Check("schema", Verdict.FAIL, f"{text}; not applied: {', '.join(pending)}",
-                     f"{cmd.REBUILD} (a repave: reload the data afterwards)", details)
+                     f"{cmd.MIGRATE} (in place, every row kept)", details)
     if not modes:
         return Check("schema", Verdict.FAIL, f"{text}: hypertable_lifecycle is empty", cmd.REBUILD, details)
     if "policy" in modes.values():
