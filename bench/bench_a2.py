@@ -14,7 +14,9 @@ round and the rounds repeated (medians; every case on the same four connections 
   window's dates are written, the floor is about one date plus one more compute pass plus the
   writes no core is left for: ratio <= 2.0;
 - a history-style range of 40 dates (three windows): its rate in rows per second beside one
-  date's;
+  date's, projected to the retention window; and its CPU, the job's and the rest of the
+  machine's (the server's, where it runs here), whose share alone over the window on every core
+  is the floor no client reaches below with the documents stored as jsonb;
 - one date and the crossing range again with --force (every row exists: staging and a merge
   that finds them unchanged).
 
@@ -42,7 +44,7 @@ import numpy as np
 import psycopg
 
 from bench.bench_a2_kernels import talib_loop
-from bench.common import Figure, memory_figure, print_table, scratch_database
+from bench.common import Figure, cpu_seconds, memory_figure, print_table, scratch_database
 from bench.measure import GIB, load_text, run_command
 from kapman.calendar import trading_days
 from kapman.jobs import a2_local_ta
@@ -110,13 +112,19 @@ def job_figures(conn: psycopg.Connection, extra: list[psycopg.Connection], repea
     timings: dict[str, list[float]] = {k: [] for k in CASES}
     rows: dict[str, int] = {}
     results = []
+    cpu: dict[str, list[float]] = {"job": [], "rest": []}   # the 40 dates' core-seconds: this process, the rest
     for _ in range(repeat):
         for label, (dates, force) in CASES.items():
             if not force:  # new dates: nothing of them is stored yet
                 conn.execute("TRUNCATE public.daily_snapshots")
             else:  # the merge's plan needs the fresh chunks' statistics, which autovacuum fills late
                 conn.execute("ANALYZE public.daily_snapshots")
+            job, machine = cpu_seconds(), cpu_seconds(0)
             r = a2_local_ta.compute(conn, a2_local_ta.A2Params(dates=dates, force=force), extra=extra)
+            if label == "new 40":
+                job, machine = cpu_seconds() - job, cpu_seconds(0) - machine
+                cpu["job"].append(job)
+                cpu["rest"].append(machine - job)
             timings[label].append(r.seconds)
             rows[label] = r.rows_written
             print(f"  {label}: {r.seconds:.2f}s (read {r.read_seconds:.2f}, compute {r.compute_seconds:.2f}, "
@@ -147,9 +155,29 @@ def job_figures(conn: psycopg.Connection, extra: list[psycopg.Connection], repea
         Figure("a2", f"  {len(HISTORY)} new dates, end to end (median)", med["new 40"], "s"),
         Figure("a2", f"  the whole window's history ({WINDOW_DATES} dates), projected at that rate", projected, "s",
                f"<= {HISTORY_TARGET:.0f}", projected <= HISTORY_TARGET),
+        *server_floor(conn, cpu),
         Figure("a2", "one date again with --force (median)", med["force 1"], "s", "<= 10", med["force 1"] <= 10),
         Figure("a2", "5 dates across months again with --force / one date", force, "ratio", "<= 2.0",
                force <= 2.0),
+    ]
+
+
+def server_floor(conn: psycopg.Connection, cpu: dict[str, list[float]]) -> list[Figure]:
+    """Where the 40 dates' CPU went: the job (read, compute, render, encode) and the rest of the machine
+    (the database server: parsing each JSON document into jsonb, the inserts), and what the rest alone
+    takes over the whole window with every core on it: no client can make the history faster than that
+    on this machine with the documents stored as jsonb.  Only where the server runs on this machine."""
+    host = conn.info.host
+    cores = os.cpu_count() or 1
+    if host not in ("127.0.0.1", "::1", "localhost") and not host.startswith("/"):
+        return [Figure("a2", f"  the server's CPU (skipped: the server runs on {host}, not this machine)", None, "s")]
+    job, rest = statistics.median(cpu["job"]), statistics.median(cpu["rest"])
+    return [
+        Figure("a2", f"  {len(HISTORY)} new dates: the job's CPU (median)", job, "core-s"),
+        Figure("a2", f"  {len(HISTORY)} new dates: the rest of the machine's (the server: jsonb, inserts)", rest,
+               "core-s"),
+        Figure("a2", f"  the server's part alone over the window, on all {cores} cores (a floor)",
+               WINDOW_DATES * rest / len(HISTORY) / cores, "s"),
     ]
 
 

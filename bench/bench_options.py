@@ -42,6 +42,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bench.common import cpu_seconds
+
 DEFAULT_ADMIN = "postgresql://kapman:kapman-local-dev@127.0.0.1:5432/postgres"
 API_KEY = "bench-key"
 #: High enough that the shared limiter is never what is measured.
@@ -156,27 +158,12 @@ def _stored_chains(conn: psycopg.Connection, changed: str | None = None) -> list
     ]
 
 
-def _cpu_seconds(pid: int | None = None) -> float:
-    """CPU seconds of a process (this one by default), or of the whole machine for ``pid=0``."""
-    tick = os.sysconf("SC_CLK_TCK")
-    try:
-        if pid == 0:
-            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-            return (sum(fields) - fields[3] - fields[4]) / tick  # minus idle and iowait
-        if pid is None:
-            return time.process_time()
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(stat[11]) + int(stat[12])) / tick
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
 def _cpu_now(server_pid: int | None) -> tuple[float, float, float, float]:
     """CPU seconds so far: this process, its ended children (the worker processes of finished runs:
     the server is still running), the sandbox server, the whole machine."""
     times = os.times()
-    server = _cpu_seconds(server_pid) if server_pid else float("nan")
-    return _cpu_seconds(), times.children_user + times.children_system, server, _cpu_seconds(0)
+    server = cpu_seconds(server_pid) if server_pid else float("nan")
+    return cpu_seconds(), times.children_user + times.children_system, server, cpu_seconds(0)
 
 
 def _measure(

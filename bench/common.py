@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -121,6 +122,22 @@ def memory_figure(bench: str, step: str, mib: float, budget_mib: float | None, w
     at = f", load {load}" if load else ""
     return Figure(bench, f"{step} peak memory ({what}{at})", mib, "MiB",
                   f"< {budget_mib:.0f}" if budget_mib else "", mib < budget_mib if budget_mib else None)
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds of a process (this one, all its threads, by default), or of the whole machine for
+    ``pid=0`` (busy time of every core, from /proc/stat); NaN where /proc cannot tell."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        if pid == 0:
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            return (sum(fields) - fields[3] - fields[4]) / tick  # minus idle and iowait
+        if pid is None:
+            return time.process_time()
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(stat[11]) + int(stat[12])) / tick
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def load_figure(bench: str, when: str) -> Figure:
