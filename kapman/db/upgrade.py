@@ -129,7 +129,7 @@ def _apply(conn: psycopg.Connection, name: str, migrations: list[mig.Migration],
     with conn.transaction():
         conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_WAIT)))
         mig.apply_pending(conn, migrations)
-        report = validate(conn, server_info(conn), expect_empty=False)   # its data stays
+        report = validate(conn, server_info(conn), expect_empty=False)   # its data and clock stay
         if not report.ok:
             failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failures)
             raise ValidationFailed(f"after the migrations the schema breaks an invariant ({failed}); "

@@ -167,3 +167,16 @@ def test_on_compressed_chunks_the_upgrade_keeps_them_compressed_and_whole(
         states = conn.execute("SELECT hypertable_name, is_compressed FROM timescaledb_information.chunks "
                               "WHERE hypertable_name IN ('daily_snapshots', 'options_chains') ORDER BY 1").fetchall()
     assert states == [("daily_snapshots", True), ("options_chains", True)]
+
+
+def test_a_sandbox_warehouse_keeps_its_frozen_clock_whatever_the_shell_runs_on(
+        built_at: Callable[[list[Migration]], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clock a warehouse recorded is its own: an upgrade from a shell on real time neither fails
+    the rebuild's clock check (which asks a new database for the shell's clock) nor changes it."""
+    every = discover(MIGRATIONS_DIR)
+    monkeypatch.setenv("KAPMAN_NOW", AT.isoformat())
+    url = built_at(every[:-1])
+    monkeypatch.delenv("KAPMAN_NOW")
+    assert [m.version for m in upgrade.upgrade(url, every).applied] == [every[-1].version]
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT mode, frozen_at FROM public.lifecycle_clock").fetchall() == [("frozen", AT)]
