@@ -74,13 +74,13 @@ def check_server(info: ServerInfo) -> None:
 
 
 def hold_rebuild_lock(admin: psycopg.Connection, name: str) -> None:
-    """One rebuild per database at a time: a session-level advisory lock on the maintenance
-    database, keyed by the name, held until ``admin`` closes."""
+    """One rebuild or upgrade (``kapman.db.upgrade``) per database at a time: a session-level advisory
+    lock on the maintenance database, keyed by the name, held until ``admin`` closes."""
     got = admin.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
                         (f"kapman:rebuild:{name}",)).fetchone()
     if not got or not got[0]:
-        raise RebuildInProgress(f"a rebuild of database {name} is already running in another session",
-                                hint="wait for it to finish; it leaves the database freshly built")
+        raise RebuildInProgress(f"a rebuild or an upgrade of database {name} is already running in another "
+                                "session", hint="wait for it to finish, then look at python -m scripts.status")
 
 
 def database_exists(admin: psycopg.Connection, name: str) -> bool:

@@ -13,9 +13,10 @@ import psycopg
 import pytest
 
 from kapman.db import upgrade
+from kapman.db.connect import database_name
 from kapman.db.fingerprint import fingerprint
 from kapman.db.migrations import MIGRATIONS_DIR, Migration, MigrationError, discover
-from kapman.db.rebuild import ValidationFailed, build_once
+from kapman.db.rebuild import RebuildInProgress, ValidationFailed, build_once, hold_rebuild_lock
 from kapman.errors import DatabaseError, KapManError
 from tests.support import database
 
@@ -180,3 +181,14 @@ def test_a_sandbox_warehouse_keeps_its_frozen_clock_whatever_the_shell_runs_on(
     assert [m.version for m in upgrade.upgrade(url, every).applied] == [every[-1].version]
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT mode, frozen_at FROM public.lifecycle_clock").fetchall() == [("frozen", AT)]
+
+
+def test_it_never_runs_beside_a_rebuild_of_the_same_database(
+        built_at: Callable[[list[Migration]], str], admin_url: str) -> None:
+    every = discover(MIGRATIONS_DIR)
+    url = built_at(every[:-1])
+    with psycopg.connect(admin_url, autocommit=True) as rebuilding:
+        hold_rebuild_lock(rebuilding, database_name(url))
+        with pytest.raises(RebuildInProgress, match="a rebuild or an upgrade of database .* already running"):
+            upgrade.upgrade(url, every)
+    assert _ledger(url) == [m.version for m in every[:-1]]

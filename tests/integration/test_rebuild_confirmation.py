@@ -145,7 +145,8 @@ def test_a_second_rebuild_of_the_same_database_is_refused(filled: str) -> None:
         assert inside.wait(60)
         with pytest.raises(RebuildInProgress) as info:
             rebuild(filled)
-        assert info.value.message == f"a rebuild of database {name} is already running in another session"
+        assert info.value.message == (f"a rebuild or an upgrade of database {name} is already running in "
+                                      "another session")
         proc = subprocess.run([*REBUILD, "--yes"], capture_output=True, text=True, timeout=120, env=_env(filled))
         assert proc.returncode == 2
         assert "is already running" in proc.stderr and "pg_database_datname_index" not in proc.stderr
