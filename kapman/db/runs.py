@@ -201,6 +201,22 @@ def recorded(db_url: str, job: str, args: Mapping[str, Any] | None = None,
         _record_finish(db_url, conn, run, status, summary, error)
 
 
+def record_after(db_url: str, job: str, args: Mapping[str, Any], result: Any, started_at: datetime,
+                 clock_started_at: datetime) -> None:
+    """Record a run that is already over, begun at ``started_at`` (KapMan's clock: ``clock_started_at``).
+
+    The rebuild and the upgrade change the database the ledger lives in (the rebuild makes it, a
+    migration may alter its table), so each records its run once its work is done."""
+    with recorded(db_url, job, args) as run:
+        run.result = result
+    conn = _connect(db_url)
+    try:
+        conn.execute("UPDATE public.ingest_runs SET started_at = %s, clock_started_at = %s WHERE run_id = %s",
+                     (started_at, clock_started_at, run.run_id))
+    finally:
+        conn.close()
+
+
 def _record_finish(db_url: str, conn: psycopg.Connection, run: Run, status: str,
                    summary: dict[str, Any] | None, error: str | None) -> None:
     """Finish the row on the ledger's connection, or a fresh one when that one is gone."""

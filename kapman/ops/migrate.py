@@ -5,8 +5,10 @@ Recorded once the migrations are in (one of them may change the ledger table its
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any
 
+from kapman import clock
 from kapman.config import Settings
 from kapman.db import runs
 from kapman.db.upgrade import UpgradeResult, upgrade
@@ -38,11 +40,11 @@ def run(settings: Settings, params: MigrateParams, progress: Progress | None = N
 
 
 def _body(ctx: Context, params: MigrateParams) -> None:
+    started_wall, started_clock = datetime.now(UTC), clock.now()
     done = upgrade(ctx.url)
     describe_result(ctx.result, done)
     if done.applied:
-        with runs.recorded(ctx.url, "migrate", {"db_url": ctx.url}) as ledger:
-            ledger.result = ctx.result
+        runs.record_after(ctx.url, "migrate", {"db_url": ctx.url}, ctx.result, started_wall, started_clock)
 
 
 STEP = Definition(MigrateParams, _body, details=MigrateDetails, ledger=False)

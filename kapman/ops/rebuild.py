@@ -15,7 +15,6 @@ from kapman import clock
 from kapman.archive import archived_snapshot_count
 from kapman.config import NumberRange, Settings
 from kapman.db import lifecycle, runs
-from kapman.db.connect import connect
 from kapman.db.destruction import confirm
 from kapman.db.rebuild import RebuildResult, rebuild
 from kapman.execute import Context, Definition, execute
@@ -71,12 +70,8 @@ def _body(ctx: Context, params: RebuildParams) -> None:
     finally:
         ctx.progress.close()
     describe_result(result, built)
-    with runs.recorded(ctx.url, "rebuild", {"iterations": params.iterations, "yes": params.yes,
-                                            "db_url": ctx.url}) as ledger:
-        ledger.result = result
-    with connect(ctx.url) as conn:   # the run began before its database existed
-        conn.execute("UPDATE public.ingest_runs SET started_at = %s, clock_started_at = %s WHERE run_id = %s",
-                     (started_wall, started_clock, ledger.run_id))
+    runs.record_after(ctx.url, "rebuild", {"iterations": params.iterations, "yes": params.yes, "db_url": ctx.url},
+                      result, started_wall, started_clock)   # the run began before its database existed
 
 
 STEP = Definition(RebuildParams, _body, details=RebuildDetails, ledger=False)
