@@ -27,6 +27,7 @@ import psycopg
 from psycopg import sql
 
 from kapman import registry
+from kapman.db import lifecycle
 from kapman.db import migrations as mig
 from kapman.db.capabilities import server_info
 from kapman.db.connect import connect, database_name, with_database
@@ -129,6 +130,8 @@ def _apply(conn: psycopg.Connection, name: str, migrations: list[mig.Migration],
     with conn.transaction():
         conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_WAIT)))
         mig.apply_pending(conn, migrations)
+        # a policy a migration added runs on the warehouse's clock: paused while it is frozen (a sandbox)
+        lifecycle.set_scheduled(conn, lifecycle.policy_jobs(conn), lifecycle.read_clock(conn).policies_scheduled)
         report = validate(conn, server_info(conn), expect_empty=False)   # its data and clock stay
         if not report.ok:
             failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failures)

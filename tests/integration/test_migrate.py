@@ -192,3 +192,19 @@ def test_it_never_runs_beside_a_rebuild_of_the_same_database(
         with pytest.raises(RebuildInProgress, match="a rebuild or an upgrade of database .* already running"):
             upgrade.upgrade(url, every)
     assert _ledger(url) == [m.version for m in every[:-1]]
+
+
+@pytest.mark.community
+def test_a_policy_a_migration_adds_to_a_frozen_warehouse_is_paused_as_its_others(
+        built_at: Callable[[list[Migration]], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migration 0012 adds daily_snapshots' policies; on a sandbox's frozen clock they must wait, as the
+    rebuild leaves every policy job (the background jobs would drop and compress on the server's clock)."""
+    every = discover(MIGRATIONS_DIR)
+    monkeypatch.setenv("KAPMAN_NOW", AT.isoformat())
+    url = built_at([m for m in every if m.version < 12])
+    monkeypatch.delenv("KAPMAN_NOW")
+    assert [m.version for m in upgrade.upgrade(url, every).applied] == [m.version for m in every if m.version >= 12]
+    with psycopg.connect(url) as conn:
+        jobs = conn.execute("SELECT hypertable_name, scheduled FROM timescaledb_information.jobs "
+                            "WHERE hypertable_schema = 'public' ORDER BY 1").fetchall()
+    assert ("daily_snapshots", False) in jobs and all(not scheduled for _, scheduled in jobs), jobs
