@@ -467,7 +467,7 @@ def test_runs_refuses_what_is_not_a_step_or_a_count(url: str, capsys: pytest.Cap
     code, out, err = command(url, capsys, "runs", "--step", "a2,optionz")
     assert code == 2 and out == "" and err.splitlines()[0] == (
         "error: --step: optionz is not a step that records runs; choose from rebuild, tickers, splits, "
-        "watchlists, ohlcv, restore-options, options, a2, a3, nightly")
+        "watchlists, ohlcv, restore-options, options, a2, a3, nightly, migrate")
     code, _, err = command(url, capsys, "runs", "--step", "status")
     assert code == 2 and "--step: status is not a step that records runs" in err
     code, _, err = command(url, capsys, "runs", "--step", "report")   # it writes pages, no ledger row
