@@ -23,11 +23,9 @@ from dotenv.parser import parse_stream
 
 from kapman.clock import INSTANT_FORMS, parse_instant
 from kapman.errors import ConfigError
+from kapman.registry import CHECKOUT
 from kapman.ticker_types import DEFAULT_TYPES, parse_types
 
-#: The source checkout KapMan runs from (``pyproject.toml`` beside the package), or None when installed.
-_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
-CHECKOUT: Path | None = _PACKAGE_PARENT if (_PACKAGE_PARENT / "pyproject.toml").is_file() else None
 #: Where ``.env``, ``archive/``, ``logs/`` and ``data/watchlists/`` are: ``KAPMAN_HOME`` when set, else
 #: the checkout, else (an installed package) the working directory: never inside site-packages.
 PROJECT_ROOT = Path(os.environ.get("KAPMAN_HOME") or CHECKOUT or Path.cwd()).resolve()

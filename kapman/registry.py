@@ -21,12 +21,20 @@ import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import psycopg
 
     from kapman.ops.inventory import StepDays
+
+
+_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+#: The source checkout KapMan runs from (``pyproject.toml`` beside the package: a clone, or an
+#: editable install of one), or None when it is installed.  Only a checkout has the runbook's
+#: ``scripts`` package; an installed KapMan's commands are ``kapman <name>``.
+CHECKOUT: Path | None = _PACKAGE_PARENT if (_PACKAGE_PARENT / "pyproject.toml").is_file() else None
 
 
 @dataclass(frozen=True)
@@ -51,8 +59,9 @@ class Step:
 
     @property
     def command(self) -> str:
-        """The command as the runbook writes it."""
-        return f"python -m {self.script}"
+        """The command as the runbook writes it, ``python -m <script>``, in a checkout; where KapMan is
+        installed (no ``scripts`` package there), ``kapman <name>``."""
+        return f"python -m {self.script}" if CHECKOUT is not None else f"kapman {self.name}"
 
     @property
     def mend(self) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from kapman import registry
 from kapman.config import mask_url
 from kapman.db import lifecycle
 from kapman.db import migrations as mig
@@ -80,7 +81,7 @@ def hold_rebuild_lock(admin: psycopg.Connection, name: str) -> None:
                         (f"kapman:rebuild:{name}",)).fetchone()
     if not got or not got[0]:
         raise RebuildInProgress(f"a rebuild or an upgrade of database {name} is already running in another "
-                                "session", hint="wait for it to finish, then look at python -m scripts.status")
+                                "session", hint=f"wait for it to finish, then look at {registry.command('status')}")
 
 
 def database_exists(admin: psycopg.Connection, name: str) -> bool:

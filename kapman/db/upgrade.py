@@ -83,7 +83,7 @@ def upgrade(url: str, migrations: list[mig.Migration] | None = None) -> UpgradeR
             if isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):
                 raise DatabaseError(f"another session holds a table of {name} the migrations must lock (a run "
                                     f"writing to it?): waited {LOCK_WAIT}; nothing was changed",
-                                    hint="rerun when it ends (python -m scripts.status names a run under way)"
+                                    hint=f"rerun when it ends ({registry.command('status')} names a run under way)"
                                     ) from None
             raise mig.MigrationError(f"{exc.message}; nothing was changed") from None
 

@@ -125,6 +125,8 @@ def test_installed_kapman_runs_outside_the_checkout(venv: Path, scratch: str, tm
     status = kapman(venv, work, "status", "--json")
     assert status.returncode in (1, 2), status.stderr            # an empty warehouse is not OK
     assert '"checks"' in status.stdout and "Traceback" not in status.stderr
+    # its fixes are commands that exist here: no scripts package is installed (they read "python -m scripts...")
+    assert "python -m scripts" not in status.stdout and '"fix": "kapman tickers --force"' in status.stdout
 
     where = subprocess.run([str(venv / "bin" / "python"), "-c",
                             "import kapman, kapman.config as c; s = c.load_settings(); "

@@ -130,3 +130,11 @@ def test_reading_the_registry_imports_no_pandas_or_numpy(module: str, heavy: tup
             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_installed_kapman_names_its_commands_as_kapman_subcommands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a checkout has the runbook's scripts package; hints elsewhere must name commands that exist."""
+    assert registry.CHECKOUT is not None and registry.mend("tickers") == "python -m scripts.ingest_tickers --force"
+    monkeypatch.setattr(registry, "CHECKOUT", None)
+    assert all(s.command == f"kapman {s.name}" for s in registry.STEPS)
+    assert registry.mend("tickers") == "kapman tickers --force" and registry.mend("migrate") == "kapman migrate"
