@@ -38,7 +38,7 @@ from kapman.archive.manifest import Entry, Manifest, partition_date
 from kapman.archive.store import ArchiveError, Store, open_store
 from kapman.archive.warehouse import Warehouse
 from kapman.config import Settings
-from kapman.db import bulk, pgcopy, retention
+from kapman.db import bulk, lifecycle, pgcopy, retention
 from kapman.db.errors import wrap
 from kapman.errors import UsageError
 from kapman.execute import Context, Definition, execute
@@ -310,6 +310,8 @@ def run(settings: Settings, params: RestoreParams,
 
 
 def _body(ctx: Context, params: RestoreParams) -> None:
+    # archived snapshots go into chunks past the compression window: its jobs wait, as for any bulk load
+    ctx.enter(lifecycle.policies_paused(ctx.url, ["options_chains"]))
     restore(ctx.conn, ctx.settings, params, ctx.progress, ctx.result)
 
 

@@ -33,7 +33,7 @@ from psycopg import sql
 
 from kapman import clock
 from kapman.config import NumberRange, Settings
-from kapman.db import bulk
+from kapman.db import bulk, lifecycle
 from kapman.errors import UsageError
 from kapman.execute import Context, Definition, execute
 from kapman.jobs import a2_splits, snapshots
@@ -264,6 +264,9 @@ def run(settings: Settings, params: A2Params, progress: Progress | None = None) 
 def _body(ctx: Context, params: A2Params) -> None:
     """Resolves the dates and symbols, then computes over the step's connections."""
     step: StepResult[A2Result] = ctx.result
+    # Policy jobs that compress or drop daily_snapshots chunks wait while the dates are written: a
+    # history writes chunks older than the compression window, which a running job would lock.
+    ctx.enter(lifecycle.policies_paused(ctx.url, ["daily_snapshots"]))
     dates = params.dates or (history_dates(ctx.conn) if params.history else requested_dates(
         ctx.conn, day=params.day, start=params.start, end=params.end))
     job = _scope(ctx.conn, replace(params, dates=dates), step)

@@ -179,6 +179,7 @@ def run(settings: Settings, params: A3Params, progress: Progress | None = None) 
 
 
 def _body(ctx: Context, params: A3Params) -> None:
+    ctx.enter(lifecycle.policies_paused(ctx.url, ["daily_snapshots"]))   # as A2's (a range writes old chunks)
     compute(ctx.conn, params, ctx.progress, ctx.result)
 
 

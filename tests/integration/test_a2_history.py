@@ -85,3 +85,32 @@ def test_history_on_a_frozen_database_without_kapman_now_covers_the_window_statu
         assert summary["dates"][0] == str(market.trading_days[0])
         assert conn.execute("SELECT count(DISTINCT time) FROM daily_snapshots").fetchone() == (
             len(market.trading_days),)
+
+
+@pytest.mark.community
+def test_the_daily_snapshots_policies_wait_while_a2_writes(fresh_db: str, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """On the real clock the compression policy takes every daily_snapshots chunk older than 120 days: one
+    running while a history wrote into such a chunk deadlocked with its COPY. A2 pauses them as a bulk
+    load does, and puts them back on schedule after."""
+    from kapman.jobs import a2_local_ta
+
+    market = Market(seed=5, n_tickers=12, days=40)
+    monkeypatch.delenv("KAPMAN_NOW", raising=False)
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        load_tickers(conn, market)
+        load_bars(conn, market)
+    jobs = "SELECT bool_or(scheduled) FROM timescaledb_information.jobs WHERE hypertable_name = 'daily_snapshots'"
+    during: list[bool] = []
+    real_compute = a2_local_ta.compute
+
+    def compute(conn: psycopg.Connection, *args: object, **kwargs: object) -> object:
+        with psycopg.connect(fresh_db) as c:
+            during.append(c.execute(jobs).fetchone()[0])
+        return real_compute(conn, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(a2_local_ta, "compute", compute)
+    code, out = a2(fresh_db, capsys, "--date", str(market.end_date))
+    assert code == 0, out
+    with psycopg.connect(fresh_db) as conn:
+        assert during == [False] and conn.execute(jobs).fetchone()[0] is True
