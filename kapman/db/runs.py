@@ -101,13 +101,13 @@ def process_start(pid: int) -> str | None:
     return f"{boot}:{fields[19]}" if boot and len(fields) > 19 else None
 
 
-def _host() -> str:
+def host() -> str:
     return socket.gethostname()
 
 
-def _dead_here(host: str | None, pid: int | None, start: str | None) -> bool:
+def dead_here(where: str | None, pid: int | None, start: str | None) -> bool:
     """A process recorded on this host that is no longer alive (a pid reused since is not it)."""
-    if host != _host() or pid is None or start is None:
+    if where != host() or pid is None or start is None:
         return False
     return process_start(pid) != start
 
@@ -127,7 +127,7 @@ def resolve_abandoned(conn: psycopg.Connection) -> dict[str, int]:
                            "WHERE status = 'running'").fetchall()
     if not running:
         return {}
-    dead = [run_id for run_id, host, pid, start in running if _dead_here(host, pid, start)]
+    dead = [run_id for run_id, host, pid, start in running if dead_here(host, pid, start)]
     jobs: dict[str, int] = {}
     with conn.transaction():
         for (job,) in conn.execute(_ABANDON, (_wall(), dead)).fetchall():
@@ -149,7 +149,7 @@ def _start(conn: psycopg.Connection, job: str, args: Mapping[str, Any],
            SELECT %s, %s, %s, %s, %s, %s, pg_backend_pid(), a.backend_start, %s, %s, %s
              FROM pg_stat_activity a WHERE a.pid = pg_backend_pid()""",
         (run.run_id, job, _wall(), clock.now(), snapshot_time, json.dumps(masked_args(args)),
-         _host(), pid, process_start(pid)))
+         host(), pid, process_start(pid)))
     return run
 
 

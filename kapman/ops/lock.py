@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 
 import psycopg
 
+from kapman.db import runs
 from kapman.db.connect import connect
 from kapman.errors import KapManError
+
+log = logging.getLogger(__name__)
 
 #: "nightly" in ASCII; advisory locks are per database, so one warehouse has one lock.
 NIGHTLY_LOCK = 0x6E696768746C79
@@ -24,30 +31,90 @@ class AlreadyRunning(KapManError):
                               "WHERE job = 'nightly' ORDER BY started_at DESC LIMIT 1")
 
 
+_HOLDING = """
+    SELECT a.pid, a.backend_start, a.client_addr::text, a.application_name
+    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database
+                                                                  WHERE datname = current_database())
+      AND l.classid = %s AND l.objid = %s AND l.objsubid = 1"""
+
+
+def _parts(key: int) -> tuple[int, int]:
+    return (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
+
+
 def _holder(conn: psycopg.Connection, key: int) -> str:
-    row = conn.execute("""
-        SELECT a.pid, a.backend_start, a.client_addr::text
-        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database
-                                                                      WHERE datname = current_database())
-          AND l.classid = %s AND l.objid = %s AND l.objsubid = 1""",
-                       ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)).fetchone()
+    row = conn.execute(_HOLDING, _parts(key)).fetchone()
     if row is None:
         return "the lock holder has just gone; run again"
-    pid, since, addr = row
+    pid, since, addr, _ = row
     return f"database backend {pid}{' from ' + addr if addr else ''}, connected since {since:%Y-%m-%d %H:%M:%S %Z}"
+
+
+#: The lock connection's application_name names the process behind it (host and start time hashed:
+#: the server keeps 63 characters), so a later run can tell a holder whose process was killed (its
+#: backend lingers until the server notices) from a live one.
+_HOLDER_PREFIX = "kapman-nightly"
+#: How long a lingering backend of a killed nightly is given to go once it is told to.
+_LINGER_SECONDS = 5.0
 
 
 @contextmanager
 def exclusive(db_url: str, key: int = NIGHTLY_LOCK) -> Iterator[None]:
-    """Hold the lock for the block, or raise AlreadyRunning at once (never wait)."""
+    """Hold the lock for the block, or raise AlreadyRunning at once (never wait for a live holder).
+
+    A holder whose process, recorded on this host, is gone (kill -9: its backend lingers until the
+    server notices the closed socket, which on a loaded server or across a network can take a while)
+    is ended, and the lock taken."""
     conn = connect(db_url, autocommit=True)
     try:
-        if not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
+        conn.execute("SELECT set_config('application_name', %s, false)", (holder_name(os.getpid()),))
+        if not _take(conn, key):
             raise AlreadyRunning(_holder(conn, key))
         yield
     finally:
         conn.close()    # ends the session, which releases the lock even if unlock never ran
+
+
+def _take(conn: psycopg.Connection, key: int) -> bool:
+    if _try(conn, key):
+        return True
+    row = conn.execute(_HOLDING, _parts(key)).fetchone()
+    if row is None:                     # the holder went between the two looks
+        return _try(conn, key)
+    if not _process_gone(row[3] or ""):
+        return False                    # a live nightly, or one this host cannot judge
+    log.warning("ending database backend %s of a nightly whose process is gone (%s)", row[0], row[3])
+    conn.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+    deadline = time.monotonic() + _LINGER_SECONDS
+    while time.monotonic() < deadline:
+        if _try(conn, key):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def holder_name(pid: int) -> str:
+    """The lock connection's name for process ``pid`` of this host."""
+    start = runs.process_start(pid)
+    return f"{_HOLDER_PREFIX} {_digest(runs.host())} {pid} {_digest(start) if start else '-'}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _process_gone(application_name: str) -> bool:
+    """Whether a lock connection's name (``holder_name``) is a nightly's of this host that is gone."""
+    words = application_name.split(" ")
+    if len(words) != 4 or words[0] != _HOLDER_PREFIX or words[1] != _digest(runs.host()) \
+            or not words[2].isdigit() or words[3] == "-":
+        return False                    # not a nightly's, another host's, or one whose start was unknown
+    return holder_name(int(words[2])) != application_name
+
+
+def _try(conn: psycopg.Connection, key: int) -> bool:
+    return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0])  # type: ignore[index]
 
 
 #: "ow": an options run writing a New York day's snapshot holds (OPTIONS_WRITING, ordinal) shared;

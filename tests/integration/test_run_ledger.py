@@ -147,7 +147,7 @@ def test_a_running_row_whose_process_is_gone_is_abandoned_by_any_command_even_wh
             "INSERT INTO ingest_runs (run_id, job, started_at, status, backend_pid, backend_start, process_host, "
             "process_pid, process_start) SELECT gen_random_uuid(), 'a2', now(), 'running', pg_backend_pid(), "
             "backend_start, %s, %s, %s FROM pg_stat_activity WHERE pid = pg_backend_pid()",
-            (runs._host(), gone_pid, runs.process_start(os.getpid())))
+            (runs.host(), gone_pid, runs.process_start(os.getpid())))
         alive = witness.execute("SELECT run_id FROM ingest_runs WHERE status = 'running'").fetchone()[0]  # type: ignore[index]
         report = status.report(conn, with_archive=False)
         assert report.check("runs").details["a2"]["status"] == "abandoned"
