@@ -72,9 +72,7 @@ def upgrade(url: str, migrations: list[mig.Migration] | None = None) -> UpgradeR
         with connect(url) as conn:
             pending = _pending(conn, name, migrations)
             if not pending:
-                result = UpgradeResult(name, [], len(migrations), fingerprint(conn), None)
-                conn.rollback()
-                return result
+                return UpgradeResult(name, [], len(migrations), fingerprint(conn), None)
         try:
             fresh = _fresh_schema(admin, url, name, migrations)
             with connect(url) as conn:
@@ -132,7 +130,7 @@ def _apply(conn: psycopg.Connection, name: str, migrations: list[mig.Migration],
         mig.apply_pending(conn, migrations)
         # a policy a migration added runs on the warehouse's clock: paused while it is frozen (a sandbox)
         lifecycle.set_scheduled(conn, lifecycle.policy_jobs(conn), lifecycle.read_clock(conn).policies_scheduled)
-        report = validate(conn, server_info(conn), expect_empty=False)   # its data and clock stay
+        report = validate(conn, server_info(conn), fresh=False)   # its data and clock stay
         if not report.ok:
             failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failures)
             raise ValidationFailed(f"after the migrations the schema breaks an invariant ({failed}); "

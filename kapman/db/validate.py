@@ -188,9 +188,10 @@ def _empty(conn: psycopg.Connection, report: ValidationReport) -> None:
     report.add("data tables empty", not nonempty, "all empty" if not nonempty else f"rows in {nonempty}")
 
 
-def validate(conn: psycopg.Connection, info: ServerInfo, *, expect_empty: bool = True) -> ValidationReport:
-    """Every invariant of a rebuilt schema; ``expect_empty=False`` for a database that keeps its data
-    and its recorded clock (an upgrade in place)."""
+def validate(conn: psycopg.Connection, info: ServerInfo, *, fresh: bool = True) -> ValidationReport:
+    """Every invariant of the schema.  ``fresh``: the database was just built, so it is empty and
+    recorded this process's clock; ``fresh=False`` for one that keeps its data and its recorded clock
+    (an upgrade in place)."""
     report = ValidationReport()
     _extensions(conn, report)
     _tables(conn, report)
@@ -198,7 +199,7 @@ def validate(conn: psycopg.Connection, info: ServerInfo, *, expect_empty: bool =
     _options_key(conn, report)
     _case_sensitive_symbols(conn, report)
     _splits_key(conn, report)
-    _lifecycle(conn, info, report, own_clock=expect_empty)
-    if expect_empty:
+    _lifecycle(conn, info, report, own_clock=fresh)
+    if fresh:
         _empty(conn, report)
     return report

@@ -184,6 +184,6 @@ def test_symbols_are_case_sensitive_and_validation_checks_it(fresh_db: str) -> N
                           "VALUES ('mvp', %s, 'mvp.txt', '2025-12-19')", (bad,))
         c.execute("DELETE FROM watchlists WHERE symbol <> upper(symbol)")
         c.execute("ALTER TABLE tickers ADD CONSTRAINT tickers_symbol_upper CHECK (symbol = upper(symbol)) NOT VALID")
-        check = {ch.name: ch for ch in validate(c, server_info(c), expect_empty=False).checks}[
+        check = {ch.name: ch for ch in validate(c, server_info(c), fresh=False).checks}[
             "case-sensitive symbols"]
         assert not check.ok and check.detail == "case-folding checks ['tickers_symbol_upper'], missing []"

@@ -229,7 +229,7 @@ def test_each_policy_is_validated_against_its_recorded_window(scratch: str) -> N
     from kapman.db.validate import validate
 
     def check(c: psycopg.Connection) -> tuple[bool, str]:
-        found = {ch.name: ch for ch in validate(c, server_info(c), expect_empty=False).checks}
+        found = {ch.name: ch for ch in validate(c, server_info(c), fresh=False).checks}
         return found["retention policy daily_snapshots"].ok, found["retention policy daily_snapshots"].detail
 
     with psycopg.connect(scratch, autocommit=True) as c:
