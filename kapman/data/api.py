@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
 from kapman.clock import NEW_YORK, parse_day, parse_instant
@@ -93,6 +94,9 @@ class Dates:
             raise UsageError(f"start {found.start} is after end {found.end}")
         return found
 
+    def holds(self, day: date) -> bool:
+        return (self.start is None or self.start <= day) and (self.end is None or day <= self.end)
+
     def on(self, column: str) -> sql.Composable:
         """The condition on a ``date`` column."""
         parts = [sql.SQL("{} >= {}").format(sql.SQL(column), sql.Literal(self.start))] if self.start else []
@@ -123,7 +127,12 @@ def _as_list(symbols: str | Sequence[str] | None) -> list[str] | None:
     if items is None or not all(isinstance(item, str) for item in items):
         raise UsageError(f"symbols: {symbols!r:.60} is not a symbol or a list of symbols",
                          hint='e.g. "AAPL", "AAPL,MSFT" or ["AAPL", "MSFT"]')
-    return sorted({s.strip() for item in items for s in item.split(",") if s.strip()})
+    wanted = sorted({s.strip() for item in items for s in item.split(",") if s.strip()})
+    if not wanted:   # an empty variable in a script: not an empty selection that answers with no rows
+        raise UsageError(f"symbols: {symbols!r:.60} names no symbol",
+                         hint="name one or more (\"AAPL\", \"AAPL,MSFT\", [\"AAPL\"]), or leave symbols out "
+                              "for every ticker")
+    return wanted
 
 
 @dataclass(frozen=True)
@@ -174,8 +183,13 @@ def _check_symbols(conn: psycopg.Connection, wanted: list[str], selected: set[st
     raise InputError(f"no ticker {capped(meant)}", hint="symbols are case-sensitive, as the source writes them")
 
 
+#: The pandas dtype of an Arrow integer column: nullable, so a column's dtype does not turn float64 where
+#: some row (or a whole selection) holds a NULL (a bar without ``transactions``, a symbol without A3).
+_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype()}
+
+
 def _output(table: pa.Table, arrow: bool) -> Frame:
-    return table if arrow else table.to_pandas(date_as_object=False)
+    return table if arrow else table.to_pandas(date_as_object=False, types_mapper=_PANDAS_TYPES.get)
 
 
 def bars(db: Db = None, symbols: str | Sequence[str] | None = None, *, watchlist: str | None = None,
@@ -219,12 +233,13 @@ def _adjust(conn: psycopg.Connection, table: pa.Table, as_of: date | None) -> pa
         mine = order[np.searchsorted(ordered, ticker, "left"):np.searchsorted(ordered, ticker, "right")]
         factor[mine] = split_factors(days[mine], np.array([d for d, _ in splits], dtype="datetime64[D]"),
                                      np.array([r for _, r in splits]))
+    # through pyarrow.compute, not numpy: a NULL (a bar without a vwap) stays NULL, not NaN
+    ratio = pa.array(factor)
     out = table
-    for name in ("open", "high", "low", "close", "vwap"):
-        out = out.set_column(out.schema.get_field_index(name), name,
-                             pa.array(table.column(name).to_numpy(zero_copy_only=False) / factor))
-    return out.set_column(out.schema.get_field_index("volume"), "volume",
-                          pa.array(table.column("volume").to_numpy() * factor))
+    for name in ("open", "high", "low", "close", "vwap", "volume"):
+        scale = pc.multiply if name == "volume" else pc.divide
+        out = out.set_column(out.schema.get_field_index(name), name, scale(table.column(name), ratio))
+    return out
 
 
 def snapshot_columns(columns: str | Sequence[str] | None = None, *, a2: bool = True, a3: bool = True) -> list[Column]:

@@ -21,6 +21,7 @@ from tests.support.hydrate import (
     GAP,
     LAST_DAY,
     SNAPSHOT_DAYS,
+    ZERO_VOLUME,
     hydrated_database,
     snapshot_time,
 )
@@ -84,6 +85,53 @@ def test_bars_split_adjusted_as_of_a_date(conn: psycopg.Connection) -> None:
     assert list(adjusted.loc[early, "volume"]) == pytest.approx(list(raw.loc[early, "volume"] * 4))
     assert before_split.equals(raw)                       # a split after as_of changes nothing
     assert list(range_end["close"][:20]) == pytest.approx(list(raw["close"][:20] / 4))   # as of the range's end
+
+
+def test_split_adjusted_bars_keep_a_missing_vwap_missing(conn: psycopg.Connection) -> None:
+    """NVDA's halted day has no vwap: adjusted through numpy it came back NaN, a value, in the Arrow table
+    (null_count 0), where the raw bars hold NULL; pandas showed NaN either way."""
+    halted = ZERO_VOLUME[1]
+    conn.execute("INSERT INTO splits (ticker, execution_date, split_from, split_to) VALUES ('NVDA', %s, 1, 10)",
+                 (DAYS[-3],))
+    try:
+        adjusted = data.bars(conn, "NVDA", adjusted=True, arrow=True)
+        frame = data.bars(conn, "NVDA", adjusted=True)
+    finally:
+        conn.execute("DELETE FROM splits WHERE ticker = 'NVDA'")
+    raw = data.bars(conn, "NVDA", arrow=True)
+    vwap = dict(zip(adjusted.column("date").to_pylist(), adjusted.column("vwap").to_pylist(), strict=True))
+    assert vwap[halted] is None and adjusted.column("vwap").null_count == raw.column("vwap").null_count == 1
+    early = [d < DAYS[-3] for d in raw.column("date").to_pylist()]
+    assert [v for v, e in zip(adjusted.column("close").to_pylist(), early, strict=True) if e] == pytest.approx(
+        [v / 10 for v, e in zip(raw.column("close").to_pylist(), early, strict=True) if e], rel=1e-15)
+    assert adjusted.column("volume").to_pylist() == [v * 10 if e else v for v, e in
+                                                     zip(raw.column("volume").to_pylist(), early, strict=True)]
+    pd.testing.assert_frame_equal(frame, adjusted.to_pandas(date_as_object=False,
+                                                            types_mapper={pa.int64(): pd.Int64Dtype()}.get))
+
+
+def test_a_column_keeps_its_dtype_whether_or_not_it_holds_a_null(conn: psycopg.Connection) -> None:
+    """An integer column came to pandas as int64, or as float64 where some row (NVDA has no A3: every row)
+    held NULL: one column, two dtypes, by selection. It is the nullable Int64 always; the floats, dates and
+    times keep theirs when entirely NULL."""
+    with_a3, without = data.snapshots(conn, "AAPL", date=LAST_DAY), data.snapshots(conn, "NVDA", date=LAST_DAY)
+    assert without["gamma_flip_crossings"].isna().all() and without["gex_net"].isna().all()
+    for name in ("gamma_flip_crossings", "gex_net", "max_pain_expiration", "dealer_snapshot_time", "date"):
+        assert with_a3[name].dtype == without[name].dtype, name
+    assert str(without["gamma_flip_crossings"].dtype) == "Int64" and without["gex_net"].dtype == "float64"
+    assert without["max_pain_expiration"].dtype.kind == "M" and with_a3["date"].dtype.kind == "M"
+    assert with_a3["gamma_flip_crossings"].tolist() == data.snapshots(
+        conn, "AAPL", date=LAST_DAY, arrow=True).column("gamma_flip_crossings").to_pylist()
+    bars, none = data.bars(conn, "NVDA"), data.bars(conn, "NVDA", date=LAST_DAY + timedelta(days=1))
+    assert str(bars["transactions"].dtype) == str(none["transactions"].dtype) == "Int64" and none.empty
+    assert str(data.chain(conn, "AAPL")["volume"].dtype) == "Int64"
+
+
+def test_symbols_that_name_no_symbol_are_refused_not_an_empty_selection(conn: psycopg.Connection) -> None:
+    """An empty variable in a script ("" or []) answered with no rows, as if those symbols had none."""
+    for empty in ("", " , ", []):
+        with pytest.raises(UsageError, match=r"^symbols: .* names no symbol$"):
+            data.bars(conn, empty)
 
 
 def test_snapshots_flattened_to_the_documented_columns(conn: psycopg.Connection) -> None:
