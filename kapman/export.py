@@ -6,8 +6,9 @@ so any reader takes a table whole with a glob and nothing else: ``pd.read_parque
 records what it was written from, the date's row count and latest ``updated_at`` (every KapMan
 writer sets it on a row it changes): a later run writes the dates without a file and the dates
 whose rows changed since (recomputed, reloaded, deleted), and reads nothing else (``--force``
-rewrites every date).  Each file also records its warehouse (``kapman.archive.warehouse``): a
-directory holding another warehouse's files is refused, as a glob over it would read both as one.
+rewrites every date); the file of a date inside the table's stored span that lost every row is
+removed.  Each file also records its warehouse (``kapman.archive.warehouse``): a directory holding
+another warehouse's files is refused, as a glob over it would read both as one.
 Each file is written beside its final name and renamed into place, so an interrupted run leaves
 no half file.  zstd, with the float columns byte-stream-split (about 590 bytes a row of flattened
 A2 where plain zstd gives about 700).
@@ -41,7 +42,7 @@ from kapman.data import api
 from kapman.data.copy import copy_table, epoch_us
 from kapman.db.connect import connect
 from kapman.errors import InputError, UsageError
-from kapman.params import WORKERS_RANGE
+from kapman.params import WORKERS_RANGE, date_span
 from kapman.progress import NullProgress, Progress, for_terminal
 from kapman.step import StepResult
 
@@ -91,6 +92,21 @@ def stored_stamps(conn: psycopg.Connection, table: str, dates: api.Dates) -> dic
         stamp = Stamp(rows, updated)
         found[day] = found[day].merge(stamp) if day in found else stamp
     return dict(sorted(found.items()))
+
+
+#: Each table's first and last stored instant (its dates' span).
+_SPAN = {"ohlcv": "SELECT min(date), max(date) FROM public.ohlcv",
+         "daily_snapshots": "SELECT min(time), max(time) FROM public.daily_snapshots",
+         "options_chains": "SELECT min(time), max(time) FROM public.options_chains"}
+
+
+def stored_span(conn: psycopg.Connection, table: str) -> api.Dates | None:
+    """The New York dates from a table's first stored row to its last; None when it is empty.  A date inside
+    it that holds no row lost its rows after its file was written; one before it is past retention."""
+    first, last = conn.execute(_SPAN[table]).fetchone() or (None, None)
+    if first is None:
+        return None
+    return api.Dates(first, last) if table == "ohlcv" else api.Dates(ny_date_of(first), ny_date_of(last))
 
 
 def file_record(path: Path) -> tuple[bytes | None, str | None]:
@@ -176,11 +192,12 @@ def write_parquet(table: pa.Table, path: Path, stamp: Stamp | None = None, wareh
         os.replace(partial, path)
         return path.stat().st_size
     except OSError as exc:  # a full disk, a file where a directory goes: the files written so far stay
-        if partial.parent.is_dir():
-            partial.unlink(missing_ok=True)
         raise InputError(f"cannot write {path}: {exc.strerror or exc}",
                          hint="check --to: a writable directory with room; the files already written are kept "
                               "and a rerun writes only the dates still missing") from None
+    finally:   # whatever stopped the write (an error, Ctrl-C), its temporary file goes with it
+        if partial.parent.is_dir():
+            partial.unlink(missing_ok=True)
 
 
 @dataclass
@@ -200,6 +217,7 @@ class Written:
     files: int = 0
     skipped: int = 0
     changed: int = 0     # dates with a file written again because their rows changed since
+    removed: int = 0     # files of dates whose rows were all deleted since
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, rows: int, size: int) -> None:
@@ -224,34 +242,42 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
     """Write each table's dates that have no file yet or whose rows changed since theirs (all with
     ``force``); one connection per worker."""
     result = StepResult("export", unit="files", details=ExportDetails(str(params.directory)))
-    if params.directory.exists() and not params.directory.is_dir():
-        raise UsageError(f"--to {params.directory} is a file, not a directory")
+    _check_directory(params)
     written: dict[str, Written] = {}
     stamps: dict[str, dict[date, Stamp]] = {}
+    emptied: list[tuple[str, Path]] = []
     with connect(url) as conn:
         jobs: list[tuple[str, list[date]]] = []
         for table in params.tables:
             stats = written.setdefault(table, Written())
             stamps[table] = stored_stamps(conn, table, params.dates)
+            span = stored_span(conn, table)
             days = list(stamps[table])
             todo = set(days) if params.force else set()
             present: set[date] = set()
             for path in sorted((params.directory / table).glob("*.parquet")):
                 stamp, owner = file_record(path)
-                if owner is not None and params.warehouse and owner != params.warehouse:
-                    raise _mixed(params, path, owner)
+                _check_owner(params, path, owner)
                 day = _day_of(path)
                 if day is None:
                     continue
                 present.add(day)
+                if day not in stamps[table] and params.dates.holds(day) and span and span.holds(day):
+                    emptied.append((table, path))
                 if day in stamps[table] and not params.force and stamp != stamps[table][day].encode():
                     todo.add(day)
                     stats.changed += 1
             todo |= set(days) - present    # the directory was just listed: no look per date
             stats.skipped = len(days) - len(todo)
             jobs += [(table, run) for run in batches(days, todo)]
+        for table in set(TABLES) - set(params.tables):   # the tables not exported now share the directory too
+            for path in (params.directory / table).glob("*.parquet"):
+                _check_owner(params, path, file_record(path)[1])
+    for table, path in emptied:   # only now: a refused directory (another warehouse's) loses nothing
+        path.unlink(missing_ok=True)
+        written[table].removed += 1
     stored = sum(len(found) for found in stamps.values())
-    if not stored:   # the tables (or the dates asked for) hold nothing: not an export that is up to date
+    if not stored and not emptied:   # the tables (or dates asked for) hold nothing: not an export up to date
         result.nothing(_nothing_stored(params))
         return result
     local = threading.local()
@@ -280,15 +306,18 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
             conn.close()
     for table, stats in written.items():
         result.done += stats.files
+        result.removed += stats.removed
         result.details.tables[table] = {"files": stats.files, "rows": stats.rows, "bytes": stats.bytes,
-                                 "skipped": stats.skipped, "changed": stats.changed,
+                                 "skipped": stats.skipped, "changed": stats.changed, "removed": stats.removed,
                                  "bytes_per_row": round(stats.bytes / stats.rows, 1) if stats.rows else None}
     files, rows = sum(w.files for w in written.values()), sum(w.rows for w in written.values())
     skipped, changed = sum(w.skipped for w in written.values()), sum(w.changed for w in written.values())
+    removed = sum(w.removed for w in written.values())
     result.headline = (f"{files} files, {rows:,} rows, {sum(w.bytes for w in written.values()) / 2**20:.1f} MiB "
                        f"into {params.directory}" + (f", {changed} of them dates whose rows changed since their "
                                                      "file" if changed else "")
-                       + (f"; {skipped} already there" if skipped else ""))
+                       + (f"; {skipped} already there" if skipped else "")
+                       + (f"; {removed} removed, of dates whose rows were all deleted since" if removed else ""))
     return result
 
 
@@ -301,10 +330,37 @@ def _day_of(path: Path) -> date | None:
     return day if day.isoformat() == path.stem else None   # fromisoformat also takes 20251219
 
 
-def _mixed(params: ExportParams, path: Path, owner: str) -> UsageError:
-    """A directory holding another warehouse's files (a sandbox's beside a real one's): rewriting some of
-    its dates would leave the rest, and every glob over it would read two warehouses as one."""
-    return UsageError(f"{params.directory} holds files exported from another warehouse ({owner}; e.g. {path.name} "
+def _check_directory(params: ExportParams) -> None:
+    """--to is a directory (or none yet) that is not inside a table's directory of an export: ``pd.read_parquet``
+    of that table reads its subdirectories too, so this export's files would read as its rows."""
+    to = params.directory
+    if to.is_symlink() and not to.exists():
+        raise UsageError(f"--to {to} is a link to {os.readlink(to)}, which does not exist")
+    if to.exists() and not to.is_dir():
+        raise UsageError(f"--to {to} is a file, not a directory")
+    absolute = to.resolve()
+    for place in (absolute, *absolute.parents):
+        if (place == absolute or place.name in TABLES) and _holds_export_files(place):
+            where = "holds an export's dated files" if place == absolute else f"is inside {place}, which does"
+            raise UsageError(f"--to {to} {where}: it is a table's directory of an export, and every reader of "
+                             "that table would read this export's files as its rows",
+                             hint=f"name the export's own directory ({place.parent}), or one outside it")
+
+
+def _holds_export_files(place: Path) -> bool:
+    """Whether ``place`` holds an export's dated file (one with a stamp): it is a table's directory."""
+    for path in place.glob("????-??-??.parquet") if place.is_dir() else ():
+        if _day_of(path) is not None and file_record(path)[0] is not None:
+            return True
+    return False
+
+
+def _check_owner(params: ExportParams, path: Path, owner: str | None) -> None:
+    """A directory holding another warehouse's files (a sandbox's beside a real one's) is refused: rewriting
+    some of its dates would leave the rest, and every glob over it would read two warehouses as one."""
+    if owner is None or not params.warehouse or owner == params.warehouse:
+        return
+    raise UsageError(f"{params.directory} holds files exported from another warehouse ({owner}; e.g. {path.name} "
                       f"of {path.parent.name}); this is {params.warehouse}: nothing was written",
                       hint="export into a directory of its own (--to DIR), or move that warehouse's files away; if "
                            "it is this warehouse under another host name, set KAPMAN_WAREHOUSE to its name")
@@ -345,8 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "them) and options_chains to Parquet, one zstd file per table and New York date with its "
                    "symbol and date columns: DIR/<table>/<YYYY-MM-DD>.parquet. Only dates without a file, or whose "
                    "rows changed since their file was written (recomputed, reloaded, deleted), are written "
-                   "(--force rewrites them all); pandas, polars and DuckDB read a table by its glob. A directory "
-                   "holding another warehouse's files (a sandbox's) is refused, exit 2.",
+                   "(--force rewrites them all), and a date that lost every row has its file removed; pandas, "
+                   "polars and DuckDB read a table by its glob. A directory holding another warehouse's files "
+                   "(a sandbox's), or a table's directory of an export, is refused, exit 2.",
                    EXAMPLES)
     p.add_argument("--to", type=_directory, default=DEFAULT_DIR, metavar="DIR", help="where the files go")
     p.add_argument("--tables", type=_tables, default=list(TABLES), metavar="T1,T2",
@@ -358,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    metavar="N", help="connections reading at once (default 2)")
     args = p.parse_args(argv)
     settings = cli.settings_for(args)
+    date_span(args.date, args.start_date, args.end_date, open_ended=True)   # refused by the flags' names
     dates = api.Dates.of(args.date, args.start_date, args.end_date)
     result = export(settings.require_database_url(),
                     ExportParams(args.to, args.tables, dates, args.force, args.workers,

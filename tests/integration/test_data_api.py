@@ -435,6 +435,53 @@ def test_export_refuses_a_directory_holding_another_warehouses_files(
     assert after == {n: m for n, m in before.items() if n != f"{DAYS[5]}.parquet"}
 
 
+def test_export_of_one_table_refuses_another_warehouses_files_of_another_table(
+        url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the tables being exported were looked at: --tables ohlcv into a directory whose options_chains
+    were a sandbox's wrote the bars beside them, one directory of two warehouses."""
+    import pyarrow.parquet as pq
+
+    from kapman.console import main
+
+    export(url, capsys, "--to", str(tmp_path), "--tables", "options_chains")
+    path = next((tmp_path / "options_chains").iterdir())
+    table = pq.read_table(path)
+    other = "kapman_sandbox@127.0.0.1:5432 (sandbox)"
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, b"kapman.warehouse": other.encode()}),
+                   path)
+    code = main(["export", "--to", str(tmp_path), "--tables", "ohlcv", "--db-url", url])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and err[0].startswith(f"error: {tmp_path} holds files exported from another warehouse ({other}; "
+                                           f"e.g. {path.name} of options_chains); this is ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["options_chains"]
+
+
+def test_export_removes_the_file_of_a_date_whose_rows_were_all_deleted(
+        url: str, conn: psycopg.Connection, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A date inside the table's stored span that lost every row (a snapshot cleared, a day file withdrawn)
+    kept its file, and every reader its deleted rows; a date before the span (past retention) keeps its file."""
+    emptied, oldest = SNAPSHOT_DAYS[2], SNAPSHOT_DAYS[0]
+    export(url, capsys, "--to", str(tmp_path), "--tables", "daily_snapshots")
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "daily_snapshots").iterdir()}
+    on = "(time AT TIME ZONE 'America/New_York')::date = ANY(%s)"
+    conn.execute(f"CREATE TABLE kept_snapshots AS SELECT * FROM daily_snapshots WHERE {on}", ([emptied, oldest],))
+    try:
+        conn.execute(f"DELETE FROM daily_snapshots WHERE {on}", ([emptied, oldest],))
+        ranged = export(url, capsys, "--to", str(tmp_path), "--tables", "daily_snapshots",
+                        "--start-date", str(SNAPSHOT_DAYS[3]))          # the emptied date is not asked for
+        again = export(url, capsys, "--to", str(tmp_path), "--tables", "daily_snapshots")
+        after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "daily_snapshots").iterdir()}
+        last = export(url, capsys, "--to", str(tmp_path), "--tables", "daily_snapshots")
+    finally:
+        conn.execute("INSERT INTO daily_snapshots SELECT * FROM kept_snapshots")
+        conn.execute("DROP TABLE kept_snapshots")
+    assert ranged["daily_snapshots"]["removed"] == 0
+    assert (again["daily_snapshots"]["removed"], again["daily_snapshots"]["files"],
+            again["counts"]["removed"]) == (1, 0, 1)
+    assert after == {n: m for n, m in before.items() if n != f"{emptied}.parquet"}   # the oldest date's file kept
+    assert last["daily_snapshots"]["removed"] == 0
+
+
 def test_export_of_dates_that_hold_nothing_is_nothing_to_do(url: str, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     """It was 'ok', 0 files, exit 0, for a weekend or a range past the data, as if written."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -66,3 +66,74 @@ def test_an_empty_to_is_refused_not_read_as_the_working_directory(capsys: pytest
         main(["export", "--to", " ", "--db-url", "postgresql://nobody@127.0.0.1:1/none"])
     assert done.value.code == 2 and capsys.readouterr().err.splitlines()[-1] == (
         f"kapman export: error: argument --to: is empty; name a directory, or leave --to out for {DEFAULT_DIR}")
+
+
+NOWHERE = "postgresql://nobody@127.0.0.1:1/none"   # each refusal comes before any database is asked
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--start-date", "2025-12-19", "--end-date", "2025-12-01"],
+     "--start-date 2025-12-19 is after --end-date 2025-12-01"),
+    (["--date", "2025-12-19", "--start-date", "2025-12-01"], "give either --date or --start-date/--end-date, not both"),
+])
+def test_a_date_span_that_cannot_be_meant_names_the_flags(args: list[str], message: str,
+                                                          capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """It said "start 2025-12-19 is after end 2025-12-01", the Data API's argument names, not the command's."""
+    from kapman.console import main
+
+    assert main(["export", "--to", str(tmp_path), *args, "--db-url", NOWHERE]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {message}"]
+
+
+def test_a_to_that_is_a_dangling_link_is_named_as_one(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """It failed at the first file: "cannot write LINK/ohlcv/2025-12-19.parquet: File exists"."""
+    from kapman.console import main
+
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    assert main(["export", "--to", str(tmp_path / "link"), "--db-url", NOWHERE]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: --to {tmp_path / 'link'} is a link to "
+                                                    f"{tmp_path / 'gone'}, which does not exist"]
+
+
+@pytest.mark.parametrize("inside", ["", "mine", "mine/deeper"])
+def test_a_to_inside_a_tables_directory_of_an_export_is_refused(inside: str, capsys: pytest.CaptureFixture[str],
+                                                                 tmp_path: Path) -> None:
+    """``--to export/ohlcv`` wrote export/ohlcv/ohlcv/..., export/ohlcv/options_chains/...: pd.read_parquet of
+    export/ohlcv reads its subdirectories, so the bars read with option contracts among them."""
+    from kapman import export
+    from kapman.console import main
+
+    table = pa.table({"symbol": ["A"], "date": pa.array([date(2024, 1, 2)], pa.date32()), "close": [1.0]})
+    ohlcv = tmp_path / "export" / "ohlcv"
+    export.write_parquet(table, ohlcv / "2024-01-02.parquet", export.Stamp(1, datetime(2024, 1, 2, tzinfo=UTC)))
+    to = ohlcv / inside if inside else ohlcv
+    assert main(["export", "--to", str(to), "--db-url", NOWHERE]) == 2
+    where = "holds an export's dated files" if not inside else f"is inside {ohlcv}, which does"
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --to {to} {where}: it is a table's directory of an export, and every reader of that table "
+        "would read this export's files as its rows",
+        f"hint: name the export's own directory ({tmp_path / 'export'}), or one outside it"]
+    assert [p.name for p in ohlcv.iterdir()] == ["2024-01-02.parquet"]   # nothing made inside it
+
+
+def test_a_directory_named_as_a_table_without_an_exports_files_is_a_place_to_export_to(tmp_path: Path) -> None:
+    from kapman import export
+
+    (tmp_path / "ohlcv" / "x").mkdir(parents=True)
+    (tmp_path / "ohlcv" / "2024-01-02.parquet").write_bytes(b"not an export's")
+    export._check_directory(export.ExportParams(tmp_path / "ohlcv" / "x"))   # no error
+
+
+def test_a_write_stopped_by_anything_leaves_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only an OSError removed it: Ctrl-C while a file was being written left a .partial file behind."""
+    from kapman import export
+
+    def interrupted(data: pa.Table, where: Path, **options: object) -> None:
+        Path(where).write_bytes(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export.pq, "write_table", interrupted)
+    table = pa.table({"symbol": ["A"], "date": pa.array([date(2024, 1, 2)], pa.date32())})
+    with pytest.raises(KeyboardInterrupt):
+        export.write_parquet(table, tmp_path / "ohlcv" / "2024-01-02.parquet")
+    assert not list((tmp_path / "ohlcv").iterdir())
