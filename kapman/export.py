@@ -3,8 +3,8 @@
 Layout: ``DIR/<table>/<YYYY-MM-DD>.parquet``, each file with its ``date`` and ``symbol`` columns,
 so any reader takes a table whole with a glob and nothing else: ``pd.read_parquet("DIR/ohlcv")``,
 ``pl.read_parquet("DIR/ohlcv/*.parquet")``, DuckDB ``FROM 'DIR/ohlcv/*.parquet'``.  Each file
-records what it was written from, the date's row count and latest ``updated_at`` (every KapMan
-writer sets it on a row it changes): a later run writes the dates without a file and the dates
+records what it was written from, the date's row count, latest ``updated_at`` and their sum (every
+KapMan writer sets it on a row it changes): a later run writes the dates without a file and the dates
 whose rows changed since (recomputed, reloaded, deleted), and reads nothing else (``--force``
 rewrites every date); the file of a date inside the table's stored span that lost every row is
 removed.  Each file also records its warehouse (``kapman.archive.warehouse``): a directory holding
@@ -58,10 +58,11 @@ EXAMPLES = """
 
 #: What each table holds per stored date in a range: rows and the latest ``updated_at`` (the Parquet dates
 #: are New York dates; a snapshot time is mapped to its date on the client).
+_AGGREGATE = f"count(*), max(updated_at), sum({epoch_us('updated_at')})"
 _STORED = {
-    "ohlcv": "SELECT date, count(*), max(updated_at) FROM public.ohlcv WHERE {} GROUP BY 1",
-    "daily_snapshots": "SELECT time, count(*), max(updated_at) FROM public.daily_snapshots WHERE {} GROUP BY 1",
-    "options_chains": "SELECT time, count(*), max(updated_at) FROM public.options_chains WHERE {} GROUP BY 1",
+    "ohlcv": f"SELECT date, {_AGGREGATE} FROM public.ohlcv WHERE {{}} GROUP BY 1",
+    "daily_snapshots": f"SELECT time, {_AGGREGATE} FROM public.daily_snapshots WHERE {{}} GROUP BY 1",
+    "options_chains": f"SELECT time, {_AGGREGATE} FROM public.options_chains WHERE {{}} GROUP BY 1",
 }
 #: The keys of a file's metadata that hold the stamp of what it was written from, and its warehouse.
 STAMP_KEY = b"kapman.stamp"
@@ -70,26 +71,36 @@ WAREHOUSE_KEY = b"kapman.warehouse"
 
 @dataclass(frozen=True)
 class Stamp:
-    """What a date held when it was read: its rows and their latest ``updated_at``.  A date whose stamp
-    differs from its file's changed since (rows recomputed, reloaded, added or deleted)."""
+    """What a date held when it was read: its rows, their latest ``updated_at`` and the sum of them all (in
+    microseconds).  A date whose stamp differs from its file's changed since (rows recomputed, reloaded,
+    added or deleted).  The sum sees a row whose ``updated_at`` changed below the latest: a restore's rows
+    keep their archived (older) stamps, and a writer's ``now()`` is its transaction's start, so a write
+    committed after an export read the date can carry a stamp older than that date's latest."""
 
     rows: int
     updated: datetime
+    total: int = 0
 
     def encode(self) -> bytes:
-        return f"{self.rows} {self.updated.isoformat()}".encode()
+        return f"{self.rows} {self.updated.isoformat()} {self.total}".encode()
+
+    def matches(self, recorded: bytes | None) -> bool:
+        """Whether a file's recorded stamp is this one (a file stamped before the sum: its rows and latest)."""
+        if recorded is not None and recorded.count(b" ") == 1:
+            return recorded == f"{self.rows} {self.updated.isoformat()}".encode()
+        return recorded == self.encode()
 
     def merge(self, other: Stamp) -> Stamp:
-        return Stamp(self.rows + other.rows, max(self.updated, other.updated))
+        return Stamp(self.rows + other.rows, max(self.updated, other.updated), self.total + other.total)
 
 
 def stored_stamps(conn: psycopg.Connection, table: str, dates: api.Dates) -> dict[date, Stamp]:
     """Each stored date of ``table`` in ``dates`` with its stamp."""
     condition = dates.on("date") if table == "ohlcv" else dates.on_time("time")
     found: dict[date, Stamp] = {}
-    for key, rows, updated in conn.execute(sql.SQL(_STORED[table]).format(condition)):
+    for key, rows, updated, total in conn.execute(sql.SQL(_STORED[table]).format(condition)):
         day = key if table == "ohlcv" else ny_date_of(key)
-        stamp = Stamp(rows, updated)
+        stamp = Stamp(rows, updated, int(total))
         found[day] = found[day].merge(stamp) if day in found else stamp
     return dict(sorted(found.items()))
 
@@ -264,7 +275,7 @@ def export(url: str, params: ExportParams, progress: Progress | None = None) -> 
                 present.add(day)
                 if day not in stamps[table] and params.dates.holds(day) and span and span.holds(day):
                     emptied.append((table, path))
-                if day in stamps[table] and not params.force and stamp != stamps[table][day].encode():
+                if day in stamps[table] and not params.force and not stamps[table][day].matches(stamp):
                     todo.add(day)
                     stats.changed += 1
             todo |= set(days) - present    # the directory was just listed: no look per date

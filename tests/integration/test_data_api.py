@@ -405,6 +405,37 @@ def test_export_writes_again_the_dates_whose_rows_changed_since_their_file(
     assert fourth["ohlcv"]["files"] == fourth["daily_snapshots"]["files"] == 0
 
 
+def test_export_sees_a_change_whose_updated_at_is_older_than_the_dates_latest(
+        url: str, conn: psycopg.Connection, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A restore writes a row back with its archived (older) updated_at; a writer's now() is its transaction's
+    start. Either leaves a date's row count and latest updated_at as they were: the date's file kept the
+    rows it was written from. A file stamped before the sum (rows and latest alone) still counts as current."""
+    import pyarrow.parquet as pq
+
+    day = DAYS[7]
+    export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv")
+    legacy = tmp_path / "ohlcv" / f"{DAYS[8]}.parquet"
+    table = pq.read_table(legacy)
+    rows, latest = table.schema.metadata[b"kapman.stamp"].split(b" ")[:2]
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, b"kapman.stamp": rows + b" " + latest}),
+                   legacy)
+    legacy_mtime = legacy.stat().st_mtime_ns
+    where = "FROM tickers t WHERE t.id = o.ticker_id AND t.symbol = 'AAPL' AND o.date = %s"
+    close, stamp = conn.execute(f"SELECT o.close, o.updated_at {where.replace('WHERE', ', ohlcv o WHERE')}",
+                                (day,)).fetchone()  # type: ignore[misc]
+    assert conn.execute("SELECT max(updated_at) FROM ohlcv WHERE date = %s", (day,)).fetchone() == (stamp,)
+    try:
+        conn.execute(f"UPDATE ohlcv o SET close = o.close + 1, updated_at = o.updated_at - interval '1 hour' {where}",
+                     (day,))
+        again = export(url, capsys, "--to", str(tmp_path), "--tables", "ohlcv")
+        bars = pq.read_table(tmp_path / "ohlcv" / f"{day}.parquet").to_pandas()
+    finally:
+        conn.execute(f"UPDATE ohlcv o SET close = %s, updated_at = %s {where}", (close, stamp, day))
+    assert (again["ohlcv"]["files"], again["ohlcv"]["changed"]) == (1, 1)
+    assert bars.loc[bars["symbol"] == "AAPL", "close"].tolist() == [pytest.approx(close + 1)]
+    assert legacy.stat().st_mtime_ns == legacy_mtime
+
+
 def test_export_refuses_a_directory_holding_another_warehouses_files(
         url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A sandbox's export and a real warehouse's in one directory would read as one data set: each file
