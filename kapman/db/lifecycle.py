@@ -22,11 +22,12 @@ the tables they write with :func:`policies_paused`, so the jobs never race a COP
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import psycopg
 
@@ -38,6 +39,9 @@ from kapman.errors import UsageError
 log = logging.getLogger(__name__)
 
 POLICY_PROCS = ("policy_retention", "policy_compression")
+#: The config key that holds each policy's window, and the function that adds the policy.
+POLICY_WINDOW = {"policy_retention": "drop_after", "policy_compression": "compress_after"}
+POLICY_ADD = {"policy_retention": "add_retention_policy", "policy_compression": "add_compression_policy"}
 #: Every bulk loader holds this advisory lock shared while it runs; whoever can take it exclusively
 #: is the last one out and puts the jobs back on the schedule the clock calls for.
 PAUSE_LOCK_KEY = "kapman:lifecycle-pause"
@@ -183,6 +187,27 @@ def policy_jobs(conn: psycopg.Connection, tables: Sequence[str] = schema.LIFECYC
         "WHERE hypertable_schema = 'public' AND proc_name = ANY(%s) AND hypertable_name = ANY(%s) "
         "ORDER BY hypertable_name, proc_name", (list(POLICY_PROCS), list(tables))).fetchall()
     return [PolicyJob(*r) for r in rows]
+
+
+def policy_interval(text: object) -> timedelta | None:
+    """A policy's window as the jobs' config writes it ('730 days'); None for anything else."""
+    match = re.fullmatch(r"(\d+) days?", text if isinstance(text, str) else "")
+    return timedelta(days=int(match.group(1))) if match else None
+
+
+def restore_window(job_id: int, proc_name: str, days: int) -> str:
+    """SQL that puts a policy job's window back to ``days``, as printed (the policy's own check
+    function validates the config)."""
+    key = POLICY_WINDOW[proc_name]
+    return (f"SELECT alter_job(job_id, config => jsonb_set(config, '{{{key}}}', '\"{days} days\"')) "
+            f"FROM timescaledb_information.jobs WHERE job_id = {job_id}")
+
+
+def add_policy(proc_name: str, table: str, days: int, *, scheduled: bool) -> str:
+    """SQL that adds a missing policy back with the window the warehouse keeps, paused on a frozen
+    clock (a scheduled one would count from the server's date)."""
+    added = f"{POLICY_ADD[proc_name]}('public.{table}', {POLICY_WINDOW[proc_name]} => INTERVAL '{days} days')"
+    return f"SELECT {added}" if scheduled else f"SELECT alter_job({added}, scheduled => false)"
 
 
 def set_scheduled(conn: psycopg.Connection, jobs: Sequence[PolicyJob], scheduled: bool) -> None:

@@ -195,12 +195,27 @@ def _drop(conn: psycopg.Connection, table: str, day: date) -> list[str]:
 def _compress(conn: psycopg.Connection, table: str, day: date, *, partial_only: bool = False) -> list[str]:
     """Compress the chunks wholly older than ``day`` that are not compressed (unless
     ``partial_only``), or only partially: a write into a compressed chunk leaves its rows beside
-    the compressed batches, and ``compress_chunk`` folds them back in."""
+    the compressed batches, and ``compress_chunk`` folds them back in.
+
+    One chunk at a time, each in a savepoint: the policy job (real clock) or another run's retention
+    may compress the same chunk meanwhile, and ``compress_chunk`` then fails with "already
+    compressed" once it has waited for that one, which took the whole retention step (its drops and
+    the ledger's repair) with it after a successful run.  Such a chunk is compressed: not counted."""
     rows = conn.execute(
-        "SELECT compress_chunk(c, if_not_compressed => true) "
-        "FROM show_chunks(%s::regclass, older_than => %s) c "
+        "SELECT c FROM show_chunks(%s::regclass, older_than => %s) c "
         "WHERE (NOT %s AND _timescaledb_functions.chunk_status(c) & %s = 0) "
         "OR _timescaledb_functions.chunk_status(c) & %s <> 0",
         (f"public.{table}", _boundary(table, day), partial_only, chunks.STATUS_COMPRESSED,
          chunks.STATUS_PARTIAL)).fetchall()
-    return [str(r[0]) for r in rows if r[0] is not None]
+    done = []
+    for (chunk,) in rows:
+        try:
+            with conn.transaction():
+                row = conn.execute("SELECT compress_chunk(%s::regclass, if_not_compressed => true)",
+                                   (chunk,)).fetchone()
+        except psycopg.errors.DuplicateObject:
+            log.info("%s was compressed meanwhile by another session", chunk)
+            continue
+        if row and row[0] is not None:
+            done.append(str(row[0]))
+    return done

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import psycopg
 from psycopg import sql
@@ -137,17 +136,12 @@ def _lifecycle(conn: psycopg.Connection, info: ServerInfo, report: ValidationRep
         _, drop_after, compress_after = recorded.get(table, (None, None, None))
         retention = found.get(("policy_retention", table)) or {}
         compression = found.get(("policy_compression", table)) or {}
-        report.add(f"retention policy {table}", _days(retention.get("drop_after")) == drop_after,
+        window = lifecycle.policy_interval
+        report.add(f"retention policy {table}", window(retention.get("drop_after")) == drop_after,
                    f"drop_after = {retention.get('drop_after')}")
-        report.add(f"compression policy {table}", _days(compression.get("compress_after")) == compress_after,
+        report.add(f"compression policy {table}", window(compression.get("compress_after")) == compress_after,
                    f"compress_after = {compression.get('compress_after')}")
         report.add(f"compression enabled {table}", table in compressed, str(table in compressed))
-
-
-def _days(text: str | None) -> timedelta | None:
-    """A policy's interval as the jobs' config writes it ('730 days')."""
-    match = re.fullmatch(r"(\d+) days?", text or "")
-    return timedelta(days=int(match.group(1))) if match else None
 
 
 def _compressed_writes(conn: psycopg.Connection, report: ValidationReport) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -67,66 +67,139 @@ def schema(conn: psycopg.Connection, now: datetime) -> Check:
     return _application_retention(conn, text, details, now)
 
 
-#: Job times as text: ``next_start`` is -infinity while a job runs, which psycopg cannot load.
+#: Job times as text: ``next_start`` is -infinity while a job runs (and after some ``alter_job``
+#: calls on a job that never ran), which psycopg cannot load.  Running is ``job_stats``' to say.
 _POLICY_JOBS = """
     SELECT j.job_id, j.hypertable_name, j.proc_name,
            CASE WHEN isfinite(j.next_start) THEN j.next_start END, j.next_start::text, s.last_run_status,
            (SELECT e.err_message FROM timescaledb_information.job_errors e
-             WHERE e.job_id = j.job_id ORDER BY e.start_time DESC LIMIT 1), j.scheduled
+             WHERE e.job_id = j.job_id ORDER BY e.start_time DESC LIMIT 1), j.scheduled,
+           s.job_status = 'Running', j.config
     FROM timescaledb_information.jobs j
     LEFT JOIN timescaledb_information.job_stats s USING (job_id)
     WHERE j.hypertable_schema = 'public' AND j.proc_name IN ('policy_retention', 'policy_compression')
     ORDER BY 2, 3"""
 
 
+class _Job(NamedTuple):
+    job_id: int
+    table: str
+    proc: str
+    next_start: datetime | None
+    shown: str | None
+    last_run_status: str | None
+    last_error: str | None
+    scheduled: bool
+    running: bool
+    config: dict[str, Any] | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.proc} on {self.table}"
+
+    @property
+    def window(self) -> Any:
+        return (self.config or {}).get(lifecycle.POLICY_WINDOW[self.proc])
+
+
 def _policy_jobs(conn: psycopg.Connection, text: str, details: dict[str, Any], tables: list[str],
                  scheduled: bool) -> Check:
-    jobs = conn.execute(_POLICY_JOBS).fetchall()
-    details["policy_jobs"] = [{"job_id": i, "hypertable": t, "job": p, "next_start": shown, "last_run_status": s,
-                               "last_error": e, "scheduled": on} for i, t, p, _, shown, s, e, on in jobs]
-    have = {(t, p) for _, t, p, *_ in jobs}
-    missing = [f"{p} on {t}" for t in tables for p in ("policy_retention", "policy_compression")
-               if (t, p) not in have]
-    if missing:
-        return Check("schema", Verdict.FAIL, f"{text}; policy jobs missing: {', '.join(missing)}",
-                     cmd.REBUILD, details)
-    failed = [(i, f"{p} on {t}" + (f" ({e})" if e else "")) for i, t, p, _, _, s, e, _ in jobs if s == "Failed"]
-    paused = [(i, f"{p} on {t}") for i, t, p, *_, on in jobs if not on]
-    soonest = min((n for _, _, _, n, *_, on in jobs if n is not None and on), default=None)
-    running = [f"{p} on {t}" for _, t, p, n, shown, *_ in jobs if n is None and shown == "-infinity"]
+    jobs = [_Job(*r) for r in conn.execute(_POLICY_JOBS).fetchall()]
+    details["policy_jobs"] = [{"job_id": j.job_id, "hypertable": j.table, "job": j.proc, "next_start": j.shown,
+                               "last_run_status": j.last_run_status, "last_error": j.last_error,
+                               "scheduled": j.scheduled, "running": j.running, "window": j.window} for j in jobs]
+    windows = _windows(conn)
+    have = {(j.table, j.proc) for j in jobs}
+    missing = [(p, t) for t in tables for p in lifecycle.POLICY_PROCS if (t, p) not in have]
+    if missing:     # added back as the migrations add it: a rebuild would destroy the option snapshots
+        return Check("schema", Verdict.FAIL, f"{text}; policy jobs missing: "
+                     + ", ".join(f"{p} on {t}" for p, t in missing),
+                     " ; ".join(lifecycle.add_policy(p, t, _expected(windows, t, p), scheduled=scheduled)
+                                for p, t in missing), details)
+    altered = _altered(jobs, windows)
     if not scheduled:    # a frozen clock: KapMan keeps the windows itself after each run
-        return _frozen_policy_jobs(jobs, text, details)
+        return _frozen_policy_jobs(jobs, text, details, altered, windows)
+    failed = [j for j in jobs if j.last_run_status == "Failed"]
+    paused = [j for j in jobs if not j.scheduled]
+    soonest = min((j.next_start for j in jobs if j.next_start is not None and j.scheduled), default=None)
+    running = [j.name for j in jobs if j.running]
     text += f"; {len(jobs)} policy jobs" + (f", next run {soonest:%Y-%m-%d %H:%M} UTC" if soonest else "")
     if running:
         text += f", running now: {', '.join(running)}"
     if paused and lifecycle.load_holds_pause(conn):    # the load puts them back on schedule when it ends
-        text += f", paused for a running load: {', '.join(f for _, f in paused)}"
+        text += f", paused for a running load: {', '.join(j.name for j in paused)}"
         paused = []
-    problems, fixes = [], []
+    problems, fixes = _altered_problem(altered, windows)
     if failed:   # SQL that runs as printed.  The scheduler's run is recorded in job_stats and clears the
         # warning; CALL run_job() runs in the caller's session and leaves the last run 'Failed'.
-        problems.append(f"last run failed: {', '.join(f for _, f in failed)}; mend the cause "
-                        "(timescaledb_information.job_errors), then run the fix")
-        fixes.append(" ; ".join(f"SELECT alter_job({i}, next_start => now())" for i, _ in failed))
+        problems.append("last run failed: " + ", ".join(j.name + (f" ({j.last_error})" if j.last_error else "")
+                                                        for j in failed)
+                        + "; mend the cause (timescaledb_information.job_errors), then run the fix")
+        fixes.append(" ; ".join(f"SELECT alter_job({j.job_id}, next_start => now())" for j in failed))
     if paused:           # left paused by a load that was killed: nothing keeps the windows
-        problems.append(f"paused with no load running: {', '.join(f for _, f in paused)}")
-        fixes.append(" ; ".join(f"SELECT alter_job({i}, scheduled => true)" for i, _ in paused))
+        problems.append(f"paused with no load running: {', '.join(j.name for j in paused)}")
+        fixes.append(" ; ".join(f"SELECT alter_job({j.job_id}, scheduled => true)" for j in paused))
     if problems:
-        return Check("schema", Verdict.WARN, f"{text}; {'; '.join(problems)}", " ; ".join(fixes), details)
+        verdict = Verdict.FAIL if _drops_early(altered, windows) else Verdict.WARN
+        return Check("schema", verdict, f"{text}; {'; '.join(problems)}", " ; ".join(fixes), details)
     return Check("schema", Verdict.OK, text, None, details)
 
 
-def _frozen_policy_jobs(jobs: list[tuple[Any, ...]], text: str, details: dict[str, Any]) -> Check:
+def _windows(conn: psycopg.Connection) -> dict[str, tuple[timedelta, timedelta]]:
+    """hypertable -> (drop_after, compress_after), the windows the warehouse keeps."""
+    rows = conn.execute("SELECT hypertable_name, drop_after, compress_after "
+                        "FROM public.hypertable_lifecycle").fetchall()
+    return {t: (d, c) for t, d, c in rows}
+
+
+def _expected(windows: dict[str, tuple[timedelta, timedelta]], table: str, proc: str) -> int:
+    return windows[table][0 if proc == "policy_retention" else 1].days
+
+
+def _altered(jobs: list[_Job], windows: dict[str, tuple[timedelta, timedelta]]) -> list[_Job]:
+    """Jobs whose window is not the one ``hypertable_lifecycle`` records (a config edited by hand):
+    the scheduler counts from the job's config, whatever the warehouse keeps."""
+    return [j for j in jobs if j.table in windows
+            and lifecycle.policy_interval(j.window) != timedelta(days=_expected(windows, j.table, j.proc))]
+
+
+def _drops_early(altered: list[_Job], windows: dict[str, tuple[timedelta, timedelta]]) -> bool:
+    """A retention job that drops sooner than the window destroys what the warehouse keeps, option
+    snapshots included, which cannot be fetched again (one without a window fails instead)."""
+    def sooner(j: _Job) -> bool:
+        got = lifecycle.policy_interval(j.window)
+        return got is not None and got < windows[j.table][0]
+    return any(j.proc == "policy_retention" and sooner(j) for j in altered)
+
+
+def _altered_problem(altered: list[_Job], windows: dict[str, tuple[timedelta, timedelta]]
+                     ) -> tuple[list[str], list[str]]:
+    if not altered:
+        return [], []
+    said = ", ".join(f"{j.name} counts {j.window or 'no window'} where the warehouse keeps "
+                     f"{_expected(windows, j.table, j.proc)} days" for j in altered)
+    return ([f"policy window edited: {said}"],
+            [" ; ".join(lifecycle.restore_window(j.job_id, j.proc, _expected(windows, j.table, j.proc))
+                        for j in altered)])
+
+
+def _frozen_policy_jobs(jobs: list[_Job], text: str, details: dict[str, Any], altered: list[_Job],
+                        windows: dict[str, tuple[timedelta, timedelta]]) -> Check:
     """On a frozen clock every policy job must stay paused: a scheduled one counts its window from
-    the server's clock, not KapMan's, and drops (or compresses) data that KapMan's window keeps."""
-    live = [(i, f"{p} on {t}") for i, t, p, *_, on in jobs if on]
-    if not live:
-        return Check("schema", Verdict.OK, f"{text}; {len(jobs)} policy jobs paused, KapMan enforces the windows",
-                     None, details)
-    return Check("schema", Verdict.WARN,
-                 f"{text}; scheduled on the server's clock although KapMan's is frozen: "
-                 f"{', '.join(f for _, f in live)} (would drop or compress by the server's date)",
-                 " ; ".join(f"SELECT alter_job({i}, scheduled => false)" for i, _ in live), details)
+    the server's clock, not KapMan's, and drops (or compresses) data that KapMan's window keeps.
+    An edited window is said too: it counts once the clock is real again."""
+    live = [j for j in jobs if j.scheduled]
+    problems, fixes = _altered_problem(altered, windows)
+    if live:
+        problems.insert(0, f"scheduled on the server's clock although KapMan's is frozen: "
+                           f"{', '.join(j.name for j in live)} (would drop or compress by the server's date)")
+        fixes.insert(0, " ; ".join(f"SELECT alter_job({j.job_id}, scheduled => false)" for j in live))
+    else:
+        text += f"; {len(jobs)} policy jobs paused, KapMan enforces the windows"
+    if not problems:
+        return Check("schema", Verdict.OK, text, None, details)
+    verdict = Verdict.FAIL if live and _drops_early(altered, windows) else Verdict.WARN
+    return Check("schema", verdict, f"{text}; {'; '.join(problems)}", " ; ".join(fixes), details)
 
 
 def _application_retention(conn: psycopg.Connection, text: str, details: dict[str, Any], now: datetime) -> Check:

@@ -8,8 +8,10 @@ edition (marked ``community``: they skip elsewhere); the ledger's answers are ch
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import numpy as np
@@ -240,3 +242,24 @@ def test_each_policy_is_validated_against_its_recorded_window(scratch: str) -> N
         assert check(c) == (False, "drop_after = 365 days")          # the policy left the recorded window
         c.execute("UPDATE hypertable_lifecycle SET drop_after = '365 days' WHERE hypertable_name = 'daily_snapshots'")
         assert check(c) == (True, "drop_after = 365 days")           # a window configured in both places
+
+
+@pytest.mark.community
+def test_a_chunk_another_session_compresses_meanwhile_does_not_fail_the_lifecycle(scratch: str) -> None:
+    """The policy job (or another run's retention) compressing a chunk the lifecycle is about to:
+    ``compress_chunk`` waited for it, then failed with "already compressed", and the retention step,
+    its ledger repair with it, failed after a successful run."""
+    _fill(scratch)
+    early = date(2025, 1, 20)
+    with psycopg.connect(scratch) as other:
+        name = next(f"{ch.schema}.{ch.name}" for ch in chunks.chunks(other, "ohlcv") if ch.start <= early < ch.end)
+        other.execute("SELECT compress_chunk(%s::regclass)", (name,))        # not committed yet
+        with ThreadPoolExecutor(1) as pool, psycopg.connect(scratch, autocommit=True) as c:
+            run = pool.submit(retention.enforce_retention, c)
+            time.sleep(1.0)                 # the lifecycle now waits for this session's compression
+            other.commit()
+            report = run.result(timeout=60)
+    assert report.mode == "paused-policy" and report.chunks_compressed > 0
+    assert name not in report.compressed["ohlcv"]       # compressed by the other session, not counted
+    assert _status(scratch, early) == chunks.STATUS_COMPRESSED
+    assert _status(scratch, date(2025, 7, 1)) == chunks.STATUS_COMPRESSED

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kapman.db import upgrade
+from kapman.db import lifecycle, upgrade
 from kapman.db.connect import database_name
 from kapman.db.fingerprint import fingerprint
 from kapman.db.migrations import MIGRATIONS_DIR, Migration, MigrationError, discover
@@ -158,7 +158,9 @@ def test_on_compressed_chunks_the_upgrade_keeps_them_compressed_and_whole(
         built_at: Callable[[list[Migration]], str]) -> None:
     every = discover(MIGRATIONS_DIR)
     url = built_at(every[:-1])
-    with psycopg.connect(url, autocommit=True) as conn:
+    # The jobs paused as a load pauses them: the scheduled compression job would compress a chunk
+    # meanwhile, and compress_chunk fails with "already compressed" once it has waited for it.
+    with lifecycle.policies_paused(url), psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('public.daily_snapshots') c")
         conn.execute("SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('public.options_chains') c")
     rows = _rows(url)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from datetime import date
+from unittest.mock import patch
 
 import psycopg
 import pytest
@@ -167,12 +168,13 @@ def test_on_the_community_edition_a_failed_policy_job_is_a_warning_its_fix_rerun
     db = jobs_before_first_run
     job = db.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' "
                      "AND hypertable_name = 'ohlcv'").fetchone()[0]  # type: ignore[index]
-    # A retention policy of hypertable 0 fails when the scheduler runs it.  TimescaleDB checks a
-    # new config with the job's check function, so the job gets one that accepts anything.
+    # A retention policy of hypertable 0 (its window kept: only the failure is wrong) fails when the
+    # scheduler runs it.  TimescaleDB checks a new config with the job's check function, so the job
+    # gets one that accepts anything.
     config = db.execute("SELECT config FROM timescaledb_information.jobs WHERE job_id = %s", (job,)).fetchone()[0]  # type: ignore[index]
     db.execute("CREATE FUNCTION public.accept_any_config(config jsonb) RETURNS void LANGUAGE sql AS 'SELECT'")
     changed = db.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
-    db.execute("SELECT alter_job(%s, config => '{\"hypertable_id\": 0}'::jsonb, "
+    db.execute("SELECT alter_job(%s, config => '{\"hypertable_id\": 0, \"drop_after\": \"730 days\"}'::jsonb, "
                "check_config => 'public.accept_any_config', next_start => now())", (job,))
     # The scheduler of a database copied from a template starts at the launcher's next poll
     # (timescaledb.bgw_launcher_poll_time, a minute by default), then runs the job at once.
@@ -236,12 +238,85 @@ def test_on_the_community_edition_a_job_left_paused_is_a_warning_and_one_paused_
 @pytest.mark.community
 def test_on_the_community_edition_a_running_job_is_read_without_error(
         jobs_before_first_run: psycopg.Connection) -> None:
-    """``next_start`` is -infinity while a job runs, a value psycopg cannot load as a datetime."""
+    """``next_start`` is -infinity while a job runs, a value psycopg cannot load as a datetime.  It is
+    -infinity too after ``alter_job(schedule_interval => ...)`` on a job that never ran, which
+    status then said was running now: whether a job runs is ``job_stats``' to say."""
     db = jobs_before_first_run
-    rows = db.execute(status._POLICY_JOBS.replace("j.next_start", "'-infinity'::timestamptz")).fetchall()
+    query = status._POLICY_JOBS.replace("j.next_start", "'-infinity'::timestamptz")
+    rows = db.execute(query).fetchall()
     assert rows and all(r[3] is None and r[4] == "-infinity" for r in rows)
-    schema = status.report(db, with_archive=False).check("schema")
+    with patch.object(status, "_POLICY_JOBS", query):
+        schema = status.report(db, with_archive=False).check("schema")
     assert schema.verdict is Verdict.OK, schema.summary
+    assert "running now" not in schema.summary and not any(j["running"] for j in schema.details["policy_jobs"])
+
+
+def _job(db: psycopg.Connection, proc: str, table: str) -> int:
+    return db.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = %s "
+                      "AND hypertable_name = %s", (proc, table)).fetchone()[0]  # type: ignore[index]
+
+
+@pytest.mark.community
+def test_on_the_community_edition_a_policy_window_edited_by_hand_is_said_and_its_fix_restores_it(
+        jobs_before_first_run: psycopg.Connection) -> None:
+    """A retention job edited to 30 days drops on the server's schedule what the 730-day window keeps,
+    option snapshots that cannot be fetched again: status read it as healthy."""
+    db = jobs_before_first_run
+    job = _job(db, "policy_retention", "options_chains")
+    db.execute("SELECT alter_job(job_id, config => jsonb_set(config, '{drop_after}', '\"30 days\"')) "
+               "FROM timescaledb_information.jobs WHERE job_id = %s", (job,))
+    schema = status.report(db, with_archive=False).check("schema")
+    assert schema.verdict is Verdict.FAIL, schema.summary
+    assert ("policy window edited: policy_retention on options_chains counts 30 days where the warehouse "
+            "keeps 730 days") in schema.summary
+    assert schema.fix == (f"SELECT alter_job(job_id, config => jsonb_set(config, '{{drop_after}}', "
+                          f"'\"730 days\"')) FROM timescaledb_information.jobs WHERE job_id = {job}")
+    db.execute(schema.fix)
+    assert status.report(db, with_archive=False).check("schema").verdict is Verdict.OK
+    # A compression window moved compresses earlier or later: a warning, not a failure.
+    job = _job(db, "policy_compression", "ohlcv")
+    db.execute("SELECT alter_job(job_id, config => jsonb_set(config, '{compress_after}', '\"7 days\"')) "
+               "FROM timescaledb_information.jobs WHERE job_id = %s", (job,))
+    schema = status.report(db, with_archive=False).check("schema")
+    assert schema.verdict is Verdict.WARN, schema.summary
+    assert "policy_compression on ohlcv counts 7 days where the warehouse keeps 120 days" in schema.summary
+    db.execute(schema.fix)  # type: ignore[arg-type]
+    assert status.report(db, with_archive=False).check("schema").verdict is Verdict.OK
+
+
+@pytest.mark.community
+def test_on_the_community_edition_a_deleted_policy_job_is_added_back_not_rebuilt(
+        jobs_before_first_run: psycopg.Connection) -> None:
+    """The fix named the rebuild, which drops the database and every option snapshot with it."""
+    db = jobs_before_first_run
+    db.execute("SELECT delete_job(%s)", (_job(db, "policy_retention", "options_chains"),))
+    schema = status.report(db, with_archive=False).check("schema")
+    assert schema.verdict is Verdict.FAIL, schema.summary
+    assert schema.summary.endswith("; policy jobs missing: policy_retention on options_chains")
+    assert schema.fix == "SELECT add_retention_policy('public.options_chains', drop_after => INTERVAL '730 days')"
+    db.execute(schema.fix)
+    assert status.report(db, with_archive=False).check("schema").verdict is Verdict.OK
+    config = db.execute("SELECT config->>'drop_after' FROM timescaledb_information.jobs WHERE job_id = %s",
+                        (_job(db, "policy_retention", "options_chains"),)).fetchone()[0]  # type: ignore[index]
+    assert config == "730 days"
+
+
+@pytest.mark.community
+def test_on_a_frozen_clock_a_deleted_policy_job_comes_back_paused(sandbox_db: psycopg.Connection) -> None:
+    db = sandbox_db
+    db.execute("SELECT delete_job(%s)", (_job(db, "policy_compression", "daily_snapshots"),))
+    schema = status.report(db, EVENING, with_archive=False).check("schema")
+    assert schema.verdict is Verdict.FAIL and schema.fix == (
+        "SELECT alter_job(add_compression_policy('public.daily_snapshots', compress_after => INTERVAL '120 days'), "
+        "scheduled => false)")
+    db.execute(schema.fix)
+    again = status.report(db, EVENING, with_archive=False).check("schema")
+    assert again.verdict is Verdict.OK and "6 policy jobs paused" in again.summary, again.summary
+    # A paused job's edited window counts once the clock is real again: said now.
+    db.execute("SELECT alter_job(job_id, config => jsonb_set(config, '{drop_after}', '\"30 days\"')) "
+               "FROM timescaledb_information.jobs WHERE job_id = %s", (_job(db, "policy_retention", "ohlcv"),))
+    edited = status.report(db, EVENING, with_archive=False).check("schema")
+    assert edited.verdict is Verdict.WARN and "policy_retention on ohlcv counts 30 days" in edited.summary
 
 
 def test_the_schema_line_names_the_clock_the_status_counts_from(sandbox_db: psycopg.Connection) -> None:
