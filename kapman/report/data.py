@@ -136,8 +136,12 @@ def report_day(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: da
     newest = conn.execute("SELECT max(date) FROM public.ohlcv WHERE ticker_id = %s AND date <= %s",
                           (ticker, today)).fetchone()
     if newest is None or newest[0] is None:
-        raise UsageError(f"no OHLCV bars stored for {symbol}: run {registry.command('ohlcv')} base")
+        raise _no_bars_at_all(symbol)
     return newest[0]  # type: ignore[no-any-return]
+
+
+def _no_bars_at_all(symbol: str) -> UsageError:
+    return UsageError(f"no OHLCV bars stored for {symbol}: run {registry.command('ohlcv')} base")
 
 
 def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -219,6 +223,8 @@ def _no_bar(conn: psycopg.Connection, ticker: uuid.UUID, symbol: str, day: date)
         return UsageError(f"no OHLCV bar for {symbol} on {day}: run {backfill}")
     first, last = conn.execute("SELECT min(date), max(date) FROM public.ohlcv WHERE ticker_id = %s",
                                (ticker,)).fetchone() or (None, None)
+    if first is None:   # no span to name ('bars run from None to None'): the ticker has none at all
+        return _no_bars_at_all(symbol)
     return UsageError(f"no OHLCV bar for {symbol} on {day}: the day's file is loaded without one ({symbol}'s bars "
                       f"run from {first} to {last}); to load the file again: {backfill} --force")
 
