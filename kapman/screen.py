@@ -23,6 +23,7 @@ from kapman.data.columns import COLUMNS
 from kapman.data.expression import Expression, parse
 from kapman.db.connect import connect
 from kapman.errors import InputError
+from kapman.symbols import is_index
 from kapman.views.table import plain, table_text
 
 EXAMPLES = """
@@ -75,7 +76,7 @@ def screen(conn: psycopg.Connection, expression: Expression, day: date | None = 
         raise InputError(f"no A2 or A3 values stored for {day}" + (f" on watchlist {watchlist}" if watchlist else ""),
                          hint=f"kapman a2 --date {day} (and kapman a3 for the dealer columns)")
     assert isinstance(table, pa.Table)
-    _families_stored(conn, expression, day, watchlist)
+    _families_stored(conn, expression, day, watchlist, table.column("symbol").to_pylist())
     return day, table.num_rows, table.filter(expression.mask(table)).drop_columns(["date"])
 
 
@@ -84,9 +85,11 @@ _FAMILIES = {"a2": ("technical_indicators_json IS NOT NULL OR price_metrics_json
              "a3": ("dealer_metrics_json IS NOT NULL", "A3", "a3")}
 
 
-def _families_stored(conn: psycopg.Connection, expression: Expression, day: date, watchlist: str | None) -> None:
+def _families_stored(conn: psycopg.Connection, expression: Expression, day: date, watchlist: str | None,
+                     symbols: list[str]) -> None:
     """Refuse a screen that reads a family (A2 or A3) with no values at all on the date: every comparison on
-    it would be false, and "0 of N symbols match" would read as an answer (A3 not yet run for the day)."""
+    it would be false, and "0 of N symbols match" would read as an answer (A3 not yet run for the day).
+    ``symbols`` are those screened: indices alone never have A2, which no run of it changes."""
     families = sorted({COLUMNS[c].family for c in expression.columns})
     where = sql.SQL("{} AND {}").format(api.scope(conn, None, watchlist).on("ticker_id"),
                                         api.Dates(day, day).on_time("time"))
@@ -96,6 +99,9 @@ def _families_stored(conn: psycopg.Connection, expression: Expression, day: date
         if not stored:
             read = ", ".join(c for c in expression.columns if COLUMNS[c].family == family)
             _, label, step = _FAMILIES[family]
+            if family == "a2" and all(is_index(s) for s in symbols):
+                raise InputError(f"the symbols screened are indices, which have no A2 values (the stock flat files "
+                                 f"hold no index bars): the expression reads {read}")
             raise InputError(f"no {label} values stored for {day}" + (f" on watchlist {watchlist}" if watchlist else "")
                              + f": the expression reads {read}", hint=f"kapman {step} --date {day}")
 

@@ -243,6 +243,25 @@ def test_screen_of_a_date_whose_rows_hold_only_a3_names_a2(conn: psycopg.Connect
         assert screen_rows(conn, parse("gex_net > 0"), LAST_DAY)[1] == 4
 
 
+def test_screen_of_indices_alone_for_a2_says_they_have_none(conn: psycopg.Connection) -> None:
+    """An index has no bars, so no A2: the hint to run A2 would change nothing."""
+    from kapman.data.expression import parse
+    from kapman.screen import screen as screen_rows
+
+    with conn.transaction(force_rollback=True):
+        conn.execute("UPDATE tickers SET symbol = 'I:SPY' WHERE symbol = 'SPY'")
+        conn.execute("UPDATE daily_snapshots SET technical_indicators_json = NULL, price_metrics_json = NULL "
+                     "WHERE ticker_id = (SELECT id FROM tickers WHERE symbol = 'I:SPY')")
+        conn.execute("INSERT INTO watchlists (watchlist_id, symbol, active, source, effective_date) "
+                     "VALUES ('idx', 'I:SPY', true, 'idx.txt', '2025-01-02')")
+        with pytest.raises(InputError, match=r"^the symbols screened are indices, which have no A2 values \(the "
+                                             r"stock flat files hold no index bars\): the expression reads "
+                                             r"momentum.rsi.rsi$") as refused:
+            screen_rows(conn, parse("rsi > 0"), LAST_DAY, "idx")
+        assert refused.value.hint is None
+        assert screen_rows(conn, parse("gex_net > 0"), LAST_DAY, "idx")[1] == 1
+
+
 @pytest.mark.parametrize(("day", "message"), [
     ("2025-12-22", "error: 2025-12-22 is after today (2025-12-19 by KapMan's clock)"),
     ("2023-06-01", "error: 2023-06-01 is before the retention window (bars are kept from 2023-12-20, 730 days)"),
