@@ -175,10 +175,12 @@ def adjust_for_splits(conn: psycopg.Connection, ticker: uuid.UUID, bars: Bars, a
 def load_indicators(conn: psycopg.Connection, ticker: uuid.UUID, start: date,
                     end: date) -> dict[date, dict[str, float | None]]:
     columns = list(SERIES)
-    select = ", ".join(["(technical_indicators_json #>> %s)::float8"] * len(columns))
+    # each document detoasted once a row, not once a path (kapman.data.columns.detoasted): a third of the time
+    select = ", ".join(["(d #>> %s)::float8"] * len(columns))
     rows = conn.execute(
-        f"SELECT {_NY_DATE}, {select} FROM public.daily_snapshots WHERE ticker_id = %s "
-        "AND technical_indicators_json IS NOT NULL AND time BETWEEN %s AND %s ORDER BY time",
+        f"SELECT day, {select} FROM (SELECT {_NY_DATE} AS day, technical_indicators_json || '{{}}' AS d "
+        "FROM public.daily_snapshots WHERE ticker_id = %s AND technical_indicators_json IS NOT NULL "
+        "AND time BETWEEN %s AND %s ORDER BY time OFFSET 0) s ORDER BY day",
         [*(list(SERIES[c]) for c in columns), ticker, clock.close_of(start), clock.close_of(end)]).fetchall()
     return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows}
 
