@@ -8,7 +8,9 @@ the ``scripts/`` shims run too), so options, help, summaries and exit codes are 
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import json
 import sys
 from collections.abc import Sequence
 
@@ -26,6 +28,20 @@ def overview() -> str:
     return "\n".join(lines)
 
 
+def _unknown(name: str, words: list[str]) -> int:
+    """A command not in the registry: the nearest names (``scren``: screen), the overview, and under ``--json``
+    the one error object a script reads."""
+    near = difflib.get_close_matches(name, registry.BY_NAME, n=2, cutoff=0.6)
+    message = f"kapman: unknown command {name!r}" + (f"; did you mean {' or '.join(near)}?" if near else "")
+    if name.startswith("-"):   # kapman --json screen ...: a command's options follow its name
+        message = f"kapman: {name} goes after the command (kapman <command> {name} ...)"
+    if "--json" in words:
+        print(json.dumps({"status": "error", "error": message, "hint": "kapman --help lists the commands",
+                          "exit_code": cli.EXIT_FAILURE}, sort_keys=True))
+    print(f"{message}\n\n{overview()}", file=sys.stderr)
+    return cli.EXIT_FAILURE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if not words or words[0] in ("-h", "--help", "help"):
@@ -37,8 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     name, rest = words[0], words[1:]
     step = registry.BY_NAME.get(name)
     if step is None:
-        print(f"kapman: unknown command {name!r}\n\n{overview()}", file=sys.stderr)
-        return 2
+        return _unknown(name, words)
 
     def run(args: Sequence[str] | None) -> int:
         # imported here so that a missing optional dependency is one line, not a traceback

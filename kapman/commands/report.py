@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kapman import cli, registry
+from kapman.errors import UsageError
 from kapman.progress import for_terminal
 from kapman.report import run
 
@@ -36,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "one, made if need be); with --watchlist the "
                         "directory of pages (index.html and one per symbol); default under reports/")
     args = p.parse_args(argv)
+    if args.out_text is not None and not args.out_text.strip():   # an empty variable in a script: not the cwd
+        raise UsageError("--out is empty", hint="name a file or a directory, or leave --out out for reports/")
     args.out = Path(args.out_text) if args.out_text is not None else None
     settings = cli.settings_for(args)
     params = run.ReportParams(symbol=args.symbol, day=args.date, watchlist=args.watchlist,

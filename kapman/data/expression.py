@@ -132,7 +132,9 @@ class _Parser:
         node = self.disjunction()
         if self.peek() is not None:
             token = self.items[self.pos]
-            raise UsageError(f"screen: unexpected {token.text!r} at column {token.at}")
+            raise UsageError(f"screen: unexpected {token.text!r} at column {token.at}",
+                             hint="comparisons do not chain: join them with and (20 < rsi and rsi < 30)"
+                             if token.kind == "op" else None)
         return node
 
     def disjunction(self) -> Node:

@@ -125,7 +125,7 @@ def key_values(day: SymbolDay) -> list[KeyValue]:
         ("ATR 14", ("volatility", "atr", "average_true_range"), fixed(2)),
         ("ADX 14", ("trend", "adx", "adx"), fixed(1)))]
     dealers: list[tuple[str, str, str, Any, Callable[[Any], str]]] = [
-        ("A3", "status", f"{a3}.status", _status(dealer), text),
+        ("A3", "status", f"{a3}.status", dealer.get("status"), lambda v: text(_status(dealer))),
         ("A3", "spot", f"{a3}.spot", spot, fixed(2)),
         ("A3", "net GEX", f"{a3}.gex_net", dealer.get("gex_net"), usd),
         ("A3", "gross GEX", f"{a3}.gex_gross", dealer.get("gex_gross"), usd),
@@ -149,8 +149,12 @@ def key_values(day: SymbolDay) -> list[KeyValue]:
 
 
 def stored_values(day: SymbolDay) -> dict[str, Any]:
-    """The key values keyed by where each is stored (``show --json``)."""
-    return {kv.path: kv.value for kv in key_values(day)}
+    """The key values keyed by where each is stored (``show --json``), each as stored: A3's status and its
+    reason are two keys, which the table shows as one (``LIMITED (few_eligible_contracts)``)."""
+    values = {kv.path: kv.value for kv in key_values(day)}
+    if "dealer_metrics_json.status" in values:
+        values["dealer_metrics_json.status_reason"] = day.dealer.get("status_reason")
+    return values
 
 
 def _status(dealer: dict[str, Any]) -> str | None:

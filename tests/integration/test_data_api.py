@@ -262,6 +262,54 @@ def test_screen_of_a_day_without_values_names_the_step_or_the_newest_date(url: s
         "hint: kapman a2 --date 2025-12-22 (and kapman a3 for the dealer columns)"]
 
 
+def test_screen_of_a_date_without_a3_names_a3_not_zero_matches(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A2 is stored for the date, A3 is not: every comparison on a dealer column is false, and it printed
+    '0 of 4 symbols ... match' as if none were short gamma."""
+    day = SNAPSHOT_DAYS[0]
+    assert day not in DEALER_DAYS
+    code, out, err = screen(url, capsys, "rsi < 50 or short_gamma", "--date", str(day), "--watchlist", "mvp")
+    assert code == 2 and out == ""
+    assert err.splitlines() == [f"error: no A3 values stored for {day} on watchlist mvp: the expression reads position",
+                                f"hint: kapman a3 --date {day}"]
+    code, out, _ = screen(url, capsys, "rsi < 50 or rsi >= 50", "--date", str(day), "--json")   # A2 alone: read
+    assert code == 0 and json.loads(out)["matched"] == 4
+    code, out, _ = screen(url, capsys, "dex_net is null", "--date", str(LAST_DAY), "--json")   # A3 there, key empty
+    assert code == 0 and json.loads(out)["matched"] == 4
+
+
+def test_screen_of_a_date_whose_rows_hold_only_a3_names_a2(conn: psycopg.Connection) -> None:
+    from kapman.data.expression import parse
+    from kapman.screen import screen as screen_rows
+
+    with conn.transaction(force_rollback=True):   # the module's database stays as hydrated
+        conn.execute("UPDATE daily_snapshots SET technical_indicators_json = NULL, price_metrics_json = NULL "
+                     "WHERE time = %s", (snapshot_time(LAST_DAY),))
+        with pytest.raises(InputError, match=f"^no A2 values stored for {LAST_DAY}: the expression reads "
+                                             "momentum.rsi.rsi, close$") as refused:
+            screen_rows(conn, parse("rsi < 30 and gex_net > 0 or close > 1"), LAST_DAY)
+        assert refused.value.hint == f"kapman a2 --date {LAST_DAY}"
+        assert screen_rows(conn, parse("gex_net > 0"), LAST_DAY)[1] == 4
+
+
+def test_screen_of_indices_alone_for_a2_says_they_have_none(conn: psycopg.Connection) -> None:
+    """An index has no bars, so no A2: the hint to run A2 would change nothing."""
+    from kapman.data.expression import parse
+    from kapman.screen import screen as screen_rows
+
+    with conn.transaction(force_rollback=True):
+        conn.execute("UPDATE tickers SET symbol = 'I:SPY' WHERE symbol = 'SPY'")
+        conn.execute("UPDATE daily_snapshots SET technical_indicators_json = NULL, price_metrics_json = NULL "
+                     "WHERE ticker_id = (SELECT id FROM tickers WHERE symbol = 'I:SPY')")
+        conn.execute("INSERT INTO watchlists (watchlist_id, symbol, active, source, effective_date) "
+                     "VALUES ('idx', 'I:SPY', true, 'idx.txt', '2025-01-02')")
+        with pytest.raises(InputError, match=r"^the symbols screened are indices, which have no A2 values \(the "
+                                             r"stock flat files hold no index bars\): the expression reads "
+                                             r"momentum.rsi.rsi$") as refused:
+            screen_rows(conn, parse("rsi > 0"), LAST_DAY, "idx")
+        assert refused.value.hint is None
+        assert screen_rows(conn, parse("gex_net > 0"), LAST_DAY, "idx")[1] == 1
+
+
 @pytest.mark.parametrize(("day", "message"), [
     ("2025-12-22", "error: 2025-12-22 is after today (2025-12-19 by KapMan's clock)"),
     ("2023-06-01", "error: 2023-06-01 is before the retention window (bars are kept from 2023-12-20, 730 days)"),

@@ -71,6 +71,9 @@ def test_report_values_are_the_stored_ones(url: str) -> None:
     # a trading day of the window with no bars at all: the plain backfill loads it
     (["MSFT", "--date", "2025-06-02"], "error: no OHLCV bar for MSFT on 2025-06-02: run python -m "
                                       "scripts.ingest_ohlcv backfill --start 2025-06-02 --end 2025-06-02"),
+    # a ticker with no bars at all, on a date: it named the span of its bars as 'from None to None'
+    (["OLDCO", "--date", str(DAYS[-6])], "error: no OHLCV bars stored for OLDCO: run python -m "
+                                         "scripts.ingest_ohlcv base"),
     (["AAPL", "--date", str(HOLIDAY)], f"error: {HOLIDAY} is not an NYSE trading day"),
     (["AAPL", "--date", "2025-12-22"], "error: 2025-12-22 is after today (2025-12-19 by KapMan's clock)"),
     (["A B"], "error: 'A B' is not a ticker symbol\nhint: ASCII letters, digits and '.', starting with a letter; "
@@ -118,6 +121,14 @@ def test_out_may_name_a_directory_and_an_unwritable_path_is_one_line(url: str, t
     assert proc.stderr.strip() == (f"error: --out {blocker} is not a directory; --watchlist writes a directory of "
                                    "pages (index.html and one page per symbol)")
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"AAPL-{LAST_DAY}.html", "file.txt"]
+
+
+def test_an_empty_out_is_refused_not_read_as_the_current_directory(url: str, tmp_path: Path) -> None:
+    """'--out "$DIR"' with DIR unset wrote the page into the current directory."""
+    proc = cli("scripts.report", url, "AAPL", "--out", "", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+        "error: --out is empty", "hint: name a file or a directory, or leave --out out for reports/"]
+    assert not list(tmp_path.iterdir()), "nothing written"
 
 
 def test_out_with_a_trailing_slash_is_a_directory_made_if_need_be(url: str, tmp_path: Path) -> None:
@@ -274,6 +285,17 @@ def test_a_watchlist_report_of_a_date_no_member_can_have_is_refused_once(url: st
     proc = cli("scripts.report", url, "--watchlist", "mvp", "--date", day, "--out", str(tmp_path / "mvp"))
     assert proc.returncode == 2 and proc.stderr.strip() == message and proc.stdout == ""
     assert not (tmp_path / "mvp").exists()
+
+
+def test_show_json_gives_a3_status_and_reason_as_stored(url: str) -> None:
+    """The table shows 'LIMITED (few_eligible_contracts)'; --json gave that text as the stored status."""
+    values = json.loads(cli("scripts.show", url, "SPY", "--json").stdout)["values"]
+    assert (values["dealer_metrics_json.status"], values["dealer_metrics_json.status_reason"]) == (
+        "LIMITED", "few_eligible_contracts")
+    text = cli("scripts.show", url, "SPY").stdout.splitlines()
+    assert any(line.split() == ["status", "LIMITED", "(few_eligible_contracts)"] for line in text)
+    full = json.loads(cli("scripts.show", url, "AAPL", "--json").stdout)["values"]
+    assert (full["dealer_metrics_json.status"], full["dealer_metrics_json.status_reason"]) == ("FULL", None)
 
 
 def test_kapman_show_is_scripts_show(url: str) -> None:

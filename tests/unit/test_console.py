@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -26,6 +27,22 @@ def test_no_argument_prints_the_overview_and_exits_0() -> None:
 def test_an_unknown_command_exits_2_with_the_overview(run_main: RunMain) -> None:
     proc = run_main(console.main, "frobnicate")
     assert proc.returncode == 2 and "unknown command 'frobnicate'" in proc.stderr
+
+
+def test_a_mistyped_command_names_the_nearest_and_json_gets_one_object(run_main: RunMain) -> None:
+    proc = run_main(console.main, "scren", "rsi < 30", "--json")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[0] == "kapman: unknown command 'scren'; did you mean screen?"
+    assert json.loads(proc.stdout) == {"status": "error", "error": "kapman: unknown command 'scren'; did you mean "
+                                       "screen?", "hint": "kapman --help lists the commands", "exit_code": 2}
+
+
+def test_an_option_before_the_command_says_where_it_goes(run_main: RunMain) -> None:
+    """'kapman --json screen ...' was 'unknown command --json'."""
+    proc = run_main(console.main, "--json", "screen", "rsi < 30")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[0] == "kapman: --json goes after the command (kapman <command> --json ...)"
+    assert json.loads(proc.stdout)["status"] == "error"
 
 
 @pytest.mark.parametrize("name", ["a2", "a3", "ohlcv", "rebuild"])

@@ -120,6 +120,15 @@ def test_a_date_or_time_compared_with_anything_else_is_one_clear_line(text: str,
         parse(text)
 
 
+def test_a_chained_comparison_is_told_to_join_with_and() -> None:
+    with pytest.raises(UsageError, match=r"^screen: unexpected '<' at column 10$") as refused:
+        parse("20 < rsi < 30")
+    assert refused.value.hint == "comparisons do not chain: join them with and (20 < rsi and rsi < 30)"
+    with pytest.raises(UsageError) as refused:   # any other stray word has no such hint
+        parse("rsi < 30 adx")
+    assert refused.value.hint is None
+
+
 def test_an_unquoted_text_value_is_told_to_be_quoted() -> None:
     with pytest.raises(UsageError, match="^screen: no column 'FULL' \\(column 10\\)") as refused:
         parse("status = FULL")
