@@ -109,8 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mirror.add_argument("directory", type=Path)
     _market_args(mirror)
+    db_url_help = "accepted as every command accepts it; the sandbox uses no database"
+    # before the subcommand or after it, as ohlcv's (``kapman sandbox -q serve`` was refused)
+    cli.add_common_options(parser, db_url_help=db_url_help)
     for sub in (serve, mirror):
-        cli.add_common_options(sub, db_url_help="accepted as every command accepts it; the sandbox uses no database")
+        cli.add_common_options(sub, in_subcommand=True, db_url_help=db_url_help)
     return parser
 
 
