@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
+from kapman import registry
 from kapman.clock import INSTANT_FORMS, parse_instant
 from kapman.errors import ConfigError
 from kapman.registry import CHECKOUT
@@ -237,6 +238,8 @@ class Settings:
     #: An ``s3://`` archive's seconds to connect and to wait for each read of a response.
     archive_connect_timeout: float = 3.0
     archive_read_timeout: float = 10.0
+    #: The ``.env`` file the settings were read with (None: not read from one), for messages.
+    env_file: Path | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:  # never leak secrets
         shown = []
@@ -251,20 +254,29 @@ class Settings:
 
     __str__ = __repr__
 
+    def _looked_in(self) -> str:
+        """Where a setting was looked for: the environment and the ``.env`` file, by its path."""
+        if self.env_file is None:
+            return "the environment and .env"
+        missing = "" if self.env_file.is_file() else ", which does not exist"
+        return f"the environment and {self.env_file}{missing}"
+
     def require_database_url(self) -> str:
         if not self.database_url:
+            env = self.env_file or ".env"
             raise ConfigError(
-                "DATABASE_URL is not set (looked in the environment and .env)",
-                hint="copy .env.example to .env, or pass --db-url postgresql://user:password@host:port/db",
+                f"DATABASE_URL is not set (looked in {self._looked_in()})",
+                hint=registry.in_checkout("copy .env.example to .env", f"put DATABASE_URL=... in {env}")
+                + ", or pass --db-url postgresql://user:password@host:port/db",
             )
         return self.database_url
 
     def require_polygon_api_key(self) -> str:
         if not self.polygon_api_key:
             raise ConfigError(
-                "POLYGON_API_KEY is not set (looked in the environment and .env)",
+                f"POLYGON_API_KEY is not set (looked in {self._looked_in()})",
                 hint="put your Polygon/Massive API key in .env, or start the offline sandbox "
-                     "(python -m kapman.sandbox serve) and use the environment it prints",
+                     f"({registry.command('sandbox')} serve) and use the environment it prints",
             )
         return self.polygon_api_key
 
@@ -286,9 +298,11 @@ def default_watchlists_dir() -> Path:
 
 
 def shipped(kind: str) -> Path:
-    """The files KapMan ships, ``migrations`` (``db/migrations``) or ``watchlists`` (``data/watchlists``):
-    the checkout's directory, or its copy inside the installed package (``kapman/_shipped/``)."""
-    where = {"migrations": ("db", "migrations"), "watchlists": ("data", "watchlists")}[kind]
+    """The files KapMan ships, ``migrations`` (``db/migrations``), ``watchlists`` (``data/watchlists``) or
+    ``dashboards`` (the runbook's psql dashboards, ``docs/runbooks/*.sql``): the checkout's directory, or
+    its copy inside the installed package (``kapman/_shipped/``)."""
+    where = {"migrations": ("db", "migrations"), "watchlists": ("data", "watchlists"),
+             "dashboards": ("docs", "runbooks")}[kind]
     if CHECKOUT is not None:
         return CHECKOUT.joinpath(*where)
     return Path(__file__).resolve().parent / "_shipped" / kind
@@ -417,4 +431,5 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
         archive_secret_access_key=_env(merged, "KAPMAN_ARCHIVE_SECRET_ACCESS_KEY"),
         archive_connect_timeout=env_number(merged, "KAPMAN_ARCHIVE_CONNECT_TIMEOUT", 3.0, TIMEOUT_RANGE),
         archive_read_timeout=env_number(merged, "KAPMAN_ARCHIVE_READ_TIMEOUT", 10.0, TIMEOUT_RANGE),
+        env_file=path,
     )

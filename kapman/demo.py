@@ -20,6 +20,7 @@ is then described and destroyed only when you type its name on a terminal, or pa
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -201,13 +202,15 @@ def _run_all(steps: list[runbook.Step], env: dict[str, str], url: str, quiet: bo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = Parser(prog=cli.prog_override or "python -m kapman.demo", description=__doc__,
+    p = Parser(prog=cli.prog_override or "python -m kapman.demo",
+               description=(__doc__ or "").replace("python -m kapman.demo", registry.command("demo")),
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tickers", type=bounded(50, 20000, integer=True), default=600, help="sandbox universe size")
     p.add_argument("--seed", type=bounded(0, 2**32 - 1, integer=True), default=42, help="sandbox market seed")
     p.add_argument("--option-days", type=bounded(1, 60, integer=True), default=5,
                    help="trading days of option snapshots to hydrate")
-    p.add_argument("--profile", default="realistic", help="sandbox profile (python -m kapman.sandbox serve --help)")
+    p.add_argument("--profile", default="realistic",
+                   help=f"sandbox profile ({registry.command('sandbox')} serve --help)")
     p.add_argument("--live", action="store_true", help="use Polygon (credentials from .env) instead of the sandbox")
     p.add_argument("--no-dashboards", action="store_true", help="skip the psql dashboards")
     cli.add_common_options(p, db_url_help=f"the database to rebuild (default: {DEMO_DATABASE} on the server of "
@@ -221,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         if args.live:
             require_live_credentials(settings)
+        else:   # the sandbox's S3 needs moto (the 'sandbox' extra): said before any database is asked about
+            importlib.import_module("kapman.sandbox.s3")
         url = demo_url(settings, args.db_url)
         confirm_target(url, yes=args.yes)
         if not quiet:

@@ -7,6 +7,8 @@ classes to exit codes (see ``kapman.cli``).
 
 from __future__ import annotations
 
+from kapman import registry
+
 
 class KapManError(Exception):
     """Root of every error KapMan raises on purpose."""
@@ -118,7 +120,8 @@ class ConnectionLost(DatabaseError):
     def __init__(self, done: int | None = None, unit: str = "units") -> None:
         after = f" after {done} {unit}" if done is not None else ""
         super().__init__(f"the database connection was lost{after}; rerun to resume", sqlstate="08006",
-                         transient=True, hint="check that the database server is up (./dev.sh db status)")
+                         transient=True, hint="check that the database server is up"
+                         + registry.in_checkout(" (./dev.sh db status)", ""))
         self.done = done
         self.unit = unit
 

@@ -37,6 +37,18 @@ _PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 CHECKOUT: Path | None = _PACKAGE_PARENT if (_PACKAGE_PARENT / "pyproject.toml").is_file() else None
 
 
+def in_checkout(checkout: str, installed: str) -> str:
+    """``checkout`` where KapMan runs from its source checkout, else ``installed``: a hint naming
+    ``./dev.sh``, the compose file or ``.env.example`` helps only where they are."""
+    return checkout if CHECKOUT is not None else installed
+
+
+def start_server_hint() -> str:
+    """What to do when no database server answers."""
+    return in_checkout("start the database (./dev.sh db up, or docker compose up -d db)",
+                       "start the database server (PostgreSQL with TimescaleDB)")
+
+
 @dataclass(frozen=True)
 class Step:
     name: str                  # subcommand, ledger job and result step: one string

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from kapman import registry
-from kapman.config import PROJECT_ROOT
+from kapman.config import PROJECT_ROOT, shipped
 
 RUNBOOK = PROJECT_ROOT / "docs" / "runbooks" / "README.md"
 DASHBOARDS = ("tickers_watchlists_dashboard.sql", "ohlcv_dashboard.sql", "options_chains_dashboard.sql",
@@ -46,6 +46,8 @@ class Step:
         args = shlex.split(self.command)
         if args[0] == "python":
             args[0] = sys.executable
+        elif args[0] == "kapman":   # an installed KapMan's: this one, not whichever PATH finds (or none)
+            args[:1] = [sys.executable, "-m", "kapman"]
         if db_url:
             shown = without_password(db_url)[0] if args[0] == "psql" else db_url
             args = [shown if a == "$DATABASE_URL" else a for a in args]
@@ -111,13 +113,19 @@ def report_steps() -> list[Step]:
             Step("10", "warehouse coverage", f"{report} --warehouse --out {warehouse_page}")]
 
 
+def dashboard_file(name: str) -> str:
+    """A dashboard's path as psql is given it in ``PROJECT_ROOT``: ``docs/runbooks/<name>`` in a
+    checkout, as the runbook writes it; elsewhere the copy KapMan ships, by its full path."""
+    path = shipped("dashboards") / name
+    return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
+
+
 def dashboard_steps(output: Path | None = None) -> list[Step]:
     """The psql dashboards; their output appended to ``output`` when given."""
     variables = {"ohlcv_dashboard.sql": "-v DAYS_BACK=30 -v SYMBOL_LIMIT=25 ",
                  "dealer_metrics_dashboard.sql": "-v SNAPSHOT_N=1 "}
-    return [Step("9", f"dashboard {name}",
-                 f'psql "$DATABASE_URL" -v ON_ERROR_STOP=1 {variables.get(name, "")}-f docs/runbooks/{name}',
-                 output=output)
+    return [Step("9", f"dashboard {name}", f'psql "$DATABASE_URL" -v ON_ERROR_STOP=1 {variables.get(name, "")}'
+                 f"-f {shlex.quote(dashboard_file(name))}", output=output)
             for name in DASHBOARDS]
 
 

@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "full market): A2 only from where it began, on a warehouse without any A2 the newest day "
                         "whose flat file is due; status still says the history is owed")
     p.add_argument("--log-file", type=Path, default=None, metavar="PATH",
-                   help="rotating log of every run (5 MB x 7 files; default: logs/nightly.log in the checkout); "
+                   help=f"rotating log of every run (5 MB x 7 files; default: {logfile.DEFAULT_PATH}); "
                         "'' for none")
     args = p.parse_args(argv)
     settings = cli.settings_for(args)

@@ -83,8 +83,7 @@ def _socket_file(url: str) -> str | None:
 
 def _nothing_answers(where: str, at: str) -> DatabaseError:
     return DatabaseError(f"cannot connect to {where}: no database server answers {at}", sqlstate="08001",
-                         transient=True, hint="start the database (./dev.sh db up, or docker compose up -d db) "
-                                              "and check host and port in DATABASE_URL")
+                         transient=True, hint=f"{registry.start_server_hint()} and check host and port in DATABASE_URL")
 
 
 def _refused_by_libpq(url: str) -> str | None:

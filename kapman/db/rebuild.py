@@ -67,8 +67,10 @@ class RebuildResult:
 def check_server(info: ServerInfo) -> None:
     if info.timescaledb_available is None:
         raise DatabaseError("the server has no TimescaleDB extension installed",
-                            hint="use the timescale/timescaledb image (docker compose up -d db) "
-                                 "or the local server (./dev.sh db up)")
+                            hint=registry.in_checkout("use the timescale/timescaledb image (docker compose up -d db) "
+                                                         "or the local server (./dev.sh db up)",
+                                                         "install TimescaleDB on the server (or use the "
+                                                         "timescale/timescaledb image)"))
     if not info.preloaded:
         raise DatabaseError("TimescaleDB is installed but not preloaded",
                             hint="add shared_preload_libraries = 'timescaledb' to postgresql.conf and restart")

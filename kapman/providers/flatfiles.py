@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
+from kapman import registry
 from kapman.config import Settings
 from kapman.errors import (
     AuthError,
@@ -84,7 +85,8 @@ class MirrorSource:
     def __init__(self, root: Path, prefix: str) -> None:
         if not root.is_dir():
             raise ConfigError(f"FLATFILES_MIRROR_DIR {root} is not a directory",
-                              hint="write one with python -m kapman.sandbox write-mirror DIR, or unset it to use S3")
+                              hint=f"write one with {registry.command('sandbox')} write-mirror DIR, "
+                                   "or unset it to use S3")
         self.root, self.prefix = root, prefix.strip("/")
         self.label = f"file://{root}"
 

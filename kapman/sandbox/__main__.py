@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from kapman import cli
+from kapman import cli, registry
 from kapman.config import bounded
 from kapman.errors import ConfigError
 from kapman.sandbox.environment import environment
@@ -40,6 +40,11 @@ control (no auth): curl -XPOST $POLYGON_BASE_URL/_sandbox/clock -d '{"step_tradi
                    curl -XPOST $POLYGON_BASE_URL/_sandbox/flatfiles -d '{"action": "tamper", "date": "2025-12-19",
                                                                         "rows": {"MSFT": {"close": "inf"}}}'
 """
+
+
+def _spelt(text: str) -> str:
+    """``text`` with the sandbox's command as this KapMan runs it (``kapman sandbox`` where it is installed)."""
+    return text.replace("python -m kapman.sandbox", registry.command("sandbox"))
 
 
 PORT = bounded(0, 65535, integer=True)
@@ -77,15 +82,15 @@ def _market_args(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.Parser(   # as every command's: no abbreviations, no URL echoed in a usage error
         prog=cli.prog_override or "python -m kapman.sandbox",
-        description=__doc__,
-        epilog=EXAMPLES,
+        description=_spelt(__doc__ or ""),
+        epilog=_spelt(EXAMPLES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve",
         help="serve REST and S3 until interrupted",
-        epilog=EXAMPLES,
+        epilog=_spelt(EXAMPLES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _market_args(serve)
@@ -99,13 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     mirror = commands.add_parser(
         "write-mirror",
         help="write flat files to a directory and exit",
-        epilog=EXAMPLES,
+        epilog=_spelt(EXAMPLES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     mirror.add_argument("directory", type=Path)
     _market_args(mirror)
+    db_url_help = "accepted as every command accepts it; the sandbox uses no database"
+    # before the subcommand or after it, as ohlcv's (``kapman sandbox -q serve`` was refused)
+    cli.add_common_options(parser, db_url_help=db_url_help)
     for sub in (serve, mirror):
-        cli.add_common_options(sub, db_url_help="accepted as every command accepts it; the sandbox uses no database")
+        cli.add_common_options(sub, in_subcommand=True, db_url_help=db_url_help)
     return parser
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kapman.config import RATE_LIMIT_RANGE
 from kapman.sandbox.market import Market
 from kapman.sandbox.rest import SandboxRestServer
-from kapman.sandbox.s3 import SandboxS3
+
+if TYPE_CHECKING:  # moto, behind it, is the 'sandbox' extra: --help and write-mirror work without it
+    from kapman.sandbox.s3 import SandboxS3
 
 
 def environment(market: Market, rest: SandboxRestServer, s3: SandboxS3 | None = None,

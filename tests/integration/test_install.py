@@ -106,6 +106,8 @@ def test_the_wheel_ships_migrations_and_watchlists_and_no_top_level_scripts(whee
     assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("kapman/_shipped/migrations/")) == migrations
     assert "kapman/_shipped/watchlists/mvp.txt" in names
     assert "kapman/_scripts/db/a5_deterministic_rebuild.py" in names
+    dashboards = sorted(p.name for p in (ROOT / "docs" / "runbooks").glob("*.sql"))
+    assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("kapman/_shipped/dashboards/")) == dashboards
     assert "moto" not in zipfile.ZipFile(wheel).read(f"kapman-{__version__}.dist-info/METADATA").decode().split(
         "Provides-Extra: sandbox")[0]
 
@@ -148,14 +150,39 @@ def test_scripts_still_run_from_the_checkout() -> None:
     assert done.returncode == 0 and "db/migrations" in done.stdout
 
 
+def without_moto(*args: str) -> subprocess.CompletedProcess[str]:
+    """``kapman ARGS`` where moto cannot be imported, as in a plain install."""
+    code = f"import sys; sys.modules['moto'] = None; from kapman.console import main; sys.exit(main({list(args)!r}))"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
 def test_the_sandbox_without_moto_is_one_line(tmp_path: Path) -> None:
     """A plain install has no moto: the sandbox says which extra brings it, without a traceback."""
-    code = ("import sys; sys.modules['moto'] = None; from kapman.console import main; "
-            "sys.exit(main(['sandbox', 'serve']))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = without_moto("sandbox", "serve")
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "needs moto" in done.stderr and "pip install 'kapman[sandbox]'" in done.stderr
+
+
+@pytest.mark.parametrize("args", [("sandbox", "--help"), ("sandbox", "serve", "--help"), ("demo", "--help")])
+def test_help_needs_no_moto(args: tuple[str, ...]) -> None:
+    """``kapman sandbox --help`` said 'needs moto', exit 2: the sandbox's environment imported its S3 server."""
+    done = without_moto(*args)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith(f"usage: kapman {args[0]}")
+
+
+def test_the_sandboxs_mirror_needs_no_moto(tmp_path: Path) -> None:
+    done = without_moto("sandbox", "write-mirror", str(tmp_path / "mirror"), "--tickers", "5", "--days", "5")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("wrote ") and list((tmp_path / "mirror").rglob("*.csv.gz"))
+
+
+def test_the_demo_without_moto_says_so_before_asking_the_database() -> None:
+    """It reached the moto import after looking at (and offering to destroy) the database."""
+    done = without_moto("demo", "--db-url", "postgresql://kapman:s3cretpw@127.0.0.1:1/kapman")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: the sandbox's S3 server needs moto"), done.stderr
 
 
 def test_an_editable_install_runs_its_scripts_from_anywhere(source: Path, tmp_path: Path) -> None:
@@ -167,3 +194,48 @@ def test_an_editable_install_runs_its_scripts_from_anywhere(source: Path, tmp_pa
                           env=clean_env(home, tmp_path), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: kapman status")
+
+
+def test_every_installed_help_names_only_what_is_installed(venv: Path, tmp_path: Path) -> None:
+    """No subcommand's help crashes or points at the checkout (``python -m scripts.*``, ``./dev.sh``,
+    ``python -m kapman.sandbox``: that ``python`` may not be KapMan's)."""
+    names = [line.split()[0] for line in kapman(venv, tmp_path, "--help").stdout.split("commands:\n")[1]
+             .split("\n\n")[0].splitlines()]
+    assert "rebuild" in names and "sandbox" in names
+    for name in names:
+        done = kapman(venv, tmp_path, name, "--help")
+        assert (done.returncode, done.stderr) == (0, ""), name
+        assert done.stdout.startswith(f"usage: kapman {name}"), name
+        for word in ("python -m", "dev.sh", "in the checkout"):
+            assert word not in done.stdout, (name, word)
+
+
+def test_an_installed_error_hint_names_no_checkout_tool(venv: Path, tmp_path: Path) -> None:
+    done = kapman(venv, tmp_path, "status", "--db-url", "postgresql://kapman:s3cretpw@127.0.0.1:1/kapman")
+    assert done.returncode == 2 and "s3cretpw" not in done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        "error: cannot connect to postgresql://kapman:***@127.0.0.1:1/kapman: no database server answers there",
+        "hint: start the database server (PostgreSQL with TimescaleDB) and check host and port in DATABASE_URL"]
+    unset = kapman(venv, tmp_path, "status")
+    assert unset.stderr.splitlines() == [
+        f"error: DATABASE_URL is not set (looked in the environment and {tmp_path.resolve() / '.env'}, "
+        "which does not exist)",
+        f"hint: put DATABASE_URL=... in {tmp_path.resolve() / '.env'}, or pass --db-url "
+        "postgresql://user:password@host:port/db"]
+
+
+def test_the_installed_demos_steps_run_without_its_venv_on_path(venv: Path, tmp_path: Path) -> None:
+    """The demo ran ``kapman rebuild`` through PATH (FileNotFoundError outside an activated venv) and
+    psql on ``docs/runbooks/*.sql`` (not there: five failed dashboards)."""
+    code = ("from kapman import runbook; "
+            "r = runbook.run_step(runbook.Step('2', 'v', 'kapman --version'), {}, '', quiet=False); "
+            "print(r.returncode); "
+            "print(*[s.argv()[-1] for s in runbook.dashboard_steps()], sep='\\n')")
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:5] == ["", "== Step 2: v ==", "$ kapman --version", f"kapman {__version__}", "0"], lines
+    files = [Path(line) for line in lines[5:]]
+    assert len(files) == 5 and all(f.is_file() and str(f).startswith(str(venv)) for f in files), files

@@ -29,6 +29,17 @@ def test_sandbox_write_mirror_takes_them(tmp_path: Path, capsys: pytest.CaptureF
     assert found["files"] > 0
 
 
+def test_sandbox_takes_them_before_its_subcommand_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """As ohlcv does: ``kapman sandbox -q write-mirror`` was 'unrecognized arguments: -q'."""
+    code = main(["sandbox", "--json", "-q", "--db-url", "postgresql://nobody@127.0.0.1:1/none", "write-mirror",
+                 str(tmp_path), "--tickers", "50", "--days", "10"])
+    found = json.loads(capsys.readouterr().out)
+    assert code == 0 and found == {"files": len(list(tmp_path.rglob("*.csv.gz"))), "directory": str(tmp_path)}
+    assert main(["sandbox", "--json", "write-mirror", str(tmp_path / "b"), "--tickers", "50", "--days", "10",
+                 "--verbose"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"] == found["files"]
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"kapman {__version__}\n"
