@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -53,6 +53,11 @@ class Window:
 
     def holds(self, snapshot: datetime) -> bool:
         return self.since is None or snapshot >= self.since or snapshot in self.also
+
+    @classmethod
+    def only(cls, snapshots: Collection[datetime]) -> Window:
+        """Exactly ``snapshots``: a start no stored snapshot reaches, and them beside it."""
+        return cls(datetime.max.replace(tzinfo=UTC), frozenset(snapshots))
 
 
 EVERYTHING = Window()

@@ -4,11 +4,14 @@ demo and the rebuild's confirmation prompt."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 
 from kapman.archive import coverage, manifest, warehouse
+from kapman.archive.checkpoint import EVERYTHING, Window
 from kapman.archive.store import Store, open_store
 from kapman.config import Settings
 from kapman.db.connect import connect
@@ -37,15 +40,15 @@ class Census:
 
 
 def check(settings: Settings, conn: psycopg.Connection | None = None,
-          depth: coverage.Depth = coverage.Depth.ROWS) -> coverage.Coverage:
+          depth: coverage.Depth = coverage.Depth.ROWS, scope: Window = EVERYTHING) -> coverage.Coverage:
     """``coverage.check`` of this configuration's warehouse and archive.  Raises ArchiveError when
     the archive cannot be listed, ConfigError without a database URL."""
     store = open_store(settings)
     owner = warehouse.of(settings)
     if conn is None:
         with connect(settings.require_database_url()) as own:
-            return coverage.check(own, store, owner, depth)
-    return coverage.check(conn, store, owner, depth)
+            return coverage.check(own, store, owner, depth, scope=scope)
+    return coverage.check(conn, store, owner, depth, scope=scope)
 
 
 def count_snapshots(settings: Settings, conn: psycopg.Connection | None = None) -> Census:
@@ -54,6 +57,22 @@ def count_snapshots(settings: Settings, conn: psycopg.Connection | None = None) 
     found = check(settings, conn, coverage.Depth.ROWS)
     others = tuple(sorted({name for t, name in found.others.items() if t in found.problems}))
     return Census(found.location, found.snapshots, found.archived, len(found.problems), others)
+
+
+def unarchived(conn: psycopg.Connection, snapshots: Collection[datetime],
+               settings: Settings | None = None) -> list[datetime]:
+    """Of ``snapshots`` (stored option snapshot times), those with a chain this warehouse's archive does
+    not verifiably hold (``coverage.Depth.FILES``: file present with the manifest's SHA-256 and the
+    stored rows' count and latest update): what retention must keep, as nothing fetches them again.
+    All of them when the archive cannot be read."""
+    if not snapshots:
+        return []
+    try:
+        found = check(warehouse.reading(conn, settings), conn, coverage.Depth.FILES, Window.only(snapshots))
+    except KapManError as exc:
+        log.warning("the options archive cannot be read (%s); keeping every snapshot it should hold", exc.message)
+        return sorted(snapshots)
+    return sorted(found.problems)
 
 
 def archived_snapshot_count(conn: psycopg.Connection, settings: Settings | None = None) -> int:

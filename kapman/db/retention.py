@@ -16,6 +16,7 @@ never claims rows that are gone.  Deterministic: the cutoffs depend only on the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -27,6 +28,10 @@ from kapman.db import chunks, lifecycle, schema
 log = logging.getLogger(__name__)
 
 SKIPPED_LINE = "retention: not run (the run did not succeed; nothing is dropped after a failure)"
+
+#: Of the option snapshot times about to be dropped, those the archive does not hold (default:
+#: ``kapman.archive.inventory.unarchived``, this warehouse's configured archive).
+Unarchived = Callable[[psycopg.Connection, Collection[datetime]], list[datetime]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class RetentionReport:
     compressed: dict[str, list[str]] = field(default_factory=dict)
     #: trading dates whose ingest_files rows went with the chunks
     ledger_removed: list[date] = field(default_factory=list)
+    #: option snapshots older than the window kept because the archive does not hold them
+    kept: list[datetime] = field(default_factory=list)
 
     @property
     def chunks_dropped(self) -> int:
@@ -83,7 +90,7 @@ class RetentionReport:
                     + (f"; {self.chunks_compressed} chunk(s) written into since compression compressed again"
                        if self.chunks_compressed else ""))
         assert self.now is not None
-        done = (f"cutoff {self.cutoff}, {self.chunks_dropped} chunk(s) dropped{ledger}")
+        done = (f"cutoff {self.cutoff}, {self.chunks_dropped} chunk(s) dropped{ledger}{self._kept()}")
         if self.mode == "paused-policy":
             assert self.clock is not None
             return (f"retention: TimescaleDB policies paused ({self.clock.describe()}); KapMan enforced "
@@ -91,6 +98,15 @@ class RetentionReport:
                     f"{self.compress_cutoff}, {self.chunks_compressed} chunk(s) compressed")
         return (f"retention: enforced by KapMan ({days} days) on its clock ({self.now.describe()}): "
                 f"{done}; compression unavailable (Apache edition)")
+
+
+    def _kept(self) -> str:
+        if not self.kept:
+            return ""
+        return (f"; {len(self.kept)} option snapshot(s) older than the window KEPT, oldest "
+                f"{clock.ny_date_of(self.kept[0])}: the archive does not hold them and nothing fetches them "
+                "again (`python -m scripts.ingest_options --archive-only` archives them; the next run's "
+                "retention then drops them)")
 
 
 def windows(conn: psycopg.Connection) -> list[Window]:
@@ -133,9 +149,12 @@ def reconcile_ledger(conn: psycopg.Connection, *, before: date | None = None) ->
     return gone
 
 
-def enforce_retention(conn: psycopg.Connection, *, today: date | None = None) -> RetentionReport:
+def enforce_retention(conn: psycopg.Connection, *, today: date | None = None,
+                      unarchived: Unarchived | None = None) -> RetentionReport:
     """Drop (and, for paused policies, compress) what the windows say, on KapMan's clock. Commits.
 
+    Option snapshots cannot be fetched again: one older than the window that the archive does not
+    hold (``unarchived``) is kept, with every chunk from its own on, and the report says so.
     ``today`` overrides the clock (tests)."""
     found = windows(conn)
     if not found:
@@ -167,7 +186,11 @@ def enforce_retention(conn: psycopg.Connection, *, today: date | None = None) ->
                              compress_cutoff_days=found[0].compress_after.days)
     with conn.transaction():
         for w in found:
-            report.dropped[w.table] = _drop(conn, w.table, day - w.drop_after)
+            boundary = _boundary(w.table, day - w.drop_after)
+            if w.table == "options_chains":
+                report.kept = _unarchived_before(conn, boundary, unarchived)
+                boundary = min(boundary, report.kept[0]) if report.kept else boundary  # type: ignore[type-var]
+            report.dropped[w.table] = _drop(conn, w.table, boundary)
             if w.table == "ohlcv":
                 report.ledger_removed = reconcile_ledger(conn, before=day - w.drop_after)
             if w.compression_mode == "policy":
@@ -186,9 +209,23 @@ def after_run(conn: psycopg.Connection, *, succeeded: bool) -> RetentionReport:
     return enforce_retention(conn)
 
 
-def _drop(conn: psycopg.Connection, table: str, day: date) -> list[str]:
+def _unarchived_before(conn: psycopg.Connection, boundary: date | datetime,
+                       unarchived: Unarchived | None) -> list[datetime]:
+    """The stored option snapshots older than ``boundary`` that the archive does not hold, oldest first."""
+    going = [r[0] for r in conn.execute(
+        "SELECT DISTINCT time FROM public.options_chains WHERE time < %s", (boundary,)).fetchall()]
+    if not going:
+        return []
+    if unarchived is None:
+        from kapman.archive import inventory  # the archive's modules load only when needed
+        unarchived = inventory.unarchived
+    return sorted(unarchived(conn, going))
+
+
+def _drop(conn: psycopg.Connection, table: str, boundary: date | datetime) -> list[str]:
+    """Drop the chunks wholly older than ``boundary`` (one that holds a row from it on stays)."""
     rows = conn.execute("SELECT drop_chunks(%s::regclass, older_than => %s)",
-                        (f"public.{table}", _boundary(table, day))).fetchall()
+                        (f"public.{table}", boundary)).fetchall()
     return [r[0] for r in rows]
 
 

@@ -1,0 +1,105 @@
+"""Retention never drops an option snapshot the archive does not hold: nothing fetches it again.
+
+KapMan's own retention (the Apache edition, and paused policies on a frozen clock) keeps every chunk
+from the oldest such snapshot on, says so in its line, and drops them once they are archived."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from kapman import archive
+from kapman.archive import manifest, warehouse
+from kapman.db import retention
+from tests.support import database
+
+pytestmark = pytest.mark.integration
+
+TICKER = "00000000-0000-0000-0000-000000000001"
+OLD = [datetime(2023, 11, 1, 21, tzinfo=UTC), datetime(2023, 11, 15, 21, tzinfo=UTC),
+       datetime(2023, 12, 1, 21, tzinfo=UTC)]          # each in a 7-day chunk wholly before the cutoff
+RECENT = datetime(2025, 12, 19, 21, tzinfo=UTC)
+TODAY = date(2025, 12, 19)                              # cutoff 2023-12-20
+
+
+@pytest.fixture
+def warehouse_url(new_rebuilt_db: database.NewRebuiltDb, monkeypatch: pytest.MonkeyPatch,
+                  tmp_path: Path) -> Iterator[str]:
+    """Old and recent snapshots and bars, on a frozen clock (KapMan enforces the windows on either
+    edition), with an archive directory of its own."""
+    monkeypatch.setenv("KAPMAN_NOW", "2025-12-19")
+    monkeypatch.setenv("KAPMAN_ARCHIVE_DIR", str(tmp_path / "archive"))
+    with new_rebuilt_db("keep_") as url:
+        with psycopg.connect(url) as c:
+            c.execute("""INSERT INTO ohlcv (ticker_id, date, open, high, low, close, volume)
+                         SELECT %s, d::date, 1, 1, 1, 1, 1
+                         FROM generate_series(date '2023-10-02', date '2025-12-19', interval '1 day') d""",
+                      (TICKER,))
+            for snapshot in (*OLD, RECENT):
+                c.execute("""INSERT INTO options_chains (time, ticker_id, expiration_date, strike_price,
+                             option_type, contract_symbol)
+                             SELECT %s, %s, %s::date + 30, s, 'C', 'O:T' || s
+                             FROM generate_series(100, 104) s""", (snapshot, TICKER, snapshot))
+        yield url
+
+
+def _snapshots(conn: psycopg.Connection) -> list[datetime]:
+    return [r[0] for r in conn.execute("SELECT DISTINCT time FROM options_chains ORDER BY 1")]
+
+
+def _archive_all(conn: psycopg.Connection, url: str) -> Path:
+    """Every stored snapshot archived, as an options run's catch-up does."""
+    report = archive.export_snapshots(replace(warehouse.reading(conn), database_url=url), [])
+    assert report.ok and report.error is None
+    return Path(report.location)
+
+
+def test_snapshots_the_archive_lacks_are_kept_and_said(warehouse_url: str) -> None:
+    with psycopg.connect(warehouse_url, autocommit=True) as c:
+        report = retention.enforce_retention(c, today=TODAY)
+        assert report.kept == OLD
+        assert _snapshots(c) == [*OLD, RECENT]
+        assert not report.dropped["options_chains"]
+        # the other tables keep their windows as before
+        assert report.dropped["ohlcv"] and c.execute("SELECT min(date) FROM ohlcv").fetchone()[0] >= date(2023, 11, 20)
+    line = report.describe()
+    assert ("3 option snapshot(s) older than the window KEPT, oldest 2023-11-01: the archive does not hold them "
+            "and nothing fetches them again") in line
+    assert "--archive-only" in line
+
+
+def test_archived_snapshots_go_with_the_window(warehouse_url: str) -> None:
+    with psycopg.connect(warehouse_url, autocommit=True) as c:
+        _archive_all(c, warehouse_url)
+        report = retention.enforce_retention(c, today=TODAY)
+        assert report.kept == [] and len(report.dropped["options_chains"]) == 3
+        assert _snapshots(c) == [RECENT]
+    assert "KEPT" not in report.describe()
+
+
+def test_one_damaged_archive_file_keeps_its_snapshot_and_every_chunk_after_it(warehouse_url: str) -> None:
+    with psycopg.connect(warehouse_url, autocommit=True) as c:
+        root = _archive_all(c, warehouse_url)
+        damaged = next((root / manifest.snapshot_dir(OLD[1])).glob("*.parquet"))
+        data = bytearray(damaged.read_bytes())
+        data[len(data) // 2] ^= 0xFF                    # same size: only its hash tells
+        damaged.write_bytes(bytes(data))
+        report = retention.enforce_retention(c, today=TODAY)
+        assert report.kept == [OLD[1]]
+        assert _snapshots(c) == [OLD[1], OLD[2], RECENT]   # the older, archived one went; the later stays
+        assert len(report.dropped["options_chains"]) == 1
+
+
+def test_an_archive_that_cannot_be_read_keeps_them_all(warehouse_url: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    not_a_directory = tmp_path / "archive-file"
+    not_a_directory.write_text("x")
+    monkeypatch.setenv("KAPMAN_ARCHIVE_DIR", str(not_a_directory))
+    with psycopg.connect(warehouse_url, autocommit=True) as c:
+        report = retention.enforce_retention(c, today=TODAY)
+        assert report.kept == OLD and _snapshots(c) == [*OLD, RECENT]
