@@ -32,6 +32,8 @@ class Census:
     stored_not_archived: int  # stored snapshots with a chain the archive does not cover
     #: Warehouses whose manifests the archive holds for stored snapshots it does not cover for this one.
     held_by_others: tuple[str, ...] = ()
+    #: The oldest stored snapshot the archive does not cover: the first that retention reaches.
+    oldest_not_archived: datetime | None = None
 
     def line(self) -> str:
         return (f"{self.stored} option snapshots in the database, {self.archived} in the archive at {self.location}; "
@@ -56,7 +58,8 @@ def count_snapshots(settings: Settings, conn: psycopg.Connection | None = None) 
     archive cannot be listed."""
     found = check(settings, conn, coverage.Depth.ROWS)
     others = tuple(sorted({name for t, name in found.others.items() if t in found.problems}))
-    return Census(found.location, found.snapshots, found.archived, len(found.problems), others)
+    return Census(found.location, found.snapshots, found.archived, len(found.problems), others,
+                  min(found.problems, default=None))
 
 
 def unarchived(conn: psycopg.Connection, snapshots: Collection[datetime],

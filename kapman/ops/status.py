@@ -439,7 +439,32 @@ def runs(conn: psycopg.Connection) -> Check:
     return Check("runs", Verdict.OK, f"last runs: {text}", None, details)
 
 
-def archive(conn: psycopg.Connection, settings: Settings | None) -> Check | None:
+#: How close to leaving the window an unarchived snapshot may come before status fails: a month of
+#: nightlies to mend the archive before the retention policy drops what nothing fetches again.
+RETENTION_NOTICE = timedelta(days=30)
+
+
+def _retention_reach(conn: psycopg.Connection, oldest: datetime | None, now: datetime,
+                     text: str) -> tuple[Verdict, str]:
+    """WARN, or FAIL when the retention policy (scheduled on the server's clock, which KapMan cannot
+    hold back) drops the oldest unarchived snapshot within ``RETENTION_NOTICE``.  KapMan's own
+    retention keeps such a snapshot; the line says which applies."""
+    window = conn.execute("SELECT drop_after, retention_mode FROM public.hypertable_lifecycle "
+                          "WHERE hypertable_name = 'options_chains'").fetchone()
+    if oldest is None or window is None:
+        return Verdict.WARN, text
+    leaves = oldest + window[0]
+    when = (f"the oldest ({clock.ny_date_of(oldest)}) leaves the {window[0].days}-day window on "
+            f"{clock.ny_date_of(leaves)}")
+    if window[1] == "policy" and lifecycle.read_clock(conn).policies_scheduled:
+        if leaves - now <= RETENTION_NOTICE:
+            return Verdict.FAIL, f"{text}; {when}, when the retention policy drops it for good"
+        return Verdict.WARN, f"{text}; {when}, when the retention policy drops it"
+    return Verdict.WARN, f"{text}; {when}" + ("; KapMan's retention keeps it until it is archived"
+                                              if leaves <= now else "")
+
+
+def archive(conn: psycopg.Connection, settings: Settings | None, now: datetime | None = None) -> Check | None:
     """Stored snapshots the options archive lacks: what a repave would lose for good."""
     from kapman.archive import count_snapshots, warehouse  # the archive's modules load only here
 
@@ -458,7 +483,9 @@ def archive(conn: psycopg.Connection, settings: Settings | None) -> Check | None
                      "own: set KAPMAN_ARCHIVE_DIR to a new directory (unset, it is archive/<warehouse>), then "
                      f"{cmd.OPTIONS} --archive-only", details)
     if census.stored_not_archived:
-        return Check("archive", Verdict.WARN, census.line(),
+        verdict, text = _retention_reach(conn, census.oldest_not_archived, now or lifecycle.warehouse_now(conn),
+                                         census.line())
+        return Check("archive", verdict, text,
                      f"{cmd.OPTIONS} --archive-only (archives every stored snapshot the archive lacks; "
                      "no API call)", details)
     return Check("archive", Verdict.OK, census.line(), None, details)
@@ -476,5 +503,5 @@ def report(conn: psycopg.Connection, now: datetime | None = None, settings: Sett
     inv = take(conn, window_start(conn, now))
     checks = [first, tickers(conn, now), ohlcv(inv, now), ledger(inv), options(conn, inv, now), a2(inv, now),
               a3(conn, inv, now)]
-    stored = archive(conn, settings) if with_archive and inv.snapshots else None
+    stored = archive(conn, settings, now) if with_archive and inv.snapshots else None
     return StatusReport(now, [*checks, *([stored] if stored else []), runs(conn)])

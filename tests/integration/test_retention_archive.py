@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -15,7 +15,9 @@ import pytest
 
 from kapman import archive
 from kapman.archive import manifest, warehouse
-from kapman.db import retention
+from kapman.clock import ny_date_of
+from kapman.config import Settings
+from kapman.db import lifecycle, retention
 from tests.support import database
 
 pytestmark = pytest.mark.integration
@@ -25,6 +27,7 @@ OLD = [datetime(2023, 11, 1, 21, tzinfo=UTC), datetime(2023, 11, 15, 21, tzinfo=
        datetime(2023, 12, 1, 21, tzinfo=UTC)]          # each in a 7-day chunk wholly before the cutoff
 RECENT = datetime(2025, 12, 19, 21, tzinfo=UTC)
 TODAY = date(2025, 12, 19)                              # cutoff 2023-12-20
+NOW = datetime(2025, 12, 19, 22, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -103,3 +106,47 @@ def test_an_archive_that_cannot_be_read_keeps_them_all(warehouse_url: str, tmp_p
     with psycopg.connect(warehouse_url, autocommit=True) as c:
         report = retention.enforce_retention(c, today=TODAY)
         assert report.kept == OLD and _snapshots(c) == [*OLD, RECENT]
+
+
+# --- status: how close the oldest unarchived snapshot is to the window's end ------------------------
+
+def _chain(conn: psycopg.Connection, snapshot: datetime) -> None:
+    conn.execute("""INSERT INTO options_chains (time, ticker_id, expiration_date, strike_price, option_type,
+                    contract_symbol) VALUES (%s, %s, %s::date + 30, 100, 'C', 'O:T')""",
+                 (snapshot, TICKER, snapshot))
+
+
+def _archive_check(conn: psycopg.Connection, tmp_path: Path, now: datetime) -> tuple[str, str]:
+    from kapman.ops import status
+
+    check = status.archive(conn, Settings(database_url="", archive_location=str(tmp_path / "empty")), now)
+    assert check is not None
+    return check.verdict.name, check.summary
+
+
+def test_status_says_when_kapmans_retention_keeps_an_unarchived_snapshot_past_the_window(
+        db: psycopg.Connection, tmp_path: Path) -> None:
+    lifecycle.record_clock(db, lifecycle.Clock("frozen", NOW))     # KapMan enforces the window
+    _chain(db, OLD[0])
+    verdict, summary = _archive_check(db, tmp_path, NOW)
+    assert verdict == "WARN"
+    assert summary.endswith("1 stored snapshots are NOT archived and would be lost; the oldest (2023-11-01) leaves "
+                            "the 730-day window on 2025-10-31; KapMan's retention keeps it until it is archived")
+
+
+@pytest.mark.community
+def test_status_fails_a_month_before_the_retention_policy_drops_an_unarchived_snapshot(
+        db: psycopg.Connection, tmp_path: Path) -> None:
+    """The community edition on real time: the policy drops on the server's schedule, whatever the
+    archive holds; status warns, and fails once the oldest unarchived snapshot has a month left."""
+    now = datetime.now(UTC)
+    assert lifecycle.read_clock(db).policies_scheduled
+    _chain(db, now - timedelta(days=100))
+    verdict, summary = _archive_check(db, tmp_path, now)
+    assert verdict == "WARN" and summary.endswith("when the retention policy drops it")
+    _chain(db, now - timedelta(days=710))
+    verdict, summary = _archive_check(db, tmp_path, now)
+    leaves = ny_date_of(now - timedelta(days=710) + timedelta(days=730))
+    assert verdict == "FAIL"
+    assert summary.endswith(f"the oldest ({ny_date_of(now - timedelta(days=710))}) leaves the 730-day window "
+                            f"on {leaves}, when the retention policy drops it for good")
