@@ -73,7 +73,7 @@ def exclusive(db_url: str, key: int = NIGHTLY_LOCK) -> Iterator[None]:
             raise AlreadyRunning(_holder(conn, key))
         yield
     finally:
-        conn.close()    # ends the session, which releases the lock even if unlock never ran
+        _release(conn, "SELECT pg_advisory_unlock(%s)", (key,))
 
 
 def _take(conn: psycopg.Connection, key: int) -> bool:
@@ -130,7 +130,21 @@ def writing_snapshot(db_url: str, day: date) -> Iterator[None]:
         conn.execute("SELECT pg_advisory_lock_shared(%s::int4, %s::int4)", (OPTIONS_WRITING, day.toordinal()))
         yield
     finally:
-        conn.close()    # releases the lock, also when the process is killed
+        _release(conn, "SELECT pg_advisory_unlock_shared(%s::int4, %s::int4)", (OPTIONS_WRITING, day.toordinal()))
+
+
+def _release(conn: psycopg.Connection, unlock: str, params: tuple[int, ...]) -> None:
+    """Unlock, then close.  Closing alone releases the lock only once the server has ended the
+    session, which on a loaded server is a moment after close() returns: the step that follows at
+    once (A3 after the options run, the next nightly) found the lock still held.  The session's end
+    still releases it when the unlock cannot run (a lost connection, a killed process)."""
+    try:
+        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.execute(unlock, params)
+    except psycopg.Error:
+        pass
+    finally:
+        conn.close()
 
 
 def claim_days(conn: psycopg.Connection, days: list[date]) -> tuple[list[date], list[date]]:

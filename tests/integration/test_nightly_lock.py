@@ -28,8 +28,10 @@ def test_a_killed_nightlys_lingering_backend_is_ended_and_the_lock_taken(fresh_d
     try:
         with lock.exclusive(fresh_db):
             with psycopg.connect(fresh_db) as c:
-                holders = c.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                                    "AND objid = %s", (lock.NIGHTLY_LOCK & 0xFFFFFFFF,)).fetchone()
+                holders = c.execute(   # pg_locks is the server's: other databases' nightlies hold the key too
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = %s "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    (lock.NIGHTLY_LOCK & 0xFFFFFFFF,)).fetchone()
             assert holders == (1,)
         with pytest.raises(psycopg.OperationalError):
             gone.execute("SELECT 1")
@@ -50,3 +52,46 @@ def test_a_live_holder_or_one_this_host_cannot_judge_refuses_at_once(fresh_db: s
         assert holder.execute("SELECT 1").fetchone() == (1,)     # left alone
     finally:
         holder.close()
+
+
+class _SlowToEnd:
+    """What the server sees a moment after close() returns on a loaded machine: the session is still
+    there.  The real close() runs at the test's end."""
+
+    def __init__(self, real: psycopg.Connection) -> None:
+        self.real = real
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("hold", ["writing_snapshot", "exclusive"])
+def test_a_lock_is_free_when_its_block_ends_not_when_the_server_ends_the_session(
+        fresh_db: str, hold: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A3 right after the options run (and the next nightly right after one) found the lock still held
+    by a session the server had not ended yet: A3 then skipped the day as being written."""
+    from datetime import date
+
+    opened: list[psycopg.Connection] = []
+
+    def connect(url: str, **kwargs: object) -> _SlowToEnd:
+        opened.append(psycopg.connect(url, **kwargs))   # type: ignore[arg-type]
+        return _SlowToEnd(opened[-1])
+
+    monkeypatch.setattr(lock, "connect", connect)
+    day = date(2025, 12, 19)
+    try:
+        with lock.writing_snapshot(fresh_db, day) if hold == "writing_snapshot" else lock.exclusive(fresh_db):
+            pass
+        with psycopg.connect(fresh_db, autocommit=True) as other:
+            if hold == "writing_snapshot":
+                claimed, busy = lock.claim_days(other, [day])
+                assert claimed == [day] and busy == []
+            else:
+                assert other.execute("SELECT pg_try_advisory_lock(%s)", (lock.NIGHTLY_LOCK,)).fetchone() == (True,)
+    finally:
+        for conn in opened:
+            conn.close()
