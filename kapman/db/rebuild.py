@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
@@ -76,14 +77,25 @@ def check_server(info: ServerInfo) -> None:
                             hint="add shared_preload_libraries = 'timescaledb' to postgresql.conf and restart")
 
 
-def hold_rebuild_lock(admin: psycopg.Connection, name: str) -> None:
+@contextmanager
+def rebuild_lock(admin: psycopg.Connection, name: str) -> Iterator[None]:
     """One rebuild or upgrade (``kapman.db.upgrade``) per database at a time: a session-level advisory
-    lock on the maintenance database, keyed by the name, held until ``admin`` closes."""
-    got = admin.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
-                        (f"kapman:rebuild:{name}",)).fetchone()
+    lock on the maintenance database, keyed by the name, for the block.  Unlocked when the block ends:
+    left to ``admin``'s close, it outlived close() a moment on a loaded server, and the upgrade that
+    followed a rebuild was refused as if one still ran (the session's end still frees it after a crash)."""
+    key = f"kapman:rebuild:{name}"
+    got = admin.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)).fetchone()
     if not got or not got[0]:
         raise RebuildInProgress(f"a rebuild or an upgrade of database {name} is already running in another "
                                 "session", hint=f"wait for it to finish, then look at {registry.command('status')}")
+    try:
+        yield
+    finally:
+        try:
+            if admin.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                admin.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+        except psycopg.Error:
+            pass
 
 
 def database_exists(admin: psycopg.Connection, name: str) -> bool:
@@ -138,7 +150,7 @@ def rebuild(url: str, *, iterations: int = 1, confirm: Confirm | None = None,
     ``confirm`` sees what would be lost (rows per table, irreplaceable option snapshots) before
     anything is dropped and raises to stop; without it the library rebuilds unasked (tests,
     benchmarks).  ``archived``: the archive's census, so the loss says which snapshots it keeps.
-    Two rebuilds of one database never interleave (:func:`hold_rebuild_lock`)."""
+    Two rebuilds of one database never interleave (:func:`rebuild_lock`)."""
     name = database_name(url)
     if name == MAINTENANCE_DB:
         raise KapManError(f"refusing to drop the maintenance database {name!r}",
@@ -148,22 +160,22 @@ def rebuild(url: str, *, iterations: int = 1, confirm: Confirm | None = None,
     with connect(with_database(url, MAINTENANCE_DB), autocommit=True) as admin:
         info = server_info(admin)
         check_server(info)
-        hold_rebuild_lock(admin, name)
-        result = RebuildResult(database=name, server=info, migrations=migrations)
-        result.loss = measure(url, name, database_exists(admin, name), archived)
-        if confirm is not None:
-            confirm(result.loss)
-        for n in range(iterations):
-            started = time.perf_counter()
-            log.info("rebuild %d/%d of %s", n + 1, iterations, mask_url(url))
-            recreate_database(admin, name)
-            digest, report = build_once(url, migrations, result.warnings)
-            result.iterations.append(Iteration(digest, time.perf_counter() - started, report))
-            if progress is not None:
-                progress.advance(1)
-            if not report.ok:
-                failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failures)
-                raise ValidationFailed(f"schema validation failed: {failed}")
+        with rebuild_lock(admin, name):
+            result = RebuildResult(database=name, server=info, migrations=migrations)
+            result.loss = measure(url, name, database_exists(admin, name), archived)
+            if confirm is not None:
+                confirm(result.loss)
+            for n in range(iterations):
+                started = time.perf_counter()
+                log.info("rebuild %d/%d of %s", n + 1, iterations, mask_url(url))
+                recreate_database(admin, name)
+                digest, report = build_once(url, migrations, result.warnings)
+                result.iterations.append(Iteration(digest, time.perf_counter() - started, report))
+                if progress is not None:
+                    progress.advance(1)
+                if not report.ok:
+                    failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failures)
+                    raise ValidationFailed(f"schema validation failed: {failed}")
     with connect(url) as conn:  # the installed extension version, for the summary
         result.server = server_info(conn)
     if not result.deterministic:

@@ -39,7 +39,7 @@ from kapman.db.rebuild import (
     build_once,
     check_server,
     database_exists,
-    hold_rebuild_lock,
+    rebuild_lock,
 )
 from kapman.db.validate import ValidationReport, validate
 from kapman.errors import DatabaseError, KapManError
@@ -65,25 +65,29 @@ def upgrade(url: str, migrations: list[mig.Migration] | None = None) -> UpgradeR
     migrations = migrations if migrations is not None else mig.discover()
     with connect(with_database(url, MAINTENANCE_DB), autocommit=True) as admin:
         check_server(server_info(admin))
-        hold_rebuild_lock(admin, name)
-        if not database_exists(admin, name):
-            raise KapManError(f"database {name} does not exist: there is nothing to upgrade",
-                              hint=f"build it: {REBUILD}")
+        with rebuild_lock(admin, name):
+            return _upgrade(admin, url, name, migrations)
+
+
+def _upgrade(admin: psycopg.Connection, url: str, name: str, migrations: list[mig.Migration]) -> UpgradeResult:
+    if not database_exists(admin, name):
+        raise KapManError(f"database {name} does not exist: there is nothing to upgrade",
+                          hint=f"build it: {REBUILD}")
+    with connect(url) as conn:
+        pending = _pending(conn, name, migrations)
+        if not pending:
+            return UpgradeResult(name, [], len(migrations), fingerprint(conn), None)
+    try:
+        fresh = _fresh_schema(admin, url, name, migrations)
         with connect(url) as conn:
-            pending = _pending(conn, name, migrations)
-            if not pending:
-                return UpgradeResult(name, [], len(migrations), fingerprint(conn), None)
-        try:
-            fresh = _fresh_schema(admin, url, name, migrations)
-            with connect(url) as conn:
-                return _apply(conn, name, migrations, pending, fresh)
-        except mig.MigrationError as exc:
-            if isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):
-                raise DatabaseError(f"another session holds a table of {name} the migrations must lock (a run "
-                                    f"writing to it?): waited {LOCK_WAIT}; nothing was changed",
-                                    hint=f"rerun when it ends ({registry.command('status')} names a run under way)"
-                                    ) from None
-            raise mig.MigrationError(f"{exc.message}; nothing was changed") from None
+            return _apply(conn, name, migrations, pending, fresh)
+    except mig.MigrationError as exc:
+        if isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):
+            raise DatabaseError(f"another session holds a table of {name} the migrations must lock (a run "
+                                f"writing to it?): waited {LOCK_WAIT}; nothing was changed",
+                                hint=f"rerun when it ends ({registry.command('status')} names a run under way)"
+                                ) from None
+        raise mig.MigrationError(f"{exc.message}; nothing was changed") from None
 
 
 def _pending(conn: psycopg.Connection, name: str, migrations: list[mig.Migration]) -> list[mig.Migration]:

@@ -16,7 +16,7 @@ from kapman.db import lifecycle, upgrade
 from kapman.db.connect import database_name
 from kapman.db.fingerprint import fingerprint
 from kapman.db.migrations import MIGRATIONS_DIR, Migration, MigrationError, discover
-from kapman.db.rebuild import RebuildInProgress, ValidationFailed, build_once, hold_rebuild_lock
+from kapman.db.rebuild import RebuildInProgress, ValidationFailed, build_once, rebuild_lock
 from kapman.errors import DatabaseError, KapManError
 from tests.support import database
 
@@ -189,11 +189,35 @@ def test_it_never_runs_beside_a_rebuild_of_the_same_database(
         built_at: Callable[[list[Migration]], str], admin_url: str) -> None:
     every = discover(MIGRATIONS_DIR)
     url = built_at(every[:-1])
-    with psycopg.connect(admin_url, autocommit=True) as rebuilding:
-        hold_rebuild_lock(rebuilding, database_name(url))
+    with psycopg.connect(admin_url, autocommit=True) as rebuilding, rebuild_lock(rebuilding, database_name(url)):
         with pytest.raises(RebuildInProgress, match="a rebuild or an upgrade of database .* already running"):
             upgrade.upgrade(url, every)
     assert _ledger(url) == [m.version for m in every[:-1]]
+
+
+def _decline(loss: object) -> None:
+    raise KapManError("not now")
+
+
+def test_an_upgrade_right_after_a_rebuild_is_not_refused_as_beside_one(
+        built_at: Callable[[list[Migration]], str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rebuild's lock was left to its connection's close: on a loaded server the session lingers a
+    moment, and the upgrade that followed at once was refused as if a rebuild still ran."""
+    from kapman.db import rebuild as rebuild_module
+    from tests.support.sessions import slow_to_end
+
+    every = discover(MIGRATIONS_DIR)
+    url = built_at(every[:-1])
+    opened: list[psycopg.Connection] = []
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(rebuild_module, "connect", slow_to_end(opened))
+            with pytest.raises(KapManError, match="not now"):   # a rebuild stopped at its prompt
+                rebuild_module.rebuild(url, confirm=_decline)
+        assert [m.version for m in upgrade.upgrade(url, every).applied] == [every[-1].version]
+    finally:
+        for conn in opened:
+            conn.close()
 
 
 @pytest.mark.community

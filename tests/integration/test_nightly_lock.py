@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from kapman.ops import lock
+from tests.support.sessions import slow_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -54,19 +55,6 @@ def test_a_live_holder_or_one_this_host_cannot_judge_refuses_at_once(fresh_db: s
         holder.close()
 
 
-class _SlowToEnd:
-    """What the server sees a moment after close() returns on a loaded machine: the session is still
-    there.  The real close() runs at the test's end."""
-
-    def __init__(self, real: psycopg.Connection) -> None:
-        self.real = real
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.real, name)
-
-    def close(self) -> None:
-        pass
-
 
 @pytest.mark.parametrize("hold", ["writing_snapshot", "exclusive"])
 def test_a_lock_is_free_when_its_block_ends_not_when_the_server_ends_the_session(
@@ -76,12 +64,7 @@ def test_a_lock_is_free_when_its_block_ends_not_when_the_server_ends_the_session
     from datetime import date
 
     opened: list[psycopg.Connection] = []
-
-    def connect(url: str, **kwargs: object) -> _SlowToEnd:
-        opened.append(psycopg.connect(url, **kwargs))   # type: ignore[arg-type]
-        return _SlowToEnd(opened[-1])
-
-    monkeypatch.setattr(lock, "connect", connect)
+    monkeypatch.setattr(lock, "connect", slow_to_end(opened))
     day = date(2025, 12, 19)
     try:
         with lock.writing_snapshot(fresh_db, day) if hold == "writing_snapshot" else lock.exclusive(fresh_db):
