@@ -296,9 +296,13 @@ def catch_up_missing(conns: list[psycopg.Connection], store: Store, owner: Wareh
     does not list or lists with another row count or update, a file missing or of another size),
     but those in ``done``; such files are written again.  Then every snapshot up to the newest
     examined is archived: the report's ``checked_through``, which the run's ledger row keeps.
-    ``everything``: every stored snapshot is examined, whatever the checkpoint says."""
+    ``everything`` (``--archive-only``): every stored snapshot is examined, whatever the checkpoint
+    says, to ``Depth.CONTENT`` (every file and stored row read), so that it also rewrites a file
+    damaged in place or edited with its manifest, which retention's check (``inventory.unarchived``)
+    finds and names this command for."""
     scope = checkpoint.EVERYTHING if everything else checkpoint.window(conns[0], store)
-    found = coverage.check(conns[0], store, owner, coverage.Depth.ROWS, skip=done, scope=scope)
+    depth = coverage.Depth.CONTENT if everything else coverage.Depth.ROWS
+    found = coverage.check(conns[0], store, owner, depth, skip=done, scope=scope)
     report.examined = found.snapshots
     for snapshot, problems in sorted(found.problems.items()):
         export_snapshot(conns, store, snapshot, owner, report, frozenset(file_name(t) for t in problems))

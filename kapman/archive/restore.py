@@ -9,12 +9,14 @@ underlying and symbol, values a chain can hold (``table.PLAUSIBLE``), and its ro
 content hash the manifest recorded when they were archived.  It is then
 written in one transaction by ``bulk.write_group``, under the options writer's lock: a straight
 COPY when the database has no row of that snapshot and underlying, else staging and a merge that
-changes only rows that differ.  Rows keep their archived ``created_at``/``updated_at``, so a
+adds only the rows the database lacks.  Rows keep their archived ``created_at``/``updated_at``, so a
 restored table is the archived table.
 
-Resumable: a file whose snapshot and underlying already hold the manifest's row count is counted
-unchanged without being read (``force`` reads and merges it anyway).  A bad file is reported with
-its name and skipped; the rest are restored (exit 1).
+Resumable: a file whose snapshot and underlying already hold the manifest's row count and latest
+``updated_at`` is counted unchanged without being read (``force`` reads and merges it anyway).  A
+stored row is never changed: a file whose rows differ from the stored chain's (another version of
+it) is refused and the stored rows kept.  A bad file is reported with its name and skipped; the
+rest are restored (exit 1).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from uuid import UUID
 
 import psycopg
@@ -34,11 +36,11 @@ import pyarrow.parquet as pq
 
 from kapman import registry
 from kapman.archive import table, warehouse
-from kapman.archive.manifest import Entry, Manifest, partition_date
+from kapman.archive.manifest import Entry, Manifest, partition_date, snapshot_dir
 from kapman.archive.store import ArchiveError, Store, open_store
 from kapman.archive.warehouse import Warehouse
 from kapman.config import Settings
-from kapman.db import bulk, lifecycle, pgcopy, retention
+from kapman.db import bulk, lifecycle, retention
 from kapman.db.errors import wrap
 from kapman.errors import UsageError
 from kapman.execute import Context, Definition, execute
@@ -154,10 +156,32 @@ def check_rows(rows: pa.Table, symbol: str | None, manifest: Manifest, entry: En
         raise BadFile(f"implausible value ({problem})")
 
 
-def _stored_counts(conn: psycopg.Connection, manifest: Manifest) -> dict[UUID, int]:
-    """Rows stored per underlying for the manifest's snapshot (what a resumed restore skips)."""
-    return dict(conn.execute("SELECT ticker_id, count(*) FROM public.options_chains WHERE time = %s "
-                             "GROUP BY ticker_id", (manifest.snapshot_time,)).fetchall())
+def _stored(conn: psycopg.Connection, manifest: Manifest) -> dict[UUID, tuple[int, datetime]]:
+    """Rows stored and their latest ``updated_at`` per underlying for the manifest's snapshot."""
+    return {tid: (int(n), updated) for tid, n, updated in conn.execute(
+        "SELECT ticker_id, count(*), max(updated_at) FROM public.options_chains WHERE time = %s "
+        "GROUP BY ticker_id", (manifest.snapshot_time,)).fetchall()}
+
+
+def _restored(stored: tuple[int, datetime] | None, entry: Entry) -> bool:
+    """The stored chain looks restored from ``entry`` already (what a resumed restore skips): its row
+    count and, where the manifest records it, its latest ``updated_at`` (a restore keeps the archived
+    stamps; a chain written since, or another version of it, has another)."""
+    return stored is not None and stored[0] == entry.rows and entry.updated in (None, stored[1])
+
+
+class StoredDiffers(BadFile):
+    """The snapshot's stored chain is another version than the archived one: it is kept as stored."""
+
+
+def _keep_stored(diff: bulk.Diff) -> None:
+    """Refuse a file whose rows would change stored ones (``write_group``'s ``vet``): a stored row is
+    as irreplaceable as an archived one, and the restore only adds what the database lacks."""
+    if diff.changed or (diff.absent and diff.new):
+        stored = diff.changed + diff.unchanged + diff.absent
+        raise StoredDiffers(f"the database holds another version of this chain ({diff.changed} of {stored} stored "
+                            f"rows differ, {diff.absent} not archived, {diff.new} archived not stored): the stored "
+                            "rows are kept, nothing written (delete them to load the archived ones)")
 
 
 def prepare(store: Store, key: str, manifest: Manifest, entry: Entry) -> tuple[int, bytes]:
@@ -170,10 +194,8 @@ def prepare(store: Store, key: str, manifest: Manifest, entry: Entry) -> tuple[i
         payload = table.to_payload(rows)
     except ValueError as exc:
         raise BadFile(str(exc)) from None
-    if entry.content is not None:
-        body = memoryview(payload)[len(pgcopy.HEADER):len(payload) - len(pgcopy.TRAILER)]
-        if hashlib.sha256(body).hexdigest() != entry.content:
-            raise BadFile("rows differ from those archived (content hash mismatch)")
+    if entry.content is not None and table.content_hash(payload) != entry.content:
+        raise BadFile("rows differ from those archived (content hash mismatch)")
     return rows.num_rows, payload
 
 
@@ -186,7 +208,7 @@ def write_payload(conn: psycopg.Connection, manifest: Manifest, entry: Entry, ro
         return bulk.write_group(
             cur, target=table.TABLE, columns=table.NAMES, payload=payload, rows=rows,
             group={"time": manifest.snapshot_time, "ticker_id": entry.ticker_id}, lock_class=LOCK_CLASS,
-            key=table.KEY, compare=table.COMPARE, touch=None)
+            key=table.KEY, compare=table.COMPARE, touch=None, vet=_keep_stored)
 
 
 def _restore_snapshot(conn: psycopg.Connection, store: Store, key: str, params: RestoreParams,
@@ -196,10 +218,10 @@ def _restore_snapshot(conn: psycopg.Connection, store: Store, key: str, params: 
     except (ValueError, ArchiveError) as exc:
         result.fail(key, str(exc))
         return
-    stored = {} if params.force else _stored_counts(conn, manifest)
+    stored = {} if params.force else _stored(conn, manifest)
     todo: list[tuple[str, Entry]] = []
     for name, entry in sorted(manifest.files.items()):
-        if stored.get(entry.ticker_id) == entry.rows:
+        if _restored(stored.get(entry.ticker_id), entry):
             result.unchanged += entry.rows
             result.done += 1
             progress.advance(1, rows=result.written)
@@ -261,7 +283,8 @@ def refusal(found: list[Manifest], here: Warehouse, location: str, allowed: str 
                     f"{m.snapshot_time:%Y-%m-%d %H:%M} UTC out of the archive, or restore the dates around it "
                     f"(--start-date/--end-date); --from-warehouse {warehouse.ANY} restores it too")
             return UsageError(f"the archive at {location} holds snapshots of {owner}; this is warehouse "
-                              f"{here.describe()}: nothing restored", hint=hint)
+                              f"{here.describe()}: nothing restored (the first: "
+                              f"{m.directory or snapshot_dir(m.snapshot_time)})", hint=hint)
     return None
 
 
