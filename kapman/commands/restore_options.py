@@ -28,8 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "resumable: files already restored are skipped, rows the database lacks are added, never duplicated; "
         "a stored row is never changed: a chain the database holds in another version is named and kept. "
         "Each file is checked against its manifest entry before it is written (checksum, columns, rows, "
-        "snapshot time, underlying, content hash, plausible values); one that does not match is named and "
-        "skipped. Snapshots older than the retention window stay in the archive (named in a note). Exit 0 "
+        "snapshot time, underlying, one row per contract, content hash, plausible values); one that does "
+        "not match is named and skipped; chains of underlyings tickers does not list are restored, named in a "
+        "note. Snapshots older than the retention window stay in the archive (named in a note). Exit 0 "
         "all restored, 1 some files failed, 2 none could be restored, nothing is archived in the range (or "
         "only snapshots older than the window), or the archive is another warehouse's.",
         EXAMPLES,

@@ -19,6 +19,7 @@ from kapman.archive import manifest as mf
 from kapman.archive import restore, table
 from kapman.archive.coverage import Depth
 from kapman.archive.export import parquet_bytes
+from kapman.archive.store import ArchiveError
 from kapman.ids import ticker_id
 from kapman.step import Outcome
 from tests.integration.test_archive_integrity import FIRST, SECOND, manifest_of, relist, settings_for
@@ -161,3 +162,64 @@ def test_a_file_listed_twice_is_an_edited_manifest(fresh_db: str, archived: tupl
         mf.Manifest.from_bytes((root / key).read_bytes())
     found = archive.inventory.check(settings_for(fresh_db, root), conn, Depth.ROWS)
     assert found.archived == 1 and set(found.problems) == {SECOND}
+
+
+class FailsFirstRead:
+    """A store whose first read of ``key`` fails (an S3 500 once), as the restore meets it."""
+
+    def __init__(self, inner: Any, key: str) -> None:
+        self.inner, self.key, self.failed = inner, key, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def get(self, key: str) -> bytes:
+        if key == self.key and not self.failed:
+            self.failed = True
+            raise ArchiveError(f"cannot read {key}: InternalError")
+        return bytes(self.inner.get(key))
+
+
+def test_a_manifest_unreadable_at_first_is_still_refused_as_another_warehouses(
+        fresh_db: str, archived: tuple[psycopg.Connection, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    conn, root = archived
+    other = tmp_path / "other"
+    assert archive.export_snapshots(settings_for(fresh_db, other, warehouse="demo"), []).ok
+    key = mf.manifest_key(SECOND)
+    (root / key).write_bytes((other / key).read_bytes())   # the second snapshot is demo's
+    opened = restore.open_store
+    monkeypatch.setattr(restore, "open_store", lambda settings: FailsFirstRead(opened(settings), key))
+    conn.execute("TRUNCATE options_chains")
+    result = restore.run(settings_for(fresh_db, root), restore.RestoreParams())
+    assert (result.outcome, result.exit_code, result.done) == (Outcome.PARTIAL, 1, 3)
+    assert [f.unit for f in result.failures] == [key]
+    assert result.failures[0].reason.startswith(f"the archive at {root} holds snapshots of warehouse demo (live);")
+    assert conn.execute("SELECT DISTINCT time FROM options_chains").fetchall() == [(FIRST,)]
+
+
+def test_chains_of_underlyings_tickers_does_not_list_are_restored_and_said(
+        fresh_db: str, archived: tuple[psycopg.Connection, Path]) -> None:
+    conn, root = archived
+    before = digest(conn)
+    conn.execute("DELETE FROM tickers WHERE symbol = 'SPY'")
+    conn.execute("TRUNCATE options_chains")
+    result = restore.run(settings_for(fresh_db, root), restore.RestoreParams())
+    assert result.outcome is Outcome.OK and digest(conn) == before
+    assert result.notes == ["1 underlying(s) not in public.tickers restored all the same, unseen by reports until "
+                            "tickers lists them: SPY"]
+
+
+def test_a_file_with_a_contract_twice_is_named_and_skipped(fresh_db: str,
+                                                          archived: tuple[psycopg.Connection, Path]) -> None:
+    conn, root = archived
+    m, spy = manifest_of(root, SECOND), mf.file_name(SPY)
+    rows = pq.read_table(root / m.key(spy))
+    twice = pa.concat_tables([rows, rows.slice(3, 1)])
+    as_stored, _ = table.from_file(twice)
+    relist(root, m, spy, parquet_bytes(twice), rows=twice.num_rows,
+           content=table.content_hash(table.to_payload(as_stored)))
+    conn.execute("TRUNCATE options_chains")
+    result = restore.run(settings_for(fresh_db, root), restore.RestoreParams())
+    assert (result.outcome, result.done) == (Outcome.PARTIAL, 4)
+    assert failures(result) == {spy: "1 duplicate contract row(s) (same expiration, strike and type)"}
