@@ -223,3 +223,23 @@ def test_a_file_with_a_contract_twice_is_named_and_skipped(fresh_db: str,
     result = restore.run(settings_for(fresh_db, root), restore.RestoreParams())
     assert (result.outcome, result.done) == (Outcome.PARTIAL, 4)
     assert failures(result) == {spy: "1 duplicate contract row(s) (same expiration, strike and type)"}
+
+
+def test_an_unreadable_manifest_and_its_files_are_not_written_over(fresh_db: str,
+                                                                    archived: tuple[psycopg.Connection, Path],
+                                                                    tmp_path: Path) -> None:
+    """Whose it is cannot be told: another warehouse's files, under the same names, stay as they are."""
+    conn, _ = archived
+    shared = tmp_path / "shared"
+    assert archive.export_snapshots(settings_for(fresh_db, shared, warehouse="demo"), []).ok
+    theirs = shared / mf.snapshot_dir(FIRST) / mf.file_name(SPY)
+    kept = theirs.read_bytes()
+    key = shared / mf.manifest_key(FIRST)
+    key.write_bytes(key.read_bytes()[:100])              # demo's manifest, damaged
+    conn.execute("UPDATE options_chains SET bid = bid + 1 WHERE time = %s", (FIRST,))
+    report = archive.export_snapshots(settings_for(fresh_db, shared), [])
+    assert not report.ok and theirs.read_bytes() == kept
+    assert report.line().startswith(f"archive: NOT written, the database write is kept: {key}: unreadable manifest "
+                                    "(JSONDecodeError: ")
+    assert "; not overwritten, nor its files (restore it from a copy" in report.line()
+    assert not report.line().endswith("; the next options run archives it")
