@@ -201,7 +201,8 @@ def location_of(settings: Settings) -> str:
 
 
 def open_store(settings: Settings) -> Store:
-    """The store ``KAPMAN_ARCHIVE_DIR`` names (relative directories from the working directory)."""
+    """The store ``KAPMAN_ARCHIVE_DIR`` names (a relative directory from the working directory, named
+    by its absolute path)."""
     location = location_of(settings)
     if location.startswith("s3://"):
         if not urlsplit(location).netloc:
@@ -218,4 +219,6 @@ def open_store(settings: Settings) -> Store:
         return S3Store(location, client)
     if "://" in location:
         raise ArchiveError(f"KAPMAN_ARCHIVE_DIR={location}: only directories and s3:// URLs are supported")
-    return LocalStore(Path(location).expanduser(), make_parents=not settings.archive_location)
+    # absolute, so that every message names the directory really read (a relative one depends on where
+    # the command runs: cron's working directory is not the checkout's)
+    return LocalStore(Path(location).expanduser().absolute(), make_parents=not settings.archive_location)

@@ -86,6 +86,13 @@ def test_open_store_by_location() -> None:
         open_store(Settings(archive_location="gs://bucket"))
 
 
+def test_a_relative_archive_directory_is_named_by_the_directory_read(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store(Settings(archive_location="archive/prod"))
+    assert store.location == str(tmp_path / "archive" / "prod")
+
+
 def test_archive_secrets_are_masked() -> None:
     s = Settings(archive_access_key_id="AKIAEXAMPLE", archive_secret_access_key="very-secret-value")
     assert "very-secret-value" not in repr(s) and "AKIAEXAMPLE" not in repr(s)
