@@ -185,7 +185,7 @@ def _existing(store: Store, snapshot: datetime, owner: Warehouse) -> Manifest | 
     if manifest_key(snapshot) not in store.keys(snapshot_dir(snapshot)):
         return None
     try:
-        found = Manifest.from_bytes(store.get(manifest_key(snapshot)))
+        found = Manifest.load(store, manifest_key(snapshot))  # its own snapshot's, or ValueError
     except ValueError as exc:  # whose it is cannot be told: writing over it could replace another's files
         raise KeptManifest(f"{store.location}/{manifest_key(snapshot)}: {exc}; not overwritten, nor its files",
                            hint="restore it from a copy of the archive, or move the snapshot's directory aside "

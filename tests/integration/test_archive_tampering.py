@@ -243,3 +243,16 @@ def test_an_unreadable_manifest_and_its_files_are_not_written_over(fresh_db: str
                                     "(JSONDecodeError: ")
     assert "; not overwritten, nor its files (restore it from a copy" in report.line()
     assert not report.line().endswith("; the next options run archives it")
+
+
+def test_a_manifest_copied_into_another_snapshots_directory_is_not_taken_for_its_own(
+        fresh_db: str, archived: tuple[psycopg.Connection, Path]) -> None:
+    """Its entries would be carried into the manifest the export writes for this snapshot."""
+    conn, root = archived
+    (root / mf.manifest_key(SECOND)).write_bytes((root / mf.manifest_key(FIRST)).read_bytes())
+    conn.execute("UPDATE options_chains SET bid = bid + 1, updated_at = now() WHERE time = %s AND ticker_id = %s",
+                 (SECOND, SPY))
+    report = archive.export_snapshots(settings_for(fresh_db, root), [])
+    assert not report.ok and f"{mf.manifest_key(SECOND)}: manifest of snapshot {FIRST.isoformat()} in another " \
+                              "snapshot's directory" in report.line()
+    assert manifest_of(root, SECOND).snapshot_time == FIRST   # left as it was, for the operator to mend
