@@ -5,8 +5,8 @@ warehouse wrote, or a sandbox's into a live warehouse, is refused in one line un
 ``from_warehouse`` names it.  Each archived file (one snapshot of one underlying) is checked before
 anything is written: its SHA-256 and size against the manifest, a readable Parquet file with the
 archive's columns and types (format 2, or format 1's), the manifest's row count, snapshot time,
-underlying and symbol, one row per contract, values a chain can hold (``table.PLAUSIBLE``), and its rows against the
-content hash the manifest recorded when they were archived.  It is then
+underlying and symbol, one row per contract, values a chain can hold (``table.PLAUSIBLE``), and
+its rows against the content hash the manifest recorded when they were archived.  It is then
 written in one transaction by ``bulk.write_group``, under the options writer's lock: a straight
 COPY when the database has no row of that snapshot and underlying, else staging and a merge that
 adds only the rows the database lacks.  Rows keep their archived ``created_at``/``updated_at``, so a
@@ -223,9 +223,9 @@ def _restore_snapshot(conn: psycopg.Connection, store: Store, key: str, params: 
         result.fail(key, str(exc))
         return
     # read again here: one the first pass could not read (a store that failed once) is checked now
-    refused = refusal([manifest], here, store.location, params.from_warehouse)
-    if refused is not None:
-        result.fail(key, refused.message)
+    owner = foreign(manifest, here, params.from_warehouse)
+    if owner is not None:
+        result.fail(key, f"a snapshot of {owner}; this is warehouse {here.describe()}: not restored")
         return
     unknown |= _unknown(conn, manifest)
     stored = {} if params.force else _stored(conn, manifest)
@@ -290,27 +290,35 @@ def _note_unknown(unknown: set[str], result: StepResult) -> None:
                     f"until tickers lists them: {', '.join(names[:5])}" + (" ..." if len(names) > 5 else ""))
 
 
-def refusal(found: list[Manifest], here: Warehouse, location: str, allowed: str | None) -> UsageError | None:
-    """Why these manifests may not be restored into ``here``: another warehouse's, a format-1 one's
-    (no warehouse), or a sandbox's into a live warehouse, unless ``allowed`` names it (or is ANY)."""
+def foreign(m: Manifest, here: Warehouse, allowed: str | None) -> str | None:
+    """Whose ``m`` is, when it may not be restored into ``here``: another warehouse's, a format-1
+    one's (no warehouse), or a sandbox's into a live warehouse, unless ``allowed`` names it (or is ANY)."""
     if allowed == warehouse.ANY:
         return None
+    synthetic = m.source == warehouse.SANDBOX and here.source == warehouse.LIVE
+    own_name = m.warehouse == here.name
+    # Naming this warehouse admits its own live snapshots, never a sandbox's filed under its name.
+    if m.warehouse is not None and allowed == m.warehouse and not (synthetic and own_name):
+        return None
+    if m.warehouse is None or not own_name or synthetic:
+        return f"warehouse {m.warehouse} ({m.source})" if m.warehouse else "no warehouse (an older archive)"
+    return None
+
+
+def refusal(found: list[Manifest], here: Warehouse, location: str, allowed: str | None) -> UsageError | None:
+    """Why these manifests may not be restored into ``here`` (``foreign``), naming the first."""
     for m in found:
-        synthetic = m.source == warehouse.SANDBOX and here.source == warehouse.LIVE
-        own_name = m.warehouse == here.name
-        # Naming this warehouse admits its own live snapshots, never a sandbox's filed under its name.
-        if m.warehouse is not None and allowed == m.warehouse and not (synthetic and own_name):
+        owner = foreign(m, here, allowed)
+        if owner is None:
             continue
-        owner = f"warehouse {m.warehouse} ({m.source})" if m.warehouse else "no warehouse (an older archive)"
-        if m.warehouse is None or not own_name or synthetic:
-            hint = (f"to restore them here anyway, pass --from-warehouse {m.warehouse or warehouse.ANY}"
-                    if not (synthetic and own_name) else
-                    f"sandbox snapshots are not mixed into a live warehouse: move the snapshot of "
-                    f"{m.snapshot_time:%Y-%m-%d %H:%M} UTC out of the archive, or restore the dates around it "
-                    f"(--start-date/--end-date); --from-warehouse {warehouse.ANY} restores it too")
-            return UsageError(f"the archive at {location} holds snapshots of {owner}; this is warehouse "
-                              f"{here.describe()}: nothing restored (the first: "
-                              f"{m.directory or snapshot_dir(m.snapshot_time)})", hint=hint)
+        hint = (f"to restore them here anyway, pass --from-warehouse {m.warehouse or warehouse.ANY}"
+                if m.warehouse != here.name else
+                f"sandbox snapshots are not mixed into a live warehouse: move the snapshot of "
+                f"{m.snapshot_time:%Y-%m-%d %H:%M} UTC out of the archive, or restore the dates around it "
+                f"(--start-date/--end-date); --from-warehouse {warehouse.ANY} restores it too")
+        return UsageError(f"the archive at {location} holds snapshots of {owner}; this is warehouse "
+                          f"{here.describe()}: nothing restored (the first: "
+                          f"{m.directory or snapshot_dir(m.snapshot_time)})", hint=hint)
     return None
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from kapman import archive
 from kapman.archive import manifest as mf
-from kapman.archive import restore, table
+from kapman.archive import restore, table, warehouse
 from kapman.archive.coverage import Depth
 from kapman.archive.export import parquet_bytes
 from kapman.archive.store import ArchiveError
@@ -194,7 +194,9 @@ def test_a_manifest_unreadable_at_first_is_still_refused_as_another_warehouses(
     result = restore.run(settings_for(fresh_db, root), restore.RestoreParams())
     assert (result.outcome, result.exit_code, result.done) == (Outcome.PARTIAL, 1, 3)
     assert [f.unit for f in result.failures] == [key]
-    assert result.failures[0].reason.startswith(f"the archive at {root} holds snapshots of warehouse demo (live);")
+    assert result.failures[0].reason == (f"a snapshot of warehouse demo (live); this is warehouse "
+                                         f"{warehouse.of(settings_for(fresh_db, root)).describe()}: "
+                                         "not restored")
     assert conn.execute("SELECT DISTINCT time FROM options_chains").fetchall() == [(FIRST,)]
 
 
