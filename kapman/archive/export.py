@@ -303,6 +303,8 @@ def catch_up_missing(conns: list[psycopg.Connection], store: Store, owner: Wareh
     does not list or lists with another row count or update, a file missing or of another size),
     but those in ``done``; such files are written again.  Then every snapshot up to the newest
     examined is archived: the report's ``checked_through``, which the run's ledger row keeps.
+    A snapshot whose manifest is kept (``KeptManifest``) is passed over and the others caught up;
+    the first such error is raised at the end.
     ``everything`` (``--archive-only``): every stored snapshot is examined, whatever the checkpoint
     says, to ``Depth.CONTENT`` (every file and stored row read), so that it also rewrites a file
     damaged in place or edited with its manifest, which retention's check (``inventory.unarchived``)
@@ -311,10 +313,17 @@ def catch_up_missing(conns: list[psycopg.Connection], store: Store, owner: Wareh
     depth = coverage.Depth.CONTENT if everything else coverage.Depth.ROWS
     found = coverage.check(conns[0], store, owner, depth, skip=done, scope=scope)
     report.examined = found.snapshots
+    kept: KeptManifest | None = None
     for snapshot, problems in sorted(found.problems.items()):
-        export_snapshot(conns, store, snapshot, owner, report, frozenset(file_name(t) for t in problems))
+        try:
+            export_snapshot(conns, store, snapshot, owner, report, frozenset(file_name(t) for t in problems))
+        except KeptManifest as exc:  # that snapshot waits for the operator; the later ones need not
+            kept = kept or exc
+            continue
         report.caught_up.append(snapshot.isoformat())
     report.checked_through = checkpoint.checked_through(scope, found.checked, done)
+    if kept is not None:
+        raise kept
 
 
 def export_snapshots(settings: Settings, snapshots: Iterable[datetime], *, catch_up: bool = True,

@@ -258,3 +258,15 @@ def test_a_manifest_copied_into_another_snapshots_directory_is_not_taken_for_its
     assert not report.ok and f"{mf.manifest_key(SECOND)}: manifest of snapshot {FIRST.isoformat()} in another " \
                               "snapshot's directory" in report.line()
     assert manifest_of(root, SECOND).snapshot_time == FIRST   # left as it was, for the operator to mend
+
+
+def test_a_manifest_left_for_the_operator_does_not_hold_up_the_later_snapshots(
+        fresh_db: str, archived: tuple[psycopg.Connection, Path]) -> None:
+    conn, root = archived
+    damaged = root / mf.manifest_key(FIRST)
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    (root / mf.manifest_key(SECOND)).unlink()            # a run whose archive failed
+    report = archive.export_snapshots(settings_for(fresh_db, root), [])
+    assert not report.ok and report.caught_up == [SECOND.isoformat()]
+    assert f"{mf.manifest_key(FIRST)}: unreadable manifest" in report.line()
+    assert manifest_of(root, SECOND).rows == 52 and damaged.stat().st_size == 100
