@@ -9,8 +9,10 @@ underlying) checked against an archived file of the same rows, to a chosen ``Dep
   truncated, and chains written since they were archived, in time that does not grow with history.
 - ``FILES``: also every file read and its SHA-256 compared with the manifest's: what the repave
   prompt counts (file present, its hash, its rows), since a repave destroys what it misses.
-- ``CONTENT``: also every stored row read (binary COPY) and each chain's content hash compared
-  with the manifest's (the SHA-256 of the rows the file was written from): the full verification.
+- ``CONTENT``: also every stored row read (binary COPY), every file verified as the restore verifies
+  it (columns, rows, snapshot, underlying, the manifest's content hash), and the hash of the rows
+  the file holds compared with the stored rows': the full verification, which a manifest edited to
+  match a changed file does not pass.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from uuid import UUID
 
 import psycopg
 
-from kapman.archive import decode, manifest
+from kapman.archive import decode, manifest, table
 from kapman.archive.checkpoint import EVERYTHING, Window
 from kapman.archive.manifest import Manifest, file_name
 from kapman.archive.store import ArchiveError, Store
@@ -196,8 +198,22 @@ def _problem(store: Store, found: Manifest | None, ticker_id: UUID, stored: tupl
         return "file damaged: its size is not the manifest's"
     if depth < Depth.FILES:
         return None
+    if hashes is not None:
+        return _rows_problem(store, found, key, entry, hashes.get(ticker_id))
     if not _file_intact(store, key, entry):
         return "file damaged"
-    if hashes is not None and entry.content is not None and entry.content != hashes.get(ticker_id):
-        return "content differs"
     return None
+
+
+def _rows_problem(store: Store, found: Manifest, key: str, entry: manifest.Entry, stored: str | None) -> str | None:
+    """Why one archived file's own rows are not the stored chain's, or None: the file verified as the
+    restore verifies it, then the hash of the rows it holds (not the hash its manifest claims: a
+    manifest edited to a changed file's SHA-256 and size still lists the old rows' hash) compared
+    with the stored rows'."""
+    from kapman.archive.restore import BadFile, prepare  # the restore's own checks; it imports the database layer
+
+    try:
+        _, payload = prepare(store, key, found, entry)
+    except (BadFile, ArchiveError) as exc:
+        return f"file damaged: {exc}"
+    return None if table.content_hash(payload) == stored else "content differs"

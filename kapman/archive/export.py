@@ -78,7 +78,7 @@ class ExportReport:
     def line(self) -> str:
         if self.error is not None:
             hint = f" ({self.error.hint})" if self.error.hint else ""
-            then = "" if isinstance(self.error, ForeignManifest) else "; the next options run archives it"
+            then = "" if isinstance(self.error, KeptManifest) else "; the next options run archives it"
             return f"archive: NOT written, the database write is kept: {self.error.message}{hint}{then}"
         extra = f", {len(self.caught_up)} earlier snapshots caught up" if self.caught_up else ""
         if self.replaced:
@@ -106,8 +106,13 @@ class ExportReport:
                 "error": self.error.message if self.error else None}
 
 
-class ForeignManifest(ArchiveError):
-    """The snapshot's manifest belongs to another warehouse: no later run overwrites it either."""
+class KeptManifest(ArchiveError):
+    """The snapshot's manifest is not overwritten (one that cannot be read: it may be another
+    warehouse's): no later run overwrites it either."""
+
+
+class ForeignManifest(KeptManifest):
+    """The snapshot's manifest belongs to another warehouse."""
 
 
 def read_back_failed(exc: psycopg.Error) -> ArchiveError:
@@ -175,14 +180,16 @@ def read_underlyings(conn: psycopg.Connection, snapshot: datetime, ids: list[UUI
 
 
 def _existing(store: Store, snapshot: datetime, owner: Warehouse) -> Manifest | None:
-    """The snapshot's manifest, if any.  Raises ArchiveError when another warehouse wrote it."""
+    """The snapshot's manifest, if any.  Raises KeptManifest when another warehouse wrote it, or
+    when it cannot be read."""
     if manifest_key(snapshot) not in store.keys(snapshot_dir(snapshot)):
         return None
     try:
-        found = Manifest.from_bytes(store.get(manifest_key(snapshot)))
-    except ValueError as exc:  # rewritten from the database below
-        log.warning("%s: %s; writing it anew", manifest_key(snapshot), exc)
-        return None
+        found = Manifest.load(store, manifest_key(snapshot))  # its own snapshot's, or ValueError
+    except ValueError as exc:  # whose it is cannot be told: writing over it could replace another's files
+        raise KeptManifest(f"{store.location}/{manifest_key(snapshot)}: {exc}; not overwritten, nor its files",
+                           hint="restore it from a copy of the archive, or move the snapshot's directory aside "
+                                "if it is this warehouse's (the next options run archives it anew)") from None
     if found.warehouse is not None and found.warehouse != owner.name:
         raise ForeignManifest(f"{store.location}/{manifest_key(snapshot)} belongs to warehouse {found.warehouse}, "
                               f"not {owner.name}; not overwritten",
@@ -296,14 +303,27 @@ def catch_up_missing(conns: list[psycopg.Connection], store: Store, owner: Wareh
     does not list or lists with another row count or update, a file missing or of another size),
     but those in ``done``; such files are written again.  Then every snapshot up to the newest
     examined is archived: the report's ``checked_through``, which the run's ledger row keeps.
-    ``everything``: every stored snapshot is examined, whatever the checkpoint says."""
+    A snapshot whose manifest is kept (``KeptManifest``) is passed over and the others caught up;
+    the first such error is raised at the end.
+    ``everything`` (``--archive-only``): every stored snapshot is examined, whatever the checkpoint
+    says, to ``Depth.CONTENT`` (every file and stored row read), so that it also rewrites a file
+    damaged in place or edited with its manifest, which retention's check (``inventory.unarchived``)
+    finds and names this command for."""
     scope = checkpoint.EVERYTHING if everything else checkpoint.window(conns[0], store)
-    found = coverage.check(conns[0], store, owner, coverage.Depth.ROWS, skip=done, scope=scope)
+    depth = coverage.Depth.CONTENT if everything else coverage.Depth.ROWS
+    found = coverage.check(conns[0], store, owner, depth, skip=done, scope=scope)
     report.examined = found.snapshots
+    kept: KeptManifest | None = None
     for snapshot, problems in sorted(found.problems.items()):
-        export_snapshot(conns, store, snapshot, owner, report, frozenset(file_name(t) for t in problems))
+        try:
+            export_snapshot(conns, store, snapshot, owner, report, frozenset(file_name(t) for t in problems))
+        except KeptManifest as exc:  # that snapshot waits for the operator; the later ones need not
+            kept = kept or exc
+            continue
         report.caught_up.append(snapshot.isoformat())
     report.checked_through = checkpoint.checked_through(scope, found.checked, done)
+    if kept is not None:
+        raise kept
 
 
 def export_snapshots(settings: Settings, snapshots: Iterable[datetime], *, catch_up: bool = True,

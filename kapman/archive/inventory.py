@@ -65,13 +65,14 @@ def count_snapshots(settings: Settings, conn: psycopg.Connection | None = None) 
 def unarchived(conn: psycopg.Connection, snapshots: Collection[datetime],
                settings: Settings | None = None) -> list[datetime]:
     """Of ``snapshots`` (stored option snapshot times), those with a chain this warehouse's archive does
-    not verifiably hold (``coverage.Depth.FILES``: file present with the manifest's SHA-256 and the
-    stored rows' count and latest update): what retention must keep, as nothing fetches them again.
-    All of them when the archive cannot be read."""
+    not verifiably hold (``coverage.Depth.CONTENT``: each file verified as the restore verifies it,
+    the rows it holds the stored rows): what retention must keep, as nothing fetches them again and
+    a drop is for good.  Only the few snapshots leaving the window are read.  All of them when the
+    archive cannot be read."""
     if not snapshots:
         return []
     try:
-        found = check(warehouse.reading(conn, settings), conn, coverage.Depth.FILES, Window.only(snapshots))
+        found = check(warehouse.reading(conn, settings), conn, coverage.Depth.CONTENT, Window.only(snapshots))
     except KapManError as exc:
         log.warning("the options archive cannot be read (%s); keeping every snapshot it should hold", exc.message)
         return sorted(snapshots)

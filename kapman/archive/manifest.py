@@ -82,9 +82,15 @@ class Manifest:
     @classmethod
     def load(cls, store: Any, key: str) -> Manifest:
         """The manifest at ``key`` of ``store`` (a ``kapman.archive.store.Store``), its files in its
-        own directory.  Raises ValueError as ``from_bytes``, ArchiveError as the store."""
+        own directory, which must be its snapshot's (a manifest copied into another snapshot's
+        directory would vouch for that snapshot's files).  Raises ValueError as ``from_bytes``,
+        ArchiveError as the store."""
         found = cls.from_bytes(store.get(key))
         found.directory = key.rsplit("/", 1)[0]
+        own = snapshot_dir(found.snapshot_time)
+        if found.directory not in (own, own.replace("/snapshot=", "/time=")):  # format 1: time=
+            raise ValueError(f"manifest of snapshot {found.snapshot_time.isoformat()} in another snapshot's "
+                             f"directory (expected {own})")
         return found
 
     def to_bytes(self) -> bytes:
@@ -103,17 +109,38 @@ class Manifest:
         """Raises ValueError (with what is wrong) on anything but a manifest this code wrote (format 1
         or 2)."""
         try:
-            body = json.loads(data)
+            body = json.loads(data, object_pairs_hook=_unique_keys)
             if body.get("format") not in READABLE or body.get("table") != ROOT:
                 raise ValueError(f"not a format-{FORMAT} {ROOT} manifest")
             snapshot = datetime.fromisoformat(body["snapshot_time"])
-            files = {name: Entry(UUID(e["ticker_id"]), int(e["rows"]), int(e["bytes"]), str(e["sha256"]),
-                                 e.get("symbol"), e.get("content_sha256"),
-                                 datetime.fromisoformat(e["updated_at_max"]) if e.get("updated_at_max") else None)
-                     for name, e in body["files"].items()}
+            files = {name: _entry(name, e) for name, e in body["files"].items()}
             warehouse, source = body.get("warehouse"), body.get("source")
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"unreadable manifest ({type(exc).__name__}: {exc})") from None
+        except (UnicodeDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:  # JSONDecodeError too
+            kind = "" if type(exc) is ValueError else f"{type(exc).__name__}: "
+            raise ValueError(f"unreadable manifest ({kind}{exc})") from None
         if snapshot.tzinfo is None:
             raise ValueError("manifest snapshot_time has no time zone")
         return cls(snapshot, files, warehouse, source)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: a file listed twice is an edited manifest, not one of ours."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"{key!r} listed twice")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _entry(name: str, e: dict[str, Any]) -> Entry:
+    """One file's entry; its name must be its underlying's file (no other name, no path: a name
+    such as ``../x.parquet`` would read outside the snapshot's directory)."""
+    entry = Entry(UUID(e["ticker_id"]), int(e["rows"]), int(e["bytes"]), str(e["sha256"]),
+                  e.get("symbol"), e.get("content_sha256"),
+                  datetime.fromisoformat(e["updated_at_max"]) if e.get("updated_at_max") else None)
+    if name != file_name(entry.ticker_id):
+        raise ValueError(f"file {name!r} is not named for its underlying ({file_name(entry.ticker_id)})")
+    if entry.rows < 0 or entry.size < 0:
+        raise ValueError(f"file {name}: negative row count or size")
+    return entry

@@ -5,16 +5,18 @@ warehouse wrote, or a sandbox's into a live warehouse, is refused in one line un
 ``from_warehouse`` names it.  Each archived file (one snapshot of one underlying) is checked before
 anything is written: its SHA-256 and size against the manifest, a readable Parquet file with the
 archive's columns and types (format 2, or format 1's), the manifest's row count, snapshot time,
-underlying and symbol, values a chain can hold (``table.PLAUSIBLE``), and its rows against the
-content hash the manifest recorded when they were archived.  It is then
+underlying and symbol, one row per contract, values a chain can hold (``table.PLAUSIBLE``), and
+its rows against the content hash the manifest recorded when they were archived.  It is then
 written in one transaction by ``bulk.write_group``, under the options writer's lock: a straight
 COPY when the database has no row of that snapshot and underlying, else staging and a merge that
-changes only rows that differ.  Rows keep their archived ``created_at``/``updated_at``, so a
+adds only the rows the database lacks.  Rows keep their archived ``created_at``/``updated_at``, so a
 restored table is the archived table.
 
-Resumable: a file whose snapshot and underlying already hold the manifest's row count is counted
-unchanged without being read (``force`` reads and merges it anyway).  A bad file is reported with
-its name and skipped; the rest are restored (exit 1).
+Resumable: a file whose snapshot and underlying already hold the manifest's row count and latest
+``updated_at`` is counted unchanged without being read (``force`` reads and merges it anyway).  A
+stored row is never changed: a file whose rows differ from the stored chain's (another version of
+it) is refused and the stored rows kept.  A bad file is reported with its name and skipped; the
+rest are restored (exit 1).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from uuid import UUID
 
 import psycopg
@@ -34,11 +36,11 @@ import pyarrow.parquet as pq
 
 from kapman import registry
 from kapman.archive import table, warehouse
-from kapman.archive.manifest import Entry, Manifest, partition_date
+from kapman.archive.manifest import Entry, Manifest, partition_date, snapshot_dir
 from kapman.archive.store import ArchiveError, Store, open_store
 from kapman.archive.warehouse import Warehouse
 from kapman.config import Settings
-from kapman.db import bulk, lifecycle, pgcopy, retention
+from kapman.db import bulk, lifecycle, retention
 from kapman.db.errors import wrap
 from kapman.errors import UsageError
 from kapman.execute import Context, Definition, execute
@@ -138,8 +140,8 @@ def read_file(store: Store, key: str, entry: Entry) -> tuple[pa.Table, str | Non
 
 
 def check_rows(rows: pa.Table, symbol: str | None, manifest: Manifest, entry: Entry) -> None:
-    """The rows are the manifest entry's: its snapshot time, its underlying (id and symbol), and
-    values a chain can hold.  Raises BadFile naming the first thing that differs."""
+    """The rows are the manifest entry's: its snapshot time, its underlying (id and symbol), one row
+    per contract, and values a chain can hold.  Raises BadFile naming the first thing that differs."""
     times = pc.unique(rows.column("time")).to_pylist()
     if times and times != [manifest.snapshot_time]:
         raise BadFile(f"rows of snapshot {', '.join(t.isoformat() for t in times[:2])}, "
@@ -149,15 +151,40 @@ def check_rows(rows: pa.Table, symbol: str | None, manifest: Manifest, entry: En
         raise BadFile(f"rows of underlying {', '.join(sorted(map(str, ids))[:2])}, manifest says {entry.ticker_id}")
     if entry.symbol is not None and symbol != entry.symbol:
         raise BadFile(f"rows of symbol {symbol}, manifest says {entry.symbol}")
+    contracts = rows.group_by(list(table.KEY[2:])).aggregate([]).num_rows
+    if contracts != rows.num_rows:  # the table's key: the COPY would fail on it, or a merge write one row twice
+        raise BadFile(f"{rows.num_rows - contracts} duplicate contract row(s) (same expiration, strike and type)")
     problem = table.implausible(rows)
     if problem:
         raise BadFile(f"implausible value ({problem})")
 
 
-def _stored_counts(conn: psycopg.Connection, manifest: Manifest) -> dict[UUID, int]:
-    """Rows stored per underlying for the manifest's snapshot (what a resumed restore skips)."""
-    return dict(conn.execute("SELECT ticker_id, count(*) FROM public.options_chains WHERE time = %s "
-                             "GROUP BY ticker_id", (manifest.snapshot_time,)).fetchall())
+def _stored(conn: psycopg.Connection, manifest: Manifest) -> dict[UUID, tuple[int, datetime]]:
+    """Rows stored and their latest ``updated_at`` per underlying for the manifest's snapshot."""
+    return {tid: (int(n), updated) for tid, n, updated in conn.execute(
+        "SELECT ticker_id, count(*), max(updated_at) FROM public.options_chains WHERE time = %s "
+        "GROUP BY ticker_id", (manifest.snapshot_time,)).fetchall()}
+
+
+def _restored(stored: tuple[int, datetime] | None, entry: Entry) -> bool:
+    """The stored chain looks restored from ``entry`` already (what a resumed restore skips): its row
+    count and, where the manifest records it, its latest ``updated_at`` (a restore keeps the archived
+    stamps; a chain written since, or another version of it, has another)."""
+    return stored is not None and stored[0] == entry.rows and entry.updated in (None, stored[1])
+
+
+class StoredDiffers(BadFile):
+    """The snapshot's stored chain is another version than the archived one: it is kept as stored."""
+
+
+def _keep_stored(diff: bulk.Diff) -> None:
+    """Refuse a file whose rows would change stored ones (``write_group``'s ``vet``): a stored row is
+    as irreplaceable as an archived one, and the restore only adds what the database lacks."""
+    if diff.changed or (diff.absent and diff.new):
+        stored = diff.changed + diff.unchanged + diff.absent
+        raise StoredDiffers(f"the database holds another version of this chain ({diff.changed} of {stored} stored "
+                            f"rows differ, {diff.absent} not archived, {diff.new} archived not stored): the stored "
+                            "rows are kept, nothing written (delete them to load the archived ones)")
 
 
 def prepare(store: Store, key: str, manifest: Manifest, entry: Entry) -> tuple[int, bytes]:
@@ -170,10 +197,8 @@ def prepare(store: Store, key: str, manifest: Manifest, entry: Entry) -> tuple[i
         payload = table.to_payload(rows)
     except ValueError as exc:
         raise BadFile(str(exc)) from None
-    if entry.content is not None:
-        body = memoryview(payload)[len(pgcopy.HEADER):len(payload) - len(pgcopy.TRAILER)]
-        if hashlib.sha256(body).hexdigest() != entry.content:
-            raise BadFile("rows differ from those archived (content hash mismatch)")
+    if entry.content is not None and table.content_hash(payload) != entry.content:
+        raise BadFile("rows differ from those archived (content hash mismatch)")
     return rows.num_rows, payload
 
 
@@ -186,20 +211,27 @@ def write_payload(conn: psycopg.Connection, manifest: Manifest, entry: Entry, ro
         return bulk.write_group(
             cur, target=table.TABLE, columns=table.NAMES, payload=payload, rows=rows,
             group={"time": manifest.snapshot_time, "ticker_id": entry.ticker_id}, lock_class=LOCK_CLASS,
-            key=table.KEY, compare=table.COMPARE, touch=None)
+            key=table.KEY, compare=table.COMPARE, touch=None, vet=_keep_stored)
 
 
 def _restore_snapshot(conn: psycopg.Connection, store: Store, key: str, params: RestoreParams,
-                      result: StepResult, progress: Progress, pool: ThreadPoolExecutor) -> None:
+                      result: StepResult, progress: Progress, pool: ThreadPoolExecutor, here: Warehouse,
+                      unknown: set[str]) -> None:
     try:
         manifest = Manifest.load(store, key)
     except (ValueError, ArchiveError) as exc:
         result.fail(key, str(exc))
         return
-    stored = {} if params.force else _stored_counts(conn, manifest)
+    # read again here: one the first pass could not read (a store that failed once) is checked now
+    owner = foreign(manifest, here, params.from_warehouse)
+    if owner is not None:
+        result.fail(key, f"a snapshot of {owner}; this is warehouse {here.describe()}: not restored")
+        return
+    unknown |= _unknown(conn, manifest)
+    stored = {} if params.force else _stored(conn, manifest)
     todo: list[tuple[str, Entry]] = []
     for name, entry in sorted(manifest.files.items()):
-        if stored.get(entry.ticker_id) == entry.rows:
+        if _restored(stored.get(entry.ticker_id), entry):
             result.unchanged += entry.rows
             result.done += 1
             progress.advance(1, rows=result.written)
@@ -242,26 +274,51 @@ def _restore_snapshot(conn: psycopg.Connection, store: Store, key: str, params: 
     result.details.snapshots += 1
 
 
-def refusal(found: list[Manifest], here: Warehouse, location: str, allowed: str | None) -> UsageError | None:
-    """Why these manifests may not be restored into ``here``: another warehouse's, a format-1 one's
-    (no warehouse), or a sandbox's into a live warehouse, unless ``allowed`` names it (or is ANY)."""
+def _unknown(conn: psycopg.Connection, manifest: Manifest) -> set[str]:
+    """The underlyings of the snapshot that ``public.tickers`` does not list (symbol, else id)."""
+    ids = [e.ticker_id for e in manifest.files.values()]
+    known = {r[0] for r in conn.execute("SELECT id FROM public.tickers WHERE id = ANY(%s)", (ids,)).fetchall()}
+    return {e.symbol or str(e.ticker_id) for e in manifest.files.values() if e.ticker_id not in known}
+
+
+def _note_unknown(unknown: set[str], result: StepResult) -> None:
+    """Their chains are restored (nothing fetches them again; ids come from symbols, so they join once
+    the ticker is listed), but no report shows them until then: said once for the run."""
+    if unknown:
+        names = sorted(unknown)
+        result.note(f"{len(names)} underlying(s) not in public.tickers restored all the same, unseen by reports "
+                    f"until tickers lists them: {', '.join(names[:5])}" + (" ..." if len(names) > 5 else ""))
+
+
+def foreign(m: Manifest, here: Warehouse, allowed: str | None) -> str | None:
+    """Whose ``m`` is, when it may not be restored into ``here``: another warehouse's, a format-1
+    one's (no warehouse), or a sandbox's into a live warehouse, unless ``allowed`` names it (or is ANY)."""
     if allowed == warehouse.ANY:
         return None
+    synthetic = m.source == warehouse.SANDBOX and here.source == warehouse.LIVE
+    own_name = m.warehouse == here.name
+    # Naming this warehouse admits its own live snapshots, never a sandbox's filed under its name.
+    if m.warehouse is not None and allowed == m.warehouse and not (synthetic and own_name):
+        return None
+    if m.warehouse is None or not own_name or synthetic:
+        return f"warehouse {m.warehouse} ({m.source})" if m.warehouse else "no warehouse (an older archive)"
+    return None
+
+
+def refusal(found: list[Manifest], here: Warehouse, location: str, allowed: str | None) -> UsageError | None:
+    """Why these manifests may not be restored into ``here`` (``foreign``), naming the first."""
     for m in found:
-        synthetic = m.source == warehouse.SANDBOX and here.source == warehouse.LIVE
-        own_name = m.warehouse == here.name
-        # Naming this warehouse admits its own live snapshots, never a sandbox's filed under its name.
-        if m.warehouse is not None and allowed == m.warehouse and not (synthetic and own_name):
+        owner = foreign(m, here, allowed)
+        if owner is None:
             continue
-        owner = f"warehouse {m.warehouse} ({m.source})" if m.warehouse else "no warehouse (an older archive)"
-        if m.warehouse is None or not own_name or synthetic:
-            hint = (f"to restore them here anyway, pass --from-warehouse {m.warehouse or warehouse.ANY}"
-                    if not (synthetic and own_name) else
-                    f"sandbox snapshots are not mixed into a live warehouse: move the snapshot of "
-                    f"{m.snapshot_time:%Y-%m-%d %H:%M} UTC out of the archive, or restore the dates around it "
-                    f"(--start-date/--end-date); --from-warehouse {warehouse.ANY} restores it too")
-            return UsageError(f"the archive at {location} holds snapshots of {owner}; this is warehouse "
-                              f"{here.describe()}: nothing restored", hint=hint)
+        hint = (f"to restore them here anyway, pass --from-warehouse {m.warehouse or warehouse.ANY}"
+                if m.warehouse != here.name else
+                f"sandbox snapshots are not mixed into a live warehouse: move the snapshot of "
+                f"{m.snapshot_time:%Y-%m-%d %H:%M} UTC out of the archive, or restore the dates around it "
+                f"(--start-date/--end-date); --from-warehouse {warehouse.ANY} restores it too")
+        return UsageError(f"the archive at {location} holds snapshots of {owner}; this is warehouse "
+                          f"{here.describe()}: nothing restored (the first: "
+                          f"{m.directory or snapshot_dir(m.snapshot_time)})", hint=hint)
     return None
 
 
@@ -294,12 +351,14 @@ def restore(conn: psycopg.Connection, settings: Settings, params: RestoreParams,
     if refused is not None:
         raise refused
     progress.start(total, "restore", unit="file")
+    unknown: set[str] = set()
     try:
         with ThreadPoolExecutor(PREPARERS, thread_name_prefix="restore") as pool:
             for key in keys:
-                _restore_snapshot(conn, store, key, params, result, progress, pool)
+                _restore_snapshot(conn, store, key, params, result, progress, pool, here, unknown)
     finally:
         progress.close()
+        _note_unknown(unknown, result)
     result.headline = f"{result.done} files of {result.details.snapshots} snapshots from {store.location}"
 
 

@@ -200,9 +200,28 @@ def location_of(settings: Settings) -> str:
     return default_location(settings)
 
 
+def _inside_an_archive(location: str) -> ArchiveError | None:
+    """A location inside an archive's layout: a snapshot date's directory (``.../date=...``), or an
+    ``options_chains`` directory holding dates.  It read as an empty archive (a restore found "nothing
+    archived") and was written as an archive nested in the other."""
+    parts = [p for p in location.split("://", 1)[-1].split("/") if p]
+    inner = next((p for p in parts if p.startswith(("date=", "snapshot=", "time="))), None)
+    if inner is None and parts and parts[-1] == "options_chains" and "://" not in location:
+        path = Path(location).expanduser()
+        inner = parts[-1] if path.is_dir() and any(path.glob("date=*")) else None
+    if inner is None:
+        return None
+    return ArchiveError(f"KAPMAN_ARCHIVE_DIR={location} points inside an archive ({inner})",
+                        hint="name the directory (or s3://bucket/prefix) that holds options_chains/")
+
+
 def open_store(settings: Settings) -> Store:
-    """The store ``KAPMAN_ARCHIVE_DIR`` names (relative directories from the working directory)."""
+    """The store ``KAPMAN_ARCHIVE_DIR`` names (a relative directory from the working directory, named
+    by its absolute path).  Raises ArchiveError for one that cannot be an archive."""
     location = location_of(settings)
+    inside = _inside_an_archive(location)
+    if inside is not None:
+        raise inside
     if location.startswith("s3://"):
         if not urlsplit(location).netloc:
             raise ArchiveError(f"KAPMAN_ARCHIVE_DIR={location} names no bucket", hint="use s3://bucket/prefix")
@@ -218,4 +237,6 @@ def open_store(settings: Settings) -> Store:
         return S3Store(location, client)
     if "://" in location:
         raise ArchiveError(f"KAPMAN_ARCHIVE_DIR={location}: only directories and s3:// URLs are supported")
-    return LocalStore(Path(location).expanduser(), make_parents=not settings.archive_location)
+    # absolute, so that every message names the directory really read (a relative one depends on where
+    # the command runs: cron's working directory is not the checkout's)
+    return LocalStore(Path(location).expanduser().absolute(), make_parents=not settings.archive_location)

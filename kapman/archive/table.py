@@ -9,6 +9,7 @@ binary COPY stream ``bulk.write_group`` sends, through the one encoder (``kapman
 from __future__ import annotations
 
 import functools
+import hashlib
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -194,6 +195,12 @@ def to_payload(table: pa.Table) -> bytes:
             raise ValueError(f"column {c.name} holds {array.null_count} NULLs")
         columns.append(_encode(c.pg_type, array))
     return pgcopy.encode_columns(table.num_rows, columns)
+
+
+def content_hash(payload: bytes) -> str:
+    """The content hash of a binary COPY payload (``manifest``): the SHA-256 of its rows, between
+    the stream's header and trailer, as the export hashes the rows the table sent."""
+    return hashlib.sha256(memoryview(payload)[len(pgcopy.HEADER):len(payload) - len(pgcopy.TRAILER)]).hexdigest()
 
 
 def _valid(array: pa.Array) -> np.ndarray | None:

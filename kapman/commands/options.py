@@ -60,7 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="resolve the symbols and the snapshot time (one request); fetch no chain, write nothing")
     p.add_argument("--archive-only", action="store_true",
                    help="fetch nothing: archive every stored snapshot the archive does not hold (after the "
-                   "archive moved or was emptied; status names it), whatever earlier runs checked")
+                   "archive moved or was emptied, or a file was damaged; status and retention name it), whatever "
+                   "earlier runs checked: every archived file is read and its rows compared with the stored ones")
     p.add_argument("--no-archive", action="store_true",
                    help="do not write this run's snapshot to the archive (KAPMAN_ARCHIVE_DIR); every run "
                    "archives each chain as it is stored, and a failed archive write makes the run exit 1")

@@ -25,17 +25,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "s3://bucket/prefix; unset: archive/<warehouse>) into public.options_chains through the ingester's "
         "writer, one transaction per snapshot and underlying. An archive another warehouse wrote, or a "
         "sandbox's into a live warehouse, is refused unless --from-warehouse names it. Idempotent and "
-        "resumable: files already restored are skipped, rows that exist are merged, never duplicated. "
+        "resumable: files already restored are skipped, rows the database lacks are added, never duplicated; "
+        "a stored row is never changed: a chain the database holds in another version is named and kept. "
         "Each file is checked against its manifest entry before it is written (checksum, columns, rows, "
-        "snapshot time, underlying, content hash, plausible values); one that does not match is named and "
-        "skipped. Snapshots older than the retention window stay in the archive (named in a note). Exit 0 "
+        "snapshot time, underlying, one row per contract, content hash, plausible values); one that does "
+        "not match is named and skipped; chains of underlyings tickers does not list are restored, named in a "
+        "note. Snapshots older than the retention window stay in the archive (named in a note). Exit 0 "
         "all restored, 1 some files failed, 2 none could be restored, nothing is archived in the range (or "
         "only snapshots older than the window), or the archive is another warehouse's.",
         EXAMPLES,
     )
     cli.add_date_options(p, "every archived snapshot")
     p.add_argument("--force", action="store_true",
-                   help="read and merge every file, also those whose rows are all stored already")
+                   help="read and merge every file, also those whose rows are all stored already "
+                        "(stored rows are still never changed)")
     p.add_argument("--from-warehouse", metavar="NAME",
                    help="restore an archive written by warehouse NAME (as the refusal names it) into this one, "
                         "or another warehouse's sandbox archive into a live one; 'any': whatever wrote it, "

@@ -9,7 +9,7 @@ rows through psycopg's ``Copy.write_row``; ``read_fixed`` and ``copy_out`` read 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -108,7 +108,7 @@ class Diff:
 def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], payload: bytes, rows: int,
                 group: dict[str, object], lock_class: int, key: Sequence[str],
                 compare: Sequence[str] | None = None, replace: bool = False,
-                touch: str | None = "updated_at") -> MergeCounts:
+                touch: str | None = "updated_at", vet: Callable[[Diff], None] | None = None) -> MergeCounts:
     """Write a binary COPY ``payload`` of rows that all share ``group``'s column values, in the
     caller's transaction, under an advisory lock on the group.
 
@@ -128,9 +128,10 @@ def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], pay
       rows are rewritten at once (``rewrite_stored``) and the new ones inserted (``insert_new``).
 
     ``touch`` is set to now() on a rewritten row (None when ``columns`` carry the bookkeeping stamps
-    themselves, as a restore does); ``created_at`` is kept.  The lock (``lock_class`` and the
-    group's values) keeps two writers of the same group from racing between the comparison and
-    the write.
+    themselves, as a restore does); ``created_at`` is kept.  ``vet`` sees the diff before anything is
+    written: what it raises aborts the write (a restore refuses to change stored rows).  The lock
+    (``lock_class`` and the group's values) keeps two writers of the same group from racing between
+    the comparison and the write.
     """
     lock_key = "@".join(str(v) for v in group.values())
     cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (lock_class, lock_key))
@@ -153,6 +154,8 @@ def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], pay
     compare = list(compare) if compare is not None else written
     with _hash_joins(cur):
         diff = diff_staged(cur, target=target, staging=staging, key=key, group=group, compare=compare)
+        if vet is not None:
+            vet(diff)
         removed = delete_absent(cur, target=target, staging=staging, key=key, group=group) \
             if replace and diff.absent else 0
         if not diff.new and not diff.changed:   # a rewrite of what is stored: nothing to write
@@ -381,11 +384,17 @@ def copy_out(conn: psycopg.Connection, stmt: bytes) -> bytearray:
     message per row: for millions of rows that is seconds of pure overhead.  Reading with
     ``PQgetCopyData`` in a tight loop is the same protocol at a fraction of the cost; appending
     each message to one growing buffer (no per-row ``bytes``, no final join) halves it again.
+    That bypasses psycopg's transaction handling, so inside a transaction (retention verifying the
+    few snapshots it is about to drop) the COPY goes through psycopg, in that transaction.
     """
     from psycopg import pq
 
     if conn.info.transaction_status != pq.TransactionStatus.IDLE or not conn.autocommit:
-        raise psycopg.ProgrammingError("bulk COPY reads need an idle autocommit connection")
+        data = bytearray()
+        with conn.cursor() as cur, cur.copy(stmt) as copy:
+            for block in copy:
+                data += block
+        return data
     pgconn = conn.pgconn
     data = bytearray()
     with conn.lock:

@@ -104,6 +104,7 @@ def test_restore_refuses_another_warehouses_and_a_sandbox_archive_unless_named(
         restore.run(here, restore.RestoreParams())
     assert "holds snapshots of warehouse demo (live); this is warehouse " in refused.value.message
     assert "nothing restored" in refused.value.message and "--from-warehouse demo" in (refused.value.hint or "")
+    assert refused.value.message.endswith(f"nothing restored (the first: {mf.snapshot_dir(FIRST)})")
     with pytest.raises(UsageError, match=r"warehouse kapman_test_\S+ \(sandbox\); this is .* \(live\)"):
         restore.run(settings_for(fresh_db, sandbox), restore.RestoreParams())
     assert hydrated.execute("SELECT count(*) FROM options_chains").fetchone() == (0,)

@@ -5,16 +5,20 @@ from the oldest such snapshot on, says so in its line, and drops them once they 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from kapman import archive
-from kapman.archive import manifest, warehouse
+from kapman.archive import manifest, table, warehouse
+from kapman.archive.export import parquet_bytes
 from kapman.clock import ny_date_of
 from kapman.config import Settings
 from kapman.db import lifecycle, retention
@@ -96,6 +100,33 @@ def test_one_damaged_archive_file_keeps_its_snapshot_and_every_chunk_after_it(wa
         assert report.kept == [OLD[1]]
         assert _snapshots(c) == [OLD[1], OLD[2], RECENT]   # the older, archived one went; the later stays
         assert len(report.dropped["options_chains"]) == 1
+        # what the KEPT line names repairs it: --archive-only reads every file, and rewrites this one
+        repaired = archive.export_snapshots(replace(warehouse.reading(c), database_url=warehouse_url), [],
+                                            everything=True)
+        assert repaired.ok and repaired.caught_up == [OLD[1].isoformat()] and repaired.files == 1
+        assert retention.enforce_retention(c, today=TODAY).kept == [] and _snapshots(c) == [RECENT]
+
+
+def test_a_file_whose_manifest_was_edited_to_other_rows_keeps_its_snapshot(warehouse_url: str) -> None:
+    """The file's SHA-256, size and even content hash edited to match other rows: only the rows it
+    holds, compared with the stored ones, tell that the archive does not hold the snapshot."""
+    with psycopg.connect(warehouse_url, autocommit=True) as c:
+        root = _archive_all(c, warehouse_url)
+        m = manifest.Manifest.from_bytes((root / manifest.manifest_key(OLD[1])).read_bytes())
+        name, entry = next(iter(m.files.items()))
+        rows, symbol = table.from_file(pq.read_table(root / manifest.snapshot_dir(OLD[1]) / name))
+        other = rows.set_column(rows.column_names.index("bid"), "bid", pa.array([1.0] * rows.num_rows, pa.float64()))
+        blob = parquet_bytes(table.to_file(other, entry.ticker_id, symbol))
+        (root / manifest.snapshot_dir(OLD[1]) / name).write_bytes(blob)
+        m.files[name] = replace(entry, size=len(blob), sha256=hashlib.sha256(blob).hexdigest(),
+                                content=table.content_hash(table.to_payload(other)))
+        (root / manifest.manifest_key(OLD[1])).write_bytes(m.to_bytes())
+        report = retention.enforce_retention(c, today=TODAY)
+        assert report.kept == [OLD[1]] and _snapshots(c) == [OLD[1], OLD[2], RECENT]
+        repaired = archive.export_snapshots(replace(warehouse.reading(c), database_url=warehouse_url), [],
+                                            everything=True)
+        assert repaired.ok and repaired.caught_up == [OLD[1].isoformat()] and repaired.replaced == 1
+        assert retention.enforce_retention(c, today=TODAY).kept == [] and _snapshots(c) == [RECENT]
 
 
 def test_an_archive_that_cannot_be_read_keeps_them_all(warehouse_url: str, tmp_path: Path,

@@ -86,6 +86,31 @@ def test_open_store_by_location() -> None:
         open_store(Settings(archive_location="gs://bucket"))
 
 
+def test_a_relative_archive_directory_is_named_by_the_directory_read(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store(Settings(archive_location="archive/prod"))
+    assert store.location == str(tmp_path / "archive" / "prod")
+
+
+@pytest.mark.parametrize("inner", ["archive/kapman/options_chains", "archive/k/options_chains/date=2025-12-19/",
+                                   "s3://bucket/kapman/options_chains/date=2025-12-19"])
+def test_a_location_inside_an_archive_is_refused(inner: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read, it looked empty ("no archived snapshots"); written, it made an archive nested in the other."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "archive" / "kapman" / "options_chains" / "date=2025-12-19").mkdir(parents=True)
+    with pytest.raises(ArchiveError, match=f"KAPMAN_ARCHIVE_DIR={inner} points inside an archive "
+                                           "\\((options_chains|date=2025-12-19)\\)") as refused:
+        open_store(Settings(archive_location=inner, archive_endpoint="http://127.0.0.1:9"))
+    assert refused.value.hint == "name the directory (or s3://bucket/prefix) that holds options_chains/"
+
+
+def test_an_archive_named_options_chains_is_not_taken_for_one_inside_an_archive(tmp_path: Path) -> None:
+    root = tmp_path / "options_chains"
+    root.mkdir()
+    assert open_store(Settings(archive_location=str(root))).location == str(root)
+
+
 def test_archive_secrets_are_masked() -> None:
     s = Settings(archive_access_key_id="AKIAEXAMPLE", archive_secret_access_key="very-secret-value")
     assert "very-secret-value" not in repr(s) and "AKIAEXAMPLE" not in repr(s)
