@@ -30,7 +30,7 @@ import numpy as np
 import orjson
 import psycopg
 
-from kapman import clock, registry
+from kapman import calendar, clock, registry
 from kapman.config import NumberRange, Settings
 from kapman.db import lifecycle, retention
 from kapman.db.errors import wrap
@@ -272,7 +272,7 @@ def _reconcile(conn: psycopg.Connection, result: StepResult[OhlcvDetails]) -> No
     result.details.ledger_reconciled = [str(d) for d in days]
     if days:
         result.note(f"{len(days)} day(s) recorded as loaded had no rows in ohlcv (dropped chunks?): "
-                    f"{plan.spans(days)}; forgotten by the ledger, reloaded when inside the window")
+                    f"{calendar.spans(days)}; forgotten by the ledger, reloaded when inside the window")
 
 
 def _coverage(window: plan.Window, refs: list[FileRef], known: dict[str, plan.Loaded],

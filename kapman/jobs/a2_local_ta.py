@@ -31,7 +31,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from kapman import clock
+from kapman import calendar, clock
 from kapman.config import NumberRange, Settings
 from kapman.db import bulk, lifecycle
 from kapman.errors import UsageError
@@ -313,7 +313,7 @@ def _scope(conn: psycopg.Connection, params: A2Params, step: StepResult[A2Result
         step.nothing(f"no OHLCV bars on {days}: not a trading day, or not loaded yet (Step 5)")
         return None
     if missing:
-        step.note(f"no OHLCV bars on {', '.join(map(str, missing))}: skipped")
+        step.note(f"no OHLCV bars on {calendar.spans(missing)}: skipped")
         params = replace(params, dates=[d for d in params.dates if d in with_bars])
     return params
 
@@ -332,7 +332,7 @@ def _report(done: A2Result, step: StepResult[A2Result], *, chosen: bool) -> None
         step.note(f"split record not applied: {split} ({why})")
     if done.dates_without_bars:
         whose = "the symbols asked for" if chosen else "any ticker"
-        step.note(f"no bars of {whose} on: {', '.join(map(str, done.dates_without_bars))}")
+        step.note(f"no bars of {whose} on: {calendar.spans(done.dates_without_bars)}")
 
 
 def compute(conn: psycopg.Connection, params: A2Params, progress: Progress | None = None, *,

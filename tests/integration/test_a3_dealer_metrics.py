@@ -151,6 +151,28 @@ def test_date_without_any_snapshot_is_reported_and_skipped(hydrated: tuple) -> N
                         (close_of(date(2025, 12, 17)),)).fetchone() == (0,)
 
 
+def test_a_symbol_missing_from_the_days_snapshot_is_invalid_when_asked_alone(hydrated: tuple) -> None:
+    """D2's snapshot has no MSFT: a whole run stores MSFT INVALID (no_snapshot) there; --symbols MSFT
+    alone stores the same, where it said "no options snapshot on 2025-12-19" and exit 2."""
+    conn, _ = hydrated
+    alone = a3.compute(conn, a3.A3Params(dates=[D2], symbols=["MSFT"]))
+    assert alone.outcome == "ok" and alone.details.dates_without_snapshots == []
+    assert alone.details.statuses == {"INVALID": 1}
+    msft = payloads(conn, D2)["MSFT"]
+    assert msft["status"] == "INVALID" and msft["status_reason"].startswith("no_snapshot")
+    whole = a3.compute(conn, a3.A3Params(dates=[D2], force=True))
+    assert payloads(conn, D2)["MSFT"] == msft and whole.details.statuses["INVALID"] == 1
+    none = a3.compute(conn, a3.A3Params(dates=[date(2025, 12, 17)], symbols=["MSFT"]))   # no snapshot at all
+    assert none.outcome == "nothing-to-do" and none.nothing_reason.startswith("no options snapshot on 2025-12-17")
+
+
+def test_the_days_without_a_snapshot_of_a_long_range_are_spans(hydrated: tuple) -> None:
+    conn, _ = hydrated
+    result = a3.compute(conn, a3.A3Params(dates=[d.date() for d in pd.bdate_range("2025-12-01", "2025-12-19")]))
+    assert len(result.details.dates_without_snapshots) == 13
+    assert "no options snapshot for any symbol on 2025-12-01..2025-12-17 (" in result.summary()
+
+
 def test_cli_range_from_the_runbook_and_dashboard(hydrated: tuple) -> None:
     _, url = hydrated
     env = {**os.environ, "KAPMAN_ENV_FILE": "/nonexistent", "KAPMAN_NOW": str(D2)}

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from kapman import calendar
 from kapman.errors import UsageError
 from kapman.ingest import ohlcv_plan as plan
 from kapman.ingest.ohlcv import OhlcvParams
@@ -56,4 +57,4 @@ def test_windows_never_read_reversed() -> None:
 def test_spans_collapse_consecutive_trading_days() -> None:
     days = [date(2025, 11, 24), date(2025, 11, 25), date(2025, 11, 26), date(2025, 11, 28),  # across Thanksgiving
             date(2025, 12, 3)]
-    assert plan.spans(days) == "2025-11-24..2025-11-28, 2025-12-03"
+    assert calendar.spans(days) == "2025-11-24..2025-11-28, 2025-12-03"
