@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from kapman import cli, registry
 from kapman.ingest.ohlcv import SOURCES, WORKERS_RANGE, OhlcvParams, run
 from kapman.ingest.ohlcv_plan import RECHECK_DAYS
+from kapman.params import date_span
 from kapman.progress import for_terminal
 
 COMMAND = registry.command("ohlcv")
@@ -64,8 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def params_of(args: argparse.Namespace) -> OhlcvParams:
-    start, end = (args.date, args.date) if getattr(args, "date", None) else \
-        (getattr(args, "start", None), getattr(args, "end", None))
+    start, end = getattr(args, "start", None), getattr(args, "end", None)
+    day = getattr(args, "date", None)
+    date_span(day, start, end, open_ended=True)   # --date with a start or an end was loaded as --date alone
+    if day:
+        start = end = day
     return OhlcvParams(mode=args.mode, days=getattr(args, "days", 730), as_of=getattr(args, "as_of", None),
                        start=start, end=end, force=args.force, workers=args.workers,
                        recheck_days=getattr(args, "recheck_days", RECHECK_DAYS), source=args.source)

@@ -95,7 +95,7 @@ class OhlcvParams:
         if self.mode == "backfill":
             if self.start is None or self.end is None:
                 raise UsageError("backfill needs --start-date and --end-date")
-            date_span(None, self.start, self.end)
+        date_span(None, self.start, self.end, open_ended=True)   # incremental's ends are optional
 
 
 def open_source(settings: Settings, kind: str) -> FlatFileSource:

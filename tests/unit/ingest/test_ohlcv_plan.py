@@ -58,3 +58,22 @@ def test_spans_collapse_consecutive_trading_days() -> None:
     days = [date(2025, 11, 24), date(2025, 11, 25), date(2025, 11, 26), date(2025, 11, 28),  # across Thanksgiving
             date(2025, 12, 3)]
     assert calendar.spans(days) == "2025-11-24..2025-11-28, 2025-12-03"
+
+
+@pytest.mark.parametrize("argv", [
+    ["incremental", "--date", "2025-12-19", "--start-date", "2025-12-01"],
+    ["incremental", "--date", "2025-12-19", "--end", "2025-12-01"],
+])
+def test_incremental_date_with_a_start_or_an_end_is_refused(argv: list[str]) -> None:
+    """It loaded --date alone, the other flag dropped without a word."""
+    from kapman.commands import ohlcv
+
+    with pytest.raises(UsageError, match="give either --date or --start-date/--end-date, not both"):
+        ohlcv.params_of(ohlcv.build_parser().parse_args(argv))
+
+
+def test_a_reversed_incremental_range_is_refused() -> None:
+    """It was 'ok ... nothing after <newest>', exit 0."""
+    with pytest.raises(UsageError, match="--start-date 2025-12-12 is after --end-date 2025-12-10"):
+        OhlcvParams(mode="incremental", start=date(2025, 12, 12), end=date(2025, 12, 10)).validate()
+    OhlcvParams(mode="incremental", end=date(2025, 12, 10)).validate()   # an end alone: from the newest loaded
