@@ -16,6 +16,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any, NoReturn
 
 import psycopg
@@ -119,6 +120,17 @@ def instant_arg(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def directory_arg(flag: str, default: object) -> Callable[[str], Path]:
+    """An argparse type: a directory; an empty one (a variable left unset in a script) is refused,
+    not read as the current directory (whose files a step would then take for its input)."""
+    def directory(text: str) -> Path:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"is empty; name a directory, or leave {flag} out for {default}")
+        return Path(text)
+
+    return directory
 
 
 def add_date_options(p: argparse.ArgumentParser, default: str) -> None:
