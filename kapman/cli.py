@@ -86,12 +86,20 @@ def add_common_options(p: argparse.ArgumentParser, *, in_subcommand: bool = Fals
     """The options every command takes; a subcommand repeats them so they may follow it."""
     default: Any = argparse.SUPPRESS if in_subcommand else None
     flag: Any = argparse.SUPPRESS if in_subcommand else False
-    p.add_argument("--db-url", metavar="URL", default=default, help=db_url_help)
+    p.add_argument("--db-url", metavar="URL", type=_db_url, default=default, help=db_url_help)
     p.add_argument("--json", action="store_true", default=flag, help="print the final summary as one JSON object")
     noise = p.add_mutually_exclusive_group()
     noise.add_argument("-v", "--verbose", action="store_true", default=flag, help="log progress details")
     noise.add_argument("-q", "--quiet", action="store_true", default=flag, help="print only the summary and errors")
     p.add_argument("--debug", action="store_true", default=flag, help="show tracebacks on errors")
+
+
+def _db_url(text: str) -> str:
+    """--db-url: an empty one (a variable left unset in a script) is refused, not taken for "not given",
+    which would run the command on DATABASE_URL's warehouse."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; name a database URL, or leave --db-url out for DATABASE_URL")
+    return text
 
 
 def day_arg(text: str) -> date:

@@ -75,3 +75,15 @@ def test_a_usage_error_under_json_is_one_json_object_on_stdout(command: list[str
     assert done.value.code == 2 and json.loads(out) == {"status": "error", "error": error, "hint": "see --help",
                                                         "exit_code": 2}
     assert err.splitlines()[-1].endswith(error.split(": ", 1)[1]) and "hunter2" not in out + err
+
+
+@pytest.mark.parametrize("command", [["a2", "--db-url", ""], ["rebuild", "--db-url", " "], ["runs", "--db-url", ""],
+                                     ["ohlcv", "--db-url", "", "base"], ["ohlcv", "base", "--db-url", ""]])
+def test_an_empty_db_url_is_refused_not_taken_for_database_url(command: list[str], monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``--db-url "$TARGET"`` with TARGET unset ran the command on DATABASE_URL's warehouse (.env's)."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/the_env_warehouse")
+    with pytest.raises(SystemExit) as done:
+        main(command)
+    assert done.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(
+        "error: argument --db-url: is empty; name a database URL, or leave --db-url out for DATABASE_URL")
