@@ -273,7 +273,11 @@ def _body(ctx: Context, params: A2Params) -> None:
     if job is None:
         return
     extra = [ctx.connect() for _ in range(params.connections - 1)]
-    _report(compute(ctx.conn, job, ctx.progress, extra=extra, into=step.details), step, chosen=bool(job.symbols))
+    try:
+        done = compute(ctx.conn, job, ctx.progress, extra=extra, into=step.details)
+    finally:   # also when stopped (Ctrl-C, SIGTERM): the ledger row counts the dates committed
+        _count(step.details, step)
+    _report(done, step, chosen=bool(job.symbols))
 
 
 #: The nightly's task: its dates, or (on a warehouse without any A2) the indicator history.
@@ -318,10 +322,14 @@ def _scope(conn: psycopg.Connection, params: A2Params, step: StepResult[A2Result
     return params
 
 
-def _report(done: A2Result, step: StepResult[A2Result], *, chosen: bool) -> None:
-    """``chosen``: the run's tickers are the ``--symbols`` asked for."""
+def _count(done: A2Result, step: StepResult[A2Result]) -> None:
+    """The step's counts: the dates and rows committed so far."""
     step.read, step.done = done.bars_read, done.dates_done
     step.written, step.unchanged = done.rows_inserted + done.rows_updated, done.rows_unchanged
+
+
+def _report(done: A2Result, step: StepResult[A2Result], *, chosen: bool) -> None:
+    """``chosen``: the run's tickers are the ``--symbols`` asked for (counted by ``_count``)."""
     step.details = done
     if not done.rows_written and done.skipped_existing:
         step.headline = (f"up to date: {done.skipped_existing} rows already computed for "
