@@ -246,11 +246,13 @@ def _compute(conn: psycopg.Connection, params: A3Params, dates: list[date], prog
     written.symbols = len(symbols)
     span = f"{dates[0]}" if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
     progress.start(len(dates) * len(symbols), "a3 symbol-dates", unit="sym")
-    for first in range(0, len(dates), WINDOW_DATES):
-        _compute_window(conn, params, symbols, dates[first:first + WINDOW_DATES], computed_at, progress, result)
-    progress.close()
-    result.written = written.rows_inserted + written.rows_updated
-    result.unchanged += written.rows_unchanged
+    try:
+        for first in range(0, len(dates), WINDOW_DATES):
+            _compute_window(conn, params, symbols, dates[first:first + WINDOW_DATES], computed_at, progress, result)
+    finally:   # also when stopped (Ctrl-C, SIGTERM): the ledger row counts the rows committed
+        progress.close()
+        result.written = written.rows_inserted + written.rows_updated
+        result.unchanged += written.rows_unchanged
     if len(without) == len(dates):
         result.nothing(f"no options snapshot on {span}: run {registry.command('options')} on a trading day first")
         return result

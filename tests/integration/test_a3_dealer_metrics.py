@@ -270,3 +270,29 @@ def test_dates_after_today_are_refused_or_left_out_not_called_missed(hydrated: t
     weekend = _a3_cli(url, "--start-date", "2025-12-13", "--end-date", "2025-12-14")
     assert weekend.returncode == 2
     assert weekend.stderr.splitlines()[0] == "error: 2025-12-13..2025-12-14 holds no NYSE trading day"
+
+
+def test_a_range_stopped_by_sigterm_records_the_rows_it_committed(hydrated: tuple, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import signal
+
+    from kapman import cli, signals
+    from kapman.jobs import snapshots
+    from scripts import run_a3_dealer_metrics
+
+    conn, url = hydrated
+    real_write = snapshots.write
+
+    def write(*args: object, **kwargs: object) -> object:
+        if kwargs["time"] == close_of(D2):
+            raise signals.Terminated(signal.SIGTERM)
+        return real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(a3.snapshots, "write", write)
+    code = cli.run_main(run_a3_dealer_metrics.main, ["--start-date", str(D1), "--end-date", str(D2), "--db-url", url,
+                                                     "-q", "--json"])
+    assert code == 143 and json.loads(capsys.readouterr().out)["status"] == "interrupted"
+    status, summary = conn.execute("SELECT status, summary FROM ingest_runs WHERE job = 'a3'").fetchone()
+    assert status == "interrupted" and len(payloads(conn, D1)) == 4 and payloads(conn, D2) == {}
+    assert (summary["status"], summary["exit_code"], summary["counts"]["written"], summary["dates_done"]) == (
+        "interrupted", 143, 4, [str(D1)])
