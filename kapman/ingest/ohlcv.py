@@ -126,13 +126,16 @@ STEP = Definition(OhlcvParams, _body, details=lambda: OhlcvDetails(),
 
 def window_for(conn: psycopg.Connection, params: OhlcvParams) -> plan.Window:
     # A window that starts after today lists only files that cannot be published yet.
-    not_after_today(params.as_of if params.mode == "base" else params.start, lifecycle.warehouse_today(conn))
+    today = lifecycle.warehouse_today(conn)
+    not_after_today(params.as_of if params.mode == "base" else params.start, today)
     if params.mode == "base":
         return plan.base_window(params.days, params.as_of)
+    # ... and one that ends after it is loaded, and said, up to today (not "backfill 2023-12-20..2100-01-01")
+    end = min(params.end, today) if params.end else None
     if params.mode == "incremental":
-        return plan.incremental_window(conn, start=params.start, end=params.end, recheck=params.recheck_days)
-    assert params.start is not None and params.end is not None
-    return plan.backfill_window(params.start, params.end)
+        return plan.incremental_window(conn, start=params.start, end=end, recheck=params.recheck_days)
+    assert params.start is not None and end is not None
+    return plan.backfill_window(params.start, end)
 
 
 @dataclass
