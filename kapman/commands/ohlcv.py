@@ -31,12 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "--source rest the grouped-daily REST endpoint (free plan). Files whose ETag is already in "
                    "the ledger are skipped; trading days without a file past their publication time "
                    "(11:00 New York the next day) are reported as missing (exit 1).", EXAMPLES)
-    p.add_argument("--force", action="store_true", help="reload files of the window even when their ETag is unchanged")
-    p.add_argument("--workers", type=int, default=4, metavar=f"{WORKERS_RANGE.low}-{WORKERS_RANGE.high}",
-                   help="files downloaded and parsed at once, by threads (the database writer is one)")
-    p.add_argument("--source", choices=SOURCES, default="flatfiles",
-                   help="flatfiles: S3 or FLATFILES_MIRROR_DIR (paid plans); rest: one grouped-daily request "
-                        "per date under POLYGON_RATE_LIMIT (the free plan allows 5 a minute)")
+    _add_run_options(p)
     sub = p.add_subparsers(dest="mode", required=True, metavar="{base,incremental,backfill}")
     base = sub.add_parser("base", help="every trading day in the last N calendar days")
     base.add_argument("--days", type=int, default=730, help="calendar days back (730 = the retention window)")
@@ -59,9 +54,23 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (base, inc, back):
         sp.formatter_class = cli._Formatter
         cli.add_common_options(sp, in_subcommand=True)
-        sp.add_argument("--force", action="store_true", default=argparse.SUPPRESS,
-                        help="reload files of the window even when their ETag is unchanged")
+        _add_run_options(sp, in_subcommand=True)
     return p
+
+
+def _add_run_options(p: argparse.ArgumentParser, *, in_subcommand: bool = False) -> None:
+    """--force, --workers and --source, before the subcommand or after it (``base --workers 8`` was
+    'unrecognized arguments'); a subcommand's take the value only when given."""
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if in_subcommand else value
+
+    p.add_argument("--force", action="store_true", default=default(False),
+                   help="reload files of the window even when their ETag is unchanged")
+    p.add_argument("--workers", type=int, default=default(4), metavar=f"{WORKERS_RANGE.low}-{WORKERS_RANGE.high}",
+                   help="files downloaded and parsed at once, by threads (the database writer is one)")
+    p.add_argument("--source", choices=SOURCES, default=default("flatfiles"),
+                   help="flatfiles: S3 or FLATFILES_MIRROR_DIR (paid plans); rest: one grouped-daily request "
+                        "per date under POLYGON_RATE_LIMIT (the free plan allows 5 a minute)")
 
 
 def params_of(args: argparse.Namespace) -> OhlcvParams:

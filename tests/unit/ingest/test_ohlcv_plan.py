@@ -77,3 +77,17 @@ def test_a_reversed_incremental_range_is_refused() -> None:
     with pytest.raises(UsageError, match="--start-date 2025-12-12 is after --end-date 2025-12-10"):
         OhlcvParams(mode="incremental", start=date(2025, 12, 12), end=date(2025, 12, 10)).validate()
     OhlcvParams(mode="incremental", end=date(2025, 12, 10)).validate()   # an end alone: from the newest loaded
+
+
+@pytest.mark.parametrize(("argv", "workers", "source", "force"), [
+    (["base"], 4, "flatfiles", False),
+    (["--workers", "3", "--source", "rest", "--force", "base"], 3, "rest", True),
+    (["base", "--workers", "8", "--source", "rest", "--force"], 8, "rest", True),   # was 'unrecognized arguments'
+    (["--workers", "3", "backfill", "--start", "2025-12-01", "--end", "2025-12-02", "--workers", "5"], 5, "flatfiles",
+     False),
+])
+def test_run_options_go_before_or_after_the_subcommand(argv: list[str], workers: int, source: str, force: bool) -> None:
+    from kapman.commands import ohlcv
+
+    params = ohlcv.params_of(ohlcv.build_parser().parse_args(argv))
+    assert (params.workers, params.source, params.force) == (workers, source, force)
