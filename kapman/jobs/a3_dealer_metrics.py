@@ -194,6 +194,9 @@ def resolve_dates(conn: psycopg.Connection, params: A3Params) -> list[date]:
     """The asked dates; by default the newest trading date with a snapshot, by KapMan's clock."""
     if params.dates is not None:
         return sorted(params.dates)
+    if params.day and not is_trading_day(params.day):   # a range keeps its trading days; a date must be one
+        raise UsageError(f"{params.day} ({params.day:%A}) is not a NYSE trading day, and A3 computes trading "
+                         "dates only", hint="pass a trading date, or leave --date out for the newest snapshot's")
     if params.day or params.start or params.end:
         return requested_dates(conn, day=params.day, start=params.start, end=params.end)
     today = lifecycle.warehouse_today(conn)   # as A2's default date and status

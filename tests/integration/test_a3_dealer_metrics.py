@@ -222,6 +222,18 @@ def test_a_saturday_snapshot_alone_is_named_not_called_empty(hydrated: tuple) ->
     assert "Traceback" not in proc.stderr
 
 
+def test_a_date_that_is_not_a_trading_day_is_refused_though_it_has_a_snapshot(hydrated: tuple) -> None:
+    """A snapshot taken on Saturday 2025-12-20: --date 2025-12-20 stored four rows dated that Saturday
+    (a range, and the default date, keep to trading days)."""
+    conn, url = hydrated
+    conn.execute("UPDATE options_chains SET time = time + interval '1 day' WHERE time >= '2025-12-19T20:00:00Z'")
+    proc = _a3_cli(url, "--date", "2025-12-20", now="2025-12-20")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[0] == ("error: 2025-12-20 (Saturday) is not a NYSE trading day, and A3 computes "
+                                           "trading dates only")
+    assert conn.execute("SELECT count(*) FROM daily_snapshots").fetchone() == (0,)
+
+
 def test_freshness_is_stored_and_stale_quotes_are_counted(hydrated: tuple, market: Market,
                                                          rest: SandboxRestServer) -> None:
     """The sandbox leaves untraded far strikes with quotes from earlier sessions."""
