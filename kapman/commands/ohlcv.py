@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_run_options(p: argparse.ArgumentParser, *, in_subcommand: bool = False) -> None:
-    """--force, --workers and --source, before the subcommand or after it (``base --workers 8`` was
+    """--force, --workers and --source, before the subcommand or after it (``base --workers 2`` was
     'unrecognized arguments'); a subcommand's take the value only when given."""
     def default(value: object) -> object:
         return argparse.SUPPRESS if in_subcommand else value
