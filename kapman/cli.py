@@ -47,6 +47,23 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
         return super()._get_help_string(action)
 
 
+class Once(argparse._StoreAction):
+    """``action=cli.Once``: an option whose repetition has no one meaning (``--symbols AAPL --symbols
+    MSFT``: both, or MSFT?) is refused given twice, its aliases included; the last one silently won
+    (MSFT computed alone).  Other options keep the last value given, so a wrapper's defaults can be
+    overridden after them."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        given: dict[str, Any] | None = getattr(parser, "_given", None)
+        if given is not None:
+            if self.dest in given:
+                parser.error(f"argument {'/'.join(self.option_strings)}: given twice ({given[self.dest]}, then "
+                             f"{values}); give it once")
+            given[self.dest] = values
+        super().__call__(parser, namespace, values, option_string)
+
+
 class Parser(argparse.ArgumentParser):
     """Every KapMan parser: no silently accepted abbreviations (``--for`` is not ``--force``), and
     usage errors that never echo a URL-like value (a mistyped ``--dburl URL`` carries a password)."""
@@ -59,6 +76,7 @@ class Parser(argparse.ArgumentParser):
     def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         self._words = list(sys.argv[1:] if args is None else args)   # for error(): was --json asked for?
+        self._given: dict[str, Any] = {}   # the values of the options given once (Once)
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
@@ -144,9 +162,9 @@ def directory_arg(flag: str, default: object) -> Callable[[str], Path]:
 def add_date_options(p: argparse.ArgumentParser, default: str) -> None:
     """--date or --start-date/--end-date (trading dates), and --symbols, as A2 and A3 take them."""
     day = day_arg
-    p.add_argument("--date", type=day, metavar="YYYY-MM-DD", help=f"one trading date (default: {default})")
-    p.add_argument("--start-date", type=day, metavar="YYYY-MM-DD", help="first date of a range")
-    p.add_argument("--end-date", type=day, metavar="YYYY-MM-DD", help="last date of a range")
+    p.add_argument("--date", type=day, action=Once, metavar="YYYY-MM-DD", help=f"one trading date (default: {default})")
+    p.add_argument("--start-date", type=day, action=Once, metavar="YYYY-MM-DD", help="first date of a range")
+    p.add_argument("--end-date", type=day, action=Once, metavar="YYYY-MM-DD", help="last date of a range")
 
 
 def symbols_arg(text: str | None) -> list[str] | None:

@@ -38,19 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--as-of", type=_day, default=argparse.SUPPRESS, metavar="YYYY-MM-DD",
                       help="last day of the window (default: today by KapMan's clock)")
     inc = sub.add_parser("incremental", help="from the day after the newest loaded date")
-    inc.add_argument("--date", type=_day, default=argparse.SUPPRESS, metavar="YYYY-MM-DD",
+    inc.add_argument("--date", type=_day, action=cli.Once, default=argparse.SUPPRESS, metavar="YYYY-MM-DD",
                      help="load just this date")
-    inc.add_argument("--start-date", "--start", dest="start", type=_day, default=argparse.SUPPRESS,
+    inc.add_argument("--start-date", "--start", dest="start", type=_day, action=cli.Once, default=argparse.SUPPRESS,
                      metavar="YYYY-MM-DD", help="first date (default: the day after the newest loaded date)")
-    inc.add_argument("--end-date", "--end", dest="end", type=_day, default=argparse.SUPPRESS, metavar="YYYY-MM-DD",
-                     help="last date (default: today by KapMan's clock)")
+    inc.add_argument("--end-date", "--end", dest="end", type=_day, action=cli.Once, default=argparse.SUPPRESS,
+                     metavar="YYYY-MM-DD", help="last date (default: today by KapMan's clock)")
     inc.add_argument("--recheck-days", type=int, default=RECHECK_DAYS, metavar="N",
                      help="trading days before the start listed again; flat files with a new ETag are reloaded")
     back = sub.add_parser("backfill", help="an explicit date range")
-    back.add_argument("--start-date", "--start", dest="start", type=_day, required=True, metavar="YYYY-MM-DD",
-                      default=argparse.SUPPRESS, help="first date")
-    back.add_argument("--end-date", "--end", dest="end", type=_day, required=True, metavar="YYYY-MM-DD",
-                      default=argparse.SUPPRESS, help="last date")
+    back.add_argument("--start-date", "--start", dest="start", type=_day, action=cli.Once, required=True,
+                      metavar="YYYY-MM-DD", default=argparse.SUPPRESS, help="first date")
+    back.add_argument("--end-date", "--end", dest="end", type=_day, action=cli.Once, required=True,
+                      metavar="YYYY-MM-DD", default=argparse.SUPPRESS, help="last date")
     for sp in (base, inc, back):
         sp.formatter_class = cli._Formatter
         cli.add_common_options(sp, in_subcommand=True)
