@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from datetime import date
 
-from kapman import cli, registry
+from kapman import calendar, cli, registry
+from kapman.errors import UsageError
 from kapman.ingest.ohlcv import SOURCES, WORKERS_RANGE, OhlcvParams, run
 from kapman.ingest.ohlcv_plan import RECHECK_DAYS
 from kapman.params import date_span
@@ -79,9 +81,20 @@ def params_of(args: argparse.Namespace) -> OhlcvParams:
     date_span(day, start, end, open_ended=True)   # --date with a start or an end was loaded as --date alone
     if day:
         start = end = day
+    _a_trading_day_in(start, end)
     return OhlcvParams(mode=args.mode, days=getattr(args, "days", 730), as_of=getattr(args, "as_of", None),
                        start=start, end=end, force=args.force, workers=args.workers,
                        recheck_days=getattr(args, "recheck_days", RECHECK_DAYS), source=args.source)
+
+
+def _a_trading_day_in(start: date | None, end: date | None) -> None:
+    """Dates typed on the command line that hold no NYSE session have no file to load: refused, as A2 and
+    A3 refuse them (it was "ok · up to date"). The nightly's windows are days with a file, never checked."""
+    if start is None or end is None or start > end or any(calendar.trading_days(start, end)):
+        return
+    if start == end:
+        raise UsageError(f"{start} ({start:%A}) is not a NYSE trading day: it has no flat file")
+    raise UsageError(f"{start}..{end} holds no NYSE trading day")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -91,3 +91,20 @@ def test_run_options_go_before_or_after_the_subcommand(argv: list[str], workers:
 
     params = ohlcv.params_of(ohlcv.build_parser().parse_args(argv))
     assert (params.workers, params.source, params.force) == (workers, source, force)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["incremental", "--date", "2025-12-13"], "2025-12-13 (Saturday) is not a NYSE trading day: it has no flat file"),
+    (["incremental", "--date", "2025-11-27"], "2025-11-27 (Thursday) is not a NYSE trading day: it has no flat file"),
+    (["backfill", "--start", "2025-12-13", "--end", "2025-12-14"], "2025-12-13..2025-12-14 holds no NYSE trading day"),
+    (["incremental", "--start-date", "2025-12-25", "--end-date", "2025-12-25"],
+     "2025-12-25 (Thursday) is not a NYSE trading day: it has no flat file"),
+])
+def test_dates_typed_without_a_session_are_refused(argv: list[str], message: str) -> None:
+    """They were 'ok · ... up to date', exit 0, as if their file had been loaded."""
+    from kapman.commands import ohlcv
+
+    with pytest.raises(UsageError) as refused:
+        ohlcv.params_of(ohlcv.build_parser().parse_args(argv))
+    assert refused.value.message == message
+    ohlcv.params_of(ohlcv.build_parser().parse_args(["backfill", "--start", "2025-12-13", "--end", "2025-12-15"]))
