@@ -124,3 +124,21 @@ def previous_trading_day(day: date) -> date:
     while not is_trading_day(day):
         day -= timedelta(days=1)
     return day
+
+
+def spans(days: list[date]) -> str:
+    """``2025-12-01..2025-12-03, 2025-12-05`` for a sorted list of trading days (runs collapse)."""
+    out: list[str] = []
+    run: list[date] = []
+    for day in days:
+        if run and previous_trading_day(day) != run[-1]:
+            out.append(_span(run))
+            run = []
+        run.append(day)
+    if run:
+        out.append(_span(run))
+    return ", ".join(out)
+
+
+def _span(run: list[date]) -> str:
+    return str(run[0]) if len(run) == 1 else f"{run[0]}..{run[-1]}"

@@ -16,6 +16,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any, NoReturn
 
 import psycopg
@@ -46,6 +47,23 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
         return super()._get_help_string(action)
 
 
+class Once(argparse._StoreAction):
+    """``action=cli.Once``: an option whose repetition has no one meaning (``--symbols AAPL --symbols
+    MSFT``: both, or MSFT?) is refused given twice, its aliases included; the last one silently won
+    (MSFT computed alone).  Other options keep the last value given, so a wrapper's defaults can be
+    overridden after them."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        given: dict[str, Any] | None = getattr(parser, "_given", None)
+        if given is not None:
+            if self.dest in given:
+                parser.error(f"argument {'/'.join(self.option_strings)}: given twice ({given[self.dest]}, then "
+                             f"{values}); give it once")
+            given[self.dest] = values
+        super().__call__(parser, namespace, values, option_string)
+
+
 class Parser(argparse.ArgumentParser):
     """Every KapMan parser: no silently accepted abbreviations (``--for`` is not ``--force``), and
     usage errors that never echo a URL-like value (a mistyped ``--dburl URL`` carries a password)."""
@@ -58,6 +76,7 @@ class Parser(argparse.ArgumentParser):
     def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         self._words = list(sys.argv[1:] if args is None else args)   # for error(): was --json asked for?
+        self._given: dict[str, Any] = {}   # the values of the options given once (Once)
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
@@ -85,12 +104,20 @@ def add_common_options(p: argparse.ArgumentParser, *, in_subcommand: bool = Fals
     """The options every command takes; a subcommand repeats them so they may follow it."""
     default: Any = argparse.SUPPRESS if in_subcommand else None
     flag: Any = argparse.SUPPRESS if in_subcommand else False
-    p.add_argument("--db-url", metavar="URL", default=default, help=db_url_help)
+    p.add_argument("--db-url", metavar="URL", type=_db_url, default=default, help=db_url_help)
     p.add_argument("--json", action="store_true", default=flag, help="print the final summary as one JSON object")
     noise = p.add_mutually_exclusive_group()
     noise.add_argument("-v", "--verbose", action="store_true", default=flag, help="log progress details")
     noise.add_argument("-q", "--quiet", action="store_true", default=flag, help="print only the summary and errors")
     p.add_argument("--debug", action="store_true", default=flag, help="show tracebacks on errors")
+
+
+def _db_url(text: str) -> str:
+    """--db-url: an empty one (a variable left unset in a script) is refused, not taken for "not given",
+    which would run the command on DATABASE_URL's warehouse."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; name a database URL, or leave --db-url out for DATABASE_URL")
+    return text
 
 
 def day_arg(text: str) -> date:
@@ -121,12 +148,23 @@ def instant_arg(text: str) -> str:
     return text
 
 
+def directory_arg(flag: str, default: object) -> Callable[[str], Path]:
+    """An argparse type: a directory; an empty one (a variable left unset in a script) is refused,
+    not read as the current directory (whose files a step would then take for its input)."""
+    def directory(text: str) -> Path:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"is empty; name a directory, or leave {flag} out for {default}")
+        return Path(text)
+
+    return directory
+
+
 def add_date_options(p: argparse.ArgumentParser, default: str) -> None:
     """--date or --start-date/--end-date (trading dates), and --symbols, as A2 and A3 take them."""
     day = day_arg
-    p.add_argument("--date", type=day, metavar="YYYY-MM-DD", help=f"one trading date (default: {default})")
-    p.add_argument("--start-date", type=day, metavar="YYYY-MM-DD", help="first date of a range")
-    p.add_argument("--end-date", type=day, metavar="YYYY-MM-DD", help="last date of a range")
+    p.add_argument("--date", type=day, action=Once, metavar="YYYY-MM-DD", help=f"one trading date (default: {default})")
+    p.add_argument("--start-date", type=day, action=Once, metavar="YYYY-MM-DD", help="first date of a range")
+    p.add_argument("--end-date", type=day, action=Once, metavar="YYYY-MM-DD", help="last date of a range")
 
 
 def symbols_arg(text: str | None) -> list[str] | None:

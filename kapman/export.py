@@ -16,7 +16,6 @@ A2 where plain zstd gives about 700).
 
 from __future__ import annotations
 
-import argparse
 import os
 import threading
 import uuid
@@ -390,13 +389,6 @@ def _nothing_stored(params: ExportParams) -> str:
     return f"no {', '.join(params.tables)} rows stored {asked}: nothing to export"
 
 
-def _directory(text: str) -> Path:
-    """--to: a directory; an empty one (a variable left unset in a script) is refused, not read as '.'."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError(f"is empty; name a directory, or leave --to out for {DEFAULT_DIR}")
-    return Path(text)
-
-
 def _tables(text: str) -> list[str]:
     # each table once: a table named twice would write each of its dates twice at once, through one temp file
     chosen = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
@@ -416,7 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "polars and DuckDB read a table by its glob. A directory holding another warehouse's files "
                    "(a sandbox's), or a table's directory of an export, is refused, exit 2.",
                    EXAMPLES)
-    p.add_argument("--to", type=_directory, default=DEFAULT_DIR, metavar="DIR", help="where the files go")
+    p.add_argument("--to", type=cli.directory_arg("--to", DEFAULT_DIR), default=DEFAULT_DIR, metavar="DIR",
+                   help="where the files go")
     p.add_argument("--tables", type=_tables, default=list(TABLES), metavar="T1,T2",
                    help=f"which tables (default: {','.join(TABLES)})")
     cli.add_date_options(p, "every stored date")

@@ -19,7 +19,8 @@ def in_range(flag: str, value: float | None, allowed: NumberRange) -> None:
     """``value`` (None: the default, always allowed) within ``allowed``, or one line naming ``flag``."""
     if value is None:
         return
-    raw = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)  # 7200, not 7200.0
+    whole = isinstance(value, float) and value.is_integer() and abs(value) < 1e15
+    raw = str(int(value)) if whole else str(value)   # 7200, not 7200.0; 1e+308, not its 309 digits
     try:
         allowed.parse(raw)
     except ValueError as exc:

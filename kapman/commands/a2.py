@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "already computed are skipped unless --force. Exit 2 when there is nothing to compute "
                    "(a date without bars, only unknown symbols).", EXAMPLES)
     cli.add_date_options(p, "the newest date with OHLCV")
-    p.add_argument("--symbols", help="comma-separated subset of tickers (default: all with bars)")
+    p.add_argument("--symbols", action=cli.Once, help="comma-separated subset of tickers (default: all with bars)")
     p.add_argument("--workers", type=int, default=a2_local_ta.A2Params.workers,
                    help="threads running kernel chunks (default: the CPU count, at most 4; more than the CPU "
                         "count gains nothing)")

@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "and trading date from the latest options snapshot taken that day, into "
                    "daily_snapshots.dealer_metrics_json. Conventions: docs/a3_dealer_metrics.md.", EXAMPLES)
     cli.add_date_options(p, "the newest date with an options snapshot")
-    p.add_argument("--symbols", help="comma-separated subset of the active watchlist symbols")
+    p.add_argument("--symbols", action=cli.Once, help="comma-separated subset of the active watchlist symbols")
     p.add_argument("--workers", type=int, default=2,
                    help="threads computing symbols in parallel")
     p.add_argument("--force", action="store_true", help="recompute rows that already have dealer metrics")

@@ -38,7 +38,7 @@ EXAMPLES = f"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--symbols", metavar="A,B",
+    p.add_argument("--symbols", action=cli.Once, metavar="A,B",
                    help="only these symbols (each must be in an active watchlist and have a ticker)")
     p.add_argument("--concurrency", type=int, default=4, metavar="N",
                    help=f"symbols fetched in parallel, {CONCURRENCY_RANGE} (one shared rate limit: "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from kapman import cli, registry
 from kapman.ingest import watchlists
@@ -25,7 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "none has one or tickers are not loaded yet.", EXAMPLES)
     p.add_argument("--effective-date", type=cli.day_arg, default=None, metavar="YYYY-MM-DD",
                    help="effective date recorded on added/reactivated entries (default: today, New York)")
-    p.add_argument("--dir", type=Path, default=None,
+    p.add_argument("--dir", type=cli.directory_arg("--dir", "KAPMAN_WATCHLISTS_DIR or data/watchlists"),
+                   default=None,
                    help="watchlist directory (default: KAPMAN_WATCHLISTS_DIR or data/watchlists)")
     args = p.parse_args(argv)
     settings = cli.settings_for(args)

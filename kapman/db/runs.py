@@ -163,6 +163,14 @@ def _finish(conn: psycopg.Connection, run: Run, status: str, summary: dict[str, 
          error[:ERROR_CHARS] if error else None, run.run_id))
 
 
+def _ended(result: StepResult | None, status: str, exit_code: int) -> dict[str, Any] | None:
+    """What a run stopped by an interruption or an error had done, under the row's status and the
+    exit code the command ended with: the result's own would say ``ok`` and 0 (nothing failed yet)."""
+    if result is None:
+        return None
+    return {**result.stop_clock().as_dict(), "status": status, "exit_code": exit_code}
+
+
 def _describe(exc: BaseException) -> str:
     text = exc.message if isinstance(exc, KapManError) else (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -189,13 +197,11 @@ def recorded(db_url: str, job: str, args: Mapping[str, Any] | None = None,
             status, summary = run.result.outcome.value, run.result.as_dict()
     except KeyboardInterrupt as exc:
         status, error = "interrupted", signals.describe(exc)
-        if run.result is not None:
-            summary = run.result.stop_clock().as_dict()
+        summary = _ended(run.result, status, signals.exit_code(exc))
         raise
     except BaseException as exc:
         error = _describe(exc)
-        if run.result is not None:
-            summary = run.result.stop_clock().as_dict()
+        summary = _ended(run.result, status, exc.exit_code if isinstance(exc, KapManError) else 2)
         raise
     finally:
         _record_finish(db_url, conn, run, status, summary, error)

@@ -30,7 +30,7 @@ import numpy as np
 import orjson
 import psycopg
 
-from kapman import clock, registry
+from kapman import calendar, clock, registry
 from kapman.config import NumberRange, Settings
 from kapman.db import lifecycle, retention
 from kapman.db.errors import wrap
@@ -95,7 +95,7 @@ class OhlcvParams:
         if self.mode == "backfill":
             if self.start is None or self.end is None:
                 raise UsageError("backfill needs --start-date and --end-date")
-            date_span(None, self.start, self.end)
+        date_span(None, self.start, self.end, open_ended=True)   # incremental's ends are optional
 
 
 def open_source(settings: Settings, kind: str) -> FlatFileSource:
@@ -126,13 +126,16 @@ STEP = Definition(OhlcvParams, _body, details=lambda: OhlcvDetails(),
 
 def window_for(conn: psycopg.Connection, params: OhlcvParams) -> plan.Window:
     # A window that starts after today lists only files that cannot be published yet.
-    not_after_today(params.as_of if params.mode == "base" else params.start, lifecycle.warehouse_today(conn))
+    today = lifecycle.warehouse_today(conn)
+    not_after_today(params.as_of if params.mode == "base" else params.start, today)
     if params.mode == "base":
         return plan.base_window(params.days, params.as_of)
+    # ... and one that ends after it is loaded, and said, up to today (not "backfill 2023-12-20..2100-01-01")
+    end = min(params.end, today) if params.end else None
     if params.mode == "incremental":
-        return plan.incremental_window(conn, start=params.start, end=params.end, recheck=params.recheck_days)
-    assert params.start is not None and params.end is not None
-    return plan.backfill_window(params.start, params.end)
+        return plan.incremental_window(conn, start=params.start, end=end, recheck=params.recheck_days)
+    assert params.start is not None and end is not None
+    return plan.backfill_window(params.start, end)
 
 
 @dataclass
@@ -272,7 +275,7 @@ def _reconcile(conn: psycopg.Connection, result: StepResult[OhlcvDetails]) -> No
     result.details.ledger_reconciled = [str(d) for d in days]
     if days:
         result.note(f"{len(days)} day(s) recorded as loaded had no rows in ohlcv (dropped chunks?): "
-                    f"{plan.spans(days)}; forgotten by the ledger, reloaded when inside the window")
+                    f"{calendar.spans(days)}; forgotten by the ledger, reloaded when inside the window")
 
 
 def _coverage(window: plan.Window, refs: list[FileRef], known: dict[str, plan.Loaded],

@@ -136,21 +136,3 @@ def ledger(conn: psycopg.Connection, start: date, end: date) -> dict[str, Loaded
     rows = conn.execute("SELECT key, etag, trading_date FROM public.ingest_files "
                         "WHERE trading_date BETWEEN %s AND %s", (start, end)).fetchall()
     return {k: Loaded(e, d) for k, e, d in rows}
-
-
-def spans(days: list[date]) -> str:
-    """``2025-12-01..2025-12-03, 2025-12-05`` for a sorted list of trading days (runs collapse)."""
-    out: list[str] = []
-    run: list[date] = []
-    for day in days:
-        if run and calendar.previous_trading_day(day) != run[-1]:
-            out.append(_span(run))
-            run = []
-        run.append(day)
-    if run:
-        out.append(_span(run))
-    return ", ".join(out)
-
-
-def _span(run: list[date]) -> str:
-    return str(run[0]) if len(run) == 1 else f"{run[0]}..{run[-1]}"

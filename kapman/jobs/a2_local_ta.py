@@ -31,7 +31,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from kapman import clock
+from kapman import calendar, clock
 from kapman.config import NumberRange, Settings
 from kapman.db import bulk, lifecycle
 from kapman.errors import UsageError
@@ -273,7 +273,11 @@ def _body(ctx: Context, params: A2Params) -> None:
     if job is None:
         return
     extra = [ctx.connect() for _ in range(params.connections - 1)]
-    _report(compute(ctx.conn, job, ctx.progress, extra=extra, into=step.details), step, chosen=bool(job.symbols))
+    try:
+        done = compute(ctx.conn, job, ctx.progress, extra=extra, into=step.details)
+    finally:   # also when stopped (Ctrl-C, SIGTERM): the ledger row counts the dates committed
+        _count(step.details, step)
+    _report(done, step, chosen=bool(job.symbols))
 
 
 #: The nightly's task: its dates, or (on a warehouse without any A2) the indicator history.
@@ -313,15 +317,19 @@ def _scope(conn: psycopg.Connection, params: A2Params, step: StepResult[A2Result
         step.nothing(f"no OHLCV bars on {days}: not a trading day, or not loaded yet (Step 5)")
         return None
     if missing:
-        step.note(f"no OHLCV bars on {', '.join(map(str, missing))}: skipped")
+        step.note(f"no OHLCV bars on {calendar.spans(missing)}: skipped")
         params = replace(params, dates=[d for d in params.dates if d in with_bars])
     return params
 
 
-def _report(done: A2Result, step: StepResult[A2Result], *, chosen: bool) -> None:
-    """``chosen``: the run's tickers are the ``--symbols`` asked for."""
+def _count(done: A2Result, step: StepResult[A2Result]) -> None:
+    """The step's counts: the dates and rows committed so far."""
     step.read, step.done = done.bars_read, done.dates_done
     step.written, step.unchanged = done.rows_inserted + done.rows_updated, done.rows_unchanged
+
+
+def _report(done: A2Result, step: StepResult[A2Result], *, chosen: bool) -> None:
+    """``chosen``: the run's tickers are the ``--symbols`` asked for (counted by ``_count``)."""
     step.details = done
     if not done.rows_written and done.skipped_existing:
         step.headline = (f"up to date: {done.skipped_existing} rows already computed for "
@@ -332,7 +340,7 @@ def _report(done: A2Result, step: StepResult[A2Result], *, chosen: bool) -> None
         step.note(f"split record not applied: {split} ({why})")
     if done.dates_without_bars:
         whose = "the symbols asked for" if chosen else "any ticker"
-        step.note(f"no bars of {whose} on: {', '.join(map(str, done.dates_without_bars))}")
+        step.note(f"no bars of {whose} on: {calendar.spans(done.dates_without_bars)}")
 
 
 def compute(conn: psycopg.Connection, params: A2Params, progress: Progress | None = None, *,

@@ -29,7 +29,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from kapman import clock, registry
+from kapman import calendar, clock, registry
 from kapman.calendar import is_trading_day
 from kapman.config import NumberRange, Settings
 from kapman.db import bulk, lifecycle
@@ -194,6 +194,9 @@ def resolve_dates(conn: psycopg.Connection, params: A3Params) -> list[date]:
     """The asked dates; by default the newest trading date with a snapshot, by KapMan's clock."""
     if params.dates is not None:
         return sorted(params.dates)
+    if params.day and not is_trading_day(params.day):   # a range keeps its trading days; a date must be one
+        raise UsageError(f"{params.day} ({params.day:%A}) is not a NYSE trading day, and A3 computes trading "
+                         "dates only", hint="pass a trading date, or leave --date out for the newest snapshot's")
     if params.day or params.start or params.end:
         return requested_dates(conn, day=params.day, start=params.start, end=params.end)
     today = lifecycle.warehouse_today(conn)   # as A2's default date and status
@@ -246,16 +249,18 @@ def _compute(conn: psycopg.Connection, params: A3Params, dates: list[date], prog
     written.symbols = len(symbols)
     span = f"{dates[0]}" if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
     progress.start(len(dates) * len(symbols), "a3 symbol-dates", unit="sym")
-    for first in range(0, len(dates), WINDOW_DATES):
-        _compute_window(conn, params, symbols, dates[first:first + WINDOW_DATES], computed_at, progress, result)
-    progress.close()
-    result.written = written.rows_inserted + written.rows_updated
-    result.unchanged += written.rows_unchanged
+    try:
+        for first in range(0, len(dates), WINDOW_DATES):
+            _compute_window(conn, params, symbols, dates[first:first + WINDOW_DATES], computed_at, progress, result)
+    finally:   # also when stopped (Ctrl-C, SIGTERM): the ledger row counts the rows committed
+        progress.close()
+        result.written = written.rows_inserted + written.rows_updated
+        result.unchanged += written.rows_unchanged
     if len(without) == len(dates):
         result.nothing(f"no options snapshot on {span}: run {registry.command('options')} on a trading day first")
         return result
     if without:
-        result.note("no options snapshot for any symbol on " + ", ".join(map(str, without))
+        result.note("no options snapshot for any symbol on " + calendar.spans(without)
                     + " (nothing to compute there; a snapshot missed on its day cannot be fetched later)")
     if sum(adjusted.values()):
         names = ", ".join(f"{s} {n}" for s, n in adjusted.most_common(10) if n)
@@ -289,6 +294,8 @@ def _compute_window(conn: psycopg.Connection, params: A3Params, symbols: list[tu
     spot_close = closes(conn, ids, dates)
     bounds = _groups(chains)
     days_with = {d for _, d in bounds}
+    if params.symbols:   # a day whose snapshot lacks the symbols asked for is theirs INVALID, as in a whole run
+        days_with |= snapshot_days(conn, [d for d in dates if d not in days_with])
     for day in dates:
         if day not in days_with:
             without.append(day)
@@ -328,6 +335,19 @@ def _compute_window(conn: psycopg.Connection, params: A3Params, symbols: list[tu
             written.tally(counts, len(rows))
             result.done += len(rows)
         dates_done.append(day)
+
+
+def snapshot_days(conn: psycopg.Connection, days: list[date]) -> set[date]:
+    """Those of ``days`` (New York dates) on which an options snapshot of any symbol was taken: one
+    index probe a day, its bounds constants (chunk exclusion on a large table)."""
+    found = set()
+    for day in days:
+        lo = datetime.combine(day, datetime.min.time(), tzinfo=clock.NEW_YORK)
+        row = conn.execute("SELECT EXISTS (SELECT 1 FROM public.options_chains WHERE time >= %s AND time < %s)",
+                           (lo, lo + timedelta(days=1))).fetchone()
+        if row and row[0]:
+            found.add(day)
+    return found
 
 
 def _computed_from(conn: psycopg.Connection, t: datetime) -> dict[uuid.UUID, datetime | None]:

@@ -114,3 +114,39 @@ def test_the_daily_snapshots_policies_wait_while_a2_writes(fresh_db: str, monkey
     assert code == 0, out
     with psycopg.connect(fresh_db) as conn:
         assert during == [False] and conn.execute(jobs).fetchone()[0] is True
+
+
+def test_a_history_stopped_by_sigterm_records_what_it_committed_and_resumes_by_date(
+        bars_only: tuple[str, Market], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The ledger row of a stopped history said status ok, exit_code 0, 0 dates done and 0 rows written
+    beside 'interrupted', whatever it had committed."""
+    import signal
+
+    from kapman import signals
+    from kapman.jobs import a2_local_ta, snapshots
+
+    url, market = bars_only
+    real_write, writes = snapshots.write, []
+
+    def write(*args: object, **kwargs: object) -> object:
+        if len(writes) == 7:
+            raise signals.Terminated(signal.SIGTERM)   # as the signal arrives: the eighth date is not written
+        writes.append(kwargs["time"])
+        return real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(a2_local_ta.snapshots, "write", write)
+    code = cli.run_main(run_a2_local_ta.main, ["--history", "--db-url", url, "--json", "-q", "--workers", "1"])
+    assert code == 143 and json.loads(capsys.readouterr().out)["status"] == "interrupted"
+    monkeypatch.setattr(a2_local_ta.snapshots, "write", real_write)
+    with psycopg.connect(url, autocommit=True) as conn:
+        stored = conn.execute("SELECT count(*), count(DISTINCT time) FROM daily_snapshots").fetchone()
+        status, error, summary = conn.execute("SELECT status, error, summary FROM ingest_runs").fetchone()
+    assert stored[1] == len(writes) == 7
+    assert (status, error) == ("interrupted", "interrupted by SIGTERM")
+    assert (summary["status"], summary["exit_code"], summary["done"], summary["counts"]["written"]) == (
+        "interrupted", 143, 7, stored[0])
+    code, resumed = a2(url, capsys, "--history")
+    assert code == 0 and resumed["dates_complete"] == 7 and resumed["skipped_existing"] == stored[0]
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(DISTINCT time) FROM daily_snapshots").fetchone() == (
+            len(market.trading_days),)

@@ -151,6 +151,28 @@ def test_date_without_any_snapshot_is_reported_and_skipped(hydrated: tuple) -> N
                         (close_of(date(2025, 12, 17)),)).fetchone() == (0,)
 
 
+def test_a_symbol_missing_from_the_days_snapshot_is_invalid_when_asked_alone(hydrated: tuple) -> None:
+    """D2's snapshot has no MSFT: a whole run stores MSFT INVALID (no_snapshot) there; --symbols MSFT
+    alone stores the same, where it said "no options snapshot on 2025-12-19" and exit 2."""
+    conn, _ = hydrated
+    alone = a3.compute(conn, a3.A3Params(dates=[D2], symbols=["MSFT"]))
+    assert alone.outcome == "ok" and alone.details.dates_without_snapshots == []
+    assert alone.details.statuses == {"INVALID": 1}
+    msft = payloads(conn, D2)["MSFT"]
+    assert msft["status"] == "INVALID" and msft["status_reason"].startswith("no_snapshot")
+    whole = a3.compute(conn, a3.A3Params(dates=[D2], force=True))
+    assert payloads(conn, D2)["MSFT"] == msft and whole.details.statuses["INVALID"] == 1
+    none = a3.compute(conn, a3.A3Params(dates=[date(2025, 12, 17)], symbols=["MSFT"]))   # no snapshot at all
+    assert none.outcome == "nothing-to-do" and none.nothing_reason.startswith("no options snapshot on 2025-12-17")
+
+
+def test_the_days_without_a_snapshot_of_a_long_range_are_spans(hydrated: tuple) -> None:
+    conn, _ = hydrated
+    result = a3.compute(conn, a3.A3Params(dates=[d.date() for d in pd.bdate_range("2025-12-01", "2025-12-19")]))
+    assert len(result.details.dates_without_snapshots) == 13
+    assert "no options snapshot for any symbol on 2025-12-01..2025-12-17 (" in result.summary()
+
+
 def test_cli_range_from_the_runbook_and_dashboard(hydrated: tuple) -> None:
     _, url = hydrated
     env = {**os.environ, "KAPMAN_ENV_FILE": "/nonexistent", "KAPMAN_NOW": str(D2)}
@@ -198,6 +220,18 @@ def test_a_saturday_snapshot_alone_is_named_not_called_empty(hydrated: tuple) ->
     assert proc.returncode == 2
     assert "newest, 2025-12-20, is not a trading day" in proc.stderr and "empty" not in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_date_that_is_not_a_trading_day_is_refused_though_it_has_a_snapshot(hydrated: tuple) -> None:
+    """A snapshot taken on Saturday 2025-12-20: --date 2025-12-20 stored four rows dated that Saturday
+    (a range, and the default date, keep to trading days)."""
+    conn, url = hydrated
+    conn.execute("UPDATE options_chains SET time = time + interval '1 day' WHERE time >= '2025-12-19T20:00:00Z'")
+    proc = _a3_cli(url, "--date", "2025-12-20", now="2025-12-20")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[0] == ("error: 2025-12-20 (Saturday) is not a NYSE trading day, and A3 computes "
+                                           "trading dates only")
+    assert conn.execute("SELECT count(*) FROM daily_snapshots").fetchone() == (0,)
 
 
 def test_freshness_is_stored_and_stale_quotes_are_counted(hydrated: tuple, market: Market,
@@ -248,3 +282,29 @@ def test_dates_after_today_are_refused_or_left_out_not_called_missed(hydrated: t
     weekend = _a3_cli(url, "--start-date", "2025-12-13", "--end-date", "2025-12-14")
     assert weekend.returncode == 2
     assert weekend.stderr.splitlines()[0] == "error: 2025-12-13..2025-12-14 holds no NYSE trading day"
+
+
+def test_a_range_stopped_by_sigterm_records_the_rows_it_committed(hydrated: tuple, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import signal
+
+    from kapman import cli, signals
+    from kapman.jobs import snapshots
+    from scripts import run_a3_dealer_metrics
+
+    conn, url = hydrated
+    real_write = snapshots.write
+
+    def write(*args: object, **kwargs: object) -> object:
+        if kwargs["time"] == close_of(D2):
+            raise signals.Terminated(signal.SIGTERM)
+        return real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(a3.snapshots, "write", write)
+    code = cli.run_main(run_a3_dealer_metrics.main, ["--start-date", str(D1), "--end-date", str(D2), "--db-url", url,
+                                                     "-q", "--json"])
+    assert code == 143 and json.loads(capsys.readouterr().out)["status"] == "interrupted"
+    status, summary = conn.execute("SELECT status, summary FROM ingest_runs WHERE job = 'a3'").fetchone()
+    assert status == "interrupted" and len(payloads(conn, D1)) == 4 and payloads(conn, D2) == {}
+    assert (summary["status"], summary["exit_code"], summary["counts"]["written"], summary["dates_done"]) == (
+        "interrupted", 143, 4, [str(D1)])

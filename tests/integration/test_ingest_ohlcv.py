@@ -324,6 +324,12 @@ def test_cli_flags_workers_range_and_date_aliases(fresh_db: str, reference_db: p
         future = _cli([*args, "--db-url", fresh_db], env)
         assert future.returncode == 2, future.stdout
         assert future.stderr.splitlines()[0] == f"error: {args[2]} is after today (2025-12-19 by KapMan's clock)"
+    # one that ends after today is loaded, and named, up to today
+    for mode in ("backfill", "incremental"):
+        beyond = _cli([mode, "--start-date", "2025-12-18", "--end-date", "2100-01-01", "--db-url", fresh_db], env)
+        assert beyond.returncode == 0, beyond.stderr
+        assert beyond.stdout.startswith(f"ohlcv: ok · {mode} 2025-12-18..2025-12-19 from ")
+        assert "2100" not in beyond.stdout
 
 
 def test_cli_rest_source(fresh_db: str, reference_db: psycopg.Connection, rest: object) -> None:

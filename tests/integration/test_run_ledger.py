@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from kapman import signals
 from kapman.db import runs
 from kapman.db.connect import connect, with_database
 from kapman.errors import ConnectionLost, DatabaseError
@@ -57,13 +59,26 @@ def test_ctrl_c_is_interrupted_with_what_was_done(fresh_db: str) -> None:
         raise KeyboardInterrupt
     status, error, summary, *_ = _row(fresh_db, run.run_id)
     assert status == "interrupted" and summary["counts"]["written"] == 187
+    # the summary says how the run ended, not its result's "ok" of a run nothing had failed in yet
+    assert (summary["status"], summary["exit_code"]) == ("interrupted", 130)
+
+
+def test_sigterm_is_interrupted_with_its_exit_code_in_the_summary(fresh_db: str) -> None:
+    with pytest.raises(KeyboardInterrupt), runs.recorded(fresh_db, "a2") as run:
+        run.result = StepResult("a2", unit="dates", written=40, done=40)
+        raise signals.Terminated(signal.SIGTERM)
+    status, error, summary, *_ = _row(fresh_db, run.run_id)
+    assert (status, error) == ("interrupted", "interrupted by SIGTERM")
+    assert (summary["status"], summary["exit_code"], summary["done"]) == ("interrupted", 143, 40)
 
 
 def test_an_exception_is_failed_with_its_class(fresh_db: str) -> None:
     with pytest.raises(DatabaseError), runs.recorded(fresh_db, "tickers") as run:
+        run.result = StepResult("tickers", written=3, done=1)
         raise DatabaseError("merging tickers failed: boom")
-    status, error, *_ = _row(fresh_db, run.run_id)
+    status, error, summary, *_ = _row(fresh_db, run.run_id)
     assert status == "failed" and error == "DatabaseError: merging tickers failed: boom"
+    assert (summary["status"], summary["exit_code"], summary["counts"]["written"]) == ("failed", 2, 3)
 
 
 def test_a_terminated_ledger_connection_still_records_the_outcome(fresh_db: str) -> None:

@@ -75,3 +75,44 @@ def test_a_usage_error_under_json_is_one_json_object_on_stdout(command: list[str
     assert done.value.code == 2 and json.loads(out) == {"status": "error", "error": error, "hint": "see --help",
                                                         "exit_code": 2}
     assert err.splitlines()[-1].endswith(error.split(": ", 1)[1]) and "hunter2" not in out + err
+
+
+@pytest.mark.parametrize("command", [["a2", "--db-url", ""], ["rebuild", "--db-url", " "], ["runs", "--db-url", ""],
+                                     ["ohlcv", "--db-url", "", "base"], ["ohlcv", "base", "--db-url", ""]])
+def test_an_empty_db_url_is_refused_not_taken_for_database_url(command: list[str], monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``--db-url "$TARGET"`` with TARGET unset ran the command on DATABASE_URL's warehouse (.env's)."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/the_env_warehouse")
+    with pytest.raises(SystemExit) as done:
+        main(command)
+    assert done.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(
+        "error: argument --db-url: is empty; name a database URL, or leave --db-url out for DATABASE_URL")
+
+
+@pytest.mark.parametrize(("command", "error"), [
+    (["a2", "--symbols", "AAPL", "--symbols", "MSFT"],
+     "kapman a2: error: argument --symbols: given twice (AAPL, then MSFT)"),
+    (["a3", "--date", "2025-12-18", "--date", "2025-12-19"],
+     "kapman a3: error: argument --date: given twice (2025-12-18, then 2025-12-19)"),
+    (["options", "--symbols", "AAPL", "--symbols", "SPY"],
+     "kapman options: error: argument --symbols: given twice (AAPL, then SPY)"),
+    (["ohlcv", "backfill", "--start", "2025-12-01", "--start-date", "2025-12-02", "--end", "2025-12-03"],
+     "kapman ohlcv backfill: error: argument --start-date/--start: given twice (2025-12-01, then 2025-12-02)"),
+    (["restore-options", "--end-date", "2025-12-18", "--end-date", "2025-12-19"],
+     "kapman restore-options: error: argument --end-date: given twice (2025-12-18, then 2025-12-19)"),
+])
+def test_symbols_and_dates_given_twice_are_refused(command: list[str], error: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The last one silently won: ``--symbols AAPL --symbols MSFT`` computed MSFT alone."""
+    with pytest.raises(SystemExit) as done:   # before any database is asked
+        main([*command, "--db-url", "postgresql://nobody@127.0.0.1:1/none"])
+    assert done.value.code == 2 and capsys.readouterr().err.splitlines()[-1] == f"{error}; give it once"
+
+
+def test_other_options_keep_the_last_value_given() -> None:
+    """A wrapper's defaults (``alias a2='kapman a2 --workers 2'``) can be overridden after them."""
+    from kapman.commands import ohlcv
+
+    args = ohlcv.build_parser().parse_args(["--workers", "2", "--workers", "3", "incremental", "--recheck-days", "1",
+                                            "--recheck-days", "2"])
+    assert (args.workers, args.recheck_days) == (3, 2)

@@ -117,6 +117,9 @@ def test_bounded_integer_and_open_range() -> None:
     ("--min-open-interest", "nan", "'nan' is out of range; expected a number in [0, 1000000000]"),
     ("--workers", "0", "'0' is out of range; expected an integer in [1, 64]"),
     ("--max-dte", "-1", "'-1' is out of range; expected an integer in [0, 3650]"),
+    # as written, not as 309 digits of the float's integer value
+    ("--risk-free-rate", "1e308", "'1e+308' is out of range; expected a number in [-0.1, 0.5]"),
+    ("--min-open-interest", "2e9", "'2000000000' is out of range; expected a number in [0, 1000000000]"),
 ])
 def test_a3_numeric_flags_state_their_range(flag: str, value: str, expected: str,
                                             capsys: pytest.CaptureFixture[str]) -> None:

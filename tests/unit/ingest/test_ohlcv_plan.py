@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from kapman import calendar
 from kapman.errors import UsageError
 from kapman.ingest import ohlcv_plan as plan
 from kapman.ingest.ohlcv import OhlcvParams
@@ -56,4 +57,54 @@ def test_windows_never_read_reversed() -> None:
 def test_spans_collapse_consecutive_trading_days() -> None:
     days = [date(2025, 11, 24), date(2025, 11, 25), date(2025, 11, 26), date(2025, 11, 28),  # across Thanksgiving
             date(2025, 12, 3)]
-    assert plan.spans(days) == "2025-11-24..2025-11-28, 2025-12-03"
+    assert calendar.spans(days) == "2025-11-24..2025-11-28, 2025-12-03"
+
+
+@pytest.mark.parametrize("argv", [
+    ["incremental", "--date", "2025-12-19", "--start-date", "2025-12-01"],
+    ["incremental", "--date", "2025-12-19", "--end", "2025-12-01"],
+])
+def test_incremental_date_with_a_start_or_an_end_is_refused(argv: list[str]) -> None:
+    """It loaded --date alone, the other flag dropped without a word."""
+    from kapman.commands import ohlcv
+
+    with pytest.raises(UsageError, match="give either --date or --start-date/--end-date, not both"):
+        ohlcv.params_of(ohlcv.build_parser().parse_args(argv))
+
+
+def test_a_reversed_incremental_range_is_refused() -> None:
+    """It was 'ok ... nothing after <newest>', exit 0."""
+    with pytest.raises(UsageError, match="--start-date 2025-12-12 is after --end-date 2025-12-10"):
+        OhlcvParams(mode="incremental", start=date(2025, 12, 12), end=date(2025, 12, 10)).validate()
+    OhlcvParams(mode="incremental", end=date(2025, 12, 10)).validate()   # an end alone: from the newest loaded
+
+
+@pytest.mark.parametrize(("argv", "workers", "source", "force"), [
+    (["base"], 4, "flatfiles", False),
+    (["--workers", "3", "--source", "rest", "--force", "base"], 3, "rest", True),
+    (["base", "--workers", "2", "--source", "rest", "--force"], 2, "rest", True),   # was 'unrecognized arguments'
+    (["--workers", "3", "backfill", "--start", "2025-12-01", "--end", "2025-12-02", "--workers", "5"], 5, "flatfiles",
+     False),
+])
+def test_run_options_go_before_or_after_the_subcommand(argv: list[str], workers: int, source: str, force: bool) -> None:
+    from kapman.commands import ohlcv
+
+    params = ohlcv.params_of(ohlcv.build_parser().parse_args(argv))
+    assert (params.workers, params.source, params.force) == (workers, source, force)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["incremental", "--date", "2025-12-13"], "2025-12-13 (Saturday) is not a NYSE trading day: it has no flat file"),
+    (["incremental", "--date", "2025-11-27"], "2025-11-27 (Thursday) is not a NYSE trading day: it has no flat file"),
+    (["backfill", "--start", "2025-12-13", "--end", "2025-12-14"], "2025-12-13..2025-12-14 holds no NYSE trading day"),
+    (["incremental", "--start-date", "2025-12-25", "--end-date", "2025-12-25"],
+     "2025-12-25 (Thursday) is not a NYSE trading day: it has no flat file"),
+])
+def test_dates_typed_without_a_session_are_refused(argv: list[str], message: str) -> None:
+    """They were 'ok · ... up to date', exit 0, as if their file had been loaded."""
+    from kapman.commands import ohlcv
+
+    with pytest.raises(UsageError) as refused:
+        ohlcv.params_of(ohlcv.build_parser().parse_args(argv))
+    assert refused.value.message == message
+    ohlcv.params_of(ohlcv.build_parser().parse_args(["backfill", "--start", "2025-12-13", "--end", "2025-12-15"]))

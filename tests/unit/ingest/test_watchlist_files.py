@@ -166,3 +166,19 @@ def test_permission_errors_are_one_line_even_when_running_as_root(tmp_path: Path
     monkeypatch.setattr(Path, "iterdir", denied)
     with pytest.raises(ConfigError, match=f"cannot read the watchlist directory {tmp_path}: Permission denied"):
         read_directory(tmp_path)
+
+
+@pytest.mark.parametrize("empty", ["", " "])
+def test_an_empty_dir_is_refused_not_read_as_the_working_directory(
+        empty: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--dir "$UNSET"`` took the working directory's notes.txt for the only watchlist and deactivated
+    every list the files define."""
+    from scripts import ingest_watchlists
+
+    (tmp_path / "notes.txt").write_text("AAPL\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:   # before any database is asked
+        ingest_watchlists.main(["--dir", empty, "--db-url", "postgresql://nobody@127.0.0.1:1/none"])
+    assert done.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(
+        "error: argument --dir: is empty; name a directory, or leave --dir out for KAPMAN_WATCHLISTS_DIR or "
+        "data/watchlists")
