@@ -11,6 +11,7 @@ import sys
 import psycopg
 import pytest
 
+from kapman.errors import TransientProviderError
 from kapman.ingest.tickers import ingest_tickers
 from kapman.providers.polygon import PolygonClient
 from kapman.sandbox.rest import SandboxRestServer
@@ -90,3 +91,24 @@ def test_a_last_updated_utc_beyond_datetimes_range_is_absent_for_that_record(
     rows = dict(db.execute("SELECT symbol, last_updated_utc FROM tickers").fetchall())
     assert rows[first] is None and len(rows) == result.details.kept
     assert sum(v is None for v in rows.values()) == 1
+
+
+def test_a_200_with_an_error_status_mid_list_deactivates_nothing(db: psycopg.Connection, polygon: PolygonClient,
+                                                                  rest: SandboxRestServer, sleeps: list[float],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page that says ``"status": "ERROR"`` (no results, no next_url) used to end the listed
+    tickers there: the run succeeded and marked every ticker after the first page inactive."""
+    monkeypatch.setattr("kapman.providers.polygon.TICKERS_PAGE", 50)
+    first = ingest_tickers(db, polygon, force=True)
+    active = db.execute("SELECT count(*) FROM tickers WHERE active").fetchone()[0]  # type: ignore[index]
+    assert first.details.pages > 3 and active > 100
+    error = '{"status": "ERROR", "request_id": "r9", "error": "Internal error"}'
+    rest.faults.apply({"kind": "body", "body": error, "path_prefix": TICKERS, "after": 1, "times": 1})
+    retried = ingest_tickers(db, polygon, force=True)  # once: a retry
+    assert retried.exit_code == 0 and retried.details.deactivated == 0 and len(sleeps) == 1
+    rest.faults.apply({"kind": "body", "body": error, "path_prefix": TICKERS, "after": 1, "times": 50})
+    with pytest.raises(TransientProviderError) as info:
+        ingest_tickers(db, polygon, force=True)
+    assert info.value.message.startswith(f"{TICKERS}: wrongly shaped page: status is 'ERROR', an error's (received ")
+    assert info.value.message.endswith("(gave up after 5 attempts)")
+    assert db.execute("SELECT count(*) FROM tickers WHERE active").fetchone()[0] == active  # type: ignore[index]
