@@ -137,6 +137,7 @@ def parse_day_file(data: bytes, key: str, day: date | None = None) -> ParsedDay:
     try:
         frame = pd.read_csv(io.BytesIO(raw), dtype={"ticker": str}, skiprows=bad_lines.tolist() or None,
                             keep_default_na=False, na_values=[""], engine="c", header=0,
+                            encoding_errors="replace",  # a byte that is not UTF-8 rejects its row, not the file
                             names=[n if n in HEADER else f"_extra{i}" for i, n in enumerate(names)],
                             usecols=known if len(known) < len(names) else None)
     except pd.errors.EmptyDataError:

@@ -342,12 +342,17 @@ def _prepare(source: FlatFileSource, ref: FileRef, tickers: TickerMap) -> _Prepa
         parsed, size = _parse_grouped_body(data, ref), len(data)
     else:
         parsed, size = parse_day_file(data, ref.key, ref.day), ref.size or len(data)
-    if parsed.rows_read and not len(parsed.symbols):  # recorded as loaded only if its rows were
+    if not parsed.rows_read:  # a header alone would make the day's stored rows "no longer in the file"
+        raise InputError("no rows, only a header; not recorded as loaded, the day's stored rows kept", source=ref.key)
+    if not len(parsed.symbols):  # recorded as loaded only if its rows were
         reasons = ", ".join(f"{n} {why}" for why, n in parsed.rejected.most_common())
         sample = next(iter(parsed.samples.values()), [""])[0]
         raise InputError(f"every one of its {parsed.rows_read} rows was rejected ({reasons}; e.g. {sample}); "
                          "not recorded as loaded, the day's stored rows kept", source=ref.key)
     known, ids, unknown = match_rows(tickers, parsed.symbols)
+    if not len(ids):  # nothing to write, and every stored row of the day would be "no longer in the file"
+        raise InputError(f"none of its {len(unknown)} symbols is a known ticker (e.g. {', '.join(unknown[:3])}); "
+                         "not recorded as loaded, the day's stored rows kept", source=ref.key)
     refused = match_rows(tickers, parsed.refused)[1]
     return _Prepared(parsed, etag, size, ids, encode_day(ref.day, ids, parsed, known), unknown, refused)
 

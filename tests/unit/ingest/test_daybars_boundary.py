@@ -174,3 +174,16 @@ def test_an_empty_results_list_is_an_empty_day() -> None:
     assert parsed.rows_read == 0 and parsed.symbols.tolist() == [] and parsed.rows_rejected == 0
     with pytest.raises(NotFoundError, match="returned no bars for 2025-12-19"):
         _parse_grouped_body(b'{"results":[]}', REF)
+
+
+# -- bytes that are not UTF-8: the row, not the file -------------------------------------------------
+
+def test_a_row_with_bytes_that_are_not_utf8_is_rejected_and_the_rest_kept() -> None:
+    """One such byte used to fail the whole file as an unreadable CSV."""
+    raw = (HEADER + "\n" + line("MSFT") + "\n").encode() + line("M\xffFT").encode("latin-1") + b"\n" \
+        + (line("AAPL", volume="5\xe9") + "\n").encode("latin-1") + (line("IBM") + "\n").encode()
+    parsed = parse_day_file(gzip.compress(raw, mtime=0), "k.csv.gz", DAY)
+    assert parsed.symbols.tolist() == ["MSFT", "IBM"] and parsed.rows_read == 4
+    assert parsed.rejected == {"bad_symbol": 1, "non_numeric": 1}
+    assert parsed.samples == {"bad_symbol": [f"line 3: 'M\\ufffdFT' {BAD_SYMBOL}"],
+                              "non_numeric": ["line 4: AAPL has a non-numeric volume"]}
