@@ -154,13 +154,16 @@ def decode_json(body: bytes, shown: str, symbol: str | None = None) -> dict[str,
     decoding is most of an options run's CPU.  What orjson refuses and ``json`` accepts
     (``NaN``/``Infinity`` literals, a BOM or UTF-16/32, lone surrogates) goes to ``json``, so
     such bodies decode as before.  One difference remains: an integer literal outside the
-    64-bit range becomes a float (no column KapMan stores can hold it either way).
+    64-bit range becomes a float (no column KapMan stores can hold it either way).  Bytes that
+    are not UTF-8 in a UTF-8 body decode as U+FFFD: the value holding them is refused where it
+    is checked (a ticker is then no symbol), not the whole page.
     """
     try:
         data = orjson.loads(body)
     except ValueError:
         try:
-            data = json.loads(body)
+            encoding = json.detect_encoding(body)
+            data = json.loads(body.decode(encoding, "replace") if encoding.startswith("utf-8") else body)
         except (ValueError, RecursionError):  # nesting deeper than the interpreter's stack: not a page
             raise TransientProviderError(f"{shown}: response is not JSON ({received(body)})",
                                          url=shown, symbol=symbol) from None
