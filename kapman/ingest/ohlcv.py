@@ -27,7 +27,6 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-import orjson
 import psycopg
 
 from kapman import clock, registry
@@ -41,6 +40,7 @@ from kapman.errors import (
     InputError,
     KapManError,
     NotFoundError,
+    ProviderError,
     UsageError,
 )
 from kapman.execute import Context, Definition, execute
@@ -52,6 +52,7 @@ from kapman.params import date_span, in_range, not_after_today
 from kapman.progress import NullProgress, Progress
 from kapman.providers import flatfiles, grouped
 from kapman.providers.flatfiles import FileRef, FlatFileSource
+from kapman.providers.http import decode_json
 from kapman.step import StepResult
 
 log = logging.getLogger(__name__)
@@ -358,11 +359,11 @@ def _prepare(source: FlatFileSource, ref: FileRef, tickers: TickerMap) -> _Prepa
 
 
 def _parse_grouped_body(data: bytes, ref: FileRef) -> ParsedDay:
-    try:
-        body = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"grouped-daily response is not JSON ({exc})", source=ref.key) from None
-    results = body.get("results") if isinstance(body, dict) else None
+    try:  # decoded as the fetch checked it (a NaN literal or a BOM is JSON there, not to orjson)
+        body = decode_json(data, ref.key)
+    except ProviderError as exc:
+        raise InputError(f"grouped-daily {exc.message.removeprefix(ref.key + ': ')}", source=ref.key) from None
+    results = body.get("results")
     if not results:
         raise NotFoundError(f"the grouped-daily endpoint returned no bars for {ref.day}", url=ref.key)
     return parse_grouped(results, ref.key, ref.day)

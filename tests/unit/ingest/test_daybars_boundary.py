@@ -187,3 +187,18 @@ def test_a_row_with_bytes_that_are_not_utf8_is_rejected_and_the_rest_kept() -> N
     assert parsed.rejected == {"bad_symbol": 1, "non_numeric": 1}
     assert parsed.samples == {"bad_symbol": [f"line 3: 'M\\ufffdFT' {BAD_SYMBOL}"],
                               "non_numeric": ["line 4: AAPL has a non-numeric volume"]}
+
+
+@pytest.mark.parametrize(("first", "kept"), [
+    (b'{"T": "IBM", "vw": NaN, "v": 5, "o": 10, "c": 10.5, "h": 11, "l": 9.5}', ["IBM", "MSFT"]),
+    (b'{"T": "IB\xffM", "v": 5, "o": 10, "c": 10.5, "h": 11, "l": 9.5}', ["MSFT"]),
+], ids=["nan-literal", "not-utf8"])
+def test_a_grouped_body_the_fetch_accepts_is_parsed_not_refused_whole(first: bytes, kept: list[str]) -> None:
+    """The fetch decodes such a body (the json module's fallback) but the parse used orjson alone,
+    and failed the whole date as 'not JSON'."""
+    msft = b'{"T": "MSFT", "v": 5, "o": 10, "c": 10.5, "h": 11, "l": 9.5}'
+    body = b'{"status": "OK", "results": [' + first + b", " + msft + b"]}"
+    parsed = _parse_grouped_body(body, REF)
+    assert parsed.symbols.tolist() == kept and parsed.rows_read == 2 and np.isnan(parsed.vwap).all()
+    with pytest.raises(InputError, match=r"^rest/2025-12-19: grouped-daily response is not JSON \(received 4 bytes"):
+        _parse_grouped_body(b"<htm", REF)
