@@ -20,7 +20,6 @@ preferred, not ``AAP``).  A symbol with two rows in one file is ambiguous: neith
 
 from __future__ import annotations
 
-import gzip
 import io
 import zlib
 from collections import Counter
@@ -47,6 +46,8 @@ COUNT_LIMIT = 2.0**63
 #: How far grouped daily's VWAP may lie outside [low, high], relative to the price: trades that
 #: count towards the VWAP but not the day's range (odd lots, some conditions) may stray a little.
 VWAP_TOLERANCE = 0.01
+#: The largest day file read, decompressed: the whole market's day is about 1 MiB.
+MAX_FILE_BYTES = 256 * 2**20
 #: ``window_start``'s unit per source: nanoseconds in day files, milliseconds from grouped daily.
 NS, MS = 1, 1_000_000
 
@@ -83,10 +84,23 @@ class ParsedDay:
 
 
 def _decompress(data: bytes, key: str) -> bytes:
+    """The file's bytes (every gzip member); refused past ``MAX_FILE_BYTES``: a few KB of gzip can
+    inflate to GBs, so no more than that is ever inflated."""
+    chunks, size, rest = [], 0, data
     try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
+        while rest:
+            member = zlib.decompressobj(wbits=31)   # 31: a gzip header and trailer, CRC checked
+            chunks.append(member.decompress(rest, MAX_FILE_BYTES + 1 - size))
+            size += len(chunks[-1])
+            if size > MAX_FILE_BYTES:
+                raise InputError(f"decompresses to more than {MAX_FILE_BYTES // 2**20} MiB (a day file is "
+                                 "about 1 MiB); not read", source=key)
+            if not member.eof:
+                raise EOFError("it ends before the end of its compressed stream")
+            rest = member.unused_data
+    except (EOFError, zlib.error) as exc:
         raise InputError(f"not a valid gzip file ({exc})", source=key) from None
+    return b"".join(chunks)
 
 
 def _line_layout(raw: bytes, fields: int) -> tuple[np.ndarray, np.ndarray]:

@@ -202,3 +202,17 @@ def test_a_grouped_body_the_fetch_accepts_is_parsed_not_refused_whole(first: byt
     assert parsed.symbols.tolist() == kept and parsed.rows_read == 2 and np.isnan(parsed.vwap).all()
     with pytest.raises(InputError, match=r"^rest/2025-12-19: grouped-daily response is not JSON \(received 4 bytes"):
         _parse_grouped_body(b"<htm", REF)
+
+
+def test_a_file_that_inflates_past_the_largest_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was decompressed whole, however large (a few MB of gzip inflate to GBs)."""
+    from kapman.ingest import daybars
+    monkeypatch.setattr(daybars, "MAX_FILE_BYTES", 2**20)
+    bomb = gzip.compress((HEADER + "\n" + line() + "\n").encode() + b"\n" * 2**21, mtime=0)
+    assert len(bomb) < 5000
+    with pytest.raises(InputError, match=r"^k\.csv\.gz: decompresses to more than 1 MiB \(a day file is about 1 MiB\)"):
+        parse_day_file(bomb, "k.csv.gz", DAY)
+    two_members = day_file(line()) + gzip.compress((line("B") + "\n").encode())
+    assert parse_day_file(two_members, "k", DAY).symbols.tolist() == ["A", "B"]
+    with pytest.raises(InputError, match=r"^k: not a valid gzip file \(it ends before the end of its compressed"):
+        parse_day_file(day_file(line())[:-5], "k", DAY)
