@@ -121,14 +121,16 @@ class RawPage(NamedTuple):
 
 
 def _error_text(body: bytes) -> str:
-    """The server's own words from a JSON error body, or a short hint for HTML/empty ones."""
+    """The server's own words from a JSON error body, or a short hint for HTML/empty ones; what
+    cannot be printed (a newline, a terminal's escape sequence) is escaped, so they stay one line."""
     try:
         data = json.loads(body)
-        if isinstance(data, dict):
-            return str(data.get("error") or data.get("message") or data.get("status") or "")[:300]
-    except ValueError:
-        pass
-    return "non-JSON response" if body else "empty response"
+    except (ValueError, RecursionError):  # nesting deeper than the interpreter's stack: not an error body
+        data = None
+    if not isinstance(data, dict):
+        return "non-JSON response" if body else "empty response"
+    text = str(data.get("error") or data.get("message") or data.get("status") or "")[:300]
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import urllib3
 
-from kapman.errors import DeadlineError, TransientProviderError
+from kapman.errors import DeadlineError, ProviderError, TransientProviderError
 from kapman.providers.http import PolygonHTTP
 from kapman.providers.ratelimit import RateLimiter
 from tests.support.canned_http import Response
@@ -91,3 +91,16 @@ def test_a_deadline_error_never_shows_the_key_a_server_echoed() -> None:
     with pytest.raises(DeadlineError) as info:
         http.get_body("/v3/x")
     assert "k-123" not in info.value.message and "upstream refused Bearer ***" in info.value.message
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    (b'{"status": "ERROR", "error": "bad\\nline\\u001b[2J\\u001b[31mred"}',
+     "/v3/x: 400 bad\\nline\\x1b[2J\\x1b[31mred"),
+    (b"[" * 100_000 + b"]" * 100_000, "/v3/x: 400 non-JSON response"),
+])
+def test_an_error_body_is_quoted_on_one_printable_line(body: bytes, said: str) -> None:
+    """A newline or a terminal's escape sequence from the server was printed as it was, and an
+    error body nested deeper than the stack ended the run in an unexpected RecursionError."""
+    with pytest.raises(ProviderError) as info:
+        Scripted([_Response(400, {}, body)]).get_body("/v3/x")
+    assert info.value.message == said and info.value.status == 400
