@@ -38,6 +38,8 @@ NUMERIC = ("volume", "open", "close", "high", "low", "window_start", "transactio
 REQUIRED = ("ticker", "volume", "open", "close", "high", "low")
 OPTIONAL = ("window_start", "transactions")
 SAMPLES_PER_REASON = 3
+#: Unknown columns a note names, at most.
+COLUMNS_SHOWN = 10
 #: The highest sane price: well above any listed share (Berkshire A trades below 10**6).
 MAX_PRICE = 1e9
 #: The first volume or trade count refused: bigint holds up to 2**63-1 (transactions is stored as
@@ -169,9 +171,10 @@ def parse_day_file(data: bytes, key: str, day: date | None = None) -> ParsedDay:
     day_rows.reject("malformed", len(bad_lines),
                     [f"line {n + 1}: wrong number of fields"
                      for n in bad_lines[:SAMPLES_PER_REASON]])
-    extra = [n or "(unnamed)" for n in names if n not in HEADER]
+    extra = [_column(n) for n in names if n not in HEADER]
     if extra:
-        day_rows.notes.append(f"{key}: column(s) {', '.join(extra)} not known; ignored")
+        more = f" and {len(extra) - COLUMNS_SHOWN} more" if len(extra) > COLUMNS_SHOWN else ""
+        day_rows.notes.append(f"{key}: column(s) {', '.join(extra[:COLUMNS_SHOWN])}{more} not known; ignored")
     absent = [c for c in OPTIONAL if c not in names]
     if absent:
         day_rows.notes.append(f"{key}: no {', '.join(absent)} column; stored as NULL")
@@ -303,6 +306,14 @@ def _shown(ticker: object) -> str:
     if not isinstance(ticker, str) or is_symbol(ticker.strip()):
         return str(ticker)
     return ascii(ticker[:30]) + ("..." if len(ticker) > 30 else "")
+
+
+def _column(name: str) -> str:
+    """An unknown column's name as a note shows it: as written when short and printable, else
+    escaped and cut (a header is the file's text: an escape sequence must not reach a terminal)."""
+    if not name:
+        return "(unnamed)"
+    return name if name.isprintable() and len(name) <= 30 else ascii(name[:30]) + ("..." if len(name) > 30 else "")
 
 
 def _given(value: object) -> str:

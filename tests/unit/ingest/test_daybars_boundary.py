@@ -216,3 +216,14 @@ def test_a_file_that_inflates_past_the_largest_is_refused(monkeypatch: pytest.Mo
     assert parse_day_file(two_members, "k", DAY).symbols.tolist() == ["A", "B"]
     with pytest.raises(InputError, match=r"^k: not a valid gzip file \(it ends before the end of its compressed"):
         parse_day_file(day_file(line())[:-5], "k", DAY)
+
+
+def test_unknown_columns_are_named_escaped_cut_and_counted() -> None:
+    """Their names went into the note as the file wrote them: an escape sequence reached the
+    terminal, and ten thousand columns made one note of them all."""
+    names = ["vwap", "\x1b[2Jred", "x" * 40, *(f"c{i}" for i in range(10_000))]
+    raw = (HEADER + "," + ",".join(names) + "\n" + line() + "," * len(names) + "\n").encode()
+    parsed = parse_day_file(gzip.compress(raw, mtime=0), "k", DAY)
+    assert parsed.symbols.tolist() == ["A"]
+    shown = ", ".join(["vwap", "'\\x1b[2jred'", f"'{'x' * 30}'...", *(f"c{i}" for i in range(7))])
+    assert parsed.notes == [f"k: column(s) {shown} and 9993 more not known; ignored"]
