@@ -166,6 +166,7 @@ class S3Source:
         for year, month in _months(start, end):
             prefix = f"{self.prefix}/{year:04d}/{month:02d}/"
             token: str | None = None
+            seen: set[str] = set()
             while True:
                 kw = {"Bucket": self.bucket, "Prefix": prefix, **({"ContinuationToken": token} if token else {})}
                 page = self._call(f"list {prefix}", self._client.list_objects_v2, listing=True, **kw)
@@ -176,6 +177,12 @@ class S3Source:
                 if not page.get("IsTruncated"):
                     break
                 token = page.get("NextContinuationToken")
+                # A truncated page without a new token would list the same page again, forever.
+                if not isinstance(token, str) or not token or token in seen:
+                    raise ProviderError(f"list {prefix}: the listing is truncated but gives "
+                                        f"{'the same' if token in seen else 'no'} continuation token; stopping",
+                                        url=f"list {prefix}")
+                seen.add(token)
         return sorted(refs, key=lambda r: r.day)
 
     def read(self, ref: FileRef) -> bytes:
