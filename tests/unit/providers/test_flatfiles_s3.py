@@ -1,4 +1,5 @@
-"""S3Source.list_files against a listing that never ends: a truncated page without a new token."""
+"""S3Source against a bucket having a bad day: a listing that never ends (a truncated page without
+a new token), an object without end."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 
 from kapman.config import load_settings
 from kapman.errors import ProviderError
-from kapman.providers.flatfiles import S3Source
+from kapman.providers import flatfiles
+from kapman.providers.flatfiles import FileRef, S3Source
 
 PREFIX = "us_stocks_sip/day_aggs_v1/2025/12/"
 
@@ -32,7 +34,7 @@ class Listing:
         return self.pages[self.asked[-1]]
 
 
-def source(listing: Listing, monkeypatch: pytest.MonkeyPatch) -> S3Source:
+def source(listing: Any, monkeypatch: pytest.MonkeyPatch) -> S3Source:
     monkeypatch.setenv("FLATFILES_ACCESS_KEY_ID", "id")
     monkeypatch.setenv("FLATFILES_SECRET_ACCESS_KEY", "secret")
     s3 = S3Source(load_settings(Path("/nonexistent")))
@@ -60,3 +62,34 @@ def test_a_truncated_listing_without_a_new_token_stops(pages: dict, said: str, m
     assert info.value.message == (f"list {PREFIX}: the listing is truncated but gives {said} continuation token; "
                                   "stopping")
     assert len(listing.asked) <= 2
+
+
+class Body:
+    """A streaming body that reads as much as asked, of an object ``size`` bytes long."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.asked = size, []
+
+    def read(self, amt: int | None = None) -> bytes:
+        self.asked.append(amt)
+        return b"x" * min(self.size, amt if amt is not None else self.size)
+
+
+class Objects:
+    def __init__(self, size: int) -> None:
+        self.body = Body(size)
+
+    def get_object(self, **kw: Any) -> dict[str, Any]:
+        return {"Body": self.body}
+
+
+def test_an_object_past_the_largest_is_refused_without_reading_it_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was read whole into memory, however large."""
+    monkeypatch.setattr(flatfiles, "MAX_OBJECT_BYTES", 1000)
+    ref = FileRef(f"{PREFIX}2025-12-19.csv.gz", date(2025, 12, 19), "e", 10)
+    big = Objects(10**9)
+    with pytest.raises(ProviderError) as info:
+        source(big, monkeypatch).read(ref)
+    assert info.value.message == f"{ref.key}: the object passes 0 MiB (a day file is about 200 KB); not read further"
+    assert big.body.asked == [1001] and not info.value.transient
+    assert source(Objects(1000), monkeypatch).read(ref) == b"x" * 1000
