@@ -93,3 +93,19 @@ def test_an_object_past_the_largest_is_refused_without_reading_it_all(monkeypatc
     assert info.value.message == f"{ref.key}: the object passes 0 MiB (a day file is about 200 KB); not read further"
     assert big.body.asked == [1001] and not info.value.transient
     assert source(Objects(1000), monkeypatch).read(ref) == b"x" * 1000
+
+
+def test_a_body_that_breaks_off_fails_its_file_as_transient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The botocore error of the body's read went past the file's handling and ended the run."""
+    from botocore.exceptions import ResponseStreamingError
+
+    class Broken(Body):
+        def read(self, amt: int | None = None) -> bytes:
+            raise ResponseStreamingError(error="connection reset")
+
+    objects = Objects(10)
+    objects.body = Broken(10)
+    ref = FileRef(f"{PREFIX}2025-12-19.csv.gz", date(2025, 12, 19), "e", 10)
+    with pytest.raises(ProviderError) as info:
+        source(objects, monkeypatch).read(ref)
+    assert info.value.transient and info.value.message == f"{ref.key}: ResponseStreamingError"
