@@ -519,25 +519,28 @@ class PolygonHTTP:
         A page is ``{..., "results": [...], ...}`` with the array taking nearly all of it.  The head
         up to the array is the text before the first ``"results": [`` (a quote cannot open that
         match inside a string, so in valid JSON it is a ``results`` key); the array ends at one of
-        the last few ``]``, the first of them from the end for which head + ``null`` + rest parses
-        as an object.  None when no such split is found (the caller decodes the whole page then).
-        Which split is right is confirmed later, when the whole page is decoded
-        (``page_results``).
+        the last few ``]``, the one for which head + ``null`` + rest parses as an object.  None when
+        no such split is found, or when two of them parse to different objects (an array after
+        ``results``, ``"warnings": ["x"]``, parses too, and would drop every key between): the
+        caller decodes the whole page then.  Which split is right is confirmed later, when the
+        whole page is decoded (``page_results``).
         """
         match = _RESULTS_KEY.search(body, 0, _HEAD_LIMIT)
         if match is None or not body[: match.start()].lstrip().startswith(b"{"):
             return None
-        head, end = body[: match.end() - 1], len(body)
+        head, end, found = body[: match.end() - 1], len(body), None
         for _ in range(_TAIL_TRIES):
             end = body.rfind(b"]", match.end(), end)
             if end < 0:
-                return None
+                break
             try:
                 data = orjson.loads(head + b"null" + body[end + 1:])
             except ValueError:
                 continue
-            return data if isinstance(data, dict) else None
-        return None
+            if not isinstance(data, dict) or (found is not None and data != found):
+                return None
+            found = data
+        return found
 
     def paginate(self, path: str, params: dict[str, Any], *, symbol: str | None = None) -> Iterator[list[dict]]:
         """Yield each page's ``results``; follows ``next_url`` until it is absent."""
