@@ -325,6 +325,12 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
 
 
+def on_loopback(url: str) -> bool:
+    """Whether ``url`` names a server on this machine (``is_loopback`` of its host), as the offline
+    sandbox's URL does."""
+    return is_loopback(urlsplit(url).hostname or "")
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or an address) is this machine: ``localhost`` or a loopback address."""
     if host == "localhost":
@@ -396,8 +402,7 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
     types = _env(merged, "KAPMAN_TICKER_TYPES")
     base = (_env(merged, "POLYGON_BASE_URL", DEFAULT_POLYGON_BASE) or DEFAULT_POLYGON_BASE).rstrip("/")
     _check_endpoint("POLYGON_BASE_URL", base, DEFAULT_POLYGON_BASE)
-    api = urlsplit(base)
-    if api.scheme == "http" and not is_loopback(api.hostname or ""):
+    if urlsplit(base).scheme == "http" and not on_loopback(base):
         raise ConfigError(f"POLYGON_BASE_URL {mask_url(base)} is plain http to another machine: the API key "
                           "would cross the network readable by anyone on the way",
                           hint="use https:// (plain http is for a server on this machine, as the sandbox's)")

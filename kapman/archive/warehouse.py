@@ -18,12 +18,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from kapman.config import DEFAULT_ARCHIVE_DIR, Settings, is_loopback, load_settings
+from kapman.config import DEFAULT_ARCHIVE_DIR, Settings, load_settings, on_loopback
 from kapman.errors import ConfigError
 
 LIVE, SANDBOX = "live", "sandbox"
@@ -62,7 +61,7 @@ def reading(conn: psycopg.Connection, settings: Settings | None = None) -> Setti
 
 
 def source_of(settings: Settings) -> str:
-    return SANDBOX if is_loopback(urlsplit(settings.polygon_base_url).hostname or "") else LIVE
+    return SANDBOX if on_loopback(settings.polygon_base_url) else LIVE
 
 
 def of(settings: Settings) -> Warehouse:

@@ -20,7 +20,6 @@ preferred, not ``AAP``).  A symbol with two rows in one file is ambiguous: neith
 
 from __future__ import annotations
 
-import gzip
 import io
 import zlib
 from collections import Counter
@@ -39,6 +38,8 @@ NUMERIC = ("volume", "open", "close", "high", "low", "window_start", "transactio
 REQUIRED = ("ticker", "volume", "open", "close", "high", "low")
 OPTIONAL = ("window_start", "transactions")
 SAMPLES_PER_REASON = 3
+#: Unknown columns a note names, at most.
+COLUMNS_SHOWN = 10
 #: The highest sane price: well above any listed share (Berkshire A trades below 10**6).
 MAX_PRICE = 1e9
 #: The first volume or trade count refused: bigint holds up to 2**63-1 (transactions is stored as
@@ -47,6 +48,8 @@ COUNT_LIMIT = 2.0**63
 #: How far grouped daily's VWAP may lie outside [low, high], relative to the price: trades that
 #: count towards the VWAP but not the day's range (odd lots, some conditions) may stray a little.
 VWAP_TOLERANCE = 0.01
+#: The largest day file read, decompressed: the whole market's day is about 1 MiB.
+MAX_FILE_BYTES = 256 * 2**20
 #: ``window_start``'s unit per source: nanoseconds in day files, milliseconds from grouped daily.
 NS, MS = 1, 1_000_000
 
@@ -83,10 +86,23 @@ class ParsedDay:
 
 
 def _decompress(data: bytes, key: str) -> bytes:
+    """The file's bytes (every gzip member); refused past ``MAX_FILE_BYTES``: a few KB of gzip can
+    inflate to GBs, so no more than that is ever inflated."""
+    chunks, size, rest = [], 0, data
     try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
+        while rest:
+            member = zlib.decompressobj(wbits=31)   # 31: a gzip header and trailer, CRC checked
+            chunks.append(member.decompress(rest, MAX_FILE_BYTES + 1 - size))
+            size += len(chunks[-1])
+            if size > MAX_FILE_BYTES:
+                raise InputError(f"decompresses to more than {MAX_FILE_BYTES // 2**20} MiB (a day file is "
+                                 "about 1 MiB); not read", source=key)
+            if not member.eof:
+                raise EOFError("it ends before the end of its compressed stream")
+            rest = member.unused_data
+    except (EOFError, zlib.error) as exc:
         raise InputError(f"not a valid gzip file ({exc})", source=key) from None
+    return b"".join(chunks)
 
 
 def _line_layout(raw: bytes, fields: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,6 +153,7 @@ def parse_day_file(data: bytes, key: str, day: date | None = None) -> ParsedDay:
     try:
         frame = pd.read_csv(io.BytesIO(raw), dtype={"ticker": str}, skiprows=bad_lines.tolist() or None,
                             keep_default_na=False, na_values=[""], engine="c", header=0,
+                            encoding_errors="replace",  # a byte that is not UTF-8 rejects its row, not the file
                             names=[n if n in HEADER else f"_extra{i}" for i, n in enumerate(names)],
                             usecols=known if len(known) < len(names) else None)
     except pd.errors.EmptyDataError:
@@ -154,9 +171,10 @@ def parse_day_file(data: bytes, key: str, day: date | None = None) -> ParsedDay:
     day_rows.reject("malformed", len(bad_lines),
                     [f"line {n + 1}: wrong number of fields"
                      for n in bad_lines[:SAMPLES_PER_REASON]])
-    extra = [n or "(unnamed)" for n in names if n not in HEADER]
+    extra = [_column(n) for n in names if n not in HEADER]
     if extra:
-        day_rows.notes.append(f"{key}: column(s) {', '.join(extra)} not known; ignored")
+        more = f" and {len(extra) - COLUMNS_SHOWN} more" if len(extra) > COLUMNS_SHOWN else ""
+        day_rows.notes.append(f"{key}: column(s) {', '.join(extra[:COLUMNS_SHOWN])}{more} not known; ignored")
     absent = [c for c in OPTIONAL if c not in names]
     if absent:
         day_rows.notes.append(f"{key}: no {', '.join(absent)} column; stored as NULL")
@@ -288,6 +306,14 @@ def _shown(ticker: object) -> str:
     if not isinstance(ticker, str) or is_symbol(ticker.strip()):
         return str(ticker)
     return ascii(ticker[:30]) + ("..." if len(ticker) > 30 else "")
+
+
+def _column(name: str) -> str:
+    """An unknown column's name as a note shows it: as written when short and printable, else
+    escaped and cut (a header is the file's text: an escape sequence must not reach a terminal)."""
+    if not name:
+        return "(unnamed)"
+    return name if name.isprintable() and len(name) <= 30 else ascii(name[:30]) + ("..." if len(name) > 30 else "")
 
 
 def _given(value: object) -> str:

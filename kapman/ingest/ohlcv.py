@@ -27,7 +27,6 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-import orjson
 import psycopg
 
 from kapman import calendar, clock, registry
@@ -41,6 +40,7 @@ from kapman.errors import (
     InputError,
     KapManError,
     NotFoundError,
+    ProviderError,
     UsageError,
 )
 from kapman.execute import Context, Definition, execute
@@ -52,6 +52,7 @@ from kapman.params import date_span, in_range, not_after_today
 from kapman.progress import NullProgress, Progress
 from kapman.providers import flatfiles, grouped
 from kapman.providers.flatfiles import FileRef, FlatFileSource
+from kapman.providers.http import decode_json
 from kapman.step import StepResult
 
 log = logging.getLogger(__name__)
@@ -345,22 +346,27 @@ def _prepare(source: FlatFileSource, ref: FileRef, tickers: TickerMap) -> _Prepa
         parsed, size = _parse_grouped_body(data, ref), len(data)
     else:
         parsed, size = parse_day_file(data, ref.key, ref.day), ref.size or len(data)
-    if parsed.rows_read and not len(parsed.symbols):  # recorded as loaded only if its rows were
+    if not parsed.rows_read:  # a header alone would make the day's stored rows "no longer in the file"
+        raise InputError("no rows, only a header; not recorded as loaded, the day's stored rows kept", source=ref.key)
+    if not len(parsed.symbols):  # recorded as loaded only if its rows were
         reasons = ", ".join(f"{n} {why}" for why, n in parsed.rejected.most_common())
         sample = next(iter(parsed.samples.values()), [""])[0]
         raise InputError(f"every one of its {parsed.rows_read} rows was rejected ({reasons}; e.g. {sample}); "
                          "not recorded as loaded, the day's stored rows kept", source=ref.key)
     known, ids, unknown = match_rows(tickers, parsed.symbols)
+    if not len(ids):  # nothing to write, and every stored row of the day would be "no longer in the file"
+        raise InputError(f"none of its {len(unknown)} symbols is a known ticker (e.g. {', '.join(unknown[:3])}); "
+                         "not recorded as loaded, the day's stored rows kept", source=ref.key)
     refused = match_rows(tickers, parsed.refused)[1]
     return _Prepared(parsed, etag, size, ids, encode_day(ref.day, ids, parsed, known), unknown, refused)
 
 
 def _parse_grouped_body(data: bytes, ref: FileRef) -> ParsedDay:
-    try:
-        body = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"grouped-daily response is not JSON ({exc})", source=ref.key) from None
-    results = body.get("results") if isinstance(body, dict) else None
+    try:  # decoded as the fetch checked it (a NaN literal or a BOM is JSON there, not to orjson)
+        body = decode_json(data, ref.key)
+    except ProviderError as exc:
+        raise InputError(f"grouped-daily {exc.message.removeprefix(ref.key + ': ')}", source=ref.key) from None
+    results = body.get("results")
     if not results:
         raise NotFoundError(f"the grouped-daily endpoint returned no bars for {ref.day}", url=ref.key)
     return parse_grouped(results, ref.key, ref.day)

@@ -3,7 +3,8 @@
 Pages ``/v3/reference/splits`` for every split executed on or after ``since`` (default: the
 start of the 730-day retention window; an older split changes no stored bar), validates each
 record, keeps one per (ticker, execution date), and merges them in one transaction.  A split
-the API no longer lists in that range (a vendor correction) is removed.  Splits of symbols that
+the API no longer lists in that range (a vendor correction) is removed, unless the listing
+refused a record or listed no split at all.  Splits of symbols that
 are not in ``public.tickers`` are stored too (the ticker may be loaded later) and reported, and so
 are the records A2 will not apply (``kapman.jobs.split_checks``: a ratio the bars do not show, or
 one split recorded twice).
@@ -172,7 +173,9 @@ def ingest_splits(conn: psycopg.Connection, client: PolygonClient, *, since: dat
         counts = bulk.merge(cur, target="splits", staging=staging, key=schema.SPLITS_KEY, columns=COLUMNS)
         # What the vendor no longer lists in the range just read in full was withdrawn; not when a
         # record was refused: it may be a stored split's, which a malformed listing must not remove.
-        if not invalid:
+        if not kept:  # as the tickers step: an empty listing is no evidence that every split was withdrawn
+            result.note(f"the API listed no split executed since {since}: no stored split is removed as withdrawn")
+        elif not invalid:
             cur.execute(sql.SQL("DELETE FROM public.splits s WHERE s.execution_date >= %s AND NOT EXISTS "
                                 "(SELECT 1 FROM {} g WHERE g.ticker = s.ticker "
                                 "AND g.execution_date = s.execution_date)").format(staging), (since,))

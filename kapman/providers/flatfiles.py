@@ -32,6 +32,8 @@ from kapman.errors import (
 
 _KEY_DATE = re.compile(r"(\d{4})/(\d{2})/(\d{4}-\d{2}-\d{2})\.csv\.gz$")
 FORMAT = "csv.gz"
+#: The largest object read from S3: a day file of the whole market is about 200 KB of gzip.
+MAX_OBJECT_BYTES = 64 * 2**20
 CREDENTIALS_HINT = ("check FLATFILES_ACCESS_KEY_ID/SECRET (S3 keys, not the REST API key) and that your plan "
                     "includes flat files; without flat files use --source rest")
 OBJECT_REFUSED = ("S3 refused this object (403 AccessDenied) although the listing worked: outside the plan's "
@@ -166,6 +168,7 @@ class S3Source:
         for year, month in _months(start, end):
             prefix = f"{self.prefix}/{year:04d}/{month:02d}/"
             token: str | None = None
+            seen: set[str] = set()
             while True:
                 kw = {"Bucket": self.bucket, "Prefix": prefix, **({"ContinuationToken": token} if token else {})}
                 page = self._call(f"list {prefix}", self._client.list_objects_v2, listing=True, **kw)
@@ -176,11 +179,22 @@ class S3Source:
                 if not page.get("IsTruncated"):
                     break
                 token = page.get("NextContinuationToken")
+                # A truncated page without a new token would list the same page again, forever.
+                if not isinstance(token, str) or not token or token in seen:
+                    raise ProviderError(f"list {prefix}: the listing is truncated but gives "
+                                        f"{'the same' if token in seen else 'no'} continuation token; stopping",
+                                        url=f"list {prefix}")
+                seen.add(token)
         return sorted(refs, key=lambda r: r.day)
 
     def read(self, ref: FileRef) -> bytes:
+        """The object's bytes, no more than ``MAX_OBJECT_BYTES`` of them: a day file is about 200 KB."""
         obj = self._call(ref.key, self._client.get_object, Bucket=self.bucket, Key=ref.key)
-        return obj["Body"].read()
+        data = self._call(ref.key, obj["Body"].read, amt=MAX_OBJECT_BYTES + 1)
+        if len(data) > MAX_OBJECT_BYTES:
+            raise ProviderError(f"{ref.key}: the object passes {MAX_OBJECT_BYTES // 2**20} MiB (a day file is about "
+                                "200 KB); not read further", url=ref.key)
+        return bytes(data)
 
     def close(self) -> None:
         pass

@@ -10,9 +10,11 @@ only in the Authorization header, only to the configured API host, and never app
 logs or errors.
 
 What a response says is checked where it enters (``check_page``): a 200 whose body is not a
-JSON object, whose ``results`` is not a list or whose ``next_url`` is not a string is retried as
-transient within the request deadline, then fails the request with what was received (truncated,
-the key masked).  A ``next_url`` is followed only to the configured host (``follow``).
+JSON object, whose ``results`` is not a list, whose ``next_url`` is not a string or whose
+``status`` is an error's (``"ERROR"``) is retried as transient within the request deadline, then
+fails the request with what was received (truncated, the key masked).  A ``next_url`` is followed
+only to the configured host (``follow``).  A body is read chunk by chunk within the request's
+deadline (a server dripping bytes never trips a read timeout) and up to ``MAX_BODY`` bytes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import math
 import random
 import re
 import threading
@@ -63,6 +66,14 @@ REQUEST_DEADLINE = 120.0
 SANDBOX_CLOCK_HEADER = "X-Sandbox-Clock"
 #: Characters of a refused body quoted in its error.
 RECEIVED_CHARS = 120
+#: The largest body read: a whole market's grouped daily is about 2 MB, a page of 250 option
+#: snapshots well under 1 MB.
+MAX_BODY = 64 * 2**20
+#: Bytes asked for per read of a body; the deadline is checked between reads.
+READ_CHUNK = 2**16
+#: A page's ``status`` that says it is no page (as an error response's body says it), whatever
+#: the HTTP status: its missing results and next_url would read as the end of the list.
+ERROR_STATUSES = frozenset({"ERROR", "NOT_AUTHORIZED", "NOT_FOUND"})
 
 
 class ForeignURLError(ProviderError):
@@ -73,12 +84,16 @@ class ForeignURLError(ProviderError):
 _CREDENTIAL = re.compile(r"(?i)(api_?key[\"']?\s*[=:]\s*[\"']?|bearer\s+)[^\s&\"',}]+")
 
 
+def masked(text: str, secret: str | None = None) -> str:
+    """``text`` with ``secret`` and anything that looks like a credential masked."""
+    text = _CREDENTIAL.sub(r"\1***", text)
+    return text.replace(secret, "***") if secret else text
+
+
 def received(body: bytes, secret: str | None = None) -> str:
     """What a refused body held, for its error: its start, quoted, with ``secret`` and anything
     that looks like a credential masked (the worker processes that call this hold no key)."""
-    text = _CREDENTIAL.sub(r"\1***", body[:RECEIVED_CHARS * 4].decode("utf-8", "replace"))
-    if secret:
-        text = text.replace(secret, "***")
+    text = masked(body[:RECEIVED_CHARS * 4].decode("utf-8", "replace"), secret)
     shown = text[:RECEIVED_CHARS] + ("…" if len(text) > RECEIVED_CHARS or len(body) > RECEIVED_CHARS * 4 else "")
     return f"received {len(body)} bytes: {shown!r}" if body else "received an empty body"
 
@@ -106,22 +121,32 @@ class RawPage(NamedTuple):
 
 
 def _error_text(body: bytes) -> str:
-    """The server's own words from a JSON error body, or a short hint for HTML/empty ones."""
+    """The server's own words from a JSON error body, or a short hint for HTML/empty ones; what
+    cannot be printed (a newline, a terminal's escape sequence) is escaped, so they stay one line."""
     try:
         data = json.loads(body)
-        if isinstance(data, dict):
-            return str(data.get("error") or data.get("message") or data.get("status") or "")[:300]
-    except ValueError:
-        pass
-    return "non-JSON response" if body else "empty response"
+    except (ValueError, RecursionError):  # nesting deeper than the interpreter's stack: not an error body
+        data = None
+    if not isinstance(data, dict):
+        return "non-JSON response" if body else "empty response"
+    text = str(data.get("error") or data.get("message") or data.get("status") or "")[:300]
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _retry_after(headers: Any) -> float | None:
+    """Seconds to wait as ``Retry-After`` says: a number of seconds or an HTTP-date (counted from
+    the response's ``Date``, else from now); None when absent, unreadable or not finite."""
     raw = headers.get("Retry-After") if headers else None
-    try:
-        return max(0.0, float(raw)) if raw is not None else None
-    except ValueError:
+    if raw is None:
         return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        when = _instant(raw, iso=False)
+        if when is None:
+            return None
+        seconds = (when - (_instant(headers.get("Date"), iso=False) or datetime.now(UTC))).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def decode_json(body: bytes, shown: str, symbol: str | None = None) -> dict[str, Any]:
@@ -131,13 +156,16 @@ def decode_json(body: bytes, shown: str, symbol: str | None = None) -> dict[str,
     decoding is most of an options run's CPU.  What orjson refuses and ``json`` accepts
     (``NaN``/``Infinity`` literals, a BOM or UTF-16/32, lone surrogates) goes to ``json``, so
     such bodies decode as before.  One difference remains: an integer literal outside the
-    64-bit range becomes a float (no column KapMan stores can hold it either way).
+    64-bit range becomes a float (no column KapMan stores can hold it either way).  Bytes that
+    are not UTF-8 in a UTF-8 body decode as U+FFFD: the value holding them is refused where it
+    is checked (a ticker is then no symbol), not the whole page.
     """
     try:
         data = orjson.loads(body)
     except ValueError:
         try:
-            data = json.loads(body)
+            encoding = json.detect_encoding(body)
+            data = json.loads(body.decode(encoding, "replace") if encoding.startswith("utf-8") else body)
         except (ValueError, RecursionError):  # nesting deeper than the interpreter's stack: not a page
             raise TransientProviderError(f"{shown}: response is not JSON ({received(body)})",
                                          url=shown, symbol=symbol) from None
@@ -147,10 +175,13 @@ def decode_json(body: bytes, shown: str, symbol: str | None = None) -> dict[str,
 
 
 def check_page(top: dict[str, Any], body: bytes, shown: str, symbol: str | None) -> dict[str, Any]:
-    """``top`` (a page's object) when its ``results`` is a list (or absent or null) and its
-    ``next_url`` a non-empty string (or absent or null); else a transient error naming the field."""
-    results, next_url = top.get("results"), top.get("next_url")
-    if results is not None and not isinstance(results, list):
+    """``top`` (a page's object) when its ``results`` is a list (or absent or null), its
+    ``next_url`` a non-empty string (or absent or null) and its ``status`` none of
+    ``ERROR_STATUSES``; else a transient error naming the field."""
+    results, next_url, status = top.get("results"), top.get("next_url"), top.get("status")
+    if isinstance(status, str) and status.strip().upper() in ERROR_STATUSES:
+        what = f"status is {status!r}, an error's"
+    elif results is not None and not isinstance(results, list):
         what = f"results is a JSON {type(results).__name__}, not a list"
     elif next_url is not None and not (isinstance(next_url, str) and next_url):
         what = f"next_url is {next_url!r}, not a URL"
@@ -235,6 +266,12 @@ def host_of(url: str) -> str:
     return f"{parts.scheme or '?'}://{parts.hostname or '?'}{port}"
 
 
+def _discard(response: urllib3.BaseHTTPResponse) -> None:
+    """Drop a response's connection, its body unread or half read (no later request may read the rest)."""
+    response.close()
+    response.release_conn()
+
+
 def _quoted(text: str) -> str:
     return repr(text[:RECEIVED_CHARS] + ("…" if len(text) > RECEIVED_CHARS else ""))
 
@@ -306,8 +343,8 @@ class PolygonHTTP:
     def get_body(self, path_or_url: str, params: dict[str, Any] | None = None,
                  *, symbol: str | None = None) -> tuple[bytes, str]:
         """One GET with retries; returns the body of the 200 response and the path shown in errors."""
-        response, shown, _ = self._get(path_or_url, params, symbol)
-        return response.data, shown
+        body, shown, _ = self._get(path_or_url, params, symbol)
+        return body, shown
 
     def get_page(self, path_or_url: str, params: dict[str, Any] | None, *, symbol: str | None,
                  whole: bool) -> tuple[bytes, str, dict[str, Any]]:
@@ -322,26 +359,30 @@ class PolygonHTTP:
                 return page_object(body, shown, symbol)
             return check_page(top, body, shown, symbol)
 
-        response, shown, top = self._get(path_or_url, params, symbol, parse)
+        body, shown, top = self._get(path_or_url, params, symbol, parse)
         assert top is not None
-        return response.data, shown, top
+        return body, shown, top
 
     def server_clock(self, path: str, params: dict[str, Any] | None = None) -> ServerClock:
         """What one GET of ``path`` says about the server's clock (see ``ServerClock``).
 
-        Any answer will do, an error too (a 403 on that path has the same headers); only a server
-        that does not answer at all is retried, as ``get_body`` retries it.
+        Any answer will do, an error too (a 403 on that path has the same headers), and its body is
+        not read; only a server that does not answer at all is retried, as ``get_body`` retries it,
+        within the request deadline.
         """
         url = self._url(path, params)
+        shown = urlsplit(url).path
         started, attempt = time.monotonic(), 0
+        until = started + self.request_deadline
         while True:
-            self.limiter.acquire()
+            if not self.limiter.acquire(until):
+                raise self._late(shown, None, started, "waiting for the rate limit (POLYGON_RATE_LIMIT)")
             self.stats.add(requests=1)
             try:
-                response = self._pool.request("GET", url, headers=self._headers, preload_content=True)
+                response = self._open(url, until)
+                _discard(response)
                 return ServerClock.of(response.headers)
             except urllib3.exceptions.HTTPError as exc:
-                shown = urlsplit(url).path
                 if attempt >= self.max_retries or time.monotonic() - started > self.request_deadline:
                     raise TransientProviderError(f"{shown}: {type(exc).__name__} (gave up after {attempt + 1} "
                                                  "attempts)", url=shown) from None
@@ -349,18 +390,53 @@ class PolygonHTTP:
                 self._sleep(self._backoff(attempt, None))
                 attempt += 1
 
+    def _open(self, url: str, until: float) -> urllib3.BaseHTTPResponse:
+        """A GET's response, its body still unread; no wait for it outlasts ``until``."""
+        timeout = urllib3.Timeout(connect=self._timeouts[0], read=self._timeouts[1],
+                                  total=max(until - time.monotonic(), 0.001))
+        return self._pool.request("GET", url, headers=self._headers, preload_content=False, timeout=timeout)
+
+    def _read(self, response: urllib3.BaseHTTPResponse, until: float, shown: str, symbol: str | None,
+              started: float) -> bytes:
+        """A response's whole body, read a chunk at a time.
+
+        urllib3's read timeout bounds each wait for the next bytes, not the body: a server that
+        sends a byte a second never trips it.  So the deadline is checked between chunks, and a
+        body is refused past ``MAX_BODY`` bytes; either way the connection is dropped.
+        """
+        chunks, size = [], 0
+        while chunk := response.read1(READ_CHUNK):
+            size += len(chunk)
+            if size > MAX_BODY:
+                _discard(response)
+                raise ProviderError(f"{shown}: the response passes {MAX_BODY // 2**20} MiB; not read further",
+                                    url=shown, symbol=symbol)
+            if time.monotonic() >= until:
+                _discard(response)
+                raise self._late(shown, symbol, started, f"reading the response ({size} bytes so far)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     def _get(self, path_or_url: str, params: dict[str, Any] | None, symbol: str | None,
              parse: Callable[[bytes, str], dict[str, Any]] | None = None,
-             ) -> tuple[urllib3.BaseHTTPResponse, str, dict[str, Any] | None]:
+             ) -> tuple[bytes, str, dict[str, Any] | None]:
         """One GET, retried on transient errors within the request's and the run's deadlines.
 
         ``parse``: what a 200's body must parse as; its ``TransientProviderError`` is retried too.
+        Whatever it raises has the API key and anything that looks like a credential masked.
         """
         try:
-            url = self._url(path_or_url, params)
-        except ForeignURLError as exc:
-            exc.symbol = symbol
+            return self._attempts(path_or_url, params, symbol, parse)
+        except ProviderError as exc:
+            exc.args = (masked(exc.message, self._secret),)
+            if isinstance(exc, ForeignURLError):
+                exc.symbol = symbol
             raise
+
+    def _attempts(self, path_or_url: str, params: dict[str, Any] | None, symbol: str | None,
+                  parse: Callable[[bytes, str], dict[str, Any]] | None,
+                  ) -> tuple[bytes, str, dict[str, Any] | None]:
+        url = self._url(path_or_url, params)
         shown = urlsplit(url).path
         started = time.monotonic()
         until = started + self.request_deadline
@@ -373,18 +449,15 @@ class PolygonHTTP:
             if not self.limiter.acquire(until):
                 raise self._late(shown, symbol, started, "waiting for the rate limit (POLYGON_RATE_LIMIT)")
             self.stats.add(requests=1)
-            # A slow answer may not outlast the deadline either.
-            timeout = urllib3.Timeout(connect=self._timeouts[0], read=self._timeouts[1],
-                                      total=max(until - time.monotonic(), 0.001))
             try:
-                response = self._pool.request("GET", url, headers=self._headers, preload_content=True,
-                                              timeout=timeout)
-                error = self._classify(response.status, response.data, response.headers, shown, symbol)
+                response = self._open(url, until)   # a slow answer may not outlast the deadline either
+                body = self._read(response, until, shown, symbol, started)
+                error = self._classify(response.status, body, response.headers, shown, symbol)
                 if error is None:
                     if parse is None:
-                        return response, shown, None
+                        return body, shown, None
                     try:
-                        return response, shown, parse(response.data, shown)
+                        return body, shown, parse(body, shown)
                     except TransientProviderError as exc:
                         error = exc
             except (urllib3.exceptions.LocationValueError, http.client.InvalidURL) as exc:  # no retry can help
@@ -397,13 +470,12 @@ class PolygonHTTP:
             if not error.transient or attempt >= self.max_retries:
                 if error.transient:
                     error.args = (f"{error.message} (gave up after {attempt + 1} attempts)",)
-                error.args = (error.message.replace(self._secret, "***"),) if self._secret else error.args
                 raise error
             delay = self._backoff(attempt, getattr(error, "retry_after", None))
             if time.monotonic() + delay > until:
                 raise self._late(shown, symbol, started, f"{error.message.removeprefix(shown + ': ')}, "
                                  f"and a retry in {delay:g}s")
-            log.debug("retrying %s in %.2fs: %s", shown, delay, error.message)
+            log.debug("retrying %s in %.2fs: %s", shown, delay, masked(error.message, self._secret))
             self.stats.add(retries=1)
             self._sleep(delay)
             attempt += 1
@@ -447,25 +519,28 @@ class PolygonHTTP:
         A page is ``{..., "results": [...], ...}`` with the array taking nearly all of it.  The head
         up to the array is the text before the first ``"results": [`` (a quote cannot open that
         match inside a string, so in valid JSON it is a ``results`` key); the array ends at one of
-        the last few ``]``, the first of them from the end for which head + ``null`` + rest parses
-        as an object.  None when no such split is found (the caller decodes the whole page then).
-        Which split is right is confirmed later, when the whole page is decoded
-        (``page_results``).
+        the last few ``]``, the one for which head + ``null`` + rest parses as an object.  None when
+        no such split is found, or when two of them parse to different objects (an array after
+        ``results``, ``"warnings": ["x"]``, parses too, and would drop every key between): the
+        caller decodes the whole page then.  Which split is right is confirmed later, when the
+        whole page is decoded (``page_results``).
         """
         match = _RESULTS_KEY.search(body, 0, _HEAD_LIMIT)
         if match is None or not body[: match.start()].lstrip().startswith(b"{"):
             return None
-        head, end = body[: match.end() - 1], len(body)
+        head, end, found = body[: match.end() - 1], len(body), None
         for _ in range(_TAIL_TRIES):
             end = body.rfind(b"]", match.end(), end)
             if end < 0:
-                return None
+                break
             try:
                 data = orjson.loads(head + b"null" + body[end + 1:])
             except ValueError:
                 continue
-            return data if isinstance(data, dict) else None
-        return None
+            if not isinstance(data, dict) or (found is not None and data != found):
+                return None
+            found = data
+        return found
 
     def paginate(self, path: str, params: dict[str, Any], *, symbol: str | None = None) -> Iterator[list[dict]]:
         """Yield each page's ``results``; follows ``next_url`` until it is absent."""
@@ -501,8 +576,8 @@ class PolygonHTTP:
                 try:
                     follow(self.base_url, next_url)
                 except ForeignURLError as exc:  # the unit fails: its pages end here unchecked
-                    raise ForeignURLError(f"{path}: page {page + 1}'s next_url {exc.message}", url=path,
-                                          symbol=symbol) from None
+                    said = masked(f"{path}: page {page + 1}'s next_url {exc.message}", self._secret)
+                    raise ForeignURLError(said, url=path, symbol=symbol) from None
             yield RawPage(body, shown, next_url) if raw else top
             if not next_url:
                 return

@@ -1,7 +1,8 @@
 """Injectable REST failures: what to break, for which requests, how many times.
 
 Faults are consumed in the order they were added; each fires on matching requests until its
-count runs out.  Latency and entitlement (403) rules stay until ``clear()``.
+count runs out, after letting the first ``after`` of them through (``after=1``: a list's second
+page, not its first).  Latency and entitlement (403) rules stay until ``clear()``.
 
 Hostile answers (a proxy that corrupts responses): ``body`` answers 200 with any text (not JSON,
 an HTML page, a JSON array); ``reshape`` sets top-level fields of a page (``{"results": {}}``,
@@ -43,6 +44,7 @@ class Fault:
     target: str = ""  # "patch": the (dotted) field of result ``index`` set to ``value``
     value: Any = None
     index: int = 0
+    after: int = 0  # matching requests let through before the fault fires
 
     def patched(self, results: list[Any]) -> list[Any]:
         """``results`` with this patch applied to a copy of result ``index`` (when there is one)."""
@@ -62,6 +64,10 @@ class Fault:
         if self.path_prefix and not path.startswith(self.path_prefix):
             return False
         return self.symbol is None or self.symbol == symbol
+
+
+#: Kinds that are rules until cleared, not faults counted per request (``after`` has no meaning).
+_STANDING = frozenset({"latency", "forbid", "pagination_loop", "clear"})
 
 
 @dataclass
@@ -168,6 +174,9 @@ class Faults:
         with self._lock:
             for fault in self.pending:
                 if fault.kind == kind and fault.matches(path, symbol):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     fault.times -= 1
                     if fault.times == 0:
                         self.pending.remove(fault)
@@ -195,6 +204,10 @@ class Faults:
         """Add a fault from a control-endpoint JSON body: ``{"kind": "rate_limit", "times": 2, ...}``."""
         spec = dict(spec)
         kind = spec.pop("kind", None)
+        after = spec.pop("after", 0)
+        if type(after) is not int or after < 0 or (after and kind in _STANDING):
+            raise ValueError(f"after is a count (0 or more) of matching requests a fault lets through; "
+                             f"not {after!r} for {kind!r}")
         actions: dict[str, Callable[..., object]] = {
             "rate_limit": self.rate_limit,
             "server_error": self.server_error,
@@ -209,4 +222,6 @@ class Faults:
         }
         if kind not in actions:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(actions)}")
-        actions[kind](**spec)
+        fault = actions[kind](**spec)
+        if isinstance(fault, Fault):
+            fault.after = after

@@ -483,3 +483,40 @@ def test_rest_grouped_daily_retries_a_body_that_is_not_json(reference_db: psycop
     result = load(reference_db, grouped, start=END, end=END)
     assert result.details.files_loaded == 1 and result.exit_code == 0 and not result.failures
     assert day_count(reference_db, END) > 0
+
+
+def test_a_file_of_only_a_header_fails_and_keeps_the_day(reference_db: psycopg.Connection, market: Market,
+                                                         tmp_path: Path) -> None:
+    """It used to be recorded as loaded with 0 rows, and every stored row of the day was removed
+    as 'no longer in the file'."""
+    write_mirror(market, tmp_path, days=[END])
+    source = MirrorSource(tmp_path, PREFIX)
+    load(reference_db, source, start=END, end=END)
+    count = day_count(reference_db, END)
+    ledger = "SELECT etag, rows_loaded FROM ingest_files WHERE key = %s"
+    key = market.flat_file_key(END)
+    before = reference_db.execute(ledger, (key,)).fetchone()
+    (tmp_path / key).write_bytes(gzip.compress(b"ticker,volume,open,close,high,low,window_start,transactions\r\n"))
+    result = load(reference_db, source, start=END, end=END)
+    (failure,) = result.failures
+    assert failure.unit == key and failure.reason == ("no rows, only a header; not recorded as loaded, "
+                                                      "the day's stored rows kept")
+    assert result.exit_code == 2 and result.removed == 0 and count > 100
+    assert day_count(reference_db, END) == count and reference_db.execute(ledger, (key,)).fetchone() == before
+
+
+def test_a_file_of_no_known_ticker_fails_and_keeps_the_day(reference_db: psycopg.Connection, market: Market,
+                                                           tmp_path: Path) -> None:
+    """Every symbol lower-cased (valid symbols, none a ticker) used to remove the whole day."""
+    write_mirror(market, tmp_path, days=[END])
+    source = MirrorSource(tmp_path, PREFIX)
+    load(reference_db, source, start=END, end=END)
+    count = day_count(reference_db, END)
+    path = tmp_path / market.flat_file_key(END)
+    header, *rows = gzip.decompress(path.read_bytes()).decode().splitlines()
+    path.write_bytes(gzip.compress("\n".join([header, *(r.lower() for r in rows)]).encode()))
+    result = load(reference_db, source, start=END, end=END)
+    (failure,) = result.failures
+    assert failure.reason.startswith(f"none of its {len(rows)} symbols is a known ticker (e.g. ")
+    assert failure.reason.endswith("not recorded as loaded, the day's stored rows kept")
+    assert result.exit_code == 2 and result.removed == 0 and day_count(reference_db, END) == count

@@ -115,6 +115,26 @@ def test_a_bad_page_is_retried_then_fails_only_its_symbol(
     assert rows_by_key(odb, "ORCL") == stored
 
 
+@pytest.mark.parametrize("page", [0, 1])
+def test_a_200_with_an_error_status_fails_the_symbol_and_empties_no_replay(
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer, page: int,
+) -> None:
+    """``{"status": "ERROR"}`` with a 200 used to read as the chain's last page: on the first page
+    a replay found the chain empty and deleted the stored snapshot; on the second it removed
+    every contract of the later pages."""
+    first = run(options_url, polygon, ["ORCL", "DIA"])
+    stored = rows_by_key(odb, "ORCL")
+    assert first.outcomes["ORCL"].pages > 1 and stored
+    rest.faults.apply({"kind": "body", "body": '{"status": "ERROR", "request_id": "r1", "error": "try later"}',
+                       "symbol": "ORCL", "after": page, "times": 50})
+    replay = run(options_url, polygon, ["ORCL", "DIA"])
+    reason = replay.outcomes["ORCL"].reason or ""
+    assert replay.outcomes["ORCL"].status == "failed" and "status is 'ERROR', an error's" in reason
+    assert "try later" in reason and "gave up after 5 attempts" in reason
+    assert replay.outcomes["DIA"].status == "ok" and replay.rows_removed == 0
+    assert rows_by_key(odb, "ORCL") == stored
+
+
 def test_a_ticker_with_a_lone_surrogate_loses_only_its_contract(
     options_url: str, odb: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer,
 ) -> None:

@@ -70,6 +70,20 @@ def test_a_malformed_record_is_refused_and_removes_no_stored_split(reference_db:
     assert again.rejected == 0 and stored(reference_db) == before
 
 
+@pytest.mark.parametrize("results", [[], None])
+def test_an_empty_listing_removes_no_stored_split(reference_db: psycopg.Connection, polygon: PolygonClient,
+                                                  rest: SandboxRestServer, market_clock: None,
+                                                  results: list | None) -> None:
+    """A 200 listing no split at all used to delete every stored split of the window as
+    withdrawn (A2 then computed every history unadjusted)."""
+    ingest_splits(reference_db, polygon)
+    before = stored(reference_db)
+    rest.faults.reshape({"results": results}, path_prefix="/v3/reference/splits")
+    result = ingest_splits(reference_db, polygon)
+    assert result.removed == 0 and stored(reference_db) == before and len(before) == 2
+    assert f"the API listed no split executed since {SINCE}: no stored split is removed as withdrawn" in result.notes
+
+
 def test_a_split_of_a_ticker_not_in_tickers_is_reported_not_fatal(reference_db: psycopg.Connection,
                                                                   polygon: PolygonClient,
                                                                   market: Market, market_clock: None) -> None:

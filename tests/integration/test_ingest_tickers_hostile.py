@@ -7,10 +7,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
 
+from kapman.errors import TransientProviderError
 from kapman.ingest.tickers import ingest_tickers
 from kapman.providers.polygon import PolygonClient
 from kapman.sandbox.rest import SandboxRestServer
@@ -90,3 +93,77 @@ def test_a_last_updated_utc_beyond_datetimes_range_is_absent_for_that_record(
     rows = dict(db.execute("SELECT symbol, last_updated_utc FROM tickers").fetchall())
     assert rows[first] is None and len(rows) == result.details.kept
     assert sum(v is None for v in rows.values()) == 1
+
+
+def test_a_200_with_an_error_status_mid_list_deactivates_nothing(db: psycopg.Connection, polygon: PolygonClient,
+                                                                  rest: SandboxRestServer, sleeps: list[float],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page that says ``"status": "ERROR"`` (no results, no next_url) used to end the listed
+    tickers there: the run succeeded and marked every ticker after the first page inactive."""
+    monkeypatch.setattr("kapman.providers.polygon.TICKERS_PAGE", 50)
+    first = ingest_tickers(db, polygon, force=True)
+    active = db.execute("SELECT count(*) FROM tickers WHERE active").fetchone()[0]  # type: ignore[index]
+    assert first.details.pages > 3 and active > 100
+    error = '{"status": "ERROR", "request_id": "r9", "error": "Internal error"}'
+    rest.faults.apply({"kind": "body", "body": error, "path_prefix": TICKERS, "after": 1, "times": 1})
+    retried = ingest_tickers(db, polygon, force=True)  # once: a retry
+    assert retried.exit_code == 0 and retried.details.deactivated == 0 and len(sleeps) == 1
+    rest.faults.apply({"kind": "body", "body": error, "path_prefix": TICKERS, "after": 1, "times": 50})
+    with pytest.raises(TransientProviderError) as info:
+        ingest_tickers(db, polygon, force=True)
+    assert info.value.message.startswith(f"{TICKERS}: wrongly shaped page: status is 'ERROR', an error's (received ")
+    assert info.value.message.endswith("(gave up after 5 attempts)")
+    assert db.execute("SELECT count(*) FROM tickers WHERE active").fetchone()[0] == active  # type: ignore[index]
+
+
+class Echo:
+    """A server that quotes the key it was sent back in every answer (``mode``: a 503 asking for
+    an hour's wait, a 401, a next_url to another host carrying it)."""
+
+    def __init__(self, mode: str) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                key = self.headers.get("Authorization", "")[7:]
+                status, headers, top = {
+                    "deadline": (503, {"Retry-After": "3600"}, {"error": f"upstream: Bearer {key} key {key}"}),
+                    "auth": (401, {}, {"error": f"Unknown API Key {key}"}),
+                    "next_url": (200, {}, {"results": [], "next_url": f"@evil.example/x?apiKey={key}"}),
+                }[mode]
+                body = json.dumps({"status": "ERROR" if status != 200 else "OK", **top}).encode()
+                self.send_response(status)
+                for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize(("mode", "said"), [
+    ("deadline", "503 upstream: Bearer *** key ***, and a retry in 3600s would pass the request deadline"),
+    ("auth", "401 Unknown API Key ***"),
+    ("next_url", "page 1's next_url '@evil.example/x?apiKey=***' is neither a path of the API"),
+])
+def test_a_key_the_server_echoes_is_in_no_output_and_no_ledger_row(fresh_db: str, mode: str, said: str) -> None:
+    """A deadline error quoted the server's words unmasked, and so did a refused next_url."""
+    echo, key = Echo(mode), "Sup3rSecretKey-987"
+    env = {**os.environ, "POLYGON_API_KEY": key, "POLYGON_BASE_URL": echo.url, "KAPMAN_ENV_FILE": "/nonexistent"}
+    try:
+        for flags in ([], ["--json"], ["--debug", "--verbose"]):
+            proc = subprocess.run([sys.executable, "-m", "scripts.ingest_tickers", "--force", "--db-url", fresh_db,
+                                   *flags], capture_output=True, text=True, env=env, timeout=180)
+            assert proc.returncode == 2 and said in proc.stdout + proc.stderr
+            assert key not in proc.stdout + proc.stderr
+    finally:
+        echo.httpd.shutdown()
+        echo.httpd.server_close()
+    with psycopg.connect(fresh_db) as conn:
+        rows = conn.execute("SELECT status, args::text || coalesce(summary::text, ''), error "
+                            "FROM ingest_runs").fetchall()
+    assert len(rows) == 3 and all(status == "failed" and said in error and key not in stored + error
+                                  for status, stored, error in rows)

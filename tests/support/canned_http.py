@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -9,9 +10,21 @@ from urllib.parse import parse_qs, urlsplit
 from kapman.providers.http import PolygonHTTP
 
 
-class _Response:
-    def __init__(self, data: bytes) -> None:
-        self.status, self.headers, self.data = 200, {}, data
+class Response:
+    """What PolygonHTTP reads of a urllib3 response: status, headers and a body read in chunks."""
+
+    def __init__(self, data: bytes, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        self.status, self.headers, self.data = status, headers or {}, data
+        self._body = io.BytesIO(data)
+
+    def read1(self, amt: int = -1) -> bytes:
+        return self._body.read(amt)
+
+    def close(self) -> None:
+        self._body.close()
+
+    def release_conn(self) -> None:
+        pass
 
 
 class Canned(PolygonHTTP):
@@ -23,10 +36,10 @@ class Canned(PolygonHTTP):
         self.bodies, self.asked = bodies, []
         self._pool.request = self._answer  # type: ignore[method-assign]
 
-    def _answer(self, method: str, url: str, **kw: Any) -> _Response:
+    def _answer(self, method: str, url: str, **kw: Any) -> Response:
         self.asked.append(url)
         cursor = parse_qs(urlsplit(url).query).get("cursor", ["first"])[0]
-        return _Response(self.bodies[cursor])
+        return Response(self.bodies[cursor])
 
 
 def contract(i: int) -> dict:

@@ -6,9 +6,10 @@ snapshot's time is the time the chain was taken, and who says what "now" is depe
 - the live API: the real wall clock, as the server's ``Date`` header witnesses it (this machine's
   clock when the header is missing).  Neither ``KAPMAN_NOW`` nor ``--snapshot-time`` can put a
   live chain under another time; a run that asks for one is refused with the reason.
-- the offline sandbox (it names itself in every response, ``X-Sandbox-Clock``): KapMan's clock,
-  so that the demo and the tests replay market days; ``--snapshot-time`` replays a run of the same
-  New York day, never a future one.
+- the offline sandbox (it names itself in every response, ``X-Sandbox-Clock``, and serves on this
+  machine's loopback): KapMan's clock, so that the demo and the tests replay market days;
+  ``--snapshot-time`` replays a run of the same New York day, never a future one.  The header from
+  any other host is not believed: whoever answers there is the live API.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 from kapman import clock
+from kapman.config import on_loopback
 from kapman.errors import UsageError
 from kapman.providers.polygon import ServerClock
 
@@ -92,7 +94,8 @@ def live_snapshot_time(requested: str | None, server: ServerClock, source: str) 
 
 
 def decide(requested: str | None, server: ServerClock, source: str) -> datetime:
-    """The run's snapshot time by the rules of the server that serves the chains."""
-    if server.sandbox is not None:
+    """The run's snapshot time by the rules of the server that serves the chains (``source``, its
+    base URL): the sandbox's only from this machine's loopback."""
+    if server.sandbox is not None and on_loopback(source):
         return snapshot_time(requested)
     return live_snapshot_time(requested, server, source)

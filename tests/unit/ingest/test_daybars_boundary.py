@@ -174,3 +174,56 @@ def test_an_empty_results_list_is_an_empty_day() -> None:
     assert parsed.rows_read == 0 and parsed.symbols.tolist() == [] and parsed.rows_rejected == 0
     with pytest.raises(NotFoundError, match="returned no bars for 2025-12-19"):
         _parse_grouped_body(b'{"results":[]}', REF)
+
+
+# -- bytes that are not UTF-8: the row, not the file -------------------------------------------------
+
+def test_a_row_with_bytes_that_are_not_utf8_is_rejected_and_the_rest_kept() -> None:
+    """One such byte used to fail the whole file as an unreadable CSV."""
+    raw = (HEADER + "\n" + line("MSFT") + "\n").encode() + line("M\xffFT").encode("latin-1") + b"\n" \
+        + (line("AAPL", volume="5\xe9") + "\n").encode("latin-1") + (line("IBM") + "\n").encode()
+    parsed = parse_day_file(gzip.compress(raw, mtime=0), "k.csv.gz", DAY)
+    assert parsed.symbols.tolist() == ["MSFT", "IBM"] and parsed.rows_read == 4
+    assert parsed.rejected == {"bad_symbol": 1, "non_numeric": 1}
+    assert parsed.samples == {"bad_symbol": [f"line 3: 'M\\ufffdFT' {BAD_SYMBOL}"],
+                              "non_numeric": ["line 4: AAPL has a non-numeric volume"]}
+
+
+@pytest.mark.parametrize(("first", "kept"), [
+    (b'{"T": "IBM", "vw": NaN, "v": 5, "o": 10, "c": 10.5, "h": 11, "l": 9.5}', ["IBM", "MSFT"]),
+    (b'{"T": "IB\xffM", "v": 5, "o": 10, "c": 10.5, "h": 11, "l": 9.5}', ["MSFT"]),
+], ids=["nan-literal", "not-utf8"])
+def test_a_grouped_body_the_fetch_accepts_is_parsed_not_refused_whole(first: bytes, kept: list[str]) -> None:
+    """The fetch decodes such a body (the json module's fallback) but the parse used orjson alone,
+    and failed the whole date as 'not JSON'."""
+    msft = b'{"T": "MSFT", "v": 5, "o": 10, "c": 10.5, "h": 11, "l": 9.5}'
+    body = b'{"status": "OK", "results": [' + first + b", " + msft + b"]}"
+    parsed = _parse_grouped_body(body, REF)
+    assert parsed.symbols.tolist() == kept and parsed.rows_read == 2 and np.isnan(parsed.vwap).all()
+    with pytest.raises(InputError, match=r"^rest/2025-12-19: grouped-daily response is not JSON \(received 4 bytes"):
+        _parse_grouped_body(b"<htm", REF)
+
+
+def test_a_file_that_inflates_past_the_largest_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was decompressed whole, however large (a few MB of gzip inflate to GBs)."""
+    from kapman.ingest import daybars
+    monkeypatch.setattr(daybars, "MAX_FILE_BYTES", 2**20)
+    bomb = gzip.compress((HEADER + "\n" + line() + "\n").encode() + b"\n" * 2**21, mtime=0)
+    assert len(bomb) < 5000
+    with pytest.raises(InputError, match=r"^k\.csv\.gz: decompresses to more than 1 MiB \(a day file is about 1 MiB\)"):
+        parse_day_file(bomb, "k.csv.gz", DAY)
+    two_members = day_file(line()) + gzip.compress((line("B") + "\n").encode())
+    assert parse_day_file(two_members, "k", DAY).symbols.tolist() == ["A", "B"]
+    with pytest.raises(InputError, match=r"^k: not a valid gzip file \(it ends before the end of its compressed"):
+        parse_day_file(day_file(line())[:-5], "k", DAY)
+
+
+def test_unknown_columns_are_named_escaped_cut_and_counted() -> None:
+    """Their names went into the note as the file wrote them: an escape sequence reached the
+    terminal, and ten thousand columns made one note of them all."""
+    names = ["vwap", "\x1b[2Jred", "x" * 40, *(f"c{i}" for i in range(10_000))]
+    raw = (HEADER + "," + ",".join(names) + "\n" + line() + "," * len(names) + "\n").encode()
+    parsed = parse_day_file(gzip.compress(raw, mtime=0), "k", DAY)
+    assert parsed.symbols.tolist() == ["A"]
+    shown = ", ".join(["vwap", "'\\x1b[2jred'", f"'{'x' * 30}'...", *(f"c{i}" for i in range(7))])
+    assert parsed.notes == [f"k: column(s) {shown} and 9993 more not known; ignored"]

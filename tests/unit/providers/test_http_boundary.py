@@ -10,7 +10,7 @@ import pytest
 
 from kapman.errors import ProviderError, TransientProviderError
 from kapman.providers.http import ForeignURLError, PolygonHTTP, follow, page_results
-from tests.support.canned_http import Canned, chain
+from tests.support.canned_http import Canned, Response, chain
 
 
 def page(next_url: Any = None, results: Any = None) -> bytes:
@@ -84,7 +84,7 @@ def test_a_bad_200_then_a_good_one_is_just_a_retry() -> None:
     class Flaky(Canned):
         def _answer(self, method: str, url: str, **kw: Any) -> Any:
             self.asked.append(url)
-            return type("R", (), {"status": 200, "headers": {}, "data": answers.pop(0)})()
+            return Response(answers.pop(0))
 
     http = Flaky({})
     assert list(http.paginate("/v3/x", {})) == [[{"a": 1}]]
@@ -127,3 +127,32 @@ def test_a_next_url_that_cannot_be_parsed_fails_at_once() -> None:
     with pytest.raises(ForeignURLError, match=r"is not a URL \(Invalid IPv6 URL\); not followed"):
         list(http.paginate("/v3/x", {}))
     assert len(http.asked) == 1 and http.sleeps == []
+
+
+@pytest.mark.parametrize("status", ["ERROR", "NOT_AUTHORIZED", "not_found"])
+@pytest.mark.parametrize("raw", [False, True])
+def test_a_200_whose_status_is_an_errors_is_no_page(status: str, raw: bool) -> None:
+    """Its missing results and next_url used to read as the list's last page: a reference list cut
+    short there marked every ticker after it inactive."""
+    bodies = chain(3)
+    bodies["c1"] = json.dumps({"status": status, "request_id": "r", "error": "Internal error"}).encode()
+    http = Canned(bodies, max_retries=2)
+    pages = http.paginate_raw("/v3/x", {"limit": 2}) if raw else http.paginate("/v3/x", {"limit": 2})
+    with pytest.raises(TransientProviderError) as info:
+        list(pages)
+    assert info.value.message.startswith(f"/v3/x: wrongly shaped page: status is {status!r}, an error's (received ")
+    assert "Internal error" in info.value.message and info.value.message.endswith("(gave up after 3 attempts)")
+    assert len(http.asked) == 4 and len(http.sleeps) == 2
+
+
+def test_a_status_the_api_gives_with_data_is_a_page() -> None:
+    bodies = chain(2)
+    bodies["c1"] = json.dumps({"status": "DELAYED", "results": [{"a": 1}]}).encode()
+    assert list(Canned(bodies).paginate("/v3/x", {})) == [json.loads(bodies["first"])["results"], [{"a": 1}]]
+
+
+def test_a_refused_next_url_never_shows_the_key() -> None:
+    http = Canned({"first": page("@evil.example/v3/x?apiKey=secret-key-42&cursor=c1")})
+    with pytest.raises(ForeignURLError) as info:
+        list(http.paginate("/v3/x", {}))
+    assert "secret-key-42" not in info.value.message and "apiKey=***" in info.value.message

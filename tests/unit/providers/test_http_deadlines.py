@@ -8,26 +8,26 @@ from typing import Any
 import pytest
 import urllib3
 
-from kapman.errors import DeadlineError, TransientProviderError
+from kapman.errors import DeadlineError, ProviderError, TransientProviderError
 from kapman.providers.http import PolygonHTTP
 from kapman.providers.ratelimit import RateLimiter
+from tests.support.canned_http import Response
 
 
-class _Response:
-    def __init__(self, status: int, headers: dict[str, str], data: bytes = b"{}") -> None:
-        self.status, self.headers, self.data = status, headers, data
+def _Response(status: int, headers: dict[str, str], data: bytes = b"{}") -> Response:  # noqa: N802
+    return Response(data, status, headers)
 
 
 class Scripted(PolygonHTTP):
     """Answers from a script of responses; records the sleeps instead of sleeping."""
 
-    def __init__(self, answers: list[_Response], **kw: Any) -> None:
+    def __init__(self, answers: list[Response], key: str = "k", **kw: Any) -> None:
         self.sleeps: list[float] = []
-        super().__init__("http://api.test", "k", sleep=self.sleeps.append, **kw)
+        super().__init__("http://api.test", key, sleep=self.sleeps.append, **kw)
         self.answers = answers
         self._pool.request = self._answer  # type: ignore[method-assign]
 
-    def _answer(self, *args: Any, **kw: Any) -> _Response:
+    def _answer(self, *args: Any, **kw: Any) -> Response:
         assert isinstance(kw["timeout"], urllib3.Timeout) and kw["timeout"].total <= self.request_deadline
         return self.answers.pop(0)
 
@@ -68,3 +68,39 @@ def test_the_rate_limiter_refuses_a_wait_past_the_deadline() -> None:
     assert limiter.acquire(time.monotonic() + 1)
     started = time.monotonic()
     assert not limiter.acquire(time.monotonic() + 1) and time.monotonic() - started < 0.5
+
+
+def test_retry_after_as_an_http_date_counts_from_the_responses_date() -> None:
+    """It used to be ignored (a jittered backoff of a fraction of a second came instead)."""
+    headers = {"Retry-After": "Mon, 07 Dec 2026 12:00:07 GMT", "Date": "Mon, 07 Dec 2026 12:00:00 GMT"}
+    http = Scripted([_Response(429, headers), _Response(200, {}, b'{"ok": 1}')])
+    assert http.get_body("/v3/x")[0] == b'{"ok": 1}' and http.sleeps == [7.0]
+
+
+@pytest.mark.parametrize("value", ["soon", "inf", "nan", "-3", "Mon, 07 Dec 2026 11:00:00 GMT"])
+def test_retry_after_that_says_nothing_usable_is_no_wait_or_the_backoff(value: str) -> None:
+    headers = {"Retry-After": value, "Date": "Mon, 07 Dec 2026 12:00:00 GMT"}
+    http = Scripted([_Response(503, headers), _Response(200, {}, b"{}")])
+    http.get_body("/v3/x")
+    assert len(http.sleeps) == 1 and 0 <= http.sleeps[0] <= 0.5
+
+
+def test_a_deadline_error_never_shows_the_key_a_server_echoed() -> None:
+    body = b'{"status": "ERROR", "error": "upstream refused Bearer k-123 (apiKey=k-123)"}'
+    http = Scripted([_Response(503, {"Retry-After": "3600"}, body)], key="k-123", request_deadline=120)
+    with pytest.raises(DeadlineError) as info:
+        http.get_body("/v3/x")
+    assert "k-123" not in info.value.message and "upstream refused Bearer ***" in info.value.message
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    (b'{"status": "ERROR", "error": "bad\\nline\\u001b[2J\\u001b[31mred"}',
+     "/v3/x: 400 bad\\nline\\x1b[2J\\x1b[31mred"),
+    (b"[" * 100_000 + b"]" * 100_000, "/v3/x: 400 non-JSON response"),
+])
+def test_an_error_body_is_quoted_on_one_printable_line(body: bytes, said: str) -> None:
+    """A newline or a terminal's escape sequence from the server was printed as it was, and an
+    error body nested deeper than the stack ended the run in an unexpected RecursionError."""
+    with pytest.raises(ProviderError) as info:
+        Scripted([_Response(400, {}, body)]).get_body("/v3/x")
+    assert info.value.message == said and info.value.status == 400

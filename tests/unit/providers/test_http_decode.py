@@ -53,3 +53,10 @@ def test_nesting_deeper_than_the_stack_is_not_json(prefix: bytes) -> None:
     with pytest.raises(TransientProviderError, match=r"^/v3/x: response is not JSON \(received 200") as info:
         decode(body)
     assert info.value.symbol == "AAPL"
+
+
+@pytest.mark.parametrize("prefix", [b"", b"\xef\xbb\xbf"], ids=["plain", "bom"])
+def test_bytes_that_are_not_utf8_decode_as_replacement_characters(prefix: bytes) -> None:
+    """Not the whole page refused as 'not JSON': the value holding them is checked where it is used."""
+    assert decode(prefix + b'{"results": [{"ticker": "A\xffB"}, {"ticker": "C"}]}') == \
+        {"results": [{"ticker": "A\ufffdB"}, {"ticker": "C"}]}

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from kapman.errors import PaginationError, ProviderError, TransientProviderError
-from kapman.providers.http import PolygonHTTP
+from kapman.providers.http import PolygonHTTP, page_results
 from tests.support.canned_http import Canned, chain
 
 
@@ -81,3 +81,15 @@ def test_cursor_loops_and_page_cap_as_paginate() -> None:
         with pytest.raises(PaginationError, match="more than 3 pages"):
             list(pages)
     assert decoded.asked == raw.asked and len(raw.asked) == 3
+
+
+def test_an_array_after_the_results_is_no_envelope_and_the_pages_are_all_read() -> None:
+    """Its ``]`` split the page too: the envelope lost next_url, the fetch stopped after page 1 and
+    the symbol failed as 'misread' on every run."""
+    body = b'{"results": [{"a": [1]}], "status": "OK", "next_url": "u?cursor=c1", "warnings": ["x"]}'
+    assert PolygonHTTP.envelope(body) is None
+    bodies = {cursor: orjson.dumps({**orjson.loads(page), "warnings": ["late", [1]]})
+              for cursor, page in chain(3).items()}
+    raw, decoded = Canned(bodies), Canned(bodies)
+    got = list(raw.paginate_raw("/v3/x", {"limit": 2}))
+    assert [page_results(p) for p in got] == list(decoded.paginate("/v3/x", {"limit": 2})) and len(got) == 3

@@ -343,6 +343,23 @@ def test_hostile_faults_through_the_control_endpoint(server: SandboxRestServer):
         server.faults.clear()
 
 
+def test_a_fault_after_some_requests_fires_on_a_later_page(server: SandboxRestServer):
+    """after: the first matching requests pass, so a list's second page can be the bad one."""
+    chain = server.base_url + "/v3/snapshot/options/AAPL?limit=5"
+    try:
+        server.faults.apply({"kind": "body", "body": '{"status": "ERROR"}', "symbol": "AAPL", "after": 1})
+        first, second, third = (get(chain)[2] for _ in range(3))
+        assert json.loads(first)["status"] == "OK" and second == b'{"status": "ERROR"}'
+        assert json.loads(third)["status"] == "OK"
+        for bad in ({"kind": "body", "body": "x", "after": -1}, {"kind": "body", "body": "x", "after": "1"},
+                    {"kind": "latency", "seconds": 1, "after": 1}):
+            with pytest.raises(ValueError, match="after is a count"):
+                server.faults.apply(bad)
+        assert server.faults.latency_seconds == 0
+    finally:
+        server.faults.clear()
+
+
 def test_tamper_edits_a_day_file():
     from kapman.sandbox.flatfiles import tamper
 

@@ -86,3 +86,12 @@ def test_a_lone_surrogate_in_a_ticker_drops_that_contract_not_the_page() -> None
                            "(O:, root, YYMMDD, C or P, 8-digit strike)"]
     want = normalise_chain([json.loads(snapshot_result(160))], SNAPSHOT, got.ticker_id)
     assert got.payload == bulk.encode_binary_rows(TYPES, want.rows)
+
+
+def test_bytes_that_are_not_utf8_drop_their_contract_not_the_page() -> None:
+    """Such a byte used to make the whole page 'not JSON', and the symbol failed."""
+    body = page_of(snapshot_result(150, ticker="O:AAPL\xff"), snapshot_result(160)).body.replace(b"\xc3\xbf", b"\xff")
+    got = process_pages([RawPage(body, "/v3/snapshot/options/AAPL", None)], SNAPSHOT, uuid4(), "AAPL")
+    assert (got.rows, dict(got.dropped)) == (1, {"malformed": 1})
+    assert got.samples == ["contract ticker 'O:AAPL\ufffd' is not an option ticker "
+                           "(O:, root, YYMMDD, C or P, 8-digit strike)"]

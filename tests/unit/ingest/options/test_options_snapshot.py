@@ -62,3 +62,17 @@ def test_snapshot_time_cannot_move_a_live_chain(requested: str, monkeypatch: pyt
     assert "cannot be stored under another time" in info.value.message
     with pytest.raises(UsageError, match="not an ISO timestamp"):
         decide("yesterday", LIVE, API)
+
+
+@pytest.mark.parametrize("requested", [None, "2025-12-19T21:00:00Z"])
+def test_a_sandbox_header_from_another_host_does_not_move_a_live_chain(requested: str | None,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any server naming itself the sandbox was believed: with KAPMAN_NOW or --snapshot-time the
+    chain it sent was stored under a past date."""
+    monkeypatch.setenv("KAPMAN_NOW", "2025-12-19")
+    with pytest.raises(UsageError, match=f"but {API} is the live API and now is 2026-03-02T15:30:07Z"):
+        decide(requested, SANDBOX, API)
+    monkeypatch.delenv("KAPMAN_NOW")
+    with pytest.raises(UsageError, match=f"--snapshot-time 2025-12-19T21:00:00Z is not now: {API} is the live API"):
+        decide("2025-12-19T21:00:00Z", SANDBOX, API)
+    assert decide(None, SANDBOX, API) == LIVE_NOW
