@@ -39,7 +39,7 @@ from kapman.archive.manifest import Entry, Manifest, file_name, manifest_key, sn
 from kapman.archive.store import ArchiveError, Store, open_store
 from kapman.archive.warehouse import Warehouse
 from kapman.config import Settings
-from kapman.db import bulk
+from kapman.db import bulk, retention
 from kapman.db.connect import connect
 from kapman.errors import KapManError
 
@@ -306,12 +306,19 @@ def catch_up_missing(conns: list[psycopg.Connection], store: Store, owner: Wareh
     A snapshot whose manifest is kept (``KeptManifest``) is passed over and the others caught up;
     the first such error is raised at the end.
     ``everything`` (``--archive-only``): every stored snapshot is examined, whatever the checkpoint
-    says, to ``Depth.CONTENT`` (every file and stored row read), so that it also rewrites a file
-    damaged in place or edited with its manifest, which retention's check (``inventory.unarchived``)
-    finds and names this command for."""
+    says, every archived file hashed (``Depth.FILES``: a file damaged in place is written again), and
+    the snapshots past the retention window compared row by row (``Depth.CONTENT``), as retention
+    compares them before it drops their chunks (``inventory.unarchived``): a file edited with its
+    manifest, which retention keeps its snapshot for and names this command for, is written again
+    too.  Rows are compared only there: reading every stored row of a full warehouse takes minutes."""
     scope = checkpoint.EVERYTHING if everything else checkpoint.window(conns[0], store)
-    depth = coverage.Depth.CONTENT if everything else coverage.Depth.ROWS
-    found = coverage.check(conns[0], store, owner, depth, skip=done, scope=scope)
+    found = coverage.check(conns[0], store, owner, coverage.Depth.FILES if everything else coverage.Depth.ROWS,
+                           skip=done, scope=scope)
+    past = [t for t in retention.snapshots_past_window(conns[0]) if t not in done] if everything else []
+    if past:
+        deep = coverage.check(conns[0], store, owner, coverage.Depth.CONTENT, scope=checkpoint.Window.only(past))
+        for snapshot, problems in deep.problems.items():
+            found.problems.setdefault(snapshot, {}).update(problems)
     report.examined = found.snapshots
     kept: KeptManifest | None = None
     for snapshot, problems in sorted(found.problems.items()):

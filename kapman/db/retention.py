@@ -209,11 +209,22 @@ def after_run(conn: psycopg.Connection, *, succeeded: bool) -> RetentionReport:
     return enforce_retention(conn)
 
 
+def snapshots_past_window(conn: psycopg.Connection) -> list[datetime]:
+    """The stored option snapshots older than the window by KapMan's clock: those retention checks
+    against the archive before it drops their chunks."""
+    day = cutoff(conn, "options_chains")
+    return [] if day is None else _snapshots_before(conn, _boundary("options_chains", day))
+
+
+def _snapshots_before(conn: psycopg.Connection, boundary: date | datetime) -> list[datetime]:
+    return sorted(r[0] for r in conn.execute(
+        "SELECT DISTINCT time FROM public.options_chains WHERE time < %s", (boundary,)).fetchall())
+
+
 def _unarchived_before(conn: psycopg.Connection, boundary: date | datetime,
                        unarchived: Unarchived | None) -> list[datetime]:
     """The stored option snapshots older than ``boundary`` that the archive does not hold, oldest first."""
-    going = [r[0] for r in conn.execute(
-        "SELECT DISTINCT time FROM public.options_chains WHERE time < %s", (boundary,)).fetchall()]
+    going = _snapshots_before(conn, boundary)
     if not going:
         return []
     if unarchived is None:
