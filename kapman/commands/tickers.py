@@ -26,6 +26,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "upsert, tickers no longer listed marked inactive (never deleted). "
                    "Without --force it does nothing when tickers are already present.", EXAMPLES)
     p.add_argument("--force", action="store_true", help="refresh even when tickers are present")
+    p.add_argument("--allow-deactivations", action="store_true",
+                   help="mark inactive every ticker the listing no longer holds, however many: without it a "
+                        "refresh that would deactivate more than 5%% of the active tickers (at least 25) leaves "
+                        "them active and exits 1, since a listing cut short reads as mass delistings")
     p.add_argument("--types", default=argparse.SUPPRESS, metavar="CODES",
                    help="security types to keep, Polygon type codes comma-separated "
                         f"(default: KAPMAN_TICKER_TYPES, else {','.join(DEFAULT_TYPES)})")
@@ -33,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = cli.settings_for(args)
     given = getattr(args, "types", None)
     types = parse_types(given, source="--types") if given is not None else settings.ticker_types
-    result = tickers.run(settings, tickers.TickersParams(force=args.force, types=types),
+    result = tickers.run(settings, tickers.TickersParams(force=args.force, types=types,
+                                                          allow_deactivations=args.allow_deactivations),
                          for_terminal(args.quiet))
     return cli.finish(args, result)

@@ -44,6 +44,7 @@ TYPES = ("uuid", "text", "text", "text", "text", "text", "text", "text", "text",
 class TickersParams:
     force: bool = False
     types: tuple[str, ...] = DEFAULT_TYPES
+    allow_deactivations: bool = False
 
     def validate(self) -> None:
         parse_types(",".join(self.types), source="--types")
@@ -59,6 +60,7 @@ class TickersDetails:
     inserted: int = 0
     updated: int = 0
     deactivated: int = 0
+    held_active: int = 0             # no longer listed, left active: more than a refresh may deactivate
     duplicates: int = 0
     invalid: int = 0
     invalid_by_reason: dict[str, int] = field(default_factory=dict)
@@ -262,16 +264,34 @@ def retention_start() -> datetime:
     return clock.now() - schema.RETENTION
 
 
-def _write(conn: psycopg.Connection, chosen: Selection) -> tuple[bulk.MergeCounts, int]:
-    """One transaction: merge the kept tickers, mark the ones no longer listed inactive."""
+#: The most tickers one refresh may mark inactive unless told to: a listing the vendor cut short
+#: with a clean-looking last page reads as mass delistings, and an inactive watchlist symbol gets
+#: no option snapshots, which cannot be fetched later.  A day's real delistings are a handful.
+DEACTIVATION_SHARE, DEACTIVATION_FLOOR = 0.05, 25
+
+
+def deactivation_limit(active: int) -> int:
+    return max(DEACTIVATION_FLOOR, int(active * DEACTIVATION_SHARE))
+
+
+def _write(conn: psycopg.Connection, chosen: Selection, *, allow_deactivations: bool
+           ) -> tuple[bulk.MergeCounts, int, int]:
+    """One transaction: merge the kept tickers, mark the ones no longer listed inactive (unless more
+    than ``deactivation_limit`` would go and that is not allowed).  Returns the merge's counts, the
+    tickers deactivated and those left active for the limit."""
+    listed = sorted(chosen.listed)
     with conn.transaction(), conn.cursor() as cur:
         staging = bulk.create_staging(cur, "tickers_stage", "tickers", COLUMNS)
         bulk.copy_rows(cur, staging, COLUMNS, TYPES, (_row(s, r) for s, r in sorted(chosen.kept.items())))
+        going, active = cur.execute("SELECT count(*) FILTER (WHERE NOT (symbol = ANY(%s))), count(*) "
+                                    "FROM public.tickers WHERE active", (listed,)).fetchone()  # type: ignore[misc]
         counts = bulk.merge(cur, target="tickers", staging=staging, key=("id",), columns=COLUMNS)
+        if going > deactivation_limit(active) and not allow_deactivations:
+            return counts, 0, going
         # Anything not in today's active list (of any type) is no longer active; never deleted.
         cur.execute("UPDATE public.tickers SET active = false, updated_at = now() "
-                    "WHERE active AND NOT (symbol = ANY(%s))", (sorted(chosen.listed),))
-        return counts, cur.rowcount
+                    "WHERE active AND NOT (symbol = ANY(%s))", (listed,))
+        return counts, cur.rowcount, 0
 
 
 def _headline(chosen: Selection, fetched: _Fetched, counts: bulk.MergeCounts, deactivated: int) -> str:
@@ -285,7 +305,7 @@ def _headline(chosen: Selection, fetched: _Fetched, counts: bulk.MergeCounts, de
 
 
 def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bool = False,
-                   types: tuple[str, ...] = DEFAULT_TYPES,
+                   types: tuple[str, ...] = DEFAULT_TYPES, allow_deactivations: bool = False,
                    progress: Progress | None = None) -> StepResult[TickersDetails]:
     """Load the universe on ``conn``; the caller records the run (see ``run``)."""
     existing = count_tickers(conn)
@@ -306,14 +326,21 @@ def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bo
         result.nothing(f"the reference API listed no active ticker of the types {','.join(types)} "
                        f"({fetched.records} records); nothing was written")
         return result
-    counts, deactivated = _write(conn, chosen)
+    counts, deactivated, held = _write(conn, chosen, allow_deactivations=allow_deactivations)
+    if held:
+        result.fail("deactivations", f"{held} active tickers are not in today's listing, more than a refresh marks "
+                    f"inactive unless told to (5% of the active ones, at least {DEACTIVATION_FLOOR}): a listing cut "
+                    "short reads so, and inactive watchlist symbols get no option snapshots; they are left active "
+                    "(the listed ones were written). Rerun when the listing is whole, or with --allow-deactivations "
+                    "if they really went", counted=False)
     stats = client.http.stats
     result.written, result.done = counts.inserted + counts.updated, len(chosen.kept)
     result.unchanged = len(chosen.kept) - result.written
     result.headline = _headline(chosen, fetched, counts, deactivated)
     result.details = TickersDetails(
         existing=existing, pages=fetched.pages, records=fetched.records, kept=len(chosen.kept),
-        inserted=counts.inserted, updated=counts.updated, deactivated=deactivated, duplicates=chosen.duplicates,
+        inserted=counts.inserted, updated=counts.updated, deactivated=deactivated, held_active=held,
+        duplicates=chosen.duplicates,
         invalid=chosen.invalid, invalid_by_reason=dict(sorted(chosen.invalid_by_reason.items())),
         excluded_by_type=dict(chosen.excluded_by_type), delisted_kept=chosen.delisted_kept,
         delisted_outside_window=chosen.delisted_outside_window, types=list(types), indices=chosen.indices,
@@ -327,10 +354,12 @@ def run(settings: Settings, params: TickersParams, progress: Progress | None = N
 
 
 def _body(ctx: Context, params: TickersParams) -> StepResult[TickersDetails]:
-    result = ingest_tickers(ctx.conn, ctx.client(), force=params.force, types=params.types, progress=ctx.progress)
+    result = ingest_tickers(ctx.conn, ctx.client(), force=params.force, types=params.types,
+                            allow_deactivations=params.allow_deactivations, progress=ctx.progress)
     log.info("%s", result.summary())
     return result
 
 
-STEP = Definition(TickersParams, _body, ledger_args=lambda p: {"force": p.force, "types": list(p.types)},
+STEP = Definition(TickersParams, _body, ledger_args=lambda p: {"force": p.force, "types": list(p.types),
+                                                                "allow_deactivations": p.allow_deactivations},
                   planned=lambda settings: TickersParams(force=True, types=settings.ticker_types))

@@ -269,3 +269,27 @@ def test_bars_of_tickers_delisted_in_the_window_are_kept(db: psycopg.Connection,
                          "WHERE t.symbol = %s AND NOT t.active ORDER BY o.date", (listing.symbol,)).fetchall()
         assert got == [(d, c) for d, c in zip(want.date, want.close, strict=True)] and got
         assert got[-1][0] < listing.delisted
+
+
+def test_a_refresh_that_would_deactivate_a_crowd_leaves_them_active_and_says_so(
+        db: psycopg.Connection, polygon: PolygonClient) -> None:
+    """A listing the vendor cut short with a clean-looking last page reads as mass delistings; an
+    inactive watchlist symbol then gets no option snapshots, which nothing fetches later."""
+    ingest_tickers(db, polygon, force=True)
+    active = db.execute("SELECT count(*) FROM tickers WHERE active").fetchone()[0]
+    missing = max(25, active // 20) + 1              # one more than a refresh may deactivate
+    db.execute("INSERT INTO tickers (id, symbol, active) SELECT gen_random_uuid(), 'GONE' || n, true "
+               "FROM generate_series(1, %s) n", (missing,))
+    db.execute("UPDATE tickers SET name = 'stale' WHERE symbol = (SELECT min(symbol) FROM tickers WHERE symbol "
+               "NOT LIKE 'GONE%%' AND name IS NOT NULL)")
+    held = ingest_tickers(db, polygon, force=True)
+    assert held.exit_code == 1 and held.details.deactivated == 0 and held.details.held_active == missing
+    assert [f.unit for f in held.failures] == ["deactivations"]
+    assert f"{missing} active tickers are not in today's listing" in held.failures[0].reason
+    assert "--allow-deactivations" in held.failures[0].reason
+    assert db.execute("SELECT count(*) FROM tickers WHERE active AND symbol LIKE 'GONE%%'").fetchone() == (missing,)
+    assert held.details.updated == 1 and db.execute("SELECT count(*) FROM tickers WHERE name = 'stale'"
+                                                    ).fetchone() == (0,)   # the listed ones were written
+    allowed = ingest_tickers(db, polygon, force=True, allow_deactivations=True)
+    assert allowed.exit_code == 0 and allowed.details.deactivated == missing
+    assert db.execute("SELECT count(*) FROM tickers WHERE active").fetchone() == (active,)
