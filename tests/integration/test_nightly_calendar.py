@@ -1,0 +1,68 @@
+"""The nightly by the NYSE calendar and KapMan's clock, against the sandbox: early closes, weekends
+and reruns, and status agreeing with the nightly's plan about what is due and what is lost."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from kapman.config import load_settings
+from kapman.ops import inventory, nightly, status
+from kapman.sandbox.rest import SandboxRestServer
+
+pytestmark = pytest.mark.integration
+
+SYMBOLS = ["AAPL", "MSFT", "SPY"]
+EARLY_CLOSE = date(2025, 11, 28)     # the day after Thanksgiving: the session closes at 13:00 New York
+
+
+@pytest.fixture
+def env(fresh_db: str, rest: SandboxRestServer, mirror_dir: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> str:
+    (tmp_path / "core.txt").write_text("\n".join(SYMBOLS) + "\n")
+    for name, value in {"DATABASE_URL": fresh_db, "POLYGON_BASE_URL": rest.base_url, "POLYGON_API_KEY": rest.api_key,
+                        "FLATFILES_MIRROR_DIR": str(mirror_dir), "KAPMAN_WATCHLISTS_DIR": str(tmp_path),
+                        "KAPMAN_ENV_FILE": "/nonexistent", "POLYGON_MAX_RETRIES": "0"}.items():
+        monkeypatch.setenv(name, value)
+    return fresh_db
+
+
+def _at(monkeypatch: pytest.MonkeyPatch, instant: str) -> None:
+    monkeypatch.setenv("KAPMAN_NOW", instant)
+
+
+def _chain_times(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [f"{t:%H:%M}" for (t,) in conn.execute(
+            "SELECT DISTINCT time AT TIME ZONE 'America/New_York' FROM options_chains ORDER BY 1")]
+
+
+def test_a_snapshot_taken_after_an_early_close_is_the_sessions(env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Taken at 13:45 New York, after the 13:00 close, the snapshot is the session's: it was read from
+    16:00 on, so a rerun took it again, status said the session had none and the next morning's
+    nightly reported every symbol lost."""
+    _at(monkeypatch, "2025-11-28T18:45:00Z")     # 13:45 New York
+    first = nightly.run(load_settings())
+    assert first.exit_code == 0 and first.details.steps["options"].done == len(SYMBOLS), first.summary()
+    with psycopg.connect(env) as conn:
+        day = inventory.options_day(conn, EARLY_CLOSE)
+    assert day.complete and sorted(day.stored) == SYMBOLS
+
+    _at(monkeypatch, "2025-11-28T19:00:00Z")     # 14:00: the rerun finds nothing due
+    with psycopg.connect(env) as conn:
+        todo = nightly.plan(load_settings(), conn)
+        report = status.report(conn, with_archive=False)
+    assert todo.tasks == [] and report.check("options").verdict.name == "OK", report.check("options").summary
+    again = nightly.run(load_settings())
+    assert again.exit_code == 0 and again.headline == "nothing was due"
+    assert _chain_times(env) == ["13:45"]         # one snapshot, not a second one at 14:00
+
+    _at(monkeypatch, "2025-11-29T16:30:00Z")     # Saturday 11:30: nothing lost
+    morning = nightly.run(load_settings())
+    assert morning.exit_code == 0 and morning.failures == [], morning.summary()
+    with psycopg.connect(env) as conn:
+        options = status.report(conn, with_archive=False).check("options")
+    assert options.verdict.name == "OK" and options.details["lost_symbols"] == {}, options.summary
