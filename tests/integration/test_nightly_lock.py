@@ -28,8 +28,11 @@ def test_a_killed_nightlys_lingering_backend_is_ended_and_the_lock_taken(fresh_d
     try:
         with lock.exclusive(fresh_db):
             with psycopg.connect(fresh_db) as c:
+                # this database's holders only: pg_locks shows every database of the server
                 holders = c.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                                    "AND objid = %s", (lock.NIGHTLY_LOCK & 0xFFFFFFFF,)).fetchone()
+                                    "AND objid = %s AND database = (SELECT oid FROM pg_database "
+                                    "WHERE datname = current_database())",
+                                    (lock.NIGHTLY_LOCK & 0xFFFFFFFF,)).fetchone()
             assert holders == (1,)
         with pytest.raises(psycopg.OperationalError):
             gone.execute("SELECT 1")
