@@ -31,7 +31,7 @@ from kapman.config import Settings
 from kapman.db import lifecycle, runs
 from kapman.db.connect import connect
 from kapman.db.errors import wrap
-from kapman.errors import DatabaseError, KapManError, UsageError
+from kapman.errors import ConfigError, DatabaseError, KapManError, ProviderError, UsageError
 from kapman.execute import Context, Definition, execute
 from kapman.ops import inventory, lock, sessions
 from kapman.ops.checks import day_list, span
@@ -62,11 +62,14 @@ class Plan:
     lost_symbols: dict[date, list[str]] = field(default_factory=dict)  # symbols a session's snapshot lacks for good
     unpublished: list[date] = field(default_factory=list)   # files due and not on the source
     waiting: list[str] = field(default_factory=list)        # work left to a run still in progress
+    unlisted: str | None = None     # why the flat-file source could not be listed (OHLCV not planned)
 
     def render(self) -> str:
         ny = self.now.astimezone(clock.NEW_YORK)
         lines = [f"nightly plan as of {ny:%Y-%m-%d %H:%M} New York (KapMan's clock):"]
         lines += [f"  {t.step:<10} {t.reason}" for t in self.tasks] or ["  nothing is due"]
+        if self.unlisted:
+            lines.append(f"  failed     {self.unlisted}")
         if self.lost:
             lines.append(f"  lost       option snapshots never taken: {day_list(self.lost)} (cannot be taken now)")
         for day, symbols in self.lost_symbols.items():
@@ -80,7 +83,7 @@ class Plan:
     def as_dict(self) -> dict[str, Any]:
         return {"now": self.now, "tasks": [{"step": t.step, "reason": t.reason, **t.args} for t in self.tasks],
                 "lost_snapshots": self.lost, "lost_symbols": {str(d): s for d, s in self.lost_symbols.items()},
-                "unpublished_files": self.unpublished, "waiting": self.waiting}
+                "unpublished_files": self.unpublished, "waiting": self.waiting, "flat_files_error": self.unlisted}
 
 
 # -- planning ------------------------------------------------------------------------------------
@@ -142,23 +145,7 @@ def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = No
         result.tasks.append(Task("splits", "splits of the retention window, for A2's adjustment"))
         result.tasks.append(Task("watchlists", f"reconcile {settings.watchlists_dir}/*.txt with the new universe"))
 
-    # OHLCV: every file of the window not in the ledger under its current ETag.
-    refs = source_from_settings(settings).list_files(inv.start, today)
-    etags = inv.ledger_etags()
-    new = sorted({r.day for r in refs if r.key not in etags})
-    republished = sorted({r.day for r in refs if r.key in etags and etags[r.key] != r.etag})
-    todo = sorted({*new, *republished})
-    if todo:
-        parts = [f"{len(new)} new ({day_list(new, 3)})" if new else "",
-                 f"{len(republished)} republished ({day_list(republished, 3)})" if republished else ""]
-        result.tasks.append(Task("ohlcv", "flat files " + ", ".join(p for p in parts if p),
-                                 {"start": todo[0], "end": todo[-1]}))
-    # Due days the source lacks, after the first day it or the table has (history before that
-    # simply does not exist there).
-    listed = {r.day for r in refs}
-    oldest = min([*inv.bars, *listed], default=None)
-    result.unpublished = [d for d in sessions.ohlcv_due_days(inv.start, now)
-                          if oldest is not None and d > oldest and d not in inv.bars and d not in listed]
+    new, republished = _plan_ohlcv(settings, inv, now, result)
 
     session = sessions.snapshot_session(now)
     reconciling = any(t.step == "watchlists" for t in result.tasks)
@@ -187,6 +174,34 @@ def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = No
         result.tasks.append(Task("a3", f"{len(a3_dates)} dates with a snapshot and no A3, or chains newer than "
                                  f"their A3 ({span(a3_dates)})", {"dates": a3_dates}))
     return result
+
+
+def _plan_ohlcv(settings: Settings, inv: Inventory, now: datetime, result: Plan) -> tuple[list[date], list[date]]:
+    """OHLCV: every file of the window not in the ledger under its current ETag; the due days the
+    source lacks go to ``result.unpublished``.  Returns the new and the republished days.  A source
+    that cannot be listed (S3 down, its keys refused) is said in ``result.unlisted`` and plans no
+    OHLCV: the rest of the plan stands, since a session's snapshot cannot wait for the flat files."""
+    try:
+        refs = source_from_settings(settings).list_files(inv.start, clock.ny_date_of(now))
+    except (ConfigError, ProviderError) as exc:
+        result.unlisted = f"the flat files cannot be listed: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+        return [], []
+    etags = inv.ledger_etags()
+    new = sorted({r.day for r in refs if r.key not in etags})
+    republished = sorted({r.day for r in refs if r.key in etags and etags[r.key] != r.etag})
+    todo = sorted({*new, *republished})
+    if todo:
+        parts = [f"{len(new)} new ({day_list(new, 3)})" if new else "",
+                 f"{len(republished)} republished ({day_list(republished, 3)})" if republished else ""]
+        result.tasks.append(Task("ohlcv", "flat files " + ", ".join(p for p in parts if p),
+                                 {"start": todo[0], "end": todo[-1]}))
+    # Due days the source lacks, after the first day it or the table has (history before that
+    # simply does not exist there).
+    listed = {r.day for r in refs}
+    oldest = min([*inv.bars, *listed], default=None)
+    result.unpublished = [d for d in sessions.ohlcv_due_days(inv.start, now)
+                          if oldest is not None and d > oldest and d not in inv.bars and d not in listed]
+    return new, republished
 
 
 def _a2_task(inv: Inventory, now: datetime, new: list[date], republished: list[date], history: bool) -> Task | None:
@@ -359,6 +374,8 @@ def _body(ctx: Context, params: NightlyParams) -> None:
     for day, symbols in todo.lost_symbols.items():
         result.fail(f"options {day}", f"{len(symbols)} symbols lost: no chain stored by the session's midnight "
                                       f"({' '.join(symbols[:20])}{' ...' if len(symbols) > 20 else ''})")
+    if todo.unlisted:
+        result.fail("ohlcv", f"{todo.unlisted}; the next nightly loads what is due")
     for day in todo.unpublished:
         result.fail(f"ohlcv {day}", "the flat file is due (11:00 New York the next day) and not published "
                                     "yet; the next nightly loads it")

@@ -66,3 +66,28 @@ def test_a_snapshot_taken_after_an_early_close_is_the_sessions(env: str, monkeyp
     with psycopg.connect(env) as conn:
         options = status.report(conn, with_archive=False).check("options")
     assert options.verdict.name == "OK" and options.details["lost_symbols"] == {}, options.summary
+
+
+def test_a_flat_file_source_that_cannot_be_listed_still_leaves_the_snapshot_taken(
+        env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 unreachable at 16:30: the plan itself listed the files, so the nightly failed before the
+    options step and the session's snapshot, which cannot be fetched later, was lost."""
+    _at(monkeypatch, "2025-12-18T21:30:00Z")
+    assert nightly.run(load_settings()).exit_code == 0
+    monkeypatch.delenv("FLATFILES_MIRROR_DIR")
+    for name, value in {"FLATFILES_ENDPOINT": "http://127.0.0.1:9", "FLATFILES_ACCESS_KEY_ID": "key",
+                        "FLATFILES_SECRET_ACCESS_KEY": "secret"}.items():
+        monkeypatch.setenv(name, value)
+    _at(monkeypatch, "2025-12-19T21:30:00Z")
+    result = nightly.run(load_settings())
+    assert result.exit_code == 1 and sorted(result.details.steps) == ["a3", "options", "splits", "tickers",
+                                                                      "watchlists"], result.summary()
+    assert [f.unit for f in result.failures] == ["ohlcv"]
+    assert result.failures[0].reason.startswith("the flat files cannot be listed: list us_stocks_sip/")
+    assert "EndpointConnectionError" in result.failures[0].reason
+    with psycopg.connect(env) as conn:
+        assert sorted(inventory.options_day(conn, date(2025, 12, 19)).stored) == SYMBOLS
+        todo = nightly.plan(load_settings(), conn)
+    # Nothing is taken for unpublished: the source said nothing about which files it has.
+    assert todo.tasks == [] and todo.unpublished == [] and todo.unlisted is not None
+    assert f"  failed     {todo.unlisted}" in todo.render().splitlines()
