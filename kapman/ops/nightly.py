@@ -5,10 +5,11 @@ retention window whose flat file is not loaded or was republished, the options s
 today's session from its close to midnight New York for every watchlist symbol without a chain
 of the session yet (never fetched, or failed: a nightly killed half-way, a transient error, are
 completed by the next one), A2 for every date with bars and no A2 (and again, with --force, for
-every computed date from a republished day on, since its look-back window holds that day's bars;
-on a warehouse without any A2, the indicator history: A2's --history, unless --no-history),
-A3 for every date with a snapshot and no A3, or whose chains changed after A3 ran.  What is done
-per day is ``kapman.ops.inventory``'s answer, the same status and the warehouse page read.
+every computed date from a republished day or a day loaded late on, since their look-back
+windows hold that day's bars; on a warehouse without any A2, the indicator history: A2's
+--history, unless --no-history), A3 for every date with a snapshot and no A3, or whose chains
+changed after A3 ran.  What is done per day is ``kapman.ops.inventory``'s answer, the same status
+and the warehouse page read.
 Idempotent: run it twice and the second run finds nothing due.  A snapshot, or a symbol of one,
 that was not taken by its session's midnight is reported lost by the next nightly, never taken
 late under its date.  A snapshot an options run is still writing is left to it: no A3 on it.
@@ -217,11 +218,15 @@ def _a2_task(inv: Inventory, now: datetime, new: list[date], republished: list[d
     a2_from = a2_first(inv, now, history=history)
     a2_dates = sorted({*a2_missing(inv, now, history=history),
                        *(d for d in new if a2_from is not None and d >= a2_from)})
-    # A republished day changes the bars in the look-back window of every date from it on.
-    stale = sorted(d for d in inv.a2 if republished and d >= republished[0])
+    # A republished day changes the bars in the look-back window of every date from it on; so does a
+    # day loaded after later dates were computed without it (its file failed or came out late).
+    late = [d for d in new if inv.a2 and d < max(inv.a2)]
+    changed = sorted({*republished, *late})
+    stale = sorted(d for d in inv.a2 if changed and d >= changed[0])
     if stale:
         a2_dates = sorted({*a2_dates, *stale})
-        return Task("a2", f"{len(a2_dates)} dates, {len(stale)} of them recomputed after a republished file "
+        why = " or ".join(w for w, days in (("republished", republished), ("late", late)) if days)
+        return Task("a2", f"{len(a2_dates)} dates, {len(stale)} of them recomputed after a {why} file "
                           f"({span(a2_dates)})", {"dates": a2_dates, "force": True})
     if a2_dates:
         return Task("a2", f"{len(a2_dates)} dates with bars and no A2 ({span(a2_dates)})", {"dates": a2_dates})

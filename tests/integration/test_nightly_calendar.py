@@ -3,13 +3,16 @@ and reruns, and status agreeing with the nightly's plan about what is due and wh
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from kapman import clock
 from kapman.config import load_settings
+from kapman.jobs import a2_local_ta
 from kapman.ops import inventory, nightly, status
 from kapman.sandbox.rest import SandboxRestServer
 
@@ -91,3 +94,44 @@ def test_a_flat_file_source_that_cannot_be_listed_still_leaves_the_snapshot_take
     # Nothing is taken for unpublished: the source said nothing about which files it has.
     assert todo.tasks == [] and todo.unpublished == [] and todo.unlisted is not None
     assert f"  failed     {todo.unlisted}" in todo.render().splitlines()
+
+
+def _a2_of(url: str, day: date) -> dict[str, object]:
+    with psycopg.connect(url) as conn:
+        return dict(conn.execute(
+            "SELECT t.symbol, s.technical_indicators_json FROM daily_snapshots s JOIN tickers t ON t.id = s.ticker_id "
+            "WHERE s.time = %s AND s.technical_indicators_json IS NOT NULL", (clock.close_of(day),)).fetchall())
+
+
+def test_a_day_loaded_after_later_days_were_computed_recomputes_their_a2(
+        env: str, monkeypatch: pytest.MonkeyPatch, mirror_dir: Path, tmp_path: Path) -> None:
+    """The 18th's file fails (corrupt) while the 19th's loads: A2 of the 19th is computed without the
+    18th's bars in its look-back window.  The nightly that loads the 18th recomputed only the 18th,
+    leaving the 19th's indicators wrong for good while status said A2 was OK."""
+    mirror = tmp_path / "mirror"
+    shutil.copytree(mirror_dir, mirror)
+    monkeypatch.setenv("FLATFILES_MIRROR_DIR", str(mirror))
+    _at(monkeypatch, "2025-12-17T21:30:00Z")
+    assert nightly.run(load_settings()).exit_code == 0
+    eighteenth, nineteenth = date(2025, 12, 18), date(2025, 12, 19)
+    good = next(mirror.rglob(f"{eighteenth}.csv.gz"))
+    original = good.read_bytes()
+    good.write_bytes(b"not gzip")
+    _at(monkeypatch, "2025-12-19T21:30:00Z")
+    failed = nightly.run(load_settings())
+    assert failed.exit_code == 1 and "ohlcv" in [f.unit for f in failed.failures], failed.summary()
+    without = _a2_of(env, nineteenth)
+
+    good.write_bytes(original)
+    _at(monkeypatch, "2025-12-19T21:45:00Z")
+    with psycopg.connect(env) as conn:
+        todo = nightly.plan(load_settings(), conn)
+    a2 = next(t for t in todo.tasks if t.step == "a2")
+    assert a2.args == {"dates": [eighteenth, nineteenth], "force": True}
+    assert a2.reason == "2 dates, 1 of them recomputed after a late file (2025-12-18..2025-12-19)"
+    assert nightly.run(load_settings()).exit_code == 0
+    after = _a2_of(env, nineteenth)
+    assert after != without and sorted(after) == sorted(without)
+    # What the nightly left is what A2 computes now, the 18th's bars in the window.
+    a2_local_ta.run(load_settings(), a2_local_ta.A2Params(dates=[nineteenth], force=True))
+    assert _a2_of(env, nineteenth) == after
