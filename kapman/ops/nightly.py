@@ -374,16 +374,19 @@ def _body(ctx: Context, params: NightlyParams) -> None:
         log.error("nightly: %s; steps done before it: %s; each step's committed work is kept and recorded "
                   "in ingest_runs; the next nightly resumes", signals.describe(exc), ", ".join(done) or "none")
         raise
-    for day in todo.lost:
-        result.fail(f"options {day}", "snapshot lost: the session closed and no snapshot was taken that day")
-    for day, symbols in todo.lost_symbols.items():
-        result.fail(f"options {day}", f"{len(symbols)} symbols lost: no chain stored by the session's midnight "
-                                      f"({' '.join(symbols[:20])}{' ...' if len(symbols) > 20 else ''})")
     if todo.unlisted:
         result.fail("ohlcv", f"{todo.unlisted}; the next nightly loads what is due")
+    # Losses and unpublished files are not steps of the run: named, not counted as failed steps.
+    for day in todo.lost:
+        result.fail(f"options {day}", "snapshot lost: the session closed and no snapshot was taken that day",
+                    counted=False)
+    for day, symbols in todo.lost_symbols.items():
+        result.fail(f"options {day}", f"{len(symbols)} symbols lost: no chain stored by the session's midnight "
+                                      f"({' '.join(symbols[:20])}{' ...' if len(symbols) > 20 else ''})",
+                    counted=False)
     for day in todo.unpublished:
         result.fail(f"ohlcv {day}", "the flat file is due (11:00 New York the next day) and not published "
-                                    "yet; the next nightly loads it")
+                                    "yet; the next nightly loads it", counted=False)
     result.headline = _headline(todo, result)
 
 
@@ -394,10 +397,12 @@ STEP = Definition(NightlyParams, _body, details=NightlyDetails, ledger=lambda p:
 
 
 def _headline(todo: Plan, result: StepResult[NightlyDetails]) -> str:
+    """The steps done and those that failed; the losses and unpublished files follow on the summary
+    line (``StepResult.failed_text``) and one line each below it."""
     steps = result.details.steps
     done = [t.step for t in todo.tasks if t.step in steps and not steps[t.step].failures]
-    failed = [f.unit for f in result.failures]
+    failed = [f.unit for f in result.failures if f.counted]
     if not todo.tasks:
-        return "nothing was due" + (f"; lost or waiting: {', '.join(failed)}" if failed else "")
+        return "nothing was due" + (f"; failed: {', '.join(failed)}" if failed else "")
     text = f"{len(done)} of {len(todo.tasks)} steps done ({', '.join(done) or 'none'})"
     return text + (f"; failed: {', '.join(failed)}" if failed else "")

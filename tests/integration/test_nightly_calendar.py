@@ -13,7 +13,7 @@ import pytest
 from kapman import clock
 from kapman.config import load_settings
 from kapman.jobs import a2_local_ta
-from kapman.ops import inventory, nightly, status
+from kapman.ops import inventory, nightly, sessions, status
 from kapman.sandbox.rest import SandboxRestServer
 
 pytestmark = pytest.mark.integration
@@ -39,8 +39,44 @@ def _at(monkeypatch: pytest.MonkeyPatch, instant: str) -> None:
 
 def _chain_times(url: str) -> list[str]:
     with psycopg.connect(url) as conn:
-        return [f"{t:%H:%M}" for (t,) in conn.execute(
+        return [f"{t:%m-%d %H:%M}" for (t,) in conn.execute(
             "SELECT DISTINCT time AT TIME ZONE 'America/New_York' FROM options_chains ORDER BY 1")]
+
+
+def _days(task: nightly.Task | None) -> set[date]:
+    if task is None:
+        return set()
+    if "dates" in task.args:
+        return set(task.args["dates"])
+    return {d for d in (task.args["start"], task.args["end"])} if "start" in task.args else set()
+
+
+def _agree(url: str) -> nightly.Plan:
+    """Status and the nightly's plan, by the same clock, say the same about what is due: each area
+    status warns about is a task of the plan, covering the days status names, and the reverse."""
+    with psycopg.connect(url) as conn:
+        todo = nightly.plan(load_settings(), conn)
+        report = status.report(conn, with_archive=False)
+    tasks = {t.step: t for t in todo.tasks}
+    options = report.check("options").details
+    if options:     # none on a warehouse without any snapshot (status: FAIL, "no option snapshots")
+        assert (options.get("pending") is not None) == ("options" in tasks), (todo.render(), report.render())
+    assert set(todo.lost) <= set(options.get("lost", [])), (todo.render(), report.render())
+    missing = report.check("ohlcv").details.get("missing", [])
+    if missing:     # holes: in the plan's OHLCV range, or said unpublished
+        ohlcv = tasks["ohlcv"].args
+        assert all(ohlcv["start"] <= d <= ohlcv["end"] or d in todo.unpublished for d in missing), todo.render()
+    a2_owed = set(report.check("a2").details.get("missing", []))
+    assert (bool(a2_owed) <= ("a2" in tasks)), (todo.render(), report.render())
+    if "a2" in tasks and not tasks["a2"].args.get("history"):
+        assert a2_owed <= _days(tasks["a2"]), (todo.render(), report.render())
+    a3 = report.check("a3").details
+    a3_owed = {*a3.get("missing", []), *(date.fromisoformat(d) for d in a3.get("stale", {}))}
+    planned = _days(tasks.get("a3"))
+    # The plan adds the session whose snapshot it is about to take.
+    assert a3_owed <= planned and planned - a3_owed <= {sessions.snapshot_session(todo.now)}, \
+        (todo.render(), report.render())
+    return todo
 
 
 def test_a_snapshot_taken_after_an_early_close_is_the_sessions(env: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,13 +91,14 @@ def test_a_snapshot_taken_after_an_early_close_is_the_sessions(env: str, monkeyp
     assert day.complete and sorted(day.stored) == SYMBOLS
 
     _at(monkeypatch, "2025-11-28T19:00:00Z")     # 14:00: the rerun finds nothing due
+    _agree(env)
     with psycopg.connect(env) as conn:
         todo = nightly.plan(load_settings(), conn)
         report = status.report(conn, with_archive=False)
     assert todo.tasks == [] and report.check("options").verdict.name == "OK", report.check("options").summary
     again = nightly.run(load_settings())
     assert again.exit_code == 0 and again.headline == "nothing was due"
-    assert _chain_times(env) == ["13:45"]         # one snapshot, not a second one at 14:00
+    assert _chain_times(env) == ["11-28 13:45"]         # one snapshot, not a second one at 14:00
 
     _at(monkeypatch, "2025-11-29T16:30:00Z")     # Saturday 11:30: nothing lost
     morning = nightly.run(load_settings())
@@ -121,6 +158,7 @@ def test_a_day_loaded_after_later_days_were_computed_recomputes_their_a2(
     failed = nightly.run(load_settings())
     assert failed.exit_code == 1 and "ohlcv" in [f.unit for f in failed.failures], failed.summary()
     without = _a2_of(env, nineteenth)
+    _agree(env)
 
     good.write_bytes(original)
     _at(monkeypatch, "2025-12-19T21:45:00Z")
@@ -135,3 +173,52 @@ def test_a_day_loaded_after_later_days_were_computed_recomputes_their_a2(
     # What the nightly left is what A2 computes now, the 18th's bars in the window.
     a2_local_ta.run(load_settings(), a2_local_ta.A2Params(dates=[nineteenth], force=True))
     assert _a2_of(env, nineteenth) == after
+
+
+def test_days_missed_are_caught_up_and_their_snapshots_said_lost_once(
+        env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Monday's nightly, then none until Friday evening: OHLCV, A2 and A3 catch up, the three
+    snapshots that cannot be taken any more are reported lost (named, not counted as failed steps:
+    the summary said "3 steps failed" beside "7 of 7 steps done"), status agrees with the plan at
+    each point, and a rerun finds nothing due and takes no second snapshot."""
+    _at(monkeypatch, "2025-12-15T21:30:00Z")
+    _agree(env)
+    assert nightly.run(load_settings()).exit_code == 0
+    _agree(env)
+    _at(monkeypatch, "2025-12-19T21:30:00Z")
+    todo = _agree(env)
+    lost = [date(2025, 12, 16), date(2025, 12, 17), date(2025, 12, 18)]
+    assert todo.lost == lost and todo.unpublished == []
+    result = nightly.run(load_settings())
+    assert result.exit_code == 1 and result.headline.startswith("7 of 7 steps done"), result.summary()
+    assert [(f.unit, f.counted) for f in result.failures] == [(f"options {d}", False) for d in lost]
+    first = result.summary().splitlines()[0]
+    assert "steps failed" not in first
+    assert ", ".join(f"options {d} failed" for d in lost) in first
+    assert result.details.steps["ohlcv"].details.files_loaded == 4
+    with psycopg.connect(env) as conn:
+        options = status.report(conn, with_archive=False).check("options")
+    assert options.details["lost_recent"] == lost and options.verdict.name == "WARN"
+    assert _agree(env).tasks == []
+
+    _at(monkeypatch, "2025-12-19T22:00:00Z")
+    again = nightly.run(load_settings())
+    assert again.exit_code == 0 and again.headline == "nothing was due" and again.failures == []
+    assert _chain_times(env) == ["12-15 16:30", "12-19 16:30"]     # each taken once
+
+
+def test_a_holiday_or_weekend_evening_has_nothing_to_snapshot_and_loses_nothing(
+        env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    evenings = {"2025-11-26T21:30:00Z": True,     # Wednesday before Thanksgiving
+                "2025-11-27T21:30:00Z": False,    # Thanksgiving
+                "2025-11-28T21:30:00Z": True,     # Friday, an early close
+                "2025-11-29T21:30:00Z": False,    # Saturday
+                "2025-11-30T21:30:00Z": False}    # Sunday
+    for instant, session in evenings.items():
+        _at(monkeypatch, instant)
+        todo = _agree(env)
+        assert ("options" in [t.step for t in todo.tasks]) is session and todo.lost == [], (instant, todo.render())
+        result = nightly.run(load_settings())
+        assert result.exit_code == 0 and result.failures == [], result.summary()
+    assert _chain_times(env) == ["11-26 16:30", "11-28 16:30"]
+
