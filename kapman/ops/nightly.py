@@ -96,8 +96,10 @@ def _tickers_refreshed_today(conn: psycopg.Connection, today: date) -> bool:
 
 
 def _last_nightly(conn: psycopg.Connection) -> datetime | None:
+    """When the previous nightly that reported its losses started: one that ran to its end (no
+    error recorded), not one interrupted, abandoned or stopped by an error before its report."""
     row = conn.execute("SELECT max(coalesce(clock_started_at, started_at)) FROM public.ingest_runs "
-                       "WHERE job = 'nightly' AND status <> 'running'").fetchone()
+                       "WHERE job = 'nightly' AND status <> 'running' AND error IS NULL").fetchone()
     return row[0] if row else None
 
 

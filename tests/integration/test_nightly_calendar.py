@@ -222,3 +222,26 @@ def test_a_holiday_or_weekend_evening_has_nothing_to_snapshot_and_loses_nothing(
         assert result.exit_code == 0 and result.failures == [], result.summary()
     assert _chain_times(env) == ["11-26 16:30", "11-28 16:30"]
 
+
+def test_a_loss_is_reported_by_the_next_nightly_that_finishes(env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Friday's evening nightly missed, Saturday morning's interrupted (SIGTERM, a reboot) before it
+    said anything: the loss was never reported by a nightly, since "new since the previous nightly"
+    counted from the interrupted one."""
+    _at(monkeypatch, "2025-12-18T21:30:00Z")
+    assert nightly.run(load_settings()).exit_code == 0
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    _at(monkeypatch, "2025-12-20T16:30:00Z")      # Saturday 11:30
+    with monkeypatch.context() as m:
+        m.setattr(nightly, "_run_task", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            nightly.run(load_settings())
+    _at(monkeypatch, "2025-12-20T16:45:00Z")
+    result = nightly.run(load_settings())
+    assert [f.unit for f in result.failures] == ["options 2025-12-19"], result.summary()
+    assert result.exit_code == 1
+    # Reported once: the run after it has nothing new to say.
+    _at(monkeypatch, "2025-12-20T17:00:00Z")
+    assert nightly.run(load_settings()).failures == []
