@@ -345,10 +345,13 @@ def run(settings: Settings, progress: Progress | None = None, *,
 def _guard(url: str, params: NightlyParams) -> Iterator[None]:
     """Before anything is recorded: runs whose process is gone are resolved, the database's clock
     agrees with this shell's (a dry run plans by the database's clock, a sandbox's recorded one
-    included), and (to do the work) no other nightly runs."""
+    included; a warehouse on real time is not run by a replayed day's), and (to do the work) no
+    other nightly runs."""
     with connect(url, autocommit=True) as conn:
         runs.resolve_abandoned(conn)
         recorded = lifecycle.read_clock(conn)
+        # A stray KAPMAN_NOW against a warehouse that follows real time (the live API's snapshots)
+        stray = recorded.mode == "real" and clock.away_from_real_time() and lifecycle.holds_live_snapshots(conn)
     if params.dry_run:     # what is due by the warehouse's clock (a sandbox's recorded one included)
         yield
         return
@@ -356,6 +359,10 @@ def _guard(url: str, params: NightlyParams) -> Iterator[None]:
         raise UsageError(f"this database follows a frozen clock ({recorded.describe()}), this shell real time",
                          hint="set KAPMAN_NOW to the instant to run as (the sandbox prints it); "
                               "--dry-run shows what is due by the database's clock")
+    if stray:
+        raise UsageError(f"{clock.ENV_VAR}={clock.now():%Y-%m-%dT%H:%M:%SZ} in this shell, but this database "
+                         "follows real time and holds option snapshots taken on it; nothing was done",
+                         hint=f"unset {clock.ENV_VAR} (it replays market days on a sandbox database)")
     with lock.exclusive(url):
         yield
 

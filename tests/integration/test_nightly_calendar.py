@@ -3,7 +3,10 @@ and reruns, and status agreeing with the nightly's plan about what is due and wh
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from kapman.sandbox.rest import SandboxRestServer
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ["AAPL", "MSFT", "SPY"]
 EARLY_CLOSE = date(2025, 11, 28)     # the day after Thanksgiving: the session closes at 13:00 New York
 
@@ -245,3 +249,33 @@ def test_a_loss_is_reported_by_the_next_nightly_that_finishes(env: str, monkeypa
     # Reported once: the run after it has nothing new to say.
     _at(monkeypatch, "2025-12-20T17:00:00Z")
     assert nightly.run(load_settings()).failures == []
+
+
+def test_a_stray_kapman_now_never_freezes_a_warehouse_on_real_time(env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warehouse holding the live API's snapshots, and a shell left with KAPMAN_NOW: its nightly's
+    first load recorded that instant as the database's clock for good, and every scheduled nightly
+    (no KAPMAN_NOW) refused from then on ("this database follows a frozen clock"), each session's
+    snapshot lost.  Now the nightly refuses in one line, and no load records such a clock."""
+    from kapman.db import lifecycle
+    from kapman.ingest import ohlcv, tickers
+
+    with psycopg.connect(env, autocommit=True) as conn:     # an options run of the live API, yesterday
+        conn.execute("INSERT INTO ingest_runs (run_id, job, started_at, finished_at, status, snapshot_time) "
+                     "VALUES (gen_random_uuid(), 'options', now() - interval '1 day', now() - interval '1 day', "
+                     "'ok', now() - interval '1 day')")
+    _at(monkeypatch, "2025-12-19T21:30:00Z")
+    proc = subprocess.run([sys.executable, "-m", "scripts.nightly", "-q", "--log-file", ""], cwd=ROOT,
+                          env={**os.environ}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+        "error: KAPMAN_NOW=2025-12-19T21:30:00Z in this shell, but this database follows real time and holds "
+        "option snapshots taken on it; nothing was done",
+        "hint: unset KAPMAN_NOW (it replays market days on a sandbox database)"], proc.stderr
+    with psycopg.connect(env) as conn:
+        assert lifecycle.read_clock(conn) == lifecycle.Clock("real")
+        assert conn.execute("SELECT count(*) FROM ingest_runs WHERE job = 'nightly'").fetchone() == (0,)
+    # A step run by hand on that clock counts from it for itself, and leaves the database on real time.
+    tickers.run(load_settings(), tickers.TickersParams(force=True))
+    assert ohlcv.run(load_settings(), ohlcv.OhlcvParams(mode="backfill", start=date(2025, 12, 18),
+                                                        end=date(2025, 12, 19))).exit_code == 0
+    with psycopg.connect(env) as conn:
+        assert lifecycle.read_clock(conn) == lifecycle.Clock("real")
