@@ -89,9 +89,11 @@ class Plan:
 
 # -- planning ------------------------------------------------------------------------------------
 
-def _tickers_refreshed_today(conn: psycopg.Connection, today: date) -> bool:
+def _done_today(conn: psycopg.Connection, step: str, today: date) -> bool:
+    """Whether ``step`` ran to success on ``today`` (New York), by KapMan's clock."""
     row = conn.execute("SELECT max(coalesce(clock_finished_at, finished_at)) FROM public.ingest_runs "
-                       "WHERE job = 'tickers' AND status IN ('ok', 'nothing-to-do')").fetchone()
+                       "WHERE job = ANY(%s) AND status IN ('ok', 'nothing-to-do')",
+                       (list(registry.get(step).jobs),)).fetchone()
     return bool(row and row[0] and clock.ny_date_of(row[0]) >= today)
 
 
@@ -143,9 +145,14 @@ def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = No
     result = Plan(now)
     inv = take(conn, window_start(conn, now))
     has_tickers = conn.execute("SELECT EXISTS (SELECT 1 FROM public.tickers)").fetchone()[0]  # type: ignore[index]
-    if not has_tickers or not _tickers_refreshed_today(conn, today):
+    # Once per New York day each; splits and watchlists after a new universe, and again until they
+    # succeed (one that failed is not left until tomorrow because the tickers were refreshed).
+    universe = not has_tickers or not _done_today(conn, "tickers", today)
+    if universe:
         result.tasks.append(Task("tickers", "refresh the ticker universe (once per New York day)"))
+    if universe or not _done_today(conn, "splits", today):
         result.tasks.append(Task("splits", "splits of the retention window, for A2's adjustment"))
+    if universe or not _done_today(conn, "watchlists", today):
         result.tasks.append(Task("watchlists", f"reconcile {settings.watchlists_dir}/*.txt with the new universe"))
 
     new, republished = _plan_ohlcv(settings, inv, now, result)

@@ -279,3 +279,23 @@ def test_a_stray_kapman_now_never_freezes_a_warehouse_on_real_time(env: str, mon
                                                         end=date(2025, 12, 19))).exit_code == 0
     with psycopg.connect(env) as conn:
         assert lifecycle.read_clock(conn) == lifecycle.Clock("real")
+
+
+def test_a_reference_step_that_failed_is_planned_again_the_same_day(
+        env: str, rest: SandboxRestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Splits failing (a 500 each try) while the tickers were refreshed: the rerun planned neither,
+    since the three were planned on the tickers' refresh alone, so A2's adjustment waited a day."""
+    monkeypatch.setenv("POLYGON_MAX_RETRIES", "0")
+    rest.faults.server_error(times=50, path_prefix="/v3/reference/splits")
+    _at(monkeypatch, "2025-12-19T21:30:00Z")
+    first = nightly.run(load_settings())
+    assert first.exit_code == 1 and [f.unit for f in first.failures] == ["splits"], first.summary()
+    rest.faults.clear()
+    _at(monkeypatch, "2025-12-19T21:45:00Z")
+    with psycopg.connect(env) as conn:
+        todo = nightly.plan(load_settings(), conn)
+    assert [t.step for t in todo.tasks] == ["splits"], todo.render()
+    again = nightly.run(load_settings())
+    assert again.exit_code == 0 and again.headline == "1 of 1 steps done (splits)", again.summary()
+    with psycopg.connect(env) as conn:
+        assert nightly.plan(load_settings(), conn).tasks == []
