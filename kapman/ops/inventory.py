@@ -215,10 +215,10 @@ def _empty_symbols(conn: psycopg.Connection, lo: datetime, hi: datetime) -> froz
 
 def options_day(conn: psycopg.Connection, day: date, scope: dict[str, UUID] | None = None) -> OptionsDay:
     """``day``'s session snapshot: chains taken from its close (13:00 on an early-close day,
-    ``clock.session_close``) to midnight New York, for the
-    symbols of ``scope`` (default: the watchlist scope of the day, ``scope_of``).  A run completing
-    the session passes its own scope: symbols added to a watchlist after ``day`` (a repave's
-    watchlists are all dated the day they were loaded) are due as well."""
+    ``clock.session_close``) to midnight New York, for the symbols of ``scope`` (default: the
+    watchlist scope of the day, ``scope_of``).  A run completing the session passes its own scope:
+    symbols added to a watchlist after ``day`` (a repave's watchlists are all dated the day they
+    were loaded) are due as well."""
     expected = scope_of(conn, day) if scope is None else scope
     lo, hi = clock.session_close(day), sessions.snapshot_window_end(day)
     latest = latest_chains(conn, list(expected.values()), lo, hi)
