@@ -110,6 +110,12 @@ def test_a_snapshot_taken_after_an_early_close_is_the_sessions(env: str, monkeyp
     with psycopg.connect(env) as conn:
         options = status.report(conn, with_archive=False).check("options")
     assert options.verdict.name == "OK" and options.details["lost_symbols"] == {}, options.summary
+    # The options dashboard says the same, at 14:00 that Friday and the next morning.
+    from tests.integration.test_dashboards import run, table
+
+    for now in ("2025-11-28T19:00:00Z", "2025-11-29T16:30:00Z"):
+        verdict = table(run(env, "options_chains_dashboard.sql", f"NOW={now}"), "verdict")[0]
+        assert verdict["verdict"] == "OK", (now, verdict)
 
 
 def test_a_flat_file_source_that_cannot_be_listed_still_leaves_the_snapshot_taken(
