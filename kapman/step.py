@@ -23,6 +23,8 @@ from typing import Any, Generic, TypeVar
 #: How many failures or notes a summary lists before it says "and N more": a 10 MB input of
 #: duplicates must not become a 10 MB summary line or ledger row.
 LISTED_AT_MOST = 20
+#: How many failed parts of a run (not its units: an archive, a lost snapshot) the summary line names.
+NAMED_PARTS = 3
 
 
 class Outcome(StrEnum):
@@ -148,10 +150,13 @@ class StepResult(Generic[D]):
         return "\n".join(lines)
 
     def failed_text(self) -> str:
-        """What failed, counted: "3 symbols failed", "archive failed", or both."""
+        """What failed, counted: "3 symbols failed", "archive failed", or both (the parts of the
+        run named up to ``NAMED_PARTS``, then counted: the lines below name each)."""
         units = sum(1 for f in self.failures if f.counted)
         parts = [f"{units} {self.unit} failed"] if units else []
-        return ", ".join(parts + [f"{f.unit} failed" for f in self.failures if not f.counted])
+        others = [f"{f.unit} failed" for f in self.failures if not f.counted]
+        extra = len(others) - NAMED_PARTS
+        return ", ".join(parts + others[:NAMED_PARTS] + ([f"{extra} more failed"] if extra > 0 else []))
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` object and the ledger's summary (lists capped, with their full counts)."""

@@ -65,10 +65,24 @@ SELECT '{' || string_agg(day::text, ',' ORDER BY day) || '}' AS "HOLIDAYS"
         UNION SELECT unnest('{2001-09-11,2001-09-12,2001-09-13,2001-09-14,2004-06-11,2007-01-02,2012-10-29,2012-10-30,2018-12-05,2025-01-09}'::date[])
        ) AS closures
 \gset
+-- The NYSE's 13:00 early closes (kapman/calendar.py): July 3 and December 24 from Monday to
+-- Thursday and the day after Thanksgiving, when trading days, and the one-offs.  A session's
+-- snapshot window opens at its real close.
+SELECT '{' || coalesce(string_agg(day::text, ',' ORDER BY day), '') || '}' AS "EARLY_CLOSES"
+  FROM (SELECT d AS day
+          FROM generate_series(2000, extract(year FROM :'NOW_DATE'::date)::int + 1) AS g(year)
+         CROSS JOIN LATERAL (VALUES (make_date(g.year, 7, 3)), (make_date(g.year, 12, 24)),
+                                    (make_date(g.year, 11, 1) + ((4 - extract(dow FROM make_date(g.year, 11, 1))::int
+                                                                  + 7) % 7 + 22))) AS v(d)
+         WHERE (extract(isodow FROM d) < 5 OR extract(month FROM d) = 11)
+           AND d <> ALL (:'HOLIDAYS'::date[]) AND d <> DATE '2002-07-03'
+        UNION SELECT unnest('{2002-07-05,2003-12-26}'::date[])) AS early
+\gset
 \set QUIET off
 \echo 'Options chains dashboard:' DAYS_BACK=:DAYS_BACK NOW=:NOW
 
--- One line.  A session's snapshot can only be taken from its 16:00 close to midnight New York:
+-- One line.  A session's snapshot can only be taken from its close (16:00, 13:00 on an early
+-- close) to midnight New York:
 -- OK when every closed session of the last DAYS_BACK days (since the first snapshot) has one;
 -- WARN when today's is still to take (pending) or one was never taken (lost for good); FAIL: none.
 \echo
@@ -80,7 +94,8 @@ WITH sessions AS (
                                        FROM public.options_chains)),
                            :'NOW_DATE'::date, interval '1 day') AS g(day)
      WHERE extract(isodow FROM g.day) < 6 AND g.day::date <> ALL (:'HOLIDAYS'::date[])
-       AND (g.day::date + time '16:00') AT TIME ZONE 'America/New_York' <= :'NOW'::timestamptz
+       AND (g.day::date + CASE WHEN g.day::date = ANY (:'EARLY_CLOSES'::date[]) THEN time '13:00'
+                               ELSE time '16:00' END) AT TIME ZONE 'America/New_York' <= :'NOW'::timestamptz
 ), taken AS (
     SELECT DISTINCT (time AT TIME ZONE 'America/New_York')::date AS day
       FROM public.options_chains
@@ -95,7 +110,9 @@ WITH sessions AS (
      WHERE s.day IN (SELECT day FROM taken)
        AND NOT EXISTS (SELECT 1 FROM public.options_chains AS oc
                         WHERE oc.ticker_id = sc.id
-                          AND oc.time >= (s.day + time '16:00') AT TIME ZONE 'America/New_York'
+                          AND oc.time >= (s.day + CASE WHEN s.day = ANY (:'EARLY_CLOSES'::date[])
+                                                       THEN time '13:00' ELSE time '16:00' END)
+                                         AT TIME ZONE 'America/New_York'
                           AND oc.time < (s.day + 1)::timestamp AT TIME ZONE 'America/New_York')
      GROUP BY s.day
 ), missing AS (

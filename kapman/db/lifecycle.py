@@ -144,6 +144,10 @@ def adopt_process_clock(conn: psycopg.Connection) -> Clock:
     if ahead_of_real_time(mine.frozen_at):   # this process counts from it (KAPMAN_NOW is explicit); later ones must not
         log.warning("KAPMAN_NOW (%s) is ahead of real time: not recorded as the database's clock", mine.frozen_at)
         return recorded
+    if recorded.mode == "real" and holds_live_snapshots(conn):
+        log.warning("KAPMAN_NOW (%s) is away from real time, but this database holds option snapshots taken "
+                    "on real time: not recorded as its clock", mine.frozen_at)
+        return recorded
     if recorded.mode == "real":
         log.info("KapMan's clock is frozen away from real time: the database's lifecycle follows it")
         record_clock(conn, mine)
@@ -154,6 +158,17 @@ def adopt_process_clock(conn: psycopg.Connection) -> Clock:
                          (mine.frozen_at,))
         return Clock("frozen", mine.frozen_at)
     return recorded
+
+
+def holds_live_snapshots(conn: psycopg.Connection) -> bool:
+    """Whether an options run took its snapshot on real time (its snapshot time within a day of its
+    wall-clock start: the live API's, never a replayed day's).  Such a warehouse follows real time
+    for good: frozen by a stray ``KAPMAN_NOW`` it would stay frozen, and every nightly of a shell
+    without it would refuse to run, losing each session's snapshot."""
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM public.ingest_runs WHERE job = 'options' "
+                       "AND snapshot_time IS NOT NULL AND abs(extract(epoch FROM snapshot_time - started_at)) < %s)",
+                       (clock.REAL_TIME_TOLERANCE.total_seconds(),)).fetchone()
+    return bool(row and row[0])
 
 
 def effective_now(recorded: Clock) -> Now:

@@ -214,12 +214,13 @@ def _empty_symbols(conn: psycopg.Connection, lo: datetime, hi: datetime) -> froz
 
 
 def options_day(conn: psycopg.Connection, day: date, scope: dict[str, UUID] | None = None) -> OptionsDay:
-    """``day``'s session snapshot: chains taken from its close to midnight New York, for the
-    symbols of ``scope`` (default: the watchlist scope of the day, ``scope_of``).  A run completing
-    the session passes its own scope: symbols added to a watchlist after ``day`` (a repave's
-    watchlists are all dated the day they were loaded) are due as well."""
+    """``day``'s session snapshot: chains taken from its close (13:00 on an early-close day,
+    ``clock.session_close``) to midnight New York, for the symbols of ``scope`` (default: the
+    watchlist scope of the day, ``scope_of``).  A run completing the session passes its own scope:
+    symbols added to a watchlist after ``day`` (a repave's watchlists are all dated the day they
+    were loaded) are due as well."""
     expected = scope_of(conn, day) if scope is None else scope
-    lo, hi = clock.close_of(day), sessions.snapshot_window_end(day)
+    lo, hi = clock.session_close(day), sessions.snapshot_window_end(day)
     latest = latest_chains(conn, list(expected.values()), lo, hi)
     by_id = {tid: s for s, tid in expected.items()}
     stored = {by_id[tid]: t for tid, t in latest.items()}

@@ -5,10 +5,11 @@ retention window whose flat file is not loaded or was republished, the options s
 today's session from its close to midnight New York for every watchlist symbol without a chain
 of the session yet (never fetched, or failed: a nightly killed half-way, a transient error, are
 completed by the next one), A2 for every date with bars and no A2 (and again, with --force, for
-every computed date from a republished day on, since its look-back window holds that day's bars;
-on a warehouse without any A2, the indicator history: A2's --history, unless --no-history),
-A3 for every date with a snapshot and no A3, or whose chains changed after A3 ran.  What is done
-per day is ``kapman.ops.inventory``'s answer, the same status and the warehouse page read.
+every computed date from a republished day or a day loaded late on, since their look-back
+windows hold that day's bars; on a warehouse without any A2, the indicator history: A2's
+--history, unless --no-history), A3 for every date with a snapshot and no A3, or whose chains
+changed after A3 ran.  What is done per day is ``kapman.ops.inventory``'s answer, the same status
+and the warehouse page read.
 Idempotent: run it twice and the second run finds nothing due.  A snapshot, or a symbol of one,
 that was not taken by its session's midnight is reported lost by the next nightly, never taken
 late under its date.  A snapshot an options run is still writing is left to it: no A3 on it.
@@ -31,7 +32,7 @@ from kapman.config import Settings
 from kapman.db import lifecycle, runs
 from kapman.db.connect import connect
 from kapman.db.errors import wrap
-from kapman.errors import DatabaseError, KapManError, UsageError
+from kapman.errors import ConfigError, DatabaseError, KapManError, ProviderError, UsageError
 from kapman.execute import Context, Definition, execute
 from kapman.ops import inventory, lock, sessions
 from kapman.ops.checks import day_list, span
@@ -62,11 +63,14 @@ class Plan:
     lost_symbols: dict[date, list[str]] = field(default_factory=dict)  # symbols a session's snapshot lacks for good
     unpublished: list[date] = field(default_factory=list)   # files due and not on the source
     waiting: list[str] = field(default_factory=list)        # work left to a run still in progress
+    unlisted: str | None = None     # why the flat-file source could not be listed (OHLCV not planned)
 
     def render(self) -> str:
         ny = self.now.astimezone(clock.NEW_YORK)
         lines = [f"nightly plan as of {ny:%Y-%m-%d %H:%M} New York (KapMan's clock):"]
         lines += [f"  {t.step:<10} {t.reason}" for t in self.tasks] or ["  nothing is due"]
+        if self.unlisted:
+            lines.append(f"  failed     {self.unlisted}")
         if self.lost:
             lines.append(f"  lost       option snapshots never taken: {day_list(self.lost)} (cannot be taken now)")
         for day, symbols in self.lost_symbols.items():
@@ -80,20 +84,24 @@ class Plan:
     def as_dict(self) -> dict[str, Any]:
         return {"now": self.now, "tasks": [{"step": t.step, "reason": t.reason, **t.args} for t in self.tasks],
                 "lost_snapshots": self.lost, "lost_symbols": {str(d): s for d, s in self.lost_symbols.items()},
-                "unpublished_files": self.unpublished, "waiting": self.waiting}
+                "unpublished_files": self.unpublished, "waiting": self.waiting, "flat_files_error": self.unlisted}
 
 
 # -- planning ------------------------------------------------------------------------------------
 
-def _tickers_refreshed_today(conn: psycopg.Connection, today: date) -> bool:
+def _done_today(conn: psycopg.Connection, step: str, today: date) -> bool:
+    """Whether ``step`` ran to success on ``today`` (New York), by KapMan's clock."""
     row = conn.execute("SELECT max(coalesce(clock_finished_at, finished_at)) FROM public.ingest_runs "
-                       "WHERE job = 'tickers' AND status IN ('ok', 'nothing-to-do')").fetchone()
+                       "WHERE job = ANY(%s) AND status IN ('ok', 'nothing-to-do')",
+                       (list(registry.get(step).jobs),)).fetchone()
     return bool(row and row[0] and clock.ny_date_of(row[0]) >= today)
 
 
 def _last_nightly(conn: psycopg.Connection) -> datetime | None:
+    """When the previous nightly that reported its losses started: one that ran to its end (no
+    error recorded), not one interrupted, abandoned or stopped by an error before its report."""
     row = conn.execute("SELECT max(coalesce(clock_started_at, started_at)) FROM public.ingest_runs "
-                       "WHERE job = 'nightly' AND status <> 'running'").fetchone()
+                       "WHERE job = 'nightly' AND status <> 'running' AND error IS NULL").fetchone()
     return row[0] if row else None
 
 
@@ -137,28 +145,17 @@ def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = No
     result = Plan(now)
     inv = take(conn, window_start(conn, now))
     has_tickers = conn.execute("SELECT EXISTS (SELECT 1 FROM public.tickers)").fetchone()[0]  # type: ignore[index]
-    if not has_tickers or not _tickers_refreshed_today(conn, today):
+    # Once per New York day each; splits and watchlists after a new universe, and again until they
+    # succeed (one that failed is not left until tomorrow because the tickers were refreshed).
+    universe = not has_tickers or not _done_today(conn, "tickers", today)
+    if universe:
         result.tasks.append(Task("tickers", "refresh the ticker universe (once per New York day)"))
+    if universe or not _done_today(conn, "splits", today):
         result.tasks.append(Task("splits", "splits of the retention window, for A2's adjustment"))
+    if universe or not _done_today(conn, "watchlists", today):
         result.tasks.append(Task("watchlists", f"reconcile {settings.watchlists_dir}/*.txt with the new universe"))
 
-    # OHLCV: every file of the window not in the ledger under its current ETag.
-    refs = source_from_settings(settings).list_files(inv.start, today)
-    etags = inv.ledger_etags()
-    new = sorted({r.day for r in refs if r.key not in etags})
-    republished = sorted({r.day for r in refs if r.key in etags and etags[r.key] != r.etag})
-    todo = sorted({*new, *republished})
-    if todo:
-        parts = [f"{len(new)} new ({day_list(new, 3)})" if new else "",
-                 f"{len(republished)} republished ({day_list(republished, 3)})" if republished else ""]
-        result.tasks.append(Task("ohlcv", "flat files " + ", ".join(p for p in parts if p),
-                                 {"start": todo[0], "end": todo[-1]}))
-    # Due days the source lacks, after the first day it or the table has (history before that
-    # simply does not exist there).
-    listed = {r.day for r in refs}
-    oldest = min([*inv.bars, *listed], default=None)
-    result.unpublished = [d for d in sessions.ohlcv_due_days(inv.start, now)
-                          if oldest is not None and d > oldest and d not in inv.bars and d not in listed]
+    new, republished = _plan_ohlcv(settings, inv, now, result)
 
     session = sessions.snapshot_session(now)
     reconciling = any(t.step == "watchlists" for t in result.tasks)
@@ -189,6 +186,34 @@ def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = No
     return result
 
 
+def _plan_ohlcv(settings: Settings, inv: Inventory, now: datetime, result: Plan) -> tuple[list[date], list[date]]:
+    """OHLCV: every file of the window not in the ledger under its current ETag; the due days the
+    source lacks go to ``result.unpublished``.  Returns the new and the republished days.  A source
+    that cannot be listed (S3 down, its keys refused) is said in ``result.unlisted`` and plans no
+    OHLCV: the rest of the plan stands, since a session's snapshot cannot wait for the flat files."""
+    try:
+        refs = source_from_settings(settings).list_files(inv.start, clock.ny_date_of(now))
+    except (ConfigError, ProviderError) as exc:
+        result.unlisted = f"the flat files cannot be listed: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+        return [], []
+    etags = inv.ledger_etags()
+    new = sorted({r.day for r in refs if r.key not in etags})
+    republished = sorted({r.day for r in refs if r.key in etags and etags[r.key] != r.etag})
+    todo = sorted({*new, *republished})
+    if todo:
+        parts = [f"{len(new)} new ({day_list(new, 3)})" if new else "",
+                 f"{len(republished)} republished ({day_list(republished, 3)})" if republished else ""]
+        result.tasks.append(Task("ohlcv", "flat files " + ", ".join(p for p in parts if p),
+                                 {"start": todo[0], "end": todo[-1]}))
+    # Due days the source lacks, after the first day it or the table has (history before that
+    # simply does not exist there).
+    listed = {r.day for r in refs}
+    oldest = min([*inv.bars, *listed], default=None)
+    result.unpublished = [d for d in sessions.ohlcv_due_days(inv.start, now)
+                          if oldest is not None and d > oldest and d not in inv.bars and d not in listed]
+    return new, republished
+
+
 def _a2_task(inv: Inventory, now: datetime, new: list[date], republished: list[date], history: bool) -> Task | None:
     """A warehouse without any A2 (a repave followed by nightlies) is owed the indicator history:
     A2's ``--history``, which takes every date with bars when it runs, after this nightly's OHLCV,
@@ -202,11 +227,15 @@ def _a2_task(inv: Inventory, now: datetime, new: list[date], republished: list[d
     a2_from = a2_first(inv, now, history=history)
     a2_dates = sorted({*a2_missing(inv, now, history=history),
                        *(d for d in new if a2_from is not None and d >= a2_from)})
-    # A republished day changes the bars in the look-back window of every date from it on.
-    stale = sorted(d for d in inv.a2 if republished and d >= republished[0])
+    # A republished day changes the bars in the look-back window of every date from it on; so does a
+    # day loaded after later dates were computed without it (its file failed or came out late).
+    late = [d for d in new if inv.a2 and d < max(inv.a2)]
+    changed = sorted({*republished, *late})
+    stale = sorted(d for d in inv.a2 if changed and d >= changed[0])
     if stale:
         a2_dates = sorted({*a2_dates, *stale})
-        return Task("a2", f"{len(a2_dates)} dates, {len(stale)} of them recomputed after a republished file "
+        why = " or ".join(w for w, days in (("republished", republished), ("late", late)) if days)
+        return Task("a2", f"{len(a2_dates)} dates, {len(stale)} of them recomputed after a {why} file "
                           f"({span(a2_dates)})", {"dates": a2_dates, "force": True})
     if a2_dates:
         return Task("a2", f"{len(a2_dates)} dates with bars and no A2 ({span(a2_dates)})", {"dates": a2_dates})
@@ -323,10 +352,13 @@ def run(settings: Settings, progress: Progress | None = None, *,
 def _guard(url: str, params: NightlyParams) -> Iterator[None]:
     """Before anything is recorded: runs whose process is gone are resolved, the database's clock
     agrees with this shell's (a dry run plans by the database's clock, a sandbox's recorded one
-    included), and (to do the work) no other nightly runs."""
+    included; a warehouse on real time is not run by a replayed day's), and (to do the work) no
+    other nightly runs."""
     with connect(url, autocommit=True) as conn:
         runs.resolve_abandoned(conn)
         recorded = lifecycle.read_clock(conn)
+        # A stray KAPMAN_NOW against a warehouse that follows real time (the live API's snapshots)
+        stray = recorded.mode == "real" and clock.away_from_real_time() and lifecycle.holds_live_snapshots(conn)
     if params.dry_run:     # what is due by the warehouse's clock (a sandbox's recorded one included)
         yield
         return
@@ -334,6 +366,10 @@ def _guard(url: str, params: NightlyParams) -> Iterator[None]:
         raise UsageError(f"this database follows a frozen clock ({recorded.describe()}), this shell real time",
                          hint="set KAPMAN_NOW to the instant to run as (the sandbox prints it); "
                               "--dry-run shows what is due by the database's clock")
+    if stray:
+        raise UsageError(f"{clock.ENV_VAR}={clock.now():%Y-%m-%dT%H:%M:%SZ} in this shell, but this database "
+                         "follows real time and holds option snapshots taken on it; nothing was done",
+                         hint=f"unset {clock.ENV_VAR} (it replays market days on a sandbox database)")
     with lock.exclusive(url):
         yield
 
@@ -354,14 +390,19 @@ def _body(ctx: Context, params: NightlyParams) -> None:
         log.error("nightly: %s; steps done before it: %s; each step's committed work is kept and recorded "
                   "in ingest_runs; the next nightly resumes", signals.describe(exc), ", ".join(done) or "none")
         raise
+    if todo.unlisted:
+        result.fail("ohlcv", f"{todo.unlisted}; the next nightly loads what is due")
+    # Losses and unpublished files are not steps of the run: named, not counted as failed steps.
     for day in todo.lost:
-        result.fail(f"options {day}", "snapshot lost: the session closed and no snapshot was taken that day")
+        result.fail(f"options {day}", "snapshot lost: the session closed and no snapshot was taken that day",
+                    counted=False)
     for day, symbols in todo.lost_symbols.items():
         result.fail(f"options {day}", f"{len(symbols)} symbols lost: no chain stored by the session's midnight "
-                                      f"({' '.join(symbols[:20])}{' ...' if len(symbols) > 20 else ''})")
+                                      f"({' '.join(symbols[:20])}{' ...' if len(symbols) > 20 else ''})",
+                    counted=False)
     for day in todo.unpublished:
         result.fail(f"ohlcv {day}", "the flat file is due (11:00 New York the next day) and not published "
-                                    "yet; the next nightly loads it")
+                                    "yet; the next nightly loads it", counted=False)
     result.headline = _headline(todo, result)
 
 
@@ -372,10 +413,12 @@ STEP = Definition(NightlyParams, _body, details=NightlyDetails, ledger=lambda p:
 
 
 def _headline(todo: Plan, result: StepResult[NightlyDetails]) -> str:
+    """The steps done and those that failed; the losses and unpublished files follow on the summary
+    line (``StepResult.failed_text``) and one line each below it."""
     steps = result.details.steps
     done = [t.step for t in todo.tasks if t.step in steps and not steps[t.step].failures]
-    failed = [f.unit for f in result.failures]
+    failed = [f.unit for f in result.failures if f.counted]
     if not todo.tasks:
-        return "nothing was due" + (f"; lost or waiting: {', '.join(failed)}" if failed else "")
+        return "nothing was due" + (f"; failed: {', '.join(failed)}" if failed else "")
     text = f"{len(done)} of {len(todo.tasks)} steps done ({', '.join(done) or 'none'})"
     return text + (f"; failed: {', '.join(failed)}" if failed else "")
