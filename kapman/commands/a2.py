@@ -15,6 +15,7 @@ EXAMPLES = f"""
   {COMMAND} --start-date 2025-12-15 --end-date 2025-12-19
   {COMMAND} --date 2025-12-19 --symbols AAPL,NVDA --force
   {COMMAND} --history         # after a repave: every date of the retention window
+  {COMMAND} --history --force # after an indicator changed; rerun when stopped, it resumes
 """
 
 
@@ -36,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--history", action="store_true",
                    help="every date with bars in the retention window: the indicator history after a repave "
                         "(resumable: dates already computed are skipped; progress with an ETA)")
-    p.add_argument("--force", action="store_true", help="recompute dates that already have values")
+    p.add_argument("--force", action="store_true",
+                   help="recompute dates that already have values; with --history, rerun after a forced history "
+                        "was stopped, it resumes: the dates that run recomputed are left out")
     p.add_argument("--enable-pattern-indicators", action="store_true",
                    help="add TA-Lib's 61 candlestick patterns under pattern_recognition")
     args = p.parse_args(argv)

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -109,6 +109,11 @@ class A2Result(snapshots.WrittenRows):
     bars_read: int = 0
     #: Dates finished: written (committed), or with nothing to write.
     dates_done: int = 0
+    #: Dates a stopped forced history had recomputed, not recomputed again by this rerun (``Resume``).
+    dates_resumed: int = 0
+    #: A forced history's dates finished so far, the stopped run's it resumed included: its ledger
+    #: summary keeps them for a rerun to resume from (None: not a forced history).
+    recomputed: list[date] | None = None
     read_seconds: float = 0.0
     compute_seconds: float = 0.0
     write_seconds: float = 0.0
@@ -121,9 +126,10 @@ class A2Result(snapshots.WrittenRows):
         span = f"{self.dates[0]}" if len(self.dates) == 1 else f"{self.dates[0]}..{self.dates[-1]}"
         per = f", {1000 * self.seconds / self.rows_written:.2f} ms/row" if self.rows_written else ""
         no_bar = sum(self.no_bar.values())
+        resumed = f", {self.dates_resumed} dates recomputed by the stopped run" if self.dates_resumed else ""
         return (f"{span}: {self.rows_written} rows for {self.tickers} tickers ({self.rows_inserted} new, "
                 f"{self.rows_updated} updated, {self.rows_unchanged} unchanged), {self.skipped_existing} "
-                f"already computed ({self.dates_complete} whole dates; skipped, --force recomputes), "
+                f"already computed ({self.dates_complete} whole dates; skipped, --force recomputes){resumed}, "
                 f"{no_bar} ticker-dates without a bar, "
                 f"{self.split_adjusted} split-adjusted; read {self.read_seconds:.1f}s, compute "
                 f"{self.compute_seconds:.1f}s, write {self.write_seconds:.1f}s{per}")
@@ -131,10 +137,52 @@ class A2Result(snapshots.WrittenRows):
     def as_dict(self) -> dict[str, Any]:
         return {"dates": self.dates, "tickers": self.tickers, **self.rows_dict(),
                 "skipped_existing": self.skipped_existing, "dates_complete": self.dates_complete,
+                "dates_resumed": self.dates_resumed,
                 "no_bar": self.no_bar, "dates_without_bars": self.dates_without_bars,
                 "split_adjusted": self.split_adjusted, "splits_not_applied": self.splits_not_applied,
                 "read_seconds": round(self.read_seconds, 3), "compute_seconds": round(self.compute_seconds, 3),
-                "write_seconds": round(self.write_seconds, 3), "seconds": round(self.seconds, 3)}
+                "write_seconds": round(self.write_seconds, 3), "seconds": round(self.seconds, 3),
+                **self._resumable()}
+
+    def _resumable(self) -> dict[str, Any]:
+        """A forced history's dates done so far, for a rerun to resume from (``stopped_history``)."""
+        return {} if self.recomputed is None else {"recomputed": sorted(self.recomputed), "ta_version": VERSION}
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A forced history that stopped part-way, as its ledger row tells it."""
+
+    started_at: datetime
+    status: str
+    #: the dates it (and any stopped run it resumed) had recomputed
+    dates: list[date]
+
+
+#: The newest forced history before this run: its outcome, arguments and summary.
+_LAST_FORCED_HISTORY = """
+    SELECT status, started_at, args, summary FROM public.ingest_runs
+     WHERE job = 'a2' AND run_id IS DISTINCT FROM %s
+       AND args->>'history' = 'true' AND args->>'force' = 'true'
+     ORDER BY started_at DESC LIMIT 1"""
+
+
+def stopped_history(conn: psycopg.Connection, params: A2Params, run_id: uuid.UUID | None) -> Resume | None:
+    """The forced history a ``--history --force`` resumes: the newest one before it, when it stopped
+    (interrupted, or failed) asking for the same symbols and patterns, under this ``VERSION``.
+
+    Its ledger summary names the dates it committed: their rows' ``ta_computed_at`` cannot, as a
+    recomputed row whose documents are unchanged keeps the time it was first written."""
+    row = conn.execute(_LAST_FORCED_HISTORY, (run_id,)).fetchone()
+    if row is None:
+        return None
+    status, started_at, args, summary = row
+    if status not in ("interrupted", "failed") or not summary or summary.get("ta_version") != VERSION:
+        return None   # a forced history since finished, or one by another KapMan: everything is owed
+    if args.get("patterns") != params.patterns or args.get("symbols") != params.symbols:
+        return None
+    recomputed = summary.get("recomputed")   # absent: it stopped before it computed
+    return Resume(started_at, status, [date.fromisoformat(d) for d in recomputed]) if recomputed else None
 
 
 @dataclass
@@ -272,11 +320,14 @@ def _body(ctx: Context, params: A2Params) -> None:
     job = _scope(ctx.conn, replace(params, dates=dates), step)
     if job is None:
         return
+    resume = stopped_history(ctx.conn, params, ctx.run_id) if params.force and params.history else None
     extra = [ctx.connect() for _ in range(params.connections - 1)]
     try:
-        done = compute(ctx.conn, job, ctx.progress, extra=extra, into=step.details)
+        done = compute(ctx.conn, job, ctx.progress, extra=extra, into=step.details, resume=resume)
     finally:   # also when stopped (Ctrl-C, SIGTERM): the ledger row counts the dates committed
         _count(step.details, step)
+        if resume is not None:
+            step.note(_resumed(resume, step.details))
     _report(done, step, chosen=bool(job.symbols))
 
 
@@ -328,6 +379,12 @@ def _count(done: A2Result, step: StepResult[A2Result]) -> None:
     step.written, step.unchanged = done.rows_inserted + done.rows_updated, done.rows_unchanged
 
 
+def _resumed(resume: Resume, done: A2Result) -> str:
+    return (f"resuming the forced history stopped at {resume.started_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC "
+            f"({resume.status}): {done.dates_resumed} dates already recomputed, "
+            f"{len(done.dates) - done.dates_resumed} left")
+
+
 def _report(done: A2Result, step: StepResult[A2Result], *, chosen: bool) -> None:
     """``chosen``: the run's tickers are the ``--symbols`` asked for (counted by ``_count``)."""
     step.details = done
@@ -344,9 +401,11 @@ def _report(done: A2Result, step: StepResult[A2Result], *, chosen: bool) -> None
 
 
 def compute(conn: psycopg.Connection, params: A2Params, progress: Progress | None = None, *,
-            extra: Sequence[psycopg.Connection] = (), into: A2Result | None = None) -> A2Result:
+            extra: Sequence[psycopg.Connection] = (), into: A2Result | None = None,
+            resume: Resume | None = None) -> A2Result:
     """Compute and write ``params.dates`` over ``conn`` (and ``extra`` connections, if any), counting
-    into ``into`` as it goes (a lost connection then says how many dates were done)."""
+    into ``into`` as it goes (a lost connection then says how many dates were done).  A forced history
+    given the ``resume`` of a stopped one leaves out the dates that one recomputed."""
     progress = progress or NullProgress()
     started = time.perf_counter()
     if not params.dates:
@@ -354,8 +413,10 @@ def compute(conn: psycopg.Connection, params: A2Params, progress: Progress | Non
     keep_freed_memory()
     result = into or A2Result(dates=[])
     result.dates = sorted(params.dates)
+    if params.force and params.history:
+        result.recomputed = []
     try:
-        _Job(conn, list(extra), params, result, progress).run()
+        _Job(conn, list(extra), params, result, progress, resume).run()
     finally:
         progress.close()
     result.seconds = time.perf_counter() - started
@@ -368,8 +429,9 @@ class _Job:
     cells and compute them while the previous window's dates are being written (``_Writer``)."""
 
     def __init__(self, conn: psycopg.Connection, extra: list[psycopg.Connection], params: A2Params,
-                 result: A2Result, progress: Progress) -> None:
+                 result: A2Result, progress: Progress, resume: Resume | None = None) -> None:
         self.conn, self.extra, self.params, self.result, self.progress = conn, extra, params, result, progress
+        self.resume = resume
         keys = list(TECHNICAL_KEYS)
         if params.patterns:
             from kapman.metrics.patterns import PATTERN_KEYS
@@ -381,16 +443,18 @@ class _Job:
         self.tickers: set[bytes] = set()
         self.lock = threading.Lock()   # counters shared with the writer thread
 
-    def finished(self, dates: int, counts: bulk.MergeCounts | None = None, rows: int = 0) -> None:
-        """Count ``dates`` done (with their write's ``counts`` of ``rows``), from either thread."""
+    def finished(self, days: Sequence[date], counts: bulk.MergeCounts | None = None, rows: int = 0) -> None:
+        """Count ``days`` done (with their write's ``counts`` of ``rows``), from either thread."""
         with self.lock:
             if counts is not None:
                 self.result.tally(counts, rows)
-            self.result.dates_done += dates
-            self.progress.advance(dates, rows=self.result.rows_written)
+            self.result.dates_done += len(days)
+            if self.result.recomputed is not None:
+                self.result.recomputed.extend(days)
+            self.progress.advance(len(days), rows=self.result.rows_written)
 
     def run(self) -> None:
-        todo = self.result.dates if self.params.force else self._not_complete(self.result.dates)
+        todo = self._todo()
         if len(self.extra) > 1:   # parallel writers of new dates: make their chunks first (create_chunks)
             snapshots.create_chunks(self.conn, [clock.close_of(d) for d in todo])
         self.progress.start(len(todo), "a2 dates", unit="date")   # its ETA: over the dates left
@@ -419,17 +483,44 @@ class _Job:
                         writer.put(work)
         self.result.tickers = len(self.tickers)
 
+    def _todo(self) -> list[date]:
+        """The dates to compute: those not complete; forced, every date, less the dates a stopped
+        forced history recomputed (``resume``) whose rows are all still there."""
+        days = self.result.dates
+        if not self.params.force:
+            return self._not_complete(days)
+        if self.resume is None:
+            return days
+        asked = set(days)
+        resumed = self._complete([d for d in self.resume.dates if d in asked])
+        self.result.dates_resumed = len(resumed)
+        self.result.dates_done += len(resumed)
+        if self.result.recomputed is not None:   # carried on: a rerun resumes from this run's summary
+            self.result.recomputed.extend(resumed)
+        log.info("a2 resuming the forced history stopped at %s: %d dates already recomputed",
+                 self.resume.started_at, len(resumed))
+        return [d for d in days if d not in resumed]
+
     def _not_complete(self, days: list[date]) -> list[date]:
         """``days`` less those where every ticker with a bar already has A2's values: counted as
         done and skipped before anything is read (a stopped --history resumes at its first
         missing date).  A date done only in part is computed, its stored cells skipped."""
+        complete = self._complete(days)
+        self.result.skipped_existing += sum(complete.values())
+        self.result.dates_complete += len(complete)
+        self.result.dates_done += len(complete)
+        return [d for d in days if d not in complete]
+
+    def _complete(self, days: list[date]) -> dict[date, int]:
+        """Of ``days``, those where every ticker with a bar has a row holding what this run computes,
+        with their rows."""
         at = {clock.close_of(d): d for d in days}
         # the usual case (a new date, a range never computed) costs one index lookup, no join
         started = [at[t] for (t,) in self.conn.execute(sql.SQL(
             "SELECT DISTINCT time FROM public.daily_snapshots s WHERE time = ANY(%s) AND {}").format(self._done()),
             (list(at),))]
         if not started:
-            return days
+            return {}
         times = [clock.close_of(d) for d in started]
         where = sql.SQL(" AND t.symbol = ANY({})").format(sql.Literal(self.params.symbols)) \
             if self.params.symbols else sql.SQL("")
@@ -441,11 +532,7 @@ class _Job:
             "LEFT JOIN public.daily_snapshots s ON s.time = d.at AND s.time = ANY({t}::timestamptz[]) "
             "AND s.ticker_id = o.ticker_id AND {done} GROUP BY d.day").format(
                 d=sql.Literal(started), t=sql.Literal(times), w=where, done=self._done())).fetchall()
-        complete = {d: bars for d, bars, stored in rows if bars == stored}
-        self.result.skipped_existing += sum(complete.values())
-        self.result.dates_complete += len(complete)
-        self.result.dates_done += len(complete)
-        return [d for d in days if d not in complete]
+        return {d: bars for d, bars, stored in rows if bars == stored}
 
     def _done(self) -> sql.Composable:
         """Over ``s``, a stored row: whether it holds what this run computes."""
@@ -485,7 +572,7 @@ class _Job:
             want_cols.append(cols)
             want_day.append(np.full(len(cols), i))
         if not sum(len(c) for c in want_cols):
-            self.finished(len(days))
+            self.finished(days)
             return None
         rows, cols, day_idx = (np.concatenate(a) for a in (want_rows, want_cols, want_day))
         t1 = time.perf_counter()
@@ -498,10 +585,11 @@ class _Job:
         result.compute_seconds += time.perf_counter() - t1
         # the cells are in date order: each date's rows are a slice (a view, not a copy)
         bounds = np.searchsorted(day_idx, np.arange(len(days) + 1))
-        batches = [(times[d], cols[a:b], ta[a:b], pm[a:b])
+        batches = [(d, times[d], cols[a:b], ta[a:b], pm[a:b])
                    for d, a, b in zip(days, bounds[:-1], bounds[1:], strict=True) if b > a]
         if len(days) > len(batches):
-            self.finished(len(days) - len(batches))
+            written = {b[0] for b in batches}
+            self.finished([d for d in days if d not in written])
         return _Written(bars.ids, batches)
 
 
@@ -522,10 +610,10 @@ def _cut(bars: Bars, start: date, end: date) -> Bars:
 
 @dataclass
 class _Written:
-    """One window's computed dates: (close time, panel columns, indicator rows, price-metric rows)."""
+    """One window's computed dates: (date, close time, panel columns, indicator rows, price-metric rows)."""
 
     ids: np.ndarray
-    dates: list[tuple[datetime, np.ndarray, np.ndarray, np.ndarray]]
+    dates: list[tuple[date, datetime, np.ndarray, np.ndarray, np.ndarray]]
 
 
 _DRAIN, _STOP = object(), object()
@@ -550,7 +638,7 @@ class _Writer:
         for c in conns:
             self.free.put(c)
         self.pool = ThreadPoolExecutor(max_workers=len(conns), thread_name_prefix="a2-write")
-        self.inflight: deque[tuple[Future[bulk.MergeCounts], int, np.ndarray]] = deque()
+        self.inflight: deque[tuple[Future[bulk.MergeCounts], date, int, np.ndarray]] = deque()
         self.error: BaseException | None = None
         self.abort = False
         self.thread = threading.Thread(target=self._loop, name="a2-render", daemon=True)
@@ -602,7 +690,7 @@ class _Writer:
 
     def _send(self, work: _Written) -> None:
         job = self.job
-        for at, cols, ta, pm in work.dates:
+        for day, at, cols, ta, pm in work.dates:
             if self.abort or self.error is not None:
                 return
             ta_docs, pm_docs = job.ta_json.render_many(ta), job.pm_json.render_many(pm)
@@ -610,20 +698,20 @@ class _Writer:
                        for c, t, m in zip(cols, ta_docs, pm_docs, strict=True))
             payload = snapshots.encode(snapshots.A2_COLUMNS, records)
             self._settle(len(self.conns) - 1)
-            self.inflight.append((self.pool.submit(self._write, at, payload), len(cols), work.ids[cols]))
+            self.inflight.append((self.pool.submit(self._write, at, payload), day, len(cols), work.ids[cols]))
 
     def _settle(self, keep: int) -> None:
         """Wait for the oldest writes until at most ``keep`` are in flight, counting each."""
         t = time.perf_counter()
         while len(self.inflight) > keep:
-            future, rows, ids = self.inflight.popleft()
+            future, day, rows, ids = self.inflight.popleft()
             try:
                 counts = future.result()
             except BaseException as e:   # noqa: BLE001 - the first failure is the run's error
                 self.error = self.error or e
                 continue
             self.job.tickers.update(ids.view("V16").ravel().tolist())
-            self.job.finished(1, counts, rows)
+            self.job.finished([day], counts, rows)
         if keep == 0:
             self.job.result.write_seconds += time.perf_counter() - t
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -150,3 +152,176 @@ def test_a_history_stopped_by_sigterm_records_what_it_committed_and_resumes_by_d
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(DISTINCT time) FROM daily_snapshots").fetchone() == (
             len(market.trading_days),)
+
+
+# A forced history (a KapMan update changed an indicator) stopped part-way resumes where it stopped.
+
+def at_minute(monkeypatch: pytest.MonkeyPatch, market: Market, minute: int) -> datetime:
+    """KapMan's clock for the next run, after the last close: its rows' ta_computed_at tell the runs apart."""
+    now = datetime.fromisoformat(f"{market.end_date}T22:{minute:02d}:00+00:00")
+    monkeypatch.setenv("KAPMAN_NOW", now.isoformat())
+    return now
+
+
+def old_history(url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every date computed by a KapMan whose indicators differed from this one's (each value + 1)."""
+    from kapman.jobs import a2_local_ta
+
+    real = a2_local_ta.compute_cells
+
+    def older(*args: object) -> tuple[np.ndarray, np.ndarray]:
+        ta, pm = real(*args)  # type: ignore[arg-type]
+        return ta + 1.0, pm
+
+    monkeypatch.setattr(a2_local_ta, "compute_cells", older)
+    code, out = a2(url, capsys, "--history")
+    monkeypatch.setattr(a2_local_ta, "compute_cells", real)
+    assert code == 0 and out["rows_inserted"] > 0, out
+
+
+def stopped(url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, after: int,
+            *args: str) -> list[datetime]:
+    """A run of ``args`` stopped by SIGTERM after ``after`` dates were written; the dates it wrote."""
+    import signal
+
+    from kapman import signals
+    from kapman.jobs import a2_local_ta, snapshots
+
+    real_write, writes = snapshots.write, []
+
+    def write(*a: object, **kw: object) -> object:
+        if len(writes) == after:
+            raise signals.Terminated(signal.SIGTERM)
+        writes.append(kw["time"])
+        return real_write(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(a2_local_ta.snapshots, "write", write)
+    code = cli.run_main(run_a2_local_ta.main, [*args, "--db-url", url, "--json", "-q", "--workers", "1"])
+    monkeypatch.setattr(a2_local_ta.snapshots, "write", real_write)
+    assert code == 143 and json.loads(capsys.readouterr().out)["status"] == "interrupted"
+    return writes
+
+
+def computed_at(url: str) -> dict[datetime, set[datetime]]:
+    """Per date, the ta_computed_at of its rows."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT time, array_agg(DISTINCT ta_computed_at) FROM daily_snapshots GROUP BY time")
+        return {t: set(at) for t, at in rows}
+
+
+def rows_on(url: str, times: list[datetime]) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM daily_snapshots WHERE time = ANY(%s)", (times,)).fetchone()[0]
+
+
+def same_as_a_whole_forced_history(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """An uninterrupted forced history (the newest forced history has finished: no resume) changes no row."""
+    code, again = a2(url, capsys, "--history", "--force")
+    assert code == 0 and again["dates_resumed"] == 0 and again["rows_updated"] == again["rows_inserted"] == 0
+    with psycopg.connect(url) as conn:
+        assert again["rows_unchanged"] == conn.execute("SELECT count(*) FROM daily_snapshots").fetchone()[0] > 0
+
+
+@pytest.fixture
+def old_values(bars_only: tuple[str, Market], capsys: pytest.CaptureFixture[str],
+               monkeypatch: pytest.MonkeyPatch) -> tuple[str, Market, list[datetime]]:
+    """A history of an older KapMan's values; the closes of its dates."""
+    url, market = bars_only
+    at_minute(monkeypatch, market, 0)
+    old_history(url, capsys, monkeypatch)
+    return url, market, [close_of(d) for d in market.trading_days]
+
+
+def test_a_forced_history_stopped_part_way_resumes_where_it_stopped(
+        old_values: tuple[str, Market, list[datetime]], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A rerun of --history --force recomputed every date again, and one without --force kept the old
+    values of the dates the stopped run had not reached."""
+    url, market, closes = old_values
+    first = at_minute(monkeypatch, market, 10)
+    done = stopped(url, capsys, monkeypatch, 7, "--history", "--force")
+    second = at_minute(monkeypatch, market, 20)
+    code, resumed = a2(url, capsys, "--history", "--force")
+    assert code == 0, resumed
+    left = [t for t in closes if t not in done]
+    assert resumed["dates_resumed"] == 7 and resumed["rows_written"] == resumed["rows_updated"] == rows_on(url, left)
+    assert resumed["notes"] == [f"resuming the forced history stopped at {first_run_start(url)} UTC (interrupted): "
+                                f"7 dates already recomputed, {len(closes) - 7} left"]
+    assert computed_at(url) == {t: {first if t in done else second} for t in closes}
+    same_as_a_whole_forced_history(url, capsys)
+
+
+def first_run_start(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        started = conn.execute("SELECT started_at FROM ingest_runs WHERE status = 'interrupted' "
+                               "ORDER BY started_at LIMIT 1").fetchone()[0]
+    return f"{started.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+
+
+def test_a_resumed_forced_history_stopped_again_resumes_from_both(
+        old_values: tuple[str, Market, list[datetime]], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    url, market, closes = old_values
+    at_minute(monkeypatch, market, 10)
+    done = stopped(url, capsys, monkeypatch, 5, "--history", "--force")
+    at_minute(monkeypatch, market, 20)
+    done += stopped(url, capsys, monkeypatch, 6, "--history", "--force")
+    at_minute(monkeypatch, market, 30)
+    code, resumed = a2(url, capsys, "--history", "--force")
+    assert code == 0 and resumed["dates_resumed"] == 11 == len(set(done))
+    assert resumed["rows_written"] == rows_on(url, [t for t in closes if t not in done])
+    same_as_a_whole_forced_history(url, capsys)
+
+
+def test_later_runs_without_force_leave_the_resume_to_recompute_what_they_did_not(
+        old_values: tuple[str, Market, list[datetime]], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A later run without --force skips the dates holding old values: the resume still recomputes every
+    date the stopped run did not, and a date of the stopped run whose rows are gone since."""
+    url, market, closes = old_values
+    at_minute(monkeypatch, market, 10)
+    done = stopped(url, capsys, monkeypatch, 7, "--history", "--force")
+    at_minute(monkeypatch, market, 20)
+    code, later = a2(url, capsys, "--history")
+    assert code == 0 and later["rows_written"] == 0 and later["dates_complete"] == len(closes)
+    with psycopg.connect(url, autocommit=True) as conn:   # a date of the stopped run lost and recomputed
+        conn.execute("DELETE FROM daily_snapshots WHERE time = %s", (done[0],))
+    code, later = a2(url, capsys, "--date", str(market.trading_days[closes.index(done[0])]))
+    assert code == 0 and later["rows_inserted"] > 0
+    with psycopg.connect(url, autocommit=True) as conn:   # and one lost since
+        conn.execute("DELETE FROM daily_snapshots WHERE time = %s", (done[1],))
+    at_minute(monkeypatch, market, 30)
+    code, resumed = a2(url, capsys, "--history", "--force")
+    assert code == 0 and resumed["dates_resumed"] == 6
+    assert resumed["rows_written"] == rows_on(url, [t for t in closes if t not in done[2:] and t != done[0]])
+    same_as_a_whole_forced_history(url, capsys)
+
+
+@pytest.mark.parametrize("case", ["forced range", "forced history since", "another version", "patterns asked now",
+                                  "patterns asked then", "other symbols"])
+def test_what_a_forced_history_does_not_resume(case: str, old_values: tuple[str, Market, list[datetime]],
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Each recomputes every date: the stopped run's dates are not the ones this run would write."""
+    from kapman.jobs import a2_local_ta
+
+    url, market, closes = old_values
+    first, last = market.trading_days[0], market.trading_days[-1]
+    then: list[str] = {"forced range": ["--start-date", str(first), "--end-date", str(last)],
+                       "patterns asked then": ["--history", "--enable-pattern-indicators"],
+                       "other symbols": ["--history", "--symbols", ",".join(market.symbols[:30])],
+                       }.get(case, ["--history"])
+    now = ["--history", "--force", *(["--enable-pattern-indicators"] if case == "patterns asked now" else [])]
+    if case == "another version":
+        monkeypatch.setattr(a2_local_ta, "VERSION", "a2-0")
+    stopped(url, capsys, monkeypatch, 7, *then, "--force")
+    monkeypatch.setattr(a2_local_ta, "VERSION", "a2-1")
+    if case == "forced history since":
+        assert a2(url, capsys, "--history", "--force")[0] == 0
+    code, rerun = a2(url, capsys, *now)
+    assert code == 0 and rerun["dates_resumed"] == 0 and rerun["notes"] == []
+    assert rerun["rows_written"] == rows_on(url, closes) and rerun["done"] == len(closes)
+    if case == "patterns asked now":
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT bool_and(technical_indicators_json ? 'pattern_recognition') "
+                                "FROM daily_snapshots").fetchone() == (True,)
