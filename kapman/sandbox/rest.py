@@ -33,6 +33,7 @@ import hashlib
 import json
 import logging
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -61,6 +62,17 @@ _GROUPED = re.compile(r"^/v2/aggs/grouped/locale/us/market/stocks/([^/]+)$")
 NOT_ENTITLED = "You are not entitled to this data. Please upgrade your plan at https://massive.com/pricing"
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that drops its connection (a pool closed at the end of a run) is not an error of the
+        server's: one debug line, not socketserver's traceback on stderr."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError):
+            log.debug("sandbox REST: %s closed the connection (%s)", client_address, exc)
+            return
+        log.warning("sandbox REST: request from %s failed: %r", client_address, exc)
+
+
 class SandboxRestServer:
     """Serve ``market`` over HTTP; use as a context manager or call ``start()``/``stop()``."""
 
@@ -74,7 +86,7 @@ class SandboxRestServer:
         self._counts: Counter[str] = Counter()
         self._serial = 0
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._httpd = _Server(("127.0.0.1", port), _handler_for(self))
         self._thread: threading.Thread | None = None
 
     @property

@@ -372,3 +372,21 @@ def test_tamper_edits_a_day_file():
     assert lines[0] == "ticker,volume,open,close,high,low,window_start,vwap"
     assert all(line.endswith(",1") for line in lines[1:])
     assert lines[1].split(",")[:4] == [first, lines[1].split(",")[1], lines[1].split(",")[2], "inf"]
+
+
+def test_a_client_that_resets_its_connection_prints_no_traceback(server: SandboxRestServer,
+                                                                 capfd: pytest.CaptureFixture[str]) -> None:
+    """A pool closed at a run's end resets its idle connections: socketserver printed a traceback for
+    each on the sandbox's stderr (seen in the options benchmark), which reads as a crash."""
+    import socket
+    import struct
+
+    for _ in range(3):
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(b"GET /v3/reference/tickers HTTP/1.1\r\nHost: x\r\n")   # a request cut short
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()                                                         # RST, not FIN
+    time.sleep(0.3)
+    status, _, _ = get(f"{server.base_url}/v3/reference/tickers?limit=1")
+    assert status == 200                                  # still serving
+    assert "Traceback" not in capfd.readouterr().err
