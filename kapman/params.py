@@ -46,7 +46,8 @@ def not_before_window(day: date | None, oldest: date, today: date, *, span: str 
                          f"{(today - oldest).days} days)")
 
 
-def not_after_today(day: date | None, today: date) -> None:
-    """A date nothing can be stored for yet is refused as such (not "no bars", not "run a step first")."""
+def not_after_today(day: date | None, today: date, *, flag: str = "") -> None:
+    """A date nothing can be stored for yet is refused as such (not "no bars", not "run a step first");
+    ``flag`` names the argument that gave it."""
     if day is not None and day > today:
-        raise UsageError(f"{day} is after today ({today} by KapMan's clock)")
+        raise UsageError(f"{flag + ' ' if flag else ''}{day} is after today ({today} by KapMan's clock)")

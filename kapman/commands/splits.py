@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "in public.tickers are kept and reported.", EXAMPLES)
     p.add_argument("--since", type=cli.day_arg, metavar="YYYY-MM-DD",
                    help="first execution date to load (default: the start of the 730-day retention "
-                        "window, by KapMan's clock)")
+                        "window, by KapMan's clock; not after today)")
     args = p.parse_args(argv)
     settings = cli.settings_for(args)
     result = splits.run(settings, splits.SplitsParams(since=args.since), for_terminal(args.quiet))

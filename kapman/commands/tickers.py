@@ -24,7 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "those delisted within the 730-day retention window (inactive, with their delisting "
                    "time), latest record per symbol, symbols exactly as listed (case-sensitive), bulk "
                    "upsert, tickers no longer listed marked inactive (never deleted). "
-                   "Without --force it does nothing when tickers are already present.", EXAMPLES)
+                   "Without --force it does nothing when tickers are already present (exit 2 if --types "
+                   "or --allow-deactivations was given: they change nothing then).", EXAMPLES)
     p.add_argument("--force", action="store_true", help="refresh even when tickers are present")
     p.add_argument("--allow-deactivations", action="store_true",
                    help="mark inactive every ticker the listing no longer holds, however many: without it a "
@@ -37,7 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = cli.settings_for(args)
     given = getattr(args, "types", None)
     types = parse_types(given, source="--types") if given is not None else settings.ticker_types
+    refresh_flags = tuple(flag for flag, given in (("--types", given is not None),
+                                                   ("--allow-deactivations", args.allow_deactivations)) if given)
     result = tickers.run(settings, tickers.TickersParams(force=args.force, types=types,
-                                                          allow_deactivations=args.allow_deactivations),
+                                                          allow_deactivations=args.allow_deactivations,
+                                                          refresh_flags=refresh_flags),
                          for_terminal(args.quiet))
     return cli.finish(args, result)

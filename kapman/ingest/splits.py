@@ -22,10 +22,11 @@ from psycopg import sql
 
 from kapman import clock, registry
 from kapman.config import Settings
-from kapman.db import bulk, schema
+from kapman.db import bulk, lifecycle, schema
 from kapman.errors import UsageError
 from kapman.execute import Context, Definition, execute
 from kapman.jobs import split_checks
+from kapman.params import not_after_today
 from kapman.progress import NullProgress, Progress
 from kapman.providers.polygon import PolygonClient
 from kapman.step import StepResult
@@ -137,6 +138,8 @@ STEP = Definition(SplitsParams, _body, planned=lambda settings: SplitsParams())
 def ingest_splits(conn: psycopg.Connection, client: PolygonClient, *, since: date | None = None,
                   progress: Progress | None = None) -> StepResult[SplitsDetails]:
     progress = progress or NullProgress()
+    # No split has executed after today: a later --since is a typo, not "no splits" (nor withdrawn ones).
+    not_after_today(since, lifecycle.warehouse_today(conn), flag="--since")
     if not int(conn.execute("SELECT count(*) FROM public.tickers").fetchone()[0]):  # type: ignore[index]
         raise UsageError("public.tickers is empty: splits cannot be ingested before tickers exist",
                          hint=f"run {registry.mend('tickers')} first")

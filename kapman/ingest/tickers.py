@@ -45,6 +45,9 @@ class TickersParams:
     force: bool = False
     types: tuple[str, ...] = DEFAULT_TYPES
     allow_deactivations: bool = False
+    #: The flags given that only a refresh acts on (--types, --allow-deactivations): without
+    #: --force on a warehouse that has tickers they change nothing, which the run says (exit 2).
+    refresh_flags: tuple[str, ...] = ()
 
     def validate(self) -> None:
         parse_types(",".join(self.types), source="--types")
@@ -306,13 +309,18 @@ def _headline(chosen: Selection, fetched: _Fetched, counts: bulk.MergeCounts, de
 
 def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bool = False,
                    types: tuple[str, ...] = DEFAULT_TYPES, allow_deactivations: bool = False,
-                   progress: Progress | None = None) -> StepResult[TickersDetails]:
-    """Load the universe on ``conn``; the caller records the run (see ``run``)."""
+                   progress: Progress | None = None, refresh_flags: tuple[str, ...] = ()) -> StepResult[TickersDetails]:
+    """Load the universe on ``conn``; the caller records the run (see ``run``).  ``refresh_flags``:
+    the flags given that only a refresh acts on (``TickersParams``)."""
     existing = count_tickers(conn)
     result = StepResult("tickers", unit="tickers", details=TickersDetails(existing=existing))
     if existing and not force:
-        result.headline = f"{existing} already present, nothing done (use --force to refresh from the API)"
         result.details.skipped = True
+        if refresh_flags:   # asked for something this run does not do: not an "ok"
+            result.nothing(f"{' and '.join(refresh_flags)} without --force change nothing: {existing} tickers "
+                           "already present, nothing done (add --force to refresh from the API)")
+        else:
+            result.headline = f"{existing} already present, nothing done (use --force to refresh from the API)"
         return result
     requests0, retries0 = client.http.stats.requests, client.http.stats.retries
     fetched = _fetch(client, progress or NullProgress())
@@ -355,7 +363,8 @@ def run(settings: Settings, params: TickersParams, progress: Progress | None = N
 
 def _body(ctx: Context, params: TickersParams) -> StepResult[TickersDetails]:
     result = ingest_tickers(ctx.conn, ctx.client(), force=params.force, types=params.types,
-                            allow_deactivations=params.allow_deactivations, progress=ctx.progress)
+                            allow_deactivations=params.allow_deactivations, progress=ctx.progress,
+                            refresh_flags=params.refresh_flags)
     log.info("%s", result.summary())
     return result
 

@@ -167,3 +167,25 @@ def test_a_quote_time_beyond_datetime_is_stored_null(
     unquoted = odb.execute("SELECT bid, ask, quote_updated_at FROM options_chains WHERE ask IS NULL").fetchall()
     assert unquoted == [(1.25, None, None)]
     assert odb.execute("SELECT count(*) FROM options_chains WHERE quote_updated_at IS NULL").fetchone() == (1,)
+
+
+def test_numbers_sent_as_text_are_stored_null_counted_per_field_and_noted(
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer,
+) -> None:
+    """A number as a JSON string is not read as one (guessing its format stores what no one sent),
+    nor lost silently: stored NULL, counted per field with an example, the contract kept."""
+    rest.faults.patch("open_interest", "10", symbol="ORCL")  # one contract of page 1
+    rest.faults.patch("greeks", {"delta": "0.5", "gamma": 0.01}, symbol="ORCL", index=1)  # page 2
+    first = run(options_url, polygon, ["ORCL"])
+    outcome = first.outcomes["ORCL"]
+    assert outcome.pages >= 2 and outcome.status == "ok" and outcome.dropped == {}
+    assert outcome.rows == len(rows_by_key(odb, "ORCL"))
+    assert outcome.not_numbers == {"open_interest": 1, "greeks.delta": 1}
+    assert outcome.not_number_examples == {"open_interest": "'10'", "greeks.delta": "'0.5'"}
+    assert odb.execute("SELECT count(*) FROM options_chains WHERE open_interest IS NULL").fetchone() == (1,)
+    assert odb.execute("SELECT count(*) FROM options_chains WHERE delta IS NULL AND gamma = 0.01").fetchone() == (1,)
+    step = first.step_result()
+    assert step.exit_code == 0 and step.rejected == 0
+    assert ("values sent as text (or another non-number) stored NULL, contracts kept: ORCL (greeks.delta: 1 value, "
+            "e.g. '0.5'; open_interest: 1 value, e.g. '10')") in step.notes
+    assert first.as_dict()["outcomes"]["ORCL"]["not_numbers"] == {"open_interest": 1, "greeks.delta": 1}

@@ -137,3 +137,21 @@ def test_cli_json_ledger_and_no_secret(reference_db: psycopg.Connection, fresh_d
     assert bad.returncode == 2 and "401" in bad.stdout
     for out in (proc.stdout + proc.stderr, bad.stdout + bad.stderr):
         assert rest.api_key not in out and "nope-secret-555" not in out
+
+
+def test_a_since_after_kapmans_clock_is_refused_and_removes_nothing(reference_db: psycopg.Connection,
+                                                                  polygon: PolygonClient, fresh_db: str,
+                                                                  rest: SandboxRestServer) -> None:
+    """No split executes after today: a later --since is a typo, not "0 splits" answered ok."""
+    ingest_splits(reference_db, polygon)
+    before, requests = stored(reference_db), rest.request_count()
+    env = {**os.environ, "POLYGON_API_KEY": rest.api_key, "POLYGON_BASE_URL": rest.base_url,
+           "KAPMAN_ENV_FILE": "/nonexistent", "KAPMAN_NOW": "2025-12-19"}
+    proc = subprocess.run([sys.executable, "-m", "scripts.ingest_splits", "--db-url", fresh_db, "--since",
+                           "2026-01-05"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --since 2026-01-05 is after today (2025-12-19 by KapMan's clock)"
+    assert stored(reference_db) == before and before and rest.request_count() == requests
+    today = subprocess.run([sys.executable, "-m", "scripts.ingest_splits", "--db-url", fresh_db, "--since",
+                            "2025-12-19"], capture_output=True, text=True, env=env, timeout=120)
+    assert today.returncode == 0, today.stderr   # today itself is a date a split may execute on

@@ -293,3 +293,30 @@ def test_a_refresh_that_would_deactivate_a_crowd_leaves_them_active_and_says_so(
     allowed = ingest_tickers(db, polygon, force=True, allow_deactivations=True)
     assert allowed.exit_code == 0 and allowed.details.deactivated == missing
     assert db.execute("SELECT count(*) FROM tickers WHERE active").fetchone() == (active,)
+
+
+def test_types_without_force_on_present_tickers_is_refused_as_nothing_done(
+        fresh_db: str, rest: SandboxRestServer, db: psycopg.Connection, polygon: PolygonClient) -> None:
+    """--types (or --allow-deactivations) asks for a refresh that a run without --force does not do:
+    not an "ok" that kept the old types."""
+    ingest_tickers(db, polygon, force=True)
+    skipped = ingest_tickers(db, polygon, types=("CS",), refresh_flags=("--types",))
+    assert skipped.exit_code == 2 and skipped.details.skipped and skipped.written == 0
+    assert skipped.nothing_reason is not None and skipped.nothing_reason.startswith("--types without --force")
+    env = {**os.environ, "POLYGON_API_KEY": rest.api_key, "POLYGON_BASE_URL": rest.base_url,
+           "KAPMAN_ENV_FILE": "/nonexistent"}
+    cmd = [sys.executable, "-m", "scripts.ingest_tickers", "--db-url", fresh_db]
+    assert subprocess.run(cmd + ["--force"], capture_output=True, text=True, env=env, timeout=120).returncode == 0
+    with psycopg.connect(fresh_db) as conn:
+        before = conn.execute("SELECT count(*), count(*) FILTER (WHERE type = 'ETF') FROM tickers").fetchone()
+    requests = rest.request_count()
+    proc = subprocess.run(cmd + ["--types", "CS", "--allow-deactivations"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert ("--types and --allow-deactivations without --force change nothing: " in proc.stdout
+            and "tickers already present, nothing done (add --force to refresh from the API)" in proc.stdout)
+    assert rest.request_count() == requests
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*), count(*) FILTER (WHERE type = 'ETF') FROM tickers").fetchone() == before
+    plain = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert plain.returncode == 0 and "nothing done" in plain.stdout   # a bare rerun stays ok

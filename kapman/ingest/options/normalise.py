@@ -21,6 +21,11 @@ The vendor's rough edges are handled here, each counted rather than crashing the
   cap: real ones exceed 5, 1000 is 100,000 %) and a delta in -1..1 (with 1e-6 for a model's
   rounding).  A crossed quote (bid above ask) is real and kept.  Only that
   contract is dropped, named in the samples; the chain is kept.
+- A number sent as anything but a JSON number (``"open_interest": "10"``, ``"delta": "0.5"``, a
+  bool, an object) is not read as one: a string is not a quantity the vendor stated as such, and
+  guessing its format would store what no one sent.  It is stored NULL, as an absent value is, and
+  counted per field (``not_numbers``, with the first value seen) for the run's note, so the gap is
+  never silent; the contract is kept.  The strike alone may be text (above): it is the key.
 - A quote or trade time that is not a positive integer of nanoseconds within datetime's range
   (through year 9999) is stored NULL, as an absent one is.
 - Freshness is kept (migration 0010): the last quote's and last trade's times, the timeframe
@@ -170,6 +175,17 @@ class NormalisedChain:
     samples: list[str] = field(default_factory=list)
     unpriced: int = 0  # rows without an underlying price (a chain without underlying_asset.price)
     unquoted: int = 0  # rows without bid and ask (a chain without last_quote)
+    #: Per field (as the vendor spells it), kept contracts whose value was not a number (stored NULL).
+    not_numbers: Counter = field(default_factory=Counter)
+    #: Per field, the first such value, as ``_shown`` quotes it.
+    not_number_examples: dict[str, str] = field(default_factory=dict)
+
+    def count_not_numbers(self, unread: list[tuple[str, Any]]) -> None:
+        """Count a kept contract's values that were not numbers (``unread``: (field, value) pairs)."""
+        for name, value in unread:
+            self.not_numbers[name] += 1
+            if name not in self.not_number_examples:
+                self.not_number_examples[name] = _shown(value)
 
 
 class Malformed(ValueError):
@@ -185,24 +201,29 @@ def _obj(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _num(value: Any) -> float | None:
-    """A finite float, or None (absent, null, text, NaN)."""
+def _num(value: Any, name: str = "", unread: list[tuple[str, Any]] | None = None) -> float | None:
+    """A finite float, or None (absent, null, NaN, or not a number: then (name, value) goes to ``unread``)."""
     kind = type(value)
     if kind is float:  # the common case first: this runs ~15 times per contract
         return value if math.isfinite(value) else None
     if kind is int:
         return float(value)
+    if value is not None and unread is not None:
+        unread.append((name, value))
     return None
 
 
-def _int(value: Any) -> int | float | None:
+def _int(value: Any, name: str = "", unread: list[tuple[str, Any]] | None = None) -> int | float | None:
     """A whole number as an int; a fractional finite float as it is (``insane`` refuses it where a
-    count must be whole); None for anything else."""
+    count must be whole); None for anything else (not a number: (name, value) goes to ``unread``)."""
     kind = type(value)
     if kind is int:
         return value
-    if kind is float and math.isfinite(value):
-        return int(value) if value.is_integer() else value
+    if kind is float:
+        if math.isfinite(value):
+            return int(value) if value.is_integer() else value
+    elif value is not None and unread is not None:
+        unread.append((name, value))
     return None
 
 
@@ -224,12 +245,13 @@ def ns_time(value: Any) -> datetime | None:
     return _UNIX_EPOCH + timedelta(microseconds=value // 1000)
 
 
-def freshness(quote: dict, trade: dict, day: dict) -> tuple[datetime | None, datetime | None, str | None,
-                                                           float | None]:
+def freshness(quote: dict, trade: dict, day: dict, unread: list[tuple[str, Any]] | None = None
+              ) -> tuple[datetime | None, datetime | None, str | None, float | None]:
     """(quote_updated_at, trade_updated_at, timeframe, day_close) of one contract."""
     timeframe = quote.get("timeframe") or trade.get("timeframe")
     return (ns_time(quote.get("last_updated")), ns_time(trade.get("sip_timestamp")),
-            timeframe if isinstance(timeframe, str) and timeframe in TIMEFRAMES else None, _num(day.get("close")))
+            timeframe if isinstance(timeframe, str) and timeframe in TIMEFRAMES else None,
+            _num(day.get("close"), "day.close", unread))
 
 
 #: How much of an unusable value a drop sample quotes.
@@ -294,21 +316,23 @@ def ticker_problem(symbol: str, expiration: str, option_type: str) -> str | None
     return None
 
 
-def underlying_price(result: dict) -> float | None:
+def underlying_price(result: dict, unread: list[tuple[str, Any]] | None = None) -> float | None:
     """``underlying_asset.price`` for stocks, ``.value`` for indices; a price of 0 is no quote (None):
     it costs the contract its underlying price, not its row, which cannot be fetched again."""
     asset = _obj(result.get("underlying_asset"))
-    price = _num(asset.get("price"))
-    price = price if price is not None else _num(asset.get("value"))
+    price = _num(asset.get("price"), "underlying_asset.price", unread)
+    price = price if price is not None else _num(asset.get("value"), "underlying_asset.value", unread)
     return None if price == 0.0 else price
 
 
 def contract_row(
-    result: Any, snapshot_time: datetime, ticker_id: UUID, parsed: dict[Any, Any] | None = None
+    result: Any, snapshot_time: datetime, ticker_id: UUID, parsed: dict[Any, Any] | None = None,
+    unread: list[tuple[str, Any]] | None = None,
 ) -> tuple | str:
     """The row for one result, or the drop reason 'other' (raises Malformed when unusable or ``insane``).
 
-    ``parsed`` memoises strikes and dates, which repeat across a chain's expirations and types.
+    ``parsed`` memoises strikes and dates, which repeat across a chain's expirations and types;
+    ``unread`` collects the (field, value) of each value stored NULL because it was not a number.
     """
     if not isinstance(result, dict):
         raise Malformed("result is not an object")
@@ -346,19 +370,19 @@ def contract_row(
         strike,
         option_type,
         symbol.strip(),
-        _int(details.get("shares_per_contract")),
-        underlying_price(result),
-        _num(quote.get("bid")),
-        _num(quote.get("ask")),
-        _num(trade.get("price")),
-        _int(day.get("volume")),
-        _int(result.get("open_interest")),
-        _num(result.get("implied_volatility")),
-        _num(greeks.get("delta")),
-        _num(greeks.get("gamma")),
-        _num(greeks.get("theta")),
-        _num(greeks.get("vega")),
-        *freshness(quote, trade, day),
+        _int(details.get("shares_per_contract"), "shares_per_contract", unread),
+        underlying_price(result, unread),
+        _num(quote.get("bid"), "last_quote.bid", unread),
+        _num(quote.get("ask"), "last_quote.ask", unread),
+        _num(trade.get("price"), "last_trade.price", unread),
+        _int(day.get("volume"), "day.volume", unread),
+        _int(result.get("open_interest"), "open_interest", unread),
+        _num(result.get("implied_volatility"), "implied_volatility", unread),
+        _num(greeks.get("delta"), "greeks.delta", unread),
+        _num(greeks.get("gamma"), "greeks.gamma", unread),
+        _num(greeks.get("theta"), "greeks.theta", unread),
+        _num(greeks.get("vega"), "greeks.vega", unread),
+        *freshness(quote, trade, day, unread),
     )
     why = insane(row)
     if why is not None:
@@ -406,6 +430,7 @@ class ChainNormaliser:
         yymmdd, is_ticker = self._yymmdd, _OPTION_TICKER.fullmatch
         num, whole, empty = _num, _int, _EMPTY
         epoch, micros, frames, ns_limit = _UNIX_EPOCH, timedelta, TIMEFRAMES, NS_LIMIT
+        unread: list[tuple[str, Any]] = []  # this contract's values that were not numbers
         out.contracts += len(results)
         for result in results:
             row: tuple | None = None
@@ -438,7 +463,7 @@ class ChainNormaliser:
                             contract_symbol = ""  # contract_row says why
                         if contract_symbol:
                             v = details.get("shares_per_contract")
-                            shares = v if type(v) is int else whole(v)
+                            shares = v if type(v) is int else whole(v, "shares_per_contract", unread)
                             asset = result.get("underlying_asset")
                             if not isinstance(asset, dict):
                                 asset = empty
@@ -447,43 +472,43 @@ class ChainNormaliser:
                             if type(v) is float and v - v == 0.0:
                                 underlying = v
                             else:
-                                underlying = num(v)
+                                underlying = num(v, "underlying_asset.price", unread)
                                 if underlying is None:
-                                    underlying = num(asset.get("value"))
+                                    underlying = num(asset.get("value"), "underlying_asset.value", unread)
                             if underlying == 0.0:  # no quote (as ``underlying_price``): not a reason to drop
                                 underlying = None
                             quote = result.get("last_quote")
                             if not isinstance(quote, dict):
                                 quote = empty
                             v = quote.get("bid")
-                            bid = v if type(v) is float and v - v == 0.0 else num(v)
+                            bid = v if type(v) is float and v - v == 0.0 else num(v, "last_quote.bid", unread)
                             v = quote.get("ask")
-                            ask = v if type(v) is float and v - v == 0.0 else num(v)
+                            ask = v if type(v) is float and v - v == 0.0 else num(v, "last_quote.ask", unread)
                             trade = result.get("last_trade")
                             if not isinstance(trade, dict):
                                 trade = empty
                             v = trade.get("price")
-                            last = v if type(v) is float and v - v == 0.0 else num(v)
+                            last = v if type(v) is float and v - v == 0.0 else num(v, "last_trade.price", unread)
                             day = result.get("day")
                             if not isinstance(day, dict):
                                 day = empty
                             v = day.get("volume")
-                            volume = v if type(v) is int else whole(v)
+                            volume = v if type(v) is int else whole(v, "day.volume", unread)
                             v = result.get("open_interest")
-                            open_interest = v if type(v) is int else whole(v)
+                            open_interest = v if type(v) is int else whole(v, "open_interest", unread)
                             v = result.get("implied_volatility")
-                            iv = v if type(v) is float and v - v == 0.0 else num(v)
+                            iv = v if type(v) is float and v - v == 0.0 else num(v, "implied_volatility", unread)
                             greeks = result.get("greeks")
                             if not isinstance(greeks, dict):
                                 greeks = empty
                             v = greeks.get("delta")
-                            delta = v if type(v) is float and v - v == 0.0 else num(v)
+                            delta = v if type(v) is float and v - v == 0.0 else num(v, "greeks.delta", unread)
                             v = greeks.get("gamma")
-                            gamma = v if type(v) is float and v - v == 0.0 else num(v)
+                            gamma = v if type(v) is float and v - v == 0.0 else num(v, "greeks.gamma", unread)
                             v = greeks.get("theta")
-                            theta = v if type(v) is float and v - v == 0.0 else num(v)
+                            theta = v if type(v) is float and v - v == 0.0 else num(v, "greeks.theta", unread)
                             v = greeks.get("vega")
-                            vega = v if type(v) is float and v - v == 0.0 else num(v)
+                            vega = v if type(v) is float and v - v == 0.0 else num(v, "greeks.vega", unread)
                             row = (
                                 snapshot_time,
                                 ticker_id,
@@ -510,7 +535,8 @@ class ChainNormaliser:
                                 is int and 0 < tt <= ns_limit else None,
                                 tf if type(tf := quote.get("timeframe") or trade.get("timeframe")) is str
                                 and tf in frames else None,
-                                v if type(v := day.get("close")) is float and v - v == 0.0 else num(v),
+                                v if type(v := day.get("close")) is float and v - v == 0.0
+                                else num(v, "day.close", unread),
                             )
                             # The ranges of ``insane`` and contract_row's ticker rule, inline:
                             # this runs once per contract.
@@ -532,9 +558,11 @@ class ChainNormaliser:
                             ):
                                 row = None
             if row is None:
+                unread.clear()  # contract_row reads the values again
                 try:
-                    slow = contract_row(result, snapshot_time, ticker_id, self._parsed)
+                    slow = contract_row(result, snapshot_time, ticker_id, self._parsed, unread)
                 except Malformed as exc:
+                    unread.clear()
                     out.dropped["malformed"] += 1
                     if len(out.samples) < SAMPLES:
                         out.samples.append(str(exc))
@@ -544,6 +572,7 @@ class ChainNormaliser:
                     continue
                 row = slow
             if row[2] < today:
+                unread.clear()
                 out.dropped["expired"] += 1
                 continue
             key = row[2:5]
@@ -552,8 +581,12 @@ class ChainNormaliser:
                 loser = row if preference(row) >= preference(current) else current
                 out.dropped[collision_reason(loser)] += 1
                 if loser is row:
+                    unread.clear()
                     continue
             kept[key] = row
+            if unread:
+                out.count_not_numbers(unread)
+                unread.clear()
 
     def finish(self) -> NormalisedChain:
         rows = self.out.rows = list(self._kept.values())

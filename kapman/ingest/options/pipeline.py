@@ -146,6 +146,7 @@ class _Run:
             return
         outcome.contracts, outcome.rows = chain.contracts, chain.rows
         outcome.unpriced, outcome.unquoted = chain.unpriced, chain.unquoted
+        outcome.not_numbers, outcome.not_number_examples = chain.not_numbers, chain.not_number_examples
         outcome.dropped = {k: chain.dropped[k] for k in DROP_REASONS if chain.dropped[k]}
         outcome.samples, outcome.seconds = chain.samples, round(fetched.seconds + chain.seconds, 3)
         started = time.perf_counter()

@@ -35,6 +35,8 @@ class EncodedChain:
     seconds: float = 0.0  # decoding, normalising and encoding
     unpriced: int = 0
     unquoted: int = 0
+    not_numbers: dict[str, int] = field(default_factory=dict)  # NormalisedChain's
+    not_number_examples: dict[str, str] = field(default_factory=dict)
 
 
 def encode_chain(chain: NormalisedChain, snapshot_time: datetime, ticker_id: UUID) -> EncodedChain:
@@ -48,6 +50,8 @@ def encode_chain(chain: NormalisedChain, snapshot_time: datetime, ticker_id: UUI
         chain.samples,
         unpriced=chain.unpriced,
         unquoted=chain.unquoted,
+        not_numbers=dict(chain.not_numbers),
+        not_number_examples=chain.not_number_examples,
     )
 
 

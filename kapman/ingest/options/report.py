@@ -33,6 +33,8 @@ class SymbolOutcome:
     removed: int = 0  # rows of an earlier run under the same snapshot time, absent from this chain
     unpriced: int = 0  # rows without an underlying price
     unquoted: int = 0  # rows without a bid and an ask
+    not_numbers: dict[str, int] = field(default_factory=dict)  # per field: values not numbers, stored NULL
+    not_number_examples: dict[str, str] = field(default_factory=dict)  # per field: the first one
     dropped: dict[str, int] = field(default_factory=dict)
     samples: list[str] = field(default_factory=list)
     seconds: float = 0.0  # fetching, normalising and encoding
@@ -125,6 +127,10 @@ class OptionsResult:
         if unquoted:
             notes.append(f"no last_quote in the chains of {_names(unquoted)} (a plan without quotes): "
                          "bid and ask stored NULL")
+        not_numbers = [f"{s} ({_not_numbers(o)})" for s, o in self.outcomes.items() if o.not_numbers]
+        if not_numbers:
+            notes.append("values sent as text (or another non-number) stored NULL, contracts kept: "
+                         f"{_names(not_numbers)}")
         malformed = [f"{s} ({'; '.join(o.samples)})" for s, o in self.outcomes.items() if o.samples]
         if malformed:
             notes.append(f"malformed contracts, e.g. {_names(malformed)}")
@@ -170,6 +176,12 @@ class OptionsResult:
 def _names(symbols: list[str]) -> str:
     more = len(symbols) - SHOWN
     return " ".join(symbols[:SHOWN]) + (f" and {more} more" if more > 0 else "")
+
+
+def _not_numbers(outcome: SymbolOutcome) -> str:
+    """``open_interest: 12 values, e.g. '10'; ...``: a symbol's values that were not numbers, per field."""
+    return "; ".join(f"{name}: {count} value{'s' if count > 1 else ''}, e.g. {outcome.not_number_examples[name]}"
+                     for name, count in sorted(outcome.not_numbers.items()))
 
 
 def archive_outcome(result: StepResult[Any], report: ExportReport) -> None:

@@ -414,3 +414,54 @@ def test_a_long_unusable_value_is_quoted_cut() -> None:
     assert said == (f"contract ticker '{ticker[:44]}... is not an option ticker "
                     "(O:, root, YYMMDD, C or P, 8-digit strike)")
     assert dropped_alone(contract(strike_price="9" * 400)) == f"strike_price '{'9' * 44}... is not a number"
+
+
+def strikes(*contracts: dict) -> list[dict]:
+    """The contracts at strikes 150.1, 160.1, ...: one row each, none a duplicate of another."""
+    for i, c in enumerate(contracts):
+        c["details"]["strike_price"] = 150.1 + 10 * i
+        c["details"]["ticker"] = c["details"]["ticker"][:-8] + f"{150100 + 10000 * i:08d}"
+    return list(contracts)
+
+
+@pytest.mark.parametrize(("over", "field", "column", "example"), [
+    ({"open_interest": "10"}, "open_interest", "open_interest", "'10'"),
+    ({"day": {"volume": "85", "close": 4.1}}, "day.volume", "volume", "'85'"),
+    ({"day": {"volume": 85, "close": "4.1"}}, "day.close", "day_close", "'4.1'"),
+    ({"greeks": {"delta": "0.5", "gamma": 0.03}}, "greeks.delta", "delta", "'0.5'"),
+    ({"greeks": {"delta": 0.5, "vega": "0.2"}}, "greeks.vega", "vega", "'0.2'"),
+    ({"implied_volatility": "0.357"}, "implied_volatility", "implied_volatility", "'0.357'"),
+    ({"underlying_asset": {"price": "101.2"}}, "underlying_asset.price", "underlying_price", "'101.2'"),
+    ({"last_quote": {"bid": "4.0", "ask": 4.2}}, "last_quote.bid", "bid", "'4.0'"),
+    ({"last_quote": {"bid": 4.0, "ask": "4.2"}}, "last_quote.ask", "ask", "'4.2'"),
+    ({"last_trade": {"price": "4.15"}}, "last_trade.price", "last", "'4.15'"),
+    ({"shares_per_contract": "100"}, "shares_per_contract", "shares_per_contract", "'100'"),
+    ({"open_interest": True}, "open_interest", "open_interest", "True"),  # a bool is no count either
+    ({"greeks": {"delta": [0.5]}}, "greeks.delta", "delta", "[0.5]"),
+])
+def test_a_number_sent_as_text_is_null_and_counted_per_field(
+        over: dict, field: str, column: str, example: str) -> None:
+    """Not read as a number (a guess), nor silently NULL: counted per field with the first value."""
+    assert row_of(contract())[COL[column]] is not None
+    chain = normalise_chain(strikes(contract(**over), contract(**over), contract()), SNAPSHOT, TID)
+    assert len(chain.rows) == 3 and not chain.dropped
+    assert [r[COL[column]] is None for r in chain.rows] == [True, True, False]
+    assert chain.not_numbers == {field: 2} and chain.not_number_examples == {field: example}
+
+
+def test_no_count_for_absent_null_or_nan_values_nor_for_dropped_contracts() -> None:
+    absent = contract(open_interest=..., greeks=None, day={"volume": None}, implied_volatility=float("nan"))
+    expired = contract(expiration_date="2025-12-18", open_interest="10")
+    malformed = contract(open_interest="10", strike_price="x")
+    chain = normalise_chain([absent, expired, malformed], SNAPSHOT, TID)
+    assert len(chain.rows) == 1 and chain.dropped == {"expired": 1, "malformed": 1}
+    assert chain.not_numbers == {} and chain.not_number_examples == {}
+
+
+def test_a_text_value_on_the_slow_path_is_counted_once() -> None:
+    """A strike given as text takes contract_row, which counts; nothing is counted twice."""
+    text_strike, fractional, text = strikes(contract(), contract(open_interest=2.5), contract(open_interest="x"))
+    text_strike["details"]["strike_price"], text_strike["open_interest"] = "150.1", "10"
+    chain = normalise_chain([text_strike, fractional, text], SNAPSHOT, TID)
+    assert chain.dropped == {"malformed": 1} and len(chain.rows) == 2  # 2.5 is no whole count
+    assert chain.not_numbers == {"open_interest": 2} and chain.not_number_examples == {"open_interest": "'10'"}

@@ -30,15 +30,18 @@ TID = uuid4()
 ODD = [None, "", "n/a", True, False, 0, -3, 7, 0.0, -0.0, 2.5, float("nan"), float("inf"), [], {}, [1], 10**30]
 
 
-def reference(results: list[Any]) -> tuple[list[tuple], Counter, list[str], int]:
-    """normalise_chain as written before the inlined path: contract_row for every result."""
+def reference(results: list[Any]) -> tuple[list[tuple], Counter, list[str], int, Counter]:
+    """normalise_chain as written before the inlined path: contract_row for every result (and the
+    values that were not numbers, counted for the contracts kept)."""
     today = ny_date_of(SNAPSHOT)
     kept: dict[tuple, tuple] = {}
     dropped: Counter = Counter()
     samples: list[str] = []
+    not_numbers: Counter = Counter()
     for result in results:
+        unread: list[tuple[str, Any]] = []
         try:
-            row = contract_row(result, SNAPSHOT, TID)
+            row = contract_row(result, SNAPSHOT, TID, unread=unread)
         except Malformed as exc:
             dropped["malformed"] += 1
             if len(samples) < SAMPLES:
@@ -58,7 +61,8 @@ def reference(results: list[Any]) -> tuple[list[tuple], Counter, list[str], int]
             if loser is row:
                 continue
         kept[key] = row
-    return list(kept.values()), dropped, samples, len(results)
+        not_numbers.update(name for name, _value in unread)
+    return list(kept.values()), dropped, samples, len(results), not_numbers
 
 
 def contract(rng: random.Random, i: int) -> dict:
@@ -112,7 +116,7 @@ def test_pages_match_contract_row(seed: int) -> None:
     for i in range(300):
         item = contract(rng, i)
         results.append(mutate(rng, item) if rng.random() < 0.3 else item)
-    rows, dropped, samples, contracts = reference(copy.deepcopy(results))
+    rows, dropped, samples, contracts, not_numbers = reference(copy.deepcopy(results))
     normaliser = ChainNormaliser(SNAPSHOT, TID)
     cut = sorted(rng.sample(range(1, len(results)), 3))
     for start, end in zip([0, *cut], [*cut, len(results)], strict=True):
@@ -120,6 +124,7 @@ def test_pages_match_contract_row(seed: int) -> None:
     chain = normaliser.finish()
     assert chain.rows == rows and chain.contracts == contracts
     assert +chain.dropped == +dropped and chain.samples == samples
+    assert chain.not_numbers == not_numbers and set(chain.not_number_examples) == set(not_numbers)
     for got, want in zip(chain.rows, rows, strict=True):  # the same types, not just equal values
         assert list(map(type, got)) == list(map(type, want))
         assert str(got[3]) == str(want[3])
