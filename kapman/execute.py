@@ -1,9 +1,7 @@
 """The plumbing every step shares, written once: ``execute(step, settings, params, progress)``.
 
 It validates the parameters (``params.validate()``, the only validation), resolves the database
-URL, refuses a step that records a run when ``KAPMAN_NOW`` is on a day before a frozen database's
-clock (``lifecycle.refuse_clock_behind``: nothing is written, not even the ledger row), takes the
-step's guard (the nightly's lock), opens the ledger row (``db.runs.recorded``),
+URL, takes the step's guard (the nightly's lock), opens the ledger row (``db.runs.recorded``),
 hands the body a ``Context`` whose connections and clients it closes, maps a lost connection to
 ``ConnectionLost`` (saying how many units were done), turns SIGTERM and SIGHUP into the same interruption as
 Ctrl-C (``kapman.signals``: the ledger row says ``interrupted``, the command exits 143 or 129; Ctrl-C 130),
@@ -19,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import psycopg
 
-from kapman import clock, signals
+from kapman import signals
 from kapman.config import Settings
-from kapman.db import lifecycle, runs
+from kapman.db import runs
 from kapman.db.connect import connect
 from kapman.db.errors import is_connection_lost
 from kapman.errors import ConnectionLost
@@ -116,15 +114,11 @@ def execute(step: Step | str, settings: Settings, params: Any, progress: Progres
     url = settings.require_database_url()
     details = definition.details() if definition.details is not None else None
     result: StepResult[Any] = StepResult(step.name, unit=step.unit, details=details)
-    records = definition.ledger(params) if callable(definition.ledger) else definition.ledger
-    if records and clock.is_frozen():   # a step that writes, on a clock set by hand: not behind the warehouse's
-        with connect(url, autocommit=True) as conn:
-            lifecycle.refuse_clock_behind(conn)
     with signals.as_interrupts(), ExitStack() as outer:
         if definition.guard is not None:
             outer.enter_context(definition.guard(url, params))
         ledger = None
-        if records:
+        if definition.ledger(params) if callable(definition.ledger) else definition.ledger:
             args = definition.ledger_args(params) if definition.ledger_args else _as_args(params)
             ledger = outer.enter_context(runs.recorded(url, step.name, args))
             ledger.result = result

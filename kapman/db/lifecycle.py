@@ -15,9 +15,7 @@ in:
 A database recorded ``real`` becomes ``frozen`` the first time a write runs with a clock frozen
 away from real time; the way back is a rebuild on real time.  A clock ahead of real time is never
 recorded (:func:`ahead_of_real_time`): a rebuild on one is refused, and a write counts from it
-for itself only, and never drops or compresses by it (``kapman.db.retention``).  The recorded
-frozen clock only moves forward: a step run on an earlier day is refused before it writes
-(:func:`refuse_clock_behind`, from ``kapman.execute``).  Bulk loads pause the policy jobs of
+for itself only, and never drops or compresses by it (``kapman.db.retention``).  Bulk loads pause the policy jobs of
 the tables they write with :func:`policies_paused`, so the jobs never race a COPY.
 """
 
@@ -115,31 +113,6 @@ def refuse_future_clock(what: str) -> None:
                          hint="fix or unset KAPMAN_NOW (a replayed day is in the past)")
 
 
-def clock_behind(recorded: Clock) -> tuple[str, str] | None:
-    """Why a write is refused, and the fix, when ``KAPMAN_NOW`` is on a New York day before a frozen
-    database's clock; else None.
-
-    The recorded clock only moves forward, so such a run would count "today" (its incremental
-    window, its snapshot session, its default dates) from a day the warehouse's data has passed,
-    while status and the reports count from the recorded day again afterwards.  An earlier instant
-    of the same day changes no date and is allowed."""
-    if not clock.is_frozen() or recorded.mode != "frozen" or recorded.frozen_at is None:
-        return None
-    mine, day = clock.now(), clock.ny_date_of(recorded.frozen_at)
-    if clock.ny_date_of(mine) >= day:
-        return None
-    return (f"{clock.ENV_VAR} ({mine:%Y-%m-%d %H:%M} UTC) is before this database's clock (frozen at "
-            f"{recorded.frozen_at:%Y-%m-%d %H:%M} UTC): a run would count today from a day the warehouse has passed",
-            f"set {clock.ENV_VAR} to {day} or later, or unset it (a step then counts from the database's clock)")
-
-
-def refuse_clock_behind(conn: psycopg.Connection) -> None:
-    """Refuse (UsageError) before a step writes, for ``clock_behind``'s reason."""
-    behind = clock_behind(read_clock(conn)) if clock.is_frozen() else None
-    if behind is not None:
-        raise UsageError(f"{behind[0]}; nothing was done", hint=behind[1])
-
-
 def _has_clock_table(conn: psycopg.Connection) -> bool:
     row = conn.execute("SELECT to_regclass('public.lifecycle_clock') IS NOT NULL").fetchone()
     return bool(row and row[0])
@@ -162,8 +135,7 @@ def record_clock(conn: psycopg.Connection, recorded: Clock) -> None:
 
 def adopt_process_clock(conn: psycopg.Connection) -> Clock:
     """Before a write: a clock frozen away from real time freezes a ``real`` database (its policies
-    are paused) and moves a frozen one's ``frozen_at`` forward, never back (a step on an earlier day
-    was refused before it started: ``refuse_clock_behind``).  Returns the clock now recorded."""
+    are paused) and moves a frozen one's ``frozen_at`` forward.  Returns the clock now recorded."""
     recorded = read_clock(conn)
     mine = process_clock()
     if mine.mode != "frozen" or not _has_clock_table(conn):

@@ -59,10 +59,6 @@ def schema(conn: psycopg.Connection, now: datetime) -> Check:
     if pending:
         return Check("schema", Verdict.FAIL, f"{text}; not applied: {', '.join(pending)}",
                      f"{cmd.MIGRATE} (in place, every row kept)", details)
-    behind = lifecycle.clock_behind(recorded)
-    if behind is not None:   # every step refuses to run in this shell: say so here, not only then
-        return Check("schema", Verdict.WARN, f"{text}; steps refuse to run in this shell: {behind[0]}", behind[1],
-                     details)
     if not modes:
         return Check("schema", Verdict.FAIL, f"{text}: hypertable_lifecycle is empty", cmd.REBUILD, details)
     if "policy" in modes.values():

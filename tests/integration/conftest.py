@@ -9,8 +9,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kapman.clock import parse_instant
-from kapman.db import lifecycle
 from kapman.ingest.tickers import ingest_tickers
 from kapman.ingest.watchlists import ingest_watchlists
 from kapman.providers.http import PolygonHTTP
@@ -139,7 +137,4 @@ def odb(options_url: str, rest: SandboxRestServer) -> Iterator[psycopg.Connectio
     with psycopg.connect(options_url, autocommit=True) as conn:
         conn.execute("TRUNCATE options_chains, ingest_runs")
         conn.execute("DELETE FROM watchlists WHERE watchlist_id = 'extra'")
-        # The module's clock back at the market's day: a test run on Saturday morning moved it forward,
-        # and a step on a day before the database's clock is refused.
-        lifecycle.record_clock(conn, lifecycle.Clock("frozen", parse_instant(MARKET_NOW)))
         yield conn

@@ -16,9 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kapman import clock
 from kapman.config import load_settings
-from kapman.db import lifecycle
 from kapman.errors import ConnectionLost, UsageError
 from kapman.ingest import options
 from kapman.ingest.options import pipeline
@@ -59,8 +57,6 @@ def test_a_live_chain_cannot_be_stored_under_a_past_time(
     options_url: str, odb: psycopg.Connection, live: SandboxRestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = settings_for(options_url, live, monkeypatch, KAPMAN_NOW="2025-12-15")
-    # The database's clock on that day too: one behind it is refused first, for that reason.
-    lifecycle.record_clock(odb, lifecycle.Clock("frozen", clock.close_of(date(2025, 12, 15))))
     with pytest.raises(UsageError) as info:
         options.run(settings, options.OptionsParams(symbols=["ORCL"]))
     assert info.value.message.startswith("KAPMAN_NOW=2025-12-15 puts KapMan's clock at 2025-12-15T21:00:00Z, but ")

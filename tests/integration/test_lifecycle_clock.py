@@ -7,9 +7,6 @@ a load while the policy jobs run) carry the ``community`` marker and skip elsewh
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
@@ -107,45 +104,6 @@ def test_a_frozen_write_freezes_a_real_database_and_only_moves_forward(
         monkeypatch.delenv("KAPMAN_NOW")
         assert lifecycle.adopt_process_clock(c).mode == "frozen"   # real time never unfreezes it
 
-
-
-@pytest.mark.parametrize("command", [["scripts.ingest_splits"], ["scripts.ingest_ohlcv", "incremental"],
-                                     ["scripts.nightly"]])
-def test_a_step_on_a_clock_behind_a_frozen_database_is_refused_and_writes_nothing(
-        scratch: str, monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
-    """KAPMAN_NOW moved back a day on a sandbox warehouse: the recorded clock stays (it only moves
-    forward), so the run counted today from a day its data had passed, answered ok, and status went
-    on counting from the recorded day."""
-    monkeypatch.setenv("KAPMAN_NOW", FROZEN)
-    rebuild(scratch)
-    env = {**os.environ, "KAPMAN_ENV_FILE": "/nonexistent", "KAPMAN_NOW": "2025-12-16",
-           "POLYGON_API_KEY": "k", "POLYGON_BASE_URL": "http://127.0.0.1:9"}
-    proc = subprocess.run([sys.executable, "-m", *command, "--db-url", scratch], capture_output=True, text=True,
-                          env=env, timeout=120)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert lines[0] == ("error: KAPMAN_NOW (2025-12-16 21:00 UTC) is before this database's clock (frozen at "
-                        "2025-12-19 21:00 UTC): a run would count today from a day the warehouse has passed; "
-                        "nothing was done")
-    assert "set KAPMAN_NOW to 2025-12-19 or later, or unset it" in proc.stderr and "Traceback" not in proc.stderr
-    with psycopg.connect(scratch) as c:
-        assert lifecycle.read_clock(c) == lifecycle.Clock("frozen", close_of(date(2025, 12, 19)))
-        assert c.execute("SELECT count(*) FROM ingest_runs").fetchone() == (0,)   # not even the ledger row
-
-
-def test_an_earlier_instant_of_the_frozen_day_or_a_later_day_is_allowed(
-        scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KAPMAN_NOW", FROZEN)
-    rebuild(scratch)
-    with psycopg.connect(scratch, autocommit=True) as c:
-        for allowed in ("2025-12-19T15:00:00Z", FROZEN, "2025-12-22"):   # 10:00 New York the same day
-            monkeypatch.setenv("KAPMAN_NOW", allowed)
-            lifecycle.refuse_clock_behind(c)
-        monkeypatch.setenv("KAPMAN_NOW", "2025-12-19T04:00:00Z")   # 23:00 New York the day before
-        with pytest.raises(UsageError, match=r"KAPMAN_NOW \(2025-12-19 04:00 UTC\) is before"):
-            lifecycle.refuse_clock_behind(c)
-        monkeypatch.delenv("KAPMAN_NOW")   # the database's clock is used: nothing to refuse
-        lifecycle.refuse_clock_behind(c)
 
 
 def test_a_clock_ahead_of_real_time_is_never_recorded(scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -328,23 +328,6 @@ def test_the_schema_line_names_the_clock_the_status_counts_from(sandbox_db: psyc
     assert report.check("schema").details["clock"] == {"mode": "frozen", "frozen_at": EVENING}
 
 
-
-def test_a_kapman_now_behind_the_frozen_clock_is_a_warning_naming_the_steps_refusal(
-        sandbox_db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every step refuses to run with KAPMAN_NOW on a day before the database's frozen clock: status,
-    which counts from that KAPMAN_NOW too, says so with the same words and fix, not OK."""
-    monkeypatch.setenv("KAPMAN_NOW", "2025-12-16")
-    schema = status.report(sandbox_db, parse_instant("2025-12-16"), with_archive=False).check("schema")
-    assert schema.verdict is Verdict.WARN
-    assert schema.summary.endswith(
-        "; steps refuse to run in this shell: KAPMAN_NOW (2025-12-16 21:00 UTC) is before this database's clock "
-        "(frozen at 2025-12-19 22:00 UTC): a run would count today from a day the warehouse has passed")
-    assert schema.fix == "set KAPMAN_NOW to 2025-12-19 or later, or unset it (a step then counts from the " \
-                         "database's clock)"
-    monkeypatch.setenv("KAPMAN_NOW", "2025-12-19T15:00:00Z")   # the same New York day: every date the same
-    assert status.report(sandbox_db, parse_instant("2025-12-19T15:00:00Z"), with_archive=False).check(
-        "schema").verdict is Verdict.OK
-
 @pytest.mark.community
 def test_on_a_frozen_clock_a_scheduled_policy_job_is_a_warning_and_its_fix_pauses_it(
         sandbox_db: psycopg.Connection) -> None:
