@@ -101,19 +101,26 @@ WITH sessions AS (
       FROM public.options_chains
      WHERE time >= (:'NOW_DATE'::date - :'DAYS_BACK'::int)::timestamp AT TIME ZONE 'America/New_York'
 ), scope AS (       -- the watchlist scope: active symbols with an active ticker, by the day they joined
-    SELECT t.id, min(w.effective_date) AS since
+    SELECT t.id, t.symbol, min(w.effective_date) AS since
       FROM public.watchlists AS w JOIN public.tickers AS t ON t.symbol = w.symbol
-     WHERE w.active AND t.active GROUP BY t.id
-), short AS (       -- sessions with a snapshot that lacks symbols (a chain from the close to midnight)
+     WHERE w.active AND t.active GROUP BY t.id, t.symbol
+), window_of AS (   -- each session's snapshot window: from its close to midnight New York
+    SELECT s.day,
+           (s.day + CASE WHEN s.day = ANY (:'EARLY_CLOSES'::date[]) THEN time '13:00' ELSE time '16:00' END)
+               AT TIME ZONE 'America/New_York'                          AS opens,
+           (s.day + 1)::timestamp AT TIME ZONE 'America/New_York'      AS closes
+      FROM sessions AS s
+), short AS (       -- sessions with a snapshot that lacks symbols: no chain in the window, and no
+                    -- options run of the session found the provider listing none for them ('empty')
     SELECT s.day, count(*) AS missing
-      FROM sessions AS s JOIN scope AS sc ON sc.since <= s.day
+      FROM window_of AS s JOIN scope AS sc ON sc.since <= s.day
      WHERE s.day IN (SELECT day FROM taken)
        AND NOT EXISTS (SELECT 1 FROM public.options_chains AS oc
-                        WHERE oc.ticker_id = sc.id
-                          AND oc.time >= (s.day + CASE WHEN s.day = ANY (:'EARLY_CLOSES'::date[])
-                                                       THEN time '13:00' ELSE time '16:00' END)
-                                         AT TIME ZONE 'America/New_York'
-                          AND oc.time < (s.day + 1)::timestamp AT TIME ZONE 'America/New_York')
+                        WHERE oc.ticker_id = sc.id AND oc.time >= s.opens AND oc.time < s.closes)
+       AND NOT EXISTS (SELECT 1 FROM public.ingest_runs AS r
+                        WHERE r.job = 'options' AND r.snapshot_time >= s.opens AND r.snapshot_time < s.closes
+                          AND jsonb_typeof(r.summary -> 'outcomes') = 'object'
+                          AND r.summary -> 'outcomes' -> sc.symbol ->> 'status' = 'empty')
      GROUP BY s.day
 ), missing AS (
     SELECT string_agg(day::text, ', ' ORDER BY day) FILTER (WHERE day < :'NOW_DATE'::date) AS lost,

@@ -4,15 +4,22 @@ Each cell of the heat map is a share of what the day should hold:
 
 - OHLCV: tickers with a bar / the median of the days that have bars (the universe drifts as
   tickers list and delist, so no fixed count is "full");
-- option snapshots and A3: symbols covered / active watchlist symbols with a ticker;
-- A2: rows with indicators / tickers with a bar that day (A2 computes every ticker with a bar).
+- option snapshots: the session's symbols taken / its watchlist scope, as status counts them
+  (``inventory.options_day``: a chain from the session's close, 13:00 on an early close, to
+  midnight New York, or the provider listed none); one symbol short is partial, as status says
+  it is lost;
+- A3: symbols covered / active watchlist symbols with a ticker;
+- A2: rows with indicators / tickers with a bar that day (A2 computes every ticker with a bar);
+  one row short is partial, as status says.
 
 The retention window is status's and the nightly's (``kapman.ops.inventory.window_start``), ending
 today by the warehouse's clock (``lifecycle.warehouse_now``: a sandbox database's recorded clock
 too), its trading days from the NYSE calendar; the expected symbols are the watchlist scope
 (``inventory.scope_of``); from a data set's first day on, a day nothing covers is a
-gap and a day below ``PARTIAL_BELOW`` of its share is partial.  Days before a data set's first day
-are left blank: option snapshots, for one, cannot be taken for the past.
+gap and a day below its ``COMPLETE_AT`` share is partial.  Days before a data set's first day
+are left blank: option snapshots, for one, cannot be taken for the past.  So are days that owe
+nothing yet by the warehouse's clock: a day whose flat file is not due (the next morning), a
+session that has not closed.
 """
 
 from __future__ import annotations
@@ -27,13 +34,16 @@ import psycopg
 from kapman import clock, registry
 from kapman.calendar import trading_days
 from kapman.db import lifecycle
-from kapman.ops import inventory
+from kapman.ops import inventory, sessions
 from kapman.report import page
 from kapman.report.charts import Figure, axis, figure, title
 
 #: Below this share a day is listed as partial (a few delisted or late tickers are normal).
 PARTIAL_BELOW = 0.9
 DATASETS = ("OHLCV", "option snapshots", "A2", "A3")
+#: The share under which a data set's day is partial: a snapshot is complete only with every symbol
+#: of its scope and A2 with one row per bar (status's a symbol lost, a date short of A2).
+COMPLETE_AT = {"OHLCV": PARTIAL_BELOW, "option snapshots": 1.0, "A2": 1.0, "A3": PARTIAL_BELOW}
 #: The runbook step that fills each data set's gaps.
 MENDED_BY = {"OHLCV": f"{registry.command('ohlcv')} backfill --start D1 --end D2",
              "option snapshots": "not fetchable again for past days (snapshots are taken live)",
@@ -69,7 +79,8 @@ class Coverage:
     #: data set -> what a full day holds, per day
     expected: dict[str, list[int]]
     #: data set -> the day it is owed from, where that is not its first day with data (A2 while the
-    #: indicator history is owed: the first day with bars, as status and the nightly count it)
+    #: indicator history is owed: the first day with bars, as status and the nightly count it;
+    #: option snapshots from the first day with a chain, even one taken before the close)
     owed_from: dict[str, date] = field(default_factory=dict)
 
     def share(self, dataset: str) -> list[float]:
@@ -77,20 +88,32 @@ class Coverage:
                                                               strict=True)]
 
 
+def _now(conn: psycopg.Connection, today: date | None) -> datetime:
+    return lifecycle.warehouse_now(conn) if today is None else clock.close_of(today)
+
+
 def window(conn: psycopg.Connection, today: date | None = None) -> tuple[date, date]:
     """The retention window ending ``today`` (default: today by the warehouse's clock)."""
-    now = lifecycle.warehouse_now(conn) if today is None else clock.close_of(today)
+    now = _now(conn, today)
     return inventory.window_start(conn, now), clock.ny_date_of(now)
 
 
-def coverage(conn: psycopg.Connection, today: date | None = None) -> Coverage:
-    start, end = window(conn, today)
-    days = list(trading_days(start, end))
+def _sessions(conn: psycopg.Connection, start: date, end: date) -> dict[date, inventory.OptionsDay]:
+    """Each day with a chain, as status reads its snapshot (``inventory.options_day``).  The loose
+    index scan finds the days; only those are probed symbol by symbol."""
     # Option snapshots are named by their New York date: midnight to midnight there.
     first, after = (datetime.combine(d, time(0), tzinfo=clock.NEW_YORK) for d in (start, end + timedelta(days=1)))
+    days = [d for d, _ in conn.execute(_COUNTS["option snapshots"], {"first": first, "after": after}).fetchall()]
+    return {d: inventory.options_day(conn, d) for d in sorted(days)}
+
+
+def coverage(conn: psycopg.Connection, today: date | None = None) -> Coverage:
+    now = _now(conn, today)
+    start, end = inventory.window_start(conn, now), clock.ny_date_of(now)
+    days = list(trading_days(start, end))
     ohlcv: dict[date, int] = dict(conn.execute(_COUNTS["OHLCV"], (start, end)).fetchall())
-    options: dict[date, int] = dict(conn.execute(_COUNTS["option snapshots"],
-                                                 {"first": first, "after": after}).fetchall())
+    taken = _sessions(conn, start, end)
+    options = {d: s.taken for d, s in taken.items()}
     a2: dict[date, int] = {}
     a3: dict[date, int] = {}
     for day, with_a2, with_a3 in conn.execute(_COUNTS["snapshots"], (clock.close_of(start), clock.close_of(end))):
@@ -101,9 +124,16 @@ def coverage(conn: psycopg.Connection, today: date | None = None) -> Coverage:
               "A2": [a2.get(d, 0) for d in days], "A3": [a3.get(d, 0) for d in days]}
     # A2 is computed from a day's bars and A3 from its snapshot: a day without them owes neither
     # (the OHLCV and snapshot rows show that gap), as status counts them
-    expected = {"OHLCV": [universe] * len(days), "option snapshots": [watched] * len(days),
+    # A day owes nothing before its flat file is due or its session has closed (status's clock).
+    due, closed = set(sessions.ohlcv_due_days(start, now)), set(sessions.closed_sessions(start, now))
+    expected = {"OHLCV": [universe if d in due or d in ohlcv else 0 for d in days],
+                "option snapshots": [len(taken[d].expected) if d in taken else watched if d in closed else 0
+                                     for d in days],
                 "A2": counts["OHLCV"], "A3": [watched if n else 0 for n in counts["option snapshots"]]}
-    return Coverage(days, counts, expected, _owed_from(conn, days, ohlcv, a2, options))
+    owed = _owed_from(conn, days, ohlcv, a2, options)
+    if taken:   # from the first day with any chain, as status counts sessions (one before the close too)
+        owed["option snapshots"] = min(taken)
+    return Coverage(days, counts, expected, owed)
 
 
 def _owed_from(conn: psycopg.Connection, days: list[date], ohlcv: dict[date, int], a2: dict[date, int],
@@ -154,7 +184,7 @@ def gaps(cov: Coverage) -> list[Gaps]:
         tail = [(d, v) for d, v, e in zip(cov.days[first:], share[first:], cov.expected[name][first:], strict=True)
                 if e]
         out.append(Gaps(name, cov.days[first], ranges(cov.days, [d for d, v in tail if v == 0]),
-                        ranges(cov.days, [d for d, v in tail if 0 < v < PARTIAL_BELOW])))
+                        ranges(cov.days, [d for d, v in tail if 0 < v < COMPLETE_AT[name]])))
     return out
 
 

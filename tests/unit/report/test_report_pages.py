@@ -89,3 +89,17 @@ def test_a3_is_owed_on_days_with_a_snapshot_from_the_first_one() -> None:
     assert found["A3"].missing == [(days[0], days[1], 2), (days[4], days[4], 1)]
     z = warehouse.heatmap(cov)["data"][0]["z"][3]
     assert z == [0.0, 0.0, None, 100.0, 0.0]
+
+
+def test_a_snapshot_or_a2_one_short_is_partial_as_status_says() -> None:
+    """Status says a snapshot without one symbol lost it and a date one A2 row short of its bars
+    partial: the page lists them (a share of 0.9 or more had passed as covered); OHLCV keeps its
+    tolerance (a few late or delisted tickers are normal)."""
+    days = list(trading_days(date(2025, 12, 1), date(2025, 12, 3)))
+    cov = warehouse.Coverage(days, {"OHLCV": [20, 19, 20], "option snapshots": [10, 9, 10], "A2": [20, 18, 20],
+                                    "A3": [10, 10, 10]},
+                             {"OHLCV": [20] * 3, "option snapshots": [10] * 3, "A2": [20, 19, 20], "A3": [10] * 3})
+    found = {g.dataset: g for g in warehouse.gaps(cov)}
+    assert found["option snapshots"].partial == [(days[1], days[1], 1)]
+    assert found["A2"].partial == [(days[1], days[1], 1)]
+    assert found["OHLCV"].partial == [] and found["A3"].partial == []
