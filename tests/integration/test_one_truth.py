@@ -167,3 +167,26 @@ def test_a_date_without_a2_and_a_day_whose_file_is_not_due(state: tuple[str, psy
         "verdict": "WARN", "reason": "1 dates with bars and no A2 from 2025-12-17: python -m scripts.nightly"}
     ohlcv = table(run(url, "ohlcv_dashboard.sql"), "verdict")[0]
     assert "2025-12-19" not in ohlcv["reason"]
+
+
+def test_a_session_lost_before_the_last_ten_is_history_to_both(state: tuple[str, psycopg.Connection]) -> None:
+    """Snapshots from 12-04 on, 12-05 never taken: by 12-19's evening 12-05 is the eleventh closed
+    session back.  Status calls it an older session lost (OK); the dashboard's 14 calendar days
+    (12-05 .. 12-19, eleven sessions) had warned it was lost."""
+    url, conn = state
+    snap(conn, date(2025, 12, 4), SCOPE)
+    for day in (date(2025, 12, 8), date(2025, 12, 9), date(2025, 12, 10), date(2025, 12, 11),
+                date(2025, 12, 12), date(2025, 12, 15), date(2025, 12, 16), date(2025, 12, 17)):
+        snap(conn, day, SCOPE)
+    snap(conn, date(2025, 12, 19), ["MSFT"], at=time(16, 30))
+    options = status.report(conn, with_archive=False).check("options")
+    assert options.verdict.name == "OK" and options.details["lost"] == [date(2025, 12, 5)]
+    assert options.details["lost_recent"] == [] and options.summary.endswith("; 1 older sessions lost")
+    assert verdict(url, "options_chains_dashboard.sql") == {
+        "verdict": "OK", "reason": "each of the last 10 closed sessions has a chain of every watchlist symbol"}
+    # A loss among the last ten warns in both.
+    conn.execute("DELETE FROM options_chains WHERE time = %s", (datetime.combine(date(2025, 12, 16), time(16, 5),
+                                                                                 tzinfo=NEW_YORK),))
+    assert status.report(conn, with_archive=False).check("options").details["lost_recent"] == [date(2025, 12, 16)]
+    assert verdict(url, "options_chains_dashboard.sql") == {
+        "verdict": "WARN", "reason": "lost for good (never taken): 2025-12-16"}
