@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import psycopg
@@ -49,27 +49,6 @@ MENDED_BY = {"OHLCV": f"{registry.command('ohlcv')} backfill --start D1 --end D2
              "option snapshots": "not fetchable again for past days (snapshots are taken live)",
              "A2": f"{registry.command('a2')} --start-date D1 --end-date D2 (the whole window: --history)",
              "A3": f"{registry.command('a3')} --start-date D1 --end-date D2"}
-
-_COUNTS = {
-    "OHLCV": "SELECT date, count(*) FROM public.ohlcv WHERE date BETWEEN %s AND %s GROUP BY 1",
-    # A loose index scan of the primary key: one probe per (snapshot, symbol) instead of reading
-    # every contract row of two years of snapshots.
-    "option snapshots": """
-        WITH RECURSIVE pairs AS (
-            (SELECT time, ticker_id FROM public.options_chains WHERE time >= %(first)s AND time < %(after)s
-             ORDER BY time, ticker_id LIMIT 1)
-            UNION ALL
-            SELECT n.time, n.ticker_id FROM pairs p, LATERAL (
-                SELECT time, ticker_id FROM public.options_chains
-                WHERE (time, ticker_id) > (p.time, p.ticker_id) AND time < %(after)s
-                ORDER BY time, ticker_id LIMIT 1) n)
-        SELECT (time AT TIME ZONE 'America/New_York')::date, count(DISTINCT ticker_id) FROM pairs GROUP BY 1""",
-    "snapshots": "SELECT (time AT TIME ZONE 'America/New_York')::date, "
-                 "count(*) FILTER (WHERE technical_indicators_json IS NOT NULL), "
-                 "count(*) FILTER (WHERE dealer_metrics_json IS NOT NULL) "
-                 "FROM public.daily_snapshots WHERE time BETWEEN %s AND %s GROUP BY 1",
-}
-
 
 @dataclass(frozen=True)
 class Coverage:
@@ -98,56 +77,43 @@ def window(conn: psycopg.Connection, today: date | None = None) -> tuple[date, d
     return inventory.window_start(conn, now), clock.ny_date_of(now)
 
 
-def _sessions(conn: psycopg.Connection, start: date, end: date) -> dict[date, inventory.OptionsDay]:
-    """Each day with a chain, as status reads its snapshot (``inventory.options_day``).  The loose
-    index scan finds the days; only those are probed symbol by symbol."""
-    # Option snapshots are named by their New York date: midnight to midnight there.
-    first, after = (datetime.combine(d, time(0), tzinfo=clock.NEW_YORK) for d in (start, end + timedelta(days=1)))
-    days = [d for d, _ in conn.execute(_COUNTS["option snapshots"], {"first": first, "after": after}).fetchall()]
-    return {d: inventory.options_day(conn, d) for d in sorted(days)}
-
-
 def coverage(conn: psycopg.Connection, today: date | None = None) -> Coverage:
+    """Each day's counts from the inventory status reads (``inventory.take``), each snapshot day
+    read as status reads it (``inventory.options_day``)."""
     now = _now(conn, today)
     start, end = inventory.window_start(conn, now), clock.ny_date_of(now)
     days = list(trading_days(start, end))
-    ohlcv: dict[date, int] = dict(conn.execute(_COUNTS["OHLCV"], (start, end)).fetchall())
-    taken = _sessions(conn, start, end)
-    options = {d: s.taken for d, s in taken.items()}
-    a2: dict[date, int] = {}
-    a3: dict[date, int] = {}
-    for day, with_a2, with_a3 in conn.execute(_COUNTS["snapshots"], (clock.close_of(start), clock.close_of(end))):
-        a2[day], a3[day] = with_a2, with_a3
+    inv = inventory.take(conn, start)
+    taken = {d: inventory.options_day(conn, d) for d in days if d in inv.snapshots}
     watched = len(inventory.scope_of(conn, end))
-    universe = int(statistics.median(ohlcv.values())) if ohlcv else 0
-    counts = {"OHLCV": [ohlcv.get(d, 0) for d in days], "option snapshots": [options.get(d, 0) for d in days],
-              "A2": [a2.get(d, 0) for d in days], "A3": [a3.get(d, 0) for d in days]}
-    # A2 is computed from a day's bars and A3 from its snapshot: a day without them owes neither
-    # (the OHLCV and snapshot rows show that gap), as status counts them
-    # A day owes nothing before its flat file is due or its session has closed (status's clock).
+    universe = int(statistics.median(inv.bars.values())) if inv.bars else 0
+    counts = {"OHLCV": [inv.bars.get(d, 0) for d in days],
+              "option snapshots": [taken[d].taken if d in taken else 0 for d in days],
+              "A2": [inv.a2.get(d, 0) for d in days], "A3": [inv.a3.get(d, 0) for d in days]}
+    # A2 is computed from a day's bars and A3 from a day with chains: a day without them owes neither
+    # (the OHLCV and snapshot rows show that gap), as status counts them.  A day owes nothing before
+    # its flat file is due or its session has closed (status's clock).
     due, closed = set(sessions.ohlcv_due_days(start, now)), set(sessions.closed_sessions(start, now))
-    expected = {"OHLCV": [universe if d in due or d in ohlcv else 0 for d in days],
+    expected = {"OHLCV": [universe if d in due or d in inv.bars else 0 for d in days],
                 "option snapshots": [len(taken[d].expected) if d in taken else watched if d in closed else 0
                                      for d in days],
-                "A2": counts["OHLCV"], "A3": [watched if n else 0 for n in counts["option snapshots"]]}
-    owed = _owed_from(conn, days, ohlcv, a2, options)
-    if taken:   # from the first day with any chain, as status counts sessions (one before the close too)
-        owed["option snapshots"] = min(taken)
-    return Coverage(days, counts, expected, owed)
+                "A2": counts["OHLCV"], "A3": [watched if d in taken else 0 for d in days]}
+    return Coverage(days, counts, expected, _owed_from(inv, days, now))
 
 
-def _owed_from(conn: psycopg.Connection, days: list[date], ohlcv: dict[date, int], a2: dict[date, int],
-               options: dict[date, int]) -> dict[str, date]:
-    """Where A2 and A3 are owed from when that precedes their own first day, as status counts them:
-    A2 from the window's first day with bars while the indicator history is owed (asked for, or no
-    A2 at all: ``inventory.a2_first``); A3 from the first day with a snapshot (``a3_missing``)."""
+def _owed_from(inv: inventory.Inventory, days: list[date], now: datetime) -> dict[str, date]:
+    """Where a data set is owed from when that precedes its own first day, as status counts it: A2
+    from ``inventory.a2_first`` (the window's first day with bars while the indicator history is
+    owed, or where A2 began, before the window too); option snapshots and A3 from the first day with
+    a chain, even one taken before the close (``a3_missing``)."""
     owed = {}
-    barred = [d for d in days if ohlcv.get(d)]
-    if barred and (not any(a2.get(d) for d in days) or inventory.a2_history_asked(conn)):
+    first = inventory.a2_first(inv, now)
+    barred = [d for d in days if inv.bars.get(d) and first is not None and d >= first]
+    if barred:
         owed["A2"] = barred[0]
-    snapped = [d for d in days if options.get(d)]
+    snapped = [d for d in days if d in inv.snapshots]
     if snapped:
-        owed["A3"] = snapped[0]
+        owed["option snapshots"] = owed["A3"] = snapped[0]
     return owed
 
 

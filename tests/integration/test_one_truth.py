@@ -190,3 +190,19 @@ def test_a_session_lost_before_the_last_ten_is_history_to_both(state: tuple[str,
     assert status.report(conn, with_archive=False).check("options").details["lost_recent"] == [date(2025, 12, 16)]
     assert verdict(url, "options_chains_dashboard.sql") == {
         "verdict": "WARN", "reason": "lost for good (never taken): 2025-12-16"}
+
+
+def test_a2_missing_on_the_retention_windows_first_days(state: tuple[str, psycopg.Connection]) -> None:
+    """A 10-day window by 12-19's clock begins on 12-09.  A2 ran for 12-08 (its row kept: retention
+    drops whole chunks) and not for 12-09 .. 12-12: status owes those four dates (A2 began before
+    them); the dashboard and the page looked for A2's start inside the window only (12-15): OK."""
+    url, conn = state
+    conn.execute("UPDATE hypertable_lifecycle SET drop_after = interval '10 days' WHERE hypertable_name = 'ohlcv'")
+    conn.execute("INSERT INTO daily_snapshots (time, ticker_id, technical_indicators_json) "
+                 "SELECT %s, ticker_id, '{}'::jsonb FROM ohlcv WHERE date = '2025-12-08'",
+                 (close_of(date(2025, 12, 8)),))
+    owed = [date(2025, 12, 9), date(2025, 12, 10), date(2025, 12, 11), date(2025, 12, 12)]
+    assert status.report(conn, with_archive=False).check("a2").details["missing"] == owed
+    assert page(conn)["A2"][0] == owed
+    assert verdict(url, "daily_snapshots_dashboard.sql") == {
+        "verdict": "WARN", "reason": "4 dates with bars and no A2 from 2025-12-09: python -m scripts.nightly"}
