@@ -85,14 +85,17 @@ WITH newest AS (
 ), computed AS (
     SELECT (max(time) AT TIME ZONE 'America/New_York')::date AS day
       FROM public.daily_snapshots WHERE dealer_metrics_json IS NOT NULL
-), uncovered AS (
-    SELECT count(DISTINCT t.symbol) AS symbols
-      FROM public.watchlists AS w
-      JOIN public.tickers AS t ON t.symbol = w.symbol AND t.active
-     WHERE w.active AND :'selected_date' <> 'none'
-       AND NOT EXISTS (SELECT 1 FROM public.daily_snapshots AS d
-                        WHERE d.ticker_id = t.id AND d.dealer_metrics_json IS NOT NULL
-                          AND d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz)
+), uncovered AS (   -- the watchlist scope of the selected date: symbols on a list by then, as status
+    SELECT count(*) AS symbols FROM (
+        SELECT t.symbol
+          FROM public.watchlists AS w
+          JOIN public.tickers AS t ON t.symbol = w.symbol AND t.active
+         WHERE w.active AND :'selected_date' <> 'none'
+           AND NOT EXISTS (SELECT 1 FROM public.daily_snapshots AS d
+                            WHERE d.ticker_id = t.id AND d.dealer_metrics_json IS NOT NULL
+                              AND d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz)
+         GROUP BY t.symbol
+        HAVING min(w.effective_date) <= (:'selected_from'::timestamptz AT TIME ZONE 'America/New_York')::date) AS u
 )
 SELECT CASE WHEN newest.day IS NULL OR computed.day IS NULL OR computed.day < newest.day OR unmet.days > 0
                  OR uncovered.symbols > 0
@@ -181,11 +184,12 @@ SELECT d.dealer_metrics_json ->> 'status'                            AS status,
  GROUP BY 1, 2
  ORDER BY status, symbols DESC, reason;
 
--- Active watchlist symbols (with an active ticker) that have no dealer metrics on the selected
--- date.  Expected: 0 rows; A3 writes a row, INVALID at worst, for every watchlist symbol.
+-- Active watchlist symbols (with an active ticker) on a list by the selected date that have no
+-- dealer metrics on it.  Expected: 0 rows; A3 writes a row, INVALID at worst, for every watchlist
+-- symbol.
 \echo
 \echo '== active watchlist symbols without dealer metrics on the selected date (expected: 0 rows) =='
-SELECT DISTINCT t.symbol
+SELECT t.symbol
   FROM public.watchlists AS w
   JOIN public.tickers AS t ON t.symbol = w.symbol AND t.active
  WHERE w.active
@@ -195,6 +199,8 @@ SELECT DISTINCT t.symbol
                     WHERE d.ticker_id = t.id
                       AND d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz
                       AND d.dealer_metrics_json IS NOT NULL)
+ GROUP BY t.symbol
+HAVING min(w.effective_date) <= (:'selected_from'::timestamptz AT TIME ZONE 'America/New_York')::date
  ORDER BY t.symbol;
 
 -- Three samples of the selected date, FULL first: a summary line each, or (PAYLOADS=on) the whole

@@ -206,3 +206,15 @@ def test_a2_missing_on_the_retention_windows_first_days(state: tuple[str, psycop
     assert page(conn)["A2"][0] == owed
     assert verdict(url, "daily_snapshots_dashboard.sql") == {
         "verdict": "WARN", "reason": "4 dates with bars and no A2 from 2025-12-09: python -m scripts.nightly"}
+
+
+def test_a_symbol_that_joined_after_a_date_owes_it_no_a3(state: tuple[str, psycopg.Connection]) -> None:
+    """NVDA joins the watchlist on 12-19: 12-18's A3 lacks it, and rightly (status's scope of 12-18);
+    the dealer dashboard counted every symbol active now."""
+    url, conn = state
+    conn.execute("UPDATE watchlists SET active = true, effective_date = '2025-12-19' WHERE symbol = 'NVDA'")
+    assert status.report(conn, with_archive=False).check("a3").details["stale"] == {}
+    out = run(url, "dealer_metrics_dashboard.sql", "SNAPSHOT_N=2")
+    assert table(out, "verdict")[0] == {"verdict": "OK", "reason": "dealer metrics for the newest snapshot "
+                                                                   "(2025-12-19) and every watchlist symbol"}
+    assert table(out, "active watchlist symbols without dealer") == []
