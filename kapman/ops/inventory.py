@@ -22,6 +22,7 @@ scans rather than a loop.  Beside it, each step says what is done for a day as a
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from uuid import UUID
@@ -97,6 +98,22 @@ def take(conn: psycopg.Connection, start: date) -> Inventory:
         "SELECT count(DISTINCT w.symbol) FROM public.watchlists w JOIN public.tickers t ON t.symbol = w.symbol "
         "WHERE w.active").fetchone()[0]  # type: ignore[index]
     return inv
+
+
+#: A day with fewer bars than this share of its usual count is a partial file.
+THIN_DAY_SHARE = 0.5
+
+
+def usual_bars(inv: Inventory) -> dict[date, float]:
+    """Each day's usual bar count: the median of the 20 days with bars before it (the first day has
+    none).  Recent days, not the window's: the universe drifts as tickers list and delist."""
+    days = sorted(inv.bars)
+    return {day: statistics.median(inv.bars[d] for d in days[max(0, i - 20):i]) for i, day in enumerate(days) if i}
+
+
+def thin_days(inv: Inventory) -> list[date]:
+    """Days whose bar count is under THIN_DAY_SHARE of their usual count: partial flat files."""
+    return [d for d, usual in usual_bars(inv).items() if inv.bars[d] < THIN_DAY_SHARE * usual]
 
 
 def a2_history_asked(conn: psycopg.Connection) -> bool:

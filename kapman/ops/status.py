@@ -7,7 +7,6 @@ set-based pass (``kapman.ops.inventory``).
 
 from __future__ import annotations
 
-import statistics
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -21,12 +20,10 @@ from kapman.errors import KapManError
 from kapman.ops import commands as cmd
 from kapman.ops import sessions
 from kapman.ops.checks import Check, StatusReport, Verdict, day_list, span
-from kapman.ops.inventory import Inventory, a2_missing, a3_day, a3_missing, options_day, take, window_start
+from kapman.ops.inventory import Inventory, a2_missing, a3_day, a3_missing, options_day, take, thin_days, window_start
 
 #: Tickers refreshed less recently than this are stale (listings change daily; weekly is the floor).
 TICKERS_STALE = timedelta(days=7)
-#: A day with fewer bars than this share of the recent median is a partial file.
-THIN_DAY_SHARE = 0.5
 #: Lost snapshots older than this many sessions are history, reported but no longer a warning.
 LOST_RECENT_SESSIONS = 10
 #: A run still 'running' after this long has probably died without the ledger knowing.
@@ -246,17 +243,6 @@ def tickers(conn: psycopg.Connection, now: datetime) -> Check:
         return Check("tickers", Verdict.WARN, f"{text}, {unresolved} without a ticker",
                      f"correct data/watchlists/*.txt and run {cmd.WATCHLISTS}", details)
     return Check("tickers", Verdict.OK, text, None, details)
-
-
-def thin_days(inv: Inventory) -> list[date]:
-    """Days whose bar count is under THIN_DAY_SHARE of the median of the 20 days before."""
-    days = sorted(inv.bars)
-    out = []
-    for i, day in enumerate(days[1:], start=1):
-        recent = [inv.bars[d] for d in days[max(0, i - 20):i]]
-        if inv.bars[day] < THIN_DAY_SHARE * statistics.median(recent):
-            out.append(day)
-    return out
 
 
 def ohlcv(inv: Inventory, now: datetime) -> Check:

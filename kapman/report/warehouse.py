@@ -2,8 +2,9 @@
 
 Each cell of the heat map is a share of what the day should hold:
 
-- OHLCV: tickers with a bar / the median of the days that have bars (the universe drifts as
-  tickers list and delist, so no fixed count is "full");
+- OHLCV: tickers with a bar / the day's usual count, the median of the 20 days with bars before it
+  (the universe drifts as tickers list and delist, so no fixed count is "full"); under half of it
+  is a partial file, as status counts them (``inventory.thin_days``);
 - option snapshots: the session's symbols taken / its watchlist scope, as status counts them
   (``inventory.options_day``: a chain from the session's close, 13:00 on an early close, to
   midnight New York, or the provider listed none); one symbol short is partial, as status says
@@ -38,12 +39,12 @@ from kapman.ops import inventory, sessions
 from kapman.report import page
 from kapman.report.charts import Figure, axis, figure, title
 
-#: Below this share a day is listed as partial (a few delisted or late tickers are normal).
+#: Below this share an A3 day is listed as partial (a few symbols without a usable chain are normal).
 PARTIAL_BELOW = 0.9
 DATASETS = ("OHLCV", "option snapshots", "A2", "A3")
-#: The share under which a data set's day is partial: a snapshot is complete only with every symbol
-#: of its scope and A2 with one row per bar (status's a symbol lost, a date short of A2).
-COMPLETE_AT = {"OHLCV": PARTIAL_BELOW, "option snapshots": 1.0, "A2": 1.0, "A3": PARTIAL_BELOW}
+#: The share under which a data set's day is partial, as status counts them: a partial flat file,
+#: a snapshot without every symbol of its scope (a symbol lost), a date short of one A2 row per bar.
+COMPLETE_AT = {"OHLCV": inventory.THIN_DAY_SHARE, "option snapshots": 1.0, "A2": 1.0, "A3": PARTIAL_BELOW}
 #: The runbook step that fills each data set's gaps.
 MENDED_BY = {"OHLCV": f"{registry.command('ohlcv')} backfill --start D1 --end D2",
              "option snapshots": "not fetchable again for past days (snapshots are taken live)",
@@ -94,7 +95,9 @@ def coverage(conn: psycopg.Connection, today: date | None = None) -> Coverage:
     # (the OHLCV and snapshot rows show that gap), as status counts them.  A day owes nothing before
     # its flat file is due or its session has closed (status's clock).
     due, closed = set(sessions.ohlcv_due_days(start, now)), set(sessions.closed_sessions(start, now))
-    expected = {"OHLCV": [universe if d in due or d in inv.bars else 0 for d in days],
+    usual = inventory.usual_bars(inv)
+    expected = {"OHLCV": [int(usual.get(d, inv.bars[d])) if d in inv.bars else universe if d in due else 0
+                          for d in days],
                 "option snapshots": [len(taken[d].expected) if d in taken else watched if d in closed else 0
                                      for d in days],
                 "A2": counts["OHLCV"], "A3": [watched if d in taken else 0 for d in days]}

@@ -218,3 +218,18 @@ def test_a_symbol_that_joined_after_a_date_owes_it_no_a3(state: tuple[str, psyco
     assert table(out, "verdict")[0] == {"verdict": "OK", "reason": "dealer metrics for the newest snapshot "
                                                                    "(2025-12-19) and every watchlist symbol"}
     assert table(out, "active watchlist symbols without dealer") == []
+
+
+def test_a_partial_flat_file_warns_in_status_and_the_ohlcv_dashboard(state: tuple[str, psycopg.Connection]) -> None:
+    """12-17's file held one ticker's bars of four: status calls it a partial file; the dashboard's
+    verdict looked only for days without any bar (OK)."""
+    url, conn = state
+    conn.execute("DELETE FROM ohlcv WHERE date = '2025-12-17' AND ticker_id IN "
+                 "(SELECT id FROM tickers WHERE symbol <> 'AAPL')")
+    ohlcv = status.report(conn, with_archive=False).check("ohlcv")
+    assert ohlcv.details["thin"] == [date(2025, 12, 17)]
+    assert verdict(url, "ohlcv_dashboard.sql") == {
+        "verdict": "WARN", "reason": "1 partial files (under half the bars of the days before) from 2025-12-17: "
+                                     "python -m scripts.ingest_ohlcv backfill --start 2025-12-17 --end 2025-12-17 "
+                                     "--force"}
+    assert page(conn)["OHLCV"] == ([], [date(2025, 12, 17)])
