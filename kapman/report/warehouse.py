@@ -114,7 +114,8 @@ def _owed_from(inv: inventory.Inventory, days: list[date], now: datetime) -> dic
     barred = [d for d in days if inv.bars.get(d) and first is not None and d >= first]
     if barred:
         owed["A2"] = barred[0]
-    snapped = [d for d in days if d in inv.snapshots]
+    # A chain of the evening before the window (the inventory reads from its close) begins them earlier.
+    snapped = [d for d in days if d in inv.snapshots or (d == days[0] and min(inv.snapshots) < d)]
     if snapped:
         owed["option snapshots"] = owed["A3"] = snapped[0]
     return owed

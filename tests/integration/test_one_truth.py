@@ -233,3 +233,16 @@ def test_a_partial_flat_file_warns_in_status_and_the_ohlcv_dashboard(state: tupl
                                      "python -m scripts.ingest_ohlcv backfill --start 2025-12-17 --end 2025-12-17 "
                                      "--force"}
     assert page(conn)["OHLCV"] == ([], [date(2025, 12, 17)])
+
+
+def test_snapshots_lost_on_the_retention_windows_first_days(state: tuple[str, psycopg.Connection]) -> None:
+    """A 10-day window by 12-19's clock begins on 12-09; the snapshot of 12-08 (the evening before it)
+    is kept and 12-09 .. 12-17 were never taken: status counts them lost from 12-09, and so does the
+    page (it counted from the first snapshot inside the window, 12-18)."""
+    url, conn = state
+    conn.execute("UPDATE hypertable_lifecycle SET drop_after = interval '10 days' WHERE hypertable_name = 'ohlcv'")
+    snap(conn, date(2025, 12, 8), SCOPE)
+    lost = [date(2025, 12, 9), date(2025, 12, 10), date(2025, 12, 11), date(2025, 12, 12), date(2025, 12, 15),
+            date(2025, 12, 16), date(2025, 12, 17)]
+    assert status.report(conn, with_archive=False).check("options").details["lost"] == lost
+    assert page(conn)["option snapshots"][0] == lost
