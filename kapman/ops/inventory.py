@@ -29,7 +29,7 @@ from uuid import UUID
 
 import psycopg
 
-from kapman import clock
+from kapman import calendar, clock
 from kapman.db import lifecycle
 from kapman.ops import sessions
 
@@ -277,9 +277,15 @@ def a3_day(conn: psycopg.Connection, day: date) -> A3Day:
                  tuple(stale), tuple(uncomputed))
 
 
+def snapshot_days(inv: Inventory) -> list[date]:
+    """Trading days with chains: those A3 computes (an options run by hand on a weekend or a holiday
+    stores its chains under that date, which A3 refuses)."""
+    return sorted(d for d in inv.snapshots if calendar.is_trading_day(d))
+
+
 def a3_missing(inv: Inventory) -> list[date]:
-    """Dates with an option snapshot and no A3."""
-    return sorted(d for d in inv.snapshots if d not in inv.a3)
+    """Trading dates with an option snapshot and no A3."""
+    return [d for d in snapshot_days(inv) if d not in inv.a3]
 
 
 def a3_due(conn: psycopg.Connection, inv: Inventory, recent: list[date]) -> list[date]:

@@ -20,7 +20,17 @@ from kapman.errors import KapManError
 from kapman.ops import commands as cmd
 from kapman.ops import sessions
 from kapman.ops.checks import Check, StatusReport, Verdict, day_list, span
-from kapman.ops.inventory import Inventory, a2_missing, a3_day, a3_missing, options_day, take, thin_days, window_start
+from kapman.ops.inventory import (
+    Inventory,
+    a2_missing,
+    a3_day,
+    a3_missing,
+    options_day,
+    snapshot_days,
+    take,
+    thin_days,
+    window_start,
+)
 
 #: Tickers refreshed less recently than this are stale (listings change daily; weekly is the floor).
 TICKERS_STALE = timedelta(days=7)
@@ -371,11 +381,12 @@ def a3(conn: psycopg.Connection, inv: Inventory, now: datetime) -> Check:
     days = [a3_day(conn, d) for d in recent if d not in missing]
     stale = {str(d.day): [*d.stale, *d.uncomputed] for d in days if d.due}
     invalid = {str(d.day): d.invalid for d in days if d.invalid}
-    details = {"dates": len(inv.a3), "snapshot_days": len(inv.snapshots), "missing": missing, "stale": stale,
+    computable = snapshot_days(inv)
+    details = {"dates": len(inv.a3), "snapshot_days": len(computable), "missing": missing, "stale": stale,
                "invalid": invalid}
-    if not inv.snapshots:
+    if not computable:
         return Check("a3", Verdict.OK, "no snapshots to compute from", None, details)
-    text = f"{len(inv.snapshots) - len(missing)} of {len(inv.snapshots)} snapshot days computed"
+    text = f"{len(computable) - len(missing)} of {len(computable)} snapshot days computed"
     if invalid:
         text += f"; INVALID (no usable chain): {', '.join(f'{n} on {d}' for d, n in invalid.items())}"
     due = sorted({*missing, *(date.fromisoformat(d) for d in stale)})

@@ -246,3 +246,17 @@ def test_snapshots_lost_on_the_retention_windows_first_days(state: tuple[str, ps
             date(2025, 12, 16), date(2025, 12, 17)]
     assert status.report(conn, with_archive=False).check("options").details["lost"] == lost
     assert page(conn)["option snapshots"][0] == lost
+
+
+def test_chains_of_a_weekend_or_a_holiday_owe_no_a3(state: tuple[str, psycopg.Connection]) -> None:
+    """An options run by hand on Saturday 12-20 and on Christmas stores chains under those dates; A3
+    computes trading dates only (it refuses --date 2025-12-20), so neither status nor the dealer
+    dashboard may owe it there: both asked for it, a WARN no run could mend."""
+    url, conn = state
+    snap(conn, date(2025, 12, 20), SCOPE, at=time(12, 0))
+    snap(conn, date(2025, 12, 25), SCOPE, at=time(12, 0))
+    freeze(conn, datetime(2025, 12, 25, 18, 0, tzinfo=UTC))
+    a3 = status.report(conn, with_archive=False).check("a3")
+    assert a3.details["missing"] == [] and a3.verdict.name == "OK", a3.summary
+    assert verdict(url, "dealer_metrics_dashboard.sql")["verdict"] == "OK"
+    assert page(conn)["A3"] == ([], [])
