@@ -260,3 +260,15 @@ def test_chains_of_a_weekend_or_a_holiday_owe_no_a3(state: tuple[str, psycopg.Co
     assert a3.details["missing"] == [] and a3.verdict.name == "OK", a3.summary
     assert verdict(url, "dealer_metrics_dashboard.sql")["verdict"] == "OK"
     assert page(conn)["A3"] == ([], [])
+
+
+def test_the_archive_state_reads_alike(state: tuple[str, psycopg.Connection],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing archived yet: status's archive area and every snapshot of ``kapman snapshots`` say so."""
+    _, conn = state
+    snap(conn, date(2025, 12, 17), SCOPE)
+    archive = status.report(conn).check("archive")
+    assert snapshots.main(["--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["snapshots"]
+    assert archive.details["not_archived"] == len(rows) == 3
+    assert {r["archive"] for r in rows} == {"not archived"}
