@@ -232,13 +232,15 @@ def tickers(conn: psycopg.Connection, now: datetime) -> Check:
     if refreshed is None:     # loaded some other way: the rows' own stamps
         refreshed = conn.execute("SELECT max(updated_at) FROM public.tickers").fetchone()[0]  # type: ignore[index]
     age = max(now - refreshed, timedelta(0))
-    wl_active, unresolved, wl_indices = conn.execute("""
+    wl_active, unresolved, inactive, wl_indices = conn.execute("""
         SELECT count(DISTINCT w.symbol), count(DISTINCT w.symbol) FILTER (WHERE t.id IS NULL),
+               count(DISTINCT w.symbol) FILTER (WHERE NOT t.active),
                count(DISTINCT w.symbol) FILTER (WHERE w.symbol LIKE 'I:%')
         FROM public.watchlists w LEFT JOIN public.tickers t ON t.symbol = w.symbol WHERE w.active""").fetchone()  # type: ignore[misc]
     details = {"tickers": total, "active": active, "refreshed": refreshed,
                "age_days": round(age / timedelta(days=1), 1),
-               "watchlist_symbols": wl_active, "unresolved_watchlist_symbols": unresolved}
+               "watchlist_symbols": wl_active, "unresolved_watchlist_symbols": unresolved,
+               "inactive_watchlist_symbols": inactive}
     text = (f"{active:,} active of {total:,}, refreshed {details['age_days']} days ago; "
             f"{wl_active} active watchlist symbols")
     if wl_indices:   # an index (I:SPX) has options and A3, never bars or A2: the stock flat files hold none
@@ -249,9 +251,9 @@ def tickers(conn: psycopg.Connection, now: datetime) -> Check:
     if not wl_active:
         return Check("tickers", Verdict.WARN, f"{text}: no active watchlist scopes options and A3",
                      cmd.WATCHLISTS, details)
-    if unresolved:
-        return Check("tickers", Verdict.WARN, f"{text}, {unresolved} without a ticker",
-                     f"correct data/watchlists/*.txt and run {cmd.WATCHLISTS}", details)
+    if unresolved or inactive:   # neither is in the watchlist scope: no option snapshot, no A3
+        return Check("tickers", Verdict.WARN, f"{text}, {unresolved} without a ticker, {inactive} with an inactive "
+                     "one (no snapshots)", f"correct data/watchlists/*.txt and run {cmd.WATCHLISTS}", details)
     return Check("tickers", Verdict.OK, text, None, details)
 
 

@@ -272,3 +272,16 @@ def test_the_archive_state_reads_alike(state: tuple[str, psycopg.Connection],
     rows = json.loads(capsys.readouterr().out)["snapshots"]
     assert archive.details["not_archived"] == len(rows) == 3
     assert {r["archive"] for r in rows} == {"not archived"}
+
+
+def test_a_watchlist_symbol_with_an_inactive_ticker_warns_in_both(state: tuple[str, psycopg.Connection]) -> None:
+    """OLDCO (delisted) stays on the watchlist and ZZZZ leaves it: the symbol is out of the scope and
+    gets no snapshot; the tickers dashboard warned, status said OK."""
+    url, conn = state
+    conn.execute("UPDATE watchlists SET active = false WHERE symbol = 'ZZZZ'")
+    tickers = status.report(conn, with_archive=False).check("tickers")
+    assert tickers.verdict.name == "WARN" and tickers.details["inactive_watchlist_symbols"] == 1
+    assert tickers.summary.endswith(", 0 without a ticker, 1 with an inactive one (no snapshots)")
+    assert verdict(url, "tickers_watchlists_dashboard.sql") == {
+        "verdict": "WARN", "reason": "0 active watchlist symbols without a ticker, 1 with an inactive one: "
+                                     "correct data/watchlists/*.txt"}
