@@ -101,8 +101,9 @@ SELECT coalesce(nth.date::text, 'none')                                         
 \echo 'Selected date (SNAPSHOT_N):' :selected_date
 
 -- One line.  OK: every snapshot date of the retention window ending NOW has A3 (as scripts.status's
--- A3 area counts them) and every active watchlist symbol has a row on the selected date; WARN names
--- what is missing and the command; no snapshots yet is a WARN too.
+-- A3 area counts them), every active watchlist symbol has a row on the selected date, computed from
+-- the symbol's latest chain of that date; WARN names what is missing and the command; no snapshots
+-- yet is a WARN too.
 \echo
 \echo '== verdict =='
 WITH retention AS (
@@ -140,9 +141,24 @@ WITH retention AS (
                               AND d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz)
          GROUP BY t.symbol
         HAVING min(w.effective_date) <= (:'selected_from'::timestamptz AT TIME ZONE 'America/New_York')::date) AS u
+), stale AS (       -- computed from another chain than the symbol's latest of the selected date (one
+                    -- fetched after A3 ran), as status's a3 area
+    SELECT count(*) AS symbols
+      FROM public.daily_snapshots AS d
+     CROSS JOIN LATERAL (SELECT max(oc.time) AS time FROM public.options_chains AS oc
+                          WHERE oc.ticker_id = d.ticker_id
+                            AND oc.time >= :'selected_from'::timestamptz AND oc.time < :'selected_to'::timestamptz) AS c
+     WHERE d.dealer_metrics_json IS NOT NULL
+       AND d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz
+       AND c.time IS NOT NULL AND d.dealer_snapshot_time IS DISTINCT FROM c.time
+       AND d.ticker_id IN (SELECT t.id FROM public.watchlists AS w
+                             JOIN public.tickers AS t ON t.symbol = w.symbol AND t.active
+                            WHERE w.active GROUP BY t.id
+                           HAVING min(w.effective_date)
+                                  <= (:'selected_from'::timestamptz AT TIME ZONE 'America/New_York')::date)
 )
 SELECT CASE WHEN newest.day IS NULL OR computed.day IS NULL OR computed.day < newest.day OR unmet.days > 0
-                 OR uncovered.symbols > 0
+                 OR stale.symbols > 0 OR uncovered.symbols > 0
             THEN 'WARN' ELSE 'OK' END                                                       AS verdict,
        CASE WHEN newest.day IS NULL THEN 'no option snapshots to compute from'
             WHEN computed.day IS NULL OR computed.day < newest.day
@@ -150,12 +166,15 @@ SELECT CASE WHEN newest.day IS NULL OR computed.day IS NULL OR computed.day < ne
             WHEN unmet.days > 0
                 THEN unmet.days || ' snapshot dates without dealer metrics from ' || unmet.first
                      || ': python -m scripts.nightly'
+            WHEN stale.symbols > 0
+                THEN stale.symbols || ' symbols on ' || :'selected_date' || ' computed before their chain of the day: '
+                     || 'python -m scripts.run_a3_dealer_metrics --date ' || :'selected_date'
             WHEN uncovered.symbols > 0
                 THEN uncovered.symbols || ' active watchlist symbols without dealer metrics on ' || :'selected_date'
                      || ': python -m scripts.run_a3_dealer_metrics --date ' || :'selected_date'
             ELSE 'dealer metrics for the newest snapshot (' || newest.day || ') and every watchlist symbol' END
                                                                                             AS reason
-  FROM newest, computed, unmet, uncovered;
+  FROM newest, computed, unmet, stale, uncovered;
 
 -- One line per date, latest first.  Look for: FULL for liquid names; LIMITED for thin chains;
 -- INVALID mostly no_snapshot (options not ingested that day).  other counts statuses that are

@@ -285,3 +285,15 @@ def test_a_watchlist_symbol_with_an_inactive_ticker_warns_in_both(state: tuple[s
     assert verdict(url, "tickers_watchlists_dashboard.sql") == {
         "verdict": "WARN", "reason": "0 active watchlist symbols without a ticker, 1 with an inactive one: "
                                      "correct data/watchlists/*.txt"}
+
+
+def test_a_chain_fetched_after_a3_ran_makes_its_a3_stale_in_both(state: tuple[str, psycopg.Connection]) -> None:
+    """AAPL's chain of 12-19 is fetched again at 16:30, after A3 ran on the 16:05 one: status's a3 area
+    says its A3 is stale; the dealer dashboard's verdict said OK."""
+    url, conn = state
+    snap(conn, date(2025, 12, 19), ["AAPL"], at=time(16, 30))
+    a3 = status.report(conn, with_archive=False).check("a3")
+    assert a3.verdict.name == "WARN" and a3.details["stale"] == {"2025-12-19": ["AAPL"]}
+    assert verdict(url, "dealer_metrics_dashboard.sql") == {
+        "verdict": "WARN", "reason": "1 symbols on 2025-12-19 computed before their chain of the day: python -m "
+                                     "scripts.run_a3_dealer_metrics --date 2025-12-19"}
