@@ -63,7 +63,7 @@ SELECT coalesce((SELECT symbol FROM public.tickers WHERE symbol = :'SYMBOL'), up
 
 -- One line, as scripts.status's A2 area: OK when every date with bars of the retention window
 -- ending NOW has one A2 row per bar, from the first date A2 was computed for (older dates are a
--- backfill, not a gap), or from the window's first date with bars once the indicator history was
+-- backfill, not a gap; A2 on the day before the window means every date of it), or from the window's first date with bars once the indicator history was
 -- asked for (an A2 run with --history in ingest_runs); WARN names the first date short of that
 -- and the command.
 \echo
@@ -74,10 +74,11 @@ WITH retention AS (
 ), bars AS (
     SELECT date, count(*) AS n FROM public.ohlcv
      WHERE date BETWEEN (SELECT start FROM retention) AND :'NOW_DATE'::date GROUP BY date
-), a2 AS (
+), a2 AS (         -- from the close of the day before the window, as status reads A2 (retention
+                    -- drops whole chunks): A2 kept there began before the window, whose dates all owe it
     SELECT (time AT TIME ZONE 'America/New_York')::date AS date, count(*) AS n
       FROM public.daily_snapshots
-     WHERE time >= (SELECT start FROM retention)::timestamp AT TIME ZONE 'America/New_York'
+     WHERE time >= ((SELECT start FROM retention) + time '16:00') AT TIME ZONE 'America/New_York' - interval '1 day'
        AND technical_indicators_json IS NOT NULL
      GROUP BY 1
 ), short AS (

@@ -26,6 +26,47 @@ SELECT coalesce((substring(:'NOW' FROM '^\s*(\d{4}-\d{2}-\d{2})\s*$')::date + ti
                     AT TIME ZONE 'America/New_York',
                 nullif(:'NOW', '')::timestamptz, public.kapman_now())                           AS "NOW"
 \gset
+-- NYSE full-day closures from 2000 (the exchange's rules, as kapman/calendar.py) as one array, so
+-- a weekday is told apart as a session or a holiday.
+WITH y AS (
+    SELECT g AS year, g % 19 AS a, g / 100 AS b, g % 100 AS c
+      FROM generate_series(2000, extract(year FROM (:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date)::int + 1) AS g
+), e AS (
+    SELECT year, a, b, c, (19 * a + b - b / 4 - (b - (b + 8) / 25 + 1) / 3 + 15) % 30 AS h FROM y
+), easter AS (
+    SELECT year, h, (32 + 2 * (b % 4) + 2 * (c / 4) - h - c % 4) % 7 AS l, a FROM e
+), rules AS (
+    SELECT year,
+           make_date(year, 1, 1) AS new_year, make_date(year, 7, 4) AS july4, make_date(year, 12, 25) AS xmas,
+           make_date(year, 6, 19) AS juneteenth,
+           make_date(year, (h + l - 7 * ((a + 11 * h + 22 * l) / 451) + 114) / 31,
+                     (h + l - 7 * ((a + 11 * h + 22 * l) / 451) + 114) % 31 + 1) AS easter
+      FROM easter
+), nth AS (   -- the n-th given weekday (0 = Sunday) of a month; n = 5 means the last one
+    SELECT r.*, m.month, m.dow, m.n,
+           CASE WHEN m.n < 5
+                THEN make_date(r.year, m.month, 1)
+                     + ((m.dow - extract(dow FROM make_date(r.year, m.month, 1))::int + 7) % 7 + 7 * (m.n - 1))
+                ELSE (make_date(r.year, m.month, 1) + interval '1 month' - interval '1 day')::date
+                     - ((extract(dow FROM make_date(r.year, m.month, 1) + interval '1 month' - interval '1 day')::int
+                         - m.dow + 7) % 7)
+           END AS day
+      FROM rules AS r
+     CROSS JOIN (VALUES (1, 1, 3), (2, 1, 3), (5, 1, 5), (9, 1, 1), (11, 4, 4)) AS m(month, dow, n)
+), observed AS (
+    SELECT year, d + CASE extract(dow FROM d) WHEN 6 THEN -1 WHEN 0 THEN 1 ELSE 0 END AS day
+      FROM rules CROSS JOIN LATERAL (VALUES (july4), (xmas), (CASE WHEN year >= 2022 THEN juneteenth END)) AS v(d)
+     WHERE d IS NOT NULL
+)
+SELECT '{' || string_agg(day::text, ',' ORDER BY day) || '}' AS "HOLIDAYS"
+  FROM (SELECT day FROM nth
+        UNION SELECT day FROM observed
+        UNION SELECT easter - 2 FROM rules
+        UNION SELECT new_year + CASE extract(dow FROM new_year) WHEN 0 THEN 1 ELSE 0 END FROM rules
+               WHERE extract(dow FROM new_year) <> 6    -- a Saturday New Year is not moved to Friday
+        UNION SELECT unnest('{2001-09-11,2001-09-12,2001-09-13,2001-09-14,2004-06-11,2007-01-02,2012-10-29,2012-10-30,2018-12-05,2025-01-09}'::date[])
+       ) AS closures
+\gset
 -- The dates with dealer metrics, latest first, found by walking back one New York date at a time
 -- along the time index (a handful of index probes instead of a scan of every snapshot row):
 -- selected_date is the SNAPSHOT_N-th of them, selected_from/_to bound its snapshot times (an empty
@@ -60,21 +101,25 @@ SELECT coalesce(nth.date::text, 'none')                                         
 \echo 'Selected date (SNAPSHOT_N):' :selected_date
 
 -- One line.  OK: every snapshot date of the retention window ending NOW has A3 (as scripts.status's
--- A3 area counts them) and every active watchlist symbol has a row on the selected date; WARN names
--- what is missing and the command; no snapshots yet is a WARN too.
+-- A3 area counts them), every active watchlist symbol has a row on the selected date, computed from
+-- the symbol's latest chain of that date; WARN names what is missing and the command; no snapshots
+-- yet is a WARN too.
 \echo
 \echo '== verdict =='
-WITH newest AS (
-    SELECT (max(time) AT TIME ZONE 'America/New_York')::date AS day FROM public.options_chains
-), retention AS (
+WITH retention AS (
     SELECT ((:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date
             - coalesce((SELECT drop_after FROM public.hypertable_lifecycle WHERE hypertable_name = 'ohlcv'),
                        interval '730 days'))::date AS start
-), snapshot_days AS (   -- DISTINCT on the leading key column: a skip scan of the time index
+), snapshot_days AS (   -- DISTINCT on the leading key column: a skip scan of the time index; trading
+                        -- days only (A3 refuses a weekend's or a holiday's chains, a run by hand)
     SELECT DISTINCT (t.time AT TIME ZONE 'America/New_York')::date AS day
       FROM (SELECT DISTINCT time FROM public.options_chains
              WHERE time >= ((SELECT start FROM retention) + time '16:00') AT TIME ZONE 'America/New_York'
                            - interval '1 day') AS t
+     WHERE extract(isodow FROM t.time AT TIME ZONE 'America/New_York') < 6
+       AND (t.time AT TIME ZONE 'America/New_York')::date <> ALL (:'HOLIDAYS'::date[])
+), newest AS (
+    SELECT max(day) AS day FROM snapshot_days
 ), unmet AS (
     SELECT count(*) AS days, min(s.day) AS first
       FROM snapshot_days AS s
@@ -85,17 +130,35 @@ WITH newest AS (
 ), computed AS (
     SELECT (max(time) AT TIME ZONE 'America/New_York')::date AS day
       FROM public.daily_snapshots WHERE dealer_metrics_json IS NOT NULL
-), uncovered AS (
-    SELECT count(DISTINCT t.symbol) AS symbols
-      FROM public.watchlists AS w
-      JOIN public.tickers AS t ON t.symbol = w.symbol AND t.active
-     WHERE w.active AND :'selected_date' <> 'none'
-       AND NOT EXISTS (SELECT 1 FROM public.daily_snapshots AS d
-                        WHERE d.ticker_id = t.id AND d.dealer_metrics_json IS NOT NULL
-                          AND d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz)
+), uncovered AS (   -- the watchlist scope of the selected date: symbols on a list by then, as status
+    SELECT count(*) AS symbols FROM (
+        SELECT t.symbol
+          FROM public.watchlists AS w
+          JOIN public.tickers AS t ON t.symbol = w.symbol AND t.active
+         WHERE w.active AND :'selected_date' <> 'none'
+           AND NOT EXISTS (SELECT 1 FROM public.daily_snapshots AS d
+                            WHERE d.ticker_id = t.id AND d.dealer_metrics_json IS NOT NULL
+                              AND d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz)
+         GROUP BY t.symbol
+        HAVING min(w.effective_date) <= (:'selected_from'::timestamptz AT TIME ZONE 'America/New_York')::date) AS u
+), stale AS (       -- computed from another chain than the symbol's latest of the selected date (one
+                    -- fetched after A3 ran), as status's a3 area
+    SELECT count(*) AS symbols
+      FROM public.daily_snapshots AS d
+     CROSS JOIN LATERAL (SELECT max(oc.time) AS time FROM public.options_chains AS oc
+                          WHERE oc.ticker_id = d.ticker_id
+                            AND oc.time >= :'selected_from'::timestamptz AND oc.time < :'selected_to'::timestamptz) AS c
+     WHERE d.dealer_metrics_json IS NOT NULL
+       AND d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz
+       AND c.time IS NOT NULL AND d.dealer_snapshot_time IS DISTINCT FROM c.time
+       AND d.ticker_id IN (SELECT t.id FROM public.watchlists AS w
+                             JOIN public.tickers AS t ON t.symbol = w.symbol AND t.active
+                            WHERE w.active GROUP BY t.id
+                           HAVING min(w.effective_date)
+                                  <= (:'selected_from'::timestamptz AT TIME ZONE 'America/New_York')::date)
 )
 SELECT CASE WHEN newest.day IS NULL OR computed.day IS NULL OR computed.day < newest.day OR unmet.days > 0
-                 OR uncovered.symbols > 0
+                 OR stale.symbols > 0 OR uncovered.symbols > 0
             THEN 'WARN' ELSE 'OK' END                                                       AS verdict,
        CASE WHEN newest.day IS NULL THEN 'no option snapshots to compute from'
             WHEN computed.day IS NULL OR computed.day < newest.day
@@ -103,12 +166,15 @@ SELECT CASE WHEN newest.day IS NULL OR computed.day IS NULL OR computed.day < ne
             WHEN unmet.days > 0
                 THEN unmet.days || ' snapshot dates without dealer metrics from ' || unmet.first
                      || ': python -m scripts.nightly'
+            WHEN stale.symbols > 0
+                THEN stale.symbols || ' symbols on ' || :'selected_date' || ' computed before their chain of the day: '
+                     || 'python -m scripts.run_a3_dealer_metrics --date ' || :'selected_date'
             WHEN uncovered.symbols > 0
                 THEN uncovered.symbols || ' active watchlist symbols without dealer metrics on ' || :'selected_date'
                      || ': python -m scripts.run_a3_dealer_metrics --date ' || :'selected_date'
             ELSE 'dealer metrics for the newest snapshot (' || newest.day || ') and every watchlist symbol' END
                                                                                             AS reason
-  FROM newest, computed, unmet, uncovered;
+  FROM newest, computed, unmet, stale, uncovered;
 
 -- One line per date, latest first.  Look for: FULL for liquid names; LIMITED for thin chains;
 -- INVALID mostly no_snapshot (options not ingested that day).  other counts statuses that are
@@ -181,11 +247,12 @@ SELECT d.dealer_metrics_json ->> 'status'                            AS status,
  GROUP BY 1, 2
  ORDER BY status, symbols DESC, reason;
 
--- Active watchlist symbols (with an active ticker) that have no dealer metrics on the selected
--- date.  Expected: 0 rows; A3 writes a row, INVALID at worst, for every watchlist symbol.
+-- Active watchlist symbols (with an active ticker) on a list by the selected date that have no
+-- dealer metrics on it.  Expected: 0 rows; A3 writes a row, INVALID at worst, for every watchlist
+-- symbol.
 \echo
 \echo '== active watchlist symbols without dealer metrics on the selected date (expected: 0 rows) =='
-SELECT DISTINCT t.symbol
+SELECT t.symbol
   FROM public.watchlists AS w
   JOIN public.tickers AS t ON t.symbol = w.symbol AND t.active
  WHERE w.active
@@ -195,6 +262,8 @@ SELECT DISTINCT t.symbol
                     WHERE d.ticker_id = t.id
                       AND d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz
                       AND d.dealer_metrics_json IS NOT NULL)
+ GROUP BY t.symbol
+HAVING min(w.effective_date) <= (:'selected_from'::timestamptz AT TIME ZONE 'America/New_York')::date
  ORDER BY t.symbol;
 
 -- Three samples of the selected date, FULL first: a summary line each, or (PAYLOADS=on) the whole

@@ -73,11 +73,27 @@ SELECT :'NOW_DATE'::date - (:'DAYS_BACK'::int - 1) AS "WINDOW_START"
 \set QUIET off
 \echo 'OHLCV dashboard:' DAYS_BACK=:DAYS_BACK SYMBOL_LIMIT=:SYMBOL_LIMIT NOW=:NOW
 
--- One line.  OK: every trading day of the window whose file is due has bars, and every bar is
--- sane; WARN: a day is missing or a rule is broken (the reason says which); FAIL: no bars at all.
+-- One line.  OK: every trading day of the window whose file is due has bars, none is a partial
+-- file (under half the median of the 20 days with bars before it, as scripts.status counts them
+-- from the retention window's first day), and every bar is sane; WARN: a day is missing, partial or
+-- a rule is broken (the reason says which); FAIL: no bars at all.
 \echo
 \echo '== verdict =='
-WITH due AS (
+WITH per_day AS (   -- bars per day from 20 trading days before the window (and not before retention's)
+    SELECT date AS day, count(*) AS n
+      FROM public.ohlcv
+     WHERE date >= greatest(:'WINDOW_START'::date - 40,
+                            :'NOW_DATE'::date - coalesce((SELECT drop_after FROM public.hypertable_lifecycle
+                                                          WHERE hypertable_name = 'ohlcv'), interval '730 days'))
+     GROUP BY date
+), thin AS (
+    SELECT count(*) AS days, min(p.day) AS first_day, max(p.day) AS last_day
+      FROM per_day AS p
+     CROSS JOIN LATERAL (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY q.n) AS median
+                           FROM (SELECT r.n FROM per_day AS r WHERE r.day < p.day
+                                  ORDER BY r.day DESC LIMIT 20) AS q) AS m
+     WHERE p.day BETWEEN :'WINDOW_START'::date AND :'NOW_DATE'::date AND p.n < 0.5 * m.median
+), due AS (
     SELECT g.day::date AS day
       FROM generate_series(:'WINDOW_START'::date, :'NOW_DATE'::date, interval '1 day') AS g(day)
      WHERE extract(isodow FROM g.day) < 6 AND g.day::date <> ALL (:'HOLIDAYS'::date[])
@@ -94,13 +110,16 @@ WITH due AS (
         OR '-Infinity' IN (open, high, low, close, volume)
 )
 SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM public.ohlcv) THEN 'FAIL'
-            WHEN missing.days > 0 OR insane.rows > 0 THEN 'WARN' ELSE 'OK' END  AS verdict,
+            WHEN missing.days > 0 OR thin.days > 0 OR insane.rows > 0 THEN 'WARN' ELSE 'OK' END  AS verdict,
        CASE WHEN NOT EXISTS (SELECT 1 FROM public.ohlcv) THEN 'no bars: python -m scripts.ingest_ohlcv base'
             WHEN missing.days > 0 THEN missing.days || ' due trading days without bars from ' || missing.first_day
                                        || ': python -m scripts.nightly'
+            WHEN thin.days > 0 THEN thin.days || ' partial files (under half the bars of the days before) from '
+                                    || thin.first_day || ': python -m scripts.ingest_ohlcv backfill --start '
+                                    || thin.first_day || ' --end ' || thin.last_day || ' --force'
             WHEN insane.rows > 0 THEN insane.rows || ' bars break an OHLC rule (see OHLC sanity)'
             ELSE 'every due trading day since ' || :'WINDOW_START' || ' has bars; every bar is sane' END AS reason
-  FROM missing, insane;
+  FROM missing, thin, insane;
 
 -- Whole table.  Look for: files_due_since_max_date 0 (trading days after max_date whose file is due
 -- by NOW); unresolved_ticker_rows 0 (bars whose ticker_id is not in tickers).

@@ -83,37 +83,47 @@ SELECT '{' || coalesce(string_agg(day::text, ',' ORDER BY day), '') || '}' AS "E
 
 -- One line.  A session's snapshot can only be taken from its close (16:00, 13:00 on an early
 -- close) to midnight New York:
--- OK when every closed session of the last DAYS_BACK days (since the first snapshot) has one;
+-- OK when every one of the last 10 closed sessions (since the first snapshot; scripts.status's
+-- LOST_RECENT_SESSIONS, older losses are history) has one;
 -- WARN when today's is still to take (pending) or one was never taken (lost for good); FAIL: none.
 \echo
 \echo '== verdict =='
-WITH sessions AS (
-    SELECT g.day::date AS day
-      FROM generate_series(greatest(:'NOW_DATE'::date - :'DAYS_BACK'::int,
-                                    (SELECT (min(time) AT TIME ZONE 'America/New_York')::date
-                                       FROM public.options_chains)),
-                           :'NOW_DATE'::date, interval '1 day') AS g(day)
-     WHERE extract(isodow FROM g.day) < 6 AND g.day::date <> ALL (:'HOLIDAYS'::date[])
-       AND (g.day::date + CASE WHEN g.day::date = ANY (:'EARLY_CLOSES'::date[]) THEN time '13:00'
-                               ELSE time '16:00' END) AT TIME ZONE 'America/New_York' <= :'NOW'::timestamptz
+WITH sessions AS (  -- 30 calendar days hold 10 sessions whatever the holidays
+    SELECT day FROM (
+        SELECT g.day::date AS day
+          FROM generate_series(greatest(:'NOW_DATE'::date - 30,
+                                        (SELECT (min(time) AT TIME ZONE 'America/New_York')::date
+                                           FROM public.options_chains)),
+                               :'NOW_DATE'::date, interval '1 day') AS g(day)
+         WHERE extract(isodow FROM g.day) < 6 AND g.day::date <> ALL (:'HOLIDAYS'::date[])
+           AND (g.day::date + CASE WHEN g.day::date = ANY (:'EARLY_CLOSES'::date[]) THEN time '13:00'
+                                   ELSE time '16:00' END) AT TIME ZONE 'America/New_York' <= :'NOW'::timestamptz
+         ORDER BY 1 DESC LIMIT 10) AS recent
 ), taken AS (
     SELECT DISTINCT (time AT TIME ZONE 'America/New_York')::date AS day
       FROM public.options_chains
-     WHERE time >= (:'NOW_DATE'::date - :'DAYS_BACK'::int)::timestamp AT TIME ZONE 'America/New_York'
+     WHERE time >= (:'NOW_DATE'::date - 30)::timestamp AT TIME ZONE 'America/New_York'
 ), scope AS (       -- the watchlist scope: active symbols with an active ticker, by the day they joined
-    SELECT t.id, min(w.effective_date) AS since
+    SELECT t.id, t.symbol, min(w.effective_date) AS since
       FROM public.watchlists AS w JOIN public.tickers AS t ON t.symbol = w.symbol
-     WHERE w.active AND t.active GROUP BY t.id
-), short AS (       -- sessions with a snapshot that lacks symbols (a chain from the close to midnight)
+     WHERE w.active AND t.active GROUP BY t.id, t.symbol
+), window_of AS (   -- each session's snapshot window: from its close to midnight New York
+    SELECT s.day,
+           (s.day + CASE WHEN s.day = ANY (:'EARLY_CLOSES'::date[]) THEN time '13:00' ELSE time '16:00' END)
+               AT TIME ZONE 'America/New_York'                          AS opens,
+           (s.day + 1)::timestamp AT TIME ZONE 'America/New_York'      AS closes
+      FROM sessions AS s
+), short AS (       -- sessions with a snapshot that lacks symbols: no chain in the window, and no
+                    -- options run of the session found the provider listing none for them ('empty')
     SELECT s.day, count(*) AS missing
-      FROM sessions AS s JOIN scope AS sc ON sc.since <= s.day
+      FROM window_of AS s JOIN scope AS sc ON sc.since <= s.day
      WHERE s.day IN (SELECT day FROM taken)
        AND NOT EXISTS (SELECT 1 FROM public.options_chains AS oc
-                        WHERE oc.ticker_id = sc.id
-                          AND oc.time >= (s.day + CASE WHEN s.day = ANY (:'EARLY_CLOSES'::date[])
-                                                       THEN time '13:00' ELSE time '16:00' END)
-                                         AT TIME ZONE 'America/New_York'
-                          AND oc.time < (s.day + 1)::timestamp AT TIME ZONE 'America/New_York')
+                        WHERE oc.ticker_id = sc.id AND oc.time >= s.opens AND oc.time < s.closes)
+       AND NOT EXISTS (SELECT 1 FROM public.ingest_runs AS r
+                        WHERE r.job = 'options' AND r.snapshot_time >= s.opens AND r.snapshot_time < s.closes
+                          AND jsonb_typeof(r.summary -> 'outcomes') = 'object'
+                          AND r.summary -> 'outcomes' -> sc.symbol ->> 'status' = 'empty')
      GROUP BY s.day
 ), missing AS (
     SELECT string_agg(day::text, ', ' ORDER BY day) FILTER (WHERE day < :'NOW_DATE'::date) AS lost,
@@ -138,7 +148,7 @@ SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM public.options_chains) THEN 'FAIL'
             WHEN missing.lost IS NOT NULL THEN 'lost for good (never taken): ' || missing.lost
                                                || coalesce('; symbols lost: ' || missing.lost_symbols, '')
             WHEN missing.lost_symbols IS NOT NULL THEN 'symbols lost for good: ' || missing.lost_symbols
-            ELSE 'every closed session of the last ' || :'DAYS_BACK' || ' days has a chain of every watchlist symbol'
+            ELSE 'each of the last 10 closed sessions has a chain of every watchlist symbol'
        END AS reason
   FROM missing;
 

@@ -22,13 +22,14 @@ scans rather than a loop.  Beside it, each step says what is done for a day as a
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from uuid import UUID
 
 import psycopg
 
-from kapman import clock
+from kapman import calendar, clock
 from kapman.db import lifecycle
 from kapman.ops import sessions
 
@@ -97,6 +98,22 @@ def take(conn: psycopg.Connection, start: date) -> Inventory:
         "SELECT count(DISTINCT w.symbol) FROM public.watchlists w JOIN public.tickers t ON t.symbol = w.symbol "
         "WHERE w.active").fetchone()[0]  # type: ignore[index]
     return inv
+
+
+#: A day with fewer bars than this share of its usual count is a partial file.
+THIN_DAY_SHARE = 0.5
+
+
+def usual_bars(inv: Inventory) -> dict[date, float]:
+    """Each day's usual bar count: the median of the 20 days with bars before it (the first day has
+    none).  Recent days, not the window's: the universe drifts as tickers list and delist."""
+    days = sorted(inv.bars)
+    return {day: statistics.median(inv.bars[d] for d in days[max(0, i - 20):i]) for i, day in enumerate(days) if i}
+
+
+def thin_days(inv: Inventory) -> list[date]:
+    """Days whose bar count is under THIN_DAY_SHARE of their usual count: partial flat files."""
+    return [d for d, usual in usual_bars(inv).items() if inv.bars[d] < THIN_DAY_SHARE * usual]
 
 
 def a2_history_asked(conn: psycopg.Connection) -> bool:
@@ -260,9 +277,15 @@ def a3_day(conn: psycopg.Connection, day: date) -> A3Day:
                  tuple(stale), tuple(uncomputed))
 
 
+def snapshot_days(inv: Inventory) -> list[date]:
+    """Trading days with chains: those A3 computes (an options run by hand on a weekend or a holiday
+    stores its chains under that date, which A3 refuses)."""
+    return sorted(d for d in inv.snapshots if calendar.is_trading_day(d))
+
+
 def a3_missing(inv: Inventory) -> list[date]:
-    """Dates with an option snapshot and no A3."""
-    return sorted(d for d in inv.snapshots if d not in inv.a3)
+    """Trading dates with an option snapshot and no A3."""
+    return [d for d in snapshot_days(inv) if d not in inv.a3]
 
 
 def a3_due(conn: psycopg.Connection, inv: Inventory, recent: list[date]) -> list[date]:

@@ -7,7 +7,6 @@ set-based pass (``kapman.ops.inventory``).
 
 from __future__ import annotations
 
-import statistics
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -21,12 +20,20 @@ from kapman.errors import KapManError
 from kapman.ops import commands as cmd
 from kapman.ops import sessions
 from kapman.ops.checks import Check, StatusReport, Verdict, day_list, span
-from kapman.ops.inventory import Inventory, a2_missing, a3_day, a3_missing, options_day, take, window_start
+from kapman.ops.inventory import (
+    Inventory,
+    a2_missing,
+    a3_day,
+    a3_missing,
+    options_day,
+    snapshot_days,
+    take,
+    thin_days,
+    window_start,
+)
 
 #: Tickers refreshed less recently than this are stale (listings change daily; weekly is the floor).
 TICKERS_STALE = timedelta(days=7)
-#: A day with fewer bars than this share of the recent median is a partial file.
-THIN_DAY_SHARE = 0.5
 #: Lost snapshots older than this many sessions are history, reported but no longer a warning.
 LOST_RECENT_SESSIONS = 10
 #: A run still 'running' after this long has probably died without the ledger knowing.
@@ -225,13 +232,15 @@ def tickers(conn: psycopg.Connection, now: datetime) -> Check:
     if refreshed is None:     # loaded some other way: the rows' own stamps
         refreshed = conn.execute("SELECT max(updated_at) FROM public.tickers").fetchone()[0]  # type: ignore[index]
     age = max(now - refreshed, timedelta(0))
-    wl_active, unresolved, wl_indices = conn.execute("""
+    wl_active, unresolved, inactive, wl_indices = conn.execute("""
         SELECT count(DISTINCT w.symbol), count(DISTINCT w.symbol) FILTER (WHERE t.id IS NULL),
+               count(DISTINCT w.symbol) FILTER (WHERE NOT t.active),
                count(DISTINCT w.symbol) FILTER (WHERE w.symbol LIKE 'I:%')
         FROM public.watchlists w LEFT JOIN public.tickers t ON t.symbol = w.symbol WHERE w.active""").fetchone()  # type: ignore[misc]
     details = {"tickers": total, "active": active, "refreshed": refreshed,
                "age_days": round(age / timedelta(days=1), 1),
-               "watchlist_symbols": wl_active, "unresolved_watchlist_symbols": unresolved}
+               "watchlist_symbols": wl_active, "unresolved_watchlist_symbols": unresolved,
+               "inactive_watchlist_symbols": inactive}
     text = (f"{active:,} active of {total:,}, refreshed {details['age_days']} days ago; "
             f"{wl_active} active watchlist symbols")
     if wl_indices:   # an index (I:SPX) has options and A3, never bars or A2: the stock flat files hold none
@@ -242,21 +251,10 @@ def tickers(conn: psycopg.Connection, now: datetime) -> Check:
     if not wl_active:
         return Check("tickers", Verdict.WARN, f"{text}: no active watchlist scopes options and A3",
                      cmd.WATCHLISTS, details)
-    if unresolved:
-        return Check("tickers", Verdict.WARN, f"{text}, {unresolved} without a ticker",
-                     f"correct data/watchlists/*.txt and run {cmd.WATCHLISTS}", details)
+    if unresolved or inactive:   # neither is in the watchlist scope: no option snapshot, no A3
+        return Check("tickers", Verdict.WARN, f"{text}, {unresolved} without a ticker, {inactive} with an inactive "
+                     "one (no snapshots)", f"correct data/watchlists/*.txt and run {cmd.WATCHLISTS}", details)
     return Check("tickers", Verdict.OK, text, None, details)
-
-
-def thin_days(inv: Inventory) -> list[date]:
-    """Days whose bar count is under THIN_DAY_SHARE of the median of the 20 days before."""
-    days = sorted(inv.bars)
-    out = []
-    for i, day in enumerate(days[1:], start=1):
-        recent = [inv.bars[d] for d in days[max(0, i - 20):i]]
-        if inv.bars[day] < THIN_DAY_SHARE * statistics.median(recent):
-            out.append(day)
-    return out
 
 
 def ohlcv(inv: Inventory, now: datetime) -> Check:
@@ -385,11 +383,12 @@ def a3(conn: psycopg.Connection, inv: Inventory, now: datetime) -> Check:
     days = [a3_day(conn, d) for d in recent if d not in missing]
     stale = {str(d.day): [*d.stale, *d.uncomputed] for d in days if d.due}
     invalid = {str(d.day): d.invalid for d in days if d.invalid}
-    details = {"dates": len(inv.a3), "snapshot_days": len(inv.snapshots), "missing": missing, "stale": stale,
+    computable = snapshot_days(inv)
+    details = {"dates": len(inv.a3), "snapshot_days": len(computable), "missing": missing, "stale": stale,
                "invalid": invalid}
-    if not inv.snapshots:
+    if not computable:
         return Check("a3", Verdict.OK, "no snapshots to compute from", None, details)
-    text = f"{len(inv.snapshots) - len(missing)} of {len(inv.snapshots)} snapshot days computed"
+    text = f"{len(computable) - len(missing)} of {len(computable)} snapshot days computed"
     if invalid:
         text += f"; INVALID (no usable chain): {', '.join(f'{n} on {d}' for d, n in invalid.items())}"
     due = sorted({*missing, *(date.fromisoformat(d) for d in stale)})

@@ -2,24 +2,32 @@
 
 Each cell of the heat map is a share of what the day should hold:
 
-- OHLCV: tickers with a bar / the median of the days that have bars (the universe drifts as
-  tickers list and delist, so no fixed count is "full");
-- option snapshots and A3: symbols covered / active watchlist symbols with a ticker;
-- A2: rows with indicators / tickers with a bar that day (A2 computes every ticker with a bar).
+- OHLCV: tickers with a bar / the day's usual count, the median of the 20 days with bars before it
+  (the universe drifts as tickers list and delist, so no fixed count is "full"); under half of it
+  is a partial file, as status counts them (``inventory.thin_days``);
+- option snapshots: the session's symbols taken / its watchlist scope, as status counts them
+  (``inventory.options_day``: a chain from the session's close, 13:00 on an early close, to
+  midnight New York, or the provider listed none); one symbol short is partial, as status says
+  it is lost;
+- A3: symbols covered / active watchlist symbols with a ticker;
+- A2: rows with indicators / tickers with a bar that day (A2 computes every ticker with a bar);
+  one row short is partial, as status says.
 
 The retention window is status's and the nightly's (``kapman.ops.inventory.window_start``), ending
 today by the warehouse's clock (``lifecycle.warehouse_now``: a sandbox database's recorded clock
 too), its trading days from the NYSE calendar; the expected symbols are the watchlist scope
 (``inventory.scope_of``); from a data set's first day on, a day nothing covers is a
-gap and a day below ``PARTIAL_BELOW`` of its share is partial.  Days before a data set's first day
-are left blank: option snapshots, for one, cannot be taken for the past.
+gap and a day below its ``COMPLETE_AT`` share is partial.  Days before a data set's first day
+are left blank: option snapshots, for one, cannot be taken for the past.  So are days that owe
+nothing yet by the warehouse's clock: a day whose flat file is not due (the next morning), a
+session that has not closed.
 """
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import psycopg
@@ -27,39 +35,21 @@ import psycopg
 from kapman import clock, registry
 from kapman.calendar import trading_days
 from kapman.db import lifecycle
-from kapman.ops import inventory
+from kapman.ops import inventory, sessions
 from kapman.report import page
 from kapman.report.charts import Figure, axis, figure, title
 
-#: Below this share a day is listed as partial (a few delisted or late tickers are normal).
+#: Below this share an A3 day is listed as partial (a few symbols without a usable chain are normal).
 PARTIAL_BELOW = 0.9
 DATASETS = ("OHLCV", "option snapshots", "A2", "A3")
+#: The share under which a data set's day is partial, as status counts them: a partial flat file,
+#: a snapshot without every symbol of its scope (a symbol lost), a date short of one A2 row per bar.
+COMPLETE_AT = {"OHLCV": inventory.THIN_DAY_SHARE, "option snapshots": 1.0, "A2": 1.0, "A3": PARTIAL_BELOW}
 #: The runbook step that fills each data set's gaps.
 MENDED_BY = {"OHLCV": f"{registry.command('ohlcv')} backfill --start D1 --end D2",
              "option snapshots": "not fetchable again for past days (snapshots are taken live)",
              "A2": f"{registry.command('a2')} --start-date D1 --end-date D2 (the whole window: --history)",
              "A3": f"{registry.command('a3')} --start-date D1 --end-date D2"}
-
-_COUNTS = {
-    "OHLCV": "SELECT date, count(*) FROM public.ohlcv WHERE date BETWEEN %s AND %s GROUP BY 1",
-    # A loose index scan of the primary key: one probe per (snapshot, symbol) instead of reading
-    # every contract row of two years of snapshots.
-    "option snapshots": """
-        WITH RECURSIVE pairs AS (
-            (SELECT time, ticker_id FROM public.options_chains WHERE time >= %(first)s AND time < %(after)s
-             ORDER BY time, ticker_id LIMIT 1)
-            UNION ALL
-            SELECT n.time, n.ticker_id FROM pairs p, LATERAL (
-                SELECT time, ticker_id FROM public.options_chains
-                WHERE (time, ticker_id) > (p.time, p.ticker_id) AND time < %(after)s
-                ORDER BY time, ticker_id LIMIT 1) n)
-        SELECT (time AT TIME ZONE 'America/New_York')::date, count(DISTINCT ticker_id) FROM pairs GROUP BY 1""",
-    "snapshots": "SELECT (time AT TIME ZONE 'America/New_York')::date, "
-                 "count(*) FILTER (WHERE technical_indicators_json IS NOT NULL), "
-                 "count(*) FILTER (WHERE dealer_metrics_json IS NOT NULL) "
-                 "FROM public.daily_snapshots WHERE time BETWEEN %s AND %s GROUP BY 1",
-}
-
 
 @dataclass(frozen=True)
 class Coverage:
@@ -69,7 +59,8 @@ class Coverage:
     #: data set -> what a full day holds, per day
     expected: dict[str, list[int]]
     #: data set -> the day it is owed from, where that is not its first day with data (A2 while the
-    #: indicator history is owed: the first day with bars, as status and the nightly count it)
+    #: indicator history is owed: the first day with bars, as status and the nightly count it;
+    #: option snapshots from the first day with a chain, even one taken before the close)
     owed_from: dict[str, date] = field(default_factory=dict)
 
     def share(self, dataset: str) -> list[float]:
@@ -77,47 +68,56 @@ class Coverage:
                                                               strict=True)]
 
 
+def _now(conn: psycopg.Connection, today: date | None) -> datetime:
+    return lifecycle.warehouse_now(conn) if today is None else clock.close_of(today)
+
+
 def window(conn: psycopg.Connection, today: date | None = None) -> tuple[date, date]:
     """The retention window ending ``today`` (default: today by the warehouse's clock)."""
-    now = lifecycle.warehouse_now(conn) if today is None else clock.close_of(today)
+    now = _now(conn, today)
     return inventory.window_start(conn, now), clock.ny_date_of(now)
 
 
 def coverage(conn: psycopg.Connection, today: date | None = None) -> Coverage:
-    start, end = window(conn, today)
+    """Each day's counts from the inventory status reads (``inventory.take``), each snapshot day
+    read as status reads it (``inventory.options_day``)."""
+    now = _now(conn, today)
+    start, end = inventory.window_start(conn, now), clock.ny_date_of(now)
     days = list(trading_days(start, end))
-    # Option snapshots are named by their New York date: midnight to midnight there.
-    first, after = (datetime.combine(d, time(0), tzinfo=clock.NEW_YORK) for d in (start, end + timedelta(days=1)))
-    ohlcv: dict[date, int] = dict(conn.execute(_COUNTS["OHLCV"], (start, end)).fetchall())
-    options: dict[date, int] = dict(conn.execute(_COUNTS["option snapshots"],
-                                                 {"first": first, "after": after}).fetchall())
-    a2: dict[date, int] = {}
-    a3: dict[date, int] = {}
-    for day, with_a2, with_a3 in conn.execute(_COUNTS["snapshots"], (clock.close_of(start), clock.close_of(end))):
-        a2[day], a3[day] = with_a2, with_a3
+    inv = inventory.take(conn, start)
+    taken = {d: inventory.options_day(conn, d) for d in days if d in inv.snapshots}
     watched = len(inventory.scope_of(conn, end))
-    universe = int(statistics.median(ohlcv.values())) if ohlcv else 0
-    counts = {"OHLCV": [ohlcv.get(d, 0) for d in days], "option snapshots": [options.get(d, 0) for d in days],
-              "A2": [a2.get(d, 0) for d in days], "A3": [a3.get(d, 0) for d in days]}
-    # A2 is computed from a day's bars and A3 from its snapshot: a day without them owes neither
-    # (the OHLCV and snapshot rows show that gap), as status counts them
-    expected = {"OHLCV": [universe] * len(days), "option snapshots": [watched] * len(days),
-                "A2": counts["OHLCV"], "A3": [watched if n else 0 for n in counts["option snapshots"]]}
-    return Coverage(days, counts, expected, _owed_from(conn, days, ohlcv, a2, options))
+    universe = int(statistics.median(inv.bars.values())) if inv.bars else 0
+    counts = {"OHLCV": [inv.bars.get(d, 0) for d in days],
+              "option snapshots": [taken[d].taken if d in taken else 0 for d in days],
+              "A2": [inv.a2.get(d, 0) for d in days], "A3": [inv.a3.get(d, 0) for d in days]}
+    # A2 is computed from a day's bars and A3 from a day with chains: a day without them owes neither
+    # (the OHLCV and snapshot rows show that gap), as status counts them.  A day owes nothing before
+    # its flat file is due or its session has closed (status's clock).
+    due, closed = set(sessions.ohlcv_due_days(start, now)), set(sessions.closed_sessions(start, now))
+    usual = inventory.usual_bars(inv)
+    expected = {"OHLCV": [int(usual.get(d, inv.bars[d])) if d in inv.bars else universe if d in due else 0
+                          for d in days],
+                "option snapshots": [len(taken[d].expected) if d in taken else watched if d in closed else 0
+                                     for d in days],
+                "A2": counts["OHLCV"], "A3": [watched if d in taken else 0 for d in days]}
+    return Coverage(days, counts, expected, _owed_from(inv, days, now))
 
 
-def _owed_from(conn: psycopg.Connection, days: list[date], ohlcv: dict[date, int], a2: dict[date, int],
-               options: dict[date, int]) -> dict[str, date]:
-    """Where A2 and A3 are owed from when that precedes their own first day, as status counts them:
-    A2 from the window's first day with bars while the indicator history is owed (asked for, or no
-    A2 at all: ``inventory.a2_first``); A3 from the first day with a snapshot (``a3_missing``)."""
+def _owed_from(inv: inventory.Inventory, days: list[date], now: datetime) -> dict[str, date]:
+    """Where a data set is owed from when that precedes its own first day, as status counts it: A2
+    from ``inventory.a2_first`` (the window's first day with bars while the indicator history is
+    owed, or where A2 began, before the window too); option snapshots and A3 from the first day with
+    a chain, even one taken before the close (``a3_missing``)."""
     owed = {}
-    barred = [d for d in days if ohlcv.get(d)]
-    if barred and (not any(a2.get(d) for d in days) or inventory.a2_history_asked(conn)):
+    first = inventory.a2_first(inv, now)
+    barred = [d for d in days if inv.bars.get(d) and first is not None and d >= first]
+    if barred:
         owed["A2"] = barred[0]
-    snapped = [d for d in days if options.get(d)]
+    # A chain of the evening before the window (the inventory reads from its close) begins them earlier.
+    snapped = [d for d in days if d in inv.snapshots or (d == days[0] and min(inv.snapshots) < d)]
     if snapped:
-        owed["A3"] = snapped[0]
+        owed["option snapshots"] = owed["A3"] = snapped[0]
     return owed
 
 
@@ -154,7 +154,7 @@ def gaps(cov: Coverage) -> list[Gaps]:
         tail = [(d, v) for d, v, e in zip(cov.days[first:], share[first:], cov.expected[name][first:], strict=True)
                 if e]
         out.append(Gaps(name, cov.days[first], ranges(cov.days, [d for d, v in tail if v == 0]),
-                        ranges(cov.days, [d for d, v in tail if 0 < v < PARTIAL_BELOW])))
+                        ranges(cov.days, [d for d, v in tail if 0 < v < COMPLETE_AT[name]])))
     return out
 
 

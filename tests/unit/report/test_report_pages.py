@@ -59,8 +59,8 @@ def test_report_file_names_differ_on_a_case_insensitive_file_system() -> None:
 def test_coverage_gaps_are_ranges_of_trading_days_from_each_sets_first_day() -> None:
     days = list(trading_days(date(2025, 11, 24), date(2025, 12, 5)))   # Thanksgiving 27 Nov is not a day
     assert date(2025, 11, 27) not in days
-    ohlcv = [10, 10, 0, 0, 10, 10, 10, 7, 10]    # 26 and 28 Nov missing, 4 Dec partial
-    a2 = [10, 10, 0, 0, 10, 0, 10, 7, 10]        # and A2 lacks 2 Dec
+    ohlcv = [10, 10, 0, 0, 10, 10, 10, 4, 10]    # 26 and 28 Nov missing, 4 Dec partial (under half)
+    a2 = [10, 10, 0, 0, 10, 0, 10, 4, 10]        # and A2 lacks 2 Dec
     a3 = [0, 0, 0, 0, 0, 0, 2, 2, 0]
     cov = warehouse.Coverage(days, {"OHLCV": ohlcv, "option snapshots": [0] * 9, "A2": a2, "A3": a3},
                              {"OHLCV": [10] * 9, "option snapshots": [2] * 9, "A2": ohlcv, "A3": [2] * 9})
@@ -89,3 +89,20 @@ def test_a3_is_owed_on_days_with_a_snapshot_from_the_first_one() -> None:
     assert found["A3"].missing == [(days[0], days[1], 2), (days[4], days[4], 1)]
     z = warehouse.heatmap(cov)["data"][0]["z"][3]
     assert z == [0.0, 0.0, None, 100.0, 0.0]
+
+
+def test_a_snapshot_or_a2_one_short_is_partial_as_status_says() -> None:
+    """Status says a snapshot without one symbol lost it and a date one A2 row short of its bars
+    partial: the page lists them (a share of 0.9 or more had passed as covered); a flat file is
+    partial under half of its usual count, as status's thin days."""
+    days = list(trading_days(date(2025, 12, 1), date(2025, 12, 3)))
+    cov = warehouse.Coverage(days, {"OHLCV": [20, 19, 20], "option snapshots": [10, 9, 10], "A2": [20, 18, 20],
+                                    "A3": [10, 10, 10]},
+                             {"OHLCV": [20] * 3, "option snapshots": [10] * 3, "A2": [20, 19, 20], "A3": [10] * 3})
+    found = {g.dataset: g for g in warehouse.gaps(cov)}
+    assert found["option snapshots"].partial == [(days[1], days[1], 1)]
+    assert found["A2"].partial == [(days[1], days[1], 1)]
+    assert found["OHLCV"].partial == [] and found["A3"].partial == []
+    # A flat file is partial under half of its usual count, as status's thin days.
+    thin = warehouse.Coverage(days, {**cov.counts, "OHLCV": [20, 9, 20]}, cov.expected)
+    assert {g.dataset: g for g in warehouse.gaps(thin)}["OHLCV"].partial == [(days[1], days[1], 1)]
