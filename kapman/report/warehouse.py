@@ -115,7 +115,8 @@ def _owed_from(inv: inventory.Inventory, days: list[date], now: datetime) -> dic
     if barred:
         owed["A2"] = barred[0]
     # A chain of the evening before the window (the inventory reads from its close) begins them earlier.
-    snapped = [d for d in days if d in inv.snapshots or (d == days[0] and min(inv.snapshots) < d)]
+    earliest = min(inv.snapshots, default=None)   # none at all: an empty warehouse owes nothing
+    snapped = [d for d in days if d in inv.snapshots or (d == days[0] and earliest is not None and earliest < d)]
     if snapped:
         owed["option snapshots"] = owed["A3"] = snapped[0]
     return owed
