@@ -32,7 +32,8 @@ from kapman.step import Outcome
 pytestmark = pytest.mark.integration
 
 #: A small warehouse: 40 tickers, and a 60-day retention window (recorded in hypertable_lifecycle,
-#: which status and the nightly read) so the first load is a few dozen files, not five hundred.
+#: which status and the nightly read, and in the retention jobs' configs where the edition has them)
+#: so the first load is a few dozen files, not five hundred.
 MARKET = Market(seed=3, n_tickers=40, days=90, end_date=date(2025, 12, 19), contracts_per_chain=40)
 RETENTION_DAYS = 60
 WATCHLIST = ["AAPL", "MSFT", "NVDA", "QQQ", "SPY"]
@@ -87,6 +88,10 @@ def world(fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("UPDATE public.hypertable_lifecycle SET drop_after = make_interval(days => %s)",
                      (RETENTION_DAYS,))
+        # the retention jobs (community edition) keep the same window, as status and validate expect
+        conn.execute("SELECT alter_job(job_id, config => jsonb_set(config, '{drop_after}', to_jsonb(%s::text))) "
+                     "FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' "
+                     "AND hypertable_schema = 'public'", (f"{RETENTION_DAYS} days",))
     with SandboxRestServer(MARKET, api_key="fortnight-key-123") as rest:
         for name, value in {"DATABASE_URL": fresh_db, "POLYGON_BASE_URL": rest.base_url,
                             "POLYGON_API_KEY": rest.api_key, "FLATFILES_MIRROR_DIR": str(mirror),
