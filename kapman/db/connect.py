@@ -148,3 +148,15 @@ def _masked(url: str, text: str) -> str:
     for secret in filter(None, [url_password(url), urlsplit(url).password]):
         text = text.replace(secret, "***")
     return text
+
+
+def unlock(conn: psycopg.Connection, statement: str, params: tuple[object, ...]) -> None:
+    """Release a session-level advisory lock now, where the connection can still run it.  Closing
+    alone releases it only once the server has ended the session, a moment after close() returns on
+    a loaded server, and the step that follows at once finds the lock still held.  A lost connection
+    or a killed process leaves it to the session's end, as before."""
+    try:
+        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.execute(statement, params)
+    except psycopg.Error:
+        pass

@@ -16,7 +16,7 @@ from kapman.config import mask_url
 from kapman.db import lifecycle
 from kapman.db import migrations as mig
 from kapman.db.capabilities import ServerInfo, server_info
-from kapman.db.connect import connect, database_name, with_database
+from kapman.db.connect import connect, database_name, unlock, with_database
 from kapman.db.destruction import ArchivedCount, Loss, measure
 from kapman.db.errors import wrap
 from kapman.db.fingerprint import fingerprint
@@ -91,11 +91,7 @@ def rebuild_lock(admin: psycopg.Connection, name: str) -> Iterator[None]:
     try:
         yield
     finally:
-        try:
-            if admin.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-                admin.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
-        except psycopg.Error:
-            pass
+        unlock(admin, "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
 
 
 def database_exists(admin: psycopg.Connection, name: str) -> bool:

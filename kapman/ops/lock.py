@@ -13,7 +13,7 @@ from datetime import date
 import psycopg
 
 from kapman.db import runs
-from kapman.db.connect import connect
+from kapman.db.connect import connect, unlock
 from kapman.errors import KapManError
 
 log = logging.getLogger(__name__)
@@ -133,16 +133,11 @@ def writing_snapshot(db_url: str, day: date) -> Iterator[None]:
         _release(conn, "SELECT pg_advisory_unlock_shared(%s::int4, %s::int4)", (OPTIONS_WRITING, day.toordinal()))
 
 
-def _release(conn: psycopg.Connection, unlock: str, params: tuple[int, ...]) -> None:
-    """Unlock, then close.  Closing alone releases the lock only once the server has ended the
-    session, which on a loaded server is a moment after close() returns: the step that follows at
-    once (A3 after the options run, the next nightly) found the lock still held.  The session's end
-    still releases it when the unlock cannot run (a lost connection, a killed process)."""
+def _release(conn: psycopg.Connection, statement: str, params: tuple[int, ...]) -> None:
+    """Unlock (``connect.unlock``: A3 right after the options run, or the next nightly, found the
+    lock of a closed connection still held), then close."""
     try:
-        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            conn.execute(unlock, params)
-    except psycopg.Error:
-        pass
+        unlock(conn, statement, params)
     finally:
         conn.close()
 

@@ -14,7 +14,7 @@ import psycopg
 
 from kapman import clock, registry
 from kapman.config import Settings
-from kapman.db import fingerprint, lifecycle, migrations
+from kapman.db import fingerprint, lifecycle, migrations, retention
 from kapman.db import runs as ledger_runs
 from kapman.errors import KapManError
 from kapman.ops import commands as cmd
@@ -154,9 +154,7 @@ def _policy_jobs(conn: psycopg.Connection, text: str, details: dict[str, Any], t
 
 def _windows(conn: psycopg.Connection) -> dict[str, tuple[timedelta, timedelta]]:
     """hypertable -> (drop_after, compress_after), the windows the warehouse keeps."""
-    rows = conn.execute("SELECT hypertable_name, drop_after, compress_after "
-                        "FROM public.hypertable_lifecycle").fetchall()
-    return {t: (d, c) for t, d, c in rows}
+    return {w.table: (w.drop_after, w.compress_after) for w in retention.windows(conn)}
 
 
 def _expected(windows: dict[str, tuple[timedelta, timedelta]], table: str, proc: str) -> int:
@@ -448,14 +446,13 @@ def _retention_reach(conn: psycopg.Connection, oldest: datetime | None, now: dat
     """WARN, or FAIL when the retention policy (scheduled on the server's clock, which KapMan cannot
     hold back) drops the oldest unarchived snapshot within ``RETENTION_NOTICE``.  KapMan's own
     retention keeps such a snapshot; the line says which applies."""
-    window = conn.execute("SELECT drop_after, retention_mode FROM public.hypertable_lifecycle "
-                          "WHERE hypertable_name = 'options_chains'").fetchone()
+    window = {w.table: w for w in retention.windows(conn)}.get("options_chains")
     if oldest is None or window is None:
         return Verdict.WARN, text
-    leaves = oldest + window[0]
-    when = (f"the oldest ({clock.ny_date_of(oldest)}) leaves the {window[0].days}-day window on "
+    leaves = oldest + window.drop_after
+    when = (f"the oldest ({clock.ny_date_of(oldest)}) leaves the {window.drop_after.days}-day window on "
             f"{clock.ny_date_of(leaves)}")
-    if window[1] == "policy" and lifecycle.read_clock(conn).policies_scheduled:
+    if window.retention_mode == "policy" and lifecycle.read_clock(conn).policies_scheduled:
         if leaves - now <= RETENTION_NOTICE:
             return Verdict.FAIL, f"{text}; {when}, when the retention policy drops it for good"
         return Verdict.WARN, f"{text}; {when}, when the retention policy drops it"
