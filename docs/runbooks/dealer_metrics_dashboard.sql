@@ -26,46 +26,11 @@ SELECT coalesce((substring(:'NOW' FROM '^\s*(\d{4}-\d{2}-\d{2})\s*$')::date + ti
                     AT TIME ZONE 'America/New_York',
                 nullif(:'NOW', '')::timestamptz, public.kapman_now())                           AS "NOW"
 \gset
--- NYSE full-day closures from 2000 (the exchange's rules, as kapman/calendar.py) as one array, so
--- a weekday is told apart as a session or a holiday.
-WITH y AS (
-    SELECT g AS year, g % 19 AS a, g / 100 AS b, g % 100 AS c
-      FROM generate_series(2000, extract(year FROM (:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date)::int + 1) AS g
-), e AS (
-    SELECT year, a, b, c, (19 * a + b - b / 4 - (b - (b + 8) / 25 + 1) / 3 + 15) % 30 AS h FROM y
-), easter AS (
-    SELECT year, h, (32 + 2 * (b % 4) + 2 * (c / 4) - h - c % 4) % 7 AS l, a FROM e
-), rules AS (
-    SELECT year,
-           make_date(year, 1, 1) AS new_year, make_date(year, 7, 4) AS july4, make_date(year, 12, 25) AS xmas,
-           make_date(year, 6, 19) AS juneteenth,
-           make_date(year, (h + l - 7 * ((a + 11 * h + 22 * l) / 451) + 114) / 31,
-                     (h + l - 7 * ((a + 11 * h + 22 * l) / 451) + 114) % 31 + 1) AS easter
-      FROM easter
-), nth AS (   -- the n-th given weekday (0 = Sunday) of a month; n = 5 means the last one
-    SELECT r.*, m.month, m.dow, m.n,
-           CASE WHEN m.n < 5
-                THEN make_date(r.year, m.month, 1)
-                     + ((m.dow - extract(dow FROM make_date(r.year, m.month, 1))::int + 7) % 7 + 7 * (m.n - 1))
-                ELSE (make_date(r.year, m.month, 1) + interval '1 month' - interval '1 day')::date
-                     - ((extract(dow FROM make_date(r.year, m.month, 1) + interval '1 month' - interval '1 day')::int
-                         - m.dow + 7) % 7)
-           END AS day
-      FROM rules AS r
-     CROSS JOIN (VALUES (1, 1, 3), (2, 1, 3), (5, 1, 5), (9, 1, 1), (11, 4, 4)) AS m(month, dow, n)
-), observed AS (
-    SELECT year, d + CASE extract(dow FROM d) WHEN 6 THEN -1 WHEN 0 THEN 1 ELSE 0 END AS day
-      FROM rules CROSS JOIN LATERAL (VALUES (july4), (xmas), (CASE WHEN year >= 2022 THEN juneteenth END)) AS v(d)
-     WHERE d IS NOT NULL
-)
-SELECT '{' || string_agg(day::text, ',' ORDER BY day) || '}' AS "HOLIDAYS"
-  FROM (SELECT day FROM nth
-        UNION SELECT day FROM observed
-        UNION SELECT easter - 2 FROM rules
-        UNION SELECT new_year + CASE extract(dow FROM new_year) WHEN 0 THEN 1 ELSE 0 END FROM rules
-               WHERE extract(dow FROM new_year) <> 6    -- a Saturday New Year is not moved to Friday
-        UNION SELECT unnest('{2001-09-11,2001-09-12,2001-09-13,2001-09-14,2004-06-11,2007-01-02,2012-10-29,2012-10-30,2018-12-05,2025-01-09}'::date[])
-       ) AS closures
+-- NYSE full-day closures from 2000 (public.nyse_closures: kapman/calendar.py's rules) as one
+-- array, so a weekday is told apart as a session or a holiday.
+SELECT '{' || coalesce(string_agg(day::text, ','), '') || '}' AS "HOLIDAYS"
+  FROM public.nyse_closures(DATE '2000-01-01', make_date(extract(year FROM (:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date)::int + 1,
+                                                         12, 31)) AS day
 \gset
 -- The dates with dealer metrics, latest first, found by walking back one New York date at a time
 -- along the time index (a handful of index probes instead of a scan of every snapshot row):

@@ -134,14 +134,16 @@ def test_a_database_newer_than_this_kapman_or_with_an_edited_migration_is_refuse
 def test_a_table_held_by_another_session_stops_it_after_its_wait_with_nothing_changed(
         built_at: Callable[[list[Migration]], str], monkeypatch: pytest.MonkeyPatch) -> None:
     every = discover(MIGRATIONS_DIR)
-    url = built_at(every[:-1])
+    built = [m for m in every if m.version < 13]     # 0013 drops indexes of daily_snapshots
+    url = built_at(built)
     monkeypatch.setattr(upgrade, "LOCK_WAIT", "300ms")
     with psycopg.connect(url) as holder:
         holder.execute("SELECT count(*) FROM public.daily_snapshots")   # a reader's lock, to its commit
         with pytest.raises(DatabaseError, match=r"another session holds a table of .* waited 300ms; nothing was"):
             upgrade.upgrade(url, every)
-    assert _ledger(url) == [m.version for m in every[:-1]]
-    assert [m.version for m in upgrade.upgrade(url, every).applied] == [every[-1].version]   # once it is free
+    assert _ledger(url) == [m.version for m in built]
+    assert [m.version for m in upgrade.upgrade(url, every).applied] \
+        == [m.version for m in every if m.version >= 13]                     # once it is free
 
 
 def test_a_database_that_kapman_did_not_build_is_refused(admin_url: str) -> None:
