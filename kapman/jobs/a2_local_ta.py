@@ -13,6 +13,7 @@ on connections it is given, for tests and benchmarks.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -167,9 +168,23 @@ _LAST_FORCED_HISTORY = """
      ORDER BY started_at DESC LIMIT 1"""
 
 
+#: How a run that did not finish ends in the ledger: stopped by a signal, failed, or killed outright
+#: (its process gone, marked by the next command: ``runs.resolve_abandoned``).
+STOPPED = ("interrupted", "failed", "abandoned")
+
+#: A forced history's summary gains each date in that date's own transaction, so that a run
+#: killed outright (kill -9, a reboot: nothing writes its summary at the end) is resumed from what
+#: it committed.  Appended in SQL: two writers' dates commit one after the other on the row's lock.
+_RECOMPUTED = """
+    UPDATE public.ingest_runs
+       SET summary = jsonb_build_object('ta_version', %s::text, 'recomputed',
+                                        coalesce(summary -> 'recomputed', '[]'::jsonb) || %s::jsonb)
+     WHERE run_id = %s"""
+
+
 def stopped_history(conn: psycopg.Connection, params: A2Params, run_id: uuid.UUID | None) -> Resume | None:
     """The forced history a ``--history --force`` resumes: the newest one before it, when it stopped
-    (interrupted, or failed) asking for the same symbols and patterns, under this ``VERSION``.
+    (``STOPPED``) asking for the same symbols and patterns, under this ``VERSION``.
 
     Its ledger summary names the dates it committed: their rows' ``ta_computed_at`` cannot, as a
     recomputed row whose documents are unchanged keeps the time it was first written."""
@@ -177,7 +192,7 @@ def stopped_history(conn: psycopg.Connection, params: A2Params, run_id: uuid.UUI
     if row is None:
         return None
     status, started_at, args, summary = row
-    if status not in ("interrupted", "failed") or not summary or summary.get("ta_version") != VERSION:
+    if status not in STOPPED or not summary or summary.get("ta_version") != VERSION:
         return None   # a forced history since finished, or one by another KapMan: everything is owed
     if args.get("patterns") != params.patterns or args.get("symbols") != params.symbols:
         return None
@@ -323,7 +338,8 @@ def _body(ctx: Context, params: A2Params) -> None:
     resume = stopped_history(ctx.conn, params, ctx.run_id) if params.force and params.history else None
     extra = [ctx.connect() for _ in range(params.connections - 1)]
     try:
-        done = compute(ctx.conn, job, ctx.progress, extra=extra, into=step.details, resume=resume)
+        done = compute(ctx.conn, job, ctx.progress, extra=extra, into=step.details, resume=resume,
+                       run_id=ctx.run_id)
     finally:   # also when stopped (Ctrl-C, SIGTERM): the ledger row counts the dates committed
         _count(step.details, step)
         if resume is not None:
@@ -402,10 +418,11 @@ def _report(done: A2Result, step: StepResult[A2Result], *, chosen: bool) -> None
 
 def compute(conn: psycopg.Connection, params: A2Params, progress: Progress | None = None, *,
             extra: Sequence[psycopg.Connection] = (), into: A2Result | None = None,
-            resume: Resume | None = None) -> A2Result:
+            resume: Resume | None = None, run_id: uuid.UUID | None = None) -> A2Result:
     """Compute and write ``params.dates`` over ``conn`` (and ``extra`` connections, if any), counting
     into ``into`` as it goes (a lost connection then says how many dates were done).  A forced history
-    given the ``resume`` of a stopped one leaves out the dates that one recomputed."""
+    given the ``resume`` of a stopped one leaves out the dates that one recomputed; with its ledger
+    row's ``run_id`` it records each date there as the date commits (``_RECOMPUTED``)."""
     progress = progress or NullProgress()
     started = time.perf_counter()
     if not params.dates:
@@ -416,7 +433,7 @@ def compute(conn: psycopg.Connection, params: A2Params, progress: Progress | Non
     if params.force and params.history:
         result.recomputed = []
     try:
-        _Job(conn, list(extra), params, result, progress, resume).run()
+        _Job(conn, list(extra), params, result, progress, resume, run_id).run()
     finally:
         progress.close()
     result.seconds = time.perf_counter() - started
@@ -429,9 +446,12 @@ class _Job:
     cells and compute them while the previous window's dates are being written (``_Writer``)."""
 
     def __init__(self, conn: psycopg.Connection, extra: list[psycopg.Connection], params: A2Params,
-                 result: A2Result, progress: Progress, resume: Resume | None = None) -> None:
+                 result: A2Result, progress: Progress, resume: Resume | None = None,
+                 run_id: uuid.UUID | None = None) -> None:
         self.conn, self.extra, self.params, self.result, self.progress = conn, extra, params, result, progress
         self.resume = resume
+        #: the ledger row a forced history records its dates in as they commit
+        self.ledger = run_id if result.recomputed is not None else None
         keys = list(TECHNICAL_KEYS)
         if params.patterns:
             from kapman.metrics.patterns import PATTERN_KEYS
@@ -452,6 +472,11 @@ class _Job:
             if self.result.recomputed is not None:
                 self.result.recomputed.extend(days)
             self.progress.advance(len(days), rows=self.result.rows_written)
+
+    def recorded(self, cur: psycopg.Connection | psycopg.Cursor, days: list[date]) -> None:
+        """Add ``days`` to a forced history's ledger summary (``_RECOMPUTED``), in ``cur``'s transaction."""
+        if self.ledger is not None and days:
+            cur.execute(_RECOMPUTED, (VERSION, json.dumps([d.isoformat() for d in days]), self.ledger))
 
     def run(self) -> None:
         todo = self._todo()
@@ -497,6 +522,7 @@ class _Job:
         self.result.dates_done += len(resumed)
         if self.result.recomputed is not None:   # carried on: a rerun resumes from this run's summary
             self.result.recomputed.extend(resumed)
+            self.recorded(self.conn, sorted(resumed))
         log.info("a2 resuming the forced history stopped at %s: %d dates already recomputed",
                  self.resume.started_at, len(resumed))
         return [d for d in days if d not in resumed]
@@ -698,7 +724,7 @@ class _Writer:
                        for c, t, m in zip(cols, ta_docs, pm_docs, strict=True))
             payload = snapshots.encode(snapshots.A2_COLUMNS, records)
             self._settle(len(self.conns) - 1)
-            self.inflight.append((self.pool.submit(self._write, at, payload), day, len(cols), work.ids[cols]))
+            self.inflight.append((self.pool.submit(self._write, day, at, payload), day, len(cols), work.ids[cols]))
 
     def _settle(self, keep: int) -> None:
         """Wait for the oldest writes until at most ``keep`` are in flight, counting each."""
@@ -715,11 +741,12 @@ class _Writer:
         if keep == 0:
             self.job.result.write_seconds += time.perf_counter() - t
 
-    def _write(self, at: datetime, payload: tuple[bytes, int]) -> bulk.MergeCounts:
+    def _write(self, day: date, at: datetime, payload: tuple[bytes, int]) -> bulk.MergeCounts:
         conn = self.free.get()
         try:
             return snapshots.write(conn, snapshots.A2_COLUMNS, payload,
-                                   compare=("technical_indicators_json", "price_metrics_json"), time=at)
+                                   compare=("technical_indicators_json", "price_metrics_json"), time=at,
+                                   then=lambda cur: self.job.recorded(cur, [day]))
         finally:
             self.free.put(conn)
 

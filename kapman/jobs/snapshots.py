@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -76,19 +76,23 @@ def existing(conn: psycopg.Connection, times: Sequence[datetime], column: str,
 
 
 def write(conn: psycopg.Connection, columns: Sequence[str], payload: tuple[bytes, int], compare: Sequence[str],
-          time: datetime) -> bulk.MergeCounts:
+          time: datetime, then: Callable[[psycopg.Cursor], None] | None = None) -> bulk.MergeCounts:
     """One transaction for the rows of one ``time`` (``encode``d), updating only ``columns``.
 
     A new trading date (the nightly case) is COPYed straight into the table, a date with rows is
     merged on (time, ticker_id) (``bulk.write_group``).  A2 and A3 take the same per-date lock,
-    so neither races the other between that check and the write.
+    so neither races the other between that check and the write.  ``then`` runs last in the same
+    transaction (a record of the date that commits with its rows or not at all).
     """
     data, rows = payload
     with conn.transaction(), conn.cursor() as cur:
         fast_toast_compression(cur)
-        return bulk.write_group(cur, target="daily_snapshots", columns=columns, payload=data, rows=rows,
-                                group={"time": time}, lock_class=LOCK_CLASS, key=("time", "ticker_id"),
-                                compare=compare)
+        counts = bulk.write_group(cur, target="daily_snapshots", columns=columns, payload=data, rows=rows,
+                                  group={"time": time}, lock_class=LOCK_CLASS, key=("time", "ticker_id"),
+                                  compare=compare)
+        if then is not None:
+            then(cur)
+        return counts
 
 
 def fast_toast_compression(cur: psycopg.Cursor) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import numpy as np
 import psycopg
@@ -270,6 +270,47 @@ def test_a_resumed_forced_history_stopped_again_resumes_from_both(
     code, resumed = a2(url, capsys, "--history", "--force")
     assert code == 0 and resumed["dates_resumed"] == 11 == len(set(done))
     assert resumed["rows_written"] == rows_on(url, [t for t in closes if t not in done])
+    same_as_a_whole_forced_history(url, capsys)
+
+
+def test_a_forced_history_killed_outright_resumes_from_the_dates_it_committed(
+        old_values: tuple[str, Market, list[datetime]], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """kill -9 (or a reboot) writes no summary at the end: the rerun recomputed every date again.  Each
+    date now enters the ledger row as it commits, and the dead run's row, marked abandoned, is resumed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    url, market, closes = old_values
+    first = at_minute(monkeypatch, market, 10)
+    child = subprocess.Popen([sys.executable, "-m", "scripts.run_a2_local_ta", "--history", "--force",
+                              "--db-url", url, "-q", "--workers", "1"],
+                             env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    recorded: list[str] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        while child.poll() is None and len(recorded) < 3:
+            row = conn.execute("SELECT summary -> 'recomputed' FROM ingest_runs WHERE status = 'running'").fetchone()
+            recorded = (row and row[0]) or []
+            time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    with psycopg.connect(url) as conn:
+        status, summary = conn.execute("SELECT status, summary FROM ingest_runs "
+                                       "WHERE args ->> 'force' = 'true'").fetchone()
+    assert status == "running" and summary["ta_version"]
+    done = sorted(close_of(date.fromisoformat(d)) for d in summary["recomputed"])
+    assert 3 <= len(done) < len(closes)
+    assert {t for t, at in computed_at(url).items() if at == {first}} == set(done)   # exactly what committed
+    at_minute(monkeypatch, market, 20)
+    code, resumed = a2(url, capsys, "--history", "--force")
+    assert code == 0, resumed
+    assert resumed["dates_resumed"] == len(done)
+    assert resumed["rows_written"] == resumed["rows_updated"] == rows_on(url, [t for t in closes if t not in done])
+    assert resumed["notes"][0].endswith(f"UTC (abandoned): {len(done)} dates already recomputed, "
+                                        f"{len(closes) - len(done)} left")
     same_as_a_whole_forced_history(url, capsys)
 
 
