@@ -452,6 +452,8 @@ class _Job:
         self.holding = PATTERN_CATEGORY if params.patterns else None
         self.computed_at = clock.now()
         self.tickers: set[bytes] = set()
+        #: tickers computed on split-adjusted bars: counted once, though several windows may hold the split
+        self.split_tickers: set[bytes] = set()
         self.lock = threading.Lock()   # counters shared with the writer thread
 
     def finished(self, days: Sequence[date], counts: bulk.MergeCounts | None = None, rows: int = 0) -> None:
@@ -589,7 +591,9 @@ class _Job:
         t1 = time.perf_counter()
         cell_days = np.array(days, dtype="datetime64[D]")[day_idx]
         p, source = a2_splits.adjust(p, splits, bars.ticker, bars.date, pos, cols, cell_days)
-        result.split_adjusted += len(np.unique(splits.col[np.isin(splits.col, cols)]))
+        adjusted = np.unique(splits.col[np.isin(splits.col, cols)])
+        self.split_tickers.update(bars.ids[adjusted].view("V16").ravel().tolist())
+        result.split_adjusted = len(self.split_tickers)
         ta, pm = compute_cells(p, rows, source, params)
         del p, source
         release_freed_memory()   # what the kernels kept for reuse, before the next window's overlap
