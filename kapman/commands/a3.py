@@ -20,8 +20,8 @@ EXAMPLES = f"""
 def main(argv: Sequence[str] | None = None) -> int:
     defaults = DealerParams()
     p = cli.parser(COMMAND,
-                   "Compute dealer metrics (GEX, gamma flip, walls, max pain, ...) per active watchlist symbol "
-                   "and trading date from the latest options snapshot taken that day, into "
+                   "Compute dealer metrics (GEX, gamma flip, walls, max pain, ...) per trading date and symbol "
+                   "on an active watchlist by that date, from the latest options snapshot taken that day, into "
                    "daily_snapshots.dealer_metrics_json. Conventions: docs/a3_dealer_metrics.md.", EXAMPLES)
     cli.add_date_options(p, "the newest date with an options snapshot")
     p.add_argument("--symbols", action=cli.Once, help="comma-separated subset of the active watchlist symbols")

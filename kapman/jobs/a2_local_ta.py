@@ -376,17 +376,28 @@ def _scope(conn: psycopg.Connection, params: A2Params, step: StepResult[A2Result
         if indices:
             step.note(f"indices have no daily bars, skipped: {capped(indices)}")
         params = replace(params, symbols=sorted(known - set(indices)))
-    with_bars = {r[0] for r in conn.execute("SELECT DISTINCT date FROM public.ohlcv WHERE date = ANY(%s)",
-                                            (params.dates,))}
+    with_bars = _dates_with_bars(conn, params.dates, params.symbols)
     missing = [d for d in params.dates if d not in with_bars]
+    # the symbols asked for may lack a bar on a date others traded (halted, not yet listed)
+    whose = f" of {capped(params.symbols)}" if params.symbols else ""
     if len(missing) == len(params.dates):
         days = ", ".join(f"{d} ({d:%A})" for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        step.nothing(f"no OHLCV bars on {days}: not a trading day, or not loaded yet (Step 5)")
+        why = "no trade that day, " if params.symbols else ""
+        step.nothing(f"no OHLCV bars{whose} on {days}: {why}not a trading day, or not loaded yet (Step 5)")
         return None
     if missing:
-        step.note(f"no OHLCV bars on {calendar.spans(missing)}: skipped")
+        step.note(f"no OHLCV bars{whose} on {calendar.spans(missing)}: skipped")
         params = replace(params, dates=[d for d in params.dates if d in with_bars])
     return params
+
+
+def _dates_with_bars(conn: psycopg.Connection, dates: list[date], symbols: list[str] | None) -> set[date]:
+    """Of ``dates``, those with a bar (of ``symbols``, when given)."""
+    if not symbols:
+        return {r[0] for r in conn.execute("SELECT DISTINCT date FROM public.ohlcv WHERE date = ANY(%s)", (dates,))}
+    return {r[0] for r in conn.execute(
+        "SELECT DISTINCT o.date FROM public.ohlcv o JOIN public.tickers t ON t.id = o.ticker_id "
+        "WHERE o.date = ANY(%s) AND t.symbol = ANY(%s)", (dates, symbols))}
 
 
 def _count(done: A2Result, step: StepResult[A2Result]) -> None:
@@ -461,6 +472,8 @@ class _Job:
         self.holding = PATTERN_CATEGORY if params.patterns else None
         self.computed_at = clock.now()
         self.tickers: set[bytes] = set()
+        #: tickers computed on split-adjusted bars: counted once, though several windows may hold the split
+        self.split_tickers: set[bytes] = set()
         self.lock = threading.Lock()   # counters shared with the writer thread
 
     def finished(self, days: Sequence[date], counts: bulk.MergeCounts | None = None, rows: int = 0) -> None:
@@ -604,7 +617,9 @@ class _Job:
         t1 = time.perf_counter()
         cell_days = np.array(days, dtype="datetime64[D]")[day_idx]
         p, source = a2_splits.adjust(p, splits, bars.ticker, bars.date, pos, cols, cell_days)
-        result.split_adjusted += len(np.unique(splits.col[np.isin(splits.col, cols)]))
+        adjusted = np.unique(splits.col[np.isin(splits.col, cols)])
+        self.split_tickers.update(bars.ids[adjusted].view("V16").ravel().tolist())
+        result.split_adjusted = len(self.split_tickers)
         ta, pm = compute_cells(p, rows, source, params)
         del p, source
         release_freed_memory()   # what the kernels kept for reuse, before the next window's overlap

@@ -41,10 +41,11 @@ from kapman.jobs.dates import requested_dates
 from kapman.metrics.dealer import DealerParams, compute_dealer_metrics
 from kapman.metrics.dealer_chain import AM_SETTLED_ROOTS, ChainArrays
 from kapman.ops import lock
+from kapman.ops.inventory import scope_of
 from kapman.params import WORKERS_RANGE, date_span, in_range
 from kapman.progress import NullProgress, Progress
 from kapman.step import StepResult
-from kapman.symbols import is_index
+from kapman.symbols import capped, is_index
 
 log = logging.getLogger(__name__)
 VERSION = "a3-1"
@@ -94,6 +95,8 @@ class A3Details(snapshots.WrittenRows):
     dates_done: list[date] = field(default_factory=list)
     adjusted_contracts: Counter[str] = field(default_factory=Counter)  # per symbol, kept out (dealer_chain)
     stale_quotes: Counter[str] = field(default_factory=Counter)        # per symbol, quoted before the session
+    #: per symbol, the days before it joined a watchlist on which it had no chain: no row stored there
+    not_listed: dict[str, list[date]] = field(default_factory=dict)
 
     def units_done(self) -> int:
         return len(self.dates_done)
@@ -102,7 +105,9 @@ class A3Details(snapshots.WrittenRows):
         return {"dates": self.dates, "symbols": self.symbols, "statuses": dict(self.statuses),
                 "dates_without_snapshots": self.dates_without_snapshots, "dates_done": self.dates_done,
                 "adjusted_contracts": {s: n for s, n in self.adjusted_contracts.items() if n},
-                "stale_quotes": {s: n for s, n in self.stale_quotes.items() if n}, **self.rows_dict()}
+                "stale_quotes": {s: n for s, n in self.stale_quotes.items() if n},
+                "not_listed": {s: len(days) for s, days in self.not_listed.items()},   # days each: a bounded summary
+                **self.rows_dict()}
 
 
 @dataclass
@@ -259,6 +264,15 @@ def _compute(conn: psycopg.Connection, params: A3Params, dates: list[date], prog
     if len(without) == len(dates):
         result.nothing(f"no options snapshot on {span}: run {registry.command('options')} on a trading day first")
         return result
+    late = written.not_listed
+    if late and not (written.rows_written or result.unchanged or result.failures):
+        days = sorted({d for ds in late.values() for d in ds})
+        result.nothing(f"{capped(list(late))} {'was' if len(late) == 1 else 'were'} not on a watchlist on "
+                       f"{calendar.spans(days)}, and had no chain there either")
+        return result
+    if late:
+        result.note("not on a watchlist yet (no chain, nothing stored): "
+                    + capped([f"{s} ({calendar.spans(ds)})" for s, ds in late.items()]))
     if without:
         result.note("no options snapshot for any symbol on " + calendar.spans(without)
                     + " (nothing to compute there; a snapshot missed on its day cannot be fetched later)")
@@ -302,11 +316,15 @@ def _compute_window(conn: psycopg.Connection, params: A3Params, symbols: list[tu
             progress.advance(len(symbols))
             continue
         t = clock.close_of(day)
+        late = _not_listed_yet(conn, symbols, bounds, day)
+        for n in late:
+            written.not_listed.setdefault(symbols[n][0], []).append(day)
+        progress.advance(len(late))
         done = {} if params.force else _computed_from(conn, t)
-        todo = [(n, s, i) for n, (s, i) in enumerate(symbols)
-                if i not in done or done[i] != _chain_time(chains, bounds.get((n, day)))]
-        result.unchanged += len(symbols) - len(todo)
-        result.done += len(symbols) - len(todo)
+        todo = [(n, s, i) for n, (s, i) in enumerate(symbols) if n not in late
+                and (i not in done or done[i] != _chain_time(chains, bounds.get((n, day))))]
+        result.unchanged += len(symbols) - len(late) - len(todo)
+        result.done += len(symbols) - len(late) - len(todo)
 
         def one(item: tuple[int, str, uuid.UUID], day: date = day) -> tuple[str, uuid.UUID, dict | None, str | None]:
             n, symbol, tid = item
@@ -335,6 +353,15 @@ def _compute_window(conn: psycopg.Connection, params: A3Params, symbols: list[tu
             written.tally(counts, len(rows))
             result.done += len(rows)
         dates_done.append(day)
+
+
+def _not_listed_yet(conn: psycopg.Connection, symbols: list[tuple[str, uuid.UUID]],
+                    bounds: dict[tuple[int, Any], slice], day: date) -> set[int]:
+    """The positions in ``symbols`` of those that joined a watchlist after ``day`` and have no chain of it:
+    no symbol of that day (``inventory.scope_of``, as status and the dealer dashboard count it), so no
+    INVALID row is stored for them there."""
+    listed = set(scope_of(conn, day).values())
+    return {n for n, (_, tid) in enumerate(symbols) if tid not in listed and (n, day) not in bounds}
 
 
 def snapshot_days(conn: psycopg.Connection, days: list[date]) -> set[date]:

@@ -309,3 +309,21 @@ def test_an_index_named_in_symbols_is_said_to_have_no_bars(bars_db: tuple) -> No
     assert beside.returncode == 0, beside.stderr
     data = json.loads(beside.stdout)
     assert data["rows_inserted"] == 1 and data["notes"] == ["indices have no daily bars, skipped: I:SPX"]
+
+
+def test_symbols_without_a_bar_on_the_date_are_nothing_to_do(bars_db: tuple) -> None:
+    """The symbols asked for had no bar on the date (a halted or not yet listed ticker): the run ended
+    'ok · 0 rows for 0 tickers' with exit 0, as if their A2 were done."""
+    conn, url = bars_db
+    conn.execute("DELETE FROM ohlcv o USING tickers t WHERE t.id = o.ticker_id AND t.symbol = 'MSFT' "
+                 "AND o.date = ANY(%s)", ([date(2025, 12, 3), date(2025, 12, 4)],))
+    halted = _cli(url, "--date", "2025-12-03", "--symbols", "MSFT")
+    assert halted.returncode == 2, halted.stdout + halted.stderr
+    assert "a2: nothing-to-do · no OHLCV bars of MSFT on 2025-12-03 (Wednesday)" in halted.stdout
+    span = _cli(url, "--start-date", "2025-12-02", "--end-date", "2025-12-05", "--symbols", "MSFT", "--json")
+    assert span.returncode == 0, span.stderr
+    data = json.loads(span.stdout)
+    assert data["rows_inserted"] == 2 and data["dates"] == ["2025-12-02", "2025-12-05"]
+    assert data["notes"] == ["no OHLCV bars of MSFT on 2025-12-03..2025-12-04: skipped"]
+    statuses = [r[0] for r in conn.execute("SELECT status FROM ingest_runs WHERE job = 'a2' ORDER BY started_at")]
+    assert statuses == ["nothing-to-do", "ok"]

@@ -308,3 +308,23 @@ def test_a_range_stopped_by_sigterm_records_the_rows_it_committed(hydrated: tupl
     assert status == "interrupted" and len(payloads(conn, D1)) == 4 and payloads(conn, D2) == {}
     assert (summary["status"], summary["exit_code"], summary["counts"]["written"], summary["dates_done"]) == (
         "interrupted", 143, 4, [str(D1)])
+
+
+def test_a_symbol_added_mid_range_gets_no_row_before_it_joined(hydrated: tuple) -> None:
+    """NVDA joined a watchlist on D2: a range over D1..D2 stored it INVALID (no_snapshot) on D1 as well,
+    a day it was not on a watchlist (status and the dealer dashboard owe it nothing there), so A3 on D1
+    stored a row run that evening would not have."""
+    conn, url = hydrated
+    conn.execute("UPDATE watchlists SET effective_date = %s", (D1,))
+    conn.execute("INSERT INTO watchlists (watchlist_id, symbol, active, source, effective_date) "
+                 "VALUES ('late', 'NVDA', true, 'late.txt', %s)", (D2,))
+    result = a3.compute(conn, a3.A3Params(dates=[D1, D2]))
+    assert result.exit_code == 0 and not result.failures
+    assert "NVDA" not in payloads(conn, D1) and payloads(conn, D2)["NVDA"]["status"] == "INVALID"
+    assert set(payloads(conn, D1)) == {"AAPL", "SPY", "MSFT", "ORCL"}
+    assert "not on a watchlist yet (no chain, nothing stored): NVDA (2025-12-18)" in result.summary()
+    assert result.details.as_dict()["not_listed"] == {"NVDA": 1}
+    before = _a3_cli(url, "--date", str(D1), "--symbols", "NVDA")
+    assert before.returncode == 2, before.stdout + before.stderr
+    assert before.stdout.startswith("a3: nothing-to-do · NVDA was not on a watchlist on 2025-12-18")
+    assert "NVDA" not in payloads(conn, D1)
