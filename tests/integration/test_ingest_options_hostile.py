@@ -91,6 +91,26 @@ def test_one_contract_with_open_interest_1e300_loses_only_itself(
     assert outcome.unchanged == first.outcomes["ORCL"].rows - 1
 
 
+@pytest.mark.parametrize(("value", "said"), [(1e300, "greeks.gamma 1e+300 is out of range (-1e-06..10000)"),
+                                            (-0.5, "greeks.gamma -0.5 is out of range (-1e-06..10000)")])
+def test_one_contract_with_an_impossible_gamma_loses_only_itself(
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer,
+    value: float, said: str,
+) -> None:
+    """A gamma of 1e300 was stored and made A3's call wall (GEX 4e305, status FULL); a negative one
+    turned a contract's GEX around.  A3 reads gamma as given, so it is checked as delta is."""
+    first = run(options_url, polygon, ["ORCL"])
+    stored = rows_by_key(odb, "ORCL")
+    rest.faults.patch("greeks.gamma", value, symbol="ORCL")
+    replay = run(options_url, polygon, ["ORCL"])
+    outcome = replay.outcomes["ORCL"]
+    assert outcome.status == "ok" and outcome.dropped == {"malformed": 1}
+    assert len(outcome.samples) == 1 and said in outcome.samples[0] and outcome.samples[0].startswith("O:ORCL")
+    assert rows_by_key(odb, "ORCL") == stored and replay.rows_removed == 0
+    assert outcome.unchanged == first.outcomes["ORCL"].rows - 1
+    assert odb.execute("SELECT count(*) FROM options_chains WHERE gamma < 0 OR gamma > 1e4").fetchone() == (0,)
+
+
 @pytest.mark.parametrize(("fault", "said"), [
     ({"kind": "body", "body": "<html>proxy error</html>"}, "response is not JSON (received 24 bytes"),
     ({"kind": "body", "body": '{"x": ' + "[" * 5000 + "]" * 5000 + ', "results": []}'},
