@@ -278,6 +278,10 @@ class Settings:
                 hint="put your Polygon/Massive API key in .env, or start the offline sandbox "
                      f"({registry.command('sandbox')} serve) and use the environment it prints",
             )
+        odd = next((i for i, c in enumerate(self.polygon_api_key) if not "!" <= c <= "~"), None)
+        if odd is not None:  # an HTTP header cannot carry it, and the error saying so would quote the key
+            raise ConfigError(f"POLYGON_API_KEY holds a character other than visible ASCII (position {odd + 1}); "
+                              "the key is not shown", hint="copy the key into .env again: it is letters and digits")
         return self.polygon_api_key
 
     def secrets(self) -> list[str]:

@@ -186,3 +186,22 @@ def test_a_listed_record_whose_ticker_cannot_be_read_deactivates_no_stored_ticke
     allowed = ingest_tickers(db, polygon, force=True, allow_deactivations=True)
     assert allowed.exit_code == 0 and allowed.details.deactivated == 1
     assert db.execute("SELECT active FROM tickers WHERE symbol = %s", (first,)).fetchone() == (False,)
+
+
+@pytest.mark.parametrize("key", ["it-secret\r\nX-Other: 1", "it-secret\u20ac", "it-secret\tkey"])
+def test_an_api_key_an_http_header_cannot_carry_is_refused_without_being_shown(fresh_db: str, rest: SandboxRestServer,
+                                                                               key: str) -> None:
+    """A key holding CR LF ended the run as 'unexpected ValueError ... Invalid header value b'Bearer <the key>'',
+    the key printed; a non-Latin-1 one as an unexpected UnicodeEncodeError."""
+    env = {**os.environ, "POLYGON_API_KEY": key, "POLYGON_BASE_URL": rest.base_url,
+           "KAPMAN_ENV_FILE": "/nonexistent"}
+    requests = rest.request_count()
+    proc = subprocess.run([sys.executable, "-m", "scripts.ingest_tickers", "--force", "--db-url", fresh_db],
+                          capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "unexpected" not in proc.stderr
+    assert proc.stderr.splitlines()[0] == ("error: POLYGON_API_KEY holds a character other than visible ASCII "
+                                           "(position 10); the key is not shown")
+    assert "it-secret" not in proc.stdout + proc.stderr
+    assert rest.request_count() == requests
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*) FROM tickers").fetchone() == (0,)
