@@ -278,6 +278,10 @@ class Settings:
                 hint="put your Polygon/Massive API key in .env, or start the offline sandbox "
                      f"({registry.command('sandbox')} serve) and use the environment it prints",
             )
+        odd = next((i for i, c in enumerate(self.polygon_api_key) if not "!" <= c <= "~"), None)
+        if odd is not None:  # an HTTP header cannot carry it, and the error saying so would quote the key
+            raise ConfigError(f"POLYGON_API_KEY holds a character other than visible ASCII (position {odd + 1}); "
+                              "the key is not shown", hint="copy the key into .env again: it is letters and digits")
         return self.polygon_api_key
 
     def secrets(self) -> list[str]:
@@ -345,11 +349,11 @@ def _check_endpoint(name: str, base: str, example: str) -> None:
     """POLYGON_BASE_URL (where the API key goes) and the S3 endpoints (where the keys go): an http(s)
     scheme and a host, nothing else, refused in one line naming the variable (boto3 took
     ``notaurl`` for a bug: "unexpected ValueError: Invalid endpoint")."""
-    parts = urlsplit(base)
     try:
+        parts = urlsplit(base)
         port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        port_ok = False
+    except ValueError:  # an unclosed IPv6 bracket, a port that is no number
+        parts, port_ok = urlsplit(""), False
     if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
         why = "must be http(s)://host[:port]"
     elif parts.path not in ("", "/"):

@@ -223,7 +223,12 @@ def open_store(settings: Settings) -> Store:
     if inside is not None:
         raise inside
     if location.startswith("s3://"):
-        if not urlsplit(location).netloc:
+        try:
+            bucket = urlsplit(location).netloc
+        except ValueError as exc:  # an unclosed IPv6 bracket
+            raise ArchiveError(f"KAPMAN_ARCHIVE_DIR={location} is not a URL ({exc})",
+                               hint="use s3://bucket/prefix") from None
+        if not bucket:
             raise ArchiveError(f"KAPMAN_ARCHIVE_DIR={location} names no bucket", hint="use s3://bucket/prefix")
         import boto3
 

@@ -72,10 +72,12 @@ FILE_COLUMNS = ("time", "ticker_id", "symbol", *NAMES[2:])
 FILE_SCHEMA = pa.schema([pa.field("ticker_id", pa.string(), nullable=False) if f.name == "ticker_id" else f
                          for f in SCHEMA]).insert(2, pa.field("symbol", pa.string()))
 #: Values far outside any real chain: a file holding one was damaged (before it was hashed, or in
-#: the table it was read from) and is not restored.  NULLs pass; NaN and infinities do not.
+#: the table it was read from) and is not restored.  NULLs pass; NaN and infinities do not.  Each
+#: range holds the one options ingestion stores (``kapman.ingest.options.normalise.RANGES``), so a
+#: chain a run stored is a chain the restore takes back.
 PLAUSIBLE: dict[str, tuple[float, float]] = {
-    "shares_per_contract": (0, 1e7), "underlying_price": (0, 1e7), "bid": (0, 1e7), "ask": (0, 1e7),
-    "last": (0, 1e7), "volume": (0, 1e13), "open_interest": (0, 1e13), "implied_volatility": (0, 1e3),
+    "shares_per_contract": (0, 2**31 - 1), "underlying_price": (0, 1e8), "bid": (0, 1e8), "ask": (0, 1e8),
+    "last": (0, 1e8), "volume": (0, 2**63 - 1), "open_interest": (0, 2**63 - 1), "implied_volatility": (0, 1e3),
     "delta": (-10, 10), "gamma": (-1e4, 1e4), "theta": (-1e6, 1e6), "vega": (-1e6, 1e6),
 }
 #: What makes a row different on a replayed restore: everything but the bookkeeping stamps.

@@ -29,8 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="refresh even when tickers are present")
     p.add_argument("--allow-deactivations", action="store_true",
                    help="mark inactive every ticker the listing no longer holds, however many: without it a "
-                        "refresh that would deactivate more than 5%% of the active tickers (at least 25) leaves "
-                        "them active and exits 1, since a listing cut short reads as mass delistings")
+                        "refresh that would deactivate more than 5%% of the active tickers (at least 25), or any "
+                        "while the listing holds a record whose ticker cannot be read, leaves them active and "
+                        "exits 1, since a listing cut short reads as mass delistings")
     p.add_argument("--types", default=argparse.SUPPRESS, metavar="CODES",
                    help="security types to keep, Polygon type codes comma-separated "
                         f"(default: KAPMAN_TICKER_TYPES, else {','.join(DEFAULT_TYPES)})")

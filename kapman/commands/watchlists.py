@@ -19,7 +19,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "Reconcile watchlist files (<watchlist_id>.txt, one symbol per line, # comments) into "
                    "public.watchlists: add new symbols, deactivate removed ones (never delete), reactivate "
                    "returning ones; a deleted file deactivates its list. Symbols are case-sensitive (AAp is "
-                   "not AAP) and kept as written. Any bad file, or a directory without watchlists, stops the "
+                   "not AAP) and kept as written. Any bad file (a name that links to nothing, a FIFO or a device "
+                   "included: it is not a deleted file), or a directory without watchlists, stops the "
                    "run before anything is written. Exits 1 when some active symbols have no ticker, 2 when "
                    "none has one or tickers are not loaded yet.", EXAMPLES)
     p.add_argument("--effective-date", type=cli.day_arg, default=None, metavar="YYYY-MM-DD",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -16,8 +16,18 @@ from kapman.errors import ConfigError, DatabaseError
 APPLICATION_NAME = "kapman"
 
 
+def _split(url: str) -> SplitResult:
+    """The URL's parts; one that is no URL (an unclosed IPv6 bracket) is refused naming the setting."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"{mask_url(url)} is not a URL ({exc})",
+                          hint="use postgresql://user:password@host:port/database in DATABASE_URL (or --db-url)"
+                          ) from None
+
+
 def database_name(url: str) -> str:
-    name = urlsplit(url).path.lstrip("/")
+    name = _split(url).path.lstrip("/")
     if not name:
         raise ConfigError(f"database URL has no database name: {mask_url(url)}",
                           hint="end DATABASE_URL with /<database>, e.g. .../kapman")
@@ -36,6 +46,7 @@ def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> 
     if not url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(f"not a PostgreSQL URL: {mask_url(url)}",
                           hint="use postgresql://user:password@host:port/database")
+    _split(url)
     unencoded = unencoded_in_userinfo(url)
     if unencoded is not None:
         char, code = unencoded

@@ -491,8 +491,10 @@ def _count(ref: FileRef, prepared: _Prepared, counts: DayCounts, result: StepRes
 def _report(result: StepResult[OhlcvDetails], tally: OhlcvDetails, window: plan.Window,
             source: FlatFileSource) -> None:
     unit = source.unit
-    parts = [f"{window.describe()} from {source.label}: {tally.files_loaded} {unit} loaded",
-             f"{tally.files_unchanged} unchanged"]
+    loaded = f"{tally.files_loaded} {unit} loaded"
+    if tally.files_loaded and result.read:
+        loaded += f" ({result.read / max(result.elapsed, 1e-3):,.0f} rows/s)"
+    parts = [f"{window.describe()} from {source.label}: {loaded}", f"{tally.files_unchanged} unchanged"]
     if tally.republished:
         parts.append(f"{len(tally.republished)} republished")
     if tally.missing_days:

@@ -89,6 +89,8 @@ class Selection:
     #: reason -> records rejected for it (``INVALID_REASONS``), and a few samples naming them.
     invalid_by_reason: Counter[str] = field(default_factory=Counter)
     invalid_samples: dict[str, list[str]] = field(default_factory=dict)
+    #: listed records (active or index) whose ticker could not be read: any stored ticker may be theirs.
+    unreadable: int = 0
     excluded_by_type: dict[str, int] = field(default_factory=dict)
     delisted_kept: int = 0
     #: delisted before the retention window (or without a delisting time): no bars to keep.
@@ -171,6 +173,11 @@ def latest_per_symbol(records: list[dict],
     return best, duplicates, invalid
 
 
+def _unreadable(invalid: Counter[str]) -> int:
+    """Of a listing's invalid records, those that name no symbol (``bad_text`` ones still do)."""
+    return invalid["not_an_object"] + invalid["bad_symbol"]
+
+
 def select(active: list[dict], delisted: list[dict], types: tuple[str, ...], since: datetime) -> Selection:
     """The universe: active records of ``types``, plus those delisted at or after ``since``.
 
@@ -184,7 +191,7 @@ def select(active: list[dict], delisted: list[dict], types: tuple[str, ...], sin
     still_listed = {r["ticker"].strip() for r in active
                     if isinstance(r, dict) and isinstance(r.get("ticker"), str) and is_symbol(r["ticker"].strip())}
     out = Selection(listed=set(listed) | still_listed, duplicates=dup_a + dup_d, invalid=(bad_a + bad_d).total(),
-                    invalid_by_reason=bad_a + bad_d, invalid_samples=samples)
+                    invalid_by_reason=bad_a + bad_d, invalid_samples=samples, unreadable=_unreadable(bad_a))
     wanted, excluded = set(types), Counter[str]()
     for symbol, rec in listed.items():
         if rec.get("type") in wanted:
@@ -255,6 +262,7 @@ def add_indices(chosen: Selection, records: list[dict]) -> None:
     chosen.duplicates += duplicates
     chosen.invalid += invalid.total()
     chosen.invalid_by_reason.update(invalid)
+    chosen.unreadable += _unreadable(invalid)
     for symbol, rec in listed.items():
         if is_index(symbol):
             chosen.kept[symbol] = {**rec, "active": True}
@@ -280,8 +288,9 @@ def deactivation_limit(active: int) -> int:
 def _write(conn: psycopg.Connection, chosen: Selection, *, allow_deactivations: bool
            ) -> tuple[bulk.MergeCounts, int, int]:
     """One transaction: merge the kept tickers, mark the ones no longer listed inactive (unless more
-    than ``deactivation_limit`` would go and that is not allowed).  Returns the merge's counts, the
-    tickers deactivated and those left active for the limit."""
+    than ``deactivation_limit`` would go, or the listing held records whose ticker could not be read,
+    and that is not allowed).  Returns the merge's counts, the tickers deactivated and those left
+    active for the limit."""
     listed = sorted(chosen.listed)
     with conn.transaction(), conn.cursor() as cur:
         staging = bulk.create_staging(cur, "tickers_stage", "tickers", COLUMNS)
@@ -289,12 +298,25 @@ def _write(conn: psycopg.Connection, chosen: Selection, *, allow_deactivations: 
         going, active = cur.execute("SELECT count(*) FILTER (WHERE NOT (symbol = ANY(%s))), count(*) "
                                     "FROM public.tickers WHERE active", (listed,)).fetchone()  # type: ignore[misc]
         counts = bulk.merge(cur, target="tickers", staging=staging, key=("id",), columns=COLUMNS)
-        if going > deactivation_limit(active) and not allow_deactivations:
+        if (going > deactivation_limit(active) or going and chosen.unreadable) and not allow_deactivations:
             return counts, 0, going
         # Anything not in today's active list (of any type) is no longer active; never deleted.
         cur.execute("UPDATE public.tickers SET active = false, updated_at = now() "
                     "WHERE active AND NOT (symbol = ANY(%s))", (listed,))
         return counts, cur.rowcount, 0
+
+
+def _held_reason(held: int, unreadable: int) -> str:
+    """Why ``held`` tickers no longer listed were left active, and what to do."""
+    if unreadable:
+        why = (f"which held {unreadable} record{'s' if unreadable > 1 else ''} whose ticker could not be read "
+               "(any of them may be one of those)")
+    else:
+        why = (f"more than a refresh marks inactive unless told to (5% of the active ones, at least "
+               f"{DEACTIVATION_FLOOR}): a listing cut short reads so")
+    return (f"{held} active tickers are not in today's listing, {why}, and inactive watchlist symbols get no "
+            "option snapshots; they are left active (the listed ones were written). Rerun when the listing is "
+            "whole, or with --allow-deactivations if they really went")
 
 
 def _headline(chosen: Selection, fetched: _Fetched, counts: bulk.MergeCounts, deactivated: int) -> str:
@@ -336,11 +358,7 @@ def ingest_tickers(conn: psycopg.Connection, client: PolygonClient, *, force: bo
         return result
     counts, deactivated, held = _write(conn, chosen, allow_deactivations=allow_deactivations)
     if held:
-        result.fail("deactivations", f"{held} active tickers are not in today's listing, more than a refresh marks "
-                    f"inactive unless told to (5% of the active ones, at least {DEACTIVATION_FLOOR}): a listing cut "
-                    "short reads so, and inactive watchlist symbols get no option snapshots; they are left active "
-                    "(the listed ones were written). Rerun when the listing is whole, or with --allow-deactivations "
-                    "if they really went", counted=False)
+        result.fail("deactivations", _held_reason(held, chosen.unreadable), counted=False)
     stats = client.http.stats
     result.written, result.done = counts.inserted + counts.updated, len(chosen.kept)
     result.unchanged = len(chosen.kept) - result.written

@@ -110,7 +110,23 @@ def _txt_files(directory: Path) -> list[Path]:
     except OSError as exc:
         raise ConfigError(f"cannot read the watchlist directory {directory}: {exc.strerror or exc}",
                           hint="make it readable; nothing was written") from None
-    return [p for p in entries if p.suffix == ".txt" and p.is_file()]
+    named = [p for p in entries if p.suffix == ".txt"]
+    for path in named:
+        # A link to nothing (an unmounted share), a FIFO or a device: read as a deleted file, it would
+        # deactivate its list (no option snapshots tonight).  A directory is not a watchlist's name.
+        if not path.is_file() and not path.is_dir() and WATCHLIST_ID.fullmatch(path.stem):
+            raise ConfigError(f"{path} is not a readable file ({_kind(path)})",
+                              hint="restore the file, or delete the name to deactivate its list; nothing was written")
+    return [p for p in named if p.is_file()]
+
+
+def _kind(path: Path) -> str:
+    """What a name in the watchlist directory is when it is not a file to read."""
+    if path.is_symlink() and not path.exists():
+        return f"a link to {path.readlink()}, which does not exist"
+    kinds = ((Path.is_fifo, "a FIFO"), (Path.is_socket, "a socket"), (Path.is_char_device, "a device"),
+             (Path.is_block_device, "a device"))
+    return next((name for test, name in kinds if test(path)), "not a regular file")
 
 
 def read_directory(directory: Path) -> list[WatchlistFile]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from datetime import date
@@ -216,6 +217,15 @@ def test_cli_base_with_mirror(fresh_db: str, reference_db: psycopg.Connection, m
     with psycopg.connect(fresh_db) as c:
         assert c.execute("SELECT status, summary->>'files_loaded' FROM ingest_runs WHERE job = 'ohlcv'").fetchall() \
             == [("ok", "9")]
+    # the summary gives the rows' rate beside the files (issue #4's summary lost it to the step contract)
+    again = subprocess.run([sys.executable, "-m", "scripts.ingest_ohlcv", "base", "--days", "10", "--force",
+                            "--db-url", fresh_db], capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr
+    headline = again.stdout.splitlines()[0]
+    found = re.search(r": 9 files loaded \(([\d,]+) rows/s\), 0 unchanged · (\d+) read, .* · ([\d.]+)s$", headline)
+    assert found, headline
+    rate, read, seconds = int(found[1].replace(",", "")), int(found[2]), float(found[3])
+    assert read > 0 and rate >= read / (seconds + 0.05) > 0
 
 
 # -- the step contract: ledger outcome, lost connection, flags -----------------------------------

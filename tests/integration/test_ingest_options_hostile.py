@@ -7,13 +7,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
+from kapman import archive
+from kapman.archive import restore
+from kapman.config import Settings
 from kapman.providers.polygon import PolygonClient
 from kapman.sandbox.rest import SandboxRestServer
+from kapman.step import Outcome
 from tests.integration.test_ingest_options import rows_by_key, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("market_clock")]
@@ -89,6 +94,48 @@ def test_one_contract_with_open_interest_1e300_loses_only_itself(
     # The refused contract's stored row stays: a replay that refused a contract removes nothing.
     assert rows_by_key(odb, "ORCL") == stored and replay.rows_removed == 0
     assert outcome.unchanged == first.outcomes["ORCL"].rows - 1
+
+
+@pytest.mark.parametrize(("value", "said"), [(1e300, "greeks.gamma 1e+300 is out of range (-1e-06..10000)"),
+                                            (-0.5, "greeks.gamma -0.5 is out of range (-1e-06..10000)")])
+def test_one_contract_with_an_impossible_gamma_loses_only_itself(
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer,
+    value: float, said: str,
+) -> None:
+    """A gamma of 1e300 was stored and made A3's call wall (GEX 4e305, status FULL); a negative one
+    turned a contract's GEX around.  A3 reads gamma as given, so it is checked as delta is."""
+    first = run(options_url, polygon, ["ORCL"])
+    stored = rows_by_key(odb, "ORCL")
+    rest.faults.patch("greeks.gamma", value, symbol="ORCL")
+    replay = run(options_url, polygon, ["ORCL"])
+    outcome = replay.outcomes["ORCL"]
+    assert outcome.status == "ok" and outcome.dropped == {"malformed": 1}
+    assert len(outcome.samples) == 1 and said in outcome.samples[0] and outcome.samples[0].startswith("O:ORCL")
+    assert rows_by_key(odb, "ORCL") == stored and replay.rows_removed == 0
+    assert outcome.unchanged == first.outcomes["ORCL"].rows - 1
+    assert odb.execute("SELECT count(*) FROM options_chains WHERE gamma < 0 OR gamma > 1e4").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(("field", "value"), [("greeks.theta", 1e300), ("greeks.vega", -1e300)])
+def test_a_contract_stored_is_a_contract_the_archive_restores(
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer, tmp_path: Path,
+    field: str, value: float,
+) -> None:
+    """A theta of 1e300 was stored and archived, and the restore then refused the symbol's whole file
+    ('implausible value ... theta 1e+300 outside [-1e+06, 1e+06]'): a snapshot lost to a repave.
+    Now the run refuses that contract alone, and what it stores the archive takes back."""
+    rest.faults.patch(field, value, symbol="ORCL")
+    first = run(options_url, polygon, ["ORCL"])
+    outcome = first.outcomes["ORCL"]
+    assert outcome.status == "ok" and outcome.dropped == {"malformed": 1}
+    assert f"{field} {value:.6g} is out of range (-1e+06..1e+06)" in outcome.samples[0]
+    stored = rows_by_key(odb, "ORCL")
+    settings = Settings(database_url=options_url, archive_location=str(tmp_path / "archive"))
+    assert archive.export_snapshots(settings, []).ok
+    odb.execute("DELETE FROM options_chains")
+    result = restore.run(settings, restore.RestoreParams())
+    assert result.outcome is Outcome.OK, result.summary()
+    assert rows_by_key(odb, "ORCL") == stored and result.written == len(stored)
 
 
 @pytest.mark.parametrize(("fault", "said"), [

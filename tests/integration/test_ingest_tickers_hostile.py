@@ -167,3 +167,41 @@ def test_a_key_the_server_echoes_is_in_no_output_and_no_ledger_row(fresh_db: str
                             "FROM ingest_runs").fetchall()
     assert len(rows) == 3 and all(status == "failed" and said in error and key not in stored + error
                                   for status, stored, error in rows)
+
+
+def test_a_listed_record_whose_ticker_cannot_be_read_deactivates_no_stored_ticker(
+        db: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer) -> None:
+    """A listing holding a record whose ticker is unreadable (a proxy's 'ＡAPL') cannot say which ticker
+    that record was: it marked the stored one inactive, out of the options scope for the evening."""
+    ingest_tickers(db, polygon, force=True)
+    first = next(iter(polygon.ticker_pages()))[0]["ticker"]
+    rest.faults.patch("ticker", "\uff21" + first[1:], times=1, index=0, path_prefix=TICKERS)
+    held = ingest_tickers(db, polygon, force=True)
+    assert held.exit_code == 1 and held.details.deactivated == 0 and held.details.held_active == 1
+    assert [f.unit for f in held.failures] == ["deactivations"]
+    assert "1 record whose ticker could not be read" in held.failures[0].reason
+    assert db.execute("SELECT active FROM tickers WHERE symbol = %s", (first,)).fetchone() == (True,)
+    assert db.execute("SELECT count(*) FROM tickers WHERE NOT active AND delisted_utc IS NULL").fetchone() == (0,)
+    rest.faults.patch("ticker", "\uff21" + first[1:], times=1, index=0, path_prefix=TICKERS)
+    allowed = ingest_tickers(db, polygon, force=True, allow_deactivations=True)
+    assert allowed.exit_code == 0 and allowed.details.deactivated == 1
+    assert db.execute("SELECT active FROM tickers WHERE symbol = %s", (first,)).fetchone() == (False,)
+
+
+@pytest.mark.parametrize("key", ["it-secret\r\nX-Other: 1", "it-secret\u20ac", "it-secret\tkey"])
+def test_an_api_key_an_http_header_cannot_carry_is_refused_without_being_shown(fresh_db: str, rest: SandboxRestServer,
+                                                                               key: str) -> None:
+    """A key holding CR LF ended the run as 'unexpected ValueError ... Invalid header value b'Bearer <the key>'',
+    the key printed; a non-Latin-1 one as an unexpected UnicodeEncodeError."""
+    env = {**os.environ, "POLYGON_API_KEY": key, "POLYGON_BASE_URL": rest.base_url,
+           "KAPMAN_ENV_FILE": "/nonexistent"}
+    requests = rest.request_count()
+    proc = subprocess.run([sys.executable, "-m", "scripts.ingest_tickers", "--force", "--db-url", fresh_db],
+                          capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "unexpected" not in proc.stderr
+    assert proc.stderr.splitlines()[0] == ("error: POLYGON_API_KEY holds a character other than visible ASCII "
+                                           "(position 10); the key is not shown")
+    assert "it-secret" not in proc.stdout + proc.stderr
+    assert rest.request_count() == requests
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*) FROM tickers").fetchone() == (0,)

@@ -97,6 +97,33 @@ def test_bad_directories_and_files_write_nothing(tickers_db: psycopg.Connection,
     assert state(tickers_db) == before
 
 
+@pytest.mark.parametrize("damage", ["dangling link", "fifo", "device"])
+def test_a_watchlist_name_that_is_no_readable_file_writes_nothing(tickers_db: psycopg.Connection, tmp_path: Path,
+                                                                   damage: str) -> None:
+    """mvp.txt turned into a link to an unmounted share (or a FIFO, or a link to a device) was skipped as if
+    the file were deleted: the list was deactivated, 150 symbols out of the evening's option snapshots."""
+    (tmp_path / "mvp.txt").write_text("AAPL\nMSFT\n")
+    (tmp_path / "etf.txt").write_text("SPY\n")
+    ingest_watchlists(tickers_db, tmp_path)
+    before = state(tickers_db)
+    (tmp_path / "mvp.txt").unlink()
+    if damage == "dangling link":
+        (tmp_path / "mvp.txt").symlink_to(tmp_path / "unmounted" / "mvp.txt")
+        said = f"{tmp_path / 'mvp.txt'} is not a readable file (a link to {tmp_path / 'unmounted' / 'mvp.txt'}, " \
+               "which does not exist)"
+    elif damage == "fifo":
+        os.mkfifo(tmp_path / "mvp.txt")
+        said = f"{tmp_path / 'mvp.txt'} is not a readable file (a FIFO)"
+    else:
+        (tmp_path / "mvp.txt").symlink_to("/dev/null")
+        said = f"{tmp_path / 'mvp.txt'} is not a readable file (a device)"
+    with pytest.raises(ConfigError) as info:
+        ingest_watchlists(tickers_db, tmp_path)
+    assert info.value.message == said and info.value.exit_code == 2
+    assert info.value.hint == "restore the file, or delete the name to deactivate its list; nothing was written"
+    assert state(tickers_db) == before
+
+
 def test_unresolved_symbols_are_failures_with_the_likely_symbol(tickers_db: psycopg.Connection,
                                                                 tmp_path: Path) -> None:
     (tmp_path / "core.txt").write_text("AAPL\nZZZQX\nmsft\n")

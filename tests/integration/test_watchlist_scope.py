@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -9,6 +10,7 @@ import pytest
 
 from kapman.errors import UsageError
 from kapman.ids import ticker_id
+from kapman.ingest.options import OptionsResult
 from kapman.ingest.tickers import ingest_tickers
 from kapman.ingest.watchlist_scope import resolve_scope
 from kapman.ingest.watchlists import ingest_watchlists
@@ -50,3 +52,15 @@ def test_requested_symbols_are_exact(scoped: tuple[psycopg.Connection, str]) -> 
         resolve_scope(db, [gone], work="dealer metrics")
     with pytest.raises(UsageError, match=r"no ticker: nvda \(did you mean NVDA\?\)"):
         resolve_scope(db, ["nvda"])
+
+
+def test_an_options_run_names_each_symbol_left_out_with_its_reason(scoped: tuple[psycopg.Connection, str]) -> None:
+    """The note said 'watchlist symbols without a ticker' of a delisted symbol, which has one (inactive)."""
+    db, gone = scoped
+    delisted = db.execute("SELECT delisted_utc FROM tickers WHERE symbol = %s", (gone,)).fetchone()[0]
+    scope = resolve_scope(db)
+    result = OptionsResult(snapshot_time=datetime(2025, 12, 19, 21, tzinfo=UTC), concurrency=1, dry_run=True,
+                           skipped=dict(scope.skipped))
+    assert result.step_result().notes == [
+        "skipped (active watchlist symbols out of the scope): "
+        f"{gone} (inactive ticker (delisted {delisted:%Y-%m-%d})) nvda (no ticker (did you mean NVDA?))"]

@@ -138,6 +138,7 @@ def test_mask_url(url: str | None, masked: str) -> None:
     ("https://api.massive.com:99999", "must be http(s)://host[:port]"),
     ("https://user:pw@api.massive.com", "must have no user information, query or fragment"),
     ("https://api.massive.com?apiKey=x", "must have no user information, query or fragment"),
+    ("http://[::1", "must be http(s)://host[:port]"),  # urlsplit's ValueError was 'unexpected ... a bug'
 ])
 def test_base_url_is_a_scheme_and_a_host_only(base: str, why: str, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
@@ -172,6 +173,7 @@ def test_plain_http_to_this_machine_and_https_anywhere_are_taken(base: str, tmp_
     ("notaurl", "must be http(s)://host[:port]"),
     ("https://u:secretpw@files.example.com", "must have no user information, query or fragment"),
     ("http://127.0.0.1:0", "must be http(s)://host[:port]"),
+    ("https://[files.example.com", "must be http(s)://host[:port]"),
 ])
 def test_s3_endpoints_are_a_scheme_and_a_host_named_in_one_line(name: str, value: str, why: str, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:

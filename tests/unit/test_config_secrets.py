@@ -9,7 +9,7 @@ import pytest
 
 from kapman import cli
 from kapman.config import bounded, load_settings, mask_secrets_in, mask_url, unencoded_in_userinfo, url_password
-from kapman.db.connect import connect
+from kapman.db.connect import connect, database_name
 from kapman.errors import ConfigError
 from scripts.db.a5_deterministic_rebuild import main as rebuild_main
 from scripts.run_a3_dealer_metrics import main as a3_main
@@ -209,3 +209,15 @@ def test_a_password_holding_a_delimiter_is_refused_before_libpq_can_print_its_ta
     "postgresql://kapman@127.0.0.1/kapman", "postgresql:///kapman"])
 def test_encoded_or_plain_urls_pass(url: str) -> None:
     assert unencoded_in_userinfo(url) is None
+
+
+def test_a_database_url_that_is_no_url_is_one_line_naming_the_setting() -> None:
+    """An unclosed IPv6 bracket was 'unexpected ValueError in kapman.config.unencoded_in_userinfo ... a bug'."""
+    with pytest.raises(ConfigError) as e:
+        connect("postgresql://kapman:s3cret@[::1/kapman")
+    assert e.value.message == "postgresql://kapman:***@[::1/kapman is not a URL (Invalid IPv6 URL)"
+    assert e.value.hint == "use postgresql://user:password@host:port/database in DATABASE_URL (or --db-url)"
+    assert "s3cret" not in e.value.message + str(e.value.hint) and e.value.exit_code == 2
+    with pytest.raises(ConfigError) as named:  # the rebuild reads the name first
+        database_name("postgresql://kapman:s3cret@[::1/kapman")
+    assert named.value.message == e.value.message

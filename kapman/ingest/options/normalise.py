@@ -18,9 +18,9 @@ The vendor's rough edges are handled here, each counted rather than crashing the
   0..2**63-1 (a fractional count is refused, not rounded), prices (bid, ask, last, the day's
   close) in 0..1e8 and an underlying price in (0..1e8] (no price reaches the strike column's
   10**8; a price of 0 is no quote and stored NULL), an implied volatility in 0..1000 (a generous
-  cap: real ones exceed 5, 1000 is 100,000 %) and a delta in -1..1 (with 1e-6 for a model's
-  rounding).  A crossed quote (bid above ask) is real and kept.  Only that
-  contract is dropped, named in the samples; the chain is kept.
+  cap: real ones exceed 5, 1000 is 100,000 %), a delta in -1..1 and a gamma in 0..10,000 (each with
+  1e-6 for a model's rounding), a theta and a vega in -1e6..1e6.  A crossed quote (bid above ask)
+  is real and kept.  Only that contract is dropped, named in the samples; the chain is kept.
 - A number sent as anything but a JSON number (``"open_interest": "10"``, ``"delta": "0.5"``, a
   bool, an object) is not read as one: a string is not a quantity the vendor stated as such, and
   guessing its format would store what no one sent.  It is stored NULL, as an absent value is, and
@@ -128,10 +128,17 @@ PRICE_MAX = 1e8
 IV_MAX = 1000.0
 #: A delta's bound: 1, and a model's rounding past it (1.0000000002) is not a reason to lose a contract.
 DELTA_MAX = 1.0 + 1e-6
+#: A gamma's bounds (per share, per $1 of the underlying): never negative, but for a model's rounding
+#: (as delta's); at most 10,000, a generous cap: gamma times spot is at most 1 / (iv * sqrt(2 pi t)),
+#: some hundreds for an at-the-money contract with a minute left.  A3 reads gamma as given.
+GAMMA_MIN, GAMMA_MAX = -1e-6, 1e4
+#: Theta's and vega's bound either way (per share): far past any real one.  What a run stores, the
+#: archive's restore must take back (``kapman.archive.table.PLAUSIBLE`` covers every range here).
+THETA_VEGA_MAX = 1e6
 #: The lowest sane underlying price: above zero (a stock or index at 0 is no quote, read as absent).
 _ABOVE_ZERO = math.ulp(0.0)
 #: (column index in a row, field name as the vendor spells it, lowest sane value, highest).
-_RANGES = (
+RANGES = (
     (6, "shares_per_contract", 1, INT4_MAX),
     (7, "underlying_asset.price", _ABOVE_ZERO, PRICE_MAX),
     (8, "last_quote.bid", 0.0, PRICE_MAX),
@@ -141,12 +148,15 @@ _RANGES = (
     (12, "open_interest", 0, INT8_MAX),
     (13, "implied_volatility", 0.0, IV_MAX),
     (14, "greeks.delta", -DELTA_MAX, DELTA_MAX),
+    (15, "greeks.gamma", GAMMA_MIN, GAMMA_MAX),
+    (16, "greeks.theta", -THETA_VEGA_MAX, THETA_VEGA_MAX),
+    (17, "greeks.vega", -THETA_VEGA_MAX, THETA_VEGA_MAX),
     (21, "day.close", 0.0, PRICE_MAX),
 )
 #: The counts (shares_per_contract, day.volume, open_interest), which must be whole: ``_int``
 #: leaves a fractional float as it is for ``insane`` to refuse.
 _WHOLE = (6, 11, 12)
-COLUMN_NAMES = {index: name for index, name, _low, _high in _RANGES}
+COLUMN_NAMES = {index: name for index, name, _low, _high in RANGES}
 
 
 def _bound(value: float) -> str:
@@ -159,7 +169,7 @@ def insane(row: tuple) -> str | None:
         value = row[index]
         if type(value) is float:
             return f"{row[5]}: {COLUMN_NAMES[index]} {value:.6g} is not a whole number"
-    for index, name, low, high in _RANGES:
+    for index, name, low, high in RANGES:
         value = row[index]
         if value is not None and not low <= value <= high:
             shown = f"{value:.6g}" if isinstance(value, float) or abs(value) > 10**15 else str(value)
@@ -551,6 +561,9 @@ class ChainNormaliser:
                                 and (last is None or 0.0 <= last <= PRICE_MAX)
                                 and (iv is None or 0.0 <= iv <= IV_MAX)
                                 and (delta is None or -DELTA_MAX <= delta <= DELTA_MAX)
+                                and (gamma is None or GAMMA_MIN <= gamma <= GAMMA_MAX)
+                                and (theta is None or -THETA_VEGA_MAX <= theta <= THETA_VEGA_MAX)
+                                and (vega is None or -THETA_VEGA_MAX <= vega <= THETA_VEGA_MAX)
                                 and (row[21] is None or 0.0 <= row[21] <= PRICE_MAX)
                                 and contract_symbol[-15:-9] == yymmdd[raw_expiry]
                                 and contract_symbol[-9:-8] == option_type

@@ -135,7 +135,8 @@ class OptionsResult:
         if malformed:
             notes.append(f"malformed contracts, e.g. {_names(malformed)}")
         if self.skipped:
-            notes.append(f"skipped (watchlist symbols without a ticker): {_names(sorted(self.skipped))}")
+            left_out = [f"{s} ({why})" for s, why in sorted(self.skipped.items())]
+            notes.append(f"skipped (active watchlist symbols out of the scope): {_names(left_out)}")
         if self.retention:
             notes.append(self.retention)
         return notes

@@ -82,6 +82,8 @@ def test_open_store_by_location() -> None:
     assert isinstance(s3, S3Store) and s3.location == "s3://bucket/some/prefix"
     with pytest.raises(ArchiveError, match="names no bucket"):
         open_store(Settings(archive_location="s3:///x"))
+    with pytest.raises(ArchiveError, match=r"KAPMAN_ARCHIVE_DIR=s3://\[bucket/x is not a URL \(Invalid IPv6 URL\)"):
+        open_store(Settings(archive_location="s3://[bucket/x"))  # it was 'unexpected ValueError ... a bug'
     with pytest.raises(ArchiveError, match="only directories and s3://"):
         open_store(Settings(archive_location="gs://bucket"))
 

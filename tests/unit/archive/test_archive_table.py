@@ -126,3 +126,15 @@ def test_schema_problems_name_the_columns() -> None:
     assert "unexpected note" in (table.schema_problem(extra) or "")
     wrong = table.SCHEMA.set(7, pa.field("underlying_price", pa.float32()))
     assert table.schema_problem(wrong) == "column underlying_price is float, expected double"
+
+
+def test_every_value_options_ingestion_stores_is_plausible_to_the_restore() -> None:
+    """Ingestion stored bids up to 1e8 and counts up to 2**63-1 that the restore called implausible,
+    refusing the symbol's whole file."""
+    from kapman.ingest.options.normalise import COLUMNS, RANGES
+
+    for index, name, low, high in RANGES:
+        if COLUMNS[index] in table.PLAUSIBLE:
+            plausible = table.PLAUSIBLE[COLUMNS[index]]
+            assert plausible[0] <= low and high <= plausible[1], (name, (low, high), plausible)
+    assert {COLUMNS[i] for i, *_ in RANGES} - set(table.PLAUSIBLE) == {"day_close"}  # not checked on restore
