@@ -471,9 +471,9 @@ def archive(conn: psycopg.Connection, settings: Settings | None, now: datetime |
     details = {"location": census.location, "stored": census.stored, "archived": census.archived,
                "not_archived": census.stored_not_archived, "held_by_others": list(census.held_by_others)}
     if census.held_by_others:     # --archive-only alone would refuse to overwrite their manifests
+        held = "those snapshots" if census.held_count == census.stored_not_archived else f"{census.held_count} of them"
         return Check("archive", Verdict.WARN,
-                     f"{census.line()}: the archive holds those snapshots under warehouse "
-                     f"{', '.join(census.held_by_others)}",
+                     f"{census.line()}: the archive holds {held} under warehouse {', '.join(census.held_by_others)}",
                      f"if {census.held_by_others[0]} is this database under another host name, set "
                      f"KAPMAN_WAREHOUSE={census.held_by_others[0]}; else give this warehouse an archive of its "
                      "own: set KAPMAN_ARCHIVE_DIR to a new directory (unset, it is archive/<warehouse>), then "
