@@ -72,3 +72,23 @@ def as_interrupts() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Within the block, Ctrl-C, SIGTERM and SIGHUP wait and are raised when it ends: a unit of work
+    committed and counted as one.  A signal arrives mostly while a run waits for a commit, and raised
+    there it stopped the run after the commit and before the count (the ledger said one file fewer
+    than the table held).  Elsewhere than the main thread it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _: held.append(signum)) for s in (signal.SIGINT, *HANDLED)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if held:
+            signal.raise_signal(held[0])   # to the handler it had before the block

@@ -34,6 +34,8 @@ class Census:
     held_by_others: tuple[str, ...] = ()
     #: The oldest stored snapshot the archive does not cover: the first that retention reaches.
     oldest_not_archived: datetime | None = None
+    #: How many of the stored snapshots it does not cover have another warehouse's manifest.
+    held_count: int = 0
 
     def line(self) -> str:
         return (f"{self.stored} option snapshots in the database, {self.archived} in the archive at {self.location}; "
@@ -57,9 +59,9 @@ def count_snapshots(settings: Settings, conn: psycopg.Connection | None = None) 
     """Snapshots stored vs archived (rows checked, not hashes).  Raises ArchiveError when the
     archive cannot be listed."""
     found = check(settings, conn, coverage.Depth.ROWS)
-    others = tuple(sorted({name for t, name in found.others.items() if t in found.problems}))
-    return Census(found.location, found.snapshots, found.archived, len(found.problems), others,
-                  min(found.problems, default=None))
+    held = {t: name for t, name in found.others.items() if t in found.problems}
+    return Census(found.location, found.snapshots, found.archived, len(found.problems),
+                  tuple(sorted(set(held.values()))), min(found.problems, default=None), len(held))
 
 
 def unarchived(conn: psycopg.Connection, snapshots: Collection[datetime],

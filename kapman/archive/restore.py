@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from kapman import registry
+from kapman import registry, signals
 from kapman.archive import table, warehouse
 from kapman.archive.manifest import Entry, Manifest, partition_date, snapshot_dir
 from kapman.archive.store import ArchiveError, Store, open_store
@@ -255,7 +255,11 @@ def _restore_snapshot(conn: psycopg.Connection, store: Store, key: str, params: 
         try:
             rows, payload = work.result()
             result.read += rows
-            counts = write_payload(conn, manifest, entry, rows, payload)
+            with signals.deferred():   # a file committed is a file counted
+                counts = write_payload(conn, manifest, entry, rows, payload)
+                result.written += counts.inserted + counts.updated
+                result.unchanged += rows - counts.inserted - counts.updated
+                result.done += 1
         except (BadFile, ArchiveError) as exc:
             result.fail(file_key, str(exc))
             log.warning("%s: %s; skipped", file_key, exc)
@@ -266,10 +270,6 @@ def _restore_snapshot(conn: psycopg.Connection, store: Store, key: str, params: 
                     later.cancel()
                 raise error from exc
             result.fail(file_key, error.message)
-        else:
-            result.written += counts.inserted + counts.updated
-            result.unchanged += rows - counts.inserted - counts.updated
-            result.done += 1
         progress.advance(1, rows=result.written)
     result.details.snapshots += 1
 

@@ -15,7 +15,8 @@ from kapman.progress import for_terminal
 DESCRIPTION = (
     "Snapshot the option chains of the active watchlist symbols into public.options_chains. "
     "Every symbol of a run shares one snapshot time: against the live API the real time (the "
-    "server's Date header), against the offline sandbox KapMan's clock. Each symbol is written in "
+    "server's Date header), against the offline sandbox KapMan's clock (never of an earlier day than "
+    "the sandbox's own, whose chain it serves). Each symbol is written in "
     "its own transaction, and a failing symbol never stops the others (a 401 or a lost database "
     "stops the run; what is written stays). Between a session's close and midnight New York a run "
     "without --symbols or --snapshot-time completes the session's snapshot: it fetches only the "

@@ -423,11 +423,15 @@ class _Writers:
         for ref, future in prepared:
             self.inflight.append((ref, self.pool.submit(self._write, ref, future)))
             if len(self.inflight) >= self.size:
-                ref_done, written = self.inflight.popleft()
-                written.exception()      # wait for it, so the next write has a free connection
-                yield ref_done, written
+                yield self._oldest()     # waited for, so the next write has a free connection
         while self.inflight:
-            yield self.inflight.popleft()
+            yield self._oldest()
+
+    def _oldest(self) -> tuple[FileRef, Future[tuple[_Prepared, DayCounts]]]:
+        """The oldest write, once it ended.  It stays in flight while waited for: an interrupt then
+        (it mostly comes while the run waits for a commit) leaves it to ``committed``."""
+        self.inflight[0][1].exception()
+        return self.inflight.popleft()
 
     def committed(self) -> Iterator[tuple[FileRef, _Prepared, DayCounts]]:
         """After a run stopped early (an interrupt, a lost connection): the writes still in flight,

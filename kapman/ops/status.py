@@ -405,9 +405,9 @@ def _stop_stuck(job: str) -> str:
             f"{cmd.BY_JOB.get(job, cmd.NIGHTLY)}")
 
 
-def runs(conn: psycopg.Connection) -> Check:
+def runs(conn: psycopg.Connection, abandoned: dict[str, int]) -> Check:
+    """The last run of each job; ``abandoned``: the rows ``report`` found dead and marked so."""
     # started_at/finished_at are wall-clock (real durations); clock_* are KapMan's clock beside them.
-    abandoned = ledger_runs.resolve_abandoned(conn)     # a run killed without a word is shown as such
     rows = conn.execute("""
         SELECT DISTINCT ON (job) job, status, coalesce(clock_started_at, started_at), started_at,
                extract(epoch FROM finished_at - started_at), error
@@ -471,9 +471,9 @@ def archive(conn: psycopg.Connection, settings: Settings | None, now: datetime |
     details = {"location": census.location, "stored": census.stored, "archived": census.archived,
                "not_archived": census.stored_not_archived, "held_by_others": list(census.held_by_others)}
     if census.held_by_others:     # --archive-only alone would refuse to overwrite their manifests
+        held = "those snapshots" if census.held_count == census.stored_not_archived else f"{census.held_count} of them"
         return Check("archive", Verdict.WARN,
-                     f"{census.line()}: the archive holds those snapshots under warehouse "
-                     f"{', '.join(census.held_by_others)}",
+                     f"{census.line()}: the archive holds {held} under warehouse {', '.join(census.held_by_others)}",
                      f"if {census.held_by_others[0]} is this database under another host name, set "
                      f"KAPMAN_WAREHOUSE={census.held_by_others[0]}; else give this warehouse an archive of its "
                      "own: set KAPMAN_ARCHIVE_DIR to a new directory (unset, it is archive/<warehouse>), then "
@@ -496,8 +496,10 @@ def report(conn: psycopg.Connection, now: datetime | None = None, settings: Sett
     first = schema(conn, now)
     if first.verdict is Verdict.FAIL and not first.details:
         return StatusReport(now, [first])
+    # before any check reads the ledger: a run killed without a word is not "still writing" its snapshot
+    abandoned = ledger_runs.resolve_abandoned(conn)
     inv = take(conn, window_start(conn, now))
     checks = [first, tickers(conn, now), ohlcv(inv, now), ledger(inv), options(conn, inv, now), a2(inv, now),
               a3(conn, inv, now)]
     stored = archive(conn, settings, now) if with_archive and inv.snapshots else None
-    return StatusReport(now, [*checks, *([stored] if stored else []), runs(conn)])
+    return StatusReport(now, [*checks, *([stored] if stored else []), runs(conn, abandoned)])

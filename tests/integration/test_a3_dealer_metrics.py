@@ -284,8 +284,12 @@ def test_dates_after_today_are_refused_or_left_out_not_called_missed(hydrated: t
     assert weekend.stderr.splitlines()[0] == "error: 2025-12-13..2025-12-14 holds no NYSE trading day"
 
 
-def test_a_range_stopped_by_sigterm_records_the_rows_it_committed(hydrated: tuple, monkeypatch: pytest.MonkeyPatch,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("when", ["before D2's write", "while D1 commits"])
+def test_a_range_stopped_by_sigterm_records_the_rows_it_committed(
+        hydrated: tuple, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], when: str) -> None:
+    """Stopped before a date's write, or (as a signal mostly arrives) while A3 waits for a date's
+    commit: the ledger row counts the dates and rows committed."""
+    import os
     import signal
 
     from kapman import cli, signals
@@ -296,9 +300,12 @@ def test_a_range_stopped_by_sigterm_records_the_rows_it_committed(hydrated: tupl
     real_write = snapshots.write
 
     def write(*args: object, **kwargs: object) -> object:
-        if kwargs["time"] == close_of(D2):
+        if when == "before D2's write" and kwargs["time"] == close_of(D2):
             raise signals.Terminated(signal.SIGTERM)
-        return real_write(*args, **kwargs)  # type: ignore[arg-type]
+        counts = real_write(*args, **kwargs)  # type: ignore[arg-type]
+        if when == "while D1 commits" and kwargs["time"] == close_of(D1):   # committed, not counted yet
+            os.kill(os.getpid(), signal.SIGTERM)
+        return counts
 
     monkeypatch.setattr(a3.snapshots, "write", write)
     code = cli.run_main(run_a3_dealer_metrics.main, ["--start-date", str(D1), "--end-date", str(D2), "--db-url", url,

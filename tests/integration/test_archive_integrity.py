@@ -170,6 +170,22 @@ def test_status_names_the_mend_when_another_warehouse_holds_the_snapshots(
     assert mended is not None and mended.verdict is Verdict.OK and mended.details["held_by_others"] == []
 
 
+def test_status_counts_the_snapshots_another_warehouse_holds(
+        fresh_db: str, hydrated: psycopg.Connection, tmp_path: Path) -> None:
+    """Another warehouse's manifest for one stored snapshot, none for the other: status said the
+    archive held both ("those snapshots") under the other warehouse."""
+    from kapman.ops import status
+    from kapman.ops.checks import Verdict
+
+    shared = tmp_path / "shared"
+    assert archive.export_snapshots(settings_for(fresh_db, shared, warehouse="demo"), [FIRST], catch_up=False).ok
+    check = status.archive(hydrated, settings_for(fresh_db, shared))
+    assert check is not None and check.verdict is Verdict.WARN
+    assert check.details["held_by_others"] == ["demo"] and check.details["not_archived"] == 2
+    assert check.summary.endswith("2 stored snapshots are NOT archived and would be lost: the archive holds 1 of "
+                                  "them under warehouse demo"), check.summary
+
+
 def test_restore_before_tickers_exist_is_refused(fresh_db: str, hydrated: psycopg.Connection, tmp_path: Path) -> None:
     """'nothing is ingested before tickers exist (the ingesters refuse)': a restore into a database
     repaved without Step 3 wrote every row, each naming a ticker the table did not hold."""

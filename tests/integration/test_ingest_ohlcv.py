@@ -266,6 +266,39 @@ def test_run_records_ok_and_a_ctrl_c_as_interrupted(fresh_db: str, reference_db:
     assert interrupted[0] == "interrupted" and 1 <= interrupted[2] <= 3
 
 
+def test_an_interrupt_while_a_write_commits_is_counted_with_it(fresh_db: str, reference_db: psycopg.Connection,
+                                                                mirror_dir: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (or SIGTERM) reaches the run while it waits for a file's write to commit, as it mostly
+    does: the ledger row counts that file and its rows, as the tables hold them."""
+    import signal
+    import time
+
+    from kapman.ingest import ohlcv
+
+    settings = _settings(fresh_db, mirror_dir, monkeypatch)
+    real_load = ohlcv._load
+    loads = []
+
+    def load(*args: object) -> object:
+        counts = real_load(*args)  # type: ignore[arg-type]
+        loads.append(1)
+        if len(loads) == 3:        # committed; the signal arrives before the run has counted it
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+        return counts
+
+    monkeypatch.setattr(ohlcv, "_load", load)
+    with pytest.raises(KeyboardInterrupt):
+        ohlcv.run(settings, OhlcvParams(mode="base", days=30, as_of=END))
+    with psycopg.connect(fresh_db) as c:
+        status, done, written = c.execute("SELECT status, summary->>'done', summary->'counts'->>'written' "
+                                          "FROM ingest_runs WHERE job = 'ohlcv'").fetchone()  # type: ignore[misc]
+        files, rows = c.execute("SELECT (SELECT count(*) FROM ingest_files), count(*) FROM ohlcv").fetchone()  # type: ignore[misc]
+    assert status == "interrupted" and files >= 3
+    assert (int(done), int(written)) == (files, rows)
+
+
 def test_a_lost_connection_is_one_error_and_a_failed_ledger_row(fresh_db: str, reference_db: psycopg.Connection,
                                                                 mirror_dir: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:

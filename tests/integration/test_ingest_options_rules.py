@@ -103,6 +103,29 @@ def test_the_sandbox_keeps_kapmans_clock_and_replays(
         options.run(settings, options.OptionsParams(symbols=["ORCL"], snapshot_time="2025-12-18T21:00:00Z"))
 
 
+def test_a_sandbox_chain_of_a_later_day_is_not_stored_under_kapmans_earlier_one(
+    options_url: str, odb: psycopg.Connection, rest: SandboxRestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KapMan's clock moved back, the sandbox's not: the sandbox serves its own day's chain, which
+    would replace the stored (and archived) snapshot of KapMan's day."""
+    rest.set_clock(datetime(2025, 12, 17, 21, tzinfo=UTC))
+    settings = settings_for(options_url, rest, monkeypatch, KAPMAN_NOW="2025-12-17")
+    options.run(settings, options.OptionsParams(symbols=["ORCL"], workers=0))
+    stored = rows_by_key(odb, "ORCL")
+    rest.set_clock(datetime(2025, 12, 19, 21, tzinfo=UTC))
+    with pytest.raises(UsageError) as info:
+        options.run(settings, options.OptionsParams(symbols=["ORCL"], workers=0))
+    assert info.value.message.startswith("KapMan's clock (2025-12-17T21:00:00Z) is before the sandbox's "
+                                         "(2025-12-19T21:00:00Z)"), info.value.message
+    assert "_sandbox/clock" in (info.value.hint or "")
+    assert rows_by_key(odb, "ORCL") == stored                    # the 12-17 snapshot is kept as it was
+    # the same New York day (the sandbox at 16:00, KapMan later that evening) is the sandbox's day
+    rest.set_clock(datetime(2025, 12, 17, 21, tzinfo=UTC))
+    monkeypatch.setenv("KAPMAN_NOW", "2025-12-17T23:30:00Z")
+    later = options.run(settings, options.OptionsParams(symbols=["ORCL"], workers=0))
+    assert later.details.snapshot_time == datetime(2025, 12, 17, 23, 30, tzinfo=UTC)
+
+
 # ---- a rerun replaces the snapshot -------------------------------------------------------------
 
 def test_a_rerun_replaces_the_snapshot_and_counts_what_it_removed(

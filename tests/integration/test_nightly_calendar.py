@@ -3,10 +3,12 @@ and reruns, and status agreeing with the nightly's plan about what is due and wh
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from datetime import date
 from pathlib import Path
 
@@ -38,7 +40,13 @@ def env(fresh_db: str, rest: SandboxRestServer, mirror_dir: Path, tmp_path: Path
 
 
 def _at(monkeypatch: pytest.MonkeyPatch, instant: str) -> None:
+    """KapMan's clock and the sandbox's at ``instant``, as the demo moves them (the sandbox serves
+    the chain as of its own clock)."""
     monkeypatch.setenv("KAPMAN_NOW", instant)
+    request = urllib.request.Request(f"{os.environ['POLYGON_BASE_URL']}/_sandbox/clock", method="POST",
+                                     data=json.dumps({"now": instant}).encode())
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
 
 
 def _chain_times(url: str) -> list[str]:

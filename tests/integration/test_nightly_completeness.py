@@ -111,6 +111,9 @@ def test_a_nightly_killed_during_options_is_completed_by_the_next(env: str, rest
     options = report.check("options")
     assert options.verdict.name == "WARN" and options.details["pending_missing"] == ["SPY"]
     assert "4 of 5 symbols stored, missing SPY" in options.summary
+    # the killed run writes nothing more: the options area does not wait for it
+    assert options.details["writing"] == [] and "still writing" not in options.summary
+    assert options.fix is not None and options.fix.startswith("python -m scripts.nightly"), options.fix
 
     rest.faults.clear()
     rest.reset_counts()

@@ -111,6 +111,35 @@ def test_hydrate_archive_repave_restore_round_trip(fresh_db: str, hydrated: psyc
         assert digest(conn) == before
 
 
+def test_an_interrupt_while_a_file_commits_is_counted_with_it(fresh_db: str, hydrated: psycopg.Connection,
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (or SIGTERM) mostly reaches a restore while it waits for a file's commit: the ledger
+    row counts that file and its rows, as the table holds them."""
+    import signal
+
+    settings = settings_for(fresh_db, tmp_path / "archive")
+    assert archive.export_snapshots(settings, []).ok
+    hydrated.execute("TRUNCATE options_chains")
+    real_write = restore.write_payload
+    writes = []
+
+    def write(*args: Any) -> Any:
+        counts = real_write(*args)
+        writes.append(1)
+        if len(writes) == 3:      # committed; the signal arrives before the restore has counted it
+            os.kill(os.getpid(), signal.SIGINT)
+        return counts
+
+    monkeypatch.setattr(restore, "write_payload", write)
+    with pytest.raises(KeyboardInterrupt):
+        restore.run(settings, restore.RestoreParams())
+    status, done, written = hydrated.execute(
+        "SELECT status, summary->>'done', summary->'counts'->>'written' FROM ingest_runs "
+        "WHERE job = 'restore-options'").fetchone()  # type: ignore[misc]
+    files, rows = hydrated.execute("SELECT count(DISTINCT (time, ticker_id)), count(*) FROM options_chains").fetchone()  # type: ignore[misc]
+    assert (status, int(done), int(written)) == ("interrupted", 3, rows) and files == 3
+
+
 def test_a_snapshot_before_the_retention_window_stays_in_the_archive(fresh_db: str, hydrated: psycopg.Connection,
                                                                       tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:

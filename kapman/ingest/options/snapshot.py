@@ -8,8 +8,10 @@ snapshot's time is the time the chain was taken, and who says what "now" is depe
   live chain under another time; a run that asks for one is refused with the reason.
 - the offline sandbox (it names itself in every response, ``X-Sandbox-Clock``, and serves on this
   machine's loopback): KapMan's clock, so that the demo and the tests replay market days;
-  ``--snapshot-time`` replays a run of the same New York day, never a future one.  The header from
-  any other host is not believed: whoever answers there is the live API.
+  ``--snapshot-time`` replays a run of the same New York day, never a future one.  The sandbox
+  serves the chain as of its own clock, so KapMan's may not name an earlier day than it (the
+  sandbox's clock moves with KapMan's in the demo).  The header from any other host is not
+  believed: whoever answers there is the live API.
 """
 
 from __future__ import annotations
@@ -93,9 +95,25 @@ def live_snapshot_time(requested: str | None, server: ServerClock, source: str) 
     return when
 
 
+def sandbox_snapshot_time(requested: str | None, served: datetime) -> datetime:
+    """A sandbox run's snapshot time (``snapshot_time``), unless its New York day is before the day of
+    the sandbox's clock (``served``): the sandbox serves the chain as of its own clock, and storing a
+    later day's chain under an earlier one would replace that day's snapshot (and its archived file)
+    with another day's.  A later day is allowed (a run by hand on a Saturday takes Friday's chain)."""
+    when = snapshot_time(requested)
+    if clock.ny_date_of(when) < clock.ny_date_of(served):
+        raise UsageError(
+            f"KapMan's clock ({when:{_FMT}}) is before the sandbox's ({served.astimezone(UTC):{_FMT}}): the "
+            "sandbox serves the chain as of its own clock, which cannot be stored under an earlier day",
+            hint=f"move the sandbox's clock to KapMan's day (curl -XPOST $POLYGON_BASE_URL/_sandbox/clock -d "
+                 f"'{{\"now\": \"{clock.ny_date_of(when)}\"}}'), or set KAPMAN_NOW to the sandbox's",
+        )
+    return when
+
+
 def decide(requested: str | None, server: ServerClock, source: str) -> datetime:
     """The run's snapshot time by the rules of the server that serves the chains (``source``, its
     base URL): the sandbox's only from this machine's loopback."""
     if server.sandbox is not None and on_loopback(source):
-        return snapshot_time(requested)
+        return sandbox_snapshot_time(requested, server.sandbox)
     return live_snapshot_time(requested, server, source)
