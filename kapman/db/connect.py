@@ -26,7 +26,16 @@ def _split(url: str) -> SplitResult:
                           ) from None
 
 
+def _require_postgresql(url: str) -> None:
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"not a PostgreSQL URL: {mask_url(url)}",
+                          hint="use postgresql://user:password@host:port/database")
+
+
 def database_name(url: str) -> str:
+    # Checked here too: the rebuild and migrate derive the maintenance database's URL from this
+    # one, and a refusal of that derived URL would name a URL nobody wrote.
+    _require_postgresql(url)
     name = _split(url).path.lstrip("/")
     if not name:
         raise ConfigError(f"database URL has no database name: {mask_url(url)}",
@@ -43,9 +52,7 @@ def with_database(url: str, dbname: str) -> str:
 def connect(url: str, *, autocommit: bool = True, connect_timeout: int = 10) -> psycopg.Connection:
     """Autocommit by default: every unit of work states its own ``conn.transaction()``, so a
     commit is always explicit and never an accident of an earlier implicit transaction."""
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(f"not a PostgreSQL URL: {mask_url(url)}",
-                          hint="use postgresql://user:password@host:port/database")
+    _require_postgresql(url)
     _split(url)
     unencoded = unencoded_in_userinfo(url)
     if unencoded is not None:

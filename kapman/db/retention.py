@@ -22,7 +22,7 @@ from datetime import date, datetime, time, timedelta
 
 import psycopg
 
-from kapman import clock
+from kapman import clock, registry
 from kapman.db import chunks, lifecycle, schema
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class RetentionReport:
             return ""
         return (f"; {len(self.kept)} option snapshot(s) older than the window KEPT, oldest "
                 f"{clock.ny_date_of(self.kept[0])}: the archive does not hold them and nothing fetches them "
-                "again (`python -m scripts.ingest_options --archive-only` archives them; the next run's "
+                f"again (`{registry.mend('options')} --archive-only` archives them; the next run's "
                 "retention then drops them)")
 
 

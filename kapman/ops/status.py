@@ -68,6 +68,12 @@ def schema(conn: psycopg.Connection, now: datetime) -> Check:
                      f"{cmd.MIGRATE} (in place, every row kept)", details)
     if not modes:
         return Check("schema", Verdict.FAIL, f"{text}: hypertable_lifecycle is empty", cmd.REBUILD, details)
+    if lifecycle.ahead_of_real_time(now):   # a mistyped KAPMAN_NOW: every area counts from a day to come
+        return Check("schema", Verdict.FAIL,
+                     f"{text}; KapMan's clock ({now.astimezone(clock.NEW_YORK):%Y-%m-%d %H:%M} New York) is ahead "
+                     f"of real time ({clock.real_now().astimezone(clock.NEW_YORK):%Y-%m-%d %H:%M}): every area "
+                     "counts from a day that has not come, and no run drops or compresses on it",
+                     lifecycle.FUTURE_CLOCK_FIX, details)
     if "policy" in modes.values():
         return _policy_jobs(conn, text, details, [t for t, m in modes.items() if m == "policy"],
                             recorded.policies_scheduled)
@@ -341,7 +347,7 @@ def options(conn: psycopg.Connection, inv: Inventory, now: datetime) -> Check:
             f"{d}: {len(m)} symbols lost ({' '.join(m[:5])}{' ...' if len(m) > 5 else ''})" for d, m in partial.items()]
         return Check("options", Verdict.WARN, f"{text}; " + "; ".join(parts),
                      f"lost for good, a snapshot cannot be taken later: schedule {cmd.NIGHTLY} after each close "
-                     "(docs/runbooks/README.md, nightly)", details)
+                     + registry.in_checkout("(docs/runbooks/README.md, nightly)", "(its --help says when)"), details)
     if lost:
         text += f"; {len(lost)} older sessions lost"
     return Check("options", Verdict.OK, text, None, details)

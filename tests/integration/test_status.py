@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from kapman import registry
 from kapman.clock import ny_date_of, parse_instant
 from kapman.db import lifecycle
 from kapman.db.migrations import discover
@@ -118,6 +119,19 @@ def test_a_session_without_a_snapshot_is_pending_that_evening_and_lost_after_mid
     assert "lost (never taken): 2025-12-22" in options.summary and "lost for good" in (options.fix or "")
     ohlcv = tuesday.check("ohlcv")
     assert ohlcv.details["missing"] == [date(2025, 12, 22)] and ohlcv.fix == "python -m scripts.nightly"
+
+
+def test_a_lost_snapshots_fix_points_where_the_schedule_is_told(sandbox_db: psycopg.Connection,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runbook's nightly section is in a checkout only; an installed KapMan was sent to a
+    docs/runbooks/README.md it does not have."""
+    hydrate(sandbox_db)
+    tuesday = parse_instant("2025-12-23T16:00:00Z")
+    assert (status.report(sandbox_db, tuesday).check("options").fix or "").endswith(
+        "after each close (docs/runbooks/README.md, nightly)")
+    monkeypatch.setattr(registry, "CHECKOUT", None)
+    fix = status.report(sandbox_db, tuesday).check("options").fix or ""
+    assert "docs/runbooks" not in fix and fix.endswith("after each close (its --help says when)")
 
 
 def test_the_command_prints_json_and_exits_with_the_verdict(fresh_db: str) -> None:
@@ -326,6 +340,19 @@ def test_the_schema_line_names_the_clock_the_status_counts_from(sandbox_db: psyc
     report = status.report(sandbox_db, morning)
     assert "(KapMan's clock is frozen at 2025-12-22 16:30 UTC)" in report.check("schema").summary
     assert report.check("schema").details["clock"] == {"mode": "frozen", "frozen_at": EVENING}
+
+
+def test_a_clock_ahead_of_real_time_fails_the_schema_and_names_kapman_now(sandbox_db: psycopg.Connection) -> None:
+    """A mistyped KAPMAN_NOW (2052 for 2025): every area counted from a day that has not come, the
+    schema line named ``ingest_ohlcv incremental`` to drop bars 'past retention', which a run on
+    that clock never drops, and nothing said that the clock was the trouble."""
+    hydrate(sandbox_db)
+    report = status.report(sandbox_db, parse_instant("2052-12-19"))
+    schema = report.check("schema")
+    assert schema.verdict is Verdict.FAIL and report.exit_code == 2
+    assert "KapMan's clock (2052-12-19 16:00 New York) is ahead of real time (" in schema.summary
+    assert schema.fix == "fix or unset KAPMAN_NOW (a replayed day is in the past)"
+    assert len(report.checks) > 1      # the other areas are still read, by that clock
 
 
 @pytest.mark.community

@@ -97,3 +97,25 @@ def test_the_dashboards_are_the_runbooks_files_in_a_checkout_else_by_full_path(m
     path = runbook.dashboard_file("ohlcv_dashboard.sql")
     assert Path(path).is_absolute() and Path(path).is_file()
     assert runbook.dashboard_steps()[1].command.endswith(f"-f {path}")
+
+
+def _kept_line() -> str:
+    """The retention line of a run that kept an option snapshot the archive lacks."""
+    from datetime import UTC, datetime
+
+    from kapman.db import lifecycle, retention
+    report = retention.RetentionReport(mode="application", cutoff=datetime(2023, 12, 20).date(),
+                                       now=lifecycle.Now(datetime(2025, 12, 19, 21, tzinfo=UTC), "KAPMAN_NOW"),
+                                       kept=[datetime(2023, 12, 18, 21, tzinfo=UTC)])
+    return report.describe()
+
+
+def test_the_retention_line_names_the_archiving_command_of_an_installed_kapman(installed: None) -> None:
+    """It wrote the checkout's ``python -m scripts.ingest_options`` whatever ran it."""
+    line = _kept_line()
+    assert "(`kapman options --archive-only` archives them;" in line
+    assert "python -m" not in line
+
+
+def test_the_retention_line_names_the_archiving_command_of_a_checkout() -> None:
+    assert "(`python -m scripts.ingest_options --archive-only` archives them;" in _kept_line()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -138,3 +140,23 @@ def test_an_installed_kapman_names_its_commands_as_kapman_subcommands(monkeypatc
     monkeypatch.setattr(registry, "CHECKOUT", None)
     assert all(s.command == f"kapman {s.name}" for s in registry.STEPS)
     assert registry.mend("tickers") == "kapman tickers --force" and registry.mend("migrate") == "kapman migrate"
+
+
+def _strings_outside_docstrings(tree: ast.AST) -> list[ast.Constant]:
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings]
+
+
+def test_no_command_is_spelled_outside_the_registry() -> None:
+    """A message naming ``python -m scripts...`` by hand is wrong where KapMan is installed (its
+    commands are ``kapman <name>`` there); every message asks the registry."""
+    package = Path(registry.__file__).parent
+    spelled = [f"{path.relative_to(package.parent)}:{node.lineno}"
+               for path in sorted(package.rglob("*.py")) if path.name != "registry.py"
+               for node in _strings_outside_docstrings(ast.parse(path.read_text(), str(path)))
+               if "python -m scripts." in node.value]
+    assert spelled == []
