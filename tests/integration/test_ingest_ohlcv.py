@@ -217,7 +217,7 @@ def test_cli_base_with_mirror(fresh_db: str, reference_db: psycopg.Connection, m
     with psycopg.connect(fresh_db) as c:
         assert c.execute("SELECT status, summary->>'files_loaded' FROM ingest_runs WHERE job = 'ohlcv'").fetchall() \
             == [("ok", "9")]
-    # the summary gives the rows' rate beside the files (issue #4's summary lost it to the step contract)
+    # the summary gives the rows' rate beside the files (the step contract's summary line had lost it)
     again = subprocess.run([sys.executable, "-m", "scripts.ingest_ohlcv", "base", "--days", "10", "--force",
                             "--db-url", fresh_db], capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0, again.stderr
