@@ -113,7 +113,7 @@ def columns_text(columns: list[dict[str, Any]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     p = cli.parser("python -m kapman.screen", DESCRIPTION, EXAMPLES)
     p.add_argument("expression", nargs="?", metavar="EXPR", help="what to screen for (quote it)")
-    p.add_argument("--date", type=cli.day_arg, metavar="YYYY-MM-DD",
+    p.add_argument("--date", type=cli.day_arg, action=cli.Once, metavar="YYYY-MM-DD",
                    help="trading date (default: the newest date in daily_snapshots)")
     p.add_argument("--watchlist", metavar="NAME", help="only this watchlist's symbols")
     p.add_argument("--csv", action="store_true", help="print CSV (a header line, then one line a symbol)")

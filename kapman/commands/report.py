@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     what.add_argument("symbol", nargs="?", help="the ticker symbol to report on")
     what.add_argument("--watchlist", metavar="NAME", help="report on every active symbol of this watchlist")
     what.add_argument("--warehouse", action="store_true", help="coverage of OHLCV, snapshots, A2 and A3")
-    p.add_argument("--date", type=cli.day_arg, metavar="YYYY-MM-DD",
+    p.add_argument("--date", type=cli.day_arg, action=cli.Once, metavar="YYYY-MM-DD",
                    help="trading date (default: each symbol's newest date with a bar; an index's newest A3 date)")
     p.add_argument("--out", dest="out_text", metavar="PATH",
                    help="output file (a regular file, replaced atomically; a symlink is followed; a device or "

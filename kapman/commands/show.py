@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "(technical_indicators_json.momentum.rsi.rsi, dealer_metrics_json.gex_net, ohlcv.close).",
                    EXAMPLES)
     p.add_argument("symbol", help="the ticker symbol")
-    p.add_argument("--date", type=cli.day_arg, metavar="YYYY-MM-DD",
+    p.add_argument("--date", type=cli.day_arg, action=cli.Once, metavar="YYYY-MM-DD",
                    help="trading date (default: the newest date with a bar)")
     args = p.parse_args(argv)
     settings = cli.settings_for(args)

@@ -100,6 +100,12 @@ def test_an_empty_db_url_is_refused_not_taken_for_database_url(command: list[str
      "kapman ohlcv backfill: error: argument --start-date/--start: given twice (2025-12-01, then 2025-12-02)"),
     (["restore-options", "--end-date", "2025-12-18", "--end-date", "2025-12-19"],
      "kapman restore-options: error: argument --end-date: given twice (2025-12-18, then 2025-12-19)"),
+    (["show", "AAPL", "--date", "2025-12-18", "--date", "2025-12-19"],
+     "kapman show: error: argument --date: given twice (2025-12-18, then 2025-12-19)"),
+    (["report", "AAPL", "--date", "2025-12-18", "--date", "2025-12-19"],
+     "kapman report: error: argument --date: given twice (2025-12-18, then 2025-12-19)"),
+    (["screen", "rsi < 30", "--date", "2025-12-18", "--date", "2025-12-19"],
+     "kapman screen: error: argument --date: given twice (2025-12-18, then 2025-12-19)"),
 ])
 def test_symbols_and_dates_given_twice_are_refused(command: list[str], error: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
