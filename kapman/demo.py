@@ -5,7 +5,7 @@
 It starts the offline market (Polygon REST and S3 on 127.0.0.1) and points every step at it, with
 KapMan's clock at the market's last close.  When the options archive (KAPMAN_ARCHIVE_DIR) holds
 snapshots, they are restored after the OHLCV base, as the runbook's Step 5a does.  Options are
-hydrated for the last ``--option-days`` trading days by stepping the sandbox clock and KapMan's
+hydrated for the last --option-days trading days by stepping the sandbox clock and KapMan's
 clock day by day, so each run is a genuine snapshot as of that day and the A3 week of the runbook
 has data.  With --live the same steps run against Polygon with the credentials in .env (the REST
 key and the flat-file keys, all checked before anything is dropped), options for today only.
