@@ -205,12 +205,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = Parser(prog=cli.prog_override or "python -m kapman.demo",
                description=(__doc__ or "").replace("python -m kapman.demo", registry.command("demo")),
                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tickers", type=bounded(50, 20000, integer=True), default=600, help="sandbox universe size")
-    p.add_argument("--seed", type=bounded(0, 2**32 - 1, integer=True), default=42, help="sandbox market seed")
+    p.add_argument("--tickers", type=bounded(50, 20000, integer=True), default=600,
+                   help="sandbox universe size, 50 to 20000 (default: 600)")
+    p.add_argument("--seed", type=bounded(0, 2**32 - 1, integer=True), default=42,
+                   help="sandbox market seed (default: 42)")
     p.add_argument("--option-days", type=bounded(1, 60, integer=True), default=5,
-                   help="trading days of option snapshots to hydrate")
+                   help="trading days of option snapshots to hydrate, 1 to 60 (default: 5)")
     p.add_argument("--profile", default="realistic",
-                   help=f"sandbox profile ({registry.command('sandbox')} serve --help)")
+                   help=f"sandbox profile (default: realistic; {registry.command('sandbox')} serve --help)")
     p.add_argument("--live", action="store_true", help="use Polygon (credentials from .env) instead of the sandbox")
     p.add_argument("--no-dashboards", action="store_true", help="skip the psql dashboards")
     cli.add_common_options(p, db_url_help=f"the database to rebuild (default: {DEMO_DATABASE} on the server of "
