@@ -31,8 +31,6 @@ from kapman.symbols import capped, is_symbol
 EXIT_OK = 0
 #: An unforeseen error, as any failure that stops a command (kapman.step).
 EXIT_FAILURE = 2
-#: Ctrl-C, as a shell reports a process ended by SIGINT.
-EXIT_INTERRUPTED = 130
 #: The reader of the output went away (``| head``), as a shell reports a process ended by SIGPIPE.
 EXIT_BROKEN_PIPE = 141
 

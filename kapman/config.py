@@ -312,6 +312,17 @@ def shipped(kind: str) -> Path:
     return Path(__file__).resolve().parent / "_shipped" / kind
 
 
+def _env_path() -> Path:
+    return Path(os.environ.get("KAPMAN_ENV_FILE", PROJECT_ROOT / ".env"))
+
+
+def env_setting(name: str) -> str | None:
+    """One variable by the settings' precedence (the environment, then ``.env``), the others left unread:
+    for a command that needs no ``Settings`` (the sandbox)."""
+    path = _env_path()
+    return _env({**(read_env_file(path) if path.is_file() else {}), **os.environ}, name)
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """The variables of a ``.env`` file; a byte that is not UTF-8 is one error naming file and line."""
     data = path.read_bytes()
@@ -394,7 +405,7 @@ def load_settings(env_file: Path | None = None, *, database_url: str | None = No
     if os.environ.get("KAPMAN_HOME") and not PROJECT_ROOT.is_dir():
         raise ConfigError(f"KAPMAN_HOME={os.environ['KAPMAN_HOME']} is not a directory",
                           hint="create it (it holds .env, archive/ and logs/) or unset KAPMAN_HOME")
-    path = env_file or Path(os.environ.get("KAPMAN_ENV_FILE", PROJECT_ROOT / ".env"))
+    path = env_file or _env_path()
     file_values = read_env_file(path) if path.is_file() else {}
     merged = {**file_values, **os.environ}
     _check_clock(merged, path)

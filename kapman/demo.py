@@ -5,7 +5,7 @@
 It starts the offline market (Polygon REST and S3 on 127.0.0.1) and points every step at it, with
 KapMan's clock at the market's last close.  When the options archive (KAPMAN_ARCHIVE_DIR) holds
 snapshots, they are restored after the OHLCV base, as the runbook's Step 5a does.  Options are
-hydrated for the last ``--option-days`` trading days by stepping the sandbox clock and KapMan's
+hydrated for the last --option-days trading days by stepping the sandbox clock and KapMan's
 clock day by day, so each run is a genuine snapshot as of that day and the A3 week of the runbook
 has data.  With --live the same steps run against Polygon with the credentials in .env (the REST
 key and the flat-file keys, all checked before anything is dropped), options for today only.
@@ -205,12 +205,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = Parser(prog=cli.prog_override or "python -m kapman.demo",
                description=(__doc__ or "").replace("python -m kapman.demo", registry.command("demo")),
                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tickers", type=bounded(50, 20000, integer=True), default=600, help="sandbox universe size")
-    p.add_argument("--seed", type=bounded(0, 2**32 - 1, integer=True), default=42, help="sandbox market seed")
+    p.add_argument("--tickers", type=bounded(50, 20000, integer=True), default=600,
+                   help="sandbox universe size, 50 to 20000 (default: 600)")
+    p.add_argument("--seed", type=bounded(0, 2**32 - 1, integer=True), default=42,
+                   help="sandbox market seed (default: 42)")
     p.add_argument("--option-days", type=bounded(1, 60, integer=True), default=5,
-                   help="trading days of option snapshots to hydrate")
+                   help="trading days of option snapshots to hydrate, 1 to 60 (default: 5)")
     p.add_argument("--profile", default="realistic",
-                   help=f"sandbox profile ({registry.command('sandbox')} serve --help)")
+                   help=f"sandbox profile (default: realistic; {registry.command('sandbox')} serve --help)")
     p.add_argument("--live", action="store_true", help="use Polygon (credentials from .env) instead of the sandbox")
     p.add_argument("--no-dashboards", action="store_true", help="skip the psql dashboards")
     cli.add_common_options(p, db_url_help=f"the database to rebuild (default: {DEMO_DATABASE} on the server of "

@@ -83,9 +83,6 @@ class Context:
         return self.stack.enter_context(manager)
 
 
-Body = Callable[[Context, Any], "StepResult[Any] | None"]
-
-
 @dataclass(frozen=True)
 class Definition(Generic[P, D]):
     """A step's parameters, details and body (the registry's ``Step`` holds its name and command)."""

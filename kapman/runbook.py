@@ -22,7 +22,6 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from kapman import registry
 from kapman.config import PROJECT_ROOT, shipped
 
-RUNBOOK = PROJECT_ROOT / "docs" / "runbooks" / "README.md"
 DASHBOARDS = ("tickers_watchlists_dashboard.sql", "ohlcv_dashboard.sql", "options_chains_dashboard.sql",
               "daily_snapshots_dashboard.sql", "dealer_metrics_dashboard.sql")
 #: The runbook's example dates: A2 for one date, then the A3 week (Mon 15 - Fri 19 December 2025).
@@ -164,7 +163,3 @@ def run_step(step: Step, env: Mapping[str, str], db_url: str, *, quiet: bool = F
     code = subprocess.call(step.argv(db_url), cwd=PROJECT_ROOT,
                            env={**os.environ, **env, **step.env, **step.secret_env(db_url)}, stdout=out, stderr=out)
     return StepRun(step, code, time.perf_counter() - started)
-
-
-def documented_commands(path: Path = RUNBOOK) -> str:
-    return path.read_text(encoding="utf-8")

@@ -37,8 +37,9 @@ DESCRIPTION = """Print the symbols whose stored values on a trading date satisfy
 
 EXPR compares the flattened columns of daily_snapshots (the A2 indicators by path or last part:
 momentum.rsi.rsi or rsi; the price metrics rvol, vsi, hv, close; the A3 scalars gex_net, position,
-gamma_flip, call_wall ...) with numbers, quoted strings or the position labels long_gamma,
-short_gamma, neutral (a bare label means position = label), with < <= > >= = != ; joined by and,
+gamma_flip, call_wall ...) with numbers, quoted strings, another column (close < trend.sma.sma_200)
+or the position labels long_gamma, short_gamma, neutral (a bare label means position = label),
+with < <= > >= = != ; joined by and,
 or, not and parentheses; COLUMN is null / is not null. The date columns (max_pain_expiration ...)
 compare with a quoted 'YYYY-MM-DD', dealer_snapshot_time with a quoted date or ISO 8601 time. A
 missing value satisfies no comparison, nor its negation (rsi is null finds it). A date on which a

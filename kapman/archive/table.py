@@ -68,7 +68,6 @@ REPEATING = ("time", "ticker_id", "symbol", "expiration_date", "strike_price", "
 SCHEMA = pa.schema([pa.field(c.name, c.arrow, nullable=c.nullable) for c in COLUMNS])
 #: An archive file's columns (format 2): the table's, with ``ticker_id`` as text and the
 #: underlying's ``symbol`` after it, so any Parquet reader (pandas, polars, DuckDB) reads it alone.
-FILE_COLUMNS = ("time", "ticker_id", "symbol", *NAMES[2:])
 FILE_SCHEMA = pa.schema([pa.field("ticker_id", pa.string(), nullable=False) if f.name == "ticker_id" else f
                          for f in SCHEMA]).insert(2, pa.field("symbol", pa.string()))
 #: Values far outside any real chain: a file holding one was damaged (before it was hashed, or in
@@ -102,14 +101,6 @@ def runs(ids: np.ndarray) -> list[tuple[uuid.UUID, int, int]]:
     starts = np.flatnonzero(np.concatenate(([True], (ids[1:] != ids[:-1]).any(axis=1))))
     ends = np.append(starts[1:], len(ids))
     return [(uuid.UUID(bytes=ids[s].tobytes()), s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
-
-
-def split_by_underlying(table: pa.Table) -> list[tuple[uuid.UUID, pa.Table]]:
-    """Consecutive runs of one ``ticker_id`` (the export orders by it), each as its own table."""
-    if not table.num_rows:
-        return []
-    ids = _fixed_bytes(table.column("ticker_id").combine_chunks().storage, 16)
-    return [(tid, table.slice(s, e - s)) for tid, s, e in runs(ids)]
 
 
 # ---- archive files ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ EXAMPLES = f"""
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = cli.parser(COMMAND,
-                   "Do what is due, in order: tickers and watchlists (once per New York day); OHLCV for every "
+                   "Do what is due, in order: tickers, splits and watchlists (once per New York day); OHLCV for every "
                    "trading day of the retention window whose flat file is not loaded or was republished; the "
                    "options snapshot once today's session has closed, for every watchlist symbol without a chain "
                    "of the session yet (a symbol or a snapshot missed by midnight is reported lost, never taken "
@@ -32,7 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "interrupted); A3 for every date with a snapshot and no A3, or whose chains changed after it "
                    "ran. Run it at 16:30 and 11:30 New York. One run at a time "
                    "(a second exits 2 at once). SIGTERM or SIGHUP stops it like Ctrl-C, recorded as interrupted "
-                   "(exit 143 or 129). --dry-run plans by the database's clock. Exit 0 all done or nothing due; "
+                   "(exit 143 or 129). Due by KapMan's clock: KAPMAN_NOW, else the frozen clock a sandbox database "
+                   "records, else real time (--dry-run too). Exit 0 all done or nothing due; "
                    "1 work done, but a step failed, a snapshot or a symbol was lost or a due file is unpublished; "
                    "2 nothing could be done.", EXAMPLES)
     p.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")

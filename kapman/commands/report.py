@@ -13,7 +13,7 @@ from kapman.report import run
 
 COMMAND = registry.command("report")
 EXAMPLES = f"""
-  {COMMAND} AAPL                                  # newest date with A2 values
+  {COMMAND} AAPL                                  # its newest date with a bar
   {COMMAND} AAPL --date 2025-12-19 --out aapl.html
   {COMMAND} --watchlist mvp --out reports/mvp     # index.html and one page per symbol
   {COMMAND} --warehouse                           # coverage heat map and gaps
@@ -30,10 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     what.add_argument("--watchlist", metavar="NAME", help="report on every active symbol of this watchlist")
     what.add_argument("--warehouse", action="store_true", help="coverage of OHLCV, snapshots, A2 and A3")
     p.add_argument("--date", type=cli.day_arg, action=cli.Once, metavar="YYYY-MM-DD",
-                   help="trading date (default: each symbol's newest date with A2 values)")
+                   help="trading date (default: each symbol's newest date with a bar; an index's newest A3 date)")
     p.add_argument("--out", dest="out_text", metavar="PATH",
-                   help="output file (a regular file, replaced atomically; a symlink is followed; a device, "
-                        "FIFO or directory is refused), or a directory to write it into (a trailing '/' names "
+                   help="output file (a regular file, replaced atomically; a symlink is followed; a device or "
+                        "FIFO is refused), or a directory to write it into (a trailing '/' names "
                         "one, made if need be); with --watchlist the "
                         "directory of pages (index.html and one per symbol); default under reports/")
     args = p.parse_args(argv)

@@ -21,7 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "public.splits (one per ticker and execution date). A2 computes each date on bars "
                    "adjusted for the splits executed by then; ohlcv keeps the bars as delivered. "
                    "Splits the API no longer lists in that range are removed (not in a run that "
-                   "refused a malformed record: it may be a stored split's); splits of symbols not "
+                   "refused a malformed record: it may be a stored split's, nor when it listed no split "
+                   "at all); splits of symbols not "
                    "in public.tickers are kept and reported.", EXAMPLES)
     p.add_argument("--since", type=cli.day_arg, metavar="YYYY-MM-DD",
                    help="first execution date to load (default: the start of the 730-day retention "

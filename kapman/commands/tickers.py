@@ -23,7 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "Load the ticker universe (market=stocks) into public.tickers: the listed tickers and "
                    "those delisted within the 730-day retention window (inactive, with their delisting "
                    "time), latest record per symbol, symbols exactly as listed (case-sensitive), bulk "
-                   "upsert, tickers no longer listed marked inactive (never deleted). "
+                   "upsert, tickers no longer listed marked inactive (never deleted); and every listed index "
+                   "(market=indices: I:SPX, I:NDX ...), which gets options and A3 but no bars. "
                    "Without --force it does nothing when tickers are already present (exit 2 if --types "
                    "or --allow-deactivations was given: they change nothing then).", EXAMPLES)
     p.add_argument("--force", action="store_true", help="refresh even when tickers are present")

@@ -55,8 +55,8 @@ class Loss:
     def irreplaceable(self) -> int:
         return max(self.snapshots - (self.archived or 0), 0)
 
-    def lines(self) -> list[str]:
-        out = [f"database {self.database} holds data that the rebuild destroys:"]
+    def lines(self, what: str = "the rebuild") -> list[str]:
+        out = [f"database {self.database} holds data that {what} destroys:"]
         out += [f"  {table:<28} {n:>14,} rows" for table, n in sorted(self.rows.items()) if n]
         if self.snapshots:
             where = ("no archive is configured" if self.archived is None
@@ -105,7 +105,8 @@ def confirm(loss: Loss, *, yes: bool, what: str = "the rebuild",
     Without a terminal: refuse, naming ``--yes``."""
     if not loss.holds_data or yes:
         if loss.holds_data:
-            log.warning("%s destroys %s (confirmed with --yes)", what, "; ".join(loss.lines()[1:]))
+            parts = (" ".join(line.split()) for line in loss.lines(what)[1:])   # the table's padding dropped
+            log.warning("%s destroys %s (confirmed with --yes)", what, "; ".join(parts))
         return
     stdin = stdin or sys.stdin
     stderr = stderr or sys.stderr
@@ -116,7 +117,7 @@ def confirm(loss: Loss, *, yes: bool, what: str = "the rebuild",
                               "cannot be fetched again"
                               if loss.irreplaceable else "") + f") and {what} would destroy it",
                            hint="run it on a terminal to confirm, or pass --yes to confirm up front")
-    for line in loss.lines():
+    for line in loss.lines(what):
         print(line, file=stderr)
     print(f"type the database name ({loss.database}) to destroy it, anything else stops: ",
           end="", file=stderr, flush=True)

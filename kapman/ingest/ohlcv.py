@@ -202,8 +202,8 @@ def ingest(conn: psycopg.Connection, source: FlatFileSource, params: OhlcvParams
     tally = result.details
     tally.files_unchanged = len(unchanged)
     result.done += len(unchanged)
-    cover = _coverage(window, refs, known, result, source.unit)
-    _describe_plan(result, window, source, refs, republished, cover)
+    _coverage(window, refs, known, result, source.unit)
+    _describe_plan(result, window, source, refs, republished)
 
     noun = "request" if source.format == grouped.FORMAT else "file"
     progress.start(len(todo), _progress_title(window, source, len(todo)), unit=noun)
@@ -281,9 +281,10 @@ def _reconcile(conn: psycopg.Connection, result: StepResult[OhlcvDetails]) -> No
 
 def _coverage(window: plan.Window, refs: list[FileRef], known: dict[str, plan.Loaded],
               result: StepResult[OhlcvDetails],
-              unit: str) -> plan.Coverage:
-    """Trading days of the window without a file, and re-checked days without one that were never
-    loaded either (a re-checked day already loaded keeps its rows whatever the listing says)."""
+              unit: str) -> None:
+    """Fail the trading days of the window without a file, and re-checked days without one that were never
+    loaded either (a re-checked day already loaded keeps its rows whatever the listing says); note the
+    days not published yet."""
     listed = refs + [FileRef(k, e.day, "", 0) for k, e in known.items() if e.day < window.start]
     cover = plan.coverage(window.first_listed, window.end, listed) if window.first_listed <= window.end \
         else plan.Coverage([], [])
@@ -294,7 +295,6 @@ def _coverage(window: plan.Window, refs: list[FileRef], known: dict[str, plan.Lo
         result.note(f"{day}: not published yet (due by {plan.due_at(day):%Y-%m-%d %H:%M} New York)")
     result.details.missing_days = [str(d) for d in cover.missing]
     result.details.pending_days = [str(d) for d in cover.pending]
-    return cover
 
 
 def _absent(result: StepResult[OhlcvDetails], ref: FileRef, exc: NotFoundError) -> None:
@@ -308,7 +308,7 @@ def _absent(result: StepResult[OhlcvDetails], ref: FileRef, exc: NotFoundError) 
 
 
 def _describe_plan(result: StepResult[OhlcvDetails], window: plan.Window, source: FlatFileSource, refs: list[FileRef],
-                   republished: list[FileRef], cover: plan.Coverage) -> None:
+                   republished: list[FileRef]) -> None:
     d = result.details
     d.mode, d.source, d.newest_before, d.files_listed = window.mode, source.label, window.newest, len(refs)
     d.start, d.end = (None, None) if window.empty else (window.start, window.end)

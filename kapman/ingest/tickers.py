@@ -86,7 +86,7 @@ class Selection:
     listed: set[str] = field(default_factory=set)
     duplicates: int = 0
     invalid: int = 0
-    #: reason -> records rejected for it (``INVALID_REASONS``), and a few samples naming them.
+    #: reason -> records rejected for it (``_invalid``'s reasons), and a few samples naming them.
     invalid_by_reason: Counter[str] = field(default_factory=Counter)
     invalid_samples: dict[str, list[str]] = field(default_factory=dict)
     #: listed records (active or index) whose ticker could not be read: any stored ticker may be theirs.

@@ -80,7 +80,7 @@ class FlipResult:
     crossings: int  # sign changes seen on the coarse grid
 
 
-def _crossings(levels: FloatArray, values: FloatArray) -> npt.NDArray[np.intp]:
+def _crossings(values: FloatArray) -> npt.NDArray[np.intp]:
     """Indices j where the sign changes between levels j and j+1 (a zero counts on its left)."""
     s = np.sign(values)
     return np.flatnonzero((s[:-1] * s[1:] < 0) | ((s[:-1] == 0) & (s[1:] != 0)))
@@ -102,7 +102,7 @@ def _refine(book: GammaBook, levels: FloatArray, j: int, refine_points: int) -> 
     """Root inside coarse cell j from a float64 sub-grid; None if float64 sees no sign change."""
     fine_levels = np.linspace(levels[j], levels[j + 1], refine_points + 1)
     fine = book.total(fine_levels)
-    cells = _crossings(fine_levels, fine)
+    cells = _crossings(fine)
     if cells.size == 0:
         return None
     return _interpolate(fine_levels, fine, _nearest(fine_levels, cells, book.spot))
@@ -116,7 +116,7 @@ def find_gamma_flip(book: GammaBook, *, flip_range: float, grid_points: int,
     if book.u.size == 0:
         return FlipResult(None, NO_IV_CONTRACTS, 0)
     coarse = book.total(levels, np.float32)
-    cells = _crossings(levels, coarse)
+    cells = _crossings(coarse)
     if cells.size:
         level = _refine(book, levels, _nearest(levels, cells, book.spot), refine_points)
         if level is not None:
@@ -124,7 +124,7 @@ def find_gamma_flip(book: GammaBook, *, flip_range: float, grid_points: int,
     # float32 rounding can fake or hide a sign change only where |G| is at rounding level; the
     # rare disagreement is settled by the float64 grid.
     coarse = book.total(levels)
-    cells = _crossings(levels, coarse)
+    cells = _crossings(coarse)
     if cells.size == 0:
         return FlipResult(None, NO_CROSSING, 0)
     j = _nearest(levels, cells, book.spot)

@@ -252,9 +252,7 @@ class A3Day:
     """A3 of a trading date, symbol by symbol, against each symbol's chain of the day."""
 
     day: date
-    expected: int                      # symbols of the scope
-    computed: int                      # ... with dealer metrics
-    invalid: int                       # ... whose metrics say INVALID
+    invalid: int                       # symbols of the scope whose metrics say INVALID
     stale: tuple[str, ...]             # computed from another chain than the symbol's chain of the day
     uncomputed: tuple[str, ...]        # no dealer metrics although the symbol has a chain of the day
 
@@ -273,8 +271,7 @@ def a3_day(conn: psycopg.Connection, day: date) -> A3Day:
     stale = [s for s, tid in expected.items() if tid in rows and tid in chains and rows[tid][0] != chains[tid]]
     uncomputed = [s for s, tid in expected.items() if tid in chains and tid not in rows]
     invalid = sum(1 for tid in expected.values() if tid in rows and rows[tid][1] == "INVALID")
-    return A3Day(day, len(expected), sum(1 for tid in expected.values() if tid in rows), invalid,
-                 tuple(stale), tuple(uncomputed))
+    return A3Day(day, invalid, tuple(stale), tuple(uncomputed))
 
 
 def snapshot_days(inv: Inventory) -> list[date]:

@@ -82,7 +82,7 @@ def _market_args(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.Parser(   # as every command's: no abbreviations, no URL echoed in a usage error
         prog=cli.prog_override or "python -m kapman.sandbox",
-        description=_spelt(__doc__ or ""),
+        description="Run the offline market (REST + S3) or write a flat-file mirror.",
         epilog=_spelt(EXAMPLES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -14,9 +14,9 @@ Each area of the market reads only its own fields.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from kapman.config import env_setting
 from kapman.errors import ConfigError
 
 ENV_VAR = "KAPMAN_SANDBOX_PROFILE"
@@ -76,8 +76,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (TIDY, REALISTIC)}
 
 
 def profile_named(name: str | None = None) -> Profile:
-    """The named profile, else ``KAPMAN_SANDBOX_PROFILE``, else ``tidy``."""
-    chosen = (name or os.environ.get(ENV_VAR, "") or DEFAULT).strip().lower()
+    """The named profile, else ``KAPMAN_SANDBOX_PROFILE`` (the environment, then ``.env``), else ``tidy``."""
+    chosen = (name or env_setting(ENV_VAR) or DEFAULT).strip().lower()
     try:
         return PROFILES[chosen]
     except KeyError:

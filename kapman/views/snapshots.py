@@ -89,9 +89,12 @@ def _session(day: OptionsDay) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     p = cli.parser("python -m kapman.views.snapshots",
                    "List the option snapshots stored, newest first: the snapshot time and its New York date, "
-                   "the symbols and contracts stored, the options run that took it (ok, partial, failed) with "
-                   "the symbols it failed, and whether the options archive holds it (archived, n of m symbols, "
-                   "not archived).", EXAMPLES)
+                   "the symbols and contracts stored, whether its session is complete (every watchlist symbol "
+                   "has a chain of the session; else N missing, writing or incomplete), the options run that "
+                   "took it (ok, partial, failed; 'no run recorded' where the ledger has none, as for a restored "
+                   "one) with the symbols it failed, and whether the options archive holds it (archived, n of m "
+                   "symbols, not archived).",
+                   EXAMPLES)
     p.add_argument("--limit", type=cli.count_arg, default=20, metavar="N", help="the newest N snapshots (default 20)")
     args = p.parse_args(argv)
     settings = cli.settings_for(args)

@@ -109,14 +109,18 @@ def test_a_nan_strike_cannot_be_archived() -> None:
         decode.from_copy(psycopg_stream(PG_TYPES, rows), SNAPSHOT)
 
 
-def test_split_by_underlying_keeps_runs_in_order() -> None:
+def test_a_streams_underlyings_are_its_runs_of_one_ticker_id_in_order() -> None:
+    """How the export and the coverage check cut a snapshot's COPY stream into files."""
     rng = random.Random(5)
     ids = sorted([uuid4(), uuid4(), uuid4()])
     rows = [row(i, rng, tid) for tid in ids for i in range(rng.randrange(1, 9))]
-    parts = table.split_by_underlying(arrow(rows))
+    body, starts = decode.rows_of(psycopg_stream(PG_TYPES, rows), SNAPSHOT)
+    parts = table.runs(decode.ticker_ids(body, starts))
     assert [p[0] for p in parts] == ids
-    assert sum(p[1].num_rows for p in parts) == len(rows)
-    assert all(set(p[1].column("ticker_id").to_pylist()) == {tid} for tid, p in zip(ids, parts, strict=True))
+    assert parts[0][1] == 0 and parts[-1][2] == len(rows)
+    assert all(prev[2] == nxt[1] for prev, nxt in zip(parts, parts[1:], strict=False))
+    assert all({r[1] for r in rows[first:end]} == {tid} for tid, first, end in parts)
+    assert table.runs(decode.ticker_ids(*decode.rows_of(b"", SNAPSHOT))) == []
 
 
 def test_schema_problems_name_the_columns() -> None:

@@ -26,8 +26,9 @@ def tidy() -> Market:
     return Market(seed=42, n_tickers=60, days=40)
 
 
-def test_profile_choice_by_name_environment_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_profile_choice_by_name_environment_and_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(profiles.ENV_VAR, raising=False)
+    monkeypatch.setenv("KAPMAN_ENV_FILE", str(tmp_path / "no.env"))
     assert profile_named() is TIDY and profile_named("Realistic") is REALISTIC
     monkeypatch.setenv(profiles.ENV_VAR, "realistic")
     assert profile_named() is REALISTIC and profile_named("tidy") is TIDY
@@ -37,6 +38,18 @@ def test_profile_choice_by_name_environment_and_default(monkeypatch: pytest.Monk
         TIDY.chain_quotes = False  # type: ignore[misc]
     args = build_parser().parse_args(["serve", "--profile", "realistic"])
     assert args.profile == "realistic"
+
+
+def test_the_profile_is_read_from_env_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """.env.example lists KAPMAN_SANDBOX_PROFILE among the settings every entrypoint reads from .env; the
+    sandbox read the process environment alone and served tidy."""
+    env = tmp_path / ".env"
+    env.write_text("KAPMAN_SANDBOX_PROFILE=realistic\n")
+    monkeypatch.delenv(profiles.ENV_VAR, raising=False)
+    monkeypatch.setenv("KAPMAN_ENV_FILE", str(env))
+    assert profile_named() is REALISTIC
+    monkeypatch.setenv(profiles.ENV_VAR, "tidy")     # the environment wins over .env, as for every setting
+    assert profile_named() is TIDY and profile_named("realistic") is REALISTIC
 
 
 def test_tidy_chains_are_unchanged_by_the_profile_mechanism(tidy: Market) -> None:
