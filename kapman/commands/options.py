@@ -21,7 +21,8 @@ DESCRIPTION = (
     "stops the run; what is written stays). Between a session's close and midnight New York a run "
     "without --symbols or --snapshot-time completes the session's snapshot: it fetches only the "
     "symbols with no chain of the session yet (never fetched, or failed earlier), each under this "
-    "run's own time, and does nothing when every symbol has one."
+    "run's own time, and does nothing when every symbol has one; one such run completes a session at "
+    "a time (a second started meanwhile is refused)."
 )
 COMMAND = registry.command("options")
 EXAMPLES = f"""

@@ -1,4 +1,5 @@
-"""Advisory locks: one nightly at a time, and no A3 on a snapshot an options run is still writing."""
+"""Advisory locks: one nightly at a time, one run completing a session's option snapshot, and no A3 on a
+snapshot an options run is still writing."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import psycopg
 
 from kapman.db import runs
 from kapman.db.connect import connect, unlock
-from kapman.errors import KapManError
+from kapman.errors import KapManError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,27 @@ def writing_snapshot(db_url: str, day: date) -> Iterator[None]:
         yield
     finally:
         _release(conn, "SELECT pg_advisory_unlock_shared(%s::int4, %s::int4)", (OPTIONS_WRITING, day.toordinal()))
+
+
+#: "oc": a run completing a session's snapshot (an options run without --symbols or --snapshot-time)
+#: holds (OPTIONS_COMPLETING, ordinal) for the run: until it has its snapshot time on its ledger row, a
+#: second one would not see it writing, and both would fetch every missing symbol.
+OPTIONS_COMPLETING = 0x6F63
+
+
+@contextmanager
+def completing_session(db_url: str, day: date) -> Iterator[None]:
+    """Held by an options run completing ``day``'s snapshot; UsageError at once if another holds it."""
+    conn = connect(db_url, autocommit=True)
+    try:
+        got = conn.execute("SELECT pg_try_advisory_lock(%s::int4, %s::int4)",
+                           (OPTIONS_COMPLETING, day.toordinal())).fetchone()
+        if not got or not got[0]:
+            raise UsageError(f"another options run is completing {day}'s snapshot; this one did nothing",
+                             hint="wait for it to end; a run after it fetches whatever it missed")
+        yield
+    finally:
+        _release(conn, "SELECT pg_advisory_unlock(%s::int4, %s::int4)", (OPTIONS_COMPLETING, day.toordinal()))
 
 
 def _release(conn: psycopg.Connection, statement: str, params: tuple[int, ...]) -> None:

@@ -60,6 +60,15 @@ def _stored(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT count(DISTINCT ticker_id) FROM options_chains").fetchone()[0]  # type: ignore[index]
 
 
+def _reap(proc: subprocess.Popen[str]) -> None:
+    """Kill the process if it still runs, and close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()  # type: ignore[union-attr]
+    proc.stderr.close()  # type: ignore[union-attr]
+
+
 def _wait_for(url: str, done: Callable[[psycopg.Connection], bool], proc: subprocess.Popen[str] | None = None,
               seconds: float = 180) -> None:
     deadline = time.monotonic() + seconds
@@ -233,11 +242,7 @@ def test_a3_never_reads_a_snapshot_an_options_run_is_still_writing(env: str, res
         assert _a3(env) == {}
         assert manual.wait(timeout=120) == 0, manual.stderr.read()  # type: ignore[union-attr]
     finally:
-        if manual.poll() is None:
-            manual.kill()
-            manual.wait()
-        manual.stdout.close()  # type: ignore[union-attr]
-        manual.stderr.close()  # type: ignore[union-attr]
+        _reap(manual)
     result = nightly.run(load_settings())
     assert "a3" in result.details.steps
     dealer = _a3(env)
@@ -304,3 +309,32 @@ def test_status_the_warehouse_page_and_the_plan_share_a_sandbox_databases_clock(
     # What is due agrees with status: today's snapshot lacks MSFT and NVDA.
     assert "2 of 4 symbols without a chain yet (MSFT NVDA)" in dry.details.as_dict()["plan_text"]
     assert report.check("options").details["pending_missing"] == ["MSFT", "NVDA"]
+
+
+def test_two_runs_completing_a_session_at_once_fetch_it_once(env: str, rest: SandboxRestServer,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second of two plain runs started together (a scheduled nightly and one by hand) is refused:
+    before the first has its snapshot time on its ledger row, it is not yet 'writing', and both fetched
+    every missing symbol."""
+    from kapman.errors import UsageError
+    from kapman.ingest.options import step as options
+
+    monkeypatch.setenv("KAPMAN_NOW", "2025-12-19T19:00:00Z")     # reference data and bars, no session yet
+    nightly.run(load_settings())
+    monkeypatch.setenv("KAPMAN_NOW", EVENING)
+    rest.reset_counts()
+    rest.faults.slow(6, symbol="AAPL", path_prefix=CHAINS)       # the first run waits on its clock probe
+    first = subprocess.Popen([sys.executable, "-m", "scripts.ingest_options", "-q", "--no-archive"], cwd=ROOT,
+                             env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(env, lambda c: c.execute("SELECT count(*) FROM ingest_runs WHERE job = 'options' "
+                                           "AND status = 'running'").fetchone() == (1,), first)
+        time.sleep(1.0)
+        with pytest.raises(UsageError, match="another options run is completing 2025-12-19's snapshot"):
+            options.run(load_settings(), options.OptionsParams(archive=False))
+        assert first.wait(timeout=120) == 0, first.stderr.read()  # type: ignore[union-attr]
+    finally:
+        _reap(first)
+    with psycopg.connect(env) as conn:
+        assert inventory.options_day(conn, SESSION).complete
+    assert _chain_requests(rest) == set(SYMBOLS)

@@ -30,7 +30,7 @@ from kapman.ingest.options.report import OptionsResult, archive_outcome
 from kapman.ingest.options.snapshot import decide
 from kapman.ingest.options.workers import WORKERS_RANGE, default_workers
 from kapman.ingest.watchlist_scope import Scope, resolve_scope
-from kapman.ops import inventory, sessions
+from kapman.ops import inventory, lock, sessions
 from kapman.params import in_range
 from kapman.progress import Progress
 from kapman.step import StepResult
@@ -78,6 +78,9 @@ def _body(ctx: Context, params: OptionsParams) -> StepResult[Any]:
     client = ctx.client(pool_size=params.concurrency,
                         request_deadline=params.request_deadline or settings.polygon_request_deadline)
     completing = params.symbols is None and params.snapshot_time is None
+    session = sessions.snapshot_session(clock.now()) if completing else None
+    if session is not None:    # one run completes a session at a time (kapman.ops.lock)
+        ctx.enter(lock.completing_session(ctx.url, session))
     # By KapMan's clock first, so the server's clock is asked about a symbol still to fetch.
     probe, complete = _still_missing(ctx.conn, scope, clock.now()) if completing else (scope, None)
     if complete is not None:
