@@ -103,6 +103,32 @@ def test_the_sandbox_keeps_kapmans_clock_and_replays(
         options.run(settings, options.OptionsParams(symbols=["ORCL"], snapshot_time="2025-12-18T21:00:00Z"))
 
 
+def test_a_sandbox_chain_of_a_later_time_is_not_stored_under_kapmans_earlier_one(
+    options_url: str, odb: psycopg.Connection, rest: SandboxRestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox serves the chain as of its own clock: with KapMan's clock moved back alone (the
+    runbook's ``KAPMAN_NOW=2025-12-15T21:00:00+00:00 python -m scripts.ingest_options`` with the
+    sandbox still at the 19th), the 19th's chain, quotes of the 19th included, was stored as the
+    15th's snapshot.  A sandbox behind KapMan's clock (the vendor's Friday chain on Saturday) is
+    still taken."""
+    settings = settings_for(options_url, rest, monkeypatch, KAPMAN_NOW="2025-12-15T21:00:00+00:00")
+    with pytest.raises(UsageError) as info:
+        options.run(settings, options.OptionsParams(symbols=["ORCL"], workers=0))
+    assert info.value.message == (
+        "the sandbox serves its chains as of 2025-12-19T21:00:00Z (its clock), after KapMan's clock "
+        "(2025-12-15T21:00:00Z): a chain of that time cannot be stored as an earlier snapshot")
+    assert "/_sandbox/clock" in (info.value.hint or "") and "2025-12-15T21:00:00Z" in (info.value.hint or "")
+    assert odb.execute("SELECT count(*) FROM options_chains").fetchone() == (0,)
+    (refused,) = odb.execute("SELECT status, error FROM ingest_runs WHERE job = 'options'").fetchall()
+    assert refused[0] == "failed" and refused[1].startswith("UsageError: the sandbox serves its chains as of")
+    rest.set_clock(datetime(2025, 12, 15, 21, tzinfo=UTC))     # both clocks at the 15th's close: taken
+    taken = options.run(settings, options.OptionsParams(symbols=["ORCL"], workers=0))
+    assert taken.details.snapshot_time == datetime(2025, 12, 15, 21, tzinfo=UTC) and taken.written > 0
+    monkeypatch.setenv("KAPMAN_NOW", "2025-12-16T15:00:00Z")   # the sandbox behind: its chain of the 15th
+    later = options.run(settings, options.OptionsParams(symbols=["ORCL"], workers=0))
+    assert later.details.snapshot_time == datetime(2025, 12, 16, 15, tzinfo=UTC) and later.written > 0
+
+
 # ---- a rerun replaces the snapshot -------------------------------------------------------------
 
 def test_a_rerun_replaces_the_snapshot_and_counts_what_it_removed(

@@ -3,12 +3,14 @@ and reruns, and status agreeing with the nightly's plan about what is due and wh
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from datetime import date
 from pathlib import Path
+from urllib import request
 
 import psycopg
 import pytest
@@ -38,7 +40,13 @@ def env(fresh_db: str, rest: SandboxRestServer, mirror_dir: Path, tmp_path: Path
 
 
 def _at(monkeypatch: pytest.MonkeyPatch, instant: str) -> None:
+    """KapMan's clock and the sandbox's at ``instant``, as the demo moves them: the sandbox serves its
+    chains as of its own clock, and a chain of a later time is not stored as an earlier snapshot."""
     monkeypatch.setenv("KAPMAN_NOW", instant)
+    moved = request.Request(f"{os.environ['POLYGON_BASE_URL']}/_sandbox/clock", method="POST",
+                            data=json.dumps({"now": instant}).encode())
+    with request.urlopen(moved, timeout=10) as answer:
+        assert answer.status == 200
 
 
 def _chain_times(url: str) -> list[str]:

@@ -8,8 +8,11 @@ snapshot's time is the time the chain was taken, and who says what "now" is depe
   live chain under another time; a run that asks for one is refused with the reason.
 - the offline sandbox (it names itself in every response, ``X-Sandbox-Clock``, and serves on this
   machine's loopback): KapMan's clock, so that the demo and the tests replay market days;
-  ``--snapshot-time`` replays a run of the same New York day, never a future one.  The header from
-  any other host is not believed: whoever answers there is the live API.
+  ``--snapshot-time`` replays a run of the same New York day, never a future one.  The sandbox
+  serves its chains as of its own clock: one ahead of KapMan's would store a later chain as an
+  earlier snapshot, and is refused (one behind is the vendor's stale chain, a Friday's on Saturday,
+  which a real run meets too).  The header from any other host is not believed: whoever answers
+  there is the live API.
 """
 
 from __future__ import annotations
@@ -93,9 +96,23 @@ def live_snapshot_time(requested: str | None, server: ServerClock, source: str) 
     return when
 
 
+def _sandbox_not_ahead(served_as: datetime) -> None:
+    """Refuse a sandbox whose clock is ahead of KapMan's: its chains are of a time still to come."""
+    now = clock.now().astimezone(UTC).replace(microsecond=0)
+    served_as = served_as.astimezone(UTC).replace(microsecond=0)
+    if served_as > now + CLOCK_SKEW:
+        raise UsageError(
+            f"the sandbox serves its chains as of {served_as:{_FMT}} (its clock), after KapMan's clock "
+            f"({now:{_FMT}}): a chain of that time cannot be stored as an earlier snapshot",
+            hint=f"move both clocks together: curl -XPOST $POLYGON_BASE_URL/_sandbox/clock -d "
+                 f"'{{\"now\": \"{now:{_FMT}}\"}}', or set {clock.ENV_VAR} to the sandbox's clock",
+        )
+
+
 def decide(requested: str | None, server: ServerClock, source: str) -> datetime:
     """The run's snapshot time by the rules of the server that serves the chains (``source``, its
     base URL): the sandbox's only from this machine's loopback."""
     if server.sandbox is not None and on_loopback(source):
+        _sandbox_not_ahead(server.sandbox)
         return snapshot_time(requested)
     return live_snapshot_time(requested, server, source)

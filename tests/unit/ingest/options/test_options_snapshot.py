@@ -76,3 +76,19 @@ def test_a_sandbox_header_from_another_host_does_not_move_a_live_chain(requested
     with pytest.raises(UsageError, match=f"--snapshot-time 2025-12-19T21:00:00Z is not now: {API} is the live API"):
         decide("2025-12-19T21:00:00Z", SANDBOX, API)
     assert decide(None, SANDBOX, API) == LIVE_NOW
+
+
+@pytest.mark.parametrize("requested", [None, "2025-12-15T20:00:00Z"])
+def test_a_sandbox_ahead_of_kapmans_clock_is_refused(requested: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its chain is of its own clock, the 19th: stored as the 15th's snapshot it was a later chain
+    under an earlier time."""
+    monkeypatch.setenv("KAPMAN_NOW", "2025-12-15")
+    with pytest.raises(UsageError, match="the sandbox serves its chains as of 2025-12-19T21:00:00Z"):
+        decide(requested, SANDBOX, "http://127.0.0.1:1")
+
+
+def test_a_sandbox_behind_kapmans_clock_or_within_the_skew_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAPMAN_NOW", "2025-12-20T15:00:00Z")    # the vendor's Friday chain on Saturday
+    assert decide(None, SANDBOX, "http://127.0.0.1:1") == datetime(2025, 12, 20, 15, tzinfo=UTC)
+    monkeypatch.setenv("KAPMAN_NOW", "2025-12-19T20:59:30Z")
+    assert decide(None, SANDBOX, "http://127.0.0.1:1") == datetime(2025, 12, 19, 20, 59, 30, tzinfo=UTC)
