@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -9,6 +10,7 @@ import pytest
 
 from kapman.errors import UsageError
 from kapman.ids import ticker_id
+from kapman.ingest.options.pipeline import plan_options
 from kapman.ingest.tickers import ingest_tickers
 from kapman.ingest.watchlist_scope import resolve_scope
 from kapman.ingest.watchlists import ingest_watchlists
@@ -50,3 +52,13 @@ def test_requested_symbols_are_exact(scoped: tuple[psycopg.Connection, str]) -> 
         resolve_scope(db, [gone], work="dealer metrics")
     with pytest.raises(UsageError, match=r"no ticker: nvda \(did you mean NVDA\?\)"):
         resolve_scope(db, ["nvda"])
+
+
+def test_an_options_run_names_why_each_watchlist_symbol_was_skipped(scoped: tuple[psycopg.Connection, str]) -> None:
+    """The note called every skipped symbol one 'without a ticker', an inactive (delisted) one too."""
+    db, gone = scoped
+    delisted = db.execute("SELECT delisted_utc FROM tickers WHERE symbol = %s", (gone,)).fetchone()[0]
+    plan = plan_options(resolve_scope(db), datetime(2025, 12, 19, 21, tzinfo=UTC), concurrency=1)
+    skipped = [n for n in plan.step_result().notes if n.startswith("skipped")]
+    assert skipped == [f"skipped (watchlist symbols out of the scope): {gone} (inactive ticker (delisted "
+                       f"{delisted:%Y-%m-%d})) nvda (no ticker (did you mean NVDA?))"]

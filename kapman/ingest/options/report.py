@@ -135,7 +135,8 @@ class OptionsResult:
         if malformed:
             notes.append(f"malformed contracts, e.g. {_names(malformed)}")
         if self.skipped:
-            notes.append(f"skipped (watchlist symbols without a ticker): {_names(sorted(self.skipped))}")
+            why = [f"{symbol} ({reason})" for symbol, reason in sorted(self.skipped.items())]
+            notes.append(f"skipped (watchlist symbols out of the scope): {_names(why)}")
         if self.retention:
             notes.append(self.retention)
         return notes
