@@ -103,6 +103,10 @@ def ahead_of_real_time(instant: datetime | None) -> bool:
     return instant is not None and instant > clock.real_now() + clock.REAL_TIME_TOLERANCE
 
 
+#: What mends a KapMan clock ahead of real time.
+FUTURE_CLOCK_FIX = "fix or unset KAPMAN_NOW (a replayed day is in the past)"
+
+
 def refuse_future_clock(what: str) -> None:
     """Raise UsageError when KapMan's clock runs ahead of real time and ``what`` would record it."""
     mine = process_clock()
@@ -110,7 +114,7 @@ def refuse_future_clock(what: str) -> None:
         raise UsageError(f"KAPMAN_NOW ({mine.frozen_at:%Y-%m-%d %H:%M} UTC) is ahead of real time "
                          f"({clock.real_now():%Y-%m-%d %H:%M} UTC): {what} would record it as the database's "
                          "clock and count retention from a date that has not come; nothing changed",
-                         hint="fix or unset KAPMAN_NOW (a replayed day is in the past)")
+                         hint=FUTURE_CLOCK_FIX)
 
 
 def _has_clock_table(conn: psycopg.Connection) -> bool:

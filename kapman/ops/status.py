@@ -68,6 +68,12 @@ def schema(conn: psycopg.Connection, now: datetime) -> Check:
                      f"{cmd.MIGRATE} (in place, every row kept)", details)
     if not modes:
         return Check("schema", Verdict.FAIL, f"{text}: hypertable_lifecycle is empty", cmd.REBUILD, details)
+    if lifecycle.ahead_of_real_time(now):   # a mistyped KAPMAN_NOW: every area counts from a day to come
+        return Check("schema", Verdict.FAIL,
+                     f"{text}; KapMan's clock ({now.astimezone(clock.NEW_YORK):%Y-%m-%d %H:%M} New York) is ahead "
+                     f"of real time ({clock.real_now().astimezone(clock.NEW_YORK):%Y-%m-%d %H:%M}): every area "
+                     "counts from a day that has not come, and no run drops or compresses on it",
+                     lifecycle.FUTURE_CLOCK_FIX, details)
     if "policy" in modes.values():
         return _policy_jobs(conn, text, details, [t for t, m in modes.items() if m == "policy"],
                             recorded.policies_scheduled)

@@ -328,6 +328,19 @@ def test_the_schema_line_names_the_clock_the_status_counts_from(sandbox_db: psyc
     assert report.check("schema").details["clock"] == {"mode": "frozen", "frozen_at": EVENING}
 
 
+def test_a_clock_ahead_of_real_time_fails_the_schema_and_names_kapman_now(sandbox_db: psycopg.Connection) -> None:
+    """A mistyped KAPMAN_NOW (2052 for 2025): every area counted from a day that has not come, the
+    schema line named ``ingest_ohlcv incremental`` to drop bars 'past retention', which a run on
+    that clock never drops, and nothing said that the clock was the trouble."""
+    hydrate(sandbox_db)
+    report = status.report(sandbox_db, parse_instant("2052-12-19"))
+    schema = report.check("schema")
+    assert schema.verdict is Verdict.FAIL and report.exit_code == 2
+    assert "KapMan's clock (2052-12-19 16:00 New York) is ahead of real time (" in schema.summary
+    assert schema.fix == "fix or unset KAPMAN_NOW (a replayed day is in the past)"
+    assert len(report.checks) > 1      # the other areas are still read, by that clock
+
+
 @pytest.mark.community
 def test_on_a_frozen_clock_a_scheduled_policy_job_is_a_warning_and_its_fix_pauses_it(
         sandbox_db: psycopg.Connection) -> None:
