@@ -347,7 +347,7 @@ def options(conn: psycopg.Connection, inv: Inventory, now: datetime) -> Check:
             f"{d}: {len(m)} symbols lost ({' '.join(m[:5])}{' ...' if len(m) > 5 else ''})" for d, m in partial.items()]
         return Check("options", Verdict.WARN, f"{text}; " + "; ".join(parts),
                      f"lost for good, a snapshot cannot be taken later: schedule {cmd.NIGHTLY} after each close "
-                     "(docs/runbooks/README.md, nightly)", details)
+                     + registry.in_checkout("(docs/runbooks/README.md, nightly)", "(its --help says when)"), details)
     if lost:
         text += f"; {len(lost)} older sessions lost"
     return Check("options", Verdict.OK, text, None, details)

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from kapman import registry
 from kapman.clock import ny_date_of, parse_instant
 from kapman.db import lifecycle
 from kapman.db.migrations import discover
@@ -118,6 +119,19 @@ def test_a_session_without_a_snapshot_is_pending_that_evening_and_lost_after_mid
     assert "lost (never taken): 2025-12-22" in options.summary and "lost for good" in (options.fix or "")
     ohlcv = tuesday.check("ohlcv")
     assert ohlcv.details["missing"] == [date(2025, 12, 22)] and ohlcv.fix == "python -m scripts.nightly"
+
+
+def test_a_lost_snapshots_fix_points_where_the_schedule_is_told(sandbox_db: psycopg.Connection,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runbook's nightly section is in a checkout only; an installed KapMan was sent to a
+    docs/runbooks/README.md it does not have."""
+    hydrate(sandbox_db)
+    tuesday = parse_instant("2025-12-23T16:00:00Z")
+    assert (status.report(sandbox_db, tuesday).check("options").fix or "").endswith(
+        "after each close (docs/runbooks/README.md, nightly)")
+    monkeypatch.setattr(registry, "CHECKOUT", None)
+    fix = status.report(sandbox_db, tuesday).check("options").fix or ""
+    assert "docs/runbooks" not in fix and fix.endswith("after each close (its --help says when)")
 
 
 def test_the_command_prints_json_and_exits_with_the_verdict(fresh_db: str) -> None:
