@@ -8,7 +8,8 @@ Each cell of the heat map is a share of what the day should hold:
 - option snapshots: the session's symbols taken / its watchlist scope, as status counts them
   (``inventory.options_day``: a chain from the session's close, 13:00 on an early close, to
   midnight New York, or the provider listed none); one symbol short is partial, as status says
-  it is lost;
+  it is lost; a session before any of today's watchlist symbols was dated (the demo's week, a
+  repave's restored ones) owes nothing and counts the chains it holds;
 - A3: symbols covered / active watchlist symbols with a ticker;
 - A2: rows with indicators / tickers with a bar that day (A2 computes every ticker with a bar);
   one row short is partial, as status says.
@@ -29,6 +30,7 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from uuid import UUID
 
 import psycopg
 
@@ -85,8 +87,9 @@ def coverage(conn: psycopg.Connection, today: date | None = None) -> Coverage:
     start, end = inventory.window_start(conn, now), clock.ny_date_of(now)
     days = list(trading_days(start, end))
     inv = inventory.take(conn, start)
-    taken = {d: inventory.options_day(conn, d) for d in days if d in inv.snapshots}
-    watched = len(inventory.scope_of(conn, end))
+    current = inventory.scope_of(conn, end)
+    taken = {d: _snapshot_day(conn, d, current) for d in days if d in inv.snapshots}
+    watched = len(current)
     universe = int(statistics.median(inv.bars.values())) if inv.bars else 0
     counts = {"OHLCV": [inv.bars.get(d, 0) for d in days],
               "option snapshots": [taken[d].taken if d in taken else 0 for d in days],
@@ -102,6 +105,18 @@ def coverage(conn: psycopg.Connection, today: date | None = None) -> Coverage:
                                      for d in days],
                 "A2": counts["OHLCV"], "A3": [watched if d in taken else 0 for d in days]}
     return Coverage(days, counts, expected, _owed_from(inv, days, now))
+
+
+def _snapshot_day(conn: psycopg.Connection, day: date, current: dict[str, UUID]) -> inventory.OptionsDay:
+    """A session's snapshot as status reads it (``inventory.options_day``, the scope of the day).  A
+    session whose scope was empty (the demo and a repave date their watchlists on the day they load
+    them, after the week they snapshot or restore) owes nothing, as status says, and is read with
+    today's scope: the chains it holds, each owed by nothing, make it a complete day, not a blank."""
+    found = inventory.options_day(conn, day)
+    if found.expected:
+        return found
+    held = inventory.options_day(conn, day, current)
+    return inventory.OptionsDay(day, {s: current[s] for s in held.stored}, held.stored)
 
 
 def _owed_from(inv: inventory.Inventory, days: list[date], now: datetime) -> dict[str, date]:

@@ -14,7 +14,9 @@ import psycopg
 import pytest
 
 from kapman.clock import close_of
+from kapman.ops import status
 from kapman.report import page as report_page
+from kapman.report import warehouse
 from kapman.report.data import load_symbol_day
 from tests.support import database
 from tests.support.hydrate import DAYS, GAP, HOLIDAY, LAST_DAY, hydrated_database
@@ -208,6 +210,22 @@ def test_warehouse_counts_a2_as_status_does_once_the_history_is_owed(url: str, t
     assert a2["verdict"] == "WARN" and a2["details"]["missing"] == [str(d) for d in owed]
     page = (tmp_path / "w.html").read_text()
     assert f"{owed[0]} .. {owed[-1]} ({len(owed)})" in page.split("Gaps")[1]
+
+
+def test_warehouse_covers_snapshots_taken_before_the_watchlists_were_dated(url: str) -> None:
+    """The demo and a repave load their watchlists on the last day, after (or restoring) the week's
+    snapshots: those sessions owe nothing by the scope of their day, and status counts them as
+    having a snapshot, but the page showed them blank and counted one covered day of five."""
+    with psycopg.connect(url) as conn, conn.transaction(force_rollback=True):
+        conn.execute("UPDATE watchlists SET effective_date = %s", (LAST_DAY,))
+        cov = warehouse.coverage(conn, LAST_DAY)
+        snapped = status.report(conn, close_of(LAST_DAY)).check("options").details["with_snapshot"]
+    days = {d: (n, e) for d, n, e in zip(cov.days, cov.counts["option snapshots"], cov.expected["option snapshots"],
+                                         strict=True)}
+    assert days[DAYS[-2]] == (3, 3) and days[DAYS[-1]] == (2, 4)   # AAPL, MSFT, SPY; then AAPL and SPY
+    assert sum(1 for n in cov.counts["option snapshots"] if n) == snapped == 2
+    found = {g.dataset: g for g in warehouse.gaps(cov)}["option snapshots"]
+    assert found.missing == [] and found.partial == [(DAYS[-1], DAYS[-1], 1)]
 
 
 def test_warehouse_of_an_empty_warehouse_says_nothing_is_stored_not_zero_missing(fresh_db: str,
