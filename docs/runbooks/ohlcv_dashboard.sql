@@ -294,6 +294,8 @@ SELECT t.symbol,
 
 -- Active watchlist symbols against the latest OHLCV date.  Expected: without_bar 0 per watchlist,
 -- and the listing below it empty (reasons: no ticker, inactive ticker, or no bar on that date).
+-- Indices (I:SPX) are counted apart: they get options and A3, never bars (the stock flat files
+-- have none).
 \echo
 \echo '== watchlist coverage on the latest OHLCV date =='
 WITH latest AS (
@@ -312,7 +314,8 @@ SELECT m.watchlist_id,
        count(*)                                         AS active_symbols,
        count(m.ticker_id)                               AS resolved,
        count(*) FILTER (WHERE m.has_bar)                AS with_bar,
-       count(*) FILTER (WHERE NOT m.has_bar)            AS without_bar
+       count(*) FILTER (WHERE NOT m.has_bar AND m.symbol NOT LIKE 'I:%') AS without_bar,
+       count(*) FILTER (WHERE m.symbol LIKE 'I:%')      AS indices
   FROM members AS m
  GROUP BY m.watchlist_id
  ORDER BY m.watchlist_id;
@@ -332,6 +335,7 @@ SELECT w.symbol,
   LEFT JOIN public.tickers AS t ON t.symbol = w.symbol
  CROSS JOIN latest
  WHERE w.active
+   AND w.symbol NOT LIKE 'I:%'
    AND NOT EXISTS (SELECT 1 FROM public.ohlcv AS o WHERE o.ticker_id = t.id AND o.date = latest.day)
  GROUP BY w.symbol, t.id, t.active
  ORDER BY reason, w.symbol;

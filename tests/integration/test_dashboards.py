@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from kapman.clock import close_of
+from kapman.ids import ticker_id
 from kapman.ops import status
 from tests.support import database
 from tests.support.hydrate import DAYS, GAP, HOLIDAY, UNRESOLVED, Hydrated, hydrate
@@ -175,6 +176,26 @@ def test_ohlcv_dashboard_on_hydrated_database(hydrated: tuple[str, Hydrated]) ->
     ledger = table(out, "ingest_files ledger summary")[0]
     assert (ledger["files"], ledger["rows_rejected"], ledger["last_trading_date"]) == ("3", "1", "2025-12-19")
     assert len(table(out, "latest loads")) == 3
+
+
+def test_ohlcv_watchlist_coverage_counts_an_index_apart_from_symbols_without_bars(url: str) -> None:
+    """An index has options and A3 but no bars in the stock flat files: the demo's healthy warehouse
+    listed I:SPX, I:NDX, I:RUT and I:VIX as 'no bar on latest date'."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO tickers (id, symbol, name, market, type, active) "
+                     "VALUES (%s, 'I:SPX', 'S&P 500', 'indices', 'INDEX', true)", (ticker_id("I:SPX"),))
+        conn.execute("INSERT INTO watchlists (watchlist_id, symbol, source, effective_date) "
+                     "VALUES ('indices', 'I:SPX', 'test', '2025-12-01')")
+        try:
+            out = run(url, "ohlcv_dashboard.sql")
+        finally:
+            conn.execute("DELETE FROM watchlists WHERE symbol = 'I:SPX'")
+            conn.execute("DELETE FROM tickers WHERE symbol = 'I:SPX'")
+    watch = by(table(out, "watchlist coverage"), "watchlist_id")
+    assert {k: watch["indices"][k] for k in ("active_symbols", "resolved", "with_bar", "without_bar", "indices")} \
+        == {"active_symbols": "1", "resolved": "1", "with_bar": "0", "without_bar": "0", "indices": "1"}
+    assert (watch["mvp"]["without_bar"], watch["mvp"]["indices"]) == ("2", "0")
+    assert "I:SPX" not in {r["symbol"] for r in table(out, "watchlist coverage", 1)}
 
 
 def test_ohlcv_variables_from_the_command_line_win(url: str) -> None:
