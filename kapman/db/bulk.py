@@ -60,6 +60,7 @@ class MergeCounts:
     inserted: int
     updated: int
     removed: int = 0
+    held: int = 0  # stored rows kept as they were (``write_group``'s ``hold``)
 
 
 def merge(cur: psycopg.Cursor, *, target: str, staging: sql.Identifier, key: Sequence[str],
@@ -108,7 +109,8 @@ class Diff:
 def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], payload: bytes, rows: int,
                 group: dict[str, object], lock_class: int, key: Sequence[str],
                 compare: Sequence[str] | None = None, replace: bool = False,
-                touch: str | None = "updated_at", vet: Callable[[Diff], None] | None = None) -> MergeCounts:
+                touch: str | None = "updated_at", vet: Callable[[Diff], None] | None = None,
+                hold: Sequence[Sequence[object]] = ()) -> MergeCounts:
     """Write a binary COPY ``payload`` of rows that all share ``group``'s column values, in the
     caller's transaction, under an advisory lock on the group.
 
@@ -132,6 +134,11 @@ def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], pay
     written: what it raises aborts the write (a restore refuses to change stored rows).  The lock
     (``lock_class`` and the group's values) keeps two writers of the same group from racing between
     the comparison and the write.
+
+    ``hold`` names rows (by their values of the key columns not in ``group``) whose stored version,
+    if any, is kept as it is: their staged rows take the stored values before the comparison, so they
+    are neither rewritten nor, with ``replace``, removed.  ``held`` counts them; a first write stores
+    them as the payload has them.
     """
     lock_key = "@".join(str(v) for v in group.values())
     cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (lock_class, lock_key))
@@ -151,6 +158,8 @@ def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], pay
     _stage(cur, staging, target, columns, exists=staged_before)
     copy_binary(cur, staging, columns, payload)
     written = [c for c in columns if c not in key]
+    held = hold_stored(cur, target=target, staging=staging, key=key, group=group, columns=written, hold=hold) \
+        if hold else 0
     compare = list(compare) if compare is not None else written
     with _hash_joins(cur):
         diff = diff_staged(cur, target=target, staging=staging, key=key, group=group, compare=compare)
@@ -159,18 +168,18 @@ def write_group(cur: psycopg.Cursor, *, target: str, columns: Sequence[str], pay
         removed = delete_absent(cur, target=target, staging=staging, key=key, group=group) \
             if replace and diff.absent else 0
         if not diff.new and not diff.changed:   # a rewrite of what is stored: nothing to write
-            return MergeCounts(0, 0, removed)
+            return MergeCounts(0, 0, removed, held)
         if diff.unchanged:  # row by row, so that only the changed rows' compressed batches are touched
             prune_unchanged(cur, target=target, staging=staging, key=key, group=group, compare=compare)
             counts = merge(cur, target=target, staging=staging, key=key, columns=columns, compare=compare,
                            touch=touch)
-            return MergeCounts(counts.inserted, counts.updated, removed)
+            return MergeCounts(counts.inserted, counts.updated, removed, held)
         updated = rewrite_stored(cur, target=target, staging=staging, key=key, group=group, columns=columns,
                                  touch=touch, target_columns=target_columns,
                                  whole_group=not diff.new and (replace or not diff.absent)) if diff.changed else 0
         inserted = insert_new(cur, target=target, staging=staging, key=key, group=group, columns=columns) \
             if diff.new else 0
-    return MergeCounts(inserted, updated, removed)
+    return MergeCounts(inserted, updated, removed, held)
 
 
 def _staging_name(target: str, columns: Sequence[str]) -> str:
@@ -220,6 +229,22 @@ def _same_key(left: str, right: sql.Composable, key: Sequence[str]) -> sql.Compo
 def _values(alias: sql.Composable, names: Sequence[str]) -> sql.Composable:
     return sql.SQL("({})").format(sql.SQL(", ").join(sql.SQL("{}.{}").format(alias, sql.Identifier(c))
                                                      for c in names))
+
+
+def hold_stored(cur: psycopg.Cursor, *, target: str, staging: sql.Identifier, key: Sequence[str],
+                group: dict[str, object], columns: Sequence[str], hold: Sequence[Sequence[object]]) -> int:
+    """Give the staged rows named in ``hold`` (values of the key columns not in ``group``, in key
+    order) the ``columns`` of their stored rows; returns how many were stored (a row not stored keeps
+    its staged values).  The arrays go in binary, which types them (text in the text format is not)."""
+    free, s = [c for c in key if c not in group], sql.Identifier("s")
+    return cur.execute(sql.SQL(
+        "UPDATE {stg} AS s SET ({cols}) = ROW({stored}) FROM {tgt} AS t WHERE {group} AND {same} "
+        "AND {freed} IN (SELECT * FROM unnest({arrays}))").format(
+        stg=staging, cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        stored=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in columns),
+        tgt=sql.Identifier("public", target), group=_group_filter("t", group), same=_same_key("t", s, key),
+        freed=_values(s, free), arrays=sql.SQL(", ").join(sql.SQL("%b") for _ in free)),
+        [*group.values(), *(list(values) for values in zip(*hold, strict=True))]).rowcount
 
 
 def diff_staged(cur: psycopg.Cursor, *, target: str, staging: sql.Identifier, key: Sequence[str],

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,9 +19,10 @@ from kapman import archive
 from kapman.archive import restore
 from kapman.config import Settings
 from kapman.providers.polygon import PolygonClient
+from kapman.sandbox.market import Market
 from kapman.sandbox.rest import SandboxRestServer
 from kapman.step import Outcome
-from tests.integration.test_ingest_options import rows_by_key, run
+from tests.integration.test_ingest_options import FOUR, rows_by_key, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("market_clock")]
 
@@ -236,3 +239,43 @@ def test_numbers_sent_as_text_are_stored_null_counted_per_field_and_noted(
     assert ("values sent as text (or another non-number) stored NULL, contracts kept: ORCL (greeks.delta: 1 value, "
             "e.g. '0.5'; open_interest: 1 value, e.g. '10')") in step.notes
     assert first.as_dict()["outcomes"]["ORCL"]["not_numbers"] == {"open_interest": 1, "greeks.delta": 1}
+    assert outcome.held == 0 and not [n for n in step.notes if "kept" in n and "stored values" in n]
+
+
+def chain_key(result: dict) -> tuple:
+    """A sandbox result's key in ``rows_by_key``: (expiration, strike, type)."""
+    details = result["details"]
+    return (date.fromisoformat(details["expiration_date"]), Decimal(str(details["strike_price"])).quantize(FOUR),
+            details["contract_type"][0].upper())
+
+
+def test_a_replay_keeps_a_stored_contract_whose_new_value_is_sent_as_text(
+    options_url: str, odb: psycopg.Connection, polygon: PolygonClient, rest: SandboxRestServer, market: Market,
+) -> None:
+    """A replay of a stored snapshot whose open_interest for a contract comes as text used to store it
+    NULL over the good value, which cannot be fetched again: that contract keeps its stored row, the
+    rest of the chain is written as the replay says, and the run says so."""
+    first = run(options_url, polygon, ["MSFT"])
+    assert first.outcomes["MSFT"].status == "ok" and first.outcomes["MSFT"].held == 0
+    stored = rows_by_key(odb, "MSFT")
+    chain = market.option_chain("MSFT", rest.now)
+    index = next(i for i, r in enumerate(chain) if r["details"]["ticker"] == "O:MSFT251226C00300000")
+    assert index < 250  # on page 1
+    held = chain_key(chain[index])
+    assert stored[held][12] is not None and 123456 not in {r[12] for r in stored.values()}
+    rest.faults.patch("open_interest", "10", symbol="MSFT", index=index)  # page 1
+    rest.faults.patch("open_interest", 123456, symbol="MSFT")  # page 2: a new, readable value
+    replay = run(options_url, polygon, ["MSFT"])
+    outcome = replay.outcomes["MSFT"]
+    assert outcome.status == "ok" and outcome.not_numbers == {"open_interest": 1}
+    assert (outcome.held, outcome.updated, outcome.inserted, outcome.removed) == (1, 1, 0, 0)
+    assert outcome.unchanged == outcome.rows - 1
+    now = rows_by_key(odb, "MSFT")
+    assert now[held] == stored[held]  # not NULL
+    changed = [k for k in stored if now[k] != stored[k]]  # page 2's first contract
+    assert len(changed) == 1 and set(now) == set(stored)
+    assert now[changed[0]] == (*stored[changed[0]][:12], 123456, *stored[changed[0]][13:])
+    step = replay.step_result()
+    assert step.exit_code == 0
+    assert "1 contract kept its stored values because the new ones could not be read: MSFT (1)" in step.notes
+    assert replay.as_dict()["outcomes"]["MSFT"]["held"] == 1

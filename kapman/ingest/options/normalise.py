@@ -25,7 +25,9 @@ The vendor's rough edges are handled here, each counted rather than crashing the
   bool, an object) is not read as one: a string is not a quantity the vendor stated as such, and
   guessing its format would store what no one sent.  It is stored NULL, as an absent value is, and
   counted per field (``not_numbers``, with the first value seen) for the run's note, so the gap is
-  never silent; the contract is kept.  The strike alone may be text (above): it is the key.
+  never silent; the contract is kept, its key noted (``unreadable``): a replay of a stored snapshot
+  keeps that contract's stored row (``write.write_chain``).  The strike alone may be text (above):
+  it is the key.
 - A quote or trade time that is not a positive integer of nanoseconds within datetime's range
   (through year 9999) is stored NULL, as an absent one is.
 - Freshness is kept (migration 0010): the last quote's and last trade's times, the timeframe
@@ -189,6 +191,8 @@ class NormalisedChain:
     not_numbers: Counter = field(default_factory=Counter)
     #: Per field, the first such value, as ``_shown`` quotes it.
     not_number_examples: dict[str, str] = field(default_factory=dict)
+    #: The keys (expiration, strike, type) of the kept contracts holding such a value.
+    unreadable: set[tuple] = field(default_factory=set)
 
     def count_not_numbers(self, unread: list[tuple[str, Any]]) -> None:
         """Count a kept contract's values that were not numbers (``unread``: (field, value) pairs)."""
@@ -596,9 +600,11 @@ class ChainNormaliser:
                 if loser is row:
                     unread.clear()
                     continue
+                out.unreadable.discard(key)  # the replaced contract's values go with it
             kept[key] = row
             if unread:
                 out.count_not_numbers(unread)
+                out.unreadable.add(key)
                 unread.clear()
 
     def finish(self) -> NormalisedChain:

@@ -154,6 +154,7 @@ class _Run:
             if chain.rows:
                 counts = write_chain(self.conn, chain)
                 outcome.inserted, outcome.updated, outcome.removed = counts.inserted, counts.updated, counts.removed
+                outcome.held = counts.held
             elif removes(chain):  # a rerun may have found the chain empty: the snapshot is then empty too
                 outcome.removed = clear_chain(self.conn, chain.snapshot_time, chain.ticker_id)
         except psycopg.Error as exc:

@@ -37,6 +37,7 @@ class EncodedChain:
     unquoted: int = 0
     not_numbers: dict[str, int] = field(default_factory=dict)  # NormalisedChain's
     not_number_examples: dict[str, str] = field(default_factory=dict)
+    unreadable: list[tuple] = field(default_factory=list)  # NormalisedChain's, as (expiration, strike, type)
 
 
 def encode_chain(chain: NormalisedChain, snapshot_time: datetime, ticker_id: UUID) -> EncodedChain:
@@ -52,6 +53,7 @@ def encode_chain(chain: NormalisedChain, snapshot_time: datetime, ticker_id: UUI
         unquoted=chain.unquoted,
         not_numbers=dict(chain.not_numbers),
         not_number_examples=chain.not_number_examples,
+        unreadable=list(chain.unreadable),
     )
 
 

@@ -35,6 +35,7 @@ class SymbolOutcome:
     unquoted: int = 0  # rows without a bid and an ask
     not_numbers: dict[str, int] = field(default_factory=dict)  # per field: values not numbers, stored NULL
     not_number_examples: dict[str, str] = field(default_factory=dict)  # per field: the first one
+    held: int = 0  # stored contracts kept as they were: this run's values for them could not be read
     dropped: dict[str, int] = field(default_factory=dict)
     samples: list[str] = field(default_factory=list)
     seconds: float = 0.0  # fetching, normalising and encoding
@@ -131,6 +132,11 @@ class OptionsResult:
         if not_numbers:
             notes.append("values sent as text (or another non-number) stored NULL, contracts kept: "
                          f"{_names(not_numbers)}")
+        held = [f"{s} ({o.held})" for s, o in self.outcomes.items() if o.held]
+        if held:
+            total = sum(o.held for o in self.outcomes.values())
+            notes.append(f"{total} contract{'s' if total > 1 else ''} kept {'their' if total > 1 else 'its'} "
+                         f"stored values because the new ones could not be read: {_names(held)}")
         malformed = [f"{s} ({'; '.join(o.samples)})" for s, o in self.outcomes.items() if o.samples]
         if malformed:
             notes.append(f"malformed contracts, e.g. {_names(malformed)}")

@@ -6,7 +6,10 @@ and the contracts absent from the new chain are deleted and counted (``removed``
 is always one coherent chain, never two chains' rows mixed (``bulk.write_group``).  Only a chain
 fetched whole with every contract checked may remove anything (``removes``): when a contract was
 refused (``malformed``), its stored row must not go on the strength of that response, so the
-rerun merges and removes nothing.
+rerun merges and removes nothing.  A contract holding a value that could not be read as a number
+(``unreadable``) keeps its stored row on a rerun: that value must not overwrite the stored one, and
+the row stays one response's; the run counts it (``held``).  A first write stores it as read (the
+unreadable values NULL), as nothing is stored to keep.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def write_chain(conn: psycopg.Connection, chain: EncodedChain) -> bulk.MergeCoun
         return bulk.write_group(
             cur, target="options_chains", columns=COLUMNS, payload=chain.payload, rows=chain.rows,
             group={"time": chain.snapshot_time, "ticker_id": chain.ticker_id}, lock_class=LOCK_CLASS,
-            key=schema.OPTIONS_KEY, replace=removes(chain),
+            key=schema.OPTIONS_KEY, replace=removes(chain), hold=chain.unreadable,
         )
 
 

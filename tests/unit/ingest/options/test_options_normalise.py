@@ -465,3 +465,17 @@ def test_a_text_value_on_the_slow_path_is_counted_once() -> None:
     chain = normalise_chain([text_strike, fractional, text], SNAPSHOT, TID)
     assert chain.dropped == {"malformed": 1} and len(chain.rows) == 2  # 2.5 is no whole count
     assert chain.not_numbers == {"open_interest": 2} and chain.not_number_examples == {"open_interest": "'10'"}
+
+
+def test_the_keys_of_contracts_holding_an_unread_value_are_noted_for_the_writer() -> None:
+    """A replay keeps these contracts' stored rows; a collision's winner without one is not noted."""
+    text, good = strikes(contract(open_interest="10"), contract())
+    chain = normalise_chain([text, good], SNAPSHOT, TID)
+    assert chain.unreadable == {(date(2026, 1, 16), Decimal("150.1000"), "C")}
+    assert normalise_chain([contract()], SNAPSHOT, TID).unreadable == set()
+    loser = contract(open_interest="10", ticker_="O:AAPL2260116C00150100")
+    winner = contract(ticker_="O:AAPL1260116C00150100")
+    for results in ([loser, winner], [winner, loser]):
+        chain = normalise_chain(copy.deepcopy(results), SNAPSHOT, TID)
+        assert chain.dropped == {"collisions": 1} and chain.unreadable == set()
+        assert chain.rows[0][COL["open_interest"]] == 1200
