@@ -236,7 +236,7 @@ def test_numbers_sent_as_text_are_stored_null_counted_per_field_and_noted(
     assert odb.execute("SELECT count(*) FROM options_chains WHERE delta IS NULL AND gamma = 0.01").fetchone() == (1,)
     step = first.step_result()
     assert step.exit_code == 0 and step.rejected == 0
-    assert ("values sent as text (or another non-number) stored NULL, contracts kept: ORCL (greeks.delta: 1 value, "
+    assert ("values sent as text (or another non-number) read as NULL, contracts kept: ORCL (greeks.delta: 1 value, "
             "e.g. '0.5'; open_interest: 1 value, e.g. '10')") in step.notes
     assert first.as_dict()["outcomes"]["ORCL"]["not_numbers"] == {"open_interest": 1, "greeks.delta": 1}
     assert outcome.held == 0 and not [n for n in step.notes if "kept" in n and "stored values" in n]

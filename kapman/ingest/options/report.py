@@ -130,7 +130,7 @@ class OptionsResult:
                          "bid and ask stored NULL")
         not_numbers = [f"{s} ({_not_numbers(o)})" for s, o in self.outcomes.items() if o.not_numbers]
         if not_numbers:
-            notes.append("values sent as text (or another non-number) stored NULL, contracts kept: "
+            notes.append("values sent as text (or another non-number) read as NULL, contracts kept: "
                          f"{_names(not_numbers)}")
         held = [f"{s} ({o.held})" for s, o in self.outcomes.items() if o.held]
         if held:
