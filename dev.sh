@@ -155,13 +155,16 @@ cmd_test() {
 wants_help() { local a; for a in "$@"; do [[ $a == -h || $a == --help ]] && return 0; done; return 1; }
 
 # The demo's help before anything is installed or started: the venv's when it has KapMan, else the
-# demo's description read straight from its source with the system Python.
+# demo's description read straight from its source with the system Python, which a reader gone
+# (| head -1) stops quietly as SIGPIPE does every KapMan command (exit 141, nothing on stderr).
 demo_help() {
   if [[ -x $VENV/bin/python ]] && "$VENV/bin/python" -c 'import kapman.demo' 2>/dev/null; then
     exec "$VENV/bin/python" -m kapman.demo --help
   fi
-  "$PYTHON" -c 'import ast, pathlib; print(ast.get_docstring(ast.parse(pathlib.Path("kapman/demo.py").read_text())))'
-  printf '\nThe full list of options: ./dev.sh setup, then ./dev.sh demo --help.\n'
+  "$PYTHON" -c 'import ast, pathlib, signal
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+print(ast.get_docstring(ast.parse(pathlib.Path("kapman/demo.py").read_text())))
+print("\nThe full list of options: ./dev.sh setup, then ./dev.sh demo --help.")'
 }
 
 cmd_demo() {

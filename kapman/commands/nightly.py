@@ -36,7 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "records, else real time (--dry-run too). Exit 0 all done or nothing due; "
                    "1 work done, but a step failed, a snapshot or a symbol was lost or a due file is unpublished; "
                    "2 nothing could be done.", EXAMPLES)
-    p.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan and change nothing; exit 1 when a part of it could not be planned (the "
+                        "flat files cannot be listed) beside steps that were, 2 when nothing else is due")
     p.add_argument("--no-history", action="store_true",
                    help="do not start or resume A2's indicator history (every date of the window, minutes on a "
                         "full market): A2 only from where it began, on a warehouse without any A2 the newest day "

@@ -378,8 +378,7 @@ def _body(ctx: Context, params: NightlyParams) -> None:
     result: StepResult[NightlyDetails] = ctx.result
     todo = result.details.plan = plan(ctx.settings, ctx.conn, history=params.history)
     if params.dry_run:
-        result.details.dry_run = True
-        result.headline = "dry run, nothing changed: " + (", ".join(t.step for t in todo.tasks) or "nothing is due")
+        _dry_run(todo, result)
         return
     log.info("%s", todo.render())
     try:
@@ -404,6 +403,17 @@ def _body(ctx: Context, params: NightlyParams) -> None:
         result.fail(f"ohlcv {day}", "the flat file is due (11:00 New York the next day) and not published "
                                     "yet; the next nightly loads it", counted=False)
     result.headline = _headline(todo, result)
+
+
+def _dry_run(todo: Plan, result: StepResult[NightlyDetails]) -> None:
+    """A dry run's units are the steps it planned; OHLCV unplanned (the flat files cannot be listed)
+    is one that failed: exit 1 beside others planned, 2 when nothing else is due, as the run would."""
+    result.details.dry_run = True
+    result.done = len(todo.tasks)
+    if todo.unlisted:
+        result.fail("ohlcv", todo.unlisted)
+    planned = ", ".join(t.step for t in todo.tasks) or "nothing is due"
+    result.headline = f"dry run, nothing changed: {planned}" + ("; failed: ohlcv" if todo.unlisted else "")
 
 
 #: The steps run in runbook order (the registry's), whatever order the plan listed them in.

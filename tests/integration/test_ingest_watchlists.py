@@ -249,3 +249,95 @@ def test_cli_refuses_an_effective_date_after_today_and_a_file_for_a_directory(
                                              "name the directory that holds <watchlist_id>.txt files")
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT count(*) FROM watchlists").fetchone() == (0,)
+
+
+def _symbols(db: psycopg.Connection, n: int) -> list[str]:
+    return [r[0] for r in db.execute("SELECT symbol FROM tickers WHERE active AND symbol NOT LIKE 'I:%%' "
+                                     "ORDER BY symbol LIMIT %s", (n,)).fetchall()]
+
+
+@pytest.mark.parametrize("emptied", ["", "# mvp, cut short\n"])
+def test_an_emptied_file_keeps_its_list_and_the_others_apply(tickers_db: psycopg.Connection, tmp_path: Path,
+                                                             emptied: str) -> None:
+    """A 0-byte (or comments-only) mvp.txt beside other lists deactivated all 150 members and exited 0:
+    every one of those symbols' option snapshots lost from that evening on."""
+    names = _symbols(tickers_db, 152)
+    (tmp_path / "mvp.txt").write_text("\n".join(names[:150]) + "\n")
+    (tmp_path / "etf.txt").write_text(f"{names[150]}\n")
+    assert ingest_watchlists(tickers_db, tmp_path).exit_code == 0
+    (tmp_path / "mvp.txt").write_text(emptied)
+    (tmp_path / "etf.txt").write_text(f"{names[150]}\n{names[151]}\n")
+    held = ingest_watchlists(tickers_db, tmp_path)
+    assert (held.exit_code, held.outcome.value) == (1, "partial")
+    assert [(f.unit, f.reason) for f in held.failures] == [(
+        "mvp.txt", "it would deactivate all 150 active symbols of watchlist mvp (a file emptied or cut short "
+                   "reads so, and inactive symbols get no option snapshots); mvp is kept as stored. Restore "
+                   "the file, or rerun with --allow-deactivations if they really went")]
+    mvp, etf = held.details.lists["mvp"], held.details.lists["etf"]
+    assert (mvp.active, mvp.deactivated, mvp.held) == (150, 0, 150)
+    assert (etf.active, etf.added) == (2, 1)
+    assert sum(a for (w, _), a in state(tickers_db).items() if w == "mvp") == 150
+    allowed = ingest_watchlists(tickers_db, tmp_path, allow_deactivations=True)
+    assert allowed.exit_code == 0 and allowed.failures == []
+    assert (allowed.details.lists["mvp"].active, allowed.details.lists["mvp"].deactivated) == (0, 150)
+    assert len(state(tickers_db)) == 152       # deactivated, never deleted
+
+
+@pytest.mark.parametrize(("kept", "held"), [(3, True), (124, True), (125, False)])
+def test_a_shrink_past_the_tickers_limit_is_held(tickers_db: psycopg.Connection, tmp_path: Path,
+                                                 kept: int, held: bool) -> None:
+    """The refresh's rule: more than 5% of the list's active symbols, at least 25, stay active unless
+    --allow-deactivations (150 -> 125 deactivates 25: allowed; 150 -> 124 deactivates 26: held)."""
+    names = _symbols(tickers_db, 150)
+    (tmp_path / "mvp.txt").write_text("\n".join(names) + "\n")
+    ingest_watchlists(tickers_db, tmp_path)
+    (tmp_path / "mvp.txt").write_text("\n".join(names[:kept]) + "\n")
+    result = ingest_watchlists(tickers_db, tmp_path)
+    mvp = result.details.lists["mvp"]
+    if held:
+        assert (result.exit_code, mvp.active, mvp.deactivated, mvp.held) == (1, 150, 0, 150 - kept)
+        assert result.failures[0].reason.startswith(
+            f"it would deactivate {150 - kept} of the 150 active symbols of watchlist mvp, more than a run "
+            "deactivates unless told to (5% of them, at least 25): a file cut short reads so")
+    else:
+        assert (result.exit_code, mvp.active, mvp.deactivated, mvp.held) == (0, kept, 150 - kept, 0)
+
+
+def test_a_deleted_file_still_retires_its_list(tickers_db: psycopg.Connection, tmp_path: Path) -> None:
+    """Deleting the file is how a list is retired (documented): not held, however many it had."""
+    names = _symbols(tickers_db, 151)
+    (tmp_path / "mvp.txt").write_text("\n".join(names[:150]) + "\n")
+    (tmp_path / "etf.txt").write_text(f"{names[150]}\n")
+    ingest_watchlists(tickers_db, tmp_path)
+    (tmp_path / "mvp.txt").unlink()
+    result = ingest_watchlists(tickers_db, tmp_path)
+    mvp = result.details.lists["mvp"]
+    assert (result.exit_code, mvp.deactivated, mvp.active, mvp.held) == (0, 150, 0, 0)
+
+
+def test_cli_an_emptied_file_exits_1_naming_it_and_the_flag_applies_it(
+        tickers_db: psycopg.Connection, fresh_db: str, tmp_path: Path) -> None:
+    names = _symbols(tickers_db, 151)
+    (tmp_path / "mvp.txt").write_text("\n".join(names[:150]) + "\n")
+    (tmp_path / "etf.txt").write_text(f"{names[150]}\n")
+    assert cli(fresh_db, tmp_path).returncode == 0
+    (tmp_path / "mvp.txt").write_bytes(b"")
+    held = cli(fresh_db, tmp_path)
+    assert held.returncode == 1 and held.stderr == ""
+    lines = held.stdout.splitlines()
+    assert lines[0].startswith("watchlists: partial · 2 lists, 151 active entries") and "· mvp.txt failed ·" in lines[0]
+    assert [line for line in lines[1:] if "mvp.txt" in line] == [
+        "  failed mvp.txt: it would deactivate all 150 active symbols of watchlist mvp (a file emptied or cut "
+        "short reads so, and inactive symbols get no option snapshots); mvp is kept as stored. Restore the file, "
+        "or rerun with --allow-deactivations if they really went"]
+    assert "mvp: 150 active (0 added, 0 reactivated, 0 deactivated, 150 held active)" in held.stdout
+    allowed = cli(fresh_db, tmp_path, "--allow-deactivations")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "mvp: 0 active (0 added, 0 reactivated, 150 deactivated)" in allowed.stdout
+    with psycopg.connect(fresh_db) as conn:
+        rows = conn.execute("SELECT status, args->>'allow_deactivations' FROM ingest_runs "
+                            "WHERE job = 'watchlists' ORDER BY started_at").fetchall()
+    assert rows == [("ok", "false"), ("partial", "false"), ("ok", "true")]
+    help_text = subprocess.run([sys.executable, "-m", "scripts.ingest_watchlists", "--help"],
+                               capture_output=True, text=True, timeout=60).stdout
+    assert "--allow-deactivations" in help_text

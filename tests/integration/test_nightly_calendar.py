@@ -149,6 +149,31 @@ def test_a_flat_file_source_that_cannot_be_listed_still_leaves_the_snapshot_take
     # Nothing is taken for unpublished: the source said nothing about which files it has.
     assert todo.tasks == [] and todo.unpublished == [] and todo.unlisted is not None
     assert f"  failed     {todo.unlisted}" in todo.render().splitlines()
+    dry = nightly.run(load_settings(), dry_run=True)    # nothing else is due: nothing could be planned
+    assert (dry.exit_code, dry.outcome.value, [f.unit for f in dry.failures]) == (2, "failed", ["ohlcv"])
+
+
+def test_a_dry_run_that_cannot_list_the_flat_files_exits_1(env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It printed the plan's "failed" line and exited 0: a dry run watched by a script read as all planned."""
+    monkeypatch.delenv("FLATFILES_MIRROR_DIR")
+    for name, value in {"FLATFILES_ENDPOINT": "http://127.0.0.1:9", "FLATFILES_ACCESS_KEY_ID": "key",
+                        "FLATFILES_SECRET_ACCESS_KEY": "secret"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("KAPMAN_NOW", "2025-12-19T21:30:00Z")
+    proc = subprocess.run([sys.executable, "-m", "scripts.nightly", "--dry-run"], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ}, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split(": ", 1)[0] for line in lines if line.startswith("  failed")] == [
+        "  failed     the flat files cannot be listed", "  failed ohlcv"]
+    summary = next(line for line in lines if line.startswith("nightly: "))
+    assert summary.startswith("nightly: partial · dry run, nothing changed: tickers, splits, watchlists, options, "
+                              "a3; failed: ohlcv · 1 steps failed")
+    dry = nightly.run(load_settings(), dry_run=True)
+    assert (dry.exit_code, [f.unit for f in dry.failures]) == (1, ["ohlcv"])
+    assert dry.failures[0].reason.startswith("the flat files cannot be listed: list us_stocks_sip/")
+    with psycopg.connect(env) as conn:    # a dry run records nothing
+        assert conn.execute("SELECT count(*) FROM ingest_runs").fetchone() == (0,)
 
 
 def _a2_of(url: str, day: date) -> dict[str, object]:
