@@ -67,8 +67,8 @@ SELECT coalesce(nth.date::text, 'none')                                         
 
 -- One line.  OK: every snapshot date of the retention window ending NOW has A3 (as scripts.status's
 -- A3 area counts them), every active watchlist symbol has a row on the selected date, computed from
--- the symbol's latest chain of that date; WARN names what is missing and the command; no snapshots
--- yet is a WARN too.
+-- the symbol's latest chain of that date as it is stored now (not rewritten since under its time);
+-- WARN names what is missing and the command; no snapshots yet is a WARN too.
 \echo
 \echo '== verdict =='
 WITH retention AS (
@@ -106,16 +106,27 @@ WITH retention AS (
                               AND d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz)
          GROUP BY t.symbol
         HAVING min(w.effective_date) <= (:'selected_from'::timestamptz AT TIME ZONE 'America/New_York')::date) AS u
-), stale AS (       -- computed from another chain than the symbol's latest of the selected date (one
-                    -- fetched after A3 ran), as status's a3 area
+), stale AS (       -- A3 not current, as status's a3 area (kapman/ops/inventory.py, A3_CURRENT): computed
+                    -- from another chain than the symbol's latest of the selected date (one fetched after
+                    -- A3 ran, or none left), or from a chain rewritten since under the same time (an options
+                    -- replay: its contract count, counts.total, or its newest updated_at, which the
+                    -- metrics record as snapshot_written_at, moved)
     SELECT count(*) AS symbols
       FROM public.daily_snapshots AS d
-     CROSS JOIN LATERAL (SELECT max(oc.time) AS time FROM public.options_chains AS oc
+      LEFT JOIN LATERAL (SELECT oc.time FROM public.options_chains AS oc
                           WHERE oc.ticker_id = d.ticker_id
+                            AND oc.time >= :'selected_from'::timestamptz AND oc.time < :'selected_to'::timestamptz
+                          ORDER BY oc.ticker_id, oc.time DESC LIMIT 1) AS l ON true
+      LEFT JOIN LATERAL (SELECT count(*) AS n, max(oc.updated_at) AS written FROM public.options_chains AS oc
+                          WHERE oc.ticker_id = d.ticker_id AND oc.time = l.time AND oc.time = d.dealer_snapshot_time
                             AND oc.time >= :'selected_from'::timestamptz AND oc.time < :'selected_to'::timestamptz) AS c
+             ON true
      WHERE d.dealer_metrics_json IS NOT NULL
        AND d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz
-       AND c.time IS NOT NULL AND d.dealer_snapshot_time IS DISTINCT FROM c.time
+       AND NOT coalesce(d.dealer_snapshot_time IS NOT DISTINCT FROM l.time
+                        AND (l.time IS NULL OR (c.n = (d.dealer_metrics_json #>> '{counts,total}')::bigint
+                                                AND c.written = (d.dealer_metrics_json ->> 'snapshot_written_at')::timestamptz)),
+                        false)
        AND d.ticker_id IN (SELECT t.id FROM public.watchlists AS w
                              JOIN public.tickers AS t ON t.symbol = w.symbol AND t.active
                             WHERE w.active GROUP BY t.id

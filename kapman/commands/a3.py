@@ -27,7 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--symbols", action=cli.Once, help="comma-separated subset of the active watchlist symbols")
     p.add_argument("--workers", type=int, default=2,
                    help="threads computing symbols in parallel")
-    p.add_argument("--force", action="store_true", help="recompute rows that already have dealer metrics")
+    p.add_argument("--force", action="store_true",
+                   help="recompute current dealer metrics too (without it, a symbol is computed when it has "
+                        "none, or when its chain of the day was fetched, or rewritten under the same time, "
+                        "after they were computed)")
     p.add_argument("--max-dte", type=int, default=defaults.max_dte,
                    help="ignore contracts expiring later")
     p.add_argument("--min-open-interest", type=float, default=defaults.min_open_interest,

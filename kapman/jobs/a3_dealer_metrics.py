@@ -9,8 +9,12 @@ is vectorised per chain.
 
 A date an options run is still writing is not computed (the run holds the day's writing lock,
 ``kapman.ops.lock``): it fails with that reason, and the next nightly computes it.  Without
-``--force`` a symbol is recomputed when its chain of the day is not the one its stored metrics
-were computed from (``dealer_snapshot_time``): a chain fetched, or taken again, after A3 ran.
+``--force`` a symbol is recomputed when its stored metrics are not current
+(``inventory.A3_CURRENT``, the rule status and the nightly judge by): its chain of the day is not
+the one they were computed from (``dealer_snapshot_time``: a chain fetched, or taken again, after
+A3 ran), or was rewritten since under the same time (an options run replaying it with changed
+quotes or contracts: the chain's contract count, ``counts.total``, or its newest
+``updated_at``, recorded as ``snapshot_written_at``, moved).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from kapman.jobs.dates import requested_dates
 from kapman.metrics.dealer import DealerParams, compute_dealer_metrics
 from kapman.metrics.dealer_chain import AM_SETTLED_ROOTS, ChainArrays
 from kapman.ops import lock
-from kapman.ops.inventory import scope_of
+from kapman.ops.inventory import a3_symbols, scope_of
 from kapman.params import WORKERS_RANGE, date_span, in_range
 from kapman.progress import NullProgress, Progress
 from kapman.step import StepResult
@@ -117,6 +121,7 @@ class Chains:
     ticker: np.ndarray
     day: np.ndarray            # New York date of the snapshot, datetime64[D]
     snap: np.ndarray           # snapshot time, datetime64[us] UTC
+    written: np.ndarray        # the row's updated_at, datetime64[us] UTC
     cols: dict[str, np.ndarray]
 
 
@@ -137,7 +142,7 @@ def read_chains(conn: psycopg.Connection, ids: list[uuid.UUID], first: date, las
             SELECT ticker_id, max(time) AS time FROM public.options_chains
             WHERE time >= {lo} AND time < {hi} AND ticker_id = ANY({ids}::uuid[])
             GROUP BY ticker_id, (time AT TIME ZONE 'America/New_York')::date)
-        SELECT k.n, ((oc.time AT TIME ZONE 'America/New_York')::date), oc.time, oc.expiration_date,
+        SELECT k.n, ((oc.time AT TIME ZONE 'America/New_York')::date), oc.time, oc.updated_at, oc.expiration_date,
                (oc.option_type = 'C')::int4, oc.strike_price::float8,
                coalesce(oc.open_interest::float8, {nan}), coalesce(oc.volume::float8, {nan}),
                coalesce(oc.implied_volatility, {nan}), coalesce(oc.delta, {nan}), coalesce(oc.gamma, {nan}),
@@ -151,13 +156,13 @@ def read_chains(conn: psycopg.Connection, ids: list[uuid.UUID], first: date, las
         JOIN k ON k.id = oc.ticker_id""").format(ids=sql.Literal(ids), lo=sql.Literal(lo), hi=sql.Literal(hi),
                                                    nan=nan, index_ids=sql.Literal(list(index_ids)),
                                                    am=sql.Literal(f"^O:({'|'.join(AM_SETTLED_ROOTS)})[0-9]"))
-    types = ["int4", "date", "timestamptz", "date", "int4"] + ["float8"] * len(_NUMERIC)
+    types = ["int4", "date", "timestamptz", "timestamptz", "date", "int4"] + ["float8"] * len(_NUMERIC)
     with conn.cursor() as cur:
-        ticker, day, snap, expiration, is_call, *numbers = bulk.read_fixed(cur, query, types)
+        ticker, day, snap, written, expiration, is_call, *numbers = bulk.read_fixed(cur, query, types)
     order = np.lexsort((day, ticker))
     cols = {name: values[order] for name, values in zip(_NUMERIC, numbers, strict=True)}
     cols["expiration"], cols["is_call"] = expiration[order], is_call[order].astype(bool)
-    return Chains(ticker[order], day[order], snap[order], cols)
+    return Chains(ticker[order], day[order], snap[order], written[order], cols)
 
 
 def closes(conn: psycopg.Connection, ids: list[uuid.UUID], days: list[date]) -> dict[tuple[int, date], float]:
@@ -320,9 +325,8 @@ def _compute_window(conn: psycopg.Connection, params: A3Params, symbols: list[tu
         for n in late:
             written.not_listed.setdefault(symbols[n][0], []).append(day)
         progress.advance(len(late))
-        done = {} if params.force else _computed_from(conn, t)
-        todo = [(n, s, i) for n, (s, i) in enumerate(symbols) if n not in late
-                and (i not in done or done[i] != _chain_time(chains, bounds.get((n, day))))]
+        current = set() if params.force else {i for i, a3 in a3_symbols(conn, day, ids).items() if a3.current}
+        todo = [(n, s, i) for n, (s, i) in enumerate(symbols) if n not in late and i not in current]
         result.unchanged += len(symbols) - len(late) - len(todo)
         result.done += len(symbols) - len(late) - len(todo)
 
@@ -378,16 +382,8 @@ def snapshot_days(conn: psycopg.Connection, days: list[date]) -> set[date]:
     return found
 
 
-def _computed_from(conn: psycopg.Connection, t: datetime) -> dict[uuid.UUID, datetime | None]:
-    """The symbols of a date with dealer metrics, and the chain time each was computed from."""
-    return dict(conn.execute("SELECT ticker_id, dealer_snapshot_time FROM public.daily_snapshots "
-                             "WHERE time = %s AND dealer_metrics_json IS NOT NULL", (t,)).fetchall())
-
-
-def _chain_time(chains: Chains, sel: slice | None) -> datetime | None:
-    if sel is None:
-        return None
-    return chains.snap[sel.start].astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
+def _instant(value: np.datetime64) -> datetime:
+    return value.astype("datetime64[us]").astype(datetime).replace(tzinfo=UTC)
 
 
 def _groups(chains: Chains) -> dict[tuple[int, Any], slice]:
@@ -407,13 +403,15 @@ def _metrics(chains: Chains, sel: slice | None, close: float | None, day: date, 
                                      spot_source=SPOT_FROM_CLOSE if close else SPOT_NONE, as_of=day,
                                      snapshot_time=None, params=params.dealer)
         out["counts"]["stale_quotes"] = 0
+        out["snapshot_written_at"] = None
         return out
     underlying = chains.cols["underlying_price"][sel]
     finite = underlying[np.isfinite(underlying) & (underlying > 0)]
     spot, source = (float(np.median(finite)), SPOT_FROM_SNAPSHOT) if len(finite) else \
         (close, SPOT_FROM_CLOSE if close else SPOT_NONE)
-    snap = _chain_time(chains, sel)
     out = compute_dealer_metrics(_arrays(chains.cols, sel), spot=spot, spot_source=source, as_of=day,
-                                 snapshot_time=snap, params=params.dealer)
+                                 snapshot_time=_instant(chains.snap[sel.start]), params=params.dealer)
     out["counts"]["stale_quotes"] = int(chains.cols["stale_quote"][sel].sum())
+    # the chain's newest write: a rewrite under the same time moves it (inventory.A3_CURRENT)
+    out["snapshot_written_at"] = _instant(chains.written[sel].max()).isoformat()
     return out

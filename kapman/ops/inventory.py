@@ -17,7 +17,8 @@ scans rather than a loop.  Beside it, each step says what is done for a day as a
   is owed, not a backfill) and on a warehouse without any A2 (a repave followed by nightlies only:
   the nightly computes it).
 - ``a3_day`` / ``a3_missing``: A3 per symbol of a day, INVALID counted, and stale where the
-  symbol's chain of the day is not the one A3 was computed from.
+  symbol's chain of the day is not the one A3 was computed from, or was rewritten since under the
+  same time (``A3_CURRENT``: the rule the A3 job skips by).
 """
 
 from __future__ import annotations
@@ -192,17 +193,20 @@ def scope_of(conn: psycopg.Connection, day: date) -> dict[str, UUID]:
         ORDER BY w.symbol""", (day,)).fetchall())
 
 
-def latest_chains(conn: psycopg.Connection, ids: list[UUID], lo: datetime, hi: datetime) -> dict[UUID, datetime]:
-    """Each ticker's newest chain time in [lo, hi): one probe of (ticker_id, time DESC) per ticker.
+#: A ticker's newest chain time in [lo, hi) (``k.id``): one probe of (ticker_id, time DESC).
+#: Ordered by that index's own keys: written as ``max(time)`` the planner may take a chunk's
+#: (time, ...) key instead and filter on the ticker, a walk through the whole day's chains per
+#: symbol (3-5 s a day on a full watchlist, against a few ms).
+_LATEST_CHAIN = """SELECT o.time FROM public.options_chains o
+                   WHERE o.ticker_id = k.id AND o.time >= %(lo)s AND o.time < %(hi)s
+                   ORDER BY o.ticker_id, o.time DESC LIMIT 1"""
 
-    Ordered by that index's own keys: written as ``max(time)`` the planner may take a chunk's
-    (time, ...) key instead and filter on the ticker, a walk through the whole day's chains per
-    symbol (3-5 s a day on a full watchlist, against a few ms)."""
-    return {tid: t for tid, t in conn.execute("""
-        SELECT k.id, l.time FROM unnest(%s::uuid[]) AS k(id)
-        LEFT JOIN LATERAL (SELECT o.time FROM public.options_chains o
-                           WHERE o.ticker_id = k.id AND o.time >= %s AND o.time < %s
-                           ORDER BY o.ticker_id, o.time DESC LIMIT 1) l ON true""", (ids, lo, hi)).fetchall()
+
+def latest_chains(conn: psycopg.Connection, ids: list[UUID], lo: datetime, hi: datetime) -> dict[UUID, datetime]:
+    """Each ticker's newest chain time in [lo, hi) (``_LATEST_CHAIN``)."""
+    return {tid: t for tid, t in conn.execute(
+        f"SELECT k.id, l.time FROM unnest(%(ids)s::uuid[]) AS k(id) LEFT JOIN LATERAL ({_LATEST_CHAIN}) l ON true",
+        {"ids": ids, "lo": lo, "hi": hi}).fetchall()
         if t is not None}
 
 
@@ -248,12 +252,56 @@ def options_day(conn: psycopg.Connection, day: date, scope: dict[str, UUID] | No
 # -- A3 -----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class A3Symbol:
+    """One symbol's A3 of a date against its chain of the day."""
+
+    chain: datetime | None   # the time of its chain of the day (None: no chain that day)
+    computed: bool           # it has dealer metrics
+    current: bool            # ... computed from its chain of the day as stored now (``A3_CURRENT``)
+    invalid: bool            # ... whose status is INVALID
+
+
+#: Per symbol (``k.id``) of a date: its chain of the day, its dealer metrics, and whether those are
+#: current.  They are when computed from a chain of the same time (or from none, the symbol having
+#: none) that still holds as many contracts (``counts.total``) and whose newest write
+#: (``options_chains.updated_at``, set by every writer on a row it changes or adds) is the one the
+#: metrics recorded (``snapshot_written_at``): an options run replaying the same snapshot time
+#: with changed rows moves the newest write, one removing contracts lowers the count, and an
+#: unchanged replay writes nothing (metrics that recorded no newest write, computed before it was
+#: recorded, are not current).  Only a chain of the recorded time is counted (its rows,
+#: one index range each), so the check costs a read of the chains A3 read.  The A3 job's skip,
+#: status, the nightly's plan and the warehouse page all ask this; the dealer dashboard's
+#: verdict mirrors it.
+A3_CURRENT = f"""
+    SELECT k.id, l.time, d.ticker_id IS NOT NULL,
+           coalesce(d.ticker_id IS NOT NULL AND d.dealer_snapshot_time IS NOT DISTINCT FROM l.time
+                    AND (l.time IS NULL
+                         OR (c.n = (d.dealer_metrics_json #>> '{{counts,total}}')::bigint
+                             AND c.written = (d.dealer_metrics_json ->> 'snapshot_written_at')::timestamptz)),
+                    false),
+           coalesce(d.dealer_metrics_json ->> 'status' = 'INVALID', false)
+    FROM unnest(%(ids)s::uuid[]) AS k(id)
+    LEFT JOIN public.daily_snapshots d ON d.time = %(t)s AND d.ticker_id = k.id AND d.dealer_metrics_json IS NOT NULL
+    LEFT JOIN LATERAL ({_LATEST_CHAIN}) l ON true
+    LEFT JOIN LATERAL (SELECT count(*) AS n, max(o.updated_at) AS written FROM public.options_chains o
+                       WHERE o.ticker_id = k.id AND o.time = l.time AND o.time = d.dealer_snapshot_time
+                         AND o.time >= %(lo)s AND o.time < %(hi)s) c ON true"""
+
+
+def a3_symbols(conn: psycopg.Connection, day: date, ids: list[UUID]) -> dict[UUID, A3Symbol]:
+    """The A3 of ``day`` of each of ``ids`` against its chain of the day (``A3_CURRENT``)."""
+    lo, hi = _day_bounds(day)
+    rows = conn.execute(A3_CURRENT, {"ids": ids, "t": clock.close_of(day), "lo": lo, "hi": hi}).fetchall()
+    return {tid: A3Symbol(chain, computed, current, invalid) for tid, chain, computed, current, invalid in rows}
+
+
+@dataclass(frozen=True)
 class A3Day:
     """A3 of a trading date, symbol by symbol, against each symbol's chain of the day."""
 
     day: date
     invalid: int                       # symbols of the scope whose metrics say INVALID
-    stale: tuple[str, ...]             # computed from another chain than the symbol's chain of the day
+    stale: tuple[str, ...]             # computed, but not from the symbol's chain of the day as stored
     uncomputed: tuple[str, ...]        # no dealer metrics although the symbol has a chain of the day
 
     @property
@@ -263,14 +311,10 @@ class A3Day:
 
 def a3_day(conn: psycopg.Connection, day: date) -> A3Day:
     expected = scope_of(conn, day)
-    lo, hi = _day_bounds(day)
-    chains = latest_chains(conn, list(expected.values()), lo, hi)
-    rows = {tid: (used, status) for tid, used, status in conn.execute(
-        "SELECT ticker_id, dealer_snapshot_time, dealer_metrics_json ->> 'status' FROM public.daily_snapshots "
-        "WHERE time = %s AND dealer_metrics_json IS NOT NULL", (clock.close_of(day),)).fetchall()}
-    stale = [s for s, tid in expected.items() if tid in rows and tid in chains and rows[tid][0] != chains[tid]]
-    uncomputed = [s for s, tid in expected.items() if tid in chains and tid not in rows]
-    invalid = sum(1 for tid in expected.values() if tid in rows and rows[tid][1] == "INVALID")
+    found = a3_symbols(conn, day, list(expected.values()))
+    stale = [s for s, tid in expected.items() if found[tid].computed and not found[tid].current]
+    uncomputed = [s for s, tid in expected.items() if found[tid].chain is not None and not found[tid].computed]
+    invalid = sum(1 for tid in expected.values() if found[tid].invalid)
     return A3Day(day, invalid, tuple(stale), tuple(uncomputed))
 
 
@@ -287,8 +331,8 @@ def a3_missing(inv: Inventory) -> list[date]:
 
 def a3_due(conn: psycopg.Connection, inv: Inventory, recent: list[date]) -> list[date]:
     """Dates A3 owes: those with a snapshot and no A3, and, among ``recent`` dates, those where a
-    symbol's chain of the day is not the one its A3 was computed from (a chain fetched or replaced
-    after A3 ran)."""
+    symbol's A3 is not current (``A3_CURRENT``: a chain fetched after A3 ran, or rewritten since under
+    the same time)."""
     due = set(a3_missing(inv))
     due.update(d for d in recent if d in inv.snapshots and d not in due and a3_day(conn, d).due)
     return sorted(due)
@@ -338,8 +382,9 @@ def options_days(conn: psycopg.Connection, start: date, end: date) -> StepDays:
     return StepDays("options", {d: o.taken for d, o in days.items()}, owed)
 
 
-#: Chains that change after A3 ran are looked for over this many recent sessions (a symbol
-#: fetched later happens within its session; older days would cost a probe per symbol each).
+#: Chains that change after A3 ran (fetched later, or rewritten under the same time) are looked
+#: for over this many recent sessions (both happen within the session's snapshot window; older
+#: days would cost a probe per symbol each).
 STALE_A3_SESSIONS = 10
 
 

@@ -8,8 +8,8 @@ completed by the next one), A2 for every date with bars and no A2 (and again, wi
 every computed date from a republished day or a day loaded late on, since their look-back
 windows hold that day's bars; on a warehouse without any A2, the indicator history: A2's
 --history, unless --no-history), A3 for every date with a snapshot and no A3, or whose chains
-changed after A3 ran.  What is done per day is ``kapman.ops.inventory``'s answer, the same status
-and the warehouse page read.
+changed after A3 ran (fetched later, or rewritten under the same snapshot time).  What is done
+per day is ``kapman.ops.inventory``'s answer, the same status and the warehouse page read.
 Idempotent: run it twice and the second run finds nothing due.  A snapshot, or a symbol of one,
 that was not taken by its session's midnight is reported lost by the next nightly, never taken
 late under its date.  A snapshot an options run is still writing is left to it: no A3 on it.
@@ -181,7 +181,7 @@ def plan(settings: Settings, conn: psycopg.Connection, now: datetime | None = No
     if writing:
         a3_dates = [d for d in a3_dates if d != session]
     if a3_dates:
-        result.tasks.append(Task("a3", f"{len(a3_dates)} dates with a snapshot and no A3, or chains newer than "
+        result.tasks.append(Task("a3", f"{len(a3_dates)} dates with a snapshot and no A3, or chains written after "
                                  f"their A3 ({span(a3_dates)})", {"dates": a3_dates}))
     return result
 

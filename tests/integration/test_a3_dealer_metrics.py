@@ -6,15 +6,17 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from datetime import date
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import psycopg
 import pytest
 
 from kapman.clock import close_of
+from kapman.config import load_settings
 from kapman.ingest.options import ingest_options
 from kapman.ingest.tickers import ingest_tickers
 from kapman.ingest.watchlist_scope import resolve_scope
@@ -22,11 +24,14 @@ from kapman.ingest.watchlists import ingest_watchlists
 from kapman.jobs import a2_local_ta
 from kapman.jobs import a3_dealer_metrics as a3
 from kapman.metrics.dealer import compute_dealer_metrics
+from kapman.ops import nightly, status
 from kapman.providers.http import PolygonHTTP
 from kapman.providers.polygon import PolygonClient
+from kapman.sandbox import endpoints
 from kapman.sandbox.dbload import load_bars
 from kapman.sandbox.market import Market
 from kapman.sandbox.rest import SandboxRestServer
+from tests.integration.test_dashboards import run, table
 from tests.support import database
 
 pytestmark = pytest.mark.integration
@@ -118,13 +123,15 @@ def test_job_plumbing_matches_the_kernel_on_a_plain_query(hydrated: tuple) -> No
     direct = compute_dealer_metrics(frame, spot=float(frame["underlying_price"].median()),
                                     spot_source="snapshot_underlying_price", as_of=D2,
                                     snapshot_time=frame["time"].iloc[0].to_pydatetime())
-    # The job adds one count the kernel does not see: contracts quoted before the snapshot's session.
-    stale = conn.execute("""
-        SELECT count(*) FROM options_chains oc JOIN tickers t ON t.id = oc.ticker_id
-        WHERE t.symbol = 'AAPL' AND oc.time = %s
-          AND (oc.quote_updated_at AT TIME ZONE 'America/New_York')::date
-              < (oc.time AT TIME ZONE 'America/New_York')::date""", (close_of(D2),)).fetchone()[0]
+    # The job adds what the kernel does not see: contracts quoted before the snapshot's session, and
+    # the chain's newest write (a rewrite under the same time moves it).
+    stale, written = conn.execute("""
+        SELECT count(*) FILTER (WHERE (oc.quote_updated_at AT TIME ZONE 'America/New_York')::date
+                                      < (oc.time AT TIME ZONE 'America/New_York')::date), max(oc.updated_at)
+        FROM options_chains oc JOIN tickers t ON t.id = oc.ticker_id
+        WHERE t.symbol = 'AAPL' AND oc.time = %s""", (close_of(D2),)).fetchone()
     direct["counts"]["stale_quotes"] = stale
+    direct["snapshot_written_at"] = written.astimezone(UTC).isoformat()
     assert json.loads(json.dumps(direct)) == stored
 
 
@@ -335,3 +342,121 @@ def test_a_symbol_added_mid_range_gets_no_row_before_it_joined(hydrated: tuple) 
     assert before.returncode == 2, before.stdout + before.stderr
     assert before.stdout.startswith("a3: nothing-to-do · NVDA was not on a watchlist on 2025-12-18")
     assert "NVDA" not in payloads(conn, D1)
+
+
+# ---- a chain rewritten under the same snapshot time ------------------------------------------
+
+AFTER_D2 = "2025-12-20T10:00:00-05:00"   # the morning after D2's session: no snapshot window open
+
+
+def _replay(url: str, rest: SandboxRestServer, monkeypatch: pytest.MonkeyPatch,
+            change: Callable[[dict], dict | None] | None = None) -> Any:
+    """An options run of AAPL under D2's snapshot time again; ``change`` edits (None: drops) each
+    contract the sandbox serves."""
+    served = endpoints.option_snapshots
+
+    def edited(market: Market, underlying: str, query: dict, now: datetime) -> list:
+        results = served(market, underlying, query, now)
+        if change is None or underlying != "AAPL":
+            return results
+        return [r for r in map(change, results) if r is not None]
+
+    monkeypatch.setattr(endpoints, "option_snapshots", edited)
+    polygon = PolygonClient(PolygonHTTP(rest.base_url, rest.api_key, rate_limit=1000))
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            return ingest_options(url, polygon, resolve_scope(conn, ["AAPL"]), close_of(D2), concurrency=1)
+    finally:
+        polygon.close()
+        monkeypatch.setattr(endpoints, "option_snapshots", served)
+
+
+def _doubled_oi(contract: dict) -> dict:
+    return {**contract, "open_interest": 2 * contract["open_interest"]}
+
+
+def _owed(conn: psycopg.Connection, url: str) -> tuple[dict, list[date], dict[str, str]]:
+    """What status's a3 area, the nightly's plan and the dealer dashboard's verdict say of A3."""
+    a3_area = status.report(conn, with_archive=False).check("a3").details["stale"]
+    planned = [t.args["dates"] for t in nightly.plan(load_settings(), conn).tasks if t.step == "a3"]
+    verdict = table(run(url, "dealer_metrics_dashboard.sql", f"NOW={AFTER_D2}"), "verdict")[0]
+    return a3_area, planned[0] if planned else [], verdict
+
+
+def _computed(conn: psycopg.Connection) -> dict[str, tuple[datetime, dict]]:
+    """D2's dealer metrics per symbol, with when they were computed (by KapMan's clock)."""
+    rows = conn.execute("SELECT t.symbol, ds.dealer_computed_at, ds.dealer_metrics_json FROM daily_snapshots ds "
+                        "JOIN tickers t ON t.id = ds.ticker_id WHERE ds.time = %s AND ds.dealer_metrics_json "
+                        "IS NOT NULL", (close_of(D2),)).fetchall()
+    return {s: (at, doc) for s, at, doc in rows}
+
+
+@pytest.fixture
+def computed(hydrated: tuple, monkeypatch: pytest.MonkeyPatch) -> tuple[psycopg.Connection, str]:
+    """A3 on D1 and D2, and the clock the morning after D2: nothing owed."""
+    conn, url = hydrated
+    monkeypatch.setenv("KAPMAN_NOW", AFTER_D2)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("KAPMAN_ENV_FILE", "/nonexistent")
+    a3.compute(conn, a3.A3Params(dates=[D1, D2]))
+    assert _owed(conn, url) == ({}, [], {"verdict": "OK", "reason": "dealer metrics for the newest snapshot "
+                                                                    f"({D2}) and every watchlist symbol"})
+    return conn, url
+
+
+def test_a_chain_replayed_with_changed_quotes_under_its_time_owes_a3_until_recomputed(
+        computed: tuple, rest: SandboxRestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An options run replays AAPL's D2 snapshot under the same time with every open interest
+    doubled: A3 skipped it as already computed, and status, the plan and the dashboard said it was
+    current.  Now all three owe it, and a rerun recomputes AAPL alone, from the new rows."""
+    conn, url = computed
+    before = _computed(conn)
+    replay = _replay(url, rest, monkeypatch, _doubled_oi)
+    assert replay.rows_updated > 0 and replay.rows_inserted == replay.rows_removed == 0
+    a3_area, planned, verdict = _owed(conn, url)
+    assert a3_area == {str(D2): ["AAPL"]} and planned == [D2]
+    assert verdict == {"verdict": "WARN", "reason": f"1 symbols on {D2} computed before their chain of the day: "
+                                                    f"python -m scripts.run_a3_dealer_metrics --date {D2}"}
+    rerun = _a3_cli(url, "--date", str(D2), now=AFTER_D2)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "1 rows (0 new, 1 updated, 0 unchanged)" in rerun.stdout + rerun.stderr
+    assert "3 already computed" in rerun.stdout + rerun.stderr
+    after = _computed(conn)
+    assert {s for s in after if after[s][1] != before[s][1]} == {"AAPL"}
+    old, new = before["AAPL"][1], after["AAPL"][1]
+    assert new["gex_gross"] == pytest.approx(2 * old["gex_gross"], rel=1e-6) and new["gex_gross"] > 0
+    written = conn.execute("SELECT max(oc.updated_at) FROM options_chains oc JOIN tickers t ON t.id = oc.ticker_id "
+                           "WHERE t.symbol = 'AAPL' AND oc.time = %s", (close_of(D2),)).fetchone()[0]
+    assert datetime.fromisoformat(new["snapshot_written_at"]) == written > datetime.fromisoformat(
+        old["snapshot_written_at"])
+    assert _owed(conn, url)[0:2] == ({}, []) and _owed(conn, url)[2]["verdict"] == "OK"
+
+
+def test_a_replay_that_only_removes_contracts_owes_a3(computed: tuple, rest: SandboxRestServer,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replay whose chain lacks an expiration removes its contracts and rewrites nothing else (no
+    row carries a new updated_at): the contract count tells A3 is stale."""
+    conn, url = computed
+    before = _computed(conn)
+    first = min(r[0] for r in conn.execute(
+        "SELECT expiration_date FROM options_chains oc JOIN tickers t ON t.id = oc.ticker_id "
+        "WHERE t.symbol = 'AAPL' AND oc.time = %s", (close_of(D2),)).fetchall()).isoformat()
+    replay = _replay(url, rest, monkeypatch, lambda c: None if c["details"]["expiration_date"] == first else c)
+    assert replay.rows_removed > 0 and replay.rows_updated == replay.rows_inserted == 0
+    a3_area, planned, verdict = _owed(conn, url)
+    assert a3_area == {str(D2): ["AAPL"]} and planned == [D2] and verdict["verdict"] == "WARN"
+    again = a3.compute(conn, a3.A3Params(dates=[D2]))
+    assert (again.details.rows_updated, again.unchanged) == (1, 3)
+    after = _computed(conn)["AAPL"][1]
+    assert after["counts"]["total"] == before["AAPL"][1]["counts"]["total"] - replay.rows_removed
+    assert _owed(conn, url)[0:2] == ({}, [])
+
+
+def test_an_unchanged_replay_owes_nothing(computed: tuple, rest: SandboxRestServer,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    conn, url = computed
+    replay = _replay(url, rest, monkeypatch)
+    assert replay.rows_updated == replay.rows_inserted == replay.rows_removed == 0 and replay.rows_unchanged > 0
+    assert _owed(conn, url)[0:2] == ({}, []) and _owed(conn, url)[2]["verdict"] == "OK"
+    again = a3.compute(conn, a3.A3Params(dates=[D2]))
+    assert again.details.rows_written == 0 and "4 already computed" in again.headline

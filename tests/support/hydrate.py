@@ -256,6 +256,11 @@ def _chain(symbol: str, spot: float, snap: datetime, rng: random.Random) -> list
     return rows
 
 
+def written(snap: datetime) -> datetime:
+    """When the options run of ``snap`` wrote its chains (``updated_at``), as A3 records it."""
+    return snap + timedelta(minutes=2)
+
+
 def _dealer_payload(as_of: date, snap: datetime | None, spot: float, spot_source: str,
                     chain: list[dict[str, Any]]) -> dict[str, Any]:
     """A dealer_metrics_json document with every key of docs/a3_dealer_metrics.md."""
@@ -264,7 +269,8 @@ def _dealer_payload(as_of: date, snap: datetime | None, spot: float, spot_source
                 if c["open_interest"] >= 1 and (c["gamma"] is not None or c["implied_volatility"])]
     payload: dict[str, Any] = {
         "schema_version": 1, "status": "INVALID", "status_reason": None, "as_of": as_of.isoformat(),
-        "snapshot_time": snap.isoformat() if snap else None, "spot": spot, "spot_source": spot_source,
+        "snapshot_time": snap.isoformat() if snap else None,
+        "snapshot_written_at": written(snap).isoformat() if snap else None, "spot": spot, "spot_source": spot_source,
         "position": None, "gex_ratio": None, "gex_net": None, "gex_gross": None,
         "gex_by_dte": {"0-7": None, "8-30": None, "31-90": None},
         "gamma_flip": None, "gamma_flip_reason": None, "gamma_flip_distance_pct": None,
@@ -378,12 +384,12 @@ def _options(cur: psycopg.Cursor[Any], ids: dict[str, uuid.UUID],
         for s in symbols:
             spot = next(b["close"] for b in bars[s] if b["date"] == day)
             chain = chains[(s, day)] = (snap, _chain(s, spot, snap, rng))
-            rows += [(snap, ids[s], c["expiration_date"], c["strike_price"], c["option_type"],
-                      c["contract_symbol"], 100, c["underlying_price"], c["bid"], c["ask"], c["last"],
+            rows += [(snap, written(snap), written(snap), ids[s], c["expiration_date"], c["strike_price"],
+                      c["option_type"], c["contract_symbol"], 100, c["underlying_price"], c["bid"], c["ask"], c["last"],
                       c["volume"], c["open_interest"], c["implied_volatility"], c["delta"], c["gamma"],
                       c["theta"], c["vega"]) for c in chain[1]]
-        _insert(cur, "options_chains", "time, ticker_id, expiration_date, strike_price, option_type, "
-                "contract_symbol, shares_per_contract, underlying_price, bid, ask, last, volume, "
+        _insert(cur, "options_chains", "time, created_at, updated_at, ticker_id, expiration_date, strike_price, "
+                "option_type, contract_symbol, shares_per_contract, underlying_price, bid, ask, last, volume, "
                 "open_interest, implied_volatility, delta, gamma, theta, vega", rows)
         counts[snap] = len(rows)
         failed = [s for s in CHAINS if s not in symbols]
