@@ -32,6 +32,16 @@ SELECT '{' || coalesce(string_agg(day::text, ','), '') || '}' AS "HOLIDAYS"
   FROM public.nyse_closures(DATE '2000-01-01', make_date(extract(year FROM (:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date)::int + 1,
                                                          12, 31)) AS day
 \gset
+-- The last session closed by NOW: the only one whose chains the stale check below counts for a
+-- rewrite under the same time (kapman/ops/inventory.py, rewrites_checked).
+SELECT max(g.day)::date AS "LAST_SESSION"
+  FROM generate_series((:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date - 14,
+                       (:'NOW'::timestamptz AT TIME ZONE 'America/New_York')::date, interval '1 day') AS g(day)
+ WHERE extract(isodow FROM g.day) < 6 AND g.day::date <> ALL (:'HOLIDAYS'::date[])
+   AND (g.day::date + CASE WHEN EXISTS (SELECT 1 FROM public.nyse_early_closes(g.day::date, g.day::date))
+                           THEN time '13:00' ELSE time '16:00' END) AT TIME ZONE 'America/New_York'
+       <= :'NOW'::timestamptz
+\gset
 -- The dates with dealer metrics, latest first, found by walking back one New York date at a time
 -- along the time index (a handful of index probes instead of a scan of every snapshot row):
 -- selected_date is the SNAPSHOT_N-th of them, selected_from/_to bound its snapshot times (an empty
@@ -110,7 +120,7 @@ WITH retention AS (
                     -- from another chain than the symbol's latest of the selected date (one fetched after
                     -- A3 ran, or none left), or from a chain rewritten since under the same time (an options
                     -- replay: its contract count, counts.total, or its newest updated_at, which the
-                    -- metrics record as snapshot_written_at, moved)
+                    -- metrics record as snapshot_written_at, moved; counted on LAST_SESSION only)
     SELECT count(*) AS symbols
       FROM public.daily_snapshots AS d
       LEFT JOIN LATERAL (SELECT oc.time FROM public.options_chains AS oc
@@ -118,14 +128,16 @@ WITH retention AS (
                             AND oc.time >= :'selected_from'::timestamptz AND oc.time < :'selected_to'::timestamptz
                           ORDER BY oc.ticker_id, oc.time DESC LIMIT 1) AS l ON true
       LEFT JOIN LATERAL (SELECT count(*) AS n, max(oc.updated_at) AS written FROM public.options_chains AS oc
-                          WHERE oc.ticker_id = d.ticker_id AND oc.time = l.time AND oc.time = d.dealer_snapshot_time
+                          WHERE :'selected_date' = :'LAST_SESSION'
+                            AND oc.ticker_id = d.ticker_id AND oc.time = l.time AND oc.time = d.dealer_snapshot_time
                             AND oc.time >= :'selected_from'::timestamptz AND oc.time < :'selected_to'::timestamptz) AS c
              ON true
      WHERE d.dealer_metrics_json IS NOT NULL
        AND d.time >= :'selected_from'::timestamptz AND d.time < :'selected_to'::timestamptz
        AND NOT coalesce(d.dealer_snapshot_time IS NOT DISTINCT FROM l.time
-                        AND (l.time IS NULL OR (c.n = (d.dealer_metrics_json #>> '{counts,total}')::bigint
-                                                AND c.written = (d.dealer_metrics_json ->> 'snapshot_written_at')::timestamptz)),
+                        AND (l.time IS NULL OR :'selected_date' <> :'LAST_SESSION'
+                             OR (c.n = (d.dealer_metrics_json #>> '{counts,total}')::bigint
+                                 AND c.written = (d.dealer_metrics_json ->> 'snapshot_written_at')::timestamptz)),
                         false)
        AND d.ticker_id IN (SELECT t.id FROM public.watchlists AS w
                              JOIN public.tickers AS t ON t.symbol = w.symbol AND t.active

@@ -269,13 +269,16 @@ class A3Symbol:
 #: with changed rows moves the newest write, one removing contracts lowers the count, and an
 #: unchanged replay writes nothing (metrics that recorded no newest write, computed before it was
 #: recorded, are not current).  Only a chain of the recorded time is counted (its rows,
-#: one index range each), so the check costs a read of the chains A3 read.  The A3 job's skip,
+#: one index range each), so the check costs a read of the chains A3 read: it is made for the
+#: last session closed by KapMan's clock alone (``%(rewrites)s``, ``rewrites_checked``), the only
+#: one a replay under the same time can rewrite in operation (a snapshot time is always of KapMan's
+#: New York day); over the ten sessions status looks at, it took a second on a full watchlist.  The A3 job's skip,
 #: status, the nightly's plan and the warehouse page all ask this; the dealer dashboard's
 #: verdict mirrors it.
 A3_CURRENT = f"""
     SELECT k.id, l.time, d.ticker_id IS NOT NULL,
            coalesce(d.ticker_id IS NOT NULL AND d.dealer_snapshot_time IS NOT DISTINCT FROM l.time
-                    AND (l.time IS NULL
+                    AND (l.time IS NULL OR NOT %(rewrites)s
                          OR (c.n = (d.dealer_metrics_json #>> '{{counts,total}}')::bigint
                              AND c.written = (d.dealer_metrics_json ->> 'snapshot_written_at')::timestamptz)),
                     false),
@@ -284,14 +287,22 @@ A3_CURRENT = f"""
     LEFT JOIN public.daily_snapshots d ON d.time = %(t)s AND d.ticker_id = k.id AND d.dealer_metrics_json IS NOT NULL
     LEFT JOIN LATERAL ({_LATEST_CHAIN}) l ON true
     LEFT JOIN LATERAL (SELECT count(*) AS n, max(o.updated_at) AS written FROM public.options_chains o
-                       WHERE o.ticker_id = k.id AND o.time = l.time AND o.time = d.dealer_snapshot_time
-                         AND o.time >= %(lo)s AND o.time < %(hi)s) c ON true"""
+                       WHERE %(rewrites)s AND o.ticker_id = k.id AND o.time = l.time
+                         AND o.time = d.dealer_snapshot_time AND o.time >= %(lo)s AND o.time < %(hi)s) c ON true"""
+
+
+def rewrites_checked(day: date, now: datetime | None = None) -> bool:
+    """Whether ``day``'s chains are checked for a rewrite under the same time (``A3_CURRENT``): it is
+    the last session closed by KapMan's clock (``now``)."""
+    now = now or clock.now()
+    return day == (sessions.snapshot_session(now) or calendar.previous_trading_day(clock.ny_date_of(now)))
 
 
 def a3_symbols(conn: psycopg.Connection, day: date, ids: list[UUID]) -> dict[UUID, A3Symbol]:
     """The A3 of ``day`` of each of ``ids`` against its chain of the day (``A3_CURRENT``)."""
     lo, hi = _day_bounds(day)
-    rows = conn.execute(A3_CURRENT, {"ids": ids, "t": clock.close_of(day), "lo": lo, "hi": hi}).fetchall()
+    rows = conn.execute(A3_CURRENT, {"ids": ids, "t": clock.close_of(day), "lo": lo, "hi": hi,
+                                     "rewrites": rewrites_checked(day)}).fetchall()
     return {tid: A3Symbol(chain, computed, current, invalid) for tid, chain, computed, current, invalid in rows}
 
 
