@@ -25,8 +25,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "(price_metrics_json) for every ticker with a bar on each requested date. Values for "
                    "(ticker, D) use the bars from the first trading day of the month 12 months before D "
                    "through D, adjusted for the splits executed by D (public.splits, Step 3b). Dates "
-                   "already computed are skipped unless --force. Exit 2 when there is nothing to compute "
-                   "(a date without bars, only unknown symbols).", EXAMPLES)
+                   "already computed are skipped unless --force; a ticker's rows computed before a split of "
+                   "it was loaded are not: without --force they are recomputed, whatever dates were asked "
+                   "for. Exit 2 when there is nothing to compute (a date without bars, only unknown "
+                   "symbols).", EXAMPLES)
     cli.add_date_options(p, "the newest date with OHLCV")
     p.add_argument("--symbols", action=cli.Once, help="comma-separated subset of tickers (default: all with bars)")
     p.add_argument("--workers", type=int, default=a2_local_ta.A2Params.workers,

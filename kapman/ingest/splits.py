@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ("ticker", "execution_date", "split_from", "split_to", "vendor_id")
 TYPES = ("text", "date", "float8", "float8", "text")
+#: Written with the record (KapMan's clock), compared with nothing: a record read again unchanged
+#: keeps the time it was first loaded, and A2 rows computed before it are stale
+#: (``kapman.ops.inventory.a2_split_stale``).
+LOADED_AT = "loaded_at"
 #: Invalid records and unknown symbols named in the summary, at most.
 SAMPLES = 5
 
@@ -170,10 +174,13 @@ def ingest_splits(conn: psycopg.Connection, client: PolygonClient, *, since: dat
     finally:
         progress.close()
     result.rejected = invalid
+    loaded_at = lifecycle.warehouse_now(conn)
     with conn.transaction(), conn.cursor() as cur:
-        staging = bulk.create_staging(cur, "splits_stage", "splits", COLUMNS)
-        bulk.copy_rows(cur, staging, COLUMNS, TYPES, (s.row() for _, s in sorted(kept.items())))
-        counts = bulk.merge(cur, target="splits", staging=staging, key=schema.SPLITS_KEY, columns=COLUMNS)
+        staging = bulk.create_staging(cur, "splits_stage", "splits", (*COLUMNS, LOADED_AT))
+        bulk.copy_rows(cur, staging, (*COLUMNS, LOADED_AT), (*TYPES, "timestamptz"),
+                       ((*s.row(), loaded_at) for _, s in sorted(kept.items())))
+        counts = bulk.merge(cur, target="splits", staging=staging, key=schema.SPLITS_KEY,
+                            columns=(*COLUMNS, LOADED_AT), compare=[c for c in COLUMNS if c not in schema.SPLITS_KEY])
         # What the vendor no longer lists in the range just read in full was withdrawn; not when a
         # record was refused: it may be a stored split's, which a malformed listing must not remove.
         if not kept:  # as the tickers step: an empty listing is no evidence that every split was withdrawn

@@ -107,6 +107,9 @@ class A2Result(snapshots.WrittenRows):
     split_adjusted: int = 0
     #: Split records of the windows not applied ("SYM date a-for-b": "verdict: reason").
     splits_not_applied: dict[str, str] = field(default_factory=dict)
+    #: Rows recomputed because a split of their ticker was loaded after they were computed
+    #: (``inventory.a2_split_stale``): symbol -> their dates.
+    split_late: dict[str, list[date]] = field(default_factory=dict)
     bars_read: int = 0
     #: Dates finished: written (committed), or with nothing to write.
     dates_done: int = 0
@@ -141,6 +144,7 @@ class A2Result(snapshots.WrittenRows):
                 "dates_resumed": self.dates_resumed,
                 "no_bar": self.no_bar, "dates_without_bars": self.dates_without_bars,
                 "split_adjusted": self.split_adjusted, "splits_not_applied": self.splits_not_applied,
+                "split_late": self.split_late,
                 "read_seconds": round(self.read_seconds, 3), "compute_seconds": round(self.compute_seconds, 3),
                 "write_seconds": round(self.write_seconds, 3), "seconds": round(self.seconds, 3),
                 **self._resumable()}
@@ -332,6 +336,8 @@ def _body(ctx: Context, params: A2Params) -> None:
     ctx.enter(lifecycle.policies_paused(ctx.url, ["daily_snapshots"]))
     dates = params.dates or (history_dates(ctx.conn) if params.history else requested_dates(
         ctx.conn, day=params.day, start=params.start, end=params.end))
+    if not params.force:   # forced, the dates asked for are recomputed whole: no more
+        dates = _with_split_stale(ctx.conn, dates, params.symbols)
     job = _scope(ctx.conn, replace(params, dates=dates), step)
     if job is None:
         return
@@ -351,6 +357,15 @@ def _body(ctx: Context, params: A2Params) -> None:
 STEP = Definition(A2Params, _body, details=lambda: A2Result(dates=[]),
                   planned=lambda settings, dates=(), force=False, history=False: A2Params(
                       dates=list(dates), force=force, history=history))
+
+
+def _with_split_stale(conn: psycopg.Connection, dates: list[date], symbols: list[str] | None) -> list[date]:
+    """``dates`` and the dates of the retention window whose rows of a ticker were computed before a
+    split of it was loaded (``inventory.a2_split_stale``): only those tickers' rows are recomputed there."""
+    from kapman.ops.inventory import a2_split_stale, split_stale_dates, window_start
+
+    late = split_stale_dates(a2_split_stale(conn, window_start(conn, lifecycle.warehouse_now(conn)), symbols))
+    return sorted({*dates, *late})
 
 
 def _scope(conn: psycopg.Connection, params: A2Params, step: StepResult[A2Result]) -> A2Params | None:
@@ -422,6 +437,9 @@ def _report(done: A2Result, step: StepResult[A2Result], *, chosen: bool) -> None
         step.headline = done.headline()
     for split, why in done.splits_not_applied.items():
         step.note(f"split record not applied: {split} ({why})")
+    for symbol, days in done.split_late.items():
+        step.note(f"recomputed {symbol} on {len(days)} dates {calendar.spans(days)}: computed before a split "
+                  "of it was loaded")
     if done.dates_without_bars:
         whose = "the symbols asked for" if chosen else "any ticker"
         step.note(f"no bars of {whose} on: {calendar.spans(done.dates_without_bars)}")
@@ -474,6 +492,8 @@ class _Job:
         self.tickers: set[bytes] = set()
         #: tickers computed on split-adjusted bars: counted once, though several windows may hold the split
         self.split_tickers: set[bytes] = set()
+        #: per date's close, the tickers whose rows were computed before a split of theirs was loaded
+        self.stale: dict[datetime, set[uuid.UUID]] = {}
         self.lock = threading.Lock()   # counters shared with the writer thread
 
     def finished(self, days: Sequence[date], counts: bulk.MergeCounts | None = None, rows: int = 0) -> None:
@@ -491,7 +511,28 @@ class _Job:
         if self.ledger is not None and days:
             cur.execute(_RECOMPUTED, (VERSION, json.dumps([d.isoformat() for d in days]), self.ledger))
 
+    def stamp(self, cur: psycopg.Connection | psycopg.Cursor, at: datetime, ids: list[uuid.UUID]) -> None:
+        """Stamp the split-stale rows ``ids`` of ``at`` computed now, in ``cur``'s transaction: the merge
+        leaves a row whose documents came out the same (a split record A2 does not apply) as it was."""
+        if ids:
+            cur.execute("UPDATE public.daily_snapshots SET ta_computed_at = %(at)s WHERE time = %(day)s "
+                        "AND ticker_id = ANY(%(ids)s) AND ta_computed_at < %(at)s",
+                        {"at": self.computed_at, "day": at, "ids": ids})
+
+    def _split_stale(self) -> None:
+        """The rows of the run's dates computed before a split of their ticker was loaded."""
+        from kapman.ops.inventory import a2_split_stale
+
+        days = set(self.result.dates)
+        for s in a2_split_stale(self.conn, self.result.dates[0], self.params.symbols):
+            mine = [d for d in s.dates if d in days]
+            for d in mine:
+                self.stale.setdefault(clock.close_of(d), set()).add(s.ticker_id)
+            if mine:
+                self.result.split_late[s.symbol] = mine
+
     def run(self) -> None:
+        self._split_stale()
         todo = self._todo()
         if len(self.extra) > 1:   # parallel writers of new dates: make their chunks first (create_chunks)
             snapshots.create_chunks(self.conn, [clock.close_of(d) for d in todo])
@@ -544,7 +585,7 @@ class _Job:
         """``days`` less those where every ticker with a bar already has A2's values: counted as
         done and skipped before anything is read (a stopped --history resumes at its first
         missing date).  A date done only in part is computed, its stored cells skipped."""
-        complete = self._complete(days)
+        complete = {d: n for d, n in self._complete(days).items() if clock.close_of(d) not in self.stale}
         self.result.skipped_existing += sum(complete.values())
         self.result.dates_complete += len(complete)
         self.result.dates_done += len(complete)
@@ -594,6 +635,7 @@ class _Job:
         times = {d: clock.close_of(d) for d in days}
         done = set() if params.force else snapshots.existing(self.conn, list(times.values()),
                                                               "technical_indicators_json", self.holding)
+        done -= {(at, tid) for at in times.values() for tid in self.stale.get(at, ())}
         in_window = len(np.unique(bars.ticker))
         want_rows, want_cols, want_day = [], [], []
         for i, d in enumerate(days):
@@ -738,8 +780,11 @@ class _Writer:
             records = ((at, _uuid(work.ids[c]), t, m, job.computed_at, VERSION)
                        for c, t, m in zip(cols, ta_docs, pm_docs, strict=True))
             payload = snapshots.encode(snapshots.A2_COLUMNS, records)
+            stale = job.stale.get(at, set())
+            late = [u for u in map(_uuid, work.ids[cols]) if u in stale] if stale else []
             self._settle(len(self.conns) - 1)
-            self.inflight.append((self.pool.submit(self._write, day, at, payload), day, len(cols), work.ids[cols]))
+            self.inflight.append((self.pool.submit(self._write, day, at, payload, late), day, len(cols),
+                                  work.ids[cols]))
 
     def _settle(self, keep: int) -> None:
         """Wait for the oldest writes until at most ``keep`` are in flight, counting each."""
@@ -756,12 +801,16 @@ class _Writer:
         if keep == 0:
             self.job.result.write_seconds += time.perf_counter() - t
 
-    def _write(self, day: date, at: datetime, payload: tuple[bytes, int]) -> bulk.MergeCounts:
+    def _write(self, day: date, at: datetime, payload: tuple[bytes, int], late: list[uuid.UUID]) -> bulk.MergeCounts:
         conn = self.free.get()
+
+        def then(cur: psycopg.Cursor) -> None:
+            self.job.recorded(cur, [day])
+            self.job.stamp(cur, at, late)
+
         try:
             return snapshots.write(conn, snapshots.A2_COLUMNS, payload,
-                                   compare=("technical_indicators_json", "price_metrics_json"), time=at,
-                                   then=lambda cur: self.job.recorded(cur, [day]))
+                                   compare=("technical_indicators_json", "price_metrics_json"), time=at, then=then)
         finally:
             self.free.put(conn)
 

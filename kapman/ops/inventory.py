@@ -33,6 +33,7 @@ import psycopg
 from kapman import calendar, clock
 from kapman.db import lifecycle
 from kapman.ops import sessions
+from kapman.ops.checks import span
 
 #: The retention window when hypertable_lifecycle has no row for ohlcv (schema not rebuilt).
 DEFAULT_WINDOW = timedelta(days=730)
@@ -57,6 +58,7 @@ class Inventory:
     a3: dict[date, int] = field(default_factory=dict)      # ... with A3 per date
     watchlist_symbols: int = 0                             # active watchlist symbols with a ticker
     a2_history: bool = False                               # an A2 run was asked for the indicator history
+    split_stale: list[SplitStale] = field(default_factory=list)  # A2 rows computed before a split was loaded
 
     def ledger_etags(self) -> dict[str, str]:
         return {f.key: f.etag for files in self.ledger.values() for f in files}
@@ -95,6 +97,7 @@ def take(conn: psycopg.Connection, start: date) -> Inventory:
         if a3:
             inv.a3[day] = a3
     inv.a2_history = a2_history_asked(conn)
+    inv.split_stale = a2_split_stale(conn, start)
     inv.watchlist_symbols = conn.execute(
         "SELECT count(DISTINCT w.symbol) FROM public.watchlists w JOIN public.tickers t ON t.symbol = w.symbol "
         "WHERE w.active").fetchone()[0]  # type: ignore[index]
@@ -146,6 +149,60 @@ def a2_missing(inv: Inventory, now: datetime, *, history: bool = True) -> list[d
     if first is None:
         return []
     return sorted(d for d in inv.bars if d >= first and d not in inv.a2)
+
+
+@dataclass(frozen=True)
+class SplitStale:
+    """A ticker's A2 rows computed before a split of it, executed on or before their dates, was loaded."""
+
+    symbol: str
+    ticker_id: UUID
+    executed: date             # the earliest such split's execution date
+    dates: tuple[date, ...]    # the stale rows' dates, oldest first
+
+    def line(self) -> str:
+        return f"{self.symbol} {len(self.dates)} dates {span(list(self.dates))} (split of {self.executed})"
+
+
+#: One probe of daily_snapshots' (ticker_id, time) index per split loaded since KapMan keeps the
+#: time (``splits.loaded_at``): bounded by the splits table, which is small.  A row's date is on or
+#: after the execution date exactly when its close (16:00 New York) is after that date's UTC midnight;
+#: a row is computed once its date's bars exist, after its close, so a date closing more than a day
+#: after the split was loaded cannot have been computed before it: each probe spans the days from
+#: the execution date to the load, whatever the history behind them.
+_SPLIT_STALE = """
+SELECT t.symbol, t.id, min(s.execution_date), array_agg(DISTINCT r.day ORDER BY r.day)
+FROM public.splits s JOIN public.tickers t ON t.symbol = s.ticker
+CROSS JOIN LATERAL (
+    SELECT (d.time AT TIME ZONE 'America/New_York')::date AS day FROM public.daily_snapshots d
+    WHERE d.ticker_id = t.id AND d.time >= (s.execution_date::timestamp AT TIME ZONE 'UTC')
+      AND d.time >= %(since)s AND d.time <= s.loaded_at + interval '1 day'
+      AND d.technical_indicators_json IS NOT NULL AND d.ta_computed_at < s.loaded_at
+    OFFSET 0) r   -- kept a subquery: a probe per split, never a join over the whole hypertable
+WHERE s.loaded_at IS NOT NULL AND (%(symbols)s::text[] IS NULL OR t.symbol = ANY(%(symbols)s::text[]))
+GROUP BY t.symbol, t.id ORDER BY t.symbol
+"""
+
+
+def a2_split_stale(conn: psycopg.Connection, start: date, symbols: list[str] | None = None) -> list[SplitStale]:
+    """A2 rows dated from ``start`` (of ``symbols``, when given) whose ``ta_computed_at`` is before the
+    ``loaded_at`` of a split of their ticker executed on or before their date: computed on bars not
+    adjusted for it.  One rule for status, the nightly's plan and A2, which recomputes them and
+    stamps them computed (even where the values come out the same: a record A2 does not apply)."""
+    if not conn.execute("SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('public.splits') "
+                        "AND attname = 'loaded_at' AND NOT attisdropped)").fetchone()[0]:  # type: ignore[index]
+        return []   # a schema before migration 0015 (status says it is pending): no load time kept
+    since = clock.close_of(start) - timedelta(days=1)
+    with conn.transaction():
+        # The planner prices a probe per split over every chunk high enough to JIT-compile it: 4 s
+        # of compiling for 0.3 s of probes (1,000 splits, 100 chunks).
+        conn.execute("SET LOCAL jit = off")
+        rows = conn.execute(_SPLIT_STALE, {"since": since, "symbols": symbols}).fetchall()
+    return [SplitStale(symbol, tid, executed, tuple(days)) for symbol, tid, executed, days in rows]
+
+
+def split_stale_dates(stale: list[SplitStale]) -> list[date]:
+    return sorted({d for s in stale for d in s.dates})
 
 
 # -- options: a session's snapshot, symbol by symbol ----------------------------------------------

@@ -6,10 +6,12 @@ today's session from its close to midnight New York for every watchlist symbol w
 of the session yet (never fetched, or failed: a nightly killed half-way, a transient error, are
 completed by the next one), A2 for every date with bars and no A2 (and again, with --force, for
 every computed date from a republished day or a day loaded late on, since their look-back
-windows hold that day's bars; on a warehouse without any A2, the indicator history: A2's
---history, unless --no-history), A3 for every date with a snapshot and no A3, or whose chains
-changed after A3 ran (fetched later, or rewritten under the same snapshot time).  What is done
-per day is ``kapman.ops.inventory``'s answer, the same status and the warehouse page read.
+windows hold that day's bars; again, without --force, each ticker's dates computed before a split
+of it was loaded, the splits this nightly loads included; on a warehouse without any A2, the
+indicator history: A2's --history, unless --no-history), A3 for every date with a snapshot and no
+A3, or whose chains changed after A3 ran (fetched later, or rewritten under the same snapshot
+time).  What is done per day is ``kapman.ops.inventory``'s answer, the same status and the
+warehouse page read.
 Idempotent: run it twice and the second run finds nothing due.  A snapshot, or a symbol of one,
 that was not taken by its session's midnight is reported lost by the next nightly, never taken
 late under its date.  A snapshot an options run is still writing is left to it: no A3 on it.
@@ -36,7 +38,17 @@ from kapman.errors import ConfigError, DatabaseError, KapManError, ProviderError
 from kapman.execute import Context, Definition, execute
 from kapman.ops import inventory, lock, sessions
 from kapman.ops.checks import day_list, span
-from kapman.ops.inventory import Inventory, a2_first, a2_missing, a3_due, options_day, take, window_start
+from kapman.ops.inventory import (
+    Inventory,
+    a2_first,
+    a2_missing,
+    a2_split_stale,
+    a3_due,
+    options_day,
+    split_stale_dates,
+    take,
+    window_start,
+)
 from kapman.progress import Progress
 from kapman.providers.flatfiles import source_from_settings
 from kapman.step import StepResult
@@ -232,14 +244,28 @@ def _a2_task(inv: Inventory, now: datetime, new: list[date], republished: list[d
     late = [d for d in new if inv.a2 and d < max(inv.a2)]
     changed = sorted({*republished, *late})
     stale = sorted(d for d in inv.a2 if changed and d >= changed[0])
+    # A ticker's rows computed before a split of it was loaded: A2 without --force recomputes them.
+    split_late = split_stale_dates(inv.split_stale)
     if stale:
-        a2_dates = sorted({*a2_dates, *stale})
+        a2_dates = sorted({*a2_dates, *stale, *split_late})
         why = " or ".join(w for w, days in (("republished", republished), ("late", late)) if days)
         return Task("a2", f"{len(a2_dates)} dates, {len(stale)} of them recomputed after a {why} file "
                           f"({span(a2_dates)})", {"dates": a2_dates, "force": True})
+    if split_late:
+        return _split_task(inv.split_stale, a2_dates)
     if a2_dates:
         return Task("a2", f"{len(a2_dates)} dates with bars and no A2 ({span(a2_dates)})", {"dates": a2_dates})
     return None
+
+
+def _split_task(stale: list[inventory.SplitStale], a2_dates: list[date]) -> Task:
+    """A2 for ``a2_dates`` and the dates of the tickers whose rows were computed before a split of
+    theirs was loaded (``inventory.a2_split_stale``): only those tickers' rows are recomputed there."""
+    late = split_stale_dates(stale)
+    dates = sorted({*a2_dates, *late})
+    names = "; ".join(s.line() for s in stale[:5]) + (" ..." if len(stale) > 5 else "")
+    return Task("a2", f"{len(dates)} dates, {len(late)} of them recomputed for the tickers computed before a split "
+                      f"of theirs was loaded ({names})", {"dates": dates})
 
 
 def _options_reason(day: inventory.OptionsDay, session: date) -> str:
@@ -381,9 +407,15 @@ def _body(ctx: Context, params: NightlyParams) -> None:
         _dry_run(todo, result)
         return
     log.info("%s", todo.render())
+    ran: list[Task] = []
     try:
-        for task in sorted(todo.tasks, key=lambda t: _ORDER[t.step]):
-            _run_task(ctx.settings, ctx.conn, task, ctx.progress, result)
+        # in order, the A2 task the splits step may add (``_after_splits``) included
+        while pending := [t for t in sorted(todo.tasks, key=lambda t: _ORDER[t.step])
+                          if all(t is not r for r in ran)]:
+            ran.append(pending[0])
+            _run_task(ctx.settings, ctx.conn, pending[0], ctx.progress, result)
+            if pending[0].step == "splits":
+                _after_splits(ctx.conn, todo)
     except KeyboardInterrupt as exc:    # Ctrl-C, SIGTERM, SIGHUP: say so in the nightly's log
         done = [step for step, sub in result.details.steps.items() if not sub.failures]
         log.error("nightly: %s; steps done before it: %s; each step's committed work is kept and recorded "
@@ -414,6 +446,22 @@ def _dry_run(todo: Plan, result: StepResult[NightlyDetails]) -> None:
         result.fail("ohlcv", todo.unlisted)
     planned = ", ".join(t.step for t in todo.tasks) or "nothing is due"
     result.headline = f"dry run, nothing changed: {planned}" + ("; failed: ohlcv" if todo.unlisted else "")
+
+
+def _after_splits(conn: psycopg.Connection, todo: Plan) -> None:
+    """The splits just loaded may date A2 rows computed before them (a split published late): with
+    no A2 task planned, one is added for them.  A planned A2 without --force finds them itself; a
+    forced one (after a late or republished file) recomputes only its dates, so they are added."""
+    planned = next((t for t in todo.tasks if t.step == "a2"), None)
+    if planned is not None and not planned.args.get("force"):
+        return
+    stale = a2_split_stale(conn, window_start(conn, todo.now))
+    if not stale:
+        return
+    if planned is None:
+        todo.tasks.append(_split_task(stale, []))
+    else:
+        planned.args["dates"] = sorted({*planned.args["dates"], *split_stale_dates(stale)})
 
 
 #: The steps run in runbook order (the registry's), whatever order the plan listed them in.

@@ -358,20 +358,28 @@ def a2(inv: Inventory, now: datetime) -> Check:
         return Check("a2", Verdict.WARN, "no bars to compute from", cmd.OHLCV_BASE)
     missing = a2_missing(inv, now)
     partial = sorted(d for d, n in inv.a2.items() if d in inv.bars and n < inv.bars[d])
-    details = {"dates": len(inv.a2), "first": min(inv.a2, default=None), "missing": missing, "partial": partial}
+    details = {"dates": len(inv.a2), "first": min(inv.a2, default=None), "missing": missing, "partial": partial,
+               "split_stale": {s.symbol: list(s.dates) for s in inv.split_stale}}
     text = f"{len(inv.a2)} dates computed" + (f" since {min(inv.a2)}" if inv.a2 else "")
     # Dates before A2 began are the indicator history, owed only once asked for: said, not warned.
     earlier = [d for d in inv.bars if d < min(inv.a2)] if inv.a2 and not inv.a2_history else []
     details["history_not_computed"] = len(earlier)
     history = (f"; the {len(earlier)} earlier dates with bars have none ({cmd.A2} --history computes them)"
                if earlier else "")
+    # Rows computed before a split of their ticker was loaded: A2 (without --force) recomputes them.
+    stale = (f"; computed before a split of theirs was loaded: {'; '.join(s.line() for s in inv.split_stale[:5])}"
+             + (f" and {len(inv.split_stale) - 5} more tickers" if len(inv.split_stale) > 5 else "")
+             if inv.split_stale else "")
     if missing and missing[0] == min(inv.bars):
         # The indicator history is owed (asked for, or no A2 at all): the nightly computes it.
         return Check("a2", Verdict.WARN, f"{text}; the indicator history is owed, {len(missing)} dates with bars "
-                     f"and no A2: {day_list(missing)}", f"{cmd.NIGHTLY} (or {cmd.A2} --history)", details)
+                     f"and no A2: {day_list(missing)}{stale}", f"{cmd.NIGHTLY} (or {cmd.A2} --history)", details)
     if missing:
-        return Check("a2", Verdict.WARN, f"{text}; dates with bars and no A2: {day_list(missing)}{history}",
+        return Check("a2", Verdict.WARN, f"{text}; dates with bars and no A2: {day_list(missing)}{stale}{history}",
                      f"{cmd.NIGHTLY} (or {cmd.dated(cmd.A2, missing)})", details)
+    if stale:
+        return Check("a2", Verdict.WARN, f"{text}{stale}{history}",
+                     f"{cmd.NIGHTLY} (or {cmd.A2}: without --force it recomputes those tickers' dates)", details)
     if partial:
         return Check("a2", Verdict.WARN, f"{text}; fewer A2 rows than bars on {day_list(partial)}{history}",
                      cmd.dated(cmd.A2, partial) + " --force", details)

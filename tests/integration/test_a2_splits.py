@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -270,3 +271,67 @@ def test_show_lists_each_split_record_and_whether_it_was_applied(split_db: psyco
     text = capsys.readouterr().out
     assert f"{week_before} 10-for-1" in text and "NOT applied: not-in-prices" in text
     assert f"{SPLIT_DAY} 10-for-1" in text and "applied: confirmed" in text
+
+
+# --- a split loaded after the dates it adjusts were computed ---------------------------------
+
+LATE_DATES = list(trading_days(date(2024, 6, 3), date(2024, 6, 14)))   # across NVDA's split of 2024-06-07
+
+
+def test_a_split_loaded_late_is_owed_planned_and_mended_for_its_ticker_only(
+        db: psycopg.Connection, market: Market, fresh_db: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kapman.config import load_settings
+    from kapman.ingest.splits import ingest_splits
+    from kapman.ops import inventory, nightly, status
+    from kapman.providers.http import PolygonHTTP
+    from kapman.providers.polygon import PolygonClient
+    from kapman.sandbox.rest import SandboxRestServer
+
+    conn = db
+    load_tickers(conn, market)
+    load_bars(conn, market, [d for d in market.trading_days if anchor(LATE_DATES[0]) <= d <= LATE_DATES[-1]])
+    for name, value in {"DATABASE_URL": fresh_db, "KAPMAN_ENV_FILE": "/nonexistent",
+                        "FLATFILES_MIRROR_DIR": str(tmp_path)}.items():
+        monkeypatch.setenv(name, value)
+    computed, loaded, mended = "2024-06-14T22:00:00Z", "2024-06-17T22:00:00Z", "2024-06-17T23:00:00Z"
+    monkeypatch.setenv("KAPMAN_NOW", computed)
+    run(conn, LATE_DATES)                                 # no split known yet: NVDA on its bars as traded
+    before = {(s, d): stored(conn, s, d) for s in ("NVDA", "AAPL") for d in LATE_DATES}
+    monkeypatch.setenv("KAPMAN_NOW", loaded)
+    with SandboxRestServer(market, api_key="k") as server:
+        client = PolygonClient(PolygonHTTP(server.base_url, "k", rate_limit=1000))
+        ingest_splits(conn, client, since=date(2024, 1, 1))       # the vendor published it ten days late
+        owed = [d for d in LATE_DATES if d >= date(2024, 6, 7)]
+        # status owes exactly NVDA's dates from the execution date, and names the fix
+        check = status.report(conn).check("a2")
+        assert check.verdict is status.Verdict.WARN and check.details["split_stale"] == {"NVDA": owed}
+        assert "NVDA 6 dates 2024-06-07..2024-06-14 (split of 2024-06-07)" in check.summary
+        assert check.fix is not None and "run_a2_local_ta" in check.fix and "--force" in check.fix
+        # the nightly plans them, without --force (the market's other rows are not recomputed)
+        task = next(t for t in nightly.plan(load_settings(), conn).tasks if t.step == "a2")
+        assert task.args == {"dates": owed} and "NVDA" in task.reason
+        # A2 without --force (its default date, the newest, is complete) recomputes NVDA's owed dates only
+        env = {**os.environ, "KAPMAN_NOW": mended}
+        proc = subprocess.run([sys.executable, "-m", "scripts.run_a2_local_ta", "--db-url", fresh_db],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert "recomputed NVDA on 6 dates 2024-06-07..2024-06-14" in proc.stdout + proc.stderr
+        after = {(s, d): stored(conn, s, d) for s in ("NVDA", "AAPL") for d in LATE_DATES}
+        assert {k for k in before if before[k] != after[k]} == {("NVDA", d) for d in owed}
+        stamps = dict(conn.execute(
+            "SELECT t.symbol || ' ' || (ds.time AT TIME ZONE 'America/New_York')::date, ds.ta_computed_at "
+            "FROM daily_snapshots ds JOIN tickers t ON t.id = ds.ticker_id").fetchall())
+        assert {k for k, at in stamps.items() if at == datetime.fromisoformat(mended)} == {f"NVDA {d}" for d in owed}
+        day = values(conn, "NVDA", LATE_DATES[-1])
+        raw = json.loads(before[("NVDA", LATE_DATES[-1])][0])["trend"]["sma"]["sma_50"]   # type: ignore[index]
+        assert raw / day["price.close"] > 3 > 0.5 > abs(day["trend.sma.sma_50"] / day["price.close"] - 1)
+        # the values equal a fresh computation with the split known
+        fresh = run(conn, LATE_DATES, force=True, symbols=["NVDA"])
+        assert fresh.rows_updated == 0 and fresh.rows_unchanged == len(LATE_DATES)
+        # and nothing is owed any more: status, the plan, A2; loading the same splits again changes nothing
+        ingest_splits(conn, client, since=date(2024, 1, 1))
+        client.close()
+    assert inventory.a2_split_stale(conn, LATE_DATES[0]) == []
+    assert status.report(conn).check("a2").details["split_stale"] == {}
+    assert not any(t.step == "a2" for t in nightly.plan(load_settings(), conn).tasks)

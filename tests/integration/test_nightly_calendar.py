@@ -323,7 +323,8 @@ def test_a_stray_kapman_now_never_freezes_a_warehouse_on_real_time(env: str, mon
 def test_a_reference_step_that_failed_is_planned_again_the_same_day(
         env: str, rest: SandboxRestServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Splits failing (a 500 each try) while the tickers were refreshed: the rerun planned neither,
-    since the three were planned on the tickers' refresh alone, so A2's adjustment waited a day."""
+    since the three were planned on the tickers' refresh alone, so A2's adjustment waited a day.
+    The rerun's splits arrive after the first run's A2: the rows they adjust are recomputed by it."""
     monkeypatch.setenv("POLYGON_MAX_RETRIES", "0")
     rest.faults.server_error(times=50, path_prefix="/v3/reference/splits")
     _at(monkeypatch, "2025-12-19T21:30:00Z")
@@ -335,6 +336,9 @@ def test_a_reference_step_that_failed_is_planned_again_the_same_day(
         todo = nightly.plan(load_settings(), conn)
     assert [t.step for t in todo.tasks] == ["splits"], todo.render()
     again = nightly.run(load_settings())
-    assert again.exit_code == 0 and again.headline == "1 of 1 steps done (splits)", again.summary()
+    assert again.exit_code == 0 and again.headline == "2 of 2 steps done (splits, a2)", again.summary()
+    late = again.details.steps["a2"].details.split_late
+    assert late and again.details.steps["a2"].details.rows_written == sum(map(len, late.values()))
     with psycopg.connect(env) as conn:
         assert nightly.plan(load_settings(), conn).tasks == []
+        assert inventory.a2_split_stale(conn, date(2000, 1, 1)) == []
