@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="mode", required=True, metavar="{base,incremental,backfill}")
     base = sub.add_parser("base", help="every trading day in the last N calendar days")
     base.add_argument("--days", type=int, default=730, help="calendar days back (730 = the retention window)")
-    base.add_argument("--as-of", type=_day, default=argparse.SUPPRESS, metavar="YYYY-MM-DD",
+    base.add_argument("--as-of", type=_day, action=cli.Once, default=argparse.SUPPRESS, metavar="YYYY-MM-DD",
                       help="last day of the window (default: today by KapMan's clock)")
     inc = sub.add_parser("incremental", help="from the day after the newest loaded date")
     inc.add_argument("--date", type=_day, action=cli.Once, default=argparse.SUPPRESS, metavar="YYYY-MM-DD",

@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "refused a malformed record: it may be a stored split's, nor when it listed no split "
                    "at all); splits of symbols not "
                    "in public.tickers are kept and reported.", EXAMPLES)
-    p.add_argument("--since", type=cli.day_arg, metavar="YYYY-MM-DD",
+    p.add_argument("--since", type=cli.day_arg, action=cli.Once, metavar="YYYY-MM-DD",
                    help="first execution date to load (default: the start of the 730-day retention "
                         "window, by KapMan's clock; not after today)")
     args = p.parse_args(argv)

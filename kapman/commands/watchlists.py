@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "included: it is not a deleted file), or a directory without watchlists, stops the "
                    "run before anything is written. Exits 1 when some active symbols have no ticker, 2 when "
                    "none has one or tickers are not loaded yet.", EXAMPLES)
-    p.add_argument("--effective-date", type=cli.day_arg, default=None, metavar="YYYY-MM-DD",
+    p.add_argument("--effective-date", type=cli.day_arg, action=cli.Once, default=None, metavar="YYYY-MM-DD",
                    help="effective date recorded on added/reactivated entries (default: today, New York)")
     p.add_argument("--allow-deactivations", action="store_true",
                    help="apply a file that would deactivate every member of its list, or more than 5%% of them "

@@ -106,6 +106,12 @@ def test_an_empty_db_url_is_refused_not_taken_for_database_url(command: list[str
      "kapman show: error: argument --date: given twice (2025-12-19, then 2025-12-18)"),
     (["screen", "rsi < 30", "--date", "2025-12-19", "--date", "2025-12-18"],
      "kapman screen: error: argument --date: given twice (2025-12-19, then 2025-12-18)"),
+    (["ohlcv", "base", "--as-of", "2025-12-19", "--as-of", "2025-12-18"],
+     "kapman ohlcv base: error: argument --as-of: given twice (2025-12-19, then 2025-12-18)"),
+    (["splits", "--since", "2025-12-01", "--since", "2025-11-01"],
+     "kapman splits: error: argument --since: given twice (2025-12-01, then 2025-11-01)"),
+    (["watchlists", "--effective-date", "2025-12-01", "--effective-date", "2025-12-02"],
+     "kapman watchlists: error: argument --effective-date: given twice (2025-12-01, then 2025-12-02)"),
 ])
 def test_symbols_and_dates_given_twice_are_refused(command: list[str], error: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
