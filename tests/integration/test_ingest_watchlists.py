@@ -177,8 +177,9 @@ def test_mvp_watchlist_resolves_fully_on_the_sandbox(reference_db: psycopg.Conne
 
 def cli(fresh_db: str, directory: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KAPMAN_ENV_FILE": "/nonexistent"}
+    dated = [] if "--effective-date" in extra else ["--effective-date", "2025-12-19"]   # given once only
     return subprocess.run([sys.executable, "-m", "scripts.ingest_watchlists", "--db-url", fresh_db,
-                           "--dir", str(directory), "--effective-date", "2025-12-19", *extra],
+                           "--dir", str(directory), *dated, *extra],
                           capture_output=True, text=True, env=env, timeout=120)
 
 
