@@ -45,6 +45,7 @@ from kapman.jobs.tuning import keep_freed_memory, release_freed_memory
 from kapman.metrics.indicators import TECHNICAL_KEYS, compute_technical_cells
 from kapman.metrics.patterns import PATTERN_CATEGORY
 from kapman.metrics.price import PRICE_KEYS, compute_price_metrics
+from kapman.ops.inventory import SplitStale, a2_split_stale, split_stale_dates, window_start
 from kapman.params import WORKERS_RANGE, date_span, in_range
 from kapman.progress import NullProgress, Progress
 from kapman.step import StepResult
@@ -336,8 +337,10 @@ def _body(ctx: Context, params: A2Params) -> None:
     ctx.enter(lifecycle.policies_paused(ctx.url, ["daily_snapshots"]))
     dates = params.dates or (history_dates(ctx.conn) if params.history else requested_dates(
         ctx.conn, day=params.day, start=params.start, end=params.end))
+    late = None
     if not params.force:   # forced, the dates asked for are recomputed whole: no more
-        dates = _with_split_stale(ctx.conn, dates, params.symbols)
+        late = _split_stale_in_window(ctx.conn, params.symbols)
+        dates = sorted({*dates, *split_stale_dates(late)})
     job = _scope(ctx.conn, replace(params, dates=dates), step)
     if job is None:
         return
@@ -345,7 +348,7 @@ def _body(ctx: Context, params: A2Params) -> None:
     extra = [ctx.connect() for _ in range(params.connections - 1)]
     try:
         done = compute(ctx.conn, job, ctx.progress, extra=extra, into=step.details, resume=resume,
-                       run_id=ctx.run_id)
+                       run_id=ctx.run_id, late=late)
     finally:   # also when stopped (Ctrl-C, SIGTERM): the ledger row counts the dates committed
         _count(step.details, step)
         if resume is not None:
@@ -359,13 +362,11 @@ STEP = Definition(A2Params, _body, details=lambda: A2Result(dates=[]),
                       dates=list(dates), force=force, history=history))
 
 
-def _with_split_stale(conn: psycopg.Connection, dates: list[date], symbols: list[str] | None) -> list[date]:
-    """``dates`` and the dates of the retention window whose rows of a ticker were computed before a
-    split of it was loaded (``inventory.a2_split_stale``): only those tickers' rows are recomputed there."""
-    from kapman.ops.inventory import a2_split_stale, split_stale_dates, window_start
-
-    late = split_stale_dates(a2_split_stale(conn, window_start(conn, lifecycle.warehouse_now(conn)), symbols))
-    return sorted({*dates, *late})
+def _split_stale_in_window(conn: psycopg.Connection, symbols: list[str] | None) -> list[SplitStale]:
+    """The rows of the retention window computed before a split of their ticker was loaded
+    (``inventory.a2_split_stale``): their dates join the run, where only those tickers' rows are
+    recomputed."""
+    return a2_split_stale(conn, window_start(conn, lifecycle.warehouse_now(conn)), symbols)
 
 
 def _scope(conn: psycopg.Connection, params: A2Params, step: StepResult[A2Result]) -> A2Params | None:
@@ -447,11 +448,13 @@ def _report(done: A2Result, step: StepResult[A2Result], *, chosen: bool) -> None
 
 def compute(conn: psycopg.Connection, params: A2Params, progress: Progress | None = None, *,
             extra: Sequence[psycopg.Connection] = (), into: A2Result | None = None,
-            resume: Resume | None = None, run_id: uuid.UUID | None = None) -> A2Result:
+            resume: Resume | None = None, run_id: uuid.UUID | None = None,
+            late: list[SplitStale] | None = None) -> A2Result:
     """Compute and write ``params.dates`` over ``conn`` (and ``extra`` connections, if any), counting
     into ``into`` as it goes (a lost connection then says how many dates were done).  A forced history
     given the ``resume`` of a stopped one leaves out the dates that one recomputed; with its ledger
-    row's ``run_id`` it records each date there as the date commits (``_RECOMPUTED``)."""
+    row's ``run_id`` it records each date there as the date commits (``_RECOMPUTED``).  ``late``: the
+    split-stale rows (``inventory.a2_split_stale``) when the caller has read them already."""
     progress = progress or NullProgress()
     started = time.perf_counter()
     if not params.dates:
@@ -462,7 +465,7 @@ def compute(conn: psycopg.Connection, params: A2Params, progress: Progress | Non
     if params.force and params.history:
         result.recomputed = []
     try:
-        _Job(conn, list(extra), params, result, progress, resume, run_id).run()
+        _Job(conn, list(extra), params, result, progress, resume, run_id, late).run()
     finally:
         progress.close()
     result.seconds = time.perf_counter() - started
@@ -476,7 +479,7 @@ class _Job:
 
     def __init__(self, conn: psycopg.Connection, extra: list[psycopg.Connection], params: A2Params,
                  result: A2Result, progress: Progress, resume: Resume | None = None,
-                 run_id: uuid.UUID | None = None) -> None:
+                 run_id: uuid.UUID | None = None, late: list[SplitStale] | None = None) -> None:
         self.conn, self.extra, self.params, self.result, self.progress = conn, extra, params, result, progress
         self.resume = resume
         #: the ledger row a forced history records its dates in as they commit
@@ -494,6 +497,7 @@ class _Job:
         self.split_tickers: set[bytes] = set()
         #: per date's close, the tickers whose rows were computed before a split of theirs was loaded
         self.stale: dict[datetime, set[uuid.UUID]] = {}
+        self.late = late
         self.lock = threading.Lock()   # counters shared with the writer thread
 
     def finished(self, days: Sequence[date], counts: bulk.MergeCounts | None = None, rows: int = 0) -> None:
@@ -521,10 +525,10 @@ class _Job:
 
     def _split_stale(self) -> None:
         """The rows of the run's dates computed before a split of their ticker was loaded."""
-        from kapman.ops.inventory import a2_split_stale
-
         days = set(self.result.dates)
-        for s in a2_split_stale(self.conn, self.result.dates[0], self.params.symbols):
+        late = self.late if self.late is not None else \
+            a2_split_stale(self.conn, self.result.dates[0], self.params.symbols)
+        for s in late:
             mine = [d for d in s.dates if d in days]
             for d in mine:
                 self.stale.setdefault(clock.close_of(d), set()).add(s.ticker_id)
